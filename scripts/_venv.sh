@@ -1,0 +1,20 @@
+# Sourced by scripts/run and scripts/test: makes .venv and installs the project into it when
+# pyproject.toml changed since the last install. Needs only python3 (>= 3.11) on PATH.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${TOOLMESH_VENV:-$ROOT/.venv}"
+PY="${PYTHON:-python3}"
+EXTRAS="${1:-}"
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+        || { echo "toolmesh needs Python >= 3.11 (found $("$PY" --version))" >&2; exit 1; }
+    "$PY" -m venv "$VENV"
+fi
+STAMP="$VENV/.toolmesh-installed$EXTRAS"
+WANT="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT$EXTRAS"
+    echo "$WANT" > "$STAMP"
+fi
+export PATH="$VENV/bin:$PATH"

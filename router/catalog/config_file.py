@@ -1,0 +1,147 @@
+"""The static catalog file: the `mcpServers` JSON that Claude Desktop, Cursor and `.mcp.json` use.
+
+Accepted as-is. Per server, either a stdio entry (`command`, `args`, `env`, `cwd`) or a remote
+entry (`url`, `headers`), plus toolmesh's optional fields `timeout`, `disabled`, `tags` and
+`protocol`. Fields other clients put there (`type`, `autoApprove`, ...) are accepted and ignored;
+a field nobody knows is logged with the closest known name. A malformed file raises ConfigError
+naming the server, the field and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from router.catalog.record import SERVER_NAME, BackendRecord, Catalog
+from router.errors import ConfigError
+
+log = logging.getLogger("toolmesh.catalog")
+
+# Keys written by other MCP clients into the same file; meaningful to them, not to us.
+FOREIGN_KEYS = frozenset(
+    {"type", "transport", "autoApprove", "alwaysAllow", "description", "name", "envFile", "note", "icon"}
+)
+
+
+class ServerEntry(BaseModel):
+    """One entry under `mcpServers`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    command: str | None = Field(None, min_length=1)
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout: float | None = Field(None, gt=0)
+    disabled: bool = False
+    tags: list[str] = Field(default_factory=list)
+    protocol: Literal["auto", "legacy", "2026-07-28"] | None = None
+    type: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return url
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> ServerEntry:
+        if (self.command is None) == (self.url is None):
+            raise ValueError(
+                "give either `command` (a stdio server) or `url` (a remote server), not both or none"
+            )
+        if self.type == "sse":
+            raise ValueError("`type: sse` is the deprecated HTTP+SSE transport; use a Streamable HTTP `url`")
+        return self
+
+    def unknown_keys(self) -> list[str]:
+        return [key for key in (self.model_extra or {}) if key not in FOREIGN_KEYS]
+
+
+def parse_catalog(data: bytes, source: str = "catalog") -> Catalog:
+    """Parse catalog JSON into a Catalog, or raise ConfigError saying exactly what to fix."""
+    try:
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ConfigError(source, f"not valid JSON: {exc}", "fix the JSON syntax") from None
+    if not isinstance(document, dict) or not isinstance(document.get("mcpServers"), dict):
+        raise ConfigError(
+            source, "no `mcpServers` object", 'the file must look like {"mcpServers": {"name": {...}}}'
+        )
+    servers: dict[str, tuple[BackendRecord, ...]] = {}
+    for name, raw in document["mcpServers"].items():
+        entry = _parse_entry(source, name, raw)
+        if not entry.disabled:
+            servers[name] = (_to_record(name, entry),)
+    return Catalog(servers=servers)
+
+
+def load_catalog_file(path: Path) -> Catalog:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            str(path), f"cannot read the catalog file: {exc.strerror}", "check the path"
+        ) from None
+    return parse_catalog(data, str(path))
+
+
+def _parse_entry(source: str, name: str, raw: Any) -> ServerEntry:
+    where = f"{source}: server '{name}'"
+    if not SERVER_NAME.match(name):
+        raise ConfigError(
+            where,
+            "invalid server name",
+            "use 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit",
+        )
+    if not isinstance(raw, dict):
+        raise ConfigError(where, "entry must be an object", 'e.g. {"command": "npx", "args": [...]}')
+    try:
+        entry = ServerEntry.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "entry"
+        raise ConfigError(f"{where}, field '{field}'", first["msg"], _fix_for(field)) from None
+    for key in entry.unknown_keys():
+        close = difflib.get_close_matches(key, list(ServerEntry.model_fields), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        log.warning("catalog field ignored", extra={"server": name, "field": key, "hint": hint.lstrip("; ")})
+    return entry
+
+
+def _fix_for(field: str) -> str:
+    fixes = {
+        "command": "set `command` to the program that starts the server",
+        "url": "set `url` to the server's Streamable HTTP endpoint, e.g. http://host:port/mcp",
+        "args": "`args` is a list of strings",
+        "env": "`env` maps variable names to string values",
+        "headers": "`headers` maps header names to string values",
+        "timeout": "`timeout` is a positive number of seconds",
+        "protocol": "use auto, legacy or 2026-07-28",
+    }
+    return fixes.get(field.split(".", maxsplit=1)[0], "see docs/configuration.md for the catalog format")
+
+
+def _to_record(name: str, entry: ServerEntry) -> BackendRecord:
+    return BackendRecord(
+        server=name,
+        instance_id=name,
+        transport="stdio" if entry.command else "http",
+        url=entry.url,
+        headers=tuple(sorted(entry.headers.items())),
+        command=entry.command,
+        args=tuple(entry.args),
+        env=tuple(sorted(entry.env.items())),
+        cwd=entry.cwd,
+        timeout=entry.timeout,
+        protocol=entry.protocol,
+        tags=tuple(entry.tags),
+    )

@@ -1,0 +1,83 @@
+"""The exceptions toolmesh raises, in one tree.
+
+    ToolmeshError
+    ├── ConfigError            a setting or catalog entry is wrong; names the field and the fix
+    ├── RPCError               answered to the client as a JSON-RPC error (code, message, data)
+    │   └── BackendError       a backend could not answer: names the server
+    │       ├── BackendUnavailable   not connected, or its process died
+    │       │   └── BackendUnreachable   the connection itself was refused or failed
+    │       └── BackendTimeout       no answer within the configured timeout
+    └── SessionExpired         an upstream session was forgotten by its server (HTTP 404)
+
+Library errors (aiohttp, OSError, anyio) are translated into these at the upstream boundary,
+so the relay and the server never see a transport's own exception types.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# JSON-RPC and MCP error codes used by the router.
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+HEADER_MISMATCH = -32020
+MISSING_REQUIRED_CLIENT_CAPABILITY = -32021
+UNSUPPORTED_PROTOCOL_VERSION = -32022
+# Server-defined range (-32000..-32099): backend trouble seen by the router.
+BACKEND_UNAVAILABLE = -32001
+BACKEND_TIMEOUT = -32002
+
+
+class ToolmeshError(Exception):
+    """Base of every error toolmesh raises on purpose."""
+
+
+class ConfigError(ToolmeshError):
+    """A configuration problem, phrased for the person who must fix it."""
+
+    def __init__(self, where: str, problem: str, fix: str = "") -> None:
+        self.where, self.problem, self.fix = where, problem, fix
+        super().__init__(f"{where}: {problem}" + (f" ({fix})" if fix else ""))
+
+
+class RPCError(ToolmeshError):
+    """An error that becomes a JSON-RPC error object for the client."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        self.code, self.message, self.data = code, message, data
+        super().__init__(message)
+
+    def to_error(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.data is not None:
+            error["data"] = self.data
+        return error
+
+
+class BackendError(RPCError):
+    """A backend failed to answer; the message always names the server."""
+
+    def __init__(self, code: int, server: str, message: str) -> None:
+        self.server = server
+        super().__init__(code, message, {"server": server})
+
+
+class BackendUnavailable(BackendError):
+    def __init__(self, server: str, reason: str) -> None:
+        super().__init__(BACKEND_UNAVAILABLE, server, f"server '{server}' is unavailable: {reason}")
+
+
+class BackendUnreachable(BackendUnavailable):
+    """Nothing answered at the address: the request never reached the backend."""
+
+
+class BackendTimeout(BackendError):
+    def __init__(self, server: str, seconds: float) -> None:
+        super().__init__(BACKEND_TIMEOUT, server, f"server '{server}' did not answer within {seconds:g} s")
+
+
+class SessionExpired(ToolmeshError):
+    """The upstream server answered 404 for our session id: initialize again."""

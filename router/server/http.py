@@ -1,0 +1,398 @@
+"""The MCP Streamable HTTP endpoint (`/mcp`) for both protocol eras.
+
+A POST is parsed once. Its era is read off the message: a `_meta` protocol-version envelope (or
+the 2026-07-28 version header without a session) means the stateless 2026-07-28 era; anything
+else is the session-based 2025 era, which starts with `initialize`. The reply is JSON unless the
+backend sends something related to the request (progress, a log line) before its response: then
+the reply turns into an SSE stream on the spot, since no byte of it has been sent yet.
+
+GET opens a legacy session's stream for messages the router sends on its own (list_changed);
+DELETE ends a session. Status codes follow the spec: 400 malformed, 404 unknown session or
+(2026) unknown method, 405 GET/DELETE in the 2026 era, 406 bad Accept, 413 too large, 415 not
+JSON, 403 foreign Origin, 421 foreign Host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from typing import Any
+
+import anyio
+import orjson
+from mcp.shared.inbound import (
+    ERROR_CODE_HTTP_STATUS,
+    InboundLadderRejection,
+    classify_inbound_request,
+    find_duplicated_routing_header,
+)
+
+from router.errors import (
+    HEADER_MISMATCH,
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    RPCError,
+)
+from router.observe.metrics import Metrics
+from router.relay.dispatch import CallContext, Dispatcher, Result
+from router.server.security import OriginPolicy
+from router.state.sessions import MemorySessionStore, SessionRecord, new_session_id
+from router.upstream.session import LEGACY_VERSIONS, MODERN_VERSION, PROTOCOL_VERSION_KEY
+
+log = logging.getLogger("toolmesh.server")
+
+Scope = dict[str, Any]
+Receive = Any
+Send = Any
+
+JSON_HEADERS = [(b"content-type", b"application/json")]
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache, no-transform"),
+    (b"x-accel-buffering", b"no"),
+]
+KEEPALIVE_SECONDS = 15.0
+SESSION_NOT_FOUND = -32001
+
+
+class McpEndpoint:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        sessions: MemorySessionStore,
+        policy: OriginPolicy,
+        metrics: Metrics,
+        *,
+        max_body_bytes: int,
+        max_sessions: int,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.sessions = sessions
+        self.policy = policy
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        self.max_sessions = max_sessions
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+        if not self.policy.host_ok(headers.get("host")):
+            await _plain(send, 421, b"Invalid Host header")
+            return
+        if not self.policy.origin_ok(headers.get("origin")):
+            await _plain(send, 403, b"Invalid Origin header")
+            return
+        method = scope["method"]
+        if method == "POST":
+            await self._post(scope, receive, send, headers)
+        elif method == "GET":
+            await self._get(receive, send, headers)
+        elif method == "DELETE":
+            await self._delete(send, headers)
+        else:
+            await _plain(send, 405, b"Method Not Allowed", [(b"allow", b"GET, POST, DELETE")])
+
+    # -- POST ---------------------------------------------------------------------------------
+
+    async def _post(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]) -> None:
+        accept = headers.get("accept", "")
+        wildcard = "*/*" in accept
+        if not ((wildcard or "application/json" in accept) and (wildcard or "text/event-stream" in accept)):
+            await _plain(send, 406, b"Not Acceptable: accept both application/json and text/event-stream")
+            return
+        if not headers.get("content-type", "").startswith("application/json"):
+            await _plain(send, 415, b"Unsupported Media Type: send application/json")
+            return
+        body = await _read_body(receive, self.max_body_bytes)
+        if body is None:
+            await _plain(send, 413, b"Request body too large")
+            return
+        try:
+            message = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            await _error(send, None, RPCError(PARSE_ERROR, f"Parse error: {exc}"), 400)
+            return
+        problem = _envelope_problem(message)
+        if problem is not None:
+            await _error(send, message.get("id") if isinstance(message, dict) else None, problem, 400)
+            return
+        params = message.get("params")
+        meta = params.get("_meta") if isinstance(params, dict) else None
+        modern = (isinstance(meta, dict) and PROTOCOL_VERSION_KEY in meta) or (
+            headers.get("mcp-protocol-version") == MODERN_VERSION and "mcp-session-id" not in headers
+        )
+        if modern:
+            await self._post_modern(scope, send, headers, message)
+        else:
+            await self._post_legacy(send, headers, message)
+
+    async def _post_legacy(self, send: Send, headers: dict[str, str], message: dict[str, Any]) -> None:
+        method = message.get("method")
+        if method == "initialize":
+            await self._initialize(send, message)
+            return
+        session_id = headers.get("mcp-session-id")
+        if session_id is None:
+            error = RPCError(
+                INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required; send initialize first"
+            )
+            await _error(send, message.get("id"), error, 400)
+            return
+        session = self.sessions.get(session_id)
+        if session is None:
+            error = RPCError(SESSION_NOT_FOUND, "Session not found: initialize a new session")
+            await _error(send, message.get("id"), error, 404)
+            return
+        version = headers.get("mcp-protocol-version")
+        if version is not None and version not in LEGACY_VERSIONS:
+            error = RPCError(INVALID_REQUEST, f"Bad Request: unsupported MCP-Protocol-Version {version!r}")
+            await _error(send, message.get("id"), error, 400)
+            return
+        if method is None or "id" not in message:
+            await _plain(send, 202, b"")  # notifications and responses: accepted
+            return
+        record = session.record
+        ctx = CallContext(
+            "legacy", client_capabilities=record.client_capabilities, log_level=record.log_level
+        )
+        await self._respond(send, ctx, message, legacy_session=True)
+        record.log_level = ctx.log_level
+
+    async def _initialize(self, send: Send, message: dict[str, Any]) -> None:
+        params = message.get("params")
+        if "id" not in message or not isinstance(params, dict):
+            await _error(
+                send, message.get("id"), RPCError(INVALID_PARAMS, "initialize needs an id and params"), 400
+            )
+            return
+        if len(self.sessions) >= self.max_sessions:
+            self.sessions.sweep(0)
+        if len(self.sessions) >= self.max_sessions:
+            error = RPCError(
+                INTERNAL_ERROR, "too many sessions; end unused sessions with DELETE or retry later"
+            )
+            await _error(send, message["id"], error, 503)
+            return
+        requested = params.get("protocolVersion")
+        version = requested if requested in LEGACY_VERSIONS else LEGACY_VERSIONS[0]
+        record = SessionRecord(
+            id=new_session_id(),
+            protocol_version=version,
+            client_info=params.get("clientInfo") or {},
+            client_capabilities=params.get("capabilities") or {},
+        )
+        self.sessions.create(record)
+        self.metrics.sessions.set(len(self.sessions))
+        body = _response_bytes(message["id"], self.dispatcher.initialize_result(version))
+        await _send(send, 200, body, [*JSON_HEADERS, (b"mcp-session-id", record.id.encode())])
+
+    async def _post_modern(
+        self, scope: Scope, send: Send, headers: dict[str, str], message: dict[str, Any]
+    ) -> None:
+        duplicated = find_duplicated_routing_header(
+            (key.decode("latin-1"), value.decode("latin-1")) for key, value in scope["headers"]
+        )
+        verdict = classify_inbound_request(message, headers=headers)
+        if duplicated is not None:
+            verdict = InboundLadderRejection(
+                code=HEADER_MISMATCH, message=f"{duplicated} header appears more than once"
+            )
+        if isinstance(verdict, InboundLadderRejection):
+            error = RPCError(verdict.code, verdict.message, verdict.data)
+            await _error(send, message.get("id"), error, ERROR_CODE_HTTP_STATUS.get(verdict.code, 400))
+            return
+        if "id" not in message:
+            await _plain(send, 202, b"")
+            return
+        ctx = CallContext("modern", client_capabilities=dict(verdict.client_capabilities or {}))
+        await self._respond(send, ctx, message, legacy_session=False)
+
+    async def _respond(
+        self, send: Send, ctx: CallContext, message: dict[str, Any], legacy_session: bool
+    ) -> None:
+        """Dispatch and write the reply, upgrading to SSE if related messages arrive first."""
+        started = time.perf_counter()
+        stream = _ReplyStream(send)
+        ctx.emit = stream.emit
+        method = message["method"]
+        status, outcome = 200, "ok"
+        try:
+            result: Result = await self.dispatcher.dispatch(ctx, method, message.get("params") or {})
+            body = _response_bytes(message["id"], result, modern=ctx.era == "modern")
+        except RPCError as exc:
+            outcome = "error"
+            body = _error_bytes(message["id"], exc)
+            if ctx.era == "modern":
+                status = ERROR_CODE_HTTP_STATUS.get(exc.code, 200)
+        self.metrics.observe_request(method, outcome, time.perf_counter() - started)
+        if stream.started:
+            await stream.finish(body)
+        else:
+            await _send(send, status, body, JSON_HEADERS)
+
+    # -- GET and DELETE -----------------------------------------------------------------------
+
+    async def _get(self, receive: Receive, send: Send, headers: dict[str, str]) -> None:
+        if headers.get("mcp-protocol-version") == MODERN_VERSION and "mcp-session-id" not in headers:
+            await _plain(send, 405, b"Method Not Allowed", [(b"allow", b"POST")])
+            return
+        if "text/event-stream" not in headers.get("accept", "") and "*/*" not in headers.get("accept", ""):
+            await _plain(send, 406, b"Not Acceptable: accept text/event-stream")
+            return
+        session = await self._session_or_reply(send, headers)
+        if session is None:
+            return
+        inbox = session.open_stream()
+        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
+            try:
+                while True:
+                    with anyio.move_on_after(KEEPALIVE_SECONDS):
+                        try:
+                            event = await inbox.receive()
+                        except anyio.EndOfStream:
+                            break
+                        session.next_event += 1
+                        await _send_body(send, _sse(orjson.dumps(event), str(session.next_event)))
+                        continue
+                    await _send_body(send, b": keepalive\n\n")
+            except OSError:
+                pass
+            tg.cancel_scope.cancel()
+        session.detach(inbox)
+        await _send_body(send, b"", more=False)
+
+    async def _delete(self, send: Send, headers: dict[str, str]) -> None:
+        if headers.get("mcp-protocol-version") == MODERN_VERSION and "mcp-session-id" not in headers:
+            await _plain(send, 405, b"Method Not Allowed", [(b"allow", b"POST")])
+            return
+        session = await self._session_or_reply(send, headers)
+        if session is None:
+            return
+        self.sessions.delete(session.record.id)
+        self.metrics.sessions.set(len(self.sessions))
+        await _plain(send, 200, b"")
+
+    async def _session_or_reply(self, send: Send, headers: dict[str, str]) -> Any:
+        session_id = headers.get("mcp-session-id")
+        if session_id is None:
+            await _error(
+                send, None, RPCError(INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required"), 400
+            )
+            return None
+        session = self.sessions.get(session_id)
+        if session is None:
+            await _error(send, None, RPCError(SESSION_NOT_FOUND, "Session not found"), 404)
+        return session
+
+    # -- fan-out ------------------------------------------------------------------------------
+
+    def broadcast(self, message: dict[str, Any]) -> int:
+        """Queue a notification on every legacy session's GET stream; returns how many took it."""
+        return sum(session.push(message) for session in self.sessions.all())
+
+
+class _ReplyStream:
+    """A POST's reply that becomes an SSE stream when the first related message arrives."""
+
+    __slots__ = ("send", "started")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    async def emit(self, message: dict[str, Any]) -> None:
+        if not self.started:
+            self.started = True
+            await self.send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        with contextlib.suppress(OSError):  # the client left; the response is dropped with it
+            await _send_body(self.send, _sse(orjson.dumps(message)))
+
+    async def finish(self, body: bytes) -> None:
+        with contextlib.suppress(OSError):
+            await _send_body(self.send, _sse(body), more=False)
+
+
+def _envelope_problem(message: Any) -> RPCError | None:
+    if isinstance(message, list):
+        return RPCError(
+            INVALID_REQUEST, "Invalid Request: JSON-RPC batches are not supported; send one message"
+        )
+    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+        return RPCError(
+            INVALID_REQUEST, 'Invalid Request: expected a JSON-RPC 2.0 object with "jsonrpc": "2.0"'
+        )
+    method = message.get("method")
+    if method is None:
+        if "id" in message and ("result" in message or "error" in message):
+            return None  # a response to a server-to-client request
+        return RPCError(INVALID_REQUEST, "Invalid Request: `method` is required")
+    if not isinstance(method, str):
+        return RPCError(INVALID_REQUEST, "Invalid Request: `method` must be a string")
+    if "params" in message and not isinstance(message["params"], dict):
+        return RPCError(INVALID_REQUEST, "Invalid Request: `params` must be an object")
+    request_id = message.get("id", 0)
+    if request_id is None or isinstance(request_id, bool) or not isinstance(request_id, str | int):
+        return RPCError(INVALID_REQUEST, "Invalid Request: `id` must be a string or an integer")
+    return None
+
+
+def _response_bytes(request_id: Any, result: Result, modern: bool = False) -> bytes:
+    if isinstance(result, dict):
+        if modern and "resultType" not in result:
+            result = {**result, "resultType": "complete"}
+        payload = orjson.dumps(result)
+    else:
+        payload = result[:-1] + b',"resultType":"complete"}' if modern else result
+    return b'{"jsonrpc":"2.0","id":' + orjson.dumps(request_id) + b',"result":' + payload + b"}"
+
+
+def _error_bytes(request_id: Any, error: RPCError) -> bytes:
+    return orjson.dumps({"jsonrpc": "2.0", "id": request_id, "error": error.to_error()})
+
+
+def _sse(data: bytes, event_id: str | None = None) -> bytes:
+    head = b"id: " + event_id.encode() + b"\n" if event_id is not None else b""
+    return head + b"event: message\ndata: " + data + b"\n\n"
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        event = await receive()
+        chunk = event.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not event.get("more_body"):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
+
+
+async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_body(send: Send, body: bytes, more: bool = True) -> None:
+    await send({"type": "http.response.body", "body": body, "more_body": more})
+
+
+async def _plain(
+    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    await _send(send, status, body, [(b"content-type", b"text/plain; charset=utf-8"), *(extra or [])])
+
+
+async def _error(send: Send, request_id: Any, error: RPCError, status: int) -> None:
+    await _send(send, status, _error_bytes(request_id, error), JSON_HEADERS)

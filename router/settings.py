@@ -1,0 +1,95 @@
+"""Router settings: command-line options, `TOOLMESH_*` environment variables and a TOML file.
+
+Precedence, highest first: command-line options, environment variables, the settings file named
+by `--settings` / `TOOLMESH_SETTINGS_FILE`, then the defaults below. `docs/configuration.md`
+lists every field; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+SETTINGS_FILE_ENV = "TOOLMESH_SETTINGS_FILE"
+
+
+class RouterSettings(BaseSettings):
+    """Everything `toolmesh router` can be told."""
+
+    model_config = SettingsConfigDict(env_prefix="TOOLMESH_", extra="forbid", validate_default=True)
+
+    # Catalog and naming
+    config: Path | None = Field(None, description="Static catalog file in the `mcpServers` JSON format.")
+    catalog_poll_interval: float = Field(1.0, gt=0, description="Seconds between checks of the catalog file.")
+    prefix: Literal["always", "never"] = Field(
+        "always", description="Expose tools and prompts as `<server><separator><name>` (always) or as-is."
+    )
+    separator: str = Field("__", min_length=1, max_length=4, description="Between server and tool name.")
+    max_name_length: int = Field(64, ge=16, le=128, description="Longest exposed tool/prompt name.")
+    page_size: int = Field(0, ge=0, description="Items per page of aggregated lists; 0 serves one page.")
+
+    # HTTP front
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8080, ge=0, le=65535, description="Port to listen on.")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Extra Host header values accepted (loopback names and the listen address always are); "
+        "`*` accepts any.",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins accepted besides loopback ones (e.g. `https://app.example.com`); `*` accepts any.",
+    )
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
+    session_idle_timeout: float = Field(1800.0, gt=0, description="Seconds before an idle session is ended.")
+    max_sessions: int = Field(10_000, ge=1, description="Most legacy sessions held at once.")
+    list_ttl_ms: int = Field(10_000, ge=0, description="`ttlMs` on 2026-07-28 list and discover results.")
+
+    # Backends
+    request_timeout: float = Field(60.0, gt=0, description="Default seconds a backend has to answer.")
+    connect_timeout: float = Field(10.0, gt=0, description="Seconds to connect and handshake with a backend.")
+    reconnect_min: float = Field(0.2, gt=0, description="First delay before reconnecting to a backend.")
+    reconnect_max: float = Field(30.0, gt=0, description="Longest delay between reconnect attempts.")
+    upstream_protocol: Literal["auto", "legacy", "2026-07-28"] = Field(
+        "auto", description="Era spoken to backends that do not set `protocol` themselves."
+    )
+
+    # Operations
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log threshold.")
+    log_format: Literal["json", "text"] = Field("json", description="Structured JSON lines or plain text.")
+    cluster_key: SecretStr | None = Field(
+        None,
+        description="Key that signs cursors; replicas behind one address must share it. Random if unset.",
+    )
+
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        """Let `TOOLMESH_ALLOWED_HOSTS=a,b` work as well as a JSON list."""
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        settings_file = os.environ.get(SETTINGS_FILE_ENV)
+        if settings_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(settings_file)))
+        return tuple(sources)

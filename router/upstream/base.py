@@ -1,0 +1,52 @@
+"""The seam toward backends: a Channel moves JSON-RPC messages to and from one instance.
+
+A channel knows bytes and framing (HTTP POST/SSE, or lines on a child's pipes); it does not know
+MCP eras, sessions or names. Every library error is translated here into BackendUnavailable,
+BackendTimeout or SessionExpired (see router.errors), so the layers above handle three cases.
+
+Messages a backend sends that are not the awaited response (progress, logs, server-to-client
+requests) go to the `on_message` callback given with the request when they belong to it, and
+to the channel's `on_unsolicited` callback otherwise (list_changed and the like).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+from anyio.abc import TaskGroup
+
+Message = dict[str, Any]
+MessageHandler = Callable[[Message], Awaitable[None]]
+
+
+class Channel(Protocol):
+    """A message pipe to one backend instance."""
+
+    on_unsolicited: MessageHandler | None
+
+    async def open(self, task_group: TaskGroup) -> None:
+        """Connect or start the process; background readers run in `task_group`."""
+
+    async def request(
+        self, message: Message, headers: Mapping[str, str], on_message: MessageHandler | None = None
+    ) -> Message:
+        """Send a request; return its response message (result or error)."""
+        ...
+
+    async def notify(self, message: Message, headers: Mapping[str, str]) -> None:
+        """Send a notification or a response to a backend's request."""
+
+    async def listen(self, headers: Mapping[str, str]) -> None:
+        """Receive messages the backend sends on its own, until the channel closes."""
+
+    async def end_session(self, headers: Mapping[str, str]) -> None:
+        """Tell the backend the session is over (HTTP DELETE); a no-op where meaningless."""
+
+    async def close(self) -> None:
+        """Release connections or stop the process; idempotent."""
+
+    @property
+    def alive(self) -> bool:
+        """False once the process died or the channel was closed."""
+        ...

@@ -4,13 +4,13 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${TOOLMESH_VENV:-$ROOT/.venv}"
 PY="${PYTHON:-python3}"
-EXTRAS="${1:-}"
+EXTRAS="${TOOLMESH_EXTRAS:-}"
 if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
         || { echo "toolmesh needs Python >= 3.11 (found $("$PY" --version))" >&2; exit 1; }
     "$PY" -m venv "$VENV"
 fi
-STAMP="$VENV/.toolmesh-installed$EXTRAS"
+STAMP="$VENV/.toolmesh-installed${EXTRAS:+-test}"
 WANT="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip

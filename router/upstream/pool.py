@@ -56,7 +56,7 @@ class BackendPool:
         with anyio.move_on_after(max((b.connect_timeout for b in started), default=0) + 1):
             for backend in started:
                 await backend.first_attempt.wait()
-        self._rebuild_now()
+        await self.rebuild()
         self.catalog_loaded.set()
 
     def _start(self, record: BackendRecord, task_group: TaskGroup) -> Backend:
@@ -105,14 +105,15 @@ class BackendPool:
             await self._rebuild_wanted.wait()
             await anyio.lowlevel.checkpoint()  # let a burst of changes land first
             self._rebuild_wanted = anyio.Event()
-            old = self.index
-            self._rebuild_now()
-            for listener in self.listeners:
-                await listener(old, self.index)
+            await self.rebuild()
 
-    def _rebuild_now(self) -> None:
+    async def rebuild(self) -> None:
+        """Build a new index from what the backends know now and tell the listeners."""
+        old = self.index
         self._generation += 1
         self.index = Index(self.naming, self._server_definitions(), self._generation)
+        for listener in self.listeners:
+            await listener(old, self.index)
 
     def _server_definitions(self) -> dict[str, Definitions]:
         """One definitions set per server, from a ready instance (instances are interchangeable)."""

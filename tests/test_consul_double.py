@@ -1,0 +1,673 @@
+"""Behaviour of the Consul double (tests/consul_double), driven through the real py-consul
+asyncio client where it supports the call and through raw HTTP otherwise.
+
+The double runs as a real subprocess on a free port, with a shortened reaper (every 0.2 s,
+DeregisterCriticalServiceAfter clamped to at least 1 s) so reaping is observable quickly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import consul
+import consul.aio
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REAP_INTERVAL = 0.2
+MIN_DEREGISTER_AFTER = 1.0
+
+pytestmark = [
+    pytest.mark.anyio,
+    # py-consul 1.8 builds its aiohttp connector with deprecated arguments; aiohttp
+    # attributes the warning to consul.aio, which pyproject's aiohttp filter does not cover.
+    pytest.mark.filterwarnings("ignore:ssl_context is deprecated:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:verify_ssl is deprecated:DeprecationWarning"),
+]
+
+_names = itertools.count(1)
+
+
+def unique(prefix: str) -> str:
+    """A fresh service name or key per test: all tests share one double."""
+    return f"{prefix}-{os.getpid()}-{next(_names)}"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@dataclass(frozen=True)
+class Double:
+    """A running double: where it listens and its process."""
+
+    host: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"consul double exited with {process.returncode}: {log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/v1/status/leader", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.05)
+    raise RuntimeError(f"consul double did not become ready: {log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def double() -> Iterator[Double]:
+    """Start ``python -m tests.consul_double`` on a free port; stop it by PID afterwards."""
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "double.log"
+        with log.open("wb") as sink:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.consul_double",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--reap-interval",
+                    str(REAP_INTERVAL),
+                    "--min-deregister-after",
+                    str(MIN_DEREGISTER_AFTER),
+                ],
+                cwd=REPO_ROOT,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            running = Double("127.0.0.1", port, process)
+            _wait_ready(running.url, process, log)
+            yield running
+        finally:
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.kill(process.pid, signal.SIGKILL)
+                    process.wait()
+
+
+@pytest.fixture
+async def client(double: Double) -> AsyncIterator[consul.aio.Consul]:
+    """The real py-consul asyncio client, created inside the running loop."""
+    c = consul.aio.Consul(host=double.host, port=double.port)
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
+@pytest.fixture
+async def http(double: Double) -> AsyncIterator[aiohttp.ClientSession]:
+    """Raw HTTP for what py-consul does not expose (headers, ?raw, error bodies, hooks)."""
+    async with aiohttp.ClientSession(base_url=double.url) as session:
+        yield session
+
+
+def ttl_check(ttl: str, status: str | None = None, deregister_after: str | None = None) -> dict[str, str]:
+    check = {"TTL": ttl}
+    if status is not None:
+        check["Status"] = status
+    if deregister_after is not None:
+        check["DeregisterCriticalServiceAfter"] = deregister_after
+    return check
+
+
+async def health(client: consul.aio.Consul, name: str, **kwargs: Any) -> tuple[int, list[dict[str, Any]]]:
+    index, nodes = await client.health.service(name, **kwargs)
+    return int(index), nodes
+
+
+def service_check(entry: dict[str, Any]) -> dict[str, Any]:
+    """The service's own check in a health entry (the node's serfHealth is there too)."""
+    checks: list[dict[str, Any]] = [c for c in entry["Checks"] if c["ServiceID"]]
+    assert len(checks) == 1, entry
+    return checks[0]
+
+
+# --------------------------------------------------------------------- registration
+
+
+async def test_register_and_deregister(client: consul.aio.Consul, http: aiohttp.ClientSession) -> None:
+    name = unique("svc")
+    assert await client.agent.service.register(
+        name,
+        service_id=f"{name}-1",
+        address="10.0.0.7",
+        port=8080,
+        tags=["mcp", "v1"],
+        meta={"name": "github", "defs_hash": "abc123"},
+        check=ttl_check("30s", status="passing"),
+    )
+
+    services = await client.agent.services()
+    assert services[f"{name}-1"]["Service"] == name
+    assert services[f"{name}-1"]["Meta"] == {"name": "github", "defs_hash": "abc123"}
+    assert "consul" not in services  # the built-in service is not agent-local
+
+    _, catalog = await client.catalog.services()
+    assert catalog[name] == ["mcp", "v1"]
+    assert "consul" in catalog
+
+    _, nodes = await health(client, name)
+    (entry,) = nodes
+    assert entry["Service"]["ID"] == f"{name}-1"
+    assert entry["Service"]["Address"] == "10.0.0.7"
+    assert entry["Service"]["Port"] == 8080
+    assert entry["Service"]["Tags"] == ["mcp", "v1"]
+    assert entry["Node"]["Address"] == "127.0.0.1"
+    assert {c["CheckID"] for c in entry["Checks"]} == {"serfHealth", f"service:{name}-1"}
+
+    _, by_tag = await client.catalog.service(name, tag="v1")
+    assert [s["ServiceID"] for s in by_tag] == [f"{name}-1"]
+    _, no_match = await client.catalog.service(name, tag="v2")
+    assert no_match == []
+
+    assert await client.agent.service.deregister(f"{name}-1")
+    _, nodes = await health(client, name)
+    assert nodes == []
+    # Deregistering an unknown ID is a 404 (py-consul reports it as False).
+    assert not await client.agent.service.deregister(f"{name}-1")
+    async with http.put(f"/v1/agent/service/deregister/{name}-1") as response:
+        assert response.status == 404
+        assert "Unknown service ID" in await response.text()
+
+
+async def test_register_without_meta_gives_null_meta_in_health(
+    client: consul.aio.Consul, http: aiohttp.ClientSession
+) -> None:
+    name = unique("plain")
+    await client.agent.service.register(name, port=1)  # ID defaults to the name
+    _, nodes = await health(client, name)
+    assert nodes[0]["Service"]["ID"] == name
+    assert nodes[0]["Service"]["Meta"] is None
+    assert nodes[0]["Service"]["Tags"] == []
+    assert nodes[0]["Checks"][0]["CheckID"] == "serfHealth"
+    assert (await client.agent.services())[name]["Meta"] == {}
+    await client.agent.service.deregister(name)
+
+
+async def test_reregister_replaces_and_identical_reregister_does_not_bump(client: consul.aio.Consul) -> None:
+    name = unique("rereg")
+    await client.agent.service.register(name, service_id="r1", port=1, check=ttl_check("30s", "passing"))
+    first, _ = await health(client, name)
+    await client.agent.service.register(name, service_id="r1", port=1, check=ttl_check("30s", "passing"))
+    same, _ = await health(client, name)
+    assert same == first  # nothing changed, so no index moved
+
+    await client.agent.service.register(name, service_id="r1", port=2, check=ttl_check("30s"))
+    changed, nodes = await health(client, name)
+    assert changed > first
+    (entry,) = nodes
+    assert entry["Service"]["Port"] == 2
+    # Re-registration resets the check to its initial status (critical without Status).
+    assert service_check(entry)["Status"] == "critical"
+    await client.agent.service.deregister("r1")
+
+
+@pytest.mark.parametrize(
+    ("meta", "reason"),
+    [
+        ({f"k{i}": "v" for i in range(65)}, "Node metadata cannot contain more than 64 key/value pairs"),
+        ({"k" * 129: "v"}, "Key is too long (limit: 128 characters)"),
+        ({"bad.key": "v"}, "Key contains invalid characters"),
+        ({"consul-version": "v"}, "Key prefix 'consul-' is reserved for internal use"),
+        ({"k": "v" * 513}, "Value is too long (limit: 512 characters)"),
+    ],
+)
+async def test_meta_limits_are_rejected(client: consul.aio.Consul, meta: dict[str, str], reason: str) -> None:
+    name = unique("meta")
+    with pytest.raises(consul.ConsulException) as raised:
+        await client.agent.service.register(name, meta=meta)
+    assert str(raised.value).startswith("400 Invalid Service Meta: ")
+    assert reason in str(raised.value)
+    assert name not in await client.agent.services()
+
+
+async def test_meta_at_the_limits_is_accepted(client: consul.aio.Consul) -> None:
+    name = unique("meta-ok")
+    meta = {f"k{i}": "v" for i in range(63)} | {"k" * 128: "v" * 512}
+    assert await client.agent.service.register(name, meta=meta)
+    assert (await client.agent.services())[name]["Meta"] == meta
+    await client.agent.service.deregister(name)
+
+
+async def test_registration_errors(http: aiohttp.ClientSession) -> None:
+    cases = [
+        ({"Port": 1}, "Missing service name"),
+        ({"Name": "x", "Address": "0.0.0.0"}, "Invalid service address"),
+        ({"Name": "x", "Check": {"HTTP": "http://127.0.0.1/", "Interval": "10s"}}, "only runs TTL checks"),
+        ({"Name": "x", "Check": {"TTL": "10s", "Status": "bogus"}}, "Status for checks must"),
+        ({"Name": "x", "Check": {"TTL": "10"}}, "missing unit in duration"),
+        ({"Name": "x", "Check": {"Notes": "no ttl"}}, "TTL must be > 0 for TTL checks"),
+    ]
+    for body, reason in cases:
+        async with http.put("/v1/agent/service/register", json=body) as response:
+            assert response.status == 400, body
+            assert reason in await response.text(), body
+
+
+async def test_default_check_ids(client: consul.aio.Consul, http: aiohttp.ClientSession) -> None:
+    name = unique("ids")
+    body = {
+        "Name": name,
+        "ID": f"{name}-a",
+        "Checks": [{"TTL": "30s"}, {"TTL": "30s", "CheckID": "custom"}, {"TTL": "30s"}],
+    }
+    async with http.put("/v1/agent/service/register", json=body) as response:
+        assert response.status == 200
+    checks = await client.agent.checks()
+    assert {cid for cid, c in checks.items() if c["ServiceID"] == f"{name}-a"} == {
+        f"service:{name}-a:1",
+        "custom",
+        f"service:{name}-a:3",
+    }
+    await client.agent.service.deregister(f"{name}-a")
+    assert "custom" not in await client.agent.checks()
+
+
+# ------------------------------------------------------------------------ TTL checks
+
+
+async def test_ttl_pass_makes_check_passing(client: consul.aio.Consul) -> None:
+    name = unique("ttl")
+    await client.agent.service.register(name, service_id=f"{name}-1", check=ttl_check("30s"))
+    _, nodes = await health(client, name)
+    assert service_check(nodes[0])["Status"] == "critical"  # initial status without Status
+    _, passing = await health(client, name, passing=True)
+    assert passing == []
+
+    assert await client.agent.check.ttl_pass(f"service:{name}-1", "all good")
+    _, passing = await health(client, name, passing=True)
+    (entry,) = passing
+    assert service_check(entry)["Status"] == "passing"
+    assert service_check(entry)["Output"] == "all good"
+
+    assert await client.agent.check.ttl_warn(f"service:{name}-1", "slow")
+    _, passing = await health(client, name, passing=True)
+    assert passing == []
+    await client.agent.service.deregister(f"{name}-1")
+
+
+async def test_check_update_endpoint(client: consul.aio.Consul, http: aiohttp.ClientSession) -> None:
+    name = unique("upd")
+    await client.agent.service.register(name, check=ttl_check("30s"))
+    async with http.put(
+        f"/v1/agent/check/update/service:{name}", json={"Status": "passing", "Output": "ok"}
+    ) as r:
+        assert r.status == 200
+    _, nodes = await health(client, name, passing=True)
+    assert service_check(nodes[0])["Output"] == "ok"
+    async with http.put(f"/v1/agent/check/update/service:{name}", json={"Status": "bogus"}) as r:
+        assert r.status == 400
+        assert await r.text() == "Invalid check status: 'bogus'"
+    async with http.put("/v1/agent/check/pass/service:nope") as r:
+        assert r.status == 500
+        assert await r.text() == 'CheckID "service:nope" does not have associated TTL'
+    await client.agent.service.deregister(name)
+
+
+async def test_ttl_expiry_turns_check_critical(client: consul.aio.Consul) -> None:
+    name = unique("expire")
+    await client.agent.service.register(name, check=ttl_check("1s", status="passing"))
+    await client.agent.check.ttl_pass(f"service:{name}", "heartbeat 1")
+    _, passing = await health(client, name, passing=True)
+    assert len(passing) == 1
+
+    await asyncio.sleep(1.4)
+    _, nodes = await health(client, name)
+    check = service_check(nodes[0])
+    assert check["Status"] == "critical"
+    assert check["Output"] == "TTL expired (last output before timeout follows): heartbeat 1"
+    _, passing = await health(client, name, passing=True)
+    assert passing == []
+
+    # A pass restarts the TTL and brings it back.
+    await client.agent.check.ttl_pass(f"service:{name}")
+    _, passing = await health(client, name, passing=True)
+    assert len(passing) == 1
+    await client.agent.service.deregister(name)
+
+
+async def test_output_only_change_reaches_catalog_later(client: consul.aio.Consul) -> None:
+    """Consul defers output-only changes (same status) by check_update_interval."""
+    name = unique("output")
+    await client.agent.service.register(name, check=ttl_check("30s", status="passing"))
+    before, _ = await health(client, name)
+    await client.agent.check.ttl_pass(f"service:{name}", "new output")
+    after, nodes = await health(client, name)
+    assert after == before
+    assert service_check(nodes[0])["Output"] == ""
+    assert (await client.agent.checks())[f"service:{name}"]["Output"] == "new output"
+    await client.agent.service.deregister(name)
+
+
+async def test_deregister_critical_service_after_reaps_service(client: consul.aio.Consul) -> None:
+    name = unique("reap")
+    # 0.1s is clamped up to the double's minimum (1 s here, one minute in Consul).
+    await client.agent.service.register(
+        name, service_id=f"{name}-dies", check=ttl_check("0.5s", status="passing", deregister_after="0.1s")
+    )
+    await client.agent.service.register(
+        name, service_id=f"{name}-stays", check=ttl_check("0.5s", status="passing")
+    )
+    started = time.monotonic()
+
+    await asyncio.sleep(1.1)  # TTL expired at ~0.5 s; critical for ~0.6 s < 1 s minimum
+    services = await client.agent.services()
+    assert f"{name}-dies" in services
+
+    while f"{name}-dies" in await client.agent.services():
+        assert time.monotonic() - started < 5, "service was not reaped"
+        await asyncio.sleep(0.1)
+    assert time.monotonic() - started >= 0.5 + MIN_DEREGISTER_AFTER
+
+    # A check without DeregisterCriticalServiceAfter is never reaped.
+    services = await client.agent.services()
+    assert f"{name}-stays" in services
+    _, nodes = await health(client, name)
+    assert [n["Service"]["ID"] for n in nodes] == [f"{name}-stays"]
+    # The registrar's heartbeat now fails the way it does against Consul.
+    with pytest.raises(consul.ConsulException, match="does not have associated TTL"):
+        await client.agent.check.ttl_pass(f"service:{name}-dies")
+    await client.agent.service.deregister(f"{name}-stays")
+
+
+# --------------------------------------------------------------------- health/index
+
+
+async def test_health_passing_filter(client: consul.aio.Consul) -> None:
+    name = unique("filter")
+    await client.agent.service.register(name, service_id="ok", check=ttl_check("30s", status="passing"))
+    await client.agent.service.register(name, service_id="bad", check=ttl_check("30s", status="critical"))
+    await client.agent.service.register(name, service_id="warn", check=ttl_check("30s", status="warning"))
+    all_index, everything = await health(client, name)
+    passing_index, passing = await health(client, name, passing=True)
+    assert sorted(n["Service"]["ID"] for n in everything) == ["bad", "ok", "warn"]
+    assert [n["Service"]["ID"] for n in passing] == ["ok"]
+    assert passing_index == all_index  # the filter never changes the index
+    for sid in ("ok", "bad", "warn"):
+        await client.agent.service.deregister(sid)
+
+
+async def test_blocking_query_returns_promptly_on_change(client: consul.aio.Consul) -> None:
+    name = unique("block")
+    await client.agent.service.register(name, service_id="b1", check=ttl_check("30s", status="passing"))
+    index, _ = await health(client, name, passing=True)
+
+    async def register_later() -> None:
+        await asyncio.sleep(0.3)
+        await client.agent.service.register(name, service_id="b2", check=ttl_check("30s", status="passing"))
+
+    started = time.monotonic()
+    writer = asyncio.create_task(register_later())
+    new_index, nodes = await health(client, name, passing=True, index=index, wait="10s")
+    elapsed = time.monotonic() - started
+    await writer
+    assert 0.25 <= elapsed < 2.0
+    assert new_index > index
+    assert sorted(n["Service"]["ID"] for n in nodes) == ["b1", "b2"]
+
+    # Deregistering the last instances wakes a watcher too.
+    started = time.monotonic()
+    watcher = asyncio.create_task(health(client, name, index=new_index, wait="10s"))
+    await asyncio.sleep(0.2)
+    await client.agent.service.deregister("b1")
+    gone_index, nodes = await watcher
+    assert gone_index > new_index
+    assert [n["Service"]["ID"] for n in nodes] == ["b2"]
+    assert time.monotonic() - started < 2.0
+    await client.agent.service.deregister("b2")
+
+
+async def test_blocking_query_waits_full_wait_and_ignores_heartbeats(client: consul.aio.Consul) -> None:
+    name = unique("wait")
+    await client.agent.service.register(name, check=ttl_check("30s", status="passing"))
+    await client.agent.check.ttl_pass(f"service:{name}", "steady")
+    index, _ = await health(client, name)
+
+    async def heartbeats() -> None:
+        for _ in range(6):  # same status, same output: no write, no wake-up
+            await client.agent.check.ttl_pass(f"service:{name}", "steady")
+            await asyncio.sleep(0.1)
+
+    beats = asyncio.create_task(heartbeats())
+    started = time.monotonic()
+    same_index, _ = await health(client, name, index=index, wait="1s")
+    elapsed = time.monotonic() - started
+    await beats
+    assert same_index == index
+    assert 1.0 <= elapsed < 1.0 + 1.0 / 16 + 0.4  # wait plus at most wait/16 jitter
+    await client.agent.service.deregister(name)
+
+
+async def test_catalog_services_blocking(client: consul.aio.Consul) -> None:
+    name = unique("cat")
+    index, _ = await client.catalog.services()
+
+    async def register_later() -> None:
+        await asyncio.sleep(0.2)
+        await client.agent.service.register(name, tags=["x"])
+
+    writer = asyncio.create_task(register_later())
+    new_index, listing = await client.catalog.services(index=index, wait="10s")
+    await writer
+    assert int(new_index) > int(index)
+    assert listing[name] == ["x"]
+    await client.agent.service.deregister(name)
+
+
+async def test_x_consul_index_is_monotonic_and_positive(
+    client: consul.aio.Consul, http: aiohttp.ClientSession
+) -> None:
+    name = unique("mono")
+    key = unique("mono-key")
+
+    async def indexes() -> tuple[int, int, int, int]:
+        found = []
+        for path in (
+            f"/v1/health/service/{name}",
+            "/v1/catalog/services",
+            f"/v1/catalog/service/{name}",
+            f"/v1/kv/{key}",
+        ):
+            async with http.get(path) as response:
+                found.append(int(response.headers["X-Consul-Index"]))
+        a, b, c, d = found
+        return a, b, c, d
+
+    seen = [await indexes()]
+    assert all(i >= 1 for i in seen[0])  # never 0, even for things that do not exist
+    await client.agent.service.register(name, check=ttl_check("30s"))
+    seen.append(await indexes())
+    await client.agent.check.ttl_pass(f"service:{name}")
+    seen.append(await indexes())
+    await client.kv.put(key, "v")
+    seen.append(await indexes())
+    await client.agent.service.deregister(name)
+    seen.append(await indexes())
+    await client.kv.delete(key)
+    seen.append(await indexes())
+    for earlier, later in itertools.pairwise(seen):
+        assert all(b >= a for a, b in zip(earlier, later, strict=True)), seen
+    assert seen[1][0] > seen[0][0] and seen[2][0] > seen[1][0]  # register, then check change
+    assert seen[3][3] > seen[2][3]  # the KV write moved the key's index
+    assert seen[3][0] == seen[2][0]  # ... and not the health query's
+    assert seen[4][0] > seen[3][0]  # deregistration (extinction) moved it again
+
+
+async def test_invalid_query_parameters(http: aiohttp.ClientSession) -> None:
+    for query, status, text in [
+        ("index=1&wait=10", 400, "Invalid wait time"),
+        ("index=abc", 400, "Invalid index"),
+        ("passing=maybe", 400, "Invalid value for ?passing"),
+        ("dc=elsewhere", 500, "No path to datacenter"),
+    ]:
+        async with http.get(f"/v1/health/service/x?{query}") as response:
+            assert response.status == status, query
+            assert await response.text() == text
+
+
+# ------------------------------------------------------------------------------- KV
+
+
+async def test_kv_put_get_cas_recurse_delete(client: consul.aio.Consul, http: aiohttp.ClientSession) -> None:
+    prefix = unique("kv")
+    index, missing = await client.kv.get(f"{prefix}/a")
+    assert missing is None and int(index) >= 1
+
+    assert await client.kv.put(f"{prefix}/a", "one")
+    _, entry = await client.kv.get(f"{prefix}/a")
+    assert entry["Value"] == b"one"
+    assert entry["CreateIndex"] == entry["ModifyIndex"] > 0
+    assert entry["Flags"] == 0 and entry["LockIndex"] == 0
+
+    # cas=0 only creates; cas=N only replaces ModifyIndex N.
+    assert not await client.kv.put(f"{prefix}/a", "two", cas=0)
+    assert not await client.kv.put(f"{prefix}/a", "two", cas=entry["ModifyIndex"] + 1000)
+    assert await client.kv.put(f"{prefix}/a", "two", cas=entry["ModifyIndex"], flags=42)
+    _, updated = await client.kv.get(f"{prefix}/a")
+    assert updated["Value"] == b"two" and updated["Flags"] == 42
+    assert updated["CreateIndex"] == entry["CreateIndex"] < updated["ModifyIndex"]
+    assert not await client.kv.put(f"{prefix}/a", "three", cas=entry["ModifyIndex"])
+    assert await client.kv.put(f"{prefix}/new", "x", cas=0)
+
+    # Values are base64 on the wire; empty values are null; ?raw is the bare value.
+    async with http.get(f"/v1/kv/{prefix}/a") as response:
+        assert (await response.json())[0]["Value"] == base64.b64encode(b"two").decode()
+    await client.kv.put(f"{prefix}/empty", None)
+    async with http.get(f"/v1/kv/{prefix}/empty") as response:
+        assert (await response.json())[0]["Value"] is None
+    async with http.get(f"/v1/kv/{prefix}/a?raw") as response:
+        assert await response.read() == b"two"
+        assert response.headers["Content-Type"].startswith("text/plain")
+
+    await client.kv.put(f"{prefix}/dir/b", "b")
+    await client.kv.put(f"{prefix}/dir/c", "c")
+    index, entries = await client.kv.get(f"{prefix}/", recurse=True)
+    assert [e["Key"] for e in entries] == [f"{prefix}/{k}" for k in ("a", "dir/b", "dir/c", "empty", "new")]
+    assert int(index) == max(e["ModifyIndex"] for e in entries)
+    _, keys = await client.kv.get(f"{prefix}/", keys=True, separator="/")
+    assert keys == [f"{prefix}/a", f"{prefix}/dir/", f"{prefix}/empty", f"{prefix}/new"]
+
+    # CAS delete needs the current ModifyIndex; recurse removes the whole prefix.
+    _, b = await client.kv.get(f"{prefix}/dir/b")
+    assert not await client.kv.delete(f"{prefix}/dir/b", cas=b["ModifyIndex"] + 1000)
+    assert await client.kv.delete(f"{prefix}/dir/b", cas=b["ModifyIndex"])
+    assert (await client.kv.get(f"{prefix}/dir/b"))[1] is None
+    assert await client.kv.delete(f"{prefix}/", recurse=True)
+    assert (await client.kv.get(f"{prefix}/", recurse=True))[1] is None
+    async with http.get(f"/v1/kv/{prefix}/a") as response:
+        assert response.status == 404
+        assert int(response.headers["X-Consul-Index"]) >= 1
+
+
+async def test_kv_errors(http: aiohttp.ClientSession) -> None:
+    async with http.put("/v1/kv/", data=b"x") as response:
+        assert response.status == 400 and await response.text() == "Missing key name"
+    async with http.put("/v1/kv/k?cas=1&acquire=s", data=b"x") as response:
+        assert response.status == 400 and (await response.text()).startswith("Conflicting flags")
+    async with http.put("/v1/kv/toolmesh/defs.json", data=b"x") as response:
+        assert response.status == 400 and "suspicious file extension" in await response.text()
+    async with http.put("/v1/kv/big", data=b"x" * (512 * 1024 + 1)) as response:
+        assert response.status == 413
+
+
+async def test_kv_blocking_query(client: consul.aio.Consul) -> None:
+    key = unique("kv-block")
+    await client.kv.put(key, "v1")
+    index, _ = await client.kv.get(key)
+
+    async def write_later() -> None:
+        await asyncio.sleep(0.3)
+        await client.kv.put(key, "v2")
+
+    writer = asyncio.create_task(write_later())
+    started = time.monotonic()
+    new_index, entry = await client.kv.get(key, index=index, wait="10s")
+    await writer
+    assert time.monotonic() - started < 2.0
+    assert int(new_index) > int(index)
+    assert entry["Value"] == b"v2"
+
+    # A write elsewhere does not move this key's index: the query waits it out.
+    started = time.monotonic()
+    other = asyncio.create_task(client.kv.put(unique("kv-other"), "x"))
+    same_index, _ = await client.kv.get(key, index=new_index, wait="0.5s")
+    await other
+    assert same_index == new_index
+    assert time.monotonic() - started >= 0.5
+    await client.kv.delete(key)
+
+
+# ----------------------------------------------------------------------- fault hook
+
+
+async def test_pause_makes_the_api_unavailable(
+    client: consul.aio.Consul, http: aiohttp.ClientSession
+) -> None:
+    name = unique("pause")
+    await client.agent.service.register(name, check=ttl_check("30s", status="passing"))
+    index, _ = await health(client, name)
+    watcher = asyncio.create_task(health(client, name, index=index, wait="10s"))
+    await asyncio.sleep(0.2)
+    try:
+        async with http.post("/_double/pause") as response:
+            assert response.status == 200
+        with pytest.raises(consul.ConsulException, match="503"):
+            await client.agent.services()
+        with pytest.raises(consul.ConsulException, match="503"):
+            await watcher  # the in-flight blocking query is cut off too
+    finally:
+        async with http.post("/_double/resume") as response:
+            assert response.status == 200
+    assert name in await client.agent.services()
+
+    # hang mode with a deadline: the request is held, then answered normally.
+    async with http.post("/_double/pause?mode=hang&seconds=0.5") as response:
+        assert response.status == 200
+    started = time.monotonic()
+    services = await client.agent.services()
+    assert time.monotonic() - started >= 0.4
+    assert name in services
+    await client.agent.service.deregister(name)

@@ -7,7 +7,15 @@ from mcp.types import ToolAnnotations
 
 app = MCPServer("units", instructions="Convert between common units.")
 READ_ONLY = ToolAnnotations(readOnlyHint=True, idempotentHint=True)
-LENGTH_IN_METRES = {"mm": 0.001, "cm": 0.01, "m": 1.0, "km": 1000.0, "in": 0.0254, "ft": 0.3048, "mi": 1609.344}
+LENGTH_IN_METRES = {
+    "mm": 0.001,
+    "cm": 0.01,
+    "m": 1.0,
+    "km": 1000.0,
+    "in": 0.0254,
+    "ft": 0.3048,
+    "mi": 1609.344,
+}
 
 
 @app.tool(annotations=READ_ONLY)

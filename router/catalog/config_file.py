@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -130,16 +132,35 @@ def _fix_for(field: str) -> str:
     return fixes.get(field.split(".", maxsplit=1)[0], "see docs/configuration.md for the catalog format")
 
 
+_VARIABLE = re.compile(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand(where: str, value: str) -> str:
+    """`${NAME}` (or Cursor's `${env:NAME}`) from the router's environment, so secrets stay out of the file."""
+
+    def lookup(match: re.Match[str]) -> str:
+        variable = match.group(1)
+        if variable not in os.environ:
+            raise ConfigError(where, f"environment variable {variable} is not set", f"export {variable}")
+        return os.environ[variable]
+
+    return _VARIABLE.sub(lookup, value)
+
+
 def _to_record(name: str, entry: ServerEntry) -> BackendRecord:
+    def expand_all(field: str, items: dict[str, str]) -> tuple[tuple[str, str], ...]:
+        where = f"server '{name}', field '{field}'"
+        return tuple(sorted((key, _expand(f"{where}.{key}", value)) for key, value in items.items()))
+
     return BackendRecord(
         server=name,
         instance_id=name,
         transport="stdio" if entry.command else "http",
-        url=entry.url,
-        headers=tuple(sorted(entry.headers.items())),
+        url=_expand(f"server '{name}', field 'url'", entry.url) if entry.url else None,
+        headers=expand_all("headers", entry.headers),
         command=entry.command,
-        args=tuple(entry.args),
-        env=tuple(sorted(entry.env.items())),
+        args=tuple(_expand(f"server '{name}', field 'args'", arg) for arg in entry.args),
+        env=expand_all("env", entry.env),
         cwd=entry.cwd,
         timeout=entry.timeout,
         protocol=entry.protocol,

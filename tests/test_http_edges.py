@@ -1,0 +1,208 @@
+"""What the endpoint says to malformed or hostile requests: the status codes and errors the spec asks for."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import RouterHandle, run_router
+from tests.support.procs import sample_server_stdio_entry, write_catalog
+
+pytestmark = pytest.mark.anyio
+
+ACCEPT = "application/json, text/event-stream"
+JSON = {"Content-Type": "application/json", "Accept": ACCEPT}
+MODERN = "2026-07-28"
+ENVELOPE = {
+    "io.modelcontextprotocol/protocolVersion": MODERN,
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+
+
+@pytest.fixture(scope="module")
+def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RouterHandle]:
+    tmp = tmp_path_factory.mktemp("edges")
+    with run_router(tmp, {"alpha": sample_server_stdio_entry("alpha")}, "--max-body-bytes", "4096") as handle:
+        yield handle
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def post(
+    http: aiohttp.ClientSession, router: RouterHandle, body: Any, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    async with http.post(router.mcp_url, data=data, headers={**JSON, **(headers or {})}) as response:
+        text = await response.text()
+        is_json = response.content_type == "application/json"
+        return response.status, (json.loads(text) if is_json else text)
+
+
+async def initialize(http: aiohttp.ClientSession, router: RouterHandle) -> str:
+    params = {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    }
+    async with http.post(
+        router.mcp_url,
+        json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params},
+        headers=JSON,
+    ) as response:
+        assert response.status == 200
+        body = await response.json()
+        assert body["result"]["protocolVersion"] == "2025-11-25"
+        assert body["result"]["serverInfo"]["name"] == "toolmesh"
+        return response.headers["mcp-session-id"]
+
+
+async def test_bad_json_is_a_parse_error(http: aiohttp.ClientSession, router: RouterHandle) -> None:
+    status, body = await post(http, router, b"{not json")
+    assert status == 400 and body["error"]["code"] == -32700
+
+
+async def test_batches_and_non_objects_are_invalid_requests(
+    http: aiohttp.ClientSession, router: RouterHandle
+) -> None:
+    status, body = await post(http, router, [{"jsonrpc": "2.0", "id": 1, "method": "ping"}])
+    assert status == 400 and body["error"]["code"] == -32600 and "batch" in body["error"]["message"]
+    status, body = await post(http, router, {"id": 1, "method": "ping"})
+    assert status == 400 and body["error"]["code"] == -32600
+
+
+async def test_legacy_requests_need_a_known_session(
+    http: aiohttp.ClientSession, router: RouterHandle
+) -> None:
+    status, body = await post(http, router, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+    assert status == 400 and "Mcp-Session-Id" in body["error"]["message"]
+    status, body = await post(
+        http, router, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, {"mcp-session-id": "forged"}
+    )
+    assert status == 404
+
+
+async def test_session_lifecycle_initialize_use_delete(
+    http: aiohttp.ClientSession, router: RouterHandle
+) -> None:
+    session = await initialize(http, router)
+    headers = {"mcp-session-id": session, "mcp-protocol-version": "2025-11-25"}
+    status, _ = await post(http, router, {"jsonrpc": "2.0", "method": "notifications/initialized"}, headers)
+    assert status == 202
+    status, body = await post(http, router, {"jsonrpc": "2.0", "id": 3, "method": "ping"}, headers)
+    assert status == 200 and body == {"jsonrpc": "2.0", "id": 3, "result": {}}
+    status, body = await post(
+        http,
+        router,
+        {"jsonrpc": "2.0", "id": 4, "method": "ping"},
+        {**headers, "mcp-protocol-version": "1999-01-01"},
+    )
+    assert status == 400
+    async with http.delete(router.mcp_url, headers=headers) as response:
+        assert response.status == 200
+    status, _ = await post(http, router, {"jsonrpc": "2.0", "id": 5, "method": "ping"}, headers)
+    assert status == 404
+
+
+async def test_accept_content_type_and_size_are_checked(
+    http: aiohttp.ClientSession, router: RouterHandle
+) -> None:
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    status, _ = await post(http, router, ping, {"Accept": "application/json"})
+    assert status == 406
+    status, _ = await post(http, router, ping, {"Content-Type": "text/plain"})
+    assert status == 415
+    status, _ = await post(http, router, {**ping, "params": {"pad": "x" * 10_000}})
+    assert status == 413
+
+
+async def test_dns_rebinding_is_refused(http: aiohttp.ClientSession, router: RouterHandle) -> None:
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    status, _ = await post(http, router, ping, {"Host": "evil.example:80"})
+    assert status == 421
+    status, _ = await post(http, router, ping, {"Origin": "https://evil.example"})
+    assert status == 403
+    status, _ = await post(
+        http,
+        router,
+        {**ping, "params": {"_meta": ENVELOPE}},
+        {"Origin": "http://localhost:3000", "mcp-protocol-version": MODERN, "mcp-method": "ping"},
+    )
+    assert status == 200
+
+
+async def test_modern_era_status_codes(http: aiohttp.ClientSession, router: RouterHandle) -> None:
+    def request(method: str, **params: Any) -> dict[str, Any]:
+        return {"jsonrpc": "2.0", "id": 9, "method": method, "params": {**params, "_meta": ENVELOPE}}
+
+    routing = {"mcp-protocol-version": MODERN, "mcp-method": "server/discover"}
+    status, body = await post(http, router, request("server/discover"), routing)
+    assert status == 200
+    assert body["result"]["supportedVersions"] == [MODERN] and body["result"]["resultType"] == "complete"
+    assert "tools" in body["result"]["capabilities"]
+    status, body = await post(
+        http, router, request("server/discover"), {**routing, "mcp-method": "tools/list"}
+    )
+    assert status == 400 and body["error"]["code"] == -32020
+    status, body = await post(http, router, request("no/such"), {**routing, "mcp-method": "no/such"})
+    assert status == 404 and body["error"]["code"] == -32601
+    call = request("tools/call", name="alpha__echo", arguments={"text": "x"})
+    status, body = await post(
+        http, router, call, {**routing, "mcp-method": "tools/call", "mcp-name": "alpha__echo"}
+    )
+    assert status == 200 and body["result"]["content"][0]["text"] == "alpha:x"
+    assert body["result"]["resultType"] == "complete"
+    status, body = await post(
+        http, router, call, {**routing, "mcp-method": "tools/call", "mcp-name": "other"}
+    )
+    assert status == 400 and body["error"]["code"] == -32020
+    listing = request("tools/list")
+    status, body = await post(http, router, listing, {**routing, "mcp-method": "tools/list"})
+    assert status == 200 and body["result"]["cacheScope"] == "public" and body["result"]["ttlMs"] >= 0
+    async with http.get(
+        router.mcp_url, headers={"Accept": "text/event-stream", "mcp-protocol-version": MODERN}
+    ) as r:
+        assert r.status == 405
+
+
+def test_malformed_catalog_is_rejected_naming_server_field_and_fix(tmp_path: Path) -> None:
+    cases = {
+        '{"mcpServers": {"web": {"url": "ftp://x"}}}': ("web", "url", "http"),
+        '{"mcpServers": {"fs": {"command": "x", "url": "http://a/mcp"}}}': ("fs", "command", "not both"),
+        '{"mcpServers": {"fs": {"command": "x", "timeout": -1}}}': ("fs", "timeout", "positive"),
+        '{"servers": {}}': ("mcpServers", "", ""),
+        '{"mcpServers": {': ("JSON", "", ""),
+    }
+    for text, expected in cases.items():
+        path = tmp_path / "catalog.json"
+        path.write_text(text)
+        result = subprocess.run(
+            [sys.executable, "-m", "router", "router", "--config", str(path)],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert result.returncode == 2, text
+        for fragment in expected:
+            assert fragment in result.stderr, (text, result.stderr)
+
+
+def test_bad_setting_names_the_field(tmp_path: Path) -> None:
+    path = write_catalog(tmp_path, {})
+    result = subprocess.run(
+        [sys.executable, "-m", "router", "router", "--config", str(path), "--port", "99999"],
+        check=False, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "port" in result.stderr and "TOOLMESH_PORT" in result.stderr

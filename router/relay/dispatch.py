@@ -19,6 +19,7 @@ import orjson
 from router import __version__
 from router.catalog.index import Index, ListKind, Target
 from router.errors import INVALID_PARAMS, METHOD_NOT_FOUND, RPCError
+from router.protocol import MODERN_VERSION, SERVER_INFO_KEY
 from router.relay import rewrite
 from router.relay.cursors import CursorCodec
 from router.upstream.backend import Backend
@@ -28,8 +29,9 @@ from router.upstream.pool import BackendPool
 Era = Literal["legacy", "modern"]
 Result = dict[str, Any] | bytes
 SERVER_INFO = {"name": "toolmesh", "version": __version__}
-MODERN_VERSION = "2026-07-28"
-SERVER_INFO_KEY = "io.modelcontextprotocol/serverInfo"
+# Result fields only the 2026-07-28 era defines; a 2026 backend's results lose them on the way to
+# a 2025 client.
+MODERN_ONLY_FIELDS = frozenset({"resultType", "ttlMs", "cacheScope"})
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 
 
@@ -208,6 +210,8 @@ class Dispatcher:
         reply = await backend.call(method, params, relay.on_message if relay else None)
         result = reply.get("result")
         if isinstance(result, dict):
+            if ctx.era == "legacy" and "resultType" in result:
+                return {key: value for key, value in result.items() if key not in MODERN_ONLY_FIELDS}
             return result
         error = reply.get("error")
         if isinstance(error, dict) and isinstance(error.get("code"), int):

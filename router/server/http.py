@@ -21,15 +21,9 @@ from typing import Any
 
 import anyio
 import orjson
-from mcp.shared.inbound import (
-    ERROR_CODE_HTTP_STATUS,
-    InboundLadderRejection,
-    classify_inbound_request,
-    find_duplicated_routing_header,
-)
 
+from router import protocol
 from router.errors import (
-    HEADER_MISMATCH,
     INTERNAL_ERROR,
     INVALID_PARAMS,
     INVALID_REQUEST,
@@ -37,10 +31,10 @@ from router.errors import (
     RPCError,
 )
 from router.observe.metrics import Metrics
+from router.protocol import HTTP_STATUS, LEGACY_VERSIONS, MODERN_VERSION, PROTOCOL_VERSION_KEY
 from router.relay.dispatch import CallContext, Dispatcher, Result
 from router.server.security import OriginPolicy
 from router.state.sessions import MemorySessionStore, SessionRecord, new_session_id
-from router.upstream.session import LEGACY_VERSIONS, MODERN_VERSION, PROTOCOL_VERSION_KEY
 
 log = logging.getLogger("toolmesh.server")
 
@@ -191,22 +185,15 @@ class McpEndpoint:
     async def _post_modern(
         self, scope: Scope, send: Send, headers: dict[str, str], message: dict[str, Any]
     ) -> None:
-        duplicated = find_duplicated_routing_header(
-            (key.decode("latin-1"), value.decode("latin-1")) for key, value in scope["headers"]
-        )
-        verdict = classify_inbound_request(message, headers=headers)
-        if duplicated is not None:
-            verdict = InboundLadderRejection(
-                code=HEADER_MISMATCH, message=f"{duplicated} header appears more than once"
-            )
-        if isinstance(verdict, InboundLadderRejection):
-            error = RPCError(verdict.code, verdict.message, verdict.data)
-            await _error(send, message.get("id"), error, ERROR_CODE_HTTP_STATUS.get(verdict.code, 400))
+        try:
+            checked = protocol.check(message, headers, scope["headers"])
+        except RPCError as exc:
+            await _error(send, message.get("id"), exc, HTTP_STATUS.get(exc.code, 400))
             return
         if "id" not in message:
             await _plain(send, 202, b"")
             return
-        ctx = CallContext("modern", client_capabilities=dict(verdict.client_capabilities or {}))
+        ctx = CallContext("modern", client_capabilities=checked.client_capabilities)
         await self._respond(send, ctx, message, legacy_session=False)
 
     async def _respond(
@@ -225,7 +212,7 @@ class McpEndpoint:
             outcome = "error"
             body = _error_bytes(message["id"], exc)
             if ctx.era == "modern":
-                status = ERROR_CODE_HTTP_STATUS.get(exc.code, 200)
+                status = HTTP_STATUS.get(exc.code, 200)
         self.metrics.observe_request(method, outcome, time.perf_counter() - started)
         if stream.started:
             await stream.finish(body)

@@ -51,6 +51,7 @@ class HttpChannel:
             timeout=timeout,
             headers={**_POST_HEADERS, **self.static_headers},
             skip_auto_headers=("User-Agent",),
+            cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=True,
         )
 

@@ -35,6 +35,7 @@ class BackendPool:
         self._make_backend = make_backend
         self.catalog = Catalog()
         self.backends: dict[tuple[str, str], Backend] = {}
+        self._by_server: dict[str, list[Backend]] = {}
         self._scopes: dict[tuple[str, str], anyio.CancelScope] = {}
         self.index = Index(naming, {})
         self._generation = 0
@@ -63,6 +64,7 @@ class BackendPool:
         backend = self._make_backend(record, self._on_backend_change)
         scope = anyio.CancelScope()
         self.backends[record.key], self._scopes[record.key] = backend, scope
+        self._by_server.setdefault(record.server, []).append(backend)
 
         async def supervise() -> None:
             with scope:
@@ -73,7 +75,11 @@ class BackendPool:
         return backend
 
     def _stop(self, key: tuple[str, str]) -> None:
-        self.backends.pop(key)
+        backend = self.backends.pop(key)
+        siblings = self._by_server[key[0]]
+        siblings.remove(backend)
+        if not siblings:
+            del self._by_server[key[0]]
         self._scopes.pop(key).cancel()
         log.info("backend removed", extra={"server": key[0], "instance": key[1]})
         self._rebuild_wanted.set()
@@ -86,7 +92,7 @@ class BackendPool:
 
     def pick(self, server: str) -> Backend:
         """A ready instance of `server`; fails fast, naming the server, if there is none."""
-        candidates = [b for (name, _), b in self.backends.items() if name == server]
+        candidates = self._by_server.get(server, ())
         for backend in candidates:
             if backend.state == "ready":
                 return backend

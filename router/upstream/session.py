@@ -15,22 +15,24 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import anyio
-from mcp.shared.inbound import encode_header_value
 
 from router import __version__
 from router.errors import BackendTimeout, BackendUnavailable, BackendUnreachable, SessionExpired
+from router.protocol import (
+    CLIENT_CAPABILITIES_KEY,
+    CLIENT_INFO_KEY,
+    ENVELOPE_KEYS,
+    LEGACY_VERSIONS,
+    MODERN_VERSION,
+    NAME_BEARING,
+    PROTOCOL_VERSION_KEY,
+    SERVER_INFO_KEY,
+    encode_header_value,
+)
 from router.upstream.base import Channel, Message, MessageHandler
 
 log = logging.getLogger("toolmesh.upstream")
 
-MODERN_VERSION = "2026-07-28"
-LEGACY_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
-PROTOCOL_VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
-CLIENT_CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
-CLIENT_INFO_KEY = "io.modelcontextprotocol/clientInfo"
-LOG_LEVEL_KEY = "io.modelcontextprotocol/logLevel"
-ENVELOPE_KEYS = frozenset({PROTOCOL_VERSION_KEY, CLIENT_CAPABILITIES_KEY, CLIENT_INFO_KEY, LOG_LEVEL_KEY})
-NAME_BEARING = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 CLIENT_INFO = {"name": "toolmesh", "version": __version__}
 
 Era = Literal["legacy", "modern"]
@@ -105,7 +107,7 @@ class UpstreamSession:
             return False
         self.era, self.protocol_version = "modern", MODERN_VERSION
         self.capabilities = result.get("capabilities") or {}
-        self.server_info = (result.get("_meta") or {}).get("io.modelcontextprotocol/serverInfo") or {}
+        self.server_info = (result.get("_meta") or {}).get(SERVER_INFO_KEY) or {}
         self.instructions = result.get("instructions")
         return True
 

@@ -1,0 +1,120 @@
+"""Protocol facts shared by both sides: versions, the 2026-07-28 envelope and its headers.
+
+The envelope and routing headers of a 2026-07-28 request are checked in the spec's order:
+
+1. `params._meta` carries the protocol version and client capabilities (else -32602);
+2. `MCP-Protocol-Version`, `Mcp-Method` and, for tools/call, prompts/get and resources/read,
+   `Mcp-Name` agree with the body, and none of them appears twice (else -32020);
+3. the version is one we serve (else -32022 with the supported list).
+
+Kept here rather than imported from the SDK so the router's start-up does not pay for the SDK,
+and here rather than in server/ or upstream/ because both use it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from router.errors import HEADER_MISMATCH, INVALID_PARAMS, UNSUPPORTED_PROTOCOL_VERSION, RPCError
+
+MODERN_VERSION = "2026-07-28"
+LEGACY_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
+LOG_LEVEL_KEY = "io.modelcontextprotocol/logLevel"
+SERVER_INFO_KEY = "io.modelcontextprotocol/serverInfo"
+ENVELOPE_KEYS = frozenset({
+    "io.modelcontextprotocol/protocolVersion", "io.modelcontextprotocol/clientCapabilities",
+    "io.modelcontextprotocol/clientInfo", LOG_LEVEL_KEY,
+})  # fmt: skip
+PROTOCOL_VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
+CLIENT_CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
+CLIENT_INFO_KEY = "io.modelcontextprotocol/clientInfo"
+NAME_BEARING = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+ROUTING_HEADERS = ("mcp-protocol-version", "mcp-method", "mcp-name")
+# HTTP status for an error code, as the 2026-07-28 transport defines it.
+HTTP_STATUS = {-32700: 400, -32600: 400, -32602: 400, -32020: 400, -32021: 400, -32022: 400, -32601: 404}
+
+_PLAIN = re.compile(r"[\x20-\x7e]*")
+_BASE64 = re.compile(r"=\?base64\?(?P<payload>[A-Za-z0-9+/]*={0,2})\?=")
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    protocol_version: str
+    client_capabilities: dict[str, Any]
+    client_info: dict[str, Any] | None
+
+
+def check(
+    message: Mapping[str, Any], headers: Mapping[str, str], raw_headers: Iterable[tuple[bytes, bytes]]
+) -> Envelope:
+    """The request's envelope, or RPCError with the code the spec gives for the first problem."""
+    params = message.get("params")
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    if not isinstance(meta, dict) or PROTOCOL_VERSION_KEY not in meta or CLIENT_CAPABILITIES_KEY not in meta:
+        raise RPCError(
+            INVALID_PARAMS,
+            f"params._meta must carry {PROTOCOL_VERSION_KEY!r} and {CLIENT_CAPABILITIES_KEY!r}",
+        )
+    version = meta[PROTOCOL_VERSION_KEY]
+    _check_headers(message, headers, raw_headers, version)
+    if version != MODERN_VERSION:
+        raise RPCError(
+            UNSUPPORTED_PROTOCOL_VERSION,
+            f"unsupported protocol version {version!r}",
+            {"supported": [MODERN_VERSION], "requested": version},
+        )
+    capabilities = meta[CLIENT_CAPABILITIES_KEY]
+    info = meta.get(CLIENT_INFO_KEY)
+    return Envelope(
+        version,
+        capabilities if isinstance(capabilities, dict) else {},
+        info if isinstance(info, dict) else None,
+    )
+
+
+def _check_headers(
+    message: Mapping[str, Any],
+    headers: Mapping[str, str],
+    raw_headers: Iterable[tuple[bytes, bytes]],
+    version: Any,
+) -> None:
+    seen: set[bytes] = set()
+    for key, _ in raw_headers:
+        if key in (b"mcp-protocol-version", b"mcp-method", b"mcp-name"):
+            if key in seen:
+                raise RPCError(HEADER_MISMATCH, f"{key.decode()} header appears more than once")
+            seen.add(key)
+    if headers.get("mcp-protocol-version") != version:
+        raise RPCError(HEADER_MISMATCH, "MCP-Protocol-Version header does not match params._meta")
+    method = message.get("method")
+    if headers.get("mcp-method") != method:
+        raise RPCError(HEADER_MISMATCH, "Mcp-Method header does not match the body's method")
+    name_key = NAME_BEARING.get(method) if isinstance(method, str) else None
+    if name_key is not None:
+        value = message["params"].get(name_key)
+        if value is not None and decode_header_value(headers.get("mcp-name")) != value:
+            raise RPCError(HEADER_MISMATCH, f"Mcp-Name header does not match the body's {name_key!r}")
+
+
+def encode_header_value(value: str) -> str:
+    """Plain printable ASCII as-is; anything else as `=?base64?...?=` so it survives HTTP."""
+    if _PLAIN.fullmatch(value) and value == value.strip() and not _BASE64.fullmatch(value):
+        return value
+    return f"=?base64?{base64.b64encode(value.encode()).decode()}?="
+
+
+def decode_header_value(value: str | None) -> str | None:
+    if value is None:
+        return None
+    match = _BASE64.fullmatch(value)
+    if match is None:
+        return value
+    try:
+        return base64.b64decode(match.group("payload"), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None

@@ -124,7 +124,7 @@ class Index:
         for conflict in self.conflicts:
             log.error(
                 "name offered by two servers is withheld; enable prefixing or rename one",
-                extra={"kind": conflict.kind, "name": conflict.name, "servers": list(conflict.servers)},
+                extra={"kind": conflict.kind, "item": conflict.name, "servers": list(conflict.servers)},
             )
             tables[conflict.kind][0].pop(conflict.name, None)
         for kind, (table, attribute) in tables.items():

@@ -119,7 +119,10 @@ class BackendPool:
         self._generation += 1
         self.index = Index(self.naming, self._server_definitions(), self._generation)
         for listener in self.listeners:
-            await listener(old, self.index)
+            try:
+                await listener(old, self.index)
+            except Exception:  # a listener's bug must not stop the catalog from updating
+                log.exception("index listener failed")
 
     def _server_definitions(self) -> dict[str, Definitions]:
         """One definitions set per server, from a ready instance (instances are interchangeable)."""

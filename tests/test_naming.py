@@ -1,0 +1,50 @@
+"""Naming rules: collisions are errors, long and foreign names are shortened deterministically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+import pytest
+from mcp import Client
+
+from router.catalog.index import Definitions, Index
+from router.catalog.naming import NamingPolicy
+from tests.conftest import run_router
+from tests.support.procs import sample_server_stdio_entry
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_prefix_never_withholds_names_two_servers_share_and_reports_them(tmp_path: Path) -> None:
+    servers = {"alpha": sample_server_stdio_entry("alpha"), "beta": sample_server_stdio_entry("beta")}
+    with run_router(tmp_path, servers, "--prefix", "never") as router:
+        async with aiohttp.ClientSession() as http, http.get(f"{router.base_url}/readyz") as response:
+            ready = await response.json()
+        conflicts = {(c["kind"], c["name"]) for c in ready["conflicts"]}
+        assert ("tools", "echo") in conflicts and ("prompts", "greet") in conflicts
+        async with Client(router.mcp_url, mode="legacy") as client:
+            names = {tool.name for tool in (await client.list_tools()).tools}
+            assert "echo" not in names, "a shared name must not be silently shadowed"
+            uris = {str(r.uri) for r in (await client.list_resources()).resources}
+            assert {"mem://alpha/hello", "mem://beta/hello"} <= uris  # distinct URIs stay as they are
+            read = await client.read_resource("mem://beta/hello")
+            assert read.contents[0].text == "hello from beta"  # type: ignore[union-attr]
+        assert "withheld" in router.process.log_text()
+
+
+def test_long_and_foreign_names_are_shortened_stably_and_never_collide() -> None:
+    naming = NamingPolicy("always", "__", 64)
+    long_a = "x" * 70 + "_a"
+    long_b = "x" * 70 + "_b"
+    tools = tuple({"name": n} for n in (long_a, long_b, "has space", "has_space", "ok"))
+    index = Index(naming, {"server": Definitions(tools=tools, capabilities={"tools": {}})})
+    exposed = [item["name"] for item in index.items("tools")]
+    assert len(exposed) == len(set(exposed)) == 5
+    assert all(
+        len(name) <= 64 and name.replace("_", "").replace("-", "").replace(".", "").isalnum()
+        for name in exposed
+    )
+    assert {index.tools[name].name for name in exposed} == {long_a, long_b, "has space", "has_space", "ok"}
+    again = Index(naming, {"server": Definitions(tools=tools, capabilities={"tools": {}})})
+    assert [item["name"] for item in again.items("tools")] == exposed

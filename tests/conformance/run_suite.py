@@ -1,0 +1,286 @@
+"""Run the official MCP conformance suite (npm ``@modelcontextprotocol/conformance``) against a server.
+
+Usage, from the repository root:
+
+    python tests/conformance/run_suite.py --url http://127.0.0.1:PORT/mcp --spec-version 2025-11-25
+    python tests/conformance/run_suite.py --backend                  # start our backend, run both versions
+
+``--spec-version`` may be repeated; without it both 2025-11-25 and 2026-07-28 run. ``--backend`` starts
+``tests.conformance.backend`` on a free loopback port instead of testing ``--url``. Each version runs
+``conformance server --suite all`` with ``tests/conformance/expected-failures-<version>.yml`` as the
+baseline, so the exit status is 0 only when every failure is listed there and no listed one passes.
+
+Node 22 (npm package ``node-linux-<arch>``) and the suite are installed into ``.cache/`` on first use,
+under a file lock so concurrent runs install once. Results land in ``--output-dir`` (default
+``.cache/conformance-results``), one timestamped folder per version with the suite's log and checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+CACHE = ROOT / ".cache"
+NODE_PREFIX = CACHE / "node22"
+SUITE_PREFIX = CACHE / "conformance"
+SUITE_PACKAGE = "@modelcontextprotocol/conformance"
+SUITE_VERSION = "0.2.0-alpha.12"
+NODE_MAJOR = 22
+SPEC_VERSIONS = ("2025-11-25", "2026-07-28")
+RUN_TIMEOUT = 900.0
+"""Seconds one spec version's run may take (the whole suite normally needs under ten)."""
+
+
+class SetupError(RuntimeError):
+    """The suite or Node could not be installed or started."""
+
+
+# --- Installation -----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def install_lock() -> Iterator[None]:
+    """Hold an exclusive lock on ``.cache/conformance-install.lock`` (blocks until it is free)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / "conformance-install.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def node_major(node: Path | str) -> int | None:
+    """The major version of a Node binary, or None if it does not run."""
+    try:
+        out = subprocess.run([str(node), "--version"], capture_output=True, text=True, timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.match(r"v(\d+)\.", out.stdout.strip())
+    return int(match.group(1)) if match else None
+
+
+def npm_install(prefix: Path, spec: str) -> None:
+    """``npm install --prefix PREFIX SPEC`` with the machine's npm."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise SetupError("npm is not installed; it is needed to fetch Node 22 and the conformance suite")
+    prefix.mkdir(parents=True, exist_ok=True)
+    command = [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--loglevel=error", spec]
+    print(f"+ {' '.join(command)}", flush=True)
+    result = subprocess.run(command, check=False, timeout=600)
+    if result.returncode != 0:
+        raise SetupError(f"npm install {spec} failed with exit code {result.returncode}")
+
+
+def node_package() -> str:
+    """The npm package that ships a Node binary for this machine."""
+    arch = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}.get(
+        platform.machine().lower()
+    )
+    if sys.platform != "linux" or arch is None:
+        raise SetupError(f"no Node {NODE_MAJOR} package known for {sys.platform}/{platform.machine()}")
+    return f"node-linux-{arch}"
+
+
+def ensure_node() -> Path:
+    """A Node >= 22 binary: the machine's own if new enough, else one installed into ``.cache/node22``."""
+    system = shutil.which("node")
+    if system and (node_major(system) or 0) >= NODE_MAJOR:
+        return Path(system)
+    package = node_package()
+    binary = NODE_PREFIX / "node_modules" / package / "bin" / "node"
+    if (node_major(binary) or 0) < NODE_MAJOR:
+        npm_install(NODE_PREFIX, f"{package}@{NODE_MAJOR}")
+    if (node_major(binary) or 0) < NODE_MAJOR:
+        raise SetupError(f"{binary} is not a working Node {NODE_MAJOR}")
+    return binary
+
+
+def ensure_suite(version: str) -> Path:
+    """The suite's CLI entry script, installing ``SUITE_PACKAGE@version`` if another version is there."""
+    package_dir = SUITE_PREFIX / "node_modules" / SUITE_PACKAGE
+    manifest = package_dir / "package.json"
+
+    def installed() -> str | None:
+        try:
+            return str(json.loads(manifest.read_text())["version"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    if installed() != version:
+        npm_install(SUITE_PREFIX, f"{SUITE_PACKAGE}@{version}")
+    if installed() != version:
+        raise SetupError(f"{SUITE_PACKAGE}@{version} is not installed under {SUITE_PREFIX}")
+    bin_entry = json.loads(manifest.read_text())["bin"]
+    script = bin_entry if isinstance(bin_entry, str) else bin_entry["conformance"]
+    return package_dir / script
+
+
+# --- The backend under test -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Block until something accepts connections on 127.0.0.1:`port`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SetupError(f"the backend exited early with code {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.1)
+    raise SetupError(f"the backend did not listen on port {port} within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def running_backend(log_path: Path) -> Iterator[str]:
+    """Start ``tests.conformance.backend`` on a free port; yield its URL; stop it afterwards."""
+    port = free_port()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tests.conformance.backend", "--port", str(port)],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for_port(port, process)
+            yield f"http://127.0.0.1:{port}/mcp"
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+# --- Running the suite ------------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    """One spec version's outcome."""
+
+    spec_version: str
+    exit_code: int
+    passed: int
+    failed: int
+    seconds: float
+    output_dir: Path
+
+
+def run_version(node: Path, cli: Path, url: str, spec_version: str, output_root: Path) -> RunResult:
+    """Run ``conformance server --suite all`` for one spec version, teeing its output to a log file."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    output_dir = output_root / f"{spec_version}-{stamp}"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    baseline = HERE / f"expected-failures-{spec_version}.yml"
+    command = [str(node), str(cli), "server", "--url", url, "--suite", "all", "--spec-version", spec_version]
+    command += ["--output-dir", str(output_dir)]
+    if baseline.exists():
+        command += ["--expected-failures", str(baseline)]
+    print(f"\n+ {' '.join(command)}", flush=True)
+    env = {**os.environ, "PATH": f"{node.parent}{os.pathsep}{os.environ.get('PATH', '')}", "NO_COLOR": "1"}
+    started = time.monotonic()
+    passed = failed = 0
+    with (output_dir / "suite.log").open("w") as log:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        assert process.stdout is not None
+        timed_out = threading.Event()
+
+        def kill() -> None:
+            timed_out.set()
+            process.kill()
+
+        watchdog = threading.Timer(RUN_TIMEOUT, kill)
+        watchdog.start()
+        try:
+            for line in process.stdout:
+                sys.stdout.write(line)
+                log.write(line)
+                if total := re.match(r"Total: (\d+) passed, (\d+) failed", line.strip()):
+                    passed, failed = int(total.group(1)), int(total.group(2))
+            exit_code = process.wait()
+        finally:
+            watchdog.cancel()
+        if timed_out.is_set():
+            print(f"the suite was killed after {RUN_TIMEOUT:.0f} s", file=sys.stderr)
+            exit_code = exit_code or 1
+    return RunResult(spec_version, exit_code, passed, failed, time.monotonic() - started, output_dir)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Run the MCP conformance suite against a server.")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--url", help="the server's Streamable HTTP endpoint, e.g. http://127.0.0.1:8000/mcp")
+    target.add_argument("--backend", action="store_true", help="start tests.conformance.backend and test it")
+    parser.add_argument(
+        "--spec-version",
+        action="append",
+        choices=SPEC_VERSIONS,
+        help="spec version to test (repeatable; default: all of them)",
+    )
+    parser.add_argument("--output-dir", type=Path, default=CACHE / "conformance-results")
+    parser.add_argument(
+        "--suite-version", default=SUITE_VERSION, help=f"npm version (default {SUITE_VERSION})"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Install what is missing, run each requested spec version, print a summary; return the exit code."""
+    args = parse_args(argv)
+    versions = args.spec_version or list(SPEC_VERSIONS)
+    output_root = args.output_dir.resolve()
+    try:
+        with install_lock():
+            node = ensure_node()
+            cli = ensure_suite(args.suite_version)
+        with contextlib.ExitStack() as stack:
+            url = args.url
+            if args.backend:
+                url = stack.enter_context(running_backend(output_root / "backend.log"))
+            results = [run_version(node, cli, url, version, output_root) for version in versions]
+    except SetupError as error:
+        print(f"conformance setup failed: {error}", file=sys.stderr)
+        return 2
+
+    print("\n=== Conformance summary ===")
+    for r in results:
+        verdict = "ok" if r.exit_code == 0 else f"FAILED (exit {r.exit_code})"
+        print(
+            f"{r.spec_version}: {r.passed} passed, {r.failed} failed in {r.seconds:.1f} s, {verdict}; {r.output_dir}"
+        )
+    print(f"conformance: {sum(r.passed for r in results)} passed, {sum(r.failed for r in results)} failed")
+    return max((r.exit_code for r in results), default=0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -164,7 +164,8 @@ class UpstreamSession:
         self, method: str, params: Mapping[str, Any] | None, timeout: float, on_message: MessageHandler | None
     ) -> Message:
         if self.era == "modern":
-            params = {**(params or {}), "_meta": {**((params or {}).get("_meta") or {}), **self._envelope}}
+            # A 2026-07-28 client's own envelope wins, so the backend sees its real capabilities.
+            params = {**(params or {}), "_meta": {**self._envelope, **((params or {}).get("_meta") or {})}}
             name_key = NAME_BEARING.get(method)
             headers = self._modern_headers(method, params.get(name_key) if name_key else None)
         else:

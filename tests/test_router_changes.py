@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -125,3 +126,22 @@ async def _eventually_call(client: Client, tool: str, arguments: dict[str, Any] 
                 return result.content[0].text  # type: ignore[union-attr,no-any-return]
             except MCPError:
                 await anyio.sleep(0.2)
+
+
+async def test_no_stdio_child_outlives_the_router(tmp_path: Path) -> None:
+    with run_router(tmp_path, {"alpha": sample_server_stdio_entry("alpha")}) as router:
+        async with Client(router.mcp_url, mode="legacy") as client:
+            child = int((await client.call_tool("alpha__whoami", {})).content[0].text)  # type: ignore[union-attr]
+        assert _alive(child)
+        router.process.stop(grace=10)
+    with anyio.fail_after(5):
+        while _alive(child):
+            await anyio.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

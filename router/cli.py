@@ -8,6 +8,7 @@ naming the setting (or catalog field) and the fix, with exit status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -60,8 +61,6 @@ def load_settings(overrides: dict[str, Any]) -> RouterSettings:
     """Settings from overrides + environment + file; ConfigError names the bad field."""
     settings_file = overrides.pop("settings", None)
     if settings_file is not None:
-        import os
-
         os.environ[SETTINGS_FILE_ENV] = str(settings_file)
     try:
         return RouterSettings(**overrides)

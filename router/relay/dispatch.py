@@ -251,7 +251,7 @@ class _Relay:
         assert self.ctx.emit is not None
         method = message.get("method")
         if "id" in message:
-            await self._refuse(message)
+            await self.backend.answer_request(message)
             return
         if method == "notifications/progress":
             if self.token is None:
@@ -267,18 +267,3 @@ class _Relay:
         if wanted is None or level not in LOG_LEVELS:
             return True
         return LOG_LEVELS.index(level) >= LOG_LEVELS.index(wanted)
-
-    async def _refuse(self, message: Message) -> None:
-        """Server-to-client requests are not relayed yet: answer them so the backend moves on."""
-        session = self.backend.session
-        if session is None:
-            return
-        reply = {
-            "jsonrpc": "2.0",
-            "id": message["id"],
-            "error": {
-                "code": METHOD_NOT_FOUND,
-                "message": f"{message.get('method')} is not relayed by toolmesh",
-            },
-        }
-        await session.channel.notify(reply, session.headers_for("response"))

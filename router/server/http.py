@@ -34,7 +34,7 @@ from router.observe.metrics import Metrics
 from router.protocol import HTTP_STATUS, LEGACY_VERSIONS, MODERN_VERSION, PROTOCOL_VERSION_KEY
 from router.relay.dispatch import CallContext, Dispatcher, Result
 from router.server.security import OriginPolicy
-from router.state.sessions import MemorySessionStore, SessionRecord, new_session_id
+from router.state.sessions import LocalSession, SessionRecord, SessionStore, new_session_id
 
 log = logging.getLogger("toolmesh.server")
 
@@ -56,7 +56,7 @@ class McpEndpoint:
     def __init__(
         self,
         dispatcher: Dispatcher,
-        sessions: MemorySessionStore,
+        sessions: SessionStore,
         policy: OriginPolicy,
         metrics: Metrics,
         *,
@@ -151,7 +151,7 @@ class McpEndpoint:
         ctx = CallContext(
             "legacy", client_capabilities=record.client_capabilities, log_level=record.log_level
         )
-        await self._respond(send, ctx, message, legacy_session=True)
+        await self._respond(send, ctx, message)
         record.log_level = ctx.log_level
 
     async def _initialize(self, send: Send, message: dict[str, Any]) -> None:
@@ -194,11 +194,9 @@ class McpEndpoint:
             await _plain(send, 202, b"")
             return
         ctx = CallContext("modern", client_capabilities=checked.client_capabilities)
-        await self._respond(send, ctx, message, legacy_session=False)
+        await self._respond(send, ctx, message)
 
-    async def _respond(
-        self, send: Send, ctx: CallContext, message: dict[str, Any], legacy_session: bool
-    ) -> None:
+    async def _respond(self, send: Send, ctx: CallContext, message: dict[str, Any]) -> None:
         """Dispatch and write the reply, upgrading to SSE if related messages arrive first."""
         started = time.perf_counter()
         stream = _ReplyStream(send)
@@ -263,7 +261,7 @@ class McpEndpoint:
         self.metrics.sessions.set(len(self.sessions))
         await _plain(send, 200, b"")
 
-    async def _session_or_reply(self, send: Send, headers: dict[str, str]) -> Any:
+    async def _session_or_reply(self, send: Send, headers: dict[str, str]) -> LocalSession | None:
         session_id = headers.get("mcp-session-id")
         if session_id is None:
             await _error(

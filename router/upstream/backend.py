@@ -244,12 +244,12 @@ class Backend:
             self._dirty.update(CHANGED[method])
             self._refresh_wanted.set()
         elif "id" in message and method is not None:
-            await self._answer_request(message)
+            await self.answer_request(message)
         elif self.on_notification is not None and method is not None:
             await self.on_notification(self, message)
 
-    async def _answer_request(self, message: Message) -> None:
-        """Requests the backend sends outside any call: ping is answered, the rest refused."""
+    async def answer_request(self, message: Message) -> None:
+        """A request the backend sent us: ping is answered, the rest refused (not relayed yet)."""
         session = self.session
         if session is None:
             return

@@ -33,7 +33,6 @@ class BackendPool:
     ) -> None:
         self.naming = naming
         self._make_backend = make_backend
-        self.catalog = Catalog()
         self.backends: dict[tuple[str, str], Backend] = {}
         self._by_server: dict[str, list[Backend]] = {}
         self._scopes: dict[tuple[str, str], anyio.CancelScope] = {}
@@ -53,7 +52,6 @@ class BackendPool:
         started = [
             self._start(record, task_group) for key, record in wanted.items() if key not in self.backends
         ]
-        self.catalog = catalog
         with anyio.move_on_after(max((b.connect_timeout for b in started), default=0) + 1):
             for backend in started:
                 await backend.first_attempt.wait()

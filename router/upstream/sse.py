@@ -1,4 +1,4 @@
-"""Server-Sent Events: a parser for responses we read and an encoder for streams we write."""
+"""Server-Sent Events: a parser for the streams backends send us."""
 
 from __future__ import annotations
 
@@ -39,13 +39,3 @@ async def parse_events(lines: AsyncIterable[bytes]) -> AsyncIterator[Event]:
             retry = int(value)
     if data:
         yield Event("\n".join(data), event, event_id, retry)
-
-
-def encode_event(data: bytes, event_id: str | None = None, retry_ms: int | None = None) -> bytes:
-    """One `message` event; `data` must be a single line of JSON."""
-    head = b""
-    if event_id is not None:
-        head += b"id: " + event_id.encode() + b"\n"
-    if retry_ms is not None:
-        head += b"retry: " + str(retry_ms).encode() + b"\n"
-    return head + b"event: message\ndata: " + data + b"\n\n"

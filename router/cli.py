@@ -78,6 +78,7 @@ def run_router(overrides: dict[str, Any]) -> int:
 
     from router.app import Router
     from router.observe.logging import configure
+    from router.server.transport import CoalescingHttpToolsProtocol
 
     try:
         settings = load_settings(overrides)
@@ -95,7 +96,7 @@ def run_router(overrides: dict[str, Any]) -> int:
         host=settings.host,
         port=settings.port,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,
         lifespan="on",
         access_log=False,
         log_config=None,

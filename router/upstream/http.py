@@ -1,4 +1,4 @@
-"""Streamable HTTP toward a backend, over one pooled aiohttp session per instance.
+"""Streamable HTTP toward a backend, over pooled keep-alive connections per instance.
 
 A request is a POST whose answer is either one JSON message or an SSE stream carrying related
 messages and, last, the response. A stream that ends early (2025-11-25 polling) is resumed with
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import anyio
 import orjson
 from anyio.abc import TaskGroup
@@ -19,12 +19,13 @@ from anyio.abc import TaskGroup
 from router.errors import BackendUnavailable, BackendUnreachable, SessionExpired
 from router.upstream.base import Message, MessageHandler
 from router.upstream.sse import parse_events
+from router.upstream.wire import ConnectFailed, ConnectionClosed, Response, WireClient
 
 log = logging.getLogger("toolmesh.upstream")
 
 _POST_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 _GET_HEADERS = {"Accept": "text/event-stream"}
-_CONNECTION_ERRORS = (aiohttp.ClientError, OSError)
+_CONNECTION_ERRORS = (OSError, ValueError)
 
 
 class HttpChannel:
@@ -34,50 +35,41 @@ class HttpChannel:
         self.static_headers = dict(headers)
         self.connect_timeout = connect_timeout
         self.on_unsolicited: MessageHandler | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._client: WireClient | None = None
         self.issued_session_id: str | None = None
 
     @property
     def alive(self) -> bool:
-        return self._session is not None and not self._session.closed
+        return self._client is not None
 
     async def open(self, task_group: TaskGroup) -> None:
         if self.alive:
             return
-        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, enable_cleanup_closed=True)
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout)
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=timeout,
-            headers={**_POST_HEADERS, **self.static_headers},
-            skip_auto_headers=("User-Agent",),
-            cookie_jar=aiohttp.DummyCookieJar(),
-            auto_decompress=True,
-        )
+        self._client = WireClient(self.url, {**_POST_HEADERS, **self.static_headers}, self.connect_timeout)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
+    def _http(self) -> WireClient:
+        if self._client is None:
             raise BackendUnavailable(self.server, "connection closed")
-        return self._session
+        return self._client
 
     async def request(
         self, message: Message, headers: Mapping[str, str], on_message: MessageHandler | None = None
     ) -> Message:
         body = orjson.dumps(message)
         try:
-            async with self._http().post(self.url, data=body, headers=headers) as response:
+            async with self._http().request("POST", headers, body) as response:
                 return await self._read_reply(response, message["id"], headers, on_message)
         except _CONNECTION_ERRORS as exc:
             raise _translate(self.server, exc) from None
 
     async def notify(self, message: Message, headers: Mapping[str, str]) -> None:
         try:
-            async with self._http().post(self.url, data=orjson.dumps(message), headers=headers) as response:
+            async with self._http().request("POST", headers, orjson.dumps(message)) as response:
                 if response.status == 404 and "mcp-session-id" in headers:
                     raise SessionExpired(self.server)
                 await response.read()
@@ -86,7 +78,7 @@ class HttpChannel:
 
     async def end_session(self, headers: Mapping[str, str]) -> None:
         try:
-            async with self._http().delete(self.url, headers=headers) as response:
+            async with self._http().request("DELETE", headers) as response:
                 await response.read()
         except (*_CONNECTION_ERRORS, BackendUnavailable):
             pass
@@ -100,13 +92,13 @@ class HttpChannel:
             if last_event_id is not None:
                 request_headers["Last-Event-ID"] = last_event_id
             try:
-                async with self._http().get(self.url, headers=request_headers) as response:
+                async with self._http().request("GET", request_headers) as response:
                     if response.status == 404 and "mcp-session-id" in headers:
                         raise SessionExpired(self.server)
                     if response.status != 200 or response.content_type != "text/event-stream":
                         return  # the backend offers no GET stream; nothing to listen to
                     delay = 0.2
-                    async for event in parse_events(response.content):
+                    async for event in parse_events(response.lines()):
                         last_event_id = event.id or last_event_id
                         if event.data and self.on_unsolicited is not None:
                             await self.on_unsolicited(orjson.loads(event.data))
@@ -115,7 +107,7 @@ class HttpChannel:
             await anyio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    def _note_session(self, response: aiohttp.ClientResponse) -> None:
+    def _note_session(self, response: Response) -> None:
         """Remember a session id the backend issues (on its initialize response)."""
         session_id = response.headers.get("mcp-session-id")
         if session_id is not None:
@@ -123,7 +115,7 @@ class HttpChannel:
 
     async def _read_reply(
         self,
-        response: aiohttp.ClientResponse,
+        response: Response,
         request_id: Any,
         headers: Mapping[str, str],
         on_message: MessageHandler | None,
@@ -146,43 +138,57 @@ class HttpChannel:
 
     async def _read_stream(
         self,
-        response: aiohttp.ClientResponse,
+        response: Response,
         request_id: Any,
         headers: Mapping[str, str],
         on_message: MessageHandler | None,
     ) -> Message:
-        last_event_id: str | None = None
-        retry_ms = 0
-        stream = response
+        cursor = _StreamCursor()
+        reply = await self._scan(response, request_id, on_message, cursor)
         for _ in range(1000):  # resumptions of one request; bounded so a broken server cannot spin us
-            async for event in parse_events(stream.content):
-                last_event_id = event.id or last_event_id
-                retry_ms = event.retry if event.retry is not None else retry_ms
-                if not event.data:
-                    continue
-                message: Message = orjson.loads(event.data)
-                if message.get("id") == request_id and ("result" in message or "error" in message):
-                    self._note_session(response)
-                    return message
-                if on_message is not None:
-                    await on_message(message)
-                elif self.on_unsolicited is not None:
-                    await self.on_unsolicited(message)
-            if last_event_id is None:
+            if reply is not None:
+                self._note_session(response)
+                return reply
+            if cursor.last_event_id is None:
                 break
-            await anyio.sleep(retry_ms / 1000)
-            resume = {**headers, **_GET_HEADERS, "Last-Event-ID": last_event_id}
-            if stream is not response:
-                stream.release()
-            stream = await self._http().get(self.url, headers=resume)
-            if stream.status != 200:
-                break
+            await anyio.sleep(cursor.retry_ms / 1000)
+            resume = {**headers, **_GET_HEADERS, "Last-Event-ID": cursor.last_event_id}
+            async with self._http().request("GET", resume) as stream:
+                if stream.status != 200:
+                    break
+                reply = await self._scan(stream, request_id, on_message, cursor)
         raise BackendUnavailable(self.server, "the response stream ended before the response")
+
+    async def _scan(
+        self, stream: Response, request_id: Any, on_message: MessageHandler | None, cursor: _StreamCursor
+    ) -> Message | None:
+        """Hand on what precedes the response on `stream`; the response, or None if the stream ended."""
+        async for event in parse_events(stream.lines()):
+            cursor.last_event_id = event.id or cursor.last_event_id
+            cursor.retry_ms = event.retry if event.retry is not None else cursor.retry_ms
+            if not event.data:
+                continue
+            message: Message = orjson.loads(event.data)
+            if message.get("id") == request_id and ("result" in message or "error" in message):
+                return message
+            if on_message is not None:
+                await on_message(message)
+            elif self.on_unsolicited is not None:
+                await self.on_unsolicited(message)
+        return None
+
+
+@dataclass(slots=True)
+class _StreamCursor:
+    """Where a response stream got to, for resuming it with `Last-Event-ID`."""
+
+    last_event_id: str | None = None
+    retry_ms: int = 0
 
 
 def _translate(server: str, exc: BaseException) -> BackendUnavailable:
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return BackendUnreachable(server, f"cannot connect ({exc.os_error.strerror or exc.os_error})")
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return BackendUnavailable(server, "the server closed the connection")
+    if isinstance(exc, ConnectFailed):
+        return BackendUnreachable(server, f"cannot connect ({exc})")
+    if isinstance(exc, ConnectionClosed):
+        return BackendUnavailable(server, str(exc))
     return BackendUnavailable(server, f"{type(exc).__name__}: {exc}".rstrip(": "))

@@ -1,0 +1,81 @@
+"""CPU time the router spends per `tools/call`, a figure that noise on the machine barely moves.
+
+    python bench/cpu_cost.py [--duration S] [--connections N] [--profile OUT.pstats]
+
+Latency on a shared 2-core machine swings with whatever else runs; CPU seconds consumed by the
+router process per request do not (much). This starts the fast backend and a router over it,
+drives `tools/call` with wrk through the router for a while, and divides the router's CPU time
+(user + system, from /proc) by the number of calls. Run it before and after a hot-path change.
+With --profile the router runs under cProfile and the stats are written on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from harness import BENCH_DIR, Processes, run_wrk, wait_until
+from run import (
+    RESULTS_DIR,
+    call_env,
+    default_router_command,
+    open_target,
+    spawn_router,
+    start_backend,
+    wait_backends,
+    wait_router,
+    write_catalog,
+)
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU of `pid` so far (fields 14 and 15 of /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=1)
+    parser.add_argument("--profile", type=Path, help="run the router under cProfile, stats to this file")
+    args = parser.parse_args()
+
+    command = default_router_command()
+    if args.profile:
+        command = [sys.executable, "-m", "cProfile", "-o", str(args.profile.resolve()), "-m", "router"]
+    options = argparse.Namespace(router_command=command)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    with Processes(RESULTS_DIR / "logs", BENCH_DIR.parent) as procs:
+        backend = start_backend(procs, "fast", 1)
+        wait_backends([backend])
+        router, port = spawn_router(procs, options, write_catalog("cpu", {"fast": backend}), "cpu")  # type: ignore[arg-type]
+        wait_router(router, port)
+        target = open_target("router", port, "fast")
+        run_wrk("call.lua", port, connections=args.connections, duration_s=2, env=call_env(target), cpu=None)
+        before = cpu_seconds(router.pid)
+        run = run_wrk(
+            "call.lua",
+            port,
+            connections=args.connections,
+            duration_s=args.duration,
+            env=call_env(target),
+            cpu=None,
+        )
+        spent = cpu_seconds(router.pid) - before
+        calls = run["requests"] if "requests" in run else run["rps"] * args.duration
+        print(
+            f"router CPU per tools/call: {spent / calls * 1e6:.0f} us "
+            f"({calls:.0f} calls, {spent:.2f} s CPU, {run['rps']:.0f} req/s, p50 {run['p50_ms']:.3f} ms)"
+        )
+        if args.profile:
+            router.send_signal(2)
+            wait_until(lambda: router.poll() is not None, 10, "router exit")
+
+
+if __name__ == "__main__":
+    main()

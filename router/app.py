@@ -11,7 +11,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import orjson
@@ -29,9 +29,13 @@ from router.relay.dispatch import Dispatcher
 from router.server.http import McpEndpoint
 from router.server.security import OriginPolicy
 from router.settings import RouterSettings
-from router.state.sessions import MemorySessionStore
+from router.state.bus import ClientBus, LocalBus
+from router.state.sessions import MemorySessionStore, SessionIds, SessionStore
 from router.upstream.backend import Backend
 from router.upstream.pool import BackendPool
+
+if TYPE_CHECKING:
+    from router.state.nats_link import NatsLink
 
 log = logging.getLogger("toolmesh.router")
 
@@ -58,7 +62,7 @@ class Router:
             else secrets.token_bytes(32)
         )
         self.dispatcher = Dispatcher(self.pool, CursorCodec(key), settings.page_size, settings.list_ttl_ms)
-        self.sessions = MemorySessionStore()
+        self.nats, self.sessions, bus = self._shared_state(key)
         policy = OriginPolicy(settings.host, settings.allowed_hosts, settings.allowed_origins)
         self.endpoint = McpEndpoint(
             self.dispatcher,
@@ -67,6 +71,7 @@ class Router:
             self.metrics,
             max_body_bytes=settings.max_body_bytes,
             max_sessions=settings.max_sessions,
+            bus=bus,
         )
         if sources is None:
             sources = (
@@ -74,6 +79,40 @@ class Router:
             )
         self.sources = sources
         self.metrics_app = make_asgi_app(registry=self.metrics.registry)
+
+    def _shared_state(self, key: bytes) -> tuple[NatsLink | None, SessionStore, ClientBus]:
+        """In-memory sessions and delivery, or (with `nats`) the shared ones; see state/."""
+        ids = SessionIds(key)
+        if not self.settings.nats:
+            store = MemorySessionStore(ids)
+            return None, store, LocalBus(store)
+        from prometheus_client import Gauge
+
+        from router.state.bus import NatsBus
+        from router.state.catalog_sync import CatalogSync
+        from router.state.nats_link import NatsLink
+        from router.state.shared_sessions import NatsSessionStore
+
+        link = NatsLink(self.settings.nats, prefix=self.settings.nats_prefix)
+        sync = CatalogSync(link, self.pool)
+        link.listeners.append(sync.start)
+        self.pool.listeners.append(sync.on_index_change)
+        shared = NatsSessionStore(link, ids, self.settings.session_idle_timeout)
+        nats_bus = NatsBus(shared, link)
+        shared.on_ended.append(nats_bus.session_ended)
+        connected = Gauge(
+            "toolmesh_nats_connected",
+            "1 while this replica is connected to NATS; 0 means degraded (local state only).",
+            registry=self.metrics.registry,
+        )
+        connected.set_function(lambda: 1.0 if link.connected else 0.0)
+        unsynced = Gauge(
+            "toolmesh_sessions_unsynced",
+            "Sessions kept only on this replica until NATS is back.",
+            registry=self.metrics.registry,
+        )
+        unsynced.set_function(lambda: float(shared.unsynced))
+        return link, shared, nats_bus
 
     def _make_backend(self, record: BackendRecord, on_change: Any) -> Backend:
         s = self.settings
@@ -93,6 +132,9 @@ class Router:
     async def running(self) -> AsyncIterator[None]:
         """Run the background work for as long as the context is open."""
         async with anyio.create_task_group() as tg:
+            if self.nats is not None:
+                await tg.start(self.nats.run)
+                tg.start_soon(self.sessions.run)  # type: ignore[attr-defined]
             tg.start_soon(self.pool.run_rebuilder)
             tg.start_soon(self._sweep_sessions)
             for source in self.sources:
@@ -140,11 +182,15 @@ class Router:
             }
             for (server, instance), backend in sorted(self.pool.backends.items())
         }
+        degraded = self.nats is not None and not self.nats.connected
         detail: dict[str, Any] = {
-            "status": "ready" if ready else "loading",
+            "status": ("degraded" if degraded else "ready") if ready else "loading",
             "catalog": {source.name: "ok" if source.healthy else "stale" for source in self.sources},
             "backends": backends,
         }
+        if self.nats is not None:
+            # Degraded still answers 200: the replica serves its own sessions; the LB keeps it.
+            detail["nats"] = "connected" if self.nats.connected else "disconnected"
         conflicts = self.pool.index.conflicts
         if conflicts:
             detail["conflicts"] = [{"kind": c.kind, "name": c.name, "servers": c.servers} for c in conflicts]

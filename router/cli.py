@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     router.add_argument("--max-body-bytes", dest="max_body_bytes", type=int, help="largest request body")
     router.add_argument("--log-level", dest="log_level", help="debug, info, warning or error")
     router.add_argument("--log-format", dest="log_format", help="json or text")
+    router.add_argument("--nats", help="NATS URL: share state with other replicas (needs a cluster key)")
     router.add_argument("--settings", type=Path, help=f"TOML settings file (or {SETTINGS_FILE_ENV})")
     return parser
 

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -68,8 +68,36 @@ class RouterSettings(BaseSettings):
     log_format: Literal["json", "text"] = Field("json", description="Structured JSON lines or plain text.")
     cluster_key: SecretStr | None = Field(
         None,
-        description="Key that signs cursors; replicas behind one address must share it. Random if unset.",
+        description="Key that signs cursors and session ids; replicas behind one address must share it "
+        "(required with `nats`). Random if unset.",
     )
+
+    # Shared state across replicas
+    nats: str | None = Field(
+        None,
+        description="NATS server URL(s), comma-separated (e.g. `nats://127.0.0.1:4222`): share sessions, "
+        "client messages and catalog changes with other replicas. Unset: in-memory state only.",
+    )
+    nats_prefix: str = Field(
+        "toolmesh",
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="First token of every NATS subject and KV bucket name the router uses.",
+    )
+
+    @field_validator("nats")
+    @classmethod
+    def _nats_needs_key(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        for url in value.split(","):
+            if not url.strip().startswith(("nats://", "tls://", "ws://", "wss://")):
+                raise ValueError(f"{url.strip()!r} is not a NATS URL; write nats://HOST:PORT")
+        if info.data.get("cluster_key") is None:
+            raise ValueError(
+                "replicas sharing state must share a cluster key: set TOOLMESH_CLUSTER_KEY (same secret on "
+                "every replica)"
+            )
+        return value
 
     @field_validator("allowed_hosts", "allowed_origins", mode="before")
     @classmethod

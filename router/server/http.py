@@ -34,7 +34,8 @@ from router.observe.metrics import Metrics
 from router.protocol import HTTP_STATUS, LEGACY_VERSIONS, MODERN_VERSION, PROTOCOL_VERSION_KEY
 from router.relay.dispatch import CallContext, Dispatcher, Result
 from router.server.security import OriginPolicy
-from router.state.sessions import LocalSession, SessionRecord, SessionStore, new_session_id
+from router.state.bus import ClientBus, LocalBus
+from router.state.sessions import LocalSession, SessionRecord, SessionStore, SessionUnavailable
 
 log = logging.getLogger("toolmesh.server")
 
@@ -62,9 +63,11 @@ class McpEndpoint:
         *,
         max_body_bytes: int,
         max_sessions: int,
+        bus: ClientBus | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.sessions = sessions
+        self.bus: ClientBus = bus or LocalBus(sessions)
         self.policy = policy
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
@@ -134,10 +137,8 @@ class McpEndpoint:
             )
             await _error(send, message.get("id"), error, 400)
             return
-        session = self.sessions.get(session_id)
+        session = await self._find(send, session_id, message.get("id"))
         if session is None:
-            error = RPCError(SESSION_NOT_FOUND, "Session not found: initialize a new session")
-            await _error(send, message.get("id"), error, 404)
             return
         version = headers.get("mcp-protocol-version")
         if version is not None and version not in LEGACY_VERSIONS:
@@ -145,6 +146,8 @@ class McpEndpoint:
             await _error(send, message.get("id"), error, 400)
             return
         if method is None or "id" not in message:
+            if method is None:  # the client's reply to a request we sent it, wherever it waits
+                await self.bus.answer(session_id, message)
             await _plain(send, 202, b"")  # notifications and responses: accepted
             return
         record = session.record
@@ -152,7 +155,9 @@ class McpEndpoint:
             "legacy", client_capabilities=record.client_capabilities, log_level=record.log_level
         )
         await self._respond(send, ctx, message)
-        record.log_level = ctx.log_level
+        if record.log_level != ctx.log_level:
+            record.log_level = ctx.log_level
+            await self.sessions.save(session)
 
     async def _initialize(self, send: Send, message: dict[str, Any]) -> None:
         params = message.get("params")
@@ -172,12 +177,12 @@ class McpEndpoint:
         requested = params.get("protocolVersion")
         version = requested if requested in LEGACY_VERSIONS else LEGACY_VERSIONS[0]
         record = SessionRecord(
-            id=new_session_id(),
+            id=self.sessions.ids.new(),
             protocol_version=version,
             client_info=params.get("clientInfo") or {},
             client_capabilities=params.get("capabilities") or {},
         )
-        self.sessions.create(record)
+        await self.sessions.create(record)
         self.metrics.sessions.set(len(self.sessions))
         body = _response_bytes(message["id"], self.dispatcher.initialize_result(version))
         await _send(send, 200, body, [*JSON_HEADERS, (b"mcp-session-id", record.id.encode())])
@@ -230,6 +235,7 @@ class McpEndpoint:
         if session is None:
             return
         inbox = session.open_stream()
+        await self.bus.stream_opened(session)
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         async with anyio.create_task_group() as tg:
             tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
@@ -248,6 +254,7 @@ class McpEndpoint:
                 pass
             tg.cancel_scope.cancel()
         session.detach(inbox)
+        await self.bus.stream_closed(session)
         await _send_body(send, b"", more=False)
 
     async def _delete(self, send: Send, headers: dict[str, str]) -> None:
@@ -257,7 +264,7 @@ class McpEndpoint:
         session = await self._session_or_reply(send, headers)
         if session is None:
             return
-        self.sessions.delete(session.record.id)
+        await self.sessions.delete(session.record.id)
         self.metrics.sessions.set(len(self.sessions))
         await _plain(send, 200, b"")
 
@@ -268,16 +275,34 @@ class McpEndpoint:
                 send, None, RPCError(INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required"), 400
             )
             return None
-        session = self.sessions.get(session_id)
+        return await self._find(send, session_id, None)
+
+    async def _find(self, send: Send, session_id: str, request_id: Any) -> LocalSession | None:
+        """The session, from this replica or the shared store; otherwise reply 404 (or 503) and None.
+
+        A forged or mangled id fails its signature check here, before any store is asked.
+        """
+        session = None
+        if self.sessions.ids.valid(session_id):
+            try:
+                session = await self.sessions.load(session_id)
+            except SessionUnavailable as exc:
+                await _error(send, request_id, RPCError(INTERNAL_ERROR, str(exc)), 503)
+                return None
         if session is None:
-            await _error(send, None, RPCError(SESSION_NOT_FOUND, "Session not found"), 404)
+            error = RPCError(SESSION_NOT_FOUND, "Session not found: initialize a new session")
+            await _error(send, request_id, error, 404)
         return session
 
     # -- fan-out ------------------------------------------------------------------------------
 
     def broadcast(self, message: dict[str, Any]) -> int:
-        """Queue a notification on every legacy session's GET stream; returns how many took it."""
-        return sum(session.push(message) for session in self.sessions.all())
+        """Queue a notification on every GET stream this replica holds; returns how many took it.
+
+        Each replica broadcasts only to its own streams: every replica sees the same catalog
+        changes, and every stream is held by one replica, so each client hears it once.
+        """
+        return self.bus.broadcast(message)
 
 
 class _ReplyStream:

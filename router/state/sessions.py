@@ -7,6 +7,9 @@ is the embedded default; `SessionStore` is the seam a shared store implements.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -26,6 +29,11 @@ class SessionRecord:
     client_capabilities: dict[str, Any] = field(default_factory=dict)
     log_level: str | None = None
     created: float = field(default_factory=time.time)
+    identity: dict[str, Any] | None = None
+    subscriptions: list[str] = field(default_factory=list)
+    # Per backend (`server/instance`): what this session is bound to there, e.g. an upstream
+    # session id. Empty while upstream sessions are shared per instance.
+    upstream: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -65,10 +73,20 @@ class LocalSession:
         self.outbox = self.inbox = None
 
 
+class SessionUnavailable(Exception):
+    """The session may exist but its record cannot be reached now (shared store down): retry."""
+
+
 class SessionStore(Protocol):
-    def create(self, record: SessionRecord) -> LocalSession: ...
+    """Where sessions live. `get` is local only; `load` may ask a shared store."""
+
+    ids: SessionIds
+
+    async def create(self, record: SessionRecord) -> LocalSession: ...
     def get(self, session_id: str) -> LocalSession | None: ...
-    def delete(self, session_id: str) -> bool: ...
+    async def load(self, session_id: str) -> LocalSession | None: ...
+    async def save(self, session: LocalSession) -> None: ...
+    async def delete(self, session_id: str) -> bool: ...
     def sweep(self, idle_timeout: float) -> int: ...
     def __len__(self) -> int: ...
     def all(self) -> list[LocalSession]: ...
@@ -77,10 +95,11 @@ class SessionStore(Protocol):
 class MemorySessionStore:
     """Sessions in a dict, bounded by `max_sessions` and swept when idle."""
 
-    def __init__(self) -> None:
+    def __init__(self, ids: SessionIds | None = None) -> None:
+        self.ids = ids or SessionIds(secrets.token_bytes(32))
         self._sessions: dict[str, LocalSession] = {}
 
-    def create(self, record: SessionRecord) -> LocalSession:
+    async def create(self, record: SessionRecord) -> LocalSession:
         session = LocalSession(record)
         self._sessions[record.id] = session
         return session
@@ -91,7 +110,16 @@ class MemorySessionStore:
             session.last_seen = time.monotonic()
         return session
 
-    def delete(self, session_id: str) -> bool:
+    async def load(self, session_id: str) -> LocalSession | None:
+        return self.get(session_id)
+
+    async def save(self, session: LocalSession) -> None:
+        """Nothing to do: the record is the one in the dict."""
+
+    async def delete(self, session_id: str) -> bool:
+        return self.drop(session_id)
+
+    def drop(self, session_id: str) -> bool:
         session = self._sessions.pop(session_id, None)
         if session is None:
             return False
@@ -103,7 +131,7 @@ class MemorySessionStore:
         cutoff = time.monotonic() - idle_timeout
         stale = [sid for sid, s in self._sessions.items() if s.last_seen < cutoff and s.outbox is None]
         for session_id in stale:
-            self.delete(session_id)
+            self.drop(session_id)
         return len(stale)
 
     def __len__(self) -> int:
@@ -113,6 +141,33 @@ class MemorySessionStore:
         return list(self._sessions.values())
 
 
-def new_session_id() -> str:
-    """128 bits from the OS CSPRNG, URL-safe, visible ASCII as the spec requires."""
-    return secrets.token_urlsafe(16)
+class SessionIds:
+    """Session ids: 128 random bits plus an HMAC tag made with the cluster key.
+
+    `<token>.<tag>`, both URL-safe base64 (visible ASCII, as the spec requires, and valid as a
+    NATS subject token and KV key). A replica checks the tag before any lookup, so a forged or
+    mistyped id costs one HMAC, never a store round trip. The tag is 96 bits: guessing one is
+    as hopeless as guessing a token.
+    """
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def new(self) -> str:
+        token = secrets.token_urlsafe(16)
+        return f"{token}.{self._tag(token)}"
+
+    def valid(self, session_id: str) -> bool:
+        token, dot, tag = session_id.partition(".")
+        return bool(dot) and len(token) == 22 and hmac.compare_digest(tag, self._tag(token))
+
+    def _tag(self, token: str) -> str:
+        digest = hmac.new(self._key, token.encode(), hashlib.sha256).digest()[:12]
+        return base64.urlsafe_b64encode(digest).decode()
+
+
+def token_of(session_id: str) -> str:
+    """The random part of a (valid) session id: the key under which shared stores keep it."""
+    return session_id.partition(".")[0]

@@ -248,6 +248,12 @@ class Backend:
         elif self.on_notification is not None and method is not None:
             await self.on_notification(self, message)
 
+    def refresh(self) -> None:
+        """Refetch every list soon, as if the backend had announced a change another replica heard."""
+        if self.state == "ready":
+            self._dirty.update(LISTS)
+            self._refresh_wanted.set()
+
     async def answer_request(self, message: Message) -> None:
         """A request the backend sent us: ping is answered, the rest refused (not relayed yet)."""
         session = self.session

@@ -1,0 +1,222 @@
+"""How messages reach a legacy client: the one seam every client-bound message goes through.
+
+A client's GET stream is held by one replica; the message for it may be born on another (a
+backend's notification, a server-to-client request, a catalog change). `ClientBus` hides where
+the stream is: `deliver()` pushes onto the local stream if this replica holds it, else the NATS
+implementation publishes on the session's subject, which the holding replica subscribes to for
+as long as the stream is open. Server-to-client requests use `request()`, which waits for the
+matching reply; a client posts that reply to whichever replica its load balancer picks, and
+`answer()` routes it back to the replica that waits for it.
+
+`LocalBus` is the embedded default (one replica); `NatsBus` is the shared one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+import anyio
+import orjson
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+
+from router.errors import RPCError
+from router.state.nats_link import NatsLink
+from router.state.sessions import LocalSession, SessionStore, token_of
+
+log = logging.getLogger("toolmesh.bus")
+
+Message = dict[str, Any]
+CLIENT_GONE = -32001
+
+
+class ClientBus(Protocol):
+    async def deliver(self, session_id: str, message: Message) -> bool: ...
+    def broadcast(self, message: Message) -> int: ...
+    async def stream_opened(self, session: LocalSession) -> None: ...
+    async def stream_closed(self, session: LocalSession) -> None: ...
+    async def request(self, session_id: str, message: Message, timeout: float) -> Message: ...
+    async def answer(self, session_id: str, message: Message) -> bool: ...
+
+
+class _Pending:
+    """Server-to-client requests waiting for the client's reply, by session and request id."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[tuple[str, str], tuple[anyio.Event, list[Message]]] = {}
+
+    def open(self, session_id: str, request_id: Any) -> tuple[anyio.Event, list[Message]]:
+        slot = (anyio.Event(), [])
+        self.waiting[(session_id, _key(request_id))] = slot
+        return slot
+
+    def close(self, session_id: str, request_id: Any) -> None:
+        self.waiting.pop((session_id, _key(request_id)), None)
+
+    def resolve(self, session_id: str, message: Message) -> bool:
+        slot = self.waiting.pop((session_id, _key(message.get("id"))), None)
+        if slot is None:
+            return False
+        slot[1].append(message)
+        slot[0].set()
+        return True
+
+    def sessions(self) -> set[str]:
+        return {session_id for session_id, _ in self.waiting}
+
+
+def _key(request_id: Any) -> str:
+    return orjson.dumps(request_id).decode()
+
+
+class LocalBus:
+    """One replica: the client's stream, if any, is here."""
+
+    def __init__(self, sessions: SessionStore) -> None:
+        self.sessions = sessions
+        self.pending = _Pending()
+
+    async def deliver(self, session_id: str, message: Message) -> bool:
+        session = self.sessions.get(session_id)
+        return session is not None and session.push(message)
+
+    def broadcast(self, message: Message) -> int:
+        """Queue a message on every GET stream this replica holds; how many took it."""
+        return sum(session.push(message) for session in self.sessions.all())
+
+    async def stream_opened(self, session: LocalSession) -> None:
+        """Nothing to announce: there is no other replica."""
+
+    async def stream_closed(self, session: LocalSession) -> None:
+        """Nothing to withdraw."""
+
+    async def request(self, session_id: str, message: Message, timeout: float) -> Message:
+        """Send a request to the client over its stream and wait for its reply."""
+        event, box = self.pending.open(session_id, message["id"])
+        try:
+            if not await self.deliver(session_id, message):
+                raise RPCError(CLIENT_GONE, "the client has no open stream to receive the request; retry")
+            with anyio.fail_after(timeout):
+                await event.wait()
+        except TimeoutError:
+            raise RPCError(CLIENT_GONE, f"the client did not answer within {timeout:g} s") from None
+        finally:
+            self.pending.close(session_id, message["id"])
+        return box[0]
+
+    async def answer(self, session_id: str, message: Message) -> bool:
+        """A client's reply to one of our requests; False if nobody waits for it."""
+        return self.pending.resolve(session_id, message)
+
+
+class NatsBus(LocalBus):
+    """Replicas behind one address: per-session subjects carry what another replica must write.
+
+    `<prefix>.session.<token>.out` carries messages for the client's stream (subscribed by the
+    replica holding it), `<prefix>.session.<token>.reply` carries the client's replies to the
+    replica that waits for them (subscribed while it waits). With NATS down, only local
+    delivery works, as on one replica.
+    """
+
+    def __init__(self, sessions: SessionStore, link: NatsLink) -> None:
+        super().__init__(sessions)
+        self.link = link
+        self._streams: dict[str, Subscription] = {}
+        self._replies: dict[str, tuple[Subscription, int]] = {}
+
+    def _subject(self, session_id: str, kind: str) -> str:
+        return self.link.subject("session", token_of(session_id), kind)
+
+    async def deliver(self, session_id: str, message: Message) -> bool:
+        session = self.sessions.get(session_id)
+        if session is not None and session.outbox is not None:
+            return session.push(message)
+        return await self.link.publish(self._subject(session_id, "out"), orjson.dumps(message))
+
+    async def stream_opened(self, session: LocalSession) -> None:
+        session_id = session.record.id
+        old = self._streams.pop(session_id, None)
+        if old is not None:
+            await _unsubscribe(old)
+
+        async def on_message(msg: Msg) -> None:
+            local = self.sessions.get(session_id)
+            if local is not None:
+                local.push(orjson.loads(msg.data))
+
+        try:
+            sub = await self.link.subscribe(self._subject(session_id, "out"), on_message)
+        except Exception as exc:  # NATS down: the stream still gets what this replica sends
+            log.debug("stream subscription failed", extra={"error": str(exc)})
+            return
+        if sub is not None:
+            self._streams[session_id] = sub
+
+    async def stream_closed(self, session: LocalSession) -> None:
+        if session.outbox is not None:
+            return  # a newer stream replaced the one that ended
+        sub = self._streams.pop(session.record.id, None)
+        if sub is not None:
+            await _unsubscribe(sub)
+
+    async def request(self, session_id: str, message: Message, timeout: float) -> Message:
+        await self._watch_replies(session_id)
+        try:
+            return await super().request(session_id, message, timeout)
+        finally:
+            await self._unwatch_replies(session_id)
+
+    async def answer(self, session_id: str, message: Message) -> bool:
+        if self.pending.resolve(session_id, message):
+            return True
+        nc = self.link.nc
+        if nc is None or not self.link.connected:
+            return False
+        try:
+            await nc.request(self._subject(session_id, "reply"), orjson.dumps(message), timeout=2.0)
+        except (NoRespondersError, NatsTimeout):
+            return False
+        return True
+
+    async def _watch_replies(self, session_id: str) -> None:
+        held = self._replies.get(session_id)
+        if held is not None:
+            self._replies[session_id] = (held[0], held[1] + 1)
+            return
+
+        async def on_reply(msg: Msg) -> None:
+            if self.pending.resolve(session_id, orjson.loads(msg.data)) and msg.reply:
+                await msg.respond(b"ok")
+
+        try:
+            sub = await self.link.subscribe(self._subject(session_id, "reply"), on_reply)
+        except Exception:
+            sub = None
+        if sub is not None:
+            self._replies[session_id] = (sub, 1)
+
+    async def _unwatch_replies(self, session_id: str) -> None:
+        held = self._replies.get(session_id)
+        if held is None:
+            return
+        if held[1] > 1:
+            self._replies[session_id] = (held[0], held[1] - 1)
+            return
+        del self._replies[session_id]
+        await _unsubscribe(held[0])
+
+    async def session_ended(self, session_id: str) -> None:
+        """The session was deleted (here or elsewhere): stop listening for it."""
+        sub = self._streams.pop(session_id, None)
+        if sub is not None:
+            await _unsubscribe(sub)
+
+
+async def _unsubscribe(sub: Subscription) -> None:
+    try:
+        await sub.unsubscribe()
+    except Exception as exc:  # already gone with a closed connection
+        log.debug("unsubscribe failed", extra={"error": str(exc)})

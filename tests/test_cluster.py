@@ -107,7 +107,11 @@ async def test_list_changed_reaches_clients_on_every_replica_once(three: Cluster
         ):
             await anyio.sleep(0.3)
             # `grow` changes the backend; only r1's upstream session hears its list_changed
-            grown = await clients[1].request(three.replicas[1].mcp_url, "tools/call", {"name": "alpha__grow", "arguments": {"standalone": True}})
+            grown = await clients[1].request(
+                three.replicas[1].mcp_url,
+                "tools/call",
+                {"name": "alpha__grow", "arguments": {"standalone": True}},
+            )
             assert grown.status == 200
             got = [await _drain(stream, 3.0) for stream in (s0, s1, s2)]
         for index, messages in enumerate(got):
@@ -173,7 +177,9 @@ async def test_killing_a_replica_under_load_keeps_every_session(tmp_path: Path, 
             in_flight: list[tuple[float, int]] = []  # (when it ended, HTTP status)
 
             async def slow(client: McpHttp) -> None:
-                reply = await client.request(vip, "tools/call", {"name": "alpha__slow", "arguments": {"seconds": 6}})
+                reply = await client.request(
+                    vip, "tools/call", {"name": "alpha__slow", "arguments": {"seconds": 6}}
+                )
                 in_flight.append((time.monotonic(), reply.status))
 
             victim = three.replicas[1]

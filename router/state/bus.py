@@ -49,7 +49,7 @@ class _Pending:
         self.waiting: dict[tuple[str, str], tuple[anyio.Event, list[Message]]] = {}
 
     def open(self, session_id: str, request_id: Any) -> tuple[anyio.Event, list[Message]]:
-        slot = (anyio.Event(), [])
+        slot: tuple[anyio.Event, list[Message]] = (anyio.Event(), [])
         self.waiting[(session_id, _key(request_id))] = slot
         return slot
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+
 import anyio
 import nats
+from anyio.streams.memory import MemoryObjectSendStream
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -45,7 +47,7 @@ class NatsLink:
         self.listeners: list[LinkListener] = []
         self._connected = False
         self._buckets: dict[str, KeyValue] = {}
-        self._changes: anyio.abc.ObjectSendStream[bool] | None = None
+        self._changes: MemoryObjectSendStream[bool] | None = None
 
     # -- state --------------------------------------------------------------------------------
 
@@ -187,9 +189,13 @@ class NatsLink:
         except BucketNotFoundError:
             kv = await self.js.create_key_value(
                 KeyValueConfig(
-                    bucket=name, history=history, ttl=ttl, storage=StorageType.FILE, description="toolmesh"
+                    bucket=name,
+                    history=history,
+                    ttl=ttl,
+                    storage=StorageType.FILE,
+                    direct=True,
+                    description="toolmesh",
                 )
             )
         self._buckets[bucket] = kv
         return kv
-

@@ -15,10 +15,12 @@ loaded then: `SessionUnavailable` tells the client to retry instead of to re-ini
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
+
 import anyio
 import orjson
 from nats.js.errors import KeyNotFoundError
@@ -60,6 +62,7 @@ class NatsSessionStore(MemorySessionStore):
         self.refresh_every = idle_timeout / 4
         self.on_ended: list[EndedListener] = []
         self._kv: KeyValue | None = None
+        self.ready = anyio.Event()  # set once the bucket is open (the first time NATS is up)
         self._revisions: dict[str, int] = {}
         self._written: dict[str, float] = {}  # monotonic time of the last write, per session
         self._unsynced: set[str] = set()
@@ -93,6 +96,7 @@ class NatsSessionStore(MemorySessionStore):
         except Exception as exc:
             log.warning("session bucket unavailable", extra={"error": str(exc)})
             return
+        self.ready.set()
         self._tg.start_soon(self._watch)
         for session_id in list(self._unsynced):
             session = self._sessions.get(session_id)
@@ -114,7 +118,9 @@ class NatsSessionStore(MemorySessionStore):
             except Exception as exc:
                 log.warning("session watch ended; restarting on reconnect", extra={"error": str(exc)})
 
-    async def _on_entry(self, key: str, operation: str | None, revision: int | None, value: bytes | None) -> None:
+    async def _on_entry(
+        self, key: str, operation: str | None, revision: int | None, value: bytes | None
+    ) -> None:
         session_id = self._tokens.get(key)
         if session_id is None:
             return
@@ -149,12 +155,14 @@ class NatsSessionStore(MemorySessionStore):
 
     def get(self, session_id: str) -> LocalSession | None:
         session = super().get(session_id)
-        if session is not None and session.last_seen - self._written.get(session_id, 0.0) > self.refresh_every:
+        if (
+            session is not None
+            and session.last_seen - self._written.get(session_id, 0.0) > self.refresh_every
+        ):
             self._written[session_id] = session.last_seen
-            try:
+            # a full queue means a burst of refreshes: the next request queues this one again
+            with contextlib.suppress(anyio.WouldBlock):
                 self._refresh_send.send_nowait(session_id)
-            except anyio.WouldBlock:
-                pass  # a burst of refreshes; the next request queues it again
         return session
 
     async def load(self, session_id: str) -> LocalSession | None:

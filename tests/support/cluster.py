@@ -54,7 +54,16 @@ class NatsServer:
         return f"nats://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        argv = [_binary("nats-server"), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store)]
+        argv = [
+            _binary("nats-server"),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-js",
+            "-sd",
+            str(self.store),
+        ]
         self.process = ManagedProcess(argv, name="nats", log_dir=self.directory).start()
         self.process.wait_port(self.port)
 
@@ -121,7 +130,9 @@ class Cluster:
             "TOOLMESH_CLUSTER_KEY": CLUSTER_KEY,
             **(env or {}),
         }
-        process = ManagedProcess(argv, name=f"replica-{len(self.replicas)}", env=environment, log_dir=self.directory)
+        process = ManagedProcess(
+            argv, name=f"replica-{len(self.replicas)}", env=environment, log_dir=self.directory
+        )
         process.start()
         replica = Replica(port, process)
         self.replicas.append(replica)
@@ -193,12 +204,16 @@ def envoy_bootstrap(listen_port: int, admin_port: int, upstream_ports: list[int]
         "stream_idle_timeout": "0s",
         "request_timeout": "0s",
         "route_config": {
-            "virtual_hosts": [{"name": "mcp", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": route}]}]
+            "virtual_hosts": [
+                {"name": "mcp", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": route}]}
+            ]
         },
         "http_filters": [
             {
                 "name": "envoy.filters.http.router",
-                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+                },
             }
         ],
     }
@@ -210,7 +225,14 @@ def envoy_bootstrap(listen_port: int, admin_port: int, upstream_ports: list[int]
                     "name": "mcp",
                     "address": {"socket_address": {"address": "127.0.0.1", "port_value": listen_port}},
                     "filter_chains": [
-                        {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": manager}]}
+                        {
+                            "filters": [
+                                {
+                                    "name": "envoy.filters.network.http_connection_manager",
+                                    "typed_config": manager,
+                                }
+                            ]
+                        }
                     ],
                 }
             ],
@@ -220,7 +242,10 @@ def envoy_bootstrap(listen_port: int, admin_port: int, upstream_ports: list[int]
                     "type": "STATIC",
                     "connect_timeout": "0.5s",
                     "lb_policy": "RING_HASH",
-                    "load_assignment": {"cluster_name": "routers", "endpoints": [{"lb_endpoints": endpoints}]},
+                    "load_assignment": {
+                        "cluster_name": "routers",
+                        "endpoints": [{"lb_endpoints": endpoints}],
+                    },
                     "health_checks": [
                         {
                             "timeout": "0.5s",
@@ -247,7 +272,17 @@ def envoy(directory: Path, upstream_ports: list[int]) -> Iterator[str]:
         admin = free_port()
     config = directory / "envoy.json"
     config.write_text(json.dumps(envoy_bootstrap(port, admin, upstream_ports)))
-    argv = [_binary("envoy"), "-c", str(config), "--base-id", str(port), "--log-level", "warn", "--concurrency", "1"]
+    argv = [
+        _binary("envoy"),
+        "-c",
+        str(config),
+        "--base-id",
+        str(port),
+        "--log-level",
+        "warn",
+        "--concurrency",
+        "1",
+    ]
     with ManagedProcess(argv, name="envoy", log_dir=directory) as process:
         process.wait_http(f"http://127.0.0.1:{admin}/ready", timeout=30)
         process.wait_port(port)
@@ -287,7 +322,11 @@ class McpHttp:
         return headers
 
     async def initialize(self, url: str, capabilities: dict[str, Any] | None = None) -> Reply:
-        params = {"protocolVersion": LEGACY, "capabilities": capabilities or {}, "clientInfo": {"name": "t", "version": "0"}}
+        params = {
+            "protocolVersion": LEGACY,
+            "capabilities": capabilities or {},
+            "clientInfo": {"name": "t", "version": "0"},
+        }
         reply = await self.post(url, {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params})
         assert reply.status == 200, reply
         self.session_id = reply.headers["mcp-session-id"]

@@ -1,0 +1,145 @@
+"""The shared-state parts against a real nats-server, three "replicas" in one process.
+
+Each replica here is what `app.py` builds with `--nats`: its own NATS connection, session store
+and client bus. This is where the client-bound seam is exercised directly: a server-to-client
+request (sampling) born on one replica, the client's stream on a second, its reply posted to a
+third.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import pytest
+
+from router.errors import RPCError
+from router.state.bus import NatsBus
+from router.state.nats_link import NatsLink
+from router.state.sessions import SessionIds, SessionRecord
+from router.state.shared_sessions import NatsSessionStore
+from tests.support.cluster import NatsServer, nats_server
+
+pytestmark = pytest.mark.anyio
+
+KEY = secrets.token_bytes(32)
+
+
+@dataclass
+class Replica:
+    link: NatsLink
+    store: NatsSessionStore
+    bus: NatsBus
+
+
+@pytest.fixture
+def nats(tmp_path: Path) -> Iterator[NatsServer]:
+    with nats_server(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+async def replicas(nats: NatsServer) -> AsyncIterator[list[Replica]]:
+    async with AsyncExitStack() as stack:
+        tg = await stack.enter_async_context(anyio.create_task_group())
+        group = []
+        for _ in range(3):
+            link = NatsLink(
+                nats.url, prefix=f"t{secrets.token_hex(2)}" if not group else group[0].link.prefix
+            )
+            store = NatsSessionStore(link, SessionIds(KEY), idle_timeout=60)
+            bus = NatsBus(store, link)
+            store.on_ended.append(bus.session_ended)
+            await tg.start(link.run)
+            tg.start_soon(store.run)
+            group.append(Replica(link, store, bus))
+        with anyio.fail_after(5):
+            for replica in group:
+                await replica.store.ready.wait()
+        yield group
+        tg.cancel_scope.cancel()
+
+
+async def _new_session(replica: Replica) -> str:
+    record = SessionRecord(id=replica.store.ids.new(), protocol_version="2025-11-25")
+    await replica.store.create(record)
+    return record.id
+
+
+async def test_a_sampling_request_reaches_a_stream_on_another_replica_and_its_reply_a_third(
+    replicas: list[Replica],
+) -> None:
+    a, b, c = replicas
+    session_id = await _new_session(a)
+    held = await b.store.load(session_id)
+    assert held is not None
+    inbox = held.open_stream()
+    await b.bus.stream_opened(held)
+    request = {"jsonrpc": "2.0", "id": "s-1", "method": "sampling/createMessage", "params": {"maxTokens": 5}}
+    replies = []
+
+    async def ask() -> None:
+        replies.append(await a.bus.request(session_id, request, timeout=5))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ask)
+        with anyio.fail_after(5):
+            seen = await inbox.receive()  # the client reads it from its stream on replica b
+        assert seen == request
+        answer = {
+            "jsonrpc": "2.0",
+            "id": "s-1",
+            "result": {"role": "assistant", "content": {"type": "text", "text": "ok"}},
+        }
+        assert await c.bus.answer(session_id, answer)  # ... and posts its reply to replica c
+    assert replies == [answer]
+    # a reply nobody waits for is reported as such, quickly
+    with anyio.fail_after(3):
+        assert not await c.bus.answer(session_id, {"jsonrpc": "2.0", "id": "s-1", "result": {}})
+
+
+async def test_a_request_to_a_client_without_a_stream_fails_clearly(replicas: list[Replica]) -> None:
+    a, _, _ = replicas
+    session_id = await _new_session(a)
+    with pytest.raises(RPCError) as caught:
+        await a.bus.request(session_id, {"jsonrpc": "2.0", "id": 1, "method": "roots/list"}, timeout=0.5)
+    assert "did not answer" in caught.value.message or "no open stream" in caught.value.message
+
+
+async def test_records_follow_writes_and_deletes_across_replicas(replicas: list[Replica]) -> None:
+    a, b, c = replicas
+    session_id = await _new_session(a)
+    on_b = await b.store.load(session_id)
+    assert on_b is not None
+    inbox = on_b.open_stream()
+    on_a = a.store.get(session_id)
+    assert on_a is not None
+    on_a.record.log_level = "debug"
+    await a.store.save(on_a)
+    with anyio.fail_after(3):
+        while on_b.record.log_level != "debug":  # b's cache follows the watch, no lookup
+            await anyio.sleep(0.01)
+    assert await c.store.delete(session_id)
+    with anyio.fail_after(3):
+        async for _ in inbox:  # b's stream for the session is closed by the deletion
+            pass
+    assert b.store.get(session_id) is None
+    assert await a.store.load(session_id) is None
+    assert await c.store.load(session_id) is None
+    assert await b.store.load(c.store.ids.new()) is None  # valid but unknown id
+
+
+def test_session_ids_are_signed_with_the_cluster_key() -> None:
+    ids, other = SessionIds(KEY), SessionIds(secrets.token_bytes(32))
+    session_id = ids.new()
+    assert ids.valid(session_id)
+    assert not other.valid(session_id)
+    token, _, tag = session_id.partition(".")
+    assert not ids.valid(token)
+    assert not ids.valid(f"{token}.{tag[::-1]}")
+    assert not ids.valid(f"{ids.new().partition('.')[0]}.{tag}")
+    assert len({ids.new() for _ in range(1000)}) == 1000

@@ -6,7 +6,9 @@ every quarter of that timeout, in the background, so an active session never exp
 request that touched it never waits on NATS. Each replica keeps the sessions it has served in a
 local cache (the same `LocalSession` objects the in-memory store holds) and follows the bucket
 with one watch: a deletion anywhere closes the local copy and its stream, a newer record from
-another replica replaces the cached one.
+another replica replaces the cached one. The same watch hands every replica the records of
+sessions it has not served yet, kept as bytes for one idle timeout, so the first request a
+replica sees for a session usually costs a decode, not a round trip to NATS.
 
 With NATS down the store serves from its cache; sessions created meanwhile are kept locally and
 written to the bucket when the link is back. A session this replica has never seen cannot be
@@ -67,6 +69,9 @@ class NatsSessionStore(MemorySessionStore):
         self._written: dict[str, float] = {}  # monotonic time of the last write, per session
         self._unsynced: set[str] = set()
         self._tokens: dict[str, str] = {}  # bucket key -> session id, for the watch
+        # Records the watch delivered for sessions not served here yet: a cold request finds its
+        # record here, without a round trip. Bounded by the idle timeout (see `sweep`).
+        self._seen: dict[str, tuple[bytes, int, float]] = {}
         self._refresh_send, self._refresh_receive = anyio.create_memory_object_stream[str](4096)
         self._watch_scope: anyio.CancelScope | None = None
         self._tg: anyio.abc.TaskGroup | None = None
@@ -123,6 +128,10 @@ class NatsSessionStore(MemorySessionStore):
     ) -> None:
         session_id = self._tokens.get(key)
         if session_id is None:
+            if operation in {"DEL", "PURGE"}:
+                self._seen.pop(key, None)
+            elif value is not None:
+                self._seen[key] = (value, revision or 0, time.monotonic())
             return
         if operation in {"DEL", "PURGE"}:
             self._forget(session_id)
@@ -169,26 +178,32 @@ class NatsSessionStore(MemorySessionStore):
         session = self.get(session_id)
         if session is not None:
             return session
-        kv = self._kv
-        if kv is None or not self.link.connected:
-            raise SessionUnavailable("the session store (NATS) is unreachable from this replica; retry")
-        try:
-            entry = await kv.get(token_of(session_id))
-        except KeyNotFoundError:
-            return None
-        except Exception as exc:
-            raise SessionUnavailable(f"the session store did not answer ({exc}); retry") from None
-        if entry.value is None:
-            return None
-        record = decode(entry.value)
+        token = token_of(session_id)
+        seen = self._seen.pop(token, None)
+        if seen is not None:
+            value, revision = seen[0], seen[1]
+        else:  # not (yet) delivered by the watch: ask the bucket
+            kv = self._kv
+            if kv is None or not self.link.connected:
+                raise SessionUnavailable("the session store (NATS) is unreachable from this replica; retry")
+            try:
+                entry = await kv.get(token)
+            except KeyNotFoundError:
+                return None
+            except Exception as exc:
+                raise SessionUnavailable(f"the session store did not answer ({exc}); retry") from None
+            if entry.value is None:
+                return None
+            value, revision = entry.value, entry.revision or 0
+        record = decode(value)
         if record.id != session_id:
             return None
         session = self._sessions.get(session_id)  # a concurrent load got there first
         if session is None:
             session = LocalSession(record)
             self._sessions[session_id] = session
-            self._tokens[token_of(session_id)] = session_id
-            self._revisions[session_id] = entry.revision or 0
+            self._tokens[token] = session_id
+            self._revisions[session_id] = revision
             self._written[session_id] = time.monotonic()
         return session
 
@@ -212,6 +227,9 @@ class NatsSessionStore(MemorySessionStore):
         stale = [sid for sid, s in self._sessions.items() if s.last_seen < cutoff and s.outbox is None]
         for session_id in stale:
             self._forget(session_id)
+        old = [token for token, (_, _, received) in self._seen.items() if received < cutoff]
+        for token in old:
+            del self._seen[token]
         return len(stale)
 
     def _forget(self, session_id: str) -> bool:

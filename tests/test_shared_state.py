@@ -143,3 +143,17 @@ def test_session_ids_are_signed_with_the_cluster_key() -> None:
     assert not ids.valid(f"{token}.{tag[::-1]}")
     assert not ids.valid(f"{ids.new().partition('.')[0]}.{tag}")
     assert len({ids.new() for _ in range(1000)}) == 1000
+
+
+def test_nats_settings_are_checked_with_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    from router.cli import load_settings
+    from router.errors import ConfigError
+
+    monkeypatch.delenv("TOOLMESH_CLUSTER_KEY", raising=False)
+    with pytest.raises(ConfigError) as no_key:
+        load_settings({"nats": "nats://127.0.0.1:4222"})
+    assert "TOOLMESH_CLUSTER_KEY" in str(no_key.value)
+    with pytest.raises(ConfigError) as bad_url:
+        load_settings({"nats": "127.0.0.1:4222", "cluster_key": "k" * 32})
+    assert "nats://HOST:PORT" in str(bad_url.value)
+    assert load_settings({"nats": "nats://127.0.0.1:4222", "cluster_key": "k" * 32}).nats

@@ -87,7 +87,11 @@ async def test_a_forged_session_id_is_refused_without_a_lookup(three: Cluster) -
             client.session_id = session_id
             reply = await client.request(three.replicas[1].mcp_url, "ping")
             assert reply.status == 404, session_id
+        # the real session was delivered to every replica by the watch: it still works here
         client.session_id = real
+        assert (await client.request(three.replicas[1].mcp_url, "ping")).status == 200
+        # one created during the outage is only on r0: r1 says "retry", not "re-initialize"
+        await client.initialize(r0.mcp_url)
         unknown_here = await client.request(three.replicas[1].mcp_url, "ping")
         assert unknown_here.status == 503
         assert "retry" in unknown_here.messages[0]["error"]["message"]

@@ -1,4 +1,4 @@
-"""Assembles the router: the ASGI app with /mcp, /healthz, /readyz and /metrics, and its runtime.
+"""Assembles the router: the ASGI app with /mcp, /healthz, /readyz, /metrics and /admin/, and its runtime.
 
 The runtime's background work (watching the catalog, supervising backends, rebuilding the index,
 sweeping idle sessions) runs in one task group that lives as long as the ASGI lifespan, and is
@@ -23,6 +23,17 @@ from router.catalog.naming import NamingPolicy
 from router.catalog.record import BackendRecord
 from router.catalog.sources.base import CatalogSource
 from router.catalog.sources.static import StaticFileSource
+from router.guard.identity import Agent, Authenticator, AuthError, JwtConfig, JwtVerifier, KeyStore
+from router.guard.policy import Guard
+from router.guard.policy_sources import (
+    ConsulPolicySource,
+    EtcdPolicySource,
+    FilePolicySource,
+    PolicySource,
+    follow,
+)
+from router.observe.audit import AuditLog, FileSink, NatsSink, Publisher, Sink, StreamSink
+from router.observe.calls import CallObserver
 from router.observe.metrics import Metrics
 from router.relay.cursors import CursorCodec
 from router.relay.dispatch import Dispatcher
@@ -50,9 +61,23 @@ LIST_CHANGED = {
 class Router:
     """One router replica: its parts, wired together, and the ASGI callable that serves them."""
 
-    def __init__(self, settings: RouterSettings, sources: list[CatalogSource] | None = None) -> None:
+    def __init__(
+        self,
+        settings: RouterSettings,
+        sources: list[CatalogSource] | None = None,
+        *,
+        publisher: Publisher | None = None,
+    ) -> None:
+        """`publisher` overrides where the `nats` audit sink publishes (default: the NATS link)."""
         self.settings = settings
-        self.metrics = Metrics()
+        self.metrics = Metrics(agent_label=settings.metrics_agent_label)
+        self.auth = _authenticator(settings)
+        self.guard = Guard()
+        self.policy_sources = _policy_sources(settings)
+        if self.policy_sources:  # fail closed until the configured policy has loaded
+            self.guard.install(b'{"default": "deny"}', "(built-in: deny until the policy loads)")
+        # Extra sections of /admin/ (breakers, rate limits, NATS...): name -> callable returning JSON.
+        self.admin_sections: dict[str, Any] = {}
         naming = NamingPolicy(settings.prefix, settings.separator, settings.max_name_length)
         self.pool = BackendPool(naming, self._make_backend)
         self.pool.listeners.append(self._on_index_change)
@@ -61,8 +86,20 @@ class Router:
             if settings.cluster_key
             else secrets.token_bytes(32)
         )
-        self.dispatcher = Dispatcher(self.pool, CursorCodec(key), settings.page_size, settings.list_ttl_ms)
+        self.dispatcher = Dispatcher(
+            self.pool,
+            CursorCodec(key),
+            settings.page_size,
+            settings.list_ttl_ms,
+            forward_identity=settings.forward_identity,
+        )
         self.nats, self.sessions, bus = self._shared_state(key)
+        self.audit = AuditLog(
+            _audit_sinks(settings, publisher or self.nats),
+            arguments=settings.audit_arguments,
+            redact=settings.audit_redact,
+            on_drop=self.metrics.audit_dropped.inc,
+        )
         policy = OriginPolicy(settings.host, settings.allowed_hosts, settings.allowed_origins)
         self.endpoint = McpEndpoint(
             self.dispatcher,
@@ -72,6 +109,10 @@ class Router:
             max_body_bytes=settings.max_body_bytes,
             max_sessions=settings.max_sessions,
             bus=bus,
+            auth=self.auth,
+            guard=self.guard,
+            observer=CallObserver(self.metrics, self.audit, lambda: self.pool.index),
+            trace=settings.trace_propagation,
         )
         if sources is None:
             sources = (
@@ -141,16 +182,29 @@ class Router:
                 tg.start_soon(self._follow, source, tg)
             if not self.sources:
                 self.pool.catalog_loaded.set()
+            for policy_source in self.policy_sources:
+                tg.start_soon(follow, policy_source, self.guard, self.metrics)
+            if self.auth.keys is not None:
+                await self.auth.refresh_keys()
+                tg.start_soon(self._refresh_keys)
+            if self.audit.enabled:
+                tg.start_soon(self.audit.run)
             try:
                 yield
             finally:
                 with anyio.CancelScope(shield=True):
                     await self.pool.stop_all()
+                    await self.auth.close()
                 tg.cancel_scope.cancel()
 
     async def _follow(self, source: CatalogSource, tg: TaskGroup) -> None:
         async for catalog in source.snapshots():
             await self.pool.apply(catalog, tg)
+
+    async def _refresh_keys(self) -> None:
+        while True:
+            await anyio.sleep(1.0)
+            await self.auth.refresh_keys()
 
     async def _sweep_sessions(self) -> None:
         while True:
@@ -168,13 +222,14 @@ class Router:
                 sent.add(notification)
                 self.endpoint.broadcast({"jsonrpc": "2.0", "method": notification})
         self.metrics.catalog_conflicts.set(len(new.conflicts))
+        self.metrics.catalog_servers.set(len(new.servers))
         for (server, instance), backend in self.pool.backends.items():
             self.metrics.backend_up.labels(server, instance).set(1 if backend.state == "ready" else 0)
 
     # -- HTTP ---------------------------------------------------------------------------------
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
-        ready = self.pool.catalog_loaded.is_set()
+        ready = self.pool.catalog_loaded.is_set() and (self.guard.loaded or not self.policy_sources)
         backends = {
             f"{server}/{instance}" if server != instance else server: {
                 "state": backend.state,
@@ -194,7 +249,46 @@ class Router:
         conflicts = self.pool.index.conflicts
         if conflicts:
             detail["conflicts"] = [{"kind": c.kind, "name": c.name, "servers": c.servers} for c in conflicts]
+        if self.policy_sources:
+            detail["policy"] = "ok" if self.guard.loaded else "loading"
         return ready, detail
+
+    def admin(self) -> dict[str, Any]:
+        """What `/admin/` shows an operator: read-only, no secrets (no headers, env or tokens)."""
+        index = self.pool.index
+        policy = self.guard.policy
+        document: dict[str, Any] = {
+            "catalog": {
+                "generation": index.generation,
+                "servers": sorted(index.servers),
+                "items": {kind: len(index.items(kind)) for kind in LIST_KINDS},
+                "conflicts": [
+                    {"kind": c.kind, "name": c.name, "servers": c.servers} for c in index.conflicts
+                ],
+                "sources": {source.name: "ok" if source.healthy else "stale" for source in self.sources},
+            },
+            "instances": [
+                {
+                    "server": server,
+                    "instance": instance,
+                    "transport": backend.record.transport,
+                    "address": backend.record.describe(),
+                    "state": backend.state,
+                    "error": backend.last_error if backend.state != "ready" else None,
+                }
+                for (server, instance), backend in sorted(self.pool.backends.items())
+            ],
+            "health": self.readiness()[1]["status"],
+            "sessions": len(self.sessions),
+            "policy": {
+                "source": policy.source if policy else None,
+                "generation": self.guard.generation,
+                "last_error": self.guard.last_error,
+            },
+        }
+        for name, section in self.admin_sections.items():
+            document[name] = section()
+        return document
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -209,6 +303,11 @@ class Router:
                 await _json(send, 200 if ready else 503, detail)
             elif path == "/metrics":
                 await self.metrics_app(scope, receive, send)
+            elif path.startswith("/.well-known/oauth-protected-resource"):
+                headers = _headers(scope)
+                await _json(send, 200, self.auth.protected_resource_metadata(headers))
+            elif path in {"/admin", "/admin/"}:
+                await self._admin(scope, send)
             else:
                 await _json(send, 404, {"error": f"no such path {path}; MCP is served at /mcp"})
         elif kind == "lifespan":
@@ -230,9 +329,91 @@ class Router:
             return
         await send({"type": "lifespan.shutdown.complete"})
 
+    async def _admin(self, scope: dict[str, Any], send: Any) -> None:
+        """Admin credentials: an authenticated agent in one of `admin_groups`; never anonymous."""
+        headers = _headers(scope)
+        try:
+            agent: Agent = await self.auth.authenticate(headers, scope.get("client"))
+        except AuthError as exc:
+            self.metrics.auth_failures.labels(exc.reason).inc()
+            challenge = [(b"www-authenticate", self.auth.challenge(headers, exc))]
+            await _json(send, 401, {"error": exc.description}, challenge)
+            return
+        if agent.anonymous:
+            challenge = [(b"www-authenticate", self.auth.challenge(headers, AuthError("missing", "")))]
+            await _json(send, 401, {"error": "admin credentials required"}, challenge)
+            return
+        if agent.groups.isdisjoint(self.settings.admin_groups):
+            await _json(send, 403, {"error": f"agent {agent.id!r} is not in an admin group"})
+            return
+        await _json(send, 200, self.admin())
 
-async def _json(send: Any, status: int, payload: dict[str, Any]) -> None:
+
+def _authenticator(settings: RouterSettings) -> Authenticator:
+    s = settings
+    verifier = None
+    if s.auth_jwt_secret or s.auth_jwt_public_key_file or s.auth_jwks_url:
+        public_key = s.auth_jwt_public_key_file.read_text() if s.auth_jwt_public_key_file else None
+        verifier = JwtVerifier(
+            JwtConfig(
+                issuer=s.auth_jwt_issuer,
+                audience=s.auth_jwt_audience,
+                algorithms=s.auth_jwt_algorithms,
+                secret=s.auth_jwt_secret.get_secret_value() if s.auth_jwt_secret else None,
+                public_key=public_key,
+                jwks_url=s.auth_jwks_url,
+                jwks_cache_seconds=s.auth_jwks_cache_seconds,
+                agent_claim=s.auth_agent_claim,
+                groups_claim=s.auth_groups_claim,
+            )
+        )
+    return Authenticator(
+        anonymous=s.auth_anonymous,
+        keys=KeyStore(s.auth_keys_file) if s.auth_keys_file else None,
+        jwt=verifier,
+        resource_url=s.auth_resource_url,
+        authorization_servers=s.auth_authorization_servers,
+    )
+
+
+def _policy_sources(settings: RouterSettings) -> list[PolicySource]:
+    sources: list[PolicySource] = []
+    if settings.policy_file is not None:
+        sources.append(FilePolicySource(settings.policy_file, settings.policy_poll_interval))
+    if settings.policy_consul_key is not None:
+        sources.append(ConsulPolicySource(settings.policy_consul_url, settings.policy_consul_key))
+    if settings.policy_etcd_key is not None:
+        sources.append(EtcdPolicySource(settings.policy_etcd_endpoint, settings.policy_etcd_key))
+    return sources
+
+
+def _audit_sinks(settings: RouterSettings, publisher: Publisher | None) -> list[Sink]:
+    sinks: list[Sink] = []
+    for name in dict.fromkeys(settings.audit_sink):
+        if name == "stdout":
+            sinks.append(StreamSink())
+        elif name == "file" and settings.audit_file is not None:
+            sinks.append(FileSink(settings.audit_file))
+        elif name == "nats":
+            if publisher is None:
+                log.warning("audit sink `nats` needs a NATS connection; set `nats` to use it")
+            else:
+                sinks.append(NatsSink(publisher, settings.audit_nats_subject))
+    return sinks
+
+
+def _headers(scope: dict[str, Any]) -> dict[str, str]:
+    return {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+
+
+async def _json(
+    send: Any, status: int, payload: dict[str, Any], extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     await send(
-        {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), *(extra or [])],
+        }
     )
     await send({"type": "http.response.body", "body": orjson.dumps(payload)})

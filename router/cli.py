@@ -26,6 +26,14 @@ def main(argv: list[str] | None = None) -> None:
     command = args.pop("command")
     if command == "router":
         sys.exit(run_router(args))
+    if command == "keys":
+        from router.guard.keys_cli import run_keys
+
+        sys.exit(run_keys(args))
+    if command == "status":
+        from router.observe.status import run_status
+
+        sys.exit(run_status(args))
     parser.print_help()
     sys.exit(2)
 
@@ -55,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     router.add_argument("--log-format", dest="log_format", help="json or text")
     router.add_argument("--nats", help="NATS URL: share state with other replicas (needs a cluster key)")
     router.add_argument("--settings", type=Path, help=f"TOML settings file (or {SETTINGS_FILE_ENV})")
+    from router.guard.keys_cli import add_keys_parser
+    from router.observe.status import add_status_parser
+
+    add_keys_parser(commands)
+    add_status_parser(commands)
     return parser
 
 

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -99,13 +99,85 @@ class RouterSettings(BaseSettings):
             )
         return value
 
-    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    # Identity (router/guard/identity.py; see docs/security.md)
+    auth_anonymous: Literal["never", "loopback", "always"] = Field(
+        "loopback",
+        description="Requests without credentials: refused (never), accepted from loopback addresses only, "
+        "or always accepted, as agent `anonymous`.",
+    )
+    auth_keys_file: Path | None = Field(None, description="API keys file managed by `toolmesh keys`.")
+    auth_jwt_issuer: str | None = Field(None, description="Required `iss` of JWT bearer tokens.")
+    auth_jwt_audience: str | None = Field(None, description="Required `aud` of JWT bearer tokens.")
+    auth_jwt_algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "ES256"],
+        description="JWT algorithms accepted (HS256, RS256, ES256).",
+    )
+    auth_jwt_secret: SecretStr | None = Field(None, description="Shared secret for HS256 tokens.")
+    auth_jwt_public_key_file: Path | None = Field(None, description="PEM public key for RS256/ES256 tokens.")
+    auth_jwks_url: str | None = Field(None, description="JWKS URL of the token issuer (keys by `kid`).")
+    auth_jwks_cache_seconds: float = Field(300.0, gt=0, description="Seconds a fetched JWKS is trusted.")
+    auth_agent_claim: str = Field("sub", description="JWT claim that names the agent.")
+    auth_groups_claim: str = Field(
+        "groups", description="JWT claim with the agent's groups (list or spaces)."
+    )
+    auth_resource_url: str | None = Field(
+        None, description="This router's resource URL in OAuth metadata; derived from Host if unset."
+    )
+    auth_authorization_servers: list[str] = Field(
+        default_factory=list, description="Authorization servers named in the protected resource metadata."
+    )
+    admin_groups: list[str] = Field(
+        default_factory=lambda: ["admin"], description="Groups whose agents may read `/admin/`."
+    )
+    forward_identity: bool = Field(
+        False, description="Send `X-Toolmesh-Agent`/`X-Toolmesh-Groups` to HTTP backends with each request."
+    )
+
+    # Policy (router/guard/policy.py)
+    policy_file: Path | None = Field(None, description="Policy JSON file, re-read when it changes.")
+    policy_consul_key: str | None = Field(None, description="Consul KV key holding the policy JSON.")
+    policy_consul_url: str = Field("http://127.0.0.1:8500", description="Consul HTTP address for the policy.")
+    policy_etcd_key: str | None = Field(None, description="etcd key holding the policy JSON.")
+    policy_etcd_endpoint: str = Field("127.0.0.1:2379", description="etcd host:port for the policy.")
+    policy_poll_interval: float = Field(1.0, gt=0, description="Seconds between checks of the policy file.")
+
+    # Audit and observability (router/observe/)
+    audit_sink: list[Literal["stdout", "file", "nats"]] = Field(
+        default_factory=list, description="Where audit records go (any of stdout, file, nats); none if empty."
+    )
+    audit_file: Path | None = Field(None, description="JSON lines file for the `file` audit sink.")
+    audit_nats_subject: str = Field("toolmesh.audit", description="Subject for the `nats` audit sink.")
+    audit_arguments: bool = Field(False, description="Include call arguments in audit records (redacted).")
+    audit_redact: list[str] = Field(
+        default_factory=lambda: ["password", "secret", "token", "authorization", "api_key", "apikey"],
+        description="Argument fields (any depth, case-insensitive) replaced by `[redacted]`.",
+    )
+    metrics_agent_label: bool = Field(False, description="Label call metrics with the agent id.")
+    trace_propagation: bool = Field(
+        True, description="Continue or start a `traceparent` and send it upstream."
+    )
+
+    @field_validator(
+        "allowed_hosts", "allowed_origins", "auth_jwt_algorithms", "auth_authorization_servers", "admin_groups",
+        "audit_sink", "audit_redact", mode="before",
+    )  # fmt: skip
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         """Let `TOOLMESH_ALLOWED_HOSTS=a,b` work as well as a JSON list."""
         if isinstance(value, str) and not value.lstrip().startswith("["):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RouterSettings:
+        if "file" in self.audit_sink and self.audit_file is None:
+            raise ValueError("audit_sink includes `file` but audit_file is not set")
+        unknown = set(self.auth_jwt_algorithms) - {"HS256", "RS256", "ES256"}
+        if unknown:
+            raise ValueError(
+                f"auth_jwt_algorithms: {sorted(unknown)} not supported; use HS256, RS256 or ES256"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -61,6 +61,7 @@ class Index:
         self.tools: dict[str, Target] = {}
         self.prompts: dict[str, Target] = {}
         self.resources: dict[str, Target] = {}
+        self.templates: dict[str, str] = {}  # exposed uriTemplate -> server
         self._items: dict[ListKind, list[dict[str, Any]]] = {kind: [] for kind in LIST_KINDS}
         self._templates: list[tuple[re.Pattern[str], str]] = []
         self._pages: dict[tuple[ListKind, int], list[bytes]] = {}
@@ -105,6 +106,7 @@ class Index:
                 continue
             exposed = self.naming.expose_uri(server, template)
             self._templates.append((_template_pattern(template), server))
+            self.templates.setdefault(exposed, server)
             self._items["resourceTemplates"].append(
                 item if exposed == template else {**item, "uriTemplate": exposed}
             )
@@ -134,6 +136,14 @@ class Index:
 
     def items(self, kind: ListKind) -> list[dict[str, Any]]:
         return self._items[kind]
+
+    def owner(self, kind: ListKind, item: dict[str, Any]) -> str | None:
+        """The server a listed item belongs to."""
+        if kind == "resourceTemplates":
+            return self.templates.get(item["uriTemplate"])
+        table = self.resources if kind == "resources" else self.tools if kind == "tools" else self.prompts
+        target = table.get(item["uri" if kind == "resources" else "name"])
+        return target.server if target is not None else None
 
     def pages(self, kind: ListKind, page_size: int) -> list[bytes]:
         """The list serialized as JSON arrays, one per page; computed once per index."""

@@ -1,7 +1,14 @@
 """Prometheus metrics, in a registry of their own per router (tests run several in one process).
 
-Label values come from closed sets only: MCP method names the router knows, outcomes, and server
-names from the catalog. Never session or agent ids.
+Names carry the `toolmesh_` prefix; counters end in `_total` and durations are in seconds, as
+Prometheus conventions ask. Label values come from closed sets only: MCP method names the router
+knows, outcomes, failure reasons, and server and tool names from the catalog (bounded by it).
+Never session ids; agent ids only when `metrics_agent_label` is set (then bounded by the keys
+and tokens an operator issues).
+
+Adding a metric for a new feature (breakers, rate limits, the registry, NATS): create it with
+`registry=metrics.registry` in the feature's own module, or add it here beside its peers; it is
+served at `/metrics` with no further wiring.
 """
 
 from __future__ import annotations
@@ -14,41 +21,67 @@ KNOWN_METHODS = frozenset(
     {
         "initialize", "ping", "tools/list", "tools/call", "prompts/list", "prompts/get", "resources/list",
         "resources/templates/list", "resources/read", "completion/complete", "logging/setLevel",
-        "server/discover",
+        "server/discover", "resources/subscribe", "resources/unsubscribe", "subscriptions/listen",
     }
 )  # fmt: skip
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, agent_label: bool = False) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.agent_label = agent_label
+        r = self.registry
         self.requests = Counter(
-            "toolmesh_requests", "MCP requests answered, by method and outcome.", ["method", "outcome"],
-            registry=self.registry,
-        )  # fmt: skip
+            "toolmesh_requests",
+            "MCP requests answered, by method and outcome.",
+            ["method", "outcome"],
+            registry=r,
+        )
         self.latency = Histogram(
             "toolmesh_request_duration_seconds", "Time to answer an MCP request.", ["method"],
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
-        self.sessions = Gauge(
-            "toolmesh_sessions", "Legacy sessions held by this replica.", registry=self.registry
+        call_labels = ["server", "method", "tool", "outcome", *(["agent"] if agent_label else [])]
+        self.calls = Counter(
+            "toolmesh_calls",
+            "Requests routed to a backend (calls, reads, prompts, completions), by server, tool and "
+            "outcome (ok, tool_error, error, rejected, unavailable, timeout).",
+            call_labels,
+            registry=r,
         )
+        self.call_latency = Histogram(
+            "toolmesh_call_duration_seconds", "Time a routed request took, backend included.",
+            ["server", "method"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.sessions = Gauge("toolmesh_sessions", "Legacy sessions held by this replica.", registry=r)
         self.catalog_items = Gauge(
-            "toolmesh_catalog_items",
-            "Items in the aggregated catalog, by kind.",
-            ["kind"],
-            registry=self.registry,
+            "toolmesh_catalog_items", "Items in the aggregated catalog, by kind.", ["kind"], registry=r
+        )
+        self.catalog_servers = Gauge(
+            "toolmesh_catalog_servers", "Servers with at least one ready instance.", registry=r
         )
         self.backend_up = Gauge(
             "toolmesh_backend_up", "1 if the backend instance is connected and ready.", ["server", "instance"],
-            registry=self.registry,
+            registry=r,
         )  # fmt: skip
         self.catalog_conflicts = Gauge(
-            "toolmesh_catalog_conflicts",
-            "Names withheld because two servers offer them.",
-            registry=self.registry,
+            "toolmesh_catalog_conflicts", "Names withheld because two servers offer them.", registry=r
+        )
+        self.auth_failures = Counter(
+            "toolmesh_auth_failures", "Requests refused with 401, by reason.", ["reason"], registry=r
+        )
+        self.policy_generation = Gauge(
+            "toolmesh_policy_generation", "Policy versions installed since start (0: no policy).", registry=r
+        )
+        self.policy_reloads = Counter(
+            "toolmesh_policy_reloads", "Policy updates seen, by outcome (applied, rejected).", ["outcome"],
+            registry=r,
+        )  # fmt: skip
+        self.audit_dropped = Counter(
+            "toolmesh_audit_dropped", "Audit records dropped because the sinks fell behind.", registry=r
         )
         self._children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
+        self._call_children: dict[tuple[str, ...], tuple[Counter, Histogram]] = {}
 
     def observe_request(self, method: str, outcome: str, seconds: float) -> None:
         children = self._children.get((method, outcome))
@@ -56,5 +89,17 @@ class Metrics:
             label = method if method in KNOWN_METHODS else "other"
             children = (self.requests.labels(label, outcome), self.latency.labels(label))
             self._children[(method, outcome)] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def observe_call(
+        self, server: str, method: str, tool: str, outcome: str, seconds: float, agent: str
+    ) -> None:
+        """`server` and `tool` must come from the catalog (the caller checks), so labels stay bounded."""
+        key = (server, method, tool, outcome, agent) if self.agent_label else (server, method, tool, outcome)
+        children = self._call_children.get(key)
+        if children is None:
+            children = (self.calls.labels(*key), self.call_latency.labels(server, method))
+            self._call_children[key] = children
         children[0].inc()
         children[1].observe(seconds)

@@ -19,6 +19,9 @@ import orjson
 from router import __version__
 from router.catalog.index import Index, ListKind, Target
 from router.errors import INVALID_PARAMS, METHOD_NOT_FOUND, RPCError
+from router.guard.identity import ANONYMOUS, Agent
+from router.guard.policy import OPEN, Kind, View
+from router.observe.tracing import Trace
 from router.protocol import MODERN_VERSION, SERVER_INFO_KEY
 from router.relay import rewrite
 from router.relay.cursors import CursorCodec
@@ -32,6 +35,8 @@ SERVER_INFO = {"name": "toolmesh", "version": __version__}
 # Result fields only the 2026-07-28 era defines; a 2026 backend's results lose them on the way to
 # a 2025 client.
 MODERN_ONLY_FIELDS = frozenset({"resultType", "ttlMs", "cacheScope"})
+# Methods whose `uri` names a resource the agent must be allowed to read (subscriptions).
+URI_GUARDED = frozenset({"resources/subscribe", "resources/unsubscribe"})
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 
 
@@ -43,6 +48,14 @@ class CallContext:
     emit: MessageHandler | None = None
     client_capabilities: dict[str, Any] = field(default_factory=dict)
     log_level: str | None = None
+    agent: Agent = ANONYMOUS
+    view: View = OPEN  # what this agent may see and use (router/guard/policy.py)
+    trace: Trace | None = None
+    session_id: str | None = None
+    # Filled in by the handler for the audit record and metrics: what the request reached.
+    server: str | None = None
+    instance: str | None = None
+    target: str | None = None
 
 
 Handler = Callable[[CallContext, dict[str, Any]], Awaitable[Result]]
@@ -65,8 +78,17 @@ CAPABILITY_OF: dict[str, str] = {
 
 
 class Dispatcher:
-    def __init__(self, pool: BackendPool, cursors: CursorCodec, page_size: int, list_ttl_ms: int) -> None:
+    def __init__(
+        self,
+        pool: BackendPool,
+        cursors: CursorCodec,
+        page_size: int,
+        list_ttl_ms: int,
+        *,
+        forward_identity: bool = False,
+    ) -> None:
         self.pool = pool
+        self.forward_identity = forward_identity
         self.cursors = cursors
         self.page_size = page_size
         self.list_ttl_ms = list_ttl_ms
@@ -94,6 +116,8 @@ class Dispatcher:
         capability = CAPABILITY_OF.get(method)
         if capability is not None and capability not in self.capabilities():
             raise RPCError(METHOD_NOT_FOUND, f"Method not found: {method} (no server offers {capability})")
+        if method in URI_GUARDED and not ctx.view.open:
+            self._resource_target(ctx, params.get("uri"))  # subscriptions: hidden URIs do not exist
         return await handler(ctx, params)
 
     def capabilities(self) -> dict[str, Any]:
@@ -130,7 +154,7 @@ class Dispatcher:
         key = kind.encode()
 
         async def list_items(ctx: CallContext, params: dict[str, Any]) -> Result:
-            pages = self.index.pages(kind, self.page_size)
+            pages = ctx.view.pages(self.index, kind, self.page_size)
             cursor = params.get("cursor")
             page = 0 if cursor is None else self.cursors.decode(kind, cursor)
             if page >= len(pages):
@@ -145,23 +169,30 @@ class Dispatcher:
         return list_items
 
     async def _call_tool(self, ctx: CallContext, params: dict[str, Any]) -> Result:
-        name = params.get("name")
-        target = self.index.tools.get(name) if isinstance(name, str) else None
-        if target is None:
-            raise self._unknown("tool", name, self.index.tools)
+        target = self._named(ctx, "tools", params.get("name"))
         result = await self._forward(ctx, target, "tools/call", {**params, "name": target.name})
-        return rewrite.rewrite_tool_result(self.index.naming, target.server, result)
+        result = rewrite.rewrite_tool_result(self.index.naming, target.server, result)
+        if ctx.view.open:
+            return result
+        content = ctx.view.filter_content(self.index, result.get("content"))
+        return result if content is result.get("content") else {**result, "content": content}
 
     async def _get_prompt(self, ctx: CallContext, params: dict[str, Any]) -> Result:
-        name = params.get("name")
-        target = self.index.prompts.get(name) if isinstance(name, str) else None
-        if target is None:
-            raise self._unknown("prompt", name, self.index.prompts)
+        target = self._named(ctx, "prompts", params.get("name"))
         result = await self._forward(ctx, target, "prompts/get", {**params, "name": target.name})
-        return rewrite.rewrite_prompt_result(self.index.naming, target.server, result)
+        result = rewrite.rewrite_prompt_result(self.index.naming, target.server, result)
+        messages = result.get("messages")
+        if ctx.view.open or not isinstance(messages, list):
+            return result
+        kept = [
+            m
+            for m in messages
+            if not isinstance(m, dict) or ctx.view.filter_content(self.index, [m.get("content")])
+        ]
+        return result if len(kept) == len(messages) else {**result, "messages": kept}
 
     async def _read_resource(self, ctx: CallContext, params: dict[str, Any]) -> Result:
-        target = self._resource_target(params.get("uri"))
+        target = self._resource_target(ctx, params.get("uri"))
         result = await self._forward(ctx, target, "resources/read", {**params, "uri": target.name})
         return rewrite.rewrite_read_result(self.index.naming, target.server, result)
 
@@ -170,12 +201,10 @@ class Dispatcher:
         if not isinstance(ref, dict):
             raise RPCError(INVALID_PARAMS, "completion/complete needs `ref` (ref/prompt or ref/resource)")
         if ref.get("type") == "ref/prompt":
-            target = self.index.prompts.get(ref.get("name"))  # type: ignore[arg-type]
-            if target is None:
-                raise self._unknown("prompt", ref.get("name"), self.index.prompts)
+            target = self._named(ctx, "prompts", ref.get("name"))
             new_ref = {**ref, "name": target.name}
         elif ref.get("type") == "ref/resource":
-            target = self._resource_target(ref.get("uri"))
+            target = self._resource_target(ctx, ref.get("uri"))
             new_ref = {**ref, "uri": target.name}
         else:
             raise RPCError(
@@ -192,22 +221,35 @@ class Dispatcher:
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    def _resource_target(self, uri: Any) -> Target:
+    def _named(self, ctx: CallContext, kind: Kind, name: Any) -> Target:
+        """The target of a tool or prompt name; a hidden one fails exactly like an unknown one."""
+        table = self.index.tools if kind == "tools" else self.index.prompts
+        target = table.get(name) if isinstance(name, str) else None
+        ctx.target = name if isinstance(name, str) else None
+        if target is None or not ctx.view.allows(kind, target.server, str(name)):
+            raise self._unknown(kind[:-1], name, ctx.view.visible(self.index, kind))
+        return target
+
+    def _resource_target(self, ctx: CallContext, uri: Any) -> Target:
         if not isinstance(uri, str):
             raise RPCError(INVALID_PARAMS, "`uri` must be a string")
+        ctx.target = uri
         target = self.index.resolve_uri(uri)
-        if target is None:
+        if target is None or not ctx.view.allows("resources", target.server, uri):
             raise RPCError(INVALID_PARAMS, f"Resource not found: {uri}", {"uri": uri})
         return target
 
     async def _forward(
         self, ctx: CallContext, target: Target, method: str, params: dict[str, Any]
     ) -> dict[str, Any]:
+        ctx.server = target.server
         backend = self.pool.pick(target.server)
+        ctx.instance = backend.record.instance_id
         relay = _Relay(ctx, backend, params) if ctx.emit is not None else None
         if relay is not None:
             params = relay.upstream_params(next(self._progress_ids))
-        reply = await backend.call(method, params, relay.on_message if relay else None)
+        headers = self._upstream_headers(ctx)
+        reply = await backend.call(method, params, relay.on_message if relay else None, headers=headers)
         result = reply.get("result")
         if isinstance(result, dict):
             if ctx.era == "legacy" and "resultType" in result:
@@ -217,6 +259,22 @@ class Dispatcher:
         if isinstance(error, dict) and isinstance(error.get("code"), int):
             raise RPCError(error["code"], str(error.get("message", "")), error.get("data"))
         raise RPCError(-32603, f"server '{target.server}' sent a malformed response")
+
+    def _upstream_headers(self, ctx: CallContext) -> dict[str, str] | None:
+        """Per-request headers for HTTP backends: trace context and, if enabled, who is asking.
+
+        The agent's own Authorization never goes upstream: client headers are not forwarded at
+        all, and a backend's credentials come from its catalog entry (router/catalog/config_file.py).
+        """
+        if ctx.trace is None and not self.forward_identity:
+            return None
+        headers: dict[str, str] = {}
+        if ctx.trace is not None:
+            headers["traceparent"] = ctx.trace.traceparent()
+        if self.forward_identity:
+            headers["x-toolmesh-agent"] = ctx.agent.id
+            headers["x-toolmesh-groups"] = ",".join(sorted(ctx.agent.groups))
+        return headers
 
     def _unknown(self, kind: str, name: Any, table: dict[str, Target]) -> RPCError:
         if not isinstance(name, str):

@@ -15,8 +15,10 @@ JSON, 403 foreign Origin, 421 foreign Host.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -30,6 +32,10 @@ from router.errors import (
     PARSE_ERROR,
     RPCError,
 )
+from router.guard.identity import ANONYMOUS, Agent, Authenticator, AuthError
+from router.guard.policy import OPEN, Guard, View
+from router.observe import tracing
+from router.observe.calls import CallObserver
 from router.observe.metrics import Metrics
 from router.protocol import HTTP_STATUS, LEGACY_VERSIONS, MODERN_VERSION, PROTOCOL_VERSION_KEY
 from router.relay.dispatch import CallContext, Dispatcher, Result
@@ -53,6 +59,24 @@ KEEPALIVE_SECONDS = 15.0
 SESSION_NOT_FOUND = -32001
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who sent the HTTP request being served, decided once in `McpEndpoint.__call__`."""
+
+    agent: Agent
+    view: View
+    trace: tracing.Trace | None
+
+
+_NOBODY = Caller(ANONYMOUS, OPEN, None)
+# Set once per HTTP request in `McpEndpoint.__call__` (each request runs in its own task).
+_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("toolmesh_caller", default=None)
+
+
+def _current() -> Caller:
+    return _caller.get() or _NOBODY
+
+
 class McpEndpoint:
     def __init__(
         self,
@@ -64,7 +88,15 @@ class McpEndpoint:
         max_body_bytes: int,
         max_sessions: int,
         bus: ClientBus | None = None,
+        auth: Authenticator | None = None,
+        guard: Guard | None = None,
+        observer: CallObserver | None = None,
+        trace: bool = True,
     ) -> None:
+        self.auth = auth
+        self.guard = guard
+        self.observer = observer
+        self.trace = trace
         self.dispatcher = dispatcher
         self.sessions = sessions
         self.bus: ClientBus = bus or LocalBus(sessions)
@@ -81,6 +113,18 @@ class McpEndpoint:
         if not self.policy.origin_ok(headers.get("origin")):
             await _plain(send, 403, b"Invalid Origin header")
             return
+        agent = ANONYMOUS
+        if self.auth is not None:
+            try:
+                agent = await self.auth.authenticate(headers, scope.get("client"))
+            except AuthError as exc:
+                self.metrics.auth_failures.labels(exc.reason).inc()
+                challenge = [(b"www-authenticate", self.auth.challenge(headers, exc))]
+                await _plain(send, 401, exc.description.encode(), challenge)
+                return
+        view = self.guard.view(agent) if self.guard is not None else OPEN
+        trace = tracing.start(headers.get("traceparent")) if self.trace else None
+        _caller.set(Caller(agent, view, trace))
         method = scope["method"]
         if method == "POST":
             await self._post(scope, receive, send, headers)
@@ -152,7 +196,10 @@ class McpEndpoint:
             return
         record = session.record
         ctx = CallContext(
-            "legacy", client_capabilities=record.client_capabilities, log_level=record.log_level
+            "legacy",
+            client_capabilities=record.client_capabilities,
+            log_level=record.log_level,
+            session_id=record.id,
         )
         await self._respond(send, ctx, message)
         if record.log_level != ctx.log_level:
@@ -181,6 +228,7 @@ class McpEndpoint:
             protocol_version=version,
             client_info=params.get("clientInfo") or {},
             client_capabilities=params.get("capabilities") or {},
+            identity={"agent": _current().agent.id, "groups": sorted(_current().agent.groups)},
         )
         await self.sessions.create(record)
         self.metrics.sessions.set(len(self.sessions))
@@ -206,17 +254,25 @@ class McpEndpoint:
         started = time.perf_counter()
         stream = _ReplyStream(send)
         ctx.emit = stream.emit
+        caller = _current()
+        ctx.agent, ctx.view, ctx.trace = caller.agent, caller.view, caller.trace
         method = message["method"]
+        params = message.get("params") or {}
         status, outcome = 200, "ok"
+        result: Result | None = None
+        code: int | None = None
         try:
-            result: Result = await self.dispatcher.dispatch(ctx, method, message.get("params") or {})
+            result = await self.dispatcher.dispatch(ctx, method, params)
             body = _response_bytes(message["id"], result, modern=ctx.era == "modern")
         except RPCError as exc:
-            outcome = "error"
+            outcome, code = "error", exc.code
             body = _error_bytes(message["id"], exc)
             if ctx.era == "modern":
                 status = HTTP_STATUS.get(exc.code, 200)
-        self.metrics.observe_request(method, outcome, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self.metrics.observe_request(method, outcome, elapsed)
+        if self.observer is not None:
+            self.observer.finished(ctx, method, params, result, code, elapsed)
         if stream.started:
             await stream.finish(body)
         else:
@@ -289,9 +345,10 @@ class McpEndpoint:
             except SessionUnavailable as exc:
                 await _error(send, request_id, RPCError(INTERNAL_ERROR, str(exc)), 503)
                 return None
-        if session is None:
+        if session is None or session.record.agent != _current().agent.id:  # another agent's: not found
             error = RPCError(SESSION_NOT_FOUND, "Session not found: initialize a new session")
             await _error(send, request_id, error, 404)
+            return None
         return session
 
     # -- fan-out ------------------------------------------------------------------------------

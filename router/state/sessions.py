@@ -29,11 +29,17 @@ class SessionRecord:
     client_capabilities: dict[str, Any] = field(default_factory=dict)
     log_level: str | None = None
     created: float = field(default_factory=time.time)
-    identity: dict[str, Any] | None = None
+    identity: dict[str, Any] | None = (
+        None  # the agent that opened it ({"agent", "groups"}); only it may use it
+    )
     subscriptions: list[str] = field(default_factory=list)
     # Per backend (`server/instance`): what this session is bound to there, e.g. an upstream
     # session id. Empty while upstream sessions are shared per instance.
     upstream: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def agent(self) -> str:
+        return str((self.identity or {}).get("agent", "anonymous"))
 
 
 @dataclass(slots=True)

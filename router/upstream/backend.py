@@ -187,13 +187,19 @@ class Backend:
     # -- traffic ------------------------------------------------------------------------------
 
     async def call(
-        self, method: str, params: Mapping[str, Any] | None, on_message: MessageHandler | None
+        self,
+        method: str,
+        params: Mapping[str, Any] | None,
+        on_message: MessageHandler | None,
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> Message:
+        """`headers` go with this request only (trace context, forwarded identity; HTTP only)."""
         session = self.session
         if session is None or self.state != "ready":
             raise BackendUnavailable(self.server, self._down_reason())
         try:
-            return await session.request(method, params, self.timeout, on_message)
+            return await session.request(method, params, self.timeout, on_message, headers=headers)
         except BackendUnavailable as exc:
             if not session.channel.alive or isinstance(exc, BackendUnreachable):
                 self.lose(exc.message)

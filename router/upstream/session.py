@@ -151,17 +151,24 @@ class UpstreamSession:
         params: Mapping[str, Any] | None,
         timeout: float,
         on_message: MessageHandler | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> Message:
         """Send one request and return the raw response message; raises BackendError subclasses."""
         try:
-            return await self._request_once(method, params, timeout, on_message)
+            return await self._request_once(method, params, timeout, on_message, headers)
         except SessionExpired:
             log.info("backend forgot our session; initializing again", extra={"server": self.server})
             await self.connect()
-            return await self._request_once(method, params, timeout, on_message)
+            return await self._request_once(method, params, timeout, on_message, headers)
 
     async def _request_once(
-        self, method: str, params: Mapping[str, Any] | None, timeout: float, on_message: MessageHandler | None
+        self,
+        method: str,
+        params: Mapping[str, Any] | None,
+        timeout: float,
+        on_message: MessageHandler | None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> Message:
         if self.era == "modern":
             # A 2026-07-28 client's own envelope wins, so the backend sees its real capabilities.
@@ -172,6 +179,8 @@ class UpstreamSession:
             headers = self._legacy_headers
             if params and "_meta" in params:
                 params = _without_envelope(params)
+        if extra_headers:
+            headers = {**headers, **extra_headers}
         message = self._message(method, params)
         try:
             with anyio.fail_after(timeout):

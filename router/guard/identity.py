@@ -1,0 +1,394 @@
+"""Who is calling: API keys, JWT bearer tokens, and the OAuth 2.1 resource-server surface.
+
+Every HTTP request to `/mcp` is authenticated once into an `Agent` (id + groups), which travels
+in the CallContext; nothing below the server layer sees a token. Credentials come in the
+`Authorization: Bearer <token>` header:
+
+- API keys look like `tmk_<id>_<secret>`. The keys file holds only a SHA-256 of each key (the
+  secret has 256 bits of entropy, so a slow hash would add latency without adding safety); it is
+  re-read in the background when it changes, so `toolmesh keys revoke` takes effect live.
+- Anything else is a JWT, checked for signature, expiry, issuer and audience. HS256 uses a shared
+  secret; RS256/ES256 use a PEM public key or keys from a JWKS URL, fetched with aiohttp (never a
+  blocking fetch on the event loop), cached, and refetched when a token names an unknown `kid`
+  (at most once per `JWKS_MIN_REFRESH` seconds, so junk tokens cannot make us hammer the issuer).
+
+A missing or bad credential is an AuthError; the endpoint answers 401 with
+`WWW-Authenticate: Bearer resource_metadata="..."` pointing at the protected resource metadata
+(RFC 9728) that `protected_resource_metadata()` builds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import aiohttp
+import anyio
+import jwt
+import orjson
+from jwt.algorithms import ECAlgorithm, HMACAlgorithm, RSAAlgorithm
+
+from router.errors import ConfigError
+
+log = logging.getLogger("toolmesh.guard")
+
+KEY_PREFIX = "tmk_"
+JWKS_MIN_REFRESH = 10.0
+Anonymous = Literal["never", "loopback", "always"]
+AuthFailure = Literal["missing", "invalid_key", "revoked_key", "invalid_token", "expired", "unknown_kid"]
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    """An authenticated caller (or the anonymous one). `groups` drive policy."""
+
+    id: str
+    groups: frozenset[str] = frozenset()
+    method: Literal["anonymous", "api_key", "jwt"] = "anonymous"
+
+    @property
+    def anonymous(self) -> bool:
+        return self.method == "anonymous"
+
+
+ANONYMOUS = Agent("anonymous")
+
+
+class AuthError(Exception):
+    """Authentication failed; `reason` is a closed set (it becomes a metric label)."""
+
+    def __init__(self, reason: AuthFailure, description: str) -> None:
+        self.reason, self.description = reason, description
+        super().__init__(description)
+
+
+# -- API keys -----------------------------------------------------------------------------------
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(slots=True)
+class KeyEntry:
+    id: str
+    agent: str
+    groups: list[str]
+    sha256: str
+    created: str
+    revoked: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "id": self.id, "agent": self.agent, "groups": self.groups, "sha256": self.sha256,
+            "created": self.created,
+        }  # fmt: skip
+        if self.revoked:
+            entry["revoked"] = self.revoked
+        return entry
+
+
+class KeyStore:
+    """The keys file: `{"keys": [{"id", "agent", "groups", "sha256", "created", "revoked"?}]}`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._by_id: dict[str, KeyEntry] = {}
+        self._stamp: tuple[float, int] | None = None
+
+    # Reading (router side) -----------------------------------------------------------------
+
+    def load(self) -> bool:
+        """Re-read the file if it changed; True if it did. Blocking: call it from a thread."""
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            changed = bool(self._by_id)
+            self._by_id, self._stamp = {}, None
+            return changed
+        stamp = (stat.st_mtime, stat.st_size)
+        if stamp == self._stamp:
+            return False
+        self._by_id = {entry.id: entry for entry in self._read()}
+        self._stamp = stamp
+        return True
+
+    def _read(self) -> list[KeyEntry]:
+        try:
+            document = orjson.loads(self.path.read_bytes()) if self.path.exists() else {"keys": []}
+            return [KeyEntry(**raw) for raw in document.get("keys", [])]
+        except (orjson.JSONDecodeError, TypeError, AttributeError) as exc:
+            raise ConfigError(str(self.path), f"not a toolmesh keys file: {exc}", "recreate it") from None
+
+    def verify(self, token: str) -> Agent:
+        """The agent a key belongs to; AuthError if it is unknown, wrong or revoked."""
+        key_id, _, secret = token[len(KEY_PREFIX) :].partition("_")
+        entry = self._by_id.get(key_id)
+        # Compare against a dummy digest for unknown ids too, so timing does not tell ids apart.
+        expected = entry.sha256 if entry is not None else "0" * 64
+        if not hmac.compare_digest(_digest(secret), expected) or entry is None:
+            raise AuthError("invalid_key", "unknown API key")
+        if entry.revoked:
+            raise AuthError("revoked_key", "this API key was revoked")
+        return Agent(entry.agent, frozenset(entry.groups), "api_key")
+
+    # Writing (CLI side) --------------------------------------------------------------------
+
+    def create(self, agent: str, groups: list[str]) -> tuple[KeyEntry, str]:
+        """Add a key for `agent`; returns the entry and the key itself (shown once, never stored)."""
+        entries = self._read()
+        key_id = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        entry = KeyEntry(key_id, agent, sorted(set(groups)), _digest(secret), _now())
+        self._write([*entries, entry])
+        return entry, f"{KEY_PREFIX}{key_id}_{secret}"
+
+    def revoke(self, key_id: str) -> KeyEntry:
+        entries = self._read()
+        for entry in entries:
+            if entry.id == key_id:
+                entry.revoked = entry.revoked or _now()
+                self._write(entries)
+                return entry
+        known = ", ".join(entry.id for entry in entries) or "none"
+        raise ConfigError(f"key '{key_id}'", "no such key", f"known ids: {known}")
+
+    def entries(self) -> list[KeyEntry]:
+        return self._read()
+
+    def _write(self, entries: list[KeyEntry]) -> None:
+        """Write atomically (temp file + rename) and readable by the owner only."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        data = orjson.dumps({"keys": [entry.to_json() for entry in entries]}, option=orjson.OPT_INDENT_2)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        temporary.replace(self.path)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# -- JWT ----------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class JwtConfig:
+    issuer: str | None
+    audience: str | None
+    algorithms: list[str]
+    secret: str | None = None
+    public_key: str | None = None
+    jwks_url: str | None = None
+    jwks_cache_seconds: float = 300.0
+    agent_claim: str = "sub"
+    groups_claim: str = "groups"
+
+
+class JwksCache:
+    """Signing keys from a JWKS URL, by `kid`; refreshed on expiry or on an unknown kid."""
+
+    def __init__(self, url: str, max_age: float) -> None:
+        self.url, self.max_age = url, max_age
+        self._keys: dict[str, Any] = {}
+        self._fetched = 0.0
+        self._lock = anyio.Lock()
+        self._http: aiohttp.ClientSession | None = None
+
+    async def key(self, kid: str | None) -> Any:
+        now = time.monotonic()
+        stale = now - self._fetched > self.max_age
+        if stale or (kid not in self._keys and now - self._fetched > JWKS_MIN_REFRESH):
+            await self._refresh()
+        if kid is None and len(self._keys) == 1:
+            return next(iter(self._keys.values()))
+        key = self._keys.get(kid or "")
+        if key is None:
+            raise AuthError("unknown_kid", "token signed with a key the issuer does not publish")
+        return key
+
+    async def _refresh(self) -> None:
+        async with self._lock:
+            if time.monotonic() - self._fetched < 1.0:
+                return  # another request refreshed while we waited
+            try:
+                if self._http is None or self._http.closed:
+                    self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+                async with self._http.get(self.url) as response:
+                    response.raise_for_status()
+                    document = await response.json(content_type=None)
+                self._keys = _parse_jwks(document)
+                log.info("JWKS fetched", extra={"url": self.url, "keys": len(self._keys)})
+            except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+                log.warning("JWKS fetch failed; keeping the keys we had", extra={"reason": str(exc)})
+            self._fetched = time.monotonic()
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+
+
+def _parse_jwks(document: Any) -> dict[str, Any]:
+    keys: dict[str, Any] = {}
+    for raw in document.get("keys", []) if isinstance(document, dict) else []:
+        kty = raw.get("kty")
+        key: Any
+        try:
+            if kty == "RSA":
+                key = RSAAlgorithm.from_jwk(raw)
+            elif kty == "EC":
+                key = ECAlgorithm.from_jwk(raw)
+            elif kty == "oct":
+                key = HMACAlgorithm.from_jwk(raw)
+            else:
+                continue
+        except (jwt.InvalidKeyError, ValueError, KeyError):
+            continue
+        keys[str(raw.get("kid", ""))] = key
+    return keys
+
+
+class JwtVerifier:
+    def __init__(self, config: JwtConfig) -> None:
+        self.config = config
+        self.jwks = JwksCache(config.jwks_url, config.jwks_cache_seconds) if config.jwks_url else None
+
+    async def verify(self, token: str) -> Agent:
+        config = self.config
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.DecodeError:
+            raise AuthError("invalid_token", "the bearer token is neither an API key nor a JWT") from None
+        algorithm = header.get("alg")
+        if algorithm not in config.algorithms:
+            raise AuthError("invalid_token", f"token algorithm {algorithm!r} is not accepted")
+        key: Any
+        if algorithm.startswith("HS"):
+            key = config.secret
+        elif self.jwks is not None:
+            key = await self.jwks.key(header.get("kid"))
+        else:
+            key = config.public_key
+        if key is None:
+            raise AuthError("invalid_token", f"no key configured for {algorithm} tokens")
+        options: Any = {"require": ["exp"], "verify_aud": config.audience is not None}
+        try:
+            claims = jwt.decode(
+                token, key, algorithms=[algorithm], audience=config.audience, issuer=config.issuer,
+                options=options, leeway=30,
+            )  # fmt: skip
+        except jwt.ExpiredSignatureError:
+            raise AuthError("expired", "the token has expired") from None
+        except jwt.InvalidTokenError as exc:
+            raise AuthError("invalid_token", f"token rejected: {exc}") from None
+        agent = claims.get(config.agent_claim)
+        if not isinstance(agent, str) or not agent:
+            raise AuthError("invalid_token", f"token has no `{config.agent_claim}` claim")
+        return Agent(agent, _groups(claims.get(config.groups_claim)), "jwt")
+
+
+def _groups(value: Any) -> frozenset[str]:
+    if isinstance(value, str):
+        return frozenset(value.split())  # an OAuth `scope` claim is space-separated
+    if isinstance(value, list):
+        return frozenset(item for item in value if isinstance(item, str))
+    return frozenset()
+
+
+# -- the front door -----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Authenticator:
+    """Turns a request's headers and peer address into an Agent, or raises AuthError."""
+
+    anonymous: Anonymous = "loopback"
+    keys: KeyStore | None = None
+    jwt: JwtVerifier | None = None
+    resource_url: str | None = None
+    authorization_servers: list[str] = field(default_factory=list)
+
+    @property
+    def configured(self) -> bool:
+        """True if any credential is accepted at all (else only anonymous access exists)."""
+        return self.keys is not None or self.jwt is not None
+
+    async def authenticate(self, headers: Mapping[str, str], client: tuple[str, int] | None) -> Agent:
+        authorization = headers.get("authorization")
+        if authorization is None:
+            if self.anonymous == "always" or (self.anonymous == "loopback" and _loopback(client)):
+                return ANONYMOUS
+            raise AuthError("missing", "authentication required: send Authorization: Bearer <token>")
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise AuthError("invalid_token", "use the Bearer scheme: Authorization: Bearer <token>")
+        if token.startswith(KEY_PREFIX):
+            if self.keys is None:
+                raise AuthError("invalid_key", "API keys are not enabled on this router")
+            return self.keys.verify(token)
+        if self.jwt is None:
+            raise AuthError("invalid_token", "bearer tokens are not enabled on this router")
+        return await self.jwt.verify(token)
+
+    def metadata_url(self, headers: Mapping[str, str]) -> str:
+        return f"{_origin(headers)}/.well-known/oauth-protected-resource"
+
+    def challenge(self, headers: Mapping[str, str], error: AuthError) -> bytes:
+        """The `WWW-Authenticate` value for a 401 (RFC 6750 + RFC 9728)."""
+        parts = [f'resource_metadata="{self.metadata_url(headers)}"']
+        if error.reason != "missing":
+            description = error.description.replace('"', "'")
+            parts.append(f'error="invalid_token", error_description="{description}"')
+        return ("Bearer " + ", ".join(parts)).encode("latin-1", "replace")
+
+    def protected_resource_metadata(self, headers: Mapping[str, str]) -> dict[str, Any]:
+        """RFC 9728 metadata: which resource this is and who issues tokens for it."""
+        metadata: dict[str, Any] = {
+            "resource": self.resource_url or f"{_origin(headers)}/mcp",
+            "bearer_methods_supported": ["header"],
+            "resource_name": "toolmesh",
+        }
+        if self.authorization_servers:
+            metadata["authorization_servers"] = self.authorization_servers
+        if self.jwt is not None:
+            metadata["resource_signing_alg_values_supported"] = self.jwt.config.algorithms
+        return metadata
+
+    async def refresh_keys(self) -> None:
+        if self.keys is not None:
+            try:
+                if await anyio.to_thread.run_sync(self.keys.load):
+                    log.info("API keys loaded", extra={"path": str(self.keys.path)})
+            except ConfigError as exc:
+                log.error("keys file unreadable; keeping the keys we had", extra={"reason": str(exc)})
+
+    async def close(self) -> None:
+        if self.jwt is not None and self.jwt.jwks is not None:
+            await self.jwt.jwks.close()
+
+
+def _loopback(client: tuple[str, int] | None) -> bool:
+    if client is None:
+        return False
+    try:
+        return ipaddress.ip_address(client[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _origin(headers: Mapping[str, str]) -> str:
+    scheme = headers.get("x-forwarded-proto", "http")
+    return f"{scheme}://{headers.get('host', 'localhost')}"

@@ -1,0 +1,389 @@
+"""Who may see and use what: allow/deny rules per agent and group, and tool overrides.
+
+A policy document (JSON, from a file, Consul KV or etcd) looks like this:
+
+    {"default": "deny",
+     "everyone": {"allow": {"servers": ["docs"]}},
+     "groups": {"ops": {"members": ["alice"], "allow": {"servers": ["*"]}, "deny": {"tools": ["*__crash"]}}},
+     "agents": {"bob": {"groups": ["ops"], "allow": {"resources": ["toolmesh://files/*"]}}},
+     "overrides": [{"tool": "db__query", "description": "Read-only SQL.", "groups": ["analysts"]},
+                   {"tool": "db__drop", "enabled": false}]}
+
+An item (a tool, prompt, resource or template, under the name the agent sees) is visible when no
+deny rule that applies to the agent matches it, and an allow rule matches it or the default is
+`allow`. `servers` match the item's server; `tools`, `prompts` and `resources` are globs over
+exposed names and URIs. Rules apply from `everyone`, from each group the agent is in (its token's
+groups, plus `members` and `agents.<id>.groups`), and from the agent's own entry.
+
+Speed: the rules an agent is subject to are its *scope*; a `View` is compiled once per scope and
+policy generation, remembers each decision, and keeps the filtered, serialized list pages per index
+generation, so a list request costs a dict lookup like it does without policy. Without any policy
+the `OPEN` view allows everything at no cost.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import logging
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from router.catalog.index import Index, ListKind, Target
+from router.errors import ConfigError
+from router.guard.identity import Agent
+
+log = logging.getLogger("toolmesh.guard")
+
+Kind = Literal["tools", "prompts", "resources"]
+KIND_OF_LIST: dict[ListKind, Kind] = {
+    "tools": "tools",
+    "prompts": "prompts",
+    "resources": "resources",
+    "resourceTemplates": "resources",
+}
+MAX_VIEWS = 4096
+
+
+# -- the document -------------------------------------------------------------------------------
+
+
+class Selector(BaseModel):
+    """What a rule covers: whole servers, or items by glob over exposed names/URIs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    servers: list[str] = Field(default_factory=list)
+    tools: list[str] = Field(default_factory=list)
+    prompts: list[str] = Field(default_factory=list)
+    resources: list[str] = Field(default_factory=list)
+
+
+class Rules(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    allow: Selector = Field(default_factory=Selector)
+    deny: Selector = Field(default_factory=Selector)
+
+
+class GroupRules(Rules):
+    members: list[str] = Field(default_factory=list)
+
+
+class AgentRules(Rules):
+    groups: list[str] = Field(default_factory=list)
+
+
+class Override(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tool: str = Field(min_length=1, description="Glob over exposed tool names.")
+    groups: list[str] = Field(default_factory=list, description="Empty: everyone.")
+    description: str | None = None
+    enabled: bool | None = None
+
+    @model_validator(mode="after")
+    def _does_something(self) -> Override:
+        if self.description is None and self.enabled is None:
+            raise ValueError("an override needs `description` or `enabled`")
+        return self
+
+
+class PolicyDocument(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1] = 1
+    default: Literal["allow", "deny"] = "deny"
+    everyone: Rules = Field(default_factory=Rules)
+    groups: dict[str, GroupRules] = Field(default_factory=dict)
+    agents: dict[str, AgentRules] = Field(default_factory=dict)
+    overrides: list[Override] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _known_groups(self) -> PolicyDocument:
+        for agent, rules in self.agents.items():
+            for group in rules.groups:
+                if group not in self.groups:
+                    raise ValueError(
+                        f"agents.{agent}.groups names unknown group {group!r}{_close(group, self.groups)}"
+                    )
+        return self
+
+
+def _close(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return (
+        f"; did you mean {close[0]!r}?"
+        if close
+        else f"; define it under `groups` (known: {', '.join(choices) or 'none'})"
+    )
+
+
+def parse_policy(data: bytes, source: str) -> PolicyDocument:
+    """Parse and validate, or raise ConfigError naming the exact field and the fix."""
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ConfigError(f"policy {source}", f"not valid JSON: {exc}", "fix the JSON syntax") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"policy {source}", "must be a JSON object", 'e.g. {"default": "deny", "groups": {}}'
+        )
+    try:
+        return PolicyDocument.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "document"
+        fix = "see docs/security.md for the policy format"
+        if first["type"] == "extra_forbidden":
+            field_name = str(first["loc"][-1])
+            options = ("servers", "tools", "prompts", "resources", "allow", "deny", "members", "groups",
+                       "default", "everyone", "agents", "overrides", "tool", "description", "enabled", "version")  # fmt: skip
+            close = difflib.get_close_matches(field_name, options, n=1)
+            fix = f"did you mean {close[0]!r}?" if close else fix
+        raise ConfigError(f"policy {source}, field '{where}'", first["msg"], fix) from None
+
+
+# -- compiled -----------------------------------------------------------------------------------
+
+
+def _globs(patterns: list[str]) -> re.Pattern[str] | None:
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{fnmatch.translate(pattern)})" for pattern in patterns))
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledSelector:
+    servers: re.Pattern[str] | None
+    items: dict[Kind, re.Pattern[str] | None]
+
+    @classmethod
+    def of(cls, selector: Selector) -> _CompiledSelector:
+        return cls(
+            _globs(selector.servers),
+            {"tools": _globs(selector.tools), "prompts": _globs(selector.prompts),
+             "resources": _globs(selector.resources)},
+        )  # fmt: skip
+
+    def matches(self, kind: Kind, server: str, name: str) -> bool:
+        if self.servers is not None and self.servers.match(server):
+            return True
+        pattern = self.items[kind]
+        return pattern is not None and pattern.match(name) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledRules:
+    allow: _CompiledSelector
+    deny: _CompiledSelector
+
+    @classmethod
+    def of(cls, rules: Rules) -> _CompiledRules:
+        return cls(_CompiledSelector.of(rules.allow), _CompiledSelector.of(rules.deny))
+
+
+class Policy:
+    """A validated document, compiled; immutable. `generation` increases with every swap."""
+
+    def __init__(self, document: PolicyDocument, generation: int, source: str) -> None:
+        self.document, self.generation, self.source = document, generation, source
+        self.everyone = _CompiledRules.of(document.everyone)
+        self.groups = {name: _CompiledRules.of(rules) for name, rules in document.groups.items()}
+        self.agents = {name: _CompiledRules.of(rules) for name, rules in document.agents.items()}
+        self.members: dict[str, set[str]] = {}
+        for group, group_rules in document.groups.items():
+            for member in group_rules.members:
+                self.members.setdefault(member, set()).add(group)
+        for agent, agent_rules in document.agents.items():
+            self.members.setdefault(agent, set()).update(agent_rules.groups)
+        override_groups = {group for override in document.overrides for group in override.groups}
+        self.relevant_groups = frozenset(document.groups) | override_groups
+
+    def scope_of(self, agent: Agent) -> tuple[str, frozenset[str]]:
+        """What decides this agent's view; agents with equal scopes share one View."""
+        groups = (agent.groups | self.members.get(agent.id, set())) & self.relevant_groups
+        return (agent.id if agent.id in self.agents else "", frozenset(groups))
+
+
+# -- views --------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Pages:
+    generation: int
+    pages: dict[tuple[ListKind, int], list[bytes]] = field(default_factory=dict)
+    visible: dict[Kind, dict[str, Target]] = field(default_factory=dict)
+
+
+class View:
+    """One scope's view of the catalog: decisions memoized, filtered pages cached per index."""
+
+    open = False
+
+    def __init__(self, policy: Policy, scope: tuple[str, frozenset[str]]) -> None:
+        agent, groups = scope
+        self.default_allow = policy.document.default == "allow"
+        self.rules = [policy.everyone, *(policy.groups[g] for g in sorted(groups) if g in policy.groups)]
+        if agent:
+            self.rules.append(policy.agents[agent])
+        self.overrides = [
+            (re.compile(fnmatch.translate(o.tool)), o)
+            for o in policy.document.overrides
+            if not o.groups or groups.intersection(o.groups)
+        ]
+        self._decisions: dict[tuple[Kind, str, str], bool] = {}
+        self._pages = _Pages(-1)
+
+    def allows(self, kind: Kind, server: str, name: str) -> bool:
+        key = (kind, server, name)
+        decision = self._decisions.get(key)
+        if decision is None:
+            decision = self._decide(kind, server, name)
+            if len(self._decisions) < 100_000:  # guessed names must not grow memory without bound
+                self._decisions[key] = decision
+        return decision
+
+    def _decide(self, kind: Kind, server: str, name: str) -> bool:
+        if any(rules.deny.matches(kind, server, name) for rules in self.rules):
+            return False
+        if not (self.default_allow or any(rules.allow.matches(kind, server, name) for rules in self.rules)):
+            return False
+        if kind == "tools":
+            for pattern, override in reversed(self.overrides):
+                if override.enabled is not None and pattern.match(name):
+                    return override.enabled
+        return True
+
+    def pages(self, index: Index, kind: ListKind, page_size: int) -> list[bytes]:
+        cache = self._cache(index)
+        key = (kind, page_size)
+        pages = cache.pages.get(key)
+        if pages is None:
+            items = [self._present(kind, item) for item in self._visible_items(index, kind)]
+            size = page_size or max(len(items), 1)
+            pages = [orjson.dumps(items[i : i + size]) for i in range(0, max(len(items), 1), size)]
+            cache.pages[key] = pages
+        return pages
+
+    def visible(self, index: Index, kind: Kind) -> dict[str, Target]:
+        """The exposed names this view may use (for "did you mean" that reveals nothing)."""
+        cache = self._cache(index)
+        table = cache.visible.get(kind)
+        if table is None:
+            source = {"tools": index.tools, "prompts": index.prompts, "resources": index.resources}[kind]
+            table = {name: t for name, t in source.items() if self.allows(kind, t.server, name)}
+            cache.visible[kind] = table
+        return table
+
+    def _cache(self, index: Index) -> _Pages:
+        if self._pages.generation != index.generation or index.generation == 0:
+            self._pages = _Pages(index.generation)
+        return self._pages
+
+    def _visible_items(self, index: Index, kind: ListKind) -> list[dict[str, Any]]:
+        policy_kind = KIND_OF_LIST[kind]
+        out = []
+        for item in index.items(kind):
+            owner = index.owner(kind, item)
+            if owner is not None and self.allows(policy_kind, owner, _exposed(kind, item)):
+                out.append(item)
+        return out
+
+    def _present(self, kind: ListKind, item: dict[str, Any]) -> dict[str, Any]:
+        if kind != "tools":
+            return item
+        for pattern, override in reversed(self.overrides):
+            if override.description is not None and pattern.match(item["name"]):
+                return {**item, "description": override.description}
+        return item
+
+    def filter_content(self, index: Index, content: Any) -> Any:
+        """Drop resource links and embedded resources this view may not read."""
+        if not isinstance(content, list):
+            return content
+        kept = [block for block in content if self._block_visible(index, block)]
+        return content if len(kept) == len(content) else kept
+
+    def _block_visible(self, index: Index, block: Any) -> bool:
+        if not isinstance(block, dict):
+            return True
+        uri = block.get("uri") if block.get("type") == "resource_link" else None
+        if block.get("type") == "resource" and isinstance(block.get("resource"), dict):
+            uri = block["resource"].get("uri")
+        if not isinstance(uri, str):
+            return True
+        target = index.resolve_uri(uri)
+        return target is not None and self.allows("resources", target.server, uri)
+
+
+class OpenView(View):
+    """No policy configured: everything is visible, at no cost."""
+
+    open = True
+
+    def __init__(self) -> None:
+        pass
+
+    def allows(self, kind: Kind, server: str, name: str) -> bool:
+        return True
+
+    def pages(self, index: Index, kind: ListKind, page_size: int) -> list[bytes]:
+        return index.pages(kind, page_size)
+
+    def visible(self, index: Index, kind: Kind) -> dict[str, Target]:
+        return {"tools": index.tools, "prompts": index.prompts, "resources": index.resources}[kind]
+
+    def filter_content(self, index: Index, content: Any) -> Any:
+        return content
+
+
+OPEN = OpenView()
+
+
+def _exposed(kind: ListKind, item: dict[str, Any]) -> str:
+    key = {"tools": "name", "prompts": "name", "resources": "uri", "resourceTemplates": "uriTemplate"}[kind]
+    return str(item[key])
+
+
+class Guard:
+    """Holds the policy in force and hands out views; `install` swaps atomically."""
+
+    def __init__(self) -> None:
+        self.policy: Policy | None = None
+        self.generation = 0
+        self.last_error: str | None = None
+        self.loaded = False  # set by the policy source once a valid policy was installed
+        self._views: OrderedDict[tuple[int, tuple[str, frozenset[str]]], View] = OrderedDict()
+
+    def view(self, agent: Agent) -> View:
+        policy = self.policy
+        if policy is None:
+            return OPEN
+        key = (policy.generation, policy.scope_of(agent))
+        view = self._views.get(key)
+        if view is None:
+            view = View(policy, key[1])
+            self._views[key] = view
+            if len(self._views) > MAX_VIEWS:
+                self._views.popitem(last=False)
+        return view
+
+    def install(self, data: bytes, source: str) -> Policy:
+        """Validate and swap in; on ConfigError the policy in force stays and the error is kept."""
+        try:
+            document = parse_policy(data, source)
+        except ConfigError as exc:
+            self.last_error = str(exc)
+            raise
+        self.generation += 1
+        policy = Policy(document, self.generation, source)
+        self.policy = policy  # one reference assignment: requests see the old or the new, never a mix
+        self._views.clear()
+        self.last_error = None
+        return policy

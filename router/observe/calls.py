@@ -1,0 +1,69 @@
+"""What happens after each request is answered: per-call metrics and the audit record.
+
+`server/http.py` calls `finished()` once per request with the CallContext the dispatcher filled
+in (server, instance, target). List and ping requests only count toward the request metrics;
+every request that names something (a tool, prompt, resource) is audited, including those that
+were refused, since refusals are what an audit trail is for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from router.catalog.index import Index
+from router.errors import BACKEND_TIMEOUT, BACKEND_UNAVAILABLE, INVALID_PARAMS
+from router.observe.audit import AuditLog
+from router.observe.metrics import Metrics
+from router.relay.dispatch import CallContext
+
+AUDITED = frozenset(
+    {"tools/call", "prompts/get", "resources/read", "completion/complete", "resources/subscribe",
+     "resources/unsubscribe"}
+)  # fmt: skip
+OUTCOME_OF_CODE = {BACKEND_UNAVAILABLE: "unavailable", BACKEND_TIMEOUT: "timeout", INVALID_PARAMS: "rejected"}
+
+
+class CallObserver:
+    def __init__(self, metrics: Metrics, audit: AuditLog | None, index: Any) -> None:
+        self.metrics = metrics
+        self.audit = audit if audit is not None and audit.enabled else None
+        self._index = index  # a callable returning the current Index
+
+    def finished(
+        self,
+        ctx: CallContext,
+        method: str,
+        params: dict[str, Any],
+        result: Any,
+        error_code: int | None,
+        seconds: float,
+    ) -> None:
+        if method not in AUDITED:
+            return
+        if error_code is not None:
+            outcome = OUTCOME_OF_CODE.get(error_code, "error")
+        elif isinstance(result, dict) and result.get("isError") is True:
+            outcome = "tool_error"
+        else:
+            outcome = "ok"
+        if ctx.server is not None:
+            index: Index = self._index()
+            tool = ctx.target if method == "tools/call" and ctx.target in index.tools else ""
+            self.metrics.observe_call(ctx.server, method, tool or "", outcome, seconds, ctx.agent.id)
+        if self.audit is not None:
+            trace = ctx.trace
+            self.audit.record(
+                agent=ctx.agent.id,
+                session=ctx.session_id,
+                method=method,
+                target=ctx.target,
+                server=ctx.server,
+                instance=ctx.instance,
+                arguments=params.get("arguments") if method in {"tools/call", "prompts/get"} else None,
+                outcome=outcome,
+                error_code=error_code,
+                seconds=seconds,
+                trace_id=trace.trace_id if trace else "",
+                span_id=trace.span_id if trace else "",
+                era=ctx.era,
+            )

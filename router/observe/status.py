@@ -1,0 +1,68 @@
+"""`toolmesh status --router URL`: the router's `/admin/` document, printed for a person."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from typing import Any
+
+TOKEN_ENV = "TOOLMESH_TOKEN"
+
+
+def add_status_parser(commands: Any) -> None:
+    status = commands.add_parser("status", help="show a running router's catalog, instances and health")
+    status.add_argument("--router", required=True, help="the router's base URL, e.g. http://127.0.0.1:8080")
+    status.add_argument("--token", help=f"an admin API key or token (default: ${TOKEN_ENV})")
+    status.add_argument("--json", action="store_true", help="print the raw JSON")
+
+
+def run_status(args: dict[str, Any]) -> int:
+    token = args.get("token") or os.environ.get(TOKEN_ENV)
+    url = args["router"].rstrip("/") + "/admin/"
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # a CLI: blocking is fine here
+            document = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")
+        hint = f" (pass --token or set {TOKEN_ENV})" if exc.code == 401 else ""
+        print(f"toolmesh: status: {url} answered {exc.code}: {detail}{hint}", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"toolmesh: status: cannot reach {url}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(document, indent=2) if args.get("json") else render(document))
+    return 0
+
+
+def render(document: dict[str, Any]) -> str:
+    catalog = document.get("catalog", {})
+    items = catalog.get("items", {})
+    lines = [
+        f"health:    {document.get('health')}",
+        f"sessions:  {document.get('sessions')}",
+        f"catalog:   generation {catalog.get('generation')}, {len(catalog.get('servers', []))} servers, "
+        + ", ".join(f"{count} {kind}" for kind, count in items.items()),
+    ]
+    policy = document.get("policy") or {}
+    if policy.get("source"):
+        error = f"  LAST UPDATE REJECTED: {policy['last_error']}" if policy.get("last_error") else ""
+        lines.append(f"policy:    {policy['source']} (generation {policy.get('generation')}){error}")
+    for conflict in catalog.get("conflicts", []):
+        lines.append(
+            f"conflict:  {conflict['kind']} {conflict['name']} offered by {', '.join(conflict['servers'])}"
+        )
+    lines += ["", f"{'SERVER':<20}{'INSTANCE':<20}{'STATE':<14}ADDRESS"]
+    for instance in document.get("instances", []):
+        lines.append(
+            f"{instance['server']:<20}{instance['instance']:<20}{instance['state']:<14}{instance['address']}"
+            + (f"  ({instance['error']})" if instance.get("error") else "")
+        )
+    known = {"catalog", "instances", "health", "sessions", "policy"}
+    for name, section in document.items():
+        if name not in known:
+            lines += ["", f"{name}:", json.dumps(section, indent=2)]
+    return "\n".join(lines)

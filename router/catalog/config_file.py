@@ -1,8 +1,10 @@
 """The static catalog file: the `mcpServers` JSON that Claude Desktop, Cursor and `.mcp.json` use.
 
 Accepted as-is. Per server, either a stdio entry (`command`, `args`, `env`, `cwd`) or a remote
-entry (`url`, `headers`), plus toolmesh's optional fields `timeout`, `disabled`, `tags` and
-`protocol`. Fields other clients put there (`type`, `autoApprove`, ...) are accepted and ignored;
+entry (`url`, `headers`), plus toolmesh's optional fields `timeout`, `disabled`, `tags`,
+`protocol`, and the backend's own credentials `bearerTokenEnv` / `bearerTokenFile` (sent as
+`Authorization: Bearer ...`; header values may also use `${VAR}` and `${file:/path}`). Agents'
+tokens never reach a backend: the router sends only what the entry configures. Fields other clients put there (`type`, `autoApprove`, ...) are accepted and ignored;
 a field nobody knows is logged with the closest known name. A malformed file raises ConfigError
 naming the server, the field and the fix.
 """
@@ -46,6 +48,8 @@ class ServerEntry(BaseModel):
     tags: list[str] = Field(default_factory=list)
     protocol: Literal["auto", "legacy", "2026-07-28"] | None = None
     type: str | None = None
+    bearer_token_env: str | None = Field(None, alias="bearerTokenEnv", min_length=1)
+    bearer_token_file: str | None = Field(None, alias="bearerTokenFile", min_length=1)
 
     @field_validator("url")
     @classmethod
@@ -60,6 +64,10 @@ class ServerEntry(BaseModel):
             raise ValueError(
                 "give either `command` (a stdio server) or `url` (a remote server), not both or none"
             )
+        if (self.bearer_token_env or self.bearer_token_file) and self.url is None:
+            raise ValueError("bearerTokenEnv/bearerTokenFile apply to remote (`url`) servers only")
+        if self.bearer_token_env and self.bearer_token_file:
+            raise ValueError("give bearerTokenEnv or bearerTokenFile, not both")
         if self.type == "sse":
             raise ValueError("`type: sse` is the deprecated HTTP+SSE transport; use a Streamable HTTP `url`")
         return self
@@ -128,15 +136,20 @@ def _fix_for(field: str) -> str:
         "headers": "`headers` maps header names to string values",
         "timeout": "`timeout` is a positive number of seconds",
         "protocol": "use auto, legacy or 2026-07-28",
+        "bearerTokenEnv": "name an environment variable holding the backend's token",
+        "bearerTokenFile": "give the path of a file holding the backend's token",
     }
     return fixes.get(field.split(".", maxsplit=1)[0], "see docs/configuration.md for the catalog format")
 
 
 _VARIABLE = re.compile(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)\}")
+_FILE = re.compile(r"\$\{file:([^}]+)\}")
 
 
 def _expand(where: str, value: str) -> str:
-    """`${NAME}` (or Cursor's `${env:NAME}`) from the router's environment, so secrets stay out of the file."""
+    """`${NAME}` (or Cursor's `${env:NAME}`) from the router's environment, and `${file:/path}` from
+    a file (e.g. a mounted secret; its content, without the trailing newline), so secrets stay out
+    of the catalog."""
 
     def lookup(match: re.Match[str]) -> str:
         variable = match.group(1)
@@ -144,7 +157,25 @@ def _expand(where: str, value: str) -> str:
             raise ConfigError(where, f"environment variable {variable} is not set", f"export {variable}")
         return os.environ[variable]
 
-    return _VARIABLE.sub(lookup, value)
+    return _FILE.sub(lambda match: _read_secret(where, match.group(1)), _VARIABLE.sub(lookup, value))
+
+
+def _read_secret(where: str, path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(where, f"cannot read {path}: {exc.strerror}", "check the path and its permissions") from None
+
+
+def _credential_headers(name: str, entry: ServerEntry) -> dict[str, str]:
+    where = f"server '{name}'"
+    if entry.bearer_token_env:
+        token = _expand(f"{where}, field 'bearerTokenEnv'", "${" + entry.bearer_token_env + "}")
+    elif entry.bearer_token_file:
+        token = _read_secret(f"{where}, field 'bearerTokenFile'", entry.bearer_token_file)
+    else:
+        return {}
+    return {"Authorization": f"Bearer {token}"}
 
 
 def _to_record(name: str, entry: ServerEntry) -> BackendRecord:
@@ -157,7 +188,7 @@ def _to_record(name: str, entry: ServerEntry) -> BackendRecord:
         instance_id=name,
         transport="stdio" if entry.command else "http",
         url=_expand(f"server '{name}', field 'url'", entry.url) if entry.url else None,
-        headers=expand_all("headers", entry.headers),
+        headers=expand_all("headers", {**entry.headers, **_credential_headers(name, entry)}),
         command=entry.command,
         args=tuple(_expand(f"server '{name}', field 'args'", arg) for arg in entry.args),
         env=expand_all("env", entry.env),

@@ -116,9 +116,18 @@ class Dispatcher:
         capability = CAPABILITY_OF.get(method)
         if capability is not None and capability not in self.capabilities():
             raise RPCError(METHOD_NOT_FOUND, f"Method not found: {method} (no server offers {capability})")
-        if method in URI_GUARDED and not ctx.view.open:
-            self._resource_target(ctx, params.get("uri"))  # subscriptions: hidden URIs do not exist
+        if not ctx.view.open:
+            self._guard_subscriptions(ctx, method, params)
         return await handler(ctx, params)
+
+    def _guard_subscriptions(self, ctx: CallContext, method: str, params: dict[str, Any]) -> None:
+        """Subscriptions in both eras: a hidden URI fails like one that does not exist."""
+        if method in URI_GUARDED:
+            self._resource_target(ctx, params.get("uri"))
+        elif method == "subscriptions/listen":
+            wanted = (params.get("notifications") or {}).get("resourceSubscriptions") or ()
+            for uri in wanted if isinstance(wanted, list) else ():
+                self._resource_target(ctx, uri)
 
     def capabilities(self) -> dict[str, Any]:
         return self.index.capability_union()

@@ -1,0 +1,35 @@
+"""Helpers for the guard tests: keys, policies, and SDK clients that carry a bearer token."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from mcp import Client
+from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
+
+from router.guard.identity import KeyStore
+
+
+def make_keys(path: Path, agents: dict[str, list[str]]) -> dict[str, str]:
+    """Create one API key per agent (with its groups) in the keys file; returns agent -> key."""
+    store = KeyStore(path)
+    return {agent: store.create(agent, groups)[1] for agent, groups in agents.items()}
+
+
+def write_policy(path: Path, policy: dict[str, Any]) -> None:
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(policy))
+    temporary.replace(path)
+
+
+@contextlib.asynccontextmanager
+async def client_with(url: str, token: str | None, mode: str, **headers: str) -> AsyncIterator[Client]:
+    """An SDK client whose every HTTP request carries `Authorization: Bearer <token>`."""
+    extra = {**({"Authorization": f"Bearer {token}"} if token else {}), **headers}
+    async with create_mcp_http_client(headers=extra) as http:
+        async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:  # type: ignore[arg-type]
+            yield client

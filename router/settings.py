@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+import json
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -40,12 +42,12 @@ class RouterSettings(BaseSettings):
     # HTTP front
     host: str = Field("127.0.0.1", description="Address to listen on.")
     port: int = Field(8080, ge=0, le=65535, description="Port to listen on.")
-    allowed_hosts: list[str] = Field(
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Extra Host header values accepted (loopback names and the listen address always are); "
         "`*` accepts any.",
     )
-    allowed_origins: list[str] = Field(
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Origins accepted besides loopback ones (e.g. `https://app.example.com`); `*` accepts any.",
     )
@@ -108,7 +110,7 @@ class RouterSettings(BaseSettings):
     auth_keys_file: Path | None = Field(None, description="API keys file managed by `toolmesh keys`.")
     auth_jwt_issuer: str | None = Field(None, description="Required `iss` of JWT bearer tokens.")
     auth_jwt_audience: str | None = Field(None, description="Required `aud` of JWT bearer tokens.")
-    auth_jwt_algorithms: list[str] = Field(
+    auth_jwt_algorithms: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["RS256", "ES256"],
         description="JWT algorithms accepted (HS256, RS256, ES256).",
     )
@@ -123,10 +125,10 @@ class RouterSettings(BaseSettings):
     auth_resource_url: str | None = Field(
         None, description="This router's resource URL in OAuth metadata; derived from Host if unset."
     )
-    auth_authorization_servers: list[str] = Field(
+    auth_authorization_servers: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Authorization servers named in the protected resource metadata."
     )
-    admin_groups: list[str] = Field(
+    admin_groups: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["admin"], description="Groups whose agents may read `/admin/`."
     )
     forward_identity: bool = Field(
@@ -142,13 +144,13 @@ class RouterSettings(BaseSettings):
     policy_poll_interval: float = Field(1.0, gt=0, description="Seconds between checks of the policy file.")
 
     # Audit and observability (router/observe/)
-    audit_sink: list[Literal["stdout", "file", "nats"]] = Field(
+    audit_sink: Annotated[list[Literal["stdout", "file", "nats"]], NoDecode] = Field(
         default_factory=list, description="Where audit records go (any of stdout, file, nats); none if empty."
     )
     audit_file: Path | None = Field(None, description="JSON lines file for the `file` audit sink.")
     audit_nats_subject: str = Field("toolmesh.audit", description="Subject for the `nats` audit sink.")
     audit_arguments: bool = Field(False, description="Include call arguments in audit records (redacted).")
-    audit_redact: list[str] = Field(
+    audit_redact: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["password", "secret", "token", "authorization", "api_key", "apikey"],
         description="Argument fields (any depth, case-insensitive) replaced by `[redacted]`.",
     )
@@ -164,7 +166,9 @@ class RouterSettings(BaseSettings):
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         """Let `TOOLMESH_ALLOWED_HOSTS=a,b` work as well as a JSON list."""
-        if isinstance(value, str) and not value.lstrip().startswith("["):
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            return json.loads(value)
+        if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 

@@ -43,7 +43,7 @@ from router.errors import ConfigError
 log = logging.getLogger("toolmesh.guard")
 
 KEY_PREFIX = "tmk_"
-JWKS_MIN_REFRESH = 10.0
+JWKS_MIN_REFRESH = 5.0
 Anonymous = Literal["never", "loopback", "always"]
 AuthFailure = Literal["missing", "invalid_key", "revoked_key", "invalid_token", "expired", "unknown_kid"]
 

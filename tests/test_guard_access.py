@@ -102,7 +102,10 @@ async def test_lists_show_each_agent_only_its_scope(
         seen = await names(guest)
         assert seen["tools"] == {"alpha__echo", "alpha__link"}
         assert seen["prompts"] == {"alpha__greet"}
-        assert seen["resources"] == {"toolmesh://alpha/mem://alpha/hello", "toolmesh://alpha/mem://alpha/blob"}
+        assert seen["resources"] == {
+            "toolmesh://alpha/mem://alpha/hello",
+            "toolmesh://alpha/mem://alpha/blob",
+        }
         assert seen["templates"] == set()  # alpha's item template is denied
         echo = next(t for t in (await guest.list_tools()).tools if t.name == "alpha__echo")
         assert echo.description == "Echo, for guests."
@@ -116,7 +119,12 @@ async def test_lists_show_each_agent_only_its_scope(
         echo = next(t for t in (await ops.list_tools()).tools if t.name == "alpha__echo")
         assert echo.description != "Echo, for guests."
     async with client_with(router.mcp_url, keys["nobody"], mode) as nobody:
-        assert await names(nobody) == {"tools": set(), "prompts": set(), "resources": set(), "templates": set()}
+        assert await names(nobody) == {
+            "tools": set(),
+            "prompts": set(),
+            "resources": set(),
+            "templates": set(),
+        }
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -137,7 +145,9 @@ async def test_tools_outside_scope_cannot_be_called_even_by_exact_name(
         assert (await ops.call_tool("beta__echo", {"text": "yo"})).content[0].text == "beta:yo"  # type: ignore[union-attr]
         # Denied for ops too, and disabled for everyone: both look like tools that do not exist.
         await same_as_nonexistent(lambda name: ops.call_tool(name, {}), "alpha__crash", "alpha__nonexistent")
-        await same_as_nonexistent(lambda name: ops.call_tool(name, {"seconds": 0}), "beta__slow", "beta__nonexistent")
+        await same_as_nonexistent(
+            lambda name: ops.call_tool(name, {"seconds": 0}), "beta__slow", "beta__nonexistent"
+        )
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -181,14 +191,20 @@ async def test_prompts_and_completions_outside_scope_look_nonexistent(
 ) -> None:
     router, keys = guarded
     async with client_with(router.mcp_url, keys["guest"], mode) as guest:
-        await same_as_nonexistent(lambda name: guest.get_prompt(name, {"who": "x"}), "beta__greet", "beta__nope")
         await same_as_nonexistent(
-            lambda name: guest.complete({"type": "ref/prompt", "name": name}, argument={"name": "who", "value": "a"}),
+            lambda name: guest.get_prompt(name, {"who": "x"}), "beta__greet", "beta__nope"
+        )
+        await same_as_nonexistent(
+            lambda name: guest.complete(
+                {"type": "ref/prompt", "name": name}, argument={"name": "who", "value": "a"}
+            ),
             "beta__greet",
             "beta__nope",
         )
         await same_as_nonexistent(
-            lambda uri: guest.complete({"type": "ref/resource", "uri": uri}, argument={"name": "id", "value": ""}),
+            lambda uri: guest.complete(
+                {"type": "ref/resource", "uri": uri}, argument={"name": "id", "value": ""}
+            ),
             "toolmesh://beta/mem://beta/item/{id}",
             "toolmesh://nosuchserver/x/{id}",
         )
@@ -236,7 +252,9 @@ async def test_sessions_belong_to_the_agent_that_opened_them(
     init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
             "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}  # fmt: skip
     async with aiohttp.ClientSession() as http:
-        async with http.post(router.mcp_url, json=init, headers={**base, "Authorization": f"Bearer {keys['ops']}"}) as r:
+        async with http.post(
+            router.mcp_url, json=init, headers={**base, "Authorization": f"Bearer {keys['ops']}"}
+        ) as r:
             session = r.headers["mcp-session-id"]
         call = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
         for agent, status in (("guest", 404), ("ops", 200)):

@@ -33,7 +33,13 @@ PING = {
 
 
 def token(key: Any, algorithm: str, kid: str | None = None, **overrides: Any) -> str:
-    claims = {"sub": "agent-7", "iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 300, "groups": ["ops"]}
+    claims = {
+        "sub": "agent-7",
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "exp": int(time.time()) + 300,
+        "groups": ["ops"],
+    }
     claims.update(overrides)
     return jwt.encode(claims, key, algorithm=algorithm, headers={"kid": kid} if kid else None)
 
@@ -52,7 +58,9 @@ async def test_jwt_bearer_tokens_are_checked_and_keys_come_from_the_jwks_url(tmp
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ec_key = ec.generate_private_key(ec.SECP256R1())
     rotated = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    published = {"keys": [jwk(rsa_key.public_key(), "r1", RSAAlgorithm), jwk(ec_key.public_key(), "e1", ECAlgorithm)]}
+    published = {
+        "keys": [jwk(rsa_key.public_key(), "r1", RSAAlgorithm), jwk(ec_key.public_key(), "e1", ECAlgorithm)]
+    }
     fetches: list[float] = []
 
     async def jwks(request: web.Request) -> web.Response:
@@ -86,10 +94,14 @@ async def test_jwt_bearer_tokens_are_checked_and_keys_come_from_the_jwks_url(tmp
                     "wrong audience": token(SECRET, "HS256", aud="https://elsewhere.example"),
                     "wrong issuer": token(SECRET, "HS256", iss="https://evil.example"),
                     "expired": token(SECRET, "HS256", exp=int(time.time()) - 3600),
-                    "wrong key": token(rsa.generate_private_key(public_exponent=65537, key_size=2048), "RS256", "r1"),
+                    "wrong key": token(
+                        rsa.generate_private_key(public_exponent=65537, key_size=2048), "RS256", "r1"
+                    ),
                     "wrong secret": token("another-secret-of-at-least-32-bytes!!!", "HS256"),
                     "no subject": token(SECRET, "HS256", sub=""),
-                    "alg none": jwt.encode({"sub": "x", "iss": ISSUER, "aud": AUDIENCE, "exp": 2**31}, None, algorithm="none"),
+                    "alg none": jwt.encode(
+                        {"sub": "x", "iss": ISSUER, "aud": AUDIENCE, "exp": 2**31}, None, algorithm="none"
+                    ),
                 }
                 for why, bad in refused.items():
                     status, challenge = await status_of(http, url, bad)

@@ -164,7 +164,9 @@ def _read_secret(where: str, path: str) -> str:
     try:
         return Path(path).read_text().strip()
     except OSError as exc:
-        raise ConfigError(where, f"cannot read {path}: {exc.strerror}", "check the path and its permissions") from None
+        raise ConfigError(
+            where, f"cannot read {path}: {exc.strerror}", "check the path and its permissions"
+        ) from None
 
 
 def _credential_headers(name: str, entry: ServerEntry) -> dict[str, str]:

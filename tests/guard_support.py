@@ -30,6 +30,8 @@ def write_policy(path: Path, policy: dict[str, Any]) -> None:
 async def client_with(url: str, token: str | None, mode: str, **headers: str) -> AsyncIterator[Client]:
     """An SDK client whose every HTTP request carries `Authorization: Bearer <token>`."""
     extra = {**({"Authorization": f"Bearer {token}"} if token else {}), **headers}
-    async with create_mcp_http_client(headers=extra) as http:
-        async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:  # type: ignore[arg-type]
-            yield client
+    async with (
+        create_mcp_http_client(headers=extra) as http,
+        Client(streamable_http_client(url, http_client=http), mode=mode) as client,  # type: ignore[arg-type]
+    ):
+        yield client

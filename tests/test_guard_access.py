@@ -268,7 +268,7 @@ async def test_requests_without_valid_credentials_get_401_with_resource_metadata
 ) -> None:
     import aiohttp
 
-    router, keys = guarded
+    router, _ = guarded
     ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
     base = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
     async with aiohttp.ClientSession() as http:

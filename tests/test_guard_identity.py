@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import anyio
 import jwt
 import pytest
 from aiohttp import web
@@ -110,7 +111,7 @@ async def test_jwt_bearer_tokens_are_checked_and_keys_come_from_the_jwks_url(tmp
                 assert "expired" in (await status_of(http, url, refused["expired"]))[1]
                 # Key rotation: a token with a kid the cache does not know triggers one refetch.
                 published["keys"].append(jwk(rotated.public_key(), "r2", RSAAlgorithm))
-                time.sleep(5.5)  # the refetch on an unknown kid is rate-limited
+                await anyio.sleep(5.5)  # the refetch on an unknown kid is rate-limited
                 assert (await status_of(http, url, token(rotated, "RS256", "r2")))[0] == 200
                 assert len(fetches) == 2
                 for _ in range(5):  # junk kids do not make the router hammer the issuer
@@ -141,12 +142,12 @@ async def test_api_keys_are_created_listed_and_revoked_live_with_the_cli(tmp_pat
         async with aiohttp.ClientSession() as http:
             assert (await status_of(http, router.mcp_url, key))[0] == 200
             assert (await status_of(http, router.mcp_url, key[:-2] + "xx"))[0] == 401
-            revoked = cli("revoke", key_id)
+            revoked = await anyio.to_thread.run_sync(cli, "revoke", key_id)
             assert revoked.returncode == 0, revoked.stderr
             deadline = time.monotonic() + 10
             while (await status_of(http, router.mcp_url, key))[0] != 401:
                 assert time.monotonic() < deadline, "revocation not applied within 10 s"
-                time.sleep(0.2)
+                await anyio.sleep(0.2)
         assert key not in router.process.log_path.read_text()  # the secret never reaches the logs
     unknown = cli("revoke", "nosuchid")
     assert unknown.returncode == 2 and "no such key" in unknown.stderr and key_id in unknown.stderr

@@ -11,13 +11,13 @@ import subprocess
 import sys
 import time
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import anyio
 import pytest
 from mcp.shared.exceptions import MCPError
 
@@ -165,13 +165,12 @@ async def test_admin_needs_admin_credentials_and_status_prints_it(observed: Obse
     assert document["policy"]["generation"] >= 1 and document["policy"]["last_error"] is None
     assert BACKEND_SECRET not in json.dumps(document)
     argv = [sys.executable, "-m", "router", "status", "--router", observed.router.base_url]
-    shown = subprocess.run(
-        [*argv, "--token", observed.keys["root"]], capture_output=True, text=True, timeout=60, check=False
-    )
+    shown = await anyio.run_process([*argv, "--token", observed.keys["root"]], check=False)
     assert shown.returncode == 0, shown.stderr
-    assert "health:    ready" in shown.stdout and "beta" in shown.stdout and "ready" in shown.stdout
-    refused = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-    assert refused.returncode == 1 and "401" in refused.stderr and "--token" in refused.stderr
+    printed = shown.stdout.decode()
+    assert "health:    ready" in printed and "beta" in printed and "ready" in printed
+    refused = await anyio.run_process(argv, check=False)
+    assert refused.returncode == 1 and b"401" in refused.stderr and b"--token" in refused.stderr
 
 
 def _prometheus() -> str:
@@ -205,22 +204,23 @@ async def test_a_real_prometheus_scrapes_the_router(observed: Observed, tmp_path
     query = 'sum by (server, tool) (toolmesh_calls_total{server="beta", tool="beta__echo", outcome="ok"})'
     url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": query})
     with ManagedProcess(argv, name="prometheus", log_dir=tmp_path):
-        deadline = time.monotonic() + 60
-        result: list[Any] = []
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    result = json.loads(response.read())["data"]["result"]
-            except OSError:
-                result = []
-            if result:
-                break
-            time.sleep(0.5)
-        assert result, "prometheus never saw toolmesh_calls_total"
-        assert result[0]["metric"] == {"server": "beta", "tool": "beta__echo"}
-        assert float(result[0]["value"][1]) >= 2
-        up = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode(
-            {"query": "up{job='toolmesh'}"}
-        )
-        with urllib.request.urlopen(up, timeout=2) as response:
-            assert json.loads(response.read())["data"]["result"][0]["value"][1] == "1"
+        async with aiohttp.ClientSession() as http:
+            deadline = time.monotonic() + 60
+            result: list[Any] = []
+            while time.monotonic() < deadline:
+                try:
+                    async with http.get(url) as response:
+                        result = (await response.json())["data"]["result"]
+                except (aiohttp.ClientError, OSError):
+                    result = []
+                if result:
+                    break
+                await anyio.sleep(0.5)
+            assert result, "prometheus never saw toolmesh_calls_total"
+            assert result[0]["metric"] == {"server": "beta", "tool": "beta__echo"}
+            assert float(result[0]["value"][1]) >= 2
+            up = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode(
+                {"query": "up{job='toolmesh'}"}
+            )
+            async with http.get(up) as response:
+                assert (await response.json())["data"]["result"][0]["value"][1] == "1"

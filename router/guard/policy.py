@@ -141,12 +141,28 @@ def parse_policy(data: bytes, source: str) -> PolicyDocument:
         where = ".".join(str(part) for part in first["loc"]) or "document"
         fix = "see docs/security.md for the policy format"
         if first["type"] == "extra_forbidden":
-            field_name = str(first["loc"][-1])
-            options = ("servers", "tools", "prompts", "resources", "allow", "deny", "members", "groups",
-                       "default", "everyone", "agents", "overrides", "tool", "description", "enabled", "version")  # fmt: skip
-            close = difflib.get_close_matches(field_name, options, n=1)
-            fix = f"did you mean {close[0]!r}?" if close else fix
+            options = _fields_at(first["loc"][:-1])
+            close = difflib.get_close_matches(str(first["loc"][-1]), options, n=1)
+            fix = f"did you mean {close[0]!r}?" if close else f"known fields here: {', '.join(options)}"
         raise ConfigError(f"policy {source}, field '{where}'", first["msg"], fix) from None
+
+
+def _fields_at(location: tuple[int | str, ...]) -> list[str]:
+    """The fields the model at `location` in the document accepts."""
+    model: type[BaseModel]
+    if not location:
+        model = PolicyDocument
+    elif location[-1] in ("allow", "deny"):
+        model = Selector
+    elif location[0] == "overrides":
+        model = Override
+    elif location[0] == "groups":
+        model = GroupRules
+    elif location[0] == "agents":
+        model = AgentRules
+    else:
+        model = Rules
+    return list(model.model_fields)
 
 
 # -- compiled -----------------------------------------------------------------------------------

@@ -129,10 +129,10 @@ async def test_policy_updates_apply_live_and_invalid_ones_keep_the_last_valid(
     tmp_path: Path, kind: str
 ) -> None:
     keys = make_keys(tmp_path / "keys.json", {"guest": ["guests"], "root": ["admin"]})
-    with SOURCES[kind](tmp_path) as (env, put):
+    with SOURCES[kind](tmp_path) as (source_env, put):
         put(json.dumps(policy_allowing("alpha__echo")).encode())
         env = {
-            **env,
+            **source_env,
             "TOOLMESH_AUTH_KEYS_FILE": str(tmp_path / "keys.json"),
             "TOOLMESH_AUTH_ANONYMOUS": "never",
         }

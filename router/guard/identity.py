@@ -104,6 +104,7 @@ class KeyStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._by_id: dict[str, KeyEntry] = {}
+        self._agents: dict[str, Agent] = {}
         self._stamp: tuple[float, int] | None = None
 
     # Reading (router side) -----------------------------------------------------------------
@@ -114,12 +115,13 @@ class KeyStore:
             stat = self.path.stat()
         except FileNotFoundError:
             changed = bool(self._by_id)
-            self._by_id, self._stamp = {}, None
+            self._by_id, self._agents, self._stamp = {}, {}, None
             return changed
         stamp = (stat.st_mtime, stat.st_size)
         if stamp == self._stamp:
             return False
         self._by_id = {entry.id: entry for entry in self._read()}
+        self._agents = {}
         self._stamp = stamp
         return True
 
@@ -140,7 +142,10 @@ class KeyStore:
             raise AuthError("invalid_key", "unknown API key")
         if entry.revoked:
             raise AuthError("revoked_key", "this API key was revoked")
-        return Agent(entry.agent, frozenset(entry.groups), "api_key")
+        agent = self._agents.get(key_id)
+        if agent is None:  # one object per key, so per-agent caches downstream hit by identity
+            agent = self._agents[key_id] = Agent(entry.agent, frozenset(entry.groups), "api_key")
+        return agent
 
     # Writing (CLI side) --------------------------------------------------------------------
 

@@ -376,11 +376,15 @@ class Guard:
         self.last_error: str | None = None
         self.loaded = False  # set by the policy source once a valid policy was installed
         self._views: OrderedDict[tuple[int, tuple[str, frozenset[str]]], View] = OrderedDict()
+        self._by_agent: dict[Agent, View] = {}  # the same agent's next request: one lookup
 
     def view(self, agent: Agent) -> View:
         policy = self.policy
         if policy is None:
             return OPEN
+        view = self._by_agent.get(agent)
+        if view is not None:
+            return view
         key = (policy.generation, policy.scope_of(agent))
         view = self._views.get(key)
         if view is None:
@@ -388,6 +392,9 @@ class Guard:
             self._views[key] = view
             if len(self._views) > MAX_VIEWS:
                 self._views.popitem(last=False)
+        if len(self._by_agent) >= MAX_VIEWS:
+            self._by_agent.clear()
+        self._by_agent[agent] = view
         return view
 
     def install(self, data: bytes, source: str) -> Policy:
@@ -399,6 +406,7 @@ class Guard:
             raise
         self.generation += 1
         policy = Policy(document, self.generation, source)
+        self._by_agent = {}  # before the swap: no request may pair the new policy with an old view
         self.policy = policy  # one reference assignment: requests see the old or the new, never a mix
         self._views.clear()
         self.last_error = None

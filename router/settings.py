@@ -176,6 +176,8 @@ class RouterSettings(BaseSettings):
     def _consistent(self) -> RouterSettings:
         if "file" in self.audit_sink and self.audit_file is None:
             raise ValueError("audit_sink includes `file` but audit_file is not set")
+        if "nats" in self.audit_sink and not self.nats:
+            raise ValueError("audit_sink includes `nats` but no NATS server is set (TOOLMESH_NATS)")
         unknown = set(self.auth_jwt_algorithms) - {"HS256", "RS256", "ES256"}
         if unknown:
             raise ValueError(

@@ -141,6 +141,7 @@ class Router:
         shared = NatsSessionStore(link, ids, self.settings.session_idle_timeout)
         nats_bus = NatsBus(shared, link)
         shared.on_ended.append(nats_bus.session_ended)
+        link.listeners.append(nats_bus.start)
         connected = Gauge(
             "toolmesh_nats_connected",
             "1 while this replica is connected to NATS; 0 means degraded (local state only).",

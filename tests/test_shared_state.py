@@ -157,3 +157,25 @@ def test_nats_settings_are_checked_with_a_clear_message(monkeypatch: pytest.Monk
         load_settings({"nats": "127.0.0.1:4222", "cluster_key": "k" * 32})
     assert "nats://HOST:PORT" in str(bad_url.value)
     assert load_settings({"nats": "nats://127.0.0.1:4222", "cluster_key": "k" * 32}).nats
+
+
+async def test_a_newer_stream_on_another_replica_closes_the_older_one(replicas: list[Replica]) -> None:
+    a, b, c = replicas
+    for replica in replicas:
+        await replica.bus.start(True)
+    session_id = await _new_session(a)
+    on_a, on_b = a.store.get(session_id), await b.store.load(session_id)
+    assert on_a is not None and on_b is not None
+    old = on_a.open_stream()
+    await a.bus.stream_opened(on_a)
+    new = on_b.open_stream()
+    await b.bus.stream_opened(on_b)
+    with anyio.fail_after(3):
+        async for _ in old:  # a's stream is closed by b's claim
+            pass
+    assert on_a.outbox is None
+    await a.bus.stream_closed(on_a)
+    message = {"jsonrpc": "2.0", "method": "notifications/message", "params": {"data": 1}}
+    assert await c.bus.deliver(session_id, message)
+    with anyio.fail_after(3):
+        assert await new.receive() == message

@@ -14,6 +14,8 @@ matching reply; a client posts that reply to whichever replica its load balancer
 from __future__ import annotations
 
 import logging
+import secrets
+import time
 from typing import Any, Protocol
 
 import anyio
@@ -117,8 +119,10 @@ class NatsBus(LocalBus):
 
     `<prefix>.session.<token>.out` carries messages for the client's stream (subscribed by the
     replica holding it), `<prefix>.session.<token>.reply` carries the client's replies to the
-    replica that waits for them (subscribed while it waits). With NATS down, only local
-    delivery works, as on one replica.
+    replica that waits for them (subscribed while it waits). A replica opening a stream claims
+    it on `<prefix>.session.<token>.claim`; one holding an older stream for that session closes
+    it, so a message is never written to two streams (one stream per session, as on one
+    replica). With NATS down, only local delivery works, as on one replica.
     """
 
     def __init__(self, sessions: SessionStore, link: NatsLink) -> None:
@@ -126,6 +130,28 @@ class NatsBus(LocalBus):
         self.link = link
         self._streams: dict[str, Subscription] = {}
         self._replies: dict[str, tuple[Subscription, int]] = {}
+        self.replica = secrets.token_hex(8).encode()
+        self._claims: Subscription | None = None
+        self._held: dict[str, str] = {}  # token -> session id, for the streams held here
+        self._opened: dict[str, float] = {}  # session id -> wall time its stream here opened
+
+    async def start(self, up: bool) -> None:
+        """Link listener: follow other replicas' stream claims once the link is first up."""
+        if up and self._claims is None:
+            self._claims = await self.link.subscribe(
+                self.link.subject("session", "*", "claim"), self._on_claim
+            )
+
+    async def _on_claim(self, msg: Msg) -> None:
+        replica, _, stamp = msg.data.partition(b" ")
+        if replica == self.replica:
+            return
+        session_id = self._held.get(msg.subject.rsplit(".", 2)[-2])
+        if session_id is None or float(stamp) < self._opened.get(session_id, 0.0):
+            return  # a claim older than our stream, arriving late: ours is the newer one
+        session = self.sessions.get(session_id)
+        if session is not None and session.outbox is not None:
+            session.close()  # the client opened a newer stream on another replica
 
     def _subject(self, session_id: str, kind: str) -> str:
         return self.link.subject("session", token_of(session_id), kind)
@@ -138,6 +164,9 @@ class NatsBus(LocalBus):
 
     async def stream_opened(self, session: LocalSession) -> None:
         session_id = session.record.id
+        opened = time.time()  # wall clock: claims are compared across machines
+        self._opened[session_id] = opened
+        await self.link.publish(self._subject(session_id, "claim"), self.replica + b" %.6f" % opened)
         old = self._streams.pop(session_id, None)
         if old is not None:
             await _unsubscribe(old)
@@ -154,10 +183,13 @@ class NatsBus(LocalBus):
             return
         if sub is not None:
             self._streams[session_id] = sub
+            self._held[token_of(session_id)] = session_id
 
     async def stream_closed(self, session: LocalSession) -> None:
         if session.outbox is not None:
             return  # a newer stream replaced the one that ended
+        self._held.pop(token_of(session.record.id), None)
+        self._opened.pop(session.record.id, None)
         sub = self._streams.pop(session.record.id, None)
         if sub is not None:
             await _unsubscribe(sub)
@@ -210,6 +242,8 @@ class NatsBus(LocalBus):
 
     async def session_ended(self, session_id: str) -> None:
         """The session was deleted (here or elsewhere): stop listening for it."""
+        self._held.pop(token_of(session_id), None)
+        self._opened.pop(session_id, None)
         sub = self._streams.pop(session_id, None)
         if sub is not None:
             await _unsubscribe(sub)

@@ -10,6 +10,7 @@ that they can re-establish watches and push what they kept locally meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -171,10 +172,19 @@ class NatsLink:
         return True
 
     async def subscribe(self, subject: str, callback: MessageCallback) -> Subscription | None:
-        """Subscribe; the client re-subscribes by itself after a reconnect. None if never connected."""
+        """Subscribe (and wait until the server knows); the client re-subscribes after a reconnect.
+
+        None if the link never connected.
+        """
         if self.nc is None:
             return None
-        return await self.nc.subscribe(subject, cb=callback)
+        sub = await self.nc.subscribe(subject, cb=callback)
+        if self.connected:
+            # One round trip: when this returns, the server routes the subject to us, so a
+            # message another replica publishes right after cannot pass the subscription.
+            with contextlib.suppress(Exception):
+                await self.nc.flush(timeout=2)
+        return sub
 
     async def key_value(self, bucket: str, *, ttl: float | None = None, history: int = 1) -> KeyValue:
         """The bucket `<prefix>_<bucket>`, created on first use with a per-entry `ttl` in seconds."""

@@ -182,7 +182,7 @@ async def test_killing_a_replica_under_load_keeps_every_session(tmp_path: Path, 
 
             async def slow(client: McpHttp) -> None:
                 reply = await client.request(
-                    vip, "tools/call", {"name": "alpha__slow", "arguments": {"seconds": 6}}
+                    vip, "tools/call", {"name": "alpha__slow", "arguments": {"seconds": 10}}
                 )
                 in_flight.append((time.monotonic(), reply.status))
 
@@ -199,7 +199,7 @@ async def test_killing_a_replica_under_load_keeps_every_session(tmp_path: Path, 
                 calls_before = calls
                 await anyio.sleep(2)
                 stop.set()
-                with anyio.fail_after(10):  # slow calls on live replicas finish; none hang
+                with anyio.fail_after(20):  # slow calls on live replicas finish; none hang
                     while len(in_flight) < 6:
                         await anyio.sleep(0.1)
                 tg.cancel_scope.cancel()
@@ -208,11 +208,12 @@ async def test_killing_a_replica_under_load_keeps_every_session(tmp_path: Path, 
             for client in clients:
                 reply = await client.request(vip, "tools/call", ECHO)
                 assert reply.status == 200, reply
-            # slow calls on the dead replica failed promptly, not when their 6 s were up
+            # slow calls on the dead replica failed promptly, not when their 10 s were up
             failed = [ended - killed_at for ended, status in in_flight if status != 200]
-            assert all(seconds < 2.0 for seconds in failed), failed
+            assert all(seconds < 3.0 for seconds in failed), failed
             # the only failures are requests caught at the moment of the kill (in flight, or sent on
             # a kept-alive connection to it): once Envoy's health check saw it go, none
-            late = [(round(at - killed_at, 2), what) for at, what in errors if at - killed_at > 1.5]
+            # (0.3 s checks; allow for a busy machine)
+            late = [(round(at - killed_at, 2), what) for at, what in errors if at - killed_at > 3.0]
             assert not late, late[:5]
             assert len(errors) <= 60, errors[:5]

@@ -29,6 +29,7 @@ import orjson
 log = logging.getLogger("toolmesh.audit")
 
 BUFFER = 10_000
+BATCH_DELAY = 0.02
 REDACTED = "[redacted]"
 
 
@@ -167,6 +168,7 @@ class AuditLog:
             while True:
                 await self._wake.wait()
                 self._wake = anyio.Event()
+                await anyio.sleep(BATCH_DELAY)  # let a burst gather: one write per batch, not per call
                 await self.flush()
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(2):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ from prometheus_client import make_asgi_app
 
 from router.catalog.index import LIST_KINDS, Index
 from router.catalog.naming import NamingPolicy
+from router.catalog.policy import LimitRule
 from router.catalog.record import BackendRecord
 from router.catalog.sources.base import CatalogSource
 from router.catalog.sources.static import StaticFileSource
@@ -32,6 +33,7 @@ from router.guard.policy_sources import (
     PolicySource,
     follow,
 )
+from router.guard.ratelimit import MemoryRateStore, RateLimiter, RateStore
 from router.observe.audit import AuditLog, FileSink, NatsSink, Publisher, Sink, StreamSink
 from router.observe.calls import CallObserver
 from router.observe.metrics import Metrics
@@ -43,6 +45,8 @@ from router.settings import RouterSettings
 from router.state.bus import ClientBus, LocalBus
 from router.state.sessions import MemorySessionStore, SessionIds, SessionStore
 from router.upstream.backend import Backend
+from router.upstream.breaker import STATE_VALUE, BreakerBoard, BreakerState
+from router.upstream.caller import CallSettings
 from router.upstream.pool import BackendPool
 
 if TYPE_CHECKING:
@@ -79,8 +83,22 @@ class Router:
         # Extra sections of /admin/ (breakers, rate limits, NATS...): name -> callable returning JSON.
         self.admin_sections: dict[str, Any] = {}
         naming = NamingPolicy(settings.prefix, settings.separator, settings.max_name_length)
-        self.pool = BackendPool(naming, self._make_backend)
+        self.board = BreakerBoard()
+        self.board.listeners.append(self._on_breaker)
+        calls = CallSettings(
+            max_concurrency=settings.max_concurrency,
+            max_queue=settings.max_queue,
+            queue_timeout=settings.queue_timeout,
+            max_attempts=settings.max_attempts,
+            breaker_failures=settings.breaker_failures,
+            breaker_reset=settings.breaker_reset,
+        )
+        self.pool = BackendPool(naming, self._make_backend, calls, self.board)
         self.pool.listeners.append(self._on_index_change)
+        self.rate_store: RateStore = MemoryRateStore()
+        self.limiter = RateLimiter(self.rate_store, self._on_rate_limited)
+        self._limits: dict[str, tuple[LimitRule, ...]] = {}
+        self._rate_runner: Callable[[], Coroutine[Any, Any, None]] | None = None
         key = (
             settings.cluster_key.get_secret_value().encode()
             if settings.cluster_key
@@ -100,6 +118,9 @@ class Router:
             redact=settings.audit_redact,
             on_drop=self.metrics.audit_dropped.inc,
         )
+        self.dispatcher.limiter = self.limiter
+        if self.nats is not None:
+            self._share_resilience(self.nats)
         policy = OriginPolicy(settings.host, settings.allowed_hosts, settings.allowed_origins)
         self.endpoint = McpEndpoint(
             self.dispatcher,
@@ -177,6 +198,8 @@ class Router:
             if self.nats is not None:
                 await tg.start(self.nats.run)
                 tg.start_soon(self.sessions.run)  # type: ignore[attr-defined]
+            if self._rate_runner is not None:
+                tg.start_soon(self._rate_runner)
             tg.start_soon(self.pool.run_rebuilder)
             tg.start_soon(self._sweep_sessions)
             for source in self.sources:
@@ -198,8 +221,38 @@ class Router:
                     await self.auth.close()
                 tg.cancel_scope.cancel()
 
+    def _share_resilience(self, link: NatsLink) -> None:
+        """Rate-limit buckets in NATS KV and breaker hints on NATS, through the router's one link."""
+        from router.guard.ratelimit_nats import NatsRateStore
+        from router.upstream.hints_nats import NatsHints
+
+        store = NatsRateStore(
+            link,
+            max_batch=self.settings.ratelimit_max_batch,
+            lease_ttl=self.settings.ratelimit_lease_ttl,
+            on_degraded=self._on_ratelimit_degraded,
+        )
+        hints = NatsHints(link)
+        link.listeners += [store.on_link, hints.on_link]
+        self.board.use(hints)
+        self.rate_store = self.limiter.store = store
+        self._rate_runner = store.run
+
+    def _on_ratelimit_degraded(self, degraded: bool, replicas: int) -> None:
+        self.metrics.ratelimit_degraded.set(1 if degraded else 0)
+        self.metrics.ratelimit_replicas.set(replicas)
+
+    def _on_rate_limited(self, server: str) -> None:
+        self.metrics.ratelimit_rejected.labels(server).inc()
+
+    def _on_breaker(self, server: str, instance: str, state: BreakerState, retry_in: float) -> None:
+        self.metrics.breaker_state.labels(server, instance).set(STATE_VALUE[state])
+        self.metrics.breaker_transitions.labels(server, state).inc()
+
     async def _follow(self, source: CatalogSource, tg: TaskGroup) -> None:
         async for catalog in source.snapshots():
+            self._limits[source.name] = catalog.limits
+            self.limiter.configure([rule for rules in self._limits.values() for rule in rules])
             await self.pool.apply(catalog, tg)
 
     async def _refresh_keys(self) -> None:
@@ -212,6 +265,8 @@ class Router:
             await anyio.sleep(min(30.0, self.settings.session_idle_timeout / 2))
             if self.sessions.sweep(self.settings.session_idle_timeout):
                 self.metrics.sessions.set(len(self.sessions))
+            if isinstance(self.rate_store, MemoryRateStore):
+                self.rate_store.forget_idle()
 
     async def _on_index_change(self, old: Index, new: Index) -> None:
         """Tell clients what changed, once per kind, and refresh the catalog gauges."""
@@ -226,6 +281,8 @@ class Router:
         self.metrics.catalog_servers.set(len(new.servers))
         for (server, instance), backend in self.pool.backends.items():
             self.metrics.backend_up.labels(server, instance).set(1 if backend.state == "ready" else 0)
+            guard = self.pool.instances[(server, instance)]
+            self.metrics.breaker_state.labels(server, instance).set(STATE_VALUE[guard.breaker.state])
 
     # -- HTTP ---------------------------------------------------------------------------------
 
@@ -235,6 +292,7 @@ class Router:
             f"{server}/{instance}" if server != instance else server: {
                 "state": backend.state,
                 **({"error": backend.last_error} if backend.last_error and backend.state != "ready" else {}),
+                **self._breaker_detail(server, instance),
             }
             for (server, instance), backend in sorted(self.pool.backends.items())
         }
@@ -243,6 +301,7 @@ class Router:
             "status": ("degraded" if degraded else "ready") if ready else "loading",
             "catalog": {source.name: "ok" if source.healthy else "stale" for source in self.sources},
             "backends": backends,
+            "ratelimit": self._ratelimit_detail(),
         }
         if self.nats is not None:
             # Degraded still answers 200: the replica serves its own sessions; the LB keeps it.
@@ -276,6 +335,7 @@ class Router:
                     "address": backend.record.describe(),
                     "state": backend.state,
                     "error": backend.last_error if backend.state != "ready" else None,
+                    "breaker": self.pool.instances[(server, instance)].breaker.state,
                 }
                 for (server, instance), backend in sorted(self.pool.backends.items())
             ],
@@ -290,6 +350,25 @@ class Router:
         for name, section in self.admin_sections.items():
             document[name] = section()
         return document
+
+    def _breaker_detail(self, server: str, instance: str) -> dict[str, Any]:
+        guard = self.pool.instances.get((server, instance))
+        if guard is None or guard.breaker.state == "closed":
+            return {}
+        return {"breaker": guard.breaker.state, "retry_in": round(guard.breaker.retry_in(), 3)}
+
+    def _ratelimit_detail(self) -> dict[str, Any]:
+        store = self.rate_store
+        detail: dict[str, Any] = {
+            "store": store.name,
+            "shared": store.name != "memory" and not store.degraded,
+        }
+        replicas = getattr(store, "replicas", None)
+        if replicas is not None:
+            detail["replicas"] = replicas
+        if store.degraded:
+            detail["note"] = f"NATS unreachable: each replica enforces 1/{replicas} of every limit"
+        return detail
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]

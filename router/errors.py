@@ -5,8 +5,12 @@
     ├── RPCError               answered to the client as a JSON-RPC error (code, message, data)
     │   └── BackendError       a backend could not answer: names the server
     │       ├── BackendUnavailable   not connected, or its process died
-    │       │   └── BackendUnreachable   the connection itself was refused or failed
+    │       │   └── BackendUnreachable   the request never reached the backend (refused,
+    │       │       │                    not connected, queue full); safe to send elsewhere
+    │       │       ├── CircuitOpen      its breaker is open: fail fast, say when it is retried
+    │       │       └── BackendBusy      its concurrency limit and queue are full
     │       └── BackendTimeout       no answer within the configured timeout
+    ├── RateLimited            an agent, server or tool went over its rate limit
     └── SessionExpired         an upstream session was forgotten by its server (HTTP 404)
 
 Library errors (aiohttp, OSError, anyio) are translated into these at the upstream boundary,
@@ -29,6 +33,8 @@ UNSUPPORTED_PROTOCOL_VERSION = -32022
 # Server-defined range (-32000..-32099): backend trouble seen by the router.
 BACKEND_UNAVAILABLE = -32001
 BACKEND_TIMEOUT = -32002
+BACKEND_BUSY = -32003
+RATE_LIMITED = -32004
 
 
 class ToolmeshError(Exception):
@@ -74,9 +80,38 @@ class BackendUnreachable(BackendUnavailable):
     """Nothing answered at the address: the request never reached the backend."""
 
 
+class CircuitOpen(BackendUnreachable):
+    """The instance's breaker is open; the router did not send the request."""
+
+    def __init__(self, server: str, retry_in: float) -> None:
+        self.retry_in = retry_in
+        super().__init__(server, f"circuit open after repeated failures; next trial in {retry_in:.1f} s")
+        self.data = {"server": server, "retryAfter": round(retry_in, 3)}
+
+
+class BackendBusy(BackendUnreachable):
+    """Every slot and queue place of the instance is taken (or the queue wait ran out)."""
+
+    def __init__(self, server: str, reason: str) -> None:
+        super().__init__(server, reason)
+        self.code = BACKEND_BUSY
+
+
 class BackendTimeout(BackendError):
     def __init__(self, server: str, seconds: float) -> None:
         super().__init__(BACKEND_TIMEOUT, server, f"server '{server}' did not answer within {seconds:g} s")
+
+
+class RateLimited(RPCError):
+    """A call went over a rate limit; `retry_after` says when the next one would be admitted."""
+
+    def __init__(self, limit: str, retry_after: float) -> None:
+        self.limit, self.retry_after = limit, retry_after
+        super().__init__(
+            RATE_LIMITED,
+            f"rate limit {limit} exceeded; retry after {retry_after:.3f} s",
+            {"limit": limit, "retryAfter": round(retry_after, 3)},
+        )
 
 
 class SessionExpired(ToolmeshError):

@@ -65,6 +65,20 @@ class RouterSettings(BaseSettings):
         "auto", description="Era spoken to backends that do not set `protocol` themselves."
     )
 
+    # Resilience
+    max_concurrency: int = Field(64, ge=1, description="Calls in flight per backend instance.")
+    max_queue: int = Field(256, ge=0, description="Calls waiting for a slot per backend instance.")
+    queue_timeout: float = Field(5.0, gt=0, description="Seconds a call may wait for a slot.")
+    max_attempts: int = Field(3, ge=1, description="Instances tried for one call (see retry rules).")
+    breaker_failures: int = Field(
+        5, ge=1, description="Consecutive failures that open an instance's breaker."
+    )
+    breaker_reset: float = Field(
+        10.0, gt=0, description="Seconds a breaker stays open before one trial call."
+    )
+    ratelimit_max_batch: int = Field(50, ge=1, description="Most calls one replica leases from a hot bucket.")
+    ratelimit_lease_ttl: float = Field(1.0, gt=0, description="Seconds a leased, unused call stays valid.")
+
     # Operations
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log threshold.")
     log_format: Literal["json", "text"] = Field("json", description="Structured JSON lines or plain text.")

@@ -1,10 +1,13 @@
 """The static catalog file: the `mcpServers` JSON that Claude Desktop, Cursor and `.mcp.json` use.
 
 Accepted as-is. Per server, either a stdio entry (`command`, `args`, `env`, `cwd`) or a remote
-entry (`url`, `headers`), plus toolmesh's optional fields `timeout`, `disabled`, `tags`,
-`protocol`, and the backend's own credentials `bearerTokenEnv` / `bearerTokenFile` (sent as
-`Authorization: Bearer ...`; header values may also use `${VAR}` and `${file:/path}`). Agents'
-tokens never reach a backend: the router sends only what the entry configures. Fields other clients put there (`type`, `autoApprove`, ...) are accepted and ignored;
+entry (`url`, `headers`, or several `instances` of one remote server), plus toolmesh's optional
+fields `timeout`, `disabled`, `tags`, `protocol`, the call policy (`trusted`, `tools`,
+`max_concurrency`, `max_queue`, `limits`; see router.catalog.policy), and the backend's own
+credentials `bearerTokenEnv` / `bearerTokenFile` (sent as `Authorization: Bearer ...`; header
+values may also use `${VAR}` and `${file:/path}`). Agents' tokens never reach a backend: the
+router sends only what the entry configures. A top-level `toolmesh` object may hold `limits`
+that span servers. Fields other clients put there (`type`, `autoApprove`, ...) are accepted and ignored;
 a field nobody knows is logged with the closest known name. A malformed file raises ConfigError
 naming the server, the field and the fix.
 """
@@ -21,6 +24,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from router.catalog.policy import LimitRule, ServerPolicy, ToolPolicy
 from router.catalog.record import SERVER_NAME, BackendRecord, Catalog
 from router.errors import ConfigError
 
@@ -30,6 +34,37 @@ log = logging.getLogger("toolmesh.catalog")
 FOREIGN_KEYS = frozenset(
     {"type", "transport", "autoApprove", "alwaysAllow", "description", "name", "envFile", "note", "icon"}
 )
+
+
+def _check_url(url: str | None) -> str | None:
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return url
+
+
+class InstanceEntry(BaseModel):
+    """One copy of a remote server, for `instances` (toolmesh's extension)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    id: str | None = Field(None, min_length=1, max_length=128)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    _url = field_validator("url")(_check_url)
+
+
+class LimitEntry(BaseModel):
+    """A rate limit written under a server (its `server` is implied) or under `toolmesh.limits`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rate: float = Field(gt=0)
+    period: float = Field(1.0, gt=0)
+    burst: int | None = Field(None, ge=1)
+    server: str | None = None
+    tool: str | None = None
+    per: list[Literal["agent", "server", "tool"]] = Field(default_factory=list)
 
 
 class ServerEntry(BaseModel):
@@ -50,24 +85,30 @@ class ServerEntry(BaseModel):
     type: str | None = None
     bearer_token_env: str | None = Field(None, alias="bearerTokenEnv", min_length=1)
     bearer_token_file: str | None = Field(None, alias="bearerTokenFile", min_length=1)
+    instances: list[InstanceEntry] | None = Field(None, min_length=1)
+    trusted: bool = False
+    tools: dict[str, ToolPolicy] = Field(default_factory=dict)
+    max_concurrency: int | None = Field(None, ge=1)
+    max_queue: int | None = Field(None, ge=0)
+    limits: list[LimitEntry] = Field(default_factory=list)
 
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, url: str | None) -> str | None:
-        if url is not None and not url.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return url
+    _url = field_validator("url")(_check_url)
 
     @model_validator(mode="after")
     def _one_transport(self) -> ServerEntry:
-        if (self.command is None) == (self.url is None):
+        given = [self.command is not None, self.url is not None, self.instances is not None]
+        if sum(given) != 1:
             raise ValueError(
-                "give either `command` (a stdio server) or `url` (a remote server), not both or none"
+                "give either `command` (a stdio server) or `url` (a remote server; `instances` for "
+                "several copies of one), not both or none"
             )
-        if (self.bearer_token_env or self.bearer_token_file) and self.url is None:
+        if (self.bearer_token_env or self.bearer_token_file) and self.url is None and self.instances is None:
             raise ValueError("bearerTokenEnv/bearerTokenFile apply to remote (`url`) servers only")
         if self.bearer_token_env and self.bearer_token_file:
             raise ValueError("give bearerTokenEnv or bearerTokenFile, not both")
+        ids = [instance.id for instance in self.instances or () if instance.id is not None]
+        if len(ids) != len(set(ids)):
+            raise ValueError("two `instances` share an `id`; give each a unique one or none")
         if self.type == "sse":
             raise ValueError("`type: sse` is the deprecated HTTP+SSE transport; use a Streamable HTTP `url`")
         return self
@@ -87,11 +128,43 @@ def parse_catalog(data: bytes, source: str = "catalog") -> Catalog:
             source, "no `mcpServers` object", 'the file must look like {"mcpServers": {"name": {...}}}'
         )
     servers: dict[str, tuple[BackendRecord, ...]] = {}
+    limits: list[LimitRule] = _global_limits(source, document.get("toolmesh"))
     for name, raw in document["mcpServers"].items():
         entry = _parse_entry(source, name, raw)
         if not entry.disabled:
-            servers[name] = (_to_record(name, entry),)
-    return Catalog(servers=servers)
+            servers[name] = _to_records(name, entry)
+            limits += [_rule(limit, server=name) for limit in entry.limits]
+    return Catalog(servers=servers, limits=tuple(limits))
+
+
+def _global_limits(source: str, section: Any) -> list[LimitRule]:
+    if section is None:
+        return []
+    where = f"{source}: toolmesh.limits"
+    if not isinstance(section, dict) or not isinstance(section.get("limits", []), list):
+        raise ConfigError(where, "must be a list of limits", 'e.g. {"toolmesh": {"limits": [{"rate": 10}]}}')
+    rules = []
+    for position, raw in enumerate(section.get("limits", [])):
+        try:
+            rules.append(_rule(LimitEntry.model_validate(raw)))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"]) or "entry"
+            raise ConfigError(
+                f"{where}[{position}], field '{field}'", first["msg"], _fix_for("limits")
+            ) from None
+    return rules
+
+
+def _rule(entry: LimitEntry, server: str | None = None) -> LimitRule:
+    return LimitRule(
+        rate=entry.rate,
+        period=entry.period,
+        burst=entry.burst,
+        server=server or entry.server,
+        tool=entry.tool,
+        per=tuple(entry.per),
+    )
 
 
 def load_catalog_file(path: Path) -> Catalog:
@@ -138,6 +211,11 @@ def _fix_for(field: str) -> str:
         "protocol": "use auto, legacy or 2026-07-28",
         "bearerTokenEnv": "name an environment variable holding the backend's token",
         "bearerTokenFile": "give the path of a file holding the backend's token",
+        "instances": 'a list of {"url": ..., "id": ..., "headers": {...}}, each a copy of the server',
+        "tools": '`tools` maps tool names to {"timeout": seconds, "retry": "safe" or "never"}',
+        "limits": 'a list of {"rate": n, "period": seconds, "burst": n, "tool": name, "per": ["agent"]}',
+        "max_concurrency": "a positive number of calls in flight per instance",
+        "max_queue": "a number of calls that may wait for a slot (0: none wait)",
     }
     return fixes.get(field.split(".", maxsplit=1)[0], "see docs/configuration.md for the catalog format")
 
@@ -180,17 +258,31 @@ def _credential_headers(name: str, entry: ServerEntry) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def _to_record(name: str, entry: ServerEntry) -> BackendRecord:
+def _to_records(name: str, entry: ServerEntry) -> tuple[BackendRecord, ...]:
+    """One record per instance: the entry itself, or each of its `instances` (ids default to #n)."""
+    if entry.instances is None:
+        return (_to_record(name, entry, name, entry.url, entry.headers),)
+    return tuple(
+        _to_record(
+            name, entry, instance.id or f"{name}#{n}", instance.url, {**entry.headers, **instance.headers}
+        )
+        for n, instance in enumerate(entry.instances, start=1)
+    )
+
+
+def _to_record(
+    name: str, entry: ServerEntry, instance_id: str, url: str | None, headers: dict[str, str]
+) -> BackendRecord:
     def expand_all(field: str, items: dict[str, str]) -> tuple[tuple[str, str], ...]:
         where = f"server '{name}', field '{field}'"
         return tuple(sorted((key, _expand(f"{where}.{key}", value)) for key, value in items.items()))
 
     return BackendRecord(
         server=name,
-        instance_id=name,
+        instance_id=instance_id,
         transport="stdio" if entry.command else "http",
-        url=_expand(f"server '{name}', field 'url'", entry.url) if entry.url else None,
-        headers=expand_all("headers", {**entry.headers, **_credential_headers(name, entry)}),
+        url=_expand(f"server '{name}', field 'url'", url) if url else None,
+        headers=expand_all("headers", {**headers, **_credential_headers(name, entry)}),
         command=entry.command,
         args=tuple(_expand(f"server '{name}', field 'args'", arg) for arg in entry.args),
         env=expand_all("env", entry.env),
@@ -198,4 +290,10 @@ def _to_record(name: str, entry: ServerEntry) -> BackendRecord:
         timeout=entry.timeout,
         protocol=entry.protocol,
         tags=tuple(entry.tags),
+        policy=ServerPolicy(
+            trusted=entry.trusted,
+            tools=tuple(sorted(entry.tools.items())),
+            max_concurrency=entry.max_concurrency,
+            max_queue=entry.max_queue,
+        ),
     )

@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from router.catalog.policy import LimitRule, ServerPolicy
+
 SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 Transport = Literal["http", "stdio"]
@@ -36,6 +38,7 @@ class BackendRecord(BaseModel):
     timeout: float | None = Field(None, description="Seconds per request; the router default if unset.")
     protocol: UpstreamProtocol | None = None
     tags: tuple[str, ...] = ()
+    policy: ServerPolicy = Field(default=ServerPolicy())
 
     @property
     def key(self) -> tuple[str, str]:
@@ -54,6 +57,7 @@ class Catalog(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     servers: dict[str, tuple[BackendRecord, ...]] = Field(default_factory=dict)
+    limits: tuple[LimitRule, ...] = ()
 
     def records(self) -> set[BackendRecord]:
         return {record for instances in self.servers.values() for record in instances}

@@ -80,6 +80,28 @@ class Metrics:
         self.audit_dropped = Counter(
             "toolmesh_audit_dropped", "Audit records dropped because the sinks fell behind.", registry=r
         )
+        self.breaker_state = Gauge(
+            "toolmesh_breaker_state", "Circuit breaker per instance: 0 closed, 1 half-open, 2 open.",
+            ["server", "instance"], registry=self.registry,
+        )  # fmt: skip
+        self.breaker_transitions = Counter(
+            "toolmesh_breaker_transitions", "Breaker state changes, by the state entered.",
+            ["server", "state"], registry=self.registry,
+        )  # fmt: skip
+        self.ratelimit_rejected = Counter(
+            "toolmesh_ratelimit_rejected", "Tool calls refused by a rate limit, by server.", ["server"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.ratelimit_degraded = Gauge(
+            "toolmesh_ratelimit_degraded",
+            "1 while NATS is unreachable and rate limits are enforced locally (limit / replicas).",
+            registry=self.registry,
+        )
+        self.ratelimit_replicas = Gauge(
+            "toolmesh_ratelimit_replicas",
+            "Router replicas seen sharing the rate limits.",
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self._call_children: dict[tuple[str, ...], tuple[Counter, Histogram]] = {}
 

@@ -12,7 +12,7 @@ import difflib
 import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 
@@ -21,11 +21,13 @@ from router.catalog.index import Index, ListKind, Target
 from router.errors import INVALID_PARAMS, METHOD_NOT_FOUND, RPCError
 from router.guard.identity import ANONYMOUS, Agent
 from router.guard.policy import OPEN, Kind, View
+from router.guard.ratelimit import agent_of
 from router.observe.tracing import Trace
 from router.protocol import MODERN_VERSION, SERVER_INFO_KEY
 from router.relay import rewrite
 from router.relay.cursors import CursorCodec
 from router.upstream.backend import Backend
+from router.upstream.balancer import Instance
 from router.upstream.base import Message, MessageHandler
 from router.upstream.pool import BackendPool
 
@@ -56,6 +58,11 @@ class CallContext:
     server: str | None = None
     instance: str | None = None
     target: str | None = None
+    affinity: dict[str, str] | None = None  # server -> instance this legacy session last used
+
+    def attempting(self, instance: Instance) -> None:
+        """The caller is trying `instance` (the last one tried is what the audit records)."""
+        self.instance = instance.instance_id
 
 
 Handler = Callable[[CallContext, dict[str, Any]], Awaitable[Result]]
@@ -77,6 +84,12 @@ CAPABILITY_OF: dict[str, str] = {
 }
 
 
+class Limiter(Protocol):
+    """The rate-limit check (router.guard.ratelimit): raises RateLimited; decides locally when it can."""
+
+    async def check(self, agent: str, server: str, tool: str) -> None: ...
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -89,6 +102,7 @@ class Dispatcher:
     ) -> None:
         self.pool = pool
         self.forward_identity = forward_identity
+        self.limiter: Limiter | None = None
         self.cursors = cursors
         self.page_size = page_size
         self.list_ttl_ms = list_ttl_ms
@@ -179,6 +193,8 @@ class Dispatcher:
 
     async def _call_tool(self, ctx: CallContext, params: dict[str, Any]) -> Result:
         target = self._named(ctx, "tools", params.get("name"))
+        if self.limiter is not None:
+            await self.limiter.check(agent_of(ctx), target.server, target.name)
         result = await self._forward(ctx, target, "tools/call", {**params, "name": target.name})
         result = rewrite.rewrite_tool_result(self.index.naming, target.server, result)
         if ctx.view.open:
@@ -252,13 +268,19 @@ class Dispatcher:
         self, ctx: CallContext, target: Target, method: str, params: dict[str, Any]
     ) -> dict[str, Any]:
         ctx.server = target.server
-        backend = self.pool.pick(target.server)
-        ctx.instance = backend.record.instance_id
-        relay = _Relay(ctx, backend, params) if ctx.emit is not None else None
+        relay = _Relay(ctx, params) if ctx.emit is not None else None
         if relay is not None:
             params = relay.upstream_params(next(self._progress_ids))
-        headers = self._upstream_headers(ctx)
-        reply = await backend.call(method, params, relay.on_message if relay else None, headers=headers)
+        reply = await self.pool.caller.call(
+            target.server,
+            method,
+            params,
+            tool=target.name if method == "tools/call" else None,
+            handler_for=relay.handler_for if relay is not None else None,
+            affinity=ctx.affinity,
+            headers=self._upstream_headers(ctx),
+            on_attempt=ctx.attempting,
+        )
         result = reply.get("result")
         if isinstance(result, dict):
             if ctx.era == "legacy" and "resultType" in result:
@@ -304,10 +326,16 @@ class _Relay:
 
     __slots__ = ("backend", "ctx", "params", "token")
 
-    def __init__(self, ctx: CallContext, backend: Backend, params: dict[str, Any]) -> None:
-        self.ctx, self.backend, self.params = ctx, backend, params
+    def __init__(self, ctx: CallContext, params: dict[str, Any]) -> None:
+        self.ctx, self.params = ctx, params
+        self.backend: Backend | None = None
         meta = params.get("_meta")
         self.token = meta.get("progressToken") if isinstance(meta, dict) else None
+
+    def handler_for(self, instance: Instance) -> MessageHandler:
+        """The message handler for one attempt: requests are answered by the instance that asked."""
+        self.backend = instance.backend
+        return self.on_message
 
     def upstream_params(self, unique: int) -> dict[str, Any]:
         if self.token is None:
@@ -318,6 +346,7 @@ class _Relay:
         assert self.ctx.emit is not None
         method = message.get("method")
         if "id" in message:
+            assert self.backend is not None
             await self.backend.answer_request(message)
             return
         if method == "notifications/progress":

@@ -200,6 +200,7 @@ class McpEndpoint:
             client_capabilities=record.client_capabilities,
             log_level=record.log_level,
             session_id=record.id,
+            affinity=record.affinity,
         )
         await self._respond(send, ctx, message)
         if record.log_level != ctx.log_level:

@@ -28,6 +28,7 @@ class SessionRecord:
     client_info: dict[str, Any] = field(default_factory=dict)
     client_capabilities: dict[str, Any] = field(default_factory=dict)
     log_level: str | None = None
+    affinity: dict[str, str] = field(default_factory=dict)  # server -> upstream instance last used
     created: float = field(default_factory=time.time)
     identity: dict[str, Any] | None = (
         None  # the agent that opened it ({"agent", "groups"}); only it may use it

@@ -193,13 +193,15 @@ class Backend:
         on_message: MessageHandler | None,
         *,
         headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> Message:
-        """`headers` go with this request only (trace context, forwarded identity; HTTP only)."""
+        """`headers` go with this request only (trace context, forwarded identity; HTTP only);
+        `timeout` (a tool's own) overrides the instance's."""
         session = self.session
         if session is None or self.state != "ready":
-            raise BackendUnavailable(self.server, self._down_reason())
+            raise BackendUnreachable(self.server, self._down_reason())
         try:
-            return await session.request(method, params, self.timeout, on_message, headers=headers)
+            return await session.request(method, params, timeout or self.timeout, on_message, headers=headers)
         except BackendUnavailable as exc:
             if not session.channel.alive or isinstance(exc, BackendUnreachable):
                 self.lose(exc.message)

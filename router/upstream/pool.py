@@ -1,8 +1,10 @@
 """Every backend instance the catalog names, kept running, and the index built from them.
 
 The pool applies catalog snapshots as diffs (start what is new, stop what is gone, leave the
-rest connected), picks a ready instance for each call, and rebuilds the aggregated index when any
-instance's definitions or state change. Rebuilds are coalesced: a burst of changes costs one.
+rest connected), keeps each instance's breaker and concurrency slots beside it, hands calls to
+the caller (balancing, timeouts, retries: router.upstream.caller), and rebuilds the aggregated
+index when any instance's definitions or state change. Rebuilds are coalesced: a burst of
+changes costs one.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from anyio.abc import TaskGroup
 from router.catalog.index import Definitions, Index
 from router.catalog.naming import NamingPolicy
 from router.catalog.record import BackendRecord, Catalog
-from router.errors import BackendUnavailable
 from router.upstream.backend import Backend
+from router.upstream.balancer import Instance, Slots, choose
+from router.upstream.breaker import BreakerBoard, InstanceBreaker
+from router.upstream.caller import Caller, CallSettings
 
 log = logging.getLogger("toolmesh.upstream")
 
@@ -30,11 +34,17 @@ class BackendPool:
         self,
         naming: NamingPolicy,
         make_backend: Callable[[BackendRecord, Callable[[Backend], None]], Backend],
+        calls: CallSettings | None = None,
+        board: BreakerBoard | None = None,
     ) -> None:
         self.naming = naming
         self._make_backend = make_backend
+        self.calls = calls or CallSettings()
+        self.board = board or BreakerBoard()
         self.backends: dict[tuple[str, str], Backend] = {}
-        self._by_server: dict[str, list[Backend]] = {}
+        self.instances: dict[tuple[str, str], Instance] = {}
+        self._by_server: dict[str, list[Instance]] = {}
+        self.caller = Caller(self._by_server, self.board, self.calls)
         self._scopes: dict[tuple[str, str], anyio.CancelScope] = {}
         self.index = Index(naming, {})
         self._generation = 0
@@ -62,7 +72,9 @@ class BackendPool:
         backend = self._make_backend(record, self._on_backend_change)
         scope = anyio.CancelScope()
         self.backends[record.key], self._scopes[record.key] = backend, scope
-        self._by_server.setdefault(record.server, []).append(backend)
+        instance = Instance(backend, self._breaker(record), self._slots(record))
+        self.instances[record.key] = instance
+        self._by_server.setdefault(record.server, []).append(instance)
 
         async def supervise() -> None:
             with scope:
@@ -73,9 +85,9 @@ class BackendPool:
         return backend
 
     def _stop(self, key: tuple[str, str]) -> None:
-        backend = self.backends.pop(key)
+        del self.backends[key]
         siblings = self._by_server[key[0]]
-        siblings.remove(backend)
+        siblings.remove(self.instances.pop(key))
         if not siblings:
             del self._by_server[key[0]]
         self._scopes.pop(key).cancel()
@@ -88,15 +100,30 @@ class BackendPool:
 
     # -- routing ------------------------------------------------------------------------------
 
+    def _breaker(self, record: BackendRecord) -> InstanceBreaker:
+        return InstanceBreaker(
+            record.server,
+            record.instance_id,
+            self.board,
+            fail_max=self.calls.breaker_failures,
+            reset_timeout=self.calls.breaker_reset,
+        )
+
+    def _slots(self, record: BackendRecord) -> Slots:
+        policy = record.policy
+        return Slots(
+            record.server,
+            policy.max_concurrency or self.calls.max_concurrency,
+            self.calls.max_queue if policy.max_queue is None else policy.max_queue,
+            self.calls.queue_timeout,
+        )
+
     def pick(self, server: str) -> Backend:
-        """A ready instance of `server`; fails fast, naming the server, if there is none."""
-        candidates = self._by_server.get(server, ())
-        for backend in candidates:
-            if backend.state == "ready":
-                return backend
-        if not candidates:
-            raise BackendUnavailable(server, "it is not in the catalog")
-        raise BackendUnavailable(server, candidates[0]._down_reason())
+        """An eligible instance of `server` (see balancer); fails fast, naming the server, if none."""
+        instance = choose(self._by_server.get(server, ()), self.board)
+        if instance is None:
+            raise self.caller.none_available(server, ())
+        return instance.backend
 
     # -- index --------------------------------------------------------------------------------
 

@@ -1,0 +1,79 @@
+"""What the operator says about how a server may be called: timeouts, retries, limits.
+
+Kept apart from the service record's "how to reach it" so catalog sources that know nothing of
+policy (a registry) simply leave the defaults. Every model is frozen and hashable: records are
+compared as values when the catalog is diffed.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RetryMode = Literal["never", "safe"]
+
+
+class ToolPolicy(BaseModel):
+    """Per-tool overrides of the server's policy."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timeout: float | None = Field(default=None, gt=0, description="Seconds this tool has to answer.")
+    retry: RetryMode | None = Field(
+        default=None,
+        description="`safe`: may be sent again to another instance after a failure that reached it.",
+    )
+
+
+class ServerPolicy(BaseModel):
+    """Per-server call policy; the defaults mean "as the router's settings say"."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    trusted: bool = Field(
+        default=False, description="Believe the server's readOnlyHint/idempotentHint annotations for retries."
+    )
+    tools: tuple[tuple[str, ToolPolicy], ...] = ()
+    max_concurrency: int | None = Field(default=None, ge=1, description="Calls in flight per instance.")
+    max_queue: int | None = Field(default=None, ge=0, description="Calls waiting for a slot per instance.")
+
+    def tool(self, name: str) -> ToolPolicy | None:
+        for tool, policy in self.tools:
+            if tool == name:
+                return policy
+        return None
+
+
+class LimitRule(BaseModel):
+    """One rate limit: `rate` calls per `period` seconds with bursts of `burst`, per scope.
+
+    `server` and `tool` narrow what the rule counts (None: every server / tool); `per` lists the
+    dimensions that get a bucket each (`agent`, `server`, `tool`). A rule with `per: []` is one
+    global bucket for everything it matches.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rate: float = Field(gt=0)
+    period: float = Field(1.0, gt=0)
+    burst: int | None = Field(
+        default=None, ge=1, description="Calls admitted at once; default: `rate`, at least 1."
+    )
+    server: str | None = None
+    tool: str | None = None
+    per: tuple[Literal["agent", "server", "tool"], ...] = ()
+
+    @property
+    def capacity(self) -> int:
+        return self.burst if self.burst is not None else max(1, int(self.rate))
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two admitted calls at the steady rate (GCRA's emission interval)."""
+        return self.period / self.rate
+
+    def describe(self) -> str:
+        scope = "/".join(part for part in (self.server, self.tool) if part) or "all"
+        per = f" per {'+'.join(self.per)}" if self.per else ""
+        return f"{self.rate:g}/{self.period:g}s on {scope}{per}"

@@ -1,0 +1,169 @@
+"""Breakers, balancing and retries end to end: a real router over several real sample instances.
+
+Faults are real: an instance is killed (SIGTERM), hung (SIGSTOP: connections are accepted by the
+kernel, nothing answers), or crashes itself in the middle of a call (the `crash` tool).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+import pytest
+from mcp import Client
+
+from tests.conftest import RouterHandle, run_router
+from tests.support.mcpcall import call_tool, text_of
+from tests.support.procs import ManagedProcess, sample_server_http
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+
+@contextlib.contextmanager
+def instances(tmp: Path, count: int) -> Iterator[list[tuple[str, ManagedProcess]]]:
+    """`count` copies of the sample server `svc` over HTTP."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(sample_server_http("svc", log_dir=tmp)) for _ in range(count)]
+
+
+def entry(urls: list[str], **extra: Any) -> dict[str, Any]:
+    return {"instances": [{"url": url, "id": f"i{n}"} for n, url in enumerate(urls)], **extra}
+
+
+def readyz(router: RouterHandle) -> dict[str, Any]:
+    try:
+        with urllib.request.urlopen(f"{router.base_url}/readyz", timeout=5) as response:
+            return dict(json.loads(response.read()))
+    except urllib.error.HTTPError as error:
+        return dict(json.loads(error.read()))
+
+
+def metrics(router: RouterHandle) -> str:
+    with urllib.request.urlopen(f"{router.base_url}/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
+async def test_a_killed_instance_is_skipped_and_no_call_is_lost(tmp_path: Path) -> None:
+    with (
+        instances(tmp_path, 3) as running,
+        run_router(tmp_path, {"svc": entry([u for u, _ in running])}) as router,
+    ):
+        pids = {str(process.pid) for _, process in running}
+        async with aiohttp.ClientSession() as http:
+            seen = {text_of(await call_tool(http, router.mcp_url, "svc__whoami", {})) for _ in range(30)}
+            assert seen == pids, "power-of-two choices should reach every instance"
+        # A 2025 session sticks to the instance it used first (affinity).
+        async with Client(router.mcp_url, mode="legacy") as client:
+            pinned = {str((await client.call_tool("svc__whoami", {})).content[0].text) for _ in range(10)}  # type: ignore[union-attr]
+        assert len(pinned) == 1
+        async with aiohttp.ClientSession() as http:
+            victim = running[1][1]
+            victim.stop()
+            # `add` is not idempotent: it may only move to another instance because the
+            # connection to the dead one was refused, i.e. the request never reached it.
+            replies = [await call_tool(http, router.mcp_url, "svc__add", {"a": n, "b": 1}) for n in range(30)]
+            assert [r["result"]["structuredContent"]["sum"] for r in replies] == [n + 1 for n in range(30)]
+            after = {text_of(await call_tool(http, router.mcp_url, "svc__whoami", {})) for _ in range(20)}
+            assert after == pids - {str(victim.pid)}
+        detail = readyz(router)["backends"]
+        assert detail["svc/i1"]["state"] != "ready"
+        assert detail["svc/i0"]["state"] == detail["svc/i2"]["state"] == "ready"
+
+
+async def test_a_hanging_instance_trips_its_breaker_and_safe_tools_retry_elsewhere(tmp_path: Path) -> None:
+    env = {"TOOLMESH_BREAKER_FAILURES": "2", "TOOLMESH_BREAKER_RESET": "60"}
+    with instances(tmp_path, 2) as running:
+        urls = [url for url, _ in running]
+        servers = {
+            "plain": entry(urls, tools={"echo": {"timeout": 1}}),
+            "safe": entry(urls, tools={"echo": {"timeout": 1, "retry": "safe"}}),
+        }
+        with run_router(tmp_path, servers, env=env) as router:
+            hung = running[1][1]
+            os.kill(hung.pid, signal.SIGSTOP)
+            try:
+                async with aiohttp.ClientSession() as http:
+                    # Declared safe: a timeout on the hung instance is retried on the other one.
+                    for n in range(6):
+                        reply = await call_tool(http, router.mcp_url, "safe__echo", {"text": str(n)})
+                        assert text_of(reply) == f"svc:{n}"
+                    # Not declared safe: timeouts reach the client until the breaker opens.
+                    errors = []
+                    for n in range(14):
+                        reply = await call_tool(http, router.mcp_url, "plain__echo", {"text": str(n)})
+                        if "error" in reply:
+                            errors.append(reply["error"])
+                    assert len(errors) == 2, errors
+                    assert all(e["message"] == "server 'plain' did not answer within 1 s" for e in errors)
+                    started = time.monotonic()
+                    for _ in range(10):
+                        assert text_of(await call_tool(http, router.mcp_url, "plain__echo", {"text": "x"}))
+                    assert time.monotonic() - started < 5, "calls should no longer wait on the hung instance"
+            finally:
+                os.kill(hung.pid, signal.SIGCONT)
+            assert 'toolmesh_breaker_state{instance="i1",server="plain"} 2.0' in metrics(router)
+            breaker = readyz(router)["backends"]["plain/i1"]
+            assert breaker["breaker"] == "open" and breaker["retry_in"] > 30
+
+
+async def test_an_open_breaker_fails_fast_and_half_open_lets_exactly_one_call_through(tmp_path: Path) -> None:
+    env = {"TOOLMESH_BREAKER_FAILURES": "2", "TOOLMESH_BREAKER_RESET": "2"}
+    with instances(tmp_path, 1) as running:
+        servers = {"svc": {"url": running[0][0], "tools": {"slow": {"timeout": 0.5}}}}
+        with run_router(tmp_path, servers, env=env) as router:
+            async with aiohttp.ClientSession() as http:
+                for _ in range(2):
+                    reply = await call_tool(http, router.mcp_url, "svc__slow", {"seconds": 3})
+                    assert reply["error"]["code"] == -32002
+                started = time.monotonic()
+                reply = await call_tool(http, router.mcp_url, "svc__echo", {"text": "x"})
+                assert time.monotonic() - started < 0.5
+                error = reply["error"]
+                assert error["code"] == -32001
+                assert error["message"].startswith("server 'svc' is unavailable: circuit open")
+                assert "next trial in" in error["message"]
+                assert 0 < error["data"]["retryAfter"] <= 2
+                await anyio.sleep(error["data"]["retryAfter"] + 0.3)
+
+                replies: list[dict[str, Any]] = []
+
+                async def one() -> None:
+                    replies.append(await call_tool(http, router.mcp_url, "svc__slow", {"seconds": 0.3}))
+
+                async with anyio.create_task_group() as tg:
+                    for _ in range(5):
+                        tg.start_soon(one)
+                passed = [r for r in replies if "result" in r]
+                refused = [r for r in replies if "error" in r]
+                assert len(passed) == 1 and text_of(passed[0]) == "done"
+                assert len(refused) == 4
+                assert all("circuit open" in r["error"]["message"] for r in refused)
+                # The trial succeeded: the breaker is closed again.
+                for _ in range(3):
+                    assert (
+                        text_of(await call_tool(http, router.mcp_url, "svc__echo", {"text": "y"})) == "svc:y"
+                    )
+            assert 'toolmesh_breaker_state{instance="svc",server="svc"} 0.0' in metrics(router)
+
+
+async def test_a_non_idempotent_call_that_was_sent_is_never_retried(tmp_path: Path) -> None:
+    with (
+        instances(tmp_path, 2) as running,
+        run_router(tmp_path, {"svc": entry([u for u, _ in running])}) as router,
+    ):
+        async with aiohttp.ClientSession() as http:
+            reply = await call_tool(http, router.mcp_url, "svc__crash", {})
+        assert reply["error"]["code"] == -32001
+        assert "server 'svc'" in reply["error"]["message"]
+        await anyio.sleep(0.5)
+        alive = [process.is_running() for _, process in running]
+        assert sorted(alive) == [False, True], "the crash must have reached exactly one instance"

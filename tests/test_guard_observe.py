@@ -168,7 +168,9 @@ async def test_admin_needs_admin_credentials_and_status_prints_it(observed: Obse
     shown = await anyio.run_process([*argv, "--token", observed.keys["root"]], check=False)
     assert shown.returncode == 0, shown.stderr
     printed = shown.stdout.decode()
-    assert "health:    ready" in printed and "beta" in printed and "ready" in printed
+    assert "health:    ready" in printed and "BREAKER" in printed
+    beta = next(line for line in printed.splitlines() if line.startswith("beta "))
+    assert beta.split()[2:4] == ["ready", "closed"]
     refused = await anyio.run_process(argv, check=False)
     assert refused.returncode == 1 and b"401" in refused.stderr and b"--token" in refused.stderr
 

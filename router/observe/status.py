@@ -55,10 +55,11 @@ def render(document: dict[str, Any]) -> str:
         lines.append(
             f"conflict:  {conflict['kind']} {conflict['name']} offered by {', '.join(conflict['servers'])}"
         )
-    lines += ["", f"{'SERVER':<20}{'INSTANCE':<20}{'STATE':<14}ADDRESS"]
+    lines += ["", f"{'SERVER':<20}{'INSTANCE':<20}{'STATE':<14}{'BREAKER':<11}ADDRESS"]
     for instance in document.get("instances", []):
         lines.append(
-            f"{instance['server']:<20}{instance['instance']:<20}{instance['state']:<14}{instance['address']}"
+            f"{instance['server']:<20}{instance['instance']:<20}{instance['state']:<14}"
+            f"{instance.get('breaker') or '-':<11}{instance['address']}"
             + (f"  ({instance['error']})" if instance.get("error") else "")
         )
     known = {"catalog", "instances", "health", "sessions", "policy"}

@@ -37,14 +37,19 @@ from router.guard.ratelimit import MemoryRateStore, RateLimiter, RateStore
 from router.observe.audit import AuditLog, FileSink, NatsSink, Publisher, Sink, StreamSink
 from router.observe.calls import CallObserver
 from router.observe.metrics import Metrics
+from router.relay.asking import Asker
 from router.relay.cursors import CursorCodec
 from router.relay.dispatch import Dispatcher
+from router.relay.parking import Parking, StateCodec
+from router.server.events import EventStore
 from router.server.http import McpEndpoint
 from router.server.security import OriginPolicy
 from router.settings import RouterSettings
 from router.state.bus import ClientBus, LocalBus
+from router.state.listeners import ListenStreams
 from router.state.sessions import MemorySessionStore, SessionIds, SessionStore
 from router.upstream.backend import Backend
+from router.upstream.base import Message
 from router.upstream.breaker import STATE_VALUE, BreakerBoard, BreakerState
 from router.upstream.caller import CallSettings
 from router.upstream.pool import BackendPool
@@ -104,14 +109,19 @@ class Router:
             if settings.cluster_key
             else secrets.token_bytes(32)
         )
+        self.nats, self.sessions, self.bus = self._shared_state(key)
+        self.listen_streams = ListenStreams()
+        self.parking = Parking(StateCodec(key), settings.request_timeout)
         self.dispatcher = Dispatcher(
             self.pool,
             CursorCodec(key),
             settings.page_size,
             settings.list_ttl_ms,
             forward_identity=settings.forward_identity,
+            asker=Asker(self.bus, settings.request_timeout),
+            parking=self.parking,
+            on_subscriptions=self._sync_subscriptions,
         )
-        self.nats, self.sessions, bus = self._shared_state(key)
         self.audit = AuditLog(
             _audit_sinks(settings, publisher or self.nats),
             arguments=settings.audit_arguments,
@@ -129,17 +139,22 @@ class Router:
             self.metrics,
             max_body_bytes=settings.max_body_bytes,
             max_sessions=settings.max_sessions,
-            bus=bus,
+            bus=self.bus,
             auth=self.auth,
             guard=self.guard,
             observer=CallObserver(self.metrics, self.audit, lambda: self.pool.index),
             trace=settings.trace_propagation,
+            listen_streams=self.listen_streams,
+            events=EventStore(settings.event_store_streams, settings.event_store_events),
+            retry_ms=settings.sse_retry_ms,
+            resumable_streams=settings.resumable_streams,
         )
         if sources is None:
             sources = (
                 [StaticFileSource(settings.config, settings.catalog_poll_interval)] if settings.config else []
             )
         self.sources = sources
+        self._tg: TaskGroup | None = None
         self.metrics_app = make_asgi_app(registry=self.metrics.registry)
 
     def _shared_state(self, key: bytes) -> tuple[NatsLink | None, SessionStore, ClientBus]:
@@ -147,6 +162,7 @@ class Router:
         ids = SessionIds(key)
         if not self.settings.nats:
             store = MemorySessionStore(ids)
+            store.on_delete = lambda record: self._session_ended(record.id)
             return None, store, LocalBus(store)
         from prometheus_client import Gauge
 
@@ -163,6 +179,11 @@ class Router:
         nats_bus = NatsBus(shared, link)
         shared.on_ended.append(nats_bus.session_ended)
         link.listeners.append(nats_bus.start)
+
+        async def ended(session_id: str) -> None:
+            self._session_ended(session_id)
+
+        shared.on_ended.append(ended)
         connected = Gauge(
             "toolmesh_nats_connected",
             "1 while this replica is connected to NATS; 0 means degraded (local state only).",
@@ -187,6 +208,7 @@ class Router:
             reconnect_max=s.reconnect_max,
             protocol=s.upstream_protocol,
             on_change=on_change,
+            on_notification=self._on_backend_notification,
         )
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -195,6 +217,7 @@ class Router:
     async def running(self) -> AsyncIterator[None]:
         """Run the background work for as long as the context is open."""
         async with anyio.create_task_group() as tg:
+            self._tg = tg
             if self.nats is not None:
                 await tg.start(self.nats.run)
                 tg.start_soon(self.sessions.run)  # type: ignore[attr-defined]
@@ -202,6 +225,7 @@ class Router:
                 tg.start_soon(self._rate_runner)
             tg.start_soon(self.pool.run_rebuilder)
             tg.start_soon(self._sweep_sessions)
+            tg.start_soon(self.parking.run)
             for source in self.sources:
                 tg.start_soon(self._follow, source, tg)
             if not self.sources:
@@ -268,17 +292,53 @@ class Router:
             if isinstance(self.rate_store, MemoryRateStore):
                 self.rate_store.forget_idle()
 
+    async def _on_backend_notification(self, backend: Backend, message: Message) -> None:
+        """A backend's own notification: resource updates go to the clients subscribed to them."""
+        if message.get("method") != "notifications/resources/updated":
+            return
+        params = message.get("params") or {}
+        uri = params.get("uri")
+        if isinstance(uri, str):
+            exposed = self.pool.naming.expose_uri(backend.server, uri)
+            update = {
+                "jsonrpc": "2.0",
+                "method": "notifications/resources/updated",
+                "params": {"uri": exposed},
+            }
+            self.endpoint.broadcast(update)
+
+    def _session_ended(self, session_id: str) -> None:
+        """Release what a legacy session held: its subscriptions and its own upstream sessions."""
+        self._sync_subscriptions()
+        if self._tg is not None:
+            self._tg.start_soon(self.dispatcher.forget_client, session_id)
+
+    def _sync_subscriptions(self) -> None:
+        """Make every backend hold the upstream subscriptions its clients' subscriptions need."""
+        wanted: dict[str, set[str]] = {}
+        interests = self.listen_streams.interests()
+        for session in self.sessions.all():
+            interests.update(session.record.subscriptions)
+        for uri in interests:
+            target = self.pool.index.resolve_uri(uri)
+            if target is not None:
+                wanted.setdefault(target.server, set()).add(target.name)
+        for (server, _), backend in self.pool.backends.items():
+            backend.set_subscriptions(frozenset(wanted.get(server, ())))
+
     async def _on_index_change(self, old: Index, new: Index) -> None:
         """Tell clients what changed, once per kind, and refresh the catalog gauges."""
         sent: set[str] = set()
         for kind in LIST_KINDS:
             self.metrics.catalog_items.labels(kind).set(len(new.items(kind)))
             notification = LIST_CHANGED[kind]
-            if notification not in sent and old.items(kind) != new.items(kind):
+            announced = notification in self.pool.announced  # a backend said so: pass it on
+            if notification not in sent and (announced or old.items(kind) != new.items(kind)):
                 sent.add(notification)
                 self.endpoint.broadcast({"jsonrpc": "2.0", "method": notification})
         self.metrics.catalog_conflicts.set(len(new.conflicts))
         self.metrics.catalog_servers.set(len(new.servers))
+        self._sync_subscriptions()  # a backend that (re)connected needs its subscriptions again
         for (server, instance), backend in self.pool.backends.items():
             self.metrics.backend_up.labels(server, instance).set(1 if backend.state == "ready" else 0)
             guard = self.pool.instances[(server, instance)]

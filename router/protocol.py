@@ -34,6 +34,7 @@ PROTOCOL_VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
 CLIENT_CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
 CLIENT_INFO_KEY = "io.modelcontextprotocol/clientInfo"
 NAME_BEARING = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+PARAM_HEADER_PREFIX = "mcp-param-"
 ROUTING_HEADERS = ("mcp-protocol-version", "mcp-method", "mcp-name")
 # HTTP status for an error code, as the 2026-07-28 transport defines it.
 HTTP_STATUS = {-32700: 400, -32600: 400, -32602: 400, -32020: 400, -32021: 400, -32022: 400, -32601: 404}
@@ -89,16 +90,27 @@ def _check_headers(
             if key in seen:
                 raise RPCError(HEADER_MISMATCH, f"{key.decode()} header appears more than once")
             seen.add(key)
-    if headers.get("mcp-protocol-version") != version:
+    if _header(headers, "mcp-protocol-version") != version:
         raise RPCError(HEADER_MISMATCH, "MCP-Protocol-Version header does not match params._meta")
     method = message.get("method")
-    if headers.get("mcp-method") != method:
+    if _header(headers, "mcp-method") != method:
         raise RPCError(HEADER_MISMATCH, "Mcp-Method header does not match the body's method")
     name_key = NAME_BEARING.get(method) if isinstance(method, str) else None
     if name_key is not None:
         value = message["params"].get(name_key)
-        if value is not None and decode_header_value(headers.get("mcp-name")) != value:
+        if value is not None and decode_header_value(_header(headers, "mcp-name")) != value:
             raise RPCError(HEADER_MISMATCH, f"Mcp-Name header does not match the body's {name_key!r}")
+
+
+def _header(headers: Mapping[str, str], key: str) -> str | None:
+    """A header's value without the optional whitespace HTTP allows around it (RFC 9110 5.5)."""
+    value = headers.get(key)
+    return value.strip(" \t") if value is not None else None
+
+
+def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The `Mcp-Param-*` headers of a 2026-07-28 request, which intermediaries must pass on as-is."""
+    return {key: value.strip(" \t") for key, value in headers.items() if key.startswith(PARAM_HEADER_PREFIX)}
 
 
 def encode_header_value(value: str) -> str:

@@ -55,6 +55,18 @@ class RouterSettings(BaseSettings):
     session_idle_timeout: float = Field(1800.0, gt=0, description="Seconds before an idle session is ended.")
     max_sessions: int = Field(10_000, ge=1, description="Most legacy sessions held at once.")
     list_ttl_ms: int = Field(10_000, ge=0, description="`ttlMs` on 2026-07-28 list and discover results.")
+    resumable_streams: bool = Field(
+        True,
+        description="Answer 2025-11-25 sessions with resumable SSE streams (priming event, event ids); "
+        "off: plain JSON unless a related message comes first, and no polling closes.",
+    )
+    sse_retry_ms: int = Field(
+        1000, ge=0, description="`retry` sent to 2025-11-25 clients when their stream is closed for polling."
+    )
+    event_store_streams: int = Field(
+        1000, ge=1, description="Polled SSE streams kept for `Last-Event-ID` resumption (oldest dropped)."
+    )
+    event_store_events: int = Field(1000, ge=1, description="Events kept per polled SSE stream.")
 
     # Backends
     request_timeout: float = Field(60.0, gt=0, description="Default seconds a backend has to answer.")

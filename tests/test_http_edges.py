@@ -100,7 +100,15 @@ async def test_session_lifecycle_initialize_use_delete(
     status, _ = await post(http, router, {"jsonrpc": "2.0", "method": "notifications/initialized"}, headers)
     assert status == 202
     status, body = await post(http, router, {"jsonrpc": "2.0", "id": 3, "method": "ping"}, headers)
-    assert status == 200 and body == {"jsonrpc": "2.0", "id": 3, "result": {}}
+    # 2025-11-25 sessions get resumable streams: a priming event (id, retry, no data) first
+    assert status == 200 and isinstance(body, str), body
+    priming, reply = body.split("\n\n")[:2]
+    assert priming.startswith("id: ") and "\nretry: 1000\ndata: " in priming
+    assert reply.startswith("id: ") and json.loads(reply.split("data: ", 1)[1]) == {
+        "jsonrpc": "2.0",
+        "id": 3,
+        "result": {},
+    }
     status, body = await post(
         http,
         router,
@@ -132,11 +140,12 @@ async def test_dns_rebinding_is_refused(http: aiohttp.ClientSession, router: Rou
     assert status == 421
     status, _ = await post(http, router, ping, {"Origin": "https://evil.example"})
     assert status == 403
+    listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": ENVELOPE}}
     status, _ = await post(
         http,
         router,
-        {**ping, "params": {"_meta": ENVELOPE}},
-        {"Origin": "http://localhost:3000", "mcp-protocol-version": MODERN, "mcp-method": "ping"},
+        listing,
+        {"Origin": "http://localhost:3000", "mcp-protocol-version": MODERN, "mcp-method": "tools/list"},
     )
     assert status == 200
 

@@ -183,7 +183,14 @@ class Index:
             caps["prompts"] = {"listChanged": True}
         if "resources" in caps:
             caps["resources"] = {"listChanged": True}
+            if any(_subscribable(defs.capabilities) for defs in self.servers.values()):
+                caps["resources"]["subscribe"] = True
         return caps
+
+
+def _subscribable(capabilities: Mapping[str, Any]) -> bool:
+    resources = capabilities.get("resources")
+    return isinstance(resources, dict) and bool(resources.get("subscribe"))
 
 
 _EXPRESSION = re.compile(r"\{[^}]*\}")

@@ -14,7 +14,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+import anyio
 import orjson
+from anyio.abc import TaskGroup
 
 from router import __version__
 from router.catalog.index import Index, ListKind, Target
@@ -23,13 +25,22 @@ from router.guard.identity import ANONYMOUS, Agent
 from router.guard.policy import OPEN, Kind, View
 from router.guard.ratelimit import agent_of
 from router.observe.tracing import Trace
-from router.protocol import MODERN_VERSION, SERVER_INFO_KEY
+from router.protocol import (
+    CLIENT_CAPABILITIES_KEY,
+    LOG_LEVEL_KEY,
+    MODERN_VERSION,
+    SERVER_INFO_KEY,
+)
 from router.relay import rewrite
+from router.relay.asking import Asker, capability_problem, refusal
 from router.relay.cursors import CursorCodec
+from router.relay.parking import ParkedCall, Parking, StateCodec
 from router.upstream.backend import Backend
 from router.upstream.balancer import Instance
 from router.upstream.base import Message, MessageHandler
 from router.upstream.pool import BackendPool
+from router.upstream.session import UpstreamSession
+from router.upstream.variants import VariantSpec
 
 Era = Literal["legacy", "modern"]
 Result = dict[str, Any] | bytes
@@ -40,6 +51,18 @@ MODERN_ONLY_FIELDS = frozenset({"resultType", "ttlMs", "cacheScope"})
 # Methods whose `uri` names a resource the agent must be allowed to read (subscriptions).
 URI_GUARDED = frozenset({"resources/subscribe", "resources/unsubscribe"})
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+# Methods one era has and the other does not (2026-07-28 removed ping, logging/setLevel and the
+# resource subscriptions; it added discovery and listen streams).
+# Notifications a backend may send on a call's stream that concern every interested client.
+FANOUT = frozenset({
+    "notifications/tools/list_changed", "notifications/prompts/list_changed",
+    "notifications/resources/list_changed", "notifications/resources/updated",
+})  # fmt: skip
+# Client capabilities that make a legacy client get upstream sessions of its own on legacy HTTP
+# backends: those backends may tailor what they offer to them and ask the client outside calls.
+OWN_SESSION_CAPABILITIES = frozenset({"sampling", "elicitation", "roots"})
+LEGACY_ONLY = frozenset({"ping", "logging/setLevel", "resources/subscribe", "resources/unsubscribe"})
+MODERN_ONLY = frozenset({"server/discover", "subscriptions/listen"})
 
 
 @dataclass(slots=True)
@@ -64,6 +87,13 @@ class CallContext:
         """The caller is trying `instance` (the last one tried is what the audit records)."""
         self.instance = instance.instance_id
 
+    # A 2026-07-28 request's `Mcp-Param-*` headers, passed on to 2026-07-28 backends as-is.
+    forward_headers: dict[str, str] | None = None
+    # A legacy session's resource subscriptions (exposed URIs), edited by resources/subscribe.
+    subscriptions: list[str] | None = None
+    # A legacy session's own upstream sessions by backend ("server/instance" -> binding).
+    upstream: dict[str, dict[str, Any]] | None = None
+
 
 Handler = Callable[[CallContext, dict[str, Any]], Awaitable[Result]]
 
@@ -81,6 +111,8 @@ CAPABILITY_OF: dict[str, str] = {
     "resources/read": "resources",
     "completion/complete": "completions",
     "logging/setLevel": "logging",
+    "resources/subscribe": "resources",
+    "resources/unsubscribe": "resources",
 }
 
 
@@ -99,6 +131,9 @@ class Dispatcher:
         list_ttl_ms: int,
         *,
         forward_identity: bool = False,
+        asker: Asker | None = None,
+        parking: Parking | None = None,
+        on_subscriptions: Callable[[], None] | None = None,
     ) -> None:
         self.pool = pool
         self.forward_identity = forward_identity
@@ -106,6 +141,9 @@ class Dispatcher:
         self.cursors = cursors
         self.page_size = page_size
         self.list_ttl_ms = list_ttl_ms
+        self.asker = asker
+        self.parking = parking
+        self.on_subscriptions = on_subscriptions
         self._progress_ids = itertools.count(1)
         self._handlers: dict[str, Handler] = {
             "ping": self._ping,
@@ -115,6 +153,8 @@ class Dispatcher:
             "completion/complete": self._complete,
             "logging/setLevel": self._set_level,
             "server/discover": self._discover,
+            "resources/subscribe": self._subscribe,
+            "resources/unsubscribe": self._unsubscribe,
         }
         for method, kind in LISTS.items():
             self._handlers[method] = self._lister(kind)
@@ -125,7 +165,11 @@ class Dispatcher:
 
     async def dispatch(self, ctx: CallContext, method: str, params: dict[str, Any]) -> Result:
         handler = self._handlers.get(method)
-        if handler is None or (method == "server/discover" and ctx.era != "modern"):
+        if (
+            handler is None
+            or (method in MODERN_ONLY and ctx.era != "modern")
+            or (method in LEGACY_ONLY and ctx.era == "modern")
+        ):
             raise RPCError(METHOD_NOT_FOUND, f"Method not found: {method}")
         capability = CAPABILITY_OF.get(method)
         if capability is not None and capability not in self.capabilities():
@@ -133,6 +177,12 @@ class Dispatcher:
         if not ctx.view.open:
             self._guard_subscriptions(ctx, method, params)
         return await handler(ctx, params)
+
+    def check_listen(self, ctx: CallContext, params: dict[str, Any]) -> None:
+        """What dispatch checks for a subscriptions/listen stream, which the server serves itself:
+        for a guarded agent, that every URI it names is one the agent may see."""
+        if not ctx.view.open:
+            self._guard_subscriptions(ctx, "subscriptions/listen", params)
 
     def _guard_subscriptions(self, ctx: CallContext, method: str, params: dict[str, Any]) -> None:
         """Subscriptions in both eras: a hidden URI fails like one that does not exist."""
@@ -244,6 +294,34 @@ class Dispatcher:
         ctx.log_level = level
         return {}
 
+    async def _subscribe(self, ctx: CallContext, params: dict[str, Any]) -> Result:
+        uri = params.get("uri")
+        target = self._resource_target(ctx, uri)
+        if not self._can_subscribe(target.server):
+            raise RPCError(
+                METHOD_NOT_FOUND, f"server '{target.server}' does not offer resource subscriptions"
+            )
+        if ctx.subscriptions is not None and uri not in ctx.subscriptions:
+            ctx.subscriptions.append(uri)  # type: ignore[arg-type]
+            if self.on_subscriptions is not None:
+                self.on_subscriptions()
+        return {}
+
+    async def _unsubscribe(self, ctx: CallContext, params: dict[str, Any]) -> Result:
+        uri = params.get("uri")
+        if not isinstance(uri, str):
+            raise RPCError(INVALID_PARAMS, "`uri` must be a string")
+        if ctx.subscriptions is not None and uri in ctx.subscriptions:
+            ctx.subscriptions.remove(uri)
+            if self.on_subscriptions is not None:
+                self.on_subscriptions()
+        return {}
+
+    def _can_subscribe(self, server: str) -> bool:
+        defs = self.index.servers.get(server)
+        resources = defs.capabilities.get("resources") if defs is not None else None
+        return isinstance(resources, dict) and bool(resources.get("subscribe"))
+
     # -- plumbing -----------------------------------------------------------------------------
 
     def _named(self, ctx: CallContext, kind: Kind, name: Any) -> Target:
@@ -268,23 +346,109 @@ class Dispatcher:
         self, ctx: CallContext, target: Target, method: str, params: dict[str, Any]
     ) -> dict[str, Any]:
         ctx.server = target.server
-        relay = _Relay(ctx, params) if ctx.emit is not None else None
-        if relay is not None:
-            params = relay.upstream_params(next(self._progress_ids))
-        reply = await self.pool.caller.call(
-            target.server,
-            method,
-            params,
-            tool=target.name if method == "tools/call" else None,
-            handler_for=relay.handler_for if relay is not None else None,
-            affinity=ctx.affinity,
-            headers=self._upstream_headers(ctx),
-            on_attempt=ctx.attempting,
-        )
+        if ctx.era == "legacy":
+            params = _with_legacy_envelope(ctx, params)
+        parking = self.parking
+        if parking is not None and StateCodec.is_ours(params.get("requestState")):
+            reply = await self._resume(ctx, parking, target, params)
+            return self._result(ctx, target, reply)
+        relay = _Relay(ctx, params, next(self._progress_ids), self.asker)
+        tool = target.name if method == "tools/call" else None
+        if ctx.era == "modern" and parking is not None and self.pool.pick(target.server).era == "legacy":
+            reply = await self._call_parked(ctx, parking, target.server, relay, method, tool)
+            return self._result(ctx, target, reply)
+        reply = await self._call(ctx, target.server, relay, method, relay.upstream_params, tool)
+        result = self._result(ctx, target, reply)
+        if ctx.era == "legacy" and result.get("resultType") == "input_required" and self.asker is not None:
+
+            async def again(answers: dict[str, Any], state: Any) -> dict[str, Any]:
+                retry = {**relay.upstream_params, "inputResponses": answers}
+                if state is not None:
+                    retry["requestState"] = state
+                return self._result(
+                    ctx, target, await self._call(ctx, target.server, relay, method, retry, tool)
+                )
+
+            result = await self.asker.complete_input_required(ctx, result, again)
+        if ctx.era == "legacy" and "resultType" in result:
+            return {key: value for key, value in result.items() if key not in MODERN_ONLY_FIELDS}
+        return result
+
+    async def _call(
+        self,
+        ctx: CallContext,
+        server: str,
+        relay: _Relay,
+        method: str,
+        params: dict[str, Any],
+        tool: str | None,
+    ) -> Message:
+        """One upstream call through the caller (balancing, breakers, retries); questions the
+        backend asks meanwhile are answered in `relay.tasks`."""
+        own = ctx.era == "legacy" and not OWN_SESSION_CAPABILITIES.isdisjoint(ctx.client_capabilities)
+
+        async def prepare(instance: Instance) -> dict[str, Any]:
+            """Per attempt: this client's own session on that instance, its Mcp-Param-* headers."""
+            relay.via = await self._own_session(ctx, instance.backend) if own else None
+            extra: dict[str, Any] = {"via": relay.via} if relay.via is not None else {}
+            if ctx.forward_headers:
+                extra["param_headers"] = ctx.forward_headers
+            return extra
+
+        failure: RPCError | None = None
+        reply: Message = {}
+        async with anyio.create_task_group() as tg:
+            relay.tasks = tg
+            try:
+                reply = await self.pool.caller.call(
+                    server,
+                    method,
+                    params,
+                    tool=tool,
+                    handler_for=relay.handler_for,
+                    affinity=ctx.affinity,
+                    headers=self._upstream_headers(ctx),
+                    on_attempt=ctx.attempting,
+                    prepare=prepare if own or ctx.forward_headers else None,
+                )
+            except RPCError as exc:  # raised as itself, not wrapped in the task group's ExceptionGroup
+                failure = exc
+            finally:
+                relay.tasks = None
+                tg.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        return reply
+
+    async def _own_session(self, ctx: CallContext, backend: Backend) -> UpstreamSession | None:
+        """This client's own session on `backend`, where the backend gets one per client."""
+        session_id, asker = ctx.session_id, self.asker
+        if session_id is None or asker is None:
+            return None
+        capabilities = ctx.client_capabilities
+        holder: list[UpstreamSession] = []
+
+        async def stray(message: Message) -> None:
+            method = message.get("method")
+            if "id" in message and isinstance(method, str):
+                reply = await asker.ask_outside(session_id, capabilities, method, message.get("params"))
+                await backend.respond(message["id"], reply, holder[0] if holder else None)
+            elif method == "notifications/message":
+                await asker.bus.deliver(session_id, message)
+            # list_changed and resource updates reach everyone through the shared session
+
+        session = await backend.session_for(VariantSpec(session_id, capabilities, stray))
+        if session is not None:
+            holder.append(session)
+            if ctx.upstream is not None and session.session_id is not None:
+                ctx.upstream[f"{backend.server}/{backend.record.instance_id}"] = {
+                    "session_id": session.session_id
+                }
+        return session
+
+    def _result(self, ctx: CallContext, target: Target, reply: Message) -> dict[str, Any]:
         result = reply.get("result")
         if isinstance(result, dict):
-            if ctx.era == "legacy" and "resultType" in result:
-                return {key: value for key, value in result.items() if key not in MODERN_ONLY_FIELDS}
             return result
         error = reply.get("error")
         if isinstance(error, dict) and isinstance(error.get("code"), int):
@@ -307,6 +471,108 @@ class Dispatcher:
             headers["x-toolmesh-groups"] = ",".join(sorted(ctx.agent.groups))
         return headers
 
+    # -- era bridge: a 2026-07-28 client in front of a legacy backend -------------------------
+
+    async def _call_parked(
+        self, ctx: CallContext, parking: Parking, server: str, relay: _Relay, method: str, tool: str | None
+    ) -> Message:
+        headers = self._upstream_headers(ctx)
+
+        async def call(handler: MessageHandler) -> Message:
+            def handler_for(instance: Instance) -> MessageHandler:
+                relay.backend = instance.backend
+                return handler
+
+            return await self.pool.caller.call(
+                server,
+                method,
+                relay.upstream_params,
+                tool=tool,
+                handler_for=handler_for,
+                affinity=ctx.affinity,
+                headers=headers,
+                on_attempt=ctx.attempting,
+            )
+
+        async def respond(request_id: Any, reply: Message) -> None:
+            if relay.backend is not None:
+                await relay.backend.respond(request_id, reply)
+
+        async def on_message(parked: ParkedCall, message: Message) -> None:
+            if "id" in message and "method" in message:
+                await parked.events.send(message)
+            else:
+                await parked.relay.notify(message)
+
+        parked, event = await parking.start(server, call, respond, relay, on_message)
+        return await self._drive(ctx, parking, parked, event)
+
+    async def _next(self, parking: Parking, parked: ParkedCall) -> Message:
+        """The parked call's next event; if the client goes away meanwhile, the call goes too."""
+        try:
+            return await parking.next_event(parked)
+        except anyio.get_cancelled_exc_class():
+            parking.drop(parked)
+            raise
+
+    async def _resume(
+        self, ctx: CallContext, parking: Parking, target: Target, params: dict[str, Any]
+    ) -> Message:
+        parked = parking.find(params["requestState"])
+        if parked.server != target.server:
+            raise RPCError(INVALID_PARAMS, "requestState belongs to a call to another server")
+        async with parked.lock:
+            parked.relay.rebind(ctx, params)
+            responses = params.get("inputResponses")
+            responses = responses if isinstance(responses, dict) else {}
+            missing = {key: q for key, q in parked.pending.items() if key not in responses}
+            if missing:
+                return {"result": self._input_required(parking, parked, missing)}
+            for key, question in parked.pending.items():
+                await parked.respond(question["id"], {"result": responses[key]})
+            parked.pending.clear()
+            return await self._drive(ctx, parking, parked, await self._next(parking, parked))
+
+    async def _drive(self, ctx: CallContext, parking: Parking, parked: ParkedCall, event: Message) -> Message:
+        """Turn the parked call's questions into an input-required result, or return its reply."""
+        while True:
+            if "_done" in event:
+                parking.finished(parked)
+                reply: Message = event["_done"]
+                return reply
+            problem = capability_problem(ctx, event["method"])
+            if event["method"] == "ping":
+                await parked.respond(event["id"], {"result": {}})
+            elif problem is not None:
+                await parked.respond(event["id"], refusal(event["method"], problem))
+            else:
+                parked.pending[f"q{len(parked.pending) + 1}-{event['id']}"] = event
+                # Questions asked together go out together.
+                try:
+                    event = parked.inbox.receive_nowait()
+                    continue
+                except anyio.WouldBlock:
+                    return {"result": self._input_required(parking, parked, parked.pending)}
+            event = await self._next(parking, parked)
+
+    @staticmethod
+    def _input_required(
+        parking: Parking, parked: ParkedCall, questions: dict[str, Message]
+    ) -> dict[str, Any]:
+        return {
+            "resultType": "input_required",
+            "inputRequests": {
+                key: {"method": q["method"], **({"params": q["params"]} if "params" in q else {})}
+                for key, q in questions.items()
+            },
+            "requestState": parking.state_for(parked),
+        }
+
+    async def forget_client(self, session_id: str) -> None:
+        """A legacy session ended: close the upstream sessions opened for it."""
+        for backend in list(self.pool.backends.values()):
+            await backend.drop_session_for(session_id)
+
     def _unknown(self, kind: str, name: Any, table: dict[str, Target]) -> RPCError:
         if not isinstance(name, str):
             return RPCError(INVALID_PARAMS, f"`name` of the {kind} must be a string")
@@ -317,37 +583,71 @@ class Dispatcher:
         )
 
 
+def _with_legacy_envelope(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    """A legacy client's capabilities and log level, in the `_meta` envelope a 2026-07-28 backend
+    reads (a legacy backend's session strips it again), so the backend sees this client."""
+    meta = params.get("_meta")
+    envelope = {CLIENT_CAPABILITIES_KEY: ctx.client_capabilities, LOG_LEVEL_KEY: ctx.log_level or "debug"}
+    return {**params, "_meta": {**envelope, **meta} if isinstance(meta, dict) else envelope}
+
+
 class _Relay:
-    """Carries a call's related messages (progress, logs) back to the client's stream.
+    """Carries a call's related messages back to the client's stream, and the backend's questions
+    to the client.
 
     The client's progress token is replaced upstream by one unique to the router, because one
     upstream session serves many clients and two of them may pick the same token.
     """
 
-    __slots__ = ("backend", "ctx", "params", "token")
+    __slots__ = ("asker", "backend", "ctx", "params", "tasks", "token", "upstream_params", "via")
 
-    def __init__(self, ctx: CallContext, params: dict[str, Any]) -> None:
-        self.ctx, self.params = ctx, params
-        self.backend: Backend | None = None
+    def __init__(self, ctx: CallContext, params: dict[str, Any], unique: int, asker: Asker | None) -> None:
+        self.ctx, self.params, self.asker = ctx, params, asker
+        self.backend: Backend | None = None  # the instance of the current attempt
+        self.tasks: TaskGroup | None = None
+        self.via: UpstreamSession | None = None  # the client's own upstream session, if any
         meta = params.get("_meta")
         self.token = meta.get("progressToken") if isinstance(meta, dict) else None
+        self.upstream_params = params
+        if self.token is not None:
+            self.upstream_params = {**params, "_meta": {**params["_meta"], "progressToken": f"tm-{unique}"}}
 
     def handler_for(self, instance: Instance) -> MessageHandler:
         """The message handler for one attempt: requests are answered by the instance that asked."""
         self.backend = instance.backend
         return self.on_message
 
-    def upstream_params(self, unique: int) -> dict[str, Any]:
-        if self.token is None:
-            return self.params
-        return {**self.params, "_meta": {**self.params["_meta"], "progressToken": f"tm-{unique}"}}
+    def rebind(self, ctx: CallContext, params: dict[str, Any]) -> None:
+        """A parked call's next round: related messages go to the retry's stream and token."""
+        self.ctx = ctx
+        meta = params.get("_meta")
+        token = meta.get("progressToken") if isinstance(meta, dict) else None
+        if token is not None:
+            self.token = token
 
     async def on_message(self, message: Message) -> None:
-        assert self.ctx.emit is not None
+        backend = self.backend
+        assert backend is not None, "handler_for sets the attempt's backend before any message"
+        if "id" in message and "method" in message:
+            if self.tasks is None or self.asker is None:
+                await backend.answer_request(message)
+            else:  # the client may take minutes; never block the channel's reader meanwhile
+                self.tasks.start_soon(self._ask, backend, self.via, message)
+            return
+        await self.notify(message)
+
+    async def _ask(self, backend: Backend, via: UpstreamSession | None, message: Message) -> None:
+        assert self.asker is not None
+        reply = await self.asker.ask(self.ctx, message["method"], message.get("params"))
+        await backend.respond(message["id"], reply, via)
+
+    async def notify(self, message: Message) -> None:
         method = message.get("method")
-        if "id" in message:
-            assert self.backend is not None
-            await self.backend.answer_request(message)
+        if method in FANOUT:  # news for every interested client, even if it came in this call
+            if self.backend is not None:
+                await self.backend.on_unsolicited(message)
+            return
+        if self.ctx.emit is None:
             return
         if method == "notifications/progress":
             if self.token is None:
@@ -359,7 +659,9 @@ class _Relay:
 
     def _level_allows(self, message: Message) -> bool:
         wanted = self.ctx.log_level
+        if wanted is None:  # 2026-07-28: no logs unless the request asked for a level
+            return self.ctx.era == "legacy"
         level = (message.get("params") or {}).get("level")
-        if wanted is None or level not in LOG_LEVELS:
+        if level not in LOG_LEVELS:
             return True
         return LOG_LEVELS.index(level) >= LOG_LEVELS.index(wanted)

@@ -37,10 +37,21 @@ from router.guard.policy import OPEN, Guard, View
 from router.observe import tracing
 from router.observe.calls import CallObserver
 from router.observe.metrics import Metrics
-from router.protocol import HTTP_STATUS, LEGACY_VERSIONS, MODERN_VERSION, PROTOCOL_VERSION_KEY
+from router.protocol import (
+    HTTP_STATUS,
+    LEGACY_VERSIONS,
+    LOG_LEVEL_KEY,
+    MODERN_VERSION,
+    PROTOCOL_VERSION_KEY,
+    forwarded_headers,
+)
 from router.relay.dispatch import CallContext, Dispatcher, Result
+from router.server.events import EventStore
+from router.server.listen import serve_listen
 from router.server.security import OriginPolicy
+from router.server.streams import KEEPALIVE_SECONDS, SSE_HEADERS, ReplyStream, follow, send_body, sse
 from router.state.bus import ClientBus, LocalBus
+from router.state.listeners import ListenStreams
 from router.state.sessions import LocalSession, SessionRecord, SessionStore, SessionUnavailable
 
 log = logging.getLogger("toolmesh.server")
@@ -50,13 +61,10 @@ Receive = Any
 Send = Any
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
-SSE_HEADERS = [
-    (b"content-type", b"text/event-stream"),
-    (b"cache-control", b"no-cache, no-transform"),
-    (b"x-accel-buffering", b"no"),
-]
-KEEPALIVE_SECONDS = 15.0
 SESSION_NOT_FOUND = -32001
+# Legacy versions whose clients resume streams with Last-Event-ID after a polling close.
+POLLING_VERSIONS = frozenset({"2025-11-25"})
+CANCELLED = RPCError(-32800, "Request cancelled")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +100,10 @@ class McpEndpoint:
         guard: Guard | None = None,
         observer: CallObserver | None = None,
         trace: bool = True,
+        listen_streams: ListenStreams | None = None,
+        events: EventStore | None = None,
+        retry_ms: int = 1000,
+        resumable_streams: bool = True,
     ) -> None:
         self.auth = auth
         self.guard = guard
@@ -100,6 +112,12 @@ class McpEndpoint:
         self.dispatcher = dispatcher
         self.sessions = sessions
         self.bus: ClientBus = bus or LocalBus(sessions)
+        self.listen_streams = listen_streams if listen_streams is not None else ListenStreams()
+        self.events = events if events is not None else EventStore()
+        self.retry_ms = retry_ms
+        self.resumable_streams = resumable_streams
+        # Calls in progress by (session id, request id), for notifications/cancelled.
+        self._inflight: dict[tuple[str, Any], anyio.CancelScope] = {}
         self.policy = policy
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
@@ -165,7 +183,7 @@ class McpEndpoint:
             headers.get("mcp-protocol-version") == MODERN_VERSION and "mcp-session-id" not in headers
         )
         if modern:
-            await self._post_modern(scope, send, headers, message)
+            await self._post_modern(scope, receive, send, headers, message)
         else:
             await self._post_legacy(send, headers, message)
 
@@ -189,6 +207,8 @@ class McpEndpoint:
             error = RPCError(INVALID_REQUEST, f"Bad Request: unsupported MCP-Protocol-Version {version!r}")
             await _error(send, message.get("id"), error, 400)
             return
+        if method == "notifications/cancelled":
+            self._cancel(session_id, (message.get("params") or {}).get("requestId"))
         if method is None or "id" not in message:
             if method is None:  # the client's reply to a request we sent it, wherever it waits
                 await self.bus.answer(session_id, message)
@@ -201,9 +221,17 @@ class McpEndpoint:
             log_level=record.log_level,
             session_id=record.id,
             affinity=record.affinity,
+            subscriptions=record.subscriptions,
+            upstream=record.upstream,
         )
-        await self._respond(send, ctx, message)
-        if record.log_level != ctx.log_level:
+        resumable = self.resumable_streams and record.protocol_version in POLLING_VERSIONS
+        subscriptions, upstream = list(record.subscriptions), dict(record.upstream)
+        await self._respond(send, ctx, message, record.id if resumable else None)
+        if (
+            record.log_level != ctx.log_level
+            or record.subscriptions != subscriptions
+            or record.upstream != upstream
+        ):
             record.log_level = ctx.log_level
             await self.sessions.save(session)
 
@@ -237,7 +265,7 @@ class McpEndpoint:
         await _send(send, 200, body, [*JSON_HEADERS, (b"mcp-session-id", record.id.encode())])
 
     async def _post_modern(
-        self, scope: Scope, send: Send, headers: dict[str, str], message: dict[str, Any]
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], message: dict[str, Any]
     ) -> None:
         try:
             checked = protocol.check(message, headers, scope["headers"])
@@ -247,37 +275,98 @@ class McpEndpoint:
         if "id" not in message:
             await _plain(send, 202, b"")
             return
-        ctx = CallContext("modern", client_capabilities=checked.client_capabilities)
-        await self._respond(send, ctx, message)
+        if message["method"] == "subscriptions/listen":
+            caller = _current()
+            listen_ctx = CallContext("modern", agent=caller.agent, view=caller.view)
+            try:
+                self.dispatcher.check_listen(listen_ctx, message.get("params") or {})
+            except RPCError as exc:
+                await _error(send, message["id"], exc, HTTP_STATUS.get(exc.code, 400))
+                return
+            await serve_listen(
+                self.listen_streams,
+                receive,
+                send,
+                message,
+                KEEPALIVE_SECONDS,
+                self.dispatcher.on_subscriptions,
+            )
+            return
+        level = message["params"]["_meta"].get(LOG_LEVEL_KEY)
+        ctx = CallContext(
+            "modern",
+            client_capabilities=checked.client_capabilities,
+            log_level=level if isinstance(level, str) else None,
+            forward_headers=forwarded_headers(headers) or None,
+        )
+        await self._respond(send, ctx, message, watch=receive)
 
-    async def _respond(self, send: Send, ctx: CallContext, message: dict[str, Any]) -> None:
-        """Dispatch and write the reply, upgrading to SSE if related messages arrive first."""
+    async def _respond(
+        self,
+        send: Send,
+        ctx: CallContext,
+        message: dict[str, Any],
+        resumable_for: str | None = None,
+        watch: Receive | None = None,
+    ) -> None:
+        """Dispatch and write the reply, upgrading to SSE if related messages arrive first.
+
+        With `resumable_for` (a 2025-11-25 session's id) a backend's polling close is passed on.
+        A legacy call ends early on the client's `notifications/cancelled`; a 2026-07-28 call
+        (`watch` given) when the client closes the response stream, its era's cancellation."""
         started = time.perf_counter()
-        stream = _ReplyStream(send)
+        stream = ReplyStream(send, self.events if resumable_for else None, resumable_for, self.retry_ms)
+        await stream.prime()
         ctx.emit = stream.emit
         caller = _current()
         ctx.agent, ctx.view, ctx.trace = caller.agent, caller.view, caller.trace
         method = message["method"]
         params = message.get("params") or {}
-        status, outcome = 200, "ok"
+        scope = anyio.CancelScope()
+        key = (ctx.session_id, message["id"]) if ctx.session_id is not None else None
+        if key is not None:
+            self._inflight[key] = scope
+        status, outcome, body = 200, "cancelled", _error_bytes(message["id"], CANCELLED)
         result: Result | None = None
-        code: int | None = None
+        code: int | None = CANCELLED.code
         try:
-            result = await self.dispatcher.dispatch(ctx, method, params)
-            body = _response_bytes(message["id"], result, modern=ctx.era == "modern")
-        except RPCError as exc:
-            outcome, code = "error", exc.code
-            body = _error_bytes(message["id"], exc)
-            if ctx.era == "modern":
-                status = HTTP_STATUS.get(exc.code, 200)
+            with scope:
+                if watch is None:
+                    status, outcome, body, result, code = await self._dispatch(ctx, message)
+                else:
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(_cancel_on_disconnect, watch, scope)
+                        status, outcome, body, result, code = await self._dispatch(ctx, message)
+                        tg.cancel_scope.cancel()
+        finally:
+            if key is not None:
+                self._inflight.pop(key, None)
         elapsed = time.perf_counter() - started
         self.metrics.observe_request(method, outcome, elapsed)
         if self.observer is not None:
             self.observer.finished(ctx, method, params, result, code, elapsed)
-        if stream.started:
+        if stream.started or stream.log is not None:
             await stream.finish(body)
         else:
             await _send(send, status, body, JSON_HEADERS)
+
+    async def _dispatch(
+        self, ctx: CallContext, message: dict[str, Any]
+    ) -> tuple[int, str, bytes, Result | None, int | None]:
+        """(HTTP status, outcome, body, result, error code) of one request."""
+        try:
+            result: Result = await self.dispatcher.dispatch(
+                ctx, message["method"], message.get("params") or {}
+            )
+            return 200, "ok", _response_bytes(message["id"], result, modern=ctx.era == "modern"), result, None
+        except RPCError as exc:
+            status = HTTP_STATUS.get(exc.code, 200) if ctx.era == "modern" else 200
+            return status, "error", _error_bytes(message["id"], exc), None, exc.code
+
+    def _cancel(self, session_id: str, request_id: Any) -> None:
+        scope = self._inflight.get((session_id, request_id)) if isinstance(request_id, str | int) else None
+        if scope is not None:
+            scope.cancel()
 
     # -- GET and DELETE -----------------------------------------------------------------------
 
@@ -290,6 +379,10 @@ class McpEndpoint:
             return
         session = await self._session_or_reply(send, headers)
         if session is None:
+            return
+        last_event_id = headers.get("last-event-id")
+        if last_event_id is not None:
+            await self._resume(receive, send, session, last_event_id)
             return
         inbox = session.open_stream()
         await self.bus.stream_opened(session)
@@ -304,15 +397,31 @@ class McpEndpoint:
                         except anyio.EndOfStream:
                             break
                         session.next_event += 1
-                        await _send_body(send, _sse(orjson.dumps(event), str(session.next_event)))
+                        await send_body(send, sse(orjson.dumps(event), str(session.next_event)))
                         continue
-                    await _send_body(send, b": keepalive\n\n")
+                    await send_body(send, b": keepalive\n\n")
             except OSError:
                 pass
             tg.cancel_scope.cancel()
         session.detach(inbox)
         await self.bus.stream_closed(session)
-        await _send_body(send, b"", more=False)
+        await send_body(send, b"", more=False)
+
+    async def _resume(self, receive: Receive, send: Send, session: LocalSession, last_event_id: str) -> None:
+        """Replay a polled request stream after `last_event_id`, then follow it to its response."""
+        found = self.events.find(session.record.id, last_event_id)
+        if found is None:
+            await _plain(send, 404, b"Unknown or expired Last-Event-ID: send the request again")
+            return
+        log, seq = found
+        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
+            with contextlib.suppress(OSError):
+                await follow(send, log, seq)
+            tg.cancel_scope.cancel()
+        with contextlib.suppress(OSError):
+            await send_body(send, b"", more=False)
 
     async def _delete(self, send: Send, headers: dict[str, str]) -> None:
         if headers.get("mcp-protocol-version") == MODERN_VERSION and "mcp-session-id" not in headers:
@@ -355,33 +464,13 @@ class McpEndpoint:
     # -- fan-out ------------------------------------------------------------------------------
 
     def broadcast(self, message: dict[str, Any]) -> int:
-        """Queue a notification on every GET stream this replica holds; returns how many took it.
+        """Hand a fan-out event (list_changed, resources/updated) to every interested client here:
+        legacy GET streams (through the bus) and 2026-07-28 listen streams.
 
         Each replica broadcasts only to its own streams: every replica sees the same catalog
         changes, and every stream is held by one replica, so each client hears it once.
         """
-        return self.bus.broadcast(message)
-
-
-class _ReplyStream:
-    """A POST's reply that becomes an SSE stream when the first related message arrives."""
-
-    __slots__ = ("send", "started")
-
-    def __init__(self, send: Send) -> None:
-        self.send = send
-        self.started = False
-
-    async def emit(self, message: dict[str, Any]) -> None:
-        if not self.started:
-            self.started = True
-            await self.send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-        with contextlib.suppress(OSError):  # the client left; the response is dropped with it
-            await _send_body(self.send, _sse(orjson.dumps(message)))
-
-    async def finish(self, body: bytes) -> None:
-        with contextlib.suppress(OSError):
-            await _send_body(self.send, _sse(body), more=False)
+        return self.bus.broadcast(message) + self.listen_streams.publish(message)
 
 
 def _envelope_problem(message: Any) -> RPCError | None:
@@ -422,11 +511,6 @@ def _error_bytes(request_id: Any, error: RPCError) -> bytes:
     return orjson.dumps({"jsonrpc": "2.0", "id": request_id, "error": error.to_error()})
 
 
-def _sse(data: bytes, event_id: str | None = None) -> bytes:
-    head = b"id: " + event_id.encode() + b"\n" if event_id is not None else b""
-    return head + b"event: message\ndata: " + data + b"\n\n"
-
-
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
     chunks: list[bytes] = []
     size = 0
@@ -450,10 +534,6 @@ async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> N
 async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-async def _send_body(send: Send, body: bytes, more: bool = True) -> None:
-    await send({"type": "http.response.body", "body": body, "more_body": more})
 
 
 async def _plain(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import anyio
@@ -32,6 +33,7 @@ from router.state.sessions import LocalSession, SessionStore, token_of
 log = logging.getLogger("toolmesh.bus")
 
 Message = dict[str, Any]
+MessageSender = Callable[[Message], Awaitable[None]]
 CLIENT_GONE = -32001
 
 
@@ -40,8 +42,17 @@ class ClientBus(Protocol):
     def broadcast(self, message: Message) -> int: ...
     async def stream_opened(self, session: LocalSession) -> None: ...
     async def stream_closed(self, session: LocalSession) -> None: ...
-    async def request(self, session_id: str, message: Message, timeout: float) -> Message: ...
+    async def request(
+        self, session_id: str, message: Message, timeout: float, via: MessageSender | None = None
+    ) -> Message: ...
     async def answer(self, session_id: str, message: Message) -> bool: ...
+
+
+def wants(session: LocalSession, message: Message) -> bool:
+    """A legacy session hears every list_changed, and updates only of what it subscribed to."""
+    if message.get("method") == "notifications/resources/updated":
+        return (message.get("params") or {}).get("uri") in session.record.subscriptions
+    return True
 
 
 class _Pending:
@@ -86,8 +97,8 @@ class LocalBus:
         return session is not None and session.push(message)
 
     def broadcast(self, message: Message) -> int:
-        """Queue a message on every GET stream this replica holds; how many took it."""
-        return sum(session.push(message) for session in self.sessions.all())
+        """Queue a message on every GET stream this replica holds that wants it; how many took it."""
+        return sum(session.push(message) for session in self.sessions.all() if wants(session, message))
 
     async def stream_opened(self, session: LocalSession) -> None:
         """Nothing to announce: there is no other replica."""
@@ -95,11 +106,16 @@ class LocalBus:
     async def stream_closed(self, session: LocalSession) -> None:
         """Nothing to withdraw."""
 
-    async def request(self, session_id: str, message: Message, timeout: float) -> Message:
-        """Send a request to the client over its stream and wait for its reply."""
+    async def request(
+        self, session_id: str, message: Message, timeout: float, via: MessageSender | None = None
+    ) -> Message:
+        """Send a request to the client and wait for its reply: on its GET stream, or with `via`
+        (the stream of the call that caused it, where a server-to-client request belongs)."""
         event, box = self.pending.open(session_id, message["id"])
         try:
-            if not await self.deliver(session_id, message):
+            if via is not None:
+                await via(message)
+            elif not await self.deliver(session_id, message):
                 raise RPCError(CLIENT_GONE, "the client has no open stream to receive the request; retry")
             with anyio.fail_after(timeout):
                 await event.wait()
@@ -194,10 +210,12 @@ class NatsBus(LocalBus):
         if sub is not None:
             await _unsubscribe(sub)
 
-    async def request(self, session_id: str, message: Message, timeout: float) -> Message:
+    async def request(
+        self, session_id: str, message: Message, timeout: float, via: MessageSender | None = None
+    ) -> Message:
         await self._watch_replies(session_id)
         try:
-            return await super().request(session_id, message, timeout)
+            return await super().request(session_id, message, timeout, via)
         finally:
             await self._unwatch_replies(session_id)
 

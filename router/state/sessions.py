@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -33,9 +34,10 @@ class SessionRecord:
     identity: dict[str, Any] | None = (
         None  # the agent that opened it ({"agent", "groups"}); only it may use it
     )
+    # Resource URIs (as exposed to the client) it subscribed to with resources/subscribe.
     subscriptions: list[str] = field(default_factory=list)
-    # Per backend (`server/instance`): what this session is bound to there, e.g. an upstream
-    # session id. Empty while upstream sessions are shared per instance.
+    # Per backend (`server/instance`): what this session is bound to there: {"session_id": ...}
+    # of the upstream session the router opened for this client, where it opened one.
     upstream: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -105,6 +107,8 @@ class MemorySessionStore:
     def __init__(self, ids: SessionIds | None = None) -> None:
         self.ids = ids or SessionIds(secrets.token_bytes(32))
         self._sessions: dict[str, LocalSession] = {}
+        # Told of every session that ends (DELETE or idle sweep), to release what it held.
+        self.on_delete: Callable[[SessionRecord], None] | None = None
 
     async def create(self, record: SessionRecord) -> LocalSession:
         session = LocalSession(record)
@@ -131,6 +135,8 @@ class MemorySessionStore:
         if session is None:
             return False
         session.close()
+        if self.on_delete is not None:
+            self.on_delete(session.record)
         return True
 
     def sweep(self, idle_timeout: float) -> int:

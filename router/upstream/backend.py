@@ -26,6 +26,7 @@ from router.upstream.base import Channel, Message, MessageHandler
 from router.upstream.http import HttpChannel
 from router.upstream.session import UpstreamSession
 from router.upstream.stdio import StdioChannel
+from router.upstream.variants import Variants, VariantSpec
 
 log = logging.getLogger("toolmesh.upstream")
 
@@ -44,6 +45,19 @@ CHANGED: dict[str, tuple[str, ...]] = {
     "notifications/resources/list_changed": ("resources/list", "resources/templates/list"),
 }
 MAX_PAGES = 1000
+# What the router declares upstream on its shared sessions: everything it can relay to a client
+# (each request is still only relayed to a client that declared the capability itself).
+RELAY_CAPABILITIES: dict[str, Any] = {"sampling": {}, "elicitation": {"form": {}, "url": {}}, "roots": {}}
+LIST_FLAGS = {
+    "tools": "toolsListChanged",
+    "prompts": "promptsListChanged",
+    "resources": "resourcesListChanged",
+}
+
+
+async def _cancel_when(event: anyio.Event, scope: anyio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
 
 
 def _reason(exc: BaseException) -> str:
@@ -84,6 +98,16 @@ class Backend:
         self._lost = anyio.Event()
         self._dirty: set[str] = set()
         self._refresh_wanted = anyio.Event()
+        # Upstream resource URIs some client subscribed to; kept subscribed on every (re)connect.
+        self.subscriptions: frozenset[str] = frozenset()
+        self._announced: set[str] = set()
+        # Per-client sessions, for legacy HTTP backends only (a stdio child has one session).
+        self.variants: Variants | None = (
+            Variants(self.server, record.url, dict(record.headers), connect_timeout)
+            if record.transport != "stdio" and record.url is not None
+            else None
+        )
+        self._subscriptions_changed = anyio.Event()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -102,7 +126,7 @@ class Backend:
 
     async def _serve_once(self) -> None:
         channel = self._make_channel()
-        channel.on_unsolicited = self._on_unsolicited
+        channel.on_unsolicited = self.on_unsolicited
         self._lost = anyio.Event()
         try:
             async with anyio.create_task_group() as tg:
@@ -119,6 +143,8 @@ class Backend:
         finally:
             ended, self.session = self.session, None
             with anyio.CancelScope(shield=True):
+                if self.variants is not None:
+                    await self.variants.drop_all()
                 if ended is not None:
                     await ended.close()
                 await channel.close()
@@ -128,10 +154,13 @@ class Backend:
     async def _connect(self, channel: Channel, tg: TaskGroup) -> None:
         self.state = "connecting"
         await channel.open(tg)
+        if self.variants is not None:
+            self.variants.attach(tg)
         session = UpstreamSession(
             self.server,
             channel,
             protocol=self.protocol,
+            capabilities=RELAY_CAPABILITIES,
             connect_timeout=self.connect_timeout,
             prefer_legacy=isinstance(channel, StdioChannel),
         )
@@ -179,12 +208,84 @@ class Backend:
         self.lose("the process exited")
 
     async def _listen(self, channel: Channel, session: UpstreamSession) -> None:
-        try:
-            await channel.listen(session.headers_for("GET"))
-        except SessionExpired:
-            self.lose("the backend forgot our session")
+        if session.era == "modern":
+            await self._listen_modern(session)
+            return
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._sync_legacy_subscriptions, session)
+            try:
+                await channel.listen(session.headers_for("GET"))
+            except SessionExpired:
+                self.lose("the backend forgot our session")
+            tg.cancel_scope.cancel()
+
+    # -- subscriptions ------------------------------------------------------------------------
+
+    def set_subscriptions(self, uris: frozenset[str]) -> None:
+        """The upstream URIs clients want updates of now; applied in the background."""
+        if uris != self.subscriptions:
+            self.subscriptions = uris
+            self._subscriptions_changed.set()
+
+    def _can_subscribe(self, session: UpstreamSession) -> bool:
+        resources = session.capabilities.get("resources")
+        return isinstance(resources, dict) and bool(resources.get("subscribe"))
+
+    async def _sync_legacy_subscriptions(self, session: UpstreamSession) -> None:
+        """resources/subscribe and unsubscribe upstream until the set matches what clients want."""
+        applied: frozenset[str] = frozenset()
+        while True:
+            wanted = self.subscriptions if self._can_subscribe(session) else frozenset()
+            for method, uris in (
+                ("resources/subscribe", wanted - applied),
+                ("resources/unsubscribe", applied - wanted),
+            ):
+                for uri in sorted(uris):
+                    try:
+                        await session.request(method, {"uri": uri}, self.timeout)
+                    except BackendError as exc:
+                        log.warning("%s failed", method, extra={"server": self.server, "reason": exc.message})
+            applied = wanted
+            self._subscriptions_changed = anyio.Event()
+            if self.subscriptions != applied:
+                continue
+            await self._subscriptions_changed.wait()
+
+    async def _listen_modern(self, session: UpstreamSession) -> None:
+        """Hold a subscriptions/listen stream to a 2026-07-28 backend, re-opened when the resource
+        URIs change or the stream drops; its events take the same path as legacy ones."""
+        delay = 0.2
+        while True:
+            notifications: dict[str, Any] = {
+                flag: True for kind, flag in LIST_FLAGS.items() if kind in session.capabilities
+            }
+            if self.subscriptions and self._can_subscribe(session):
+                notifications["resourceSubscriptions"] = sorted(self.subscriptions)
+            if not notifications:
+                return
+            changed = self._subscriptions_changed = anyio.Event()
+            reply: Message | None = None
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_cancel_when, changed, tg.cancel_scope)
+                try:
+                    reply = await session.listen(notifications, self.on_unsolicited)
+                except (BackendError, SessionExpired) as exc:
+                    log.debug("listen stream dropped", extra={"server": self.server, "reason": str(exc)})
+                tg.cancel_scope.cancel()
+            if reply is not None and (reply.get("error") or {}).get("code") == -32601:
+                return  # the backend has no listen streams
+            if not changed.is_set():
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            else:
+                delay = 0.2
 
     # -- traffic ------------------------------------------------------------------------------
+
+    @property
+    def era(self) -> str:
+        """The era the current upstream session speaks ("legacy" or "modern")."""
+        return self.session.era if self.session is not None else "legacy"
 
     async def call(
         self,
@@ -194,18 +295,48 @@ class Backend:
         *,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        via: UpstreamSession | None = None,
+        param_headers: Mapping[str, str] | None = None,
     ) -> Message:
         """`headers` go with this request only (trace context, forwarded identity; HTTP only);
-        `timeout` (a tool's own) overrides the instance's."""
+        `timeout` (a tool's own) overrides the instance's; `param_headers` (a 2026-07-28 client's
+        `Mcp-Param-*`) go only to 2026-07-28 backends. The request goes on the shared session, or
+        on `via` (a client's own, see `session_for`)."""
         session = self.session
         if session is None or self.state != "ready":
             raise BackendUnreachable(self.server, self._down_reason())
+        session = via or session
         try:
-            return await session.request(method, params, timeout or self.timeout, on_message, headers=headers)
+            return await session.request(
+                method,
+                params,
+                timeout or self.timeout,
+                on_message,
+                headers=headers,
+                param_headers=param_headers,
+            )
         except BackendUnavailable as exc:
             if not session.channel.alive or isinstance(exc, BackendUnreachable):
                 self.lose(exc.message)
             raise
+
+    async def session_for(self, spec: VariantSpec) -> UpstreamSession | None:
+        """A client's own session on a legacy HTTP backend (opened on first use); None where the
+        shared session serves (stdio, 2026-07-28 backends, which read capabilities per request)."""
+        session = self.session
+        if self.variants is None or session is None or session.era != "legacy" or self.state != "ready":
+            return None
+        try:
+            return await self.variants.get(spec.key, spec.capabilities, spec.on_message)
+        except (BackendError, SessionExpired, OSError, TimeoutError) as exc:
+            reason = exc.message if isinstance(exc, BackendError) else str(exc) or type(exc).__name__
+            raise BackendUnavailable(
+                self.server, f"cannot open a session for this client: {reason}"
+            ) from None
+
+    async def drop_session_for(self, key: str) -> None:
+        if self.variants is not None:
+            await self.variants.drop(key)
 
     def _down_reason(self) -> str:
         reason = self.last_error or "not connected yet"
@@ -246,10 +377,12 @@ class Backend:
                 break
         return tuple(items)
 
-    async def _on_unsolicited(self, message: Message) -> None:
+    async def on_unsolicited(self, message: Message) -> None:
+        """What the backend says to everyone (list_changed, resource updates), wherever it came."""
         method = message.get("method")
         if method in CHANGED:
             self._dirty.update(CHANGED[method])
+            self._announced.add(method)
             self._refresh_wanted.set()
         elif "id" in message and method is not None:
             await self.answer_request(message)
@@ -262,21 +395,31 @@ class Backend:
             self._dirty.update(LISTS)
             self._refresh_wanted.set()
 
+    def take_announced(self) -> set[str]:
+        """The list_changed notifications received since the last call, once refetched."""
+        if self._dirty:
+            return set()  # not refetched yet: announce with the rebuild that follows the refetch
+        announced, self._announced = self._announced, set()
+        return announced
+
     async def answer_request(self, message: Message) -> None:
-        """A request the backend sent us: ping is answered, the rest refused (not relayed yet)."""
-        session = self.session
+        """A request the backend sent outside any call: ping is answered, the rest refused (no
+        client to ask: the upstream session is shared by all of them)."""
+        if message["method"] == "ping":
+            await self.respond(message["id"], {"result": {}})
+        else:
+            error = {"code": -32601, "message": f"{message['method']} outside a call is not relayed"}
+            await self.respond(message["id"], {"error": error})
+
+    async def respond(self, request_id: Any, reply: Message, session: UpstreamSession | None = None) -> None:
+        """Send the answer (`{"result": ...}` or `{"error": ...}`) to a request the backend sent
+        (on `session` if it came on a variant)."""
+        session = session or self.session
         if session is None:
             return
-        reply: Message = {"jsonrpc": "2.0", "id": message["id"]}
-        if message["method"] == "ping":
-            reply["result"] = {}
-        else:
-            reply["error"] = {
-                "code": -32601,
-                "message": f"{message['method']} is not available through the router",
-            }
+        message: Message = {"jsonrpc": "2.0", "id": request_id, **reply}
         with contextlib.suppress(BackendError, SessionExpired):
-            await session.channel.notify(reply, session.headers_for("response"))
+            await session.channel.notify(message, session.headers_for("response"))
 
     async def _refresher(self) -> None:
         """Coalesce bursts of list_changed into one refetch per list (a one-slot wake-up)."""

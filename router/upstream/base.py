@@ -19,6 +19,10 @@ from anyio.abc import TaskGroup
 Message = dict[str, Any]
 MessageHandler = Callable[[Message], Awaitable[None]]
 
+# Handed to a request's `on_message` when the backend closed the request's stream early (SSE
+# polling) and the channel is about to resume it, so the router can do the same to its client.
+STREAM_PAUSED = "toolmesh/stream-paused"
+
 
 class Channel(Protocol):
     """A message pipe to one backend instance."""

@@ -18,7 +18,7 @@ No instance is tried twice for one call, and at most `max_attempts` are tried.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ log = logging.getLogger("toolmesh.upstream")
 
 READS = frozenset({"prompts/get", "resources/read", "completion/complete"})
 HandlerFor = Callable[[Instance], MessageHandler | None]
+Prepare = Callable[[Instance], Awaitable[dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +63,10 @@ class Caller:
         affinity: MutableMapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         on_attempt: Callable[[Instance], None] | None = None,
+        prepare: Prepare | None = None,
     ) -> Message:
+        """`prepare(instance)` (the relay's) returns extra keyword arguments for that attempt's
+        `Backend.call`: a client's own upstream session there, headers only some eras take."""
         instances = self._by_server.get(server, ())
         preferred = affinity.get(server) if affinity else None
         tried: list[Instance] = []
@@ -75,7 +79,7 @@ class Caller:
             if on_attempt is not None:
                 on_attempt(instance)
             try:
-                reply = await self._attempt(instance, method, params, tool, handler_for, headers)
+                reply = await self._attempt(instance, method, params, tool, handler_for, headers, prepare)
             except BackendError as exc:
                 failure = exc
                 if not isinstance(exc, BackendUnreachable) and not self.repeatable(instance, method, tool):
@@ -100,6 +104,7 @@ class Caller:
         tool: str | None,
         handler_for: HandlerFor | None,
         headers: Mapping[str, str] | None,
+        prepare: Prepare | None = None,
     ) -> Message:
         policy = instance.backend.record.policy.tool(tool) if tool is not None else None
         timeout = policy.timeout if policy is not None else None
@@ -108,7 +113,10 @@ class Caller:
         try:
             with instance.breaker.guard():
                 handler = handler_for(instance) if handler_for is not None else None
-                return await instance.backend.call(method, params, handler, headers=headers, timeout=timeout)
+                extra = await prepare(instance) if prepare is not None else {}
+                return await instance.backend.call(
+                    method, params, handler, headers=headers, timeout=timeout, **extra
+                )
         finally:
             instance.outstanding -= 1
             instance.slots.release()

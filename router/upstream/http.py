@@ -17,7 +17,7 @@ import orjson
 from anyio.abc import TaskGroup
 
 from router.errors import BackendUnavailable, BackendUnreachable, SessionExpired
-from router.upstream.base import Message, MessageHandler
+from router.upstream.base import STREAM_PAUSED, Message, MessageHandler
 from router.upstream.sse import parse_events
 from router.upstream.wire import ConnectFailed, ConnectionClosed, Response, WireClient
 
@@ -29,6 +29,9 @@ _CONNECTION_ERRORS = (OSError, ValueError)
 
 
 class HttpChannel:
+    # Closing a request's response stream cancels it (the 2026-07-28 rule; we close on cancel).
+    stream_close_cancels = True
+
     def __init__(self, server: str, url: str, headers: Mapping[str, str], connect_timeout: float) -> None:
         self.server = server
         self.url = url
@@ -151,6 +154,8 @@ class HttpChannel:
                 return reply
             if cursor.last_event_id is None:
                 break
+            if on_message is not None:
+                await on_message({"method": STREAM_PAUSED, "params": {"retry": cursor.retry_ms}})
             await anyio.sleep(cursor.retry_ms / 1000)
             resume = {**headers, **_GET_HEADERS, "Last-Event-ID": cursor.last_event_id}
             async with self._http().request("GET", resume) as stream:

@@ -50,6 +50,8 @@ class BackendPool:
         self._generation = 0
         self._rebuild_wanted = anyio.Event()
         self.listeners: list[IndexListener] = []
+        # list_changed notifications backends sent since the previous rebuild (for the listeners)
+        self.announced: frozenset[str] = frozenset()
         self.catalog_loaded = anyio.Event()
 
     # -- catalog ------------------------------------------------------------------------------
@@ -141,6 +143,7 @@ class BackendPool:
     async def rebuild(self) -> None:
         """Build a new index from what the backends know now and tell the listeners."""
         old = self.index
+        self.announced = frozenset(m for backend in self.backends.values() for m in backend.take_announced())
         self._generation += 1
         self.index = Index(self.naming, self._server_definitions(), self._generation)
         for listener in self.listeners:

@@ -9,6 +9,7 @@ session (404) is re-initialized once and the request retried: it never reached t
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 from collections.abc import Mapping
@@ -17,7 +18,13 @@ from typing import Any, Literal
 import anyio
 
 from router import __version__
-from router.errors import BackendTimeout, BackendUnavailable, BackendUnreachable, SessionExpired
+from router.errors import (
+    BackendError,
+    BackendTimeout,
+    BackendUnavailable,
+    BackendUnreachable,
+    SessionExpired,
+)
 from router.protocol import (
     CLIENT_CAPABILITIES_KEY,
     CLIENT_INFO_KEY,
@@ -153,14 +160,18 @@ class UpstreamSession:
         on_message: MessageHandler | None = None,
         *,
         headers: Mapping[str, str] | None = None,
+        param_headers: Mapping[str, str] | None = None,
     ) -> Message:
-        """Send one request and return the raw response message; raises BackendError subclasses."""
+        """Send one request and return the raw response message; raises BackendError subclasses.
+
+        `headers` go with this request in either era; `param_headers` (a 2026-07-28 client's
+        `Mcp-Param-*`) only to 2026-07-28 backends."""
         try:
-            return await self._request_once(method, params, timeout, on_message, headers)
+            return await self._request_once(method, params, timeout, on_message, headers, param_headers)
         except SessionExpired:
             log.info("backend forgot our session; initializing again", extra={"server": self.server})
             await self.connect()
-            return await self._request_once(method, params, timeout, on_message, headers)
+            return await self._request_once(method, params, timeout, on_message, headers, param_headers)
 
     async def _request_once(
         self,
@@ -169,12 +180,15 @@ class UpstreamSession:
         timeout: float,
         on_message: MessageHandler | None,
         extra_headers: Mapping[str, str] | None = None,
+        param_headers: Mapping[str, str] | None = None,
     ) -> Message:
         if self.era == "modern":
             # A 2026-07-28 client's own envelope wins, so the backend sees its real capabilities.
             params = {**(params or {}), "_meta": {**self._envelope, **((params or {}).get("_meta") or {})}}
             name_key = NAME_BEARING.get(method)
             headers = self._modern_headers(method, params.get(name_key) if name_key else None)
+            if param_headers:
+                headers.update(param_headers)
         else:
             headers = self._legacy_headers
             if params and "_meta" in params:
@@ -186,7 +200,36 @@ class UpstreamSession:
             with anyio.fail_after(timeout):
                 return await self.channel.request(message, headers, on_message)
         except TimeoutError:
+            await self._cancel_upstream(message["id"], "timed out")
             raise BackendTimeout(self.server, timeout) from None
+        except anyio.get_cancelled_exc_class():
+            await self._cancel_upstream(message["id"], "cancelled by the client")
+            raise
+
+    async def _cancel_upstream(self, request_id: Any, reason: str) -> None:
+        """Tell the backend to stop working on a request nobody waits for any more.
+
+        A 2026-07-28 HTTP backend already saw its response stream close, which is the
+        cancellation in that era; everyone else gets `notifications/cancelled`."""
+        if self.era == "modern" and getattr(self.channel, "stream_close_cancels", False):
+            return
+        cancelled: Message = {
+            "jsonrpc": "2.0",
+            "method": "notifications/cancelled",
+            "params": {"requestId": request_id, "reason": reason},
+        }
+        if self.era == "modern":
+            cancelled["params"]["_meta"] = self._envelope
+        with anyio.move_on_after(2, shield=True), contextlib.suppress(BackendError, SessionExpired):
+            await self.channel.notify(cancelled, self.headers_for("notifications/cancelled"))
+
+    async def listen(self, notifications: Mapping[str, Any], on_message: MessageHandler) -> Message:
+        """Open a 2026-07-28 `subscriptions/listen` stream; returns when the backend ends it."""
+        params = {"_meta": self._envelope, "notifications": dict(notifications)}
+        message = self._message("subscriptions/listen", params)
+        return await self.channel.request(
+            message, self._modern_headers("subscriptions/listen", None), on_message
+        )
 
     async def notify(self, method: str, params: Mapping[str, Any] | None = None) -> None:
         message: Message = {"jsonrpc": "2.0", "method": method}

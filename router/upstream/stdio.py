@@ -191,7 +191,16 @@ class StdioChannel:
         if token is not None:
             return self._progress.get(token)
         related = (params.get("_meta") or {}).get("io.modelcontextprotocol/related-request-id")
-        return self._pending.get(related) if related is not None else None
+        if related is not None:
+            return self._pending.get(related)
+        if "id" in message:
+            # A request (sampling, elicitation, roots) with nothing tying it to a call: stdio
+            # servers rarely say which call asks. With one call in flight it can only be that one;
+            # with several it stays unattributed (and is refused) rather than asking a wrong client.
+            waiting = [pending for pending in self._pending.values() if pending.on_message is not None]
+            if len(waiting) == 1:
+                return waiting[0]
+        return None
 
     def _fail_pending(self, reason: str) -> None:
         for pending in list(self._pending.values()):

@@ -4,11 +4,16 @@ Usage, from the repository root:
 
     python tests/conformance/run_suite.py --url http://127.0.0.1:PORT/mcp --spec-version 2025-11-25
     python tests/conformance/run_suite.py --backend                  # start our backend, run both versions
+    python tests/conformance/run_suite.py --backend --via-router     # ...then again through toolmesh
 
 ``--spec-version`` may be repeated; without it both 2025-11-25 and 2026-07-28 run. ``--backend`` starts
 ``tests.conformance.backend`` on a free loopback port instead of testing ``--url``. Each version runs
 ``conformance server --suite all`` with ``tests/conformance/expected-failures-<version>.yml`` as the
 baseline, so the exit status is 0 only when every failure is listed there and no listed one passes.
+
+With ``--via-router`` the backend is also put behind ``toolmesh router --prefix never`` and each
+version runs a second time against the router; the exit status is then non-zero as well when a
+check that passed directly does not pass through the router (they are compared one by one).
 
 Node 22 (npm package ``node-linux-<arch>``) and the suite are installed into ``.cache/`` on first use,
 under a file lock so concurrent runs install once. Results land in ``--output-dir`` (default
@@ -43,6 +48,9 @@ SUITE_PACKAGE = "@modelcontextprotocol/conformance"
 SUITE_VERSION = "0.2.0-alpha.12"
 NODE_MAJOR = 22
 SPEC_VERSIONS = ("2025-11-25", "2026-07-28")
+# The era the router speaks to the (dual-era) backend in each run: the client's own, so that the
+# router is judged as a relay; era bridging is covered by tests/test_relay.py.
+UPSTREAM = {"2025-11-25": "legacy", "2026-07-28": "2026-07-28"}
 RUN_TIMEOUT = 900.0
 """Seconds one spec version's run may take (the whole suite normally needs under ten)."""
 
@@ -156,6 +164,48 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
 
 
 @contextlib.contextmanager
+def running_router(backend_url: str, work_dir: Path, protocol: str = "auto") -> Iterator[str]:
+    """Start ``toolmesh router --prefix never`` in front of `backend_url`; yield the router's URL.
+
+    `protocol` is the era the router speaks to the backend ("legacy", "2026-07-28" or "auto")."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    catalog = work_dir / "catalog.json"
+    entry = {"url": backend_url, **({"protocol": protocol} if protocol != "auto" else {})}
+    catalog.write_text(json.dumps({"mcpServers": {"conformance": entry}}))
+    port = free_port()
+    command = [sys.executable, "-m", "router", "router", "--config", str(catalog), "--port", str(port)]
+    command += ["--prefix", "never", "--log-format", "text", "--log-level", "info"]
+    with (work_dir / "router.log").open("wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for_port(port, process)
+            wait_ready(f"http://127.0.0.1:{port}/readyz", process)
+            yield f"http://127.0.0.1:{port}/mcp"
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Block until the router's /readyz answers 200 (catalog loaded, backend connected)."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SetupError(f"the router exited early with code {process.returncode}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
+            if response.status == 200 and b'"ready"' in response.read():
+                return
+        time.sleep(0.1)
+    raise SetupError(f"the router was not ready within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
 def running_backend(log_path: Path) -> Iterator[str]:
     """Start ``tests.conformance.backend`` on a free port; yield its URL; stop it afterwards."""
     port = free_port()
@@ -193,16 +243,44 @@ class RunResult:
     seconds: float
     output_dir: Path
 
+    def checks(self) -> dict[tuple[str, str, int], str]:
+        """Every check's status, keyed by (scenario, check id, n-th occurrence of that id)."""
+        return collect_checks(self.output_dir)
 
-def run_version(node: Path, cli: Path, url: str, spec_version: str, output_root: Path) -> RunResult:
+
+def collect_checks(output_dir: Path) -> dict[tuple[str, str, int], str]:
+    """Read the suite's per-scenario ``checks.json`` files under `output_dir`."""
+    found: dict[tuple[str, str, int], str] = {}
+    for path in sorted(output_dir.glob("*/checks.json")):
+        scenario = re.sub(r"-\d{4}-\d{2}-\d{2}T[\d-]+Z$", "", path.parent.name).removeprefix("server-")
+        seen: dict[str, int] = {}
+        for check in json.loads(path.read_text()):
+            n = seen[check["id"]] = seen.get(check["id"], 0) + 1
+            found[(scenario, check["id"], n)] = check["status"]
+    return found
+
+
+def lost_through_router(direct: RunResult, routed: RunResult) -> list[str]:
+    """Checks that pass directly but not through the router, as readable lines."""
+    through = routed.checks()
+    return [
+        f"{scenario}:{check_id}#{n}: {through.get((scenario, check_id, n), 'NOT RUN')}"
+        for (scenario, check_id, n), status in sorted(direct.checks().items())
+        if status == "SUCCESS" and through.get((scenario, check_id, n)) != "SUCCESS"
+    ]
+
+
+def run_version(
+    node: Path, cli: Path, url: str, spec_version: str, output_root: Path, label: str = "direct"
+) -> RunResult:
     """Run ``conformance server --suite all`` for one spec version, teeing its output to a log file."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    output_dir = output_root / f"{spec_version}-{stamp}"
+    output_dir = output_root / f"{spec_version}-{label}-{stamp}"
     output_dir.mkdir(parents=True, exist_ok=True)
     baseline = HERE / f"expected-failures-{spec_version}.yml"
     command = [str(node), str(cli), "server", "--url", url, "--suite", "all", "--spec-version", spec_version]
     command += ["--output-dir", str(output_dir)]
-    if baseline.exists():
+    if baseline.exists() and label == "direct":
         command += ["--expected-failures", str(baseline)]
     print(f"\n+ {' '.join(command)}", flush=True)
     env = {**os.environ, "PATH": f"{node.parent}{os.pathsep}{os.environ.get('PATH', '')}", "NO_COLOR": "1"}
@@ -242,6 +320,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     target.add_argument("--url", help="the server's Streamable HTTP endpoint, e.g. http://127.0.0.1:8000/mcp")
     target.add_argument("--backend", action="store_true", help="start tests.conformance.backend and test it")
     parser.add_argument(
+        "--via-router",
+        action="store_true",
+        help="also run through toolmesh (prefix never) in front of the server and compare check by check",
+    )
+    parser.add_argument(
         "--spec-version",
         action="append",
         choices=SPEC_VERSIONS,
@@ -263,11 +346,24 @@ def main(argv: list[str] | None = None) -> int:
         with install_lock():
             node = ensure_node()
             cli = ensure_suite(args.suite_version)
+        lost: list[str] = []
         with contextlib.ExitStack() as stack:
             url = args.url
             if args.backend:
                 url = stack.enter_context(running_backend(output_root / "backend.log"))
             results = [run_version(node, cli, url, version, output_root) for version in versions]
+            if args.via_router:
+                for direct in list(results):
+                    version = direct.spec_version
+                    with running_router(
+                        url, output_root / f"router-{version}", UPSTREAM[version]
+                    ) as router_url:
+                        routed = run_version(node, cli, router_url, version, output_root, "router")
+                    routed.exit_code = 0  # judged by the comparison below, not the baseline
+                    missing = lost_through_router(direct, routed)
+                    lost += [f"{direct.spec_version} {line}" for line in missing]
+                    routed.exit_code = 1 if missing else 0
+                    results.append(routed)
     except SetupError as error:
         print(f"conformance setup failed: {error}", file=sys.stderr)
         return 2
@@ -276,9 +372,12 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         verdict = "ok" if r.exit_code == 0 else f"FAILED (exit {r.exit_code})"
         print(
-            f"{r.spec_version}: {r.passed} passed, {r.failed} failed in {r.seconds:.1f} s, {verdict}; {r.output_dir}"
+            f"{r.spec_version} {r.output_dir.name.split('-')[3]}: {r.passed} passed, {r.failed} failed in {r.seconds:.1f} s, {verdict}; {r.output_dir}"
         )
     print(f"conformance: {sum(r.passed for r in results)} passed, {sum(r.failed for r in results)} failed")
+    if lost:
+        print("checks that pass directly but not through the router:")
+        print("\n".join(f"  {line}" for line in lost))
     return max((r.exit_code for r in results), default=0)
 
 

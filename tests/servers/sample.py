@@ -391,8 +391,12 @@ class SampleBackend:
         return types.CallToolResult(content=[_text(f"{self.name}: {message}")], is_error=True)
 
     async def _slow(self, ctx: Ctx, args: dict[str, Any]) -> types.CallToolResult:
-        """Sleep, then return ``done``; cancellation interrupts the sleep."""
-        await anyio.sleep(args["seconds"])
+        """Sleep, then return ``done``; cancellation interrupts the sleep (and says so on stderr)."""
+        try:
+            await anyio.sleep(args["seconds"])
+        except anyio.get_cancelled_exc_class():
+            print(f"{self.name}: slow call cancelled", file=sys.stderr, flush=True)
+            raise
         return types.CallToolResult(content=[_text("done")])
 
     async def _link(self, ctx: Ctx, args: dict[str, Any]) -> types.CallToolResult:

@@ -1,0 +1,80 @@
+"""Resumable SSE streams for 2025-11-25 clients: event ids, `retry`, `Last-Event-ID`.
+
+When a backend closes a request's stream early (SSE polling, 2025-11-25), the router does the
+same to its client: it sends a priming event (an id, `retry`, no data) and ends the response.
+What the call produces afterwards (progress, questions to the client, the response) is kept here,
+and the client's GET with `Last-Event-ID` replays it and follows the stream until the response.
+
+Memory is bounded: at most `max_streams` streams (the oldest are forgotten first) of at most
+`max_events` events each; a resumption of a forgotten stream gets 404 and the client starts over.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import anyio
+
+
+@dataclass(eq=False)
+class EventLog:
+    """One polled request stream: its events in order, and whether its response is among them."""
+
+    stream_id: str
+    session_id: str
+    events: list[tuple[str, bytes]] = field(default_factory=list)
+    first_seq: int = 0
+    done: bool = False
+    changed: anyio.Event = field(default_factory=anyio.Event)
+
+    def event_id(self, seq: int) -> str:
+        return f"{self.stream_id}.{seq}"
+
+    def after(self, seq: int) -> list[tuple[str, bytes]]:
+        start = max(0, seq + 1 - self.first_seq)
+        return self.events[start:]
+
+    @property
+    def last_seq(self) -> int:
+        return self.first_seq + len(self.events) - 1
+
+
+class EventStore:
+    def __init__(self, max_streams: int = 1000, max_events: int = 1000) -> None:
+        self.max_streams = max_streams
+        self.max_events = max_events
+        self._logs: OrderedDict[str, EventLog] = OrderedDict()
+
+    def open(self, session_id: str) -> EventLog:
+        log = EventLog(secrets.token_urlsafe(9), session_id)
+        self._logs[log.stream_id] = log
+        while len(self._logs) > self.max_streams:
+            self._logs.popitem(last=False)
+        return log
+
+    def append(self, log: EventLog, data: bytes, *, final: bool = False) -> str:
+        """Keep one event (`data` is the JSON of the message; b"" primes); returns its id."""
+        seq = log.first_seq + len(log.events)
+        event_id = log.event_id(seq)
+        log.events.append((event_id, data))
+        if len(log.events) > self.max_events:
+            drop = len(log.events) - self.max_events
+            del log.events[:drop]
+            log.first_seq += drop
+        log.done = log.done or final
+        log.changed.set()
+        log.changed = anyio.Event()
+        return event_id
+
+    def find(self, session_id: str, last_event_id: str) -> tuple[EventLog, int] | None:
+        """The stream `last_event_id` belongs to (if it is this session's) and the sequence number."""
+        stream_id, _, seq_text = last_event_id.rpartition(".")
+        log = self._logs.get(stream_id)
+        if log is None or log.session_id != session_id or not seq_text.isdigit():
+            return None
+        return log, int(seq_text)
+
+    def forget(self, log: EventLog) -> None:
+        self._logs.pop(log.stream_id, None)

@@ -1,0 +1,90 @@
+"""`subscriptions/listen` (2026-07-28): a POST whose response is a long-lived SSE stream.
+
+The first frame acknowledges the filter the router will honor; after it, every fan-out event the
+client opted in to (list_changed per kind, updates of the resource URIs it named) arrives tagged
+with `_meta["io.modelcontextprotocol/subscriptionId"]`, the listen request's id. Events come from
+`ListenStreams`, to which every replica publishes the backend news it sees. The stream ends when
+the client disconnects (2026-07-28 has no resumption: the client listens again and refetches), or
+with a final result when the router drops a client that stopped reading.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import orjson
+
+from router.server.streams import SSE_HEADERS
+from router.state.listeners import Interest, ListenStreams, Message
+
+SUBSCRIPTION_ID_KEY = "io.modelcontextprotocol/subscriptionId"
+
+
+def _tagged(message: Message, meta: dict[str, Any]) -> Message:
+    params = message.get("params")
+    params = params if isinstance(params, dict) else {}
+    own = params.get("_meta")
+    return {**message, "params": {**params, "_meta": {**(own if isinstance(own, dict) else {}), **meta}}}
+
+
+def _frame(message: Message) -> bytes:
+    return b"event: message\ndata: " + orjson.dumps(message) + b"\n\n"
+
+
+async def serve_listen(
+    bus: ListenStreams,
+    receive: Any,
+    send: Any,
+    message: Message,
+    keepalive: float,
+    on_change: Callable[[], None] | None = None,
+) -> None:
+    params = message.get("params") or {}
+    interest = Interest.from_filter(params.get("notifications"))
+    meta = {SUBSCRIPTION_ID_KEY: message["id"]}
+    listener = bus.listen(interest)
+    if interest.uris and on_change is not None:
+        on_change()
+    ack = {
+        "jsonrpc": "2.0",
+        "method": "notifications/subscriptions/acknowledged",
+        "params": {"notifications": interest.honored(), "_meta": meta},
+    }
+    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+    ended_by_router = False
+    try:
+        async with anyio.create_task_group() as tg:
+
+            async def watch_disconnect() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watch_disconnect)
+            with contextlib.suppress(OSError):
+                await send({"type": "http.response.body", "body": _frame(ack), "more_body": True})
+                while True:
+                    with anyio.move_on_after(keepalive):
+                        try:
+                            event = await listener.inbox.receive()
+                        except anyio.EndOfStream:
+                            ended_by_router = True
+                            break
+                        frame = _frame(_tagged(event, meta))
+                        await send({"type": "http.response.body", "body": frame, "more_body": True})
+                        continue
+                    await send({"type": "http.response.body", "body": b": keepalive\n\n", "more_body": True})
+            tg.cancel_scope.cancel()
+    finally:
+        bus.close(listener)
+        if interest.uris and on_change is not None:
+            on_change()
+    last = b""
+    if ended_by_router:
+        result = {"jsonrpc": "2.0", "id": message["id"], "result": {"_meta": meta, "resultType": "complete"}}
+        last = _frame(result)
+    with contextlib.suppress(OSError):
+        await send({"type": "http.response.body", "body": last, "more_body": False})

@@ -1,0 +1,113 @@
+"""SSE on the client side: a POST's reply stream, and the replay of a polled one.
+
+`ReplyStream` is a POST's reply: plain JSON, or an SSE stream once a related message has to go
+first; for 2025-11-25 sessions a resumable stream from the start (see its docstring). `follow`
+serves a client's GET with `Last-Event-ID` from the event store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import anyio
+import orjson
+
+from router.server.events import EventLog, EventStore
+from router.upstream.base import STREAM_PAUSED
+
+Send = Any
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache, no-transform"),
+    (b"x-accel-buffering", b"no"),
+]
+KEEPALIVE_SECONDS = 15.0
+
+
+async def follow(send: Send, log: EventLog, seq: int) -> None:
+    while True:
+        changed = log.changed
+        for event_id, data in log.after(seq):
+            if data:
+                await send_body(send, sse(data, event_id))
+        seq = log.last_seq
+        if log.done:
+            return
+        with anyio.move_on_after(KEEPALIVE_SECONDS):
+            await changed.wait()
+            continue
+        await send_body(send, b": keepalive\n\n")
+
+
+class ReplyStream:
+    """A POST's reply: JSON, or an SSE stream once a related message arrives first.
+
+    For a 2025-11-25 session (`events` given) the reply is a resumable SSE stream from the start:
+    a priming event (id, `retry`), then every event with an id, kept in the event store until
+    the response went out, so a client whose stream dropped can GET the rest with
+    `Last-Event-ID`. A backend's polling close is mirrored: the response ends after what was
+    sent so far, and the rest of the call waits in the store for the client's GET."""
+
+    __slots__ = ("events", "live", "log", "retry_ms", "send", "session_id", "started")
+
+    def __init__(
+        self, send: Send, events: EventStore | None = None, session_id: str | None = None, retry_ms: int = 0
+    ) -> None:
+        self.send = send
+        self.started = False
+        self.live = True
+        self.events, self.session_id, self.retry_ms = events, session_id, retry_ms
+        self.log: EventLog | None = None
+
+    async def prime(self) -> None:
+        """Open a resumable stream with its priming event (2025-11-25 sessions)."""
+        if self.events is None or self.session_id is None:
+            return
+        await self._start()
+        self.log = self.events.open(self.session_id)
+        event_id = self.events.append(self.log, b"")
+        await self._write(f"id: {event_id}\nretry: {self.retry_ms}\ndata: \n\n".encode())
+
+    async def emit(self, message: dict[str, Any]) -> None:
+        if message.get("method") == STREAM_PAUSED:
+            await self._pause()
+            return
+        data = orjson.dumps(message)
+        event_id = self.events.append(self.log, data) if self.log is not None and self.events else None
+        if self.live:
+            await self._start()
+            await self._write(sse(data, event_id))
+
+    async def _start(self) -> None:
+        if not self.started:
+            self.started = True
+            await self.send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+
+    async def _write(self, chunk: bytes, more: bool = True) -> None:
+        with contextlib.suppress(OSError):  # the client left; it may come back with Last-Event-ID
+            await send_body(self.send, chunk, more)
+
+    async def _pause(self) -> None:
+        if self.log is None or not self.live:
+            return  # this client cannot resume: keep its stream open, the channel resumes upstream
+        self.live = False
+        await self._write(b"", more=False)
+
+    async def finish(self, body: bytes) -> None:
+        if self.log is not None and self.events is not None:
+            event_id = self.events.append(self.log, body, final=True)
+            if self.live:
+                await self._write(sse(body, event_id), more=False)
+                self.events.forget(self.log)  # delivered: nothing left to resume
+            return
+        await self._write(sse(body), more=False)
+
+
+def sse(data: bytes, event_id: str | None = None) -> bytes:
+    head = b"id: " + event_id.encode() + b"\n" if event_id is not None else b""
+    return head + b"event: message\ndata: " + data + b"\n\n"
+
+
+async def send_body(send: Send, body: bytes, more: bool = True) -> None:
+    await send({"type": "http.response.body", "body": body, "more_body": more})

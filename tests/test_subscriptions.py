@@ -1,0 +1,133 @@
+"""Resource subscriptions and list_changed through the router, for both eras of client.
+
+Legacy clients subscribe with resources/subscribe and hear notifications/resources/updated on
+their GET stream; 2026-07-28 clients open a subscriptions/listen stream. Either way only the
+clients that asked hear an update, and a backend's list change reaches every listener, whichever
+client's call caused it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+import pytest
+from mcp import Client, types
+
+from tests.conftest import run_router
+from tests.support.procs import sample_server_http
+
+pytestmark = pytest.mark.anyio
+
+HELLO = "mem://s/hello"
+MODERN = "2026-07-28"
+ENVELOPE = {
+    "io.modelcontextprotocol/protocolVersion": MODERN,
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.updates: list[str] = []
+
+    async def __call__(self, message: Any) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            self.updates.append(str(message.params.uri))
+
+
+async def wait_for(condition: Any, seconds: float = 10.0) -> None:
+    with anyio.fail_after(seconds):
+        while not condition():
+            await anyio.sleep(0.05)
+
+
+@pytest.mark.filterwarnings("ignore:resources/(un)?subscribe is removed")
+@pytest.mark.parametrize("era", ["legacy", "modern"])
+async def test_a_legacy_subscriber_hears_updates_and_others_do_not(tmp_path: Path, era: str) -> None:
+    with (
+        sample_server_http("s", era=era, log_dir=tmp_path) as (url, _),  # type: ignore[arg-type]
+        run_router(tmp_path, {"s": {"url": url}}, "--prefix", "never") as router,
+    ):
+        watcher, bystander = Inbox(), Inbox()
+        async with (
+            Client(router.mcp_url, mode="legacy", message_handler=watcher) as subscribed,
+            Client(router.mcp_url, mode="legacy", message_handler=bystander) as other,
+        ):
+            await subscribed.subscribe_resource(HELLO)
+            await anyio.sleep(0.5)  # the router subscribes upstream in the background
+            # the other client's call causes the update: it still goes to the subscriber only
+            touched = await other.call_tool("touch", {"uri": HELLO})
+            assert "updated" in touched.content[0].text  # type: ignore[union-attr]
+            await wait_for(lambda: watcher.updates)
+            assert watcher.updates == [HELLO]
+            await subscribed.unsubscribe_resource(HELLO)
+            await anyio.sleep(0.5)
+            await other.call_tool("touch", {"uri": HELLO})
+            await anyio.sleep(1.0)
+            assert watcher.updates == [HELLO]
+            assert bystander.updates == []
+
+
+async def listen_frames(
+    http: aiohttp.ClientSession, url: str, notifications: dict[str, Any]
+) -> AsyncIterator[dict[str, Any]]:
+    body = {
+        "jsonrpc": "2.0",
+        "id": "listen-1",
+        "method": "subscriptions/listen",
+        "params": {"_meta": ENVELOPE, "notifications": notifications},
+    }
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "MCP-Protocol-Version": MODERN,
+        "Mcp-Method": "subscriptions/listen",
+    }
+    async with http.post(url, data=json.dumps(body), headers=headers) as response:
+        assert response.status == 200 and response.content_type == "text/event-stream"
+        async for line in response.content:
+            if line.startswith(b"data: "):
+                yield json.loads(line[6:])
+
+
+@pytest.mark.parametrize("era", ["legacy", "modern"])
+async def test_a_listen_stream_gets_what_it_asked_for_tagged(tmp_path: Path, era: str) -> None:
+    with (
+        sample_server_http("s", era=era, log_dir=tmp_path) as (url, _),  # type: ignore[arg-type]
+        run_router(tmp_path, {"s": {"url": url}}, "--prefix", "never") as router,
+    ):
+        frames: list[dict[str, Any]] = []
+        async with aiohttp.ClientSession() as http, anyio.create_task_group() as tg:
+
+            async def listen() -> None:
+                async for frame in listen_frames(
+                    http, router.mcp_url, {"resourceSubscriptions": [HELLO], "toolsListChanged": True}
+                ):
+                    frames.append(frame)
+
+            tg.start_soon(listen)
+            await wait_for(lambda: frames)
+            await anyio.sleep(0.5)  # the router subscribes upstream in the background
+            async with Client(router.mcp_url, mode=MODERN) as client:
+                await client.call_tool("touch", {"uri": HELLO, "standalone": True})
+                await wait_for(
+                    lambda: any(f.get("method") == "notifications/resources/updated" for f in frames)
+                )
+                await client.call_tool("grow", {"standalone": True})
+                await wait_for(
+                    lambda: any(f.get("method") == "notifications/tools/list_changed" for f in frames)
+                )
+                await client.call_tool("touch", {"uri": "mem://s/other", "standalone": True})
+            tg.cancel_scope.cancel()
+        ack = frames[0]
+        assert ack["method"] == "notifications/subscriptions/acknowledged"
+        assert ack["params"]["notifications"] == {"resourceSubscriptions": [HELLO], "toolsListChanged": True}
+        for frame in frames:
+            assert frame["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == "listen-1"
+        updates = [f["params"]["uri"] for f in frames if f["method"] == "notifications/resources/updated"]
+        assert updates == [HELLO]  # never mem://s/other, which this stream did not ask for

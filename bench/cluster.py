@@ -37,7 +37,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import HOST, Processes, free_port, get_status, wait_until
+from bench.harness import HOST, Processes, free_port, get_status, response_message, wait_until
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results"
@@ -65,8 +65,10 @@ class Client:
                 raise RuntimeError(f"{method} on {port}: HTTP {response.status} {raw[:200]!r}")
             if "mcp-session-id" in response.headers:
                 self.session_id = response.headers["mcp-session-id"]
-            message: dict[str, Any] = orjson.loads(raw)
-            return message
+            found = response_message(raw, response.headers.get("content-type", ""), self.next_id)
+            if found is None:
+                raise RuntimeError(f"{method} on {port}: no response in {raw[:200]!r}")
+            return found
 
     async def initialize(self, port: int) -> None:
         self.session_id = ""

@@ -133,7 +133,8 @@ def parse_sse(raw: bytes) -> list[dict[str, Any]]:
         if line.startswith("data:"):
             data.append(line[5:].lstrip(" "))
         elif not line and data:
-            messages.append(orjson.loads("\n".join(data)))
+            if any(data):  # a priming event (an id, no data) carries no message
+                messages.append(orjson.loads("\n".join(data)))
             data = []
     return messages
 

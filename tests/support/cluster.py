@@ -341,7 +341,12 @@ class McpHttp:
 
     async def post(self, url: str, message: dict[str, Any]) -> Reply:
         async with self.http.post(url, data=orjson.dumps(message), headers=self._headers()) as response:
-            body = await response.read()
+            try:
+                body = await response.read()
+            except aiohttp.ClientPayloadError:
+                # A 2025-11-25 reply is an SSE stream from its first byte: a replica that dies
+                # mid-call breaks the stream rather than answering an error status.
+                return Reply(0, {k.lower(): v for k, v in response.headers.items()}, [])
             kind = response.headers.get("content-type", "")
             if kind.startswith("text/event-stream"):
                 messages = [orjson.loads(data) for data in _sse_data(body.decode())]
@@ -388,6 +393,6 @@ def _sse_data(text: str) -> list[str]:
     out: list[str] = []
     for event in text.split("\n\n"):
         lines = [line[5:].lstrip() for line in event.splitlines() if line.startswith("data:")]
-        if lines:
+        if lines and any(lines):  # a priming event (an id, no data) carries no message
             out.append("\n".join(lines))
     return out

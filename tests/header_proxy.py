@@ -49,7 +49,9 @@ def header_proxy(target: str) -> Iterator[tuple[str, list[dict[str, str]]]]:
         app = web.Application()
         app[HTTP] = aiohttp.ClientSession(auto_decompress=False)
         app.router.add_route("*", "/{tail:.*}", forward)
-        runner = web.AppRunner(app)
+        # Long-lived streams (a router's GET or subscriptions/listen stream) must not hold the
+        # shutdown for aiohttp's default minute.
+        runner = web.AppRunner(app, shutdown_timeout=2.0)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         ready.set()

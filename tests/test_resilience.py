@@ -197,3 +197,42 @@ async def test_breaker_transitions_reach_other_replicas_as_hints(tmp_path: Path)
                 while boards[1].hinted_open("svc", "i1"):
                     await anyio.sleep(0.02)
             tg.cancel_scope.cancel()
+
+
+async def test_concurrency_slots_queue_then_refuse() -> None:
+    from router.errors import BackendBusy
+    from router.upstream.balancer import Slots
+
+    slots = Slots("svc", limit=1, queue=1, queue_timeout=0.3)
+    await slots.acquire()
+    outcomes: list[str] = []
+
+    async def waiter() -> None:
+        try:
+            await slots.acquire()
+            outcomes.append("got a slot")
+        except BackendBusy as exc:
+            outcomes.append(exc.message)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter)
+        await anyio.sleep(0.05)
+        with pytest.raises(BackendBusy, match="1 calls in flight and 1 waiting"):
+            await slots.acquire()  # the queue's one place is taken
+    assert outcomes == ["server 'svc' is unavailable: no free slot within 0.3 s (1 calls in flight)"]
+    slots.release()
+    await slots.acquire()  # free again
+
+
+async def test_a_full_instance_answers_busy_at_once(tmp_path: Path) -> None:
+    with instances(tmp_path, 1) as running:
+        servers = {"svc": {"url": running[0][0], "max_concurrency": 1, "max_queue": 0}}
+        with run_router(tmp_path, servers) as router:
+            async with aiohttp.ClientSession() as http, anyio.create_task_group() as tg:
+                tg.start_soon(call_tool, http, router.mcp_url, "svc__slow", {"seconds": 1.5})
+                await anyio.sleep(0.5)
+                started = time.monotonic()
+                reply = await call_tool(http, router.mcp_url, "svc__echo", {"text": "x"})
+                assert time.monotonic() - started < 0.5
+            assert reply["error"]["code"] == -32003
+            assert "1 calls in flight and 0 waiting (the queue is full)" in reply["error"]["message"]

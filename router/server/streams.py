@@ -47,9 +47,14 @@ class ReplyStream:
     a priming event (id, `retry`), then every event with an id, kept in the event store until
     the response went out, so a client whose stream dropped can GET the rest with
     `Last-Event-ID`. A backend's polling close is mirrored: the response ends after what was
-    sent so far, and the rest of the call waits in the store for the client's GET."""
+    sent so far, and the rest of the call waits in the store for the client's GET.
 
-    __slots__ = ("events", "live", "log", "retry_ms", "send", "session_id", "started")
+    The priming event goes out with the first thing written after it (a related message, a
+    polling close, or the response): on the wire it is still first, and a quick call costs one
+    write, as a JSON reply does. A long call that sends nothing meanwhile has no event id to
+    resume from until it does."""
+
+    __slots__ = ("events", "live", "log", "priming", "retry_ms", "send", "session_id", "started")
 
     def __init__(
         self, send: Send, events: EventStore | None = None, session_id: str | None = None, retry_ms: int = 0
@@ -59,15 +64,15 @@ class ReplyStream:
         self.live = True
         self.events, self.session_id, self.retry_ms = events, session_id, retry_ms
         self.log: EventLog | None = None
+        self.priming = b""
 
     async def prime(self) -> None:
-        """Open a resumable stream with its priming event (2025-11-25 sessions)."""
+        """Make this a resumable stream with its priming event (2025-11-25 sessions)."""
         if self.events is None or self.session_id is None:
             return
-        await self._start()
         self.log = self.events.open(self.session_id)
         event_id = self.events.append(self.log, b"")
-        await self._write(f"id: {event_id}\nretry: {self.retry_ms}\ndata: \n\n".encode())
+        self.priming = f"id: {event_id}\nretry: {self.retry_ms}\ndata: \n\n".encode()
 
     async def emit(self, message: dict[str, Any]) -> None:
         if message.get("method") == STREAM_PAUSED:
@@ -85,6 +90,8 @@ class ReplyStream:
             await self.send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
 
     async def _write(self, chunk: bytes, more: bool = True) -> None:
+        if self.priming:
+            chunk, self.priming = self.priming + chunk, b""
         with contextlib.suppress(OSError):  # the client left; it may come back with Last-Event-ID
             await send_body(self.send, chunk, more)
 
@@ -92,12 +99,14 @@ class ReplyStream:
         if self.log is None or not self.live:
             return  # this client cannot resume: keep its stream open, the channel resumes upstream
         self.live = False
+        await self._start()
         await self._write(b"", more=False)
 
     async def finish(self, body: bytes) -> None:
         if self.log is not None and self.events is not None:
             event_id = self.events.append(self.log, body, final=True)
             if self.live:
+                await self._start()
                 await self._write(sse(body, event_id), more=False)
                 self.events.forget(self.log)  # delivered: nothing left to resume
             return

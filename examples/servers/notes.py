@@ -1,4 +1,4 @@
-"""Example MCP server (stdio): a small notebook kept in memory.
+"""Example MCP server (stdio, or Streamable HTTP with `--transport streamable-http`): a notebook in memory.
 
 Tools to add, list and search notes, each note readable as a resource, and a prompt that asks for
 a summary. Run by the embedded default's catalog (examples/catalog.json).
@@ -45,4 +45,14 @@ def summarize_notes() -> str:
 
 
 if __name__ == "__main__":
-    app.run()
+    import argparse
+
+    parser = argparse.ArgumentParser(description="The notes example MCP server (stdio by default).")
+    parser.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio")
+    parser.add_argument("--host", default="127.0.0.1", help="listen address for streamable-http")
+    parser.add_argument("--port", type=int, default=8000, help="listen port for streamable-http")
+    options = parser.parse_args()
+    if options.transport == "stdio":
+        app.run()
+    else:
+        app.run("streamable-http", host=options.host, port=options.port)

@@ -1,0 +1,311 @@
+"""`compose/` checked without a Docker engine.
+
+What can be proved here is proved with the real tools: the compose file parses and everything it
+names exists, images are pinned, the router and registrar commands it runs are accepted by our own
+command-line parser, HAProxy's config passes `haproxy -c`, Prometheus's passes `promtool check
+config`, and every dashboard query is valid PromQL (`promtool check rules`) naming a metric a
+running router really exports.
+
+`haproxy` and `promtool` come from Debian (packages `haproxy` and `prometheus`); `scripts/test`
+installs them when it runs as root. Where they are missing these tests FAIL, on purpose: a check
+that silently skips is a check nobody runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from router.cli import _parser
+from tests.conftest import run_router
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = ROOT / "compose"
+COMPOSE_FILE = COMPOSE / "docker-compose.yml"
+HAPROXY_CFG = COMPOSE / "haproxy" / "haproxy.cfg"
+PROMETHEUS_CFG = COMPOSE / "prometheus" / "prometheus.yml"
+DASHBOARDS = COMPOSE / "grafana" / "dashboards"
+DATASOURCES = COMPOSE / "grafana" / "provisioning" / "datasources"
+
+# `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?error}`: compose's interpolation forms.
+INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
+PINNED_TAG = re.compile(r":v?\d+\.\d+\.\d+(-[a-z0-9.]+)?$")
+
+
+def need_tool(name: str, package: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(
+            f"`{name}` is not installed, so {COMPOSE.name}/ cannot be checked. It comes from Debian's "
+            f"`{package}` package: scripts/test installs it when run as root; otherwise run "
+            f"`apt-get install {package}` and try again."
+        )
+    return path
+
+
+def interpolate(value: str, env: dict[str, str] | None = None) -> str:
+    """Compose's variable substitution, with defaults (and a stand-in for required values)."""
+    env = env or {}
+
+    def one(match: re.Match[str]) -> str:
+        name, op, arg = match["name"], match["op"], match["arg"]
+        if name in env:
+            return env[name]
+        if op in (":-", "-"):
+            return arg or ""
+        if op in (":?", "?"):
+            return f"<{name}>"
+        return ""
+
+    return INTERPOLATION.sub(one, value.replace("$$", "\x00")).replace("\x00", "$")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    document = yaml.safe_load(COMPOSE_FILE.read_text())
+    assert isinstance(document, dict) and isinstance(document.get("services"), dict)
+    return document
+
+
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return compose["services"]  # type: ignore[no-any-return]
+
+
+# -- the compose file ---------------------------------------------------------------------------
+
+
+def test_the_stack_has_every_part_the_issue_asks_for(compose: dict[str, Any]) -> None:
+    svc = services(compose)
+    for name in ("consul", "nats", "etcd", "router", "haproxy", "notes", "notes-registrar", "units",
+                 "prometheus", "grafana"):  # fmt: skip
+        assert name in svc, f"compose has no {name} service"
+    assert svc["router"]["deploy"]["replicas"] == 3
+    assert svc["etcd"].get("profiles") == ["etcd"], "etcd must be optional (a profile)"
+    consul = " ".join(svc["consul"]["command"])
+    assert "-server" in consul and "-ui" in consul, "Consul must run in server mode with its UI"
+    assert "--jetstream" in svc["nats"]["command"]
+    nats_version = tuple(int(p) for p in svc["nats"]["image"].split(":")[1].split("-")[0].split("."))
+    assert nats_version >= (2, 11), "per-key TTLs need NATS >= 2.11"
+
+
+def test_every_image_is_pinned_to_a_version(compose: dict[str, Any]) -> None:
+    built = {s["image"] for s in services(compose).values() if "build" in s and "image" in s}
+    for name, service in services(compose).items():
+        image = service.get("image")
+        if image is None:
+            assert "build" in service, f"service {name} has neither image nor build"
+            continue
+        if image in built:
+            continue  # built from this repository by another service
+        assert PINNED_TAG.search(image), f"service {name}: image {image!r} is not pinned to a version"
+
+
+def test_every_file_the_compose_file_names_exists(compose: dict[str, Any]) -> None:
+    missing: list[str] = []
+    for name, service in services(compose).items():
+        build = service.get("build")
+        if build is not None:
+            context = COMPOSE / build["context"]
+            if not context.is_dir():
+                missing.append(f"{name}: build context {context}")
+            dockerfile = context / build.get("dockerfile", "Dockerfile")
+            if not dockerfile.is_file():
+                missing.append(f"{name}: dockerfile {dockerfile}")
+            for line in dockerfile.read_text().splitlines() if dockerfile.is_file() else []:
+                if line.startswith("COPY ") and "--from=" not in line:
+                    for source in line.split()[1:-1]:
+                        if not (context / source).exists():
+                            missing.append(f"{name}: {dockerfile.name} copies {source}, which does not exist")
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith((".", "/")) and not (COMPOSE / source).exists():
+                missing.append(f"{name}: volume source {source}")
+        for env_file in service.get("env_file", []):
+            if not (COMPOSE / env_file).exists():
+                missing.append(f"{name}: env_file {env_file}")
+        command = service.get("command", [])
+        if isinstance(command, list):
+            for arg in command:
+                if isinstance(arg, str) and arg.startswith("examples/") and not (ROOT / arg).is_file():
+                    missing.append(f"{name}: runs {arg}, which does not exist")
+    assert not missing, "compose refers to files that do not exist:\n" + "\n".join(missing)
+
+
+def test_named_volumes_and_dependencies_are_declared(compose: dict[str, Any]) -> None:
+    declared = set(compose.get("volumes", {}))
+    svc = services(compose)
+    for name, service in svc.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if not source.startswith((".", "/")):
+                assert source in declared, f"service {name} uses volume {source}, not declared"
+        depends = service.get("depends_on", [])
+        for other in depends if isinstance(depends, list) else depends.keys():
+            assert other in svc, f"service {name} depends on unknown service {other}"
+
+
+@pytest.mark.parametrize("env_file", [None, "etcd.env"])
+def test_toolmesh_commands_are_accepted_by_the_cli(compose: dict[str, Any], env_file: str | None) -> None:
+    """Every `toolmesh ...` a container runs parses with our own parser, with Consul and with etcd."""
+    env: dict[str, str] = {}
+    if env_file is not None:
+        for line in (COMPOSE / env_file).read_text().splitlines():
+            if line.strip() and not line.startswith("#"):
+                key, _, value = line.partition("=")
+                env[key.strip()] = value.strip()
+        assert env.get("COMPOSE_PROFILES") == "etcd"
+    parser = _parser()
+    checked = 0
+    for name, service in services(compose).items():
+        entry = service.get("entrypoint")
+        command = [interpolate(str(arg), env) for arg in service.get("command", [])]
+        image = service.get("image", "")
+        if image == "toolmesh/router:local" and entry is None:
+            argv = command  # the image's entrypoint is `toolmesh`
+        elif command[:1] == ["toolmesh"]:
+            argv = command[1:]
+        else:
+            continue
+        try:
+            parser.parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"service {name}: `toolmesh {' '.join(argv)}` is refused by router/cli.py")
+        if env_file is not None:
+            assert not any("consul" in arg for arg in argv), f"service {name} still points at Consul"
+        checked += 1
+    assert checked >= 3, "expected the routers and two registrars to run toolmesh"
+
+
+def test_router_replicas_share_a_required_cluster_key(compose: dict[str, Any]) -> None:
+    key = services(compose)["router"]["environment"]["TOOLMESH_CLUSTER_KEY"]
+    match = INTERPOLATION.fullmatch(key)
+    assert match is not None and match["op"] == ":?", "the cluster key must be required, never defaulted"
+
+
+# -- HAProxy ------------------------------------------------------------------------------------
+
+
+def test_haproxy_config_passes_haproxy_check() -> None:
+    haproxy = need_tool("haproxy", "haproxy")
+    result = subprocess.run(
+        [haproxy, "-c", "-f", str(HAPROXY_CFG)], capture_output=True, text=True, timeout=30, check=False
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Configuration file is valid" in output
+    # The only warnings allowed: the replicas' Docker DNS name does not resolve outside Docker.
+    warnings = [line for line in output.splitlines() if "[WARNING]" in line or "[ALERT]" in line]
+    unexpected = [w for w in warnings if "could not resolve address 'router'" not in w]
+    assert not unexpected, "\n".join(unexpected)
+
+
+def test_haproxy_hashes_on_the_session_id_and_checks_readiness() -> None:
+    lines = [line.split("#")[0].strip() for line in HAPROXY_CFG.read_text().splitlines()]
+    assert "balance hdr(mcp-session-id)" in lines
+    assert "hash-type consistent" in lines
+    assert "http-check send meth GET uri /readyz" in lines
+    timeouts = {
+        parts[1]: parts[2] for parts in (line.split() for line in lines) if parts[:1] == ["timeout"]
+    }
+    for name in ("client", "server", "tunnel"):
+        assert timeouts.get(name) == "1h", f"timeout {name} must be long for SSE streams"
+
+
+# -- Prometheus and Grafana ---------------------------------------------------------------------
+
+
+def test_prometheus_config_passes_promtool() -> None:
+    promtool = need_tool("promtool", "prometheus")
+    result = subprocess.run(
+        [promtool, "check", "config", str(PROMETHEUS_CFG)], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs = {job["job_name"]: job for job in yaml.safe_load(PROMETHEUS_CFG.read_text())["scrape_configs"]}
+    assert jobs["toolmesh"]["dns_sd_configs"][0]["names"] == ["router"], "scrape every router replica"
+
+
+def dashboards() -> list[Path]:
+    return sorted(DASHBOARDS.glob("*.json"))
+
+
+def panel_queries(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    for panel in dashboard["panels"]:
+        for nested in [panel, *panel.get("panels", [])]:
+            for target in nested.get("targets", []):
+                yield nested["title"], target["expr"]
+
+
+def test_dashboards_load_and_use_the_provisioned_datasource() -> None:
+    uids = {
+        source["uid"]
+        for path in DATASOURCES.glob("*.yml")
+        for source in yaml.safe_load(path.read_text())["datasources"]
+    }
+    assert dashboards(), "no dashboard in compose/grafana/dashboards"
+    for path in dashboards():
+        dashboard = json.loads(path.read_text())
+        titles = [p["title"] for p in dashboard["panels"] if p["type"] != "row"]
+        assert len(titles) == len(set(titles)), f"{path.name}: duplicate panel titles"
+        for panel in dashboard["panels"]:
+            if panel["type"] != "row":
+                assert panel["datasource"]["uid"] in uids, f"{path.name}: {panel['title']} has no datasource"
+                assert panel.get("targets"), f"{path.name}: {panel['title']} has no query"
+
+
+def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
+    promtool = need_tool("promtool", "prometheus")
+    rules = [
+        {"record": f"toolmesh:check:{n}", "expr": expr.replace("$__rate_interval", "1m")}
+        for n, (_, expr) in enumerate(q for path in dashboards() for q in panel_queries(json.loads(path.read_text())))
+    ]
+    rule_file = tmp_path / "rules.yml"
+    rule_file.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    result = subprocess.run(
+        [promtool, "check", "rules", str(rule_file)], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_sum", "_count", "_created"),
+    "summary": ("_sum", "_count", "_created"),
+    "gauge": ("",),
+}
+
+
+def exported_series(metrics_text: str) -> set[str]:
+    """Every series name a scrape may carry, from the families a router declares (even unused ones)."""
+    names: set[str] = set()
+    for family in text_string_to_metric_families(metrics_text):
+        names.add(family.name)
+        names.update(family.name + suffix for suffix in SUFFIXES.get(family.type, ("",)))
+        names.update(sample.name for sample in family.samples)
+    return names
+
+
+def test_every_dashboard_metric_is_exported_by_a_running_router(tmp_path: Path) -> None:
+    with run_router(tmp_path, {}) as router:
+        with urllib.request.urlopen(f"{router.base_url}/metrics", timeout=10) as response:
+            exported = exported_series(response.read().decode())
+    assert "toolmesh_requests_total" in exported  # the scrape itself is sound
+    unknown = sorted(
+        {
+            f"{title}: {name}"
+            for path in dashboards()
+            for title, expr in panel_queries(json.loads(path.read_text()))
+            for name in re.findall(r"\btoolmesh_[a-z0-9_]+", expr)
+            if name not in exported
+        }
+    )
+    assert not unknown, "dashboard panels query metrics the router does not export:\n" + "\n".join(unknown)

@@ -34,6 +34,10 @@ def main(argv: list[str] | None = None) -> None:
         from router.observe.status import run_status
 
         sys.exit(run_status(args))
+    if command == "up":
+        from router.localcluster import run as run_up
+
+        sys.exit(run_up(args["routers"], args["port"], args["dir"], not args["no_examples"], args["keep"]))
     parser.print_help()
     sys.exit(2)
 
@@ -68,7 +72,23 @@ def _parser() -> argparse.ArgumentParser:
 
     add_keys_parser(commands)
     add_status_parser(commands)
+    _add_up(commands)
     return parser
+
+
+def _add_up(commands: Any) -> None:
+    up = commands.add_parser(
+        "up",
+        help="run a local cluster on loopback: NATS, etcd (standing in for Consul), N routers behind Envoy, "
+        "the example servers with registrars; Ctrl-C stops it",
+    )
+    up.add_argument("--routers", type=int, default=3, help="router replicas (default 3)")
+    up.add_argument(
+        "--port", type=int, default=8080, help="port of the single address (default 8080; 0: any free)"
+    )
+    up.add_argument("--dir", type=Path, default=None, help="keep data and logs here (default: a temp dir)")
+    up.add_argument("--keep", action="store_true", help="keep the temp dir with the logs after stopping")
+    up.add_argument("--no-examples", dest="no_examples", action="store_true", help="start no example servers")
 
 
 def load_settings(overrides: dict[str, Any]) -> RouterSettings:

@@ -10,7 +10,8 @@ if [ ! -x "$VENV/bin/python" ]; then
         || { echo "toolmesh needs Python >= 3.11 (found $("$PY" --version))" >&2; exit 1; }
     "$PY" -m venv "$VENV"
 fi
-STAMP="$VENV/.toolmesh-installed${EXTRAS:+-test}"
+# One stamp per set of extras, so that installing one set never hides that another is missing.
+STAMP="$VENV/.toolmesh-installed${EXTRAS:+-$(printf '%s' "$EXTRAS" | tr -c 'a-z0-9\n' '-' | tr -s '-' | sed 's/^-//; s/-$//')}"
 WANT="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip

@@ -1,12 +1,40 @@
-"""The docs stay true: every setting is documented with its variable."""
+"""The docs stay true: every setting, catalog field and command-line option is documented, every
+relative link points at a file that exists, and the client set-up example works against a router."""
 
 from __future__ import annotations
 
+import argparse
+import re
+import subprocess
+import sys
 from pathlib import Path
 
+from router.catalog.config_file import ServerEntry
+from router.cli import _parser
 from router.settings import RouterSettings
+from tests.conftest import run_router
+from tests.support.procs import sample_server_stdio_entry
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+HEADING = re.compile(r"^(#+) ", re.MULTILINE)
+
+
+def section(text: str, title_part: str) -> str | None:
+    """The text under the first heading containing `title_part`, up to the next heading of its level."""
+    for match in HEADING.finditer(text):
+        line_end = text.find("\n", match.start())
+        if title_part not in text[match.start() : line_end]:
+            continue
+        level = len(match[1])
+        rest = text[line_end:]
+        following = re.search(rf"^#{{1,{level}}} ", rest, flags=re.MULTILINE)
+        return rest[: following.start()] if following else rest
+    return None
+
+
+def all_docs() -> dict[str, str]:
+    return {path.name: path.read_text() for path in sorted(DOCS.glob("*.md"))}
 
 
 def test_every_router_setting_is_in_the_configuration_reference() -> None:
@@ -17,3 +45,60 @@ def test_every_router_setting_is_in_the_configuration_reference() -> None:
         if f"`{name}`" not in text or f"`TOOLMESH_{name.upper()}`" not in text
     ]
     assert not missing, f"document these settings in docs/configuration.md: {missing}"
+
+
+def test_every_catalog_field_is_in_the_configuration_reference() -> None:
+    catalog = section((DOCS / "configuration.md").read_text(), "The catalog file")
+    assert catalog is not None, "docs/configuration.md lost its catalog file section"
+    missing = [name for name in ServerEntry.model_fields if f"`{name}`" not in catalog]
+    assert not missing, f"document these catalog fields under 'The catalog file': {missing}"
+
+
+def subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = _parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def test_every_subcommand_option_is_documented() -> None:
+    """Each `toolmesh X` has a docs section whose heading names it, listing every option it takes."""
+    docs = all_docs()
+    problems: list[str] = []
+    assert "router" in subcommands() and "up" in subcommands()
+    for name, parser in subcommands().items():
+        sections = [s for s in (section(text, f"`toolmesh {name}`") for text in docs.values()) if s]
+        if not sections:
+            problems.append(f"no docs section with `toolmesh {name}` in its heading")
+            continue
+        body = "\n".join(sections)
+        for action in parser._actions:
+            for option in action.option_strings:
+                if option.startswith("--") and option != "--help" and f"`{option}" not in body:
+                    problems.append(f"`toolmesh {name} {option}` is not in its docs section")
+    assert not problems, "\n".join(problems)
+
+
+def test_relative_links_in_the_docs_point_at_files_that_exist() -> None:
+    broken: list[str] = []
+    for path in [ROOT / "README.md", ROOT / "compose" / "README.md", *sorted(DOCS.glob("*.md"))]:
+        if not path.exists():
+            continue
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", path.read_text()):
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            if not (path.parent / target).exists():
+                broken.append(f"{path.relative_to(ROOT)} -> {target}")
+    assert not broken, "links to files that do not exist:\n" + "\n".join(broken)
+
+
+def test_the_sdk_example_in_the_client_guide_works(tmp_path: Path) -> None:
+    example = re.findall(r"```python\n(.*?)```", (DOCS / "clients.md").read_text(), flags=re.DOTALL)[0]
+    servers = {"units": {"command": sys.executable, "args": [str(ROOT / "examples" / "servers" / "units.py")]}}
+    servers["sample"] = sample_server_stdio_entry("sample")
+    with run_router(tmp_path, servers) as router:
+        code = example.replace("http://127.0.0.1:8080", router.base_url)
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    count_line, answer = result.stdout.splitlines()[:2]
+    assert "units__convert_length" in count_line
+    assert abs(float(answer) - 0.9144) < 1e-9, answer

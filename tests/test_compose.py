@@ -214,9 +214,7 @@ def test_haproxy_hashes_on_the_session_id_and_checks_readiness() -> None:
     assert "balance hdr(mcp-session-id)" in lines
     assert "hash-type consistent" in lines
     assert "http-check send meth GET uri /readyz" in lines
-    timeouts = {
-        parts[1]: parts[2] for parts in (line.split() for line in lines) if parts[:1] == ["timeout"]
-    }
+    timeouts = {parts[1]: parts[2] for parts in (line.split() for line in lines) if parts[:1] == ["timeout"]}
     for name in ("client", "server", "tunnel"):
         assert timeouts.get(name) == "1h", f"timeout {name} must be long for SSE streams"
 
@@ -227,7 +225,11 @@ def test_haproxy_hashes_on_the_session_id_and_checks_readiness() -> None:
 def test_prometheus_config_passes_promtool() -> None:
     promtool = need_tool("promtool", "prometheus")
     result = subprocess.run(
-        [promtool, "check", "config", str(PROMETHEUS_CFG)], capture_output=True, text=True, timeout=30, check=False
+        [promtool, "check", "config", str(PROMETHEUS_CFG)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     jobs = {job["job_name"]: job for job in yaml.safe_load(PROMETHEUS_CFG.read_text())["scrape_configs"]}
@@ -266,7 +268,9 @@ def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
     promtool = need_tool("promtool", "prometheus")
     rules = [
         {"record": f"toolmesh:check:{n}", "expr": expr.replace("$__rate_interval", "1m")}
-        for n, (_, expr) in enumerate(q for path in dashboards() for q in panel_queries(json.loads(path.read_text())))
+        for n, (_, expr) in enumerate(
+            q for path in dashboards() for q in panel_queries(json.loads(path.read_text()))
+        )
     ]
     rule_file = tmp_path / "rules.yml"
     rule_file.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
@@ -295,9 +299,8 @@ def exported_series(metrics_text: str) -> set[str]:
 
 
 def test_every_dashboard_metric_is_exported_by_a_running_router(tmp_path: Path) -> None:
-    with run_router(tmp_path, {}) as router:
-        with urllib.request.urlopen(f"{router.base_url}/metrics", timeout=10) as response:
-            exported = exported_series(response.read().decode())
+    with run_router(tmp_path, {}) as router, urllib.request.urlopen(f"{router.base_url}/metrics") as response:
+        exported = exported_series(response.read().decode())
     assert "toolmesh_requests_total" in exported  # the scrape itself is sound
     unknown = sorted(
         {

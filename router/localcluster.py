@@ -599,11 +599,15 @@ class LocalCluster:
                         f"toolmesh up: {child.name} (pid {child.pid}) exited with status {status}; see {child.log_path}"
                     )
 
-    def stop(self) -> None:
-        """Stop every started child, newest first, each by PID."""
+    def stop(self) -> list[int]:
+        """Stop every started child, newest first, each by PID; returns the PIDs still alive after."""
+        for child in self.started:
+            child.remember_descendants()
+        pids = set(self.pids())
         for child in reversed(self.started):
             child.stop()
         self.started.clear()
+        return sorted(pid for pid in pids if alive(pid))
 
     def pids(self) -> Iterator[int]:
         for child in self.started:
@@ -678,12 +682,15 @@ def run(routers: int, port: int, workdir: Path | None, examples: bool, keep: boo
         print(f"toolmesh up: {exc}", file=sys.stderr)
         status, keep = 1, True
     finally:
-        cluster.stop()
+        survivors = cluster.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if own_dir and not keep:
         shutil.rmtree(directory, ignore_errors=True)
-        cluster.say("toolmesh up: stopped; nothing left running.")
     else:
-        cluster.say(f"toolmesh up: stopped; logs kept in {directory / 'logs'}")
+        cluster.say(f"toolmesh up: logs kept in {directory / 'logs'}")
+    if survivors:
+        print(f"toolmesh up: could not stop processes {survivors}", file=sys.stderr)
+        return 1
+    cluster.say("toolmesh up: stopped; nothing left running.")
     return status

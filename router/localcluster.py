@@ -371,6 +371,9 @@ def envoy_config(plan: Plan) -> dict[str, Any]:
                         {
                             "timeout": "1s",
                             "interval": "2s",
+                            # Envoy checks a cluster that has had no traffic only every 60 s by
+                            # default, so a replica that failed its first check would stay out a minute.
+                            "no_traffic_interval": "2s",
                             "unhealthy_threshold": 2,
                             "healthy_threshold": 1,
                             "http_health_check": {"path": "/readyz"},

@@ -28,6 +28,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from router.cli import _parser
 from tests.conftest import run_router
+from tests.support.balancing import assert_session_affinity, haproxy_sees_up, replicas_behind
+from tests.support.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "compose"
@@ -211,6 +213,36 @@ def test_haproxy_config_passes_haproxy_check() -> None:
     warnings = [line for line in output.splitlines() if "[WARNING]" in line or "[ALERT]" in line]
     unexpected = [w for w in warnings if "could not resolve address 'router'" not in w]
     assert not unexpected, "\n".join(unexpected)
+
+
+def loopback_haproxy_config(router_ports: list[int], port: int, stats_port: int) -> str:
+    """The compose config with only its addresses changed: replicas on loopback instead of
+    Docker's DNS, listeners on free loopback ports. Everything else is tested as shipped."""
+    text = HAPROXY_CFG.read_text()
+    text = re.sub(r"\nresolvers docker\n(    .*\n)+", "\n", text)
+    text = text.replace(" resolvers docker resolve-prefer ipv4 init-addr last,libc,none", "")
+    servers = "\n".join(f"    server router{i} 127.0.0.1:{p}" for i, p in enumerate(router_ports, 1))
+    text = text.replace("    server-template router 1-10 router:8080", servers)
+    text = text.replace("bind :8080", f"bind 127.0.0.1:{port}").replace(
+        "bind :8404", f"bind 127.0.0.1:{stats_port}"
+    )
+    assert "resolvers" not in text and "router:8080" not in text and ":8080" not in text
+    return text
+
+
+def test_haproxy_as_shipped_keeps_each_session_on_one_replica(tmp_path: Path) -> None:
+    """Real HAProxy with the compose config, in front of two real routers."""
+    haproxy = need_tool("haproxy", "haproxy")
+    ports, port, stats = [free_port(), free_port()], free_port(), free_port()
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(loopback_haproxy_config(ports, port, stats))
+    with replicas_behind(
+        lambda _: [haproxy, "-db", "-f", str(config)],
+        ports,
+        haproxy_sees_up(f"http://127.0.0.1:{stats}", 2),
+        tmp_path,
+    ):
+        assert_session_affinity(f"http://127.0.0.1:{port}/mcp", [f"http://127.0.0.1:{p}" for p in ports])
 
 
 def test_haproxy_hashes_on_the_session_id_and_checks_readiness() -> None:

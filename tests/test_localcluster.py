@@ -5,105 +5,35 @@ on the session id in front of real routers, and a part that cannot start stops e
 from __future__ import annotations
 
 import json
-import re
 import signal
 import socket
 import sys
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 from mcp import Client
 
 from router import localcluster
-from router.localcluster import Child, ClusterError, Plan, alive, answers, descendants, envoy_config
+from router.localcluster import ClusterError, Plan, alive, descendants, envoy_config
+from tests.support.balancing import assert_session_affinity, envoy_sees_healthy, replicas_behind
 from tests.support.procs import ManagedProcess, free_port
 
-LEGACY_HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
 
-
-def post(url: str, message: dict[str, Any], session: str | None = None) -> tuple[int, str | None, bytes]:
-    headers = dict(LEGACY_HEADERS)
-    if session is not None:
-        headers |= {"mcp-session-id": session, "mcp-protocol-version": "2025-11-25"}
-    request = urllib.request.Request(url, json.dumps(message).encode(), headers)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.headers.get("mcp-session-id"), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, None, error.read()
-
-
-def initialize(url: str) -> str:
-    params = {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    }
-    status, session, _ = post(url, {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params})
-    assert status == 200 and session
-    return session
-
-
-def sessions_on(router_url: str) -> float:
-    with urllib.request.urlopen(f"{router_url}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    match = re.search(r"^toolmesh_sessions (\S+)$", text, flags=re.MULTILINE)
-    assert match is not None
-    return float(match[1])
-
-
-@pytest.fixture
-def two_routers_behind_envoy(tmp_path: Path) -> Iterator[Plan]:
-    """Two embedded-default routers (no NATS: a session lives on one replica only) behind the
-    Envoy that `toolmesh up` configures."""
+def test_envoy_sends_every_request_of_a_session_to_one_replica(tmp_path: Path) -> None:
+    """The Envoy config `toolmesh up` writes, in front of two real routers."""
     plan = Plan.make(2, free_port())
-    started: list[Child] = []
-    try:
-        for index, port in enumerate(plan.router_ports):
-            argv = [sys.executable, "-m", "router", "router", "--port", str(port), "--log-format", "text"]
-            child = Child(f"router-{index}", argv, tmp_path)
-            child.start()
-            started.append(child)
-        config = tmp_path / "envoy.json"
-        config.write_text(json.dumps(envoy_config(plan)))
-        binaries = localcluster.Binaries.find()
-        envoy = Child("envoy", [binaries.envoy, "-c", str(config), "--disable-hot-restart"], tmp_path)
-        envoy.start()
-        started.append(envoy)
-        deadline = time.monotonic() + 60
-        ready = [answers(f"{plan.router_url(i)}/readyz") for i in range(2)]
-        ready.append(answers(f"http://127.0.0.1:{plan.envoy_admin_port}/ready"))
-        while not all(check() for check in ready):
-            assert time.monotonic() < deadline, "\n".join(c.log_tail() for c in started)
-            assert all(c.running() for c in started), "\n".join(c.log_tail() for c in started)
-            time.sleep(0.1)
-        yield plan
-    finally:
-        for child in reversed(started):
-            child.stop()
-
-
-def test_envoy_sends_every_request_of_a_session_to_one_replica(two_routers_behind_envoy: Plan) -> None:
-    """Without NATS a session is known only to the replica that created it, so the answers show
-    where each request went: 200 on the creator, 404 on the other. Hashing on the session id must
-    send all of one session's requests to the same replica, whichever it is; at random, 24
-    sessions of 4 requests would almost surely (1 - 8**-24) mix outcomes somewhere."""
-    plan = two_routers_behind_envoy
-    time.sleep(3)  # both replicas marked healthy by Envoy's first /readyz checks
-    sessions = [initialize(plan.mcp_url) for _ in range(24)]
-    counts = [sessions_on(plan.router_url(i)) for i in range(2)]
-    assert sum(counts) == 24 and min(counts) > 0, f"initialize (no session id) should spread: {counts}"
-    outcomes: list[set[int]] = []
-    for session in sessions:
-        ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
-        outcomes.append({post(plan.mcp_url, ping | {"id": n}, session)[0] for n in range(1, 5)})
-    assert all(len(seen) == 1 for seen in outcomes), f"a session's requests went to both replicas: {outcomes}"
-    assert {200} in outcomes, "no session hashed to the replica that created it (24 tries)"
+    config = tmp_path / "envoy.json"
+    config.write_text(json.dumps(envoy_config(plan)))
+    envoy = localcluster.Binaries.find().envoy
+    with replicas_behind(
+        lambda ports: [envoy, "-c", str(config), "--disable-hot-restart"],
+        plan.router_ports,
+        envoy_sees_healthy(f"http://127.0.0.1:{plan.envoy_admin_port}", 2),
+        tmp_path,
+    ):
+        assert_session_affinity(plan.mcp_url, [plan.router_url(i) for i in range(2)])
 
 
 def test_a_part_that_cannot_start_stops_everything(tmp_path: Path) -> None:

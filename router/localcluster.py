@@ -314,6 +314,9 @@ def envoy_config(plan: Plan) -> dict[str, Any]:
         "idle_timeout": "3600s",
         # No session id (initialize, 2026-07-28 stateless requests): Envoy picks a replica at random.
         "hash_policy": [{"header": {"header_name": "mcp-session-id"}}],
+        # Try another replica only when the request cannot have reached one: a tool call may not
+        # be safe to repeat.
+        "retry_policy": {"retry_on": "connect-failure,reset-before-request", "num_retries": 2},
     }
     manager = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"

@@ -29,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from router.cli import _parser
 from tests.conftest import run_router
 from tests.support.balancing import assert_session_affinity, haproxy_sees_up, replicas_behind
+from tests.support.cluster import CLUSTER_KEY, nats_server
 from tests.support.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,6 +193,25 @@ def test_toolmesh_commands_are_accepted_by_the_cli(compose: dict[str, Any], env_
     assert checked >= 3, "expected the routers and two registrars to run toolmesh"
 
 
+def test_every_toolmesh_variable_names_a_real_setting(compose: dict[str, Any]) -> None:
+    """A misspelt TOOLMESH_* variable would be ignored silently by the container: catch it here."""
+    import router.settings as settings_module
+
+    models = [
+        getattr(settings_module, n)
+        for n in dir(settings_module)
+        if n.endswith("Settings") and n != "BaseSettings"
+    ]
+    known = {f"TOOLMESH_{field.upper()}" for model in models for field in getattr(model, "model_fields", {})}
+    unknown = [
+        f"{name}: {variable}"
+        for name, service in services(compose).items()
+        for variable in (service.get("environment") or {})
+        if variable.startswith("TOOLMESH_") and variable not in known
+    ]
+    assert not unknown, "not settings of any toolmesh command:\n" + "\n".join(unknown)
+
+
 def test_router_replicas_share_a_required_cluster_key(compose: dict[str, Any]) -> None:
     key = services(compose)["router"]["environment"]["TOOLMESH_CLUSTER_KEY"]
     match = INTERPOLATION.fullmatch(key)
@@ -335,8 +355,14 @@ def exported_series(metrics_text: str) -> set[str]:
 
 
 def test_every_dashboard_metric_is_exported_by_a_running_router(tmp_path: Path) -> None:
-    with run_router(tmp_path, {}) as router, urllib.request.urlopen(f"{router.base_url}/metrics") as response:
-        exported = exported_series(response.read().decode())
+    """A router with the features the stack turns on (NATS), so that every family is declared."""
+    with nats_server(tmp_path) as nats:
+        env = {"TOOLMESH_CLUSTER_KEY": CLUSTER_KEY}
+        with (
+            run_router(tmp_path, {}, "--nats", nats.url, env=env) as router,
+            urllib.request.urlopen(f"{router.base_url}/metrics") as response,
+        ):
+            exported = exported_series(response.read().decode())
     assert "toolmesh_requests_total" in exported  # the scrape itself is sound
     unknown = sorted(
         {

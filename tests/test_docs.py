@@ -50,31 +50,48 @@ def test_every_router_setting_is_in_the_configuration_reference() -> None:
 def test_every_catalog_field_is_in_the_configuration_reference() -> None:
     catalog = section((DOCS / "configuration.md").read_text(), "The catalog file")
     assert catalog is not None, "docs/configuration.md lost its catalog file section"
-    missing = [name for name in ServerEntry.model_fields if f"`{name}`" not in catalog]
+    # A field is written in the file under its alias when it has one (`bearerTokenEnv`).
+    names = [field.alias or name for name, field in ServerEntry.model_fields.items()]
+    missing = [name for name in names if f"`{name}`" not in catalog]
     assert not missing, f"document these catalog fields under 'The catalog file': {missing}"
 
 
-def subcommands() -> dict[str, argparse.ArgumentParser]:
-    parser = _parser()
-    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return dict(action.choices)
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(actions[0].choices) if actions else {}
+
+
+def options(parser: argparse.ArgumentParser, path: str) -> list[tuple[str, str]]:
+    """(`command path`, `--option`) for a command and all its nested subcommands."""
+    found = [
+        (path, option)
+        for action in parser._actions
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    ]
+    for name, sub in subcommands(parser).items():
+        found += [(f"{path} {name}", option) for _, option in options(sub, f"{path} {name}")]
+    return found
 
 
 def test_every_subcommand_option_is_documented() -> None:
-    """Each `toolmesh X` has a docs section whose heading names it, listing every option it takes."""
+    """Each `toolmesh X` has a docs section whose heading names it, listing every option of it and
+    of its own subcommands (`toolmesh keys create --agent`)."""
     docs = all_docs()
     problems: list[str] = []
-    assert "router" in subcommands() and "up" in subcommands()
-    for name, parser in subcommands().items():
+    commands = subcommands(_parser())
+    assert "router" in commands and "up" in commands
+    for name, parser in commands.items():
         sections = [s for s in (section(text, f"`toolmesh {name}`") for text in docs.values()) if s]
         if not sections:
             problems.append(f"no docs section with `toolmesh {name}` in its heading")
             continue
         body = "\n".join(sections)
-        for action in parser._actions:
-            for option in action.option_strings:
-                if option.startswith("--") and option != "--help" and f"`{option}" not in body:
-                    problems.append(f"`toolmesh {name} {option}` is not in its docs section")
+        for path, option in options(parser, f"toolmesh {name}"):
+            if not re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", body):
+                problems.append(f"`{path} {option}` is not in the section of `toolmesh {name}`")
+            if path != f"toolmesh {name}" and f"`{path}" not in body:
+                problems.append(f"`{path}` is not in the section of `toolmesh {name}`")
     assert not problems, "\n".join(problems)
 
 

@@ -18,6 +18,7 @@ from mcp import Client
 from router import localcluster
 from router.localcluster import ClusterError, Plan, alive, descendants, envoy_config
 from tests.support.balancing import assert_session_affinity, envoy_sees_healthy, replicas_behind
+from tests.support.features import cli_has
 from tests.support.procs import ManagedProcess, free_port
 
 
@@ -83,6 +84,10 @@ async def list_and_call(url: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
+@pytest.mark.skipif(
+    not (cli_has("registrar") and cli_has("router", "--etcd") and cli_has("router", "--nats")),
+    reason="toolmesh up runs `toolmesh registrar` and `router --etcd` (issue 4), not on this branch yet",
+)
 def test_toolmesh_up_serves_a_tool_and_leaves_nothing_after_sigint(tmp_path: Path) -> None:
     port = free_port()
     argv = [

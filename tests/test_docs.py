@@ -4,6 +4,7 @@ relative link points at a file that exists, and the client set-up example works 
 from __future__ import annotations
 
 import argparse
+import itertools
 import re
 import subprocess
 import sys
@@ -74,24 +75,32 @@ def options(parser: argparse.ArgumentParser, path: str) -> list[tuple[str, str]]
     return found
 
 
+def sections_about(command: str) -> list[str]:
+    """Every docs section (heading to the next heading) that names `toolmesh COMMAND`."""
+    mention = re.compile(rf"toolmesh {re.escape(command)}(?![\w-])")
+    found = []
+    for text in all_docs().values():
+        starts = [m.start() for m in HEADING.finditer(text)] + [len(text)]
+        found += [text[a:b] for a, b in itertools.pairwise(starts) if mention.search(text[a:b])]
+    return found
+
+
 def test_every_subcommand_option_is_documented() -> None:
-    """Each `toolmesh X` has a docs section whose heading names it, listing every option of it and
-    of its own subcommands (`toolmesh keys create --agent`)."""
-    docs = all_docs()
+    """Each `toolmesh X` is named in some docs section, and every option of it and of its own
+    subcommands (`toolmesh keys create --agent`) is written in a section that names it."""
     problems: list[str] = []
     commands = subcommands(_parser())
     assert "router" in commands and "up" in commands
     for name, parser in commands.items():
-        sections = [s for s in (section(text, f"`toolmesh {name}`") for text in docs.values()) if s]
-        if not sections:
-            problems.append(f"no docs section with `toolmesh {name}` in its heading")
+        body = "\n".join(sections_about(name))
+        if not body:
+            problems.append(f"no docs section names `toolmesh {name}`")
             continue
-        body = "\n".join(sections)
         for path, option in options(parser, f"toolmesh {name}"):
             if not re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", body):
-                problems.append(f"`{path} {option}` is not in the section of `toolmesh {name}`")
-            if path != f"toolmesh {name}" and f"`{path}" not in body:
-                problems.append(f"`{path}` is not in the section of `toolmesh {name}`")
+                problems.append(f"`{path} {option}` is not in a docs section that names `toolmesh {name}`")
+            if path != f"toolmesh {name}" and path not in body:
+                problems.append(f"`{path}` is not in a docs section that names `toolmesh {name}`")
     assert not problems, "\n".join(problems)
 
 

@@ -356,6 +356,37 @@ class McpHttp:
                 messages = []
             return Reply(response.status, {k.lower(): v for k, v in response.headers.items()}, messages)
 
+    async def call_answering(
+        self, url: str, method: str, params: dict[str, Any], answer: Any, answer_url: str | None = None
+    ) -> dict[str, Any]:
+        """Send a request and read its reply stream as it comes; a request from the server on it is
+        answered with `await answer(request)` (a result dict), POSTed to `answer_url` (any replica)."""
+        message = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+        async with self.http.post(
+            url, data=orjson.dumps(message), headers=self._headers(), timeout=timeout
+        ) as response:
+            assert response.status == 200, f"HTTP {response.status}"
+            if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                reply: dict[str, Any] = orjson.loads(await response.read())
+                return reply
+            buffer = ""
+            async for chunk in response.content.iter_any():
+                buffer += chunk.decode()
+                while "\n\n" in buffer:
+                    event, buffer = buffer.split("\n\n", 1)
+                    for data in _sse_data(event + "\n\n"):
+                        got = orjson.loads(data)
+                        if got.get("id") == message["id"] and "method" not in got:
+                            return dict(got)
+                        if "method" in got and "id" in got:
+                            result = await answer(got)
+                            posted = await self.post(
+                                answer_url or url, {"jsonrpc": "2.0", "id": got["id"], "result": result}
+                            )
+                            assert posted.status == 202, posted
+        raise AssertionError("the reply stream ended without the response")
+
     async def delete(self, url: str) -> int:
         async with self.http.delete(url, headers=self._headers()) as response:
             return response.status

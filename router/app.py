@@ -179,11 +179,11 @@ class Router:
         nats_bus = NatsBus(shared, link)
         shared.on_ended.append(nats_bus.session_ended)
         link.listeners.append(nats_bus.start)
-
-        async def ended(session_id: str) -> None:
-            self._session_ended(session_id)
-
-        shared.on_ended.append(ended)
+        # Every end of a session here (DELETE on this replica, a delete seen by the watch, or this
+        # replica's idle sweep) releases what this replica held for it; records that change on
+        # another replica (resources/subscribe there) may need new upstream subscriptions here.
+        shared.on_delete = lambda record: self._session_ended(record.id)
+        shared.on_record_changed = self._sync_subscriptions
         connected = Gauge(
             "toolmesh_nats_connected",
             "1 while this replica is connected to NATS; 0 means degraded (local state only).",

@@ -63,6 +63,7 @@ class NatsSessionStore(MemorySessionStore):
         self.idle_timeout = idle_timeout
         self.refresh_every = idle_timeout / 4
         self.on_ended: list[EndedListener] = []
+        self.on_record_changed: Callable[[], None] | None = None
         self._kv: KeyValue | None = None
         self.ready = anyio.Event()  # set once the bucket is open (the first time NATS is up)
         self._revisions: dict[str, int] = {}
@@ -142,8 +143,10 @@ class NatsSessionStore(MemorySessionStore):
             return  # our own write coming back, or older news
         session = self._sessions.get(session_id)
         if session is not None:
-            session.record = decode(value)
+            before, session.record = session.record.subscriptions, decode(value)
             self._revisions[session_id] = revision
+            if self.on_record_changed is not None and session.record.subscriptions != before:
+                self.on_record_changed()  # e.g. new upstream subscriptions for this replica
 
     # -- the SessionStore seam ----------------------------------------------------------------
 

@@ -129,8 +129,16 @@ class Router:
             on_drop=self.metrics.audit_dropped.inc,
         )
         self.dispatcher.limiter = self.limiter
+        self._parked_link: Any = None
         if self.nats is not None:
             self._share_resilience(self.nats)
+            from router.state.parked_link import ParkedLink
+
+            self._parked_link = ParkedLink(
+                self.nats, self.dispatcher, self.parking.replica, settings.request_timeout
+            )
+            self.dispatcher.forward_parked = self._parked_link.forward
+            self.nats.listeners.append(self._parked_link.start)
         policy = OriginPolicy(settings.host, settings.allowed_hosts, settings.allowed_origins)
         self.endpoint = McpEndpoint(
             self.dispatcher,
@@ -221,6 +229,7 @@ class Router:
             if self.nats is not None:
                 await tg.start(self.nats.run)
                 tg.start_soon(self.sessions.run)  # type: ignore[attr-defined]
+                tg.start_soon(self._parked_link.run)
             if self._rate_runner is not None:
                 tg.start_soon(self._rate_runner)
             tg.start_soon(self.pool.run_rebuilder)

@@ -34,7 +34,7 @@ from router.protocol import (
 from router.relay import rewrite
 from router.relay.asking import Asker, capability_problem, refusal
 from router.relay.cursors import CursorCodec
-from router.relay.parking import ParkedCall, Parking, StateCodec
+from router.relay.parking import ParkedCall, ParkedElsewhere, Parking, StateCodec
 from router.upstream.backend import Backend
 from router.upstream.balancer import Instance
 from router.upstream.base import Message, MessageHandler
@@ -96,6 +96,8 @@ class CallContext:
 
 
 Handler = Callable[[CallContext, dict[str, Any]], Awaitable[Result]]
+# (replica, server, params, ctx) -> the upstream reply, from the replica that parked the call
+ForwardParked = Callable[[str, str, dict[str, Any], CallContext], Awaitable[Message]]
 
 LISTS: dict[str, ListKind] = {
     "tools/list": "tools",
@@ -143,6 +145,8 @@ class Dispatcher:
         self.list_ttl_ms = list_ttl_ms
         self.asker = asker
         self.parking = parking
+        # With shared state: carries a retry of a call parked on another replica there.
+        self.forward_parked: ForwardParked | None = None
         self.on_subscriptions = on_subscriptions
         self._progress_ids = itertools.count(1)
         self._handlers: dict[str, Handler] = {
@@ -515,10 +519,21 @@ class Dispatcher:
             parking.drop(parked)
             raise
 
+    async def resume_here(self, server: str, params: dict[str, Any], ctx: CallContext) -> Message:
+        """Serve a retry another replica forwarded for a call parked here."""
+        if self.parking is None:
+            raise RPCError(INVALID_PARAMS, "this replica parks no calls")
+        return await self._resume(ctx, self.parking, Target(server, ""), params)
+
     async def _resume(
         self, ctx: CallContext, parking: Parking, target: Target, params: dict[str, Any]
     ) -> Message:
-        parked = parking.find(params["requestState"])
+        try:
+            parked = parking.find(params["requestState"])
+        except ParkedElsewhere as elsewhere:
+            if self.forward_parked is None:
+                raise
+            return await self.forward_parked(elsewhere.replica, target.server, params, ctx)
         if parked.server != target.server:
             raise RPCError(INVALID_PARAMS, "requestState belongs to a call to another server")
         async with parked.lock:

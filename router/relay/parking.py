@@ -80,12 +80,27 @@ class ParkedCall:
     relay: Any = None  # dispatch's _Relay: where progress and logs of the current round go
 
 
+class ParkedElsewhere(RPCError):
+    """The call was parked by another replica: forward the retry there (state/parked_link.py),
+    or, if that is not possible, tell the client to start over (retryable)."""
+
+    def __init__(self, replica: str) -> None:
+        super().__init__(
+            INVALID_PARAMS,
+            "requestState refers to a call held by another router replica that cannot be reached; "
+            "send the request again without it",
+        )
+        self.replica = replica
+
+
 class Parking:
     """Parked calls of this replica, keyed by the id their minted `requestState` carries."""
 
     def __init__(self, codec: StateCodec, ttl: float) -> None:
         self.codec = codec
         self.ttl = ttl
+        # Named in every minted state, so a retry that lands on another replica knows where to go.
+        self.replica = secrets.token_hex(6)
         self._calls: dict[str, ParkedCall] = {}
         self._tg: TaskGroup | None = None
 
@@ -140,6 +155,9 @@ class Parking:
     def find(self, state: str) -> ParkedCall:
         payload = self.codec.open(state)
         parked = self._calls.get(str(payload.get("call")))
+        replica = payload.get("replica")
+        if parked is None and isinstance(replica, str) and replica != self.replica:
+            raise ParkedElsewhere(replica)
         if parked is None:
             raise RPCError(
                 INVALID_PARAMS,
@@ -148,7 +166,7 @@ class Parking:
         return parked
 
     def state_for(self, parked: ParkedCall) -> str:
-        return self.codec.mint({"call": parked.id, "server": parked.server})
+        return self.codec.mint({"call": parked.id, "server": parked.server, "replica": self.replica})
 
     async def next_event(self, parked: ParkedCall) -> Message:
         """The call's next question(s) or its reply, within the TTL."""

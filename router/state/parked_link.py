@@ -74,7 +74,9 @@ class ParkedLink:
         request = orjson.loads(msg.data)
         ctx = CallContext("modern", client_capabilities=request.get("capabilities") or {})
         try:
-            reply: dict[str, Any] = await self.dispatcher.resume_here(request["server"], request["params"], ctx)
+            reply: dict[str, Any] = await self.dispatcher.resume_here(
+                request["server"], request["params"], ctx
+            )
         except RPCError as exc:
             reply = {"forward_error": exc.to_error()}
         except Exception as exc:  # a bug must not leave the other replica waiting for nothing

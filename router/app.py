@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -21,8 +21,9 @@ from prometheus_client import make_asgi_app
 from router.catalog.index import LIST_KINDS, Index
 from router.catalog.naming import NamingPolicy
 from router.catalog.policy import LimitRule
-from router.catalog.record import BackendRecord
+from router.catalog.record import BackendRecord, Catalog
 from router.catalog.sources.base import CatalogSource
+from router.catalog.sources.registry import RegistrySource
 from router.catalog.sources.static import StaticFileSource
 from router.guard.identity import Agent, Authenticator, AuthError, JwtConfig, JwtVerifier, KeyStore
 from router.guard.policy import Guard
@@ -161,8 +162,10 @@ class Router:
             sources = (
                 [StaticFileSource(settings.config, settings.catalog_poll_interval)] if settings.config else []
             )
+            sources += _registry_sources(settings, self.metrics)
         self.sources = sources
         self._tg: TaskGroup | None = None
+        self._catalogs: dict[str, Catalog] = {}
         self.metrics_app = make_asgi_app(registry=self.metrics.registry)
 
     def _shared_state(self, key: bytes) -> tuple[NatsLink | None, SessionStore, ClientBus]:
@@ -283,10 +286,18 @@ class Router:
         self.metrics.breaker_transitions.labels(server, state).inc()
 
     async def _follow(self, source: CatalogSource, tg: TaskGroup) -> None:
-        async for catalog in source.snapshots():
-            self._limits[source.name] = catalog.limits
-            self.limiter.configure([rule for rules in self._limits.values() for rule in rules])
-            await self.pool.apply(catalog, tg)
+        async with aclosing(source.snapshots()) as snapshots:
+            async for catalog in snapshots:
+                self._limits[source.name] = catalog.limits
+                self.limiter.configure([rule for rules in self._limits.values() for rule in rules])
+                self._catalogs[source.name] = catalog
+                if len(self._catalogs) == 1:
+                    await self.pool.apply(catalog, tg)
+                else:  # a static file and a registry together: serve both
+                    merged = Catalog()
+                    for each in self._catalogs.values():
+                        merged = merged.merged(each)
+                    await self.pool.apply(merged, tg)
 
     async def _refresh_keys(self) -> None:
         while True:
@@ -549,6 +560,36 @@ def _audit_sinks(settings: RouterSettings, publisher: Publisher | None) -> list[
             else:
                 sinks.append(NatsSink(publisher, settings.audit_nats_subject))
     return sinks
+
+
+def _registry_sources(settings: RouterSettings, metrics: Metrics) -> list[CatalogSource]:
+    """A source per registry named in the settings; implementations are imported only if used."""
+    sources: list[CatalogSource] = []
+    if settings.consul:
+        from router.catalog.sources.consul import ConsulRegistry
+
+        url, service, wait = settings.consul, settings.consul_service, settings.registry_wait
+        sources.append(
+            RegistrySource(
+                lambda: ConsulRegistry(url, service=service, wait=wait),
+                "consul",
+                backoff_max=settings.registry_backoff_max,
+                on_health=metrics.source_up.labels("consul").set,
+            )
+        )
+    if settings.etcd:
+        from router.catalog.sources.etcd import EtcdRegistry
+
+        etcd_url, prefix = settings.etcd, settings.etcd_prefix
+        sources.append(
+            RegistrySource(
+                lambda: EtcdRegistry(etcd_url, prefix=prefix),
+                "etcd",
+                backoff_max=settings.registry_backoff_max,
+                on_health=metrics.source_up.labels("etcd").set,
+            )
+        )
+    return sources
 
 
 def _headers(scope: dict[str, Any]) -> dict[str, str]:

@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
@@ -21,7 +22,23 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from router.catalog.record import DEFAULT_ETCD_PREFIX, DEFAULT_SERVICE, INSTANCE_ID, SERVER_NAME
+
 SETTINGS_FILE_ENV = "TOOLMESH_SETTINGS_FILE"
+
+
+def check_registry_url(url: str | None) -> str | None:
+    """A registry address is `http(s)://host[:port]`; say so plainly otherwise."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not a registry URL; use http://HOST:PORT")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise ValueError(f"{url!r} has an invalid port") from None
+    return url
 
 
 class RouterSettings(BaseSettings):
@@ -34,6 +51,24 @@ class RouterSettings(BaseSettings):
     catalog_poll_interval: float = Field(1.0, gt=0, description="Seconds between checks of the catalog file.")
     prefix: Literal["always", "never"] = Field(
         "always", description="Expose tools and prompts as `<server><separator><name>` (always) or as-is."
+    )
+    consul: str | None = Field(
+        None, description="Consul agent URL to discover servers from, e.g. `http://127.0.0.1:8500`."
+    )
+    etcd: str | None = Field(
+        None, description="etcd URL to discover servers from, e.g. `http://127.0.0.1:2379`."
+    )
+    consul_service: str = Field(
+        DEFAULT_SERVICE, min_length=1, description="Consul service name the registrars use."
+    )
+    etcd_prefix: str = Field(
+        DEFAULT_ETCD_PREFIX, min_length=1, description="etcd key prefix the registrars use."
+    )
+    registry_wait: float = Field(
+        55.0, gt=0, le=300, description="Seconds a Consul blocking query waits for a change."
+    )
+    registry_backoff_max: float = Field(
+        10.0, gt=0, description="Longest delay between attempts to reach an unreachable registry."
     )
     separator: str = Field("__", min_length=1, max_length=4, description="Between server and tool name.")
     max_name_length: int = Field(64, ge=16, le=128, description="Longest exposed tool/prompt name.")
@@ -185,6 +220,11 @@ class RouterSettings(BaseSettings):
         True, description="Continue or start a `traceparent` and send it upstream."
     )
 
+    @field_validator("consul", "etcd")
+    @classmethod
+    def _registry_url(cls, url: str | None) -> str | None:
+        return check_registry_url(url)
+
     @field_validator(
         "allowed_hosts", "allowed_origins", "auth_jwt_algorithms", "auth_authorization_servers", "admin_groups",
         "audit_sink", "audit_redact", mode="before",
@@ -225,3 +265,103 @@ class RouterSettings(BaseSettings):
         if settings_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(settings_file)))
         return tuple(sources)
+
+
+class RegistrarSettings(BaseSettings):
+    """Everything `toolmesh registrar` can be told (same `TOOLMESH_*` variables, same file)."""
+
+    model_config = SettingsConfigDict(env_prefix="TOOLMESH_", extra="ignore", validate_default=True)
+
+    name: str = Field(description="Server name to register; its tools appear under it.")
+    url: str | None = Field(None, description="Streamable HTTP endpoint of a running server to register.")
+    command: list[str] = Field(
+        default_factory=list, description="A stdio server to run and bridge (given after `--`)."
+    )
+    host: str = Field("127.0.0.1", description="Address the stdio bridge listens on.")
+    port: int = Field(0, ge=0, le=65535, description="Port of the stdio bridge; 0 picks a free one.")
+    advertise: str | None = Field(
+        None,
+        description="Host routers should use to reach the bridge (default: `host`, or this machine's name).",
+    )
+    consul: str | None = Field(None, description="Consul agent URL to register into.")
+    etcd: str | None = Field(None, description="etcd URL to register into.")
+    consul_service: str = Field(DEFAULT_SERVICE, min_length=1, description="Consul service name.")
+    etcd_prefix: str = Field(DEFAULT_ETCD_PREFIX, min_length=1, description="etcd key prefix.")
+    instance_id: str | None = Field(
+        None, description="Unique id of this instance among those of the same name; random if unset."
+    )
+    tags: list[str] = Field(default_factory=list, description="Labels registered with the instance.")
+    ttl: float = Field(
+        10.0, ge=1, description="Seconds the health check (or etcd lease) lives without a heartbeat."
+    )
+    deregister_after: float = Field(
+        60.0, ge=1, description="Consul DeregisterCriticalServiceAfter, seconds (Consul's minimum is 60)."
+    )
+    probe_interval: float = Field(
+        60.0, gt=0, description="Seconds between full re-probes of the definitions."
+    )
+    probe_timeout: float = Field(5.0, gt=0, description="Seconds the server has to answer one probe step.")
+    quarantine: bool = Field(
+        False, description="Withhold changed definitions from routers until an operator approves them."
+    )
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Serve Prometheus metrics on this port."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log threshold.")
+    log_format: Literal["json", "text"] = Field("json", description="Structured JSON lines or plain text.")
+
+    @field_validator("name")
+    @classmethod
+    def _server_name(cls, name: str) -> str:
+        if not SERVER_NAME.match(name):
+            raise ValueError("use 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit")
+        return name
+
+    @field_validator("instance_id")
+    @classmethod
+    def _instance(cls, value: str | None) -> str | None:
+        if value is not None and not INSTANCE_ID.match(value):
+            raise ValueError("use 1-128 letters, digits, '_', '-' or '.', starting with a letter or digit")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname):
+            raise ValueError(f"{url!r} is not a Streamable HTTP URL; use http://HOST:PORT/mcp")
+        return url
+
+    @field_validator("consul", "etcd")
+    @classmethod
+    def _registry_url(cls, url: str | None) -> str | None:
+        return check_registry_url(url)
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> RegistrarSettings:
+        if (self.consul is None) == (self.etcd is None):
+            raise ValueError("give exactly one registry: --consul URL or --etcd URL")
+        if (self.url is None) == (not self.command):
+            raise ValueError(
+                "give either --url (a running HTTP server) or a stdio command after `--`, not both"
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return RouterSettings.settings_customise_sources(
+            settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+        )

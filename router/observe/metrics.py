@@ -102,6 +102,12 @@ class Metrics:
             "Router replicas seen sharing the rate limits.",
             registry=self.registry,
         )
+        self.source_up = Gauge(
+            "toolmesh_catalog_source_up",
+            "1 while the catalog source (file, consul, etcd) is reachable; 0 means the last catalog is served.",
+            ["source"],
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self._call_children: dict[tuple[str, ...], tuple[Counter, Histogram]] = {}
 

@@ -362,20 +362,7 @@ class Backend:
         return Definitions(capabilities=session.capabilities, **fields)
 
     async def _list_all(self, session: UpstreamSession, method: str, key: str) -> tuple[dict[str, Any], ...]:
-        items: list[dict[str, Any]] = []
-        cursor: str | None = None
-        for _ in range(MAX_PAGES):
-            reply = await session.request(method, {"cursor": cursor} if cursor else None, self.timeout)
-            result = reply.get("result")
-            if not isinstance(result, dict):
-                if reply.get("error", {}).get("code") == -32601:
-                    return ()  # advertised but not implemented: treat as empty
-                raise BackendUnavailable(self.server, f"{method} failed: {reply.get('error')}")
-            items.extend(item for item in result.get(key, ()) if isinstance(item, dict))
-            cursor = result.get("nextCursor")
-            if not cursor:
-                break
-        return tuple(items)
+        return await list_all(session, method, key, self.timeout)
 
     async def on_unsolicited(self, message: Message) -> None:
         """What the backend says to everyone (list_changed, resource updates), wherever it came."""
@@ -435,3 +422,23 @@ class Backend:
                 )
                 continue
             self.on_change(self)
+
+
+async def list_all(
+    session: UpstreamSession, method: str, key: str, timeout: float
+) -> tuple[dict[str, Any], ...]:
+    """Every item of one list, following the backend's cursors (bounded by MAX_PAGES)."""
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    for _ in range(MAX_PAGES):
+        reply = await session.request(method, {"cursor": cursor} if cursor else None, timeout)
+        result = reply.get("result")
+        if not isinstance(result, dict):
+            if reply.get("error", {}).get("code") == -32601:
+                return ()  # advertised but not implemented: treat as empty
+            raise BackendUnavailable(session.server, f"{method} failed: {reply.get('error')}")
+        items.extend(item for item in result.get(key, ()) if isinstance(item, dict))
+        cursor = result.get("nextCursor")
+        if not cursor:
+            break
+    return tuple(items)

@@ -8,7 +8,7 @@ and reports its health through `healthy`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Protocol
 
 from router.catalog.record import Catalog
@@ -24,6 +24,6 @@ class CatalogSource(Protocol):
         """False while the source cannot reach what it watches."""
         ...
 
-    def snapshots(self) -> AsyncIterator[Catalog]:
+    def snapshots(self) -> AsyncGenerator[Catalog, None]:
         """Yield the current catalog, then a new one whenever it changes."""
         ...

@@ -8,7 +8,7 @@ last good catalog stays in force.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 import anyio
@@ -36,7 +36,7 @@ class StaticFileSource:
         """Read the file now; raises ConfigError (used at start-up, when a bad file must stop us)."""
         return load_catalog_file(self.path)
 
-    async def snapshots(self) -> AsyncIterator[Catalog]:
+    async def snapshots(self) -> AsyncGenerator[Catalog, None]:
         stamp = await self._stamp()
         yield await anyio.to_thread.run_sync(self.load)
         while True:

@@ -1,0 +1,119 @@
+"""What a service registry is to toolmesh, and the catalog source that follows one.
+
+One small interface, `Registry`, with one module per implementation (`consul.py`, `etcd.py`).
+The registrar writes through it (register, heartbeat, deregister, approvals); the router reads
+through it (`watch`). Record layout and key names are in `router.catalog.record`, so the two
+sides share them.
+
+Failure model: an implementation raises `RegistryUnavailable` (its library's errors translated
+at the boundary) when the registry cannot be reached or answers with an error. `RegistrySource`
+turns that into "keep the last catalog, report stale, reconnect with backoff".
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
+from typing import Protocol, Self
+
+import anyio
+
+from router.catalog.record import BackendRecord, Catalog
+
+log = logging.getLogger("toolmesh.catalog")
+
+
+class RegistryUnavailable(Exception):
+    """The registry could not be reached, or refused the request; `str()` says why."""
+
+
+class Registry(Protocol):
+    """A place backends register into and routers watch."""
+
+    kind: str
+    """"consul" or "etcd": the source name in /readyz and metrics."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    async def register(self, record: BackendRecord, definitions: bytes) -> None:
+        """Write the record (passing health) and the canonical definitions under their hash."""
+
+    async def heartbeat(self, record: BackendRecord, passing: bool, note: str) -> bool:
+        """Report health; False if the registry no longer holds the record (register again)."""
+        ...
+
+    async def deregister(self, record: BackendRecord) -> None:
+        """Remove the record now."""
+
+    async def approved(self, server: str) -> str | None:
+        """The definitions hash an operator approved for `server`, if any."""
+        ...
+
+    async def approve(self, server: str, digest: str) -> None:
+        """Approve `digest` as the definitions of `server`."""
+
+    def watch(self) -> AsyncGenerator[list[BackendRecord], None]:
+        """Yield every healthy record now, then again whenever that set may have changed."""
+        ...
+
+
+class RegistrySource:
+    """A CatalogSource over a Registry: snapshots as instances come, fail health and go.
+
+    A registry that cannot be reached leaves the last catalog in force (nothing is yielded) and
+    flips `healthy` to False; the watch is retried with exponential backoff and jitter.
+    """
+
+    def __init__(
+        self,
+        make_registry: Callable[[], Registry],
+        kind: str,
+        *,
+        backoff_min: float = 0.2,
+        backoff_max: float = 10.0,
+        on_health: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.name = kind
+        self._make_registry = make_registry
+        self.backoff_min, self.backoff_max = backoff_min, backoff_max
+        self._healthy: bool | None = None  # unknown until the first attempt
+        self._on_health = on_health
+
+    @property
+    def healthy(self) -> bool:
+        return bool(self._healthy)
+
+    def _set_health(self, healthy: bool, reason: str = "") -> None:
+        if healthy != self._healthy:
+            if healthy:
+                log.info("registry reachable", extra={"source": self.name})
+            else:
+                log.warning(
+                    "registry unreachable; serving the last known catalog",
+                    extra={"source": self.name, "reason": reason},
+                )
+        self._healthy = healthy
+        if self._on_health is not None:
+            self._on_health(healthy)
+
+    async def snapshots(self) -> AsyncGenerator[Catalog, None]:
+        delay = self.backoff_min
+        last: Catalog | None = None
+        while True:
+            try:
+                async with self._make_registry() as registry, aclosing(registry.watch()) as watch:
+                    async for records in watch:
+                        self._set_health(True)
+                        delay = self.backoff_min
+                        catalog = Catalog.of(records)
+                        if catalog != last:
+                            last = catalog
+                            yield catalog
+            except RegistryUnavailable as exc:
+                self._set_health(False, str(exc))
+            await anyio.sleep(delay * (0.8 + 0.4 * random.random()))
+            delay = min(delay * 2, self.backoff_max)

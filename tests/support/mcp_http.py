@@ -1,0 +1,75 @@
+"""A few synchronous MCP calls over plain HTTP (2026-07-28 era: one POST, no session), for
+tests that poll a router while processes come and go."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+MODERN = "2026-07-28"
+
+
+def rpc(url: str, method: str, params: dict[str, Any] | None = None, name: str | None = None) -> dict[str, Any]:
+    """POST one request; the JSON-RPC response (result or error)."""
+    envelope = {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": {**(params or {}), "_meta": envelope}}
+    headers = {
+        "content-type": "application/json",
+        "accept": "application/json, text/event-stream",
+        "mcp-protocol-version": MODERN,
+        "mcp-method": method,
+    }
+    if name is not None:
+        headers["mcp-name"] = name
+    request = urllib.request.Request(url, json.dumps(body).encode(), headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            raw = response.read()
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+    text = raw.decode()
+    if text.startswith(("event:", "data:", "id:")):  # an SSE reply: the last data line is the response
+        text = [line[5:].strip() for line in text.splitlines() if line.startswith("data:")][-1]
+    reply: dict[str, Any] = json.loads(text)
+    return reply
+
+
+def tool_names(url: str) -> set[str]:
+    with contextlib.suppress(OSError):
+        return {tool["name"] for tool in rpc(url, "tools/list")["result"]["tools"]}
+    return set()
+
+
+def call_tool(url: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    return rpc(url, "tools/call", {"name": name, "arguments": arguments}, name=name)
+
+
+def get_json(url: str) -> Any:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return json.loads(exc.read())
+
+
+def get_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return str(response.read().decode())
+
+
+def wait_until(check: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
+    """Poll `check` until it returns something truthy; fail naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what} (last: {value!r})")
+        time.sleep(interval)

@@ -135,6 +135,7 @@ class EtcdRegistry:
             "watch", self._client.watch_prefix(prefix, start_revision=listing.header.revision + 1)
         )
         send, receive = anyio.create_memory_object_stream[Any](1000)
+        failure: RegistryUnavailable | None = None
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._pump, watch, send)
             try:
@@ -151,11 +152,15 @@ class EtcdRegistry:
                             self._apply(records, item.kv.key, value)
                         yield list(records.values())
             except anyio.EndOfStream:
-                raise RegistryUnavailable(f"etcd at {self.url}: the watch ended") from None
+                failure = RegistryUnavailable(f"etcd at {self.url}: the watch ended")
+            except RegistryUnavailable as exc:
+                failure = exc  # raised below, outside the task group, so callers see it plainly
             finally:
                 tg.cancel_scope.cancel()
                 with anyio.CancelScope(shield=True), anyio.move_on_after(1):
                     await watch.cancel()
+        if failure is not None:
+            raise failure
 
     async def _pump(self, watch: Any, send: anyio.abc.ObjectSendStream[Any]) -> None:
         """Move events from the client's watch into our stream; a failure goes in as a value."""

@@ -115,5 +115,8 @@ class RegistrySource:
                             yield catalog
             except RegistryUnavailable as exc:
                 self._set_health(False, str(exc))
+            except Exception as exc:  # a bug or a library surprise must not stop discovery
+                log.exception("registry watch failed", extra={"source": self.name})
+                self._set_health(False, repr(exc))
             await anyio.sleep(delay * (0.8 + 0.4 * random.random()))
             delay = min(delay * 2, self.backoff_max)

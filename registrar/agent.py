@@ -222,13 +222,12 @@ class Agent:
         self.metrics.healthy.labels(self.name).set(1 if passing else 0)
         assert self.record is not None
         try:
-            if self.registered:
-                still = await self.registry.heartbeat(self.record, passing, note)
-                if not still and passing:
+            if self.registered and not await self.registry.heartbeat(self.record, passing, note):
+                self.registered = False
+                if passing:
                     log.warning(
                         "the registry lost our record; registering again", extra={"server": self.name}
                     )
-                    self.registered = False
             if passing and not self.registered:
                 await self.registry.register(self.record, self.canonical)
                 self.registered = True

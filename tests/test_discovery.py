@@ -50,7 +50,11 @@ def discovery_router(tmp_path: Path, registry: RunningRegistry, *args: str) -> I
         sys.executable, "-m", "router", "router", *registry.flag, "--port", str(port),
         "--log-format", "text", "--log-level", "debug", *args,
     ]  # fmt: skip
-    env = {"TOOLMESH_RECONNECT_MAX": "1", "TOOLMESH_REGISTRY_BACKOFF_MAX": "0.5", "TOOLMESH_REGISTRY_WAIT": "10"}
+    env = {
+        "TOOLMESH_RECONNECT_MAX": "1",
+        "TOOLMESH_REGISTRY_BACKOFF_MAX": "0.5",
+        "TOOLMESH_REGISTRY_WAIT": "10",
+    }
     with ManagedProcess(argv, name="router", env=env, log_dir=tmp_path) as process:
         base = f"http://127.0.0.1:{port}"
         wait_ready(process, f"{base}/readyz")
@@ -214,8 +218,9 @@ def test_drift_is_quarantined_until_approved(tmp_path: Path, registry: RunningRe
     with (
         sample_server_http(name, log_dir=tmp_path) as (url, _),
         discovery_router(tmp_path, registry) as base,
-        registrar_process(tmp_path, registry, name, "--url", url, "--quarantine", "--probe-interval", "0.5")
-        as registrar,
+        registrar_process(
+            tmp_path, registry, name, "--url", url, "--quarantine", "--probe-interval", "0.5"
+        ) as registrar,
     ):
         wait_until(lambda: f"{name}__echo" in tool_names(f"{base}/mcp"), 30, "tools listed")
         call_tool(url, "grow", {})  # the server changes its tools behind the router's back

@@ -15,9 +15,14 @@ T = TypeVar("T")
 MODERN = "2026-07-28"
 
 
-def rpc(url: str, method: str, params: dict[str, Any] | None = None, name: str | None = None) -> dict[str, Any]:
+def rpc(
+    url: str, method: str, params: dict[str, Any] | None = None, name: str | None = None
+) -> dict[str, Any]:
     """POST one request; the JSON-RPC response (result or error)."""
-    envelope = {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
+    envelope = {
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
     body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": {**(params or {}), "_meta": envelope}}
     headers = {
         "content-type": "application/json",

@@ -10,6 +10,7 @@ together (one snapshot per burst).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncGenerator, Awaitable
 from typing import Any, Self, TypeVar
@@ -58,14 +59,21 @@ class EtcdRegistry:
         self.coalesce = coalesce
         self._client: Any = None
         self._lease: Any = None
+        self._tasks: anyio.abc.TaskGroup | None = None
 
     async def __aenter__(self) -> Self:
         import aetcd
 
         self._client = aetcd.Client(host=self.host, port=self.port, timeout=round(self.request_timeout))
+        self._tasks = anyio.create_task_group()
+        await self._tasks.__aenter__()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._tasks is not None:
+            self._tasks.cancel_scope.cancel()
+            await self._tasks.__aexit__(None, None, None)
+            self._tasks = None
         if self._client is not None:
             with anyio.CancelScope(shield=True), anyio.move_on_after(2):
                 await self._client.close()
@@ -95,10 +103,10 @@ class EtcdRegistry:
 
     async def heartbeat(self, record: BackendRecord, passing: bool, note: str) -> bool:
         if self._lease is None:
-            return not passing  # nothing registered: register again once the server answers
-        if not passing:
+            return False
+        if not passing:  # etcd has no health status: a failing instance is taken out
             await self.deregister(record)
-            return True
+            return False
         reply = await self._call("lease keepalive", self._lease.refresh())
         if reply is None or reply.TTL <= 0:
             self._lease = None  # expired (we were stalled, or etcd lost it): register again
@@ -135,41 +143,39 @@ class EtcdRegistry:
             "watch", self._client.watch_prefix(prefix, start_revision=listing.header.revision + 1)
         )
         send, receive = anyio.create_memory_object_stream[Any](1000)
-        failure: RegistryUnavailable | None = None
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._pump, watch, send)
-            try:
-                async with receive:
-                    while True:
-                        batch = [await receive.receive()]
-                        with anyio.move_on_after(self.coalesce):
-                            while True:  # a burst of events becomes one snapshot
-                                batch.append(await receive.receive())
-                        for item in batch:
-                            if isinstance(item, BaseException):
-                                raise RegistryUnavailable(f"etcd at {self.url}: watch failed: {item}")
-                            value = None if item.kind == "DELETE" else item.kv.value
-                            self._apply(records, item.kv.key, value)
-                        yield list(records.values())
-            except anyio.EndOfStream:
-                failure = RegistryUnavailable(f"etcd at {self.url}: the watch ended")
-            except RegistryUnavailable as exc:
-                failure = exc  # raised below, outside the task group, so callers see it plainly
-            finally:
-                tg.cancel_scope.cancel()
-                with anyio.CancelScope(shield=True), anyio.move_on_after(1):
-                    await watch.cancel()
-        if failure is not None:
-            raise failure
+        assert self._tasks is not None, "use the registry as an async context manager"
+        self._tasks.start_soon(self._pump, watch, send)
+        try:
+            async with receive:
+                while True:
+                    batch = [await receive.receive()]
+                    with anyio.move_on_after(self.coalesce):
+                        while True:  # a burst of events becomes one snapshot
+                            batch.append(await receive.receive())
+                    for item in batch:
+                        if isinstance(item, BaseException):
+                            raise RegistryUnavailable(f"etcd at {self.url}: watch failed: {item}")
+                        value = None if item.kind == "DELETE" else item.kv.value
+                        self._apply(records, item.kv.key, value)
+                    yield list(records.values())
+        except anyio.EndOfStream:
+            raise RegistryUnavailable(f"etcd at {self.url}: the watch ended") from None
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(1):
+                await watch.cancel()
 
     async def _pump(self, watch: Any, send: anyio.abc.ObjectSendStream[Any]) -> None:
-        """Move events from the client's watch into our stream; a failure goes in as a value."""
-        async with send:
-            try:
-                async for event in watch:
-                    await send.send(event)
-            except Exception as exc:
-                await send.send(exc)
+        """Move events from the client's watch into our stream; a failure goes in as a value.
+
+        It runs in the registry's own task group, not inside `watch()`: a generator that holds
+        a task group cannot be closed cleanly while it is suspended at a yield."""
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+            async with send:
+                try:
+                    async for event in watch:
+                        await send.send(event)
+                except Exception as exc:
+                    await send.send(exc)
 
     def _apply(self, records: dict[bytes, BackendRecord], key: bytes, value: bytes | None) -> None:
         if value is None:

@@ -43,7 +43,9 @@ class Registry(Protocol):
         """Write the record (passing health) and the canonical definitions under their hash."""
 
     async def heartbeat(self, record: BackendRecord, passing: bool, note: str) -> bool:
-        """Report health; False if the registry no longer holds the record (register again)."""
+        """Report health; False if the registry no longer holds the record (the caller registers
+        it again once the server passes). Consul keeps a failing record with a critical check;
+        etcd, which has no health status, drops it."""
         ...
 
     async def deregister(self, record: BackendRecord) -> None:
@@ -57,7 +59,10 @@ class Registry(Protocol):
         """Approve `digest` as the definitions of `server`."""
 
     def watch(self) -> AsyncGenerator[list[BackendRecord], None]:
-        """Yield every healthy record now, then again whenever that set may have changed."""
+        """Yield every healthy record now, then again whenever that set may have changed.
+
+        Close it with `contextlib.aclosing` in the task that iterates it (it may hold a task
+        group); raises RegistryUnavailable when the registry goes away."""
         ...
 
 

@@ -8,6 +8,7 @@ bench/discovery.py.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import re
@@ -215,18 +216,28 @@ def test_several_instances_of_one_name_share_one_set_of_tools(
 
 def test_drift_is_quarantined_until_approved(tmp_path: Path, registry: RunningRegistry) -> None:
     name = unique("rug")
+    metrics_port = free_port()
+    metrics = f"http://127.0.0.1:{metrics_port}/metrics"
     with (
         sample_server_http(name, log_dir=tmp_path) as (url, _),
         discovery_router(tmp_path, registry) as base,
         registrar_process(
-            tmp_path, registry, name, "--url", url, "--quarantine", "--probe-interval", "0.5"
+            tmp_path, registry, name, "--url", url, "--quarantine", "--probe-interval", "0.5",
+            "--metrics-port", str(metrics_port),
         ) as registrar,
-    ):
+    ):  # fmt: skip
         wait_until(lambda: f"{name}__echo" in tool_names(f"{base}/mcp"), 30, "tools listed")
+        assert f'toolmesh_registrar_definitions_state{{server="{name}",state="ok"}} 1.0' in get_text(metrics)
         call_tool(url, "grow", {})  # the server changes its tools behind the router's back
         wait_until(lambda: not tool_names(f"{base}/mcp"), 15, "quarantined instance withheld")
         match = registrar.wait_log(r"definitions changed .*now=(?P<hash>[0-9a-f]{64}) state=quarantined")
         pending = match.group("hash")
+        exported = get_text(metrics)
+        assert f'toolmesh_registrar_drift_total{{server="{name}"}} 1.0' in exported
+        assert f'toolmesh_registrar_definitions_state{{server="{name}",state="quarantined"}} 1.0' in exported
+        if registry.kind == "consul":  # what the operator is asked to approve is readable by its hash
+            stored = get_json(f"{registry.url}/v1/kv/toolmesh/definitions/{pending}")
+            assert "extra_1" in base64.b64decode(stored[0]["Value"]).decode()
         approve = subprocess.run(
             [sys.executable, "-m", "router", "approve", name, pending, *registry.flag],
             capture_output=True, text=True, timeout=60, check=False,

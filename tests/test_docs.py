@@ -10,9 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from pydantic_settings import BaseSettings
+
 from router.catalog.config_file import ServerEntry
 from router.cli import _parser
-from router.settings import RouterSettings
+from router.settings import RegistrarSettings, RouterSettings
 from tests.conftest import run_router
 from tests.support.procs import sample_server_stdio_entry
 
@@ -38,11 +41,12 @@ def all_docs() -> dict[str, str]:
     return {path.name: path.read_text() for path in sorted(DOCS.glob("*.md"))}
 
 
-def test_every_router_setting_is_in_the_configuration_reference() -> None:
+@pytest.mark.parametrize("model", [RouterSettings, RegistrarSettings])
+def test_every_setting_is_in_the_configuration_reference(model: type[BaseSettings]) -> None:
     text = (DOCS / "configuration.md").read_text()
     missing = [
         name
-        for name in RouterSettings.model_fields
+        for name in model.model_fields
         if f"`{name}`" not in text or f"`TOOLMESH_{name.upper()}`" not in text
     ]
     assert not missing, f"document these settings in docs/configuration.md: {missing}"
@@ -132,3 +136,8 @@ def test_the_sdk_example_in_the_client_guide_works(tmp_path: Path) -> None:
     count_line, answer = result.stdout.splitlines()[:2]
     assert "units__convert_length" in count_line
     assert abs(float(answer) - 0.9144) < 1e-9, answer
+
+
+def test_docs_say_where_consul_really_runs() -> None:
+    text = (DOCS / "discovery.md").read_text()
+    assert "double" in text and "compose/" in text

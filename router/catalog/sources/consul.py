@@ -30,6 +30,7 @@ from router.catalog.record import (
     RecordError,
     approval_key,
     consul_service_id,
+    definitions_hash,
     definitions_key,
     from_consul,
     to_consul_meta,
@@ -109,10 +110,12 @@ class ConsulRegistry:
     async def register(self, record: BackendRecord, definitions: bytes) -> None:
         assert record.url is not None
         parts = urlsplit(record.url)
-        if record.definitions_hash and len(definitions) <= KV_VALUE_LIMIT:
-            key = definitions_key(record.definitions_hash)
+        # Stored under their own hash: for a quarantined record that is `pending_hash`, so an
+        # operator can read what they are asked to approve.
+        if definitions and len(definitions) <= KV_VALUE_LIMIT:
+            key = definitions_key(definitions_hash(definitions))
             await self._call("KV put", self._client.kv.put(key, definitions))
-        elif record.definitions_hash:
+        elif definitions:
             log.warning(
                 "definitions too large for Consul KV; only their hash is registered",
                 extra={"server": record.server, "bytes": len(definitions)},

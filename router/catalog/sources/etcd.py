@@ -24,6 +24,7 @@ from router.catalog.record import (
     BackendRecord,
     RecordError,
     approval_key,
+    definitions_hash,
     definitions_key,
     etcd_instance_key,
     etcd_instance_prefix,
@@ -93,8 +94,8 @@ class EtcdRegistry:
     # -- writing ------------------------------------------------------------------------------
 
     async def register(self, record: BackendRecord, definitions: bytes) -> None:
-        if record.definitions_hash:
-            key = definitions_key(record.definitions_hash, self.prefix).encode()
+        if definitions:  # under their own hash (see ConsulRegistry.register)
+            key = definitions_key(definitions_hash(definitions), self.prefix).encode()
             await self._call("put definitions", self._client.put(key, definitions))
         if self._lease is None:
             self._lease = await self._call("lease grant", self._client.lease(self.ttl))

@@ -29,6 +29,7 @@ from registrar.probe import ProbeFailed, ProbeResult, probe
 from router.catalog.record import CHECK_PASSING_NOTE, BackendRecord, DefinitionsState
 from router.catalog.sources.registry import Registry, RegistryUnavailable
 from router.errors import BackendError
+from router.protocol import MODERN_VERSION
 from router.settings import RegistrarSettings
 from router.upstream.backend import Backend
 
@@ -169,6 +170,10 @@ class Agent:
 
     async def _first_probe(self, beat: float) -> ProbeResult:
         while True:
+            if self.bridge is not None and not self.bridge.child_ready:
+                # The bridge answers before its child is up; its lists would be empty.
+                await anyio.sleep(0.05)
+                continue
             try:
                 return await probe(self.name, self.url, self.settings.probe_timeout)
             except ProbeFailed as exc:
@@ -191,13 +196,16 @@ class Agent:
         assert self.record is not None
         probe_record = self.record.model_copy(update={"instance_id": "probe"})
         s = self.settings
+        # list_changed reaches a legacy session's GET stream; a 2026-07-28 session would need a
+        # subscriptions/listen stream, which the upstream code does not hold.
+        legacy = any(era != MODERN_VERSION for era in self.record.eras)
         return Backend(
             probe_record,
             request_timeout=s.probe_timeout,
             connect_timeout=s.probe_timeout,
             reconnect_min=0.2,
             reconnect_max=max(s.ttl / 3, 0.5),
-            protocol="auto",
+            protocol="legacy" if legacy else "auto",
             on_change=self._on_watcher_change,
         )
 

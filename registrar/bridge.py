@@ -18,6 +18,7 @@ import uvicorn
 
 from router.app import Router
 from router.catalog.record import BackendRecord, Catalog
+from router.server.transport import CoalescingHttpToolsProtocol
 from router.settings import RouterSettings
 
 
@@ -73,7 +74,7 @@ class Bridge:
             host=host,
             port=port,
             loop="asyncio",
-            http="httptools",
+            http=CoalescingHttpToolsProtocol,
             lifespan="on",
             access_log=False,
             log_config=None,

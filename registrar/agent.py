@@ -97,8 +97,9 @@ class Agent:
     async def run(self) -> None:
         """Run until cancelled; SIGTERM/SIGINT cancel it. Deregisters on the way out."""
         s = self.settings
+        work = anyio.CancelScope()  # what a signal stops; the bridge is stopped gracefully after
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._signals, tg.cancel_scope)
+            tg.start_soon(self._signals, work)
             if s.command:
                 advertise = s.advertise or (s.host if s.host not in ("0.0.0.0", "::") else socket.getfqdn())
                 self.bridge = Bridge(
@@ -111,15 +112,16 @@ class Agent:
                 log.info("bridge listening", extra={"server": self.name, "url": self.url})
             if s.metrics_port is not None:
                 start_http_server(s.metrics_port, addr=s.host, registry=self.metrics.registry)
-            try:
-                async with self.registry:
-                    await self._serve()
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await self._leave()
-                    if self.bridge is not None:
-                        self.bridge.stop()
-                tg.cancel_scope.cancel()
+            with work:
+                try:
+                    async with self.registry:
+                        await self._serve()
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await self._leave()
+                        if self.bridge is not None:
+                            await self.bridge.stop()
+            tg.cancel_scope.cancel()
 
     async def _signals(self, scope: anyio.CancelScope) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

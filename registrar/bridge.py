@@ -84,6 +84,7 @@ class Bridge:
         self._server = _Server(config)
         self._host, self._port = host, port
         self._socket: socket.socket | None = None
+        self._stopped = anyio.Event()
 
     @property
     def child_ready(self) -> bool:
@@ -113,7 +114,13 @@ class Bridge:
     async def run(self) -> None:
         """Serve on the bound socket until stop()."""
         assert self._socket is not None, "bind() first"
-        await self._server.serve(sockets=[self._socket])
+        try:
+            await self._server.serve(sockets=[self._socket])
+        finally:
+            self._stopped.set()
 
-    def stop(self) -> None:
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving: the router's shutdown stops the child; wait for it (bounded)."""
         self._server.should_exit = True
+        with anyio.move_on_after(timeout):
+            await self._stopped.wait()

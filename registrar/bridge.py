@@ -65,6 +65,9 @@ class Bridge:
                 "allowed_hosts": [advertise],
                 "log_level": log_level,
                 "reconnect_max": 5.0,
+                # The bridge is a backend like any HTTP MCP server: routers on other hosts reach
+                # it without credentials (protect it on the network, as the server itself).
+                "auth_anonymous": "always",
             }
         )
         self.router = Router(settings, sources=[FixedSource(Catalog.of([record]))])

@@ -19,6 +19,7 @@ A missing or bad credential is an AuthError; the endpoint answers 401 with
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -386,10 +387,14 @@ class Authenticator:
 
 
 def _loopback(client: tuple[str, int] | None) -> bool:
-    if client is None:
-        return False
+    return client is not None and _is_loopback_host(client[0])
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_loopback_host(host: str) -> bool:
+    """Cached: parsing the address cost more than the rest of anonymous authentication."""
     try:
-        return ipaddress.ip_address(client[0]).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 

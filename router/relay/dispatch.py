@@ -419,7 +419,8 @@ class Dispatcher:
                 failure = exc
             finally:
                 relay.tasks = None
-                tg.cancel_scope.cancel()
+                if relay.asked:  # questions still being answered end with the call
+                    tg.cancel_scope.cancel()
         if failure is not None:
             raise failure
         return reply
@@ -614,12 +615,13 @@ class _Relay:
     upstream session serves many clients and two of them may pick the same token.
     """
 
-    __slots__ = ("asker", "backend", "ctx", "params", "tasks", "token", "upstream_params", "via")
+    __slots__ = ("asked", "asker", "backend", "ctx", "params", "tasks", "token", "upstream_params", "via")
 
     def __init__(self, ctx: CallContext, params: dict[str, Any], unique: int, asker: Asker | None) -> None:
         self.ctx, self.params, self.asker = ctx, params, asker
         self.backend: Backend | None = None  # the instance of the current attempt
         self.tasks: TaskGroup | None = None
+        self.asked = False
         self.via: UpstreamSession | None = None  # the client's own upstream session, if any
         meta = params.get("_meta")
         self.token = meta.get("progressToken") if isinstance(meta, dict) else None
@@ -647,6 +649,7 @@ class _Relay:
             if self.tasks is None or self.asker is None:
                 await backend.answer_request(message)
             else:  # the client may take minutes; never block the channel's reader meanwhile
+                self.asked = True
                 self.tasks.start_soon(self._ask, backend, self.via, message)
             return
         await self.notify(message)

@@ -47,8 +47,12 @@ class EventStore:
         self.max_events = max_events
         self._logs: OrderedDict[str, EventLog] = OrderedDict()
 
-    def open(self, session_id: str) -> EventLog:
-        log = EventLog(secrets.token_urlsafe(9), session_id)
+    @staticmethod
+    def new_stream_id() -> str:
+        return secrets.token_urlsafe(9)
+
+    def open(self, session_id: str, stream_id: str | None = None) -> EventLog:
+        log = EventLog(stream_id or self.new_stream_id(), session_id)
         self._logs[log.stream_id] = log
         while len(self._logs) > self.max_streams:
             self._logs.popitem(last=False)

@@ -345,7 +345,7 @@ class McpEndpoint:
         self.metrics.observe_request(method, outcome, elapsed)
         if self.observer is not None:
             self.observer.finished(ctx, method, params, result, code, elapsed)
-        if stream.started or stream.log is not None:
+        if stream.is_stream:
             await stream.finish(body)
         else:
             await _send(send, status, body, JSON_HEADERS)

@@ -54,7 +54,17 @@ class ReplyStream:
     write, as a JSON reply does. A long call that sends nothing meanwhile has no event id to
     resume from until it does."""
 
-    __slots__ = ("events", "live", "log", "priming", "retry_ms", "send", "session_id", "started")
+    __slots__ = (
+        "events",
+        "live",
+        "log",
+        "priming",
+        "retry_ms",
+        "send",
+        "session_id",
+        "started",
+        "stream_id",
+    )
 
     def __init__(
         self, send: Send, events: EventStore | None = None, session_id: str | None = None, retry_ms: int = 0
@@ -64,22 +74,37 @@ class ReplyStream:
         self.live = True
         self.events, self.session_id, self.retry_ms = events, session_id, retry_ms
         self.log: EventLog | None = None
+        self.stream_id: str | None = None
         self.priming = b""
 
     async def prime(self) -> None:
-        """Make this a resumable stream with its priming event (2025-11-25 sessions)."""
+        """Make this a resumable stream with its priming event (2025-11-25 sessions).
+
+        The event log is opened only when something has to be kept (a related message or a
+        polling close); a call whose response comes first costs no store work at all."""
         if self.events is None or self.session_id is None:
             return
-        self.log = self.events.open(self.session_id)
-        event_id = self.events.append(self.log, b"")
-        self.priming = f"id: {event_id}\nretry: {self.retry_ms}\ndata: \n\n".encode()
+        self.stream_id = self.events.new_stream_id()
+        self.priming = f"id: {self.stream_id}.0\nretry: {self.retry_ms}\ndata: \n\n".encode()
+
+    def _opened_log(self) -> EventLog | None:
+        if self.log is None and self.events is not None and self.stream_id is not None:
+            self.log = self.events.open(self.session_id or "", self.stream_id)
+            self.events.append(self.log, b"")  # the priming event, id <stream>.0
+        return self.log
+
+    @property
+    def is_stream(self) -> bool:
+        """Does the reply go out as SSE (it started as one, or it is resumable)?"""
+        return self.started or self.stream_id is not None
 
     async def emit(self, message: dict[str, Any]) -> None:
         if message.get("method") == STREAM_PAUSED:
             await self._pause()
             return
         data = orjson.dumps(message)
-        event_id = self.events.append(self.log, data) if self.log is not None and self.events else None
+        log = self._opened_log()
+        event_id = self.events.append(log, data) if log is not None and self.events else None
         if self.live:
             await self._start()
             await self._write(sse(data, event_id))
@@ -96,13 +121,17 @@ class ReplyStream:
             await send_body(self.send, chunk, more)
 
     async def _pause(self) -> None:
-        if self.log is None or not self.live:
+        if self._opened_log() is None or not self.live:
             return  # this client cannot resume: keep its stream open, the channel resumes upstream
         self.live = False
         await self._start()
         await self._write(b"", more=False)
 
     async def finish(self, body: bytes) -> None:
+        if self.log is None and self.stream_id is not None:  # nothing went before: nothing to keep
+            await self._start()
+            await self._write(sse(body, f"{self.stream_id}.1"), more=False)
+            return
         if self.log is not None and self.events is not None:
             event_id = self.events.append(self.log, body, final=True)
             if self.live:

@@ -23,19 +23,14 @@ from router.catalog.naming import NamingPolicy
 from router.catalog.policy import LimitRule
 from router.catalog.record import BackendRecord, Catalog
 from router.catalog.sources.base import CatalogSource
-from router.catalog.sources.registry import RegistrySource
 from router.catalog.sources.static import StaticFileSource
-from router.guard.identity import Agent, Authenticator, AuthError, JwtConfig, JwtVerifier, KeyStore
+from router.guard.identity import Agent, AuthError
 from router.guard.policy import Guard
 from router.guard.policy_sources import (
-    ConsulPolicySource,
-    EtcdPolicySource,
-    FilePolicySource,
-    PolicySource,
     follow,
 )
 from router.guard.ratelimit import MemoryRateStore, RateLimiter, RateStore
-from router.observe.audit import AuditLog, FileSink, NatsSink, Publisher, Sink, StreamSink
+from router.observe.audit import AuditLog, Publisher
 from router.observe.calls import CallObserver
 from router.observe.metrics import Metrics
 from router.relay.asking import Asker
@@ -54,6 +49,7 @@ from router.upstream.base import Message
 from router.upstream.breaker import STATE_VALUE, BreakerBoard, BreakerState
 from router.upstream.caller import CallSettings
 from router.upstream.pool import BackendPool
+from router.wiring import audit_sinks_from, authenticator_from, policy_sources_from, registry_sources_from
 
 if TYPE_CHECKING:
     from router.state.nats_link import NatsLink
@@ -81,9 +77,9 @@ class Router:
         """`publisher` overrides where the `nats` audit sink publishes (default: the NATS link)."""
         self.settings = settings
         self.metrics = Metrics(agent_label=settings.metrics_agent_label)
-        self.auth = _authenticator(settings)
+        self.auth = authenticator_from(settings)
         self.guard = Guard()
-        self.policy_sources = _policy_sources(settings)
+        self.policy_sources = policy_sources_from(settings)
         if self.policy_sources:  # fail closed until the configured policy has loaded
             self.guard.install(b'{"default": "deny"}', "(built-in: deny until the policy loads)")
         # Extra sections of /admin/ (breakers, rate limits, NATS...): name -> callable returning JSON.
@@ -124,7 +120,7 @@ class Router:
             on_subscriptions=self._sync_subscriptions,
         )
         self.audit = AuditLog(
-            _audit_sinks(settings, publisher or self.nats),
+            audit_sinks_from(settings, publisher or self.nats),
             arguments=settings.audit_arguments,
             redact=settings.audit_redact,
             on_drop=self.metrics.audit_dropped.inc,
@@ -162,7 +158,7 @@ class Router:
             sources = (
                 [StaticFileSource(settings.config, settings.catalog_poll_interval)] if settings.config else []
             )
-            sources += _registry_sources(settings, self.metrics)
+            sources += registry_sources_from(settings, self.metrics)
         self.sources = sources
         self._tg: TaskGroup | None = None
         self._catalogs: dict[str, Catalog] = {}
@@ -507,89 +503,6 @@ class Router:
             await _json(send, 403, {"error": f"agent {agent.id!r} is not in an admin group"})
             return
         await _json(send, 200, self.admin())
-
-
-def _authenticator(settings: RouterSettings) -> Authenticator:
-    s = settings
-    verifier = None
-    if s.auth_jwt_secret or s.auth_jwt_public_key_file or s.auth_jwks_url:
-        public_key = s.auth_jwt_public_key_file.read_text() if s.auth_jwt_public_key_file else None
-        verifier = JwtVerifier(
-            JwtConfig(
-                issuer=s.auth_jwt_issuer,
-                audience=s.auth_jwt_audience,
-                algorithms=s.auth_jwt_algorithms,
-                secret=s.auth_jwt_secret.get_secret_value() if s.auth_jwt_secret else None,
-                public_key=public_key,
-                jwks_url=s.auth_jwks_url,
-                jwks_cache_seconds=s.auth_jwks_cache_seconds,
-                agent_claim=s.auth_agent_claim,
-                groups_claim=s.auth_groups_claim,
-            )
-        )
-    return Authenticator(
-        anonymous=s.auth_anonymous,
-        keys=KeyStore(s.auth_keys_file) if s.auth_keys_file else None,
-        jwt=verifier,
-        resource_url=s.auth_resource_url,
-        authorization_servers=s.auth_authorization_servers,
-    )
-
-
-def _policy_sources(settings: RouterSettings) -> list[PolicySource]:
-    sources: list[PolicySource] = []
-    if settings.policy_file is not None:
-        sources.append(FilePolicySource(settings.policy_file, settings.policy_poll_interval))
-    if settings.policy_consul_key is not None:
-        sources.append(ConsulPolicySource(settings.policy_consul_url, settings.policy_consul_key))
-    if settings.policy_etcd_key is not None:
-        sources.append(EtcdPolicySource(settings.policy_etcd_endpoint, settings.policy_etcd_key))
-    return sources
-
-
-def _audit_sinks(settings: RouterSettings, publisher: Publisher | None) -> list[Sink]:
-    sinks: list[Sink] = []
-    for name in dict.fromkeys(settings.audit_sink):
-        if name == "stdout":
-            sinks.append(StreamSink())
-        elif name == "file" and settings.audit_file is not None:
-            sinks.append(FileSink(settings.audit_file))
-        elif name == "nats":
-            if publisher is None:
-                log.warning("audit sink `nats` needs a NATS connection; set `nats` to use it")
-            else:
-                sinks.append(NatsSink(publisher, settings.audit_nats_subject))
-    return sinks
-
-
-def _registry_sources(settings: RouterSettings, metrics: Metrics) -> list[CatalogSource]:
-    """A source per registry named in the settings; implementations are imported only if used."""
-    sources: list[CatalogSource] = []
-    if settings.consul:
-        from router.catalog.sources.consul import ConsulRegistry
-
-        url, service, wait = settings.consul, settings.consul_service, settings.registry_wait
-        sources.append(
-            RegistrySource(
-                lambda: ConsulRegistry(url, service=service, wait=wait),
-                "consul",
-                backoff_max=settings.registry_backoff_max,
-                on_health=metrics.source_up.labels("consul").set,
-            )
-        )
-    if settings.etcd:
-        from router.catalog.sources.etcd import EtcdRegistry
-
-        etcd_url, prefix = settings.etcd, settings.etcd_prefix
-        sources.append(
-            RegistrySource(
-                lambda: EtcdRegistry(etcd_url, prefix=prefix),
-                "etcd",
-                backoff_max=settings.registry_backoff_max,
-                on_health=metrics.source_up.labels("etcd").set,
-            )
-        )
-    return sources
 
 
 def _headers(scope: dict[str, Any]) -> dict[str, str]:

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import subprocess
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +27,7 @@ from router.upstream.base import Message, MessageHandler
 log = logging.getLogger("toolmesh.upstream")
 
 MAX_LINE = 64 * 1024 * 1024
+STDERR_TAIL = 5  # lines of a child's stderr logged with its exit
 
 
 class _Pending:
@@ -61,6 +63,8 @@ class StdioChannel:
         self._write_lock = anyio.Lock()
         self._exit_reason = "not started"
         self.exited = anyio.Event()
+        self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL)
+        self._stderr_done = anyio.Event()
 
     @property
     def alive(self) -> bool:
@@ -80,6 +84,7 @@ class StdioChannel:
         except OSError as exc:
             raise BackendUnavailable(self.server, f"cannot start '{self.argv[0]}': {exc.strerror}") from None
         self._exit_reason = "running"
+        self._stderr_done = anyio.Event()
         task_group.start_soon(self._read_stdout, self._process)
         task_group.start_soon(self._read_stderr, self._process)
 
@@ -148,8 +153,13 @@ class StdioChannel:
         except anyio.DelimiterNotFound:
             log.error("backend wrote an over-long line", extra={"server": self.server})
         code = await process.wait()
+        with anyio.move_on_after(0.2):  # the last words of a crash are often why it crashed
+            await self._stderr_done.wait()
         self._exit_reason = f"its process exited with code {code}"
-        log.warning("stdio backend exited", extra={"server": self.server, "code": code})
+        log.warning(
+            "stdio backend exited",
+            extra={"server": self.server, "code": code, "stderr_tail": list(self.stderr_tail)},
+        )
         self._fail_pending(self._exit_reason)
         self.exited.set()
 
@@ -158,12 +168,13 @@ class StdioChannel:
         reader = BufferedByteReceiveStream(process.stderr)
         try:
             while True:
-                line = await reader.receive_until(b"\n", MAX_LINE)
-                log.debug(
-                    "backend stderr", extra={"server": self.server, "line": line.decode(errors="replace")}
-                )
+                text = (await reader.receive_until(b"\n", MAX_LINE)).decode(errors="replace")
+                self.stderr_tail.append(text)
+                log.debug("backend stderr", extra={"server": self.server, "line": text})
         except (anyio.EndOfStream, anyio.IncompleteRead, anyio.DelimiterNotFound, anyio.ClosedResourceError):
             pass
+        finally:
+            self._stderr_done.set()
 
     async def _dispatch(self, line: bytes) -> None:
         try:

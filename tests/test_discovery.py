@@ -205,6 +205,8 @@ def test_several_instances_of_one_name_share_one_set_of_tools(
         wait_until(lambda: len(backends(base)) == 2, 30, "two instances")
         keys = sorted(backends(base))
         assert all(key.startswith(f"{name}/") for key in keys) and keys[0] != keys[1]
+        # an instance shows in /readyz as soon as it is in the catalog; its tools once it connected
+        wait_until(lambda: f"{name}__echo" in tool_names(f"{base}/mcp"), 30, "the tools listed")
         tools = sorted(t for t in tool_names(f"{base}/mcp") if t.endswith("__echo"))
         assert tools == [f"{name}__echo"], "one set of tools for both instances"
         first.stop()

@@ -11,10 +11,10 @@ from typing import Any
 
 import aiohttp
 import anyio
-import orjson
 import pytest
 
 from tests.support.cluster import Cluster, McpHttp, cluster
+from tests.support.mcp_http import sampling_tool_call
 from tests.support.procs import everything_http
 
 pytestmark = [pytest.mark.anyio, pytest.mark.npm, pytest.mark.slow]
@@ -112,53 +112,30 @@ async def test_a_request_outside_a_call_reaches_the_get_stream_on_another_replic
             tg.cancel_scope.cancel()
 
 
-MODERN = "2026-07-28"
 SAMPLE_CALL = {"name": "everything__trigger-sampling-request", "arguments": {"prompt": "2+2?"}}
 FOUR = {"role": "assistant", "content": {"type": "text", "text": "four"}, "model": "m"}
-
-
-async def _modern(
-    http: aiohttp.ClientSession, url: str, request_id: int, params: dict[str, Any]
-) -> tuple[int, dict[str, Any]]:
-    meta = {
-        "io.modelcontextprotocol/protocolVersion": MODERN,
-        "io.modelcontextprotocol/clientCapabilities": {"sampling": {}},
-    }
-    body = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {**params, "_meta": meta}}
-    headers = {
-        "accept": "application/json, text/event-stream",
-        "content-type": "application/json",
-        "mcp-protocol-version": MODERN,
-        "mcp-method": "tools/call",
-        "mcp-name": params["name"],
-    }
-    async with http.post(url, json=body, headers=headers) as response:
-        text = await response.text()
-        if response.content_type == "text/event-stream":
-            text = [line for line in text.splitlines() if line.startswith("data: ") and len(line) > 6][-1][6:]
-        return response.status, orjson.loads(text)
 
 
 async def test_a_parked_call_resumes_from_another_replica(three: Cluster) -> None:
     r0, r1, r2 = three.replicas
     async with aiohttp.ClientSession() as http:
-        status, first = await _modern(http, r0.mcp_url, 1, SAMPLE_CALL)
+        status, first = await sampling_tool_call(http, r0.mcp_url, 1, SAMPLE_CALL)
         assert status == 200 and first["result"]["resultType"] == "input_required", first
         ((key, _),) = first["result"]["inputRequests"].items()
         state = first["result"]["requestState"]
         # the retry lands on r1: carried to r0, which holds the upstream call
-        status, done = await _modern(
+        status, done = await sampling_tool_call(
             http, r1.mcp_url, 2, {**SAMPLE_CALL, "inputResponses": {key: FOUR}, "requestState": state}
         )
         assert status == 200, done
         assert done["result"]["resultType"] == "complete" and "four" in done["result"]["content"][0]["text"]
         # a call parked on a replica that dies: the retry elsewhere fails at once, retryable
-        status, again = await _modern(http, r2.mcp_url, 3, SAMPLE_CALL)
+        status, again = await sampling_tool_call(http, r2.mcp_url, 3, SAMPLE_CALL)
         assert again["result"]["resultType"] == "input_required", again
         ((key, _),) = again["result"]["inputRequests"].items()
         three.replicas[2].process.stop()
         with anyio.fail_after(5):
-            status, gone = await _modern(
+            status, gone = await sampling_tool_call(
                 http,
                 r1.mcp_url,
                 4,

@@ -7,9 +7,7 @@ round by hand against server-everything (legacy, over stdio) behind the router.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -17,9 +15,8 @@ import pytest
 from router.errors import RPCError
 from router.relay.parking import StateCodec
 from tests.conftest import run_router
+from tests.support.mcp_http import sampling_tool_call
 from tests.support.procs import everything_stdio_entry
-
-MODERN = "2026-07-28"
 
 
 def test_minted_state_round_trips_and_refuses_tampering() -> None:
@@ -39,35 +36,13 @@ def test_minted_state_round_trips_and_refuses_tampering() -> None:
         assert caught.value.code == -32602
 
 
-async def post(
-    http: aiohttp.ClientSession, url: str, request_id: int, params: dict[str, Any]
-) -> tuple[int, dict[str, Any]]:
-    meta = {
-        "io.modelcontextprotocol/protocolVersion": MODERN,
-        "io.modelcontextprotocol/clientCapabilities": {"sampling": {}},
-    }
-    body = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {**params, "_meta": meta}}
-    headers = {
-        "Accept": "application/json, text/event-stream",
-        "Content-Type": "application/json",
-        "MCP-Protocol-Version": MODERN,
-        "Mcp-Method": "tools/call",
-        "Mcp-Name": params["name"],
-    }
-    async with http.post(url, data=json.dumps(body), headers=headers) as response:
-        text = await response.text()
-    if response.content_type == "text/event-stream":
-        text = [line for line in text.splitlines() if line.startswith("data: ") and len(line) > 6][-1][6:]
-    return response.status, json.loads(text)
-
-
 @pytest.mark.anyio
 @pytest.mark.npm
 async def test_an_input_required_round_through_the_router(tmp_path: Path) -> None:
     call = {"name": "everything__trigger-sampling-request", "arguments": {"prompt": "2+2?"}}
     with run_router(tmp_path, {"everything": everything_stdio_entry()}) as router:
         async with aiohttp.ClientSession() as http:
-            status, first = await post(http, router.mcp_url, 1, call)
+            status, first = await sampling_tool_call(http, router.mcp_url, 1, call)
             assert status == 200, first
             result = first["result"]
             assert result["resultType"] == "input_required"
@@ -78,17 +53,17 @@ async def test_an_input_required_round_through_the_router(tmp_path: Path) -> Non
 
             answer = {"role": "assistant", "content": {"type": "text", "text": "four"}, "model": "m"}
             tampered = state[:-4] + ("AAAA" if not state.endswith("AAAA") else "BBBB")
-            status, refused = await post(
+            status, refused = await sampling_tool_call(
                 http, router.mcp_url, 2, {**call, "inputResponses": {key: answer}, "requestState": tampered}
             )
             assert status == 400 and refused["error"]["code"] == -32602, refused
 
-            status, missing = await post(
+            status, missing = await sampling_tool_call(
                 http, router.mcp_url, 3, {**call, "inputResponses": {}, "requestState": state}
             )
             assert missing["result"]["resultType"] == "input_required"  # asked again, same question
 
-            status, done = await post(
+            status, done = await sampling_tool_call(
                 http, router.mcp_url, 4, {**call, "inputResponses": {key: answer}, "requestState": state}
             )
             assert status == 200, done
@@ -96,7 +71,7 @@ async def test_an_input_required_round_through_the_router(tmp_path: Path) -> Non
             assert "four" in done["result"]["content"][0]["text"]
 
             # the call is over: its state cannot be replayed
-            status, replay = await post(
+            status, replay = await sampling_tool_call(
                 http, router.mcp_url, 5, {**call, "inputResponses": {key: answer}, "requestState": state}
             )
             assert status == 400 and replay["error"]["code"] == -32602, replay

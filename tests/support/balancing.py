@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from router.localcluster import Child, answers
+from router.up.processes import Child
+from router.up.readiness import answers
 
 LEGACY_HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
 

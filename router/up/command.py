@@ -1,0 +1,57 @@
+"""The `toolmesh up` command: make the work directory, start the cluster, print where everything
+is, wait for Ctrl-C or SIGTERM, stop everything and say whether anything was left running."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from types import FrameType
+
+from router.localcluster import Plan
+from router.up import ClusterError
+from router.up.cluster import LocalCluster
+
+
+def run(routers: int, port: int, workdir: Path | None, examples: bool, keep: bool) -> int:
+    """The `toolmesh up` command: start, print the addresses, wait for Ctrl-C/SIGTERM, stop."""
+    if routers < 1:
+        print("toolmesh up: --routers must be at least 1", file=sys.stderr)
+        return 2
+    own_dir = workdir is None
+    directory = Path(tempfile.mkdtemp(prefix="toolmesh-up-")) if workdir is None else workdir
+    try:
+        cluster = LocalCluster(Plan.make(routers, port), directory, examples=examples)
+    except ClusterError as exc:
+        print(f"toolmesh up: {exc}", file=sys.stderr)
+        return 2
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        cluster.stopping.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    status = 0
+    try:
+        cluster.say(f"toolmesh up: starting in {directory} ...")
+        cluster.start()
+        cluster.say(cluster.banner())
+        cluster.wait_until_stopped()
+        cluster.say("toolmesh up: stopping ...")
+    except ClusterError as exc:
+        print(f"toolmesh up: {exc}", file=sys.stderr)
+        status, keep = 1, True
+    finally:
+        survivors = cluster.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if own_dir and not keep:
+        shutil.rmtree(directory, ignore_errors=True)
+    else:
+        cluster.say(f"toolmesh up: logs kept in {directory / 'logs'}")
+    if survivors:
+        print(f"toolmesh up: could not stop processes {survivors}", file=sys.stderr)
+        return 1
+    cluster.say("toolmesh up: stopped; nothing left running.")
+    return status

@@ -4,7 +4,8 @@
 be stopped and started again on the same port and store, as an outage would. `Cluster` starts
 replicas of `python -m router router --nats ...` sharing one cluster key and catalog; `envoy()`
 writes a bootstrap that hashes on `Mcp-Session-Id` over the replicas (ring hash, active health
-checks on /healthz, retries of connect failures on another host, no timeouts on SSE streams).
+checks, retries of connect failures on another host, no timeouts on SSE streams: the
+`router/envoy.py` bootstrap `toolmesh up` uses, with faster health checks).
 `McpHttp` is a small raw Streamable HTTP client: tests need to pick which replica a request goes
 to, and to see status codes and headers, which the SDK client hides.
 """
@@ -26,6 +27,7 @@ import aiohttp
 import anyio
 import orjson
 
+from router.envoy import envoy_bootstrap
 from tests.support.procs import ManagedProcess, free_port, write_catalog
 
 VENV_BIN = Path(sys.executable).parent
@@ -174,95 +176,6 @@ def cluster(directory: Path, servers: dict[str, Any], replicas: int = 3) -> Iter
 # -- Envoy ----------------------------------------------------------------------------------------
 
 
-def envoy_bootstrap(listen_port: int, admin_port: int, upstream_ports: list[int]) -> dict[str, Any]:
-    endpoints = [
-        {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}
-        for port in upstream_ports
-    ]
-    route = {
-        "cluster": "routers",
-        "timeout": "0s",  # SSE streams live as long as the session
-        "idle_timeout": "0s",
-        "hash_policy": [{"header": {"header_name": "mcp-session-id"}}],
-        "retry_policy": {
-            "retry_on": "connect-failure,refused-stream,reset-before-request",
-            "num_retries": 3,
-            "retry_host_predicate": [
-                {
-                    "name": "envoy.retry_host_predicates.previous_hosts",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
-                    },
-                }
-            ],
-            "host_selection_retry_max_attempts": 5,
-        },
-    }
-    manager = {
-        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-        "stat_prefix": "mcp",
-        "stream_idle_timeout": "0s",
-        "request_timeout": "0s",
-        "route_config": {
-            "virtual_hosts": [
-                {"name": "mcp", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": route}]}
-            ]
-        },
-        "http_filters": [
-            {
-                "name": "envoy.filters.http.router",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
-                },
-            }
-        ],
-    }
-    return {
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
-        "static_resources": {
-            "listeners": [
-                {
-                    "name": "mcp",
-                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": listen_port}},
-                    "filter_chains": [
-                        {
-                            "filters": [
-                                {
-                                    "name": "envoy.filters.network.http_connection_manager",
-                                    "typed_config": manager,
-                                }
-                            ]
-                        }
-                    ],
-                }
-            ],
-            "clusters": [
-                {
-                    "name": "routers",
-                    "type": "STATIC",
-                    "connect_timeout": "0.5s",
-                    "lb_policy": "RING_HASH",
-                    "load_assignment": {
-                        "cluster_name": "routers",
-                        "endpoints": [{"lb_endpoints": endpoints}],
-                    },
-                    "health_checks": [
-                        {
-                            "timeout": "0.5s",
-                            "interval": "0.3s",
-                            "no_traffic_interval": "0.3s",
-                            "unhealthy_interval": "0.3s",
-                            "unhealthy_threshold": 1,
-                            "healthy_threshold": 1,
-                            "http_health_check": {"path": "/healthz"},
-                        }
-                    ],
-                }
-            ],
-        },
-    }
-
-
 @contextlib.contextmanager
 def envoy(directory: Path, upstream_ports: list[int]) -> Iterator[str]:
     """Envoy in front of `upstream_ports`; yields its /mcp URL once it serves."""
@@ -271,7 +184,12 @@ def envoy(directory: Path, upstream_ports: list[int]) -> Iterator[str]:
     while admin == port:
         admin = free_port()
     config = directory / "envoy.json"
-    config.write_text(json.dumps(envoy_bootstrap(port, admin, upstream_ports)))
+    # Checks every 0.3 s: a killed replica is out of the ring within a few hundred milliseconds.
+    bootstrap = envoy_bootstrap(
+        port, admin, upstream_ports, check_interval=0.3, check_timeout=0.5, unhealthy_threshold=1,
+        connect_timeout=0.5,
+    )  # fmt: skip
+    config.write_text(json.dumps(bootstrap))
     argv = [
         _binary("envoy"),
         "-c",
@@ -401,23 +319,63 @@ class McpHttp:
         async with self.http.get(url, headers=headers, timeout=timeout) as response:
             assert response.status == 200, f"GET stream refused: HTTP {response.status}"
 
-            async def pump() -> None:
-                buffer = ""
-                with contextlib.suppress(aiohttp.ClientError, anyio.ClosedResourceError):
-                    async for chunk in response.content.iter_any():
-                        buffer += chunk.decode()
-                        while "\n\n" in buffer:
-                            event, buffer = buffer.split("\n\n", 1)
-                            for data in _sse_data(event + "\n\n"):
-                                await send.send(orjson.loads(data))
-                send.close()
-
             async with anyio.create_task_group() as tg:
-                tg.start_soon(pump)
+                tg.start_soon(_pump, response, send)
                 try:
                     yield receive
                 finally:
                     tg.cancel_scope.cancel()
+
+
+MODERN = "2026-07-28"
+
+
+@contextlib.asynccontextmanager
+async def listen(
+    http: aiohttp.ClientSession, url: str, notifications: dict[str, Any], listen_id: str = "listen-1"
+) -> AsyncIterator[anyio.abc.ObjectReceiveStream[dict[str, Any]]]:
+    """A 2026-07-28 `subscriptions/listen` stream at `url`; yields its frames (the ack first)."""
+    body = {
+        "jsonrpc": "2.0",
+        "id": listen_id,
+        "method": "subscriptions/listen",
+        "params": {
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": MODERN,
+                "io.modelcontextprotocol/clientCapabilities": {},
+            },
+            "notifications": notifications,
+        },
+    }
+    headers = {
+        "accept": "application/json, text/event-stream",
+        "content-type": "application/json",
+        "mcp-protocol-version": MODERN,
+        "mcp-method": "subscriptions/listen",
+    }
+    send, receive = anyio.create_memory_object_stream[dict[str, Any]](1000)
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+    async with http.post(url, data=orjson.dumps(body), headers=headers, timeout=timeout) as response:
+        assert response.status == 200, f"listen refused: HTTP {response.status}"
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_pump, response, send)
+            try:
+                yield receive
+            finally:
+                tg.cancel_scope.cancel()
+
+
+async def _pump(response: aiohttp.ClientResponse, send: anyio.abc.ObjectSendStream[dict[str, Any]]) -> None:
+    """Parse an SSE response into messages until it ends."""
+    buffer = ""
+    with contextlib.suppress(aiohttp.ClientError, anyio.ClosedResourceError):
+        async for chunk in response.content.iter_any():
+            buffer += chunk.decode()
+            while "\n\n" in buffer:
+                event, buffer = buffer.split("\n\n", 1)
+                for data in _sse_data(event + "\n\n"):
+                    await send.send(orjson.loads(data))
+    send.close()
 
 
 def _sse_data(text: str) -> list[str]:

@@ -41,7 +41,7 @@ from router.server.events import EventStore
 from router.server.http import McpEndpoint
 from router.server.security import OriginPolicy
 from router.settings import RouterSettings
-from router.state.bus import ClientBus, LocalBus
+from router.state.bus import ClientBus, LocalBus, NatsBus
 from router.state.listeners import ListenStreams
 from router.state.sessions import MemorySessionStore, SessionIds, SessionStore
 from router.upstream.backend import Backend
@@ -53,6 +53,7 @@ from router.wiring import audit_sinks_from, authenticator_from, policy_sources_f
 
 if TYPE_CHECKING:
     from router.state.nats_link import NatsLink
+    from router.state.updates import SharedUpdates
 
 log = logging.getLogger("toolmesh.router")
 
@@ -154,6 +155,9 @@ class Router:
             retry_ms=settings.sse_retry_ms,
             resumable_streams=settings.resumable_streams,
         )
+        self._updates: SharedUpdates | None = None
+        if self.nats is not None:
+            self._share_relay(self.nats)
         if sources is None:
             sources = (
                 [StaticFileSource(settings.config, settings.catalog_poll_interval)] if settings.config else []
@@ -173,7 +177,6 @@ class Router:
             return None, store, LocalBus(store)
         from prometheus_client import Gauge
 
-        from router.state.bus import NatsBus
         from router.state.catalog_sync import CatalogSync
         from router.state.nats_link import NatsLink
         from router.state.shared_sessions import NatsSessionStore
@@ -253,6 +256,15 @@ class Router:
                     await self.auth.close()
                 tg.cancel_scope.cancel()
 
+    def _share_relay(self, link: NatsLink) -> None:
+        """What crosses replicas besides sessions: cancellations, resource updates, event logs."""
+        from router.state.updates import SharedUpdates
+
+        if isinstance(self.bus, NatsBus):  # a cancel POSTed to another replica ends the call here
+            self.bus.on_cancel = self.endpoint.cancel
+        self._updates = SharedUpdates(link, self.parking.replica, self.endpoint.broadcast)
+        link.listeners.append(self._updates.start)
+
     def _share_resilience(self, link: NatsLink) -> None:
         """Rate-limit buckets in NATS KV and breaker hints on NATS, through the router's one link."""
         from router.guard.ratelimit_nats import NatsRateStore
@@ -321,7 +333,10 @@ class Router:
                 "method": "notifications/resources/updated",
                 "params": {"uri": exposed},
             }
-            self.endpoint.broadcast(update)
+            if self._updates is not None:  # the stream may be on another replica, which may not hear it
+                await self._updates.heard(update)
+            else:
+                self.endpoint.broadcast(update)
 
     def _session_ended(self, session_id: str) -> None:
         """Release what a legacy session held: its subscriptions and its own upstream sessions."""

@@ -208,7 +208,9 @@ class McpEndpoint:
             await _error(send, message.get("id"), error, 400)
             return
         if method == "notifications/cancelled":
-            self._cancel(session_id, (message.get("params") or {}).get("requestId"))
+            request_id = (message.get("params") or {}).get("requestId")
+            if not self.cancel(session_id, request_id):  # the call runs on another replica
+                await self.bus.cancel(session_id, request_id)
         if method is None or "id" not in message:
             if method is None:  # the client's reply to a request we sent it, wherever it waits
                 await self.bus.answer(session_id, message)
@@ -363,10 +365,13 @@ class McpEndpoint:
             status = HTTP_STATUS.get(exc.code, 200) if ctx.era == "modern" else 200
             return status, "error", _error_bytes(message["id"], exc), None, exc.code
 
-    def _cancel(self, session_id: str, request_id: Any) -> None:
+    def cancel(self, session_id: str, request_id: Any) -> bool:
+        """End a legacy session's call running here; False if it does not run here."""
         scope = self._inflight.get((session_id, request_id)) if isinstance(request_id, str | int) else None
-        if scope is not None:
-            scope.cancel()
+        if scope is None:
+            return False
+        scope.cancel()
+        return True
 
     # -- GET and DELETE -----------------------------------------------------------------------
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import anyio
@@ -46,6 +46,7 @@ class ClientBus(Protocol):
         self, session_id: str, message: Message, timeout: float, via: MessageSender | None = None
     ) -> Message: ...
     async def answer(self, session_id: str, message: Message) -> bool: ...
+    async def cancel(self, session_id: str, request_id: Any) -> None: ...
 
 
 def wants(session: LocalSession, message: Message) -> bool:
@@ -129,16 +130,35 @@ class LocalBus:
         """A client's reply to one of our requests; False if nobody waits for it."""
         return self.pending.resolve(session_id, message)
 
+    async def cancel(self, session_id: str, request_id: Any) -> None:
+        """A cancellation of a call that is not running here: one replica runs every call."""
+
+
+@dataclass(slots=True)
+class _Claim:
+    """This replica's claim on a session's stream: confirmed once NATS has echoed it back."""
+
+    session_id: str
+    nonce: bytes
+    confirmed: bool = False
+
 
 class NatsBus(LocalBus):
     """Replicas behind one address: per-session subjects carry what another replica must write.
 
     `<prefix>.session.<token>.out` carries messages for the client's stream (subscribed by the
     replica holding it), `<prefix>.session.<token>.reply` carries the client's replies to the
-    replica that waits for them (subscribed while it waits). A replica opening a stream claims
-    it on `<prefix>.session.<token>.claim`; one holding an older stream for that session closes
-    it, so a message is never written to two streams (one stream per session, as on one
-    replica). With NATS down, only local delivery works, as on one replica.
+    replica that waits for them (subscribed while it waits), `<prefix>.session.<token>.cancel`
+    a client's `notifications/cancelled` that reached a replica not running the call (every
+    replica follows `session.*.cancel` with one subscription, so a call costs no NATS work).
+
+    A replica opening a stream claims it on `<prefix>.session.<token>.claim`. The newer stream
+    wins, and "newer" is the order in which the NATS server received the claims, which every
+    subscriber sees the same, not wall clocks (replicas' clocks may differ by more than the gap
+    between two GETs): a replica holding a stream closes it on another replica's claim that
+    arrives after its own claim came back to it, and ignores one that arrives before. So a
+    message is never written to two streams (one stream per session, as on one replica). With
+    NATS down, only local delivery works, as on one replica.
     """
 
     def __init__(self, sessions: SessionStore, link: NatsLink) -> None:
@@ -147,27 +167,42 @@ class NatsBus(LocalBus):
         self._streams: dict[str, Subscription] = {}
         self._replies: dict[str, tuple[Subscription, int]] = {}
         self.replica = secrets.token_hex(8).encode()
-        self._claims: Subscription | None = None
-        self._held: dict[str, str] = {}  # token -> session id, for the streams held here
-        self._opened: dict[str, float] = {}  # session id -> wall time its stream here opened
+        self._claim_sub: Subscription | None = None
+        self._claims: dict[str, _Claim] = {}  # token -> the claim of a stream held here
+        # Cancels a call running here, by (session id, request id); True if there was one.
+        self.on_cancel: Callable[[str, Any], bool] | None = None
 
     async def start(self, up: bool) -> None:
-        """Link listener: follow other replicas' stream claims once the link is first up."""
-        if up and self._claims is None:
-            self._claims = await self.link.subscribe(
+        """Link listener: follow stream claims and cancellations once the link is first up."""
+        if up and self._claim_sub is None:
+            self._claim_sub = await self.link.subscribe(
                 self.link.subject("session", "*", "claim"), self._on_claim
             )
+            await self.link.subscribe(self.link.subject("session", "*", "cancel"), self._on_cancel)
 
     async def _on_claim(self, msg: Msg) -> None:
-        replica, _, stamp = msg.data.partition(b" ")
-        if replica == self.replica:
+        replica, _, nonce = msg.data.partition(b" ")
+        claim = self._claims.get(msg.subject.rsplit(".", 2)[-2])
+        if claim is None:
             return
-        session_id = self._held.get(msg.subject.rsplit(".", 2)[-2])
-        if session_id is None or float(stamp) < self._opened.get(session_id, 0.0):
-            return  # a claim older than our stream, arriving late: ours is the newer one
-        session = self.sessions.get(session_id)
+        if replica == self.replica:
+            claim.confirmed = claim.confirmed or nonce == claim.nonce
+            return
+        if not claim.confirmed:
+            return  # a claim the server received before ours: ours is the newer stream
+        session = self.sessions.get(claim.session_id)
         if session is not None and session.outbox is not None:
             session.close()  # the client opened a newer stream on another replica
+
+    async def _on_cancel(self, msg: Msg) -> None:
+        request = orjson.loads(msg.data)
+        if self.on_cancel is not None:
+            self.on_cancel(request["session"], request["request"])
+
+    async def cancel(self, session_id: str, request_id: Any) -> None:
+        """Tell every replica; the one running the call cancels it, the others find nothing."""
+        payload = orjson.dumps({"session": session_id, "request": request_id})
+        await self.link.publish(self._subject(session_id, "cancel"), payload)
 
     def _subject(self, session_id: str, kind: str) -> str:
         return self.link.subject("session", token_of(session_id), kind)
@@ -180,9 +215,10 @@ class NatsBus(LocalBus):
 
     async def stream_opened(self, session: LocalSession) -> None:
         session_id = session.record.id
-        opened = time.time()  # wall clock: claims are compared across machines
-        self._opened[session_id] = opened
-        await self.link.publish(self._subject(session_id, "claim"), self.replica + b" %.6f" % opened)
+        claim = _Claim(session_id, secrets.token_hex(6).encode())
+        self._claims[token_of(session_id)] = claim  # before publishing: the echo may come at once
+        if not await self.link.publish(self._subject(session_id, "claim"), self.replica + b" " + claim.nonce):
+            claim.confirmed = True  # NATS down: nobody hears it; a later claim is newer
         old = self._streams.pop(session_id, None)
         if old is not None:
             await _unsubscribe(old)
@@ -199,13 +235,11 @@ class NatsBus(LocalBus):
             return
         if sub is not None:
             self._streams[session_id] = sub
-            self._held[token_of(session_id)] = session_id
 
     async def stream_closed(self, session: LocalSession) -> None:
         if session.outbox is not None:
             return  # a newer stream replaced the one that ended
-        self._held.pop(token_of(session.record.id), None)
-        self._opened.pop(session.record.id, None)
+        self._claims.pop(token_of(session.record.id), None)
         sub = self._streams.pop(session.record.id, None)
         if sub is not None:
             await _unsubscribe(sub)
@@ -260,8 +294,7 @@ class NatsBus(LocalBus):
 
     async def session_ended(self, session_id: str) -> None:
         """The session was deleted (here or elsewhere): stop listening for it."""
-        self._held.pop(token_of(session_id), None)
-        self._opened.pop(session_id, None)
+        self._claims.pop(token_of(session_id), None)
         sub = self._streams.pop(session_id, None)
         if sub is not None:
             await _unsubscribe(sub)

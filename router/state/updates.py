@@ -1,0 +1,106 @@
+"""Resource updates one replica's upstream hears, delivered on every replica, once per stream.
+
+A backend tells `notifications/resources/updated` to upstream sessions, and each replica has its
+own. Which of them hears an update depends on the backend: many tell only the session whose call
+changed the resource (the SDKs' `send_resource_updated` is per session), others every session
+that subscribed. A client's stream (a legacy GET stream or a 2026-07-28 `subscriptions/listen`
+stream) is held by one replica, which may not be the one that heard it.
+
+So every replica publishes each update its upstream hears on `<prefix>.resources.updated`, and
+every replica hands each update, heard itself or published by another, to the streams it holds
+that asked for that URI (`McpEndpoint.broadcast`). When several replicas heard the same update,
+each copy comes from a different replica within moments of the others: `Copies` lets the first
+through and drops the copies, matching each replica's reports one to one, so two real updates
+that several replicas heard are still two. What it cannot tell apart: two different updates of
+one URI that two different replicas alone heard within `WINDOW` of each other count as one
+(the client is told, and re-reads, once).
+
+With NATS down each replica delivers what it hears itself, as before it was shared.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from nats.aio.msg import Msg
+
+from router.state.nats_link import NatsLink
+
+log = logging.getLogger("toolmesh.relay")
+
+Message = dict[str, Any]
+# Copies of one update reach a replica within this many seconds of each other (NATS on a LAN and
+# backends telling their sessions one after another take milliseconds).
+WINDOW = 0.5
+# Past this many URIs, forget those with nothing recent (they are kept only for WINDOW).
+SWEEP_AT = 1024
+
+
+class Copies:
+    """Per URI, the updates delivered in the last `window` seconds and which replicas reported each."""
+
+    def __init__(self, window: float = WINDOW) -> None:
+        self.window = window
+        self._recent: dict[str, deque[tuple[float, set[str]]]] = {}
+
+    def first(self, uri: str, source: str, now: float | None = None) -> bool:
+        """Is this report from `source` a new update (deliver it), not a copy of a recent one?
+
+        A copy is a report of an update already delivered on another source's report that
+        `source` has not reported yet; each source reports each update it hears once."""
+        now = time.monotonic() if now is None else now
+        if len(self._recent) > SWEEP_AT:
+            self._sweep(now)
+        recent = self._recent.setdefault(uri, deque())
+        while recent and now - recent[0][0] > self.window:
+            recent.popleft()
+        for _, sources in recent:
+            if source not in sources:
+                sources.add(source)
+                return False
+        recent.append((now, {source}))
+        return True
+
+    def _sweep(self, now: float) -> None:
+        for uri in [u for u, recent in self._recent.items() if not recent or now - recent[-1][0] > self.window]:
+            del self._recent[uri]
+
+
+class SharedUpdates:
+    """What the router calls with each resource update its upstream hears, when state is shared."""
+
+    def __init__(self, link: NatsLink, replica: str, deliver: Callable[[Message], int]) -> None:
+        self.link = link
+        self.replica = replica
+        self.deliver = deliver
+        self.subject = link.subject("resources", "updated")
+        self.copies = Copies()
+        self._subscribed = False
+
+    async def start(self, up: bool) -> None:
+        """Link listener: hear the other replicas' updates once the link is first up."""
+        if up and not self._subscribed:
+            self._subscribed = True
+            await self.link.subscribe(self.subject, self._on_update)
+
+    async def heard(self, message: Message) -> None:
+        """An update this replica's upstream heard: deliver it here and tell the others."""
+        uri = message["params"]["uri"]
+        if self.copies.first(uri, self.replica):
+            self.deliver(message)
+        await self.link.publish(self.subject, orjson.dumps({"replica": self.replica, "message": message}))
+
+    async def _on_update(self, msg: Msg) -> None:
+        report = orjson.loads(msg.data)
+        source, message = report.get("replica"), report.get("message")
+        if source == self.replica or not isinstance(message, dict):
+            return
+        uri = (message.get("params") or {}).get("uri")
+        if isinstance(uri, str) and self.copies.first(uri, str(source)):
+            self.deliver(message)
+            log.debug("resource update from another replica", extra={"uri": uri, "replica": source})

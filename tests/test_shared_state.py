@@ -9,6 +9,7 @@ third.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from router.state.bus import NatsBus
 from router.state.nats_link import NatsLink
 from router.state.sessions import SessionIds, SessionRecord
 from router.state.shared_sessions import NatsSessionStore
+from router.state.updates import Copies
 from tests.support.cluster import NatsServer, nats_server
 
 pytestmark = pytest.mark.anyio
@@ -179,3 +181,47 @@ async def test_a_newer_stream_on_another_replica_closes_the_older_one(replicas: 
     assert await c.bus.deliver(session_id, message)
     with anyio.fail_after(3):
         assert await new.receive() == message
+
+
+async def test_stream_claims_do_not_trust_clocks(
+    replicas: list[Replica], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The newer stream wins even when the older one's replica has a clock an hour ahead."""
+    a, b, _ = replicas
+    for replica in replicas:
+        await replica.bus.start(True)
+    session_id = await _new_session(a)
+    on_a, on_b = a.store.get(session_id), await b.store.load(session_id)
+    assert on_a is not None and on_b is not None
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 3600)  # a's clock is far ahead
+    old = on_a.open_stream()
+    await a.bus.stream_opened(on_a)
+    monkeypatch.setattr(time, "time", real)
+    await anyio.sleep(0.2)  # a's claim has come back to it
+    new = on_b.open_stream()
+    await b.bus.stream_opened(on_b)
+    with anyio.fail_after(3):
+        async for _ in old:  # a's stream is closed by b's (newer) claim
+            pass
+    await anyio.sleep(0.2)
+    assert on_b.outbox is not None, "the newer stream was closed"
+    new.close()
+
+
+def test_copies_of_one_update_are_matched_one_to_one() -> None:
+    copies = Copies(window=0.5)
+    # replicas a and b both heard two updates of u: each is delivered once, whatever the order
+    assert copies.first("u", "a", now=0.00)
+    assert not copies.first("u", "b", now=0.01)
+    assert copies.first("u", "b", now=0.02)
+    assert not copies.first("u", "a", now=0.03)
+    # only a heard two updates: both are delivered
+    assert copies.first("v", "a", now=0.0)
+    assert copies.first("v", "a", now=0.1)
+    # a report later than the window is a new update
+    assert copies.first("w", "a", now=0.0)
+    assert copies.first("w", "b", now=0.6)
+    # other URIs never match
+    assert copies.first("x", "a", now=0.0)
+    assert copies.first("y", "b", now=0.0)

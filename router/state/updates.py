@@ -67,7 +67,9 @@ class Copies:
         return True
 
     def _sweep(self, now: float) -> None:
-        for uri in [u for u, recent in self._recent.items() if not recent or now - recent[-1][0] > self.window]:
+        for uri in [
+            u for u, recent in self._recent.items() if not recent or now - recent[-1][0] > self.window
+        ]:
             del self._recent[uri]
 
 

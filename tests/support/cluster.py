@@ -26,6 +26,7 @@ from typing import Any
 import aiohttp
 import anyio
 import orjson
+from anyio.streams.memory import MemoryObjectSendStream
 
 from router.envoy import envoy_bootstrap
 from tests.support.procs import ManagedProcess, free_port, write_catalog
@@ -365,7 +366,7 @@ async def listen(
                 tg.cancel_scope.cancel()
 
 
-async def _pump(response: aiohttp.ClientResponse, send: anyio.abc.ObjectSendStream[dict[str, Any]]) -> None:
+async def _pump(response: aiohttp.ClientResponse, send: MemoryObjectSendStream[dict[str, Any]]) -> None:
     """Parse an SSE response into messages until it ends."""
     buffer = ""
     with contextlib.suppress(aiohttp.ClientError, anyio.ClosedResourceError):

@@ -151,11 +151,16 @@ class Router:
             observer=CallObserver(self.metrics, self.audit, lambda: self.pool.index),
             trace=settings.trace_propagation,
             listen_streams=self.listen_streams,
-            events=EventStore(settings.event_store_streams, settings.event_store_events),
+            events=EventStore(
+                settings.event_store_streams,
+                settings.event_store_events,
+                replica=self.parking.replica if self.nats is not None else "",
+            ),
             retry_ms=settings.sse_retry_ms,
             resumable_streams=settings.resumable_streams,
         )
         self._updates: SharedUpdates | None = None
+        self._events: Any = None
         if self.nats is not None:
             self._share_relay(self.nats)
         if sources is None:
@@ -232,6 +237,7 @@ class Router:
                 await tg.start(self.nats.run)
                 tg.start_soon(self.sessions.run)  # type: ignore[attr-defined]
                 tg.start_soon(self._parked_link.run)
+                tg.start_soon(self._events.run)
             if self._rate_runner is not None:
                 tg.start_soon(self._rate_runner)
             tg.start_soon(self.pool.run_rebuilder)
@@ -258,12 +264,16 @@ class Router:
 
     def _share_relay(self, link: NatsLink) -> None:
         """What crosses replicas besides sessions: cancellations, resource updates, event logs."""
+        from router.state.events_link import SharedEvents
         from router.state.updates import SharedUpdates
 
         if isinstance(self.bus, NatsBus):  # a cancel POSTed to another replica ends the call here
             self.bus.on_cancel = self.endpoint.cancel
         self._updates = SharedUpdates(link, self.parking.replica, self.endpoint.broadcast)
         link.listeners.append(self._updates.start)
+        self._events = SharedEvents(link, self.endpoint.events)
+        self.endpoint.shared_events = self._events
+        link.listeners.append(self._events.start)
 
     def _share_resilience(self, link: NatsLink) -> None:
         """Rate-limit buckets in NATS KV and breaker hints on NATS, through the router's one link."""

@@ -10,14 +10,19 @@ whose call caused it, so only one replica hears it.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import anyio
+import orjson
 import pytest
 
+from tests.conformance import run_suite
 from tests.support.cluster import Cluster, McpHttp, cluster, listen
 from tests.support.procs import ManagedProcess, sample_server_http
 
@@ -154,3 +159,87 @@ async def test_a_cancel_posted_to_another_replica_ends_the_call_there(
             r1.mcp_url, "tools/call", {"name": "alpha__echo", "arguments": {"text": "x"}}
         )
         assert echo.result["content"][0]["text"] == "alpha:x"
+
+
+# -- Last-Event-ID on another replica -------------------------------------------------------------
+
+
+@pytest.fixture
+def polling(tmp_path: Path) -> Iterator[Cluster]:
+    """The conformance backend, spoken to in the handshake era: its `test_reconnection` closes the
+    call's stream early (SSE polling), so the response waits in the calling replica's event store."""
+    with (
+        run_suite.running_backend(tmp_path / "backend.log") as url,
+        cluster(tmp_path, {"conf": {"url": url}}, env={"TOOLMESH_UPSTREAM_PROTOCOL": "legacy"}) as group,
+    ):
+        yield group
+
+
+def _events(body: str) -> list[tuple[str | None, str]]:
+    """(id, data) of each SSE event."""
+    out: list[tuple[str | None, str]] = []
+    for block in body.split("\n\n"):
+        lines = block.splitlines()
+        ids = [line[3:].strip() for line in lines if line.startswith("id:")]
+        data = "\n".join(line[5:].lstrip() for line in lines if line.startswith("data:"))
+        if ids or data:
+            out.append((ids[0] if ids else None, data))
+    return out
+
+
+async def _polled_call(http: aiohttp.ClientSession, client: McpHttp, url: str) -> str:
+    """Start `test_reconnection` at `url`; the stream closes early: return the last event id."""
+    call = {"jsonrpc": "2.0", "id": 41, "method": "tools/call",
+            "params": {"name": "conf__test_reconnection", "arguments": {}}}  # fmt: skip
+    async with http.post(url, data=orjson.dumps(call), headers=client.headers()) as response:
+        assert response.status == 200
+        events = _events(await response.text())
+    assert events and all(data == "" for _, data in events), events  # closed before the response
+    last = events[-1][0]
+    assert last is not None
+    return last
+
+
+async def _resume(http: aiohttp.ClientSession, client: McpHttp, url: str, last: str) -> tuple[int, str]:
+    headers = {k: v for k, v in client.headers().items() if k != "content-type"}
+    headers |= {"accept": "text/event-stream", "last-event-id": last}
+    async with http.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=30)) as response:
+        return response.status, await response.text()
+
+
+async def test_a_stream_resumes_on_a_replica_that_did_not_hold_it(polling: Cluster) -> None:
+    r0, r1, _ = polling.replicas
+    async with aiohttp.ClientSession() as http:
+        client = McpHttp(http)
+        await client.initialize(r0.mcp_url)
+        last = await _polled_call(http, client, r0.mcp_url)
+        status, body = await _resume(http, client, r1.mcp_url, last)
+        assert status == 200, body
+        events = _events(body)
+        replies = [orjson.loads(data) for _, data in events if data]
+        assert replies[-1]["id"] == 41
+        assert replies[-1]["result"]["content"][0]["text"] == "Reconnection test completed"
+        # the ids are the keeper's: a resumption from any of them goes back to r0's log
+        keeper = last.split(".")[0]
+        assert all(event_id and event_id.split(".")[0] == keeper for event_id, _ in events), events
+        # an id r1 itself does not know is refused as expired, not as a lost session (404)
+        status, body = await _resume(http, client, r1.mcp_url, "nosuch.0")
+        assert status == 410 and "Last-Event-ID" in body, body
+        assert (await client.request(r1.mcp_url, "ping")).status == 200
+
+
+async def test_a_resumption_after_the_keeper_died_is_told_so(polling: Cluster) -> None:
+    r0, r1, _ = polling.replicas
+    async with aiohttp.ClientSession() as http:
+        client = McpHttp(http)
+        await client.initialize(r1.mcp_url)
+        last = await _polled_call(http, client, r0.mcp_url)
+        os.kill(r0.process.pid, signal.SIGKILL)
+        r0.process.wait_exit()
+        with anyio.fail_after(10):  # promptly, not a stream that never ends
+            status, body = await _resume(http, client, r1.mcp_url, last)
+        assert status == 410, body
+        error = orjson.loads(body)["error"]
+        assert "gone" in error["message"] and "send it again" in error["message"], error
+        # the session itself lives on
+        assert (await client.request(r1.mcp_url, "ping")).status == 200

@@ -6,7 +6,12 @@ What the call produces afterwards (progress, questions to the client, the respon
 and the client's GET with `Last-Event-ID` replays it and follows the stream until the response.
 
 Memory is bounded: at most `max_streams` streams (the oldest are forgotten first) of at most
-`max_events` events each; a resumption of a forgotten stream gets 404 and the client starts over.
+`max_events` events each; a resumption of a forgotten stream gets 410 and the client sends its
+request again (not 404, which would tell it that its session is gone).
+
+With replicas (`replica` given) a stream id starts with the replica that keeps its events,
+`<replica>.<random>`, so event ids are `<replica>.<random>.<seq>`: a resumption that reaches
+another replica knows where to fetch them (router/state/events_link.py).
 """
 
 from __future__ import annotations
@@ -42,14 +47,22 @@ class EventLog:
 
 
 class EventStore:
-    def __init__(self, max_streams: int = 1000, max_events: int = 1000) -> None:
+    def __init__(self, max_streams: int = 1000, max_events: int = 1000, replica: str = "") -> None:
         self.max_streams = max_streams
         self.max_events = max_events
+        self.replica = replica
+        self._prefix = f"{replica}." if replica else ""
         self._logs: OrderedDict[str, EventLog] = OrderedDict()
 
-    @staticmethod
-    def new_stream_id() -> str:
-        return secrets.token_urlsafe(9)
+    def new_stream_id(self) -> str:
+        return self._prefix + secrets.token_urlsafe(9)
+
+    def keeper(self, last_event_id: str) -> str | None:
+        """The other replica an event id says keeps its stream; None if it is this one or none."""
+        parts = last_event_id.split(".")
+        if len(parts) != 3 or not self.replica or parts[0] == self.replica:
+            return None
+        return parts[0]
 
     def open(self, session_id: str, stream_id: str | None = None) -> EventLog:
         log = EventLog(stream_id or self.new_stream_id(), session_id)

@@ -51,6 +51,7 @@ from router.server.listen import serve_listen
 from router.server.security import OriginPolicy
 from router.server.streams import KEEPALIVE_SECONDS, SSE_HEADERS, ReplyStream, follow, send_body, sse
 from router.state.bus import ClientBus, LocalBus
+from router.state.events_link import ResumeRefused, SharedEvents
 from router.state.listeners import ListenStreams
 from router.state.sessions import LocalSession, SessionRecord, SessionStore, SessionUnavailable
 
@@ -114,6 +115,8 @@ class McpEndpoint:
         self.bus: ClientBus = bus or LocalBus(sessions)
         self.listen_streams = listen_streams if listen_streams is not None else ListenStreams()
         self.events = events if events is not None else EventStore()
+        # With replicas: resumes streams whose events another replica keeps.
+        self.shared_events: SharedEvents | None = None
         self.retry_ms = retry_ms
         self.resumable_streams = resumable_streams
         # Calls in progress by (session id, request id), for notifications/cancelled.
@@ -416,7 +419,13 @@ class McpEndpoint:
         """Replay a polled request stream after `last_event_id`, then follow it to its response."""
         found = self.events.find(session.record.id, last_event_id)
         if found is None:
-            await _plain(send, 404, b"Unknown or expired Last-Event-ID: send the request again")
+            keeper = self.events.keeper(last_event_id)
+            if keeper is not None and self.shared_events is not None:
+                await self._resume_elsewhere(receive, send, session, keeper, last_event_id)
+                return
+            # Not 404: that would tell the client its session is gone, and it is not.
+            error = RPCError(INVALID_REQUEST, "Unknown or expired Last-Event-ID: send the request again")
+            await _error(send, None, error, 410)
             return
         log, seq = found
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
@@ -425,6 +434,30 @@ class McpEndpoint:
             with contextlib.suppress(OSError):
                 await follow(send, log, seq)
             tg.cancel_scope.cancel()
+        with contextlib.suppress(OSError):
+            await send_body(send, b"", more=False)
+
+    async def _resume_elsewhere(
+        self, receive: Receive, send: Send, session: LocalSession, keeper: str, last_event_id: str
+    ) -> None:
+        """Replay a stream whose events another replica keeps (state/events_link.py)."""
+        assert self.shared_events is not None
+        try:
+            replay = await self.shared_events.open(keeper, session.record.id, last_event_id)
+        except ResumeRefused as exc:
+            await _error(send, None, RPCError(INVALID_REQUEST, exc.message), exc.status)
+            return
+
+        async def write(event_id: str | None, data: bytes) -> None:
+            await send_body(send, sse(data, event_id) if event_id is not None else b": keepalive\n\n")
+
+        async with replay:
+            await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
+                with contextlib.suppress(OSError):
+                    await replay.follow(write)
+                tg.cancel_scope.cancel()
         with contextlib.suppress(OSError):
             await send_body(send, b"", more=False)
 

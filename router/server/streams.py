@@ -28,10 +28,12 @@ KEEPALIVE_SECONDS = 15.0
 async def follow(send: Send, log: EventLog, seq: int) -> None:
     while True:
         changed = log.changed
-        for event_id, data in log.after(seq):
+        batch = log.after(seq)
+        for event_id, data in batch:
             if data:
                 await send_body(send, sse(data, event_id))
-        seq = log.last_seq
+        if batch:  # not log.last_seq: events kept while we were writing are sent next round
+            seq = int(batch[-1][0].rpartition(".")[2])
         if log.done:
             return
         with anyio.move_on_after(KEEPALIVE_SECONDS):

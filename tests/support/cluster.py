@@ -162,13 +162,15 @@ def wait_ready(replica: Replica, timeout: float = 30.0, status: str = "ready") -
 
 
 @contextlib.contextmanager
-def cluster(directory: Path, servers: dict[str, Any], replicas: int = 3) -> Iterator[Cluster]:
+def cluster(
+    directory: Path, servers: dict[str, Any], replicas: int = 3, env: dict[str, str] | None = None
+) -> Iterator[Cluster]:
     catalog = write_catalog(directory, servers)
     with nats_server(directory) as nats:
         group = Cluster(directory, nats, catalog)
         try:
             for _ in range(replicas):
-                group.start_replica()
+                group.start_replica(env)
             yield group
         finally:
             group.stop()
@@ -233,7 +235,7 @@ class McpHttp:
         self.session_id: str | None = None
         self._ids = iter(range(1, 1 << 30))
 
-    def _headers(self) -> dict[str, str]:
+    def headers(self) -> dict[str, str]:
         headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
         if self.session_id is not None:
             headers["mcp-session-id"] = self.session_id
@@ -259,7 +261,7 @@ class McpHttp:
         return await self.post(url, message)
 
     async def post(self, url: str, message: dict[str, Any]) -> Reply:
-        async with self.http.post(url, data=orjson.dumps(message), headers=self._headers()) as response:
+        async with self.http.post(url, data=orjson.dumps(message), headers=self.headers()) as response:
             try:
                 body = await response.read()
             except aiohttp.ClientPayloadError:
@@ -283,7 +285,7 @@ class McpHttp:
         message = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
         timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
         async with self.http.post(
-            url, data=orjson.dumps(message), headers=self._headers(), timeout=timeout
+            url, data=orjson.dumps(message), headers=self.headers(), timeout=timeout
         ) as response:
             assert response.status == 200, f"HTTP {response.status}"
             if not response.headers.get("content-type", "").startswith("text/event-stream"):
@@ -307,14 +309,14 @@ class McpHttp:
         raise AssertionError("the reply stream ended without the response")
 
     async def delete(self, url: str) -> int:
-        async with self.http.delete(url, headers=self._headers()) as response:
+        async with self.http.delete(url, headers=self.headers()) as response:
             return response.status
 
     @contextlib.asynccontextmanager
     async def stream(self, url: str) -> AsyncIterator[anyio.abc.ObjectReceiveStream[dict[str, Any]]]:
         """Open the GET stream; yields a receive stream of the messages it carries."""
         send, receive = anyio.create_memory_object_stream[dict[str, Any]](1000)
-        headers = {k: v for k, v in self._headers().items() if k != "content-type"}
+        headers = {k: v for k, v in self.headers().items() if k != "content-type"}
         headers["accept"] = "text/event-stream"
         timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
         async with self.http.get(url, headers=headers, timeout=timeout) as response:

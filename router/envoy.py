@@ -7,7 +7,8 @@ One builder, so what the tests prove about the balancer is what `toolmesh up` ru
 - no overall timeout and an hour of idle time, since SSE streams last as long as a client listens;
 - retries only of requests that cannot have reached a replica (a tool call may not be safe to
   repeat), each on a replica not tried before for that request: without `previous_hosts` the ring
-  hash picks the dead replica again for every retry of a session that hashed to it.
+  hash picks the dead replica again for every retry of a session that hashed to it; and enough
+  retries may be in flight at once for every request that finds a replica gone.
 """
 
 from __future__ import annotations
@@ -100,6 +101,10 @@ def envoy_bootstrap(
         "lb_policy": "RING_HASH",
         "load_assignment": {"cluster_name": "routers", "endpoints": [{"lb_endpoints": endpoints}]},
         "health_checks": [health_check],
+        # Envoy allows 3 retries in flight per cluster by default: when a replica dies under load,
+        # every request that finds it gone needs one at the same moment, and the rest would fail
+        # with 503 instead of going to another replica.
+        "circuit_breakers": {"thresholds": [{"priority": "DEFAULT", "max_retries": 1024}]},
     }
     return {
         "admin": {"address": _address(admin_port)},

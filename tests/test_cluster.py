@@ -169,7 +169,7 @@ async def test_killing_a_replica_under_load_keeps_every_session(tmp_path: Path, 
             clients = [McpHttp(http) for _ in range(30)]
             for client in clients:
                 await client.initialize(vip)
-            errors: list[tuple[float, str]] = []
+            errors: list[tuple[float, str, int]] = []  # (when, what, which client)
             calls = 0
             stop = anyio.Event()
 
@@ -180,7 +180,7 @@ async def test_killing_a_replica_under_load_keeps_every_session(tmp_path: Path, 
                     if reply.status == 200:
                         calls += 1
                     else:
-                        errors.append((time.monotonic(), f"{reply.status} {reply.messages}"))
+                        errors.append((time.monotonic(), f"{reply.status} {reply.messages}", id(client)))
                     await anyio.sleep(0.02)
 
             in_flight: list[tuple[float, int]] = []  # (when it ended, HTTP status)
@@ -216,9 +216,17 @@ async def test_killing_a_replica_under_load_keeps_every_session(tmp_path: Path, 
             # slow calls on the dead replica failed promptly, not when their 10 s were up
             failed = [ended - killed_at for ended, status in in_flight if status != 200]
             assert all(seconds < 3.0 for seconds in failed), failed
-            # the only failures are requests caught at the moment of the kill (in flight, or sent on
-            # a kept-alive connection to it): once Envoy's health check saw it go, none
-            # (0.3 s checks; allow for a busy machine)
-            late = [(round(at - killed_at, 2), what) for at, what in errors if at - killed_at > 3.0]
+            # The only failures are requests that were in flight on the victim when it died (the
+            # connection dropped under them): a request that finds it gone is retried on another
+            # replica, so no client fails twice and none fails once Envoy noticed (allow for a
+            # busy machine in when the failure is seen).
+            late = [(round(at - killed_at, 2), what) for at, what, _ in errors if at - killed_at > 3.0]
             assert not late, late[:5]
-            assert len(errors) <= 60, errors[:5]
+            not_in_flight = [
+                what
+                for _, what, _ in errors
+                if "connection termination" not in what and not what.startswith("0 ")  # 0: SSE cut
+            ]
+            assert not not_in_flight, not_in_flight[:5]
+            per_client = [who for _, _, who in errors]
+            assert len(per_client) == len(set(per_client)), errors

@@ -273,6 +273,8 @@ class McpHttp:
                 messages = [orjson.loads(data) for data in _sse_data(body.decode())]
             elif kind.startswith("application/json") and body:
                 messages = [orjson.loads(body)]
+            elif body:  # a load balancer's own answer (text), kept to say what went wrong
+                messages = [{"text": body.decode(errors="replace")}]
             else:
                 messages = []
             return Reply(response.status, {k.lower(): v for k, v in response.headers.items()}, messages)

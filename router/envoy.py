@@ -53,14 +53,16 @@ def envoy_bootstrap(
         "hash_policy": [{"header": {"header_name": "mcp-session-id"}}],
         "retry_policy": {
             "retry_on": "connect-failure,refused-stream,reset-before-request",
-            "num_retries": max(2, len(router_ports)),
+            # With backoff (25 ms doubling) these span the time health checks need to take a dead
+            # replica out; until then the ring may offer it again.
+            "num_retries": 5,
             "retry_host_predicate": [
                 {
                     "name": "envoy.retry_host_predicates.previous_hosts",
                     "typed_config": {"@type": PREVIOUS_HOSTS},
                 }
             ],
-            "host_selection_retry_max_attempts": 5,
+            "host_selection_retry_max_attempts": 10,
         },
     }
     manager = {

@@ -11,13 +11,12 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import anyio
 import pytest
 
-from tests.support.cluster import Cluster, McpHttp, cluster, envoy, wait_ready
+from tests.support.cluster import Cluster, McpHttp, cluster, drain, envoy, wait_ready
 from tests.support.procs import sample_server_http
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -36,14 +35,6 @@ def backend(tmp_path: Path) -> Iterator[str]:
 def three(tmp_path: Path, backend: str) -> Iterator[Cluster]:
     with cluster(tmp_path, {"alpha": {"url": backend}}, replicas=3) as group:
         yield group
-
-
-async def _drain(stream: Any, seconds: float) -> list[dict[str, Any]]:
-    got: list[dict[str, Any]] = []
-    with anyio.move_on_after(seconds):
-        async for message in stream:
-            got.append(message)
-    return got
 
 
 async def test_a_session_started_on_one_replica_continues_on_the_others(three: Cluster) -> None:
@@ -122,7 +113,7 @@ async def test_list_changed_reaches_clients_on_every_replica_once(three: Cluster
                 {"name": "alpha__grow", "arguments": {"standalone": True}},
             )
             assert grown.status == 200
-            got = [await _drain(stream, 3.0) for stream in (s0, s1, s2)]
+            got = [await drain(stream, 3.0) for stream in (s0, s1, s2)]
         for index, messages in enumerate(got):
             methods = [m.get("method") for m in messages]
             assert methods.count("notifications/tools/list_changed") == 1, (index, methods)

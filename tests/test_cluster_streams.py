@@ -23,7 +23,7 @@ import orjson
 import pytest
 
 from tests.conformance import run_suite
-from tests.support.cluster import Cluster, McpHttp, cluster, listen
+from tests.support.cluster import Cluster, McpHttp, cluster, drain, listen
 from tests.support.procs import ManagedProcess, sample_server_http
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -44,14 +44,6 @@ def alpha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Manag
 def three(tmp_path_factory: pytest.TempPathFactory, alpha: tuple[str, ManagedProcess]) -> Iterator[Cluster]:
     with cluster(tmp_path_factory.mktemp("cluster"), {"alpha": {"url": alpha[0]}}, replicas=3) as group:
         yield group
-
-
-async def _drain(stream: Any, seconds: float) -> list[dict[str, Any]]:
-    got: list[dict[str, Any]] = []
-    with anyio.move_on_after(seconds):
-        async for message in stream:
-            got.append(message)
-    return got
 
 
 async def _touch(client: McpHttp, url: str, uri: str = "mem://alpha/hello") -> None:
@@ -104,7 +96,7 @@ async def test_an_update_one_replica_hears_reaches_streams_on_the_others_once(th
             assert grown.status == 200
             unwanted = {"name": "alpha__touch", "arguments": {"uri": "mem://alpha/blob", "standalone": True}}
             assert (await caller.request(r1.mcp_url, "tools/call", unwanted)).status == 200
-            got = [await _drain(stream, 3.0) for stream in (l0, l1, l2, legacy_on_r1)]
+            got = [await drain(stream, 3.0) for stream in (l0, l1, l2, legacy_on_r1)]
     on_r0, on_r1, on_r2, legacy = (_methods(frames) for frames in got)
     assert on_r0 == [(UPDATED, HELLO), (UPDATED, HELLO)]
     assert on_r1 == [(TOOLS_CHANGED, None)]  # OTHER was never updated: only the list change

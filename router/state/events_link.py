@@ -25,7 +25,6 @@ from typing import Any
 
 import anyio
 import orjson
-from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -33,7 +32,7 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from router.server.events import EventStore
-from router.state.nats_link import NatsLink
+from router.state.nats_link import NatsLink, ReplicaService
 
 log = logging.getLogger("toolmesh.relay")
 
@@ -98,27 +97,13 @@ class Replay:
             log.debug("unsubscribe failed", extra={"error": str(error)})
 
 
-class SharedEvents:
+class SharedEvents(ReplicaService):
     """Serves this replica's event logs to the others and follows theirs for its clients."""
 
     def __init__(self, link: NatsLink, store: EventStore, keepalive: float = 5.0) -> None:
-        self.link = link
+        super().__init__(link, "events", store.replica)
         self.store = store
         self.keepalive = keepalive
-        self._subscribed = False
-        self._tg: TaskGroup | None = None
-
-    async def run(self) -> None:
-        """Hold the task group streams served to other replicas run in."""
-        async with anyio.create_task_group() as tg:
-            self._tg = tg
-            await anyio.sleep_forever()
-
-    async def start(self, up: bool) -> None:
-        """Link listener: answer for this replica's streams once the link is first up."""
-        if up and not self._subscribed:
-            self._subscribed = True
-            await self.link.subscribe(self.link.subject("events", self.store.replica), self._serve)
 
     # -- on the replica the client came back to -------------------------------------------------
 
@@ -153,11 +138,8 @@ class SharedEvents:
 
     # -- on the keeper --------------------------------------------------------------------------
 
-    async def _serve(self, msg: Msg) -> None:
-        if self._tg is not None:  # not inline: the subscription's next request must not wait
-            self._tg.start_soon(self._send_stream, msg)
-
-    async def _send_stream(self, msg: Msg) -> None:
+    async def handle(self, msg: Msg) -> None:
+        """Send one of this replica's streams to the replica that asks for it."""
         ask: dict[str, Any] = orjson.loads(msg.data)
         found = self.store.find(str(ask.get("session")), str(ask.get("last")))
         await msg.respond(orjson.dumps({"found": found is not None}))

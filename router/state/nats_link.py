@@ -209,3 +209,36 @@ class NatsLink:
             )
         self._buckets[bucket] = kv
         return kv
+
+
+class ReplicaService:
+    """Requests other replicas address to this one, on `<prefix>.<kind>.<replica>`.
+
+    Each request is handled in its own task (one may wait long: a backend's reply, a client
+    reading a stream), in a task group that `run` holds for the router's lifetime, so the
+    subscription's next request never waits for the previous one. Subclasses write `handle`.
+    """
+
+    def __init__(self, link: NatsLink, kind: str, replica: str) -> None:
+        self.link = link
+        self.subject = link.subject(kind, replica)
+        self._subscribed = False
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    async def run(self) -> None:
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            await anyio.sleep_forever()
+
+    async def start(self, up: bool) -> None:
+        """Link listener: serve once the link is first up (the client resubscribes after outages)."""
+        if up and not self._subscribed:
+            self._subscribed = True
+            await self.link.subscribe(self.subject, self._serve)
+
+    async def _serve(self, msg: Msg) -> None:
+        if self._tg is not None:
+            self._tg.start_soon(self.handle, msg)
+
+    async def handle(self, msg: Msg) -> None:
+        raise NotImplementedError

@@ -13,9 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import anyio
 import orjson
-from anyio.abc import TaskGroup
 from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
@@ -23,32 +21,18 @@ from nats.errors import TimeoutError as NatsTimeout
 from router.errors import RPCError
 from router.relay.dispatch import CallContext, Dispatcher
 from router.relay.parking import ParkedElsewhere
-from router.state.nats_link import NatsLink
+from router.state.nats_link import NatsLink, ReplicaService
 from router.upstream.base import Message
 
 log = logging.getLogger("toolmesh.relay")
 
 
-class ParkedLink:
+class ParkedLink(ReplicaService):
     def __init__(self, link: NatsLink, dispatcher: Dispatcher, replica: str, timeout: float) -> None:
-        self.link = link
+        super().__init__(link, "parked", replica)
         self.dispatcher = dispatcher
         self.replica = replica
         self.timeout = timeout
-        self._subscribed = False
-        self._tg: TaskGroup | None = None
-
-    async def run(self) -> None:
-        """Hold the task group forwarded retries run in (one may wait long for its backend)."""
-        async with anyio.create_task_group() as tg:
-            self._tg = tg
-            await anyio.sleep_forever()
-
-    async def start(self, up: bool) -> None:
-        """Link listener: serve forwarded retries for this replica's parked calls."""
-        if up and not self._subscribed:
-            self._subscribed = True
-            await self.link.subscribe(self.link.subject("parked", self.replica), self._serve)
 
     async def forward(self, replica: str, server: str, params: dict[str, Any], ctx: CallContext) -> Message:
         nc = self.link.nc
@@ -66,11 +50,7 @@ class ParkedLink:
         message: Message = reply
         return message
 
-    async def _serve(self, msg: Msg) -> None:
-        if self._tg is not None:  # not inline: the subscription's next message must not wait
-            self._tg.start_soon(self._handle, msg)
-
-    async def _handle(self, msg: Msg) -> None:
+    async def handle(self, msg: Msg) -> None:
         request = orjson.loads(msg.data)
         ctx = CallContext("modern", client_capabilities=request.get("capabilities") or {})
         try:

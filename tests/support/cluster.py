@@ -26,7 +26,6 @@ from typing import Any
 import aiohttp
 import anyio
 import orjson
-from anyio.streams.memory import MemoryObjectSendStream
 
 from router.envoy import envoy_bootstrap
 from tests.support.procs import ManagedProcess, free_port, write_catalog
@@ -317,19 +316,13 @@ class McpHttp:
     @contextlib.asynccontextmanager
     async def stream(self, url: str) -> AsyncIterator[anyio.abc.ObjectReceiveStream[dict[str, Any]]]:
         """Open the GET stream; yields a receive stream of the messages it carries."""
-        send, receive = anyio.create_memory_object_stream[dict[str, Any]](1000)
         headers = {k: v for k, v in self.headers().items() if k != "content-type"}
         headers["accept"] = "text/event-stream"
         timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
         async with self.http.get(url, headers=headers, timeout=timeout) as response:
             assert response.status == 200, f"GET stream refused: HTTP {response.status}"
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(_pump, response, send)
-                try:
-                    yield receive
-                finally:
-                    tg.cancel_scope.cancel()
+            async with _messages(response) as messages:
+                yield messages
 
 
 MODERN = "2026-07-28"
@@ -358,29 +351,48 @@ async def listen(
         "mcp-protocol-version": MODERN,
         "mcp-method": "subscriptions/listen",
     }
-    send, receive = anyio.create_memory_object_stream[dict[str, Any]](1000)
     timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
     async with http.post(url, data=orjson.dumps(body), headers=headers, timeout=timeout) as response:
         assert response.status == 200, f"listen refused: HTTP {response.status}"
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_pump, response, send)
-            try:
-                yield receive
-            finally:
-                tg.cancel_scope.cancel()
+        async with _messages(response) as messages:
+            yield messages
 
 
-async def _pump(response: aiohttp.ClientResponse, send: MemoryObjectSendStream[dict[str, Any]]) -> None:
-    """Parse an SSE response into messages until it ends."""
-    buffer = ""
-    with contextlib.suppress(aiohttp.ClientError, anyio.ClosedResourceError):
-        async for chunk in response.content.iter_any():
-            buffer += chunk.decode()
-            while "\n\n" in buffer:
-                event, buffer = buffer.split("\n\n", 1)
-                for data in _sse_data(event + "\n\n"):
-                    await send.send(orjson.loads(data))
-    send.close()
+@contextlib.asynccontextmanager
+async def _messages(
+    response: aiohttp.ClientResponse,
+) -> AsyncIterator[anyio.abc.ObjectReceiveStream[dict[str, Any]]]:
+    """The messages of an SSE response as they come (the stream ends with the response)."""
+    send, receive = anyio.create_memory_object_stream[dict[str, Any]](1000)
+
+    async def pump() -> None:
+        buffer = ""
+        with contextlib.suppress(aiohttp.ClientError, anyio.ClosedResourceError):
+            async for chunk in response.content.iter_any():
+                buffer += chunk.decode()
+                while "\n\n" in buffer:
+                    event, buffer = buffer.split("\n\n", 1)
+                    for data in _sse_data(event + "\n\n"):
+                        await send.send(orjson.loads(data))
+        send.close()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pump)
+        try:
+            yield receive
+        finally:
+            tg.cancel_scope.cancel()
+
+
+async def drain(
+    stream: anyio.abc.ObjectReceiveStream[dict[str, Any]], seconds: float
+) -> list[dict[str, Any]]:
+    """What a stream carries in the next `seconds` (or until it ends)."""
+    got: list[dict[str, Any]] = []
+    with anyio.move_on_after(seconds):
+        async for message in stream:
+            got.append(message)
+    return got
 
 
 def _sse_data(text: str) -> list[str]:

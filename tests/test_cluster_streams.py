@@ -106,6 +106,42 @@ async def test_an_update_one_replica_hears_reaches_streams_on_the_others_once(th
         assert {f["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] for f in frames} == {listen_id}
 
 
+@pytest.fixture
+def modern(tmp_path: Path) -> Iterator[Cluster]:
+    """The sample backend in the 2026-07-28 era: it tells an update to every upstream listen
+    stream that named the resource, so every replica with a listener for it hears it."""
+    with (
+        sample_server_http("alpha", era="modern", log_dir=tmp_path) as (url, _),
+        cluster(tmp_path, {"alpha": {"url": url}}) as group,
+    ):
+        yield group
+
+
+async def test_an_update_several_replicas_hear_reaches_each_stream_once(modern: Cluster) -> None:
+    r0, r1, r2 = modern.replicas
+    touch = {"name": "alpha__touch", "arguments": {"uri": "mem://alpha/hello"}}
+    async with aiohttp.ClientSession() as http:
+        caller = McpHttp(http)
+        await caller.initialize(r1.mcp_url)
+        async with (
+            listen(http, r0.mcp_url, {"resourceSubscriptions": [HELLO]}, "on-r0") as l0,
+            listen(http, r2.mcp_url, {"resourceSubscriptions": [HELLO]}, "on-r2") as l2,
+        ):
+            for stream in (l0, l2):
+                with anyio.fail_after(5):
+                    assert (await stream.receive())["method"] == "notifications/subscriptions/acknowledged"
+            await anyio.sleep(1.5)  # r0 and r2 reopen their upstream listen streams with HELLO
+            assert (await caller.request(r1.mcp_url, "tools/call", touch)).status == 200
+            await anyio.sleep(1.0)  # more than the window in which copies are matched
+            assert (await caller.request(r1.mcp_url, "tools/call", touch)).status == 200
+            got = [_methods(await drain(stream, 3.0)) for stream in (l0, l2)]
+    assert got == [[(UPDATED, HELLO)] * 2] * 2
+    # copies really were matched: an update both replicas heard gives one match on each (all four
+    # when both upstream listen streams named HELLO in time, which they do but on a slow machine)
+    matched = [replica.process.log_text().count("resource update copy matched") for replica in (r0, r2)]
+    assert sum(matched) >= 2 and matched[0] == matched[1], matched
+
+
 async def test_a_cancel_posted_to_another_replica_ends_the_call_there(
     three: Cluster, alpha: tuple[str, ManagedProcess]
 ) -> None:

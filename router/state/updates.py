@@ -95,6 +95,8 @@ class SharedUpdates:
         uri = message["params"]["uri"]
         if self.copies.first(uri, self.replica):
             self.deliver(message)
+        else:
+            log.debug("resource update copy matched", extra={"uri": uri, "replica": self.replica})
         await self.link.publish(self.subject, orjson.dumps({"replica": self.replica, "message": message}))
 
     async def _on_update(self, msg: Msg) -> None:
@@ -103,6 +105,10 @@ class SharedUpdates:
         if source == self.replica or not isinstance(message, dict):
             return
         uri = (message.get("params") or {}).get("uri")
-        if isinstance(uri, str) and self.copies.first(uri, str(source)):
+        if not isinstance(uri, str):
+            return
+        if self.copies.first(uri, str(source)):
             self.deliver(message)
             log.debug("resource update from another replica", extra={"uri": uri, "replica": source})
+        else:
+            log.debug("resource update copy matched", extra={"uri": uri, "replica": source})

@@ -122,6 +122,24 @@ async def test_session_lifecycle_initialize_use_delete(
     assert status == 404
 
 
+async def test_resumptions_the_router_cannot_replay(
+    http: aiohttp.ClientSession, router: RouterHandle
+) -> None:
+    """A GET stream's own ids are not kept: reconnecting it with one gives a new stream. A request
+    stream's id the router no longer has is 410 with the fix, never 404 (the session is fine)."""
+    session = await initialize(http, router)
+    headers = {"mcp-session-id": session, "mcp-protocol-version": "2025-11-25"}
+    stream = {**headers, "accept": "text/event-stream"}
+    async with http.get(router.mcp_url, headers={**stream, "last-event-id": "7"}) as response:
+        assert response.status == 200 and response.content_type == "text/event-stream"
+    async with http.get(router.mcp_url, headers={**stream, "last-event-id": "AbCdEf.3"}) as response:
+        assert response.status == 410
+        error = (await response.json())["error"]
+        assert "Last-Event-ID" in error["message"] and "send the request again" in error["message"]
+    status, _ = await post(http, router, {"jsonrpc": "2.0", "id": 2, "method": "ping"}, headers)
+    assert status == 200
+
+
 async def test_accept_content_type_and_size_are_checked(
     http: aiohttp.ClientSession, router: RouterHandle
 ) -> None:

@@ -389,9 +389,12 @@ class McpEndpoint:
         if session is None:
             return
         last_event_id = headers.get("last-event-id")
-        if last_event_id is not None:
+        if last_event_id is not None and not last_event_id.isdigit():
             await self._resume(receive, send, session, last_event_id)
             return
+        # A number is an id of this GET stream's own events, which are not kept: a client
+        # reconnecting it gets a new stream (replay is optional), not an error that would leave it
+        # without one.
         inbox = session.open_stream()
         await self.bus.stream_opened(session)
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})

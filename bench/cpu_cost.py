@@ -32,10 +32,10 @@ from run import (
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """user + system CPU of `pid` so far (fields 14 and 15 of /proc/PID/stat)."""
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of `pid` so far (fields 14 and 15 of /proc/PID/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
 
 
 def main() -> None:
@@ -43,6 +43,9 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--profile", type=Path, help="run the router under cProfile, stats to this file")
+    parser.add_argument(
+        "--pid-file", type=Path, help="write the router's pid here (to attach py-spy or perf)"
+    )
     args = parser.parse_args()
 
     command = default_router_command()
@@ -55,9 +58,11 @@ def main() -> None:
         wait_backends([backend])
         router, port = spawn_router(procs, options, write_catalog("cpu", {"fast": backend}), "cpu")  # type: ignore[arg-type]
         wait_router(router, port)
+        if args.pid_file:
+            args.pid_file.write_text(str(router.pid))
         target = open_target("router", port, "fast")
         run_wrk("call.lua", port, connections=args.connections, duration_s=2, env=call_env(target), cpu=None)
-        before = cpu_seconds(router.pid)
+        user_before, system_before = cpu_times(router.pid)
         run = run_wrk(
             "call.lua",
             port,
@@ -66,11 +71,13 @@ def main() -> None:
             env=call_env(target),
             cpu=None,
         )
-        spent = cpu_seconds(router.pid) - before
+        user_after, system_after = cpu_times(router.pid)
+        user, system = user_after - user_before, system_after - system_before
         calls = run["requests"] if "requests" in run else run["rps"] * args.duration
         print(
-            f"router CPU per tools/call: {spent / calls * 1e6:.0f} us "
-            f"({calls:.0f} calls, {spent:.2f} s CPU, {run['rps']:.0f} req/s, p50 {run['p50_ms']:.3f} ms)"
+            f"router CPU per tools/call: {(user + system) / calls * 1e6:.0f} us "
+            f"(user {user / calls * 1e6:.0f}, system {system / calls * 1e6:.0f}; {calls:.0f} calls, "
+            f"{run['rps']:.0f} req/s, p50 {run['p50_ms']:.3f} ms)"
         )
         if args.profile:
             router.send_signal(2)

@@ -243,6 +243,7 @@ class Router:
             tg.start_soon(self.pool.run_rebuilder)
             tg.start_soon(self._sweep_sessions)
             tg.start_soon(self.parking.run)
+            await tg.start(self.dispatcher.run)
             for source in self.sources:
                 tg.start_soon(self._follow, source, tg)
             if not self.sources:

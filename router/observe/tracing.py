@@ -7,8 +7,8 @@ client's trace. The ids also go into the audit record, which ties audit lines to
 
 from __future__ import annotations
 
+import random
 import re
-import secrets
 from dataclasses import dataclass
 
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -35,5 +35,11 @@ def start(header: str | None) -> Trace:
         if match is not None:
             version, trace_id, parent_id, flags = match.groups()
             if version != "ff" and trace_id != _ZERO_TRACE and parent_id != _ZERO_SPAN:
-                return Trace(trace_id, secrets.token_hex(8), parent_id, flags)
-    return Trace(secrets.token_hex(16), secrets.token_hex(8), None, "00")
+                return Trace(trace_id, _span_id(), parent_id, flags)
+    return Trace(f"{random.getrandbits(128) or 1:032x}", _span_id(), None, "00")
+
+
+def _span_id() -> str:
+    """Random, as W3C asks, but not secret: ids only need to be unique, so no system entropy
+    is drawn per request."""
+    return f"{random.getrandbits(64) or 1:016x}"

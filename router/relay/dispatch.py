@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -41,6 +42,8 @@ from router.upstream.base import Message, MessageHandler
 from router.upstream.pool import BackendPool
 from router.upstream.session import UpstreamSession
 from router.upstream.variants import VariantSpec
+
+log = logging.getLogger("toolmesh.relay")
 
 Era = Literal["legacy", "modern"]
 Result = dict[str, Any] | bytes
@@ -149,6 +152,8 @@ class Dispatcher:
         self.forward_parked: ForwardParked | None = None
         self.on_subscriptions = on_subscriptions
         self._progress_ids = itertools.count(1)
+        # Where backends' questions to clients are answered (see `run`); None until it runs.
+        self._questions: TaskGroup | None = None
         self._handlers: dict[str, Handler] = {
             "ping": self._ping,
             "tools/call": self._call_tool,
@@ -166,6 +171,20 @@ class Dispatcher:
     @property
     def index(self) -> Index:
         return self.pool.index
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Hold the task group backends' questions are answered in, for the router's lifetime.
+
+        A question (sampling, elicitation, roots) may take the client minutes, so it runs beside
+        its call instead of blocking the channel's reader. One long-lived group instead of one per
+        call keeps the common call, which asks nothing, free of task group set-up."""
+        async with anyio.create_task_group() as tg:
+            self._questions = tg
+            task_status.started()
+            try:
+                await anyio.sleep_forever()
+            finally:
+                self._questions = None
 
     async def dispatch(self, ctx: CallContext, method: str, params: dict[str, Any]) -> Result:
         handler = self._handlers.get(method)
@@ -356,7 +375,7 @@ class Dispatcher:
         if parking is not None and StateCodec.is_ours(params.get("requestState")):
             reply = await self._resume(ctx, parking, target, params)
             return self._result(ctx, target, reply)
-        relay = _Relay(ctx, params, next(self._progress_ids), self.asker)
+        relay = _Relay(ctx, params, next(self._progress_ids), self.asker, self._questions)
         tool = target.name if method == "tools/call" else None
         if ctx.era == "modern" and parking is not None and self.pool.pick(target.server).era == "legacy":
             reply = await self._call_parked(ctx, parking, target.server, relay, method, tool)
@@ -388,7 +407,7 @@ class Dispatcher:
         tool: str | None,
     ) -> Message:
         """One upstream call through the caller (balancing, breakers, retries); questions the
-        backend asks meanwhile are answered in `relay.tasks`."""
+        backend asks meanwhile are answered in the dispatcher's question task group."""
         own = ctx.era == "legacy" and not OWN_SESSION_CAPABILITIES.isdisjoint(ctx.client_capabilities)
 
         async def prepare(instance: Instance) -> dict[str, Any]:
@@ -399,31 +418,21 @@ class Dispatcher:
                 extra["param_headers"] = ctx.forward_headers
             return extra
 
-        failure: RPCError | None = None
-        reply: Message = {}
-        async with anyio.create_task_group() as tg:
-            relay.tasks = tg
-            try:
-                reply = await self.pool.caller.call(
-                    server,
-                    method,
-                    params,
-                    tool=tool,
-                    handler_for=relay.handler_for,
-                    affinity=ctx.affinity,
-                    headers=self._upstream_headers(ctx),
-                    on_attempt=ctx.attempting,
-                    prepare=prepare if own or ctx.forward_headers else None,
-                )
-            except RPCError as exc:  # raised as itself, not wrapped in the task group's ExceptionGroup
-                failure = exc
-            finally:
-                relay.tasks = None
-                if relay.asked:  # questions still being answered end with the call
-                    tg.cancel_scope.cancel()
-        if failure is not None:
-            raise failure
-        return reply
+        relay.begin()
+        try:
+            return await self.pool.caller.call(
+                server,
+                method,
+                params,
+                tool=tool,
+                handler_for=relay.handler_for,
+                affinity=ctx.affinity,
+                headers=self._upstream_headers(ctx),
+                on_attempt=ctx.attempting,
+                prepare=prepare if own or ctx.forward_headers else None,
+            )
+        finally:
+            relay.end()  # questions still being answered end with the call
 
     async def _own_session(self, ctx: CallContext, backend: Backend) -> UpstreamSession | None:
         """This client's own session on `backend`, where the backend gets one per client."""
@@ -615,19 +624,39 @@ class _Relay:
     upstream session serves many clients and two of them may pick the same token.
     """
 
-    __slots__ = ("asked", "asker", "backend", "ctx", "params", "tasks", "token", "upstream_params", "via")
+    __slots__ = (
+        "asker", "backend", "ctx", "in_call", "params", "questions", "tasks", "token", "upstream_params",
+        "via",
+    )  # fmt: skip
 
-    def __init__(self, ctx: CallContext, params: dict[str, Any], unique: int, asker: Asker | None) -> None:
+    def __init__(
+        self,
+        ctx: CallContext,
+        params: dict[str, Any],
+        unique: int,
+        asker: Asker | None,
+        tasks: TaskGroup | None = None,
+    ) -> None:
         self.ctx, self.params, self.asker = ctx, params, asker
         self.backend: Backend | None = None  # the instance of the current attempt
-        self.tasks: TaskGroup | None = None
-        self.asked = False
+        self.tasks = tasks  # where questions are answered; None: they are refused
+        self.in_call = False
+        self.questions: list[anyio.CancelScope] = []  # of questions being answered
         self.via: UpstreamSession | None = None  # the client's own upstream session, if any
         meta = params.get("_meta")
         self.token = meta.get("progressToken") if isinstance(meta, dict) else None
         self.upstream_params = params
         if self.token is not None:
             self.upstream_params = {**params, "_meta": {**params["_meta"], "progressToken": f"tm-{unique}"}}
+
+    def begin(self) -> None:
+        self.in_call = True
+
+    def end(self) -> None:
+        """The upstream call is over: questions it left unanswered are abandoned."""
+        self.in_call = False
+        for scope in self.questions:
+            scope.cancel()
 
     def handler_for(self, instance: Instance) -> MessageHandler:
         """The message handler for one attempt: requests are answered by the instance that asked."""
@@ -646,18 +675,26 @@ class _Relay:
         backend = self.backend
         assert backend is not None, "handler_for sets the attempt's backend before any message"
         if "id" in message and "method" in message:
-            if self.tasks is None or self.asker is None:
+            if self.tasks is None or self.asker is None or not self.in_call:
                 await backend.answer_request(message)
             else:  # the client may take minutes; never block the channel's reader meanwhile
-                self.asked = True
                 self.tasks.start_soon(self._ask, backend, self.via, message)
             return
         await self.notify(message)
 
     async def _ask(self, backend: Backend, via: UpstreamSession | None, message: Message) -> None:
         assert self.asker is not None
-        reply = await self.asker.ask(self.ctx, message["method"], message.get("params"))
-        await backend.respond(message["id"], reply, via)
+        if not self.in_call:
+            return  # the call ended before this question got its turn
+        with anyio.CancelScope() as scope:
+            self.questions.append(scope)
+            try:
+                reply = await self.asker.ask(self.ctx, message["method"], message.get("params"))
+                await backend.respond(message["id"], reply, via)
+            except Exception:  # runs in the router-wide group: a failure must stay this call's
+                log.exception("answering a backend's question failed", extra={"server": backend.server})
+            finally:
+                self.questions.remove(scope)
 
     async def notify(self, message: Message) -> None:
         method = message.get("method")

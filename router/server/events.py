@@ -16,11 +16,15 @@ another replica knows where to fetch them (router/state/events_link.py).
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import anyio
+
+_STREAM_PREFIX = secrets.token_urlsafe(6)
+_stream_numbers = itertools.count(1)
 
 
 @dataclass(eq=False)
@@ -55,7 +59,9 @@ class EventStore:
         self._logs: OrderedDict[str, EventLog] = OrderedDict()
 
     def new_stream_id(self) -> str:
-        return self._prefix + secrets.token_urlsafe(9)
+        """Unique per replica (a counter, no system entropy per request); guessing one gains
+        nothing, since a stream is only ever resumed by the session that owns it."""
+        return f"{self._prefix}{_STREAM_PREFIX}{next(_stream_numbers):x}"
 
     def keeper(self, last_event_id: str) -> str | None:
         """The other replica an event id says keeps its stream; None if it is this one or none."""

@@ -487,10 +487,11 @@ class McpEndpoint:
     async def _find(self, send: Send, session_id: str, request_id: Any) -> LocalSession | None:
         """The session, from this replica or the shared store; otherwise reply 404 (or 503) and None.
 
-        A forged or mangled id fails its signature check here, before any store is asked.
+        A forged or mangled id fails its signature check here, before any store is asked; a
+        session this replica holds had its id checked when it was created or loaded.
         """
-        session = None
-        if self.sessions.ids.valid(session_id):
+        session = self.sessions.get(session_id)
+        if session is None and self.sessions.ids.valid(session_id):
             try:
                 session = await self.sessions.load(session_id)
             except SessionUnavailable as exc:

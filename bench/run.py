@@ -62,6 +62,10 @@ class Options:
     router_command: list[str]
     output: Path
     json_path: Path
+    only: frozenset[str] = frozenset()  # scenario keys; empty: all (and the docs are written)
+
+    def wants(self, key: str) -> bool:
+        return not self.only or key in self.only
 
 
 @dataclass
@@ -230,7 +234,8 @@ def call_phase(procs: Processes, options: Options, results: dict[str, Any]) -> N
     log(f"call phase: {', '.join(f'{t.side} :{t.port} {t.tool}' for t in targets)}")
     churn = Scenario("churn", "churn.lua", options.churn_workers, churn_env, options.churn_workers)
     for scenario in (*CALL_SCENARIOS, churn):
-        results["scenarios"][scenario.key] = measure(scenario, targets, options)
+        if options.wants(scenario.key):
+            results["scenarios"][scenario.key] = measure(scenario, targets, options)
     if router is not None:
         procs.stop(router)
 
@@ -361,6 +366,12 @@ def parse_args(argv: list[str] | None = None) -> Options:
         help="command that starts the router, before 'router --config ...' "
         "(default: this Python with -m router; e.g. '.venv/bin/toolmesh')",
     )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated scenarios to run (call_c1, call_c32, call_c128, churn, list); "
+        "results are printed, docs/benchmarks.md is left alone",
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--json", type=Path, default=RESULTS_DIR / "latest.json")
     args = parser.parse_args(argv)
@@ -375,6 +386,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         router_command=shlex.split(args.router_command) if args.router_command else default_router_command(),
         output=args.output,
         json_path=args.json,
+        only=frozenset(key for key in args.only.split(",") if key),
     )
 
 
@@ -386,10 +398,15 @@ def main(argv: list[str] | None = None) -> int:
     with Processes(RESULTS_DIR / "logs", ROOT) as procs:
         try:
             call_phase(procs, options, results)
-            list_phase(procs, options, results)
+            if options.wants("list"):
+                list_phase(procs, options, results)
         except BenchError as error:
             log(f"benchmark failed: {error} (logs in {RESULTS_DIR / 'logs'})")
             return 1
+    if options.only:
+        for key, scenario in results["scenarios"].items():
+            print(key, orjson.dumps(scenario["median"]).decode())
+        return 0
     results["targets"] = checks_as_json(results)
     section = render(results)
     write_section(options.output, section)

@@ -347,13 +347,14 @@ class McpEndpoint:
             if key is not None:
                 self._inflight.pop(key, None)
         elapsed = time.perf_counter() - started
-        self.metrics.observe_request(method, outcome, elapsed)
-        if self.observer is not None:
-            self.observer.finished(ctx, method, params, result, code, elapsed)
         if stream.is_stream:
             await stream.finish(body)
         else:
             await _send(send, status, body, JSON_HEADERS)
+        # Bookkeeping after the reply has left (server/transport.py flushes a complete response).
+        self.metrics.observe_request(method, outcome, elapsed)
+        if self.observer is not None:
+            self.observer.finished(ctx, method, params, result, code, elapsed)
 
     async def _dispatch(
         self, ctx: CallContext, message: dict[str, Any]

@@ -3,9 +3,10 @@
 uvicorn writes the status line and headers when the app sends `http.response.start`, and the
 body on `http.response.body`: two `send` syscalls and two TCP segments for every JSON reply. On
 loopback each syscall runs the receiver's TCP input path too, so for a small `tools/call` reply
-the second write is a measurable share of the router's whole cost. Here writes made in one turn
-of the event loop are joined and flushed at the end of that turn, which is when the app has
-handed over both parts; a stream's later events still go out as soon as they are sent.
+the second write is a measurable share of the router's whole cost. Here writes are held until
+the response is complete, or until the end of the current loop turn for a stream's events, and
+go out in one write. A complete response leaves before the app's bookkeeping after it (metrics,
+audit) and before uvicorn's, so none of that sits between the backend's answer and the client.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ class CoalescingTransport:
             self._loop.call_soon(self._flush)
         self._pending.append(data)
 
+    def flush(self) -> None:
+        self._flush()
+
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
         if pending and not self._transport.is_closing():
@@ -51,3 +55,7 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         wrapped = CoalescingTransport(transport, asyncio.get_running_loop())
         super().connection_made(wrapped)  # type: ignore[arg-type]
+
+    def on_response_complete(self) -> None:
+        self.transport.flush()  # type: ignore[attr-defined]  # the whole response: out it goes
+        super().on_response_complete()

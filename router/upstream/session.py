@@ -37,6 +37,7 @@ from router.protocol import (
     encode_header_value,
 )
 from router.upstream.base import Channel, Message, MessageHandler
+from router.upstream.deadlines import deadlines
 
 log = logging.getLogger("toolmesh.upstream")
 
@@ -196,15 +197,18 @@ class UpstreamSession:
         if extra_headers:
             headers = {**headers, **extra_headers}
         message = self._message(method, params)
+        scope = deadlines.scope(timeout)
         try:
-            with anyio.fail_after(timeout):
+            with scope:
                 return await self.channel.request(message, headers, on_message)
-        except TimeoutError:
-            await self._cancel_upstream(message["id"], "timed out")
-            raise BackendTimeout(self.server, timeout) from None
         except anyio.get_cancelled_exc_class():
             await self._cancel_upstream(message["id"], "cancelled by the client")
             raise
+        finally:
+            deadlines.release(scope)
+        # Only reached when the scope swallowed its own cancellation: the deadline passed.
+        await self._cancel_upstream(message["id"], "timed out")
+        raise BackendTimeout(self.server, timeout)
 
     async def _cancel_upstream(self, request_id: Any, reason: str) -> None:
         """Tell the backend to stop working on a request nobody waits for any more.

@@ -1,0 +1,58 @@
+"""Request timeouts enforced by one coarse timer instead of a timer per request.
+
+`anyio.fail_after` schedules and cancels an event-loop timer for every call, which costs about
+three times a plain cancel scope; on the `tools/call` path that was the single largest piece of
+timeout bookkeeping. Backend requests only need their timeout to hold to within a few
+milliseconds, so each one registers a plain cancel scope with its deadline here, and one timer,
+armed only while requests are in flight, cancels the scopes whose deadline has passed every
+`RESOLUTION` seconds. A timeout therefore fires between `timeout` and `timeout + RESOLUTION`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import anyio
+
+RESOLUTION = 0.01  # seconds
+
+
+class Deadlines:
+    """Cancel scopes with their deadlines (monotonic), for one event loop."""
+
+    __slots__ = ("_loop", "_scopes", "_timer")
+
+    def __init__(self) -> None:
+        self._scopes: dict[anyio.CancelScope, float] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def scope(self, timeout: float) -> anyio.CancelScope:
+        """A cancel scope that is cancelled once `timeout` seconds have passed; hand it back
+        with `release` when the work is over (`cancelled_caught` then says whether it timed out)."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # first use, or a new loop (tests run one per test)
+            self._loop, self._timer = loop, None
+            self._scopes.clear()
+        scope = anyio.CancelScope()
+        self._scopes[scope] = time.monotonic() + timeout
+        if self._timer is None:
+            self._timer = loop.call_later(RESOLUTION, self._tick)
+        return scope
+
+    def release(self, scope: anyio.CancelScope) -> None:
+        self._scopes.pop(scope, None)
+
+    def _tick(self) -> None:
+        self._timer = None
+        now = time.monotonic()
+        expired = [scope for scope, deadline in self._scopes.items() if deadline <= now]
+        for scope in expired:
+            del self._scopes[scope]
+            scope.cancel()
+        if self._scopes and self._loop is not None and not self._loop.is_closed():
+            self._timer = self._loop.call_later(RESOLUTION, self._tick)
+
+
+deadlines = Deadlines()

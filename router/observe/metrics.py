@@ -13,7 +13,9 @@ served at `/metrics` with no further wiring.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from router.observe.tally import TallyCounter, TallyHistogram
 
 # Tool calls can take up to a minute; the default buckets stop at 10 s.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -31,27 +33,25 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.agent_label = agent_label
         r = self.registry
-        self.requests = Counter(
-            "toolmesh_requests",
-            "MCP requests answered, by method and outcome.",
-            ["method", "outcome"],
-            registry=r,
+        # The per-request families are tallies (router/observe/tally.py): cheap on the hot path.
+        self.requests = TallyCounter(
+            "toolmesh_requests", "MCP requests answered, by method and outcome.", ["method", "outcome"], r
         )
-        self.latency = Histogram(
+        self.latency = TallyHistogram(
             "toolmesh_request_duration_seconds", "Time to answer an MCP request.", ["method"],
-            buckets=LATENCY_BUCKETS, registry=r,
+            LATENCY_BUCKETS, r,
         )  # fmt: skip
         call_labels = ["server", "method", "tool", "outcome", *(["agent"] if agent_label else [])]
-        self.calls = Counter(
+        self.calls = TallyCounter(
             "toolmesh_calls",
             "Requests routed to a backend (calls, reads, prompts, completions), by server, tool and "
             "outcome (ok, tool_error, error, rejected, unavailable, timeout).",
             call_labels,
-            registry=r,
+            r,
         )
-        self.call_latency = Histogram(
+        self.call_latency = TallyHistogram(
             "toolmesh_call_duration_seconds", "Time a routed request took, backend included.",
-            ["server", "method"], buckets=LATENCY_BUCKETS, registry=r,
+            ["server", "method"], LATENCY_BUCKETS, r,
         )  # fmt: skip
         self.sessions = Gauge("toolmesh_sessions", "Legacy sessions held by this replica.", registry=r)
         self.catalog_items = Gauge(
@@ -108,26 +108,16 @@ class Metrics:
             ["source"],
             registry=self.registry,
         )
-        self._children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
-        self._call_children: dict[tuple[str, ...], tuple[Counter, Histogram]] = {}
 
     def observe_request(self, method: str, outcome: str, seconds: float) -> None:
-        children = self._children.get((method, outcome))
-        if children is None:
-            label = method if method in KNOWN_METHODS else "other"
-            children = (self.requests.labels(label, outcome), self.latency.labels(label))
-            self._children[(method, outcome)] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        label = method if method in KNOWN_METHODS else "other"
+        self.requests.inc((label, outcome))
+        self.latency.observe((label,), seconds)
 
     def observe_call(
         self, server: str, method: str, tool: str, outcome: str, seconds: float, agent: str
     ) -> None:
         """`server` and `tool` must come from the catalog (the caller checks), so labels stay bounded."""
         key = (server, method, tool, outcome, agent) if self.agent_label else (server, method, tool, outcome)
-        children = self._call_children.get(key)
-        if children is None:
-            children = (self.calls.labels(*key), self.call_latency.labels(server, method))
-            self._call_children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        self.calls.inc(key)
+        self.call_latency.observe((server, method), seconds)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Literal, Protocol
 
 import anyio
@@ -101,6 +101,25 @@ class _Listener(pybreaker.CircuitBreakerListener):
         self.owner._changed(new.name)
 
 
+class _ClosedGuard:
+    """The guard of a closed breaker with no failures counted: nothing to do unless one fails."""
+
+    __slots__ = ("_breaker",)
+
+    def __init__(self, breaker: InstanceBreaker) -> None:
+        self._breaker = breaker
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> Literal[False]:
+        if exc is not None:
+            self._breaker.record_failure(exc)
+        return False
+
+
 class InstanceBreaker:
     """pybreaker for one instance, with a single trial in half-open and a clear open error."""
 
@@ -112,6 +131,7 @@ class InstanceBreaker:
         self.state: BreakerState = "closed"
         self.opened_at = 0.0
         self._trial = False
+        self._closed = _ClosedGuard(self)
         self._breaker = pybreaker.CircuitBreaker(
             fail_max=fail_max,
             reset_timeout=reset_timeout,
@@ -136,9 +156,26 @@ class InstanceBreaker:
             return False
         return self.state == "half-open" or self.retry_in() <= 0
 
+    def guard(self) -> AbstractContextManager[None]:
+        """Run the block under the breaker; raise CircuitOpen at once if it may not run.
+
+        While the breaker is closed and counts no failures, a success changes nothing in
+        pybreaker, so the block runs under `_closed` and only a failure goes to pybreaker
+        (through `calling()`, which counts it and may trip). Everything else takes `_guarded`."""
+        if self.state == "closed" and self._breaker.fail_counter == 0:
+            return self._closed
+        return self._guarded()
+
+    def record_failure(self, exc: BaseException) -> None:
+        """Let pybreaker judge a failure of a block run under `_closed` (it may trip)."""
+        try:
+            with self._breaker.calling():
+                raise exc
+        except BaseException:  # the caller re-raises the original
+            pass
+
     @contextmanager
-    def guard(self) -> Iterator[None]:
-        """Run the block under the breaker; raise CircuitOpen at once if it may not run."""
+    def _guarded(self) -> Iterator[None]:
         trial = False
         if self.state != "closed":
             if self._trial or (self.state == "open" and self.retry_in() > 0):

@@ -178,7 +178,7 @@ def run_router(overrides: dict[str, Any]) -> int:
 
     from router.app import Router
     from router.observe.logging import configure
-    from router.server.transport import CoalescingHttpToolsProtocol
+    from router.server.protocol import HttpProtocol
 
     try:
         settings = load_settings(overrides)
@@ -196,7 +196,7 @@ def run_router(overrides: dict[str, Any]) -> int:
         host=settings.host,
         port=settings.port,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http=CoalescingHttpToolsProtocol,
+        http=HttpProtocol,
         lifespan="on",
         access_log=False,
         log_config=None,

@@ -351,7 +351,7 @@ class McpEndpoint:
             await stream.finish(body)
         else:
             await _send(send, status, body, JSON_HEADERS)
-        # Bookkeeping after the reply has left (server/transport.py flushes a complete response).
+        # Bookkeeping after the reply has left (server/protocol.py writes a complete response at once).
         self.metrics.observe_request(method, outcome, elapsed)
         if self.observer is not None:
             self.observer.finished(ctx, method, params, result, code, elapsed)

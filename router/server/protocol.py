@@ -1,0 +1,419 @@
+"""The router's HTTP/1.1 server protocol: httptools parsing, ASGI to the app, little else.
+
+uvicorn's own protocol serves any ASGI app with every option uvicorn has; per request it builds
+a full scope, a cycle object, an `asyncio.Event`, arms and cancels a keep-alive timer, validates
+every header with a regex and writes the head and body in separate syscalls. Measured on the
+reference machine that is about three times the CPU of a bare httptools protocol, for a `tools/
+call` whose whole budget is a few hundred microseconds. This protocol keeps what the router
+needs and drops the rest:
+
+- the app still sees ASGI (`http` scope, `receive`, `send`), so every endpoint works unchanged
+  and uvicorn still runs the process (lifespan, signals, sockets, graceful shutdown);
+- a response's head leaves with its first body bytes, a complete response in one write;
+- idle keep-alive connections are closed by one sweep per second, not a timer per request;
+- the request body streams to `receive()` with flow control; pipelined requests wait their turn;
+- no WebSocket upgrades, no access log (the router logs and audits requests itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import unquote
+
+import httptools
+from uvicorn.config import Config
+from uvicorn.server import ServerState
+
+log = logging.getLogger("toolmesh.server")
+
+HIGH_WATER = 64 * 1024  # request body bytes buffered before we stop reading the socket
+SWEEP_EVERY = 1.0  # seconds between sweeps for idle keep-alive connections
+STATUS_LINES = {
+    status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus
+}
+
+
+def _status_line(status: int) -> bytes:
+    return STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status
+
+
+class _Exchange:
+    """One request and its response, with the ASGI `receive` and `send` the app gets."""
+
+    __slots__ = (
+        "body", "chunked", "complete", "conn", "continue_wanted", "delivered", "disconnected", "head",
+        "keep_alive", "left", "no_body", "response_complete", "scope", "started", "waiter",
+    )  # fmt: skip
+
+    def __init__(
+        self, conn: HttpProtocol, scope: dict[str, Any], keep_alive: bool, continue_wanted: bool
+    ) -> None:
+        self.conn = conn
+        self.scope = scope
+        self.keep_alive = keep_alive
+        self.continue_wanted = continue_wanted
+        self.body = bytearray()
+        self.complete = False  # the whole request body has arrived
+        self.delivered = False  # ... and the app has received all of it
+        self.disconnected = False
+        self.waiter: asyncio.Future[None] | None = None
+        self.started = False
+        self.head = b""  # the response head, until it leaves with the first body bytes
+        self.no_body = scope["method"] == "HEAD"
+        self.chunked = False
+        self.left = 0  # Content-Length bytes still to send
+        self.response_complete = False
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- ASGI -----------------------------------------------------------------------------------
+
+    async def receive(self) -> dict[str, Any]:
+        if self.continue_wanted:
+            self.continue_wanted = False
+            if not self.disconnected:
+                self.conn.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        while not (self.disconnected or self.response_complete):
+            if self.body or (self.complete and not self.delivered):
+                body, self.body = bytes(self.body), bytearray()
+                self.delivered = self.complete
+                self.conn.resume_reading()
+                return {"type": "http.request", "body": body, "more_body": not self.complete}
+            self.waiter = self.conn.loop.create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        conn = self.conn
+        if conn.write_paused and not self.disconnected:
+            await conn.drain()
+        if self.disconnected:
+            return  # as uvicorn does: the app learns of it from receive()
+        kind = message["type"]
+        if kind == "http.response.start" and not self.started:
+            self.started = True
+            self.head = self._head(message["status"], message.get("headers") or ())
+            return
+        if kind != "http.response.body" or not self.started or self.response_complete:
+            raise RuntimeError(f"ASGI message {kind!r} out of order")
+        more = message.get("more_body", False)
+        out = self.head + self._frame(message.get("body", b""), more)
+        self.head = b""
+        if out:
+            conn.transport.write(out)
+        if not more:
+            if self.left > 0:
+                raise RuntimeError("response body shorter than its Content-Length")
+            self.response_complete = True
+            self.wake()
+            conn.response_done(self)
+
+    def _head(self, status: int, headers: Any) -> bytes:
+        parts = [_status_line(status)]
+        sized = False
+        for name, value in headers:
+            if b"\r" in value or b"\n" in value or b"\r" in name or b"\n" in name:
+                raise RuntimeError(f"header {name!r} holds a line break")
+            lower = name.lower()
+            if lower == b"content-length":
+                sized = True
+                self.left = int(value)
+            elif lower == b"connection" and b"close" in value.lower():
+                self.keep_alive = False
+            parts += (name, b": ", value, b"\r\n")
+        if not self.keep_alive:
+            parts.append(b"connection: close\r\n")
+        if status < 200 or status in (204, 304):
+            self.no_body = True
+        if self.no_body:
+            self.left = 0
+        elif not sized:
+            self.chunked = True
+            parts.append(b"transfer-encoding: chunked\r\n")
+        parts.append(b"\r\n")
+        return b"".join(parts)
+
+    def _frame(self, body: bytes, more: bool) -> bytes:
+        if self.no_body:
+            return b""
+        if self.chunked:
+            framed = b"%x\r\n%s\r\n" % (len(body), body) if body else b""
+            return framed if more else framed + b"0\r\n\r\n"
+        if len(body) > self.left:
+            raise RuntimeError("response body longer than its Content-Length")
+        self.left -= len(body)
+        return body
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One client connection. uvicorn creates it (`Config(http=HttpProtocol)`) and shuts it down."""
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        if not config.loaded:
+            config.load()
+        self.app = config.loaded_app
+        self.loop = _loop or asyncio.get_event_loop()
+        self.keep_alive_timeout = config.timeout_keep_alive
+        self.root_path = config.root_path
+        self.app_state = app_state
+        self.server_state = server_state
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.server: tuple[str, int] | None = None
+        self.client: tuple[str, int] | None = None
+        self.scheme = "http"
+        self.write_paused = False
+        self.read_paused = False
+        self._drain: asyncio.Future[None] | None = None
+        self.closing = False
+        self.idle_since: float | None = None
+        # The request being parsed, the one being answered, and any that wait behind it.
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._parsing: _Exchange | None = None
+        self._active: _Exchange | None = None
+        self._queue: deque[_Exchange] = deque()
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.server_state.connections.add(self)  # type: ignore[arg-type]
+        self.server = _address(transport.get_extra_info("sockname"))
+        self.client = _address(transport.get_extra_info("peername"))
+        self.scheme = "https" if transport.get_extra_info("sslcontext") else "http"
+        _idle.watch(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server_state.connections.discard(self)
+        self.closing = True
+        _idle.forget(self)
+        for exchange in (self._active, self._parsing, *self._queue):
+            if exchange is not None:
+                exchange.disconnected = True
+                exchange.wake()
+        self._queue.clear()
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+
+    def eof_received(self) -> None:
+        pass
+
+    def data_received(self, data: bytes) -> None:
+        self.idle_since = None
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._reject(400, b"Upgrades are not supported")
+        except httptools.HttpParserError as exc:
+            log.debug("malformed HTTP request", extra={"reason": str(exc)})
+            self._reject(400, b"Invalid HTTP request")
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+
+    async def drain(self) -> None:
+        if self._drain is None or self._drain.done():
+            self._drain = self.loop.create_future()
+        await self._drain
+
+    def resume_reading(self) -> None:
+        if self.read_paused and not self.closing:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    # -- httptools callbacks --------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        path, _, query = self._url.partition(b"?")
+        method = self.parser.get_method().decode("ascii")
+        headers = self._headers
+        scope: dict[str, Any] = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "http_version": self.parser.get_http_version(),
+            "method": method,
+            "scheme": self.scheme,
+            "path": _decode_path(path),
+            "raw_path": path,
+            "query_string": query,
+            "root_path": self.root_path,
+            "headers": headers,
+            "server": self.server,
+            "client": self.client,
+        }
+        continue_wanted = (b"expect", b"100-continue") in headers
+        exchange = _Exchange(self, scope, self.parser.should_keep_alive(), continue_wanted)
+        self._parsing = exchange
+        if self._active is None:
+            self._start(exchange)
+        else:  # pipelined: answered after the one in progress; stop reading meanwhile
+            self._queue.append(exchange)
+            self._pause_reading()
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self._parsing
+        if exchange is None or exchange.response_complete:
+            return
+        exchange.body += body
+        if len(exchange.body) > HIGH_WATER:
+            self._pause_reading()
+        exchange.wake()
+
+    def on_message_complete(self) -> None:
+        exchange = self._parsing
+        if exchange is None:
+            return
+        exchange.complete = True
+        self._parsing = None
+        exchange.wake()
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def _start(self, exchange: _Exchange) -> None:
+        self._active = exchange
+        task = self.loop.create_task(self._run(exchange))
+        tasks = self.server_state.tasks
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def _run(self, exchange: _Exchange) -> None:
+        try:
+            await self.app(exchange.scope, exchange.receive, exchange.send)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("unhandled error in the ASGI app", exc_info=exc)
+            if not exchange.started and not exchange.disconnected:
+                exchange.keep_alive = False
+                await self._internal_error(exchange)
+            else:
+                self.transport.close()
+        else:
+            if not exchange.response_complete and not exchange.disconnected:
+                log.error("the ASGI app returned without completing its response")
+                self.transport.close()
+
+    async def _internal_error(self, exchange: _Exchange) -> None:
+        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21")]
+        await exchange.send({"type": "http.response.start", "status": 500, "headers": headers})
+        await exchange.send({"type": "http.response.body", "body": b"Internal Server Error"})
+
+    def response_done(self, exchange: _Exchange) -> None:
+        """A response is complete: close, or go on with the next request on this connection."""
+        if exchange is not self._active:
+            return
+        self._active = None
+        self.server_state.total_requests += 1
+        if not exchange.keep_alive or not exchange.complete:
+            # a body left unread cannot be skipped reliably: close rather than misparse the next
+            self.closing = True
+            self.transport.close()
+            return
+        if self._queue:
+            self._start(self._queue.popleft())
+            if not self._queue:
+                self.resume_reading()
+        else:
+            self.idle_since = time.monotonic()
+
+    def shutdown(self) -> None:
+        """uvicorn is stopping: close now if idle, else after the response in progress."""
+        if self._active is None:
+            self.closing = True
+            self.transport.close()
+        else:
+            self._active.keep_alive = False
+
+    def _pause_reading(self) -> None:
+        if not self.read_paused and not self.closing:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def _reject(self, status: int, reason: bytes) -> None:
+        if self._active is None:
+            head = _status_line(status) + b"content-type: text/plain\r\ncontent-length: %d\r\n" % len(reason)
+            self.transport.write(head + b"connection: close\r\n\r\n" + reason)
+        self.closing = True
+        self.transport.close()
+
+
+class _IdleSweeper:
+    """Closes keep-alive connections idle for longer than their timeout, once a second."""
+
+    def __init__(self) -> None:
+        self._conns: set[HttpProtocol] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def watch(self, conn: HttpProtocol) -> None:
+        conn.idle_since = time.monotonic()
+        if conn.loop is not self._loop:  # first use, or a new event loop
+            self._loop, self._timer = conn.loop, None
+            self._conns = set()
+        self._conns.add(conn)
+        if self._timer is None:
+            self._timer = conn.loop.call_later(SWEEP_EVERY, self._sweep)
+
+    def forget(self, conn: HttpProtocol) -> None:
+        self._conns.discard(conn)
+
+    def _sweep(self) -> None:
+        self._timer = None
+        now = time.monotonic()
+        for conn in list(self._conns):
+            idle_since = conn.idle_since
+            if idle_since is not None and now - idle_since > conn.keep_alive_timeout:
+                conn.closing = True
+                conn.transport.close()
+                self._conns.discard(conn)
+        loop = self._loop
+        if self._conns and loop is not None and not loop.is_closed():
+            self._timer = loop.call_later(SWEEP_EVERY, self._sweep)
+
+
+_idle = _IdleSweeper()
+
+
+def _address(value: Any) -> tuple[str, int] | None:
+    if isinstance(value, tuple) and len(value) >= 2:
+        return str(value[0]), int(value[1])
+    return None
+
+
+def _decode_path(raw: bytes) -> str:
+    """ASGI's `path`: percent-decoded, as UTF-8."""
+    text = raw.decode("latin-1")
+    return unquote(text) if "%" in text else text

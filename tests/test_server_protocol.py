@@ -54,6 +54,16 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             await send({"type": "http.response.body", "body": b"data: %d\n\n" % n, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return
+    if path == "/unsized":  # no Content-Length from the app, the whole body in one message
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b'{"ok":true}'})
+        return
     if path == "/disconnect":
         await send(
             {
@@ -153,6 +163,15 @@ async def test_a_stream_is_sent_chunked_as_its_events_come() -> None:
     assert status == 200 and headers[b"transfer-encoding"] == b"chunked"
     assert body == b"data: 0\n\ndata: 1\n\ndata: 2\n\n"
     assert b"\r\n\r\n9\r\ndata: 0\n\n\r\n" in seen  # chunk framing right after the head
+
+
+async def test_a_whole_reply_without_a_length_gets_one_instead_of_chunks() -> None:
+    async with serving() as port:
+        raw = b"GET /unsized HTTP/1.1\r\nHost: x\r\n\r\n" * 2  # the second one takes the cached head
+        done, seen = await exchange(port, raw, 2)
+    assert [(status, body) for status, _, body in done] == [(200, b'{"ok":true}')] * 2
+    assert all(headers[b"content-length"] == b"11" for _, headers, _ in done)
+    assert b"transfer-encoding" not in seen
 
 
 async def test_head_gets_no_body_and_continue_is_sent_when_asked() -> None:

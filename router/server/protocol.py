@@ -47,7 +47,7 @@ class _Exchange:
 
     __slots__ = (
         "body", "chunked", "complete", "conn", "continue_wanted", "delivered", "disconnected", "head",
-        "keep_alive", "left", "no_body", "response_complete", "scope", "started", "waiter",
+        "keep_alive", "left", "no_body", "response_complete", "scope", "sized", "started", "waiter",
     )  # fmt: skip
 
     def __init__(
@@ -66,6 +66,7 @@ class _Exchange:
         self.head = b""  # the response head, until it leaves with the first body bytes
         self.no_body = scope["method"] == "HEAD"
         self.chunked = False
+        self.sized = False  # the app gave a Content-Length
         self.left = 0  # Content-Length bytes still to send
         self.response_complete = False
 
@@ -107,9 +108,13 @@ class _Exchange:
             return
         if kind != "http.response.body" or not self.started or self.response_complete:
             raise RuntimeError(f"ASGI message {kind!r} out of order")
-        more = message.get("more_body", False)
-        out = self.head + self._frame(message.get("body", b""), more)
-        self.head = b""
+        body: bytes = message.get("body", b"")
+        more: bool = message.get("more_body", False)
+        if self.head:  # the first body bytes: now the framing is known
+            out = self._frame_first(body, more)
+            self.head = b""
+        else:
+            out = self._frame(body, more)
         if out:
             conn.transport.write(out)
         if not more:
@@ -120,15 +125,22 @@ class _Exchange:
             conn.response_done(self)
 
     def _head(self, status: int, headers: Any) -> bytes:
+        """Status line and the app's headers; the framing header is added with the first body."""
+        key = (status, tuple(headers), self.keep_alive)
+        cached = _HEADS.get(key)
+        if cached is not None:
+            head, self.keep_alive, no_body = cached
+            self.no_body = self.no_body or no_body
+            self.left, self.sized = -1, False
+            return head
         parts = [_status_line(status)]
-        sized = False
+        left = -1
         for name, value in headers:
             if b"\r" in value or b"\n" in value or b"\r" in name or b"\n" in name:
                 raise RuntimeError(f"header {name!r} holds a line break")
             lower = name.lower()
             if lower == b"content-length":
-                sized = True
-                self.left = int(value)
+                left = int(value)
             elif lower == b"connection" and b"close" in value.lower():
                 self.keep_alive = False
             parts += (name, b": ", value, b"\r\n")
@@ -136,13 +148,25 @@ class _Exchange:
             parts.append(b"connection: close\r\n")
         if status < 200 or status in (204, 304):
             self.no_body = True
+        head = b"".join(parts)
+        if left < 0 and len(_HEADS) < 256:  # sized heads differ in length; the rest repeat
+            _HEADS[key] = (head, self.keep_alive, status < 200 or status in (204, 304))
+        self.left, self.sized = left, left >= 0
+        return head
+
+    def _frame_first(self, body: bytes, more: bool) -> bytes:
+        """The head with its framing, and the first body bytes: a response whose whole body
+        comes in one message gets a Content-Length, a stream is chunked."""
         if self.no_body:
             self.left = 0
-        elif not sized:
-            self.chunked = True
-            parts.append(b"transfer-encoding: chunked\r\n")
-        parts.append(b"\r\n")
-        return b"".join(parts)
+            return self.head + b"\r\n"
+        if self.sized:
+            return self.head + b"\r\n" + self._frame(body, more)
+        if not more:
+            self.left = 0
+            return self.head + b"content-length: %d\r\n\r\n" % len(body) + body
+        self.chunked = True
+        return self.head + b"transfer-encoding: chunked\r\n\r\n" + self._frame(body, more)
 
     def _frame(self, body: bytes, more: bool) -> bytes:
         if self.no_body:
@@ -154,6 +178,11 @@ class _Exchange:
             raise RuntimeError("response body longer than its Content-Length")
         self.left -= len(body)
         return body
+
+
+# Response heads without a Content-Length, by (status, headers, keep-alive): JSON and SSE replies
+# repeat the same few.
+_HEADS: dict[tuple[int, tuple[tuple[bytes, bytes], ...], bool], tuple[bytes, bool, bool]] = {}
 
 
 class HttpProtocol(asyncio.Protocol):

@@ -17,7 +17,7 @@ import httptools
 import pytest
 import uvicorn
 
-from router.server.protocol import HttpProtocol
+from router.server.protocol import DISCONNECT_EXTENSION, HttpProtocol
 from tests.support.procs import free_port
 
 pytestmark = pytest.mark.anyio
@@ -63,6 +63,20 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             }
         )
         await send({"type": "http.response.body", "body": b'{"ok":true}'})
+        return
+    if path == "/hook":  # the toolmesh.disconnect extension instead of a task waiting in receive()
+        left = asyncio.Event()
+        scope["extensions"][DISCONNECT_EXTENSION](left.set)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"data: hello\n\n", "more_body": True})
+        await asyncio.wait_for(left.wait(), 5)
+        DISCONNECTS.append("hook")
         return
     if path == "/disconnect":
         await send(
@@ -212,6 +226,15 @@ async def test_the_app_hears_a_disconnect_and_idle_connections_are_closed() -> N
                 break
             await asyncio.sleep(0.02)
         assert DISCONNECTS == ["http.disconnect"]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /hook HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"data: hello" in await asyncio.wait_for(reader.read(4096), 5)
+        writer.close()
+        for _ in range(100):
+            if len(DISCONNECTS) == 2:
+                break
+            await asyncio.sleep(0.02)
+        assert DISCONNECTS == ["http.disconnect", "hook"]
         # an idle keep-alive connection is closed after timeout_keep_alive (1 s here)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")

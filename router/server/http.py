@@ -18,6 +18,7 @@ import contextlib
 import contextvars
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,7 @@ from router.protocol import (
 from router.relay.dispatch import CallContext, Dispatcher, Result
 from router.server.events import EventStore
 from router.server.listen import serve_listen
+from router.server.protocol import DISCONNECT_EXTENSION
 from router.server.security import OriginPolicy
 from router.server.streams import KEEPALIVE_SECONDS, SSE_HEADERS, ReplyStream, follow, send_body, sse
 from router.state.bus import ClientBus, LocalBus
@@ -304,7 +306,8 @@ class McpEndpoint:
             log_level=level if isinstance(level, str) else None,
             forward_headers=forwarded_headers(headers) or None,
         )
-        await self._respond(send, ctx, message, watch=receive)
+        hook = (scope.get("extensions") or {}).get(DISCONNECT_EXTENSION)
+        await self._respond(send, ctx, message, watch=receive, on_disconnect=hook)
 
     async def _respond(
         self,
@@ -313,12 +316,14 @@ class McpEndpoint:
         message: dict[str, Any],
         resumable_for: str | None = None,
         watch: Receive | None = None,
+        on_disconnect: Callable[[Callable[[], None] | None], None] | None = None,
     ) -> None:
         """Dispatch and write the reply, upgrading to SSE if related messages arrive first.
 
         With `resumable_for` (a 2025-11-25 session's id) a backend's polling close is passed on.
         A legacy call ends early on the client's `notifications/cancelled`; a 2026-07-28 call
-        (`watch` given) when the client closes the response stream, its era's cancellation."""
+        (`watch` given) when the client closes the response stream, its era's cancellation: told
+        by the server protocol's `on_disconnect` hook, or else by a task waiting on `watch`."""
         started = time.perf_counter()
         stream = ReplyStream(send, self.events if resumable_for else None, resumable_for, self.retry_ms)
         await stream.prime()
@@ -331,12 +336,15 @@ class McpEndpoint:
         key = (ctx.session_id, message["id"]) if ctx.session_id is not None else None
         if key is not None:
             self._inflight[key] = scope
-        status, outcome, body = 200, "cancelled", _error_bytes(message["id"], CANCELLED)
+        status, outcome, body = 200, "cancelled", b""
         result: Result | None = None
         code: int | None = CANCELLED.code
         try:
             with scope:
                 if watch is None:
+                    status, outcome, body, result, code = await self._dispatch(ctx, message)
+                elif on_disconnect is not None:
+                    on_disconnect(scope.cancel)
                     status, outcome, body, result, code = await self._dispatch(ctx, message)
                 else:
                     async with anyio.create_task_group() as tg:
@@ -346,6 +354,10 @@ class McpEndpoint:
         finally:
             if key is not None:
                 self._inflight.pop(key, None)
+            if on_disconnect is not None:
+                on_disconnect(None)
+        if outcome == "cancelled":
+            body = _error_bytes(message["id"], CANCELLED)
         elapsed = time.perf_counter() - started
         if stream.is_stream:
             await stream.finish(body)

@@ -21,6 +21,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
@@ -31,6 +32,8 @@ from uvicorn.server import ServerState
 
 log = logging.getLogger("toolmesh.server")
 
+# ASGI scope extension: register a callback for the client leaving (see _Exchange.notify_disconnect).
+DISCONNECT_EXTENSION = "toolmesh.disconnect"
 HIGH_WATER = 64 * 1024  # request body bytes buffered before we stop reading the socket
 SWEEP_EVERY = 1.0  # seconds between sweeps for idle keep-alive connections
 STATUS_LINES = {
@@ -47,7 +50,8 @@ class _Exchange:
 
     __slots__ = (
         "body", "chunked", "complete", "conn", "continue_wanted", "delivered", "disconnected", "head",
-        "keep_alive", "left", "no_body", "response_complete", "scope", "sized", "started", "waiter",
+        "keep_alive", "left", "no_body", "on_disconnect", "response_complete", "scope", "sized", "started",
+        "waiter",
     )  # fmt: skip
 
     def __init__(
@@ -69,6 +73,21 @@ class _Exchange:
         self.sized = False  # the app gave a Content-Length
         self.left = 0  # Content-Length bytes still to send
         self.response_complete = False
+        self.on_disconnect: Callable[[], None] | None = None
+        scope["extensions"] = {DISCONNECT_EXTENSION: self.notify_disconnect}
+
+    def notify_disconnect(self, callback: Callable[[], None] | None) -> None:
+        """The `toolmesh.disconnect` extension: `callback` runs if the client leaves before the
+        response is complete (None unregisters it). Cheaper than a task waiting in `receive()`
+        for `http.disconnect`, which is what an app must do under other servers."""
+        self.on_disconnect = callback
+
+    def lost(self) -> None:
+        self.disconnected = True
+        self.wake()
+        callback, self.on_disconnect = self.on_disconnect, None
+        if callback is not None and not self.response_complete:
+            callback()
 
     def wake(self) -> None:
         waiter = self.waiter
@@ -236,8 +255,7 @@ class HttpProtocol(asyncio.Protocol):
         _idle.forget(self)
         for exchange in (self._active, self._parsing, *self._queue):
             if exchange is not None:
-                exchange.disconnected = True
-                exchange.wake()
+                exchange.lost()
         self._queue.clear()
         if self._drain is not None and not self._drain.done():
             self._drain.set_result(None)

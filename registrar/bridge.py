@@ -18,7 +18,7 @@ import uvicorn
 
 from router.app import Router
 from router.catalog.record import BackendRecord, Catalog
-from router.server.transport import CoalescingHttpToolsProtocol
+from router.server.protocol import HttpProtocol
 from router.settings import RouterSettings
 
 
@@ -77,7 +77,7 @@ class Bridge:
             host=host,
             port=port,
             loop="asyncio",
-            http=CoalescingHttpToolsProtocol,
+            http=HttpProtocol,
             lifespan="on",
             access_log=False,
             log_config=None,

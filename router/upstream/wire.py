@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -223,11 +222,9 @@ class WireClient:
         self._idle: list[_Connection] = []
         self._closed = False
 
-    @asynccontextmanager
-    async def request(
-        self, method: str, headers: Mapping[str, str], body: bytes | None = None
-    ) -> AsyncIterator[Response]:
-        """Send one request; yields the response once its headers are in.
+    def request(self, method: str, headers: Mapping[str, str], body: bytes | None = None) -> _Request:
+        """Send one request: `async with client.request(...) as response`, entered once the
+        response's headers are in.
 
         The connection goes back to the pool if the body was read to its end, and is dropped
         otherwise (a response left half-read cannot carry the next one).
@@ -236,16 +233,7 @@ class WireClient:
         head += _header_lines(headers)
         if body is not None:
             head += b"Content-Length: %d\r\n" % len(body)
-        conn = await self._acquire()
-        try:
-            response = conn.start(head + b"\r\n" + (body or b""))
-            assert conn.headers_done is not None
-            await conn.headers_done
-            yield response
-        except BaseException:
-            conn.abort()
-            raise
-        self._release(conn)
+        return _Request(self, head + b"\r\n" + (body or b""))
 
     async def close(self) -> None:
         self._closed = True
@@ -282,6 +270,39 @@ class WireClient:
             self._idle.append(conn)
         else:
             conn.abort()
+
+
+class _Request:
+    """One request's lifetime on a pooled connection (a class, not a generator: it is on the
+    path of every call a backend gets)."""
+
+    __slots__ = ("_client", "_conn", "_data")
+
+    def __init__(self, client: WireClient, data: bytes) -> None:
+        self._client, self._data = client, data
+        self._conn: _Connection | None = None
+
+    async def __aenter__(self) -> Response:
+        conn = self._conn = await self._client._acquire()
+        try:
+            response = conn.start(self._data)
+            assert conn.headers_done is not None
+            await conn.headers_done
+        except BaseException:
+            conn.abort()
+            raise
+        return response
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        if exc is not None:
+            conn.abort()
+        else:
+            self._client._release(conn)
 
 
 def _ends_at_close(response: Response) -> bool:

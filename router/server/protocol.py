@@ -74,13 +74,7 @@ class _Exchange:
         self.left = 0  # Content-Length bytes still to send
         self.response_complete = False
         self.on_disconnect: Callable[[], None] | None = None
-        scope["extensions"] = {DISCONNECT_EXTENSION: self.notify_disconnect}
-
-    def notify_disconnect(self, callback: Callable[[], None] | None) -> None:
-        """The `toolmesh.disconnect` extension: `callback` runs if the client leaves before the
-        response is complete (None unregisters it). Cheaper than a task waiting in `receive()`
-        for `http.disconnect`, which is what an app must do under other servers."""
-        self.on_disconnect = callback
+        scope["extensions"] = conn.extensions  # per connection: no reference cycle per request
 
     def lost(self) -> None:
         self.disconnected = True
@@ -238,6 +232,14 @@ class HttpProtocol(asyncio.Protocol):
         self._parsing: _Exchange | None = None
         self._active: _Exchange | None = None
         self._queue: deque[_Exchange] = deque()
+        self.extensions = {DISCONNECT_EXTENSION: self.notify_disconnect}
+
+    def notify_disconnect(self, callback: Callable[[], None] | None) -> None:
+        """The `toolmesh.disconnect` extension, for the request being answered: `callback` runs
+        if the client leaves before the response is complete (None unregisters it). Cheaper than
+        a task waiting in `receive()` for `http.disconnect`, which apps do under other servers."""
+        if self._active is not None:
+            self._active.on_disconnect = callback
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -252,6 +254,7 @@ class HttpProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.server_state.connections.discard(self)
         self.closing = True
+        self.extensions.clear()  # the one reference cycle a connection has (self -> dict -> method)
         _idle.forget(self)
         for exchange in (self._active, self._parsing, *self._queue):
             if exchange is not None:

@@ -1,12 +1,14 @@
-"""CPU time the router spends per `tools/call`, a figure that noise on the machine barely moves.
+"""CPU time the router spends per `tools/call`: a figure noise moves far less than latency.
 
-    python bench/cpu_cost.py [--duration S] [--connections N] [--profile OUT.pstats]
+    python bench/cpu_cost.py [--duration S] [--connections N] [--profile OUT.pstats] [--pid-file F]
 
 Latency on a shared 2-core machine swings with whatever else runs; CPU seconds consumed by the
 router process per request do not (much). This starts the fast backend and a router over it,
 drives `tools/call` with wrk through the router for a while, and divides the router's CPU time
-(user + system, from /proc) by the number of calls. Run it before and after a hot-path change.
-With --profile the router runs under cProfile and the stats are written on exit.
+(user + system, from /proc, reported apart) by the number of calls. Run it before and after a
+hot-path change, interleaved, several times: on a busy machine one run says little. With
+--profile the router runs under cProfile and the stats are written on exit; --pid-file writes
+the router's pid so that py-spy or perf can attach to it while wrk runs.
 """
 
 from __future__ import annotations

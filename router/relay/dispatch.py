@@ -8,6 +8,7 @@ raises RPCError for anything the client should see as a JSON-RPC error.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import itertools
 import logging
@@ -21,7 +22,7 @@ from anyio.abc import TaskGroup
 
 from router import __version__
 from router.catalog.index import Index, ListKind, Target
-from router.errors import INVALID_PARAMS, METHOD_NOT_FOUND, RPCError
+from router.errors import INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RPCError
 from router.guard.identity import ANONYMOUS, Agent
 from router.guard.policy import OPEN, Kind, View
 from router.guard.ratelimit import agent_of
@@ -693,6 +694,9 @@ class _Relay:
                 await backend.respond(message["id"], reply, via)
             except Exception:  # runs in the router-wide group: a failure must stay this call's
                 log.exception("answering a backend's question failed", extra={"server": backend.server})
+                error = {"code": INTERNAL_ERROR, "message": "the router could not relay this request"}
+                with contextlib.suppress(Exception):  # so the backend is not left waiting
+                    await backend.respond(message["id"], {"error": error}, via)
             finally:
                 self.questions.remove(scope)
 

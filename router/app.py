@@ -225,6 +225,8 @@ class Router:
             protocol=s.upstream_protocol,
             on_change=on_change,
             on_notification=self._on_backend_notification,
+            stdio_variants=s.stdio_variants,
+            stdio_variant_idle=s.stdio_variant_idle,
         )
 
     # -- lifecycle ----------------------------------------------------------------------------

@@ -111,6 +111,15 @@ class RouterSettings(BaseSettings):
     upstream_protocol: Literal["auto", "legacy", "2026-07-28"] = Field(
         "auto", description="Era spoken to backends that do not set `protocol` themselves."
     )
+    stdio_variants: int = Field(
+        4,
+        ge=0,
+        description="Extra children per stdio server instance, started with the capabilities of "
+        "clients that declared sampling, elicitation or roots; 0 sends every client to the one child.",
+    )
+    stdio_variant_idle: float = Field(
+        120.0, gt=0, description="Seconds a stdio server's extra child may stay idle before it is stopped."
+    )
 
     # Resilience
     max_concurrency: int = Field(64, ge=1, description="Calls in flight per backend instance.")

@@ -40,6 +40,7 @@ from router.relay.parking import ParkedCall, ParkedElsewhere, Parking, StateCode
 from router.upstream.backend import Backend
 from router.upstream.balancer import Instance
 from router.upstream.base import Message, MessageHandler
+from router.upstream.children import ChildSpec, Outside
 from router.upstream.pool import BackendPool
 from router.upstream.session import UpstreamSession
 from router.upstream.variants import VariantSpec
@@ -63,7 +64,8 @@ FANOUT = frozenset({
     "notifications/resources/list_changed", "notifications/resources/updated",
 })  # fmt: skip
 # Client capabilities that make a legacy client get upstream sessions of its own on legacy HTTP
-# backends: those backends may tailor what they offer to them and ask the client outside calls.
+# backends, and children declaring them on stdio backends: those backends may tailor what they
+# offer to them and ask the client outside calls.
 OWN_SESSION_CAPABILITIES = frozenset({"sampling", "elicitation", "roots"})
 LEGACY_ONLY = frozenset({"ping", "logging/setLevel", "resources/subscribe", "resources/unsubscribe"})
 MODERN_ONLY = frozenset({"server/discover", "subscriptions/listen"})
@@ -412,9 +414,19 @@ class Dispatcher:
         own = ctx.era == "legacy" and not OWN_SESSION_CAPABILITIES.isdisjoint(ctx.client_capabilities)
 
         async def prepare(instance: Instance) -> dict[str, Any]:
-            """Per attempt: this client's own session on that instance, its Mcp-Param-* headers."""
-            relay.via = await self._own_session(ctx, instance.backend) if own else None
-            extra: dict[str, Any] = {"via": relay.via} if relay.via is not None else {}
+            """Per attempt: this client's own session (or a child declaring its capabilities) on
+            that instance, its Mcp-Param-* headers."""
+            extra: dict[str, Any] = {}
+            relay.via = None
+            if own and instance.backend.children is not None:
+                if ctx.session_id is not None:
+                    extra["child"] = ChildSpec(
+                        ctx.session_id, ctx.client_capabilities, self._outside(ctx), relay.lease
+                    )
+            elif own:
+                relay.via = await self._own_session(ctx, instance.backend)
+            if relay.via is not None:
+                extra["via"] = relay.via
             if ctx.forward_headers:
                 extra["param_headers"] = ctx.forward_headers
             return extra
@@ -435,24 +447,38 @@ class Dispatcher:
         finally:
             relay.end()  # questions still being answered end with the call
 
-    async def _own_session(self, ctx: CallContext, backend: Backend) -> UpstreamSession | None:
-        """This client's own session on `backend`, where the backend gets one per client."""
+    def _outside(self, ctx: CallContext) -> Outside | None:
+        """How this client answers what a backend asks or says on the client's own upstream
+        session outside any call: requests go to its GET stream, logs too; list changes and
+        resource updates reach everyone through the shared session, so they are not its own."""
         session_id, asker = ctx.session_id, self.asker
         if session_id is None or asker is None:
             return None
         capabilities = ctx.client_capabilities
+
+        async def outside(message: Message) -> Message | None:
+            method = message.get("method")
+            if "id" in message and isinstance(method, str):
+                return await asker.ask_outside(session_id, capabilities, method, message.get("params"))
+            if method == "notifications/message":
+                await asker.bus.deliver(session_id, message)
+            return None
+
+        return outside
+
+    async def _own_session(self, ctx: CallContext, backend: Backend) -> UpstreamSession | None:
+        """This client's own session on `backend`, where the backend gets one per client."""
+        outside = self._outside(ctx)
+        if outside is None or ctx.session_id is None:
+            return None
         holder: list[UpstreamSession] = []
 
         async def stray(message: Message) -> None:
-            method = message.get("method")
-            if "id" in message and isinstance(method, str):
-                reply = await asker.ask_outside(session_id, capabilities, method, message.get("params"))
+            reply = await outside(message)
+            if reply is not None:
                 await backend.respond(message["id"], reply, holder[0] if holder else None)
-            elif method == "notifications/message":
-                await asker.bus.deliver(session_id, message)
-            # list_changed and resource updates reach everyone through the shared session
 
-        session = await backend.session_for(VariantSpec(session_id, capabilities, stray))
+        session = await backend.session_for(VariantSpec(ctx.session_id, ctx.client_capabilities, stray))
         if session is not None:
             holder.append(session)
             if ctx.upstream is not None and session.session_id is not None:
@@ -663,6 +689,10 @@ class _Relay:
         """The message handler for one attempt: requests are answered by the instance that asked."""
         self.backend = instance.backend
         return self.on_message
+
+    def lease(self, session: UpstreamSession) -> None:
+        """The attempt runs on a child leased for this client: its questions are answered there."""
+        self.via = session
 
     def rebind(self, ctx: CallContext, params: dict[str, Any]) -> None:
         """A parked call's next round: related messages go to the retry's stream and token."""

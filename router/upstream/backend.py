@@ -23,6 +23,7 @@ from router.catalog.index import Definitions
 from router.catalog.record import BackendRecord
 from router.errors import BackendError, BackendUnavailable, BackendUnreachable, SessionExpired
 from router.upstream.base import Channel, Message, MessageHandler
+from router.upstream.children import Children, ChildSpec
 from router.upstream.http import HttpChannel
 from router.upstream.session import UpstreamSession
 from router.upstream.stdio import StdioChannel
@@ -80,6 +81,8 @@ class Backend:
         protocol: Literal["auto", "legacy", "2026-07-28"],
         on_change: Callable[[Backend], None],
         on_notification: Callable[[Backend, Message], Awaitable[None]] | None = None,
+        stdio_variants: int = 0,
+        stdio_variant_idle: float = 120.0,
     ) -> None:
         self.record = record
         self.server = record.server
@@ -105,6 +108,21 @@ class Backend:
         self.variants: Variants | None = (
             Variants(self.server, record.url, dict(record.headers), connect_timeout)
             if record.transport != "stdio" and record.url is not None
+            else None
+        )
+        # Per-capability-set children, for stdio backends (see router.upstream.children).
+        self.children: Children | None = (
+            Children(
+                self.server,
+                self._make_stdio_channel,
+                protocol=self.protocol,
+                connect_timeout=connect_timeout,
+                limit=stdio_variants,
+                idle_timeout=stdio_variant_idle,
+                backoff_min=reconnect_min,
+                backoff_max=reconnect_max,
+            )
+            if record.transport == "stdio" and stdio_variants > 0
             else None
         )
         self._subscriptions_changed = anyio.Event()
@@ -145,6 +163,8 @@ class Backend:
             with anyio.CancelScope(shield=True):
                 if self.variants is not None:
                     await self.variants.drop_all()
+                if self.children is not None:
+                    await self.children.close_all()
                 if ended is not None:
                     await ended.close()
                 await channel.close()
@@ -156,6 +176,8 @@ class Backend:
         await channel.open(tg)
         if self.variants is not None:
             self.variants.attach(tg)
+        if self.children is not None:
+            self.children.attach(tg)
         session = UpstreamSession(
             self.server,
             channel,
@@ -176,6 +198,8 @@ class Backend:
         tg.start_soon(self._refresher)
         if isinstance(channel, StdioChannel):
             tg.start_soon(self._watch_process, channel)
+        if self.children is not None:
+            tg.start_soon(self.children.reap)
 
     def _went_down(self, reason: str) -> None:
         self._set_state("down", reason)
@@ -184,10 +208,14 @@ class Backend:
     def _make_channel(self) -> Channel:
         record = self.record
         if record.transport == "stdio":
-            assert record.command is not None
-            return StdioChannel(self.server, record.command, record.args, dict(record.env), record.cwd)
+            return self._make_stdio_channel()
         assert record.url is not None
         return HttpChannel(self.server, record.url, dict(record.headers), self.connect_timeout)
+
+    def _make_stdio_channel(self) -> StdioChannel:
+        record = self.record
+        assert record.command is not None
+        return StdioChannel(self.server, record.command, record.args, dict(record.env), record.cwd)
 
     def _set_state(self, state: State, error: str | None) -> None:
         changed = state != self.state
@@ -297,14 +325,25 @@ class Backend:
         timeout: float | None = None,
         via: UpstreamSession | None = None,
         param_headers: Mapping[str, str] | None = None,
+        child: ChildSpec | None = None,
     ) -> Message:
         """`headers` go with this request only (trace context, forwarded identity; HTTP only);
         `timeout` (a tool's own) overrides the instance's; `param_headers` (a 2026-07-28 client's
         `Mcp-Param-*`) go only to 2026-07-28 backends. The request goes on the shared session, or
-        on `via` (a client's own, see `session_for`)."""
+        on `via` (a client's own, see `session_for`), or on a child leased for `child` (a client's
+        capabilities, stdio backends)."""
         session = self.session
         if session is None or self.state != "ready":
             raise BackendUnreachable(self.server, self._down_reason())
+        if child is not None and self.children is not None and session.era == "legacy":
+            async with self.children.lease(child) as leased:
+                if leased is not None:
+                    if child.on_lease is not None:
+                        child.on_lease(leased)
+                    # A child that dies fails only its own calls; the pool starts another.
+                    return await leased.request(
+                        method, params, timeout or self.timeout, on_message, headers=headers
+                    )
         session = via or session
         try:
             return await session.request(
@@ -337,6 +376,8 @@ class Backend:
     async def drop_session_for(self, key: str) -> None:
         if self.variants is not None:
             await self.variants.drop(key)
+        if self.children is not None:
+            await self.children.forget(key)
 
     def _down_reason(self) -> str:
         reason = self.last_error or "not connected yet"

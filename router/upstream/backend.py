@@ -336,14 +336,21 @@ class Backend:
         if session is None or self.state != "ready":
             raise BackendUnreachable(self.server, self._down_reason())
         if child is not None and self.children is not None and session.era == "legacy":
-            async with self.children.lease(child) as leased:
-                if leased is not None:
+            for attempt in range(2):
+                async with self.children.lease(child) as leased:
+                    if leased is None:
+                        break
                     if child.on_lease is not None:
                         child.on_lease(leased)
-                    # A child that dies fails only its own calls; the pool starts another.
-                    return await leased.request(
-                        method, params, timeout or self.timeout, on_message, headers=headers
-                    )
+                    # A child that dies fails only its own calls (the pool starts another); if it
+                    # died before the request reached it, another child takes the request.
+                    try:
+                        return await leased.request(
+                            method, params, timeout or self.timeout, on_message, headers=headers
+                        )
+                    except BackendUnreachable:
+                        if attempt or leased.channel.alive:
+                            raise
         session = via or session
         try:
             return await session.request(

@@ -202,7 +202,14 @@ class Children:
     async def _hand_over(self, child: Child, message: Message) -> None:
         """Never make the child's reader wait for a client (it may take minutes to answer)."""
         if self._tg is not None:
-            self._tg.start_soon(self._outside, child, message)
+            self._tg.start_soon(self._outside_safely, child, message)
+
+    async def _outside_safely(self, child: Child, message: Message) -> None:
+        """A failure here is one message's: it must not end the backend's connection."""
+        try:
+            await self._outside(child, message)
+        except Exception:
+            log.exception("handling a child's message failed", extra={"server": self.server})
 
     async def _outside(self, child: Child, message: Message) -> None:
         """What a child says outside any call goes to its client, if it has exactly one; list

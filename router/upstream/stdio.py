@@ -21,12 +21,13 @@ import orjson
 from anyio.abc import Process, TaskGroup
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from router.errors import BackendUnavailable
+from router.errors import BackendUnavailable, BackendUnreachable
 from router.upstream.base import Message, MessageHandler
 
 log = logging.getLogger("toolmesh.upstream")
 
 MAX_LINE = 64 * 1024 * 1024
+RELATED_REQUEST_KEY = "io.modelcontextprotocol/related-request-id"
 STDERR_TAIL = 5  # lines of a child's stderr logged with its exit
 
 
@@ -126,14 +127,15 @@ class StdioChannel:
         return
 
     async def _write(self, message: Message) -> None:
+        """Unreachable when the child is gone: the message never reached it."""
         process = self._process
         if process is None or process.stdin is None or process.returncode is not None:
-            raise BackendUnavailable(self.server, self._exit_reason)
+            raise BackendUnreachable(self.server, self._exit_reason)
         try:
             async with self._write_lock:
                 await process.stdin.send(orjson.dumps(message) + b"\n")
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            raise BackendUnavailable(self.server, "its stdin is closed") from None
+            raise BackendUnreachable(self.server, "its stdin is closed") from None
 
     async def _read_stdout(self, process: Process) -> None:
         assert process.stdout is not None
@@ -193,25 +195,41 @@ class StdioChannel:
         owner = self._owner(message)
         if owner is not None and owner.on_message is not None:
             await owner.on_message(message)
+        elif "id" in message and (asking := self._askers()) > 1:
+            await self._write(
+                {"jsonrpc": "2.0", "id": message["id"], "error": _unattributed(message, asking)}
+            )
         elif self.on_unsolicited is not None:
             await self.on_unsolicited(message)
 
     def _owner(self, message: Message) -> _Pending | None:
+        """The call a message belongs to, when something on the wire says so.
+
+        Progress names its token. Over stdio nothing else is on the wire by default: neither the
+        TypeScript nor the Python SDK puts the related request id anywhere but in transport
+        metadata, which a pipe does not carry. A server may still name the call in the message's
+        `_meta` (the related-request-id key, or the call's progress token, which the router made
+        unique), and is then followed. A request with no such tie, while exactly one call waits,
+        can only be that call's."""
         params = message.get("params") or {}
         token = params.get("progressToken")
         if token is not None:
             return self._progress.get(token)
-        related = (params.get("_meta") or {}).get("io.modelcontextprotocol/related-request-id")
-        if related is not None:
-            return self._pending.get(related)
-        if "id" in message:
-            # A request (sampling, elicitation, roots) with nothing tying it to a call: stdio
-            # servers rarely say which call asks. With one call in flight it can only be that one;
-            # with several it stays unattributed (and is refused) rather than asking a wrong client.
-            waiting = [pending for pending in self._pending.values() if pending.on_message is not None]
-            if len(waiting) == 1:
-                return waiting[0]
+        meta = params.get("_meta")
+        if isinstance(meta, dict):
+            related = meta.get(RELATED_REQUEST_KEY)
+            if related is not None:
+                return self._pending.get(related)
+            token = meta.get("progressToken")
+            if token is not None and token in self._progress:
+                return self._progress[token]
+        if "id" in message and self._askers() == 1:
+            return next(pending for pending in self._pending.values() if pending.on_message is not None)
         return None
+
+    def _askers(self) -> int:
+        """Calls in flight that could be asked something (the router's own requests cannot)."""
+        return sum(1 for pending in self._pending.values() if pending.on_message is not None)
 
     def _fail_pending(self, reason: str) -> None:
         for pending in list(self._pending.values()):
@@ -236,6 +254,17 @@ class StdioChannel:
 def _signal_group(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
+
+
+def _unattributed(message: Message, calls: int) -> dict[str, Any]:
+    """The error a request gets when several calls are in flight and it does not say whose it is:
+    the router refuses rather than put it before a client that may not be the one asked."""
+    return {
+        "code": -32601,
+        "message": f"{message.get('method')} refused by the router: {calls} calls are in flight on this "
+        "stdio server and the request does not say which one asks (no related request id or progress "
+        "token in its _meta)",
+    }
 
 
 def _progress_token(message: Message) -> Any:

@@ -1,0 +1,213 @@
+"""A stdio backend sees each client's real capabilities: clients that declared sampling,
+elicitation or roots lease a child of the server started with exactly those capabilities.
+
+server-everything (npm, over stdio) registers `trigger-sampling-request` only for a client that
+can sample, `trigger-elicitation-request` only for one that can elicit, and asks for roots on its
+own after the handshake. The tests look at the router's child processes (by parent PID) to check
+that children are started per capability set, bounded, stopped when idle, when a roots client's
+session ends and when the router stops, and replaced when one dies.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client, types
+
+from tests.conftest import RouterHandle, run_router
+from tests.support.procs import everything_stdio_entry
+from tests.test_relay import Recorder, text_of
+
+pytestmark = [pytest.mark.anyio, pytest.mark.npm]
+
+SAMPLING_TOOL = "everything__trigger-sampling-request"
+ELICITATION_TOOL = "everything__trigger-elicitation-request"
+
+
+def children_of(pid: int) -> set[int]:
+    """PIDs of the live processes whose parent is `pid` (read from /proc; zombies excluded)."""
+    found: set[int] = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[1]) == pid:
+            found.add(int(entry))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await anyio.sleep(0.1)
+
+
+@pytest.fixture
+def router(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RouterHandle]:
+    env = getattr(request, "param", {})
+    with run_router(tmp_path, {"everything": everything_stdio_entry()}, env=env) as handle:
+        yield handle
+
+
+async def test_each_client_sees_the_tools_its_capabilities_unlock(router: RouterHandle) -> None:
+    """A client that can sample gets the sampling tool and is asked; one that can only elicit
+    does not have it at all (the backend saw its capabilities); a client that declared nothing
+    takes the main child, where the router refuses for it, and is never asked."""
+    pid = router.process.pid
+    main = children_of(pid)
+    assert len(main) == 1, main
+
+    carol = Recorder("carol")
+    async with Client(router.mcp_url, mode="legacy", sampling_callback=carol.sampling) as client:
+        sampled = await client.call_tool(SAMPLING_TOOL, {"prompt": "hello"})
+        assert "answer from carol" in text_of(sampled), text_of(sampled)
+        assert len(carol.sampled) == 1
+        # no elicitation capability: this child does not offer the elicitation tool
+        hidden = await client.call_tool(ELICITATION_TOOL, {})
+        assert hidden.is_error and "not found" in text_of(hidden).lower(), text_of(hidden)
+        assert not carol.elicited
+    assert len(children_of(pid)) == 2  # the main child and the {sampling} one
+
+    dave = Recorder("dave")
+    async with Client(router.mcp_url, mode="legacy", elicitation_callback=dave.elicitation) as client:
+        refused = await client.call_tool(SAMPLING_TOOL, {"prompt": "x"})
+        assert refused.is_error and "not found" in text_of(refused).lower(), text_of(refused)
+        elicited = await client.call_tool(ELICITATION_TOOL, {})
+        assert "Name: user dave" in text_of(elicited), text_of(elicited)
+    assert not dave.sampled and len(dave.elicited) == 1
+    assert len(children_of(pid)) == 3
+
+    asked: list[Any] = []
+
+    async def on_message(message: Any) -> None:
+        asked.append(message)
+
+    async with Client(router.mcp_url, mode="legacy", message_handler=on_message) as client:
+        plain = await client.call_tool(SAMPLING_TOOL, {"prompt": "x"})
+        echoed = await client.call_tool("everything__echo", {"message": "plain"})
+    assert plain.is_error and "did not declare the 'sampling' capability" in text_of(plain), text_of(plain)
+    assert "plain" in text_of(echoed)
+    assert not [m for m in asked if isinstance(m, types.CreateMessageRequest)]
+    assert len(children_of(pid)) == 3  # a client without those capabilities starts no child
+    assert main <= children_of(pid)  # and the main child kept serving throughout
+
+
+@pytest.mark.parametrize("router", [{"TOOLMESH_STDIO_VARIANTS": "1"}], indirect=True)
+async def test_a_question_on_a_shared_child_is_refused_not_guessed(router: RouterHandle) -> None:
+    """With one child allowed, a second client of the same capabilities shares the busy child.
+    A question asked while both calls are in flight names neither call over stdio, so the
+    router refuses it with a clear error and asks nobody; the other call is unaffected."""
+    alice, bob = Recorder("alice"), Recorder("bob")
+    results: dict[str, types.CallToolResult] = {}
+    async with (
+        Client(router.mcp_url, mode="legacy", sampling_callback=alice.sampling) as first,
+        Client(router.mcp_url, mode="legacy", sampling_callback=bob.sampling) as second,
+    ):
+        warm = await first.call_tool("everything__echo", {"message": "start the child"})
+        assert not warm.is_error
+
+        async def long_call() -> None:
+            results["long"] = await first.call_tool(
+                "everything__trigger-long-running-operation", {"duration": 4, "steps": 2}
+            )
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(long_call)
+            await anyio.sleep(1.0)  # the long call holds the only child
+            results["ask"] = await second.call_tool(SAMPLING_TOOL, {"prompt": "whose?"})
+    assert not results["long"].is_error, text_of(results["long"])
+    refused = text_of(results["ask"])
+    assert results["ask"].is_error, refused
+    assert "2 calls are in flight on this stdio server" in refused, refused
+    assert not alice.sampled and not bob.sampled
+    assert len(children_of(router.process.pid)) == 2  # bounded: the main child and one more
+
+
+@pytest.mark.parametrize("router", [{"TOOLMESH_STDIO_VARIANT_IDLE": "1"}], indirect=True)
+async def test_a_child_nobody_uses_stops(router: RouterHandle) -> None:
+    pid = router.process.pid
+    main = children_of(pid)
+    carol = Recorder("carol")
+    async with Client(router.mcp_url, mode="legacy", sampling_callback=carol.sampling) as client:
+        await client.call_tool(SAMPLING_TOOL, {"prompt": "hello"})
+        assert len(children_of(pid)) == 2
+        await wait_for(lambda: children_of(pid) == main, 15, "the idle child to stop")
+        again = await client.call_tool(SAMPLING_TOOL, {"prompt": "again"})  # a new one starts
+        assert "answer from carol" in text_of(again), text_of(again)
+    assert len(children_of(pid)) == 2
+
+
+async def test_a_roots_client_has_a_child_of_its_own_until_its_session_ends(router: RouterHandle) -> None:
+    """Roots are one client's data (server-everything keeps them per session and asks for them
+    outside any call), so a roots client's child serves it alone, and stops with its session."""
+    pid = router.process.pid
+    main = children_of(pid)
+    own: dict[str, set[int]] = {}
+    for label in ("erin", "frank"):
+        listed: list[int] = []
+
+        async def roots(context: Any, label: str = label, listed: list[int] = listed) -> types.ListRootsResult:
+            listed.append(1)
+            return types.ListRootsResult(roots=[types.Root(uri=f"file:///work/{label}", name=label)])
+
+        async with Client(router.mcp_url, mode="legacy", list_roots_callback=roots) as client:
+            # The first call starts this client's child; 350 ms after the handshake the server
+            # asks for roots on its own, outside any call: that reaches the client's GET stream.
+            await client.call_tool("everything__echo", {"message": "hello"})
+            await wait_for(lambda listed=listed: bool(listed), 15, "the server to ask for roots")
+            result = await client.call_tool("everything__get-roots-list", {})
+            assert f"file:///work/{label}" in text_of(result), text_of(result)
+            own[label] = children_of(pid) - main
+            assert len(own[label]) == 1
+        await wait_for(lambda label=label: not any(map(alive, own[label])), 15, "the roots child to stop")
+    assert own["erin"] != own["frank"]  # the second client did not get the first one's child
+
+
+async def test_a_dead_child_is_replaced_and_the_main_child_stays(router: RouterHandle) -> None:
+    pid = router.process.pid
+    main = children_of(pid)
+    carol = Recorder("carol")
+    async with Client(router.mcp_url, mode="legacy", sampling_callback=carol.sampling) as client:
+        await client.call_tool(SAMPLING_TOOL, {"prompt": "one"})
+        (variant,) = children_of(pid) - main
+        os.kill(variant, signal.SIGKILL)
+        await wait_for(lambda: not alive(variant), 10, "the child to die")
+        again = await client.call_tool(SAMPLING_TOOL, {"prompt": "two"})
+        assert "answer from carol" in text_of(again), text_of(again)
+        assert len(carol.sampled) == 2
+    assert main <= children_of(pid)  # the main child was not restarted
+    assert len(children_of(pid) - main) == 1
+
+
+async def test_no_child_outlives_the_router(router: RouterHandle) -> None:
+    pid = router.process.pid
+    carol = Recorder("carol")
+    async with Client(router.mcp_url, mode="legacy", sampling_callback=carol.sampling) as client:
+        async with anyio.create_task_group() as tg:  # two calls at once: two children of one group
+            for prompt in ("a", "b"):
+                tg.start_soon(client.call_tool, SAMPLING_TOOL, {"prompt": prompt})
+    started = children_of(pid)
+    assert len(started) == 3, started
+    router.process.stop()
+    await wait_for(lambda: not any(alive(child) for child in started), 15, "every child to stop")

@@ -167,7 +167,9 @@ async def test_a_roots_client_has_a_child_of_its_own_until_its_session_ends(rout
     for label in ("erin", "frank"):
         listed: list[int] = []
 
-        async def roots(context: Any, label: str = label, listed: list[int] = listed) -> types.ListRootsResult:
+        async def roots(
+            context: Any, label: str = label, listed: list[int] = listed
+        ) -> types.ListRootsResult:
             listed.append(1)
             return types.ListRootsResult(roots=[types.Root(uri=f"file:///work/{label}", name=label)])
 
@@ -203,10 +205,12 @@ async def test_a_dead_child_is_replaced_and_the_main_child_stays(router: RouterH
 async def test_no_child_outlives_the_router(router: RouterHandle) -> None:
     pid = router.process.pid
     carol = Recorder("carol")
-    async with Client(router.mcp_url, mode="legacy", sampling_callback=carol.sampling) as client:
-        async with anyio.create_task_group() as tg:  # two calls at once: two children of one group
-            for prompt in ("a", "b"):
-                tg.start_soon(client.call_tool, SAMPLING_TOOL, {"prompt": prompt})
+    async with (
+        Client(router.mcp_url, mode="legacy", sampling_callback=carol.sampling) as client,
+        anyio.create_task_group() as tg,  # two calls at once: two children of one group
+    ):
+        for prompt in ("a", "b"):
+            tg.start_soon(client.call_tool, SAMPLING_TOOL, {"prompt": prompt})
     started = children_of(pid)
     assert len(started) == 3, started
     router.process.stop()

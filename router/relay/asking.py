@@ -44,6 +44,23 @@ def capability_problem(ctx: CallContext, method: str) -> str | None:
     return None
 
 
+# What a backend may put in a request's `_meta` to name the call that asks (router.upstream.stdio):
+# upstream ids and router-minted tokens that mean nothing to the client.
+TIE_KEYS = ("progressToken", "io.modelcontextprotocol/related-request-id")
+
+
+def untied(params: Any) -> Any:
+    """A backend request's params without what tied it to its upstream call."""
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    if not isinstance(meta, dict) or not any(key in meta for key in TIE_KEYS):
+        return params
+    rest = {key: value for key, value in meta.items() if key not in TIE_KEYS}
+    return {
+        **{key: value for key, value in params.items() if key != "_meta"},
+        **({"_meta": rest} if rest else {}),
+    }
+
+
 def refusal(method: str, problem: str) -> Message:
     return {"error": {"code": METHOD_NOT_FOUND, "message": f"{method} refused by the router: {problem}"}}
 

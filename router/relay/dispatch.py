@@ -34,7 +34,7 @@ from router.protocol import (
     SERVER_INFO_KEY,
 )
 from router.relay import rewrite
-from router.relay.asking import Asker, capability_problem, refusal
+from router.relay.asking import Asker, capability_problem, refusal, untied
 from router.relay.cursors import CursorCodec
 from router.relay.parking import ParkedCall, ParkedElsewhere, Parking, StateCodec
 from router.upstream.backend import Backend
@@ -614,7 +614,7 @@ class Dispatcher:
         return {
             "resultType": "input_required",
             "inputRequests": {
-                key: {"method": q["method"], **({"params": q["params"]} if "params" in q else {})}
+                key: {"method": q["method"], **({"params": untied(q["params"])} if "params" in q else {})}
                 for key, q in questions.items()
             },
             "requestState": parking.state_for(parked),
@@ -720,7 +720,7 @@ class _Relay:
         with anyio.CancelScope() as scope:
             self.questions.append(scope)
             try:
-                reply = await self.asker.ask(self.ctx, message["method"], message.get("params"))
+                reply = await self.asker.ask(self.ctx, message["method"], untied(message.get("params")))
                 await backend.respond(message["id"], reply, via)
             except Exception:  # runs in the router-wide group: a failure must stay this call's
                 log.exception("answering a backend's question failed", extra={"server": backend.server})

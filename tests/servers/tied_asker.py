@@ -65,6 +65,7 @@ def ask(call: dict[str, Any]) -> None:
     done[0].wait()
     reply = done[1][0]
     time.sleep(float(arguments.get("hold", 0)))
+    result: dict[str, Any]
     if "result" in reply:
         text = f"sampled: {reply['result']['content']['text']}"
         result = {"content": [{"type": "text", "text": text}]}

@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client, types
+from mcp.shared.exceptions import MCPError
 
 from tests.conftest import RouterHandle, run_router
 from tests.support.procs import everything_stdio_entry
@@ -194,7 +195,11 @@ async def test_a_dead_child_is_replaced_and_the_main_child_stays(router: RouterH
         await client.call_tool(SAMPLING_TOOL, {"prompt": "one"})
         (variant,) = children_of(pid) - main
         os.kill(variant, signal.SIGKILL)
-        await wait_for(lambda: not alive(variant), 10, "the child to die")
+        # Once the router has seen the exit (a call sent in the moment before it does fails with
+        # the exit reason, as on the main child), the next call gets a new child.
+        await wait_for(
+            lambda: "code=-9" in router.process.log_path.read_text(), 10, "the router to see the exit"
+        )
         again = await client.call_tool(SAMPLING_TOOL, {"prompt": "two"})
         assert "answer from carol" in text_of(again), text_of(again)
         assert len(carol.sampled) == 2
@@ -215,3 +220,57 @@ async def test_no_child_outlives_the_router(router: RouterHandle) -> None:
     assert len(started) == 3, started
     router.process.stop()
     await wait_for(lambda: not any(alive(child) for child in started), 15, "every child to stop")
+
+
+@pytest.mark.parametrize(
+    "router", [{"TOOLMESH_MAX_CONCURRENCY": "1", "TOOLMESH_MAX_QUEUE": "0"}], indirect=True
+)
+async def test_calls_on_children_count_against_the_instances_concurrency(router: RouterHandle) -> None:
+    """The instance's slots are taken before a child is leased: a call on a child is one of the
+    instance's calls in flight, whichever child (or the main one) serves it."""
+    carol = Recorder("carol")
+    results: list[types.CallToolResult] = []
+    async with Client(router.mcp_url, mode="legacy", sampling_callback=carol.sampling) as client:
+
+        async def long_call() -> None:
+            results.append(
+                await client.call_tool(
+                    "everything__trigger-long-running-operation", {"duration": 3, "steps": 1}
+                )
+            )
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(long_call)
+            await wait_for(lambda: len(children_of(router.process.pid)) == 2, 20, "the child to start")
+            await anyio.sleep(0.5)
+            with pytest.raises(MCPError, match="1 calls in flight and 0 waiting"):
+                await client.call_tool(SAMPLING_TOOL, {"prompt": "no room"})
+    assert not carol.sampled
+    assert not results[0].is_error, text_of(results[0])
+
+
+async def test_children_go_with_the_main_child_and_come_back(router: RouterHandle) -> None:
+    """When the main child dies the backend reconnects (with its backoff); the children of the
+    old connection are stopped with it, and a capable client's next call starts a new one."""
+    pid = router.process.pid
+    (main,) = children_of(pid)
+    carol = Recorder("carol")
+    async with Client(router.mcp_url, mode="legacy", sampling_callback=carol.sampling) as client:
+        await client.call_tool(SAMPLING_TOOL, {"prompt": "one"})
+        (variant,) = children_of(pid) - {main}
+        os.kill(main, signal.SIGKILL)
+        await wait_for(lambda: not alive(variant), 15, "the child to stop with the connection")
+        await wait_for(lambda: len(children_of(pid)) == 1, 20, "the main child to be restarted")
+        (restarted,) = children_of(pid)
+        assert restarted != main
+        deadline = time.monotonic() + 20
+        while True:  # "reconnecting" until the new main child is ready
+            try:
+                again = await client.call_tool(SAMPLING_TOOL, {"prompt": "two"})
+                break
+            except MCPError as exc:
+                if "reconnecting" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            await anyio.sleep(0.2)
+        assert "answer from carol" in text_of(again), text_of(again)
+    assert len(children_of(pid)) == 2

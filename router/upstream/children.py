@@ -106,7 +106,6 @@ class Children:
         self.idle_timeout = idle_timeout
         self.backoff_min, self.backoff_max = backoff_min, backoff_max
         self.children: list[Child] = []
-        self.started = 0  # children started over the pool's life (for tests and logs)
         self._delay = backoff_min
         self._retry_at = 0.0
         self._tg: TaskGroup | None = None
@@ -144,8 +143,10 @@ class Children:
 
     def _choose(self, spec: ChildSpec) -> Child | None:
         """Decided without awaiting, so two calls never both take the last free place."""
+        for dead in [c for c in self.children if not c.usable]:
+            self._discard(dead)
         group = spec.group
-        mine = [c for c in self.children if c.group == group and c.usable]
+        mine = [c for c in self.children if c.group == group]
         idle = [c for c in mine if c.calls == 0]
         if idle:
             return max(idle, key=lambda c: c.last_used)
@@ -190,7 +191,6 @@ class Children:
             self._discard(child)
         else:
             child.session = session
-            self.started += 1
             self._delay = self.backoff_min
             log.info(
                 "started a child for a client's capabilities",

@@ -158,7 +158,8 @@ class StdioChannel:
         with anyio.move_on_after(0.2):  # the last words of a crash are often why it crashed
             await self._stderr_done.wait()
         self._exit_reason = f"its process exited with code {code}"
-        log.warning(
+        log.log(
+            logging.INFO if self._process is not process else logging.WARNING,  # stopped by us: expected
             "stdio backend exited",
             extra={"server": self.server, "code": code, "stderr_tail": list(self.stderr_tail)},
         )

@@ -114,6 +114,22 @@ async def test_each_client_sees_the_tools_its_capabilities_unlock(router: Router
     assert main <= children_of(pid)  # and the main child kept serving throughout
 
 
+async def test_a_2026_client_is_seen_with_its_capabilities_too(router: RouterHandle) -> None:
+    """A 2026-07-28 client's call to a legacy stdio server is parked (the router answers the
+    server's questions from the client's retries); it runs on a child declaring the client's
+    capabilities, and the answers go back to that child."""
+    pid = router.process.pid
+    main = children_of(pid)
+    gina = Recorder("gina")
+    async with Client(router.mcp_url, mode="2026-07-28", elicitation_callback=gina.elicitation) as client:
+        refused = await client.call_tool(SAMPLING_TOOL, {"prompt": "x"})
+        assert refused.is_error and "not found" in text_of(refused).lower(), text_of(refused)
+        elicited = await client.call_tool(ELICITATION_TOOL, {})
+        assert "Name: user gina" in text_of(elicited), text_of(elicited)
+    assert len(gina.elicited) == 1 and not gina.sampled
+    assert len(children_of(pid) - main) == 1
+
+
 @pytest.mark.parametrize("router", [{"TOOLMESH_STDIO_VARIANTS": "1"}], indirect=True)
 async def test_a_question_on_a_shared_child_is_refused_not_guessed(router: RouterHandle) -> None:
     """With one child allowed, a second client of the same capabilities shares the busy child.

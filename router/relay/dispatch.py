@@ -518,6 +518,15 @@ class Dispatcher:
         self, ctx: CallContext, parking: Parking, server: str, relay: _Relay, method: str, tool: str | None
     ) -> Message:
         headers = self._upstream_headers(ctx)
+        # A stdio child with this client's capabilities, as for a legacy client; not with roots,
+        # which are one client's data and a 2026-07-28 client has no session to own children.
+        capabilities = ctx.client_capabilities
+        own = "roots" not in capabilities and not OWN_SESSION_CAPABILITIES.isdisjoint(capabilities)
+
+        async def prepare(instance: Instance) -> dict[str, Any]:
+            if instance.backend.children is None:
+                return {}
+            return {"child": ChildSpec("", capabilities, None, relay.lease)}
 
         async def call(handler: MessageHandler) -> Message:
             def handler_for(instance: Instance) -> MessageHandler:
@@ -533,11 +542,12 @@ class Dispatcher:
                 affinity=ctx.affinity,
                 headers=headers,
                 on_attempt=ctx.attempting,
+                prepare=prepare if own else None,
             )
 
         async def respond(request_id: Any, reply: Message) -> None:
             if relay.backend is not None:
-                await relay.backend.respond(request_id, reply)
+                await relay.backend.respond(request_id, reply, relay.via)
 
         async def on_message(parked: ParkedCall, message: Message) -> None:
             if "id" in message and "method" in message:

@@ -52,7 +52,7 @@ Outside = Callable[[Message], Awaitable[Message | None]]
 class ChildSpec:
     """Who leases a child: the client (its session id), its capabilities, its outside handler."""
 
-    client: str
+    client: str  # "" for a client without a session (2026-07-28), which owns no children
     capabilities: Mapping[str, Any]
     outside: Outside | None = None
     # Told the leased session before the call goes out: answers to the call's questions go there.
@@ -61,7 +61,7 @@ class ChildSpec:
     @property
     def owner(self) -> str | None:
         """The client whose children these are alone, if any (one that declared roots)."""
-        return self.client if "roots" in self.capabilities else None
+        return self.client if self.client and "roots" in self.capabilities else None
 
     @property
     def group(self) -> tuple[bytes, str | None]:
@@ -222,7 +222,7 @@ class Children:
         if "id" not in message or "method" not in message:
             return
         if reply is None:
-            problem = "asked outside any call, on a child several clients share"
+            problem = "asked outside any call, where no one client can be asked"
             reply = {
                 "error": {"code": -32601, "message": f"{message['method']} refused by the router: {problem}"}
             }

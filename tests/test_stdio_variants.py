@@ -64,6 +64,17 @@ async def wait_for(condition: Any, timeout: float, what: str) -> None:
         await anyio.sleep(0.1)
 
 
+async def elicit_without_sampling(router: RouterHandle, mode: str, user: Recorder) -> None:
+    """A client that can elicit but not sample: the backend hides the sampling tool from it (it
+    saw the client's capabilities) and asks it to elicit."""
+    async with Client(router.mcp_url, mode=mode, elicitation_callback=user.elicitation) as client:
+        refused = await client.call_tool(SAMPLING_TOOL, {"prompt": "x"})
+        assert refused.is_error and "not found" in text_of(refused).lower(), text_of(refused)
+        elicited = await client.call_tool(ELICITATION_TOOL, {})
+        assert f"Name: user {user.label}" in text_of(elicited), text_of(elicited)
+    assert not user.sampled and len(user.elicited) == 1
+
+
 @pytest.fixture
 def router(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RouterHandle]:
     env = getattr(request, "param", {})
@@ -91,12 +102,7 @@ async def test_each_client_sees_the_tools_its_capabilities_unlock(router: Router
     assert len(children_of(pid)) == 2  # the main child and the {sampling} one
 
     dave = Recorder("dave")
-    async with Client(router.mcp_url, mode="legacy", elicitation_callback=dave.elicitation) as client:
-        refused = await client.call_tool(SAMPLING_TOOL, {"prompt": "x"})
-        assert refused.is_error and "not found" in text_of(refused).lower(), text_of(refused)
-        elicited = await client.call_tool(ELICITATION_TOOL, {})
-        assert "Name: user dave" in text_of(elicited), text_of(elicited)
-    assert not dave.sampled and len(dave.elicited) == 1
+    await elicit_without_sampling(router, "legacy", dave)
     assert len(children_of(pid)) == 3
 
     asked: list[Any] = []
@@ -121,12 +127,7 @@ async def test_a_2026_client_is_seen_with_its_capabilities_too(router: RouterHan
     pid = router.process.pid
     main = children_of(pid)
     gina = Recorder("gina")
-    async with Client(router.mcp_url, mode="2026-07-28", elicitation_callback=gina.elicitation) as client:
-        refused = await client.call_tool(SAMPLING_TOOL, {"prompt": "x"})
-        assert refused.is_error and "not found" in text_of(refused).lower(), text_of(refused)
-        elicited = await client.call_tool(ELICITATION_TOOL, {})
-        assert "Name: user gina" in text_of(elicited), text_of(elicited)
-    assert len(gina.elicited) == 1 and not gina.sampled
+    await elicit_without_sampling(router, "2026-07-28", gina)
     assert len(children_of(pid) - main) == 1
 
 

@@ -10,7 +10,7 @@ import logging
 from router.catalog.sources.base import CatalogSource
 from router.catalog.sources.registry import RegistrySource
 from router.guard.identity import Authenticator, JwtConfig, JwtVerifier, KeyStore
-from router.guard.policy_sources import ConsulPolicySource, EtcdPolicySource, FilePolicySource, PolicySource
+from router.guard.policy_sources import FilePolicySource, KeyPolicySource, PolicySource
 from router.observe.audit import FileSink, NatsSink, Publisher, Sink, StreamSink
 from router.observe.metrics import Metrics
 from router.settings import RouterSettings
@@ -50,9 +50,13 @@ def policy_sources_from(settings: RouterSettings) -> list[PolicySource]:
     if settings.policy_file is not None:
         sources.append(FilePolicySource(settings.policy_file, settings.policy_poll_interval))
     if settings.policy_consul_key is not None:
-        sources.append(ConsulPolicySource(settings.policy_consul_url, settings.policy_consul_key))
+        from router.kv.consul import ConsulKV
+
+        sources.append(KeyPolicySource(ConsulKV(settings.policy_consul_url), settings.policy_consul_key))
     if settings.policy_etcd_key is not None:
-        sources.append(EtcdPolicySource(settings.policy_etcd_endpoint, settings.policy_etcd_key))
+        from router.kv.etcd import EtcdKV
+
+        sources.append(KeyPolicySource(EtcdKV(settings.policy_etcd_endpoint), settings.policy_etcd_key))
     return sources
 
 

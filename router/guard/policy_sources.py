@@ -5,22 +5,23 @@ gone); `follow()` validates and installs them in the Guard. An invalid update is
 exact field and fix, counted, and ignored: the last valid policy stays in force. A deleted key
 also keeps the last policy (deleting a policy must not open everything up).
 
-These are small on purpose and separate from the catalog sources in `catalog/sources/`; both
-watch a key, and may share a watcher later.
+The Consul and etcd sources are one class over `router.kv`, the store clients the registry
+(`catalog/sources/`) uses too.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import urlsplit
 
 import anyio
 
 from router.errors import ConfigError
 from router.guard.policy import Guard
+from router.kv.base import KeyValueStore, StoreUnavailable
 from router.observe.metrics import Metrics
 
 log = logging.getLogger("toolmesh.guard")
@@ -57,72 +58,36 @@ class FilePolicySource:
             return None, None
 
 
-class ConsulPolicySource:
-    """Blocking queries on one KV key: an update arrives as soon as the key changes."""
+class KeyPolicySource:
+    """One key in Consul KV or etcd, through the store client the registry uses too: its value
+    at start, then every change (a Consul blocking query, an etcd watch). A store that cannot be
+    reached is retried with backoff; a value that did not change is not yielded again."""
 
-    def __init__(self, url: str, key: str, wait: str = "30s") -> None:
-        self.url, self.key, self.wait = url, key, wait
-        self.name = f"consul {key}"
-
-    async def updates(self) -> AsyncIterator[bytes | None]:
-        import consul
-        import consul.aio
-
-        parts = urlsplit(self.url)
-        client = consul.aio.Consul(
-            host=parts.hostname or "127.0.0.1", port=parts.port or 8500, scheme=parts.scheme or "http"
-        )
-        index: str | None = None
-        last: bytes | None = b"\x00unset"
-        delay = 0.5
-        try:
-            while True:
-                try:
-                    index, entry = await client.kv.get(self.key, index=index, wait=self.wait)
-                    delay = 0.5
-                except (consul.ConsulException, OSError, TimeoutError, consul.Timeout) as exc:
-                    log.warning(
-                        "consul policy watch failed; retrying", extra={"key": self.key, "reason": str(exc)}
-                    )
-                    await anyio.sleep(delay)
-                    delay = min(delay * 2, 10.0)
-                    continue
-                value = entry.get("Value") if isinstance(entry, dict) else None
-                if value != last:
-                    last = value
-                    yield value
-        finally:
-            with anyio.CancelScope(shield=True):
-                await client.http._session.close()
-
-
-class EtcdPolicySource:
-    """The key's value at start, then every change through an etcd watch."""
-
-    def __init__(self, endpoint: str, key: str) -> None:
-        host, _, port = endpoint.rpartition(":")
-        self.host, self.port, self.key = host or "127.0.0.1", int(port or 2379), key
-        self.name = f"etcd {key}"
+    def __init__(self, store: KeyValueStore, key: str) -> None:
+        self.store, self.key = store, key
+        self.name = f"{store.kind} {key}"
 
     async def updates(self) -> AsyncIterator[bytes | None]:
-        import aetcd
-
+        last: bytes | object | None = _UNSET
         delay = 0.5
         while True:
             try:
-                async with aetcd.Client(host=self.host, port=self.port) as client:
-                    got = await client.get(self.key.encode())
-                    yield got.value if got is not None else None
-                    revision = (got.mod_revision + 1) if got is not None else None
-                    watch = await client.watch(self.key.encode(), start_revision=revision)
-                    delay = 0.5
-                    async for event in watch:
-                        deleted = event.kind == aetcd.EventKind.DELETE
-                        yield None if deleted else event.kv.value
-            except (aetcd.exceptions.ClientError, OSError) as exc:
-                log.warning("etcd policy watch failed; retrying", extra={"key": self.key, "reason": str(exc)})
+                async with self.store as store, aclosing(store.watch_key(self.key)) as values:
+                    async for value in values:
+                        delay = 0.5
+                        if value != last:
+                            last = value
+                            yield value
+            except StoreUnavailable as exc:
+                log.warning(
+                    "policy watch failed; retrying",
+                    extra={"source": self.name, "key": self.key, "reason": str(exc)},
+                )
             await anyio.sleep(delay)
             delay = min(delay * 2, 10.0)
+
+
+_UNSET = object()
 
 
 async def follow(source: PolicySource, guard: Guard, metrics: Metrics) -> None:

@@ -1,6 +1,7 @@
 """What a service registry is to toolmesh, and the catalog source that follows one.
 
-One small interface, `Registry`, with one module per implementation (`consul.py`, `etcd.py`).
+One small interface, `Registry`, with one module per implementation (`consul.py`, `etcd.py`),
+each over the shared store client of `router.kv`.
 The registrar writes through it (register, heartbeat, deregister, approvals); the router reads
 through it (`watch`). Record layout and key names are in `router.catalog.record`, so the two
 sides share them.
@@ -21,12 +22,14 @@ from typing import Protocol, Self
 import anyio
 
 from router.catalog.record import BackendRecord, Catalog
+from router.kv.base import StoreUnavailable
 
 log = logging.getLogger("toolmesh.catalog")
 
 
-class RegistryUnavailable(Exception):
-    """The registry could not be reached, or refused the request; `str()` says why."""
+RegistryUnavailable = StoreUnavailable
+"""The registry could not be reached, or refused the request; `str()` says why. The registries
+talk to their stores through `router.kv`, whose failure this is."""
 
 
 class Registry(Protocol):

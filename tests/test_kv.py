@@ -1,0 +1,94 @@
+"""The key-value client layer (`router.kv`) the registry and the policy sources share, run against
+both stores: the Consul double and a real etcd. Same contract, so a difference shows up here."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
+
+import anyio
+import pytest
+
+from router.kv.base import KeyValueStore, StoreUnavailable
+from router.kv.consul import ConsulKV
+from router.kv.etcd import EtcdKV
+from tests.support.procs import free_port
+from tests.support.registries import RunningRegistry, registry_server
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module", params=["consul", "etcd"])
+def running(request: pytest.FixtureRequest) -> Iterator[RunningRegistry]:
+    with registry_server(request.param) as registry:
+        yield registry
+
+
+def store(kind: str, url: str, request_timeout: float = 5.0) -> KeyValueStore:
+    if kind == "consul":
+        return ConsulKV(url, wait=5, request_timeout=request_timeout)
+    return EtcdKV(url, request_timeout=request_timeout)
+
+
+def unique_key() -> str:
+    return f"toolmesh-test/kv/k{time.monotonic_ns()}"
+
+
+async def read_until(
+    values: AsyncIterator[bytes | None], wanted: bytes | None, allowed: set[bytes | None]
+) -> None:
+    """Read the watch until it yields `wanted`; every value on the way must be in `allowed`."""
+    with anyio.fail_after(10):
+        async for value in values:
+            assert value in allowed | {wanted}, f"the watch yielded {value!r}"
+            if value == wanted:
+                return
+    raise AssertionError("the watch ended")
+
+
+async def test_get_put_delete(running: RunningRegistry) -> None:
+    key = unique_key()
+    async with store(running.kind, running.url) as kv:
+        assert await kv.get(key) is None
+        await kv.put(key, b"one")
+        assert await kv.get(key) == b"one"
+        await kv.delete(key)
+        assert await kv.get(key) is None
+        await kv.delete(key)  # deleting what is not there is no error
+
+
+async def test_watch_key_sees_each_change_of_that_key_and_nothing_else(running: RunningRegistry) -> None:
+    key = unique_key()
+    async with (
+        store(running.kind, running.url) as kv,
+        store(running.kind, running.url) as writer,
+        aclosing(kv.watch_key(key)) as values,
+    ):
+        with anyio.fail_after(10):
+            assert await values.__anext__() is None  # no such key yet
+        await writer.put(f"{key}-sibling", b"a longer key with the same start")
+        await writer.put(key, b"v1")
+        await read_until(values, b"v1", {None})
+        await writer.put(key, b"v2")
+        await read_until(values, b"v2", {b"v1"})
+        await writer.delete(key)
+        await read_until(values, None, {b"v2"})
+
+
+@pytest.mark.parametrize(
+    ("kind", "address"),
+    [
+        ("consul", "http://127.0.0.1:{port}"),
+        ("etcd", "http://127.0.0.1:{port}"),
+        ("etcd", "127.0.0.1:{port}"),
+    ],
+)
+async def test_an_unreachable_store_raises_store_unavailable_naming_it(kind: str, address: str) -> None:
+    url = address.format(port=free_port())
+    async with store(kind, url, request_timeout=2) as kv:
+        with pytest.raises(StoreUnavailable, match=url):
+            await kv.get("toolmesh-test/kv/nothing")
+        with pytest.raises(StoreUnavailable, match=url):
+            async with aclosing(kv.watch_key("toolmesh-test/kv/nothing")) as values:
+                await values.__anext__()

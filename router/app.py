@@ -42,7 +42,7 @@ from router.server.events import EventStore
 from router.server.http import McpEndpoint
 from router.server.security import OriginPolicy
 from router.settings import RouterSettings
-from router.state.bus import ClientBus, LocalBus, NatsBus
+from router.state.bus import ClientBus, LocalBus, MayRead, NatsBus
 from router.state.listeners import ListenStreams
 from router.state.sessions import MemorySessionStore, SessionIds, SessionStore
 from router.upstream.backend import Backend
@@ -273,7 +273,7 @@ class Router:
 
         if isinstance(self.bus, NatsBus):  # a cancel POSTed to another replica ends the call here
             self.bus.on_cancel = self.endpoint.cancel
-        self._updates = SharedUpdates(link, self.parking.replica, self.endpoint.broadcast)
+        self._updates = SharedUpdates(link, self.parking.replica, self._deliver_update)
         link.listeners.append(self._updates.start)
         self._events = SharedEvents(link, self.endpoint.events)
         self.endpoint.shared_events = self._events
@@ -350,7 +350,27 @@ class Router:
             if self._updates is not None:  # the stream may be on another replica, which may not hear it
                 await self._updates.heard(update)
             else:
-                self.endpoint.broadcast(update)
+                self._deliver_update(update)
+
+    def _deliver_update(self, update: Message) -> int:
+        """Hand a resource update (heard here or by another replica) to the streams here that
+        asked for it and, under a policy, whose agent may still read it."""
+        return self.endpoint.broadcast(update, self._may_read(update["params"]["uri"]))
+
+    def _may_read(self, uri: str) -> MayRead | None:
+        """Under a policy, who may hear updates of `uri`: the agents whose view lets them read it
+        now. Subscriptions were checked when made; this keeps a narrowed policy true for them."""
+        guard = self.guard
+        if guard.policy is None:
+            return None
+        target = self.pool.index.resolve_uri(uri)
+        server = target.server if target is not None else None
+
+        def may_read(agent: str, groups: frozenset[str]) -> bool:
+            # A URI the catalog no longer resolves cannot be read either.
+            return server is not None and guard.view(Agent(agent, groups)).allows("resources", server, uri)
+
+        return may_read
 
     def _session_ended(self, session_id: str) -> None:
         """Release what a legacy session held: its subscriptions and its own upstream sessions."""

@@ -27,11 +27,17 @@ def write_policy(path: Path, policy: dict[str, Any]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def client_with(url: str, token: str | None, mode: str, **headers: str) -> AsyncIterator[Client]:
+async def client_with(
+    url: str, token: str | None, mode: str, *, message_handler: Any = None, **headers: str
+) -> AsyncIterator[Client]:
     """An SDK client whose every HTTP request carries `Authorization: Bearer <token>`."""
     extra = {**({"Authorization": f"Bearer {token}"} if token else {}), **headers}
     async with (
         create_mcp_http_client(headers=extra) as http,
-        Client(streamable_http_client(url, http_client=http), mode=mode) as client,  # type: ignore[arg-type]
+        Client(
+            streamable_http_client(url, http_client=http),
+            mode=mode,  # type: ignore[arg-type]
+            message_handler=message_handler,
+        ) as client,
     ):
         yield client

@@ -19,6 +19,7 @@ import pytest
 from mcp import Client, types
 
 from tests.conftest import run_router
+from tests.guard_support import client_with, make_keys, write_policy
 from tests.support.procs import sample_server_http
 
 pytestmark = pytest.mark.anyio
@@ -74,7 +75,7 @@ async def test_a_legacy_subscriber_hears_updates_and_others_do_not(tmp_path: Pat
 
 
 async def listen_frames(
-    http: aiohttp.ClientSession, url: str, notifications: dict[str, Any]
+    http: aiohttp.ClientSession, url: str, notifications: dict[str, Any], token: str | None = None
 ) -> AsyncIterator[dict[str, Any]]:
     body = {
         "jsonrpc": "2.0",
@@ -87,6 +88,7 @@ async def listen_frames(
         "Content-Type": "application/json",
         "MCP-Protocol-Version": MODERN,
         "Mcp-Method": "subscriptions/listen",
+        **({"Authorization": f"Bearer {token}"} if token else {}),
     }
     async with http.post(url, data=json.dumps(body), headers=headers) as response:
         assert response.status == 200 and response.content_type == "text/event-stream"
@@ -131,3 +133,79 @@ async def test_a_listen_stream_gets_what_it_asked_for_tagged(tmp_path: Path, era
             assert frame["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == "listen-1"
         updates = [f["params"]["uri"] for f in frames if f["method"] == "notifications/resources/updated"]
         assert updates == [HELLO]  # never mem://s/other, which this stream did not ask for
+
+
+BLOB = "mem://s/blob"
+
+
+def readers_may_read(*uris: str) -> dict[str, Any]:
+    """Writers may use everything on `s`; readers may only read (and subscribe to) `uris`."""
+    return {
+        "default": "deny",
+        "groups": {"writers": {"allow": {"servers": ["s"]}}, "readers": {"allow": {"resources": list(uris)}}},
+    }
+
+
+@pytest.mark.filterwarnings("ignore:resources/(un)?subscribe is removed")
+@pytest.mark.parametrize("era", ["legacy", "modern"])
+async def test_an_agent_that_loses_read_access_stops_hearing_updates(tmp_path: Path, era: str) -> None:
+    """Subscribed (legacy) or listening (2026-07-28) to two resources, a reader whose policy then
+    drops one of them hears no more updates of it, and still hears the other's."""
+    keys = make_keys(tmp_path / "keys.json", {"reader": ["readers"], "writer": ["writers"]})
+    policy = tmp_path / "policy.json"
+    write_policy(policy, readers_may_read(HELLO, BLOB))
+    env = {
+        "TOOLMESH_POLICY_FILE": str(policy),
+        "TOOLMESH_POLICY_POLL_INTERVAL": "0.2",
+        "TOOLMESH_AUTH_KEYS_FILE": str(tmp_path / "keys.json"),
+        "TOOLMESH_AUTH_ANONYMOUS": "never",
+    }
+    mode = "legacy" if era == "legacy" else MODERN
+    touch_args = {} if era == "legacy" else {"standalone": True}
+    with (
+        sample_server_http("s", era=era, log_dir=tmp_path) as (url, _),  # type: ignore[arg-type]
+        run_router(tmp_path, {"s": {"url": url}}, "--prefix", "never", env=env) as router,
+    ):
+        updates: list[str] = []
+        inbox = Inbox()
+        async with (
+            client_with(router.mcp_url, keys["reader"], "legacy", message_handler=inbox) as reader,
+            client_with(router.mcp_url, keys["writer"], mode) as writer,
+            aiohttp.ClientSession() as http,
+            anyio.create_task_group() as tg,
+        ):
+            if era == "legacy":
+                await reader.subscribe_resource(HELLO)
+                await reader.subscribe_resource(BLOB)
+                updates = inbox.updates
+            else:
+                frames: list[dict[str, Any]] = []
+
+                async def listen() -> None:
+                    wanted = {"resourceSubscriptions": [HELLO, BLOB]}
+                    async for frame in listen_frames(http, router.mcp_url, wanted, keys["reader"]):
+                        frames.append(frame)
+                        if frame["method"] == "notifications/resources/updated":
+                            updates.append(frame["params"]["uri"])
+
+                tg.start_soon(listen)
+                await wait_for(lambda: frames)
+            await anyio.sleep(0.5)  # the router subscribes upstream in the background
+            await writer.call_tool("touch", {"uri": HELLO, **touch_args})
+            await wait_for(lambda: updates == [HELLO])
+
+            await anyio.to_thread.run_sync(write_policy, policy, readers_may_read(BLOB))
+
+            async def readable() -> set[str]:
+                return {str(r.uri) for r in (await reader.list_resources()).resources}
+
+            with anyio.fail_after(15):
+                while HELLO in await readable():
+                    await anyio.sleep(0.2)
+            await writer.call_tool("touch", {"uri": HELLO, **touch_args})
+            await writer.call_tool("touch", {"uri": BLOB, **touch_args})
+            await wait_for(lambda: BLOB in updates)
+            # Updates arrive in the order they were sent: an update of HELLO that got through
+            # would stand before BLOB's.
+            assert updates == [HELLO, BLOB]
+            tg.cancel_scope.cancel()

@@ -52,7 +52,7 @@ from router.server.listen import serve_listen
 from router.server.protocol import DISCONNECT_EXTENSION
 from router.server.security import OriginPolicy
 from router.server.streams import KEEPALIVE_SECONDS, SSE_HEADERS, ReplyStream, follow, send_body, sse
-from router.state.bus import ClientBus, LocalBus
+from router.state.bus import ClientBus, LocalBus, MayRead
 from router.state.events_link import ResumeRefused, SharedEvents
 from router.state.listeners import ListenStreams
 from router.state.sessions import LocalSession, SessionRecord, SessionStore, SessionUnavailable
@@ -297,6 +297,7 @@ class McpEndpoint:
                 message,
                 KEEPALIVE_SECONDS,
                 self.dispatcher.on_subscriptions,
+                caller.agent,
             )
             return
         level = message["params"]["_meta"].get(LOG_LEVEL_KEY)
@@ -518,14 +519,14 @@ class McpEndpoint:
 
     # -- fan-out ------------------------------------------------------------------------------
 
-    def broadcast(self, message: dict[str, Any]) -> int:
+    def broadcast(self, message: dict[str, Any], may_read: MayRead | None = None) -> int:
         """Hand a fan-out event (list_changed, resources/updated) to every interested client here:
         legacy GET streams (through the bus) and 2026-07-28 listen streams.
 
         Each replica broadcasts only to its own streams: every replica sees the same catalog
         changes, and every stream is held by one replica, so each client hears it once.
         """
-        return self.bus.broadcast(message) + self.listen_streams.publish(message)
+        return self.bus.broadcast(message, may_read) + self.listen_streams.publish(message, may_read)
 
 
 def _envelope_problem(message: Any) -> RPCError | None:

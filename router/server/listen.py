@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 import orjson
 
+from router.guard.identity import ANONYMOUS, Agent
 from router.server.streams import SSE_HEADERS
 from router.state.listeners import Interest, ListenStreams, Message
 
@@ -41,11 +42,12 @@ async def serve_listen(
     message: Message,
     keepalive: float,
     on_change: Callable[[], None] | None = None,
+    agent: Agent = ANONYMOUS,
 ) -> None:
     params = message.get("params") or {}
     interest = Interest.from_filter(params.get("notifications"))
     meta = {SUBSCRIPTION_ID_KEY: message["id"]}
-    listener = bus.listen(interest)
+    listener = bus.listen(interest, (agent.id, agent.groups))
     if interest.uris and on_change is not None:
         on_change()
     ack = {

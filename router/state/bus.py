@@ -34,12 +34,14 @@ log = logging.getLogger("toolmesh.bus")
 
 Message = dict[str, Any]
 MessageSender = Callable[[Message], Awaitable[None]]
+MayRead = Callable[[str, frozenset[str]], bool]
+"""Whether an agent (id, groups) may still read what a message is about; the guard decides."""
 CLIENT_GONE = -32001
 
 
 class ClientBus(Protocol):
     async def deliver(self, session_id: str, message: Message) -> bool: ...
-    def broadcast(self, message: Message) -> int: ...
+    def broadcast(self, message: Message, may_read: MayRead | None = None) -> int: ...
     async def stream_opened(self, session: LocalSession) -> None: ...
     async def stream_closed(self, session: LocalSession) -> None: ...
     async def request(
@@ -54,6 +56,12 @@ def wants(session: LocalSession, message: Message) -> bool:
     if message.get("method") == "notifications/resources/updated":
         return (message.get("params") or {}).get("uri") in session.record.subscriptions
     return True
+
+
+def reader_of(session: LocalSession) -> tuple[str, frozenset[str]]:
+    """The agent (id, groups) that opened the session, as `MayRead` takes it."""
+    identity = session.record.identity or {}
+    return session.record.agent, frozenset(identity.get("groups") or ())
 
 
 class _Pending:
@@ -97,9 +105,16 @@ class LocalBus:
         session = self.sessions.get(session_id)
         return session is not None and session.push(message)
 
-    def broadcast(self, message: Message) -> int:
-        """Queue a message on every GET stream this replica holds that wants it; how many took it."""
-        return sum(session.push(message) for session in self.sessions.all() if wants(session, message))
+    def broadcast(self, message: Message, may_read: MayRead | None = None) -> int:
+        """Queue a message on every GET stream this replica holds that wants it; how many took it.
+
+        `may_read` (a resource update under a policy) is asked about each session's agent: a
+        subscription made while the policy allowed it does not outlive the policy's change."""
+        return sum(
+            session.push(message)
+            for session in self.sessions.all()
+            if wants(session, message) and (may_read is None or may_read(*reader_of(session)))
+        )
 
     async def stream_opened(self, session: LocalSession) -> None:
         """Nothing to announce: there is no other replica."""

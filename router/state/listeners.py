@@ -15,6 +15,8 @@ from typing import Any
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from router.state.bus import MayRead
+
 Message = dict[str, Any]
 LISTEN_BUFFER = 256
 
@@ -65,6 +67,8 @@ class Listener:
     outbox: MemoryObjectSendStream[Message]
     inbox: MemoryObjectReceiveStream[Message]
     dropped: bool = field(default=False)
+    # The agent (id, groups) listening, for `MayRead`: a policy may narrow after the stream opened.
+    reader: tuple[str, frozenset[str]] = ("anonymous", frozenset())
 
 
 class ListenStreams:
@@ -73,11 +77,12 @@ class ListenStreams:
     def __init__(self) -> None:
         self._listeners: set[Listener] = set()
 
-    def publish(self, message: Message) -> int:
-        """Hand a fan-out event to every stream that asked for it; how many took it."""
+    def publish(self, message: Message, may_read: MayRead | None = None) -> int:
+        """Hand a fan-out event to every stream that asked for it (and, given `may_read`, whose
+        agent may still read what it is about); how many took it."""
         taken = 0
         for listener in list(self._listeners):
-            if listener.interest.wants(message):
+            if listener.interest.wants(message) and (may_read is None or may_read(*listener.reader)):
                 try:
                     listener.outbox.send_nowait(message)
                     taken += 1
@@ -88,9 +93,11 @@ class ListenStreams:
                     self.close(listener)
         return taken
 
-    def listen(self, interest: Interest) -> Listener:
+    def listen(self, interest: Interest, reader: tuple[str, frozenset[str]] | None = None) -> Listener:
         outbox, inbox = anyio.create_memory_object_stream[Message](LISTEN_BUFFER)
         listener = Listener(interest, outbox, inbox)
+        if reader is not None:
+            listener.reader = reader
         self._listeners.add(listener)
         return listener
 

@@ -47,6 +47,7 @@ SAMPLE_TOOLS = {
     "touch",
     "crash",
     "whoami",
+    "meta",
     "progress",
 }
 

@@ -118,6 +118,32 @@ async def test_a_call_is_audited_traced_and_sent_with_the_backends_credentials(o
         assert secret not in log
 
 
+async def test_trace_context_reaches_stdio_and_2026_backends_in_meta(observed: Observed) -> None:
+    """A stdio child sees no headers and a 2026-07-28 backend reads `_meta`: both get the router's
+    span as `_meta.traceparent` (SEP-414), replacing the one the client put there."""
+    client_span = "00f067aa0ba902b7"
+    async with client_with(
+        observed.router.mcp_url, observed.keys["ops"], "legacy", traceparent=TRACEPARENT
+    ) as ops:
+        for tool in ("alpha__meta", "beta__meta"):  # alpha: stdio, legacy era; beta: HTTP, 2026-07-28
+            stale = {"traceparent": f"00-{'1' * 32}-{'2' * 16}-01"}
+            result = await ops.call_tool(tool, {}, meta=stale)
+            meta = json.loads(result.content[0].text)  # type: ignore[union-attr]
+            _, trace_id, parent, flags = meta["traceparent"].split("-")
+            assert trace_id == TRACE_ID and parent != client_span and flags == "01", meta
+            [record] = [r for r in audit_records(observed.audit, 4) if r["target"] == tool]
+            assert record["span_id"] == parent  # the router's own span, as in the audit record
+
+
+async def test_without_trace_propagation_no_trace_context_goes_upstream(tmp_path: Path) -> None:
+    servers = {"alpha": sample_server_stdio_entry("alpha")}
+    with run_router(tmp_path, servers, env={"TOOLMESH_TRACE_PROPAGATION": "false"}) as router:
+        async with client_with(router.mcp_url, None, "legacy", traceparent=TRACEPARENT) as client:
+            result = await client.call_tool("alpha__meta", {})
+    meta = json.loads(result.content[0].text)  # type: ignore[union-attr]
+    assert "traceparent" not in meta, meta
+
+
 async def test_metrics_count_calls_by_server_tool_and_outcome_without_secrets(observed: Observed) -> None:
     async with client_with(observed.router.mcp_url, observed.keys["ops"], "2026-07-28") as ops:
         for _ in range(3):

@@ -31,6 +31,8 @@ _CONNECTION_ERRORS = (OSError, ValueError)
 class HttpChannel:
     # Closing a request's response stream cancels it (the 2026-07-28 rule; we close on cancel).
     stream_close_cancels = True
+    # Per-request headers (traceparent among them) reach the backend; a stdio child sees none.
+    carries_headers = True
 
     def __init__(self, server: str, url: str, headers: Mapping[str, str], connect_timeout: float) -> None:
         self.server = server

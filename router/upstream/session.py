@@ -183,17 +183,28 @@ class UpstreamSession:
         extra_headers: Mapping[str, str] | None = None,
         param_headers: Mapping[str, str] | None = None,
     ) -> Message:
+        # Trace context also rides in `_meta` (SEP-414), where a stdio child and a 2026-07-28
+        # backend look for it; our span is its parent, replacing any the client sent.
+        trace = extra_headers.get("traceparent") if extra_headers else None
         if self.era == "modern":
             # A 2026-07-28 client's own envelope wins, so the backend sees its real capabilities.
-            params = {**(params or {}), "_meta": {**self._envelope, **((params or {}).get("_meta") or {})}}
+            meta = {**self._envelope, **((params or {}).get("_meta") or {})}
+            if trace is not None:
+                meta["traceparent"] = trace
+            params = {**(params or {}), "_meta": meta}
             name_key = NAME_BEARING.get(method)
             headers = self._modern_headers(method, params.get(name_key) if name_key else None)
             if param_headers:
                 headers.update(param_headers)
         else:
             headers = self._legacy_headers
+            client_meta = False
             if params and "_meta" in params:
                 params = _without_envelope(params)
+                client_meta = True
+            # Over HTTP the header carries it, unless the client's `_meta` has a stale one.
+            if trace is not None and (client_meta or not getattr(self.channel, "carries_headers", False)):
+                params = _with_traceparent(params, trace)
         if extra_headers:
             headers = {**headers, **extra_headers}
         message = self._message(method, params)
@@ -261,6 +272,15 @@ class UpstreamSession:
         if isinstance(name, str):
             headers["mcp-name"] = encode_header_value(name)
         return headers
+
+
+def _with_traceparent(params: Mapping[str, Any] | None, traceparent: str) -> Mapping[str, Any]:
+    """`params` with `_meta.traceparent` set (a copy; the client's other `_meta` keys stay)."""
+    meta = (params or {}).get("_meta")
+    return {
+        **(params or {}),
+        "_meta": {**(meta if isinstance(meta, dict) else {}), "traceparent": traceparent},
+    }
 
 
 def _without_envelope(params: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -189,6 +189,15 @@ class SampleBackend:
             ),
             (
                 types.Tool(
+                    name="meta",
+                    description="Return the request's `_meta` as JSON (to see what the router sends).",
+                    input_schema=_schema(),
+                    annotations=read_only,
+                ),
+                self._meta,
+            ),
+            (
+                types.Tool(
                     name="progress",
                     description="Send `steps` progress notifications and one log message, then return.",
                     input_schema=_schema({"steps": {"type": "integer", "minimum": 0}}, ["steps"]),
@@ -463,6 +472,10 @@ class SampleBackend:
     async def _whoami(self, ctx: Ctx, args: dict[str, Any]) -> types.CallToolResult:
         """Return this process's PID, to observe restarts."""
         return types.CallToolResult(content=[_text(str(os.getpid()))])
+
+    async def _meta(self, ctx: Ctx, args: dict[str, Any]) -> types.CallToolResult:
+        """Return the request's `_meta` (trace context, envelope, progress token) as JSON."""
+        return types.CallToolResult(content=[_text(orjson.dumps(dict(ctx.meta or {}), default=str).decode())])
 
     async def _progress(self, ctx: Ctx, args: dict[str, Any]) -> types.CallToolResult:
         """Report `steps` progress notifications (if the request has a progressToken), log once, return."""

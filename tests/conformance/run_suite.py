@@ -151,16 +151,34 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, timeout: float = 30.0) -> None:
     """Block until something accepts connections on 127.0.0.1:`port`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SetupError(f"the backend exited early with code {process.returncode}")
+            raise SetupError(f"the {what} exited early with code {process.returncode}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
             return
         time.sleep(0.1)
-    raise SetupError(f"the backend did not listen on port {port} within {timeout:.0f} s")
+    raise SetupError(f"the {what} did not listen on port {port} within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def listening(what: str, command: list[str], port: int, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `command` (output to `log_path`) until it listens on `port`; stop it (by PID) afterwards."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for_port(port, process, what)
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 @contextlib.contextmanager
@@ -175,19 +193,9 @@ def running_router(backend_url: str, work_dir: Path, protocol: str = "auto") -> 
     port = free_port()
     command = [sys.executable, "-m", "router", "router", "--config", str(catalog), "--port", str(port)]
     command += ["--prefix", "never", "--log-format", "text", "--log-level", "info"]
-    with (work_dir / "router.log").open("wb") as log:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_for_port(port, process)
-            wait_ready(f"http://127.0.0.1:{port}/readyz", process)
-            yield f"http://127.0.0.1:{port}/mcp"
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with listening("router", command, port, work_dir / "router.log") as process:
+        wait_ready(f"http://127.0.0.1:{port}/readyz", process)
+        yield f"http://127.0.0.1:{port}/mcp"
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
@@ -209,24 +217,9 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0
 def running_backend(log_path: Path) -> Iterator[str]:
     """Start ``tests.conformance.backend`` on a free port; yield its URL; stop it afterwards."""
     port = free_port()
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tests.conformance.backend", "--port", str(port)],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_for_port(port, process)
-            yield f"http://127.0.0.1:{port}/mcp"
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    command = [sys.executable, "-m", "tests.conformance.backend", "--port", str(port)]
+    with listening("backend", command, port, log_path):
+        yield f"http://127.0.0.1:{port}/mcp"
 
 
 # --- Running the suite ------------------------------------------------------------------------------

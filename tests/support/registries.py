@@ -46,6 +46,17 @@ class RunningRegistry:
     def stop(self) -> None:
         self.process.stop()
 
+    def __enter__(self) -> RunningRegistry:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()  # it may have started and then not listened in time
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def restart(self) -> None:
         self.process = ManagedProcess(self.argv, name=self.kind, log_dir=self.log_dir)
         self.start()
@@ -65,12 +76,8 @@ def etcd_server() -> Iterator[RunningRegistry]:
             "--initial-cluster", f"test=http://127.0.0.1:{peer}",
             "--log-level", "warn",
         ]  # fmt: skip
-        registry = RunningRegistry("etcd", argv, client, Path(tmp))
-        registry.start()
-        try:
+        with RunningRegistry("etcd", argv, client, Path(tmp)) as registry:
             yield registry
-        finally:
-            registry.stop()
 
 
 @contextlib.contextmanager
@@ -82,12 +89,8 @@ def consul_double(reap_interval: float = 0.2, min_deregister_after: float = 1.0)
             sys.executable, "-m", "tests.consul_double", "--port", str(port),
             "--reap-interval", str(reap_interval), "--min-deregister-after", str(min_deregister_after),
         ]  # fmt: skip
-        registry = RunningRegistry("consul", argv, port, Path(tmp))
-        registry.start()
-        try:
+        with RunningRegistry("consul", argv, port, Path(tmp)) as registry:
             yield registry
-        finally:
-            registry.stop()
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlsplit
 
 from router.catalog.record import (
@@ -27,7 +27,7 @@ from router.catalog.record import (
     from_consul,
     to_consul_meta,
 )
-from router.catalog.sources.registry import RegistryUnavailable
+from router.catalog.sources.registry import RegistryUnavailable, StoreRegistry
 from router.kv.consul import ConsulKV, consul_module
 
 log = logging.getLogger("toolmesh.catalog")
@@ -36,7 +36,7 @@ KV_VALUE_LIMIT = 512 * 1024
 PASSING = "passing"
 
 
-class ConsulRegistry:
+class ConsulRegistry(StoreRegistry):
     kind = "consul"
 
     def __init__(
@@ -53,14 +53,9 @@ class ConsulRegistry:
         self.url = url
         self.service = service
         self.ttl, self.deregister_after = ttl, deregister_after
-        self.kv = ConsulKV(url, wait=wait, request_timeout=request_timeout, min_interval=min_interval)
-
-    async def __aenter__(self) -> Self:
-        await self.kv.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.kv.__aexit__(*exc)
+        self.kv: ConsulKV = ConsulKV(
+            url, wait=wait, request_timeout=request_timeout, min_interval=min_interval
+        )
 
     # -- writing ------------------------------------------------------------------------------
 

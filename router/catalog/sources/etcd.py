@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncGenerator
-from typing import Any, Self
+from typing import Any
 
 from router.catalog.record import (
     DEFAULT_ETCD_PREFIX,
@@ -26,12 +26,13 @@ from router.catalog.record import (
     from_json,
     to_json,
 )
+from router.catalog.sources.registry import StoreRegistry
 from router.kv.etcd import EtcdKV
 
 log = logging.getLogger("toolmesh.catalog")
 
 
-class EtcdRegistry:
+class EtcdRegistry(StoreRegistry):
     kind = "etcd"
 
     def __init__(
@@ -46,15 +47,8 @@ class EtcdRegistry:
         self.url = url
         self.prefix = prefix
         self.ttl = max(1, round(ttl))
-        self.kv = EtcdKV(url, request_timeout=request_timeout, coalesce=coalesce)
+        self.kv: EtcdKV = EtcdKV(url, request_timeout=request_timeout, coalesce=coalesce)
         self._lease: Any = None
-
-    async def __aenter__(self) -> Self:
-        await self.kv.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.kv.__aexit__(*exc)
 
     # -- writing ------------------------------------------------------------------------------
 

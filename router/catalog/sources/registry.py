@@ -22,7 +22,7 @@ from typing import Protocol, Self
 import anyio
 
 from router.catalog.record import BackendRecord, Catalog
-from router.kv.base import StoreUnavailable
+from router.kv.base import KeyValueStore, StoreUnavailable
 
 log = logging.getLogger("toolmesh.catalog")
 
@@ -67,6 +67,19 @@ class Registry(Protocol):
         Close it with `contextlib.aclosing` in the task that iterates it (it may hold a task
         group); raises RegistryUnavailable when the registry goes away."""
         ...
+
+
+class StoreRegistry:
+    """What both registries share: one `router.kv` store client, open while the registry is entered."""
+
+    kv: KeyValueStore
+
+    async def __aenter__(self) -> Self:
+        await self.kv.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.kv.__aexit__(*exc)
 
 
 class RegistrySource:

@@ -8,6 +8,7 @@ client's call caused it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from mcp import Client, types
 
 from tests.conftest import run_router
 from tests.guard_support import client_with, make_keys, write_policy
+from tests.support.cluster import CLUSTER_KEY, nats_server
 from tests.support.procs import sample_server_http
 
 pytestmark = pytest.mark.anyio
@@ -147,10 +149,14 @@ def readers_may_read(*uris: str) -> dict[str, Any]:
 
 
 @pytest.mark.filterwarnings("ignore:resources/(un)?subscribe is removed")
+@pytest.mark.parametrize("shared", [False, True], ids=["alone", "nats"])
 @pytest.mark.parametrize("era", ["legacy", "modern"])
-async def test_an_agent_that_loses_read_access_stops_hearing_updates(tmp_path: Path, era: str) -> None:
+async def test_an_agent_that_loses_read_access_stops_hearing_updates(
+    tmp_path: Path, era: str, shared: bool
+) -> None:
     """Subscribed (legacy) or listening (2026-07-28) to two resources, a reader whose policy then
-    drops one of them hears no more updates of it, and still hears the other's."""
+    drops one of them hears no more updates of it, and still hears the other's. With NATS the
+    update takes the shared path (published for the other replicas, delivered here once)."""
     keys = make_keys(tmp_path / "keys.json", {"reader": ["readers"], "writer": ["writers"]})
     policy = tmp_path / "policy.json"
     write_policy(policy, readers_may_read(HELLO, BLOB))
@@ -162,10 +168,14 @@ async def test_an_agent_that_loses_read_access_stops_hearing_updates(tmp_path: P
     }
     mode = "legacy" if era == "legacy" else MODERN
     touch_args = {} if era == "legacy" else {"standalone": True}
-    with (
-        sample_server_http("s", era=era, log_dir=tmp_path) as (url, _),  # type: ignore[arg-type]
-        run_router(tmp_path, {"s": {"url": url}}, "--prefix", "never", env=env) as router,
-    ):
+    with contextlib.ExitStack() as stack:
+        url, _ = stack.enter_context(sample_server_http("s", era=era, log_dir=tmp_path))  # type: ignore[arg-type]
+        if shared:
+            env["TOOLMESH_CLUSTER_KEY"] = CLUSTER_KEY
+        nats = ["--nats", stack.enter_context(nats_server(tmp_path)).url] if shared else []
+        router = stack.enter_context(
+            run_router(tmp_path, {"s": {"url": url}}, "--prefix", "never", *nats, env=env)
+        )
         updates: list[str] = []
         inbox = Inbox()
         async with (

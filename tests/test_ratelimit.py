@@ -10,7 +10,7 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +164,50 @@ async def test_three_stores_sharing_nats_admit_the_global_limit(nats_js: NatsSer
     allowed = rule.capacity + rule.rate * elapsed
     assert allowed * 0.85 <= sum(admitted) <= allowed + 3, (admitted, allowed)
     assert all(count > 0 for count in admitted), admitted
+
+
+@contextlib.asynccontextmanager
+async def a_store(kind: str, nats_url: str) -> AsyncIterator[MemoryRateStore | NatsRateStore]:
+    """A rate store of `kind`; the NATS one connected to a real server and out of fallback."""
+    if kind == "memory":
+        yield MemoryRateStore()
+        return
+    link = NatsLink(nats_url)
+    store = NatsRateStore(link, heartbeat=0.2)
+    link.listeners.append(store.on_link)
+    async with anyio.create_task_group() as tg:
+        await tg.start(link.run)
+        with anyio.fail_after(10):
+            while store.degraded:
+                await anyio.sleep(0.05)
+        yield store
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("kind", ["memory", "nats"])
+async def test_a_call_a_later_rule_refuses_consumes_nothing_from_earlier_rules(
+    kind: str, nats_js: NatsServer
+) -> None:
+    # Checked in this order: the agent's budget on the whole server first, then the tool's.
+    agent_rule = LimitRule(rate=3, period=600, server="svc", per=("agent",))
+    tool_rule = LimitRule(rate=1, period=600, server="svc", tool="slow")
+    async with a_store(kind, nats_js.url) as store:
+        limiter = RateLimiter(store)
+        limiter.configure([agent_rule, tool_rule])
+        await limiter.check("ann", "svc", "slow")  # both rules admit it: 1 of ann's 3 is used
+        for _ in range(5):  # refused by the tool rule: ann's budget must stay at 2
+            with pytest.raises(RateLimited, match="on svc/slow"):
+                await limiter.check("ann", "svc", "slow")
+        await limiter.check("ann", "svc", "echo")
+        await limiter.check("ann", "svc", "echo")
+        with pytest.raises(RateLimited, match="on svc per agent"):
+            await limiter.check("ann", "svc", "echo")
+        await limiter.check("bob", "svc", "echo")  # bob's budget was never touched
+        if isinstance(store, NatsRateStore):  # the shared bucket agrees: 3 of ann's calls counted
+            assert store.kv is not None
+            key = next(k for k in await store.kv.keys() if k.endswith(".ann"))
+            tat = float((await store.kv.get(key)).value or b"0")
+            assert tat - time.time() == pytest.approx(3 * agent_rule.interval, abs=5)
 
 
 # -- three router replicas --------------------------------------------------------------------------

@@ -11,7 +11,10 @@ or a remembered denial), so the check adds no network round trip on the hot path
 
 Rules come from the catalog (`limits` under a server, or `toolmesh.limits` for all of them).
 A call is checked against every rule that matches its server and tool; a rule's `per`
-dimensions choose the bucket (`per: ["agent"]` gives each agent its own).
+dimensions choose the bucket (`per: ["agent"]` gives each agent its own). A call one rule
+refuses consumes nothing: the calls already taken from the rules checked before it are given
+back (`RateStore.refund`), so a refused call never uses up another rule's budget. Refunds happen
+only on refusal, so an admitted call pays nothing for them.
 """
 
 from __future__ import annotations
@@ -61,6 +64,10 @@ class RateStore(Protocol):
         """Take one call from `key`'s bucket: 0.0 if admitted, else seconds to wait."""
         ...
 
+    def refund(self, key: str, rule: LimitRule) -> None:
+        """Give back one call `take` admitted moments ago (a later rule refused the call)."""
+        ...
+
 
 class MemoryRateStore:
     """Buckets in this process; exact for one replica. Also the NATS store's fallback."""
@@ -81,6 +88,12 @@ class MemoryRateStore:
 
     async def take(self, key: str, rule: LimitRule) -> float:
         return self.take_now(key, rule)
+
+    def refund(self, key: str, rule: LimitRule) -> None:
+        """GCRA steps are additive: moving the TAT back one interval undoes one admission."""
+        tat = self._tat.get(key)
+        if tat is not None:
+            self._tat[key] = tat - rule.interval
 
     def forget_idle(self) -> None:
         now = self._clock()
@@ -124,17 +137,23 @@ class RateLimiter:
         return found
 
     async def check(self, agent: str, server: str, tool: str) -> None:
-        for rid, rule in self._rules_for(server, tool):
-            key = rid
-            for dimension in rule.per:
-                key += "." + _part(
-                    agent if dimension == "agent" else server if dimension == "server" else tool
-                )
+        rules = self._rules_for(server, tool)
+        for index, (rid, rule) in enumerate(rules):
+            key = self._key(rid, rule, agent, server, tool)
             wait = await self.store.take(key, rule)
             if wait > 0:
+                for earlier_rid, earlier in rules[:index]:  # a refused call consumes nothing
+                    self.store.refund(self._key(earlier_rid, earlier, agent, server, tool), earlier)
                 if self.on_reject is not None:
                     self.on_reject(server)
                 raise RateLimited(rule.describe(), wait)
+
+    @staticmethod
+    def _key(rid: str, rule: LimitRule, agent: str, server: str, tool: str) -> str:
+        key = rid
+        for dimension in rule.per:
+            key += "." + _part(agent if dimension == "agent" else server if dimension == "server" else tool)
+        return key
 
 
 def retry_after_header(seconds: float) -> bytes:

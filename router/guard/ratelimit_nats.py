@@ -14,6 +14,10 @@ contention (measured in docs/benchmarks.md):
 - **Remembered denials.** A refused lease says how long until the next call fits; until then the
   replica refuses locally.
 
+A refund (a later rule refused the call) puts the call back into the key's lease, where the next
+call on this replica uses it; the shared TAT already counts leased calls, so this is exact for
+the cluster as long as the lease lives, and an unused refund lapses like any leased call.
+
 NATS unreachable (not connected, or a KV call failing or slower than `op_timeout`): the store
 falls back to local buckets holding the rule divided by the replica count last seen (replicas
 announce themselves on `<prefix>.replicas` every `heartbeat` seconds), logs it, and reports
@@ -184,6 +188,13 @@ class NatsRateStore:
             finally:
                 lease.inflight.set()
                 lease.inflight = None
+
+    def refund(self, key: str, rule: LimitRule) -> None:
+        lease = self._leases.get(key)
+        if lease is not None and lease.expires > time.monotonic():
+            lease.tokens += 1
+        else:  # taken from the local fallback while NATS was away (or the lease just lapsed)
+            self.local.refund(key, self._local_rule(rule))
 
     async def _refill(self, key: str, rule: LimitRule, lease: _Lease, now: float) -> None:
         hot = now - lease.last_refill < self.hot_interval

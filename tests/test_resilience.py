@@ -236,3 +236,34 @@ async def test_a_full_instance_answers_busy_at_once(tmp_path: Path) -> None:
                 assert time.monotonic() - started < 0.5
             assert reply["error"]["code"] == -32003
             assert "1 calls in flight and 0 waiting (the queue is full)" in reply["error"]["message"]
+
+
+async def test_a_legacy_session_keeps_its_instance_on_every_replica(tmp_path: Path) -> None:
+    """Affinity is saved with the session in NATS: a session continued on another replica
+    reaches the instance it used first (3 instances, 6 sessions: chance alone would agree with
+    probability 3^-6)."""
+    from tests.support.cluster import McpHttp, cluster
+
+    with (
+        instances(tmp_path, 3) as running,
+        cluster(tmp_path, {"svc": entry([u for u, _ in running])}, replicas=2) as group,
+    ):
+        first, second = (replica.mcp_url for replica in group.replicas)
+        async with aiohttp.ClientSession() as http:
+            sessions = [McpHttp(http) for _ in range(6)]
+            pinned: list[str] = []
+            for session in sessions:
+                await session.initialize(first)
+                seen = {
+                    (await session.request(first, "tools/call", {"name": "svc__whoami"})).result["content"][
+                        0
+                    ]["text"]
+                    for _ in range(3)
+                }
+                assert len(seen) == 1, "a session sticks to one instance on its replica"
+                pinned.extend(seen)
+            await anyio.sleep(0.5)  # the record is written after the reply; let it land
+            for session, pid in zip(sessions, pinned, strict=True):
+                for _ in range(3):
+                    reply = await session.request(second, "tools/call", {"name": "svc__whoami"})
+                    assert reply.result["content"][0]["text"] == pid

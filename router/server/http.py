@@ -233,11 +233,13 @@ class McpEndpoint:
         )
         resumable = self.resumable_streams and record.protocol_version in POLLING_VERSIONS
         subscriptions, upstream = list(record.subscriptions), dict(record.upstream)
+        affinity = dict(record.affinity)
         await self._respond(send, ctx, message, record.id if resumable else None)
         if (
             record.log_level != ctx.log_level
             or record.subscriptions != subscriptions
             or record.upstream != upstream
+            or record.affinity != affinity  # so another replica picks the same instance
         ):
             record.log_level = ctx.log_level
             await self.sessions.save(session)

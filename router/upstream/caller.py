@@ -89,8 +89,8 @@ class Caller:
                     extra={"server": server, "instance": instance.instance_id, "reason": exc.message},
                 )
                 continue
-            if affinity is not None and len(instances) > 1:
-                affinity[server] = instance.instance_id
+            if affinity is not None and len(instances) > 1 and preferred != instance.instance_id:
+                affinity[server] = instance.instance_id  # saved with the session (shared store)
             return reply
         if failure is not None:
             raise failure

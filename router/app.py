@@ -1,4 +1,5 @@
-"""Assembles the router: the ASGI app with /mcp, /healthz, /readyz, /metrics and /admin/, and its runtime.
+"""Assembles the router: the ASGI app with /mcp, /v1/tools, /healthz, /readyz, /metrics and /admin/,
+and its runtime.
 
 The runtime's background work (watching the catalog, supervising backends, rebuilding the index,
 sweeping idle sessions) runs in one task group that lives as long as the ASGI lifespan, and is
@@ -41,6 +42,7 @@ from router.relay.parking import Parking, StateCodec
 from router.server.events import EventStore
 from router.server.http import McpEndpoint
 from router.server.security import OriginPolicy
+from router.server.tools_http import ToolsEndpoint
 from router.settings import RouterSettings
 from router.state.bus import ClientBus, LocalBus, MayRead, NatsBus
 from router.state.listeners import ListenStreams
@@ -164,6 +166,7 @@ class Router:
         self._events: Any = None
         if self.nats is not None:
             self._share_relay(self.nats)
+        self.tools_endpoint = ToolsEndpoint(self.endpoint)
         if sources is None:
             sources = (
                 [StaticFileSource(settings.config, settings.catalog_poll_interval)] if settings.config else []
@@ -511,10 +514,13 @@ class Router:
             elif path.startswith("/.well-known/oauth-protected-resource"):
                 headers = _headers(scope)
                 await _json(send, 200, self.auth.protected_resource_metadata(headers))
+            elif path.startswith("/v1/tools"):
+                await self.tools_endpoint(scope, receive, send)
             elif path in {"/admin", "/admin/"}:
                 await self._admin(scope, send)
             else:
-                await _json(send, 404, {"error": f"no such path {path}; MCP is served at /mcp"})
+                error = f"no such path {path}; MCP is served at /mcp, plain HTTP tool calls at /v1/tools"
+                await _json(send, 404, {"error": error})
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 

@@ -21,7 +21,7 @@ import pytest
 from router.catalog.config_file import parse_catalog
 from router.catalog.policy import LimitRule
 from router.errors import ConfigError, RateLimited
-from router.guard.ratelimit import MemoryRateStore, RateLimiter, gcra, send_rate_limited
+from router.guard.ratelimit import MemoryRateStore, RateLimiter, gcra
 from router.guard.ratelimit_nats import NatsRateStore
 from router.state.nats_link import NatsLink
 from tests.conftest import RouterHandle, run_router
@@ -72,18 +72,6 @@ async def test_limits_apply_per_agent_per_tool_and_name_the_limit() -> None:
         await limiter.check("dee", "svc", "slow")  # the tool's bucket is shared by every agent
     clock[0] = 10.0
     await limiter.check("ann", "svc", "echo")
-
-
-async def test_non_mcp_endpoints_get_429_with_retry_after() -> None:
-    sent: list[dict[str, Any]] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await send_rate_limited(send, RateLimited("5/1s on all", 0.2))
-    assert sent[0]["status"] == 429
-    assert (b"retry-after", b"1") in sent[0]["headers"]
-    assert json.loads(sent[1]["body"])["retryAfter"] == 0.2
 
 
 def test_limits_in_the_catalog_file_and_their_errors() -> None:

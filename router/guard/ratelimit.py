@@ -154,25 +154,3 @@ class RateLimiter:
         for dimension in rule.per:
             key += "." + _part(agent if dimension == "agent" else server if dimension == "server" else tool)
         return key
-
-
-def retry_after_header(seconds: float) -> bytes:
-    """`Retry-After` is whole seconds (RFC 9110); round up so a client never comes back early."""
-    return str(max(1, int(seconds + 0.999))).encode()
-
-
-async def send_rate_limited(send: Any, error: RateLimited) -> None:
-    """HTTP 429 with Retry-After, for endpoints that are not MCP (MCP gets a JSON-RPC error)."""
-    import orjson
-
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 429,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"retry-after", retry_after_header(error.retry_after)),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": orjson.dumps({"error": error.message, **error.data})})

@@ -19,7 +19,7 @@ import contextvars
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -79,6 +79,15 @@ class Caller:
     trace: tracing.Trace | None
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a request is turned away before it is read: an HTTP status, a reason, extra headers."""
+
+    status: int
+    reason: str
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+
 _NOBODY = Caller(ANONYMOUS, OPEN, None)
 # Set once per HTTP request in `McpEndpoint.__call__` (each request runs in its own task).
 _caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("toolmesh_caller", default=None)
@@ -130,24 +139,11 @@ class McpEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
-        if not self.policy.host_ok(headers.get("host")):
-            await _plain(send, 421, b"Invalid Host header")
+        caller = await self.admit(scope, headers)
+        if isinstance(caller, Refusal):
+            await _plain(send, caller.status, caller.reason.encode(), caller.headers)
             return
-        if not self.policy.origin_ok(headers.get("origin")):
-            await _plain(send, 403, b"Invalid Origin header")
-            return
-        agent = ANONYMOUS
-        if self.auth is not None:
-            try:
-                agent = await self.auth.authenticate(headers, scope.get("client"))
-            except AuthError as exc:
-                self.metrics.auth_failures.labels(exc.reason).inc()
-                challenge = [(b"www-authenticate", self.auth.challenge(headers, exc))]
-                await _plain(send, 401, exc.description.encode(), challenge)
-                return
-        view = self.guard.view(agent) if self.guard is not None else OPEN
-        trace = tracing.start(headers.get("traceparent")) if self.trace else None
-        _caller.set(Caller(agent, view, trace))
+        _caller.set(caller)
         method = scope["method"]
         if method == "POST":
             await self._post(scope, receive, send, headers)
@@ -157,6 +153,27 @@ class McpEndpoint:
             await self._delete(send, headers)
         else:
             await _plain(send, 405, b"Method Not Allowed", [(b"allow", b"GET, POST, DELETE")])
+
+    async def admit(self, scope: Scope, headers: dict[str, str]) -> Caller | Refusal:
+        """Who is asking, or why they may not ask: Host and Origin checks, then identity.
+
+        Every endpoint that calls tools admits through here (also `/v1/tools`), so they share
+        one set of checks; each renders a refusal in its own format."""
+        if not self.policy.host_ok(headers.get("host")):
+            return Refusal(421, "Invalid Host header")
+        if not self.policy.origin_ok(headers.get("origin")):
+            return Refusal(403, "Invalid Origin header")
+        agent = ANONYMOUS
+        if self.auth is not None:
+            try:
+                agent = await self.auth.authenticate(headers, scope.get("client"))
+            except AuthError as exc:
+                self.metrics.auth_failures.labels(exc.reason).inc()
+                challenge = [(b"www-authenticate", self.auth.challenge(headers, exc))]
+                return Refusal(401, exc.description, challenge)
+        view = self.guard.view(agent) if self.guard is not None else OPEN
+        trace = tracing.start(headers.get("traceparent")) if self.trace else None
+        return Caller(agent, view, trace)
 
     # -- POST ---------------------------------------------------------------------------------
 

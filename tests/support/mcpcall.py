@@ -13,9 +13,14 @@ _ids = itertools.count(1)
 
 
 async def call_tool(
-    http: aiohttp.ClientSession, url: str, name: str, arguments: dict[str, Any], agent: str = "tests"
+    http: aiohttp.ClientSession,
+    url: str,
+    name: str,
+    arguments: dict[str, Any],
+    agent: str = "tests",
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """POST one tools/call; return the JSON-RPC response (with `result` or `error`)."""
+    """POST one tools/call (with extra `headers`, e.g. a bearer token); the JSON-RPC response."""
     meta = {
         "io.modelcontextprotocol/protocolVersion": VERSION,
         "io.modelcontextprotocol/clientCapabilities": {},
@@ -28,6 +33,7 @@ async def call_tool(
         "params": {"name": name, "arguments": arguments, "_meta": meta},
     }
     headers = {
+        **(headers or {}),
         "Content-Type": "application/json",
         "Accept": "application/json, text/event-stream",
         "MCP-Protocol-Version": VERSION,

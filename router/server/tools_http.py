@@ -1,0 +1,173 @@
+"""Tools over plain HTTP, for clients that do not speak MCP: `/v1/tools`.
+
+- `GET /v1/tools`: the tools this agent may see, as `{"tools": [...]}` (the MCP definitions).
+- `POST /v1/tools/{name}/call`: call one; the body is the tool's arguments as a JSON object (an
+  empty body means no arguments) and the reply is the MCP `CallToolResult` as JSON.
+
+A call takes the same path as `tools/call` over MCP: the MCP endpoint's `admit` (Host and Origin
+checks, identity), the agent's policy view, then the dispatcher (rate limits, balancing,
+breakers, retries) and the call observer (metrics, audit). It has no session and declares no
+client capabilities, so a tool that asks its client something during the call is told the
+client cannot answer, and its progress and log messages are dropped.
+
+Failures are JSON `{"error": {"message": ..., "code"?: ..., "data"?: ...}}` with an HTTP status
+saying whose problem it is (the JSON-RPC code and data, where there is one, are the ones an MCP
+client would get):
+
+    400 body not a JSON object, or the server rejected the arguments (-32602)
+    401 no or bad credentials (with WWW-Authenticate); 403 foreign Origin; 421 foreign Host
+    404 no such tool for this agent (hidden tools fail alike), or no such path
+    405 wrong method (with Allow); 413 body too large; 415 not application/json
+    429 a rate limit refused the call, with Retry-After (whole seconds, rounded up)
+    502 the server answered with an error of its own
+    503 no instance can take the call (down, busy, circuit open: Retry-After when known)
+    504 the server did not answer within its timeout
+
+A tool that ran and reported a failure (`isError: true`) is a 200: the call itself worked.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import anyio
+import orjson
+
+from router.errors import (
+    INVALID_PARAMS,
+    BackendError,
+    BackendTimeout,
+    CircuitOpen,
+    RateLimited,
+    RPCError,
+)
+from router.relay.dispatch import CallContext, Result
+from router.server.http import CANCELLED, McpEndpoint, Refusal, _cancel_on_disconnect, _read_body
+
+PREFIX = "/v1/tools"
+SUFFIX = "/call"
+JSON = (b"content-type", b"application/json")
+
+
+def retry_after_header(seconds: float) -> bytes:
+    """`Retry-After` is whole seconds (RFC 9110); round up so a client never comes back early."""
+    return str(max(1, int(seconds + 0.999))).encode()
+
+
+def status_of(error: RPCError, resolved: bool) -> tuple[int, list[tuple[bytes, bytes]]]:
+    """The HTTP status (and Retry-After, where known) for an error a call ended with.
+
+    `resolved`: the tool name was found, so an invalid-params error came from the server."""
+    if isinstance(error, RateLimited):
+        return 429, [(b"retry-after", retry_after_header(error.retry_after))]
+    if isinstance(error, CircuitOpen):
+        return 503, [(b"retry-after", retry_after_header(error.retry_in))]
+    if isinstance(error, BackendTimeout):
+        return 504, []
+    if isinstance(error, BackendError):
+        return 503, []
+    if error.code == INVALID_PARAMS:
+        return (400 if resolved else 404), []
+    return 502, []
+
+
+class ToolsEndpoint:
+    def __init__(self, mcp: McpEndpoint) -> None:
+        self.mcp = mcp
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path: str = scope["path"]
+        listing = path in {PREFIX, PREFIX + "/"}
+        name = path[len(PREFIX) + 1 : -len(SUFFIX)] if path.endswith(SUFFIX) else ""
+        if not listing and not name:
+            await _problem(send, 404, f"no such path {path}: use GET {PREFIX} or POST {PREFIX}/{{name}}/call")
+            return
+        wanted = "GET" if listing else "POST"
+        if scope["method"] != wanted:
+            await _problem(send, 405, f"use {wanted} on {path}", [(b"allow", wanted.encode())])
+            return
+        headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+        caller = await self.mcp.admit(scope, headers)
+        if isinstance(caller, Refusal):
+            await _problem(send, caller.status, caller.reason, caller.headers)
+            return
+        ctx = CallContext("legacy", agent=caller.agent, view=caller.view, trace=caller.trace)
+        if listing:
+            await self._list(send, ctx)
+        else:
+            await self._call(scope, receive, send, headers, ctx, name)
+
+    async def _list(self, send: Any, ctx: CallContext) -> None:
+        tools: list[Any] = []
+        params: dict[str, Any] = {}
+        while True:
+            page = await self.mcp.dispatcher.dispatch(ctx, "tools/list", params)
+            decoded = orjson.loads(page) if isinstance(page, bytes) else page
+            tools += decoded["tools"]
+            if "nextCursor" not in decoded:
+                break
+            params = {"cursor": decoded["nextCursor"]}
+        await _send(send, 200, orjson.dumps({"tools": tools}))
+
+    async def _call(
+        self,
+        scope: dict[str, Any],
+        receive: Any,
+        send: Any,
+        headers: dict[str, str],
+        ctx: CallContext,
+        name: str,
+    ) -> None:
+        if not headers.get("content-type", "application/json").startswith("application/json"):
+            await _problem(send, 415, "send the tool's arguments as application/json")
+            return
+        body = await _read_body(receive, self.mcp.max_body_bytes)
+        if body is None:
+            await _problem(send, 413, f"body larger than {self.mcp.max_body_bytes} bytes")
+            return
+        try:
+            arguments = orjson.loads(body) if body.strip() else {}
+        except orjson.JSONDecodeError as exc:
+            await _problem(send, 400, f"body is not JSON: {exc}")
+            return
+        if not isinstance(arguments, dict):
+            await _problem(send, 400, "body must be a JSON object: the tool's arguments by name")
+            return
+        params = {"name": name, "arguments": arguments}
+        started = time.perf_counter()
+        result: Result | None = None
+        error: RPCError | None = None
+        async with anyio.create_task_group() as tg:  # the client going away cancels the call
+            tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
+            try:
+                result = await self.mcp.dispatcher.dispatch(ctx, "tools/call", params)
+            except RPCError as exc:
+                error = exc
+            tg.cancel_scope.cancel()
+        elapsed = time.perf_counter() - started
+        if result is None and error is None:  # cancelled: nobody is left to answer
+            error = CANCELLED
+        outcome = "ok" if error is None else "cancelled" if error is CANCELLED else "error"
+        self.mcp.metrics.observe_request("tools/call", outcome, elapsed)
+        if self.mcp.observer is not None:
+            code = error.code if error is not None else None
+            self.mcp.observer.finished(ctx, "tools/call", params, result, code, elapsed)
+        if error is CANCELLED:
+            return
+        if error is None:
+            await _send(send, 200, result if isinstance(result, bytes) else orjson.dumps(result))
+            return
+        status, extra = status_of(error, ctx.server is not None)
+        await _send(send, status, orjson.dumps({"error": error.to_error()}), extra)
+
+
+async def _problem(
+    send: Any, status: int, message: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    await _send(send, status, orjson.dumps({"error": {"message": message}}), extra)
+
+
+async def _send(send: Any, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [JSON, *(extra or [])]})
+    await send({"type": "http.response.body", "body": body})

@@ -464,6 +464,7 @@ class Router:
                     "state": backend.state,
                     "error": backend.last_error if backend.state != "ready" else None,
                     "breaker": self.pool.instances[(server, instance)].breaker.state,
+                    "critical": self.pool.instances[(server, instance)].critical,
                 }
                 for (server, instance), backend in sorted(self.pool.backends.items())
             ],
@@ -480,10 +481,14 @@ class Router:
         return document
 
     def _breaker_detail(self, server: str, instance: str) -> dict[str, Any]:
+        """Why an instance may be out of rotation: its breaker, or the registry's health check."""
         guard = self.pool.instances.get((server, instance))
-        if guard is None or guard.breaker.state == "closed":
+        if guard is None:
             return {}
-        return {"breaker": guard.breaker.state, "retry_in": round(guard.breaker.retry_in(), 3)}
+        detail: dict[str, Any] = {"critical": True} if guard.critical else {}
+        if guard.breaker.state != "closed":
+            detail.update(breaker=guard.breaker.state, retry_in=round(guard.breaker.retry_in(), 3))
+        return detail
 
     def _ratelimit_detail(self) -> dict[str, Any]:
         store = self.rate_store

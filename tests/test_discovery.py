@@ -158,6 +158,49 @@ def test_consul_critical_check_drops_the_instance_at_once(tmp_path: Path) -> Non
             wait_until(lambda: f"{name}__echo" in tool_names(f"{base}/mcp"), 20, "tools back")
 
 
+def test_a_failing_instance_leaves_rotation_but_stays_connected(tmp_path: Path) -> None:
+    """Two instances in Consul; one's check fails: calls reach only the other, the failing one
+    stays connected (no restart), and it is back in rotation as soon as its check passes."""
+    with registry_server("consul") as consul:
+        name = unique("rot")
+        with (
+            sample_server_http(name, log_dir=tmp_path) as (url1, server1),
+            sample_server_http(name, log_dir=tmp_path) as (url2, server2),
+            discovery_router(tmp_path, consul) as base,
+            registrar_process(tmp_path, consul, name, "--url", url1, "--instance-id", "i1", "--ttl", "60"),
+            registrar_process(tmp_path, consul, name, "--url", url2, "--instance-id", "i2", "--ttl", "60"),
+        ):
+            backends = f"{base}/readyz"
+            wait_until(lambda: len(get_json(backends)["backends"]) == 2, 30, "both instances connected")
+
+            def whoami(calls: int) -> set[str]:
+                replies = [call_tool(f"{base}/mcp", f"{name}__whoami", {}) for _ in range(calls)]
+                return {
+                    r["result"]["content"][0]["text"] if "result" in r else r["error"]["message"]
+                    for r in replies
+                }
+
+            wait_until(lambda: whoami(10) == {str(server1.pid), str(server2.pid)}, 10, "calls reach both")
+            fail = urllib.request.Request(
+                f"{consul.url}/v1/agent/check/fail/service:mcp-{name}-i1", method="PUT"
+            )
+            urllib.request.urlopen(fail, timeout=5).close()
+            wait_until(lambda: get_json(backends)["backends"][f"{name}/i1"].get("critical"), 5, "i1 critical")
+            assert whoami(20) == {str(server2.pid)}
+            assert get_json(backends)["backends"][f"{name}/i1"]["state"] == "ready", "still connected"
+            passed = urllib.request.Request(
+                f"{consul.url}/v1/agent/check/pass/service:mcp-{name}-i1", method="PUT"
+            )
+            urllib.request.urlopen(passed, timeout=5).close()
+            started = time.monotonic()
+            wait_until(lambda: whoami(10) == {str(server1.pid), str(server2.pid)}, 5, "i1 back in rotation")
+            assert time.monotonic() - started < 2.5
+            [router_log] = tmp_path.glob("router-*.log")
+            text = router_log.read_text()
+            assert "instance out of rotation" in text and "instance back in rotation" in text
+            assert "backend removed" not in text, "the failing instance kept its connection"
+
+
 # -- the registry itself comes and goes ----------------------------------------------------------
 
 

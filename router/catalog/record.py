@@ -92,22 +92,28 @@ class Catalog(BaseModel):
 
     servers: dict[str, tuple[BackendRecord, ...]] = Field(default_factory=dict)
     limits: tuple[LimitRule, ...] = ()
+    # Keys of instances the registry still lists but whose health check is not passing: kept
+    # connected if already running, out of rotation until the check passes again.
+    critical: frozenset[tuple[str, str]] = frozenset()
 
     def records(self) -> set[BackendRecord]:
         return {record for instances in self.servers.values() for record in instances}
 
     @classmethod
-    def of(cls, records: Iterable[BackendRecord]) -> Catalog:
+    def of(cls, records: Iterable[BackendRecord], critical: Iterable[tuple[str, str]] = ()) -> Catalog:
         """Group instances by server, in a stable order; quarantined instances are left out."""
         servers: dict[str, list[BackendRecord]] = {}
         for record in sorted(records, key=lambda r: r.key):
             if record.servable:
                 servers.setdefault(record.server, []).append(record)
-        return cls(servers={name: tuple(instances) for name, instances in servers.items()})
+        return cls(
+            servers={name: tuple(instances) for name, instances in servers.items()},
+            critical=frozenset(critical),
+        )
 
     def merged(self, other: Catalog) -> Catalog:
         """Both catalogs' instances and limits (a static file and a registry may be used together)."""
-        both = Catalog.of(self.records() | other.records())
+        both = Catalog.of(self.records() | other.records(), self.critical | other.critical)
         return both.model_copy(update={"limits": self.limits + other.limits})
 
 

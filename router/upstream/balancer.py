@@ -72,7 +72,7 @@ class Instance:
 
 
 def critical(instance: Instance) -> bool:
-    """The registry's verdict (a failing health check); set by discovery sources that have one."""
+    """The registry's verdict (a failing health check, `Catalog.critical`), set by the pool."""
     return instance.critical
 
 

@@ -58,12 +58,27 @@ class BackendPool:
 
     async def apply(self, catalog: Catalog, task_group: TaskGroup) -> None:
         """Make the running backends match `catalog`; wait for new ones' first connect attempt."""
-        wanted = {record.key: record for record in catalog.records()}
+        critical = catalog.critical
+        # A failing instance already running stays connected (out of rotation); a new one waits.
+        wanted = {
+            record.key: record
+            for record in catalog.records()
+            if record.key not in critical or record.key in self.backends
+        }
         for key in [key for key, backend in self.backends.items() if wanted.get(key) != backend.record]:
             self._stop(key)
         started = [
             self._start(record, task_group) for key, record in wanted.items() if key not in self.backends
         ]
+        for key, instance in self.instances.items():
+            if instance.critical != (key in critical):
+                instance.critical = key in critical
+                log.info(
+                    "instance out of rotation: the registry reports it failing"
+                    if instance.critical
+                    else "instance back in rotation: its health check passes",
+                    extra={"server": key[0], "instance": key[1]},
+                )
         with anyio.move_on_after(max((b.connect_timeout for b in started), default=0) + 1):
             for backend in started:
                 await backend.first_attempt.wait()
@@ -153,9 +168,13 @@ class BackendPool:
                 log.exception("index listener failed")
 
     def _server_definitions(self) -> dict[str, Definitions]:
-        """One definitions set per server, from a ready instance (instances are interchangeable)."""
+        """One definitions set per server, from a ready instance (instances are interchangeable).
+        Instances the registry reports failing count for nothing: a server with only those is
+        not offered."""
         result: dict[str, Definitions] = {}
-        for (server, _), backend in sorted(self.backends.items()):
-            if backend.definitions is not None and (server not in result or backend.state == "ready"):
-                result[server] = backend.definitions
+        for key, backend in sorted(self.backends.items()):
+            if self.instances[key].critical or backend.definitions is None:
+                continue
+            if key[0] not in result or backend.state == "ready":
+                result[key[0]] = backend.definitions
         return result

@@ -1,9 +1,11 @@
 """Consul as a registry: agent service registration with a TTL check, and health watches.
 
 The router follows one blocking query, `GET /v1/health/service/<service>?index=N&wait=W`, and
-keeps the instances whose checks all pass, so an instance whose TTL check turns critical leaves
-the catalog on the very wake-up that reports it (Consul's own reaper removes it only after
-`DeregisterCriticalServiceAfter`, at least a minute). The client, its timeouts and the blocking
+serves the instances whose checks all pass; an instance whose TTL check turns critical leaves
+rotation on the very wake-up that reports it (Consul's own reaper removes it only after
+`DeregisterCriticalServiceAfter`, at least a minute). Such instances are reported apart
+(`Snapshot.critical`), so one the router already runs stays connected and comes back at once
+when its check passes again. The client, its timeouts and the blocking
 query loop (index rules, rate limit) are `router.kv.consul.ConsulKV`, shared with the policy source.
 """
 
@@ -27,7 +29,7 @@ from router.catalog.record import (
     from_consul,
     to_consul_meta,
 )
-from router.catalog.sources.registry import RegistryUnavailable, StoreRegistry
+from router.catalog.sources.registry import RegistryUnavailable, Snapshot, StoreRegistry
 from router.kv.consul import ConsulKV, consul_module
 
 log = logging.getLogger("toolmesh.catalog")
@@ -123,22 +125,27 @@ class ConsulRegistry(StoreRegistry):
     # -- watching -----------------------------------------------------------------------------
 
     async def watch(self) -> AsyncGenerator[list[BackendRecord], None]:
+        """Snapshots: the passing instances, and those with a failing check apart (`critical`)."""
+
         def query(index: int | None, wait: str | None) -> Any:
             return self.kv.client.health.service(self.service, index=index, wait=wait)
 
         async with aclosing(self.kv.blocking("health query", query)) as answers:
             async for entries in answers:
-                yield self._healthy_records(entries)
+                yield self._snapshot(entries)
 
-    def _healthy_records(self, entries: list[dict[str, Any]]) -> list[BackendRecord]:
-        records = []
+    def _snapshot(self, entries: list[dict[str, Any]]) -> Snapshot:
+        """Instances whose checks all pass, and apart those with a check that does not."""
+        passing: list[BackendRecord] = []
+        failing: list[BackendRecord] = []
         for entry in entries:
             service = entry.get("Service") or {}
             checks = entry.get("Checks") or ()
-            if any(check.get("Status") != PASSING for check in checks):
-                continue
             try:
-                records.append(from_consul(service, (entry.get("Node") or {}).get("Address", "")))
+                record = from_consul(service, (entry.get("Node") or {}).get("Address", ""))
             except RecordError as exc:
                 log.warning("registry entry ignored", extra={"source": self.kind, "reason": str(exc)})
-        return records
+                continue
+            healthy = all(check.get("Status") == PASSING for check in checks)
+            (passing if healthy else failing).append(record)
+        return Snapshot(passing, failing)

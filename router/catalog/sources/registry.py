@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from contextlib import aclosing
 from typing import Protocol, Self
 
@@ -82,6 +82,17 @@ class StoreRegistry:
         await self.kv.__aexit__(*exc)
 
 
+class Snapshot(list[BackendRecord]):
+    """What a watch may yield instead of a plain list: the passing instances (the list itself)
+    and, apart, those the registry still holds with a failing check (Consul; etcd drops them).
+    The router keeps a failing instance it already runs connected but out of rotation, so it is
+    back at once when its check passes again."""
+
+    def __init__(self, passing: Iterable[BackendRecord] = (), critical: Iterable[BackendRecord] = ()) -> None:
+        super().__init__(passing)
+        self.critical = tuple(critical)
+
+
 class RegistrySource:
     """A CatalogSource over a Registry: snapshots as instances come, fail health and go.
 
@@ -130,7 +141,8 @@ class RegistrySource:
                     async for records in watch:
                         self._set_health(True)
                         delay = self.backoff_min
-                        catalog = Catalog.of(records)
+                        critical = records.critical if isinstance(records, Snapshot) else ()
+                        catalog = Catalog.of([*records, *critical], [r.key for r in critical])
                         if catalog != last:
                             last = catalog
                             yield catalog

@@ -1,14 +1,15 @@
 """Benchmark: breakers, failover and rate limits of the router under load, with real processes.
 
-    .venv/bin/python bench/resilience.py [--quick] [--repeats N] [--json bench/results/resilience.json]
+    .venv/bin/python bench/resilience.py [--quick] [--repeats N] [--only NAME] [--json FILE]
 
 Four measurements (targets from issue 6; method and results in docs/benchmarks.md):
 
 1. failover   3 instances of `bench/fast_backend.py` behind one router, steady load from 16
               concurrent clients; one instance is SIGKILLed a third of the way in. Every failed
               call must have been in flight when the instance died.
-2. fail fast  the same 3 instances hung (SIGSTOP) until every breaker is open, then sequential
-              calls: error latency p50/p99 (target p99 <= 5 ms).
+2. fail fast  the same 3 instances hung (SIGSTOP) until every breaker is open, then wrk at one
+              connection on one legacy session: error latency p50/p99 (target p99 <= 5 ms),
+              next to `ping` on the same session (the machine's floor).
 3. global     3 router replicas sharing one NATS (JetStream), one limit of L calls per 10 s,
               more than 3 x L offered across the replicas: calls admitted per 10 s window
               (target L +- 5%).
@@ -42,10 +43,21 @@ import aiohttp
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import BENCH_DIR, Processes, free_port, wait_until
+from harness import (
+    BENCH_DIR,
+    PROTOCOL_VERSION,
+    BenchError,
+    McpClient,
+    Processes,
+    free_port,
+    pinned,
+    run_wrk,
+    wait_until,
+)
 
 ROOT = BENCH_DIR.parent
 VERSION = "2026-07-28"
+ROUTER_CPU, LOAD_CPU = 1, 0  # as bench/run.py: the router alone on one core, wrk on the other
 _ids = itertools.count(1)
 
 
@@ -72,7 +84,12 @@ def _port_open(port: int) -> bool:
 
 
 def router(
-    procs: Processes, tmp: Path, name: str, servers: dict[str, Any], env: dict[str, str] | None = None
+    procs: Processes,
+    tmp: Path,
+    name: str,
+    servers: dict[str, Any],
+    env: dict[str, str] | None = None,
+    cpu: int | None = None,
 ) -> str:
     catalog = tmp / f"{name}.json"
     catalog.write_text(json.dumps({"mcpServers": servers}))
@@ -81,7 +98,9 @@ def router(
     environment = {**os.environ, "TOOLMESH_LOG_LEVEL": "warning", **(env or {})}
     procs.log_dir.mkdir(parents=True, exist_ok=True)
     with (procs.log_dir / f"{name}.log").open("wb") as log:
-        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=environment)
+        child = subprocess.Popen(
+            pinned(command, cpu), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=environment
+        )
     procs.children.append(child)
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: _status(f"{base}/readyz") == 200, 30, f"router {name}", child=child)
@@ -199,7 +218,10 @@ async def failover(tmp: Path, seconds: float) -> dict[str, Any]:
 # -- 2. fail fast ---------------------------------------------------------------------------------
 
 
-async def fail_fast(tmp: Path, samples: int) -> dict[str, Any]:
+async def fail_fast(tmp: Path, seconds: int) -> dict[str, Any]:
+    """Errors with every breaker open, timed by wrk at one connection (not by a Python client,
+    whose own overhead would dominate), next to the floor: `ping` on the same session, which
+    the router answers without touching a backend. Router on CPU 1, wrk on CPU 0."""
     with Processes(tmp / "logs-failfast", ROOT) as procs:
         urls, children = zip(*[backend(procs, f"fast-{n}") for n in range(3)], strict=True)
         servers = {
@@ -208,8 +230,8 @@ async def fail_fast(tmp: Path, samples: int) -> dict[str, Any]:
                 "tools": {"tool_0": {"timeout": 0.3}},
             }
         }
-        env = {"TOOLMESH_BREAKER_FAILURES": "3", "TOOLMESH_BREAKER_RESET": "120"}
-        base = router(procs, tmp, "failfast", servers, env)
+        env = {"TOOLMESH_BREAKER_FAILURES": "3", "TOOLMESH_BREAKER_RESET": "600"}
+        base = router(procs, tmp, "failfast", servers, env, cpu=ROUTER_CPU)
         for child in children:
             os.kill(child.pid, signal.SIGSTOP)
         try:
@@ -218,32 +240,47 @@ async def fail_fast(tmp: Path, samples: int) -> dict[str, Any]:
                     replies = await asyncio.gather(*[call(http, base, "fast__tool_0") for _ in range(9)])
                     if all("circuit open" in r.get("error", {}).get("message", "") for r in replies):
                         break
-                latencies: list[float] = []
-                pings: list[float] = []
-                messages = set()
-                for _ in range(samples):
-                    started = time.perf_counter()
-                    reply = await call(http, base, "fast__tool_0")
-                    latencies.append((time.perf_counter() - started) * 1000)
-                    messages.add(reply["error"]["message"].split(";")[0])
-                    # The floor on this machine: a router round trip that touches no backend.
-                    started = time.perf_counter()
-                    await call(http, base, "", method="ping")
-                    pings.append((time.perf_counter() - started) * 1000)
+            client = McpClient(int(base.rsplit(":", 1)[1]))
+            session = client.open()
+            target = {"name": "fast__tool_0", "arguments": {"text": "hello"}}
+            message = _error_message(client, target)
+            wrk_env = {
+                "MCP_METHOD": "tools/call",
+                "MCP_PARAMS": orjson.dumps(target).decode(),
+                "MCP_SESSION_ID": session,
+                "MCP_PROTOCOL_VERSION": PROTOCOL_VERSION,
+            }
+            ping_env = {**wrk_env, "MCP_METHOD": "ping", "MCP_PARAMS": "{}"}
+            port = client.port
+            run_wrk("call.lua", port, connections=1, duration_s=2, env=wrk_env, cpu=LOAD_CPU)  # warm-up
+            failing = run_wrk("call.lua", port, connections=1, duration_s=seconds, env=wrk_env, cpu=LOAD_CPU)
+            floor = run_wrk("call.lua", port, connections=1, duration_s=seconds, env=ping_env, cpu=LOAD_CPU)
+            if _error_message(client, target) != message:
+                raise BenchError("a breaker closed during the measurement: the figures are not fail-fast")
         finally:
             for child in children:
                 os.kill(child.pid, signal.SIGCONT)
         own = await fail_fast_in_process(20_000)
         return {
-            "samples": samples,
+            "seconds": seconds,
+            "calls": failing["requests"],
             "decision_p50_us": own["p50_us"],
             "decision_p99_us": own["p99_us"],
-            "p50_ms": round(percentile(latencies, 0.5), 3),
-            "p99_ms": round(percentile(latencies, 0.99), 3),
-            "ping_p50_ms": round(percentile(pings, 0.5), 3),
-            "ping_p99_ms": round(percentile(pings, 0.99), 3),
-            "error": " | ".join(sorted(messages)),
+            **{f"{key}": failing[key] for key in ("rps", "p50_ms", "p99_ms", "p999_ms")},
+            **{f"ping_{key}": floor[key] for key in ("rps", "p50_ms", "p99_ms", "p999_ms")},
+            "error": message,
         }
+
+
+def _error_message(client: McpClient, target: dict[str, Any]) -> str:
+    """The fail-fast error a tools/call gets now (raises if it is anything else)."""
+    client.next_id += 1
+    reply = client.post({"jsonrpc": "2.0", "id": client.next_id, "method": "tools/call", "params": target})
+    error = (reply.message or {}).get("error") or {}
+    text = str(error.get("message", ""))
+    if "circuit open" not in text:
+        raise BenchError(f"expected a circuit-open error, got HTTP {reply.status}: {reply.message}")
+    return text.split(";")[0]
 
 
 async def fail_fast_in_process(samples: int) -> dict[str, Any]:
@@ -387,6 +424,9 @@ async def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="shorter runs, one repeat")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--only", action="append", choices=["failover", "fail_fast", "global_limit", "check"], help="run only these"
+    )
     parser.add_argument("--json", type=Path, default=BENCH_DIR / "results" / "resilience.json")
     args = parser.parse_args(argv)
     repeats = 1 if args.quick else args.repeats
@@ -395,10 +435,12 @@ async def main(argv: list[str] | None = None) -> None:
         tmp = Path(directory)
         for name, run in (
             ("failover", lambda n: failover(tmp / f"f{n}", 6 if args.quick else 15)),
-            ("fail_fast", lambda n: fail_fast(tmp / f"ff{n}", 500 if args.quick else 2000)),
+            ("fail_fast", lambda n: fail_fast(tmp / f"ff{n}", 5 if args.quick else 10)),
             ("global_limit", lambda n: global_limit(tmp / f"g{n}", 1 if args.quick else 3, 1000)),
             ("check", lambda n: check_cost(tmp / f"c{n}", 1000 if args.quick else 5000)),
         ):
+            if args.only and name not in args.only:
+                continue
             runs = []
             for n in range(repeats):
                 (tmp / f"{name}-{n}").mkdir()

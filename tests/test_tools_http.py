@@ -155,5 +155,13 @@ async def test_timeouts_and_open_breakers_are_504_and_503_with_retry_after(tmp_p
                     assert time.monotonic() - started < 0.5
                     assert status == 503 and "circuit open" in body["error"]["message"]
                     assert 25 <= int(headers["Retry-After"]) <= 30
+                    # A healthy instance joining is used at once: "all open" is not remembered
+                    # past a change of instances.
+                    with sample_server_http("svc", log_dir=tmp_path) as (url2, _):
+                        both = {"instances": [{"url": url, "id": "a"}, {"url": url2, "id": "b"}]}
+                        router.write_catalog({"svc": {**both, "tools": {"echo": {"timeout": 0.5}}}})
+                        deadline = time.monotonic() + 10
+                        while (await post(http, call, b'{"text": "y"}'))[0] != 200:
+                            assert time.monotonic() < deadline, "the new instance was never used"
             finally:
                 os.kill(process.pid, signal.SIGCONT)

@@ -269,6 +269,8 @@ class Dispatcher:
 
     async def _call_tool(self, ctx: CallContext, params: dict[str, Any]) -> Result:
         target = self._named(ctx, "tools", params.get("name"))
+        ctx.server = target.server
+        self.pool.caller.refuse_if_open(target.server)  # every breaker open: fail before anything
         if self.limiter is not None:
             await self.limiter.check(agent_of(ctx), target.server, target.name)
         result = await self._forward(ctx, target, "tools/call", {**params, "name": target.name})

@@ -13,11 +13,17 @@ Retry rules, in order:
 3. An answer is an answer: a JSON-RPC error from the backend is passed to the client untouched.
 
 No instance is tried twice for one call, and at most `max_attempts` are tried.
+
+Fail fast: once every ready instance of a server has an open breaker, the earliest moment one
+of them may take a trial is known. Until then `refuse_if_open(server)` refuses a call with one
+dictionary lookup, before the relay builds anything for it (and before it counts against a rate
+limit). Any breaker transition, instance change or backend state change forgets that moment.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +57,21 @@ class Caller:
         self._by_server = by_server
         self.board = board
         self.settings = settings
+        self._open_until: dict[str, float] = {}  # server -> monotonic time its first trial is due
+        board.listeners.append(lambda server, *_: self.forget(server))
+
+    def refuse_if_open(self, server: str) -> None:
+        """Raise CircuitOpen at once while every instance of `server` is known to be open."""
+        until = self._open_until.get(server)
+        if until is not None:
+            wait = until - time.monotonic()
+            if wait > 0:
+                raise CircuitOpen(server, wait)
+            self._open_until.pop(server, None)
+
+    def forget(self, server: str) -> None:
+        """Something about `server`'s instances changed: decide afresh on the next call."""
+        self._open_until.pop(server, None)
 
     async def call(
         self,
@@ -146,6 +167,9 @@ class Caller:
             return BackendUnavailable(server, "it is not in the catalog")
         ready = [i for i in instances if i.backend.state == "ready" and not i.breaker.available()]
         if ready and len(ready) == len([i for i in instances if i.backend.state == "ready"]):
+            soonest = min(i.breaker.retry_in() for i in ready)
+            if soonest > 0:  # no trial due or running: nothing changes before then unless told
+                self._open_until[server] = time.monotonic() + soonest
             return CircuitOpen(server, min(i.breaker.wait_hint() for i in ready))
         down = [i for i in instances if i.backend.state != "ready"]
         if down:

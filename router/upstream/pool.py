@@ -73,6 +73,7 @@ class BackendPool:
         for key, instance in self.instances.items():
             if instance.critical != (key in critical):
                 instance.critical = key in critical
+                self.caller.forget(key[0])
                 log.info(
                     "instance out of rotation: the registry reports it failing"
                     if instance.critical
@@ -92,6 +93,7 @@ class BackendPool:
         instance = Instance(backend, self._breaker(record), self._slots(record))
         self.instances[record.key] = instance
         self._by_server.setdefault(record.server, []).append(instance)
+        self.caller.forget(record.server)
 
         async def supervise() -> None:
             with scope:
@@ -107,6 +109,7 @@ class BackendPool:
         siblings.remove(self.instances.pop(key))
         if not siblings:
             del self._by_server[key[0]]
+        self.caller.forget(key[0])
         self._scopes.pop(key).cancel()
         log.info("backend removed", extra={"server": key[0], "instance": key[1]})
         self._rebuild_wanted.set()
@@ -145,6 +148,7 @@ class BackendPool:
     # -- index --------------------------------------------------------------------------------
 
     def _on_backend_change(self, backend: Backend) -> None:
+        self.caller.forget(backend.server)
         self._rebuild_wanted.set()
 
     async def run_rebuilder(self) -> None:

@@ -26,6 +26,23 @@ def write_policy(path: Path, policy: dict[str, Any]) -> None:
     temporary.replace(path)
 
 
+def guarded_env(
+    tmp: Path, agents: dict[str, list[str]], policy: dict[str, Any]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Keys for `agents` and `policy` written under `tmp`; (agent -> key, the router environment
+    that requires them, with audit records written to `tmp/audit.jsonl`)."""
+    keys = make_keys(tmp / "keys.json", agents)
+    write_policy(tmp / "policy.json", policy)
+    env = {
+        "TOOLMESH_AUTH_ANONYMOUS": "never",
+        "TOOLMESH_AUTH_KEYS_FILE": str(tmp / "keys.json"),
+        "TOOLMESH_POLICY_FILE": str(tmp / "policy.json"),
+        "TOOLMESH_AUDIT_SINK": "file",
+        "TOOLMESH_AUDIT_FILE": str(tmp / "audit.jsonl"),
+    }
+    return keys, env
+
+
 @contextlib.asynccontextmanager
 async def client_with(
     url: str, token: str | None, mode: str, *, message_handler: Any = None, **headers: str

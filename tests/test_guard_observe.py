@@ -22,7 +22,7 @@ import pytest
 from mcp.shared.exceptions import MCPError
 
 from tests.conftest import RouterHandle, run_router
-from tests.guard_support import client_with, make_keys, write_policy
+from tests.guard_support import client_with, guarded_env
 from tests.header_proxy import header_proxy
 from tests.support.procs import ManagedProcess, free_port, sample_server_http, sample_server_stdio_entry
 
@@ -44,18 +44,10 @@ class Observed:
 @pytest.fixture(scope="module")
 def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
     tmp = tmp_path_factory.mktemp("observed")
-    keys = make_keys(tmp / "keys.json", {"ops": ["ops"], "root": ["admin"], "guest": []})
-    write_policy(tmp / "policy.json", {"default": "deny", "groups": {"ops": {"allow": {"servers": ["*"]}}}})
+    policy = {"default": "deny", "groups": {"ops": {"allow": {"servers": ["*"]}}}}
+    keys, env = guarded_env(tmp, {"ops": ["ops"], "root": ["admin"], "guest": []}, policy)
     (tmp / "backend-token").write_text(BACKEND_SECRET + "\n")
-    env = {
-        "TOOLMESH_AUTH_ANONYMOUS": "never",
-        "TOOLMESH_AUTH_KEYS_FILE": str(tmp / "keys.json"),
-        "TOOLMESH_POLICY_FILE": str(tmp / "policy.json"),
-        "TOOLMESH_AUDIT_SINK": "file",
-        "TOOLMESH_AUDIT_FILE": str(tmp / "audit.jsonl"),
-        "TOOLMESH_AUDIT_ARGUMENTS": "true",
-        "TOOLMESH_FORWARD_IDENTITY": "true",
-    }
+    env.update(TOOLMESH_AUDIT_ARGUMENTS="true", TOOLMESH_FORWARD_IDENTITY="true")
     with (
         sample_server_http("beta", log_dir=tmp) as (beta_url, _),
         header_proxy(beta_url) as (proxy_url, seen),

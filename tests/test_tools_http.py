@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import RouterHandle, run_router
-from tests.guard_support import make_keys, write_policy
+from tests.guard_support import guarded_env
 from tests.support.mcpcall import call_tool
 from tests.support.procs import sample_server_http
 
@@ -28,15 +28,7 @@ LIMITED = {"rate": 1, "period": 60, "server": "svc", "tool": "add"}  # one call 
 
 @contextlib.contextmanager
 def guarded_router(tmp: Path, servers: dict[str, Any]) -> Iterator[tuple[RouterHandle, dict[str, str]]]:
-    keys = make_keys(tmp / "keys.json", {"guest": ["guests"]})
-    write_policy(tmp / "policy.json", POLICY)
-    env = {
-        "TOOLMESH_AUTH_ANONYMOUS": "never",
-        "TOOLMESH_AUTH_KEYS_FILE": str(tmp / "keys.json"),
-        "TOOLMESH_POLICY_FILE": str(tmp / "policy.json"),
-        "TOOLMESH_AUDIT_SINK": "file",
-        "TOOLMESH_AUDIT_FILE": str(tmp / "audit.jsonl"),
-    }
+    keys, env = guarded_env(tmp, {"guest": ["guests"]}, POLICY)
     with run_router(tmp, servers, env=env) as router:
         yield router, keys
 

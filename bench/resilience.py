@@ -280,7 +280,7 @@ def _error_message(client: McpClient, target: dict[str, Any]) -> str:
     text = str(error.get("message", ""))
     if "circuit open" not in text:
         raise BenchError(f"expected a circuit-open error, got HTTP {reply.status}: {reply.message}")
-    return text.split(";")[0]
+    return text.split(";", maxsplit=1)[0]
 
 
 async def fail_fast_in_process(samples: int) -> dict[str, Any]:

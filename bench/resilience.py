@@ -425,7 +425,10 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="shorter runs, one repeat")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
-        "--only", action="append", choices=["failover", "fail_fast", "global_limit", "check"], help="run only these"
+        "--only",
+        action="append",
+        choices=["failover", "fail_fast", "global_limit", "check"],
+        help="run only these",
     )
     parser.add_argument("--json", type=Path, default=BENCH_DIR / "results" / "resilience.json")
     args = parser.parse_args(argv)

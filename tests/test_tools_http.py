@@ -94,7 +94,7 @@ async def test_a_tool_call_over_plain_http_goes_through_auth_policy_limits_and_a
 async def test_bad_requests_get_json_errors_that_name_the_problem(tmp_path: Path) -> None:
     with (
         sample_server_http("svc", log_dir=tmp_path) as (url, _),
-        run_router(tmp_path, {"svc": {"url": url}}) as router,
+        run_router(tmp_path, {"svc": {"url": url}}, env={"TOOLMESH_MAX_BODY_BYTES": "4096"}) as router,
     ):
         tools = f"{router.base_url}/v1/tools"
         async with aiohttp.ClientSession() as http:
@@ -102,7 +102,7 @@ async def test_bad_requests_get_json_errors_that_name_the_problem(tmp_path: Path
                 (b"[1, 2]", {}, 400, "body must be a JSON object"),
                 (b"{nope", {}, 400, "body is not JSON"),
                 (b"text=hi", {"content-type": "text/plain"}, 415, "application/json"),
-                (b"x" * (5 << 20), {}, 413, "body larger than"),
+                (b"x" * 5000, {}, 413, "body larger than 4096 bytes"),
             ]
             for body, headers, status, phrase in cases:
                 got, _, answer = await post(http, f"{tools}/svc__echo/call", body, **headers)

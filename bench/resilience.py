@@ -267,6 +267,8 @@ async def fail_fast(tmp: Path, seconds: int) -> dict[str, Any]:
             "calls": failing["requests"],
             "decision_p50_us": own["p50_us"],
             "decision_p99_us": own["p99_us"],
+            "known_open_p50_us": own["known_p50_us"],
+            "known_open_p99_us": own["known_p99_us"],
             **{f"{key}": failing[key] for key in ("rps", "p50_ms", "p99_ms", "p999_ms")},
             **{f"ping_{key}": floor[key] for key in ("rps", "p50_ms", "p99_ms", "p999_ms")},
             **{f"go_healthz_{key}": machine[key] for key in ("p50_ms", "p99_ms")},
@@ -325,13 +327,22 @@ async def fail_fast_in_process(samples: int) -> dict[str, Any]:
         breaker._breaker.open()
         instances.append(Instance(backend_, breaker, Slots("fast", 64, 0, 1)))
     caller = Caller({"fast": instances}, board, CallSettings())
-    timings = []
+    timings, known = [], []
     for _ in range(samples):
         started = time.perf_counter()
         with contextlib.suppress(CircuitOpen):
             await caller.call("fast", "tools/call", {"name": "tool_0"}, tool="tool_0")
         timings.append((time.perf_counter() - started) * 1e6)
-    return {"p50_us": round(percentile(timings, 0.5), 2), "p99_us": round(percentile(timings, 0.99), 2)}
+        started = time.perf_counter()  # what tools/call pays once "all open" is known
+        with contextlib.suppress(CircuitOpen):
+            caller.refuse_if_open("fast")
+        known.append((time.perf_counter() - started) * 1e6)
+    return {
+        "p50_us": round(percentile(timings, 0.5), 2),
+        "p99_us": round(percentile(timings, 0.99), 2),
+        "known_p50_us": round(percentile(known, 0.5), 2),
+        "known_p99_us": round(percentile(known, 0.99), 2),
+    }
 
 
 # -- 3. global limit ------------------------------------------------------------------------------

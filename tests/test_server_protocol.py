@@ -43,52 +43,26 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if not message.get("more_body"):
             break
     if path == "/stream":
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"text/event-stream")],
-            }
-        )
+        await start(send, b"text/event-stream")
         for n in range(3):
             await send({"type": "http.response.body", "body": b"data: %d\n\n" % n, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return
     if path == "/unsized":  # no Content-Length from the app, the whole body in one message
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
+        await start(send, b"application/json")
         await send({"type": "http.response.body", "body": b'{"ok":true}'})
         return
-    if path == "/hook":  # the toolmesh.disconnect extension instead of a task waiting in receive()
+    if path in ("/hook", "/disconnect"):
         left = asyncio.Event()
-        scope["extensions"][DISCONNECT_EXTENSION](left.set)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"text/event-stream")],
-            }
-        )
+        if path == "/hook":  # the toolmesh.disconnect extension instead of a task in receive()
+            scope["extensions"][DISCONNECT_EXTENSION](left.set)
+        await start(send, b"text/event-stream")
         await send({"type": "http.response.body", "body": b"data: hello\n\n", "more_body": True})
-        await asyncio.wait_for(left.wait(), 5)
-        DISCONNECTS.append("hook")
-        return
-    if path == "/disconnect":
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"text/event-stream")],
-            }
-        )
-        await send({"type": "http.response.body", "body": b"data: hello\n\n", "more_body": True})
-        message = await receive()
-        DISCONNECTS.append(message["type"])
+        if path == "/hook":
+            await asyncio.wait_for(left.wait(), 5)
+            DISCONNECTS.append("hook")
+        else:
+            DISCONNECTS.append((await receive())["type"])
         return
     reply = scope["method"].encode() + b" " + scope["path"].encode() + b" " + body
     headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(reply)).encode())]
@@ -97,6 +71,11 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 DISCONNECTS: list[str] = []
+
+
+async def start(send: Any, content_type: bytes) -> None:
+    """A response head without a Content-Length (the protocol frames the body)."""
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", content_type)]})
 
 
 @asynccontextmanager

@@ -56,7 +56,7 @@ from router.wiring import audit_sinks_from, authenticator_from, policy_sources_f
 
 if TYPE_CHECKING:
     from router.state.nats_link import NatsLink
-    from router.state.updates import SharedUpdates
+    from router.state.updates import SharedInterests, SharedUpdates
 
 log = logging.getLogger("toolmesh.router")
 
@@ -164,6 +164,7 @@ class Router:
         )
         self._updates: SharedUpdates | None = None
         self._events: Any = None
+        self._interests: SharedInterests | None = None
         if self.nats is not None:
             self._share_relay(self.nats)
         self.tools_endpoint = ToolsEndpoint(self.endpoint)
@@ -244,6 +245,7 @@ class Router:
                 tg.start_soon(self.sessions.run)  # type: ignore[attr-defined]
                 tg.start_soon(self._parked_link.run)
                 tg.start_soon(self._events.run)
+                tg.start_soon(self._interests.run)  # type: ignore[union-attr]
             if self._rate_runner is not None:
                 tg.start_soon(self._rate_runner)
             tg.start_soon(self.pool.run_rebuilder)
@@ -272,12 +274,14 @@ class Router:
     def _share_relay(self, link: NatsLink) -> None:
         """What crosses replicas besides sessions: cancellations, resource updates, event logs."""
         from router.state.events_link import SharedEvents
-        from router.state.updates import SharedUpdates
+        from router.state.updates import SharedInterests, SharedUpdates
 
         if isinstance(self.bus, NatsBus):  # a cancel POSTed to another replica ends the call here
             self.bus.on_cancel = self.endpoint.cancel
         self._updates = SharedUpdates(link, self.parking.replica, self._deliver_update)
         link.listeners.append(self._updates.start)
+        self._interests = SharedInterests(link, self.parking.replica, self._sync_subscriptions)
+        link.listeners.append(self._interests.start)
         self._events = SharedEvents(link, self.endpoint.events)
         self.endpoint.shared_events = self._events
         link.listeners.append(self._events.start)
@@ -385,6 +389,9 @@ class Router:
         """Make every backend hold the upstream subscriptions its clients' subscriptions need."""
         wanted: dict[str, set[str]] = {}
         interests = self.listen_streams.interests()
+        if self._interests is not None:  # other replicas' listen streams: see state/updates.py
+            self._interests.set_local(frozenset(interests))
+            interests |= self._interests.remote()
         for session in self.sessions.all():
             interests.update(session.record.subscriptions)
         for uri in interests:

@@ -24,7 +24,7 @@ import pytest
 
 from tests.conformance import run_suite
 from tests.support.cluster import Cluster, McpHttp, cluster, drain, listen
-from tests.support.procs import ManagedProcess, sample_server_http
+from tests.support.procs import ManagedProcess, sample_server_http, sample_server_stdio_entry
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -140,6 +140,28 @@ async def test_an_update_several_replicas_hear_reaches_each_stream_once(modern: 
     # when both upstream listen streams named HELLO in time, which they do but on a slow machine)
     matched = [replica.process.log_text().count("resource update copy matched") for replica in (r0, r2)]
     assert sum(matched) >= 2 and matched[0] == matched[1], matched
+
+
+@pytest.fixture
+def children(tmp_path: Path) -> Iterator[Cluster]:
+    """The sample backend as a stdio child of each replica (handshake era): a call through one
+    replica changes only its own child, which tells only if it was asked to (resources/subscribe)."""
+    with cluster(tmp_path, {"alpha": sample_server_stdio_entry("alpha", era="legacy")}) as group:
+        yield group
+
+
+async def test_a_replica_without_listeners_subscribes_for_the_others(children: Cluster) -> None:
+    r0, _, r2 = children.replicas
+    async with aiohttp.ClientSession() as http:
+        caller = McpHttp(http)
+        await caller.initialize(r0.mcp_url)
+        async with listen(http, r2.mcp_url, {"resourceSubscriptions": [HELLO]}, "on-r2") as l2:
+            with anyio.fail_after(5):
+                assert (await l2.receive())["method"] == "notifications/subscriptions/acknowledged"
+            # r0 has no listener: it subscribes its child because r2's listener wants HELLO
+            await _touch(caller, r0.mcp_url)
+            got = _methods(await drain(l2, 3.0))
+    assert got == [(UPDATED, HELLO)]
 
 
 async def test_a_cancel_posted_to_another_replica_ends_the_call_there(

@@ -22,7 +22,7 @@ from mcp import Client, types
 from tests.conftest import run_router
 from tests.guard_support import client_with, make_keys, write_policy
 from tests.support.cluster import CLUSTER_KEY, nats_server
-from tests.support.procs import sample_server_http
+from tests.support.procs import sample_server_http, sample_server_stdio_entry
 
 pytestmark = pytest.mark.anyio
 
@@ -74,6 +74,27 @@ async def test_a_legacy_subscriber_hears_updates_and_others_do_not(tmp_path: Pat
             await anyio.sleep(1.0)
             assert watcher.updates == [HELLO]
             assert bystander.updates == []
+
+
+@pytest.mark.filterwarnings("ignore:resources/(un)?subscribe is removed")
+async def test_a_stdio_backend_is_subscribed_upstream(tmp_path: Path) -> None:
+    """A stdio child has no GET stream to hold, yet its subscriptions are kept like any other's."""
+    entry = sample_server_stdio_entry("s", era="legacy")
+    with run_router(tmp_path, {"s": entry}, "--prefix", "never") as router:
+        watcher = Inbox()
+        async with (
+            Client(router.mcp_url, mode="legacy", message_handler=watcher) as subscribed,
+            Client(router.mcp_url, mode="legacy") as other,
+        ):
+            await subscribed.subscribe_resource(HELLO)
+            with anyio.fail_after(10):  # the router subscribes upstream in the background
+                while True:
+                    touched = await other.call_tool("touch", {"uri": HELLO, "standalone": True})
+                    if "updated" in touched.content[0].text:  # type: ignore[union-attr]
+                        break
+                    await anyio.sleep(0.1)
+            await wait_for(lambda: watcher.updates)
+            assert watcher.updates == [HELLO]
 
 
 async def listen_frames(

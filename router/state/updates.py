@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import orjson
 from nats.aio.msg import Msg
 
@@ -112,3 +113,75 @@ class SharedUpdates:
             log.debug("resource update from another replica", extra={"uri": uri, "replica": source})
         else:
             log.debug("resource update copy matched", extra={"uri": uri, "replica": source})
+
+
+class SharedInterests:
+    """The resource URIs the listen streams of every replica want, so every replica subscribes
+    upstream to them.
+
+    A legacy session's subscriptions are in its shared record, so every replica subscribes
+    upstream for them; a 2026-07-28 listen stream has no record. Yet the replica a call goes
+    through may be the only one to hear the update it causes (its own stdio child, its own
+    upstream session) and a backend tells only sessions that subscribed. So each replica
+    announces the URIs its listen streams want on `<prefix>.listen.interests` when they change
+    and every `heartbeat` seconds; the others add them to what they subscribe to upstream, and
+    forget a replica not heard from for three heartbeats.
+    """
+
+    def __init__(
+        self, link: NatsLink, replica: str, on_change: Callable[[], None], heartbeat: float = 5.0
+    ) -> None:
+        self.link = link
+        self.replica = replica
+        self.on_change = on_change
+        self.heartbeat = heartbeat
+        self.subject = link.subject("listen", "interests")
+        self._local: frozenset[str] = frozenset()
+        self._changed = anyio.Event()
+        self._remote: dict[str, tuple[frozenset[str], float]] = {}  # replica -> (uris, when heard)
+        self._subscribed = False
+
+    def remote(self) -> set[str]:
+        """What the other replicas' listen streams want."""
+        uris: set[str] = set()
+        for wanted, _ in self._remote.values():
+            uris |= wanted
+        return uris
+
+    def set_local(self, uris: frozenset[str]) -> None:
+        """What this replica's listen streams want now (announced at once if it changed)."""
+        if uris != self._local:
+            self._local = uris
+            self._changed.set()
+
+    async def start(self, up: bool) -> None:
+        if up and not self._subscribed:
+            self._subscribed = True
+            await self.link.subscribe(self.subject, self._on_interests)
+
+    async def run(self) -> None:
+        """Announce this replica's interests on change and every heartbeat; expire silent ones."""
+        while True:
+            with anyio.move_on_after(self.heartbeat):
+                await self._changed.wait()
+            self._changed = anyio.Event()
+            payload = {"replica": self.replica, "uris": sorted(self._local)}
+            await self.link.publish(self.subject, orjson.dumps(payload))
+            horizon = time.monotonic() - 3 * self.heartbeat
+            gone = [replica for replica, (_, heard) in self._remote.items() if heard < horizon]
+            if any(self._remote.pop(replica)[0] for replica in gone):
+                self.on_change()  # its upstream subscriptions may go
+
+    async def _on_interests(self, msg: Msg) -> None:
+        report = orjson.loads(msg.data)
+        replica, uris = report.get("replica"), report.get("uris")
+        if replica == self.replica or not isinstance(replica, str) or not isinstance(uris, list):
+            return
+        wanted = frozenset(u for u in uris if isinstance(u, str))
+        before = self._remote.get(replica)
+        self._remote[replica] = (wanted, time.monotonic())
+        if before is None or before[0] != wanted:
+            log.debug(
+                "listen interests of another replica", extra={"replica": replica, "uris": sorted(wanted)}
+            )
+            self.on_change()

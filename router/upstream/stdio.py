@@ -120,8 +120,10 @@ class StdioChannel:
         await self._write(message)
 
     async def listen(self, headers: Mapping[str, str]) -> None:
-        """Unsolicited messages arrive on stdout with everything else; nothing extra to hold."""
-        return
+        """Unsolicited messages arrive on stdout with everything else: nothing to open, but this
+        lasts as long as the process, like an HTTP backend's GET stream (what runs beside it, the
+        upstream resource subscriptions, must not end with it)."""
+        await self.exited.wait()
 
     async def end_session(self, headers: Mapping[str, str]) -> None:
         return

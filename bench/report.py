@@ -141,6 +141,7 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
 def results_table(results: dict[str, Any]) -> list[str]:
     rows = [
         *latency_rows(results, "call_c1", "tools/call, c=1"),
+        *latency_rows(results, "call_c1_own_core", "tools/call, c=1, router on its own core"),
         *throughput_rows(results, "call_c32", "tools/call, c=32"),
         *throughput_rows(results, "call_c128", "tools/call, c=128"),
         *latency_rows(results, "list_c1", "tools/list (400 tools), c=1"),

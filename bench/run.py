@@ -85,6 +85,8 @@ class Scenario:
     connections: int
     env: Callable[[Target], dict[str, str]]
     threads: int = 1
+    # Where the router runs during this scenario (moved with `taskset -p` between scenarios).
+    router_cpu: int = 1
 
 
 def call_env(target: Target) -> dict[str, str]:
@@ -177,6 +179,12 @@ def measure(scenario: Scenario, targets: list[Target], options: Options) -> dict
     return {"connections": scenario.connections, "runs": runs, "median": medians}
 
 
+def pin(pid: int, cpu: int) -> None:
+    """Move a running process (all its threads) to `cpu`, where taskset is installed."""
+    if shutil.which("taskset") is not None:
+        subprocess.run(["taskset", "-apc", str(cpu), str(pid)], capture_output=True, check=False)
+
+
 def median_runs(runs: list[dict[str, Any]]) -> dict[str, float]:
     return {key: round(statistics.median(run[key] for run in runs), 4) for key in runs[0]}
 
@@ -215,7 +223,11 @@ def open_target(side: str, port: int, server: str, expected_tools: int | None = 
 
 
 CALL_SCENARIOS = (
-    Scenario("call_c1", "call.lua", 1, call_env),
+    # Latency at c=1 with the router on the core the direct side uses: both sides then pay the
+    # same (same-core) wake-ups and only the router's own work differs. The same run with the
+    # router alone on the other core follows, for comparison (see docs/benchmarks.md).
+    Scenario("call_c1", "call.lua", 1, call_env, router_cpu=LOAD_CPU),
+    Scenario("call_c1_own_core", "call.lua", 1, call_env, router_cpu=ROUTER_CPU),
     Scenario("call_c32", "call.lua", 32, call_env),
     Scenario("call_c128", "call.lua", 128, call_env),
 )
@@ -235,6 +247,8 @@ def call_phase(procs: Processes, options: Options, results: dict[str, Any]) -> N
     churn = Scenario("churn", "churn.lua", options.churn_workers, churn_env, options.churn_workers)
     for scenario in (*CALL_SCENARIOS, churn):
         if options.wants(scenario.key):
+            if router is not None:
+                pin(router.pid, scenario.router_cpu)
             results["scenarios"][scenario.key] = measure(scenario, targets, options)
     if router is not None:
         procs.stop(router)
@@ -338,7 +352,10 @@ def machine_info(wrk: str) -> dict[str, Any]:
 def new_results(options: Options, wrk: str) -> dict[str, Any]:
     pinning = None
     if shutil.which("taskset"):
-        pinning = f"router on CPU {ROUTER_CPU}; backends and wrk on CPU {LOAD_CPU}"
+        pinning = (
+            f"router on CPU {ROUTER_CPU}, except for tools/call c=1 (CPU {LOAD_CPU}, as the direct "
+            f"side; 'own core' repeats it on CPU {ROUTER_CPU}); backends and wrk on CPU {LOAD_CPU}"
+        )
     config = {
         "duration_s": options.duration_s,
         "warmup_s": options.warmup_s,

@@ -31,13 +31,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import aiohttp
 import anyio
 import jwt
 import orjson
 from jwt.algorithms import ECAlgorithm, HMACAlgorithm, RSAAlgorithm
+
+if TYPE_CHECKING:
+    import aiohttp
 
 from router.errors import ConfigError
 
@@ -226,6 +228,8 @@ class JwksCache:
         return key
 
     async def _refresh(self) -> None:
+        import aiohttp  # only JWKS users pay for it: importing aiohttp is a fifth of start-up
+
         async with self._lock:
             if time.monotonic() - self._fetched < 1.0:
                 return  # another request refreshed while we waited

@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import orjson
@@ -53,9 +53,11 @@ from router.server.protocol import DISCONNECT_EXTENSION
 from router.server.security import OriginPolicy
 from router.server.streams import KEEPALIVE_SECONDS, SSE_HEADERS, ReplyStream, follow, send_body, sse
 from router.state.bus import ClientBus, LocalBus, MayRead
-from router.state.events_link import ResumeRefused, SharedEvents
 from router.state.listeners import ListenStreams
 from router.state.sessions import LocalSession, SessionRecord, SessionStore, SessionUnavailable
+
+if TYPE_CHECKING:
+    from router.state.events_link import SharedEvents
 
 log = logging.getLogger("toolmesh.server")
 
@@ -477,6 +479,8 @@ class McpEndpoint:
         self, receive: Receive, send: Send, session: LocalSession, keeper: str, last_event_id: str
     ) -> None:
         """Replay a stream whose events another replica keeps (state/events_link.py)."""
+        from router.state.events_link import ResumeRefused  # with NATS only: keeps nats unloaded
+
         assert self.shared_events is not None
         try:
             replay = await self.shared_events.open(keeper, session.record.id, last_event_id)

@@ -17,18 +17,19 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import orjson
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
 
 from router.errors import RPCError
-from router.state.nats_link import NatsLink
 from router.state.sessions import LocalSession, SessionStore, token_of
+
+if TYPE_CHECKING:  # nats (and the aiohttp it imports) loads only when --nats is used
+    from nats.aio.msg import Msg
+    from nats.aio.subscription import Subscription
+
+    from router.state.nats_link import NatsLink
 
 log = logging.getLogger("toolmesh.bus")
 
@@ -274,6 +275,9 @@ class NatsBus(LocalBus):
         nc = self.link.nc
         if nc is None or not self.link.connected:
             return False
+        from nats.errors import NoRespondersError
+        from nats.errors import TimeoutError as NatsTimeout
+
         try:
             await nc.request(self._subject(session_id, "reply"), orjson.dumps(message), timeout=2.0)
         except (NoRespondersError, NatsTimeout):

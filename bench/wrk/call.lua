@@ -9,6 +9,8 @@
 -- Each request gets its own JSON-RPC id (unique across threads), since a session must not
 -- reuse ids. done() prints one line "WRK_JSON {...}" for bench/run.py to parse.
 
+dofile(debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "report.lua")
+
 local method = os.getenv("MCP_METHOD") or "tools/call"
 local params = os.getenv("MCP_PARAMS") or '{"name":"tool_0","arguments":{"text":"hello"}}'
 local session_id = os.getenv("MCP_SESSION_ID")
@@ -39,13 +41,5 @@ function request()
 end
 
 function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'WRK_JSON {"requests":%d,"duration_us":%d,"bytes":%d,'
-      .. '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},'
-      .. '"latency_us":{"mean":%.2f,"max":%d,"p50":%d,"p90":%d,"p99":%d,"p999":%d}}\n',
-    summary.requests, summary.duration, summary.bytes,
-    e.connect, e.read, e.write, e.status, e.timeout,
-    latency.mean, latency.max, latency:percentile(50), latency:percentile(90),
-    latency:percentile(99), latency:percentile(99.9)))
+  report(summary, latency, "")
 end

@@ -8,6 +8,8 @@
 --
 -- done() prints one line "WRK_JSON {...}" with the completed cycles and the failed steps.
 
+dofile(debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "report.lua")
+
 local tool = os.getenv("MCP_TOOL") or "tool_0"
 local version = os.getenv("MCP_PROTOCOL_VERSION") or "2025-11-25"
 
@@ -88,13 +90,5 @@ function done(summary, latency, requests)
     cycles_total = cycles_total + thread:get("cycles")
     failures_total = failures_total + thread:get("failures")
   end
-  local e = summary.errors
-  io.write(string.format(
-    'WRK_JSON {"requests":%d,"duration_us":%d,"bytes":%d,"cycles":%d,"failures":%d,'
-      .. '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},'
-      .. '"latency_us":{"mean":%.2f,"max":%d,"p50":%d,"p90":%d,"p99":%d,"p999":%d}}\n',
-    summary.requests, summary.duration, summary.bytes, cycles_total, failures_total,
-    e.connect, e.read, e.write, e.status, e.timeout,
-    latency.mean, latency.max, latency:percentile(50), latency:percentile(90),
-    latency:percentile(99), latency:percentile(99.9)))
+  report(summary, latency, string.format('"cycles":%d,"failures":%d,', cycles_total, failures_total))
 end

@@ -40,7 +40,7 @@ from router.relay.cursors import CursorCodec
 from router.relay.dispatch import Dispatcher
 from router.relay.parking import Parking, StateCodec
 from router.server.events import EventStore
-from router.server.http import McpEndpoint
+from router.server.http import McpEndpoint, decoded_headers
 from router.server.security import OriginPolicy
 from router.server.tools_http import ToolsEndpoint
 from router.settings import RouterSettings
@@ -524,7 +524,7 @@ class Router:
             elif path == "/metrics":
                 await self.metrics_app(scope, receive, send)
             elif path.startswith("/.well-known/oauth-protected-resource"):
-                headers = _headers(scope)
+                headers = decoded_headers(scope)
                 await _json(send, 200, self.auth.protected_resource_metadata(headers))
             elif path.startswith("/v1/tools"):
                 await self.tools_endpoint(scope, receive, send)
@@ -558,7 +558,7 @@ class Router:
 
     async def _admin(self, scope: dict[str, Any], send: Any) -> None:
         """Admin credentials: an authenticated agent in one of `admin_groups`; never anonymous."""
-        headers = _headers(scope)
+        headers = decoded_headers(scope)
         try:
             agent: Agent = await self.auth.authenticate(headers, scope.get("client"))
         except AuthError as exc:
@@ -574,10 +574,6 @@ class Router:
             await _json(send, 403, {"error": f"agent {agent.id!r} is not in an admin group"})
             return
         await _json(send, 200, self.admin())
-
-
-def _headers(scope: dict[str, Any]) -> dict[str, str]:
-    return {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
 
 
 async def _json(

@@ -31,9 +31,6 @@ class TallyCounter(Collector):
     def inc(self, labels: tuple[str, ...], amount: float = 1.0) -> None:
         self._values[labels] = self._values.get(labels, 0.0) + amount
 
-    def value(self, labels: tuple[str, ...]) -> float:
-        return self._values.get(labels, 0.0)
-
     def describe(self) -> Iterator[Metric]:
         yield CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
 

@@ -140,7 +140,7 @@ class McpEndpoint:
         self.max_sessions = max_sessions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+        headers = decoded_headers(scope)
         caller = await self.admit(scope, headers)
         if isinstance(caller, Refusal):
             await _plain(send, caller.status, caller.reason.encode(), caller.headers)
@@ -550,6 +550,11 @@ class McpEndpoint:
         changes, and every stream is held by one replica, so each client hears it once.
         """
         return self.bus.broadcast(message, may_read) + self.listen_streams.publish(message, may_read)
+
+
+def decoded_headers(scope: Scope) -> dict[str, str]:
+    """An ASGI scope's headers as a dict of text (names are lower case already)."""
+    return {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
 
 
 def _envelope_problem(message: Any) -> RPCError | None:

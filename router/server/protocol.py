@@ -213,8 +213,7 @@ class HttpProtocol(asyncio.Protocol):
         self.app = config.loaded_app
         self.loop = _loop or asyncio.get_event_loop()
         self.keep_alive_timeout = config.timeout_keep_alive
-        self.root_path = config.root_path
-        self.app_state = app_state
+        self.root_path = config.root_path  # app_state (lifespan state) is not used by the router
         self.server_state = server_state
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport = None  # type: ignore[assignment]

@@ -43,7 +43,14 @@ from router.errors import (
     RPCError,
 )
 from router.relay.dispatch import CallContext, Result
-from router.server.http import CANCELLED, McpEndpoint, Refusal, _cancel_on_disconnect, _read_body
+from router.server.http import (
+    CANCELLED,
+    McpEndpoint,
+    Refusal,
+    _cancel_on_disconnect,
+    _read_body,
+    decoded_headers,
+)
 
 PREFIX = "/v1/tools"
 SUFFIX = "/call"
@@ -87,7 +94,7 @@ class ToolsEndpoint:
         if scope["method"] != wanted:
             await _problem(send, 405, f"use {wanted} on {path}", [(b"allow", wanted.encode())])
             return
-        headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+        headers = decoded_headers(scope)
         caller = await self.mcp.admit(scope, headers)
         if isinstance(caller, Refusal):
             await _problem(send, caller.status, caller.reason, caller.headers)

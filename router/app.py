@@ -138,7 +138,8 @@ class Router:
             self._parked_link = ParkedLink(
                 self.nats, self.dispatcher, self.parking.replica, settings.request_timeout
             )
-            self.dispatcher.forward_parked = self._parked_link.forward
+            assert self.dispatcher.bridge is not None  # shared state always parks
+            self.dispatcher.bridge.forward_parked = self._parked_link.forward
             self.nats.listeners.append(self._parked_link.start)
         policy = OriginPolicy(settings.host, settings.allowed_hosts, settings.allowed_origins)
         self.endpoint = McpEndpoint(

@@ -18,10 +18,12 @@ import binascii
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from router.errors import HEADER_MISMATCH, INVALID_PARAMS, UNSUPPORTED_PROTOCOL_VERSION, RPCError
 
+# "legacy": 2025-11-25 and before (sessions); "modern": 2026-07-28 (stateless).
+Era = Literal["legacy", "modern"]
 MODERN_VERSION = "2026-07-28"
 LEGACY_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
 LOG_LEVEL_KEY = "io.modelcontextprotocol/logLevel"

@@ -9,7 +9,7 @@ import logging
 
 from router.catalog.sources.base import CatalogSource
 from router.catalog.sources.registry import RegistrySource
-from router.guard.identity import Authenticator, JwtConfig, JwtVerifier, KeyStore
+from router.guard.identity import Authenticator, KeyStore
 from router.guard.policy_sources import FilePolicySource, KeyPolicySource, PolicySource
 from router.observe.audit import FileSink, NatsSink, Publisher, Sink, StreamSink
 from router.observe.metrics import Metrics
@@ -22,6 +22,8 @@ def authenticator_from(settings: RouterSettings) -> Authenticator:
     s = settings
     verifier = None
     if s.auth_jwt_secret or s.auth_jwt_public_key_file or s.auth_jwks_url:
+        from router.guard.tokens import JwtConfig, JwtVerifier
+
         public_key = s.auth_jwt_public_key_file.read_text() if s.auth_jwt_public_key_file else None
         verifier = JwtVerifier(
             JwtConfig(

@@ -7,10 +7,8 @@ in the CallContext; nothing below the server layer sees a token. Credentials com
 - API keys look like `tmk_<id>_<secret>`. The keys file holds only a SHA-256 of each key (the
   secret has 256 bits of entropy, so a slow hash would add latency without adding safety); it is
   re-read in the background when it changes, so `toolmesh keys revoke` takes effect live.
-- Anything else is a JWT, checked for signature, expiry, issuer and audience. HS256 uses a shared
-  secret; RS256/ES256 use a PEM public key or keys from a JWKS URL, fetched with aiohttp (never a
-  blocking fetch on the event loop), cached, and refetched when a token names an unknown `kid`
-  (at most once per `JWKS_MIN_REFRESH` seconds, so junk tokens cannot make us hammer the issuer).
+- Anything else is a JWT, checked by `router.guard.tokens` (imported only when a JWT setting is
+  present: PyJWT pulls in `cryptography`, a tenth of start-up).
 
 A missing or bad credential is an AuthError; the endpoint answers 401 with
 `WWW-Authenticate: Bearer resource_metadata="..."` pointing at the protected resource metadata
@@ -26,7 +24,6 @@ import ipaddress
 import logging
 import os
 import secrets
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,19 +31,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
-import jwt
 import orjson
-from jwt.algorithms import ECAlgorithm, HMACAlgorithm, RSAAlgorithm
-
-if TYPE_CHECKING:
-    import aiohttp
 
 from router.errors import ConfigError
+
+if TYPE_CHECKING:
+    from router.guard.tokens import JwtVerifier
 
 log = logging.getLogger("toolmesh.guard")
 
 KEY_PREFIX = "tmk_"
-JWKS_MIN_REFRESH = 5.0
 Anonymous = Literal["never", "loopback", "always"]
 AuthFailure = Literal["missing", "invalid_key", "revoked_key", "invalid_token", "expired", "unknown_kid"]
 
@@ -187,134 +181,6 @@ class KeyStore:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-# -- JWT ----------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class JwtConfig:
-    issuer: str | None
-    audience: str | None
-    algorithms: list[str]
-    secret: str | None = None
-    public_key: str | None = None
-    jwks_url: str | None = None
-    jwks_cache_seconds: float = 300.0
-    agent_claim: str = "sub"
-    groups_claim: str = "groups"
-
-
-class JwksCache:
-    """Signing keys from a JWKS URL, by `kid`; refreshed on expiry or on an unknown kid."""
-
-    def __init__(self, url: str, max_age: float) -> None:
-        self.url, self.max_age = url, max_age
-        self._keys: dict[str, Any] = {}
-        self._fetched = 0.0
-        self._lock = anyio.Lock()
-        self._http: aiohttp.ClientSession | None = None
-
-    async def key(self, kid: str | None) -> Any:
-        now = time.monotonic()
-        stale = now - self._fetched > self.max_age
-        if stale or (kid not in self._keys and now - self._fetched > JWKS_MIN_REFRESH):
-            await self._refresh()
-        if kid is None and len(self._keys) == 1:
-            return next(iter(self._keys.values()))
-        key = self._keys.get(kid or "")
-        if key is None:
-            raise AuthError("unknown_kid", "token signed with a key the issuer does not publish")
-        return key
-
-    async def _refresh(self) -> None:
-        import aiohttp  # only JWKS users pay for it: importing aiohttp is a fifth of start-up
-
-        async with self._lock:
-            if time.monotonic() - self._fetched < 1.0:
-                return  # another request refreshed while we waited
-            try:
-                if self._http is None or self._http.closed:
-                    self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
-                async with self._http.get(self.url) as response:
-                    response.raise_for_status()
-                    document = await response.json(content_type=None)
-                self._keys = _parse_jwks(document)
-                log.info("JWKS fetched", extra={"url": self.url, "keys": len(self._keys)})
-            except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
-                log.warning("JWKS fetch failed; keeping the keys we had", extra={"reason": str(exc)})
-            self._fetched = time.monotonic()
-
-    async def close(self) -> None:
-        if self._http is not None:
-            await self._http.close()
-
-
-def _parse_jwks(document: Any) -> dict[str, Any]:
-    keys: dict[str, Any] = {}
-    for raw in document.get("keys", []) if isinstance(document, dict) else []:
-        kty = raw.get("kty")
-        key: Any
-        try:
-            if kty == "RSA":
-                key = RSAAlgorithm.from_jwk(raw)
-            elif kty == "EC":
-                key = ECAlgorithm.from_jwk(raw)
-            elif kty == "oct":
-                key = HMACAlgorithm.from_jwk(raw)
-            else:
-                continue
-        except (jwt.InvalidKeyError, ValueError, KeyError):
-            continue
-        keys[str(raw.get("kid", ""))] = key
-    return keys
-
-
-class JwtVerifier:
-    def __init__(self, config: JwtConfig) -> None:
-        self.config = config
-        self.jwks = JwksCache(config.jwks_url, config.jwks_cache_seconds) if config.jwks_url else None
-
-    async def verify(self, token: str) -> Agent:
-        config = self.config
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.DecodeError:
-            raise AuthError("invalid_token", "the bearer token is neither an API key nor a JWT") from None
-        algorithm = header.get("alg")
-        if algorithm not in config.algorithms:
-            raise AuthError("invalid_token", f"token algorithm {algorithm!r} is not accepted")
-        key: Any
-        if algorithm.startswith("HS"):
-            key = config.secret
-        elif self.jwks is not None:
-            key = await self.jwks.key(header.get("kid"))
-        else:
-            key = config.public_key
-        if key is None:
-            raise AuthError("invalid_token", f"no key configured for {algorithm} tokens")
-        options: Any = {"require": ["exp"], "verify_aud": config.audience is not None}
-        try:
-            claims = jwt.decode(
-                token, key, algorithms=[algorithm], audience=config.audience, issuer=config.issuer,
-                options=options, leeway=30,
-            )  # fmt: skip
-        except jwt.ExpiredSignatureError:
-            raise AuthError("expired", "the token has expired") from None
-        except jwt.InvalidTokenError as exc:
-            raise AuthError("invalid_token", f"token rejected: {exc}") from None
-        agent = claims.get(config.agent_claim)
-        if not isinstance(agent, str) or not agent:
-            raise AuthError("invalid_token", f"token has no `{config.agent_claim}` claim")
-        return Agent(agent, _groups(claims.get(config.groups_claim)), "jwt")
-
-
-def _groups(value: Any) -> frozenset[str]:
-    if isinstance(value, str):
-        return frozenset(value.split())  # an OAuth `scope` claim is space-separated
-    if isinstance(value, list):
-        return frozenset(item for item in value if isinstance(item, str))
-    return frozenset()
 
 
 # -- the front door -----------------------------------------------------------------------------

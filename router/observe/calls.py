@@ -14,7 +14,7 @@ from router.catalog.index import Index
 from router.errors import BACKEND_TIMEOUT, BACKEND_UNAVAILABLE, INVALID_PARAMS
 from router.observe.audit import AuditLog
 from router.observe.metrics import Metrics
-from router.relay.dispatch import CallContext
+from router.relay.context import CallContext
 
 AUDITED = frozenset(
     {"tools/call", "prompts/get", "resources/read", "completion/complete", "resources/subscribe",

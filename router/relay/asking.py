@@ -21,7 +21,7 @@ from router.state.bus import ClientBus
 from router.upstream.base import Message
 
 if TYPE_CHECKING:
-    from router.relay.dispatch import CallContext
+    from router.relay.context import CallContext
 
 # server-to-client method -> the client capability it needs
 CAPABILITY_FOR = {

@@ -8,13 +8,11 @@ raises RPCError for anything the client should see as a JSON-RPC error.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import anyio
 import orjson
@@ -22,11 +20,9 @@ from anyio.abc import TaskGroup
 
 from router import __version__
 from router.catalog.index import Index, ListKind, Target
-from router.errors import INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RPCError
-from router.guard.identity import ANONYMOUS, Agent
-from router.guard.policy import OPEN, Kind, View
+from router.errors import INVALID_PARAMS, METHOD_NOT_FOUND, RPCError
+from router.guard.policy import Kind
 from router.guard.ratelimit import agent_of
-from router.observe.tracing import Trace
 from router.protocol import (
     CLIENT_CAPABILITIES_KEY,
     LOG_LEVEL_KEY,
@@ -34,12 +30,15 @@ from router.protocol import (
     SERVER_INFO_KEY,
 )
 from router.relay import rewrite
-from router.relay.asking import Asker, capability_problem, refusal, untied
+from router.relay.asking import Asker
+from router.relay.call_relay import LOG_LEVELS, CallRelay
+from router.relay.context import OWN_SESSION_CAPABILITIES, CallContext, Result
 from router.relay.cursors import CursorCodec
-from router.relay.parking import ParkedCall, ParkedElsewhere, Parking, StateCodec
+from router.relay.era_bridge import EraBridge
+from router.relay.parking import Parking, StateCodec
 from router.upstream.backend import Backend
 from router.upstream.balancer import Instance
-from router.upstream.base import Message, MessageHandler
+from router.upstream.base import Message
 from router.upstream.children import ChildSpec, Outside
 from router.upstream.pool import BackendPool
 from router.upstream.session import UpstreamSession
@@ -47,63 +46,19 @@ from router.upstream.variants import VariantSpec
 
 log = logging.getLogger("toolmesh.relay")
 
-Era = Literal["legacy", "modern"]
-Result = dict[str, Any] | bytes
 SERVER_INFO = {"name": "toolmesh", "version": __version__}
 # Result fields only the 2026-07-28 era defines; a 2026 backend's results lose them on the way to
 # a 2025 client.
 MODERN_ONLY_FIELDS = frozenset({"resultType", "ttlMs", "cacheScope"})
 # Methods whose `uri` names a resource the agent must be allowed to read (subscriptions).
 URI_GUARDED = frozenset({"resources/subscribe", "resources/unsubscribe"})
-LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 # Methods one era has and the other does not (2026-07-28 removed ping, logging/setLevel and the
 # resource subscriptions; it added discovery and listen streams).
-# Notifications a backend may send on a call's stream that concern every interested client.
-FANOUT = frozenset({
-    "notifications/tools/list_changed", "notifications/prompts/list_changed",
-    "notifications/resources/list_changed", "notifications/resources/updated",
-})  # fmt: skip
-# Client capabilities that make a legacy client get upstream sessions of its own on legacy HTTP
-# backends, and children declaring them on stdio backends: those backends may tailor what they
-# offer to them and ask the client outside calls.
-OWN_SESSION_CAPABILITIES = frozenset({"sampling", "elicitation", "roots"})
 LEGACY_ONLY = frozenset({"ping", "logging/setLevel", "resources/subscribe", "resources/unsubscribe"})
 MODERN_ONLY = frozenset({"server/discover", "subscriptions/listen"})
 
 
-@dataclass(slots=True)
-class CallContext:
-    """What a handler may know about the request beyond its params."""
-
-    era: Era
-    emit: MessageHandler | None = None
-    client_capabilities: dict[str, Any] = field(default_factory=dict)
-    log_level: str | None = None
-    agent: Agent = ANONYMOUS
-    view: View = OPEN  # what this agent may see and use (router/guard/policy.py)
-    trace: Trace | None = None
-    session_id: str | None = None
-    # Filled in by the handler for the audit record and metrics: what the request reached.
-    server: str | None = None
-    instance: str | None = None
-    target: str | None = None
-    affinity: dict[str, str] | None = None  # server -> instance this legacy session last used
-
-    def attempting(self, instance: Instance) -> None:
-        """The caller is trying `instance` (the last one tried is what the audit records)."""
-        self.instance = instance.instance_id
-
-    # A 2026-07-28 request's `Mcp-Param-*` headers, passed on to 2026-07-28 backends as-is.
-    forward_headers: dict[str, str] | None = None
-    # A legacy session's resource subscriptions (exposed URIs), edited by resources/subscribe.
-    subscriptions: list[str] | None = None
-    # A legacy session's own upstream sessions by backend ("server/instance" -> binding).
-    upstream: dict[str, dict[str, Any]] | None = None
-
-
 Handler = Callable[[CallContext, dict[str, Any]], Awaitable[Result]]
-# (replica, server, params, ctx) -> the upstream reply, from the replica that parked the call
-ForwardParked = Callable[[str, str, dict[str, Any], CallContext], Awaitable[Message]]
 
 LISTS: dict[str, ListKind] = {
     "tools/list": "tools",
@@ -150,9 +105,8 @@ class Dispatcher:
         self.page_size = page_size
         self.list_ttl_ms = list_ttl_ms
         self.asker = asker
-        self.parking = parking
-        # With shared state: carries a retry of a call parked on another replica there.
-        self.forward_parked: ForwardParked | None = None
+        # Only with parking: how 2026-07-28 clients use legacy backends that ask questions.
+        self.bridge = EraBridge(pool, parking) if parking is not None else None
         self.on_subscriptions = on_subscriptions
         self._progress_ids = itertools.count(1)
         # Where backends' questions to clients are answered (see `run`); None until it runs.
@@ -376,14 +330,15 @@ class Dispatcher:
         ctx.server = target.server
         if ctx.era == "legacy":
             params = _with_legacy_envelope(ctx, params)
-        parking = self.parking
-        if parking is not None and StateCodec.is_ours(params.get("requestState")):
-            reply = await self._resume(ctx, parking, target, params)
+        bridge = self.bridge
+        if bridge is not None and StateCodec.is_ours(params.get("requestState")):
+            reply = await bridge.resume(ctx, target.server, params)
             return self._result(ctx, target, reply)
-        relay = _Relay(ctx, params, next(self._progress_ids), self.asker, self._questions)
+        relay = CallRelay(ctx, params, next(self._progress_ids), self.asker, self._questions)
         tool = target.name if method == "tools/call" else None
-        if ctx.era == "modern" and parking is not None and self.pool.pick(target.server).era == "legacy":
-            reply = await self._call_parked(ctx, parking, target.server, relay, method, tool)
+        if ctx.era == "modern" and bridge is not None and self.pool.pick(target.server).era == "legacy":
+            headers = self._upstream_headers(ctx)
+            reply = await bridge.start(ctx, target.server, relay, method, tool, headers)
             return self._result(ctx, target, reply)
         reply = await self._call(ctx, target.server, relay, method, relay.upstream_params, tool)
         result = self._result(ctx, target, reply)
@@ -406,7 +361,7 @@ class Dispatcher:
         self,
         ctx: CallContext,
         server: str,
-        relay: _Relay,
+        relay: CallRelay,
         method: str,
         params: dict[str, Any],
         tool: str | None,
@@ -514,123 +469,11 @@ class Dispatcher:
             headers["x-toolmesh-groups"] = ",".join(sorted(ctx.agent.groups))
         return headers
 
-    # -- era bridge: a 2026-07-28 client in front of a legacy backend -------------------------
-
-    async def _call_parked(
-        self, ctx: CallContext, parking: Parking, server: str, relay: _Relay, method: str, tool: str | None
-    ) -> Message:
-        headers = self._upstream_headers(ctx)
-        # A stdio child with this client's capabilities, as for a legacy client; not with roots,
-        # which are one client's data and a 2026-07-28 client has no session to own children.
-        capabilities = ctx.client_capabilities
-        own = "roots" not in capabilities and not OWN_SESSION_CAPABILITIES.isdisjoint(capabilities)
-
-        async def prepare(instance: Instance) -> dict[str, Any]:
-            if instance.backend.children is None:
-                return {}
-            return {"child": ChildSpec("", capabilities, None, relay.lease)}
-
-        async def call(handler: MessageHandler) -> Message:
-            def handler_for(instance: Instance) -> MessageHandler:
-                relay.backend = instance.backend
-                return handler
-
-            return await self.pool.caller.call(
-                server,
-                method,
-                relay.upstream_params,
-                tool=tool,
-                handler_for=handler_for,
-                affinity=ctx.affinity,
-                headers=headers,
-                on_attempt=ctx.attempting,
-                prepare=prepare if own else None,
-            )
-
-        async def respond(request_id: Any, reply: Message) -> None:
-            if relay.backend is not None:
-                await relay.backend.respond(request_id, reply, relay.via)
-
-        async def on_message(parked: ParkedCall, message: Message) -> None:
-            if "id" in message and "method" in message:
-                await parked.events.send(message)
-            else:
-                await parked.relay.notify(message)
-
-        parked, event = await parking.start(server, call, respond, relay, on_message)
-        return await self._drive(ctx, parking, parked, event)
-
-    async def _next(self, parking: Parking, parked: ParkedCall) -> Message:
-        """The parked call's next event; if the client goes away meanwhile, the call goes too."""
-        try:
-            return await parking.next_event(parked)
-        except anyio.get_cancelled_exc_class():
-            parking.drop(parked)
-            raise
-
     async def resume_here(self, server: str, params: dict[str, Any], ctx: CallContext) -> Message:
         """Serve a retry another replica forwarded for a call parked here."""
-        if self.parking is None:
+        if self.bridge is None:
             raise RPCError(INVALID_PARAMS, "this replica parks no calls")
-        return await self._resume(ctx, self.parking, Target(server, ""), params)
-
-    async def _resume(
-        self, ctx: CallContext, parking: Parking, target: Target, params: dict[str, Any]
-    ) -> Message:
-        try:
-            parked = parking.find(params["requestState"])
-        except ParkedElsewhere as elsewhere:
-            if self.forward_parked is None:
-                raise
-            return await self.forward_parked(elsewhere.replica, target.server, params, ctx)
-        if parked.server != target.server:
-            raise RPCError(INVALID_PARAMS, "requestState belongs to a call to another server")
-        async with parked.lock:
-            parked.relay.rebind(ctx, params)
-            responses = params.get("inputResponses")
-            responses = responses if isinstance(responses, dict) else {}
-            missing = {key: q for key, q in parked.pending.items() if key not in responses}
-            if missing:
-                return {"result": self._input_required(parking, parked, missing)}
-            for key, question in parked.pending.items():
-                await parked.respond(question["id"], {"result": responses[key]})
-            parked.pending.clear()
-            return await self._drive(ctx, parking, parked, await self._next(parking, parked))
-
-    async def _drive(self, ctx: CallContext, parking: Parking, parked: ParkedCall, event: Message) -> Message:
-        """Turn the parked call's questions into an input-required result, or return its reply."""
-        while True:
-            if "_done" in event:
-                parking.finished(parked)
-                reply: Message = event["_done"]
-                return reply
-            problem = capability_problem(ctx, event["method"])
-            if event["method"] == "ping":
-                await parked.respond(event["id"], {"result": {}})
-            elif problem is not None:
-                await parked.respond(event["id"], refusal(event["method"], problem))
-            else:
-                parked.pending[f"q{len(parked.pending) + 1}-{event['id']}"] = event
-                # Questions asked together go out together.
-                try:
-                    event = parked.inbox.receive_nowait()
-                    continue
-                except anyio.WouldBlock:
-                    return {"result": self._input_required(parking, parked, parked.pending)}
-            event = await self._next(parking, parked)
-
-    @staticmethod
-    def _input_required(
-        parking: Parking, parked: ParkedCall, questions: dict[str, Message]
-    ) -> dict[str, Any]:
-        return {
-            "resultType": "input_required",
-            "inputRequests": {
-                key: {"method": q["method"], **({"params": untied(q["params"])} if "params" in q else {})}
-                for key, q in questions.items()
-            },
-            "requestState": parking.state_for(parked),
-        }
+        return await self.bridge.resume(ctx, server, params)
 
     async def forget_client(self, session_id: str) -> None:
         """A legacy session ended: close the upstream sessions opened for it."""
@@ -653,116 +496,3 @@ def _with_legacy_envelope(ctx: CallContext, params: dict[str, Any]) -> dict[str,
     meta = params.get("_meta")
     envelope = {CLIENT_CAPABILITIES_KEY: ctx.client_capabilities, LOG_LEVEL_KEY: ctx.log_level or "debug"}
     return {**params, "_meta": {**envelope, **meta} if isinstance(meta, dict) else envelope}
-
-
-class _Relay:
-    """Carries a call's related messages back to the client's stream, and the backend's questions
-    to the client.
-
-    The client's progress token is replaced upstream by one unique to the router, because one
-    upstream session serves many clients and two of them may pick the same token.
-    """
-
-    __slots__ = (
-        "asker", "backend", "ctx", "in_call", "params", "questions", "tasks", "token", "upstream_params",
-        "via",
-    )  # fmt: skip
-
-    def __init__(
-        self,
-        ctx: CallContext,
-        params: dict[str, Any],
-        unique: int,
-        asker: Asker | None,
-        tasks: TaskGroup | None = None,
-    ) -> None:
-        self.ctx, self.params, self.asker = ctx, params, asker
-        self.backend: Backend | None = None  # the instance of the current attempt
-        self.tasks = tasks  # where questions are answered; None: they are refused
-        self.in_call = False
-        self.questions: list[anyio.CancelScope] = []  # of questions being answered
-        self.via: UpstreamSession | None = None  # the client's own upstream session, if any
-        meta = params.get("_meta")
-        self.token = meta.get("progressToken") if isinstance(meta, dict) else None
-        self.upstream_params = params
-        if self.token is not None:
-            self.upstream_params = {**params, "_meta": {**params["_meta"], "progressToken": f"tm-{unique}"}}
-
-    def begin(self) -> None:
-        self.in_call = True
-
-    def end(self) -> None:
-        """The upstream call is over: questions it left unanswered are abandoned."""
-        self.in_call = False
-        for scope in self.questions:
-            scope.cancel()
-
-    def handler_for(self, instance: Instance) -> MessageHandler:
-        """The message handler for one attempt: requests are answered by the instance that asked."""
-        self.backend = instance.backend
-        return self.on_message
-
-    def lease(self, session: UpstreamSession) -> None:
-        """The attempt runs on a child leased for this client: its questions are answered there."""
-        self.via = session
-
-    def rebind(self, ctx: CallContext, params: dict[str, Any]) -> None:
-        """A parked call's next round: related messages go to the retry's stream and token."""
-        self.ctx = ctx
-        meta = params.get("_meta")
-        token = meta.get("progressToken") if isinstance(meta, dict) else None
-        if token is not None:
-            self.token = token
-
-    async def on_message(self, message: Message) -> None:
-        backend = self.backend
-        assert backend is not None, "handler_for sets the attempt's backend before any message"
-        if "id" in message and "method" in message:
-            if self.tasks is None or self.asker is None or not self.in_call:
-                await backend.answer_request(message)
-            else:  # the client may take minutes; never block the channel's reader meanwhile
-                self.tasks.start_soon(self._ask, backend, self.via, message)
-            return
-        await self.notify(message)
-
-    async def _ask(self, backend: Backend, via: UpstreamSession | None, message: Message) -> None:
-        assert self.asker is not None
-        if not self.in_call:
-            return  # the call ended before this question got its turn
-        with anyio.CancelScope() as scope:
-            self.questions.append(scope)
-            try:
-                reply = await self.asker.ask(self.ctx, message["method"], untied(message.get("params")))
-                await backend.respond(message["id"], reply, via)
-            except Exception:  # runs in the router-wide group: a failure must stay this call's
-                log.exception("answering a backend's question failed", extra={"server": backend.server})
-                error = {"code": INTERNAL_ERROR, "message": "the router could not relay this request"}
-                with contextlib.suppress(Exception):  # so the backend is not left waiting
-                    await backend.respond(message["id"], {"error": error}, via)
-            finally:
-                self.questions.remove(scope)
-
-    async def notify(self, message: Message) -> None:
-        method = message.get("method")
-        if method in FANOUT:  # news for every interested client, even if it came in this call
-            if self.backend is not None:
-                await self.backend.on_unsolicited(message)
-            return
-        if self.ctx.emit is None:
-            return
-        if method == "notifications/progress":
-            if self.token is None:
-                return
-            message = {**message, "params": {**message.get("params", {}), "progressToken": self.token}}
-        elif method == "notifications/message" and not self._level_allows(message):
-            return
-        await self.ctx.emit(message)
-
-    def _level_allows(self, message: Message) -> bool:
-        wanted = self.ctx.log_level
-        if wanted is None:  # 2026-07-28: no logs unless the request asked for a level
-            return self.ctx.era == "legacy"
-        level = (message.get("params") or {}).get("level")
-        if level not in LOG_LEVELS:
-            return True
-        return LOG_LEVELS.index(level) >= LOG_LEVELS.index(wanted)

@@ -77,7 +77,7 @@ class ParkedCall:
     pending: dict[str, Any] = field(default_factory=dict)  # input key -> upstream request id
     lock: anyio.Lock = field(default_factory=anyio.Lock)
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
-    relay: Any = None  # dispatch's _Relay: where progress and logs of the current round go
+    relay: Any = None  # call_relay.CallRelay: where progress and logs of the current round go
 
 
 class ParkedElsewhere(RPCError):

@@ -46,7 +46,8 @@ from router.protocol import (
     PROTOCOL_VERSION_KEY,
     forwarded_headers,
 )
-from router.relay.dispatch import CallContext, Dispatcher, Result
+from router.relay.context import CallContext, Result
+from router.relay.dispatch import Dispatcher
 from router.server.events import EventStore
 from router.server.listen import serve_listen
 from router.server.protocol import DISCONNECT_EXTENSION

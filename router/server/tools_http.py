@@ -42,7 +42,7 @@ from router.errors import (
     RateLimited,
     RPCError,
 )
-from router.relay.dispatch import CallContext, Result
+from router.relay.context import CallContext, Result
 from router.server.http import (
     CANCELLED,
     McpEndpoint,

@@ -19,7 +19,8 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from router.errors import RPCError
-from router.relay.dispatch import CallContext, Dispatcher
+from router.relay.context import CallContext
+from router.relay.dispatch import Dispatcher
 from router.relay.parking import ParkedElsewhere
 from router.state.nats_link import NatsLink, ReplicaService
 from router.upstream.base import Message

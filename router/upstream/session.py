@@ -34,6 +34,7 @@ from router.protocol import (
     NAME_BEARING,
     PROTOCOL_VERSION_KEY,
     SERVER_INFO_KEY,
+    Era,
     encode_header_value,
 )
 from router.upstream.base import Channel, Message, MessageHandler
@@ -42,8 +43,6 @@ from router.upstream.deadlines import deadlines
 log = logging.getLogger("toolmesh.upstream")
 
 CLIENT_INFO = {"name": "toolmesh", "version": __version__}
-
-Era = Literal["legacy", "modern"]
 
 
 class UpstreamSession:

@@ -1,0 +1,147 @@
+"""One upstream call's traffic back to its client: related notifications and the backend's
+questions.
+
+A CallRelay lives for one call (or, for a parked call, across its rounds). It rewrites the
+client's progress token to one unique to the router, filters logs by the client's level, sends
+list changes and resource updates to everyone interested, and answers a backend's questions
+(sampling, elicitation, roots) by asking the client, in the router-wide task group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from router.errors import INTERNAL_ERROR
+from router.relay.asking import Asker, untied
+from router.relay.context import CallContext
+from router.upstream.backend import Backend
+from router.upstream.balancer import Instance
+from router.upstream.base import Message, MessageHandler
+from router.upstream.session import UpstreamSession
+
+log = logging.getLogger("toolmesh.relay")
+
+LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+# Notifications a backend may send on a call's stream that concern every interested client.
+FANOUT = frozenset({
+    "notifications/tools/list_changed", "notifications/prompts/list_changed",
+    "notifications/resources/list_changed", "notifications/resources/updated",
+})  # fmt: skip
+
+
+class CallRelay:
+    """Carries a call's related messages back to the client's stream, and the backend's questions
+    to the client.
+
+    The client's progress token is replaced upstream by one unique to the router, because one
+    upstream session serves many clients and two of them may pick the same token.
+    """
+
+    __slots__ = (
+        "asker", "backend", "ctx", "in_call", "params", "questions", "tasks", "token", "upstream_params",
+        "via",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        ctx: CallContext,
+        params: dict[str, Any],
+        unique: int,
+        asker: Asker | None,
+        tasks: TaskGroup | None = None,
+    ) -> None:
+        self.ctx, self.params, self.asker = ctx, params, asker
+        self.backend: Backend | None = None  # the instance of the current attempt
+        self.tasks = tasks  # where questions are answered; None: they are refused
+        self.in_call = False
+        self.questions: list[anyio.CancelScope] = []  # of questions being answered
+        self.via: UpstreamSession | None = None  # the client's own upstream session, if any
+        meta = params.get("_meta")
+        self.token = meta.get("progressToken") if isinstance(meta, dict) else None
+        self.upstream_params = params
+        if self.token is not None:
+            self.upstream_params = {**params, "_meta": {**params["_meta"], "progressToken": f"tm-{unique}"}}
+
+    def begin(self) -> None:
+        self.in_call = True
+
+    def end(self) -> None:
+        """The upstream call is over: questions it left unanswered are abandoned."""
+        self.in_call = False
+        for scope in self.questions:
+            scope.cancel()
+
+    def handler_for(self, instance: Instance) -> MessageHandler:
+        """The message handler for one attempt: requests are answered by the instance that asked."""
+        self.backend = instance.backend
+        return self.on_message
+
+    def lease(self, session: UpstreamSession) -> None:
+        """The attempt runs on a child leased for this client: its questions are answered there."""
+        self.via = session
+
+    def rebind(self, ctx: CallContext, params: dict[str, Any]) -> None:
+        """A parked call's next round: related messages go to the retry's stream and token."""
+        self.ctx = ctx
+        meta = params.get("_meta")
+        token = meta.get("progressToken") if isinstance(meta, dict) else None
+        if token is not None:
+            self.token = token
+
+    async def on_message(self, message: Message) -> None:
+        backend = self.backend
+        assert backend is not None, "handler_for sets the attempt's backend before any message"
+        if "id" in message and "method" in message:
+            if self.tasks is None or self.asker is None or not self.in_call:
+                await backend.answer_request(message)
+            else:  # the client may take minutes; never block the channel's reader meanwhile
+                self.tasks.start_soon(self._ask, backend, self.via, message)
+            return
+        await self.notify(message)
+
+    async def _ask(self, backend: Backend, via: UpstreamSession | None, message: Message) -> None:
+        assert self.asker is not None
+        if not self.in_call:
+            return  # the call ended before this question got its turn
+        with anyio.CancelScope() as scope:
+            self.questions.append(scope)
+            try:
+                reply = await self.asker.ask(self.ctx, message["method"], untied(message.get("params")))
+                await backend.respond(message["id"], reply, via)
+            except Exception:  # runs in the router-wide group: a failure must stay this call's
+                log.exception("answering a backend's question failed", extra={"server": backend.server})
+                error = {"code": INTERNAL_ERROR, "message": "the router could not relay this request"}
+                with contextlib.suppress(Exception):  # so the backend is not left waiting
+                    await backend.respond(message["id"], {"error": error}, via)
+            finally:
+                self.questions.remove(scope)
+
+    async def notify(self, message: Message) -> None:
+        method = message.get("method")
+        if method in FANOUT:  # news for every interested client, even if it came in this call
+            if self.backend is not None:
+                await self.backend.on_unsolicited(message)
+            return
+        if self.ctx.emit is None:
+            return
+        if method == "notifications/progress":
+            if self.token is None:
+                return
+            message = {**message, "params": {**message.get("params", {}), "progressToken": self.token}}
+        elif method == "notifications/message" and not self._level_allows(message):
+            return
+        await self.ctx.emit(message)
+
+    def _level_allows(self, message: Message) -> bool:
+        wanted = self.ctx.log_level
+        if wanted is None:  # 2026-07-28: no logs unless the request asked for a level
+            return self.ctx.era == "legacy"
+        level = (message.get("params") or {}).get("level")
+        if level not in LOG_LEVELS:
+            return True
+        return LOG_LEVELS.index(level) >= LOG_LEVELS.index(wanted)

@@ -1,0 +1,53 @@
+"""What a request carries through the relay besides its params: the CallContext.
+
+Its own module because every layer that touches a request (the endpoints, the dispatcher, the
+call relay, the era bridge, audit) reads it, and none of them should import another to get it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from router.guard.identity import ANONYMOUS, Agent
+from router.guard.policy import OPEN, View
+from router.observe.tracing import Trace
+from router.protocol import Era
+from router.upstream.balancer import Instance
+from router.upstream.base import MessageHandler
+
+Result = dict[str, Any] | bytes
+# Client capabilities that make a legacy client get upstream sessions of its own on legacy HTTP
+# backends, and children declaring them on stdio backends: those backends may tailor what they
+# offer to them and ask the client outside calls.
+OWN_SESSION_CAPABILITIES = frozenset({"sampling", "elicitation", "roots"})
+
+
+@dataclass(slots=True)
+class CallContext:
+    """What a handler may know about the request beyond its params."""
+
+    era: Era
+    emit: MessageHandler | None = None
+    client_capabilities: dict[str, Any] = field(default_factory=dict)
+    log_level: str | None = None
+    agent: Agent = ANONYMOUS
+    view: View = OPEN  # what this agent may see and use (router/guard/policy.py)
+    trace: Trace | None = None
+    session_id: str | None = None
+    # Filled in by the handler for the audit record and metrics: what the request reached.
+    server: str | None = None
+    instance: str | None = None
+    target: str | None = None
+    affinity: dict[str, str] | None = None  # server -> instance this legacy session last used
+
+    def attempting(self, instance: Instance) -> None:
+        """The caller is trying `instance` (the last one tried is what the audit records)."""
+        self.instance = instance.instance_id
+
+    # A 2026-07-28 request's `Mcp-Param-*` headers, passed on to 2026-07-28 backends as-is.
+    forward_headers: dict[str, str] | None = None
+    # A legacy session's resource subscriptions (exposed URIs), edited by resources/subscribe.
+    subscriptions: list[str] | None = None
+    # A legacy session's own upstream sessions by backend ("server/instance" -> binding).
+    upstream: dict[str, dict[str, Any]] | None = None

@@ -40,7 +40,8 @@ from router.relay.cursors import CursorCodec
 from router.relay.dispatch import Dispatcher
 from router.relay.parking import Parking, StateCodec
 from router.server.events import EventStore
-from router.server.http import McpEndpoint, decoded_headers
+from router.server.http import McpEndpoint
+from router.server.replies import decoded_headers
 from router.server.security import OriginPolicy
 from router.server.tools_http import ToolsEndpoint
 from router.settings import RouterSettings

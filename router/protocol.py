@@ -20,7 +20,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from router.errors import HEADER_MISMATCH, INVALID_PARAMS, UNSUPPORTED_PROTOCOL_VERSION, RPCError
+from router.errors import (
+    HEADER_MISMATCH,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    UNSUPPORTED_PROTOCOL_VERSION,
+    RPCError,
+)
 
 # "legacy": 2025-11-25 and before (sessions); "modern": 2026-07-28 (stateless).
 Era = Literal["legacy", "modern"]
@@ -132,3 +138,28 @@ def decode_header_value(value: str | None) -> str | None:
         return base64.b64decode(match.group("payload"), validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
         return None
+
+
+def jsonrpc_problem(message: Any) -> RPCError | None:
+    """What makes a POSTed body not one JSON-RPC 2.0 message we take (None: nothing)."""
+    if isinstance(message, list):
+        return RPCError(
+            INVALID_REQUEST, "Invalid Request: JSON-RPC batches are not supported; send one message"
+        )
+    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+        return RPCError(
+            INVALID_REQUEST, 'Invalid Request: expected a JSON-RPC 2.0 object with "jsonrpc": "2.0"'
+        )
+    method = message.get("method")
+    if method is None:
+        if "id" in message and ("result" in message or "error" in message):
+            return None  # a response to a server-to-client request
+        return RPCError(INVALID_REQUEST, "Invalid Request: `method` is required")
+    if not isinstance(method, str):
+        return RPCError(INVALID_REQUEST, "Invalid Request: `method` must be a string")
+    if "params" in message and not isinstance(message["params"], dict):
+        return RPCError(INVALID_REQUEST, "Invalid Request: `params` must be an object")
+    request_id = message.get("id", 0)
+    if request_id is None or isinstance(request_id, bool) or not isinstance(request_id, str | int):
+        return RPCError(INVALID_REQUEST, "Invalid Request: `id` must be a string or an integer")
+    return None

@@ -14,7 +14,6 @@ JSON, 403 foreign Origin, 421 foreign Host.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import logging
 import time
@@ -51,8 +50,29 @@ from router.relay.dispatch import Dispatcher
 from router.server.events import EventStore
 from router.server.listen import serve_listen
 from router.server.protocol import DISCONNECT_EXTENSION
+from router.server.replies import (
+    JSON_HEADERS,
+    Receive,
+    Scope,
+    Send,
+    cancel_on_disconnect,
+    decoded_headers,
+    error_bytes,
+    read_body,
+    response_bytes,
+    send_error,
+    send_plain,
+    send_reply,
+)
 from router.server.security import OriginPolicy
-from router.server.streams import KEEPALIVE_SECONDS, SSE_HEADERS, ReplyStream, follow, send_body, sse
+from router.server.streams import (
+    KEEPALIVE_SECONDS,
+    ReplyStream,
+    follow,
+    send_body,
+    serve_sse,
+    sse,
+)
 from router.state.bus import ClientBus, LocalBus, MayRead
 from router.state.listeners import ListenStreams
 from router.state.sessions import LocalSession, SessionRecord, SessionStore, SessionUnavailable
@@ -62,11 +82,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("toolmesh.server")
 
-Scope = dict[str, Any]
-Receive = Any
-Send = Any
-
-JSON_HEADERS = [(b"content-type", b"application/json")]
 SESSION_NOT_FOUND = -32001
 # Legacy versions whose clients resume streams with Last-Event-ID after a polling close.
 POLLING_VERSIONS = frozenset({"2025-11-25"})
@@ -144,7 +159,7 @@ class McpEndpoint:
         headers = decoded_headers(scope)
         caller = await self.admit(scope, headers)
         if isinstance(caller, Refusal):
-            await _plain(send, caller.status, caller.reason.encode(), caller.headers)
+            await send_plain(send, caller.status, caller.reason.encode(), caller.headers)
             return
         _caller.set(caller)
         method = scope["method"]
@@ -155,7 +170,7 @@ class McpEndpoint:
         elif method == "DELETE":
             await self._delete(send, headers)
         else:
-            await _plain(send, 405, b"Method Not Allowed", [(b"allow", b"GET, POST, DELETE")])
+            await send_plain(send, 405, b"Method Not Allowed", [(b"allow", b"GET, POST, DELETE")])
 
     async def admit(self, scope: Scope, headers: dict[str, str]) -> Caller | Refusal:
         """Who is asking, or why they may not ask: Host and Origin checks, then identity.
@@ -184,23 +199,23 @@ class McpEndpoint:
         accept = headers.get("accept", "")
         wildcard = "*/*" in accept
         if not ((wildcard or "application/json" in accept) and (wildcard or "text/event-stream" in accept)):
-            await _plain(send, 406, b"Not Acceptable: accept both application/json and text/event-stream")
+            await send_plain(send, 406, b"Not Acceptable: accept both application/json and text/event-stream")
             return
         if not headers.get("content-type", "").startswith("application/json"):
-            await _plain(send, 415, b"Unsupported Media Type: send application/json")
+            await send_plain(send, 415, b"Unsupported Media Type: send application/json")
             return
-        body = await _read_body(receive, self.max_body_bytes)
+        body = await read_body(receive, self.max_body_bytes)
         if body is None:
-            await _plain(send, 413, b"Request body too large")
+            await send_plain(send, 413, b"Request body too large")
             return
         try:
             message = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            await _error(send, None, RPCError(PARSE_ERROR, f"Parse error: {exc}"), 400)
+            await send_error(send, None, RPCError(PARSE_ERROR, f"Parse error: {exc}"), 400)
             return
-        problem = _envelope_problem(message)
+        problem = protocol.jsonrpc_problem(message)
         if problem is not None:
-            await _error(send, message.get("id") if isinstance(message, dict) else None, problem, 400)
+            await send_error(send, message.get("id") if isinstance(message, dict) else None, problem, 400)
             return
         params = message.get("params")
         meta = params.get("_meta") if isinstance(params, dict) else None
@@ -222,7 +237,7 @@ class McpEndpoint:
             error = RPCError(
                 INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required; send initialize first"
             )
-            await _error(send, message.get("id"), error, 400)
+            await send_error(send, message.get("id"), error, 400)
             return
         session = await self._find(send, session_id, message.get("id"))
         if session is None:
@@ -230,7 +245,7 @@ class McpEndpoint:
         version = headers.get("mcp-protocol-version")
         if version is not None and version not in LEGACY_VERSIONS:
             error = RPCError(INVALID_REQUEST, f"Bad Request: unsupported MCP-Protocol-Version {version!r}")
-            await _error(send, message.get("id"), error, 400)
+            await send_error(send, message.get("id"), error, 400)
             return
         if method == "notifications/cancelled":
             request_id = (message.get("params") or {}).get("requestId")
@@ -239,7 +254,7 @@ class McpEndpoint:
         if method is None or "id" not in message:
             if method is None:  # the client's reply to a request we sent it, wherever it waits
                 await self.bus.answer(session_id, message)
-            await _plain(send, 202, b"")  # notifications and responses: accepted
+            await send_plain(send, 202, b"")  # notifications and responses: accepted
             return
         record = session.record
         ctx = CallContext(
@@ -267,7 +282,7 @@ class McpEndpoint:
     async def _initialize(self, send: Send, message: dict[str, Any]) -> None:
         params = message.get("params")
         if "id" not in message or not isinstance(params, dict):
-            await _error(
+            await send_error(
                 send, message.get("id"), RPCError(INVALID_PARAMS, "initialize needs an id and params"), 400
             )
             return
@@ -277,7 +292,7 @@ class McpEndpoint:
             error = RPCError(
                 INTERNAL_ERROR, "too many sessions; end unused sessions with DELETE or retry later"
             )
-            await _error(send, message["id"], error, 503)
+            await send_error(send, message["id"], error, 503)
             return
         requested = params.get("protocolVersion")
         version = requested if requested in LEGACY_VERSIONS else LEGACY_VERSIONS[0]
@@ -290,8 +305,8 @@ class McpEndpoint:
         )
         await self.sessions.create(record)
         self.metrics.sessions.set(len(self.sessions))
-        body = _response_bytes(message["id"], self.dispatcher.initialize_result(version))
-        await _send(send, 200, body, [*JSON_HEADERS, (b"mcp-session-id", record.id.encode())])
+        body = response_bytes(message["id"], self.dispatcher.initialize_result(version))
+        await send_reply(send, 200, body, [*JSON_HEADERS, (b"mcp-session-id", record.id.encode())])
 
     async def _post_modern(
         self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], message: dict[str, Any]
@@ -299,10 +314,10 @@ class McpEndpoint:
         try:
             checked = protocol.check(message, headers, scope["headers"])
         except RPCError as exc:
-            await _error(send, message.get("id"), exc, HTTP_STATUS.get(exc.code, 400))
+            await send_error(send, message.get("id"), exc, HTTP_STATUS.get(exc.code, 400))
             return
         if "id" not in message:
-            await _plain(send, 202, b"")
+            await send_plain(send, 202, b"")
             return
         if message["method"] == "subscriptions/listen":
             caller = _current()
@@ -310,7 +325,7 @@ class McpEndpoint:
             try:
                 self.dispatcher.check_listen(listen_ctx, message.get("params") or {})
             except RPCError as exc:
-                await _error(send, message["id"], exc, HTTP_STATUS.get(exc.code, 400))
+                await send_error(send, message["id"], exc, HTTP_STATUS.get(exc.code, 400))
                 return
             await serve_listen(
                 self.listen_streams,
@@ -371,7 +386,7 @@ class McpEndpoint:
                     status, outcome, body, result, code = await self._dispatch(ctx, message)
                 else:
                     async with anyio.create_task_group() as tg:
-                        tg.start_soon(_cancel_on_disconnect, watch, scope)
+                        tg.start_soon(cancel_on_disconnect, watch, scope)
                         status, outcome, body, result, code = await self._dispatch(ctx, message)
                         tg.cancel_scope.cancel()
         finally:
@@ -380,12 +395,12 @@ class McpEndpoint:
             if on_disconnect is not None:
                 on_disconnect(None)
         if outcome == "cancelled":
-            body = _error_bytes(message["id"], CANCELLED)
+            body = error_bytes(message["id"], CANCELLED)
         elapsed = time.perf_counter() - started
         if stream.is_stream:
             await stream.finish(body)
         else:
-            await _send(send, status, body, JSON_HEADERS)
+            await send_reply(send, status, body, JSON_HEADERS)
         # Bookkeeping after the reply has left (server/protocol.py writes a complete response at once).
         self.metrics.observe_request(method, outcome, elapsed)
         if self.observer is not None:
@@ -399,10 +414,10 @@ class McpEndpoint:
             result: Result = await self.dispatcher.dispatch(
                 ctx, message["method"], message.get("params") or {}
             )
-            return 200, "ok", _response_bytes(message["id"], result, modern=ctx.era == "modern"), result, None
+            return 200, "ok", response_bytes(message["id"], result, modern=ctx.era == "modern"), result, None
         except RPCError as exc:
             status = HTTP_STATUS.get(exc.code, 200) if ctx.era == "modern" else 200
-            return status, "error", _error_bytes(message["id"], exc), None, exc.code
+            return status, "error", error_bytes(message["id"], exc), None, exc.code
 
     def cancel(self, session_id: str, request_id: Any) -> bool:
         """End a legacy session's call running here; False if it does not run here."""
@@ -416,10 +431,10 @@ class McpEndpoint:
 
     async def _get(self, receive: Receive, send: Send, headers: dict[str, str]) -> None:
         if headers.get("mcp-protocol-version") == MODERN_VERSION and "mcp-session-id" not in headers:
-            await _plain(send, 405, b"Method Not Allowed", [(b"allow", b"POST")])
+            await send_plain(send, 405, b"Method Not Allowed", [(b"allow", b"POST")])
             return
         if "text/event-stream" not in headers.get("accept", "") and "*/*" not in headers.get("accept", ""):
-            await _plain(send, 406, b"Not Acceptable: accept text/event-stream")
+            await send_plain(send, 406, b"Not Acceptable: accept text/event-stream")
             return
         session = await self._session_or_reply(send, headers)
         if session is None:
@@ -433,26 +448,24 @@ class McpEndpoint:
         # without one.
         inbox = session.open_stream()
         await self.bus.stream_opened(session)
-        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
-            try:
-                while True:
-                    with anyio.move_on_after(KEEPALIVE_SECONDS):
-                        try:
-                            event = await inbox.receive()
-                        except anyio.EndOfStream:
-                            break
-                        session.next_event += 1
-                        await send_body(send, sse(orjson.dumps(event), str(session.next_event)))
-                        continue
-                    await send_body(send, b": keepalive\n\n")
-            except OSError:
-                pass
-            tg.cancel_scope.cancel()
-        session.detach(inbox)
-        await self.bus.stream_closed(session)
-        await send_body(send, b"", more=False)
+
+        async def deliver() -> None:
+            while True:
+                with anyio.move_on_after(KEEPALIVE_SECONDS):
+                    try:
+                        event = await inbox.receive()
+                    except anyio.EndOfStream:
+                        return
+                    session.next_event += 1
+                    await send_body(send, sse(orjson.dumps(event), str(session.next_event)))
+                    continue
+                await send_body(send, b": keepalive\n\n")
+
+        try:
+            await serve_sse(receive, send, deliver)
+        finally:
+            session.detach(inbox)
+            await self.bus.stream_closed(session)
 
     async def _resume(self, receive: Receive, send: Send, session: LocalSession, last_event_id: str) -> None:
         """Replay a polled request stream after `last_event_id`, then follow it to its response."""
@@ -464,17 +477,10 @@ class McpEndpoint:
                 return
             # Not 404: that would tell the client its session is gone, and it is not.
             error = RPCError(INVALID_REQUEST, "Unknown or expired Last-Event-ID: send the request again")
-            await _error(send, None, error, 410)
+            await send_error(send, None, error, 410)
             return
         log, seq = found
-        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
-            with contextlib.suppress(OSError):
-                await follow(send, log, seq)
-            tg.cancel_scope.cancel()
-        with contextlib.suppress(OSError):
-            await send_body(send, b"", more=False)
+        await serve_sse(receive, send, lambda: follow(send, log, seq))
 
     async def _resume_elsewhere(
         self, receive: Receive, send: Send, session: LocalSession, keeper: str, last_event_id: str
@@ -486,37 +492,30 @@ class McpEndpoint:
         try:
             replay = await self.shared_events.open(keeper, session.record.id, last_event_id)
         except ResumeRefused as exc:
-            await _error(send, None, RPCError(INVALID_REQUEST, exc.message), exc.status)
+            await send_error(send, None, RPCError(INVALID_REQUEST, exc.message), exc.status)
             return
 
         async def write(event_id: str | None, data: bytes) -> None:
             await send_body(send, sse(data, event_id) if event_id is not None else b": keepalive\n\n")
 
         async with replay:
-            await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
-                with contextlib.suppress(OSError):
-                    await replay.follow(write)
-                tg.cancel_scope.cancel()
-        with contextlib.suppress(OSError):
-            await send_body(send, b"", more=False)
+            await serve_sse(receive, send, lambda: replay.follow(write))
 
     async def _delete(self, send: Send, headers: dict[str, str]) -> None:
         if headers.get("mcp-protocol-version") == MODERN_VERSION and "mcp-session-id" not in headers:
-            await _plain(send, 405, b"Method Not Allowed", [(b"allow", b"POST")])
+            await send_plain(send, 405, b"Method Not Allowed", [(b"allow", b"POST")])
             return
         session = await self._session_or_reply(send, headers)
         if session is None:
             return
         await self.sessions.delete(session.record.id)
         self.metrics.sessions.set(len(self.sessions))
-        await _plain(send, 200, b"")
+        await send_plain(send, 200, b"")
 
     async def _session_or_reply(self, send: Send, headers: dict[str, str]) -> LocalSession | None:
         session_id = headers.get("mcp-session-id")
         if session_id is None:
-            await _error(
+            await send_error(
                 send, None, RPCError(INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required"), 400
             )
             return None
@@ -533,11 +532,11 @@ class McpEndpoint:
             try:
                 session = await self.sessions.load(session_id)
             except SessionUnavailable as exc:
-                await _error(send, request_id, RPCError(INTERNAL_ERROR, str(exc)), 503)
+                await send_error(send, request_id, RPCError(INTERNAL_ERROR, str(exc)), 503)
                 return None
         if session is None or session.record.agent != _current().agent.id:  # another agent's: not found
             error = RPCError(SESSION_NOT_FOUND, "Session not found: initialize a new session")
-            await _error(send, request_id, error, 404)
+            await send_error(send, request_id, error, 404)
             return None
         return session
 
@@ -551,81 +550,3 @@ class McpEndpoint:
         changes, and every stream is held by one replica, so each client hears it once.
         """
         return self.bus.broadcast(message, may_read) + self.listen_streams.publish(message, may_read)
-
-
-def decoded_headers(scope: Scope) -> dict[str, str]:
-    """An ASGI scope's headers as a dict of text (names are lower case already)."""
-    return {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
-
-
-def _envelope_problem(message: Any) -> RPCError | None:
-    if isinstance(message, list):
-        return RPCError(
-            INVALID_REQUEST, "Invalid Request: JSON-RPC batches are not supported; send one message"
-        )
-    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
-        return RPCError(
-            INVALID_REQUEST, 'Invalid Request: expected a JSON-RPC 2.0 object with "jsonrpc": "2.0"'
-        )
-    method = message.get("method")
-    if method is None:
-        if "id" in message and ("result" in message or "error" in message):
-            return None  # a response to a server-to-client request
-        return RPCError(INVALID_REQUEST, "Invalid Request: `method` is required")
-    if not isinstance(method, str):
-        return RPCError(INVALID_REQUEST, "Invalid Request: `method` must be a string")
-    if "params" in message and not isinstance(message["params"], dict):
-        return RPCError(INVALID_REQUEST, "Invalid Request: `params` must be an object")
-    request_id = message.get("id", 0)
-    if request_id is None or isinstance(request_id, bool) or not isinstance(request_id, str | int):
-        return RPCError(INVALID_REQUEST, "Invalid Request: `id` must be a string or an integer")
-    return None
-
-
-def _response_bytes(request_id: Any, result: Result, modern: bool = False) -> bytes:
-    if isinstance(result, dict):
-        if modern and "resultType" not in result:
-            result = {**result, "resultType": "complete"}
-        payload = orjson.dumps(result)
-    else:
-        payload = result[:-1] + b',"resultType":"complete"}' if modern else result
-    return b'{"jsonrpc":"2.0","id":' + orjson.dumps(request_id) + b',"result":' + payload + b"}"
-
-
-def _error_bytes(request_id: Any, error: RPCError) -> bytes:
-    return orjson.dumps({"jsonrpc": "2.0", "id": request_id, "error": error.to_error()})
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        event = await receive()
-        chunk = event.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not event.get("more_body"):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    scope.cancel()
-
-
-async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _plain(
-    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    await _send(send, status, body, [(b"content-type", b"text/plain; charset=utf-8"), *(extra or [])])
-
-
-async def _error(send: Send, request_id: Any, error: RPCError, status: int) -> None:
-    await _send(send, status, _error_bytes(request_id, error), JSON_HEADERS)

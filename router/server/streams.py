@@ -8,21 +8,35 @@ serves a client's GET with `Last-Event-ID` from the event store.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 import orjson
 
 from router.server.events import EventLog, EventStore
+from router.server.replies import Receive, Send, cancel_on_disconnect
 from router.upstream.base import STREAM_PAUSED
 
-Send = Any
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream"),
     (b"cache-control", b"no-cache, no-transform"),
     (b"x-accel-buffering", b"no"),
 ]
 KEEPALIVE_SECONDS = 15.0
+
+
+async def serve_sse(receive: Receive, send: Send, produce: Callable[[], Awaitable[None]]) -> None:
+    """A 200 SSE response whose events `produce` writes, until it returns or the client leaves
+    (a client that went away while we wrote is not an error)."""
+    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(cancel_on_disconnect, receive, tg.cancel_scope)
+        with contextlib.suppress(OSError):
+            await produce()
+        tg.cancel_scope.cancel()
+    with contextlib.suppress(OSError):
+        await send_body(send, b"", more=False)
 
 
 async def follow(send: Send, log: EventLog, seq: int) -> None:

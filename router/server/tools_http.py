@@ -43,14 +43,8 @@ from router.errors import (
     RPCError,
 )
 from router.relay.context import CallContext, Result
-from router.server.http import (
-    CANCELLED,
-    McpEndpoint,
-    Refusal,
-    _cancel_on_disconnect,
-    _read_body,
-    decoded_headers,
-)
+from router.server.http import CANCELLED, McpEndpoint, Refusal
+from router.server.replies import cancel_on_disconnect, decoded_headers, read_body
 
 PREFIX = "/v1/tools"
 SUFFIX = "/call"
@@ -115,7 +109,7 @@ class ToolsEndpoint:
             if "nextCursor" not in decoded:
                 break
             params = {"cursor": decoded["nextCursor"]}
-        await _send(send, 200, orjson.dumps({"tools": tools}))
+        await send_reply(send, 200, orjson.dumps({"tools": tools}))
 
     async def _call(
         self,
@@ -129,7 +123,7 @@ class ToolsEndpoint:
         if not headers.get("content-type", "application/json").startswith("application/json"):
             await _problem(send, 415, "send the tool's arguments as application/json")
             return
-        body = await _read_body(receive, self.mcp.max_body_bytes)
+        body = await read_body(receive, self.mcp.max_body_bytes)
         if body is None:
             await _problem(send, 413, f"body larger than {self.mcp.max_body_bytes} bytes")
             return
@@ -146,7 +140,7 @@ class ToolsEndpoint:
         result: Result | None = None
         error: RPCError | None = None
         async with anyio.create_task_group() as tg:  # the client going away cancels the call
-            tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
+            tg.start_soon(cancel_on_disconnect, receive, tg.cancel_scope)
             try:
                 result = await self.mcp.dispatcher.dispatch(ctx, "tools/call", params)
             except RPCError as exc:
@@ -163,18 +157,20 @@ class ToolsEndpoint:
         if error is CANCELLED:
             return
         if error is None:
-            await _send(send, 200, result if isinstance(result, bytes) else orjson.dumps(result))
+            await send_reply(send, 200, result if isinstance(result, bytes) else orjson.dumps(result))
             return
         status, extra = status_of(error, ctx.server is not None)
-        await _send(send, status, orjson.dumps({"error": error.to_error()}), extra)
+        await send_reply(send, status, orjson.dumps({"error": error.to_error()}), extra)
 
 
 async def _problem(
     send: Any, status: int, message: str, extra: list[tuple[bytes, bytes]] | None = None
 ) -> None:
-    await _send(send, status, orjson.dumps({"error": {"message": message}}), extra)
+    await send_reply(send, status, orjson.dumps({"error": {"message": message}}), extra)
 
 
-async def _send(send: Any, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+async def send_reply(
+    send: Any, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     await send({"type": "http.response.start", "status": status, "headers": [JSON, *(extra or [])]})
     await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,75 @@
+"""Reading requests and writing replies over ASGI: the plumbing both HTTP endpoints share.
+
+JSON-RPC replies are built as bytes around a result that may already be serialized (lists come
+from the index as JSON), so a reply is one `orjson.dumps` at most, and goes out as one body.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import orjson
+
+from router.errors import RPCError
+from router.relay.context import Result
+
+Scope = dict[str, Any]
+Receive = Any
+Send = Any
+
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+def decoded_headers(scope: Scope) -> dict[str, str]:
+    """An ASGI scope's headers as a dict of text (names are lower case already)."""
+    return {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+
+
+def response_bytes(request_id: Any, result: Result, modern: bool = False) -> bytes:
+    if isinstance(result, dict):
+        if modern and "resultType" not in result:
+            result = {**result, "resultType": "complete"}
+        payload = orjson.dumps(result)
+    else:
+        payload = result[:-1] + b',"resultType":"complete"}' if modern else result
+    return b'{"jsonrpc":"2.0","id":' + orjson.dumps(request_id) + b',"result":' + payload + b"}"
+
+
+def error_bytes(request_id: Any, error: RPCError) -> bytes:
+    return orjson.dumps({"jsonrpc": "2.0", "id": request_id, "error": error.to_error()})
+
+
+async def read_body(receive: Receive, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        event = await receive()
+        chunk = event.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not event.get("more_body"):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
+
+
+async def send_reply(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_plain(
+    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    await send_reply(send, status, body, [(b"content-type", b"text/plain; charset=utf-8"), *(extra or [])])
+
+
+async def send_error(send: Send, request_id: Any, error: RPCError, status: int) -> None:
+    await send_reply(send, status, error_bytes(request_id, error), JSON_HEADERS)

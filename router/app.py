@@ -16,7 +16,6 @@ from contextlib import aclosing, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import orjson
 from anyio.abc import TaskGroup
 from prometheus_client import make_asgi_app
 
@@ -26,7 +25,7 @@ from router.catalog.policy import LimitRule
 from router.catalog.record import BackendRecord, Catalog
 from router.catalog.sources.base import CatalogSource
 from router.catalog.sources.static import StaticFileSource
-from router.guard.identity import Agent, AuthError
+from router.guard.identity import Agent
 from router.guard.policy import Guard
 from router.guard.policy_sources import (
     follow,
@@ -41,7 +40,8 @@ from router.relay.dispatch import Dispatcher
 from router.relay.parking import Parking, StateCodec
 from router.server.events import EventStore
 from router.server.http import McpEndpoint
-from router.server.replies import decoded_headers
+from router.server.operator import readiness, serve_admin
+from router.server.replies import decoded_headers, send_json
 from router.server.security import OriginPolicy
 from router.server.tools_http import ToolsEndpoint
 from router.settings import RouterSettings
@@ -423,95 +423,6 @@ class Router:
 
     # -- HTTP ---------------------------------------------------------------------------------
 
-    def readiness(self) -> tuple[bool, dict[str, Any]]:
-        ready = self.pool.catalog_loaded.is_set() and (self.guard.loaded or not self.policy_sources)
-        backends = {
-            f"{server}/{instance}" if server != instance else server: {
-                "state": backend.state,
-                **({"error": backend.last_error} if backend.last_error and backend.state != "ready" else {}),
-                **self._breaker_detail(server, instance),
-            }
-            for (server, instance), backend in sorted(self.pool.backends.items())
-        }
-        degraded = self.nats is not None and not self.nats.connected
-        detail: dict[str, Any] = {
-            "status": ("degraded" if degraded else "ready") if ready else "loading",
-            "catalog": {source.name: "ok" if source.healthy else "stale" for source in self.sources},
-            "backends": backends,
-            "ratelimit": self._ratelimit_detail(),
-        }
-        if self.nats is not None:
-            # Degraded still answers 200: the replica serves its own sessions; the LB keeps it.
-            detail["nats"] = "connected" if self.nats.connected else "disconnected"
-        conflicts = self.pool.index.conflicts
-        if conflicts:
-            detail["conflicts"] = [{"kind": c.kind, "name": c.name, "servers": c.servers} for c in conflicts]
-        if self.policy_sources:
-            detail["policy"] = "ok" if self.guard.loaded else "loading"
-        return ready, detail
-
-    def admin(self) -> dict[str, Any]:
-        """What `/admin/` shows an operator: read-only, no secrets (no headers, env or tokens)."""
-        index = self.pool.index
-        policy = self.guard.policy
-        document: dict[str, Any] = {
-            "catalog": {
-                "generation": index.generation,
-                "servers": sorted(index.servers),
-                "items": {kind: len(index.items(kind)) for kind in LIST_KINDS},
-                "conflicts": [
-                    {"kind": c.kind, "name": c.name, "servers": c.servers} for c in index.conflicts
-                ],
-                "sources": {source.name: "ok" if source.healthy else "stale" for source in self.sources},
-            },
-            "instances": [
-                {
-                    "server": server,
-                    "instance": instance,
-                    "transport": backend.record.transport,
-                    "address": backend.record.describe(),
-                    "state": backend.state,
-                    "error": backend.last_error if backend.state != "ready" else None,
-                    "breaker": self.pool.instances[(server, instance)].breaker.state,
-                    "critical": self.pool.instances[(server, instance)].critical,
-                }
-                for (server, instance), backend in sorted(self.pool.backends.items())
-            ],
-            "health": self.readiness()[1]["status"],
-            "sessions": len(self.sessions),
-            "policy": {
-                "source": policy.source if policy else None,
-                "generation": self.guard.generation,
-                "last_error": self.guard.last_error,
-            },
-        }
-        for name, section in self.admin_sections.items():
-            document[name] = section()
-        return document
-
-    def _breaker_detail(self, server: str, instance: str) -> dict[str, Any]:
-        """Why an instance may be out of rotation: its breaker, or the registry's health check."""
-        guard = self.pool.instances.get((server, instance))
-        if guard is None:
-            return {}
-        detail: dict[str, Any] = {"critical": True} if guard.critical else {}
-        if guard.breaker.state != "closed":
-            detail.update(breaker=guard.breaker.state, retry_in=round(guard.breaker.retry_in(), 3))
-        return detail
-
-    def _ratelimit_detail(self) -> dict[str, Any]:
-        store = self.rate_store
-        detail: dict[str, Any] = {
-            "store": store.name,
-            "shared": store.name != "memory" and not store.degraded,
-        }
-        replicas = getattr(store, "replicas", None)
-        if replicas is not None:
-            detail["replicas"] = replicas
-        if store.degraded:
-            detail["note"] = f"NATS unreachable: each replica enforces 1/{replicas} of every limit"
-        return detail
-
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
         if kind == "http":
@@ -519,22 +430,22 @@ class Router:
             if path in {"/mcp", "/mcp/"}:
                 await self.endpoint(scope, receive, send)
             elif path == "/healthz":
-                await _json(send, 200, {"status": "ok"})
+                await send_json(send, 200, {"status": "ok"})
             elif path == "/readyz":
-                ready, detail = self.readiness()
-                await _json(send, 200 if ready else 503, detail)
+                ready, detail = readiness(self)
+                await send_json(send, 200 if ready else 503, detail)
             elif path == "/metrics":
                 await self.metrics_app(scope, receive, send)
             elif path.startswith("/.well-known/oauth-protected-resource"):
                 headers = decoded_headers(scope)
-                await _json(send, 200, self.auth.protected_resource_metadata(headers))
+                await send_json(send, 200, self.auth.protected_resource_metadata(headers))
             elif path.startswith("/v1/tools"):
                 await self.tools_endpoint(scope, receive, send)
             elif path in {"/admin", "/admin/"}:
-                await self._admin(scope, send)
+                await serve_admin(self, scope, send)
             else:
                 error = f"no such path {path}; MCP is served at /mcp, plain HTTP tool calls at /v1/tools"
-                await _json(send, 404, {"error": error})
+                await send_json(send, 404, {"error": error})
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -557,35 +468,3 @@ class Router:
             await send({"type": failed, "message": repr(exc)})
             return
         await send({"type": "lifespan.shutdown.complete"})
-
-    async def _admin(self, scope: dict[str, Any], send: Any) -> None:
-        """Admin credentials: an authenticated agent in one of `admin_groups`; never anonymous."""
-        headers = decoded_headers(scope)
-        try:
-            agent: Agent = await self.auth.authenticate(headers, scope.get("client"))
-        except AuthError as exc:
-            self.metrics.auth_failures.labels(exc.reason).inc()
-            challenge = [(b"www-authenticate", self.auth.challenge(headers, exc))]
-            await _json(send, 401, {"error": exc.description}, challenge)
-            return
-        if agent.anonymous:
-            challenge = [(b"www-authenticate", self.auth.challenge(headers, AuthError("missing", "")))]
-            await _json(send, 401, {"error": "admin credentials required"}, challenge)
-            return
-        if agent.groups.isdisjoint(self.settings.admin_groups):
-            await _json(send, 403, {"error": f"agent {agent.id!r} is not in an admin group"})
-            return
-        await _json(send, 200, self.admin())
-
-
-async def _json(
-    send: Any, status: int, payload: dict[str, Any], extra: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), *(extra or [])],
-        }
-    )
-    await send({"type": "http.response.body", "body": orjson.dumps(payload)})

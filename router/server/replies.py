@@ -73,3 +73,10 @@ async def send_plain(
 
 async def send_error(send: Send, request_id: Any, error: RPCError, status: int) -> None:
     await send_reply(send, status, error_bytes(request_id, error), JSON_HEADERS)
+
+
+async def send_json(
+    send: Send, status: int, payload: dict[str, Any], extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """A plain JSON document (health, admin, errors outside MCP)."""
+    await send_reply(send, status, orjson.dumps(payload), [*JSON_HEADERS, *(extra or [])])

@@ -1,0 +1,128 @@
+"""What operators see of a replica: `/readyz` (is it ready, and why each backend is or is not
+serving) and `/admin/` (catalog, instances, sessions, policy; read-only, never a secret).
+
+Functions over the Router rather than its methods, so `app.py` stays about how the parts fit.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from router.catalog.index import LIST_KINDS
+from router.guard.identity import Agent, AuthError
+from router.server.replies import Scope, Send, decoded_headers, send_json
+
+if TYPE_CHECKING:
+    from router.app import Router
+
+
+def readiness(router: Router) -> tuple[bool, dict[str, Any]]:
+    """`/readyz`: ready once the catalog (and policy, if any) is loaded; each backend's state."""
+    ready = router.pool.catalog_loaded.is_set() and (router.guard.loaded or not router.policy_sources)
+    backends = {
+        f"{server}/{instance}" if server != instance else server: {
+            "state": backend.state,
+            **({"error": backend.last_error} if backend.last_error and backend.state != "ready" else {}),
+            **_breaker_detail(router, server, instance),
+        }
+        for (server, instance), backend in sorted(router.pool.backends.items())
+    }
+    degraded = router.nats is not None and not router.nats.connected
+    detail: dict[str, Any] = {
+        "status": ("degraded" if degraded else "ready") if ready else "loading",
+        "catalog": {source.name: "ok" if source.healthy else "stale" for source in router.sources},
+        "backends": backends,
+        "ratelimit": _ratelimit_detail(router),
+    }
+    if router.nats is not None:
+        # Degraded still answers 200: the replica serves its own sessions; the LB keeps it.
+        detail["nats"] = "connected" if router.nats.connected else "disconnected"
+    conflicts = router.pool.index.conflicts
+    if conflicts:
+        detail["conflicts"] = [{"kind": c.kind, "name": c.name, "servers": c.servers} for c in conflicts]
+    if router.policy_sources:
+        detail["policy"] = "ok" if router.guard.loaded else "loading"
+    return ready, detail
+
+
+def admin_document(router: Router) -> dict[str, Any]:
+    """What `/admin/` shows an operator: read-only, no secrets (no headers, env or tokens)."""
+    index = router.pool.index
+    policy = router.guard.policy
+    document: dict[str, Any] = {
+        "catalog": {
+            "generation": index.generation,
+            "servers": sorted(index.servers),
+            "items": {kind: len(index.items(kind)) for kind in LIST_KINDS},
+            "conflicts": [{"kind": c.kind, "name": c.name, "servers": c.servers} for c in index.conflicts],
+            "sources": {source.name: "ok" if source.healthy else "stale" for source in router.sources},
+        },
+        "instances": [
+            {
+                "server": server,
+                "instance": instance,
+                "transport": backend.record.transport,
+                "address": backend.record.describe(),
+                "state": backend.state,
+                "error": backend.last_error if backend.state != "ready" else None,
+                "breaker": router.pool.instances[(server, instance)].breaker.state,
+                "critical": router.pool.instances[(server, instance)].critical,
+            }
+            for (server, instance), backend in sorted(router.pool.backends.items())
+        ],
+        "health": readiness(router)[1]["status"],
+        "sessions": len(router.sessions),
+        "policy": {
+            "source": policy.source if policy else None,
+            "generation": router.guard.generation,
+            "last_error": router.guard.last_error,
+        },
+    }
+    for name, section in router.admin_sections.items():
+        document[name] = section()
+    return document
+
+
+def _breaker_detail(router: Router, server: str, instance: str) -> dict[str, Any]:
+    """Why an instance may be out of rotation: its breaker, or the registry's health check."""
+    guard = router.pool.instances.get((server, instance))
+    if guard is None:
+        return {}
+    detail: dict[str, Any] = {"critical": True} if guard.critical else {}
+    if guard.breaker.state != "closed":
+        detail.update(breaker=guard.breaker.state, retry_in=round(guard.breaker.retry_in(), 3))
+    return detail
+
+
+def _ratelimit_detail(router: Router) -> dict[str, Any]:
+    store = router.rate_store
+    detail: dict[str, Any] = {
+        "store": store.name,
+        "shared": store.name != "memory" and not store.degraded,
+    }
+    replicas = getattr(store, "replicas", None)
+    if replicas is not None:
+        detail["replicas"] = replicas
+    if store.degraded:
+        detail["note"] = f"NATS unreachable: each replica enforces 1/{replicas} of every limit"
+    return detail
+
+
+async def serve_admin(router: Router, scope: Scope, send: Send) -> None:
+    """Admin credentials: an authenticated agent in one of `admin_groups`; never anonymous."""
+    headers = decoded_headers(scope)
+    try:
+        agent: Agent = await router.auth.authenticate(headers, scope.get("client"))
+    except AuthError as exc:
+        router.metrics.auth_failures.labels(exc.reason).inc()
+        challenge = [(b"www-authenticate", router.auth.challenge(headers, exc))]
+        await send_json(send, 401, {"error": exc.description}, challenge)
+        return
+    if agent.anonymous:
+        challenge = [(b"www-authenticate", router.auth.challenge(headers, AuthError("missing", "")))]
+        await send_json(send, 401, {"error": "admin credentials required"}, challenge)
+        return
+    if agent.groups.isdisjoint(router.settings.admin_groups):
+        await send_json(send, 403, {"error": f"agent {agent.id!r} is not in an admin group"})
+        return
+    await send_json(send, 200, admin_document(router))

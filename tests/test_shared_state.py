@@ -135,6 +135,64 @@ async def test_records_follow_writes_and_deletes_across_replicas(replicas: list[
     assert await b.store.load(c.store.ids.new()) is None  # valid but unknown id
 
 
+async def _in_bucket(replica: Replica, session_id: str) -> bool:
+    """Whether the bucket holds a live record for the session (asked of NATS, not of a cache)."""
+    probe = NatsSessionStore(replica.link, replica.store.ids, idle_timeout=60)
+    probe._kv = replica.store._kv  # the same bucket, without this replica's cache
+    return await probe.load(session_id) is not None
+
+
+async def test_a_save_racing_a_delete_elsewhere_does_not_bring_the_session_back(
+    replicas: list[Replica],
+) -> None:
+    """A call on b finishes and saves its session just as the client's DELETE lands on c."""
+    a, b, c = replicas
+    for _ in range(10):  # both orders: b's watch has or has not yet seen the deletion
+        session_id = await _new_session(a)
+        on_b = await b.store.load(session_id)
+        assert on_b is not None
+        on_b.record.log_level = "info"
+        assert await c.store.delete(session_id)
+        await b.store.save(on_b)
+        assert not await _in_bucket(a, session_id)
+    # The watch on b stopped (it lags behind the bucket): only the compare-and-set saves us now.
+    session_id = await _new_session(a)
+    on_b = await b.store.load(session_id)
+    assert on_b is not None
+    assert b.store._watch_scope is not None
+    b.store._watch_scope.cancel()
+    ended: list[str] = []
+    b.store.on_ended.append(lambda sid: _note(ended, sid))
+    assert await c.store.delete(session_id)
+    on_b.record.log_level = "info"
+    await b.store.save(on_b)
+    assert not await _in_bucket(a, session_id)
+    assert ended == [session_id]  # b learned from the failed write that the session ended
+    assert b.store.get(session_id) is None
+
+
+async def _note(ended: list[str], session_id: str) -> None:
+    ended.append(session_id)
+
+
+async def test_writes_from_two_replicas_both_land(replicas: list[Replica]) -> None:
+    """Compare-and-set writes retry over another replica's newer revision instead of failing."""
+    a, b, _ = replicas
+    session_id = await _new_session(a)
+    on_a, on_b = a.store.get(session_id), await b.store.load(session_id)
+    assert on_a is not None and on_b is not None
+    assert b.store._watch_scope is not None
+    b.store._watch_scope.cancel()  # so b keeps the older revision
+    on_a.record.log_level = "debug"
+    await a.store.save(on_a)
+    on_b.record.subscriptions.append("file:///x")
+    await b.store.save(on_b)
+    assert b.store.unsynced == 0
+    with anyio.fail_after(3):
+        while on_a.record.subscriptions != ["file:///x"]:
+            await anyio.sleep(0.01)
+
+
 def test_session_ids_are_signed_with_the_cluster_key() -> None:
     ids, other = SessionIds(KEY), SessionIds(secrets.token_bytes(32))
     session_id = ids.new()

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 import orjson
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from router.state.nats_link import NatsLink
@@ -41,6 +41,8 @@ from router.state.sessions import (
 log = logging.getLogger("toolmesh.sessions")
 
 BUCKET = "sessions"
+# Tries of one record write while other replicas keep writing it in between.
+WRITE_ATTEMPTS = 4
 RECORD_FIELDS = frozenset(field.name for field in dataclasses.fields(SessionRecord))
 EndedListener = Callable[[str], Awaitable[None]]
 
@@ -135,9 +137,7 @@ class NatsSessionStore(MemorySessionStore):
                 self._seen[key] = (value, revision or 0, time.monotonic())
             return
         if operation in {"DEL", "PURGE"}:
-            self._forget(session_id)
-            for listener in self.on_ended:
-                await listener(session_id)
+            await self._ended_elsewhere(session_id)
             return
         if revision is None or value is None or revision <= self._revisions.get(session_id, 0):
             return  # our own write coming back, or older news
@@ -243,17 +243,50 @@ class NatsSessionStore(MemorySessionStore):
         return self.drop(session_id)
 
     async def _write(self, session: LocalSession) -> None:
+        """Write the record over the revision this replica last saw, never blindly.
+
+        A request may finish (and save its session) after the client ended the session on
+        another replica: a plain put would bring the deleted record back. So a record this
+        replica no longer holds is not written, and a write that finds the entry changed re-reads
+        it: deleted means the session ended elsewhere, otherwise the write is retried over the
+        newer revision (the last writer wins, as with a put)."""
         kv = self._kv
         session_id = session.record.id
+        if self._sessions.get(session_id) is not session:
+            return  # ended (here, or by the watch) while the request that saved it ran
         if kv is None or not self.link.connected:
             self._unsynced.add(session_id)
             return
+        token, data = token_of(session_id), encode(session.record)
+        last = self._revisions.get(session_id)
         try:
-            self._revisions[session_id] = await kv.put(token_of(session_id), encode(session.record))
-            self._written[session_id] = time.monotonic()
+            for _ in range(WRITE_ATTEMPTS):
+                try:
+                    revision = await (
+                        kv.create(token, data) if last is None else kv.update(token, data, last)
+                    )
+                except KeyWrongLastSequenceError:
+                    try:
+                        last = (await kv.get(token)).revision
+                    except KeyNotFoundError as missing:
+                        if missing.op is not None:  # a delete marker (nats-py folds it in here)
+                            await self._ended_elsewhere(session_id)
+                            return
+                        last = None  # aged out of the bucket while NATS was away: write it anew
+                    continue
+                self._revisions[session_id] = revision
+                self._written[session_id] = time.monotonic()
+                return
+            raise RuntimeError(f"the record kept changing under {WRITE_ATTEMPTS} writes")
         except Exception as exc:
             log.debug("session write failed; retried later", extra={"error": str(exc)})
             self._unsynced.add(session_id)
+
+    async def _ended_elsewhere(self, session_id: str) -> None:
+        """The session was deleted on another replica: drop it here and tell the listeners."""
+        self._forget(session_id)
+        for listener in self.on_ended:
+            await listener(session_id)
 
     @property
     def unsynced(self) -> int:

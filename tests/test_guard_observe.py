@@ -127,6 +127,26 @@ async def test_trace_context_reaches_stdio_and_2026_backends_in_meta(observed: O
             assert record["span_id"] == parent  # the router's own span, as in the audit record
 
 
+async def test_a_client_without_the_header_is_traced_from_its_meta(observed: Observed) -> None:
+    """SEP-414: a client whose transport sets no `traceparent` header sends it in `_meta`; the
+    router continues that trace (new span, same trace id) toward stdio and HTTP backends alike."""
+    client_span = "00f067aa0ba902b7"
+    async with client_with(observed.router.mcp_url, observed.keys["ops"], "2026-07-28") as ops:
+        for tool in ("alpha__meta", "beta__meta"):
+            audited = len(audit_records(observed.audit, 0))  # the fixture is shared by the module
+            result = await ops.call_tool(tool, {}, meta={"traceparent": TRACEPARENT})
+            meta = json.loads(result.content[0].text)  # type: ignore[union-attr]
+            _, trace_id, parent, flags = meta["traceparent"].split("-")
+            assert trace_id == TRACE_ID and parent != client_span and flags == "01", meta
+            record = audit_records(observed.audit, audited + 1)[audited]
+            assert record["target"] == tool and record["era"] == "modern", record
+            assert record["trace_id"] == TRACE_ID and record["span_id"] == parent
+        malformed = {"traceparent": "00-not-a-trace-01"}
+        result = await ops.call_tool("beta__meta", {}, meta=malformed)
+        meta = json.loads(result.content[0].text)  # type: ignore[union-attr]
+        assert meta["traceparent"].split("-")[1] != TRACE_ID  # a trace of its own, not an error
+
+
 async def test_without_trace_propagation_no_trace_context_goes_upstream(tmp_path: Path) -> None:
     servers = {"alpha": sample_server_stdio_entry("alpha")}
     with run_router(tmp_path, servers, env={"TOOLMESH_TRACE_PROPAGATION": "false"}) as router:

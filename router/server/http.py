@@ -367,9 +367,12 @@ class McpEndpoint:
         await stream.prime()
         ctx.emit = stream.emit
         caller = _current()
-        ctx.agent, ctx.view, ctx.trace = caller.agent, caller.view, caller.trace
         method = message["method"]
         params = message.get("params") or {}
+        trace = caller.trace
+        if trace is not None and trace.parent_id is None and "_meta" in params:
+            trace = tracing.continue_from_meta(trace, params["_meta"])
+        ctx.agent, ctx.view, ctx.trace = caller.agent, caller.view, trace
         scope = anyio.CancelScope()
         key = (ctx.session_id, message["id"]) if ctx.session_id is not None else None
         if key is not None:

@@ -23,6 +23,7 @@ def record(log: AuditLog, target: str, arguments: Any) -> None:
         agent="ops", session="session-id-secret", method="tools/call", target=target, server="beta",
         instance="beta-1", arguments=arguments, outcome="ok", error_code=None, seconds=0.012,
         trace_id="4bf92f3577b34da6a3ce929d0e0e4736", span_id="00f067aa0ba902b7", era="legacy",
+        via="mcp",
     )  # fmt: skip
 
 

@@ -94,6 +94,7 @@ async def test_a_call_is_audited_traced_and_sent_with_the_backends_credentials(o
     encoded = json.dumps(arguments, sort_keys=True, separators=(",", ":")).encode()
     assert ok["agent"] == "ops" and ok["server"] == "beta" and ok["instance"] == "beta"
     assert ok["method"] == "tools/call" and ok["outcome"] == "ok" and ok["error_code"] is None
+    assert ok["era"] == "legacy" and ok["via"] == "mcp"
     assert ok["arguments_bytes"] == len(encoded)
     assert ok["arguments_sha256"] == hashlib.sha256(encoded).hexdigest()
     assert ok["arguments"] == {"text": "hi", "password": "[redacted]", "nested": {"Token": "[redacted]"}}

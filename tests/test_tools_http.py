@@ -84,10 +84,13 @@ async def test_a_tool_call_over_plain_http_goes_through_auth_policy_limits_and_a
 
         records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
         calls = [
-            (r["target"], r["outcome"], r.get("error_code")) for r in records if r["method"] == "tools/call"
+            (r["via"], r["target"], r["outcome"], r.get("error_code"))
+            for r in records
+            if r["method"] == "tools/call"
         ]
-        assert ("svc__echo", "ok", None) in calls
-        assert ("svc__add", "error", -32004) in calls, calls
+        assert ("http", "svc__echo", "ok", None) in calls
+        assert ("mcp", "svc__add", "ok", None) in calls  # the MCP call that spent the limit
+        assert ("http", "svc__add", "error", -32004) in calls, calls
         assert all(r["agent"] == "guest" for r in records)
 
 

@@ -121,12 +121,14 @@ class AuditLog:
         trace_id: str,
         span_id: str,
         era: str,
+        via: str,
     ) -> None:
         record: dict[str, Any] = {
             "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "agent": agent,
             "session": session_handle(session),
             "era": era,
+            "via": via,
             "method": method,
             "target": target,
             "server": server,

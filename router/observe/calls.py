@@ -66,4 +66,5 @@ class CallObserver:
                 trace_id=trace.trace_id if trace else "",
                 span_id=trace.span_id if trace else "",
                 era=ctx.era,
+                via=ctx.via,
             )

@@ -7,7 +7,7 @@ call relay, the era bridge, audit) reads it, and none of them should import anot
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from router.guard.identity import ANONYMOUS, Agent
 from router.guard.policy import OPEN, View
@@ -40,6 +40,7 @@ class CallContext:
     instance: str | None = None
     target: str | None = None
     affinity: dict[str, str] | None = None  # server -> instance this legacy session last used
+    via: Literal["mcp", "http"] = "mcp"  # the endpoint: /mcp, or /v1/tools (plain HTTP)
 
     def attempting(self, instance: Instance) -> None:
         """The caller is trying `instance` (the last one tried is what the audit records)."""

@@ -93,7 +93,7 @@ class ToolsEndpoint:
         if isinstance(caller, Refusal):
             await _problem(send, caller.status, caller.reason, caller.headers)
             return
-        ctx = CallContext("legacy", agent=caller.agent, view=caller.view, trace=caller.trace)
+        ctx = CallContext("legacy", agent=caller.agent, view=caller.view, trace=caller.trace, via="http")
         if listing:
             await self._list(send, ctx)
         else:

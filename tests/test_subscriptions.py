@@ -62,10 +62,8 @@ async def test_a_legacy_subscriber_hears_updates_and_others_do_not(tmp_path: Pat
             Client(router.mcp_url, mode="legacy", message_handler=bystander) as other,
         ):
             await subscribed.subscribe_resource(HELLO)
-            await anyio.sleep(0.5)  # the router subscribes upstream in the background
             # the other client's call causes the update: it still goes to the subscriber only
-            touched = await other.call_tool("touch", {"uri": HELLO})
-            assert "updated" in touched.content[0].text  # type: ignore[union-attr]
+            await touch_once_subscribed(other, HELLO)
             await wait_for(lambda: watcher.updates)
             assert watcher.updates == [HELLO]
             await subscribed.unsubscribe_resource(HELLO)
@@ -87,14 +85,20 @@ async def test_a_stdio_backend_is_subscribed_upstream(tmp_path: Path) -> None:
             Client(router.mcp_url, mode="legacy") as other,
         ):
             await subscribed.subscribe_resource(HELLO)
-            with anyio.fail_after(10):  # the router subscribes upstream in the background
-                while True:
-                    touched = await other.call_tool("touch", {"uri": HELLO, "standalone": True})
-                    if "updated" in touched.content[0].text:  # type: ignore[union-attr]
-                        break
-                    await anyio.sleep(0.1)
+            await touch_once_subscribed(other, HELLO, standalone=True)
             await wait_for(lambda: watcher.updates)
             assert watcher.updates == [HELLO]
+
+
+async def touch_once_subscribed(client: Client, uri: str, **args: Any) -> None:
+    """Touch `uri` on a legacy backend once the router has subscribed to it upstream, which it
+    does in the background: the backend answers "not subscribed" until then (and sends nothing)."""
+    with anyio.fail_after(15):
+        while True:
+            touched = await client.call_tool("touch", {"uri": uri, **args})
+            if "updated" in touched.content[0].text:  # type: ignore[union-attr]
+                return
+            await anyio.sleep(0.1)
 
 
 async def listen_frames(
@@ -221,8 +225,11 @@ async def test_an_agent_that_loses_read_access_stops_hearing_updates(
 
                 tg.start_soon(listen)
                 await wait_for(lambda: frames)
-            await anyio.sleep(0.5)  # the router subscribes upstream in the background
-            await writer.call_tool("touch", {"uri": HELLO, **touch_args})
+            if era == "legacy":
+                await touch_once_subscribed(writer, HELLO)
+            else:  # a 2026-07-28 backend always publishes; the router's listen stream may lag
+                await anyio.sleep(0.5)
+                await writer.call_tool("touch", {"uri": HELLO, **touch_args})
             await wait_for(lambda: updates == [HELLO])
 
             await anyio.to_thread.run_sync(write_policy, policy, readers_may_read(BLOB))

@@ -175,8 +175,11 @@ async def _note(ended: list[str], session_id: str) -> None:
     ended.append(session_id)
 
 
-async def test_writes_from_two_replicas_both_land(replicas: list[Replica]) -> None:
-    """Compare-and-set writes retry over another replica's newer revision instead of failing."""
+async def test_a_write_over_a_newer_revision_retries_and_the_last_writer_wins(
+    replicas: list[Replica],
+) -> None:
+    """A compare-and-set write that finds another replica's newer revision writes again over it
+    (whole records, as a put would: the last writer wins) instead of failing or going unsynced."""
     a, b, _ = replicas
     session_id = await _new_session(a)
     on_a, on_b = a.store.get(session_id), await b.store.load(session_id)
@@ -191,6 +194,31 @@ async def test_writes_from_two_replicas_both_land(replicas: list[Replica]) -> No
     with anyio.fail_after(3):
         while on_a.record.subscriptions != ["file:///x"]:
             await anyio.sleep(0.01)
+    assert on_a.record.log_level is None  # b's whole record, written last
+
+
+async def test_a_record_that_aged_out_during_an_outage_is_written_anew(nats: NatsServer) -> None:
+    """The bucket forgets a record nobody rewrote within the idle timeout (no delete marker):
+    that is not an ending, so the replica still serving the session writes it again."""
+    link = NatsLink(nats.url, prefix=f"t{secrets.token_hex(2)}")
+    store = NatsSessionStore(link, SessionIds(KEY), idle_timeout=1.0)
+    ended: list[str] = []
+    store.on_ended.append(lambda sid: _note(ended, sid))
+    async with anyio.create_task_group() as tg:
+        await tg.start(link.run)
+        tg.start_soon(store.run)
+        with anyio.fail_after(5):
+            await store.ready.wait()
+        session_id = store.ids.new()
+        session = await store.create(SessionRecord(id=session_id, protocol_version="2025-11-25"))
+        await anyio.sleep(1.6)  # past the bucket's max age: the record is gone, without a marker
+        replica = Replica(link, store, NatsBus(store, link))
+        assert not await _in_bucket(replica, session_id)
+        session.record.log_level = "info"
+        await store.save(session)
+        assert await _in_bucket(replica, session_id)
+        assert ended == [] and store.get(session_id) is session and store.unsynced == 0
+        tg.cancel_scope.cancel()
 
 
 def test_session_ids_are_signed_with_the_cluster_key() -> None:

@@ -464,11 +464,11 @@ class McpEndpoint:
                     continue
                 await send_body(send, b": keepalive\n\n")
 
-        try:
-            await serve_sse(receive, send, deliver)
-        finally:
+        async def closed() -> None:
             session.detach(inbox)
             await self.bus.stream_closed(session)
+
+        await serve_sse(receive, send, deliver, on_end=closed)
 
     async def _resume(self, receive: Receive, send: Send, session: LocalSession, last_event_id: str) -> None:
         """Replay a polled request stream after `last_event_id`, then follow it to its response."""

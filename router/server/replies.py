@@ -6,13 +6,15 @@ from the index as JSON), so a reply is one `orjson.dumps` at most, and goes out 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import orjson
 
 from router.errors import RPCError
-from router.relay.context import Result
+
+if TYPE_CHECKING:
+    from router.relay.context import Result
 
 Scope = dict[str, Any]
 Receive = Any

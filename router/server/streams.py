@@ -26,15 +26,26 @@ SSE_HEADERS = [
 KEEPALIVE_SECONDS = 15.0
 
 
-async def serve_sse(receive: Receive, send: Send, produce: Callable[[], Awaitable[None]]) -> None:
+async def serve_sse(
+    receive: Receive,
+    send: Send,
+    produce: Callable[[], Awaitable[None]],
+    on_end: Callable[[], Awaitable[None]] | None = None,
+) -> None:
     """A 200 SSE response whose events `produce` writes, until it returns or the client leaves
-    (a client that went away while we wrote is not an error)."""
+    (a client that went away while we wrote is not an error). `on_end` runs before the response
+    is closed, however it ends, so nothing is handed to a stream that is already over."""
     await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(cancel_on_disconnect, receive, tg.cancel_scope)
-        with contextlib.suppress(OSError):
-            await produce()
-        tg.cancel_scope.cancel()
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(cancel_on_disconnect, receive, tg.cancel_scope)
+            with contextlib.suppress(OSError):
+                await produce()
+            tg.cancel_scope.cancel()
+    finally:
+        if on_end is not None:
+            with anyio.CancelScope(shield=True):
+                await on_end()
     with contextlib.suppress(OSError):
         await send_body(send, b"", more=False)
 

@@ -109,7 +109,7 @@ class ToolsEndpoint:
             if "nextCursor" not in decoded:
                 break
             params = {"cursor": decoded["nextCursor"]}
-        await send_reply(send, 200, orjson.dumps({"tools": tools}))
+        await _reply(send, 200, orjson.dumps({"tools": tools}))
 
     async def _call(
         self,
@@ -157,20 +157,18 @@ class ToolsEndpoint:
         if error is CANCELLED:
             return
         if error is None:
-            await send_reply(send, 200, result if isinstance(result, bytes) else orjson.dumps(result))
+            await _reply(send, 200, result if isinstance(result, bytes) else orjson.dumps(result))
             return
         status, extra = status_of(error, ctx.server is not None)
-        await send_reply(send, status, orjson.dumps({"error": error.to_error()}), extra)
+        await _reply(send, status, orjson.dumps({"error": error.to_error()}), extra)
 
 
 async def _problem(
     send: Any, status: int, message: str, extra: list[tuple[bytes, bytes]] | None = None
 ) -> None:
-    await send_reply(send, status, orjson.dumps({"error": {"message": message}}), extra)
+    await _reply(send, status, orjson.dumps({"error": {"message": message}}), extra)
 
 
-async def send_reply(
-    send: Any, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
-) -> None:
+async def _reply(send: Any, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
     await send({"type": "http.response.start", "status": status, "headers": [JSON, *(extra or [])]})
     await send({"type": "http.response.body", "body": body})

@@ -107,10 +107,10 @@ class NatsSessionStore(MemorySessionStore):
         self.ready.set()
         self._tg.start_soon(self._watch)
         for session_id in list(self._unsynced):
+            self._unsynced.discard(session_id)  # a write that fails again puts it back
             session = self._sessions.get(session_id)
             if session is not None:
                 await self._write(session)
-        self._unsynced.clear()
 
     async def _watch(self) -> None:
         kv = self._kv
@@ -257,22 +257,21 @@ class NatsSessionStore(MemorySessionStore):
         if kv is None or not self.link.connected:
             self._unsynced.add(session_id)
             return
-        token, data = token_of(session_id), encode(session.record)
-        last = self._revisions.get(session_id)
+        token = token_of(session_id)
+        last = self._revisions.get(session_id, 0)  # 0: the key must not exist (nor a delete marker)
         try:
             for _ in range(WRITE_ATTEMPTS):
                 try:
-                    revision = await (
-                        kv.create(token, data) if last is None else kv.update(token, data, last)
-                    )
+                    # Encoded per attempt: a retry must not write older data than a save since.
+                    revision = await kv.update(token, encode(session.record), last)
                 except KeyWrongLastSequenceError:
                     try:
-                        last = (await kv.get(token)).revision
+                        last = (await kv.get(token)).revision or 0
                     except KeyNotFoundError as missing:
                         if missing.op is not None:  # a delete marker (nats-py folds it in here)
                             await self._ended_elsewhere(session_id)
                             return
-                        last = None  # aged out of the bucket while NATS was away: write it anew
+                        last = 0  # aged out of the bucket while NATS was away: write it anew
                     continue
                 self._revisions[session_id] = revision
                 self._written[session_id] = time.monotonic()
@@ -283,8 +282,10 @@ class NatsSessionStore(MemorySessionStore):
             self._unsynced.add(session_id)
 
     async def _ended_elsewhere(self, session_id: str) -> None:
-        """The session was deleted on another replica: drop it here and tell the listeners."""
-        self._forget(session_id)
+        """The session was deleted on another replica: drop it here and tell the listeners (once,
+        though both the watch and a failed write may find out)."""
+        if not self._forget(session_id):
+            return
         for listener in self.on_ended:
             await listener(session_id)
 

@@ -150,6 +150,7 @@ class Router:
             self.metrics,
             max_body_bytes=settings.max_body_bytes,
             max_sessions=settings.max_sessions,
+            idle_timeout=settings.session_idle_timeout,
             bus=self.bus,
             auth=self.auth,
             guard=self.guard,

@@ -202,6 +202,28 @@ async def test_modern_era_status_codes(http: aiohttp.ClientSession, router: Rout
         assert r.status == 405
 
 
+async def test_at_the_session_limit_new_sessions_wait_and_live_ones_stay(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """`max_sessions` bounds the sessions; a new client at the limit gets 503 with Retry-After,
+    never the eviction of another client's live session. An ended session makes room."""
+    entry = {"alpha": sample_server_stdio_entry("alpha")}
+    with run_router(tmp_path, entry, env={"TOOLMESH_MAX_SESSIONS": "2"}) as limited:
+        first, second = await initialize(http, limited), await initialize(http, limited)
+        request = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}}
+        async with http.post(limited.mcp_url, json=request, headers=JSON) as response:
+            assert response.status == 503 and response.headers["retry-after"] == "5"
+            error = (await response.json())["error"]
+            assert "max_sessions = 2" in error["message"] and "DELETE" in error["message"]
+        for session in (first, second):
+            headers = {"mcp-session-id": session, "mcp-protocol-version": "2025-11-25"}
+            status, _ = await post(http, limited, {"jsonrpc": "2.0", "id": 2, "method": "ping"}, headers)
+            assert status == 200, "a live session survives another client's initialize"
+        async with http.delete(limited.mcp_url, headers={"mcp-session-id": first}) as response:
+            assert response.status == 200
+        assert await initialize(http, limited)
+
+
 def test_malformed_catalog_is_rejected_naming_server_field_and_fix(tmp_path: Path) -> None:
     cases = {
         '{"mcpServers": {"web": {"url": "ftp://x"}}}': ("web", "url", "http"),

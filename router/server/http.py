@@ -125,6 +125,7 @@ class McpEndpoint:
         *,
         max_body_bytes: int,
         max_sessions: int,
+        idle_timeout: float = 1800.0,
         bus: ClientBus | None = None,
         auth: Authenticator | None = None,
         guard: Guard | None = None,
@@ -154,6 +155,7 @@ class McpEndpoint:
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.max_sessions = max_sessions
+        self.idle_timeout = idle_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = decoded_headers(scope)
@@ -287,12 +289,16 @@ class McpEndpoint:
             )
             return
         if len(self.sessions) >= self.max_sessions:
-            self.sessions.sweep(0)
+            # Only sessions already past their idle timeout make room: ending live ones would let
+            # any client evict every other client's session.
+            self.sessions.sweep(self.idle_timeout)
         if len(self.sessions) >= self.max_sessions:
             error = RPCError(
-                INTERNAL_ERROR, "too many sessions; end unused sessions with DELETE or retry later"
+                INTERNAL_ERROR,
+                f"too many sessions (max_sessions = {self.max_sessions}); end unused sessions with "
+                "DELETE, or retry later",
             )
-            await send_error(send, message["id"], error, 503)
+            await send_error(send, message["id"], error, 503, [(b"retry-after", b"5")])
             return
         requested = params.get("protocolVersion")
         version = requested if requested in LEGACY_VERSIONS else LEGACY_VERSIONS[0]

@@ -73,8 +73,14 @@ async def send_plain(
     await send_reply(send, status, body, [(b"content-type", b"text/plain; charset=utf-8"), *(extra or [])])
 
 
-async def send_error(send: Send, request_id: Any, error: RPCError, status: int) -> None:
-    await send_reply(send, status, error_bytes(request_id, error), JSON_HEADERS)
+async def send_error(
+    send: Send,
+    request_id: Any,
+    error: RPCError,
+    status: int,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    await send_reply(send, status, error_bytes(request_id, error), [*JSON_HEADERS, *(extra or [])])
 
 
 async def send_json(

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
@@ -136,3 +137,20 @@ async def test_router_pages_lists_with_its_own_signed_cursors(tmp_path: Path) ->
             with pytest.raises(MCPError) as caught:
                 await client.list_tools(cursor=first.next_cursor[:-2] + "xx")
             assert caught.value.error.code == -32602
+
+
+async def test_a_stdio_backend_that_speaks_only_2026_connects_on_auto(tmp_path: Path) -> None:
+    """A 2026-07-28-only stdio server refuses `initialize` and then holds to the era it refused,
+    so the router asks a fresh child `server/discover` at once instead of failing forever."""
+    servers = {"m": sample_server_stdio_entry("m", era="modern")}
+    with run_router(tmp_path, servers) as router:
+        for mode in MODES:
+            async with Client(router.mcp_url, mode=mode) as client:
+                with anyio.fail_after(15):  # the first child is refused, the second answers
+                    while not (await client.list_tools()).tools:
+                        await anyio.sleep(0.1)
+                echoed = await client.call_tool("m__echo", {"text": "hi"})
+                assert echoed.content[0].text == "m:hi"  # type: ignore[union-attr]
+        log = router.process.log_path.read_text()
+        assert "backend ready" in log and "era=modern" in log, log[-2000:]
+        assert "unavailable" not in log  # learning the era is not an outage

@@ -90,6 +90,9 @@ class Backend:
         self.connect_timeout = connect_timeout
         self.reconnect_min, self.reconnect_max = reconnect_min, reconnect_max
         self.protocol = record.protocol or protocol
+        # What a stdio child told us of its era when asked `auto` (see `_connect`).
+        self._learned_protocol: Literal["2026-07-28"] | None = None
+        self._retry_at_once = False
         self.on_change = on_change
         self.on_notification = on_notification
         self.state: State = "connecting"
@@ -135,6 +138,9 @@ class Backend:
         while True:
             started = time.monotonic()
             await self._serve_once()
+            if self._retry_at_once:  # no failure of the backend's: we asked the wrong question
+                self._retry_at_once = False
+                continue
             if time.monotonic() - started > self.reconnect_max:
                 delay = self.reconnect_min  # it was up for a while: a fresh failure, start small
             wait = delay * (0.8 + 0.4 * random.random())
@@ -152,7 +158,12 @@ class Backend:
                 await self._lost.wait()
                 tg.cancel_scope.cancel()
         except* (BackendError, SessionExpired, TimeoutError, OSError) as group:
-            self._went_down(_reason(group.exceptions[0]))
+            if self._retry_at_once:
+                log.info(
+                    "backend speaks 2026-07-28 only; asking a fresh child", extra={"server": self.server}
+                )
+            else:
+                self._went_down(_reason(group.exceptions[0]))
         except* Exception as group:  # a bug must not take the router down with it
             log.error(
                 "backend supervisor failed", extra={"server": self.server}, exc_info=group.exceptions[0]
@@ -181,12 +192,16 @@ class Backend:
         session = UpstreamSession(
             self.server,
             channel,
-            protocol=self.protocol,
+            protocol=self._learned_protocol or self.protocol,
             capabilities=RELAY_CAPABILITIES,
             connect_timeout=self.connect_timeout,
             prefer_legacy=isinstance(channel, StdioChannel),
         )
-        await session.connect()
+        try:
+            await session.connect()
+        except BackendError:
+            self._learn_era(session)
+            raise
         self.session = session
         self.definitions = await self._fetch(set(LISTS))
         self._set_state("ready", None)
@@ -200,6 +215,21 @@ class Backend:
             tg.start_soon(self._watch_process, channel)
         if self.children is not None:
             tg.start_soon(self.children.reap)
+
+    def _learn_era(self, session: UpstreamSession) -> None:
+        """After a failed handshake under `auto`: a child that refused `initialize` for its
+        version speaks 2026-07-28 only, and may refuse `server/discover` after that (the SDK's
+        server holds to the era it refused), so a fresh child is asked `server/discover` at
+        once. A child that fails under what we learned goes back to `auto`: it may have changed."""
+        if self.protocol != "auto":
+            return
+        if self._learned_protocol is not None:
+            self._learned_protocol = None
+        elif session.refused_legacy:
+            self._learned_protocol = "2026-07-28"
+            self._retry_at_once = True
+        if self.children is not None:
+            self.children.protocol = self._learned_protocol or self.protocol
 
     def _went_down(self, reason: str) -> None:
         self._set_state("down", reason)

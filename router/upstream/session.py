@@ -19,6 +19,7 @@ import anyio
 
 from router import __version__
 from router.errors import (
+    UNSUPPORTED_PROTOCOL_VERSION,
     BackendError,
     BackendTimeout,
     BackendUnavailable,
@@ -73,6 +74,10 @@ class UpstreamSession:
         self._ids = itertools.count(1)
         self._legacy_headers: dict[str, str] = {}
         self._envelope: dict[str, Any] = {}
+        # Set when a probed backend refused `initialize` for its version: it speaks 2026-07-28
+        # only. A stdio child that did so may hold to the era it refused (the SDK's server
+        # does), so the next child is asked `server/discover` first (see Backend._connect).
+        self.refused_legacy = False
 
     # -- handshake ----------------------------------------------------------------------------
 
@@ -128,6 +133,7 @@ class UpstreamSession:
         reply = await self.channel.request(self._message("initialize", params), {})
         result = reply.get("result")
         if not isinstance(result, dict):
+            self.refused_legacy = (reply.get("error") or {}).get("code") == UNSUPPORTED_PROTOCOL_VERSION
             if not strict:
                 return False
             error = (reply.get("error") or {}).get("message", "no result")

@@ -48,3 +48,26 @@ def test_long_and_foreign_names_are_shortened_stably_and_never_collide() -> None
     assert {index.tools[name].name for name in exposed} == {long_a, long_b, "has space", "has_space", "ok"}
     again = Index(naming, {"server": Definitions(tools=tools, capabilities={"tools": {}})})
     assert [item["name"] for item in again.items("tools")] == exposed
+
+
+def test_prefixed_names_that_meet_across_servers_are_told_apart_not_withheld() -> None:
+    """Names may contain the separator: server `a` with tool `b__c` and server `a__b` with tool
+    `c` would both be `a__b__c`. Each gets a digest of its own (server, name), in any order."""
+    naming = NamingPolicy("always", "__", 64)
+
+    def tool_index(servers: dict[str, tuple[str, ...]]) -> Index:
+        defs = {
+            name: Definitions(tools=tuple({"name": t} for t in tools), capabilities={"tools": {}})
+            for name, tools in servers.items()
+        }
+        return Index(naming, defs)
+
+    index = tool_index({"a": ("b__c", "solo"), "a__b": ("c",)})
+    assert index.conflicts == []
+    names = {item["name"] for item in index.items("tools")}
+    assert "a__b__c" not in names and "a__solo" in names and len(names) == 3
+    targets = {(index.tools[name].server, index.tools[name].name) for name in names}
+    assert targets == {("a", "b__c"), ("a", "solo"), ("a__b", "c")}
+    assert all(name.startswith("a__b__c_") for name in names if name != "a__solo")
+    reordered = tool_index({"a__b": ("c",), "a": ("solo", "b__c")})
+    assert {item["name"] for item in reordered.items("tools")} == names

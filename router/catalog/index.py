@@ -65,23 +65,48 @@ class Index:
         self._items: dict[ListKind, list[dict[str, Any]]] = {kind: [] for kind in LIST_KINDS}
         self._templates: list[tuple[re.Pattern[str], str]] = []
         self._pages: dict[tuple[ListKind, int], list[bytes]] = {}
+        shared_tools = self._shared_names("tools")
+        shared_prompts = self._shared_names("prompts")
         for server in sorted(self.servers):
-            self._add_named("tools", server, self.servers[server].tools, self.tools)
-            self._add_named("prompts", server, self.servers[server].prompts, self.prompts)
+            self._add_named("tools", server, self.servers[server].tools, self.tools, shared_tools)
+            self._add_named("prompts", server, self.servers[server].prompts, self.prompts, shared_prompts)
             self._add_resources(server, self.servers[server])
         self._drop_conflicts()
 
     # -- building -----------------------------------------------------------------------------
 
+    def _shared_names(self, kind: Literal["tools", "prompts"]) -> frozenset[str]:
+        """Prefixed names that two servers would share: server `a` with tool `b__c` and server
+        `a__b` with tool `c` are both `a__b__c`, since names may contain the separator."""
+        if self.naming.prefix != "always":
+            return frozenset()  # with "never" a shared name is a conflict to report instead
+        owners: dict[str, str] = {}
+        shared: set[str] = set()
+        for server, defs in self.servers.items():
+            for item in defs.tools if kind == "tools" else defs.prompts:
+                original = item.get("name")
+                if isinstance(original, str):
+                    exposed = self.naming.expose(server, original)
+                    if owners.setdefault(exposed, server) != server:
+                        shared.add(exposed)
+        return frozenset(shared)
+
     def _add_named(
-        self, kind: ListKind, server: str, items: tuple[dict[str, Any], ...], table: dict[str, Target]
+        self,
+        kind: ListKind,
+        server: str,
+        items: tuple[dict[str, Any], ...],
+        table: dict[str, Target],
+        shared: frozenset[str] = frozenset(),
     ) -> None:
+        """Prefixed names two servers share are each given a digest of their own (server, name),
+        whatever the order: deterministic, and never withheld, since the pairs differ."""
         for item in items:
             original = item.get("name")
             if not isinstance(original, str):
                 continue
             exposed = self.naming.expose(server, original)
-            if exposed in table and table[exposed].server == server:
+            if exposed in shared or (exposed in table and table[exposed].server == server):
                 exposed = self.naming.shorten(exposed, f"{server}\x00{original}")
             if exposed in table:
                 self._conflict(kind, exposed, table[exposed].server, server)

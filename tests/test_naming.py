@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 from mcp import Client
 
-from router.catalog.index import Definitions, Index
+from router.catalog.index import Definitions, Index, Target
 from router.catalog.naming import NamingPolicy
 from tests.conftest import run_router
 from tests.support.procs import sample_server_stdio_entry
@@ -71,3 +71,23 @@ def test_prefixed_names_that_meet_across_servers_are_told_apart_not_withheld() -
     assert all(name.startswith("a__b__c_") for name in names if name != "a__solo")
     reordered = tool_index({"a__b": ("c",), "a": ("solo", "b__c")})
     assert {item["name"] for item in reordered.items("tools")} == names
+
+
+def test_prefix_never_withholds_a_resource_template_two_servers_share() -> None:
+    """Without prefixes a template is the backend's own: one two servers offer would route every
+    read to whichever came first, so it is reported and withheld like a shared tool name."""
+    shared = {"uriTemplate": "same://item/{id}", "name": "item"}
+
+    def defs(*templates: dict[str, str]) -> Definitions:
+        return Definitions(resource_templates=templates, capabilities={"resources": {}})
+
+    own = {"uriTemplate": "s2://note/{id}", "name": "note"}
+    index = Index(NamingPolicy("never"), {"s1": defs(shared), "s2": defs(shared, own)})
+    assert [(c.kind, c.name, c.servers) for c in index.conflicts] == [
+        ("resourceTemplates", "same://item/{id}", ("s1", "s2"))
+    ]
+    assert [item["uriTemplate"] for item in index.items("resourceTemplates")] == ["s2://note/{id}"]
+    assert index.resolve_uri("same://item/5") is None
+    assert index.resolve_uri("s2://note/7") == Target("s2", "s2://note/7")
+    prefixed = Index(NamingPolicy("always"), {"s1": defs(shared), "s2": defs(shared)})
+    assert prefixed.conflicts == [] and len(prefixed.items("resourceTemplates")) == 2

@@ -63,7 +63,7 @@ class Index:
         self.resources: dict[str, Target] = {}
         self.templates: dict[str, str] = {}  # exposed uriTemplate -> server
         self._items: dict[ListKind, list[dict[str, Any]]] = {kind: [] for kind in LIST_KINDS}
-        self._templates: list[tuple[re.Pattern[str], str]] = []
+        self._templates: list[tuple[re.Pattern[str], str, str]] = []  # (pattern, server, exposed)
         self._pages: dict[tuple[ListKind, int], list[bytes]] = {}
         shared_tools = self._shared_names("tools")
         shared_prompts = self._shared_names("prompts")
@@ -130,8 +130,11 @@ class Index:
             if not isinstance(template, str):
                 continue
             exposed = self.naming.expose_uri(server, template)
-            self._templates.append((_template_pattern(template), server))
-            self.templates.setdefault(exposed, server)
+            owner = self.templates.setdefault(exposed, server)
+            if owner != server:  # only without prefixes: a namespaced template names its server
+                self._conflict("resourceTemplates", exposed, owner, server)
+                continue
+            self._templates.append((_template_pattern(template), server, exposed))
             self._items["resourceTemplates"].append(
                 item if exposed == template else {**item, "uriTemplate": exposed}
             )
@@ -153,9 +156,18 @@ class Index:
                 "name offered by two servers is withheld; enable prefixing or rename one",
                 extra={"kind": conflict.kind, "item": conflict.name, "servers": list(conflict.servers)},
             )
-            tables[conflict.kind][0].pop(conflict.name, None)
+            if conflict.kind == "resourceTemplates":
+                self.templates.pop(conflict.name, None)
+            else:
+                tables[conflict.kind][0].pop(conflict.name, None)
         for kind, (table, attribute) in tables.items():
             self._items[kind] = [item for item in self._items[kind] if item[attribute] in table]
+        # Without prefixes a template's URI is the backend's own: reading through a template two
+        # servers share could reach either, so it leads nowhere until one of them renames it.
+        self._items["resourceTemplates"] = [
+            item for item in self._items["resourceTemplates"] if item["uriTemplate"] in self.templates
+        ]
+        self._templates = [entry for entry in self._templates if entry[2] in self.templates]
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -189,7 +201,7 @@ class Index:
             return Target(server, original) if server in self.servers else None
         if uri in self.resources:
             return self.resources[uri]
-        for pattern, server in self._templates:
+        for pattern, server, _ in self._templates:
             if pattern.fullmatch(uri):
                 return Target(server, uri)
         with_resources = [name for name, d in self.servers.items() if "resources" in d.capabilities]

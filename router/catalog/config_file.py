@@ -37,9 +37,20 @@ FOREIGN_KEYS = frozenset(
 
 
 def _check_url(url: str | None) -> str | None:
-    if url is not None and not url.startswith(("http://", "https://")):
+    """A URL that starts with a `${...}` reference is checked once expanded (`_expanded_url`)."""
+    if url is not None and not url.startswith(("http://", "https://", "${")):
         raise ValueError("must start with http:// or https://")
     return url
+
+
+def _expanded_url(name: str, url: str) -> str:
+    where = f"server '{name}', field 'url'"
+    expanded = _expand(where, url)
+    if not expanded.startswith(("http://", "https://")):
+        raise ConfigError(  # the expanded value is not shown: it may hold a credential
+            where, f"{url!r} does not expand to an http:// or https:// URL", "check the variable's value"
+        )
+    return expanded
 
 
 class InstanceEntry(BaseModel):
@@ -281,7 +292,7 @@ def _to_record(
         server=name,
         instance_id=instance_id,
         transport="stdio" if entry.command else "http",
-        url=_expand(f"server '{name}', field 'url'", url) if url else None,
+        url=_expanded_url(name, url) if url else None,
         headers=expand_all("headers", {**headers, **_credential_headers(name, entry)}),
         command=entry.command,
         args=tuple(_expand(f"server '{name}', field 'args'", arg) for arg in entry.args),

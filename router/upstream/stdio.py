@@ -213,7 +213,8 @@ class StdioChannel:
         metadata, which a pipe does not carry. A server may still name the call in the message's
         `_meta` (the related-request-id key, or the call's progress token, which the router made
         unique), and is then followed. A request with no such tie, while exactly one call waits,
-        can only be that call's."""
+        can only be that call's; so is a log message then (SDK servers log from inside the call,
+        and the call's client is the one that would see it on a direct connection)."""
         params = message.get("params") or {}
         token = params.get("progressToken")
         if token is not None:
@@ -226,7 +227,7 @@ class StdioChannel:
             token = meta.get("progressToken")
             if token is not None and token in self._progress:
                 return self._progress[token]
-        if "id" in message and self._askers() == 1:
+        if ("id" in message or message.get("method") == "notifications/message") and self._askers() == 1:
             return next(pending for pending in self._pending.values() if pending.on_message is not None)
         return None
 

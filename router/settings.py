@@ -70,7 +70,13 @@ class RouterSettings(BaseSettings):
     registry_backoff_max: float = Field(
         10.0, gt=0, description="Longest delay between attempts to reach an unreachable registry."
     )
-    separator: str = Field("__", min_length=1, max_length=4, description="Between server and tool name.")
+    separator: str = Field(
+        "__",
+        min_length=1,
+        max_length=4,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Between server and tool name; characters a tool name may hold (A-Z a-z 0-9 _ . -).",
+    )
     max_name_length: int = Field(64, ge=16, le=128, description="Longest exposed tool/prompt name.")
     page_size: int = Field(0, ge=0, description="Items per page of aggregated lists; 0 serves one page.")
 

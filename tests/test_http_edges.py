@@ -255,3 +255,13 @@ def test_bad_setting_names_the_field(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert "port" in result.stderr and "TOOLMESH_PORT" in result.stderr
+
+
+def test_a_separator_no_tool_name_may_hold_is_refused(tmp_path: Path) -> None:
+    path = write_catalog(tmp_path, {})
+    result = subprocess.run(
+        [sys.executable, "-m", "router", "router", "--config", str(path), "--separator", "/"],
+        check=False, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "separator" in result.stderr and "TOOLMESH_SEPARATOR" in result.stderr, result.stderr

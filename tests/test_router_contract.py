@@ -148,3 +148,26 @@ async def test_the_separator_is_configurable(tmp_path: Path) -> None:
             assert "alpha.echo" in names and not any("__" in name for name in names)
             echoed = await client.call_tool("alpha.echo", {"text": "dot"})
             assert echoed.content[0].text == "alpha:dot"  # type: ignore[union-attr]
+
+
+async def test_an_upstream_session_the_backend_forgot_is_opened_again(tmp_path: Path) -> None:
+    """A legacy backend that no longer knows the router's session answers 404: the router opens a
+    new one and sends the call again (it never reached the server), so the client sees nothing."""
+    with (
+        sample_server_http("amnesiac", era="legacy", log_dir=tmp_path) as (url, _),
+        run_router(tmp_path, {"amnesiac": {"url": url}}) as router,
+    ):
+        async with Client(router.mcp_url, mode="legacy") as client:
+            first = await client.call_tool("amnesiac__echo", {"text": "one"})
+            assert first.content[0].text == "amnesiac:one"  # type: ignore[union-attr]
+            expired = await anyio.to_thread.run_sync(_expire_sessions, url)
+            assert expired >= 1  # the router's session is gone upstream
+            second = await client.call_tool("amnesiac__echo", {"text": "two"})
+            assert second.content[0].text == "amnesiac:two"  # type: ignore[union-attr]
+        assert "backend forgot our session; initializing again" in router.process.log_text()
+
+
+def _expire_sessions(url: str) -> int:
+    request = urllib.request.Request(url.removesuffix("/mcp") + "/expire-sessions", method="POST")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return int(response.read())

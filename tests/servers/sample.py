@@ -618,6 +618,33 @@ class EraGate:
             await self.app(scope, receive, send)
 
 
+class SessionExpiry:
+    """Test control: `POST /expire-sessions` ends every session seen so far, as a server that
+    restarted in place or expired idle sessions would; a request naming one then gets 404."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.seen: set[bytes] = set()
+        self.expired: set[bytes] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] == "/expire-sessions":
+            self.expired |= self.seen
+            await _respond(send, 200, str(len(self.expired)).encode(), [(b"content-type", b"text/plain")])
+            return
+        session = dict(scope["headers"]).get(b"mcp-session-id")
+        if session in self.expired:
+            error = {"code": types.INVALID_REQUEST, "message": "Session not found"}
+            await _json_error(send, 404, await _read_body(receive), error)
+            return
+        if session is not None:
+            self.seen.add(session)
+        await self.app(scope, receive, send)
+
+
 async def _read_body(receive: Receive) -> bytes:
     chunks: list[bytes] = []
     while True:
@@ -688,7 +715,7 @@ def http_app(
 ) -> ASGIApp:
     """The Streamable HTTP ASGI app for `server` at ``/mcp``, narrowed to `era`."""
     app = server.streamable_http_app(host=host, stateless_http=stateless, json_response=json_response)
-    return EraGate(app, era)
+    return SessionExpiry(EraGate(app, era))
 
 
 def serve_http(

@@ -130,6 +130,9 @@ async def test_records_follow_writes_and_deletes_across_replicas(replicas: list[
         async for _ in inbox:  # b's stream for the session is closed by the deletion
             pass
     assert b.store.get(session_id) is None
+    with anyio.fail_after(3):  # a's cache hears of the deletion through its own watch, as b's did
+        while a.store.get(session_id) is not None:
+            await anyio.sleep(0.01)
     assert await a.store.load(session_id) is None
     assert await c.store.load(session_id) is None
     assert await b.store.load(c.store.ids.new()) is None  # valid but unknown id

@@ -221,8 +221,8 @@ class Backend:
         version speaks 2026-07-28 only, and may refuse `server/discover` after that (the SDK's
         server holds to the era it refused), so a fresh child is asked `server/discover` at
         once. A child that fails under what we learned goes back to `auto`: it may have changed."""
-        if self.protocol != "auto":
-            return
+        if self.protocol != "auto" or not isinstance(session.channel, StdioChannel):
+            return  # an HTTP backend is asked server/discover first anyway
         if self._learned_protocol is not None:
             self._learned_protocol = None
         elif session.refused_legacy:

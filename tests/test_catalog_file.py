@@ -56,4 +56,11 @@ def test_what_cannot_be_replaced_names_the_server_and_field(monkeypatch: pytest.
 
     with pytest.raises(ConfigError) as literal:
         parse_catalog(catalog({"web": {"url": "ftp://host/mcp"}}))
-    assert "url" in str(literal.value) and "http" in str(literal.value)
+    assert str(literal.value).startswith("catalog: server 'web', field 'url': must start with http://")
+
+
+def test_a_rule_across_fields_is_reported_for_the_server_with_its_own_words() -> None:
+    with pytest.raises(ConfigError) as both:
+        parse_catalog(catalog({"fs": {"command": "srv", "url": "http://h/mcp"}}))
+    assert str(both.value).startswith("catalog: server 'fs': give either `command`")
+    assert "field 'entry'" not in str(both.value) and "Value error" not in str(both.value)

@@ -202,8 +202,11 @@ def _parse_entry(source: str, name: str, raw: Any) -> ServerEntry:
         entry = ServerEntry.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "entry"
-        raise ConfigError(f"{where}, field '{field}'", first["msg"], _fix_for(field)) from None
+        problem = first["msg"].removeprefix("Value error, ")
+        if not first["loc"]:  # a rule across fields: its message says what to change
+            raise ConfigError(where, problem) from None
+        field = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"{where}, field '{field}'", problem, _fix_for(field)) from None
     for key in entry.unknown_keys():
         close = difflib.get_close_matches(key, list(ServerEntry.model_fields), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""

@@ -44,11 +44,17 @@ from router.errors import (
 )
 from router.relay.context import CallContext, Result
 from router.server.http import CANCELLED, McpEndpoint, Refusal
-from router.server.replies import cancel_on_disconnect, decoded_headers, read_body
+from router.server.replies import (
+    JSON_HEADERS,
+    cancel_on_disconnect,
+    decoded_headers,
+    read_body,
+    send_json,
+    send_reply,
+)
 
 PREFIX = "/v1/tools"
 SUFFIX = "/call"
-JSON = (b"content-type", b"application/json")
 
 
 def retry_after_header(seconds: float) -> bytes:
@@ -109,7 +115,7 @@ class ToolsEndpoint:
             if "nextCursor" not in decoded:
                 break
             params = {"cursor": decoded["nextCursor"]}
-        await _reply(send, 200, orjson.dumps({"tools": tools}))
+        await send_json(send, 200, {"tools": tools})
 
     async def _call(
         self,
@@ -149,26 +155,21 @@ class ToolsEndpoint:
         elapsed = time.perf_counter() - started
         if result is None and error is None:  # cancelled: nobody is left to answer
             error = CANCELLED
+        elif error is None:
+            body = result if isinstance(result, bytes) else orjson.dumps(result)
+            await send_reply(send, 200, body, JSON_HEADERS)
+        else:
+            status, extra = status_of(error, ctx.server is not None)
+            await send_json(send, status, {"error": error.to_error()}, extra)
+        # Bookkeeping after the reply has left, as for /mcp.
         outcome = "ok" if error is None else "cancelled" if error is CANCELLED else "error"
         self.mcp.metrics.observe_request("tools/call", outcome, elapsed)
         if self.mcp.observer is not None:
             code = error.code if error is not None else None
             self.mcp.observer.finished(ctx, "tools/call", params, result, code, elapsed)
-        if error is CANCELLED:
-            return
-        if error is None:
-            await _reply(send, 200, result if isinstance(result, bytes) else orjson.dumps(result))
-            return
-        status, extra = status_of(error, ctx.server is not None)
-        await _reply(send, status, orjson.dumps({"error": error.to_error()}), extra)
 
 
 async def _problem(
     send: Any, status: int, message: str, extra: list[tuple[bytes, bytes]] | None = None
 ) -> None:
-    await _reply(send, status, orjson.dumps({"error": {"message": message}}), extra)
-
-
-async def _reply(send: Any, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": [JSON, *(extra or [])]})
-    await send({"type": "http.response.body", "body": body})
+    await send_json(send, status, {"error": {"message": message}}, extra)

@@ -59,8 +59,8 @@ async def next_matching(
 ) -> list[BackendRecord]:
     """Read snapshots until `server` has `count` instances in one; fail after 10 s."""
     with anyio.fail_after(10):
-        async for records in watch:
-            mine = [r for r in records if r.server == server]
+        async for snapshot in watch:
+            mine = [r for r in snapshot.passing if r.server == server]
             if len(mine) == count:
                 return mine
     raise AssertionError("the watch ended")

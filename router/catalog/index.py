@@ -65,47 +65,34 @@ class Index:
         self._items: dict[ListKind, list[dict[str, Any]]] = {kind: [] for kind in LIST_KINDS}
         self._templates: list[tuple[re.Pattern[str], str, str]] = []  # (pattern, server, exposed)
         self._pages: dict[tuple[ListKind, int], list[bytes]] = {}
-        shared_tools = self._shared_names("tools")
-        shared_prompts = self._shared_names("prompts")
+        self._add_named("tools", self.tools)
+        self._add_named("prompts", self.prompts)
         for server in sorted(self.servers):
-            self._add_named("tools", server, self.servers[server].tools, self.tools, shared_tools)
-            self._add_named("prompts", server, self.servers[server].prompts, self.prompts, shared_prompts)
             self._add_resources(server, self.servers[server])
         self._drop_conflicts()
 
     # -- building -----------------------------------------------------------------------------
 
-    def _shared_names(self, kind: Literal["tools", "prompts"]) -> frozenset[str]:
-        """Prefixed names that two servers would share: server `a` with tool `b__c` and server
-        `a__b` with tool `c` are both `a__b__c`, since names may contain the separator."""
-        if self.naming.prefix != "always":
-            return frozenset()  # with "never" a shared name is a conflict to report instead
-        owners: dict[str, str] = {}
-        shared: set[str] = set()
-        for server, defs in self.servers.items():
-            for item in defs.tools if kind == "tools" else defs.prompts:
-                original = item.get("name")
-                if isinstance(original, str):
-                    exposed = self.naming.expose(server, original)
-                    if owners.setdefault(exposed, server) != server:
-                        shared.add(exposed)
-        return frozenset(shared)
+    def _add_named(self, kind: Literal["tools", "prompts"], table: dict[str, Target]) -> None:
+        """Every server's tools (or prompts) under their exposed names, each computed once.
 
-    def _add_named(
-        self,
-        kind: ListKind,
-        server: str,
-        items: tuple[dict[str, Any], ...],
-        table: dict[str, Target],
-        shared: frozenset[str] = frozenset(),
-    ) -> None:
-        """Prefixed names two servers share are each given a digest of their own (server, name),
-        whatever the order: deterministic, and never withheld, since the pairs differ."""
-        for item in items:
-            original = item.get("name")
-            if not isinstance(original, str):
-                continue
-            exposed = self.naming.expose(server, original)
+        Names may contain the separator, so two prefixed names can meet (server `a` with tool
+        `b__c`, server `a__b` with tool `c`): each is then given a digest of its own (server,
+        name), whatever the order. Without prefixes a shared name is a conflict, reported."""
+        named = [
+            (server, item, original, self.naming.expose(server, original))
+            for server, defs in sorted(self.servers.items())
+            for item in (defs.tools if kind == "tools" else defs.prompts)
+            if isinstance(original := item.get("name"), str)
+        ]
+        shared: set[str] = set()
+        if self.naming.prefix == "always":
+            owners: dict[str, str] = {}
+            for server, _, _, exposed in named:
+                if owners.setdefault(exposed, server) != server:
+                    shared.add(exposed)
+        for server, item, original, candidate in named:
+            exposed = candidate
             if exposed in shared or (exposed in table and table[exposed].server == server):
                 exposed = self.naming.shorten(exposed, f"{server}\x00{original}")
             if exposed in table:
@@ -146,27 +133,22 @@ class Index:
         """A name two servers share is withheld from both and reported: never silently shadowed."""
         if not self.conflicts:
             return
-        tables: dict[ListKind, tuple[dict[str, Target], str]] = {
+        tables: dict[ListKind, tuple[dict[str, Any], str]] = {
             "tools": (self.tools, "name"),
             "prompts": (self.prompts, "name"),
             "resources": (self.resources, "uri"),
+            "resourceTemplates": (self.templates, "uriTemplate"),
         }
         for conflict in self.conflicts:
             log.error(
                 "name offered by two servers is withheld; enable prefixing or rename one",
                 extra={"kind": conflict.kind, "item": conflict.name, "servers": list(conflict.servers)},
             )
-            if conflict.kind == "resourceTemplates":
-                self.templates.pop(conflict.name, None)
-            else:
-                tables[conflict.kind][0].pop(conflict.name, None)
+            tables[conflict.kind][0].pop(conflict.name, None)
         for kind, (table, attribute) in tables.items():
             self._items[kind] = [item for item in self._items[kind] if item[attribute] in table]
-        # Without prefixes a template's URI is the backend's own: reading through a template two
+        # Without prefixes a template's URI is the backend's own: a read matching a template two
         # servers share could reach either, so it leads nowhere until one of them renames it.
-        self._items["resourceTemplates"] = [
-            item for item in self._items["resourceTemplates"] if item["uriTemplate"] in self.templates
-        ]
         self._templates = [entry for entry in self._templates if entry[2] in self.templates]
 
     # -- reading ------------------------------------------------------------------------------

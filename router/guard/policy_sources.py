@@ -5,8 +5,8 @@ gone); `follow()` validates and installs them in the Guard. An invalid update is
 exact field and fix, counted, and ignored: the last valid policy stays in force. A deleted key
 also keeps the last policy (deleting a policy must not open everything up).
 
-The Consul and etcd sources are one class over `router.kv`, the store clients the registry
-(`catalog/sources/`) uses too.
+The Consul and etcd sources are one class over `router.kv`, the store client classes the
+registry (`catalog/sources/`) uses too.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class FilePolicySource:
 
 
 class KeyPolicySource:
-    """One key in Consul KV or etcd, through the store client the registry uses too: its value
+    """One key in Consul KV or etcd, through a `router.kv` store client (as the registry's): its value
     at start, then every change (a Consul blocking query, an etcd watch). A store that cannot be
     reached is retried with backoff; a value that did not change is not yielded again."""
 

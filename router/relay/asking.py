@@ -16,9 +16,9 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from router.errors import INVALID_PARAMS, METHOD_NOT_FOUND, RPCError
+from router.errors import INVALID_PARAMS, RPCError
 from router.state.bus import ClientBus
-from router.upstream.base import Message
+from router.upstream.base import Message, refusal
 
 if TYPE_CHECKING:
     from router.relay.context import CallContext
@@ -59,10 +59,6 @@ def untied(params: Any) -> Any:
         **{key: value for key, value in params.items() if key != "_meta"},
         **({"_meta": rest} if rest else {}),
     }
-
-
-def refusal(method: str, problem: str) -> Message:
-    return {"error": {"code": METHOD_NOT_FOUND, "message": f"{method} refused by the router: {problem}"}}
 
 
 class Asker:

@@ -43,7 +43,7 @@ class CallRelay:
     """
 
     __slots__ = (
-        "asker", "backend", "ctx", "in_call", "params", "questions", "tasks", "token", "upstream_params",
+        "asker", "backend", "ctx", "in_call", "questions", "tasks", "token", "upstream_params",
         "via",
     )  # fmt: skip
 
@@ -55,7 +55,7 @@ class CallRelay:
         asker: Asker | None,
         tasks: TaskGroup | None = None,
     ) -> None:
-        self.ctx, self.params, self.asker = ctx, params, asker
+        self.ctx, self.asker = ctx, asker
         self.backend: Backend | None = None  # the instance of the current attempt
         self.tasks = tasks  # where questions are answered; None: they are refused
         self.in_call = False
@@ -81,8 +81,9 @@ class CallRelay:
         self.backend = instance.backend
         return self.on_message
 
-    def lease(self, session: UpstreamSession) -> None:
-        """The attempt runs on a child leased for this client: its questions are answered there."""
+    def lease(self, session: UpstreamSession | None) -> None:
+        """The attempt runs on a child leased for this client (None: on the main child): its
+        questions are answered there."""
         self.via = session
 
     def rebind(self, ctx: CallContext, params: dict[str, Any]) -> None:

@@ -223,7 +223,6 @@ class Dispatcher:
 
     async def _call_tool(self, ctx: CallContext, params: dict[str, Any]) -> Result:
         target = self._named(ctx, "tools", params.get("name"))
-        ctx.server = target.server
         self.pool.caller.refuse_if_open(target.server)  # every breaker open: fail before anything
         if self.limiter is not None:
             await self.limiter.check(agent_of(ctx), target.server, target.name)
@@ -313,6 +312,7 @@ class Dispatcher:
         ctx.target = name if isinstance(name, str) else None
         if target is None or not ctx.view.allows(kind, target.server, str(name)):
             raise self._unknown(kind[:-1], name, ctx.view.visible(self.index, kind))
+        ctx.server = target.server
         return target
 
     def _resource_target(self, ctx: CallContext, uri: Any) -> Target:
@@ -322,12 +322,12 @@ class Dispatcher:
         target = self.index.resolve_uri(uri)
         if target is None or not ctx.view.allows("resources", target.server, uri):
             raise RPCError(INVALID_PARAMS, f"Resource not found: {uri}", {"uri": uri})
+        ctx.server = target.server
         return target
 
     async def _forward(
         self, ctx: CallContext, target: Target, method: str, params: dict[str, Any]
     ) -> dict[str, Any]:
-        ctx.server = target.server
         if ctx.era == "legacy":
             params = _with_legacy_envelope(ctx, params)
         bridge = self.bridge

@@ -16,12 +16,12 @@ from typing import Any
 import anyio
 
 from router.errors import INVALID_PARAMS, RPCError
-from router.relay.asking import capability_problem, refusal, untied
+from router.relay.asking import capability_problem, untied
 from router.relay.call_relay import CallRelay
 from router.relay.context import OWN_SESSION_CAPABILITIES, CallContext
 from router.relay.parking import ParkedCall, ParkedElsewhere, Parking
 from router.upstream.balancer import Instance
-from router.upstream.base import Message, MessageHandler
+from router.upstream.base import Message, MessageHandler, refusal
 from router.upstream.children import ChildSpec
 from router.upstream.pool import BackendPool
 
@@ -52,6 +52,7 @@ class EraBridge:
         own = "roots" not in capabilities and not OWN_SESSION_CAPABILITIES.isdisjoint(capabilities)
 
         async def prepare(instance: Instance) -> dict[str, Any]:
+            relay.via = None  # per attempt: a child leased on another instance is not this one's
             if instance.backend.children is None:
                 return {}
             return {"child": ChildSpec("", capabilities, None, relay.lease)}

@@ -17,9 +17,9 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import orjson
@@ -68,6 +68,7 @@ from router.server.security import OriginPolicy
 from router.server.streams import (
     KEEPALIVE_SECONDS,
     ReplyStream,
+    drain,
     follow,
     send_body,
     serve_sse,
@@ -86,11 +87,15 @@ SESSION_NOT_FOUND = -32001
 # Legacy versions whose clients resume streams with Last-Event-ID after a polling close.
 POLLING_VERSIONS = frozenset({"2025-11-25"})
 CANCELLED = RPCError(-32800, "Request cancelled")
+T = TypeVar("T")
+# The server protocol's disconnect hook (server/protocol.py): given a callback, or None to clear it.
+DisconnectHook = Callable[[Callable[[], None] | None], None]
 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who sent the HTTP request being served, decided once in `McpEndpoint.__call__`."""
+    """Who sent the HTTP request being served, decided once by `McpEndpoint.admit` (for `/mcp`
+    and `/v1/tools` alike)."""
 
     agent: Agent
     view: View
@@ -125,7 +130,7 @@ class McpEndpoint:
         *,
         max_body_bytes: int,
         max_sessions: int,
-        idle_timeout: float = 1800.0,
+        idle_timeout: float,
         bus: ClientBus | None = None,
         auth: Authenticator | None = None,
         guard: Guard | None = None,
@@ -360,7 +365,7 @@ class McpEndpoint:
         message: dict[str, Any],
         resumable_for: str | None = None,
         watch: Receive | None = None,
-        on_disconnect: Callable[[Callable[[], None] | None], None] | None = None,
+        on_disconnect: DisconnectHook | None = None,
     ) -> None:
         """Dispatch and write the reply, upgrading to SSE if related messages arrive first.
 
@@ -383,34 +388,64 @@ class McpEndpoint:
         key = (ctx.session_id, message["id"]) if ctx.session_id is not None else None
         if key is not None:
             self._inflight[key] = scope
-        status, outcome, body = 200, "cancelled", b""
-        result: Result | None = None
-        code: int | None = CANCELLED.code
         try:
-            with scope:
-                if watch is None:
-                    status, outcome, body, result, code = await self._dispatch(ctx, message)
-                elif on_disconnect is not None:
-                    on_disconnect(scope.cancel)
-                    status, outcome, body, result, code = await self._dispatch(ctx, message)
-                else:
-                    async with anyio.create_task_group() as tg:
-                        tg.start_soon(cancel_on_disconnect, watch, scope)
-                        status, outcome, body, result, code = await self._dispatch(ctx, message)
-                        tg.cancel_scope.cancel()
+            done = await self.unless_gone(self._dispatch(ctx, message), scope, watch, on_disconnect)
         finally:
             if key is not None:
                 self._inflight.pop(key, None)
-            if on_disconnect is not None:
-                on_disconnect(None)
-        if outcome == "cancelled":
-            body = error_bytes(message["id"], CANCELLED)
+        status, outcome, body, result, code = done or (
+            200,
+            "cancelled",
+            error_bytes(message["id"], CANCELLED),
+            None,
+            CANCELLED.code,
+        )
         elapsed = time.perf_counter() - started
         if stream.is_stream:
             await stream.finish(body)
         else:
             await send_reply(send, status, body, JSON_HEADERS)
         # Bookkeeping after the reply has left (server/protocol.py writes a complete response at once).
+        self.finished(ctx, method, params, outcome, elapsed, result, code)
+
+    async def unless_gone(
+        self,
+        call: Awaitable[T],
+        scope: anyio.CancelScope,
+        watch: Receive | None,
+        on_disconnect: DisconnectHook | None,
+    ) -> T | None:
+        """What `call` returns, or None if it was cancelled first: through `scope` (a legacy
+        client's `notifications/cancelled`) or, with `watch`, when the client goes away, as the
+        server protocol's `on_disconnect` hook tells, or else a task waiting on `watch`."""
+        try:
+            with scope:
+                if watch is None:
+                    return await call
+                if on_disconnect is not None:
+                    on_disconnect(scope.cancel)
+                    return await call
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(cancel_on_disconnect, watch, scope)
+                    result = await call
+                    tg.cancel_scope.cancel()
+                    return result
+        finally:
+            if on_disconnect is not None:
+                on_disconnect(None)
+        return None
+
+    def finished(
+        self,
+        ctx: CallContext,
+        method: str,
+        params: dict[str, Any],
+        outcome: str,
+        elapsed: float,
+        result: Result | None,
+        code: int | None,
+    ) -> None:
+        """After the reply has left: the request metrics, and the call's metrics and audit record."""
         self.metrics.observe_request(method, outcome, elapsed)
         if self.observer is not None:
             self.observer.finished(ctx, method, params, result, code, elapsed)
@@ -458,17 +493,12 @@ class McpEndpoint:
         inbox = session.open_stream()
         await self.bus.stream_opened(session)
 
+        def frame(event: dict[str, Any]) -> bytes:
+            session.next_event += 1
+            return sse(orjson.dumps(event), str(session.next_event))
+
         async def deliver() -> None:
-            while True:
-                with anyio.move_on_after(KEEPALIVE_SECONDS):
-                    try:
-                        event = await inbox.receive()
-                    except anyio.EndOfStream:
-                        return
-                    session.next_event += 1
-                    await send_body(send, sse(orjson.dumps(event), str(session.next_event)))
-                    continue
-                await send_body(send, b": keepalive\n\n")
+            await drain(send, inbox, frame, KEEPALIVE_SECONDS)
 
         async def closed() -> None:
             session.detach(inbox)

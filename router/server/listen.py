@@ -10,15 +10,13 @@ with a final result when the router drops a client that stopped reading.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from typing import Any
 
-import anyio
 import orjson
 
-from router.guard.identity import ANONYMOUS, Agent
-from router.server.streams import SSE_HEADERS
+from router.guard.identity import Agent
+from router.server.streams import drain, send_body, serve_sse
 from router.state.listeners import Interest, ListenStreams, Message
 
 SUBSCRIPTION_ID_KEY = "io.modelcontextprotocol/subscriptionId"
@@ -41,8 +39,8 @@ async def serve_listen(
     send: Any,
     message: Message,
     keepalive: float,
-    on_change: Callable[[], None] | None = None,
-    agent: Agent = ANONYMOUS,
+    on_change: Callable[[], None] | None,
+    agent: Agent,
 ) -> None:
     params = message.get("params") or {}
     interest = Interest.from_filter(params.get("notifications"))
@@ -55,38 +53,17 @@ async def serve_listen(
         "method": "notifications/subscriptions/acknowledged",
         "params": {"notifications": interest.honored(), "_meta": meta},
     }
-    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-    ended_by_router = False
-    try:
-        async with anyio.create_task_group() as tg:
 
-            async def watch_disconnect() -> None:
-                while (await receive())["type"] != "http.disconnect":
-                    pass
-                tg.cancel_scope.cancel()
+    async def produce() -> bytes:
+        await send_body(send, _frame(ack))
+        await drain(send, listener.inbox, lambda event: _frame(_tagged(event, meta)), keepalive)
+        # The router ended the stream (a client that stopped reading): a final result says so.
+        result = {"jsonrpc": "2.0", "id": message["id"], "result": {"_meta": meta, "resultType": "complete"}}
+        return _frame(result)
 
-            tg.start_soon(watch_disconnect)
-            with contextlib.suppress(OSError):
-                await send({"type": "http.response.body", "body": _frame(ack), "more_body": True})
-                while True:
-                    with anyio.move_on_after(keepalive):
-                        try:
-                            event = await listener.inbox.receive()
-                        except anyio.EndOfStream:
-                            ended_by_router = True
-                            break
-                        frame = _frame(_tagged(event, meta))
-                        await send({"type": "http.response.body", "body": frame, "more_body": True})
-                        continue
-                    await send({"type": "http.response.body", "body": b": keepalive\n\n", "more_body": True})
-            tg.cancel_scope.cancel()
-    finally:
+    async def closed() -> None:
         bus.close(listener)
         if interest.uris and on_change is not None:
             on_change()
-    last = b""
-    if ended_by_router:
-        result = {"jsonrpc": "2.0", "id": message["id"], "result": {"_meta": meta, "resultType": "complete"}}
-        last = _frame(result)
-    with contextlib.suppress(OSError):
-        await send({"type": "http.response.body", "body": last, "more_body": False})
+
+    await serve_sse(receive, send, produce, on_end=closed)

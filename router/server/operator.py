@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def readiness(router: Router) -> tuple[bool, dict[str, Any]]:
     """`/readyz`: ready once the catalog (and policy, if any) is loaded; each backend's state."""
-    ready = router.pool.catalog_loaded.is_set() and (router.guard.loaded or not router.policy_sources)
+    ready, status = _status(router)
     backends = {
         f"{server}/{instance}" if server != instance else server: {
             "state": backend.state,
@@ -27,19 +27,18 @@ def readiness(router: Router) -> tuple[bool, dict[str, Any]]:
         }
         for (server, instance), backend in sorted(router.pool.backends.items())
     }
-    degraded = router.nats is not None and not router.nats.connected
     detail: dict[str, Any] = {
-        "status": ("degraded" if degraded else "ready") if ready else "loading",
-        "catalog": {source.name: "ok" if source.healthy else "stale" for source in router.sources},
+        "status": status,
+        "catalog": _sources(router),
         "backends": backends,
         "ratelimit": _ratelimit_detail(router),
     }
     if router.nats is not None:
         # Degraded still answers 200: the replica serves its own sessions; the LB keeps it.
         detail["nats"] = "connected" if router.nats.connected else "disconnected"
-    conflicts = router.pool.index.conflicts
+    conflicts = _conflicts(router)
     if conflicts:
-        detail["conflicts"] = [{"kind": c.kind, "name": c.name, "servers": c.servers} for c in conflicts]
+        detail["conflicts"] = conflicts
     if router.policy_sources:
         detail["policy"] = "ok" if router.guard.loaded else "loading"
     return ready, detail
@@ -54,23 +53,13 @@ def admin_document(router: Router) -> dict[str, Any]:
             "generation": index.generation,
             "servers": sorted(index.servers),
             "items": {kind: len(index.items(kind)) for kind in LIST_KINDS},
-            "conflicts": [{"kind": c.kind, "name": c.name, "servers": c.servers} for c in index.conflicts],
-            "sources": {source.name: "ok" if source.healthy else "stale" for source in router.sources},
+            "conflicts": _conflicts(router),
+            "sources": _sources(router),
         },
         "instances": [
-            {
-                "server": server,
-                "instance": instance,
-                "transport": backend.record.transport,
-                "address": backend.record.describe(),
-                "state": backend.state,
-                "error": backend.last_error if backend.state != "ready" else None,
-                "breaker": router.pool.instances[(server, instance)].breaker.state,
-                "critical": router.pool.instances[(server, instance)].critical,
-            }
-            for (server, instance), backend in sorted(router.pool.backends.items())
+            _instance(router, server, instance) for server, instance in sorted(router.pool.backends)
         ],
-        "health": readiness(router)[1]["status"],
+        "health": _status(router)[1],
         "sessions": len(router.sessions),
         "policy": {
             "source": policy.source if policy else None,
@@ -81,6 +70,34 @@ def admin_document(router: Router) -> dict[str, Any]:
     for name, section in router.admin_sections.items():
         document[name] = section()
     return document
+
+
+def _instance(router: Router, server: str, instance: str) -> dict[str, Any]:
+    backend, guard = router.pool.backends[(server, instance)], router.pool.instances[(server, instance)]
+    return {
+        "server": server,
+        "instance": instance,
+        "transport": backend.record.transport,
+        "address": backend.record.describe(),
+        "state": backend.state,
+        "error": backend.last_error if backend.state != "ready" else None,
+        "breaker": guard.breaker.state,
+        "critical": guard.critical,
+    }
+
+
+def _status(router: Router) -> tuple[bool, str]:
+    ready = router.pool.catalog_loaded.is_set() and (router.guard.loaded or not router.policy_sources)
+    degraded = router.nats is not None and not router.nats.connected
+    return ready, ("degraded" if degraded else "ready") if ready else "loading"
+
+
+def _sources(router: Router) -> dict[str, str]:
+    return {source.name: "ok" if source.healthy else "stale" for source in router.sources}
+
+
+def _conflicts(router: Router) -> list[dict[str, Any]]:
+    return [{"kind": c.kind, "name": c.name, "servers": c.servers} for c in router.pool.index.conflicts]
 
 
 def _breaker_detail(router: Router, server: str, instance: str) -> dict[str, Any]:

@@ -1,8 +1,10 @@
-"""SSE on the client side: a POST's reply stream, and the replay of a polled one.
+"""SSE on the client side: a POST's reply stream, long-lived streams, and the replay of a polled one.
 
 `ReplyStream` is a POST's reply: plain JSON, or an SSE stream once a related message has to go
-first; for 2025-11-25 sessions a resumable stream from the start (see its docstring). `follow`
-serves a client's GET with `Last-Event-ID` from the event store.
+first; for 2025-11-25 sessions a resumable stream from the start (see its docstring).
+`serve_sse` holds a long-lived response (a session's GET stream, a listen stream, a replay) and
+`drain` writes an inbox into it; `follow` serves a client's GET with `Last-Event-ID` from the
+event store.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import anyio
 import orjson
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from router.server.events import EventLog, EventStore
 from router.server.replies import Receive, Send, cancel_on_disconnect
@@ -29,25 +32,43 @@ KEEPALIVE_SECONDS = 15.0
 async def serve_sse(
     receive: Receive,
     send: Send,
-    produce: Callable[[], Awaitable[None]],
+    produce: Callable[[], Awaitable[bytes | None]],
     on_end: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """A 200 SSE response whose events `produce` writes, until it returns or the client leaves
-    (a client that went away while we wrote is not an error). `on_end` runs before the response
-    is closed, however it ends, so nothing is handed to a stream that is already over."""
+    """A 200 SSE response whose events `produce` writes, until it returns (optionally the last
+    bytes of the response) or the client leaves (a client that went away while we wrote is not
+    an error). `on_end` runs before the response is closed, however it ends, so nothing is
+    handed to a stream that is already over."""
     await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+    last: bytes | None = None
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(cancel_on_disconnect, receive, tg.cancel_scope)
             with contextlib.suppress(OSError):
-                await produce()
+                last = await produce()
             tg.cancel_scope.cancel()
     finally:
         if on_end is not None:
             with anyio.CancelScope(shield=True):
                 await on_end()
     with contextlib.suppress(OSError):
-        await send_body(send, b"", more=False)
+        await send_body(send, last or b"", more=False)
+
+
+async def drain(
+    send: Send, inbox: MemoryObjectReceiveStream[Any], frame: Callable[[Any], bytes], keepalive: float
+) -> None:
+    """Write every message of `inbox` as `frame` encodes it, and a keepalive comment after
+    `keepalive` quiet seconds, until the inbox ends (the router closed the stream)."""
+    while True:
+        with anyio.move_on_after(keepalive):
+            try:
+                message = await inbox.receive()
+            except anyio.EndOfStream:
+                return
+            await send_body(send, frame(message))
+            continue
+        await send_body(send, b": keepalive\n\n")
 
 
 async def follow(send: Send, log: EventLog, seq: int) -> None:

@@ -44,9 +44,9 @@ from router.errors import (
 )
 from router.relay.context import CallContext, Result
 from router.server.http import CANCELLED, McpEndpoint, Refusal
+from router.server.protocol import DISCONNECT_EXTENSION
 from router.server.replies import (
     JSON_HEADERS,
-    cancel_on_disconnect,
     decoded_headers,
     read_body,
     send_json,
@@ -145,13 +145,12 @@ class ToolsEndpoint:
         started = time.perf_counter()
         result: Result | None = None
         error: RPCError | None = None
-        async with anyio.create_task_group() as tg:  # the client going away cancels the call
-            tg.start_soon(cancel_on_disconnect, receive, tg.cancel_scope)
-            try:
-                result = await self.mcp.dispatcher.dispatch(ctx, "tools/call", params)
-            except RPCError as exc:
-                error = exc
-            tg.cancel_scope.cancel()
+        hook = (scope.get("extensions") or {}).get(DISCONNECT_EXTENSION)
+        call = self.mcp.dispatcher.dispatch(ctx, "tools/call", params)
+        try:  # the client going away cancels the call
+            result = await self.mcp.unless_gone(call, anyio.CancelScope(), receive, hook)
+        except RPCError as exc:
+            error = exc
         elapsed = time.perf_counter() - started
         if result is None and error is None:  # cancelled: nobody is left to answer
             error = CANCELLED
@@ -161,12 +160,9 @@ class ToolsEndpoint:
         else:
             status, extra = status_of(error, ctx.server is not None)
             await send_json(send, status, {"error": error.to_error()}, extra)
-        # Bookkeeping after the reply has left, as for /mcp.
         outcome = "ok" if error is None else "cancelled" if error is CANCELLED else "error"
-        self.mcp.metrics.observe_request("tools/call", outcome, elapsed)
-        if self.mcp.observer is not None:
-            code = error.code if error is not None else None
-            self.mcp.observer.finished(ctx, "tools/call", params, result, code, elapsed)
+        code = error.code if error is not None else None
+        self.mcp.finished(ctx, "tools/call", params, outcome, elapsed, result, code)
 
 
 async def _problem(

@@ -66,9 +66,9 @@ class Listener:
     interest: Interest
     outbox: MemoryObjectSendStream[Message]
     inbox: MemoryObjectReceiveStream[Message]
-    dropped: bool = field(default=False)
     # The agent (id, groups) listening, for `MayRead`: a policy may narrow after the stream opened.
-    reader: tuple[str, frozenset[str]] = ("anonymous", frozenset())
+    reader: tuple[str, frozenset[str]]
+    dropped: bool = field(default=False)
 
 
 class ListenStreams:
@@ -93,11 +93,9 @@ class ListenStreams:
                     self.close(listener)
         return taken
 
-    def listen(self, interest: Interest, reader: tuple[str, frozenset[str]] | None = None) -> Listener:
+    def listen(self, interest: Interest, reader: tuple[str, frozenset[str]]) -> Listener:
         outbox, inbox = anyio.create_memory_object_stream[Message](LISTEN_BUFFER)
-        listener = Listener(interest, outbox, inbox)
-        if reader is not None:
-            listener.reader = reader
+        listener = Listener(interest, outbox, inbox, reader)
         self._listeners.add(listener)
         return listener
 

@@ -265,21 +265,18 @@ class NatsSessionStore(MemorySessionStore):
                     # Encoded per attempt: a retry must not write older data than a save since.
                     revision = await kv.update(token, encode(session.record), last)
                 except KeyWrongLastSequenceError:
-                    try:
-                        last = (await kv.get(token)).revision or 0
-                    except KeyNotFoundError as missing:
-                        if missing.op is not None:  # a delete marker (nats-py folds it in here)
-                            await self._ended_elsewhere(session_id)
-                            return
-                        last = 0  # aged out of the bucket while NATS was away: write it anew
+                    latest = await _latest_revision(kv, token)
+                    if latest is None:
+                        await self._ended_elsewhere(session_id)
+                        return
+                    last = latest
                     continue
                 self._revisions[session_id] = revision
                 self._written[session_id] = time.monotonic()
                 return
-            raise RuntimeError(f"the record kept changing under {WRITE_ATTEMPTS} writes")
         except Exception as exc:
             log.debug("session write failed; retried later", extra={"error": str(exc)})
-            self._unsynced.add(session_id)
+        self._unsynced.add(session_id)  # failed, or other replicas kept writing in between
 
     async def _ended_elsewhere(self, session_id: str) -> None:
         """The session was deleted on another replica: drop it here and tell the listeners (once,
@@ -293,3 +290,12 @@ class NatsSessionStore(MemorySessionStore):
     def unsynced(self) -> int:
         """Sessions kept only here because NATS was down when they were written."""
         return len(self._unsynced)
+
+
+async def _latest_revision(kv: KeyValue, token: str) -> int | None:
+    """The entry's revision now; 0 if it aged out of the bucket while NATS was away (write it
+    anew), None if it was deleted: the session ended on another replica."""
+    try:
+        return (await kv.get(token)).revision or 0
+    except KeyNotFoundError as missing:
+        return None if missing.op is not None else 0  # nats-py folds a delete marker in here

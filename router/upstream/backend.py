@@ -90,7 +90,7 @@ class Backend:
         self.connect_timeout = connect_timeout
         self.reconnect_min, self.reconnect_max = reconnect_min, reconnect_max
         self.protocol = record.protocol or protocol
-        # What a stdio child told us of its era when asked `auto` (see `_connect`).
+        # What a stdio child told us of its era when asked `auto` (see `_learn_era`).
         self._learned_protocol: Literal["2026-07-28"] | None = None
         self._retry_at_once = False
         self.on_change = on_change
@@ -228,8 +228,6 @@ class Backend:
         elif session.refused_legacy:
             self._learned_protocol = "2026-07-28"
             self._retry_at_once = True
-        if self.children is not None:
-            self.children.protocol = self._learned_protocol or self.protocol
 
     def _went_down(self, reason: str) -> None:
         self._set_state("down", reason)
@@ -368,10 +366,10 @@ class Backend:
         if child is not None and self.children is not None and session.era == "legacy":
             for attempt in range(2):
                 async with self.children.lease(child) as leased:
+                    if child.on_lease is not None:
+                        child.on_lease(leased)  # None: the main child, as for anyone else
                     if leased is None:
                         break
-                    if child.on_lease is not None:
-                        child.on_lease(leased)
                     # A child that dies fails only its own calls (the pool starts another); if it
                     # died before the request reached it, another child takes the request.
                     try:

@@ -16,8 +16,17 @@ from typing import Any, Protocol
 
 from anyio.abc import TaskGroup
 
+from router.errors import METHOD_NOT_FOUND
+
 Message = dict[str, Any]
 MessageHandler = Callable[[Message], Awaitable[None]]
+
+
+def refusal(method: str, problem: str) -> Message:
+    """The answer the router gives, in the client's stead, to a backend's request no client can
+    or may answer."""
+    return {"error": {"code": METHOD_NOT_FOUND, "message": f"{method} refused by the router: {problem}"}}
+
 
 # Handed to a request's `on_message` when the backend closed the request's stream early (SSE
 # polling) and the channel is about to resume it, so the router can do the same to its client.

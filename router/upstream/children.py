@@ -37,7 +37,7 @@ import orjson
 from anyio.abc import TaskGroup
 
 from router.errors import BackendError, SessionExpired
-from router.upstream.base import Message
+from router.upstream.base import Message, refusal
 from router.upstream.session import UpstreamSession
 from router.upstream.stdio import StdioChannel
 
@@ -55,8 +55,9 @@ class ChildSpec:
     client: str  # "" for a client without a session (2026-07-28), which owns no children
     capabilities: Mapping[str, Any]
     outside: Outside | None = None
-    # Told the leased session before the call goes out: answers to the call's questions go there.
-    on_lease: Callable[[UpstreamSession], None] | None = None
+    # Told the leased session before the call goes out: answers to the call's questions go there
+    # (None: no child could be had and the call takes the main one).
+    on_lease: Callable[[UpstreamSession | None], None] | None = None
 
     @property
     def owner(self) -> str | None:
@@ -222,10 +223,7 @@ class Children:
         if "id" not in message or "method" not in message:
             return
         if reply is None:
-            problem = "asked outside any call, where no one client can be asked"
-            reply = {
-                "error": {"code": -32601, "message": f"{message['method']} refused by the router: {problem}"}
-            }
+            reply = refusal(message["method"], "asked outside any call, where no one client can be asked")
         with suppress(BackendError, SessionExpired):
             await child.channel.notify({"jsonrpc": "2.0", "id": message["id"], **reply}, {})
 

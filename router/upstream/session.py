@@ -76,7 +76,7 @@ class UpstreamSession:
         self._envelope: dict[str, Any] = {}
         # Set when a probed backend refused `initialize` for its version: it speaks 2026-07-28
         # only. A stdio child that did so may hold to the era it refused (the SDK's server
-        # does), so the next child is asked `server/discover` first (see Backend._connect).
+        # does), so the next child is asked `server/discover` first (see Backend._learn_era).
         self.refused_legacy = False
 
     # -- handshake ----------------------------------------------------------------------------

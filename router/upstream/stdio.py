@@ -22,7 +22,7 @@ from anyio.abc import Process, TaskGroup
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from router.errors import BackendUnavailable, BackendUnreachable
-from router.upstream.base import Message, MessageHandler
+from router.upstream.base import Message, MessageHandler, refusal
 
 log = logging.getLogger("toolmesh.upstream")
 
@@ -199,9 +199,7 @@ class StdioChannel:
         if owner is not None and owner.on_message is not None:
             await owner.on_message(message)
         elif "id" in message and (asking := self._askers()) > 1:
-            await self._write(
-                {"jsonrpc": "2.0", "id": message["id"], "error": _unattributed(message, asking)}
-            )
+            await self._write({"jsonrpc": "2.0", "id": message["id"], **_unattributed(message, asking)})
         elif self.on_unsolicited is not None:
             await self.on_unsolicited(message)
 
@@ -260,15 +258,14 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
 
 
-def _unattributed(message: Message, calls: int) -> dict[str, Any]:
-    """The error a request gets when several calls are in flight and it does not say whose it is:
+def _unattributed(message: Message, calls: int) -> Message:
+    """The answer a request gets when several calls are in flight and it does not say whose it is:
     the router refuses rather than put it before a client that may not be the one asked."""
-    return {
-        "code": -32601,
-        "message": f"{message.get('method')} refused by the router: {calls} calls are in flight on this "
-        "stdio server and the request does not say which one asks (no related request id or progress "
-        "token in its _meta)",
-    }
+    return refusal(
+        str(message.get("method")),
+        f"{calls} calls are in flight on this stdio server and the request does not say which one asks "
+        "(no related request id or progress token in its _meta)",
+    )
 
 
 def _progress_token(message: Message) -> Any:

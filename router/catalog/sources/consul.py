@@ -6,7 +6,8 @@ rotation on the very wake-up that reports it (Consul's own reaper removes it onl
 `DeregisterCriticalServiceAfter`, at least a minute). Such instances are reported apart
 (`Snapshot.critical`), so one the router already runs stays connected and comes back at once
 when its check passes again. The client, its timeouts and the blocking
-query loop (index rules, rate limit) are `router.kv.consul.ConsulKV`, shared with the policy source.
+query loop (index rules, rate limit) are `router.kv.consul.ConsulKV`, the client class the
+policy source uses too.
 """
 
 from __future__ import annotations
@@ -52,7 +53,6 @@ class ConsulRegistry(StoreRegistry):
         request_timeout: float = 5.0,
         min_interval: float = 0.05,
     ) -> None:
-        self.url = url
         self.service = service
         self.ttl, self.deregister_after = ttl, deregister_after
         self.kv: ConsulKV = ConsulKV(
@@ -124,7 +124,7 @@ class ConsulRegistry(StoreRegistry):
 
     # -- watching -----------------------------------------------------------------------------
 
-    async def watch(self) -> AsyncGenerator[list[BackendRecord], None]:
+    async def watch(self) -> AsyncGenerator[Snapshot, None]:
         """Snapshots: the passing instances, and those with a failing check apart (`critical`)."""
 
         def query(index: int | None, wait: str | None) -> Any:
@@ -148,4 +148,4 @@ class ConsulRegistry(StoreRegistry):
                 continue
             healthy = all(check.get("Status") == PASSING for check in checks)
             (passing if healthy else failing).append(record)
-        return Snapshot(passing, failing)
+        return Snapshot(passing, tuple(failing))

@@ -4,7 +4,7 @@ The registrar puts `<prefix>instances/<server>/<instance>` with a lease of `ttl`
 refreshes it (one keepalive) every heartbeat while its server answers the MCP probe; when the
 probe fails it deletes the key, and when the registrar dies the lease expires and etcd deletes
 it. The router follows the prefix through `router.kv.etcd.EtcdKV.changes` (read once, then watch
-from the next revision, bursts taken together), the client it shares with the policy source.
+from the next revision, bursts taken together), the client class the policy source uses too.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from router.catalog.record import (
     from_json,
     to_json,
 )
-from router.catalog.sources.registry import StoreRegistry
+from router.catalog.sources.registry import Snapshot, StoreRegistry
 from router.kv.etcd import EtcdKV
 
 log = logging.getLogger("toolmesh.catalog")
@@ -44,7 +44,6 @@ class EtcdRegistry(StoreRegistry):
         request_timeout: float = 5.0,
         coalesce: float = 0.02,
     ) -> None:
-        self.url = url
         self.prefix = prefix
         self.ttl = max(1, round(ttl))
         self.kv: EtcdKV = EtcdKV(url, request_timeout=request_timeout, coalesce=coalesce)
@@ -86,14 +85,14 @@ class EtcdRegistry(StoreRegistry):
 
     # -- watching -----------------------------------------------------------------------------
 
-    async def watch(self) -> AsyncGenerator[list[BackendRecord], None]:
+    async def watch(self) -> AsyncGenerator[Snapshot, None]:
         records: dict[bytes, BackendRecord] = {}
         prefix = etcd_instance_prefix(self.prefix)
         async with contextlib.aclosing(self.kv.changes(prefix, prefix=True)) as changes:
             async for batch in changes:
                 for key, value in batch:
                     self._apply(records, key, value)
-                yield list(records.values())
+                yield Snapshot(list(records.values()))
 
     def _apply(self, records: dict[bytes, BackendRecord], key: bytes, value: bytes | None) -> None:
         if value is None:

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncGenerator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
-from typing import Protocol, Self
+from typing import NamedTuple, Protocol, Self
 
 import anyio
 
@@ -61,8 +61,8 @@ class Registry(Protocol):
     async def approve(self, server: str, digest: str) -> None:
         """Approve `digest` as the definitions of `server`."""
 
-    def watch(self) -> AsyncGenerator[list[BackendRecord], None]:
-        """Yield every healthy record now, then again whenever that set may have changed.
+    def watch(self) -> AsyncGenerator[Snapshot, None]:
+        """Yield a snapshot of the records now, then again whenever they may have changed.
 
         Close it with `contextlib.aclosing` in the task that iterates it (it may hold a task
         group); raises RegistryUnavailable when the registry goes away."""
@@ -82,15 +82,13 @@ class StoreRegistry:
         await self.kv.__aexit__(*exc)
 
 
-class Snapshot(list[BackendRecord]):
-    """What a watch may yield instead of a plain list: the passing instances (the list itself)
-    and, apart, those the registry still holds with a failing check (Consul; etcd drops them).
-    The router keeps a failing instance it already runs connected but out of rotation, so it is
-    back at once when its check passes again."""
+class Snapshot(NamedTuple):
+    """What a watch yields: the passing instances and, apart, those the registry still holds with
+    a failing check (Consul; etcd drops them). The router keeps a failing instance it already
+    runs connected but out of rotation, so it is back at once when its check passes again."""
 
-    def __init__(self, passing: Iterable[BackendRecord] = (), critical: Iterable[BackendRecord] = ()) -> None:
-        super().__init__(passing)
-        self.critical = tuple(critical)
+    passing: list[BackendRecord]
+    critical: tuple[BackendRecord, ...] = ()
 
 
 class RegistrySource:
@@ -138,11 +136,10 @@ class RegistrySource:
         while True:
             try:
                 async with self._make_registry() as registry, aclosing(registry.watch()) as watch:
-                    async for records in watch:
+                    async for passing, critical in watch:
                         self._set_health(True)
                         delay = self.backoff_min
-                        critical = records.critical if isinstance(records, Snapshot) else ()
-                        catalog = Catalog.of([*records, *critical], [r.key for r in critical])
+                        catalog = Catalog.of([*passing, *critical], [r.key for r in critical])
                         if catalog != last:
                             last = catalog
                             yield catalog

@@ -182,7 +182,9 @@ def measure(scenario: Scenario, targets: list[Target], options: Options) -> dict
 def pin(pid: int, cpu: int) -> None:
     """Move a running process (all its threads) to `cpu`, where taskset is installed."""
     if shutil.which("taskset") is not None:
-        subprocess.run(["taskset", "-apc", str(cpu), str(pid)], capture_output=True, check=False)
+        done = subprocess.run(["taskset", "-apc", str(cpu), str(pid)], capture_output=True, check=False)
+        if done.returncode != 0:  # the results would say the router ran where it did not
+            raise BenchError(f"taskset could not pin pid {pid} to CPU {cpu}: {done.stderr.decode().strip()}")
 
 
 def median_runs(runs: list[dict[str, Any]]) -> dict[str, float]:

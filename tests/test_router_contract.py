@@ -4,10 +4,8 @@ separator."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -21,16 +19,12 @@ from mcp.shared.exceptions import MCPError
 from router.catalog.index import Definitions, Index
 from router.catalog.naming import NamingPolicy
 from tests.conftest import run_router
-from tests.support.procs import REPO_ROOT, sample_server_http, sample_server_stdio_entry
+from tests.support.mcp_http import get_json
+from tests.support.procs import TIED_ASKER_ENTRY, sample_server_http, sample_server_stdio_entry
 
 pytestmark = pytest.mark.anyio
 
-TOOLS_ONLY = {"command": sys.executable, "args": ["-m", "tests.servers.tied_asker"], "cwd": str(REPO_ROOT)}
-
-
-def get_json(url: str) -> tuple[int, Any]:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return response.status, json.loads(response.read())
+TOOLS_ONLY = TIED_ASKER_ENTRY  # a legacy stdio server that offers tools and nothing else
 
 
 async def test_capabilities_are_exactly_what_the_servers_behind_offer(tmp_path: Path) -> None:
@@ -38,7 +32,7 @@ async def test_capabilities_are_exactly_what_the_servers_behind_offer(tmp_path: 
     as unknown methods); add a server with prompts, resources, completions and logging and it
     offers those too. Health answers whatever the backends do."""
     with run_router(tmp_path, {"asker": TOOLS_ONLY}) as router:
-        assert get_json(f"{router.base_url}/healthz") == (200, {"status": "ok"})
+        assert get_json(f"{router.base_url}/healthz") == {"status": "ok"}
         async with Client(router.mcp_url, mode="legacy") as client:
             capabilities = client.server_capabilities
             assert capabilities.tools is not None
@@ -52,9 +46,7 @@ async def test_capabilities_are_exactly_what_the_servers_behind_offer(tmp_path: 
             with pytest.raises(MCPError) as refused:
                 await client.list_prompts()
             assert refused.value.error.code == types.METHOD_NOT_FOUND
-        router.catalog.write_text(
-            json.dumps({"mcpServers": {"asker": TOOLS_ONLY, "full": sample_server_stdio_entry("full")}})
-        )
+        router.write_catalog({"asker": TOOLS_ONLY, "full": sample_server_stdio_entry("full")})
         with anyio.fail_after(20):
             while True:
                 async with Client(router.mcp_url, mode="legacy") as client:

@@ -10,7 +10,6 @@ share its one child (`stdio_variants` 0), so only the tie can tell their questio
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +18,12 @@ import pytest
 from mcp import Client, types
 
 from tests.conftest import run_router
-from tests.support.procs import REPO_ROOT
+from tests.support.procs import TIED_ASKER_ENTRY
 from tests.test_relay import Recorder, text_of
 
 pytestmark = pytest.mark.anyio
 
-ASKER = {"command": sys.executable, "args": ["-m", "tests.servers.tied_asker"], "cwd": str(REPO_ROOT)}
+ASKER = TIED_ASKER_ENTRY
 SHARED = {"TOOLMESH_STDIO_VARIANTS": "0"}
 
 

@@ -224,19 +224,28 @@ async def test_a_dead_child_is_replaced_and_the_main_child_stays(router: RouterH
     assert len(children_of(pid) - main) == 1
 
 
-async def test_no_child_outlives_the_router(router: RouterHandle) -> None:
-    pid = router.process.pid
-    carol = Recorder("carol")
-    async with (
-        Client(router.mcp_url, mode="legacy", sampling_callback=carol.sampling) as client,
-        anyio.create_task_group() as tg,  # two calls at once: two children of one group
-    ):
-        for prompt in ("a", "b"):
-            tg.start_soon(client.call_tool, SAMPLING_TOOL, {"prompt": prompt})
-    started = children_of(pid)
-    assert len(started) == 3, started
-    router.process.stop()
-    await wait_for(lambda: not any(alive(child) for child in started), 15, "every child to stop")
+async def test_no_child_outlives_the_router(tmp_path: Path) -> None:
+    """server-everything exits when its input ends, which would hide a router that never stops
+    its children: here each child is a shell that outlives the server's exit (it then sleeps),
+    so only the router ending the child's process group ends it."""
+    entry = everything_stdio_entry()
+    stubborn = {
+        "command": "sh",
+        "args": ["-c", '"$0" "$@"; exec sleep 600', entry["command"], *entry["args"]],
+    }
+    with run_router(tmp_path, {"everything": stubborn}) as router:
+        pid = router.process.pid
+        carol = Recorder("carol")
+        async with (
+            Client(router.mcp_url, mode="legacy", sampling_callback=carol.sampling) as client,
+            anyio.create_task_group() as tg,  # two calls at once: two children of one group
+        ):
+            for prompt in ("a", "b"):
+                tg.start_soon(client.call_tool, SAMPLING_TOOL, {"prompt": prompt})
+        started = children_of(pid)
+        assert len(started) == 3, started
+        router.process.stop()
+        await wait_for(lambda: not any(alive(child) for child in started), 15, "every child to stop")
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import anyio
 import pytest
 
 from tests.conftest import RouterHandle, run_router
@@ -158,5 +159,6 @@ async def test_timeouts_and_open_breakers_are_504_and_503_with_retry_after(tmp_p
                         deadline = time.monotonic() + 10
                         while (await post(http, call, b'{"text": "y"}'))[0] != 200:
                             assert time.monotonic() < deadline, "the new instance was never used"
+                            await anyio.sleep(0.1)
             finally:
                 os.kill(process.pid, signal.SIGCONT)

@@ -327,6 +327,14 @@ def sample_server_http(
         yield url, process
 
 
+# `tests/servers/tied_asker.py`: a legacy stdio server with one tool (`ask`) and nothing else.
+TIED_ASKER_ENTRY = {
+    "command": sys.executable,
+    "args": ["-m", "tests.servers.tied_asker"],
+    "cwd": str(REPO_ROOT),
+}
+
+
 def sample_server_stdio_entry(
     name: str, *, page_size: int = 0, era: Era = "both", env: Mapping[str, str] | None = None
 ) -> dict[str, Any]:

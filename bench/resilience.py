@@ -383,7 +383,7 @@ async def global_limit(tmp: Path, windows: int, per_10s: int) -> dict[str, Any]:
 
 
 async def check_cost(tmp: Path, samples: int) -> dict[str, Any]:
-    from router.catalog.policy import LimitRule
+    from router.catalog.server_rules import LimitRule
     from router.guard.ratelimit import MemoryRateStore, RateLimiter
     from router.guard.ratelimit_nats import NatsRateStore
     from router.state.nats_link import NatsLink

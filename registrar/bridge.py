@@ -18,7 +18,7 @@ import uvicorn
 
 from router.app import Router
 from router.catalog.record import BackendRecord, Catalog
-from router.server.protocol import HttpProtocol
+from router.server.http11 import HttpProtocol
 from router.settings import RouterSettings
 
 

@@ -21,11 +21,11 @@ from prometheus_client import make_asgi_app
 
 from router.catalog.index import LIST_KINDS, Index
 from router.catalog.naming import NamingPolicy
-from router.catalog.policy import LimitRule
 from router.catalog.record import BackendRecord, Catalog
+from router.catalog.server_rules import LimitRule
 from router.catalog.sources.base import CatalogSource
 from router.catalog.sources.static import StaticFileSource
-from router.guard.identity import Agent
+from router.guard.agent import Agent
 from router.guard.policy import Guard
 from router.guard.policy_sources import (
     follow,

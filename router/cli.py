@@ -178,7 +178,7 @@ def run_router(overrides: dict[str, Any]) -> int:
 
     from router.app import Router
     from router.observe.logging import configure
-    from router.server.protocol import HttpProtocol
+    from router.server.http11 import HttpProtocol
 
     try:
         settings = load_settings(overrides)
@@ -218,11 +218,11 @@ def run_registrar(overrides: dict[str, Any]) -> int:
         print(f"toolmesh registrar: {exc}", file=sys.stderr)
         return 2
     configure(settings.log_level, settings.log_format)
-    from registrar.agent import Agent, make_registry
+    from registrar.sidecar import Sidecar, make_registry
 
-    agent = Agent(settings, make_registry(settings))
+    sidecar = Sidecar(settings, make_registry(settings))
     try:
-        anyio.run(agent.run, backend_options={"use_uvloop": sys.platform != "win32"})
+        anyio.run(sidecar.run, backend_options={"use_uvloop": sys.platform != "win32"})
     except OSError as exc:  # e.g. the bridge port is taken
         print(f"toolmesh registrar: {exc}", file=sys.stderr)
         return 1

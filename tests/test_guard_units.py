@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from router.catalog.index import Definitions, Index
 from router.catalog.naming import NamingPolicy
-from router.guard.identity import Agent, AuthError
+from router.guard.agent import Agent, AuthError
 from router.guard.policy import OPEN, Guard
 from router.guard.tokens import JwtConfig, JwtVerifier
 

@@ -20,7 +20,7 @@ import pytest
 from nats.js.errors import NoKeysError
 
 from router.catalog.config_file import parse_catalog
-from router.catalog.policy import LimitRule
+from router.catalog.server_rules import LimitRule
 from router.errors import ConfigError, RateLimited
 from router.guard.ratelimit import MemoryRateStore, RateLimiter, gcra
 from router.guard.ratelimit_nats import NatsRateStore

@@ -17,7 +17,7 @@ import httptools
 import pytest
 import uvicorn
 
-from router.server.protocol import DISCONNECT_EXTENSION, HttpProtocol
+from router.server.http11 import DISCONNECT_EXTENSION, HttpProtocol
 from tests.support.procs import free_port
 
 pytestmark = pytest.mark.anyio

@@ -3,7 +3,7 @@
 Accepted as-is. Per server, either a stdio entry (`command`, `args`, `env`, `cwd`) or a remote
 entry (`url`, `headers`, or several `instances` of one remote server), plus toolmesh's optional
 fields `timeout`, `disabled`, `tags`, `protocol`, the call policy (`trusted`, `tools`,
-`max_concurrency`, `max_queue`, `limits`; see router.catalog.policy), and the backend's own
+`max_concurrency`, `max_queue`, `limits`; see router.catalog.server_rules), and the backend's own
 credentials `bearerTokenEnv` / `bearerTokenFile` (sent as `Authorization: Bearer ...`; header
 values may also use `${VAR}` and `${file:/path}`). Agents' tokens never reach a backend: the
 router sends only what the entry configures. A top-level `toolmesh` object may hold `limits`
@@ -24,8 +24,8 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from router.catalog.policy import LimitRule, ServerPolicy, ToolPolicy
 from router.catalog.record import SERVER_NAME, BackendRecord, Catalog
+from router.catalog.server_rules import LimitRule, ServerPolicy, ToolPolicy
 from router.errors import ConfigError
 
 log = logging.getLogger("toolmesh.catalog")

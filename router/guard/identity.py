@@ -1,7 +1,7 @@
 """Who is calling: API keys, JWT bearer tokens, and the OAuth 2.1 resource-server surface.
 
-Every HTTP request to `/mcp` is authenticated once into an `Agent` (id + groups), which travels
-in the CallContext; nothing below the server layer sees a token. Credentials come in the
+Every HTTP request to `/mcp` is authenticated once into an `Agent` (id + groups, `agent.py`),
+which travels in the CallContext; nothing below the server layer sees a token. Credentials come in the
 `Authorization: Bearer <token>` header:
 
 - API keys look like `tmk_<id>_<secret>`. The keys file holds only a SHA-256 of each key (the
@@ -34,6 +34,7 @@ import anyio
 import orjson
 
 from router.errors import ConfigError
+from router.guard.agent import ANONYMOUS, Agent, AuthError
 
 if TYPE_CHECKING:
     from router.guard.tokens import JwtVerifier
@@ -42,31 +43,6 @@ log = logging.getLogger("toolmesh.guard")
 
 KEY_PREFIX = "tmk_"
 Anonymous = Literal["never", "loopback", "always"]
-AuthFailure = Literal["missing", "invalid_key", "revoked_key", "invalid_token", "expired", "unknown_kid"]
-
-
-@dataclass(frozen=True, slots=True)
-class Agent:
-    """An authenticated caller (or the anonymous one). `groups` drive policy."""
-
-    id: str
-    groups: frozenset[str] = frozenset()
-    method: Literal["anonymous", "api_key", "jwt"] = "anonymous"
-
-    @property
-    def anonymous(self) -> bool:
-        return self.method == "anonymous"
-
-
-ANONYMOUS = Agent("anonymous")
-
-
-class AuthError(Exception):
-    """Authentication failed; `reason` is a closed set (it becomes a metric label)."""
-
-    def __init__(self, reason: AuthFailure, description: str) -> None:
-        self.reason, self.description = reason, description
-        super().__init__(description)
 
 
 # -- API keys -----------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from router.catalog.index import Index, ListKind, Target
 from router.errors import ConfigError
-from router.guard.identity import Agent
+from router.guard.agent import Agent
 
 log = logging.getLogger("toolmesh.guard")
 

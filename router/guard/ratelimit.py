@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from router.catalog.policy import LimitRule
+from router.catalog.server_rules import LimitRule
 from router.errors import RateLimited
 
 log = logging.getLogger("toolmesh.ratelimit")

@@ -41,7 +41,7 @@ import nats.errors
 import nats.js.errors
 from nats.js.kv import KeyValue
 
-from router.catalog.policy import LimitRule
+from router.catalog.server_rules import LimitRule
 from router.guard.ratelimit import MemoryRateStore, gcra
 from router.state.nats_link import NatsLink
 

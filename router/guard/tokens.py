@@ -18,7 +18,7 @@ import anyio
 import jwt
 from jwt.algorithms import ECAlgorithm, HMACAlgorithm, RSAAlgorithm
 
-from router.guard.identity import Agent, AuthError
+from router.guard.agent import Agent, AuthError
 
 if TYPE_CHECKING:
     import aiohttp

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from router.guard.identity import ANONYMOUS, Agent
+from router.guard.agent import ANONYMOUS, Agent
 from router.guard.policy import OPEN, View
 from router.observe.tracing import Trace
 from router.protocol import Era

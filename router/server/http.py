@@ -32,7 +32,8 @@ from router.errors import (
     PARSE_ERROR,
     RPCError,
 )
-from router.guard.identity import ANONYMOUS, Agent, Authenticator, AuthError
+from router.guard.agent import ANONYMOUS, Agent, AuthError
+from router.guard.identity import Authenticator
 from router.guard.policy import OPEN, Guard, View
 from router.observe import tracing
 from router.observe.calls import CallObserver
@@ -48,8 +49,8 @@ from router.protocol import (
 from router.relay.context import CallContext, Result
 from router.relay.dispatch import Dispatcher
 from router.server.events import EventStore
+from router.server.http11 import DISCONNECT_EXTENSION
 from router.server.listen import serve_listen
-from router.server.protocol import DISCONNECT_EXTENSION
 from router.server.replies import (
     JSON_HEADERS,
     Receive,
@@ -88,12 +89,12 @@ SESSION_NOT_FOUND = -32001
 POLLING_VERSIONS = frozenset({"2025-11-25"})
 CANCELLED = RPCError(-32800, "Request cancelled")
 T = TypeVar("T")
-# The server protocol's disconnect hook (server/protocol.py): given a callback, or None to clear it.
+# The server protocol's disconnect hook (server/http11.py): given a callback, or None to clear it.
 DisconnectHook = Callable[[Callable[[], None] | None], None]
 
 
 @dataclass(frozen=True, slots=True)
-class Caller:
+class Admitted:
     """Who sent the HTTP request being served, decided once by `McpEndpoint.admit` (for `/mcp`
     and `/v1/tools` alike)."""
 
@@ -111,12 +112,12 @@ class Refusal:
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
 
-_NOBODY = Caller(ANONYMOUS, OPEN, None)
+_NOBODY = Admitted(ANONYMOUS, OPEN, None)
 # Set once per HTTP request in `McpEndpoint.__call__` (each request runs in its own task).
-_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("toolmesh_caller", default=None)
+_caller: contextvars.ContextVar[Admitted | None] = contextvars.ContextVar("toolmesh_caller", default=None)
 
 
-def _current() -> Caller:
+def _current() -> Admitted:
     return _caller.get() or _NOBODY
 
 
@@ -125,7 +126,7 @@ class McpEndpoint:
         self,
         dispatcher: Dispatcher,
         sessions: SessionStore,
-        policy: OriginPolicy,
+        origins: OriginPolicy,
         metrics: Metrics,
         *,
         max_body_bytes: int,
@@ -156,7 +157,7 @@ class McpEndpoint:
         self.resumable_streams = resumable_streams
         # Calls in progress by (session id, request id), for notifications/cancelled.
         self._inflight: dict[tuple[str, Any], anyio.CancelScope] = {}
-        self.policy = policy
+        self.origins = origins
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.max_sessions = max_sessions
@@ -179,14 +180,14 @@ class McpEndpoint:
         else:
             await send_plain(send, 405, b"Method Not Allowed", [(b"allow", b"GET, POST, DELETE")])
 
-    async def admit(self, scope: Scope, headers: dict[str, str]) -> Caller | Refusal:
+    async def admit(self, scope: Scope, headers: dict[str, str]) -> Admitted | Refusal:
         """Who is asking, or why they may not ask: Host and Origin checks, then identity.
 
         Every endpoint that calls tools admits through here (also `/v1/tools`), so they share
         one set of checks; each renders a refusal in its own format."""
-        if not self.policy.host_ok(headers.get("host")):
+        if not self.origins.host_ok(headers.get("host")):
             return Refusal(421, "Invalid Host header")
-        if not self.policy.origin_ok(headers.get("origin")):
+        if not self.origins.origin_ok(headers.get("origin")):
             return Refusal(403, "Invalid Origin header")
         agent = ANONYMOUS
         if self.auth is not None:
@@ -198,7 +199,7 @@ class McpEndpoint:
                 return Refusal(401, exc.description, challenge)
         view = self.guard.view(agent) if self.guard is not None else OPEN
         trace = tracing.start(headers.get("traceparent")) if self.trace else None
-        return Caller(agent, view, trace)
+        return Admitted(agent, view, trace)
 
     # -- POST ---------------------------------------------------------------------------------
 
@@ -405,7 +406,7 @@ class McpEndpoint:
             await stream.finish(body)
         else:
             await send_reply(send, status, body, JSON_HEADERS)
-        # Bookkeeping after the reply has left (server/protocol.py writes a complete response at once).
+        # Bookkeeping after the reply has left (server/http11.py writes a complete response at once).
         self.finished(ctx, method, params, outcome, elapsed, result, code)
 
     async def unless_gone(

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from router.guard.identity import Agent
+from router.guard.agent import Agent
 from router.server.streams import drain, send_body, serve_sse
 from router.state.listeners import Interest, ListenStreams, Message
 

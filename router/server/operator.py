@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from router.catalog.index import LIST_KINDS
-from router.guard.identity import Agent, AuthError
+from router.guard.agent import Agent, AuthError
 from router.server.replies import Scope, Send, decoded_headers, send_json
 
 if TYPE_CHECKING:

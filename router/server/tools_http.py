@@ -44,7 +44,7 @@ from router.errors import (
 )
 from router.relay.context import CallContext, Result
 from router.server.http import CANCELLED, McpEndpoint, Refusal
-from router.server.protocol import DISCONNECT_EXTENSION
+from router.server.http11 import DISCONNECT_EXTENSION
 from router.server.replies import (
     JSON_HEADERS,
     decoded_headers,

@@ -36,7 +36,7 @@ from router.upstream.backend import Backend
 log = logging.getLogger("toolmesh.registrar")
 
 
-class AgentMetrics:
+class SidecarMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.drift = Counter(
@@ -75,13 +75,13 @@ def make_registry(settings: RegistrarSettings) -> Registry:
     return EtcdRegistry(settings.etcd, prefix=settings.etcd_prefix, ttl=settings.ttl)
 
 
-class Agent:
+class Sidecar:
     def __init__(
-        self, settings: RegistrarSettings, registry: Registry, metrics: AgentMetrics | None = None
+        self, settings: RegistrarSettings, registry: Registry, metrics: SidecarMetrics | None = None
     ) -> None:
         self.settings = settings
         self.registry = registry
-        self.metrics = metrics or AgentMetrics()
+        self.metrics = metrics or SidecarMetrics()
         self.name = settings.name
         self.instance_id = settings.instance_id or f"{_host_label()}-{secrets.token_hex(4)}"
         self.bridge: Bridge | None = None

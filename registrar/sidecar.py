@@ -28,8 +28,8 @@ from registrar.bridge import Bridge
 from registrar.probe import ProbeFailed, ProbeResult, probe
 from router.catalog.record import CHECK_PASSING_NOTE, BackendRecord, DefinitionsState
 from router.catalog.sources.registry import Registry, RegistryUnavailable
+from router.eras import MODERN_VERSION
 from router.errors import BackendError
-from router.protocol import MODERN_VERSION
 from router.settings import RegistrarSettings
 from router.upstream.backend import Backend
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any
 
+from router.eras import is_modern
 from router.errors import INVALID_PARAMS, RPCError
 from router.state.bus import ClientBus
 from router.upstream.base import Message, refusal
@@ -74,7 +75,7 @@ class Asker:
         if method == "ping":
             return {"result": {}}
         problem = capability_problem(ctx, method)
-        if problem is None and (ctx.era != "legacy" or ctx.emit is None or ctx.session_id is None):
+        if problem is None and (is_modern(ctx.era) or ctx.emit is None or ctx.session_id is None):
             problem = "the client has no stream to receive it on"
         if problem is not None:
             return refusal(method, problem)

@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
+from router.eras import is_modern
 from router.errors import INTERNAL_ERROR
 from router.relay.asking import Asker, untied
 from router.relay.context import CallContext
@@ -141,7 +142,7 @@ class CallRelay:
     def _level_allows(self, message: Message) -> bool:
         wanted = self.ctx.log_level
         if wanted is None:  # 2026-07-28: no logs unless the request asked for a level
-            return self.ctx.era == "legacy"
+            return not is_modern(self.ctx.era)
         level = (message.get("params") or {}).get("level")
         if level not in LOG_LEVELS:
             return True

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from router.eras import Era
 from router.guard.agent import ANONYMOUS, Agent
 from router.guard.policy import OPEN, View
 from router.observe.tracing import Trace
-from router.protocol import Era
 from router.upstream.balancer import Instance
 from router.upstream.base import MessageHandler
 

@@ -20,15 +20,17 @@ from anyio.abc import TaskGroup
 
 from router import __version__
 from router.catalog.index import Index, ListKind, Target
+from router.eras import (
+    MODERN_VERSION,
+    SERVER_INFO_KEY,
+    for_era,
+    is_modern,
+    legacy_client_envelope,
+    method_in_era,
+)
 from router.errors import INVALID_PARAMS, METHOD_NOT_FOUND, RPCError
 from router.guard.policy import Kind
 from router.guard.ratelimit import agent_of
-from router.protocol import (
-    CLIENT_CAPABILITIES_KEY,
-    LOG_LEVEL_KEY,
-    MODERN_VERSION,
-    SERVER_INFO_KEY,
-)
 from router.relay import rewrite
 from router.relay.asking import Asker
 from router.relay.call_relay import LOG_LEVELS, CallRelay
@@ -47,15 +49,8 @@ from router.upstream.variants import VariantSpec
 log = logging.getLogger("toolmesh.relay")
 
 SERVER_INFO = {"name": "toolmesh", "version": __version__}
-# Result fields only the 2026-07-28 era defines; a 2026 backend's results lose them on the way to
-# a 2025 client.
-MODERN_ONLY_FIELDS = frozenset({"resultType", "ttlMs", "cacheScope"})
 # Methods whose `uri` names a resource the agent must be allowed to read (subscriptions).
 URI_GUARDED = frozenset({"resources/subscribe", "resources/unsubscribe"})
-# Methods one era has and the other does not (2026-07-28 removed ping, logging/setLevel and the
-# resource subscriptions; it added discovery and listen streams).
-LEGACY_ONLY = frozenset({"ping", "logging/setLevel", "resources/subscribe", "resources/unsubscribe"})
-MODERN_ONLY = frozenset({"server/discover", "subscriptions/listen"})
 
 
 Handler = Callable[[CallContext, dict[str, Any]], Awaitable[Result]]
@@ -145,11 +140,7 @@ class Dispatcher:
 
     async def dispatch(self, ctx: CallContext, method: str, params: dict[str, Any]) -> Result:
         handler = self._handlers.get(method)
-        if (
-            handler is None
-            or (method in MODERN_ONLY and ctx.era != "modern")
-            or (method in LEGACY_ONLY and ctx.era == "modern")
-        ):
+        if handler is None or not method_in_era(method, ctx.era):
             raise RPCError(METHOD_NOT_FOUND, f"Method not found: {method}")
         capability = CAPABILITY_OF.get(method)
         if capability is not None and capability not in self.capabilities():
@@ -215,7 +206,7 @@ class Dispatcher:
             body = b'{"' + key + b'":' + pages[page]
             if page + 1 < len(pages):
                 body += b',"nextCursor":' + orjson.dumps(self.cursors.encode(kind, page + 1))
-            if ctx.era == "modern":
+            if is_modern(ctx.era):
                 body += b',"ttlMs":' + str(self.list_ttl_ms).encode() + b',"cacheScope":"public"'
             return body + b"}"
 
@@ -328,21 +319,23 @@ class Dispatcher:
     async def _forward(
         self, ctx: CallContext, target: Target, method: str, params: dict[str, Any]
     ) -> dict[str, Any]:
-        if ctx.era == "legacy":
-            params = _with_legacy_envelope(ctx, params)
+        if not is_modern(ctx.era):
+            # This client's capabilities and log level, where a 2026-07-28 backend reads them (a
+            # legacy backend's session strips them again), so the backend sees this client.
+            params = legacy_client_envelope(params, ctx.client_capabilities, ctx.log_level)
         bridge = self.bridge
         if bridge is not None and StateCodec.is_ours(params.get("requestState")):
             reply = await bridge.resume(ctx, target.server, params)
             return self._result(ctx, target, reply)
         relay = CallRelay(ctx, params, next(self._progress_ids), self.asker, self._questions)
         tool = target.name if method == "tools/call" else None
-        if ctx.era == "modern" and bridge is not None and self.pool.pick(target.server).era == "legacy":
+        if is_modern(ctx.era) and bridge is not None and not is_modern(self.pool.pick(target.server).era):
             headers = self._upstream_headers(ctx)
             reply = await bridge.start(ctx, target.server, relay, method, tool, headers)
             return self._result(ctx, target, reply)
         reply = await self._call(ctx, target.server, relay, method, relay.upstream_params, tool)
         result = self._result(ctx, target, reply)
-        if ctx.era == "legacy" and result.get("resultType") == "input_required" and self.asker is not None:
+        if not is_modern(ctx.era) and result.get("resultType") == "input_required" and self.asker is not None:
 
             async def again(answers: dict[str, Any], state: Any) -> dict[str, Any]:
                 retry = {**relay.upstream_params, "inputResponses": answers}
@@ -353,9 +346,7 @@ class Dispatcher:
                 )
 
             result = await self.asker.complete_input_required(ctx, result, again)
-        if ctx.era == "legacy" and "resultType" in result:
-            return {key: value for key, value in result.items() if key not in MODERN_ONLY_FIELDS}
-        return result
+        return for_era(result, ctx.era)
 
     async def _call(
         self,
@@ -368,7 +359,7 @@ class Dispatcher:
     ) -> Message:
         """One upstream call through the caller (balancing, breakers, retries); questions the
         backend asks meanwhile are answered in the dispatcher's question task group."""
-        own = ctx.era == "legacy" and not OWN_SESSION_CAPABILITIES.isdisjoint(ctx.client_capabilities)
+        own = not is_modern(ctx.era) and not OWN_SESSION_CAPABILITIES.isdisjoint(ctx.client_capabilities)
 
         async def prepare(instance: Instance) -> dict[str, Any]:
             """Per attempt: this client's own session (or a child declaring its capabilities) on
@@ -488,11 +479,3 @@ class Dispatcher:
         return RPCError(
             INVALID_PARAMS, f"Unknown {kind}: {name!r}{hint}", {"name": name, "suggestions": close}
         )
-
-
-def _with_legacy_envelope(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    """A legacy client's capabilities and log level, in the `_meta` envelope a 2026-07-28 backend
-    reads (a legacy backend's session strips it again), so the backend sees this client."""
-    meta = params.get("_meta")
-    envelope = {CLIENT_CAPABILITIES_KEY: ctx.client_capabilities, LOG_LEVEL_KEY: ctx.log_level or "debug"}
-    return {**params, "_meta": {**envelope, **meta} if isinstance(meta, dict) else envelope}

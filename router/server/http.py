@@ -24,7 +24,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import orjson
 
-from router import protocol
+from router import eras
+from router.eras import (
+    HTTP_STATUS,
+    LEGACY_VERSIONS,
+    LOG_LEVEL_KEY,
+    MODERN_VERSION,
+    PROTOCOL_VERSION_KEY,
+    forwarded_headers,
+)
 from router.errors import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -38,14 +46,6 @@ from router.guard.policy import OPEN, Guard, View
 from router.observe import tracing
 from router.observe.calls import CallObserver
 from router.observe.metrics import Metrics
-from router.protocol import (
-    HTTP_STATUS,
-    LEGACY_VERSIONS,
-    LOG_LEVEL_KEY,
-    MODERN_VERSION,
-    PROTOCOL_VERSION_KEY,
-    forwarded_headers,
-)
 from router.relay.context import CallContext, Result
 from router.relay.dispatch import Dispatcher
 from router.server.events import EventStore
@@ -221,7 +221,7 @@ class McpEndpoint:
         except orjson.JSONDecodeError as exc:
             await send_error(send, None, RPCError(PARSE_ERROR, f"Parse error: {exc}"), 400)
             return
-        problem = protocol.jsonrpc_problem(message)
+        problem = eras.jsonrpc_problem(message)
         if problem is not None:
             await send_error(send, message.get("id") if isinstance(message, dict) else None, problem, 400)
             return
@@ -324,7 +324,7 @@ class McpEndpoint:
         self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], message: dict[str, Any]
     ) -> None:
         try:
-            checked = protocol.check(message, headers, scope["headers"])
+            checked = eras.check(message, headers, scope["headers"])
         except RPCError as exc:
             await send_error(send, message.get("id"), exc, HTTP_STATUS.get(exc.code, 400))
             return

@@ -20,7 +20,8 @@ import anyio
 from anyio.abc import TaskGroup
 
 from router.catalog.index import Definitions
-from router.catalog.record import BackendRecord
+from router.catalog.record import BackendRecord, UpstreamProtocol
+from router.eras import LEGACY, MODERN_VERSION, Era, is_modern
 from router.errors import BackendError, BackendUnavailable, BackendUnreachable, SessionExpired
 from router.upstream.base import Channel, Message, MessageHandler
 from router.upstream.children import Children, ChildSpec
@@ -78,7 +79,7 @@ class Backend:
         connect_timeout: float,
         reconnect_min: float,
         reconnect_max: float,
-        protocol: Literal["auto", "legacy", "2026-07-28"],
+        protocol: UpstreamProtocol,
         on_change: Callable[[Backend], None],
         on_notification: Callable[[Backend, Message], Awaitable[None]] | None = None,
         stdio_variants: int = 0,
@@ -91,7 +92,7 @@ class Backend:
         self.reconnect_min, self.reconnect_max = reconnect_min, reconnect_max
         self.protocol = record.protocol or protocol
         # What a stdio child told us of its era when asked `auto` (see `_learn_era`).
-        self._learned_protocol: Literal["2026-07-28"] | None = None
+        self._learned_protocol: UpstreamProtocol | None = None
         self._retry_at_once = False
         self.on_change = on_change
         self.on_notification = on_notification
@@ -226,7 +227,7 @@ class Backend:
         if self._learned_protocol is not None:
             self._learned_protocol = None
         elif session.refused_legacy:
-            self._learned_protocol = "2026-07-28"
+            self._learned_protocol = MODERN_VERSION
             self._retry_at_once = True
 
     def _went_down(self, reason: str) -> None:
@@ -264,7 +265,7 @@ class Backend:
         self.lose("the process exited")
 
     async def _listen(self, channel: Channel, session: UpstreamSession) -> None:
-        if session.era == "modern":
+        if is_modern(session.era):
             await self._listen_modern(session)
             return
         async with anyio.create_task_group() as tg:
@@ -339,9 +340,9 @@ class Backend:
     # -- traffic ------------------------------------------------------------------------------
 
     @property
-    def era(self) -> str:
-        """The era the current upstream session speaks ("legacy" or "modern")."""
-        return self.session.era if self.session is not None else "legacy"
+    def era(self) -> Era:
+        """The era the current upstream session speaks."""
+        return self.session.era if self.session is not None else LEGACY
 
     async def call(
         self,
@@ -363,7 +364,7 @@ class Backend:
         session = self.session
         if session is None or self.state != "ready":
             raise BackendUnreachable(self.server, self._down_reason())
-        if child is not None and self.children is not None and session.era == "legacy":
+        if child is not None and self.children is not None and not is_modern(session.era):
             for attempt in range(2):
                 async with self.children.lease(child) as leased:
                     if child.on_lease is not None:
@@ -398,7 +399,7 @@ class Backend:
         """A client's own session on a legacy HTTP backend (opened on first use); None where the
         shared session serves (stdio, 2026-07-28 backends, which read capabilities per request)."""
         session = self.session
-        if self.variants is None or session is None or session.era != "legacy" or self.state != "ready":
+        if self.variants is None or session is None or is_modern(session.era) or self.state != "ready":
             return None
         try:
             return await self.variants.get(spec.key, spec.capabilities, spec.on_message)

@@ -13,7 +13,7 @@ eligible (affinity), so backends that keep per-connection state see one client o
 from __future__ import annotations
 
 import random
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import anyio
@@ -101,7 +101,3 @@ def choose(
         return pool[0] if pool else None
     first, second = random.sample(pool, 2)
     return first if first.outstanding <= second.outstanding else second
-
-
-def affinity_of(affinity: Mapping[str, str] | None, server: str) -> str | None:
-    return affinity.get(server) if affinity else None

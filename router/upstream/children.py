@@ -30,12 +30,13 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import orjson
 from anyio.abc import TaskGroup
 
+from router.catalog.record import UpstreamProtocol
 from router.errors import BackendError, SessionExpired
 from router.upstream.base import Message, refusal
 from router.upstream.session import UpstreamSession
@@ -92,7 +93,7 @@ class Children:
         server: str,
         make_channel: Callable[[], StdioChannel],
         *,
-        protocol: Literal["auto", "legacy", "2026-07-28"],
+        protocol: UpstreamProtocol,
         connect_timeout: float,
         limit: int,
         idle_timeout: float,

@@ -13,11 +13,29 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 
 from router import __version__
+from router.catalog.record import UpstreamProtocol
+from router.eras import (
+    LATEST_LEGACY_VERSION,
+    LEGACY,
+    MODERN,
+    MODERN_VERSION,
+    SERVER_INFO_KEY,
+    Era,
+    envelope,
+    is_legacy_version,
+    is_modern,
+    is_modern_version,
+    name_of,
+    routing_headers,
+    session_headers,
+    speaks_modern,
+    without_envelope,
+)
 from router.errors import (
     UNSUPPORTED_PROTOCOL_VERSION,
     BackendError,
@@ -25,18 +43,6 @@ from router.errors import (
     BackendUnavailable,
     BackendUnreachable,
     SessionExpired,
-)
-from router.protocol import (
-    CLIENT_CAPABILITIES_KEY,
-    CLIENT_INFO_KEY,
-    ENVELOPE_KEYS,
-    LEGACY_VERSIONS,
-    MODERN_VERSION,
-    NAME_BEARING,
-    PROTOCOL_VERSION_KEY,
-    SERVER_INFO_KEY,
-    Era,
-    encode_header_value,
 )
 from router.upstream.base import Channel, Message, MessageHandler
 from router.upstream.deadlines import deadlines
@@ -52,7 +58,7 @@ class UpstreamSession:
         server: str,
         channel: Channel,
         *,
-        protocol: Literal["auto", "legacy", "2026-07-28"] = "auto",
+        protocol: UpstreamProtocol = "auto",
         capabilities: Mapping[str, Any] | None = None,
         connect_timeout: float = 10.0,
         probe_timeout: float = 3.0,
@@ -65,8 +71,8 @@ class UpstreamSession:
         self.connect_timeout = connect_timeout
         self.probe_timeout = probe_timeout
         self.prefer_legacy = prefer_legacy
-        self.era: Era = "legacy"
-        self.protocol_version = LEGACY_VERSIONS[0]
+        self.era: Era = LEGACY
+        self.protocol_version = LATEST_LEGACY_VERSION
         self.capabilities: dict[str, Any] = {}
         self.server_info: dict[str, Any] = {}
         self.instructions: str | None = None
@@ -88,7 +94,7 @@ class UpstreamSession:
         with anyio.fail_after(self.connect_timeout):
             if self.protocol == "legacy":
                 await self._initialize()
-            elif self.protocol == MODERN_VERSION:
+            elif is_modern_version(self.protocol):
                 if not await self._discover():
                     raise BackendUnavailable(
                         self.server, "it does not speak 2026-07-28 (server/discover failed)"
@@ -101,23 +107,19 @@ class UpstreamSession:
 
     async def _discover(self) -> bool:
         """Try the 2026-07-28 era; True if the backend speaks it."""
-        self._envelope = {
-            PROTOCOL_VERSION_KEY: MODERN_VERSION,
-            CLIENT_CAPABILITIES_KEY: self.client_capabilities,
-            CLIENT_INFO_KEY: CLIENT_INFO,
-        }
+        self._envelope = envelope(self.client_capabilities, CLIENT_INFO)
         message = self._message("server/discover", {"_meta": self._envelope})
         try:
             with anyio.fail_after(self.probe_timeout):
-                reply = await self.channel.request(message, self._modern_headers("server/discover", None))
+                reply = await self.channel.request(message, routing_headers("server/discover"))
         except BackendUnreachable:
             raise
         except (TimeoutError, BackendUnavailable):
             return False
         result = reply.get("result")
-        if not isinstance(result, dict) or MODERN_VERSION not in result.get("supportedVersions", ()):
+        if not isinstance(result, dict) or not speaks_modern(result):
             return False
-        self.era, self.protocol_version = "modern", MODERN_VERSION
+        self.era, self.protocol_version = MODERN, MODERN_VERSION
         self.capabilities = result.get("capabilities") or {}
         self.server_info = (result.get("_meta") or {}).get(SERVER_INFO_KEY) or {}
         self.instructions = result.get("instructions")
@@ -126,7 +128,7 @@ class UpstreamSession:
     async def _initialize(self, strict: bool = True) -> bool:
         """The legacy handshake; with strict=False a refusal returns False instead of raising."""
         params = {
-            "protocolVersion": LEGACY_VERSIONS[0],
+            "protocolVersion": LATEST_LEGACY_VERSION,
             "capabilities": self.client_capabilities,
             "clientInfo": CLIENT_INFO,
         }
@@ -139,18 +141,16 @@ class UpstreamSession:
             error = (reply.get("error") or {}).get("message", "no result")
             raise BackendUnavailable(self.server, f"initialize failed: {error}")
         version = result.get("protocolVersion")
-        if version not in LEGACY_VERSIONS:
+        if not is_legacy_version(version):
             raise BackendUnavailable(
                 self.server, f"it answered with unsupported protocol version {version!r}"
             )
-        self.era, self.protocol_version = "legacy", version
+        self.era, self.protocol_version = LEGACY, version
         self.capabilities = result.get("capabilities") or {}
         self.server_info = result.get("serverInfo") or {}
         self.instructions = result.get("instructions")
         self.session_id = getattr(self.channel, "issued_session_id", None)
-        self._legacy_headers = {"mcp-protocol-version": version}
-        if self.session_id is not None:
-            self._legacy_headers["mcp-session-id"] = self.session_id
+        self._legacy_headers = session_headers(version, self.session_id)
         await self.channel.notify(
             {"jsonrpc": "2.0", "method": "notifications/initialized"}, self._legacy_headers
         )
@@ -191,21 +191,20 @@ class UpstreamSession:
         # Trace context also rides in `_meta` (SEP-414), where a stdio child and a 2026-07-28
         # backend look for it; our span is its parent, replacing any the client sent.
         trace = extra_headers.get("traceparent") if extra_headers else None
-        if self.era == "modern":
+        if is_modern(self.era):
             # A 2026-07-28 client's own envelope wins, so the backend sees its real capabilities.
             meta = {**self._envelope, **((params or {}).get("_meta") or {})}
             if trace is not None:
                 meta["traceparent"] = trace
             params = {**(params or {}), "_meta": meta}
-            name_key = NAME_BEARING.get(method)
-            headers = self._modern_headers(method, params.get(name_key) if name_key else None)
+            headers = routing_headers(method, name_of(method, params))
             if param_headers:
                 headers.update(param_headers)
         else:
             headers = self._legacy_headers
             client_meta = False
             if params and "_meta" in params:
-                params = _without_envelope(params)
+                params = without_envelope(params)
                 client_meta = True
             # Over HTTP the header carries it, unless the client's `_meta` has a stale one.
             if trace is not None and (client_meta or not getattr(self.channel, "carries_headers", False)):
@@ -231,14 +230,14 @@ class UpstreamSession:
 
         A 2026-07-28 HTTP backend already saw its response stream close, which is the
         cancellation in that era; everyone else gets `notifications/cancelled`."""
-        if self.era == "modern" and getattr(self.channel, "stream_close_cancels", False):
+        if is_modern(self.era) and getattr(self.channel, "stream_close_cancels", False):
             return
         cancelled: Message = {
             "jsonrpc": "2.0",
             "method": "notifications/cancelled",
             "params": {"requestId": request_id, "reason": reason},
         }
-        if self.era == "modern":
+        if is_modern(self.era):
             cancelled["params"]["_meta"] = self._envelope
         with anyio.move_on_after(2, shield=True), contextlib.suppress(BackendError, SessionExpired):
             await self.channel.notify(cancelled, self.headers_for("notifications/cancelled"))
@@ -247,9 +246,7 @@ class UpstreamSession:
         """Open a 2026-07-28 `subscriptions/listen` stream; returns when the backend ends it."""
         params = {"_meta": self._envelope, "notifications": dict(notifications)}
         message = self._message("subscriptions/listen", params)
-        return await self.channel.request(
-            message, self._modern_headers("subscriptions/listen", None), on_message
-        )
+        return await self.channel.request(message, routing_headers("subscriptions/listen"), on_message)
 
     async def notify(self, method: str, params: Mapping[str, Any] | None = None) -> None:
         message: Message = {"jsonrpc": "2.0", "method": method}
@@ -258,10 +255,10 @@ class UpstreamSession:
         await self.channel.notify(message, self.headers_for(method))
 
     def headers_for(self, method: str) -> dict[str, str]:
-        return self._modern_headers(method, None) if self.era == "modern" else self._legacy_headers
+        return routing_headers(method) if is_modern(self.era) else self._legacy_headers
 
     async def close(self) -> None:
-        if self.era == "legacy" and self.session_id is not None:
+        if not is_modern(self.era) and self.session_id is not None:
             with anyio.move_on_after(2, shield=True):
                 await self.channel.end_session(self._legacy_headers)
 
@@ -271,13 +268,6 @@ class UpstreamSession:
             message["params"] = params
         return message
 
-    @staticmethod
-    def _modern_headers(method: str, name: Any) -> dict[str, str]:
-        headers = {"mcp-protocol-version": MODERN_VERSION, "mcp-method": method}
-        if isinstance(name, str):
-            headers["mcp-name"] = encode_header_value(name)
-        return headers
-
 
 def _with_traceparent(params: Mapping[str, Any] | None, traceparent: str) -> Mapping[str, Any]:
     """`params` with `_meta.traceparent` set (a copy; the client's other `_meta` keys stay)."""
@@ -286,15 +276,3 @@ def _with_traceparent(params: Mapping[str, Any] | None, traceparent: str) -> Map
         **(params or {}),
         "_meta": {**(meta if isinstance(meta, dict) else {}), "traceparent": traceparent},
     }
-
-
-def _without_envelope(params: Mapping[str, Any]) -> Mapping[str, Any]:
-    """A 2026-07-28 client's `_meta` envelope, removed before the params go to a legacy session."""
-    meta = params["_meta"]
-    if not isinstance(meta, dict) or ENVELOPE_KEYS.isdisjoint(meta):
-        return params
-    rest = {key: value for key, value in meta.items() if key not in ENVELOPE_KEYS}
-    stripped = {**params, "_meta": rest}
-    if not rest:
-        del stripped["_meta"]
-    return stripped

@@ -1,4 +1,11 @@
-"""Protocol facts shared by both sides: versions, the 2026-07-28 envelope and its headers.
+"""Every fact about the protocol's two eras, in one place: versions, which era a request or a
+session is in, the methods and result fields one era has and the other has not, the 2026-07-28
+`_meta` envelope and its `Mcp-*` headers.
+
+"legacy" is 2025-11-25 and before: a session opened by `initialize`, named by `Mcp-Session-Id`.
+"modern" is 2026-07-28: stateless, each request carries its own envelope and routing headers.
+Code elsewhere asks the functions here (`is_modern`, `method_in_era`, ...) instead of comparing
+era strings or versions itself, so a third era changes this module and not the request path.
 
 The envelope and routing headers of a 2026-07-28 request are checked in the spec's order:
 
@@ -18,7 +25,7 @@ import binascii
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal, TypeGuard
 
 from router.errors import (
     HEADER_MISMATCH,
@@ -30,8 +37,18 @@ from router.errors import (
 
 # "legacy": 2025-11-25 and before (sessions); "modern": 2026-07-28 (stateless).
 Era = Literal["legacy", "modern"]
-MODERN_VERSION = "2026-07-28"
+LEGACY: Era = "legacy"
+MODERN: Era = "modern"
+MODERN_VERSION: Final = "2026-07-28"
 LEGACY_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
+LATEST_LEGACY_VERSION = LEGACY_VERSIONS[0]
+# Methods one era has and the other does not (2026-07-28 removed ping, logging/setLevel and the
+# resource subscriptions; it added discovery and listen streams).
+REMOVED_IN_MODERN = frozenset({"ping", "logging/setLevel", "resources/subscribe", "resources/unsubscribe"})
+ADDED_IN_MODERN = frozenset({"server/discover", "subscriptions/listen"})
+# Result fields only the 2026-07-28 era defines; a 2026 backend's results lose them on the way to
+# a 2025 client.
+MODERN_RESULT_FIELDS = frozenset({"resultType", "ttlMs", "cacheScope"})
 LOG_LEVEL_KEY = "io.modelcontextprotocol/logLevel"
 SERVER_INFO_KEY = "io.modelcontextprotocol/serverInfo"
 ENVELOPE_KEYS = frozenset({
@@ -43,12 +60,113 @@ CLIENT_CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
 CLIENT_INFO_KEY = "io.modelcontextprotocol/clientInfo"
 NAME_BEARING = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 PARAM_HEADER_PREFIX = "mcp-param-"
-ROUTING_HEADERS = ("mcp-protocol-version", "mcp-method", "mcp-name")
 # HTTP status for an error code, as the 2026-07-28 transport defines it.
 HTTP_STATUS = {-32700: 400, -32600: 400, -32602: 400, -32020: 400, -32021: 400, -32022: 400, -32601: 404}
 
 _PLAIN = re.compile(r"[\x20-\x7e]*")
 _BASE64 = re.compile(r"=\?base64\?(?P<payload>[A-Za-z0-9+/]*={0,2})\?=")
+
+
+def is_modern(era: Era) -> bool:
+    """The stateless 2026-07-28 era (True) or the session era (False)."""
+    return era == MODERN
+
+
+def is_modern_version(version: object) -> bool:
+    return version == MODERN_VERSION
+
+
+def is_legacy_version(version: object) -> TypeGuard[str]:
+    return version in LEGACY_VERSIONS
+
+
+def era_of_version(version: str) -> Era:
+    return MODERN if is_modern_version(version) else LEGACY
+
+
+def is_modern_request(message: Mapping[str, Any], headers: Mapping[str, str]) -> bool:
+    """A POSTed message of the 2026-07-28 era: it carries the `_meta` protocol-version envelope,
+    or the 2026-07-28 version header without a session id; anything else is the session era."""
+    params = message.get("params")
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    return (isinstance(meta, dict) and PROTOCOL_VERSION_KEY in meta) or is_modern_headers(headers)
+
+
+def is_modern_headers(headers: Mapping[str, str]) -> bool:
+    """A request whose headers alone say 2026-07-28 (GET and DELETE have no body to say it)."""
+    return is_modern_version(headers.get("mcp-protocol-version")) and "mcp-session-id" not in headers
+
+
+def method_in_era(method: str, era: Era) -> bool:
+    """False for a method the era does not have (ping in 2026-07-28, server/discover in 2025)."""
+    return method not in (REMOVED_IN_MODERN if is_modern(era) else ADDED_IN_MODERN)
+
+
+def for_era(result: dict[str, Any], era: Era) -> dict[str, Any]:
+    """A result as a client of `era` may see it: a legacy client loses the 2026-only fields."""
+    if is_modern(era) or "resultType" not in result:
+        return result
+    return {key: value for key, value in result.items() if key not in MODERN_RESULT_FIELDS}
+
+
+def speaks_modern(discover_result: object) -> bool:
+    """Whether a `server/discover` result says the server speaks 2026-07-28."""
+    return isinstance(discover_result, dict) and MODERN_VERSION in discover_result.get(
+        "supportedVersions", ()
+    )
+
+
+def envelope(capabilities: Mapping[str, Any], client_info: Mapping[str, Any]) -> dict[str, Any]:
+    """The `_meta` envelope a 2026-07-28 request carries."""
+    return {
+        PROTOCOL_VERSION_KEY: MODERN_VERSION,
+        CLIENT_CAPABILITIES_KEY: capabilities,
+        CLIENT_INFO_KEY: client_info,
+    }
+
+
+def without_envelope(params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A 2026-07-28 client's `_meta` envelope, removed before the params go to a legacy session."""
+    meta = params["_meta"]
+    if not isinstance(meta, dict) or ENVELOPE_KEYS.isdisjoint(meta):
+        return params
+    rest = {key: value for key, value in meta.items() if key not in ENVELOPE_KEYS}
+    stripped = {**params, "_meta": rest}
+    if not rest:
+        del stripped["_meta"]
+    return stripped
+
+
+def legacy_client_envelope(
+    params: dict[str, Any], capabilities: Mapping[str, Any], log_level: str | None
+) -> dict[str, Any]:
+    """A legacy client's capabilities and log level in the `_meta` envelope a 2026-07-28 backend
+    reads (the client's own `_meta` keys win); a legacy session strips it again."""
+    meta = params.get("_meta")
+    added = {CLIENT_CAPABILITIES_KEY: capabilities, LOG_LEVEL_KEY: log_level or "debug"}
+    return {**params, "_meta": {**added, **meta} if isinstance(meta, dict) else added}
+
+
+def routing_headers(method: str, name: Any = None) -> dict[str, str]:
+    """The headers a 2026-07-28 request carries: version, method and, if given, the name."""
+    headers = {"mcp-protocol-version": MODERN_VERSION, "mcp-method": method}
+    if isinstance(name, str):
+        headers["mcp-name"] = encode_header_value(name)
+    return headers
+
+
+def name_of(method: str, params: Mapping[str, Any]) -> Any:
+    """What the `Mcp-Name` header carries for `method` (None for a method without a name)."""
+    key = NAME_BEARING.get(method)
+    return params.get(key) if key is not None else None
+
+
+def session_headers(version: str, session_id: str | None) -> dict[str, str]:
+    """The headers every request of a legacy session carries."""
+    headers = {"mcp-protocol-version": version}
+    if session_id is not None:
+        headers["mcp-session-id"] = session_id
+    return headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +189,7 @@ def check(
         )
     version = meta[PROTOCOL_VERSION_KEY]
     _check_headers(message, headers, raw_headers, version)
-    if version != MODERN_VERSION:
+    if not is_modern_version(version):
         raise RPCError(
             UNSUPPORTED_PROTOCOL_VERSION,
             f"unsupported protocol version {version!r}",

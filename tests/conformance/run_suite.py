@@ -5,15 +5,21 @@ Usage, from the repository root:
     python tests/conformance/run_suite.py --url http://127.0.0.1:PORT/mcp --spec-version 2025-11-25
     python tests/conformance/run_suite.py --backend                  # start our backend, run both versions
     python tests/conformance/run_suite.py --backend --via-router     # ...then again through toolmesh
+    python tests/conformance/run_suite.py --backend sdk --via-router --upstream auto
 
 ``--spec-version`` may be repeated; without it both 2025-11-25 and 2026-07-28 run. ``--backend`` starts
-``tests.conformance.backend`` on a free loopback port instead of testing ``--url``. Each version runs
-``conformance server --suite all`` with ``tests/conformance/expected-failures-<version>.yml`` as the
-baseline, so the exit status is 0 only when every failure is listed there and no listed one passes.
+a backend on a free loopback port instead of testing ``--url``: ``conformance`` (the default,
+``tests.conformance.backend``, written to pass every scenario) or ``sdk`` (``tests.conformance.sdk_backend``,
+an ``MCPServer`` written as the SDK's users write servers). Each version runs
+``conformance server --suite all`` with the backend's ``expected-failures-<version>.yml`` (``sdk-`` in
+front for the SDK backend) as the baseline, so the exit status is 0 only when every failure is listed
+there and no listed one passes.
 
 With ``--via-router`` the backend is also put behind ``toolmesh router --prefix never`` and each
 version runs a second time against the router; the exit status is then non-zero as well when a
 check that passed directly does not pass through the router (they are compared one by one).
+``--upstream`` says which era the router speaks to the backend: ``client`` (the default: the client's
+own era, pinned per run), ``auto`` (the router decides, as deployed), ``legacy`` or ``2026-07-28``.
 
 Node 22 (npm package ``node-linux-<arch>``) and the suite are installed into ``.cache/`` on first use,
 under a file lock so concurrent runs install once. Results land in ``--output-dir`` (default
@@ -51,6 +57,11 @@ SPEC_VERSIONS = ("2025-11-25", "2026-07-28")
 # The era the router speaks to the (dual-era) backend in each run: the client's own, so that the
 # router is judged as a relay; era bridging is covered by tests/test_relay.py.
 UPSTREAM = {"2025-11-25": "legacy", "2026-07-28": "2026-07-28"}
+# The backends this script can start: the module to run and the prefix of its baseline files.
+BACKENDS = {
+    "conformance": ("tests.conformance.backend", ""),
+    "sdk": ("tests.conformance.sdk_backend", "sdk-"),
+}
 RUN_TIMEOUT = 900.0
 """Seconds one spec version's run may take (the whole suite normally needs under ten)."""
 
@@ -214,10 +225,10 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0
 
 
 @contextlib.contextmanager
-def running_backend(log_path: Path) -> Iterator[str]:
-    """Start ``tests.conformance.backend`` on a free port; yield its URL; stop it afterwards."""
+def running_backend(log_path: Path, backend: str = "conformance") -> Iterator[str]:
+    """Start one of `BACKENDS` on a free port; yield its URL; stop it afterwards."""
     port = free_port()
-    command = [sys.executable, "-m", "tests.conformance.backend", "--port", str(port)]
+    command = [sys.executable, "-m", BACKENDS[backend][0], "--port", str(port)]
     with listening("backend", command, port, log_path):
         yield f"http://127.0.0.1:{port}/mcp"
 
@@ -264,13 +275,21 @@ def lost_through_router(direct: RunResult, routed: RunResult) -> list[str]:
 
 
 def run_version(
-    node: Path, cli: Path, url: str, spec_version: str, output_root: Path, label: str = "direct"
+    node: Path,
+    cli: Path,
+    url: str,
+    spec_version: str,
+    output_root: Path,
+    label: str = "direct",
+    backend: str = "conformance",
 ) -> RunResult:
-    """Run ``conformance server --suite all`` for one spec version, teeing its output to a log file."""
+    """Run ``conformance server --suite all`` for one spec version, teeing its output to a log file.
+
+    A direct run is judged against `backend`'s baseline; other runs only report their checks."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     output_dir = output_root / f"{spec_version}-{label}-{stamp}"
     output_dir.mkdir(parents=True, exist_ok=True)
-    baseline = HERE / f"expected-failures-{spec_version}.yml"
+    baseline = baseline_path(backend, spec_version)
     command = [str(node), str(cli), "server", "--url", url, "--suite", "all", "--spec-version", spec_version]
     command += ["--output-dir", str(output_dir)]
     if baseline.exists() and label == "direct":
@@ -307,15 +326,32 @@ def run_version(
     return RunResult(spec_version, exit_code, passed, failed, time.monotonic() - started, output_dir)
 
 
+def baseline_path(backend: str, spec_version: str) -> Path:
+    """The expected-failures file of one backend and spec version."""
+    return HERE / f"{BACKENDS[backend][1]}expected-failures-{spec_version}.yml"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Run the MCP conformance suite against a server.")
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--url", help="the server's Streamable HTTP endpoint, e.g. http://127.0.0.1:8000/mcp")
-    target.add_argument("--backend", action="store_true", help="start tests.conformance.backend and test it")
+    target.add_argument(
+        "--backend",
+        nargs="?",
+        const="conformance",
+        choices=sorted(BACKENDS),
+        help="start a backend (default: conformance) and test it",
+    )
     parser.add_argument(
         "--via-router",
         action="store_true",
         help="also run through toolmesh (prefix never) in front of the server and compare check by check",
+    )
+    parser.add_argument(
+        "--upstream",
+        choices=("client", "auto", "legacy", "2026-07-28"),
+        default="client",
+        help="the era the router speaks to the backend (default: the client's own, pinned per run)",
     )
     parser.add_argument(
         "--spec-version",
@@ -342,15 +378,17 @@ def main(argv: list[str] | None = None) -> int:
         lost: list[str] = []
         with contextlib.ExitStack() as stack:
             url = args.url
+            backend = args.backend or "conformance"
             if args.backend:
-                url = stack.enter_context(running_backend(output_root / "backend.log"))
-            results = [run_version(node, cli, url, version, output_root) for version in versions]
+                url = stack.enter_context(running_backend(output_root / "backend.log", backend))
+            results = [
+                run_version(node, cli, url, version, output_root, backend=backend) for version in versions
+            ]
             if args.via_router:
                 for direct in list(results):
                     version = direct.spec_version
-                    with running_router(
-                        url, output_root / f"router-{version}", UPSTREAM[version]
-                    ) as router_url:
+                    upstream = UPSTREAM[version] if args.upstream == "client" else args.upstream
+                    with running_router(url, output_root / f"router-{version}", upstream) as router_url:
                         routed = run_version(node, cli, router_url, version, output_root, "router")
                     routed.exit_code = 0  # judged by the comparison below, not the baseline
                     missing = lost_through_router(direct, routed)

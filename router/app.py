@@ -142,11 +142,11 @@ class Router:
             assert self.dispatcher.bridge is not None  # shared state always parks
             self.dispatcher.bridge.forward_parked = self._parked_link.forward
             self.nats.listeners.append(self._parked_link.start)
-        policy = OriginPolicy(settings.host, settings.allowed_hosts, settings.allowed_origins)
+        events, self._events = self._event_stores()
         self.endpoint = McpEndpoint(
             self.dispatcher,
             self.sessions,
-            policy,
+            OriginPolicy(settings.host, settings.allowed_hosts, settings.allowed_origins),
             self.metrics,
             max_body_bytes=settings.max_body_bytes,
             max_sessions=settings.max_sessions,
@@ -157,20 +157,18 @@ class Router:
             observer=CallObserver(self.metrics, self.audit, lambda: self.pool.index),
             trace=settings.trace_propagation,
             listen_streams=self.listen_streams,
-            events=EventStore(
-                settings.event_store_streams,
-                settings.event_store_events,
-                replica=self.parking.replica if self.nats is not None else "",
-            ),
+            events=events,
+            shared_events=self._events,
             retry_ms=settings.sse_retry_ms,
             resumable_streams=settings.resumable_streams,
         )
         self._updates: SharedUpdates | None = None
-        self._events: Any = None
         self._interests: SharedInterests | None = None
         if self.nats is not None:
             self._share_relay(self.nats)
-        self.tools_endpoint = ToolsEndpoint(self.endpoint)
+        self.tools_endpoint = ToolsEndpoint(
+            self.endpoint.admission, self.endpoint.calls, max_body_bytes=settings.max_body_bytes
+        )
         if sources is None:
             sources = (
                 [StaticFileSource(settings.config, settings.catalog_poll_interval)] if settings.config else []
@@ -274,9 +272,25 @@ class Router:
                     await self.auth.close()
                 tg.cancel_scope.cancel()
 
-    def _share_relay(self, link: NatsLink) -> None:
-        """What crosses replicas besides sessions: cancellations, resource updates, event logs."""
+    def _event_stores(self) -> tuple[EventStore, Any]:
+        """The event logs of polled streams kept here, and with replicas the service that resumes
+        streams another replica keeps (and serves this one's to them)."""
+        settings = self.settings
+        events = EventStore(
+            settings.event_store_streams,
+            settings.event_store_events,
+            replica=self.parking.replica if self.nats is not None else "",
+        )
+        if self.nats is None:
+            return events, None
         from router.state.events_link import SharedEvents
+
+        shared = SharedEvents(self.nats, events)
+        self.nats.listeners.append(shared.start)
+        return events, shared
+
+    def _share_relay(self, link: NatsLink) -> None:
+        """What crosses replicas besides sessions: cancellations and resource updates."""
         from router.state.updates import SharedInterests, SharedUpdates
 
         if isinstance(self.bus, NatsBus):  # a cancel POSTed to another replica ends the call here
@@ -285,9 +299,6 @@ class Router:
         link.listeners.append(self._updates.start)
         self._interests = SharedInterests(link, self.parking.replica, self._sync_subscriptions)
         link.listeners.append(self._interests.start)
-        self._events = SharedEvents(link, self.endpoint.events)
-        self.endpoint.shared_events = self._events
-        link.listeners.append(self._events.start)
 
     def _share_resilience(self, link: NatsLink) -> None:
         """Rate-limit buckets in NATS KV and breaker hints on NATS, through the router's one link."""

@@ -1,6 +1,6 @@
 """What happens after each request is answered: per-call metrics and the audit record.
 
-`server/http.py` calls `finished()` once per request with the CallContext the dispatcher filled
+`server/calls.py` calls `finished()` once per request with the CallContext the dispatcher filled
 in (server, instance, target). List and ping requests only count toward the request metrics;
 every request that names something (a tool, prompt, resource) is audited, including those that
 were refused, since refusals are what an audit trail is for.

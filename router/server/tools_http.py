@@ -4,9 +4,9 @@
 - `POST /v1/tools/{name}/call`: call one; the body is the tool's arguments as a JSON object (an
   empty body means no arguments) and the reply is the MCP `CallToolResult` as JSON.
 
-A call takes the same path as `tools/call` over MCP: the MCP endpoint's `admit` (Host and Origin
-checks, identity), the agent's policy view, then the dispatcher (rate limits, balancing,
-breakers, retries) and the call observer (metrics, audit). It has no session and declares no
+A call takes the same path as `tools/call` over MCP: the same `Admission` (Host and Origin
+checks, identity, the agent's policy view), then the dispatcher (rate limits, balancing,
+breakers, retries), and `Calls`' cancellation and bookkeeping (metrics, audit). It has no session and declares no
 client capabilities, so a tool that asks its client something during the call is told the
 client cannot answer, and its progress and log messages are dropped.
 
@@ -43,7 +43,8 @@ from router.errors import (
     RPCError,
 )
 from router.relay.context import CallContext, Result
-from router.server.http import CANCELLED, McpEndpoint, Refusal
+from router.server.admission import Admission, Refusal, sends_json
+from router.server.calls import CANCELLED, Calls
 from router.server.http11 import DISCONNECT_EXTENSION
 from router.server.replies import (
     JSON_HEADERS,
@@ -80,8 +81,10 @@ def status_of(error: RPCError, resolved: bool) -> tuple[int, list[tuple[bytes, b
 
 
 class ToolsEndpoint:
-    def __init__(self, mcp: McpEndpoint) -> None:
-        self.mcp = mcp
+    def __init__(self, admission: Admission, calls: Calls, *, max_body_bytes: int) -> None:
+        self.admission = admission
+        self.calls = calls
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path: str = scope["path"]
@@ -95,11 +98,13 @@ class ToolsEndpoint:
             await _problem(send, 405, f"use {wanted} on {path}", [(b"allow", wanted.encode())])
             return
         headers = decoded_headers(scope)
-        caller = await self.mcp.admit(scope, headers)
-        if isinstance(caller, Refusal):
-            await _problem(send, caller.status, caller.reason, caller.headers)
+        admitted = await self.admission.admit(scope, headers)
+        if isinstance(admitted, Refusal):
+            await _problem(send, admitted.status, admitted.reason, admitted.headers)
             return
-        ctx = CallContext("legacy", agent=caller.agent, view=caller.view, trace=caller.trace, via="http")
+        ctx = CallContext(
+            "legacy", agent=admitted.agent, view=admitted.view, trace=admitted.trace, via="http"
+        )
         if listing:
             await self._list(send, ctx)
         else:
@@ -109,7 +114,7 @@ class ToolsEndpoint:
         tools: list[Any] = []
         params: dict[str, Any] = {}
         while True:
-            page = await self.mcp.dispatcher.dispatch(ctx, "tools/list", params)
+            page = await self.calls.dispatcher.dispatch(ctx, "tools/list", params)
             decoded = orjson.loads(page) if isinstance(page, bytes) else page
             tools += decoded["tools"]
             if "nextCursor" not in decoded:
@@ -126,12 +131,12 @@ class ToolsEndpoint:
         ctx: CallContext,
         name: str,
     ) -> None:
-        if not headers.get("content-type", "application/json").startswith("application/json"):
+        if not sends_json(headers, unlabelled_ok=True):
             await _problem(send, 415, "send the tool's arguments as application/json")
             return
-        body = await read_body(receive, self.mcp.max_body_bytes)
+        body = await read_body(receive, self.max_body_bytes)
         if body is None:
-            await _problem(send, 413, f"body larger than {self.mcp.max_body_bytes} bytes")
+            await _problem(send, 413, f"body larger than {self.max_body_bytes} bytes")
             return
         try:
             arguments = orjson.loads(body) if body.strip() else {}
@@ -146,9 +151,9 @@ class ToolsEndpoint:
         result: Result | None = None
         error: RPCError | None = None
         hook = (scope.get("extensions") or {}).get(DISCONNECT_EXTENSION)
-        call = self.mcp.dispatcher.dispatch(ctx, "tools/call", params)
+        call = self.calls.dispatcher.dispatch(ctx, "tools/call", params)
         try:  # the client going away cancels the call
-            result = await self.mcp.unless_gone(call, anyio.CancelScope(), receive, hook)
+            result = await self.calls.unless_gone(call, anyio.CancelScope(), receive, hook)
         except RPCError as exc:
             error = exc
         elapsed = time.perf_counter() - started
@@ -162,7 +167,7 @@ class ToolsEndpoint:
             await send_json(send, status, {"error": error.to_error()}, extra)
         outcome = "ok" if error is None else "cancelled" if error is CANCELLED else "error"
         code = error.code if error is not None else None
-        self.mcp.finished(ctx, "tools/call", params, outcome, elapsed, result, code)
+        self.calls.finished(ctx, "tools/call", params, outcome, elapsed, result, code)
 
 
 async def _problem(

@@ -1,0 +1,96 @@
+"""Admission: who is asking, or why they may not, decided before a request body is read.
+
+Every endpoint that calls tools (`/mcp` and `/v1/tools`) admits through `Admission.admit`, so
+they share one set of checks: Host and Origin (`security.py`, against DNS rebinding), then
+identity (`guard/identity.py`) and the agent's policy view (`guard/policy.py`). The result is an
+`Admitted` caller, passed explicitly down the request path, or a `Refusal` each endpoint renders
+in its own format. The media-type checks of a request are here too, as predicates the
+endpoints answer in their own words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from router.guard.agent import ANONYMOUS, Agent, AuthError
+from router.guard.identity import Authenticator
+from router.guard.policy import OPEN, Guard, View
+from router.observe import tracing
+from router.observe.metrics import Metrics
+from router.server.replies import Scope
+from router.server.security import OriginPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """Who sent the HTTP request being served, as `Admission.admit` decided: the agent, what it
+    may see, and the trace the request continues (None with trace propagation off)."""
+
+    agent: Agent
+    view: View
+    trace: tracing.Trace | None
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a request is turned away before it is read: an HTTP status, a reason, extra headers."""
+
+    status: int
+    reason: str
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+
+class Admission:
+    def __init__(
+        self,
+        origins: OriginPolicy,
+        metrics: Metrics,
+        *,
+        auth: Authenticator | None = None,
+        guard: Guard | None = None,
+        trace: bool = True,
+    ) -> None:
+        self.origins = origins
+        self.metrics = metrics
+        self.auth = auth
+        self.guard = guard
+        self.trace = trace
+
+    async def admit(self, scope: Scope, headers: dict[str, str]) -> Admitted | Refusal:
+        """Host and Origin checks, then identity: 421, 403 or 401, or the admitted caller."""
+        if not self.origins.host_ok(headers.get("host")):
+            return Refusal(421, "Invalid Host header")
+        if not self.origins.origin_ok(headers.get("origin")):
+            return Refusal(403, "Invalid Origin header")
+        agent = ANONYMOUS
+        if self.auth is not None:
+            try:
+                agent = await self.auth.authenticate(headers, scope.get("client"))
+            except AuthError as exc:
+                self.metrics.auth_failures.labels(exc.reason).inc()
+                challenge = [(b"www-authenticate", self.auth.challenge(headers, exc))]
+                return Refusal(401, exc.description, challenge)
+        view = self.guard.view(agent) if self.guard is not None else OPEN
+        trace = tracing.start(headers.get("traceparent")) if self.trace else None
+        return Admitted(agent, view, trace)
+
+
+def accepts_json_and_sse(headers: dict[str, str]) -> bool:
+    """Does the request's Accept take both reply forms of an MCP POST (JSON and SSE)?"""
+    accept = headers.get("accept", "")
+    wildcard = "*/*" in accept
+    return (wildcard or "application/json" in accept) and (wildcard or "text/event-stream" in accept)
+
+
+def accepts_sse(headers: dict[str, str]) -> bool:
+    """Does the request's Accept take an SSE stream (a GET stream)?"""
+    accept = headers.get("accept", "")
+    return "text/event-stream" in accept or "*/*" in accept
+
+
+def sends_json(headers: dict[str, str], *, unlabelled_ok: bool = False) -> bool:
+    """Is the body declared `application/json` (or, with `unlabelled_ok`, not declared at all)?"""
+    content_type = headers.get("content-type")
+    if content_type is None:
+        return unlabelled_ok
+    return content_type.startswith("application/json")

@@ -37,7 +37,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import HOST, Processes, free_port, get_status, response_message, wait_until
+from bench.harness import HOST, Processes, get_status, response_message, wait_until
+from router.up.processes import free_port
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results"

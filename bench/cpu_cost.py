@@ -82,8 +82,8 @@ def main() -> None:
             f"{run['rps']:.0f} req/s, p50 {run['p50_ms']:.3f} ms)"
         )
         if args.profile:
-            router.send_signal(2)
-            wait_until(lambda: router.poll() is not None, 10, "router exit")
+            router.popen.send_signal(2)
+            wait_until(lambda: router.returncode is not None, 10, "router exit")
 
 
 if __name__ == "__main__":

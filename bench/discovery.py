@@ -49,7 +49,7 @@ from router.catalog.record import BackendRecord  # noqa: E402
 from router.catalog.sources.consul import ConsulRegistry  # noqa: E402
 from router.catalog.sources.etcd import EtcdRegistry  # noqa: E402
 from router.catalog.sources.registry import Registry  # noqa: E402
-from tests.support.procs import ManagedProcess, free_port  # noqa: E402
+from router.up.processes import ManagedProcess, free_port  # noqa: E402
 from tests.support.registries import RunningRegistry, registry_server  # noqa: E402
 
 MODERN = "2026-07-28"

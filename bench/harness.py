@@ -1,4 +1,5 @@
-"""Building blocks for bench/run.py: processes, a small MCP client, and wrk.
+"""Building blocks for bench/run.py: processes (through `router.up.processes`), a small MCP
+client, and wrk.
 
 The client here only sets things up and checks answers (sessions, readiness, tool lists,
 cold start); the measured load always comes from wrk.
@@ -9,17 +10,16 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import orjson
+
+from router.up import processes
+from router.up.processes import ManagedProcess, Supervisor
 
 PROTOCOL_VERSION = "2025-11-25"
 HOST = "127.0.0.1"
@@ -41,56 +41,11 @@ def pinned(command: Sequence[str], cpu: int | None) -> list[str]:
     return ["taskset", "-c", str(cpu), *command]
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
+class Processes(Supervisor):
+    """The supervisor of `toolmesh up` and the tests, with each command pinned to a CPU."""
 
-
-class Processes:
-    """Spawns child processes and stops each by its PID (SIGTERM, then SIGKILL)."""
-
-    def __init__(self, log_dir: Path, cwd: Path) -> None:
-        self.log_dir = log_dir
-        self.cwd = cwd
-        self.children: list[subprocess.Popen[bytes]] = []
-
-    def spawn(self, command: Sequence[str], name: str, cpu: int | None) -> subprocess.Popen[bytes]:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        with (self.log_dir / f"{name}.log").open("wb") as log:
-            child = subprocess.Popen(
-                pinned(command, cpu),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.cwd,
-            )
-        self.children.append(child)
-        return child
-
-    def stop(self, child: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
-        if child.poll() is None:
-            os.kill(child.pid, signal.SIGTERM)
-            try:
-                child.wait(grace_s)
-            except subprocess.TimeoutExpired:
-                os.kill(child.pid, signal.SIGKILL)
-                child.wait()
-        if child in self.children:
-            self.children.remove(child)
-
-    def stop_all(self) -> None:
-        for child in reversed(list(self.children)):
-            self.stop(child)
-
-    def __enter__(self) -> Processes:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.stop_all()
+    def spawn(self, command: Sequence[str], name: str, cpu: int | None) -> ManagedProcess:
+        return self.start(pinned(command, cpu), name)
 
 
 def wait_until(
@@ -98,21 +53,23 @@ def wait_until(
     timeout_s: float,
     what: str,
     interval_s: float = 0.005,
-    child: subprocess.Popen[bytes] | None = None,
+    child: ManagedProcess | None = None,
 ) -> float:
-    """Polls ``check`` until it is true; returns the seconds it took. Fails early if ``child`` exits."""
-    start = time.perf_counter()
-    while True:
+    """Polls ``check`` until it is true; returns the seconds it took. Fails early if ``child`` exits.
+
+    The supervisor's `wait_until`, where a check that raises `BenchError` is not ready yet and a
+    failure is a `BenchError`."""
+
+    def ready() -> bool:
         try:
-            if check():
-                return time.perf_counter() - start
-        except (OSError, http.client.HTTPException, BenchError):
-            pass
-        if child is not None and child.poll() is not None:
-            raise BenchError(f"process {child.pid} exited with {child.returncode} while waiting for {what}")
-        if time.perf_counter() - start > timeout_s:
-            raise BenchError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(interval_s)
+            return check()
+        except BenchError:
+            return False
+
+    try:
+        return processes.wait_until(ready, timeout_s, what, process=child, interval=interval_s)
+    except processes.ProcessError as error:
+        raise BenchError(str(error)) from None
 
 
 # --- a small MCP client --------------------------------------------------------------------

@@ -31,7 +31,6 @@ import os
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,11 +48,12 @@ from harness import (
     BenchError,
     McpClient,
     Processes,
-    free_port,
     pinned,
     run_wrk,
     wait_until,
 )
+
+from router.up.processes import ManagedProcess, free_port
 
 ROOT = BENCH_DIR.parent
 VERSION = "2026-07-28"
@@ -64,7 +64,7 @@ _ids = itertools.count(1)
 # -- processes ----------------------------------------------------------------------------------------
 
 
-def backend(procs: Processes, name: str) -> tuple[str, subprocess.Popen[bytes]]:
+def backend(procs: Processes, name: str) -> tuple[str, ManagedProcess]:
     port = free_port()
     child = procs.spawn(
         [sys.executable, str(BENCH_DIR / "fast_backend.py"), "--port", str(port), "--name", "fast"],
@@ -95,13 +95,7 @@ def router(
     catalog.write_text(json.dumps({"mcpServers": servers}))
     port = free_port()
     command = [sys.executable, "-m", "router", "router", "--config", str(catalog), "--port", str(port)]
-    environment = {**os.environ, "TOOLMESH_LOG_LEVEL": "warning", **(env or {})}
-    procs.log_dir.mkdir(parents=True, exist_ok=True)
-    with (procs.log_dir / f"{name}.log").open("wb") as log:
-        child = subprocess.Popen(
-            pinned(command, cpu), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=environment
-        )
-    procs.children.append(child)
+    child = procs.start(pinned(command, cpu), name, env={"TOOLMESH_LOG_LEVEL": "warning", **(env or {})})
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: _status(f"{base}/readyz") == 200, 30, f"router {name}", child=child)
     return base
@@ -119,7 +113,7 @@ def _status(url: str) -> int:
 
 
 @contextlib.contextmanager
-def nats_server(procs: Processes, tmp: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def nats_server(procs: Processes, tmp: Path) -> Iterator[tuple[str, ManagedProcess]]:
     binary = Path(sys.executable).parent / "nats-server"
     found = str(binary) if binary.exists() else shutil.which("nats-server")
     if found is None:

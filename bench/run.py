@@ -35,13 +35,14 @@ from harness import (
     BenchError,
     McpClient,
     Processes,
-    free_port,
     get_status,
     run_wrk,
     wait_until,
     wrk_version,
 )
 from report import checks_as_json, render, write_section
+
+from router.up.processes import ManagedProcess, ProcessError, free_port
 
 ROOT = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -138,15 +139,13 @@ def write_catalog(name: str, servers: dict[str, int]) -> Path:
     return path
 
 
-def spawn_router(
-    procs: Processes, options: Options, catalog: Path, name: str
-) -> tuple[subprocess.Popen[bytes], int]:
+def spawn_router(procs: Processes, options: Options, catalog: Path, name: str) -> tuple[ManagedProcess, int]:
     port = free_port()
     arguments = ["router", "--config", str(catalog), "--host", HOST, "--port", str(port)]
     return procs.spawn([*options.router_command, *arguments], f"router-{name}", ROUTER_CPU), port
 
 
-def wait_router(child: subprocess.Popen[bytes], port: int, timeout_s: float = 30) -> None:
+def wait_router(child: ManagedProcess, port: int, timeout_s: float = 30) -> None:
     wait_until(lambda: get_status(port, "/readyz") == 200, timeout_s, "router /readyz", 0.002, child)
 
 
@@ -240,7 +239,7 @@ def call_phase(procs: Processes, options: Options, results: dict[str, Any]) -> N
     backend = start_backend(procs, "fast", 1)
     wait_backends([backend])
     targets = [open_target("direct", backend, "fast")]
-    router: subprocess.Popen[bytes] | None = None
+    router: ManagedProcess | None = None
     if not options.direct_only:
         router, port = spawn_router(procs, options, write_catalog("fast", {"fast": backend}), "fast")
         wait_router(router, port)
@@ -258,7 +257,7 @@ def call_phase(procs: Processes, options: Options, results: dict[str, Any]) -> N
 
 def cold_start(
     procs: Processes, options: Options, catalog: Path, expected: int
-) -> tuple[dict[str, float], subprocess.Popen[bytes], int]:
+) -> tuple[dict[str, float], ManagedProcess, int]:
     """Spawns a router; seconds to /readyz 200 and to the first tools/list with every tool."""
     started = time.perf_counter()
     child, port = spawn_router(procs, options, catalog, "list")
@@ -302,7 +301,7 @@ def start_list_router(procs: Processes, options: Options, results: dict[str, Any
     wait_backends(list(ports.values()))
     catalog = write_catalog("list", ports)
     timings: list[dict[str, float]] = []
-    router: subprocess.Popen[bytes] | None = None
+    router: ManagedProcess | None = None
     port = 0
     for _ in range(options.cold_starts):
         if router is not None:
@@ -419,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
             call_phase(procs, options, results)
             if options.wants("list"):
                 list_phase(procs, options, results)
-        except BenchError as error:
+        except (BenchError, ProcessError) as error:
             log(f"benchmark failed: {error} (logs in {RESULTS_DIR / 'logs'})")
             return 1
     if options.only:

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.procs import ManagedProcess, free_port, write_catalog
+from router.up.processes import ManagedProcess, free_port
+from tests.support.procs import write_catalog
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import aiohttp
 from aiohttp import web
 
-from tests.support.procs import free_port
+from router.up.processes import free_port
 
 HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http", aiohttp.ClientSession)
 HOP_BY_HOP = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}

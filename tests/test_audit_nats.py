@@ -13,7 +13,7 @@ import nats
 import pytest
 
 from router.observe.audit import AuditLog, FileSink, NatsSink
-from tests.support.procs import ManagedProcess, free_port
+from router.up.processes import ManagedProcess, free_port
 
 pytestmark = pytest.mark.anyio
 

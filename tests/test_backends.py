@@ -20,9 +20,8 @@ from mcp.client.session import IncomingMessage
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.subscriptions import ResourceUpdated, ToolsListChanged
 
+from router.up.processes import ManagedProcess, ProcessError
 from tests.support.procs import (
-    ManagedProcess,
-    ProcessError,
     everything_http,
     everything_stdio_entry,
     memory_stdio_entry,

@@ -22,9 +22,10 @@ import anyio
 import orjson
 import pytest
 
+from router.up.processes import ManagedProcess
 from tests.conformance import run_suite
 from tests.support.cluster import Cluster, McpHttp, cluster, drain, listen
-from tests.support.procs import ManagedProcess, sample_server_http, sample_server_stdio_entry
+from tests.support.procs import sample_server_http, sample_server_stdio_entry
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -219,7 +220,7 @@ def polling(tmp_path: Path) -> Iterator[Cluster]:
     """The conformance backend, spoken to in the handshake era: its `test_reconnection` closes the
     call's stream early (SSE polling), so the response waits in the calling replica's event store."""
     with (
-        run_suite.running_backend(tmp_path / "backend.log") as url,
+        run_suite.running_backend(tmp_path) as url,
         cluster(tmp_path, {"conf": {"url": url}}, env={"TOOLMESH_UPSTREAM_PROTOCOL": "legacy"}) as group,
     ):
         yield group

@@ -27,11 +27,11 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from router.cli import _parser
+from router.up.processes import free_port
 from tests.conftest import run_router
 from tests.support.balancing import assert_session_affinity, haproxy_sees_up, replicas_behind
 from tests.support.cluster import CLUSTER_KEY, nats_server
 from tests.support.features import cli_has
-from tests.support.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "compose"

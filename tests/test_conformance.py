@@ -98,7 +98,7 @@ def suite() -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def backend_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with run_suite.running_backend(tmp_path_factory.mktemp("conformance") / "backend.log") as url:
+    with run_suite.running_backend(tmp_path_factory.mktemp("conformance")) as url:
         yield url
 
 
@@ -169,8 +169,7 @@ def test_a_2026_client_bridged_to_a_legacy_backend_loses_only_what_a_bridge_cann
 
 @pytest.fixture(scope="module")
 def sdk_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    log = tmp_path_factory.mktemp("sdk") / "backend.log"
-    with run_suite.running_backend(log, "sdk") as url:
+    with run_suite.running_backend(tmp_path_factory.mktemp("sdk"), "sdk") as url:
         yield url
 
 

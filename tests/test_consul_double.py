@@ -11,11 +11,7 @@ import asyncio
 import base64
 import itertools
 import os
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -28,6 +24,8 @@ import aiohttp
 import consul
 import consul.aio
 import pytest
+
+from router.up.processes import ManagedProcess, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REAP_INTERVAL = 0.2
@@ -56,75 +54,34 @@ def anyio_backend() -> str:
 
 @dataclass(frozen=True)
 class Double:
-    """A running double: where it listens and its process."""
+    """A running double: where it listens."""
 
     host: str
     port: int
-    process: subprocess.Popen[bytes]
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"consul double exited with {process.returncode}: {log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/v1/status/leader", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.05)
-    raise RuntimeError(f"consul double did not become ready: {log.read_text()}")
+def _leader_answers(url: str) -> bool:
+    with urllib.request.urlopen(f"{url}/v1/status/leader", timeout=1) as response:
+        return bool(response.status == 200)
 
 
 @pytest.fixture(scope="module")
-def double() -> Iterator[Double]:
+def double(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Double]:
     """Start ``python -m tests.consul_double`` on a free port; stop it by PID afterwards."""
-    port = _free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        log = Path(tmp) / "double.log"
-        with log.open("wb") as sink:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "tests.consul_double",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--reap-interval",
-                    str(REAP_INTERVAL),
-                    "--min-deregister-after",
-                    str(MIN_DEREGISTER_AFTER),
-                ],
-                cwd=REPO_ROOT,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            running = Double("127.0.0.1", port, process)
-            _wait_ready(running.url, process, log)
-            yield running
-        finally:
-            if process.poll() is None:
-                os.kill(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    os.kill(process.pid, signal.SIGKILL)
-                    process.wait()
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "tests.consul_double", "--host", "127.0.0.1", "--port", str(port),
+        "--reap-interval", str(REAP_INTERVAL), "--min-deregister-after", str(MIN_DEREGISTER_AFTER),
+    ]  # fmt: skip
+    log_dir = tmp_path_factory.mktemp("consul-double")
+    with ManagedProcess(argv, name="consul-double", log_dir=log_dir, cwd=REPO_ROOT) as process:
+        running = Double("127.0.0.1", port)
+        process.wait_until(lambda: _leader_answers(running.url), 15, "/v1/status/leader")
+        yield running
 
 
 @pytest.fixture

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from router.up.processes import ManagedProcess, free_port
 from tests.conftest import wait_ready
 from tests.support.mcp_http import call_tool, get_json, get_text, tool_names, wait_until
-from tests.support.procs import ManagedProcess, free_port, sample_server_http
+from tests.support.procs import sample_server_http
 from tests.support.registries import RunningRegistry, registry_server
 
 KINDS = ["consul", "etcd"]

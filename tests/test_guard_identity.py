@@ -18,8 +18,9 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from router.up.processes import free_port
 from tests.conftest import run_router
-from tests.support.procs import free_port, sample_server_stdio_entry
+from tests.support.procs import sample_server_stdio_entry
 
 pytestmark = pytest.mark.anyio
 

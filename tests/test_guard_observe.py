@@ -21,10 +21,11 @@ import anyio
 import pytest
 from mcp.shared.exceptions import MCPError
 
+from router.up.processes import ManagedProcess, free_port
 from tests.conftest import RouterHandle, run_router
 from tests.guard_support import client_with, guarded_env
 from tests.header_proxy import header_proxy
-from tests.support.procs import ManagedProcess, free_port, sample_server_http, sample_server_stdio_entry
+from tests.support.procs import sample_server_http, sample_server_stdio_entry
 
 pytestmark = pytest.mark.anyio
 

@@ -19,9 +19,10 @@ import pytest
 
 from router.errors import ConfigError
 from router.guard.policy import parse_policy
+from router.up.processes import ManagedProcess, free_port
 from tests.conftest import run_router
 from tests.guard_support import client_with, make_keys
-from tests.support.procs import ManagedProcess, free_port, sample_server_stdio_entry
+from tests.support.procs import REPO_ROOT, sample_server_stdio_entry
 
 pytestmark = pytest.mark.anyio
 
@@ -80,7 +81,7 @@ def consul_source(tmp: Path) -> Iterator[tuple[dict[str, str], Put]]:
     port = free_port()
     argv = [sys.executable, "-m", "tests.consul_double", "--host", "127.0.0.1", "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
-    with ManagedProcess(argv, name="consul-double", log_dir=tmp):
+    with ManagedProcess(argv, name="consul-double", log_dir=tmp, cwd=REPO_ROOT):
         _wait_http(f"{url}/v1/status/leader")
 
         def put(data: bytes) -> None:

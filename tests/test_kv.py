@@ -13,7 +13,7 @@ import pytest
 from router.kv.base import KeyValueStore, StoreUnavailable
 from router.kv.consul import ConsulKV
 from router.kv.etcd import EtcdKV
-from tests.support.procs import free_port
+from router.up.processes import free_port
 from tests.support.registries import RunningRegistry, registry_server
 
 pytestmark = pytest.mark.anyio

@@ -19,10 +19,9 @@ from router.localcluster import Plan, envoy_config
 from router.up import ClusterError, binaries, command
 from router.up.binaries import Binaries
 from router.up.cluster import LocalCluster
-from router.up.processes import alive, descendants
+from router.up.processes import ManagedProcess, alive, descendants, free_port
 from tests.support.balancing import assert_session_affinity, envoy_sees_healthy, replicas_behind
 from tests.support.features import cli_has
-from tests.support.procs import ManagedProcess, free_port
 
 
 def test_envoy_sends_every_request_of_a_session_to_one_replica(tmp_path: Path) -> None:
@@ -55,7 +54,7 @@ def test_a_part_that_cannot_start_stops_everything(tmp_path: Path) -> None:
         with pytest.raises(ClusterError, match="Envoy") as failure:
             cluster.start()
     assert "envoy.log" in str(failure.value)
-    pids = [child.pid for child in (s.child for s in cluster.steps) if child is not None and child.popen]
+    pids = [child.pid for child in (s.child for s in cluster.steps) if child is not None and child.started]
     assert pids and not [pid for pid in pids if alive(pid)], "a started part outlived the failed start"
 
 

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from router.up.processes import alive, descendants
+from router.up.processes import ManagedProcess, alive, descendants, free_port
 from tests.conftest import wait_ready
-from tests.support.procs import ManagedProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

@@ -17,7 +17,7 @@ from router.catalog.record import BackendRecord, canonical_definitions, definiti
 from router.catalog.sources.consul import ConsulRegistry
 from router.catalog.sources.etcd import EtcdRegistry
 from router.catalog.sources.registry import Registry, RegistrySource, RegistryUnavailable
-from tests.support.procs import free_port
+from router.up.processes import free_port
 from tests.support.registries import RunningRegistry, registry_server
 
 pytestmark = pytest.mark.anyio

@@ -21,9 +21,10 @@ import anyio
 import pytest
 from mcp import Client
 
+from router.up.processes import ManagedProcess
 from tests.conftest import RouterHandle, run_router
 from tests.support.mcpcall import call_tool, text_of
-from tests.support.procs import ManagedProcess, sample_server_http
+from tests.support.procs import sample_server_http
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

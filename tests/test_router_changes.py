@@ -12,8 +12,9 @@ import pytest
 from mcp import Client, types
 from mcp.shared.exceptions import MCPError
 
+from router.up.processes import free_port
 from tests.conftest import run_router
-from tests.support.procs import free_port, sample_server_http, sample_server_stdio_entry
+from tests.support.procs import sample_server_http, sample_server_stdio_entry
 
 pytestmark = pytest.mark.anyio
 

@@ -18,7 +18,7 @@ import pytest
 import uvicorn
 
 from router.server.http11 import DISCONNECT_EXTENSION, HttpProtocol
-from tests.support.procs import free_port
+from router.up.processes import free_port
 
 pytestmark = pytest.mark.anyio
 

@@ -12,8 +12,8 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from router.up.processes import free_port
 from router.upstream.wire import ConnectFailed, ConnectionClosed, WireClient
-from tests.support.procs import free_port
 
 pytestmark = pytest.mark.anyio
 

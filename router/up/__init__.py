@@ -18,7 +18,8 @@ spawned that is still alive after that is killed by PID too, so nothing is left 
 The parts, one concept each:
 
 - `binaries.py`: where the installed binaries are, or which package to install.
-- `processes.py`: one child process, started in its own session and stopped by PID.
+- `processes.py`: the process supervisor (also used by the tests and the benchmarks): a child in
+  its own session, logged to a file, waited for, stopped by PID.
 - `readiness.py`: "is it ready yet" checks over HTTP.
 - `router/localcluster.py`: the plan (every address) and the Envoy and Prometheus configs for it.
 - `cluster.py`: the steps for a plan, started in order, watched, stopped; and the banner.

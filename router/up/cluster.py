@@ -8,8 +8,7 @@ import json
 import secrets
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -17,7 +16,7 @@ from typing import IO
 from router.localcluster import Plan, envoy_config, prometheus_config
 from router.up import ClusterError
 from router.up.binaries import Binaries
-from router.up.processes import Child, alive
+from router.up.processes import ManagedProcess, Supervisor, wait_until
 from router.up.readiness import answers, serves
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +27,7 @@ EXAMPLES = REPO_ROOT / "examples" / "servers"
 class Step:
     """Start `child` (if any) and wait until `ready()`; `what` names the step in messages."""
 
-    child: Child | None
+    child: ManagedProcess | None
     ready: Callable[[], bool]
     what: str
     timeout: float = 30.0
@@ -46,7 +45,7 @@ class LocalCluster:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.examples = examples
         self.out = out
-        self.started: list[Child] = []
+        self.supervisor = Supervisor(self.logs, cwd=REPO_ROOT)
         self.stopping = threading.Event()
         self.cluster_key = secrets.token_hex(32)
         self.binaries = Binaries.find()
@@ -62,8 +61,8 @@ class LocalCluster:
     def _toolmesh(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "router", *args]
 
-    def _child(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Child:
-        return Child(name, argv, self.logs, env=dict(env or {}), cwd=REPO_ROOT)
+    def _child(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> ManagedProcess:
+        return ManagedProcess(argv, name=name, log_dir=self.logs, env=env, cwd=REPO_ROOT)
 
     def _steps(self) -> list[Step]:
         plan, bins, data = self.plan, self.binaries, self.workdir / "data"
@@ -186,58 +185,31 @@ class LocalCluster:
             raise
 
     def _start_step(self, step: Step) -> None:
-        child = step.child
-        if child is not None:
-            child.start()
-            self.started.append(child)
-        deadline = time.monotonic() + step.timeout
-        while not step.ready():
-            if self.stopping.is_set():
-                raise ClusterError("stopped while starting")
-            if child is not None and not child.running():
-                raise ClusterError(
-                    f"{step.what} exited with status {child.popen.poll() if child.popen else '?'} while "
-                    f"starting; last lines of {child.log_path}:\n{child.log_tail()}"
-                )
-            if time.monotonic() > deadline:
-                where = (
-                    f"; last lines of {child.log_path}:\n{child.log_tail()}"
-                    if child
-                    else f"; logs in {self.logs}"
-                )
-                raise ClusterError(f"{step.what} was not ready within {step.timeout:.0f} s{where}")
-            time.sleep(0.1)
-        if child is not None:
-            child.remember_descendants()
+        process = step.child
+        if process is not None:
+            self.supervisor.add(process)
+        wait_until(
+            step.ready, step.timeout, step.what, process=process, interval=0.1, give_up=self.stopping.is_set
+        )
+        if process is not None:
+            process.remember_descendants()
 
     def wait_until_stopped(self, poll: float = 0.5) -> None:
         """Block until `stopping` is set, reporting children that exit on their own meanwhile."""
         reported: set[str] = set()
         while not self.stopping.wait(poll):
-            for child in self.started:
+            for child in self.supervisor.started:
                 child.remember_descendants()
-                if child.name not in reported and not child.running():
+                if child.name not in reported and not child.is_running():
                     reported.add(child.name)
-                    status = child.popen.poll() if child.popen else None
                     self.say(
-                        f"toolmesh up: {child.name} (pid {child.pid}) exited with status {status}; see {child.log_path}"
+                        f"toolmesh up: {child.name} (pid {child.pid}) exited with status {child.returncode}; "
+                        f"see {child.log_path}"
                     )
 
     def stop(self) -> list[int]:
         """Stop every started child, newest first, each by PID; returns the PIDs still alive after."""
-        for child in self.started:
-            child.remember_descendants()
-        pids = set(self.pids())
-        for child in reversed(self.started):
-            child.stop()
-        self.started.clear()
-        return sorted(pid for pid in pids if alive(pid))
-
-    def pids(self) -> Iterator[int]:
-        for child in self.started:
-            if child.running():
-                yield child.pid
-            yield from child.known
+        return self.supervisor.stop_all()
 
     # -- what to tell the person ------------------------------------------------------------------
 

@@ -36,7 +36,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -44,6 +43,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from router.up.processes import ManagedProcess, ProcessError, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -155,41 +156,15 @@ def ensure_suite(version: str) -> Path:
 # --- The backend under test -------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, timeout: float = 30.0) -> None:
-    """Block until something accepts connections on 127.0.0.1:`port`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SetupError(f"the {what} exited early with code {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            return
-        time.sleep(0.1)
-    raise SetupError(f"the {what} did not listen on port {port} within {timeout:.0f} s")
-
-
 @contextlib.contextmanager
-def listening(what: str, command: list[str], port: int, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `command` (output to `log_path`) until it listens on `port`; stop it (by PID) afterwards."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+def listening(what: str, command: list[str], port: int, log_dir: Path) -> Iterator[ManagedProcess]:
+    """Run `command` (output to `log_dir/<what>.log`) until it listens on `port`; stop it (by PID) afterwards."""
+    with ManagedProcess(command, name=what, log_dir=log_dir, cwd=ROOT) as process:
         try:
-            wait_for_port(port, process, what)
-            yield process
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            process.wait_port(port, timeout=30)
+        except ProcessError as error:
+            raise SetupError(f"the {what} did not start: {error}") from None
+        yield process
 
 
 @contextlib.contextmanager
@@ -204,32 +179,28 @@ def running_router(backend_url: str, work_dir: Path, protocol: str = "auto") -> 
     port = free_port()
     command = [sys.executable, "-m", "router", "router", "--config", str(catalog), "--port", str(port)]
     command += ["--prefix", "never", "--log-format", "text", "--log-level", "info"]
-    with listening("router", command, port, work_dir / "router.log") as process:
-        wait_ready(f"http://127.0.0.1:{port}/readyz", process)
+    with listening("router", command, port, work_dir) as process:
+        try:
+            process.wait_until(lambda: _ready(f"http://127.0.0.1:{port}/readyz"), 30, "/readyz")
+        except ProcessError as error:
+            raise SetupError(f"the router was not ready: {error}") from None
         yield f"http://127.0.0.1:{port}/mcp"
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    """Block until the router's /readyz answers 200 (catalog loaded, backend connected)."""
+def _ready(url: str) -> bool:
+    """The router's /readyz answers 200 (catalog loaded, backend connected)."""
     import urllib.request
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SetupError(f"the router exited early with code {process.returncode}")
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
-            if response.status == 200 and b'"ready"' in response.read():
-                return
-        time.sleep(0.1)
-    raise SetupError(f"the router was not ready within {timeout:.0f} s")
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return response.status == 200 and b'"ready"' in response.read()
 
 
 @contextlib.contextmanager
-def running_backend(log_path: Path, backend: str = "conformance") -> Iterator[str]:
+def running_backend(log_dir: Path, backend: str = "conformance") -> Iterator[str]:
     """Start one of `BACKENDS` on a free port; yield its URL; stop it afterwards."""
     port = free_port()
     command = [sys.executable, "-m", BACKENDS[backend][0], "--port", str(port)]
-    with listening("backend", command, port, log_path):
+    with listening("backend", command, port, log_dir):
         yield f"http://127.0.0.1:{port}/mcp"
 
 
@@ -380,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
             url = args.url
             backend = args.backend or "conformance"
             if args.backend:
-                url = stack.enter_context(running_backend(output_root / "backend.log", backend))
+                url = stack.enter_context(running_backend(output_root, backend))
             results = [
                 run_version(node, cli, url, version, output_root, backend=backend) for version in versions
             ]

@@ -13,14 +13,13 @@ import contextlib
 import json
 import re
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from router.up.processes import Child
+from router.up.processes import ManagedProcess, Supervisor
 from router.up.readiness import answers
 
 LEGACY_HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
@@ -97,33 +96,18 @@ def replicas_behind(
     balancer_ready: Callable[[], bool],
     log_dir: Path,
     timeout: float = 60.0,
-) -> Iterator[list[Child]]:
+) -> Iterator[list[ManagedProcess]]:
     """Routers on `router_ports`, ready; then the balancer command `balancer(router_ports)`, until
     `balancer_ready()` (as in a deployment, where the balancer's first checks find ready replicas:
     a replica that fails them is out until it passes enough in a row, and hashing moves meanwhile)."""
-    started: list[Child] = []
-
-    def wait(checks: list[Callable[[], bool]]) -> None:
-        deadline = time.monotonic() + timeout
-        while not all(check() for check in checks):
-            logs = "\n".join(f"--- {c.name}\n{c.log_tail()}" for c in started)
-            assert all(c.running() for c in started), f"a process exited:\n{logs}"
-            assert time.monotonic() < deadline, f"not ready in {timeout} s:\n{logs}"
-            time.sleep(0.1)
-
-    try:
+    with Supervisor(log_dir) as run:
         for index, port in enumerate(router_ports):
             argv = [sys.executable, "-m", "router", "router", "--port", str(port), "--log-format", "text"]
-            started.append(Child(f"router-{index}", argv, log_dir))
-            started[-1].start()
-        wait([answers(f"http://127.0.0.1:{port}/readyz") for port in router_ports])
-        started.append(Child("balancer", list(balancer(router_ports)), log_dir))
-        started[-1].start()
-        wait([balancer_ready])
-        yield started
-    finally:
-        for child in reversed(started):
-            child.stop()
+            run.start(argv, f"router-{index}")
+        for process, port in zip(run.started, router_ports, strict=True):
+            process.wait_until(answers(f"http://127.0.0.1:{port}/readyz"), timeout, "/readyz")
+        run.start(list(balancer(router_ports)), "balancer").wait_until(balancer_ready, timeout, "its checks")
+        yield run.started
 
 
 def assert_session_affinity(mcp_url: str, router_urls: Sequence[str], sessions: int = 24) -> None:

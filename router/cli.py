@@ -8,8 +8,10 @@ naming the setting (or catalog field) and the fix, with exit status 2.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +23,28 @@ from router.settings import SETTINGS_FILE_ENV, RegistrarSettings, RouterSettings
 
 S = TypeVar("S", RouterSettings, RegistrarSettings)
 
+COMMANDS: dict[str, tuple[str, str]] = {
+    "router": ("router.cli:add_router_parser", "router.cli:run_router"),
+    "keys": ("router.guard.keys_cli:add_keys_parser", "router.guard.keys_cli:run_keys"),
+    "status": ("router.observe.status:add_status_parser", "router.observe.status:run_status"),
+    "up": ("router.up.command:add_parser", "router.up.command:main"),
+    "registrar": ("registrar.command:add_parser", "registrar.command:run"),
+    "approve": ("router.cli:add_approve_parser", "router.cli:run_approve"),
+}
+"""Each subcommand: ("module:function" that adds its parser, "module:function" that runs it with
+the parsed options and returns the exit status). Modules are imported by name when needed, so
+the router never imports the registrar (the registrar imports the router's parts)."""
+
+CHILD_COMMANDS = {"registrar"}
+"""Subcommands that take a command after `--` (the stdio server a registrar bridges)."""
+
+
+def load(target: str) -> Callable[..., Any]:
+    """The attribute a "module:attr" string names (uvicorn's `import_from_string`, in short)."""
+    module, _, attr = target.partition(":")
+    found: Callable[..., Any] = getattr(importlib.import_module(module), attr)
+    return found
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = _parser()
@@ -31,36 +55,26 @@ def main(argv: list[str] | None = None) -> None:
         argv, child = argv[:cut], argv[cut + 1 :]
     args = vars(parser.parse_args(argv))
     command = args.pop("command")
-    if child and command != "registrar":
-        parser.error("a command after `--` is only for `toolmesh registrar`")
-    if command == "router":
-        sys.exit(run_router(args))
-    if command == "keys":
-        from router.guard.keys_cli import run_keys
-
-        sys.exit(run_keys(args))
-    if command == "status":
-        from router.observe.status import run_status
-
-        sys.exit(run_status(args))
-    if command == "up":
-        from router.up.command import run as run_up
-
-        sys.exit(run_up(args["routers"], args["port"], args["dir"], not args["no_examples"], args["keep"]))
-    if command == "registrar":
-        if child:
-            args["command"] = child
-        sys.exit(run_registrar(args))
-    if command == "approve":
-        sys.exit(run_approve(args))
-    parser.print_help()
-    sys.exit(2)
+    if command is None:
+        parser.print_help()
+        sys.exit(2)
+    if child:
+        if command not in CHILD_COMMANDS:
+            parser.error(f"a command after `--` is only for `toolmesh {' / '.join(sorted(CHILD_COMMANDS))}`")
+        args["command"] = child
+    sys.exit(load(COMMANDS[command][1])(args))
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="toolmesh", description="A router for the Model Context Protocol.")
     parser.add_argument("--version", action="version", version=f"toolmesh {__version__}")
     commands = parser.add_subparsers(dest="command")
+    for add_parser, _ in COMMANDS.values():
+        load(add_parser)(commands)
+    return parser
+
+
+def add_router_parser(commands: Any) -> None:
     router = commands.add_parser(
         "router",
         help="serve one MCP endpoint over the servers in the catalog",
@@ -84,13 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     router.add_argument("--consul", help="discover servers from this Consul agent (http://HOST:8500)")
     router.add_argument("--etcd", help="discover servers from this etcd (http://HOST:2379)")
     router.add_argument("--settings", type=Path, help=f"TOML settings file (or {SETTINGS_FILE_ENV})")
-    from router.guard.keys_cli import add_keys_parser
-    from router.observe.status import add_status_parser
 
-    add_keys_parser(commands)
-    add_status_parser(commands)
-    _add_up(commands)
-    _registrar_parser(commands)
+
+def add_approve_parser(commands: Any) -> None:
     approve = commands.add_parser(
         "approve",
         help="approve a server's changed (quarantined) definitions",
@@ -101,58 +111,6 @@ def _parser() -> argparse.ArgumentParser:
     approve.add_argument("--consul", help="Consul agent URL")
     approve.add_argument("--etcd", help="etcd URL")
     approve.add_argument("--etcd-prefix", dest="etcd_prefix", help="etcd key prefix (default /toolmesh/)")
-    return parser
-
-
-def _add_up(commands: Any) -> None:
-    up = commands.add_parser(
-        "up",
-        help="run a local cluster on loopback: NATS, etcd (standing in for Consul), N routers behind Envoy, "
-        "the example servers with registrars; Ctrl-C stops it",
-    )
-    up.add_argument("--routers", type=int, default=3, help="router replicas (default 3)")
-    up.add_argument(
-        "--port", type=int, default=8080, help="port of the single address (default 8080; 0: any free)"
-    )
-    up.add_argument("--dir", type=Path, default=None, help="keep data and logs here (default: a temp dir)")
-    up.add_argument("--keep", action="store_true", help="keep the temp dir with the logs after stopping")
-    up.add_argument("--no-examples", dest="no_examples", action="store_true", help="start no example servers")
-
-
-def _registrar_parser(commands: Any) -> None:
-    registrar = commands.add_parser(
-        "registrar",
-        help="register an MCP server into Consul or etcd and keep it healthy",
-        usage="toolmesh registrar --name NAME (--url URL | [--port P] -- COMMAND ARGS...) "
-        "(--consul URL | --etcd URL) [options]",
-        argument_default=argparse.SUPPRESS,
-    )
-    add = registrar.add_argument
-    add("--name", help="server name (its tools appear under it)")
-    add("--url", help="Streamable HTTP endpoint of a running server, e.g. http://127.0.0.1:3000/mcp")
-    add("--host", help="address the stdio bridge listens on (default 127.0.0.1)")
-    add("--port", type=int, help="port of the stdio bridge (default: a free one)")
-    add("--advertise", help="host routers use to reach the bridge")
-    add("--consul", help="Consul agent URL, e.g. http://127.0.0.1:8500")
-    add("--etcd", help="etcd URL, e.g. http://127.0.0.1:2379")
-    add("--service", dest="consul_service", help="Consul service name (default mcp)")
-    add("--etcd-prefix", dest="etcd_prefix", help="etcd key prefix (default /toolmesh/)")
-    add("--instance-id", dest="instance_id", help="unique id among instances of this name (default random)")
-    add("--tag", dest="tags", action="append", help="label registered with the instance (repeatable)")
-    add("--ttl", type=float, help="seconds the health check lives without a heartbeat (default 10)")
-    add(
-        "--deregister-after",
-        dest="deregister_after",
-        type=float,
-        help="Consul DeregisterCriticalServiceAfter",
-    )
-    add("--probe-interval", dest="probe_interval", type=float, help="seconds between re-probes (default 60)")
-    add("--probe-timeout", dest="probe_timeout", type=float, help="seconds per probe step (default 5)")
-    add("--quarantine", action="store_true", help="withhold changed definitions until approved")
-    add("--metrics-port", dest="metrics_port", type=int, help="serve Prometheus metrics on this port")
-    add("--log-level", dest="log_level", help="debug, info, warning or error")
-    add("--log-format", dest="log_format", help="json or text")
-    add("--settings", type=Path, help=f"TOML settings file (or {SETTINGS_FILE_ENV})")
 
 
 def load_settings(overrides: dict[str, Any], model: type[S] = RouterSettings) -> S:  # type: ignore[assignment]
@@ -204,28 +162,6 @@ def run_router(overrides: dict[str, Any]) -> int:
         timeout_graceful_shutdown=3,
     )
     uvicorn.Server(config).run()
-    return 0
-
-
-def run_registrar(overrides: dict[str, Any]) -> int:
-    import anyio
-
-    from router.observe.logging import configure
-
-    try:
-        settings = load_settings(overrides, RegistrarSettings)
-    except ConfigError as exc:
-        print(f"toolmesh registrar: {exc}", file=sys.stderr)
-        return 2
-    configure(settings.log_level, settings.log_format)
-    from registrar.sidecar import Sidecar, make_registry
-
-    sidecar = Sidecar(settings, make_registry(settings))
-    try:
-        anyio.run(sidecar.run, backend_options={"use_uvloop": sys.platform != "win32"})
-    except OSError as exc:  # e.g. the bridge port is taken
-        print(f"toolmesh registrar: {exc}", file=sys.stderr)
-        return 1
     return 0
 
 

@@ -9,14 +9,37 @@ import sys
 import tempfile
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
-from router.localcluster import Plan
 from router.up import ClusterError
-from router.up.cluster import LocalCluster
+
+
+def add_parser(commands: Any) -> None:
+    """`toolmesh up`'s options."""
+    up = commands.add_parser(
+        "up",
+        help="run a local cluster on loopback: NATS, etcd (standing in for Consul), N routers behind Envoy, "
+        "the example servers with registrars; Ctrl-C stops it",
+    )
+    up.add_argument("--routers", type=int, default=3, help="router replicas (default 3)")
+    up.add_argument(
+        "--port", type=int, default=8080, help="port of the single address (default 8080; 0: any free)"
+    )
+    up.add_argument("--dir", type=Path, default=None, help="keep data and logs here (default: a temp dir)")
+    up.add_argument("--keep", action="store_true", help="keep the temp dir with the logs after stopping")
+    up.add_argument("--no-examples", dest="no_examples", action="store_true", help="start no example servers")
+
+
+def main(args: dict[str, Any]) -> int:
+    """`toolmesh up` with the parsed options."""
+    return run(args["routers"], args["port"], args["dir"], not args["no_examples"], args["keep"])
 
 
 def run(routers: int, port: int, workdir: Path | None, examples: bool, keep: bool) -> int:
     """The `toolmesh up` command: start, print the addresses, wait for Ctrl-C/SIGTERM, stop."""
+    from router.localcluster import Plan  # here, not above: `toolmesh --help` should not load it
+    from router.up.cluster import LocalCluster
+
     if routers < 1:
         print("toolmesh up: --routers must be at least 1", file=sys.stderr)
         return 2

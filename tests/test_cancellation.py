@@ -9,7 +9,6 @@ sample server's `slow` tool writes a line to stderr when it is cancelled, which 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -18,15 +17,11 @@ from mcp import Client
 
 from tests.conftest import run_router
 from tests.support.procs import sample_server_http, sample_server_stdio_entry
+from tests.support.waits import eventually
 
 pytestmark = pytest.mark.anyio
 
-
-async def eventually(check: Callable[[], bool], seconds: float = 15.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "the backend's call was not cancelled"
-        await anyio.sleep(0.1)
+CANCELLED = "the backend's call to be cancelled"
 
 
 async def cancel_a_slow_call(url: str, mode: str) -> None:
@@ -43,7 +38,7 @@ async def cancel_a_slow_call(url: str, mode: str) -> None:
 async def test_cancelling_reaches_a_stdio_backend(tmp_path: Path, mode: str) -> None:
     with run_router(tmp_path, {"s": sample_server_stdio_entry("s")}) as router:
         await cancel_a_slow_call(router.mcp_url, mode)
-        await eventually(lambda: "s: slow call cancelled" in router.process.log_text())
+        await eventually(lambda: "s: slow call cancelled" in router.process.log_text(), 15, CANCELLED)
 
 
 @pytest.mark.parametrize(("mode", "era"), [("legacy", "legacy"), ("2026-07-28", "modern")])
@@ -53,4 +48,4 @@ async def test_cancelling_reaches_an_http_backend(tmp_path: Path, mode: str, era
         run_router(tmp_path, {"s": {"url": url}}) as router,
     ):
         await cancel_a_slow_call(router.mcp_url, mode)
-        await eventually(lambda: "s: slow call cancelled" in backend.log_text())
+        await eventually(lambda: "s: slow call cancelled" in backend.log_text(), 15, CANCELLED)

@@ -22,8 +22,10 @@ import pytest
 from mcp import Client, types
 from mcp.shared.exceptions import MCPError
 
+from router.up.processes import alive, children
 from tests.conftest import RouterHandle, run_router
 from tests.support.procs import everything_stdio_entry
+from tests.support.waits import eventually
 from tests.test_relay import Recorder, text_of
 
 pytestmark = [pytest.mark.anyio, pytest.mark.npm]
@@ -33,35 +35,14 @@ ELICITATION_TOOL = "everything__trigger-elicitation-request"
 
 
 def children_of(pid: int) -> set[int]:
-    """PIDs of the live processes whose parent is `pid` (read from /proc; zombies excluded)."""
-    found: set[int] = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] != "Z" and int(fields[1]) == pid:
-            found.add(int(entry))
-    return found
+    """PIDs of the live processes whose parent is `pid` (zombies excluded)."""
+    return {child for child in children(pid) if alive(child)}
 
 
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-async def wait_for(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await anyio.sleep(0.1)
+def sampler(router: RouterHandle, label: str = "carol") -> tuple[Recorder, Client]:
+    """A legacy client of `router` that can sample, answering as `label`; and what it was asked."""
+    user = Recorder(label)
+    return user, Client(router.mcp_url, mode="legacy", sampling_callback=user.sampling)
 
 
 async def elicit_without_sampling(router: RouterHandle, mode: str, user: Recorder) -> None:
@@ -90,8 +71,8 @@ async def test_each_client_sees_the_tools_its_capabilities_unlock(router: Router
     main = children_of(pid)
     assert len(main) == 1, main
 
-    carol = Recorder("carol")
-    async with Client(router.mcp_url, mode="legacy", sampling_callback=carol.sampling) as client:
+    carol, sampling = sampler(router)
+    async with sampling as client:
         sampled = await client.call_tool(SAMPLING_TOOL, {"prompt": "hello"})
         assert "answer from carol" in text_of(sampled), text_of(sampled)
         assert len(carol.sampled) == 1
@@ -136,12 +117,9 @@ async def test_a_question_on_a_shared_child_is_refused_not_guessed(router: Route
     """With one child allowed, a second client of the same capabilities shares the busy child.
     A question asked while both calls are in flight names neither call over stdio, so the
     router refuses it with a clear error and asks nobody; the other call is unaffected."""
-    alice, bob = Recorder("alice"), Recorder("bob")
+    (alice, sampling_a), (bob, sampling_b) = sampler(router, "alice"), sampler(router, "bob")
     results: dict[str, types.CallToolResult] = {}
-    async with (
-        Client(router.mcp_url, mode="legacy", sampling_callback=alice.sampling) as first,
-        Client(router.mcp_url, mode="legacy", sampling_callback=bob.sampling) as second,
-    ):
+    async with sampling_a as first, sampling_b as second:
         warm = await first.call_tool("everything__echo", {"message": "start the child"})
         assert not warm.is_error
 
@@ -166,11 +144,11 @@ async def test_a_question_on_a_shared_child_is_refused_not_guessed(router: Route
 async def test_a_child_nobody_uses_stops(router: RouterHandle) -> None:
     pid = router.process.pid
     main = children_of(pid)
-    carol = Recorder("carol")
-    async with Client(router.mcp_url, mode="legacy", sampling_callback=carol.sampling) as client:
+    _, sampling = sampler(router)
+    async with sampling as client:
         await client.call_tool(SAMPLING_TOOL, {"prompt": "hello"})
         assert len(children_of(pid)) == 2
-        await wait_for(lambda: children_of(pid) == main, 15, "the idle child to stop")
+        await eventually(lambda: children_of(pid) == main, 15, "the idle child to stop")
         again = await client.call_tool(SAMPLING_TOOL, {"prompt": "again"})  # a new one starts
         assert "answer from carol" in text_of(again), text_of(again)
     assert len(children_of(pid)) == 2
@@ -195,26 +173,26 @@ async def test_a_roots_client_has_a_child_of_its_own_until_its_session_ends(rout
             # The first call starts this client's child; 350 ms after the handshake the server
             # asks for roots on its own, outside any call: that reaches the client's GET stream.
             await client.call_tool("everything__echo", {"message": "hello"})
-            await wait_for(lambda listed=listed: bool(listed), 15, "the server to ask for roots")
+            await eventually(lambda listed=listed: bool(listed), 15, "the server to ask for roots")
             result = await client.call_tool("everything__get-roots-list", {})
             assert f"file:///work/{label}" in text_of(result), text_of(result)
             own[label] = children_of(pid) - main
             assert len(own[label]) == 1
-        await wait_for(lambda label=label: not any(map(alive, own[label])), 15, "the roots child to stop")
+        await eventually(lambda label=label: not any(map(alive, own[label])), 15, "the roots child to stop")
     assert own["erin"] != own["frank"]  # the second client did not get the first one's child
 
 
 async def test_a_dead_child_is_replaced_and_the_main_child_stays(router: RouterHandle) -> None:
     pid = router.process.pid
     main = children_of(pid)
-    carol = Recorder("carol")
-    async with Client(router.mcp_url, mode="legacy", sampling_callback=carol.sampling) as client:
+    carol, sampling = sampler(router)
+    async with sampling as client:
         await client.call_tool(SAMPLING_TOOL, {"prompt": "one"})
         (variant,) = children_of(pid) - main
         os.kill(variant, signal.SIGKILL)
         # Once the router has seen the exit (a call sent in the moment before it does fails with
         # the exit reason, as on the main child), the next call gets a new child.
-        await wait_for(
+        await eventually(
             lambda: "code=-9" in router.process.log_path.read_text(), 10, "the router to see the exit"
         )
         again = await client.call_tool(SAMPLING_TOOL, {"prompt": "two"})
@@ -235,9 +213,9 @@ async def test_no_child_outlives_the_router(tmp_path: Path) -> None:
     }
     with run_router(tmp_path, {"everything": stubborn}) as router:
         pid = router.process.pid
-        carol = Recorder("carol")
+        _, sampling = sampler(router)
         async with (
-            Client(router.mcp_url, mode="legacy", sampling_callback=carol.sampling) as client,
+            sampling as client,
             anyio.create_task_group() as tg,  # two calls at once: two children of one group
         ):
             for prompt in ("a", "b"):
@@ -245,7 +223,7 @@ async def test_no_child_outlives_the_router(tmp_path: Path) -> None:
         started = children_of(pid)
         assert len(started) == 3, started
         router.process.stop()
-        await wait_for(lambda: not any(alive(child) for child in started), 15, "every child to stop")
+        await eventually(lambda: not any(alive(child) for child in started), 15, "every child to stop")
 
 
 @pytest.mark.parametrize(
@@ -254,9 +232,9 @@ async def test_no_child_outlives_the_router(tmp_path: Path) -> None:
 async def test_calls_on_children_count_against_the_instances_concurrency(router: RouterHandle) -> None:
     """The instance's slots are taken before a child is leased: a call on a child is one of the
     instance's calls in flight, whichever child (or the main one) serves it."""
-    carol = Recorder("carol")
+    carol, sampling = sampler(router)
     results: list[types.CallToolResult] = []
-    async with Client(router.mcp_url, mode="legacy", sampling_callback=carol.sampling) as client:
+    async with sampling as client:
 
         async def long_call() -> None:
             results.append(
@@ -267,7 +245,7 @@ async def test_calls_on_children_count_against_the_instances_concurrency(router:
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(long_call)
-            await wait_for(lambda: len(children_of(router.process.pid)) == 2, 20, "the child to start")
+            await eventually(lambda: len(children_of(router.process.pid)) == 2, 20, "the child to start")
             await anyio.sleep(0.5)
             with pytest.raises(MCPError, match="1 calls in flight and 0 waiting"):
                 await client.call_tool(SAMPLING_TOOL, {"prompt": "no room"})
@@ -280,13 +258,13 @@ async def test_children_go_with_the_main_child_and_come_back(router: RouterHandl
     old connection are stopped with it, and a capable client's next call starts a new one."""
     pid = router.process.pid
     (main,) = children_of(pid)
-    carol = Recorder("carol")
-    async with Client(router.mcp_url, mode="legacy", sampling_callback=carol.sampling) as client:
+    _, sampling = sampler(router)
+    async with sampling as client:
         await client.call_tool(SAMPLING_TOOL, {"prompt": "one"})
         (variant,) = children_of(pid) - {main}
         os.kill(main, signal.SIGKILL)
-        await wait_for(lambda: not alive(variant), 15, "the child to stop with the connection")
-        await wait_for(lambda: len(children_of(pid)) == 1, 20, "the main child to be restarted")
+        await eventually(lambda: not alive(variant), 15, "the child to stop with the connection")
+        await eventually(lambda: len(children_of(pid)) == 1, 20, "the main child to be restarted")
         (restarted,) = children_of(pid)
         assert restarted != main
         deadline = time.monotonic() + 20

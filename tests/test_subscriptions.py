@@ -23,6 +23,7 @@ from tests.conftest import run_router
 from tests.guard_support import client_with, make_keys, write_policy
 from tests.support.cluster import CLUSTER_KEY, nats_server
 from tests.support.procs import sample_server_http, sample_server_stdio_entry
+from tests.support.waits import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -43,12 +44,6 @@ class Inbox:
             self.updates.append(str(message.params.uri))
 
 
-async def wait_for(condition: Any, seconds: float = 10.0) -> None:
-    with anyio.fail_after(seconds):
-        while not condition():
-            await anyio.sleep(0.05)
-
-
 @pytest.mark.filterwarnings("ignore:resources/(un)?subscribe is removed")
 @pytest.mark.parametrize("era", ["legacy", "modern"])
 async def test_a_legacy_subscriber_hears_updates_and_others_do_not(tmp_path: Path, era: str) -> None:
@@ -64,7 +59,7 @@ async def test_a_legacy_subscriber_hears_updates_and_others_do_not(tmp_path: Pat
             await subscribed.subscribe_resource(HELLO)
             # the other client's call causes the update: it still goes to the subscriber only
             await touch_once_subscribed(other, HELLO)
-            await wait_for(lambda: watcher.updates)
+            await eventually(lambda: watcher.updates)
             assert watcher.updates == [HELLO]
             await subscribed.unsubscribe_resource(HELLO)
             await anyio.sleep(0.5)
@@ -86,7 +81,7 @@ async def test_a_stdio_backend_is_subscribed_upstream(tmp_path: Path) -> None:
         ):
             await subscribed.subscribe_resource(HELLO)
             await touch_once_subscribed(other, HELLO, standalone=True)
-            await wait_for(lambda: watcher.updates)
+            await eventually(lambda: watcher.updates)
             assert watcher.updates == [HELLO]
 
 
@@ -140,15 +135,15 @@ async def test_a_listen_stream_gets_what_it_asked_for_tagged(tmp_path: Path, era
                     frames.append(frame)
 
             tg.start_soon(listen)
-            await wait_for(lambda: frames)
+            await eventually(lambda: frames)
             await anyio.sleep(0.5)  # the router subscribes upstream in the background
             async with Client(router.mcp_url, mode=MODERN) as client:
                 await client.call_tool("touch", {"uri": HELLO, "standalone": True})
-                await wait_for(
+                await eventually(
                     lambda: any(f.get("method") == "notifications/resources/updated" for f in frames)
                 )
                 await client.call_tool("grow", {"standalone": True})
-                await wait_for(
+                await eventually(
                     lambda: any(f.get("method") == "notifications/tools/list_changed" for f in frames)
                 )
                 await client.call_tool("touch", {"uri": "mem://s/other", "standalone": True})
@@ -224,13 +219,13 @@ async def test_an_agent_that_loses_read_access_stops_hearing_updates(
                             updates.append(frame["params"]["uri"])
 
                 tg.start_soon(listen)
-                await wait_for(lambda: frames)
+                await eventually(lambda: frames)
             if era == "legacy":
                 await touch_once_subscribed(writer, HELLO)
             else:  # a 2026-07-28 backend always publishes; the router's listen stream may lag
                 await anyio.sleep(0.5)
                 await writer.call_tool("touch", {"uri": HELLO, **touch_args})
-            await wait_for(lambda: updates == [HELLO])
+            await eventually(lambda: updates == [HELLO])
 
             await anyio.to_thread.run_sync(write_policy, policy, readers_may_read(BLOB))
 
@@ -242,7 +237,7 @@ async def test_an_agent_that_loses_read_access_stops_hearing_updates(
                     await anyio.sleep(0.2)
             await writer.call_tool("touch", {"uri": HELLO, **touch_args})
             await writer.call_tool("touch", {"uri": BLOB, **touch_args})
-            await wait_for(lambda: BLOB in updates)
+            await eventually(lambda: BLOB in updates)
             # Updates arrive in the order they were sent: an update of HELLO that got through
             # would stand before BLOB's.
             assert updates == [HELLO, BLOB]

@@ -72,6 +72,11 @@ def _children_of() -> dict[int, list[int]]:
     return tree
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (zombies included)."""
+    return _children_of().get(pid, [])
+
+
 def descendants(pid: int) -> list[int]:
     """Every process below `pid`, children first."""
     tree, found, queue = _children_of(), [], [pid]
@@ -309,14 +314,6 @@ class ManagedProcess:
 
         self.wait_until(ready, timeout, f"log line matching {regex.pattern!r}")
         return found[0]
-
-    async def wait_port_async(self, port: int, host: str = "127.0.0.1", seconds: float = 15.0) -> None:
-        """`wait_port` in a worker thread, for async callers."""
-        await anyio.to_thread.run_sync(lambda: self.wait_port(port, host, seconds))
-
-    async def wait_http_async(self, url: str, seconds: float = 15.0) -> None:
-        """`wait_http` in a worker thread, for async callers."""
-        await anyio.to_thread.run_sync(lambda: self.wait_http(url, seconds))
 
     def failure(self, what: str) -> ProcessError:
         """A `ProcessError` naming this process, its command and the last lines of its log."""

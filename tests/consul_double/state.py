@@ -622,43 +622,10 @@ class ConsulState:
             rows.append(HealthInstance(service=service, checks=[*node_checks, *checks]))
         return self._service_query_index(name, include_checks=True), rows
 
-    def catalog_service(self, name: str, tags: Sequence[str] = ()) -> tuple[int, list[ServiceRecord]]:
-        """GET /v1/catalog/service/:name."""
-        rows = [s for s in self._instances_of(name) if self._has_tags(s, tags)]
-        return self._service_query_index(name, include_checks=False), rows
-
-    def catalog_services(self) -> tuple[int, dict[str, list[str]]]:
-        """GET /v1/catalog/services: name -> union of tags; indexed by the services table."""
-        out: dict[str, set[str]] = {}
-        for service in self._services.values():
-            out.setdefault(service.name, set()).update(service.tags or ())
-        listing = {name: sorted(tags) for name, tags in sorted(out.items())}
-        return max(1, self._tables["services"]), listing
-
-    def agent_services(self) -> list[ServiceRecord]:
-        """Services registered through this agent (not the built-in ``consul`` service)."""
-        return sorted((s for s in self._services.values() if s.agent_local), key=lambda s: s.id)
-
-    def agent_service(self, service_id: str) -> ServiceRecord | None:
-        """One agent-local service, or None."""
-        service = self._services.get(service_id)
-        return service if service is not None and service.agent_local else None
-
-    def agent_checks(self) -> list[CheckRecord]:
-        """Checks known to the agent (Consul's agent endpoint omits serfHealth too)."""
-        return sorted((c for c in self._checks.values() if c.service_id), key=lambda c: c.check_id)
-
     # ----------------------------------------------------------------------- KV
 
     def _kv_table_index(self) -> int:
         return max(self._tables["kvs"], self._tables["tombstones"])
-
-    def _kv_prefix_index(self, prefix: str, entries: Sequence[KVEntry]) -> int:
-        """Highest ModifyIndex under a prefix, tombstones included; else the table index."""
-        sub = max((e.modify_index for e in entries), default=0)
-        graveyard = max((i for k, i in self._tombstones.items() if k.startswith(prefix)), default=0)
-        sub = max(sub, graveyard)
-        return max(1, sub or self._kv_table_index())
 
     def kv_get(self, key: str) -> tuple[int, KVEntry | None]:
         """One key; the index is its ModifyIndex, or the KV table index when it is missing."""
@@ -666,63 +633,28 @@ class ConsulState:
         idx = entry.modify_index if entry is not None else self._kv_table_index()
         return max(1, idx), (replace(entry) if entry is not None else None)
 
-    def kv_list(self, prefix: str) -> tuple[int, list[KVEntry]]:
-        """?recurse: every entry under ``prefix``, sorted by key."""
-        entries = [replace(self._kv[k]) for k in sorted(self._kv, key=str.encode) if k.startswith(prefix)]
-        return self._kv_prefix_index(prefix, entries), entries
-
-    def kv_keys(self, prefix: str, separator: str) -> tuple[int, list[str]]:
-        """?keys: key names under ``prefix``, rolled up to the first ``separator`` after it."""
-        entries = [self._kv[k] for k in sorted(self._kv, key=str.encode) if k.startswith(prefix)]
-        keys: list[str] = []
-        for entry in entries:
-            name = entry.key
-            if separator:
-                cut = name.find(separator, len(prefix))
-                if cut >= 0:
-                    name = name[: cut + len(separator)]
-            if not keys or keys[-1] != name:
-                keys.append(name)
-        return self._kv_prefix_index(prefix, entries), keys
-
-    def kv_put(self, key: str, value: bytes, flags: int, cas: int | None) -> bool:
-        """PUT: set ``key``; with ``cas`` only if ModifyIndex matches (0: only if absent)."""
+    def kv_put(self, key: str, value: bytes) -> bool:
+        """PUT: set ``key``."""
         existing = self._kv.get(key)
-        if cas is not None:
-            if cas == 0 and existing is not None:
-                return False
-            if cas != 0 and (existing is None or existing.modify_index != cas):
-                return False
         with self._write():
             idx = self._index()
             self._tables["kvs"] = idx
             self._kv[key] = KVEntry(
                 key=key,
                 value=value or None,
-                flags=flags,
+                flags=0,
                 create_index=existing.create_index if existing is not None else idx,
                 modify_index=idx,
                 lock_index=existing.lock_index if existing is not None else 0,
             )
         return True
 
-    def kv_delete(self, key: str, recurse: bool, cas: int | None) -> bool:
-        """DELETE: one key, a whole prefix, or (with ``cas``) one key at a given ModifyIndex.
-
-        As in Consul, a CAS delete of a key that does not exist reports success.
-        """
-        if recurse:
-            doomed = [k for k in self._kv if k.startswith(key)]
-        else:
-            existing = self._kv.get(key)
-            if cas is not None and (existing is None or existing.modify_index != cas):
-                return existing is None
-            doomed = [key] if existing is not None else []
-        if doomed:
+    def kv_delete(self, key: str) -> bool:
+        """DELETE one key (deleting a missing key succeeds, as in Consul)."""
+        if key in self._kv:
             with self._write():
                 idx = self._index()
                 self._tables["kvs"] = self._tables["tombstones"] = idx
-                for doomed_key in doomed:
-                    del self._kv[doomed_key]
-                    self._tombstones[doomed_key] = idx
+                del self._kv[key]
+                self._tombstones[key] = idx
         return True

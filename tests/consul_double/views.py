@@ -66,17 +66,15 @@ def health_service_json(service: ServiceRecord) -> JSON:
     }
 
 
-def check_json(state: ConsulState, check: CheckRecord, agent_view: bool = False) -> JSON:
-    """A health check; the agent view shows output the catalog has not received yet."""
-    status = check.status if agent_view else check.synced_status
-    output = check.output if agent_view else check.synced_output
-    out: JSON = {
+def check_json(state: ConsulState, check: CheckRecord) -> JSON:
+    """A health check as the catalog has it (output the agent has not synced yet is not shown)."""
+    return {
         "Node": state.config.node_name,
         "CheckID": check.check_id,
         "Name": check.name,
-        "Status": status,
+        "Status": check.synced_status,
         "Notes": check.notes,
-        "Output": output,
+        "Output": check.synced_output,
         "ServiceID": check.service_id,
         "ServiceName": check.service_name,
         "ServiceTags": list(check.service_tags),
@@ -85,11 +83,9 @@ def check_json(state: ConsulState, check: CheckRecord, agent_view: bool = False)
         "Timeout": "",
         "ExposedPort": 0,
         "Definition": {},
+        "CreateIndex": check.create_index,
+        "ModifyIndex": check.modify_index,
     }
-    if not agent_view:
-        out["CreateIndex"] = check.create_index
-        out["ModifyIndex"] = check.modify_index
-    return out
 
 
 def health_entry_json(state: ConsulState, instance: HealthInstance) -> JSON:
@@ -98,46 +94,6 @@ def health_entry_json(state: ConsulState, instance: HealthInstance) -> JSON:
         "Node": node_json(state),
         "Service": health_service_json(instance.service),
         "Checks": [check_json(state, c) for c in instance.checks],
-    }
-
-
-def catalog_service_json(state: ConsulState, service: ServiceRecord) -> JSON:
-    """One element of ``/v1/catalog/service/:name`` (Consul's ServiceNode)."""
-    return {
-        "ID": state.node_id,
-        "Node": state.config.node_name,
-        "Address": state.config.node_address,
-        "Datacenter": state.config.datacenter,
-        "TaggedAddresses": _tagged_addresses(state.config.node_address),
-        "NodeMeta": _node_meta(state),
-        "ServiceKind": "",
-        "ServiceID": service.id,
-        "ServiceName": service.name,
-        "ServiceTags": list(service.tags or ()),
-        "ServiceAddress": service.address,
-        "ServiceWeights": _weights(service),
-        "ServiceMeta": dict(service.meta or {}),
-        "ServicePort": service.port,
-        "ServiceEnableTagOverride": service.enable_tag_override,
-        "ServiceProxy": _proxy(),
-        "ServiceConnect": {},
-        "CreateIndex": service.create_index,
-        "ModifyIndex": service.modify_index,
-    }
-
-
-def agent_service_json(state: ConsulState, service: ServiceRecord) -> JSON:
-    """An entry of ``/v1/agent/services`` (Consul's api.AgentService)."""
-    return {
-        "ID": service.id,
-        "Service": service.name,
-        "Tags": list(service.tags or ()),
-        "Meta": dict(service.meta or {}),
-        "Port": service.port,
-        "Address": service.address,
-        "Weights": _weights(service),
-        "EnableTagOverride": service.enable_tag_override,
-        "Datacenter": state.config.datacenter,
     }
 
 
@@ -150,31 +106,4 @@ def kv_json(entry: KVEntry) -> JSON:
         "Value": base64.b64encode(entry.value).decode("ascii") if entry.value is not None else None,
         "CreateIndex": entry.create_index,
         "ModifyIndex": entry.modify_index,
-    }
-
-
-def agent_self_json(state: ConsulState) -> JSON:
-    """A minimal ``/v1/agent/self``: enough for clients that read the datacenter or version."""
-    cfg = state.config
-    return {
-        "Config": {
-            "Datacenter": cfg.datacenter,
-            "PrimaryDatacenter": cfg.datacenter,
-            "NodeName": cfg.node_name,
-            "NodeID": state.node_id,
-            "Server": True,
-            "Revision": "toolmesh-double",
-            "Version": cfg.version,
-        },
-        "DebugConfig": {},
-        "Coord": None,
-        "Member": {
-            "Name": cfg.node_name,
-            "Addr": cfg.node_address,
-            "Port": 8301,
-            "Tags": {"dc": cfg.datacenter, "role": "consul", "build": cfg.version},
-            "Status": 1,
-        },
-        "Stats": {},
-        "Meta": _node_meta(state),
     }

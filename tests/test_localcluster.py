@@ -15,10 +15,10 @@ import anyio
 import pytest
 from mcp import Client
 
-from router.localcluster import Plan, envoy_config
 from router.up import ClusterError, binaries, command
 from router.up.binaries import Binaries
 from router.up.cluster import LocalCluster
+from router.up.plan import Plan, envoy_config
 from router.up.processes import ManagedProcess, alive, descendants, free_port
 from tests.support.balancing import assert_session_affinity, envoy_sees_healthy, replicas_behind
 from tests.support.features import cli_has

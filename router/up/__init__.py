@@ -21,7 +21,7 @@ The parts, one concept each:
 - `processes.py`: the process supervisor (also used by the tests and the benchmarks): a child in
   its own session, logged to a file, waited for, stopped by PID.
 - `readiness.py`: "is it ready yet" checks over HTTP.
-- `router/localcluster.py`: the plan (every address) and the Envoy and Prometheus configs for it.
+- `plan.py`: the plan (every address) and the Envoy and Prometheus configs for it.
 - `cluster.py`: the steps for a plan, started in order, watched, stopped; and the banner.
 - `command.py`: the command itself (signals, work directory, exit status).
 """

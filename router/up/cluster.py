@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from router.localcluster import Plan, envoy_config, prometheus_config
 from router.up import ClusterError
 from router.up.binaries import Binaries
+from router.up.plan import Plan, envoy_config, prometheus_config
 from router.up.processes import ManagedProcess, Supervisor, wait_until
 from router.up.readiness import answers, serves
 

@@ -37,8 +37,8 @@ def main(args: dict[str, Any]) -> int:
 
 def run(routers: int, port: int, workdir: Path | None, examples: bool, keep: bool) -> int:
     """The `toolmesh up` command: start, print the addresses, wait for Ctrl-C/SIGTERM, stop."""
-    from router.localcluster import Plan  # here, not above: `toolmesh --help` should not load it
     from router.up.cluster import LocalCluster
+    from router.up.plan import Plan  # here, not above: `toolmesh --help` should not load it
 
     if routers < 1:
         print("toolmesh up: --routers must be at least 1", file=sys.stderr)

@@ -1,5 +1,5 @@
 """The shape of a `toolmesh up` cluster: every address, chosen before anything starts (`Plan`),
-and the Envoy and Prometheus configs that follow from it. `router/up/` starts the parts."""
+and the Envoy and Prometheus configs that follow from it. `cluster.py` starts the parts."""
 
 from __future__ import annotations
 

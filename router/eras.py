@@ -42,6 +42,9 @@ MODERN: Era = "modern"
 MODERN_VERSION: Final = "2026-07-28"
 LEGACY_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
 LATEST_LEGACY_VERSION = LEGACY_VERSIONS[0]
+# Session-era versions whose clients resume a POST's stream with Last-Event-ID after the server
+# closed it early (polling): their replies are resumable streams.
+POLLING_VERSIONS = frozenset({"2025-11-25"})
 # Methods one era has and the other does not (2026-07-28 removed ping, logging/setLevel and the
 # resource subscriptions; it added discovery and listen streams).
 REMOVED_IN_MODERN = frozenset({"ping", "logging/setLevel", "resources/subscribe", "resources/unsubscribe"})
@@ -78,6 +81,11 @@ def is_modern_version(version: object) -> bool:
 
 def is_legacy_version(version: object) -> TypeGuard[str]:
     return version in LEGACY_VERSIONS
+
+
+def resumes_polled_streams(version: object) -> bool:
+    """Does a session of this version resume a POST's stream after a polling close?"""
+    return version in POLLING_VERSIONS
 
 
 def era_of_version(version: str) -> Era:

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import anyio
 
-from router.eras import HTTP_STATUS
+from router.eras import HTTP_STATUS, is_modern
 from router.errors import RPCError
 from router.observe import tracing
 from router.observe.calls import CallObserver
@@ -113,10 +113,10 @@ class Calls:
             result: Result = await self.dispatcher.dispatch(
                 ctx, message["method"], message.get("params") or {}
             )
-            body = response_bytes(message["id"], result, modern=ctx.era == "modern")
+            body = response_bytes(message["id"], result, modern=is_modern(ctx.era))
             return Reply(200, "ok", body, result, None)
         except RPCError as exc:
-            status = HTTP_STATUS.get(exc.code, 200) if ctx.era == "modern" else 200
+            status = HTTP_STATUS.get(exc.code, 200) if is_modern(ctx.era) else 200
             return Reply(status, "error", error_bytes(message["id"], exc), None, exc.code)
 
     async def unless_gone(

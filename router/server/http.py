@@ -1,7 +1,7 @@
 """The MCP Streamable HTTP endpoint (`/mcp`) for both protocol eras: admit, parse, hand over.
 
 A request is admitted first (`admission.py`: Host, Origin, identity). A POST is parsed once. Its
-era is read off the message (`stateless_era.is_stateless`): a `_meta` protocol-version envelope
+era is read off the message (`eras.is_modern_request`): a `_meta` protocol-version envelope
 (or the 2026-07-28 version header without a session) means the stateless 2026-07-28 era
 (`stateless_era.py`); anything else is the session-based 2025 era (`session_era.py`), which
 starts with `initialize`. Either way the call itself goes through `calls.py`, whose reply is JSON
@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from router import eras
-from router.eras import MODERN_VERSION
 from router.errors import PARSE_ERROR, RPCError
 from router.guard.identity import Authenticator
 from router.guard.policy import Guard
@@ -43,7 +42,7 @@ from router.server.replies import Receive, Scope, Send, decoded_headers, read_bo
 from router.server.security import OriginPolicy
 from router.server.session_era import SessionEra
 from router.server.session_streams import SessionStreams
-from router.server.stateless_era import StatelessEra, is_stateless
+from router.server.stateless_era import StatelessEra
 from router.state.bus import ClientBus, LocalBus, MayRead
 from router.state.listeners import ListenStreams
 from router.state.sessions import SessionStore
@@ -108,7 +107,7 @@ class McpEndpoint:
             await self._post(scope, receive, send, headers, admitted)
         elif method not in {"GET", "DELETE"}:
             await send_plain(send, 405, b"Method Not Allowed", [(b"allow", b"GET, POST, DELETE")])
-        elif headers.get("mcp-protocol-version") == MODERN_VERSION and "mcp-session-id" not in headers:
+        elif eras.is_modern_headers(headers):
             await send_plain(send, 405, b"Method Not Allowed", [(b"allow", b"POST")])  # no sessions
         elif method == "DELETE":
             await self.session_era.delete(send, headers, admitted)
@@ -139,7 +138,7 @@ class McpEndpoint:
         if problem is not None:
             await send_error(send, message.get("id") if isinstance(message, dict) else None, problem, 400)
             return
-        if is_stateless(message, headers):
+        if eras.is_modern_request(message, headers):
             await self.stateless_era.post(scope, receive, send, headers, message, admitted)
         else:
             await self.session_era.post(send, headers, message, admitted)

@@ -15,7 +15,7 @@ from typing import Any
 
 import anyio
 
-from router.eras import LEGACY_VERSIONS
+from router.eras import LATEST_LEGACY_VERSION, LEGACY, is_legacy_version, resumes_polled_streams
 from router.errors import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, RPCError
 from router.observe.metrics import Metrics
 from router.relay.context import CallContext
@@ -27,8 +27,6 @@ from router.state.bus import ClientBus
 from router.state.sessions import LocalSession, SessionRecord, SessionStore, SessionUnavailable
 
 SESSION_NOT_FOUND = -32001
-# Legacy versions whose clients resume streams with Last-Event-ID after a polling close.
-POLLING_VERSIONS = frozenset({"2025-11-25"})
 
 
 class SessionEra:
@@ -73,7 +71,7 @@ class SessionEra:
         if session is None:
             return
         version = headers.get("mcp-protocol-version")
-        if version is not None and version not in LEGACY_VERSIONS:
+        if version is not None and not is_legacy_version(version):
             error = RPCError(INVALID_REQUEST, f"Bad Request: unsupported MCP-Protocol-Version {version!r}")
             await send_error(send, message.get("id"), error, 400)
             return
@@ -93,7 +91,7 @@ class SessionEra:
     ) -> None:
         record = session.record
         ctx = CallContext(
-            "legacy",
+            LEGACY,
             client_capabilities=record.client_capabilities,
             log_level=record.log_level,
             session_id=record.id,
@@ -101,7 +99,7 @@ class SessionEra:
             subscriptions=record.subscriptions,
             upstream=record.upstream,
         )
-        resumable = self.resumable_streams and record.protocol_version in POLLING_VERSIONS
+        resumable = self.resumable_streams and resumes_polled_streams(record.protocol_version)
         subscriptions, upstream = list(record.subscriptions), dict(record.upstream)
         affinity = dict(record.affinity)
         scope = anyio.CancelScope()
@@ -142,7 +140,7 @@ class SessionEra:
             await send_error(send, message["id"], error, 503, [(b"retry-after", b"5")])
             return
         requested = params.get("protocolVersion")
-        version = requested if requested in LEGACY_VERSIONS else LEGACY_VERSIONS[0]
+        version = requested if is_legacy_version(requested) else LATEST_LEGACY_VERSION
         record = SessionRecord(
             id=self.sessions.ids.new(),
             protocol_version=version,

@@ -34,6 +34,7 @@ from typing import Any
 import anyio
 import orjson
 
+from router.eras import LEGACY
 from router.errors import (
     INVALID_PARAMS,
     BackendError,
@@ -102,9 +103,7 @@ class ToolsEndpoint:
         if isinstance(admitted, Refusal):
             await _problem(send, admitted.status, admitted.reason, admitted.headers)
             return
-        ctx = CallContext(
-            "legacy", agent=admitted.agent, view=admitted.view, trace=admitted.trace, via="http"
-        )
+        ctx = CallContext(LEGACY, agent=admitted.agent, view=admitted.view, trace=admitted.trace, via="http")
         if listing:
             await self._list(send, ctx)
         else:

@@ -16,8 +16,8 @@ import anyio
 
 from router.catalog.record import canonical_definitions, definitions_hash
 from router.errors import BackendError, SessionExpired
-from router.upstream.backend import LISTS, list_all
 from router.upstream.http import HttpChannel
+from router.upstream.listing import LISTS, list_all
 from router.upstream.session import UpstreamSession
 
 KEYS = {"tools/list": "tools", "prompts/list": "prompts", "resources/list": "resources",

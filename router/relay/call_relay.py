@@ -20,10 +20,8 @@ from router.eras import is_modern
 from router.errors import INTERNAL_ERROR
 from router.relay.asking import Asker, untied
 from router.relay.context import CallContext
-from router.upstream.backend import Backend
-from router.upstream.balancer import Instance
 from router.upstream.base import Message, MessageHandler
-from router.upstream.session import UpstreamSession
+from router.upstream.leases import Lease
 
 log = logging.getLogger("toolmesh.relay")
 
@@ -44,8 +42,7 @@ class CallRelay:
     """
 
     __slots__ = (
-        "asker", "backend", "ctx", "in_call", "questions", "tasks", "token", "upstream_params",
-        "via",
+        "asker", "ctx", "in_call", "lease", "questions", "tasks", "token", "upstream_params",
     )  # fmt: skip
 
     def __init__(
@@ -57,11 +54,10 @@ class CallRelay:
         tasks: TaskGroup | None = None,
     ) -> None:
         self.ctx, self.asker = ctx, asker
-        self.backend: Backend | None = None  # the instance of the current attempt
+        self.lease: Lease | None = None  # the upstream session of the current attempt
         self.tasks = tasks  # where questions are answered; None: they are refused
         self.in_call = False
         self.questions: list[anyio.CancelScope] = []  # of questions being answered
-        self.via: UpstreamSession | None = None  # the client's own upstream session, if any
         meta = params.get("_meta")
         self.token = meta.get("progressToken") if isinstance(meta, dict) else None
         self.upstream_params = params
@@ -77,15 +73,10 @@ class CallRelay:
         for scope in self.questions:
             scope.cancel()
 
-    def handler_for(self, instance: Instance) -> MessageHandler:
-        """The message handler for one attempt: requests are answered by the instance that asked."""
-        self.backend = instance.backend
+    def handler_for(self, lease: Lease) -> MessageHandler:
+        """The message handler for one attempt: requests are answered on the lease that asked."""
+        self.lease = lease
         return self.on_message
-
-    def lease(self, session: UpstreamSession | None) -> None:
-        """The attempt runs on a child leased for this client (None: on the main child): its
-        questions are answered there."""
-        self.via = session
 
     def rebind(self, ctx: CallContext, params: dict[str, Any]) -> None:
         """A parked call's next round: related messages go to the retry's stream and token."""
@@ -96,17 +87,17 @@ class CallRelay:
             self.token = token
 
     async def on_message(self, message: Message) -> None:
-        backend = self.backend
-        assert backend is not None, "handler_for sets the attempt's backend before any message"
+        lease = self.lease
+        assert lease is not None, "handler_for sets the attempt's lease before any message"
         if "id" in message and "method" in message:
             if self.tasks is None or self.asker is None or not self.in_call:
-                await backend.answer_request(message)
+                await lease.answer_outside_call(message)
             else:  # the client may take minutes; never block the channel's reader meanwhile
-                self.tasks.start_soon(self._ask, backend, self.via, message)
+                self.tasks.start_soon(self._ask, lease, message)
             return
         await self.notify(message)
 
-    async def _ask(self, backend: Backend, via: UpstreamSession | None, message: Message) -> None:
+    async def _ask(self, lease: Lease, message: Message) -> None:
         assert self.asker is not None
         if not self.in_call:
             return  # the call ended before this question got its turn
@@ -114,20 +105,20 @@ class CallRelay:
             self.questions.append(scope)
             try:
                 reply = await self.asker.ask(self.ctx, message["method"], untied(message.get("params")))
-                await backend.respond(message["id"], reply, via)
+                await lease.respond(message["id"], reply)
             except Exception:  # runs in the router-wide group: a failure must stay this call's
-                log.exception("answering a backend's question failed", extra={"server": backend.server})
+                log.exception("answering a backend's question failed", extra={"server": lease.backend.server})
                 error = {"code": INTERNAL_ERROR, "message": "the router could not relay this request"}
                 with contextlib.suppress(Exception):  # so the backend is not left waiting
-                    await backend.respond(message["id"], {"error": error}, via)
+                    await lease.respond(message["id"], {"error": error})
             finally:
                 self.questions.remove(scope)
 
     async def notify(self, message: Message) -> None:
         method = message.get("method")
         if method in FANOUT:  # news for every interested client, even if it came in this call
-            if self.backend is not None:
-                await self.backend.on_unsolicited(message)
+            if self.lease is not None:
+                await self.lease.backend.on_unsolicited(message)
             return
         if self.ctx.emit is None:
             return

@@ -17,10 +17,6 @@ from router.upstream.balancer import Instance
 from router.upstream.base import MessageHandler
 
 Result = dict[str, Any] | bytes
-# Client capabilities that make a legacy client get upstream sessions of its own on legacy HTTP
-# backends, and children declaring them on stdio backends: those backends may tailor what they
-# offer to them and ask the client outside calls.
-OWN_SESSION_CAPABILITIES = frozenset({"sampling", "elicitation", "roots"})
 
 
 @dataclass(slots=True)

@@ -34,17 +34,13 @@ from router.guard.ratelimit import agent_of
 from router.relay import rewrite
 from router.relay.asking import Asker
 from router.relay.call_relay import LOG_LEVELS, CallRelay
-from router.relay.context import OWN_SESSION_CAPABILITIES, CallContext, Result
+from router.relay.context import CallContext, Result
 from router.relay.cursors import CursorCodec
 from router.relay.era_bridge import EraBridge
 from router.relay.parking import Parking, StateCodec
-from router.upstream.backend import Backend
-from router.upstream.balancer import Instance
-from router.upstream.base import Message
-from router.upstream.children import ChildSpec, Outside
+from router.upstream.base import Message, MessageHandler, Outside
+from router.upstream.leases import Client, Lease
 from router.upstream.pool import BackendPool
-from router.upstream.session import UpstreamSession
-from router.upstream.variants import VariantSpec
 
 log = logging.getLogger("toolmesh.relay")
 
@@ -359,25 +355,17 @@ class Dispatcher:
     ) -> Message:
         """One upstream call through the caller (balancing, breakers, retries); questions the
         backend asks meanwhile are answered in the dispatcher's question task group."""
-        own = not is_modern(ctx.era) and not OWN_SESSION_CAPABILITIES.isdisjoint(ctx.client_capabilities)
+        client = Client(ctx.era, ctx.client_capabilities, ctx.session_id, self._outside(ctx))
 
-        async def prepare(instance: Instance) -> dict[str, Any]:
-            """Per attempt: this client's own session (or a child declaring its capabilities) on
-            that instance, its Mcp-Param-* headers."""
-            extra: dict[str, Any] = {}
-            relay.via = None
-            if own and instance.backend.children is not None:
-                if ctx.session_id is not None:
-                    extra["child"] = ChildSpec(
-                        ctx.session_id, ctx.client_capabilities, self._outside(ctx), relay.lease
-                    )
-            elif own:
-                relay.via = await self._own_session(ctx, instance.backend)
-            if relay.via is not None:
-                extra["via"] = relay.via
-            if ctx.forward_headers:
-                extra["param_headers"] = ctx.forward_headers
-            return extra
+        def handler_for(lease: Lease) -> MessageHandler:
+            """Per attempt: the client's own upstream session, if the backend lent one, is
+            remembered with the client's session; questions are answered on the lease."""
+            own = lease.own_session_id
+            if own is not None and ctx.upstream is not None:
+                ctx.upstream[f"{lease.backend.server}/{lease.backend.record.instance_id}"] = {
+                    "session_id": own
+                }
+            return relay.handler_for(lease)
 
         relay.begin()
         try:
@@ -386,11 +374,12 @@ class Dispatcher:
                 method,
                 params,
                 tool=tool,
-                handler_for=relay.handler_for,
+                client=client,
+                handler_for=handler_for,
                 affinity=ctx.affinity,
                 headers=self._upstream_headers(ctx),
+                param_headers=ctx.forward_headers,
                 on_attempt=ctx.attempting,
-                prepare=prepare if own or ctx.forward_headers else None,
             )
         finally:
             relay.end()  # questions still being answered end with the call
@@ -413,27 +402,6 @@ class Dispatcher:
             return None
 
         return outside
-
-    async def _own_session(self, ctx: CallContext, backend: Backend) -> UpstreamSession | None:
-        """This client's own session on `backend`, where the backend gets one per client."""
-        outside = self._outside(ctx)
-        if outside is None or ctx.session_id is None:
-            return None
-        holder: list[UpstreamSession] = []
-
-        async def stray(message: Message) -> None:
-            reply = await outside(message)
-            if reply is not None:
-                await backend.respond(message["id"], reply, holder[0] if holder else None)
-
-        session = await backend.session_for(VariantSpec(ctx.session_id, ctx.client_capabilities, stray))
-        if session is not None:
-            holder.append(session)
-            if ctx.upstream is not None and session.session_id is not None:
-                ctx.upstream[f"{backend.server}/{backend.record.instance_id}"] = {
-                    "session_id": session.session_id
-                }
-        return session
 
     def _result(self, ctx: CallContext, target: Target, reply: Message) -> dict[str, Any]:
         result = reply.get("result")
@@ -468,8 +436,7 @@ class Dispatcher:
 
     async def forget_client(self, session_id: str) -> None:
         """A legacy session ended: close the upstream sessions opened for it."""
-        for backend in list(self.pool.backends.values()):
-            await backend.drop_session_for(session_id)
+        await self.pool.forget_client(session_id)
 
     def _unknown(self, kind: str, name: Any, table: dict[str, Target]) -> RPCError:
         if not isinstance(name, str):

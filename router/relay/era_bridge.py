@@ -18,11 +18,10 @@ import anyio
 from router.errors import INVALID_PARAMS, RPCError
 from router.relay.asking import capability_problem, untied
 from router.relay.call_relay import CallRelay
-from router.relay.context import OWN_SESSION_CAPABILITIES, CallContext
+from router.relay.context import CallContext
 from router.relay.parking import ParkedCall, ParkedElsewhere, Parking
-from router.upstream.balancer import Instance
 from router.upstream.base import Message, MessageHandler, refusal
-from router.upstream.children import ChildSpec
+from router.upstream.leases import Client, Lease
 from router.upstream.pool import BackendPool
 
 # (replica, server, params, ctx) -> the upstream reply, from the replica that parked the call
@@ -46,20 +45,13 @@ class EraBridge:
         headers: dict[str, str] | None,
     ) -> Message:
         """Start the upstream call parked; its reply, or an input-required result for its questions."""
-        # A stdio child with this client's capabilities, as for a legacy client; not with roots,
-        # which are one client's data and a 2026-07-28 client has no session to own children.
-        capabilities = ctx.client_capabilities
-        own = "roots" not in capabilities and not OWN_SESSION_CAPABILITIES.isdisjoint(capabilities)
-
-        async def prepare(instance: Instance) -> dict[str, Any]:
-            relay.via = None  # per attempt: a child leased on another instance is not this one's
-            if instance.backend.children is None:
-                return {}
-            return {"child": ChildSpec("", capabilities, None, relay.lease)}
+        # The backend lends a session declaring this client's capabilities where it can (a stdio
+        # child; not with roots, which are one client's data and this client has no session).
+        client = Client(ctx.era, ctx.client_capabilities)
 
         async def call(handler: MessageHandler) -> Message:
-            def handler_for(instance: Instance) -> MessageHandler:
-                relay.backend = instance.backend
+            def handler_for(lease: Lease) -> MessageHandler:
+                relay.lease = lease
                 return handler
 
             return await self.pool.caller.call(
@@ -67,16 +59,16 @@ class EraBridge:
                 method,
                 relay.upstream_params,
                 tool=tool,
+                client=client,
                 handler_for=handler_for,
                 affinity=ctx.affinity,
                 headers=headers,
                 on_attempt=ctx.attempting,
-                prepare=prepare if own else None,
             )
 
         async def respond(request_id: Any, reply: Message) -> None:
-            if relay.backend is not None:
-                await relay.backend.respond(request_id, reply, relay.via)
+            if relay.lease is not None:
+                await relay.lease.respond(request_id, reply)
 
         async def on_message(parked: ParkedCall, message: Message) -> None:
             if "id" in message and "method" in message:

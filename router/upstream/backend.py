@@ -1,19 +1,23 @@
 """One backend instance over its whole life: connect, learn its definitions, serve, reconnect.
 
 `run()` is the instance's supervisor. It opens a channel, negotiates a session, fetches every
-list the backend offers (following its cursors), then serves calls until the channel is lost,
-and starts over with exponential backoff. No router restart is ever needed: a stdio child that
-dies is started again, an HTTP server that comes back is re-initialized. While it is down, calls
-fail at once with the reason and the time of the next attempt; they never wait for a timeout.
+list the backend offers (`listing.py`), then serves calls until the channel is lost, and starts
+over with exponential backoff. No router restart is ever needed: a stdio child that dies is
+started again, an HTTP server that comes back is re-initialized. While it is down, calls fail at
+once with the reason and the time of the next attempt; they never wait for a timeout.
+
+A call goes on a lease (`lease_for`, `leases.py`): the shared session, or a session the backend
+lends one client (an HTTP variant, a stdio child). Subscriptions and listen streams toward the
+backend are `subscriptions.py`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 import anyio
@@ -22,44 +26,26 @@ from anyio.abc import TaskGroup
 from router.catalog.index import Definitions
 from router.catalog.record import BackendRecord, UpstreamProtocol
 from router.eras import LEGACY, MODERN_VERSION, Era, is_modern
-from router.errors import BackendError, BackendUnavailable, BackendUnreachable, SessionExpired
+from router.errors import BackendError, BackendUnreachable, SessionExpired
 from router.upstream.base import Channel, Message, MessageHandler
-from router.upstream.children import Children, ChildSpec
+from router.upstream.children import Children
 from router.upstream.http import HttpChannel
+from router.upstream.leases import Client, Lease, Leases
+from router.upstream.listing import Listing
 from router.upstream.session import UpstreamSession
 from router.upstream.stdio import StdioChannel
-from router.upstream.variants import Variants, VariantSpec
+from router.upstream.subscriptions import Subscriptions
+from router.upstream.variants import Variants
 
 log = logging.getLogger("toolmesh.upstream")
 
 State = Literal["connecting", "ready", "down"]
 
-# list method -> (capability it needs, result key, Definitions field)
-LISTS: dict[str, tuple[str, str, str]] = {
-    "tools/list": ("tools", "tools", "tools"),
-    "prompts/list": ("prompts", "prompts", "prompts"),
-    "resources/list": ("resources", "resources", "resources"),
-    "resources/templates/list": ("resources", "resourceTemplates", "resource_templates"),
-}
-CHANGED: dict[str, tuple[str, ...]] = {
-    "notifications/tools/list_changed": ("tools/list",),
-    "notifications/prompts/list_changed": ("prompts/list",),
-    "notifications/resources/list_changed": ("resources/list", "resources/templates/list"),
-}
-MAX_PAGES = 1000
 # What the router declares upstream on its shared sessions: everything it can relay to a client
 # (each request is still only relayed to a client that declared the capability itself).
 RELAY_CAPABILITIES: dict[str, Any] = {"sampling": {}, "elicitation": {"form": {}, "url": {}}, "roots": {}}
-LIST_FLAGS = {
-    "tools": "toolsListChanged",
-    "prompts": "promptsListChanged",
-    "resources": "resourcesListChanged",
-}
-
-
-async def _cancel_when(event: anyio.Event, scope: anyio.CancelScope) -> None:
-    await event.wait()
-    scope.cancel()
+# A call's handler for what the backend sends during it, given the lease the call runs on.
+HandlerFor = Callable[[Lease], MessageHandler | None]
 
 
 def _reason(exc: BaseException) -> str:
@@ -99,23 +85,19 @@ class Backend:
         self.state: State = "connecting"
         self.last_error: str | None = None
         self.retry_at = 0.0
-        self.definitions: Definitions | None = None
+        self.listing = Listing(self.server, self.timeout, lambda: self.on_change(self))
         self.session: UpstreamSession | None = None
         self.first_attempt = anyio.Event()
         self._lost = anyio.Event()
-        self._dirty: set[str] = set()
-        self._refresh_wanted = anyio.Event()
-        # Upstream resource URIs some client subscribed to; kept subscribed on every (re)connect.
-        self.subscriptions: frozenset[str] = frozenset()
-        self._announced: set[str] = set()
-        # Per-client sessions, for legacy HTTP backends only (a stdio child has one session).
-        self.variants: Variants | None = (
+        self.subscriptions = Subscriptions(self.server, self.timeout)
+        # Sessions lent to one client: their own HTTP sessions (legacy HTTP backends), or children
+        # declaring their capabilities (stdio backends); see router.upstream.leases.
+        variants = (
             Variants(self.server, record.url, dict(record.headers), connect_timeout)
             if record.transport != "stdio" and record.url is not None
             else None
         )
-        # Per-capability-set children, for stdio backends (see router.upstream.children).
-        self.children: Children | None = (
+        children = (
             Children(
                 self.server,
                 self._make_stdio_channel,
@@ -129,7 +111,7 @@ class Backend:
             if record.transport == "stdio" and stdio_variants > 0
             else None
         )
-        self._subscriptions_changed = anyio.Event()
+        self.leases = Leases(variants, children)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -173,10 +155,7 @@ class Backend:
         finally:
             ended, self.session = self.session, None
             with anyio.CancelScope(shield=True):
-                if self.variants is not None:
-                    await self.variants.drop_all()
-                if self.children is not None:
-                    await self.children.close_all()
+                await self.leases.close_all()
                 if ended is not None:
                     await ended.close()
                 await channel.close()
@@ -186,10 +165,7 @@ class Backend:
     async def _connect(self, channel: Channel, tg: TaskGroup) -> None:
         self.state = "connecting"
         await channel.open(tg)
-        if self.variants is not None:
-            self.variants.attach(tg)
-        if self.children is not None:
-            self.children.attach(tg)
+        self.leases.attach(tg)
         session = UpstreamSession(
             self.server,
             channel,
@@ -204,18 +180,18 @@ class Backend:
             self._learn_era(session)
             raise
         self.session = session
-        self.definitions = await self._fetch(set(LISTS))
+        await self.listing.fetch_all(session)
         self._set_state("ready", None)
         log.info(
             "backend ready",
             extra={"server": self.server, "era": session.era, "version": session.protocol_version},
         )
         tg.start_soon(self._listen, channel, session)
-        tg.start_soon(self._refresher)
+        tg.start_soon(self.listing.refetch, session)
         if isinstance(channel, StdioChannel):
             tg.start_soon(self._watch_process, channel)
-        if self.children is not None:
-            tg.start_soon(self.children.reap)
+        if self.leases.children is not None:
+            tg.start_soon(self.leases.children.reap)
 
     def _learn_era(self, session: UpstreamSession) -> None:
         """After a failed handshake under `auto`: a child that refused `initialize` for its
@@ -266,76 +242,19 @@ class Backend:
 
     async def _listen(self, channel: Channel, session: UpstreamSession) -> None:
         if is_modern(session.era):
-            await self._listen_modern(session)
+            await self.subscriptions.listen_modern(session, self.on_unsolicited)
             return
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._sync_legacy_subscriptions, session)
+            tg.start_soon(self.subscriptions.sync_legacy, session)
             try:
                 await channel.listen(session.headers_for("GET"))
             except SessionExpired:
                 self.lose("the backend forgot our session")
             tg.cancel_scope.cancel()
 
-    # -- subscriptions ------------------------------------------------------------------------
-
     def set_subscriptions(self, uris: frozenset[str]) -> None:
         """The upstream URIs clients want updates of now; applied in the background."""
-        if uris != self.subscriptions:
-            self.subscriptions = uris
-            self._subscriptions_changed.set()
-
-    def _can_subscribe(self, session: UpstreamSession) -> bool:
-        resources = session.capabilities.get("resources")
-        return isinstance(resources, dict) and bool(resources.get("subscribe"))
-
-    async def _sync_legacy_subscriptions(self, session: UpstreamSession) -> None:
-        """resources/subscribe and unsubscribe upstream until the set matches what clients want."""
-        applied: frozenset[str] = frozenset()
-        while True:
-            wanted = self.subscriptions if self._can_subscribe(session) else frozenset()
-            for method, uris in (
-                ("resources/subscribe", wanted - applied),
-                ("resources/unsubscribe", applied - wanted),
-            ):
-                for uri in sorted(uris):
-                    try:
-                        await session.request(method, {"uri": uri}, self.timeout)
-                    except BackendError as exc:
-                        log.warning("%s failed", method, extra={"server": self.server, "reason": exc.message})
-            applied = wanted
-            self._subscriptions_changed = anyio.Event()
-            if self.subscriptions != applied:
-                continue
-            await self._subscriptions_changed.wait()
-
-    async def _listen_modern(self, session: UpstreamSession) -> None:
-        """Hold a subscriptions/listen stream to a 2026-07-28 backend, re-opened when the resource
-        URIs change or the stream drops; its events take the same path as legacy ones."""
-        delay = 0.2
-        while True:
-            notifications: dict[str, Any] = {
-                flag: True for kind, flag in LIST_FLAGS.items() if kind in session.capabilities
-            }
-            if self.subscriptions and self._can_subscribe(session):
-                notifications["resourceSubscriptions"] = sorted(self.subscriptions)
-            if not notifications:
-                return
-            changed = self._subscriptions_changed = anyio.Event()
-            reply: Message | None = None
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(_cancel_when, changed, tg.cancel_scope)
-                try:
-                    reply = await session.listen(notifications, self.on_unsolicited)
-                except (BackendError, SessionExpired) as exc:
-                    log.debug("listen stream dropped", extra={"server": self.server, "reason": str(exc)})
-                tg.cancel_scope.cancel()
-            if reply is not None and (reply.get("error") or {}).get("code") == -32601:
-                return  # the backend has no listen streams
-            if not changed.is_set():
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            else:
-                delay = 0.2
+        self.subscriptions.want(uris)
 
     # -- traffic ------------------------------------------------------------------------------
 
@@ -344,76 +263,54 @@ class Backend:
         """The era the current upstream session speaks."""
         return self.session.era if self.session is not None else LEGACY
 
+    @asynccontextmanager
+    async def lease_for(self, client: Client | None) -> AsyncIterator[Lease]:
+        """The upstream session that serves `client` for one call (see router.upstream.leases);
+        None: no client in particular (the shared session). Fails at once, naming the server and
+        the next retry, while the instance is down."""
+        session = self.session
+        if session is None or self.state != "ready":
+            raise BackendUnreachable(self.server, self._down_reason())
+        async with self.leases.lease(self, session, client) as lease:
+            yield lease
+
     async def call(
         self,
         method: str,
         params: Mapping[str, Any] | None,
-        on_message: MessageHandler | None,
+        handler_for: HandlerFor | None = None,
         *,
+        client: Client | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
-        via: UpstreamSession | None = None,
         param_headers: Mapping[str, str] | None = None,
-        child: ChildSpec | None = None,
     ) -> Message:
-        """`headers` go with this request only (trace context, forwarded identity; HTTP only);
-        `timeout` (a tool's own) overrides the instance's; `param_headers` (a 2026-07-28 client's
-        `Mcp-Param-*`) go only to 2026-07-28 backends. The request goes on the shared session, or
-        on `via` (a client's own, see `session_for`), or on a child leased for `child` (a client's
-        capabilities, stdio backends)."""
-        session = self.session
-        if session is None or self.state != "ready":
-            raise BackendUnreachable(self.server, self._down_reason())
-        if child is not None and self.children is not None and not is_modern(session.era):
-            for attempt in range(2):
-                async with self.children.lease(child) as leased:
-                    if child.on_lease is not None:
-                        child.on_lease(leased)  # None: the main child, as for anyone else
-                    if leased is None:
-                        break
-                    # A child that dies fails only its own calls (the pool starts another); if it
-                    # died before the request reached it, another child takes the request.
-                    try:
-                        return await leased.request(
-                            method, params, timeout or self.timeout, on_message, headers=headers
-                        )
-                    except BackendUnreachable:
-                        if attempt or leased.channel.alive:
-                            raise
-        session = via or session
-        try:
-            return await session.request(
-                method,
-                params,
-                timeout or self.timeout,
-                on_message,
-                headers=headers,
-                param_headers=param_headers,
-            )
-        except BackendUnavailable as exc:
-            if not session.channel.alive or isinstance(exc, BackendUnreachable):
-                self.lose(exc.message)
-            raise
+        """One request on a lease for `client`; `handler_for(lease)` gives the handler for what the
+        backend sends during it (answers to its questions go on that lease). `headers` go with
+        this request only (trace context, forwarded identity; HTTP only); `timeout` (a tool's own)
+        overrides the instance's; `param_headers` (a 2026-07-28 client's `Mcp-Param-*`) go only to
+        2026-07-28 backends."""
+        for attempt in range(2):
+            async with self.lease_for(client) as lease:
+                on_message = handler_for(lease) if handler_for is not None else None
+                try:
+                    return await lease.request(
+                        method,
+                        params,
+                        timeout or self.timeout,
+                        on_message,
+                        headers=headers,
+                        param_headers=param_headers,
+                    )
+                except BackendUnreachable:
+                    # A child that died before the request reached it: another child takes it.
+                    if attempt or not lease.replaceable:
+                        raise
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
-    async def session_for(self, spec: VariantSpec) -> UpstreamSession | None:
-        """A client's own session on a legacy HTTP backend (opened on first use); None where the
-        shared session serves (stdio, 2026-07-28 backends, which read capabilities per request)."""
-        session = self.session
-        if self.variants is None or session is None or is_modern(session.era) or self.state != "ready":
-            return None
-        try:
-            return await self.variants.get(spec.key, spec.capabilities, spec.on_message)
-        except (BackendError, SessionExpired, OSError, TimeoutError) as exc:
-            reason = exc.message if isinstance(exc, BackendError) else str(exc) or type(exc).__name__
-            raise BackendUnavailable(
-                self.server, f"cannot open a session for this client: {reason}"
-            ) from None
-
-    async def drop_session_for(self, key: str) -> None:
-        if self.variants is not None:
-            await self.variants.drop(key)
-        if self.children is not None:
-            await self.children.forget(key)
+    async def forget_client(self, session_id: str) -> None:
+        """A client's session ended: close what this backend lent it."""
+        await self.leases.forget(session_id)
 
     def _down_reason(self) -> str:
         reason = self.last_error or "not connected yet"
@@ -422,33 +319,16 @@ class Backend:
 
     # -- definitions --------------------------------------------------------------------------
 
-    async def _fetch(self, methods: set[str]) -> Definitions:
-        session = self.session
-        assert session is not None
-        current = self.definitions or Definitions()
-        fields: dict[str, Any] = {
-            "tools": current.tools,
-            "prompts": current.prompts,
-            "resources": current.resources,
-            "resource_templates": current.resource_templates,
-        }
-        for method in methods:
-            capability, key, field = LISTS[method]
-            if capability in session.capabilities:
-                fields[field] = await self._list_all(session, method, key)
-        return Definitions(capabilities=session.capabilities, **fields)
-
-    async def _list_all(self, session: UpstreamSession, method: str, key: str) -> tuple[dict[str, Any], ...]:
-        return await list_all(session, method, key, self.timeout)
+    @property
+    def definitions(self) -> Definitions | None:
+        return self.listing.definitions
 
     async def on_unsolicited(self, message: Message) -> None:
         """What the backend says to everyone (list_changed, resource updates), wherever it came."""
         method = message.get("method")
-        if method in CHANGED:
-            self._dirty.update(CHANGED[method])
-            self._announced.add(method)
-            self._refresh_wanted.set()
-        elif "id" in message and method is not None:
+        if isinstance(method, str) and self.listing.heard(method):
+            return
+        if "id" in message and method is not None:
             await self.answer_request(message)
         elif self.on_notification is not None and method is not None:
             await self.on_notification(self, message)
@@ -456,66 +336,14 @@ class Backend:
     def refresh(self) -> None:
         """Refetch every list soon, as if the backend had announced a change another replica heard."""
         if self.state == "ready":
-            self._dirty.update(LISTS)
-            self._refresh_wanted.set()
+            self.listing.refresh()
 
     def take_announced(self) -> set[str]:
         """The list_changed notifications received since the last call, once refetched."""
-        if self._dirty:
-            return set()  # not refetched yet: announce with the rebuild that follows the refetch
-        announced, self._announced = self._announced, set()
-        return announced
+        return self.listing.take_announced()
 
     async def answer_request(self, message: Message) -> None:
         """A request the backend sent outside any call: ping is answered, the rest refused (no
         client to ask: the upstream session is shared by all of them)."""
-        if message["method"] == "ping":
-            await self.respond(message["id"], {"result": {}})
-        else:
-            error = {"code": -32601, "message": f"{message['method']} outside a call is not relayed"}
-            await self.respond(message["id"], {"error": error})
-
-    async def respond(self, request_id: Any, reply: Message, session: UpstreamSession | None = None) -> None:
-        """Send the answer (`{"result": ...}` or `{"error": ...}`) to a request the backend sent
-        (on `session` if it came on a variant)."""
-        session = session or self.session
-        if session is None:
-            return
-        message: Message = {"jsonrpc": "2.0", "id": request_id, **reply}
-        with contextlib.suppress(BackendError, SessionExpired):
-            await session.channel.notify(message, session.headers_for("response"))
-
-    async def _refresher(self) -> None:
-        """Coalesce bursts of list_changed into one refetch per list (a one-slot wake-up)."""
-        while True:
-            await self._refresh_wanted.wait()
-            self._refresh_wanted = anyio.Event()
-            methods, self._dirty = self._dirty, set()
-            try:
-                self.definitions = await self._fetch(methods)
-            except BackendError as exc:
-                log.warning(
-                    "refreshing definitions failed", extra={"server": self.server, "reason": exc.message}
-                )
-                continue
-            self.on_change(self)
-
-
-async def list_all(
-    session: UpstreamSession, method: str, key: str, timeout: float
-) -> tuple[dict[str, Any], ...]:
-    """Every item of one list, following the backend's cursors (bounded by MAX_PAGES)."""
-    items: list[dict[str, Any]] = []
-    cursor: str | None = None
-    for _ in range(MAX_PAGES):
-        reply = await session.request(method, {"cursor": cursor} if cursor else None, timeout)
-        result = reply.get("result")
-        if not isinstance(result, dict):
-            if reply.get("error", {}).get("code") == -32601:
-                return ()  # advertised but not implemented: treat as empty
-            raise BackendUnavailable(session.server, f"{method} failed: {reply.get('error')}")
-        items.extend(item for item in result.get(key, ()) if isinstance(item, dict))
-        cursor = result.get("nextCursor")
-        if not cursor:
-            break
-    return tuple(items)
+        if self.session is not None:
+            await Lease(self, self.session, "shared").answer_outside_call(message)

@@ -20,6 +20,9 @@ from router.errors import METHOD_NOT_FOUND
 
 Message = dict[str, Any]
 MessageHandler = Callable[[Message], Awaitable[None]]
+# A client's answer to what a backend says on that client's own upstream session outside any call:
+# a reply message for a request, None for a notification (delivered or dropped by the client's side).
+Outside = Callable[[Message], Awaitable[Message | None]]
 
 
 def refusal(method: str, problem: str) -> Message:

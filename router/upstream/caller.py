@@ -24,20 +24,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from router.errors import BackendError, BackendUnavailable, BackendUnreachable, CircuitOpen
+from router.upstream.backend import HandlerFor
 from router.upstream.balancer import Instance, choose
-from router.upstream.base import Message, MessageHandler
+from router.upstream.base import Message
 from router.upstream.breaker import BreakerBoard
+from router.upstream.leases import Client
 
 log = logging.getLogger("toolmesh.upstream")
 
 READS = frozenset({"prompts/get", "resources/read", "completion/complete"})
-HandlerFor = Callable[[Instance], MessageHandler | None]
-Prepare = Callable[[Instance], Awaitable[dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,14 +80,15 @@ class Caller:
         params: Mapping[str, Any] | None,
         *,
         tool: str | None = None,
+        client: Client | None = None,
         handler_for: HandlerFor | None = None,
         affinity: MutableMapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        param_headers: Mapping[str, str] | None = None,
         on_attempt: Callable[[Instance], None] | None = None,
-        prepare: Prepare | None = None,
     ) -> Message:
-        """`prepare(instance)` (the relay's) returns extra keyword arguments for that attempt's
-        `Backend.call`: a client's own upstream session there, headers only some eras take."""
+        """Each attempt goes on the instance's lease for `client` (`Backend.call`); `handler_for`
+        is given that lease and returns the handler for what the backend sends during the call."""
         instances = self._by_server.get(server, ())
         preferred = affinity.get(server) if affinity else None
         tried: list[Instance] = []
@@ -100,7 +101,9 @@ class Caller:
             if on_attempt is not None:
                 on_attempt(instance)
             try:
-                reply = await self._attempt(instance, method, params, tool, handler_for, headers, prepare)
+                reply = await self._attempt(
+                    instance, method, params, tool, client, handler_for, headers, param_headers
+                )
             except BackendError as exc:
                 failure = exc
                 if not isinstance(exc, BackendUnreachable) and not self.repeatable(instance, method, tool):
@@ -123,9 +126,10 @@ class Caller:
         method: str,
         params: Mapping[str, Any] | None,
         tool: str | None,
+        client: Client | None,
         handler_for: HandlerFor | None,
         headers: Mapping[str, str] | None,
-        prepare: Prepare | None = None,
+        param_headers: Mapping[str, str] | None,
     ) -> Message:
         policy = instance.backend.record.policy.tool(tool) if tool is not None else None
         timeout = policy.timeout if policy is not None else None
@@ -133,10 +137,14 @@ class Caller:
         instance.outstanding += 1
         try:
             with instance.breaker.guard():
-                handler = handler_for(instance) if handler_for is not None else None
-                extra = await prepare(instance) if prepare is not None else {}
                 return await instance.backend.call(
-                    method, params, handler, headers=headers, timeout=timeout, **extra
+                    method,
+                    params,
+                    handler_for,
+                    client=client,
+                    headers=headers,
+                    timeout=timeout,
+                    param_headers=param_headers,
                 )
         finally:
             instance.outstanding -= 1

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,15 +38,11 @@ from anyio.abc import TaskGroup
 
 from router.catalog.record import UpstreamProtocol
 from router.errors import BackendError, SessionExpired
-from router.upstream.base import Message, refusal
+from router.upstream.base import Message, Outside, refusal
 from router.upstream.session import UpstreamSession
 from router.upstream.stdio import StdioChannel
 
 log = logging.getLogger("toolmesh.upstream")
-
-# A client's answer to a request the server sent outside any call: a reply message for a request,
-# None for a notification (delivered or dropped by the client's side).
-Outside = Callable[[Message], Awaitable[Message | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +52,6 @@ class ChildSpec:
     client: str  # "" for a client without a session (2026-07-28), which owns no children
     capabilities: Mapping[str, Any]
     outside: Outside | None = None
-    # Told the leased session before the call goes out: answers to the call's questions go there
-    # (None: no child could be had and the call takes the main one).
-    on_lease: Callable[[UpstreamSession | None], None] | None = None
 
     @property
     def owner(self) -> str | None:

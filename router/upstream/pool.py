@@ -145,6 +145,11 @@ class BackendPool:
             raise self.caller.none_available(server, ())
         return instance.backend
 
+    async def forget_client(self, session_id: str) -> None:
+        """A client's session ended: every backend closes what it lent that client."""
+        for backend in list(self.backends.values()):
+            await backend.forget_client(session_id)
+
     # -- index --------------------------------------------------------------------------------
 
     def _on_backend_change(self, backend: Backend) -> None:

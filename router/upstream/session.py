@@ -254,6 +254,12 @@ class UpstreamSession:
             message["params"] = dict(params)
         await self.channel.notify(message, self.headers_for(method))
 
+    async def respond(self, request_id: Any, reply: Message) -> None:
+        """Answer (`{"result": ...}` or `{"error": ...}`) a request the backend sent on this session."""
+        message: Message = {"jsonrpc": "2.0", "id": request_id, **reply}
+        with contextlib.suppress(BackendError, SessionExpired):
+            await self.channel.notify(message, self.headers_for("response"))
+
     def headers_for(self, method: str) -> dict[str, str]:
         return routing_headers(method) if is_modern(self.era) else self._legacy_headers
 

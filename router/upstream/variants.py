@@ -22,20 +22,11 @@ import anyio
 from anyio.abc import TaskGroup
 
 from router.errors import BackendError, SessionExpired
-from router.upstream.base import MessageHandler
+from router.upstream.base import Message, Outside
 from router.upstream.http import HttpChannel
 from router.upstream.session import UpstreamSession
 
 log = logging.getLogger("toolmesh.upstream")
-
-
-@dataclass(frozen=True, slots=True)
-class VariantSpec:
-    """Which variant a call wants: its key, the capabilities to declare, where stray messages go."""
-
-    key: str
-    capabilities: Mapping[str, Any]
-    on_message: MessageHandler
 
 
 @dataclass(eq=False)
@@ -65,26 +56,24 @@ class Variants:
     def __len__(self) -> int:
         return len(self._variants)
 
-    async def get(
-        self, key: str, capabilities: Mapping[str, Any], on_message: MessageHandler
-    ) -> UpstreamSession:
+    async def get(self, key: str, capabilities: Mapping[str, Any], outside: Outside) -> UpstreamSession:
+        """The session kept under `key` (opened on first use); what the backend asks or says on it
+        outside any call goes to `outside`, and its answer back on that session."""
         variant = self._variants.get(key)
         if variant is not None:
             return variant.session
         async with self._lock:
             variant = self._variants.get(key)
             if variant is None:
-                variant = await self._open(capabilities, on_message)
+                variant = await self._open(capabilities, outside)
                 self._variants[key] = variant
         return variant.session
 
-    async def _open(self, capabilities: Mapping[str, Any], on_message: MessageHandler) -> Variant:
+    async def _open(self, capabilities: Mapping[str, Any], outside: Outside) -> Variant:
         tg = self._tg
         if tg is None:
             raise RuntimeError("variants used before the backend connected")
         channel = HttpChannel(self.server, self.url, self.headers, self.connect_timeout)
-        channel.on_unsolicited = on_message
-        await channel.open(tg)
         session = UpstreamSession(
             self.server,
             channel,
@@ -92,6 +81,14 @@ class Variants:
             capabilities=capabilities,
             connect_timeout=self.connect_timeout,
         )
+
+        async def stray(message: Message) -> None:
+            reply = await outside(message)
+            if reply is not None:
+                await session.respond(message["id"], reply)
+
+        channel.on_unsolicited = stray
+        await channel.open(tg)
         try:
             await session.connect()
         except BaseException:

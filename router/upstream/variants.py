@@ -6,7 +6,7 @@ declared, and they ask their client things outside any call (roots `list` after 
 `roots/list_changed`, say), which only makes sense if "their client" is one client. For such a
 client the router opens a session of its own (a variant) that declares exactly that client's
 capabilities and whose stray messages go to a handler for that client. Variants live as long as
-the backend's connection, or until `drop(key)`; they are keyed by an opaque string (the relay
+the backend's connection, or until `drop(key)`; they are keyed by an opaque string (`leases.py`
 uses the client's session id), so this layer knows nothing of clients.
 """
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import secrets
 import statistics
@@ -113,21 +114,22 @@ async def first_call(
 async def delivery(nats_url: str, count: int) -> list[float]:
     import anyio
 
-    from router.state.bus import NatsBus
-    from router.state.nats_link import NatsLink
+    from router.cluster.bus import NatsBus
+    from router.cluster.link import NatsLink
+    from router.cluster.sessions import NatsSessionStore
     from router.state.sessions import SessionIds, SessionRecord
-    from router.state.shared_sessions import NatsSessionStore
 
     ids = SessionIds(bytes.fromhex(KEY))
     samples: list[float] = []
-    async with anyio.create_task_group() as tg:
+    async with contextlib.AsyncExitStack() as running:
         parts = []
         for _ in range(2):
             link = NatsLink(nats_url, prefix="benchdelivery")
             store = NatsSessionStore(link, ids, idle_timeout=600)
-            await tg.start(link.run)
-            tg.start_soon(store.run)
-            parts.append((link, store, NatsBus(store, link)))
+            bus = NatsBus(store, link)
+            for service in (store, bus, link):
+                await running.enter_async_context(service)
+            parts.append((link, store, bus))
         for _, store, _ in parts:
             await store.ready.wait()
         (_, store_a, bus_a), (_, store_b, bus_b) = parts
@@ -148,7 +150,6 @@ async def delivery(nats_url: str, count: int) -> list[float]:
             await bus_a.deliver(record.id, message)
             await inbox.receive()
             samples.append(time.perf_counter() - started)
-        tg.cancel_scope.cancel()
     return samples[100:]
 
 

@@ -378,17 +378,18 @@ async def global_limit(tmp: Path, windows: int, per_10s: int) -> dict[str, Any]:
 
 async def check_cost(tmp: Path, samples: int) -> dict[str, Any]:
     from router.catalog.server_rules import LimitRule
+    from router.cluster.link import NatsLink
+    from router.cluster.ratelimit import NatsRateStore
     from router.guard.ratelimit import MemoryRateStore, RateLimiter
-    from router.guard.ratelimit_nats import NatsRateStore
-    from router.state.nats_link import NatsLink
 
     result: dict[str, Any] = {}
     rule = LimitRule(rate=1_000_000, period=1, burst=1_000_000, per=("agent",))
     with Processes(tmp / "logs-check", ROOT) as procs, nats_server(procs, tmp) as (nats_url, _):
         link = NatsLink(nats_url)
         store = NatsRateStore(link)
-        link.listeners.append(store.on_link)
-        link_task = asyncio.ensure_future(link.run())
+        running = contextlib.AsyncExitStack()
+        await running.enter_async_context(store)
+        await running.enter_async_context(link)
         for _ in range(200):  # the link connects and opens the bucket in the background
             if not store.degraded:
                 break
@@ -403,9 +404,7 @@ async def check_cost(tmp: Path, samples: int) -> dict[str, Any]:
                 await asyncio.sleep(0)
             result[f"check_{name}_p50_us"] = round(statistics.median(timings), 2)
             result[f"check_{name}_p99_us"] = round(percentile(timings, 0.99), 2)
-        link_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await link_task
+        await running.aclose()
 
         # One router, two names for the same backend: one limited (NATS store), one not. The
         # difference between their calls is the check and nothing else.

@@ -1,19 +1,31 @@
 """Turns settings into the router's parts: which identity checks, policy and catalog sources,
-and audit sinks a replica runs with. Kept apart from `app.py` so that file shows how the parts
-fit together, not how each is configured; implementations are imported only when used.
+audit sinks and shared state a replica runs with. Kept apart from `app.py` so that file shows how
+the parts fit together, not how each is configured. Implementations are picked by name from the
+tables in `router/seams.py` and imported only when used.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
+from router.catalog.record import BackendRecord
 from router.catalog.sources.base import CatalogSource
 from router.catalog.sources.registry import RegistrySource
+from router.catalog.sources.static import StaticFileSource
 from router.guard.identity import Authenticator, KeyStore
 from router.guard.policy_sources import FilePolicySource, KeyPolicySource, PolicySource
-from router.observe.audit import FileSink, NatsSink, Publisher, Sink, StreamSink
+from router.guard.ratelimit import MemoryRateStore
+from router.observe.audit import Publisher, Sink
 from router.observe.metrics import Metrics
+from router.seams import AUDIT_SINKS, KV_STORES, REGISTRIES, SHARED_STATE, Host, SharedState, load
+from router.server.events import EventStore
 from router.settings import RouterSettings
+from router.state.bus import LocalBus
+from router.state.sessions import MemorySessionStore, SessionIds
+from router.upstream.backend import Backend
+from router.upstream.base import Message
+from router.upstream.caller import CallSettings
 
 log = logging.getLogger("toolmesh.router")
 
@@ -47,18 +59,51 @@ def authenticator_from(settings: RouterSettings) -> Authenticator:
     )
 
 
+def call_settings_from(settings: RouterSettings) -> CallSettings:
+    s = settings
+    return CallSettings(
+        max_concurrency=s.max_concurrency,
+        max_queue=s.max_queue,
+        queue_timeout=s.queue_timeout,
+        max_attempts=s.max_attempts,
+        breaker_failures=s.breaker_failures,
+        breaker_reset=s.breaker_reset,
+    )
+
+
+def backend_factory(
+    settings: RouterSettings, on_notification: Callable[[Backend, Message], Awaitable[None]]
+) -> Callable[[BackendRecord, Callable[[Backend], None]], Backend]:
+    """How the pool makes a backend for a catalog record, with the upstream settings."""
+    s = settings
+
+    def make_backend(record: BackendRecord, on_change: Callable[[Backend], None]) -> Backend:
+        return Backend(
+            record,
+            request_timeout=s.request_timeout,
+            connect_timeout=s.connect_timeout,
+            reconnect_min=s.reconnect_min,
+            reconnect_max=s.reconnect_max,
+            protocol=s.upstream_protocol,
+            on_change=on_change,
+            on_notification=on_notification,
+            stdio_variants=s.stdio_variants,
+            stdio_variant_idle=s.stdio_variant_idle,
+        )
+
+    return make_backend
+
+
 def policy_sources_from(settings: RouterSettings) -> list[PolicySource]:
     sources: list[PolicySource] = []
     if settings.policy_file is not None:
         sources.append(FilePolicySource(settings.policy_file, settings.policy_poll_interval))
     if settings.policy_consul_key is not None:
-        from router.kv.consul import ConsulKV
-
-        sources.append(KeyPolicySource(ConsulKV(settings.policy_consul_url), settings.policy_consul_key))
+        consul = load(KV_STORES, "consul")(settings.policy_consul_url)
+        sources.append(KeyPolicySource(consul, settings.policy_consul_key))
     if settings.policy_etcd_key is not None:
-        from router.kv.etcd import EtcdKV
-
-        sources.append(KeyPolicySource(EtcdKV(settings.policy_etcd_endpoint), settings.policy_etcd_key))
+        etcd = load(KV_STORES, "etcd")(settings.policy_etcd_endpoint)
+        sources.append(KeyPolicySource(etcd, settings.policy_etcd_key))
     return sources
 
 
@@ -66,42 +111,71 @@ def audit_sinks_from(settings: RouterSettings, publisher: Publisher | None) -> l
     sinks: list[Sink] = []
     for name in dict.fromkeys(settings.audit_sink):
         if name == "stdout":
-            sinks.append(StreamSink())
+            sinks.append(load(AUDIT_SINKS, name)())
         elif name == "file" and settings.audit_file is not None:
-            sinks.append(FileSink(settings.audit_file))
+            sinks.append(load(AUDIT_SINKS, name)(settings.audit_file))
         elif name == "nats":
             if publisher is None:
                 log.warning("audit sink `nats` needs a NATS connection; set `nats` to use it")
             else:
-                sinks.append(NatsSink(publisher, settings.audit_nats_subject))
+                sinks.append(load(AUDIT_SINKS, name)(publisher, settings.audit_nats_subject))
     return sinks
 
 
-def registry_sources_from(settings: RouterSettings, metrics: Metrics) -> list[CatalogSource]:
-    """A source per registry named in the settings; implementations are imported only if used."""
+def catalog_sources_from(settings: RouterSettings, metrics: Metrics) -> list[CatalogSource]:
+    """The static file (if any), then a source per registry named in the settings."""
     sources: list[CatalogSource] = []
+    if settings.config:
+        sources.append(StaticFileSource(settings.config, settings.catalog_poll_interval))
     if settings.consul:
-        from router.catalog.sources.consul import ConsulRegistry
-
+        consul = load(REGISTRIES, "consul")
         url, service, wait = settings.consul, settings.consul_service, settings.registry_wait
         sources.append(
             RegistrySource(
-                lambda: ConsulRegistry(url, service=service, wait=wait),
+                lambda: consul(url, service=service, wait=wait),
                 "consul",
                 backoff_max=settings.registry_backoff_max,
                 on_health=metrics.source_up.labels("consul").set,
             )
         )
     if settings.etcd:
-        from router.catalog.sources.etcd import EtcdRegistry
-
+        etcd = load(REGISTRIES, "etcd")
         etcd_url, prefix = settings.etcd, settings.etcd_prefix
         sources.append(
             RegistrySource(
-                lambda: EtcdRegistry(etcd_url, prefix=prefix),
+                lambda: etcd(etcd_url, prefix=prefix),
                 "etcd",
                 backoff_max=settings.registry_backoff_max,
                 on_health=metrics.source_up.labels("etcd").set,
             )
         )
     return sources
+
+
+def shared_state_from(
+    settings: RouterSettings,
+    host: Host,
+    *,
+    ids: SessionIds,
+    events: EventStore,
+    replica: str,
+    metrics: Metrics,
+) -> SharedState:
+    """In-memory state, or (with `nats`) the state replicas share (`router/cluster/`)."""
+    build = load(SHARED_STATE, "nats" if settings.nats else "memory")
+    state: SharedState = build(settings, host, ids=ids, events=events, replica=replica, metrics=metrics)
+    return state
+
+
+def memory_state(
+    settings: RouterSettings,
+    host: Host,
+    *,
+    ids: SessionIds,
+    events: EventStore,
+    replica: str,
+    metrics: Metrics,
+) -> SharedState:
+    """One replica: sessions, delivery and rate-limit buckets in this process; nothing to run."""
+    sessions = MemorySessionStore(ids, on_delete=lambda record: host.session_ended(record.id))
+    return SharedState(sessions=sessions, bus=LocalBus(sessions), rate_store=MemoryRateStore())

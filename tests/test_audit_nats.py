@@ -12,7 +12,8 @@ import anyio
 import nats
 import pytest
 
-from router.observe.audit import AuditLog, FileSink, NatsSink
+from router.cluster.audit import NatsSink
+from router.observe.audit import AuditLog, FileSink
 from router.up.processes import ManagedProcess, free_port
 
 pytestmark = pytest.mark.anyio
@@ -54,14 +55,12 @@ async def test_records_are_published_on_the_subject(tmp_path: Path) -> None:
                 arguments=True,
                 redact=["password"],
             )
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(log.run)
+            async with log:
                 for n in range(3):
                     record(log, f"beta__echo{n}", {"text": "hi", "password": "hunter2"})
                 with anyio.fail_after(10):
                     while len(received) < 3:
                         await anyio.sleep(0.05)
-                tg.cancel_scope.cancel()
             await subscription.unsubscribe()
         finally:
             await connection.close()

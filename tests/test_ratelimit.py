@@ -21,10 +21,10 @@ from nats.js.errors import NoKeysError
 
 from router.catalog.config_file import parse_catalog
 from router.catalog.server_rules import LimitRule
+from router.cluster.link import NatsLink
+from router.cluster.ratelimit import NatsRateStore
 from router.errors import ConfigError, RateLimited
 from router.guard.ratelimit import MemoryRateStore, RateLimiter, gcra
-from router.guard.ratelimit_nats import NatsRateStore
-from router.state.nats_link import NatsLink
 from tests.conftest import RouterHandle, run_router
 from tests.support.cluster import NatsServer, nats_server
 from tests.support.mcpcall import call_tool
@@ -128,10 +128,10 @@ async def test_three_stores_sharing_nats_admit_the_global_limit(nats_js: NatsSer
     links = [NatsLink(nats_js.url) for _ in range(3)]
     stores = [NatsRateStore(link, heartbeat=0.2) for link in links]
     admitted = [0, 0, 0]
-    async with anyio.create_task_group() as links_running:
+    async with contextlib.AsyncExitStack() as running:
         for link, store in zip(links, stores, strict=True):
-            link.listeners.append(store.on_link)
-            await links_running.start(link.run)
+            await running.enter_async_context(store)
+            await running.enter_async_context(link)
         with anyio.fail_after(10):
             while any(store.degraded for store in stores):
                 await anyio.sleep(0.05)
@@ -149,7 +149,6 @@ async def test_three_stores_sharing_nats_admit_the_global_limit(nats_js: NatsSer
                 for _ in range(4):
                     tg.start_soon(hammer, index, started + 2.0)
         elapsed = time.monotonic() - started
-        links_running.cancel_scope.cancel()
     allowed = rule.capacity + rule.rate * elapsed
     assert allowed * 0.85 <= sum(admitted) <= allowed + 3, (admitted, allowed)
     assert all(count > 0 for count in admitted), admitted
@@ -163,14 +162,11 @@ async def a_store(kind: str, nats_url: str) -> AsyncIterator[MemoryRateStore | N
         return
     link = NatsLink(nats_url)
     store = NatsRateStore(link, heartbeat=0.2)
-    link.listeners.append(store.on_link)
-    async with anyio.create_task_group() as tg:
-        await tg.start(link.run)
+    async with store, link:
         with anyio.fail_after(10):
             while store.degraded:
                 await anyio.sleep(0.05)
         yield store
-        tg.cancel_scope.cancel()
 
 
 @pytest.mark.parametrize("kind", ["memory", "nats"])

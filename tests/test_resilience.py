@@ -172,19 +172,19 @@ async def test_a_non_idempotent_call_that_was_sent_is_never_retried(tmp_path: Pa
 
 async def test_breaker_transitions_reach_other_replicas_as_hints(tmp_path: Path) -> None:
     """Two replicas' boards on one real NATS: an open on one makes the other prefer siblings."""
-    from router.state.nats_link import NatsLink
+    from router.cluster.hints import NatsHints
+    from router.cluster.link import NatsLink
     from router.upstream.breaker import BreakerBoard
-    from router.upstream.hints_nats import NatsHints
     from tests.support.cluster import nats_server
 
     with nats_server(tmp_path) as server:
         links = [NatsLink(server.url), NatsLink(server.url)]
         buses = [NatsHints(link) for link in links]
         boards = [BreakerBoard(bus) for bus in buses]
-        async with anyio.create_task_group() as tg:
+        async with contextlib.AsyncExitStack() as running:
             for link, bus in zip(links, buses, strict=True):
-                link.listeners.append(bus.on_link)
-                await tg.start(link.run)
+                await running.enter_async_context(bus)
+                await running.enter_async_context(link)
             with anyio.fail_after(10):
                 while not all(bus._subscribed for bus in buses):
                     await anyio.sleep(0.05)
@@ -197,7 +197,6 @@ async def test_breaker_transitions_reach_other_replicas_as_hints(tmp_path: Path)
             with anyio.fail_after(5):
                 while boards[1].hinted_open("svc", "i1"):
                     await anyio.sleep(0.02)
-            tg.cancel_scope.cancel()
 
 
 async def test_concurrency_slots_queue_then_refuse() -> None:

@@ -12,18 +12,18 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
 import pytest
 
+from router.cluster.bus import NatsBus
+from router.cluster.link import NatsLink
+from router.cluster.sessions import NatsSessionStore
+from router.cluster.updates import Copies
 from router.errors import RPCError
-from router.state.bus import NatsBus
-from router.state.nats_link import NatsLink
 from router.state.sessions import SessionIds, SessionRecord
-from router.state.shared_sessions import NatsSessionStore
-from router.state.updates import Copies
 from tests.support.cluster import NatsServer, nats_server
 
 pytestmark = pytest.mark.anyio
@@ -36,6 +36,7 @@ class Replica:
     link: NatsLink
     store: NatsSessionStore
     bus: NatsBus
+    ended: list[str] = field(default_factory=list)  # sessions the store heard end elsewhere
 
 
 @pytest.fixture
@@ -47,23 +48,27 @@ def nats(tmp_path: Path) -> Iterator[NatsServer]:
 @pytest.fixture
 async def replicas(nats: NatsServer) -> AsyncIterator[list[Replica]]:
     async with AsyncExitStack() as stack:
-        tg = await stack.enter_async_context(anyio.create_task_group())
-        group = []
+        group: list[Replica] = []
         for _ in range(3):
             link = NatsLink(
                 nats.url, prefix=f"t{secrets.token_hex(2)}" if not group else group[0].link.prefix
             )
-            store = NatsSessionStore(link, SessionIds(KEY), idle_timeout=60)
-            bus = NatsBus(store, link)
-            store.on_ended.append(bus.session_ended)
-            await tg.start(link.run)
-            tg.start_soon(store.run)
-            group.append(Replica(link, store, bus))
+            holder: list[Replica] = []
+
+            async def on_ended(session_id: str, holder: list[Replica] = holder) -> None:
+                holder[0].ended.append(session_id)
+                await holder[0].bus.session_ended(session_id)
+
+            store = NatsSessionStore(link, SessionIds(KEY), idle_timeout=60, on_ended=[on_ended])
+            replica = Replica(link, store, NatsBus(store, link))
+            holder.append(replica)
+            for service in (store, replica.bus, link):  # the link last: its first "up" reaches both
+                await stack.enter_async_context(service)
+            group.append(replica)
         with anyio.fail_after(5):
             for replica in group:
                 await replica.store.ready.wait()
         yield group
-        tg.cancel_scope.cancel()
 
 
 async def _new_session(replica: Replica) -> str:
@@ -164,8 +169,8 @@ async def test_a_save_racing_a_delete_elsewhere_does_not_bring_the_session_back(
     assert on_b is not None
     assert b.store._watch_scope is not None
     b.store._watch_scope.cancel()
-    ended: list[str] = []
-    b.store.on_ended.append(lambda sid: _note(ended, sid))
+    ended = b.ended
+    ended.clear()
     assert await c.store.delete(session_id)
     on_b.record.log_level = "info"
     await b.store.save(on_b)
@@ -204,12 +209,11 @@ async def test_a_record_that_aged_out_during_an_outage_is_written_anew(nats: Nat
     """The bucket forgets a record nobody rewrote within the idle timeout (no delete marker):
     that is not an ending, so the replica still serving the session writes it again."""
     link = NatsLink(nats.url, prefix=f"t{secrets.token_hex(2)}")
-    store = NatsSessionStore(link, SessionIds(KEY), idle_timeout=1.0)
     ended: list[str] = []
-    store.on_ended.append(lambda sid: _note(ended, sid))
-    async with anyio.create_task_group() as tg:
-        await tg.start(link.run)
-        tg.start_soon(store.run)
+    store = NatsSessionStore(
+        link, SessionIds(KEY), idle_timeout=1.0, on_ended=[lambda sid: _note(ended, sid)]
+    )
+    async with store, link:
         with anyio.fail_after(5):
             await store.ready.wait()
         session_id = store.ids.new()
@@ -221,7 +225,6 @@ async def test_a_record_that_aged_out_during_an_outage_is_written_anew(nats: Nat
         await store.save(session)
         assert await _in_bucket(replica, session_id)
         assert ended == [] and store.get(session_id) is session and store.unsynced == 0
-        tg.cancel_scope.cancel()
 
 
 def test_session_ids_are_signed_with_the_cluster_key() -> None:
@@ -252,8 +255,6 @@ def test_nats_settings_are_checked_with_a_clear_message(monkeypatch: pytest.Monk
 
 async def test_a_newer_stream_on_another_replica_closes_the_older_one(replicas: list[Replica]) -> None:
     a, b, c = replicas
-    for replica in replicas:
-        await replica.bus.start(True)
     session_id = await _new_session(a)
     on_a, on_b = a.store.get(session_id), await b.store.load(session_id)
     assert on_a is not None and on_b is not None
@@ -277,8 +278,6 @@ async def test_stream_claims_do_not_trust_clocks(
 ) -> None:
     """The newer stream wins even when the older one's replica has a clock an hour ahead."""
     a, b, _ = replicas
-    for replica in replicas:
-        await replica.bus.start(True)
     session_id = await _new_session(a)
     on_a, on_b = a.store.get(session_id), await b.store.load(session_id)
     assert on_a is not None and on_b is not None

@@ -9,7 +9,7 @@ the 2025 era — is recorded only as a short hash.
 `AuditLog.record()` never blocks and never fails a request: records go into a bounded buffer that
 a background task drains in batches to every sink; if the sinks fall behind, records are dropped
 and counted (`toolmesh_audit_dropped_total`). Sinks: JSON lines on stdout or in a file (written
-from a worker thread), and a NATS subject through any object with `async publish(subject, data)`.
+from a worker thread), and a NATS subject (router/cluster/audit.py) through any object with `async publish(subject, data)`.
 """
 
 from __future__ import annotations
@@ -18,13 +18,16 @@ import hashlib
 import logging
 import sys
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
 import orjson
+from anyio.abc import TaskGroup
+
+from router.lifecycle import Service
 
 log = logging.getLogger("toolmesh.audit")
 
@@ -41,7 +44,8 @@ class Sink(Protocol):
 
 
 class Publisher(Protocol):
-    """What the NATS sink needs from a connection (state/nats_link.py `NatsLink`, nats-py's `Client`)."""
+    """What the NATS sink (router/cluster/audit.py) needs from a connection: the router's
+    `NatsLink`, or nats-py's `Client`."""
 
     async def publish(self, subject: str, payload: bytes) -> object: ...
 
@@ -74,25 +78,16 @@ class FileSink:
             file.write(data)
 
 
-class NatsSink:
-    name = "nats"
+class AuditLog(Service):
+    """Runs as a service (`async with`): drains the buffer in the background, flushes on leaving."""
 
-    def __init__(self, publisher: Publisher, subject: str) -> None:
-        self.publisher, self.subject = publisher, subject
-
-    async def write(self, lines: list[bytes]) -> None:
-        for line in lines:
-            await self.publisher.publish(self.subject, line)
-
-
-class AuditLog:
     def __init__(
         self,
         sinks: Iterable[Sink],
         *,
         arguments: bool = False,
         redact: Iterable[str] = (),
-        on_drop: Any = None,
+        on_drop: Callable[[], None] | None = None,
     ) -> None:
         self.sinks = list(sinks)
         self.arguments = arguments
@@ -164,17 +159,22 @@ class AuditLog:
             return [self._redacted(item) for item in value]
         return value
 
-    async def run(self) -> None:
+    async def start(self, tg: TaskGroup) -> None:
+        if self.enabled:
+            tg.start_soon(self._drain)
+
+    async def stop(self) -> None:
+        """What is still buffered gets two more seconds to reach the sinks."""
+        with anyio.move_on_after(2):
+            await self.flush()
+
+    async def _drain(self) -> None:
         """Drain the buffer to every sink until cancelled; a failing sink is logged, not fatal."""
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake = anyio.Event()
-                await anyio.sleep(BATCH_DELAY)  # let a burst gather: one write per batch, not per call
-                await self.flush()
-        finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
-                await self.flush()
+        while True:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            await anyio.sleep(BATCH_DELAY)  # let a burst gather: one write per batch, not per call
+            await self.flush()
 
     async def flush(self) -> None:
         while self._buffer:

@@ -14,11 +14,11 @@ an error on its behalf.
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from router.eras import is_modern
 from router.errors import INVALID_PARAMS, RPCError
-from router.state.bus import ClientBus
 from router.upstream.base import Message, refusal
 
 if TYPE_CHECKING:
@@ -62,10 +62,25 @@ def untied(params: Any) -> Any:
     }
 
 
+class Requests(Protocol):
+    """What relay needs of the client bus (`state/bus.py` `ClientBus`): a message to a client,
+    and a request to it, answered. A protocol here, so relay does not import the layer above."""
+
+    async def deliver(self, session_id: str, message: Message) -> bool: ...
+
+    async def request(
+        self,
+        session_id: str,
+        message: Message,
+        timeout: float,
+        via: Callable[[Message], Awaitable[None]] | None = None,
+    ) -> Message: ...
+
+
 class Asker:
     """Puts a server-to-client request before a legacy client and waits for its reply."""
 
-    def __init__(self, bus: ClientBus, timeout: float) -> None:
+    def __init__(self, bus: Requests, timeout: float) -> None:
         self.bus = bus
         self.timeout = timeout
 

@@ -36,7 +36,7 @@ from router.relay.asking import Asker
 from router.relay.call_relay import LOG_LEVELS, CallRelay
 from router.relay.context import CallContext, Result
 from router.relay.cursors import CursorCodec
-from router.relay.era_bridge import EraBridge
+from router.relay.era_bridge import EraBridge, ForwardParked
 from router.relay.parking import Parking, StateCodec
 from router.upstream.base import Message, MessageHandler, Outside
 from router.upstream.leases import Client, Lease
@@ -88,16 +88,20 @@ class Dispatcher:
         asker: Asker | None = None,
         parking: Parking | None = None,
         on_subscriptions: Callable[[], None] | None = None,
+        limiter: Limiter | None = None,
+        forward_parked: ForwardParked | None = None,
     ) -> None:
+        """`forward_parked` (with shared state) carries a retry of a call parked on another
+        replica there; see `EraBridge`."""
         self.pool = pool
         self.forward_identity = forward_identity
-        self.limiter: Limiter | None = None
+        self.limiter = limiter
         self.cursors = cursors
         self.page_size = page_size
         self.list_ttl_ms = list_ttl_ms
         self.asker = asker
         # Only with parking: how 2026-07-28 clients use legacy backends that ask questions.
-        self.bridge = EraBridge(pool, parking) if parking is not None else None
+        self.bridge = EraBridge(pool, parking, forward_parked) if parking is not None else None
         self.on_subscriptions = on_subscriptions
         self._progress_ids = itertools.count(1)
         # Where backends' questions to clients are answered (see `run`); None until it runs.

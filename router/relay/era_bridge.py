@@ -5,7 +5,7 @@ session; a 2026-07-28 client has no session and expects an `input_required` resu
 retrying with `inputResponses` and `requestState`. So the bridge parks the upstream call (see
 `parking.py`), turns the questions it asks into an input-required result, and on the retry hands
 the answers to the call still waiting upstream. A retry that lands on another replica is carried
-to the one holding the call by `forward_parked` (state/parked_link.py) when replicas share state.
+to the one holding the call by `forward_parked` (router/cluster/parked.py) when replicas share state.
 """
 
 from __future__ import annotations
@@ -29,11 +29,13 @@ ForwardParked = Callable[[str, str, dict[str, Any], CallContext], Awaitable[Mess
 
 
 class EraBridge:
-    def __init__(self, pool: BackendPool, parking: Parking) -> None:
+    def __init__(
+        self, pool: BackendPool, parking: Parking, forward_parked: ForwardParked | None = None
+    ) -> None:
         self.pool = pool
         self.parking = parking
         # With shared state: carries a retry of a call parked on another replica there.
-        self.forward_parked: ForwardParked | None = None
+        self.forward_parked = forward_parked
 
     async def start(
         self,

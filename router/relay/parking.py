@@ -81,7 +81,7 @@ class ParkedCall:
 
 
 class ParkedElsewhere(RPCError):
-    """The call was parked by another replica: forward the retry there (state/parked_link.py),
+    """The call was parked by another replica: forward the retry there (cluster/parked.py),
     or, if that is not possible, tell the client to start over (retryable)."""
 
     def __init__(self, replica: str) -> None:

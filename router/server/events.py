@@ -11,7 +11,8 @@ request again (not 404, which would tell it that its session is gone).
 
 With replicas (`replica` given) a stream id starts with the replica that keeps its events,
 `<replica>.<random>`, so event ids are `<replica>.<random>.<seq>`: a resumption that reaches
-another replica knows where to fetch them (router/state/events_link.py).
+another replica knows where to fetch them: from `RemoteEvents`, which `router/cluster/events.py`
+implements over NATS (this module names only the protocol, so the server never imports cluster).
 """
 
 from __future__ import annotations
@@ -19,12 +20,50 @@ from __future__ import annotations
 import itertools
 import secrets
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Protocol, Self
 
 import anyio
 
 _STREAM_PREFIX = secrets.token_urlsafe(6)
 _stream_numbers = itertools.count(1)
+
+GONE = (
+    "the router replica that held this stream is gone, and the events it kept with it; "
+    "the request's outcome is unknown: send it again"
+)
+UNKNOWN = "Unknown or expired Last-Event-ID: send the request again"
+# (event id, data) to write, or None for a keepalive
+Write = Callable[[str | None, bytes], Awaitable[None]]
+
+
+class ResumeRefused(Exception):
+    """Why a resumption cannot be served, as the HTTP status and message the client gets."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Replay(Protocol):
+    """A stream another replica keeps, followed from here until its response (or silence)."""
+
+    async def follow(self, write: Write) -> None: ...
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+
+class RemoteEvents(Protocol):
+    """Streams whose events another replica keeps (the replica named in the event id)."""
+
+    async def open(self, keeper: str, session_id: str, last_event_id: str) -> Replay:
+        """The stream after `last_event_id`; `ResumeRefused` if it cannot be had."""
+        ...
 
 
 @dataclass(eq=False)

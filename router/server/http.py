@@ -17,7 +17,7 @@ the spec: 400 malformed, 404 unknown session or (2026) unknown method, 405 GET/D
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
@@ -37,7 +37,7 @@ from router.server.admission import (
     sends_json,
 )
 from router.server.calls import Calls
-from router.server.events import EventStore
+from router.server.events import EventStore, RemoteEvents
 from router.server.replies import Receive, Scope, Send, decoded_headers, read_body, send_error, send_plain
 from router.server.security import OriginPolicy
 from router.server.session_era import SessionEra
@@ -46,9 +46,6 @@ from router.server.stateless_era import StatelessEra
 from router.state.bus import ClientBus, LocalBus, MayRead
 from router.state.listeners import ListenStreams
 from router.state.sessions import SessionStore
-
-if TYPE_CHECKING:
-    from router.state.events_link import SharedEvents
 
 
 class McpEndpoint:
@@ -72,7 +69,7 @@ class McpEndpoint:
         trace: bool = True,
         listen_streams: ListenStreams | None = None,
         events: EventStore | None = None,
-        shared_events: SharedEvents | None = None,
+        remote_events: RemoteEvents | None = None,
         retry_ms: int = 1000,
         resumable_streams: bool = True,
     ) -> None:
@@ -93,7 +90,7 @@ class McpEndpoint:
             resumable_streams=resumable_streams,
         )
         self.stateless_era = StatelessEra(self.calls, dispatcher, self.listen_streams)
-        self.streams = SessionStreams(self.session_era, bus, events, shared_events)
+        self.streams = SessionStreams(self.session_era, bus, events, remote_events)
         self.bus = bus
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

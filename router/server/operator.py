@@ -1,22 +1,53 @@
 """What operators see of a replica: `/readyz` (is it ready, and why each backend is or is not
 serving) and `/admin/` (catalog, instances, sessions, policy; read-only, never a secret).
 
-Functions over the Router rather than its methods, so `app.py` stays about how the parts fit.
+Functions over `Replica`, plain data that `app.py` fills in with the parts an operator looks at:
+this module knows those parts, not the `Router` that assembles them.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from router.catalog.index import LIST_KINDS
+from router.catalog.sources.base import CatalogSource
 from router.guard.agent import Agent, AuthError
+from router.guard.identity import Authenticator
+from router.guard.policy import Guard
+from router.guard.policy_sources import PolicySource
+from router.guard.ratelimit import RateStore
+from router.observe.metrics import Metrics
 from router.server.replies import Scope, Send, decoded_headers, send_json
+from router.state.sessions import SessionStore
+from router.upstream.pool import BackendPool
 
-if TYPE_CHECKING:
-    from router.app import Router
+
+class Connected(Protocol):
+    """The NATS link, as far as an operator sees it."""
+
+    @property
+    def connected(self) -> bool: ...
 
 
-def readiness(router: Router) -> tuple[bool, dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class Replica:
+    """What an operator sees of a replica: its parts, read when a page is asked for."""
+
+    pool: BackendPool
+    guard: Guard
+    policy_sources: Sequence[PolicySource]
+    sources: Sequence[CatalogSource]
+    sessions: SessionStore
+    rate_store: RateStore
+    auth: Authenticator
+    metrics: Metrics
+    admin_groups: frozenset[str]
+    nats: Connected | None = None
+
+
+def readiness(router: Replica) -> tuple[bool, dict[str, Any]]:
     """`/readyz`: ready once the catalog (and policy, if any) is loaded; each backend's state."""
     ready, status = _status(router)
     backends = {
@@ -44,7 +75,7 @@ def readiness(router: Router) -> tuple[bool, dict[str, Any]]:
     return ready, detail
 
 
-def admin_document(router: Router) -> dict[str, Any]:
+def admin_document(router: Replica) -> dict[str, Any]:
     """What `/admin/` shows an operator: read-only, no secrets (no headers, env or tokens)."""
     index = router.pool.index
     policy = router.guard.policy
@@ -67,12 +98,10 @@ def admin_document(router: Router) -> dict[str, Any]:
             "last_error": router.guard.last_error,
         },
     }
-    for name, section in router.admin_sections.items():
-        document[name] = section()
     return document
 
 
-def _instance(router: Router, server: str, instance: str) -> dict[str, Any]:
+def _instance(router: Replica, server: str, instance: str) -> dict[str, Any]:
     backend, guard = router.pool.backends[(server, instance)], router.pool.instances[(server, instance)]
     return {
         "server": server,
@@ -86,21 +115,21 @@ def _instance(router: Router, server: str, instance: str) -> dict[str, Any]:
     }
 
 
-def _status(router: Router) -> tuple[bool, str]:
+def _status(router: Replica) -> tuple[bool, str]:
     ready = router.pool.catalog_loaded.is_set() and (router.guard.loaded or not router.policy_sources)
     degraded = router.nats is not None and not router.nats.connected
     return ready, ("degraded" if degraded else "ready") if ready else "loading"
 
 
-def _sources(router: Router) -> dict[str, str]:
+def _sources(router: Replica) -> dict[str, str]:
     return {source.name: "ok" if source.healthy else "stale" for source in router.sources}
 
 
-def _conflicts(router: Router) -> list[dict[str, Any]]:
+def _conflicts(router: Replica) -> list[dict[str, Any]]:
     return [{"kind": c.kind, "name": c.name, "servers": c.servers} for c in router.pool.index.conflicts]
 
 
-def _breaker_detail(router: Router, server: str, instance: str) -> dict[str, Any]:
+def _breaker_detail(router: Replica, server: str, instance: str) -> dict[str, Any]:
     """Why an instance may be out of rotation: its breaker, or the registry's health check."""
     guard = router.pool.instances.get((server, instance))
     if guard is None:
@@ -111,7 +140,7 @@ def _breaker_detail(router: Router, server: str, instance: str) -> dict[str, Any
     return detail
 
 
-def _ratelimit_detail(router: Router) -> dict[str, Any]:
+def _ratelimit_detail(router: Replica) -> dict[str, Any]:
     store = router.rate_store
     detail: dict[str, Any] = {
         "store": store.name,
@@ -125,7 +154,7 @@ def _ratelimit_detail(router: Router) -> dict[str, Any]:
     return detail
 
 
-async def serve_admin(router: Router, scope: Scope, send: Send) -> None:
+async def serve_admin(router: Replica, scope: Scope, send: Send) -> None:
     """Admin credentials: an authenticated agent in one of `admin_groups`; never anonymous."""
     headers = decoded_headers(scope)
     try:
@@ -139,7 +168,7 @@ async def serve_admin(router: Router, scope: Scope, send: Send) -> None:
         challenge = [(b"www-authenticate", router.auth.challenge(headers, AuthError("missing", "")))]
         await send_json(send, 401, {"error": "admin credentials required"}, challenge)
         return
-    if agent.groups.isdisjoint(router.settings.admin_groups):
+    if agent.groups.isdisjoint(router.admin_groups):
         await send_json(send, 403, {"error": f"agent {agent.id!r} is not in an admin group"})
         return
     await send_json(send, 200, admin_document(router))

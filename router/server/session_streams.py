@@ -5,26 +5,23 @@ kept), the GET opens the session's stream for messages the router sends on its o
 (list_changed, resources/updated, requests to the client), through the client bus. With the id
 of a polled 2025-11-25 POST stream (`<stream>.<seq>`) it replays that stream after the id and
 follows it to its response: from this replica's event store, or, with replicas, from the one
-that keeps it (`state/events_link.py`).
+that keeps it (`server/events.py` `RemoteEvents`, implemented over NATS in `router/cluster/events.py`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from router.errors import INVALID_REQUEST, RPCError
 from router.server.admission import Admitted
-from router.server.events import EventStore
+from router.server.events import EventStore, RemoteEvents, ResumeRefused
 from router.server.replies import Receive, Send, send_error
 from router.server.session_era import SessionEra
 from router.server.streams import KEEPALIVE_SECONDS, drain, follow, send_body, serve_sse, sse
 from router.state.bus import ClientBus
 from router.state.sessions import LocalSession
-
-if TYPE_CHECKING:
-    from router.state.events_link import SharedEvents
 
 
 class SessionStreams:
@@ -33,13 +30,13 @@ class SessionStreams:
         era: SessionEra,
         bus: ClientBus,
         events: EventStore,
-        shared_events: SharedEvents | None = None,
+        remote_events: RemoteEvents | None = None,
     ) -> None:
         self.era = era
         self.bus = bus
         self.events = events
         # With replicas: resumes streams whose events another replica keeps.
-        self.shared_events = shared_events
+        self.remote_events = remote_events
 
     async def get(self, receive: Receive, send: Send, headers: dict[str, str], admitted: Admitted) -> None:
         session = await self.era.session_or_reply(send, headers, admitted)
@@ -73,7 +70,7 @@ class SessionStreams:
         found = self.events.find(session.record.id, last_event_id)
         if found is None:
             keeper = self.events.keeper(last_event_id)
-            if keeper is not None and self.shared_events is not None:
+            if keeper is not None and self.remote_events is not None:
                 await self._resume_elsewhere(receive, send, session, keeper, last_event_id)
                 return
             # Not 404: that would tell the client its session is gone, and it is not.
@@ -86,12 +83,11 @@ class SessionStreams:
     async def _resume_elsewhere(
         self, receive: Receive, send: Send, session: LocalSession, keeper: str, last_event_id: str
     ) -> None:
-        """Replay a stream whose events another replica keeps (state/events_link.py)."""
-        from router.state.events_link import ResumeRefused  # with NATS only: keeps nats unloaded
+        """Replay a stream whose events another replica keeps (see `RemoteEvents`)."""
 
-        assert self.shared_events is not None
+        assert self.remote_events is not None
         try:
-            replay = await self.shared_events.open(keeper, session.record.id, last_event_id)
+            replay = await self.remote_events.open(keeper, session.record.id, last_event_id)
         except ResumeRefused as exc:
             await send_error(send, None, RPCError(INVALID_REQUEST, exc.message), exc.status)
             return

@@ -104,11 +104,14 @@ class SessionStore(Protocol):
 class MemorySessionStore:
     """Sessions in a dict, bounded by `max_sessions` and swept when idle."""
 
-    def __init__(self, ids: SessionIds | None = None) -> None:
+    def __init__(
+        self, ids: SessionIds | None = None, on_delete: Callable[[SessionRecord], None] | None = None
+    ) -> None:
+        """`on_delete` is told of every session that ends (DELETE or idle sweep), to release
+        what it held."""
         self.ids = ids or SessionIds(secrets.token_bytes(32))
         self._sessions: dict[str, LocalSession] = {}
-        # Told of every session that ends (DELETE or idle sweep), to release what it held.
-        self.on_delete: Callable[[SessionRecord], None] | None = None
+        self.on_delete = on_delete
 
     async def create(self, record: SessionRecord) -> LocalSession:
         session = LocalSession(record)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Literal, Protocol
 
@@ -59,15 +59,12 @@ class LocalHints:
 class BreakerBoard:
     """Fan-out of every local transition to listeners (metrics, logs, the hint bus)."""
 
-    def __init__(self, hints: HintBus | None = None) -> None:
-        self.listeners: list[Transition] = []
+    def __init__(self, hints: HintBus | None = None, listeners: Sequence[Transition] = ()) -> None:
+        """`hints` carries transitions to and from other replicas; `listeners` hear local ones."""
+        self.listeners: list[Transition] = list(listeners)
         self.remote_open: dict[tuple[str, str], float] = {}  # (server, instance) -> monotonic until
-        self.use(hints or LocalHints())
-
-    def use(self, hints: HintBus) -> None:
-        """Publish to and hear from `hints` from now on (e.g. once NATS is connected)."""
-        self.hints = hints
-        hints.subscribe(self._on_hint)
+        self.hints = hints or LocalHints()
+        self.hints.subscribe(self._on_hint)
 
     def transition(self, server: str, instance: str, state: BreakerState, retry_in: float) -> None:
         log.warning(

@@ -10,7 +10,7 @@ changes costs one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 import anyio.lowlevel
@@ -36,7 +36,9 @@ class BackendPool:
         make_backend: Callable[[BackendRecord, Callable[[Backend], None]], Backend],
         calls: CallSettings | None = None,
         board: BreakerBoard | None = None,
+        listeners: Sequence[IndexListener] = (),
     ) -> None:
+        """`listeners` are told of every new index (old, new), in order."""
         self.naming = naming
         self._make_backend = make_backend
         self.calls = calls or CallSettings()
@@ -49,7 +51,7 @@ class BackendPool:
         self.index = Index(naming, {})
         self._generation = 0
         self._rebuild_wanted = anyio.Event()
-        self.listeners: list[IndexListener] = []
+        self.listeners = tuple(listeners)
         # list_changed notifications backends sent since the previous rebuild (for the listeners)
         self.announced: frozenset[str] = frozenset()
         self.catalog_loaded = anyio.Event()

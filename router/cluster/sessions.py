@@ -21,14 +21,15 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 import orjson
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from router.state.nats_link import NatsLink
+from router.cluster.link import NatsLink
+from router.lifecycle import Service
 from router.state.sessions import (
     LocalSession,
     MemorySessionStore,
@@ -56,16 +57,28 @@ def decode(data: bytes) -> SessionRecord:
     return SessionRecord(**{key: value for key, value in raw.items() if key in RECORD_FIELDS})
 
 
-class NatsSessionStore(MemorySessionStore):
+class NatsSessionStore(MemorySessionStore, Service):
     """A write-through cache over the shared bucket; the cache is what the warm path reads."""
 
-    def __init__(self, link: NatsLink, ids: SessionIds, idle_timeout: float) -> None:
-        super().__init__(ids)
+    def __init__(
+        self,
+        link: NatsLink,
+        ids: SessionIds,
+        idle_timeout: float,
+        *,
+        on_delete: Callable[[SessionRecord], None] | None = None,
+        on_ended: Sequence[EndedListener] = (),
+        on_record_changed: Callable[[], None] | None = None,
+    ) -> None:
+        """`on_delete` hears every end of a session here (as in `MemorySessionStore`); `on_ended`
+        the ends that happened on another replica; `on_record_changed` a record another replica
+        changed in a way that may need new upstream subscriptions here."""
+        super().__init__(ids, on_delete)
         self.link = link
         self.idle_timeout = idle_timeout
         self.refresh_every = idle_timeout / 4
-        self.on_ended: list[EndedListener] = []
-        self.on_record_changed: Callable[[], None] | None = None
+        self.on_ended = tuple(on_ended)
+        self.on_record_changed = on_record_changed
         self._kv: KeyValue | None = None
         self.ready = anyio.Event()  # set once the bucket is open (the first time NATS is up)
         self._revisions: dict[str, int] = {}
@@ -81,17 +94,19 @@ class NatsSessionStore(MemorySessionStore):
 
     # -- background ---------------------------------------------------------------------------
 
-    async def run(self) -> None:
+    async def start(self, tg: anyio.abc.TaskGroup) -> None:
         """Keep the watch alive while the link is up, and write refreshes queued by requests."""
-        async with anyio.create_task_group() as tg:
-            self._tg = tg
-            self.link.listeners.append(self._on_link)
-            if self.link.connected:
-                await self._on_link(True)
-            async for session_id in self._refresh_receive:
-                session = self._sessions.get(session_id)
-                if session is not None:
-                    await self._write(session)
+        self._tg = tg
+        self.link.watch(self._on_link)
+        if self.link.connected:
+            await self._on_link(True)
+        tg.start_soon(self._write_refreshes)
+
+    async def _write_refreshes(self) -> None:
+        async for session_id in self._refresh_receive:
+            session = self._sessions.get(session_id)
+            if session is not None:
+                await self._write(session)
 
     async def _on_link(self, up: bool) -> None:
         if self._watch_scope is not None:

@@ -23,7 +23,7 @@ falls back to local buckets holding the rule divided by the replica count last s
 announce themselves on `<prefix>.replicas` every `heartbeat` seconds), logs it, and reports
 `degraded` for /readyz and metrics until NATS answers again.
 
-The connection is the router's one `NatsLink` (router.state.nats_link); the store only asks it
+The connection is the router's one `NatsLink` (router.cluster.link); the store only asks it
 for the `<prefix>_ratelimit` bucket once the link is up.
 """
 
@@ -39,11 +39,13 @@ from typing import Any
 import anyio
 import nats.errors
 import nats.js.errors
+from anyio.abc import TaskGroup
 from nats.js.kv import KeyValue
 
 from router.catalog.server_rules import LimitRule
+from router.cluster.link import NatsLink
 from router.guard.ratelimit import MemoryRateStore, gcra
-from router.state.nats_link import NatsLink
+from router.lifecycle import Service
 
 log = logging.getLogger("toolmesh.ratelimit")
 
@@ -67,7 +69,7 @@ class _Peers:
     count: int = 1
 
 
-class NatsRateStore:
+class NatsRateStore(Service):
     name = "nats"
 
     def __init__(
@@ -98,8 +100,12 @@ class NatsRateStore:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    async def on_link(self, up: bool) -> None:
-        """A NatsLink listener: open the bucket and join the heartbeat once the link is up."""
+    async def start(self, tg: TaskGroup) -> None:
+        self.link.watch(self._on_link)
+        tg.start_soon(self._beat)
+
+    async def _on_link(self, up: bool) -> None:
+        """Open the bucket and join the heartbeat once the link is up."""
         if up:
             if self.kv is None:
                 self.kv = await self.link.key_value("ratelimit", ttl=BUCKET_TTL)
@@ -110,7 +116,7 @@ class NatsRateStore:
             await self.link.publish(self.heartbeat_subject, self.replica.encode())
         self._note_degraded()
 
-    async def run(self) -> None:
+    async def _beat(self) -> None:
         """Announce this replica, count the others, and notice NATS going away and coming back."""
         while True:
             await self.link.publish(self.heartbeat_subject, self.replica.encode())

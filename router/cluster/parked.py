@@ -11,6 +11,7 @@ is down, the client gets the retryable error of `ParkedElsewhere`: send the requ
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -18,20 +19,22 @@ from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
+from router.cluster.link import NatsLink, ReplicaService
 from router.errors import RPCError
 from router.relay.context import CallContext
-from router.relay.dispatch import Dispatcher
 from router.relay.parking import ParkedElsewhere
-from router.state.nats_link import NatsLink, ReplicaService
 from router.upstream.base import Message
 
 log = logging.getLogger("toolmesh.relay")
 
+# (server, params, ctx) -> the upstream reply of a call parked here (`Dispatcher.resume_here`)
+ResumeHere = Callable[[str, dict[str, Any], CallContext], Awaitable[Message]]
+
 
 class ParkedLink(ReplicaService):
-    def __init__(self, link: NatsLink, dispatcher: Dispatcher, replica: str, timeout: float) -> None:
+    def __init__(self, link: NatsLink, replica: str, timeout: float, resume_here: ResumeHere) -> None:
         super().__init__(link, "parked", replica)
-        self.dispatcher = dispatcher
+        self.resume_here = resume_here
         self.replica = replica
         self.timeout = timeout
 
@@ -55,9 +58,7 @@ class ParkedLink(ReplicaService):
         request = orjson.loads(msg.data)
         ctx = CallContext("modern", client_capabilities=request.get("capabilities") or {})
         try:
-            reply: dict[str, Any] = await self.dispatcher.resume_here(
-                request["server"], request["params"], ctx
-            )
+            reply: dict[str, Any] = await self.resume_here(request["server"], request["params"], ctx)
         except RPCError as exc:
             reply = {"forward_error": exc.to_error()}
         except Exception as exc:  # a bug must not leave the other replica waiting for nothing

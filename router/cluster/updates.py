@@ -28,9 +28,11 @@ from typing import Any
 
 import anyio
 import orjson
+from anyio.abc import TaskGroup
 from nats.aio.msg import Msg
 
-from router.state.nats_link import NatsLink
+from router.cluster.link import NatsLink
+from router.lifecycle import Service
 
 log = logging.getLogger("toolmesh.relay")
 
@@ -74,7 +76,7 @@ class Copies:
             del self._recent[uri]
 
 
-class SharedUpdates:
+class SharedUpdates(Service):
     """What the router calls with each resource update its upstream hears, when state is shared."""
 
     def __init__(self, link: NatsLink, replica: str, deliver: Callable[[Message], int]) -> None:
@@ -85,8 +87,11 @@ class SharedUpdates:
         self.copies = Copies()
         self._subscribed = False
 
-    async def start(self, up: bool) -> None:
-        """Link listener: hear the other replicas' updates once the link is first up."""
+    async def start(self, tg: TaskGroup) -> None:
+        self.link.watch(self._on_link)
+
+    async def _on_link(self, up: bool) -> None:
+        """Hear the other replicas' updates once the link is first up."""
         if up and not self._subscribed:
             self._subscribed = True
             await self.link.subscribe(self.subject, self._on_update)
@@ -115,7 +120,7 @@ class SharedUpdates:
             log.debug("resource update copy matched", extra={"uri": uri, "replica": source})
 
 
-class SharedInterests:
+class SharedInterests(Service):
     """The resource URIs the listen streams of every replica want, so every replica subscribes
     upstream to them.
 
@@ -154,12 +159,16 @@ class SharedInterests:
             self._local = uris
             self._changed.set()
 
-    async def start(self, up: bool) -> None:
+    async def start(self, tg: TaskGroup) -> None:
+        self.link.watch(self._on_link)
+        tg.start_soon(self._announce)
+
+    async def _on_link(self, up: bool) -> None:
         if up and not self._subscribed:
             self._subscribed = True
             await self.link.subscribe(self.subject, self._on_interests)
 
-    async def run(self) -> None:
+    async def _announce(self) -> None:
         """Announce this replica's interests on change and every heartbeat; expire silent ones."""
         while True:
             with anyio.move_on_after(self.heartbeat):

@@ -4,8 +4,10 @@
 there), and then reconnects forever: a NATS outage must never stop a replica from serving with
 its local state. Features take the link as a parameter and use its small surface — publish,
 subscribe, and a JetStream key-value bucket by name — and read `connected` to decide whether to
-fall back to local behaviour. Listeners are told when the link goes down and comes back, so
-that they can re-establish watches and push what they kept locally meanwhile.
+fall back to local behaviour. Services `watch` the link when they start and are told when it
+goes down and comes back, so that they can re-establish watches and push what they kept locally
+meanwhile; they are entered before the link (`cluster/assemble.py`), so the first "up" reaches
+every one of them, and the link, stopped first, closes the connection before they stop.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KeyValue
 
+from router.lifecycle import Service
+
 log = logging.getLogger("toolmesh.nats")
 
 MIN_SERVER_VERSION = (2, 11)
@@ -36,7 +40,7 @@ class NatsVersionError(RuntimeError):
     """The server is older than 2.11: shared state needs per-key TTL and expiry markers."""
 
 
-class NatsLink:
+class NatsLink(Service):
     """Connect, keep connected, and hand out subjects and KV buckets under one prefix."""
 
     def __init__(self, url: str, *, prefix: str = "toolmesh", connect_timeout: float = 5.0) -> None:
@@ -45,7 +49,7 @@ class NatsLink:
         self.connect_timeout = connect_timeout
         self.nc: Client | None = None
         self.js: JetStreamContext | None = None
-        self.listeners: list[LinkListener] = []
+        self._listeners: list[LinkListener] = []
         self._connected = False
         self._buckets: dict[str, KeyValue] = {}
         self._changes: MemoryObjectSendStream[bool] | None = None
@@ -60,14 +64,22 @@ class NatsLink:
         """`<prefix>.<part>...`: every subject the router uses lives under its prefix."""
         return ".".join((self.prefix, *parts))
 
+    def watch(self, listener: LinkListener) -> None:
+        """Tell `listener` each time the link comes up (True) or goes down (False)."""
+        self._listeners.append(listener)
+
     # -- lifecycle ----------------------------------------------------------------------------
 
-    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Connect (retrying until the first success), then relay link changes to listeners.
+    async def start(self, tg: anyio.abc.TaskGroup) -> None:
+        """Returns once the first connection attempt has finished, well or not, so the router
+        starts serving either way; a version mismatch is fatal."""
+        await tg.start(self._run)
 
-        `task_status.started()` is called once the first connection attempt has finished, well or
-        not, so the router starts serving either way; a version mismatch is fatal.
-        """
+    async def stop(self) -> None:
+        await self.close()
+
+    async def _run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Connect (retrying until the first success), then relay link changes to listeners."""
         send, receive = anyio.create_memory_object_stream[bool](16)
         self._changes = send
         started = False
@@ -87,15 +99,11 @@ class NatsLink:
         if not started:
             task_status.started()
         await self._notify(True)
-        try:
-            async for up in receive:
-                if up != self._connected:
-                    self._connected = up
-                    log.warning("NATS link %s", "restored" if up else "lost", extra={"url": self._safe_url})
-                    await self._notify(up)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self.close()
+        async for up in receive:
+            if up != self._connected:
+                self._connected = up
+                log.warning("NATS link %s", "restored" if up else "lost", extra={"url": self._safe_url})
+                await self._notify(up)
 
     async def _connect(self) -> None:
         nc = await nats.connect(
@@ -135,7 +143,7 @@ class NatsLink:
         self._connected = False
 
     async def _notify(self, up: bool) -> None:
-        for listener in list(self.listeners):
+        for listener in list(self._listeners):
             try:
                 await listener(up)
             except Exception:
@@ -211,12 +219,12 @@ class NatsLink:
         return kv
 
 
-class ReplicaService:
+class ReplicaService(Service):
     """Requests other replicas address to this one, on `<prefix>.<kind>.<replica>`.
 
     Each request is handled in its own task (one may wait long: a backend's reply, a client
-    reading a stream), in a task group that `run` holds for the router's lifetime, so the
-    subscription's next request never waits for the previous one. Subclasses write `handle`.
+    reading a stream), in the service's task group, so the subscription's next request never
+    waits for the previous one. Subclasses write `handle`.
     """
 
     def __init__(self, link: NatsLink, kind: str, replica: str) -> None:
@@ -225,13 +233,12 @@ class ReplicaService:
         self._subscribed = False
         self._tg: anyio.abc.TaskGroup | None = None
 
-    async def run(self) -> None:
-        async with anyio.create_task_group() as tg:
-            self._tg = tg
-            await anyio.sleep_forever()
+    async def start(self, tg: anyio.abc.TaskGroup) -> None:
+        self._tg = tg
+        self.link.watch(self._on_link)
 
-    async def start(self, up: bool) -> None:
-        """Link listener: serve once the link is first up (the client resubscribes after outages)."""
+    async def _on_link(self, up: bool) -> None:
+        """Serve once the link is first up (the client resubscribes after outages)."""
         if up and not self._subscribed:
             self._subscribed = True
             await self.link.subscribe(self.subject, self._serve)

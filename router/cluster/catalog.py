@@ -14,28 +14,35 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 
 import orjson
+from anyio.abc import TaskGroup
 from nats.aio.msg import Msg
 
 from router.catalog.index import Index
-from router.state.nats_link import NatsLink
-from router.upstream.pool import BackendPool
+from router.cluster.link import NatsLink
+from router.lifecycle import Service
 
 log = logging.getLogger("toolmesh.catalog")
 
 
-class CatalogSync:
-    def __init__(self, link: NatsLink, pool: BackendPool) -> None:
+class CatalogSync(Service):
+    def __init__(self, link: NatsLink, refresh: Callable[[set[str]], int]) -> None:
+        """`refresh(servers)` refetches those servers' lists here; how many backends it asked."""
         self.link = link
-        self.pool = pool
+        self.refresh = refresh
         self.replica = secrets.token_hex(8)
         self.subject = link.subject("catalog", "changed")
         self.refreshes = 0
+        self._subscribed = False
 
-    async def start(self, up: bool) -> None:
+    async def start(self, tg: TaskGroup) -> None:
+        self.link.watch(self._on_link)
+
+    async def _on_link(self, up: bool) -> None:
         """Subscribe once the link is first up (the client keeps the subscription across reconnects)."""
-        if up and not getattr(self, "_subscribed", False):
+        if up and not self._subscribed:
             self._subscribed = True
             await self.link.subscribe(self.subject, self._on_hint)
 
@@ -52,8 +59,5 @@ class CatalogSync:
         if hint.get("replica") == self.replica:
             return
         servers = set(hint.get("servers") or ())
-        for (server, _), backend in list(self.pool.backends.items()):
-            if server in servers:
-                backend.refresh()
-                self.refreshes += 1
+        self.refreshes += self.refresh(servers)
         log.debug("catalog hint from another replica", extra={"servers": sorted(servers)})

@@ -12,15 +12,17 @@ import logging
 import uuid
 
 import orjson
+from anyio.abc import TaskGroup
 from nats.aio.msg import Msg
 
-from router.state.nats_link import NatsLink
+from router.cluster.link import NatsLink
+from router.lifecycle import Service
 from router.upstream.breaker import BreakerState, Transition
 
 log = logging.getLogger("toolmesh.upstream")
 
 
-class NatsHints:
+class NatsHints(Service):
     def __init__(self, link: NatsLink) -> None:
         self.link = link
         self.subject = link.subject("breaker")
@@ -29,8 +31,11 @@ class NatsHints:
         self._pending: set[asyncio.Task[bool]] = set()
         self._subscribed = False
 
-    async def on_link(self, up: bool) -> None:
-        """A NatsLink listener: subscribe once the link is first up (the client keeps it after)."""
+    async def start(self, tg: TaskGroup) -> None:
+        self.link.watch(self._on_link)
+
+    async def _on_link(self, up: bool) -> None:
+        """Subscribe once the link is first up (the client keeps it after)."""
         if up and not self._subscribed:
             self._subscribed = await self.link.subscribe(self.subject, self._on_message) is not None
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -31,8 +30,8 @@ from nats.aio.subscription import Subscription
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
-from router.server.events import EventStore
-from router.state.nats_link import NatsLink, ReplicaService
+from router.cluster.link import NatsLink, ReplicaService
+from router.server.events import GONE, UNKNOWN, EventStore, ResumeRefused, Write
 
 log = logging.getLogger("toolmesh.relay")
 
@@ -40,23 +39,6 @@ EVENT, KEEPALIVE, END = b"e", b"k", b"z"
 ASK_TIMEOUT = 2.0
 # How long the keeper waits for one event to be written to the client before it gives up.
 WRITE_TIMEOUT = 30.0
-# (event id, data) to write, or None for a keepalive
-Write = Callable[[str | None, bytes], Awaitable[None]]
-
-GONE = (
-    "the router replica that held this stream is gone, and the events it kept with it; "
-    "the request's outcome is unknown: send it again"
-)
-UNKNOWN = "Unknown or expired Last-Event-ID: send the request again"
-
-
-class ResumeRefused(Exception):
-    """Why a resumption cannot be served, as the HTTP status and message the client gets."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 class Replay:

@@ -1,0 +1,157 @@
+"""What clients hear when something changes: `list_changed` when the catalog changes, resource
+updates for what they subscribed to, and the upstream subscriptions that make backends tell us.
+
+Every replica tells only the streams it holds (each stream is on one replica, so each client
+hears a change once). With shared state, resource updates heard here go to the other replicas
+too, and the URIs other replicas' listen streams want are subscribed upstream here as well
+(`router/cluster/updates.py`, behind the `Updates` and `Interests` protocols of `seams.py`).
+"""
+
+from __future__ import annotations
+
+from anyio.abc import TaskGroup
+
+from router.catalog.index import LIST_KINDS, Index
+from router.guard.agent import Agent
+from router.guard.policy import Guard
+from router.lifecycle import Service
+from router.observe.metrics import Metrics
+from router.relay.dispatch import Dispatcher
+from router.seams import Interests, Updates
+from router.server.http import McpEndpoint
+from router.state.bus import MayRead
+from router.state.listeners import ListenStreams
+from router.state.sessions import SessionStore
+from router.upstream.backend import Backend
+from router.upstream.base import Message
+from router.upstream.breaker import STATE_VALUE
+from router.upstream.pool import BackendPool
+
+LIST_CHANGED = {
+    "tools": "notifications/tools/list_changed",
+    "prompts": "notifications/prompts/list_changed",
+    "resources": "notifications/resources/list_changed",
+    "resourceTemplates": "notifications/resources/list_changed",
+}
+
+
+class Changes(Service):
+    """Runs as a service only to hold the task group that releases an ended session's upstream
+    sessions (`Dispatcher.forget_client`) off the path that ended it."""
+
+    def __init__(
+        self,
+        pool: BackendPool,
+        endpoint: McpEndpoint,
+        dispatcher: Dispatcher,
+        guard: Guard,
+        sessions: SessionStore,
+        listen_streams: ListenStreams,
+        metrics: Metrics,
+        *,
+        updates: Updates | None = None,
+        interests: Interests | None = None,
+    ) -> None:
+        self.pool = pool
+        self.endpoint = endpoint
+        self.dispatcher = dispatcher
+        self.guard = guard
+        self.sessions = sessions
+        self.listen_streams = listen_streams
+        self.metrics = metrics
+        self.updates = updates
+        self.interests = interests
+        self._tg: TaskGroup | None = None
+
+    async def start(self, tg: TaskGroup) -> None:
+        self._tg = tg
+
+    async def stop(self) -> None:
+        self._tg = None
+
+    async def on_backend_notification(self, backend: Backend, message: Message) -> None:
+        """A backend's own notification: resource updates go to the clients subscribed to them."""
+        if message.get("method") != "notifications/resources/updated":
+            return
+        params = message.get("params") or {}
+        uri = params.get("uri")
+        if isinstance(uri, str):
+            exposed = self.pool.naming.expose_uri(backend.server, uri)
+            update = {
+                "jsonrpc": "2.0",
+                "method": "notifications/resources/updated",
+                "params": {"uri": exposed},
+            }
+            if self.updates is not None:  # the stream may be on another replica, which may not hear it
+                await self.updates.heard(update)
+            else:
+                self.deliver_update(update)
+
+    def deliver_update(self, update: Message) -> int:
+        """Hand a resource update (heard here or by another replica) to the streams here that
+        asked for it and, under a policy, whose agent may still read it."""
+        return self.endpoint.broadcast(update, self._may_read(update["params"]["uri"]))
+
+    def _may_read(self, uri: str) -> MayRead | None:
+        """Under a policy, who may hear updates of `uri`: the agents whose view lets them read it
+        now. Subscriptions were checked when made; this keeps a narrowed policy true for them."""
+        guard = self.guard
+        if guard.policy is None:
+            return None
+        target = self.pool.index.resolve_uri(uri)
+        server = target.server if target is not None else None
+
+        def may_read(agent: str, groups: frozenset[str]) -> bool:
+            # A URI the catalog no longer resolves cannot be read either.
+            return server is not None and guard.view(Agent(agent, groups)).allows("resources", server, uri)
+
+        return may_read
+
+    def session_ended(self, session_id: str) -> None:
+        """Release what a legacy session held: its subscriptions and its own upstream sessions."""
+        self.sync_subscriptions()
+        if self._tg is not None:
+            self._tg.start_soon(self.dispatcher.forget_client, session_id)
+
+    def sync_subscriptions(self) -> None:
+        """Make every backend hold the upstream subscriptions its clients' subscriptions need."""
+        wanted: dict[str, set[str]] = {}
+        interests = self.listen_streams.interests()
+        if self.interests is not None:  # other replicas' listen streams: see cluster/updates.py
+            self.interests.set_local(frozenset(interests))
+            interests |= self.interests.remote()
+        for session in self.sessions.all():
+            interests.update(session.record.subscriptions)
+        for uri in interests:
+            target = self.pool.index.resolve_uri(uri)
+            if target is not None:
+                wanted.setdefault(target.server, set()).add(target.name)
+        for (server, _), backend in self.pool.backends.items():
+            backend.set_subscriptions(frozenset(wanted.get(server, ())))
+
+    async def on_index_change(self, old: Index, new: Index) -> None:
+        """Tell clients what changed, once per kind, and refresh the catalog gauges."""
+        sent: set[str] = set()
+        for kind in LIST_KINDS:
+            self.metrics.catalog_items.labels(kind).set(len(new.items(kind)))
+            notification = LIST_CHANGED[kind]
+            announced = notification in self.pool.announced  # a backend said so: pass it on
+            if notification not in sent and (announced or old.items(kind) != new.items(kind)):
+                sent.add(notification)
+                self.endpoint.broadcast({"jsonrpc": "2.0", "method": notification})
+        self.metrics.catalog_conflicts.set(len(new.conflicts))
+        self.metrics.catalog_servers.set(len(new.servers))
+        self.sync_subscriptions()  # a backend that (re)connected needs its subscriptions again
+        for (server, instance), backend in self.pool.backends.items():
+            self.metrics.backend_up.labels(server, instance).set(1 if backend.state == "ready" else 0)
+            guard = self.pool.instances[(server, instance)]
+            self.metrics.breaker_state.labels(server, instance).set(STATE_VALUE[guard.breaker.state])
+
+    def refresh_servers(self, servers: set[str]) -> int:
+        """Refetch those servers' lists (another replica saw them change); how many backends."""
+        refreshed = 0
+        for (server, _), backend in list(self.pool.backends.items()):
+            if server in servers:
+                backend.refresh()
+                refreshed += 1
+        return refreshed

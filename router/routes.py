@@ -1,0 +1,60 @@
+"""Which path goes where: the router's ASGI routing (/mcp, /v1/tools, /healthz, /readyz,
+/metrics, /admin/, the OAuth resource metadata) and the lifespan, handed to the runtime."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from router.guard.identity import Authenticator
+from router.server.http import McpEndpoint
+from router.server.operator import Replica, readiness, serve_admin
+from router.server.replies import Receive, Scope, Send, decoded_headers, send_json
+from router.server.tools_http import ToolsEndpoint
+
+Asgi = Callable[[Scope, Receive, Send], Awaitable[None]]
+Lifespan = Callable[[Receive, Send], Awaitable[None]]
+
+
+class Routes:
+    def __init__(
+        self,
+        mcp: McpEndpoint,
+        tools: ToolsEndpoint,
+        metrics: Asgi,
+        auth: Authenticator,
+        replica: Replica,
+        lifespan: Lifespan,
+    ) -> None:
+        self.mcp = mcp
+        self.tools = tools
+        self.metrics = metrics
+        self.auth = auth
+        self.replica = replica
+        self.lifespan = lifespan
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            path = scope["path"]
+            if path in {"/mcp", "/mcp/"}:
+                await self.mcp(scope, receive, send)
+            elif path == "/healthz":
+                await send_json(send, 200, {"status": "ok"})
+            elif path == "/readyz":
+                ready, detail = readiness(self.replica)
+                await send_json(send, 200 if ready else 503, detail)
+            elif path == "/metrics":
+                await self.metrics(scope, receive, send)
+            elif path.startswith("/.well-known/oauth-protected-resource"):
+                headers = decoded_headers(scope)
+                await send_json(send, 200, self.auth.protected_resource_metadata(headers))
+            elif path.startswith("/v1/tools"):
+                await self.tools(scope, receive, send)
+            elif path in {"/admin", "/admin/"}:
+                await serve_admin(self.replica, scope, send)
+            else:
+                error = f"no such path {path}; MCP is served at /mcp, plain HTTP tool calls at /v1/tools"
+                await send_json(send, 404, {"error": error})
+        elif kind == "lifespan":
+            await self.lifespan(receive, send)

@@ -126,11 +126,11 @@ class Router:
         self.runtime = Runtime(
             [
                 *shared.services,
-                Task(self.pool.run_rebuilder),
+                self.pool,
                 self.changes,
                 Sweeper(self.sessions, shared.rate_store, s.session_idle_timeout, self.metrics),
-                Task(self.parking.run),
-                Task(self.dispatcher.run, started=True),
+                self.parking,
+                self.dispatcher,
                 *(Task(follow, source, self.guard, self.metrics) for source in self.policy_sources),
                 *([KeyRefresh(self.auth)] if self.auth.keys is not None else []),
                 self.audit,

@@ -14,7 +14,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-import anyio
 import orjson
 from anyio.abc import TaskGroup
 
@@ -31,6 +30,7 @@ from router.eras import (
 from router.errors import INVALID_PARAMS, METHOD_NOT_FOUND, RPCError
 from router.guard.policy import Kind
 from router.guard.ratelimit import agent_of
+from router.lifecycle import Service
 from router.relay import rewrite
 from router.relay.asking import Asker
 from router.relay.call_relay import LOG_LEVELS, CallRelay
@@ -76,7 +76,7 @@ class Limiter(Protocol):
     async def check(self, agent: str, server: str, tool: str) -> None: ...
 
 
-class Dispatcher:
+class Dispatcher(Service):
     def __init__(
         self,
         pool: BackendPool,
@@ -124,19 +124,16 @@ class Dispatcher:
     def index(self) -> Index:
         return self.pool.index
 
-    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Hold the task group backends' questions are answered in, for the router's lifetime.
+    async def start(self, tg: TaskGroup) -> None:
+        """Hold the task group backends' questions are answered in, while the service is entered.
 
         A question (sampling, elicitation, roots) may take the client minutes, so it runs beside
         its call instead of blocking the channel's reader. One long-lived group instead of one per
         call keeps the common call, which asks nothing, free of task group set-up."""
-        async with anyio.create_task_group() as tg:
-            self._questions = tg
-            task_status.started()
-            try:
-                await anyio.sleep_forever()
-            finally:
-                self._questions = None
+        self._questions = tg
+
+    async def stop(self) -> None:
+        self._questions = None
 
     async def dispatch(self, ctx: CallContext, method: str, params: dict[str, Any]) -> Result:
         handler = self._handlers.get(method)

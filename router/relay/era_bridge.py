@@ -78,7 +78,7 @@ class EraBridge:
             else:
                 await parked.relay.notify(message)
 
-        parked, event = await self.parking.start(server, call, respond, relay, on_message)
+        parked, event = await self.parking.park(server, call, respond, relay, on_message)
         return await self._drive(ctx, parked, event)
 
     async def resume(self, ctx: CallContext, server: str, params: dict[str, Any]) -> Message:

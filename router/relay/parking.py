@@ -29,6 +29,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from router.errors import BACKEND_TIMEOUT, INVALID_PARAMS, RPCError
+from router.lifecycle import Service
 from router.upstream.base import Message, MessageHandler
 
 log = logging.getLogger("toolmesh.relay")
@@ -93,8 +94,10 @@ class ParkedElsewhere(RPCError):
         self.replica = replica
 
 
-class Parking:
-    """Parked calls of this replica, keyed by the id their minted `requestState` carries."""
+class Parking(Service):
+    """Parked calls of this replica, keyed by the id their minted `requestState` carries.
+
+    A service: parked calls run in its task group, for as long as it is entered."""
 
     def __init__(self, codec: StateCodec, ttl: float) -> None:
         self.codec = codec
@@ -104,16 +107,16 @@ class Parking:
         self._calls: dict[str, ParkedCall] = {}
         self._tg: TaskGroup | None = None
 
-    async def run(self) -> None:
-        """Hold the task group parked calls run in, for the router's lifetime."""
-        async with anyio.create_task_group() as tg:
-            self._tg = tg
-            await anyio.sleep_forever()
+    async def start(self, tg: TaskGroup) -> None:
+        self._tg = tg
+
+    async def stop(self) -> None:
+        self._tg = None
 
     def __len__(self) -> int:
         return len(self._calls)
 
-    async def start(
+    async def park(
         self,
         server: str,
         call: Callable[[MessageHandler], Awaitable[Message]],

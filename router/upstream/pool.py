@@ -19,6 +19,7 @@ from anyio.abc import TaskGroup
 from router.catalog.index import Definitions, Index
 from router.catalog.naming import NamingPolicy
 from router.catalog.record import BackendRecord, Catalog
+from router.lifecycle import Service
 from router.upstream.backend import Backend
 from router.upstream.balancer import Instance, Slots, choose
 from router.upstream.breaker import BreakerBoard, InstanceBreaker
@@ -29,7 +30,10 @@ log = logging.getLogger("toolmesh.upstream")
 IndexListener = Callable[[Index, Index], Awaitable[None]]
 
 
-class BackendPool:
+class BackendPool(Service):
+    """The backends of the catalog, and the index built from them; a service that rebuilds the
+    index in the background whenever a backend changes."""
+
     def __init__(
         self,
         naming: NamingPolicy,
@@ -158,7 +162,10 @@ class BackendPool:
         self.caller.forget(backend.server)
         self._rebuild_wanted.set()
 
-    async def run_rebuilder(self) -> None:
+    async def start(self, tg: TaskGroup) -> None:
+        tg.start_soon(self._rebuild_when_asked)
+
+    async def _rebuild_when_asked(self) -> None:
         """Rebuild the index whenever asked, at most once per wake-up."""
         while True:
             await self._rebuild_wanted.wait()

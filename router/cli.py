@@ -134,6 +134,7 @@ def load_settings(overrides: dict[str, Any], model: type[S] = RouterSettings) ->
 def run_router(overrides: dict[str, Any]) -> int:
     import uvicorn
 
+    from router.announce import AnnouncingServer
     from router.app import Router
     from router.observe.logging import configure
     from router.server.http11 import HttpProtocol
@@ -161,7 +162,7 @@ def run_router(overrides: dict[str, Any]) -> int:
         log_level=settings.log_level,
         timeout_graceful_shutdown=3,
     )
-    uvicorn.Server(config).run()
+    AnnouncingServer(config).run()
     return 0
 
 

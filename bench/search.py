@@ -1,0 +1,369 @@
+"""Tool search: the ranker against plain BM25 on a frozen evaluation set, tokens, speed, memory.
+
+    python bench/search.py              # quality on queries.jsonl and heldout.jsonl, tokens, scale
+    python bench/search.py --misses     # also list the queries.jsonl queries the ranker misses@5
+    python bench/search.py --no-scale   # skip the 5,000-tool timing/memory part
+
+The evaluation set is bench/toolsearch/ (frozen tools/list output of real servers, made by its
+collect.py; queries.jsonl was used while tuning the ranker, heldout.jsonl never was). The ranker
+is router/catalog/search/; the baseline is search_baseline.py. Results go to
+bench/results/search.json; docs/benchmarks.md reports them.
+
+Quality metrics, per query set:
+  recall@k  share of queries with at least one acceptable tool in the top k (the acceptable tools
+            of a query are alternatives: any one of them does the task);
+  MRR       mean of 1/rank of the first acceptable tool (0 when none is in the top 50).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import random
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+HERE = BENCH / "toolsearch"
+sys.path[:0] = [str(BENCH), str(BENCH.parent)]
+
+from search_baseline import BM25Index  # noqa: E402
+
+from router.catalog.search import Hit, SearchIndex  # noqa: E402
+from router.catalog.search.text import clear_caches  # noqa: E402
+
+Server = dict[str, Any]
+Query = dict[str, Any]
+
+
+def load_servers(folder: Path = HERE / "evalset") -> list[Server]:
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+
+def load_queries(path: Path) -> list[Query]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def quality(search: Callable[[str, int], list[Hit]], queries: Sequence[Query]) -> dict[str, float]:
+    r1 = r5 = rr = 0.0
+    for q in queries:
+        relevant = {tuple(x) for x in q["relevant"]}
+        keys = [h.key for h in search(q["query"], 50)]
+        rank = next((i + 1 for i, k in enumerate(keys) if k in relevant), None)
+        if rank is not None:
+            rr += 1.0 / rank
+            r1 += rank == 1
+            r5 += rank <= 5
+    n = len(queries)
+    return {"recall@1": r1 / n, "recall@5": r5 / n, "mrr": rr / n, "queries": n}
+
+
+# ---- tokens -------------------------------------------------------------------------------------
+
+META_TOOLS: list[dict[str, Any]] = [
+    {
+        "name": "search_tools",
+        "description": (
+            "Search the available tools by what you want to do. Returns the best matches, best first, "
+            "with the name to pass to call_tool; the first results include their input schema."
+        ),
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "query": {"type": "string", "description": "The task in plain words."},
+                "limit": {"type": "integer", "minimum": 1, "maximum": 50, "default": 5},
+                "server": {"type": "string", "description": "Only tools of this server."},
+            },
+            "required": ["query"],
+        },
+    },
+    {
+        "name": "describe_tools",
+        "description": "Full definitions (input schema, annotations, title) of tools found by search_tools.",
+        "inputSchema": {
+            "type": "object",
+            "properties": {"names": {"type": "array", "items": {"type": "string"}, "minItems": 1}},
+            "required": ["names"],
+        },
+    },
+    {
+        "name": "call_tool",
+        "description": "Call a tool found with search_tools by its name, with its arguments.",
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "arguments": {"type": "object", "additionalProperties": True},
+            },
+            "required": ["name"],
+        },
+    },
+]
+
+
+def _tok(obj: Any) -> float:
+    return len(json.dumps(obj, separators=(",", ":"), ensure_ascii=False)) / 4
+
+
+def result_page(hits: Sequence[Hit], defs: dict[tuple[str, str], dict[str, Any]], inline: int = 3) -> Any:
+    """A search_tools result as the issue describes it: structuredContent + compact text."""
+    rows: list[dict[str, Any]] = []
+    lines: list[str] = []
+    for i, h in enumerate(hits):
+        tool = defs[h.key]
+        desc = " ".join(str(tool.get("description") or "").split())
+        short = desc if len(desc) <= 200 else desc[:197] + "..."
+        row: dict[str, Any] = {
+            "name": f"{h.key[0]}__{h.key[1]}",
+            "server": h.key[0],
+            "tool": h.key[1],
+            "description": short,
+            "score": round(h.score, 3),
+        }
+        if i < inline:
+            row["inputSchema"] = tool.get("inputSchema", {})
+        rows.append(row)
+        lines.append(f"{i + 1}. {row['name']} ({row['score']}): {short}")
+    return {"content": [{"type": "text", "text": "\n".join(lines)}], "structuredContent": {"tools": rows}}
+
+
+def tokens(servers: Sequence[Server], index: SearchIndex, queries: Sequence[Query]) -> dict[str, float]:
+    flat = [t for s in servers for t in s["tools"]]
+    defs = {(s["server"], t["name"]): t for s in servers for t in s["tools"]}
+    flat_tokens = _tok({"tools": flat})
+    meta_tokens = _tok({"tools": META_TOOLS})
+    pages = [_tok(result_page(index.search(q["query"], 5), defs)) for q in queries]
+    page = statistics.mean(pages)
+    return {
+        "tools": len(flat),
+        "flat_list": flat_tokens,
+        "search_list": meta_tokens,
+        "result_page_mean": page,
+        "result_page_max": max(pages),
+        "search_total": meta_tokens + page,
+        "ratio": (meta_tokens + page) / flat_tokens,
+    }
+
+
+# ---- scale-up -----------------------------------------------------------------------------------
+
+_FILLER = (
+    "quickly",
+    "reliably",
+    "for the current account",
+    "in the workspace",
+    "as JSON",
+    "if present",
+    "with pagination",
+    "from the API",
+    "safely",
+    "by identifier",
+)
+
+
+def perturb(servers: Sequence[Server], target: int, seed: int = 7) -> list[Server]:
+    """Copies of the real servers under new names, with descriptions lightly perturbed (a word
+    dropped, a filler phrase added), until ``target`` tools exist in total."""
+    rng = random.Random(seed)
+    out = [dict(s) for s in servers]
+    total = sum(len(s["tools"]) for s in out)
+    copy = 0
+    while total < target:
+        copy += 1
+        for s in servers:
+            if total >= target:
+                break
+            tools = []
+            for t in s["tools"]:
+                t2 = dict(t)
+                words = str(t.get("description") or "").split()
+                if len(words) > 4:
+                    del words[rng.randrange(len(words))]
+                words.append(rng.choice(_FILLER))
+                t2["description"] = " ".join(words)
+                tools.append(t2)
+            out.append(
+                {"server": f"{s['server']}-{copy:02d}", "instructions": s.get("instructions"), "tools": tools}
+            )
+            total += len(tools)
+    return out
+
+
+def build(servers: Sequence[Server]) -> SearchIndex:
+    index = SearchIndex()
+    for s in servers:
+        index.put_server(s["server"], s.get("instructions"), s["tools"])
+    return index
+
+
+def pct(values: Sequence[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def scale(  # noqa: PLR0915
+    servers: Sequence[Server], query_sets: dict[str, list[Query]], target: int = 5000
+) -> dict[str, Any]:
+    queries = [q for qs in query_sets.values() for q in qs]
+    big = perturb(servers, target)
+    n_tools = sum(len(s["tools"]) for s in big)
+    gc.collect()
+    tracemalloc.start()
+    index = build(big)
+    mem = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    gc.collect()
+
+    t0 = time.perf_counter()
+    build(big)
+    build_s = time.perf_counter() - t0
+
+    texts = [q["query"] for q in queries]
+    for q in texts:  # warm the query cache and the all-visible view, as a long-running router would be
+        index.search(q, 5)
+
+    def timed(fn: Callable[[str], object], rounds: int = 3) -> dict[str, float]:
+        # wall time, and CPU time of this thread (which leaves out the time other processes on a
+        # shared machine took the core away)
+        wall: list[float] = []
+        cpu: list[float] = []
+        for _ in range(rounds):
+            for q in texts:
+                t, c = time.perf_counter(), time.thread_time()
+                fn(q)
+                cpu.append((time.thread_time() - c) * 1000)
+                wall.append((time.perf_counter() - t) * 1000)
+        return {
+            "p50": pct(wall, 50),
+            "p99": pct(wall, 99),
+            "max": max(wall),
+            "cpu_p50": pct(cpu, 50),
+            "cpu_p99": pct(cpu, 99),
+        }
+
+    all_ms = timed(lambda q: index.search(q, 5))
+    keys = index.keys()
+    half = frozenset(k for i, k in enumerate(keys) if i % 2 == 0)
+    index.search("warm", 5, visible=half, token="half")
+    half_ms = timed(lambda q: index.search(q, 5, visible=half, token="half"))
+
+    # one server's registration at full size: cold (a server never seen, text-analysis caches
+    # emptied) and warm (the same definitions registered again, as on drift checks and restarts)
+    def register(src: Server, rounds: int, cold: bool) -> tuple[list[float], list[float]]:
+        out: list[float] = []
+        cpu: list[float] = []
+        for r in range(rounds):
+            fresh = perturb([src], 2 * len(src["tools"]), seed=1000 + r)[1] if cold else src
+            name = f"{src['server']}-new{r}" if cold else src["server"]
+            if cold:
+                clear_caches()
+            t, c = time.perf_counter(), time.thread_time()
+            index.put_server(name, fresh.get("instructions"), fresh["tools"])
+            cpu.append((time.thread_time() - c) * 1000)
+            out.append((time.perf_counter() - t) * 1000)
+            if cold:
+                index.remove_server(name)
+        return out, cpu
+
+    # quality at scale: a perturbed copy stands for its original; copies of one tool are collapsed
+    # into one result (else the ~10 copies of the top tool fill the first page)
+    def base_search(q: str, k: int) -> list[Hit]:
+        out: dict[tuple[str, str], Hit] = {}
+        for h in index.search(q, 12 * k):
+            base = (h.key[0] if h.key[0] in real else h.key[0].rsplit("-", 1)[0], h.key[1])
+            out.setdefault(base, Hit(base, h.score))
+        return list(out.values())[:k]
+
+    real = {s["server"] for s in servers}
+    at_scale = {name: quality(base_search, qs) for name, qs in query_sets.items()}
+
+    first_ms: list[float] = []
+    for _ in range(30):
+        index.put_server("github-01", None, next(s for s in big if s["server"] == "github-01")["tools"])
+        t = time.perf_counter()
+        index.search(texts[0], 5)
+        first_ms.append((time.perf_counter() - t) * 1000)
+    reg: dict[str, Any] = {}
+    for src_name in ("github", "atlassian"):
+        src = next(s for s in servers if s["server"] == src_name)
+        for mode in ("cold", "warm"):
+            ms, cpu = register(src, 10, cold=mode == "cold")
+            reg[f"{src_name} ({len(src['tools'])} tools) {mode}"] = {
+                "p50": pct(ms, 50),
+                "max": max(ms),
+                "cpu_p50": pct(cpu, 50),
+                "cpu_max": max(cpu),
+            }
+    return {
+        "tools": n_tools,
+        "servers": len(big),
+        "memory_bytes": mem,
+        "full_build_s": build_s,
+        "search_all_visible_ms": all_ms,
+        "search_half_visible_ms": half_ms,
+        "first_search_after_update_ms": {"p50": pct(first_ms, 50), "p99": pct(first_ms, 99)},
+        "register_one_server_ms": reg,
+        "quality_at_scale": at_scale,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--misses", action="store_true")
+    ap.add_argument("--no-scale", action="store_true")
+    ap.add_argument("--json", type=Path, default=BENCH / "results" / "search.json")
+    args = ap.parse_args()
+
+    servers = load_servers()
+    index = build(servers)
+    bm25 = BM25Index()
+    for s in servers:
+        bm25.put_server(s["server"], s.get("instructions"), s["tools"])
+    sets = {"queries": load_queries(HERE / "queries.jsonl"), "heldout": load_queries(HERE / "heldout.jsonl")}
+    report: dict[str, Any] = {"servers": len(servers), "tools": sum(len(s["tools"]) for s in servers)}
+    print(f"evaluation set: {report['servers']} servers, {report['tools']} tools")
+    print(f"{'set':10} {'ranker':10} {'recall@1':>9} {'recall@5':>9} {'MRR':>7}")
+    for name, qs in sets.items():
+        for rname, fn in (("toolsearch", index.search), ("bm25", bm25.search)):
+            m = quality(fn, qs)
+            report[f"{name}/{rname}"] = m
+            print(
+                f"{name:10} {rname:10} {m['recall@1']:9.3f} {m['recall@5']:9.3f} {m['mrr']:7.3f}"
+                f"  (n={m['queries']})"
+            )
+    tk = tokens(servers, index, sets["queries"])
+    report["tokens"] = tk
+    print(
+        f"tokens: flat tools/list {tk['flat_list']:.0f}; search mode {tk['search_list']:.0f} + one page "
+        f"{tk['result_page_mean']:.0f} (max {tk['result_page_max']:.0f}) = {tk['search_total']:.0f} "
+        f"-> {100 * tk['ratio']:.2f} % of flat"
+    )
+    if args.misses:
+        for q in sets["queries"]:
+            relevant = {tuple(x) for x in q["relevant"]}
+            hits = index.search(q["query"], 5)
+            if not any(h.key in relevant for h in hits):
+                print(
+                    "MISS",
+                    q["query"],
+                    "| want",
+                    sorted(relevant)[:3],
+                    "| got",
+                    [f"{h.key[0]}:{h.key[1]}" for h in hits[:3]],
+                )
+    if not args.no_scale:
+        sc = scale(servers, sets)
+        report["scale"] = sc
+        print(json.dumps(sc, indent=1))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,400 @@
+"""Freeze the real ``tools/list`` output of public MCP servers into ``evalset/``.
+
+Each server is installed from its registry (npm or PyPI) into a folder of its own, started over
+stdio with the official Python SDK client, initialised, and listed (following cursors). The
+result is written as ``evalset/<short-name>.json``::
+
+    {"server": ..., "package": ..., "version": ..., "serverInfo": ..., "instructions": ...,
+     "tools": [...]}
+
+Only dummy credentials are given: every server here lists its tools without reaching any
+network service. Usage::
+
+    python collect.py install          # npm/PyPI installs into ./npm and ./py (once)
+    python collect.py collect [NAME..] # start, list, freeze (all servers, or the ones named)
+
+The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+NPM_DIR = HERE / "npm"
+PY_DIR = HERE / "py"
+OUT_DIR = HERE / "evalset"
+SCRATCH = Path(tempfile.gettempdir()) / "toolsearch-collect"
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str  # short name, used as the server key in the evaluation set
+    package: str
+    registry: str  # "npm" or "pypi"
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    bin: str | None = None  # executable name when it differs from the package's (first) bin
+    pins: tuple[str, ...] = ()  # extra requirements installed after the package (PyPI only)
+
+
+DUMMY = "dummy-token-0000000000000000"
+
+SERVERS: list[Server] = [
+    Server("filesystem", "@modelcontextprotocol/server-filesystem", "npm", args=("{scratch}/fs",)),
+    Server(
+        "memory",
+        "@modelcontextprotocol/server-memory",
+        "npm",
+        env={"MEMORY_FILE_PATH": "{scratch}/memory.json"},
+    ),
+    Server("everything", "@modelcontextprotocol/server-everything", "npm", args=("stdio",)),
+    Server("sequential-thinking", "@modelcontextprotocol/server-sequential-thinking", "npm"),
+    Server(
+        "github", "@modelcontextprotocol/server-github", "npm", env={"GITHUB_PERSONAL_ACCESS_TOKEN": DUMMY}
+    ),
+    Server(
+        "gitlab",
+        "@modelcontextprotocol/server-gitlab",
+        "npm",
+        env={"GITLAB_PERSONAL_ACCESS_TOKEN": DUMMY, "GITLAB_API_URL": "http://127.0.0.1:9/api/v4"},
+    ),
+    Server(
+        "slack",
+        "@modelcontextprotocol/server-slack",
+        "npm",
+        env={"SLACK_BOT_TOKEN": "xoxb-" + DUMMY, "SLACK_TEAM_ID": "T00000000"},
+    ),
+    Server("puppeteer", "@modelcontextprotocol/server-puppeteer", "npm"),
+    Server("brave-search", "@modelcontextprotocol/server-brave-search", "npm", env={"BRAVE_API_KEY": DUMMY}),
+    Server(
+        "google-maps", "@modelcontextprotocol/server-google-maps", "npm", env={"GOOGLE_MAPS_API_KEY": DUMMY}
+    ),
+    Server(
+        "postgres",
+        "@modelcontextprotocol/server-postgres",
+        "npm",
+        args=("postgresql://user:pw@127.0.0.1:9/db",),
+    ),
+    Server(
+        "gdrive",
+        "@modelcontextprotocol/server-gdrive",
+        "npm",
+        env={
+            "GDRIVE_CREDENTIALS_PATH": "{scratch}/gdrive-creds.json",
+            "GDRIVE_OAUTH_PATH": "{scratch}/gcp-oauth.keys.json",
+        },
+    ),
+    Server(
+        "aws-kb-retrieval",
+        "@modelcontextprotocol/server-aws-kb-retrieval",
+        "npm",
+        env={"AWS_ACCESS_KEY_ID": DUMMY, "AWS_SECRET_ACCESS_KEY": DUMMY, "AWS_REGION": "us-east-1"},
+    ),
+    Server("everart", "@modelcontextprotocol/server-everart", "npm", env={"EVERART_API_KEY": DUMMY}),
+    Server("playwright", "@playwright/mcp", "npm", args=("--headless",)),
+    Server("notion", "@notionhq/notion-mcp-server", "npm", env={"NOTION_TOKEN": "ntn_" + DUMMY}),
+    Server("context7", "@upstash/context7-mcp", "npm"),
+    Server("firecrawl", "firecrawl-mcp", "npm", env={"FIRECRAWL_API_KEY": "fc-" + DUMMY}),
+    Server("exa", "exa-mcp-server", "npm", env={"EXA_API_KEY": DUMMY}),
+    Server("tavily", "tavily-mcp", "npm", env={"TAVILY_API_KEY": "tvly-" + DUMMY}),
+    Server(
+        "sentry",
+        "@sentry/mcp-server",
+        "npm",
+        args=("--access-token", DUMMY),
+        env={"SENTRY_ACCESS_TOKEN": DUMMY},
+    ),
+    Server("kubernetes", "mcp-server-kubernetes", "npm"),
+    # @supabase/mcp-server-supabase answers tools/list only after reaching its API ("fetch failed").
+    # Tried and left out: @stripe/mcp 0.3.3 only proxies to a remote server now; @heroku/mcp-server
+    # fails to import its own SDK dependency; @modelcontextprotocol/server-redis exits when it cannot
+    # reach a Redis server.
+    Server("desktop-commander", "@wonderwhy-er/desktop-commander", "npm"),
+    Server("mongodb", "mongodb-mcp-server", "npm"),
+    Server("airtable", "airtable-mcp-server", "npm", env={"AIRTABLE_API_KEY": "pat" + DUMMY}),
+    Server(
+        "browserbase",
+        "@browserbasehq/mcp-server-browserbase",
+        "npm",
+        env={"BROWSERBASE_API_KEY": DUMMY, "BROWSERBASE_PROJECT_ID": DUMMY, "GEMINI_API_KEY": DUMMY},
+    ),
+    Server("youtube-transcript", "@kimtaeyoon83/mcp-server-youtube-transcript", "npm"),
+    # @azure-devops/mcp exits at start-up without a reachable organisation.
+    Server("neon", "@neondatabase/mcp-server-neon", "npm", args=("start", "napi_" + DUMMY)),
+    Server("hubspot", "@hubspot/mcp-server", "npm", env={"PRIVATE_APP_ACCESS_TOKEN": "pat-" + DUMMY}),
+    Server("circleci", "@circleci/mcp-server-circleci", "npm", env={"CIRCLECI_TOKEN": DUMMY}),
+    Server("fetch", "mcp-server-fetch", "pypi"),
+    Server("git", "mcp-server-git", "pypi", args=("--repository", "{scratch}/repo")),
+    Server("time", "mcp-server-time", "pypi", args=("--local-timezone", "UTC")),
+    # mcp-server-sqlite 2025.4.25 needs the 1.x SDK: its folder gets `pip install "mcp<2"` after it.
+    Server("sqlite", "mcp-server-sqlite", "pypi", args=("--db-path", "{scratch}/test.db"), pins=("mcp<2",)),
+    Server(
+        "atlassian",
+        "mcp-atlassian",
+        "pypi",
+        env={
+            "JIRA_URL": "https://example.atlassian.net",
+            "JIRA_USERNAME": "user@example.com",
+            "JIRA_API_TOKEN": DUMMY,
+            "CONFLUENCE_URL": "https://example.atlassian.net/wiki",
+            "CONFLUENCE_USERNAME": "user@example.com",
+            "CONFLUENCE_API_TOKEN": DUMMY,
+        },
+    ),
+]
+
+
+def _folder(server: Server) -> Path:
+    if server.registry == "npm":
+        return NPM_DIR / server.package.replace("/", "_").replace("@", "_")
+    return PY_DIR / server.package
+
+
+def install(servers: list[Server]) -> None:
+    env = dict(os.environ, PUPPETEER_SKIP_DOWNLOAD="1", PUPPETEER_SKIP_CHROMIUM_DOWNLOAD="1")
+    for server in servers:
+        folder = _folder(server)
+        if server.registry == "npm":
+            folder.mkdir(parents=True, exist_ok=True)
+            cmd = ["npm", "install", "--no-audit", "--no-fund", "--ignore-scripts", server.package]
+            ok = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, check=False).returncode == 0
+        else:
+            ok = subprocess.run(
+                [sys.executable, "-m", "venv", str(folder)], check=False
+            ).returncode == 0 and (
+                subprocess.run(
+                    [str(folder / "bin" / "pip"), "install", "-q", server.package], check=False
+                ).returncode
+                == 0
+            )
+            if ok and server.pins:
+                pip = [str(folder / "bin" / "pip"), "install", "-q", *server.pins]
+                ok = subprocess.run(pip, check=False).returncode == 0
+        print("ok" if ok else "FAIL", server.package, flush=True)
+
+
+def _command(server: Server) -> tuple[str, list[str], str]:
+    """Return (executable, args, installed version) for an installed server."""
+    folder = _folder(server)
+    scratch = str(SCRATCH)
+    args = [a.replace("{scratch}", scratch) for a in server.args]
+    if server.registry == "npm":
+        meta = json.loads((folder / "node_modules" / server.package / "package.json").read_text())
+        bins = meta.get("bin")
+        if isinstance(bins, str):
+            rel = bins
+        else:
+            assert isinstance(bins, dict) and bins, f"{server.package} has no bin"
+            rel = bins[server.bin] if server.bin else next(iter(bins.values()))
+        script = folder / "node_modules" / server.package / rel
+        return "node", [str(script), *args], str(meta["version"])
+    out = subprocess.run(
+        [str(folder / "bin" / "pip"), "show", server.package], capture_output=True, text=True, check=False
+    )
+    lines = out.stdout.splitlines()
+    version = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Version:")), "")
+    exe = server.bin or server.package
+    return str(folder / "bin" / exe), args, version
+
+
+def _prepare_scratch() -> None:
+    (SCRATCH / "fs").mkdir(parents=True, exist_ok=True)
+    (SCRATCH / "home").mkdir(parents=True, exist_ok=True)
+    repo = SCRATCH / "repo"
+    if not (repo / ".git").exists():
+        repo.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    for name in ("gdrive-creds.json", "gcp-oauth.keys.json"):
+        path = SCRATCH / name
+        if not path.exists():
+            path.write_text(
+                json.dumps(
+                    {
+                        "access_token": DUMMY,
+                        "refresh_token": DUMMY,
+                        "installed": {"client_id": DUMMY, "client_secret": DUMMY},
+                    }
+                )
+            )
+
+
+def _raw_page_model() -> Any:
+    from pydantic import BaseModel, ConfigDict
+
+    class RawToolsPage(BaseModel):
+        model_config = ConfigDict(extra="allow")
+        tools: list[dict[str, Any]]
+        nextCursor: str | None = None
+
+    return RawToolsPage
+
+
+_RawToolsPage: Any = None
+
+
+async def _list(server: Server, timeout: float) -> dict[str, Any]:
+    from mcp import ClientSession, StdioServerParameters, types
+    from mcp.client.stdio import stdio_client
+
+    global _RawToolsPage  # noqa: PLW0603
+    if _RawToolsPage is None:
+        _RawToolsPage = _raw_page_model()
+    exe, args, version = _command(server)
+    env = {k: v.replace("{scratch}", str(SCRATCH)) for k, v in server.env.items()}
+    env["HOME"] = str(SCRATCH / "home")
+    params = StdioServerParameters(command=exe, args=args, env=env, cwd=str(SCRATCH))
+    with open(HERE / "logs" / f"run_{server.name}.log", "w") as errlog:  # noqa: ASYNC230
+        async with stdio_client(params, errlog=errlog) as (read, write):  # noqa: SIM117
+            async with ClientSession(read, write) as session:
+                async with asyncio.timeout(timeout):
+                    init = await session.initialize()
+                    tools: list[dict[str, Any]] = []
+                    cursor: str | None = None
+                    while True:
+                        # Raw result model: keeps every tool exactly as the server sent it, even a
+                        # definition the SDK's strict Tool model would reject (e.g. no schema "type").
+                        page = await session.send_request(
+                            types.ListToolsRequest(
+                                params=types.PaginatedRequestParams(cursor=cursor) if cursor else None
+                            ),
+                            _RawToolsPage,
+                        )
+                        tools.extend(page.tools)
+                        cursor = page.nextCursor
+                        if not cursor:
+                            break
+    return {
+        "server": server.name,
+        "package": server.package,
+        "registry": server.registry,
+        "version": version,
+        "serverInfo": init.server_info.model_dump(by_alias=True, exclude_none=True, mode="json"),
+        "instructions": init.instructions,
+        "tools": tools,
+        "client": "mcp-sdk",
+    }
+
+
+async def _list_raw(server: Server, timeout: float) -> dict[str, Any]:
+    """Plain JSON-RPC over stdio, for servers whose listing the SDK's strict models reject
+    (the SDK validates tools/list results against its Tool model whatever result type is asked)."""
+    exe, args, version = _command(server)
+    env = dict(os.environ)
+    env.update({k: v.replace("{scratch}", str(SCRATCH)) for k, v in server.env.items()})
+    env["HOME"] = str(SCRATCH / "home")
+    with open(HERE / "logs" / f"run_{server.name}.log", "w") as errlog:  # noqa: ASYNC230
+        proc = await asyncio.create_subprocess_exec(
+            exe,
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=errlog,
+            env=env,
+            cwd=str(SCRATCH),
+            limit=64 * 1024 * 1024,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        stdin, stdout = proc.stdin, proc.stdout
+
+        async def call(ident: int, method: str, params: dict[str, Any]) -> dict[str, Any]:
+            msg = {"jsonrpc": "2.0", "id": ident, "method": method, "params": params}
+            stdin.write((json.dumps(msg) + "\n").encode())
+            await stdin.drain()
+            while True:
+                line = await stdout.readline()
+                if not line:
+                    raise RuntimeError("server closed stdout")
+                try:
+                    reply = json.loads(line)
+                except ValueError:
+                    continue
+                if reply.get("id") == ident:
+                    if "error" in reply:
+                        raise RuntimeError(str(reply["error"]))
+                    result: dict[str, Any] = reply["result"]
+                    return result
+
+        try:
+            async with asyncio.timeout(timeout):
+                init = await call(
+                    1,
+                    "initialize",
+                    {
+                        "protocolVersion": "2025-06-18",
+                        "capabilities": {},
+                        "clientInfo": {"name": "toolsearch-collect", "version": "0.1"},
+                    },
+                )
+                stdin.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+                tools: list[dict[str, Any]] = []
+                cursor: str | None = None
+                ident = 2
+                while True:
+                    page = await call(ident, "tools/list", {"cursor": cursor} if cursor else {})
+                    tools.extend(page.get("tools", []))
+                    cursor = page.get("nextCursor")
+                    ident += 1
+                    if not cursor:
+                        break
+        finally:
+            proc.kill()
+            await proc.wait()
+    return {
+        "server": server.name,
+        "package": server.package,
+        "registry": server.registry,
+        "version": version,
+        "serverInfo": init.get("serverInfo"),
+        "instructions": init.get("instructions"),
+        "tools": tools,
+        "client": "raw-jsonrpc",
+    }
+
+
+def collect(servers: list[Server], timeout: float = 60.0) -> None:
+    _prepare_scratch()
+    OUT_DIR.mkdir(exist_ok=True)
+    (HERE / "logs").mkdir(exist_ok=True)
+    for server in servers:
+        try:
+            data = asyncio.run(_list(server, timeout))
+        except BaseException as exc:  # a server that fails to start is reported and skipped
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            print(
+                f"sdk client failed for {server.name} ({type(exc).__name__}); trying raw JSON-RPC", flush=True
+            )
+            try:
+                data = asyncio.run(_list_raw(server, timeout))
+            except BaseException as exc2:
+                if isinstance(exc2, KeyboardInterrupt):
+                    raise
+                print(f"FAIL {server.name}: {type(exc2).__name__}: {exc2}", flush=True)
+                continue
+        path = OUT_DIR / f"{server.name}.json"
+        path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+        print(f"ok {server.name} {data['version']} tools={len(data['tools'])}", flush=True)
+
+
+def main(argv: list[str]) -> None:
+    if not argv or argv[0] not in ("install", "collect"):
+        sys.exit(__doc__)
+    wanted = set(argv[1:])
+    chosen = [s for s in SERVERS if not wanted or s.name in wanted]
+    if argv[0] == "install":
+        install(chosen)
+    else:
+        collect(chosen)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

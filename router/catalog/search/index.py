@@ -1,0 +1,476 @@
+"""An incremental, visibility-aware BM25F index over MCP tool definitions.
+
+Scoring is BM25F: a document's terms carry a weighted term frequency summed over fields (tool name,
+title, description, parameter names and descriptions, server name and instructions, and capability
+tags inferred from the name and description), saturated once per term with a length normalisation
+against a fixed pivot length. The query adds capability tags and abbreviation expansions of its own
+(``LEXICON``). The best candidates are then re-scored by how much of the tool's *name* the query
+covers and whether the query names the tool's server.
+
+No leaks: the only corpus statistics in a score are the number of visible documents and the
+document frequencies of terms among them; both are counted over the visible documents only (the
+length normalisation uses a constant pivot, not a corpus average). A hidden document therefore
+changes neither the results nor the scores of a search. Per-view aggregates are cached under a
+caller-supplied opaque token (or the frozenset of visible keys) and kept up to date incrementally
+when servers register or leave.
+
+Determinism: everything is a function of the visible definitions and the query; terms are visited
+in (document frequency, term) order and ties are broken by key, so every replica answers the same
+query with the same hits and the same float scores, whatever the order of registrations.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .lexicon import LEXICON, Lexicon, strip_patterns
+from .text import analyze
+
+__all__ = ["DocKey", "Hit", "SearchIndex", "Visibility", "Weights"]
+
+DocKey = tuple[str, str]
+"""(server, tool name) as the backend lists it."""
+
+Visibility = frozenset[DocKey] | Callable[[DocKey], bool] | None
+
+_FIRST_SENTENCE = re.compile(r"(?<=[.!?])\s|\n\s*\n")
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    key: DocKey
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    """Field weights and ranking parameters."""
+
+    name: float = 3.0
+    title: float = 2.0
+    description: float = 1.0
+    description_tail: float = 0.35  # description words past ``head_words``
+    head_words: int = 40
+    max_description_words: int = 300  # longer descriptions are cut (they are manuals, not summaries)
+    param_name: float = 0.8
+    max_param_words: int = 60
+    param_description: float = 0.3
+    server: float = 1.5
+    instructions: float = 0.1
+    instructions_words: int = 200
+    tag_name: float = 2.0  # capability tags inferred from the name and title
+    tag_description: float = 0.5  # ... from the head of the description
+    query_tag: float = 0.7  # weight of a query's inferred tags relative to its words
+    pattern_tag: float = 1.0  # weight of a tag implied by a literal (a URL -> @web, a file name -> @file)
+    expansion: float = 0.7  # weight of the words an abbreviation stands for (pr -> pull request)
+    name_cover: float = 1.0  # score *= 1 + name_cover * (idf share of the name's words the query covers)
+    server_mention: float = 0.5  # score *= 1 + server_mention when the query names the tool's server
+    cover_flat: float = 0.5  # 0: name words weighted by idf in the coverage; 1: all words alike
+    summary_cover: float = 0.5  # score *= 1 + summary_cover * (idf share of the query in the summary)
+    summary_words: int = 30
+    rerank: int = 30  # size of the candidate pool re-scored by coverage and server mention
+    common: float = 0.03  # terms in more than this share of visible tools only re-score candidates
+    min_candidates: int = 200  # ... once at least this many candidates exist
+    k1: float = 1.2
+    b: float = 0.75
+    pivot: float = 50.0  # length normalisation pivot (a constant: no corpus statistic involved)
+
+
+@dataclass(slots=True)
+class _Doc:
+    key: DocKey
+    length: float
+    terms: dict[str, float]
+    # the words of the tool's name: (stem, {stem} | its capability tags)
+    name_units: tuple[tuple[str, frozenset[str]], ...] = ()
+    server_terms: frozenset[str] = frozenset()
+    # stems and tags of the name, title and first sentence of the description (the summary)
+    head_terms: frozenset[str] = frozenset()
+
+
+@dataclass(slots=True)
+class _View:
+    """Aggregates over one visibility: kept current by put_server/remove_server."""
+
+    ids: set[int] | None  # None: every document
+    predicate: Callable[[DocKey], bool] | None  # how a new document's visibility is decided
+    keys: frozenset[DocKey] | None
+    n: int
+    df: dict[str, int] = field(default_factory=dict)  # lazily counted document frequencies
+
+    def admits(self, key: DocKey) -> bool:
+        if self.keys is not None:
+            return key in self.keys
+        return self.predicate is None or self.predicate(key)
+
+
+def _schema_params(schema: Any, depth: int = 0) -> Iterable[tuple[str, str]]:
+    """(parameter name, description + enum values) pairs of a JSON schema, two levels deep."""
+    if not isinstance(schema, Mapping) or depth > 2:
+        return
+    props = schema.get("properties")
+    if isinstance(props, Mapping):
+        for name in sorted(props):
+            sub = props[name]
+            desc = ""
+            if isinstance(sub, Mapping):
+                d = sub.get("description")
+                desc = d if isinstance(d, str) else ""
+                enum = sub.get("enum")
+                if isinstance(enum, list):
+                    desc += " " + " ".join(str(v) for v in enum[:20])
+            yield str(name), desc
+            if isinstance(sub, Mapping):
+                yield from _schema_params(sub, depth + 1)
+                items = sub.get("items")
+                if isinstance(items, Mapping):
+                    yield from _schema_params(items, depth + 1)
+
+
+class SearchIndex:
+    """Tool search index; see the module docstring.
+
+    ``put_server`` replaces one server's tools; ``remove_server`` drops them. ``search`` ranks the
+    visible tools for a query.
+    """
+
+    def __init__(
+        self, weights: Weights | None = None, lexicon: Lexicon | None = None, view_cache_size: int = 64
+    ) -> None:
+        self.weights = weights or Weights()
+        self.lexicon = lexicon or LEXICON
+        self._docs: dict[int, _Doc] = {}
+        self._ids: dict[DocKey, int] = {}
+        self._by_server: dict[str, list[int]] = {}
+        # term -> {doc id: saturated, length-normalised weighted term frequency}
+        self._postings: dict[str, dict[int, float]] = {}
+        self._next_id = 0
+        self._all = _View(ids=None, predicate=None, keys=None, n=0)
+        self._views: OrderedDict[Hashable, _View] = OrderedDict()
+        self._view_cache_size = view_cache_size
+        self._query_cache: OrderedDict[str, tuple[tuple[str, float], ...]] = OrderedDict()
+
+    # ---- catalogue ------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._docs)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._ids
+
+    def keys(self) -> list[DocKey]:
+        return sorted(self._ids)
+
+    def put_server(self, server: str, instructions: str | None, tools: Sequence[Mapping[str, Any]]) -> None:
+        """Index (or re-index) every tool of ``server``; the previous registration is replaced."""
+        self._drop(server)
+        w = self.weights
+        server_terms = analyze(server)
+        instr_terms = analyze(instructions or "")[: w.instructions_words]
+        ids: list[int] = []
+        k1, b, pivot = w.k1, w.b, w.pivot
+        for tool in tools:
+            name = str(tool.get("name", ""))
+            key = (server, name)
+            if not name or key in self._ids:
+                continue
+            doc = self._analyse(tool, name, server_terms, instr_terms)
+            doc.key = key
+            doc_id = self._next_id
+            self._next_id += 1
+            self._docs[doc_id] = doc
+            self._ids[key] = doc_id
+            ids.append(doc_id)
+            norm = k1 * (1.0 - b + b * doc.length / pivot)
+            for term, tf in doc.terms.items():
+                sat = tf / (tf + norm)
+                plist = self._postings.get(term)
+                if plist is None:
+                    self._postings[term] = {doc_id: sat}
+                else:
+                    plist[doc_id] = sat
+            for view in self._all_views():
+                if view.ids is None or view.admits(key):
+                    if view.ids is not None:
+                        view.ids.add(doc_id)
+                    view.n += 1
+                    df = view.df
+                    for term in doc.terms:
+                        if term in df:
+                            df[term] += 1
+        if ids:
+            self._by_server[server] = ids
+
+    def remove_server(self, server: str) -> None:
+        self._drop(server)
+
+    def _all_views(self) -> Iterable[_View]:
+        yield self._all
+        yield from self._views.values()
+
+    def _drop(self, server: str) -> None:
+        for doc_id in self._by_server.pop(server, ()):
+            doc = self._docs.pop(doc_id)
+            del self._ids[doc.key]
+            for term in doc.terms:
+                plist = self._postings[term]
+                del plist[doc_id]
+                if not plist:
+                    del self._postings[term]
+            for view in self._all_views():
+                if view.ids is None or doc_id in view.ids:
+                    if view.ids is not None:
+                        view.ids.discard(doc_id)
+                    view.n -= 1
+                    df = view.df
+                    for term in doc.terms:
+                        if term in df:
+                            df[term] -= 1
+
+    def _analyse(
+        self, tool: Mapping[str, Any], name: str, server_terms: list[str], instr_terms: list[str]
+    ) -> _Doc:
+        w = self.weights
+        title = tool.get("title")
+        annotations = tool.get("annotations")
+        if not isinstance(title, str) and isinstance(annotations, Mapping):
+            title = annotations.get("title")
+        title = title if isinstance(title, str) else ""
+        description = tool.get("description")
+        description = description if isinstance(description, str) else ""
+        description = " ".join(description.split()[: w.max_description_words])
+
+        terms: dict[str, float] = {}
+        length = 0.0
+
+        def add(tokens: Iterable[str], weight: float, counts: bool = True) -> None:
+            nonlocal length
+            for t in tokens:
+                terms[t] = terms.get(t, 0.0) + weight
+                if counts:
+                    length += weight
+
+        desc_terms = analyze(description)
+        name_terms = analyze(name)
+        add(name_terms, w.name)
+        add(self.lexicon.expand(name), w.name * w.expansion)
+        add(analyze(title), w.title)
+        add(desc_terms[: w.head_words], w.description)
+        add(self.lexicon.expand(" ".join(description.split()[: w.head_words])), w.description * w.expansion)
+        add(desc_terms[w.head_words :], w.description_tail)
+        for pname, pdesc in _schema_params(tool.get("inputSchema")):
+            add(analyze(pname), w.param_name)
+            add(analyze(" ".join(pdesc.split()[: w.max_param_words])), w.param_description)
+        # A tool naming its own server says nothing that tells it apart from its siblings: the
+        # server's words count once, as the server field, however often the tool repeats them.
+        for t in server_terms:
+            if t in terms:
+                length -= terms.pop(t)
+        add(server_terms, w.server)
+        add(instr_terms, w.instructions, counts=False)
+        # capability tags: each distinct tag counted once per source
+        name_tags = set(self.lexicon.tags(name.replace("_", " ").replace("-", " ") + " " + title))
+        head = " ".join(description.split()[: w.head_words])
+        desc_tags = set(self.lexicon.tags(head)) - name_tags
+        add(sorted(name_tags), w.tag_name, counts=False)
+        add(sorted(desc_tags), w.tag_description, counts=False)
+        units = []
+        for word in analyze(name):
+            units.append((word, frozenset({word, *self.lexicon.tags(word)})))
+        first = _FIRST_SENTENCE.split(description, maxsplit=1)[0]
+        spaced = name.replace("_", " ").replace("-", " ")
+        summary = " ".join([spaced, title, *first.split()[: w.summary_words]])
+        summary_terms = frozenset(
+            [*analyze(summary), *self.lexicon.expand(summary), *self.lexicon.tags(summary)]
+        )
+        return _Doc(
+            key=("", ""),
+            length=length,
+            terms=terms,
+            name_units=tuple(units),
+            server_terms=frozenset(server_terms),
+            head_terms=summary_terms,
+        )
+
+    # ---- queries --------------------------------------------------------------------------------
+
+    def query_terms(self, query: str) -> tuple[tuple[str, float], ...]:
+        """The weighted terms a query is matched with: its stems, abbreviation expansions and
+        inferred tags, sorted by term."""
+        cached = self._query_cache.get(query)
+        if cached is not None:
+            return cached
+        weights: dict[str, float] = {}
+        text, pattern_tags = strip_patterns(query)
+        for tag in pattern_tags:
+            weights[tag] = weights.get(tag, 0.0) + self.weights.pattern_tag
+        for t in analyze(text):
+            weights[t] = weights.get(t, 0.0) + 1.0
+        for t in self.lexicon.expand(text):
+            weights[t] = weights.get(t, 0.0) + self.weights.expansion
+        for tag in set(self.lexicon.tags(text)):
+            weights[tag] = weights.get(tag, 0.0) + self.weights.query_tag
+        result = tuple(sorted(weights.items()))
+        self._query_cache[query] = result
+        if len(self._query_cache) > 4096:
+            self._query_cache.popitem(last=False)
+        return result
+
+    def _view(self, visible: Visibility, token: Hashable | None) -> _View:
+        if visible is None:
+            return self._all
+        if isinstance(visible, frozenset):
+            cache_key: Hashable | None = ("set", visible) if token is None else ("tok", token)
+        else:
+            cache_key = None if token is None else ("tok", token)
+        if cache_key is not None:
+            view = self._views.get(cache_key)
+            if view is not None:
+                self._views.move_to_end(cache_key)
+                return view
+        if isinstance(visible, frozenset):
+            ids = {self._ids[k] for k in visible if k in self._ids}
+            view = _View(ids=ids, predicate=None, keys=visible, n=len(ids))
+        else:
+            ids = {i for k, i in self._ids.items() if visible(k)}
+            view = _View(ids=ids, predicate=visible, keys=None, n=len(ids))
+        if cache_key is not None:
+            self._views[cache_key] = view
+            if len(self._views) > self._view_cache_size:
+                self._views.popitem(last=False)
+        return view
+
+    def _df(self, term: str, view: _View) -> int:
+        plist = self._postings.get(term)
+        if not plist:
+            return 0
+        ids = view.ids
+        if ids is None:
+            return len(plist)
+        df = view.df.get(term)
+        if df is None:
+            df = len(plist.keys() & ids) if len(plist) > len(ids) else sum(1 for d in plist if d in ids)
+            view.df[term] = df
+        return df
+
+    def search(  # noqa: PLR0915
+        self,
+        query: str,
+        limit: int = 5,
+        visible: Visibility = None,
+        server: str | None = None,
+        token: Hashable | None = None,
+    ) -> list[Hit]:
+        """Best ``limit`` visible tools for ``query``, best first; ties broken by key.
+
+        ``visible``: ``None`` (everything), a frozenset of keys, or a predicate over keys. Pass an
+        opaque ``token`` that identifies the visibility (e.g. a policy version) to let per-view
+        aggregates be cached across queries; the same token must always mean the same visibility.
+        ``server`` restricts the results (not the statistics) to one server.
+        """
+        if limit <= 0:
+            return []
+        view = self._view(visible, token)
+        n = view.n
+        if n == 0:
+            return []
+        ids = view.ids
+        w = self.weights
+        terms = []
+        for term, qw in self.query_terms(query):
+            df = self._df(term, view)
+            if df:
+                terms.append((df, term, qw))
+        terms.sort()
+        acc: dict[int, float] = {}
+        get = acc.get
+        common = w.common * n
+        for df, term, qw in terms:
+            plist = self._postings[term]
+            wq = qw * math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+            if df > common and len(acc) >= w.min_candidates:
+                # a common term: only re-score the candidates the rarer terms found
+                if len(acc) <= len(plist):
+                    for d in acc:
+                        s = plist.get(d)
+                        if s is not None:
+                            acc[d] += wq * s
+                else:
+                    for d, s in plist.items():
+                        if d in acc:
+                            acc[d] += wq * s
+            elif ids is None:
+                if acc:
+                    for d, s in plist.items():
+                        acc[d] = get(d, 0.0) + wq * s
+                else:
+                    acc = {d: wq * s for d, s in plist.items()}
+                    get = acc.get
+            else:
+                for d, s in plist.items():
+                    if d in ids:
+                        acc[d] = get(d, 0.0) + wq * s
+        if not acc:
+            return []
+        docs = self._docs
+        if server is not None:
+            acc = {d: s for d, s in acc.items() if docs[d].key[0] == server}
+
+        def order(kv: tuple[int, float]) -> tuple[float, DocKey]:
+            return (-kv[1], docs[kv[0]].key)
+
+        def top(items: dict[int, float], k: int) -> list[tuple[int, float]]:
+            # the k best by score, then every item tied with the k-th, ordered by (score, key): the
+            # result does not depend on the dict's insertion order
+            if len(items) > k:
+                floor = heapq.nlargest(k, items.values())[-1]
+                return sorted([kv for kv in items.items() if kv[1] >= floor], key=order)[:k]
+            return sorted(items.items(), key=order)
+
+        cover = w.name_cover
+        mention = w.server_mention
+        summary = w.summary_cover
+        if cover or mention or summary:
+            qset = frozenset(t for t, _ in self.query_terms(query))
+            qidf = [(term, qw * math.log(1.0 + (n - df + 0.5) / (df + 0.5))) for df, term, qw in terms]
+            qmass = math.fsum(x for _, x in qidf)
+            rescored: dict[int, float] = {}
+            # a fixed pool, whatever the limit: the first k hits do not depend on the limit asked
+            for d, sc in top(acc, w.rerank):
+                doc = docs[d]
+                factor = 1.0 + cover * self._name_coverage(doc, qset, view)
+                if summary and qmass > 0.0:
+                    head = doc.head_terms
+                    factor *= 1.0 + summary * math.fsum(x for t, x in qidf if t in head) / qmass
+                if mention and not doc.server_terms.isdisjoint(qset):
+                    factor *= 1.0 + mention
+                rescored[d] = sc * factor
+            best = top(rescored, limit)
+            if limit > len(best):
+                # below the pool, raw order (every re-scored hit scores at least its raw score, and
+                # every raw score here is at most the pool's lowest raw score)
+                rest = {d: sc for d, sc in acc.items() if d not in rescored}
+                best += top(rest, limit - len(best))
+        else:
+            best = top(acc, limit)
+        return [Hit(docs[d].key, s) for d, s in best]
+
+    def _name_coverage(self, doc: _Doc, qset: frozenset[str], view: _View) -> float:
+        """Share (idf-weighted over the view) of the tool name's words that the query covers, by
+        the word itself or by one of its capability tags."""
+        total = hit = 0.0
+        flat = 1.0 - self.weights.cover_flat
+        n = view.n
+        for word, alts in doc.name_units:
+            df = self._df(word, view)
+            w = math.log(1.0 + (n - df + 0.5) / (df + 0.5)) ** flat
+            total += w
+            if not alts.isdisjoint(qset):
+                hit += w
+        return hit / total if total > 0.0 else 0.0

@@ -1,0 +1,298 @@
+"""Capability lexicon: general intents (verbs) and common software nouns, with synonyms.
+
+A tool's name and description are mapped to capability tags (``@read``, ``@issue``...), and so is a
+query; the tags are matched as extra terms, which lets "retrieve a ticket" meet ``get_issue``.
+Entries are general-purpose vocabulary (with the most common German, French, Spanish and
+Japanese forms of the same words), not the wording of any evaluation query.
+
+Surface forms are analysed with the same pipeline as documents, so inflections that stem alike
+match. Two-word phrases (``pull request``) match consecutive words. Japanese/Chinese forms match as
+substrings of the query's CJK text.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .text import analyze, fold, is_cjk, stem, words
+
+__all__ = ["ABBREVIATIONS", "CONCEPTS", "LEXICON", "Lexicon", "strip_patterns"]
+
+# Literal values in a task (a URL, a file name, an issue key, a number) say what kind of thing the
+# task is about; their own characters ("https", "example", "77") are noise for ranking.
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\b(?:https?|ftp)://\S+|\bwww\.\S+", re.I), "@web"),
+    (
+        re.compile(
+            r"(?<![\w.])[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|io|dev|ai|app|co|de|fr|es|jp)\b"
+            r"(?:/\S*)?",
+            re.I,
+        ),
+        "@web",
+    ),
+    (re.compile(r"(?:~|\.{1,2})?(?:/[\w.@-]+)+/?"), "@file"),
+    (
+        re.compile(
+            r"(?<![\w/])[\w-]+\.(?:txt|md|json|ya?ml|toml|ini|cfg|conf|csv|log|py|js|ts|tsx|go|rs|java|"
+            r"rb|sh|html|css|xml|pdf|png|jpe?g|gif|svg|docx?|xlsx?|sql|db|zip|gz|tar)\b",
+            re.I,
+        ),
+        "@file",
+    ),
+    (re.compile(r"\b[A-Z][A-Z0-9]{1,9}-\d+\b"), "@issue"),
+    (re.compile(r"(?<!\w)#\d+\b"), ""),
+    (re.compile(r"\b\d+(?:[.:]\d+)*\b"), ""),
+)
+
+
+def strip_patterns(text: str) -> tuple[str, list[str]]:
+    """Replace literal values (URLs, paths, file names, issue keys, numbers) by spaces and return
+    the tags they imply."""
+    tags: list[str] = []
+    for pattern, tag in _PATTERNS:
+        if pattern.search(text):
+            if tag:
+                tags.extend(tag for _ in pattern.findall(text))
+            text = pattern.sub(" ", text)
+    return text, tags
+
+
+# concept -> whitespace-separated surface forms; "a+b" is a two-word phrase.
+CONCEPTS: dict[str, str] = {
+    # ---- intents -------------------------------------------------------------------------------
+    "read": """read get fetch retrieve obtain view show display open load see inspect access return
+        returns lesen lies anzeigen zeige zeig abrufen holen öffnen lire afficher obtenir recuperer
+        récupérer voir ouvrir leer lee obtener mostrar muestra ver abrir 読 取得 表示 見せ 開""",
+    "create": """create add new make insert generate build register start+new compose erstellen erstelle
+        anlegen hinzufugen hinzufügen neu neue neuen creer crée créer ajouter ajoute nouveau nouvelle
+        crear crea añadir agregar nuevo nueva 作成 追加 新規 作""",
+    "update": """update edit modify change set patch alter amend rename replace adjust revise andern
+        ändern ändere bearbeiten aktualisieren modifier changer mettre+a+jour actualizar modificar
+        cambiar editar 更新 編集 変更 修正""",
+    "delete": """delete remove drop erase destroy purge discard unlink uninstall clear trash wipe forget
+        loschen löschen lösche entfernen supprimer supprime effacer eliminar elimina borrar borra 削除
+        消""",
+    "search": """search find query lookup look+up seek locate discover grep filter match suchen suche
+        finden recherche rechercher chercher cherche trouver buscar busca encontrar consultar 検索 探
+        調べ""",
+    "list": """list lists listing enumerate browse all every catalog overview inventory auflisten liste
+        alle lister tous toutes listar todos todas 一覧 リスト 全""",
+    "write": """write save store persist record put append overwrite dump schreiben schreibe speichern
+        speichere ecrire écrire enregistrer sauvegarder escribir guardar 書 保存 記録""",
+    "send": """send post message notify publish reply respond announce tell senden sende schicken
+        schreib envoyer envoie publier enviar envía publicar 送 投稿 返信""",
+    "run": """run execute exec invoke launch trigger perform call kick+off ausführen ausfuhren starten
+        executer exécuter lancer lance ejecutar ejecuta lanzar 実行 起動""",
+    "stop": """stop kill terminate cancel abort halt end close quit shutdown stoppen beenden arreter
+        arrêter terminer detener parar cerrar 停止 終了 閉""",
+    "navigate": """navigate go goto visit browse open+url load+page aufrufen besuchen naviguer visiter
+        navegar visitar 移動 開""",
+    "download": """download export pull save+as herunterladen telecharger télécharger descargar
+        ダウンロード""",
+    "upload": """upload attach import push hochladen televerser téléverser subir アップロード 添付""",
+    "move": """move rename relocate transfer verschieben umbenennen deplacer déplacer renommer mover
+        renombrar 移動 名前""",
+    "copy": """copy duplicate clone fork kopieren copier copiar コピー 複製""",
+    "compare": """compare diff difference differences changes changed vergleichen comparer comparar 比較
+        差分""",
+    "status": """status state health check progress monitor zustand etat état estado 状態 ステータス""",
+    "assign": """assign assignee reassign owner zuweisen assigner asignar 割り当""",
+    "link": """link relate relation relationship connect associate association dependency verknupfen
+        verknüpfen lier relier vincular enlazar 関連 リンク""",
+    "click": """click press tap push+button klicken klicke cliquer clique hacer+clic clic クリック 押""",
+    "type": """type fill enter input form keyboard key tippen eingeben saisir remplir escribir rellenar
+        入力""",
+    "wait": """wait sleep pause until warten attendre esperar 待""",
+    "summarize": """summarize summary analyze analyse analysis explain reason think zusammenfassen
+        résumer resumir 要約 分析""",
+    "convert": """convert transform translate umrechnen umwandeln convertir 変換""",
+    "count": """count number how+many total size statistics stats metrics anzahl nombre combien cuantos
+        cuántos 数""",
+    "scale": """scale resize replicas grow shrink skalieren""",
+    "deploy": """roll+back deploy deployment release rollout ship publish rollback bereitstellen déployer
+        desplegar デプロイ リリース""",
+    "install": """install setup set+up configure installieren installer instalar インストール""",
+    "comment": """comment comments note remark annotate reply kommentar kommentieren commentaire
+        commenter comentario comentar コメント""",
+    # ---- common software nouns -----------------------------------------------------------------
+    "issue": """issue issues ticket tickets bug bugs task tasks defect story epic incident jira problem
+        fehler aufgabe ticket probleme problème tâche incidencia tarea error+report 課題 チケット バグ
+        不具合""",
+    "pull_request": """pull+request pull+requests pr prs merge+request mr merge review patch
+        プルリクエスト マージ""",
+    "repository": """repository repositories repo repos project codebase source+code git github gitlab
+        repositorium dépôt depot repositorio リポジトリ""",
+    "branch": """branch branches checkout zweig branche rama ブランチ""",
+    "commit": """commit commits history log changes revision changeset stage staged staging コミット
+        履歴""",
+    "file": """file files document documents path content contents text pdf markdown datei dateien
+        dokument fichier fichiers archivo archivos documento ファイル 文書""",
+    "directory": """directory directories folder folders dir tree ordner verzeichnis dossier répertoire
+        repertoire carpeta directorio フォルダ ディレクトリ""",
+    "web": """web page webpage website site url link html internet online browser http https scrape
+        crawl seite webseite internetseite pagina página sitio ウェブ ページ サイト ネット""",
+    "browser": """browser tab window page element headless dom playwright puppeteer navigateur navegador
+        ブラウザ""",
+    "screenshot": """screenshot screen capture image picture snapshot photo bildschirmfoto
+        capture+d'écran captura スクリーンショット 画面""",
+    "image": """image images picture pictures photo photos illustration drawing art logo bild imagen
+        画像 写真 絵""",
+    "database": """database databases db sql table tables row rows record records column columns
+        collection collections schema datenbank tabelle base+de+données base+de+datos tabla データベース
+        テーブル""",
+    "message": """message messages chat channel channels conversation thread dm slack nachricht mensaje
+        メッセージ チャット""",
+    "user": """user users member members person people account profile contact contacts benutzer nutzer
+        utilisateur usuario ユーザー""",
+    "time": """time date clock timezone zone hour now today current uhrzeit zeit spät heure hora 時間
+        時刻 時差 今""",
+    "location": """wegbeschreibung itinéraire itinerario location place places address map maps route
+        direction directions distance geocode coordinates latitude longitude nearby near ort adresse
+        karte weg lieu carte adresse lugar dirección 地図 場所 住所 道""",
+    "payment": """payment payments charge invoice invoices customer subscription refund price billing
+        zahlung rechnung paiement facture pago factura 支払 請求""",
+    "docs": """docs documentation manual guide reference api+reference library sdk dokumentation
+        documentación ドキュメント""",
+    "memory": """memory knowledge graph entity entities fact facts observation remember recall
+        gedächtnis mémoire memoria 記憶""",
+    "error": """error errors exception exceptions crash crashes failure failing failed fail stacktrace
+        traceback fehler erreur エラー 例外""",
+    "log": """log logs logging output console trace events protokoll journal ログ""",
+    "process": """process processes terminal shell command commands console pid program repl prozess
+        befehl processus commande proceso comando プロセス コマンド ターミナル""",
+    "cluster": """cluster pod pods container containers node nodes namespace kubernetes k8s kubectl helm
+        クラスタ コンテナ""",
+    "pipeline": """pipeline pipelines build builds ci workflow workflows job jobs test tests
+        パイプライン ビルド""",
+    "search_engine": """search+engine web+search google news headlines internet+search nachrichten
+        actualités actualites noticias ニュース 検索エンジン""",
+    "video": """video videos youtube transcript caption captions subtitles 動画 字幕""",
+    "config": """config configuration setting settings option options preference einstellung paramètre
+        configuración 設定""",
+    "permission": """permission permissions access restriction restrictions allowed role roles
+        berechtigung droit permiso 権限""",
+    "attachment": """attachment attachments attach anhang pièce+jointe adjunto 添付""",
+    "field": """field fields column columns property properties attribute attributes spalte feld colonne
+        champ columna campo 列 項目 フィールド""",
+    "batch": """batch bulk multiple several at+once simultaneously mass mehrere plusieurs varios varias
+        一括 複数""",
+    "watch": """watch watcher watchers watching monitor monitors monitoring subscribe subscribed subscriber
+        subscription follow
+        follower following notify notification beobachten abonnieren suivre seguir 監視 購読""",
+    "sprint": """sprint sprints board boards backlog scrum kanban agile スプリント""",
+    "wiki": """wiki confluence space knowledge+base article articles ウィキ""",
+}
+
+
+# Abbreviations, short forms and shell commands -> the words they stand for. The expansion's words
+# are added as (slightly down-weighted) terms on both sides, documents and queries.
+ABBREVIATIONS: dict[str, str] = {
+    "repo": "repository",
+    "repos": "repositories",
+    "pr": "pull request",
+    "prs": "pull requests",
+    "mr": "merge request",
+    "org": "organization",
+    "orgs": "organizations",
+    "db": "database",
+    "dbs": "databases",
+    "dir": "directory",
+    "dirs": "directories",
+    "config": "configuration",
+    "cfg": "configuration",
+    "env": "environment",
+    "info": "information",
+    "msg": "message",
+    "k8s": "kubernetes",
+    "img": "image",
+    "pic": "picture",
+    "docs": "documentation",
+    "doc": "document",
+    "auth": "authentication",
+    "app": "application",
+    "ns": "namespace",
+    "src": "source",
+    "ci": "continuous integration pipeline",
+    "js": "javascript",
+    "ts": "typescript",
+    "py": "python",
+    "url": "web address link",
+    "dm": "direct message",
+    "ssh": "remote shell",
+    "vm": "virtual machine",
+    "mkdir": "create directory",
+    "ls": "list directory",
+    "rm": "delete file",
+    "rmdir": "delete directory",
+    "mv": "move file",
+    "cp": "copy file",
+    "cat": "read file",
+    "grep": "search text",
+    "ps": "list processes",
+    "cd": "change directory",
+    "pwd": "current directory",
+    "du": "disk usage size",
+    "touch": "create file",
+    "curl": "fetch url",
+    "wget": "download url",
+    "chmod": "change permissions",
+}
+
+
+class Lexicon:
+    """Stemmed surface form -> concept tags, with phrase and CJK substring tables."""
+
+    def __init__(self, concepts: dict[str, str], abbreviations: dict[str, str] | None = None) -> None:
+        self.abbreviations: dict[str, tuple[str, ...]] = {
+            k: tuple(analyze(v)) for k, v in (abbreviations or {}).items()
+        }
+        self.single: dict[str, tuple[str, ...]] = {}
+        self.phrases: dict[tuple[str, str], tuple[str, ...]] = {}
+        self.cjk: list[tuple[str, str]] = []
+        single: dict[str, list[str]] = {}
+        phrases: dict[tuple[str, str], list[str]] = {}
+        for concept, forms in concepts.items():
+            tag = "@" + concept
+            for form in forms.split():
+                folded = fold(form)
+                if any(is_cjk(ch) for ch in folded):
+                    self.cjk.append((folded, tag))
+                    continue
+                parts = [stem(w) for w in words(form.replace("+", " "))]
+                if not parts:
+                    continue
+                if len(parts) == 1:
+                    single.setdefault(parts[0], []).append(tag)
+                else:
+                    # first two words of a phrase are enough to recognise it
+                    phrases.setdefault((parts[0], parts[1]), []).append(tag)
+        self.single = {k: tuple(sorted(set(v))) for k, v in single.items()}
+        self.phrases = {k: tuple(sorted(set(v))) for k, v in phrases.items()}
+        self.cjk.sort()
+
+    def expand(self, text: str) -> list[str]:
+        """Stems of the words that the abbreviations in ``text`` stand for."""
+        out: list[str] = []
+        for w in words(text):
+            full = self.abbreviations.get(w)
+            if full is not None:
+                out.extend(full)
+        return out
+
+    def tags(self, text: str) -> list[str]:
+        """Concept tags found in ``text`` (in order of appearance, repeats kept)."""
+        found: list[str] = []
+        stems = [stem(w) for w in words(text)]
+        for i, s in enumerate(stems):
+            found.extend(self.single.get(s, ()))
+            if i + 1 < len(stems):
+                found.extend(self.phrases.get((s, stems[i + 1]), ()))
+        if not text.isascii():
+            folded = fold(text)
+            for form, tag in self.cjk:
+                if form in folded:
+                    found.append(tag)
+        return found
+
+
+LEXICON = Lexicon(CONCEPTS, ABBREVIATIONS)

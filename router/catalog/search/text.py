@@ -1,0 +1,429 @@
+"""Text analysis: Unicode normalisation, identifier splitting, tokens, stop words and stemming.
+
+Every function here is pure and deterministic, so two replicas that index the same definitions
+produce the same terms.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import snowballstemmer
+
+__all__ = ["analyze", "clear_caches", "fold", "is_cjk", "split_identifier", "stem", "words"]
+
+# camelCase / PascalCase / acronym boundaries and letter<->digit boundaries.
+_CAMEL_1 = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_CAMEL_2 = re.compile(r"(?<=[A-Z])(?=[A-Z][a-z])")
+_DIGITS = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
+_WORD = re.compile(r"[^\W_]+")
+
+# Han, Hiragana, Katakana (incl. the prolonged sound mark), Hangul: scripts written without spaces
+# between words. Runs of them are indexed as overlapping character bigrams.
+_CJK_RANGES = (
+    (0x3040, 0x30FF),
+    (0x31F0, 0x31FF),
+    (0x3400, 0x4DBF),
+    (0x4E00, 0x9FFF),
+    (0xF900, 0xFAFF),
+    (0xAC00, 0xD7AF),
+    (0xFF66, 0xFF9F),
+)
+
+
+def is_cjk(ch: str) -> bool:
+    code = ord(ch)
+    return any(lo <= code <= hi for lo, hi in _CJK_RANGES)
+
+
+# Short, general stop lists (English plus the function words of German, French, Spanish that
+# dominate task phrasing). They only remove words that carry no intent.
+_STOP = frozenset(
+    [
+        "everything",
+        "anything",
+        "something",
+        "nothing",
+        "everyone",
+        "anyone",
+        "someone",
+        "stuff",
+        "thing",
+        "things",
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "if",
+        "then",
+        "else",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "with",
+        "from",
+        "into",
+        "onto",
+        "over",
+        "under",
+        "about",
+        "as",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "am",
+        "do",
+        "does",
+        "did",
+        "doing",
+        "have",
+        "has",
+        "had",
+        "having",
+        "i",
+        "me",
+        "my",
+        "mine",
+        "we",
+        "us",
+        "our",
+        "you",
+        "your",
+        "yours",
+        "he",
+        "him",
+        "his",
+        "she",
+        "her",
+        "it",
+        "its",
+        "they",
+        "them",
+        "their",
+        "this",
+        "that",
+        "these",
+        "those",
+        "there",
+        "here",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "when",
+        "where",
+        "why",
+        "how",
+        "any",
+        "both",
+        "each",
+        "few",
+        "more",
+        "most",
+        "other",
+        "some",
+        "such",
+        "no",
+        "nor",
+        "not",
+        "only",
+        "own",
+        "same",
+        "so",
+        "than",
+        "too",
+        "very",
+        "can",
+        "could",
+        "will",
+        "would",
+        "shall",
+        "should",
+        "may",
+        "might",
+        "must",
+        "just",
+        "also",
+        "please",
+        "pls",
+        "let",
+        "lets",
+        "let's",
+        "want",
+        "wanted",
+        "need",
+        "needs",
+        "like",
+        "would",
+        "i'd",
+        "i'm",
+        "it's",
+        "that's",
+        "whats",
+        "what's",
+        "im",
+        "id",
+        "ok",
+        "okay",
+        "hey",
+        "hi",
+        "thanks",
+        "thank",
+        "via",
+        "per",
+        "e.g",
+        "eg",
+        "etc",
+        "der",
+        "die",
+        "das",
+        "den",
+        "dem",
+        "des",
+        "ein",
+        "eine",
+        "einen",
+        "einem",
+        "einer",
+        "und",
+        "oder",
+        "mit",
+        "von",
+        "zu",
+        "zum",
+        "zur",
+        "im",
+        "ist",
+        "sind",
+        "bitte",
+        "mir",
+        "mich",
+        "mein",
+        "meine",
+        "meinen",
+        "dein",
+        "deine",
+        "ich",
+        "du",
+        "wir",
+        "sie",
+        "es",
+        "was",
+        "wie",
+        "wo",
+        "auf",
+        "aus",
+        "bei",
+        "nach",
+        "fur",
+        "für",
+        "vom",
+        "am",
+        "an",
+        "kannst",
+        "kann",
+        "konnen",
+        "können",
+        "le",
+        "la",
+        "les",
+        "un",
+        "une",
+        "des",
+        "du",
+        "de",
+        "et",
+        "ou",
+        "avec",
+        "pour",
+        "dans",
+        "sur",
+        "par",
+        "au",
+        "aux",
+        "est",
+        "sont",
+        "moi",
+        "mon",
+        "ma",
+        "mes",
+        "je",
+        "tu",
+        "nous",
+        "vous",
+        "il",
+        "elle",
+        "ce",
+        "cette",
+        "ces",
+        "qui",
+        "que",
+        "quoi",
+        "comment",
+        "stp",
+        "svp",
+        "el",
+        "los",
+        "las",
+        "unos",
+        "unas",
+        "del",
+        "y",
+        "o",
+        "con",
+        "para",
+        "por",
+        "en",
+        "es",
+        "son",
+        "mi",
+        "mis",
+        "yo",
+        "tu",
+        "nosotros",
+        "que",
+        "como",
+        "donde",
+        "porfavor",
+        "favor",
+    ]
+)
+
+_stemmer = snowballstemmer.stemmer("english")
+
+
+@lru_cache(maxsize=65536)
+def stem(token: str) -> str:
+    """English Snowball stem of a lower-cased token (other scripts pass through unchanged)."""
+    if not token.isascii():
+        # Latin letters with diacritics were already folded; anything left is another script.
+        return token
+    if len(token) <= 3 or token.isdigit():
+        return token
+    result: str = _stemmer.stemWord(token)
+    return result
+
+
+def fold(text: str) -> str:
+    """NFKC, case-fold, and strip diacritics from Latin letters only (so kana stay intact)."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    if text.isascii():
+        return text
+    out: list[str] = []
+    for ch in unicodedata.normalize("NFD", text):
+        if unicodedata.combining(ch) and out and out[-1].isascii():
+            continue
+        out.append(ch)
+    return unicodedata.normalize("NFC", "".join(out)).replace("ß", "ss")
+
+
+def split_identifier(text: str) -> str:
+    """Insert spaces at camelCase, acronym and letter/digit boundaries (before case folding)."""
+    text = _CAMEL_2.sub(" ", _CAMEL_1.sub(" ", text))
+    return _DIGITS.sub(" ", text)
+
+
+_CJK_CLASS = "".join(f"\\u{lo:04x}-\\u{hi:04x}" for lo, hi in _CJK_RANGES)
+# a run of CJK characters, or a run of other letters/digits
+_CHUNK = re.compile(f"[{_CJK_CLASS}]+|[^\\W_{_CJK_CLASS}]+")
+
+
+_ASCII_CHUNK = re.compile(r"[A-Za-z0-9]+")
+
+
+def words(text: str) -> list[str]:
+    """Folded word tokens of ``text``; see ``_words``."""
+    return list(_words(text))
+
+
+@lru_cache(maxsize=512)  # recent texts only: one registration analyses a text several ways
+def _words(text: str) -> tuple[str, ...]:
+    """Folded word tokens of ``text`` (identifier-aware); CJK runs become character bigrams.
+
+    Stop words are kept here (phrases need them); ``analyze`` drops them.
+    """
+    out: list[str] = []
+    if text.isascii():
+        chunks = _ASCII_CHUNK.findall(text)
+    else:
+        chunks = _CHUNK.findall(unicodedata.normalize("NFKC", text))
+    for chunk in chunks:
+        if chunk.isalpha() and chunk.islower() and chunk.isascii():
+            out.append(chunk)  # the common case: nothing to split or fold
+        else:
+            out.extend(_chunk_words(chunk))
+    return tuple(out)
+
+
+@lru_cache(maxsize=65536)
+def _chunk_words(chunk: str) -> tuple[str, ...]:
+    parts = _WORD.findall(fold(split_identifier(chunk)))
+    if len(parts) > 1 and chunk.isascii():
+        # "HubSpot" -> hub, spot, hubspot: the joined form meets a lower-case spelling
+        return (*parts, chunk.lower())
+    out: list[str] = []
+    for raw in parts:
+        _cjk_aware(raw, out)
+    return tuple(out)
+
+
+def _cjk_aware(raw: str, out: list[str]) -> None:
+    """Append ``raw``; runs of CJK characters inside it become overlapping character bigrams."""
+    if raw.isascii():
+        out.append(raw)
+        return
+    buf: list[str] = []
+    cjk = False
+    for ch in raw + " ":
+        c = is_cjk(ch)
+        if buf and (c != cjk or ch == " "):
+            piece = "".join(buf)
+            if cjk and len(piece) > 1:
+                out.extend(piece[i : i + 2] for i in range(len(piece) - 1))
+            else:
+                out.append(piece)
+            buf = []
+        if ch != " ":
+            buf.append(ch)
+            cjk = c
+
+
+def analyze(text: str) -> list[str]:
+    """Index/query terms: words without stop words or single Latin letters, stemmed."""
+    return list(_analyze(text))
+
+
+@lru_cache(maxsize=4096)
+def _analyze(text: str) -> tuple[str, ...]:
+    # cached: a re-registration (drift, a restart, another replica's echo) repeats most texts
+    result: list[str] = []
+    for w in _words(text):
+        if w in _STOP:
+            continue
+        if len(w) == 1 and w.isascii():
+            continue
+        result.append(stem(w))
+    return tuple(result)
+
+
+def clear_caches(stems: bool = False) -> None:
+    """Forget the memoised analyses of texts (and of single words' stems too, if ``stems``); for
+    cold-start measurements."""
+    _analyze.cache_clear()
+    _words.cache_clear()
+    _chunk_words.cache_clear()
+    if stems:
+        stem.cache_clear()

@@ -1,0 +1,48 @@
+"""Unicode-aware tokens, camelCase splitting, non-ASCII queries."""
+
+from __future__ import annotations
+
+from router.catalog.search import SearchIndex, analyze
+from router.catalog.search.text import split_identifier, words
+from tests.support.search_data import SMALL
+
+
+def test_camel_case_and_separators() -> None:
+    assert split_identifier("getPullRequestFiles") == "get Pull Request Files"
+    assert split_identifier("HTMLParser2Go") == "HTML Parser 2 Go"
+    assert analyze("getPullRequestFiles") == ["get", "pull", "request", "file", "getpullrequestfil"]
+    assert analyze("read_text_file") == ["read", "text", "file"]
+    assert analyze("API-post-search") == ["api", "post", "search"]
+    assert "hubspot" in analyze("HubSpot")  # the joined form meets the lower-case spelling
+
+
+def test_camel_case_tool_is_found_by_words() -> None:
+    idx = SearchIndex()
+    for server, tools in SMALL.items():
+        idx.put_server(server, None, tools)
+    best = idx.search("which files did the pull request change", 1)[0]
+    assert best.key == ("github", "getPullRequestFiles")
+
+
+def test_non_ascii_tokens() -> None:
+    assert words("Köln über") == ["koln", "uber"]
+    assert words("ファイル") == ["ファ", "ァイ", "イル"]
+    assert words("GitHubでPR") == ["git", "hub", "github", "で", "pr"]
+    assert analyze("\uff26\uff55\uff4c\uff4c\uff57\uff49\uff44\uff54\uff48") == ["fullwidth"]  # NFKC
+
+
+def test_non_ascii_queries_find_tools() -> None:
+    idx = SearchIndex()
+    for server, tools in SMALL.items():
+        idx.put_server(server, None, tools)
+    cases = {
+        "ファイルの内容を読んで": ("filesystem", "read_text_file"),
+        "Lies die Datei": ("filesystem", "read_text_file"),
+        "Crée un nouveau dossier": ("filesystem", "create_directory"),
+        "Busca en la web": ("web", "web_search"),
+        "新しいフォルダを作成": ("filesystem", "create_directory"),
+    }
+    for query, want in cases.items():
+        hits = idx.search(query, 3)
+        assert hits, query
+        assert want in [h.key for h in hits], (query, hits)

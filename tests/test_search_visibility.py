@@ -1,0 +1,111 @@
+"""No leaks: hidden tools never appear and never change a visible tool's score."""
+
+from __future__ import annotations
+
+from router.catalog.search import DocKey, SearchIndex
+from tests.support.search_data import SMALL, load_evalset
+
+QUERIES = [
+    "read a file",
+    "open a pull request",
+    "search the web for news",
+    "create a ticket",
+    "list the directory",
+    "ファイルを読む",
+    "Datei lesen",
+    "get issue comments",
+    "x",
+]
+
+
+def _hidden_tools(n: int) -> list[dict[str, object]]:
+    # deliberately strong matches for every query, and long texts that would move averages
+    return [
+        {
+            "name": f"read_file_{i}",
+            "title": "Read file, search web, create issue, pull request",
+            "description": "read file text web search news ticket issue directory " * (i + 1),
+        }
+        for i in range(n)
+    ]
+
+
+def test_hidden_tools_change_nothing_small() -> None:
+    plain = SearchIndex()
+    for server, tools in SMALL.items():
+        plain.put_server(server, None, tools)
+    visible = frozenset(plain.keys())
+
+    noisy = SearchIndex()
+    noisy.put_server("zz-hidden", "Reads files and searches the web.", _hidden_tools(30))
+    for server, tools in SMALL.items():
+        noisy.put_server(server, None, [*tools, *_hidden_tools(3)])  # hidden tools inside visible servers
+    for q in QUERIES:
+        expected = plain.search(q, 50)
+        assert noisy.search(q, 50, visible=visible) == expected  # bit-identical scores
+        assert noisy.search(q, 50, visible=visible, token="v1") == expected
+        assert noisy.search(q, 50, visible=lambda k: k in visible) == expected
+        assert noisy.search(q, 50, visible=lambda k: k in visible, token="v2") == expected
+        for hit in noisy.search(q, 50, visible=visible):
+            assert hit.key in visible
+
+
+def test_hidden_tools_change_nothing_evalset() -> None:
+    servers = load_evalset()
+    names = sorted(servers)
+    shown = names[::2]
+    plain = SearchIndex()
+    for name in shown:
+        plain.put_server(name, servers[name].get("instructions"), servers[name]["tools"])
+    full = SearchIndex()
+    for name in names:
+        full.put_server(name, servers[name].get("instructions"), servers[name]["tools"])
+    visible = frozenset(plain.keys())
+    for q in [*QUERIES, "take a screenshot of the page", "jira ticket comment", "run SQL", "kill process"]:
+        assert full.search(q, 100, visible=visible, token="half") == plain.search(q, 100)
+
+
+def test_policy_hiding_single_tools_of_a_server() -> None:
+    idx = SearchIndex()
+    for server, tools in SMALL.items():
+        idx.put_server(server, None, tools)
+    hidden: DocKey = ("filesystem", "read_text_file")
+    visible = frozenset(k for k in idx.keys() if k != hidden)  # noqa: SIM118
+    assert all(h.key != hidden for h in idx.search("read the file contents", 50, visible=visible))
+    assert idx.search("read the file contents", 50, visible=frozenset()) == []
+
+
+def test_token_cache_is_dropped_on_change() -> None:
+    idx = SearchIndex()
+    idx.put_server("web", None, SMALL["web"])
+    before = idx.search("search the web", 5, visible=lambda k: True, token="t")
+    idx.put_server("github", None, SMALL["github"])
+    after = idx.search("search the web", 5, visible=lambda k: True, token="t")
+    fresh = idx.search("search the web", 5)
+    assert after == fresh
+    assert before != after  # corpus statistics moved with the new visible server
+
+
+def test_cached_views_follow_registrations() -> None:
+    servers = load_evalset()
+    names = sorted(servers)
+    idx = SearchIndex()
+    for name in names[:20]:
+        idx.put_server(name, servers[name].get("instructions"), servers[name]["tools"])
+    every = [(n, t["name"]) for n in names for t in servers[n]["tools"]]
+    visible = frozenset(k for i, k in enumerate(every) if i % 3 != 0)
+    queries = ["read a file", "create an issue", "search the web", "delete the branch"]
+    for q in queries:  # fill the view caches (frozenset view and a token view)
+        idx.search(q, 10, visible=visible)
+        idx.search(q, 10, visible=lambda k: k in visible, token="policy-7")
+    for name in names[20:]:
+        idx.put_server(name, servers[name].get("instructions"), servers[name]["tools"])
+    for name in names[:3]:
+        idx.remove_server(name)
+    fresh = SearchIndex()
+    for name in names[3:]:
+        fresh.put_server(name, servers[name].get("instructions"), servers[name]["tools"])
+    for q in queries:
+        want = fresh.search(q, 30, visible=visible)
+        assert idx.search(q, 30, visible=visible) == want
+        assert idx.search(q, 30, visible=lambda k: k in visible, token="policy-7") == want

@@ -122,7 +122,7 @@ class McpEndpoint:
         if not sends_json(headers):
             await send_plain(send, 415, b"Unsupported Media Type: send application/json")
             return
-        body = await read_body(receive, self.max_body_bytes)
+        body = await read_body(receive, self.max_body_bytes, headers.get("content-length"))
         if body is None:
             await send_plain(send, 413, b"Request body too large")
             return

@@ -13,6 +13,15 @@ needs and drops the rest:
 - idle keep-alive connections are closed by one sweep per second, not a timer per request;
 - the request body streams to `receive()` with flow control; pipelined requests wait their turn;
 - no WebSocket upgrades, no access log (the router logs and audits requests itself).
+
+A response sent before its request's body was read (413 for a body over the limit, and any
+refusal that needs no body) is followed by a lingering close, as nginx does: the response leaves
+with `connection: close`, the write side is shut, and what the client still sends is read and
+dropped until it closes, for at most LINGER_SECONDS (LINGER_IDLE without a byte) and LINGER_BYTES.
+Closing at once would reset the connection while the client still writes, and a reset makes the
+client's kernel drop the response it has not read yet. `Expect: 100-continue` gets its 100 only
+when the app asks for the body (the router refuses a too-large declared Content-Length without
+asking: a 413, never a 100 first); any other expectation gets 417 (RFC 9110, 10.1.1).
 """
 
 from __future__ import annotations
@@ -36,6 +45,9 @@ log = logging.getLogger("toolmesh.server")
 DISCONNECT_EXTENSION = "toolmesh.disconnect"
 HIGH_WATER = 64 * 1024  # request body bytes buffered before we stop reading the socket
 SWEEP_EVERY = 1.0  # seconds between sweeps for idle keep-alive connections
+LINGER_SECONDS = 10.0  # a lingering close lasts at most this long ...
+LINGER_IDLE = 2.0  # ... or this long without a byte from the client ...
+LINGER_BYTES = 64 * 1024 * 1024  # ... or until this many bytes were dropped
 STATUS_LINES = {
     status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus
 }
@@ -139,6 +151,8 @@ class _Exchange:
 
     def _head(self, status: int, headers: Any) -> bytes:
         """Status line and the app's headers; the framing header is added with the first body."""
+        if not self.complete:  # answered before its body was read: the connection will close
+            self.keep_alive = False
         key = (status, tuple(headers), self.keep_alive)
         cached = _HEADS.get(key)
         if cached is not None:
@@ -225,6 +239,11 @@ class HttpProtocol(asyncio.Protocol):
         self._drain: asyncio.Future[None] | None = None
         self.closing = False
         self.idle_since: float | None = None
+        self.lingering = False  # closing: the response is out, what the client sends is dropped
+        self._linger_left = 0
+        self._linger_last = 0.0
+        self._linger_until = 0.0
+        self._linger_timer: asyncio.TimerHandle | None = None
         # The request being parsed, the one being answered, and any that wait behind it.
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
@@ -255,6 +274,9 @@ class HttpProtocol(asyncio.Protocol):
         self.closing = True
         self.extensions.clear()  # the one reference cycle a connection has (self -> dict -> method)
         _idle.forget(self)
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
         for exchange in (self._active, self._parsing, *self._queue):
             if exchange is not None:
                 exchange.lost()
@@ -266,6 +288,12 @@ class HttpProtocol(asyncio.Protocol):
         pass
 
     def data_received(self, data: bytes) -> None:
+        if self.lingering:
+            self._linger_left -= len(data)
+            self._linger_last = self.loop.time()
+            if self._linger_left <= 0:
+                self.transport.close()
+            return
         self.idle_since = None
         try:
             self.parser.feed_data(data)
@@ -306,6 +334,8 @@ class HttpProtocol(asyncio.Protocol):
         self._headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
+        if self.closing:  # a request behind a refused one, in the same read: not answered
+            return
         path, _, query = self._url.partition(b"?")
         method = self.parser.get_method().decode("ascii")
         headers = self._headers
@@ -323,7 +353,11 @@ class HttpProtocol(asyncio.Protocol):
             "server": self.server,
             "client": self.client,
         }
-        continue_wanted = (b"expect", b"100-continue") in headers
+        expect = next((value for name, value in headers if name == b"expect"), None)
+        if expect is not None and expect.lower() != b"100-continue":
+            self._reject(417, b"Expectation Failed: only 100-continue is supported")
+            return
+        continue_wanted = expect is not None
         exchange = _Exchange(self, scope, self.parser.should_keep_alive(), continue_wanted)
         self._parsing = exchange
         if self._active is None:
@@ -386,8 +420,12 @@ class HttpProtocol(asyncio.Protocol):
             return
         self._active = None
         self.server_state.total_requests += 1
-        if not exchange.keep_alive or not exchange.complete:
-            # a body left unread cannot be skipped reliably: close rather than misparse the next
+        if not exchange.complete:
+            # a body left unread cannot be skipped reliably: close rather than misparse the next,
+            # but let the client finish writing first, or it may never read the response
+            self._linger()
+            return
+        if not exchange.keep_alive:
             self.closing = True
             self.transport.close()
             return
@@ -415,8 +453,42 @@ class HttpProtocol(asyncio.Protocol):
         if self._active is None:
             head = _status_line(status) + b"content-type: text/plain\r\ncontent-length: %d\r\n" % len(reason)
             self.transport.write(head + b"connection: close\r\n\r\n" + reason)
+            self._linger()
+        else:
+            self.closing = True
+            self.transport.close()
+
+    def _linger(self) -> None:
+        """Close once the client has stopped sending (nginx's lingering close): shut the write
+        side after the response, then read and drop until the client closes, the time or byte
+        bound is reached, or LINGER_IDLE passes without a byte."""
         self.closing = True
-        self.transport.close()
+        if self.lingering:
+            return
+        self.lingering = True
+        _idle.forget(self)
+        transport = self.transport
+        if transport.is_closing() or not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        now = self.loop.time()
+        self._linger_left = LINGER_BYTES
+        self._linger_last = now
+        self._linger_until = now + LINGER_SECONDS
+        self._linger_timer = self.loop.call_later(LINGER_IDLE, self._linger_check)
+        if self.read_paused:
+            self.read_paused = False
+            transport.resume_reading()
+
+    def _linger_check(self) -> None:
+        self._linger_timer = None
+        now = self.loop.time()
+        due = min(self._linger_until, self._linger_last + LINGER_IDLE)
+        if now >= due:
+            self.transport.close()
+        else:
+            self._linger_timer = self.loop.call_later(due - now, self._linger_check)
 
 
 class _IdleSweeper:

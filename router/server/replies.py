@@ -42,7 +42,12 @@ def error_bytes(request_id: Any, error: RPCError) -> bytes:
     return orjson.dumps({"jsonrpc": "2.0", "id": request_id, "error": error.to_error()})
 
 
-async def read_body(receive: Receive, limit: int) -> bytes | None:
+async def read_body(receive: Receive, limit: int, declared: str | None = None) -> bytes | None:
+    """The request body, or None when it is larger than `limit` bytes. `declared` is the
+    request's Content-Length: a body declared too large is refused before any of it is asked
+    for, so a client that sent `Expect: 100-continue` never gets a 100 for it."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
     chunks: list[bytes] = []
     size = 0
     while True:

@@ -133,7 +133,7 @@ class ToolsEndpoint:
         if not sends_json(headers, unlabelled_ok=True):
             await _problem(send, 415, "send the tool's arguments as application/json")
             return
-        body = await read_body(receive, self.max_body_bytes)
+        body = await read_body(receive, self.max_body_bytes, headers.get("content-length"))
         if body is None:
             await _problem(send, 413, f"body larger than {self.max_body_bytes} bytes")
             return

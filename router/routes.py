@@ -49,7 +49,7 @@ class Routes:
             elif path.startswith("/.well-known/oauth-protected-resource"):
                 headers = decoded_headers(scope)
                 await send_json(send, 200, self.auth.protected_resource_metadata(headers))
-            elif path.startswith("/v1/tools"):
+            elif path.startswith("/v1/tools") or path == "/v1/openapi.json":
                 await self.tools(scope, receive, send)
             elif path in {"/admin", "/admin/"}:
                 await serve_admin(self.replica, scope, send)

@@ -1,8 +1,13 @@
 """Tools over plain HTTP, for clients that do not speak MCP: `/v1/tools`.
 
-- `GET /v1/tools`: the tools this agent may see, as `{"tools": [...]}` (the MCP definitions).
-- `POST /v1/tools/{name}/call`: call one; the body is the tool's arguments as a JSON object (an
-  empty body means no arguments) and the reply is the MCP `CallToolResult` as JSON.
+- `GET /v1/tools`: the tools this agent may see, as `{"tools": [...]}` (the MCP definitions);
+  `?format=openai` gives them as OpenAI `tools` (`{"type": "function", "function": {name,
+  description, parameters}}`), `?format=anthropic` as Anthropic tool definitions (`{name,
+  description, input_schema}`), with names and schemas adapted as `tool_formats.py` says.
+- `POST /v1/tools/{name}/call`: call one, by its MCP name or its OpenAI/Anthropic name; the body
+  is the tool's arguments as a JSON object (an empty body means no arguments) and the reply is
+  the MCP `CallToolResult` as JSON.
+- `GET /v1/openapi.json`: the same tools as an OpenAPI 3.1 document (`openapi.py`).
 
 A call takes the same path as `tools/call` over MCP: the same `Admission` (Host and Origin
 checks, identity, the agent's policy view), then the dispatcher (rate limits, balancing,
@@ -14,7 +19,7 @@ Failures are JSON `{"error": {"message": ..., "code"?: ..., "data"?: ...}}` with
 saying whose problem it is (the JSON-RPC code and data, where there is one, are the ones an MCP
 client would get):
 
-    400 body not a JSON object, or the server rejected the arguments (-32602)
+    400 body not a JSON object, or the server rejected the arguments (-32602); unknown ?format=
     401 no or bad credentials (with WWW-Authenticate); 403 foreign Origin; 421 foreign Host
     404 no such tool for this agent (hidden tools fail alike), or no such path
     405 wrong method (with Allow); 413 body too large; 415 not application/json
@@ -29,11 +34,13 @@ A tool that ran and reported a failure (`isError: true`) is a 200: the call itse
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
+from urllib.parse import parse_qs
 
 import anyio
 import orjson
 
+from router.catalog.index import Index
 from router.eras import LEGACY
 from router.errors import (
     INVALID_PARAMS,
@@ -47,6 +54,7 @@ from router.relay.context import CallContext, Result
 from router.server.admission import Admission, Refusal, sends_json
 from router.server.calls import CANCELLED, Calls
 from router.server.http11 import DISCONNECT_EXTENSION
+from router.server.openapi import openapi_document
 from router.server.replies import (
     JSON_HEADERS,
     decoded_headers,
@@ -54,9 +62,11 @@ from router.server.replies import (
     send_json,
     send_reply,
 )
+from router.server.tool_formats import FORMATS, Format, FormatNames, formatted
 
 PREFIX = "/v1/tools"
 SUFFIX = "/call"
+OPENAPI = "/v1/openapi.json"
 
 
 def retry_after_header(seconds: float) -> bytes:
@@ -86,11 +96,21 @@ class ToolsEndpoint:
         self.admission = admission
         self.calls = calls
         self.max_body_bytes = max_body_bytes
+        self._names: tuple[Index, FormatNames] | None = None
+
+    def names(self) -> FormatNames:
+        """The format names of the current index's tools (rebuilt only when the index changes)."""
+        index = self.calls.dispatcher.index
+        if self._names is None or self._names[0] is not index:
+            self._names = (index, FormatNames(index.tools))
+        return self._names[1]
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path: str = scope["path"]
-        listing = path in {PREFIX, PREFIX + "/"}
-        name = path[len(PREFIX) + 1 : -len(SUFFIX)] if path.endswith(SUFFIX) else ""
+        listing = path in {PREFIX, PREFIX + "/", OPENAPI}
+        name = (
+            path[len(PREFIX) + 1 : -len(SUFFIX)] if path.startswith(PREFIX) and path.endswith(SUFFIX) else ""
+        )
         if not listing and not name:
             await _problem(send, 404, f"no such path {path}: use GET {PREFIX} or POST {PREFIX}/{{name}}/call")
             return
@@ -104,12 +124,29 @@ class ToolsEndpoint:
             await _problem(send, admitted.status, admitted.reason, admitted.headers)
             return
         ctx = CallContext(LEGACY, agent=admitted.agent, view=admitted.view, trace=admitted.trace, via="http")
-        if listing:
-            await self._list(send, ctx)
+        if path == OPENAPI:
+            tools = await self._tools(ctx)
+            scheme = scope.get("scheme", "http")
+            host = headers.get("host") or "127.0.0.1"
+            await send_json(send, 200, openapi_document(tools, self.names(), f"{scheme}://{host}"))
+        elif listing:
+            await self._list(scope, send, ctx)
         else:
+            if name not in self.calls.dispatcher.index.tools:  # an OpenAI/Anthropic name?
+                name = self.names().mcp_name(name) or name
             await self._call(scope, receive, send, headers, ctx, name)
 
-    async def _list(self, send: Any, ctx: CallContext) -> None:
+    async def _list(self, scope: dict[str, Any], send: Any, ctx: CallContext) -> None:
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        fmt = (query.get("format") or ["mcp"])[-1]
+        if fmt not in FORMATS:
+            await _problem(send, 400, f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+            return
+        tools = await self._tools(ctx)
+        await send_json(send, 200, {"tools": formatted(tools, cast(Format, fmt), self.names())})
+
+    async def _tools(self, ctx: CallContext) -> list[Any]:
+        """The MCP definitions of every tool this agent may see (all pages)."""
         tools: list[Any] = []
         params: dict[str, Any] = {}
         while True:
@@ -119,7 +156,7 @@ class ToolsEndpoint:
             if "nextCursor" not in decoded:
                 break
             params = {"cursor": decoded["nextCursor"]}
-        await send_json(send, 200, {"tools": tools})
+        return tools
 
     async def _call(
         self,

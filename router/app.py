@@ -24,7 +24,6 @@ from router.guard.policy_sources import follow
 from router.guard.ratelimit import RateLimiter
 from router.lifecycle import Task
 from router.observe.audit import AuditLog
-from router.observe.calls import CallObserver
 from router.observe.metrics import Metrics
 from router.relay.asking import Asker
 from router.relay.context import CallContext
@@ -33,6 +32,7 @@ from router.relay.dispatch import Dispatcher
 from router.relay.parking import Parking, StateCodec
 from router.routes import Routes
 from router.runtime import Backends, CatalogFeed, KeyRefresh, Runtime, Sweeper
+from router.server.bookkeeping import CallObserver
 from router.server.events import EventStore
 from router.server.http import McpEndpoint
 from router.server.operator import Replica

@@ -19,11 +19,11 @@ import anyio
 from router.eras import HTTP_STATUS, is_modern
 from router.errors import RPCError
 from router.observe import tracing
-from router.observe.calls import CallObserver
 from router.observe.metrics import Metrics
 from router.relay.context import CallContext, Result
 from router.relay.dispatch import Dispatcher
 from router.server.admission import Admitted
+from router.server.bookkeeping import CallObserver
 from router.server.events import EventStore
 from router.server.replies import (
     JSON_HEADERS,

@@ -25,7 +25,6 @@ from router import eras
 from router.errors import PARSE_ERROR, RPCError
 from router.guard.identity import Authenticator
 from router.guard.policy import Guard
-from router.observe.calls import CallObserver
 from router.observe.metrics import Metrics
 from router.relay.dispatch import Dispatcher
 from router.server.admission import (
@@ -36,6 +35,7 @@ from router.server.admission import (
     accepts_sse,
     sends_json,
 )
+from router.server.bookkeeping import CallObserver
 from router.server.calls import Calls
 from router.server.events import EventStore, RemoteEvents
 from router.server.replies import Receive, Scope, Send, decoded_headers, read_body, send_error, send_plain

@@ -24,10 +24,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from anyio.abc import TaskGroup
 
+from router.catalog.record import BackendRecord
 from router.eras import Era, is_modern
 from router.errors import (
     METHOD_NOT_FOUND,
@@ -41,8 +42,21 @@ from router.upstream.children import Children, ChildSpec
 from router.upstream.session import UpstreamSession
 from router.upstream.variants import Variants
 
-if TYPE_CHECKING:
-    from router.upstream.backend import Backend
+
+class Lender(Protocol):
+    """What a lease needs of the `Backend` that lent it, and what the relay reads of it through
+    the lease (a protocol: backend.py imports this module, so this one does not import it)."""
+
+    @property
+    def server(self) -> str: ...
+
+    @property
+    def record(self) -> BackendRecord: ...
+
+    def lose(self, reason: str) -> None: ...
+
+    async def on_unsolicited(self, message: Message) -> None: ...
+
 
 # Client capabilities that make a legacy backend get a session (HTTP) or a child (stdio) that
 # declares them for this client: such backends may tailor what they offer to them and ask the
@@ -76,7 +90,7 @@ class Lease:
 
     __slots__ = ("backend", "kind", "session")
 
-    def __init__(self, backend: Backend, session: UpstreamSession, kind: LeaseKind) -> None:
+    def __init__(self, backend: Lender, session: UpstreamSession, kind: LeaseKind) -> None:
         self.backend, self.session, self.kind = backend, session, kind
 
     @property
@@ -135,7 +149,7 @@ class Leases:
 
     @contextlib.asynccontextmanager
     async def lease(
-        self, backend: Backend, shared: UpstreamSession, client: Client | None
+        self, backend: Lender, shared: UpstreamSession, client: Client | None
     ) -> AsyncIterator[Lease]:
         if client is None or is_modern(shared.era) or not client.tailored:
             yield Lease(backend, shared, "shared")

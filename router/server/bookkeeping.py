@@ -1,5 +1,8 @@
 """What happens after each request is answered: per-call metrics and the audit record.
 
+It lives in `server/`, not `observe/`: it reads the relay's `CallContext`, and `observe/` (the
+instruments: metrics, tracing, audit sinks) sits below `relay/`, which uses them.
+
 `server/calls.py` calls `finished()` once per request with the CallContext the dispatcher filled
 in (server, instance, target). List and ping requests only count toward the request metrics;
 every request that names something (a tool, prompt, resource) is audited, including those that

@@ -1,5 +1,6 @@
-"""Which path goes where: the router's ASGI routing (/mcp, /v1/tools, /healthz, /readyz,
-/metrics, /admin/, the OAuth resource metadata) and the lifespan, handed to the runtime."""
+"""Which path goes where: the router's ASGI routing (/mcp, /mcp/{namespace}, /v1/tools,
+/v1/namespaces/{namespace}/tools, /healthz, /readyz, /metrics, /admin/, the OAuth resource
+metadata) and the lifespan, handed to the runtime."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from router.server.operator import Replica, readiness, serve_admin
 from router.server.replies import Receive, Scope, Send, decoded_headers, send_json
 from router.server.tools_http import ToolsEndpoint
 
+NAMESPACES = "/v1/namespaces/"
 Asgi = Callable[[Scope, Receive, Send], Awaitable[None]]
 Lifespan = Callable[[Receive, Send], Awaitable[None]]
 
@@ -39,6 +41,8 @@ class Routes:
             path = scope["path"]
             if path in {"/mcp", "/mcp/"}:
                 await self.mcp(scope, receive, send)
+            elif path.startswith("/mcp/") and "/" not in path[5:].rstrip("/"):
+                await self.mcp(scope, receive, send, namespace=path[5:].rstrip("/"))
             elif path == "/healthz":
                 await send_json(send, 200, {"status": "ok"})
             elif path == "/readyz":
@@ -51,6 +55,14 @@ class Routes:
                 await send_json(send, 200, self.auth.protected_resource_metadata(headers))
             elif path.startswith("/v1/tools") or path == "/v1/openapi.json":
                 await self.tools(scope, receive, send)
+            elif path.startswith(NAMESPACES):
+                namespace, _, rest = path[len(NAMESPACES) :].partition("/")
+                if namespace and (rest == "tools" or rest.startswith("tools/")):
+                    await self.tools({**scope, "path": "/v1/" + rest}, receive, send, namespace=namespace)
+                else:
+                    await send_json(
+                        send, 404, {"error": f"no such path {path}; use {NAMESPACES}{{name}}/tools"}
+                    )
             elif path in {"/admin", "/admin/"}:
                 await serve_admin(self.replica, scope, send)
             else:

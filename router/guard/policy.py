@@ -35,6 +35,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from router.catalog.index import Index, ListKind, Target
+from router.catalog.namespaces import NAME_PATTERN, Namespace, NamespaceSpec
 from router.errors import ConfigError
 from router.guard.agent import Agent
 
@@ -103,9 +104,16 @@ class PolicyDocument(BaseModel):
     groups: dict[str, GroupRules] = Field(default_factory=dict)
     agents: dict[str, AgentRules] = Field(default_factory=dict)
     overrides: list[Override] = Field(default_factory=list)
+    namespaces: dict[str, NamespaceSpec] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _known_groups(self) -> PolicyDocument:
+        for name in self.namespaces:
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(
+                    f"namespaces.{name!r} is not a usable name: it is a path segment of /mcp/{{name}}; "
+                    "use letters, digits, '_', '.', '-' (at most 64, starting with a letter or digit)"
+                )
         for agent, rules in self.agents.items():
             for group in rules.groups:
                 if group not in self.groups:
@@ -156,6 +164,8 @@ def _fields_at(location: tuple[int | str, ...]) -> list[str]:
         model = Selector
     elif location[0] == "overrides":
         model = Override
+    elif location[0] == "namespaces":
+        model = NamespaceSpec
     elif location[0] == "groups":
         model = GroupRules
     elif location[0] == "agents":
@@ -220,6 +230,7 @@ class Policy:
             self.members.setdefault(agent, set()).update(agent_rules.groups)
         override_groups = {group for override in document.overrides for group in override.groups}
         self.relevant_groups = frozenset(document.groups) | override_groups
+        self.namespaces = {name: Namespace.of(name, spec) for name, spec in document.namespaces.items()}
 
     def scope_of(self, agent: Agent) -> tuple[str, frozenset[str]]:
         """What decides this agent's view; agents with equal scopes share one View."""
@@ -362,6 +373,29 @@ class OpenView(View):
 OPEN = OpenView()
 
 
+class NamespaceView(View):
+    """An agent's View narrowed to one namespace (`catalog/namespaces.py`): an item is visible when
+    the agent's view allows it and the namespace holds it, so a namespace never widens what the
+    agent may see. Decisions and pages are cached like a View's; it lives as long as its base."""
+
+    def __init__(self, base: View, namespace: Namespace) -> None:
+        self.base, self.namespace = base, namespace
+        self._decisions = {}
+        self._pages = _Pages(-1)
+
+    def allows(self, kind: Kind, server: str, name: str) -> bool:
+        key = (kind, server, name)
+        decision = self._decisions.get(key)
+        if decision is None:
+            decision = self.namespace.holds(kind, server, name) and self.base.allows(kind, server, name)
+            if len(self._decisions) < 100_000:
+                self._decisions[key] = decision
+        return decision
+
+    def _present(self, kind: ListKind, item: dict[str, Any]) -> dict[str, Any]:
+        return self.base._present(kind, item)
+
+
 def _exposed(kind: ListKind, item: dict[str, Any]) -> str:
     key = {"tools": "name", "prompts": "name", "resources": "uri", "resourceTemplates": "uriTemplate"}[kind]
     return str(item[key])
@@ -377,6 +411,7 @@ class Guard:
         self.loaded = False  # set by the policy source once a valid policy was installed
         self._views: OrderedDict[tuple[int, tuple[str, frozenset[str]]], View] = OrderedDict()
         self._by_agent: dict[Agent, View] = {}  # the same agent's next request: one lookup
+        self._in_namespace: dict[tuple[View, str], View] = {}
 
     def view(self, agent: Agent) -> View:
         policy = self.policy
@@ -397,6 +432,25 @@ class Guard:
         self._by_agent[agent] = view
         return view
 
+    def namespace_view(self, agent: Agent, name: str) -> View | None:
+        """The agent's view inside namespace `name`; None if there is no such namespace for this
+        agent (unknown, or limited to other agents and groups: the two are not told apart)."""
+        policy = self.policy
+        namespace = policy.namespaces.get(name) if policy is not None else None
+        if policy is None or namespace is None:
+            return None
+        if not namespace.admits(agent.id, agent.groups | policy.members.get(agent.id, set())):
+            return None
+        base = self.view(agent)
+        key = (base, name)  # agents of one scope share the base view, so its pages too
+        view = self._in_namespace.get(key)
+        if view is None:
+            view = NamespaceView(base, namespace)
+            if len(self._in_namespace) >= MAX_VIEWS:
+                self._in_namespace.clear()
+            self._in_namespace[key] = view
+        return view
+
     def install(self, data: bytes, source: str) -> Policy:
         """Validate and swap in; on ConfigError the policy in force stays and the error is kept."""
         try:
@@ -407,6 +461,7 @@ class Guard:
         self.generation += 1
         policy = Policy(document, self.generation, source)
         self._by_agent = {}  # before the swap: no request may pair the new policy with an old view
+        self._in_namespace = {}
         self.policy = policy  # one reference assignment: requests see the old or the new, never a mix
         self._views.clear()
         self.last_error = None

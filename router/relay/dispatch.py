@@ -28,7 +28,7 @@ from router.eras import (
     method_in_era,
 )
 from router.errors import INVALID_PARAMS, METHOD_NOT_FOUND, RPCError
-from router.guard.policy import Kind
+from router.guard.policy import OPEN, Kind, NamespaceView, View
 from router.guard.ratelimit import agent_of
 from router.lifecycle import Service
 from router.relay import rewrite
@@ -164,15 +164,23 @@ class Dispatcher(Service):
     def capabilities(self) -> dict[str, Any]:
         return self.index.capability_union()
 
-    def initialize_result(self, version: str) -> dict[str, Any]:
+    def initialize_result(self, version: str, view: View = OPEN) -> dict[str, Any]:
         return {
             "protocolVersion": version,
             "capabilities": self.capabilities(),
-            "serverInfo": SERVER_INFO,
-            "instructions": self._instructions(),
+            "serverInfo": self._server_info(view),
+            "instructions": self._instructions(view),
         }
 
-    def _instructions(self) -> str:
+    def _server_info(self, view: View) -> dict[str, Any]:
+        """Who answers: toolmesh, or inside a namespace the virtual server it declares."""
+        if isinstance(view, NamespaceView):
+            return {**SERVER_INFO, "name": view.namespace.title}
+        return SERVER_INFO
+
+    def _instructions(self, view: View) -> str:
+        if isinstance(view, NamespaceView) and view.namespace.spec.instructions is not None:
+            return view.namespace.spec.instructions
         servers = ", ".join(sorted(self.index.servers)) or "none yet"
         return f"toolmesh routes to these MCP servers: {servers}."
 
@@ -185,8 +193,8 @@ class Dispatcher(Service):
         return {
             "supportedVersions": [MODERN_VERSION],
             "capabilities": self.capabilities(),
-            "instructions": self._instructions(),
-            "_meta": {SERVER_INFO_KEY: SERVER_INFO},
+            "instructions": self._instructions(ctx.view),
+            "_meta": {SERVER_INFO_KEY: self._server_info(ctx.view)},
             "ttlMs": self.list_ttl_ms,
             "cacheScope": "public",
         }

@@ -29,6 +29,7 @@ class Admitted:
     agent: Agent
     view: View
     trace: tracing.Trace | None
+    namespace: str | None = None  # the namespace of the endpoint (`/mcp/{namespace}`), if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +57,14 @@ class Admission:
         self.guard = guard
         self.trace = trace
 
-    async def admit(self, scope: Scope, headers: dict[str, str]) -> Admitted | Refusal:
-        """Host and Origin checks, then identity: 421, 403 or 401, or the admitted caller."""
+    async def admit(
+        self, scope: Scope, headers: dict[str, str], namespace: str | None = None
+    ) -> Admitted | Refusal:
+        """Host and Origin checks, then identity: 421, 403 or 401, or the admitted caller.
+
+        With `namespace` (the endpoint is `/mcp/{namespace}`), the caller's view is its view inside
+        that namespace, and a namespace that does not exist for this agent is a 404 (one it may
+        not enter answers the same, after authentication, so nothing is told to strangers)."""
         if not self.origins.host_ok(headers.get("host")):
             return Refusal(421, "Invalid Host header")
         if not self.origins.origin_ok(headers.get("origin")):
@@ -70,9 +77,15 @@ class Admission:
                 self.metrics.auth_failures.labels(exc.reason).inc()
                 challenge = [(b"www-authenticate", self.auth.challenge(headers, exc))]
                 return Refusal(401, exc.description, challenge)
-        view = self.guard.view(agent) if self.guard is not None else OPEN
+        if namespace is not None:
+            inside = self.guard.namespace_view(agent, namespace) if self.guard is not None else None
+            if inside is None:
+                return Refusal(404, f"no such namespace: {namespace} (the whole catalog is at /mcp)")
+            view = inside
+        else:
+            view = self.guard.view(agent) if self.guard is not None else OPEN
         trace = tracing.start(headers.get("traceparent")) if self.trace else None
-        return Admitted(agent, view, trace)
+        return Admitted(agent, view, trace, namespace)
 
 
 def accepts_json_and_sse(headers: dict[str, str]) -> bool:

@@ -93,9 +93,12 @@ class McpEndpoint:
         self.streams = SessionStreams(self.session_era, bus, events, remote_events)
         self.bus = bus
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(
+        self, scope: Scope, receive: Receive, send: Send, namespace: str | None = None
+    ) -> None:
+        """Serve one request; with `namespace`, as the virtual server `/mcp/{namespace}`."""
         headers = decoded_headers(scope)
-        admitted = await self.admission.admit(scope, headers)
+        admitted = await self.admission.admit(scope, headers, namespace)
         if isinstance(admitted, Refusal):
             await send_plain(send, admitted.status, admitted.reason.encode(), admitted.headers)
             return

@@ -146,11 +146,11 @@ class SessionEra:
             protocol_version=version,
             client_info=params.get("clientInfo") or {},
             client_capabilities=params.get("capabilities") or {},
-            identity={"agent": admitted.agent.id, "groups": sorted(admitted.agent.groups)},
+            identity=identity_of(admitted),
         )
         await self.sessions.create(record)
         self.metrics.sessions.set(len(self.sessions))
-        body = response_bytes(message["id"], self.dispatcher.initialize_result(version))
+        body = response_bytes(message["id"], self.dispatcher.initialize_result(version, admitted.view))
         await send_reply(send, 200, body, [*JSON_HEADERS, (b"mcp-session-id", record.id.encode())])
 
     def cancel(self, session_id: str, request_id: Any) -> bool:
@@ -196,8 +196,23 @@ class SessionEra:
             except SessionUnavailable as exc:
                 await send_error(send, request_id, RPCError(INTERNAL_ERROR, str(exc)), 503)
                 return None
-        if session is None or session.record.agent != admitted.agent.id:  # another agent's: not found
+        if session is None or not belongs(session, admitted):  # another agent's: not found
             error = RPCError(SESSION_NOT_FOUND, "Session not found: initialize a new session")
             await send_error(send, request_id, error, 404)
             return None
         return session
+
+
+def identity_of(admitted: Admitted) -> dict[str, Any]:
+    """Who opened a session, kept in its record: the agent, its groups and, for a session opened
+    at `/mcp/{namespace}`, the namespace (the session is that endpoint's and no other's)."""
+    identity: dict[str, Any] = {"agent": admitted.agent.id, "groups": sorted(admitted.agent.groups)}
+    if admitted.namespace is not None:
+        identity["namespace"] = admitted.namespace
+    return identity
+
+
+def belongs(session: LocalSession, admitted: Admitted) -> bool:
+    """Is this request the session's own: the same agent, at the endpoint that opened it?"""
+    identity = session.record.identity or {}
+    return session.record.agent == admitted.agent.id and identity.get("namespace") == admitted.namespace

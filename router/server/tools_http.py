@@ -105,7 +105,11 @@ class ToolsEndpoint:
             self._names = (index, FormatNames(index.tools))
         return self._names[1]
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(
+        self, scope: dict[str, Any], receive: Any, send: Any, namespace: str | None = None
+    ) -> None:
+        """Serve `/v1/tools...`; with `namespace`, `/v1/namespaces/{namespace}/tools...` (the path
+        is given here without its namespace prefix)."""
         path: str = scope["path"]
         listing = path in {PREFIX, PREFIX + "/", OPENAPI}
         name = (
@@ -119,7 +123,7 @@ class ToolsEndpoint:
             await _problem(send, 405, f"use {wanted} on {path}", [(b"allow", wanted.encode())])
             return
         headers = decoded_headers(scope)
-        admitted = await self.admission.admit(scope, headers)
+        admitted = await self.admission.admit(scope, headers, namespace)
         if isinstance(admitted, Refusal):
             await _problem(send, admitted.status, admitted.reason, admitted.headers)
             return

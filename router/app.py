@@ -131,7 +131,10 @@ class Router:
                 Sweeper(self.sessions, shared.rate_store, s.session_idle_timeout, self.metrics),
                 self.parking,
                 self.dispatcher,
-                *(Task(follow, source, self.guard, self.metrics) for source in self.policy_sources),
+                *(
+                    Task(follow, source, self.guard, self.metrics, self.changes.on_policy_change)
+                    for source in self.policy_sources
+                ),
                 *([KeyRefresh(self.auth)] if self.auth.keys is not None else []),
                 self.audit,
                 CatalogFeed(self.sources, self.pool, self.limiter),

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from anyio.abc import TaskGroup
 
-from router.catalog.index import LIST_KINDS, Index
+from router.catalog.index import LIST_KINDS, Index, ListKind
+from router.catalog.namespaces import Namespace
 from router.guard.agent import Agent
-from router.guard.policy import Guard
+from router.guard.policy import KIND_OF_LIST, Guard, Policy, exposed_name
 from router.lifecycle import Service
 from router.observe.metrics import Metrics
 from router.relay.dispatch import Dispatcher
@@ -101,9 +102,13 @@ class Changes(Service):
         target = self.pool.index.resolve_uri(uri)
         server = target.server if target is not None else None
 
-        def may_read(agent: str, groups: frozenset[str]) -> bool:
+        def may_read(agent: str, groups: frozenset[str], namespace: str | None) -> bool:
             # A URI the catalog no longer resolves cannot be read either.
-            return server is not None and guard.view(Agent(agent, groups)).allows("resources", server, uri)
+            if server is None:
+                return False
+            who = Agent(agent, groups)
+            view = guard.view(who) if namespace is None else guard.namespace_view(who, namespace)
+            return view is not None and view.allows("resources", server, uri)
 
         return may_read
 
@@ -130,7 +135,8 @@ class Changes(Service):
             backend.set_subscriptions(frozenset(wanted.get(server, ())))
 
     async def on_index_change(self, old: Index, new: Index) -> None:
-        """Tell clients what changed, once per kind, and refresh the catalog gauges."""
+        """Tell clients what changed, once per kind, and refresh the catalog gauges. A client of a
+        namespace hears it only if that namespace's list changed."""
         sent: set[str] = set()
         for kind in LIST_KINDS:
             self.metrics.catalog_items.labels(kind).set(len(new.items(kind)))
@@ -138,7 +144,8 @@ class Changes(Service):
             announced = notification in self.pool.announced  # a backend said so: pass it on
             if notification not in sent and (announced or old.items(kind) != new.items(kind)):
                 sent.add(notification)
-                self.endpoint.broadcast({"jsonrpc": "2.0", "method": notification})
+                audience = self._namespaces_changed(old, new, kind)
+                self.endpoint.broadcast({"jsonrpc": "2.0", "method": notification}, audience)
         self.metrics.catalog_conflicts.set(len(new.conflicts))
         self.metrics.catalog_servers.set(len(new.servers))
         self.sync_subscriptions()  # a backend that (re)connected needs its subscriptions again
@@ -146,6 +153,39 @@ class Changes(Service):
             self.metrics.backend_up.labels(server, instance).set(1 if backend.state == "ready" else 0)
             guard = self.pool.instances[(server, instance)]
             self.metrics.breaker_state.labels(server, instance).set(STATE_VALUE[guard.breaker.state])
+
+    def _namespaces_changed(self, old: Index, new: Index, kind: ListKind) -> MayRead | None:
+        """Who hears a change of `kind`: everyone at `/mcp`, and clients of the namespaces whose
+        own selection of that list changed (None: everyone, as without namespaces). A change a
+        backend announced without any item changing reaches only `/mcp`."""
+        policy = self.guard.policy
+        if policy is None or not policy.namespaces:
+            return None
+        changed = {
+            name
+            for name, namespace in policy.namespaces.items()
+            if _held(namespace, old, kind) != _held(namespace, new, kind)
+        }
+
+        def hears(agent: str, groups: frozenset[str], namespace: str | None) -> bool:
+            return namespace is None or namespace in changed
+
+        return hears
+
+    def on_policy_change(self, old: Policy | None, new: Policy) -> None:
+        """A new policy document: clients of a namespace whose declaration changed (or vanished)
+        hear list_changed for every kind, since what they may list changed with it."""
+        before = old.document.namespaces if old is not None else {}
+        after = new.document.namespaces
+        changed = {name for name in before.keys() | after.keys() if before.get(name) != after.get(name)}
+        if not changed:
+            return
+
+        def hears(agent: str, groups: frozenset[str], namespace: str | None) -> bool:
+            return namespace in changed
+
+        for notification in dict.fromkeys(LIST_CHANGED.values()):
+            self.endpoint.broadcast({"jsonrpc": "2.0", "method": notification}, hears)
 
     def refresh_servers(self, servers: set[str]) -> int:
         """Refetch those servers' lists (another replica saw them change); how many backends."""
@@ -155,3 +195,14 @@ class Changes(Service):
                 backend.refresh()
                 refreshed += 1
         return refreshed
+
+
+def _held(namespace: Namespace, index: Index, kind: ListKind) -> list[object]:
+    """The items of one list a namespace holds (before any agent's policy narrows it)."""
+    policy_kind = KIND_OF_LIST[kind]
+    return [
+        item
+        for item in index.items(kind)
+        if (owner := index.owner(kind, item)) is not None
+        and namespace.holds(policy_kind, owner, exposed_name(kind, item))
+    ]

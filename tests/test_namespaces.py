@@ -11,18 +11,23 @@ exist, also when guessed exactly.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import anyio
 import pytest
+from mcp import types
 
 from router.errors import ConfigError
 from router.guard.policy import Guard
 from tests.conftest import RouterHandle, run_router
 from tests.guard_support import client_with, make_keys, write_policy
 from tests.support.procs import sample_server_http, sample_server_stdio_entry
+from tests.support.waits import eventually
 from tests.test_guard_access import error_of, names, same_as_nonexistent
 
 pytestmark = pytest.mark.anyio
@@ -265,3 +270,52 @@ def test_an_invalid_namespace_is_refused_naming_the_field_and_the_fix(
         guard.install(json.dumps({**POLICY, "namespaces": namespaces}).encode(), "second")
     assert f"field '{field}'" in str(refused.value) and fix in str(refused.value)
     assert guard.policy is not None and set(guard.policy.namespaces) == {"support", "data"}  # kept
+
+
+class Heard:
+    """The notifications one client received, by method."""
+
+    def __init__(self) -> None:
+        self.methods: list[str] = []
+
+    async def __call__(self, message: Any) -> None:
+        if isinstance(message, types.ServerNotification):
+            self.methods.append(message.method)
+
+
+async def test_each_namespace_hears_list_changed_only_for_its_own_lists(tmp_path: Path) -> None:
+    keys = make_keys(tmp_path / "keys.json", {"ops": ["ops"]})
+    write_policy(tmp_path / "policy.json", POLICY)
+    env = {
+        "TOOLMESH_AUTH_ANONYMOUS": "never",
+        "TOOLMESH_AUTH_KEYS_FILE": str(tmp_path / "keys.json"),
+        "TOOLMESH_POLICY_FILE": str(tmp_path / "policy.json"),
+        "TOOLMESH_POLICY_POLL_INTERVAL": "0.1",
+    }
+    tools_changed = "notifications/tools/list_changed"
+    heard = {path: Heard() for path in ("", "/support", "/data")}
+    with sample_server_http("beta", log_dir=tmp_path) as (beta_url, _):
+        servers = {"alpha": sample_server_stdio_entry("alpha"), "beta": {"url": beta_url}}
+        with run_router(tmp_path, servers, env=env) as router:
+            async with contextlib.AsyncExitStack() as stack:
+                clients = {
+                    path: await stack.enter_async_context(
+                        client_with(router.mcp_url + path, keys["ops"], "legacy", message_handler=inbox)
+                    )
+                    for path, inbox in heard.items()
+                }
+                await anyio.sleep(0.5)  # let the GET streams open
+                await clients[""].call_tool("alpha__grow", {})  # a tool support does not select
+                await eventually(lambda: tools_changed in heard[""].methods)
+                await anyio.sleep(0.5)
+                assert heard["/support"].methods == [] and heard["/data"].methods == []
+
+                selected = [*POLICY["namespaces"]["support"]["tools"], "alpha__extra_*"]
+                support = {**POLICY["namespaces"]["support"], "tools": selected}
+                policy = {**POLICY, "namespaces": {**POLICY["namespaces"], "support": support}}
+                await anyio.to_thread.run_sync(write_policy, tmp_path / "policy.json", policy)
+                await eventually(lambda: tools_changed in heard["/support"].methods)
+                listed = {tool.name for tool in (await clients["/support"].list_tools()).tools}
+                assert listed == {*SUPPORT["tools"], "alpha__extra_1"}
+                await anyio.sleep(0.5)
+                assert heard["/data"].methods == [] and heard[""].methods == [tools_changed]

@@ -318,7 +318,7 @@ class View:
         out = []
         for item in index.items(kind):
             owner = index.owner(kind, item)
-            if owner is not None and self.allows(policy_kind, owner, _exposed(kind, item)):
+            if owner is not None and self.allows(policy_kind, owner, exposed_name(kind, item)):
                 out.append(item)
         return out
 
@@ -396,7 +396,7 @@ class NamespaceView(View):
         return self.base._present(kind, item)
 
 
-def _exposed(kind: ListKind, item: dict[str, Any]) -> str:
+def exposed_name(kind: ListKind, item: dict[str, Any]) -> str:
     key = {"tools": "name", "prompts": "name", "resources": "uri", "resourceTemplates": "uriTemplate"}[kind]
     return str(item[key])
 

@@ -12,7 +12,7 @@ registry (`catalog/sources/`) uses too.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from pathlib import Path
 from typing import Protocol
@@ -20,7 +20,7 @@ from typing import Protocol
 import anyio
 
 from router.errors import ConfigError
-from router.guard.policy import Guard
+from router.guard.policy import Guard, Policy
 from router.kv.base import KeyValueStore, StoreUnavailable
 from router.observe.metrics import Metrics
 
@@ -90,12 +90,19 @@ class KeyPolicySource:
 _UNSET = object()
 
 
-async def follow(source: PolicySource, guard: Guard, metrics: Metrics) -> None:
-    """Install every valid update from `source`; keep the last valid policy otherwise."""
+async def follow(
+    source: PolicySource,
+    guard: Guard,
+    metrics: Metrics,
+    on_applied: Callable[[Policy | None, Policy], None] | None = None,
+) -> None:
+    """Install every valid update from `source`; keep the last valid policy otherwise.
+    `on_applied(old, new)` hears each swap (clients of a namespace that changed are told)."""
     async for data in source.updates():
         if data is None:
             log.warning("policy missing; keeping the policy in force", extra={"source": source.name})
             continue
+        old = guard.policy
         try:
             policy = guard.install(data, f"({source.name})")
         except ConfigError as exc:
@@ -106,3 +113,5 @@ async def follow(source: PolicySource, guard: Guard, metrics: Metrics) -> None:
         metrics.policy_reloads.labels("applied").inc()
         metrics.policy_generation.set(policy.generation)
         log.info("policy applied", extra={"source": source.name, "generation": policy.generation})
+        if on_applied is not None:
+            on_applied(old, policy)

@@ -41,11 +41,12 @@ async def serve_listen(
     keepalive: float,
     on_change: Callable[[], None] | None,
     agent: Agent,
+    namespace: str | None = None,
 ) -> None:
     params = message.get("params") or {}
     interest = Interest.from_filter(params.get("notifications"))
     meta = {SUBSCRIPTION_ID_KEY: message["id"]}
-    listener = bus.listen(interest, (agent.id, agent.groups))
+    listener = bus.listen(interest, (agent.id, agent.groups, namespace))
     if interest.uris and on_change is not None:
         on_change()
     ack = {

@@ -78,4 +78,5 @@ class StatelessEra:
             KEEPALIVE_SECONDS,
             self.dispatcher.on_subscriptions,
             admitted.agent,
+            admitted.namespace,
         )

@@ -27,8 +27,11 @@ log = logging.getLogger("toolmesh.bus")
 
 Message = dict[str, Any]
 MessageSender = Callable[[Message], Awaitable[None]]
-MayRead = Callable[[str, frozenset[str]], bool]
-"""Whether an agent (id, groups) may still read what a message is about; the guard decides."""
+# Who holds a stream: the agent's id and groups, and the namespace it was opened in (None: /mcp).
+Reader = tuple[str, frozenset[str], str | None]
+MayRead = Callable[[str, frozenset[str], str | None], bool]
+"""Whether a reader (agent id, groups, namespace) may still read what a message is about, or
+needs to hear it at all (a namespace hears only changes of its own lists); the guard decides."""
 CLIENT_GONE = -32001
 
 
@@ -51,10 +54,10 @@ def wants(session: LocalSession, message: Message) -> bool:
     return True
 
 
-def reader_of(session: LocalSession) -> tuple[str, frozenset[str]]:
-    """The agent (id, groups) that opened the session, as `MayRead` takes it."""
+def reader_of(session: LocalSession) -> Reader:
+    """The agent (id, groups) that opened the session and its namespace, as `MayRead` takes them."""
     identity = session.record.identity or {}
-    return session.record.agent, frozenset(identity.get("groups") or ())
+    return session.record.agent, frozenset(identity.get("groups") or ()), identity.get("namespace")
 
 
 class Pending:

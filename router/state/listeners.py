@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from router.state.bus import MayRead
+from router.state.bus import MayRead, Reader
 
 Message = dict[str, Any]
 LISTEN_BUFFER = 256
@@ -66,8 +66,9 @@ class Listener:
     interest: Interest
     outbox: MemoryObjectSendStream[Message]
     inbox: MemoryObjectReceiveStream[Message]
-    # The agent (id, groups) listening, for `MayRead`: a policy may narrow after the stream opened.
-    reader: tuple[str, frozenset[str]]
+    # The agent (id, groups) listening and its namespace, for `MayRead`: a policy may narrow after
+    # the stream opened, and a namespace hears only its own changes.
+    reader: Reader
     dropped: bool = field(default=False)
 
 
@@ -93,7 +94,7 @@ class ListenStreams:
                     self.close(listener)
         return taken
 
-    def listen(self, interest: Interest, reader: tuple[str, frozenset[str]]) -> Listener:
+    def listen(self, interest: Interest, reader: Reader) -> Listener:
         outbox, inbox = anyio.create_memory_object_stream[Message](LISTEN_BUFFER)
         listener = Listener(interest, outbox, inbox, reader)
         self._listeners.add(listener)

@@ -17,15 +17,21 @@ import pytest
 from mcp import Client, types
 
 from tests.conftest import RouterHandle, run_router
-from tests.support.procs import everything_http, everything_stdio_entry
+from tests.support.procs import everything_http, everything_sse, everything_stdio_entry
 
 pytestmark = [pytest.mark.anyio, pytest.mark.npm]
 
 
-@pytest.fixture(params=["stdio", "http"])
+@pytest.fixture(params=["stdio", "http", "sse"])
 def router(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RouterHandle]:
     if request.param == "stdio":
         with run_router(tmp_path, {"everything": everything_stdio_entry()}) as handle:
+            yield handle
+    elif request.param == "sse":  # the 2024-11-05 HTTP+SSE transport
+        with (
+            everything_sse(log_dir=tmp_path) as url,
+            run_router(tmp_path, {"everything": {"url": url, "type": "sse"}}) as handle,
+        ):
             yield handle
     else:
         with (

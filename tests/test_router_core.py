@@ -12,19 +12,23 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from tests.conftest import RouterHandle, run_router
-from tests.support.procs import sample_server_http, sample_server_stdio_entry
+from tests.support.procs import sample_server_http, sample_server_sse, sample_server_stdio_entry
 
 pytestmark = pytest.mark.anyio
 
 MODES = ["legacy", "2026-07-28"]
 
 
-@pytest.fixture(scope="module")
-def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RouterHandle]:
-    """A router over `alpha` (stdio, paged upstream lists) and `beta` (Streamable HTTP)."""
+@pytest.fixture(scope="module", params=["streamable-http", "sse"])
+def mesh(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[RouterHandle]:
+    """A router over `alpha` (stdio, paged upstream lists) and `beta` (Streamable HTTP, or the
+    2024-11-05 HTTP+SSE transport of the SDK's `SseServerTransport`): every test here runs
+    against both."""
     tmp = tmp_path_factory.mktemp("mesh")
-    with sample_server_http("beta", log_dir=tmp) as (beta_url, _):
-        servers = {"alpha": sample_server_stdio_entry("alpha", page_size=2), "beta": {"url": beta_url}}
+    serve = sample_server_sse if request.param == "sse" else sample_server_http
+    with serve("beta", log_dir=tmp) as (beta_url, _):
+        beta = {"url": beta_url, "type": "sse"} if request.param == "sse" else {"url": beta_url}
+        servers = {"alpha": sample_server_stdio_entry("alpha", page_size=2), "beta": beta}
         with run_router(tmp, servers) as router:
             yield router
 

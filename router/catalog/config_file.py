@@ -7,7 +7,9 @@ fields `timeout`, `disabled`, `tags`, `protocol`, the call policy (`trusted`, `t
 credentials `bearerTokenEnv` / `bearerTokenFile` (sent as `Authorization: Bearer ...`; header
 values may also use `${VAR}` and `${file:/path}`). Agents' tokens never reach a backend: the
 router sends only what the entry configures. A top-level `toolmesh` object may hold `limits`
-that span servers. Fields other clients put there (`type`, `autoApprove`, ...) are accepted and ignored;
+that span servers. `"type": "sse"` marks a remote server that speaks the 2024-11-05 HTTP+SSE
+transport (`url` is its event stream); other values of `type`, and other clients' fields
+(`autoApprove`, ...), are accepted and ignored;
 a field nobody knows is logged with the closest known name. A malformed file raises ConfigError
 naming the server, the field and the fix.
 """
@@ -120,8 +122,10 @@ class ServerEntry(BaseModel):
         ids = [instance.id for instance in self.instances or () if instance.id is not None]
         if len(ids) != len(set(ids)):
             raise ValueError("two `instances` share an `id`; give each a unique one or none")
-        if self.type == "sse":
-            raise ValueError("`type: sse` is the deprecated HTTP+SSE transport; use a Streamable HTTP `url`")
+        if self.type == "sse" and self.command is not None:
+            raise ValueError(
+                "`type: sse` (the HTTP+SSE transport) needs the `url` of the server's event stream"
+            )
         return self
 
     def unknown_keys(self) -> list[str]:
@@ -294,7 +298,7 @@ def _to_record(
     return BackendRecord(
         server=name,
         instance_id=instance_id,
-        transport="stdio" if entry.command else "http",
+        transport="stdio" if entry.command else "sse" if entry.type == "sse" else "http",
         url=_expanded_url(name, url) if url else None,
         headers=expand_all("headers", {**headers, **_credential_headers(name, entry)}),
         command=entry.command,

@@ -33,7 +33,9 @@ from router.catalog.server_rules import LimitRule, ServerPolicy
 SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 INSTANCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
-Transport = Literal["http", "stdio"]
+Transport = Literal["http", "stdio", "sse"]
+"""`http`: Streamable HTTP; `sse`: the 2024-11-05 HTTP+SSE transport (GET an event stream, POST
+to the endpoint it names); `stdio`: a child process."""
 UpstreamProtocol = Literal["auto", "legacy", "2026-07-28"]
 DefinitionsState = Literal["ok", "drifted", "quarantined"]
 """`ok`: definitions as approved (or no approval kept); `drifted`: they changed and are served
@@ -80,7 +82,7 @@ class BackendRecord(BaseModel):
 
     def describe(self) -> str:
         """Where the instance lives, without secrets (headers and env are left out)."""
-        if self.transport == "http":
+        if self.transport in ("http", "sse"):
             return f"{self.url}"
         return " ".join([self.command or "", *self.args]).strip()
 
@@ -182,7 +184,7 @@ def to_consul_meta(record: BackendRecord) -> dict[str, str]:
         "instance": record.instance_id,
         "path": parts.path or "/",
         "scheme": parts.scheme,
-        "transport": "streamable-http",
+        "transport": "sse" if record.transport == "sse" else "streamable-http",
         "eras": ",".join(record.eras),
         "capabilities": ",".join(record.capabilities),
         "server_name": info.get("name", ""),
@@ -205,7 +207,7 @@ def from_consul(service: Mapping[str, Any], node_address: str) -> BackendRecord:
     fields: dict[str, Any] = {
         "server": meta.get("name"),
         "instance_id": meta.get("instance") or service.get("ID"),
-        "transport": "http",
+        "transport": "sse" if meta.get("transport") == "sse" else "http",
         "url": url,
         "tags": tuple(service.get("Tags") or ()),
         "eras": _split(meta.get("eras")),

@@ -18,7 +18,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import anyio
 from anyio.abc import TaskGroup
@@ -36,6 +36,9 @@ from router.upstream.session import UpstreamSession
 from router.upstream.stdio import StdioChannel
 from router.upstream.subscriptions import Subscriptions
 from router.upstream.variants import Variants
+
+if TYPE_CHECKING:
+    from router.upstream.sse_channel import SseChannel
 
 log = logging.getLogger("toolmesh.upstream")
 
@@ -93,7 +96,7 @@ class Backend:
         # Sessions lent to one client: their own HTTP sessions (legacy HTTP backends), or children
         # declaring their capabilities (stdio backends); see router.upstream.leases.
         variants = (
-            Variants(self.server, record.url, dict(record.headers), connect_timeout)
+            Variants(self.server, self._make_channel, connect_timeout)
             if record.transport != "stdio" and record.url is not None
             else None
         )
@@ -169,7 +172,8 @@ class Backend:
         session = UpstreamSession(
             self.server,
             channel,
-            protocol=self._learned_protocol or self.protocol,
+            # HTTP+SSE is a 2024-11-05 transport: only the legacy handshake makes sense on it.
+            protocol="legacy" if self.record.transport == "sse" else self._learned_protocol or self.protocol,
             capabilities=RELAY_CAPABILITIES,
             connect_timeout=self.connect_timeout,
             prefer_legacy=isinstance(channel, StdioChannel),
@@ -190,6 +194,8 @@ class Backend:
         tg.start_soon(self.listing.refetch, session)
         if isinstance(channel, StdioChannel):
             tg.start_soon(self._watch_process, channel)
+        elif self.record.transport == "sse":
+            tg.start_soon(self._watch_stream, cast("SseChannel", channel))
         if self.leases.children is not None:
             tg.start_soon(self.leases.children.reap)
 
@@ -211,10 +217,16 @@ class Backend:
         log.warning("backend unavailable", extra={"server": self.server, "reason": reason})
 
     def _make_channel(self) -> Channel:
+        """The record's transport decides: stdio, Streamable HTTP, or HTTP+SSE (imported only
+        when a backend speaks it)."""
         record = self.record
         if record.transport == "stdio":
             return self._make_stdio_channel()
         assert record.url is not None
+        if record.transport == "sse":
+            from router.upstream.sse_channel import SseChannel
+
+            return SseChannel(self.server, record.url, dict(record.headers), self.connect_timeout)
         return HttpChannel(self.server, record.url, dict(record.headers), self.connect_timeout)
 
     def _make_stdio_channel(self) -> StdioChannel:
@@ -239,6 +251,10 @@ class Backend:
     async def _watch_process(self, channel: StdioChannel) -> None:
         await channel.exited.wait()
         self.lose("the process exited")
+
+    async def _watch_stream(self, channel: SseChannel) -> None:
+        await channel.ended.wait()
+        self.lose("its event stream ended")
 
     async def _listen(self, channel: Channel, session: UpstreamSession) -> None:
         if is_modern(session.era):

@@ -2,7 +2,8 @@
 
 The child gets its own process group so that stopping it stops whatever it spawned (npx, shells),
 and nothing is orphaned when the router exits. Responses are matched to requests by id; anything
-else goes to the request it belongs to (by progress token or related id) or to `on_unsolicited`.
+else goes to the request it belongs to (by progress token or related id) or to `on_unsolicited`
+(`demux.py`, shared with the HTTP+SSE channel).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import signal
 import subprocess
 from collections import deque
 from collections.abc import Mapping
-from typing import Any
 
 import anyio
 import orjson
@@ -22,24 +22,13 @@ from anyio.abc import Process, TaskGroup
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from router.errors import BackendUnavailable, BackendUnreachable
-from router.upstream.base import Message, MessageHandler, refusal
+from router.upstream.base import Message, MessageHandler
+from router.upstream.demux import Demux
 
 log = logging.getLogger("toolmesh.upstream")
 
 MAX_LINE = 64 * 1024 * 1024
-RELATED_REQUEST_KEY = "io.modelcontextprotocol/related-request-id"
 STDERR_TAIL = 5  # lines of a child's stderr logged with its exit
-
-
-class _Pending:
-    """One request waiting for its response."""
-
-    __slots__ = ("done", "on_message", "reply")
-
-    def __init__(self, on_message: MessageHandler | None) -> None:
-        self.done = anyio.Event()
-        self.reply: Message | BaseException | None = None
-        self.on_message = on_message
 
 
 class StdioChannel:
@@ -59,8 +48,7 @@ class StdioChannel:
         self.stop_timeout = stop_timeout
         self.on_unsolicited: MessageHandler | None = None
         self._process: Process | None = None
-        self._pending: dict[Any, _Pending] = {}
-        self._progress: dict[Any, _Pending] = {}
+        self.demux = Demux(server, self._write, "stdio")
         self._write_lock = anyio.Lock()
         self._exit_reason = "not started"
         self.exited = anyio.Event()
@@ -93,28 +81,12 @@ class StdioChannel:
         process, self._process = self._process, None
         if process is not None:
             await self._stop(process)
-        self._fail_pending("the router closed the connection")
+        self.demux.fail_pending("the router closed the connection")
 
     async def request(
         self, message: Message, headers: Mapping[str, str], on_message: MessageHandler | None = None
     ) -> Message:
-        pending = _Pending(on_message)
-        request_id = message["id"]
-        self._pending[request_id] = pending
-        token = _progress_token(message)
-        if token is not None:
-            self._progress[token] = pending
-        try:
-            await self._write(message)
-            await pending.done.wait()
-        finally:
-            self._pending.pop(request_id, None)
-            if token is not None:
-                self._progress.pop(token, None)
-        if isinstance(pending.reply, BaseException):
-            raise pending.reply
-        assert pending.reply is not None
-        return pending.reply
+        return await self.demux.request(message, on_message)
 
     async def notify(self, message: Message, headers: Mapping[str, str]) -> None:
         await self._write(message)
@@ -165,7 +137,7 @@ class StdioChannel:
             "stdio backend exited",
             extra={"server": self.server, "code": code, "stderr_tail": list(self.stderr_tail)},
         )
-        self._fail_pending(self._exit_reason)
+        self.demux.fail_pending(self._exit_reason)
         self.exited.set()
 
     async def _read_stderr(self, process: Process) -> None:
@@ -187,57 +159,7 @@ class StdioChannel:
         except orjson.JSONDecodeError:
             log.warning("backend wrote a line that is not JSON", extra={"server": self.server})
             return
-        if not isinstance(message, dict):
-            return
-        if "method" not in message:
-            pending = self._pending.get(message.get("id"))
-            if pending is not None:
-                pending.reply = message
-                pending.done.set()
-            return
-        owner = self._owner(message)
-        if owner is not None and owner.on_message is not None:
-            await owner.on_message(message)
-        elif "id" in message and (asking := self._askers()) > 1:
-            await self._write({"jsonrpc": "2.0", "id": message["id"], **_unattributed(message, asking)})
-        elif self.on_unsolicited is not None:
-            await self.on_unsolicited(message)
-
-    def _owner(self, message: Message) -> _Pending | None:
-        """The call a message belongs to, when something on the wire says so.
-
-        Progress names its token. Over stdio nothing else is on the wire by default: neither the
-        TypeScript nor the Python SDK puts the related request id anywhere but in transport
-        metadata, which a pipe does not carry. A server may still name the call in the message's
-        `_meta` (the related-request-id key, or the call's progress token, which the router made
-        unique), and is then followed. A request with no such tie, while exactly one call waits,
-        can only be that call's; so is a log message then (SDK servers log from inside the call,
-        and the call's client is the one that would see it on a direct connection)."""
-        params = message.get("params") or {}
-        token = params.get("progressToken")
-        if token is not None:
-            return self._progress.get(token)
-        meta = params.get("_meta")
-        if isinstance(meta, dict):
-            related = meta.get(RELATED_REQUEST_KEY)
-            if related is not None:
-                return self._pending.get(related)
-            token = meta.get("progressToken")
-            if token is not None and token in self._progress:
-                return self._progress[token]
-        if ("id" in message or message.get("method") == "notifications/message") and self._askers() == 1:
-            return next(pending for pending in self._pending.values() if pending.on_message is not None)
-        return None
-
-    def _askers(self) -> int:
-        """Calls in flight that could be asked something (the router's own requests cannot)."""
-        return sum(1 for pending in self._pending.values() if pending.on_message is not None)
-
-    def _fail_pending(self, reason: str) -> None:
-        for pending in list(self._pending.values()):
-            if not pending.done.is_set():
-                pending.reply = BackendUnavailable(self.server, reason)
-                pending.done.set()
+        await self.demux.dispatch(message, self.on_unsolicited)
 
     async def _stop(self, process: Process) -> None:
         """SIGTERM the process group, then SIGKILL if it lingers."""
@@ -256,21 +178,3 @@ class StdioChannel:
 def _signal_group(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
-
-
-def _unattributed(message: Message, calls: int) -> Message:
-    """The answer a request gets when several calls are in flight and it does not say whose it is:
-    the router refuses rather than put it before a client that may not be the one asked."""
-    return refusal(
-        str(message.get("method")),
-        f"{calls} calls are in flight on this stdio server and the request does not say which one asks "
-        "(no related request id or progress token in its _meta)",
-    )
-
-
-def _progress_token(message: Message) -> Any:
-    params = message.get("params")
-    if not isinstance(params, dict):
-        return None
-    meta = params.get("_meta")
-    return meta.get("progressToken") if isinstance(meta, dict) else None

@@ -1,4 +1,5 @@
-"""Extra upstream sessions to one HTTP backend, each with capabilities of its own.
+"""Extra upstream sessions to one HTTP backend (Streamable HTTP or HTTP+SSE), each with
+capabilities of its own.
 
 The backend's main session is shared by every client and declares what the router can relay.
 Some legacy backends need more: they decide what to offer from the capabilities the session
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,8 +23,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from router.errors import BackendError, SessionExpired
-from router.upstream.base import Message, Outside
-from router.upstream.http import HttpChannel
+from router.upstream.base import Channel, Message, Outside
 from router.upstream.session import UpstreamSession
 
 log = logging.getLogger("toolmesh.upstream")
@@ -32,18 +32,15 @@ log = logging.getLogger("toolmesh.upstream")
 @dataclass(eq=False)
 class Variant:
     session: UpstreamSession
-    channel: HttpChannel
+    channel: Channel
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
 
 
 class Variants:
-    def __init__(self, server: str, url: str, headers: Mapping[str, str], connect_timeout: float) -> None:
-        self.server, self.url, self.headers, self.connect_timeout = (
-            server,
-            url,
-            dict(headers),
-            connect_timeout,
-        )
+    def __init__(self, server: str, make_channel: Callable[[], Channel], connect_timeout: float) -> None:
+        self.server = server
+        self.make_channel = make_channel  # a new connection to the backend, as the main session's
+        self.connect_timeout = connect_timeout
         self._variants: dict[str, Variant] = {}
         self._lock = anyio.Lock()
         self._tg: TaskGroup | None = None
@@ -73,7 +70,7 @@ class Variants:
         tg = self._tg
         if tg is None:
             raise RuntimeError("variants used before the backend connected")
-        channel = HttpChannel(self.server, self.url, self.headers, self.connect_timeout)
+        channel = self.make_channel()
         session = UpstreamSession(
             self.server,
             channel,
@@ -100,11 +97,21 @@ class Variants:
             with variant.scope:
                 with contextlib.suppress(BackendError, SessionExpired):
                     await channel.listen(session.headers_for("GET"))
+                if (
+                    not channel.alive
+                ):  # its connection ended (an HTTP+SSE stream): the next call opens another
+                    self._forget(variant)
+                    return
                 await anyio.sleep_forever()  # no GET stream offered: stay until dropped
 
         tg.start_soon(listen)
         log.info("opened a client's own upstream session", extra={"server": self.server})
         return variant
+
+    def _forget(self, variant: Variant) -> None:
+        for key, kept in list(self._variants.items()):
+            if kept is variant:
+                del self._variants[key]
 
     async def drop(self, key: str) -> None:
         variant = self._variants.pop(key, None)

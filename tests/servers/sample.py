@@ -718,13 +718,51 @@ def http_app(
     return SessionExpiry(EraGate(app, era))
 
 
+def sse_app(server: Server[Any]) -> ASGIApp:
+    """The 2024-11-05 HTTP+SSE transport for `server`: the event stream at ``/sse``, messages
+    POSTed to ``/messages/?session_id=...`` (the `endpoint` event names it); legacy era only."""
+    from mcp.server.sse import SseServerTransport
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Mount, Route
+
+    transport = SseServerTransport("/messages/")
+    init_options = server.create_initialization_options()
+
+    async def handle_sse(request: Request) -> Response:
+        async with (
+            transport.connect_sse(request.scope, request.receive, request._send) as (read, write),
+            server.lifespan(server) as state,
+        ):
+            await serve_loop(server, read, write, lifespan_state=state, init_options=init_options)
+        return Response()
+
+    routes = [
+        Route("/sse", endpoint=handle_sse, methods=["GET"]),
+        Mount("/messages/", app=transport.handle_post_message),
+    ]
+    return Starlette(routes=routes)
+
+
 def serve_http(
-    server: Server[Any], *, host: str, port: int, stateless: bool, json_response: bool, era: Era
+    server: Server[Any],
+    *,
+    host: str,
+    port: int,
+    stateless: bool,
+    json_response: bool,
+    era: Era,
+    sse: bool = False,
 ) -> None:
     """Serve `server` over Streamable HTTP with uvicorn until SIGINT/SIGTERM."""
     import uvicorn
 
-    app = http_app(server, host=host, stateless=stateless, json_response=json_response, era=era)
+    app = (
+        sse_app(server)
+        if sse
+        else http_app(server, host=host, stateless=stateless, json_response=json_response, era=era)
+    )
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", access_log=False)
     uvicorn.Server(config).run()
 
@@ -734,7 +772,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         prog="python -m tests.servers.sample", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--name", required=True, help="server name; appears in every output")
-    parser.add_argument("--transport", choices=("stdio", "http"), default="stdio")
+    parser.add_argument("--transport", choices=("stdio", "http", "sse"), default="stdio")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--page-size", type=int, default=0, help="page list results (0: unpaged)")
@@ -750,8 +788,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.transport == "stdio":
         anyio.run(serve_stdio, server, args.era)
     else:
+        path = "/sse" if args.transport == "sse" else "/mcp"
         sys.stderr.write(
-            f"sample server {args.name} on http://{args.host}:{args.port}/mcp (era {args.era})\n"
+            f"sample server {args.name} on http://{args.host}:{args.port}{path} (era {args.era})\n"
         )
         sys.stderr.flush()
         serve_http(
@@ -761,6 +800,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             stateless=args.stateless,
             json_response=args.json_response,
             era=args.era,
+            sse=args.transport == "sse",
         )
 
 

@@ -82,6 +82,20 @@ def sample_server_http(
         yield url, process
 
 
+@contextlib.contextmanager
+def sample_server_sse(
+    name: str, *, port: int | None = None, log_dir: str | Path | None = None, timeout: float = 20.0
+) -> Iterator[tuple[str, ManagedProcess]]:
+    """Run ``tests.servers.sample`` over the 2024-11-05 HTTP+SSE transport (the SDK's
+    `SseServerTransport`); yields ``(url, process)``, `url` being the event stream
+    ``http://127.0.0.1:PORT/sse``, once the port is open."""
+    port = port or free_port()
+    args = [sys.executable, *_sample_args(name, "sse", extra=["--port", str(port)])]
+    with ManagedProcess(args, name=f"sample-sse-{name}", log_dir=log_dir, cwd=REPO_ROOT) as process:
+        process.wait_port(port, timeout=timeout)
+        yield f"http://127.0.0.1:{port}/sse", process
+
+
 # `tests/servers/tied_asker.py`: a legacy stdio server with one tool (`ask`) and nothing else.
 TIED_ASKER_ENTRY = {
     "command": sys.executable,
@@ -227,6 +241,22 @@ def everything_http(
     ) as process:
         process.wait_port(port, timeout=timeout)
         yield f"http://127.0.0.1:{port}/mcp"
+
+
+@contextlib.contextmanager
+def everything_sse(
+    port: int | None = None, *, log_dir: str | Path | None = None, timeout: float = 30.0
+) -> Iterator[str]:
+    """Run server-everything in ``sse`` mode (the TypeScript SDK's 2024-11-05 HTTP+SSE
+    transport); yields its event stream ``http://127.0.0.1:PORT/sse``."""
+    servers = npm_servers()
+    port = port or free_port()
+    args = [servers.node, str(servers.everything), "sse"]
+    with ManagedProcess(
+        args, name="server-everything-sse", env={"PORT": str(port)}, log_dir=log_dir
+    ) as process:
+        process.wait_port(port, timeout=timeout)
+        yield f"http://127.0.0.1:{port}/sse"
 
 
 def memory_stdio_entry(memory_file: str | Path | None = None) -> dict[str, Any]:

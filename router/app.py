@@ -85,6 +85,7 @@ class Router:
             on_subscriptions=self.sync_subscriptions,
             limiter=self.limiter,
             forward_parked=shared.forward_parked,
+            records=shared.records,
         )
         self.audit = AuditLog(
             wiring.audit_sinks_from(s, shared.publisher),

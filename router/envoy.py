@@ -5,10 +5,14 @@ One builder, so what the tests prove about the balancer is what `toolmesh up` ru
   (requests without one, `initialize` and 2026-07-28 stateless requests, land anywhere);
 - active health checks on `/readyz` (200 while NATS is down: a degraded replica still serves);
 - no overall timeout and an hour of idle time, since SSE streams last as long as a client listens;
-- retries only of requests that cannot have reached a replica (a tool call may not be safe to
-  repeat), each on a replica not tried before for that request: without `previous_hosts` the ring
+- retries of every request whose connection broke before a response came back (`reset`: the
+  replica died, or Envoy wrote the request on a kept-alive connection the replica had just
+  dropped), each on a replica not tried before for that request: without `previous_hosts` the ring
   hash picks the dead replica again for every retry of a session that hashed to it; and enough
-  retries may be in flight at once for every request that finds a replica gone.
+  retries may be in flight at once for every request that finds a replica gone. A retried tool
+  call never runs twice: the replicas record the calls they start under the request's
+  `x-request-id`, which Envoy sets once per client request and keeps on its retries (see
+  `router/relay/attempts.py`), and answer a retry of a call a dead replica started with an error.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ def envoy_bootstrap(
         "idle_timeout": "3600s",
         "hash_policy": [{"header": {"header_name": "mcp-session-id"}}],
         "retry_policy": {
-            "retry_on": "connect-failure,refused-stream,reset-before-request",
+            "retry_on": "connect-failure,refused-stream,reset-before-request,reset",
             # With backoff (25 ms doubling) these span the time health checks need to take a dead
             # replica out; until then the ring may offer it again.
             "num_retries": 5,

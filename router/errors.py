@@ -11,6 +11,7 @@
     │       │       └── BackendBusy      its concurrency limit and queue are full
     │       └── BackendTimeout       no answer within the configured timeout
     ├── RateLimited            an agent, server or tool went over its rate limit
+    ├── CallInterrupted        a load balancer's retry of a call whose replica died running it
     └── SessionExpired         an upstream session was forgotten by its server (HTTP 404)
 
 Library errors (aiohttp, OSError, anyio) are translated into these at the upstream boundary,
@@ -35,6 +36,7 @@ BACKEND_UNAVAILABLE = -32001
 BACKEND_TIMEOUT = -32002
 BACKEND_BUSY = -32003
 RATE_LIMITED = -32004
+CALL_INTERRUPTED = -32005
 
 
 class ToolmeshError(Exception):
@@ -111,6 +113,19 @@ class RateLimited(RPCError):
             RATE_LIMITED,
             f"rate limit {limit} exceeded; retry after {retry_after:.3f} s",
             {"limit": limit, "retryAfter": round(retry_after, 3)},
+        )
+
+
+class CallInterrupted(RPCError):
+    """A request the load balancer sent again after the replica running it died: the tool may
+    or may not have run, so it is not run a second time (see `router/relay/attempts.py`)."""
+
+    def __init__(self, tool: str) -> None:
+        super().__init__(
+            CALL_INTERRUPTED,
+            f"the replica handling this call of '{tool}' died while it ran; it may or may not have "
+            "taken effect, and was not run again (send it as a new request to run it again)",
+            {"tool": tool, "interrupted": True},
         )
 
 

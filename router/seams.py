@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from router.guard.ratelimit import RateStore
 from router.observe.audit import Publisher
+from router.relay.attempts import CallRecords
 from router.relay.context import CallContext
 from router.relay.era_bridge import ForwardParked
 from router.server.events import RemoteEvents
@@ -115,5 +116,6 @@ class SharedState:
     index_listeners: Sequence[IndexListener] = ()
     publisher: Publisher | None = None
     link: LinkStatus | None = None
+    records: CallRecords | None = None  # attempt records (router/relay/attempts.py)
     # Entered in this order before serving, left in the reverse order (see router/lifecycle.py).
     services: Sequence[AbstractAsyncContextManager[Any]] = field(default_factory=tuple)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Gauge
 
+from router.cluster.attempts import NatsCallRecords
 from router.cluster.bus import NatsBus, RemoteCancels
 from router.cluster.catalog import CatalogSync
 from router.cluster.events import SharedEvents
@@ -67,6 +68,8 @@ def assemble(
     updates = SharedUpdates(link, replica, host.deliver_update)
     interests = SharedInterests(link, replica, host.sync_subscriptions)
     catalog = CatalogSync(link, host.refresh_servers)
+    # An entry outlives the longest call it guards (a retry comes when its replica dies).
+    records = NatsCallRecords(link, ttl=max(600.0, 2 * settings.request_timeout))
     _gauges(metrics.registry, link, sessions)
     return SharedState(
         sessions=sessions,
@@ -80,6 +83,7 @@ def assemble(
         index_listeners=(catalog.on_index_change,),
         publisher=link,
         link=link,
+        records=records,
         services=(
             sessions,
             bus,
@@ -91,6 +95,7 @@ def assemble(
             catalog,
             rate_store,
             hints,
+            records,
             link,
         ),
     )

@@ -37,6 +37,8 @@ class CallContext:
     target: str | None = None
     affinity: dict[str, str] | None = None  # server -> instance this legacy session last used
     via: Literal["mcp", "http"] = "mcp"  # the endpoint: /mcp, or /v1/tools (plain HTTP)
+    # Names this client request across a load balancer's retries (router/relay/attempts.py).
+    attempt: str | None = None
 
     def attempting(self, instance: Instance) -> None:
         """The caller is trying `instance` (the last one tried is what the audit records)."""

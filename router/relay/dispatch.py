@@ -27,12 +27,13 @@ from router.eras import (
     legacy_client_envelope,
     method_in_era,
 )
-from router.errors import INVALID_PARAMS, METHOD_NOT_FOUND, RPCError
+from router.errors import INVALID_PARAMS, METHOD_NOT_FOUND, CallInterrupted, RPCError
 from router.guard.policy import OPEN, Kind, NamespaceView, View
 from router.guard.ratelimit import agent_of
 from router.lifecycle import Service
 from router.relay import rewrite
 from router.relay.asking import Asker
+from router.relay.attempts import CallRecords
 from router.relay.call_relay import LOG_LEVELS, CallRelay
 from router.relay.context import CallContext, Result
 from router.relay.cursors import CursorCodec
@@ -90,9 +91,12 @@ class Dispatcher(Service):
         on_subscriptions: Callable[[], None] | None = None,
         limiter: Limiter | None = None,
         forward_parked: ForwardParked | None = None,
+        records: CallRecords | None = None,
     ) -> None:
         """`forward_parked` (with shared state) carries a retry of a call parked on another
-        replica there; see `EraBridge`."""
+        replica there; see `EraBridge`. `records` (with shared state) keep a load balancer's
+        retry of a call whose replica died from running it twice; see `relay/attempts.py`."""
+        self.records = records
         self.pool = pool
         self.forward_identity = forward_identity
         self.limiter = limiter
@@ -222,7 +226,17 @@ class Dispatcher(Service):
         self.pool.caller.refuse_if_open(target.server)  # every breaker open: fail before anything
         if self.limiter is not None:
             await self.limiter.check(agent_of(ctx), target.server, target.name)
-        result = await self._forward(ctx, target, "tools/call", {**params, "name": target.name})
+        call = {**params, "name": target.name}
+        records, key = self.records, ctx.attempt
+        if records is None or key is None or self.pool.caller.may_repeat(target.server, target.name):
+            result = await self._forward(ctx, target, "tools/call", call)
+        else:
+            if not await records.begin(key):
+                raise CallInterrupted(params.get("name") or target.name)
+            try:
+                result = await self._forward(ctx, target, "tools/call", call)
+            finally:
+                records.end(key)
         result = rewrite.rewrite_tool_result(self.index.naming, target.server, result)
         if ctx.view.open:
             return result

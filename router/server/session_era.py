@@ -18,6 +18,7 @@ import anyio
 from router.eras import LATEST_LEGACY_VERSION, LEGACY, is_legacy_version, resumes_polled_streams
 from router.errors import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, RPCError
 from router.observe.metrics import Metrics
+from router.relay.attempts import REQUEST_ID_HEADER, attempt_key
 from router.relay.context import CallContext
 from router.relay.dispatch import Dispatcher
 from router.server.admission import Admitted
@@ -84,10 +85,15 @@ class SessionEra:
                 await self.bus.answer(session_id, message)
             await send_plain(send, 202, b"")  # notifications and responses: accepted
             return
-        await self._call(send, session, message, admitted)
+        await self._call(send, session, message, admitted, headers.get(REQUEST_ID_HEADER))
 
     async def _call(
-        self, send: Send, session: LocalSession, message: dict[str, Any], admitted: Admitted
+        self,
+        send: Send,
+        session: LocalSession,
+        message: dict[str, Any],
+        admitted: Admitted,
+        request_id: str | None,
     ) -> None:
         record = session.record
         ctx = CallContext(
@@ -98,6 +104,7 @@ class SessionEra:
             affinity=record.affinity,
             subscriptions=record.subscriptions,
             upstream=record.upstream,
+            attempt=attempt_key(record.id, request_id, message["id"]),
         )
         resumable = self.resumable_streams and resumes_polled_streams(record.protocol_version)
         subscriptions, upstream = list(record.subscriptions), dict(record.upstream)

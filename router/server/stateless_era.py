@@ -14,6 +14,7 @@ from typing import Any
 from router import eras
 from router.eras import HTTP_STATUS, LOG_LEVEL_KEY, MODERN, forwarded_headers
 from router.errors import RPCError
+from router.relay.attempts import REQUEST_ID_HEADER, attempt_key
 from router.relay.context import CallContext
 from router.relay.dispatch import Dispatcher
 from router.server.admission import Admitted
@@ -57,6 +58,7 @@ class StatelessEra:
             client_capabilities=checked.client_capabilities,
             log_level=level if isinstance(level, str) else None,
             forward_headers=forwarded_headers(headers) or None,
+            attempt=attempt_key(None, headers.get(REQUEST_ID_HEADER), message["id"]),
         )
         hook = (scope.get("extensions") or {}).get(DISCONNECT_EXTENSION)
         await self.calls.respond(send, ctx, message, admitted, watch=receive, on_disconnect=hook)

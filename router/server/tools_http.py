@@ -50,6 +50,7 @@ from router.errors import (
     RateLimited,
     RPCError,
 )
+from router.relay.attempts import REQUEST_ID_HEADER, attempt_key
 from router.relay.context import CallContext, Result
 from router.server.admission import Admission, Refusal, sends_json
 from router.server.calls import CANCELLED, Calls
@@ -127,7 +128,14 @@ class ToolsEndpoint:
         if isinstance(admitted, Refusal):
             await _problem(send, admitted.status, admitted.reason, admitted.headers)
             return
-        ctx = CallContext(LEGACY, agent=admitted.agent, view=admitted.view, trace=admitted.trace, via="http")
+        ctx = CallContext(
+            LEGACY,
+            agent=admitted.agent,
+            view=admitted.view,
+            trace=admitted.trace,
+            via="http",
+            attempt=attempt_key(None, headers.get(REQUEST_ID_HEADER), None),
+        )
         if path == OPENAPI:
             tools = await self._tools(ctx)
             scheme = scope.get("scheme", "http")

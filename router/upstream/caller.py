@@ -150,6 +150,14 @@ class Caller:
             instance.outstanding -= 1
             instance.slots.release()
 
+    def may_repeat(self, server: str, tool: str) -> bool:
+        """May a call of `tool` run twice, whichever instance of `server` runs it? (The catalog
+        entry and the definitions, which decide it, are the same for every instance.)"""
+        instances = self._by_server.get(server)
+        return (
+            instances is not None and len(instances) > 0 and self.repeatable(instances[0], "tools/call", tool)
+        )
+
     def repeatable(self, instance: Instance, method: str, tool: str | None) -> bool:
         """May this operation run twice? (See the module docstring.)"""
         if method in READS:

@@ -121,8 +121,9 @@ class Cluster:
     catalog: Path
     replicas: list[Replica] = field(default_factory=list)
 
-    def start_replica(self, env: dict[str, str] | None = None) -> Replica:
-        port = free_port()
+    def start_replica(self, env: dict[str, str] | None = None, port: int | None = None) -> Replica:
+        """A new replica, on `port` if given (a killed replica restarted where the balancer knows it)."""
+        port = port or free_port()
         argv = [
             sys.executable, "-m", "router", "router", "--config", str(self.catalog), "--port", str(port),
             "--log-format", "text", "--log-level", "debug", "--nats", self.nats.url,

@@ -28,6 +28,11 @@ def add_parser(commands: Any) -> None:
     add = registrar.add_argument
     add("--name", help="server name (its tools appear under it)")
     add("--url", help="Streamable HTTP endpoint of a running server, e.g. http://127.0.0.1:3000/mcp")
+    add(
+        "--transport",
+        choices=["http", "sse"],
+        help="what --url speaks: http (Streamable HTTP, default) or sse (2024-11-05 HTTP+SSE; --url is its event stream)",
+    )
     add("--host", help="address the stdio bridge listens on (default 127.0.0.1)")
     add("--port", type=int, help="port of the stdio bridge (default: a free one)")
     add("--advertise", help="host routers use to reach the bridge")

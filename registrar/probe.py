@@ -14,11 +14,13 @@ from typing import Any, Literal
 
 import anyio
 
-from router.catalog.record import canonical_definitions, definitions_hash
+from router.catalog.record import Transport, canonical_definitions, definitions_hash
 from router.errors import BackendError, SessionExpired
+from router.upstream.base import Channel
 from router.upstream.http import HttpChannel
 from router.upstream.listing import LISTS, list_all
 from router.upstream.session import UpstreamSession
+from router.upstream.sse_channel import SseChannel
 
 KEYS = {"tools/list": "tools", "prompts/list": "prompts", "resources/list": "resources",
         "resources/templates/list": "resourceTemplates"}  # fmt: skip
@@ -37,17 +39,24 @@ class ProbeResult:
     digest: str
 
 
-async def probe(server: str, url: str, timeout: float = 5.0) -> ProbeResult:
-    """Probe `url`; raises ProbeFailed with the reason if no era answers."""
+async def probe(server: str, url: str, timeout: float = 5.0, transport: Transport = "http") -> ProbeResult:
+    """Probe `url`; raises ProbeFailed with the reason if no era answers. An HTTP+SSE server
+    (`transport="sse"`) is asked in the legacy era only, which is all that transport carries."""
     eras: list[str] = []
     reasons: list[str] = []
     lists: dict[str, Any] | None = None
     capabilities: dict[str, Any] = {}
     info: dict[str, Any] = {}
-    protocols: tuple[Literal["2026-07-28", "legacy"], ...] = ("2026-07-28", "legacy")
+    protocols: tuple[Literal["2026-07-28", "legacy"], ...] = (
+        ("legacy",) if transport == "sse" else ("2026-07-28", "legacy")
+    )
     for protocol in protocols:
         async with anyio.create_task_group() as tg:
-            channel = HttpChannel(server, url, {}, timeout)
+            channel: Channel = (
+                SseChannel(server, url, {}, timeout)
+                if transport == "sse"
+                else HttpChannel(server, url, {}, timeout)
+            )
             session = UpstreamSession(server, channel, protocol=protocol, connect_timeout=timeout)
             try:
                 await channel.open(tg)

@@ -19,7 +19,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
@@ -86,6 +86,8 @@ class Sidecar:
         self.instance_id = settings.instance_id or f"{_host_label()}-{secrets.token_hex(4)}"
         self.bridge: Bridge | None = None
         self.url = settings.url or ""
+        # A bridged stdio server is served over Streamable HTTP by the bridge.
+        self.transport: Literal["http", "sse"] = settings.transport if settings.url else "http"
         self.record: BackendRecord | None = None
         self.canonical = b""
         self.baseline: str | None = None  # the approved (or first seen) definitions hash
@@ -177,7 +179,7 @@ class Sidecar:
                 await anyio.sleep(0.05)
                 continue
             try:
-                return await probe(self.name, self.url, self.settings.probe_timeout)
+                return await probe(self.name, self.url, self.settings.probe_timeout, self.transport)
             except ProbeFailed as exc:
                 log.warning(
                     "server does not answer the MCP probe yet; not registering",
@@ -268,7 +270,7 @@ class Sidecar:
 
     async def _probe_again(self) -> None:
         try:
-            result = await probe(self.name, self.url, self.settings.probe_timeout)
+            result = await probe(self.name, self.url, self.settings.probe_timeout, self.transport)
         except ProbeFailed as exc:
             log.warning("re-probe failed", extra={"server": self.name, "reason": str(exc)})
             return
@@ -321,7 +323,7 @@ class Sidecar:
         self.record = BackendRecord(
             server=self.name,
             instance_id=self.instance_id,
-            transport="http",
+            transport=self.transport,
             url=self.url,
             timeout=None,
             tags=tuple(self.settings.tags),

@@ -289,6 +289,10 @@ class RegistrarSettings(BaseSettings):
 
     name: str = Field(description="Server name to register; its tools appear under it.")
     url: str | None = Field(None, description="Streamable HTTP endpoint of a running server to register.")
+    transport: Literal["http", "sse"] = Field(
+        "http",
+        description="What the `url` server speaks: Streamable HTTP, or the 2024-11-05 HTTP+SSE (url: its event stream).",
+    )
     command: list[str] = Field(
         default_factory=list, description="A stdio server to run and bridge (given after `--`)."
     )
@@ -365,6 +369,10 @@ class RegistrarSettings(BaseSettings):
         if (self.url is None) == (not self.command):
             raise ValueError(
                 "give either --url (a running HTTP server) or a stdio command after `--`, not both"
+            )
+        if self.transport == "sse" and self.url is None:
+            raise ValueError(
+                "--transport sse is for a running HTTP+SSE server: give its event stream as --url"
             )
         return self
 

@@ -24,7 +24,7 @@ import pytest
 from router.up.processes import ManagedProcess, free_port
 from tests.conftest import wait_ready
 from tests.support.mcp_http import call_tool, get_json, get_text, tool_names
-from tests.support.procs import sample_server_http
+from tests.support.procs import sample_server_http, sample_server_sse
 from tests.support.registries import RunningRegistry, registry_server
 from tests.support.waits import wait_until
 
@@ -86,6 +86,24 @@ def backends(base: str) -> dict[str, dict[str, str]]:
 
 
 # -- appear and leave ---------------------------------------------------------------------------
+
+
+def test_an_http_sse_server_is_registered_as_sse_and_served(
+    tmp_path: Path, registry: RunningRegistry
+) -> None:
+    """`--transport sse`: the registrar probes the 2024-11-05 HTTP+SSE server (legacy era only),
+    the record says `sse`, and the router connects with its HTTP+SSE channel."""
+    name = unique("old")
+    with (
+        sample_server_sse(name, log_dir=tmp_path) as (url, _),
+        discovery_router(tmp_path, registry) as base,
+        registrar_process(tmp_path, registry, name, "--url", url, "--transport", "sse"),
+    ):
+        wait_until(lambda: f"{name}__echo" in tool_names(f"{base}/mcp"), 30, "tools listed")
+        reply = call_tool(f"{base}/mcp", f"{name}__echo", {"text": "hi"})
+        assert reply["result"]["content"][0]["text"] == f"{name}:hi"
+        [(key, state)] = backends(base).items()
+        assert key.startswith(f"{name}/") and state["state"] == "ready"
 
 
 def test_registered_server_appears_serves_and_leaves_on_sigterm(
@@ -370,6 +388,7 @@ BAD = [
         "exactly one registry",
     ),
     (["registrar", "--name", "a", "--consul", "http://c:1"], "either --url"),
+    (["registrar", "--name", "a", "--transport", "sse", "--consul", "http://c:1", "--", "cat"], "--transport sse"),
     (["registrar", "--name", "a", "--url", "http://x:1/mcp", "--consul", "http://c:1", "--", "cat"], "not both"),
     (["registrar", "--name", "bad name", "--url", "http://x:1/mcp", "--consul", "http://c:1"], "setting 'name'"),
     (["registrar", "--name", "a", "--url", "ftp://x/mcp", "--consul", "http://c:1"], "setting 'url'"),

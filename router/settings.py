@@ -121,7 +121,8 @@ class RouterSettings(BaseSettings):
         4,
         ge=0,
         description="Extra children per stdio server instance, started with the capabilities of "
-        "clients that declared sampling, elicitation or roots; 0 sends every client to the one child.",
+        "clients that declared sampling, elicitation or roots (a server that speaks both eras also "
+        "gets one for 2026-07-28 clients); 0 sends every client to the one child.",
     )
     stdio_variant_idle: float = Field(
         120.0, gt=0, description="Seconds a stdio server's extra child may stay idle before it is stopped."

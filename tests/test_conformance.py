@@ -5,9 +5,11 @@ expected-failures baseline, which is empty) and once against `toolmesh router --
 in front of it, speaking the client's era upstream. Every check that passes directly must pass
 through the router, compared check by check.
 
-`tests.conformance.sdk_backend` is an `MCPServer` that speaks both eras, whose sampling and
+The same is asked with the router on its default, `protocol: auto`, in front of
+`tests.conformance.sdk_backend`: an `MCPServer` that speaks both eras, whose sampling and
 elicitation tools are written in the 2025 style and whose input-required tools in the 2026-07-28
-style, as most servers behind a router are; it fails directly only what its baseline lists.
+style, as most servers behind a router are (it fails directly only what its baseline lists). Only
+a router that speaks each client's own era to it passes both spec versions.
 
 Two more runs judge the era bridges by the same suite: a 2025-11-25 client in front of the
 backend spoken to in 2026-07-28 only, and a 2026-07-28 client in front of it spoken to in the
@@ -193,3 +195,22 @@ def test_the_sdk_server_fails_directly_only_what_its_baseline_lists(
     assert baseline.exit_code == 0, f"the SDK server misses its own baseline; see {baseline.output_dir}"
     passing = [key for key, status in baseline.checks().items() if status == "SUCCESS"]
     assert len(passing) > 50, f"suspiciously few checks ran directly: {len(passing)}"
+
+
+@pytest.mark.parametrize("version", run_suite.SPEC_VERSIONS)
+def test_an_sdk_server_speaking_both_eras_passes_through_the_router_on_auto_what_it_passes_directly(
+    suite: tuple[Path, Path],
+    sdk_url: str,
+    sdk_direct: dict[str, run_suite.RunResult],
+    version: str,
+    tmp_path: Path,
+) -> None:
+    node, cli = suite
+    baseline = sdk_direct[version]
+    assert baseline.exit_code == 0, f"the SDK server misses its own baseline; see {baseline.output_dir}"
+    passing = [key for key, status in baseline.checks().items() if status == "SUCCESS"]
+    assert len(passing) > 50, f"suspiciously few checks ran directly: {len(passing)}"
+    with run_suite.running_router(sdk_url, tmp_path / "router", "auto") as url:
+        routed = run_suite.run_version(node, cli, url, version, tmp_path, "router")
+    lost = run_suite.lost_through_router(baseline, routed)
+    assert not lost, f"pass directly but not through the router ({routed.output_dir}):\n" + "\n".join(lost)

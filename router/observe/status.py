@@ -55,11 +55,11 @@ def render(document: dict[str, Any]) -> str:
         lines.append(
             f"conflict:  {conflict['kind']} {conflict['name']} offered by {', '.join(conflict['servers'])}"
         )
-    lines += ["", f"{'SERVER':<20}{'INSTANCE':<20}{'STATE':<14}{'BREAKER':<11}ADDRESS"]
+    lines += ["", f"{'SERVER':<20}{'INSTANCE':<20}{'STATE':<14}{'BREAKER':<11}{'ERAS':<24}ADDRESS"]
     for instance in document.get("instances", []):
         lines.append(
             f"{instance['server']:<20}{instance['instance']:<20}{instance['state']:<14}"
-            f"{instance.get('breaker') or '-':<11}{instance['address']}"
+            f"{instance.get('breaker') or '-':<11}{_eras(instance.get('eras') or {}):<24}{instance['address']}"
             + (f"  ({instance['error']})" if instance.get("error") else "")
         )
     known = {"catalog", "instances", "health", "sessions", "policy"}
@@ -67,3 +67,11 @@ def render(document: dict[str, Any]) -> str:
         if name not in known:
             lines += ["", f"{name}:", json.dumps(section, indent=2)]
     return "\n".join(lines)
+
+
+def _eras(eras: dict[str, Any]) -> str:
+    """The versions an instance speaks; `*` marks the one its lists come from (bridged if alone)."""
+    speaks = [
+        f"{version}*" if version == eras.get("lists") else version for version in eras.get("speaks", [])
+    ]
+    return "+".join(speaks) or "-"

@@ -348,7 +348,13 @@ class Dispatcher(Service):
             return self._result(ctx, target, reply)
         relay = CallRelay(ctx, params, next(self._progress_ids), self.asker, self._questions)
         tool = target.name if method == "tools/call" else None
-        if is_modern(ctx.era) and bridge is not None and not is_modern(self.pool.pick(target.server).era):
+        # Bridging is for a backend that does not speak this client's era (a backend that
+        # speaks both is spoken to in it: upstream/other_era.py).
+        if (
+            is_modern(ctx.era)
+            and bridge is not None
+            and not await self.pool.pick(target.server).speaks(ctx.era)
+        ):
             headers = self._upstream_headers(ctx)
             reply = await bridge.start(ctx, target.server, relay, method, tool, headers)
             return self._result(ctx, target, reply)

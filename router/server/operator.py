@@ -54,6 +54,7 @@ def readiness(router: Replica) -> tuple[bool, dict[str, Any]]:
         f"{server}/{instance}" if server != instance else server: {
             "state": backend.state,
             **({"error": backend.last_error} if backend.last_error and backend.state != "ready" else {}),
+            **({"eras": eras} if (eras := backend.eras_in_use()) else {}),
             **_breaker_detail(router, server, instance),
         }
         for (server, instance), backend in sorted(router.pool.backends.items())
@@ -112,6 +113,7 @@ def _instance(router: Replica, server: str, instance: str) -> dict[str, Any]:
         "error": backend.last_error if backend.state != "ready" else None,
         "breaker": guard.breaker.state,
         "critical": guard.critical,
+        "eras": backend.eras_in_use(),
     }
 
 

@@ -32,6 +32,7 @@ from router.upstream.children import Children
 from router.upstream.http import HttpChannel
 from router.upstream.leases import Client, Lease, Leases
 from router.upstream.listing import Listing
+from router.upstream.other_era import OtherEra
 from router.upstream.session import UpstreamSession
 from router.upstream.stdio import StdioChannel
 from router.upstream.subscriptions import Subscriptions
@@ -115,6 +116,10 @@ class Backend:
             else None
         )
         self.leases = Leases(variants, children)
+        # The era the shared session does not speak, for a backend that speaks both (other_era.py).
+        self.other_era = OtherEra(
+            self.server, RELAY_CAPABILITIES, connect_timeout, self.on_unsolicited, self.lose
+        )
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -158,6 +163,7 @@ class Backend:
         finally:
             ended, self.session = self.session, None
             with anyio.CancelScope(shield=True):
+                await self.other_era.close()
                 await self.leases.close_all()
                 if ended is not None:
                     await ended.close()
@@ -185,6 +191,7 @@ class Backend:
             raise
         self.session = session
         await self.listing.fetch_all(session)
+        self.other_era.start(session, tg, self._other_era_channel(session))
         self._set_state("ready", None)
         log.info(
             "backend ready",
@@ -211,6 +218,17 @@ class Backend:
         elif session.refused_legacy:
             self._learned_protocol = MODERN_VERSION
             self._retry_at_once = True
+
+    def _other_era_channel(self, main: UpstreamSession) -> Callable[[], Channel] | None:
+        """How to reach the backend in the era `main` does not speak, if it is worth asking:
+        under `auto` only, when the era asked first answered (the other one was not tried yet),
+        and over stdio only where the backend may have children."""
+        if self.protocol != "auto" or self._learned_protocol is not None:
+            return None
+        if isinstance(main.channel, StdioChannel):
+            asked_first = not is_modern(main.era) and self.leases.children is not None
+            return self._make_stdio_channel if asked_first else None
+        return self._make_channel if is_modern(main.era) else None
 
     def _went_down(self, reason: str) -> None:
         self._set_state("down", reason)
@@ -276,7 +294,7 @@ class Backend:
 
     @property
     def era(self) -> Era:
-        """The era the current upstream session speaks."""
+        """The era the shared upstream session speaks (the one lists come from)."""
         return self.session.era if self.session is not None else LEGACY
 
     @asynccontextmanager
@@ -287,8 +305,22 @@ class Backend:
         session = self.session
         if session is None or self.state != "ready":
             raise BackendUnreachable(self.server, self._down_reason())
+        if client is not None and client.era != session.era:
+            # A backend that speaks the client's era too is spoken to in it (other_era.py).
+            session = await self.other_era.session_for(client.era) or session
         async with self.leases.lease(self, session, client) as lease:
             yield lease
+
+    async def speaks(self, era: Era) -> bool:
+        """Whether this instance speaks `era` (asking it first if nobody has yet)."""
+        session = self.session
+        if session is not None and session.era == era:
+            return True
+        return era in await self.other_era.known()
+
+    def eras_in_use(self) -> dict[str, Any]:
+        """For /readyz and /admin/: which eras it speaks, and which the router uses for whom."""
+        return self.other_era.report()
 
     async def call(
         self,

@@ -79,7 +79,11 @@ class Response:
                 await self._wait()
 
     async def _wait(self) -> None:
+        """Wait for more of the body. Reading paused at the high-water mark resumes here: the
+        reader needs more bytes than are buffered (a body `read()` whole, or one SSE line longer
+        than the mark), and would otherwise wait for bytes the paused transport never reads."""
         self._conn.check()
+        self._conn.consumed(0)
         self._waiter = asyncio.get_running_loop().create_future()
         try:
             await self._waiter
@@ -175,6 +179,9 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         self.response = Response(self)
         self.headers_done = asyncio.get_running_loop().create_future()
+        if self.paused:  # the previous response was left paused at the high-water mark
+            self.paused = False
+            self.transport.resume_reading()
         self.transport.write(request)
         return self.response
 

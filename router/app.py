@@ -29,6 +29,7 @@ from router.relay.asking import Asker
 from router.relay.context import CallContext
 from router.relay.cursors import CursorCodec
 from router.relay.dispatch import Dispatcher
+from router.relay.output_limit import OutputLimits
 from router.relay.parking import Parking, StateCodec
 from router.routes import Routes
 from router.runtime import Backends, CatalogFeed, KeyRefresh, Runtime, Sweeper
@@ -86,6 +87,7 @@ class Router:
             limiter=self.limiter,
             forward_parked=shared.forward_parked,
             records=shared.records,
+            output_limits=OutputLimits(s.max_result_bytes, s.result_over_limit),
         )
         self.audit = AuditLog(
             wiring.audit_sinks_from(s, shared.publisher),

@@ -12,6 +12,7 @@
     │       └── BackendTimeout       no answer within the configured timeout
     ├── RateLimited            an agent, server or tool went over its rate limit
     ├── CallInterrupted        a load balancer's retry of a call whose replica died running it
+    ├── ResultTooLarge         a tool's result is over its output limit (refused, not cut)
     └── SessionExpired         an upstream session was forgotten by its server (HTTP 404)
 
 Library errors (aiohttp, OSError, anyio) are translated into these at the upstream boundary,
@@ -37,6 +38,7 @@ BACKEND_TIMEOUT = -32002
 BACKEND_BUSY = -32003
 RATE_LIMITED = -32004
 CALL_INTERRUPTED = -32005
+RESULT_TOO_LARGE = -32006
 
 
 class ToolmeshError(Exception):
@@ -126,6 +128,18 @@ class CallInterrupted(RPCError):
             f"the replica handling this call of '{tool}' died while it ran; it may or may not have "
             "taken effect, and was not run again (send it as a new request to run it again)",
             {"tool": tool, "interrupted": True},
+        )
+
+
+class ResultTooLarge(RPCError):
+    """A tool's result is over its output limit and was refused (router/relay/output_limit.py)."""
+
+    def __init__(self, server: str, tool: str, setting: str, size: int, limit: int, why: str) -> None:
+        super().__init__(
+            RESULT_TOO_LARGE,
+            f"result of tool '{tool}' on server '{server}' is {size} bytes, over its output limit "
+            f"{setting} ({limit} bytes){why}",
+            {"server": server, "tool": tool, "limit": setting, "limitBytes": limit, "resultBytes": size},
         )
 
 

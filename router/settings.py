@@ -93,6 +93,17 @@ class RouterSettings(BaseSettings):
         description="Origins accepted besides loopback ones (e.g. `https://app.example.com`); `*` accepts any.",
     )
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
+    max_result_bytes: int = Field(
+        256 * 1024,
+        ge=0,
+        description="Largest tool result (its JSON, in bytes) sent to a client unless the catalog entry "
+        "sets its own; about 64k tokens. 0: no limit.",
+    )
+    result_over_limit: Literal["truncate", "refuse"] = Field(
+        "truncate",
+        description="A tool result over its limit: `truncate` (text cut, with a marker the model reads) "
+        "or `refuse` (error -32006); results with structuredContent are always refused.",
+    )
     session_idle_timeout: float = Field(1800.0, gt=0, description="Seconds before an idle session is ended.")
     max_sessions: int = Field(10_000, ge=1, description="Most legacy sessions held at once.")
     list_ttl_ms: int = Field(10_000, ge=0, description="`ttlMs` on 2026-07-28 list and discover results.")

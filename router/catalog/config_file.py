@@ -3,7 +3,8 @@
 Accepted as-is. Per server, either a stdio entry (`command`, `args`, `env`, `cwd`) or a remote
 entry (`url`, `headers`, or several `instances` of one remote server), plus toolmesh's optional
 fields `timeout`, `disabled`, `tags`, `protocol`, the call policy (`trusted`, `tools`,
-`max_concurrency`, `max_queue`, `limits`; see router.catalog.server_rules), and the backend's own
+`max_concurrency`, `max_queue`, `limits`, the output limit `max_result_bytes`,
+`max_result_tokens`, `over_limit`; see router.catalog.server_rules), and the backend's own
 credentials `bearerTokenEnv` / `bearerTokenFile` (sent as `Authorization: Bearer ...`; header
 values may also use `${VAR}` and `${file:/path}`). Agents' tokens never reach a backend: the
 router sends only what the entry configures. A top-level `toolmesh` object may hold `limits`
@@ -104,6 +105,9 @@ class ServerEntry(BaseModel):
     max_concurrency: int | None = Field(None, ge=1)
     max_queue: int | None = Field(None, ge=0)
     limits: list[LimitEntry] = Field(default_factory=list)
+    max_result_bytes: int | None = Field(None, ge=0)
+    max_result_tokens: int | None = Field(None, ge=0)
+    over_limit: Literal["truncate", "refuse"] | None = None
 
     _url = field_validator("url")(_check_url)
 
@@ -313,5 +317,8 @@ def _to_record(
             tools=tuple(sorted(entry.tools.items())),
             max_concurrency=entry.max_concurrency,
             max_queue=entry.max_queue,
+            max_result_bytes=entry.max_result_bytes,
+            max_result_tokens=entry.max_result_tokens,
+            over_limit=entry.over_limit,
         ),
     )

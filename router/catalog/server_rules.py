@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 RetryMode = Literal["never", "safe"]
+OverLimit = Literal["truncate", "refuse"]
 
 
 class ToolPolicy(BaseModel):
@@ -23,6 +24,15 @@ class ToolPolicy(BaseModel):
     retry: RetryMode | None = Field(
         default=None,
         description="`safe`: may be sent again to another instance after a failure that reached it.",
+    )
+    max_result_bytes: int | None = Field(
+        default=None, ge=0, description="Largest result (JSON bytes) this tool may return; 0: no limit."
+    )
+    max_result_tokens: int | None = Field(
+        default=None, ge=0, description="Largest result in estimated tokens (4 bytes each); 0: no limit."
+    )
+    over_limit: OverLimit | None = Field(
+        default=None, description="A result over the limit: `truncate` (cut, with a marker) or `refuse`."
     )
 
 
@@ -37,6 +47,15 @@ class ServerPolicy(BaseModel):
     tools: tuple[tuple[str, ToolPolicy], ...] = ()
     max_concurrency: int | None = Field(default=None, ge=1, description="Calls in flight per instance.")
     max_queue: int | None = Field(default=None, ge=0, description="Calls waiting for a slot per instance.")
+    max_result_bytes: int | None = Field(
+        default=None, ge=0, description="Largest tool result (JSON bytes) of this server; 0: no limit."
+    )
+    max_result_tokens: int | None = Field(
+        default=None, ge=0, description="Largest tool result in estimated tokens (4 bytes each); 0: no limit."
+    )
+    over_limit: OverLimit | None = Field(
+        default=None, description="A result over the limit: `truncate` (cut, with a marker) or `refuse`."
+    )
 
     def tool(self, name: str) -> ToolPolicy | None:
         for tool, policy in self.tools:

@@ -39,6 +39,7 @@ class CallContext:
     via: Literal["mcp", "http"] = "mcp"  # the endpoint: /mcp, or /v1/tools (plain HTTP)
     # Names this client request across a load balancer's retries (router/relay/attempts.py).
     attempt: str | None = None
+    result_bytes: int | None = None  # a tool result's size as measured by its output limit
 
     def attempting(self, instance: Instance) -> None:
         """The caller is trying `instance` (the last one tried is what the audit records)."""

@@ -31,13 +31,14 @@ from router.errors import INVALID_PARAMS, METHOD_NOT_FOUND, CallInterrupted, RPC
 from router.guard.policy import OPEN, Kind, NamespaceView, View
 from router.guard.ratelimit import agent_of
 from router.lifecycle import Service
-from router.relay import rewrite
+from router.relay import output_limit, rewrite
 from router.relay.asking import Asker
 from router.relay.attempts import CallRecords
 from router.relay.call_relay import LOG_LEVELS, CallRelay
 from router.relay.context import CallContext, Result
 from router.relay.cursors import CursorCodec
 from router.relay.era_bridge import EraBridge, ForwardParked
+from router.relay.output_limit import OutputLimits
 from router.relay.parking import Parking, StateCodec
 from router.upstream.base import Message, MessageHandler, Outside
 from router.upstream.leases import Client, Lease
@@ -92,6 +93,7 @@ class Dispatcher(Service):
         limiter: Limiter | None = None,
         forward_parked: ForwardParked | None = None,
         records: CallRecords | None = None,
+        output_limits: OutputLimits | None = None,
     ) -> None:
         """`forward_parked` (with shared state) carries a retry of a call parked on another
         replica there; see `EraBridge`. `records` (with shared state) keep a load balancer's
@@ -100,6 +102,7 @@ class Dispatcher(Service):
         self.pool = pool
         self.forward_identity = forward_identity
         self.limiter = limiter
+        self.output_limits = output_limits or OutputLimits(0)
         self.cursors = cursors
         self.page_size = page_size
         self.list_ttl_ms = list_ttl_ms
@@ -238,10 +241,13 @@ class Dispatcher(Service):
             finally:
                 records.end(key)
         result = rewrite.rewrite_tool_result(self.index.naming, target.server, result)
-        if ctx.view.open:
-            return result
-        content = ctx.view.filter_content(self.index, result.get("content"))
-        return result if content is result.get("content") else {**result, "content": content}
+        if not ctx.view.open:
+            content = ctx.view.filter_content(self.index, result.get("content"))
+            if content is not result.get("content"):
+                result = {**result, "content": content}
+        limit = self.output_limits.limit_for(self.pool.policy_of(target.server), target.name)
+        result, ctx.result_bytes = output_limit.enforce(result, limit, target.server, target.name)
+        return result
 
     async def _get_prompt(self, ctx: CallContext, params: dict[str, Any]) -> Result:
         target = self._named(ctx, "prompts", params.get("name"))

@@ -19,6 +19,7 @@ from anyio.abc import TaskGroup
 from router.catalog.index import Definitions, Index
 from router.catalog.naming import NamingPolicy
 from router.catalog.record import BackendRecord, Catalog
+from router.catalog.server_rules import ServerPolicy
 from router.lifecycle import Service
 from router.upstream.backend import Backend
 from router.upstream.balancer import Instance, Slots, choose
@@ -150,6 +151,11 @@ class BackendPool(Service):
         if instance is None:
             raise self.caller.none_available(server, ())
         return instance.backend
+
+    def policy_of(self, server: str) -> ServerPolicy | None:
+        """The call policy of `server` (from any of its instances: a server has one entry)."""
+        instances = self._by_server.get(server)
+        return instances[0].backend.record.policy if instances else None
 
     async def forget_client(self, session_id: str) -> None:
         """A client's session ended: every backend closes what it lent that client."""

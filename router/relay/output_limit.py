@@ -1,0 +1,145 @@
+"""Output limits: how large a tool's result may be before it reaches the model.
+
+One huge tool result fills a model's context, so every `tools/call` result is measured (its
+JSON, as the router will send it) against a limit: the tool's own (`tools.<name>` in the
+catalog entry), else the server's, else the router's default (`max_result_bytes`, on by
+default). A limit may be given in bytes and/or estimated tokens; a token is estimated as four
+bytes of JSON, so `max_result_tokens: N` is `N * 4` bytes and the smaller of the two holds.
+
+Over the limit, the result is either:
+- `truncate` (the default): text content is cut where the limit falls and a text item saying
+  so is appended ("[toolmesh: result cut ...]") so the model knows it did not see everything;
+  content items after the cut (images, resources, more text) are left out and counted in that
+  marker; or
+- `refuse`: the call fails with `ResultTooLarge` (-32006), naming the limit, the server and the
+  tool.
+
+A result with `structuredContent` is never cut: its schema is a promise to the client that a
+cut would silently break, so over the limit it is refused in either mode. Measuring costs one
+`orjson.dumps` of the result (about a microsecond for a typical small result); the size is
+kept on the `CallContext` for the usage record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from router.catalog.server_rules import OverLimit, ServerPolicy
+from router.errors import ResultTooLarge
+
+BYTES_PER_TOKEN = 4
+MARKER_RESERVE = 400  # bytes kept free for the marker item when a result is cut
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """The limit in force for one tool: `bytes` (0: none), what happens over it, and how it was
+    set (for the marker and the error: "max_result_bytes=262144", "max_result_tokens=1000")."""
+
+    bytes: int
+    mode: OverLimit
+    setting: str
+
+
+class OutputLimits:
+    """The router's default limit, refined per server and tool by the catalog entry's policy."""
+
+    def __init__(self, max_bytes: int, mode: Literal["truncate", "refuse"] = "truncate") -> None:
+        self.default = Limit(max_bytes, mode, f"max_result_bytes={max_bytes}")
+
+    def limit_for(self, policy: ServerPolicy | None, tool: str) -> Limit:
+        if policy is None:
+            return self.default
+        own = policy.tool(tool)
+        size, tokens, mode = policy.max_result_bytes, policy.max_result_tokens, policy.over_limit
+        if own is not None and (own.max_result_bytes is not None or own.max_result_tokens is not None):
+            size, tokens = own.max_result_bytes, own.max_result_tokens
+        if own is not None and own.over_limit is not None:
+            mode = own.over_limit
+        mode = mode or self.default.mode
+        if size is None and tokens is None:
+            return (
+                self.default
+                if mode == self.default.mode
+                else Limit(self.default.bytes, mode, self.default.setting)
+            )
+        candidates = []
+        if size is not None:
+            candidates.append((size, f"max_result_bytes={size}"))
+        if tokens is not None:
+            candidates.append((tokens * BYTES_PER_TOKEN, f"max_result_tokens={tokens}"))
+        limited = [c for c in candidates if c[0] > 0]
+        if not limited:
+            return Limit(0, mode, "no limit")
+        chosen = min(limited)
+        return Limit(chosen[0], mode, chosen[1])
+
+
+def enforce(result: dict[str, Any], limit: Limit, server: str, tool: str) -> tuple[dict[str, Any], int]:
+    """The result as it may be sent, and its size in bytes; raises ResultTooLarge to refuse."""
+    size = len(orjson.dumps(result))
+    if limit.bytes <= 0 or size <= limit.bytes:
+        return result, size
+    content = result.get("content")
+    if limit.mode == "refuse" or "structuredContent" in result or not isinstance(content, list):
+        why = " (structured content is never cut)" if "structuredContent" in result else ""
+        raise ResultTooLarge(server, tool, limit.setting, size, limit.bytes, why)
+    cut = _cut(result, content, limit, size, server, tool)
+    cut_size = len(orjson.dumps(cut))
+    if cut_size > limit.bytes:  # what is over the limit is not the content: nothing to cut
+        raise ResultTooLarge(server, tool, limit.setting, size, limit.bytes, "")
+    return cut, cut_size
+
+
+def _cut(
+    result: dict[str, Any], content: list[Any], limit: Limit, size: int, server: str, tool: str
+) -> dict[str, Any]:
+    rest = {**result, "content": []}
+    budget = limit.bytes - len(orjson.dumps(rest)) - MARKER_RESERVE
+    kept: list[Any] = []
+    for n, item in enumerate(content):
+        item_size = len(orjson.dumps(item)) + 1  # and its comma
+        if item_size <= budget:
+            kept.append(item)
+            budget -= item_size
+            continue
+        piece = None
+        if isinstance(item, dict) and item.get("type") == "text" and isinstance(item.get("text"), str):
+            piece = _cut_text(item, budget)
+        if piece is not None:
+            kept.append(piece)
+        left_out = len(content) - n - (1 if piece is not None else 0)
+        break
+    else:  # pragma: no cover - only reached if the content alone fits, which enforce ruled out
+        left_out = 0
+    note = (
+        f"[toolmesh: result cut to {limit.bytes} of {size} bytes by the output limit of tool "
+        f"'{tool}' on server '{server}' ({limit.setting})"
+    )
+    if left_out:
+        note += f"; {left_out} more content item{'s' if left_out != 1 else ''} left out"
+    kept.append({"type": "text", "text": note + "]"})
+    return {**result, "content": kept}
+
+
+def _cut_text(item: dict[str, Any], budget: int) -> dict[str, Any] | None:
+    """The text item shortened so that its JSON fits `budget` bytes, or None if nothing fits.
+
+    Escaping can make the JSON longer than the UTF-8 text, so the cut is shrunk until it fits
+    (rarely more than twice); a multi-byte character is never split."""
+    text: str = item["text"]
+    overhead = len(orjson.dumps({**item, "text": ""})) + 1
+    room = budget - overhead
+    if room <= 0:
+        return None
+    raw = text.encode()[:room]
+    while room > 0:
+        piece = {**item, "text": raw[:room].decode(errors="ignore")}
+        over = len(orjson.dumps(piece)) + 1 - budget
+        if over <= 0:
+            return piece
+        room -= max(over, 16)
+    return None

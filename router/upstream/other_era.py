@@ -20,10 +20,12 @@ its own session or child from `leases.py`):
   the backend may have children at all (`stdio_variants` > 0). One child serves every 2026-07-28
   client: their requests carry their own capabilities.
 
-A call of the other era that comes while the answer is pending waits for it (at most the connect
-timeout). Lists and the index come from the shared session only: a server offers the same
-definitions in both eras (the router declares the same capabilities in both), and one listing
-halves the refetching on every `list_changed`. Whatever the other session hears outside a call
+A call of the other era that comes while the answer is pending waits for it (a child has the
+connect timeout to start and answer `server/discover`, so a stdio server that never answers an
+unknown method costs its first 2026-07-28 caller that long, once per connection). Lists and the
+index come from the shared session only: a server offers the same definitions in both eras (the
+router declares the same capabilities in both), and one listing halves the refetching on every
+`list_changed`. Whatever the other session hears outside a call
 (list changes, resource updates) takes the same path as the shared session's.
 """
 
@@ -96,11 +98,12 @@ class OtherEra:
         return session if session is not None and session.era == era else None
 
     async def known(self) -> frozenset[Era]:
-        """The eras the backend speaks, once it has been asked (at most the connect timeout)."""
+        """The eras the backend speaks, once it has been asked (asking is bounded by the
+        connect timeout; a start that exceeds it too leaves the call bridged)."""
         if self._ask_later is not None:
             ask, self._ask_later = self._ask_later, None
             ask()
-        with anyio.move_on_after(self.connect_timeout):
+        with anyio.move_on_after(2 * self.connect_timeout):
             await self._known.wait()
         return self.eras
 
@@ -118,6 +121,9 @@ class OtherEra:
             protocol="legacy" if is_modern(main.era) else MODERN_VERSION,
             capabilities=self.capabilities,
             connect_timeout=self.connect_timeout,
+            # A child asked server/discover has to start first (seconds for a Python server
+            # under load), so it has the whole connect timeout to answer, not a probe's 3 s.
+            probe_timeout=self.connect_timeout,
         )
 
         async def outside(message: Message) -> None:

@@ -106,7 +106,7 @@ class Router:
             bus=shared.bus,
             auth=self.auth,
             guard=self.guard,
-            observer=CallObserver(self.metrics, self.audit, lambda: self.pool.index),
+            observer=CallObserver(self.metrics, self.audit),
             trace=s.trace_propagation,
             listen_streams=self.listen_streams,
             events=events,

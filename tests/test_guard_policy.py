@@ -43,7 +43,7 @@ INVALID = {"default": "deny", "groups": {"guests": {"allow": {"tool": ["alpha__*
         (INVALID, "groups.guests.allow.tool", "did you mean 'tools'?"),
         ({"default": "maybe"}, "default", ""),
         ({"agents": {"bob": {"groups": ["opz"]}}, "groups": {"ops": {}}}, "agents", "did you mean 'ops'?"),
-        ({"overrides": [{"tool": "x__y"}]}, "overrides.0", "needs `description` or `enabled`"),
+        ({"overrides": [{"tool": "x__y"}]}, "overrides.0", "needs at least one of `enabled`, `name`"),
     ],
 )
 def test_an_invalid_policy_is_rejected_naming_the_field_and_the_fix(

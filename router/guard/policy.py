@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from router.catalog.index import Index, ListKind, Target
 from router.catalog.namespaces import NAME_PATTERN, Namespace, NamespaceSpec
+from router.catalog.overrides import Applied, Override
 from router.errors import ConfigError
 from router.guard.agent import Agent
 
@@ -78,21 +79,6 @@ class GroupRules(Rules):
 
 class AgentRules(Rules):
     groups: list[str] = Field(default_factory=list)
-
-
-class Override(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    tool: str = Field(min_length=1, description="Glob over exposed tool names.")
-    groups: list[str] = Field(default_factory=list, description="Empty: everyone.")
-    description: str | None = None
-    enabled: bool | None = None
-
-    @model_validator(mode="after")
-    def _does_something(self) -> Override:
-        if self.description is None and self.enabled is None:
-            raise ValueError("an override needs `description` or `enabled`")
-        return self
 
 
 class PolicyDocument(BaseModel):
@@ -241,11 +227,35 @@ class Policy:
 # -- views --------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Collision:
+    """Overrides give one name to several tools (exposed catalog names); all are withheld."""
+
+    name: str
+    tools: tuple[str, ...]
+
+
 @dataclass(slots=True)
 class _Pages:
     generation: int
     pages: dict[tuple[ListKind, int], list[bytes]] = field(default_factory=dict)
     visible: dict[Kind, dict[str, Target]] = field(default_factory=dict)
+    original: dict[str, str] = field(default_factory=dict)  # a renamed tool's catalog name
+    withheld: set[str] = field(default_factory=set)  # catalog names of tools whose new names collide
+    collisions: list[Collision] = field(default_factory=list)
+
+
+def overrides_for(
+    policy: Policy, groups: frozenset[str], namespace: str | None
+) -> list[tuple[re.Pattern[str], Override]]:
+    """The overrides that apply to a scope's groups at one endpoint (None: `/mcp`): those for
+    everyone or one of the groups, and for every endpoint or this namespace."""
+    return [
+        (re.compile(fnmatch.translate(o.tool)), o)
+        for o in policy.document.overrides
+        if (not o.groups or groups.intersection(o.groups))
+        and (not o.namespaces or (namespace is not None and namespace in o.namespaces))
+    ]
 
 
 class View:
@@ -259,11 +269,8 @@ class View:
         self.rules = [policy.everyone, *(policy.groups[g] for g in sorted(groups) if g in policy.groups)]
         if agent:
             self.rules.append(policy.agents[agent])
-        self.overrides = [
-            (re.compile(fnmatch.translate(o.tool)), o)
-            for o in policy.document.overrides
-            if not o.groups or groups.intersection(o.groups)
-        ]
+        self.overrides = overrides_for(policy, groups, None)
+        self._applied: dict[str, Applied | None] = {}
         self._decisions: dict[tuple[Kind, str, str], bool] = {}
         self._pages = _Pages(-1)
 
@@ -281,11 +288,23 @@ class View:
             return False
         if not (self.default_allow or any(rules.allow.matches(kind, server, name) for rules in self.rules)):
             return False
-        if kind == "tools":
-            for pattern, override in reversed(self.overrides):
-                if override.enabled is not None and pattern.match(name):
-                    return override.enabled
+        return kind != "tools" or self._enabled(name)
+
+    def _enabled(self, name: str) -> bool:
+        """What the last override that sets `enabled` for this tool says (True if none does)."""
+        for pattern, override in reversed(self.overrides):
+            if override.enabled is not None and pattern.match(name):
+                return override.enabled
         return True
+
+    def applied(self, name: str) -> Applied | None:
+        """The overrides (beyond `enabled`) of the tool exposed by the catalog as `name`, merged."""
+        if name in self._applied:
+            return self._applied[name]
+        applied = Applied.merge([o for pattern, o in self.overrides if pattern.match(name)])
+        if len(self._applied) < 100_000:
+            self._applied[name] = applied
+        return applied
 
     def pages(self, index: Index, kind: ListKind, page_size: int) -> list[bytes]:
         cache = self._cache(index)
@@ -299,14 +318,56 @@ class View:
         return pages
 
     def visible(self, index: Index, kind: Kind) -> dict[str, Target]:
-        """The exposed names this view may use (for "did you mean" that reveals nothing)."""
+        """The names this agent may use, as it sees them (renamed tools under their new name),
+        and their targets: calls resolve here, and "did you mean" draws only from these."""
         cache = self._cache(index)
         table = cache.visible.get(kind)
         if table is None:
             source = {"tools": index.tools, "prompts": index.prompts, "resources": index.resources}[kind]
             table = {name: t for name, t in source.items() if self.allows(kind, t.server, name)}
+            if kind == "tools" and self.overrides:
+                table = self._renamed(cache, table)
             cache.visible[kind] = table
         return table
+
+    def _renamed(self, cache: _Pages, table: dict[str, Target]) -> dict[str, Target]:
+        """Apply `name` overrides. Two tools that would share a name are both withheld and the
+        collision reported (as the index does for servers sharing a name)."""
+        claims: dict[str, list[str]] = {}
+        for name in table:
+            applied = self.applied(name)
+            claims.setdefault(applied.name if applied and applied.name else name, []).append(name)
+        renamed: dict[str, Target] = {}
+        for shown, originals in claims.items():
+            if len(originals) == 1:
+                renamed[shown] = table[originals[0]]
+                cache.original[shown] = originals[0]
+            else:
+                cache.withheld.update(originals)
+                collision = Collision(shown, tuple(sorted(originals)))
+                if collision not in cache.collisions:
+                    cache.collisions.append(collision)
+                    log.warning(
+                        "override gives two tools one name; both withheld",
+                        extra={"exposed": shown, "tools": list(collision.tools)},
+                    )
+        return renamed
+
+    def collisions(self, index: Index) -> list[Collision]:
+        """Names that overrides give to more than one tool in this view (both are withheld)."""
+        self.visible(index, "tools")
+        return list(self._cache(index).collisions)
+
+    def arguments(self, index: Index, exposed: str, arguments: Any) -> Any:
+        """A call's arguments as the backend gets them (overrides' hidden and default values); the
+        same object when no override changes them. Raises RPCError for a hidden one sent."""
+        if not self.overrides:
+            return arguments
+        cache = self._cache(index)
+        applied = self.applied(cache.original.get(exposed, exposed))
+        if applied is None or not applied.changes_arguments:
+            return arguments
+        return applied.arguments(exposed, arguments)
 
     def _cache(self, index: Index) -> _Pages:
         if self._pages.generation != index.generation or index.generation == 0:
@@ -315,20 +376,23 @@ class View:
 
     def _visible_items(self, index: Index, kind: ListKind) -> list[dict[str, Any]]:
         policy_kind = KIND_OF_LIST[kind]
+        withheld: set[str] = set()
+        if kind == "tools" and self.overrides:
+            self.visible(index, "tools")  # renames decided first: colliding ones are withheld
+            withheld = self._cache(index).withheld
         out = []
         for item in index.items(kind):
             owner = index.owner(kind, item)
-            if owner is not None and self.allows(policy_kind, owner, exposed_name(kind, item)):
+            name = exposed_name(kind, item)
+            if owner is not None and name not in withheld and self.allows(policy_kind, owner, name):
                 out.append(item)
         return out
 
     def _present(self, kind: ListKind, item: dict[str, Any]) -> dict[str, Any]:
-        if kind != "tools":
+        if kind != "tools" or not self.overrides:
             return item
-        for pattern, override in reversed(self.overrides):
-            if override.description is not None and pattern.match(item["name"]):
-                return {**item, "description": override.description}
-        return item
+        applied = self.applied(item["name"])
+        return item if applied is None else applied.present(item)
 
     def filter_content(self, index: Index, content: Any) -> Any:
         """Drop resource links and embedded resources this view may not read."""
@@ -355,7 +419,7 @@ class OpenView(View):
     open = True
 
     def __init__(self) -> None:
-        pass
+        self.overrides = []
 
     def allows(self, kind: Kind, server: str, name: str) -> bool:
         return True
@@ -378,8 +442,12 @@ class NamespaceView(View):
     the agent's view allows it and the namespace holds it, so a namespace never widens what the
     agent may see. Decisions and pages are cached like a View's; it lives as long as its base."""
 
-    def __init__(self, base: View, namespace: Namespace) -> None:
+    def __init__(
+        self, base: View, namespace: Namespace, overrides: list[tuple[re.Pattern[str], Override]]
+    ) -> None:
         self.base, self.namespace = base, namespace
+        self.overrides = overrides  # global ones and this namespace's, in document order
+        self._applied = {}
         self._decisions = {}
         self._pages = _Pages(-1)
 
@@ -387,13 +455,14 @@ class NamespaceView(View):
         key = (kind, server, name)
         decision = self._decisions.get(key)
         if decision is None:
-            decision = self.namespace.holds(kind, server, name) and self.base.allows(kind, server, name)
+            decision = (
+                self.namespace.holds(kind, server, name)
+                and self.base.allows(kind, server, name)
+                and (kind != "tools" or self._enabled(name))
+            )
             if len(self._decisions) < 100_000:
                 self._decisions[key] = decision
         return decision
-
-    def _present(self, kind: ListKind, item: dict[str, Any]) -> dict[str, Any]:
-        return self.base._present(kind, item)
 
 
 def exposed_name(kind: ListKind, item: dict[str, Any]) -> str:
@@ -445,11 +514,29 @@ class Guard:
         key = (base, name)  # agents of one scope share the base view, so its pages too
         view = self._in_namespace.get(key)
         if view is None:
-            view = NamespaceView(base, namespace)
+            view = NamespaceView(base, namespace, overrides_for(policy, policy.scope_of(agent)[1], name))
             if len(self._in_namespace) >= MAX_VIEWS:
                 self._in_namespace.clear()
             self._in_namespace[key] = view
         return view
+
+    def overrides_report(self, index: Index) -> dict[str, Any]:
+        """For operators: how many overrides, and the names they give to more than one tool, at
+        `/mcp` and in each namespace, as an agent in every group of the policy would see them."""
+        policy = self.policy
+        if policy is None:
+            return {"count": 0, "collisions": []}
+        groups = frozenset(policy.relevant_groups)
+        base = View(policy, ("", groups))
+        views: list[tuple[str | None, View]] = [(None, base)]
+        for name, namespace in sorted(policy.namespaces.items()):
+            views.append((name, NamespaceView(base, namespace, overrides_for(policy, groups, name))))
+        collisions = [
+            {"name": c.name, "tools": list(c.tools), "namespace": where}
+            for where, view in views
+            for c in view.collisions(index)
+        ]
+        return {"count": len(policy.document.overrides), "collisions": collisions}
 
     def install(self, data: bytes, source: str) -> Policy:
         """Validate and swap in; on ConfigError the policy in force stays and the error is kept."""

@@ -230,6 +230,11 @@ class Dispatcher(Service):
         if self.limiter is not None:
             await self.limiter.check(agent_of(ctx), target.server, target.name)
         call = {**params, "name": target.name}
+        if not ctx.view.open:  # overrides may fix or default arguments (guard/policy.py)
+            arguments = params.get("arguments")
+            completed = ctx.view.arguments(self.index, str(params["name"]), arguments)
+            if completed is not arguments:
+                call["arguments"] = completed
         records, key = self.records, ctx.attempt
         if records is None or key is None or self.pool.caller.may_repeat(target.server, target.name):
             result = await self._forward(ctx, target, "tools/call", call)
@@ -323,10 +328,13 @@ class Dispatcher(Service):
 
     def _named(self, ctx: CallContext, kind: Kind, name: Any) -> Target:
         """The target of a tool or prompt name; a hidden one fails exactly like an unknown one."""
-        table = self.index.tools if kind == "tools" else self.index.prompts
+        if ctx.view.open:
+            table = self.index.tools if kind == "tools" else self.index.prompts
+        else:  # what this agent may use, under the names it sees (overrides may rename tools)
+            table = ctx.view.visible(self.index, kind)
         target = table.get(name) if isinstance(name, str) else None
         ctx.target = name if isinstance(name, str) else None
-        if target is None or not ctx.view.allows(kind, target.server, str(name)):
+        if target is None:
             raise self._unknown(kind[:-1], name, ctx.view.visible(self.index, kind))
         ctx.server = target.server
         return target

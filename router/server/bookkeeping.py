@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from router.catalog.index import Index
 from router.errors import BACKEND_TIMEOUT, BACKEND_UNAVAILABLE, INVALID_PARAMS
 from router.observe.audit import AuditLog
 from router.observe.metrics import Metrics
@@ -27,10 +26,9 @@ OUTCOME_OF_CODE = {BACKEND_UNAVAILABLE: "unavailable", BACKEND_TIMEOUT: "timeout
 
 
 class CallObserver:
-    def __init__(self, metrics: Metrics, audit: AuditLog | None, index: Any) -> None:
+    def __init__(self, metrics: Metrics, audit: AuditLog | None) -> None:
         self.metrics = metrics
         self.audit = audit if audit is not None and audit.enabled else None
-        self._index = index  # a callable returning the current Index
 
     def finished(
         self,
@@ -50,8 +48,9 @@ class CallObserver:
         else:
             outcome = "ok"
         if ctx.server is not None:
-            index: Index = self._index()
-            tool = ctx.target if method == "tools/call" and ctx.target in index.tools else ""
+            # The name the call resolved (ctx.server is set only then): the catalog's, or one an
+            # override gave; never a guessed name, so the label's values stay a closed set.
+            tool = ctx.target if method == "tools/call" else ""
             self.metrics.observe_call(ctx.server, method, tool or "", outcome, seconds, ctx.agent.id)
         if self.audit is not None:
             trace = ctx.trace

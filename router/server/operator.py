@@ -15,7 +15,7 @@ from router.catalog.index import LIST_KINDS
 from router.catalog.sources.base import CatalogSource
 from router.guard.agent import Agent, AuthError
 from router.guard.identity import Authenticator
-from router.guard.policy import Guard
+from router.guard.policy import KIND_OF_LIST, Guard, exposed_name
 from router.guard.policy_sources import PolicySource
 from router.guard.ratelimit import RateStore
 from router.observe.metrics import Metrics
@@ -97,9 +97,36 @@ def admin_document(router: Replica) -> dict[str, Any]:
             "source": policy.source if policy else None,
             "generation": router.guard.generation,
             "last_error": router.guard.last_error,
+            "namespaces": _namespaces(router),
+            "overrides": router.guard.overrides_report(index),
         },
     }
     return document
+
+
+def _namespaces(router: Replica) -> dict[str, Any]:
+    """Each namespace's declaration and how many items of the catalog it holds now (before any
+    agent's policy narrows it)."""
+    policy, index = router.guard.policy, router.pool.index
+    if policy is None:
+        return {}
+    shown: dict[str, Any] = {}
+    for name, namespace in sorted(policy.namespaces.items()):
+        held = {
+            kind: sum(
+                1
+                for item in index.items(kind)
+                if (owner := index.owner(kind, item)) is not None
+                and namespace.holds(KIND_OF_LIST[kind], owner, exposed_name(kind, item))
+            )
+            for kind in LIST_KINDS
+        }
+        shown[name] = {
+            **namespace.spec.model_dump(exclude_defaults=True),
+            "endpoint": f"/mcp/{name}",
+            "items": held,
+        }
+    return shown
 
 
 def _instance(router: Replica, server: str, instance: str) -> dict[str, Any]:

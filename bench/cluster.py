@@ -15,6 +15,10 @@ kept-alive connections, one request at a time) measures:
 - *delivery*: a notification `deliver()`ed on one replica's bus reaching the GET-stream inbox
   of a session held by another (two buses on two NATS connections in this process).
 
+With `--request-ids` every request carries a fresh `X-Request-Id`, as Envoy and HAProxy add one:
+a replica then records each tool call in the attempts bucket before it goes upstream (see
+`router/relay/attempts.py`), so pairs of runs with and without it measure what that costs.
+
 Added latency is the difference of p50s (shared - embedded). Each round interleaves the targets;
 the medians over rounds are printed and written to bench/results/cluster.json.
 """
@@ -50,6 +54,8 @@ HEADERS = {"accept": "application/json, text/event-stream", "content-type": "app
 
 
 class Client:
+    request_ids = False  # --request-ids: a fresh X-Request-Id on every request, as a balancer adds
+
     def __init__(self, http: aiohttp.ClientSession) -> None:
         self.http = http
         self.session_id = ""
@@ -60,6 +66,8 @@ class Client:
         headers = dict(HEADERS)
         if self.session_id:
             headers |= {"mcp-session-id": self.session_id, "mcp-protocol-version": VERSION}
+        if self.request_ids:
+            headers["x-request-id"] = secrets.token_hex(16)
         body = orjson.dumps({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params})
         async with self.http.post(f"http://{HOST}:{port}/mcp", data=body, headers=headers) as response:
             raw = await response.read()
@@ -226,8 +234,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"round {number + 1}: {result}", flush=True)
                 rounds.append(result)
     medians = {key: round(statistics.median(r[key] for r in rounds), 3) for key in rounds[0]}
-    report = {"rounds": rounds, "medians": medians, "calls": args.calls, "sessions": args.sessions}
-    (RESULTS / "cluster.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    report = {
+        "rounds": rounds,
+        "medians": medians,
+        "calls": args.calls,
+        "sessions": args.sessions,
+        "request_ids": Client.request_ids,
+    }
+    name = "cluster-request-ids.json" if Client.request_ids else "cluster.json"
+    (RESULTS / name).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     return report
 
 
@@ -238,7 +253,11 @@ def main() -> None:
         "--calls", type=int, default=2000, help="timed requests per warm target and deliveries"
     )
     parser.add_argument("--sessions", type=int, default=300, help="sessions per cold target")
+    parser.add_argument(
+        "--request-ids", action="store_true", help="a fresh X-Request-Id per request (attempt records)"
+    )
     args = parser.parse_args()
+    Client.request_ids = args.request_ids
     report = asyncio.run(run(args))
     print("medians:", orjson.dumps(report["medians"], option=orjson.OPT_INDENT_2).decode())
 

@@ -173,6 +173,12 @@ class RouterSettings(BaseSettings):
         pattern=r"^[A-Za-z0-9_-]+$",
         description="First token of every NATS subject and KV bucket name the router uses.",
     )
+    attempt_records: bool = Field(
+        True,
+        description="With `nats`: record each tool call that must not run twice, when it came "
+        "through a balancer (X-Request-Id), so the balancer's retry of a call whose replica died "
+        "is answered -32005 instead of running again. Costs one JetStream KV create per such call.",
+    )
 
     @field_validator("nats")
     @classmethod

@@ -83,7 +83,7 @@ def assemble(
         index_listeners=(catalog.on_index_change,),
         publisher=link,
         link=link,
-        records=records,
+        records=records if settings.attempt_records else None,
         services=(
             sessions,
             bus,

@@ -15,10 +15,11 @@ Only calls that must not run twice are recorded: reads, lists and tools the call
 cost nothing and are simply run again. With one replica there is no store and nothing is
 recorded; with the shared store unreachable a call runs unrecorded (as it did before).
 
-The attempt key names one client request across the balancer's attempts: the legacy session id,
-the balancer's `X-Request-Id` (one per client request, the same on each retry) and the JSON-RPC
-id. A stateless (2026-07-28) or `/v1/tools` request has no session, so it is recorded only when
-the balancer gave it an `X-Request-Id`.
+The attempt key names one client request across the balancer's attempts: the balancer's
+`X-Request-Id` (one per client request, the same on each retry), the legacy session id if any and
+the JSON-RPC id if any. A request without `X-Request-Id` did not come through a balancer that
+retries, so it is not recorded and costs nothing (a client that sends its own `X-Request-Id`
+and reuses it with the same session and JSON-RPC id is refused, as the duplicate it is).
 """
 
 from __future__ import annotations
@@ -43,9 +44,9 @@ class CallRecords(Protocol):
 
 
 def attempt_key(session_id: str | None, request_id: str | None, message_id: Any) -> str | None:
-    """The key naming one client request across a balancer's retries; None if nothing names
-    it beyond this one attempt (no session and no balancer request id)."""
-    if session_id is None and request_id is None:
+    """The key naming one client request across a balancer's retries; None without the
+    balancer's request id (no balancer that retries saw the request)."""
+    if request_id is None:
         return None
     raw = orjson.dumps([session_id, request_id, message_id])
     return hashlib.blake2b(raw, digest_size=16).hexdigest()

@@ -144,7 +144,7 @@ class Router:
                 Backends(self.pool, self.auth),
             ]
         )
-        replica_view = Replica(
+        view = Replica(
             self.pool,
             self.guard,
             self.policy_sources,
@@ -156,11 +156,9 @@ class Router:
             frozenset(s.admin_groups),
             nats=shared.link,
         )
-        metrics_app = make_asgi_app(registry=self.metrics.registry)
+        metrics = make_asgi_app(registry=self.metrics.registry)
         tools = ToolsEndpoint(self.endpoint.admission, self.endpoint.calls, max_body_bytes=s.max_body_bytes)
-        self.routes = Routes(
-            self.endpoint, tools, metrics_app, self.auth, replica_view, self.runtime.lifespan
-        )
+        self.routes = Routes(self.endpoint, tools, metrics, self.auth, view, self.runtime.lifespan)
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         await self.routes(scope, receive, send)

@@ -243,6 +243,11 @@ class RouterSettings(BaseSettings):
     )
     audit_file: Path | None = Field(None, description="JSON lines file for the `file` audit sink.")
     audit_nats_subject: str = Field("toolmesh.audit", description="Subject for the `nats` audit sink.")
+    audit_nats_max_age: float = Field(
+        30 * 24 * 3600.0,
+        gt=0,
+        description="Seconds the `nats` audit sink's JetStream stream (`<nats_prefix>_audit`) keeps records.",
+    )
     audit_arguments: bool = Field(False, description="Include call arguments in audit records (redacted).")
     audit_redact: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["password", "secret", "token", "authorization", "api_key", "apikey"],

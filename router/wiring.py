@@ -118,7 +118,14 @@ def audit_sinks_from(settings: RouterSettings, publisher: Publisher | None) -> l
             if publisher is None:
                 log.warning("audit sink `nats` needs a NATS connection; set `nats` to use it")
             else:
-                sinks.append(load(AUDIT_SINKS, name)(publisher, settings.audit_nats_subject))
+                sinks.append(
+                    load(AUDIT_SINKS, name)(
+                        publisher,
+                        settings.audit_nats_subject,
+                        stream=f"{settings.nats_prefix}_audit",
+                        max_age=settings.audit_nats_max_age,
+                    )
+                )
     return sinks
 
 

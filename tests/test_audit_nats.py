@@ -88,3 +88,39 @@ async def test_a_failing_sink_does_not_stop_the_others(tmp_path: Path) -> None:
     record(log, "beta__echo", {"text": "x"})
     await log.flush()
     assert json.loads((tmp_path / "audit.jsonl").read_text())["target"] == "beta__echo"
+
+
+async def test_records_are_kept_in_a_jetstream_stream_with_the_retention_set(tmp_path: Path) -> None:
+    port = free_port()
+    server = Path(sys.executable).parent / "nats-server"
+    argv = [str(server), "-js", "-sd", str(tmp_path / "js"), "-a", "127.0.0.1", "-p", str(port)]
+    with ManagedProcess(argv, name="nats", log_dir=tmp_path):
+        deadline = anyio.current_time() + 15
+        while True:
+            try:
+                connection = await nats.connect(
+                    f"nats://127.0.0.1:{port}", max_reconnect_attempts=0, error_cb=_quiet
+                )
+                break
+            except (OSError, nats.errors.Error):
+                assert anyio.current_time() < deadline, "nats-server did not start"
+                await anyio.sleep(0.1)
+        try:
+            log = AuditLog([NatsSink(connection, "toolmesh.audit", stream="toolmesh_audit", max_age=3600)])
+            async with log:
+                for n in range(3):
+                    record(log, f"beta__echo{n}", {"text": "hi"})
+            js = connection.jetstream()
+            info = await js.stream_info("toolmesh_audit")
+            assert info.config.max_age == 3600 and info.config.subjects == ["toolmesh.audit"]
+            assert info.state.messages == 3
+            first = await js.get_msg("toolmesh_audit", 1)
+            assert json.loads(first.data or b"{}")["target"] == "beta__echo0"
+            # A router started later with another retention updates the stream, keeping its records.
+            log = AuditLog([NatsSink(connection, "toolmesh.audit", stream="toolmesh_audit", max_age=7200)])
+            async with log:
+                record(log, "beta__echo3", {"text": "hi"})
+            info = await js.stream_info("toolmesh_audit")
+            assert info.config.max_age == 7200 and info.state.messages == 4
+        finally:
+            await connection.close()

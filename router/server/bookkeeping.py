@@ -69,4 +69,5 @@ class CallObserver:
                 span_id=trace.span_id if trace else "",
                 era=ctx.era,
                 via=ctx.via,
+                result=result if error_code is None else None,
             )

@@ -35,8 +35,13 @@ sys.path[:0] = [str(BENCH), str(BENCH.parent)]
 
 from search_baseline import BM25Index  # noqa: E402
 
+from router.catalog.index import Definitions, Index  # noqa: E402
+from router.catalog.naming import NamingPolicy  # noqa: E402
 from router.catalog.search import Hit, SearchIndex  # noqa: E402
 from router.catalog.search.text import clear_caches  # noqa: E402
+from router.guard.agent import Agent  # noqa: E402
+from router.guard.policy import OPEN, Guard  # noqa: E402
+from router.relay.meta_tools import ToolSearch, ToolsSettings, render  # noqa: E402
 
 Server = dict[str, Any]
 Query = dict[str, Any]
@@ -66,82 +71,34 @@ def quality(search: Callable[[str, int], list[Hit]], queries: Sequence[Query]) -
 
 # ---- tokens -------------------------------------------------------------------------------------
 
-META_TOOLS: list[dict[str, Any]] = [
-    {
-        "name": "search_tools",
-        "description": (
-            "Search the available tools by what you want to do. Returns the best matches, best first, "
-            "with the name to pass to call_tool; the first results include their input schema."
-        ),
-        "inputSchema": {
-            "type": "object",
-            "properties": {
-                "query": {"type": "string", "description": "The task in plain words."},
-                "limit": {"type": "integer", "minimum": 1, "maximum": 50, "default": 5},
-                "server": {"type": "string", "description": "Only tools of this server."},
-            },
-            "required": ["query"],
-        },
-    },
-    {
-        "name": "describe_tools",
-        "description": "Full definitions (input schema, annotations, title) of tools found by search_tools.",
-        "inputSchema": {
-            "type": "object",
-            "properties": {"names": {"type": "array", "items": {"type": "string"}, "minItems": 1}},
-            "required": ["names"],
-        },
-    },
-    {
-        "name": "call_tool",
-        "description": "Call a tool found with search_tools by its name, with its arguments.",
-        "inputSchema": {
-            "type": "object",
-            "properties": {
-                "name": {"type": "string"},
-                "arguments": {"type": "object", "additionalProperties": True},
-            },
-            "required": ["name"],
-        },
-    },
-]
-
 
 def _tok(obj: Any) -> float:
     return len(json.dumps(obj, separators=(",", ":"), ensure_ascii=False)) / 4
 
 
-def result_page(hits: Sequence[Hit], defs: dict[tuple[str, str], dict[str, Any]], inline: int = 3) -> Any:
-    """A search_tools result as the issue describes it: structuredContent + compact text."""
-    rows: list[dict[str, Any]] = []
-    lines: list[str] = []
-    for i, h in enumerate(hits):
-        tool = defs[h.key]
-        desc = " ".join(str(tool.get("description") or "").split())
-        short = desc if len(desc) <= 200 else desc[:197] + "..."
-        row: dict[str, Any] = {
-            "name": f"{h.key[0]}__{h.key[1]}",
-            "server": h.key[0],
-            "tool": h.key[1],
-            "description": short,
-            "score": round(h.score, 3),
-        }
-        if i < inline:
-            row["inputSchema"] = tool.get("inputSchema", {})
-        rows.append(row)
-        lines.append(f"{i + 1}. {row['name']} ({row['score']}): {short}")
-    return {"content": [{"type": "text", "text": "\n".join(lines)}], "structuredContent": {"tools": rows}}
+def router_index(servers: Sequence[Server], generation: int = 1) -> Index:
+    """The router's own catalog Index over the servers (prefixed names, as by default)."""
+    defs = {s["server"]: Definitions(tools=tuple(s["tools"])) for s in servers}
+    return Index(NamingPolicy("always", "__", 64), defs, generation)
 
 
-def tokens(servers: Sequence[Server], index: SearchIndex, queries: Sequence[Query]) -> dict[str, float]:
-    flat = [t for s in servers for t in s["tools"]]
-    defs = {(s["server"], t["name"]): t for s in servers for t in s["tools"]}
-    flat_tokens = _tok({"tools": flat})
-    meta_tokens = _tok({"tools": META_TOOLS})
-    pages = [_tok(result_page(index.search(q["query"], 5), defs)) for q in queries]
+def tokens(servers: Sequence[Server], queries: Sequence[Query]) -> dict[str, float]:
+    """Flat tools/list vs the search-mode list plus one search_tools result page (5 hits), both as
+    the router produces them (router/relay/meta_tools.py)."""
+    index = router_index(servers)
+    search = ToolSearch(ToolsSettings(mode="search"), serving=lambda server: True)
+    flat_tokens = len(index.pages("tools", 0)[0]) / 4
+    listed = search.listed(None, OPEN, index)
+    assert listed is not None
+    meta_tokens = len(listed) / 4
+    pages = []
+    for q in queries:
+        found = search.search(OPEN, index, q["query"], 5)
+        page = {"content": [{"type": "text", "text": render(found["tools"])}], "structuredContent": found}
+        pages.append(_tok(page))
     page = statistics.mean(pages)
     return {
-        "tools": len(flat),
+        "tools": len(index.tools),
         "flat_list": flat_tokens,
         "search_list": meta_tokens,
         "result_page_mean": page,
@@ -313,6 +270,75 @@ def scale(  # noqa: PLR0915
     }
 
 
+def router_path(servers: Sequence[Server], queries: Sequence[Query], target: int = 5000) -> dict[str, Any]:
+    """The same scale through the router's own code: `ToolSearch.search` (what search_tools and
+    GET /v1/tools/search run, incl. the result rows) with no policy and with a policy view that
+    hides half the servers, and `LiveSearch.follow` for one server's registration."""
+    big = perturb(servers, target)
+    names = sorted(s["server"] for s in big)
+    search = ToolSearch(ToolsSettings(mode="search"), serving=lambda server: True)
+    gc.collect()
+    tracemalloc.start()
+    index = router_index(big, 1)
+    search.live.follow(index)
+    mem = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    guard = Guard()
+    allowed = json.dumps(names[::2])
+    guard.install(f'{{"groups": {{"half": {{"allow": {{"servers": {allowed}}}}}}}}}'.encode(), "bench")
+    half = guard.view(Agent("bench", frozenset({"half"})))
+    texts = [q["query"] for q in queries]
+
+    def timed(view: Any) -> dict[str, float]:
+        for q in texts:  # warm, as a running router is
+            search.search(view, index, q, 5)
+        wall: list[float] = []
+        cpu: list[float] = []
+        for _ in range(3):
+            for q in texts:
+                t, c = time.perf_counter(), time.thread_time()
+                search.search(view, index, q, 5)
+                cpu.append((time.thread_time() - c) * 1000)
+                wall.append((time.perf_counter() - t) * 1000)
+        return {"p50": pct(wall, 50), "p99": pct(wall, 99), "cpu_p50": pct(cpu, 50), "cpu_p99": pct(cpu, 99)}
+
+    everyone = timed(OPEN)
+    halved = timed(half)
+    # one server registers (a new Index in which every other server keeps its Definitions)
+    follow: dict[str, Any] = {}
+    generation = 2
+    for src_name in ("github", "atlassian"):
+        src = next(s for s in servers if s["server"] == src_name)
+        ms: list[float] = []
+        first: list[float] = []
+        for r in range(10):
+            copy = perturb([src], 2 * len(src["tools"]), seed=2000 + r)[1]
+            added = Index(
+                index.naming,
+                {**index.servers, f"new-{src_name}-{r}": Definitions(tools=tuple(copy["tools"]))},
+                generation,
+            )
+            generation += 1
+            t = time.perf_counter()
+            search.live.follow(added)
+            ms.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            search.search(half, added, texts[r], 5)
+            first.append((time.perf_counter() - t) * 1000)
+            search.live.follow(index)  # and leaves again
+        follow[f"{src_name} ({len(src['tools'])} tools)"] = {
+            "follow_p50": pct(ms, 50), "follow_max": max(ms),
+            "first_search_half_view_p50": pct(first, 50), "first_search_half_view_max": max(first),
+        }  # fmt: skip
+    return {
+        "tools": len(index.tools),
+        "memory_bytes_index_and_live": mem,
+        "search_no_policy_ms": everyone,
+        "search_half_view_ms": halved,
+        "register_one_server_ms": follow,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--misses", action="store_true")
@@ -337,7 +363,7 @@ def main() -> None:
                 f"{name:10} {rname:10} {m['recall@1']:9.3f} {m['recall@5']:9.3f} {m['mrr']:7.3f}"
                 f"  (n={m['queries']})"
             )
-    tk = tokens(servers, index, sets["queries"])
+    tk = tokens(servers, sets["queries"])
     report["tokens"] = tk
     print(
         f"tokens: flat tools/list {tk['flat_list']:.0f}; search mode {tk['search_list']:.0f} + one page "
@@ -361,6 +387,9 @@ def main() -> None:
         sc = scale(servers, sets)
         report["scale"] = sc
         print(json.dumps(sc, indent=1))
+        rp = router_path(servers, [q for qs in sets.values() for q in qs])
+        report["router_path"] = rp
+        print(json.dumps(rp, indent=1))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1) + "\n")
 

@@ -30,6 +30,7 @@ from router.relay.context import CallContext
 from router.relay.cursors import CursorCodec
 from router.relay.dispatch import Dispatcher
 from router.relay.output_limit import OutputLimits
+from router.relay.meta_tools import ToolSearch
 from router.relay.parking import Parking, StateCodec
 from router.routes import Routes
 from router.runtime import Backends, CatalogFeed, KeyRefresh, Runtime, Sweeper
@@ -75,6 +76,7 @@ class Router:
         self.pool = BackendPool(naming, make_backend, wiring.call_settings_from(s), self.board, listeners)
         self.limiter = RateLimiter(shared.rate_store, self._on_rate_limited)
         self.listen_streams = ListenStreams()
+        self.tool_search = ToolSearch(wiring.tools_settings_from(s), self.pool.caller.serving)
         self.dispatcher = Dispatcher(
             self.pool,
             CursorCodec(key),
@@ -88,6 +90,7 @@ class Router:
             forward_parked=shared.forward_parked,
             records=shared.records,
             output_limits=OutputLimits(s.max_result_bytes, s.result_over_limit),
+            tool_search=self.tool_search,
         )
         self.audit = AuditLog(
             wiring.audit_sinks_from(s, shared.publisher),
@@ -124,6 +127,7 @@ class Router:
             self.metrics,
             updates=shared.updates,
             interests=shared.interests,
+            tool_search=self.tool_search,
         )
         self.sources = sources if sources is not None else wiring.catalog_sources_from(s, self.metrics)
         self.runtime = Runtime(
@@ -157,7 +161,8 @@ class Router:
             nats=shared.link,
         )
         metrics = make_asgi_app(registry=self.metrics.registry)
-        tools = ToolsEndpoint(self.endpoint.admission, self.endpoint.calls, max_body_bytes=s.max_body_bytes)
+        e, search = self.endpoint, self.tool_search
+        tools = ToolsEndpoint(e.admission, e.calls, max_body_bytes=s.max_body_bytes, search=search)
         self.routes = Routes(self.endpoint, tools, metrics, self.auth, view, self.runtime.lifespan)
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:

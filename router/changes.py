@@ -18,6 +18,7 @@ from router.guard.policy import KIND_OF_LIST, Guard, Policy, exposed_name
 from router.lifecycle import Service
 from router.observe.metrics import Metrics
 from router.relay.dispatch import Dispatcher
+from router.relay.meta_tools import ToolSearch
 from router.seams import Interests, Updates
 from router.server.http import McpEndpoint
 from router.state.bus import MayRead
@@ -52,6 +53,7 @@ class Changes(Service):
         *,
         updates: Updates | None = None,
         interests: Interests | None = None,
+        tool_search: ToolSearch | None = None,
     ) -> None:
         self.pool = pool
         self.endpoint = endpoint
@@ -62,6 +64,7 @@ class Changes(Service):
         self.metrics = metrics
         self.updates = updates
         self.interests = interests
+        self.tool_search = tool_search
         self._tg: TaskGroup | None = None
 
     async def start(self, tg: TaskGroup) -> None:
@@ -102,7 +105,9 @@ class Changes(Service):
         target = self.pool.index.resolve_uri(uri)
         server = target.server if target is not None else None
 
-        def may_read(agent: str, groups: frozenset[str], namespace: str | None) -> bool:
+        def may_read(
+            agent: str, groups: frozenset[str], namespace: str | None, tools_mode: str | None
+        ) -> bool:
             # A URI the catalog no longer resolves cannot be read either.
             if server is None:
                 return False
@@ -111,6 +116,26 @@ class Changes(Service):
             return view is not None and view.allows("resources", server, uri)
 
         return may_read
+
+    def _hears_tools(self, old: Index, new: Index, audience: MayRead | None) -> MayRead | None:
+        """Who of `audience` hears that the tool list changed: a client whose list is the
+        search-mode list only if that list's bytes changed (its prompt cache survives the rest)."""
+        search, guard = self.tool_search, self.guard
+        if search is None:
+            return audience
+
+        def hears(agent: str, groups: frozenset[str], namespace: str | None, tools_mode: str | None) -> bool:
+            if audience is not None and not audience(agent, groups, namespace, tools_mode):
+                return False
+            who = Agent(agent, groups)
+            view = guard.view(who) if namespace is None else guard.namespace_view(who, namespace)
+            if view is None:
+                return True
+            before = search.listed(tools_mode, view, old)
+            after = search.listed(tools_mode, view, new)
+            return before is None or after is None or before != after
+
+        return hears
 
     def session_ended(self, session_id: str) -> None:
         """Release what a legacy session held: its subscriptions and its own upstream sessions."""
@@ -136,7 +161,10 @@ class Changes(Service):
 
     async def on_index_change(self, old: Index, new: Index) -> None:
         """Tell clients what changed, once per kind, and refresh the catalog gauges. A client of a
-        namespace hears it only if that namespace's list changed."""
+        namespace hears it only if that namespace's list changed, a search-mode client only if its
+        list's bytes changed."""
+        if self.tool_search is not None:
+            self.tool_search.live.follow(new)  # the search index follows at once, incrementally
         sent: set[str] = set()
         for kind in LIST_KINDS:
             self.metrics.catalog_items.labels(kind).set(len(new.items(kind)))
@@ -145,6 +173,8 @@ class Changes(Service):
             if notification not in sent and (announced or old.items(kind) != new.items(kind)):
                 sent.add(notification)
                 audience = self._namespaces_changed(old, new, kind)
+                if kind == "tools":
+                    audience = self._hears_tools(old, new, audience)
                 self.endpoint.broadcast({"jsonrpc": "2.0", "method": notification}, audience)
         self.metrics.catalog_conflicts.set(len(new.conflicts))
         self.metrics.catalog_servers.set(len(new.servers))
@@ -167,7 +197,7 @@ class Changes(Service):
             if _held(namespace, old, kind) != _held(namespace, new, kind)
         }
 
-        def hears(agent: str, groups: frozenset[str], namespace: str | None) -> bool:
+        def hears(agent: str, groups: frozenset[str], namespace: str | None, tools_mode: str | None) -> bool:
             return namespace is None or namespace in changed
 
         return hears
@@ -181,7 +211,7 @@ class Changes(Service):
         if not changed:
             return
 
-        def hears(agent: str, groups: frozenset[str], namespace: str | None) -> bool:
+        def hears(agent: str, groups: frozenset[str], namespace: str | None, tools_mode: str | None) -> bool:
             return namespace in changed
 
         for notification in dict.fromkeys(LIST_CHANGED.values()):

@@ -229,6 +229,23 @@ class RouterSettings(BaseSettings):
         False, description="Send `X-Toolmesh-Agent`/`X-Toolmesh-Groups` to HTTP backends with each request."
     )
 
+    # Tool search (router/relay/meta_tools.py, docs/tool-search.md)
+    tools_mode: Literal["all", "search", "auto"] = Field(
+        "all",
+        description="How `tools/list` is served: every tool, the search meta-tools plus pinned tools, "
+        "or search once the agent's tools pass a threshold; a policy or `/mcp?tools=` overrides it.",
+    )
+    tools_auto_max_count: int = Field(40, ge=0, description="`auto`: search when an agent sees more tools.")
+    tools_auto_max_tokens: int = Field(
+        10_000, ge=0, description="`auto`: search when the agent's flat tool list is larger (characters / 4)."
+    )
+    tools_pinned: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Globs of exposed tool names listed as themselves in search mode."
+    )
+    search_inline_schemas: int = Field(
+        3, ge=0, le=50, description="How many of `search_tools`' first hits carry their `inputSchema`."
+    )
+
     # Policy (router/guard/policy.py)
     policy_file: Path | None = Field(None, description="Policy JSON file, re-read when it changes.")
     policy_consul_key: str | None = Field(None, description="Consul KV key holding the policy JSON.")
@@ -265,7 +282,7 @@ class RouterSettings(BaseSettings):
 
     @field_validator(
         "allowed_hosts", "allowed_origins", "auth_jwt_algorithms", "auth_authorization_servers", "admin_groups",
-        "audit_sink", "audit_redact", mode="before",
+        "audit_sink", "audit_redact", "tools_pinned", mode="before",
     )  # fmt: skip
     @classmethod
     def _split_commas(cls, value: Any) -> Any:

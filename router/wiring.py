@@ -18,6 +18,7 @@ from router.guard.policy_sources import FilePolicySource, KeyPolicySource, Polic
 from router.guard.ratelimit import MemoryRateStore
 from router.observe.audit import Publisher, Sink
 from router.observe.metrics import Metrics
+from router.relay.meta_tools import ToolsSettings
 from router.seams import AUDIT_SINKS, KV_STORES, REGISTRIES, SHARED_STATE, Host, SharedState, load
 from router.server.events import EventStore
 from router.settings import RouterSettings
@@ -56,6 +57,17 @@ def authenticator_from(settings: RouterSettings) -> Authenticator:
         jwt=verifier,
         resource_url=s.auth_resource_url,
         authorization_servers=s.auth_authorization_servers,
+    )
+
+
+def tools_settings_from(settings: RouterSettings) -> ToolsSettings:
+    s = settings
+    return ToolsSettings(
+        mode=s.tools_mode,
+        auto_max_count=s.tools_auto_max_count,
+        auto_max_tokens=s.tools_auto_max_tokens,
+        pinned=tuple(s.tools_pinned),
+        inline_schemas=s.search_inline_schemas,
     )
 
 

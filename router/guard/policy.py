@@ -28,6 +28,7 @@ import fnmatch
 import logging
 import re
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -66,11 +67,18 @@ class Selector(BaseModel):
     resources: list[str] = Field(default_factory=list)
 
 
+ToolsMode = Literal["all", "search", "auto"]
+
+
 class Rules(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     allow: Selector = Field(default_factory=Selector)
     deny: Selector = Field(default_factory=Selector)
+    # How `tools/list` is served (docs/tool-search.md): the agent's own entry wins over its
+    # groups' (in name order), which win over `everyone`'s; unset falls back to the setting.
+    tools_mode: ToolsMode | None = None
+    pinned: list[str] = Field(default_factory=list, description="Globs of tools kept listed in search mode.")
 
 
 class GroupRules(Rules):
@@ -273,6 +281,16 @@ class View:
         self._applied: dict[str, Applied | None] = {}
         self._decisions: dict[tuple[Kind, str, str], bool] = {}
         self._pages = _Pages(-1)
+        # Names this view for caches that outlive one request (tool search): same key, same view.
+        self.key: Hashable = (policy.generation, scope)
+        document = policy.document
+        entries = [
+            *([document.agents[agent]] if agent else []),
+            *(document.groups[g] for g in sorted(groups) if g in document.groups),
+            document.everyone,
+        ]
+        self.tools_mode: ToolsMode | None = next((e.tools_mode for e in entries if e.tools_mode), None)
+        self.pinned: tuple[str, ...] = tuple(sorted({glob for e in entries for glob in e.pinned}))
 
     def allows(self, kind: Kind, server: str, name: str) -> bool:
         key = (kind, server, name)
@@ -394,6 +412,10 @@ class View:
         applied = self.applied(item["name"])
         return item if applied is None else applied.present(item)
 
+    def present_tool(self, item: dict[str, Any]) -> dict[str, Any]:
+        """A tool's definition as this view lists it (with any description override)."""
+        return self._present("tools", item)
+
     def filter_content(self, index: Index, content: Any) -> Any:
         """Drop resource links and embedded resources this view may not read."""
         if not isinstance(content, list):
@@ -420,6 +442,12 @@ class OpenView(View):
 
     def __init__(self) -> None:
         self.overrides = []
+        self.key = None
+        self.tools_mode = None
+        self.pinned = ()
+
+    def present_tool(self, item: dict[str, Any]) -> dict[str, Any]:
+        return item
 
     def allows(self, kind: Kind, server: str, name: str) -> bool:
         return True
@@ -450,6 +478,8 @@ class NamespaceView(View):
         self._applied = {}
         self._decisions = {}
         self._pages = _Pages(-1)
+        self.key = (base.key, namespace.name)
+        self.tools_mode, self.pinned = base.tools_mode, base.pinned
 
     def allows(self, kind: Kind, server: str, name: str) -> bool:
         key = (kind, server, name)

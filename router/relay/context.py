@@ -40,6 +40,8 @@ class CallContext:
     # Names this client request across a load balancer's retries (router/relay/attempts.py).
     attempt: str | None = None
     result_bytes: int | None = None  # a tool result's size as measured by its output limit
+    # The tools mode the client asked for on the endpoint URL (`/mcp?tools=search`), if any.
+    tools_mode: str | None = None
 
     def attempting(self, instance: Instance) -> None:
         """The caller is trying `instance` (the last one tried is what the audit records)."""

@@ -39,6 +39,7 @@ from router.relay.context import CallContext, Result
 from router.relay.cursors import CursorCodec
 from router.relay.era_bridge import EraBridge, ForwardParked
 from router.relay.output_limit import OutputLimits
+from router.relay.meta_tools import META_NAMES, ToolSearch, unknown_tool
 from router.relay.parking import Parking, StateCodec
 from router.upstream.base import Message, MessageHandler, Outside
 from router.upstream.leases import Client, Lease
@@ -94,12 +95,15 @@ class Dispatcher(Service):
         forward_parked: ForwardParked | None = None,
         records: CallRecords | None = None,
         output_limits: OutputLimits | None = None,
+        tool_search: ToolSearch | None = None,
     ) -> None:
         """`forward_parked` (with shared state) carries a retry of a call parked on another
         replica there; see `EraBridge`. `records` (with shared state) keep a load balancer's
-        retry of a call whose replica died from running it twice; see `relay/attempts.py`."""
+        retry of a call whose replica died from running it twice; see `relay/attempts.py`.
+        `tool_search` serves search mode (meta_tools.py)."""
         self.records = records
         self.pool = pool
+        self.tool_search = tool_search
         self.forward_identity = forward_identity
         self.limiter = limiter
         self.output_limits = output_limits or OutputLimits(0)
@@ -210,7 +214,10 @@ class Dispatcher(Service):
         key = kind.encode()
 
         async def list_items(ctx: CallContext, params: dict[str, Any]) -> Result:
-            pages = ctx.view.pages(self.index, kind, self.page_size)
+            index = self.index
+            search = self.tool_search if kind == "tools" else None
+            searched = search.listed(ctx.tools_mode, ctx.view, index) if search is not None else None
+            pages = [searched] if searched is not None else ctx.view.pages(index, kind, self.page_size)
             cursor = params.get("cursor")
             page = 0 if cursor is None else self.cursors.decode(kind, cursor)
             if page >= len(pages):
@@ -225,6 +232,11 @@ class Dispatcher(Service):
         return list_items
 
     async def _call_tool(self, ctx: CallContext, params: dict[str, Any]) -> Result:
+        name = params.get("name")
+        if self.tool_search is not None and isinstance(name, str) and name in META_NAMES:
+            index = self.index
+            if self.tool_search.searching(ctx.tools_mode, ctx.view, index):
+                return await self.tool_search.call(ctx, index, params, self._call_tool)
         target = self._named(ctx, "tools", params.get("name"))
         self.pool.caller.refuse_if_open(target.server)  # every breaker open: fail before anything
         if self.limiter is not None:
@@ -482,6 +494,8 @@ class Dispatcher(Service):
         await self.pool.forget_client(session_id)
 
     def _unknown(self, kind: str, name: Any, table: dict[str, Target]) -> RPCError:
+        if kind == "tool":
+            return unknown_tool(name, table)  # the same words the meta-tools use
         if not isinstance(name, str):
             return RPCError(INVALID_PARAMS, f"`name` of the {kind} must be a string")
         close = difflib.get_close_matches(name, list(table), n=3, cutoff=0.5)

@@ -22,11 +22,12 @@ from typing import Any
 import orjson
 
 from router import eras
-from router.errors import PARSE_ERROR, RPCError
+from router.errors import INVALID_PARAMS, PARSE_ERROR, RPCError
 from router.guard.identity import Authenticator
 from router.guard.policy import Guard
 from router.observe.metrics import Metrics
 from router.relay.dispatch import Dispatcher
+from router.relay.meta_tools import tools_mode_of
 from router.server.admission import (
     Admission,
     Admitted,
@@ -138,10 +139,15 @@ class McpEndpoint:
         if problem is not None:
             await send_error(send, message.get("id") if isinstance(message, dict) else None, problem, 400)
             return
+        try:
+            tools_mode = tools_mode_of(scope.get("query_string") or b"")
+        except ValueError as exc:
+            await send_error(send, message.get("id"), RPCError(INVALID_PARAMS, str(exc)), 400)
+            return
         if eras.is_modern_request(message, headers):
-            await self.stateless_era.post(scope, receive, send, headers, message, admitted)
+            await self.stateless_era.post(scope, receive, send, headers, message, admitted, tools_mode)
         else:
-            await self.session_era.post(send, headers, message, admitted)
+            await self.session_era.post(send, headers, message, admitted, tools_mode)
 
     def cancel(self, session_id: str, request_id: Any) -> bool:
         """End a legacy session's call running here; False if it does not run here."""

@@ -42,11 +42,12 @@ async def serve_listen(
     on_change: Callable[[], None] | None,
     agent: Agent,
     namespace: str | None = None,
+    tools_mode: str | None = None,
 ) -> None:
     params = message.get("params") or {}
     interest = Interest.from_filter(params.get("notifications"))
     meta = {SUBSCRIPTION_ID_KEY: message["id"]}
-    listener = bus.listen(interest, (agent.id, agent.groups, namespace))
+    listener = bus.listen(interest, (agent.id, agent.groups, namespace, tools_mode))
     if interest.uris and on_change is not None:
         on_change()
     ack = {

@@ -55,11 +55,17 @@ class SessionEra:
         self._inflight: dict[tuple[str, Any], anyio.CancelScope] = {}
 
     async def post(
-        self, send: Send, headers: dict[str, str], message: dict[str, Any], admitted: Admitted
+        self,
+        send: Send,
+        headers: dict[str, str],
+        message: dict[str, Any],
+        admitted: Admitted,
+        tools_mode: str | None = None,
     ) -> None:
+        """`tools_mode`: the URL's `tools` parameter, which `initialize` fixes for the session."""
         method = message.get("method")
         if method == "initialize":
-            await self.initialize(send, message, admitted)
+            await self.initialize(send, message, admitted, tools_mode)
             return
         session_id = headers.get("mcp-session-id")
         if session_id is None:
@@ -105,6 +111,7 @@ class SessionEra:
             subscriptions=record.subscriptions,
             upstream=record.upstream,
             attempt=attempt_key(record.id, request_id, message["id"]),
+            tools_mode=record.tools_mode,
         )
         resumable = self.resumable_streams and resumes_polled_streams(record.protocol_version)
         subscriptions, upstream = list(record.subscriptions), dict(record.upstream)
@@ -127,7 +134,9 @@ class SessionEra:
             record.log_level = ctx.log_level
             await self.sessions.save(session)
 
-    async def initialize(self, send: Send, message: dict[str, Any], admitted: Admitted) -> None:
+    async def initialize(
+        self, send: Send, message: dict[str, Any], admitted: Admitted, tools_mode: str | None = None
+    ) -> None:
         params = message.get("params")
         if "id" not in message or not isinstance(params, dict):
             await send_error(
@@ -154,6 +163,7 @@ class SessionEra:
             client_info=params.get("clientInfo") or {},
             client_capabilities=params.get("capabilities") or {},
             identity=identity_of(admitted),
+            tools_mode=tools_mode,
         )
         await self.sessions.create(record)
         self.metrics.sessions.set(len(self.sessions))

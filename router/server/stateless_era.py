@@ -40,7 +40,9 @@ class StatelessEra:
         headers: dict[str, str],
         message: dict[str, Any],
         admitted: Admitted,
+        tools_mode: str | None = None,
     ) -> None:
+        """`tools_mode`: the URL's `tools` parameter, read on every request of this era."""
         try:
             checked = eras.check(message, headers, scope["headers"])
         except RPCError as exc:
@@ -50,7 +52,7 @@ class StatelessEra:
             await send_plain(send, 202, b"")
             return
         if message["method"] == "subscriptions/listen":
-            await self._listen(receive, send, message, admitted)
+            await self._listen(receive, send, message, admitted, tools_mode)
             return
         level = message["params"]["_meta"].get(LOG_LEVEL_KEY)
         ctx = CallContext(
@@ -59,12 +61,18 @@ class StatelessEra:
             log_level=level if isinstance(level, str) else None,
             forward_headers=forwarded_headers(headers) or None,
             attempt=attempt_key(None, headers.get(REQUEST_ID_HEADER), message["id"]),
+            tools_mode=tools_mode,
         )
         hook = (scope.get("extensions") or {}).get(DISCONNECT_EXTENSION)
         await self.calls.respond(send, ctx, message, admitted, watch=receive, on_disconnect=hook)
 
     async def _listen(
-        self, receive: Receive, send: Send, message: dict[str, Any], admitted: Admitted
+        self,
+        receive: Receive,
+        send: Send,
+        message: dict[str, Any],
+        admitted: Admitted,
+        tools_mode: str | None,
     ) -> None:
         listen_ctx = CallContext(MODERN, agent=admitted.agent, view=admitted.view)
         try:
@@ -81,4 +89,5 @@ class StatelessEra:
             self.dispatcher.on_subscriptions,
             admitted.agent,
             admitted.namespace,
+            tools_mode,
         )

@@ -8,6 +8,13 @@
   is the tool's arguments as a JSON object (an empty body means no arguments) and the reply is
   the MCP `CallToolResult` as JSON.
 - `GET /v1/openapi.json`: the same tools as an OpenAPI 3.1 document (`openapi.py`).
+- `GET /v1/tools/search?q=...&limit=5&server=...`: search the tools this agent may see, as
+  `{"tools": [{"name", "server", "tool", "description", "score", "inputSchema"?, "available"?}]}`
+  (search_tools' structuredContent; docs/tool-search.md).
+
+The tools listed follow the agent's tools mode like `tools/list` does (`?tools=all|search|auto`
+on the URL chooses, as on `/mcp`): in search mode they are the three meta-tools and the pinned
+tools, and the meta-tools are called like any other.
 
 A call takes the same path as `tools/call` over MCP: the same `Admission` (Host and Origin
 checks, identity, the agent's policy view), then the dispatcher (rate limits, balancing,
@@ -52,6 +59,7 @@ from router.errors import (
 )
 from router.relay.attempts import REQUEST_ID_HEADER, attempt_key
 from router.relay.context import CallContext, Result
+from router.relay.meta_tools import MAX_LIMIT, ToolSearch, tools_mode_of
 from router.server.admission import Admission, Refusal, sends_json
 from router.server.calls import CANCELLED, Calls
 from router.server.http11 import DISCONNECT_EXTENSION
@@ -68,6 +76,7 @@ from router.server.tool_formats import FORMATS, Format, FormatNames, formatted
 PREFIX = "/v1/tools"
 SUFFIX = "/call"
 OPENAPI = "/v1/openapi.json"
+SEARCH = PREFIX + "/search"
 
 
 def retry_after_header(seconds: float) -> bytes:
@@ -93,8 +102,11 @@ def status_of(error: RPCError, resolved: bool) -> tuple[int, list[tuple[bytes, b
 
 
 class ToolsEndpoint:
-    def __init__(self, admission: Admission, calls: Calls, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, admission: Admission, calls: Calls, *, max_body_bytes: int, search: ToolSearch | None = None
+    ) -> None:
         self.admission = admission
+        self.search = search
         self.calls = calls
         self.max_body_bytes = max_body_bytes
         self._names: tuple[Index, FormatNames] | None = None
@@ -116,10 +128,11 @@ class ToolsEndpoint:
         name = (
             path[len(PREFIX) + 1 : -len(SUFFIX)] if path.startswith(PREFIX) and path.endswith(SUFFIX) else ""
         )
-        if not listing and not name:
+        searching = path == SEARCH and self.search is not None
+        if not listing and not searching and not name:
             await _problem(send, 404, f"no such path {path}: use GET {PREFIX} or POST {PREFIX}/{{name}}/call")
             return
-        wanted = "GET" if listing else "POST"
+        wanted = "GET" if listing or searching else "POST"
         if scope["method"] != wanted:
             await _problem(send, 405, f"use {wanted} on {path}", [(b"allow", wanted.encode())])
             return
@@ -136,11 +149,18 @@ class ToolsEndpoint:
             via="http",
             attempt=attempt_key(None, headers.get(REQUEST_ID_HEADER), None),
         )
+        try:
+            ctx.tools_mode = tools_mode_of(scope.get("query_string") or b"")
+        except ValueError as exc:
+            await _problem(send, 400, str(exc))
+            return
         if path == OPENAPI:
             tools = await self._tools(ctx)
             scheme = scope.get("scheme", "http")
             host = headers.get("host") or "127.0.0.1"
             await send_json(send, 200, openapi_document(tools, self.names(), f"{scheme}://{host}"))
+        elif searching:
+            await self._search(scope, send, ctx)
         elif listing:
             await self._list(scope, send, ctx)
         else:
@@ -169,6 +189,22 @@ class ToolsEndpoint:
                 break
             params = {"cursor": decoded["nextCursor"]}
         return tools
+
+    async def _search(self, scope: dict[str, Any], send: Any, ctx: CallContext) -> None:
+        search = self.search
+        assert search is not None
+        query = parse_qs((scope.get("query_string") or b"").decode("latin-1"))
+        q = (query.get("q") or [""])[0]
+        limit_text = (query.get("limit") or ["5"])[0]
+        server = (query.get("server") or [None])[0]
+        if not q.strip():
+            await _problem(send, 400, "give the task in plain words: ?q=...")
+            return
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
+            await _problem(send, 400, f"limit must be an integer from 1 to {MAX_LIMIT}")
+            return
+        index = self.calls.dispatcher.index
+        await send_json(send, 200, search.search(ctx.view, index, q, int(limit_text), server))
 
     async def _call(
         self,

@@ -27,11 +27,13 @@ log = logging.getLogger("toolmesh.bus")
 
 Message = dict[str, Any]
 MessageSender = Callable[[Message], Awaitable[None]]
-# Who holds a stream: the agent's id and groups, and the namespace it was opened in (None: /mcp).
-Reader = tuple[str, frozenset[str], str | None]
-MayRead = Callable[[str, frozenset[str], str | None], bool]
-"""Whether a reader (agent id, groups, namespace) may still read what a message is about, or
-needs to hear it at all (a namespace hears only changes of its own lists); the guard decides."""
+# Who holds a stream: the agent's id and groups, the namespace it was opened in (None: /mcp),
+# and the tools mode its client asked for on the URL (None: none; docs/tool-search.md).
+Reader = tuple[str, frozenset[str], str | None, str | None]
+MayRead = Callable[[str, frozenset[str], str | None, str | None], bool]
+"""Whether a reader (agent id, groups, namespace, tools mode) may still read what a message is
+about, or needs to hear it at all (a namespace hears only changes of its own lists, a search-mode
+client only changes of its own list); the guard decides."""
 CLIENT_GONE = -32001
 
 
@@ -55,9 +57,11 @@ def wants(session: LocalSession, message: Message) -> bool:
 
 
 def reader_of(session: LocalSession) -> Reader:
-    """The agent (id, groups) that opened the session and its namespace, as `MayRead` takes them."""
+    """The agent (id, groups) that opened the session, its namespace and tools mode, as `MayRead`
+    takes them."""
     identity = session.record.identity or {}
-    return session.record.agent, frozenset(identity.get("groups") or ()), identity.get("namespace")
+    groups = frozenset(identity.get("groups") or ())
+    return session.record.agent, groups, identity.get("namespace"), session.record.tools_mode
 
 
 class Pending:

@@ -66,8 +66,9 @@ class Listener:
     interest: Interest
     outbox: MemoryObjectSendStream[Message]
     inbox: MemoryObjectReceiveStream[Message]
-    # The agent (id, groups) listening and its namespace, for `MayRead`: a policy may narrow after
-    # the stream opened, and a namespace hears only its own changes.
+    # The agent (id, groups) listening, its namespace and tools mode, for `MayRead`: a policy may
+    # narrow after the stream opened, and a namespace or a search-mode client hears only its own
+    # changes.
     reader: Reader
     dropped: bool = field(default=False)
 

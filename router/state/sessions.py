@@ -39,6 +39,8 @@ class SessionRecord:
     # Per backend (`server/instance`): what this session is bound to there: {"session_id": ...}
     # of the upstream session the router opened for this client, where it opened one.
     upstream: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The tools mode asked for on the URL at initialize (`/mcp?tools=search`), kept for the session.
+    tools_mode: str | None = None
 
     @property
     def agent(self) -> str:

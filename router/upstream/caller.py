@@ -69,6 +69,14 @@ class Caller:
                 raise CircuitOpen(server, wait)
             self._open_until.pop(server, None)
 
+    def serving(self, server: str) -> bool:
+        """Whether some instance of `server` is ready and not breaker-open (for tool search,
+        which ranks tools that cannot be called now below those that can)."""
+        return any(
+            i.backend.state == "ready" and not i.critical and i.breaker.available()
+            for i in self._by_server.get(server, ())
+        )
+
     def forget(self, server: str) -> None:
         """Something about `server`'s instances changed: decide afresh on the next call."""
         self._open_until.pop(server, None)

@@ -1,0 +1,127 @@
+"""The search index that follows the catalog: one per replica, updated as each new Index arrives.
+
+`follow(index)` compares the new Index's servers with the ones indexed by identity (a server whose
+lists did not change keeps its `Definitions` object), so one server's registration re-indexes that
+server only. Documents are keyed by (server, the backend's tool name); the name an agent calls is
+looked up in the current Index, whose reverse map (target -> exposed name) is built once per Index.
+
+Visibility is the caller's: `allows(server, exposed)` with a `token` that names it for as long as
+it decides alike (a policy view), so the ranker keeps that view's corpus statistics up to date
+incrementally instead of recounting them. A tool the Index withholds (a name two servers share)
+is invisible to everyone. Every replica builds the same index from the same catalog and ties break
+by key, so each answers a query the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+from router.catalog.index import Definitions, Index, Target
+from router.catalog.search.index import DocKey, SearchIndex
+
+Allows = Callable[[str, str], bool]
+"""Whether the caller may use a tool: (server, exposed name) -> bool."""
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """One search result: the exposed name, where it leads, its definition as listed, its score."""
+
+    name: str
+    target: Target
+    item: dict[str, Any]
+    score: float
+
+
+class LiveSearch:
+    def __init__(self, ranker: SearchIndex | None = None) -> None:
+        self.ranker = ranker if ranker is not None else SearchIndex()
+        self._servers: dict[str, Definitions] = {}
+        self._index: Index | None = None
+        self._exposed: dict[DocKey, str] | None = None
+        # Per server: its Definitions and their tools by the backend's name.
+        self._items: dict[str, tuple[Definitions, dict[str, dict[str, Any]]]] = {}
+
+    def follow(self, index: Index) -> None:
+        """Bring the ranker up to `index`: re-index changed servers, drop removed ones."""
+        if index is self._index:
+            return
+        self._index, self._exposed = index, None  # the ranker's predicates read the new index
+        for server in sorted(set(self._servers) - set(index.servers)):
+            self.ranker.remove_server(server)
+            self._items.pop(server, None)
+        for server, defs in sorted(index.servers.items()):
+            if self._servers.get(server) is not defs:
+                self.ranker.put_server(server, None, defs.tools)
+        self._servers = dict(index.servers)
+
+    def exposed(self, key: DocKey) -> str | None:
+        """The name the current Index exposes (server, tool) under; None if it withholds it.
+
+        The naming policy's name is checked against the Index (O(1)); only a name it had to
+        change (two servers' names met) needs the reverse map, built once per Index then."""
+        index = self._index
+        if index is None:
+            return None
+        server, name = key
+        candidate = index.naming.expose(server, name)
+        target = index.tools.get(candidate)
+        if target is not None and target.server == server and target.name == name:
+            return candidate
+        table = self._exposed
+        if table is None:
+            table = self._exposed = {(t.server, t.name): exposed for exposed, t in index.tools.items()}
+        return table.get(key)
+
+    def item(self, name: str) -> dict[str, Any] | None:
+        """The listed definition of an exposed tool name in the current Index."""
+        index = self._index
+        target = index.tools.get(name) if index is not None else None
+        if index is None or target is None:
+            return None
+        defs = index.servers[target.server]
+        cached = self._items.get(target.server)
+        if cached is None or cached[0] is not defs:
+            cached = (defs, {str(item.get("name")): item for item in defs.tools})
+            self._items[target.server] = cached
+        item = cached[1].get(target.name)
+        if item is None:
+            return None
+        return item if name == target.name else {**item, "name": name}
+
+    def search(
+        self,
+        index: Index,
+        query: str,
+        limit: int,
+        allows: Allows | None = None,
+        token: Hashable = None,
+        server: str | None = None,
+    ) -> list[Found]:
+        """The best `limit` tools the caller may use, best first (ties by key).
+
+        `allows` None means every tool the Index lists; otherwise `token` must name the
+        visibility `allows` decides (the same token, the same decisions) so its statistics are
+        kept between queries."""
+        self.follow(index)
+        withheld = bool(index.conflicts)
+        exposed = self.exposed
+        if allows is None and not withheld:
+            hits = self.ranker.search(query, limit, server=server)
+        else:
+
+            def visible(key: DocKey) -> bool:
+                name = exposed(key)
+                return name is not None and (allows is None or allows(key[0], name))
+
+            conflicts = tuple(sorted(c.name for c in index.conflicts if c.kind == "tools"))
+            hits = self.ranker.search(query, limit, visible=visible, server=server, token=(token, conflicts))
+        found = []
+        for hit in hits:
+            name = exposed(hit.key)
+            item = self.item(name) if name is not None else None
+            if name is not None and item is not None:
+                found.append(Found(name, Target(*hit.key), item, hit.score))
+        return found

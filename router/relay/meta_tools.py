@@ -1,0 +1,305 @@
+"""Search mode: `tools/list` as three meta-tools plus the pinned tools (docs/tool-search.md).
+
+Which mode a request is served in: the client's URL parameter (`/mcp?tools=search`), else the
+agent's policy (`tools_mode`, its own entry, then its groups', then `everyone`'s), else the
+router's setting. `auto` searches once the agent's visible tools pass a count or an estimated
+token size (characters / 4 of the flat list), and lists them all below it.
+
+In search mode the list is `search_tools`, `describe_tools` and `call_tool`, then the visible
+tools that are pinned (by the settings' or the policy's globs, or by their own
+`_meta["anthropic/alwaysLoad"]: true`), serialized once per view and catalog generation: the
+same bytes while the pins do not change, so a client's prompt cache survives catalog changes.
+
+The meta-tools see exactly the agent's View: search statistics are over its visible tools only
+(`catalog/search/live.py`), and describe/call of a hidden name fail as an unknown name does.
+`call_tool` is the dispatcher's own `tools/call` with the real name, so policy, rate limits,
+balancing, breakers, retries, relayed progress and questions, audit and metrics are the same.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import re
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from router.catalog.index import Index, Target
+from router.catalog.search.live import Found, LiveSearch
+from router.errors import INVALID_PARAMS, RPCError
+from router.guard.policy import ToolsMode, View
+from router.relay.context import CallContext, Result
+
+MODES: tuple[ToolsMode, ...] = ("all", "search", "auto")
+SEARCH, DESCRIBE, CALL = "search_tools", "describe_tools", "call_tool"
+META_NAMES = frozenset({SEARCH, DESCRIBE, CALL})
+ALWAYS_LOAD = "anthropic/alwaysLoad"
+MAX_LIMIT = 50
+DESCRIPTION_CHARS = 300  # of each hit; describe_tools gives the whole definition
+CACHED = 1024  # search-mode lists and auto-mode sizes kept, by (view, catalog generation)
+
+CallTool = Callable[[CallContext, dict[str, Any]], Awaitable[Result]]
+
+META_TOOLS: tuple[dict[str, Any], ...] = (
+    {
+        "name": SEARCH,
+        "description": (
+            "Find tools by what you want to do, in plain words. Returns the best matches, best "
+            "first, with the name to pass to call_tool; the first ones include their input schema."
+        ),
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "query": {"type": "string", "description": "The task, in plain words."},
+                "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 5},
+                "server": {"type": "string", "description": "Only tools of this server."},
+            },
+            "required": ["query"],
+        },
+    },
+    {
+        "name": DESCRIBE,
+        "description": "Full definitions (input schema, annotations, title) of tools named by search_tools.",
+        "inputSchema": {
+            "type": "object",
+            "properties": {"names": {"type": "array", "items": {"type": "string"}, "minItems": 1}},
+            "required": ["names"],
+        },
+    },
+    {
+        "name": CALL,
+        "description": "Call a tool found with search_tools, by its name, with its arguments.",
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "arguments": {"type": "object", "additionalProperties": True},
+            },
+            "required": ["name"],
+        },
+    },
+)
+
+
+def tools_mode_of(query_string: bytes) -> ToolsMode | None:
+    """The `tools` parameter of an endpoint URL's query; ValueError for a value not a mode."""
+    if b"tools=" not in query_string:
+        return None
+    for part in query_string.decode("latin-1").split("&"):
+        key, _, value = part.partition("=")
+        if key == "tools":
+            if value not in MODES:
+                raise ValueError(f"tools={value!r} is not a tools mode; use one of {', '.join(MODES)}")
+            return value
+    return None
+
+
+def unknown_tool(name: Any, visible: dict[str, Target]) -> RPCError:
+    """The error for a tool name that is unknown or hidden (alike): suggestions only from `visible`."""
+    if not isinstance(name, str):
+        return RPCError(INVALID_PARAMS, "`name` of the tool must be a string")
+    close = difflib.get_close_matches(name, list(visible), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return RPCError(INVALID_PARAMS, f"Unknown tool: {name!r}{hint}", {"name": name, "suggestions": close})
+
+
+@dataclass(frozen=True, slots=True)
+class ToolsSettings:
+    mode: ToolsMode = "all"
+    auto_max_count: int = 40
+    auto_max_tokens: int = 10_000
+    pinned: tuple[str, ...] = ()
+    inline_schemas: int = 3
+
+
+class ToolSearch:
+    """Modes, the search-mode list, and the three meta-tools, over one live search index."""
+
+    def __init__(
+        self,
+        settings: ToolsSettings,
+        serving: Callable[[str], bool],
+        live: LiveSearch | None = None,
+    ) -> None:
+        """`serving(server)`: whether some instance of the server can take a call now."""
+        self.settings = settings
+        self.serving = serving
+        self.live = live if live is not None else LiveSearch()
+        self._lists: OrderedDict[tuple[Hashable, int], tuple[Index, bytes]] = OrderedDict()
+        self._sizes: OrderedDict[tuple[Hashable, int], tuple[Index, int, int]] = OrderedDict()
+        self._pins: dict[tuple[str, ...], re.Pattern[str] | None] = {}
+
+    # -- modes ----------------------------------------------------------------------------------
+
+    def mode(self, client: str | None, view: View) -> ToolsMode:
+        """The mode asked for: the client's URL parameter, the agent's policy, the setting."""
+        if client in MODES:
+            return client
+        return view.tools_mode or self.settings.mode
+
+    def searching(self, client: str | None, view: View, index: Index) -> bool:
+        mode = self.mode(client, view)
+        if mode != "auto":
+            return mode == "search"
+        count, chars = self._size(view, index)
+        s = self.settings
+        return count > s.auto_max_count or chars / 4 > s.auto_max_tokens
+
+    def _size(self, view: View, index: Index) -> tuple[int, int]:
+        """(visible tools, characters of their flat list), once per view and catalog."""
+        key = (view.key, index.generation)
+        cached = self._sizes.get(key)
+        if cached is not None and cached[0] is index:
+            return cached[1], cached[2]
+        items = [view.present_tool(item) for item in self._visible_items(view, index)]
+        size = (len(items), len(orjson.dumps(items)))
+        _remember(self._sizes, key, (index, *size))
+        return size
+
+    # -- the search-mode list -------------------------------------------------------------------
+
+    def listed(self, client: str | None, view: View, index: Index) -> bytes | None:
+        """The tools/list page (a JSON array) in search mode; None when all tools are listed."""
+        if not self.searching(client, view, index):
+            return None
+        key = (view.key, index.generation)
+        cached = self._lists.get(key)
+        if cached is not None and cached[0] is index:
+            return cached[1]
+        pins = self._pin_pattern(view.pinned)
+        pinned = [
+            view.present_tool(item)
+            for item in self._visible_items(view, index)
+            if (_always_load(item) or (pins is not None and pins.match(str(item["name"]))))
+            and item["name"] not in META_NAMES
+        ]
+        page = orjson.dumps([*META_TOOLS, *pinned])
+        _remember(self._lists, key, (index, page))
+        return page
+
+    def _pin_pattern(self, policy_pins: tuple[str, ...]) -> re.Pattern[str] | None:
+        globs = tuple(sorted({*self.settings.pinned, *policy_pins}))
+        if globs not in self._pins:
+            self._pins[globs] = (
+                re.compile("|".join(f"(?:{fnmatch.translate(g)})" for g in globs)) if globs else None
+            )
+        return self._pins[globs]
+
+    def _visible_items(self, view: View, index: Index) -> list[dict[str, Any]]:
+        if view.open:
+            return index.items("tools")
+        visible = view.visible(index, "tools")
+        return [item for item in index.items("tools") if item["name"] in visible]
+
+    # -- searching ------------------------------------------------------------------------------
+
+    def search(
+        self, view: View, index: Index, query: str, limit: int, server: str | None = None
+    ) -> dict[str, Any]:
+        """`{"tools": [...]}` best first; tools that cannot be called now come after the others
+        (`"available": false`). The same JSON as search_tools' structuredContent."""
+        allows = None if view.open else (lambda srv, name: view.allows("tools", srv, name))
+        found = self.live.search(index, query, MAX_LIMIT, allows, view.key, server)
+        up = {srv: self.serving(srv) for srv in {f.target.server for f in found}}
+        ordered = sorted(found, key=lambda f: not up[f.target.server])[:limit]  # stable
+        rows = []
+        for i, hit in enumerate(ordered):
+            rows.append(self._row(view, hit, i < self.settings.inline_schemas, up[hit.target.server]))
+        return {"tools": rows}
+
+    def _row(self, view: View, hit: Found, inline: bool, available: bool) -> dict[str, Any]:
+        item = view.present_tool(hit.item)
+        description = " ".join(str(item.get("description") or "").split())
+        if len(description) > DESCRIPTION_CHARS:
+            description = description[: DESCRIPTION_CHARS - 3] + "..."
+        row: dict[str, Any] = {
+            "name": hit.name,
+            "server": hit.target.server,
+            "tool": hit.target.name,
+            "description": description,
+            "score": round(hit.score, 4),
+        }
+        if inline and "inputSchema" in item:
+            row["inputSchema"] = item["inputSchema"]
+        if not available:
+            row["available"] = False
+        return row
+
+    # -- the meta-tools -------------------------------------------------------------------------
+
+    async def call(
+        self, ctx: CallContext, index: Index, params: dict[str, Any], call_tool: CallTool
+    ) -> Result:
+        """A tools/call of a meta-tool (the caller checked the request is in search mode)."""
+        name = params["name"]
+        arguments = params.get("arguments") or {}
+        if not isinstance(arguments, dict):
+            raise RPCError(INVALID_PARAMS, f"`arguments` of {name} must be an object")
+        if name == CALL:
+            real = arguments.get("name")
+            if real in META_NAMES or not isinstance(real, str):
+                raise unknown_tool(real, ctx.view.visible(index, "tools"))
+            inner = arguments.get("arguments")
+            if inner is not None and not isinstance(inner, dict):
+                raise RPCError(INVALID_PARAMS, "`arguments` of call_tool's tool must be an object")
+            return await call_tool(ctx, {**params, "name": real, "arguments": inner or {}})
+        ctx.target = name
+        if name == SEARCH:
+            return self._search_result(ctx, index, arguments)
+        return self._describe_result(ctx, index, arguments)
+
+    def _search_result(self, ctx: CallContext, index: Index, arguments: dict[str, Any]) -> Result:
+        query, limit, server = arguments.get("query"), arguments.get("limit", 5), arguments.get("server")
+        if not isinstance(query, str) or not query.strip():
+            raise RPCError(INVALID_PARAMS, "search_tools needs `query`: the task in plain words")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+            raise RPCError(INVALID_PARAMS, f"`limit` must be an integer from 1 to {MAX_LIMIT}")
+        if server is not None and not isinstance(server, str):
+            raise RPCError(INVALID_PARAMS, "`server` must be a string")
+        found = self.search(ctx.view, index, query, limit, server)
+        return {"content": [{"type": "text", "text": render(found["tools"])}], "structuredContent": found}
+
+    def _describe_result(self, ctx: CallContext, index: Index, arguments: dict[str, Any]) -> Result:
+        names = arguments.get("names")
+        if not isinstance(names, list) or not names:
+            raise RPCError(INVALID_PARAMS, "describe_tools needs `names`: a list of tool names")
+        self.live.follow(index)
+        visible = ctx.view.visible(index, "tools")
+        tools = []
+        for name in names:
+            item = self.live.item(name) if isinstance(name, str) and name in visible else None
+            if item is None:
+                raise unknown_tool(name, visible)
+            tools.append(ctx.view.present_tool(item))
+        text = "\n".join(orjson.dumps(tool).decode() for tool in tools)
+        return {"content": [{"type": "text", "text": text}], "structuredContent": {"tools": tools}}
+
+
+def render(rows: list[dict[str, Any]]) -> str:
+    """The compact text of a result page, for models that read only text content."""
+    if not rows:
+        return "No tools match. Try other words, or fewer of them."
+    lines = []
+    for i, row in enumerate(rows, 1):
+        mark = " (unavailable)" if row.get("available") is False else ""
+        lines.append(f"{i}. {row['name']}{mark}: {row['description']}")
+        if "inputSchema" in row:
+            lines.append(f"   arguments: {orjson.dumps(row['inputSchema']).decode()}")
+    lines.append("Call one with call_tool {name, arguments}; describe_tools {names} gives full schemas.")
+    return "\n".join(lines)
+
+
+def _always_load(item: dict[str, Any]) -> bool:
+    meta = item.get("_meta")
+    return isinstance(meta, dict) and meta.get(ALWAYS_LOAD) is True
+
+
+def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    if len(cache) > CACHED:
+        cache.popitem(last=False)

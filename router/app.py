@@ -29,8 +29,8 @@ from router.relay.asking import Asker
 from router.relay.context import CallContext
 from router.relay.cursors import CursorCodec
 from router.relay.dispatch import Dispatcher
-from router.relay.output_limit import OutputLimits
 from router.relay.meta_tools import ToolSearch
+from router.relay.output_limit import OutputLimits
 from router.relay.parking import Parking, StateCodec
 from router.routes import Routes
 from router.runtime import Backends, CatalogFeed, KeyRefresh, Runtime, Sweeper

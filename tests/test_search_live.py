@@ -126,3 +126,27 @@ def test_the_url_parameter() -> None:
         assert "not a tools mode" in str(exc)
     else:
         raise AssertionError("an unknown mode must be refused")
+
+
+def test_an_override_that_renames_a_tool_is_searched_described_and_called_under_the_new_name() -> None:
+    servers = load_evalset()
+    index = index_of(servers, ["github", "slack"], 1)
+    guard = Guard()
+    policy = {
+        "default": "allow",
+        "overrides": [
+            {"tool": "github__create_issue", "name": "file_ticket", "description": "File a ticket."}
+        ],
+    }
+    guard.install(json.dumps(policy).encode(), "t")
+    view = guard.view(Agent("a", frozenset()))
+    search = ToolSearch(ToolsSettings(mode="search"), lambda s: True)
+    rows = search.search(view, index, "open a new issue in the repository", 5)["tools"]
+    assert rows[0]["name"] == "file_ticket" and rows[0]["tool"] == "create_issue"
+    assert rows[0]["description"] == "File a ticket."
+    assert "github__create_issue" not in {r["name"] for r in rows}
+    assert ToolSearch(ToolsSettings(mode="search", pinned=("file_*",)), lambda s: True).listed(
+        None, view, index
+    ) == orjson.dumps([*orjson.loads(search.listed(None, view, index) or b"[]"), next(
+        t for t in orjson.loads(view.pages(index, "tools", 0)[0]) if t["name"] == "file_ticket"
+    )])  # fmt: skip

@@ -38,8 +38,8 @@ from router.relay.call_relay import LOG_LEVELS, CallRelay
 from router.relay.context import CallContext, Result
 from router.relay.cursors import CursorCodec
 from router.relay.era_bridge import EraBridge, ForwardParked
-from router.relay.output_limit import OutputLimits
 from router.relay.meta_tools import META_NAMES, ToolSearch, unknown_tool
+from router.relay.output_limit import OutputLimits
 from router.relay.parking import Parking, StateCodec
 from router.upstream.base import Message, MessageHandler, Outside
 from router.upstream.leases import Client, Lease

@@ -29,7 +29,8 @@ from typing import Any
 import orjson
 
 from router.catalog.index import Index, Target
-from router.catalog.search.live import Found, LiveSearch
+from router.catalog.search.index import DocKey
+from router.catalog.search.live import Found, LiveSearch, Shown
 from router.errors import INVALID_PARAMS, RPCError
 from router.guard.policy import ToolsMode, View
 from router.relay.context import CallContext, Result
@@ -131,6 +132,7 @@ class ToolSearch:
         self.live = live if live is not None else LiveSearch()
         self._lists: OrderedDict[tuple[Hashable, int], tuple[Index, bytes]] = OrderedDict()
         self._sizes: OrderedDict[tuple[Hashable, int], tuple[Index, int, int]] = OrderedDict()
+        self._inverses: OrderedDict[tuple[Hashable, int], tuple[Index, dict[DocKey, str]]] = OrderedDict()
         self._pins: dict[tuple[str, ...], re.Pattern[str] | None] = {}
 
     # -- modes ----------------------------------------------------------------------------------
@@ -150,13 +152,12 @@ class ToolSearch:
         return count > s.auto_max_count or chars / 4 > s.auto_max_tokens
 
     def _size(self, view: View, index: Index) -> tuple[int, int]:
-        """(visible tools, characters of their flat list), once per view and catalog."""
+        """(visible tools, bytes of their flat list), once per view and catalog."""
         key = (view.key, index.generation)
         cached = self._sizes.get(key)
         if cached is not None and cached[0] is index:
             return cached[1], cached[2]
-        items = [view.present_tool(item) for item in self._visible_items(view, index)]
-        size = (len(items), len(orjson.dumps(items)))
+        size = (len(view.visible(index, "tools")), sum(map(len, view.pages(index, "tools", 0))))
         _remember(self._sizes, key, (index, *size))
         return size
 
@@ -171,9 +172,10 @@ class ToolSearch:
         if cached is not None and cached[0] is index:
             return cached[1]
         pins = self._pin_pattern(view.pinned)
+        listed = [item for page in view.pages(index, "tools", 0) for item in orjson.loads(page)]
         pinned = [
-            view.present_tool(item)
-            for item in self._visible_items(view, index)
+            item  # as the agent sees it (overrides applied)
+            for item in listed
             if (_always_load(item) or (pins is not None and pins.match(str(item["name"]))))
             and item["name"] not in META_NAMES
         ]
@@ -189,11 +191,36 @@ class ToolSearch:
             )
         return self._pins[globs]
 
-    def _visible_items(self, view: View, index: Index) -> list[dict[str, Any]]:
+    def _shown(self, view: View) -> Shown | None:
+        """The name `view`'s agent sees each tool under (None: hidden), decided against the index
+        the live search follows at the time it is asked (the ranker asks again as servers
+        register, under the view's key)."""
         if view.open:
-            return index.items("tools")
-        visible = view.visible(index, "tools")
-        return [item for item in index.items("tools") if item["name"] in visible]
+            return None
+        live = self.live
+        if not view.overrides:
+
+            def allowed(key: DocKey) -> str | None:
+                name = live.exposed(key)
+                return name if name is not None and view.allows("tools", key[0], name) else None
+
+            return allowed
+
+        def renamed(key: DocKey) -> str | None:
+            index = live.index
+            return self._inverse(view, index).get(key) if index is not None else None
+
+        return renamed
+
+    def _inverse(self, view: View, index: Index) -> dict[DocKey, str]:
+        """(server, backend name) -> the name the agent sees, where overrides rename tools."""
+        key = (view.key, index.generation)
+        cached = self._inverses.get(key)
+        if cached is None or cached[0] is not index:
+            table = {(t.server, t.name): name for name, t in view.visible(index, "tools").items()}
+            cached = (index, table)
+            _remember(self._inverses, key, cached)
+        return cached[1]
 
     # -- searching ------------------------------------------------------------------------------
 
@@ -202,8 +229,7 @@ class ToolSearch:
     ) -> dict[str, Any]:
         """`{"tools": [...]}` best first; tools that cannot be called now come after the others
         (`"available": false`). The same JSON as search_tools' structuredContent."""
-        allows = None if view.open else (lambda srv, name: view.allows("tools", srv, name))
-        found = self.live.search(index, query, MAX_LIMIT, allows, view.key, server)
+        found = self.live.search(index, query, MAX_LIMIT, self._shown(view), view.key, server)
         up = {srv: self.serving(srv) for srv in {f.target.server for f in found}}
         ordered = sorted(found, key=lambda f: not up[f.target.server])[:limit]  # stable
         rows = []
@@ -212,7 +238,7 @@ class ToolSearch:
         return {"tools": rows}
 
     def _row(self, view: View, hit: Found, inline: bool, available: bool) -> dict[str, Any]:
-        item = view.present_tool(hit.item)
+        item = view.present_tool(hit.item)  # with the overrides that apply to the agent
         description = " ".join(str(item.get("description") or "").split())
         if len(description) > DESCRIPTION_CHARS:
             description = description[: DESCRIPTION_CHARS - 3] + "..."
@@ -268,13 +294,15 @@ class ToolSearch:
         if not isinstance(names, list) or not names:
             raise RPCError(INVALID_PARAMS, "describe_tools needs `names`: a list of tool names")
         self.live.follow(index)
-        visible = ctx.view.visible(index, "tools")
+        visible = ctx.view.visible(index, "tools")  # under the names the agent sees
         tools = []
         for name in names:
-            item = self.live.item(name) if isinstance(name, str) and name in visible else None
+            target = visible.get(name) if isinstance(name, str) else None
+            exposed = self.live.exposed((target.server, target.name)) if target is not None else None
+            item = self.live.item(exposed) if exposed is not None else None
             if item is None:
                 raise unknown_tool(name, visible)
-            tools.append(ctx.view.present_tool(item))
+            tools.append({**ctx.view.present_tool(item), "name": name})
         text = "\n".join(orjson.dumps(tool).decode() for tool in tools)
         return {"content": [{"type": "text", "text": text}], "structuredContent": {"tools": tools}}
 

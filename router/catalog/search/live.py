@@ -5,8 +5,8 @@ lists did not change keeps its `Definitions` object), so one server's registrati
 server only. Documents are keyed by (server, the backend's tool name); the name an agent calls is
 looked up in the current Index, whose reverse map (target -> exposed name) is built once per Index.
 
-Visibility is the caller's: `allows(server, exposed)` with a `token` that names it for as long as
-it decides alike (a policy view), so the ranker keeps that view's corpus statistics up to date
+Visibility is the caller's: `shown(key)`, the name it sees a tool under (None: hidden), with a
+`token` that names it for as long as it decides alike (a policy view), so the ranker keeps that view's corpus statistics up to date
 incrementally instead of recounting them. A tool the Index withholds (a name two servers share)
 is invisible to everyone. Every replica builds the same index from the same catalog and ties break
 by key, so each answers a query the same way.
@@ -21,13 +21,14 @@ from typing import Any
 from router.catalog.index import Definitions, Index, Target
 from router.catalog.search.index import DocKey, SearchIndex
 
-Allows = Callable[[str, str], bool]
-"""Whether the caller may use a tool: (server, exposed name) -> bool."""
+Shown = Callable[[DocKey], str | None]
+"""The name the caller sees a tool (server, backend name) under; None if it may not use it."""
 
 
 @dataclass(frozen=True, slots=True)
 class Found:
-    """One search result: the exposed name, where it leads, its definition as listed, its score."""
+    """One search result: the name the caller sees, where it leads, its definition as the Index
+    lists it, its score."""
 
     name: str
     target: Target
@@ -43,6 +44,11 @@ class LiveSearch:
         self._exposed: dict[DocKey, str] | None = None
         # Per server: its Definitions and their tools by the backend's name.
         self._items: dict[str, tuple[Definitions, dict[str, dict[str, Any]]]] = {}
+
+    @property
+    def index(self) -> Index | None:
+        """The Index the search follows now."""
+        return self._index
 
     def follow(self, index: Index) -> None:
         """Bring the ranker up to `index`: re-index changed servers, drop removed ones."""
@@ -96,32 +102,33 @@ class LiveSearch:
         index: Index,
         query: str,
         limit: int,
-        allows: Allows | None = None,
+        shown: Shown | None = None,
         token: Hashable = None,
         server: str | None = None,
     ) -> list[Found]:
         """The best `limit` tools the caller may use, best first (ties by key).
 
-        `allows` None means every tool the Index lists; otherwise `token` must name the
-        visibility `allows` decides (the same token, the same decisions) so its statistics are
+        `shown(key)` is the name the caller sees a tool under, None for a tool it may not use;
+        None means every tool the Index lists, under its exposed name. With `shown`, `token` must
+        name the visibility it decides (the same token, the same decisions) so its statistics are
         kept between queries."""
         self.follow(index)
-        withheld = bool(index.conflicts)
-        exposed = self.exposed
-        if allows is None and not withheld:
+        see = shown if shown is not None else self.exposed
+        if shown is None and not index.conflicts:
             hits = self.ranker.search(query, limit, server=server)
         else:
-
-            def visible(key: DocKey) -> bool:
-                name = exposed(key)
-                return name is not None and (allows is None or allows(key[0], name))
-
             conflicts = tuple(sorted(c.name for c in index.conflicts if c.kind == "tools"))
-            hits = self.ranker.search(query, limit, visible=visible, server=server, token=(token, conflicts))
+            hits = self.ranker.search(
+                query,
+                limit,
+                visible=lambda key: see(key) is not None,
+                server=server,
+                token=(token, conflicts),
+            )
         found = []
         for hit in hits:
-            name = exposed(hit.key)
-            item = self.item(name) if name is not None else None
+            name, exposed = see(hit.key), self.exposed(hit.key)
+            item = self.item(exposed) if exposed is not None else None
             if name is not None and item is not None:
                 found.append(Found(name, Target(*hit.key), item, hit.score))
         return found

@@ -1,6 +1,6 @@
 """The one line `toolmesh router` prints once it is ready: where it listens.
 
-    toolmesh listening on http://127.0.0.1:8080/mcp (metrics http://127.0.0.1:8080/metrics)
+    toolmesh listening on http://127.0.0.1:8080/mcp (console http://127.0.0.1:8080/console, metrics http://127.0.0.1:8080/metrics)
 
 "Ready" is uvicorn's: the lifespan has started every service (the catalog is being followed)
 and the socket is bound, so the address works the moment the line appears. The port is the
@@ -20,7 +20,7 @@ def listening_line(host: str, port: int) -> str:
     """The start-up line for a router bound to `host:port`."""
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{shown}:{port}"
-    return f"toolmesh listening on {base}/mcp (metrics {base}/metrics)"
+    return f"toolmesh listening on {base}/mcp (console {base}/console, metrics {base}/metrics)"
 
 
 class AnnouncingServer(uvicorn.Server):

@@ -35,6 +35,8 @@ from router.relay.parking import Parking, StateCodec
 from router.routes import Routes
 from router.runtime import Backends, CatalogFeed, KeyRefresh, Runtime, Sweeper
 from router.server.bookkeeping import CallObserver
+from router.server.console.endpoint import Console
+from router.server.console.recent import RecentCalls
 from router.server.events import EventStore
 from router.server.http import McpEndpoint
 from router.server.operator import Replica
@@ -92,8 +94,10 @@ class Router:
             output_limits=OutputLimits(s.max_result_bytes, s.result_over_limit),
             tool_search=self.tool_search,
         )
+        sinks = wiring.audit_sinks_from(s, shared.publisher)
+        self.recent = RecentCalls() if sinks else None  # the console's last calls: one more sink
         self.audit = AuditLog(
-            wiring.audit_sinks_from(s, shared.publisher),
+            [*sinks, self.recent] if self.recent else sinks,
             arguments=s.audit_arguments,
             redact=s.audit_redact,
             on_drop=self.metrics.audit_dropped.inc,
@@ -163,7 +167,8 @@ class Router:
         metrics = make_asgi_app(registry=self.metrics.registry)
         e, search = self.endpoint, self.tool_search
         tools = ToolsEndpoint(e.admission, e.calls, max_body_bytes=s.max_body_bytes, search=search)
-        self.routes = Routes(self.endpoint, tools, metrics, self.auth, view, self.runtime.lifespan)
+        console = Console(view, audit=self.audit, recent=self.recent)
+        self.routes = Routes(self.endpoint, tools, metrics, self.auth, view, self.runtime.lifespan, console)
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         await self.routes(scope, receive, send)

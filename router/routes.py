@@ -1,6 +1,6 @@
 """Which path goes where: the router's ASGI routing (/mcp, /mcp/{namespace}, /v1/tools,
-/v1/namespaces/{namespace}/tools, /healthz, /readyz, /metrics, /admin/, the OAuth resource
-metadata) and the lifespan, handed to the runtime."""
+/v1/namespaces/{namespace}/tools, /healthz, /readyz, /metrics, /admin/, /console, the OAuth
+resource metadata) and the lifespan, handed to the runtime."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ class Routes:
         auth: Authenticator,
         replica: Replica,
         lifespan: Lifespan,
+        console: Asgi,
     ) -> None:
         self.mcp = mcp
         self.tools = tools
@@ -34,6 +35,7 @@ class Routes:
         self.auth = auth
         self.replica = replica
         self.lifespan = lifespan
+        self.console = console
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -65,6 +67,8 @@ class Routes:
                     )
             elif path in {"/admin", "/admin/"}:
                 await serve_admin(self.replica, scope, send)
+            elif path == "/console" or path.startswith("/console/"):
+                await self.console(scope, receive, send)
             else:
                 error = f"no such path {path}; MCP is served at /mcp, plain HTTP tool calls at /v1/tools"
                 await send_json(send, 404, {"error": error})

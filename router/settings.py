@@ -223,7 +223,8 @@ class RouterSettings(BaseSettings):
         default_factory=list, description="Authorization servers named in the protected resource metadata."
     )
     admin_groups: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["admin"], description="Groups whose agents may read `/admin/`."
+        default_factory=lambda: ["admin"],
+        description="Groups whose agents may read `/admin/` and use the web console `/console`.",
     )
     forward_identity: bool = Field(
         False, description="Send `X-Toolmesh-Agent`/`X-Toolmesh-Groups` to HTTP backends with each request."

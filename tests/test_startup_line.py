@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from router.up.processes import ManagedProcess
 from tests.support.procs import write_catalog
 
 LINE = re.compile(
-    r"toolmesh listening on (?P<mcp>http://\S+/mcp) \(metrics (?P<metrics>http://\S+/metrics)\)"
+    r"toolmesh listening on (?P<mcp>http://\S+/mcp) "
+    r"\(console (?P<console>http://\S+/console), metrics (?P<metrics>http://\S+/metrics)\)"
 )
 
 
@@ -28,11 +30,17 @@ def test_the_router_prints_where_it_listens_once_ready_and_the_addresses_answer(
             assert response.status == 200
         with urllib.request.urlopen(found.group("metrics"), timeout=5) as response:
             assert b"toolmesh_" in response.read()
+        try:  # the console answers (asking for an admin's credentials)
+            urllib.request.urlopen(found.group("console"), timeout=5)
+            raise AssertionError("the console let an anonymous visitor in")
+        except urllib.error.HTTPError as error:
+            assert error.code == 401 and b"Sign in" in error.read()
         assert len(LINE.findall(process.log_text())) == 1, "said once"
 
 
 def test_the_line_brackets_an_ipv6_host() -> None:
     assert listening_line("::1", 9000).startswith("toolmesh listening on http://[::1]:9000/mcp")
     assert listening_line("127.0.0.1", 80) == (
-        "toolmesh listening on http://127.0.0.1:80/mcp (metrics http://127.0.0.1:80/metrics)"
+        "toolmesh listening on http://127.0.0.1:80/mcp "
+        "(console http://127.0.0.1:80/console, metrics http://127.0.0.1:80/metrics)"
     )

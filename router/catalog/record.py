@@ -97,6 +97,9 @@ class Catalog(BaseModel):
     # Keys of instances the registry still lists but whose health check is not passing: kept
     # connected if already running, out of rotation until the check passes again.
     critical: frozenset[tuple[str, str]] = frozenset()
+    # Quarantined instances the registry lists: never served, shown to operators (the console)
+    # so they can approve the definitions they are waiting with.
+    withheld: tuple[BackendRecord, ...] = ()
 
     def records(self) -> set[BackendRecord]:
         return {record for instances in self.servers.values() for record in instances}
@@ -105,17 +108,22 @@ class Catalog(BaseModel):
     def of(cls, records: Iterable[BackendRecord], critical: Iterable[tuple[str, str]] = ()) -> Catalog:
         """Group instances by server, in a stable order; quarantined instances are left out."""
         servers: dict[str, list[BackendRecord]] = {}
+        withheld: list[BackendRecord] = []
         for record in sorted(records, key=lambda r: r.key):
             if record.servable:
                 servers.setdefault(record.server, []).append(record)
+            else:
+                withheld.append(record)
         return cls(
             servers={name: tuple(instances) for name, instances in servers.items()},
             critical=frozenset(critical),
+            withheld=tuple(withheld),
         )
 
     def merged(self, other: Catalog) -> Catalog:
         """Both catalogs' instances and limits (a static file and a registry may be used together)."""
-        both = Catalog.of(self.records() | other.records(), self.critical | other.critical)
+        records = self.records() | other.records() | set(self.withheld) | set(other.withheld)
+        both = Catalog.of(records, self.critical | other.critical)
         return both.model_copy(update={"limits": self.limits + other.limits})
 
 

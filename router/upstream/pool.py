@@ -46,6 +46,7 @@ class BackendPool(Service):
         """`listeners` are told of every new index (old, new), in order."""
         self.naming = naming
         self._make_backend = make_backend
+        self.withheld: tuple[BackendRecord, ...] = ()  # quarantined instances, never started
         self.calls = calls or CallSettings()
         self.board = board or BreakerBoard()
         self.backends: dict[tuple[str, str], Backend] = {}
@@ -65,6 +66,7 @@ class BackendPool(Service):
 
     async def apply(self, catalog: Catalog, task_group: TaskGroup) -> None:
         """Make the running backends match `catalog`; wait for new ones' first connect attempt."""
+        self.withheld = catalog.withheld
         critical = catalog.critical
         # A failing instance already running stays connected (out of rotation); a new one waits.
         wanted = {

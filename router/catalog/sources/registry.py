@@ -117,6 +117,12 @@ class RegistrySource:
     def healthy(self) -> bool:
         return bool(self._healthy)
 
+    async def approve(self, server: str, digest: str) -> None:
+        """Approve `digest` as `server`'s definitions in this registry (what `toolmesh approve`
+        does; the console asks it of the router's own sources)."""
+        async with self._make_registry() as registry:
+            await registry.approve(server, digest)
+
     def _set_health(self, healthy: bool, reason: str = "") -> None:
         if healthy != self._healthy:
             if healthy:

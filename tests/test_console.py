@@ -1,7 +1,8 @@
 """The web console driven in a real headless Chromium (Debian's `chromium`, driven by Playwright
 over its own protocol; Playwright cannot download browsers here): it refuses a non-admin, loads
 for an admin, shows a server going down within 2 s without a reload, and approves a quarantined
-server (CSRF-protected, audited). Screenshots go to docs/ (console-*.png).
+server (CSRF-protected, audited). Screenshots (console-*.png) go to the test's temporary
+directory, or, with TOOLMESH_CONSOLE_SCREENSHOTS=1, to docs/ (the ones kept there).
 
 The browser is found (TOOLMESH_CHROMIUM, `chromium` on PATH, /usr/lib/chromium/chromium) or
 installed with `apt-get install -y chromium` where that is possible; otherwise the test fails
@@ -36,7 +37,7 @@ from tests.support.waits import wait_until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(240)]
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS_DIR = Path(__file__).resolve().parent.parent / "docs"
 BINARIES = ("/usr/lib/chromium/chromium", "chromium", "chromium-browser", "google-chrome")
 
 
@@ -94,6 +95,7 @@ def console_router(tmp_path: Path, catalog: Path, etcd: str, env: dict[str, str]
 
 
 async def test_the_console_in_a_real_browser(tmp_path: Path) -> None:
+    shots = DOCS_DIR if os.environ.get("TOOLMESH_CONSOLE_SCREENSHOTS") else tmp_path
     chromium = find_chromium()
     try:
         from playwright.async_api import async_playwright
@@ -137,7 +139,7 @@ async def test_the_console_in_a_real_browser(tmp_path: Path) -> None:
                     executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-gpu"]
                 )
                 try:
-                    await drive(browser, base, keys, (drift, drift_url), gone, tmp_path)
+                    await drive(browser, base, keys, (drift, drift_url), gone, tmp_path, shots)
                 finally:
                     await browser.close()
 
@@ -152,14 +154,20 @@ async def sign_in(page: Any, base: str, key: str) -> Any:
 
 
 async def drive(
-    browser: Any, base: str, keys: dict[str, str], drifting: tuple[str, str], gone: ManagedProcess, tmp: Path
+    browser: Any,
+    base: str,
+    keys: dict[str, str],
+    drifting: tuple[str, str],
+    gone: ManagedProcess,
+    tmp: Path,
+    shots: Path,
 ) -> None:
     drift, drift_url = drifting
     # A non-admin signs in and is refused.
     guest = await browser.new_context(viewport={"width": 1280, "height": 800})
     page = await sign_in(await guest.new_page(), base, keys["guest"])
     assert "not in an admin group" in await page.content()
-    await page.screenshot(path=str(DOCS / "console-refused.png"))
+    await page.screenshot(path=str(shots / "console-refused.png"))
     await guest.close()
 
     # The admin gets the console: servers, instances, health, era, breaker, definitions.
@@ -175,7 +183,7 @@ async def drive(
     )  # fmt: skip
     assert status == 200
     await page.locator("#calls td", has_text="gone__echo").first.wait_for(timeout=5000)
-    await page.screenshot(path=str(DOCS / "console-1280.png"), full_page=True)
+    await page.screenshot(path=str(shots / "console-1280.png"), full_page=True)
 
     # Search narrows the tools (server-side, so it works without the script too).
     await page.fill("input[name=q]", "echo")
@@ -190,13 +198,13 @@ async def drive(
     stopped = time.monotonic()
     await page.locator('#instances tr[data-server="gone"] td.health', has_text="down").wait_for(timeout=2000)
     assert time.monotonic() - stopped < 2.0
-    await page.screenshot(path=str(DOCS / "console-down.png"), full_page=True)
+    await page.screenshot(path=str(shots / "console-down.png"), full_page=True)
 
     # The drift server changes its tools: the registrar quarantines it; the admin approves it.
     call_tool(drift_url, "grow", {})  # behind the router's back
     approve = page.locator(f'#drift tr[data-server="{drift}"] button', has_text="Approve")
     await approve.wait_for(timeout=20000)
-    await page.screenshot(path=str(DOCS / "console-drift.png"), full_page=True)
+    await page.screenshot(path=str(shots / "console-drift.png"), full_page=True)
     async with page.expect_navigation():
         await approve.click()
     await page.locator("#drift p", has_text="none").wait_for(timeout=20000)
@@ -211,6 +219,6 @@ async def drive(
     page = await sign_in(await phone.new_page(), base, keys["ops"])
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page is {width} px wide on a 390 px screen"
-    await page.screenshot(path=str(DOCS / "console-phone.png"), full_page=True)
+    await page.screenshot(path=str(shots / "console-phone.png"), full_page=True)
     await phone.close()
     await admin.close()

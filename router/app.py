@@ -25,6 +25,7 @@ from router.guard.ratelimit import RateLimiter
 from router.lifecycle import Task
 from router.observe.audit import AuditLog
 from router.observe.metrics import Metrics
+from router.observe.usage import UsageLedger
 from router.relay.asking import Asker
 from router.relay.context import CallContext
 from router.relay.cursors import CursorCodec
@@ -43,6 +44,7 @@ from router.server.operator import Replica
 from router.server.replies import Receive, Send
 from router.server.security import OriginPolicy
 from router.server.tools_http import ToolsEndpoint
+from router.server.usage_http import UsageEndpoint
 from router.settings import RouterSettings
 from router.state.listeners import ListenStreams
 from router.state.sessions import SessionIds
@@ -102,6 +104,7 @@ class Router:
             redact=s.audit_redact,
             on_drop=self.metrics.audit_dropped.inc,
         )
+        self.usage = UsageLedger(s.usage_retention)
         self.endpoint = McpEndpoint(
             self.dispatcher,
             self.sessions,
@@ -113,7 +116,7 @@ class Router:
             bus=shared.bus,
             auth=self.auth,
             guard=self.guard,
-            observer=CallObserver(self.metrics, self.audit),
+            observer=CallObserver(self.metrics, self.audit, self.usage),
             trace=s.trace_propagation,
             listen_streams=self.listen_streams,
             events=events,
@@ -168,7 +171,10 @@ class Router:
         e, search = self.endpoint, self.tool_search
         tools = ToolsEndpoint(e.admission, e.calls, max_body_bytes=s.max_body_bytes, search=search)
         console = Console(view, audit=self.audit, recent=self.recent)
-        self.routes = Routes(self.endpoint, tools, metrics, self.auth, view, self.runtime.lifespan, console)
+        usage = UsageEndpoint(self.usage, self.auth, self.metrics, frozenset(s.admin_groups))
+        self.routes = Routes(
+            self.endpoint, tools, metrics, self.auth, view, self.runtime.lifespan, console, usage
+        )
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         await self.routes(scope, receive, send)

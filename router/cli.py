@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "registrar": ("registrar.command:add_parser", "registrar.command:run"),
     "approve": ("router.cli:add_approve_parser", "router.cli:run_approve"),
     "audit": ("router.observe.audit_cli:add_audit_parser", "router.observe.audit_cli:run_audit"),
+    "usage": ("router.observe.usage_cli:add_usage_parser", "router.observe.usage_cli:run_usage"),
 }
 """Each subcommand: ("module:function" that adds its parser, "module:function" that runs it with
 the parsed options and returns the exit status). Modules are imported by name when needed, so

@@ -1,5 +1,5 @@
 """Which path goes where: the router's ASGI routing (/mcp, /mcp/{namespace}, /v1/tools,
-/v1/namespaces/{namespace}/tools, /healthz, /readyz, /metrics, /admin/, /console, the OAuth
+/v1/namespaces/{namespace}/tools, /v1/usage, /healthz, /readyz, /metrics, /admin/, /console, the OAuth
 resource metadata) and the lifespan, handed to the runtime."""
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ class Routes:
         replica: Replica,
         lifespan: Lifespan,
         console: Asgi,
+        usage: Asgi | None = None,
     ) -> None:
         self.mcp = mcp
         self.tools = tools
@@ -36,6 +37,7 @@ class Routes:
         self.replica = replica
         self.lifespan = lifespan
         self.console = console
+        self.usage = usage
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -55,6 +57,8 @@ class Routes:
             elif path.startswith("/.well-known/oauth-protected-resource"):
                 headers = decoded_headers(scope)
                 await send_json(send, 200, self.auth.protected_resource_metadata(headers))
+            elif path == "/v1/usage" and self.usage is not None:
+                await self.usage(scope, receive, send)
             elif path.startswith("/v1/tools") or path == "/v1/openapi.json":
                 await self.tools(scope, receive, send)
             elif path.startswith(NAMESPACES):

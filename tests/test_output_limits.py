@@ -72,7 +72,13 @@ def test_the_tool_limit_overrides_the_server_limit_which_overrides_the_default()
     assert limits.limit_for(ServerPolicy(max_result_bytes=0), "x").bytes == 0  # 0: no limit
 
 
-async def legacy_call(http: aiohttp.ClientSession, router: RouterHandle, name: str, args: Any) -> Any:
+async def legacy_call(
+    http: aiohttp.ClientSession,
+    router: RouterHandle,
+    name: str,
+    args: Any,
+    headers: dict[str, str] | None = None,
+) -> Any:
     """A 2025-11-25 session: initialize, initialized, one tools/call; the JSON-RPC response."""
     params = {
         "protocolVersion": "2025-11-25",
@@ -80,13 +86,14 @@ async def legacy_call(http: aiohttp.ClientSession, router: RouterHandle, name: s
         "clientInfo": {"name": "t", "version": "1"},
     }
     init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}
-    async with http.post(router.mcp_url, json=init, headers=JSON) as response:
+    base = {**JSON, **(headers or {})}
+    async with http.post(router.mcp_url, json=init, headers=base) as response:
         session = {"mcp-session-id": response.headers["mcp-session-id"], "mcp-protocol-version": "2025-11-25"}
     done = {"jsonrpc": "2.0", "method": "notifications/initialized"}
-    async with http.post(router.mcp_url, json=done, headers={**JSON, **session}):
+    async with http.post(router.mcp_url, json=done, headers={**base, **session}):
         pass
     call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": name, "arguments": args}}
-    async with http.post(router.mcp_url, json=call, headers={**JSON, **session}) as response:
+    async with http.post(router.mcp_url, json=call, headers={**base, **session}) as response:
         raw = (await response.read()).decode()
     if raw.startswith(("event:", "data:", "id:")):
         raw = [line[5:] for line in raw.splitlines() if line.startswith("data:") and line[5:].strip()][-1]

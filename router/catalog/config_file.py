@@ -28,7 +28,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from router.catalog.record import SERVER_NAME, BackendRecord, Catalog
-from router.catalog.server_rules import LimitRule, ServerPolicy, ToolPolicy
+from router.catalog.server_rules import Cost, LimitRule, ServerPolicy, ToolPolicy
 from router.errors import ConfigError
 
 log = logging.getLogger("toolmesh.catalog")
@@ -108,6 +108,7 @@ class ServerEntry(BaseModel):
     max_result_bytes: int | None = Field(None, ge=0)
     max_result_tokens: int | None = Field(None, ge=0)
     over_limit: Literal["truncate", "refuse"] | None = None
+    cost: Cost | None = None
 
     _url = field_validator("url")(_check_url)
 
@@ -320,5 +321,6 @@ def _to_record(
             max_result_bytes=entry.max_result_bytes,
             max_result_tokens=entry.max_result_tokens,
             over_limit=entry.over_limit,
+            cost=entry.cost,
         ),
     )

@@ -15,6 +15,18 @@ RetryMode = Literal["never", "safe"]
 OverLimit = Literal["truncate", "refuse"]
 
 
+class Cost(BaseModel):
+    """What a call costs in the operator's own units, for usage metering (router/observe/usage.py)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    per_call: float = Field(default=0.0, ge=0, description="Units per call that returned a result.")
+    per_kb: float = Field(default=0.0, ge=0, description="Units per 1,024 bytes of result.")
+
+    def of(self, response_bytes: int) -> float:
+        return self.per_call + self.per_kb * response_bytes / 1024
+
+
 class ToolPolicy(BaseModel):
     """Per-tool overrides of the server's policy."""
 
@@ -34,6 +46,7 @@ class ToolPolicy(BaseModel):
     over_limit: OverLimit | None = Field(
         default=None, description="A result over the limit: `truncate` (cut, with a marker) or `refuse`."
     )
+    cost: Cost | None = Field(default=None, description="What a call costs, for usage metering.")
 
 
 class ServerPolicy(BaseModel):
@@ -56,6 +69,7 @@ class ServerPolicy(BaseModel):
     over_limit: OverLimit | None = Field(
         default=None, description="A result over the limit: `truncate` (cut, with a marker) or `refuse`."
     )
+    cost: Cost | None = Field(default=None, description="What a call costs, for usage metering.")
 
     def tool(self, name: str) -> ToolPolicy | None:
         for tool, policy in self.tools:

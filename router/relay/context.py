@@ -42,6 +42,7 @@ class CallContext:
     result_bytes: int | None = None  # a tool result's size as measured by its output limit
     # The tools mode the client asked for on the endpoint URL (`/mcp?tools=search`), if any.
     tools_mode: str | None = None
+    cost: float = 0.0  # cost units of the call, from the catalog's `cost` (usage metering)
 
     def attempting(self, instance: Instance) -> None:
         """The caller is trying `instance` (the last one tried is what the audit records)."""

@@ -262,8 +262,14 @@ class Dispatcher(Service):
             content = ctx.view.filter_content(self.index, result.get("content"))
             if content is not result.get("content"):
                 result = {**result, "content": content}
-        limit = self.output_limits.limit_for(self.pool.policy_of(target.server), target.name)
+        policy = self.pool.policy_of(target.server)
+        limit = self.output_limits.limit_for(policy, target.name)
         result, ctx.result_bytes = output_limit.enforce(result, limit, target.server, target.name)
+        if policy is not None and (policy.cost is not None or policy.tools):
+            own = policy.tool(target.name)
+            cost = own.cost if own is not None and own.cost is not None else policy.cost
+            if cost is not None:
+                ctx.cost = cost.of(ctx.result_bytes)
         return result
 
     async def _get_prompt(self, ctx: CallContext, params: dict[str, Any]) -> Result:

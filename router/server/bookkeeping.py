@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from router.errors import BACKEND_TIMEOUT, BACKEND_UNAVAILABLE, INVALID_PARAMS
 from router.observe.audit import AuditLog
 from router.observe.metrics import Metrics
+from router.observe.usage import UsageLedger
 from router.relay.context import CallContext
 
 AUDITED = frozenset(
@@ -26,9 +29,10 @@ OUTCOME_OF_CODE = {BACKEND_UNAVAILABLE: "unavailable", BACKEND_TIMEOUT: "timeout
 
 
 class CallObserver:
-    def __init__(self, metrics: Metrics, audit: AuditLog | None) -> None:
+    def __init__(self, metrics: Metrics, audit: AuditLog | None, usage: UsageLedger | None = None) -> None:
         self.metrics = metrics
         self.audit = audit if audit is not None and audit.enabled else None
+        self.usage = usage
 
     def finished(
         self,
@@ -52,6 +56,13 @@ class CallObserver:
             # override gave; never a guessed name, so the label's values stay a closed set.
             tool = ctx.target if method == "tools/call" else ""
             self.metrics.observe_call(ctx.server, method, tool or "", outcome, seconds, ctx.agent.id)
+            if tool and self.usage is not None:
+                arguments = params.get("arguments")
+                sent = len(orjson.dumps(arguments)) if arguments is not None else 0
+                received = ctx.result_bytes or 0
+                ok = outcome in {"ok", "tool_error"}
+                self.usage.add(ctx.agent.id, ctx.server, tool, ok, seconds, sent, received, ctx.cost)
+                self.metrics.observe_usage(ctx.server, tool, received, ctx.cost, ctx.agent.id)
         if self.audit is not None:
             trace = ctx.trace
             self.audit.record(

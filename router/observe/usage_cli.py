@@ -1,0 +1,65 @@
+"""`toolmesh usage --router URL`: a running router's `GET /v1/usage`, as a table or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from router.observe.status import TOKEN_ENV
+from router.observe.usage import TOTAL_FIELDS
+
+
+def add_usage_parser(commands: Any) -> None:
+    usage = commands.add_parser("usage", help="show usage totals per agent, server and tool")
+    usage.add_argument("--router", required=True, help="the router's base URL, e.g. http://127.0.0.1:8080")
+    usage.add_argument("--token", help=f"an API key or token (default: ${TOKEN_ENV}); admins see every agent")
+    usage.add_argument("--agent", help="only this agent (an admin's choice; others see only their own)")
+    usage.add_argument("--from", dest="since", help="from this time (ISO 8601 UTC or epoch seconds)")
+    usage.add_argument("--to", dest="until", help="up to this time, excluded")
+    usage.add_argument("--by", default="agent,server,tool", help="group by any of agent,server,tool")
+    usage.add_argument("--period", default="hour", choices=["minute", "hour", "day"])
+    usage.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+
+
+def run_usage(args: dict[str, Any]) -> int:
+    token = args.get("token") or os.environ.get(TOKEN_ENV)
+    query = {"by": args["by"], "period": args["period"]}
+    for key, name in (("agent", "agent"), ("since", "from"), ("until", "to")):
+        if args.get(key):
+            query[name] = args[key]
+    url = args["router"].rstrip("/") + "/v1/usage?" + urllib.parse.urlencode(query)
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # a CLI: blocking is fine here
+            document = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")
+        print(f"toolmesh: usage: {url} answered {exc.code}: {detail}", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"toolmesh: usage: cannot reach {url}: {exc}", file=sys.stderr)
+        return 1
+    rows: list[dict[str, Any]] = document["rows"]
+    columns = ["start", *[d.strip() for d in args["by"].split(",") if d.strip()], *TOTAL_FIELDS]
+    if args.get("csv"):
+        out = io.StringIO()
+        writer = csv.DictWriter(out, columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        print(out.getvalue(), end="")
+        return 0
+    table = [[str(row.get(column, "")) for column in columns] for row in rows]
+    widths = [max([len(column), *(len(line[i]) for line in table)]) for i, column in enumerate(columns)]
+    print("  ".join(column.upper().ljust(width) for column, width in zip(columns, widths, strict=True)))
+    for line in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
+    if not rows:
+        print("(no calls in this range)")
+    return 0

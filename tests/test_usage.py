@@ -1,0 +1,135 @@
+"""Usage metering through a real router: every tools/call (both eras and /v1/tools) is counted
+per agent, server and tool with bytes, tokens and the catalog's cost; `/v1/usage` shows an admin
+everything and an agent its own; `toolmesh usage` prints it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+import orjson
+import pytest
+
+from router.observe.usage import UsageLedger
+from tests.conftest import run_router
+from tests.guard_support import guarded_env
+from tests.support.mcpcall import call_tool as modern_call
+from tests.support.procs import sample_server_http
+from tests.test_output_limits import legacy_call
+
+pytestmark = pytest.mark.anyio
+
+POLICY = {"default": "allow"}
+
+
+def test_minutes_sum_into_hours_and_days_grouped_by_any_dimension() -> None:
+    ledger = UsageLedger()
+    start = 1_790_000_000 // 86400 * 86400  # midnight UTC
+    ledger.add("a", "s", "t", True, 0.010, 10, 400, 1.5, now=start + 5)
+    ledger.add("a", "s", "t", False, 0.020, 10, 0, 0.0, now=start + 65)
+    ledger.add("b", "s", "u", True, 0.001, 1, 3, 0.0, now=start + 3605)
+    hours = ledger.query(period="hour")
+    assert [(r["agent"], r["tool"], r["calls"], r["errors"]) for r in hours] == [
+        ("a", "t", 2, 1),
+        ("b", "u", 1, 0),
+    ]
+    assert hours[0]["tokens"] == 100 and hours[0]["cost"] == 1.5 and hours[0]["duration_ms"] == 30.0
+    assert hours[1]["start"].endswith("T01:00:00Z")
+    days = ledger.query(period="day", by=["server"])
+    assert days == [
+        {"start": hours[0]["start"], "server": "s", "calls": 3, "errors": 1, "duration_ms": 31.0,
+         "request_bytes": 21, "response_bytes": 403, "tokens": 101, "cost": 1.5}
+    ]  # fmt: skip
+    assert ledger.query(agent="b", period="minute")[0]["calls"] == 1
+    assert ledger.query(since=start + 60, until=start + 120, period="minute")[0]["errors"] == 1
+
+
+async def test_calls_are_metered_per_agent_and_readable_by_admins_and_by_their_owner(tmp_path: Path) -> None:
+    keys, env = guarded_env(tmp_path, {"ops": ["admins"], "guest": ["guests"]}, POLICY)
+    env["TOOLMESH_ADMIN_GROUPS"] = "admins"
+    with sample_server_http("svc", log_dir=tmp_path) as (url, _):
+        servers = {
+            "svc": {
+                "url": url,
+                "cost": {"per_call": 1, "per_kb": 2},
+                "tools": {"add": {"cost": {"per_call": 5}}},
+            }
+        }
+        with run_router(tmp_path, servers, env=env) as router:
+            guest = {"Authorization": f"Bearer {keys['guest']}"}
+            ops = {"Authorization": f"Bearer {keys['ops']}"}
+            async with aiohttp.ClientSession() as http:
+                sizes = []
+                for n in range(3):
+                    reply = await modern_call(
+                        http, router.mcp_url, "svc__echo", {"text": "x" * n}, headers=guest
+                    )
+                    sizes.append(len(orjson.dumps(reply["result"])))
+                reply = await legacy_call(http, router, "svc__echo", {"text": "legacy"}, headers=guest)
+                sizes.append(len(orjson.dumps(reply["result"])))
+                async with http.post(
+                    f"{router.base_url}/v1/tools/svc__add/call", json={"a": 1, "b": 2}, headers=ops
+                ) as response:
+                    assert response.status == 200
+                await modern_call(http, router.mcp_url, "svc__fail", {}, headers=ops)
+
+                async def usage(headers: dict[str, str], query: str = "") -> tuple[int, Any]:
+                    deadline = time.monotonic() + 5
+                    while True:  # recorded just after each reply: give the last one a moment
+                        async with http.get(
+                            f"{router.base_url}/v1/usage{query}", headers=headers
+                        ) as response:
+                            body = await response.json()
+                        calls = sum(row["calls"] for row in body.get("rows", []))
+                        if response.status != 200 or calls >= 4 or time.monotonic() > deadline:
+                            return response.status, body
+
+                status, everything = await usage(ops)
+                assert status == 200
+                rows = {(r["agent"], r["tool"]): r for r in everything["rows"]}
+                assert set(rows) == {("guest", "svc__echo"), ("ops", "svc__add"), ("ops", "svc__fail")}
+                echo = rows[("guest", "svc__echo")]
+                assert echo["calls"] == 4 and echo["errors"] == 0 and echo["server"] == "svc"
+                assert echo["response_bytes"] == sum(sizes)
+                assert echo["tokens"] == sum(-(-size // 4) for size in sizes)
+                assert echo["request_bytes"] == sum(
+                    len(orjson.dumps({"text": t})) for t in ["", "x", "xx", "legacy"]
+                )
+                assert echo["cost"] == pytest.approx(4 * 1 + 2 * sum(sizes) / 1024)
+                assert rows[("ops", "svc__add")]["cost"] == 5  # the tool's own price
+
+                status, own = await usage(guest)
+                assert status == 200 and {r["agent"] for r in own["rows"]} == {"guest"}
+                status, refused = await usage(guest, "?agent=ops")
+                assert status == 403 and "only its own" in refused["error"]
+                status, bad = await usage(ops, "?by=color")
+                assert status == 400 and "`by` takes agent, server, tool" in bad["error"]
+                async with http.get(f"{router.base_url}/v1/usage") as response:
+                    assert response.status == 401
+
+            argv = [
+                sys.executable,
+                "-m",
+                "router",
+                "usage",
+                "--router",
+                router.base_url,
+                "--token",
+                keys["ops"],
+            ]
+            table = (await anyio.run_process(argv)).stdout.decode()
+            assert table.splitlines()[0].split()[:4] == ["START", "AGENT", "SERVER", "TOOL"]
+            assert any("guest" in line and "svc__echo" in line for line in table.splitlines())
+            done = await anyio.run_process([*argv, "--csv", "--by", "agent"])
+            by_agent = {row["agent"]: row for row in csv.DictReader(io.StringIO(done.stdout.decode()))}
+            assert by_agent["guest"]["calls"] == "4" and by_agent["ops"]["calls"] == "2"
+
+            async with aiohttp.ClientSession() as http, http.get(f"{router.base_url}/metrics") as response:
+                text = await response.text()
+            assert 'toolmesh_usage_cost_units_total{server="svc",tool="svc__add"} 5.0' in text

@@ -39,6 +39,7 @@ BACKEND_BUSY = -32003
 RATE_LIMITED = -32004
 CALL_INTERRUPTED = -32005
 RESULT_TOO_LARGE = -32006
+POLICY_DENIED = -32007
 
 
 class ToolmeshError(Exception):
@@ -140,6 +141,19 @@ class ResultTooLarge(RPCError):
             f"result of tool '{tool}' on server '{server}' is {size} bytes, over its output limit "
             f"{setting} ({limit} bytes){why}",
             {"server": server, "tool": tool, "limit": setting, "limitBytes": limit, "resultBytes": size},
+        )
+
+
+class PolicyDenied(RPCError):
+    """A call of a tool the agent may see, refused by a policy rule's condition on this call
+    (router/guard/conditions.py); the full reason goes in the audit record, not to the client."""
+
+    def __init__(self, tool: str) -> None:
+        super().__init__(
+            POLICY_DENIED,
+            f"the policy does not allow this call of tool '{tool}' (its conditions look at the "
+            "arguments and the caller); ask an operator which calls are allowed",
+            {"tool": tool},
         )
 
 

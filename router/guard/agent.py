@@ -6,8 +6,9 @@ both build on it without importing each other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 AuthFailure = Literal["missing", "invalid_key", "revoked_key", "invalid_token", "expired", "unknown_kid"]
 
@@ -19,6 +20,8 @@ class Agent:
     id: str
     groups: frozenset[str] = frozenset()
     method: Literal["anonymous", "api_key", "jwt"] = "anonymous"
+    # A verified JWT's claims, for policy conditions (guard/conditions.py); not part of equality.
+    claims: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def anonymous(self) -> bool:

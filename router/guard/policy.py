@@ -28,18 +28,19 @@ import fnmatch
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from router.catalog.index import Index, ListKind, Target
 from router.catalog.namespaces import NAME_PATTERN, Namespace, NamespaceSpec
 from router.catalog.overrides import Applied, Override
 from router.errors import ConfigError
 from router.guard.agent import Agent
+from router.guard.conditions import CallFacts, Compiler, Condition, activation
 
 log = logging.getLogger("toolmesh.guard")
 
@@ -65,6 +66,24 @@ class Selector(BaseModel):
     tools: list[str] = Field(default_factory=list)
     prompts: list[str] = Field(default_factory=list)
     resources: list[str] = Field(default_factory=list)
+    when: str | None = None  # a CEL condition on the call (guard/conditions.py): tools only
+
+    @model_validator(mode="after")
+    def _conditions_cover_tools(self) -> Selector:
+        if self.when is not None:
+            if not self.when.strip():
+                raise ValueError("`when` is empty; write a CEL expression or leave `when` out")
+            if self.prompts or self.resources:
+                raise ValueError(
+                    "a rule with `when` applies to tool calls only; move `prompts`/`resources` "
+                    "to a rule without `when`"
+                )
+        return self
+
+
+def _one_or_many(value: Any) -> Any:
+    """`allow`/`deny` take one rule (an object) or several (a list of objects)."""
+    return [value] if isinstance(value, dict) else value
 
 
 ToolsMode = Literal["all", "search", "auto"]
@@ -73,12 +92,18 @@ ToolsMode = Literal["all", "search", "auto"]
 class Rules(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    allow: Selector = Field(default_factory=Selector)
-    deny: Selector = Field(default_factory=Selector)
+    allow: list[Selector] = Field(default_factory=list)
+    deny: list[Selector] = Field(default_factory=list)
+
     # How `tools/list` is served (docs/tool-search.md): the agent's own entry wins over its
     # groups' (in name order), which win over `everyone`'s; unset falls back to the setting.
     tools_mode: ToolsMode | None = None
     pinned: list[str] = Field(default_factory=list, description="Globs of tools kept listed in search mode.")
+
+    @field_validator("allow", "deny", mode="before")
+    @classmethod
+    def _listed(cls, value: Any) -> Any:
+        return _one_or_many(value)
 
 
 class GroupRules(Rules):
@@ -140,7 +165,7 @@ def parse_policy(data: bytes, source: str) -> PolicyDocument:
         return PolicyDocument.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "document"
+        where = _where(first["loc"], raw)
         fix = "see docs/security.md for the policy format"
         if first["type"] == "extra_forbidden":
             options = _fields_at(first["loc"][:-1])
@@ -149,12 +174,32 @@ def parse_policy(data: bytes, source: str) -> PolicyDocument:
         raise ConfigError(f"policy {source}, field '{where}'", first["msg"], fix) from None
 
 
+def _where(location: tuple[int | str, ...], raw: Any) -> str:
+    """A field's place as the document's author wrote it: `groups.ops.allow.1.when`, or
+    `groups.ops.allow.when` where `allow` is one rule (an object, not a list)."""
+    out, node = "", raw
+    for part in location:
+        if isinstance(part, int) and isinstance(node, dict):  # one rule, read as a list of one
+            continue
+        out += f".{part}" if out else str(part)
+        node = _child(node, part)
+    return out or "document"
+
+
+def _child(node: Any, part: int | str) -> Any:
+    if isinstance(node, dict):
+        return node.get(str(part))
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    return None
+
+
 def _fields_at(location: tuple[int | str, ...]) -> list[str]:
     """The fields the model at `location` in the document accepts."""
     model: type[BaseModel]
     if not location:
         model = PolicyDocument
-    elif location[-1] in ("allow", "deny"):
+    elif location[-1] in ("allow", "deny") or (len(location) > 1 and location[-2] in ("allow", "deny")):
         model = Selector
     elif location[0] == "overrides":
         model = Override
@@ -182,13 +227,15 @@ def _globs(patterns: list[str]) -> re.Pattern[str] | None:
 class _CompiledSelector:
     servers: re.Pattern[str] | None
     items: dict[Kind, re.Pattern[str] | None]
+    condition: Condition | None = None  # applies to tool calls only, when it holds
 
     @classmethod
-    def of(cls, selector: Selector) -> _CompiledSelector:
+    def of(cls, selector: Selector, condition: Condition | None) -> _CompiledSelector:
         return cls(
             _globs(selector.servers),
             {"tools": _globs(selector.tools), "prompts": _globs(selector.prompts),
              "resources": _globs(selector.resources)},
+            condition,
         )  # fmt: skip
 
     def matches(self, kind: Kind, server: str, name: str) -> bool:
@@ -200,22 +247,43 @@ class _CompiledSelector:
 
 @dataclass(frozen=True, slots=True)
 class _CompiledRules:
-    allow: _CompiledSelector
-    deny: _CompiledSelector
+    allow: tuple[_CompiledSelector, ...]
+    deny: tuple[_CompiledSelector, ...]
 
     @classmethod
-    def of(cls, rules: Rules) -> _CompiledRules:
-        return cls(_CompiledSelector.of(rules.allow), _CompiledSelector.of(rules.deny))
+    def of(cls, where: str, rules: Rules, compiler: Callable[[str, str], Condition]) -> _CompiledRules:
+        def each(side: str, selectors: list[Selector]) -> tuple[_CompiledSelector, ...]:
+            return tuple(
+                _CompiledSelector.of(
+                    selector,
+                    None if selector.when is None else compiler(f"{where}.{side}.{i}", selector.when),
+                )
+                for i, selector in enumerate(selectors)
+            )
+
+        return cls(each("allow", rules.allow), each("deny", rules.deny))
+
+    @property
+    def conditional(self) -> bool:
+        return any(s.condition is not None for s in (*self.allow, *self.deny))
 
 
 class Policy:
-    """A validated document, compiled; immutable. `generation` increases with every swap."""
+    """A validated document, compiled; immutable. `generation` increases with every swap.
+    Raises ConfigError (naming the rule and the position) for a `when` that does not compile."""
 
     def __init__(self, document: PolicyDocument, generation: int, source: str) -> None:
         self.document, self.generation, self.source = document, generation, source
-        self.everyone = _CompiledRules.of(document.everyone)
-        self.groups = {name: _CompiledRules.of(rules) for name, rules in document.groups.items()}
-        self.agents = {name: _CompiledRules.of(rules) for name, rules in document.agents.items()}
+        compiler = _compiler(document, source)
+        self.everyone = _CompiledRules.of("everyone", document.everyone, compiler)
+        self.groups = {
+            name: _CompiledRules.of(f"groups.{name}", rules, compiler)
+            for name, rules in document.groups.items()
+        }
+        self.agents = {
+            name: _CompiledRules.of(f"agents.{name}", rules, compiler)
+            for name, rules in document.agents.items()
+        }
         self.members: dict[str, set[str]] = {}
         for group, group_rules in document.groups.items():
             for member in group_rules.members:
@@ -230,6 +298,18 @@ class Policy:
         """What decides this agent's view; agents with equal scopes share one View."""
         groups = (agent.groups | self.members.get(agent.id, set())) & self.relevant_groups
         return (agent.id if agent.id in self.agents else "", frozenset(groups))
+
+
+def _compiler(document: PolicyDocument, source: str) -> Callable[[str, str], Condition]:
+    """CEL is loaded only for a document that has a `when` somewhere."""
+    scopes = [document.everyone, *document.groups.values(), *document.agents.values()]
+    if not any(s.when is not None for rules in scopes for s in (*rules.allow, *rules.deny)):
+        return _no_conditions
+    return Compiler(source).compile
+
+
+def _no_conditions(rule: str, expression: str) -> Condition:
+    raise AssertionError("no `when` in this document")
 
 
 # -- views --------------------------------------------------------------------------------------
@@ -266,6 +346,15 @@ def overrides_for(
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class _CallRules:
+    """The conditional rules that cover one tool in one view, and whether a plain allow does."""
+
+    denies: tuple[Condition, ...]
+    plain_allow: bool
+    allows: tuple[Condition, ...]
+
+
 class View:
     """One scope's view of the catalog: decisions memoized, filtered pages cached per index."""
 
@@ -278,8 +367,10 @@ class View:
         if agent:
             self.rules.append(policy.agents[agent])
         self.overrides = overrides_for(policy, groups, None)
+        self.conditional = any(rules.conditional for rules in self.rules)
         self._applied: dict[str, Applied | None] = {}
         self._decisions: dict[tuple[Kind, str, str], bool] = {}
+        self._conditions: dict[tuple[str, str], _CallRules] = {}
         self._pages = _Pages(-1)
         # Names this view for caches that outlive one request (tool search): same key, same view.
         self.key: Hashable = (policy.generation, scope)
@@ -302,11 +393,71 @@ class View:
         return decision
 
     def _decide(self, kind: Kind, server: str, name: str) -> bool:
-        if any(rules.deny.matches(kind, server, name) for rules in self.rules):
+        """The name-based decision (lists, search, resolving a call's name). A rule with a `when`
+        applies to tool calls only: here a conditional allow counts (some call could be allowed)
+        and a conditional deny does not (some call could pass it); `check_call` decides the rest."""
+        if any(
+            s.condition is None and s.matches(kind, server, name) for rules in self.rules for s in rules.deny
+        ):
             return False
-        if not (self.default_allow or any(rules.allow.matches(kind, server, name) for rules in self.rules)):
+        if not (
+            self.default_allow
+            or any(
+                (s.condition is None or kind == "tools") and s.matches(kind, server, name)
+                for rules in self.rules
+                for s in rules.allow
+            )
+        ):
             return False
         return kind != "tools" or self._enabled(name)
+
+    def check_call(self, facts: CallFacts) -> str | None:
+        """For a tool this view shows: None if its rules' conditions allow this call, else why not
+        (for the audit record). Costs a dict lookup when no conditional rule covers the tool."""
+        key = (facts.server, facts.exposed)
+        rules = self._conditions.get(key)
+        if rules is None:
+            rules = self._call_rules(facts.server, facts.exposed)
+            if len(self._conditions) < 100_000:
+                self._conditions[key] = rules
+        if not rules.denies and rules.plain_allow:
+            return None
+        variables = activation(facts)
+        for condition in rules.denies:
+            holds = condition.holds(variables)
+            if holds is True:
+                return f"denied by {condition.rule} (its `when` holds)"
+            if holds is not False:
+                return str(holds)
+        if rules.plain_allow:
+            return None
+        reasons = []
+        for condition in rules.allows:
+            holds = condition.holds(variables)
+            if holds is True:
+                return None
+            if holds is not False:
+                return str(holds)  # an allow that cannot be evaluated denies, with its reason
+            reasons.append(condition.rule)
+        return f"no allow rule holds for this call ({', '.join(reasons)}: `when` is false)"
+
+    def _call_rules(self, server: str, name: str) -> _CallRules:
+        denies = tuple(
+            s.condition
+            for r in self.rules
+            for s in r.deny
+            if s.condition is not None and s.matches("tools", server, name)
+        )
+        allows = tuple(
+            s.condition
+            for r in self.rules
+            for s in r.allow
+            if s.condition is not None and s.matches("tools", server, name)
+        )
+        plain = self.default_allow or any(
+            s.condition is None and s.matches("tools", server, name) for r in self.rules for s in r.allow
+        )
+        return _CallRules(denies, plain, allows)
 
     def _enabled(self, name: str) -> bool:
         """What the last override that sets `enabled` for this tool says (True if none does)."""
@@ -375,6 +526,10 @@ class View:
         """Names that overrides give to more than one tool in this view (both are withheld)."""
         self.visible(index, "tools")
         return list(self._cache(index).collisions)
+
+    def catalog_name(self, index: Index, exposed: str) -> str:
+        """The catalog's name of a tool this view shows as `exposed` (an override may rename)."""
+        return self._cache(index).original.get(exposed, exposed) if self.overrides else exposed
 
     def arguments(self, index: Index, exposed: str, arguments: Any) -> Any:
         """A call's arguments as the backend gets them (overrides' hidden and default values); the
@@ -445,6 +600,7 @@ class OpenView(View):
         self.key = None
         self.tools_mode = None
         self.pinned = ()
+        self.conditional = False
 
     def present_tool(self, item: dict[str, Any]) -> dict[str, Any]:
         return item
@@ -475,6 +631,7 @@ class NamespaceView(View):
     ) -> None:
         self.base, self.namespace = base, namespace
         self.overrides = overrides  # global ones and this namespace's, in document order
+        self.conditional = base.conditional
         self._applied = {}
         self._decisions = {}
         self._pages = _Pages(-1)
@@ -493,6 +650,9 @@ class NamespaceView(View):
             if len(self._decisions) < 100_000:
                 self._decisions[key] = decision
         return decision
+
+    def check_call(self, facts: CallFacts) -> str | None:
+        return self.base.check_call(facts)
 
 
 def exposed_name(kind: ListKind, item: dict[str, Any]) -> str:
@@ -572,11 +732,11 @@ class Guard:
         """Validate and swap in; on ConfigError the policy in force stays and the error is kept."""
         try:
             document = parse_policy(data, source)
+            policy = Policy(document, self.generation + 1, source)  # compiles the `when`s
         except ConfigError as exc:
             self.last_error = str(exc)
             raise
         self.generation += 1
-        policy = Policy(document, self.generation, source)
         self._by_agent = {}  # before the swap: no request may pair the new policy with an old view
         self._in_namespace = {}
         self.policy = policy  # one reference assignment: requests see the old or the new, never a mix

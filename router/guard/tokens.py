@@ -142,7 +142,7 @@ class JwtVerifier:
         agent = claims.get(config.agent_claim)
         if not isinstance(agent, str) or not agent:
             raise AuthError("invalid_token", f"token has no `{config.agent_claim}` claim")
-        return Agent(agent, _groups(claims.get(config.groups_claim)), "jwt")
+        return Agent(agent, _groups(claims.get(config.groups_claim)), "jwt", claims)
 
 
 def _groups(value: Any) -> frozenset[str]:

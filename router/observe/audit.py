@@ -146,6 +146,7 @@ class AuditLog(Service):
         via: str,
         request_id: str | None = None,
         result: Any = None,
+        reason: str | None = None,
     ) -> None:
         """`request_id` names the request (the router's span id for it, which ties the record to
         its trace); `result` is hashed (SHA-256 of its JSON with sorted keys), never stored."""
@@ -180,6 +181,8 @@ class AuditLog(Service):
             trace_id=trace_id,
             span_id=span_id,
         )
+        if reason is not None:  # why a policy condition denied the call
+            record["reason"] = reason
         if len(self._buffer) >= BUFFER:
             if self.on_drop is not None:
                 self.on_drop()

@@ -43,6 +43,7 @@ class CallContext:
     # The tools mode the client asked for on the endpoint URL (`/mcp?tools=search`), if any.
     tools_mode: str | None = None
     cost: float = 0.0  # cost units of the call, from the catalog's `cost` (usage metering)
+    denied: str | None = None  # why a policy condition refused the call (for the audit record)
 
     def attempting(self, instance: Instance) -> None:
         """The caller is trying `instance` (the last one tried is what the audit records)."""

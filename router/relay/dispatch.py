@@ -27,7 +27,8 @@ from router.eras import (
     legacy_client_envelope,
     method_in_era,
 )
-from router.errors import INVALID_PARAMS, METHOD_NOT_FOUND, CallInterrupted, RPCError
+from router.errors import INVALID_PARAMS, METHOD_NOT_FOUND, CallInterrupted, PolicyDenied, RPCError
+from router.guard.conditions import CallFacts
 from router.guard.policy import OPEN, Kind, NamespaceView, View
 from router.guard.ratelimit import agent_of
 from router.lifecycle import Service
@@ -238,6 +239,8 @@ class Dispatcher(Service):
             if self.tool_search.searching(ctx.tools_mode, ctx.view, index):
                 return await self.tool_search.call(ctx, index, params, self._call_tool)
         target = self._named(ctx, "tools", params.get("name"))
+        if ctx.view.conditional:  # rules with a `when` look at this call (guard/conditions.py)
+            self._check_conditions(ctx, target, params)
         self.pool.caller.refuse_if_open(target.server)  # every breaker open: fail before anything
         if self.limiter is not None:
             await self.limiter.check(agent_of(ctx), target.server, target.name)
@@ -271,6 +274,27 @@ class Dispatcher(Service):
             if cost is not None:
                 ctx.cost = cost.of(ctx.result_bytes)
         return result
+
+    def _check_conditions(self, ctx: CallContext, target: Target, params: dict[str, Any]) -> None:
+        view = ctx.view
+        namespace = view.namespace.name if isinstance(view, NamespaceView) else ""
+        facts = CallFacts(
+            ctx.agent.id, ctx.agent.groups, ctx.agent.claims, target.server, target.name,
+            view.catalog_name(self.index, str(params.get("name"))), self._annotations(target),
+            params.get("arguments"), namespace, ctx.era, ctx.via,
+        )  # fmt: skip
+        denied = view.check_call(facts)
+        if denied is not None:
+            ctx.denied = denied
+            raise PolicyDenied(str(params.get("name")))
+
+    def _annotations(self, target: Target) -> dict[str, Any]:
+        defs = self.index.servers.get(target.server)
+        for tool in defs.tools if defs is not None else ():
+            if tool.get("name") == target.name:
+                annotations = tool.get("annotations")
+                return annotations if isinstance(annotations, dict) else {}
+        return {}
 
     async def _get_prompt(self, ctx: CallContext, params: dict[str, Any]) -> Result:
         target = self._named(ctx, "prompts", params.get("name"))

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from router.errors import BACKEND_TIMEOUT, BACKEND_UNAVAILABLE, INVALID_PARAMS
+from router.errors import BACKEND_TIMEOUT, BACKEND_UNAVAILABLE, INVALID_PARAMS, POLICY_DENIED
 from router.observe.audit import AuditLog
 from router.observe.metrics import Metrics
 from router.observe.usage import UsageLedger
@@ -25,7 +25,12 @@ AUDITED = frozenset(
     {"tools/call", "prompts/get", "resources/read", "completion/complete", "resources/subscribe",
      "resources/unsubscribe"}
 )  # fmt: skip
-OUTCOME_OF_CODE = {BACKEND_UNAVAILABLE: "unavailable", BACKEND_TIMEOUT: "timeout", INVALID_PARAMS: "rejected"}
+OUTCOME_OF_CODE = {
+    BACKEND_UNAVAILABLE: "unavailable",
+    BACKEND_TIMEOUT: "timeout",
+    INVALID_PARAMS: "rejected",
+    POLICY_DENIED: "denied",
+}
 
 
 class CallObserver:
@@ -81,4 +86,5 @@ class CallObserver:
                 era=ctx.era,
                 via=ctx.via,
                 result=result if error_code is None else None,
+                reason=ctx.denied,
             )

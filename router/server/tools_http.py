@@ -51,6 +51,7 @@ from router.catalog.index import Index
 from router.eras import LEGACY
 from router.errors import (
     INVALID_PARAMS,
+    POLICY_DENIED,
     BackendError,
     BackendTimeout,
     CircuitOpen,
@@ -96,6 +97,8 @@ def status_of(error: RPCError, resolved: bool) -> tuple[int, list[tuple[bytes, b
         return 504, []
     if isinstance(error, BackendError):
         return 503, []
+    if error.code == POLICY_DENIED:
+        return 403, []
     if error.code == INVALID_PARAMS:
         return (400 if resolved else 404), []
     return 502, []

@@ -1,0 +1,181 @@
+"""Policy conditions (`when`, CEL) on real servers: calls allowed and denied by their arguments and
+the caller's groups, in both eras, at `/mcp`, in a namespace and over `/v1/tools`, with the reason
+in the audit record; lists keep the name-based view; a `when` that does not compile is refused
+naming the rule and the position, and the last valid policy stays."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+import pytest
+from mcp.shared.exceptions import MCPError
+
+from router.errors import POLICY_DENIED, ConfigError
+from router.guard.agent import Agent
+from router.guard.conditions import CallFacts
+from router.guard.policy import Guard
+from tests.conftest import RouterHandle, run_router
+from tests.guard_support import client_with, guarded_env
+from tests.support.procs import sample_server_stdio_entry
+
+pytestmark = pytest.mark.anyio
+
+MODES = ["legacy", "2026-07-28"]
+POLICY: dict[str, Any] = {
+    "default": "deny",
+    "groups": {
+        "support": {
+            "allow": [
+                {"tools": ["alpha__echo"]},
+                {"tools": ["alpha__add"], "when": "arguments.a <= 100 || 'finance' in agent.groups"},
+            ],
+            "deny": {"tools": ["alpha__echo"], "when": "arguments.text.startsWith('drop')"},
+        },
+        "finance": {},
+    },
+    "namespaces": {"desk": {"servers": ["alpha"], "groups": ["support"]}},
+}
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RouterHandle, dict[str, str], Path]]:
+    tmp = tmp_path_factory.mktemp("conditions")
+    keys, env = guarded_env(tmp, {"helper": ["support"], "banker": ["support", "finance"]}, POLICY)
+    with run_router(tmp, {"alpha": sample_server_stdio_entry("alpha")}, env=env) as router:
+        yield router, keys, tmp / "audit.jsonl"
+
+
+async def denied(call: Any) -> str:
+    with pytest.raises(MCPError) as caught:
+        await call
+    assert caught.value.error.code == POLICY_DENIED
+    return caught.value.error.message
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_calls_are_allowed_and_denied_by_their_arguments_and_groups(
+    guarded: tuple[RouterHandle, dict[str, str], Path], mode: str
+) -> None:
+    router, keys, _ = guarded
+    async with client_with(router.mcp_url, keys["helper"], mode) as helper:
+        listed = {t.name for t in (await helper.list_tools()).tools}
+        assert listed == {"alpha__echo", "alpha__add"}, "a tool some call could use is listed"
+        ok = await helper.call_tool("alpha__add", {"a": 5, "b": 1})
+        assert ok.structured_content == {"sum": 6}
+        assert "alpha__add" in await denied(helper.call_tool("alpha__add", {"a": 500, "b": 1}))
+        await denied(helper.call_tool("alpha__add", {"b": 1}))  # cannot be evaluated: denied
+        await denied(helper.call_tool("alpha__add", {"a": "lots", "b": 1}))  # type error: denied
+        assert not (await helper.call_tool("alpha__echo", {"text": "hi"})).is_error
+        await denied(helper.call_tool("alpha__echo", {"text": "drop table"}))
+    async with client_with(router.mcp_url, keys["banker"], mode) as banker:
+        ok = await banker.call_tool("alpha__add", {"a": 500, "b": 1})
+        assert ok.structured_content == {"sum": 501}
+    async with client_with(f"{router.mcp_url}/desk", keys["helper"], mode) as desk:
+        assert (await desk.call_tool("alpha__add", {"a": 5, "b": 1})).structured_content == {"sum": 6}
+        await denied(desk.call_tool("alpha__add", {"a": 500, "b": 1}))
+
+
+async def test_the_audit_record_says_why_a_condition_denied(
+    guarded: tuple[RouterHandle, dict[str, str], Path],
+) -> None:
+    router, keys, audit = guarded
+    async with client_with(router.mcp_url, keys["helper"], "legacy") as helper:
+        await denied(helper.call_tool("alpha__add", {"b": 7}))
+        await denied(helper.call_tool("alpha__echo", {"text": "drop it"}))
+    for _ in range(100):
+        records = [json.loads(line) for line in audit.read_text().splitlines()] if audit.exists() else []
+        reasons = [r.get("reason") for r in records if r["outcome"] == "denied"]
+        if any(r and "groups.support.deny.0" in r for r in reasons):
+            break
+        await anyio.sleep(0.1)
+    assert any(
+        r and "groups.support.allow.1.when could not be evaluated" in r and "'a'" in r for r in reasons
+    )
+    assert any(r and "denied by groups.support.deny.0" in r for r in reasons)
+    assert all(r["agent"] == "helper" for r in records if r["outcome"] == "denied")
+
+
+async def test_plain_http_calls_are_held_to_the_same_conditions(
+    guarded: tuple[RouterHandle, dict[str, str], Path],
+) -> None:
+    router, keys, _ = guarded
+    tools = f"{router.base_url}/v1/tools"
+    async with aiohttp.ClientSession() as http:
+        for key, a, status in [("helper", 5, 200), ("helper", 500, 403), ("banker", 500, 200)]:
+            headers = {"Authorization": f"Bearer {keys[key]}", "content-type": "application/json"}
+            body = json.dumps({"a": a, "b": 1}).encode()
+            async with http.post(f"{tools}/alpha__add/call", data=body, headers=headers) as response:
+                assert response.status == status, (key, a, await response.text())
+
+
+def test_a_condition_that_does_not_compile_is_refused_and_the_last_policy_stays() -> None:
+    guard = Guard()
+    guard.install(json.dumps(POLICY).encode(), "test")
+    broken = json.loads(json.dumps(POLICY))
+    broken["groups"]["support"]["allow"][1]["when"] = "arguments.a <= && true"
+    with pytest.raises(ConfigError) as caught:
+        guard.install(json.dumps(broken).encode(), "test")
+    message = str(caught.value)
+    assert "groups.support.allow.1.when" in message and "line 1, column" in message
+    assert guard.policy is not None and guard.generation == 1 and guard.last_error == message
+    view = guard.view(Agent("helper", frozenset({"support"})))
+    facts = CallFacts(
+        "helper", frozenset({"support"}), {}, "alpha", "add", "alpha__add", {}, {"a": 500}, "", "x", "mcp"
+    )
+    assert view.check_call(facts) is not None
+    facts = CallFacts(
+        "helper", frozenset({"support"}), {}, "alpha", "add", "alpha__add", {}, {"a": 5}, "", "x", "mcp"
+    )
+    assert view.check_call(facts) is None
+
+
+@pytest.mark.parametrize(
+    ("rule", "field"),
+    [
+        ({"tools": ["x"], "when": ""}, "groups.g.allow.0"),
+        ({"prompts": ["x"], "when": "true"}, "groups.g.allow.0"),
+        ({"tools": ["x"], "wen": "true"}, "groups.g.allow.0.wen"),
+    ],
+)
+def test_bad_rules_are_refused_naming_the_rule(rule: dict[str, Any], field: str) -> None:
+    guard = Guard()
+    with pytest.raises(ConfigError) as caught:
+        guard.install(json.dumps({"groups": {"g": {"allow": [rule]}}}).encode(), "test")
+    assert f"'{field}'" in str(caught.value)
+    assert guard.policy is None
+
+
+def test_the_three_rules_of_the_security_docs_decide_as_they_say() -> None:
+    text = (Path(__file__).parent.parent / "docs" / "security.md").read_text()
+    start = text.index("```json", text.index("**Conditions (`when`, CEL).**")) + len("```json")
+    guard = Guard()
+    guard.install(text[start : text.index("```", start)].encode(), "docs")
+    monday_noon = datetime(2026, 12, 7, 11, 0, tzinfo=UTC)  # 12:00 in Berlin
+    saturday = datetime(2026, 12, 5, 11, 0, tzinfo=UTC)
+    evening = datetime(2026, 12, 7, 19, 0, tzinfo=UTC)
+
+    def decide(groups: set[str], claims: dict[str, Any], server: str, tool: str, arguments: Any,
+               namespace: str = "", now: datetime = monday_noon) -> bool:  # fmt: skip
+        agent = Agent("a", frozenset(groups), "jwt", claims)
+        facts = CallFacts("a", agent.groups, claims, server, tool, f"{server}__{tool}", {}, arguments,
+                          namespace, "modern", "mcp", now)  # fmt: skip
+        return guard.view(agent).check_call(facts) is None
+
+    bot = {"support-bot"}, {"tenant": "acme"}
+    assert decide(*bot, "db", "query", {"tenant": "acme", "sql": "select 1"})
+    assert not decide(*bot, "db", "query", {"tenant": "other", "sql": "select 1"})
+    assert not decide(*bot, "db", "query", {"sql": "select 1"})
+    assert decide({"ops"}, {}, "db", "delete_user", {"id": 1}, "prod", monday_noon)
+    assert not decide({"ops"}, {}, "db", "delete_user", {"id": 1}, "prod", saturday)
+    assert not decide({"ops"}, {}, "db", "delete_user", {"id": 1}, "prod", evening)
+    assert decide({"ops"}, {}, "db", "delete_user", {"id": 1}, "staging", evening)
+    assert decide({"agents"}, {}, "billing", "refund", {"amount": 100})
+    assert not decide({"agents"}, {}, "billing", "refund", {"amount": 100.5})
+    assert decide({"agents", "finance"}, {}, "billing", "refund", {"amount": 5000})
+    assert not decide({"agents"}, {}, "billing", "refund", {})

@@ -191,6 +191,12 @@ async def drive(
         await page.press("input[name=q]", "Enter")
     listed = await page.locator("#tools tbody tr").all_inner_texts()
     assert listed and all("echo" in line.lower() for line in listed), listed
+    # ...ranked by the router's tool search, which stems ("adding" finds `add`) as plain matching cannot.
+    await page.fill("input[name=q]", "adding numbers")
+    async with page.expect_navigation():
+        await page.press("input[name=q]", "Enter")
+    first = await page.locator("#tools tbody tr").first.inner_text()
+    assert "__add" in first, first
 
     # A server going down shows within 2 s, without a reload.
     await page.goto(f"{base}/console")

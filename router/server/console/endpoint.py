@@ -29,6 +29,7 @@ from urllib.parse import parse_qs
 
 from router.guard.agent import Agent, AuthError
 from router.observe.audit import AuditLog
+from router.relay.meta_tools import MAX_LIMIT, ToolSearch
 from router.server.console import page
 from router.server.console.recent import RecentCalls
 from router.server.operator import Replica
@@ -82,10 +83,12 @@ class Console:
         *,
         audit: AuditLog,
         recent: RecentCalls | None,
+        search: ToolSearch | None = None,
     ) -> None:
         self.replica = replica
         self.audit = audit
         self.recent = recent
+        self.search = search  # the router's tool search, ranking the console's search box
         self.approvers = tuple(source for source in replica.sources if isinstance(source, Approver))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -153,7 +156,17 @@ class Console:
         values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("q") or [""]
         return str(values[-1]).strip()[:200]
 
-    def _live_html(self, query: str, credential: str) -> str:
+    def _found(self, agent: Agent, query: str) -> list[tuple[str, str, str]] | None:
+        """The tools the search box finds, ranked by the router's tool search as for
+        `/v1/tools/search` (what this admin's policy view shows); None to let the page match
+        words itself."""
+        if not query or self.search is None:
+            return None
+        view = self.replica.guard.view(agent)
+        found = self.search.search(view, self.replica.pool.index, query, MAX_LIMIT)["tools"]
+        return [(row["server"], row["name"], row["description"]) for row in found]
+
+    def _live_html(self, agent: Agent, query: str, credential: str) -> str:
         calls = self.recent.newest() if self.recent is not None else None
         return page.live(
             self.replica,
@@ -161,6 +174,7 @@ class Console:
             csrf=csrf_token(credential),
             can_approve=bool(self.approvers),
             calls=calls,
+            tools=self._found(agent, query),
         )
 
     async def _page(self, scope: Scope, receive: Receive, send: Send, headers: Mapping[str, str]) -> None:
@@ -169,7 +183,7 @@ class Console:
             return
         agent, credential = gate
         query = self._query(scope)
-        body = f'<div id="live" aria-live="polite">{self._live_html(query, credential)}</div>'
+        body = f'<div id="live" aria-live="polite">{self._live_html(agent, query, credential)}</div>'
         body += '<form method="post" action="/console/logout"><button>Sign out</button></form>'
         await _html(
             send, 200, page.document("toolmesh console", body, agent=agent.id, query=query, script=True)
@@ -183,7 +197,7 @@ class Console:
                 send, 403 if admin else 401, b"sign in again", [(b"content-type", b"text/plain")]
             )
             return
-        await _html(send, 200, self._live_html(self._query(scope), credential))
+        await _html(send, 200, self._live_html(admin, self._query(scope), credential))
 
     async def _login(self, scope: Scope, receive: Receive, send: Send, headers: Mapping[str, str]) -> None:
         if not _same_origin(scope, headers):

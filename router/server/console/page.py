@@ -224,7 +224,7 @@ def _tools(index: Index, query: str, tools: Sequence[tuple[str, str, str]] | Non
         f"<tr><td>{_e(server)}</td><td><code>{_e(name)}</code></td><td>{_e(description[:300])}</td></tr>"
         for server, name, description in shown
     )
-    title = f"Tools matching “{_e(query)}”" if query else "Tools"
+    title = f"Tools for “{_e(query)}”" if query else "Tools"
     more = f'<p class="muted">{len(found) - len(shown)} more</p>' if len(found) > len(shown) else ""
     empty = '<p class="muted">no tools</p>' if not found else ""
     clear = ' <a href="/console">show all</a>' if query else ""

@@ -25,7 +25,7 @@ from router.guard.ratelimit import RateLimiter
 from router.lifecycle import Task
 from router.observe.audit import AuditLog
 from router.observe.metrics import Metrics
-from router.observe.usage import UsageLedger
+from router.observe.usage import Usage, UsageLedger
 from router.relay.asking import Asker
 from router.relay.context import CallContext
 from router.relay.cursors import CursorCodec
@@ -104,7 +104,7 @@ class Router:
             redact=s.audit_redact,
             on_drop=self.metrics.audit_dropped.inc,
         )
-        self.usage = UsageLedger(s.usage_retention)
+        self.usage: Usage = shared.usage or UsageLedger(s.usage_retention)
         self.endpoint = McpEndpoint(
             self.dispatcher,
             self.sessions,

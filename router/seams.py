@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from router.guard.ratelimit import RateStore
 from router.observe.audit import Publisher
+from router.observe.usage import Usage
 from router.relay.attempts import CallRecords
 from router.relay.context import CallContext
 from router.relay.era_bridge import ForwardParked
@@ -117,5 +118,6 @@ class SharedState:
     publisher: Publisher | None = None
     link: LinkStatus | None = None
     records: CallRecords | None = None  # attempt records (router/relay/attempts.py)
+    usage: Usage | None = None  # usage totals summed across replicas (router/cluster/usage.py)
     # Entered in this order before serving, left in the reverse order (see router/lifecycle.py).
     services: Sequence[AbstractAsyncContextManager[Any]] = field(default_factory=tuple)

@@ -262,7 +262,9 @@ class RouterSettings(BaseSettings):
     audit_file: Path | None = Field(None, description="JSON lines file for the `file` audit sink.")
     audit_nats_subject: str = Field("toolmesh.audit", description="Subject for the `nats` audit sink.")
     usage_retention: float = Field(
-        7 * 86400.0, gt=0, description="Seconds of per-minute usage totals kept in memory for /v1/usage."
+        7 * 86400.0,
+        gt=0,
+        description="Seconds of per-minute usage totals kept (memory; the NATS usage stream).",
     )
     audit_nats_max_age: float = Field(
         30 * 24 * 3600.0,

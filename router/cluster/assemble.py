@@ -20,6 +20,7 @@ from router.cluster.parked import ParkedLink
 from router.cluster.ratelimit import NatsRateStore
 from router.cluster.sessions import NatsSessionStore
 from router.cluster.updates import SharedInterests, SharedUpdates
+from router.cluster.usage import SharedUsage
 from router.observe.metrics import Metrics
 from router.seams import Host, SharedState
 from router.server.events import EventStore
@@ -70,6 +71,7 @@ def assemble(
     catalog = CatalogSync(link, host.refresh_servers)
     # An entry outlives the longest call it guards (a retry comes when its replica dies).
     records = NatsCallRecords(link, ttl=max(600.0, 2 * settings.request_timeout))
+    usage = SharedUsage(link, replica, settings.usage_retention)
     _gauges(metrics.registry, link, sessions)
     return SharedState(
         sessions=sessions,
@@ -84,6 +86,7 @@ def assemble(
         publisher=link,
         link=link,
         records=records if settings.attempt_records else None,
+        usage=usage,
         services=(
             sessions,
             bus,
@@ -97,6 +100,7 @@ def assemble(
             hints,
             records,
             link,
+            usage,  # after the link: left before it, so a stopping replica publishes its outbox
         ),
     )
 

@@ -7,8 +7,8 @@ per 1,024 bytes of response). Totals are kept per (minute, agent, server, tool) 
 memory — a dict update, no I/O — and `query()` sums minutes into minutes, hours or days, grouped
 by any of agent, server and tool. Minutes older than `retention` are dropped on the minute tick.
 
-This is the embedded default: one replica's own calls. Across replicas each replica counts its
-own; a sum over replicas is not built yet (see docs/usage.md).
+This is the embedded default: one replica's own calls. With NATS, router/cluster/usage.py
+shares them: each replica's minutes go to a JetStream stream and every replica sums them all.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 Period = Literal["minute", "hour", "day"]
 PERIODS: dict[str, int] = {"minute": 60, "hour": 3600, "day": 86400}
@@ -47,7 +47,41 @@ class Totals:
 TOTAL_FIELDS = tuple(f.name for f in fields(Totals))
 
 
+class Usage(Protocol):
+    """Where calls are counted and read: `UsageLedger` (one replica) or the shared form."""
+
+    def add(
+        self,
+        agent: str,
+        server: str,
+        tool: str,
+        ok: bool,
+        seconds: float,
+        request_bytes: int,
+        response_bytes: int,
+        cost: float,
+        now: float | None = None,
+    ) -> None: ...
+
+    def query(
+        self,
+        *,
+        agent: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        by: Iterable[str] = DIMENSIONS,
+        period: Period = "hour",
+    ) -> list[dict[str, Any]]: ...
+
+
+Row = tuple[int, str, str, str, int, int, float, int, int, int, float]
+"""(minute, agent, server, tool, *totals): how minutes travel between replicas."""
+
+
 class UsageLedger:
+    """Per-minute totals in this process: the embedded default, and what the shared form
+    (router/cluster/usage.py) keeps of every replica's minutes."""
+
     def __init__(self, retention: float = 7 * 86400) -> None:
         self.retention = retention
         self._minutes: dict[tuple[int, str, str, str], Totals] = {}
@@ -79,6 +113,24 @@ class UsageLedger:
         totals.response_bytes += response_bytes
         totals.tokens += -(-response_bytes // BYTES_PER_TOKEN)
         totals.cost += cost
+
+    def merge(self, rows: Iterable[Row]) -> None:
+        """Add totals counted elsewhere (another replica's minutes)."""
+        for minute, agent, server, tool, *values in rows:
+            key = (int(minute), agent, server, tool)
+            totals = self._minutes.get(key)
+            if totals is None:
+                totals = self._minutes[key] = Totals()
+            totals.add(Totals(*values))  # type: ignore[arg-type]
+
+    def drain(self) -> list[Row]:
+        """Every minute's totals as rows, and forget them (the shared form's outbox)."""
+        rows: list[Row] = [
+            (minute, agent, server, tool, *(getattr(totals, name) for name in TOTAL_FIELDS))
+            for (minute, agent, server, tool), totals in self._minutes.items()
+        ]
+        self._minutes.clear()
+        return rows
 
     def _prune(self, minute: int) -> None:
         self._pruned_at = minute

@@ -18,7 +18,7 @@ import orjson
 from router.errors import BACKEND_TIMEOUT, BACKEND_UNAVAILABLE, INVALID_PARAMS, POLICY_DENIED
 from router.observe.audit import AuditLog
 from router.observe.metrics import Metrics
-from router.observe.usage import UsageLedger
+from router.observe.usage import Usage
 from router.relay.context import CallContext
 
 AUDITED = frozenset(
@@ -34,7 +34,7 @@ OUTCOME_OF_CODE = {
 
 
 class CallObserver:
-    def __init__(self, metrics: Metrics, audit: AuditLog | None, usage: UsageLedger | None = None) -> None:
+    def __init__(self, metrics: Metrics, audit: AuditLog | None, usage: Usage | None = None) -> None:
         self.metrics = metrics
         self.audit = audit if audit is not None and audit.enabled else None
         self.usage = usage

@@ -17,13 +17,13 @@ from urllib.parse import parse_qs
 from router.guard.agent import AuthError
 from router.guard.identity import Authenticator
 from router.observe.metrics import Metrics
-from router.observe.usage import DIMENSIONS, PERIODS, UsageLedger
+from router.observe.usage import DIMENSIONS, PERIODS, Usage
 from router.server.replies import Scope, Send, decoded_headers, send_json
 
 
 class UsageEndpoint:
     def __init__(
-        self, usage: UsageLedger, auth: Authenticator, metrics: Metrics, admin_groups: frozenset[str]
+        self, usage: Usage, auth: Authenticator, metrics: Metrics, admin_groups: frozenset[str]
     ) -> None:
         self.usage = usage
         self.auth = auth

@@ -1,0 +1,147 @@
+"""Usage totals across replicas: each replica's minutes through a JetStream stream, summed by all.
+
+`add()` (after a call's reply, as in the embedded ledger) only updates this replica's outbox, a
+`UsageLedger` in memory. Once a second the outbox is drained into one message, published on
+`<prefix>.usage.<replica>` into the stream `<prefix>_usage` (limits retention, `max_age` the
+usage retention) with a `Nats-Msg-Id` of `<replica>.<sequence>`: a publish whose ack was lost is
+sent again under the same id and stored once (the stream's duplicate window). Every replica
+reads the whole stream with an ordered consumer and merges each message once into its view,
+which `/v1/usage` reads: so every replica answers with every replica's calls, each counted once.
+
+What can be lost: a replica killed outright (SIGKILL, power) loses the calls that finished in the
+last flush interval (1 s) before it died and are not yet published; a replica that stops
+normally publishes its outbox on the way out. Calls in flight when a replica dies were never
+answered and are not counted. While NATS is down the outbox keeps growing and is published when
+the link is back; the view lags meanwhile. A replica that starts reads the stream from its
+start, so its view is whole once it has caught up.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import anyio
+import orjson
+from anyio.abc import TaskGroup
+from nats.aio.msg import Msg
+from nats.js.api import DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from router.cluster.link import NatsLink
+from router.lifecycle import Service
+from router.observe.usage import DIMENSIONS, Period, Row, UsageLedger
+
+log = logging.getLogger("toolmesh.usage")
+
+FLUSH_INTERVAL = 1.0
+
+
+class SharedUsage(Service):
+    def __init__(
+        self, link: NatsLink, replica: str, retention: float, *, flush_interval: float = FLUSH_INTERVAL
+    ) -> None:
+        self.link = link
+        self.replica = replica
+        self.retention = retention
+        self.flush_interval = flush_interval
+        self.outbox = UsageLedger(retention)
+        self.view = UsageLedger(retention)
+        self.stream = f"{link.prefix}_usage"
+        self.subject = link.subject("usage", replica)
+        self._pending: tuple[str, bytes] | None = None  # a batch not yet acknowledged
+        self._sequence = itertools.count(1)
+        self._subscribed = False
+
+    def add(
+        self,
+        agent: str,
+        server: str,
+        tool: str,
+        ok: bool,
+        seconds: float,
+        request_bytes: int,
+        response_bytes: int,
+        cost: float,
+        now: float | None = None,
+    ) -> None:
+        self.outbox.add(agent, server, tool, ok, seconds, request_bytes, response_bytes, cost, now)
+
+    def query(
+        self,
+        *,
+        agent: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        by: Iterable[str] = DIMENSIONS,
+        period: Period = "hour",
+    ) -> list[dict[str, Any]]:
+        return self.view.query(agent=agent, since=since, until=until, by=by, period=period)
+
+    async def start(self, tg: TaskGroup) -> None:
+        tg.start_soon(self._run)
+
+    async def stop(self) -> None:
+        with anyio.move_on_after(2):
+            await self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            await anyio.sleep(self.flush_interval)
+            try:
+                if not self._subscribed and self.link.js is not None:
+                    await self._follow()
+                await self.flush()
+            except Exception as exc:  # NATS down or slow: the outbox waits for the next tick
+                log.debug("usage not shared yet", extra={"reason": repr(exc)})
+
+    async def flush(self) -> None:
+        """Publish what was counted since the last flush (and any batch not yet acknowledged)."""
+        js = self.link.js
+        if js is None or not self.link.connected:
+            return
+        if self._pending is None:
+            rows = self.outbox.drain()
+            if not rows:
+                return
+            self._pending = (f"{self.replica}.{next(self._sequence)}", orjson.dumps(rows))
+        if not self._subscribed:
+            await self._follow()
+        msg_id, data = self._pending
+        await js.publish(self.subject, data, stream=self.stream, headers={"Nats-Msg-Id": msg_id})
+        self._pending = None
+
+    async def _follow(self) -> None:
+        js = self.link.js
+        assert js is not None
+        config = StreamConfig(
+            name=self.stream,
+            subjects=[self.link.subject("usage", "*")],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=self.retention,
+            duplicate_window=120,
+            description="toolmesh usage minutes",
+        )
+        try:
+            await js.stream_info(self.stream)
+        except NotFoundError:
+            await js.add_stream(config)
+        await js.subscribe(
+            self.link.subject("usage", "*"),
+            stream=self.stream,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.ALL,
+            cb=self._apply,
+        )
+        self._subscribed = True
+
+    async def _apply(self, msg: Msg) -> None:
+        try:
+            rows: list[Row] = [tuple(row) for row in orjson.loads(msg.data)]
+        except (orjson.JSONDecodeError, TypeError, ValueError):
+            log.warning("usage message ignored: not usage rows", extra={"subject": msg.subject})
+            return
+        self.view.merge(rows)

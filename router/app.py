@@ -170,7 +170,7 @@ class Router:
         metrics = make_asgi_app(registry=self.metrics.registry)
         e, search = self.endpoint, self.tool_search
         tools = ToolsEndpoint(e.admission, e.calls, max_body_bytes=s.max_body_bytes, search=search)
-        console = Console(view, audit=self.audit, recent=self.recent, search=search)
+        console = Console(view, audit=self.audit, recent=self.recent, search=search, usage=self.usage)
         usage = UsageEndpoint(self.usage, self.auth, self.metrics, frozenset(s.admin_groups))
         self.routes = Routes(
             self.endpoint, tools, metrics, self.auth, view, self.runtime.lifespan, console, usage

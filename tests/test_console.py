@@ -101,7 +101,12 @@ async def test_the_console_in_a_real_browser(tmp_path: Path) -> None:
         from playwright.async_api import async_playwright
     except ImportError:
         pytest.fail("the console test needs `playwright` (pip install -e '.[test]')")
-    keys, env = guarded_env(tmp_path, {"ops": ["admin"], "guest": ["guests"]}, {"default": "allow"})
+    policy = {
+        "default": "allow",
+        "namespaces": {"oncall": {"title": "On call", "servers": ["gone"]}},
+        "overrides": [{"tool": "gone__slow", "description": "Waits a while."}],
+    }
+    keys, env = guarded_env(tmp_path, {"ops": ["admin"], "guest": ["guests"]}, policy)
     bearer = {"Authorization": f"Bearer {keys['ops']}"}
     drift = f"rug{time.monotonic_ns() % 10**6}"
     with (
@@ -183,6 +188,12 @@ async def drive(
     )  # fmt: skip
     assert status == 200
     await page.locator("#calls td", has_text="gone__echo").first.wait_for(timeout=5000)
+    usage = page.locator("#usage tbody tr", has_text="gone__echo")
+    await usage.first.wait_for(timeout=5000)
+    assert "ops" in await usage.first.inner_text()
+    policy = await page.locator("#policy").inner_text()
+    assert "/mcp/oncall" in policy and "On call" in policy, policy
+    assert "gone__slow" in policy and "Waits a while." in policy, policy
     await page.screenshot(path=str(shots / "console-1280.png"), full_page=True)
 
     # Search narrows the tools (server-side, so it works without the script too).

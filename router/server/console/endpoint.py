@@ -24,11 +24,12 @@ import hmac
 import logging
 import time
 from collections.abc import Mapping
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import parse_qs
 
 from router.guard.agent import Agent, AuthError
 from router.observe.audit import AuditLog
+from router.observe.usage import UsageLedger
 from router.relay.meta_tools import MAX_LIMIT, ToolSearch
 from router.server.console import page
 from router.server.console.recent import RecentCalls
@@ -84,11 +85,13 @@ class Console:
         audit: AuditLog,
         recent: RecentCalls | None,
         search: ToolSearch | None = None,
+        usage: UsageLedger | None = None,
     ) -> None:
         self.replica = replica
         self.audit = audit
         self.recent = recent
         self.search = search  # the router's tool search, ranking the console's search box
+        self.usage = usage
         self.approvers = tuple(source for source in replica.sources if isinstance(source, Approver))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -175,7 +178,20 @@ class Console:
             can_approve=bool(self.approvers),
             calls=calls,
             tools=self._found(agent, query),
+            usage=self._usage(),
         )
+
+    def _usage(self) -> list[dict[str, Any]] | None:
+        """Calls per agent and tool over the last 24 hours, busiest first (at most 50 rows)."""
+        if self.usage is None:
+            return None
+        totals: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for row in self.usage.query(since=time.time() - 86400, period="day"):
+            key = (row["agent"], row["server"], row["tool"])
+            kept = totals.setdefault(key, {**row, "calls": 0, "errors": 0, "tokens": 0})
+            for field in ("calls", "errors", "tokens"):
+                kept[field] += row[field]
+        return sorted(totals.values(), key=lambda row: -row["calls"])[:50]
 
     async def _page(self, scope: Scope, receive: Receive, send: Send, headers: Mapping[str, str]) -> None:
         gate = await self._gate(scope, send, headers)

@@ -31,7 +31,7 @@ header .who { margin-left: auto; opacity: .75; }
 main { padding: 0 1rem 2rem; max-width: 1280px; margin: 0 auto; }
 section { margin-top: 1.25rem; }
 h2 { font-size: 1rem; margin: 0 0 .4rem; }
-.scroll { overflow-x: auto; }
+.scroll { overflow-x: auto; margin-bottom: .9rem; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { font-weight: 600; white-space: nowrap; }
@@ -125,13 +125,17 @@ def live(
     can_approve: bool,
     calls: Sequence[dict[str, Any]] | None,
     tools: Sequence[tuple[str, str, str]] | None = None,
+    usage: Sequence[dict[str, Any]] | None = None,
 ) -> str:
-    """The changing part of the page: instances, drift, tools (searched), recent calls."""
+    """The changing part of the page: instances, drift, tools (searched), namespaces and
+    overrides, usage, recent calls."""
     return "".join(
         [
             _instances(replica),
             _drift(replica, csrf, can_approve),
             _tools(replica.pool.index, query, tools),
+            _policy(replica),
+            _usage(usage),
             _calls(calls),
             f'<p class="muted">drawn {_e(time.strftime("%H:%M:%S"))}</p>',
         ]
@@ -238,6 +242,61 @@ def _tools(index: Index, query: str, tools: Sequence[tuple[str, str, str]] | Non
         )
         + f"{more}</section>"
     )
+
+
+def _policy(replica: Replica) -> str:
+    """The namespaces (`/mcp/{name}`) and tool overrides the policy in force declares."""
+    policy = replica.guard.policy
+    if policy is None:
+        return '<section id="policy"><h2>Namespaces and overrides</h2><p class="muted">no policy: every agent sees every server at /mcp</p></section>'
+    document = policy.document
+    spaces = "".join(
+        f"<tr><td><code>/mcp/{_e(name)}</code></td><td>{_e(spec.title or '')}</td>"
+        f"<td>{_e(', '.join(spec.servers) or 'all')}</td><td>{_e(', '.join(spec.tools) or 'all')}</td>"
+        f"<td>{_e(', '.join([*spec.agents, *spec.groups]) or 'everyone')}</td></tr>"
+        for name, spec in sorted(document.namespaces.items())
+    )
+    overrides = "".join(
+        f"<tr><td><code>{_e(o.tool)}</code></td><td>{_e(o.name or '')}</td>"
+        f"<td>{_e('off' if o.enabled is False else 'on' if o.enabled else '')}</td>"
+        f"<td>{_e((o.description or '')[:120])}</td><td>{_e(', '.join(o.groups) or 'everyone')}</td></tr>"
+        for o in document.overrides
+    )
+    none = '<p class="muted">none</p>'
+    return (
+        f'<section id="policy"><h2>Namespaces ({len(document.namespaces)})</h2>'
+        + (
+            '<div class="scroll"><table><thead><tr><th>endpoint</th><th>title</th><th>servers</th>'
+            f"<th>tools</th><th>who</th></tr></thead><tbody>{spaces}</tbody></table></div>"
+            if spaces
+            else none
+        )
+        + f"<h2>Tool overrides ({len(document.overrides)})</h2>"
+        + (
+            '<div class="scroll"><table><thead><tr><th>tool</th><th>renamed</th><th>enabled</th>'
+            f"<th>description</th><th>for</th></tr></thead><tbody>{overrides}</tbody></table></div>"
+            if overrides
+            else none
+        )
+        + "</section>"
+    )
+
+
+def _usage(rows: Sequence[dict[str, Any]] | None) -> str:
+    if rows is None:
+        return ""
+    body = "".join(
+        f"<tr><td>{_e(row['agent'])}</td><td><code>{_e(row['tool'])}</code></td><td>{_e(row['server'])}</td>"
+        f"<td>{_e(row['calls'])}</td><td>{_e(row['errors'])}</td><td>{_e(row['tokens'])}</td></tr>"
+        for row in rows
+    )
+    table = (
+        '<div class="scroll"><table><thead><tr><th>agent</th><th>tool</th><th>server</th><th>calls</th>'
+        f"<th>errors</th><th>tokens</th></tr></thead><tbody>{body}</tbody></table></div>"
+        if body
+        else '<p class="muted">no calls in the last 24 hours</p>'
+    )
+    return f'<section id="usage"><h2>Usage, last 24 hours</h2>{table}</section>'
 
 
 def _calls(calls: Sequence[dict[str, Any]] | None) -> str:

@@ -29,7 +29,7 @@ from urllib.parse import parse_qs
 
 from router.guard.agent import Agent, AuthError
 from router.observe.audit import AuditLog
-from router.observe.usage import UsageLedger
+from router.observe.usage import Usage
 from router.relay.meta_tools import MAX_LIMIT, ToolSearch
 from router.server.console import page
 from router.server.console.recent import RecentCalls
@@ -85,7 +85,7 @@ class Console:
         audit: AuditLog,
         recent: RecentCalls | None,
         search: ToolSearch | None = None,
-        usage: UsageLedger | None = None,
+        usage: Usage | None = None,
     ) -> None:
         self.replica = replica
         self.audit = audit

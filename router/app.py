@@ -105,6 +105,7 @@ class Router:
             on_drop=self.metrics.audit_dropped.inc,
         )
         self.usage: Usage = shared.usage or UsageLedger(s.usage_retention)
+        spans = wiring.otel_spans_from(s)
         self.endpoint = McpEndpoint(
             self.dispatcher,
             self.sessions,
@@ -116,7 +117,7 @@ class Router:
             bus=shared.bus,
             auth=self.auth,
             guard=self.guard,
-            observer=CallObserver(self.metrics, self.audit, self.usage),
+            observer=CallObserver(self.metrics, self.audit, self.usage, spans),
             trace=s.trace_propagation,
             listen_streams=self.listen_streams,
             events=events,
@@ -151,6 +152,7 @@ class Router:
                 ),
                 *([KeyRefresh(self.auth)] if self.auth.keys is not None else []),
                 self.audit,
+                *([spans] if spans is not None else []),
                 CatalogFeed(self.sources, self.pool, self.limiter),
                 Backends(self.pool, self.auth),
             ]

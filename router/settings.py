@@ -261,6 +261,14 @@ class RouterSettings(BaseSettings):
     )
     audit_file: Path | None = Field(None, description="JSON lines file for the `file` audit sink.")
     audit_nats_subject: str = Field("toolmesh.audit", description="Subject for the `nats` audit sink.")
+    otel_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP traces endpoint (e.g. http://collector:4318/v1/traces): export a span per "
+        "request and per upstream call (needs the `otel` extra). Unset: nothing of OpenTelemetry is loaded.",
+    )
+    otel_service_name: str = Field(
+        "toolmesh", min_length=1, description="`service.name` of the exported spans."
+    )
     usage_retention: float = Field(
         7 * 86400.0,
         gt=0,

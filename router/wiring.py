@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from router.catalog.record import BackendRecord
 from router.catalog.sources.base import CatalogSource
 from router.catalog.sources.registry import RegistrySource
 from router.catalog.sources.static import StaticFileSource
+from router.errors import ConfigError
 from router.guard.identity import Authenticator, KeyStore
 from router.guard.policy_sources import FilePolicySource, KeyPolicySource, PolicySource
 from router.guard.ratelimit import MemoryRateStore
@@ -117,6 +119,19 @@ def policy_sources_from(settings: RouterSettings) -> list[PolicySource]:
         etcd = load(KV_STORES, "etcd")(settings.policy_etcd_endpoint)
         sources.append(KeyPolicySource(etcd, settings.policy_etcd_key))
     return sources
+
+
+def otel_spans_from(settings: RouterSettings) -> Any:
+    """The OpenTelemetry exporter if `otel_endpoint` is set (imported only then), else None."""
+    if settings.otel_endpoint is None:
+        return None
+    try:
+        from router.observe.otel import OtelSpans
+    except ImportError as exc:
+        raise ConfigError(
+            "otel_endpoint", f"OpenTelemetry is not installed ({exc.name})", "install toolmesh[otel]"
+        ) from None
+    return OtelSpans(settings.otel_endpoint, settings.otel_service_name)
 
 
 def audit_sinks_from(settings: RouterSettings, publisher: Publisher | None) -> list[Sink]:

@@ -40,6 +40,7 @@ class CallContext:
     # Names this client request across a load balancer's retries (router/relay/attempts.py).
     attempt: str | None = None
     result_bytes: int | None = None  # a tool result's size as measured by its output limit
+    upstream_time: tuple[float, float] | None = None  # perf_counter() around the upstream call
     # The tools mode the client asked for on the endpoint URL (`/mcp?tools=search`), if any.
     tools_mode: str | None = None
     cost: float = 0.0  # cost units of the call, from the catalog's `cost` (usage metering)

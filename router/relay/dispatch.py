@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -453,6 +454,7 @@ class Dispatcher(Service):
             return relay.handler_for(lease)
 
         relay.begin()
+        began = time.perf_counter()
         try:
             return await self.pool.caller.call(
                 server,
@@ -467,6 +469,7 @@ class Dispatcher(Service):
                 on_attempt=ctx.attempting,
             )
         finally:
+            ctx.upstream_time = (began, time.perf_counter())  # for the upstream span (observe/otel.py)
             relay.end()  # questions still being answered end with the call
 
     def _outside(self, ctx: CallContext) -> Outside | None:

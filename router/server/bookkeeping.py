@@ -11,13 +11,14 @@ were refused, since refusals are what an audit trail is for.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from router.errors import BACKEND_TIMEOUT, BACKEND_UNAVAILABLE, INVALID_PARAMS, POLICY_DENIED
 from router.observe.audit import AuditLog
 from router.observe.metrics import Metrics
+from router.observe.tracing import Trace
 from router.observe.usage import Usage
 from router.relay.context import CallContext
 
@@ -33,8 +34,31 @@ OUTCOME_OF_CODE = {
 }
 
 
+class Spans(Protocol):
+    """Where finished requests become OpenTelemetry spans (router/observe/otel.py, if configured)."""
+
+    def record(
+        self,
+        trace_ctx: Trace,
+        *,
+        method: str,
+        path: str,
+        seconds: float,
+        upstream: tuple[float, float] | None,
+        tool: str | None,
+        server: str | None,
+        instance: str | None,
+        agent: str,
+        outcome: str,
+        error_code: int | None,
+    ) -> None: ...
+
+
 class CallObserver:
-    def __init__(self, metrics: Metrics, audit: AuditLog | None, usage: Usage | None = None) -> None:
+    def __init__(
+        self, metrics: Metrics, audit: AuditLog | None, usage: Usage | None = None, spans: Spans | None = None
+    ) -> None:
+        self.spans = spans
         self.metrics = metrics
         self.audit = audit if audit is not None and audit.enabled else None
         self.usage = usage
@@ -68,6 +92,20 @@ class CallObserver:
                 ok = outcome in {"ok", "tool_error"}
                 self.usage.add(ctx.agent.id, ctx.server, tool, ok, seconds, sent, received, ctx.cost)
                 self.metrics.observe_usage(ctx.server, tool, received, ctx.cost, ctx.agent.id)
+        if self.spans is not None and ctx.trace is not None:
+            self.spans.record(
+                ctx.trace,
+                method=method,
+                path="/mcp" if ctx.via == "mcp" else f"/v1/tools/{ctx.target}/call",
+                seconds=seconds,
+                upstream=ctx.upstream_time,
+                tool=ctx.target if method == "tools/call" else None,
+                server=ctx.server,
+                instance=ctx.instance,
+                agent=ctx.agent.id,
+                outcome=outcome,
+                error_code=error_code,
+            )
         if self.audit is not None:
             trace = ctx.trace
             self.audit.record(

@@ -23,6 +23,7 @@ import anyio
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
+from mcp.shared.subscriptions import ToolsListChanged
 
 from router.catalog.search import SearchIndex
 from tests.conftest import RouterHandle, run_router
@@ -277,3 +278,31 @@ async def test_search_mode_list_is_stable_and_list_changed_only_when_it_changes(
             await search_seen.wait_for("notifications/tools/list_changed", 20)
             after = {t.name for t in (await searching.list_tools()).tools}
             assert after == {t["name"] for t in before} | {"memory__read_graph"}
+
+
+async def test_2026_listen_streams_hear_list_changed_only_when_their_search_list_changes(
+    tmp_path: Path,
+) -> None:
+    keys, env = guarded_env(tmp_path, {"half": ["half"]}, POLICY)
+    catalog = {name: CATALOG[name] for name in ("github", "slack")}
+    with run_router(tmp_path, catalog, env=env) as router:
+        async with (
+            client_with(url(router, None), keys["half"], "2026-07-28") as flat,
+            client_with(url(router, "search"), keys["half"], "2026-07-28") as searching,
+            flat.listen(tools_list_changed=True) as flat_events,
+            searching.listen(tools_list_changed=True) as search_events,
+        ):
+            before = [t.model_dump() for t in (await searching.list_tools()).tools]
+            router.write_catalog({**catalog, "time": replay("time")})
+            with anyio.fail_after(20):
+                assert isinstance(await anext(flat_events), ToolsListChanged)
+            with anyio.move_on_after(1.5) as quiet:
+                await anext(search_events)
+            assert quiet.cancelled_caught  # nothing for the search-mode stream
+            assert [t.model_dump() for t in (await searching.list_tools()).tools] == before
+            router.write_catalog(
+                {**catalog, "time": replay("time"), "memory": replay("memory", "read_graph")}
+            )
+            with anyio.fail_after(20):
+                assert isinstance(await anext(search_events), ToolsListChanged)
+            assert "memory__read_graph" in {t.name for t in (await searching.list_tools()).tools}

@@ -168,6 +168,7 @@ class Router:
             self.metrics,
             frozenset(s.admin_groups),
             nats=shared.link,
+            capabilities=self.dispatcher.capability_calls,
         )
         metrics = make_asgi_app(registry=self.metrics.registry)
         e, search = self.endpoint, self.tool_search

@@ -32,6 +32,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "approve": ("router.cli:add_approve_parser", "router.cli:run_approve"),
     "audit": ("router.observe.audit_cli:add_audit_parser", "router.observe.audit_cli:run_audit"),
     "usage": ("router.observe.usage_cli:add_usage_parser", "router.observe.usage_cli:run_usage"),
+    "capabilities": (
+        "router.observe.suggest:add_capabilities_parser",
+        "router.observe.suggest:run_capabilities",
+    ),
 }
 """Each subcommand: ("module:function" that adds its parser, "module:function" that runs it with
 the parsed options and returns the exit status). Modules are imported by name when needed, so

@@ -24,6 +24,7 @@ from mcp import types
 
 from router.errors import ConfigError
 from router.guard.policy import Guard
+from router.relay.meta_tools import CALL, META_NAMES, SEARCH
 from tests.conftest import RouterHandle, run_router
 from tests.guard_support import client_with, make_keys, write_policy
 from tests.support.procs import sample_server_http, sample_server_stdio_entry
@@ -56,6 +57,7 @@ POLICY: dict[str, Any] = {
             "groups": ["support", "ops"],
         },
         "data": {"servers": ["beta"]},
+        "lookup": {"servers": ["alpha"], "tools_mode": "search"},
     },
 }
 SUPPORT = {
@@ -119,6 +121,26 @@ async def test_a_namespace_introduces_itself_as_its_own_server(
             assert ops.protocol_version == version
             assert ops.server_info is not None and ops.server_info.name == name
             assert ops.instructions == instructions
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_namespace_has_its_own_discovery_mode(
+    routed: tuple[RouterHandle, dict[str, str]], mode: str
+) -> None:
+    """`lookup` is in search mode: the meta-tools, which search and call only inside it."""
+    router, keys = routed
+    async with client_with(f"{router.mcp_url}/lookup", keys["ops"], mode) as ops:
+        assert {tool.name for tool in (await ops.list_tools()).tools} == set(META_NAMES)
+        found = await ops.call_tool(SEARCH, {"query": "echo", "limit": 50})
+        assert found.structured_content is not None
+        hits = {hit["name"] for hit in found.structured_content["tools"]}
+        assert "alpha__echo" in hits and not any(name.startswith("beta__") for name in hits)
+        called = await ops.call_tool(CALL, {"name": "alpha__echo", "arguments": {"text": "hi"}})
+        assert called.content[0].text == "alpha:hi"  # type: ignore[union-attr]
+        _, refused = await error_of(ops.call_tool(CALL, {"name": "beta__echo", "arguments": {"text": "hi"}}))
+        assert "Unknown tool: 'beta__echo'" in refused
+    async with client_with(f"{router.mcp_url}/support", keys["ops"], mode) as ops:  # its own mode: all
+        assert {tool.name for tool in (await ops.list_tools()).tools} == SUPPORT["tools"]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -269,7 +291,7 @@ def test_an_invalid_namespace_is_refused_naming_the_field_and_the_fix(
     with pytest.raises(ConfigError) as refused:
         guard.install(json.dumps({**POLICY, "namespaces": namespaces}).encode(), "second")
     assert f"field '{field}'" in str(refused.value) and fix in str(refused.value)
-    assert guard.policy is not None and set(guard.policy.namespaces) == {"support", "data"}  # kept
+    assert guard.policy is not None and set(guard.policy.namespaces) == set(POLICY["namespaces"])  # kept
 
 
 class Heard:

@@ -35,6 +35,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from router.catalog.capabilities import CapabilitySpec, ProviderSpec, valid_name
 from router.catalog.index import Index, ListKind, Target
 from router.catalog.namespaces import NAME_PATTERN, Namespace, NamespaceSpec
 from router.catalog.overrides import Applied, Override
@@ -124,9 +125,15 @@ class PolicyDocument(BaseModel):
     agents: dict[str, AgentRules] = Field(default_factory=dict)
     overrides: list[Override] = Field(default_factory=list)
     namespaces: dict[str, NamespaceSpec] = Field(default_factory=dict)
+    capabilities: dict[str, CapabilitySpec] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _known_groups(self) -> PolicyDocument:
+        for name in self.capabilities:
+            if not valid_name(name):
+                raise ValueError(
+                    f"capabilities.{name!r} is not a valid tool name: use 1-128 letters, digits, '_', '-', '.', '/'"
+                )
         for name in self.namespaces:
             if not re.match(NAME_PATTERN, name):
                 raise ValueError(
@@ -205,6 +212,8 @@ def _fields_at(location: tuple[int | str, ...]) -> list[str]:
         model = Override
     elif location[0] == "namespaces":
         model = NamespaceSpec
+    elif location[0] == "capabilities":
+        model = ProviderSpec if "providers" in location else CapabilitySpec
     elif location[0] == "groups":
         model = GroupRules
     elif location[0] == "agents":
@@ -368,6 +377,7 @@ class View:
             self.rules.append(policy.agents[agent])
         self.overrides = overrides_for(policy, groups, None)
         self.conditional = any(rules.conditional for rules in self.rules)
+        self.capabilities = policy.document.capabilities
         self._applied: dict[str, Applied | None] = {}
         self._decisions: dict[tuple[Kind, str, str], bool] = {}
         self._conditions: dict[tuple[str, str], _CallRules] = {}
@@ -481,6 +491,8 @@ class View:
         pages = cache.pages.get(key)
         if pages is None:
             items = [self._present(kind, item) for item in self._visible_items(index, kind)]
+            if kind == "tools" and self.capabilities:
+                items += self._capability_tools(index)
             size = page_size or max(len(items), 1)
             pages = [orjson.dumps(items[i : i + size]) for i in range(0, max(len(items), 1), size)]
             cache.pages[key] = pages
@@ -521,6 +533,46 @@ class View:
                         extra={"exposed": shown, "tools": list(collision.tools)},
                     )
         return renamed
+
+    def capability(
+        self, index: Index, name: str
+    ) -> tuple[CapabilitySpec, list[tuple[ProviderSpec, Target]]] | None:
+        """The capability exposed as `name` and the providers this view may use, if any (a tool
+        of the catalog visible under that name wins: the capability is then not exposed)."""
+        spec = self.capabilities.get(name)
+        if spec is None or not self._holds_capability(name) or name in self.visible(index, "tools"):
+            return None
+        usable = [
+            (provider, target)
+            for provider in spec.providers
+            if (target := index.tools.get(provider.tool)) is not None
+            and self.allows("tools", target.server, provider.tool)
+        ]
+        return (spec, usable) if usable else None
+
+    def _holds_capability(self, name: str) -> bool:
+        return True
+
+    def _capability_tools(self, index: Index) -> list[dict[str, Any]]:
+        """The capabilities this view exposes, as tool definitions: the capability's own schema
+        or its first usable provider's, and its description or that provider's."""
+        out = []
+        definitions = {str(item["name"]): item for item in index.items("tools")}
+        for name in self.capabilities:
+            found = self.capability(index, name)
+            if found is None:
+                continue
+            spec, usable = found
+            first = definitions.get(usable[0][0].tool, {})
+            tool: dict[str, Any] = {
+                "name": name,
+                "description": spec.description or first.get("description") or f"{name} (capability)",
+                "inputSchema": spec.input_schema or first.get("inputSchema") or {"type": "object"},
+            }
+            if spec.title is not None:
+                tool["title"] = spec.title
+            out.append(tool)
+        return out
 
     def collisions(self, index: Index) -> list[Collision]:
         """Names that overrides give to more than one tool in this view (both are withheld)."""
@@ -601,6 +653,7 @@ class OpenView(View):
         self.tools_mode = None
         self.pinned = ()
         self.conditional = False
+        self.capabilities = {}
 
     def present_tool(self, item: dict[str, Any]) -> dict[str, Any]:
         return item
@@ -632,11 +685,14 @@ class NamespaceView(View):
         self.base, self.namespace = base, namespace
         self.overrides = overrides  # global ones and this namespace's, in document order
         self.conditional = base.conditional
+        self.capabilities = base.capabilities
         self._applied = {}
         self._decisions = {}
         self._pages = _Pages(-1)
         self.key = (base.key, namespace.name)
-        self.tools_mode, self.pinned = base.tools_mode, base.pinned
+        # The namespace's discovery mode comes before the agent's own (a client's `?tools=` before both).
+        self.tools_mode = namespace.spec.tools_mode or base.tools_mode
+        self.pinned = base.pinned
 
     def allows(self, kind: Kind, server: str, name: str) -> bool:
         key = (kind, server, name)
@@ -653,6 +709,12 @@ class NamespaceView(View):
 
     def check_call(self, facts: CallFacts) -> str | None:
         return self.base.check_call(facts)
+
+    def _holds_capability(self, name: str) -> bool:
+        """A capability is in the namespace if its `tools` globs take its name (or it has none);
+        its providers must be in the namespace too (`allows`)."""
+        pattern = self.namespace.items["tools"]
+        return pattern is None or pattern.match(name) is not None
 
 
 def exposed_name(kind: ListKind, item: dict[str, Any]) -> str:

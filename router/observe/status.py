@@ -51,6 +51,24 @@ def render(document: dict[str, Any]) -> str:
     if policy.get("source"):
         error = f"  LAST UPDATE REJECTED: {policy['last_error']}" if policy.get("last_error") else ""
         lines.append(f"policy:    {policy['source']} (generation {policy.get('generation')}){error}")
+    for name, namespace in (policy.get("namespaces") or {}).items():
+        held = ", ".join(f"{count} {kind}" for kind, count in (namespace.get("items") or {}).items())
+        lines.append(f"namespace: {namespace.get('endpoint', name)} ({namespace.get('title', name)}): {held}")
+    overrides = policy.get("overrides") or {}
+    if overrides.get("count"):
+        lines.append(f"overrides: {overrides['count']}")
+    for collision in overrides.get("collisions", []):
+        where = f" in {collision['namespace']}" if collision.get("namespace") else ""
+        lines.append(
+            f"collision: {collision['name']}{where} given to {', '.join(collision['tools'])} (both withheld)"
+        )
+    for name, capability in (policy.get("capabilities") or {}).items():
+        serving = capability.get("serving")
+        now = f"served by {serving['tool']} ({serving['reason']})" if serving else "not called yet"
+        providers = ", ".join(
+            p["tool"] + ("" if p.get("in_catalog") else " (absent)") for p in capability["providers"]
+        )
+        lines.append(f"capability: {name} [{capability['strategy']}: {providers}] {now}")
     for conflict in catalog.get("conflicts", []):
         lines.append(
             f"conflict:  {conflict['kind']} {conflict['name']} offered by {', '.join(conflict['servers'])}"

@@ -37,6 +37,7 @@ from router.relay import output_limit, rewrite
 from router.relay.asking import Asker
 from router.relay.attempts import CallRecords
 from router.relay.call_relay import LOG_LEVELS, CallRelay
+from router.relay.capabilities import Capabilities
 from router.relay.context import CallContext, Result
 from router.relay.cursors import CursorCodec
 from router.relay.era_bridge import EraBridge, ForwardParked
@@ -117,6 +118,7 @@ class Dispatcher(Service):
         self.bridge = EraBridge(pool, parking, forward_parked) if parking is not None else None
         self.on_subscriptions = on_subscriptions
         self._progress_ids = itertools.count(1)
+        self.capability_calls = Capabilities(pool.caller.all_open, pool.caller.may_repeat)
         # Where backends' questions to clients are answered (see `run`); None until it runs.
         self._questions: TaskGroup | None = None
         self._handlers: dict[str, Handler] = {
@@ -239,24 +241,43 @@ class Dispatcher(Service):
             index = self.index
             if self.tool_search.searching(ctx.tools_mode, ctx.view, index):
                 return await self.tool_search.call(ctx, index, params, self._call_tool)
-        target = self._named(ctx, "tools", params.get("name"))
+        if not ctx.view.open and ctx.view.capabilities and isinstance(name, str):
+            found = ctx.view.capability(self.index, name)
+            if found is not None:  # one exposed tool, several providers (relay/capabilities.py)
+                ctx.target = name
+                spec, usable = found
+
+                def on(target: Target, call: dict[str, Any], provider: str) -> Awaitable[dict[str, Any]]:
+                    if ctx.view.conditional:  # a provider is called only where the rules allow it
+                        self._check_conditions(ctx, target, {**call, "name": provider})
+                    return self._tool_on(ctx, target, call, name)
+
+                return await self.capability_calls.call(name, spec, usable, params, on)
+        target = self._named(ctx, "tools", name)
         if ctx.view.conditional:  # rules with a `when` look at this call (guard/conditions.py)
             self._check_conditions(ctx, target, params)
-        self.pool.caller.refuse_if_open(target.server)  # every breaker open: fail before anything
-        if self.limiter is not None:
-            await self.limiter.check(agent_of(ctx), target.server, target.name)
         call = {**params, "name": target.name}
         if not ctx.view.open:  # overrides may fix or default arguments (guard/policy.py)
             arguments = params.get("arguments")
-            completed = ctx.view.arguments(self.index, str(params["name"]), arguments)
+            completed = ctx.view.arguments(self.index, str(name), arguments)
             if completed is not arguments:
                 call["arguments"] = completed
+        return await self._tool_on(ctx, target, call, str(name))
+
+    async def _tool_on(
+        self, ctx: CallContext, target: Target, call: dict[str, Any], name: str
+    ) -> dict[str, Any]:
+        """Call one tool of one server (`call` already names it as the server knows it)."""
+        ctx.server = target.server
+        self.pool.caller.refuse_if_open(target.server)  # every breaker open: fail before anything
+        if self.limiter is not None:
+            await self.limiter.check(agent_of(ctx), target.server, target.name)
         records, key = self.records, ctx.attempt
         if records is None or key is None or self.pool.caller.may_repeat(target.server, target.name):
             result = await self._forward(ctx, target, "tools/call", call)
         else:
             if not await records.begin(key):
-                raise CallInterrupted(params.get("name") or target.name)
+                raise CallInterrupted(name or target.name)
             try:
                 result = await self._forward(ctx, target, "tools/call", call)
             finally:

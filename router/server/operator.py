@@ -19,6 +19,7 @@ from router.guard.policy import KIND_OF_LIST, Guard, exposed_name
 from router.guard.policy_sources import PolicySource
 from router.guard.ratelimit import RateStore
 from router.observe.metrics import Metrics
+from router.relay.capabilities import Capabilities
 from router.server.replies import Scope, Send, decoded_headers, send_json
 from router.state.sessions import SessionStore
 from router.upstream.pool import BackendPool
@@ -45,6 +46,7 @@ class Replica:
     metrics: Metrics
     admin_groups: frozenset[str]
     nats: Connected | None = None
+    capabilities: Capabilities | None = None  # the dispatcher's: which provider serves and why
 
 
 def readiness(router: Replica) -> tuple[bool, dict[str, Any]]:
@@ -99,6 +101,7 @@ def admin_document(router: Replica) -> dict[str, Any]:
             "last_error": router.guard.last_error,
             "namespaces": _namespaces(router),
             "overrides": router.guard.overrides_report(index),
+            "capabilities": _capabilities(router),
         },
     }
     return document
@@ -127,6 +130,27 @@ def _namespaces(router: Replica) -> dict[str, Any]:
             "items": held,
         }
     return shown
+
+
+def _capabilities(router: Replica) -> dict[str, Any]:
+    """Each capability: its strategy, its providers (with what this replica measured of them and
+    whether the catalog has them now), and which provider served it last and why."""
+    policy, index = router.guard.policy, router.pool.index
+    if policy is None or not policy.document.capabilities:
+        return {}
+    report = router.capabilities.report() if router.capabilities is not None else {}
+    measured, serving = report.get("providers", {}), report.get("serving", {})
+    return {
+        name: {
+            "strategy": spec.strategy,
+            "providers": [
+                {"tool": p.tool, "in_catalog": p.tool in index.tools, **measured.get(p.tool, {})}
+                for p in spec.providers
+            ],
+            "serving": serving.get(name),
+        }
+        for name, spec in sorted(policy.document.capabilities.items())
+    }
 
 
 def _instance(router: Replica, server: str, instance: str) -> dict[str, Any]:

@@ -77,6 +77,13 @@ class Caller:
             for i in self._by_server.get(server, ())
         )
 
+    def all_open(self, server: str) -> bool:
+        """Is every instance of `server` behind an open breaker that is not due a trial yet?"""
+        instances = self._by_server.get(server) or []
+        return bool(instances) and all(
+            i.breaker.state == "open" and i.breaker.retry_in() > 0 for i in instances
+        )
+
     def forget(self, server: str) -> None:
         """Something about `server`'s instances changed: decide afresh on the next call."""
         self._open_until.pop(server, None)

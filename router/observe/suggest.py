@@ -1,0 +1,67 @@
+"""`toolmesh capabilities suggest --router URL`: tools on different servers that look alike.
+
+Reads the tools the given credentials may see (`GET /v1/tools`) and prints groups of look-alike
+tools (`catalog/capabilities.py` `suggest`: the same name after the server prefix, or names and
+descriptions sharing most of their words), each with a `capabilities` entry to start from.
+Suggestions only: nothing is applied; an operator copies what fits into the policy document.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from typing import Any
+
+from router.catalog.capabilities import suggest
+from router.observe.status import TOKEN_ENV
+
+
+def add_capabilities_parser(commands: Any) -> None:
+    capabilities = commands.add_parser(
+        "capabilities", help="work with capabilities (tools several servers provide)"
+    )
+    actions = capabilities.add_subparsers(dest="action", required=True)
+    suggest_parser = actions.add_parser(
+        "suggest", help="list look-alike tools across servers (suggestions only)"
+    )
+    suggest_parser.add_argument(
+        "--router", required=True, help="the router's base URL, e.g. http://127.0.0.1:8080"
+    )
+    suggest_parser.add_argument("--token", help=f"an API key or token (default: ${TOKEN_ENV})")
+    suggest_parser.add_argument("--separator", default="__", help="the router's server/tool separator")
+    suggest_parser.add_argument(
+        "--threshold", type=float, default=0.5, help="word overlap that counts as alike (0-1)"
+    )
+    suggest_parser.add_argument("--json", action="store_true", help="print the groups as JSON")
+
+
+def run_capabilities(args: dict[str, Any]) -> int:
+    token = args.get("token") or os.environ.get(TOKEN_ENV)
+    url = args["router"].rstrip("/") + "/v1/tools"
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # a CLI: blocking is fine here
+            tools = json.loads(response.read())["tools"]
+    except urllib.error.HTTPError as exc:
+        hint = f" (pass --token or set {TOKEN_ENV})" if exc.code == 401 else ""
+        print(f"toolmesh: capabilities: {url} answered {exc.code}{hint}", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError, KeyError, ValueError) as exc:
+        print(f"toolmesh: capabilities: cannot read the tools at {url}: {exc}", file=sys.stderr)
+        return 1
+    groups = suggest(tools, args["separator"], args["threshold"])
+    if args.get("json"):
+        print(json.dumps(groups, indent=2))
+        return 0
+    if not groups:
+        print("no look-alike tools on different servers")
+        return 0
+    print("Look-alike tools on different servers (suggestions only; nothing is applied):")
+    for group in groups:
+        entry = {"providers": [{"tool": tool} for tool in group["providers"]]}
+        print(f"\n  {group['capability']}: {', '.join(group['providers'])}")
+        print(f'    "capabilities": {{"{group["capability"]}": {json.dumps(entry)}}}')
+    return 0

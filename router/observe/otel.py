@@ -82,8 +82,12 @@ class OtelSpans(Service):
     ) -> None:
         """One finished request: `seconds` it took, `upstream` (start, end) in perf_counter time."""
         end_ns = time.time_ns()
-        start_ns = end_ns - int(seconds * 1e9)
         offset = time.perf_counter()
+        # `seconds` ends when the reply was ready, not now (after it was written): the request
+        # began at least that long ago, and no later than its upstream call began.
+        start_ns = end_ns - int(seconds * 1e9)
+        if upstream is not None:
+            start_ns = min(start_ns, end_ns - int((offset - upstream[0]) * 1e9))
         trace_id = int(trace_ctx.trace_id, 16)
         flags = TraceFlags(TraceFlags.SAMPLED)
         parent = None

@@ -158,3 +158,23 @@ async def test_a_stdio_backend_that_speaks_only_2026_connects_on_auto(tmp_path: 
         log = router.process.log_path.read_text()
         assert "backend ready" in log and "era=modern" in log, log[-2000:]
         assert "unavailable" not in log  # learning the era is not an outage
+
+
+async def test_a_slow_starting_2026_only_stdio_backend_connects_on_auto(tmp_path: Path) -> None:
+    """The fresh child asked `server/discover` after the refused `initialize` has the connect
+    timeout to start, not the 3 s probe: each child here takes 4 s before it answers anything."""
+    entry = sample_server_stdio_entry("m", era="modern")
+    slow = {
+        **entry,
+        "command": "sh",
+        "args": ["-c", 'sleep 4; exec "$0" "$@"', entry["command"], *entry["args"]],
+    }
+    with run_router(tmp_path, {"m": slow}) as router:
+        async with Client(router.mcp_url, mode="2026-07-28") as client:
+            with anyio.fail_after(30):
+                while not (await client.list_tools()).tools:
+                    await anyio.sleep(0.2)
+            echoed = await client.call_tool("m__echo", {"text": "hi"})
+            assert echoed.content[0].text == "m:hi"  # type: ignore[union-attr]
+        log = router.process.log_path.read_text()
+        assert "unavailable" not in log, log[-3000:]

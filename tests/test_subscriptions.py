@@ -236,7 +236,13 @@ async def test_an_agent_that_loses_read_access_stops_hearing_updates(
                 while HELLO in await readable():
                     await anyio.sleep(0.2)
             await writer.call_tool("touch", {"uri": HELLO, **touch_args})
-            await writer.call_tool("touch", {"uri": BLOB, **touch_args})
+            if era == "legacy":
+                # The router subscribes upstream in the background, each resource on its own: BLOB's
+                # subscription may not be in place yet (the backend would answer "not subscribed"
+                # and send nothing), so touch it once it is, as HELLO above.
+                await touch_once_subscribed(writer, BLOB)
+            else:
+                await writer.call_tool("touch", {"uri": BLOB, **touch_args})
             await eventually(lambda: BLOB in updates)
             # Updates arrive in the order they were sent: an update of HELLO that got through
             # would stand before BLOB's.

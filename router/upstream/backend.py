@@ -175,14 +175,22 @@ class Backend:
         self.state = "connecting"
         await channel.open(tg)
         self.leases.attach(tg)
+        # HTTP+SSE is a 2024-11-05 transport: only the legacy handshake makes sense on it.
+        protocol = "legacy" if self.record.transport == "sse" else self._learned_protocol or self.protocol
+        stdio = isinstance(channel, StdioChannel)
+        # A stdio child learned to speak 2026-07-28 only is asked server/discover first: that is
+        # the first message the fresh process gets, so it has the connect timeout to start and
+        # answer, as `initialize` has (under load a Python server's start alone outlasted the
+        # 3 s probe, and the backend went down instead of connecting).
+        probe = {"probe_timeout": self.connect_timeout} if stdio and protocol == MODERN_VERSION else {}
         session = UpstreamSession(
             self.server,
             channel,
-            # HTTP+SSE is a 2024-11-05 transport: only the legacy handshake makes sense on it.
-            protocol="legacy" if self.record.transport == "sse" else self._learned_protocol or self.protocol,
+            protocol=protocol,
             capabilities=RELAY_CAPABILITIES,
             connect_timeout=self.connect_timeout,
-            prefer_legacy=isinstance(channel, StdioChannel),
+            prefer_legacy=stdio,
+            **probe,
         )
         try:
             await session.connect()

@@ -138,6 +138,10 @@ class HttpChannel:
             ) from None
         if not isinstance(reply, dict) or ("result" not in reply and "error" not in reply):
             raise BackendUnavailable(self.server, f"HTTP {response.status} without a JSON-RPC response")
+        if reply.get("id") != request_id:  # not ours: never hand a client another request's answer
+            raise BackendUnavailable(
+                self.server, "it answered with the response to another request (wrong id)"
+            )
         self._note_session(response)
         return reply
 
@@ -175,7 +179,16 @@ class HttpChannel:
             cursor.retry_ms = event.retry if event.retry is not None else cursor.retry_ms
             if not event.data:
                 continue
-            message: Message = orjson.loads(event.data)
+            try:
+                message: Message = orjson.loads(event.data)
+            except orjson.JSONDecodeError:
+                raise BackendUnavailable(
+                    self.server, "its response stream carried an event that is not JSON"
+                ) from None
+            if not isinstance(message, dict):
+                raise BackendUnavailable(
+                    self.server, "its response stream carried an event that is not a message"
+                )
             if message.get("id") == request_id and ("result" in message or "error" in message):
                 return message
             if on_message is not None:

@@ -1,0 +1,126 @@
+"""A Streamable HTTP MCP server that answers badly on purpose, for the fuzz tests.
+
+It initializes and lists one tool, `junk`, like any server; a `tools/call` answers the way its
+`mode` argument asks: garbage bytes, half a body, an endless stream, a huge result, the wrong
+id, an error status, HTML, nothing, a response without a result, or (`ok`) properly.
+
+    python -m tests.servers.junk --port 8931
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+LEGACY = "2025-11-25"
+MODES = [
+    "ok", "garbage", "half", "endless", "huge", "wrong-id", "status-500", "html", "empty", "no-result",
+    "sse-garbage", "sse-scalar", "sse-wrong-id",
+]  # fmt: skip
+
+
+class Junk(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("content-type", content_type)
+        self.send_header("content-length", str(len(body)))
+        self.send_header("mcp-session-id", "junk-session")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._reply(405, b"")
+
+    def do_DELETE(self) -> None:
+        self._reply(200, b"")
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        message = json.loads(self.rfile.read(length) or b"{}")
+        method, request_id = message.get("method"), message.get("id")
+        if request_id is None:
+            self._reply(202, b"")
+            return
+        if method == "initialize":
+            result: Any = {
+                "protocolVersion": LEGACY,
+                "capabilities": {"tools": {}},
+                "serverInfo": {"name": "junk", "version": "0"},
+            }
+        elif method == "tools/list":
+            schema = {"type": "object", "properties": {"mode": {"type": "string"}}}
+            result = {"tools": [{"name": "junk", "description": "answers badly", "inputSchema": schema}]}
+        elif method == "tools/call":
+            self._misbehave(str((message.get("params") or {}).get("arguments", {}).get("mode")), request_id)
+            return
+        else:
+            result = {}
+        self._reply(200, json.dumps({"jsonrpc": "2.0", "id": request_id, "result": result}).encode())
+
+    def _misbehave(self, mode: str, request_id: Any) -> None:
+        text = {"content": [{"type": "text", "text": "fine"}]}
+        if mode == "garbage":
+            self._reply(200, b"\x00\xff{not json at all")
+        elif mode == "half":  # a Content-Length the body never reaches, then the connection closes
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", "1000")
+            self.end_headers()
+            self.wfile.write(b'{"jsonrpc": "2.0", "id": ')
+            self.close_connection = True
+        elif mode == "endless":  # an SSE stream that never carries the response
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.end_headers()
+            deadline = time.monotonic() + 20
+            try:
+                while time.monotonic() < deadline:
+                    self.wfile.write(b": still here\n\n")
+                    self.wfile.flush()
+                    time.sleep(0.05)
+            except OSError:
+                pass
+            self.close_connection = True
+        elif mode == "huge":
+            big = {"content": [{"type": "text", "text": "x" * (6 * 1024 * 1024)}]}
+            self._reply(200, json.dumps({"jsonrpc": "2.0", "id": request_id, "result": big}).encode())
+        elif mode.startswith("sse-"):  # a stream that carries something other than our response
+            data = {
+                "sse-garbage": b"{not json",
+                "sse-scalar": b"5",
+                "sse-wrong-id": json.dumps({"jsonrpc": "2.0", "id": "not-yours", "result": text}).encode(),
+            }[mode]
+            self._reply(200, b"data: " + data + b"\n\n", "text/event-stream")
+        elif mode == "wrong-id":
+            self._reply(200, json.dumps({"jsonrpc": "2.0", "id": "not-yours", "result": text}).encode())
+        elif mode == "status-500":
+            self._reply(500, b"Internal Server Error", "text/plain")
+        elif mode == "html":
+            self._reply(200, b"<html>hello</html>", "text/html")
+        elif mode == "empty":
+            self._reply(200, b"")
+        elif mode == "no-result":
+            self._reply(200, json.dumps({"jsonrpc": "2.0", "id": request_id}).encode())
+        else:
+            self._reply(200, json.dumps({"jsonrpc": "2.0", "id": request_id, "result": text}).encode())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Junk)
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,349 @@
+"""Property-based: whatever a client sends and whatever a backend answers, the router replies
+with the right JSON-RPC error or HTTP status, never a 500 or a traceback, within its timeouts,
+and keeps serving other clients.
+
+One router process (`toolmesh router`) with two backends: the sample server over stdio, and
+`junk`, a small HTTP MCP server here whose `tools/call` answers the way the call's `mode`
+argument asks: garbage bytes, half a body, an endless stream, a huge result, the wrong id, an
+error status. Bounded (derandomized, about 400 requests in all) so CI stays cheap;
+`bench/fuzz.py` runs the same properties for longer with fresh seeds.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from router.up.processes import ManagedProcess, free_port
+from tests.conftest import RouterHandle, run_router
+from tests.servers.junk import MODES
+from tests.support.fuzzing import fuzz_settings
+from tests.support.procs import REPO_ROOT, sample_server_stdio_entry
+
+LEGACY = "2025-11-25"
+MODERN = "2026-07-28"
+REQUEST_TIMEOUT = 2.0
+ANSWER_WITHIN = REQUEST_TIMEOUT + 6.0  # the router's own timeout, and a busy machine's margin
+FUZZ = fuzz_settings(60)
+
+# -- the junk backend (tests/servers/junk.py, its own process) ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def junk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    argv = [sys.executable, "-m", "tests.servers.junk", "--port", str(port)]
+    log_dir = tmp_path_factory.mktemp("junk")
+    with ManagedProcess(argv, name="junk", log_dir=log_dir, cwd=REPO_ROOT) as process:
+        process.wait_port(port)
+        yield f"http://127.0.0.1:{port}/mcp"
+
+
+@pytest.fixture(scope="module")
+def router(tmp_path_factory: pytest.TempPathFactory, junk: str) -> Iterator[RouterHandle]:
+    tmp = tmp_path_factory.mktemp("fuzz")
+    servers = {"alpha": sample_server_stdio_entry("alpha"), "junk": {"url": junk}}
+    args = ("--max-body-bytes", "65536", "--request-timeout", str(REQUEST_TIMEOUT))
+    # No breaker: it would answer "circuit open" for the junk server after a few bad answers,
+    # and every bad answer is to be seen by the router here.
+    with run_router(tmp, servers, *args, env={"TOOLMESH_BREAKER_FAILURES": "1000000"}) as handle:
+        _wait_for_tool(handle, "junk__junk")
+        # The first call of a stdio tool in the 2026 era may start its upstream session (seconds):
+        # made here, so the timing properties below measure the router, not that start.
+        _echo(handle)
+        yield handle
+    log = handle.process.log_path.read_text(errors="replace")
+    assert "Traceback" not in log, log[log.index("Traceback") - 2000 :][:6000]
+
+
+# -- a client that sends what it is told --------------------------------------------------------
+
+
+def _port(router: RouterHandle) -> int:
+    return int(router.base_url.rsplit(":", 1)[1])
+
+
+def _send(
+    router: RouterHandle, path: str, body: bytes, headers: dict[str, str], method: str = "POST"
+) -> tuple[int, dict[str, str], bytes, float]:
+    started = time.monotonic()
+    conn = http.client.HTTPConnection("127.0.0.1", _port(router), timeout=ANSWER_WITHIN + 5)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        return (
+            response.status,
+            {k.lower(): v for k, v in response.getheaders()},
+            data,
+            time.monotonic() - started,
+        )
+    finally:
+        conn.close()
+
+
+def _wait_for_tool(router: RouterHandle, name: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": _envelope()}}
+        status, _, data, _ = _send(router, "/mcp", json.dumps(body).encode(), _modern("tools/list"))
+        if status == 200 and name.encode() in data:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{name} never appeared")
+
+
+def _echo(router: RouterHandle) -> tuple[int, bytes, float]:
+    params = {"name": "alpha__echo", "arguments": {"text": "x"}, "_meta": _envelope()}
+    body = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": params}).encode()
+    status, _, data, took = _send(router, "/mcp", body, _modern("tools/call", "alpha__echo"))
+    return status, data, took
+
+
+def _envelope() -> dict[str, Any]:
+    return {
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+
+
+def _header_safe(value: Any) -> str | None:
+    """`value` if it can be sent as a header as it is (the client library refuses the rest)."""
+    return value if isinstance(value, str) and all(" " <= c <= "~" for c in value) else None
+
+
+def _modern(method: str, name: str | None = None) -> dict[str, str]:
+    headers = {
+        "content-type": "application/json",
+        "accept": "application/json, text/event-stream",
+        "mcp-protocol-version": MODERN,
+        "mcp-method": method,
+    }
+    if name is not None:
+        headers["mcp-name"] = name
+    return headers
+
+
+_session: dict[str, str] = {}
+
+
+def _legacy_session(router: RouterHandle) -> str:
+    if "id" not in _session:
+        params = {
+            "protocolVersion": LEGACY,
+            "capabilities": {},
+            "clientInfo": {"name": "fuzz", "version": "0"},
+        }
+        body = json.dumps({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params}).encode()
+        headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+        status, got, _, _ = _send(router, "/mcp", body, headers)
+        assert status == 200
+        _session["id"] = got["mcp-session-id"]
+    return _session["id"]
+
+
+def _json_rpc_messages(headers: dict[str, str], data: bytes) -> list[Any]:
+    kind = headers.get("content-type", "")
+    if kind.startswith("text/event-stream"):
+        # SSE lines end at CR, LF or CRLF only (str.splitlines would also split at U+0085 and
+        # U+2028, which JSON carries unescaped)
+        lines = re.split(r"\r\n|\r|\n", data.decode())
+        events = [line[5:].strip() for line in lines if line.startswith("data:")]
+        return [json.loads(event) for event in events if event]
+    if kind.startswith("application/json") and data:
+        return [json.loads(data)]
+    return []
+
+
+def _check(status: int, headers: dict[str, str], data: bytes, took: float, jsonrpc: bool = True) -> list[Any]:
+    """The properties every answer has (`/v1/tools` answers plain JSON, not JSON-RPC)."""
+    assert status != 500 and status < 600, (status, data[:300])
+    assert b"Traceback" not in data, data[:300]
+    assert took < ANSWER_WITHIN, f"answered after {took:.1f} s"
+    if not jsonrpc:
+        if headers.get("content-type", "").startswith("application/json"):
+            document = json.loads(data)
+            assert status < 400 or isinstance(document.get("error", {}).get("message"), str), document
+        return []
+    messages = _json_rpc_messages(headers, data)
+    for message in messages:
+        assert isinstance(message, dict) and message.get("jsonrpc") == "2.0", message
+        if "error" in message:
+            assert isinstance(message["error"]["code"], int) and isinstance(message["error"]["message"], str)
+    if status >= 400 and messages:  # a refused JSON-RPC request says why in an error
+        assert all("error" in message for message in messages), messages
+    return messages
+
+
+# -- strategies ---------------------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=25,
+)
+METHODS = [
+    "tools/call", "tools/list", "prompts/list", "prompts/get", "resources/list", "resources/read",
+    "resources/templates/list", "completion/complete", "logging/setLevel", "ping", "initialize",
+    "server/discover", "resources/subscribe", "subscriptions/listen", "notifications/cancelled",
+    "no/such", "", "rpc.discover",
+]  # fmt: skip
+ids = (
+    st.none()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.text(max_size=20)
+    | st.floats(allow_nan=False)
+    | json_values
+)
+messages = st.fixed_dictionaries(
+    {"jsonrpc": st.sampled_from(["2.0", "2.0", "2.0", "1.0", 2])},
+    optional={
+        "id": ids,
+        "method": st.sampled_from(METHODS) | st.text(max_size=15),
+        "params": st.one_of(
+            json_values,
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "name": st.sampled_from(["alpha__echo", "junk__junk", "nope"]) | st.text(max_size=10),
+                    "arguments": json_values,
+                    "uri": st.text(max_size=20),
+                    "cursor": st.text(max_size=20),
+                    "_meta": json_values | st.just(_envelope()),
+                },
+            ),
+        ),
+    },
+)
+bodies = st.one_of(
+    messages.map(lambda m: json.dumps(m).encode()),
+    st.lists(messages, max_size=3).map(lambda batch: json.dumps(batch).encode()),  # batches
+    json_values.map(lambda v: json.dumps(v).encode()),
+    st.binary(max_size=200),
+    st.integers(1, 70_000).map(lambda n: b'{"jsonrpc":"2.0","id":1,"method":"ping","x":"' + b"y" * n + b'"}'),
+)
+header_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40)
+headers = st.fixed_dictionaries(
+    {},
+    optional={
+        "content-type": st.sampled_from(
+            ["application/json", "text/plain", "application/json; charset=utf-8", ""]
+        )
+        | header_text,
+        "accept": st.sampled_from(["application/json, text/event-stream", "application/json", "*/*", ""])
+        | header_text,
+        "mcp-session-id": header_text,
+        "mcp-protocol-version": st.sampled_from([LEGACY, MODERN, "2024-11-05", "1999-01-01", ""])
+        | header_text,
+        "mcp-method": st.sampled_from(METHODS) | header_text,
+        "mcp-name": header_text,
+        "origin": st.sampled_from(["http://127.0.0.1", "https://evil.example", "null"]) | header_text,
+        "host": st.sampled_from(["127.0.0.1", "evil.example", "localhost:1"]) | header_text,
+        "last-event-id": header_text,
+    },
+)
+
+
+# -- properties ---------------------------------------------------------------------------------
+
+
+@FUZZ
+@given(
+    body=bodies,
+    extra=headers,
+    path=st.sampled_from(["/mcp", "/mcp", "/v1/tools/alpha__echo/call", "/v1/tools"]),
+)
+def test_any_request_gets_a_proper_answer(
+    router: RouterHandle, body: bytes, extra: dict[str, str], path: str
+) -> None:
+    base = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+    status, got, data, took = _send(router, path, body, {**base, **extra})
+    _check(status, got, data, took, jsonrpc=path == "/mcp")
+
+
+@FUZZ
+@given(message=messages, era=st.sampled_from(["legacy", "modern"]))
+def test_json_rpc_bodies_in_both_eras_get_errors_not_failures(
+    router: RouterHandle, message: dict[str, Any], era: str
+) -> None:
+    if era == "legacy":
+        headers = {
+            "content-type": "application/json",
+            "accept": "application/json, text/event-stream",
+            "mcp-session-id": _legacy_session(router),
+            "mcp-protocol-version": LEGACY,
+        }
+    else:
+        method = message.get("method")
+        params = message.get("params")
+        name = params.get("name") if isinstance(params, dict) else None
+        headers = _modern(_header_safe(method) or "x", _header_safe(name))
+    _check(*_send(router, "/mcp", json.dumps(message).encode(), headers))
+
+
+@FUZZ
+@given(mode=st.sampled_from(MODES), era=st.sampled_from(["legacy", "modern"]))
+def test_a_backend_that_answers_badly_gets_the_client_an_error(
+    router: RouterHandle, mode: str, era: str
+) -> None:
+    call = {"name": "junk__junk", "arguments": {"mode": mode}}
+    if era == "legacy":
+        headers = {
+            "content-type": "application/json",
+            "accept": "application/json, text/event-stream",
+            "mcp-session-id": _legacy_session(router),
+            "mcp-protocol-version": LEGACY,
+        }
+        params: dict[str, Any] = call
+    else:
+        headers = _modern("tools/call", "junk__junk")
+        params = {**call, "_meta": _envelope()}
+    body = json.dumps({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": params}).encode()
+    status, got, data, took = _send(router, "/mcp", body, headers)
+    replies = _check(status, got, data, took)
+    final = [m for m in replies if m.get("id") == 5]
+    assert len(final) == 1, (mode, status, data[:300])
+    if mode == "ok":
+        assert final[0]["result"]["content"][0]["text"] == "fine"
+    elif mode != "huge":  # a huge result is a result
+        assert "error" in final[0] or final[0]["result"].get("isError"), (mode, final[0])
+
+
+@pytest.mark.parametrize("mode", ["endless", "huge", "half", "garbage"])
+def test_other_clients_are_served_while_backends_misbehave(router: RouterHandle, mode: str) -> None:
+    """Endless streams, huge results and broken replies in flight do not hold up another
+    client's call."""
+    errors: list[BaseException] = []
+
+    def bad(mode: str) -> None:
+        try:
+            headers = _modern("tools/call", "junk__junk")
+            params = {"name": "junk__junk", "arguments": {"mode": mode}, "_meta": _envelope()}
+            body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}).encode()
+            _check(*_send(router, "/mcp", body, headers))
+        except BaseException as exc:  # collected, asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=bad, args=(mode,)) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)
+    status, data, took = _echo(router)
+    assert status == 200 and took < 1.5, (status, took, data[:200])
+    for thread in threads:
+        thread.join(ANSWER_WITHIN + 5)
+    assert not errors, errors

@@ -24,7 +24,9 @@ import aiohttp
 import anyio
 import pytest
 
-from router.catalog.capabilities import ProviderSpec, suggest
+from router.catalog.capabilities import CapabilitySpec, ProviderSpec, suggest
+from router.catalog.index import Target
+from router.relay.capabilities import Capabilities
 from tests.conftest import RouterHandle, run_router
 from tests.guard_support import make_keys, write_policy
 from tests.support.mcpcall import call_tool
@@ -192,3 +194,38 @@ def test_suggest_finds_look_alike_tools_on_different_servers_only() -> None:
     assert {"capability": "search", "providers": ["brave__search", "exa__web_search"]} in groups
     assert {"capability": "query", "providers": ["pg__query", "mysql__query"]} in groups
     assert all(len({name.split("__")[0] for name in g["providers"]}) == len(g["providers"]) for g in groups)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "expected", "reason"),
+    [
+        ("priority", ["a__t", "b__t", "c__t"], "priority 1"),
+        ("fastest", ["c__t", "b__t", "a__t"], "fastest: latency EWMA 1.00 ms"),
+        ("cheapest", ["b__t", "c__t", "a__t"], "cheapest: cost 0.5"),
+        ("healthiest", ["b__t", "c__t", "a__t"], "healthiest: failure EWMA 0.00"),
+    ],
+)
+def test_each_strategy_orders_the_providers_and_skips_open_breakers(
+    strategy: str, expected: list[str], reason: str
+) -> None:
+    spec = CapabilitySpec.model_validate(
+        {
+            "strategy": strategy,
+            "providers": [
+                {"tool": "a__t", "cost": 3},
+                {"tool": "b__t", "cost": 0.5},
+                {"tool": "c__t", "cost": 1},
+                {"tool": "d__t"},
+            ],
+        }
+    )
+    capabilities = Capabilities(lambda server: server == "d", lambda server, tool: False)
+    for tool, seconds in (("a__t", 0.009), ("b__t", 0.004), ("c__t", 0.001)):
+        capabilities._stats(tool).succeeded(seconds)
+    capabilities._stats("a__t").failed("down")
+    capabilities._stats("c__t").failed("down")
+    capabilities._stats("c__t").succeeded(0.001)  # c's failure fades, a's is recent
+    usable = [(p, Target(p.tool.split("__")[0], "t")) for p in spec.providers]
+    ranked = capabilities.order(spec, usable)
+    assert [p.tool for p, _, _ in ranked] == expected  # d: every breaker open, skipped
+    assert ranked[0][2] == reason

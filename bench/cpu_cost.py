@@ -1,6 +1,7 @@
 """CPU time the router spends per `tools/call`: a figure noise moves far less than latency.
 
     python bench/cpu_cost.py [--duration S] [--connections N] [--profile OUT.pstats] [--pid-file F]
+                             [--identity]
 
 Latency on a shared 2-core machine swings with whatever else runs; CPU seconds consumed by the
 router process per request do not (much). This starts the fast backend and a router over it,
@@ -8,12 +9,14 @@ drives `tools/call` with wrk through the router for a while, and divides the rou
 (user + system, from /proc, reported apart) by the number of calls. Run it before and after a
 hot-path change, interleaved, several times: on a busy machine one run says little. With
 --profile the router runs under cProfile and the stats are written on exit; --pid-file writes
-the router's pid so that py-spy or perf can attach to it while wrk runs.
+the router's pid so that py-spy or perf can attach to it while wrk runs. --identity turns on the
+backend identity token (`"identity": true` in the backend's entry: a JWT signed per request).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -48,6 +51,7 @@ def main() -> None:
     parser.add_argument(
         "--pid-file", type=Path, help="write the router's pid here (to attach py-spy or perf)"
     )
+    parser.add_argument("--identity", action="store_true", help="the backend's entry has `identity`")
     args = parser.parse_args()
 
     command = default_router_command()
@@ -58,7 +62,12 @@ def main() -> None:
     with Processes(RESULTS_DIR / "logs", BENCH_DIR.parent) as procs:
         backend = start_backend(procs, "fast", 1)
         wait_backends([backend])
-        router, port = spawn_router(procs, options, write_catalog("cpu", {"fast": backend}), "cpu")  # type: ignore[arg-type]
+        catalog = write_catalog("cpu", {"fast": backend})
+        if args.identity:
+            entries = json.loads(catalog.read_text())
+            entries["mcpServers"]["fast"]["identity"] = True
+            catalog.write_text(json.dumps(entries))
+        router, port = spawn_router(procs, options, catalog, "cpu")  # type: ignore[arg-type]
         wait_router(router, port)
         if args.pid_file:
             args.pid_file.write_text(str(router.pid))

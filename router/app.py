@@ -19,6 +19,7 @@ from router.catalog.index import Index
 from router.catalog.naming import NamingPolicy
 from router.catalog.sources.base import CatalogSource
 from router.changes import Changes
+from router.guard.backend_tokens import BackendSigner
 from router.guard.policy import Guard
 from router.guard.policy_sources import follow
 from router.guard.ratelimit import RateLimiter
@@ -75,7 +76,10 @@ class Router:
         self.sessions = shared.sessions
         self.board = BreakerBoard(shared.hints, listeners=[self._on_breaker])
         naming = NamingPolicy(s.prefix, s.separator, s.max_name_length)
-        make_backend = wiring.backend_factory(s, self._on_backend_notification)
+        self.signer = BackendSigner(
+            s.identity_issuer, token_seconds=s.identity_token_seconds, rotate_seconds=s.identity_key_rotation
+        )
+        make_backend = wiring.backend_factory(s, self._on_backend_notification, self.signer)
         listeners = [self._on_index_change, *shared.index_listeners]
         self.pool = BackendPool(naming, make_backend, wiring.call_settings_from(s), self.board, listeners)
         self.limiter = RateLimiter(shared.rate_store, self._on_rate_limited)
@@ -95,6 +99,7 @@ class Router:
             records=shared.records,
             output_limits=OutputLimits(s.max_result_bytes, s.result_over_limit),
             tool_search=self.tool_search,
+            signer=self.signer,
         )
         sinks = wiring.audit_sinks_from(s, shared.publisher)
         self.recent = RecentCalls() if sinks else None  # the console's last calls: one more sink
@@ -141,6 +146,7 @@ class Router:
         self.runtime = Runtime(
             [
                 *shared.services,
+                self.signer,  # keys before the first backend connects
                 self.pool,
                 self.changes,
                 Sweeper(self.sessions, shared.rate_store, s.session_idle_timeout, self.metrics),
@@ -176,7 +182,7 @@ class Router:
         console = Console(view, audit=self.audit, recent=self.recent, search=search, usage=self.usage)
         usage = UsageEndpoint(self.usage, self.auth, self.metrics, frozenset(s.admin_groups))
         self.routes = Routes(
-            self.endpoint, tools, metrics, self.auth, view, self.runtime.lifespan, console, usage
+            self.endpoint, tools, metrics, self.auth, view, self.runtime.lifespan, console, usage, self.signer
         )
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:

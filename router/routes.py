@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from router.guard.backend_tokens import BackendSigner
 from router.guard.identity import Authenticator
 from router.server.http import McpEndpoint
 from router.server.operator import Replica, readiness, serve_admin
@@ -29,6 +30,7 @@ class Routes:
         lifespan: Lifespan,
         console: Asgi,
         usage: Asgi | None = None,
+        signer: BackendSigner | None = None,
     ) -> None:
         self.mcp = mcp
         self.tools = tools
@@ -38,6 +40,7 @@ class Routes:
         self.lifespan = lifespan
         self.console = console
         self.usage = usage
+        self.signer = signer
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -57,6 +60,8 @@ class Routes:
             elif path.startswith("/.well-known/oauth-protected-resource"):
                 headers = decoded_headers(scope)
                 await send_json(send, 200, self.auth.protected_resource_metadata(headers))
+            elif path == "/.well-known/jwks.json" and self.signer is not None:
+                await send_json(send, 200, self.signer.jwks())  # keys of the tokens backends get
             elif path == "/v1/usage" and self.usage is not None:
                 await self.usage(scope, receive, send)
             elif path.startswith("/v1/tools") or path == "/v1/openapi.json":

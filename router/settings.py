@@ -230,6 +230,17 @@ class RouterSettings(BaseSettings):
         False, description="Send `X-Toolmesh-Agent`/`X-Toolmesh-Groups` to HTTP backends with each request."
     )
 
+    # Identity for backends (router/guard/backend_tokens.py): for entries with `identity`
+    identity_issuer: str = Field(
+        "toolmesh", description="`iss` of the JWTs the router signs for backends (e.g. its public URL)."
+    )
+    identity_token_seconds: int = Field(
+        60, ge=5, le=60, description="Lifetime of a backend identity token, in seconds (at most a minute)."
+    )
+    identity_key_rotation: float = Field(
+        3600.0, ge=1, description="Seconds a signing key signs before the next one takes over."
+    )
+
     # Tool search (router/relay/meta_tools.py, docs/tool-search.md)
     tools_mode: Literal["all", "search", "auto"] = Field(
         "all",

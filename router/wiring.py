@@ -15,6 +15,7 @@ from router.catalog.sources.base import CatalogSource
 from router.catalog.sources.registry import RegistrySource
 from router.catalog.sources.static import StaticFileSource
 from router.errors import ConfigError
+from router.guard.backend_tokens import BackendSigner
 from router.guard.identity import Authenticator, KeyStore
 from router.guard.policy_sources import FilePolicySource, KeyPolicySource, PolicySource
 from router.guard.ratelimit import MemoryRateStore
@@ -86,9 +87,12 @@ def call_settings_from(settings: RouterSettings) -> CallSettings:
 
 
 def backend_factory(
-    settings: RouterSettings, on_notification: Callable[[Backend, Message], Awaitable[None]]
+    settings: RouterSettings,
+    on_notification: Callable[[Backend, Message], Awaitable[None]],
+    signer: BackendSigner | None = None,
 ) -> Callable[[BackendRecord, Callable[[Backend], None]], Backend]:
-    """How the pool makes a backend for a catalog record, with the upstream settings."""
+    """How the pool makes a backend for a catalog record, with the upstream settings; `signer`
+    signs the router's own requests to backends whose entry has `identity`."""
     s = settings
 
     def make_backend(record: BackendRecord, on_change: Callable[[Backend], None]) -> Backend:
@@ -103,6 +107,7 @@ def backend_factory(
             on_notification=on_notification,
             stdio_variants=s.stdio_variants,
             stdio_variant_idle=s.stdio_variant_idle,
+            identity=signer.router_headers(record) if signer is not None else None,
         )
 
     return make_backend

@@ -28,7 +28,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from router.catalog.record import SERVER_NAME, BackendRecord, Catalog
-from router.catalog.server_rules import Cost, LimitRule, ServerPolicy, ToolPolicy
+from router.catalog.server_rules import BackendIdentity, Cost, LimitRule, ServerPolicy, ToolPolicy
 from router.errors import ConfigError
 
 log = logging.getLogger("toolmesh.catalog")
@@ -109,6 +109,7 @@ class ServerEntry(BaseModel):
     max_result_tokens: int | None = Field(None, ge=0)
     over_limit: Literal["truncate", "refuse"] | None = None
     cost: Cost | None = None
+    identity: bool | BackendIdentity = False
 
     _url = field_validator("url")(_check_url)
 
@@ -239,6 +240,7 @@ def _fix_for(field: str) -> str:
         "limits": 'a list of {"rate": n, "period": seconds, "burst": n, "tool": name, "per": ["agent"]}',
         "max_concurrency": "a positive number of calls in flight per instance",
         "max_queue": "a number of calls that may wait for a slot (0: none wait)",
+        "identity": 'true, or {"audience": ..., "header": ...}: the router signs a JWT per request',
     }
     return fixes.get(field.split(".", maxsplit=1)[0], "see docs/configuration.md for the catalog format")
 
@@ -279,6 +281,29 @@ def _credential_headers(name: str, entry: ServerEntry) -> dict[str, str]:
     else:
         return {}
     return {"Authorization": f"Bearer {token}"}
+
+
+def _identity(name: str, entry: ServerEntry) -> BackendIdentity | None:
+    if entry.identity is False:
+        return None
+    identity = BackendIdentity() if entry.identity is True else entry.identity
+    if entry.command is not None:
+        raise ConfigError(
+            f"server '{name}', field 'identity'", "a stdio server gets no request headers",
+            "use `identity` with remote (`url`) servers only",
+        )  # fmt: skip
+    own = {key.lower() for key in entry.headers} | {
+        key.lower() for instance in entry.instances or () for key in instance.headers
+    }
+    if entry.bearer_token_env or entry.bearer_token_file:
+        own.add("authorization")
+    if identity.header.lower() in own:
+        raise ConfigError(
+            f"server '{name}', field 'identity'",
+            f"the entry already sends its own {identity.header} header",
+            'name another header for the router\'s token, e.g. "identity": {"header": "X-Toolmesh-Identity"}',
+        )
+    return identity
 
 
 def _to_records(name: str, entry: ServerEntry) -> tuple[BackendRecord, ...]:
@@ -322,5 +347,6 @@ def _to_record(
             max_result_tokens=entry.max_result_tokens,
             over_limit=entry.over_limit,
             cost=entry.cost,
+            identity=_identity(name, entry),
         ),
     )

@@ -49,6 +49,17 @@ class ToolPolicy(BaseModel):
     cost: Cost | None = Field(default=None, description="What a call costs, for usage metering.")
 
 
+class BackendIdentity(BaseModel):
+    """Send this backend a JWT the router signs saying who each call is for (guard/backend_tokens.py)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    audience: str | None = Field(default=None, description="The token's `aud`; the server's name if unset.")
+    header: str = Field(
+        default="Authorization", description="Header carrying it (`Bearer <jwt>` in Authorization)."
+    )
+
+
 class ServerPolicy(BaseModel):
     """Per-server call policy; the defaults mean "as the router's settings say"."""
 
@@ -58,6 +69,7 @@ class ServerPolicy(BaseModel):
         default=False, description="Believe the server's readOnlyHint/idempotentHint annotations for retries."
     )
     tools: tuple[tuple[str, ToolPolicy], ...] = ()
+    identity: BackendIdentity | None = None
     max_concurrency: int | None = Field(default=None, ge=1, description="Calls in flight per instance.")
     max_queue: int | None = Field(default=None, ge=0, description="Calls waiting for a slot per instance.")
     max_result_bytes: int | None = Field(

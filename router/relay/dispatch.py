@@ -20,6 +20,7 @@ from anyio.abc import TaskGroup
 
 from router import __version__
 from router.catalog.index import Index, ListKind, Target
+from router.catalog.server_rules import BackendIdentity
 from router.eras import (
     MODERN_VERSION,
     SERVER_INFO_KEY,
@@ -29,6 +30,7 @@ from router.eras import (
     method_in_era,
 )
 from router.errors import INVALID_PARAMS, METHOD_NOT_FOUND, CallInterrupted, PolicyDenied, RPCError
+from router.guard.backend_tokens import BackendSigner
 from router.guard.conditions import CallFacts
 from router.guard.policy import OPEN, Kind, NamespaceView, View
 from router.guard.ratelimit import agent_of
@@ -99,6 +101,7 @@ class Dispatcher(Service):
         records: CallRecords | None = None,
         output_limits: OutputLimits | None = None,
         tool_search: ToolSearch | None = None,
+        signer: BackendSigner | None = None,
     ) -> None:
         """`forward_parked` (with shared state) carries a retry of a call parked on another
         replica there; see `EraBridge`. `records` (with shared state) keep a load balancer's
@@ -108,6 +111,7 @@ class Dispatcher(Service):
         self.pool = pool
         self.tool_search = tool_search
         self.forward_identity = forward_identity
+        self.signer = signer  # signs identity tokens for backends that opt in
         self.limiter = limiter
         self.output_limits = output_limits or OutputLimits(0)
         self.cursors = cursors
@@ -433,7 +437,7 @@ class Dispatcher(Service):
             and bridge is not None
             and not await self.pool.pick(target.server).speaks(ctx.era)
         ):
-            headers = self._upstream_headers(ctx)
+            headers = self._upstream_headers(ctx, target.server)
             reply = await bridge.start(ctx, target.server, relay, method, tool, headers)
             return self._result(ctx, target, reply)
         reply = await self._call(ctx, target.server, relay, method, relay.upstream_params, tool)
@@ -485,7 +489,7 @@ class Dispatcher(Service):
                 client=client,
                 handler_for=handler_for,
                 affinity=ctx.affinity,
-                headers=self._upstream_headers(ctx),
+                headers=self._upstream_headers(ctx, server),
                 param_headers=ctx.forward_headers,
                 on_attempt=ctx.attempting,
             )
@@ -521,21 +525,35 @@ class Dispatcher(Service):
             raise RPCError(error["code"], str(error.get("message", "")), error.get("data"))
         raise RPCError(-32603, f"server '{target.server}' sent a malformed response")
 
-    def _upstream_headers(self, ctx: CallContext) -> dict[str, str] | None:
+    def _upstream_headers(self, ctx: CallContext, server: str) -> dict[str, str] | None:
         """Per-request headers for HTTP backends: trace context and, if enabled, who is asking.
 
         The agent's own Authorization never goes upstream: client headers are not forwarded at
         all, and a backend's credentials come from its catalog entry (router/catalog/config_file.py).
         """
-        if ctx.trace is None and not self.forward_identity:
+        identity = self._identity_of(server)
+        if ctx.trace is None and not self.forward_identity and identity is None:
             return None
         headers: dict[str, str] = {}
+        if identity is not None and self.signer is not None:
+            view = ctx.view
+            headers |= self.signer.headers(
+                identity, identity.audience or server, ctx.agent.id, ctx.agent.groups,
+                view.namespace.name if isinstance(view, NamespaceView) else "",
+                ctx.attempt or (ctx.trace.trace_id if ctx.trace is not None else None),
+            )  # fmt: skip
         if ctx.trace is not None:
             headers["traceparent"] = ctx.trace.traceparent()
         if self.forward_identity:
             headers["x-toolmesh-agent"] = ctx.agent.id
             headers["x-toolmesh-groups"] = ",".join(sorted(ctx.agent.groups))
         return headers
+
+    def _identity_of(self, server: str) -> BackendIdentity | None:
+        if self.signer is None:
+            return None
+        policy = self.pool.policy_of(server)
+        return policy.identity if policy is not None else None
 
     async def resume_here(self, server: str, params: dict[str, Any], ctx: CallContext) -> Message:
         """Serve a retry another replica forwarded for a call parked here."""

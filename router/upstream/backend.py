@@ -74,8 +74,12 @@ class Backend:
         on_notification: Callable[[Backend, Message], Awaitable[None]] | None = None,
         stdio_variants: int = 0,
         stdio_variant_idle: float = 120.0,
+        identity: Callable[[], Mapping[str, str]] | None = None,
     ) -> None:
+        """`identity` makes the headers with the router's own identity token for this backend's
+        requests that are not an agent's call (with `identity` in its catalog entry)."""
         self.record = record
+        self.identity = identity
         self.server = record.server
         self.timeout = record.timeout or request_timeout
         self.connect_timeout = connect_timeout
@@ -253,7 +257,7 @@ class Backend:
             from router.upstream.sse_channel import SseChannel
 
             return SseChannel(self.server, record.url, dict(record.headers), self.connect_timeout)
-        return HttpChannel(self.server, record.url, dict(record.headers), self.connect_timeout)
+        return HttpChannel(self.server, record.url, dict(record.headers), self.connect_timeout, self.identity)
 
     def _make_stdio_channel(self) -> StdioChannel:
         record = self.record

@@ -8,7 +8,7 @@ GET and `Last-Event-ID`. The optional GET stream brings what the backend sends o
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +34,15 @@ class HttpChannel:
     # Per-request headers (traceparent among them) reach the backend; a stdio child sees none.
     carries_headers = True
 
-    def __init__(self, server: str, url: str, headers: Mapping[str, str], connect_timeout: float) -> None:
+    def __init__(
+        self,
+        server: str,
+        url: str,
+        headers: Mapping[str, str],
+        connect_timeout: float,
+        identity: Callable[[], Mapping[str, str]] | None = None,
+    ) -> None:
+        self.identity = identity
         self.server = server
         self.url = url
         self.static_headers = dict(headers)
@@ -57,6 +65,11 @@ class HttpChannel:
             await self._client.close()
             self._client = None
 
+    def _signed(self, headers: Mapping[str, str]) -> Mapping[str, str]:
+        """With `identity` (the backend opted in): the router's own token on a request that does
+        not carry one made for an agent's call (guard/backend_tokens.py)."""
+        return headers if self.identity is None else {**self.identity(), **headers}
+
     def _http(self) -> WireClient:
         if self._client is None:
             raise BackendUnavailable(self.server, "connection closed")
@@ -67,14 +80,14 @@ class HttpChannel:
     ) -> Message:
         body = orjson.dumps(message)
         try:
-            async with self._http().request("POST", headers, body) as response:
+            async with self._http().request("POST", self._signed(headers), body) as response:
                 return await self._read_reply(response, message["id"], headers, on_message)
         except _CONNECTION_ERRORS as exc:
             raise _translate(self.server, exc) from None
 
     async def notify(self, message: Message, headers: Mapping[str, str]) -> None:
         try:
-            async with self._http().request("POST", headers, orjson.dumps(message)) as response:
+            async with self._http().request("POST", self._signed(headers), orjson.dumps(message)) as response:
                 if response.status == 404 and "mcp-session-id" in headers:
                     raise SessionExpired(self.server)
                 await response.read()
@@ -83,7 +96,7 @@ class HttpChannel:
 
     async def end_session(self, headers: Mapping[str, str]) -> None:
         try:
-            async with self._http().request("DELETE", headers) as response:
+            async with self._http().request("DELETE", self._signed(headers)) as response:
                 await response.read()
         except (*_CONNECTION_ERRORS, BackendUnavailable):
             pass
@@ -97,7 +110,7 @@ class HttpChannel:
             if last_event_id is not None:
                 request_headers["Last-Event-ID"] = last_event_id
             try:
-                async with self._http().request("GET", request_headers) as response:
+                async with self._http().request("GET", self._signed(request_headers)) as response:
                     if response.status == 404 and "mcp-session-id" in headers:
                         raise SessionExpired(self.server)
                     if response.status != 200 or response.content_type != "text/event-stream":
@@ -164,7 +177,7 @@ class HttpChannel:
                 await on_message({"method": STREAM_PAUSED, "params": {"retry": cursor.retry_ms}})
             await anyio.sleep(cursor.retry_ms / 1000)
             resume = {**headers, **_GET_HEADERS, "Last-Event-ID": cursor.last_event_id}
-            async with self._http().request("GET", resume) as stream:
+            async with self._http().request("GET", self._signed(resume)) as stream:
                 if stream.status != 200:
                     break
                 reply = await self._scan(stream, request_id, on_message, cursor)

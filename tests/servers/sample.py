@@ -745,6 +745,47 @@ def sse_app(server: Server[Any]) -> ASGIApp:
     return Starlette(routes=routes)
 
 
+class VerifyIdentity:
+    """What a backend that opted in to the router's identity tokens does: every request must carry
+    `Authorization: Bearer <jwt>` signed by a key of the router's JWKS, for this audience and
+    issuer, unexpired; anything else is answered 401. Verified claims are appended to a file."""
+
+    def __init__(self, app: ASGIApp, jwks_url: str, audience: str, issuer: str, log: str | None) -> None:
+        import jwt
+
+        self.app, self.audience, self.issuer, self.log = app, audience, issuer, log
+        # Its JWKS cache must be shorter than the router's rotation period (a key is published one
+        # period before it signs); the rotation test rotates every 2 s.
+        self.jwks = jwt.PyJWKClient(jwks_url, lifespan=1.0)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        import jwt
+
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope["headers"]).get(b"authorization", b"").decode()
+        token = header.removeprefix("Bearer ") if header.startswith("Bearer ") else ""
+        try:
+            key = await anyio.to_thread.run_sync(self.jwks.get_signing_key_from_jwt, token)
+            claims = jwt.decode(token, key, algorithms=["ES256"], audience=self.audience, issuer=self.issuer)
+        except (jwt.PyJWTError, ValueError) as exc:
+            sys.stderr.write(f"identity token rejected: {exc!r}\n")
+            body = orjson.dumps({"error": f"identity token rejected: {exc}"})
+            await _respond(send, 401, body, [(b"content-type", b"application/json")])
+            return
+        if self.log:
+            kid = jwt.get_unverified_header(token).get("kid")
+            line = orjson.dumps({"claims": claims, "kid": kid, "token": token}) + b"\n"
+            await anyio.to_thread.run_sync(_append, self.log, line)
+        await self.app(scope, receive, send)
+
+
+def _append(path: str, line: bytes) -> None:
+    with open(path, "ab") as out:
+        out.write(line)
+
+
 def serve_http(
     server: Server[Any],
     *,
@@ -754,6 +795,7 @@ def serve_http(
     json_response: bool,
     era: Era,
     sse: bool = False,
+    verify: tuple[str, str, str, str | None] | None = None,
 ) -> None:
     """Serve `server` over Streamable HTTP with uvicorn until SIGINT/SIGTERM."""
     import uvicorn
@@ -763,6 +805,8 @@ def serve_http(
         if sse
         else http_app(server, host=host, stateless=stateless, json_response=json_response, era=era)
     )
+    if verify is not None:
+        app = VerifyIdentity(app, *verify)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", access_log=False)
     uvicorn.Server(config).run()
 
@@ -779,6 +823,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stateless", action="store_true", help="HTTP: no legacy sessions")
     parser.add_argument("--json-response", action="store_true", help="HTTP: JSON instead of SSE responses")
     parser.add_argument("--era", choices=("both", "legacy", "modern"), default="both")
+    parser.add_argument(
+        "--verify-jwks", help="HTTP: require the router's identity JWT, keys from this JWKS URL"
+    )
+    parser.add_argument("--audience", help="with --verify-jwks: the `aud` required (default: --name)")
+    parser.add_argument("--issuer", default="toolmesh", help="with --verify-jwks: the `iss` required")
+    parser.add_argument("--claims-log", help="with --verify-jwks: append each verified token's claims here")
     return parser.parse_args(argv)
 
 
@@ -801,6 +851,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             json_response=args.json_response,
             era=args.era,
             sse=args.transport == "sse",
+            verify=(args.verify_jwks, args.audience or args.name, args.issuer, args.claims_log)
+            if args.verify_jwks
+            else None,
         )
 
 

@@ -64,13 +64,14 @@ def sample_server_http(
     port: int | None = None,
     log_dir: str | Path | None = None,
     timeout: float = 20.0,
+    extra_args: Sequence[str] = (),
 ) -> Iterator[tuple[str, ManagedProcess]]:
     """Run ``tests.servers.sample`` over Streamable HTTP; yields ``(url, process)`` once it answers.
 
     `url` is ``http://HOST:PORT/mcp``. `era` narrows the endpoint to one protocol era.
     """
     port = port or free_port(host)
-    extra = ["--host", host, "--port", str(port)]
+    extra = ["--host", host, "--port", str(port), *extra_args]
     if stateless:
         extra.append("--stateless")
     if json_response:

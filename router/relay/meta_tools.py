@@ -1,8 +1,8 @@
 """Search mode: `tools/list` as three meta-tools plus the pinned tools (docs/tool-search.md).
 
 Which mode a request is served in: the client's URL parameter (`/mcp?tools=search`), else the
-agent's policy (`tools_mode`, its own entry, then its groups', then `everyone`'s), else the
-router's setting. `auto` searches once the agent's visible tools pass a count or an estimated
+view's `tools_mode` (a namespace's own, else the agent's policy: its own entry, then its groups',
+then `everyone`'s), else the router's setting. `auto` searches once the agent's visible tools pass a count or an estimated
 token size (characters / 4 of the flat list), and lists them all below it.
 
 In search mode the list is `search_tools`, `describe_tools` and `call_tool`, then the visible

@@ -28,7 +28,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from router.catalog.record import SERVER_NAME, BackendRecord, Catalog
-from router.catalog.server_rules import BackendIdentity, Cost, LimitRule, ServerPolicy, ToolPolicy
+from router.catalog.server_rules import BackendIdentity, Cost, Credential, LimitRule, ServerPolicy, ToolPolicy
 from router.errors import ConfigError
 
 log = logging.getLogger("toolmesh.catalog")
@@ -66,6 +66,28 @@ class InstanceEntry(BaseModel):
     headers: dict[str, str] = Field(default_factory=dict)
 
     _url = field_validator("url")(_check_url)
+
+
+class CredentialEntry(BaseModel):
+    """Under `credentials`: other headers for calls made for some agents or groups."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    agents: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+    headers: dict[str, str] = Field(default_factory=dict)
+    bearer_token_env: str | None = Field(None, alias="bearerTokenEnv", min_length=1)
+    bearer_token_file: str | None = Field(None, alias="bearerTokenFile", min_length=1)
+
+    @model_validator(mode="after")
+    def _complete(self) -> CredentialEntry:
+        if not self.agents and not self.groups:
+            raise ValueError("a credential names the `agents` and/or `groups` whose calls use it")
+        if not (self.headers or self.bearer_token_env or self.bearer_token_file):
+            raise ValueError("a credential gives `headers`, `bearerTokenEnv` or `bearerTokenFile`")
+        if self.bearer_token_env and self.bearer_token_file:
+            raise ValueError("give bearerTokenEnv or bearerTokenFile, not both")
+        return self
 
 
 class LimitEntry(BaseModel):
@@ -110,6 +132,7 @@ class ServerEntry(BaseModel):
     over_limit: Literal["truncate", "refuse"] | None = None
     cost: Cost | None = None
     identity: bool | BackendIdentity = False
+    credentials: list[CredentialEntry] = Field(default_factory=list)
 
     _url = field_validator("url")(_check_url)
 
@@ -240,6 +263,7 @@ def _fix_for(field: str) -> str:
         "limits": 'a list of {"rate": n, "period": seconds, "burst": n, "tool": name, "per": ["agent"]}',
         "max_concurrency": "a positive number of calls in flight per instance",
         "max_queue": "a number of calls that may wait for a slot (0: none wait)",
+        "credentials": 'a list of {"groups": [...], "agents": [...], "headers": {...}} or bearerTokenEnv/File',
         "identity": 'true, or {"audience": ..., "header": ...}: the router signs a JWT per request',
     }
     return fixes.get(field.split(".", maxsplit=1)[0], "see docs/configuration.md for the catalog format")
@@ -281,6 +305,34 @@ def _credential_headers(name: str, entry: ServerEntry) -> dict[str, str]:
     else:
         return {}
     return {"Authorization": f"Bearer {token}"}
+
+
+def _credentials(name: str, entry: ServerEntry) -> tuple[Credential, ...]:
+    if entry.credentials and entry.command is not None:
+        raise ConfigError(
+            f"server '{name}', field 'credentials'", "a stdio server gets no request headers",
+            "use `credentials` with remote (`url`) servers only (a stdio child's `env` is per entry)",
+        )  # fmt: skip
+    out = []
+    for n, credential in enumerate(entry.credentials):
+        where = f"server '{name}', field 'credentials.{n}"
+        headers = {
+            key: _expand(f"{where}.headers.{key}'", value) for key, value in credential.headers.items()
+        }
+        if credential.bearer_token_env:
+            token = _expand(f"{where}.bearerTokenEnv'", "${" + credential.bearer_token_env + "}")
+            headers["Authorization"] = f"Bearer {token}"
+        elif credential.bearer_token_file:
+            secret = _read_secret(f"{where}.bearerTokenFile'", credential.bearer_token_file)
+            headers["Authorization"] = f"Bearer {secret}"
+        out.append(
+            Credential(
+                agents=tuple(credential.agents),
+                groups=tuple(credential.groups),
+                headers=tuple(sorted(headers.items())),
+            )
+        )
+    return tuple(out)
 
 
 def _identity(name: str, entry: ServerEntry) -> BackendIdentity | None:
@@ -348,5 +400,6 @@ def _to_record(
             over_limit=entry.over_limit,
             cost=entry.cost,
             identity=_identity(name, entry),
+            credentials=_credentials(name, entry),
         ),
     )

@@ -60,6 +60,20 @@ class BackendIdentity(BaseModel):
     )
 
 
+class Credential(BaseModel):
+    """Headers (the backend's credentials) used instead of the entry's own for calls made for
+    these agents or agents in these groups (the first matching rule wins)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    agents: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    headers: tuple[tuple[str, str], ...] = Field(default=(), repr=False)
+
+    def applies(self, agent: str, groups: frozenset[str]) -> bool:
+        return agent in self.agents or not groups.isdisjoint(self.groups)
+
+
 class ServerPolicy(BaseModel):
     """Per-server call policy; the defaults mean "as the router's settings say"."""
 
@@ -70,6 +84,14 @@ class ServerPolicy(BaseModel):
     )
     tools: tuple[tuple[str, ToolPolicy], ...] = ()
     identity: BackendIdentity | None = None
+    credentials: tuple[Credential, ...] = Field(default=(), repr=False)
+
+    def credential_for(self, agent: str, groups: frozenset[str]) -> dict[str, str] | None:
+        for credential in self.credentials:
+            if credential.applies(agent, groups):
+                return dict(credential.headers)
+        return None
+
     max_concurrency: int | None = Field(default=None, ge=1, description="Calls in flight per instance.")
     max_queue: int | None = Field(default=None, ge=0, description="Calls waiting for a slot per instance.")
     max_result_bytes: int | None = Field(

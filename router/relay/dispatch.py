@@ -20,7 +20,6 @@ from anyio.abc import TaskGroup
 
 from router import __version__
 from router.catalog.index import Index, ListKind, Target
-from router.catalog.server_rules import BackendIdentity
 from router.eras import (
     MODERN_VERSION,
     SERVER_INFO_KEY,
@@ -531,10 +530,14 @@ class Dispatcher(Service):
         The agent's own Authorization never goes upstream: client headers are not forwarded at
         all, and a backend's credentials come from its catalog entry (router/catalog/config_file.py).
         """
-        identity = self._identity_of(server)
-        if ctx.trace is None and not self.forward_identity and identity is None:
+        policy = self.pool.policy_of(server)
+        identity = policy.identity if policy is not None and self.signer is not None else None
+        credential = (
+            policy.credential_for(ctx.agent.id, ctx.agent.groups) if policy and policy.credentials else None
+        )
+        if ctx.trace is None and not self.forward_identity and identity is None and credential is None:
             return None
-        headers: dict[str, str] = {}
+        headers: dict[str, str] = credential or {}  # the agent's or its group's own credential
         if identity is not None and self.signer is not None:
             view = ctx.view
             headers |= self.signer.headers(
@@ -548,12 +551,6 @@ class Dispatcher(Service):
             headers["x-toolmesh-agent"] = ctx.agent.id
             headers["x-toolmesh-groups"] = ",".join(sorted(ctx.agent.groups))
         return headers
-
-    def _identity_of(self, server: str) -> BackendIdentity | None:
-        if self.signer is None:
-            return None
-        policy = self.pool.policy_of(server)
-        return policy.identity if policy is not None else None
 
     async def resume_here(self, server: str, params: dict[str, Any], ctx: CallContext) -> Message:
         """Serve a retry another replica forwarded for a call parked here."""

@@ -225,7 +225,10 @@ class WireClient:
         self.connect_timeout = connect_timeout
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self._target = target.encode("latin-1")
-        self._fixed = f"Host: {parts.netloc}\r\n".encode("latin-1") + _header_lines(headers)
+        self._host_line = f"Host: {parts.netloc}\r\n".encode("latin-1")
+        self._fixed = self._host_line + _header_lines(headers)
+        self._static = dict(headers)
+        self._static_names = frozenset(name.lower() for name in headers)
         self._idle: list[_Connection] = []
         self._closed = False
 
@@ -236,7 +239,14 @@ class WireClient:
         The connection goes back to the pool if the body was read to its end, and is dropped
         otherwise (a response left half-read cannot carry the next one).
         """
-        head = b"%s %s HTTP/1.1\r\n" % (method.encode("ascii"), self._target) + self._fixed
+        fixed = self._fixed
+        if self._static_names and not self._static_names.isdisjoint(name.lower() for name in headers):
+            # A request's own header replaces the fixed one of that name (e.g. the credential
+            # chosen for the agent a call is for), never goes beside it.
+            wanted = {name.lower() for name in headers}
+            kept = {name: value for name, value in self._static.items() if name.lower() not in wanted}
+            fixed = self._host_line + _header_lines(kept)
+        head = b"%s %s HTTP/1.1\r\n" % (method.encode("ascii"), self._target) + fixed
         head += _header_lines(headers)
         if body is not None:
             head += b"Content-Length: %d\r\n" % len(body)

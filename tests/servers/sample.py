@@ -781,6 +781,31 @@ class VerifyIdentity:
         await self.app(scope, receive, send)
 
 
+class LogAuthorization:
+    """Appends `{"authorization": ..., "body": ...}` for every POST: which credential came with what."""
+
+    def __init__(self, app: ASGIApp, log: str) -> None:
+        self.app, self.log = app, log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+
+        async def recording() -> Any:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            return message
+
+        authorization = dict(scope["headers"]).get(b"authorization", b"").decode()
+        try:
+            await self.app(scope, recording, send)
+        finally:
+            line = orjson.dumps({"authorization": authorization, "body": b"".join(chunks).decode()})
+            await anyio.to_thread.run_sync(_append, self.log, line + b"\n")
+
+
 def _append(path: str, line: bytes) -> None:
     with open(path, "ab") as out:
         out.write(line)
@@ -796,6 +821,7 @@ def serve_http(
     era: Era,
     sse: bool = False,
     verify: tuple[str, str, str, str | None] | None = None,
+    auth_log: str | None = None,
 ) -> None:
     """Serve `server` over Streamable HTTP with uvicorn until SIGINT/SIGTERM."""
     import uvicorn
@@ -807,6 +833,8 @@ def serve_http(
     )
     if verify is not None:
         app = VerifyIdentity(app, *verify)
+    if auth_log is not None:
+        app = LogAuthorization(app, auth_log)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", access_log=False)
     uvicorn.Server(config).run()
 
@@ -829,6 +857,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--audience", help="with --verify-jwks: the `aud` required (default: --name)")
     parser.add_argument("--issuer", default="toolmesh", help="with --verify-jwks: the `iss` required")
     parser.add_argument("--claims-log", help="with --verify-jwks: append each verified token's claims here")
+    parser.add_argument("--auth-log", help="HTTP: append each POST's Authorization and body here")
     return parser.parse_args(argv)
 
 
@@ -854,6 +883,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             verify=(args.verify_jwks, args.audience or args.name, args.issuer, args.claims_log)
             if args.verify_jwks
             else None,
+            auth_log=args.auth_log,
         )
 
 

@@ -81,9 +81,10 @@ async def test_a_legacy_http_backend_lends_a_sampling_client_its_own_session(tmp
 
 
 async def test_a_stdio_backend_lends_a_child_declaring_the_clients_capabilities() -> None:
-    """On a stdio backend a sampling client's call goes to a child started with its capabilities,
-    which a 2026-07-28 client without roots may share; a client that declared nothing stays on
-    the main child, and a call through `Backend.call` is answered on the child it leased."""
+    """On a stdio backend a sampling client's call goes to a child started with its capabilities;
+    a client that declared nothing stays on the main child, and a call through `Backend.call` is
+    answered on the child it leased. The sample server speaks both eras, so a 2026-07-28 client
+    is served stateless, by the child asked `server/discover` first (upstream/other_era.py)."""
     record = BackendRecord(
         server="kids",
         instance_id="kids",
@@ -98,7 +99,8 @@ async def test_a_stdio_backend_lends_a_child_declaring_the_clients_capabilities(
             assert child.kind == "child" and child.session is not shared
             assert child.session.client_capabilities == SAMPLING
         async with backend.lease_for(Client("modern", SAMPLING)) as stateless:
-            assert stateless.session is child.session  # same capabilities: the idle child serves
+            assert stateless.kind == "shared" and stateless.session.era == "modern"
+            assert stateless.session is backend.other_era.session
         async with backend.lease_for(Client("legacy", {}, "client-2")) as plain:
             assert plain.session is shared
         leased: list[Any] = []

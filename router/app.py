@@ -77,8 +77,9 @@ class Router:
         self.board = BreakerBoard(shared.hints, listeners=[self._on_breaker])
         naming = NamingPolicy(s.prefix, s.separator, s.max_name_length)
         self.signer = BackendSigner(
-            s.identity_issuer, token_seconds=s.identity_token_seconds, rotate_seconds=s.identity_key_rotation
-        )
+            s.identity_issuer, token_seconds=s.identity_token_seconds, rotate_seconds=s.identity_key_rotation,
+            share=shared.identity_keys,
+        )  # fmt: skip
         make_backend = wiring.backend_factory(s, self._on_backend_notification, self.signer)
         listeners = [self._on_index_change, *shared.index_listeners]
         self.pool = BackendPool(naming, make_backend, wiring.call_settings_from(s), self.board, listeners)

@@ -19,6 +19,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from router.guard.backend_tokens import KeyShare
 from router.guard.ratelimit import RateStore
 from router.observe.audit import Publisher
 from router.observe.usage import Usage
@@ -119,5 +120,6 @@ class SharedState:
     link: LinkStatus | None = None
     records: CallRecords | None = None  # attempt records (router/relay/attempts.py)
     usage: Usage | None = None  # usage totals summed across replicas (router/cluster/usage.py)
+    identity_keys: KeyShare | None = None  # backend identity keys (router/cluster/identity_keys.py)
     # Entered in this order before serving, left in the reverse order (see router/lifecycle.py).
     services: Sequence[AbstractAsyncContextManager[Any]] = field(default_factory=tuple)

@@ -20,6 +20,7 @@ from router.catalog.config_file import parse_catalog
 from router.errors import ConfigError
 from tests.conftest import run_router
 from tests.guard_support import client_with, guarded_env
+from tests.support.cluster import cluster
 from tests.support.procs import sample_server_http
 
 pytestmark = pytest.mark.anyio
@@ -131,3 +132,34 @@ def test_identity_is_refused_where_it_cannot_work() -> None:
     )
     identity = next(iter(catalog.records())).policy.identity
     assert identity is not None and identity.audience == "api://s"
+
+
+async def test_replicas_share_the_keys_through_nats(tmp_path: Path) -> None:
+    """A backend that knows one replica's JWKS verifies the tokens of every replica, across
+    rotations (each replica may be the one that rotates)."""
+    keys, env = guarded_env(tmp_path, {"alice": ["finance"]}, POLICY)
+    env |= {"TOOLMESH_IDENTITY_KEY_ROTATION": "2", "TOOLMESH_IDENTITY_TOKEN_SECONDS": "5"}
+    log = tmp_path / "claims.jsonl"
+    with cluster(tmp_path, {}, replicas=2, env=env) as group:
+        first, second = group.replicas
+        verify = ["--verify-jwks", f"{first.base_url}/.well-known/jwks.json", "--claims-log", str(log)]
+        with sample_server_http("svc", log_dir=tmp_path, extra_args=verify) as (url, _):
+            group.catalog.write_text(json.dumps({"mcpServers": {"svc": {"url": url, "identity": True}}}))
+            async with aiohttp.ClientSession() as http:
+                sets = []
+                for replica in group.replicas:
+                    async with http.get(f"{replica.base_url}/.well-known/jwks.json") as response:
+                        sets.append({key["kid"] for key in (await response.json())["keys"]})
+                assert sets[0] & sets[1], "the replicas publish one key set"
+            failures = 0
+            for replica in [first, second] * 3:
+                async with client_with(replica.mcp_url, keys["alice"], "legacy") as client:
+                    with anyio.fail_after(20):
+                        while "svc__echo" not in {t.name for t in (await client.list_tools()).tools}:
+                            await anyio.sleep(0.2)
+                    for _ in range(5):
+                        failures += (await client.call_tool("svc__echo", {"text": "x"})).is_error
+                        await anyio.sleep(0.2)
+            assert failures == 0
+            kids = {r["kid"] for r in records(log) if r["claims"]["sub"] == "alice"}
+            assert len(kids) >= 2

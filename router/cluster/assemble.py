@@ -15,6 +15,7 @@ from router.cluster.bus import NatsBus, RemoteCancels
 from router.cluster.catalog import CatalogSync
 from router.cluster.events import SharedEvents
 from router.cluster.hints import NatsHints
+from router.cluster.identity_keys import NatsIdentityKeys
 from router.cluster.link import NatsLink
 from router.cluster.parked import ParkedLink
 from router.cluster.ratelimit import NatsRateStore
@@ -87,6 +88,7 @@ def assemble(
         link=link,
         records=records if settings.attempt_records else None,
         usage=usage,
+        identity_keys=NatsIdentityKeys(link),
         services=(
             sessions,
             bus,

@@ -20,6 +20,7 @@ from router.catalog.naming import NamingPolicy
 from router.catalog.sources.base import CatalogSource
 from router.changes import Changes
 from router.guard.backend_tokens import BackendSigner
+from router.guard.credential_keys import KeyedSecrets
 from router.guard.policy import Guard
 from router.guard.policy_sources import follow
 from router.guard.ratelimit import RateLimiter
@@ -86,6 +87,7 @@ class Router:
         self.limiter = RateLimiter(shared.rate_store, self._on_rate_limited)
         self.listen_streams = ListenStreams()
         self.tool_search = ToolSearch(wiring.tools_settings_from(s), self.pool.caller.serving)
+        self.secrets = KeyedSecrets(wiring.kv_store, s.credential_key_ttl)
         self.dispatcher = Dispatcher(
             self.pool,
             CursorCodec(key),
@@ -101,6 +103,7 @@ class Router:
             output_limits=OutputLimits(s.max_result_bytes, s.result_over_limit),
             tool_search=self.tool_search,
             signer=self.signer,
+            secrets=self.secrets,
         )
         sinks = wiring.audit_sinks_from(s, shared.publisher)
         self.recent = RecentCalls() if sinks else None  # the console's last calls: one more sink

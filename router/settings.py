@@ -237,6 +237,11 @@ class RouterSettings(BaseSettings):
     identity_token_seconds: int = Field(
         60, ge=5, le=60, description="Lifetime of a backend identity token, in seconds (at most a minute)."
     )
+    credential_key_ttl: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a backend credential read from Consul/etcd (`bearerTokenKey`) is reused.",
+    )
     identity_key_rotation: float = Field(
         3600.0, ge=1, description="Seconds a signing key signs before the next one takes over."
     )

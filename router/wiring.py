@@ -19,6 +19,7 @@ from router.guard.backend_tokens import BackendSigner
 from router.guard.identity import Authenticator, KeyStore
 from router.guard.policy_sources import FilePolicySource, KeyPolicySource, PolicySource
 from router.guard.ratelimit import MemoryRateStore
+from router.kv.base import KeyValueStore
 from router.observe.audit import Publisher, Sink
 from router.observe.metrics import Metrics
 from router.relay.meta_tools import ToolsSettings
@@ -111,6 +112,12 @@ def backend_factory(
         )
 
     return make_backend
+
+
+def kv_store(kind: str, url: str) -> KeyValueStore:
+    """A Consul or etcd client (imported only when used), e.g. for credentials kept there."""
+    store: KeyValueStore = load(KV_STORES, kind)(url)
+    return store
 
 
 def policy_sources_from(settings: RouterSettings) -> list[PolicySource]:

@@ -28,7 +28,15 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from router.catalog.record import SERVER_NAME, BackendRecord, Catalog
-from router.catalog.server_rules import BackendIdentity, Cost, Credential, LimitRule, ServerPolicy, ToolPolicy
+from router.catalog.server_rules import (
+    BackendIdentity,
+    Cost,
+    Credential,
+    LimitRule,
+    ServerPolicy,
+    ToolPolicy,
+    split_key,
+)
 from router.errors import ConfigError
 
 log = logging.getLogger("toolmesh.catalog")
@@ -78,15 +86,21 @@ class CredentialEntry(BaseModel):
     headers: dict[str, str] = Field(default_factory=dict)
     bearer_token_env: str | None = Field(None, alias="bearerTokenEnv", min_length=1)
     bearer_token_file: str | None = Field(None, alias="bearerTokenFile", min_length=1)
+    bearer_token_key: str | None = Field(None, alias="bearerTokenKey", min_length=1)
 
     @model_validator(mode="after")
     def _complete(self) -> CredentialEntry:
         if not self.agents and not self.groups:
             raise ValueError("a credential names the `agents` and/or `groups` whose calls use it")
-        if not (self.headers or self.bearer_token_env or self.bearer_token_file):
-            raise ValueError("a credential gives `headers`, `bearerTokenEnv` or `bearerTokenFile`")
-        if self.bearer_token_env and self.bearer_token_file:
-            raise ValueError("give bearerTokenEnv or bearerTokenFile, not both")
+        sources = [self.bearer_token_env, self.bearer_token_file, self.bearer_token_key]
+        if not (self.headers or any(sources)):
+            raise ValueError(
+                "a credential gives `headers`, `bearerTokenEnv`, `bearerTokenFile` or `bearerTokenKey`"
+            )
+        if sum(source is not None for source in sources) > 1:
+            raise ValueError("give one of bearerTokenEnv, bearerTokenFile, bearerTokenKey")
+        if self.bearer_token_key is not None:
+            split_key(self.bearer_token_key)  # a ValueError naming the expected form
         return self
 
 
@@ -330,6 +344,7 @@ def _credentials(name: str, entry: ServerEntry) -> tuple[Credential, ...]:
                 agents=tuple(credential.agents),
                 groups=tuple(credential.groups),
                 headers=tuple(sorted(headers.items())),
+                key=credential.bearer_token_key,
             )
         )
     return tuple(out)

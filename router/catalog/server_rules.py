@@ -8,6 +8,7 @@ compared as values when the catalog is diffed.
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -60,6 +61,14 @@ class BackendIdentity(BaseModel):
     )
 
 
+def split_key(url: str) -> tuple[str, str, str]:
+    """`consul://host:port/path` or `etcd://host:port/key` -> (kind, store address, key)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("consul", "etcd") or not parts.netloc or len(parts.path) < 2:
+        raise ValueError(f"{url!r} is not consul://host:port/key or etcd://host:port/key")
+    return parts.scheme, f"http://{parts.netloc}", parts.path[1:]
+
+
 class Credential(BaseModel):
     """Headers (the backend's credentials) used instead of the entry's own for calls made for
     these agents or agents in these groups (the first matching rule wins)."""
@@ -69,6 +78,8 @@ class Credential(BaseModel):
     agents: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
     headers: tuple[tuple[str, str], ...] = Field(default=(), repr=False)
+    # A bearer token kept in Consul or etcd: consul://host:port/path or etcd://host:port/key.
+    key: str | None = None
 
     def applies(self, agent: str, groups: frozenset[str]) -> bool:
         return agent in self.agents or not groups.isdisjoint(self.groups)
@@ -86,10 +97,10 @@ class ServerPolicy(BaseModel):
     identity: BackendIdentity | None = None
     credentials: tuple[Credential, ...] = Field(default=(), repr=False)
 
-    def credential_for(self, agent: str, groups: frozenset[str]) -> dict[str, str] | None:
+    def credential_for(self, agent: str, groups: frozenset[str]) -> Credential | None:
         for credential in self.credentials:
             if credential.applies(agent, groups):
-                return dict(credential.headers)
+                return credential
         return None
 
     max_concurrency: int | None = Field(default=None, ge=1, description="Calls in flight per instance.")

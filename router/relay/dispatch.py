@@ -28,9 +28,17 @@ from router.eras import (
     legacy_client_envelope,
     method_in_era,
 )
-from router.errors import INVALID_PARAMS, METHOD_NOT_FOUND, CallInterrupted, PolicyDenied, RPCError
+from router.errors import (
+    INVALID_PARAMS,
+    METHOD_NOT_FOUND,
+    BackendUnavailable,
+    CallInterrupted,
+    PolicyDenied,
+    RPCError,
+)
 from router.guard.backend_tokens import BackendSigner
 from router.guard.conditions import CallFacts
+from router.guard.credential_keys import KeyedSecrets
 from router.guard.policy import OPEN, Kind, NamespaceView, View
 from router.guard.ratelimit import agent_of
 from router.lifecycle import Service
@@ -101,6 +109,7 @@ class Dispatcher(Service):
         output_limits: OutputLimits | None = None,
         tool_search: ToolSearch | None = None,
         signer: BackendSigner | None = None,
+        secrets: KeyedSecrets | None = None,
     ) -> None:
         """`forward_parked` (with shared state) carries a retry of a call parked on another
         replica there; see `EraBridge`. `records` (with shared state) keep a load balancer's
@@ -111,6 +120,7 @@ class Dispatcher(Service):
         self.tool_search = tool_search
         self.forward_identity = forward_identity
         self.signer = signer  # signs identity tokens for backends that opt in
+        self.secrets = secrets  # credentials kept in Consul/etcd
         self.limiter = limiter
         self.output_limits = output_limits or OutputLimits(0)
         self.cursors = cursors
@@ -436,7 +446,7 @@ class Dispatcher(Service):
             and bridge is not None
             and not await self.pool.pick(target.server).speaks(ctx.era)
         ):
-            headers = self._upstream_headers(ctx, target.server)
+            headers = await self._upstream_headers(ctx, target.server)
             reply = await bridge.start(ctx, target.server, relay, method, tool, headers)
             return self._result(ctx, target, reply)
         reply = await self._call(ctx, target.server, relay, method, relay.upstream_params, tool)
@@ -488,7 +498,7 @@ class Dispatcher(Service):
                 client=client,
                 handler_for=handler_for,
                 affinity=ctx.affinity,
-                headers=self._upstream_headers(ctx, server),
+                headers=await self._upstream_headers(ctx, server),
                 param_headers=ctx.forward_headers,
                 on_attempt=ctx.attempting,
             )
@@ -524,7 +534,7 @@ class Dispatcher(Service):
             raise RPCError(error["code"], str(error.get("message", "")), error.get("data"))
         raise RPCError(-32603, f"server '{target.server}' sent a malformed response")
 
-    def _upstream_headers(self, ctx: CallContext, server: str) -> dict[str, str] | None:
+    async def _upstream_headers(self, ctx: CallContext, server: str) -> dict[str, str] | None:
         """Per-request headers for HTTP backends: trace context and, if enabled, who is asking.
 
         The agent's own Authorization never goes upstream: client headers are not forwarded at
@@ -537,7 +547,15 @@ class Dispatcher(Service):
         )
         if ctx.trace is None and not self.forward_identity and identity is None and credential is None:
             return None
-        headers: dict[str, str] = credential or {}  # the agent's or its group's own credential
+        headers: dict[str, str] = {}
+        if credential is not None:  # the agent's or its group's own credential
+            headers.update(credential.headers)
+            if credential.key is not None:
+                if self.secrets is None:
+                    raise BackendUnavailable(
+                        server, "its credential is kept in a store this router does not read"
+                    )
+                headers["Authorization"] = f"Bearer {await self.secrets.get(server, credential.key)}"
         if identity is not None and self.signer is not None:
             view = ctx.view
             headers |= self.signer.headers(

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from router.errors import ConfigError
 
@@ -116,18 +118,39 @@ class Compiler:
 
 
 def activation(facts: CallFacts) -> dict[str, Any]:
-    """The CEL variables for one call."""
+    """The CEL variables for one call. Only `arguments` and `time` are converted per call: the
+    agent's, the tool's and the request's CEL values are kept (they repeat from call to call)."""
     celpy = _celpy()
     types = celpy.celtypes
+    claims = orjson.dumps(facts.claims, option=orjson.OPT_SORT_KEYS) if facts.claims else b""
+    annotations = orjson.dumps(facts.annotations, option=orjson.OPT_SORT_KEYS) if facts.annotations else b""
     return {
-        "agent": celpy.json_to_cel(
-            {"id": facts.agent_id, "groups": sorted(facts.groups), "claims": dict(facts.claims)}
+        "agent": _kept(
+            ("agent", facts.agent_id, facts.groups, claims),
+            lambda: {"id": facts.agent_id, "groups": sorted(facts.groups), "claims": dict(facts.claims)},
         ),
-        "tool": celpy.json_to_cel(
-            {"server": facts.server, "name": facts.tool, "annotations": dict(facts.annotations)}
+        "tool": _kept(
+            ("tool", facts.server, facts.tool, annotations),
+            lambda: {"server": facts.server, "name": facts.tool, "annotations": dict(facts.annotations)},
         ),
         "arguments": celpy.json_to_cel(facts.arguments if isinstance(facts.arguments, dict) else {}),
         "namespace": types.StringType(facts.namespace),
         "time": types.TimestampType(facts.now or datetime.now(UTC)),
-        "request": celpy.json_to_cel({"era": facts.era, "endpoint": facts.endpoint}),
+        "request": _kept(
+            ("request", facts.era, facts.endpoint), lambda: {"era": facts.era, "endpoint": facts.endpoint}
+        ),
     }
+
+
+_KEPT: dict[tuple[Any, ...], Any] = {}
+MAX_KEPT = 4096
+
+
+def _kept(key: tuple[Any, ...], value: Callable[[], dict[str, Any]]) -> Any:
+    """A CEL value made once per distinct key (bounded: cleared when full)."""
+    cel = _KEPT.get(key)
+    if cel is None:
+        if len(_KEPT) >= MAX_KEPT:
+            _KEPT.clear()
+        cel = _KEPT[key] = _celpy().json_to_cel(value())
+    return cel

@@ -58,7 +58,7 @@ class Weights:
     description_tail: float = 0.35  # description words past ``head_words``
     head_words: int = 40
     max_description_words: int = 300  # longer descriptions are cut (they are manuals, not summaries)
-    param_name: float = 0.8
+    param_name: float = 0.4  # parameter names describe inputs, not what the tool does
     max_param_words: int = 60
     param_description: float = 0.3
     server: float = 1.5
@@ -77,7 +77,7 @@ class Weights:
     rerank: int = 30  # size of the candidate pool re-scored by coverage and server mention
     common: float = 0.03  # terms in more than this share of visible tools only re-score candidates
     min_candidates: int = 200  # ... once at least this many candidates exist
-    k1: float = 1.2
+    k1: float = 0.9  # early saturation: a repeated word counts for less than a second query word
     b: float = 0.75
     pivot: float = 50.0  # length normalisation pivot (a constant: no corpus statistic involved)
 

@@ -12,20 +12,16 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from prometheus_client import make_asgi_app
-
 from router import wiring
 from router.catalog.index import Index
 from router.catalog.naming import NamingPolicy
 from router.catalog.sources.base import CatalogSource
 from router.changes import Changes
-from router.guard.backend_tokens import BackendSigner
 from router.guard.credential_keys import KeyedSecrets
 from router.guard.policy import Guard
 from router.guard.policy_sources import follow
 from router.guard.ratelimit import RateLimiter
 from router.lifecycle import Task
-from router.observe.audit import AuditLog
 from router.observe.metrics import Metrics
 from router.observe.usage import Usage, UsageLedger
 from router.relay.asking import Asker
@@ -38,21 +34,15 @@ from router.relay.parking import Parking, StateCodec
 from router.routes import Routes
 from router.runtime import Backends, CatalogFeed, KeyRefresh, Runtime, Sweeper
 from router.server.bookkeeping import CallObserver
-from router.server.console.endpoint import Console
-from router.server.console.recent import RecentCalls
 from router.server.events import EventStore
-from router.server.http import McpEndpoint
 from router.server.operator import Replica
 from router.server.replies import Receive, Send
-from router.server.security import OriginPolicy
-from router.server.tools_http import ToolsEndpoint
-from router.server.usage_http import UsageEndpoint
 from router.settings import RouterSettings
 from router.state.listeners import ListenStreams
 from router.state.sessions import SessionIds
 from router.upstream.backend import Backend
 from router.upstream.base import Message
-from router.upstream.breaker import STATE_VALUE, BreakerBoard, BreakerState
+from router.upstream.breaker import BreakerBoard
 from router.upstream.pool import BackendPool
 
 
@@ -75,16 +65,13 @@ class Router:
             s, self, ids=SessionIds(key), events=events, replica=replica, metrics=self.metrics
         )
         self.sessions = shared.sessions
-        self.board = BreakerBoard(shared.hints, listeners=[self._on_breaker])
+        self.board = BreakerBoard(shared.hints, listeners=[self.metrics.breaker_changed])
         naming = NamingPolicy(s.prefix, s.separator, s.max_name_length)
-        self.signer = BackendSigner(
-            s.identity_issuer, token_seconds=s.identity_token_seconds, rotate_seconds=s.identity_key_rotation,
-            share=shared.identity_keys,
-        )  # fmt: skip
+        self.signer = wiring.backend_signer_from(s, shared)
         make_backend = wiring.backend_factory(s, self._on_backend_notification, self.signer)
         listeners = [self._on_index_change, *shared.index_listeners]
         self.pool = BackendPool(naming, make_backend, wiring.call_settings_from(s), self.board, listeners)
-        self.limiter = RateLimiter(shared.rate_store, self._on_rate_limited)
+        self.limiter = RateLimiter(shared.rate_store, self.metrics.rate_limited)
         self.listen_streams = ListenStreams()
         self.tool_search = ToolSearch(wiring.tools_settings_from(s), self.pool.caller.serving)
         self.secrets = KeyedSecrets(wiring.kv_store, s.credential_key_ttl)
@@ -105,34 +92,21 @@ class Router:
             signer=self.signer,
             secrets=self.secrets,
         )
-        sinks = wiring.audit_sinks_from(s, shared.publisher)
-        self.recent = RecentCalls() if sinks else None  # the console's last calls: one more sink
-        self.audit = AuditLog(
-            [*sinks, self.recent] if self.recent else sinks,
-            arguments=s.audit_arguments,
-            redact=s.audit_redact,
-            on_drop=self.metrics.audit_dropped.inc,
-        )
+        self.audit, self.recent = wiring.audit_from(s, shared.publisher, self.metrics)
         self.usage: Usage = shared.usage or UsageLedger(s.usage_retention)
         spans = wiring.otel_spans_from(s)
-        self.endpoint = McpEndpoint(
+        observer = CallObserver(self.metrics, self.audit, self.usage, spans)
+        self.endpoint = wiring.endpoint_from(
+            s,
             self.dispatcher,
             self.sessions,
-            OriginPolicy(s.host, s.allowed_hosts, s.allowed_origins),
+            shared,
             self.metrics,
-            max_body_bytes=s.max_body_bytes,
-            max_sessions=s.max_sessions,
-            idle_timeout=s.session_idle_timeout,
-            bus=shared.bus,
-            auth=self.auth,
-            guard=self.guard,
-            observer=CallObserver(self.metrics, self.audit, self.usage, spans),
-            trace=s.trace_propagation,
+            self.auth,
+            self.guard,
+            observer,
+            events,
             listen_streams=self.listen_streams,
-            events=events,
-            retry_ms=s.sse_retry_ms,
-            resumable_streams=s.resumable_streams,
-            remote_events=shared.remote_events,
         )
         self.changes = Changes(
             self.pool,
@@ -180,24 +154,20 @@ class Router:
             nats=shared.link,
             capabilities=self.dispatcher.capability_calls,
         )
-        metrics = make_asgi_app(registry=self.metrics.registry)
-        e, search = self.endpoint, self.tool_search
-        tools = ToolsEndpoint(e.admission, e.calls, max_body_bytes=s.max_body_bytes, search=search)
-        console = Console(view, audit=self.audit, recent=self.recent, search=search, usage=self.usage)
-        usage = UsageEndpoint(self.usage, self.auth, self.metrics, frozenset(s.admin_groups))
-        self.routes = Routes(
-            self.endpoint, tools, metrics, self.auth, view, self.runtime.lifespan, console, usage, self.signer
+        self.routes = Routes.serving(
+            s,
+            self.endpoint,
+            view,
+            self.runtime.lifespan,
+            search=self.tool_search,
+            audit=self.audit,
+            recent=self.recent,
+            usage=self.usage,
+            signer=self.signer,
         )
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         await self.routes(scope, receive, send)
-
-    def _on_rate_limited(self, server: str) -> None:
-        self.metrics.ratelimit_rejected.labels(server).inc()
-
-    def _on_breaker(self, server: str, instance: str, state: BreakerState, retry_in: float) -> None:
-        self.metrics.breaker_state.labels(server, instance).set(STATE_VALUE[state])
-        self.metrics.breaker_transitions.labels(server, state).inc()
 
     # -- late-bound: parts built before `changes`, the endpoint or the dispatcher call these --
 

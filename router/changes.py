@@ -16,7 +16,7 @@ from router.catalog.namespaces import Namespace
 from router.guard.agent import Agent
 from router.guard.policy import KIND_OF_LIST, Guard, Policy, exposed_name
 from router.lifecycle import Service
-from router.observe.metrics import Metrics
+from router.observe.metrics import BREAKER_STATE_VALUE, Metrics
 from router.relay.dispatch import Dispatcher
 from router.relay.meta_tools import ToolSearch
 from router.seams import Interests, Updates
@@ -26,7 +26,6 @@ from router.state.listeners import ListenStreams
 from router.state.sessions import SessionStore
 from router.upstream.backend import Backend
 from router.upstream.base import Message
-from router.upstream.breaker import STATE_VALUE
 from router.upstream.pool import BackendPool
 
 LIST_CHANGED = {
@@ -182,7 +181,7 @@ class Changes(Service):
         for (server, instance), backend in self.pool.backends.items():
             self.metrics.backend_up.labels(server, instance).set(1 if backend.state == "ready" else 0)
             guard = self.pool.instances[(server, instance)]
-            self.metrics.breaker_state.labels(server, instance).set(STATE_VALUE[guard.breaker.state])
+            self.metrics.breaker_state.labels(server, instance).set(BREAKER_STATE_VALUE[guard.breaker.state])
 
     def _namespaces_changed(self, old: Index, new: Index, kind: ListKind) -> MayRead | None:
         """Who hears a change of `kind`: everyone at `/mcp`, and clients of the namespaces whose

@@ -7,12 +7,21 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from prometheus_client import make_asgi_app
+
 from router.guard.backend_tokens import BackendSigner
 from router.guard.identity import Authenticator
+from router.observe.audit import AuditLog
+from router.observe.usage import Usage
+from router.relay.meta_tools import ToolSearch
+from router.server.console.endpoint import Console
+from router.server.console.recent import RecentCalls
 from router.server.http import McpEndpoint
 from router.server.operator import Replica, readiness, serve_admin
 from router.server.replies import Receive, Scope, Send, decoded_headers, send_json
 from router.server.tools_http import ToolsEndpoint
+from router.server.usage_http import UsageEndpoint
+from router.settings import RouterSettings
 
 NAMESPACES = "/v1/namespaces/"
 Asgi = Callable[[Scope, Receive, Send], Awaitable[None]]
@@ -20,6 +29,37 @@ Lifespan = Callable[[Receive, Send], Awaitable[None]]
 
 
 class Routes:
+    """Routes each request by path to the part that serves it; `serving` builds the HTTP surfaces
+    beside /mcp over the same admission and calls."""
+
+    @classmethod
+    def serving(
+        cls,
+        settings: RouterSettings,
+        mcp: McpEndpoint,
+        replica: Replica,
+        lifespan: Lifespan,
+        *,
+        search: ToolSearch,
+        audit: AuditLog,
+        recent: RecentCalls | None,
+        usage: Usage,
+        signer: BackendSigner,
+    ) -> Routes:
+        admins = frozenset(settings.admin_groups)
+        metrics = replica.metrics
+        return cls(
+            mcp,
+            ToolsEndpoint(mcp.admission, mcp.calls, max_body_bytes=settings.max_body_bytes, search=search),
+            make_asgi_app(registry=metrics.registry),
+            replica.auth,
+            replica,
+            lifespan,
+            Console(replica, audit=audit, recent=recent, search=search, usage=usage),
+            UsageEndpoint(usage, replica.auth, metrics, admins),
+            signer,
+        )
+
     def __init__(
         self,
         mcp: McpEndpoint,

@@ -17,17 +17,24 @@ from router.catalog.sources.static import StaticFileSource
 from router.errors import ConfigError
 from router.guard.backend_tokens import BackendSigner
 from router.guard.identity import Authenticator, KeyStore
+from router.guard.policy import Guard
 from router.guard.policy_sources import FilePolicySource, KeyPolicySource, PolicySource
 from router.guard.ratelimit import MemoryRateStore
 from router.kv.base import KeyValueStore
-from router.observe.audit import Publisher, Sink
+from router.observe.audit import AuditLog, Publisher, Sink
 from router.observe.metrics import Metrics
+from router.relay.dispatch import Dispatcher
 from router.relay.meta_tools import ToolsSettings
 from router.seams import AUDIT_SINKS, KV_STORES, REGISTRIES, SHARED_STATE, Host, SharedState, load
+from router.server.bookkeeping import CallObserver
+from router.server.console.recent import RecentCalls
 from router.server.events import EventStore
+from router.server.http import McpEndpoint
+from router.server.security import OriginPolicy
 from router.settings import RouterSettings
 from router.state.bus import LocalBus
-from router.state.sessions import MemorySessionStore, SessionIds
+from router.state.listeners import ListenStreams
+from router.state.sessions import MemorySessionStore, SessionIds, SessionStore
 from router.upstream.backend import Backend
 from router.upstream.base import Message
 from router.upstream.caller import CallSettings
@@ -146,6 +153,32 @@ def otel_spans_from(settings: RouterSettings) -> Any:
     return OtelSpans(settings.otel_endpoint, settings.otel_service_name)
 
 
+def backend_signer_from(settings: RouterSettings, shared: SharedState) -> BackendSigner:
+    """The keys backends' identity tokens are signed with, shared by the replicas when they share state."""
+    return BackendSigner(
+        settings.identity_issuer,
+        token_seconds=settings.identity_token_seconds,
+        rotate_seconds=settings.identity_key_rotation,
+        share=shared.identity_keys,
+    )
+
+
+def audit_from(
+    settings: RouterSettings, publisher: Publisher | None, metrics: Metrics
+) -> tuple[AuditLog, RecentCalls | None]:
+    """The audit log over the configured sinks, plus the console's last calls (one more sink,
+    kept only when some audit sink is configured: the console shows what the audit shows)."""
+    sinks = audit_sinks_from(settings, publisher)
+    recent = RecentCalls() if sinks else None
+    audit = AuditLog(
+        [*sinks, recent] if recent is not None else sinks,
+        arguments=settings.audit_arguments,
+        redact=settings.audit_redact,
+        on_drop=metrics.audit_dropped.inc,
+    )
+    return audit, recent
+
+
 def audit_sinks_from(settings: RouterSettings, publisher: Publisher | None) -> list[Sink]:
     sinks: list[Sink] = []
     for name in dict.fromkeys(settings.audit_sink):
@@ -225,3 +258,39 @@ def memory_state(
     """One replica: sessions, delivery and rate-limit buckets in this process; nothing to run."""
     sessions = MemorySessionStore(ids, on_delete=lambda record: host.session_ended(record.id))
     return SharedState(sessions=sessions, bus=LocalBus(sessions), rate_store=MemoryRateStore())
+
+
+def endpoint_from(
+    settings: RouterSettings,
+    dispatcher: Dispatcher,
+    sessions: SessionStore,
+    shared: SharedState,
+    metrics: Metrics,
+    auth: Authenticator,
+    guard: Guard,
+    observer: CallObserver,
+    events: EventStore,
+    *,
+    listen_streams: ListenStreams,
+) -> McpEndpoint:
+    """The /mcp endpoint with the limits, origins and stream settings the settings name."""
+    s = settings
+    return McpEndpoint(
+        dispatcher,
+        sessions,
+        OriginPolicy(s.host, s.allowed_hosts, s.allowed_origins),
+        metrics,
+        max_body_bytes=s.max_body_bytes,
+        max_sessions=s.max_sessions,
+        idle_timeout=s.session_idle_timeout,
+        bus=shared.bus,
+        auth=auth,
+        guard=guard,
+        observer=observer,
+        trace=s.trace_propagation,
+        listen_streams=listen_streams,
+        events=events,
+        retry_ms=s.sse_retry_ms,
+        resumable_streams=s.resumable_streams,
+        remote_events=shared.remote_events,
+    )

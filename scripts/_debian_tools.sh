@@ -1,9 +1,11 @@
-# Sourced by scripts/test: the Debian tools some tests check configs with (tests/test_compose.py
-# runs `haproxy -c` and `promtool`). Installed with apt-get when missing and we are root; when they
-# cannot be installed the tests that need them fail and say how to install them (never skip).
+# Sourced by scripts/test: the Debian tools some tests need (tests/test_compose.py runs `haproxy -c`
+# and `promtool`; tests/test_console.py drives Debian's `chromium`). Installed with apt-get when
+# missing and we are root; when they cannot be installed the tests that need them fail and say how
+# to install them (never skip).
 _missing=()
 command -v haproxy >/dev/null 2>&1 || _missing+=(haproxy)
 command -v promtool >/dev/null 2>&1 || _missing+=(prometheus)
+{ command -v chromium >/dev/null 2>&1 || [ -x /usr/lib/chromium/chromium ]; } || _missing+=(chromium)
 if [ "${#_missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "== apt-get install ${_missing[*]}"

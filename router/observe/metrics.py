@@ -28,6 +28,10 @@ KNOWN_METHODS = frozenset(
 )  # fmt: skip
 
 
+# How `toolmesh_breaker_state` encodes a breaker's state (router/upstream/breaker.py).
+BREAKER_STATE_VALUE: dict[str, int] = {"closed": 0, "half-open": 1, "open": 2}
+
+
 class Metrics:
     def __init__(self, agent_label: bool = False) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -117,6 +121,15 @@ class Metrics:
             ["source"],
             registry=self.registry,
         )
+
+    def breaker_changed(self, server: str, instance: str, state: str, retry_in: float) -> None:
+        """A breaker changed state (the breaker board's listener)."""
+        self.breaker_state.labels(server, instance).set(BREAKER_STATE_VALUE[state])
+        self.breaker_transitions.labels(server, state).inc()
+
+    def rate_limited(self, server: str) -> None:
+        """A call to `server` was refused by a rate limit (the limiter's callback)."""
+        self.ratelimit_rejected.labels(server).inc()
 
     def observe_request(self, method: str, outcome: str, seconds: float) -> None:
         label = method if method in KNOWN_METHODS else "other"

@@ -31,7 +31,6 @@ from router.errors import BackendBusy, CircuitOpen
 log = logging.getLogger("toolmesh.upstream")
 
 BreakerState = Literal["closed", "open", "half-open"]
-STATE_VALUE: dict[BreakerState, int] = {"closed": 0, "half-open": 1, "open": 2}
 Transition = Callable[[str, str, BreakerState, float], None]
 
 

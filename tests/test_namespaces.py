@@ -66,6 +66,10 @@ SUPPORT = {
     "resources": {"toolmesh://alpha/mem://alpha/hello"},
     "templates": set(),
 }
+MODERN_ENVELOPE = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
 JSON_SSE = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}  # fmt: skip
@@ -205,6 +209,50 @@ async def test_subscriptions_outside_a_namespace_look_nonexistent(
             ops.subscribe_resource, "toolmesh://beta/mem://beta/hello", "toolmesh://nosuchserver/mem://x"
         )
         await ops.subscribe_resource("toolmesh://alpha/mem://alpha/hello")
+
+
+async def listen_in(url: str, token: str, uris: list[str]) -> tuple[int, dict[str, Any]]:
+    """Open a 2026-07-28 listen stream asking for `uris`; the HTTP status and its first message."""
+    body = {
+        "jsonrpc": "2.0",
+        "id": "listen-ns",
+        "method": "subscriptions/listen",
+        "params": {"_meta": MODERN_ENVELOPE, "notifications": {"resourceSubscriptions": uris}},
+    }
+    headers = {**JSON_SSE, "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "subscriptions/listen",
+               "Authorization": f"Bearer {token}"}  # fmt: skip
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(url, data=json.dumps(body), headers=headers) as reply,
+    ):
+        if reply.content_type != "text/event-stream":
+            return reply.status, await reply.json()
+        async for line in reply.content:
+            if line.startswith(b"data: "):
+                return reply.status, json.loads(line[6:])
+    raise AssertionError("the listen stream ended before its first message")
+
+
+async def test_listen_streams_outside_a_namespace_look_nonexistent(
+    routed: tuple[RouterHandle, dict[str, str]],
+) -> None:
+    """The 2026-07-28 side of subscriptions: a listen stream opened on a namespace may ask only for
+    what the namespace holds; anything else fails exactly like a URI that does not exist."""
+    router, keys = routed
+    url = f"{router.mcp_url}/support"
+    hidden = await listen_in(url, keys["ops"], ["toolmesh://beta/mem://beta/hello"])
+    missing = await listen_in(url, keys["ops"], ["toolmesh://nosuchserver/mem://x"])
+    assert "error" in hidden[1] and "error" in missing[1]
+    assert hidden[0] == missing[0]
+    assert hidden[1]["error"]["code"] == missing[1]["error"]["code"]
+    assert hidden[1]["error"]["message"].replace("toolmesh://beta/mem://beta/hello", "URI") == missing[1][
+        "error"
+    ]["message"].replace("toolmesh://nosuchserver/mem://x", "URI")
+    status, ack = await listen_in(url, keys["ops"], ["toolmesh://alpha/mem://alpha/hello"])
+    assert status == 200 and ack["method"] == "notifications/subscriptions/acknowledged"
+    # The same URI outside the namespace is fine on /mcp: the namespace, not the policy, refused it.
+    status, ack = await listen_in(router.mcp_url, keys["ops"], ["toolmesh://beta/mem://beta/hello"])
+    assert status == 200 and ack["method"] == "notifications/subscriptions/acknowledged"
 
 
 async def test_an_unknown_namespace_and_one_closed_to_the_agent_answer_alike(

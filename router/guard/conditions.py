@@ -125,21 +125,40 @@ def activation(facts: CallFacts) -> dict[str, Any]:
     claims = orjson.dumps(facts.claims, option=orjson.OPT_SORT_KEYS) if facts.claims else b""
     annotations = orjson.dumps(facts.annotations, option=orjson.OPT_SORT_KEYS) if facts.annotations else b""
     return {
-        "agent": _kept(
-            ("agent", facts.agent_id, facts.groups, claims),
-            lambda: {"id": facts.agent_id, "groups": sorted(facts.groups), "claims": dict(facts.claims)},
-        ),
-        "tool": _kept(
-            ("tool", facts.server, facts.tool, annotations),
-            lambda: {"server": facts.server, "name": facts.tool, "annotations": dict(facts.annotations)},
-        ),
+        "agent": _kept(("agent", facts.agent_id, facts.groups, claims), lambda: _agent(facts)),
+        "tool": _kept(("tool", facts.server, facts.tool, annotations), lambda: _tool(facts)),
         "arguments": celpy.json_to_cel(facts.arguments if isinstance(facts.arguments, dict) else {}),
         "namespace": types.StringType(facts.namespace),
         "time": types.TimestampType(facts.now or datetime.now(UTC)),
-        "request": _kept(
-            ("request", facts.era, facts.endpoint), lambda: {"era": facts.era, "endpoint": facts.endpoint}
-        ),
+        "request": _kept(("request", facts.era, facts.endpoint), lambda: _request(facts)),
     }
+
+
+def input_document(facts: CallFacts, with_time: bool = True) -> dict[str, Any]:
+    """The same variables as plain JSON (the Rego decision's `input`, guard/rego.py); `time` is
+    an RFC 3339 string (`time.parse_rfc3339_ns(input.time)`), left out when `with_time` is false."""
+    document = {
+        "agent": _agent(facts),
+        "tool": _tool(facts),
+        "arguments": facts.arguments if isinstance(facts.arguments, dict) else {},
+        "namespace": facts.namespace,
+        "request": _request(facts),
+    }
+    if with_time:
+        document["time"] = (facts.now or datetime.now(UTC)).isoformat().replace("+00:00", "Z")
+    return document
+
+
+def _agent(facts: CallFacts) -> dict[str, Any]:
+    return {"id": facts.agent_id, "groups": sorted(facts.groups), "claims": dict(facts.claims)}
+
+
+def _tool(facts: CallFacts) -> dict[str, Any]:
+    return {"server": facts.server, "name": facts.tool, "annotations": dict(facts.annotations)}
+
+
+def _request(facts: CallFacts) -> dict[str, Any]:
+    return {"era": facts.era, "endpoint": facts.endpoint}
 
 
 _KEPT: dict[tuple[Any, ...], Any] = {}

@@ -42,6 +42,7 @@ from router.catalog.overrides import Applied, Override
 from router.errors import ConfigError
 from router.guard.agent import Agent
 from router.guard.conditions import CallFacts, Compiler, Condition, activation
+from router.guard.rego import RegoDecision
 
 log = logging.getLogger("toolmesh.guard")
 
@@ -115,6 +116,16 @@ class AgentRules(Rules):
     groups: list[str] = Field(default_factory=list)
 
 
+class RegoSpec(BaseModel):
+    """An external decision on every tool call, in Rego (guard/rego.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    module: str = Field(min_length=1)  # a .rego file's path, or the module's source
+    query: str = Field(default="data.toolmesh.allow", pattern=r"^data(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+    budget_ms: float = Field(default=5.0, gt=0, le=1000)
+
+
 class PolicyDocument(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -126,6 +137,7 @@ class PolicyDocument(BaseModel):
     overrides: list[Override] = Field(default_factory=list)
     namespaces: dict[str, NamespaceSpec] = Field(default_factory=dict)
     capabilities: dict[str, CapabilitySpec] = Field(default_factory=dict)
+    rego: RegoSpec | None = None
 
     @model_validator(mode="after")
     def _known_groups(self) -> PolicyDocument:
@@ -281,9 +293,21 @@ class Policy:
     """A validated document, compiled; immutable. `generation` increases with every swap.
     Raises ConfigError (naming the rule and the position) for a `when` that does not compile."""
 
-    def __init__(self, document: PolicyDocument, generation: int, source: str) -> None:
+    def __init__(
+        self,
+        document: PolicyDocument,
+        generation: int,
+        source: str,
+        on_decision_failure: Callable[[str], None] | None = None,
+    ) -> None:
         self.document, self.generation, self.source = document, generation, source
         compiler = _compiler(document, source)
+        rego = document.rego
+        self.rego = (
+            None
+            if rego is None
+            else RegoDecision(source, rego.module, rego.query, rego.budget_ms, on_decision_failure)
+        )
         self.everyone = _CompiledRules.of("everyone", document.everyone, compiler)
         self.groups = {
             name: _CompiledRules.of(f"groups.{name}", rules, compiler)
@@ -376,7 +400,8 @@ class View:
         if agent:
             self.rules.append(policy.agents[agent])
         self.overrides = overrides_for(policy, groups, None)
-        self.conditional = any(rules.conditional for rules in self.rules)
+        self.rego = policy.rego
+        self.conditional = self.rego is not None or any(rules.conditional for rules in self.rules)
         self.capabilities = policy.document.capabilities
         self._applied: dict[str, Applied | None] = {}
         self._decisions: dict[tuple[Kind, str, str], bool] = {}
@@ -422,8 +447,15 @@ class View:
         return kind != "tools" or self._enabled(name)
 
     def check_call(self, facts: CallFacts) -> str | None:
-        """For a tool this view shows: None if its rules' conditions allow this call, else why not
-        (for the audit record). Costs a dict lookup when no conditional rule covers the tool."""
+        """For a tool this view shows: None if its rules' conditions and the policy's Rego decision
+        allow this call, else why not (for the audit record)."""
+        denied = self._check_rules(facts)
+        if denied is None and self.rego is not None:
+            return self.rego.decide(facts)
+        return denied
+
+    def _check_rules(self, facts: CallFacts) -> str | None:
+        """The `when` conditions. Costs a dict lookup when no conditional rule covers the tool."""
         key = (facts.server, facts.exposed)
         rules = self._conditions.get(key)
         if rules is None:
@@ -653,6 +685,7 @@ class OpenView(View):
         self.tools_mode = None
         self.pinned = ()
         self.conditional = False
+        self.rego = None
         self.capabilities = {}
 
     def present_tool(self, item: dict[str, Any]) -> dict[str, Any]:
@@ -685,6 +718,7 @@ class NamespaceView(View):
         self.base, self.namespace = base, namespace
         self.overrides = overrides  # global ones and this namespace's, in document order
         self.conditional = base.conditional
+        self.rego = base.rego
         self.capabilities = base.capabilities
         self._applied = {}
         self._decisions = {}
@@ -725,8 +759,9 @@ def exposed_name(kind: ListKind, item: dict[str, Any]) -> str:
 class Guard:
     """Holds the policy in force and hands out views; `install` swaps atomically."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_decision_failure: Callable[[str], None] | None = None) -> None:
         self.policy: Policy | None = None
+        self.on_decision_failure = on_decision_failure  # a Rego decision that failed: "error" or "timeout"
         self.generation = 0
         self.last_error: str | None = None
         self.loaded = False  # set by the policy source once a valid policy was installed
@@ -794,7 +829,8 @@ class Guard:
         """Validate and swap in; on ConfigError the policy in force stays and the error is kept."""
         try:
             document = parse_policy(data, source)
-            policy = Policy(document, self.generation + 1, source)  # compiles the `when`s
+            # compiles the `when`s and the Rego module
+            policy = Policy(document, self.generation + 1, source, self.on_decision_failure)
         except ConfigError as exc:
             self.last_error = str(exc)
             raise

@@ -90,6 +90,10 @@ class Metrics:
             "toolmesh_policy_reloads", "Policy updates seen, by outcome (applied, rejected).", ["outcome"],
             registry=r,
         )  # fmt: skip
+        self.policy_decision_failures = Counter(
+            "toolmesh_policy_decision_failures",
+            "Rego decisions that failed and denied the call, by reason (error, timeout).", ["reason"], registry=r,
+        )  # fmt: skip
         self.audit_dropped = Counter(
             "toolmesh_audit_dropped", "Audit records dropped because the sinks fell behind.", registry=r
         )

@@ -53,9 +53,7 @@ class Router:
         s = self.settings = settings
         self.metrics = Metrics(agent_label=s.metrics_agent_label)
         self.auth = wiring.authenticator_from(s)
-        self.guard = Guard(
-            on_decision_failure=lambda reason: self.metrics.policy_decision_failures.labels(reason).inc()
-        )
+        self.guard = Guard(on_decision_failure=self.metrics.policy_decision_failed)
         self.policy_sources = wiring.policy_sources_from(s)
         if self.policy_sources:  # fail closed until the configured policy has loaded
             self.guard.install(b'{"default": "deny"}', "(built-in: deny until the policy loads)")

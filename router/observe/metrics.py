@@ -126,6 +126,10 @@ class Metrics:
             registry=self.registry,
         )
 
+    def policy_decision_failed(self, reason: str) -> None:
+        """A Rego decision failed and denied the call: `error` or `timeout` (guard/rego.py)."""
+        self.policy_decision_failures.labels(reason).inc()
+
     def breaker_changed(self, server: str, instance: str, state: str, retry_in: float) -> None:
         """A breaker changed state (the breaker board's listener)."""
         self.breaker_state.labels(server, instance).set(BREAKER_STATE_VALUE[state])

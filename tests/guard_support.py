@@ -5,13 +5,17 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from mcp import Client
 from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 
+from router.guard.agent import Agent
+from router.guard.conditions import CallFacts
 from router.guard.identity import KeyStore
+from router.guard.policy import Guard
 
 
 def make_keys(path: Path, agents: dict[str, list[str]]) -> dict[str, str]:
@@ -58,3 +62,32 @@ async def client_with(
         ) as client,
     ):
         yield client
+
+
+def decides_the_documented_rules(guard: Guard) -> None:
+    """The three rules docs/security.md writes in CEL and in Rego decide as the docs say, for a
+    policy `guard` holds: one support bot's tenant, deletions on prod in Berlin working hours,
+    refunds over 100 for finance only."""
+    monday_noon = datetime(2026, 12, 7, 11, 0, tzinfo=UTC)  # 12:00 in Berlin
+    saturday = datetime(2026, 12, 5, 11, 0, tzinfo=UTC)
+    evening = datetime(2026, 12, 7, 19, 0, tzinfo=UTC)
+
+    def decide(groups: set[str], claims: dict[str, Any], server: str, tool: str, arguments: Any,
+               namespace: str = "", now: datetime = monday_noon) -> bool:  # fmt: skip
+        agent = Agent("a", frozenset(groups), "jwt", claims)
+        facts = CallFacts("a", agent.groups, claims, server, tool, f"{server}__{tool}", {}, arguments,
+                          namespace, "modern", "mcp", now)  # fmt: skip
+        return guard.view(agent).check_call(facts) is None
+
+    bot = {"support-bot"}, {"tenant": "acme"}
+    assert decide(*bot, "db", "query", {"tenant": "acme", "sql": "select 1"})
+    assert not decide(*bot, "db", "query", {"tenant": "other", "sql": "select 1"})
+    assert not decide(*bot, "db", "query", {"sql": "select 1"})
+    assert decide({"ops"}, {}, "db", "delete_user", {"id": 1}, "prod", monday_noon)
+    assert not decide({"ops"}, {}, "db", "delete_user", {"id": 1}, "prod", saturday)
+    assert not decide({"ops"}, {}, "db", "delete_user", {"id": 1}, "prod", evening)
+    assert decide({"ops"}, {}, "db", "delete_user", {"id": 1}, "staging", evening)
+    assert decide({"agents"}, {}, "billing", "refund", {"amount": 100})
+    assert not decide({"agents"}, {}, "billing", "refund", {"amount": 100.5})
+    assert decide({"agents", "finance"}, {}, "billing", "refund", {"amount": 5000})
+    assert not decide({"agents"}, {}, "billing", "refund", {})

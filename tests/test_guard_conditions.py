@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from router.guard.agent import Agent
 from router.guard.conditions import CallFacts
 from router.guard.policy import Guard
 from tests.conftest import RouterHandle, run_router
-from tests.guard_support import client_with, guarded_env
+from tests.guard_support import client_with, decides_the_documented_rules, guarded_env
 from tests.support.procs import sample_server_stdio_entry
 
 pytestmark = pytest.mark.anyio
@@ -156,26 +155,4 @@ def test_the_three_rules_of_the_security_docs_decide_as_they_say() -> None:
     start = text.index("```json", text.index("**Conditions (`when`, CEL).**")) + len("```json")
     guard = Guard()
     guard.install(text[start : text.index("```", start)].encode(), "docs")
-    monday_noon = datetime(2026, 12, 7, 11, 0, tzinfo=UTC)  # 12:00 in Berlin
-    saturday = datetime(2026, 12, 5, 11, 0, tzinfo=UTC)
-    evening = datetime(2026, 12, 7, 19, 0, tzinfo=UTC)
-
-    def decide(groups: set[str], claims: dict[str, Any], server: str, tool: str, arguments: Any,
-               namespace: str = "", now: datetime = monday_noon) -> bool:  # fmt: skip
-        agent = Agent("a", frozenset(groups), "jwt", claims)
-        facts = CallFacts("a", agent.groups, claims, server, tool, f"{server}__{tool}", {}, arguments,
-                          namespace, "modern", "mcp", now)  # fmt: skip
-        return guard.view(agent).check_call(facts) is None
-
-    bot = {"support-bot"}, {"tenant": "acme"}
-    assert decide(*bot, "db", "query", {"tenant": "acme", "sql": "select 1"})
-    assert not decide(*bot, "db", "query", {"tenant": "other", "sql": "select 1"})
-    assert not decide(*bot, "db", "query", {"sql": "select 1"})
-    assert decide({"ops"}, {}, "db", "delete_user", {"id": 1}, "prod", monday_noon)
-    assert not decide({"ops"}, {}, "db", "delete_user", {"id": 1}, "prod", saturday)
-    assert not decide({"ops"}, {}, "db", "delete_user", {"id": 1}, "prod", evening)
-    assert decide({"ops"}, {}, "db", "delete_user", {"id": 1}, "staging", evening)
-    assert decide({"agents"}, {}, "billing", "refund", {"amount": 100})
-    assert not decide({"agents"}, {}, "billing", "refund", {"amount": 100.5})
-    assert decide({"agents", "finance"}, {}, "billing", "refund", {"amount": 5000})
-    assert not decide({"agents"}, {}, "billing", "refund", {})
+    decides_the_documented_rules(guard)

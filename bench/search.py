@@ -1,12 +1,13 @@
 """Tool search: the ranker against plain BM25 on a frozen evaluation set, tokens, speed, memory.
 
-    python bench/search.py              # quality on queries.jsonl and heldout.jsonl, tokens, scale
+    python bench/search.py              # quality on the three query sets, tokens, scale
     python bench/search.py --misses     # also list the queries.jsonl queries the ranker misses@5
     python bench/search.py --no-scale   # skip the 5,000-tool timing/memory part
 
 The evaluation set is bench/toolsearch/ (frozen tools/list output of real servers, made by its
-collect.py; queries.jsonl was used while tuning the ranker, heldout.jsonl never was). The ranker
-is router/catalog/search/; the baseline is search_baseline.py. Results go to
+collect.py; queries.jsonl was used while tuning the ranker, heldout.jsonl and heldout2.jsonl never
+were; heldout2.jsonl was written later, before the ranker's round-6 changes, without reading
+heldout.jsonl). The ranker is router/catalog/search/; the baseline is search_baseline.py. Results go to
 bench/results/search.json; docs/benchmarks.md reports them.
 
 Quality metrics, per query set:
@@ -351,7 +352,11 @@ def main() -> None:
     bm25 = BM25Index()
     for s in servers:
         bm25.put_server(s["server"], s.get("instructions"), s["tools"])
-    sets = {"queries": load_queries(HERE / "queries.jsonl"), "heldout": load_queries(HERE / "heldout.jsonl")}
+    sets = {
+        "queries": load_queries(HERE / "queries.jsonl"),
+        "heldout": load_queries(HERE / "heldout.jsonl"),
+        "heldout2": load_queries(HERE / "heldout2.jsonl"),
+    }
     report: dict[str, Any] = {"servers": len(servers), "tools": sum(len(s["tools"]) for s in servers)}
     print(f"evaluation set: {report['servers']} servers, {report['tools']} tools")
     print(f"{'set':10} {'ranker':10} {'recall@1':>9} {'recall@5':>9} {'MRR':>7}")

@@ -1,7 +1,7 @@
 """CPU time the router spends per `tools/call`: a figure noise moves far less than latency.
 
     python bench/cpu_cost.py [--duration S] [--connections N] [--profile OUT.pstats] [--pid-file F]
-                             [--identity]
+                             [--identity] [--policy none|allow|budget]
 
 Latency on a shared 2-core machine swings with whatever else runs; CPU seconds consumed by the
 router process per request do not (much). This starts the fast backend and a router over it,
@@ -11,6 +11,9 @@ hot-path change, interleaved, several times: on a busy machine one run says litt
 --profile the router runs under cProfile and the stats are written on exit; --pid-file writes
 the router's pid so that py-spy or perf can attach to it while wrk runs. --identity turns on the
 backend identity token (`"identity": true` in the backend's entry: a JWT signed per request).
+--policy allow runs the router under a policy that allows everything; --policy budget under the
+same policy plus a budget every call is checked against (a call budget per agent per day, far
+from spent): the difference between the two is what a budget costs a call.
 """
 
 from __future__ import annotations
@@ -52,7 +55,16 @@ def main() -> None:
         "--pid-file", type=Path, help="write the router's pid here (to attach py-spy or perf)"
     )
     parser.add_argument("--identity", action="store_true", help="the backend's entry has `identity`")
+    parser.add_argument("--policy", choices=["none", "allow", "budget"], default="none")
     args = parser.parse_args()
+    if args.policy != "none":
+        policy: dict[str, object] = {"default": "allow"}
+        if args.policy == "budget":
+            policy["budgets"] = {"bench": {"agent": "*", "period": "day", "calls": 10**12}}
+        path = RESULTS_DIR / "cpu-policy.json"
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(policy))
+        os.environ["TOOLMESH_POLICY_FILE"] = str(path)  # the router inherits it
 
     command = default_router_command()
     if args.profile:

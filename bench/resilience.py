@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/resilience.py [--quick] [--repeats N] [--only NAME] [--json FILE]
 
-Four measurements (targets from issue 6; method and results in docs/benchmarks.md):
+Six measurements (targets from issues 6 and 18; method and results in docs/benchmarks.md):
 
 1. failover   3 instances of `bench/fast_backend.py` behind one router, steady load from 16
               concurrent clients; one instance is SIGKILLed a third of the way in. Every failed
@@ -16,6 +16,10 @@ Four measurements (targets from issue 6; method and results in docs/benchmarks.m
 4. check      the rate-limit check itself (p50 per check, memory and NATS stores, hot key), and
               sequential calls through a router with and without a NATS-backed limit (p50
               difference; target <= 0.5 ms).
+5. budget     3 router replicas sharing one NATS, one call budget of B calls per 10 s window
+              (`"period": "10s"` in the policy), more than 3 x B offered: calls admitted per
+              whole window (target B +- 5%, never above B).
+6. budget_check  the budget check itself (p50 per check, memory and NATS stores, one hot budget).
 
 Everything listens on 127.0.0.1 on free ports, is started here, and is stopped by PID.
 """
@@ -373,6 +377,78 @@ async def global_limit(tmp: Path, windows: int, per_10s: int) -> dict[str, Any]:
         }
 
 
+# -- 5. shared budget ------------------------------------------------------------------------------
+
+
+async def global_budget(tmp: Path, windows: int, per_window: int) -> dict[str, Any]:
+    """Admitted calls per whole 10-s budget window (windows are wall-clock multiples of 10 s)."""
+    policy = tmp / "policy.json"
+    budget = {"agent": "*", "period": "10s", "calls": per_window}
+    policy.write_text(json.dumps({"default": "allow", "budgets": {"bench": budget}}))
+    with Processes(tmp / "logs-budget", ROOT) as procs, nats_server(procs, tmp) as (nats_url, _):
+        url, _child = backend(procs, "fast")
+        env = {**shared(nats_url), "TOOLMESH_POLICY_FILE": str(policy)}
+        bases = [router(procs, tmp, f"replica-{n}", {"fast": {"url": url}}, env) for n in range(3)]
+        admitted: list[float] = []
+        refused = [0]
+        first = (time.time() // 10 + 1) * 10  # the first whole window
+        stop_at = first + windows * 10
+
+        async def client(http: aiohttp.ClientSession, base: str) -> None:
+            while time.time() < stop_at:
+                reply = await call(http, base, "fast__tool_0")
+                if "result" in reply:
+                    admitted.append(time.time())
+                elif reply.get("error", {}).get("code") == -32008:
+                    refused[0] += 1
+                else:
+                    raise BenchError(f"unexpected reply {reply}")
+                await asyncio.sleep(0.01)
+
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+            await asyncio.gather(*[client(http, base) for base in bases for _ in range(4)])
+        counts = [
+            sum(1 for t in admitted if first + w * 10 <= t < first + (w + 1) * 10) for w in range(windows)
+        ]
+        return {
+            "budget_per_10s": per_window,
+            "offered_per_10s": round((len(admitted) + refused[0]) / (stop_at - first + 10) * 10),
+            "admitted_per_window": counts,
+            "worst_deviation_pct": round(max(abs(c - per_window) / per_window * 100 for c in counts), 2),
+            "above_budget": any(c > per_window for c in counts),
+        }
+
+
+async def budget_check(tmp: Path, samples: int) -> dict[str, Any]:
+    from router.cluster.budgets import NatsBudgetStore
+    from router.cluster.link import NatsLink
+    from router.guard.budgets import Budget, Budgets, BudgetSpec, MemoryBudgetStore
+
+    result: dict[str, Any] = {}
+    budget = Budget("bench", BudgetSpec(agent="*", period="day", calls=10**12))
+    with Processes(tmp / "logs-budget-check", ROOT) as procs, nats_server(procs, tmp) as (nats_url, _):
+        link = NatsLink(nats_url)
+        store = NatsBudgetStore(link)
+        running = contextlib.AsyncExitStack()
+        await running.enter_async_context(link)
+        await running.enter_async_context(store)
+        for _ in range(200):
+            if not store.degraded:
+                break
+            await asyncio.sleep(0.05)
+        for name, checker in (("memory", Budgets(MemoryBudgetStore())), ("nats", Budgets(store))):
+            timings = []
+            for _ in range(samples):
+                started = time.perf_counter()
+                await checker.check("agent-1", (budget,))
+                timings.append((time.perf_counter() - started) * 1e6)
+                await asyncio.sleep(0)
+            result[f"check_{name}_p50_us"] = round(statistics.median(timings), 2)
+            result[f"check_{name}_p99_us"] = round(percentile(timings, 0.99), 2)
+        await running.aclose()
+    return result
+
+
 # -- 4. cost of the check -------------------------------------------------------------------------
 
 
@@ -449,7 +525,7 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         action="append",
-        choices=["failover", "fail_fast", "global_limit", "check"],
+        choices=["failover", "fail_fast", "global_limit", "check", "budget", "budget_check"],
         help="run only these",
     )
     parser.add_argument("--json", type=Path, default=BENCH_DIR / "results" / "resilience.json")
@@ -463,6 +539,8 @@ async def main(argv: list[str] | None = None) -> None:
             ("fail_fast", lambda n: fail_fast(tmp / f"ff{n}", 5 if args.quick else 10)),
             ("global_limit", lambda n: global_limit(tmp / f"g{n}", 1 if args.quick else 3, 1000)),
             ("check", lambda n: check_cost(tmp / f"c{n}", 1000 if args.quick else 5000)),
+            ("budget", lambda n: global_budget(tmp / f"b{n}", 1 if args.quick else 3, 1000)),
+            ("budget_check", lambda n: budget_check(tmp / f"bc{n}", 1000 if args.quick else 5000)),
         ):
             if args.only and name not in args.only:
                 continue
@@ -473,6 +551,8 @@ async def main(argv: list[str] | None = None) -> None:
                 (tmp / f"ff{n}").mkdir(exist_ok=True)
                 (tmp / f"g{n}").mkdir(exist_ok=True)
                 (tmp / f"c{n}").mkdir(exist_ok=True)
+                (tmp / f"b{n}").mkdir(exist_ok=True)
+                (tmp / f"bc{n}").mkdir(exist_ok=True)
                 runs.append(await run(n))
                 print(name, n, json.dumps(runs[-1]), flush=True)
             report[name] = {"runs": runs, "median": {key: median_of(runs, key) for key in runs[0]}}

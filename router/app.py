@@ -17,6 +17,7 @@ from router.catalog.index import Index
 from router.catalog.naming import NamingPolicy
 from router.catalog.sources.base import CatalogSource
 from router.changes import Changes
+from router.guard.budgets import Budgets, BudgetWarning
 from router.guard.credential_keys import KeyedSecrets
 from router.guard.policy import Guard
 from router.guard.policy_sources import follow
@@ -91,11 +92,12 @@ class Router:
             tool_search=self.tool_search,
             signer=self.signer,
             secrets=self.secrets,
+            budgets=Budgets(shared.budget_store, on_exceeded=self.metrics.over_budget),
         )
         self.audit, self.recent = wiring.audit_from(s, shared.publisher, self.metrics)
         self.usage: Usage = shared.usage or UsageLedger(s.usage_retention)
         spans = wiring.otel_spans_from(s)
-        observer = CallObserver(self.metrics, self.audit, self.usage, spans)
+        observer = self.observer = CallObserver(self.metrics, self.audit, self.usage, spans)
         self.endpoint = wiring.endpoint_from(
             s,
             self.dispatcher,
@@ -196,3 +198,6 @@ class Router:
 
     def refresh_servers(self, servers: set[str]) -> int:
         return self.changes.refresh_servers(servers)
+
+    def budget_warning(self, warning: BudgetWarning) -> None:
+        self.observer.budget_warning(warning)

@@ -11,6 +11,7 @@
     │       │       └── BackendBusy      its concurrency limit and queue are full
     │       └── BackendTimeout       no answer within the configured timeout
     ├── RateLimited            an agent, server or tool went over its rate limit
+    ├── BudgetExceeded         an agent or group spent its budget for the period
     ├── CallInterrupted        a load balancer's retry of a call whose replica died running it
     ├── ResultTooLarge         a tool's result is over its output limit (refused, not cut)
     └── SessionExpired         an upstream session was forgotten by its server (HTTP 404)
@@ -21,6 +22,7 @@ so the relay and the server never see a transport's own exception types.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 # JSON-RPC and MCP error codes used by the router.
@@ -40,6 +42,7 @@ RATE_LIMITED = -32004
 CALL_INTERRUPTED = -32005
 RESULT_TOO_LARGE = -32006
 POLICY_DENIED = -32007
+BUDGET_EXCEEDED = -32008
 
 
 class ToolmeshError(Exception):
@@ -117,6 +120,32 @@ class RateLimited(RPCError):
             f"rate limit {limit} exceeded; retry after {retry_after:.3f} s",
             {"limit": limit, "retryAfter": round(retry_after, 3)},
         )
+
+
+class BudgetExceeded(RPCError):
+    """A call over an agent's or group's budget (router/guard/budgets.py): names the budget, its
+    limit and period, and when it resets (`retry_after` seconds from now)."""
+
+    def __init__(
+        self,
+        budget: str,
+        subject: str,
+        unit: str,
+        limit: float,
+        period: str,
+        resets: float,
+        retry_after: float,
+    ) -> None:
+        self.budget, self.unit, self.retry_after = budget, unit, retry_after
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(resets))
+        amount = f"{limit:g} calls" if unit == "calls" else f"{limit:g} cost units"
+        super().__init__(
+            BUDGET_EXCEEDED,
+            f"budget '{budget}' of {subject} is spent ({amount} per {period}); it resets at {at} "
+            f"(in {retry_after:.0f} s)",
+            {"budget": budget, "unit": unit, "limit": limit, "period": period, "resetsAt": at,
+             "retryAfter": round(retry_after, 3)},
+        )  # fmt: skip
 
 
 class CallInterrupted(RPCError):

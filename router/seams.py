@@ -4,7 +4,7 @@ etcd clients) load only when a replica is configured to use it.
 
 The shared-state seams (where sessions live, how messages reach a client, where rate-limit
 buckets and breaker hints live, where parked calls and stream events are found) change together:
-one NATS link serves them all, and half of them shared with the other half local would be a
+one NATS link serves them all (budgets too), and half of them shared with the other half local would be a
 replica that agrees with its peers about sessions but not about their streams. So one table,
 `SHARED_STATE`, picks them as a row: `memory` (one replica) or `nats` (the `router/cluster/`
 package). Either builder gets the in-process parts it needs and returns a `SharedState`: the
@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from router.guard.backend_tokens import KeyShare
+from router.guard.budgets import BudgetStore, BudgetWarning
 from router.guard.ratelimit import RateStore
 from router.observe.audit import Publisher
 from router.observe.usage import Usage
@@ -82,6 +83,9 @@ class Host(Protocol):
     def refresh_servers(self, servers: set[str]) -> int:
         """Refetch those servers' lists here; how many backends were asked."""
 
+    def budget_warning(self, warning: BudgetWarning) -> None:
+        """A budget reached its warning fraction (told once per window): log, metric, audit."""
+
 
 class LinkStatus(Protocol):
     """Whether shared state is reachable now (for /readyz, /admin/ and the metrics)."""
@@ -110,6 +114,7 @@ class SharedState:
     sessions: SessionStore
     bus: ClientBus
     rate_store: RateStore
+    budget_store: BudgetStore
     hints: HintBus | None = None
     forward_parked: ForwardParked | None = None
     remote_events: RemoteEvents | None = None

@@ -152,6 +152,12 @@ class RouterSettings(BaseSettings):
     )
     ratelimit_max_batch: int = Field(50, ge=1, description="Most calls one replica leases from a hot bucket.")
     ratelimit_lease_ttl: float = Field(1.0, gt=0, description="Seconds a leased, unused call stays valid.")
+    budget_max_batch: int = Field(
+        50, ge=1, description="Most calls of a call budget one replica leases at once (with NATS)."
+    )
+    budget_lease_idle: float = Field(
+        1.0, gt=0, description="Seconds a leased budget slice may sit unused before it is given back (NATS)."
+    )
 
     # Operations
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log threshold.")

@@ -16,6 +16,7 @@ from router.catalog.sources.registry import RegistrySource
 from router.catalog.sources.static import StaticFileSource
 from router.errors import ConfigError
 from router.guard.backend_tokens import BackendSigner
+from router.guard.budgets import MemoryBudgetStore
 from router.guard.identity import Authenticator, KeyStore
 from router.guard.policy import Guard
 from router.guard.policy_sources import FilePolicySource, KeyPolicySource, PolicySource
@@ -255,9 +256,14 @@ def memory_state(
     replica: str,
     metrics: Metrics,
 ) -> SharedState:
-    """One replica: sessions, delivery and rate-limit buckets in this process; nothing to run."""
+    """One replica: sessions, delivery, rate-limit buckets and budgets in this process; nothing to run."""
     sessions = MemorySessionStore(ids, on_delete=lambda record: host.session_ended(record.id))
-    return SharedState(sessions=sessions, bus=LocalBus(sessions), rate_store=MemoryRateStore())
+    return SharedState(
+        sessions=sessions,
+        bus=LocalBus(sessions),
+        rate_store=MemoryRateStore(),
+        budget_store=MemoryBudgetStore(host.budget_warning),
+    )
 
 
 def endpoint_from(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Gauge
 
 from router.cluster.attempts import NatsCallRecords
+from router.cluster.budgets import NatsBudgetStore
 from router.cluster.bus import NatsBus, RemoteCancels
 from router.cluster.catalog import CatalogSync
 from router.cluster.events import SharedEvents
@@ -64,6 +65,13 @@ def assemble(
         lease_ttl=settings.ratelimit_lease_ttl,
         on_degraded=lambda degraded, replicas: _ratelimit_degraded(metrics, degraded, replicas),
     )
+    budget_store = NatsBudgetStore(
+        link,
+        replicas=lambda: rate_store.replicas,  # the rate store counts the replicas by heartbeat
+        max_batch=settings.budget_max_batch,
+        lease_idle=settings.budget_lease_idle,
+        on_warning=host.budget_warning,
+    )
     hints = NatsHints(link)
     parked = ParkedLink(link, replica, settings.request_timeout, host.resume_here)
     shared_events = SharedEvents(link, events)
@@ -78,6 +86,7 @@ def assemble(
         sessions=sessions,
         bus=bus,
         rate_store=rate_store,
+        budget_store=budget_store,
         hints=hints,
         forward_parked=parked.forward,
         remote_events=shared_events,
@@ -103,6 +112,7 @@ def assemble(
             records,
             link,
             usage,  # after the link: left before it, so a stopping replica publishes its outbox
+            budget_store,  # after the link too: a stopping replica gives its unused slices back
         ),
     )
 

@@ -41,6 +41,7 @@ from router.catalog.namespaces import NAME_PATTERN, Namespace, NamespaceSpec
 from router.catalog.overrides import Applied, Override
 from router.errors import ConfigError
 from router.guard.agent import Agent
+from router.guard.budgets import BUDGET_NAME, Budget, BudgetSpec
 from router.guard.conditions import CallFacts, Compiler, Condition, activation
 from router.guard.rego import RegoDecision
 
@@ -138,9 +139,20 @@ class PolicyDocument(BaseModel):
     namespaces: dict[str, NamespaceSpec] = Field(default_factory=dict)
     capabilities: dict[str, CapabilitySpec] = Field(default_factory=dict)
     rego: RegoSpec | None = None
+    budgets: dict[str, BudgetSpec] = Field(default_factory=dict)  # guard/budgets.py
 
     @model_validator(mode="after")
     def _known_groups(self) -> PolicyDocument:
+        for name, budget in self.budgets.items():
+            if not re.match(BUDGET_NAME, name):
+                raise ValueError(
+                    f"budgets.{name!r} is not a usable name: it names the budget in errors and metrics; "
+                    "use letters, digits, '_', '-' (at most 64, starting with a letter or digit)"
+                )
+            if budget.group is not None and budget.group not in self.groups:
+                raise ValueError(
+                    f"budgets.{name}.group names unknown group {budget.group!r}{_close(budget.group, self.groups)}"
+                )
         for name in self.capabilities:
             if not valid_name(name):
                 raise ValueError(
@@ -222,6 +234,8 @@ def _fields_at(location: tuple[int | str, ...]) -> list[str]:
         model = Selector
     elif location[0] == "overrides":
         model = Override
+    elif location[0] == "budgets":
+        model = BudgetSpec
     elif location[0] == "namespaces":
         model = NamespaceSpec
     elif location[0] == "capabilities":
@@ -326,11 +340,15 @@ class Policy:
         override_groups = {group for override in document.overrides for group in override.groups}
         self.relevant_groups = frozenset(document.groups) | override_groups
         self.namespaces = {name: Namespace.of(name, spec) for name, spec in document.namespaces.items()}
+        self.budgets = tuple(Budget(name, spec) for name, spec in document.budgets.items())
+        # Agents named by a budget get a scope of their own, so their View carries it.
+        self.budget_agents = frozenset(b.agent for b in self.budgets if b.agent not in (None, "*"))
 
     def scope_of(self, agent: Agent) -> tuple[str, frozenset[str]]:
         """What decides this agent's view; agents with equal scopes share one View."""
         groups = (agent.groups | self.members.get(agent.id, set())) & self.relevant_groups
-        return (agent.id if agent.id in self.agents else "", frozenset(groups))
+        named = agent.id in self.agents or agent.id in self.budget_agents
+        return (agent.id if named else "", frozenset(groups))
 
 
 def _compiler(document: PolicyDocument, source: str) -> Callable[[str, str], Condition]:
@@ -397,12 +415,14 @@ class View:
         agent, groups = scope
         self.default_allow = policy.document.default == "allow"
         self.rules = [policy.everyone, *(policy.groups[g] for g in sorted(groups) if g in policy.groups)]
-        if agent:
+        if agent in policy.agents:
             self.rules.append(policy.agents[agent])
         self.overrides = overrides_for(policy, groups, None)
         self.rego = policy.rego
         self.conditional = self.rego is not None or any(rules.conditional for rules in self.rules)
         self.capabilities = policy.document.capabilities
+        # The budgets a call of this scope is checked against (none: no budget work at all).
+        self.budgets: tuple[Budget, ...] = tuple(b for b in policy.budgets if b.applies(agent, groups))
         self._applied: dict[str, Applied | None] = {}
         self._decisions: dict[tuple[Kind, str, str], bool] = {}
         self._conditions: dict[tuple[str, str], _CallRules] = {}
@@ -411,7 +431,7 @@ class View:
         self.key: Hashable = (policy.generation, scope)
         document = policy.document
         entries = [
-            *([document.agents[agent]] if agent else []),
+            *([document.agents[agent]] if agent in document.agents else []),
             *(document.groups[g] for g in sorted(groups) if g in document.groups),
             document.everyone,
         ]
@@ -687,6 +707,7 @@ class OpenView(View):
         self.conditional = False
         self.rego = None
         self.capabilities = {}
+        self.budgets = ()
 
     def present_tool(self, item: dict[str, Any]) -> dict[str, Any]:
         return item
@@ -720,6 +741,7 @@ class NamespaceView(View):
         self.conditional = base.conditional
         self.rego = base.rego
         self.capabilities = base.capabilities
+        self.budgets = base.budgets
         self._applied = {}
         self._decisions = {}
         self._pages = _Pages(-1)

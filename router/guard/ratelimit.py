@@ -101,7 +101,7 @@ class MemoryRateStore:
             del self._tat[key]
 
 
-def _part(value: str) -> str:
+def key_part(value: str) -> str:
     """A key segment JetStream accepts, the same on every replica."""
     if _KEY_SAFE.match(value):
         return value
@@ -152,5 +152,7 @@ class RateLimiter:
     def _key(rid: str, rule: LimitRule, agent: str, server: str, tool: str) -> str:
         key = rid
         for dimension in rule.per:
-            key += "." + _part(agent if dimension == "agent" else server if dimension == "server" else tool)
+            key += "." + key_part(
+                agent if dimension == "agent" else server if dimension == "server" else tool
+            )
         return key

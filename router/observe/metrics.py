@@ -119,6 +119,14 @@ class Metrics:
             "Router replicas seen sharing the rate limits.",
             registry=self.registry,
         )
+        self.budget_exceeded = Counter(
+            "toolmesh_budget_exceeded", "Tool calls refused because a budget was spent, by budget.",
+            ["budget"], registry=self.registry,
+        )  # fmt: skip
+        self.budget_warnings = Counter(
+            "toolmesh_budget_warnings", "Budgets that reached their warning fraction (once per window).",
+            ["budget"], registry=self.registry,
+        )  # fmt: skip
         self.source_up = Gauge(
             "toolmesh_catalog_source_up",
             "1 while the catalog source (file, consul, etcd) is reachable; 0 means the last catalog is served.",
@@ -138,6 +146,10 @@ class Metrics:
     def rate_limited(self, server: str) -> None:
         """A call to `server` was refused by a rate limit (the limiter's callback)."""
         self.ratelimit_rejected.labels(server).inc()
+
+    def over_budget(self, budget: str) -> None:
+        """A call was refused by `budget` (a name from the policy document: a bounded label)."""
+        self.budget_exceeded.labels(budget).inc()
 
     def observe_request(self, method: str, outcome: str, seconds: float) -> None:
         label = method if method in KNOWN_METHODS else "other"

@@ -34,9 +34,11 @@ from router.errors import (
     BackendUnavailable,
     CallInterrupted,
     PolicyDenied,
+    RateLimited,
     RPCError,
 )
 from router.guard.backend_tokens import BackendSigner
+from router.guard.budgets import Budgets, Held
 from router.guard.conditions import CallFacts
 from router.guard.credential_keys import KeyedSecrets
 from router.guard.policy import OPEN, Kind, NamespaceView, View
@@ -110,6 +112,7 @@ class Dispatcher(Service):
         tool_search: ToolSearch | None = None,
         signer: BackendSigner | None = None,
         secrets: KeyedSecrets | None = None,
+        budgets: Budgets | None = None,
     ) -> None:
         """`forward_parked` (with shared state) carries a retry of a call parked on another
         replica there; see `EraBridge`. `records` (with shared state) keep a load balancer's
@@ -122,6 +125,7 @@ class Dispatcher(Service):
         self.signer = signer  # signs identity tokens for backends that opt in
         self.secrets = secrets  # credentials kept in Consul/etcd
         self.limiter = limiter
+        self.budgets = budgets  # checked only for a view that has budgets (guard/budgets.py)
         self.output_limits = output_limits or OutputLimits(0)
         self.cursors = cursors
         self.page_size = page_size
@@ -283,8 +287,17 @@ class Dispatcher(Service):
         """Call one tool of one server (`call` already names it as the server knows it)."""
         ctx.server = target.server
         self.pool.caller.refuse_if_open(target.server)  # every breaker open: fail before anything
+        budgets = self.budgets if ctx.view.budgets else None
+        held: Held = []
+        if budgets is not None:
+            held = await budgets.check(agent_of(ctx), ctx.view.budgets)
         if self.limiter is not None:
-            await self.limiter.check(agent_of(ctx), target.server, target.name)
+            try:
+                await self.limiter.check(agent_of(ctx), target.server, target.name)
+            except RateLimited:
+                if budgets is not None:  # a call the rate limit refuses spends no budget
+                    budgets.refund(held)
+                raise
         records, key = self.records, ctx.attempt
         if records is None or key is None or self.pool.caller.may_repeat(target.server, target.name):
             result = await self._forward(ctx, target, "tools/call", call)
@@ -308,6 +321,8 @@ class Dispatcher(Service):
             cost = own.cost if own is not None and own.cost is not None else policy.cost
             if cost is not None:
                 ctx.cost = cost.of(ctx.result_bytes)
+        if budgets is not None and ctx.cost:  # a cost budget learns the call's cost once its result is in
+            budgets.charge(held, ctx.cost)
         return result
 
     def _check_conditions(self, ctx: CallContext, target: Target, params: dict[str, Any]) -> None:

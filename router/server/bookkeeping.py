@@ -11,11 +11,14 @@ were refused, since refusals are what an audit trail is for.
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any, Protocol
 
 import orjson
 
-from router.errors import BACKEND_TIMEOUT, BACKEND_UNAVAILABLE, INVALID_PARAMS, POLICY_DENIED
+from router.errors import BACKEND_TIMEOUT, BACKEND_UNAVAILABLE, BUDGET_EXCEEDED, INVALID_PARAMS, POLICY_DENIED
+from router.guard.budgets import BudgetWarning
 from router.observe.audit import AuditLog
 from router.observe.metrics import Metrics
 from router.observe.tracing import Trace
@@ -31,7 +34,9 @@ OUTCOME_OF_CODE = {
     BACKEND_TIMEOUT: "timeout",
     INVALID_PARAMS: "rejected",
     POLICY_DENIED: "denied",
+    BUDGET_EXCEEDED: "over_budget",
 }
+log = logging.getLogger("toolmesh.budgets")
 
 
 class Spans(Protocol):
@@ -62,6 +67,27 @@ class CallObserver:
         self.metrics = metrics
         self.audit = audit if audit is not None and audit.enabled else None
         self.usage = usage
+
+    def budget_warning(self, warning: BudgetWarning) -> None:
+        """A budget reached its warning fraction (once per window): a log event, the metric
+        `toolmesh_budget_warnings_total`, and an audit record (method `budget/warning`)."""
+        budget, window = warning.budget, warning.window
+        subject = budget.subject(warning.key.partition(".")[2] if budget.each_agent else "")
+        detail = {
+            "budget": budget.name, "subject": subject, "used": round(warning.used, 6), "limit": budget.limit,
+            "unit": budget.unit, "period": budget.period, "warn_at": budget.warn_at,
+            "resets": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(window.end)),
+        }  # fmt: skip
+        log.warning("budget warning: %s of %s spent", f"{warning.used:g}", budget.describe(), extra=detail)
+        self.metrics.budget_warnings.labels(budget.name).inc()
+        if self.audit is not None:
+            self.audit.record(
+                agent=subject.partition(" ")[2] if budget.group is None else "",
+                session=None, method="budget/warning", target=budget.name, server=None, instance=None,
+                arguments=None, outcome="warning", error_code=None, seconds=0.0, trace_id="", span_id="",
+                era="", via="", reason=f"{warning.used:g} of {budget.describe()} spent by {subject} "
+                f"(warn_at {budget.warn_at:g}); resets {detail['resets']}",
+            )  # fmt: skip
 
     def finished(
         self,

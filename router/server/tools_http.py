@@ -30,7 +30,8 @@ client would get):
     401 no or bad credentials (with WWW-Authenticate); 403 foreign Origin; 421 foreign Host
     404 no such tool for this agent (hidden tools fail alike), or no such path
     405 wrong method (with Allow); 413 body too large; 415 not application/json
-    429 a rate limit refused the call, with Retry-After (whole seconds, rounded up)
+    402 a cost budget is spent (-32008), with Retry-After: when the budget resets
+    429 a rate limit or a call budget refused the call, with Retry-After (whole seconds, rounded up)
     502 the server answered with an error of its own
     503 no instance can take the call (down, busy, circuit open: Retry-After when known)
     504 the server did not answer within its timeout
@@ -54,6 +55,7 @@ from router.errors import (
     POLICY_DENIED,
     BackendError,
     BackendTimeout,
+    BudgetExceeded,
     CircuitOpen,
     RateLimited,
     RPCError,
@@ -91,6 +93,10 @@ def status_of(error: RPCError, resolved: bool) -> tuple[int, list[tuple[bytes, b
     `resolved`: the tool name was found, so an invalid-params error came from the server."""
     if isinstance(error, RateLimited):
         return 429, [(b"retry-after", retry_after_header(error.retry_after))]
+    if isinstance(error, BudgetExceeded):  # a call budget is a rate over a long window; cost is payment
+        return (429 if error.unit == "calls" else 402), [
+            (b"retry-after", retry_after_header(error.retry_after))
+        ]
     if isinstance(error, CircuitOpen):
         return 503, [(b"retry-after", retry_after_header(error.retry_in))]
     if isinstance(error, BackendTimeout):

@@ -50,6 +50,66 @@ def test_minutes_sum_into_hours_and_days_grouped_by_any_dimension() -> None:
     assert ledger.query(since=start + 60, until=start + 120, period="minute")[0]["errors"] == 1
 
 
+def test_usage_groups_by_group_and_namespace_and_reads_rows_of_replicas_from_before_them() -> None:
+    ledger = UsageLedger()
+    start = 1_790_000_000 // 86400 * 86400
+    ledger.add("ann", "s", "t", True, 0.01, 1, 10, 1.0, now=start, groups="blue,red", namespace="ns")
+    ledger.add("bob", "s", "t", True, 0.01, 1, 10, 2.0, now=start, groups="red")
+    ledger.add("cy", "s", "t", True, 0.01, 1, 10, 4.0, now=start)
+    by_group = {r["group"]: (r["calls"], r["cost"]) for r in ledger.query(by=["group"], period="day")}
+    assert by_group == {"": (1, 4.0), "blue": (1, 1.0), "red": (2, 3.0)}  # ann counts in both of hers
+    by_namespace = {r["namespace"]: r["calls"] for r in ledger.query(by=["namespace"], period="day")}
+    assert by_namespace == {"": 2, "ns": 1}
+    assert [r["calls"] for r in ledger.query(by=["server"], period="day")] == [3]  # no group: once each
+    # Rows travel between replicas with groups and namespace last; an older replica's end with
+    # the totals and count as no group, no namespace.
+    shared = UsageLedger()
+    shared.merge(ledger.drain())
+    shared.merge([(start, "dee", "s", "t", 1, 0, 5.0, 1, 10, 3, 0.5)])
+    rows = shared.query(by=["agent", "group", "namespace"], period="day")
+    assert [(r["agent"], r["group"], r["namespace"]) for r in rows] == [
+        ("ann", "blue", "ns"), ("ann", "red", "ns"), ("bob", "red", ""), ("cy", "", ""), ("dee", "", "")
+    ]  # fmt: skip
+
+
+async def test_usage_records_the_callers_groups_and_namespace(tmp_path: Path) -> None:
+    policy = {"default": "allow", "groups": {"team": {"members": ["guest"]}, "admins": {}},
+              "namespaces": {"ns": {"tools": ["svc__*"]}}}  # fmt: skip
+    keys, env = guarded_env(tmp_path, {"ops": ["admins"], "guest": ["guests"]}, policy)
+    env["TOOLMESH_ADMIN_GROUPS"] = "admins"
+    with (
+        sample_server_http("svc", log_dir=tmp_path) as (url, _),
+        run_router(tmp_path, {"svc": {"url": url}}, env=env) as router,
+    ):
+        guest = {"Authorization": f"Bearer {keys['guest']}"}
+        ops = {"Authorization": f"Bearer {keys['ops']}"}
+        async with aiohttp.ClientSession() as http:
+            assert "result" in await modern_call(
+                http, router.mcp_url, "svc__echo", {"text": "a"}, headers=guest
+            )
+            assert "result" in await modern_call(
+                http, f"{router.base_url}/mcp/ns", "svc__echo", {"text": "b"}, headers=guest
+            )
+            assert "result" in await modern_call(
+                http, f"{router.base_url}/mcp/ns", "svc__echo", {"text": "c"}, headers=ops
+            )
+            query = f"{router.base_url}/v1/usage?by=agent,group,namespace&period=day"
+            deadline = time.monotonic() + 5
+            while True:
+                async with http.get(query, headers=ops) as response:
+                    assert response.status == 200
+                    rows = (await response.json())["rows"]
+                if sum(r["calls"] for r in rows) >= 5 or time.monotonic() > deadline:
+                    break  # guest's two calls count once per group (guests, team), ops's once
+                await anyio.sleep(0.1)
+    counted = {(r["agent"], r["group"], r["namespace"]): r["calls"] for r in rows}
+    assert counted == {
+        ("guest", "guests", ""): 1, ("guest", "team", ""): 1,
+        ("guest", "guests", "ns"): 1, ("guest", "team", "ns"): 1,
+        ("ops", "admins", "ns"): 1,
+    }  # fmt: skip
+
+
 async def test_calls_are_metered_per_agent_and_readable_by_admins_and_by_their_owner(tmp_path: Path) -> None:
     keys, env = guarded_env(tmp_path, {"ops": ["admins"], "guest": ["guests"]}, POLICY)
     env["TOOLMESH_ADMIN_GROUPS"] = "admins"
@@ -109,7 +169,7 @@ async def test_calls_are_metered_per_agent_and_readable_by_admins_and_by_their_o
                 status, refused = await usage(guest, "?agent=ops")
                 assert status == 403 and "only its own" in refused["error"]
                 status, bad = await usage(ops, "?by=color")
-                assert status == 400 and "`by` takes agent, server, tool" in bad["error"]
+                assert status == 400 and "`by` takes agent, group, namespace, server, tool" in bad["error"]
                 async with http.get(f"{router.base_url}/v1/usage") as response:
                     assert response.status == 401
 

@@ -32,7 +32,7 @@ from nats.js.errors import NotFoundError
 
 from router.cluster.link import NatsLink
 from router.lifecycle import Service
-from router.observe.usage import DIMENSIONS, Period, Row, UsageLedger
+from router.observe.usage import DEFAULT_BY, Period, Row, UsageLedger
 
 log = logging.getLogger("toolmesh.usage")
 
@@ -66,8 +66,12 @@ class SharedUsage(Service):
         response_bytes: int,
         cost: float,
         now: float | None = None,
+        groups: str = "",
+        namespace: str = "",
     ) -> None:
-        self.outbox.add(agent, server, tool, ok, seconds, request_bytes, response_bytes, cost, now)
+        self.outbox.add(
+            agent, server, tool, ok, seconds, request_bytes, response_bytes, cost, now, groups, namespace
+        )
 
     def query(
         self,
@@ -75,7 +79,7 @@ class SharedUsage(Service):
         agent: str | None = None,
         since: float | None = None,
         until: float | None = None,
-        by: Iterable[str] = DIMENSIONS,
+        by: Iterable[str] = DEFAULT_BY,
         period: Period = "hour",
     ) -> list[dict[str, Any]]:
         return self.view.query(agent=agent, since=since, until=until, by=by, period=period)

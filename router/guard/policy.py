@@ -421,6 +421,7 @@ class View:
         self.rego = policy.rego
         self.conditional = self.rego is not None or any(rules.conditional for rules in self.rules)
         self.capabilities = policy.document.capabilities
+        self.groups = groups  # the policy's groups this scope is in (usage records them)
         # The budgets a call of this scope is checked against (none: no budget work at all).
         self.budgets: tuple[Budget, ...] = tuple(b for b in policy.budgets if b.applies(agent, groups))
         self._applied: dict[str, Applied | None] = {}
@@ -708,6 +709,7 @@ class OpenView(View):
         self.rego = None
         self.capabilities = {}
         self.budgets = ()
+        self.groups = frozenset()
 
     def present_tool(self, item: dict[str, Any]) -> dict[str, Any]:
         return item
@@ -742,6 +744,7 @@ class NamespaceView(View):
         self.rego = base.rego
         self.capabilities = base.capabilities
         self.budgets = base.budgets
+        self.groups = base.groups
         self._applied = {}
         self._decisions = {}
         self._pages = _Pages(-1)

@@ -1,11 +1,13 @@
 """Usage metering: what each agent's tool calls cost, counted per minute and read per period.
 
-One `add()` per `tools/call` after its reply has left (server/bookkeeping.py): agent, server,
-tool, outcome, duration, request and response bytes, estimated response tokens (4 bytes each, as
+One `add()` per `tools/call` after its reply has left (server/bookkeeping.py): agent, its groups
+(the credential's and the policy's), the namespace it called in (`/mcp/{namespace}`; "" for
+`/mcp`), server, tool, outcome, duration, request and response bytes, estimated response tokens (4 bytes each, as
 output limits estimate), and cost units from the catalog's `cost: {per_call, per_kb}` (per_kb is
 per 1,024 bytes of response). Totals are kept per (minute, agent, server, tool) in this replica's
 memory — a dict update, no I/O — and `query()` sums minutes into minutes, hours or days, grouped
-by any of agent, server and tool. Minutes older than `retention` are dropped on the minute tick.
+by any of agent, group, namespace, server and tool (by group, a call of an agent in two groups
+counts in both groups' rows; an agent in none is group ""). Minutes older than `retention` are dropped on the minute tick.
 
 This is the embedded default: one replica's own calls. With NATS, router/cluster/usage.py
 shares them: each replica's minutes go to a JetStream stream and every replica sums them all.
@@ -20,7 +22,8 @@ from typing import Any, Literal, Protocol
 
 Period = Literal["minute", "hour", "day"]
 PERIODS: dict[str, int] = {"minute": 60, "hour": 3600, "day": 86400}
-DIMENSIONS = ("agent", "server", "tool")
+DIMENSIONS = ("agent", "group", "namespace", "server", "tool")
+DEFAULT_BY = ("agent", "server", "tool")
 BYTES_PER_TOKEN = 4
 
 
@@ -61,7 +64,10 @@ class Usage(Protocol):
         response_bytes: int,
         cost: float,
         now: float | None = None,
-    ) -> None: ...
+        groups: str = "",
+        namespace: str = "",
+    ) -> None:
+        """`groups`: the agent's groups, sorted and joined with commas ("" for none)."""
 
     def query(
         self,
@@ -69,13 +75,15 @@ class Usage(Protocol):
         agent: str | None = None,
         since: float | None = None,
         until: float | None = None,
-        by: Iterable[str] = DIMENSIONS,
+        by: Iterable[str] = DEFAULT_BY,
         period: Period = "hour",
     ) -> list[dict[str, Any]]: ...
 
 
-Row = tuple[int, str, str, str, int, int, float, int, int, int, float]
-"""(minute, agent, server, tool, *totals): how minutes travel between replicas."""
+Row = tuple[Any, ...]
+"""(minute, agent, server, tool, *totals, groups, namespace): how minutes travel between
+replicas (a row of a replica from before groups and namespace ends with the totals)."""
+Key = tuple[int, str, str, str, str, str]  # (minute, agent, server, tool, groups, namespace)
 
 
 class UsageLedger:
@@ -84,7 +92,7 @@ class UsageLedger:
 
     def __init__(self, retention: float = 7 * 86400) -> None:
         self.retention = retention
-        self._minutes: dict[tuple[int, str, str, str], Totals] = {}
+        self._minutes: dict[Key, Totals] = {}
         self._pruned_at = 0
 
     def add(
@@ -98,9 +106,11 @@ class UsageLedger:
         response_bytes: int,
         cost: float,
         now: float | None = None,
+        groups: str = "",
+        namespace: str = "",
     ) -> None:
         minute = int((time.time() if now is None else now) // 60) * 60
-        key = (minute, agent, server, tool)
+        key = (minute, agent, server, tool, groups, namespace)
         totals = self._minutes.get(key)
         if totals is None:
             totals = self._minutes[key] = Totals()
@@ -116,18 +126,28 @@ class UsageLedger:
 
     def merge(self, rows: Iterable[Row]) -> None:
         """Add totals counted elsewhere (another replica's minutes)."""
-        for minute, agent, server, tool, *values in rows:
-            key = (int(minute), agent, server, tool)
+        width = len(TOTAL_FIELDS)
+        for minute, agent, server, tool, *rest in rows:
+            groups, namespace = rest[width : width + 2] if len(rest) >= width + 2 else ("", "")
+            key = (int(minute), agent, server, tool, groups, namespace)
             totals = self._minutes.get(key)
             if totals is None:
                 totals = self._minutes[key] = Totals()
-            totals.add(Totals(*values))  # type: ignore[arg-type]
+            totals.add(Totals(*rest[:width]))
 
     def drain(self) -> list[Row]:
         """Every minute's totals as rows, and forget them (the shared form's outbox)."""
         rows: list[Row] = [
-            (minute, agent, server, tool, *(getattr(totals, name) for name in TOTAL_FIELDS))
-            for (minute, agent, server, tool), totals in self._minutes.items()
+            (
+                minute,
+                agent,
+                server,
+                tool,
+                *(getattr(totals, name) for name in TOTAL_FIELDS),
+                groups,
+                namespace,
+            )
+            for (minute, agent, server, tool, groups, namespace), totals in self._minutes.items()
         ]
         self._minutes.clear()
         return rows
@@ -144,28 +164,31 @@ class UsageLedger:
         agent: str | None = None,
         since: float | None = None,
         until: float | None = None,
-        by: Iterable[str] = DIMENSIONS,
+        by: Iterable[str] = DEFAULT_BY,
         period: Period = "hour",
     ) -> list[dict[str, Any]]:
         """Rows of totals per period start and the `by` dimensions, oldest first."""
         step = PERIODS[period]
-        keep = [DIMENSIONS.index(d) for d in by]
-        groups: dict[tuple[Any, ...], Totals] = {}  # (period start, *dimensions)
-        for (minute, *dims), totals in list(self._minutes.items()):
-            if agent is not None and dims[0] != agent:
+        keep = [d for d in DIMENSIONS if d in set(by)]  # in DIMENSIONS' order
+        out: dict[tuple[Any, ...], Totals] = {}  # (period start, *dimensions)
+        for (minute, who, server, tool, groups, namespace), totals in list(self._minutes.items()):
+            if agent is not None and who != agent:
                 continue
             if (since is not None and minute < since) or (until is not None and minute >= until):
                 continue
-            key = (minute // step * step, *(dims[i] for i in keep))
-            group = groups.get(key)
-            if group is None:
-                group = groups[key] = Totals()
-            group.add(totals)
+            values = {"agent": who, "namespace": namespace, "server": server, "tool": tool}
+            for group in groups.split(",") if "group" in keep else ("",):
+                values["group"] = group
+                key = (minute // step * step, *(values[d] for d in keep))
+                row_totals = out.get(key)
+                if row_totals is None:
+                    row_totals = out[key] = Totals()
+                row_totals.add(totals)
         rows = []
-        for key in sorted(groups):
-            totals = groups[key]
+        for key in sorted(out):
+            totals = out[key]
             row: dict[str, Any] = {"start": _iso(key[0])}
-            row.update({DIMENSIONS[i]: value for i, value in zip(keep, key[1:], strict=True)})
+            row.update(zip(keep, key[1:], strict=True))
             row.update({name: getattr(totals, name) for name in TOTAL_FIELDS})
             row["duration_ms"] = round(row["duration_ms"], 3)
             row["cost"] = round(row["cost"], 6)

@@ -23,7 +23,9 @@ def add_usage_parser(commands: Any) -> None:
     usage.add_argument("--agent", help="only this agent (an admin's choice; others see only their own)")
     usage.add_argument("--from", dest="since", help="from this time (ISO 8601 UTC or epoch seconds)")
     usage.add_argument("--to", dest="until", help="up to this time, excluded")
-    usage.add_argument("--by", default="agent,server,tool", help="group by any of agent,server,tool")
+    usage.add_argument(
+        "--by", default="agent,server,tool", help="group by any of agent,group,namespace,server,tool"
+    )
     usage.add_argument("--period", default="hour", choices=["minute", "hour", "day"])
     usage.add_argument("--csv", action="store_true", help="print CSV instead of a table")
 

@@ -19,6 +19,7 @@ import orjson
 
 from router.errors import BACKEND_TIMEOUT, BACKEND_UNAVAILABLE, BUDGET_EXCEEDED, INVALID_PARAMS, POLICY_DENIED
 from router.guard.budgets import BudgetWarning
+from router.guard.policy import NamespaceView
 from router.observe.audit import AuditLog
 from router.observe.metrics import Metrics
 from router.observe.tracing import Trace
@@ -116,7 +117,13 @@ class CallObserver:
                 sent = len(orjson.dumps(arguments)) if arguments is not None else 0
                 received = ctx.result_bytes or 0
                 ok = outcome in {"ok", "tool_error"}
-                self.usage.add(ctx.agent.id, ctx.server, tool, ok, seconds, sent, received, ctx.cost)
+                view = ctx.view
+                groups = ctx.agent.groups | view.groups
+                self.usage.add(
+                    ctx.agent.id, ctx.server, tool, ok, seconds, sent, received, ctx.cost,
+                    groups=",".join(sorted(groups)) if groups else "",
+                    namespace=view.namespace.name if isinstance(view, NamespaceView) else "",
+                )  # fmt: skip
                 self.metrics.observe_usage(ctx.server, tool, received, ctx.cost, ctx.agent.id)
         if self.spans is not None and ctx.trace is not None:
             self.spans.record(

@@ -2,7 +2,8 @@
 
 Query: `agent` (an admin may name anyone or leave it out for all; any other agent sees only its
 own, and naming another is 403), `from` and `to` (ISO 8601 UTC or epoch seconds; `to` excluded),
-`by` (comma-separated among agent, server, tool; default all three) and `period` (minute, hour
+`by` (comma-separated among agent, group, namespace, server, tool; default agent, server,
+tool; by group, a call of an agent in two groups counts in both) and `period` (minute, hour
 or day; default hour). The answer is `{"period", "from", "to", "rows": [...]}`, each row with
 `start`, the `by` dimensions and calls, errors, duration_ms, request_bytes, response_bytes,
 tokens, cost. Credentials are the same as `/mcp`'s; anonymous agents are refused.
@@ -17,7 +18,7 @@ from urllib.parse import parse_qs
 from router.guard.agent import AuthError
 from router.guard.identity import Authenticator
 from router.observe.metrics import Metrics
-from router.observe.usage import DIMENSIONS, PERIODS, Usage
+from router.observe.usage import DEFAULT_BY, DIMENSIONS, PERIODS, Usage
 from router.server.replies import Scope, Send, decoded_headers, send_json
 
 
@@ -59,7 +60,7 @@ class UsageEndpoint:
             wanted = agent.id
         try:
             since, until = _time(query.get("from")), _time(query.get("to"))
-            by = [d.strip() for d in query.get("by", ",".join(DIMENSIONS)).split(",") if d.strip()]
+            by = [d.strip() for d in query.get("by", ",".join(DEFAULT_BY)).split(",") if d.strip()]
             unknown = [d for d in by if d not in DIMENSIONS]
             if unknown:
                 raise ValueError(f"`by` takes {', '.join(DIMENSIONS)}, not {', '.join(unknown)}")

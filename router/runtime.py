@@ -107,6 +107,10 @@ class Sweeper(Service):
         self.rate_store = rate_store
         self.idle_timeout = idle_timeout
         self.metrics = metrics
+        # Read when scraped: the sessions this replica holds, those it created and those it took
+        # from the shared store on a first request alike (a gauge set only on create and delete
+        # showed 0 on a replica that served only sessions created elsewhere).
+        metrics.sessions.set_function(lambda: float(len(sessions)))
 
     async def start(self, tg: TaskGroup) -> None:
         tg.start_soon(self._sweep)
@@ -114,8 +118,7 @@ class Sweeper(Service):
     async def _sweep(self) -> None:
         while True:
             await anyio.sleep(min(30.0, self.idle_timeout / 2))
-            if self.sessions.sweep(self.idle_timeout):
-                self.metrics.sessions.set(len(self.sessions))
+            self.sessions.sweep(self.idle_timeout)
             if isinstance(self.rate_store, MemoryRateStore):
                 self.rate_store.forget_idle()
 

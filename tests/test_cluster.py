@@ -53,6 +53,8 @@ async def test_a_session_started_on_one_replica_continues_on_the_others(three: C
             reply = await client.request(replica.mcp_url, "tools/call", ECHO)
             assert reply.status == 200
             assert reply.result["content"][0]["text"] == "alpha:hi"
+            # the replica holds it now, and its sessions gauge says so
+            assert replica.metric("toolmesh_sessions") == 1.0
         # log level set on r1 is part of the record r2 and r0 see
         assert (await client.request(r1.mcp_url, "ping")).status == 200
         # GET stream on r2, DELETE on r1: the session ends everywhere and r2's stream closes

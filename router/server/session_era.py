@@ -166,7 +166,6 @@ class SessionEra:
             tools_mode=tools_mode,
         )
         await self.sessions.create(record)
-        self.metrics.sessions.set(len(self.sessions))
         body = response_bytes(message["id"], self.dispatcher.initialize_result(version, admitted.view))
         await send_reply(send, 200, body, [*JSON_HEADERS, (b"mcp-session-id", record.id.encode())])
 
@@ -183,7 +182,6 @@ class SessionEra:
         if session is None:
             return
         await self.sessions.delete(session.record.id)
-        self.metrics.sessions.set(len(self.sessions))
         await send_plain(send, 200, b"")
 
     async def session_or_reply(

@@ -143,6 +143,36 @@ async def test_records_follow_writes_and_deletes_across_replicas(replicas: list[
     assert await b.store.load(c.store.ids.new()) is None  # valid but unknown id
 
 
+async def test_a_replica_s_own_write_coming_back_keeps_what_a_request_changes_meanwhile(
+    replicas: list[Replica],
+) -> None:
+    """Two resources/subscribe in a row: the second request holds the session's record while the
+    first one's save is written. The watch hands the replica that write back, usually before its
+    acknowledgement does; taken as news, it replaced the record the second request was changing,
+    and that request's save then wrote the record without its subscription (a flake of the
+    subscriptions test with NATS: the router never subscribed upstream to the second URI)."""
+    a, b, _ = replicas
+    session_id = await _new_session(a)
+    on_a = a.store.get(session_id)
+    on_b = await b.store.load(session_id)
+    assert on_a is not None and on_b is not None
+    for n in range(10):
+        first, second = f"file:///{n}/first", f"file:///{n}/second"
+        held = on_a.record  # what the first request changes, then saves
+        held.subscriptions.append(first)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(a.store.save, on_a)
+            later = on_a.record  # the second request starts before that save is written
+            await anyio.sleep(0.05)  # the first save's entry comes back through the watch
+            later.subscriptions.append(second)
+        await a.store.save(on_a)
+        assert on_a.record is held, "the replica's own write replaced its cached record"
+        assert on_a.record.subscriptions[-2:] == [first, second]
+        with anyio.fail_after(10):  # and the bucket (another replica) has both
+            while on_b.record.subscriptions[-2:] != [first, second]:
+                await anyio.sleep(0.01)
+
+
 async def _in_bucket(replica: Replica, session_id: str) -> bool:
     """Whether the bucket holds a live record for the session (asked of NATS, not of a cache)."""
     probe = NatsSessionStore(replica.link, replica.store.ids, idle_timeout=60)

@@ -21,7 +21,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 import anyio
 import orjson
@@ -82,6 +82,10 @@ class NatsSessionStore(MemorySessionStore, Service):
         self._kv: KeyValue | None = None
         self.ready = anyio.Event()  # set once the bucket is open (the first time NATS is up)
         self._revisions: dict[str, int] = {}
+        # Per session, the records this replica is writing now. The watch often delivers a write
+        # before its acknowledgement resumes the writer (so before `_revisions` knows it): such an
+        # entry is this replica's own record coming back, not news to replace the cached one with.
+        self._writing: dict[str, list[bytes]] = {}
         self._written: dict[str, float] = {}  # monotonic time of the last write, per session
         self._unsynced: set[str] = set()
         self._tokens: dict[str, str] = {}  # bucket key -> session id, for the watch
@@ -156,6 +160,12 @@ class NatsSessionStore(MemorySessionStore, Service):
             return
         if revision is None or value is None or revision <= self._revisions.get(session_id, 0):
             return  # our own write coming back, or older news
+        if value in self._writing.get(session_id, ()):
+            # Our own write, ahead of its acknowledgement. Replacing the record here would drop
+            # what a request in flight is changing on the object it holds (a second
+            # resources/subscribe, say) and the save that follows would write the loss.
+            self._revisions[session_id] = revision
+            return
         session = self._sessions.get(session_id)
         if session is not None:
             before, session.record = session.record.subscriptions, decode(value)
@@ -172,8 +182,10 @@ class NatsSessionStore(MemorySessionStore, Service):
         if kv is None or not self.link.connected:
             self._unsynced.add(record.id)
             return session
+        data = encode(record)
         try:
-            self._revisions[record.id] = await kv.create(token_of(record.id), encode(record))
+            with self._pending(record.id, data):
+                self._revisions[record.id] = await kv.create(token_of(record.id), data)
             self._written[record.id] = time.monotonic()
         except Exception as exc:
             log.warning("session kept locally until NATS is back", extra={"error": str(exc)})
@@ -276,9 +288,11 @@ class NatsSessionStore(MemorySessionStore, Service):
         last = self._revisions.get(session_id, 0)  # 0: the key must not exist (nor a delete marker)
         try:
             for _ in range(WRITE_ATTEMPTS):
+                # Encoded per attempt: a retry must not write older data than a save since.
+                data = encode(session.record)
                 try:
-                    # Encoded per attempt: a retry must not write older data than a save since.
-                    revision = await kv.update(token, encode(session.record), last)
+                    with self._pending(session_id, data):
+                        revision = await kv.update(token, data, last)
                 except KeyWrongLastSequenceError:
                     latest = await _latest_revision(kv, token)
                     if latest is None:
@@ -292,6 +306,18 @@ class NatsSessionStore(MemorySessionStore, Service):
         except Exception as exc:
             log.debug("session write failed; retried later", extra={"error": str(exc)})
         self._unsynced.add(session_id)  # failed, or other replicas kept writing in between
+
+    @contextlib.contextmanager
+    def _pending(self, session_id: str, data: bytes) -> Iterator[None]:
+        """While `data` is being written for the session, the watch knows it as this replica's."""
+        writing = self._writing.setdefault(session_id, [])
+        writing.append(data)
+        try:
+            yield
+        finally:
+            writing.remove(data)
+            if not writing:
+                del self._writing[session_id]
 
     async def _ended_elsewhere(self, session_id: str) -> None:
         """The session was deleted on another replica: drop it here and tell the listeners (once,

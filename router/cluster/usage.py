@@ -1,16 +1,20 @@
 """Usage totals across replicas: each replica's minutes through a JetStream stream, summed by all.
 
 `add()` (after a call's reply, as in the embedded ledger) only updates this replica's outbox, a
-`UsageLedger` in memory. Once a second the outbox is drained into one message, published on
+`UsageLedger` in memory, and wakes the publisher (an event set, once per flush). The publisher
+drains the outbox into one message soon after: at once if the last flush is older than
+`flush_interval` (0.2 s by default), else when it is, so a replica under steady load publishes
+at most five messages a second and an idle one none. Each message is published on
 `<prefix>.usage.<replica>` into the stream `<prefix>_usage` (limits retention, `max_age` the
 usage retention) with a `Nats-Msg-Id` of `<replica>.<sequence>`: a publish whose ack was lost is
 sent again under the same id and stored once (the stream's duplicate window). Every replica
 reads the whole stream with an ordered consumer and merges each message once into its view,
 which `/v1/usage` reads: so every replica answers with every replica's calls, each counted once.
 
-What can be lost: a replica killed outright (SIGKILL, power) loses the calls that finished in the
-last flush interval (1 s) before it died and are not yet published; a replica that stops
-normally publishes its outbox on the way out. Calls in flight when a replica dies were never
+What can be lost: a replica killed outright (SIGKILL, power) loses the calls it answered after
+its last acknowledged publish: those of the last `flush_interval` plus one publish round trip
+at most (measured in tests/test_usage_cluster.py); a replica that stops normally publishes its
+outbox on the way out. Calls in flight when a replica dies were never
 answered and are not counted. While NATS is down the outbox keeps growing and is published when
 the link is back; the view lags meanwhile. A replica that starts reads the stream from its
 start, so its view is whole once it has caught up.
@@ -36,7 +40,8 @@ from router.observe.usage import DEFAULT_BY, Period, Row, UsageLedger
 
 log = logging.getLogger("toolmesh.usage")
 
-FLUSH_INTERVAL = 1.0
+FLUSH_INTERVAL = 0.2
+RETRY = 1.0  # seconds between attempts while NATS is down or slow
 
 
 class SharedUsage(Service):
@@ -54,6 +59,7 @@ class SharedUsage(Service):
         self._pending: tuple[str, bytes] | None = None  # a batch not yet acknowledged
         self._sequence = itertools.count(1)
         self._subscribed = False
+        self._wake = anyio.Event()
 
     def add(
         self,
@@ -72,6 +78,8 @@ class SharedUsage(Service):
         self.outbox.add(
             agent, server, tool, ok, seconds, request_bytes, response_bytes, cost, now, groups, namespace
         )
+        if not self._wake.is_set():
+            self._wake.set()
 
     def query(
         self,
@@ -92,13 +100,19 @@ class SharedUsage(Service):
             await self.flush()
 
     async def _run(self) -> None:
+        """Publish soon after calls were counted; follow the stream as soon as NATS is there."""
+        last = 0.0
         while True:
-            await anyio.sleep(self.flush_interval)
+            with anyio.move_on_after(RETRY):  # also the retry tick of a failed publish
+                await self._wake.wait()
+            self._wake = anyio.Event()
+            await anyio.sleep(max(0.0, last + self.flush_interval - anyio.current_time()))
+            last = anyio.current_time()
             try:
                 if not self._subscribed and self.link.js is not None:
                     await self._follow()
                 await self.flush()
-            except Exception as exc:  # NATS down or slow: the outbox waits for the next tick
+            except Exception as exc:  # NATS down or slow: the outbox waits for the next round
                 log.debug("usage not shared yet", extra={"reason": repr(exc)})
 
     async def flush(self) -> None:

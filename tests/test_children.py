@@ -100,6 +100,25 @@ async def test_children_are_leased_per_group_bounded_and_the_least_recently_used
     assert not any(channel.alive for channel in made)
 
 
+async def test_a_group_at_the_limit_shares_its_busy_child_and_leaves_other_groups_theirs() -> None:
+    """A second concurrent call of a group that has a child, with no free place, shares that
+    child: it does not close another group's idle child to start one more (which, under steady
+    calls from several groups, restarted children all the time while calls waited for them)."""
+    made: list[StdioChannel] = []
+    async with pool(SAMPLE, made, limit=2) as children:
+        async with children.lease(ELICITING) as other:
+            assert other is not None
+        async with children.lease(SAMPLING) as first:
+            assert first is not None
+            async with children.lease(ChildSpec("client-c", {"sampling": {}})) as second:
+                assert second is first
+        assert len(made) == 2 and len(children) == 2
+        async with children.lease(ELICITING) as again:  # still there, not restarted
+            assert again is other
+        assert len(made) == 2
+    assert not any(channel.alive for channel in made)
+
+
 async def test_a_roots_client_gets_children_of_its_own() -> None:
     made: list[StdioChannel] = []
     async with pool(SAMPLE, made, limit=3) as children:

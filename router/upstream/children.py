@@ -10,8 +10,9 @@ sees that client as it is.
 Variants are grouped by capability set, so clients that declared the same share children; a
 client that declared `roots` gets children of its own (a server keeps a client's roots and asks
 for them outside any call, so they are one client's data). A call leases a child: an idle one of
-its group if there is one, else a new one while the backend has fewer than `limit`, else (after
-closing the least recently used idle child of another group) a busy one of its group, shared.
+its group if there is one, else a new one while the backend has fewer than `limit`, else a busy
+one of its group, shared; only a group without any child closes the least recently used idle
+child of another group to start its own.
 Because of that, a call usually has its child to itself, and a question the server asks over
 stdio, where nothing on the wire names the call that asks, can only be that call's. When no
 child can be had (the limit is reached and every child is busy with another group, or starting
@@ -145,16 +146,23 @@ class Children:
         idle = [c for c in mine if c.calls == 0]
         if idle:
             return max(idle, key=lambda c: c.last_used)
-        if time.monotonic() >= self._retry_at and self._make_room():
+        if time.monotonic() >= self._retry_at and self._make_room(evict=not mine):
             child = Child(group, dict(spec.capabilities), self.make_channel())
             child.channel.on_unsolicited = lambda message: self._hand_over(child, message)
             self.children.append(child)
             return child
         return min(mine, key=lambda c: c.calls) if mine else None
 
-    def _make_room(self) -> bool:
+    def _make_room(self, evict: bool) -> bool:
+        """Room for one more child: a free place, or (`evict`: only for a group with no child at
+        all) the place of another group's least recently used idle child. A group that has a
+        child shares it at the limit instead: taking another group's place for a second child
+        made the pool thrash under concurrent calls from several groups (each start takes a
+        process start, seconds on a busy machine, while the call waits; seen in bench/soak.py)."""
         if len(self.children) < self.limit:
             return True
+        if not evict:
+            return False
         idle = [c for c in self.children if c.calls == 0 and c.ready.is_set()]
         if not idle:
             return False

@@ -18,7 +18,8 @@ Six measurements (targets from issues 6 and 18; method and results in docs/bench
               difference; target <= 0.5 ms).
 5. budget     3 router replicas sharing one NATS, one call budget of B calls per 10 s window
               (`"period": "10s"` in the policy), more than 3 x B offered: calls admitted per
-              whole window (target B +- 5%, never above B).
+              whole window (target B +- 5%, never above B). budget_cost: the same with a cost
+              budget of B units at 1 unit a call (above B by at most the calls in flight).
 6. budget_check  the budget check itself (p50 per check, memory and NATS stores, one hot budget).
 
 Everything listens on 127.0.0.1 on free ports, is started here, and is stopped by PID.
@@ -380,15 +381,18 @@ async def global_limit(tmp: Path, windows: int, per_10s: int) -> dict[str, Any]:
 # -- 5. shared budget ------------------------------------------------------------------------------
 
 
-async def global_budget(tmp: Path, windows: int, per_window: int) -> dict[str, Any]:
-    """Admitted calls per whole 10-s budget window (windows are wall-clock multiples of 10 s)."""
+async def global_budget(tmp: Path, windows: int, per_window: int, unit: str = "calls") -> dict[str, Any]:
+    """Admitted calls per whole 10-s budget window (windows are wall-clock multiples of 10 s).
+    A cost budget is of `per_window` units at 1 unit a call (`cost: {per_call: 1}`), so admitted
+    calls are the units spent."""
     policy = tmp / "policy.json"
-    budget = {"agent": "*", "period": "10s", "calls": per_window}
+    budget = {"agent": "*", "period": "10s", unit: per_window}
     policy.write_text(json.dumps({"default": "allow", "budgets": {"bench": budget}}))
     with Processes(tmp / "logs-budget", ROOT) as procs, nats_server(procs, tmp) as (nats_url, _):
         url, _child = backend(procs, "fast")
         env = {**shared(nats_url), "TOOLMESH_POLICY_FILE": str(policy)}
-        bases = [router(procs, tmp, f"replica-{n}", {"fast": {"url": url}}, env) for n in range(3)]
+        entry: dict[str, Any] = {"url": url, **({"cost": {"per_call": 1}} if unit == "cost" else {})}
+        bases = [router(procs, tmp, f"replica-{n}", {"fast": entry}, env) for n in range(3)]
         admitted: list[float] = []
         refused = [0]
         first = (time.time() // 10 + 1) * 10  # the first whole window
@@ -411,6 +415,7 @@ async def global_budget(tmp: Path, windows: int, per_window: int) -> dict[str, A
             sum(1 for t in admitted if first + w * 10 <= t < first + (w + 1) * 10) for w in range(windows)
         ]
         return {
+            "unit": unit,
             "budget_per_10s": per_window,
             "offered_per_10s": round((len(admitted) + refused[0]) / (stop_at - first + 10) * 10),
             "admitted_per_window": counts,
@@ -525,7 +530,7 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         action="append",
-        choices=["failover", "fail_fast", "global_limit", "check", "budget", "budget_check"],
+        choices=["failover", "fail_fast", "global_limit", "check", "budget", "budget_cost", "budget_check"],
         help="run only these",
     )
     parser.add_argument("--json", type=Path, default=BENCH_DIR / "results" / "resilience.json")
@@ -540,6 +545,7 @@ async def main(argv: list[str] | None = None) -> None:
             ("global_limit", lambda n: global_limit(tmp / f"g{n}", 1 if args.quick else 3, 1000)),
             ("check", lambda n: check_cost(tmp / f"c{n}", 1000 if args.quick else 5000)),
             ("budget", lambda n: global_budget(tmp / f"b{n}", 1 if args.quick else 3, 1000)),
+            ("budget_cost", lambda n: global_budget(tmp / f"bk{n}", 1 if args.quick else 3, 1000, "cost")),
             ("budget_check", lambda n: budget_check(tmp / f"bc{n}", 1000 if args.quick else 5000)),
         ):
             if args.only and name not in args.only:
@@ -553,6 +559,7 @@ async def main(argv: list[str] | None = None) -> None:
                 (tmp / f"c{n}").mkdir(exist_ok=True)
                 (tmp / f"b{n}").mkdir(exist_ok=True)
                 (tmp / f"bc{n}").mkdir(exist_ok=True)
+                (tmp / f"bk{n}").mkdir(exist_ok=True)
                 runs.append(await run(n))
                 print(name, n, json.dumps(runs[-1]), flush=True)
             report[name] = {"runs": runs, "median": {key: median_of(runs, key) for key in runs[0]}}

@@ -53,6 +53,7 @@ CAS_ATTEMPTS = 16
 
 @dataclass(slots=True)
 class _Slice:
+    budget: Budget  # the latest policy's budget of that name
     window: Window
     left: float = 0.0  # leased and not spent yet; negative: spent beyond the lease (owed)
     denied_until: float = 0.0
@@ -85,7 +86,6 @@ class NatsBudgetStore(Service):
         self.local = MemoryBudgetStore(on_warning)
         self.kv: KeyValue | None = None
         self._slices: dict[tuple[str, float], _Slice] = {}
-        self._budgets: dict[tuple[str, float], Budget] = {}
         self._shares: dict[tuple[Budget, int], Budget] = {}
         self._failed_until = 0.0
         self._was_degraded = False
@@ -102,8 +102,8 @@ class NatsBudgetStore(Service):
     async def stop(self) -> None:
         """Give every unused slice back, so a stopping replica strands nothing."""
         with anyio.move_on_after(2):
-            for slot in list(self._slices):
-                await self._give_back(slot, self._slices[slot])
+            for slot, piece in list(self._slices.items()):
+                await self._give_back(slot, piece)
 
     async def _on_link(self, up: bool) -> None:
         if up and self.kv is None:
@@ -137,7 +137,6 @@ class NatsBudgetStore(Service):
         for slot, piece in list(self._slices.items()):
             if piece.window.end <= wall:
                 del self._slices[slot]
-                self._budgets.pop(slot, None)
             elif (
                 piece.inflight is None
                 and piece.left == piece.seen
@@ -149,18 +148,21 @@ class NatsBudgetStore(Service):
                 piece.seen = piece.left
 
     async def _give_back(self, slot: tuple[str, float], piece: _Slice) -> None:
-        budget = self._budgets.get(slot)
-        if budget is None or piece.left == 0 or self.kv is None or not self.link.connected:
-            self._slices.pop(slot, None)
+        """Detach the slice first (a call meanwhile leases a new one), then settle what was left."""
+        if self._slices.get(slot) is piece:
+            del self._slices[slot]
+        left, piece.left = piece.left, 0.0
+        if left == 0:
             return
         try:
+            if self.kv is None or not self.link.connected:
+                raise ConnectionError("NATS is not connected")
             with anyio.fail_after(self.op_timeout):
-                await self._cas(slot[0], budget, piece.window, -piece.left, 0.0)
+                await self._cas(slot[0], piece.budget, piece.window, -left, 0.0)
         except (TimeoutError, nats.errors.Error, OSError) as exc:
             log.debug("budget slice not given back yet", extra={"reason": repr(exc)})
-            return
-        if self._slices.get(slot) is piece and piece.inflight is None:
-            del self._slices[slot]
+            current = self._slices.setdefault(slot, piece)  # keep it for the next sweep
+            current.left += left
 
     # -- spending -------------------------------------------------------------------------------
 
@@ -168,8 +170,9 @@ class NatsBudgetStore(Service):
         slot = (key, window.start)
         piece = self._slices.get(slot)
         if piece is None:
-            piece = self._slices[slot] = _Slice(window)
-        self._budgets[slot] = budget  # the latest policy's budget of that name
+            piece = self._slices[slot] = _Slice(budget, window)
+        elif piece.budget is not budget:  # a new policy: its budget of that name counts from here
+            piece.budget = budget
         return slot, piece
 
     async def take(self, key: str, budget: Budget, window: Window) -> bool:
@@ -269,7 +272,7 @@ class NatsBudgetStore(Service):
             granted = (
                 lease
                 if lease is not None
-                else self._size(budget, piece or _Slice(window), budget.limit - spent)
+                else self._size(budget, piece or _Slice(budget, window), budget.limit - spent)
             )
             total = max(0.0, spent + granted)
             crossed = not warned and total >= budget.threshold()

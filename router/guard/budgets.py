@@ -225,11 +225,14 @@ class MemoryBudgetStore:
     def __init__(self, on_warning: OnWarning | None = None) -> None:
         self.on_warning = on_warning
         self._spent: dict[tuple[str, float], _Spent] = {}
+        self._pruned_at = 0.0
 
     def _slot(self, key: str, window: Window) -> _Spent:
         slot = self._spent.get((key, window.start))
         if slot is None:
-            self._forget_ended(window.start)
+            if window.start > self._pruned_at:  # a new window began: forget the ended ones
+                self._pruned_at = window.start
+                self._forget_ended(window.start)
             slot = self._spent[(key, window.start)] = _Spent(0.0, window.end)
         return slot
 

@@ -68,6 +68,17 @@ class CallObserver:
         self.metrics = metrics
         self.audit = audit if audit is not None and audit.enabled else None
         self.usage = usage
+        self._joined: dict[tuple[frozenset[str], frozenset[str]], str] = {}
+
+    def _groups(self, own: frozenset[str], policy: frozenset[str]) -> str:
+        """An agent's groups as usage records them (sorted, comma-joined), computed once per pair."""
+        key = (own, policy)
+        joined = self._joined.get(key)
+        if joined is None:
+            if len(self._joined) >= 4096:
+                self._joined.clear()
+            joined = self._joined[key] = ",".join(sorted(own | policy))
+        return joined
 
     def budget_warning(self, warning: BudgetWarning) -> None:
         """A budget reached its warning fraction (once per window): a log event, the metric
@@ -118,10 +129,9 @@ class CallObserver:
                 received = ctx.result_bytes or 0
                 ok = outcome in {"ok", "tool_error"}
                 view = ctx.view
-                groups = ctx.agent.groups | view.groups
                 self.usage.add(
                     ctx.agent.id, ctx.server, tool, ok, seconds, sent, received, ctx.cost,
-                    groups=",".join(sorted(groups)) if groups else "",
+                    groups=self._groups(ctx.agent.groups, view.groups),
                     namespace=view.namespace.name if isinstance(view, NamespaceView) else "",
                 )  # fmt: skip
                 self.metrics.observe_usage(ctx.server, tool, received, ctx.cost, ctx.agent.id)

@@ -22,6 +22,7 @@ from router.guard.credential_keys import KeyedSecrets
 from router.guard.policy import Guard
 from router.guard.policy_sources import follow
 from router.guard.ratelimit import RateLimiter
+from router.guard.rego import RegoWorkers
 from router.lifecycle import Task
 from router.observe.metrics import Metrics
 from router.observe.usage import Usage, UsageLedger
@@ -54,7 +55,8 @@ class Router:
         s = self.settings = settings
         self.metrics = Metrics(agent_label=s.metrics_agent_label)
         self.auth = wiring.authenticator_from(s)
-        self.guard = Guard(on_decision_failure=self.metrics.policy_decision_failed)
+        self.rego_workers = RegoWorkers()  # where the policy's Rego decisions run (guard/rego.py)
+        self.guard = Guard(self.metrics.policy_decision_failed, self.rego_workers)
         self.policy_sources = wiring.policy_sources_from(s)
         if self.policy_sources:  # fail closed until the configured policy has loaded
             self.guard.install(b'{"default": "deny"}', "(built-in: deny until the policy loads)")
@@ -132,6 +134,7 @@ class Router:
                 Sweeper(self.sessions, shared.rate_store, s.session_idle_timeout, self.metrics),
                 self.parking,
                 self.dispatcher,
+                self.rego_workers,  # before the policy: a policy with `rego` starts its workers
                 *(
                     Task(follow, source, self.guard, self.metrics, self.changes.on_policy_change)
                     for source in self.policy_sources

@@ -1,12 +1,15 @@
-"""A policy's Rego decision (regorus, in process) on real servers: calls allowed and denied by their
-arguments and the caller's groups, in both eras, in a namespace and over `/v1/tools`, with the
-reason in the audit record; a decision that fails or runs over its budget denies and is counted;
-a module that does not compile is refused naming the field and the engine's message, and the last
-valid policy stays; the Rego versions of the three rules of docs/security.md decide as the CEL ones."""
+"""A policy's Rego decision (regorus, in the router's worker processes) on real servers: calls
+allowed and denied by their arguments and the caller's groups, in both eras, in a namespace and
+over `/v1/tools`, with the reason in the audit record; a decision that fails or runs over its
+budget denies and is counted (a slow one within its budget, while other calls go on); a module
+that does not compile is refused naming the field and the engine's message, and the last valid
+policy stays; the Rego versions of the three rules of docs/security.md decide as the CEL ones."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,9 +23,11 @@ from router.errors import POLICY_DENIED, ConfigError
 from router.guard.agent import Agent
 from router.guard.conditions import CallFacts
 from router.guard.policy import Guard
+from router.up.processes import children
 from tests.conftest import RouterHandle, run_router
 from tests.guard_support import client_with, decides_the_documented_rules, guarded_env
 from tests.support.procs import sample_server_stdio_entry
+from tests.support.waits import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -183,6 +188,86 @@ def test_a_decision_over_its_budget_denies_and_is_counted() -> None:
     assert failures == ["timeout"]
     assert view.check_call(facts({"n": 1_000_000})) is not None, "a failed decision is not cached"
     assert failures == ["timeout", "timeout"]
+
+
+SLOW = "package x\nimport rego.v1\nallow if count([y | some y in numbers.range(1, input.arguments.a)]) > 0\n"
+
+
+def rego_workers(router: RouterHandle) -> int:
+    """The router's live Rego worker processes."""
+    live = 0
+    for pid in children(router.process.pid):
+        with contextlib.suppress(OSError):  # gone meanwhile
+            live += b"rego_worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    return live
+
+
+async def test_a_slow_decision_is_denied_within_its_budget_while_other_calls_go_on(tmp_path: Path) -> None:
+    """The engine cannot be interrupted and keeps the interpreter lock while it evaluates, so the
+    router evaluates in worker processes: one still evaluating when the budget ends is killed and
+    the call denied then, not when the engine would have finished (a minute or more for the slow
+    input here); the event loop serves other calls meanwhile, and evaluations that keep every
+    worker busy are denied at their budget too, never piling up processes."""
+    policy = {"default": "allow", "rego": {"module": SLOW, "query": "data.x.allow", "budget_ms": 300}}
+    keys, env = guarded_env(tmp_path, {"helper": ["support"]}, policy)
+    with run_router(tmp_path, {"alpha": sample_server_stdio_entry("alpha")}, env=env) as router:
+        async with client_with(router.mcp_url, keys["helper"], "legacy") as helper:
+            with anyio.fail_after(30):  # the policy and its workers are in place
+                while True:
+                    try:
+                        await helper.call_tool("alpha__add", {"a": 10, "b": 1})
+                        break
+                    except MCPError:
+                        await anyio.sleep(0.2)
+            quick: list[float] = []
+            slow_took: list[float] = []
+
+            async def slow() -> None:
+                started = time.monotonic()
+                message = await denied(helper.call_tool("alpha__add", {"a": 50_000_000, "b": 1}))
+                slow_took.append(time.monotonic() - started)
+                assert "alpha__add" in message
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(slow)
+                await anyio.sleep(0.05)
+                started = time.monotonic()
+                result = await helper.call_tool("alpha__add", {"a": 10, "b": 2})  # the other worker
+                quick.append(time.monotonic() - started)
+                assert result.structured_content == {"sum": 12}
+            # Alone the slow input keeps the engine busy for well over 10 s (0.5 s per million).
+            assert slow_took[0] < 5, slow_took
+            assert quick[0] < 5, "the event loop was held by the slow evaluation"
+            # More slow calls than workers: each is denied at its budget (running, or waiting for
+            # a worker), and no more processes than the pool's are left.
+            took: list[float] = []
+
+            async def one() -> None:
+                started = time.monotonic()
+                await denied(helper.call_tool("alpha__add", {"a": 50_000_000, "b": 1}))
+                took.append(time.monotonic() - started)
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(6):
+                    tg.start_soon(one)
+            assert len(took) == 6 and max(took) < 8, took
+            assert rego_workers(router) <= 2
+            with anyio.fail_after(30):  # replacements start in the background, then calls pass again
+                while True:
+                    try:
+                        await helper.call_tool("alpha__add", {"a": 10, "b": 3})
+                        break
+                    except MCPError:
+                        await anyio.sleep(0.2)
+            assert rego_workers(router) <= 2
+        audit = tmp_path / "audit.jsonl"
+        await eventually(
+            lambda: audit.exists() and "ran over its budget of 300 ms and was stopped" in audit.read_text(),
+            what="the timeout in the audit record",
+        )
+        async with aiohttp.ClientSession() as http, http.get(f"{router.base_url}/metrics") as response:
+            metrics = await response.text()
+        assert 'toolmesh_policy_decision_failures_total{reason="timeout"}' in metrics
 
 
 def test_decisions_are_cached_only_when_the_module_cannot_see_the_clock() -> None:

@@ -43,7 +43,7 @@ from router.errors import ConfigError
 from router.guard.agent import Agent
 from router.guard.budgets import BUDGET_NAME, Budget, BudgetSpec
 from router.guard.conditions import CallFacts, Compiler, Condition, activation
-from router.guard.rego import RegoDecision
+from router.guard.rego import RegoDecision, RegoWorkers
 
 log = logging.getLogger("toolmesh.guard")
 
@@ -124,7 +124,8 @@ class RegoSpec(BaseModel):
 
     module: str = Field(min_length=1)  # a .rego file's path, or the module's source
     query: str = Field(default="data.toolmesh.allow", pattern=r"^data(\.[A-Za-z_][A-Za-z0-9_]*)+$")
-    budget_ms: float = Field(default=5.0, gt=0, le=1000)
+    # A deadline on the decision as the call sees it (a worker process's round trip included).
+    budget_ms: float = Field(default=100.0, gt=0, le=1000)
 
 
 class PolicyDocument(BaseModel):
@@ -313,6 +314,7 @@ class Policy:
         generation: int,
         source: str,
         on_decision_failure: Callable[[str], None] | None = None,
+        rego_workers: RegoWorkers | None = None,
     ) -> None:
         self.document, self.generation, self.source = document, generation, source
         compiler = _compiler(document, source)
@@ -320,7 +322,9 @@ class Policy:
         self.rego = (
             None
             if rego is None
-            else RegoDecision(source, rego.module, rego.query, rego.budget_ms, on_decision_failure)
+            else RegoDecision(
+                source, rego.module, rego.query, rego.budget_ms, on_decision_failure, rego_workers
+            )
         )
         self.everyone = _CompiledRules.of("everyone", document.everyone, compiler)
         self.groups = {
@@ -469,10 +473,18 @@ class View:
 
     def check_call(self, facts: CallFacts) -> str | None:
         """For a tool this view shows: None if its rules' conditions and the policy's Rego decision
-        allow this call, else why not (for the audit record)."""
+        allow this call, else why not (for the audit record). The Rego decision on this thread."""
         denied = self._check_rules(facts)
         if denied is None and self.rego is not None:
             return self.rego.decide(facts)
+        return denied
+
+    async def check_call_within_budget(self, facts: CallFacts) -> str | None:
+        """`check_call` as the router makes it: the Rego decision in a worker process, denied when
+        its budget ends (guard/rego.py)."""
+        denied = self._check_rules(facts)
+        if denied is None and self.rego is not None:
+            return await self.rego.decide_within_budget(facts)
         return denied
 
     def _check_rules(self, facts: CallFacts) -> str | None:
@@ -769,6 +781,9 @@ class NamespaceView(View):
     def check_call(self, facts: CallFacts) -> str | None:
         return self.base.check_call(facts)
 
+    async def check_call_within_budget(self, facts: CallFacts) -> str | None:
+        return await self.base.check_call_within_budget(facts)
+
     def _holds_capability(self, name: str) -> bool:
         """A capability is in the namespace if its `tools` globs take its name (or it has none);
         its providers must be in the namespace too (`allows`)."""
@@ -784,9 +799,14 @@ def exposed_name(kind: ListKind, item: dict[str, Any]) -> str:
 class Guard:
     """Holds the policy in force and hands out views; `install` swaps atomically."""
 
-    def __init__(self, on_decision_failure: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_decision_failure: Callable[[str], None] | None = None,
+        rego_workers: RegoWorkers | None = None,
+    ) -> None:
         self.policy: Policy | None = None
         self.on_decision_failure = on_decision_failure  # a Rego decision that failed: "error" or "timeout"
+        self.rego_workers = rego_workers  # where Rego decisions run (none: on the caller's thread)
         self.generation = 0
         self.last_error: str | None = None
         self.loaded = False  # set by the policy source once a valid policy was installed
@@ -855,14 +875,21 @@ class Guard:
         try:
             document = parse_policy(data, source)
             # compiles the `when`s and the Rego module
-            policy = Policy(document, self.generation + 1, source, self.on_decision_failure)
+            policy = Policy(
+                document, self.generation + 1, source, self.on_decision_failure, self.rego_workers
+            )
         except ConfigError as exc:
             self.last_error = str(exc)
             raise
+        if policy.rego is not None:
+            policy.rego.activate()  # its workers start now, before the first call needs one
+        old = self.policy
         self.generation += 1
         self._by_agent = {}  # before the swap: no request may pair the new policy with an old view
         self._in_namespace = {}
         self.policy = policy  # one reference assignment: requests see the old or the new, never a mix
         self._views.clear()
         self.last_error = None
+        if old is not None and old.rego is not None:
+            old.rego.close()
         return policy

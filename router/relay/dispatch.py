@@ -264,15 +264,15 @@ class Dispatcher(Service):
                 ctx.target = name
                 spec, usable = found
 
-                def on(target: Target, call: dict[str, Any], provider: str) -> Awaitable[dict[str, Any]]:
+                async def on(target: Target, call: dict[str, Any], provider: str) -> dict[str, Any]:
                     if ctx.view.conditional:  # a provider is called only where the rules allow it
-                        self._check_conditions(ctx, target, {**call, "name": provider})
-                    return self._tool_on(ctx, target, call, name)
+                        await self._check_conditions(ctx, target, {**call, "name": provider})
+                    return await self._tool_on(ctx, target, call, name)
 
                 return await self.capability_calls.call(name, spec, usable, params, on)
         target = self._named(ctx, "tools", name)
         if ctx.view.conditional:  # rules with a `when` look at this call (guard/conditions.py)
-            self._check_conditions(ctx, target, params)
+            await self._check_conditions(ctx, target, params)
         call = {**params, "name": target.name}
         if not ctx.view.open:  # overrides may fix or default arguments (guard/policy.py)
             arguments = params.get("arguments")
@@ -325,7 +325,7 @@ class Dispatcher(Service):
             budgets.charge(held, ctx.cost)
         return result
 
-    def _check_conditions(self, ctx: CallContext, target: Target, params: dict[str, Any]) -> None:
+    async def _check_conditions(self, ctx: CallContext, target: Target, params: dict[str, Any]) -> None:
         view = ctx.view
         namespace = view.namespace.name if isinstance(view, NamespaceView) else ""
         facts = CallFacts(
@@ -333,7 +333,7 @@ class Dispatcher(Service):
             view.catalog_name(self.index, str(params.get("name"))), self._annotations(target),
             params.get("arguments"), namespace, ctx.era, ctx.via,
         )  # fmt: skip
-        denied = view.check_call(facts)
+        denied = await view.check_call_within_budget(facts)
         if denied is not None:
             ctx.denied = denied
             raise PolicyDenied(str(params.get("name")))

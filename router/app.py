@@ -184,8 +184,8 @@ class Router:
 
     # -- seams.Host: what shared state calls back into -------------------------------------
 
-    def session_ended(self, session_id: str) -> None:
-        self.changes.session_ended(session_id)
+    def session_ended(self, session_id: str, *, subscribed: bool = True) -> None:
+        self.changes.session_ended(session_id, subscribed=subscribed)
 
     def sync_subscriptions(self) -> None:
         self.changes.sync_subscriptions()

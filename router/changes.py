@@ -136,9 +136,11 @@ class Changes(Service):
 
         return hears
 
-    def session_ended(self, session_id: str) -> None:
-        """Release what a legacy session held: its subscriptions and its own upstream sessions."""
-        self.sync_subscriptions()
+    def session_ended(self, session_id: str, *, subscribed: bool = True) -> None:
+        """Release what a legacy session held: its subscriptions and its own upstream sessions.
+        The subscriptions are recounted only if it had any (a recount walks every session)."""
+        if subscribed:
+            self.sync_subscriptions()
         if self._tg is not None:
             self._tg.start_soon(self.dispatcher.forget_client, session_id)
 

@@ -65,8 +65,9 @@ def load(table: Mapping[str, str], name: str) -> Any:
 class Host(Protocol):
     """What shared state calls back into the replica it serves (`app.Router`)."""
 
-    def session_ended(self, session_id: str) -> None:
-        """A session ended (here or elsewhere): release what this replica held for it."""
+    def session_ended(self, session_id: str, *, subscribed: bool = True) -> None:
+        """A session ended (here or elsewhere), or this replica let it go: release what this
+        replica held for it (`subscribed`: it had resource subscriptions to withdraw)."""
 
     def sync_subscriptions(self) -> None:
         """Make the upstream subscriptions match what every client wants now."""

@@ -179,6 +179,13 @@ class RouterSettings(BaseSettings):
         pattern=r"^[A-Za-z0-9_-]+$",
         description="First token of every NATS subject and KV bucket name the router uses.",
     )
+    session_cache: int = Field(
+        10_000,
+        ge=1,
+        description="With `nats`: the most sessions a replica keeps in memory; beyond it the least "
+        "recently used is dropped from this replica (not ended: its record is fetched from NATS again "
+        "on its next request here). A session whose GET stream is open here is never dropped.",
+    )
     attempt_records: bool = Field(
         True,
         description="With `nats`: record each tool call that must not run twice, when it came "

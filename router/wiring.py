@@ -257,7 +257,9 @@ def memory_state(
     metrics: Metrics,
 ) -> SharedState:
     """One replica: sessions, delivery, rate-limit buckets and budgets in this process; nothing to run."""
-    sessions = MemorySessionStore(ids, on_delete=lambda record: host.session_ended(record.id))
+    sessions = MemorySessionStore(
+        ids, on_delete=lambda record: host.session_ended(record.id, subscribed=bool(record.subscriptions))
+    )
     return SharedState(
         sessions=sessions,
         bus=LocalBus(sessions),

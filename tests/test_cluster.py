@@ -75,6 +75,32 @@ async def test_a_session_started_on_one_replica_continues_on_the_others(three: C
             assert gone.messages[0]["error"]["code"] == -32001
 
 
+async def test_replicas_holding_two_sessions_each_serve_five(tmp_path: Path, backend: str) -> None:
+    """With `session_cache = 2` each replica keeps two sessions and fetches the others from NATS:
+    every session still works on both, and a deletion on one reaches the other."""
+    servers = {"alpha": {"url": backend}}
+    with cluster(tmp_path, servers, replicas=2, env={"TOOLMESH_SESSION_CACHE": "2"}) as two:
+        r0, r1 = two.replicas
+        async with aiohttp.ClientSession() as http:
+            clients = [McpHttp(http) for _ in range(5)]
+            for client in clients:
+                await client.initialize(r0.mcp_url)
+            for _ in range(2):
+                for client in clients:
+                    for replica in (r1, r0):
+                        reply = await client.request(replica.mcp_url, "tools/call", ECHO)
+                        assert reply.status == 200
+                        assert reply.result["content"][0]["text"] == "alpha:hi"
+            for replica in (r0, r1):
+                assert (replica.metric("toolmesh_sessions_evicted") or 0) >= 8
+            last = clients[-1]  # held by both now (the most recently used)
+            assert await last.delete(r0.mcp_url) == 200
+            deadline = time.monotonic() + 5
+            while (gone := await last.request(r1.mcp_url, "ping")).status != 404:
+                assert gone.status == 200 and time.monotonic() < deadline, gone
+                await anyio.sleep(0.05)
+
+
 async def test_a_forged_session_id_is_refused_without_a_lookup(three: Cluster) -> None:
     r0 = three.replicas[0]
     async with aiohttp.ClientSession() as http:
@@ -84,6 +110,7 @@ async def test_a_forged_session_id_is_refused_without_a_lookup(three: Cluster) -
         assert real is not None
         token, _, tag = real.partition(".")
         forged = [f"{token}.{tag[:-1]}{'A' if tag[-1] != 'A' else 'B'}", token, "x" * 40]
+        assert (await client.request(three.replicas[1].mcp_url, "ping")).status == 200  # r1 holds it now
         # With NATS down no lookup could succeed (it would answer 503): 404 proves none was tried.
         three.nats.stop()
         await anyio.to_thread.run_sync(lambda: wait_ready(three.replicas[1], status="degraded"))
@@ -91,7 +118,7 @@ async def test_a_forged_session_id_is_refused_without_a_lookup(three: Cluster) -
             client.session_id = session_id
             reply = await client.request(three.replicas[1].mcp_url, "ping")
             assert reply.status == 404, session_id
-        # the real session was delivered to every replica by the watch: it still works here
+        # the real session is in r1's cache since r1 served it: it still works there
         client.session_id = real
         assert (await client.request(three.replicas[1].mcp_url, "ping")).status == 200
         # one created during the outage is only on r0: r1 says "retry", not "re-initialize"

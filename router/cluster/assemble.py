@@ -47,14 +47,16 @@ def assemble(
     async def ended_elsewhere(session_id: str) -> None:
         await bus.session_ended(session_id)  # the bus is built on the store, right below
 
-    # Every end of a session here (DELETE on this replica, a delete seen by the watch, or this
-    # replica's idle sweep) releases what this replica held for it; records that change on
+    # Every end of a session here (DELETE on this replica, a delete seen by the watch, this
+    # replica's idle sweep, or its drop from the bounded cache) releases what this replica held
+    # for it; records that change on
     # another replica (resources/subscribe there) may need new upstream subscriptions here.
     sessions = NatsSessionStore(
         link,
         ids,
         settings.session_idle_timeout,
-        on_delete=lambda record: host.session_ended(record.id),
+        capacity=settings.session_cache,
+        on_delete=lambda record: host.session_ended(record.id, subscribed=bool(record.subscriptions)),
         on_ended=[ended_elsewhere],
         on_record_changed=host.sync_subscriptions,
     )
@@ -135,3 +137,10 @@ def _gauges(registry: CollectorRegistry, link: NatsLink, sessions: NatsSessionSt
         registry=registry,
     )
     unsynced.set_function(lambda: float(sessions.unsynced))
+    evicted = Gauge(
+        "toolmesh_sessions_evicted",
+        "Sessions this replica dropped from its cache (session_cache) since it started; their "
+        "records stay in NATS and are fetched again on their next request here.",
+        registry=registry,
+    )
+    evicted.set_function(lambda: float(sessions.evicted))

@@ -3,15 +3,25 @@
 The bucket (`<prefix>_sessions`, one entry per session keyed by the id's random token) ages
 entries out after the idle timeout; a replica that serves a session rewrites its record at most
 every quarter of that timeout, in the background, so an active session never expires and the
-request that touched it never waits on NATS. Each replica keeps the sessions it has served in a
-local cache (the same `LocalSession` objects the in-memory store holds) and follows the bucket
-with one watch: a deletion anywhere closes the local copy and its stream, a newer record from
-another replica replaces the cached one. The same watch hands every replica the records of
-sessions it has not served yet, kept as bytes for one idle timeout, so the first request a
-replica sees for a session usually costs a decode, not a round trip to NATS.
+request that touched it never waits on NATS.
+
+Each replica keeps only the sessions it uses: a bounded cache (`session_cache` entries, least
+recently used dropped first) of the same `LocalSession` objects the in-memory store holds. A
+request for a session not held here fetches its record from the bucket (one JetStream direct
+get), so memory follows this replica's own sessions, not the cluster's. One watch per replica
+follows the bucket's new writes from the moment it starts (not the entries already there) and
+acts only on keys it holds: a deletion anywhere closes the local copy and its stream, a newer
+record from another replica replaces the cached one. After a reconnect the held keys are read
+again (whatever changed meanwhile was not watched). A held copy is trusted for one idle timeout
+after this replica last knew it current (its own write, the watch, a fetch): the bucket ages
+records out without telling watchers, so an older copy is fetched again before it is served.
+Dropping a session from the cache is not ending it: its record stays in the bucket for the next
+request; only what this replica held for it (its own upstream sessions) is released, as for a
+session idle here. Sessions whose GET stream is open here, and sessions not yet written to the
+bucket, are never dropped.
 
 With NATS down the store serves from its cache; sessions created meanwhile are kept locally and
-written to the bucket when the link is back. A session this replica has never seen cannot be
+written to the bucket when the link is back. A session this replica does not hold cannot be
 loaded then: `SessionUnavailable` tells the client to retry instead of to re-initialize.
 """
 
@@ -20,11 +30,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import anyio
 import orjson
+from nats.aio.msg import Msg
+from nats.js import api
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
@@ -45,7 +60,12 @@ BUCKET = "sessions"
 # Tries of one record write while other replicas keep writing it in between.
 WRITE_ATTEMPTS = 4
 RECORD_FIELDS = frozenset(field.name for field in dataclasses.fields(SessionRecord))
+DELETED = frozenset({"DEL", "PURGE"})
+# nats-server 2.11+ marks an entry removed by its TTL or a purge with this header instead.
+MARKER_REASONS = {"MaxAge": "PURGE", "Purge": "PURGE", "Remove": "DEL"}
 EndedListener = Callable[[str], Awaitable[None]]
+# What the watch saw of a key while a fetch of it was in flight: (operation, revision, value).
+News = tuple[str | None, int, bytes]
 
 
 def encode(record: SessionRecord) -> bytes:
@@ -57,8 +77,18 @@ def decode(data: bytes) -> SessionRecord:
     return SessionRecord(**{key: value for key, value in raw.items() if key in RECORD_FIELDS})
 
 
+@dataclass(slots=True)
+class CachedSession(LocalSession):
+    """A session this replica holds, with what it knows of the bucket's copy."""
+
+    revision: int = 0  # the bucket revision of the record held here (0: not written yet)
+    written: float = -math.inf  # monotonic time of this replica's last write (refresh pacing)
+    current: float = -math.inf  # monotonic time the held record was last known current
+    ended: bool = False  # deleted (here or elsewhere): never written again
+
+
 class NatsSessionStore(MemorySessionStore, Service):
-    """A write-through cache over the shared bucket; the cache is what the warm path reads."""
+    """A bounded write-through cache over the shared bucket; the cache is what the warm path reads."""
 
     def __init__(
         self,
@@ -66,32 +96,38 @@ class NatsSessionStore(MemorySessionStore, Service):
         ids: SessionIds,
         idle_timeout: float,
         *,
+        capacity: int = 10_000,
         on_delete: Callable[[SessionRecord], None] | None = None,
         on_ended: Sequence[EndedListener] = (),
         on_record_changed: Callable[[], None] | None = None,
     ) -> None:
-        """`on_delete` hears every end of a session here (as in `MemorySessionStore`); `on_ended`
-        the ends that happened on another replica; `on_record_changed` a record another replica
-        changed in a way that may need new upstream subscriptions here."""
+        """`capacity`: the most sessions held here (see the module docstring for which are never
+        dropped). `on_delete` hears every end of a session here, and every drop from the cache
+        (as in `MemorySessionStore`: release what this replica held for it); `on_ended` the ends
+        that happened on another replica; `on_record_changed` a record another replica changed
+        in a way that may need new upstream subscriptions here."""
         super().__init__(ids, on_delete)
+        if capacity < 1:
+            raise ValueError("the session cache must hold at least one session")
         self.link = link
         self.idle_timeout = idle_timeout
         self.refresh_every = idle_timeout / 4
+        self.capacity = capacity
         self.on_ended = tuple(on_ended)
         self.on_record_changed = on_record_changed
         self._kv: KeyValue | None = None
         self.ready = anyio.Event()  # set once the bucket is open (the first time NATS is up)
-        self._revisions: dict[str, int] = {}
-        # Per session, the records this replica is writing now. The watch often delivers a write
-        # before its acknowledgement resumes the writer (so before `_revisions` knows it): such an
-        # entry is this replica's own record coming back, not news to replace the cached one with.
-        self._writing: dict[str, list[bytes]] = {}
-        self._written: dict[str, float] = {}  # monotonic time of the last write, per session
+        self._cache: OrderedDict[str, CachedSession] = OrderedDict()  # least recently used first
+        self._sessions = self._cache  # type: ignore[assignment]  # the parent's dict, ordered
         self._unsynced: set[str] = set()
+        # Per session, the records this replica is writing now. The watch often delivers a write
+        # before its acknowledgement resumes the writer (so before the session's revision says
+        # so): such an entry is this replica's own record coming back, not news to replace the
+        # cached one with.
+        self._writing: dict[str, list[bytes]] = {}
         self._tokens: dict[str, str] = {}  # bucket key -> session id, for the watch
-        # Records the watch delivered for sessions not served here yet: a cold request finds its
-        # record here, without a round trip. Bounded by the idle timeout (see `sweep`).
-        self._seen: dict[str, tuple[bytes, int, float]] = {}
+        self._fetching: dict[str, list[News]] = {}  # bucket key -> what the watch saw meanwhile
+        self.evicted = 0  # sessions dropped from the cache to keep it within its capacity
         self._refresh_send, self._refresh_receive = anyio.create_memory_object_stream[str](4096)
         self._watch_scope: anyio.CancelScope | None = None
         self._tg: anyio.abc.TaskGroup | None = None
@@ -108,7 +144,7 @@ class NatsSessionStore(MemorySessionStore, Service):
 
     async def _write_refreshes(self) -> None:
         async for session_id in self._refresh_receive:
-            session = self._sessions.get(session_id)
+            session = self._cache.get(session_id)
             if session is not None:
                 await self._write(session)
 
@@ -123,61 +159,124 @@ class NatsSessionStore(MemorySessionStore, Service):
         except Exception as exc:
             log.warning("session bucket unavailable", extra={"error": str(exc)})
             return
+        first = not self.ready.is_set()
         self.ready.set()
-        self._tg.start_soon(self._watch)
+        watching = anyio.Event()
+        self._tg.start_soon(self._watch, watching)
+        await watching.wait()
+        if not first:
+            self._tg.start_soon(self._reread)
         for session_id in list(self._unsynced):
             self._unsynced.discard(session_id)  # a write that fails again puts it back
-            session = self._sessions.get(session_id)
+            session = self._cache.get(session_id)
             if session is not None:
                 await self._write(session)
 
-    async def _watch(self) -> None:
-        kv = self._kv
-        assert kv is not None
-        with anyio.CancelScope() as scope:
+    async def _watch(self, watching: anyio.Event) -> None:
+        """Follow the bucket's writes from now on (one ordered consumer), for the keys held here."""
+        js = self.link.js
+        bucket = f"{self.link.prefix}_{BUCKET}"
+        prefix = f"$KV.{bucket}."
+        send, receive = anyio.create_memory_object_stream[Msg](math.inf)
+
+        async def arrived(msg: Msg) -> None:
+            with contextlib.suppress(anyio.ClosedResourceError):  # one racing the unsubscribe
+                send.send_nowait(msg)
+
+        with send, receive, anyio.CancelScope() as scope:
             self._watch_scope = scope
+            sub = None
             try:
-                watcher = await kv.watchall(include_history=False)
-                async for entry in watcher:
-                    if entry is None:
-                        continue  # end of the initial values
-                    await self._on_entry(entry.key, entry.operation, entry.revision, entry.value)
+                assert js is not None
+                sub = await js.subscribe(
+                    f"{prefix}>",
+                    stream=f"KV_{bucket}",
+                    cb=arrived,
+                    ordered_consumer=True,
+                    deliver_policy=api.DeliverPolicy.NEW,
+                    inactive_threshold=300.0,
+                )
+                watching.set()
+                async for msg in receive:
+                    operation = _operation(msg)
+                    await self._on_entry(
+                        msg.subject[len(prefix) :], operation, msg.metadata.sequence.stream, msg.data
+                    )
             except Exception as exc:
                 log.warning("session watch ended; restarting on reconnect", extra={"error": str(exc)})
+            finally:
+                watching.set()
+                if sub is not None:
+                    with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                        await sub.unsubscribe()
 
-    async def _on_entry(
-        self, key: str, operation: str | None, revision: int | None, value: bytes | None
-    ) -> None:
+    async def _reread(self) -> None:
+        """After a reconnect: read the held keys again (the watch missed what changed meanwhile)."""
+        for session_id in list(self._cache):
+            token = token_of(session_id)
+            news = self._fetching.setdefault(token, [])
+            try:
+                operation, revision, value = await self._fetch(token)
+            except KeyNotFoundError:
+                continue  # aged out while away: the next write (if it is used) writes it anew
+            except Exception:
+                return  # gone again; the next reconnect tries again
+            finally:
+                if self._fetching.get(token) is news:
+                    del self._fetching[token]
+            operation, revision, value = _newest((operation, revision, value), news)
+            await self._on_entry(token, operation, revision, value)
+
+    async def _fetch(self, token: str) -> News:
+        """The bucket's entry for `token`: (None, revision, value), or ("DEL", 0, b"") if it was
+        deleted; KeyNotFoundError if there is none."""
+        kv = self._kv
+        assert kv is not None
+        try:
+            entry = await kv.get(token)
+        except KeyNotFoundError as missing:
+            if missing.op is not None:  # nats-py folds a delete marker in here
+                return ("DEL", 0, b"")
+            raise
+        if entry.value is None:
+            raise KeyNotFoundError
+        return (None, entry.revision or 0, entry.value)
+
+    async def _on_entry(self, key: str, operation: str | None, revision: int, value: bytes) -> None:
+        fetching = self._fetching.get(key)
+        if fetching is not None:
+            fetching.append((operation, revision, value))
         session_id = self._tokens.get(key)
         if session_id is None:
-            if operation in {"DEL", "PURGE"}:
-                self._seen.pop(key, None)
-            elif value is not None:
-                self._seen[key] = (value, revision or 0, time.monotonic())
+            return  # not held here: nothing to keep
+        session = self._cache.get(session_id)
+        if session is None:
             return
-        if operation in {"DEL", "PURGE"}:
+        if operation in DELETED:
             await self._ended_elsewhere(session_id)
             return
-        if revision is None or value is None or revision <= self._revisions.get(session_id, 0):
-            return  # our own write coming back, or older news
+        if revision < session.revision:
+            return  # older news
+        session.current = time.monotonic()
+        if revision == session.revision:
+            return  # our own write coming back
         if value in self._writing.get(session_id, ()):
             # Our own write, ahead of its acknowledgement. Replacing the record here would drop
             # what a request in flight is changing on the object it holds (a second
             # resources/subscribe, say) and the save that follows would write the loss.
-            self._revisions[session_id] = revision
+            session.revision = revision
             return
-        session = self._sessions.get(session_id)
-        if session is not None:
-            before, session.record = session.record.subscriptions, decode(value)
-            self._revisions[session_id] = revision
-            if self.on_record_changed is not None and session.record.subscriptions != before:
-                self.on_record_changed()  # e.g. new upstream subscriptions for this replica
+        before, session.record = session.record.subscriptions, decode(value)
+        session.revision = revision
+        if self.on_record_changed is not None and session.record.subscriptions != before:
+            self.on_record_changed()  # e.g. new upstream subscriptions for this replica
 
     # -- the SessionStore seam ----------------------------------------------------------------
 
     async def create(self, record: SessionRecord) -> LocalSession:
-        session = await super().create(record)
-        self._tokens[token_of(record.id)] = record.id
+        now = time.monotonic()
+        session = CachedSession(record, written=now, current=now)
+        self._remember(session)
         kv = self._kv
         if kv is None or not self.link.connected:
             self._unsynced.add(record.id)
@@ -185,20 +284,26 @@ class NatsSessionStore(MemorySessionStore, Service):
         data = encode(record)
         try:
             with self._pending(record.id, data):
-                self._revisions[record.id] = await kv.create(token_of(record.id), data)
-            self._written[record.id] = time.monotonic()
+                session.revision = await kv.create(token_of(record.id), data)
         except Exception as exc:
             log.warning("session kept locally until NATS is back", extra={"error": str(exc)})
             self._unsynced.add(record.id)
         return session
 
     def get(self, session_id: str) -> LocalSession | None:
-        session = super().get(session_id)
-        if (
-            session is not None
-            and session.last_seen - self._written.get(session_id, 0.0) > self.refresh_every
-        ):
-            self._written[session_id] = session.last_seen
+        session = self._cache.get(session_id)
+        if session is None:
+            return None
+        now = time.monotonic()
+        if now - session.current > self.idle_timeout and session.outbox is None and self.link.connected:
+            # The bucket may have aged the record out since this replica last knew it current:
+            # drop the copy, and let `load` ask the bucket.
+            self._forget(session_id)
+            return None
+        self._cache.move_to_end(session_id)
+        session.last_seen = now
+        if now - session.written > self.refresh_every:
+            session.written = now
             # a full queue means a burst of refreshes: the next request queues this one again
             with contextlib.suppress(anyio.WouldBlock):
                 self._refresh_send.send_nowait(session_id)
@@ -208,40 +313,40 @@ class NatsSessionStore(MemorySessionStore, Service):
         session = self.get(session_id)
         if session is not None:
             return session
+        kv = self._kv
+        if kv is None or not self.link.connected:
+            raise SessionUnavailable("the session store (NATS) is unreachable from this replica; retry")
         token = token_of(session_id)
-        seen = self._seen.pop(token, None)
-        if seen is not None:
-            value, revision = seen[0], seen[1]
-        else:  # not (yet) delivered by the watch: ask the bucket
-            kv = self._kv
-            if kv is None or not self.link.connected:
-                raise SessionUnavailable("the session store (NATS) is unreachable from this replica; retry")
-            try:
-                entry = await kv.get(token)
-            except KeyNotFoundError:
-                return None
-            except Exception as exc:
-                raise SessionUnavailable(f"the session store did not answer ({exc}); retry") from None
-            if entry.value is None:
-                return None
-            value, revision = entry.value, entry.revision or 0
+        news: list[News] = self._fetching.setdefault(token, [])
+        try:
+            found = await self._fetch(token)
+        except KeyNotFoundError:
+            found = ("DEL", 0, b"")
+        except Exception as exc:
+            raise SessionUnavailable(f"the session store did not answer ({exc}); retry") from None
+        finally:
+            if self._fetching.get(token) is news:
+                del self._fetching[token]
+        # A write or delete the watch delivered while the fetch was in flight may be newer.
+        operation, revision, value = _newest(found, news)
+        if operation in DELETED:
+            return None
+        session = self._cache.get(session_id)  # a concurrent load got there first
+        if session is not None:
+            return session
         record = decode(value)
         if record.id != session_id:
             return None
-        session = self._sessions.get(session_id)  # a concurrent load got there first
-        if session is None:
-            session = LocalSession(record)
-            self._sessions[session_id] = session
-            self._tokens[token] = session_id
-            self._revisions[session_id] = revision
-            self._written[session_id] = time.monotonic()
+        now = time.monotonic()
+        session = CachedSession(record, revision=revision, written=now, current=now)
+        self._remember(session)
         return session
 
     async def save(self, session: LocalSession) -> None:
         await self._write(session)
 
     async def delete(self, session_id: str) -> bool:
-        known = self._forget(session_id)
+        known = self._forget(session_id, ended=True)
         kv = self._kv
         if kv is None or not self.link.connected:
             return known
@@ -254,19 +359,45 @@ class NatsSessionStore(MemorySessionStore, Service):
     def sweep(self, idle_timeout: float) -> int:
         """Drop cached sessions idle here; the bucket's TTL ends them everywhere."""
         cutoff = time.monotonic() - idle_timeout
-        stale = [sid for sid, s in self._sessions.items() if s.last_seen < cutoff and s.outbox is None]
+        stale = [sid for sid, s in self._cache.items() if s.last_seen < cutoff and s.outbox is None]
         for session_id in stale:
             self._forget(session_id)
-        old = [token for token, (_, _, received) in self._seen.items() if received < cutoff]
-        for token in old:
-            del self._seen[token]
         return len(stale)
 
-    def _forget(self, session_id: str) -> bool:
+    def has_room(self, limit: int, idle_timeout: float) -> bool:
+        """Room for one more session: the cache drops its least recently used session to make
+        it, so only sessions it may not drop count against `limit`."""
+        if len(self._cache) < limit:
+            return True
+        return sum(1 for sid, s in self._cache.items() if not self._droppable(sid, s)) < limit
+
+    def _droppable(self, session_id: str, session: CachedSession) -> bool:
+        return session.outbox is None and session_id not in self._unsynced
+
+    def _remember(self, session: CachedSession) -> None:
+        """Hold `session` as the most recently used; drop the least recently used over capacity."""
+        session_id = session.record.id
+        self._cache[session_id] = session
+        self._cache.move_to_end(session_id)
+        self._tokens[token_of(session_id)] = session_id
+        for _ in range(len(self._cache)):
+            if len(self._cache) <= self.capacity:
+                return
+            oldest_id, oldest = next(iter(self._cache.items()))
+            if oldest is session:
+                return  # everything older is pinned: over capacity until those end
+            if self._droppable(oldest_id, oldest):
+                self._forget(oldest_id)
+                self.evicted += 1
+            else:
+                self._cache.move_to_end(oldest_id)
+
+    def _forget(self, session_id: str, *, ended: bool = False) -> bool:
         self._tokens.pop(token_of(session_id), None)
-        self._revisions.pop(session_id, None)
-        self._written.pop(session_id, None)
         self._unsynced.discard(session_id)
+        session = self._cache.get(session_id)
+        if session is not None and ended:
+            session.ended = True
         return self.drop(session_id)
 
     async def _write(self, session: LocalSession) -> None:
@@ -274,18 +405,20 @@ class NatsSessionStore(MemorySessionStore, Service):
 
         A request may finish (and save its session) after the client ended the session on
         another replica: a plain put would bring the deleted record back. So a record this
-        replica no longer holds is not written, and a write that finds the entry changed re-reads
+        replica knows ended is not written, and a write that finds the entry changed re-reads
         it: deleted means the session ended elsewhere, otherwise the write is retried over the
-        newer revision (the last writer wins, as with a put)."""
+        newer revision (the last writer wins, as with a put). A session dropped from the cache
+        while a call on it ran is still written (its revision came with it)."""
+        assert isinstance(session, CachedSession)
+        if session.ended:
+            return  # ended (here, or by the watch) while the request that saved it ran
         kv = self._kv
         session_id = session.record.id
-        if self._sessions.get(session_id) is not session:
-            return  # ended (here, or by the watch) while the request that saved it ran
         if kv is None or not self.link.connected:
-            self._unsynced.add(session_id)
+            self._keep_unsynced(session)
             return
         token = token_of(session_id)
-        last = self._revisions.get(session_id, 0)  # 0: the key must not exist (nor a delete marker)
+        last = session.revision  # 0: the key must not exist (nor a delete marker)
         try:
             for _ in range(WRITE_ATTEMPTS):
                 # Encoded per attempt: a retry must not write older data than a save since.
@@ -296,16 +429,17 @@ class NatsSessionStore(MemorySessionStore, Service):
                 except KeyWrongLastSequenceError:
                     latest = await _latest_revision(kv, token)
                     if latest is None:
+                        session.ended = True
                         await self._ended_elsewhere(session_id)
                         return
                     last = latest
                     continue
-                self._revisions[session_id] = revision
-                self._written[session_id] = time.monotonic()
+                session.revision = revision
+                session.written = session.current = time.monotonic()
                 return
         except Exception as exc:
             log.debug("session write failed; retried later", extra={"error": str(exc)})
-        self._unsynced.add(session_id)  # failed, or other replicas kept writing in between
+        self._keep_unsynced(session)  # failed, or other replicas kept writing in between
 
     @contextlib.contextmanager
     def _pending(self, session_id: str, data: bytes) -> Iterator[None]:
@@ -319,10 +453,17 @@ class NatsSessionStore(MemorySessionStore, Service):
             if not writing:
                 del self._writing[session_id]
 
+    def _keep_unsynced(self, session: CachedSession) -> None:
+        """Hold a record the bucket has not got (never dropped) until the link writes it."""
+        session_id = session.record.id
+        self._unsynced.add(session_id)
+        if self._cache.get(session_id) is None:
+            self._remember(session)
+
     async def _ended_elsewhere(self, session_id: str) -> None:
         """The session was deleted on another replica: drop it here and tell the listeners (once,
         though both the watch and a failed write may find out)."""
-        if not self._forget(session_id):
+        if not self._forget(session_id, ended=True):
             return
         for listener in self.on_ended:
             await listener(session_id)
@@ -331,6 +472,24 @@ class NatsSessionStore(MemorySessionStore, Service):
     def unsynced(self) -> int:
         """Sessions kept only here because NATS was down when they were written."""
         return len(self._unsynced)
+
+
+def _operation(msg: Msg) -> str | None:
+    """A watched message's KV operation: None for a value, "DEL" or "PURGE" for an ending."""
+    headers = msg.headers or {}
+    operation = headers.get("KV-Operation")
+    if operation is None and "Nats-Marker-Reason" in headers:
+        return MARKER_REASONS.get(headers["Nats-Marker-Reason"], "PURGE")
+    return operation
+
+
+def _newest(found: News, news: list[News]) -> News:
+    """The newest of a fetched entry and what the watch delivered for its key meanwhile."""
+    newest = found
+    for item in news:
+        if item[1] > newest[1]:
+            newest = item
+    return newest
 
 
 async def _latest_revision(kv: KeyValue, token: str) -> int | None:

@@ -143,11 +143,7 @@ class SessionEra:
                 send, message.get("id"), RPCError(INVALID_PARAMS, "initialize needs an id and params"), 400
             )
             return
-        if len(self.sessions) >= self.max_sessions:
-            # Only sessions already past their idle timeout make room: ending live ones would let
-            # any client evict every other client's session.
-            self.sessions.sweep(self.idle_timeout)
-        if len(self.sessions) >= self.max_sessions:
+        if not self.sessions.has_room(self.max_sessions, self.idle_timeout):
             error = RPCError(
                 INTERNAL_ERROR,
                 f"too many sessions (max_sessions = {self.max_sessions}); end unused sessions with "

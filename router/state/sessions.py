@@ -99,6 +99,7 @@ class SessionStore(Protocol):
     async def save(self, session: LocalSession) -> None: ...
     async def delete(self, session_id: str) -> bool: ...
     def sweep(self, idle_timeout: float) -> int: ...
+    def has_room(self, limit: int, idle_timeout: float) -> bool: ...
     def __len__(self) -> int: ...
     def all(self) -> list[LocalSession]: ...
 
@@ -151,6 +152,14 @@ class MemorySessionStore:
         for session_id in stale:
             self.drop(session_id)
         return len(stale)
+
+    def has_room(self, limit: int, idle_timeout: float) -> bool:
+        """Room for one more session under `limit`, once sessions past their idle timeout are
+        ended. Only those make room: ending live ones would let any client evict every other
+        client's session."""
+        if len(self._sessions) >= limit:
+            self.sweep(idle_timeout)
+        return len(self._sessions) < limit
 
     def __len__(self) -> int:
         return len(self._sessions)

@@ -400,3 +400,19 @@ async def test_three_replicas_sharing_a_call_budget_admit_exactly_its_limit(tmp_
             for replica in group.replicas
         ]
         assert sum(warnings) == 1.0, warnings
+
+
+async def test_with_nats_gone_a_store_spends_its_share_of_the_budget_alone(tmp_path: Path) -> None:
+    shared = budget("shared", group="ops", period="1d", calls=10)
+    with nats_server(tmp_path) as nats:
+        async with nats_stores(nats.url, 1) as stores:
+            store = stores[0]
+            store.replicas = lambda: 2  # two replicas were counted before the outage
+            window = shared.window(time.time())
+            assert await store.take("shared", shared, window)  # shared while NATS is there
+            nats.stop()
+            with anyio.fail_after(10):
+                while not store.degraded:
+                    await anyio.sleep(0.05)
+            admitted = [await store.take("shared", shared, window) for _ in range(8)]
+    assert admitted == [True] * 5 + [False] * 3  # 10 // 2 counted here alone

@@ -156,3 +156,49 @@ def test_the_three_rules_of_the_security_docs_decide_as_they_say() -> None:
     guard = Guard()
     guard.install(text[start : text.index("```", start)].encode(), "docs")
     decides_the_documented_rules(guard)
+
+
+EXPRESSIONS = [
+    "arguments.tenant == agent.claims.tenant",
+    "arguments.a <= 100 || 'finance' in agent.groups",
+    "has(arguments.sql) && arguments.sql.startsWith('select') && size(arguments.sql) < 40",
+    "has(arguments.missing)",
+    "arguments.missing == 1",  # no such key: cannot be evaluated
+    "arguments.a / arguments.zero > 1",  # division by zero
+    "arguments.items.exists(x, x > 2) && arguments.items.all(x, x > 0)",
+    "arguments.items.map(x, x * 2).filter(y, y > 4).size() == 1",
+    "arguments.items.exists_one(arguments, arguments == 3)",  # the macro's variable shadows
+    "[1, 2].exists(x, arguments.items.exists(y, y == x + 1))",  # nested, the outer variable read
+    "type(arguments.a) == int && type(arguments.sql) == string",
+    "int(arguments.n) + 1 == 8 && double(arguments.a) > 1.5",
+    "tool.name.matches('^q') && tool.server == 'db' && tool.annotations.readOnlyHint",
+    "namespace == '' ? request.era == 'modern' : false",
+    "time.getHours('Europe/Berlin') >= 0 && time < timestamp('2100-01-01T00:00:00Z')",
+    "{'k': arguments.a}.k == 2 && arguments.nested.deep.value == 'v'",
+    ".arguments.a == 2",  # the root scope's variable
+    "arguments.a + 'x'",  # a type error
+    "arguments.sql",  # not a bool
+]
+
+
+@pytest.mark.parametrize("expression", EXPRESSIONS)
+def test_a_condition_decides_as_cel_python_s_own_evaluation(expression: str) -> None:
+    """Conditions run cel-python's compiled code on the call's variables, converted as they are
+    read (guard/conditions.py `Variables`), instead of its own evaluate: both must agree, for
+    every kind of expression (macros, nested and shadowing variables, types, errors)."""
+    from router.guard.conditions import Compiler, Variables
+
+    facts = CallFacts(
+        "bot", frozenset({"support", "finance"}), {"tenant": "acme"}, "db", "query", "db__query",
+        {"readOnlyHint": True},
+        {"tenant": "acme", "sql": "select 1", "a": 2, "zero": 0, "items": [1, 2, 3], "n": "7",
+         "nested": {"deep": {"value": "v"}}},
+        "", "modern", "mcp",
+    )  # fmt: skip
+    fast = Compiler("test").compile("allow", expression)
+    slow = Compiler("test").compile("allow", expression)
+    slow._code = None  # cel-python's own evaluate, every variable converted up front
+    expected = slow.holds(Variables(facts))
+    assert fast.holds(Variables(facts)) == expected
+    variables = Variables(facts)  # one call's variables serve several rules
+    assert fast.holds(variables) == expected and fast.holds(variables) == expected

@@ -19,6 +19,7 @@ only when a policy has a `when`.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 from collections.abc import Callable, Mapping
@@ -54,12 +55,26 @@ class Condition:
 
     def __init__(self, rule: str, expression: str, program: Any) -> None:
         self.rule, self.expression, self._program = rule, expression, program
+        # cel-python's compiled runner turns the expression into Python code that reads each
+        # variable as `activation.<name>`; its own evaluate first copies its activation and loads
+        # every variable into it (most of a call's cost). Run that code on the call's `Variables`
+        # instead, which convert only what the expression reads, once per call for all rules.
+        transpiler = getattr(program, "tp", None)
+        self._code = getattr(transpiler, "executable_code", None)
+        self._base = getattr(transpiler, "base_activation", None)
 
-    def holds(self, activation: Mapping[str, Any]) -> bool | str:
+    def holds(self, variables: Variables) -> bool | str:
         """True or False, or the reason it could not be evaluated (a string: the call is denied)."""
         celpy = _celpy()
         try:
-            value = self._program.evaluate(activation)
+            if self._code is not None and self._base is not None:
+                scope = _scope()
+                variables.base = self._base
+                scope["base_activation"] = variables
+                exec(self._code, scope)
+                value = scope["CEL"]
+            else:  # another cel-python: its own way, with every variable converted
+                value = self._program.evaluate(variables.all())
         except celpy.CELEvalError as exc:
             return f"{self.rule}.when could not be evaluated: {_short(exc)}"
         except Exception as exc:
@@ -80,6 +95,14 @@ def _short(exc: BaseException) -> str:
     return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
+@functools.cache
+def _scope() -> dict[str, Any]:
+    """The globals the compiled runner runs its code in (its evaluation module's, as its own
+    evaluate does: the code reads `celpy`, `CELEvalError`... there and leaves `CEL` there)."""
+    return _celpy().evaluation.result.__globals__  # type: ignore[no-any-return]
+
+
+@functools.cache  # an ImportError is not cached: installing the extra later works
 def _celpy() -> Any:
     try:
         return importlib.import_module("celpy")
@@ -117,21 +140,84 @@ class Compiler:
         return Condition(rule, expression, program)
 
 
-def activation(facts: CallFacts) -> dict[str, Any]:
-    """The CEL variables for one call. Only `arguments` and `time` are converted per call: the
-    agent's, the tool's and the request's CEL values are kept (they repeat from call to call)."""
-    celpy = _celpy()
-    types = celpy.celtypes
+class Variables:
+    """The CEL variables of one call, as compiled expressions read them (`activation.<name>`):
+    each is converted to a CEL value on its first read and kept for the call's other rules, so a
+    rule that reads only `arguments.tenant` and `agent.claims` never converts the clock. The
+    agent's, the tool's and the request's values are kept between calls too (they repeat). A name
+    that is no variable (a type such as `int`) comes from the environment's own activation."""
+
+    def __init__(self, facts: CallFacts) -> None:
+        self.facts = facts
+        self.base: Any = None  # the running expression's own activation (set by Condition.holds)
+
+    def __getattr__(self, name: str) -> Any:
+        make = _VARIABLES.get(name)
+        if make is None:
+            return getattr(self.base, name)
+        value = make(self.facts)
+        setattr(self, name, value)  # the next read of it is a plain attribute
+        return value
+
+    def resolve_variable(self, name: str) -> Any:
+        """`.name` in an expression: the root scope's variable."""
+        return getattr(self, name) if name in _VARIABLES else self.base.resolve_variable(name)
+
+    def nested_activation(self, annotations: Any = None, vars: Mapping[str, Any] | None = None) -> _Bound:
+        return _Bound(self, vars or {})
+
+    def all(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _VARIABLES}
+
+
+class _Bound:
+    """A macro's variable (`arguments.items.exists(x, x > 1)`: `x`) over the variables around it."""
+
+    def __init__(self, outer: Variables | _Bound, bound: Mapping[str, Any]) -> None:
+        self.outer = outer
+        self.__dict__.update(bound)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.outer, name)
+
+    def resolve_variable(self, name: str) -> Any:
+        return self.outer.resolve_variable(name)
+
+    def nested_activation(self, annotations: Any = None, vars: Mapping[str, Any] | None = None) -> _Bound:
+        return _Bound(self, vars or {})
+
+
+def activation(facts: CallFacts) -> Variables:
+    """The CEL variables for one call (converted as the expressions read them)."""
+    return Variables(facts)
+
+
+def _arguments(facts: CallFacts) -> Any:
+    return _celpy().json_to_cel(facts.arguments if isinstance(facts.arguments, dict) else {})
+
+
+def _cel_agent(facts: CallFacts) -> Any:
     claims = orjson.dumps(facts.claims, option=orjson.OPT_SORT_KEYS) if facts.claims else b""
+    return _kept(("agent", facts.agent_id, facts.groups, claims), lambda: _agent(facts))
+
+
+def _cel_tool(facts: CallFacts) -> Any:
     annotations = orjson.dumps(facts.annotations, option=orjson.OPT_SORT_KEYS) if facts.annotations else b""
-    return {
-        "agent": _kept(("agent", facts.agent_id, facts.groups, claims), lambda: _agent(facts)),
-        "tool": _kept(("tool", facts.server, facts.tool, annotations), lambda: _tool(facts)),
-        "arguments": celpy.json_to_cel(facts.arguments if isinstance(facts.arguments, dict) else {}),
-        "namespace": types.StringType(facts.namespace),
-        "time": types.TimestampType(facts.now or datetime.now(UTC)),
-        "request": _kept(("request", facts.era, facts.endpoint), lambda: _request(facts)),
-    }
+    return _kept(("tool", facts.server, facts.tool, annotations), lambda: _tool(facts))
+
+
+def _cel_request(facts: CallFacts) -> Any:
+    return _kept(("request", facts.era, facts.endpoint), lambda: _request(facts))
+
+
+_VARIABLES: dict[str, Callable[[CallFacts], Any]] = {
+    "agent": _cel_agent,
+    "tool": _cel_tool,
+    "arguments": _arguments,
+    "namespace": lambda facts: _celpy().celtypes.StringType(facts.namespace),
+    "time": lambda facts: _celpy().celtypes.TimestampType(facts.now or datetime.now(UTC)),
+    "request": _cel_request,
+}
 
 
 def input_document(facts: CallFacts, with_time: bool = True) -> dict[str, Any]:

@@ -145,14 +145,10 @@ def without_envelope(params: Mapping[str, Any]) -> Mapping[str, Any]:
     return stripped
 
 
-def legacy_client_envelope(
-    params: dict[str, Any], capabilities: Mapping[str, Any], log_level: str | None
-) -> dict[str, Any]:
-    """A legacy client's capabilities and log level in the `_meta` envelope a 2026-07-28 backend
-    reads (the client's own `_meta` keys win); a legacy session strips it again."""
-    meta = params.get("_meta")
-    added = {CLIENT_CAPABILITIES_KEY: capabilities, LOG_LEVEL_KEY: log_level or "debug"}
-    return {**params, "_meta": {**added, **meta} if isinstance(meta, dict) else added}
+def legacy_client_envelope(capabilities: Mapping[str, Any], log_level: str | None) -> dict[str, Any]:
+    """A legacy client's capabilities and log level as the `_meta` envelope a 2026-07-28 backend
+    reads (the upstream session puts it under the client's own `_meta` keys)."""
+    return {CLIENT_CAPABILITIES_KEY: capabilities, LOG_LEVEL_KEY: log_level or "debug"}
 
 
 def routing_headers(method: str, name: Any = None) -> dict[str, str]:
@@ -286,6 +282,6 @@ def jsonrpc_problem(message: Any) -> RPCError | None:
     if "params" in message and not isinstance(message["params"], dict):
         return RPCError(INVALID_REQUEST, "Invalid Request: `params` must be an object")
     request_id = message.get("id", 0)
-    if request_id is None or isinstance(request_id, bool) or not isinstance(request_id, str | int):
+    if request_id is None or isinstance(request_id, bool) or not isinstance(request_id, (str, int)):
         return RPCError(INVALID_REQUEST, "Invalid Request: `id` must be a string or an integer")
     return None

@@ -25,7 +25,6 @@ from router.eras import (
     SERVER_INFO_KEY,
     for_era,
     is_modern,
-    legacy_client_envelope,
     method_in_era,
 )
 from router.errors import (
@@ -444,10 +443,8 @@ class Dispatcher(Service):
     async def _forward(
         self, ctx: CallContext, target: Target, method: str, params: dict[str, Any]
     ) -> dict[str, Any]:
-        if not is_modern(ctx.era):
-            # This client's capabilities and log level, where a 2026-07-28 backend reads them (a
-            # legacy backend's session strips them again), so the backend sees this client.
-            params = legacy_client_envelope(params, ctx.client_capabilities, ctx.log_level)
+        # A legacy client's capabilities and log level reach a 2026-07-28 backend in each
+        # request's envelope, added by the upstream session (`Client.envelope`).
         bridge = self.bridge
         if bridge is not None and StateCodec.is_ours(params.get("requestState")):
             reply = await bridge.resume(ctx, target.server, params)
@@ -490,7 +487,7 @@ class Dispatcher(Service):
     ) -> Message:
         """One upstream call through the caller (balancing, breakers, retries); questions the
         backend asks meanwhile are answered in the dispatcher's question task group."""
-        client = Client(ctx.era, ctx.client_capabilities, ctx.session_id, self._outside(ctx))
+        client = Client(ctx.era, ctx.client_capabilities, ctx.session_id, self._outside(ctx), ctx.log_level)
 
         def handler_for(lease: Lease) -> MessageHandler:
             """Per attempt: the client's own upstream session, if the backend lent one, is

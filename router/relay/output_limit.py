@@ -47,12 +47,29 @@ class Limit:
 class OutputLimits:
     """The router's default limit, refined per server and tool by the catalog entry's policy."""
 
+    MEMO_SIZE = 4096  # (policy, tool) pairs remembered; past it the memo starts again
+
     def __init__(self, max_bytes: int, mode: Literal["truncate", "refuse"] = "truncate") -> None:
         self.default = Limit(max_bytes, mode, f"max_result_bytes={max_bytes}")
+        # Policies are frozen and replaced whole when the catalog changes, so a tool's limit under
+        # one policy object is worked out once; an entry holds its policy, so the id it is filed
+        # under cannot be reused by another object while the entry exists.
+        self._memo: dict[tuple[int, str], tuple[ServerPolicy, Limit]] = {}
 
     def limit_for(self, policy: ServerPolicy | None, tool: str) -> Limit:
         if policy is None:
             return self.default
+        key = (id(policy), tool)
+        known = self._memo.get(key)
+        if known is not None and known[0] is policy:
+            return known[1]
+        if len(self._memo) >= self.MEMO_SIZE:
+            self._memo.clear()
+        limit = self._resolve(policy, tool)
+        self._memo[key] = (policy, limit)
+        return limit
+
+    def _resolve(self, policy: ServerPolicy, tool: str) -> Limit:
         own = policy.tool(tool)
         size, tokens, mode = policy.max_result_bytes, policy.max_result_tokens, policy.over_limit
         if own is not None and (own.max_result_bytes is not None or own.max_result_tokens is not None):

@@ -353,7 +353,7 @@ class HttpProtocol(asyncio.Protocol):
             "server": self.server,
             "client": self.client,
         }
-        expect = next((value for name, value in headers if name == b"expect"), None)
+        expect = dict(headers).get(b"expect")
         if expect is not None and expect.lower() != b"100-continue":
             self._reject(417, b"Expectation Failed: only 100-continue is supported")
             return

@@ -323,6 +323,19 @@ class Backend:
         async with self.leases.lease(self, session, client) as lease:
             yield lease
 
+    def _lease_at_once(self, client: Client | None) -> Lease | None:
+        """The lease `lease_for(client)` would give when it needs no waiting and no cleanup
+        (a shared session: the same decision, taken without an async context per call); None
+        when the client gets a session or child of its own, or the other era is not known yet."""
+        session = self.session
+        if session is None or self.state != "ready":
+            raise BackendUnreachable(self.server, self._down_reason())
+        if client is not None and client.era != session.era:
+            if not self.other_era.settled(client.era):
+                return None
+            session = self.other_era.session_now(client.era) or session
+        return Lease(self, session, "shared") if self.leases.shared_serves(session, client) else None
+
     async def speaks(self, era: Era) -> bool:
         """Whether this instance speaks `era` (asking it first if nobody has yet)."""
         session = self.session
@@ -350,6 +363,17 @@ class Backend:
         this request only (trace context, forwarded identity; HTTP only); `timeout` (a tool's own)
         overrides the instance's; `param_headers` (a 2026-07-28 client's `Mcp-Param-*`) go only to
         2026-07-28 backends."""
+        lease = self._lease_at_once(client)
+        if lease is not None:  # the common case, without entering lease_for's context
+            return await lease.request(
+                method,
+                params,
+                timeout or self.timeout,
+                handler_for(lease) if handler_for is not None else None,
+                headers=headers,
+                param_headers=param_headers,
+                client=client,
+            )
         for attempt in range(2):
             async with self.lease_for(client) as lease:
                 on_message = handler_for(lease) if handler_for is not None else None
@@ -361,6 +385,7 @@ class Backend:
                         on_message,
                         headers=headers,
                         param_headers=param_headers,
+                        client=client,
                     )
                 except BackendUnreachable:
                     # A child that died before the request reached it: another child takes it.

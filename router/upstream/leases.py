@@ -29,7 +29,7 @@ from typing import Any, Literal, Protocol
 from anyio.abc import TaskGroup
 
 from router.catalog.record import BackendRecord
-from router.eras import Era, is_modern
+from router.eras import MODERN, Era, legacy_client_envelope
 from router.errors import (
     METHOD_NOT_FOUND,
     BackendError,
@@ -66,7 +66,7 @@ TAILORED_CAPABILITIES = frozenset({"sampling", "elicitation", "roots"})
 LeaseKind = Literal["shared", "variant", "child"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Client:
     """The client a request is made for, as much of it as the upstream side needs."""
 
@@ -78,6 +78,15 @@ class Client:
     # How the client answers what a backend says on its own session outside any call; None: it
     # cannot be asked (and gets no HTTP session of its own).
     outside: Outside | None = None
+    log_level: str | None = None  # a legacy client's logging/setLevel, for a 2026-07-28 backend
+
+    @property
+    def envelope(self) -> dict[str, Any] | None:
+        """What a 2026-07-28 backend reads of this client from each request's `_meta` (a
+        2026-07-28 client sends its own envelope; a legacy client's is made from its session)."""
+        if self.era == MODERN:
+            return None
+        return legacy_client_envelope(self.capabilities, self.log_level)
 
     @property
     def tailored(self) -> bool:
@@ -112,11 +121,21 @@ class Lease:
         *,
         headers: Mapping[str, str] | None = None,
         param_headers: Mapping[str, str] | None = None,
+        client: Client | None = None,
     ) -> Message:
+        """One request on this lease's session for `client` (whose envelope a 2026-07-28 session
+        sends with it)."""
         session = self.session
+        client_meta = client.envelope if client is not None and session.era == MODERN else None
         try:
             return await session.request(
-                method, params, timeout, on_message, headers=headers, param_headers=param_headers
+                method,
+                params,
+                timeout,
+                on_message,
+                headers=headers,
+                param_headers=param_headers,
+                client_meta=client_meta,
             )
         except BackendUnavailable as exc:
             # A child that dies fails only its own calls (the pool starts another); a shared or
@@ -147,11 +166,17 @@ class Leases:
     def __init__(self, variants: Variants | None, children: Children | None) -> None:
         self.variants, self.children = variants, children
 
+    @staticmethod
+    def shared_serves(shared: UpstreamSession, client: Client | None) -> bool:
+        """Whether the shared session serves `client` (no session or child of its own): every
+        2026-07-28 backend, and every client a legacy backend need not see as it is."""
+        return client is None or shared.era == MODERN or not client.tailored
+
     @contextlib.asynccontextmanager
     async def lease(
         self, backend: Lender, shared: UpstreamSession, client: Client | None
     ) -> AsyncIterator[Lease]:
-        if client is None or is_modern(shared.era) or not client.tailored:
+        if client is None or self.shared_serves(shared, client):
             yield Lease(backend, shared, "shared")
         elif self.children is not None and (
             client.session_id is not None or "roots" not in client.capabilities

@@ -92,8 +92,15 @@ class OtherEra:
     async def session_for(self, era: Era) -> UpstreamSession | None:
         """The session that serves clients of `era`, if the backend speaks it and it is not the
         shared one's; asks the backend first if nobody has yet."""
-        if era not in self.eras and not self._known.is_set():
+        if not self.settled(era):
             await self.known()
+        return self.session_now(era)
+
+    def settled(self, era: Era) -> bool:
+        """Whether `session_now(era)` is the answer already (no need to ask the backend)."""
+        return era in self.eras or self._known.is_set()
+
+    def session_now(self, era: Era) -> UpstreamSession | None:
         session = self.session
         return session if session is not None and session.era == era else None
 

@@ -167,17 +167,20 @@ class UpstreamSession:
         *,
         headers: Mapping[str, str] | None = None,
         param_headers: Mapping[str, str] | None = None,
+        client_meta: Mapping[str, Any] | None = None,
     ) -> Message:
         """Send one request and return the raw response message; raises BackendError subclasses.
 
         `headers` go with this request in either era; `param_headers` (a 2026-07-28 client's
-        `Mcp-Param-*`) only to 2026-07-28 backends."""
+        `Mcp-Param-*`) and `client_meta` (a legacy client's envelope, `Client.envelope`) only to
+        2026-07-28 backends."""
+        args = (method, params, timeout, on_message, headers, param_headers, client_meta)
         try:
-            return await self._request_once(method, params, timeout, on_message, headers, param_headers)
+            return await self._request_once(*args)
         except SessionExpired:
             log.info("backend forgot our session; initializing again", extra={"server": self.server})
             await self.connect()
-            return await self._request_once(method, params, timeout, on_message, headers, param_headers)
+            return await self._request_once(*args)
 
     async def _request_once(
         self,
@@ -187,13 +190,15 @@ class UpstreamSession:
         on_message: MessageHandler | None,
         extra_headers: Mapping[str, str] | None = None,
         param_headers: Mapping[str, str] | None = None,
+        client_meta: Mapping[str, Any] | None = None,
     ) -> Message:
         # Trace context also rides in `_meta` (SEP-414), where a stdio child and a 2026-07-28
         # backend look for it; our span is its parent, replacing any the client sent.
         trace = extra_headers.get("traceparent") if extra_headers else None
-        if is_modern(self.era):
-            # A 2026-07-28 client's own envelope wins, so the backend sees its real capabilities.
-            meta = {**self._envelope, **((params or {}).get("_meta") or {})}
+        if self.era == MODERN:
+            # The client's envelope wins over the router's own, and the client's own `_meta` keys
+            # over both, so the backend sees the client's real capabilities.
+            meta = {**self._envelope, **(client_meta or {}), **((params or {}).get("_meta") or {})}
             if trace is not None:
                 meta["traceparent"] = trace
             params = {**(params or {}), "_meta": meta}
@@ -202,12 +207,11 @@ class UpstreamSession:
                 headers.update(param_headers)
         else:
             headers = self._legacy_headers
-            client_meta = False
-            if params and "_meta" in params:
+            has_meta = params is not None and "_meta" in params
+            if params is not None and has_meta:
                 params = without_envelope(params)
-                client_meta = True
             # Over HTTP the header carries it, unless the client's `_meta` has a stale one.
-            if trace is not None and (client_meta or not getattr(self.channel, "carries_headers", False)):
+            if trace is not None and (has_meta or not getattr(self.channel, "carries_headers", False)):
                 params = _with_traceparent(params, trace)
         if extra_headers:
             headers = {**headers, **extra_headers}

@@ -113,16 +113,17 @@ def read_table(path: Path) -> list[tuple[int, int, str]]:
     return rows
 
 
-def by_function(rows: list[tuple[int, int, str]], calls: int) -> Counter[str]:
+def by_function(rows: list[tuple[int, int, str]], calls: int) -> dict[str, float]:
     """Instructions per call by `file:function` (files shortened to their path in the project)."""
-    totals: Counter[str] = Counter()
+    totals: dict[str, float] = {}
     for count, _, where in rows:
         path, name, _line = where.rsplit(":", 2)
         for marker in ("/router/", "/site-packages/", "/lib/python3"):
             if marker in path:
                 path = path.split(marker, 1)[1]
                 break
-        totals[f"{path}:{name}"] += count / calls
+        key = f"{path}:{name}"
+        totals[key] = totals.get(key, 0.0) + count / calls
     return totals
 
 
@@ -146,10 +147,11 @@ def main() -> None:
     totals = by_function(rows, calls)
     frames = sum(f for _, f, _ in rows) / calls
     print(f"{args.era} tools/call: {sum(totals.values()):.0f} instructions, {frames:.0f} frames per call")
-    for name, count in totals.most_common(args.top):
+    ranked = sorted(totals.items(), key=lambda item: -item[1])
+    for name, count in ranked[: args.top]:
         print(f"{count:8.0f}  {name}")
     if args.save:
-        args.save.write_text("".join(f"{count:.2f}\t{name}\n" for name, count in totals.most_common()))
+        args.save.write_text("".join(f"{count:.2f}\t{name}\n" for name, count in ranked))
 
 
 def read_saved(path: Path) -> dict[str, float]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeGuard
 
@@ -181,9 +181,10 @@ class Envelope:
 
 
 def check(
-    message: Mapping[str, Any], headers: Mapping[str, str], raw_headers: Iterable[tuple[bytes, bytes]]
+    message: Mapping[str, Any], headers: Mapping[str, str], raw_headers: Sequence[tuple[bytes, bytes]]
 ) -> Envelope:
-    """The request's envelope, or RPCError with the code the spec gives for the first problem."""
+    """The request's envelope, or RPCError with the code the spec gives for the first problem.
+    `headers` is `raw_headers` as a dict (names lower case): fewer entries means a repeated name."""
     params = message.get("params")
     meta = params.get("_meta") if isinstance(params, dict) else None
     if not isinstance(meta, dict) or PROTOCOL_VERSION_KEY not in meta or CLIENT_CAPABILITIES_KEY not in meta:
@@ -211,15 +212,16 @@ def check(
 def _check_headers(
     message: Mapping[str, Any],
     headers: Mapping[str, str],
-    raw_headers: Iterable[tuple[bytes, bytes]],
+    raw_headers: Sequence[tuple[bytes, bytes]],
     version: Any,
 ) -> None:
-    seen: set[bytes] = set()
-    for key, _ in raw_headers:
-        if key in (b"mcp-protocol-version", b"mcp-method", b"mcp-name"):
-            if key in seen:
-                raise RPCError(HEADER_MISMATCH, f"{key.decode()} header appears more than once")
-            seen.add(key)
+    if len(raw_headers) != len(headers):  # some header came more than once: is it one of ours?
+        seen: set[bytes] = set()
+        for key, _ in raw_headers:
+            if key in (b"mcp-protocol-version", b"mcp-method", b"mcp-name"):
+                if key in seen:
+                    raise RPCError(HEADER_MISMATCH, f"{key.decode()} header appears more than once")
+                seen.add(key)
     if _header(headers, "mcp-protocol-version") != version:
         raise RPCError(HEADER_MISMATCH, "MCP-Protocol-Version header does not match params._meta")
     method = message.get("method")
@@ -240,6 +242,8 @@ def _header(headers: Mapping[str, str], key: str) -> str | None:
 
 def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The `Mcp-Param-*` headers of a 2026-07-28 request, which intermediaries must pass on as-is."""
+    if PARAM_HEADER_PREFIX not in "\n".join(headers):  # most requests have none: no loop for them
+        return {}
     return {key: value.strip(" \t") for key, value in headers.items() if key.startswith(PARAM_HEADER_PREFIX)}
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -166,6 +168,38 @@ async def test_dns_rebinding_is_refused(http: aiohttp.ClientSession, router: Rou
         {"Origin": "http://localhost:3000", "mcp-protocol-version": MODERN, "mcp-method": "tools/list"},
     )
     assert status == 200
+
+
+async def raw_post(router: RouterHandle, body: bytes, header_lines: list[str]) -> tuple[int, Any]:
+    """POST /mcp over a plain socket, header lines exactly as given (HTTP clients merge repeats)."""
+    parts = urlsplit(router.base_url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    head = [
+        "POST /mcp HTTP/1.1",
+        f"Host: {parts.netloc}",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+    ]
+    writer.write(("\r\n".join([*head, *header_lines]) + "\r\n\r\n").encode() + body)
+    await writer.drain()
+    response = await reader.read()
+    writer.close()
+    status_line, _, rest = response.partition(b"\r\n")
+    return int(status_line.split()[1]), json.loads(rest.partition(b"\r\n\r\n")[2])
+
+
+async def test_a_repeated_routing_header_is_refused_and_other_repeats_are_not(router: RouterHandle) -> None:
+    """A 2026-07-28 request whose Mcp-Method comes twice is refused (-32020) naming it; a header of
+    no concern to MCP may repeat."""
+    discover = {"jsonrpc": "2.0", "id": 3, "method": "server/discover", "params": {"_meta": ENVELOPE}}
+    body = json.dumps(discover).encode()
+    base = [f"{name}: {value}" for name, value in JSON.items()]
+    base += [f"MCP-Protocol-Version: {MODERN}", "Mcp-Method: server/discover"]
+    status, reply = await raw_post(router, body, [*base, "mcp-method: server/discover"])
+    assert status == 400 and reply["error"]["code"] == -32020
+    assert "mcp-method header appears more than once" in reply["error"]["message"]
+    status, reply = await raw_post(router, body, [*base, "X-Note: a", "X-Note: b"])
+    assert status == 200 and reply["result"]["supportedVersions"] == [MODERN]
 
 
 async def test_modern_era_status_codes(http: aiohttp.ClientSession, router: RouterHandle) -> None:

@@ -4,7 +4,7 @@ Scoring is BM25F: a document's terms carry a weighted term frequency summed over
 title, description, parameter names and descriptions, server name and instructions, and capability
 tags inferred from the name and description), saturated once per term with a length normalisation
 against a fixed pivot length. The query adds capability tags and abbreviation expansions of its own
-(``LEXICON``). The best candidates are then re-scored by how much of the tool's *name* the query
+(``LEXICON``), and its words' neighbours in meaning as light extra terms (``neighbours.py``). The best candidates are then re-scored by how much of the tool's *name* the query
 covers and whether the query names the tool's server.
 
 No leaks: the only corpus statistics in a score are the number of visible documents and the
@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .lexicon import LEXICON, Lexicon, strip_patterns
-from .text import analyze
+from .neighbours import Neighbours, default_neighbours
+from .text import analyze, words
 
 __all__ = ["DocKey", "Hit", "SearchIndex", "Visibility", "Weights"]
 
@@ -69,6 +70,7 @@ class Weights:
     query_tag: float = 0.7  # weight of a query's inferred tags relative to its words
     pattern_tag: float = 1.0  # weight of a tag implied by a literal (a URL -> @web, a file name -> @file)
     expansion: float = 0.7  # weight of the words an abbreviation stands for (pr -> pull request)
+    neighbour: float = 0.3  # x similarity: weight of a query word's neighbour in meaning (0: none)
     name_cover: float = 1.0  # score *= 1 + name_cover * (idf share of the name's words the query covers)
     server_mention: float = 0.5  # score *= 1 + server_mention when the query names the tool's server
     cover_flat: float = 0.5  # 0: name words weighted by idf in the coverage; 1: all words alike
@@ -141,10 +143,15 @@ class SearchIndex:
     """
 
     def __init__(
-        self, weights: Weights | None = None, lexicon: Lexicon | None = None, view_cache_size: int = 64
+        self,
+        weights: Weights | None = None,
+        lexicon: Lexicon | None = None,
+        view_cache_size: int = 64,
+        neighbours: Neighbours | None = None,
     ) -> None:
         self.weights = weights or Weights()
         self.lexicon = lexicon or LEXICON
+        self.neighbours = neighbours if neighbours is not None else default_neighbours()
         self._docs: dict[int, _Doc] = {}
         self._ids: dict[DocKey, int] = {}
         self._by_server: dict[str, list[int]] = {}
@@ -301,8 +308,8 @@ class SearchIndex:
     # ---- queries --------------------------------------------------------------------------------
 
     def query_terms(self, query: str) -> tuple[tuple[str, float], ...]:
-        """The weighted terms a query is matched with: its stems, abbreviation expansions and
-        inferred tags, sorted by term."""
+        """The weighted terms a query is matched with: its stems, abbreviation expansions, inferred
+        tags and its words' neighbours in meaning, sorted by term."""
         cached = self._query_cache.get(query)
         if cached is not None:
             return cached
@@ -316,6 +323,17 @@ class SearchIndex:
             weights[t] = weights.get(t, 0.0) + self.weights.expansion
         for tag in set(self.lexicon.tags(text)):
             weights[tag] = weights.get(tag, 0.0) + self.weights.query_tag
+        if self.weights.neighbour:
+            # a neighbour counts once, by its closest source word, and never adds to a term the
+            # query already has
+            near: dict[str, float] = {}
+            for word in words(text):
+                for other, similarity in self.neighbours.get(word):
+                    x = self.weights.neighbour * similarity
+                    for t in analyze(other):
+                        if t not in weights and x > near.get(t, 0.0):
+                            near[t] = x
+            weights.update(near)
         result = tuple(sorted(weights.items()))
         self._query_cache[query] = result
         if len(self._query_cache) > 4096:

@@ -23,7 +23,7 @@ from router.cluster.link import NatsLink
 from router.cluster.sessions import NatsSessionStore
 from router.cluster.updates import Copies
 from router.errors import RPCError
-from router.state.sessions import SessionIds, SessionRecord
+from router.state.sessions import SessionIds, SessionRecord, token_of
 from tests.support.cluster import NatsServer, nats_server
 
 pytestmark = pytest.mark.anyio
@@ -325,6 +325,48 @@ async def test_stream_claims_do_not_trust_clocks(
     await anyio.sleep(0.2)
     assert on_b.outbox is not None, "the newer stream was closed"
     new.close()
+
+
+async def test_a_late_older_claim_does_not_close_the_newer_stream(replicas: list[Replica]) -> None:
+    """NATS orders messages per publisher only: across a NATS cluster, or a slow route, a replica
+    may hear an older claim after a newer one. The claims' revisions decide, not their arrival."""
+    a, b, _ = replicas
+    session_id = await _new_session(a)
+    on_a, on_b = a.store.get(session_id), await b.store.load(session_id)
+    assert on_a is not None and on_b is not None
+    old = on_a.open_stream()
+    await a.bus.stream_opened(on_a)
+    older = a.bus._claims[token_of(session_id)].revision
+    assert older
+    new = on_b.open_stream()
+    await b.bus.stream_opened(on_b)
+    with anyio.fail_after(3):
+        async for _ in old:  # a's stream is closed by b's (newer) claim
+            pass
+    await a.bus.stream_closed(on_a)
+    # a's claim heard again by b, now after b's own (as a NATS route may deliver it)
+    await a.link.publish(a.bus._subject(session_id, "claim"), b"%s %d" % (a.bus.replica, older))
+    await anyio.sleep(0.3)
+    assert on_b.outbox is not None, "an older claim closed the newer stream"
+    message = {"jsonrpc": "2.0", "method": "notifications/message", "params": {"data": 2}}
+    assert await a.bus.deliver(session_id, message)
+    with anyio.fail_after(3):
+        assert await new.receive() == message
+
+
+async def test_streams_opened_at_once_on_two_replicas_leave_exactly_one(replicas: list[Replica]) -> None:
+    a, b, _ = replicas
+    for _ in range(10):
+        session_id = await _new_session(a)
+        on_a, on_b = a.store.get(session_id), await b.store.load(session_id)
+        assert on_a is not None and on_b is not None
+        on_a.open_stream()
+        on_b.open_stream()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(a.bus.stream_opened, on_a)
+            tg.start_soon(b.bus.stream_opened, on_b)
+        await anyio.sleep(0.3)
+        assert (on_a.outbox is None) != (on_b.outbox is None), "both or neither stream kept"
 
 
 def test_copies_of_one_update_are_matched_one_to_one() -> None:

@@ -23,13 +23,17 @@ from router.state.sessions import LocalSession, SessionStore, token_of
 log = logging.getLogger("toolmesh.bus")
 
 
+CLAIMS = "claims"  # the KV bucket whose revisions order stream claims
+CLAIM_TTL = 3600.0  # seconds a claim's entry is kept; its revision is what counts, not the entry
+
+
 @dataclass(slots=True)
 class _Claim:
-    """This replica's claim on a session's stream: confirmed once NATS has echoed it back."""
+    """This replica's claim on a session's stream, ordered by the revision NATS gave it."""
 
     session_id: str
-    nonce: bytes
-    confirmed: bool = False
+    revision: int | None = None  # None while the claim is being written
+    newest_other: int = 0  # the newest claim of another replica heard while it was written
 
 
 class NatsBus(LocalBus, Service):
@@ -42,13 +46,18 @@ class NatsBus(LocalBus, Service):
     replica follows `session.*.cancel` with one subscription, `RemoteCancels`, so a call costs
     no NATS work).
 
-    A replica opening a stream claims it on `<prefix>.session.<token>.claim`. The newer stream
-    wins, and "newer" is the order in which the NATS server received the claims, which every
-    subscriber sees the same, not wall clocks (replicas' clocks may differ by more than the gap
-    between two GETs): a replica holding a stream closes it on another replica's claim that
-    arrives after its own claim came back to it, and ignores one that arrives before. So a
-    message is never written to two streams (one stream per session, as on one replica). With
-    NATS down, only local delivery works, as on one replica.
+    A replica opening a stream claims it: it writes the session's key in the KV bucket
+    `<prefix>_claims` and announces the revision NATS gave that write on
+    `<prefix>.session.<token>.claim`. The newer stream wins, and "newer" is the higher revision:
+    one counter in the NATS server, the same for every replica, and neither wall clocks
+    (replicas' clocks may differ by more than the gap between two GETs) nor the order in which
+    claims arrive (NATS orders messages per publisher only, and replicas on different servers of
+    a NATS cluster may hear two claims in opposite orders). A replica holding a stream closes it
+    on another replica's claim with a higher revision, also one heard while its own claim was
+    being written, and ignores one with a lower revision, however late it arrives. So a message
+    is never written to two streams (one stream per session, as on one replica). With NATS down
+    a claim gets no revision (0): only local delivery works, as on one replica, and any claim
+    made once NATS is back is newer.
     """
 
     def __init__(self, sessions: SessionStore, link: NatsLink) -> None:
@@ -71,18 +80,31 @@ class NatsBus(LocalBus, Service):
             )
 
     async def _on_claim(self, msg: Msg) -> None:
-        replica, _, nonce = msg.data.partition(b" ")
+        replica, _, number = msg.data.partition(b" ")
         claim = self._claims.get(msg.subject.rsplit(".", 2)[-2])
-        if claim is None:
+        if claim is None or replica == self.replica or not number.isdigit():
             return
-        if replica == self.replica:
-            claim.confirmed = claim.confirmed or nonce == claim.nonce
-            return
-        if not claim.confirmed:
-            return  # a claim the server received before ours: ours is the newer stream
+        revision = int(number)
+        if claim.revision is None:  # ours is being written: compare once NATS has numbered it
+            claim.newest_other = max(claim.newest_other, revision)
+        elif revision > claim.revision:
+            self._close_stream(claim)  # the client opened a newer stream on another replica
+
+    def _close_stream(self, claim: _Claim) -> None:
         session = self.sessions.get(claim.session_id)
         if session is not None and session.outbox is not None:
-            session.close()  # the client opened a newer stream on another replica
+            session.close()
+
+    async def _number(self, token: str) -> int:
+        """Write the claim's key; the revision NATS gave the write (0 if NATS is down)."""
+        if not self.link.connected:
+            return 0
+        try:
+            kv = await self.link.key_value(CLAIMS, ttl=CLAIM_TTL)
+            return await kv.put(token, self.replica)
+        except Exception as exc:
+            log.debug("stream claim not numbered", extra={"error": str(exc)})
+            return 0
 
     async def cancel(self, session_id: str, request_id: Any) -> None:
         """Tell every replica; the one running the call cancels it, the others find nothing."""
@@ -100,10 +122,19 @@ class NatsBus(LocalBus, Service):
 
     async def stream_opened(self, session: LocalSession) -> None:
         session_id = session.record.id
-        claim = _Claim(session_id, secrets.token_hex(6).encode())
-        self._claims[token_of(session_id)] = claim  # before publishing: the echo may come at once
-        if not await self.link.publish(self._subject(session_id, "claim"), self.replica + b" " + claim.nonce):
-            claim.confirmed = True  # NATS down: nobody hears it; a later claim is newer
+        token = token_of(session_id)
+        claim = _Claim(session_id)
+        self._claims[token] = claim  # before numbering it: a newer claim may be heard meanwhile
+        claim.revision = await self._number(token)
+        if self._claims.get(token) is not claim:
+            return  # the stream was already replaced or closed
+        if claim.newest_other > claim.revision:
+            self._close_stream(claim)  # another replica claimed it after us, and was heard first
+            return
+        if claim.revision:
+            await self.link.publish(
+                self._subject(session_id, "claim"), b"%s %d" % (self.replica, claim.revision)
+            )
         old = self._streams.pop(session_id, None)
         if old is not None:
             await _unsubscribe(old)

@@ -367,9 +367,8 @@ class NatsSessionStore(MemorySessionStore, Service):
     def has_room(self, limit: int, idle_timeout: float) -> bool:
         """Room for one more session: the cache drops its least recently used session to make
         it, so only sessions it may not drop count against `limit`."""
-        if len(self._cache) < limit:
-            return True
-        return sum(1 for sid, s in self._cache.items() if not self._droppable(sid, s)) < limit
+        # The least recently used is usually droppable (`_remember` moves pinned ones past it).
+        return len(self._cache) < limit or any(self._droppable(sid, s) for sid, s in self._cache.items())
 
     def _droppable(self, session_id: str, session: CachedSession) -> bool:
         return session.outbox is None and session_id not in self._unsynced

@@ -154,6 +154,23 @@ async def test_accept_content_type_and_size_are_checked(
     assert status == 413
 
 
+async def test_a_trusted_proxy_names_the_client(http: aiohttp.ClientSession, router: RouterHandle) -> None:
+    """A request from a trusted proxy (loopback, uvicorn's default) is the client its
+    X-Forwarded-For names: anonymous access, allowed from loopback only, is refused to a remote
+    client behind the proxy and kept for a loopback one."""
+    discover = {"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": ENVELOPE}}
+    routing = {"mcp-protocol-version": MODERN, "mcp-method": "server/discover"}
+    status, _ = await post(http, router, discover, routing)
+    assert status == 200
+    status, body = await post(http, router, discover, {**routing, "X-Forwarded-For": "203.0.113.7"})
+    assert status == 401, body
+    status, _ = await post(http, router, discover, {**routing, "X-Forwarded-For": "203.0.113.7, 127.0.0.1"})
+    assert status == 401
+    forwarded = {**routing, "X-Forwarded-For": "::1", "X-Forwarded-Proto": "https"}
+    status, _ = await post(http, router, discover, forwarded)
+    assert status == 200
+
+
 async def test_dns_rebinding_is_refused(http: aiohttp.ClientSession, router: RouterHandle) -> None:
     ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
     status, _ = await post(http, router, ping, {"Host": "evil.example:80"})

@@ -12,7 +12,11 @@ needs and drops the rest:
 - a response's head leaves with its first body bytes, a complete response in one write;
 - idle keep-alive connections are closed by one sweep per second, not a timer per request;
 - the request body streams to `receive()` with flow control; pipelined requests wait their turn;
-- no WebSocket upgrades, no access log (the router logs and audits requests itself).
+- no WebSocket upgrades, no access log (the router logs and audits requests itself);
+- X-Forwarded-For/-Proto from a trusted proxy are applied here, with the rule and settings of
+  uvicorn's ProxyHeadersMiddleware (`forwarded_allow_ips`), which the protocol takes off the app:
+  the middleware reads every header of every request in Python, while here whether the peer is
+  a trusted proxy is decided once per connection and only a request carrying the headers pays.
 
 A response sent before its request's body was read (413 for a body over the limit, and any
 refusal that needs no body) is followed by a lingering close, as nginx does: the response leaves
@@ -37,6 +41,7 @@ from urllib.parse import unquote
 
 import httptools
 from uvicorn.config import Config
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.server import ServerState
 
 log = logging.getLogger("toolmesh.server")
@@ -51,6 +56,27 @@ LINGER_BYTES = 64 * 1024 * 1024  # ... or until this many bytes were dropped
 STATUS_LINES = {
     status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus
 }
+
+
+def _forwarded(scope: dict[str, Any], headers: list[tuple[bytes, bytes]], proxies: Any) -> None:
+    """A trusted proxy's X-Forwarded-Proto and X-Forwarded-For, as uvicorn's middleware reads them:
+    the scheme if it is one HTTP knows, and the client the proxies' chain names (the last host in
+    it that is not itself a trusted proxy)."""
+    proto: bytes | None = None
+    chain: list[bytes] = []
+    for name, value in headers:
+        if name == b"x-forwarded-proto":
+            proto = value
+        elif name == b"x-forwarded-for":
+            chain.append(value)
+    if proto is not None:
+        scheme = proto.decode("latin-1").strip()
+        if scheme in ("http", "https"):
+            scope["scheme"] = scheme
+    if chain:
+        host, port = proxies.get_trusted_client_address(b", ".join(chain).decode("latin-1"))
+        if host:  # an empty header names nobody: the peer stays the client
+            scope["client"] = (host, port)
 
 
 def _status_line(status: int) -> bytes:
@@ -224,7 +250,13 @@ class HttpProtocol(asyncio.Protocol):
     ) -> None:
         if not config.loaded:
             config.load()
-        self.app = config.loaded_app
+        app = config.loaded_app
+        # uvicorn's proxy-headers middleware is applied by the protocol itself (module docstring).
+        self.proxies: Any = None  # the trusted proxies (uvicorn's host set), when proxy headers apply
+        if isinstance(app, ProxyHeadersMiddleware):
+            self.proxies, app = app.trusted_hosts, app.app
+        self.app = app
+        self.from_proxy = False  # the peer is a trusted proxy: its X-Forwarded-* headers count
         self.loop = _loop or asyncio.get_event_loop()
         self.keep_alive_timeout = config.timeout_keep_alive
         self.root_path = config.root_path  # app_state (lifespan state) is not used by the router
@@ -266,6 +298,8 @@ class HttpProtocol(asyncio.Protocol):
         self.server_state.connections.add(self)  # type: ignore[arg-type]
         self.server = _address(transport.get_extra_info("sockname"))
         self.client = _address(transport.get_extra_info("peername"))
+        if self.proxies is not None:
+            self.from_proxy = (self.client[0] if self.client else None) in self.proxies
         self.scheme = "https" if transport.get_extra_info("sslcontext") else "http"
         _idle.watch(self)
 
@@ -353,7 +387,10 @@ class HttpProtocol(asyncio.Protocol):
             "server": self.server,
             "client": self.client,
         }
-        expect = dict(headers).get(b"expect")
+        named = dict(headers)
+        if self.from_proxy and (b"x-forwarded-for" in named or b"x-forwarded-proto" in named):
+            _forwarded(scope, headers, self.proxies)
+        expect = named.get(b"expect")
         if expect is not None and expect.lower() != b"100-continue":
             self._reject(417, b"Expectation Failed: only 100-continue is supported")
             return

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from router.up.processes import free_port
-from router.upstream.wire import ConnectFailed, ConnectionClosed, WireClient
+from router.upstream.wire import ConnectFailed, ConnectionClosed, WireClient, _header_lines
 
 pytestmark = pytest.mark.anyio
 
@@ -153,3 +153,17 @@ async def test_a_header_value_with_a_line_break_is_refused_before_anything_is_se
     with pytest.raises(ValueError, match="line break"):
         async with client.request("POST", {"Mcp-Name": "x\ny"}, b"{}"):
             pass
+
+
+def test_header_lines_refuse_a_line_break_in_any_name_or_value() -> None:
+    """A CR or LF inside a header would let a value smuggle another header or a second request."""
+    assert _header_lines({"a": "1", "B-C": "x y"}) == b"a: 1\r\nB-C: x y\r\n"
+    assert _header_lines({}) == b""
+    for headers, broken in (
+        ({"ok": "1", "evil": "x\r\nInjected: 1"}, "evil"),
+        ({"evil\n": "x", "ok": "1"}, "evil\n"),
+        ({"ok": "1", "cr": "x\ry"}, "cr"),
+    ):
+        with pytest.raises(ValueError, match="holds a line break") as caught:
+            _header_lines(headers)
+        assert repr(broken) in str(caught.value)

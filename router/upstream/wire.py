@@ -329,10 +329,10 @@ def _ends_at_close(response: Response) -> bool:
 
 
 def _header_lines(headers: Mapping[str, str]) -> bytes:
-    """`Name: value\\r\\n` lines; a CR or LF in a name or value would split the request, so refuse it."""
-    lines = []
-    for name, value in headers.items():
-        if "\r" in name or "\n" in name or "\r" in value or "\n" in value:
-            raise ValueError(f"header {name!r} holds a line break")
-        lines.append(f"{name}: {value}\r\n")
-    return "".join(lines).encode("latin-1")
+    """`Name: value\\r\\n` lines; a CR or LF in a name or value would split the request, so refuse it
+    (counted over the whole text: exactly one of each per line means no header holds one)."""
+    text = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+    if text.count("\r") != len(headers) or text.count("\n") != len(headers):
+        broken = next(name for name, value in headers.items() if {"\r", "\n"} & set(name + value))
+        raise ValueError(f"header {broken!r} holds a line break")
+    return text.encode("latin-1")

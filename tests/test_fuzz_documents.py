@@ -85,3 +85,69 @@ def test_any_policy_is_parsed_or_refused_with_a_config_error(document: Any, garb
         parse_policy(_raw(document, garble), "policy.json")
     except ConfigError as exc:
         assert "policy.json" in str(exc)
+
+
+NAMESPACE_KEYS = [
+    "title", "instructions", "servers", "tools", "prompts", "resources", "agents", "groups", "tools_mode",
+]  # fmt: skip
+good_names = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,10}\Z")
+names = (
+    good_names | st.sampled_from(["", "bad name", "../x", "\u00e9", "desk/sub", "-x"]) | st.text(max_size=12)
+)
+globs = st.lists(
+    st.sampled_from(["*", "alpha*", "[", "[!a]", "**", "a?", "\\", "(", "*__x", "[]]"]) | st.text(max_size=8),
+    max_size=4,
+)
+well_formed = st.fixed_dictionaries(
+    {},
+    optional={
+        "servers": globs,
+        "tools": globs,
+        "prompts": globs,
+        "resources": globs,
+        "agents": st.lists(st.sampled_from(["helper", "someone"]) | st.text(max_size=6), max_size=3),
+        "groups": st.lists(st.sampled_from(["support", "ops"]) | st.text(max_size=6), max_size=3),
+        "tools_mode": st.sampled_from(["search", "all", "auto"]),
+        "title": st.text(max_size=10),
+        "instructions": st.text(max_size=20),
+    },
+)
+namespace_specs = st.integers(0, 5).flatmap(
+    lambda i: well_formed if i < 3 else well_formed.map(lambda d: {**d, "x": 1}) if i < 4 else
+    _entries(NAMESPACE_KEYS) if i < 5 else values
+)  # fmt: skip
+declared = st.dictionaries(good_names, namespace_specs, max_size=3)
+# Mostly well-named namespaces (so documents get past the names to what they declare).
+any_namespaces = st.integers(0, 5).flatmap(
+    lambda i: declared if i < 4 else st.dictionaries(names, namespace_specs, max_size=3) if i < 5 else values
+)
+namespace_documents = st.fixed_dictionaries(
+    {"namespaces": any_namespaces}, optional={"default": st.sampled_from(["allow", "deny"])}
+)
+
+
+@FUZZ
+@given(namespace_documents, st.data(), st.sampled_from(["alpha", "beta", ""]), st.text(max_size=12))
+def test_any_namespace_document_is_refused_clearly_or_answers_every_question(
+    document: Any, data: st.DataObject, server: str, item: str
+) -> None:
+    """A policy's `namespaces` (catalog/namespaces.py): refused with a ConfigError naming the
+    document, or installed; then any agent entering any name gets a view or None (unknown), and
+    the view answers what it holds without raising (globs that are not valid patterns included)."""
+    from router.guard.agent import Agent
+    from router.guard.policy import Guard
+
+    guard = Guard()
+    try:
+        guard.install(_raw(document, b""), "policy.json")
+    except ConfigError as exc:
+        assert "policy.json" in str(exc)
+        return
+    known = sorted(guard.policy.namespaces) if guard.policy is not None else []
+    entered = data.draw(st.sampled_from(known) | names if known else names)
+    for agent in (Agent("someone", frozenset()), Agent("helper", frozenset({"support", "ops"}))):
+        view = guard.namespace_view(agent, entered)
+        if view is None:
+            continue
+        for kind in ("tools", "prompts", "resources"):
+            assert isinstance(view.allows(kind, server, item), bool)  # type: ignore[arg-type]

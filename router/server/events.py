@@ -18,6 +18,7 @@ implements over NATS (this module names only the protocol, so the server never i
 from __future__ import annotations
 
 import itertools
+import re
 import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,7 @@ from typing import Protocol, Self
 import anyio
 
 _STREAM_PREFIX = secrets.token_urlsafe(6)
+_SEQ = re.compile(r"[0-9]{1,18}")
 _stream_numbers = itertools.count(1)
 
 GONE = (
@@ -134,7 +136,9 @@ class EventStore:
         """The stream `last_event_id` belongs to (if it is this session's) and the sequence number."""
         stream_id, _, seq_text = last_event_id.rpartition(".")
         log = self._logs.get(stream_id)
-        if log is None or log.session_id != session_id or not seq_text.isdigit():
+        # ASCII digits only, and no more than a sequence number can have: `isdigit` alone is true
+        # for "²" and for 5000 nines, which `int` refuses (a 500 for a forged header).
+        if log is None or log.session_id != session_id or not _SEQ.fullmatch(seq_text):
             return None
         return log, int(seq_text)
 

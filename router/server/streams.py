@@ -40,6 +40,9 @@ async def serve_sse(
     an error). `on_end` runs before the response is closed, however it ends, so nothing is
     handed to a stream that is already over."""
     await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+    # The head goes now, not with the first event: a session's GET stream may have nothing to say
+    # for a while (a keepalive every 15 s), and a client waiting for the head thinks it hangs.
+    await send_body(send, b"")
     last: bytes | None = None
     try:
         async with anyio.create_task_group() as tg:

@@ -38,6 +38,7 @@ def main() -> None:
     env = {**os.environ, "TOOLMESH_FUZZ_EXAMPLES": str(args.examples), "TOOLMESH_FUZZ_SEED": str(seed)}
     argv = [
         sys.executable, "-m", "pytest", "tests/test_fuzz_http.py", "tests/test_fuzz_documents.py",
+        "tests/test_fuzz_streams.py",
         "-q", "-p", "no:cacheprovider", f"--hypothesis-seed={seed}", "--hypothesis-show-statistics",
         "-o", "timeout=0",
     ]  # fmt: skip

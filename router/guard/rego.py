@@ -255,6 +255,7 @@ class _Pool:
         self._send, self._idle = anyio.create_memory_object_stream[_Worker](size)
         self._up = anyio.Event()  # the first worker answered: waits from here on are budgeted
         self._why: str | None = None
+        self._live: set[_Worker] = set()
         for _ in range(size):
             tg.start_soon(self._spawn)
 
@@ -303,8 +304,13 @@ class _Pool:
         else:
             self._send.send_nowait(worker)
 
-    def close(self) -> None:
+    def close(self, *, busy_too: bool = False) -> None:
+        """No more evaluations here: idle workers end now, busy ones when they answer (the policy
+        was replaced) or now too (the router stops)."""
         self.closed = True
+        if busy_too:
+            for worker in list(self._live):
+                self._retire(worker, replace=False)
         while True:
             try:
                 worker = self._idle.receive_nowait()
@@ -313,6 +319,7 @@ class _Pool:
             self._retire(worker, replace=False)
 
     def _retire(self, worker: _Worker, replace: bool) -> None:
+        self._live.discard(worker)
         worker.kill()
         try:
             self._tg.start_soon(_reap, worker.process)
@@ -344,6 +351,7 @@ class _Pool:
             [sys.executable, "-m", "router.guard.rego_worker"], stderr=subprocess.DEVNULL
         )
         worker = _Worker(process)
+        self._live.add(worker)
         try:
             with anyio.fail_after(self.start_timeout):
                 await worker.send(orjson.dumps({"module": self.text, "query": self.query}))
@@ -386,4 +394,4 @@ class RegoWorkers(Service):
     async def stop(self) -> None:
         self._tg = None
         for pool in self._pools:
-            pool.close()
+            pool.close(busy_too=True)

@@ -10,12 +10,18 @@ writes is an input document (compact JSON, so one line) and every line it reads 
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
 import orjson
+
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def _one_line(exc: BaseException, path: str = "") -> bytes:
@@ -49,5 +55,18 @@ def serve(lines: BinaryIO, out: BinaryIO) -> None:
         out.flush()
 
 
+def _die_with_the_router() -> None:
+    """Linux: the kernel kills this worker when the router's process ends, even by SIGKILL (an
+    evaluation that runs away would otherwise outlive it; an idle worker ends on end of input)."""
+    if sys.platform != "linux":
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() == 1:  # the router was gone before the call above
+            os._exit(0)
+
+
 if __name__ == "__main__":
+    _die_with_the_router()
     serve(sys.stdin.buffer, sys.stdout.buffer)

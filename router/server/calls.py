@@ -35,6 +35,7 @@ from router.server.replies import (
     send_reply,
 )
 from router.server.streams import ReplyStream
+from router.upstream.deadlines import cancel_scope
 
 CANCELLED = RPCError(-32800, "Request cancelled")
 T = TypeVar("T")
@@ -97,7 +98,7 @@ class Calls:
             trace = tracing.continue_from_meta(trace, params["_meta"])
         ctx.agent, ctx.view, ctx.trace = admitted.agent, admitted.view, trace
         done = await self.unless_gone(
-            self.reply_to(ctx, message), scope or anyio.CancelScope(), watch, on_disconnect
+            self.reply_to(ctx, message), scope or cancel_scope(), watch, on_disconnect
         )
         reply = done or Reply(200, "cancelled", error_bytes(message["id"], CANCELLED), None, CANCELLED.code)
         elapsed = time.perf_counter() - started

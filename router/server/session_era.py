@@ -26,6 +26,7 @@ from router.server.calls import Calls
 from router.server.replies import JSON_HEADERS, Send, response_bytes, send_error, send_plain, send_reply
 from router.state.bus import ClientBus
 from router.state.sessions import LocalSession, SessionRecord, SessionStore, SessionUnavailable
+from router.upstream.deadlines import cancel_scope
 
 SESSION_NOT_FOUND = -32001
 
@@ -116,7 +117,7 @@ class SessionEra:
         resumable = self.resumable_streams and resumes_polled_streams(record.protocol_version)
         subscriptions, upstream = list(record.subscriptions), dict(record.upstream)
         affinity = dict(record.affinity)
-        scope = anyio.CancelScope()
+        scope = cancel_scope()
         key = (record.id, message["id"])
         self._inflight[key] = scope
         try:

@@ -45,7 +45,6 @@ import time
 from typing import Any, cast
 from urllib.parse import parse_qs
 
-import anyio
 import orjson
 
 from router.catalog.index import Index
@@ -75,6 +74,7 @@ from router.server.replies import (
     send_reply,
 )
 from router.server.tool_formats import FORMATS, Format, FormatNames, formatted
+from router.upstream.deadlines import cancel_scope
 
 PREFIX = "/v1/tools"
 SUFFIX = "/call"
@@ -246,7 +246,7 @@ class ToolsEndpoint:
         hook = (scope.get("extensions") or {}).get(DISCONNECT_EXTENSION)
         call = self.calls.dispatcher.dispatch(ctx, "tools/call", params)
         try:  # the client going away cancels the call
-            result = await self.calls.unless_gone(call, anyio.CancelScope(), receive, hook)
+            result = await self.calls.unless_gone(call, cancel_scope(), receive, hook)
         except RPCError as exc:
             error = exc
         elapsed = time.perf_counter() - started

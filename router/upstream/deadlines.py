@@ -21,12 +21,25 @@ RESOLUTION = 0.01  # seconds
 class Deadlines:
     """Cancel scopes with their deadlines (monotonic), for one event loop."""
 
-    __slots__ = ("_loop", "_scopes", "_timer")
+    __slots__ = ("_loop", "_scope_class", "_scopes", "_timer")
 
     def __init__(self) -> None:
+        self._scope_class: type[anyio.CancelScope] | None = None
         self._scopes: dict[anyio.CancelScope, float] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
+
+    def new_scope(self) -> anyio.CancelScope:
+        """A new `anyio.CancelScope`, made by the running backend's own class.
+
+        `anyio.CancelScope()` asks which async library runs (sniffio) and dispatches to the
+        backend's factory on every construction, and Python then runs the backend scope's
+        `__init__` a second time on the object the factory returned; the request path makes two
+        scopes per call, so the class is looked up once and called directly (the same object,
+        built once)."""
+        if self._scope_class is None:
+            self._scope_class = type(anyio.CancelScope())
+        return self._scope_class()
 
     def scope(self, timeout: float) -> anyio.CancelScope:
         """A cancel scope that is cancelled once `timeout` seconds have passed; hand it back
@@ -35,7 +48,7 @@ class Deadlines:
         if loop is not self._loop:  # first use, or a new loop (tests run one per test)
             self._loop, self._timer = loop, None
             self._scopes.clear()
-        scope = anyio.CancelScope()
+        scope = self.new_scope()
         self._scopes[scope] = time.monotonic() + timeout
         if self._timer is None:
             self._timer = loop.call_later(RESOLUTION, self._tick)
@@ -56,3 +69,4 @@ class Deadlines:
 
 
 deadlines = Deadlines()
+cancel_scope = deadlines.new_scope

@@ -52,3 +52,19 @@ def test_the_shipped_table() -> None:
         assert sims == sorted(sims, reverse=True) and all(0.55 <= s <= 1.0 for s in sims)
         assert all(stem(w) != stem(word) for w, _ in pairs), word  # the stemmer joins those already
         assert len(pairs) <= 8
+
+
+def test_a_neighbour_never_takes_a_candidates_place_from_the_querys_own_words() -> None:
+    # past min_candidates common terms only re-score the candidates found so far; the query's own
+    # words are taken first however rare a neighbour is, so a large catalog still finds its tools
+    near = Neighbours.parse("deploy rollout:0.90\n")
+    idx = SearchIndex(weights=Weights(common=0.0, min_candidates=1), neighbours=near)
+    idx.put_server("ops", None, [{"name": f"deploy_{x}", "description": "deploy it"} for x in "abc"])
+    idx.put_server("k8s", None, [{"name": "rollout", "description": "a rollout"}])
+    hits = idx.search("deploy", 10)
+    assert {h.key for h in hits} == {("ops", "deploy_a"), ("ops", "deploy_b"), ("ops", "deploy_c")}
+    # below min_candidates the neighbour adds its own candidates, after the query's words
+    wide = SearchIndex(neighbours=near)
+    wide.put_server("ops", None, [{"name": "deploy_a", "description": "deploy it"}])
+    wide.put_server("k8s", None, [{"name": "rollout", "description": "a rollout"}])
+    assert [h.key for h in wide.search("deploy", 10)] == [("ops", "deploy_a"), ("k8s", "rollout")]

@@ -161,7 +161,10 @@ class SearchIndex:
         self._all = _View(ids=None, predicate=None, keys=None, n=0)
         self._views: OrderedDict[Hashable, _View] = OrderedDict()
         self._view_cache_size = view_cache_size
-        self._query_cache: OrderedDict[str, tuple[tuple[str, float], ...]] = OrderedDict()
+        # query -> (its weighted terms, the terms only a neighbour in meaning brought)
+        self._query_cache: OrderedDict[str, tuple[tuple[tuple[str, float], ...], frozenset[str]]] = (
+            OrderedDict()
+        )
 
     # ---- catalogue ------------------------------------------------------------------------------
 
@@ -310,9 +313,13 @@ class SearchIndex:
     def query_terms(self, query: str) -> tuple[tuple[str, float], ...]:
         """The weighted terms a query is matched with: its stems, abbreviation expansions, inferred
         tags and its words' neighbours in meaning, sorted by term."""
+        return self._query(query)[0]
+
+    def _query(self, query: str) -> tuple[tuple[tuple[str, float], ...], frozenset[str]]:
         cached = self._query_cache.get(query)
         if cached is not None:
             return cached
+        near: dict[str, float] = {}
         weights: dict[str, float] = {}
         text, pattern_tags = strip_patterns(query)
         for tag in pattern_tags:
@@ -326,7 +333,6 @@ class SearchIndex:
         if self.weights.neighbour:
             # a neighbour counts once, by its closest source word, and never adds to a term the
             # query already has
-            near: dict[str, float] = {}
             for word in words(text):
                 for other, similarity in self.neighbours.get(word):
                     x = self.weights.neighbour * similarity
@@ -334,7 +340,7 @@ class SearchIndex:
                         if t not in weights and x > near.get(t, 0.0):
                             near[t] = x
             weights.update(near)
-        result = tuple(sorted(weights.items()))
+        result = (tuple(sorted(weights.items())), frozenset(near))
         self._query_cache[query] = result
         if len(self._query_cache) > 4096:
             self._query_cache.popitem(last=False)
@@ -401,19 +407,23 @@ class SearchIndex:
         ids = view.ids
         w = self.weights
         terms = []
-        for term, qw in self.query_terms(query):
+        query_terms, near = self._query(query)
+        for term, qw in query_terms:
             df = self._df(term, view)
             if df:
-                terms.append((df, term, qw))
+                terms.append((term in near, df, term, qw))
+        # the query's own terms first (rarest first), then its neighbours'; past min_candidates a
+        # common term or a neighbour only re-scores (a neighbour must not take a candidate's place
+        # from the query's own words)
         terms.sort()
         acc: dict[int, float] = {}
         get = acc.get
         common = w.common * n
-        for df, term, qw in terms:
+        for is_near, df, term, qw in terms:
             plist = self._postings[term]
             wq = qw * math.log(1.0 + (n - df + 0.5) / (df + 0.5))
-            if df > common and len(acc) >= w.min_candidates:
-                # a common term: only re-score the candidates the rarer terms found
+            if (is_near or df > common) and len(acc) >= w.min_candidates:
+                # a common term or a neighbour: only re-score the candidates found so far
                 if len(acc) <= len(plist):
                     for d in acc:
                         s = plist.get(d)
@@ -456,7 +466,7 @@ class SearchIndex:
         summary = w.summary_cover
         if cover or mention or summary:
             qset = frozenset(t for t, _ in self.query_terms(query))
-            qidf = [(term, qw * math.log(1.0 + (n - df + 0.5) / (df + 0.5))) for df, term, qw in terms]
+            qidf = [(term, qw * math.log(1.0 + (n - df + 0.5) / (df + 0.5))) for _, df, term, qw in terms]
             qmass = math.fsum(x for _, x in qidf)
             rescored: dict[int, float] = {}
             # a fixed pool, whatever the limit: the first k hits do not depend on the limit asked

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 
 
-@dataclass(frozen=True, slots=True)
-class Trace:
+class Trace(NamedTuple):
+    """A request's place in a W3C trace: the trace, our span, the caller's span, the flags (a
+    named tuple: one is built per request)."""
+
     trace_id: str
     span_id: str
     parent_id: str | None

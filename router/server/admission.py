@@ -11,6 +11,7 @@ endpoints answer in their own words.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from router.guard.agent import ANONYMOUS, Agent, AuthError
 from router.guard.identity import Authenticator
@@ -21,10 +22,10 @@ from router.server.replies import Scope
 from router.server.security import OriginPolicy
 
 
-@dataclass(frozen=True, slots=True)
-class Admitted:
+class Admitted(NamedTuple):
     """Who sent the HTTP request being served, as `Admission.admit` decided: the agent, what it
-    may see, and the trace the request continues (None with trace propagation off)."""
+    may see, and the trace the request continues (None with trace propagation off). A named
+    tuple: one is built per request, at a fraction of a frozen dataclass's cost."""
 
     agent: Agent
     view: View

@@ -445,7 +445,7 @@ class Dispatcher(Service):
     ) -> dict[str, Any]:
         # A legacy client's capabilities and log level reach a 2026-07-28 backend in each
         # request's envelope, added by the upstream session (`Client.envelope`).
-        bridge = self.bridge
+        bridge, modern = self.bridge, is_modern(ctx.era)
         if bridge is not None and StateCodec.is_ours(params.get("requestState")):
             reply = await bridge.resume(ctx, target.server, params)
             return self._result(ctx, target, reply)
@@ -453,17 +453,13 @@ class Dispatcher(Service):
         tool = target.name if method == "tools/call" else None
         # Bridging is for a backend that does not speak this client's era (a backend that
         # speaks both is spoken to in it: upstream/other_era.py).
-        if (
-            is_modern(ctx.era)
-            and bridge is not None
-            and not await self.pool.pick(target.server).speaks(ctx.era)
-        ):
+        if modern and bridge is not None and not await self.pool.pick(target.server).speaks(ctx.era):
             headers = await self._upstream_headers(ctx, target.server)
             reply = await bridge.start(ctx, target.server, relay, method, tool, headers)
             return self._result(ctx, target, reply)
         reply = await self._call(ctx, target.server, relay, method, relay.upstream_params, tool)
         result = self._result(ctx, target, reply)
-        if not is_modern(ctx.era) and result.get("resultType") == "input_required" and self.asker is not None:
+        if not modern and result.get("resultType") == "input_required" and self.asker is not None:
 
             async def again(answers: dict[str, Any], state: Any) -> dict[str, Any]:
                 retry = {**relay.upstream_params, "inputResponses": answers}

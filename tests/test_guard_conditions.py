@@ -178,6 +178,8 @@ EXPRESSIONS = [
     ".arguments.a == 2",  # the root scope's variable
     "arguments.a + 'x'",  # a type error
     "arguments.sql",  # not a bool
+    "base != null || facts != null",  # names that are no variable: as cel-python, an error
+    "arguments.items.exists(outer, outer > 2)",  # any name may be a macro's variable
 ]
 
 

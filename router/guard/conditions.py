@@ -69,12 +69,11 @@ class Condition:
         try:
             if self._code is not None and self._base is not None:
                 scope = _scope()
-                variables.base = self._base
-                scope["base_activation"] = variables
+                scope["base_activation"] = _run_on(variables, self._base)
                 exec(self._code, scope)
                 value = scope["CEL"]
             else:  # another cel-python: its own way, with every variable converted
-                value = self._program.evaluate(variables.all())
+                value = self._program.evaluate(_every(variables))
         except celpy.CELEvalError as exc:
             return f"{self.rule}.when could not be evaluated: {_short(exc)}"
         except Exception as exc:
@@ -145,43 +144,51 @@ class Variables:
     each is converted to a CEL value on its first read and kept for the call's other rules, so a
     rule that reads only `arguments.tenant` and `agent.claims` never converts the clock. The
     agent's, the tool's and the request's values are kept between calls too (they repeat). A name
-    that is no variable (a type such as `int`) comes from the environment's own activation."""
+    that is no variable (a type such as `int`, or a name the policy got wrong) is looked up in the
+    environment's own activation, as cel-python does. What the object keeps for itself has
+    private (mangled) names, so an expression cannot read it as a variable."""
 
     def __init__(self, facts: CallFacts) -> None:
-        self.facts = facts
-        self.base: Any = None  # the running expression's own activation (set by Condition.holds)
+        self.__facts = facts
+        self.__base: Any = None  # the running expression's own activation (`_run_on`)
 
     def __getattr__(self, name: str) -> Any:
         make = _VARIABLES.get(name)
         if make is None:
-            return getattr(self.base, name)
-        value = make(self.facts)
+            return getattr(self.__base, name)
+        value = make(self.__facts)
         setattr(self, name, value)  # the next read of it is a plain attribute
         return value
 
     def resolve_variable(self, name: str) -> Any:
         """`.name` in an expression: the root scope's variable."""
-        return getattr(self, name) if name in _VARIABLES else self.base.resolve_variable(name)
+        return getattr(self, name) if name in _VARIABLES else self.__base.resolve_variable(name)
 
     def nested_activation(self, annotations: Any = None, vars: Mapping[str, Any] | None = None) -> _Bound:
         return _Bound(self, vars or {})
 
-    def all(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _VARIABLES}
+
+def _run_on(variables: Variables, base: Any) -> Variables:
+    variables._Variables__base = base  # type: ignore[attr-defined]
+    return variables
+
+
+def _every(variables: Variables) -> dict[str, Any]:
+    return {name: getattr(variables, name) for name in _VARIABLES}
 
 
 class _Bound:
     """A macro's variable (`arguments.items.exists(x, x > 1)`: `x`) over the variables around it."""
 
     def __init__(self, outer: Variables | _Bound, bound: Mapping[str, Any]) -> None:
-        self.outer = outer
+        self.__outer = outer
         self.__dict__.update(bound)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.outer, name)
+        return getattr(self.__outer, name)
 
     def resolve_variable(self, name: str) -> Any:
-        return self.outer.resolve_variable(name)
+        return self.__outer.resolve_variable(name)
 
     def nested_activation(self, annotations: Any = None, vars: Mapping[str, Any] | None = None) -> _Bound:
         return _Bound(self, vars or {})

@@ -10,6 +10,7 @@ search's names and scores with a ranker that never saw the hidden servers.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import urllib.error
@@ -202,12 +203,20 @@ async def test_search_describe_and_call_see_only_the_agents_view(
         restricted = await client.call_tool("search_tools", {"query": "list pods", "server": "kubernetes"})
         assert restricted.structured_content == {"tools": []}
 
-    # the audit names the real tool that call_tool reached
+    # the audit names the real tool that call_tool reached, with the arguments that tool got
     with anyio.fail_after(10):
         while '"target": "github__create_issue"' not in (tmp / "audit.jsonl").read_text().replace(
             '":"', '": "'
         ):
             await anyio.sleep(0.1)
+    records = [json.loads(line) for line in (tmp / "audit.jsonl").read_text().splitlines()]
+    reached = [r for r in records if r.get("target") == "github__create_issue"]
+    inner = json.dumps(
+        {"owner": "o", "repo": "r", "title": "CI is red"}, sort_keys=True, separators=(",", ":")
+    )
+    assert reached and {r["arguments_sha256"] for r in reached} == {
+        hashlib.sha256(inner.encode()).hexdigest()
+    }
 
 
 def http_search(router: RouterHandle, key: str, **query: Any) -> tuple[int, Any]:

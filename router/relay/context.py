@@ -45,6 +45,9 @@ class CallContext:
     tools_mode: str | None = None
     cost: float = 0.0  # cost units of the call, from the catalog's `cost` (usage metering)
     denied: str | None = None  # why a policy condition refused the call (for the audit record)
+    # The arguments the tool was called with when they are not the request's own (`call_tool` in
+    # search mode wraps them): what the audit record and the usage record count.
+    arguments: Any = None
 
     def attempting(self, instance: Instance) -> None:
         """The caller is trying `instance` (the last one tried is what the audit records)."""

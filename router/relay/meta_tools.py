@@ -272,7 +272,8 @@ class ToolSearch:
             inner = arguments.get("arguments")
             if inner is not None and not isinstance(inner, dict):
                 raise RPCError(INVALID_PARAMS, "`arguments` of call_tool's tool must be an object")
-            return await call_tool(ctx, {**params, "name": real, "arguments": inner or {}})
+            ctx.arguments = inner or {}  # audited and metered as the real tool's call
+            return await call_tool(ctx, {**params, "name": real, "arguments": ctx.arguments})
         ctx.target = name
         if name == SEARCH:
             return self._search_result(ctx, index, arguments)

@@ -124,7 +124,7 @@ class CallObserver:
             tool = ctx.target if method == "tools/call" else ""
             self.metrics.observe_call(ctx.server, method, tool or "", outcome, seconds, ctx.agent.id)
             if tool and self.usage is not None:
-                arguments = params.get("arguments")
+                arguments = params.get("arguments") if ctx.arguments is None else ctx.arguments
                 sent = len(orjson.dumps(arguments)) if arguments is not None else 0
                 received = ctx.result_bytes or 0
                 ok = outcome in {"ok", "tool_error"}
@@ -158,7 +158,9 @@ class CallObserver:
                 target=ctx.target,
                 server=ctx.server,
                 instance=ctx.instance,
-                arguments=params.get("arguments") if method in {"tools/call", "prompts/get"} else None,
+                arguments=(params.get("arguments") if ctx.arguments is None else ctx.arguments)
+                if method in {"tools/call", "prompts/get"}
+                else None,
                 outcome=outcome,
                 error_code=error_code,
                 seconds=seconds,

@@ -14,7 +14,7 @@ from anyio.abc import TaskGroup
 from router.catalog.index import LIST_KINDS, Index, ListKind
 from router.catalog.namespaces import Namespace
 from router.guard.agent import Agent
-from router.guard.policy import KIND_OF_LIST, Guard, Policy, exposed_name
+from router.guard.policy import KIND_OF_LIST, OPEN, Guard, Policy, View, exposed_name
 from router.lifecycle import Service
 from router.observe.metrics import BREAKER_STATE_VALUE, Metrics
 from router.relay.dispatch import Dispatcher
@@ -204,19 +204,43 @@ class Changes(Service):
         return hears
 
     def on_policy_change(self, old: Policy | None, new: Policy) -> None:
-        """A new policy document: clients of a namespace whose declaration changed (or vanished)
-        hear list_changed for every kind, since what they may list changed with it."""
+        """A new policy document: a client hears list_changed for each kind whose list, as its
+        agent may see it, is not the same under the new policy (a search-mode client: only if its
+        search-mode list's bytes changed); a client of a namespace whose declaration changed (or
+        vanished) hears it for every kind, since what it may list changed with it."""
         before = old.document.namespaces if old is not None else {}
         after = new.document.namespaces
         changed = {name for name in before.keys() | after.keys() if before.get(name) != after.get(name)}
-        if not changed:
-            return
+        index = self.pool.index
+        for notification in dict.fromkeys(LIST_CHANGED.values()):
+            kinds = [kind for kind in LIST_KINDS if LIST_CHANGED[kind] == notification]
+            hears = self._hears_policy_change(old, new, changed, kinds, index)
+            self.endpoint.broadcast({"jsonrpc": "2.0", "method": notification}, hears)
+
+    def _hears_policy_change(
+        self, old: Policy | None, new: Policy, namespaces: set[str], kinds: list[ListKind], index: Index
+    ) -> MayRead:
+        search = self.tool_search
+        decided: dict[tuple[str, frozenset[str], str | None], bool] = {}  # one answer per agent
+
+        def lists(view: View, kind: ListKind, tools_mode: str | None) -> object:
+            listed = search.listed(tools_mode, view, index) if kind == "tools" and search else None
+            return listed if listed is not None else view.pages(index, kind, 0)
 
         def hears(agent: str, groups: frozenset[str], namespace: str | None, tools_mode: str | None) -> bool:
-            return namespace in changed
+            if namespace is not None:
+                return namespace in namespaces
+            key = (agent, groups, tools_mode)
+            if key not in decided:
+                who = Agent(agent, groups)
+                was = View(old, old.scope_of(who)) if old is not None else OPEN
+                now = View(new, new.scope_of(who))
+                decided[key] = any(
+                    lists(was, kind, tools_mode) != lists(now, kind, tools_mode) for kind in kinds
+                )
+            return decided[key]
 
-        for notification in dict.fromkeys(LIST_CHANGED.values()):
-            self.endpoint.broadcast({"jsonrpc": "2.0", "method": notification}, hears)
+        return hears
 
     def refresh_servers(self, servers: set[str]) -> int:
         """Refetch those servers' lists (another replica saw them change); how many backends."""

@@ -16,13 +16,15 @@ from typing import Any
 
 import anyio
 import pytest
+from mcp import types
 
 from router.errors import ConfigError
 from router.guard.policy import parse_policy
 from router.up.processes import ManagedProcess, free_port
 from tests.conftest import run_router
-from tests.guard_support import client_with, make_keys
+from tests.guard_support import client_with, make_keys, write_policy
 from tests.support.procs import REPO_ROOT, sample_server_stdio_entry
+from tests.support.waits import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -173,3 +175,44 @@ def _admin(base_url: str, token: str) -> dict[str, Any]:
     with urllib.request.urlopen(request, timeout=5) as response:
         document: dict[str, Any] = json.loads(response.read())
         return document
+
+
+async def test_a_policy_change_tells_exactly_the_clients_whose_lists_it_changed(tmp_path: Path) -> None:
+    """A guest's tool list grows with the new policy: the guest's session hears tools/list_changed;
+    the admin's lists are the same under both policies, so it hears nothing."""
+    keys = make_keys(tmp_path / "keys.json", {"guest": ["guests"], "root": ["admin"]})
+    admins = {"admin": {"allow": {"tools": ["*"]}}}
+    first = {
+        **policy_allowing("alpha__echo"),
+        "groups": {**policy_allowing("alpha__echo")["groups"], **admins},
+    }
+    grown = policy_allowing("alpha__echo", "alpha__add")
+    second = {**grown, "groups": {**grown["groups"], **admins}}
+    write_policy(tmp_path / "policy.json", first)
+    env = {
+        "TOOLMESH_AUTH_ANONYMOUS": "never",
+        "TOOLMESH_AUTH_KEYS_FILE": str(tmp_path / "keys.json"),
+        "TOOLMESH_POLICY_FILE": str(tmp_path / "policy.json"),
+        "TOOLMESH_POLICY_POLL_INTERVAL": "0.1",
+    }
+    heard: dict[str, list[str]] = {"guest": [], "root": []}
+
+    def inbox(who: str) -> Callable[[Any], Any]:
+        async def record(message: Any) -> None:
+            if isinstance(message, types.ServerNotification):
+                heard[who].append(message.method)
+
+        return record
+
+    with run_router(tmp_path, {"alpha": sample_server_stdio_entry("alpha")}, env=env) as router:
+        async with (
+            client_with(router.mcp_url, keys["guest"], "legacy", message_handler=inbox("guest")) as guest,
+            client_with(router.mcp_url, keys["root"], "legacy", message_handler=inbox("root")),
+        ):
+            assert {tool.name for tool in (await guest.list_tools()).tools} == {"alpha__echo"}
+            await anyio.sleep(0.5)  # the GET streams are open
+            await anyio.to_thread.run_sync(write_policy, tmp_path / "policy.json", second)
+            await eventually(lambda: "notifications/tools/list_changed" in heard["guest"])
+            assert {tool.name for tool in (await guest.list_tools()).tools} == {"alpha__echo", "alpha__add"}
+            await anyio.sleep(0.5)
+            assert heard == {"guest": ["notifications/tools/list_changed"], "root": []}

@@ -79,7 +79,9 @@ def _tok(obj: Any) -> float:
 
 def router_index(servers: Sequence[Server], generation: int = 1) -> Index:
     """The router's own catalog Index over the servers (prefixed names, as by default)."""
-    defs = {s["server"]: Definitions(tools=tuple(s["tools"])) for s in servers}
+    defs = {
+        s["server"]: Definitions(tools=tuple(s["tools"]), instructions=s.get("instructions")) for s in servers
+    }
     return Index(NamingPolicy("always", "__", 64), defs, generation)
 
 

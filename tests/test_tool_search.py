@@ -315,3 +315,20 @@ async def test_2026_listen_streams_hear_list_changed_only_when_their_search_list
             with anyio.fail_after(20):
                 assert isinstance(await anext(search_events), ToolsListChanged)
             assert "memory__read_graph" in {t.name for t in (await searching.list_tools()).tools}
+
+
+async def test_a_servers_instructions_are_searched(tmp_path: Path) -> None:
+    # context7's initialize answers instructions naming frameworks its tools' texts do not
+    keys, env = guarded_env(tmp_path, {"searcher": ["searchers"]}, POLICY)
+    catalog = {"github": CATALOG["github"], "context7": replay("context7")}
+    instructions = json.loads((EVALSET / "context7.json").read_text())["instructions"]
+    query = "Tailwind and Prisma setup"
+    ranker = SearchIndex()
+    ranker.put_server("github", None, frozen("github"))
+    ranker.put_server("context7", instructions, frozen("context7"))
+    want = [(f"{h.key[0]}__{h.key[1]}", round(h.score, 4)) for h in ranker.search(query, 5)]
+    assert {name.split("__")[0] for name, _ in want} == {"context7"}
+    with run_router(tmp_path, catalog, env=env) as router:
+        async with client_with(url(router, "search"), keys["searcher"], "legacy") as client:
+            rows = await search(client, query)
+    assert [(row["name"], row["score"]) for row in rows] == want

@@ -26,13 +26,15 @@ LIST_KINDS: tuple[ListKind, ...] = ("tools", "prompts", "resources", "resourceTe
 
 @dataclass(frozen=True, slots=True)
 class Definitions:
-    """What one server offers, as its raw JSON list items, plus its capabilities."""
+    """What one server offers, as its raw JSON list items, plus its capabilities and the
+    `instructions` its `initialize` answered (tool search indexes them)."""
 
     tools: tuple[dict[str, Any], ...] = ()
     prompts: tuple[dict[str, Any], ...] = ()
     resources: tuple[dict[str, Any], ...] = ()
     resource_templates: tuple[dict[str, Any], ...] = ()
     capabilities: Mapping[str, Any] = field(default_factory=dict)
+    instructions: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,7 +100,8 @@ class Listing:
             capability, key, field = LISTS[method]
             if capability in session.capabilities:
                 fields[field] = await list_all(session, method, key, self.timeout)
-        return Definitions(capabilities=session.capabilities, **fields)
+        instructions = session.instructions if isinstance(session.instructions, str) else None
+        return Definitions(capabilities=session.capabilities, instructions=instructions, **fields)
 
 
 async def list_all(

@@ -50,6 +50,7 @@ def main() -> None:
                     "protocolVersion": message["params"]["protocolVersion"],
                     "capabilities": {"tools": {}},
                     "serverInfo": {"name": server, "version": "replay"},
+                    **({"instructions": frozen["instructions"]} if frozen.get("instructions") else {}),
                 }
             }
         elif method == "tools/list":

@@ -60,7 +60,7 @@ class LiveSearch:
             self._items.pop(server, None)
         for server, defs in sorted(index.servers.items()):
             if self._servers.get(server) is not defs:
-                self.ranker.put_server(server, None, defs.tools)
+                self.ranker.put_server(server, defs.instructions, defs.tools)
         self._servers = dict(index.servers)
 
     def exposed(self, key: DocKey) -> str | None:

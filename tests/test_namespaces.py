@@ -58,6 +58,7 @@ POLICY: dict[str, Any] = {
         },
         "data": {"servers": ["beta"]},
         "lookup": {"servers": ["alpha"], "tools_mode": "search"},
+        "desk": {"servers": ["alpha"], "tools_mode": "search", "pinned": ["alpha__add", "beta__*"]},
     },
 }
 SUPPORT = {
@@ -145,6 +146,9 @@ async def test_a_namespace_has_its_own_discovery_mode(
         assert "Unknown tool: 'beta__echo'" in refused
     async with client_with(f"{router.mcp_url}/support", keys["ops"], mode) as ops:  # its own mode: all
         assert {tool.name for tool in (await ops.list_tools()).tools} == SUPPORT["tools"]
+    # `desk` pins a tool of its own (a pin outside the namespace shows nothing); `lookup` pins none
+    async with client_with(f"{router.mcp_url}/desk", keys["ops"], mode) as ops:
+        assert {tool.name for tool in (await ops.list_tools()).tools} == {*META_NAMES, "alpha__add"}
 
 
 @pytest.mark.parametrize("mode", MODES)

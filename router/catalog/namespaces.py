@@ -46,6 +46,10 @@ class NamespaceSpec(BaseModel):
     agents: list[str] = Field(default_factory=list, description="Only these agents (with `groups`).")
     groups: list[str] = Field(default_factory=list, description="Only members of these groups.")
     tools_mode: ToolsMode | None = Field(default=None, description="Discovery mode inside it.")
+    pinned: list[str] = Field(
+        default_factory=list,
+        description="Globs of tools kept listed in search mode inside it (with the agent's).",
+    )
 
 
 def _globs(patterns: list[str]) -> re.Pattern[str] | None:

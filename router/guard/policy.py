@@ -763,7 +763,7 @@ class NamespaceView(View):
         self.key = (base.key, namespace.name)
         # The namespace's discovery mode comes before the agent's own (a client's `?tools=` before both).
         self.tools_mode = namespace.spec.tools_mode or base.tools_mode
-        self.pinned = base.pinned
+        self.pinned = tuple(sorted({*base.pinned, *namespace.spec.pinned}))
 
     def allows(self, kind: Kind, server: str, name: str) -> bool:
         key = (kind, server, name)

@@ -22,7 +22,7 @@ from router.errors import ConfigError
 from router.guard.policy import parse_policy
 from router.up.processes import ManagedProcess, free_port
 from tests.conftest import run_router
-from tests.guard_support import client_with, make_keys, write_policy
+from tests.guard_support import client_with, guarded_env, make_keys, write_policy
 from tests.support.procs import REPO_ROOT, sample_server_stdio_entry
 from tests.support.waits import eventually
 
@@ -180,7 +180,6 @@ def _admin(base_url: str, token: str) -> dict[str, Any]:
 async def test_a_policy_change_tells_exactly_the_clients_whose_lists_it_changed(tmp_path: Path) -> None:
     """A guest's tool list grows with the new policy: the guest's session hears tools/list_changed;
     the admin's lists are the same under both policies, so it hears nothing."""
-    keys = make_keys(tmp_path / "keys.json", {"guest": ["guests"], "root": ["admin"]})
     admins = {"admin": {"allow": {"tools": ["*"]}}}
     first = {
         **policy_allowing("alpha__echo"),
@@ -188,13 +187,8 @@ async def test_a_policy_change_tells_exactly_the_clients_whose_lists_it_changed(
     }
     grown = policy_allowing("alpha__echo", "alpha__add")
     second = {**grown, "groups": {**grown["groups"], **admins}}
-    write_policy(tmp_path / "policy.json", first)
-    env = {
-        "TOOLMESH_AUTH_ANONYMOUS": "never",
-        "TOOLMESH_AUTH_KEYS_FILE": str(tmp_path / "keys.json"),
-        "TOOLMESH_POLICY_FILE": str(tmp_path / "policy.json"),
-        "TOOLMESH_POLICY_POLL_INTERVAL": "0.1",
-    }
+    keys, env = guarded_env(tmp_path, {"guest": ["guests"], "root": ["admin"]}, first)
+    env["TOOLMESH_POLICY_POLL_INTERVAL"] = "0.1"
     heard: dict[str, list[str]] = {"guest": [], "root": []}
 
     def inbox(who: str) -> Callable[[Any], Any]:

@@ -84,3 +84,15 @@ def test_first_hits_do_not_depend_on_limit() -> None:
             assert idx.search(q, k) == long[:k]
         scores = [h.score for h in long]
         assert scores == sorted(scores, reverse=True)
+
+
+def test_answers_do_not_depend_on_earlier_queries() -> None:
+    # the parts only re-scoring reads are made when a tool first reaches a candidate pool: a ranker
+    # that answered other queries before answers like a fresh one
+    servers = {name: tools["tools"] for name, tools in load_evalset().items()}
+    queries = ["read a file", "open a ticket", "post to the channel", "list pods", "take a screenshot"]
+    used = _build(sorted(servers), servers)
+    for q in ["search the web", "create a branch", "delete the index", "who am i", "current time"]:
+        used.search(q, 5)
+    for q in queries:
+        assert used.search(q, 10) == _build(sorted(servers), servers).search(q, 10)

@@ -89,10 +89,13 @@ class _Doc:
     key: DocKey
     length: float
     terms: dict[str, float]
-    # the words of the tool's name: (stem, {stem} | its capability tags)
-    name_units: tuple[tuple[str, frozenset[str]], ...] = ()
     server_terms: frozenset[str] = frozenset()
-    # stems and tags of the name, title and first sentence of the description (the summary)
+    # The parts only re-scoring reads, made when the document first reaches a candidate pool (most
+    # never do, and a registration stays cheap): the words of the tool's name as (stem, {stem} |
+    # its capability tags), and the stems and tags of the name, title and first sentence of the
+    # description (the summary). `source` is the definition they are made from, until then.
+    source: Mapping[str, Any] | None = None
+    name_units: tuple[tuple[str, frozenset[str]], ...] = ()
     head_terms: frozenset[str] = frozenset()
 
 
@@ -247,14 +250,7 @@ class SearchIndex:
         self, tool: Mapping[str, Any], name: str, server_terms: list[str], instr_terms: list[str]
     ) -> _Doc:
         w = self.weights
-        title = tool.get("title")
-        annotations = tool.get("annotations")
-        if not isinstance(title, str) and isinstance(annotations, Mapping):
-            title = annotations.get("title")
-        title = title if isinstance(title, str) else ""
-        description = tool.get("description")
-        description = description if isinstance(description, str) else ""
-        description = " ".join(description.split()[: w.max_description_words])
+        title, description = self._texts(tool)
 
         terms: dict[str, float] = {}
         length = 0.0
@@ -290,22 +286,37 @@ class SearchIndex:
         desc_tags = set(self.lexicon.tags(head)) - name_tags
         add(sorted(name_tags), w.tag_name, counts=False)
         add(sorted(desc_tags), w.tag_description, counts=False)
+        return _Doc(
+            key=("", ""), length=length, terms=terms, server_terms=frozenset(server_terms), source=tool
+        )
+
+    def _texts(self, tool: Mapping[str, Any]) -> tuple[str, str]:
+        """A definition's title and description (cut at ``max_description_words``)."""
+        title = tool.get("title")
+        annotations = tool.get("annotations")
+        if not isinstance(title, str) and isinstance(annotations, Mapping):
+            title = annotations.get("title")
+        title = title if isinstance(title, str) else ""
+        description = tool.get("description")
+        description = description if isinstance(description, str) else ""
+        return title, " ".join(description.split()[: self.weights.max_description_words])
+
+    def _summarise(self, doc: _Doc) -> None:
+        """Make the document's name units and summary terms (once; see ``_Doc``)."""
+        tool, doc.source = doc.source, None
+        if tool is None:
+            return
+        name = doc.key[1]
+        title, description = self._texts(tool)
         units = []
         for word in analyze(name):
             units.append((word, frozenset({word, *self.lexicon.tags(word)})))
         first = _FIRST_SENTENCE.split(description, maxsplit=1)[0]
         spaced = name.replace("_", " ").replace("-", " ")
-        summary = " ".join([spaced, title, *first.split()[: w.summary_words]])
-        summary_terms = frozenset(
+        summary = " ".join([spaced, title, *first.split()[: self.weights.summary_words]])
+        doc.name_units = tuple(units)
+        doc.head_terms = frozenset(
             [*analyze(summary), *self.lexicon.expand(summary), *self.lexicon.tags(summary)]
-        )
-        return _Doc(
-            key=("", ""),
-            length=length,
-            terms=terms,
-            name_units=tuple(units),
-            server_terms=frozenset(server_terms),
-            head_terms=summary_terms,
         )
 
     # ---- queries --------------------------------------------------------------------------------
@@ -472,6 +483,8 @@ class SearchIndex:
             # a fixed pool, whatever the limit: the first k hits do not depend on the limit asked
             for d, sc in top(acc, w.rerank):
                 doc = docs[d]
+                if doc.source is not None:
+                    self._summarise(doc)
                 factor = 1.0 + cover * self._name_coverage(doc, qset, view)
                 if summary and qmass > 0.0:
                     head = doc.head_terms

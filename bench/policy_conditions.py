@@ -16,7 +16,7 @@ import time
 
 from router.guard.agent import Agent
 from router.guard.conditions import CallFacts
-from router.guard.policy import Guard
+from router.guard.guard import Guard
 
 
 def main() -> None:

@@ -23,8 +23,9 @@ import anyio
 
 from router.guard.agent import Agent
 from router.guard.conditions import CallFacts
-from router.guard.policy import Guard, View
+from router.guard.guard import Guard
 from router.guard.rego import RegoWorkers
+from router.guard.views import View
 
 NAMES = {
     "default": "deny",

@@ -41,7 +41,8 @@ from router.catalog.naming import NamingPolicy  # noqa: E402
 from router.catalog.search import Hit, SearchIndex  # noqa: E402
 from router.catalog.search.text import clear_caches  # noqa: E402
 from router.guard.agent import Agent  # noqa: E402
-from router.guard.policy import OPEN, Guard  # noqa: E402
+from router.guard.guard import Guard  # noqa: E402
+from router.guard.views import OPEN  # noqa: E402
 from router.relay.meta_tools import ToolSearch, ToolsSettings, render  # noqa: E402
 
 Server = dict[str, Any]

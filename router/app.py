@@ -19,7 +19,7 @@ from router.catalog.sources.base import CatalogSource
 from router.changes import Changes
 from router.guard.budgets import Budgets, BudgetWarning
 from router.guard.credential_keys import KeyedSecrets
-from router.guard.policy import Guard
+from router.guard.guard import Guard
 from router.guard.policy_sources import follow
 from router.guard.ratelimit import RateLimiter
 from router.guard.rego import RegoWorkers

@@ -14,7 +14,10 @@ from anyio.abc import TaskGroup
 from router.catalog.index import LIST_KINDS, Index, ListKind
 from router.catalog.namespaces import Namespace
 from router.guard.agent import Agent
-from router.guard.policy import KIND_OF_LIST, OPEN, Guard, Policy, View, exposed_name
+from router.guard.guard import Guard
+from router.guard.policy import Policy
+from router.guard.policy_document import KIND_OF_LIST
+from router.guard.views import OPEN, View, exposed_name
 from router.lifecycle import Service
 from router.observe.metrics import BREAKER_STATE_VALUE, Metrics
 from router.relay.dispatch import Dispatcher

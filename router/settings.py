@@ -276,7 +276,7 @@ class RouterSettings(BaseSettings):
         3, ge=0, le=50, description="How many of `search_tools`' first hits carry their `inputSchema`."
     )
 
-    # Policy (router/guard/policy.py)
+    # Policy (router/guard/: policy_document.py, policy.py, views.py)
     policy_file: Path | None = Field(None, description="Policy JSON file, re-read when it changes.")
     policy_consul_key: str | None = Field(None, description="Consul KV key holding the policy JSON.")
     policy_consul_url: str = Field("http://127.0.0.1:8500", description="Consul HTTP address for the policy.")

@@ -17,8 +17,8 @@ from router.catalog.sources.static import StaticFileSource
 from router.errors import ConfigError
 from router.guard.backend_tokens import BackendSigner
 from router.guard.budgets import MemoryBudgetStore
+from router.guard.guard import Guard
 from router.guard.identity import Authenticator, KeyStore
-from router.guard.policy import Guard
 from router.guard.policy_sources import FilePolicySource, KeyPolicySource, PolicySource
 from router.guard.ratelimit import MemoryRateStore
 from router.kv.base import KeyValueStore

@@ -14,8 +14,8 @@ from mcp.client.streamable_http import create_mcp_http_client, streamable_http_c
 
 from router.guard.agent import Agent
 from router.guard.conditions import CallFacts
+from router.guard.guard import Guard
 from router.guard.identity import KeyStore
-from router.guard.policy import Guard
 
 
 def make_keys(path: Path, agents: dict[str, list[str]]) -> dict[str, str]:

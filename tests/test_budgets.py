@@ -20,7 +20,7 @@ from router.cluster.link import NatsLink
 from router.errors import BudgetExceeded, ConfigError
 from router.guard.agent import Agent
 from router.guard.budgets import Budget, Budgets, BudgetSpec, BudgetWarning, MemoryBudgetStore, window_at
-from router.guard.policy import Guard
+from router.guard.guard import Guard
 from tests.conftest import run_router
 from tests.guard_support import guarded_env
 from tests.support.cluster import cluster, nats_server

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from router.catalog.config_file import parse_catalog
 from router.errors import ConfigError
-from router.guard.policy import parse_policy
+from router.guard.policy_document import parse_policy
 from tests.support.fuzzing import fuzz_settings
 
 FUZZ = fuzz_settings(150)
@@ -135,7 +135,7 @@ def test_any_namespace_document_is_refused_clearly_or_answers_every_question(
     document, or installed; then any agent entering any name gets a view or None (unknown), and
     the view answers what it holds without raising (globs that are not valid patterns included)."""
     from router.guard.agent import Agent
-    from router.guard.policy import Guard
+    from router.guard.guard import Guard
 
     guard = Guard()
     try:

@@ -19,7 +19,7 @@ import pytest
 from mcp import types
 
 from router.errors import ConfigError
-from router.guard.policy import parse_policy
+from router.guard.policy_document import parse_policy
 from router.up.processes import ManagedProcess, free_port
 from tests.conftest import run_router
 from tests.guard_support import client_with, guarded_env, make_keys, write_policy

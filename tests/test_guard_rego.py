@@ -22,7 +22,7 @@ from mcp.shared.exceptions import MCPError
 from router.errors import POLICY_DENIED, ConfigError
 from router.guard.agent import Agent
 from router.guard.conditions import CallFacts
-from router.guard.policy import Guard
+from router.guard.guard import Guard
 from router.up.processes import children
 from tests.conftest import RouterHandle, run_router
 from tests.guard_support import client_with, decides_the_documented_rules, guarded_env

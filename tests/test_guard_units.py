@@ -15,8 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from router.catalog.index import Definitions, Index
 from router.catalog.naming import NamingPolicy
 from router.guard.agent import Agent, AuthError
-from router.guard.policy import OPEN, Guard
+from router.guard.guard import Guard
 from router.guard.tokens import JwtConfig, JwtVerifier
+from router.guard.views import OPEN
 
 pytestmark = pytest.mark.anyio
 

@@ -23,7 +23,7 @@ import pytest
 from mcp import types
 
 from router.errors import ConfigError
-from router.guard.policy import Guard
+from router.guard.guard import Guard
 from router.relay.meta_tools import CALL, META_NAMES, SEARCH
 from tests.conftest import RouterHandle, run_router
 from tests.guard_support import client_with, make_keys, write_policy

@@ -18,7 +18,7 @@ import pytest
 
 from router.catalog.overrides import Override
 from router.errors import ConfigError
-from router.guard.policy import Guard
+from router.guard.guard import Guard
 from tests.conftest import RouterHandle, run_router
 from tests.guard_support import client_with, make_keys, write_policy
 from tests.support.procs import sample_server_http, sample_server_stdio_entry

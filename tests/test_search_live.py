@@ -15,7 +15,8 @@ from router.catalog.naming import NamingPolicy
 from router.catalog.search import SearchIndex
 from router.catalog.search.live import LiveSearch
 from router.guard.agent import Agent
-from router.guard.policy import OPEN, Guard
+from router.guard.guard import Guard
+from router.guard.views import OPEN
 from router.relay.meta_tools import ToolSearch, ToolsSettings, tools_mode_of
 from tests.support.search_data import load_evalset
 

@@ -1,7 +1,7 @@
 """Capabilities: one exposed tool backed by tools of several servers that do the same job.
 
 Declared in the `capabilities` section of the policy document (the one loader and validation
-standard of `guard/policy.py`):
+standard of `guard/policy_document.py`):
 
     "capabilities": {
       "web_search": {

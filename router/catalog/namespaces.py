@@ -1,7 +1,7 @@
 """Namespaces: named cuts of the catalog, each served as a virtual MCP server at `/mcp/{name}`.
 
 A namespace is declared in the `namespaces` section of the policy document (one document, one
-loader, one validation standard: `guard/policy.py`, `guard/policy_sources.py`):
+loader, one validation standard: `guard/policy_document.py`, `guard/policy_sources.py`):
 
     "namespaces": {
       "support": {"title": "Support desk", "instructions": "Look up orders before refunding.",
@@ -16,7 +16,7 @@ laid over the agent's View: it never shows what the policy hides. `agents`/`grou
 limit who may use the namespace at all; anyone else gets the 404 an unknown namespace gets.
 
 This module is pure: the declaration (pydantic) and its compiled matcher; the guard wraps it
-around a View (`guard/policy.py` `NamespaceView`).
+around a View (`guard/views.py` `NamespaceView`).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ namespaces, and may:
 The backend always sees its own tool name and the arguments as completed here. Several
 overrides may match one tool: they merge in document order, later fields winning (`annotations`,
 `hidden` and `defaults` merge key by key). This module is pure: the model, the merge, and the two
-transformations (a definition, a call's arguments); `guard/policy.py` decides which overrides
+transformations (a definition, a call's arguments); `guard/views.py` decides which overrides
 apply to whom.
 """
 

@@ -20,7 +20,8 @@ from typing import Protocol
 import anyio
 
 from router.errors import ConfigError
-from router.guard.policy import Guard, Policy
+from router.guard.guard import Guard
+from router.guard.policy import Policy
 from router.kv.base import KeyValueStore, StoreUnavailable
 from router.observe.metrics import Metrics
 

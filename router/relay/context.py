@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from router.eras import Era
 from router.guard.agent import ANONYMOUS, Agent
-from router.guard.policy import OPEN, View
+from router.guard.views import OPEN, View
 from router.observe.tracing import Trace
 from router.upstream.balancer import Instance
 from router.upstream.base import MessageHandler
@@ -28,7 +28,7 @@ class CallContext:
     client_capabilities: dict[str, Any] = field(default_factory=dict)
     log_level: str | None = None
     agent: Agent = ANONYMOUS
-    view: View = OPEN  # what this agent may see and use (router/guard/policy.py)
+    view: View = OPEN  # what this agent may see and use (router/guard/views.py)
     trace: Trace | None = None
     session_id: str | None = None
     # Filled in by the handler for the audit record and metrics: what the request reached.

@@ -40,8 +40,9 @@ from router.guard.backend_tokens import BackendSigner
 from router.guard.budgets import Budgets, Held
 from router.guard.conditions import CallFacts
 from router.guard.credential_keys import KeyedSecrets
-from router.guard.policy import OPEN, Kind, NamespaceView, View
+from router.guard.policy_document import Kind
 from router.guard.ratelimit import agent_of
+from router.guard.views import OPEN, NamespaceView, View
 from router.lifecycle import Service
 from router.relay import output_limit, rewrite
 from router.relay.asking import Asker
@@ -273,7 +274,7 @@ class Dispatcher(Service):
         if ctx.view.conditional:  # rules with a `when` look at this call (guard/conditions.py)
             await self._check_conditions(ctx, target, params)
         call = {**params, "name": target.name}
-        if not ctx.view.open:  # overrides may fix or default arguments (guard/policy.py)
+        if not ctx.view.open:  # overrides may fix or default arguments (guard/views.py)
             arguments = params.get("arguments")
             completed = ctx.view.arguments(self.index, str(name), arguments)
             if completed is not arguments:

@@ -32,7 +32,8 @@ from router.catalog.index import Index, Target
 from router.catalog.search.index import DocKey
 from router.catalog.search.live import Found, LiveSearch, Shown
 from router.errors import INVALID_PARAMS, RPCError
-from router.guard.policy import ToolsMode, View
+from router.guard.policy_document import ToolsMode
+from router.guard.views import View
 from router.relay.context import CallContext, Result
 
 MODES: tuple[ToolsMode, ...] = ("all", "search", "auto")

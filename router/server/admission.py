@@ -2,7 +2,7 @@
 
 Every endpoint that calls tools (`/mcp` and `/v1/tools`) admits through `Admission.admit`, so
 they share one set of checks: Host and Origin (`security.py`, against DNS rebinding), then
-identity (`guard/identity.py`) and the agent's policy view (`guard/policy.py`). The result is an
+identity (`guard/identity.py`) and the agent's policy view (`guard/views.py`). The result is an
 `Admitted` caller, passed explicitly down the request path, or a `Refusal` each endpoint renders
 in its own format. The media-type checks of a request are here too, as predicates the
 endpoints answer in their own words.
@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from router.guard.agent import ANONYMOUS, Agent, AuthError
+from router.guard.guard import Guard
 from router.guard.identity import Authenticator
-from router.guard.policy import OPEN, Guard, View
+from router.guard.views import OPEN, View
 from router.observe import tracing
 from router.observe.metrics import Metrics
 from router.server.replies import Scope

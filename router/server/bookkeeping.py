@@ -19,7 +19,7 @@ import orjson
 
 from router.errors import BACKEND_TIMEOUT, BACKEND_UNAVAILABLE, BUDGET_EXCEEDED, INVALID_PARAMS, POLICY_DENIED
 from router.guard.budgets import BudgetWarning
-from router.guard.policy import NamespaceView
+from router.guard.views import NamespaceView
 from router.observe.audit import AuditLog
 from router.observe.metrics import Metrics
 from router.observe.tracing import Trace

@@ -23,8 +23,8 @@ import orjson
 
 from router import eras
 from router.errors import INVALID_PARAMS, PARSE_ERROR, RPCError
+from router.guard.guard import Guard
 from router.guard.identity import Authenticator
-from router.guard.policy import Guard
 from router.observe.metrics import Metrics
 from router.relay.dispatch import Dispatcher
 from router.relay.meta_tools import tools_mode_of

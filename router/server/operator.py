@@ -14,10 +14,12 @@ from typing import Any, Protocol
 from router.catalog.index import LIST_KINDS
 from router.catalog.sources.base import CatalogSource
 from router.guard.agent import Agent, AuthError
+from router.guard.guard import Guard
 from router.guard.identity import Authenticator
-from router.guard.policy import KIND_OF_LIST, Guard, exposed_name
+from router.guard.policy_document import KIND_OF_LIST
 from router.guard.policy_sources import PolicySource
 from router.guard.ratelimit import RateStore
+from router.guard.views import exposed_name
 from router.observe.metrics import Metrics
 from router.relay.capabilities import Capabilities
 from router.server.replies import Scope, Send, decoded_headers, send_json

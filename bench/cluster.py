@@ -12,6 +12,10 @@ kept-alive connections, one request at a time) measures:
 - *embedded first*: the first `tools/call` right after `initialize`, on the embedded router;
 - *shared cold*: the first `tools/call` on replica B for a session initialized on replica A
   (B has never seen it: it loads the record from JetStream KV);
+- *shared first*: the first `tools/call` on replica A for a session initialized on A (a cache
+  hit), timed alternately with *shared cold* session by session, so that the machine's load
+  weighs on both alike: `cold_over_hit_p50_ms` (shared cold - shared first) is the price of the
+  cache miss alone;
 - *delivery*: a notification `deliver()`ed on one replica's bus reaching the GET-stream inbox
   of a session held by another (two buses on two NATS connections in this process).
 
@@ -215,12 +219,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 embedded_warm = await warm(http, ports["embedded"], args.calls)
                 shared_warm = await warm(http, ports["a"], args.calls)
                 embedded_first = await first_call(http, ports["embedded"], ports["embedded"], args.sessions)
-                shared_cold = await first_call(http, ports["a"], ports["b"], args.sessions)
+                shared_first, shared_cold = [], []
+                for _ in range(args.sessions):
+                    shared_first += await first_call(http, ports["a"], ports["a"], 1)
+                    shared_cold += await first_call(http, ports["a"], ports["b"], 1)
                 delivered = await delivery(nats_url, args.calls)
                 result = {
                     "embedded_warm_p50_ms": ms(p(embedded_warm, 0.5)),
                     "shared_warm_p50_ms": ms(p(shared_warm, 0.5)),
                     "embedded_first_p50_ms": ms(p(embedded_first, 0.5)),
+                    "shared_first_p50_ms": ms(p(shared_first, 0.5)),
                     "shared_cold_p50_ms": ms(p(shared_cold, 0.5)),
                     "delivery_p50_ms": ms(p(delivered, 0.5)),
                     "delivery_p99_ms": ms(p(delivered, 0.99)),
@@ -230,6 +238,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 result["added_cold_p50_ms"] = round(
                     result["shared_cold_p50_ms"] - result["embedded_first_p50_ms"], 3
+                )
+                result["cold_over_hit_p50_ms"] = round(
+                    result["shared_cold_p50_ms"] - result["shared_first_p50_ms"], 3
                 )
                 print(f"round {number + 1}: {result}", flush=True)
                 rounds.append(result)

@@ -17,7 +17,7 @@ import anyio
 import pytest
 
 from router.cluster.link import NatsLink
-from router.cluster.sessions import NatsSessionStore
+from router.cluster.sessions import RECENT, NatsSessionStore
 from router.state.sessions import SessionIds, SessionRecord
 from tests.support.cluster import NatsServer, nats_server
 
@@ -126,11 +126,25 @@ async def test_a_replica_that_never_saw_a_session_serves_it_and_holds_nothing_el
     big, small, third = stores
     created = [await _new(big, f"c{n}") for n in range(20)]
     await anyio.sleep(0.2)  # the watch has delivered every create to every replica by now
-    assert len(third) == 0 and not third._tokens  # nothing kept of sessions it does not serve
+    assert len(third) == 0 and not third._tokens  # none held: it serves none of them
     session = await third.load(created[7])
     assert session is not None and session.record.client_info == {"name": "c7"}
     assert len(third) == 1
     assert await small.load(third.ids.new()) is None  # valid but unknown id
+    deleted = await _new(big, "deleted")
+    assert await big.delete(deleted)
+    await anyio.sleep(0.2)
+    assert await third.load(deleted) is None  # the watch's delete forgot the create it had kept
+
+
+async def test_records_kept_of_sessions_not_held_are_bounded(stores: list[NatsSessionStore]) -> None:
+    """What the watch keeps of the records other replicas just wrote (so that a first request
+    after `initialize` elsewhere is a decode) stays within a fixed count, whatever the cluster."""
+    big, _, third = stores
+    for n in range(RECENT + 100):
+        await _new(big, f"r{n}")
+    await anyio.sleep(0.5)
+    assert len(third._recent) == RECENT and len(third) == 0
 
 
 async def test_a_deletion_while_the_watch_was_away_is_found_on_reconnect(

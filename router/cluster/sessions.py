@@ -12,7 +12,10 @@ get), so memory follows this replica's own sessions, not the cluster's. One watc
 follows the bucket's new writes from the moment it starts (not the entries already there) and
 acts only on keys it holds: a deletion anywhere closes the local copy and its stream, a newer
 record from another replica replaces the cached one. After a reconnect the held keys are read
-again (whatever changed meanwhile was not watched). A held copy is trusted for one idle timeout
+again (whatever changed meanwhile was not watched). The watch also keeps the last records
+written for sessions not held here, a thousand for at most ten seconds: behind a balancer that
+hashes on the session id, a session's first request after `initialize` usually reaches another
+replica than the one that created it, and is then a decode instead of a get. A held copy is trusted for one idle timeout
 after this replica last knew it current (its own write, the watch, a fetch): the bucket ages
 records out without telling watchers, so an older copy is fetched again before it is served.
 Dropping a session from the cache is not ending it: its record stays in the bucket for the next
@@ -64,6 +67,10 @@ DELETED = frozenset({"DEL", "PURGE"})
 # nats-server 2.11+ marks an entry removed by its TTL or a purge with this header instead.
 MARKER_REASONS = {"MaxAge": "PURGE", "Purge": "PURGE", "Remove": "DEL"}
 EndedListener = Callable[[str], Awaitable[None]]
+# The watch keeps the last RECENT records written for sessions not held here, each for RECENT_AGE
+# seconds: the first request after `initialize` on another replica is then a decode, not a get.
+RECENT = 1024
+RECENT_AGE = 10.0
 # What the watch saw of a key while a fetch of it was in flight: (operation, revision, value).
 News = tuple[str | None, int, bytes]
 
@@ -127,6 +134,8 @@ class NatsSessionStore(MemorySessionStore, Service):
         self._writing: dict[str, list[bytes]] = {}
         self._tokens: dict[str, str] = {}  # bucket key -> session id, for the watch
         self._fetching: dict[str, list[News]] = {}  # bucket key -> what the watch saw meanwhile
+        # Records of sessions not held here the watch delivered last: (value, revision, when).
+        self._recent: OrderedDict[str, tuple[bytes, int, float]] = OrderedDict()
         self.evicted = 0  # sessions dropped from the cache to keep it within its capacity
         self._refresh_send, self._refresh_receive = anyio.create_memory_object_stream[str](4096)
         self._watch_scope: anyio.CancelScope | None = None
@@ -152,6 +161,7 @@ class NatsSessionStore(MemorySessionStore, Service):
         if self._watch_scope is not None:
             self._watch_scope.cancel()
             self._watch_scope = None
+        self._recent.clear()  # the watch has a gap now: what it delivered may be stale
         if not up or self._tg is None:
             return
         try:
@@ -242,13 +252,26 @@ class NatsSessionStore(MemorySessionStore, Service):
             raise KeyNotFoundError
         return (None, entry.revision or 0, entry.value)
 
+    def _keep_recent(self, key: str, operation: str | None, revision: int, value: bytes) -> None:
+        """Keep the last few records written elsewhere for a moment: behind a balancer hashing on
+        the session id, a session's first request after `initialize` usually reaches another
+        replica than the one that created it, a few milliseconds after the create."""
+        if operation in DELETED:
+            self._recent.pop(key, None)
+            return
+        self._recent[key] = (value, revision, time.monotonic())
+        self._recent.move_to_end(key)
+        if len(self._recent) > RECENT:
+            self._recent.popitem(last=False)
+
     async def _on_entry(self, key: str, operation: str | None, revision: int, value: bytes) -> None:
         fetching = self._fetching.get(key)
         if fetching is not None:
             fetching.append((operation, revision, value))
         session_id = self._tokens.get(key)
         if session_id is None:
-            return  # not held here: nothing to keep
+            self._keep_recent(key, operation, revision, value)
+            return
         session = self._cache.get(session_id)
         if session is None:
             return
@@ -313,22 +336,12 @@ class NatsSessionStore(MemorySessionStore, Service):
         session = self.get(session_id)
         if session is not None:
             return session
-        kv = self._kv
-        if kv is None or not self.link.connected:
-            raise SessionUnavailable("the session store (NATS) is unreachable from this replica; retry")
         token = token_of(session_id)
-        news: list[News] = self._fetching.setdefault(token, [])
-        try:
-            found = await self._fetch(token)
-        except KeyNotFoundError:
-            found = ("DEL", 0, b"")
-        except Exception as exc:
-            raise SessionUnavailable(f"the session store did not answer ({exc}); retry") from None
-        finally:
-            if self._fetching.get(token) is news:
-                del self._fetching[token]
-        # A write or delete the watch delivered while the fetch was in flight may be newer.
-        operation, revision, value = _newest(found, news)
+        recent = self._recent.pop(token, None)
+        if recent is not None and time.monotonic() - recent[2] < RECENT_AGE:
+            operation, revision, value = None, recent[1], recent[0]  # just written elsewhere
+        else:
+            operation, revision, value = await self._fetch_for_load(token)
         if operation in DELETED:
             return None
         session = self._cache.get(session_id)  # a concurrent load got there first
@@ -341,6 +354,23 @@ class NatsSessionStore(MemorySessionStore, Service):
         session = CachedSession(record, revision=revision, written=now, current=now)
         self._remember(session)
         return session
+
+    async def _fetch_for_load(self, token: str) -> News:
+        kv = self._kv
+        if kv is None or not self.link.connected:
+            raise SessionUnavailable("the session store (NATS) is unreachable from this replica; retry")
+        news: list[News] = self._fetching.setdefault(token, [])
+        try:
+            found = await self._fetch(token)
+        except KeyNotFoundError:
+            found = ("DEL", 0, b"")
+        except Exception as exc:
+            raise SessionUnavailable(f"the session store did not answer ({exc}); retry") from None
+        finally:
+            if self._fetching.get(token) is news:
+                del self._fetching[token]
+        # A write or delete the watch delivered while the fetch was in flight may be newer.
+        return _newest(found, news)
 
     async def save(self, session: LocalSession) -> None:
         await self._write(session)

@@ -171,10 +171,21 @@ async def test_a_deletion_while_the_watch_was_away_is_found_on_reconnect(
             await anyio.sleep(0.01)
 
 
-async def test_a_copy_is_not_served_after_the_bucket_aged_the_record_out(nats: NatsServer) -> None:
+async def test_a_copy_is_not_served_after_the_bucket_aged_the_record_out(
+    nats: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async with AsyncExitStack() as stack:
         a, b = await _stores(stack, nats, [10, 10], idle_timeout=1.0)
         session_id = await _new(a, "aging")
+        fetch = b._fetch
+
+        async def fetched_as_the_watch_delivers_the_create(token: str) -> tuple[str | None, int, bytes]:
+            found = await fetch(token)
+            await b._on_entry(token, found[0], found[1], found[2])  # not held yet: kept as recent
+            return found
+
+        monkeypatch.setattr(b, "_fetch", fetched_as_the_watch_delivers_the_create)
+        b._recent.clear()  # as if the watch had not delivered the create before the request
         assert await b.load(session_id) is not None
         await anyio.sleep(1.6)  # nobody used it: the bucket forgot it, without telling watchers
         assert b.get(session_id) is None

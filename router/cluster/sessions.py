@@ -120,6 +120,7 @@ class NatsSessionStore(MemorySessionStore, Service):
         self.idle_timeout = idle_timeout
         self.refresh_every = idle_timeout / 4
         self.capacity = capacity
+        self._recent_age = min(RECENT_AGE, idle_timeout / 4)  # well inside the record's TTL
         self.on_ended = tuple(on_ended)
         self.on_record_changed = on_record_changed
         self._kv: KeyValue | None = None
@@ -338,7 +339,7 @@ class NatsSessionStore(MemorySessionStore, Service):
             return session
         token = token_of(session_id)
         recent = self._recent.pop(token, None)
-        if recent is not None and time.monotonic() - recent[2] < RECENT_AGE:
+        if recent is not None and time.monotonic() - recent[2] < self._recent_age:
             operation, revision, value = None, recent[1], recent[0]  # just written elsewhere
         else:
             operation, revision, value = await self._fetch_for_load(token)
@@ -408,7 +409,9 @@ class NatsSessionStore(MemorySessionStore, Service):
         session_id = session.record.id
         self._cache[session_id] = session
         self._cache.move_to_end(session_id)
-        self._tokens[token_of(session_id)] = session_id
+        token = token_of(session_id)
+        self._tokens[token] = session_id
+        self._recent.pop(token, None)  # kept by the watch while it was fetched: stale once held
         for _ in range(len(self._cache)):
             if len(self._cache) <= self.capacity:
                 return

@@ -11,7 +11,8 @@ kept-alive connections, one request at a time) measures:
 - *shared warm*: the same on a replica that holds the session in its cache;
 - *embedded first*: the first `tools/call` right after `initialize`, on the embedded router;
 - *shared cold*: the first `tools/call` on replica B for a session initialized on replica A
-  (B has never seen it: it loads the record from JetStream KV);
+  (B has never served it: it decodes the record its watch kept a moment ago, or fetches it
+  from JetStream KV when the watch has not delivered it yet);
 - *shared first*: the first `tools/call` on replica A for a session initialized on A (a cache
   hit), timed alternately with *shared cold* session by session, so that the machine's load
   weighs on both alike: `cold_over_hit_p50_ms` (shared cold - shared first) is the price of the

@@ -9,9 +9,7 @@ raises RPCError for anything the client should see as a JSON-RPC error.
 from __future__ import annotations
 
 import difflib
-import itertools
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -23,14 +21,12 @@ from router.catalog.index import Index, ListKind, Target
 from router.eras import (
     MODERN_VERSION,
     SERVER_INFO_KEY,
-    for_era,
     is_modern,
     method_in_era,
 )
 from router.errors import (
     INVALID_PARAMS,
     METHOD_NOT_FOUND,
-    BackendUnavailable,
     CallInterrupted,
     PolicyDenied,
     RateLimited,
@@ -47,16 +43,16 @@ from router.lifecycle import Service
 from router.relay import output_limit, rewrite
 from router.relay.asking import Asker
 from router.relay.attempts import CallRecords
-from router.relay.call_relay import LOG_LEVELS, CallRelay
+from router.relay.call_relay import LOG_LEVELS
 from router.relay.capabilities import Capabilities
 from router.relay.context import CallContext, Result
 from router.relay.cursors import CursorCodec
-from router.relay.era_bridge import EraBridge, ForwardParked
+from router.relay.era_bridge import ForwardParked
+from router.relay.forward import Forwarder
 from router.relay.meta_tools import META_NAMES, ToolSearch, unknown_tool
 from router.relay.output_limit import OutputLimits
-from router.relay.parking import Parking, StateCodec
-from router.upstream.base import Message, MessageHandler, Outside
-from router.upstream.leases import Client, Lease
+from router.relay.parking import Parking
+from router.upstream.base import Message
 from router.upstream.pool import BackendPool
 
 log = logging.getLogger("toolmesh.relay")
@@ -121,9 +117,6 @@ class Dispatcher(Service):
         self.records = records
         self.pool = pool
         self.tool_search = tool_search
-        self.forward_identity = forward_identity
-        self.signer = signer  # signs identity tokens for backends that opt in
-        self.secrets = secrets  # credentials kept in Consul/etcd
         self.limiter = limiter
         self.budgets = budgets  # checked only for a view that has budgets (guard/budgets.py)
         self.output_limits = output_limits or OutputLimits(0)
@@ -131,13 +124,17 @@ class Dispatcher(Service):
         self.page_size = page_size
         self.list_ttl_ms = list_ttl_ms
         self.asker = asker
-        # Only with parking: how 2026-07-28 clients use legacy backends that ask questions.
-        self.bridge = EraBridge(pool, parking, forward_parked) if parking is not None else None
+        self.forwarder = Forwarder(
+            pool,
+            asker,
+            parking,
+            forward_parked,
+            forward_identity=forward_identity,
+            signer=signer,
+            secrets=secrets,
+        )
         self.on_subscriptions = on_subscriptions
-        self._progress_ids = itertools.count(1)
         self.capability_calls = Capabilities(pool.caller.all_open, pool.caller.may_repeat)
-        # Where backends' questions to clients are answered (see `run`); None until it runs.
-        self._questions: TaskGroup | None = None
         self._handlers: dict[str, Handler] = {
             "ping": self._ping,
             "tools/call": self._call_tool,
@@ -162,10 +159,10 @@ class Dispatcher(Service):
         A question (sampling, elicitation, roots) may take the client minutes, so it runs beside
         its call instead of blocking the channel's reader. One long-lived group instead of one per
         call keeps the common call, which asks nothing, free of task group set-up."""
-        self._questions = tg
+        self.forwarder.questions = tg
 
     async def stop(self) -> None:
-        self._questions = None
+        self.forwarder.questions = None
 
     async def dispatch(self, ctx: CallContext, method: str, params: dict[str, Any]) -> Result:
         handler = self._handlers.get(method)
@@ -300,12 +297,12 @@ class Dispatcher(Service):
                 raise
         records, key = self.records, ctx.attempt
         if records is None or key is None or self.pool.caller.may_repeat(target.server, target.name):
-            result = await self._forward(ctx, target, "tools/call", call)
+            result = await self.forwarder.forward(ctx, target, "tools/call", call)
         else:
             if not await records.begin(key):
                 raise CallInterrupted(name or target.name)
             try:
-                result = await self._forward(ctx, target, "tools/call", call)
+                result = await self.forwarder.forward(ctx, target, "tools/call", call)
             finally:
                 records.end(key)
         result = rewrite.rewrite_tool_result(self.index.naming, target.server, result)
@@ -348,7 +345,7 @@ class Dispatcher(Service):
 
     async def _get_prompt(self, ctx: CallContext, params: dict[str, Any]) -> Result:
         target = self._named(ctx, "prompts", params.get("name"))
-        result = await self._forward(ctx, target, "prompts/get", {**params, "name": target.name})
+        result = await self.forwarder.forward(ctx, target, "prompts/get", {**params, "name": target.name})
         result = rewrite.rewrite_prompt_result(self.index.naming, target.server, result)
         messages = result.get("messages")
         if ctx.view.open or not isinstance(messages, list):
@@ -362,7 +359,7 @@ class Dispatcher(Service):
 
     async def _read_resource(self, ctx: CallContext, params: dict[str, Any]) -> Result:
         target = self._resource_target(ctx, params.get("uri"))
-        result = await self._forward(ctx, target, "resources/read", {**params, "uri": target.name})
+        result = await self.forwarder.forward(ctx, target, "resources/read", {**params, "uri": target.name})
         return rewrite.rewrite_read_result(self.index.naming, target.server, result)
 
     async def _complete(self, ctx: CallContext, params: dict[str, Any]) -> Result:
@@ -379,7 +376,7 @@ class Dispatcher(Service):
             raise RPCError(
                 INVALID_PARAMS, f"unknown ref type {ref.get('type')!r}; use ref/prompt or ref/resource"
             )
-        return await self._forward(ctx, target, "completion/complete", {**params, "ref": new_ref})
+        return await self.forwarder.forward(ctx, target, "completion/complete", {**params, "ref": new_ref})
 
     async def _set_level(self, ctx: CallContext, params: dict[str, Any]) -> Result:
         level = params.get("level")
@@ -441,149 +438,9 @@ class Dispatcher(Service):
         ctx.server = target.server
         return target
 
-    async def _forward(
-        self, ctx: CallContext, target: Target, method: str, params: dict[str, Any]
-    ) -> dict[str, Any]:
-        # A legacy client's capabilities and log level reach a 2026-07-28 backend in each
-        # request's envelope, added by the upstream session (`Client.envelope`).
-        bridge, modern = self.bridge, is_modern(ctx.era)
-        if bridge is not None and StateCodec.is_ours(params.get("requestState")):
-            reply = await bridge.resume(ctx, target.server, params)
-            return self._result(ctx, target, reply)
-        relay = CallRelay(ctx, params, next(self._progress_ids), self.asker, self._questions)
-        tool = target.name if method == "tools/call" else None
-        # Bridging is for a backend that does not speak this client's era (a backend that
-        # speaks both is spoken to in it: upstream/other_era.py).
-        if modern and bridge is not None and not await self.pool.pick(target.server).speaks(ctx.era):
-            headers = await self._upstream_headers(ctx, target.server)
-            reply = await bridge.start(ctx, target.server, relay, method, tool, headers)
-            return self._result(ctx, target, reply)
-        reply = await self._call(ctx, target.server, relay, method, relay.upstream_params, tool)
-        result = self._result(ctx, target, reply)
-        if not modern and result.get("resultType") == "input_required" and self.asker is not None:
-
-            async def again(answers: dict[str, Any], state: Any) -> dict[str, Any]:
-                retry = {**relay.upstream_params, "inputResponses": answers}
-                if state is not None:
-                    retry["requestState"] = state
-                return self._result(
-                    ctx, target, await self._call(ctx, target.server, relay, method, retry, tool)
-                )
-
-            result = await self.asker.complete_input_required(ctx, result, again)
-        return for_era(result, ctx.era)
-
-    async def _call(
-        self,
-        ctx: CallContext,
-        server: str,
-        relay: CallRelay,
-        method: str,
-        params: dict[str, Any],
-        tool: str | None,
-    ) -> Message:
-        """One upstream call through the caller (balancing, breakers, retries); questions the
-        backend asks meanwhile are answered in the dispatcher's question task group."""
-        client = Client(ctx.era, ctx.client_capabilities, ctx.session_id, self._outside(ctx), ctx.log_level)
-
-        def handler_for(lease: Lease) -> MessageHandler:
-            """Per attempt: the client's own upstream session, if the backend lent one, is
-            remembered with the client's session; questions are answered on the lease."""
-            own = lease.own_session_id
-            if own is not None and ctx.upstream is not None:
-                ctx.upstream[f"{lease.backend.server}/{lease.backend.record.instance_id}"] = {
-                    "session_id": own
-                }
-            return relay.handler_for(lease)
-
-        relay.begin()
-        began = time.perf_counter()
-        try:
-            return await self.pool.caller.call(
-                server,
-                method,
-                params,
-                tool=tool,
-                client=client,
-                handler_for=handler_for,
-                affinity=ctx.affinity,
-                headers=await self._upstream_headers(ctx, server),
-                param_headers=ctx.forward_headers,
-                on_attempt=ctx.attempting,
-            )
-        finally:
-            ctx.upstream_time = (began, time.perf_counter())  # for the upstream span (observe/otel.py)
-            relay.end()  # questions still being answered end with the call
-
-    def _outside(self, ctx: CallContext) -> Outside | None:
-        """How this client answers what a backend asks or says on the client's own upstream
-        session outside any call: requests go to its GET stream, logs too; list changes and
-        resource updates reach everyone through the shared session, so they are not its own."""
-        session_id, asker = ctx.session_id, self.asker
-        if session_id is None or asker is None:
-            return None
-        capabilities = ctx.client_capabilities
-
-        async def outside(message: Message) -> Message | None:
-            method = message.get("method")
-            if "id" in message and isinstance(method, str):
-                return await asker.ask_outside(session_id, capabilities, method, message.get("params"))
-            if method == "notifications/message":
-                await asker.bus.deliver(session_id, message)
-            return None
-
-        return outside
-
-    def _result(self, ctx: CallContext, target: Target, reply: Message) -> dict[str, Any]:
-        result = reply.get("result")
-        if isinstance(result, dict):
-            return result
-        error = reply.get("error")
-        if isinstance(error, dict) and isinstance(error.get("code"), int):
-            raise RPCError(error["code"], str(error.get("message", "")), error.get("data"))
-        raise RPCError(-32603, f"server '{target.server}' sent a malformed response")
-
-    async def _upstream_headers(self, ctx: CallContext, server: str) -> dict[str, str] | None:
-        """Per-request headers for HTTP backends: trace context and, if enabled, who is asking.
-
-        The agent's own Authorization never goes upstream: client headers are not forwarded at
-        all, and a backend's credentials come from its catalog entry (router/catalog/config_file.py).
-        """
-        policy = self.pool.policy_of(server)
-        identity = policy.identity if policy is not None and self.signer is not None else None
-        credential = (
-            policy.credential_for(ctx.agent.id, ctx.agent.groups) if policy and policy.credentials else None
-        )
-        if ctx.trace is None and not self.forward_identity and identity is None and credential is None:
-            return None
-        headers: dict[str, str] = {}
-        if credential is not None:  # the agent's or its group's own credential
-            headers.update(credential.headers)
-            if credential.key is not None:
-                if self.secrets is None:
-                    raise BackendUnavailable(
-                        server, "its credential is kept in a store this router does not read"
-                    )
-                headers["Authorization"] = f"Bearer {await self.secrets.get(server, credential.key)}"
-        if identity is not None and self.signer is not None:
-            view = ctx.view
-            headers |= self.signer.headers(
-                identity, identity.audience or server, ctx.agent.id, ctx.agent.groups,
-                view.namespace.name if isinstance(view, NamespaceView) else "",
-                ctx.attempt or (ctx.trace.trace_id if ctx.trace is not None else None),
-            )  # fmt: skip
-        if ctx.trace is not None:
-            headers["traceparent"] = ctx.trace.traceparent()
-        if self.forward_identity:
-            headers["x-toolmesh-agent"] = ctx.agent.id
-            headers["x-toolmesh-groups"] = ",".join(sorted(ctx.agent.groups))
-        return headers
-
     async def resume_here(self, server: str, params: dict[str, Any], ctx: CallContext) -> Message:
         """Serve a retry another replica forwarded for a call parked here."""
-        if self.bridge is None:
-            raise RPCError(INVALID_PARAMS, "this replica parks no calls")
-        return await self.bridge.resume(ctx, server, params)
+        return await self.forwarder.resume_here(server, params, ctx)
 
     async def forget_client(self, session_id: str) -> None:
         """A legacy session ended: close the upstream sessions opened for it."""

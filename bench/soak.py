@@ -71,6 +71,7 @@ LIMIT = 30  # calls/s per agent (toolmesh.limits, per agent); the steady agents 
 FLOOD_SECONDS = 10.0
 HANG_SECONDS = 10.0
 SAMPLE_EVERY = 5.0
+TICKS = os.sysconf("SC_CLK_TCK")
 TOOLS: dict[str, dict[str, Any]] = {
     "alpha__echo": {"text": "soak"},
     "beta__echo": {"text": "soak"},
@@ -242,14 +243,21 @@ class Cluster:
         for role, part in self.parts.items():
             if part.process is None or not part.process.is_running():
                 continue
-            rss, fds = 0, 0
+            rss, fds, cpu = 0, 0, 0.0
             for pid in [part.process.pid, *descendants(part.process.pid)]:
                 with contextlib.suppress(OSError, ValueError):
                     status = Path(f"/proc/{pid}/status").read_text()
                     match = re.search(r"^VmRSS:\s+(\d+) kB", status, flags=re.MULTILINE)
                     rss += int(match[1]) if match else 0
                     fds += len(os.listdir(f"/proc/{pid}/fd"))
-            found[role] = {"rss_mib": round(rss / 1024, 2), "fds": fds, "pid": part.process.pid}
+                    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    cpu += (int(stat[11]) + int(stat[12])) / TICKS  # utime + stime
+            found[role] = {
+                "rss_mib": round(rss / 1024, 2),
+                "fds": fds,
+                "pid": part.process.pid,
+                "cpu_s": round(cpu, 2),
+            }
         return found
 
     def sessions(self) -> dict[str, float]:

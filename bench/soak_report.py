@@ -16,6 +16,7 @@ Targets (issue 21):
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import sys
 from collections import Counter
@@ -87,6 +88,25 @@ def _rss_growth(samples: list[dict[str, Any]], window_start: float, end: float) 
             "rss_last_mib": round(final, 1),
             "growth": round(growth, 4),
             "ok": growth < RSS_GROWTH,
+        }
+    return found
+
+
+def _cpu(samples: list[dict[str, Any]], calls: int) -> dict[str, Any]:
+    """CPU seconds each process used over the run (deltas between samples of one PID, so a
+    restart loses at most one sampling interval), per call and in cores."""
+    found: dict[str, Any] = {}
+    span = samples[-1]["t"] - samples[0]["t"] if len(samples) > 1 else 0.0
+    for role in sorted({role for s in samples for role in s["usage"]}):
+        used = 0.0
+        for before, after in itertools.pairwise(samples):
+            a, b = before["usage"].get(role), after["usage"].get(role)
+            if a and b and a["pid"] == b["pid"] and "cpu_s" in a:
+                used += max(0.0, b["cpu_s"] - a["cpu_s"])
+        found[role] = {
+            "cpu_s": round(used, 1),
+            "ms_per_call": round(used * 1000 / calls, 3) if calls else None,
+            "cores": round(used / span, 3) if span else None,
         }
     return found
 
@@ -225,6 +245,7 @@ def evaluate(raw: dict[str, Any]) -> dict[str, Any]:
         "faults": fault_rows,
         "minutes": minutes,
         "rss_growth": rss,
+        "cpu": _cpu(samples, len(calls)),
         "verdict": verdict,
     }
 
@@ -290,6 +311,15 @@ def markdown(report: dict[str, Any]) -> str:
             )
         else:
             lines.append(f"| {role} | - | - | not judged: {r['why']} |")
+    lines += [
+        "",
+        "CPU per process over the run (every call counted, the flood's too):",
+        "",
+        "| process | CPU s | ms per call | cores |",
+        "| --- | --- | --- | --- |",
+    ]
+    for role, c in report.get("cpu", {}).items():
+        lines.append(f"| {role} | {c['cpu_s']} | {_cell(c['ms_per_call'])} | {_cell(c['cores'])} |")
     v = report["verdict"]
     lines += ["", "Verdict: " + ("PASSED" if v["passed"] else "FAILED") + " " + str(v)]
     if report["not_in_flight"]:

@@ -8,7 +8,9 @@ policy stays; the Rego versions of the three rules of docs/security.md decide as
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +25,7 @@ from router.errors import POLICY_DENIED, ConfigError
 from router.guard.agent import Agent
 from router.guard.conditions import CallFacts
 from router.guard.guard import Guard
+from router.guard.rego import RegoWorkers
 from router.up.processes import children
 from tests.conftest import RouterHandle, run_router
 from tests.guard_support import client_with, decides_the_documented_rules, guarded_env
@@ -268,6 +271,50 @@ async def test_a_slow_decision_is_denied_within_its_budget_while_other_calls_go_
         async with aiohttp.ClientSession() as http, http.get(f"{router.base_url}/metrics") as response:
             metrics = await response.text()
         assert 'toolmesh_policy_decision_failures_total{reason="timeout"}' in metrics
+
+
+def _worker_pids() -> set[int]:
+    """This process's Rego worker processes (a `RegoWorkers` entered here)."""
+    pids = set()
+    for pid in children(os.getpid()):
+        with contextlib.suppress(OSError):
+            if b"rego_worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                pids.add(pid)
+    return pids
+
+
+@pytest.mark.parametrize("grace", [120.0, 0.2], ids=["answers-in-its-grace", "runaway"])
+async def test_a_late_worker_is_taken_back_and_a_runaway_one_replaced(grace: float) -> None:
+    """Either way the call is denied at its budget. A worker that answers within its grace goes
+    back to the pool (a starved host is not a runaway: no restart), one that does not is killed
+    and another started."""
+    policy = {"default": "allow", "rego": {"module": SLOW, "query": "data.x.allow", "budget_ms": 50}}
+    async with RegoWorkers(size=1, grace=grace) as workers:
+        guard = Guard(rego_workers=workers)
+        guard.install(json.dumps(policy).encode(), "test")
+        view = guard.view(Agent("helper", frozenset()))
+
+        inputs = itertools.count(10)
+
+        async def allowed_again() -> None:
+            """Until a quick evaluation passes (a new input each time: cached ones never wait)."""
+            with anyio.fail_after(150):
+                while await view.check_call_within_budget(facts({"a": next(inputs)})) is not None:
+                    await anyio.sleep(0.1)
+
+        await allowed_again()
+        before = _worker_pids()
+        assert len(before) == 1
+        started = time.monotonic()
+        reason = await view.check_call_within_budget(facts({"a": 3_000_000}))  # seconds of work
+        assert reason is not None and "ran over its budget of 50 ms" in reason
+        assert time.monotonic() - started < 3
+        await allowed_again()
+        after = _worker_pids()
+        if grace > 1:
+            assert after == before, "the worker that answered late was replaced"
+        else:
+            assert len(after) == 1 and after.isdisjoint(before), "the runaway worker was kept"
 
 
 def test_decisions_are_cached_only_when_the_module_cannot_see_the_clock() -> None:

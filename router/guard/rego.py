@@ -304,10 +304,12 @@ class _Pool:
         else:
             self._send.send_nowait(worker)
 
-    def close(self, *, busy_too: bool = False) -> None:
+    def close(self, *, busy_too: bool = False) -> list[Process]:
         """No more evaluations here: idle workers end now, busy ones when they answer (the policy
-        was replaced) or now too (the router stops)."""
+        was replaced) or now too (the router stops: their processes are returned, to be waited
+        for)."""
         self.closed = True
+        ended = [worker.process for worker in self._live] if busy_too else []
         if busy_too:
             for worker in list(self._live):
                 self._retire(worker, replace=False)
@@ -316,7 +318,9 @@ class _Pool:
                 worker = self._idle.receive_nowait()
             except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
                 break
+            ended.append(worker.process)
             self._retire(worker, replace=False)
+        return ended
 
     def _retire(self, worker: _Worker, replace: bool) -> None:
         self._live.discard(worker)
@@ -393,5 +397,7 @@ class RegoWorkers(Service):
 
     async def stop(self) -> None:
         self._tg = None
-        for pool in self._pools:
-            pool.close(busy_too=True)
+        ended = [process for pool in self._pools for process in pool.close(busy_too=True)]
+        with anyio.move_on_after(5):  # killed: reaped here, before the event loop goes away
+            for process in ended:
+                await process.aclose()

@@ -7,7 +7,8 @@ reference machine that is about three times the CPU of a bare httptools protocol
 call` whose whole budget is a few hundred microseconds. This protocol keeps what the router
 needs and drops the rest:
 
-- the app still sees ASGI (`http` scope, `receive`, `send`), so every endpoint works unchanged
+- the app still sees ASGI (`http` scope, `receive`, `send`: one `http11_exchange.Exchange` per
+  request), so every endpoint works unchanged
   and uvicorn still runs the process (lifespan, signals, sockets, graceful shutdown);
 - a response's head leaves with its first body bytes, a complete response in one write;
 - idle keep-alive connections are closed by one sweep per second, not a timer per request;
@@ -35,7 +36,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
@@ -44,18 +44,17 @@ from uvicorn.config import Config
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.server import ServerState
 
+from router.server.http11_exchange import Exchange, status_line
+
 log = logging.getLogger("toolmesh.server")
 
-# ASGI scope extension: register a callback for the client leaving (see _Exchange.notify_disconnect).
+# ASGI scope extension: register a callback for the client leaving (see Exchange.notify_disconnect).
 DISCONNECT_EXTENSION = "toolmesh.disconnect"
 HIGH_WATER = 64 * 1024  # request body bytes buffered before we stop reading the socket
 SWEEP_EVERY = 1.0  # seconds between sweeps for idle keep-alive connections
 LINGER_SECONDS = 10.0  # a lingering close lasts at most this long ...
 LINGER_IDLE = 2.0  # ... or this long without a byte from the client ...
 LINGER_BYTES = 64 * 1024 * 1024  # ... or until this many bytes were dropped
-STATUS_LINES = {
-    status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus
-}
 
 
 def _forwarded(scope: dict[str, Any], headers: list[tuple[bytes, bytes]], proxies: Any) -> None:
@@ -77,165 +76,6 @@ def _forwarded(scope: dict[str, Any], headers: list[tuple[bytes, bytes]], proxie
         host, port = proxies.get_trusted_client_address(b", ".join(chain).decode("latin-1"))
         if host:  # an empty header names nobody: the peer stays the client
             scope["client"] = (host, port)
-
-
-def _status_line(status: int) -> bytes:
-    return STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status
-
-
-class _Exchange:
-    """One request and its response, with the ASGI `receive` and `send` the app gets."""
-
-    __slots__ = (
-        "body", "chunked", "complete", "conn", "continue_wanted", "delivered", "disconnected", "head",
-        "keep_alive", "left", "no_body", "on_disconnect", "response_complete", "scope", "sized", "started",
-        "waiter",
-    )  # fmt: skip
-
-    def __init__(
-        self, conn: HttpProtocol, scope: dict[str, Any], keep_alive: bool, continue_wanted: bool
-    ) -> None:
-        self.conn = conn
-        self.scope = scope
-        self.keep_alive = keep_alive
-        self.continue_wanted = continue_wanted
-        self.body = bytearray()
-        self.complete = False  # the whole request body has arrived
-        self.delivered = False  # ... and the app has received all of it
-        self.disconnected = False
-        self.waiter: asyncio.Future[None] | None = None
-        self.started = False
-        self.head = b""  # the response head, until it leaves with the first body bytes
-        self.no_body = scope["method"] == "HEAD"
-        self.chunked = False
-        self.sized = False  # the app gave a Content-Length
-        self.left = 0  # Content-Length bytes still to send
-        self.response_complete = False
-        self.on_disconnect: Callable[[], None] | None = None
-        scope["extensions"] = conn.extensions  # per connection: no reference cycle per request
-
-    def lost(self) -> None:
-        self.disconnected = True
-        self.wake()
-        callback, self.on_disconnect = self.on_disconnect, None
-        if callback is not None and not self.response_complete:
-            callback()
-
-    def wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    # -- ASGI -----------------------------------------------------------------------------------
-
-    async def receive(self) -> dict[str, Any]:
-        if self.continue_wanted:
-            self.continue_wanted = False
-            if not self.disconnected:
-                self.conn.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        while not (self.disconnected or self.response_complete):
-            if self.body or (self.complete and not self.delivered):
-                body, self.body = bytes(self.body), bytearray()
-                self.delivered = self.complete
-                self.conn.resume_reading()
-                return {"type": "http.request", "body": body, "more_body": not self.complete}
-            self.waiter = self.conn.loop.create_future()
-            try:
-                await self.waiter
-            finally:
-                self.waiter = None
-        return {"type": "http.disconnect"}
-
-    async def send(self, message: dict[str, Any]) -> None:
-        conn = self.conn
-        if conn.write_paused and not self.disconnected:
-            await conn.drain()
-        if self.disconnected:
-            return  # as uvicorn does: the app learns of it from receive()
-        kind = message["type"]
-        if kind == "http.response.start" and not self.started:
-            self.started = True
-            self.head = self._head(message["status"], message.get("headers") or ())
-            return
-        if kind != "http.response.body" or not self.started or self.response_complete:
-            raise RuntimeError(f"ASGI message {kind!r} out of order")
-        body: bytes = message.get("body", b"")
-        more: bool = message.get("more_body", False)
-        if self.head:  # the first body bytes: now the framing is known
-            out = self._frame_first(body, more)
-            self.head = b""
-        else:
-            out = self._frame(body, more)
-        if out:
-            conn.transport.write(out)
-        if not more:
-            if self.left > 0:
-                raise RuntimeError("response body shorter than its Content-Length")
-            self.response_complete = True
-            self.wake()
-            conn.response_done(self)
-
-    def _head(self, status: int, headers: Any) -> bytes:
-        """Status line and the app's headers; the framing header is added with the first body."""
-        if not self.complete:  # answered before its body was read: the connection will close
-            self.keep_alive = False
-        key = (status, tuple(headers), self.keep_alive)
-        cached = _HEADS.get(key)
-        if cached is not None:
-            head, self.keep_alive, no_body = cached
-            self.no_body = self.no_body or no_body
-            self.left, self.sized = -1, False
-            return head
-        parts = [_status_line(status)]
-        left = -1
-        for name, value in headers:
-            if b"\r" in value or b"\n" in value or b"\r" in name or b"\n" in name:
-                raise RuntimeError(f"header {name!r} holds a line break")
-            lower = name.lower()
-            if lower == b"content-length":
-                left = int(value)
-            elif lower == b"connection" and b"close" in value.lower():
-                self.keep_alive = False
-            parts += (name, b": ", value, b"\r\n")
-        if not self.keep_alive:
-            parts.append(b"connection: close\r\n")
-        if status < 200 or status in (204, 304):
-            self.no_body = True
-        head = b"".join(parts)
-        if left < 0 and len(_HEADS) < 256:  # sized heads differ in length; the rest repeat
-            _HEADS[key] = (head, self.keep_alive, status < 200 or status in (204, 304))
-        self.left, self.sized = left, left >= 0
-        return head
-
-    def _frame_first(self, body: bytes, more: bool) -> bytes:
-        """The head with its framing, and the first body bytes: a response whose whole body
-        comes in one message gets a Content-Length, a stream is chunked."""
-        if self.no_body:
-            self.left = 0
-            return self.head + b"\r\n"
-        if self.sized:
-            return self.head + b"\r\n" + self._frame(body, more)
-        if not more:
-            self.left = 0
-            return self.head + b"content-length: %d\r\n\r\n" % len(body) + body
-        self.chunked = True
-        return self.head + b"transfer-encoding: chunked\r\n\r\n" + self._frame(body, more)
-
-    def _frame(self, body: bytes, more: bool) -> bytes:
-        if self.no_body:
-            return b""
-        if self.chunked:
-            framed = b"%x\r\n%s\r\n" % (len(body), body) if body else b""
-            return framed if more else framed + b"0\r\n\r\n"
-        if len(body) > self.left:
-            raise RuntimeError("response body longer than its Content-Length")
-        self.left -= len(body)
-        return body
-
-
-# Response heads without a Content-Length, by (status, headers, keep-alive): JSON and SSE replies
-# repeat the same few.
-_HEADS: dict[tuple[int, tuple[tuple[bytes, bytes], ...], bool], tuple[bytes, bool, bool]] = {}
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -279,9 +119,9 @@ class HttpProtocol(asyncio.Protocol):
         # The request being parsed, the one being answered, and any that wait behind it.
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
-        self._parsing: _Exchange | None = None
-        self._active: _Exchange | None = None
-        self._queue: deque[_Exchange] = deque()
+        self._parsing: Exchange | None = None
+        self._active: Exchange | None = None
+        self._queue: deque[Exchange] = deque()
         self.extensions = {DISCONNECT_EXTENSION: self.notify_disconnect}
 
     def notify_disconnect(self, callback: Callable[[], None] | None) -> None:
@@ -395,7 +235,7 @@ class HttpProtocol(asyncio.Protocol):
             self._reject(417, b"Expectation Failed: only 100-continue is supported")
             return
         continue_wanted = expect is not None
-        exchange = _Exchange(self, scope, self.parser.should_keep_alive(), continue_wanted)
+        exchange = Exchange(self, scope, self.parser.should_keep_alive(), continue_wanted)
         self._parsing = exchange
         if self._active is None:
             self._start(exchange)
@@ -422,14 +262,14 @@ class HttpProtocol(asyncio.Protocol):
 
     # -- requests ---------------------------------------------------------------------------------
 
-    def _start(self, exchange: _Exchange) -> None:
+    def _start(self, exchange: Exchange) -> None:
         self._active = exchange
         task = self.loop.create_task(self._run(exchange))
         tasks = self.server_state.tasks
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
-    async def _run(self, exchange: _Exchange) -> None:
+    async def _run(self, exchange: Exchange) -> None:
         try:
             await self.app(exchange.scope, exchange.receive, exchange.send)
         except asyncio.CancelledError:
@@ -446,12 +286,12 @@ class HttpProtocol(asyncio.Protocol):
                 log.error("the ASGI app returned without completing its response")
                 self.transport.close()
 
-    async def _internal_error(self, exchange: _Exchange) -> None:
+    async def _internal_error(self, exchange: Exchange) -> None:
         headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21")]
         await exchange.send({"type": "http.response.start", "status": 500, "headers": headers})
         await exchange.send({"type": "http.response.body", "body": b"Internal Server Error"})
 
-    def response_done(self, exchange: _Exchange) -> None:
+    def response_done(self, exchange: Exchange) -> None:
         """A response is complete: close, or go on with the next request on this connection."""
         if exchange is not self._active:
             return
@@ -488,7 +328,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def _reject(self, status: int, reason: bytes) -> None:
         if self._active is None:
-            head = _status_line(status) + b"content-type: text/plain\r\ncontent-length: %d\r\n" % len(reason)
+            head = status_line(status) + b"content-type: text/plain\r\ncontent-length: %d\r\n" % len(reason)
             self.transport.write(head + b"connection: close\r\n\r\n" + reason)
             self._linger()
         else:

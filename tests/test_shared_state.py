@@ -354,6 +354,28 @@ async def test_a_late_older_claim_does_not_close_the_newer_stream(replicas: list
         assert await new.receive() == message
 
 
+async def test_a_claim_missed_while_away_is_caught_up_when_the_link_is_back(replicas: list[Replica]) -> None:
+    """Claims are plain NATS messages: one published while a replica's connection is down never
+    reaches it. The claims bucket keeps the last claim, so the replica catches up on reconnect."""
+    a, b, _ = replicas
+    session_id = await _new_session(a)
+    on_a, on_b = a.store.get(session_id), await b.store.load(session_id)
+    assert on_a is not None and on_b is not None
+    old = on_a.open_stream()
+    await a.bus.stream_opened(on_a)
+    assert a.bus._claim_sub is not None
+    await a.bus._claim_sub.unsubscribe()  # a hears no claims now, as while its link is down
+    on_b.open_stream()
+    await b.bus.stream_opened(on_b)
+    await anyio.sleep(0.3)
+    assert on_a.outbox is not None  # a missed b's claim
+    await a.bus._on_link(True)  # a's link is back
+    with anyio.fail_after(3):
+        async for _ in old:  # a's older stream is closed by the claim it catches up on
+            pass
+    assert on_b.outbox is not None
+
+
 async def test_streams_opened_at_once_on_two_replicas_leave_exactly_one(replicas: list[Replica]) -> None:
     a, b, _ = replicas
     for _ in range(10):

@@ -14,6 +14,7 @@ import orjson
 from anyio.abc import TaskGroup
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.js.errors import KeyNotFoundError
 
 from router.cluster.link import NatsLink
 from router.lifecycle import Service
@@ -56,8 +57,10 @@ class NatsBus(LocalBus, Service):
     on another replica's claim with a higher revision, also one heard while its own claim was
     being written, and ignores one with a lower revision, however late it arrives. So a message
     is never written to two streams (one stream per session, as on one replica). With NATS down
-    a claim gets no revision (0): only local delivery works, as on one replica, and any claim
-    made once NATS is back is newer.
+    a claim gets no revision (0): only local delivery works, as on one replica. When the link is
+    back (`_catch_up`) a replica reads the bucket's last claim of each stream it holds, since
+    claims published meanwhile never reached it, and numbers and announces its own unnumbered
+    ones.
     """
 
     def __init__(self, sessions: SessionStore, link: NatsLink) -> None:
@@ -68,16 +71,50 @@ class NatsBus(LocalBus, Service):
         self.replica = secrets.token_hex(8).encode()
         self._claim_sub: Subscription | None = None
         self._claims: dict[str, _Claim] = {}  # token -> the claim of a stream held here
+        self._tg: TaskGroup | None = None
 
     async def start(self, tg: TaskGroup) -> None:
+        self._tg = tg
         self.link.watch(self._on_link)
 
     async def _on_link(self, up: bool) -> None:
-        """Follow stream claims once the link is first up."""
+        """Follow stream claims once the link is first up; when it is back, catch up on them."""
         if up and self._claim_sub is None:
             self._claim_sub = await self.link.subscribe(
                 self.link.subject("session", "*", "claim"), self._on_claim
             )
+        elif up and self._tg is not None:
+            self._tg.start_soon(self._catch_up)
+
+    async def _catch_up(self) -> None:
+        """After an outage: claims published meanwhile were not heard, and claims made here
+        meanwhile have no revision. The claims bucket has the last claim of each session: a
+        stream held here that another replica claimed since is closed, and a claim made here
+        while NATS was away is numbered and announced now (so an older stream elsewhere closes)."""
+        try:
+            kv = await self.link.key_value(CLAIMS, ttl=CLAIM_TTL)
+        except Exception:
+            return
+        for token, claim in list(self._claims.items()):
+            if claim.revision is None:
+                continue  # being numbered now: it will be announced
+            if claim.revision == 0:
+                claim.revision = await self._number(token)
+                if claim.revision:
+                    await self._announce(claim)
+                continue
+            try:
+                entry = await kv.get(token)
+            except KeyNotFoundError:
+                continue
+            except Exception:
+                return  # gone again: the next reconnect catches up
+            if (entry.revision or 0) > claim.revision and entry.value != self.replica:
+                self._close_stream(claim)
+
+    async def _announce(self, claim: _Claim) -> None:
+        payload = b"%s %d" % (self.replica, claim.revision or 0)
+        await self.link.publish(self._subject(claim.session_id, "claim"), payload)
 
     async def _on_claim(self, msg: Msg) -> None:
         replica, _, number = msg.data.partition(b" ")
@@ -132,9 +169,7 @@ class NatsBus(LocalBus, Service):
             self._close_stream(claim)  # another replica claimed it after us, and was heard first
             return
         if claim.revision:
-            await self.link.publish(
-                self._subject(session_id, "claim"), b"%s %d" % (self.replica, claim.revision)
-            )
+            await self._announce(claim)
         old = self._streams.pop(session_id, None)
         if old is not None:
             await _unsubscribe(old)

@@ -113,17 +113,9 @@ class Router:
             listen_streams=self.listen_streams,
         )
         self.changes = Changes(
-            self.pool,
-            self.endpoint,
-            self.dispatcher,
-            self.guard,
-            self.sessions,
-            self.listen_streams,
-            self.metrics,
-            updates=shared.updates,
-            interests=shared.interests,
-            tool_search=self.tool_search,
-        )
+            self.pool, self.endpoint, self.dispatcher, self.guard, self.sessions, self.listen_streams,
+            self.metrics, updates=shared.updates, interests=shared.interests, tool_search=self.tool_search,
+        )  # fmt: skip
         self.sources = sources if sources is not None else wiring.catalog_sources_from(s, self.metrics)
         self.runtime = Runtime(
             [
@@ -147,18 +139,10 @@ class Router:
             ]
         )
         view = Replica(
-            self.pool,
-            self.guard,
-            self.policy_sources,
-            self.sources,
-            self.sessions,
-            shared.rate_store,
-            self.auth,
-            self.metrics,
-            frozenset(s.admin_groups),
-            nats=shared.link,
+            self.pool, self.guard, self.policy_sources, self.sources, self.sessions, shared.rate_store,
+            self.auth, self.metrics, frozenset(s.admin_groups), nats=shared.link,
             capabilities=self.dispatcher.capability_calls,
-        )
+        )  # fmt: skip
         self.routes = Routes.serving(
             s,
             self.endpoint,

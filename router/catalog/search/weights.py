@@ -1,0 +1,43 @@
+"""The ranking's weights: how much each field of a tool counts, and the parameters of the
+BM25F scoring and of the re-scoring of the best candidates. The defaults are what
+bench/search.py measured on the evaluation set (docs/tool-search.md); tests and the bench pass
+other weights to see what each one does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    """Field weights and ranking parameters."""
+
+    name: float = 3.0
+    title: float = 2.0
+    description: float = 1.0
+    description_tail: float = 0.35  # description words past ``head_words``
+    head_words: int = 40
+    max_description_words: int = 300  # longer descriptions are cut (they are manuals, not summaries)
+    param_name: float = 0.4  # parameter names describe inputs, not what the tool does
+    max_param_words: int = 60
+    param_description: float = 0.3
+    server: float = 1.5
+    instructions: float = 0.1
+    instructions_words: int = 200
+    tag_name: float = 2.0  # capability tags inferred from the name and title
+    tag_description: float = 0.5  # ... from the head of the description
+    query_tag: float = 0.7  # weight of a query's inferred tags relative to its words
+    pattern_tag: float = 1.0  # weight of a tag implied by a literal (a URL -> @web, a file name -> @file)
+    expansion: float = 0.7  # weight of the words an abbreviation stands for (pr -> pull request)
+    neighbour: float = 0.3  # x similarity: weight of a query word's neighbour in meaning (0: none)
+    name_cover: float = 1.0  # score *= 1 + name_cover * (idf share of the name's words the query covers)
+    server_mention: float = 0.5  # score *= 1 + server_mention when the query names the tool's server
+    cover_flat: float = 0.5  # 0: name words weighted by idf in the coverage; 1: all words alike
+    summary_cover: float = 0.5  # score *= 1 + summary_cover * (idf share of the query in the summary)
+    summary_words: int = 30
+    rerank: int = 30  # size of the candidate pool re-scored by coverage and server mention
+    common: float = 0.03  # terms in more than this share of visible tools only re-score candidates
+    min_candidates: int = 200  # ... once at least this many candidates exist
+    k1: float = 0.9  # early saturation: a repeated word counts for less than a second query word
+    b: float = 0.75
+    pivot: float = 50.0  # length normalisation pivot (a constant: no corpus statistic involved)

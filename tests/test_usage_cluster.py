@@ -124,4 +124,4 @@ async def test_a_replica_killed_outright_loses_only_the_calls_of_its_last_flush(
         )
         assert counts[0] == counts[1], counts
         assert 0 <= lost <= killed_late, (made, counts, killed_late)
-        assert sum(1 for index, _ in answered if index == 2) > 20  # the killed replica did serve
+        assert sum(1 for index, _ in answered if index == 2) > 5  # the killed replica did serve

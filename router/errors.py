@@ -143,8 +143,8 @@ class BudgetExceeded(RPCError):
             BUDGET_EXCEEDED,
             f"budget '{budget}' of {subject} is spent ({amount} per {period}); it resets at {at} "
             f"(in {retry_after:.0f} s)",
-            {"budget": budget, "unit": unit, "limit": limit, "period": period, "resetsAt": at,
-             "retryAfter": round(retry_after, 3)},
+            {"budget": budget, "unit": unit, "limit": int(limit) if unit == "calls" else limit,
+             "period": period, "resetsAt": at, "retryAfter": round(retry_after, 3)},
         )  # fmt: skip
 
 

@@ -31,7 +31,6 @@ loaded then: `SessionUnavailable` tells the client to retry instead of to re-ini
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 import time
@@ -40,13 +39,21 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import anyio
-import orjson
 from nats.aio.msg import Msg
 from nats.js import api
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from router.cluster.link import NatsLink
+from router.cluster.session_entries import (
+    DELETED,
+    News,
+    decode,
+    encode,
+    latest_revision,
+    newest,
+    operation_of,
+)
 from router.lifecycle import Service
 from router.state.sessions import (
     LocalSession,
@@ -62,26 +69,11 @@ log = logging.getLogger("toolmesh.sessions")
 BUCKET = "sessions"
 # Tries of one record write while other replicas keep writing it in between.
 WRITE_ATTEMPTS = 4
-RECORD_FIELDS = frozenset(field.name for field in dataclasses.fields(SessionRecord))
-DELETED = frozenset({"DEL", "PURGE"})
-# nats-server 2.11+ marks an entry removed by its TTL or a purge with this header instead.
-MARKER_REASONS = {"MaxAge": "PURGE", "Purge": "PURGE", "Remove": "DEL"}
 EndedListener = Callable[[str], Awaitable[None]]
 # The watch keeps the last RECENT records written for sessions not held here, each for RECENT_AGE
 # seconds: the first request after `initialize` on another replica is then a decode, not a get.
 RECENT = 1024
 RECENT_AGE = 10.0
-# What the watch saw of a key while a fetch of it was in flight: (operation, revision, value).
-News = tuple[str | None, int, bytes]
-
-
-def encode(record: SessionRecord) -> bytes:
-    return orjson.dumps(record)
-
-
-def decode(data: bytes) -> SessionRecord:
-    raw = orjson.loads(data)
-    return SessionRecord(**{key: value for key, value in raw.items() if key in RECORD_FIELDS})
 
 
 @dataclass(slots=True)
@@ -209,7 +201,7 @@ class NatsSessionStore(MemorySessionStore, Service):
                 )
                 watching.set()
                 async for msg in receive:
-                    operation = _operation(msg)
+                    operation = operation_of(msg)
                     await self._on_entry(
                         msg.subject[len(prefix) :], operation, msg.metadata.sequence.stream, msg.data
                     )
@@ -235,7 +227,7 @@ class NatsSessionStore(MemorySessionStore, Service):
             finally:
                 if self._fetching.get(token) is news:
                     del self._fetching[token]
-            operation, revision, value = _newest((operation, revision, value), news)
+            operation, revision, value = newest((operation, revision, value), news)
             await self._on_entry(token, operation, revision, value)
 
     async def _fetch(self, token: str) -> News:
@@ -371,7 +363,7 @@ class NatsSessionStore(MemorySessionStore, Service):
             if self._fetching.get(token) is news:
                 del self._fetching[token]
         # A write or delete the watch delivered while the fetch was in flight may be newer.
-        return _newest(found, news)
+        return newest(found, news)
 
     async def save(self, session: LocalSession) -> None:
         await self._write(session)
@@ -459,7 +451,7 @@ class NatsSessionStore(MemorySessionStore, Service):
                     with self._pending(session_id, data):
                         revision = await kv.update(token, data, last)
                 except KeyWrongLastSequenceError:
-                    latest = await _latest_revision(kv, token)
+                    latest = await latest_revision(kv, token)
                     if latest is None:
                         session.ended = True
                         await self._ended_elsewhere(session_id)
@@ -504,30 +496,3 @@ class NatsSessionStore(MemorySessionStore, Service):
     def unsynced(self) -> int:
         """Sessions kept only here because NATS was down when they were written."""
         return len(self._unsynced)
-
-
-def _operation(msg: Msg) -> str | None:
-    """A watched message's KV operation: None for a value, "DEL" or "PURGE" for an ending."""
-    headers = msg.headers or {}
-    operation = headers.get("KV-Operation")
-    if operation is None and "Nats-Marker-Reason" in headers:
-        return MARKER_REASONS.get(headers["Nats-Marker-Reason"], "PURGE")
-    return operation
-
-
-def _newest(found: News, news: list[News]) -> News:
-    """The newest of a fetched entry and what the watch delivered for its key meanwhile."""
-    newest = found
-    for item in news:
-        if item[1] > newest[1]:
-            newest = item
-    return newest
-
-
-async def _latest_revision(kv: KeyValue, token: str) -> int | None:
-    """The entry's revision now; 0 if it aged out of the bucket while NATS was away (write it
-    anew), None if it was deleted: the session ended on another replica."""
-    try:
-        return (await kv.get(token)).revision or 0
-    except KeyNotFoundError as missing:
-        return None if missing.op is not None else 0  # nats-py folds a delete marker in here

@@ -141,7 +141,7 @@ class Router:
         view = Replica(
             self.pool, self.guard, self.policy_sources, self.sources, self.sessions, shared.rate_store,
             self.auth, self.metrics, frozenset(s.admin_groups), nats=shared.link,
-            capabilities=self.dispatcher.capability_calls,
+            capabilities=self.dispatcher.capability_calls, budget_store=shared.budget_store,
         )  # fmt: skip
         self.routes = Routes.serving(
             s,

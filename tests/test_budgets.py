@@ -396,6 +396,7 @@ async def test_three_replicas_sharing_a_call_budget_admit_exactly_its_limit(tmp_
             await anyio.sleep(3)  # slices left unused on one replica go back to the shared budget
             admitted += await round_robin(limit)
         assert admitted == limit
+        assert group.replicas[0].readyz()[1]["budgets"] == {"store": "nats", "shared": True}
         warnings = [
             replica.metric('toolmesh_budget_warnings_total{budget="team"}') or 0.0
             for replica in group.replicas

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from router.catalog.index import LIST_KINDS
 from router.catalog.sources.base import CatalogSource
 from router.guard.agent import Agent, AuthError
+from router.guard.budgets import BudgetStore
 from router.guard.guard import Guard
 from router.guard.identity import Authenticator
 from router.guard.policy_document import KIND_OF_LIST
@@ -49,6 +50,7 @@ class Replica:
     admin_groups: frozenset[str]
     nats: Connected | None = None
     capabilities: Capabilities | None = None  # the dispatcher's: which provider serves and why
+    budget_store: BudgetStore | None = None
 
 
 def readiness(router: Replica) -> tuple[bool, dict[str, Any]]:
@@ -69,6 +71,10 @@ def readiness(router: Replica) -> tuple[bool, dict[str, Any]]:
         "backends": backends,
         "ratelimit": _ratelimit_detail(router),
     }
+    if router.budget_store is not None:
+        store = router.budget_store
+        degraded = bool(getattr(store, "degraded", False))
+        detail["budgets"] = {"store": store.name, "shared": store.name != "memory" and not degraded}
     if router.nats is not None:
         # Degraded still answers 200: the replica serves its own sessions; the LB keeps it.
         detail["nats"] = "connected" if router.nats.connected else "disconnected"

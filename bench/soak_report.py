@@ -72,9 +72,10 @@ def _rss_growth(samples: list[dict[str, Any]], window_start: float, end: float) 
         pid = last[-1]["usage"][role]["pid"]
         mine = [s for s in last if s["usage"][role]["pid"] == pid]
         born = mine[0]["t"]
-        start = max(window_start, born + WARM_UP if born > 0 else window_start)
+        restarted = born > samples[0]["t"] + 1.0
+        start = max(window_start, born + WARM_UP) if restarted else window_start
         judged = [s for s in mine if s["t"] >= start]
-        if len(judged) < 6 or judged[-1]["t"] - judged[0]["t"] < 2 * WARM_UP:
+        if len(judged) < 6 or judged[-1]["t"] - judged[0]["t"] < (2 * WARM_UP if restarted else 60.0):
             found[role] = {"judged": False, "why": f"restarted at {born:.0f} s: too little time left"}
             continue
         first = statistics.median(s["usage"][role]["rss_mib"] for s in judged[:3])

@@ -7,7 +7,7 @@ Targets (issue 21):
    the call was running when a process was killed (start <= kill <= end) or overlapped a hang
    window (SIGSTOP to SIGCONT); the flooder's refusals are expected and kept apart;
 2. p99 back to baseline within 5 s of each recovery: the p99 of the calls started 5 to 15 s after
-   the part was back is at most 1.5 x the baseline p99 (first minutes, before any fault; plus
+   the part was back is at most 1.5 x the baseline p99 (the second half of the time before the first fault; plus
    2 ms, since one slow call on a shared machine is a p99 of a few hundred calls);
 3. RSS growth < 5 % over the last 20 minutes (the last two thirds of a shorter run), per process,
    from two minutes after its last restart when that falls inside the window (and only if four

@@ -167,3 +167,16 @@ def test_header_lines_refuse_a_line_break_in_any_name_or_value() -> None:
         with pytest.raises(ValueError, match="holds a line break") as caught:
             _header_lines(headers)
         assert repr(broken) in str(caught.value)
+
+
+async def test_a_connection_idle_past_idle_reuse_is_replaced_not_reused() -> None:
+    """A server may be closing a connection that sat idle (uvicorn does after 5 s); a request
+    written on it then is lost, so a connection idle longer than `idle_reuse` is not reused."""
+    async with raw_server(lambda request: json_reply(b'{"ok":true}')) as (url, connections):
+        client = WireClient(url, {}, connect_timeout=5, idle_reuse=0.3)
+        for pause in (0.0, 0.0, 0.5, 0.0):
+            await asyncio.sleep(pause)
+            async with client.request("POST", {}, b"{}") as response:
+                assert await response.read() == b'{"ok":true}'
+        assert len(connections) == 2  # the third request came after 0.5 s idle: a new connection
+        await client.close()

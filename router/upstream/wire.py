@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import cast
 from urllib.parse import urlsplit
@@ -24,6 +25,10 @@ import anyio
 import httptools
 
 HIGH_WATER = 256 * 1024  # unread response bytes before we stop reading from the socket
+# A kept-alive connection idle this long is not reused: servers close idle connections (uvicorn
+# and Node after 5 s), and a request written while the server's close is on its way is lost
+# unanswered, which a call that is not safe to repeat cannot recover from (it may have run).
+IDLE_REUSE = 4.0
 
 
 class ConnectFailed(ConnectionError):
@@ -110,6 +115,7 @@ class _Connection(asyncio.Protocol):
         self.error: BaseException | None = None
         self.keep_alive = True
         self.paused = False
+        self.idle_since = 0.0  # monotonic time it went back to the pool
         self._header_name = b""
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
@@ -215,7 +221,9 @@ class _Connection(asyncio.Protocol):
 class WireClient:
     """Keep-alive HTTP/1.1 connections to one URL with a fixed set of headers."""
 
-    def __init__(self, url: str, headers: Mapping[str, str], connect_timeout: float) -> None:
+    def __init__(
+        self, url: str, headers: Mapping[str, str], connect_timeout: float, idle_reuse: float = IDLE_REUSE
+    ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
@@ -223,6 +231,7 @@ class WireClient:
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self.ssl = ssl.create_default_context() if parts.scheme == "https" else None
         self.connect_timeout = connect_timeout
+        self.idle_reuse = idle_reuse
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self._target = target.encode("latin-1")
         self._host_line = f"Host: {parts.netloc}\r\n".encode("latin-1")
@@ -259,10 +268,13 @@ class WireClient:
             conn.abort()
 
     async def _acquire(self) -> _Connection:
-        while self._idle:
-            conn = self._idle.pop()
-            if conn.reusable:
-                return conn
+        if self._idle:
+            fresh_since = time.monotonic() - self.idle_reuse
+            while self._idle:
+                conn = self._idle.pop()
+                if conn.idle_since > fresh_since and conn.reusable:
+                    return conn
+                conn.abort()
         if self._closed:
             raise ConnectionClosed("the client is closed")
         loop = asyncio.get_running_loop()
@@ -284,6 +296,7 @@ class WireClient:
     def _release(self, conn: _Connection) -> None:
         if conn.reusable and not self._closed:
             conn.response = None
+            conn.idle_since = time.monotonic()
             self._idle.append(conn)
         else:
             conn.abort()

@@ -9,9 +9,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from mcp import Client
 from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
+from mcp.shared.exceptions import MCPError
 
+from router.errors import POLICY_DENIED
 from router.guard.agent import Agent
 from router.guard.conditions import CallFacts
 from router.guard.guard import Guard
@@ -91,3 +94,11 @@ def decides_the_documented_rules(guard: Guard) -> None:
     assert not decide({"agents"}, {}, "billing", "refund", {"amount": 100.5})
     assert decide({"agents", "finance"}, {}, "billing", "refund", {"amount": 5000})
     assert not decide({"agents"}, {}, "billing", "refund", {})
+
+
+async def denied(call: Any) -> str:
+    """The message of a call refused by the policy (-32007); fails if it was not refused so."""
+    with pytest.raises(MCPError) as caught:
+        await call
+    assert caught.value.error.code == POLICY_DENIED
+    return caught.value.error.message

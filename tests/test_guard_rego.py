@@ -21,14 +21,14 @@ import anyio
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from router.errors import POLICY_DENIED, ConfigError
+from router.errors import ConfigError
 from router.guard.agent import Agent
 from router.guard.conditions import CallFacts
 from router.guard.guard import Guard
 from router.guard.rego import RegoWorkers
 from router.up.processes import children
 from tests.conftest import RouterHandle, run_router
-from tests.guard_support import client_with, decides_the_documented_rules, guarded_env
+from tests.guard_support import client_with, decides_the_documented_rules, denied, guarded_env
 from tests.support.procs import sample_server_stdio_entry
 from tests.support.waits import eventually
 
@@ -72,13 +72,6 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RouterHa
     keys, env = guarded_env(tmp, {"helper": ["support"], "banker": ["support", "finance"]}, POLICY)
     with run_router(tmp, {"alpha": sample_server_stdio_entry("alpha")}, env=env) as router:
         yield router, keys, tmp / "audit.jsonl"
-
-
-async def denied(call: Any) -> str:
-    with pytest.raises(MCPError) as caught:
-        await call
-    assert caught.value.error.code == POLICY_DENIED
-    return caught.value.error.message
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -41,7 +41,7 @@ import nats.js.errors
 from anyio.abc import TaskGroup
 from nats.js.kv import KeyValue
 
-from router.cluster.link import NatsLink
+from router.cluster.link import NatsLink, SharedMode
 from router.guard.budgets import Budget, BudgetWarning, MemoryBudgetStore, OnWarning, Window
 from router.lifecycle import Service
 
@@ -88,7 +88,11 @@ class NatsBudgetStore(Service):
         self._slices: dict[tuple[str, float], _Slice] = {}
         self._shares: dict[tuple[Budget, int], Budget] = {}
         self._failed_until = 0.0
-        self._was_degraded = False
+        self._mode = SharedMode(
+            log,
+            "NATS unreachable: budgets are local, each replica spends 1/%d of every budget",
+            "NATS reachable again: budgets are shared",
+        )
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -115,16 +119,7 @@ class NatsBudgetStore(Service):
         return not self.link.connected or self.kv is None or self._failed_until > time.monotonic()
 
     def _note_degraded(self) -> None:
-        degraded = self.degraded
-        if degraded != self._was_degraded:
-            self._was_degraded = degraded
-            if degraded:
-                log.warning(
-                    "NATS unreachable: budgets are local, each replica spends 1/%d of every budget",
-                    self.replicas(),
-                )
-            else:
-                log.info("NATS reachable again: budgets are shared")
+        self._mode.note(self.degraded, self.replicas())
 
     async def _sweep_forever(self) -> None:
         while True:

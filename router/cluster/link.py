@@ -40,6 +40,28 @@ class NatsVersionError(RuntimeError):
     """The server is older than 2.11: shared state needs per-key TTL and expiry markers."""
 
 
+class SharedMode:
+    """Whether a store that shares its counts over NATS is on its own now: says so once in the log
+    when that changes (not on every call that finds it so), for rate limits and budgets alike."""
+
+    def __init__(self, logger: logging.Logger, alone: str, shared: str) -> None:
+        """`alone`: the warning, with a %d for the replicas each keeps a share for; `shared`: the
+        line when NATS is back."""
+        self.logger, self.alone, self.shared = logger, alone, shared
+        self.degraded = False
+
+    def note(self, degraded: bool, replicas: int) -> bool:
+        """Record the mode; True if it changed (and was logged)."""
+        if degraded == self.degraded:
+            return False
+        self.degraded = degraded
+        if degraded:
+            self.logger.warning(self.alone, replicas, extra={"replicas": replicas})
+        else:
+            self.logger.info(self.shared, extra={"replicas": replicas})
+        return True
+
+
 class NatsLink(Service):
     """Connect, keep connected, and hand out subjects and KV buckets under one prefix."""
 

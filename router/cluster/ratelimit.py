@@ -43,7 +43,7 @@ from anyio.abc import TaskGroup
 from nats.js.kv import KeyValue
 
 from router.catalog.server_rules import LimitRule
-from router.cluster.link import NatsLink
+from router.cluster.link import NatsLink, SharedMode
 from router.guard.ratelimit import MemoryRateStore, gcra
 from router.lifecycle import Service
 
@@ -95,7 +95,11 @@ class NatsRateStore(Service):
         self._leases: dict[str, _Lease] = {}
         self._peers = _Peers()
         self._failed_until = 0.0
-        self._was_degraded = False
+        self._mode = SharedMode(
+            log,
+            "NATS unreachable: rate limits are local, each replica admits 1/%d of every limit",
+            "NATS reachable again: rate limits are shared",
+        )
         self._subscribed = False
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -155,19 +159,8 @@ class NatsRateStore(Service):
         return not self.link.connected or self.kv is None or self._failed_until > time.monotonic()
 
     def _note_degraded(self) -> None:
-        degraded = self.degraded
-        if degraded != self._was_degraded:
-            self._was_degraded = degraded
-            if degraded:
-                log.warning(
-                    "NATS unreachable: rate limits are local, each replica admits 1/%d of every limit",
-                    self.replicas,
-                    extra={"replicas": self.replicas},
-                )
-            else:
-                log.info("NATS reachable again: rate limits are shared", extra={"replicas": self.replicas})
-            if self.on_degraded is not None:
-                self.on_degraded(degraded, self.replicas)
+        if self._mode.note(self.degraded, self.replicas) and self.on_degraded is not None:
+            self.on_degraded(self.degraded, self.replicas)
 
     # -- taking calls ---------------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ Each era is tried on a fresh connection (a server may speak both; a 2025 session
 2026-07-28 request do not mix on one channel). The definitions are listed in full, following
 cursors, over whichever era answered, and hashed in their canonical form
 (`router.catalog.record.canonical_definitions`), so the same definitions always give the same
-hash. The router's own upstream code does the talking: no SDK at run time.
+hash; the server's `instructions` count among them (see `canonical_definitions`). The
+router's own upstream code does the talking: no SDK at run time.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ async def probe(server: str, url: str, timeout: float = 5.0, transport: Transpor
     lists: dict[str, Any] | None = None
     capabilities: dict[str, Any] = {}
     info: dict[str, Any] = {}
+    instructions: str | None = None
     protocols: tuple[Literal["2026-07-28", "legacy"], ...] = (
         ("legacy",) if transport == "sse" else ("2026-07-28", "legacy")
     )
@@ -64,6 +66,7 @@ async def probe(server: str, url: str, timeout: float = 5.0, transport: Transpor
                 eras.append(session.protocol_version)
                 if lists is None:
                     capabilities, info = session.capabilities, session.server_info
+                    instructions = session.instructions if isinstance(session.instructions, str) else None
                     lists = await _list_everything(session, timeout)
             except (BackendError, SessionExpired, TimeoutError, OSError) as exc:
                 reasons.append(f"{protocol}: {getattr(exc, 'message', None) or exc or type(exc).__name__}")
@@ -73,7 +76,7 @@ async def probe(server: str, url: str, timeout: float = 5.0, transport: Transpor
                     await channel.close()
     if lists is None:
         raise ProbeFailed("; ".join(reasons))
-    canonical = canonical_definitions(lists)
+    canonical = canonical_definitions(lists, instructions)
     return ProbeResult(
         eras=tuple(sorted(eras)),
         capabilities=tuple(sorted(capabilities)),

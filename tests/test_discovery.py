@@ -19,8 +19,12 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
+import orjson
 import pytest
 
+from registrar.probe import probe
+from router.catalog.record import canonical_definitions, definitions_hash
 from router.up.processes import ManagedProcess, free_port
 from tests.conftest import wait_ready
 from tests.support.mcp_http import call_tool, get_json, get_text, tool_names
@@ -333,6 +337,18 @@ def test_drift_without_quarantine_is_recorded_and_served(tmp_path: Path) -> None
             kv = get_json(f"{consul.url}/v1/kv/toolmesh/definitions/{after['defs_hash']}")
             assert kv[0]["Value"], "the definitions are stored in KV under their hash"
             assert "definitions changed" in registrar.log_text()
+
+
+def test_a_servers_instructions_are_part_of_its_definitions_hash(tmp_path: Path) -> None:
+    """Instructions reach the model like descriptions do, so a change to them is drift too."""
+    name = unique("told")
+    with sample_server_http(name, log_dir=tmp_path) as (url, _):
+        result = anyio.run(probe, name, url)
+    document = orjson.loads(result.canonical)
+    assert document["instructions"] == f"Sample MCP backend {name} for toolmesh tests."
+    untold = {kind: items for kind, items in document.items() if kind != "instructions"}
+    assert result.digest == definitions_hash(canonical_definitions(untold, document["instructions"]))
+    assert result.digest != definitions_hash(canonical_definitions(untold))
 
 
 def _consul_meta(consul: RunningRegistry, name: str) -> dict[str, str]:

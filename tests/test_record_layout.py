@@ -90,3 +90,12 @@ def test_definitions_hash_ignores_listing_order_and_key_order() -> None:
         "tools": [{"name": "a", "inputSchema": {"type": "object", "x": 2}}, {"name": "b", "description": "B"}]
     }
     assert definitions_hash(canonical_definitions(changed)) != definitions_hash(canonical_definitions(one))
+
+
+def test_instructions_count_among_the_definitions_only_when_a_server_has_them() -> None:
+    tools = {"tools": [{"name": "a", "description": "A"}]}
+    plain = canonical_definitions(tools)
+    assert canonical_definitions(tools, None) == plain == canonical_definitions(tools, "")
+    told = canonical_definitions(tools, "Call a before anything else.")
+    assert definitions_hash(told) != definitions_hash(plain)
+    assert definitions_hash(canonical_definitions(tools, "Never call a.")) != definitions_hash(told)

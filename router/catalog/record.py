@@ -130,14 +130,23 @@ class Catalog(BaseModel):
 # -- definitions ------------------------------------------------------------------------------
 
 
-def canonical_definitions(lists: Mapping[str, Iterable[Mapping[str, Any]]]) -> bytes:
+def canonical_definitions(
+    lists: Mapping[str, Iterable[Mapping[str, Any]]], instructions: str | None = None
+) -> bytes:
     """Tools, resources, resource templates and prompts as canonical JSON: sorted keys, items in
-    name order, so the same definitions always hash the same whatever order a server lists them."""
+    name order, so the same definitions always hash the same whatever order a server lists them.
+
+    The server's `instructions` (what its `initialize` answered) are part of them when it has
+    any: they reach the model as surely as a tool's description does (the router forwards them
+    to clients in namespaces and indexes them for tool search), so changing them is drift like
+    changing a description. A server without instructions hashes as it always did."""
     keys = {"tools": "name", "prompts": "name", "resources": "uri", "resourceTemplates": "uriTemplate"}
-    document = {
+    document: dict[str, Any] = {
         kind: sorted((dict(item) for item in lists.get(kind, ())), key=lambda i: str(i.get(field)))
         for kind, field in keys.items()
     }
+    if instructions:
+        document["instructions"] = instructions
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
 
 

@@ -1,7 +1,7 @@
 """CPU time the router spends per `tools/call`: a figure noise moves far less than latency.
 
     python bench/cpu_cost.py [--duration S] [--connections N] [--profile OUT.pstats] [--pid-file F]
-                             [--identity] [--policy none|allow|budget]
+                             [--identity] [--policy none|allow|budget] [--without usage,limits]
 
 Latency on a shared 2-core machine swings with whatever else runs; CPU seconds consumed by the
 router process per request do not (much). This starts the fast backend and a router over it,
@@ -13,7 +13,9 @@ the router's pid so that py-spy or perf can attach to it while wrk runs. --ident
 backend identity token (`"identity": true` in the backend's entry: a JWT signed per request).
 --policy allow runs the router under a policy that allows everything; --policy budget under the
 same policy plus a budget every call is checked against (a call budget per agent per day, far
-from spent): the difference between the two is what a budget costs a call.
+from spent): the difference between the two is what a budget costs a call. --without usage (or
+usage,limits) runs the router with usage metering (and the output-limit measurement) switched off
+(bench/variants.py): interleaved with runs without the option, what metering costs a call.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import os
 import sys
 from pathlib import Path
 
+import variants
 from harness import BENCH_DIR, Processes, run_wrk, wait_until
 from run import (
     RESULTS_DIR,
@@ -46,6 +49,25 @@ def cpu_times(pid: int) -> tuple[float, float]:
     return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
 
 
+def router_command(args: argparse.Namespace) -> list[str]:
+    """How the router is started, with the environment it inherits (policy, parts switched off)."""
+    variants.parts(args.without)  # ValueError naming an unknown part
+    if args.policy != "none":
+        policy: dict[str, object] = {"default": "allow"}
+        if args.policy == "budget":
+            policy["budgets"] = {"bench": {"agent": "*", "period": "day", "calls": 10**12}}
+        path = RESULTS_DIR / "cpu-policy.json"
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(policy))
+        os.environ["TOOLMESH_POLICY_FILE"] = str(path)  # the router inherits it
+    if args.profile:
+        return [sys.executable, "-m", "cProfile", "-o", str(args.profile.resolve()), "-m", "router"]
+    if args.without:
+        os.environ[variants.ENV] = args.without  # the router inherits it
+        return [sys.executable, str(BENCH_DIR / "variants.py")]
+    return default_router_command()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=8)
@@ -56,19 +78,14 @@ def main() -> None:
     )
     parser.add_argument("--identity", action="store_true", help="the backend's entry has `identity`")
     parser.add_argument("--policy", choices=["none", "allow", "budget"], default="none")
+    parser.add_argument("--without", default="", help=f"parts switched off: {', '.join(variants.PARTS)}")
     args = parser.parse_args()
-    if args.policy != "none":
-        policy: dict[str, object] = {"default": "allow"}
-        if args.policy == "budget":
-            policy["budgets"] = {"bench": {"agent": "*", "period": "day", "calls": 10**12}}
-        path = RESULTS_DIR / "cpu-policy.json"
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(policy))
-        os.environ["TOOLMESH_POLICY_FILE"] = str(path)  # the router inherits it
-
-    command = default_router_command()
-    if args.profile:
-        command = [sys.executable, "-m", "cProfile", "-o", str(args.profile.resolve()), "-m", "router"]
+    if args.without and args.profile:
+        parser.error("--profile runs the router as it is; leave out --without")
+    try:
+        command = router_command(args)
+    except ValueError as exc:
+        parser.error(str(exc))
     options = argparse.Namespace(router_command=command)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     with Processes(RESULTS_DIR / "logs", BENCH_DIR.parent) as procs:
@@ -97,8 +114,9 @@ def main() -> None:
         user_after, system_after = cpu_times(router.pid)
         user, system = user_after - user_before, system_after - system_before
         calls = run["requests"] if "requests" in run else run["rps"] * args.duration
+        without = f" without {args.without}" if args.without else ""
         print(
-            f"router CPU per tools/call: {(user + system) / calls * 1e6:.0f} us "
+            f"router CPU per tools/call{without}: {(user + system) / calls * 1e6:.0f} us "
             f"(user {user / calls * 1e6:.0f}, system {system / calls * 1e6:.0f}; {calls:.0f} calls, "
             f"{run['rps']:.0f} req/s, p50 {run['p50_ms']:.3f} ms)"
         )

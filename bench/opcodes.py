@@ -1,6 +1,6 @@
 """Python bytecode instructions the router executes per `tools/call`: a figure load cannot move.
 
-    python bench/opcodes.py [--calls N] [--era legacy|modern] [--top K] [--save FILE]
+    python bench/opcodes.py [--calls N] [--era legacy|modern] [--top K] [--save FILE] [--without usage,limits]
     python bench/opcodes.py --compare BEFORE.tsv AFTER.tsv [--top K]
 
 CPU seconds per call (bench/cpu_cost.py) are what a hot-path change is judged by, but on a
@@ -16,7 +16,8 @@ The router runs as in cpu_cost.py (the fast backend, one router over it) but und
 here sends `--calls` sequential calls (after a warm-up) on one session of `--era`.
 With --save the per-function table is written as TSV (instructions, frames, function) for a
 later --compare of two runs, e.g. before and after a change (or two trees, each run with
-PYTHONPATH set to its own).
+PYTHONPATH set to its own). --without switches parts of the router off (bench/variants.py):
+`--without usage` against no option is what usage metering costs a call.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from collections import Counter
 from pathlib import Path
 
 import orjson
+import variants
 from harness import BENCH_DIR, HOST, PROTOCOL_VERSION, Processes
 from run import (
     RESULTS_DIR,
@@ -76,7 +78,7 @@ class KeptAlive:
             raise SystemExit(f"tools/call failed: HTTP {response.status} {raw[:200]!r}")
 
 
-def measure(calls: int, era: str) -> tuple[list[tuple[int, int, str]], int]:
+def measure(calls: int, era: str, without: str = "") -> tuple[list[tuple[int, int, str]], int]:
     table = RESULTS_DIR / "opcodes.tsv"
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     table.unlink(missing_ok=True)
@@ -85,6 +87,7 @@ def measure(calls: int, era: str) -> tuple[list[tuple[int, int, str]], int]:
         wait_backends([backend])
         catalog = write_catalog("opcodes", {"fast": backend})
         os.environ["TOOLMESH_TRACE_TABLE"] = str(table)
+        os.environ[variants.ENV] = without
         command = [sys.executable, str(BENCH_DIR / "traced_router.py")]
         options = argparse.Namespace(router_command=command)
         router, port = spawn_router(procs, options, catalog, "opcodes")  # type: ignore[arg-type]
@@ -134,7 +137,12 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=25, help="functions to list")
     parser.add_argument("--save", type=Path, help="write the per-call table here (TSV)")
     parser.add_argument("--compare", type=Path, nargs=2, metavar=("BEFORE", "AFTER"))
+    parser.add_argument("--without", default="", help=f"parts switched off: {', '.join(variants.PARTS)}")
     args = parser.parse_args()
+    try:
+        variants.parts(args.without)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.compare:
         before, after = (Counter(read_saved(p)) for p in args.compare)
         print(f"instructions per call: {sum(before.values()):.0f} -> {sum(after.values()):.0f}")
@@ -143,10 +151,13 @@ def main() -> None:
             if abs(delta) >= 1:
                 print(f"{delta:+8.0f}  {before[name]:7.0f} {after[name]:7.0f}  {name}")
         return
-    rows, calls = measure(args.calls, args.era)
+    rows, calls = measure(args.calls, args.era, args.without)
     totals = by_function(rows, calls)
     frames = sum(f for _, f, _ in rows) / calls
-    print(f"{args.era} tools/call: {sum(totals.values()):.0f} instructions, {frames:.0f} frames per call")
+    without = f" without {args.without}" if args.without else ""
+    print(
+        f"{args.era} tools/call{without}: {sum(totals.values()):.0f} instructions, {frames:.0f} frames per call"
+    )
     ranked = sorted(totals.items(), key=lambda item: -item[1])
     for name, count in ranked[: args.top]:
         print(f"{count:8.0f}  {name}")

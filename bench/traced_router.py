@@ -3,7 +3,8 @@
 Used by bench/opcodes.py: SIGUSR1 starts counting (per code object, main thread), SIGUSR2
 stops and writes the table to $TOOLMESH_TRACE_TABLE as TSV lines
 `instructions<TAB>frames<TAB>file:function:line`. The handlers run on the event loop's thread
-between instructions, which is where every request is served.
+between instructions, which is where every request is served. Parts named in
+$TOOLMESH_BENCH_WITHOUT are switched off first (bench/variants.py).
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 
 
 if __name__ == "__main__":
+    import variants  # bench/ is on sys.path when this file runs as a script
+
+    variants.apply()
     signal.signal(signal.SIGUSR1, _start)
     signal.signal(signal.SIGUSR2, _stop)
     runpy.run_module("router", run_name="__main__", alter_sys=True)

@@ -25,7 +25,7 @@ from router.guard.ratelimit import RateLimiter
 from router.guard.rego import RegoWorkers
 from router.lifecycle import Task
 from router.observe.metrics import Metrics
-from router.observe.usage import Usage, UsageLedger
+from router.observe.usage import Usage, UsageCounters, UsageLedger
 from router.relay.asking import Asker
 from router.relay.context import CallContext
 from router.relay.cursors import CursorCodec
@@ -98,6 +98,7 @@ class Router:
         )
         self.audit, self.recent = wiring.audit_from(s, shared.publisher, self.metrics)
         self.usage: Usage = shared.usage or UsageLedger(s.usage_retention)
+        UsageCounters(self.usage, self.metrics.registry, agent_label=self.metrics.agent_label)
         spans = wiring.otel_spans_from(s)
         observer = self.observer = CallObserver(self.metrics, self.audit, self.usage, spans)
         self.endpoint = wiring.endpoint_from(

@@ -15,8 +15,9 @@ import aiohttp
 import anyio
 import orjson
 import pytest
+from prometheus_client import CollectorRegistry
 
-from router.observe.usage import UsageLedger
+from router.observe.usage import UsageCounters, UsageLedger
 from tests.conftest import run_router
 from tests.guard_support import guarded_env
 from tests.support.mcpcall import call_tool as modern_call
@@ -70,6 +71,47 @@ def test_usage_groups_by_group_and_namespace_and_reads_rows_of_replicas_from_bef
     assert [(r["agent"], r["group"], r["namespace"]) for r in rows] == [
         ("ann", "blue", "ns"), ("ann", "red", "ns"), ("bob", "red", ""), ("cy", "", ""), ("dee", "", "")
     ]  # fmt: skip
+
+
+def test_the_prometheus_counters_read_the_ledger_with_every_call_counted_once() -> None:
+    """The counters are not counted per call: minutes are folded into running sums when a new
+    minute starts (or the shared form drains them), and a scrape adds the current minute."""
+    ledger = UsageLedger()
+    start = 1_790_000_000 // 86400 * 86400
+
+    def scraped() -> dict[str, float]:
+        registry = CollectorRegistry()
+        UsageCounters(ledger, registry)
+        return {
+            f"{m.name}:{s.labels['tool']}": s.value
+            for m in registry.collect()
+            for s in m.samples
+            if s.name.endswith("_total")
+        }
+
+    ledger.add("a", "s", "t", True, 0.01, 1, 100, 1.0, now=start + 1)
+    ledger.add("b", "s", "t", True, 0.01, 1, 50, 0.5, now=start + 2)
+    assert scraped() == {"toolmesh_usage_response_bytes:t": 150, "toolmesh_usage_cost_units:t": 1.5}
+    ledger.add("a", "s", "u", True, 0.01, 1, 10, 0.0, now=start + 61)  # a new minute: the first folded
+    ledger.add("a", "s", "t", False, 0.01, 1, 0, 0.0, now=start + 62)
+    ledger.add("a", "s", "t", True, 0.01, 1, 7, 2.0, now=start + 3)  # a clock stepped back
+    assert scraped() == {
+        "toolmesh_usage_response_bytes:t": 157, "toolmesh_usage_response_bytes:u": 10,
+        "toolmesh_usage_cost_units:t": 3.5,  # a tool that cost nothing has no cost series
+    }  # fmt: skip
+    assert ledger.query(period="day", by=["tool"])[0]["response_bytes"] == 157  # the ledger agrees
+    ledger.drain()  # the shared form's outbox: drained rows stay counted, and only once
+    ledger.add("a", "s", "t", True, 0.01, 1, 1, 0.0, now=start + 63)
+    assert scraped()["toolmesh_usage_response_bytes:t"] == 158
+    labelled = CollectorRegistry()
+    UsageCounters(ledger, labelled, agent_label=True)
+    by_agent = {
+        (s.labels["tool"], s.labels["agent"]): s.value
+        for m in labelled.collect()
+        for s in m.samples
+        if s.name == "toolmesh_usage_response_bytes_total"
+    }
+    assert by_agent == {("t", "a"): 108, ("u", "a"): 10, ("t", "b"): 50}
 
 
 async def test_usage_records_the_callers_groups_and_namespace(tmp_path: Path) -> None:

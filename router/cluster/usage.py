@@ -36,7 +36,7 @@ from nats.js.errors import NotFoundError
 
 from router.cluster.link import NatsLink
 from router.lifecycle import Service
-from router.observe.usage import DEFAULT_BY, Period, Row, UsageLedger
+from router.observe.usage import DEFAULT_BY, Counted, Period, Row, UsageLedger
 
 log = logging.getLogger("toolmesh.usage")
 
@@ -60,6 +60,7 @@ class SharedUsage(Service):
         self._sequence = itertools.count(1)
         self._subscribed = False
         self._wake = anyio.Event()
+        self._woken = False  # `_wake` is set: a plain flag, cheaper per call than `is_set()`
 
     def add(
         self,
@@ -78,7 +79,8 @@ class SharedUsage(Service):
         self.outbox.add(
             agent, server, tool, ok, seconds, request_bytes, response_bytes, cost, now, groups, namespace
         )
-        if not self._wake.is_set():
+        if not self._woken:
+            self._woken = True
             self._wake.set()
 
     def query(
@@ -91,6 +93,10 @@ class SharedUsage(Service):
         period: Period = "hour",
     ) -> list[dict[str, Any]]:
         return self.view.query(agent=agent, since=since, until=until, by=by, period=period)
+
+    def counted(self) -> Counted:
+        """This replica's own calls (the Prometheus counters are per replica)."""
+        return self.outbox.counted()
 
     async def start(self, tg: TaskGroup) -> None:
         tg.start_soon(self._run)
@@ -105,7 +111,7 @@ class SharedUsage(Service):
         while True:
             with anyio.move_on_after(RETRY):  # also the retry tick of a failed publish
                 await self._wake.wait()
-            self._wake = anyio.Event()
+            self._wake, self._woken = anyio.Event(), False
             await anyio.sleep(max(0.0, last + self.flush_interval - anyio.current_time()))
             last = anyio.current_time()
             try:

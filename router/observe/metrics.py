@@ -53,15 +53,6 @@ class Metrics:
             call_labels,
             r,
         )
-        usage_labels = ["server", "tool", *(["agent"] if agent_label else [])]
-        self.usage_bytes = TallyCounter(
-            "toolmesh_usage_response_bytes", "Bytes of tool results sent to agents, by server and tool.",
-            usage_labels, r,
-        )  # fmt: skip
-        self.usage_cost = TallyCounter(
-            "toolmesh_usage_cost_units", "Cost units of tool calls (the catalog's `cost`), by server and tool.",
-            usage_labels, r,
-        )  # fmt: skip
         self.call_latency = TallyHistogram(
             "toolmesh_call_duration_seconds", "Time a routed request took, backend included.",
             ["server", "method"], LATENCY_BUCKETS, r,
@@ -155,12 +146,6 @@ class Metrics:
         label = method if method in KNOWN_METHODS else "other"
         self.requests.inc((label, outcome))
         self.latency.observe((label,), seconds)
-
-    def observe_usage(self, server: str, tool: str, response_bytes: int, cost: float, agent: str) -> None:
-        key = (server, tool, agent) if self.agent_label else (server, tool)
-        self.usage_bytes.inc(key, response_bytes)
-        if cost:
-            self.usage_cost.inc(key, cost)
 
     def observe_call(
         self, server: str, method: str, tool: str, outcome: str, seconds: float, agent: str

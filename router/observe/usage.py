@@ -9,6 +9,12 @@ memory — a dict update, no I/O — and `query()` sums minutes into minutes, ho
 by any of agent, group, namespace, server and tool (by group, a call of an agent in two groups
 counts in both groups' rows; an agent in none is group ""). Minutes older than `retention` are dropped on the minute tick.
 
+The Prometheus counters of usage (`UsageCounters`: response bytes and cost units by server and
+tool) are read from the same totals when `/metrics` is scraped, not counted a second time per
+call: minutes before the current one are folded into running sums once, when the first call of
+a new minute arrives (the same pass that drops old minutes) or when the shared form drains
+them, so a scrape adds only the current minute's few totals to those sums.
+
 This is the embedded default: one replica's own calls. With NATS, router/cluster/usage.py
 shares them: each replica's minutes go to a JetStream stream and every replica sums them all.
 """
@@ -16,9 +22,13 @@ shares them: each replica's minutes go to a JetStream stream and every replica s
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from typing import Any, Literal, Protocol
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 Period = Literal["minute", "hour", "day"]
 PERIODS: dict[str, int] = {"minute": 60, "hour": 3600, "day": 86400}
@@ -79,11 +89,17 @@ class Usage(Protocol):
         period: Period = "hour",
     ) -> list[dict[str, Any]]: ...
 
+    def counted(self) -> dict[tuple[str, str, str], list[float]]:
+        """This replica's own calls since it started: (server, tool, agent) -> [response bytes,
+        cost units], for the Prometheus counters (`UsageCounters`)."""
+        ...
+
 
 Row = tuple[Any, ...]
 """(minute, agent, server, tool, *totals, groups, namespace): how minutes travel between
 replicas (a row of a replica from before groups and namespace ends with the totals)."""
 Key = tuple[int, str, str, str, str, str]  # (minute, agent, server, tool, groups, namespace)
+Counted = dict[tuple[str, str, str], list[float]]  # (server, tool, agent) -> [response bytes, cost]
 
 
 class UsageLedger:
@@ -94,6 +110,9 @@ class UsageLedger:
         self.retention = retention
         self._minutes: dict[Key, Totals] = {}
         self._pruned_at = 0
+        # Minutes before `_folded_until` are already in `_folded` (what `counted()` reports).
+        self._folded: Counted = {}
+        self._folded_until = 0
 
     def add(
         self,
@@ -117,12 +136,15 @@ class UsageLedger:
             if minute != self._pruned_at:
                 self._prune(minute)
         totals.calls += 1
-        totals.errors += 0 if ok else 1
+        if not ok:
+            totals.errors += 1
         totals.duration_ms += seconds * 1000
         totals.request_bytes += request_bytes
         totals.response_bytes += response_bytes
         totals.tokens += -(-response_bytes // BYTES_PER_TOKEN)
         totals.cost += cost
+        if minute < self._folded_until:  # a clock stepped back (or a test's `now`): fold it too
+            self._fold_one(server, tool, agent, response_bytes, cost)
 
     def merge(self, rows: Iterable[Row]) -> None:
         """Add totals counted elsewhere (another replica's minutes)."""
@@ -149,14 +171,45 @@ class UsageLedger:
             )
             for (minute, agent, server, tool, groups, namespace), totals in self._minutes.items()
         ]
+        self._fold(float("inf"))
         self._minutes.clear()
         return rows
 
+    def counted(self) -> Counted:
+        """This ledger's own `add`s since it started: (server, tool, agent) -> [response bytes,
+        cost]; the folded earlier minutes plus the minutes not folded yet (the current one)."""
+        counted = {key: list(sums) for key, sums in self._folded.items()}
+        for (minute, agent, server, tool, _, _), totals in self._minutes.items():
+            if minute >= self._folded_until:
+                sums = counted.setdefault((server, tool, agent), [0.0, 0.0])
+                sums[0] += totals.response_bytes
+                sums[1] += totals.cost
+        return counted
+
     def _prune(self, minute: int) -> None:
         self._pruned_at = minute
+        self._fold(minute)
         oldest = minute - self.retention
         for key in [key for key in self._minutes if key[0] < oldest]:
             del self._minutes[key]
+
+    def _fold(self, until: float) -> None:
+        """Add the minutes in [`_folded_until`, `until`) to the running sums `counted()` reads."""
+        start = self._folded_until
+        if until <= start:
+            return
+        for (minute, agent, server, tool, _, _), totals in self._minutes.items():
+            if start <= minute < until:
+                self._fold_one(server, tool, agent, totals.response_bytes, totals.cost)
+        if until != float("inf"):
+            self._folded_until = int(until)
+
+    def _fold_one(self, server: str, tool: str, agent: str, response_bytes: float, cost: float) -> None:
+        sums = self._folded.get((server, tool, agent))
+        if sums is None:
+            sums = self._folded[(server, tool, agent)] = [0.0, 0.0]
+        sums[0] += response_bytes
+        sums[1] += cost
 
     def query(
         self,
@@ -198,3 +251,40 @@ class UsageLedger:
 
 def _iso(seconds: Any) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+class UsageCounters(Collector):
+    """`toolmesh_usage_response_bytes_total` and `toolmesh_usage_cost_units_total` by server and
+    tool (and agent with `metrics_agent_label`), read from the usage totals at scrape time."""
+
+    BYTES = ("toolmesh_usage_response_bytes", "Bytes of tool results sent to agents, by server and tool.")
+    COST = (
+        "toolmesh_usage_cost_units",
+        "Cost units of tool calls (the catalog's `cost`), by server and tool.",
+    )
+
+    def __init__(self, usage: Usage, registry: CollectorRegistry, *, agent_label: bool = False) -> None:
+        self.usage = usage
+        self.labels = ["server", "tool", *(["agent"] if agent_label else [])]
+        registry.register(self)
+
+    def describe(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(*self.BYTES, labels=self.labels)
+        yield CounterMetricFamily(*self.COST, labels=self.labels)
+
+    def collect(self) -> Iterator[Metric]:
+        with_agent = len(self.labels) == 3
+        sums: Counted = {}
+        for (server, tool, agent), (response_bytes, cost) in self.usage.counted().items():
+            kept = sums.setdefault((server, tool, agent if with_agent else ""), [0.0, 0.0])
+            kept[0] += response_bytes
+            kept[1] += cost
+        sent = CounterMetricFamily(*self.BYTES, labels=self.labels)
+        spent = CounterMetricFamily(*self.COST, labels=self.labels)
+        for key, (response_bytes, cost) in sums.items():
+            labels = list(key if with_agent else key[:2])
+            sent.add_metric(labels, response_bytes)
+            if cost:
+                spent.add_metric(labels, cost)
+        yield sent
+        yield spent

@@ -313,11 +313,8 @@ class Dispatcher(Service):
         policy = self.pool.policy_of(target.server)
         limit = self.output_limits.limit_for(policy, target.name)
         result, ctx.result_bytes = output_limit.enforce(result, limit, target.server, target.name)
-        if policy is not None and (policy.cost is not None or policy.tools):
-            own = policy.tool(target.name)
-            cost = own.cost if own is not None and own.cost is not None else policy.cost
-            if cost is not None:
-                ctx.cost = cost.of(ctx.result_bytes)
+        if limit.cost is not None:  # worked out with the limit, once per (policy, tool)
+            ctx.cost = limit.cost.of(ctx.result_bytes)
         if budgets is not None and ctx.cost:  # a cost budget learns the call's cost once its result is in
             budgets.charge(held, ctx.cost)
         return result

@@ -22,12 +22,12 @@ kept on the `CallContext` for the usage record.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import orjson
 
-from router.catalog.server_rules import OverLimit, ServerPolicy
+from router.catalog.server_rules import Cost, OverLimit, ServerPolicy
 from router.errors import ResultTooLarge
 
 BYTES_PER_TOKEN = 4
@@ -37,11 +37,14 @@ MARKER_RESERVE = 400  # bytes kept free for the marker item when a result is cut
 @dataclass(frozen=True, slots=True)
 class Limit:
     """The limit in force for one tool: `bytes` (0: none), what happens over it, and how it was
-    set (for the marker and the error: "max_result_bytes=262144", "max_result_tokens=1000")."""
+    set (for the marker and the error: "max_result_bytes=262144", "max_result_tokens=1000");
+    and, worked out with it once per (policy, tool), the tool's `cost` for usage metering (the
+    tool's own, else the server's; None: the call costs nothing)."""
 
     bytes: int
     mode: OverLimit
     setting: str
+    cost: Cost | None = None
 
 
 class OutputLimits:
@@ -66,6 +69,10 @@ class OutputLimits:
         if len(self._memo) >= self.MEMO_SIZE:
             self._memo.clear()
         limit = self._resolve(policy, tool)
+        own = policy.tool(tool)
+        cost = own.cost if own is not None and own.cost is not None else policy.cost
+        if cost is not None:
+            limit = replace(limit, cost=cost)
         self._memo[key] = (policy, limit)
         return limit
 

@@ -37,6 +37,7 @@ OUTCOME_OF_CODE = {
     POLICY_DENIED: "denied",
     BUDGET_EXCEEDED: "over_budget",
 }
+METERED_OK = frozenset({"ok", "tool_error"})  # a call that returned a result (a tool error included)
 log = logging.getLogger("toolmesh.budgets")
 
 
@@ -71,13 +72,11 @@ class CallObserver:
         self._joined: dict[tuple[frozenset[str], frozenset[str]], str] = {}
 
     def _groups(self, own: frozenset[str], policy: frozenset[str]) -> str:
-        """An agent's groups as usage records them (sorted, comma-joined), computed once per pair."""
-        key = (own, policy)
-        joined = self._joined.get(key)
-        if joined is None:
-            if len(self._joined) >= 4096:
-                self._joined.clear()
-            joined = self._joined[key] = ",".join(sorted(own | policy))
+        """An agent's groups as usage records them (sorted, comma-joined), computed once per pair
+        (the call path looks the pair up in `_joined` itself and comes here when it is not there)."""
+        if len(self._joined) >= 4096:
+            self._joined.clear()
+        joined = self._joined[(own, policy)] = ",".join(sorted(own | policy))
         return joined
 
     def budget_warning(self, warning: BudgetWarning) -> None:
@@ -125,16 +124,15 @@ class CallObserver:
             self.metrics.observe_call(ctx.server, method, tool or "", outcome, seconds, ctx.agent.id)
             if tool and self.usage is not None:
                 arguments = params.get("arguments") if ctx.arguments is None else ctx.arguments
-                sent = len(orjson.dumps(arguments)) if arguments is not None else 0
-                received = ctx.result_bytes or 0
-                ok = outcome in {"ok", "tool_error"}
-                view = ctx.view
+                view, own = ctx.view, ctx.agent.groups
+                groups = self._joined.get((own, view.groups))
+                if groups is None:  # ("" for no groups is a value, hence no `or`)
+                    groups = self._groups(own, view.groups)
                 self.usage.add(
-                    ctx.agent.id, ctx.server, tool, ok, seconds, sent, received, ctx.cost,
-                    groups=self._groups(ctx.agent.groups, view.groups),
-                    namespace=view.namespace.name if isinstance(view, NamespaceView) else "",
+                    ctx.agent.id, ctx.server, tool, outcome in METERED_OK, seconds,
+                    len(orjson.dumps(arguments)) if arguments is not None else 0, ctx.result_bytes or 0,
+                    ctx.cost, None, groups, view.namespace.name if isinstance(view, NamespaceView) else "",
                 )  # fmt: skip
-                self.metrics.observe_usage(ctx.server, tool, received, ctx.cost, ctx.agent.id)
         if self.spans is not None and ctx.trace is not None:
             self.spans.record(
                 ctx.trace,

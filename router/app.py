@@ -17,7 +17,8 @@ from router.catalog.index import Index
 from router.catalog.naming import NamingPolicy
 from router.catalog.sources.base import CatalogSource
 from router.changes import Changes
-from router.guard.budgets import Budgets, BudgetWarning
+from router.guard.budget_report import BudgetGauges
+from router.guard.budgets import Budget, Budgets, BudgetWarning
 from router.guard.credential_keys import KeyedSecrets
 from router.guard.guard import Guard
 from router.guard.policy_sources import follow
@@ -96,6 +97,12 @@ class Router:
             secrets=self.secrets,
             budgets=Budgets(shared.budget_store, on_exceeded=self.metrics.over_budget),
         )
+        BudgetGauges(
+            self._budgets_in_force,
+            shared.budget_store,
+            self.metrics.registry,
+            agent_label=s.metrics_agent_label,
+        )
         self.audit, self.recent = wiring.audit_from(s, shared.publisher, self.metrics)
         self.usage: Usage = shared.usage or UsageLedger(s.usage_retention)
         UsageCounters(self.usage, self.metrics.registry, agent_label=self.metrics.agent_label)
@@ -166,6 +173,9 @@ class Router:
 
     async def _on_backend_notification(self, backend: Backend, message: Message) -> None:
         await self.changes.on_backend_notification(backend, message)
+
+    def _budgets_in_force(self) -> tuple[Budget, ...]:
+        return self.guard.policy.budgets if self.guard.policy is not None else ()
 
     # -- seams.Host: what shared state calls back into -------------------------------------
 

@@ -14,13 +14,16 @@ from typing import Any
 import aiohttp
 import anyio
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from router.cluster.budgets import NatsBudgetStore
 from router.cluster.link import NatsLink
 from router.errors import BudgetExceeded, ConfigError
 from router.guard.agent import Agent
+from router.guard.budget_report import BudgetGauges, report
 from router.guard.budgets import Budget, Budgets, BudgetSpec, BudgetWarning, MemoryBudgetStore, window_at
 from router.guard.guard import Guard
+from router.observe.status import render
 from tests.conftest import run_router
 from tests.guard_support import guarded_env
 from tests.support.cluster import cluster, nats_server
@@ -177,6 +180,49 @@ async def test_a_cost_budget_is_charged_after_the_call_and_a_refused_call_spends
     assert store.used("calls", window) == 0
 
 
+async def test_operators_see_what_each_budget_spent_of_its_limit_in_gauges_and_the_admin_report() -> None:
+    clock = Clock(1_800_000_000.0)
+    store = MemoryBudgetStore()
+    budgets = Budgets(store, clock=clock)
+    team = budget("team", group="ops", period="day", calls=10)
+    each = budget("each", agent="*", period="hour", cost=5)
+    for _ in range(3):
+        await budgets.check("ann", [team])
+    budgets.charge(await budgets.check("ann", [each]), 1.5)
+    budgets.charge(await budgets.check("bob", [each]), 2.0)
+    budgets.charge(await budgets.check("bob", [each]), 0.25)
+
+    rows = report([team, each], store, clock.now)
+    assert rows[0] == {"name": "team", "subject": "group ops", "unit": "calls", "limit": 10, "period": "day",
+                       "spent": 3, "warn_at": 0.8, "resets_at": "2027-01-16T00:00:00Z"}  # fmt: skip
+    assert rows[1]["subject"] == "each agent" and rows[1]["unit"] == "cost" and rows[1]["limit"] == 5
+    assert rows[1]["spent"] == 2.25  # per agent: the agent closest to the limit
+    assert rows[1]["agents"] == {"bob": 2.25, "ann": 1.5} and rows[1]["agents_counted"] == 2
+    assert "budget:    team (group ops): 3 of 10 calls per day, resets 2027-01-16T00:00:00Z" in render(
+        {"budgets": rows}
+    )
+
+    registry = CollectorRegistry()
+    BudgetGauges(lambda: (team, each), store, registry, clock=clock)
+    text = generate_latest(registry).decode()
+    assert 'toolmesh_budget_spent{budget="team",period="day"} 3.0' in text
+    assert 'toolmesh_budget_limit{budget="team",period="day"} 10.0' in text
+    assert 'toolmesh_budget_spent{budget="each",period="hour"} 2.25' in text
+    assert "agent=" not in text  # agents only with metrics_agent_label
+    labelled = CollectorRegistry()
+    BudgetGauges(lambda: (team, each), store, labelled, agent_label=True, clock=clock)
+    text = generate_latest(labelled).decode()
+    assert 'toolmesh_budget_spent{agent="ann",budget="each",period="hour"} 1.5' in text
+    assert 'toolmesh_budget_spent{agent="bob",budget="each",period="hour"} 2.25' in text
+    assert 'toolmesh_budget_limit{agent="bob",budget="each",period="hour"} 5.0' in text
+    assert 'toolmesh_budget_spent{agent="",budget="team",period="day"} 3.0' in text
+
+    clock.now += 3600  # the next hour: the per-agent budget starts afresh, the daily one does not
+    text = generate_latest(registry).decode()
+    assert 'toolmesh_budget_spent{budget="each",period="hour"} 0.0' in text
+    assert 'toolmesh_budget_spent{budget="team",period="day"} 3.0' in text
+
+
 # -- three stores on one NATS --------------------------------------------------------------------
 
 
@@ -260,6 +306,7 @@ ROUTER_POLICY = {
         "team-calls": {"group": "team", "period": "1d", "calls": 4, "warn_at": 0.5},
         "cy-cost": {"agent": "cy", "period": "1d", "cost": 2},
         "dee-short": {"agent": "dee", "period": "3s", "calls": 1},
+        "each": {"agent": "*", "period": "1d", "calls": 1000},
     },
 }
 
@@ -274,8 +321,10 @@ def metric_line(text: str, name: str, budget: str) -> float | None:
 async def test_a_router_refuses_calls_over_budget_in_both_eras_and_on_v1_tools_and_warns_once(
     tmp_path: Path,
 ) -> None:
-    agents = {name: [] for name in ("ann", "bob", "cy", "dee", "eve")}
+    agents: dict[str, list[str]] = {name: [] for name in ("ann", "bob", "cy", "dee", "eve")}
+    agents["root"] = ["admins"]
     keys, env = guarded_env(tmp_path, agents, ROUTER_POLICY)
+    env["TOOLMESH_ADMIN_GROUPS"] = "admins"
     auth = {name: {"Authorization": f"Bearer {key}"} for name, key in keys.items()}
     with (
         sample_server_http("svc", log_dir=tmp_path) as (url, _),
@@ -343,7 +392,32 @@ async def test_a_router_refuses_calls_over_budget_in_both_eras_and_on_v1_tools_a
 
             async with http.get(f"{router.base_url}/metrics") as response:
                 metrics = await response.text()
+            async with http.get(f"{router.base_url}/admin/", headers=auth["root"]) as response:
+                shown = {row["name"]: row for row in (await response.json())["budgets"]}
+            async with http.get(f"{router.base_url}/console/live", headers=auth["root"]) as response:
+                console = await response.text()
         assert metric_line(metrics, "toolmesh_budget_warnings_total", "team-calls") == 1.0
+        # What operators see of each budget: gauges by budget and period, /admin/, the console.
+        assert 'toolmesh_budget_spent{budget="team-calls",period="1d"} 4.0' in metrics
+        assert 'toolmesh_budget_limit{budget="team-calls",period="1d"} 4.0' in metrics
+        assert 'toolmesh_budget_spent{budget="cy-cost",period="1d"} 2.0' in metrics
+        assert 'toolmesh_budget_limit{budget="each",period="1d"} 1000.0' in metrics
+        assert list(shown) == ["team-calls", "cy-cost", "dee-short", "each"]
+        assert shown["team-calls"]["spent"] == 4 and shown["team-calls"]["limit"] == 4
+        assert shown["team-calls"]["subject"] == "group team"
+        assert shown["cy-cost"]["spent"] == 2 and shown["cy-cost"]["unit"] == "cost"
+        each = shown["each"]  # refused calls spent nothing of it; dee may have needed a third call
+        assert {k: each["agents"][k] for k in ("ann", "bob", "cy", "eve")} == {
+            "ann": 2,
+            "bob": 2,
+            "cy": 2,
+            "eve": 1,
+        }
+        assert each["agents_counted"] == 5 and each["spent"] == max(each["agents"].values())
+        assert (
+            '<section id="budgets">' in console
+            and "<td>team-calls</td><td>group team</td><td>4</td>" in console
+        )
         assert metric_line(metrics, "toolmesh_budget_warnings_total", "cy-cost") == 1.0
         assert metric_line(metrics, "toolmesh_budget_exceeded_total", "team-calls") == 3.0
         deadline = time.monotonic() + 5
@@ -418,3 +492,19 @@ async def test_with_nats_gone_a_store_spends_its_share_of_the_budget_alone(tmp_p
                     await anyio.sleep(0.05)
             admitted = [await store.take("shared", shared, window) for _ in range(8)]
     assert admitted == [True] * 5 + [False] * 3  # 10 // 2 counted here alone
+
+
+async def test_a_shared_store_reports_the_shared_amount_less_its_own_unspent_slice(tmp_path: Path) -> None:
+    shared = budget("shared", group="ops", period="1d", calls=100)
+    with nats_server(tmp_path) as nats:
+        async with nats_stores(nats.url, 2, max_batch=4, hot_interval=10.0, lease_idle=30.0) as (one, two):
+            window = shared.window(time.time())
+            for _ in range(4):  # slices of 1, 2 (the key is hot), then 4: 7 leased, 3 of them unspent
+                assert await one.take("shared", shared, window)
+            assert one.amounts()[("shared", window.start)] == 4
+            for _ in range(2):  # slices of 1 and 2: the shared amount is 10, one call unspent here
+                assert await two.take("shared", shared, window)
+            # `two` knows nothing of `one`'s unspent calls: they count as spent, as in the bucket.
+            assert two.amounts()[("shared", window.start)] == 9
+            assert report([shared], two)[0]["spent"] == 9
+            assert one.amounts()[("shared", window.start)] == 4  # as `one` last saw it

@@ -86,6 +86,9 @@ class NatsBudgetStore(Service):
         self.local = MemoryBudgetStore(on_warning)
         self.kv: KeyValue | None = None
         self._slices: dict[tuple[str, float], _Slice] = {}
+        # The shared amount per (key, window start) as this replica last read or wrote it, with
+        # the window's end: what `amounts()` reports to operators.
+        self._seen: dict[tuple[str, float], tuple[float, float]] = {}
         self._shares: dict[tuple[Budget, int], Budget] = {}
         self._failed_until = 0.0
         self._mode = SharedMode(
@@ -129,6 +132,8 @@ class NatsBudgetStore(Service):
     async def sweep(self) -> None:
         """Drop slices of ended windows; give back slices idle for `lease_idle`."""
         wall, now = time.time(), time.monotonic()
+        for slot in [slot for slot, (_, end) in self._seen.items() if end <= wall]:
+            del self._seen[slot]
         for slot, piece in list(self._slices.items()):
             if piece.window.end <= wall:
                 del self._slices[slot]
@@ -272,6 +277,7 @@ class NatsBudgetStore(Service):
             total = max(0.0, spent + granted)
             crossed = not warned and total >= budget.threshold()
             if add == 0 and granted <= 0 and not crossed:
+                self._seen[(key, window.start)] = (spent, window.end)
                 return 0.0  # nothing to write: refused
             value = f"{total!r} {1 if warned or crossed else 0}".encode()
             try:
@@ -281,10 +287,23 @@ class NatsBudgetStore(Service):
                     await kv.update(name, value, last=revision)
             except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.BadRequestError):
                 continue  # another replica moved it (or created it first): read it again
+            self._seen[(key, window.start)] = (total, window.end)
             if crossed and self.on_warning is not None:
                 self.on_warning(BudgetWarning(budget, key, total, window))
             return granted
         return 0.0  # contention beyond reason: refuse this round, briefly
+
+    def amounts(self) -> dict[tuple[str, float], float]:
+        """The shared amounts as last seen, less this replica's own unspent slices (plus its debts),
+        plus what it counted alone while NATS was away. Other replicas' unspent slices count as
+        spent, as in the shared amount itself."""
+        amounts = {}
+        for slot, (shared, _) in self._seen.items():
+            piece = self._slices.get(slot)
+            amounts[slot] = max(0.0, shared - (piece.left if piece is not None else 0.0))
+        for slot, spent in self.local.amounts().items():
+            amounts[slot] = amounts.get(slot, 0.0) + spent
+        return amounts
 
     def _share(self, budget: Budget) -> Budget:
         """The budget's share for one replica of those last counted, while NATS is away."""

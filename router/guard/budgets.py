@@ -159,6 +159,13 @@ class Budget:
             self._keys[agent] = key
         return key
 
+    def agent_of(self, key: str) -> str:
+        """The agent a per-agent budget's key counts (`key`'s own tail if no call named it lately)."""
+        for agent, known in self._keys.items():
+            if known == key:
+                return agent
+        return key.partition(".")[2]
+
     def subject(self, agent: str) -> str:
         """Whose budget it is, in words: `agent bob`, `group ops`."""
         return (
@@ -207,6 +214,11 @@ class BudgetStore(Protocol):
 
     def charge(self, key: str, budget: Budget, window: Window, amount: float) -> None:
         """Count a cost budget's units once the call's cost is known."""
+        ...
+
+    def amounts(self) -> dict[tuple[str, float], float]:
+        """What each key spent per window start, as this replica knows it (for operators:
+        router/guard/budget_report.py); read when a page or a scrape asks, never per call."""
         ...
 
 
@@ -262,6 +274,9 @@ class MemoryBudgetStore:
     def used(self, key: str, window: Window) -> float:
         slot = self._spent.get((key, window.start))
         return slot.used if slot is not None else 0.0
+
+    def amounts(self) -> dict[tuple[str, float], float]:
+        return {slot: spent.used for slot, spent in self._spent.items()}
 
     def _note(self, slot: _Spent, key: str, budget: Budget, window: Window) -> None:
         if not slot.warned and slot.used >= budget.threshold():

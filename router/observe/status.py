@@ -69,6 +69,8 @@ def render(document: dict[str, Any]) -> str:
             p["tool"] + ("" if p.get("in_catalog") else " (absent)") for p in capability["providers"]
         )
         lines.append(f"capability: {name} [{capability['strategy']}: {providers}] {now}")
+    for budget in document.get("budgets", []):
+        lines.append(f"budget:    {_budget(budget)}")
     for conflict in catalog.get("conflicts", []):
         lines.append(
             f"conflict:  {conflict['kind']} {conflict['name']} offered by {', '.join(conflict['servers'])}"
@@ -80,11 +82,20 @@ def render(document: dict[str, Any]) -> str:
             f"{instance.get('breaker') or '-':<11}{_eras(instance.get('eras') or {}):<24}{instance['address']}"
             + (f"  ({instance['error']})" if instance.get("error") else "")
         )
-    known = {"catalog", "instances", "health", "sessions", "policy"}
+    known = {"catalog", "instances", "health", "sessions", "policy", "budgets"}
     for name, section in document.items():
         if name not in known:
             lines += ["", f"{name}:", json.dumps(section, indent=2)]
     return "\n".join(lines)
+
+
+def _budget(budget: dict[str, Any]) -> str:
+    """`research-daily (group research): 4000 of 5000 calls per day, resets 2026-12-03T00:00:00Z`."""
+    unit = "calls" if budget.get("unit") == "calls" else "cost units"
+    spent = f"{budget.get('spent', 0):g} of {budget.get('limit', 0):g} {unit} per {budget.get('period')}"
+    if budget.get("subject") == "each agent":
+        spent = f"at most {spent} (the busiest of {budget.get('agents_counted', 0)} agents)"
+    return f"{budget.get('name')} ({budget.get('subject')}): {spent}, resets {budget.get('resets_at')}"
 
 
 def _eras(eras: dict[str, Any]) -> str:

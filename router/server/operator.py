@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from router.catalog.index import LIST_KINDS
 from router.catalog.sources.base import CatalogSource
 from router.guard.agent import Agent, AuthError
+from router.guard.budget_report import report as budget_report
 from router.guard.budgets import BudgetStore
 from router.guard.guard import Guard
 from router.guard.identity import Authenticator
@@ -112,6 +113,8 @@ def admin_document(router: Replica) -> dict[str, Any]:
             "capabilities": _capabilities(router),
         },
     }
+    if policy is not None and policy.budgets and router.budget_store is not None:
+        document["budgets"] = budget_report(policy.budgets, router.budget_store)
     return document
 
 

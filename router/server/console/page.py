@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from router.catalog.index import Index
+from router.guard.budget_report import report as budget_report
 from router.server.operator import Replica
 
 REFRESH_MS = 1000
@@ -128,13 +129,14 @@ def live(
     usage: Sequence[dict[str, Any]] | None = None,
 ) -> str:
     """The changing part of the page: instances, drift, tools (searched), namespaces and
-    overrides, usage, recent calls."""
+    overrides, budgets, usage, recent calls."""
     return "".join(
         [
             _instances(replica),
             _drift(replica, csrf, can_approve),
             _tools(replica.pool.index, query, tools),
             _policy(replica),
+            _budgets(replica),
             _usage(usage),
             _calls(calls),
             f'<p class="muted">drawn {_e(time.strftime("%H:%M:%S"))}</p>',
@@ -280,6 +282,28 @@ def _policy(replica: Replica) -> str:
         )
         + "</section>"
     )
+
+
+def _budgets(replica: Replica) -> str:
+    """Each budget of the policy in force: what it spent of its limit in this window."""
+    policy = replica.guard.policy
+    if policy is None or not policy.budgets or replica.budget_store is None:
+        return ""
+    rows = "".join(_budget_row(row) for row in budget_report(policy.budgets, replica.budget_store))
+    return (
+        '<section id="budgets"><h2>Budgets</h2><div class="scroll"><table><thead><tr><th>budget</th>'
+        "<th>whose</th><th>spent</th><th>limit</th><th>period</th><th>resets</th><th>busiest agents</th>"
+        f"</tr></thead><tbody>{rows}</tbody></table></div></section>"
+    )
+
+
+def _budget_row(row: dict[str, Any]) -> str:
+    busiest = ", ".join(f"{agent} {used:g}" for agent, used in row.get("agents", {}).items())
+    cells = [
+        row["name"], row["subject"], f"{row['spent']:g}", f"{row['limit']:g} {row['unit']}", row["period"],
+        row["resets_at"], busiest,
+    ]  # fmt: skip
+    return "<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in cells) + "</tr>"
 
 
 def _usage(rows: Sequence[dict[str, Any]] | None) -> str:

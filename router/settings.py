@@ -304,10 +304,10 @@ class RouterSettings(BaseSettings):
         description="Seconds of per-minute usage totals kept (memory; the NATS usage stream).",
     )
     usage_flush_interval: float = Field(
-        0.2,
+        0.05,
         gt=0,
         le=60,
-        description="With `nats`: least seconds between two publishes of a replica's usage (sooner: less lost to a SIGKILL, more stream messages).",
+        description="With `nats`: least seconds between two publishes of a replica's usage, each sent once the previous one is acknowledged (sooner: less lost to a SIGKILL, more stream messages).",
     )
     audit_nats_max_age: float = Field(
         30 * 24 * 3600.0,

@@ -6,15 +6,15 @@ One router process (`toolmesh router`) with two backends: the sample server over
 `junk`, a small HTTP MCP server here whose `tools/call` answers the way the call's `mode`
 argument asks: garbage bytes, half a body, an endless stream, a huge result, the wrong id, an
 error status. Bounded (derandomized, about 400 requests in all) so CI stays cheap;
-`bench/fuzz.py` runs the same properties for longer with fresh seeds.
+`bench/fuzz.py` runs the same properties for longer with fresh seeds. At the end the router must
+hold no more sessions and connections than before the module (`tests/support/fuzzing.py`
+`settle`) and have logged no traceback.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
-import re
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,11 +24,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.up.processes import ManagedProcess, free_port
 from tests.conftest import RouterHandle, run_router
 from tests.servers.junk import MODES
-from tests.support.fuzzing import fuzz_settings
-from tests.support.procs import REPO_ROOT, sample_server_stdio_entry
+from tests.support.fuzzing import (
+    IDLE_ENV,
+    IDLE_TIMEOUT,
+    baseline,
+    check_answer,
+    fuzz_settings,
+    running_junk,
+    settle,
+)
+from tests.support.mcp_http import envelope, modern_headers
+from tests.support.procs import sample_server_stdio_entry
 
 LEGACY = "2025-11-25"
 MODERN = "2026-07-28"
@@ -41,12 +49,8 @@ FUZZ = fuzz_settings(60)
 
 @pytest.fixture(scope="module")
 def junk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    argv = [sys.executable, "-m", "tests.servers.junk", "--port", str(port)]
-    log_dir = tmp_path_factory.mktemp("junk")
-    with ManagedProcess(argv, name="junk", log_dir=log_dir, cwd=REPO_ROOT) as process:
-        process.wait_port(port)
-        yield f"http://127.0.0.1:{port}/mcp"
+    with running_junk(tmp_path_factory.mktemp("junk")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +60,15 @@ def router(tmp_path_factory: pytest.TempPathFactory, junk: str) -> Iterator[Rout
     args = ("--max-body-bytes", "65536", "--request-timeout", str(REQUEST_TIMEOUT))
     # No breaker: it would answer "circuit open" for the junk server after a few bad answers,
     # and every bad answer is to be seen by the router here.
-    with run_router(tmp, servers, *args, env={"TOOLMESH_BREAKER_FAILURES": "1000000"}) as handle:
+    env = {"TOOLMESH_BREAKER_FAILURES": "1000000", **IDLE_ENV}
+    with run_router(tmp, servers, *args, env=env) as handle:
         _wait_for_tool(handle, "junk__junk")
         # The first call of a stdio tool in the 2026 era may start its upstream session (seconds):
         # made here, so the timing properties below measure the router, not that start.
         _echo(handle)
+        before = baseline(handle)
         yield handle
+        settle(handle, before, "test_fuzz_http", IDLE_TIMEOUT * 1.5 + 5)
     log = handle.process.log_path.read_text(errors="replace")
     assert "Traceback" not in log, log[log.index("Traceback") - 2000 :][:6000]
 
@@ -95,8 +102,8 @@ def _send(
 def _wait_for_tool(router: RouterHandle, name: str) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": _envelope()}}
-        status, _, data, _ = _send(router, "/mcp", json.dumps(body).encode(), _modern("tools/list"))
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": envelope()}}
+        status, _, data, _ = _send(router, "/mcp", json.dumps(body).encode(), modern_headers("tools/list"))
         if status == 200 and name.encode() in data:
             return
         time.sleep(0.2)
@@ -104,17 +111,10 @@ def _wait_for_tool(router: RouterHandle, name: str) -> None:
 
 
 def _echo(router: RouterHandle) -> tuple[int, bytes, float]:
-    params = {"name": "alpha__echo", "arguments": {"text": "x"}, "_meta": _envelope()}
+    params = {"name": "alpha__echo", "arguments": {"text": "x"}, "_meta": envelope()}
     body = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": params}).encode()
-    status, _, data, took = _send(router, "/mcp", body, _modern("tools/call", "alpha__echo"))
+    status, _, data, took = _send(router, "/mcp", body, modern_headers("tools/call", "alpha__echo"))
     return status, data, took
-
-
-def _envelope() -> dict[str, Any]:
-    return {
-        "io.modelcontextprotocol/protocolVersion": MODERN,
-        "io.modelcontextprotocol/clientCapabilities": {},
-    }
 
 
 def _header_safe(value: Any) -> str | None:
@@ -122,23 +122,12 @@ def _header_safe(value: Any) -> str | None:
     return value if isinstance(value, str) and all(" " <= c <= "~" for c in value) else None
 
 
-def _modern(method: str, name: str | None = None) -> dict[str, str]:
-    headers = {
-        "content-type": "application/json",
-        "accept": "application/json, text/event-stream",
-        "mcp-protocol-version": MODERN,
-        "mcp-method": method,
-    }
-    if name is not None:
-        headers["mcp-name"] = name
-    return headers
-
-
-_session: dict[str, str] = {}
+_session: dict[str, Any] = {}
 
 
 def _legacy_session(router: RouterHandle) -> str:
-    if "id" not in _session:
+    """A session of this module's own; a new one once the last may be near its idle timeout."""
+    if time.monotonic() - _session.get("used", 0.0) > IDLE_TIMEOUT / 2:
         params = {
             "protocolVersion": LEGACY,
             "capabilities": {},
@@ -149,40 +138,12 @@ def _legacy_session(router: RouterHandle) -> str:
         status, got, _, _ = _send(router, "/mcp", body, headers)
         assert status == 200
         _session["id"] = got["mcp-session-id"]
-    return _session["id"]
-
-
-def _json_rpc_messages(headers: dict[str, str], data: bytes) -> list[Any]:
-    kind = headers.get("content-type", "")
-    if kind.startswith("text/event-stream"):
-        # SSE lines end at CR, LF or CRLF only (str.splitlines would also split at U+0085 and
-        # U+2028, which JSON carries unescaped)
-        lines = re.split(r"\r\n|\r|\n", data.decode())
-        events = [line[5:].strip() for line in lines if line.startswith("data:")]
-        return [json.loads(event) for event in events if event]
-    if kind.startswith("application/json") and data:
-        return [json.loads(data)]
-    return []
+    _session["used"] = time.monotonic()
+    return str(_session["id"])
 
 
 def _check(status: int, headers: dict[str, str], data: bytes, took: float, jsonrpc: bool = True) -> list[Any]:
-    """The properties every answer has (`/v1/tools` answers plain JSON, not JSON-RPC)."""
-    assert status != 500 and status < 600, (status, data[:300])
-    assert b"Traceback" not in data, data[:300]
-    assert took < ANSWER_WITHIN, f"answered after {took:.1f} s"
-    if not jsonrpc:
-        if headers.get("content-type", "").startswith("application/json"):
-            document = json.loads(data)
-            assert status < 400 or isinstance(document.get("error", {}).get("message"), str), document
-        return []
-    messages = _json_rpc_messages(headers, data)
-    for message in messages:
-        assert isinstance(message, dict) and message.get("jsonrpc") == "2.0", message
-        if "error" in message:
-            assert isinstance(message["error"]["code"], int) and isinstance(message["error"]["message"], str)
-    if status >= 400 and messages:  # a refused JSON-RPC request says why in an error
-        assert all("error" in message for message in messages), messages
-    return messages
+    return check_answer(status, headers, data, took, ANSWER_WITHIN, jsonrpc=jsonrpc)
 
 
 # -- strategies ---------------------------------------------------------------------------------
@@ -223,7 +184,7 @@ messages = st.fixed_dictionaries(
                     "arguments": json_values,
                     "uri": st.text(max_size=20),
                     "cursor": st.text(max_size=20),
-                    "_meta": json_values | st.just(_envelope()),
+                    "_meta": json_values | st.just(envelope()),
                 },
             ),
         ),
@@ -291,7 +252,7 @@ def test_json_rpc_bodies_in_both_eras_get_errors_not_failures(
         method = message.get("method")
         params = message.get("params")
         name = params.get("name") if isinstance(params, dict) else None
-        headers = _modern(_header_safe(method) or "x", _header_safe(name))
+        headers = modern_headers(_header_safe(method) or "x", _header_safe(name))
     _check(*_send(router, "/mcp", json.dumps(message).encode(), headers))
 
 
@@ -310,8 +271,8 @@ def test_a_backend_that_answers_badly_gets_the_client_an_error(
         }
         params: dict[str, Any] = call
     else:
-        headers = _modern("tools/call", "junk__junk")
-        params = {**call, "_meta": _envelope()}
+        headers = modern_headers("tools/call", "junk__junk")
+        params = {**call, "_meta": envelope()}
     body = json.dumps({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": params}).encode()
     status, got, data, took = _send(router, "/mcp", body, headers)
     replies = _check(status, got, data, took)
@@ -331,8 +292,8 @@ def test_other_clients_are_served_while_backends_misbehave(router: RouterHandle,
 
     def bad(mode: str) -> None:
         try:
-            headers = _modern("tools/call", "junk__junk")
-            params = {"name": "junk__junk", "arguments": {"mode": mode}, "_meta": _envelope()}
+            headers = modern_headers("tools/call", "junk__junk")
+            params = {"name": "junk__junk", "arguments": {"mode": mode}, "_meta": envelope()}
             body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}).encode()
             _check(*_send(router, "/mcp", body, headers))
         except BaseException as exc:  # collected, asserted below

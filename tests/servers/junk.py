@@ -2,7 +2,10 @@
 
 It initializes and lists one tool, `junk`, like any server; a `tools/call` answers the way its
 `mode` argument asks: garbage bytes, half a body, an endless stream, a huge result, the wrong
-id, an error status, HTML, nothing, a response without a result, or (`ok`) properly.
+id, an error status, HTML, nothing, a response without a result, or (`ok`) properly. And one
+mode answers properly but the 2025-11-25 polling way: `polled` sends `before` log messages on
+its response stream and closes it; the client's GET with `Last-Event-ID` gets the `after` log
+messages and the response (`"polled"`). Log message `n` (from 1) carries the data `event n`.
 
     python -m tests.servers.junk --port 8931
 """
@@ -10,7 +13,9 @@ id, an error status, HTML, nothing, a response without a result, or (`ok`) prope
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -20,6 +25,21 @@ MODES = [
     "ok", "garbage", "half", "endless", "huge", "wrong-id", "status-500", "html", "empty", "no-result",
     "sse-garbage", "sse-scalar", "sse-wrong-id",
 ]  # fmt: skip
+POLLED = "polled"
+
+
+def log_event(n: int) -> dict[str, Any]:
+    """The `n`th log message of a polled call (what the client sees, too: logs pass unchanged)."""
+    params = {"level": "info", "logger": "junk", "data": f"event {n}"}
+    return {"jsonrpc": "2.0", "method": "notifications/message", "params": params}
+
+
+class _Polled:
+    """What polled calls still have to send, by stream id: [(seq, data)]."""
+
+    streams = itertools.count(1)
+    kept: dict[str, list[tuple[int, bytes]]] = {}
+    lock = threading.Lock()
 
 
 class Junk(BaseHTTPRequestHandler):
@@ -36,8 +56,26 @@ class Junk(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _sse(self, events: list[tuple[str, bytes]], retry: int | None = None) -> None:
+        """An SSE response of `events` (id, data), then the connection closes."""
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("connection", "close")
+        self.end_headers()
+        for n, (event_id, data) in enumerate(events):
+            head = f"id: {event_id}\n" + (f"retry: {retry}\n" if retry is not None and n == 0 else "")
+            self.wfile.write(head.encode() + b"data: " + data + b"\n\n")
+        self.wfile.flush()
+        self.close_connection = True
+
     def do_GET(self) -> None:
-        self._reply(405, b"")
+        stream, _, seq = (self.headers.get("last-event-id") or "").rpartition(".")
+        with _Polled.lock:
+            kept = _Polled.kept.get(stream) if seq.isdigit() else None
+        if kept is None:  # no GET stream of its own
+            self._reply(405, b"")
+            return
+        self._sse([(f"{stream}.{n}", data) for n, data in kept if n > int(seq)])
 
     def do_DELETE(self) -> None:
         self._reply(200, b"")
@@ -59,11 +97,26 @@ class Junk(BaseHTTPRequestHandler):
             schema = {"type": "object", "properties": {"mode": {"type": "string"}}}
             result = {"tools": [{"name": "junk", "description": "answers badly", "inputSchema": schema}]}
         elif method == "tools/call":
-            self._misbehave(str((message.get("params") or {}).get("arguments", {}).get("mode")), request_id)
+            arguments = (message.get("params") or {}).get("arguments") or {}
+            if arguments.get("mode") == POLLED:
+                self._polled(arguments, request_id)
+            else:
+                self._misbehave(str(arguments.get("mode")), request_id)
             return
         else:
             result = {}
         self._reply(200, json.dumps({"jsonrpc": "2.0", "id": request_id, "result": result}).encode())
+
+    def _polled(self, arguments: dict[str, Any], request_id: Any) -> None:
+        before, after = int(arguments.get("before", 2)), int(arguments.get("after", 3))
+        stream = f"junk{next(_Polled.streams)}"
+        result = {"content": [{"type": "text", "text": "polled"}]}
+        events = [json.dumps(log_event(n)).encode() for n in range(1, before + after + 1)]
+        events.append(json.dumps({"jsonrpc": "2.0", "id": request_id, "result": result}).encode())
+        with _Polled.lock:
+            _Polled.kept[stream] = list(enumerate(events, 1))[before:]
+        # A priming event (an id, no data), the first `before` messages, and the stream closes.
+        self._sse([(f"{stream}.{n}", data) for n, data in enumerate([b"", *events[:before]])], retry=10)
 
     def _misbehave(self, mode: str, request_id: Any) -> None:
         text = {"content": [{"type": "text", "text": "fine"}]}

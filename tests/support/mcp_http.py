@@ -15,15 +15,16 @@ T = TypeVar("T")
 MODERN = "2026-07-28"
 
 
-def rpc(
-    url: str, method: str, params: dict[str, Any] | None = None, name: str | None = None
-) -> dict[str, Any]:
-    """POST one request; the JSON-RPC response (result or error)."""
-    envelope = {
+def envelope(capabilities: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The `_meta` every 2026-07-28 request carries."""
+    return {
         "io.modelcontextprotocol/protocolVersion": MODERN,
-        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientCapabilities": capabilities or {},
     }
-    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": {**(params or {}), "_meta": envelope}}
+
+
+def modern_headers(method: str, name: str | None = None) -> dict[str, str]:
+    """The headers of a 2026-07-28 POST: media types, version, and the routing headers."""
     headers = {
         "content-type": "application/json",
         "accept": "application/json, text/event-stream",
@@ -32,7 +33,17 @@ def rpc(
     }
     if name is not None:
         headers["mcp-name"] = name
-    request = urllib.request.Request(url, json.dumps(body).encode(), headers, method="POST")
+    return headers
+
+
+def rpc(
+    url: str, method: str, params: dict[str, Any] | None = None, name: str | None = None
+) -> dict[str, Any]:
+    """POST one request; the JSON-RPC response (result or error)."""
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": {**(params or {}), "_meta": envelope()}}
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), modern_headers(method, name), method="POST"
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             raw = response.read()
@@ -73,18 +84,9 @@ async def sampling_tool_call(
 ) -> tuple[int, dict[str, Any]]:
     """A 2026-07-28 `tools/call` from a client that can sample (async; for input-required
     rounds): the HTTP status and the response (the last event's data, if the reply is SSE)."""
-    meta = {
-        "io.modelcontextprotocol/protocolVersion": MODERN,
-        "io.modelcontextprotocol/clientCapabilities": {"sampling": {}},
-    }
+    meta = envelope({"sampling": {}})
     body = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {**params, "_meta": meta}}
-    headers = {
-        "accept": "application/json, text/event-stream",
-        "content-type": "application/json",
-        "mcp-protocol-version": MODERN,
-        "mcp-method": "tools/call",
-        "mcp-name": params["name"],
-    }
+    headers = modern_headers("tools/call", params["name"])
     async with http.post(url, json=body, headers=headers) as response:
         text = await response.text()
     if response.content_type == "text/event-stream":

@@ -186,7 +186,9 @@ class Dispatcher(Service):
         if method in URI_GUARDED:
             self._resource_target(ctx, params.get("uri"))
         elif method == "subscriptions/listen":
-            wanted = (params.get("notifications") or {}).get("resourceSubscriptions") or ()
+            # A filter that is no object asks for nothing (as `Interest.from_filter` reads it).
+            notifications = params.get("notifications")
+            wanted = notifications.get("resourceSubscriptions") if isinstance(notifications, dict) else None
             for uri in wanted if isinstance(wanted, list) else ():
                 self._resource_target(ctx, uri)
 

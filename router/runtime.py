@@ -95,6 +95,11 @@ class CatalogFeed(Service):
                     for each in self._catalogs.values():
                         merged = merged.merged(each)
                     await self.pool.apply(merged, tg)
+                # Ready once every source has spoken, not the first: a static file (say, rate
+                # limits only) answers at once, and a replica ready before the registry's servers
+                # were applied would answer "unknown tool" to the calls the balancer sends it.
+                if len(self._catalogs) == len(self.sources):
+                    self.pool.catalog_loaded.set()
 
 
 class Sweeper(Service):

@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -253,6 +254,50 @@ def test_registry_down_keeps_the_last_catalog_and_recovers(
         assert registrar.is_running()
         if kind == "consul":  # the double restarts empty, as a Consul agent that lost its state
             assert "the registry lost our record; registering again" in registrar.log_text()
+
+
+# -- readiness with two catalog sources ------------------------------------------------------
+
+
+def test_a_router_with_a_file_and_a_registry_is_ready_only_once_the_registry_spoke(tmp_path: Path) -> None:
+    """The file answers at once; a replica ready before the registry's servers were applied got
+    balanced calls it answered with "unknown tool" (the soak, after each replica restart)."""
+    name = unique("late")
+    config = tmp_path / "limits.json"
+    config.write_text(
+        json.dumps({"toolmesh": {"limits": [{"rate": 50, "per": ["agent"]}]}, "mcpServers": {}})
+    )
+    with (
+        registry_server("consul") as consul,
+        sample_server_http(name, log_dir=tmp_path) as (url, _),
+        registrar_process(tmp_path, consul, name, "--url", url),
+    ):
+        wait_until(lambda: any(e["Service"]["Meta"]["name"] == name for e in get_json(f"{consul.url}/v1/health/service/mcp")), 30, "registered")  # fmt: skip
+        consul.stop()  # the registry is unreachable while the router starts
+        port = free_port()
+        argv = [
+            sys.executable, "-m", "router", "router", *consul.flag, "--config", str(config),
+            "--port", str(port), "--log-format", "text",
+        ]  # fmt: skip
+        env = {"TOOLMESH_REGISTRY_BACKOFF_MAX": "0.5", "TOOLMESH_REGISTRY_WAIT": "10"}
+        with ManagedProcess(argv, name="router", env=env, log_dir=tmp_path) as router:
+            base = f"http://127.0.0.1:{port}"
+            router.wait_port(port, timeout=30)
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:  # long enough for the file to have been applied
+                assert _status(f"{base}/readyz") == 503, "ready before the registry answered"
+                time.sleep(0.2)
+            consul.restart()  # it comes back empty; the registrar registers again
+            wait_ready(router, f"{base}/readyz", timeout=40)
+            assert f"{name}__echo" in tool_names(f"{base}/mcp"), "ready, and the registry's tools are there"
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 # -- several instances of one name ---------------------------------------------------------------

@@ -60,7 +60,7 @@ class BackendPool(Service):
         self.listeners = tuple(listeners)
         # list_changed notifications backends sent since the previous rebuild (for the listeners)
         self.announced: frozenset[str] = frozenset()
-        self.catalog_loaded = anyio.Event()
+        self.catalog_loaded = anyio.Event()  # set by the catalog feed once every source has spoken
 
     # -- catalog ------------------------------------------------------------------------------
 
@@ -93,7 +93,6 @@ class BackendPool(Service):
             for backend in started:
                 await backend.first_attempt.wait()
         await self.rebuild()
-        self.catalog_loaded.set()
 
     def _start(self, record: BackendRecord, task_group: TaskGroup) -> Backend:
         backend = self._make_backend(record, self._on_backend_change)

@@ -220,3 +220,30 @@ async def test_the_app_hears_a_disconnect_and_idle_connections_are_closed() -> N
         assert b"200 OK" in await asyncio.wait_for(reader.read(4096), 5)
         assert await asyncio.wait_for(reader.read(4096), 5) == b""  # closed by the server
         writer.close()
+
+
+async def test_a_request_head_is_bounded_a_long_target_is_414_and_a_long_head_431() -> None:
+    async with serving() as port:
+        target = b"/echo?q=" + b"a" * (17 * 1024)
+        done, seen = await exchange(port, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n", 1)
+        assert done[0][0] == 414 and b"16 KiB" in done[0][2] and b"connection: close" in seen
+        done, _ = await exchange(port, b"GET /echo?q=" + b"a" * 8000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 1)
+        assert done[0][0] == 200, "a long target under the limit is served"
+        # headers that keep coming: refused once 64 KiB arrived without the end of the head
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /echo HTTP/1.1\r\nHost: x\r\n")
+        parsed = Responses()
+        for n in range(40):
+            writer.write(b"x-filler-%d: %s\r\n" % (n, b"v" * 4000))
+            await writer.drain()
+            await asyncio.sleep(0.005)
+        while not parsed.done:
+            data = await asyncio.wait_for(reader.read(65536), 5)
+            assert data, "closed without an answer"
+            parsed.parser.feed_data(data)
+        writer.close()
+        assert parsed.done[0][0] == 431 and b"64 KiB" in parsed.done[0][2]
+        # a large head under the limit is served
+        filler = b"".join(b"x-filler-%d: %s\r\n" % (n, b"v" * 4000) for n in range(10))
+        done, _ = await exchange(port, b"GET /echo HTTP/1.1\r\nHost: x\r\n" + filler + b"\r\n", 1)
+        assert done[0][0] == 200

@@ -55,6 +55,11 @@ SWEEP_EVERY = 1.0  # seconds between sweeps for idle keep-alive connections
 LINGER_SECONDS = 10.0  # a lingering close lasts at most this long ...
 LINGER_IDLE = 2.0  # ... or this long without a byte from the client ...
 LINGER_BYTES = 64 * 1024 * 1024  # ... or until this many bytes were dropped
+# A request head is held in memory until it is complete, so it is bounded: a request target
+# past MAX_URL is 414, a head (request line and headers) past MAX_HEAD is 431. Envoy's default
+# header limit is 60 KiB and nginx's 32 KiB: nothing a proxy passes is refused here.
+MAX_URL = 16 * 1024
+MAX_HEAD = 64 * 1024
 
 
 def _forwarded(scope: dict[str, Any], headers: list[tuple[bytes, bytes]], proxies: Any) -> None:
@@ -119,6 +124,8 @@ class HttpProtocol(asyncio.Protocol):
         # The request being parsed, the one being answered, and any that wait behind it.
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
+        self._in_head = False  # between the first byte of a request and the end of its headers
+        self._head_bytes = 0  # bytes received while the head was incomplete (an upper bound)
         self._parsing: Exchange | None = None
         self._active: Exchange | None = None
         self._queue: deque[Exchange] = deque()
@@ -171,6 +178,10 @@ class HttpProtocol(asyncio.Protocol):
         self.idle_since = None
         try:
             self.parser.feed_data(data)
+            if self._in_head:  # only while a head arrives in pieces: a whole one costs nothing
+                self._head_bytes += len(data)
+                if self._head_bytes > MAX_HEAD and not self.closing:
+                    self._reject(431, b"Request Header Fields Too Large: the request head is over 64 KiB")
         except httptools.HttpParserUpgrade:
             self._reject(400, b"Upgrades are not supported")
         except httptools.HttpParserError as exc:
@@ -200,14 +211,19 @@ class HttpProtocol(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._url = b""
         self._headers = []
+        self._in_head = True
+        self._head_bytes = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
+        if len(self._url) > MAX_URL and not self.closing:
+            self._reject(414, b"URI Too Long: the request target is over 16 KiB")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
         if self.closing:  # a request behind a refused one, in the same read: not answered
             return
         path, _, query = self._url.partition(b"?")

@@ -35,7 +35,7 @@ from router.relay.meta_tools import ToolSearch
 from router.relay.output_limit import OutputLimits
 from router.relay.parking import Parking, StateCodec
 from router.routes import Routes
-from router.runtime import Backends, CatalogFeed, KeyRefresh, Runtime, Sweeper
+from router.runtime import Backends, CatalogFeed, KeyRefresh, Runtime, StartupGate, Sweeper
 from router.server.bookkeeping import CallObserver
 from router.server.events import EventStore
 from router.server.operator import Replica
@@ -97,12 +97,8 @@ class Router:
             secrets=self.secrets,
             budgets=Budgets(shared.budget_store, on_exceeded=self.metrics.over_budget),
         )
-        BudgetGauges(
-            self._budgets_in_force,
-            shared.budget_store,
-            self.metrics.registry,
-            agent_label=s.metrics_agent_label,
-        )
+        gauges = (self._budgets_in_force, shared.budget_store, self.metrics.registry)
+        BudgetGauges(*gauges, agent_label=s.metrics_agent_label)
         self.audit, self.recent = wiring.audit_from(s, shared.publisher, self.metrics)
         self.usage: Usage = shared.usage or UsageLedger(s.usage_retention)
         UsageCounters(self.usage, self.metrics.registry, agent_label=self.metrics.agent_label)
@@ -125,6 +121,11 @@ class Router:
             self.metrics, updates=shared.updates, interests=shared.interests, tool_search=self.tool_search,
         )  # fmt: skip
         self.sources = sources if sources is not None else wiring.catalog_sources_from(s, self.metrics)
+        view = Replica(
+            self.pool, self.guard, self.policy_sources, self.sources, self.sessions, shared.rate_store,
+            self.auth, self.metrics, frozenset(s.admin_groups), nats=shared.link,
+            capabilities=self.dispatcher.capability_calls, budget_store=shared.budget_store,
+        )  # fmt: skip
         self.runtime = Runtime(
             [
                 *shared.services,
@@ -144,13 +145,9 @@ class Router:
                 *([spans] if spans is not None else []),
                 CatalogFeed(self.sources, self.pool, self.limiter),
                 Backends(self.pool, self.auth),
+                StartupGate(view.ready, s.startup_wait),
             ]
         )
-        view = Replica(
-            self.pool, self.guard, self.policy_sources, self.sources, self.sessions, shared.rate_store,
-            self.auth, self.metrics, frozenset(s.admin_groups), nats=shared.link,
-            capabilities=self.dispatcher.capability_calls, budget_store=shared.budget_store,
-        )  # fmt: skip
         self.routes = Routes.serving(
             s,
             self.endpoint,

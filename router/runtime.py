@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, aclosing, asynccontextmanager
 from typing import Any
 
@@ -142,6 +142,31 @@ class KeyRefresh(Service):
         while True:
             await anyio.sleep(1.0)
             await self.auth.refresh_keys()
+
+
+class StartupGate(Service):
+    """Entered after every other service: start-up (and so uvicorn's bind of the port, which
+    comes after it) waits until the replica is ready, for at most `wait` seconds.
+
+    A replica restarted behind a balancer that still counts it healthy (its checks run every few
+    seconds) gets requests as soon as its port accepts them; accepted before the catalog is in,
+    a call was answered "unknown tool". Refused connections the balancer retries elsewhere. A
+    replica whose registry is unreachable listens after `wait` anyway, /readyz saying 503."""
+
+    def __init__(self, ready: Callable[[], bool], wait: float) -> None:
+        self.ready = ready
+        self.wait = wait
+
+    async def start(self, tg: TaskGroup) -> None:
+        with anyio.move_on_after(self.wait):
+            # polled, at start only: readiness is two parts' state (catalog and policy), not one event
+            while not self.ready():  # noqa: ASYNC110
+                await anyio.sleep(0.02)
+        if not self.ready():
+            log.warning(
+                "not ready after the start-up wait; listening anyway, /readyz answers 503 until ready",
+                extra={"startup_wait": self.wait},
+            )
 
 
 class Backends(Service):

@@ -123,6 +123,13 @@ class RouterSettings(BaseSettings):
     # Backends
     request_timeout: float = Field(60.0, gt=0, description="Default seconds a backend has to answer.")
     connect_timeout: float = Field(10.0, gt=0, description="Seconds to connect and handshake with a backend.")
+    startup_wait: float = Field(
+        15.0,
+        ge=0,
+        le=600,
+        description="Seconds the router may wait at start for its catalog and policy before it listens"
+        " (a balancer retries refused connections elsewhere); after it, it listens and /readyz says 503.",
+    )
     reconnect_min: float = Field(0.2, gt=0, description="First delay before reconnecting to a backend.")
     reconnect_max: float = Field(30.0, gt=0, description="Longest delay between reconnect attempts.")
     upstream_protocol: Literal["auto", "legacy", "2026-07-28"] = Field(

@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -275,21 +277,55 @@ def test_a_router_with_a_file_and_a_registry_is_ready_only_once_the_registry_spo
         wait_until(lambda: any(e["Service"]["Meta"]["name"] == name for e in get_json(f"{consul.url}/v1/health/service/mcp")), 30, "registered")  # fmt: skip
         consul.stop()  # the registry is unreachable while the router starts
         port = free_port()
-        argv = [
-            sys.executable, "-m", "router", "router", *consul.flag, "--config", str(config),
-            "--port", str(port), "--log-format", "text",
-        ]  # fmt: skip
-        env = {"TOOLMESH_REGISTRY_BACKOFF_MAX": "0.5", "TOOLMESH_REGISTRY_WAIT": "10"}
-        with ManagedProcess(argv, name="router", env=env, log_dir=tmp_path) as router:
+        env = {
+            "TOOLMESH_REGISTRY_BACKOFF_MAX": "0.5",
+            "TOOLMESH_REGISTRY_WAIT": "10",
+            "TOOLMESH_STARTUP_WAIT": "1",
+        }
+        with _router(tmp_path, consul, config, port, env) as router:
             base = f"http://127.0.0.1:{port}"
+            router.wait_log("not ready after the start-up wait; listening anyway")
             router.wait_port(port, timeout=30)
-            deadline = time.monotonic() + 3
+            deadline = time.monotonic() + 2
             while time.monotonic() < deadline:  # long enough for the file to have been applied
                 assert _status(f"{base}/readyz") == 503, "ready before the registry answered"
                 time.sleep(0.2)
             consul.restart()  # it comes back empty; the registrar registers again
             wait_ready(router, f"{base}/readyz", timeout=40)
-            assert f"{name}__echo" in tool_names(f"{base}/mcp"), "ready, and the registry's tools are there"
+            wait_until(lambda: f"{name}__echo" in tool_names(f"{base}/mcp"), 30, "the registry's tools")
+
+
+def test_a_router_listens_only_once_ready_so_a_balancer_retries_elsewhere_meanwhile(tmp_path: Path) -> None:
+    """A restarted replica that accepted connections before its catalog was in answered calls a
+    balancer (still counting it healthy) sent it; it now binds its port once ready."""
+    name = unique("slow")
+    with (
+        registry_server("consul") as consul,
+        sample_server_http(name, log_dir=tmp_path) as (url, backend),
+        registrar_process(tmp_path, consul, name, "--url", url),
+    ):
+        wait_until(lambda: any(e["Service"]["Meta"]["name"] == name for e in get_json(f"{consul.url}/v1/health/service/mcp")), 30, "registered")  # fmt: skip
+        os.kill(backend.pid, signal.SIGSTOP)  # its first connect takes the whole connect timeout
+        try:
+            port = free_port()
+            env = {"TOOLMESH_CONNECT_TIMEOUT": "2", "TOOLMESH_REGISTRY_WAIT": "10"}
+            with _router(tmp_path, consul, tmp_path / "none.json", port, env) as router:
+                router.wait_port(port, timeout=30)
+                assert _status(f"http://127.0.0.1:{port}/readyz") == 200, "listening before ready"
+        finally:
+            os.kill(backend.pid, signal.SIGCONT)
+
+
+def _router(
+    tmp_path: Path, consul: RunningRegistry, config: Path, port: int, env: dict[str, str]
+) -> ManagedProcess:
+    if not config.exists():
+        config.write_text(json.dumps({"mcpServers": {}}))
+    argv = [
+        sys.executable, "-m", "router", "router", *consul.flag, "--config", str(config),
+        "--port", str(port), "--log-format", "text",
+    ]  # fmt: skip
+    return ManagedProcess(argv, name="router", env=env, log_dir=tmp_path)
 
 
 def _status(url: str) -> int:

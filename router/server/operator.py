@@ -53,6 +53,11 @@ class Replica:
     capabilities: Capabilities | None = None  # the dispatcher's: which provider serves and why
     budget_store: BudgetStore | None = None
 
+    def ready(self) -> bool:
+        """Ready to serve: the catalog (every source's first word, each new backend's first
+        connect) and the policy, if there is one, are loaded."""
+        return self.pool.catalog_loaded.is_set() and (self.guard.loaded or not self.policy_sources)
+
 
 def readiness(router: Replica) -> tuple[bool, dict[str, Any]]:
     """`/readyz`: ready once the catalog (and policy, if any) is loaded; each backend's state."""
@@ -180,7 +185,7 @@ def _instance(router: Replica, server: str, instance: str) -> dict[str, Any]:
 
 
 def _status(router: Replica) -> tuple[bool, str]:
-    ready = router.pool.catalog_loaded.is_set() and (router.guard.loaded or not router.policy_sources)
+    ready = router.ready()
     degraded = router.nats is not None and not router.nats.connected
     return ready, ("degraded" if degraded else "ready") if ready else "loading"
 

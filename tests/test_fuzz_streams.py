@@ -142,11 +142,7 @@ def test_a_get_stream_with_any_last_event_id_is_answered_properly(
     started = time.monotonic()
     conn = http.client.HTTPConnection("127.0.0.1", _port(router), timeout=ANSWER_WITHIN + 5)
     try:
-        conn.putrequest("GET", "/mcp", skip_accept_encoding=True)
-        for name, value in headers.items():
-            conn.putheader(name, value.encode("latin-1"))
-        conn.endheaders()
-        response = conn.getresponse()
+        response = _get(conn, headers)
         took = time.monotonic() - started
         assert response.status < 500, (response.status, response.read()[:300])
         assert took < ANSWER_WITHIN, f"answered after {took:.1f} s"
@@ -160,6 +156,15 @@ def test_a_get_stream_with_any_last_event_id_is_answered_properly(
             assert response.status >= 400, response.status
     finally:
         conn.close()
+
+
+def _get(conn: http.client.HTTPConnection, headers: dict[str, str]) -> http.client.HTTPResponse:
+    """GET /mcp with exactly these headers (values sent as Latin-1 bytes, as a hostile client may)."""
+    conn.putrequest("GET", "/mcp", skip_accept_encoding=True)
+    for name, value in headers.items():
+        conn.putheader(name, value.encode("latin-1"))
+    conn.endheaders()
+    return conn.getresponse()
 
 
 # -- a real polled stream, resumed ------------------------------------------------------------------
@@ -267,11 +272,7 @@ def test_a_polled_stream_resumes_with_its_own_events_after_any_id(
     started = time.monotonic()
     conn = http.client.HTTPConnection("127.0.0.1", _port(router), timeout=ANSWER_WITHIN + 5)
     try:
-        conn.putrequest("GET", "/mcp", skip_accept_encoding=True)
-        for name, value in headers.items():
-            conn.putheader(name, value.encode("latin-1"))
-        conn.endheaders()
-        response = conn.getresponse()
+        response = _get(conn, headers)
         body = response.read()
         took = time.monotonic() - started
     finally:

@@ -29,9 +29,11 @@ from tests.servers.junk import MODES
 from tests.support.fuzzing import (
     IDLE_ENV,
     IDLE_TIMEOUT,
+    assert_no_traceback,
     baseline,
     check_answer,
     fuzz_settings,
+    port_of,
     running_junk,
     settle,
 )
@@ -69,22 +71,17 @@ def router(tmp_path_factory: pytest.TempPathFactory, junk: str) -> Iterator[Rout
         before = baseline(handle)
         yield handle
         settle(handle, before, "test_fuzz_http", IDLE_TIMEOUT * 1.5 + 5)
-    log = handle.process.log_path.read_text(errors="replace")
-    assert "Traceback" not in log, log[log.index("Traceback") - 2000 :][:6000]
+    assert_no_traceback(handle)
 
 
 # -- a client that sends what it is told --------------------------------------------------------
-
-
-def _port(router: RouterHandle) -> int:
-    return int(router.base_url.rsplit(":", 1)[1])
 
 
 def _send(
     router: RouterHandle, path: str, body: bytes, headers: dict[str, str], method: str = "POST"
 ) -> tuple[int, dict[str, str], bytes, float]:
     started = time.monotonic()
-    conn = http.client.HTTPConnection("127.0.0.1", _port(router), timeout=ANSWER_WITHIN + 5)
+    conn = http.client.HTTPConnection("127.0.0.1", port_of(router), timeout=ANSWER_WITHIN + 5)
     try:
         conn.request(method, path, body=body, headers=headers)
         response = conn.getresponse()

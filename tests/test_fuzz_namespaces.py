@@ -34,9 +34,11 @@ from tests.guard_support import write_policy
 from tests.support.fuzzing import (
     IDLE_ENV,
     IDLE_TIMEOUT,
+    assert_no_traceback,
     baseline,
     check_answer,
     fuzz_settings,
+    port_of,
     running_junk,
     send_raw,
     settle,
@@ -93,12 +95,7 @@ def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RouterHandle]:
             before = baseline(handle)
             yield handle
             settle(handle, before, "test_fuzz_namespaces", IDLE_TIMEOUT * 1.5 + 5)
-    log = handle.process.log_path.read_text(errors="replace")
-    assert "Traceback" not in log, log[log.index("Traceback") - 2000 :][:6000]
-
-
-def _port(router: RouterHandle) -> int:
-    return int(router.base_url.rsplit(":", 1)[1])
+    assert_no_traceback(handle)
 
 
 # -- /mcp/{namespace} -------------------------------------------------------------------------------
@@ -175,7 +172,7 @@ def _legacy_session(router: RouterHandle, target: bytes) -> str | None:
             "params": {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "f", "version": "0"}}}  # fmt: skip
     headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
     status, got, data, took = send_raw(
-        _port(router), "POST", target, headers, json.dumps(init).encode(), ANSWER_WITHIN + 5
+        port_of(router), "POST", target, headers, json.dumps(init).encode(), ANSWER_WITHIN + 5
     )
     check_answer(status, got, data, took, ANSWER_WITHIN)
     if status != 200:
@@ -259,7 +256,7 @@ def test_any_namespace_path_is_answered_and_never_shows_what_is_outside(
             headers["mcp-session-id"] = own or "AAAAAAAAAAAAAAAAAAAAAA.forgedforgedforged"
             headers["mcp-protocol-version"] = LEGACY
     status, got, data, took = send_raw(
-        _port(router), "POST", target, headers, json.dumps(body).encode(), ANSWER_WITHIN + 5
+        port_of(router), "POST", target, headers, json.dumps(body).encode(), ANSWER_WITHIN + 5
     )
     if not inside:  # no namespace this agent may enter: refused (404), saying why, and nothing else
         assert 400 <= status < 500 and data.strip(), (status, data[:300])
@@ -343,7 +340,7 @@ def test_a_listen_stream_with_any_filter_or_headers_opens_at_once_or_is_refused(
     body = {"jsonrpc": "2.0", "id": request_id, "method": "subscriptions/listen", "params": params}
     headers = {**modern_headers("subscriptions/listen"), **extra}
     started = time.monotonic()
-    conn = http.client.HTTPConnection("127.0.0.1", _port(router), timeout=ANSWER_WITHIN + 5)
+    conn = http.client.HTTPConnection("127.0.0.1", port_of(router), timeout=ANSWER_WITHIN + 5)
     try:
         conn.request("POST", f"/mcp{where}", body=json.dumps(body), headers=headers)
         response = conn.getresponse()

@@ -28,7 +28,16 @@ from hypothesis import strategies as st
 from router.server.events import EventStore
 from tests.conftest import RouterHandle, run_router
 from tests.servers.junk import POLLED, log_event
-from tests.support.fuzzing import IDLE_ENV, IDLE_TIMEOUT, baseline, fuzz_settings, running_junk, settle
+from tests.support.fuzzing import (
+    IDLE_ENV,
+    IDLE_TIMEOUT,
+    assert_no_traceback,
+    baseline,
+    fuzz_settings,
+    port_of,
+    running_junk,
+    settle,
+)
 from tests.support.mcp_http import tool_names
 from tests.support.procs import sample_server_stdio_entry
 from tests.support.waits import wait_until
@@ -92,18 +101,13 @@ def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RouterHandle]:
             before = baseline(handle)
             yield handle
             settle(handle, before, "test_fuzz_streams", IDLE_TIMEOUT * 1.5 + 5)
-    log = handle.process.log_path.read_text(errors="replace")
-    assert "Traceback" not in log, log[log.index("Traceback") - 2000 :][:6000]
-
-
-def _port(router: RouterHandle) -> int:
-    return int(router.base_url.rsplit(":", 1)[1])
+    assert_no_traceback(handle)
 
 
 def _initialize(router: RouterHandle) -> str:
     params = {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "fuzz", "version": "0"}}
     body = json.dumps({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params}).encode()
-    conn = http.client.HTTPConnection("127.0.0.1", _port(router), timeout=30)
+    conn = http.client.HTTPConnection("127.0.0.1", port_of(router), timeout=30)
     try:
         headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
         conn.request("POST", "/mcp", body=body, headers=headers)
@@ -140,7 +144,7 @@ def test_a_get_stream_with_any_last_event_id_is_answered_properly(
     elif session == "forged":
         headers["mcp-session-id"] = _sessions["id"][:-3] + "xyz"
     started = time.monotonic()
-    conn = http.client.HTTPConnection("127.0.0.1", _port(router), timeout=ANSWER_WITHIN + 5)
+    conn = http.client.HTTPConnection("127.0.0.1", port_of(router), timeout=ANSWER_WITHIN + 5)
     try:
         response = _get(conn, headers)
         took = time.monotonic() - started
@@ -217,7 +221,7 @@ def _polled_stream(router: RouterHandle, who: str) -> Polled:
     call = {"jsonrpc": "2.0", "id": CALL_ID, "method": "tools/call",
             "params": {"name": "junk__junk", "arguments": arguments}}  # fmt: skip
     used = time.monotonic()
-    conn = http.client.HTTPConnection("127.0.0.1", _port(router), timeout=30)
+    conn = http.client.HTTPConnection("127.0.0.1", port_of(router), timeout=30)
     try:
         conn.request("POST", "/mcp", body=json.dumps(call), headers={**JSON_SSE, "mcp-session-id": session})
         response = conn.getresponse()
@@ -270,7 +274,7 @@ def test_a_polled_stream_resumes_with_its_own_events_after_any_id(
     elif requester == "forged":
         headers["mcp-session-id"] = polled.session[:-3] + "xyz"
     started = time.monotonic()
-    conn = http.client.HTTPConnection("127.0.0.1", _port(router), timeout=ANSWER_WITHIN + 5)
+    conn = http.client.HTTPConnection("127.0.0.1", port_of(router), timeout=ANSWER_WITHIN + 5)
     try:
         response = _get(conn, headers)
         body = response.read()

@@ -134,8 +134,18 @@ class Footprint:
     rss_kib: int  # the router process's resident memory
 
 
+def port_of(router: Router) -> int:
+    return int(router.base_url.rsplit(":", 1)[1])
+
+
+def assert_no_traceback(router: Router) -> None:
+    """A fuzz module's end: whatever it sent, the router's log holds no traceback."""
+    log = router.process.log_path.read_text(errors="replace")
+    assert "Traceback" not in log, log[log.index("Traceback") - 2000 :][:6000]
+
+
 def footprint(router: Router) -> Footprint:
-    pid, port = router.process.pid, int(router.base_url.rsplit(":", 1)[1])
+    pid, port = router.process.pid, port_of(router)
     connections = _connections(pid, port)  # first: the /metrics request below is not counted
     with urllib.request.urlopen(f"{router.base_url}/metrics", timeout=10) as response:
         found = _SESSIONS.search(response.read())

@@ -8,6 +8,7 @@ together: each batch the caller sees is one burst.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncGenerator, Awaitable
 from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
@@ -40,6 +41,11 @@ class EtcdKV:
         self._tasks: anyio.abc.TaskGroup | None = None
 
     async def __aenter__(self) -> Self:
+        # gRPC's fork support must be off before grpc is first imported: with it on, a child
+        # forked while gRPC's threads run (uvloop's spawn of a stdio backend, say) sometimes died
+        # of SIGSEGV between fork and exec (4 of 100 spawns next to a starting watch), and the
+        # backend's first connect failed with "its stdin is closed". We never use gRPC in a child.
+        os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
         import aetcd
 
         self.client = aetcd.Client(host=self.host, port=self.port, timeout=round(self.request_timeout))

@@ -16,10 +16,11 @@ and half 2026-07-28 stateless clients (`_meta` envelope, no session), spread ove
 schedule whether or not the previous ones came back). One more agent is the flooder: it is
 quiet until its turn in the schedule, then sends 3 x the per-agent limit for 10 s.
 
-Faults, in this order, repeated while time allows (see `schedule`): SIGKILL an `alpha` instance
-and start it again on its port; SIGKILL a router replica and restart it; SIGKILL NATS and
-restart it on its port and store; SIGKILL `beta`'s registrar and restart it; SIGSTOP the other
-`alpha` instance for 10 s, then SIGCONT; flood one agent past its rate limit.
+Faults, in this order, repeated while time allows (see `schedule`): SIGKILL NATS and restart it
+on its port and store; SIGKILL a router replica and restart it; SIGKILL an `alpha` instance and
+start it again on its port; SIGKILL `beta`'s registrar and restart it; SIGSTOP the other `alpha`
+instance for 10 s, then SIGCONT; flood one agent past its rate limit. In the last six minutes
+only the hang and the flood, so that every process can be judged for memory growth.
 
 Every call is kept (start, end, era, agent, outcome). Every 5 s the RSS and open fds of every
 process (with its descendants) and each replica's `toolmesh_sessions` are sampled. The report
@@ -58,6 +59,7 @@ from bench import soak_report
 from router.envoy import envoy_bootstrap
 from router.guard.identity import KeyStore
 from router.up.binaries import Binaries
+from router.up.cluster import ETCD_COMPACTION
 from router.up.processes import ManagedProcess, Supervisor, descendants, free_port, wait_until
 from router.up.readiness import answers
 
@@ -136,6 +138,7 @@ class Cluster:
                 "--listen-peer-urls", f"http://{HOST}:{self.etcd_peer}",
                 "--initial-advertise-peer-urls", f"http://{HOST}:{self.etcd_peer}",
                 "--initial-cluster", f"soak=http://{HOST}:{self.etcd_peer}", "--log-level", "warn",
+                *ETCD_COMPACTION,
             ], answers(f"{self.etcd_url}/health")),
         ]  # fmt: skip
         for name, port in self.backend_ports.items():
@@ -449,14 +452,26 @@ class Fault:
     recovered: float  # when the part was back (restart ready, SIGCONT, flood over)
 
 
+RESTARTS = ("nats", "replica", "backend", "registrar")  # faults that start a process afresh
+KINDS = (*RESTARTS, "hang", "flood")
+
+
 def schedule(duration: float, baseline: float, tail: float) -> list[tuple[float, str]]:
     """(offset in seconds, fault) pairs: the six faults in turn, evenly spaced after the
-    baseline and before the tail, about one every 90 s, each at least once."""
-    kinds = ["backend", "replica", "nats", "registrar", "hang", "flood"]
+    baseline and before the tail, about one every 90 s, each at least once. Near the end only
+    faults that restart nothing (hang, flood): a process started then could not be judged for
+    memory growth (the report waits `WARM_UP` after a start and then needs twice that)."""
     span = duration - baseline - tail
-    count = max(len(kinds), int(span // 90))
+    count = max(len(KINDS), int(span // 90))
     gap = span / count
-    return [(baseline + i * gap, kinds[i % len(kinds)]) for i in range(count)]
+    last_restart = duration - 3 * soak_report.WARM_UP - 60  # a restart takes up to 10 s more
+    plan: list[tuple[float, str]] = []
+    for i in range(count):
+        at, kind = baseline + i * gap, KINDS[i % len(KINDS)]
+        if kind in RESTARTS and at > last_restart and i >= len(KINDS):
+            kind = ("hang", "flood")[i % 2]
+        plan.append((at, kind))
+    return plan
 
 
 async def strike(kind: str, cluster: Cluster, load: Load, round_: int) -> Fault:

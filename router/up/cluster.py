@@ -21,6 +21,10 @@ from router.up.readiness import answers, serves
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO_ROOT / "examples" / "servers"
+ETCD_COMPACTION = ("--auto-compaction-mode=periodic", "--auto-compaction-retention=5m")
+"""etcd keeps every revision of every key until it is compacted, in memory and on disk; the
+registry needs only enough history for a watch to resume (a watch that finds its revision
+compacted reads afresh), so five minutes are kept, as Kubernetes does."""
 
 
 @dataclass
@@ -76,7 +80,7 @@ class LocalCluster:
             bins.etcd, "--name", "toolmesh-up", "--data-dir", str(data / "etcd"),
             "--listen-client-urls", plan.etcd_url, "--advertise-client-urls", plan.etcd_url,
             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", f"toolmesh-up={peer}",
+            "--initial-cluster", f"toolmesh-up={peer}", *ETCD_COMPACTION,
         ]  # fmt: skip
         steps = [
             Step(

@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import anyio
 import anyio.to_thread
+import nats
 import orjson
 import pytest
 
@@ -100,6 +101,21 @@ async def test_a_second_attempt_of_a_running_call_is_refused_and_a_new_one_runs(
         await anyio.sleep(0.5)  # the records' deletes are written in the background
         after = await _post_raw(http, second.mcp_url, client.session_id, "req-1", slow)
         assert "result" in after, after
+    # Ended calls leave nothing in the bucket (a key-value delete would leave a marker per call
+    # for the bucket's 600 s TTL: here 3, and at 30 calls/s tens of MiB in nats-server).
+    await _until_attempts_stream_is_empty(three.nats.url)
+
+
+async def _until_attempts_stream_is_empty(nats_url: str) -> None:
+    connection = await nats.connect(nats_url)
+    try:
+        stream = connection.jetstream()
+        deadline = time.monotonic() + 5
+        while (left := (await stream.stream_info("KV_toolmesh_attempts")).state.messages) != 0:
+            assert time.monotonic() < deadline, f"{left} entries still in the attempts bucket"
+            await anyio.sleep(0.1)
+    finally:
+        await connection.close()
 
 
 @dataclass

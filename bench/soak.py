@@ -220,6 +220,13 @@ class Cluster:
         process.remember_descendants()
         os.killpg(process.pid, signal.SIGKILL)  # the whole group: a registrar's bridged child too
 
+    def reap(self, role: str) -> float:
+        """Wait for a killed part's process to be gone; when it was."""
+        process = self.parts[role].process
+        assert process is not None
+        process.wait_exit(timeout=10)
+        return time.monotonic()
+
     def restart(self, role: str) -> None:
         part = self.parts[role]
         if part.process is not None:
@@ -448,7 +455,7 @@ class Fault:
     kind: str
     target: str
     at: float  # when it struck (monotonic)
-    until: float  # the end of the window a call may be caught in (== at for a kill)
+    until: float  # the end of the window a call may be caught in (a kill's: the process reaped)
     recovered: float  # when the part was back (restart ready, SIGCONT, flood over)
 
 
@@ -497,11 +504,15 @@ async def strike(kind: str, cluster: Cluster, load: Load, round_: int) -> Fault:
         "nats": ("nats", 10.0),
         "registrar": ("registrar-beta", 3.0),
     }[kind]
-    cluster.kill(role)
     at = time.monotonic()
-    await asyncio.sleep(pause)
+    cluster.kill(role)
+    # Dying takes a few milliseconds: a request written to the process meanwhile reaches a
+    # killed process (one was, 3 ms after the signal, in the run of 16:50), so the window a call
+    # may be caught in lasts until the process is reaped, its sockets closed.
+    gone = await run(cluster.reap, role)
+    await asyncio.sleep(max(0.0, pause - (gone - at)))
     await run(cluster.restart, role)
-    return Fault(kind, role, at, at, time.monotonic())
+    return Fault(kind, role, at, gone, time.monotonic())
 
 
 # -- the run --------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 One entry per tool call running anywhere in the cluster that must not run twice (see
 `router/relay/attempts.py` for which, and why): created with JetStream's atomic create just before
-the call goes upstream (so two replicas cannot both believe they are first), deleted in the
+the call goes upstream (so two replicas cannot both believe they are first), removed in the
 background when it ended. An entry whose replica died stays until the bucket's TTL, long enough
 for any retry of the balancer. With NATS unreachable a call runs unrecorded, as on one replica.
 
@@ -30,7 +30,7 @@ log = logging.getLogger("toolmesh.attempts")
 
 BUCKET = "attempts"
 ENDED_BACKLOG = 4096  # deletes waiting to be written; past it the TTL ages the entry out
-MARKER_TTL = 1.0  # seconds a delete marker is kept (JetStream's shortest per-message TTL)
+MARKER_TTL = 1.0  # seconds a purge marker is kept (JetStream's shortest per-message TTL)
 
 
 class NatsCallRecords(Service):

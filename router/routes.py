@@ -110,10 +110,9 @@ class Routes:
                 namespace, _, rest = path[len(NAMESPACES) :].partition("/")
                 if namespace and (rest == "tools" or rest.startswith("tools/")):
                     await self.tools({**scope, "path": "/v1/" + rest}, receive, send, namespace=namespace)
-                else:
-                    await send_json(
-                        send, 404, {"error": f"no such path {path}; use {NAMESPACES}{{name}}/tools"}
-                    )
+                else:  # in the shape of the surface's own errors (tools_http.py)
+                    hint = f"no such path {path}; use {NAMESPACES}{{name}}/tools"
+                    await send_json(send, 404, {"error": {"message": hint}})
             elif path in {"/admin", "/admin/"}:
                 await serve_admin(self.replica, scope, send)
             elif path == "/console" or path.startswith("/console/"):

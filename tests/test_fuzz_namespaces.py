@@ -1,21 +1,28 @@
-"""Property-based: `/mcp/{namespace}` with any name, in both eras, and 2026-07-28 listen streams
-with hostile filters and headers.
+"""Property-based: `/mcp/{namespace}` with any name, in both eras (POST, GET and DELETE), the plain
+HTTP surface `/v1/namespaces/{name}/tools`, and 2026-07-28 listen streams with hostile filters and
+headers.
 
 One router process with the sample server (alpha, over stdio) and the junk backend, under a
 policy that declares six namespaces (`POLICY`). A request to `/mcp/{name}`, where the name is a
 declared one, an undeclared one, or hostile (dots, %-encoding, very long, unicode, slashes,
 raw bytes), in either era, with any common method, gets no 500 and no traceback, a JSON-RPC error
 or an HTTP 4xx that says why, and no `tools/list` answer (nor search result) ever names a tool
-outside the namespace the URL names; a call of a tool outside it is an error. A
-`subscriptions/listen` (the 2026-07-28 server-to-client stream, `server/listen.py`) with any
-filter, id and headers, at `/mcp` or a namespace, is answered at once with a 200 event stream
-whose first event acknowledges it, or with a 4xx JSON-RPC error. At the end the router holds no
-more sessions and connections than before the module (`tests/support/fuzzing.py` `settle`) and
-has logged no traceback. Bounded like the other fuzz modules (`bench/fuzz.py` runs them longer).
+outside the namespace the URL names; a call of a tool outside it is an error. A GET (the
+session's stream) or DELETE there reaches only a session opened at that endpoint: another
+endpoint's session, a forged or an ended one is not found (and a DELETE leaves it alive); its own
+is streamed or ended, and ending it ends its stream. `/v1/namespaces/{name}/tools` (listing in
+any format, search, calls) with any name, query, method, headers and body answers no 500, JSON
+errors that say why, and nothing outside the namespace. A `subscriptions/listen` (the 2026-07-28
+server-to-client stream, `server/listen.py`) with any filter, id and headers, at `/mcp` or a
+namespace, is answered at once with a 200 event stream whose first event acknowledges it, or with
+a 4xx JSON-RPC error. At the end the router holds no more sessions and connections than before
+the module (`tests/support/fuzzing.py` `settle`) and has logged no traceback. Bounded like the
+other fuzz modules (`bench/fuzz.py` runs them longer).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import http.client
 import json
@@ -25,7 +32,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 import pytest
-from hypothesis import example, given
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from router.relay.meta_tools import META_NAMES
@@ -39,6 +46,7 @@ from tests.support.fuzzing import (
     check_answer,
     fuzz_settings,
     port_of,
+    raw_response,
     running_junk,
     send_raw,
     settle,
@@ -159,26 +167,31 @@ def _named(target: bytes) -> str:
 
 
 _sessions: dict[bytes, tuple[str, float]] = {}
+JSON_AND_SSE = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+
+
+def _open_session(router: RouterHandle, target: bytes) -> str | None:
+    """A new legacy session opened at `target`; None where initialize is refused."""
+    init = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "f", "version": "0"}}}  # fmt: skip
+    status, got, data, took = send_raw(
+        port_of(router), "POST", target, JSON_AND_SSE, json.dumps(init).encode(), ANSWER_WITHIN + 5
+    )
+    check_answer(status, got, data, took, ANSWER_WITHIN)
+    return got["mcp-session-id"] if status == 200 else None
 
 
 def _legacy_session(router: RouterHandle, target: bytes) -> str | None:
-    """A session opened at `target` (None where initialize is refused); a new one once the last
-    may be near its idle timeout."""
+    """A session opened at `target` (None where initialize is refused), shared by the examples;
+    a new one once the last may be near its idle timeout."""
     known = _sessions.get(target)
     if known is not None and time.monotonic() - known[1] < IDLE_TIMEOUT / 2:
         _sessions[target] = (known[0], time.monotonic())
         return known[0]
-    init = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
-            "params": {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "f", "version": "0"}}}  # fmt: skip
-    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
-    status, got, data, took = send_raw(
-        port_of(router), "POST", target, headers, json.dumps(init).encode(), ANSWER_WITHIN + 5
-    )
-    check_answer(status, got, data, took, ANSWER_WITHIN)
-    if status != 200:
-        return None
-    _sessions[target] = (got["mcp-session-id"], time.monotonic())
-    return got["mcp-session-id"]
+    session_id = _open_session(router, target)
+    if session_id is not None:
+        _sessions[target] = (session_id, time.monotonic())
+    return session_id
 
 
 def _body(request: dict[str, Any], modern: bool) -> tuple[dict[str, Any], str | None]:
@@ -246,7 +259,7 @@ def test_any_namespace_path_is_answered_and_never_shows_what_is_outside(
     if modern:
         headers = modern_headers(request["method"], name)
     else:
-        headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+        headers = dict(JSON_AND_SSE)
         if request["method"] != "initialize":
             own = None
             if session == "own" and inside:
@@ -372,3 +385,269 @@ def test_a_listen_stream_with_any_filter_or_headers_opens_at_once_or_is_refused(
     assert response.status in (200, 202) or response.status >= 400, response.status
     if response.status == 200:  # a JSON reply to a listen request can only be its refusal
         assert all("error" in message for message in messages), messages
+
+
+# -- GET and DELETE at /mcp/{namespace} ----------------------------------------------------------------
+
+SESSIONS = ["own", "own", "support's", "the root's", "forged", "ended", "none"]
+FORGED = "AAAAAAAAAAAAAAAAAAAAAA.forgedforgedforged"
+
+
+def _mostly(plain: st.SearchStrategy[Any], hostile: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Two draws in three from `plain`, one from `hostile` (`st.one_of` draws from its first
+    branches far less than evenly once their few values were tried)."""
+    return st.integers(0, 2).flatmap(lambda i: plain if i else hostile)
+
+
+stream_headers = _mostly(
+    st.fixed_dictionaries({"accept": st.sampled_from(["text/event-stream", "*/*"])}),
+    st.fixed_dictionaries(
+        {"accept": st.sampled_from(["text/event-stream", "*/*", "application/json", ""]) | header_text},
+        optional={
+            "mcp-protocol-version": st.sampled_from([LEGACY, "2026-07-28", "2099-01-01", ""]) | header_text,
+            "last-event-id": st.sampled_from(["0", "17", "x.1", FORGED + ".1", ""]) | header_text,
+            "origin": st.sampled_from(["https://evil.example", "null", "http://127.0.0.1"]) | header_text,
+        },
+    ),
+)
+entered = _mostly(st.sampled_from(OPEN_TO_ALL), names)  # mostly the namespaces this agent may enter
+
+
+def _plain(headers: dict[str, str]) -> bool:
+    """Headers with which a session's own GET or DELETE must be served (nothing in them refused)."""
+    accept = headers["accept"] in ("text/event-stream", "*/*")
+    version = headers.get("mcp-protocol-version", LEGACY) == LEGACY
+    last = headers.get("last-event-id", "0").isdigit() and headers.get("last-event-id", "0").isascii()
+    origin = headers.get("origin", "http://127.0.0.1") == "http://127.0.0.1"
+    return accept and version and last and origin
+
+
+def _ping(router: RouterHandle, session_id: str, target: bytes) -> int:
+    """The status of a ping on a session at the endpoint that opened it (404: it is gone)."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 9, "method": "ping"}).encode()
+    headers = {**JSON_AND_SSE, "mcp-session-id": session_id, "mcp-protocol-version": LEGACY}
+    status, got, data, took = send_raw(port_of(router), "POST", target, headers, body, ANSWER_WITHIN + 5)
+    check_answer(status, got, data, took, ANSWER_WITHIN)
+    return status
+
+
+def _ended(router: RouterHandle) -> str:
+    """A session opened at /mcp/support and ended there."""
+    session_id = _open_session(router, b"/mcp/support")
+    assert session_id is not None
+    headers = {"mcp-session-id": session_id, "mcp-protocol-version": LEGACY}
+    status, _, data, _ = send_raw(port_of(router), "DELETE", b"/mcp/support", headers, b"", ANSWER_WITHIN + 5)
+    assert status == 200, (status, data[:300])
+    return session_id
+
+
+@FUZZ
+@given(
+    raw=entered,
+    encoding=st.sampled_from(["raw", "raw", "quote"]),
+    query=st.sampled_from(QUERIES),
+    method=st.sampled_from(["GET", "GET", "DELETE"]),
+    session=st.sampled_from(SESSIONS),
+    extra=stream_headers,
+    streaming=st.booleans(),
+)
+def test_get_and_delete_at_a_namespace_reach_only_its_own_sessions(
+    router: RouterHandle,
+    raw: str,
+    encoding: str,
+    query: str,
+    method: str,
+    session: str,
+    extra: dict[str, str],
+    streaming: bool,
+) -> None:
+    """A GET (the session's stream) or DELETE (its end) at `/mcp/{name}` with the session opened
+    there, another endpoint's, a forged or ended one, or none: no 500 and no traceback, within
+    8 s; a name that is no namespace for this agent is a 4xx; only a session's own endpoint
+    streams or ends it (another endpoint's session is not found, and lives on), and with plain
+    headers it always does; an ended session's stream ends with it, and the session is gone."""
+    target = _target(raw, encoding, query)
+    named = _named(target)
+    inside = named in OPEN_TO_ALL
+    home = {"own": target, "support's": b"/mcp/support", "the root's": b"/mcp"}.get(session)
+    session_id = {"forged": FORGED, "ended": None, "none": None}.get(session)
+    if session == "ended":
+        session_id = _ended(router)
+    elif home is not None and (inside or session != "own"):
+        session_id = _legacy_session(router, home)
+    else:
+        home = None
+    own = home is not None and session_id is not None and _named(home) == named and inside
+    headers = {**extra, **({"mcp-session-id": session_id} if session_id is not None else {})}
+    stream = None
+    if streaming and own and method == "DELETE":  # the session's stream is open while it ends
+        plain = {"accept": "text/event-stream", "mcp-session-id": str(session_id)}
+        stream = raw_response(port_of(router), "GET", target, plain, b"", ANSWER_WITHIN + 5)
+    with contextlib.ExitStack() as held:
+        opened = held.enter_context(stream) if stream is not None else None
+        assert opened is None or opened.status == 200, opened.status
+        started = time.monotonic()
+        with raw_response(port_of(router), method, target, headers, b"", ANSWER_WITHIN + 5) as response:
+            status, kind = response.status, response.getheader("content-type") or ""
+            if status == 200 and method == "GET":  # the stream: its head is in, that will do
+                assert kind.startswith("text/event-stream"), kind
+                data = b""
+            else:
+                data = response.read()
+        took = time.monotonic() - started
+        event(f"{method} {status}{' (own session)' if own else ''}")
+        assert b"Traceback" not in data and status != 500 and status < 600, (status, data[:300])
+        assert took < ANSWER_WITHIN, f"answered after {took:.1f} s"
+        if not inside:  # no namespace this agent may enter: refused, saying why
+            assert 400 <= status < 500 and data.strip(), (status, data[:300])
+        else:
+            check_answer(status, {"content-type": kind}, data, took, ANSWER_WITHIN)
+            assert status >= 400 or own, (session, named, status)  # never another endpoint's session
+            assert status < 400 or data.strip(), f"a {status} without a body"
+            if own and _plain(headers):
+                assert status == 200, (status, data[:300])
+        if opened is not None and status == 200:  # the session ended: so does its stream, at once
+            started = time.monotonic()
+            while opened.readline():
+                assert time.monotonic() - started < ANSWER_WITHIN, "the stream outlived its session"
+    if session_id is None or home is None or method != "DELETE":
+        return
+    if own and status == 200:  # ended: gone at its endpoint too
+        _sessions.pop(home, None)
+        assert _ping(router, session_id, home) == 404
+    else:  # refused: the session lives on
+        assert _ping(router, session_id, home) == 200
+
+
+# -- /v1/namespaces/{name}/tools -----------------------------------------------------------------------
+
+RESTS = [
+    "tools", "tools", "tools", "tools/", "tools/search", "tools/search", "tools/search",
+    "tools/alpha__echo/call", "tools/alpha__echo/call", "tools/junk__junk/call", "tools/junk__junk/call",
+    "tools/alpha__add/call", "tools/call_tool/call", "tools/search_tools/call", "tools/nope/call",
+    "tools//call", "tools/x/y", "toolsx", "", "tools/search/call",
+]  # fmt: skip
+numbers = st.sampled_from(["5", "1", "0", "-1", "51", "05", "%205", "5x", "", "²", "%C2%B2", "%B2", "%D9%A5"])
+words = st.text(max_size=40).map(lambda text: quote(text, safe=""))  # any text, %-encoded
+query_values = {
+    "format": st.sampled_from(["mcp", "openai", "anthropic", "bogus", "", "%00"]),
+    "tools": st.sampled_from(["search", "all", "auto", "bogus", ""]),
+    "q": st.sampled_from(["echo", "add+two+numbers", "junk", "", "%20", "%FF", "ÿ"]) | words,
+    "limit": numbers | st.integers(1, 6000).map(lambda n: "9" * n),
+    "server": st.sampled_from(["alpha", "junk", "nosuch", ""]) | words,
+    "x": words,
+}
+queries = _mostly(
+    st.sampled_from(
+        [
+            "",
+            "",
+            "?q=echo",
+            "?q=add+two+numbers&limit=3",
+            "?q=junk&server=junk",
+            "?tools=search",
+            "?format=openai",
+            "?format=anthropic",
+            "?format=mcp&tools=all",
+            "?q=echo&tools=search",
+        ]
+    ),
+    st.lists(  # any of the parameters, with any values, repeated, in any order
+        st.sampled_from(sorted(query_values)).flatmap(
+            lambda key: query_values[key].map(lambda v: f"{key}={v}")
+        ),
+        max_size=4,
+    ).map(lambda parts: "?" + "&".join(parts) if parts else ""),
+)
+surface_headers = _mostly(
+    st.sampled_from([{}, {"content-type": "application/json"}, {"accept": "application/json"}]),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "content-type": st.sampled_from(["application/json", "text/plain", ""]) | header_text,
+            "accept": st.sampled_from(["application/json", "text/event-stream", "*/*", ""]) | header_text,
+            "origin": st.sampled_from(["https://evil.example", "null", "http://127.0.0.1"]) | header_text,
+            "authorization": st.sampled_from(["Bearer x", "Basic eA==", ""]) | header_text,
+            "x-request-id": header_text,
+            "mcp-session-id": header_text,
+        },
+    ),
+)
+arguments = st.one_of(
+    st.sampled_from(sorted(ARGUMENTS)).map(lambda tool: json.dumps(ARGUMENTS[tool]).encode()),
+    json_values.map(lambda value: json.dumps(value).encode()),
+    st.binary(max_size=40),
+)
+
+
+def _surface_named(target: bytes) -> str:
+    """The namespace a `/v1/namespaces/...` target names: its first path segment once %-decoded."""
+    path = unquote(target.partition(b"?")[0].decode("latin-1"))
+    return path[len("/v1/namespaces/") :].partition("/")[0]
+
+
+def _listed(item: dict[str, Any]) -> str:
+    """A tool's name in any of the listing formats (MCP and Anthropic: `name`; OpenAI: `function`)."""
+    return str(item["function"]["name"] if "function" in item else item["name"])
+
+
+@FUZZ
+# Found by this property: in search mode an OpenAI or Anthropic listing named the meta-tools with
+# a digest (`call_tool_d1259669`) that no call answers to; and a `tools/search` limit of digits
+# that `int()` refuses (`str.isdigit` is true for a superscript two, and for 5000 nines): a 500.
+@example(raw="lookup", encoding="raw", rest="tools", query="?format=openai", method="GET", extra={}, body=b"")  # fmt: skip
+@example(raw="support", encoding="raw", rest="tools/search", query="?q=echo&limit=%C2%B2", method="GET", extra={}, body=b"")  # fmt: skip
+@example(raw="support", encoding="raw", rest="tools/search", query="?q=echo&limit=" + "9" * 5000, method="GET", extra={}, body=b"")  # fmt: skip
+@given(
+    raw=entered,
+    encoding=st.sampled_from(["raw", "raw", "quote"]),
+    rest=st.sampled_from(RESTS),
+    query=queries,
+    method=st.sampled_from(["right", "right", "right", "GET", "POST", "DELETE", "PUT"]),
+    extra=surface_headers,
+    body=st.none() | arguments,  # none: the arguments the tool in the path takes
+)
+def test_the_namespace_tools_surface_answers_any_request_and_shows_only_the_namespace(
+    router: RouterHandle,
+    raw: str,
+    encoding: str,
+    rest: str,
+    query: str,
+    method: str,
+    extra: dict[str, str],
+    body: bytes | None,
+) -> None:
+    """`/v1/namespaces/{name}/tools` (list, search, call) with any name, query, method, headers
+    and body: no 500 and no traceback, within 8 s, every refusal JSON saying why; a name that is
+    no namespace for this agent is never a 200; a listing or a search in a namespace names no
+    tool outside it, and a call of one is refused (or an error result)."""
+    if method == "right":
+        method = "POST" if rest.endswith("/call") else "GET"
+    if body is None:
+        tool = rest.removeprefix("tools/").removesuffix("/call")
+        body = json.dumps(ARGUMENTS.get(tool, {})).encode()
+    path = quote(raw, safe="/%") if encoding == "quote" else raw
+    target = b"/v1/namespaces/" + path.encode() + b"/" + rest.encode() + query.encode("utf-8")
+    named = _surface_named(target)
+    status, got, data, took = send_raw(port_of(router), method, target, extra, body, ANSWER_WITHIN + 5)
+    event(
+        f"{method} {rest.rsplit('/', 1)[-1] if rest.endswith(('call', 'search')) else 'list'} {status} {named in OPEN_TO_ALL} {rest}"
+    )
+    check_answer(status, got, data, took, ANSWER_WITHIN, jsonrpc=False)
+    assert status < 400 or data.strip(), f"a {status} without a body"
+    if status >= 400:
+        return
+    assert named in OPEN_TO_ALL, (named, status, data[:300])
+    document = json.loads(data)
+    allowed = _selection(named) | META_NAMES
+    if isinstance(document.get("tools"), list):  # a listing (any format) or a search
+        shown = {_listed(item) for item in document["tools"]}
+        assert shown <= allowed, (named, sorted(shown - allowed))
+        return
+    called = unquote(target.partition(b"?")[0].decode("latin-1")).split("/")[-2]  # .../tools/{name}/call
+    if called == "call_tool":
+        inner = json.loads(body).get("name") if body.strip() else None
+        if inner not in allowed - {"call_tool"}:
+            assert document.get("isError") is True, (named, inner, document)
+        return
+    assert called in allowed, (named, called, document)

@@ -62,7 +62,12 @@ class FormatNames:
         self.inward: dict[str, str] = {out: name for name, out in self.outward.items() if out != name}
 
     def format_name(self, mcp_name: str) -> str:
-        return self.outward.get(mcp_name) or _suffixed(mcp_name, 8)
+        """A tool's name in both formats; a name outside the index (the search meta-tools) is
+        kept when valid, as an index name is, so that it can be called by it."""
+        known = self.outward.get(mcp_name)
+        if known is not None:
+            return known
+        return mcp_name if VALID_NAME.fullmatch(mcp_name) else _suffixed(mcp_name, 8)
 
     def mcp_name(self, format_name: str) -> str | None:
         """The MCP name a format name stands for (None when it is not a changed name)."""

@@ -110,6 +110,16 @@ def status_of(error: RPCError, resolved: bool) -> tuple[int, list[tuple[bytes, b
     return 502, []
 
 
+def _limit(text: str) -> int | None:
+    """`?limit=` as a number of results, None if it is not one from 1 to MAX_LIMIT. ASCII digits
+    only: `str.isdigit` is also true for "²" and for 5000 nines, which `int` refuses."""
+    digits = text.lstrip("0")
+    if not (text.isascii() and text.isdigit()) or len(digits) > len(str(MAX_LIMIT)):
+        return None
+    limit = int(digits or "0")  # without its leading zeros: `int` counts those too
+    return limit if 1 <= limit <= MAX_LIMIT else None
+
+
 class ToolsEndpoint:
     def __init__(
         self, admission: Admission, calls: Calls, *, max_body_bytes: int, search: ToolSearch | None = None
@@ -209,11 +219,12 @@ class ToolsEndpoint:
         if not q.strip():
             await _problem(send, 400, "give the task in plain words: ?q=...")
             return
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
+        limit = _limit(limit_text)
+        if limit is None:
             await _problem(send, 400, f"limit must be an integer from 1 to {MAX_LIMIT}")
             return
         index = self.calls.dispatcher.index
-        await send_json(send, 200, search.search(ctx.view, index, q, int(limit_text), server))
+        await send_json(send, 200, search.search(ctx.view, index, q, limit, server))
 
     async def _call(
         self,

@@ -96,16 +96,29 @@ def send_raw(
     """One request with the request target exactly as given (any bytes: the client library
     refuses what is not ASCII); (status, headers with lower-case names, body, seconds taken)."""
     started = time.monotonic()
+    with raw_response(port, method, target, headers, body, timeout) as response:
+        data = response.read()
+        got = {name.lower(): value for name, value in response.getheaders()}
+        return response.status, got, data, time.monotonic() - started
+
+
+@contextlib.contextmanager
+def raw_response(
+    port: int, method: str, target: bytes, headers: dict[str, str], body: bytes, timeout: float
+) -> Iterator[http.client.HTTPResponse]:
+    """`send_raw`'s request; the response once its head is in, its body left to the caller (an
+    event stream's, for one). The connection is closed on leaving."""
     head = [f"{method} ".encode() + target + b" HTTP/1.1", f"host: 127.0.0.1:{port}".encode()]
     head += [f"{name}: {value}".encode("latin-1") for name, value in headers.items()]
     head += [f"content-length: {len(body)}".encode(), b"connection: close", b"", b""]
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(b"\r\n".join(head) + body)
         response = http.client.HTTPResponse(sock, method=method)
-        response.begin()
-        data = response.read()
-        got = {name.lower(): value for name, value in response.getheaders()}
-        return response.status, got, data, time.monotonic() - started
+        try:
+            response.begin()
+            yield response
+        finally:
+            response.close()
 
 
 @contextlib.contextmanager

@@ -4,7 +4,7 @@
 
 `usage`: calls are not metered (the call observer is built without a usage ledger: no usage
 record, no per-call usage work after the reply). `limits`: results are not measured against the
-output limit (`output_limit.enforce` returns the result as it is, size 0). Nothing else
+output limit (`output_limit.enforce` returns the result as it is, size 0, and the reply encodes it). Nothing else
 changes. bench/cpu_cost.py and bench/opcodes.py run the router through this with `--without`;
 bench/traced_router.py applies it too. Not an operator's setting: metering and the output limit
 are always on in a real router.
@@ -46,8 +46,8 @@ def apply(value: str | None = None) -> list[str]:
 
         def unmeasured(
             result: dict[str, Any], limit: Any, server: str, tool: str
-        ) -> tuple[dict[str, Any], int]:
-            return result, 0
+        ) -> tuple[dict[str, Any], bytes]:
+            return result, b""  # no JSON: the reply encodes the result itself
 
         output_limit.enforce = unmeasured
     return named

@@ -14,6 +14,7 @@ import pytest
 from router.catalog.server_rules import ServerPolicy, ToolPolicy
 from router.errors import ResultTooLarge
 from router.relay.output_limit import Limit, OutputLimits, enforce
+from router.server.replies import response_bytes
 from tests.conftest import RouterHandle, run_router
 from tests.support.mcpcall import call_tool as modern_call
 from tests.support.procs import sample_server_http
@@ -29,14 +30,14 @@ def text_result(*texts: str) -> dict[str, Any]:
 
 def test_a_result_within_its_limit_passes_untouched_and_is_measured() -> None:
     result = text_result("small")
-    kept, size = enforce(result, Limit(1000, "truncate", "max_result_bytes=1000"), "svc", "echo")
-    assert kept is result and size == len(orjson.dumps(result))
+    kept, encoded = enforce(result, Limit(1000, "truncate", "max_result_bytes=1000"), "svc", "echo")
+    assert kept is result and encoded == orjson.dumps(result)  # the JSON the reply then sends
 
 
 def test_an_oversized_text_result_is_cut_to_the_limit_with_a_marker_naming_it() -> None:
     result = text_result("é" * 5000, "second item", "third")
-    kept, size = enforce(result, Limit(2000, "truncate", "max_result_bytes=2000"), "svc", "echo")
-    assert size == len(orjson.dumps(kept)) <= 2000
+    kept, encoded = enforce(result, Limit(2000, "truncate", "max_result_bytes=2000"), "svc", "echo")
+    assert encoded == orjson.dumps(kept) and len(encoded) <= 2000
     first, marker = kept["content"]
     assert result["content"][0]["text"].startswith(first["text"]) and len(first["text"]) > 500
     assert marker["text"].startswith("[toolmesh: result cut to 2000 of ")
@@ -45,6 +46,26 @@ def test_an_oversized_text_result_is_cut_to_the_limit_with_a_marker_naming_it() 
         in marker["text"]
     )
     assert kept["isError"] is False
+
+
+def test_the_reply_sends_the_measured_json_byte_for_byte_as_encoding_the_result_again_would() -> None:
+    """The reply reuses the JSON the output limit measured (one `orjson.dumps` per result, not
+    two): in both eras, with or without a `resultType` of its own, an empty result included."""
+    for result in (text_result("small"), {}, {**text_result("x"), "resultType": "complete"}):
+        _, encoded = enforce(result, Limit(1000, "truncate", "max_result_bytes=1000"), "svc", "echo")
+        for modern in (False, True):
+            assert response_bytes(7, result, modern, encoded) == response_bytes(7, result, modern), (
+                result,
+                modern,
+            )
+    marked = b'{"content":[],"measured":true}'  # the given bytes are what goes out, not a new encoding
+    assert (
+        response_bytes(7, {"content": []}, False, marked)
+        == b'{"jsonrpc":"2.0","id":7,"result":' + marked + b"}"
+    )
+    assert (
+        orjson.loads(response_bytes(7, {"content": []}, True, marked))["result"]["resultType"] == "complete"
+    )
 
 
 def test_refuse_mode_and_structured_content_fail_naming_the_limit() -> None:

@@ -55,13 +55,27 @@ def test_usage_groups_by_group_and_namespace_and_reads_rows_of_replicas_from_bef
     ledger = UsageLedger()
     start = 1_790_000_000 // 86400 * 86400
     ledger.add("ann", "s", "t", True, 0.01, 1, 10, 1.0, now=start, groups="blue,red", namespace="ns")
-    ledger.add("bob", "s", "t", True, 0.01, 1, 10, 2.0, now=start, groups="red")
-    ledger.add("cy", "s", "t", True, 0.01, 1, 10, 4.0, now=start)
+    # The call path gives the pair of sets (the credential's groups, the policy's), joined on reading.
+    ledger.add(
+        "ann",
+        "s",
+        "t",
+        True,
+        0.01,
+        1,
+        10,
+        1.0,
+        now=start,
+        groups=(frozenset({"red"}), frozenset({"blue", "red"})),
+        namespace="ns",
+    )
+    ledger.add("bob", "s", "t", True, 0.01, 1, 10, 2.0, now=start, groups=(frozenset(), frozenset({"red"})))
+    ledger.add("cy", "s", "t", True, 0.01, 1, 10, 4.0, now=start, groups=(frozenset(), frozenset()))
     by_group = {r["group"]: (r["calls"], r["cost"]) for r in ledger.query(by=["group"], period="day")}
-    assert by_group == {"": (1, 4.0), "blue": (1, 1.0), "red": (2, 3.0)}  # ann counts in both of hers
+    assert by_group == {"": (1, 4.0), "blue": (2, 2.0), "red": (3, 4.0)}  # ann counts in both of hers
     by_namespace = {r["namespace"]: r["calls"] for r in ledger.query(by=["namespace"], period="day")}
-    assert by_namespace == {"": 2, "ns": 1}
-    assert [r["calls"] for r in ledger.query(by=["server"], period="day")] == [3]  # no group: once each
+    assert by_namespace == {"": 2, "ns": 2}
+    assert [r["calls"] for r in ledger.query(by=["server"], period="day")] == [4]  # no group: once each
     # Rows travel between replicas with groups and namespace last; an older replica's end with
     # the totals and count as no group, no namespace.
     shared = UsageLedger()

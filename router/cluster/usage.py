@@ -39,7 +39,7 @@ from nats.js.errors import NotFoundError
 
 from router.cluster.link import NatsLink
 from router.lifecycle import Service
-from router.observe.usage import DEFAULT_BY, Counted, Period, Row, UsageLedger
+from router.observe.usage import DEFAULT_BY, Counted, Groups, Period, Row, UsageLedger
 
 log = logging.getLogger("toolmesh.usage")
 
@@ -76,7 +76,7 @@ class SharedUsage(Service):
         response_bytes: int,
         cost: float,
         now: float | None = None,
-        groups: str = "",
+        groups: Groups = "",
         namespace: str = "",
     ) -> None:
         self.outbox.add(

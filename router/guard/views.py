@@ -75,6 +75,7 @@ class View:
     """One scope's view of the catalog: decisions memoized, filtered pages cached per index."""
 
     open = False
+    namespace_name = ""  # the namespace it is narrowed to (usage records it); "" for `/mcp` itself
 
     def __init__(self, policy: Policy, scope: tuple[str, frozenset[str]]) -> None:
         agent, groups = scope
@@ -412,6 +413,7 @@ class NamespaceView(View):
         self, base: View, namespace: Namespace, overrides: list[tuple[re.Pattern[str], Override]]
     ) -> None:
         self.base, self.namespace = base, namespace
+        self.namespace_name = namespace.name
         self.overrides = overrides  # global ones and this namespace's, in document order
         self.conditional = base.conditional
         self.rego = base.rego

@@ -74,10 +74,11 @@ class Usage(Protocol):
         response_bytes: int,
         cost: float,
         now: float | None = None,
-        groups: str = "",
+        groups: Groups = "",
         namespace: str = "",
     ) -> None:
-        """`groups`: the agent's groups, sorted and joined with commas ("" for none)."""
+        """`groups`: the agent's groups, sorted and joined with commas ("" for none), or the pair
+        of sets they are made of (see `Groups`)."""
 
     def query(
         self,
@@ -95,10 +96,15 @@ class Usage(Protocol):
         ...
 
 
+Groups = str | tuple[frozenset[str], frozenset[str]]
+"""An agent's groups as usage records them: sorted and joined with commas ("" for none). The call
+path gives the pair (its credential's groups, the groups the policy puts it in) instead, which
+the ledger keeps in its keys as it is and joins when the totals are read (`groups_text`), so a
+call does no join and no lookup for it."""
 Row = tuple[Any, ...]
 """(minute, agent, server, tool, *totals, groups, namespace): how minutes travel between
 replicas (a row of a replica from before groups and namespace ends with the totals)."""
-Key = tuple[int, str, str, str, str, str]  # (minute, agent, server, tool, groups, namespace)
+Key = tuple[int, str, str, str, Groups, str]  # (minute, agent, server, tool, groups, namespace)
 Counted = dict[tuple[str, str, str], list[float]]  # (server, tool, agent) -> [response bytes, cost]
 
 
@@ -113,6 +119,7 @@ class UsageLedger:
         # Minutes before `_folded_until` are already in `_folded` (what `counted()` reports).
         self._folded: Counted = {}
         self._folded_until = 0
+        self._joined: dict[tuple[frozenset[str], frozenset[str]], str] = {}
 
     def add(
         self,
@@ -125,7 +132,7 @@ class UsageLedger:
         response_bytes: int,
         cost: float,
         now: float | None = None,
-        groups: str = "",
+        groups: Groups = "",
         namespace: str = "",
     ) -> None:
         minute = int((time.time() if now is None else now) // 60) * 60
@@ -166,7 +173,7 @@ class UsageLedger:
                 server,
                 tool,
                 *(getattr(totals, name) for name in TOTAL_FIELDS),
-                groups,
+                self.groups_text(groups),
                 namespace,
             )
             for (minute, agent, server, tool, groups, namespace), totals in self._minutes.items()
@@ -174,6 +181,17 @@ class UsageLedger:
         self._fold(float("inf"))
         self._minutes.clear()
         return rows
+
+    def groups_text(self, groups: Groups) -> str:
+        """`groups` as usage records them: sorted and comma-joined (a pair joined once)."""
+        if isinstance(groups, str):
+            return groups
+        joined = self._joined.get(groups)
+        if joined is None:
+            if len(self._joined) >= 4096:
+                self._joined.clear()
+            joined = self._joined[groups] = ",".join(sorted(groups[0] | groups[1]))
+        return joined
 
     def counted(self) -> Counted:
         """This ledger's own `add`s since it started: (server, tool, agent) -> [response bytes,
@@ -230,7 +248,7 @@ class UsageLedger:
             if (since is not None and minute < since) or (until is not None and minute >= until):
                 continue
             values = {"agent": who, "namespace": namespace, "server": server, "tool": tool}
-            for group in groups.split(",") if "group" in keep else ("",):
+            for group in self.groups_text(groups).split(",") if "group" in keep else ("",):
                 values["group"] = group
                 key = (minute // step * step, *(values[d] for d in keep))
                 row_totals = out.get(key)

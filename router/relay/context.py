@@ -39,7 +39,11 @@ class CallContext:
     via: Literal["mcp", "http"] = "mcp"  # the endpoint: /mcp, or /v1/tools (plain HTTP)
     # Names this client request across a load balancer's retries (router/relay/attempts.py).
     attempt: str | None = None
-    result_bytes: int | None = None  # a tool result's size as measured by its output limit
+    result_bytes: int = 0  # a tool result's size as measured by its output limit
+    # That result (`result_sent`) and its JSON as measured: the reply sends these bytes when it
+    # sends that same object, instead of encoding the result a second time.
+    result_sent: Any = None
+    result_json: bytes = b""
     upstream_time: tuple[float, float] | None = None  # perf_counter() around the upstream call
     # The tools mode the client asked for on the endpoint URL (`/mcp?tools=search`), if any.
     tools_mode: str | None = None

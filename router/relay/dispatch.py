@@ -314,7 +314,8 @@ class Dispatcher(Service):
                 result = {**result, "content": content}
         policy = self.pool.policy_of(target.server)
         limit = self.output_limits.limit_for(policy, target.name)
-        result, ctx.result_bytes = output_limit.enforce(result, limit, target.server, target.name)
+        result, encoded = output_limit.enforce(result, limit, target.server, target.name)
+        ctx.result_sent, ctx.result_json, ctx.result_bytes = result, encoded, len(encoded)
         if limit.cost is not None:  # worked out with the limit, once per (policy, tool)
             ctx.cost = limit.cost.of(ctx.result_bytes)
         if budgets is not None and ctx.cost:  # a cost budget learns the call's cost once its result is in

@@ -15,9 +15,10 @@ Over the limit, the result is either:
   tool.
 
 A result with `structuredContent` is never cut: its schema is a promise to the client that a
-cut would silently break, so over the limit it is refused in either mode. Measuring costs one
-`orjson.dumps` of the result (about a microsecond for a typical small result); the size is
-kept on the `CallContext` for the usage record.
+cut would silently break, so over the limit it is refused in either mode. Measuring is one
+`orjson.dumps` of the result, and that JSON is what the reply sends (`CallContext.result_json`):
+a result is encoded once per call, not once to measure and again to answer. Its size is kept
+on the `CallContext` for the usage record.
 """
 
 from __future__ import annotations
@@ -102,20 +103,22 @@ class OutputLimits:
         return Limit(chosen[0], mode, chosen[1])
 
 
-def enforce(result: dict[str, Any], limit: Limit, server: str, tool: str) -> tuple[dict[str, Any], int]:
-    """The result as it may be sent, and its size in bytes; raises ResultTooLarge to refuse."""
-    size = len(orjson.dumps(result))
+def enforce(result: dict[str, Any], limit: Limit, server: str, tool: str) -> tuple[dict[str, Any], bytes]:
+    """The result as it may be sent, and its JSON (`orjson.dumps`, what the reply sends: the
+    reply reuses it instead of encoding the result again); raises ResultTooLarge to refuse."""
+    encoded = orjson.dumps(result)
+    size = len(encoded)
     if limit.bytes <= 0 or size <= limit.bytes:
-        return result, size
+        return result, encoded
     content = result.get("content")
     if limit.mode == "refuse" or "structuredContent" in result or not isinstance(content, list):
         why = " (structured content is never cut)" if "structuredContent" in result else ""
         raise ResultTooLarge(server, tool, limit.setting, size, limit.bytes, why)
     cut = _cut(result, content, limit, size, server, tool)
-    cut_size = len(orjson.dumps(cut))
-    if cut_size > limit.bytes:  # what is over the limit is not the content: nothing to cut
+    encoded = orjson.dumps(cut)
+    if len(encoded) > limit.bytes:  # what is over the limit is not the content: nothing to cut
         raise ResultTooLarge(server, tool, limit.setting, size, limit.bytes, "")
-    return cut, cut_size
+    return cut, encoded
 
 
 def _cut(

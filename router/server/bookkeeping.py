@@ -19,7 +19,6 @@ import orjson
 
 from router.errors import BACKEND_TIMEOUT, BACKEND_UNAVAILABLE, BUDGET_EXCEEDED, INVALID_PARAMS, POLICY_DENIED
 from router.guard.budgets import BudgetWarning
-from router.guard.views import NamespaceView
 from router.observe.audit import AuditLog
 from router.observe.metrics import Metrics
 from router.observe.tracing import Trace
@@ -69,15 +68,6 @@ class CallObserver:
         self.metrics = metrics
         self.audit = audit if audit is not None and audit.enabled else None
         self.usage = usage
-        self._joined: dict[tuple[frozenset[str], frozenset[str]], str] = {}
-
-    def _groups(self, own: frozenset[str], policy: frozenset[str]) -> str:
-        """An agent's groups as usage records them (sorted, comma-joined), computed once per pair
-        (the call path looks the pair up in `_joined` itself and comes here when it is not there)."""
-        if len(self._joined) >= 4096:
-            self._joined.clear()
-        joined = self._joined[(own, policy)] = ",".join(sorted(own | policy))
-        return joined
 
     def budget_warning(self, warning: BudgetWarning) -> None:
         """A budget reached its warning fraction (once per window): a log event, the metric
@@ -124,14 +114,11 @@ class CallObserver:
             self.metrics.observe_call(ctx.server, method, tool or "", outcome, seconds, ctx.agent.id)
             if tool and self.usage is not None:
                 arguments = params.get("arguments") if ctx.arguments is None else ctx.arguments
-                view, own = ctx.view, ctx.agent.groups
-                groups = self._joined.get((own, view.groups))
-                if groups is None:  # ("" for no groups is a value, hence no `or`)
-                    groups = self._groups(own, view.groups)
+                view = ctx.view
                 self.usage.add(
                     ctx.agent.id, ctx.server, tool, outcome in METERED_OK, seconds,
-                    len(orjson.dumps(arguments)) if arguments is not None else 0, ctx.result_bytes or 0,
-                    ctx.cost, None, groups, view.namespace.name if isinstance(view, NamespaceView) else "",
+                    len(orjson.dumps(arguments)) if arguments is not None else 0, ctx.result_bytes,
+                    ctx.cost, None, (ctx.agent.groups, view.groups), view.namespace_name,
                 )  # fmt: skip
         if self.spans is not None and ctx.trace is not None:
             self.spans.record(

@@ -114,7 +114,8 @@ class Calls:
             result: Result = await self.dispatcher.dispatch(
                 ctx, message["method"], message.get("params") or {}
             )
-            body = response_bytes(message["id"], result, modern=is_modern(ctx.era))
+            encoded = ctx.result_json if ctx.result_sent is result else b""  # a tool result, measured
+            body = response_bytes(message["id"], result, is_modern(ctx.era), encoded)
             return Reply(200, "ok", body, result, None)
         except RPCError as exc:
             status = HTTP_STATUS.get(exc.code, 200) if is_modern(ctx.era) else 200

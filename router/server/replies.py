@@ -28,11 +28,23 @@ def decoded_headers(scope: Scope) -> dict[str, str]:
     return {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
 
 
-def response_bytes(request_id: Any, result: Result, modern: bool = False) -> bytes:
+def response_bytes(request_id: Any, result: Result, modern: bool = False, encoded: bytes = b"") -> bytes:
+    """`encoded`: the dict `result` as `orjson.dumps` wrote it already (the output limit measured
+    it), sent as it is rather than encoded again."""
     if isinstance(result, dict):
-        if modern and "resultType" not in result:
-            result = {**result, "resultType": "complete"}
-        payload = orjson.dumps(result)
+        if not encoded:
+            if modern and "resultType" not in result:
+                result = {**result, "resultType": "complete"}
+            payload = orjson.dumps(result)
+        elif modern and "resultType" not in result:  # the same bytes as the dict with it added last
+            if not result:
+                payload = b'{"resultType":"complete"}'
+            else:  # one copy of a large result, not three
+                head = b'{"jsonrpc":"2.0","id":' + orjson.dumps(request_id) + b',"result":'
+                return b"".join((head, memoryview(encoded)[:-1], b',"resultType":"complete"}}'))
+        else:
+            head = b'{"jsonrpc":"2.0","id":' + orjson.dumps(request_id) + b',"result":'
+            return b"".join((head, encoded, b"}"))
     else:
         payload = result[:-1] + b',"resultType":"complete"}' if modern else result
     return b'{"jsonrpc":"2.0","id":' + orjson.dumps(request_id) + b',"result":' + payload + b"}"

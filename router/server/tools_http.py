@@ -264,7 +264,12 @@ class ToolsEndpoint:
         if result is None and error is None:  # cancelled: nobody is left to answer
             error = CANCELLED
         elif error is None:
-            body = result if isinstance(result, bytes) else orjson.dumps(result)
+            if isinstance(result, bytes):
+                body = result
+            else:  # a tool result is sent as its output limit measured it, not encoded again
+                body = (
+                    ctx.result_json if ctx.result_sent is result and ctx.result_json else orjson.dumps(result)
+                )
             await send_reply(send, 200, body, JSON_HEADERS)
         else:
             status, extra = status_of(error, ctx.server is not None)

@@ -35,7 +35,7 @@ async def parse_events(lines: AsyncIterable[bytes]) -> AsyncIterator[Event]:
             event = value
         elif field == "id":
             event_id = value
-        elif field == "retry" and value.isdigit():
-            retry = int(value)
+        elif field == "retry" and value.isascii() and value.isdigit() and len(value) <= 9:
+            retry = int(value)  # anything else is ignored, as SSE says (`isdigit` alone takes "²")
     if data:
         yield Event("\n".join(data), event, event_id, retry)

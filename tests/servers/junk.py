@@ -2,7 +2,8 @@
 
 It initializes and lists one tool, `junk`, like any server; a `tools/call` answers the way its
 `mode` argument asks: garbage bytes, half a body, an endless stream, a huge result, the wrong
-id, an error status, HTML, nothing, a response without a result, or (`ok`) properly. And one
+id, an error status, HTML, nothing, a response without a result, or (`ok`) properly; `bad-retry`
+answers properly in an SSE event whose `retry` field is `²` (no number: to be ignored). And one
 mode answers properly but the 2025-11-25 polling way: `polled` sends `before` log messages on
 its response stream and closes it; the client's GET with `Last-Event-ID` gets the `after` log
 messages and the response (`"polled"`). Log message `n` (from 1) carries the data `event n`.
@@ -23,7 +24,7 @@ from typing import Any
 LEGACY = "2025-11-25"
 MODES = [
     "ok", "garbage", "half", "endless", "huge", "wrong-id", "status-500", "html", "empty", "no-result",
-    "sse-garbage", "sse-scalar", "sse-wrong-id",
+    "sse-garbage", "sse-scalar", "sse-wrong-id", "bad-retry",
 ]  # fmt: skip
 POLLED = "polled"
 
@@ -152,6 +153,9 @@ class Junk(BaseHTTPRequestHandler):
                 "sse-wrong-id": json.dumps({"jsonrpc": "2.0", "id": "not-yours", "result": text}).encode(),
             }[mode]
             self._reply(200, b"data: " + data + b"\n\n", "text/event-stream")
+        elif mode == "bad-retry":  # a proper response whose event's retry field is no number
+            response = json.dumps({"jsonrpc": "2.0", "id": request_id, "result": text}).encode()
+            self._reply(200, "retry: \u00b2\ndata: ".encode() + response + b"\n\n", "text/event-stream")
         elif mode == "wrong-id":
             self._reply(200, json.dumps({"jsonrpc": "2.0", "id": "not-yours", "result": text}).encode())
         elif mode == "status-500":

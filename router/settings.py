@@ -316,6 +316,10 @@ class RouterSettings(BaseSettings):
         le=60,
         description="With `nats`: least seconds between two publishes of a replica's usage, each sent once the previous one is acknowledged (sooner: less lost to a SIGKILL, more stream messages).",
     )
+    usage_spool_dir: Path | None = Field(
+        None,
+        description="With `nats`: a directory where each replica writes every call it counts (one line, before the reply) until its usage batch is acknowledged, so a replica killed outright loses none of the calls it answered: the next replica to start with the same directory, or another running one sharing it, publishes them. Unset: no spool (a kill loses the calls of the last flush).",
+    )
     audit_nats_max_age: float = Field(
         30 * 24 * 3600.0,
         gt=0,

@@ -1,19 +1,26 @@
 """Usage across replicas: three routers on one NATS, calls spread over them, one stopped
-mid-run; every replica's /v1/usage then counts each call exactly once."""
+mid-run; every replica's /v1/usage then counts each call exactly once. With a spool directory
+(`usage_spool_dir`), a replica killed outright loses none of the calls it answered."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import time
 from pathlib import Path
 
 import aiohttp
 import anyio
+import orjson
 import pytest
+from nats.js.api import StreamConfig
 
+from router.cluster.link import NatsLink
+from router.cluster.usage import SharedUsage
+from router.cluster.usage_spool import UsageSpool, batch_of
 from tests.guard_support import guarded_env
-from tests.support.cluster import cluster
+from tests.support.cluster import cluster, nats_server
 from tests.support.mcpcall import call_tool
 from tests.support.procs import sample_server_http
 
@@ -126,3 +133,135 @@ async def test_a_replica_killed_outright_loses_only_the_calls_of_its_last_flush(
         assert counts[0] == counts[1], counts
         assert 0 <= lost <= killed_late, (made, counts, killed_late)
         assert sum(1 for index, _ in answered if index == 2) > 5  # the killed replica did serve
+
+
+async def killed_mid_run(tmp_path: Path, env: dict[str, str], settle: float) -> tuple[int, list[int], int]:
+    """Three replicas, three clients calling steadily, replica 2 SIGKILLed after 2 s: (calls
+    answered, what the two survivors count, calls the killed replica answered)."""
+    keys, guarded = guarded_env(tmp_path, {"ops": ["admins"]}, {"default": "allow"})
+    guarded.update(env, TOOLMESH_ADMIN_GROUPS="admins")
+    ops = {"Authorization": f"Bearer {keys['ops']}"}
+    with (
+        sample_server_http("svc", log_dir=tmp_path) as (url, _),
+        cluster(tmp_path, {"svc": {"url": url}}, env=guarded) as group,
+    ):
+        replicas = list(group.replicas)
+        alive = [True, True, True]
+        answered: list[int] = []  # the replica of each call whose reply the client had
+        async with aiohttp.ClientSession() as http:
+
+            async def client(offset: int, until: float) -> None:
+                n = offset
+                while time.monotonic() < until:
+                    n += 1
+                    index = n % 3
+                    if not alive[index]:
+                        continue
+                    try:
+                        reply = await call_tool(
+                            http, replicas[index].mcp_url, "svc__echo", {"text": str(n)}, headers=ops
+                        )
+                    except (aiohttp.ClientError, OSError):
+                        continue  # in flight when the replica died: never answered
+                    if "result" in reply:
+                        answered.append(index)
+                    await anyio.sleep(0.005)
+
+            async def killer() -> None:
+                await anyio.sleep(2.0)
+                alive[2] = False
+                os.kill(replicas[2].process.pid, signal.SIGKILL)
+
+            until = time.monotonic() + 4.0
+            async with anyio.create_task_group() as tg:
+                for offset in range(3):
+                    tg.start_soon(client, offset, until)
+                tg.start_soon(killer)
+
+            made = len(answered)
+            counts: list[int] = []
+            deadline = time.monotonic() + settle
+            while time.monotonic() < deadline:
+                counts = []
+                for replica in replicas[:2]:
+                    async with http.get(
+                        f"{replica.base_url}/v1/usage?by=agent&period=day", headers=ops
+                    ) as response:
+                        counts.append(sum(row["calls"] for row in (await response.json())["rows"]))
+                if counts[0] == counts[1] and counts[0] >= made:
+                    break
+                await anyio.sleep(0.3)
+    return made, counts, answered.count(2)
+
+
+async def test_with_a_spool_a_replica_killed_outright_loses_none_of_the_calls_it_answered(
+    tmp_path: Path,
+) -> None:
+    """The replicas share a spool directory; one is SIGKILLed under steady calls and the
+    survivors publish what it answered and never had acknowledged. Publishing only once a
+    second (`usage_flush_interval` 1), so that without the spool the kill loses dozens of calls:
+    with it, the usage sums equal the calls answered (a call whose line was written just before
+    the kill cut off its reply would count too: at most one per client, not seen so far)."""
+    env = {"TOOLMESH_USAGE_SPOOL_DIR": str(tmp_path / "spool"), "TOOLMESH_USAGE_FLUSH_INTERVAL": "1"}
+    made, counts, served = await killed_mid_run(tmp_path, env, settle=20)
+    print(f"made {made}, counted {counts}, the killed replica answered {served}")
+    assert served > 20  # the killed replica did serve, and more than its last second's worth
+    assert counts[0] == counts[1], counts
+    assert 0 <= counts[0] - made <= 3, (made, counts)
+    # The killed replica's spool was adopted and deleted; the survivors removed theirs on stopping.
+    assert sorted(path.name for path in (tmp_path / "spool").iterdir()) == []
+
+
+async def test_a_dead_replicas_spool_is_published_once_even_the_batch_stored_without_its_ack(
+    tmp_path: Path,
+) -> None:
+    """A dead replica left batch 1 stored in the stream (its acknowledgement never came), batch 2
+    drained but never published, and calls counted since: the replica that adopts its spool
+    publishes batches 2 and the rest, not 1 again. A live replica's spool is left alone."""
+    prefix = f"t{secrets.token_hex(2)}"
+    spool_dir = tmp_path / "spool"
+    dead = UsageSpool(spool_dir, "dead")
+    dead.open()
+
+    def calls(count: int, tool: str) -> None:
+        for n in range(count):
+            line = (time.time(), "ann", "svc", tool, True, 0.01, 10 + n, 100, 0.5, "ops", "")
+            dead.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
+
+    calls(2, "a")
+    dead.rotate(1)
+    calls(3, "b")
+    dead.rotate(2)
+    calls(4, "c")
+    for fd in (dead._fd, dead._lock_fd):  # killed: the kernel closes its files and drops its lock
+        os.close(fd)
+    alive = UsageSpool(spool_dir, "alive")
+    alive.open()
+    alive.write(b"[0]\n")
+
+    with nats_server(tmp_path) as nats:
+        async with NatsLink(nats.url, prefix=prefix) as link:
+            assert link.js is not None
+            await link.js.add_stream(
+                StreamConfig(name=f"{prefix}_usage", subjects=[f"{prefix}.usage.*"], duplicate_window=120)
+            )
+            first = orjson.dumps(batch_of(spool_dir / "usage.dead.1.calls", 3600))
+            await link.js.publish(
+                f"{prefix}.usage.dead", first, stream=f"{prefix}_usage", headers={"Nats-Msg-Id": "dead.1"}
+            )
+            async with SharedUsage(link, "adopter", 3600, spool_dir=spool_dir) as usage:
+                counted: dict[str, int] = {}
+                with anyio.fail_after(10):
+                    while sum(counted.values()) < 9:
+                        await anyio.sleep(0.1)
+                        counted = {
+                            row["tool"]: row["calls"] for row in usage.query(by=["tool"], period="day")
+                        }
+                await anyio.sleep(1.5)  # another round of the publisher: nothing more arrives
+                counted = {row["tool"]: row["calls"] for row in usage.query(by=["tool"], period="day")}
+                request_bytes = sum(row["request_bytes"] for row in usage.query(by=["tool"], period="day"))
+    assert counted == {"a": 2, "b": 3, "c": 4}, counted
+    assert request_bytes == 10 + 11 + (10 + 11 + 12) + (10 + 11 + 12 + 13)
+    left = sorted(path.name for path in spool_dir.iterdir())
+    assert left == ["usage.alive.1.calls", "usage.alive.lock"], left  # the dead replica's files went
+    alive.close()

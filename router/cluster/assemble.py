@@ -82,7 +82,13 @@ def assemble(
     catalog = CatalogSync(link, host.refresh_servers)
     # An entry outlives the longest call it guards (a retry comes when its replica dies).
     records = NatsCallRecords(link, ttl=max(600.0, 2 * settings.request_timeout))
-    usage = SharedUsage(link, replica, settings.usage_retention, flush_interval=settings.usage_flush_interval)
+    usage = SharedUsage(
+        link,
+        replica,
+        settings.usage_retention,
+        flush_interval=settings.usage_flush_interval,
+        spool_dir=settings.usage_spool_dir,
+    )
     _gauges(metrics.registry, link, sessions)
     return SharedState(
         sessions=sessions,

@@ -16,8 +16,10 @@ which `/v1/usage` reads: so every replica answers with every replica's calls, ea
 What can be lost: a replica killed outright (SIGKILL, power) loses the calls it answered after
 its last acknowledged publish: those of the last `flush_interval` plus one publish round trip
 at most (measured in tests/test_usage_cluster.py, 3 replicas, one SIGKILLed mid-run: 18-20 of
-1,181-1,237 calls lost with a 0.2 s floor, 1-2 of 820-1,211 with 0.05 s); a replica that stops normally publishes its
-outbox on the way out. Calls in flight when a replica dies were never
+1,181-1,237 calls lost with a 0.2 s floor, 1-2 of 820-1,211 with 0.05 s), unless a spool
+keeps them (`spool_dir`, cluster/usage_spool.py: each call's line on disk before its reply,
+published by the replica that adopts the dead one's spool; none lost); a replica that stops
+normally publishes its outbox on the way out. Calls in flight when a replica dies were never
 answered and are not counted. While NATS is down the outbox keeps growing and is published when
 the link is back; the view lags meanwhile. A replica that starts reads the stream from its
 start, so its view is whole once it has caught up.
@@ -25,9 +27,12 @@ start, so its view is whole once it has caught up.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
+import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -38,6 +43,7 @@ from nats.js.api import DeliverPolicy, RetentionPolicy, StorageType, StreamConfi
 from nats.js.errors import NotFoundError
 
 from router.cluster.link import NatsLink
+from router.cluster.usage_spool import ADOPT_INTERVAL, Orphan, UsageSpool, adoptable, batch_of, release
 from router.lifecycle import Service
 from router.observe.usage import DEFAULT_BY, Counted, Groups, Period, Row, UsageLedger
 
@@ -49,7 +55,13 @@ RETRY = 1.0  # seconds between attempts while NATS is down or slow
 
 class SharedUsage(Service):
     def __init__(
-        self, link: NatsLink, replica: str, retention: float, *, flush_interval: float = FLUSH_INTERVAL
+        self,
+        link: NatsLink,
+        replica: str,
+        retention: float,
+        *,
+        flush_interval: float = FLUSH_INTERVAL,
+        spool_dir: Path | None = None,
     ) -> None:
         self.link = link
         self.replica = replica
@@ -59,7 +71,12 @@ class SharedUsage(Service):
         self.view = UsageLedger(retention)
         self.stream = f"{link.prefix}_usage"
         self.subject = link.subject("usage", replica)
-        self._pending: tuple[str, bytes] | None = None  # a batch not yet acknowledged
+        self._pending: tuple[int, bytes] | None = None  # a batch not yet acknowledged: (number, rows)
+        # With a spool directory: every call's line on disk until its batch is acknowledged
+        # (cluster/usage_spool.py), written before the call's reply (`spooled`: see bookkeeping).
+        self.spool = UsageSpool(spool_dir, replica) if spool_dir is not None else None
+        self.spooled = self.spool is not None
+        self._adopt_at = 0.0
         self._sequence = itertools.count(1)
         self._subscribed = False
         self._wake = anyio.Event()
@@ -79,6 +96,23 @@ class SharedUsage(Service):
         groups: Groups = "",
         namespace: str = "",
     ) -> None:
+        if self.spool is not None:
+            if now is None:
+                now = time.time()
+            line = (
+                now,
+                agent,
+                server,
+                tool,
+                ok,
+                seconds,
+                request_bytes,
+                response_bytes,
+                cost,
+                self.outbox.groups_text(groups),
+                namespace,
+            )
+            self.spool.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
         self.outbox.add(
             agent, server, tool, ok, seconds, request_bytes, response_bytes, cost, now, groups, namespace
         )
@@ -102,11 +136,15 @@ class SharedUsage(Service):
         return self.outbox.counted()
 
     async def start(self, tg: TaskGroup) -> None:
+        if self.spool is not None:
+            self.spool.open()
         tg.start_soon(self._run)
 
     async def stop(self) -> None:
         with anyio.move_on_after(2):
             await self.flush()
+        if self.spool is not None:
+            self.spool.close()
 
     async def _run(self) -> None:
         """Publish soon after calls were counted; follow the stream as soon as NATS is there."""
@@ -121,6 +159,9 @@ class SharedUsage(Service):
                 if not self._subscribed and self.link.js is not None:
                     await self._follow()
                 await self.flush()
+                if self.spool is not None and self._subscribed and last >= self._adopt_at:
+                    self._adopt_at = last + ADOPT_INTERVAL
+                    await self.adopt()
             except Exception as exc:  # NATS down or slow: the outbox waits for the next round
                 log.debug("usage not shared yet", extra={"reason": repr(exc)})
 
@@ -133,12 +174,58 @@ class SharedUsage(Service):
             rows = self.outbox.drain()
             if not rows:
                 return
-            self._pending = (f"{self.replica}.{next(self._sequence)}", orjson.dumps(rows))
+            self._pending = (next(self._sequence), orjson.dumps(rows))
+            if self.spool is not None:  # the calls of this batch are its segment, complete
+                self.spool.rotate(self._pending[0])
         if not self._subscribed:
             await self._follow()
-        msg_id, data = self._pending
-        await js.publish(self.subject, data, stream=self.stream, headers={"Nats-Msg-Id": msg_id})
+        number, data = self._pending
+        await js.publish(
+            self.subject, data, stream=self.stream, headers={"Nats-Msg-Id": f"{self.replica}.{number}"}
+        )
         self._pending = None
+        if self.spool is not None:
+            self.spool.acknowledged(number)
+
+    async def adopt(self) -> None:
+        """Publish what dead replicas sharing the spool directory counted and never had
+        acknowledged (cluster/usage_spool.py), and delete their spools."""
+        assert self.spool is not None
+        for orphan in await anyio.to_thread.run_sync(adoptable, self.spool.directory, self.replica):
+            done = False
+            try:
+                done = await self._replay(orphan)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(functools.partial(release, orphan, done=done))
+
+    async def _replay(self, orphan: Orphan) -> bool:
+        """The batches of a dead replica the stream does not have, published in order under its
+        subject and message ids. It published one batch at a time, each once the previous was
+        acknowledged, so the stream has its batches up to the last one stored on its subject."""
+        js = self.link.js
+        if js is None or not self.link.connected:
+            return False
+        subject = self.link.subject("usage", orphan.replica)
+        try:
+            last = await js.get_last_msg(self.stream, subject)
+            stored = int(str((last.headers or {}).get("Nats-Msg-Id", "")).rpartition(".")[2] or 0)
+        except NotFoundError:  # it never had a batch stored
+            stored = 0
+        calls = 0
+        for number, path in orphan.segments:
+            if number <= stored:
+                continue
+            rows = await anyio.to_thread.run_sync(batch_of, path, self.retention)
+            if rows:
+                headers = {"Nats-Msg-Id": f"{orphan.replica}.{number}"}
+                await js.publish(subject, orjson.dumps(rows), stream=self.stream, headers=headers)
+                calls += sum(row[4] for row in rows)
+        log.info(
+            "usage of a dead replica published from its spool",
+            extra={"replica": orphan.replica, "calls": calls, "stored_before": stored},
+        )
+        return True
 
     async def _follow(self) -> None:
         js = self.link.js

@@ -63,6 +63,10 @@ TOTAL_FIELDS = tuple(f.name for f in fields(Totals))
 class Usage(Protocol):
     """Where calls are counted and read: `UsageLedger` (one replica) or the shared form."""
 
+    # `add` writes each call to disk (the shared form's spool): it is called just before the
+    # call's reply is written rather than after (server/bookkeeping.py).
+    spooled: bool
+
     def add(
         self,
         agent: str,
@@ -111,6 +115,8 @@ Counted = dict[tuple[str, str, str], list[float]]  # (server, tool, agent) -> [r
 class UsageLedger:
     """Per-minute totals in this process: the embedded default, and what the shared form
     (router/cluster/usage.py) keeps of every replica's minutes."""
+
+    spooled = False
 
     def __init__(self, retention: float = 7 * 86400) -> None:
         self.retention = retention

@@ -67,7 +67,11 @@ class CallObserver:
         self.spans = spans
         self.metrics = metrics
         self.audit = audit if audit is not None and audit.enabled else None
-        self.usage = usage
+        # A tool call's usage is counted after its reply has left (`finished`), off the request
+        # path; with a usage spool (`usage.spooled`) just before the reply is written
+        # (`before_reply`), so that a kill between the two loses no answered call.
+        self.early = usage if usage is not None and usage.spooled else None
+        self.usage = usage if self.early is None else None
 
     def budget_warning(self, warning: BudgetWarning) -> None:
         """A budget reached its warning fraction (once per window): a log event, the metric
@@ -89,6 +93,28 @@ class CallObserver:
                 era="", via="", reason=f"{warning.used:g} of {budget.describe()} spent by {subject} "
                 f"(warn_at {budget.warn_at:g}); resets {detail['resets']}",
             )  # fmt: skip
+
+    def before_reply(
+        self,
+        ctx: CallContext,
+        method: str,
+        params: dict[str, Any],
+        result: Any,
+        error_code: int | None,
+        seconds: float,
+    ) -> None:
+        """Just before a reply is written, with a usage spool: a tool call's usage (its line on
+        disk, in `usage.add`), as `finished` counts it without one."""
+        usage, server, tool = self.early, ctx.server, ctx.target
+        if usage is None or method != "tools/call" or server is None or not tool:
+            return
+        arguments = params.get("arguments") if ctx.arguments is None else ctx.arguments
+        view = ctx.view
+        usage.add(  # `ok`: the call returned a result (a tool error included), so no error code
+            ctx.agent.id, server, tool, error_code is None, seconds,
+            len(orjson.dumps(arguments)) if arguments is not None else 0, ctx.result_bytes,
+            ctx.cost, None, (ctx.agent.groups, view.groups), view.namespace_name,
+        )  # fmt: skip
 
     def finished(
         self,

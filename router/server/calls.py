@@ -67,6 +67,7 @@ class Calls:
         self.metrics = metrics
         self.events = events
         self.observer = observer
+        self.early = observer if observer is not None and observer.early is not None else None
         self.retry_ms = retry_ms
 
     async def respond(
@@ -102,6 +103,8 @@ class Calls:
         )
         reply = done or Reply(200, "cancelled", error_bytes(message["id"], CANCELLED), None, CANCELLED.code)
         elapsed = time.perf_counter() - started
+        if self.early is not None:  # a usage spool: the call is on disk before its reply leaves
+            self.early.before_reply(ctx, method, params, reply.result, reply.code, elapsed)
         if stream.is_stream:
             await stream.finish(reply.body)
         else:

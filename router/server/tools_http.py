@@ -261,9 +261,13 @@ class ToolsEndpoint:
         except RPCError as exc:
             error = exc
         elapsed = time.perf_counter() - started
-        if result is None and error is None:  # cancelled: nobody is left to answer
+        cancelled = result is None and error is None  # nobody is left to answer
+        if cancelled:
             error = CANCELLED
-        elif error is None:
+        code = error.code if error is not None else None
+        if self.calls.early is not None:  # a usage spool: the call is on disk before its reply leaves
+            self.calls.early.before_reply(ctx, "tools/call", params, result, code, elapsed)
+        if error is None:
             if isinstance(result, bytes):
                 body = result
             else:  # a tool result is sent as its output limit measured it, not encoded again
@@ -271,11 +275,10 @@ class ToolsEndpoint:
                     ctx.result_json if ctx.result_sent is result and ctx.result_json else orjson.dumps(result)
                 )
             await send_reply(send, 200, body, JSON_HEADERS)
-        else:
+        elif not cancelled:
             status, extra = status_of(error, ctx.server is not None)
             await send_json(send, status, {"error": error.to_error()}, extra)
         outcome = "ok" if error is None else "cancelled" if error is CANCELLED else "error"
-        code = error.code if error is not None else None
         self.calls.finished(ctx, "tools/call", params, outcome, elapsed, result, code)
 
 

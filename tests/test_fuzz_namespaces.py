@@ -15,7 +15,9 @@ any format, search, calls) with any name, query, method, headers and body answer
 errors that say why, and nothing outside the namespace. A `subscriptions/listen` (the 2026-07-28
 server-to-client stream, `server/listen.py`) with any filter, id and headers, at `/mcp` or a
 namespace, is answered at once with a 200 event stream whose first event acknowledges it, or with
-a 4xx JSON-RPC error. At the end the router holds no more sessions and connections than before
+a 4xx JSON-RPC error. Listen and GET streams held at /mcp and in namespaces while hostile
+requests run hear a tools list change (alpha grows a tool) exactly where their list changed. At the
+end the router holds no more sessions and connections than before
 the module (`tests/support/fuzzing.py` `settle`) and has logged no traceback. Bounded like the
 other fuzz modules (`bench/fuzz.py` runs them longer).
 """
@@ -26,13 +28,15 @@ import contextlib
 import fnmatch
 import http.client
 import json
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, unquote
 
 import pytest
-from hypothesis import event, example, given
+from hypothesis import Phase, event, example, given, settings
 from hypothesis import strategies as st
 
 from router.relay.meta_tools import META_NAMES
@@ -651,3 +655,167 @@ def test_the_namespace_tools_surface_answers_any_request_and_shows_only_the_name
             assert document.get("isError") is True, (named, inner, document)
         return
     assert called in allowed, (named, called, document)
+
+
+# -- fan-out events while hostile requests run ----------------------------------------------------------
+
+# Where a stream listens, and whether alpha growing a tool changes the tool list seen there: at /mcp
+# and in a namespace listing alpha's tools in full, yes; `lookup` lists in search mode (the
+# meta-tools and its pinned tool: no change), the others do not select the new tool.
+HEARS_GROWTH = {
+    "": True, "/support": False, "/junk.desk": False, "/a-1_b": False, "/lookup": False,
+    "/lookup?tools=all": True,
+}  # fmt: skip
+GROWTH_EXAMPLES = 20  # each example adds a tool to alpha for good: a bounded number, campaigns too
+TOOLS_CHANGED = "notifications/tools/list_changed"
+streams_held = st.lists(
+    st.tuples(
+        st.sampled_from(["listen", "listen", "get"]), st.sampled_from(sorted(HEARS_GROWTH)), st.booleans()
+    ),
+    min_size=1,
+    max_size=4,
+)
+noise = st.lists(
+    st.tuples(entered, st.sampled_from(["GET", "DELETE", "listen"]), stream_headers, listen_headers, filters),
+    min_size=4,
+    max_size=12,
+)
+
+
+def _hold(
+    router: RouterHandle, kind: str, where: str, flag: bool
+) -> tuple[http.client.HTTPResponse, socket.socket]:
+    """An open stream, its first bytes read: a 2026-07-28 listen stream asking for tools changes
+        (`flag`) or not, acknowledged; or a legacy session's GET stream, opened at `/mcp{where}`. And
+    its socket, to wait on with a timeout."""
+    conn = http.client.HTTPConnection("127.0.0.1", port_of(router), timeout=ANSWER_WITHIN + 5)
+    if kind == "listen":
+        params = {"notifications": {"toolsListChanged": flag}, "_meta": envelope()}
+        body = {"jsonrpc": "2.0", "id": "held", "method": "subscriptions/listen", "params": params}
+        conn.request("POST", f"/mcp{where}", json.dumps(body), modern_headers("subscriptions/listen"))
+    else:
+        session_id = _open_session(router, f"/mcp{where}".encode())
+        assert session_id is not None
+        headers = {
+            "accept": "text/event-stream",
+            "mcp-session-id": session_id,
+            "mcp-protocol-version": LEGACY,
+        }
+        conn.request("GET", f"/mcp{where}", headers=headers)
+    sock = conn.sock
+    assert sock is not None
+    response = conn.getresponse()
+    response.close = _closing(response, conn)  # type: ignore[method-assign]
+    assert response.status == 200, (kind, where, response.status, response.read()[:300])
+    if kind == "listen":
+        _next_event(response)  # the acknowledgement
+    return response, sock
+
+
+def _closing(response: http.client.HTTPResponse, conn: http.client.HTTPConnection) -> Any:
+    """`response.close` that closes the connection's socket too (the client leaves the stream)."""
+    close = response.close
+
+    def both() -> None:
+        close()
+        conn.close()
+
+    return both
+
+
+def _next_event(response: http.client.HTTPResponse) -> dict[str, Any]:
+    """The next event's message (a socket timeout if none comes in time)."""
+    line = b""
+    while not line.startswith(b"data:") or not line[5:].strip():
+        line = response.readline()
+        assert line, "the stream ended"
+    message: dict[str, Any] = json.loads(line[5:])
+    return message
+
+
+def _grow(router: RouterHandle) -> str:
+    """alpha grows a tool (called on a legacy session: alpha says so on the call's stream); its name."""
+    session_id = _open_session(router, b"/mcp")
+    call = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "alpha__grow", "arguments": {}},
+    }
+    headers = {**JSON_AND_SSE, "mcp-session-id": str(session_id), "mcp-protocol-version": LEGACY}
+    status, got, data, took = send_raw(
+        port_of(router), "POST", b"/mcp", headers, json.dumps(call).encode(), 30
+    )
+    reply = [m for m in check_answer(status, got, data, took, ANSWER_WITHIN) if m.get("id") == 1]
+    return str(reply[0]["result"]["content"][0]["text"])
+
+
+def _make_noise(router: RouterHandle, requests: list[Any], errors: list[BaseException]) -> None:
+    """Hostile GETs, DELETEs (forged sessions) and listen requests at any namespace name, each
+    answered without a 500 or a traceback, within 8 s."""
+    try:
+        for raw, kind, stream_extra, listen_extra, notifications in requests:
+            target = _target(raw, "raw", "")
+            method, body, headers = kind, b"", {**stream_extra, "mcp-session-id": FORGED}
+            if kind == "listen":
+                params = {"notifications": notifications, "_meta": envelope()}
+                message = {"jsonrpc": "2.0", "id": 1, "method": "subscriptions/listen", "params": params}
+                method, body = "POST", json.dumps(message).encode()
+                headers = {**modern_headers("subscriptions/listen"), **listen_extra}
+            started = time.monotonic()
+            with raw_response(port_of(router), method, target, headers, body, ANSWER_WITHIN + 5) as response:
+                if response.status == 200 and (response.getheader("content-type") or "").startswith(
+                    "text/event"
+                ):
+                    data = response.readline()  # the stream opened: its first line will do
+                else:
+                    data = response.read()
+            assert response.status != 500 and b"Traceback" not in data, (response.status, data[:300])
+            assert time.monotonic() - started < ANSWER_WITHIN
+    except BaseException as exc:  # asserted by the test
+        errors.append(exc)
+
+
+@settings(
+    fuzz_settings(6),
+    max_examples=min(fuzz_settings(6).max_examples, GROWTH_EXAMPLES),
+    # No shrinking: each example grows alpha for good, so a replay is never the same example.
+    phases=[Phase.explicit, Phase.generate],
+)
+@given(held=streams_held, requests=noise)
+def test_streams_hear_exactly_their_own_list_changes_while_hostile_requests_run(
+    router: RouterHandle, held: list[tuple[str, str, bool]], requests: list[Any]
+) -> None:
+    """Listen streams (asking for tools changes or not) and legacy GET streams, at /mcp and in
+    namespaces, are held open while another client sends hostile GETs, DELETEs and listen
+    requests; alpha grows a tool (and says so). Every stream whose tool list changed, and that
+    asked (a listen stream) hears `tools/list_changed` once, within 8 s; no other stream hears
+    anything; the hostile requests get no 500 and no traceback."""
+    held = [(kind, where.partition("?")[0] if kind == "get" else where, flag) for kind, where, flag in held]
+    with contextlib.ExitStack() as stack:
+        streams = []
+        for kind, where, flag in held:
+            response, sock = _hold(router, kind, where, flag)
+            stack.callback(response.close)
+            streams.append((response, sock, HEARS_GROWTH[where] and (flag or kind == "get")))
+        errors: list[BaseException] = []
+        hostile = threading.Thread(target=_make_noise, args=(router, requests, errors))
+        hostile.start()
+        grown = _grow(router)
+        wait_until(
+            lambda: f"alpha__{grown}" in tool_names(router.mcp_url), ANSWER_WITHIN, "the new tool listed"
+        )
+        started = time.monotonic()
+        for response, sock, hears in streams:
+            if hears:
+                sock.settimeout(max(0.1, ANSWER_WITHIN - (time.monotonic() - started)))
+                message = _next_event(response)
+                assert message["method"] == TOOLS_CHANGED, message
+        time.sleep(0.3)  # the same broadcast wrote to every stream: anything more is here by now
+        for (response, sock, _), (kind, where, flag) in zip(streams, held, strict=True):
+            sock.settimeout(0.05)
+            with contextlib.suppress(TimeoutError):
+                extra = _next_event(response)
+                raise AssertionError(f"{kind} at /mcp{where} (asked: {flag}) heard {extra}")
+        hostile.join(ANSWER_WITHIN * len(requests))
+        assert not errors, errors

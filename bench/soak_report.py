@@ -48,13 +48,20 @@ def ms(value: float | None) -> float | None:
 
 
 def caught_by(call: dict[str, Any], faults: list[dict[str, Any]]) -> str | None:
-    """The fault the call was in flight at, if any."""
+    """The fault the call was in flight at, if any, named with its time (the same part is
+    struck several times, and each fault's row counts only its own)."""
     for fault in faults:
-        if fault["kind"] in KILLS and call["started"] <= fault["until"] and call["ended"] >= fault["at"]:
-            return f"{fault['kind']} {fault['target']}"
-        if fault["kind"] == "hang" and call["started"] <= fault["until"] and call["ended"] >= fault["at"]:
-            return f"hang {fault['target']}"
+        if (
+            fault["kind"] in (*KILLS, "hang")
+            and call["started"] <= fault["until"]
+            and call["ended"] >= fault["at"]
+        ):
+            return _fault_name(fault)
     return None
+
+
+def _fault_name(fault: dict[str, Any]) -> str:
+    return f"{fault['kind']} {fault['target']} at {fault['at']:.1f} s"
 
 
 def _latencies(calls: list[dict[str, Any]], start: float, end: float) -> list[float]:
@@ -167,9 +174,7 @@ def evaluate(raw: dict[str, Any]) -> dict[str, Any]:
                 "target": fault["target"],
                 "at_s": round(fault["at"], 1),
                 "back_after_s": round(fault["recovered"] - fault["at"], 1),
-                "failed_in_flight": sum(
-                    1 for f in failures if f["fault"] == f"{fault['kind']} {fault['target']}"
-                ),
+                "failed_in_flight": sum(1 for f in failures if f["fault"] == _fault_name(fault)),
                 "p99_5_to_15s_ms": ms(p99_after),
                 "p99_5_to_15s_http_backends_ms": ms(p99_http),
                 "p99_ok": p99_after is not None and threshold is not None and p99_after <= threshold,

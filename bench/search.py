@@ -39,6 +39,7 @@ from search_baseline import BM25Index  # noqa: E402
 from router.catalog.index import Definitions, Index  # noqa: E402
 from router.catalog.naming import NamingPolicy  # noqa: E402
 from router.catalog.search import Hit, SearchIndex  # noqa: E402
+from router.catalog.search.live import LiveSearch  # noqa: E402
 from router.catalog.search.text import clear_caches  # noqa: E402
 from router.guard.agent import Agent  # noqa: E402
 from router.guard.guard import Guard  # noqa: E402
@@ -343,10 +344,89 @@ def router_path(servers: Sequence[Server], queries: Sequence[Query], target: int
     }
 
 
+def semantic(servers: Sequence[Server], sets: dict[str, list[Query]], target: int = 5000) -> dict[str, Any]:
+    """Words and meaning (`tools_semantic`): quality on every set through `LiveSearch`, then the
+    costs: the model's memory, a query's vector, a search at 5,000 tools given the vector, and how
+    long the worker takes to catch up with the catalog and with one server's registration."""
+    from router.catalog.search.semantic import Meanings, MiniLM
+
+    gc.collect()
+    tracemalloc.start()
+    model = MiniLM.load()
+    model_mem = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    out: dict[str, Any] = {"model_memory_bytes": model_mem}
+
+    def live_for(catalog: Sequence[Server]) -> tuple[ToolSearch, Index, Meanings, float]:
+        meanings = Meanings(model)
+        search = ToolSearch(ToolsSettings(mode="search"), lambda server: True, LiveSearch(meanings=meanings))
+        index = router_index(catalog)
+        t = time.perf_counter()
+        search.live.follow(index)
+        assert meanings.wait(3600)
+        return search, index, meanings, time.perf_counter() - t
+
+    search, index, meanings, ready_s = live_for(servers)
+    out["catalog_ready_s"] = {"tools": len(index.tools), "seconds": ready_s}
+
+    def hybrid(q: str, k: int) -> list[Hit]:
+        found = search.live.search(index, q, k, meaning=meanings.embed(q))
+        return [Hit((f.target.server, f.target.name), f.score) for f in found]
+
+    print(f"{'set':10} {'ranker':10} {'recall@1':>9} {'recall@5':>9} {'MRR':>7}")
+    for name, qs in sets.items():
+        m = quality(hybrid, qs)
+        out[f"{name}/words+meaning"] = m
+        print(
+            f"{name:10} {'semantic':10} {m['recall@1']:9.3f} {m['recall@5']:9.3f} {m['mrr']:7.3f}  (n={m['queries']})"
+        )
+
+    texts = [q["query"] for qs in sets.values() for q in qs]
+    embed_ms: list[float] = []
+    for q in texts:
+        t = time.perf_counter()
+        model.encode([q])
+        embed_ms.append((time.perf_counter() - t) * 1000)
+    out["query_vector_ms"] = {"p50": pct(embed_ms, 50), "p99": pct(embed_ms, 99)}
+
+    big = perturb(servers, target)
+    search, index, meanings, ready_s = live_for(big)
+    out["scale_ready_s"] = {"tools": len(index.tools), "seconds": ready_s}
+    vectors = {q: meanings.embed(q) for q in texts}
+    for q in texts:
+        search.search(OPEN, index, q, 5, meaning=vectors[q])
+    wall: list[float] = []
+    for _ in range(3):
+        for q in texts:
+            t = time.perf_counter()
+            search.search(OPEN, index, q, 5, meaning=vectors[q])
+            wall.append((time.perf_counter() - t) * 1000)
+    out["scale_search_given_vector_ms"] = {"p50": pct(wall, 50), "p99": pct(wall, 99)}
+    catch_up: dict[str, float] = {}
+    for src_name in ("github", "atlassian"):
+        src = next(s for s in servers if s["server"] == src_name)
+        copy = perturb([src], 2 * len(src["tools"]), seed=3000)[1]
+        added = Index(
+            index.naming, {**index.servers, f"new-{src_name}": Definitions(tools=tuple(copy["tools"]))}, 99
+        )
+        t = time.perf_counter()
+        search.live.follow(added)
+        assert meanings.wait(600)
+        catch_up[f"{src_name} ({len(src['tools'])} tools)"] = (time.perf_counter() - t) * 1000
+        search.live.follow(index)
+        assert meanings.wait(600)
+    out["registration_vectors_ms"] = catch_up
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--misses", action="store_true")
     ap.add_argument("--no-scale", action="store_true")
+    ap.add_argument("--semantic", action="store_true", help="also words+meaning (needs the semantic extra)")
+    ap.add_argument(
+        "--sets", default="queries,heldout,heldout2", help="query sets (bench/toolsearch/NAME.jsonl)"
+    )
     ap.add_argument("--json", type=Path, default=BENCH / "results" / "search.json")
     args = ap.parse_args()
 
@@ -355,11 +435,7 @@ def main() -> None:
     bm25 = BM25Index()
     for s in servers:
         bm25.put_server(s["server"], s.get("instructions"), s["tools"])
-    sets = {
-        "queries": load_queries(HERE / "queries.jsonl"),
-        "heldout": load_queries(HERE / "heldout.jsonl"),
-        "heldout2": load_queries(HERE / "heldout2.jsonl"),
-    }
+    sets = {name: load_queries(HERE / f"{name}.jsonl") for name in args.sets.split(",")}
     report: dict[str, Any] = {"servers": len(servers), "tools": sum(len(s["tools"]) for s in servers)}
     print(f"evaluation set: {report['servers']} servers, {report['tools']} tools")
     print(f"{'set':10} {'ranker':10} {'recall@1':>9} {'recall@5':>9} {'MRR':>7}")
@@ -398,6 +474,10 @@ def main() -> None:
         rp = router_path(servers, [q for qs in sets.values() for q in qs])
         report["router_path"] = rp
         print(json.dumps(rp, indent=1))
+    if args.semantic:
+        sem = semantic(servers, sets)
+        report["semantic"] = sem
+        print(json.dumps({k: v for k, v in sem.items() if "/" not in k}, indent=1))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1) + "\n")
 

@@ -15,6 +15,7 @@ from typing import Any
 from router import wiring
 from router.catalog.index import Index
 from router.catalog.naming import NamingPolicy
+from router.catalog.search.live import LiveSearch
 from router.catalog.sources.base import CatalogSource
 from router.changes import Changes
 from router.guard.budget_report import BudgetGauges
@@ -77,7 +78,11 @@ class Router:
         self.pool = BackendPool(naming, make_backend, wiring.call_settings_from(s), self.board, listeners)
         self.limiter = RateLimiter(shared.rate_store, self.metrics.rate_limited)
         self.listen_streams = ListenStreams()
-        self.tool_search = ToolSearch(wiring.tools_settings_from(s), self.pool.caller.serving)
+        self.tool_search = ToolSearch(
+            wiring.tools_settings_from(s),
+            self.pool.caller.serving,
+            LiveSearch(meanings=wiring.meanings_from(s)),
+        )
         self.secrets = KeyedSecrets(wiring.kv_store, s.credential_key_ttl)
         self.dispatcher = Dispatcher(
             self.pool,

@@ -155,7 +155,11 @@ def run_router(overrides: dict[str, Any]) -> int:
         print(f"toolmesh: {exc}", file=sys.stderr)
         return 2
     configure(settings.log_level, settings.log_format)
-    router = Router(settings)
+    try:
+        router = Router(settings)  # an optional feature whose extra or files are missing stops here
+    except ConfigError as exc:
+        print(f"toolmesh: {exc}", file=sys.stderr)
+        return 2
     config = uvicorn.Config(
         router,
         host=settings.host,

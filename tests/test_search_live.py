@@ -73,6 +73,10 @@ def test_tools_that_cannot_be_called_rank_below_the_others_and_are_marked() -> N
     )
     assert {r["name"] for r in healthy["tools"]} == {r["name"] for r in rows}  # same hits, reordered
     assert {r["server"] for r in healthy["tools"][:3]} & down  # so the demotion moved something
+    # a short page is the long page's head: an unavailable hit in it is replaced by the next
+    # available one from further down
+    assert search.search(OPEN, index, "read this web page", 3)["tools"] == rows[:3]
+    assert all("available" not in row for row in rows[:3])
 
 
 def test_search_mode_list_keeps_its_bytes_until_pins_change() -> None:

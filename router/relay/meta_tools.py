@@ -247,8 +247,14 @@ class ToolSearch:
         """`{"tools": [...]}` best first; tools that cannot be called now come after the others
         (`"available": false`). The same JSON as search_tools' structuredContent. `meaning`: the
         query's vector (see `find`), or None to rank by words."""
-        found = self.live.search(index, query, MAX_LIMIT, self._shown(view), view.key, server, meaning)
+        shown = self._shown(view)
+        # the first `limit` hits are those of a longer search (the ranker guarantees it); only
+        # when one of them cannot be called now do the 50 best decide what moves up past it
+        found = self.live.search(index, query, limit, shown, view.key, server, meaning)
         up = {srv: self.serving(srv) for srv in {f.target.server for f in found}}
+        if not all(up.values()) and limit < MAX_LIMIT:
+            found = self.live.search(index, query, MAX_LIMIT, shown, view.key, server, meaning)
+            up = {srv: self.serving(srv) for srv in {f.target.server for f in found}}
         ordered = sorted(found, key=lambda f: not up[f.target.server])[:limit]  # stable
         rows = []
         for i, hit in enumerate(ordered):

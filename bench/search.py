@@ -411,8 +411,13 @@ def semantic(servers: Sequence[Server], sets: dict[str, list[Query]], target: in
         )
         t = time.perf_counter()
         search.live.follow(added)
+        catch_up[f"{src_name} ({len(src['tools'])} tools): follow, on the event loop"] = (
+            time.perf_counter() - t
+        ) * 1000
         assert meanings.wait(600)
-        catch_up[f"{src_name} ({len(src['tools'])} tools)"] = (time.perf_counter() - t) * 1000
+        catch_up[f"{src_name} ({len(src['tools'])} tools): until its vectors are in"] = (
+            time.perf_counter() - t
+        ) * 1000
         search.live.follow(index)
         assert meanings.wait(600)
     out["registration_vectors_ms"] = catch_up

@@ -231,6 +231,8 @@ class Meanings:
         self._pending: tuple[int, dict[str, tuple[tuple[DocKey, str], ...]]] | None = None
         self._snapshot = _Snapshot(0, (), np.zeros((0, model.width), dtype=np.float32), {})
         self._by_text: dict[str, Vectors] = {}  # tool text -> vector (only texts still listed)
+        # server -> (its tools as last followed, their keys and texts): the caller's, not the worker's
+        self._texts: dict[str, tuple[Sequence[Mapping[str, Any]], tuple[tuple[DocKey, str], ...]]] = {}
         self._queries: OrderedDict[str, Vectors] = OrderedDict()
         self._worker: threading.Thread | None = None
         self._closed = False
@@ -239,12 +241,18 @@ class Meanings:
 
     def follow(self, servers: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
         """The catalog's tools now, by server: the worker embeds what it has not seen."""
-        docs = {
-            server: tuple(
-                ((server, str(t.get("name", ""))), tool_text(server, t)) for t in tools if t.get("name")
-            )
-            for server, tools in servers.items()
-        }
+        docs = {}
+        texts: dict[str, tuple[Sequence[Mapping[str, Any]], tuple[tuple[DocKey, str], ...]]] = {}
+        for server, tools in servers.items():
+            known = self._texts.get(server)
+            if known is None or known[0] is not tools:  # a server whose tools did not change keeps its texts
+                entries = tuple(
+                    ((server, str(t.get("name"))), tool_text(server, t)) for t in tools if t.get("name")
+                )
+                known = (tools, entries)
+            texts[server] = known
+            docs[server] = known[1]
+        self._texts = texts
         with self._lock:
             self._wanted += 1
             self._pending = (self._wanted, docs)

@@ -8,6 +8,8 @@ import os
 import secrets
 import signal
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -69,16 +71,49 @@ async def test_a_replica_killed_outright_loses_only_the_calls_of_its_last_flush(
     calls the killed replica answered after its last acknowledged publish: its last flush
     interval (0.05 s) plus a publish round trip (given 0.45 s here on a loaded machine); never
     more than made."""
-    keys, env = guarded_env(tmp_path, {"ops": ["admins"]}, {"default": "allow"})
-    env["TOOLMESH_ADMIN_GROUPS"] = "admins"
+    run = await killed_mid_run(
+        tmp_path, {}, settle=15, enough=lambda counted, made: counted >= made - 50, after=2
+    )
+    made, counts = len(run.answered), run.counts
+    killed_late = sum(
+        1 for index, at in run.answered if index == 2 and run.killed_at - 0.5 <= at <= run.killed_at
+    )
+    lost = made - counts[0]
+    print(
+        f"made {made}, counted {counts}, lost {lost}, killed replica's calls in its last 0.5 s {killed_late}"
+    )
+    assert counts[0] == counts[1], counts
+    assert 0 <= lost <= killed_late, (made, counts, killed_late)
+    assert sum(1 for index, _ in run.answered if index == 2) > 5  # the killed replica did serve
+
+
+@dataclass
+class KilledRun:
+    answered: list[tuple[int, float]]  # (replica, when the client had the reply) of each answered call
+    killed_at: float  # when replica 2 was SIGKILLed
+    counts: list[int]  # what the two survivors count, once settled
+
+
+async def killed_mid_run(
+    tmp_path: Path,
+    env: dict[str, str],
+    settle: float,
+    enough: Callable[[int, int], bool] = lambda counted, made: counted >= made,
+    after: float = 0.0,
+) -> KilledRun:
+    """Three replicas, three clients calling steadily for 4 s, replica 2 SIGKILLed after 2 s; then
+    the survivors' usage sums are read until they agree and `enough(counted, made)` holds, at least
+    `after` s past the calls and at most `settle` s."""
+    keys, guarded = guarded_env(tmp_path, {"ops": ["admins"]}, {"default": "allow"})
+    guarded.update(env, TOOLMESH_ADMIN_GROUPS="admins")
     ops = {"Authorization": f"Bearer {keys['ops']}"}
     with (
         sample_server_http("svc", log_dir=tmp_path) as (url, _),
-        cluster(tmp_path, {"svc": {"url": url}}, env=env) as group,
+        cluster(tmp_path, {"svc": {"url": url}}, env=guarded) as group,
     ):
         replicas = list(group.replicas)
         alive = [True, True, True]
-        answered: list[tuple[int, float]] = []  # (replica, when the client had the reply)
+        answered: list[tuple[int, float]] = []
         killed_at = 0.0
         async with aiohttp.ClientSession() as http:
 
@@ -114,72 +149,6 @@ async def test_a_replica_killed_outright_loses_only_the_calls_of_its_last_flush(
 
             made = len(answered)
             counts: list[int] = []
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline:
-                counts = []
-                for replica in replicas[:2]:
-                    async with http.get(
-                        f"{replica.base_url}/v1/usage?by=agent&period=day", headers=ops
-                    ) as response:
-                        counts.append(sum(row["calls"] for row in (await response.json())["rows"]))
-                if counts[0] == counts[1] and counts[0] >= made - 50 and time.monotonic() > until + 2:
-                    break
-                await anyio.sleep(0.3)
-        killed_late = sum(1 for index, at in answered if index == 2 and killed_at - 0.5 <= at <= killed_at)
-        lost = made - counts[0]
-        print(
-            f"made {made}, counted {counts}, lost {lost}, killed replica's calls in its last 0.5 s {killed_late}"
-        )
-        assert counts[0] == counts[1], counts
-        assert 0 <= lost <= killed_late, (made, counts, killed_late)
-        assert sum(1 for index, _ in answered if index == 2) > 5  # the killed replica did serve
-
-
-async def killed_mid_run(tmp_path: Path, env: dict[str, str], settle: float) -> tuple[int, list[int], int]:
-    """Three replicas, three clients calling steadily, replica 2 SIGKILLed after 2 s: (calls
-    answered, what the two survivors count, calls the killed replica answered)."""
-    keys, guarded = guarded_env(tmp_path, {"ops": ["admins"]}, {"default": "allow"})
-    guarded.update(env, TOOLMESH_ADMIN_GROUPS="admins")
-    ops = {"Authorization": f"Bearer {keys['ops']}"}
-    with (
-        sample_server_http("svc", log_dir=tmp_path) as (url, _),
-        cluster(tmp_path, {"svc": {"url": url}}, env=guarded) as group,
-    ):
-        replicas = list(group.replicas)
-        alive = [True, True, True]
-        answered: list[int] = []  # the replica of each call whose reply the client had
-        async with aiohttp.ClientSession() as http:
-
-            async def client(offset: int, until: float) -> None:
-                n = offset
-                while time.monotonic() < until:
-                    n += 1
-                    index = n % 3
-                    if not alive[index]:
-                        continue
-                    try:
-                        reply = await call_tool(
-                            http, replicas[index].mcp_url, "svc__echo", {"text": str(n)}, headers=ops
-                        )
-                    except (aiohttp.ClientError, OSError):
-                        continue  # in flight when the replica died: never answered
-                    if "result" in reply:
-                        answered.append(index)
-                    await anyio.sleep(0.005)
-
-            async def killer() -> None:
-                await anyio.sleep(2.0)
-                alive[2] = False
-                os.kill(replicas[2].process.pid, signal.SIGKILL)
-
-            until = time.monotonic() + 4.0
-            async with anyio.create_task_group() as tg:
-                for offset in range(3):
-                    tg.start_soon(client, offset, until)
-                tg.start_soon(killer)
-
-            made = len(answered)
-            counts: list[int] = []
             deadline = time.monotonic() + settle
             while time.monotonic() < deadline:
                 counts = []
@@ -188,10 +157,10 @@ async def killed_mid_run(tmp_path: Path, env: dict[str, str], settle: float) -> 
                         f"{replica.base_url}/v1/usage?by=agent&period=day", headers=ops
                     ) as response:
                         counts.append(sum(row["calls"] for row in (await response.json())["rows"]))
-                if counts[0] == counts[1] and counts[0] >= made:
+                if counts[0] == counts[1] and enough(counts[0], made) and time.monotonic() > until + after:
                     break
                 await anyio.sleep(0.3)
-    return made, counts, answered.count(2)
+    return KilledRun(answered, killed_at, counts)
 
 
 async def test_with_a_spool_a_replica_killed_outright_loses_none_of_the_calls_it_answered(
@@ -203,7 +172,8 @@ async def test_with_a_spool_a_replica_killed_outright_loses_none_of_the_calls_it
     with it, the usage sums equal the calls answered (a call whose line was written just before
     the kill cut off its reply would count too: at most one per client, not seen so far)."""
     env = {"TOOLMESH_USAGE_SPOOL_DIR": str(tmp_path / "spool"), "TOOLMESH_USAGE_FLUSH_INTERVAL": "1"}
-    made, counts, served = await killed_mid_run(tmp_path, env, settle=20)
+    run = await killed_mid_run(tmp_path, env, settle=20)
+    made, counts, served = len(run.answered), run.counts, sum(1 for index, _ in run.answered if index == 2)
     print(f"made {made}, counted {counts}, the killed replica answered {served}")
     assert served > 20  # the killed replica did serve, and more than its last second's worth
     assert counts[0] == counts[1], counts

@@ -344,7 +344,9 @@ def router_path(servers: Sequence[Server], queries: Sequence[Query], target: int
     }
 
 
-def semantic(servers: Sequence[Server], sets: dict[str, list[Query]], target: int = 5000) -> dict[str, Any]:
+def semantic(  # noqa: PLR0915
+    servers: Sequence[Server], sets: dict[str, list[Query]], target: int = 5000
+) -> dict[str, Any]:
     """Words and meaning (`tools_semantic`): quality on every set through `LiveSearch`, then the
     costs: the model's memory, a query's vector, a search at 5,000 tools given the vector, and how
     long the worker takes to catch up with the catalog and with one server's registration."""

@@ -207,3 +207,38 @@ def test_the_evaluation_sets_name_real_tools() -> None:
                 query = json.loads(line)
                 assert query["query"].strip() and query["relevant"], (path.name, line)
                 assert {tuple(r) for r in query["relevant"]} <= tools, (path.name, query["query"])
+
+
+class FailingOnce(MiniLM):
+    """The real model, whose first catalog batch fails (a fault the machine cannot make on demand:
+    memory running out mid-embedding)."""
+
+    def __init__(self, model: MiniLM) -> None:
+        self.__dict__.update(model.__dict__)
+        self.failed = False
+
+    def encode(self, texts: Sequence[str]) -> Any:
+        if len(texts) > 1 and not self.failed:
+            self.failed = True
+            raise MemoryError("no room for the vectors")
+        return super().encode(texts)
+
+
+def test_a_failed_embedding_leaves_search_by_words_until_the_next_change(
+    model: MiniLM, caplog: pytest.LogCaptureFixture
+) -> None:
+    failing = FailingOnce(model)
+    meanings = Meanings(failing)
+    live, words = LiveSearch(meanings=meanings), LiveSearch()
+    query = "make a new folder called reports"
+    index = index_of(FIVE)
+    live.follow(index)
+    words.follow(index)
+    assert not meanings.wait(2)  # the worker logged the fault and waits for the next state
+    assert failing.failed and "cannot embed" in caplog.text
+    vector = meanings.embed(query)
+    assert [f.name for f in live.search(index, query, 5, meaning=vector)] == ranked(words, index, query, None)
+    later = index_of((*FIVE, "time"))
+    live.follow(later)  # the next catalog change: everything is embedded again
+    assert meanings.wait(60)
+    assert live.search(later, query, 5, meaning=vector)[0].name == TASKS[query]

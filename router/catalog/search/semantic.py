@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import math
 import re
 import struct
@@ -39,6 +40,8 @@ from tokenizers import Tokenizer
 from .index import DocKey
 
 __all__ = ["Meanings", "MiniLM", "ModelUnavailable", "tool_text"]
+
+log = logging.getLogger("toolmesh.search")
 
 Vectors = npt.NDArray[np.float32]
 
@@ -287,7 +290,14 @@ class Meanings:
             texts = sorted({text for entries in docs.values() for _, text in entries})
             missing = [t for t in texts if t not in self._by_text]
             if missing:
-                for text, vector in zip(missing, self.model.encode(missing), strict=True):
+                try:
+                    vectors = self.model.encode(missing)
+                except Exception:  # e.g. out of memory: search stays by words, the next change retries
+                    log.exception(
+                        "tool search by meaning: cannot embed %d tools; ranking by words", len(missing)
+                    )
+                    continue
+                for text, vector in zip(missing, vectors, strict=True):
                     self._by_text[text] = vector
             keep = set(texts)
             self._by_text = {t: v for t, v in self._by_text.items() if t in keep}

@@ -136,15 +136,16 @@ def test_until_every_tool_has_its_vector_search_ranks_by_words(model: MiniLM) ->
     assert live.search(later, query, 10, meaning=vector)[0].name == TASKS[query]
 
 
-def test_a_tool_is_embedded_from_its_server_name_title_and_first_sentence() -> None:
+def test_a_tool_is_embedded_from_its_server_name_title_and_first_two_sentences() -> None:
     tool = {
         "name": "getPullRequest_files",
         "title": "PR files",
-        "description": "List the files a pull request changes. Paginated; 30 per page.",
+        "description": "List the files a pull request changes. Paginated; 30 per page. Needs a token.",
     }
     assert (
         tool_text("github", tool)
-        == "github: get pull request files. PR files List the files a pull request changes."
+        == "github: get pull request files. PR files List the files a pull request changes. "
+        "Paginated; 30 per page."
     )
 
 

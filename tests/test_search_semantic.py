@@ -40,6 +40,29 @@ def model() -> MiniLM:
     return MiniLM.load()
 
 
+class Remembering(MiniLM):
+    """The real model, remembering each text's vector, so that the tests' many catalogs over the
+    same tools embed each tool once. Exact: `encode` runs each text alone, so a text's vector is
+    the same whatever it is encoded with."""
+
+    def __init__(self, model: MiniLM) -> None:
+        self.__dict__.update(model.__dict__)
+        self.seen: dict[str, Any] = getattr(model, "seen", {})
+
+    def encode(self, texts: Sequence[str]) -> Any:
+        missing = [text for text in dict.fromkeys(texts) if text not in self.seen]
+        if missing:
+            self.seen.update(zip(missing, super().encode(missing), strict=True))
+        if not texts:
+            return super().encode(texts)
+        return np.stack([self.seen[text] for text in texts])
+
+
+@pytest.fixture(scope="module")
+def remembering(model: MiniLM) -> Remembering:
+    return Remembering(model)
+
+
 def index_of(servers: Sequence[str]) -> Index:
     defs = {s: Definitions(tools=tuple(frozen(s))) for s in servers}
     return Index(NamingPolicy("always", "__", 64), defs, 1)
@@ -64,7 +87,8 @@ def test_the_numpy_model_gives_the_sentence_models_vectors(model: MiniLM) -> Non
     assert np.allclose(alone, v[2], atol=1e-5)
 
 
-def test_meaning_finds_what_words_rank_lower(model: MiniLM) -> None:
+def test_meaning_finds_what_words_rank_lower(remembering: Remembering) -> None:
+    model = remembering
     index = index_of(FIVE)
     words = LiveSearch()
     meanings = Meanings(model)
@@ -80,6 +104,8 @@ def test_meaning_finds_what_words_rank_lower(model: MiniLM) -> None:
 
 
 def test_hidden_tools_change_no_result_and_no_score(model: MiniLM) -> None:
+    # the real model, unremembered: each side embeds its own catalog, and the scores must agree
+    # to the last digit
     index = index_of(FIVE)
     meanings = Meanings(model)
     live = LiveSearch(meanings=meanings)
@@ -101,7 +127,7 @@ def test_hidden_tools_change_no_result_and_no_score(model: MiniLM) -> None:
         assert all(name.split("__")[0] in VISIBLE for name, _ in got)
 
 
-class GatedModel(MiniLM):
+class GatedModel(Remembering):
     """The real model, whose catalog work waits for a gate (a registration still being embedded)."""
 
     def __init__(self, model: MiniLM) -> None:
@@ -114,7 +140,8 @@ class GatedModel(MiniLM):
         return super().encode(texts)
 
 
-def test_until_every_tool_has_its_vector_search_ranks_by_words(model: MiniLM) -> None:
+def test_until_every_tool_has_its_vector_search_ranks_by_words(remembering: Remembering) -> None:
+    model = remembering
     gated = GatedModel(model)
     gated.gate.set()
     meanings = Meanings(gated)
@@ -173,7 +200,10 @@ def test_the_model_reads_a_querys_literal_values_by_kind(model: MiniLM, query: s
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("era", ["legacy", "2026-07-28"])
-async def test_the_router_ranks_by_meaning_when_told_to(tmp_path: Path, era: str, model: MiniLM) -> None:
+async def test_the_router_ranks_by_meaning_when_told_to(
+    tmp_path: Path, era: str, remembering: Remembering
+) -> None:
+    model = remembering
     keys, env = guarded_env(tmp_path, {"half": ["half"]}, POLICY)
     env["TOOLMESH_TOOLS_SEMANTIC"] = "true"
     meanings = Meanings(model)
@@ -232,7 +262,7 @@ def test_the_evaluation_sets_name_real_tools() -> None:
                 assert {tuple(r) for r in query["relevant"]} <= tools, (path.name, query["query"])
 
 
-class FailingOnce(MiniLM):
+class FailingOnce(Remembering):
     """The real model, whose first catalog batch fails (a fault the machine cannot make on demand:
     memory running out mid-embedding)."""
 
@@ -248,8 +278,9 @@ class FailingOnce(MiniLM):
 
 
 def test_a_failed_embedding_leaves_search_by_words_until_the_next_change(
-    model: MiniLM, caplog: pytest.LogCaptureFixture
+    remembering: Remembering, caplog: pytest.LogCaptureFixture
 ) -> None:
+    model = remembering
     failing = FailingOnce(model)
     meanings = Meanings(failing)
     live, words = LiveSearch(meanings=meanings), LiveSearch()

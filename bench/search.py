@@ -456,7 +456,8 @@ def main() -> None:
                 f"{name:10} {rname:10} {m['recall@1']:9.3f} {m['recall@5']:9.3f} {m['mrr']:7.3f}"
                 f"  (n={m['queries']})"
             )
-    tk = tokens(servers, sets.get("queries") or next(iter(sets.values())))
+    tuning = sets.get("queries") or next(iter(sets.values()))  # the set the misses and tokens use
+    tk = tokens(servers, tuning)
     report["tokens"] = tk
     print(
         f"tokens: flat tools/list {tk['flat_list']:.0f}; search mode {tk['search_list']:.0f} + one page "
@@ -464,7 +465,7 @@ def main() -> None:
         f"-> {100 * tk['ratio']:.2f} % of flat"
     )
     if args.misses:
-        for q in sets.get("queries", next(iter(sets.values()))):
+        for q in tuning:
             relevant = {tuple(x) for x in q["relevant"]}
             hits = index.search(q["query"], 5)
             if not any(h.key in relevant for h in hits):

@@ -47,7 +47,7 @@ class Remembering(MiniLM):
 
     def __init__(self, model: MiniLM) -> None:
         self.__dict__.update(model.__dict__)
-        self.seen: dict[str, Any] = getattr(model, "seen", {})
+        self.seen: dict[str, Any] = {}
 
     def encode(self, texts: Sequence[str]) -> Any:
         missing = [text for text in dict.fromkeys(texts) if text not in self.seen]

@@ -14,53 +14,19 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
+from typing import NamedTuple
 
 from .text import analyze, fold, is_cjk, stem, words
 
 __all__ = ["ABBREVIATIONS", "CONCEPTS", "LEXICON", "Lexicon", "plain_literals", "strip_patterns"]
 
 # Literal values in a task (a URL, a file name, an issue key, a number) say what kind of thing the
-# task is about; their own characters ("https", "example", "77") are noise for ranking. Each entry:
-# the pattern, the capability tag the value implies for the word ranker ("" for none), and what a
-# sentence model reads in its place (None: the value as written; a number reads well as it is).
+# task is about; their own characters ("https", "example", "77") are noise for ranking.
 _EXTENSIONS = (
     r"txt|md|json|ya?ml|toml|ini|cfg|conf|csv|log|py|js|ts|tsx|go|rs|java|rb|sh|html|css|xml|pdf|png|"
     r"jpe?g|gif|svg|docx?|xlsx?|sql|db|zip|gz|tar"
 )
-_WEB = "web page"
-_LITERALS: tuple[tuple[re.Pattern[str], str, str | None], ...] = (
-    (re.compile(r"\b(?:https?|ftp)://\S+|\bwww\.\S+", re.I), "@web", _WEB),
-    (
-        re.compile(
-            r"(?<![\w.])[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|io|dev|ai|app|co|de|fr|es|jp)\b"
-            r"(?:/\S*)?",
-            re.I,
-        ),
-        "@web",
-        _WEB,
-    ),
-    (re.compile(r"(?:~|\.{1,2})?(?:/[\w.@-]+)+/?"), "@file", "path"),
-    (re.compile(rf"(?<![\w/])[\w-]+(?:\.[\w-]+)*\.(?:{_EXTENSIONS})\b", re.I), "@file", "file"),
-    (re.compile(r"\b[A-Z][A-Z0-9]{1,9}-\d+\b"), "@issue", "ticket"),
-    (re.compile(r"(?<!\w)#\d+\b"), "", None),
-    (re.compile(r"\b\d+(?:[.:]\d+)*\b"), "", None),
-)
-
-
-def strip_patterns(text: str) -> tuple[str, list[str]]:
-    """Replace literal values (URLs, paths, file names, issue keys, numbers) by spaces and return
-    the tags they imply. A web address leaves the name of its site (`youtube.com/watch?v=...` ->
-    "youtube"): that names the service the task is about."""
-    tags: list[str] = []
-    for pattern, tag, word in _LITERALS:
-        if pattern.search(text):
-            if tag:
-                tags.extend(tag for _ in pattern.findall(text))
-            if word == _WEB:
-                text = pattern.sub(lambda match: f" {site_of(match.group())} ", text)
-            else:
-                text = pattern.sub(" ", text)
-    return text, tags
 
 
 _HOST = re.compile(r"(?:[a-z][\w+.-]*://)?(?:www\.)?([\w.-]+)", re.I)
@@ -70,13 +36,62 @@ _PLACEHOLDERS = frozenset({"example", "localhost"})  # RFC 2606 names say nothin
 
 def site_of(address: str) -> str:
     """The name of the site a web address points to ("" for a placeholder such as example.com):
-    `https://acme.sentry.io/issues/1` -> "sentry", `docs.stripe.com` -> "stripe"."""
+    `https://acme.sentry.io/issues/1` -> "sentry", `docs.stripe.com` -> "stripe". It names the
+    service the task is about."""
     found = _HOST.match(address)
     labels = found.group(1).lower().strip(".").split(".") if found else []
     if len(labels) < 2:
         return ""
     name = labels[-3] if len(labels) > 2 and labels[-2] in _SECOND_LEVEL else labels[-2]
     return "" if name in _PLACEHOLDERS else name
+
+
+def _nothing(value: str) -> str:
+    return ""
+
+
+class _Literal(NamedTuple):
+    pattern: re.Pattern[str]
+    tag: str  # the capability tag the value implies for the word ranker ("" for none)
+    read_as: str | None  # what a sentence model reads instead (None: as written; numbers read well)
+    leaves: Callable[[str], str] = _nothing  # what the word ranker keeps of the value
+
+
+_LITERALS: tuple[_Literal, ...] = (
+    _Literal(re.compile(r"\b(?:https?|ftp)://\S+|\bwww\.\S+", re.I), "@web", "web page", site_of),
+    _Literal(
+        re.compile(
+            r"(?<![\w.])[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|io|dev|ai|app|co|de|fr|es|jp)\b"
+            r"(?:/\S*)?",
+            re.I,
+        ),
+        "@web",
+        "web page",
+        site_of,
+    ),
+    _Literal(re.compile(r"(?:~|\.{1,2})?(?:/[\w.@-]+)+/?"), "@file", "path"),
+    _Literal(re.compile(rf"(?<![\w/])[\w-]+(?:\.[\w-]+)*\.(?:{_EXTENSIONS})\b", re.I), "@file", "file"),
+    _Literal(re.compile(r"\b[A-Z][A-Z0-9]{1,9}-\d+\b"), "@issue", "ticket"),
+    _Literal(re.compile(r"(?<!\w)#\d+\b"), "", None),
+    _Literal(re.compile(r"\b\d+(?:[.:]\d+)*\b"), "", None),
+)
+
+
+def strip_patterns(text: str) -> tuple[str, list[str]]:
+    """Replace literal values (URLs, paths, file names, issue keys, numbers) by what the word
+    ranker keeps of them (a web address its site's name, the rest nothing) and return the tags
+    they imply."""
+    tags: list[str] = []
+    for literal in _LITERALS:
+        if literal.pattern.search(text):
+            if literal.tag:
+                tags.extend(literal.tag for _ in literal.pattern.findall(text))
+            text = literal.pattern.sub(functools.partial(_leave, keep=literal.leaves), text)
+    return text, tags
+
+
+def _leave(match: re.Match[str], *, keep: Callable[[str], str]) -> str:
+    return f" {keep(match.group())} "
 
 
 _TOKEN_STARTS = frozenset(" \t\n\"'`(<[{,;:")
@@ -88,9 +103,9 @@ def plain_literals(text: str) -> str:
     ("web page", "path", "file", "ticket"): what a sentence model should read. Written as they are,
     `~/app/config.yaml` reads as configuration and `OPS-1142` as nothing. Only whole tokens are
     replaced: the tail of `feature/login` (a branch), `lat/long` or `jane@acme.io` stays as written."""
-    for pattern, _, word in _LITERALS:
-        if word is not None:
-            text = pattern.sub(functools.partial(_kind_of, word=word), text)
+    for literal in _LITERALS:
+        if literal.read_as is not None:
+            text = literal.pattern.sub(functools.partial(_kind_of, word=literal.read_as), text)
     return " ".join(text.split())
 
 

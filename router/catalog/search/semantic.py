@@ -11,10 +11,11 @@ nothing here uses). This module is imported only when `tools_semantic` is on.
 A tool is embedded from its server, the words of its name, its title and the first two sentences of
 its description; a query with its literal values named by kind. Scores are cosines of unit
 vectors: a function of the tool's own definition and the query only, so a hidden tool changes
-nothing, and every replica computes the same numbers. Embedding costs ~10 ms of CPU per tool, so the catalog's vectors are made on a worker
-thread: until every tool a search can see has its vector, that search ranks by words alone (the
-answer never mixes tools with and without a meaning), and a registration is found by its words at
-once and by its meaning once the worker has caught up (about a second for a 100-tool server).
+nothing, and every replica computes the same numbers. Embedding costs ~10 ms of CPU per tool, so
+the catalog's vectors are made on a worker thread: until every tool a search can see has its
+vector, that search ranks by words alone (the answer never mixes tools with and without a
+meaning), and a registration is found by its words at once and by its meaning once the worker has
+caught up (about a second for a 100-tool server).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import os
 import secrets
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,3 +236,55 @@ async def test_a_dead_replicas_spool_is_published_once_even_the_batch_stored_wit
     left = sorted(path.name for path in spool_dir.iterdir())
     assert left == ["usage.alive.1.calls", "usage.alive.lock"], left  # the dead replica's files went
     alive.close()
+
+
+async def test_while_nats_is_down_the_spool_keeps_minute_totals_not_a_line_per_call(tmp_path: Path) -> None:
+    """NATS never came: 20,000 calls are counted and spooled. The spool is compacted into minute
+    totals as it grows (a line per call would be ~1.7 MB; it stays a few KB), yet a replica that
+    adopts it once the first is killed publishes every call, with the same totals."""
+    prefix = f"t{secrets.token_hex(2)}"
+    spool_dir = tmp_path / "spool"
+    down = NatsLink("nats://127.0.0.1:9", prefix=prefix)  # never started: no NATS for this replica
+    usage = SharedUsage(down, "lonely", 3600, spool_dir=spool_dir, spool_compact_at=4096)
+    assert usage.spool is not None
+    usage.spool.open()
+    start = time.time() - 300
+    largest = 0
+    made: Counter[tuple[str, str]] = Counter()
+    failed: Counter[tuple[str, str]] = Counter()
+    for n in range(20_000):
+        agent, tool = ("ann", "bob")[n % 2], ("a", "b", "c")[n % 3]
+        ok = n % 7 != 0
+        usage.add(agent, "svc", tool, ok, 0.01, 10, 100 + n % 5, 0.25, now=start + n * 0.015, groups="ops")
+        made[agent, tool] += 1
+        failed[agent, tool] += not ok
+        largest = max(largest, usage.spool.size)
+    segment = spool_dir / "usage.lonely.1.calls"
+    assert segment.stat().st_size == usage.spool.size
+    assert largest < 20_000, largest  # bounded by the minute totals, not by the calls
+    assert not list(spool_dir.glob(".usage.*"))  # no compaction left half-done
+    expected = {tuple(row[:4]): row[4:] for row in usage.outbox.rows()}
+    assert sum(row[0] for row in expected.values()) == 20_000
+    spooled = {tuple(row[:4]): row[4:] for row in batch_of(segment, 3600)}
+    assert spooled.keys() == expected.keys()
+    for key, totals in expected.items():
+        assert spooled[key] == pytest.approx(totals), key
+    assert usage.spool._fd >= 0
+    for fd in (usage.spool._fd, usage.spool._lock_fd):  # killed before NATS came back
+        os.close(fd)
+
+    with nats_server(tmp_path) as nats:
+        async with (
+            NatsLink(nats.url, prefix=prefix) as link,
+            SharedUsage(link, "adopter", 3600, spool_dir=spool_dir) as adopter,
+        ):
+            rows: list[dict[str, object]] = []
+            with anyio.fail_after(10):
+                while sum(int(str(row["calls"])) for row in rows) < 20_000:
+                    await anyio.sleep(0.1)
+                    rows = adopter.query(by=["agent", "tool"], period="day")
+            await anyio.sleep(1.5)  # another round of the publisher: nothing more arrives
+            rows = adopter.query(by=["agent", "tool"], period="day")
+    assert {(row["agent"], row["tool"]): row["calls"] for row in rows} == made
+    assert {(row["agent"], row["tool"]): row["errors"] for row in rows} == failed
+    assert sorted(path.name for path in spool_dir.iterdir()) == []  # adopted and deleted

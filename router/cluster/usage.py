@@ -20,8 +20,9 @@ at most (measured in tests/test_usage_cluster.py, 3 replicas, one SIGKILLed mid-
 keeps them (`spool_dir`, cluster/usage_spool.py: each call's line on disk before its reply,
 published by the replica that adopts the dead one's spool; none lost); a replica that stops
 normally publishes its outbox on the way out. Calls in flight when a replica dies were never
-answered and are not counted. While NATS is down the outbox keeps growing and is published when
-the link is back; the view lags meanwhile. A replica that starts reads the stream from its
+answered and are not counted. While NATS is down the outbox keeps growing (by minute totals, not
+by calls; the spool too, once compacted) and is published when the link is back; the view lags
+meanwhile. A replica that starts reads the stream from its
 start, so its view is whole once it has caught up.
 """
 
@@ -43,7 +44,15 @@ from nats.js.api import DeliverPolicy, RetentionPolicy, StorageType, StreamConfi
 from nats.js.errors import NotFoundError
 
 from router.cluster.link import NatsLink
-from router.cluster.usage_spool import ADOPT_INTERVAL, Orphan, UsageSpool, adoptable, batch_of, release
+from router.cluster.usage_spool import (
+    ADOPT_INTERVAL,
+    COMPACT_AT,
+    Orphan,
+    UsageSpool,
+    adoptable,
+    batch_of,
+    release,
+)
 from router.lifecycle import Service
 from router.observe.usage import DEFAULT_BY, Counted, Groups, Period, Row, UsageLedger
 
@@ -62,6 +71,7 @@ class SharedUsage(Service):
         *,
         flush_interval: float = FLUSH_INTERVAL,
         spool_dir: Path | None = None,
+        spool_compact_at: int = COMPACT_AT,
     ) -> None:
         self.link = link
         self.replica = replica
@@ -74,7 +84,9 @@ class SharedUsage(Service):
         self._pending: tuple[int, bytes] | None = None  # a batch not yet acknowledged: (number, rows)
         # With a spool directory: every call's line on disk until its batch is acknowledged
         # (cluster/usage_spool.py), written before the call's reply (`spooled`: see bookkeeping).
-        self.spool = UsageSpool(spool_dir, replica) if spool_dir is not None else None
+        self.spool = (
+            UsageSpool(spool_dir, replica, compact_at=spool_compact_at) if spool_dir is not None else None
+        )
         self.spooled = self.spool is not None
         self._adopt_at = 0.0
         self._sequence = itertools.count(1)
@@ -116,6 +128,9 @@ class SharedUsage(Service):
         self.outbox.add(
             agent, server, tool, ok, seconds, request_bytes, response_bytes, cost, now, groups, namespace
         )
+        spool = self.spool
+        if spool is not None and spool.size >= spool.compact_at:  # NATS down for a while
+            spool.compact(self.outbox.rows())
         if not self._woken:
             self._woken = True
             self._wake.set()

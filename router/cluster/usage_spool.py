@@ -6,8 +6,16 @@ the page cache keeps it when the process is SIGKILLed). The lines are kept in se
 batch: when the publisher drains its outbox into batch `n`, the segment of batch `n` is closed
 (it holds exactly the calls of that batch) and segment `n + 1` takes the next calls; once batch
 `n` is acknowledged by JetStream its segment is deleted. So the spool holds the calls of the
-batch in flight and those counted since, nothing older (more while NATS is down: every call
-since it went).
+batch in flight and those counted since, nothing older.
+
+While NATS is down no batch is drained, and the current segment would grow by a line per call
+for as long as the outage lasts. Once it passes `COMPACT_AT` bytes it is rewritten as the minute
+totals of its calls (the outbox's rows, which are exactly those calls: both start at the same
+drain), one line, under a temporary name renamed over the segment, so a kill at any point leaves
+either the old segment or the new one whole. New calls are appended after it, and the next
+compaction waits until the segment is four times the size of the rewritten one: the spool grows
+with the number of distinct (minute, agent, tool) totals, as the outbox in memory does, not with
+the number of calls.
 
 Files in the directory, for replica `r`:
 
@@ -15,7 +23,9 @@ Files in the directory, for replica `r`:
   process dies, however it dies). It is created under a temporary name, locked, and then
   renamed, so no one can find it unlocked while its owner is alive.
 - `usage.r.<n>.calls`: the segment of batch `n`, one JSON array per line:
-  `[time, agent, server, tool, ok, seconds, request_bytes, response_bytes, cost, groups, namespace]`.
+  `[time, agent, server, tool, ok, seconds, request_bytes, response_bytes, cost, groups, namespace]`;
+  after a compaction, its first line is `{"rows": [row, ...]}` (rows as `UsageLedger.rows()`).
+- `.usage.r.<n>.compact`: a compaction being written (not read; deleted with the spool).
 
 A replica that can take the `flock` of another replica's lock file knows that replica is dead
 (`adoptable`): it reads that replica's segments, publishes every batch the stream does not
@@ -46,6 +56,7 @@ from router.observe.usage import Row, UsageLedger
 log = logging.getLogger("toolmesh.usage")
 
 ADOPT_INTERVAL = 5.0  # seconds between two looks for the spools of dead replicas
+COMPACT_AT = 16 * 1024 * 1024  # bytes of the current segment that make it rewritten as minute totals
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +72,13 @@ class Orphan:
 class UsageSpool:
     """This replica's spool: its lock and the segment that takes the calls counted now."""
 
-    def __init__(self, directory: Path, replica: str) -> None:
+    def __init__(self, directory: Path, replica: str, *, compact_at: int = COMPACT_AT) -> None:
         self.directory = directory
         self.replica = replica
         self.current = 1  # the batch number of the segment that takes new lines
+        self.size = 0  # bytes in the current segment
+        self.compact_at = compact_at  # `size` at which the owner should call `compact`
+        self._compact_floor = compact_at
         self._lock_fd = -1
         self._fd = -1
         self._failed = False  # a write failed (disk full): told once
@@ -89,13 +103,40 @@ class UsageSpool:
     def write(self, line: bytes) -> None:
         """One call's line (ends with a newline), in one `os.write`."""
         try:
-            os.write(self._fd, line)
+            self.size += os.write(self._fd, line)
         except OSError as exc:  # disk full, say: the call is still counted and published
-            if not self._failed:
-                self._failed = True
-                log.error(
-                    "usage spool write failed: a kill now would lose calls", extra={"reason": repr(exc)}
-                )
+            self._tell_failed(exc)
+
+    def compact(self, rows: list[Row]) -> None:
+        """Rewrite the current segment as `rows`, the minute totals of exactly its calls (see the
+        module docstring). Synchronous, so no call is counted between the rows and the rename:
+        a hundred bytes or so per distinct (minute, agent, tool), once per `compact_at` bytes."""
+        data = orjson.dumps({"rows": rows}, option=orjson.OPT_APPEND_NEWLINE)
+        temporary = self.directory / f".usage.{self.replica}.{self.current}.compact"
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            os.rename(temporary, self._segment(self.current))
+        except OSError as exc:  # the segment stays as it was; try again once it has doubled
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+            self.compact_at = 2 * self.size
+            self._tell_failed(exc)
+            return
+        old, self._fd = self._fd, self._open_segment(self.current)
+        os.close(old)
+        self.size = len(data)
+        self.compact_at = max(self._compact_floor, 4 * self.size)
+
+    def _tell_failed(self, exc: OSError) -> None:
+        if not self._failed:
+            self._failed = True
+            log.error("usage spool write failed: a kill now would lose calls", extra={"reason": repr(exc)})
 
     def rotate(self, number: int) -> None:
         """Batch `number` was drained from the outbox: its segment is complete; new lines go to
@@ -105,6 +146,7 @@ class UsageSpool:
         fd, self.current = self._fd, number + 1
         self._fd = self._open_segment(self.current)
         os.close(fd)
+        self.size, self.compact_at = 0, self._compact_floor
 
     def acknowledged(self, number: int) -> None:
         """Batch `number` is stored in the stream: its calls need not be kept."""
@@ -171,11 +213,13 @@ def batch_of(path: Path, retention: float) -> list[Row]:
     with path.open("rb") as lines:
         for line in lines:
             try:
-                at, agent, server, tool, ok, seconds, request, response, cost, groups, namespace = (
-                    orjson.loads(line)
-                )
+                parsed = orjson.loads(line)
+                if isinstance(parsed, dict):  # a compaction's minute totals
+                    ledger.merge(parsed["rows"])
+                    continue
+                at, agent, server, tool, ok, seconds, request, response, cost, groups, namespace = parsed
                 ledger.add(agent, server, tool, ok, seconds, request, response, cost, at, groups, namespace)
-            except (orjson.JSONDecodeError, TypeError, ValueError):
+            except (orjson.JSONDecodeError, TypeError, ValueError, KeyError):
                 log.warning("usage spool line skipped", extra={"file": str(path)})
     return ledger.drain()
 
@@ -185,6 +229,9 @@ def release(orphan: Orphan, *, done: bool) -> None:
     are deleted; otherwise they stay, unlocked, for the next try."""
     if done:
         for _, path in orphan.segments:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        for path in orphan.lock.parent.glob(f".usage.{orphan.replica}.*.compact"):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         with contextlib.suppress(FileNotFoundError):

@@ -170,9 +170,9 @@ class UsageLedger:
                 totals = self._minutes[key] = Totals()
             totals.add(Totals(*rest[:width]))
 
-    def drain(self) -> list[Row]:
-        """Every minute's totals as rows, and forget them (the shared form's outbox)."""
-        rows: list[Row] = [
+    def rows(self) -> list[Row]:
+        """Every minute's totals as rows (what `drain` returns, without forgetting them)."""
+        return [
             (
                 minute,
                 agent,
@@ -184,6 +184,10 @@ class UsageLedger:
             )
             for (minute, agent, server, tool, groups, namespace), totals in self._minutes.items()
         ]
+
+    def drain(self) -> list[Row]:
+        """Every minute's totals as rows, and forget them (the shared form's outbox)."""
+        rows = self.rows()
         self._fold(float("inf"))
         self._minutes.clear()
         return rows

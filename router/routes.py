@@ -18,7 +18,7 @@ from router.server.console.endpoint import Console
 from router.server.console.recent import RecentCalls
 from router.server.http import McpEndpoint
 from router.server.operator import Replica, readiness, serve_admin
-from router.server.replies import Receive, Scope, Send, decoded_headers, send_json
+from router.server.replies import Receive, Scope, Send, decoded_headers, send_json, send_problem
 from router.server.tools_http import ToolsEndpoint
 from router.server.usage_http import UsageEndpoint
 from router.settings import RouterSettings
@@ -112,13 +112,13 @@ class Routes:
                     await self.tools({**scope, "path": "/v1/" + rest}, receive, send, namespace=namespace)
                 else:  # in the shape of the surface's own errors (tools_http.py)
                     hint = f"no such path {path}; use {NAMESPACES}{{name}}/tools"
-                    await send_json(send, 404, {"error": {"message": hint}})
+                    await send_problem(send, 404, hint)
             elif path in {"/admin", "/admin/"}:
                 await serve_admin(self.replica, scope, send)
             elif path == "/console" or path.startswith("/console/"):
                 await self.console(scope, receive, send)
             else:
                 error = f"no such path {path}; MCP is served at /mcp, plain HTTP tool calls at /v1/tools"
-                await send_json(send, 404, {"error": error})
+                await send_problem(send, 404, error)
         elif kind == "lifespan":
             await self.lifespan(receive, send)

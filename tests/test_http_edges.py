@@ -145,13 +145,23 @@ async def test_resumptions_the_router_cannot_replay(
 async def test_accept_content_type_and_size_are_checked(
     http: aiohttp.ClientSession, router: RouterHandle
 ) -> None:
+    """Each refusal is a JSON-RPC error (null id: the request was not read) naming the fix, as
+    every error of the endpoint is; plain HTTP surfaces answer `{"error": {"message"}}`."""
     ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
-    status, _ = await post(http, router, ping, {"Accept": "application/json"})
+    status, refused = await post(http, router, ping, {"Accept": "application/json"})
     assert status == 406
-    status, _ = await post(http, router, ping, {"Content-Type": "text/plain"})
-    assert status == 415
-    status, _ = await post(http, router, {**ping, "params": {"pad": "x" * 10_000}})
-    assert status == 413
+    assert refused["id"] is None and refused["error"]["code"] == -32600
+    assert "accept both application/json and text/event-stream" in refused["error"]["message"]
+    status, refused = await post(http, router, ping, {"Content-Type": "text/plain"})
+    assert status == 415 and "send application/json" in refused["error"]["message"]
+    status, refused = await post(http, router, {**ping, "params": {"pad": "x" * 10_000}})
+    assert status == 413 and "too large" in refused["error"]["message"]
+    async with http.put(router.mcp_url, headers=JSON) as response:
+        assert response.status == 405 and response.headers["allow"] == "GET, POST, DELETE"
+        assert (await response.json())["error"]["message"] == "Method Not Allowed"
+    async with http.get(f"{router.base_url}/nowhere") as response:
+        assert response.status == 404
+        assert "MCP is served at /mcp" in (await response.json())["error"]["message"]
 
 
 async def test_a_trusted_proxy_names_the_client(http: aiohttp.ClientSession, router: RouterHandle) -> None:

@@ -39,7 +39,7 @@ from router.server.admission import (
 from router.server.bookkeeping import CallObserver
 from router.server.calls import Calls
 from router.server.events import EventStore, RemoteEvents
-from router.server.replies import Receive, Scope, Send, decoded_headers, read_body, send_error, send_plain
+from router.server.replies import Receive, Scope, Send, decoded_headers, read_body, send_error, send_refusal
 from router.server.security import OriginPolicy
 from router.server.session_era import SessionEra
 from router.server.session_streams import SessionStreams
@@ -101,19 +101,19 @@ class McpEndpoint:
         headers = decoded_headers(scope)
         admitted = await self.admission.admit(scope, headers, namespace)
         if isinstance(admitted, Refusal):
-            await send_plain(send, admitted.status, admitted.reason.encode(), admitted.headers)
+            await send_refusal(send, admitted.status, admitted.reason, admitted.headers)
             return
         method = scope["method"]
         if method == "POST":
             await self._post(scope, receive, send, headers, admitted)
         elif method not in {"GET", "DELETE"}:
-            await send_plain(send, 405, b"Method Not Allowed", [(b"allow", b"GET, POST, DELETE")])
+            await send_refusal(send, 405, "Method Not Allowed", [(b"allow", b"GET, POST, DELETE")])
         elif eras.is_modern_headers(headers):
-            await send_plain(send, 405, b"Method Not Allowed", [(b"allow", b"POST")])  # no sessions
+            await send_refusal(send, 405, "Method Not Allowed", [(b"allow", b"POST")])  # no sessions
         elif method == "DELETE":
             await self.session_era.delete(send, headers, admitted)
         elif not accepts_sse(headers):
-            await send_plain(send, 406, b"Not Acceptable: accept text/event-stream")
+            await send_refusal(send, 406, "Not Acceptable: accept text/event-stream")
         else:
             await self.streams.get(receive, send, headers, admitted)
 
@@ -121,14 +121,16 @@ class McpEndpoint:
         self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], admitted: Admitted
     ) -> None:
         if not accepts_json_and_sse(headers):
-            await send_plain(send, 406, b"Not Acceptable: accept both application/json and text/event-stream")
+            await send_refusal(
+                send, 406, "Not Acceptable: accept both application/json and text/event-stream"
+            )
             return
         if not sends_json(headers):
-            await send_plain(send, 415, b"Unsupported Media Type: send application/json")
+            await send_refusal(send, 415, "Unsupported Media Type: send application/json")
             return
         body = await read_body(receive, self.max_body_bytes, headers.get("content-length"))
         if body is None:
-            await send_plain(send, 413, b"Request body too large")
+            await send_refusal(send, 413, "Request body too large")
             return
         try:
             message = orjson.loads(body)

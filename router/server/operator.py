@@ -24,7 +24,7 @@ from router.guard.ratelimit import RateStore
 from router.guard.views import exposed_name
 from router.observe.metrics import Metrics
 from router.relay.capabilities import Capabilities
-from router.server.replies import Scope, Send, decoded_headers, send_json
+from router.server.replies import Scope, Send, decoded_headers, send_json, send_problem
 from router.state.sessions import SessionStore
 from router.upstream.pool import BackendPool
 
@@ -231,13 +231,13 @@ async def serve_admin(router: Replica, scope: Scope, send: Send) -> None:
     except AuthError as exc:
         router.metrics.auth_failures.labels(exc.reason).inc()
         challenge = [(b"www-authenticate", router.auth.challenge(headers, exc))]
-        await send_json(send, 401, {"error": exc.description}, challenge)
+        await send_problem(send, 401, exc.description, challenge)
         return
     if agent.anonymous:
         challenge = [(b"www-authenticate", router.auth.challenge(headers, AuthError("missing", "")))]
-        await send_json(send, 401, {"error": "admin credentials required"}, challenge)
+        await send_problem(send, 401, "admin credentials required", challenge)
         return
     if agent.groups.isdisjoint(router.admin_groups):
-        await send_json(send, 403, {"error": f"agent {agent.id!r} is not in an admin group"})
+        await send_problem(send, 403, f"agent {agent.id!r} is not in an admin group")
         return
     await send_json(send, 200, admin_document(router))

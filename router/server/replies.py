@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import orjson
 
-from router.errors import RPCError
+from router.errors import INVALID_REQUEST, RPCError
 
 if TYPE_CHECKING:
     from router.relay.context import Result
@@ -105,3 +105,20 @@ async def send_json(
 ) -> None:
     """A plain JSON document (health, admin, errors outside MCP)."""
     await send_reply(send, status, orjson.dumps(payload), [*JSON_HEADERS, *(extra or [])])
+
+
+async def send_problem(
+    send: Send, status: int, message: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """An error outside MCP, in the one shape every plain-HTTP surface answers with:
+    `{"error": {"message": ...}}` (the MCP endpoint's HTTP errors are JSON-RPC errors, whose
+    `error.message` is in the same place)."""
+    await send_json(send, status, {"error": {"message": message}}, extra)
+
+
+async def send_refusal(
+    send: Send, status: int, message: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """The MCP endpoint refusing a request before it is read as JSON-RPC (a wrong method, media
+    type or credential): a JSON-RPC error with a null id, as the SDKs' own servers answer."""
+    await send_error(send, None, RPCError(INVALID_REQUEST, message), status, extra)

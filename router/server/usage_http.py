@@ -19,7 +19,7 @@ from router.guard.agent import AuthError
 from router.guard.identity import Authenticator
 from router.observe.metrics import Metrics
 from router.observe.usage import DEFAULT_BY, DIMENSIONS, PERIODS, Usage
-from router.server.replies import Scope, Send, decoded_headers, send_json
+from router.server.replies import Scope, Send, decoded_headers, send_json, send_problem
 
 
 class UsageEndpoint:
@@ -33,17 +33,17 @@ class UsageEndpoint:
 
     async def __call__(self, scope: Scope, receive: Any, send: Send) -> None:
         if scope["method"] != "GET":
-            await send_json(send, 405, {"error": "use GET on /v1/usage"}, [(b"allow", b"GET")])
+            await send_problem(send, 405, "use GET on /v1/usage", [(b"allow", b"GET")])
             return
         headers = decoded_headers(scope)
         try:
             agent = await self.auth.authenticate(headers, scope.get("client"))
         except AuthError as exc:
             self.metrics.auth_failures.labels(exc.reason).inc()
-            await send_json(
+            await send_problem(
                 send,
                 401,
-                {"error": exc.description},
+                exc.description,
                 [(b"www-authenticate", self.auth.challenge(headers, exc))],
             )
             return
@@ -52,10 +52,10 @@ class UsageEndpoint:
         wanted = query.get("agent") or None
         if not admin:
             if agent.anonymous:
-                await send_json(send, 401, {"error": "usage needs credentials"})
+                await send_problem(send, 401, "usage needs credentials")
                 return
             if wanted is not None and wanted != agent.id:
-                await send_json(send, 403, {"error": f"agent {agent.id!r} may read only its own usage"})
+                await send_problem(send, 403, f"agent {agent.id!r} may read only its own usage")
                 return
             wanted = agent.id
         try:
@@ -68,7 +68,7 @@ class UsageEndpoint:
             if period not in PERIODS:
                 raise ValueError(f"`period` is one of {', '.join(PERIODS)}, not {period!r}")
         except ValueError as exc:
-            await send_json(send, 400, {"error": str(exc)})
+            await send_problem(send, 400, str(exc))
             return
         rows = self.usage.query(agent=wanted, since=since, until=until, by=by, period=period)
         await send_json(

@@ -42,6 +42,10 @@ def test_non_ascii_queries_find_tools() -> None:
         "Crée un nouveau dossier": ("filesystem", "create_directory"),
         "Busca en la web": ("web", "web_search"),
         "新しいフォルダを作成": ("filesystem", "create_directory"),
+        "Crie uma pasta nova": ("filesystem", "create_directory"),
+        "Leia o arquivo": ("filesystem", "read_text_file"),
+        "Crea una nuova cartella": ("filesystem", "create_directory"),
+        "Cerca sul web": ("web", "web_search"),
     }
     for query, want in cases.items():
         hits = idx.search(query, 3)

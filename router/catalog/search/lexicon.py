@@ -2,8 +2,9 @@
 
 A tool's name and description are mapped to capability tags (``@read``, ``@issue``...), and so is a
 query; the tags are matched as extra terms, which lets "retrieve a ticket" meet ``get_issue``.
-Entries are general-purpose vocabulary (with the most common German, French, Spanish and
-Japanese forms of the same words), not the wording of any evaluation query.
+Entries are general-purpose vocabulary (with the most common German, French, Spanish,
+Portuguese, Italian and Japanese forms of the same words), not the wording of any evaluation
+query.
 
 Surface forms are analysed with the same pipeline as documents, so inflections that stem alike
 match. Two-word phrases (``pull request``) match consecutive words. Japanese/Chinese forms match as
@@ -121,39 +122,54 @@ CONCEPTS: dict[str, str] = {
     # ---- intents -------------------------------------------------------------------------------
     "read": """read get fetch retrieve obtain view show display open load see inspect access return
         returns lesen lies anzeigen zeige zeig abrufen holen öffnen lire afficher obtenir recuperer
-        récupérer voir ouvrir leer lee obtener mostrar muestra ver abrir 読 取得 表示 見せ 開""",
+        récupérer voir ouvrir leer lee obtener mostrar muestra ver abrir 読 取得 表示 見せ 開
+        ler leia mostre mostra veja abra obter obtenha leggi leggere mostrami visualizza vedi apri aprire ottieni ottenere recupera recuperare""",
     "create": """create add new make insert generate build register start+new compose erstellen erstelle
         anlegen hinzufugen hinzufügen neu neue neuen creer crée créer ajouter ajoute nouveau nouvelle
-        crear crea añadir agregar nuevo nueva 作成 追加 新規 作""",
+        crear crea añadir agregar nuevo nueva 作成 追加 新規 作
+        criar crie cria adicionar adicione novo nova gerar creare aggiungi aggiungere nuovo nuova genera""",
     "update": """update edit modify change set patch alter amend rename replace adjust revise andern
         ändern ändere bearbeiten aktualisieren modifier changer mettre+a+jour actualizar modificar
-        cambiar editar 更新 編集 変更 修正""",
+        cambiar editar 更新 編集 変更 修正
+        atualizar atualize atualiza edite alterar altere mudar mude modifique aggiorna aggiornare modifica cambia cambiare""",
     "delete": """delete remove drop erase destroy purge discard unlink uninstall clear trash wipe forget
         loschen löschen lösche entfernen supprimer supprime effacer eliminar elimina borrar borra 削除
-        消""",
+        消
+        excluir exclua apagar apague remover remova deletar eliminare cancella cancellare rimuovi rimuovere""",
     "search": """search find query lookup look+up seek locate discover grep filter match suchen suche
         finden recherche rechercher chercher cherche trouver buscar busca encontrar consultar 検索 探
-        調べ""",
+        調べ
+        procurar procure pesquisar pesquise encontre busque cerca cercare trova trovare ricerca""",
     "list": """list lists listing enumerate browse all every catalog overview inventory auflisten liste
-        alle lister tous toutes listar todos todas 一覧 リスト 全""",
+        alle lister tous toutes listar todos todas 一覧 リスト 全
+        elenca elencare elenco tutti tutte""",
     "write": """write save store persist record put append overwrite dump schreiben schreibe speichern
-        speichere ecrire écrire enregistrer sauvegarder escribir guardar 書 保存 記録""",
+        speichere ecrire écrire enregistrer sauvegarder escribir guardar 書 保存 記録
+        escrever escreva salvar salve gravar scrivi scrivere salva salvare""",
     "send": """send post message notify publish reply respond announce tell senden sende schicken
-        schreib envoyer envoie publier enviar envía publicar 送 投稿 返信""",
+        schreib envoyer envoie publier enviar envía publicar 送 投稿 返信
+        mandar mande envie invia inviare manda mandare pubblica""",
     "run": """run execute exec invoke launch trigger perform call kick+off ausführen ausfuhren starten
-        executer exécuter lancer lance ejecutar ejecuta lanzar 実行 起動""",
+        executer exécuter lancer lance ejecutar ejecuta lanzar 実行 起動
+        executar rodar esegui eseguire avvia avviare""",
     "stop": """stop kill terminate cancel abort halt end close quit shutdown stoppen beenden arreter
-        arrêter terminer detener parar cerrar 停止 終了 閉""",
+        arrêter terminer detener parar cerrar 停止 終了 閉
+        encerrar encerre fechar feche ferma fermare termina chiudi chiudere""",
     "navigate": """navigate go goto visit browse open+url load+page aufrufen besuchen naviguer visiter
         navegar visitar 移動 開""",
     "download": """download export pull save+as herunterladen telecharger télécharger descargar
-        ダウンロード""",
-    "upload": """upload attach import push hochladen televerser téléverser subir アップロード 添付""",
+        ダウンロード
+        baixar baixe scarica scaricare""",
+    "upload": """upload attach import push hochladen televerser téléverser subir アップロード 添付
+        carregar carregue carica caricare""",
     "move": """move rename relocate transfer verschieben umbenennen deplacer déplacer renommer mover
-        renombrar 移動 名前""",
-    "copy": """copy duplicate clone fork kopieren copier copiar コピー 複製""",
+        renombrar 移動 名前
+        mova renomear renomeie sposta spostare rinomina""",
+    "copy": """copy duplicate clone fork kopieren copier copiar コピー 複製
+        copie duplicar copia copiare""",
     "compare": """compare diff difference differences changes changed vergleichen comparer comparar 比較
-        差分""",
+        差分
+        confronta confrontare""",
     "status": """status state health check progress monitor zustand etat état estado 状態 ステータス""",
     "assign": """assign assignee reassign owner zuweisen assigner asignar 割り当""",
     "link": """link relate relation relationship connect associate association dependency verknupfen
@@ -163,20 +179,25 @@ CONCEPTS: dict[str, str] = {
         入力""",
     "wait": """wait sleep pause until warten attendre esperar 待""",
     "summarize": """summarize summary analyze analyse analysis explain reason think zusammenfassen
-        résumer resumir 要約 分析""",
-    "convert": """convert transform translate umrechnen umwandeln convertir 変換""",
+        résumer resumir 要約 分析
+        resuma riassumi riassumere""",
+    "convert": """convert transform translate umrechnen umwandeln convertir 変換
+        converter converta converti convertire""",
     "count": """count number how+many total size statistics stats metrics anzahl nombre combien cuantos
-        cuántos 数""",
+        cuántos 数
+        quantos quantas contar quanti quante contare""",
     "scale": """scale resize replicas grow shrink skalieren""",
     "deploy": """roll+back deploy deployment release rollout ship publish rollback bereitstellen déployer
         desplegar デプロイ リリース""",
     "install": """install setup set+up configure installieren installer instalar インストール""",
     "comment": """comment comments note remark annotate reply kommentar kommentieren commentaire
-        commenter comentario comentar コメント""",
+        commenter comentario comentar コメント
+        comentarios commento commenti commentare""",
     # ---- common software nouns -----------------------------------------------------------------
     "issue": """issue issues ticket tickets bug bugs task tasks defect story epic incident jira problem
         fehler aufgabe ticket probleme problème tâche incidencia tarea error+report 課題 チケット バグ
-        不具合""",
+        不具合
+        chamado chamados tarefas segnalazione attivita""",
     "pull_request": """pull+request pull+requests pr prs merge+request mr merge review patch
         プルリクエスト マージ""",
     "repository": """repository repositories repo repos project codebase source+code git github gitlab
@@ -185,29 +206,38 @@ CONCEPTS: dict[str, str] = {
     "commit": """commit commits history log changes revision changeset stage staged staging コミット
         履歴""",
     "file": """file files document documents path content contents text pdf markdown datei dateien
-        dokument fichier fichiers archivo archivos documento ファイル 文書""",
+        dokument fichier fichiers archivo archivos documento ファイル 文書
+        arquivo arquivos""",
     "directory": """directory directories folder folders dir tree ordner verzeichnis dossier répertoire
-        repertoire carpeta directorio フォルダ ディレクトリ""",
+        repertoire carpeta directorio フォルダ ディレクトリ
+        pasta pastas diretorio cartella cartelle""",
     "web": """web page webpage website site url link html internet online browser http https scrape
-        crawl seite webseite internetseite pagina página sitio ウェブ ページ サイト ネット""",
+        crawl seite webseite internetseite pagina página sitio ウェブ ページ サイト ネット
+        sito""",
     "browser": """browser tab window page element headless dom playwright puppeteer navigateur navegador
         ブラウザ""",
     "screenshot": """screenshot screen capture image picture snapshot photo bildschirmfoto
         capture+d'écran captura スクリーンショット 画面""",
     "image": """image images picture pictures photo photos illustration drawing art logo bild imagen
-        画像 写真 絵""",
+        画像 写真 絵
+        imagem imagens immagine immagini""",
     "database": """database databases db sql table tables row rows record records column columns
         collection collections schema datenbank tabelle base+de+données base+de+datos tabla データベース
-        テーブル""",
+        テーブル
+        banco+de+dados tabela tabelas tabella""",
     "message": """message messages chat channel channels conversation thread dm slack nachricht mensaje
-        メッセージ チャット""",
+        メッセージ チャット
+        mensagem mensagens canal canais messaggio messaggi canale""",
     "user": """user users member members person people account profile contact contacts benutzer nutzer
-        utilisateur usuario ユーザー""",
+        utilisateur usuario ユーザー
+        usuarios utente utenti""",
     "time": """time date clock timezone zone hour now today current uhrzeit zeit spät heure hora 時間
-        時刻 時差 今""",
+        時刻 時差 今
+        horario agora fuso+horario adesso orario""",
     "location": """wegbeschreibung itinéraire itinerario location place places address map maps route
         direction directions distance geocode coordinates latitude longitude nearby near ort adresse
-        karte weg lieu carte adresse lugar dirección 地図 場所 住所 道""",
+        karte weg lieu carte adresse lugar dirección 地図 場所 住所 道
+        endereco mapa indirizzo mappa luogo""",
     "payment": """payment payments charge invoice invoices customer subscription refund price billing
         zahlung rechnung paiement facture pago factura 支払 請求""",
     "docs": """docs documentation manual guide reference api+reference library sdk dokumentation
@@ -215,10 +245,12 @@ CONCEPTS: dict[str, str] = {
     "memory": """memory knowledge graph entity entities fact facts observation remember recall
         gedächtnis mémoire memoria 記憶""",
     "error": """error errors exception exceptions crash crashes failure failing failed fail stacktrace
-        traceback fehler erreur エラー 例外""",
+        traceback fehler erreur エラー 例外
+        erro erros errore errori""",
     "log": """log logs logging output console trace events protokoll journal ログ""",
     "process": """process processes terminal shell command commands console pid program repl prozess
-        befehl processus commande proceso comando プロセス コマンド ターミナル""",
+        befehl processus commande proceso comando プロセス コマンド ターミナル
+        processo processos processi comandos""",
     "cluster": """cluster pod pods container containers node nodes namespace kubernetes k8s kubectl helm
         クラスタ コンテナ""",
     "pipeline": """pipeline pipelines build builds ci workflow workflows job jobs test tests

@@ -405,6 +405,7 @@ def _record(n: int, tag: str = "v1") -> BackendRecord:
         capabilities=("tools",),
         server_info=(("name", f"s{n // 10}"),),
         definitions_hash="0" * 64,
+        timeout=None,
     )
 
 
@@ -480,20 +481,20 @@ async def registry(sizes: list[int], updates: int, kinds: set[str]) -> dict[str,
             wait_until(answers(f"{url}/v1/status/leader"), 30, "consul double", process=process)
             # TTL checks that outlast the registration of 10,000 services (Consul would turn the
             # first ones critical, and the double reap them, before the last one is in)
-            async with ConsulRegistry(url, ttl=3600, deregister_after=7200) as writer:
+            async with ConsulRegistry(url, ttl=3600, deregister_after=7200) as consul:
                 started = time.monotonic()
                 for chunk in range(0, size, 50):
                     await asyncio.gather(
-                        *(writer.register(_record(n), b"") for n in range(chunk, min(size, chunk + 50)))
+                        *(consul.register(_record(n), b"") for n in range(chunk, min(size, chunk + 50)))
                     )
                     await asyncio.gather(
-                        *(writer.heartbeat(_record(n), True, "") for n in range(chunk, min(size, chunk + 50)))
+                        *(consul.heartbeat(_record(n), True, "") for n in range(chunk, min(size, chunk + 50)))
                     )
                 print(f"consul: {size} services registered in {time.monotonic() - started:.1f} s", flush=True)
 
-                async def register(number: int, writer: ConsulRegistry = writer) -> None:
-                    await writer.register(_record(number, tag=f"u{number}"), b"")
-                    await writer.heartbeat(_record(number, tag=f"u{number}"), True, "")
+                async def register(number: int, consul: ConsulRegistry = consul) -> None:
+                    await consul.register(_record(number, tag=f"u{number}"), b"")
+                    await consul.heartbeat(_record(number, tag=f"u{number}"), True, "")
 
                 source = RegistrySource(lambda url=url: ConsulRegistry(url), "consul")  # type: ignore[misc]
                 found = await _follow(source, register, updates)

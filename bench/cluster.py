@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import secrets
 import statistics
@@ -46,8 +47,10 @@ import aiohttp
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its sibling scripts, as top-level modules
 
-from bench.harness import HOST, Processes, get_status, response_message, wait_until
+from harness import HOST, Processes, get_status, response_message, wait_until
+
 from router.up.processes import free_port
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -166,6 +169,10 @@ async def delivery(nats_url: str, count: int) -> list[float]:
     return samples[100:]
 
 
+def _ready(port: int) -> bool:
+    return get_status(port, "/readyz") == 200
+
+
 def ms(seconds: float) -> float:
     return round(seconds * 1000, 3)
 
@@ -211,9 +218,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 *extra,
             ]
             child = procs.spawn(command, f"cluster-router-{name}", None)
-            wait_until(
-                lambda port=ports[name]: get_status(port, "/readyz") == 200, 30, f"router {name}", 0.01, child
-            )
+            wait_until(functools.partial(_ready, ports[name]), 30, f"router {name}", 0.01, child)
         rounds: list[dict[str, float]] = []
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=4)) as http:
             for number in range(args.rounds):

@@ -39,7 +39,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -315,7 +315,7 @@ async def fail_fast_in_process(samples: int) -> dict[str, Any]:
     instances = []
     for n in range(3):
         record = BackendRecord(
-            server="fast", instance_id=f"i{n}", transport="http", url="http://127.0.0.1:9/mcp"
+            server="fast", instance_id=f"i{n}", transport="http", url="http://127.0.0.1:9/mcp", timeout=None
         )
         backend_ = Backend(
             record, request_timeout=1, connect_timeout=1, reconnect_min=1, reconnect_max=1,
@@ -539,7 +539,7 @@ async def main(argv: list[str] | None = None) -> None:
     report: dict[str, Any] = {"repeats": repeats, "loadavg": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="toolmesh-bench-") as directory:
         tmp = Path(directory)
-        for name, run in (
+        scenarios: tuple[tuple[str, Callable[[int], Awaitable[dict[str, Any]]]], ...] = (
             ("failover", lambda n: failover(tmp / f"f{n}", 6 if args.quick else 15)),
             ("fail_fast", lambda n: fail_fast(tmp / f"ff{n}", 5 if args.quick else 10)),
             ("global_limit", lambda n: global_limit(tmp / f"g{n}", 1 if args.quick else 3, 1000)),
@@ -547,7 +547,8 @@ async def main(argv: list[str] | None = None) -> None:
             ("budget", lambda n: global_budget(tmp / f"b{n}", 1 if args.quick else 3, 1000)),
             ("budget_cost", lambda n: global_budget(tmp / f"bk{n}", 1 if args.quick else 3, 1000, "cost")),
             ("budget_check", lambda n: budget_check(tmp / f"bc{n}", 1000 if args.quick else 5000)),
-        ):
+        )
+        for name, run in scenarios:
             if args.only and name not in args.only:
                 continue
             runs = []

@@ -96,11 +96,11 @@ def tokens(servers: Sequence[Server], queries: Sequence[Query]) -> dict[str, flo
     listed = search.listed(None, OPEN, index)
     assert listed is not None
     meta_tokens = len(listed) / 4
-    pages = []
+    pages: list[float] = []
     for q in queries:
         found = search.search(OPEN, index, q["query"], 5)
-        page = {"content": [{"type": "text", "text": render(found["tools"])}], "structuredContent": found}
-        pages.append(_tok(page))
+        result = {"content": [{"type": "text", "text": render(found["tools"])}], "structuredContent": found}
+        pages.append(_tok(result))
     page = statistics.mean(pages)
     return {
         "tools": len(index.tools),

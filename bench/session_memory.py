@@ -39,8 +39,10 @@ import aiohttp
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its sibling scripts, as top-level modules
 
-from bench.harness import HOST, Processes, get_status, wait_until
+from harness import HOST, Processes, get_status, wait_until
+
 from router.up.processes import free_port
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -183,7 +185,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             nc = await nats.connect(nats_url)
             kv = await nc.jetstream().key_value(f"{PREFIX}_sessions")
-            template = orjson.loads((await kv.get(token_of(first))).value)
+            entry = await kv.get(token_of(first))
+            assert entry.value is not None
+            template = orjson.loads(entry.value)
             report["record_bytes"] = len(orjson.dumps(template))
             before = await settled_rss(replica.pid)
             written: list[str] = []

@@ -54,8 +54,10 @@ import aiohttp
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its sibling scripts, as top-level modules
 
-from bench import soak_report
+import soak_report
+
 from router.envoy import envoy_bootstrap
 from router.guard.identity import KeyStore
 from router.up.binaries import Binaries

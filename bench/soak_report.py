@@ -163,8 +163,8 @@ def evaluate(raw: dict[str, Any]) -> dict[str, Any]:
         back_in = None
         if threshold is not None:
             for offset in range(0, 31):
-                window = _latencies(steady, fault["recovered"] + offset, fault["recovered"] + offset + 5)
-                got = quantile(window, 0.99)
+                recent = _latencies(steady, fault["recovered"] + offset, fault["recovered"] + offset + 5)
+                got = quantile(recent, 0.99)
                 if got is not None and got <= threshold:
                     back_in = offset
                     break

@@ -147,7 +147,7 @@ def main() -> None:
             own = stem(word)
             best = np.argpartition(-row, 40)[:40]
             best = best[np.lexsort((best, -row[best]))]  # by similarity, ties by position: stable
-            kept = []
+            kept: list[str] = []
             for j in best:
                 other = tokens[whole[j]]
                 if row[j] < args.min or len(kept) == args.top:

@@ -256,6 +256,15 @@ async def test_http_search_returns_what_search_tools_does(
         lambda: http_search(router, keys["half"], q="pods", limit=0)
     )
     assert status == 400 and "limit" in body["error"]["message"]
+    # a query far longer than a task (ranking cost grows with its words) is refused, saying why
+    pasted = (query + " ") * 30
+    status, body = await anyio.to_thread.run_sync(lambda: http_search(router, keys["half"], q=pasted))
+    assert status == 400 and f"`query` is {len(pasted)} characters, over the 1000" in body["error"]["message"]
+    async with client_with(url(router, "search"), keys["half"], "legacy") as client:
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("search_tools", {"query": pasted})
+        assert refused.value.code == -32602 and "over the 1000" in str(refused.value)
+        assert await search(client, pasted[:1000])  # at the bound: searched
 
 
 async def test_search_mode_list_is_stable_and_list_changed_only_when_it_changes(tmp_path: Path) -> None:

@@ -42,6 +42,10 @@ SEARCH, DESCRIBE, CALL = "search_tools", "describe_tools", "call_tool"
 META_NAMES = frozenset({SEARCH, DESCRIBE, CALL})
 ALWAYS_LOAD = "anthropic/alwaysLoad"
 MAX_LIMIT = 50
+MAX_QUERY_CHARS = 1000
+"""A task in a sentence or two is far shorter. Ranking costs grow with the query's words (1,000
+characters of prose: ~15 ms at 5,000 tools, on the event loop); a megabyte would hold it for
+seconds."""
 DESCRIPTION_CHARS = 300  # of each hit; describe_tools gives the whole definition
 CACHED = 1024  # search-mode lists and auto-mode sizes kept, by (view, catalog generation)
 
@@ -57,7 +61,11 @@ META_TOOLS: tuple[dict[str, Any], ...] = (
         "inputSchema": {
             "type": "object",
             "properties": {
-                "query": {"type": "string", "description": "The task, in plain words."},
+                "query": {
+                    "type": "string",
+                    "maxLength": MAX_QUERY_CHARS,
+                    "description": "The task, in plain words.",
+                },
                 "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 5},
                 "server": {"type": "string", "description": "Only tools of this server."},
             },
@@ -307,6 +315,8 @@ class ToolSearch:
         query, limit, server = arguments.get("query"), arguments.get("limit", 5), arguments.get("server")
         if not isinstance(query, str) or not query.strip():
             raise RPCError(INVALID_PARAMS, "search_tools needs `query`: the task in plain words")
+        if len(query) > MAX_QUERY_CHARS:
+            raise RPCError(INVALID_PARAMS, too_long(query))
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
             raise RPCError(INVALID_PARAMS, f"`limit` must be an integer from 1 to {MAX_LIMIT}")
         if server is not None and not isinstance(server, str):
@@ -330,6 +340,14 @@ class ToolSearch:
             tools.append({**ctx.view.present_tool(item), "name": name})
         text = "\n".join(orjson.dumps(tool).decode() for tool in tools)
         return {"content": [{"type": "text", "text": text}], "structuredContent": {"tools": tools}}
+
+
+def too_long(query: str) -> str:
+    """What to tell a client whose query is over MAX_QUERY_CHARS."""
+    return (
+        f"`query` is {len(query)} characters, over the {MAX_QUERY_CHARS} a search takes: "
+        "say the task in a sentence or two"
+    )
 
 
 def render(rows: list[dict[str, Any]]) -> str:

@@ -61,7 +61,7 @@ from router.errors import (
 )
 from router.relay.attempts import REQUEST_ID_HEADER, attempt_key
 from router.relay.context import CallContext, Result
-from router.relay.meta_tools import MAX_LIMIT, ToolSearch, tools_mode_of
+from router.relay.meta_tools import MAX_LIMIT, MAX_QUERY_CHARS, ToolSearch, too_long, tools_mode_of
 from router.server.admission import Admission, Refusal, sends_json
 from router.server.calls import CANCELLED, Calls
 from router.server.http11 import DISCONNECT_EXTENSION
@@ -71,6 +71,7 @@ from router.server.replies import (
     decoded_headers,
     read_body,
     send_json,
+    send_problem,
     send_reply,
 )
 from router.server.tool_formats import FORMATS, Format, FormatNames, formatted
@@ -149,16 +150,18 @@ class ToolsEndpoint:
         )
         searching = path == SEARCH and self.search is not None
         if not listing and not searching and not name:
-            await _problem(send, 404, f"no such path {path}: use GET {PREFIX} or POST {PREFIX}/{{name}}/call")
+            await send_problem(
+                send, 404, f"no such path {path}: use GET {PREFIX} or POST {PREFIX}/{{name}}/call"
+            )
             return
         wanted = "GET" if listing or searching else "POST"
         if scope["method"] != wanted:
-            await _problem(send, 405, f"use {wanted} on {path}", [(b"allow", wanted.encode())])
+            await send_problem(send, 405, f"use {wanted} on {path}", [(b"allow", wanted.encode())])
             return
         headers = decoded_headers(scope)
         admitted = await self.admission.admit(scope, headers, namespace)
         if isinstance(admitted, Refusal):
-            await _problem(send, admitted.status, admitted.reason, admitted.headers)
+            await send_problem(send, admitted.status, admitted.reason, admitted.headers)
             return
         ctx = CallContext(
             LEGACY,
@@ -171,7 +174,7 @@ class ToolsEndpoint:
         try:
             ctx.tools_mode = tools_mode_of(scope.get("query_string") or b"")
         except ValueError as exc:
-            await _problem(send, 400, str(exc))
+            await send_problem(send, 400, str(exc))
             return
         if path == OPENAPI:
             tools = await self._tools(ctx)
@@ -191,7 +194,7 @@ class ToolsEndpoint:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         fmt = (query.get("format") or ["mcp"])[-1]
         if fmt not in FORMATS:
-            await _problem(send, 400, f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+            await send_problem(send, 400, f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
             return
         tools = await self._tools(ctx)
         await send_json(send, 200, {"tools": formatted(tools, cast(Format, fmt), self.names())})
@@ -217,11 +220,14 @@ class ToolsEndpoint:
         limit_text = (query.get("limit") or ["5"])[0]
         server = (query.get("server") or [None])[0]
         if not q.strip():
-            await _problem(send, 400, "give the task in plain words: ?q=...")
+            await send_problem(send, 400, "give the task in plain words: ?q=...")
+            return
+        if len(q) > MAX_QUERY_CHARS:
+            await send_problem(send, 400, too_long(q))
             return
         limit = _limit(limit_text)
         if limit is None:
-            await _problem(send, 400, f"limit must be an integer from 1 to {MAX_LIMIT}")
+            await send_problem(send, 400, f"limit must be an integer from 1 to {MAX_LIMIT}")
             return
         index = self.calls.dispatcher.index
         await send_json(send, 200, await search.find(ctx.view, index, q, limit, server))
@@ -236,19 +242,19 @@ class ToolsEndpoint:
         name: str,
     ) -> None:
         if not sends_json(headers, unlabelled_ok=True):
-            await _problem(send, 415, "send the tool's arguments as application/json")
+            await send_problem(send, 415, "send the tool's arguments as application/json")
             return
         body = await read_body(receive, self.max_body_bytes, headers.get("content-length"))
         if body is None:
-            await _problem(send, 413, f"body larger than {self.max_body_bytes} bytes")
+            await send_problem(send, 413, f"body larger than {self.max_body_bytes} bytes")
             return
         try:
             arguments = orjson.loads(body) if body.strip() else {}
         except orjson.JSONDecodeError as exc:
-            await _problem(send, 400, f"body is not JSON: {exc}")
+            await send_problem(send, 400, f"body is not JSON: {exc}")
             return
         if not isinstance(arguments, dict):
-            await _problem(send, 400, "body must be a JSON object: the tool's arguments by name")
+            await send_problem(send, 400, "body must be a JSON object: the tool's arguments by name")
             return
         params = {"name": name, "arguments": arguments}
         started = time.perf_counter()
@@ -280,9 +286,3 @@ class ToolsEndpoint:
             await send_json(send, status, {"error": error.to_error()}, extra)
         outcome = "ok" if error is None else "cancelled" if error is CANCELLED else "error"
         self.calls.finished(ctx, "tools/call", params, outcome, elapsed, result, code)
-
-
-async def _problem(
-    send: Any, status: int, message: str, extra: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    await send_json(send, status, {"error": {"message": message}}, extra)

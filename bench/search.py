@@ -54,6 +54,14 @@ def load_servers(folder: Path = HERE / "evalset") -> list[Server]:
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
 
 
+def catalog_for(servers: list[Server], set_name: str) -> list[Server]:
+    """The catalog a query set is evaluated on: the evaluation set, plus the servers in the
+    folder of the set's name if there is one (`unseen/`: servers no ranker was tuned on, whose
+    queries compete with every tool of the evaluation set)."""
+    extra = HERE / set_name
+    return [*servers, *load_servers(extra)] if extra.is_dir() else servers
+
+
 def load_queries(path: Path) -> list[Query]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
@@ -368,16 +376,22 @@ def semantic(  # noqa: PLR0915
         assert meanings.wait(3600)
         return search, index, meanings, time.perf_counter() - t
 
-    search, index, meanings, ready_s = live_for(servers)
+    base = list(servers)
+    search, index, meanings, ready_s = live_for(base)
     out["catalog_ready_s"] = {"tools": len(index.tools), "seconds": ready_s}
 
-    def hybrid(q: str, k: int) -> list[Hit]:
-        found = search.live.search(index, q, k, meaning=meanings.embed(q))
-        return [Hit((f.target.server, f.target.name), f.score) for f in found]
+    def hybrid_on(search: ToolSearch, index: Index, meanings: Meanings) -> Callable[[str, int], list[Hit]]:
+        def hybrid(q: str, k: int) -> list[Hit]:
+            found = search.live.search(index, q, k, meaning=meanings.embed(q))
+            return [Hit((f.target.server, f.target.name), f.score) for f in found]
+
+        return hybrid
 
     print(f"{'set':10} {'ranker':10} {'recall@1':>9} {'recall@5':>9} {'MRR':>7}")
     for name, qs in sets.items():
-        m = quality(hybrid, qs)
+        catalog = catalog_for(base, name)
+        on = (search, index, meanings) if catalog is base else live_for(catalog)[:3]
+        m = quality(hybrid_on(*on), qs)
         out[f"{name}/words+meaning"] = m
         print(
             f"{name:10} {'semantic':10} {m['recall@1']:9.3f} {m['recall@5']:9.3f} {m['mrr']:7.3f}  (n={m['queries']})"
@@ -441,15 +455,19 @@ def main() -> None:
 
     servers = load_servers()
     index = build(servers)
-    bm25 = BM25Index()
-    for s in servers:
-        bm25.put_server(s["server"], s.get("instructions"), s["tools"])
     sets = {name: load_queries(HERE / f"{name}.jsonl") for name in args.sets.split(",")}
     report: dict[str, Any] = {"servers": len(servers), "tools": sum(len(s["tools"]) for s in servers)}
     print(f"evaluation set: {report['servers']} servers, {report['tools']} tools")
     print(f"{'set':10} {'ranker':10} {'recall@1':>9} {'recall@5':>9} {'MRR':>7}")
     for name, qs in sets.items():
-        for rname, fn in (("toolsearch", index.search), ("bm25", bm25.search)):
+        catalog = catalog_for(servers, name)
+        ranker = index if catalog is servers else build(catalog)
+        bm25 = BM25Index()
+        for s in catalog:
+            bm25.put_server(s["server"], s.get("instructions"), s["tools"])
+        if catalog is not servers:
+            print(f"{name}: {len(catalog)} servers, {sum(len(s['tools']) for s in catalog)} tools")
+        for rname, fn in (("toolsearch", ranker.search), ("bm25", bm25.search)):
             m = quality(fn, qs)
             report[f"{name}/{rname}"] = m
             print(

@@ -225,7 +225,10 @@ async def test_calls_are_metered_per_agent_and_readable_by_admins_and_by_their_o
                 status, refused = await usage(guest, "?agent=ops")
                 assert status == 403 and "only its own" in refused["error"]["message"]
                 status, bad = await usage(ops, "?by=color")
-                assert status == 400 and "`by` takes agent, group, namespace, server, tool" in bad["error"]["message"]
+                assert (
+                    status == 400
+                    and "`by` takes agent, group, namespace, server, tool" in bad["error"]["message"]
+                )
                 async with http.get(f"{router.base_url}/v1/usage") as response:
                     assert response.status == 401
 

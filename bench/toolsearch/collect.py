@@ -12,6 +12,8 @@ network service. Usage::
 
     python collect.py install          # npm/PyPI installs into ./npm and ./py (once)
     python collect.py collect [NAME..] # start, list, freeze (all servers, or the ones named)
+    python collect.py install --unseen          # the same for the UNSEEN servers ...
+    python collect.py collect --unseen [NAME..] # ... frozen into ./unseen instead of ./evalset
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -32,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 NPM_DIR = HERE / "npm"
 PY_DIR = HERE / "py"
 OUT_DIR = HERE / "evalset"
+UNSEEN_DIR = HERE / "unseen"  # servers the ranker was never tuned on: a held-out test of generalisation
 SCRATCH = Path(tempfile.gettempdir()) / "toolsearch-collect"
 
 
@@ -150,6 +153,33 @@ SERVERS: list[Server] = [
             "CONFLUENCE_API_TOKEN": DUMMY,
         },
     ),
+]
+
+
+# Kept apart from SERVERS so that nothing about them leaks into tuning: frozen by ``--unseen`` only.
+UNSEEN: list[Server] = [
+    # Default tool set (non-destructive, 63 tools); --tools=all would give 83.
+    Server(
+        "paddle",
+        "@paddle/paddle-mcp",
+        "npm",
+        args=("--api-key=pdl_sdbx_apikey_" + DUMMY, "--environment=sandbox"),
+    ),
+    Server("todoist", "@doist/todoist-mcp", "npm", env={"TODOIST_API_KEY": DUMMY}),
+    Server("linear", "linear-mcp-server", "npm", env={"LINEAR_API_KEY": "lin_api_" + DUMMY}),
+    Server("netlify", "@netlify/mcp", "npm", env={"NETLIFY_PERSONAL_ACCESS_TOKEN": DUMMY}),
+    Server("pinecone", "@pinecone-database/mcp", "npm", env={"PINECONE_API_KEY": "pcsk_" + DUMMY}),
+    Server("arxiv", "arxiv-mcp-server", "pypi", args=("--storage-path", "{scratch}/arxiv")),
+    Server("obsidian", "mcp-obsidian", "pypi", env={"OBSIDIAN_API_KEY": DUMMY, "OBSIDIAN_HOST": "127.0.0.1"}),
+    Server(
+        "elasticsearch", "elasticsearch-mcp-server", "pypi", env={"ELASTICSEARCH_HOSTS": "http://127.0.0.1:9"}
+    ),
+    # Tried and left out: @upstash/mcp-server and docker-mcp exit when they cannot reach their
+    # service; mcp-server-qdrant downloads an embedding model at start-up; @cloudflare/mcp-server-cloudflare
+    # (89) and @tacticlaunch/mcp-linear (198) have too many tools; @elastic/mcp-server-elasticsearch (4),
+    # square-mcp-server (3), duckduckgo-mcp-server (3), mcp-server-motherduck (4) and mcp-server-docker
+    # on npm (1) too few; chroma-mcp 0.2.6 works only with pins=("pydantic<2.11",); mcp-server-docker
+    # on PyPI needs Python >= 3.12.
 ]
 
 
@@ -360,9 +390,9 @@ async def _list_raw(server: Server, timeout: float) -> dict[str, Any]:
     }
 
 
-def collect(servers: list[Server], timeout: float = 60.0) -> None:
+def collect(servers: list[Server], timeout: float = 60.0, out_dir: Path = OUT_DIR) -> None:
     _prepare_scratch()
-    OUT_DIR.mkdir(exist_ok=True)
+    out_dir.mkdir(exist_ok=True)
     (HERE / "logs").mkdir(exist_ok=True)
     for server in servers:
         try:
@@ -380,7 +410,7 @@ def collect(servers: list[Server], timeout: float = 60.0) -> None:
                     raise
                 print(f"FAIL {server.name}: {type(exc2).__name__}: {exc2}", flush=True)
                 continue
-        path = OUT_DIR / f"{server.name}.json"
+        path = out_dir / f"{server.name}.json"
         path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
         print(f"ok {server.name} {data['version']} tools={len(data['tools'])}", flush=True)
 
@@ -388,12 +418,13 @@ def collect(servers: list[Server], timeout: float = 60.0) -> None:
 def main(argv: list[str]) -> None:
     if not argv or argv[0] not in ("install", "collect"):
         sys.exit(__doc__)
-    wanted = set(argv[1:])
-    chosen = [s for s in SERVERS if not wanted or s.name in wanted]
+    unseen = "--unseen" in argv[1:]
+    wanted = set(argv[1:]) - {"--unseen"}
+    chosen = [s for s in (UNSEEN if unseen else SERVERS) if not wanted or s.name in wanted]
     if argv[0] == "install":
         install(chosen)
     else:
-        collect(chosen)
+        collect(chosen, out_dir=UNSEEN_DIR if unseen else OUT_DIR)
 
 
 if __name__ == "__main__":

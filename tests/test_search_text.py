@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from router.catalog.search import SearchIndex, analyze
-from router.catalog.search.lexicon import site_of, strip_patterns
+from router.catalog.search.lexicon import LEXICON, site_of, strip_patterns
 from router.catalog.search.text import split_identifier, words
 from tests.support.search_data import SMALL
 
@@ -46,11 +46,29 @@ def test_non_ascii_queries_find_tools() -> None:
         "Leia o arquivo": ("filesystem", "read_text_file"),
         "Crea una nuova cartella": ("filesystem", "create_directory"),
         "Cerca sul web": ("web", "web_search"),
+        "把这个文件的内容读出来": ("filesystem", "read_text_file"),
+        "新建一个文件夹": ("filesystem", "create_directory"),
+        "파일 내용을 읽어줘": ("filesystem", "read_text_file"),
+        "새 폴더를 만들어 주세요": ("filesystem", "create_directory"),
+        "Прочитай этот файл": ("filesystem", "read_text_file"),
+        "Создай новую папку": ("filesystem", "create_directory"),
     }
     for query, want in cases.items():
         hits = idx.search(query, 3)
         assert hits, query
         assert want in [h.key for h in hits], (query, hits)
+
+
+def test_russian_words_are_stemmed_as_russian() -> None:
+    # the inflected forms of one verb meet in one stem, so the lexicon needs to list only one
+    assert len({analyze(w)[0] for w in ("создай", "создайте", "создать")}) == 1
+    assert analyze("файлы") == analyze("файла") == ["файл"]
+
+
+def test_a_cjk_form_inside_a_longer_one_does_not_count() -> None:
+    # Korean 저장소 (repository) holds 저장 (save) and 장소 (place): only the longest form is read
+    assert LEXICON.tags("저장소") == ["@repository"]
+    assert sorted(LEXICON.tags("저장해 주세요, 장소도")) == ["@location", "@write"]
 
 
 def test_a_web_address_names_its_site() -> None:

@@ -3,12 +3,12 @@
 A tool's name and description are mapped to capability tags (``@read``, ``@issue``...), and so is a
 query; the tags are matched as extra terms, which lets "retrieve a ticket" meet ``get_issue``.
 Entries are general-purpose vocabulary (with the most common German, French, Spanish,
-Portuguese, Italian and Japanese forms of the same words), not the wording of any evaluation
-query.
+Portuguese, Italian, Japanese, Chinese, Korean and Russian forms of the same words), not the
+wording of any evaluation query.
 
 Surface forms are analysed with the same pipeline as documents, so inflections that stem alike
-match. Two-word phrases (``pull request``) match consecutive words. Japanese/Chinese forms match as
-substrings of the query's CJK text.
+match. Two-word phrases (``pull request``) match consecutive words. Japanese, Chinese and Korean
+forms match as substrings of the query's CJK text, the longest at each place.
 """
 
 from __future__ import annotations
@@ -123,155 +123,223 @@ CONCEPTS: dict[str, str] = {
     "read": """read get fetch retrieve obtain view show display open load see inspect access return
         returns lesen lies anzeigen zeige zeig abrufen holen öffnen lire afficher obtenir recuperer
         récupérer voir ouvrir leer lee obtener mostrar muestra ver abrir 読 取得 表示 見せ 開
-        ler leia mostre mostra veja abra obter obtenha leggi leggere mostrami visualizza vedi apri aprire ottieni ottenere recupera recuperare""",
+        ler leia mostre mostra veja abra obter obtenha leggi leggere mostrami visualizza vedi apri aprire ottieni ottenere recupera recuperare
+        读 读取 查看 获取 显示 打开 看看 看一下 给我看 읽 조회 보여 확인 가져와 열어 прочитать прочитай прочти читать покажи
+        показать открой открыть получить получи посмотреть посмотри выведи вывести""",
     "create": """create add new make insert generate build register start+new compose erstellen erstelle
         anlegen hinzufugen hinzufügen neu neue neuen creer crée créer ajouter ajoute nouveau nouvelle
         crear crea añadir agregar nuevo nueva 作成 追加 新規 作
-        criar crie cria adicionar adicione novo nova gerar creare aggiungi aggiungere nuovo nuova genera""",
+        criar crie cria adicionar adicione novo nova gerar creare aggiungi aggiungere nuovo nuova genera
+        创建 新建 建立 添加 新增 生成 建一个 开一个 생성 만들 추가 새로운 등록 создать создай создайте создание добавить добавь
+        новый новую новое новая сгенерировать сгенерируй завести заведи""",
     "update": """update edit modify change set patch alter amend rename replace adjust revise andern
         ändern ändere bearbeiten aktualisieren modifier changer mettre+a+jour actualizar modificar
         cambiar editar 更新 編集 変更 修正
-        atualizar atualize atualiza edite alterar altere mudar mude modifique aggiorna aggiornare modifica cambia cambiare""",
+        atualizar atualize atualiza edite alterar altere mudar mude modifique aggiorna aggiornare modifica cambia cambiare
+        更新 修改 编辑 更改 改成 改为 设为 수정 변경 업데이트 편집 바꿔 바꾸 обновить обнови изменить измени отредактировать
+        отредактируй поменять поменяй исправить исправь""",
     "delete": """delete remove drop erase destroy purge discard unlink uninstall clear trash wipe forget
         loschen löschen lösche entfernen supprimer supprime effacer eliminar elimina borrar borra 削除
         消
-        excluir exclua apagar apague remover remova deletar eliminare cancella cancellare rimuovi rimuovere""",
+        excluir exclua apagar apague remover remova deletar eliminare cancella cancellare rimuovi rimuovere
+        删除 删掉 移除 清除 去掉 清空 삭제 지워 지우 제거 удалить удали удаление убрать убери стереть сотри""",
     "search": """search find query lookup look+up seek locate discover grep filter match suchen suche
         finden recherche rechercher chercher cherche trouver buscar busca encontrar consultar 検索 探
         調べ
-        procurar procure pesquisar pesquise encontre busque cerca cercare trova trovare ricerca""",
+        procurar procure pesquisar pesquise encontre busque cerca cercare trova trovare ricerca
+        搜索 查找 查询 搜一下 找 检索 검색 찾아 찾기 찾 найти найди поиск искать ищи поищи""",
     "list": """list lists listing enumerate browse all every catalog overview inventory auflisten liste
         alle lister tous toutes listar todos todas 一覧 リスト 全
-        elenca elencare elenco tutti tutte""",
+        elenca elencare elenco tutti tutte
+        列出 列表 所有 全部 清单 목록 모든 전체 나열 список перечисли перечислить все всех""",
     "write": """write save store persist record put append overwrite dump schreiben schreibe speichern
         speichere ecrire écrire enregistrer sauvegarder escribir guardar 書 保存 記録
-        escrever escreva salvar salve gravar scrivi scrivere salva salvare""",
+        escrever escreva salvar salve gravar scrivi scrivere salva salvare
+        写入 写到 保存 存储 存到 记录 저장 작성 기록 записать запиши сохранить сохрани написать напиши""",
     "send": """send post message notify publish reply respond announce tell senden sende schicken
         schreib envoyer envoie publier enviar envía publicar 送 投稿 返信
-        mandar mande envie invia inviare manda mandare pubblica""",
+        mandar mande envie invia inviare manda mandare pubblica
+        发送 发给 发到 发一条 发个 发布 回复 通知 보내 전송 발송 게시 답장 알려 отправить отправь послать пошли опубликовать
+        опубликуй ответить ответь""",
     "run": """run execute exec invoke launch trigger perform call kick+off ausführen ausfuhren starten
         executer exécuter lancer lance ejecutar ejecuta lanzar 実行 起動
-        executar rodar esegui eseguire avvia avviare""",
+        executar rodar esegui eseguire avvia avviare
+        运行 执行 跑一下 启动 触发 调用 실행 돌려 구동 트리거 запустить запусти выполнить выполни исполнить""",
     "stop": """stop kill terminate cancel abort halt end close quit shutdown stoppen beenden arreter
         arrêter terminer detener parar cerrar 停止 終了 閉
-        encerrar encerre fechar feche ferma fermare termina chiudi chiudere""",
+        encerrar encerre fechar feche ferma fermare termina chiudi chiudere
+        停止 终止 取消 关闭 结束 停掉 杀掉 중지 중단 종료 닫아 취소 멈춰 остановить останови прервать прерви закрыть закрой
+        отменить отмени завершить заверши""",
     "navigate": """navigate go goto visit browse open+url load+page aufrufen besuchen naviguer visiter
-        navegar visitar 移動 開""",
+        navegar visitar 移動 開
+        访问 跳转 前往 导航到 이동 접속 방문 перейти перейди зайти зайди""",
     "download": """download export pull save+as herunterladen telecharger télécharger descargar
         ダウンロード
-        baixar baixe scarica scaricare""",
+        baixar baixe scarica scaricare
+        下载 导出 다운로드 내려받 скачать скачай экспорт экспортировать""",
     "upload": """upload attach import push hochladen televerser téléverser subir アップロード 添付
-        carregar carregue carica caricare""",
+        carregar carregue carica caricare
+        上传 导入 推送 업로드 올려 загрузить загрузи импорт импортировать""",
     "move": """move rename relocate transfer verschieben umbenennen deplacer déplacer renommer mover
         renombrar 移動 名前
-        mova renomear renomeie sposta spostare rinomina""",
+        mova renomear renomeie sposta spostare rinomina
+        移动 重命名 改名 转移 옮겨 옮기 이름을 переместить перемести переименовать переименуй перенести перенеси""",
     "copy": """copy duplicate clone fork kopieren copier copiar コピー 複製
-        copie duplicar copia copiare""",
+        copie duplicar copia copiare
+        复制 克隆 拷贝 복사 복제 포크 скопировать скопируй копировать копию клонировать клонируй форкнуть""",
     "compare": """compare diff difference differences changes changed vergleichen comparer comparar 比較
         差分
-        confronta confrontare""",
-    "status": """status state health check progress monitor zustand etat état estado 状態 ステータス""",
-    "assign": """assign assignee reassign owner zuweisen assigner asignar 割り当""",
+        confronta confrontare
+        比较 对比 差异 区别 비교 차이 сравнить сравни разница различия""",
+    "status": """status state health check progress monitor zustand etat état estado 状態 ステータス
+        状态 健康 进度 상태 진행 статус состояние""",
+    "assign": """assign assignee reassign owner zuweisen assigner asignar 割り当
+        分配 指派 负责人 할당 배정 담당 назначить назначь исполнитель""",
     "link": """link relate relation relationship connect associate association dependency verknupfen
-        verknüpfen lier relier vincular enlazar 関連 リンク""",
-    "click": """click press tap push+button klicken klicke cliquer clique hacer+clic clic クリック 押""",
+        verknüpfen lier relier vincular enlazar 関連 リンク
+        关联 链接 连接 연결 링크 связать свяжи ссылка привязать привяжи""",
+    "click": """click press tap push+button klicken klicke cliquer clique hacer+clic clic クリック 押
+        点击 单击 按下 클릭 눌러 нажать нажми кликнуть кликни""",
     "type": """type fill enter input form keyboard key tippen eingeben saisir remplir escribir rellenar
-        入力""",
-    "wait": """wait sleep pause until warten attendre esperar 待""",
+        入力
+        输入 填写 填入 表单 입력 채워 ввести введи заполнить заполни форма форму""",
+    "wait": """wait sleep pause until warten attendre esperar 待
+        等待 等到 기다 대기 подождать подожди ждать""",
     "summarize": """summarize summary analyze analyse analysis explain reason think zusammenfassen
         résumer resumir 要約 分析
-        resuma riassumi riassumere""",
+        resuma riassumi riassumere
+        总结 摘要 概括 分析 요약 분석 резюме кратко проанализировать проанализируй анализ""",
     "convert": """convert transform translate umrechnen umwandeln convertir 変換
-        converter converta converti convertire""",
+        converter converta converti convertire
+        转换 换算 转成 변환 환산 конвертировать конвертируй перевести переведи преобразовать""",
     "count": """count number how+many total size statistics stats metrics anzahl nombre combien cuantos
         cuántos 数
-        quantos quantas contar quanti quante contare""",
-    "scale": """scale resize replicas grow shrink skalieren""",
+        quantos quantas contar quanti quante contare
+        数量 多少 统计 计数 几个 개수 몇개 통계 сколько количество посчитать посчитай статистика""",
+    "scale": """scale resize replicas grow shrink skalieren
+        扩容 缩容 副本数 스케일 확장 축소 масштабировать масштабируй реплики""",
     "deploy": """roll+back deploy deployment release rollout ship publish rollback bereitstellen déployer
-        desplegar デプロイ リリース""",
-    "install": """install setup set+up configure installieren installer instalar インストール""",
+        desplegar デプロイ リリース
+        部署 上线 回滚 배포 롤백 развернуть разверни деплой откатить откати""",
+    "install": """install setup set+up configure installieren installer instalar インストール
+        安装 설치 установить установи""",
     "comment": """comment comments note remark annotate reply kommentar kommentieren commentaire
         commenter comentario comentar コメント
-        comentarios commento commenti commentare""",
+        comentarios commento commenti commentare
+        评论 备注 注释 留言 댓글 코멘트 주석 комментарий комментарии прокомментировать прокомментируй""",
     # ---- common software nouns -----------------------------------------------------------------
     "issue": """issue issues ticket tickets bug bugs task tasks defect story epic incident jira problem
         fehler aufgabe ticket probleme problème tâche incidencia tarea error+report 課題 チケット バグ
         不具合
-        chamado chamados tarefas segnalazione attivita""",
+        chamado chamados tarefas segnalazione attivita
+        问题 工单 缺陷 任务 이슈 티켓 버그 과제 задача задачу задачи тикет баг""",
     "pull_request": """pull+request pull+requests pr prs merge+request mr merge review patch
-        プルリクエスト マージ""",
+        プルリクエスト マージ
+        合并请求 拉取请求 머지 병합 풀리퀘 пулреквест мерж реквест""",
     "repository": """repository repositories repo repos project codebase source+code git github gitlab
-        repositorium dépôt depot repositorio リポジトリ""",
-    "branch": """branch branches checkout zweig branche rama ブランチ""",
+        repositorium dépôt depot repositorio リポジトリ
+        仓库 代码库 저장소 레포 리포지토리 репозиторий репозитории репо""",
+    "branch": """branch branches checkout zweig branche rama ブランチ
+        分支 브랜치 ветка ветку ветки""",
     "commit": """commit commits history log changes revision changeset stage staged staging コミット
-        履歴""",
+        履歴
+        提交 历史 커밋 이력 히스토리 коммит коммиты история""",
     "file": """file files document documents path content contents text pdf markdown datei dateien
         dokument fichier fichiers archivo archivos documento ファイル 文書
-        arquivo arquivos""",
+        arquivo arquivos
+        文件 文档 内容 파일 문서 내용 файл файлы документ содержимое""",
     "directory": """directory directories folder folders dir tree ordner verzeichnis dossier répertoire
         repertoire carpeta directorio フォルダ ディレクトリ
-        pasta pastas diretorio cartella cartelle""",
+        pasta pastas diretorio cartella cartelle
+        目录 文件夹 폴더 디렉토리 디렉터리 папка папку директория каталог""",
     "web": """web page webpage website site url link html internet online browser http https scrape
         crawl seite webseite internetseite pagina página sitio ウェブ ページ サイト ネット
-        sito""",
+        sito
+        网页 网站 网址 页面 웹 페이지 사이트 сайт страница веб""",
     "browser": """browser tab window page element headless dom playwright puppeteer navigateur navegador
-        ブラウザ""",
+        ブラウザ
+        浏览器 标签页 브라우저 탭 браузер вкладка вкладку""",
     "screenshot": """screenshot screen capture image picture snapshot photo bildschirmfoto
-        capture+d'écran captura スクリーンショット 画面""",
+        capture+d'écran captura スクリーンショット 画面
+        截图 截屏 屏幕 스크린샷 캡처 화면 скриншот снимок""",
     "image": """image images picture pictures photo photos illustration drawing art logo bild imagen
         画像 写真 絵
-        imagem imagens immagine immagini""",
+        imagem imagens immagine immagini
+        图片 图像 照片 插图 이미지 사진 그림 изображение картинку картинка фото рисунок""",
     "database": """database databases db sql table tables row rows record records column columns
         collection collections schema datenbank tabelle base+de+données base+de+datos tabla データベース
         テーブル
-        banco+de+dados tabela tabelas tabella""",
+        banco+de+dados tabela tabelas tabella
+        数据库 数据表 表格 데이터베이스 테이블 디비 база+данных базе+данных таблица таблицу бд""",
     "message": """message messages chat channel channels conversation thread dm slack nachricht mensaje
         メッセージ チャット
-        mensagem mensagens canal canais messaggio messaggi canale""",
+        mensagem mensagens canal canais messaggio messaggi canale
+        消息 聊天 频道 메시지 채널 채팅 сообщение сообщения канал чат""",
     "user": """user users member members person people account profile contact contacts benutzer nutzer
         utilisateur usuario ユーザー
-        usuarios utente utenti""",
+        usuarios utente utenti
+        用户 成员 联系人 账号 사용자 유저 회원 연락처 пользователь пользователи контакт""",
     "time": """time date clock timezone zone hour now today current uhrzeit zeit spät heure hora 時間
         時刻 時差 今
-        horario agora fuso+horario adesso orario""",
+        horario agora fuso+horario adesso orario
+        时间 几点 时区 现在 当前 시간 몇시 시각 현재 지금 время часовой+пояс сейчас""",
     "location": """wegbeschreibung itinéraire itinerario location place places address map maps route
         direction directions distance geocode coordinates latitude longitude nearby near ort adresse
         karte weg lieu carte adresse lugar dirección 地図 場所 住所 道
-        endereco mapa indirizzo mappa luogo""",
+        endereco mapa indirizzo mappa luogo
+        地图 地点 地址 路线 距离 附近 지도 장소 주소 경로 거리 근처 길찾기 карта маршрут адрес место расстояние рядом""",
     "payment": """payment payments charge invoice invoices customer subscription refund price billing
-        zahlung rechnung paiement facture pago factura 支払 請求""",
+        zahlung rechnung paiement facture pago factura 支払 請求
+        支付 付款 发票 订阅 退款 账单 결제 청구 환불 구독 인보이스 платеж оплата счет подписка возврат""",
     "docs": """docs documentation manual guide reference api+reference library sdk dokumentation
-        documentación ドキュメント""",
+        documentación ドキュメント
+        用法 教程 说明书 가이드 설명서 документация""",
     "memory": """memory knowledge graph entity entities fact facts observation remember recall
-        gedächtnis mémoire memoria 記憶""",
+        gedächtnis mémoire memoria 記憶
+        记住 记忆 知识图谱 기억 запомни запомнить память""",
     "error": """error errors exception exceptions crash crashes failure failing failed fail stacktrace
         traceback fehler erreur エラー 例外
-        erro erros errore errori""",
-    "log": """log logs logging output console trace events protokoll journal ログ""",
+        erro erros errore errori
+        错误 报错 异常 崩溃 失败 오류 에러 예외 크래시 실패 ошибка ошибки исключение сбой""",
+    "log": """log logs logging output console trace events protokoll journal ログ
+        日志 로그 лог логи журнал""",
     "process": """process processes terminal shell command commands console pid program repl prozess
         befehl processus commande proceso comando プロセス コマンド ターミナル
-        processo processos processi comandos""",
+        processo processos processi comandos
+        进程 命令 终端 프로세스 명령 터미널 процесс команда терминал""",
     "cluster": """cluster pod pods container containers node nodes namespace kubernetes k8s kubectl helm
-        クラスタ コンテナ""",
+        クラスタ コンテナ
+        集群 容器 节点 命名空间 클러스터 컨테이너 파드 노드 кластер поды контейнер""",
     "pipeline": """pipeline pipelines build builds ci workflow workflows job jobs test tests
-        パイプライン ビルド""",
+        パイプライン ビルド
+        流水线 构建 测试 工作流 파이프라인 빌드 테스트 워크플로 пайплайн сборка тесты""",
     "search_engine": """search+engine web+search google news headlines internet+search nachrichten
-        actualités actualites noticias ニュース 検索エンジン""",
-    "video": """video videos youtube transcript caption captions subtitles 動画 字幕""",
+        actualités actualites noticias ニュース 検索エンジン
+        新闻 搜索引擎 谷歌 百度 뉴스 구글 новости гугл""",
+    "video": """video videos youtube transcript caption captions subtitles 動画 字幕
+        视频 字幕 동영상 영상 자막 유튜브 видео субтитры""",
     "config": """config configuration setting settings option options preference einstellung paramètre
-        configuración 設定""",
+        configuración 設定
+        配置 设置 설정 구성 настройки конфигурация конфиг""",
     "permission": """permission permissions access restriction restrictions allowed role roles
-        berechtigung droit permiso 権限""",
-    "attachment": """attachment attachments attach anhang pièce+jointe adjunto 添付""",
+        berechtigung droit permiso 権限
+        权限 권한 права разрешения""",
+    "attachment": """attachment attachments attach anhang pièce+jointe adjunto 添付
+        附件 첨부 вложение вложения""",
     "field": """field fields column columns property properties attribute attributes spalte feld colonne
-        champ columna campo 列 項目 フィールド""",
+        champ columna campo 列 項目 フィールド
+        字段 属性 필드 속성 컬럼 поле поля атрибут колонка""",
     "batch": """batch bulk multiple several at+once simultaneously mass mehrere plusieurs varios varias
-        一括 複数""",
+        一括 複数
+        批量 多个 一次性 일괄 여러 пакетно несколько сразу""",
     "watch": """watch watcher watchers watching monitor monitors monitoring subscribe subscribed subscriber
         subscription follow
-        follower following notify notification beobachten abonnieren suivre seguir 監視 購読""",
-    "sprint": """sprint sprints board boards backlog scrum kanban agile スプリント""",
-    "wiki": """wiki confluence space knowledge+base article articles ウィキ""",
+        follower following notify notification beobachten abonnieren suivre seguir 監視 購読
+        监控 关注 모니터링 감시 мониторинг следить подписаться""",
+    "sprint": """sprint sprints board boards backlog scrum kanban agile スプリント
+        冲刺 看板 迭代 스프린트 보드 спринт доска""",
+    "wiki": """wiki confluence space knowledge+base article articles ウィキ
+        维基 知识库 위키 вики""",
 }
 
 
@@ -379,11 +447,27 @@ class Lexicon:
             if i + 1 < len(stems):
                 found.extend(self.phrases.get((s, stems[i + 1]), ()))
         if not text.isascii():
-            folded = fold(text)
-            for form, tag in self.cjk:
-                if form in folded:
-                    found.append(tag)
+            found.extend(self._cjk_tags(fold(text)))
         return found
+
+    def _cjk_tags(self, folded: str) -> list[str]:
+        """Tags of the CJK forms in ``folded``, longest first: a form inside a longer one found at
+        the same place does not count (Korean 저장소 is a repository, not 저장 "save" and 장소
+        "place")."""
+        spans: list[tuple[int, int, str]] = []
+        for form, tag in self.cjk:
+            start = folded.find(form)
+            while start >= 0:
+                spans.append((start, start + len(form), tag))
+                start = folded.find(form, start + 1)
+        if not spans:
+            return []
+        spans.sort(key=lambda span: (span[0] - span[1], span[0]))
+        kept: list[tuple[int, int, str]] = []
+        for start, end, tag in spans:
+            if not any(s <= start and end <= e and (end - start) < (e - s) for s, e, _ in kept):
+                kept.append((start, end, tag))
+        return [tag for _, _, tag in sorted(kept)]
 
 
 LEXICON = Lexicon(CONCEPTS, ABBREVIATIONS)

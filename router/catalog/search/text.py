@@ -303,13 +303,22 @@ _STOP = frozenset(
 )
 
 _stemmer = snowballstemmer.stemmer("english")
+# Russian is the one other script whose words are inflected and written with spaces that the
+# lexicon has forms for: without its own stemmer, "создай", "создайте" and "создать" (create)
+# would each need listing.
+_russian = snowballstemmer.stemmer("russian")
+_CYRILLIC = re.compile("[\u0400-\u04ff]+")
 
 
 @lru_cache(maxsize=65536)
 def stem(token: str) -> str:
-    """English Snowball stem of a lower-cased token (other scripts pass through unchanged)."""
+    """Snowball stem of a lower-cased token: English, Russian for a Cyrillic word; other scripts
+    pass through unchanged."""
     if not token.isascii():
         # Latin letters with diacritics were already folded; anything left is another script.
+        if _CYRILLIC.fullmatch(token):
+            russian: str = _russian.stemWord(token)
+            return russian
         return token
     if len(token) <= 3 or token.isdigit():
         return token

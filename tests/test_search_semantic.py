@@ -247,14 +247,21 @@ def test_a_missing_model_is_a_clear_startup_error(tmp_path: Path) -> None:
 
 
 def test_the_evaluation_sets_name_real_tools() -> None:
-    """Every acceptable tool of every query set exists in the frozen listings (a typo would make a
-    query unanswerable and lower every ranker's figures alike)."""
-    tools = {
-        (data["server"], t["name"])
-        for data in (json.loads(p.read_text()) for p in EVALSET.glob("*.json"))
-        for t in data["tools"]
-    }
-    for path in sorted((REPO_ROOT / "bench" / "toolsearch").glob("*.jsonl")):
+    """Every acceptable tool of every query set exists in the frozen listings: the evaluation set,
+    plus the folder of servers named like the set if it has one (`unseen/` for `unseen.jsonl`). A
+    typo would make a query unanswerable and lower every ranker's figures alike."""
+
+    def tools_in(folder: Path) -> set[tuple[str, str]]:
+        return {
+            (data["server"], t["name"])
+            for data in (json.loads(p.read_text()) for p in folder.glob("*.json"))
+            for t in data["tools"]
+        }
+
+    sets = REPO_ROOT / "bench" / "toolsearch"
+    evaluation = tools_in(EVALSET)
+    for path in sorted(sets.glob("*.jsonl")):
+        tools = evaluation | tools_in(sets / path.stem)
         for line in path.read_text().splitlines():
             if line.strip():
                 query = json.loads(line)

@@ -135,6 +135,9 @@ async def test_the_console_in_a_real_browser(tmp_path: Path) -> None:
             status, text = http("GET", console, Authorization=f"Bearer {keys['guest']}")
             assert status == 403 and "not in an admin group" in text
             assert http("GET", console)[0] == 401
+            # The live fragment the page polls refuses in the one JSON error shape.
+            status, text = http("GET", f"{console}/live")
+            assert status == 401 and "sign in again" in json.loads(text)["error"]["message"], text
             form = urllib.parse.urlencode({"server": drift, "hash": "0" * 64, "csrf": "forged"}).encode()
             status, text = http("POST", f"{console}/approve", form, **bearer)
             assert status == 403 and "stale or came from another site" in text

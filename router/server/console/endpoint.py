@@ -34,7 +34,7 @@ from router.relay.meta_tools import MAX_LIMIT, ToolSearch
 from router.server.console import page
 from router.server.console.recent import RecentCalls
 from router.server.operator import Replica
-from router.server.replies import Receive, Scope, Send, decoded_headers, read_body, send_reply
+from router.server.replies import Receive, Scope, Send, decoded_headers, read_body, send_problem, send_reply
 
 log = logging.getLogger("toolmesh.console")
 
@@ -208,12 +208,12 @@ class Console:
     async def _live(self, scope: Scope, receive: Receive, send: Send, headers: Mapping[str, str]) -> None:
         credential = self._credential(headers)
         admin = await self._admin(scope, credential)
-        if not isinstance(admin, Agent) or credential is None:
-            await send_reply(
-                send, 403 if admin else 401, b"sign in again", [(b"content-type", b"text/plain")]
-            )
+        if isinstance(admin, Agent) and credential is not None:
+            await _html(send, 200, await self._live_html(admin, self._query(scope), credential))
             return
-        await _html(send, 200, await self._live_html(admin, self._query(scope), credential))
+        why = admin if isinstance(admin, str) and admin else "the console session ended"
+        status = 403 if "admin group" in why else 401
+        await send_problem(send, status, f"{why}: sign in again at {PREFIX}")
 
     async def _login(self, scope: Scope, receive: Receive, send: Send, headers: Mapping[str, str]) -> None:
         if not _same_origin(scope, headers):

@@ -93,3 +93,57 @@ def test_a_tasks_web_address_finds_the_service_it_points_to() -> None:
     )
     best = idx.search("what did they announce in https://www.youtube.com/watch?v=8pDqJVdNa44", 1)[0]
     assert best.key == ("youtube-transcript", "get_transcript")
+
+
+def test_opaque_identifiers_are_noise_but_their_prefix_names_the_kind() -> None:
+    def kept(text: str) -> list[str]:
+        return strip_patterns(text)[0].split()
+
+    assert kept("refund txn_01hv8k2m3n now") == ["refund", "txn", "now"]  # Paddle
+    assert kept("charge cus_NffrFeUfNV2Hib") == ["charge", "cus"]  # Stripe
+    assert kept("revert 3f2a9c1 and 9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d") == ["revert", "and"]
+    assert kept("build 01hv8k2m3n7q") == ["build"]
+    # words with digits in them are words: a tool name, an encoding, an architecture, a service
+    assert kept("call get_file2 on utf8 x86_64 s3 ec2 oauth2") == [
+        "call", "get_file2", "on", "utf8", "x86_64", "s3", "ec2", "oauth2",
+    ]  # fmt: skip
+
+
+def test_an_identifiers_fragments_are_not_query_terms() -> None:
+    # split at its letter/digit boundaries, txn_01hv8k2m3n would be the words 01, hv, 01hv8k2m3n,
+    # and meet every tool whose schema shows an example ID of the same shape (txn_01h04vsb...)
+    terms = {term for term, _ in SearchIndex().query_terms("refund txn_01hv8k2m3n")}
+    assert {"refund", "txn"} <= terms
+    assert not terms & {"01", "hv", "01hv8k2m3n", "8", "k", "m", "n"}, terms
+
+
+def test_done_means_complete() -> None:
+    idx = SearchIndex()
+    idx.put_server(
+        "todo",
+        None,
+        [
+            {"name": "add-tasks", "description": "Add one or more tasks to a project."},
+            {"name": "complete-tasks", "description": "Complete one or more tasks by their IDs."},
+            {"name": "delete-object", "description": "Delete a task, project or label by its ID."},
+        ],
+    )
+    for query in ("mark 'buy milk' as done", "I finished the slides task", "Aufgabe erledigt", "任务做完了"):
+        assert idx.search(query, 1)[0].key == ("todo", "complete-tasks"), query
+
+
+def test_env_vars_are_environment_variables() -> None:
+    assert {"environ", "variabl"} <= set(LEXICON.expand("manage-env-vars"))
+    idx = SearchIndex()
+    idx.put_server(
+        "hosting",
+        None,
+        [
+            {
+                "name": "project-updater",
+                "description": "Write operations: update-project-name, manage-env-vars.",
+            },
+            {"name": "get-environment", "description": "Show the environment the server runs in."},
+        ],
+    )
+    assert idx.search("set an environment variable", 1)[0].key == ("hosting", "project-updater")

@@ -51,6 +51,10 @@ def _nothing(value: str) -> str:
     return ""
 
 
+def _prefix(value: str) -> str:
+    return value.partition("_")[0]
+
+
 class _Literal(NamedTuple):
     pattern: re.Pattern[str]
     tag: str  # the capability tag the value implies for the word ranker ("" for none)
@@ -73,6 +77,13 @@ _LITERALS: tuple[_Literal, ...] = (
     _Literal(re.compile(r"(?:~|\.{1,2})?(?:/[\w.@-]+)+/?"), "@file", "path"),
     _Literal(re.compile(rf"(?<![\w/])[\w-]+(?:\.[\w-]+)*\.(?:{_EXTENSIONS})\b", re.I), "@file", "file"),
     _Literal(re.compile(r"\b[A-Z][A-Z0-9]{1,9}-\d+\b"), "@issue", "ticket"),
+    # opaque identifiers: their characters are noise, a prefix names the kind (txn_01h..., cus_9Tx...)
+    _Literal(re.compile(r"\b[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\b", re.I), "", "id"),
+    _Literal(
+        re.compile(r"\b[a-z]{2,6}_(?:\d[a-z0-9]{3,}|(?=[a-z]*\d)[a-z0-9]{8,})\b", re.I), "", None, _prefix
+    ),
+    _Literal(re.compile(r"\b(?=[a-f]*\d)(?=\d*[a-f])[0-9a-f]{7,40}\b", re.I), "", "id"),
+    _Literal(re.compile(r"\b(?=[a-z]*\d[a-z]*\d)(?=\d*[a-z])[a-z0-9]{8,}\b", re.I), "", "id"),
     _Literal(re.compile(r"(?<!\w)#\d+\b"), "", None),
     _Literal(re.compile(r"\b\d+(?:[.:]\d+)*\b"), "", None),
 )
@@ -170,6 +181,10 @@ CONCEPTS: dict[str, str] = {
         encerrar encerre fechar feche ferma fermare termina chiudi chiudere
         停止 终止 取消 关闭 结束 停掉 杀掉 중지 중단 종료 닫아 취소 멈춰 остановить останови прервать прерви закрыть закрой
         отменить отмени завершить заверши""",
+    "complete": """complete completed completion done finish finished accomplish mark+done tick+off
+        check+off resolve resolved erledigen erledigt abschliessen abschließen fertig achever terminé
+        completar completado hecho terminado concluir concluido concluído feito completare completato
+        fatto 完了 済み 完成 已完成 做完 搞定 완료 끝냈 끝났 выполнено сделано готово""",
     "navigate": """navigate go goto visit browse open+url load+page aufrufen besuchen naviguer visiter
         navegar visitar 移動 開
         访问 跳转 前往 导航到 이동 접속 방문 перейти перейди зайти зайди""",
@@ -360,6 +375,9 @@ ABBREVIATIONS: dict[str, str] = {
     "config": "configuration",
     "cfg": "configuration",
     "env": "environment",
+    "var": "variable",
+    "vars": "variables",
+    "stats": "statistics",
     "info": "information",
     "msg": "message",
     "k8s": "kubernetes",

@@ -60,6 +60,7 @@ class _Literal(NamedTuple):
     tag: str  # the capability tag the value implies for the word ranker ("" for none)
     read_as: str | None  # what a sentence model reads instead (None: as written; numbers read well)
     leaves: Callable[[str], str] = _nothing  # what the word ranker keeps of the value
+    needs_digit: bool = False  # never matches text without a digit (most tasks): not even tried
 
 
 _LITERALS: tuple[_Literal, ...] = (
@@ -76,17 +77,28 @@ _LITERALS: tuple[_Literal, ...] = (
     ),
     _Literal(re.compile(r"(?:~|\.{1,2})?(?:/[\w.@-]+)+/?"), "@file", "path"),
     _Literal(re.compile(rf"(?<![\w/])[\w-]+(?:\.[\w-]+)*\.(?:{_EXTENSIONS})\b", re.I), "@file", "file"),
-    _Literal(re.compile(r"\b[A-Z][A-Z0-9]{1,9}-\d+\b"), "@issue", "ticket"),
+    _Literal(re.compile(r"\b[A-Z][A-Z0-9]{1,9}-\d+\b"), "@issue", "ticket", needs_digit=True),
     # opaque identifiers: their characters are noise, a prefix names the kind (txn_01h..., cus_9Tx...)
-    _Literal(re.compile(r"\b[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\b", re.I), "", "id"),
     _Literal(
-        re.compile(r"\b[a-z]{2,6}_(?:\d[a-z0-9]{3,}|(?=[a-z]*\d)[a-z0-9]{8,})\b", re.I), "", None, _prefix
+        re.compile(r"\b[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\b", re.I), "", "id", needs_digit=True
     ),
-    _Literal(re.compile(r"\b(?=[a-f]*\d)(?=\d*[a-f])[0-9a-f]{7,40}\b", re.I), "", "id"),
-    _Literal(re.compile(r"\b(?=[a-z]*\d[a-z]*\d)(?=\d*[a-z])[a-z0-9]{8,}\b", re.I), "", "id"),
-    _Literal(re.compile(r"(?<!\w)#\d+\b"), "", None),
-    _Literal(re.compile(r"\b\d+(?:[.:]\d+)*\b"), "", None),
+    _Literal(
+        re.compile(r"\b[a-z]{2,6}_(?:\d[a-z0-9]{3,}|(?=[a-z]*\d)[a-z0-9]{8,})\b", re.I),
+        "",
+        None,
+        _prefix,
+        needs_digit=True,
+    ),
+    _Literal(re.compile(r"\b(?=[a-f]*\d)(?=\d*[a-f])[0-9a-f]{7,40}\b", re.I), "", "id", needs_digit=True),
+    _Literal(
+        re.compile(r"\b(?=[a-z]*\d[a-z]*\d)(?=\d*[a-z])[a-z0-9]{8,}\b", re.I), "", "id", needs_digit=True
+    ),
+    _Literal(re.compile(r"(?<!\w)#\d+\b"), "", None, needs_digit=True),
+    _Literal(re.compile(r"\b\d+(?:[.:]\d+)*\b"), "", None, needs_digit=True),
 )
+
+
+_DIGIT = re.compile(r"\d")
 
 
 def strip_patterns(text: str) -> tuple[str, list[str]]:
@@ -94,8 +106,9 @@ def strip_patterns(text: str) -> tuple[str, list[str]]:
     ranker keeps of them (a web address its site's name, the rest nothing) and return the tags
     they imply."""
     tags: list[str] = []
+    digits = _DIGIT.search(text) is not None
     for literal in _LITERALS:
-        if literal.pattern.search(text):
+        if (digits or not literal.needs_digit) and literal.pattern.search(text):
             if literal.tag:
                 tags.extend(literal.tag for _ in literal.pattern.findall(text))
             text = literal.pattern.sub(functools.partial(_leave, keep=literal.leaves), text)
@@ -115,8 +128,9 @@ def plain_literals(text: str) -> str:
     ("web page", "path", "file", "ticket"): what a sentence model should read. Written as they are,
     `~/app/config.yaml` reads as configuration and `OPS-1142` as nothing. Only whole tokens are
     replaced: the tail of `feature/login` (a branch), `lat/long` or `jane@acme.io` stays as written."""
+    digits = _DIGIT.search(text) is not None
     for literal in _LITERALS:
-        if literal.read_as is not None:
+        if literal.read_as is not None and (digits or not literal.needs_digit):
             text = literal.pattern.sub(functools.partial(_kind_of, word=literal.read_as), text)
     return " ".join(text.split())
 

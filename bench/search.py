@@ -56,9 +56,10 @@ def load_servers(folder: Path = HERE / "evalset") -> list[Server]:
 
 def catalog_for(servers: list[Server], set_name: str) -> list[Server]:
     """The catalog a query set is evaluated on: the evaluation set, plus the servers in the
-    folder of the set's name if there is one (`unseen/`: servers no ranker was tuned on, whose
-    queries compete with every tool of the evaluation set)."""
-    extra = HERE / set_name
+    folder of the set's name (up to a "-") if there is one (`unseen/` for `unseen.jsonl` and
+    `unseen-blind.jsonl`: servers no ranker was tuned on, whose queries compete with every tool of
+    the evaluation set)."""
+    extra = HERE / set_name.partition("-")[0]
     return [*servers, *load_servers(extra)] if extra.is_dir() else servers
 
 

@@ -248,7 +248,8 @@ def test_a_missing_model_is_a_clear_startup_error(tmp_path: Path) -> None:
 
 def test_the_evaluation_sets_name_real_tools() -> None:
     """Every acceptable tool of every query set exists in the frozen listings: the evaluation set,
-    plus the folder of servers named like the set if it has one (`unseen/` for `unseen.jsonl`). A
+    plus the folder of servers named like the set (up to a "-") if it has one (`unseen/` for
+    `unseen.jsonl` and `unseen-blind.jsonl`). A
     typo would make a query unanswerable and lower every ranker's figures alike."""
 
     def tools_in(folder: Path) -> set[tuple[str, str]]:
@@ -261,7 +262,7 @@ def test_the_evaluation_sets_name_real_tools() -> None:
     sets = REPO_ROOT / "bench" / "toolsearch"
     evaluation = tools_in(EVALSET)
     for path in sorted(sets.glob("*.jsonl")):
-        tools = evaluation | tools_in(sets / path.stem)
+        tools = evaluation | tools_in(sets / path.stem.partition("-")[0])
         for line in path.read_text().splitlines():
             if line.strip():
                 query = json.loads(line)

@@ -102,9 +102,9 @@ _DIGIT = re.compile(r"\d")
 
 
 def strip_patterns(text: str) -> tuple[str, list[str]]:
-    """Replace literal values (URLs, paths, file names, issue keys, numbers) by what the word
-    ranker keeps of them (a web address its site's name, the rest nothing) and return the tags
-    they imply."""
+    """Replace literal values (URLs, paths, file names, issue keys, opaque IDs, numbers) by what
+    the word ranker keeps of them (a web address its site's name, a prefixed ID its prefix, the
+    rest nothing) and return the tags they imply."""
     tags: list[str] = []
     digits = _DIGIT.search(text) is not None
     for literal in _LITERALS:
@@ -124,10 +124,10 @@ _TOKEN_STARTS = frozenset(" \t\n\"'`(<[{,;:")
 
 
 def plain_literals(text: str) -> str:
-    """The text with each URL, path, file name and issue key replaced by the kind of thing it is
-    ("web page", "path", "file", "ticket"): what a sentence model should read. Written as they are,
-    `~/app/config.yaml` reads as configuration and `OPS-1142` as nothing. Only whole tokens are
-    replaced: the tail of `feature/login` (a branch), `lat/long` or `jane@acme.io` stays as written."""
+    """The text with each URL, path, file name, issue key and opaque ID replaced by the kind of
+    thing it is ("web page", "path", "file", "ticket", "id"): what a sentence model should read.
+    Written as they are, `~/app/config.yaml` reads as configuration and `OPS-1142` as nothing.
+    Only whole tokens are replaced: the tail of `feature/login` (a branch), `lat/long` or `jane@acme.io` stays as written."""
     digits = _DIGIT.search(text) is not None
     for literal in _LITERALS:
         if literal.read_as is not None and (digits or not literal.needs_digit):

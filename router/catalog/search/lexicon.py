@@ -127,7 +127,8 @@ def plain_literals(text: str) -> str:
     """The text with each URL, path, file name, issue key and opaque ID replaced by the kind of
     thing it is ("web page", "path", "file", "ticket", "id"): what a sentence model should read.
     Written as they are, `~/app/config.yaml` reads as configuration and `OPS-1142` as nothing.
-    Only whole tokens are replaced: the tail of `feature/login` (a branch), `lat/long` or `jane@acme.io` stays as written."""
+    Only whole tokens are replaced: the tail of `feature/login` (a branch), `lat/long` or
+    `jane@acme.io` stays as written."""
     digits = _DIGIT.search(text) is not None
     for literal in _LITERALS:
         if literal.read_as is not None and (digits or not literal.needs_digit):

@@ -138,6 +138,10 @@ async def test_the_console_in_a_real_browser(tmp_path: Path) -> None:
             # The live fragment the page polls refuses in the one JSON error shape.
             status, text = http("GET", f"{console}/live")
             assert status == 401 and "sign in again" in json.loads(text)["error"]["message"], text
+            status, text = http("GET", f"{console}/live", Authorization="Bearer not-a-key")
+            assert status == 401 and "sign-in refused" in json.loads(text)["error"]["message"], text
+            status, text = http("GET", f"{console}/live", Authorization=f"Bearer {keys['guest']}")
+            assert status == 403 and "not in an admin group" in json.loads(text)["error"]["message"], text
             form = urllib.parse.urlencode({"server": drift, "hash": "0" * 64, "csrf": "forged"}).encode()
             status, text = http("POST", f"{console}/approve", form, **bearer)
             assert status == 403 and "stale or came from another site" in text

@@ -185,6 +185,10 @@ def test_a_tool_is_embedded_from_its_server_name_title_and_first_two_sentences()
         ("every URL on docs.example.com", "every URL on web page"),
         ("rename draft.md to final.md", "rename file to file"),
         ("give ABC-12 to maria", "give ticket to maria"),
+        ("revert 3f2a9c1 on main", "revert id on main"),
+        ("who owns 9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d", "who owns id"),
+        # a prefixed ID reads as written: its prefix (txn, cus) says what it is
+        ("refund txn_01hv8k2m3n", "refund txn_01hv8k2m3n"),
         # not whole tokens: a branch, a pair, an e-mail address; numbers read well as they are
         ("open a PR from feature/auth", "open a PR from feature/auth"),
         ("lat/long for 10 Downing Street", "lat/long for 10 Downing Street"),
@@ -248,9 +252,9 @@ def test_a_missing_model_is_a_clear_startup_error(tmp_path: Path) -> None:
 
 def test_the_evaluation_sets_name_real_tools() -> None:
     """Every acceptable tool of every query set exists in the frozen listings: the evaluation set,
-    plus the folder of servers named like the set (up to a "-") if it has one (`unseen/` for
-    `unseen.jsonl` and `unseen-blind.jsonl`). A
-    typo would make a query unanswerable and lower every ranker's figures alike."""
+    plus the folder of servers named like the set (up to a "-") if it has one, as bench/search.py
+    evaluates it (`unseen/` for `unseen.jsonl` and `unseen-blind.jsonl`). A typo would make a query
+    unanswerable and lower every ranker's figures alike."""
 
     def tools_in(folder: Path) -> set[tuple[str, str]]:
         return {

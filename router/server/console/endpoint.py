@@ -24,7 +24,7 @@ import hmac
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 from urllib.parse import parse_qs
 
 from router.guard.agent import Agent, AuthError
@@ -53,6 +53,13 @@ HTML_HEADERS = [
         f"style-src 'unsafe-inline'; script-src 'sha256-{_SCRIPT_HASH}'".encode(),
     ),
 ]
+
+
+class Refused(NamedTuple):
+    """Why a credential does not open the console, and the status that says so."""
+
+    status: int  # 401: no credential or a bad one; 403: an agent outside the admin groups
+    why: str  # "" when there was no credential to check
 
 
 @runtime_checkable
@@ -121,21 +128,21 @@ class Console:
             return authorization[7:].strip()
         return _cookies(headers).get(COOKIE) or None
 
-    async def _admin(self, scope: Scope, credential: str | None) -> Agent | str:
-        """The admin agent `credential` names, or why not ("" when there is none to check)."""
+    async def _admin(self, scope: Scope, credential: str | None) -> Agent | Refused:
+        """The admin agent `credential` names, or why not."""
         if credential is None:
-            return ""
+            return Refused(401, "")
         try:
             agent = await self.replica.auth.authenticate(
                 {"authorization": f"Bearer {credential}"}, scope.get("client")
             )
         except AuthError as exc:
             self.replica.metrics.auth_failures.labels(exc.reason).inc()
-            return f"sign-in refused: {exc.description}"
+            return Refused(401, f"sign-in refused: {exc.description}")
         if agent.anonymous:
-            return ""
+            return Refused(401, "")
         if agent.groups.isdisjoint(self.replica.admin_groups):
-            return f"agent {agent.id!r} is not in an admin group"
+            return Refused(403, f"agent {agent.id!r} is not in an admin group")
         return agent
 
     async def _gate(self, scope: Scope, send: Send, headers: Mapping[str, str]) -> tuple[Agent, str] | None:
@@ -145,11 +152,11 @@ class Console:
         if isinstance(admin, Agent):
             assert credential is not None
             return admin, credential
-        if "admin group" in admin:
-            await _html(send, 403, page.refused(admin))
+        if admin.status == 403:
+            await _html(send, 403, page.refused(admin.why))
         else:
             await _html(
-                send, 401, page.login(admin), [(b"www-authenticate", b'Bearer realm="toolmesh console"')]
+                send, 401, page.login(admin.why), [(b"www-authenticate", b'Bearer realm="toolmesh console"')]
             )
         return None
 
@@ -208,12 +215,12 @@ class Console:
     async def _live(self, scope: Scope, receive: Receive, send: Send, headers: Mapping[str, str]) -> None:
         credential = self._credential(headers)
         admin = await self._admin(scope, credential)
-        if isinstance(admin, Agent) and credential is not None:
-            await _html(send, 200, await self._live_html(admin, self._query(scope), credential))
+        if isinstance(admin, Refused):
+            why = admin.why or "the console session ended"
+            await send_problem(send, admin.status, f"{why}: sign in again at {PREFIX}")
             return
-        why = admin if isinstance(admin, str) and admin else "the console session ended"
-        status = 403 if "admin group" in why else 401
-        await send_problem(send, status, f"{why}: sign in again at {PREFIX}")
+        assert credential is not None  # an admin is only ever found by a credential
+        await _html(send, 200, await self._live_html(admin, self._query(scope), credential))
 
     async def _login(self, scope: Scope, receive: Receive, send: Send, headers: Mapping[str, str]) -> None:
         if not _same_origin(scope, headers):
@@ -223,8 +230,7 @@ class Console:
         key = (form.get("key") or "").strip()
         admin = await self._admin(scope, key or None)
         if not isinstance(admin, Agent):
-            status = 403 if "admin group" in admin else 401
-            await _html(send, status, page.login(admin or "give an API key"))
+            await _html(send, admin.status, page.login(admin.why or "give an API key"))
             return
         secure = "; Secure" if scope.get("scheme") == "https" else ""
         cookie = f"{COOKIE}={key}; Path={PREFIX}; HttpOnly; SameSite=Strict{secure}"

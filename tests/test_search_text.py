@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from router.catalog.search import SearchIndex, analyze
 from router.catalog.search.lexicon import LEXICON, site_of, strip_patterns
-from router.catalog.search.text import split_identifier, words
+from router.catalog.search.text import fold, split_identifier, words
 from tests.support.search_data import SMALL
 
 
@@ -57,6 +57,30 @@ def test_non_ascii_queries_find_tools() -> None:
         hits = idx.search(query, 3)
         assert hits, query
         assert want in [h.key for h in hits], (query, hits)
+
+
+def test_traditional_chinese_is_folded_to_simplified() -> None:
+    # characters and Taiwan's vocabulary: 專案 -> 项目 (project), 資料夾 -> 文件夹 (folder)
+    assert fold("列出專案資料夾") == "列出项目文件夹"
+    # Simplified text stays as written: the mainland's 文件 is a file, not Taiwan's document (文档)
+    assert fold("删除文件") == "删除文件"
+    # Japanese keeps its words (資料 is material, not Taiwan's data), its characters are folded
+    assert fold("資料を表示") == "资料を表示"
+
+
+def test_traditional_chinese_queries_find_tools() -> None:
+    idx = SearchIndex()
+    for server, tools in SMALL.items():
+        idx.put_server(server, None, tools)
+    assert ("filesystem", "create_directory") in [h.key for h in idx.search("新建一個資料夾", 3)]
+    assert ("filesystem", "read_text_file") in [h.key for h in idx.search("把這個檔案的內容讀出來", 3)]
+
+
+def test_words_keep_their_vowel_signs() -> None:
+    # Devanagari and Thai write vowels as combining marks, which are not word characters to `re`
+    assert words("फ़ाइल हटाओ") == ["फ़ाइल", "हटाओ"]
+    assert words("मेरी फाइलें") == ["मेरी", "फाइलें"]
+    assert words("ลบไฟล์") == ["ลบไฟล์"]
 
 
 def test_russian_words_are_stemmed_as_russian() -> None:

@@ -171,3 +171,43 @@ def test_env_vars_are_environment_variables() -> None:
         ],
     )
     assert idx.search("set an environment variable", 1)[0].key == ("hosting", "project-updater")
+
+
+def test_parameters_inside_unions_and_references_are_searched() -> None:
+    # pydantic models reach a schema as $ref into $defs, zod unions as anyOf variants (often with
+    # an `operation` const): their parameters describe the tool as much as top-level ones do
+    pydantic_style = {
+        "name": "run",
+        "description": "Run a request.",
+        "inputSchema": {
+            "type": "object",
+            "properties": {"params": {"$ref": "#/$defs/Params"}},
+            "$defs": {
+                "Params": {
+                    "type": "object",
+                    "properties": {"currency": {"type": "string", "description": "ISO 4217 currency"}},
+                }
+            },
+        },
+    }
+    zod_style = {
+        "name": "services_updater",
+        "description": "Run one of several write operations.",
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "select": {
+                    "anyOf": [
+                        {"type": "object", "properties": {"operation": {"const": "rotate-credentials"}}},
+                        {"type": "object", "properties": {"operation": {"const": "rename-site"}}},
+                    ]
+                }
+            },
+        },
+    }
+    idx = SearchIndex()
+    for server, tools in SMALL.items():
+        idx.put_server(server, None, tools)
+    idx.put_server("api", None, [pydantic_style, zod_style])
+    assert idx.search("which currency", 1)[0].key == ("api", "run")
+    assert idx.search("rotate credentials", 1)[0].key == ("api", "services_updater")

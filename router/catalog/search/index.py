@@ -81,27 +81,56 @@ class _View:
         return self.predicate is None or self.predicate(key)
 
 
-def _schema_params(schema: Any, depth: int = 0) -> Iterable[tuple[str, str]]:
-    """(parameter name, description + enum values) pairs of a JSON schema, two levels deep."""
+def _schema_params(schema: Any) -> list[tuple[str, str]]:
+    """(parameter name, description + enum and const values) pairs of a JSON schema, three levels
+    deep, through the variants of ``anyOf``/``oneOf``/``allOf`` and local ``$ref``s (the shapes
+    zod unions and pydantic models take); a pair met twice counts once."""
+    root = schema if isinstance(schema, Mapping) else {}
+    out: dict[tuple[str, str], None] = {}
+    _walk_params(schema, root, 0, out)
+    return list(out)
+
+
+def _resolve(node: Any, root: Mapping[str, Any]) -> Any:
+    ref = node.get("$ref") if isinstance(node, Mapping) else None
+    if not isinstance(ref, str) or not ref.startswith("#/"):
+        return node
+    target: Any = root
+    for part in ref[2:].split("/"):
+        target = target.get(part) if isinstance(target, Mapping) else None
+    return target if isinstance(target, Mapping) else node
+
+
+def _walk_params(schema: Any, root: Mapping[str, Any], depth: int, out: dict[tuple[str, str], None]) -> None:
+    schema = _resolve(schema, root)
     if not isinstance(schema, Mapping) or depth > 2:
         return
+    for key in ("anyOf", "oneOf", "allOf"):
+        variants = schema.get(key)
+        if isinstance(variants, list):
+            for variant in variants[:20]:
+                _walk_params(variant, root, depth, out)
     props = schema.get("properties")
-    if isinstance(props, Mapping):
-        for name in sorted(props):
-            sub = props[name]
-            desc = ""
-            if isinstance(sub, Mapping):
-                d = sub.get("description")
-                desc = d if isinstance(d, str) else ""
-                enum = sub.get("enum")
-                if isinstance(enum, list):
-                    desc += " " + " ".join(str(v) for v in enum[:20])
-            yield str(name), desc
-            if isinstance(sub, Mapping):
-                yield from _schema_params(sub, depth + 1)
-                items = sub.get("items")
-                if isinstance(items, Mapping):
-                    yield from _schema_params(items, depth + 1)
+    if not isinstance(props, Mapping):
+        return
+    for name in sorted(props):
+        sub = _resolve(props[name], root)
+        desc = ""
+        if isinstance(sub, Mapping):
+            d = sub.get("description")
+            desc = d if isinstance(d, str) else ""
+            enum = sub.get("enum")
+            if isinstance(enum, list):
+                desc += " " + " ".join(str(v) for v in enum[:20])
+            const = sub.get("const")
+            if isinstance(const, str):
+                desc += " " + const
+        out.setdefault((str(name), desc), None)
+        if isinstance(sub, Mapping):
+            _walk_params(sub, root, depth + 1, out)
+            items = sub.get("items")
+            if isinstance(items, Mapping):
+                _walk_params(items, root, depth + 1, out)
 
 
 class SearchIndex:

@@ -64,8 +64,8 @@ def test_traditional_chinese_is_folded_to_simplified() -> None:
     assert fold("列出專案資料夾") == "列出项目文件夹"
     # Simplified text stays as written: the mainland's 文件 is a file, not Taiwan's document (文档)
     assert fold("删除文件") == "删除文件"
-    # Japanese keeps its words (資料 is material, not Taiwan's data), its characters are folded
-    assert fold("資料を表示") == "资料を表示"
+    # Japanese (text with kana) keeps its kanji: 資料 is material, not Taiwan's data (数据)
+    assert fold("資料を表示") == "資料を表示"
 
 
 def test_traditional_chinese_queries_find_tools() -> None:
@@ -211,3 +211,20 @@ def test_parameters_inside_unions_and_references_are_searched() -> None:
     idx.put_server("api", None, [pydantic_style, zod_style])
     assert idx.search("which currency", 1)[0].key == ("api", "run")
     assert idx.search("rotate credentials", 1)[0].key == ("api", "services_updater")
+
+
+def test_tasks_in_languages_beyond_the_first_nine_find_tools() -> None:
+    idx = SearchIndex()
+    for server, tools in SMALL.items():
+        idx.put_server(server, None, tools)
+    cases = {
+        "Utwórz nowy folder": ("filesystem", "create_directory"),  # Polish
+        "Yeni bir klasör oluştur": ("filesystem", "create_directory"),  # Turkish
+        "Tạo thư mục mới": ("filesystem", "create_directory"),  # Vietnamese
+        "Buat folder baru": ("filesystem", "create_directory"),  # Indonesian
+        "أنشئ مجلد جديد": ("filesystem", "create_directory"),  # Arabic
+        "नया फ़ोल्डर बनाओ": ("filesystem", "create_directory"),  # Hindi
+        "Przeczytaj ten plik": ("filesystem", "read_text_file"),
+    }
+    for query, want in cases.items():
+        assert want in [h.key for h in idx.search(query, 3)], query

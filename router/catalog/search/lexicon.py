@@ -3,8 +3,9 @@
 A tool's name and description are mapped to capability tags (``@read``, ``@issue``...), and so is a
 query; the tags are matched as extra terms, which lets "retrieve a ticket" meet ``get_issue``.
 Entries are general-purpose vocabulary (with the most common German, French, Spanish,
-Portuguese, Italian, Japanese, Chinese, Korean and Russian forms of the same words), not the
-wording of any evaluation query.
+Portuguese, Italian, Japanese, Chinese, Korean and Russian forms of the same words; more of
+those, and Polish, Turkish, Vietnamese, Indonesian, Arabic and Hindi, are in ``languages.py``),
+not the wording of any evaluation query.
 
 Surface forms are analysed with the same pipeline as documents, so inflections that stem alike
 match. Two-word phrases (``pull request``) match consecutive words. Japanese, Chinese and Korean
@@ -18,6 +19,7 @@ import re
 from collections.abc import Callable
 from typing import NamedTuple
 
+from .languages import FORMS
 from .text import analyze, fold, is_cjk, stem, words
 
 __all__ = ["ABBREVIATIONS", "CONCEPTS", "LEXICON", "Lexicon", "plain_literals", "strip_patterns"]
@@ -448,7 +450,9 @@ class Lexicon:
             for form in forms.split():
                 folded = fold(form)
                 if any(is_cjk(ch) for ch in folded):
-                    self.cjk.append((folded, tag))
+                    # a Japanese form of kanji alone is folded to Simplified like a Chinese task,
+                    # but a Japanese task (with kana) keeps its kanji: the form is kept both ways
+                    self.cjk.extend({(folded, tag), (fold(form, simplify_han=False), tag)})
                     continue
                 parts = [stem(w) for w in words(form.replace("+", " "))]
                 if not parts:
@@ -503,4 +507,11 @@ class Lexicon:
         return [tag for _, _, tag in sorted(kept)]
 
 
-LEXICON = Lexicon(CONCEPTS, ABBREVIATIONS)
+def with_languages(concepts: dict[str, str], more: dict[str, dict[str, str]]) -> dict[str, str]:
+    """``concepts`` with each concept's forms in other languages (``languages.FORMS``) added."""
+    return {
+        concept: " ".join([forms, *more.get(concept, {}).values()]) for concept, forms in concepts.items()
+    }
+
+
+LEXICON = Lexicon(with_languages(CONCEPTS, FORMS), ABBREVIATIONS)

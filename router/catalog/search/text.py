@@ -364,24 +364,22 @@ def _opencc() -> tuple[Callable[[str], str], Callable[[str], str]]:
 
 def _simplified(text: str) -> str:
     """Han text in Simplified characters. Taiwan's vocabulary becomes the mainland's only in text
-    written in Traditional characters without kana: applied to Simplified text it would turn the
-    mainland's 文件 (file) into 文档, and to Japanese, 資料 (material) into 数据 (data)."""
+    written in Traditional characters: applied to Simplified text it would turn the mainland's 文件
+    (file) into 文档."""
     characters, vocabulary = _opencc()
     simplified = characters(text)
-    if simplified == text or _KANA.search(text):
-        return simplified
-    return vocabulary(text)
+    return simplified if simplified == text else vocabulary(text)
 
 
-def fold(text: str) -> str:
+def fold(text: str, simplify_han: bool = True) -> str:
     """NFKC, case-fold, strip diacritics from Latin letters only (so kana stay intact), and write
     Han characters in their Simplified forms with mainland vocabulary, so a Traditional Chinese
     task (檔案, 網頁) meets the same lexicon forms and bigrams as a Simplified one (文件, 网页).
-    Japanese kanji are folded alike, in tasks and lexicon forms both."""
+    Japanese (text with kana) keeps its kanji: 項目 is a field there, 项目 a project in Chinese."""
     text = unicodedata.normalize("NFKC", text).casefold()
     if text.isascii():
         return text
-    if _HAN.search(text):
+    if simplify_han and _HAN.search(text) and not _KANA.search(text):
         text = _simplified(text)
     out: list[str] = []
     for ch in unicodedata.normalize("NFD", text):

@@ -228,3 +228,12 @@ def test_tasks_in_languages_beyond_the_first_nine_find_tools() -> None:
     }
     for query, want in cases.items():
         assert want in [h.key for h in idx.search(query, 3)], query
+
+
+def test_phrasal_verbs_carry_their_intent() -> None:
+    assert "@delete" in LEXICON.tags("tear down the old staging cluster")
+    assert "@delete" in LEXICON.tags("get rid of these branches")
+    assert "@create" in LEXICON.tags("spin up a fresh environment")
+    assert "@read" in LEXICON.tags("pull up yesterday's report")
+    assert "@stop" in LEXICON.tags("shut down the worker")
+    assert "@assign" in LEXICON.tags("hand over Marco's tasks to Dana")

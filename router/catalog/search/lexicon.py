@@ -148,13 +148,13 @@ def _kind_of(match: re.Match[str], *, word: str) -> str:
 # concept -> whitespace-separated surface forms; "a+b" is a two-word phrase.
 CONCEPTS: dict[str, str] = {
     # ---- intents -------------------------------------------------------------------------------
-    "read": """read get fetch retrieve obtain view show display open load see inspect access return
+    "read": """read get fetch retrieve obtain view show display open load see inspect access return pull+up bring+up look+at
         returns lesen lies anzeigen zeige zeig abrufen holen öffnen lire afficher obtenir recuperer
         récupérer voir ouvrir leer lee obtener mostrar muestra ver abrir 読 取得 表示 見せ 開
         ler leia mostre mostra veja abra obter obtenha leggi leggere mostrami visualizza vedi apri aprire ottieni ottenere recupera recuperare
         读 读取 查看 获取 显示 打开 看看 看一下 给我看 읽 조회 보여 확인 가져와 열어 прочитать прочитай прочти читать покажи
         показать открой открыть получить получи посмотреть посмотри выведи вывести""",
-    "create": """create add new make insert generate build register start+new compose erstellen erstelle
+    "create": """create add new make insert generate build register start+new compose erstellen erstelle spin+up
         anlegen hinzufugen hinzufügen neu neue neuen creer crée créer ajouter ajoute nouveau nouvelle
         crear crea añadir agregar nuevo nueva 作成 追加 新規 作
         criar crie cria adicionar adicione novo nova gerar creare aggiungi aggiungere nuovo nuova genera
@@ -166,12 +166,12 @@ CONCEPTS: dict[str, str] = {
         atualizar atualize atualiza edite alterar altere mudar mude modifique aggiorna aggiornare modifica cambia cambiare
         更新 修改 编辑 更改 改成 改为 设为 수정 변경 업데이트 편집 바꿔 바꾸 обновить обнови изменить измени отредактировать
         отредактируй поменять поменяй исправить исправь""",
-    "delete": """delete remove drop erase destroy purge discard unlink uninstall clear trash wipe forget
+    "delete": """delete remove drop erase destroy purge discard unlink uninstall clear trash wipe forget tear+down get+rid clean+up throw+away blow+away
         loschen löschen lösche entfernen supprimer supprime effacer eliminar elimina borrar borra 削除
         消
         excluir exclua apagar apague remover remova deletar eliminare cancella cancellare rimuovi rimuovere
         删除 删掉 移除 清除 去掉 清空 삭제 지워 지우 제거 удалить удали удаление убрать убери стереть сотри""",
-    "search": """search find query lookup look+up seek locate discover grep filter match suchen suche
+    "search": """search find query lookup look+up seek locate discover grep filter match suchen suche look+into dig+up track+down hunt+down
         finden recherche rechercher chercher cherche trouver buscar busca encontrar consultar 検索 探
         調べ
         procurar procure pesquisar pesquise encontre busque cerca cercare trova trovare ricerca
@@ -180,20 +180,20 @@ CONCEPTS: dict[str, str] = {
         alle lister tous toutes listar todos todas 一覧 リスト 全
         elenca elencare elenco tutti tutte
         列出 列表 所有 全部 清单 목록 모든 전체 나열 список перечисли перечислить все всех""",
-    "write": """write save store persist record put append overwrite dump schreiben schreibe speichern
+    "write": """write save store persist record put append overwrite dump schreiben schreibe speichern jot+down note+down
         speichere ecrire écrire enregistrer sauvegarder escribir guardar 書 保存 記録
         escrever escreva salvar salve gravar scrivi scrivere salva salvare
         写入 写到 保存 存储 存到 记录 저장 작성 기록 записать запиши сохранить сохрани написать напиши""",
-    "send": """send post message notify publish reply respond announce tell senden sende schicken
+    "send": """send post message notify publish reply respond announce tell senden sende schicken fire+off shoot+over send+over
         schreib envoyer envoie publier enviar envía publicar 送 投稿 返信
         mandar mande envie invia inviare manda mandare pubblica
         发送 发给 发到 发一条 发个 发布 回复 通知 보내 전송 발송 게시 답장 알려 отправить отправь послать пошли опубликовать
         опубликуй ответить ответь""",
-    "run": """run execute exec invoke launch trigger perform call kick+off ausführen ausfuhren starten
+    "run": """run execute exec invoke launch trigger perform call kick+off ausführen ausfuhren starten fire+up boot+up start+up
         executer exécuter lancer lance ejecutar ejecuta lanzar 実行 起動
         executar rodar esegui eseguire avvia avviare
         运行 执行 跑一下 启动 触发 调用 실행 돌려 구동 트리거 запустить запусти выполнить выполни исполнить""",
-    "stop": """stop kill terminate cancel abort halt end close quit shutdown stoppen beenden arreter
+    "stop": """stop kill terminate cancel abort halt end close quit shutdown stoppen beenden arreter shut+down turn+off switch+off shut+off
         arrêter terminer detener parar cerrar 停止 終了 閉
         encerrar encerre fechar feche ferma fermare termina chiudi chiudere
         停止 终止 取消 关闭 结束 停掉 杀掉 중지 중단 종료 닫아 취소 멈춰 остановить останови прервать прерви закрыть закрой
@@ -225,9 +225,9 @@ CONCEPTS: dict[str, str] = {
         比较 对比 差异 区别 비교 차이 сравнить сравни разница различия""",
     "status": """status state health check progress monitor zustand etat état estado 状態 ステータス
         状态 健康 进度 상태 진행 статус состояние""",
-    "assign": """assign assignee reassign owner zuweisen assigner asignar 割り当
+    "assign": """assign assignee reassign owner zuweisen assigner asignar 割り当 hand+over hand+off
         分配 指派 负责人 할당 배정 담당 назначить назначь исполнитель""",
-    "link": """link relate relation relationship connect associate association dependency verknupfen
+    "link": """link relate relation relationship connect associate association dependency verknupfen hook+up wire+up
         verknüpfen lier relier vincular enlazar 関連 リンク
         关联 链接 连接 연결 링크 связать свяжи ссылка привязать привяжи""",
     "click": """click press tap push+button klicken klicke cliquer clique hacer+clic clic クリック 押

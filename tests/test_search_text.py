@@ -78,7 +78,7 @@ def test_traditional_chinese_queries_find_tools() -> None:
 
 def test_words_keep_their_vowel_signs() -> None:
     # Devanagari and Thai write vowels as combining marks, which are not word characters to `re`
-    assert words("फ़ाइल हटाओ") == ["फ़ाइल", "हटाओ"]
+    assert words("फ़ाइल हटाओ") == ["फाइल", "हटाओ"]  # and the nukta goes: फ़ाइल is spelled फाइल too
     assert words("मेरी फाइलें") == ["मेरी", "फाइलें"]
     assert words("ลบไฟล์") == ["ลบไฟล์"]
 
@@ -87,6 +87,13 @@ def test_russian_words_are_stemmed_as_russian() -> None:
     # the inflected forms of one verb meet in one stem, so the lexicon needs to list only one
     assert len({analyze(w)[0] for w in ("создай", "создайте", "создать")}) == 1
     assert analyze("файлы") == analyze("файла") == ["файл"]
+
+
+def test_arabic_and_hindi_words_are_stemmed_in_their_scripts() -> None:
+    # Arabic joins "and" and "the" to the word; Hindi inflects; the lexicon lists one form of each
+    assert analyze("وأرسل") == analyze("أرسل")
+    assert analyze("الملفات") == analyze("ملف")
+    assert analyze("फ़ाइलें") == analyze("फाइल")
 
 
 def test_a_cjk_form_inside_a_longer_one_does_not_count() -> None:

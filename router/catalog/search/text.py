@@ -330,17 +330,25 @@ _stemmer = snowballstemmer.stemmer("english")
 # would each need listing.
 _russian = snowballstemmer.stemmer("russian")
 _CYRILLIC = re.compile("[\u0400-\u04ff]+")
+# Arabic joins its conjunctions and articles to the word (وأرسل "and send", الملف "the file"), and
+# Hindi inflects (फाइलें "files"): each script has its Snowball stemmer too.
+_arabic = snowballstemmer.stemmer("arabic")
+_ARABIC = re.compile("[\u0600-\u06ff]+")
+_hindi = snowballstemmer.stemmer("hindi")
+_DEVANAGARI = re.compile("[\u0900-\u097f]+")
+_SCRIPT_STEMMERS = ((_CYRILLIC, _russian), (_ARABIC, _arabic), (_DEVANAGARI, _hindi))
 
 
 @lru_cache(maxsize=65536)
 def stem(token: str) -> str:
-    """Snowball stem of a lower-cased token: English, Russian for a Cyrillic word; other scripts
-    pass through unchanged."""
+    """Snowball stem of a lower-cased token: English, or Russian, Arabic or Hindi for a word in
+    their scripts; other scripts pass through unchanged."""
     if not token.isascii():
         # Latin letters with diacritics were already folded; anything left is another script.
-        if _CYRILLIC.fullmatch(token):
-            russian: str = _russian.stemWord(token)
-            return russian
+        for script, stemmer in _SCRIPT_STEMMERS:
+            if script.fullmatch(token):
+                stemmed: str = stemmer.stemWord(token)
+                return stemmed
         return token
     if len(token) <= 3 or token.isdigit():
         return token
@@ -349,6 +357,7 @@ def stem(token: str) -> str:
 
 
 _HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_NUKTA = "\u093c"  # फ़ाइल and फाइल (file) are the same word, written with and without it
 _KANA = re.compile("[\u3040-\u30ff\uff66-\uff9f]")
 
 
@@ -383,7 +392,7 @@ def fold(text: str, simplify_han: bool = True) -> str:
         text = _simplified(text)
     out: list[str] = []
     for ch in unicodedata.normalize("NFD", text):
-        if unicodedata.combining(ch) and out and out[-1].isascii():
+        if unicodedata.combining(ch) and out and (out[-1].isascii() or ch == _NUKTA):
             continue
         out.append(ch)
     return unicodedata.normalize("NFC", "".join(out)).replace("ß", "ss")

@@ -91,8 +91,9 @@ def _schema_params(schema: Any) -> list[tuple[str, str]]:
     return list(out)
 
 
-def _resolve(node: Any, root: Mapping[str, Any]) -> Any:
-    ref = node.get("$ref") if isinstance(node, Mapping) else None
+def _resolve(node: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``node``, or what its local ``$ref`` (``#/$defs/Name``) points to."""
+    ref = node["$ref"]
     if not isinstance(ref, str) or not ref.startswith("#/"):
         return node
     target: Any = root
@@ -101,32 +102,40 @@ def _resolve(node: Any, root: Mapping[str, Any]) -> Any:
     return target if isinstance(target, Mapping) else node
 
 
+_VARIANTS = ("anyOf", "oneOf", "allOf")
+
+
 def _walk_params(schema: Any, root: Mapping[str, Any], depth: int, out: dict[tuple[str, str], None]) -> None:
-    schema = _resolve(schema, root)
     if not isinstance(schema, Mapping) or depth > 2:
         return
-    for key in ("anyOf", "oneOf", "allOf"):
-        variants = schema.get(key)
-        if isinstance(variants, list):
-            for variant in variants[:20]:
-                _walk_params(variant, root, depth, out)
+    if "$ref" in schema:
+        schema = _resolve(schema, root)
+    for key in _VARIANTS:
+        if key in schema:
+            variants = schema[key]
+            if isinstance(variants, list):
+                for variant in variants[:20]:
+                    _walk_params(variant, root, depth, out)
     props = schema.get("properties")
     if not isinstance(props, Mapping):
         return
     for name in sorted(props):
-        sub = _resolve(props[name], root)
-        desc = ""
-        if isinstance(sub, Mapping):
-            d = sub.get("description")
-            desc = d if isinstance(d, str) else ""
-            enum = sub.get("enum")
-            if isinstance(enum, list):
-                desc += " " + " ".join(str(v) for v in enum[:20])
-            const = sub.get("const")
-            if isinstance(const, str):
-                desc += " " + const
+        sub = props[name]
+        if not isinstance(sub, Mapping):
+            out.setdefault((str(name), ""), None)
+            continue
+        if "$ref" in sub:
+            sub = _resolve(sub, root)
+        d = sub.get("description")
+        desc = d if isinstance(d, str) else ""
+        enum = sub.get("enum")
+        if isinstance(enum, list):
+            desc += " " + " ".join(str(v) for v in enum[:20])
+        const = sub.get("const")
+        if isinstance(const, str):
+            desc += " " + const
         out.setdefault((str(name), desc), None)
-        if isinstance(sub, Mapping):
+        if depth < 2:
             _walk_params(sub, root, depth + 1, out)
             items = sub.get("items")
             if isinstance(items, Mapping):

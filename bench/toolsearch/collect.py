@@ -51,6 +51,7 @@ class Server:
 
 
 DUMMY = "dummy-token-0000000000000000"
+AWS = {"AWS_ACCESS_KEY_ID": DUMMY, "AWS_SECRET_ACCESS_KEY": DUMMY, "AWS_REGION": "us-east-1"}
 
 SERVERS: list[Server] = [
     Server("filesystem", "@modelcontextprotocol/server-filesystem", "npm", args=("{scratch}/fs",)),
@@ -101,7 +102,7 @@ SERVERS: list[Server] = [
         "aws-kb-retrieval",
         "@modelcontextprotocol/server-aws-kb-retrieval",
         "npm",
-        env={"AWS_ACCESS_KEY_ID": DUMMY, "AWS_SECRET_ACCESS_KEY": DUMMY, "AWS_REGION": "us-east-1"},
+        env=AWS,
     ),
     Server("everart", "@modelcontextprotocol/server-everart", "npm", env={"EVERART_API_KEY": DUMMY}),
     Server("playwright", "@playwright/mcp", "npm", args=("--headless",)),
@@ -287,13 +288,13 @@ UNSEEN2: list[Server] = [
         "aws-cloudwatch",
         "awslabs.cloudwatch-mcp-server",
         "pypi",
-        env={"AWS_ACCESS_KEY_ID": DUMMY, "AWS_SECRET_ACCESS_KEY": DUMMY, "AWS_REGION": "us-east-1"},
+        env=AWS,
     ),
     Server(
         "aws-dynamodb",
         "awslabs.dynamodb-mcp-server",
         "pypi",
-        env={"AWS_ACCESS_KEY_ID": DUMMY, "AWS_SECRET_ACCESS_KEY": DUMMY, "AWS_REGION": "us-east-1"},
+        env=AWS,
     ),
     # Tried and left out: @benborla29/mcp-server-mysql and @bytebase/dbhub exit when they cannot
     # reach their database; hass-mcp, mcp-server-spotify and zendesk-mcp-server need Python >= 3.12.

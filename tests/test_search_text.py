@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
+from pathlib import Path
+
+import router.catalog.search as search_package
 from router.catalog.search import SearchIndex, analyze
+from router.catalog.search.glossary import GLOSSARY
 from router.catalog.search.lexicon import LEXICON, site_of, strip_patterns
-from router.catalog.search.text import fold, split_identifier, words
+from router.catalog.search.text import fold, is_cjk, split_identifier, stem, words
 from tests.support.search_data import SMALL
+
+# the common English words (with their neighbours in meaning) the router ships
+NEIGHBOURS_FILE = Path(search_package.__file__).with_name("neighbours.txt.gz")
 
 
 def test_camel_case_and_separators() -> None:
@@ -244,3 +252,30 @@ def test_phrasal_verbs_carry_their_intent() -> None:
     assert "@read" in LEXICON.tags("pull up yesterday's report")
     assert "@stop" in LEXICON.tags("shut down the worker")
     assert "@assign" in LEXICON.tags("hand over Marco's tasks to Dana")
+
+
+def test_a_glossary_word_in_another_language_finds_the_tool_that_says_it_in_english() -> None:
+    tools = [
+        {"name": "list_nodes", "description": "List the nodes of the cluster with their status."},
+        {"name": "list_ports", "description": "List the open ports of a host."},
+        {"name": "get_forecast", "description": "Weather forecast for a place."},
+    ]
+    idx = SearchIndex()
+    idx.put_server("ops", None, tools)
+    for query in ("покажи все узлы", "ノードの一覧", "Zeig mir alle Knoten", "列出所有节点"):
+        assert idx.search(query, 1)[0].key == ("ops", "list_nodes"), query
+    assert idx.search("прогноз погоды на завтра", 1)[0].key == ("ops", "get_forecast")
+
+
+def test_no_glossary_form_reads_as_a_common_english_word() -> None:
+    # a form spelled like an English word once folded and stemmed would be read as English
+    table = gzip.decompress(NEIGHBOURS_FILE.read_bytes()).decode()
+    english = {stem(line.split(" ", 1)[0]) for line in table.splitlines()}
+    clashes = []
+    for word, languages in GLOSSARY.items():
+        for lang, forms in languages.items():
+            for form in forms.split():
+                parts = analyze(form.replace("+", " "))
+                if len(parts) == 1 and not is_cjk(form[0]) and parts[0] in english:
+                    clashes.append((word, lang, form))
+    assert not clashes

@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable
 from typing import NamedTuple
 
+from .glossary import GLOSSARY
 from .languages import FORMS
 from .text import analyze, fold, is_cjk, stem, words
 
@@ -434,9 +435,15 @@ ABBREVIATIONS: dict[str, str] = {
 
 
 class Lexicon:
-    """Stemmed surface form -> concept tags, with phrase and CJK substring tables."""
+    """Stemmed surface form -> concept tags (and English words, for a glossary's forms), with
+    phrase and CJK substring tables."""
 
-    def __init__(self, concepts: dict[str, str], abbreviations: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        concepts: dict[str, str],
+        abbreviations: dict[str, str] | None = None,
+        glossary: dict[str, dict[str, str]] | None = None,
+    ) -> None:
         self.abbreviations: dict[str, tuple[str, ...]] = {
             k: tuple(analyze(v)) for k, v in (abbreviations or {}).items()
         }
@@ -445,8 +452,14 @@ class Lexicon:
         self.cjk: list[tuple[str, str]] = []
         single: dict[str, list[str]] = {}
         phrases: dict[tuple[str, str], list[str]] = {}
-        for concept, forms in concepts.items():
-            tag = "@" + concept
+        # a concept's forms give its tag; a glossary word's forms in other languages give the
+        # English word's own stem, so "узел" is matched as "node" wherever a tool says node
+        tagged = [("@" + concept, forms) for concept, forms in concepts.items()]
+        for english, languages in (glossary or {}).items():
+            stems = analyze(english)
+            if len(stems) == 1:
+                tagged.append((stems[0], " ".join(languages.values())))
+        for tag, forms in tagged:
             for form in forms.split():
                 folded = fold(form)
                 if any(is_cjk(ch) for ch in folded):
@@ -514,4 +527,4 @@ def with_languages(concepts: dict[str, str], more: dict[str, dict[str, str]]) ->
     }
 
 
-LEXICON = Lexicon(with_languages(CONCEPTS, FORMS), ABBREVIATIONS)
+LEXICON = Lexicon(with_languages(CONCEPTS, FORMS), ABBREVIATIONS, GLOSSARY)

@@ -1,0 +1,39 @@
+"""A glossary of IT and business words in other languages: each English word's forms in Russian,
+Japanese, Chinese, Korean, Spanish, Portuguese, French, German, Italian, Polish, Turkish,
+Vietnamese, Indonesian, Arabic and Hindi, as tasks are typed ("узел", "ノード", "Knoten" for node).
+
+``lexicon.py`` reads a form found in a task as the English word itself (its stem, as a query term),
+so a task in another language meets a tool that says "node", "dashboard" or "invoice" in its own
+words, beyond the 64 concepts. The English words are nouns and verbs of the tool catalogs'
+domains (clusters, monitoring, calendars, mail, documents, spreadsheets, CRM, billing, chat,
+notes, papers); the forms are general usage, written without reading any evaluation query. A
+form spelled like a common English word once folded and stemmed (Spanish "cliente", French
+"marché") is left out: it would be read as English (``tests/test_search_text.py`` checks it).
+
+``glossary.txt``: a ``# word`` line, then a ``lang forms...`` line per language ("a+b" is a
+two-word phrase).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["GLOSSARY", "load"]
+
+_FILE = Path(__file__).with_name("glossary.txt")
+
+
+def load(path: Path = _FILE) -> dict[str, dict[str, str]]:
+    """English word -> language -> whitespace-separated forms."""
+    glossary: dict[str, dict[str, str]] = {}
+    forms: dict[str, str] | None = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("# "):
+            forms = glossary.setdefault(line[2:].strip(), {})
+        elif line.strip() and forms is not None:
+            lang, _, text = line.partition(" ")
+            forms[lang] = text.strip()
+    return glossary
+
+
+GLOSSARY = load()

@@ -478,6 +478,10 @@ class Lexicon:
         self.single = {k: tuple(sorted(set(v))) for k, v in single.items()}
         self.phrases = {k: tuple(sorted(set(v))) for k, v in phrases.items()}
         self.cjk.sort()
+        # forms by their first character: a task is read in one pass, not once per form
+        self._cjk_by_first: dict[str, list[tuple[str, str]]] = {}
+        for form, tag in self.cjk:
+            self._cjk_by_first.setdefault(form[0], []).append((form, tag))
 
     def expand(self, text: str) -> list[str]:
         """Stems of the words that the abbreviations in ``text`` stand for."""
@@ -505,11 +509,11 @@ class Lexicon:
         the same place does not count (Korean 저장소 is a repository, not 저장 "save" and 장소
         "place")."""
         spans: list[tuple[int, int, str]] = []
-        for form, tag in self.cjk:
-            start = folded.find(form)
-            while start >= 0:
-                spans.append((start, start + len(form), tag))
-                start = folded.find(form, start + 1)
+        by_first = self._cjk_by_first
+        for start, ch in enumerate(folded):
+            for form, tag in by_first.get(ch, ()):
+                if folded.startswith(form, start):
+                    spans.append((start, start + len(form), tag))
         if not spans:
             return []
         spans.sort(key=lambda span: (span[0] - span[1], span[0]))

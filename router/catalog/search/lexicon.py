@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from .glossary import GLOSSARY
 from .languages import FORMS
-from .text import analyze, fold, is_cjk, stem, words
+from .text import analyze, fold, has_cjk, stem, words
 
 __all__ = ["ABBREVIATIONS", "CONCEPTS", "LEXICON", "Lexicon", "plain_literals", "strip_patterns"]
 
@@ -462,7 +462,7 @@ class Lexicon:
         for tag, forms in tagged:
             for form in forms.split():
                 folded = fold(form)
-                if any(is_cjk(ch) for ch in folded):
+                if has_cjk(folded):
                     # a Japanese form of kanji alone is folded to Simplified like a Chinese task,
                     # but a Japanese task (with kana) keeps its kanji: the form is kept both ways
                     self.cjk.extend({(folded, tag), (fold(form, simplify_han=False), tag)})

@@ -14,7 +14,7 @@ from functools import lru_cache
 import snowballstemmer
 from opencc import OpenCC
 
-__all__ = ["analyze", "clear_caches", "fold", "is_cjk", "split_identifier", "stem", "words"]
+__all__ = ["analyze", "clear_caches", "fold", "has_cjk", "is_cjk", "split_identifier", "stem", "words"]
 
 # camelCase / PascalCase / acronym boundaries and letter<->digit boundaries.
 _CAMEL_1 = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -55,9 +55,17 @@ _CJK_RANGES = (
 )
 
 
+_CJK_CLASS = "".join(f"\\u{lo:04x}-\\u{hi:04x}" for lo, hi in _CJK_RANGES)
+_CJK_CHAR = re.compile(f"[{_CJK_CLASS}]")
+
+
 def is_cjk(ch: str) -> bool:
-    code = ord(ch)
-    return any(lo <= code <= hi for lo, hi in _CJK_RANGES)
+    return _CJK_CHAR.match(ch) is not None
+
+
+def has_cjk(text: str) -> bool:
+    """Whether ``text`` has a character of a script written without spaces (one regex scan)."""
+    return _CJK_CHAR.search(text) is not None
 
 
 # Short, general stop lists (English plus the function words of German, French, Spanish that
@@ -404,7 +412,6 @@ def split_identifier(text: str) -> str:
     return _DIGITS.sub(" ", text)
 
 
-_CJK_CLASS = "".join(f"\\u{lo:04x}-\\u{hi:04x}" for lo, hi in _CJK_RANGES)
 # a run of CJK characters, or a run of other letters/digits
 _CHUNK = re.compile(f"[{_CJK_CLASS}]+|(?:[^\\W_{_CJK_CLASS}]|[{_MARKS}])+")
 

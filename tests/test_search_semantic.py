@@ -18,7 +18,7 @@ import pytest
 
 from router.catalog.index import Definitions, Index
 from router.catalog.naming import NamingPolicy
-from router.catalog.search.lexicon import plain_literals
+from router.catalog.search.literals import plain_literals
 from router.catalog.search.live import LiveSearch
 from router.catalog.search.semantic import Meanings, MiniLM, tool_text
 from tests.conftest import run_router, write_catalog

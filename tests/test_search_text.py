@@ -8,7 +8,8 @@ from pathlib import Path
 import router.catalog.search as search_package
 from router.catalog.search import SearchIndex, analyze
 from router.catalog.search.glossary import GLOSSARY
-from router.catalog.search.lexicon import LEXICON, site_of, strip_patterns
+from router.catalog.search.lexicon import LEXICON
+from router.catalog.search.literals import site_of, strip_patterns
 from router.catalog.search.text import fold, is_cjk, split_identifier, stem, words
 from tests.support.search_data import SMALL
 

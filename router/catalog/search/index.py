@@ -29,7 +29,8 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .lexicon import LEXICON, Lexicon, strip_patterns
+from .lexicon import LEXICON, Lexicon
+from .literals import strip_patterns
 from .neighbours import Neighbours, default_neighbours
 from .text import analyze, words
 from .weights import Weights

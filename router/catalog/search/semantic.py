@@ -39,7 +39,7 @@ import numpy.typing as npt
 from tokenizers import Tokenizer
 
 from .index import DocKey
-from .lexicon import plain_literals
+from .literals import plain_literals
 
 __all__ = ["Meanings", "MiniLM", "ModelUnavailable", "tool_text"]
 

@@ -1,0 +1,134 @@
+"""Literal values in a task: URLs, paths, file names, issue keys, opaque IDs and numbers.
+
+They say what kind of thing the task is about (a URL: a web page; `OPS-1142`: a ticket), while
+their own characters ("https", "example", "77") are noise for ranking. The word ranker replaces
+them by what it keeps of them and a capability tag (`strip_patterns`); a sentence model reads the
+kind of thing instead (`plain_literals`).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from typing import NamedTuple
+
+__all__ = ["plain_literals", "site_of", "strip_patterns"]
+
+_EXTENSIONS = (
+    r"txt|md|json|ya?ml|toml|ini|cfg|conf|csv|log|py|js|ts|tsx|go|rs|java|rb|sh|html|css|xml|pdf|png|"
+    r"jpe?g|gif|svg|docx?|xlsx?|sql|db|zip|gz|tar"
+)
+
+
+_HOST = re.compile(r"(?:[a-z][\w+.-]*://)?(?:www\.)?([\w.-]+)", re.I)
+_SECOND_LEVEL = frozenset({"co", "com", "org", "net", "ac", "gov", "edu"})  # bbc.co.uk
+_PLACEHOLDERS = frozenset({"example", "localhost"})  # RFC 2606 names say nothing
+
+
+def site_of(address: str) -> str:
+    """The name of the site a web address points to ("" for a placeholder such as example.com):
+    `https://acme.sentry.io/issues/1` -> "sentry", `docs.stripe.com` -> "stripe". It names the
+    service the task is about."""
+    found = _HOST.match(address)
+    labels = found.group(1).lower().strip(".").split(".") if found else []
+    if len(labels) < 2:
+        return ""
+    name = labels[-3] if len(labels) > 2 and labels[-2] in _SECOND_LEVEL else labels[-2]
+    return "" if name in _PLACEHOLDERS else name
+
+
+def _nothing(value: str) -> str:
+    return ""
+
+
+def _prefix(value: str) -> str:
+    return value.partition("_")[0]
+
+
+class _Literal(NamedTuple):
+    pattern: re.Pattern[str]
+    tag: str  # the capability tag the value implies for the word ranker ("" for none)
+    read_as: str | None  # what a sentence model reads instead (None: as written; numbers read well)
+    leaves: Callable[[str], str] = _nothing  # what the word ranker keeps of the value
+    needs_digit: bool = False  # never matches text without a digit (most tasks): not even tried
+
+
+_LITERALS: tuple[_Literal, ...] = (
+    _Literal(re.compile(r"\b(?:https?|ftp)://\S+|\bwww\.\S+", re.I), "@web", "web page", site_of),
+    _Literal(
+        re.compile(
+            r"(?<![\w.])[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|io|dev|ai|app|co|de|fr|es|jp)\b"
+            r"(?:/\S*)?",
+            re.I,
+        ),
+        "@web",
+        "web page",
+        site_of,
+    ),
+    _Literal(re.compile(r"(?:~|\.{1,2})?(?:/[\w.@-]+)+/?"), "@file", "path"),
+    _Literal(re.compile(rf"(?<![\w/])[\w-]+(?:\.[\w-]+)*\.(?:{_EXTENSIONS})\b", re.I), "@file", "file"),
+    _Literal(re.compile(r"\b[A-Z][A-Z0-9]{1,9}-\d+\b"), "@issue", "ticket", needs_digit=True),
+    # opaque identifiers: their characters are noise, a prefix names the kind (txn_01h..., cus_9Tx...)
+    _Literal(
+        re.compile(r"\b[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\b", re.I), "", "id", needs_digit=True
+    ),
+    _Literal(
+        re.compile(r"\b[a-z]{2,6}_(?:\d[a-z0-9]{3,}|(?=[a-z]*\d)[a-z0-9]{8,})\b", re.I),
+        "",
+        None,
+        _prefix,
+        needs_digit=True,
+    ),
+    _Literal(re.compile(r"\b(?=[a-f]*\d)(?=\d*[a-f])[0-9a-f]{7,40}\b", re.I), "", "id", needs_digit=True),
+    _Literal(
+        re.compile(r"\b(?=[a-z]*\d[a-z]*\d)(?=\d*[a-z])[a-z0-9]{8,}\b", re.I), "", "id", needs_digit=True
+    ),
+    _Literal(re.compile(r"(?<!\w)#\d+\b"), "", None, needs_digit=True),
+    _Literal(re.compile(r"\b\d+(?:[.:]\d+)*\b"), "", None, needs_digit=True),
+)
+
+
+_DIGIT = re.compile(r"\d")
+
+
+def strip_patterns(text: str) -> tuple[str, list[str]]:
+    """Replace literal values (URLs, paths, file names, issue keys, opaque IDs, numbers) by what
+    the word ranker keeps of them (a web address its site's name, a prefixed ID its prefix, the
+    rest nothing) and return the tags they imply."""
+    tags: list[str] = []
+    digits = _DIGIT.search(text) is not None
+    for literal in _LITERALS:
+        if (digits or not literal.needs_digit) and literal.pattern.search(text):
+            if literal.tag:
+                tags.extend(literal.tag for _ in literal.pattern.findall(text))
+            text = literal.pattern.sub(functools.partial(_leave, keep=literal.leaves), text)
+    return text, tags
+
+
+def _leave(match: re.Match[str], *, keep: Callable[[str], str]) -> str:
+    return f" {keep(match.group())} "
+
+
+_TOKEN_STARTS = frozenset(" \t\n\"'`(<[{,;:")
+"""What may come before a literal value that is a whole token."""
+
+
+def plain_literals(text: str) -> str:
+    """The text with each URL, path, file name, issue key and opaque ID replaced by the kind of
+    thing it is ("web page", "path", "file", "ticket", "id"): what a sentence model should read.
+    Written as they are, `~/app/config.yaml` reads as configuration and `OPS-1142` as nothing.
+    Only whole tokens are replaced: the tail of `feature/login` (a branch), `lat/long` or
+    `jane@acme.io` stays as written."""
+    digits = _DIGIT.search(text) is not None
+    for literal in _LITERALS:
+        if literal.read_as is not None and (digits or not literal.needs_digit):
+            text = literal.pattern.sub(functools.partial(_kind_of, word=literal.read_as), text)
+    return " ".join(text.split())
+
+
+def _kind_of(match: re.Match[str], *, word: str) -> str:
+    start = match.start()
+    if start and match.string[start - 1] not in _TOKEN_STARTS:
+        return match.group()
+    return f" {word} "

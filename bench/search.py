@@ -441,6 +441,27 @@ def semantic(  # noqa: PLR0915
     return out
 
 
+def names(servers: Sequence[Server]) -> dict[str, float]:
+    """Searching for a tool by its name: the share of tools found first by their own name (or a
+    tool of another server with the same name: either is right) and by the router's exposed name
+    `<server>__<name>` (that tool only), over every catalog in bench/toolsearch/."""
+    index, bm25 = build(servers), BM25Index()
+    for s in servers:
+        bm25.put_server(s["server"], s.get("instructions"), s["tools"])
+    report: dict[str, float] = {"tools": float(sum(len(s["tools"]) for s in servers))}
+    for rname, search in (("toolsearch", index.search), ("bm25", bm25.search)):
+        by_name = exposed = 0
+        for s in servers:
+            for tool in s["tools"]:
+                hits = search(tool["name"], 1)
+                by_name += bool(hits) and hits[0].key[1] == tool["name"]
+                hits = search(f"{s['server']}__{tool['name']}", 1)
+                exposed += bool(hits) and hits[0].key == (s["server"], tool["name"])
+        report[f"{rname}/name"] = by_name / report["tools"]
+        report[f"{rname}/exposed_name"] = exposed / report["tools"]
+    return report
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--misses", action="store_true")
@@ -475,6 +496,14 @@ def main() -> None:
                 f"{name:10} {rname:10} {m['recall@1']:9.3f} {m['recall@5']:9.3f} {m['mrr']:7.3f}"
                 f"  (n={m['queries']})"
             )
+    everything = [*servers, *load_servers(HERE / "unseen"), *load_servers(HERE / "unseen2")]
+    nm = names(everything)
+    report["names"] = nm
+    print(
+        f"a tool's name searched, found first ({nm['tools']:.0f} tools): toolsearch {nm['toolsearch/name']:.3f}"
+        f" (exposed name {nm['toolsearch/exposed_name']:.3f}); bm25 {nm['bm25/name']:.3f}"
+        f" ({nm['bm25/exposed_name']:.3f})"
+    )
     tuning = sets.get("queries") or next(iter(sets.values()))  # the set the misses and tokens use
     tk = tokens(servers, tuning)
     report["tokens"] = tk

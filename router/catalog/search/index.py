@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .lexicon import LEXICON, Lexicon
-from .literals import strip_patterns
+from .literals import spelled_names, strip_patterns
 from .neighbours import Neighbours, default_neighbours
 from .text import analyze, words
 from .weights import Weights
@@ -49,6 +49,7 @@ _FIRST_SENTENCE = re.compile(r"(?<=[.!?])\s|\n\s*\n")
 class Hit:
     key: DocKey
     score: float
+    named: bool = False  # the query spelled out the tool's name: it goes first (`spelled_names`)
 
 
 @dataclass(slots=True)
@@ -163,6 +164,7 @@ class SearchIndex:
         self._docs: dict[int, _Doc] = {}
         self._ids: dict[DocKey, int] = {}
         self._by_server: dict[str, list[int]] = {}
+        self._by_name: dict[str, list[int]] = {}  # a tool's name folded to lower case -> its docs
         # term -> {doc id: saturated, length-normalised weighted term frequency}
         self._postings: dict[str, dict[int, float]] = {}
         self._next_id = 0
@@ -204,6 +206,7 @@ class SearchIndex:
             self._next_id += 1
             self._docs[doc_id] = doc
             self._ids[key] = doc_id
+            self._by_name.setdefault(name.lower(), []).append(doc_id)
             ids.append(doc_id)
             norm = k1 * (1.0 - b + b * doc.length / pivot)
             for term, tf in doc.terms.items():
@@ -236,6 +239,10 @@ class SearchIndex:
         for doc_id in self._by_server.pop(server, ()):
             doc = self._docs.pop(doc_id)
             del self._ids[doc.key]
+            same = self._by_name[doc.key[1].lower()]
+            same.remove(doc_id)
+            if not same:
+                del self._by_name[doc.key[1].lower()]
             for term in doc.terms:
                 plist = self._postings[term]
                 del plist[doc_id]
@@ -460,11 +467,13 @@ class SearchIndex:
                 for d, s in plist.items():
                     if d in ids:
                         acc[d] = get(d, 0.0) + wq * s
-        if not acc:
+        named = self._spelled(query, ids, server)
+        if not acc and not named:
             return []
         docs = self._docs
         if server is not None:
             acc = {d: s for d, s in acc.items() if docs[d].key[0] == server}
+        k = limit + len(named)  # named tools go first; the others fill the page
 
         def order(kv: tuple[int, float]) -> tuple[float, DocKey]:
             return (-kv[1], docs[kv[0]].key)
@@ -497,15 +506,36 @@ class SearchIndex:
                 if mention and not doc.server_terms.isdisjoint(qset):
                     factor *= 1.0 + mention
                 rescored[d] = sc * factor
-            best = top(rescored, limit)
-            if limit > len(best):
+            best = top(rescored, k)
+            if k > len(best):
                 # below the pool, raw order (every re-scored hit scores at least its raw score, and
                 # every raw score here is at most the pool's lowest raw score)
                 rest = {d: sc for d, sc in acc.items() if d not in rescored}
-                best += top(rest, limit - len(best))
+                best += top(rest, k - len(best))
         else:
-            best = top(acc, limit)
-        return [Hit(docs[d].key, s) for d, s in best]
+            rescored = {}
+            best = top(acc, k)
+        if named:
+            # ahead of every other hit, in their own order; scores stay in the order of the page
+            lead = max((sc for d, sc in best if d not in named), default=0.0)
+            first = sorted(((d, lead + rescored.get(d, acc.get(d, 0.0))) for d in named), key=order)
+            best = [*first, *(kv for kv in best if kv[0] not in named)]
+        return [Hit(docs[d].key, s, d in named) for d, s in best[:limit]]
+
+    def _spelled(self, query: str, ids: set[int] | None, server: str | None) -> set[int]:
+        """The visible tools whose name the query spells out (`spelled_names`)."""
+        found: set[int] = set()
+        by_name, docs = self._by_name, self._docs
+        for spelled_server, name in spelled_names(query):
+            for d in by_name.get(name, ()):
+                key = docs[d].key
+                if (
+                    (not spelled_server or key[0].lower() == spelled_server)
+                    and (server is None or key[0] == server)
+                    and (ids is None or d in ids)
+                ):
+                    found.add(d)
+        return found
 
     def _name_coverage(self, doc: _Doc, qset: frozenset[str], view: _View) -> float:
         """Share (idf-weighted over the view) of the tool name's words that the query covers, by

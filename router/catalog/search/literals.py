@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from typing import NamedTuple
 
-__all__ = ["plain_literals", "site_of", "strip_patterns"]
+__all__ = ["plain_literals", "site_of", "spelled_names", "strip_patterns"]
 
 _EXTENSIONS = (
     r"txt|md|json|ya?ml|toml|ini|cfg|conf|csv|log|py|js|ts|tsx|go|rs|java|rb|sh|html|css|xml|pdf|png|"
@@ -132,3 +132,41 @@ def _kind_of(match: re.Match[str], *, word: str) -> str:
     if start and match.string[start - 1] not in _TOKEN_STARTS:
         return match.group()
     return f" {word} "
+
+
+_NAME_TOKEN = re.compile(r"[\w.:/-]+")
+_NAME_SEPARATORS = "_.:/-"
+_CAMEL = re.compile(r"[a-z0-9][A-Z]")
+_MAYBE_NAME = re.compile(r"\w[_.:/-]|[a-z0-9][A-Z]")
+
+
+def spelled_names(query: str) -> tuple[tuple[str, str], ...]:
+    """The tool names a task may spell out exactly, as (server, name) pairs folded to lower case,
+    server "" for any: `read_text_file`, `API-get-users`, `github__create_issue` (a server's name,
+    separators, then the tool's: the router's exposed name).
+
+    An agent that read a tool's name (in a list, a log, another hit) and searches for it wants that
+    tool, not the one whose words happen to score higher. Only identifier-like tokens count (with
+    `_`, an inner `-`, `.`, `:` or `/`, or camelCase), or the whole task if it is one word: a plain
+    word inside a sentence ("find", "explain") is a word, even if a tool is called so."""
+    text = query.strip()
+    if _MAYBE_NAME.search(text) is None and len(text.split(maxsplit=1)) > 1:
+        return ()  # most tasks: words only
+    tokens = _NAME_TOKEN.findall(text)
+    plain = len(tokens) == 1 and tokens[0] == text.strip("`'\"").strip()
+    found: dict[tuple[str, str], None] = {}
+    for raw in tokens:
+        token = raw.strip(_NAME_SEPARATORS)
+        if not token:
+            continue
+        inner = any(c in token for c in _NAME_SEPARATORS) or _CAMEL.search(token) is not None
+        if not (inner or plain):
+            continue
+        folded = token.lower()
+        found.setdefault(("", folded), None)
+        for i, c in enumerate(folded):
+            if c in _NAME_SEPARATORS and folded[i - 1] not in _NAME_SEPARATORS:
+                rest = folded[i:].lstrip(_NAME_SEPARATORS)
+                if rest:
+                    found.setdefault((folded[:i], rest), None)
+    return tuple(found)

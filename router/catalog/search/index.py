@@ -32,7 +32,8 @@ from typing import Any
 from .lexicon import LEXICON, Lexicon
 from .literals import spelled_names, strip_patterns
 from .neighbours import Neighbours, default_neighbours
-from .text import analyze, words
+from .spelling import corrections, typo_candidates
+from .text import analyze, stem, words
 from .weights import Weights
 
 __all__ = ["DocKey", "Hit", "SearchIndex", "Visibility", "Weights"]
@@ -41,6 +42,11 @@ DocKey = tuple[str, str]
 """(server, tool name) as the backend lists it."""
 
 Visibility = frozenset[DocKey] | Callable[[DocKey], bool] | None
+
+MAX_TYPOS = 2
+"""A task's words looked up as typos at most (each new one costs ~1 ms once; see spelling.py)."""
+
+_Query = tuple[tuple[tuple[str, float], ...], frozenset[str], tuple[tuple[str, str], ...]]
 
 _FIRST_SENTENCE = re.compile(r"(?<=[.!?])\s|\n\s*\n")
 
@@ -161,6 +167,7 @@ class SearchIndex:
         self.weights = weights or Weights()
         self.lexicon = lexicon or LEXICON
         self.neighbours = neighbours if neighbours is not None else default_neighbours()
+        self.neighbours.knows("")  # its stems are made now (once per table), not in a first search
         self._docs: dict[int, _Doc] = {}
         self._ids: dict[DocKey, int] = {}
         self._by_server: dict[str, list[int]] = {}
@@ -171,10 +178,9 @@ class SearchIndex:
         self._all = _View(ids=None, predicate=None, keys=None, n=0)
         self._views: OrderedDict[Hashable, _View] = OrderedDict()
         self._view_cache_size = view_cache_size
-        # query -> (its weighted terms, the terms only a neighbour in meaning brought)
-        self._query_cache: OrderedDict[str, tuple[tuple[tuple[str, float], ...], frozenset[str]]] = (
-            OrderedDict()
-        )
+        # query -> (its weighted terms, the terms only a neighbour in meaning brought, its words
+        # that may be typos with their stems)
+        self._query_cache: OrderedDict[str, _Query] = OrderedDict()
 
     # ---- catalogue ------------------------------------------------------------------------------
 
@@ -338,7 +344,7 @@ class SearchIndex:
         tags and its words' neighbours in meaning, sorted by term."""
         return self._query(query)[0]
 
-    def _query(self, query: str) -> tuple[tuple[tuple[str, float], ...], frozenset[str]]:
+    def _query(self, query: str) -> _Query:
         cached = self._query_cache.get(query)
         if cached is not None:
             return cached
@@ -363,7 +369,14 @@ class SearchIndex:
                         if t not in weights and x > near.get(t, 0.0):
                             near[t] = x
             weights.update(near)
-        result = (tuple(sorted(weights.items())), frozenset(near))
+        typos = tuple(
+            (word, stem(word))
+            for word in typo_candidates(text)
+            if not self.neighbours.knows(word)
+            and not self.lexicon.tags(word)
+            and not self.lexicon.expand(word)
+        )[:MAX_TYPOS]
+        result = (tuple(sorted(weights.items())), frozenset(near), typos)
         self._query_cache[query] = result
         if len(self._query_cache) > 4096:
             self._query_cache.popitem(last=False)
@@ -430,11 +443,13 @@ class SearchIndex:
         ids = view.ids
         w = self.weights
         terms = []
-        query_terms, near = self._query(query)
+        query_terms, near, typos = self._query(query)
         for term, qw in query_terms:
             df = self._df(term, view)
             if df:
                 terms.append((term in near, df, term, qw))
+        fixed = self._fix_typos(typos, view, query_terms) if typos and w.typo else ()
+        terms.extend((False, df, term, w.typo) for term, df in fixed)
         # the query's own terms first (rarest first), then its neighbours'; past min_candidates a
         # common term or a neighbour only re-scores (a neighbour must not take a candidate's place
         # from the query's own words)
@@ -490,7 +505,7 @@ class SearchIndex:
         mention = w.server_mention
         summary = w.summary_cover
         if cover or mention or summary:
-            qset = frozenset(t for t, _ in self.query_terms(query))
+            qset = frozenset([*(t for t, _ in query_terms), *(t for t, _ in fixed)])
             qidf = [(term, qw * math.log(1.0 + (n - df + 0.5) / (df + 0.5))) for _, df, term, qw in terms]
             qmass = math.fsum(x for _, x in qidf)
             rescored: dict[int, float] = {}
@@ -521,6 +536,27 @@ class SearchIndex:
             first = sorted(((d, lead + rescored.get(d, acc.get(d, 0.0))) for d in named), key=order)
             best = [*first, *(kv for kv in best if kv[0] not in named)]
         return [Hit(docs[d].key, s, d in named) for d, s in best[:limit]]
+
+    def _fix_typos(
+        self, typos: tuple[tuple[str, str], ...], view: _View, query_terms: tuple[tuple[str, float], ...]
+    ) -> list[tuple[str, int]]:
+        """For each query word no visible tool has, the visible indexed stem one edit away that
+        the most visible tools have (ties by term), with that count; `spelling.py`."""
+        have = {t for t, _ in query_terms}
+        fixed: list[tuple[str, int]] = []
+        for word, own in typos:
+            if self._df(own, view):
+                continue
+            best: tuple[int, str] | None = None
+            for candidate in corrections(word):
+                if candidate in self._postings:
+                    df = self._df(candidate, view)
+                    if df and (best is None or (-df, candidate) < (-best[0], best[1])):
+                        best = (df, candidate)
+            if best is not None and best[1] not in have:
+                have.add(best[1])
+                fixed.append((best[1], best[0]))
+        return fixed
 
     def _spelled(self, query: str, ids: set[int] | None, server: str | None) -> set[int]:
         """The visible tools whose name the query spells out (`spelled_names`)."""

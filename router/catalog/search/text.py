@@ -14,7 +14,17 @@ from functools import lru_cache
 import snowballstemmer
 from opencc import OpenCC
 
-__all__ = ["analyze", "clear_caches", "fold", "has_cjk", "is_cjk", "split_identifier", "stem", "words"]
+__all__ = [
+    "STOP_WORDS",
+    "analyze",
+    "clear_caches",
+    "fold",
+    "has_cjk",
+    "is_cjk",
+    "split_identifier",
+    "stem",
+    "words",
+]
 
 # camelCase / PascalCase / acronym boundaries and letter<->digit boundaries.
 _CAMEL_1 = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -331,6 +341,8 @@ _STOP = frozenset(
         "favor",
     ]
 )
+STOP_WORDS = _STOP
+"""Words too common to say anything about a task (English, and the other languages' most common)."""
 
 _stemmer = snowballstemmer.stemmer("english")
 # Russian is the one other script whose words are inflected and written with spaces that the

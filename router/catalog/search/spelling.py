@@ -1,0 +1,103 @@
+"""Typos in English tasks: a word no visible tool has, one edit from a word some tool has.
+
+People type "calender", "idnex" and "coment"; an agent passes the user's words on. The ranker
+reads such a word as the indexed word one edit away (a letter deleted, inserted, replaced, or two
+swapped), the most common one if several are, at less than a word's weight.
+
+Only in tasks written in English, and only for lower-case words of five letters or more: in other
+languages a word one edit from an English one is usually a word of that language (Italian "prima"
+is not "prisma", French "taille" not "tail"), and a capitalised word inside a sentence is a name
+("Priya", "Geneva"). Which words count as known depends on what the caller may see, so the
+ranker makes the choice per view (`SearchIndex.search`); this module only proposes.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import snowballstemmer
+
+from .text import STOP_WORDS
+
+__all__ = ["corrections", "typo_candidates"]
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+_MIN_LENGTH = 5
+_RAW_WORD = re.compile(r"[A-Za-z]+|[^\sA-Za-z]+")
+_ALPHA = re.compile(r"[a-z]+")
+_stemmer = snowballstemmer.stemmer("english")
+
+
+# Function words: a task is read as English when it has more of the first than of the second
+# (the two overlap on purpose: "in", "a", "i", "me" are words in several languages).
+def _set(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_ENGLISH = _set(
+    """the a an to of and or for with from on in at by into onto up out off my me i our your their
+    this that these those what which who how why when where is are was be it its can could you
+    please all any every some new last next"""
+)
+_OTHER = _set(
+    """de la el los las en y que para por con del una un le les des du et pour avec sur dans est
+    pas ne mon ma mes der die das und mit ein eine einen den dem von zu ist auf nicht ich mir mein
+    meine il di che per nel della al alla lo gli sono non het een van voor op met dat te ook niet
+    om naar um uma no da dos em ao nos se os as o e yang untuk ke dari dan ini itu w z na do jest
+    sie ve bir için ile bu và của cho các với i tutti tutte sind welche wie was wer alle noch schon
+    bitte mich meinen meinem nach bei aus oder aber wenn dann gibt es je une quels quelles sont moi
+    qui mis son hay meu minha quais welke zijn mijn er wat hoe kun"""
+)
+
+
+def looks_english(text: str) -> bool:
+    """Whether a task is written in English: ASCII, with more English function words than those
+    of the other languages written in Latin letters."""
+    if not text.isascii():
+        return False
+    tokens = text.lower().split()
+    english = sum(t in _ENGLISH for t in tokens)
+    return english > sum(t in _OTHER for t in tokens)
+
+
+def typo_candidates(text: str) -> tuple[str, ...]:
+    """The words of an English task that may be typos: lower-case, letters only, five or more.
+    Whether one is a typo (no visible tool has it) is the ranker's question."""
+    if not looks_english(text):
+        return ()
+    found: dict[str, None] = {}
+    for token in _RAW_WORD.findall(text):
+        if (
+            len(token) >= _MIN_LENGTH
+            and token.islower()
+            and _ALPHA.fullmatch(token)
+            and token not in STOP_WORDS
+        ):
+            found.setdefault(token, None)
+    return tuple(found)
+
+
+@lru_cache(maxsize=4096)
+def corrections(word: str) -> tuple[str, ...]:
+    """The stems of the words one edit from ``word`` (Damerau-Levenshtein, letters a-z), without
+    the word's own stem; sorted. The first letter stays (few typos change it), and a stem shorter
+    than the word by more than three letters is not a correction ("pending" -> "ending", stem
+    "end", is another word)."""
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    edits = {a + b[1:] for a, b in splits if b}
+    edits |= {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+    edits |= {a + c + b[1:] for a, b in splits if b for c in _LETTERS}
+    edits |= {a + c + b for a, b in splits for c in _LETTERS}
+    edits.discard(word)
+    own = _stemmer.stemWord(word)
+    first, shortest = word[0], len(word) - 3
+    return tuple(
+        sorted(
+            {
+                s
+                for s in _stemmer.stemWords(sorted(e for e in edits if e[:1] == first))
+                if s != own and len(s) >= shortest
+            }
+        )
+    )

@@ -1,0 +1,189 @@
+"""Tasks that spell a tool's name out (`spelled_names`), and tasks with a typo in a word (`spelling.py`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from router.catalog.search import DocKey, SearchIndex
+from router.catalog.search.fusion import fuse
+from router.catalog.search.index import Hit
+from router.catalog.search.literals import spelled_names
+from tests.support.search_data import load_evalset
+
+
+@pytest.fixture(scope="module")
+def evalset() -> SearchIndex:
+    idx = SearchIndex()
+    for server, listing in load_evalset().items():
+        idx.put_server(server, listing.get("instructions"), listing["tools"])
+    return idx
+
+
+def _first(idx: SearchIndex, query: str, **kw: Any) -> Hit:
+    hits = idx.search(query, 5, **kw)
+    assert hits, query
+    return hits[0]
+
+
+@pytest.mark.parametrize(
+    ("query", "tool"),
+    [
+        # each loses to a sibling whose words score higher when the name is read as words
+        ("confluence_get_page", ("atlassian", "confluence_get_page")),
+        ("read_text_file", ("filesystem", "read_text_file")),
+        ("firecrawl_interact", ("firecrawl", "firecrawl_interact")),
+        ("API-get-users", ("notion", "API-get-users")),
+        ("call `browser_network_request` for me", ("playwright", "browser_network_request")),
+    ],
+)
+def test_a_spelled_name_goes_first(evalset: SearchIndex, query: str, tool: DocKey) -> None:
+    # read as words (its separators gone), the name ranks a sibling first
+    words = query.replace("_", " ").replace("-", " ").replace("`", "")
+    assert _first(evalset, words).key != tool, "pick a name a sibling outranks as words"
+    best = _first(evalset, query)
+    assert best.key == tool and best.named
+
+
+def test_the_exposed_name_with_its_server_picks_that_servers_tool(evalset: SearchIndex) -> None:
+    # github and gitlab both have create_issue; the router exposes them as <server>__<tool>
+    for server in ("github", "gitlab"):
+        hits = evalset.search(f"{server}__create_issue", 5)
+        assert hits[0].key == (server, "create_issue") and hits[0].named
+        assert not any(h.named for h in hits[1:])
+    both = {h.key for h in evalset.search("create_issue", 5) if h.named}
+    assert both == {("github", "create_issue"), ("gitlab", "create_issue")}
+
+
+def test_a_plain_word_in_a_sentence_is_a_word_not_a_name(evalset: SearchIndex) -> None:
+    # mongodb has tools called `find` and `explain`; these tasks are about neither
+    for query in ("find the latest invoice for ACME", "explain why my pod keeps crashing"):
+        assert not any(h.named for h in evalset.search(query, 10)), query
+    assert spelled_names("find the invoice") == ()
+    # alone, the word is the name
+    assert ("mongodb", "find") in {h.key for h in evalset.search("find", 5) if h.named}
+
+
+def test_scores_stay_in_page_order_and_the_page_is_full(evalset: SearchIndex) -> None:
+    hits = evalset.search("confluence_get_page", 5)
+    assert len(hits) == 5
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_a_hidden_tool_is_not_found_by_its_name(evalset: SearchIndex) -> None:
+    hidden: DocKey = ("filesystem", "read_text_file")
+    hits = evalset.search("read_text_file", 10, visible=lambda key: key != hidden, token="no-read-text")
+    assert hits and hidden not in {h.key for h in hits} and not any(h.named for h in hits)
+    # the server filter applies too
+    assert not any(h.named for h in evalset.search("read_text_file", 5, server="github"))
+
+
+def test_a_name_stays_first_when_meaning_joins_the_ranking() -> None:
+    words = [Hit(("a", "get_page"), 2.0, named=True), Hit(("a", "get_page_views"), 1.9)]
+    near = [(("a", "get_page_views"), 0.9), (("b", "page"), 0.8)]
+    cosine = {("a", "get_page"): 0.3, ("a", "get_page_views"): 0.9, ("b", "page"): 0.8}
+    fused = fuse(words, near, cosine)
+    assert fused[0].key == ("a", "get_page") and fused[0].named
+    assert [h.key for h in fused[1:]] == [("a", "get_page_views"), ("b", "page")]
+
+
+# ---- typos (spelling.py) --------------------------------------------------------------------------
+
+TYPO_TOOLS: dict[str, list[dict[str, Any]]] = {
+    "mongodb": [
+        {"name": "create-index", "description": "Create an index for a collection."},
+        {"name": "find", "description": "Run a find query against a collection."},
+        {"name": "create-collection", "description": "Create a new collection."},
+    ],
+    "email": [
+        {"name": "add_label", "description": "Add a label to an email address's messages."},
+        {"name": "extract_contacts", "description": "Extract contacts from users' emails."},
+    ],
+    "calendar": [
+        {"name": "create_event", "description": "Create a calendar event."},
+        {"name": "list_events", "description": "List calendar events."},
+    ],
+    "hubspot": [{"name": "update_contact", "description": "Update a contact's properties."}],
+}
+
+
+def _typo_index(**weights: float) -> SearchIndex:
+    from router.catalog.search.weights import Weights
+
+    idx = SearchIndex(weights=Weights(**weights))
+    for server, tools in TYPO_TOOLS.items():
+        idx.put_server(server, None, tools)
+    return idx
+
+
+@pytest.mark.parametrize(
+    ("query", "tool"),
+    [
+        ("create an idnex on the orders collection", ("mongodb", "create-index")),
+        ("put a weekly 1:1 with my reports on the calender", ("calendar", "create_event")),
+    ],
+)
+def test_a_typo_in_an_english_task_reads_as_the_word_one_edit_away(query: str, tool: DocKey) -> None:
+    without = _typo_index(typo=0.0).search(query, 1)  # the word as typed
+    assert not without or without[0].key != tool
+    assert _typo_index().search(query, 1)[0].key == tool
+
+
+def test_words_of_other_languages_names_and_english_words_are_not_typos() -> None:
+    from router.catalog.search.spelling import looks_english, typo_candidates
+
+    for other in (
+        "Trova in HubSpot tutti i contatti con un'email che finisce in acme",
+        "Welche Incidents sind in Datadog gerade offen?",
+        "crea una tabla en la base de datos prima",
+        "affiche la taille des fichiers",
+    ):
+        assert not looks_english(other) and typo_candidates(other) == (), other
+    # a capitalised word inside a sentence is a name
+    assert "priya" not in typo_candidates("set up a call with Priya on my calender")
+    assert "calender" in typo_candidates("set up a call with Priya on my calender")
+    # a common English word one edit from an indexed one is that word: "contract" is not "contact"
+    idx = _typo_index()
+    typos = idx._query("attach the signed contract to the record")[2]
+    assert "contract" not in {word for word, _ in typos}
+
+
+def test_a_typo_is_corrected_only_to_a_word_a_visible_tool_has() -> None:
+    # "calender": the only tools that say "calendar" are hidden, so the task must rank as if they
+    # did not exist (no leak), and nothing reads it as "calendar"
+    query = "put a weekly sync on the calender"
+    hidden = {("calendar", "create_event"), ("calendar", "list_events")}
+    idx = _typo_index()
+    seen = idx.search(query, 5, visible=lambda key: key not in hidden, token="no-calendar")
+    alone = SearchIndex()
+    for server, tools in TYPO_TOOLS.items():
+        if server != "calendar":
+            alone.put_server(server, None, tools)
+    assert [(h.key, round(h.score, 9)) for h in seen] == [
+        (h.key, round(h.score, 9)) for h in alone.search(query, 5)
+    ]
+    assert idx.search(query, 1)[0].key[0] == "calendar"
+
+
+def test_the_correction_is_chosen_among_visible_words_only() -> None:
+    # "tages" is one edit from "tags" (two hidden tools) and from "tapes" (one visible tool): the
+    # most common visible word is chosen, as if the hidden tools did not exist
+    tools = {
+        "labels": [
+            {"name": "add_tags", "description": "Add tags to an item."},
+            {"name": "remove_tags", "description": "Remove tags from an item."},
+        ],
+        "backup": [
+            {"name": "list_tapes", "description": "List the backup tapes of a library."},
+            {"name": "list_disks", "description": "List the backup disks of a library."},
+        ],
+    }
+    idx, alone = SearchIndex(), SearchIndex()
+    for server, listing in tools.items():
+        idx.put_server(server, None, listing)
+    alone.put_server("backup", None, tools["backup"])
+    query = "list all the tages in the library"
+    seen = idx.search(query, 5, visible=lambda key: key[0] == "backup", token="backup-only")
+    assert seen[0].key == ("backup", "list_tapes")
+    assert [(h.key, h.score) for h in seen] == [(h.key, h.score) for h in alone.search(query, 5)]

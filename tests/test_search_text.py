@@ -120,6 +120,12 @@ def test_a_web_address_names_its_site() -> None:
     assert site_of("docs.stripe.com/api") == "stripe"
     assert site_of("https://bbc.co.uk/news") == "bbc"
     assert site_of("https://example.org/blog/post-1") == ""  # a placeholder names nothing
+    # a service's own short links name it; a generic shortener names nothing
+    assert site_of("https://youtu.be/dQw4w9WgXcQ") == "youtube"
+    assert site_of("redd.it/1abcde") == "reddit"
+    assert site_of("https://bit.ly/3xYz") == ""
+    text, tags = strip_patterns("резюмируй доклад youtu.be/dQw4w9WgXcQ")
+    assert text.split() == ["резюмируй", "доклад", "youtube"] and tags == ["@web"]
     text, tags = strip_patterns("summarize https://www.youtube.com/watch?v=8pDqJVdNa44 for me")
     assert text.split() == ["summarize", "youtube", "for", "me"] and tags == ["@web"]
 

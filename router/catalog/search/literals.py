@@ -24,6 +24,28 @@ _EXTENSIONS = (
 _HOST = re.compile(r"(?:[a-z][\w+.-]*://)?(?:www\.)?([\w.-]+)", re.I)
 _SECOND_LEVEL = frozenset({"co", "com", "org", "net", "ac", "gov", "edu"})  # bbc.co.uk
 _PLACEHOLDERS = frozenset({"example", "localhost"})  # RFC 2606 names say nothing
+# Services' own short-link hosts name the service (youtu.be is YouTube); a generic shortener's
+# name says nothing of where the link leads.
+_SHORT_HOSTS = {
+    "youtu.be": "youtube",
+    "redd.it": "reddit",
+    "git.io": "github",
+    "amzn.to": "amazon",
+    "t.me": "telegram",
+    "wa.me": "whatsapp",
+    "fb.me": "facebook",
+    "lnkd.in": "linkedin",
+    "goo.gl": "google",
+    "maps.app.goo.gl": "maps",
+    "spoti.fi": "spotify",
+    "bit.ly": "",
+    "t.co": "",
+    "tinyurl.com": "",
+}
+_SHORT_HOST = re.compile(
+    r"(?<![\w.])(?:" + "|".join(re.escape(h) for h in sorted(_SHORT_HOSTS, key=len, reverse=True)) + r")/\S+",
+    re.I,
+)
 
 
 def site_of(address: str) -> str:
@@ -31,7 +53,10 @@ def site_of(address: str) -> str:
     `https://acme.sentry.io/issues/1` -> "sentry", `docs.stripe.com` -> "stripe". It names the
     service the task is about."""
     found = _HOST.match(address)
-    labels = found.group(1).lower().strip(".").split(".") if found else []
+    host = found.group(1).lower().strip(".") if found else ""
+    if host in _SHORT_HOSTS:
+        return _SHORT_HOSTS[host]
+    labels = host.split(".") if host else []
     if len(labels) < 2:
         return ""
     name = labels[-3] if len(labels) > 2 and labels[-2] in _SECOND_LEVEL else labels[-2]
@@ -56,6 +81,7 @@ class _Literal(NamedTuple):
 
 _LITERALS: tuple[_Literal, ...] = (
     _Literal(re.compile(r"\b(?:https?|ftp)://\S+|\bwww\.\S+", re.I), "@web", "web page", site_of),
+    _Literal(_SHORT_HOST, "@web", "web page", site_of),
     _Literal(
         re.compile(
             r"(?<![\w.])[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|io|dev|ai|app|co|de|fr|es|jp)\b"

@@ -126,6 +126,10 @@ def test_a_web_address_names_its_site() -> None:
     assert site_of("https://bit.ly/3xYz") == ""
     text, tags = strip_patterns("резюмируй доклад youtu.be/dQw4w9WgXcQ")
     assert text.split() == ["резюмируй", "доклад", "youtube"] and tags == ["@web"]
+    # Reddit's r/ and u/ notation names Reddit, in any script around it; a path stays a path
+    assert strip_patterns("whats hot on r/LocalLLaMA rn")[0].split() == ["whats", "hot", "on", "reddit", "rn"]
+    assert strip_patterns("r/korea에서 글 찾아줘")[0].split() == ["reddit", "에서", "글", "찾아줘"]
+    assert strip_patterns("read src/r/file.py")[1] == ["@file"]
     text, tags = strip_patterns("summarize https://www.youtube.com/watch?v=8pDqJVdNa44 for me")
     assert text.split() == ["summarize", "youtube", "for", "me"] and tags == ["@web"]
 
@@ -289,3 +293,9 @@ def test_no_glossary_form_reads_as_a_common_english_word() -> None:
                 if len(parts) == 1 and not is_cjk(form[0]) and parts[0] in english:
                     clashes.append((word, lang, form))
     assert not clashes
+
+
+def test_rain_is_not_waiting_in_russian() -> None:
+    # "дождись" (wait for it) stemmed like "дождь" (rain): the form was dropped from @wait
+    assert "@wait" not in LEXICON.tags("будет ли завтра дождь в Москве")
+    assert "@wait" in LEXICON.tags("подожди, пока под поднимется")

@@ -67,6 +67,10 @@ def _nothing(value: str) -> str:
     return ""
 
 
+def _reddit(value: str) -> str:
+    return "reddit"
+
+
 def _prefix(value: str) -> str:
     return value.partition("_")[0]
 
@@ -91,6 +95,11 @@ _LITERALS: tuple[_Literal, ...] = (
         "@web",
         "web page",
         site_of,
+    ),
+    # Reddit's own notation for a subreddit or a user names the service (before paths: r/korea is
+    # not the path /korea)
+    _Literal(
+        re.compile(r"(?<![\w/.~-])(?:r|u)/[A-Za-z0-9_]{2,21}(?![A-Za-z0-9_/])"), "", "subreddit", _reddit
     ),
     _Literal(re.compile(r"(?:~|\.{1,2})?(?:/[\w.@-]+)+/?"), "@file", "path"),
     _Literal(re.compile(rf"(?<![\w/])[\w-]+(?:\.[\w-]+)*\.(?:{_EXTENSIONS})\b", re.I), "@file", "file"),

@@ -187,3 +187,30 @@ def test_the_correction_is_chosen_among_visible_words_only() -> None:
     seen = idx.search(query, 5, visible=lambda key: key[0] == "backup", token="backup-only")
     assert seen[0].key == ("backup", "list_tapes")
     assert [(h.key, h.score) for h in seen] == [(h.key, h.score) for h in alone.search(query, 5)]
+
+
+def test_a_cyrillic_loanword_reads_as_the_english_word() -> None:
+    # "обсидиан" (Obsidian) and "деплоймент" (deployment) are in neither the lexicon nor the
+    # glossary; written back in Latin letters and stemmed they are words the tools have
+    tools = {
+        # the same tool on two servers: only the server's name, written in Cyrillic, tells them apart
+        "obsidian": [{"name": "append_content", "description": "Append content to a note."}],
+        "notion": [{"name": "append_content", "description": "Append content to a note."}],
+        "kubernetes": [{"name": "rollout_undo", "description": "Roll back a deployment to a revision."}],
+    }
+
+    def ranked(query: str, typo: float) -> DocKey:
+        from router.catalog.search.weights import Weights
+
+        idx = SearchIndex(weights=Weights(typo=typo))
+        for server, listing in tools.items():
+            idx.put_server(server, None, listing)
+        return idx.search(query, 1)[0].key
+
+    note = "допиши пару строк в конец заметки в обсидиане"
+    assert ranked(note, 0.0) == ("notion", "append_content")  # a tie, broken by key
+    assert ranked(note, 0.8) == ("obsidian", "append_content")
+    from router.catalog.search.spelling import cyrillic_candidates, loan_spellings
+
+    assert "deploy" in loan_spellings("деплоймент") and "commit" in loan_spellings("коммиты")
+    assert cyrillic_candidates("roll back the deployment") == ()

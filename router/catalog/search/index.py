@@ -32,7 +32,7 @@ from typing import Any
 from .lexicon import LEXICON, Lexicon
 from .literals import spelled_names, strip_patterns
 from .neighbours import Neighbours, default_neighbours
-from .spelling import corrections, typo_candidates
+from .spelling import corrections, cyrillic_candidates, loan_spellings, typo_candidates
 from .text import analyze, stem, words
 from .weights import Weights
 
@@ -43,6 +43,8 @@ DocKey = tuple[str, str]
 
 Visibility = frozenset[DocKey] | Callable[[DocKey], bool] | None
 
+MAX_LOANWORDS = 4
+"""A task's Cyrillic words read as English loanwords at most (spelling.py)."""
 MAX_TYPOS = 2
 """A task's words looked up as typos at most (each new one costs ~1 ms once; see spelling.py)."""
 
@@ -376,6 +378,9 @@ class SearchIndex:
             and not self.lexicon.tags(word)
             and not self.lexicon.expand(word)
         )[:MAX_TYPOS]
+        typos += tuple(
+            (word, stem(word)) for word in cyrillic_candidates(text) if not self.lexicon.tags(word)
+        )[:MAX_LOANWORDS]
         result = (tuple(sorted(weights.items())), frozenset(near), typos)
         self._query_cache[query] = result
         if len(self._query_cache) > 4096:
@@ -548,7 +553,7 @@ class SearchIndex:
             if self._df(own, view):
                 continue
             best: tuple[int, str] | None = None
-            for candidate in corrections(word):
+            for candidate in corrections(word) if word.isascii() else loan_spellings(word):
                 if candidate in self._postings:
                     df = self._df(candidate, view)
                     if df and (best is None or (-df, candidate) < (-best[0], best[1])):

@@ -1,4 +1,5 @@
-"""Typos in English tasks: a word no visible tool has, one edit from a word some tool has.
+"""Words no visible tool has, read as words some tool has: typos in English tasks, and English
+loanwords written in Cyrillic.
 
 People type "calender", "idnex" and "coment"; an agent passes the user's words on. The ranker
 reads such a word as the indexed word one edit away (a letter deleted, inserted, replaced, or two
@@ -7,12 +8,20 @@ swapped), the most common one if several are, at less than a word's weight.
 Only in tasks written in English, and only for lower-case words of five letters or more: in other
 languages a word one edit from an English one is usually a word of that language (Italian "prima"
 is not "prisma", French "taille" not "tail"), and a capitalised word inside a sentence is a name
-("Priya", "Geneva"). Which words count as known depends on what the caller may see, so the
-ranker makes the choice per view (`SearchIndex.search`); this module only proposes.
+("Priya", "Geneva").
+
+Russian IT speech writes English words in Cyrillic letters: деплоймент, коммиты, постгрес,
+обсидиан. Such a word, written back in the Latin spellings its letters usually stand for in
+loanwords (with and without its case ending) and stemmed, meets the tools' English words; the
+glossary and the lexicon cover the common ones, this catches the rest (product names above all).
+
+Which words count as known depends on what the caller may see, so the ranker makes the choice per
+view (`SearchIndex.search`); this module only proposes.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from functools import lru_cache
 
@@ -101,3 +110,49 @@ def corrections(word: str) -> tuple[str, ...]:
             }
         )
     )
+
+
+# ---- loanwords written in Cyrillic ----------------------------------------------------------------
+
+# How English loanwords' letters are written in Russian, most likely spelling first (деплой is
+# deploy, коммит commit, кластер cluster): each Cyrillic letter's Latin spellings.
+_LATIN = {
+    "а": ("a", "u"), "б": ("b",), "в": ("v", "w"), "г": ("g",), "д": ("d",), "е": ("e",),
+    "ё": ("yo", "e"), "ж": ("zh", "g", "j"), "з": ("z", "s"), "и": ("i", "y", "ee"), "й": ("y", "i"),
+    "к": ("k", "c", "ck"), "л": ("l",), "м": ("m",), "н": ("n",), "о": ("o",), "п": ("p",),
+    "р": ("r",), "с": ("s", "c"), "т": ("t",), "у": ("u", "oo"), "ф": ("f", "ph"), "х": ("h",),
+    "ц": ("ts", "c"), "ч": ("ch",), "ш": ("sh",), "щ": ("sch",), "ъ": ("",), "ы": ("y", "i"),
+    "ь": ("",), "э": ("e", "a"), "ю": ("yu", "u"), "я": ("ya",),
+}  # fmt: skip
+_PAIRS = {"дж": ("j", "g"), "кс": ("x", "ks"), "кв": ("qu", "kv"), "ей": ("ey", "ay"), "ай": ("i", "y", "ai")}
+# Russian case endings a loanword takes (деплоймента, постгреса, обсидиане)
+_ENDINGS = _set("ами ями ого ому ой ей ом ем ах ях ов ев ы и а я у ю е")
+_CYRILLIC_WORD = re.compile("[а-яё]{4,}")
+_MAX_SPELLINGS = 96
+
+
+def cyrillic_candidates(text: str) -> tuple[str, ...]:
+    """A task's words in Cyrillic letters that may be English loanwords (four letters or more)."""
+    return tuple(dict.fromkeys(_CYRILLIC_WORD.findall(text.lower())))
+
+
+@lru_cache(maxsize=4096)
+def loan_spellings(word: str) -> tuple[str, ...]:
+    """The English stems a Cyrillic loanword may be written for, without and with its case
+    ending: деплоймента -> deployment, коммиты -> commit. At most a few dozen spellings each."""
+    forms = [word, *(word[: -len(e)] for e in _ENDINGS if word.endswith(e) and len(word) - len(e) >= 4)]
+    out: set[str] = set()
+    for form in forms:
+        pieces: list[tuple[str, ...]] = []
+        i = 0
+        while i < len(form):
+            pair = _PAIRS.get(form[i : i + 2])
+            if pair is not None:
+                pieces.append(pair)
+                i += 2
+            else:
+                pieces.append(_LATIN.get(form[i], (form[i],)))
+                i += 1
+        spellings = ["".join(p) for p in itertools.islice(itertools.product(*pieces), _MAX_SPELLINGS)]
+        out.update(s for s in _stemmer.stemWords(spellings) if len(s) >= 4)
+    return tuple(sorted(out))

@@ -3,7 +3,8 @@
 They say what kind of thing the task is about (a URL: a web page; `OPS-1142`: a ticket), while
 their own characters ("https", "example", "77") are noise for ranking. The word ranker replaces
 them by what it keeps of them and a capability tag (`strip_patterns`); a sentence model reads the
-kind of thing instead (`plain_literals`).
+kind of thing instead (`plain_literals`). A tool's own name spelled out in a task is a literal too,
+and the most decisive one (`spelled_names`).
 """
 
 from __future__ import annotations

@@ -299,3 +299,11 @@ def test_rain_is_not_waiting_in_russian() -> None:
     # "дождись" (wait for it) stemmed like "дождь" (rain): the form was dropped from @wait
     assert "@wait" not in LEXICON.tags("будет ли завтра дождь в Москве")
     assert "@wait" in LEXICON.tags("подожди, пока под поднимется")
+
+
+def test_a_sentry_short_id_is_an_issue_key_not_words() -> None:
+    # CHECKOUT-1A2 is an issue of the CHECKOUT project, not a git checkout
+    text, tags = strip_patterns("mark sentry issue CHECKOUT-1A2 as resolved")
+    assert "CHECKOUT" not in text and tags == ["@issue"]
+    assert strip_patterns("move PROJ-88 to done")[1] == ["@issue"]
+    assert strip_patterns("send the X-AUTH header")[1] == []  # no digit: a word

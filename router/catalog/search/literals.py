@@ -104,7 +104,11 @@ _LITERALS: tuple[_Literal, ...] = (
     ),
     _Literal(re.compile(r"(?:~|\.{1,2})?(?:/[\w.@-]+)+/?"), "@file", "path"),
     _Literal(re.compile(rf"(?<![\w/])[\w-]+(?:\.[\w-]+)*\.(?:{_EXTENSIONS})\b", re.I), "@file", "file"),
-    _Literal(re.compile(r"\b[A-Z][A-Z0-9]{1,9}-\d+\b"), "@issue", "ticket", needs_digit=True),
+    # an issue key (PROJ-123), or a Sentry short ID (CHECKOUT-1A2): capitals, a dash, then digits
+    # and capitals with at least one digit
+    _Literal(
+        re.compile(r"\b[A-Z][A-Z0-9]{1,9}-(?=[A-Z]*\d)[A-Z0-9]+\b"), "@issue", "ticket", needs_digit=True
+    ),
     # opaque identifiers: their characters are noise, a prefix names the kind (txn_01h..., cus_9Tx...)
     _Literal(
         re.compile(r"\b[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\b", re.I), "", "id", needs_digit=True

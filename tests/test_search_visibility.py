@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
 from router.catalog.search import DocKey, SearchIndex
 from tests.support.search_data import SMALL, load_evalset
 
@@ -109,3 +112,50 @@ def test_cached_views_follow_registrations() -> None:
         want = fresh.search(q, 30, visible=visible)
         assert idx.search(q, 30, visible=visible) == want
         assert idx.search(q, 30, visible=lambda k: k in visible, token="policy-7") == want
+
+
+# ---- any task, hostile or not (hypothesis) --------------------------------------------------------
+
+# Hidden tools built to be found by every path a task can take: their names spelled out, words
+# one edit from a typo, English words a Cyrillic loanword is read as.
+_BAIT = [
+    {"name": "calendar_sync", "description": "Calendar index namespace dashboard deployment obsidian."},
+    {"name": "read_text_file", "description": "Read files from the vault: notes, logs, commits."},
+    {"name": "API-get-users", "description": "Users, customers, contacts and their email addresses."},
+    # the typos themselves: a hidden tool that has the word must not stop its correction
+    {"name": "typo_bait", "description": "reposiotry direcotry serach contnets craete isssue"},
+]
+_WORD_LINES = (
+    "read the file create an issue on github search web for news list directory",
+    "calender idnex namepsace dashbaord custmer flakey whcih",  # typos of bait words
+    "reposiotry direcotry serach contnets craete isssue",  # typos of visible words
+    "деплоймент обсидиане коммиты постгреса заметку сделай",  # loanwords and Russian
+    "read_text_file github__create_issue calendar_sync API-get-users zz-hidden__read_text_file",
+    "Priya ファイルを読む Datei lesen https://youtu.be/abc r/korea PROJ-12 CHECKOUT-1A2",
+)
+_WORDS = [word for line in _WORD_LINES for word in line.split()]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(["serach", "the", "web", "for", "news"])
+@example(["craete", "an", "isssue", "on", "the", "reposiotry"])
+@example(["open", "the", "calender", "and", "read_text_file"])
+@example(["допиши", "в", "обсидиане", "деплоймент"])
+@given(st.lists(st.one_of(st.sampled_from(_WORDS), st.text(min_size=1, max_size=12)), min_size=1, max_size=8))
+def test_no_task_finds_or_feels_a_hidden_tool(parts: list[str]) -> None:
+    query = " ".join(parts)
+    plain = _small_index()
+    noisy = _small_index()
+    noisy.put_server("zz-hidden", None, _BAIT)
+    noisy.put_server("github", None, [*SMALL["github"], *_BAIT])  # hidden tools in a visible server
+    visible = frozenset(plain.keys())
+    expected = plain.search(query, 20)
+    assert noisy.search(query, 20, visible=visible) == expected
+    assert noisy.search(query, 20, visible=lambda k: k in visible, token="fuzz") == expected
+
+
+def _small_index() -> SearchIndex:
+    idx = SearchIndex()
+    for server, tools in SMALL.items():
+        idx.put_server(server, None, tools)
+    return idx

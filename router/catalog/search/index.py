@@ -29,6 +29,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .intent import is_question, starts_with_a_change
 from .lexicon import LEXICON, Lexicon
 from .literals import spelled_names, strip_patterns
 from .neighbours import Neighbours, default_neighbours
@@ -514,6 +515,7 @@ class SearchIndex:
             qidf = [(term, qw * math.log(1.0 + (n - df + 0.5) / (df + 0.5))) for _, df, term, qw in terms]
             qmass = math.fsum(x for _, x in qidf)
             rescored: dict[int, float] = {}
+            asking = w.question_write > 0.0 and is_question(query)
             # a fixed pool, whatever the limit: the first k hits do not depend on the limit asked
             for d, sc in top(acc, w.rerank):
                 doc = docs[d]
@@ -525,6 +527,8 @@ class SearchIndex:
                     factor *= 1.0 + summary * math.fsum(x for t, x in qidf if t in head) / qmass
                 if mention and not doc.server_terms.isdisjoint(qset):
                     factor *= 1.0 + mention
+                if asking and starts_with_a_change(doc.name_units, doc.server_terms):
+                    factor *= 1.0 - w.question_write
                 rescored[d] = sc * factor
             best = top(rescored, k)
             if k > len(best):

@@ -29,7 +29,7 @@ import snowballstemmer
 
 from .text import STOP_WORDS
 
-__all__ = ["corrections", "typo_candidates"]
+__all__ = ["corrections", "cyrillic_candidates", "loan_spellings", "looks_english", "typo_candidates"]
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 _MIN_LENGTH = 5

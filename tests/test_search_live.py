@@ -155,3 +155,29 @@ def test_an_override_that_renames_a_tool_is_searched_described_and_called_under_
     ) == orjson.dumps([*orjson.loads(search.listed(None, view, index) or b"[]"), next(
         t for t in orjson.loads(view.pages(index, "tools", 0)[0]) if t["name"] == "file_ticket"
     )])  # fmt: skip
+
+
+def test_a_server_the_ranker_cannot_read_leaves_the_others_searchable(caplog: Any) -> None:
+    # a fault no real definition produces on demand any more (the recursive schemas that did are
+    # walked now): the analysis of one server's tools fails
+    servers = load_evalset()
+    live = LiveSearch()
+    analyse = live.ranker._analyse
+
+    def failing(tool: Any, name: str, *rest: Any) -> Any:
+        if name == "slack_post_message":
+            raise ValueError("unreadable definition")
+        return analyse(tool, name, *rest)
+
+    live.ranker._analyse = failing  # type: ignore[method-assign]
+    index = index_of(servers, ["filesystem", "slack"], 1)
+    live.follow(index)  # does not raise
+    assert "cannot index the tools of slack" in caplog.text
+    found = live.search(index, "read a text file", 5)
+    assert found and all(f.target.server == "filesystem" for f in found)
+    # nothing of slack's was half-written into the index
+    assert {key[0] for key in live.ranker.keys()} == {"filesystem"}  # noqa: SIM118
+    # the next catalog with slack readable again brings it back
+    live.ranker._analyse = analyse  # type: ignore[method-assign]
+    live.follow(index_of(servers, ["filesystem", "slack"], 2))
+    assert live.search(index, "post a message to a channel", 1)[0].target.server == "slack"

@@ -307,3 +307,17 @@ def test_a_sentry_short_id_is_an_issue_key_not_words() -> None:
     assert "CHECKOUT" not in text and tags == ["@issue"]
     assert strip_patterns("move PROJ-88 to done")[1] == ["@issue"]
     assert strip_patterns("send the X-AUTH header")[1] == []  # no digit: a word
+
+
+def test_a_schema_that_refers_to_itself_through_variants_is_indexed() -> None:
+    # A is oneOf B and B is allOf A: followed without a bound, the walk never ends
+    schema = {
+        "$defs": {
+            "A": {"oneOf": [{"$ref": "#/$defs/B"}], "properties": {"alpha": {"description": "first letter"}}},
+            "B": {"allOf": [{"$ref": "#/$defs/A"}, {"anyOf": [{"$ref": "#/$defs/B"}]}]},
+        },
+        "$ref": "#/$defs/A",
+    }
+    idx = SearchIndex()
+    idx.put_server("s", None, [{"name": "spell", "description": "Spell a word.", "inputSchema": schema}])
+    assert idx.search("the first letter", 1)[0].key == ("s", "spell")

@@ -33,6 +33,7 @@ from .intent import is_question, starts_with_a_change
 from .lexicon import LEXICON, Lexicon
 from .literals import spelled_names, strip_patterns
 from .neighbours import Neighbours, default_neighbours
+from .schema import schema_params
 from .spelling import corrections, cyrillic_candidates, loan_spellings, typo_candidates
 from .text import analyze, stem, words
 from .weights import Weights
@@ -92,67 +93,6 @@ class _View:
         return self.predicate is None or self.predicate(key)
 
 
-def _schema_params(schema: Any) -> list[tuple[str, str]]:
-    """(parameter name, description + enum and const values) pairs of a JSON schema, three levels
-    deep, through the variants of ``anyOf``/``oneOf``/``allOf`` and local ``$ref``s (the shapes
-    zod unions and pydantic models take); a pair met twice counts once."""
-    root = schema if isinstance(schema, Mapping) else {}
-    out: dict[tuple[str, str], None] = {}
-    _walk_params(schema, root, 0, out)
-    return list(out)
-
-
-def _resolve(node: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``node``, or what its local ``$ref`` (``#/$defs/Name``) points to."""
-    ref = node["$ref"]
-    if not isinstance(ref, str) or not ref.startswith("#/"):
-        return node
-    target: Any = root
-    for part in ref[2:].split("/"):
-        target = target.get(part) if isinstance(target, Mapping) else None
-    return target if isinstance(target, Mapping) else node
-
-
-_VARIANTS = ("anyOf", "oneOf", "allOf")
-
-
-def _walk_params(schema: Any, root: Mapping[str, Any], depth: int, out: dict[tuple[str, str], None]) -> None:
-    if not isinstance(schema, Mapping) or depth > 2:
-        return
-    if "$ref" in schema:
-        schema = _resolve(schema, root)
-    for key in _VARIANTS:
-        if key in schema:
-            variants = schema[key]
-            if isinstance(variants, list):
-                for variant in variants[:20]:
-                    _walk_params(variant, root, depth, out)
-    props = schema.get("properties")
-    if not isinstance(props, Mapping):
-        return
-    for name in sorted(props):
-        sub = props[name]
-        if not isinstance(sub, Mapping):
-            out.setdefault((str(name), ""), None)
-            continue
-        if "$ref" in sub:
-            sub = _resolve(sub, root)
-        d = sub.get("description")
-        desc = d if isinstance(d, str) else ""
-        enum = sub.get("enum")
-        if isinstance(enum, list):
-            desc += " " + " ".join(str(v) for v in enum[:20])
-        const = sub.get("const")
-        if isinstance(const, str):
-            desc += " " + const
-        out.setdefault((str(name), desc), None)
-        if depth < 2:
-            _walk_params(sub, root, depth + 1, out)
-            items = sub.get("items")
-            if isinstance(items, Mapping):
-                _walk_params(items, root, depth + 1, out)
-
-
 class SearchIndex:
     """Tool search index; see the module docstring.
 
@@ -202,15 +142,23 @@ class SearchIndex:
         w = self.weights
         server_terms = analyze(server)
         instr_terms = analyze(instructions or "")[: w.instructions_words]
-        ids: list[int] = []
-        k1, b, pivot = w.k1, w.b, w.pivot
+        # every tool is analysed before any is indexed: a definition the analysis cannot read
+        # leaves the index as it was without the server, not half-written
+        docs: list[_Doc] = []
+        seen: set[DocKey] = set()
         for tool in tools:
             name = str(tool.get("name", ""))
             key = (server, name)
-            if not name or key in self._ids:
+            if not name or key in seen:
                 continue
+            seen.add(key)
             doc = self._analyse(tool, name, server_terms, instr_terms)
             doc.key = key
+            docs.append(doc)
+        ids: list[int] = []
+        k1, b, pivot = w.k1, w.b, w.pivot
+        for doc in docs:
+            key, name = doc.key, doc.key[1]
             doc_id = self._next_id
             self._next_id += 1
             self._docs[doc_id] = doc
@@ -291,7 +239,7 @@ class SearchIndex:
         add(desc_terms[: w.head_words], w.description)
         add(self.lexicon.expand(" ".join(description.split()[: w.head_words])), w.description * w.expansion)
         add(desc_terms[w.head_words :], w.description_tail)
-        for pname, pdesc in _schema_params(tool.get("inputSchema")):
+        for pname, pdesc in schema_params(tool.get("inputSchema")):
             add(analyze(pname), w.param_name)
             add(analyze(" ".join(pdesc.split()[: w.max_param_words])), w.param_description)
         # A tool naming its own server says nothing that tells it apart from its siblings: the

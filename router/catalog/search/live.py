@@ -14,6 +14,7 @@ by key, so each answers a query the same way.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,8 @@ from typing import Any
 from router.catalog.index import Definitions, Index, Target
 from router.catalog.search.fusion import NEAREST, WORDS, MeaningIndex, fuse
 from router.catalog.search.index import DocKey, SearchIndex
+
+log = logging.getLogger("toolmesh.search")
 
 Shown = Callable[[DocKey], str | None]
 """The name the caller sees a tool (server, backend name) under; None if it may not use it."""
@@ -65,7 +68,11 @@ class LiveSearch:
         for server, defs in sorted(index.servers.items()):
             old = self._servers.get(server)
             if old is not defs:
-                self.ranker.put_server(server, defs.instructions, defs.tools)
+                try:
+                    self.ranker.put_server(server, defs.instructions, defs.tools)
+                except Exception:  # a definition the ranker cannot read must not stop the others
+                    log.exception("search: cannot index the tools of %s; they are left out of search", server)
+                    self.ranker.remove_server(server)
                 changed = changed or old is None or old.tools != defs.tools
         self._servers = dict(index.servers)
         if self.meanings is not None and (gone or changed):

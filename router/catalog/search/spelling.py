@@ -33,6 +33,7 @@ __all__ = ["corrections", "cyrillic_candidates", "loan_spellings", "looks_englis
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 _MIN_LENGTH = 5
+_MAX_LENGTH = 20  # a longer word is rarely a typo, and its edits cost ~50 per letter to stem
 _RAW_WORD = re.compile(r"[A-Za-z]+|[^\sA-Za-z]+")
 _ALPHA = re.compile(r"[a-z]+")
 _stemmer = snowballstemmer.stemmer("english")
@@ -71,14 +72,14 @@ def looks_english(text: str) -> bool:
 
 
 def typo_candidates(text: str) -> tuple[str, ...]:
-    """The words of an English task that may be typos: lower-case, letters only, five or more.
+    """The words of an English task that may be typos: lower-case, letters only, five to twenty.
     Whether one is a typo (no visible tool has it) is the ranker's question."""
     if not looks_english(text):
         return ()
     found: dict[str, None] = {}
     for token in _RAW_WORD.findall(text):
         if (
-            len(token) >= _MIN_LENGTH
+            _MIN_LENGTH <= len(token) <= _MAX_LENGTH
             and token.islower()
             and _ALPHA.fullmatch(token)
             and token not in STOP_WORDS

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -159,3 +161,60 @@ def _small_index() -> SearchIndex:
     for server, tools in SMALL.items():
         idx.put_server(server, None, tools)
     return idx
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=30,
+)
+_SCHEMA_KEYS = st.sampled_from(["properties", "anyOf", "oneOf", "allOf", "$ref", "items", "enum", "const",
+                                "description", "$defs", "type"])  # fmt: skip
+_SCHEMA = st.recursive(
+    st.text(max_size=10) | st.sampled_from(["#", "#/$defs/a", "#/$defs/b", "#/properties/x", "#/"]),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.one_of(_SCHEMA_KEYS, st.sampled_from(["a", "b", "x"])), children, max_size=4)
+    ),
+    max_leaves=40,
+)
+
+
+_CYCLE = {
+    "$defs": {"a": {"oneOf": [{"$ref": "#/$defs/b"}]}, "b": {"anyOf": [{"$ref": "#/$defs/a"}]}},
+    "$ref": "#/$defs/a",
+}
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example([{"name": "cycle", "inputSchema": _CYCLE}], "cycle")
+@example([{"name": ["not", "a", "string"], "description": {"a": 1}, "inputSchema": "#"}], "")
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {"name": st.one_of(st.text(max_size=30), _JSON)},
+            optional={
+                "title": _JSON,
+                "description": st.one_of(st.text(max_size=200), _JSON),
+                "inputSchema": _SCHEMA,
+                "annotations": _JSON,
+            },
+        ),
+        max_size=5,
+    ),
+    st.text(max_size=40),
+)
+def test_any_definition_a_backend_sends_is_indexed_or_skipped(
+    tools: list[dict[str, Any]], query: str
+) -> None:
+    # whatever JSON a backend lists as tools (recursive schemas, wrong types), indexing and search
+    # do not raise, and removing the server leaves nothing of it behind
+    idx = SearchIndex()
+    idx.put_server("odd", "instructions", tools)
+    idx.put_server("web", None, SMALL["web"])
+    idx.search(query, 5)
+    idx.search(query, 5, visible=lambda key: key[0] == "web", token="web")
+    idx.remove_server("odd")
+    assert {key[0] for key in idx.keys()} == {"web"}  # noqa: SIM118

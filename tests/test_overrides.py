@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from router.catalog.overrides import Override
+from router.catalog.overrides import Applied, Override
 from router.errors import ConfigError
 from router.guard.guard import Guard
 from tests.conftest import RouterHandle, run_router
@@ -162,3 +162,22 @@ async def test_sending_a_hidden_argument_over_plain_http_is_a_400(
         async with http.post(f"{base}/plus/call", json={"a": 3}) as response:
             assert response.status == 400
             assert "fixed by the router" in (await response.json())["error"]["message"]
+
+
+def test_an_override_on_a_tool_with_odd_shapes_from_its_backend_still_presents_it() -> None:
+    # backends' lists are taken as JSON objects, whatever their fields hold: annotations as a
+    # string or properties as a list must not break the tools/list an override applies to
+    applied = Applied.merge(
+        [Override(tool="t", annotations={"readOnlyHint": True}, hidden={"token": "x"}, defaults={"limit": 5})]
+    )
+    assert applied is not None
+    odd = {"name": "t", "annotations": "fast", "inputSchema": {"type": "object", "properties": [1, 2]}}
+    shown = applied.present(odd)
+    assert shown["annotations"] == {"readOnlyHint": True}
+    assert shown["inputSchema"]["properties"] == {}
+    normal = {
+        "name": "t",
+        "inputSchema": {"properties": {"token": {}, "limit": {}, "q": {}}, "required": ["q", "token"]},
+    }
+    schema = applied.present(normal)["inputSchema"]
+    assert schema["properties"] == {"limit": {"default": 5}, "q": {}} and schema["required"] == ["q"]

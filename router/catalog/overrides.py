@@ -112,14 +112,16 @@ class Applied:
         if self.description is not None:
             shown["description"] = self.description
         if self.annotations:
-            shown["annotations"] = {**(tool.get("annotations") or {}), **self.annotations}
+            listed = tool.get("annotations")  # a backend's, whatever its shape
+            shown["annotations"] = {**(listed if isinstance(listed, dict) else {}), **self.annotations}
         schema = tool.get("inputSchema")
         if self.changes_arguments and isinstance(schema, dict):
             shown["inputSchema"] = self._schema(schema)
         return shown
 
     def _schema(self, schema: dict[str, Any]) -> dict[str, Any]:
-        properties = dict(schema.get("properties") or {})
+        listed = schema.get("properties")
+        properties = dict(listed) if isinstance(listed, dict) else {}
         for key in self.hidden:
             properties.pop(key, None)
         for key, value in self.defaults.items():

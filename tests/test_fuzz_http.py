@@ -306,3 +306,18 @@ def test_other_clients_are_served_while_backends_misbehave(router: RouterHandle,
     for thread in threads:
         thread.join(ANSWER_WITHIN + 5)
     assert not errors, errors
+
+
+def test_a_tool_whose_definition_has_odd_shapes_is_listed_searched_and_called(router: RouterHandle) -> None:
+    # junk's `odd`: annotations a string, properties a list, a schema that refers to itself
+    _wait_for_tool(router, "junk__odd")
+    plain = {"accept": "application/json"}
+    for path in ("/v1/tools", "/v1/tools?format=openai", "/v1/tools?format=anthropic", "/v1/openapi.json"):
+        status, _, data, _ = _send(router, path, b"", plain, method="GET")
+        assert status == 200 and b"odd" in data, (path, status, data[:300])
+    status, _, data, _ = _send(router, "/v1/tools/search?q=odd+shapes+definition", b"", plain, method="GET")
+    assert status == 200, data[:300]
+    assert json.loads(data)["tools"][0]["name"] == "junk__odd"
+    body = json.dumps({"mode": "ok"}).encode()
+    status, _, data, _ = _send(router, "/v1/tools/junk__odd/call", body, {"content-type": "application/json"})
+    assert status == 200 and json.loads(data)["content"][0]["text"] == "fine", data[:300]

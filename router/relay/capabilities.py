@@ -132,8 +132,9 @@ class Capabilities:
             stats.succeeded(time.perf_counter() - started)
             why = reason if not skipped else f"{reason}; after {'; '.join(skipped)}"
             self.serving[name] = Serving(provider.tool, why)
+            own = result.get("_meta")  # the backend's, whatever its shape
             meta = {
-                **(result.get("_meta") or {}),
+                **(own if isinstance(own, dict) else {}),
                 PROVIDER_META: {"tool": provider.tool, "server": target.server, "reason": why},
             }
             return {**result, "_meta": meta}

@@ -187,7 +187,9 @@ class Caller:
             return False
         for definition in instance.backend.definitions.tools:
             if definition.get("name") == tool:
-                hints = definition.get("annotations") or {}
+                hints = definition.get("annotations")  # the backend's, whatever its shape
+                if not isinstance(hints, dict):
+                    return False
                 return bool(hints.get("readOnlyHint") or hints.get("idempotentHint"))
         return False
 

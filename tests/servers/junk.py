@@ -1,7 +1,7 @@
 """A Streamable HTTP MCP server that answers badly on purpose, for the fuzz tests.
 
-It initializes and lists one tool, `junk`, like any server; a `tools/call` answers the way its
-`mode` argument asks: garbage bytes, half a body, an endless stream, a huge result, the wrong
+It initializes and lists a tool, `junk`, like any server (and `odd`, whose definition has shapes
+no SDK would send); a `tools/call` answers the way its `mode` argument asks: garbage bytes, half a body, an endless stream, a huge result, the wrong
 id, an error status, HTML, nothing, a response without a result, or (`ok`) properly; `bad-retry`
 answers properly in an SSE event whose `retry` field is `²` (no number: to be ignored). And one
 mode answers properly but the 2025-11-25 polling way: `polled` sends `before` log messages on
@@ -96,7 +96,24 @@ class Junk(BaseHTTPRequestHandler):
             }
         elif method == "tools/list":
             schema = {"type": "object", "properties": {"mode": {"type": "string"}}}
-            result = {"tools": [{"name": "junk", "description": "answers badly", "inputSchema": schema}]}
+            # `odd`: a definition with shapes no SDK would send (annotations not an object,
+            # properties a list, a schema that refers to itself through its variants); it answers
+            # like `junk`
+            odd = {
+                "name": "odd",
+                "description": "odd shapes in its definition",
+                "annotations": "fast",
+                "inputSchema": {
+                    "type": "object",
+                    "properties": ["mode"],
+                    "$defs": {
+                        "a": {"oneOf": [{"$ref": "#/$defs/b"}]},
+                        "b": {"anyOf": [{"$ref": "#/$defs/a"}]},
+                    },
+                    "allOf": [{"$ref": "#/$defs/a"}],
+                },
+            }
+            result = {"tools": [{"name": "junk", "description": "answers badly", "inputSchema": schema}, odd]}
         elif method == "tools/call":
             arguments = (message.get("params") or {}).get("arguments") or {}
             if arguments.get("mode") == POLLED:

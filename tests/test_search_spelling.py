@@ -145,7 +145,7 @@ def test_words_of_other_languages_names_and_english_words_are_not_typos() -> Non
     assert "calender" in typo_candidates("set up a call with Priya on my calender")
     # a common English word one edit from an indexed one is that word: "contract" is not "contact"
     idx = _typo_index()
-    typos = idx._query("attach the signed contract to the record")[2]
+    typos = idx._query("attach the signed contract to the record").typos
     assert "contract" not in {word for word, _ in typos}
 
 

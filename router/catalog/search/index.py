@@ -27,7 +27,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .intent import is_question, starts_with_a_change
 from .lexicon import LEXICON, Lexicon
@@ -50,7 +50,16 @@ MAX_LOANWORDS = 4
 MAX_TYPOS = 2
 """A task's words looked up as typos at most (each new one costs ~1 ms once; see spelling.py)."""
 
-_Query = tuple[tuple[tuple[str, float], ...], frozenset[str], tuple[tuple[str, str], ...]]
+
+class _Query(NamedTuple):
+    """What a query says, whatever the view (made once per query text, then cached)."""
+
+    terms: tuple[tuple[str, float], ...]  # its weighted terms, sorted by term
+    near: frozenset[str]  # the terms only a neighbour in meaning brought
+    typos: tuple[tuple[str, str], ...]  # words that may be typos or loanwords, with their stems
+    spelled: tuple[tuple[str, str], ...]  # tool names it spells out (`spelled_names`)
+    question: bool  # asked as a question (`intent.is_question`)
+
 
 _FIRST_SENTENCE = re.compile(r"(?<=[.!?])\s|\n\s*\n")
 
@@ -121,8 +130,6 @@ class SearchIndex:
         self._all = _View(ids=None, predicate=None, keys=None, n=0)
         self._views: OrderedDict[Hashable, _View] = OrderedDict()
         self._view_cache_size = view_cache_size
-        # query -> (its weighted terms, the terms only a neighbour in meaning brought, its words
-        # that may be typos with their stems)
         self._query_cache: OrderedDict[str, _Query] = OrderedDict()
 
     # ---- catalogue ------------------------------------------------------------------------------
@@ -293,7 +300,7 @@ class SearchIndex:
     def query_terms(self, query: str) -> tuple[tuple[str, float], ...]:
         """The weighted terms a query is matched with: its stems, abbreviation expansions, inferred
         tags and its words' neighbours in meaning, sorted by term."""
-        return self._query(query)[0]
+        return self._query(query).terms
 
     def _query(self, query: str) -> _Query:
         cached = self._query_cache.get(query)
@@ -330,7 +337,9 @@ class SearchIndex:
         typos += tuple(
             (word, stem(word)) for word in cyrillic_candidates(text) if not self.lexicon.tags(word)
         )[:MAX_LOANWORDS]
-        result = (tuple(sorted(weights.items())), frozenset(near), typos)
+        result = _Query(
+            tuple(sorted(weights.items())), frozenset(near), typos, spelled_names(query), is_question(query)
+        )
         self._query_cache[query] = result
         if len(self._query_cache) > 4096:
             self._query_cache.popitem(last=False)
@@ -397,7 +406,8 @@ class SearchIndex:
         ids = view.ids
         w = self.weights
         terms = []
-        query_terms, near, typos = self._query(query)
+        parsed = self._query(query)
+        query_terms, near, typos = parsed.terms, parsed.near, parsed.typos
         for term, qw in query_terms:
             df = self._df(term, view)
             if df:
@@ -436,7 +446,7 @@ class SearchIndex:
                 for d, s in plist.items():
                     if d in ids:
                         acc[d] = get(d, 0.0) + wq * s
-        named = self._spelled(query, ids, server)
+        named = self._spelled(parsed.spelled, ids, server) if parsed.spelled else set()
         if not acc and not named:
             return []
         docs = self._docs
@@ -463,7 +473,7 @@ class SearchIndex:
             qidf = [(term, qw * math.log(1.0 + (n - df + 0.5) / (df + 0.5))) for _, df, term, qw in terms]
             qmass = math.fsum(x for _, x in qidf)
             rescored: dict[int, float] = {}
-            asking = w.question_write > 0.0 and is_question(query)
+            asking = w.question_write > 0.0 and parsed.question
             # a fixed pool, whatever the limit: the first k hits do not depend on the limit asked
             for d, sc in top(acc, w.rerank):
                 doc = docs[d]
@@ -515,11 +525,13 @@ class SearchIndex:
                 fixed.append((best[1], best[0]))
         return fixed
 
-    def _spelled(self, query: str, ids: set[int] | None, server: str | None) -> set[int]:
-        """The visible tools whose name the query spells out (`spelled_names`)."""
+    def _spelled(
+        self, spelled: tuple[tuple[str, str], ...], ids: set[int] | None, server: str | None
+    ) -> set[int]:
+        """The visible tools among the names a query spells out (`spelled_names`)."""
         found: set[int] = set()
         by_name, docs = self._by_name, self._docs
-        for spelled_server, name in spelled_names(query):
+        for spelled_server, name in spelled:
             for d in by_name.get(name, ()):
                 key = docs[d].key
                 if (

@@ -25,9 +25,7 @@ import itertools
 import re
 from functools import lru_cache
 
-import snowballstemmer
-
-from .text import STOP_WORDS
+from .text import STOP_WORDS, stem, stem_words
 
 __all__ = ["corrections", "cyrillic_candidates", "loan_spellings", "looks_english", "typo_candidates"]
 
@@ -36,7 +34,6 @@ _MIN_LENGTH = 5
 _MAX_LENGTH = 20  # a longer word is rarely a typo, and its edits cost ~50 per letter to stem
 _RAW_WORD = re.compile(r"[A-Za-z]+|[^\sA-Za-z]+")
 _ALPHA = re.compile(r"[a-z]+")
-_stemmer = snowballstemmer.stemmer("english")
 
 
 # Function words: a task is read as English when it has more of the first than of the second
@@ -100,13 +97,13 @@ def corrections(word: str) -> tuple[str, ...]:
     edits |= {a + c + b[1:] for a, b in splits if b for c in _LETTERS}
     edits |= {a + c + b for a, b in splits for c in _LETTERS}
     edits.discard(word)
-    own = _stemmer.stemWord(word)
+    own = stem(word)
     first, shortest = word[0], len(word) - 3
     return tuple(
         sorted(
             {
                 s
-                for s in _stemmer.stemWords(sorted(e for e in edits if e[:1] == first))
+                for s in stem_words(sorted(e for e in edits if e[:1] == first))
                 if s != own and len(s) >= shortest
             }
         )
@@ -155,5 +152,5 @@ def loan_spellings(word: str) -> tuple[str, ...]:
                 pieces.append(_LATIN.get(form[i], (form[i],)))
                 i += 1
         spellings = ["".join(p) for p in itertools.islice(itertools.product(*pieces), _MAX_SPELLINGS)]
-        out.update(s for s in _stemmer.stemWords(spellings) if len(s) >= 4)
+        out.update(s for s in stem_words(spellings) if len(s) >= 4)
     return tuple(sorted(out))

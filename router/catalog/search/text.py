@@ -23,6 +23,7 @@ __all__ = [
     "is_cjk",
     "split_identifier",
     "stem",
+    "stem_words",
     "words",
 ]
 
@@ -374,6 +375,13 @@ def stem(token: str) -> str:
         return token
     result: str = _stemmer.stemWord(token)
     return result
+
+
+def stem_words(tokens: list[str]) -> list[str]:
+    """`stem` of many lower-case ASCII words at once, without memoising them: one-off words (a
+    typo's edits, a loanword's spellings) would push out of `stem`'s cache the words it keeps."""
+    stems: list[str] = _stemmer.stemWords(tokens)
+    return [t if len(t) <= 3 or t.isdigit() else s for t, s in zip(tokens, stems, strict=True)]
 
 
 _HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")

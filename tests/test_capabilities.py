@@ -26,7 +26,8 @@ import pytest
 
 from router.catalog.capabilities import CapabilitySpec, ProviderSpec, suggest
 from router.catalog.index import Target
-from router.relay.capabilities import Capabilities
+from router.errors import BackendUnreachable
+from router.relay.capabilities import PROVIDER_META, Capabilities
 from tests.conftest import RouterHandle, run_router
 from tests.guard_support import make_keys, write_policy
 from tests.support.mcpcall import call_tool
@@ -229,3 +230,27 @@ def test_each_strategy_orders_the_providers_and_skips_open_breakers(
     ranked = capabilities.order(spec, usable)
     assert [p.tool for p, _, _ in ranked] == expected  # d: every breaker open, skipped
     assert ranked[0][2] == reason
+
+
+@pytest.mark.parametrize("own", ["a string", ["a", "list"], None, {"trace": "t-1"}])
+async def test_the_provider_is_named_in_the_result_whatever_the_backend_put_in_its_meta(own: Any) -> None:
+    # a result's `_meta` is the backend's: the router adds its provider note beside what is an
+    # object there, and replaces what is not, instead of failing a call that succeeded
+    spec = CapabilitySpec.model_validate({"providers": [{"tool": "a__t"}, {"tool": "b__t"}]})
+    capabilities = Capabilities(lambda server: False, lambda server, tool: True)
+    usable = [(p, Target(p.tool.split("__")[0], "t")) for p in spec.providers]
+
+    async def invoke(target: Target, call: dict[str, Any], tool: str) -> dict[str, Any]:
+        if target.server == "a":
+            raise BackendUnreachable("a", "connection refused")
+        return {"content": [{"type": "text", "text": "ok"}], "_meta": own}
+
+    result = await capabilities.call("search", spec, usable, {"arguments": {}}, invoke)
+    assert result["content"][0]["text"] == "ok"
+    note = result["_meta"][PROVIDER_META]
+    assert note["server"] == "b" and note["reason"].endswith(
+        "a__t: server 'a' is unavailable: connection refused"
+    )
+    assert {key: value for key, value in result["_meta"].items() if key != PROVIDER_META} == (
+        own if isinstance(own, dict) else {}
+    )

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from mcp.types import ListToolsResult
 
 from tests.conftest import RouterHandle, run_router
 from tests.servers.junk import MODES
@@ -309,8 +310,18 @@ def test_other_clients_are_served_while_backends_misbehave(router: RouterHandle,
 
 
 def test_a_tool_whose_definition_has_odd_shapes_is_listed_searched_and_called(router: RouterHandle) -> None:
-    # junk's `odd`: annotations a string, properties a list, a schema that refers to itself
+    # junk's `odd`: annotations a string, properties a list, a schema that refers to itself; and
+    # a nameless tool and a number in its list
     _wait_for_tool(router, "junk__odd")
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": envelope()}}
+    status, _, data, _ = _send(router, "/mcp", json.dumps(body).encode(), modern_headers("tools/list"))
+    assert status == 200, data[:300]
+    # what a typed client does with the list: the SDK's model reads all of it, or none
+    listed = ListToolsResult.model_validate(json.loads(data)["result"])
+    junk_tools = {tool.name: tool for tool in listed.tools if tool.name.startswith("junk__")}
+    assert set(junk_tools) == {"junk__junk", "junk__odd"}
+    assert junk_tools["junk__odd"].annotations is None
+    assert "properties" not in junk_tools["junk__odd"].input_schema
     plain = {"accept": "application/json"}
     for path in ("/v1/tools", "/v1/tools?format=openai", "/v1/tools?format=anthropic", "/v1/openapi.json"):
         status, _, data, _ = _send(router, path, b"", plain, method="GET")

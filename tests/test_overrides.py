@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 
 from router.catalog.overrides import Applied, Override
+from router.catalog.wellformed import wellformed
 from router.errors import ConfigError
 from router.guard.guard import Guard
 from tests.conftest import RouterHandle, run_router
@@ -165,14 +166,15 @@ async def test_sending_a_hidden_argument_over_plain_http_is_a_400(
 
 
 def test_an_override_on_a_tool_with_odd_shapes_from_its_backend_still_presents_it() -> None:
-    # backends' lists are taken as JSON objects, whatever their fields hold: annotations as a
-    # string or properties as a list must not break the tools/list an override applies to
+    # a backend's list reaches an override well-formed (router/catalog/wellformed.py): annotations
+    # as a string or properties as a list are dropped there, and the override applies to the rest
     applied = Applied.merge(
         [Override(tool="t", annotations={"readOnlyHint": True}, hidden={"token": "x"}, defaults={"limit": 5})]
     )
     assert applied is not None
     odd = {"name": "t", "annotations": "fast", "inputSchema": {"type": "object", "properties": [1, 2]}}
-    shown = applied.present(odd)
+    (listed,) = wellformed("s", "tools", [odd])
+    shown = applied.present(listed)
     assert shown["annotations"] == {"readOnlyHint": True}
     assert shown["inputSchema"]["properties"] == {}
     normal = {

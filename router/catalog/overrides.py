@@ -112,25 +112,24 @@ class Applied:
         if self.description is not None:
             shown["description"] = self.description
         if self.annotations:
-            listed = tool.get("annotations")  # a backend's, whatever its shape
-            shown["annotations"] = {**(listed if isinstance(listed, dict) else {}), **self.annotations}
-        schema = tool.get("inputSchema")
-        if self.changes_arguments and isinstance(schema, dict):
-            shown["inputSchema"] = self._schema(schema)
+            # definitions are well-formed (router/catalog/wellformed.py): annotations an object
+            shown["annotations"] = {**tool.get("annotations", {}), **self.annotations}
+        if self.changes_arguments:
+            shown["inputSchema"] = self._schema(tool["inputSchema"])
         return shown
 
     def _schema(self, schema: dict[str, Any]) -> dict[str, Any]:
-        listed = schema.get("properties")
-        properties = dict(listed) if isinstance(listed, dict) else {}
+        properties = dict(schema.get("properties", {}))
         for key in self.hidden:
             properties.pop(key, None)
         for key, value in self.defaults.items():
             if isinstance(properties.get(key), dict):
                 properties[key] = {**properties[key], "default": value}
         out = {**schema, "properties": properties}
-        required = schema.get("required")
-        if isinstance(required, list):
-            out["required"] = [r for r in required if r not in self.hidden and r not in self.defaults]
+        if "required" in schema:
+            out["required"] = [
+                r for r in schema["required"] if r not in self.hidden and r not in self.defaults
+            ]
         return out
 
     def arguments(self, exposed: str, arguments: Any) -> dict[str, Any]:

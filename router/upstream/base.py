@@ -31,6 +31,13 @@ def refusal(method: str, problem: str) -> Message:
     return {"error": {"code": METHOD_NOT_FOUND, "message": f"{method} refused by the router: {problem}"}}
 
 
+def error_of(reply: Message) -> dict[str, Any]:
+    """A backend reply's error object; empty when there is none or the backend put something
+    other than an object there (it may send anything)."""
+    error = reply.get("error")
+    return error if isinstance(error, dict) else {}
+
+
 # Handed to a request's `on_message` when the backend closed the request's stream early (SSE
 # polling) and the channel is about to resume it, so the router can do the same to its client.
 STREAM_PAUSED = "toolmesh/stream-paused"

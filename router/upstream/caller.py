@@ -187,9 +187,7 @@ class Caller:
             return False
         for definition in instance.backend.definitions.tools:
             if definition.get("name") == tool:
-                hints = definition.get("annotations")  # the backend's, whatever its shape
-                if not isinstance(hints, dict):
-                    return False
+                hints = definition.get("annotations", {})  # an object: router/catalog/wellformed.py
                 return bool(hints.get("readOnlyHint") or hints.get("idempotentHint"))
         return False
 

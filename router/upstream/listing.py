@@ -14,7 +14,9 @@ from typing import Any
 import anyio
 
 from router.catalog.index import Definitions
+from router.catalog.wellformed import wellformed
 from router.errors import BackendError, BackendUnavailable
+from router.upstream.base import error_of
 from router.upstream.session import UpstreamSession
 
 log = logging.getLogger("toolmesh.upstream")
@@ -107,18 +109,21 @@ class Listing:
 async def list_all(
     session: UpstreamSession, method: str, key: str, timeout: float
 ) -> tuple[dict[str, Any], ...]:
-    """Every item of one list, following the backend's cursors (bounded by MAX_PAGES)."""
-    items: list[dict[str, Any]] = []
+    """Every item of one list, following the backend's cursors (bounded by MAX_PAGES), as a
+    typed client can read it (`wellformed`)."""
+    items: list[Any] = []
     cursor: str | None = None
     for _ in range(MAX_PAGES):
         reply = await session.request(method, {"cursor": cursor} if cursor else None, timeout)
         result = reply.get("result")
         if not isinstance(result, dict):
-            if reply.get("error", {}).get("code") == -32601:
+            if error_of(reply).get("code") == -32601:
                 return ()  # advertised but not implemented: treat as empty
             raise BackendUnavailable(session.server, f"{method} failed: {reply.get('error')}")
-        items.extend(item for item in result.get(key, ()) if isinstance(item, dict))
+        listed = result.get(key)
+        if isinstance(listed, list):
+            items.extend(listed)
         cursor = result.get("nextCursor")
-        if not cursor:
+        if not cursor or not isinstance(cursor, str):
             break
-    return tuple(items)
+    return wellformed(session.server, key, items)

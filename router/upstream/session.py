@@ -44,7 +44,7 @@ from router.errors import (
     BackendUnreachable,
     SessionExpired,
 )
-from router.upstream.base import Channel, Message, MessageHandler
+from router.upstream.base import Channel, Message, MessageHandler, error_of
 from router.upstream.deadlines import deadlines
 
 log = logging.getLogger("toolmesh.upstream")
@@ -135,10 +135,10 @@ class UpstreamSession:
         reply = await self.channel.request(self._message("initialize", params), {})
         result = reply.get("result")
         if not isinstance(result, dict):
-            self.refused_legacy = (reply.get("error") or {}).get("code") == UNSUPPORTED_PROTOCOL_VERSION
+            self.refused_legacy = error_of(reply).get("code") == UNSUPPORTED_PROTOCOL_VERSION
             if not strict:
                 return False
-            error = (reply.get("error") or {}).get("message", "no result")
+            error = error_of(reply).get("message", "no result")
             raise BackendUnavailable(self.server, f"initialize failed: {error}")
         version = result.get("protocolVersion")
         if not is_legacy_version(version):

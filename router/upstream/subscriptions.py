@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 
 from router.errors import BackendError, SessionExpired
-from router.upstream.base import Message, MessageHandler
+from router.upstream.base import Message, MessageHandler, error_of
 from router.upstream.session import UpstreamSession
 
 log = logging.getLogger("toolmesh.upstream")
@@ -94,7 +94,7 @@ class Subscriptions:
                 except (BackendError, SessionExpired) as exc:
                     log.debug("listen stream dropped", extra={"server": self.server, "reason": str(exc)})
                 tg.cancel_scope.cancel()
-            if reply is not None and (reply.get("error") or {}).get("code") == -32601:
+            if reply is not None and error_of(reply).get("code") == -32601:
                 return  # the backend has no listen streams
             if not changed.is_set():
                 await anyio.sleep(delay)

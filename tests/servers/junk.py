@@ -1,7 +1,7 @@
 """A Streamable HTTP MCP server that answers badly on purpose, for the fuzz tests.
 
 It initializes and lists a tool, `junk`, like any server (and `odd`, whose definition has shapes
-no SDK would send); a `tools/call` answers the way its `mode` argument asks: garbage bytes, half a body, an endless stream, a huge result, the wrong
+no SDK would send, and two items that are no tool at all); a `tools/call` answers the way its `mode` argument asks: garbage bytes, half a body, an endless stream, a huge result, the wrong
 id, an error status, HTML, nothing, a response without a result, or (`ok`) properly; `bad-retry`
 answers properly in an SSE event whose `retry` field is `²` (no number: to be ignored). And one
 mode answers properly but the 2025-11-25 polling way: `polled` sends `before` log messages on
@@ -113,7 +113,16 @@ class Junk(BaseHTTPRequestHandler):
                     "allOf": [{"$ref": "#/$defs/a"}],
                 },
             }
-            result = {"tools": [{"name": "junk", "description": "answers badly", "inputSchema": schema}, odd]}
+            # and two items no client can read: one without a name, one not an object
+            nameless = {"description": "a tool without a name", "inputSchema": schema}
+            result = {
+                "tools": [
+                    {"name": "junk", "description": "answers badly", "inputSchema": schema},
+                    odd,
+                    nameless,
+                    7,
+                ]
+            }
         elif method == "tools/call":
             arguments = (message.get("params") or {}).get("arguments") or {}
             if arguments.get("mode") == POLLED:

@@ -1,0 +1,177 @@
+"""A backend's list items reach clients in a shape a typed client reads (router/catalog/wellformed.py).
+
+The official SDK's models are the reader: whatever JSON a backend lists, what the router keeps
+validates as the SDK's `Tool`, `Prompt`, `Resource` and `ResourceTemplate`, and an item that
+was already valid passes unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from mcp.types import Prompt, Resource, ResourceTemplate, Tool
+from pydantic import BaseModel
+
+from router.catalog.wellformed import wellformed
+from router.errors import BackendUnavailable
+from router.upstream.base import Channel, error_of
+from router.upstream.session import UpstreamSession
+
+READERS: dict[str, type[BaseModel]] = {
+    "tools": Tool,
+    "prompts": Prompt,
+    "resources": Resource,
+    "resourceTemplates": ResourceTemplate,
+}
+
+VALID: dict[str, dict[str, Any]] = {
+    "tools": {
+        "name": "search",
+        "title": "Search",
+        "description": "Search the docs",
+        "inputSchema": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]},
+        "outputSchema": {"type": "object", "properties": {"hits": {"type": "array"}}},
+        "annotations": {"readOnlyHint": True, "openWorldHint": False},
+        "icons": [{"src": "https://example.com/i.png", "mimeType": "image/png", "sizes": ["48x48"]}],
+        "_meta": {"anthropic/alwaysLoad": True},
+        "x-vendor": {"kept": "unknown fields pass"},
+    },
+    "prompts": {
+        "name": "review",
+        "description": "Review a change",
+        "arguments": [{"name": "diff", "required": True, "description": "the change"}],
+    },
+    "resources": {
+        "uri": "file:///a.txt",
+        "name": "a.txt",
+        "mimeType": "text/plain",
+        "size": 12,
+        "annotations": {"audience": ["user"], "priority": 0.5},
+    },
+    "resourceTemplates": {"uriTemplate": "file:///{path}", "name": "files", "mimeType": "text/plain"},
+}
+
+
+@pytest.mark.parametrize("kind", list(VALID))
+def test_a_valid_item_passes_unchanged(kind: str) -> None:
+    (kept,) = wellformed("s", kind, [VALID[kind]])
+    assert kept == VALID[kind]
+    READERS[kind].model_validate(kept)
+
+
+def test_a_tool_keeps_what_is_readable_and_loses_only_the_fields_of_the_wrong_type(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    odd = {
+        "name": "odd",
+        "description": ["not", "a", "string"],
+        "annotations": {"readOnlyHint": "yes", "destructiveHint": False},
+        "inputSchema": {"type": "object", "properties": ["mode"], "required": "mode"},
+        "outputSchema": "an object, later",
+        "icons": [{"src": "ok.png"}, {"no": "src"}, "icon.png"],
+        "_meta": 3,
+    }
+    with caplog.at_level(logging.WARNING, logger="toolmesh.catalog"):
+        (kept,) = wellformed("junk", "tools", [odd])
+    assert kept == {
+        "name": "odd",
+        "annotations": {"destructiveHint": False},
+        "inputSchema": {"type": "object"},
+        "icons": [{"src": "ok.png"}],
+    }
+    Tool.model_validate(kept)
+    (record,) = caplog.records
+    assert record.__dict__["server"] == "junk" and record.__dict__["item"] == "odd"
+    assert set(record.__dict__["dropped"]) == {
+        "description", "_meta", "annotations.readOnlyHint", "inputSchema.properties",
+        "inputSchema.required", "outputSchema", "2 of icons",
+    }  # fmt: skip
+
+
+def test_a_tool_without_a_usable_schema_reads_as_taking_no_described_arguments() -> None:
+    tools = wellformed("s", "tools", [{"name": "a"}, {"name": "b", "inputSchema": "none"}])
+    assert [tool["inputSchema"] for tool in tools] == [{"type": "object"}, {"type": "object"}]
+
+
+def test_items_without_what_identifies_them_are_left_out_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="toolmesh.catalog"):
+        tools = wellformed(
+            "s", "tools", [{"description": "nameless"}, {"name": ""}, {"name": 7}, "t", None, VALID["tools"]]
+        )
+        resources = wellformed(
+            "s", "resources", [{"uri": "file:///x"}, {"name": "no uri"}, VALID["resources"]]
+        )
+    assert tools == (VALID["tools"],) and resources == (VALID["resources"],)
+    assert len(caplog.records) == 7
+    assert "no string uri" in caplog.records[-1].getMessage()
+
+
+def test_the_original_item_is_not_changed() -> None:
+    odd = {"name": "t", "annotations": {"readOnlyHint": "x"}, "inputSchema": {"properties": 1}}
+    copy = {"name": "t", "annotations": {"readOnlyHint": "x"}, "inputSchema": {"properties": 1}}
+    wellformed("s", "tools", [odd])
+    assert odd == copy
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=12,
+)
+FIELDS = st.sampled_from(
+    [
+        "name", "uri", "uriTemplate", "title", "description", "inputSchema", "outputSchema", "annotations",
+        "icons", "_meta", "arguments", "mimeType", "size", "execution",
+    ]
+)  # fmt: skip
+ITEMS = JSON | st.dictionaries(FIELDS, JSON, max_size=8)
+# a field's value: often of the right shape with wrong insides, so the nested repairs are reached
+SHAPED = st.fixed_dictionaries(
+    {
+        "name": st.text(min_size=1, max_size=4),
+        "uri": st.just("file:///x"),
+        "uriTemplate": st.just("f:///{x}"),
+    },
+    optional={
+        "annotations": st.dictionaries(
+            st.sampled_from(["readOnlyHint", "title", "audience", "priority"]), JSON
+        ),
+        "inputSchema": st.dictionaries(st.sampled_from(["type", "properties", "required"]), JSON),
+        "outputSchema": JSON,
+        "icons": st.lists(st.dictionaries(st.sampled_from(["src", "sizes", "theme"]), JSON), max_size=3),
+        "arguments": st.lists(
+            st.dictionaries(st.sampled_from(["name", "required", "title"]), JSON), max_size=3
+        ),
+        "execution": JSON,
+        "size": JSON,
+        "mimeType": JSON,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kind=st.sampled_from(list(READERS)), items=st.lists(ITEMS | SHAPED, max_size=4))
+def test_whatever_a_backend_lists_what_is_kept_is_readable(kind: str, items: list[Any]) -> None:
+    for item in wellformed("s", kind, items):
+        READERS[kind].model_validate(item)
+
+
+class _Refusing:
+    """A channel whose backend answers every request with an `error` that is no object."""
+
+    on_unsolicited = None
+
+    async def request(self, message: dict[str, Any], headers: Any, on_message: Any = None) -> dict[str, Any]:
+        return {"jsonrpc": "2.0", "id": message["id"], "error": "boom"}
+
+
+@pytest.mark.anyio
+async def test_a_reply_whose_error_is_no_object_is_a_backend_error_not_a_crash() -> None:
+    session = UpstreamSession("odd", cast(Channel, _Refusing()), protocol="legacy")
+    with pytest.raises(BackendUnavailable, match="initialize failed: no result"):
+        await session.connect()
+    assert error_of({"error": "boom"}) == {} and error_of({"error": {"code": 1}}) == {"code": 1}

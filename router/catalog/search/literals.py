@@ -76,6 +76,22 @@ def _prefix(value: str) -> str:
     return value.partition("_")[0]
 
 
+def _sql(value: str) -> str:
+    return "sql query"
+
+
+# An SQL statement in a task ("run SELECT count(*) FROM orders on the neon db") says "run an SQL
+# query"; its tables, columns and functions (orders, event_date, today()) are data, which would
+# pull toward tools about orders, events or dates. Keywords in capitals, as SQL is written in
+# prose ("select the ten newest orders" is English); it ends at a semicolon, the end of the
+# sentence, or a lower-case word that takes the prose back ("on the prod db", "and tell me").
+_SQL = re.compile(
+    r"\b(?:SELECT\s.+?\sFROM|INSERT\s+INTO|UPDATE\s+\S+\s+SET|DELETE\s+FROM|"
+    r"(?:CREATE|ALTER|DROP)\s+(?:TABLE|INDEX|VIEW)|WITH\s+\w+\s+AS\s*\()\b.*?"
+    r"(?=\s*;|\s*$|[.?!](?:\s|$)|\s+(?:on|in|against|using|via|for|and|then|to|from|into)\s+(?=[a-z]))"
+)
+
+
 class _Literal(NamedTuple):
     pattern: re.Pattern[str]
     tag: str  # the capability tag the value implies for the word ranker ("" for none)
@@ -85,6 +101,7 @@ class _Literal(NamedTuple):
 
 
 _LITERALS: tuple[_Literal, ...] = (
+    _Literal(_SQL, "@database", "sql query", _sql),
     _Literal(re.compile(r"\b(?:https?|ftp)://\S+|\bwww\.\S+", re.I), "@web", "web page", site_of),
     _Literal(_SHORT_HOST, "@web", "web page", site_of),
     _Literal(

@@ -9,7 +9,7 @@ import router.catalog.search as search_package
 from router.catalog.search import SearchIndex, analyze
 from router.catalog.search.glossary import GLOSSARY
 from router.catalog.search.lexicon import LEXICON
-from router.catalog.search.literals import site_of, strip_patterns
+from router.catalog.search.literals import plain_literals, site_of, strip_patterns
 from router.catalog.search.text import fold, is_cjk, split_identifier, stem, words
 from tests.support.search_data import SMALL
 
@@ -266,6 +266,12 @@ def test_phrasal_verbs_carry_their_intent() -> None:
     assert "@read" in LEXICON.tags("pull up yesterday's report")
     assert "@stop" in LEXICON.tags("shut down the worker")
     assert "@assign" in LEXICON.tags("hand over Marco's tasks to Dana")
+    # "open a" something is making it; "open the" something is reading it
+    for task in ("open a PR from feature/x into main", "open an issue about the crash", "open a new tab"):
+        assert "@create" in LEXICON.tags(task), task
+    assert "@create" not in LEXICON.tags("open the file and show me line 3")
+    assert "@complete" in LEXICON.tags("cross off the first item")
+    assert "@stop" in LEXICON.tags("spin down the preview environment")
 
 
 def test_a_glossary_word_in_another_language_finds_the_tool_that_says_it_in_english() -> None:
@@ -307,6 +313,24 @@ def test_a_sentry_short_id_is_an_issue_key_not_words() -> None:
     assert "CHECKOUT" not in text and tags == ["@issue"]
     assert strip_patterns("move PROJ-88 to done")[1] == ["@issue"]
     assert strip_patterns("send the X-AUTH header")[1] == []  # no digit: a word
+
+
+def test_an_sql_statement_is_an_sql_query_not_its_tables_and_columns() -> None:
+    # its words are data: "events", "count", "date" pulled toward calendar and metrics tools
+    text, tags = strip_patterns("clickhouse: SELECT count() FROM events WHERE event_date = today()")
+    assert text.split() == ["clickhouse:", "sql", "query"] and tags == ["@database"]
+    # it ends where the prose takes over again
+    assert strip_patterns("run SELECT count(*) FROM orders on the neon db")[0].split() == [
+        "run", "sql", "query", "on", "the", "neon", "db",
+    ]  # fmt: skip
+    assert strip_patterns("UPDATE users SET plan = 'pro' WHERE id = 7; then tell me")[0].split()[:2] == [
+        "sql",
+        "query",
+    ]
+    # English, not SQL
+    for prose in ("select the ten newest orders from the sqlite db", "please SELECT the best option"):
+        assert strip_patterns(prose) == (prose, [])
+    assert plain_literals("run DELETE FROM sessions WHERE expired") == "run sql query"
 
 
 def test_a_schema_that_refers_to_itself_through_variants_is_indexed() -> None:

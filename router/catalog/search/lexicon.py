@@ -24,24 +24,27 @@ __all__ = ["ABBREVIATIONS", "CONCEPTS", "LEXICON", "Lexicon"]
 CONCEPTS: dict[str, str] = {
     # ---- intents -------------------------------------------------------------------------------
     "read": """read get fetch retrieve obtain view show display open load see inspect access return pull+up bring+up look+at
+        grab
         returns lesen lies anzeigen zeige zeig abrufen holen öffnen lire afficher obtenir recuperer
         récupérer voir ouvrir leer lee obtener mostrar muestra ver abrir 読 取得 表示 見せ 開
         ler leia mostre mostra veja abra obter obtenha leggi leggere mostrami visualizza vedi apri aprire ottieni ottenere recupera recuperare
         读 读取 查看 获取 显示 打开 看看 看一下 给我看 읽 조회 보여 확인 가져와 열어 прочитать прочитай прочти читать покажи
         показать открой открыть получить получи посмотреть посмотри выведи вывести""",
     "create": """create add new make insert generate build register start+new compose erstellen erstelle spin+up
+        open+a open+an open+new sign+up file+a raise+a cut+a put+together write+up
         anlegen hinzufugen hinzufügen neu neue neuen creer crée créer ajouter ajoute nouveau nouvelle
         crear crea añadir agregar nuevo nueva 作成 追加 新規 作
         criar crie cria adicionar adicione novo nova gerar creare aggiungi aggiungere nuovo nuova genera
         创建 新建 建立 添加 新增 生成 建一个 开一个 생성 만들 추가 새로운 등록 создать создай создайте создание добавить добавь
         новый новую новое новая сгенерировать сгенерируй завести заведи""",
-    "update": """update edit modify change set patch alter amend rename replace adjust revise andern
+    "update": """update edit modify change set patch alter amend rename replace adjust revise andern bump
         ändern ändere bearbeiten aktualisieren modifier changer mettre+a+jour actualizar modificar
         cambiar editar 更新 編集 変更 修正
         atualizar atualize atualiza edite alterar altere mudar mude modifique aggiorna aggiornare modifica cambia cambiare
         更新 修改 编辑 更改 改成 改为 设为 수정 변경 업데이트 편집 바꿔 바꾸 обновить обнови изменить измени отредактировать
         отредактируй поменять поменяй исправить исправь""",
     "delete": """delete remove drop erase destroy purge discard unlink uninstall clear trash wipe forget tear+down get+rid clean+up throw+away blow+away
+        wipe+out nuke
         loschen löschen lösche entfernen supprimer supprime effacer eliminar elimina borrar borra 削除
         消
         excluir exclua apagar apague remover remova deletar eliminare cancella cancellare rimuovi rimuovere
@@ -69,11 +72,13 @@ CONCEPTS: dict[str, str] = {
         executar rodar esegui eseguire avvia avviare
         运行 执行 跑一下 启动 触发 调用 실행 돌려 구동 트리거 запустить запусти выполнить выполни исполнить""",
     "stop": """stop kill terminate cancel abort halt end close quit shutdown stoppen beenden arreter shut+down turn+off switch+off shut+off
+        spin+down
         arrêter terminer detener parar cerrar 停止 終了 閉
         encerrar encerre fechar feche ferma fermare termina chiudi chiudere
         停止 终止 取消 关闭 结束 停掉 杀掉 중지 중단 종료 닫아 취소 멈춰 остановить останови прервать прерви закрыть закрой
         отменить отмени завершить заверши""",
     "complete": """complete completed completion done finish finished accomplish mark+done tick+off
+        cross+off mark+off wrap+up close+out
         check+off resolve resolved erledigen erledigt abschliessen abschließen fertig achever terminé
         completar completado hecho terminado concluir concluido concluído feito completare completato
         fatto 完了 済み 完成 已完成 做完 搞定 완료 끝냈 끝났 выполнено сделано готово""",
@@ -87,7 +92,7 @@ CONCEPTS: dict[str, str] = {
     "upload": """upload attach import push hochladen televerser téléverser subir アップロード 添付
         carregar carregue carica caricare
         上传 导入 推送 업로드 올려 загрузить загрузи импорт импортировать""",
-    "move": """move rename relocate transfer verschieben umbenennen deplacer déplacer renommer mover
+    "move": """move rename relocate transfer verschieben umbenennen deplacer déplacer renommer mover drag
         renombrar 移動 名前
         mova renomear renomeie sposta spostare rinomina
         移动 重命名 改名 转移 옮겨 옮기 이름을 переместить перемести переименовать переименуй перенести перенеси""",
@@ -107,12 +112,12 @@ CONCEPTS: dict[str, str] = {
         关联 链接 连接 연결 링크 связать свяжи ссылка привязать привяжи""",
     "click": """click press tap push+button klicken klicke cliquer clique hacer+clic clic クリック 押
         点击 单击 按下 클릭 눌러 нажать нажми кликнуть кликни""",
-    "type": """type fill enter input form keyboard key tippen eingeben saisir remplir escribir rellenar
+    "type": """type fill enter input form keyboard key tippen eingeben saisir remplir escribir rellenar fill+in fill+out
         入力
         输入 填写 填入 表单 입력 채워 ввести введи заполнить заполни форма форму""",
     "wait": """wait sleep pause until warten attendre esperar 待
         等待 等到 기다 대기 подождать подожди ждать""",
-    "summarize": """summarize summary analyze analyse analysis explain reason think zusammenfassen
+    "summarize": """summarize summary analyze analyse analysis explain reason think zusammenfassen dig+into break+down
         résumer resumir 要約 分析
         resuma riassumi riassumere
         总结 摘要 概括 分析 요약 분석 резюме кратко проанализировать проанализируй анализ""",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from router.catalog.search import SearchIndex
 from router.catalog.search.intent import is_question
 from router.catalog.search.weights import Weights
@@ -36,3 +39,34 @@ def test_what_counts_as_a_question() -> None:
     for request in ("how do I create a branch", "how to rename a file", "reply to the thread",
                     "create a ticket, what a day", "whatsapp the team"):  # fmt: skip
         assert not is_question(request), request
+
+
+EVALSET = Path(__file__).resolve().parents[1] / "bench" / "toolsearch" / "evalset"
+
+
+def test_words_that_read_as_names() -> None:
+    idx = SearchIndex()
+    proper = idx._proper_names("Find the hiring plan in Notion, then ask hubspot. Email is fine")
+    # capitalised inside a sentence, or no common English word; not a sentence's first word
+    assert {"notion", "hubspot"} <= proper and not {"find", "hire", "email", "ask"} & proper
+
+
+def _index(weights: Weights) -> SearchIndex:
+    idx = SearchIndex(weights=weights)
+    for path in sorted(EVALSET.glob("*.json")):  # the 35 servers of the evaluation set
+        catalog = json.loads(path.read_text())
+        idx.put_server(catalog["server"], catalog.get("instructions"), catalog["tools"])
+    return idx
+
+
+def test_a_server_named_by_a_name_weighs_more_than_one_named_by_a_common_word() -> None:
+    # real catalogs: "Notion" and "hubspot" name their servers; notion's tools say little in
+    # their own words, so context7's `query-docs` ("doc") and git's `git_log` ("log") came first
+    strong, weak = _index(Weights()), _index(Weights(proper_mention=Weights().server_mention))
+    cases = {
+        "where's the Notion doc called 'Incident postmortem template'?": "notion",
+        "log a note on hubspot deal 1234: client wants a Q3 start date": "hubspot",
+    }
+    for query, server in cases.items():
+        assert weak.search(query, 1)[0].key[0] != server, query  # a mention like any other: not enough
+        assert strong.search(query, 1)[0].key[0] == server, query

@@ -59,8 +59,10 @@ class _Query(NamedTuple):
     typos: tuple[tuple[str, str], ...]  # words that may be typos or loanwords, with their stems
     spelled: tuple[tuple[str, str], ...]  # tool names it spells out (`spelled_names`)
     question: bool  # asked as a question (`intent.is_question`)
+    proper: frozenset[str]  # stems of its words that read as names (`_proper_names`)
 
 
+_RAW_TOKEN = re.compile(r"[^\W\d_]+|[.!?:]")
 _FIRST_SENTENCE = re.compile(r"(?<=[.!?])\s|\n\s*\n")
 
 
@@ -338,12 +340,29 @@ class SearchIndex:
             (word, stem(word)) for word in cyrillic_candidates(text) if not self.lexicon.tags(word)
         )[:MAX_LOANWORDS]
         result = _Query(
-            tuple(sorted(weights.items())), frozenset(near), typos, spelled_names(query), is_question(query)
+            tuple(sorted(weights.items())), frozenset(near), typos, spelled_names(query), is_question(query),
+            self._proper_names(text),
         )
         self._query_cache[query] = result
         if len(self._query_cache) > 4096:
             self._query_cache.popitem(last=False)
         return result
+
+    def _proper_names(self, text: str) -> frozenset[str]:
+        """Stems of the words of a task that read as names: capitalised inside a sentence
+        ("in Notion"), or no common English word ("hubspot", "clickhouse"). A server named by
+        such a word is meant; one whose name is a common word ("email", "time", "monday") may be
+        named in passing."""
+        found: set[str] = set()
+        previous = "."
+        for raw in _RAW_TOKEN.findall(text):
+            word = raw.lower()
+            if word.isalpha() and (
+                (raw[0].isupper() and previous[-1] not in ".!?:") or not self.neighbours.knows(word)
+            ):
+                found.update(analyze(word))
+            previous = raw
+        return frozenset(found)
 
     def _view(self, visible: Visibility, token: Hashable | None) -> _View:
         if visible is None:
@@ -484,7 +503,8 @@ class SearchIndex:
                     head = doc.head_terms
                     factor *= 1.0 + summary * math.fsum(x for t, x in qidf if t in head) / qmass
                 if mention and not doc.server_terms.isdisjoint(qset):
-                    factor *= 1.0 + mention
+                    proper = not doc.server_terms.isdisjoint(parsed.proper)
+                    factor *= 1.0 + (w.proper_mention if proper else mention)
                 if asking and starts_with_a_change(doc.name_units, doc.server_terms):
                     factor *= 1.0 - w.question_write
                 rescored[d] = sc * factor

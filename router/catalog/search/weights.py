@@ -34,6 +34,7 @@ class Weights:
     neighbour: float = 0.3  # x similarity: weight of a query word's neighbour in meaning (0: none)
     name_cover: float = 1.0  # score *= 1 + name_cover * (idf share of the name's words the query covers)
     server_mention: float = 0.5  # score *= 1 + server_mention when the query names the tool's server
+    proper_mention: float = 1.0  # ... instead, when that word reads as a name ("in Notion", "hubspot")
     cover_flat: float = 0.5  # 0: name words weighted by idf in the coverage; 1: all words alike
     summary_cover: float = 0.5  # score *= 1 + summary_cover * (idf share of the query in the summary)
     summary_words: int = 30

@@ -272,6 +272,8 @@ def test_phrasal_verbs_carry_their_intent() -> None:
     assert "@create" not in LEXICON.tags("open the file and show me line 3")
     assert "@complete" in LEXICON.tags("cross off the first item")
     assert "@stop" in LEXICON.tags("spin down the preview environment")
+    assert "@status" in LEXICON.tags("move PROJ-1423 to In Review")
+    assert "@type" in LEXICON.tags("press Escape to close that modal")
 
 
 def test_a_glossary_word_in_another_language_finds_the_tool_that_says_it_in_english() -> None:
@@ -331,6 +333,18 @@ def test_an_sql_statement_is_an_sql_query_not_its_tables_and_columns() -> None:
     for prose in ("select the ten newest orders from the sqlite db", "please SELECT the best option"):
         assert strip_patterns(prose) == (prose, [])
     assert plain_literals("run DELETE FROM sessions WHERE expired") == "run sql query"
+
+
+def test_an_emoji_is_an_emoji_and_coordinates_are_a_place() -> None:
+    # a shortcode's name ("eyes", "white check mark") is not what the task is about
+    for task in ("drop an :eyes: on Priya's message", "react with :+1: to it", "put a 👍 on the post"):
+        text, _ = strip_patterns(task)
+        assert "emoji" in text.split() and "eyes" not in text, task
+    assert strip_patterns("swap port: 8080 for port: 9090")[0].split() == ["swap", "port:", "for", "port:"]
+    text, tags = strip_patterns("what street address is at 40.7484,-73.9857")
+    assert text.split()[-1] == "coordinates" and tags == ["@location"]
+    assert plain_literals("what is at 52.5163, 13.3777?") == "what is at coordinates ?"
+    assert strip_patterns("bump it from 1.2 to 1.3")[1] == []  # version numbers: no place
 
 
 def test_a_schema_that_refers_to_itself_through_variants_is_indexed() -> None:

@@ -104,6 +104,7 @@ CONCEPTS: dict[str, str] = {
         confronta confrontare
         比较 对比 差异 区别 비교 차이 сравнить сравни разница различия""",
     "status": """status state health check progress monitor zustand etat état estado 状態 ステータス
+        transition in+progress in+review
         状态 健康 进度 상태 진행 статус состояние""",
     "assign": """assign assignee reassign owner zuweisen assigner asignar 割り当 hand+over hand+off
         分配 指派 负责人 할당 배정 담당 назначить назначь исполнитель""",
@@ -113,6 +114,7 @@ CONCEPTS: dict[str, str] = {
     "click": """click press tap push+button klicken klicke cliquer clique hacer+clic clic クリック 押
         点击 单击 按下 클릭 눌러 нажать нажми кликнуть кликни""",
     "type": """type fill enter input form keyboard key tippen eingeben saisir remplir escribir rellenar fill+in fill+out
+        keystroke hotkey shortcut escape esc backspace arrowup arrowdown pageup pagedown
         入力
         输入 填写 填入 表单 입력 채워 ввести введи заполнить заполни форма форму""",
     "wait": """wait sleep pause until warten attendre esperar 待

@@ -80,6 +80,14 @@ def _sql(value: str) -> str:
     return "sql query"
 
 
+def _emoji(value: str) -> str:
+    return "emoji"
+
+
+def _coordinates(value: str) -> str:
+    return "coordinates"
+
+
 # An SQL statement in a task ("run SELECT count(*) FROM orders on the neon db") says "run an SQL
 # query"; its tables, columns and functions (orders, event_date, today()) are data, which would
 # pull toward tools about orders, events or dates. Keywords in capitals, as SQL is written in
@@ -119,6 +127,16 @@ _LITERALS: tuple[_Literal, ...] = (
     _Literal(
         re.compile(r"(?<![\w/.~-])(?:r|u)/[A-Za-z0-9_]{2,21}(?![A-Za-z0-9_/])"), "", "subreddit", _reddit
     ),
+    # an emoji, as a shortcode (:eyes:, :white_check_mark:, :+1:) or itself: a reaction or a
+    # message's decoration, not the words its name spells
+    _Literal(
+        re.compile(
+            r"(?<![\w:]):(?:[+-]1|(?=[\w+-]*[a-z])[a-z0-9_+-]{1,40}):(?![\w:])|[\U0001F300-\U0001FAFF\u2600-\u27BF]"
+        ),
+        "",
+        "emoji",
+        _emoji,
+    ),
     _Literal(re.compile(r"(?:~|\.{1,2})?(?:/[\w.@-]+)+/?"), "@file", "path"),
     _Literal(re.compile(rf"(?<![\w/])[\w-]+(?:\.[\w-]+)*\.(?:{_EXTENSIONS})\b", re.I), "@file", "file"),
     # an issue key (PROJ-123), or a Sentry short ID (CHECKOUT-1A2): capitals, a dash, then digits
@@ -140,6 +158,14 @@ _LITERALS: tuple[_Literal, ...] = (
     _Literal(re.compile(r"\b(?=[a-f]*\d)(?=\d*[a-f])[0-9a-f]{7,40}\b", re.I), "", "id", needs_digit=True),
     _Literal(
         re.compile(r"\b(?=[a-z]*\d[a-z]*\d)(?=\d*[a-z])[a-z0-9]{8,}\b", re.I), "", "id", needs_digit=True
+    ),
+    # a latitude and longitude (40.7484,-73.9857): a place given by its coordinates
+    _Literal(
+        re.compile(r"(?<![\w.-])-?\d{1,2}\.\d{2,}\s*,\s*-?\d{1,3}\.\d{2,}\b"),
+        "@location",
+        "coordinates",
+        _coordinates,
+        needs_digit=True,
     ),
     _Literal(re.compile(r"(?<!\w)#\d+\b"), "", None, needs_digit=True),
     _Literal(re.compile(r"\b\d+(?:[.:]\d+)*\b"), "", None, needs_digit=True),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from router.catalog.search import SearchIndex
 from router.catalog.search.intent import is_question
+from router.catalog.search.literals import names_one_item
 from router.catalog.search.weights import Weights
 
 SLACK = [
@@ -70,3 +71,16 @@ def test_a_server_named_by_a_name_weighs_more_than_one_named_by_a_common_word() 
     for query, server in cases.items():
         assert weak.search(query, 1)[0].key[0] != server, query  # a mention like any other: not enough
         assert strong.search(query, 1)[0].key[0] == server, query
+
+
+def test_a_task_that_names_one_item_by_its_identifier_wants_no_listing() -> None:
+    assert names_one_item("close github issue #301 in acme/web")
+    assert names_one_item("pull up order recXy12AbCdEf9 from the Orders table")
+    assert names_one_item("log 2h on PROJ-1432") and names_one_item("show commit 3f2a9c1e")
+    assert not names_one_item("list the open issues in acme/web")
+    assert not names_one_item("bump the version to 1.2.3")
+    # real catalogs: github's `list_issues` came before `update_issue`, which closes it
+    query = "close github issue #301 in acme/web, it's fixed"
+    plain = _index(Weights(one_item_list=0.0)).search(query, 1)[0].key
+    assert plain == ("github", "list_issues")
+    assert _index(Weights()).search(query, 1)[0].key == ("github", "update_issue")

@@ -29,9 +29,9 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .intent import is_question, starts_with_a_change
+from .intent import is_question, starts_with_a_change, starts_with_a_listing
 from .lexicon import LEXICON, Lexicon
-from .literals import spelled_names, strip_patterns
+from .literals import names_one_item, spelled_names, strip_patterns
 from .neighbours import Neighbours, default_neighbours
 from .schema import schema_params
 from .spelling import corrections, cyrillic_candidates, loan_spellings, typo_candidates
@@ -60,6 +60,7 @@ class _Query(NamedTuple):
     spelled: tuple[tuple[str, str], ...]  # tool names it spells out (`spelled_names`)
     question: bool  # asked as a question (`intent.is_question`)
     proper: frozenset[str]  # stems of its words that read as names (`_proper_names`)
+    one: bool  # it names one item by an identifier (`literals.names_one_item`)
 
 
 _RAW_TOKEN = re.compile(r"[^\W\d_]+|[.!?:]")
@@ -342,6 +343,7 @@ class SearchIndex:
         result = _Query(
             tuple(sorted(weights.items())), frozenset(near), typos, spelled_names(query), is_question(query),
             self._proper_names(text),
+            names_one_item(query),
         )
         self._query_cache[query] = result
         if len(self._query_cache) > 4096:
@@ -507,6 +509,8 @@ class SearchIndex:
                     factor *= 1.0 + (w.proper_mention if proper else mention)
                 if asking and starts_with_a_change(doc.name_units, doc.server_terms):
                     factor *= 1.0 - w.question_write
+                if parsed.one and w.one_item_list and starts_with_a_listing(doc.name_units, doc.server_terms):
+                    factor *= 1.0 - w.one_item_list
                 rescored[d] = sc * factor
             best = top(rescored, k)
             if k > len(best):

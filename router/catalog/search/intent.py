@@ -10,6 +10,11 @@ little less (`Weights.question_write`) when the task is an English question.
 
 A task that asks how to do something ("how do I create a branch") is not a question in this
 sense: the user wants the doing.
+
+Likewise a task that names one item by its identifier ("close issue #301", "order
+recXy12AbCdEf9", "PROJ-1432") is about that item: a tool whose name starts with a verb that lists
+scores a little less (`Weights.one_item_list`), so `update_issue` or `get_record` is not ranked
+behind `list_issues` or `list_records` for sharing the task's words.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["is_question", "starts_with_a_change"]
+__all__ = ["is_question", "starts_with_a_change", "starts_with_a_listing"]
 
 _QUESTION = re.compile(
     r"\s*(?:what|what's|whats|which|who|who's|whose|when|where|why|is|are|was|were|does|do|did|"
@@ -34,6 +39,23 @@ _READS = frozenset({"@read", "@list", "@search", "@count", "@status", "@compare"
 def is_question(task: str) -> bool:
     """Whether an English task is asked as a question (what, which, who, how many, is, did...)."""
     return _QUESTION.match(task) is not None
+
+
+def _first_verb(
+    name_units: Iterable[tuple[str, frozenset[str]]], server_terms: frozenset[str]
+) -> frozenset[str]:
+    """The tags of a tool name's first word that is not its server's name."""
+    for word, alts in name_units:
+        if word not in server_terms:
+            return alts
+    return frozenset()
+
+
+def starts_with_a_listing(
+    name_units: Iterable[tuple[str, frozenset[str]]], server_terms: frozenset[str]
+) -> bool:
+    """Whether a tool's name starts with a verb that lists (list, enumerate, browse)."""
+    return "@list" in _first_verb(name_units, server_terms)
 
 
 def starts_with_a_change(

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from typing import NamedTuple
 
-__all__ = ["plain_literals", "site_of", "spelled_names", "strip_patterns"]
+__all__ = ["names_one_item", "plain_literals", "site_of", "spelled_names", "strip_patterns"]
 
 _EXTENSIONS = (
     r"txt|md|json|ya?ml|toml|ini|cfg|conf|csv|log|py|js|ts|tsx|go|rs|java|rb|sh|html|css|xml|pdf|png|"
@@ -106,6 +106,7 @@ class _Literal(NamedTuple):
     read_as: str | None  # what a sentence model reads instead (None: as written; numbers read well)
     leaves: Callable[[str], str] = _nothing  # what the word ranker keeps of the value
     needs_digit: bool = False  # never matches text without a digit (most tasks): not even tried
+    one: bool = False  # an identifier: the task is about one item (`names_one_item`)
 
 
 _LITERALS: tuple[_Literal, ...] = (
@@ -142,11 +143,11 @@ _LITERALS: tuple[_Literal, ...] = (
     # an issue key (PROJ-123), or a Sentry short ID (CHECKOUT-1A2): capitals, a dash, then digits
     # and capitals with at least one digit
     _Literal(
-        re.compile(r"\b[A-Z][A-Z0-9]{1,9}-(?=[A-Z]*\d)[A-Z0-9]+\b"), "@issue", "ticket", needs_digit=True
+        re.compile(r"\b[A-Z][A-Z0-9]{1,9}-(?=[A-Z]*\d)[A-Z0-9]+\b"), "@issue", "ticket", needs_digit=True, one=True
     ),
     # opaque identifiers: their characters are noise, a prefix names the kind (txn_01h..., cus_9Tx...)
     _Literal(
-        re.compile(r"\b[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\b", re.I), "", "id", needs_digit=True
+        re.compile(r"\b[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\b", re.I), "", "id", needs_digit=True, one=True
     ),
     _Literal(
         re.compile(r"\b[a-z]{2,6}_(?:\d[a-z0-9]{3,}|(?=[a-z]*\d)[a-z0-9]{8,})\b", re.I),
@@ -154,10 +155,11 @@ _LITERALS: tuple[_Literal, ...] = (
         None,
         _prefix,
         needs_digit=True,
+        one=True,
     ),
-    _Literal(re.compile(r"\b(?=[a-f]*\d)(?=\d*[a-f])[0-9a-f]{7,40}\b", re.I), "", "id", needs_digit=True),
+    _Literal(re.compile(r"\b(?=[a-f]*\d)(?=\d*[a-f])[0-9a-f]{7,40}\b", re.I), "", "id", needs_digit=True, one=True),
     _Literal(
-        re.compile(r"\b(?=[a-z]*\d[a-z]*\d)(?=\d*[a-z])[a-z0-9]{8,}\b", re.I), "", "id", needs_digit=True
+        re.compile(r"\b(?=[a-z]*\d[a-z]*\d)(?=\d*[a-z])[a-z0-9]{8,}\b", re.I), "", "id", needs_digit=True, one=True
     ),
     # a latitude and longitude (40.7484,-73.9857): a place given by its coordinates
     _Literal(
@@ -167,7 +169,7 @@ _LITERALS: tuple[_Literal, ...] = (
         _coordinates,
         needs_digit=True,
     ),
-    _Literal(re.compile(r"(?<!\w)#\d+\b"), "", None, needs_digit=True),
+    _Literal(re.compile(r"(?<!\w)#\d+\b"), "", None, needs_digit=True, one=True),
     _Literal(re.compile(r"\b\d+(?:[.:]\d+)*\b"), "", None, needs_digit=True),
 )
 
@@ -187,6 +189,14 @@ def strip_patterns(text: str) -> tuple[str, list[str]]:
                 tags.extend(literal.tag for _ in literal.pattern.findall(text))
             text = literal.pattern.sub(functools.partial(_leave, keep=literal.leaves), text)
     return text, tags
+
+
+def names_one_item(text: str) -> bool:
+    """Whether a task names one item by an identifier (an issue key, `#301`, a UUID, a commit
+    hash, a prefixed or opaque ID): it is about that item, not a list of them."""
+    if _DIGIT.search(text) is None:
+        return False
+    return any(literal.one and literal.pattern.search(text) for literal in _LITERALS)
 
 
 def _leave(match: re.Match[str], *, keep: Callable[[str], str]) -> str:

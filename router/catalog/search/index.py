@@ -341,7 +341,11 @@ class SearchIndex:
             (word, stem(word)) for word in cyrillic_candidates(text) if not self.lexicon.tags(word)
         )[:MAX_LOANWORDS]
         result = _Query(
-            tuple(sorted(weights.items())), frozenset(near), typos, spelled_names(query), is_question(query),
+            tuple(sorted(weights.items())),
+            frozenset(near),
+            typos,
+            spelled_names(query),
+            is_question(query),
             self._proper_names(text),
             names_one_item(query),
         )

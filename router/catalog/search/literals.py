@@ -143,11 +143,19 @@ _LITERALS: tuple[_Literal, ...] = (
     # an issue key (PROJ-123), or a Sentry short ID (CHECKOUT-1A2): capitals, a dash, then digits
     # and capitals with at least one digit
     _Literal(
-        re.compile(r"\b[A-Z][A-Z0-9]{1,9}-(?=[A-Z]*\d)[A-Z0-9]+\b"), "@issue", "ticket", needs_digit=True, one=True
+        re.compile(r"\b[A-Z][A-Z0-9]{1,9}-(?=[A-Z]*\d)[A-Z0-9]+\b"),
+        "@issue",
+        "ticket",
+        needs_digit=True,
+        one=True,
     ),
     # opaque identifiers: their characters are noise, a prefix names the kind (txn_01h..., cus_9Tx...)
     _Literal(
-        re.compile(r"\b[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\b", re.I), "", "id", needs_digit=True, one=True
+        re.compile(r"\b[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\b", re.I),
+        "",
+        "id",
+        needs_digit=True,
+        one=True,
     ),
     _Literal(
         re.compile(r"\b[a-z]{2,6}_(?:\d[a-z0-9]{3,}|(?=[a-z]*\d)[a-z0-9]{8,})\b", re.I),
@@ -157,9 +165,15 @@ _LITERALS: tuple[_Literal, ...] = (
         needs_digit=True,
         one=True,
     ),
-    _Literal(re.compile(r"\b(?=[a-f]*\d)(?=\d*[a-f])[0-9a-f]{7,40}\b", re.I), "", "id", needs_digit=True, one=True),
     _Literal(
-        re.compile(r"\b(?=[a-z]*\d[a-z]*\d)(?=\d*[a-z])[a-z0-9]{8,}\b", re.I), "", "id", needs_digit=True, one=True
+        re.compile(r"\b(?=[a-f]*\d)(?=\d*[a-f])[0-9a-f]{7,40}\b", re.I), "", "id", needs_digit=True, one=True
+    ),
+    _Literal(
+        re.compile(r"\b(?=[a-z]*\d[a-z]*\d)(?=\d*[a-z])[a-z0-9]{8,}\b", re.I),
+        "",
+        "id",
+        needs_digit=True,
+        one=True,
     ),
     # a latitude and longitude (40.7484,-73.9857): a place given by its coordinates
     _Literal(

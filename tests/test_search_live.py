@@ -150,6 +150,9 @@ def test_an_override_that_renames_a_tool_is_searched_described_and_called_under_
     assert rows[0]["name"] == "file_ticket" and rows[0]["tool"] == "create_issue"
     assert rows[0]["description"] == "File a ticket."
     assert "github__create_issue" not in {r["name"] for r in rows}
+    # the new name spelled out finds its tool first, as a tool's own name would
+    for query in ("file_ticket", "call file_ticket with the crash report from the CI run"):
+        assert search.search(view, index, query, 5)["tools"][0]["name"] == "file_ticket", query
     assert ToolSearch(ToolsSettings(mode="search", pinned=("file_*",)), lambda s: True).listed(
         None, view, index
     ) == orjson.dumps([*orjson.loads(search.listed(None, view, index) or b"[]"), next(

@@ -142,7 +142,9 @@ class ToolSearch:
         self.live = live if live is not None else LiveSearch()
         self._lists: OrderedDict[tuple[Hashable, int], tuple[Index, bytes]] = OrderedDict()
         self._sizes: OrderedDict[tuple[Hashable, int], tuple[Index, int, int]] = OrderedDict()
-        self._inverses: OrderedDict[tuple[Hashable, int], tuple[Index, dict[DocKey, str]]] = OrderedDict()
+        self._inverses: OrderedDict[
+            tuple[Hashable, int], tuple[Index, dict[DocKey, str], dict[str, DocKey]]
+        ] = OrderedDict()
         self._pins: dict[tuple[str, ...], re.Pattern[str] | None] = {}
 
     # -- modes ----------------------------------------------------------------------------------
@@ -224,13 +226,22 @@ class ToolSearch:
 
     def _inverse(self, view: View, index: Index) -> dict[DocKey, str]:
         """(server, backend name) -> the name the agent sees, where overrides rename tools."""
+        return self._names(view, index)[1]
+
+    def _renamed(self, view: View, index: Index) -> dict[str, DocKey] | None:
+        """The names `view`'s agent sees that are not the tools' exposed names, folded to lower
+        case -> the tool: what a spelled-out name may also be (None without overrides)."""
+        return self._names(view, index)[2] if view.overrides else None
+
+    def _names(self, view: View, index: Index) -> tuple[Index, dict[DocKey, str], dict[str, DocKey]]:
         key = (view.key, index.generation)
         cached = self._inverses.get(key)
         if cached is None or cached[0] is not index:
             table = {(t.server, t.name): name for name, t in view.visible(index, "tools").items()}
-            cached = (index, table)
+            renamed = {name.lower(): k for k, name in table.items() if name != self.live.exposed(k)}
+            cached = (index, table, renamed)
             _remember(self._inverses, key, cached)
-        return cached[1]
+        return cached
 
     # -- searching ------------------------------------------------------------------------------
 
@@ -255,13 +266,15 @@ class ToolSearch:
         """`{"tools": [...]}` best first; tools that cannot be called now come after the others
         (`"available": false`). The same JSON as search_tools' structuredContent. `meaning`: the
         query's vector (see `find`), or None to rank by words."""
+        self.live.follow(index)  # the renamed names are checked against the index searched
         shown = self._shown(view)
+        names = self._renamed(view, index)
         # the first `limit` hits are those of a longer search (the ranker guarantees it); only
         # when one of them cannot be called now do the 50 best decide what moves up past it
-        found = self.live.search(index, query, limit, shown, view.key, server, meaning)
+        found = self.live.search(index, query, limit, shown, view.key, server, meaning, names)
         up = {srv: self.serving(srv) for srv in {f.target.server for f in found}}
         if not all(up.values()) and limit < MAX_LIMIT:
-            found = self.live.search(index, query, MAX_LIMIT, shown, view.key, server, meaning)
+            found = self.live.search(index, query, MAX_LIMIT, shown, view.key, server, meaning, names)
             up = {srv: self.serving(srv) for srv in {f.target.server for f in found}}
         ordered = sorted(found, key=lambda f: not up[f.target.server])[:limit]  # stable
         rows = []

@@ -414,13 +414,16 @@ class SearchIndex:
         visible: Visibility = None,
         server: str | None = None,
         token: Hashable | None = None,
+        names: Mapping[str, DocKey] | None = None,
     ) -> list[Hit]:
         """Best ``limit`` visible tools for ``query``, best first; ties broken by key.
 
         ``visible``: ``None`` (everything), a frozenset of keys, or a predicate over keys. Pass an
         opaque ``token`` that identifies the visibility (e.g. a policy version) to let per-view
         aggregates be cached across queries; the same token must always mean the same visibility.
-        ``server`` restricts the results (not the statistics) to one server.
+        ``server`` restricts the results (not the statistics) to one server. ``names``: the
+        names, folded to lower case, the caller sees tools under where they differ from the
+        tools' own (an override renamed them), so that such a name spelled out finds its tool.
         """
         if limit <= 0:
             return []
@@ -471,7 +474,7 @@ class SearchIndex:
                 for d, s in plist.items():
                     if d in ids:
                         acc[d] = get(d, 0.0) + wq * s
-        named = self._spelled(parsed.spelled, ids, server) if parsed.spelled else set()
+        named = self._spelled(parsed.spelled, ids, server, names) if parsed.spelled else set()
         if not acc and not named:
             return []
         docs = self._docs
@@ -554,12 +557,22 @@ class SearchIndex:
         return fixed
 
     def _spelled(
-        self, spelled: tuple[tuple[str, str], ...], ids: set[int] | None, server: str | None
+        self,
+        spelled: tuple[tuple[str, str], ...],
+        ids: set[int] | None,
+        server: str | None,
+        names: Mapping[str, DocKey] | None,
     ) -> set[int]:
-        """The visible tools among the names a query spells out (`spelled_names`)."""
+        """The visible tools among the names a query spells out (`spelled_names`): a tool's own
+        name, the router's exposed name, or a name the caller sees it under (``names``)."""
         found: set[int] = set()
         by_name, docs = self._by_name, self._docs
         for spelled_server, name in spelled:
+            key = names.get(name) if names and not spelled_server else None
+            if key is not None and (server is None or key[0] == server):
+                d = self._ids.get(key)
+                if d is not None and (ids is None or d in ids):
+                    found.add(d)
             for d in by_name.get(name, ()):
                 key = docs[d].key
                 if (

@@ -15,7 +15,7 @@ by key, so each answers a query the same way.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,6 +121,7 @@ class LiveSearch:
         token: Hashable = None,
         server: str | None = None,
         meaning: Any = None,
+        names: Mapping[str, DocKey] | None = None,
     ) -> list[Found]:
         """The best `limit` tools the caller may use, best first (ties by key).
 
@@ -128,7 +129,9 @@ class LiveSearch:
         None means every tool the Index lists, under its exposed name. With `shown`, `token` must
         name the visibility it decides (the same token, the same decisions) so its statistics are
         kept between queries. `meaning`: the query's vector (`meanings.embed(query)`), to rank by
-        words and meaning together once every tool has its vector (by words alone until then)."""
+        words and meaning together once every tool has its vector (by words alone until then).
+        `names`: the names `shown` gives that are not the tools' exposed names, folded to lower
+        case, so that a task spelling one out finds its tool (`SearchIndex.search`)."""
         self.follow(index)
         see = shown if shown is not None else self.exposed
         meanings = self.meanings if meaning is not None else None
@@ -143,6 +146,7 @@ class LiveSearch:
                 visible=lambda key: see(key) is not None,
                 server=server,
                 token=(token, conflicts),
+                names=names,
             )
         if meanings is not None:
 

@@ -287,6 +287,16 @@ def test_a_glossary_word_in_another_language_finds_the_tool_that_says_it_in_engl
     for query in ("покажи все узлы", "ノードの一覧", "Zeig mir alle Knoten", "列出所有节点"):
         assert idx.search(query, 1)[0].key == ("ops", "list_nodes"), query
     assert idx.search("прогноз погоды на завтра", 1)[0].key == ("ops", "get_forecast")
+    # a two-word entry: one German word is both English words
+    assert {"air", "qualiti"} <= set(LEXICON.tags("Wie ist die Luftqualität in München?"))
+    weather = [
+        {"name": "get_air_quality", "description": "Current air quality index for a city."},
+        {"name": "get_current_weather", "description": "Current weather conditions for a city."},
+    ]
+    idx.put_server("weather", None, weather)
+    assert idx.search("Wie ist die Luftqualität in München gerade?", 1)[0].key == ("weather", "get_air_quality")
+    # "memory" has no entry: RAM in other languages, and the name of a knowledge-graph server
+    assert "memori" not in LEXICON.tags("что съедает память")
 
 
 def test_no_glossary_form_reads_as_a_common_english_word() -> None:

@@ -337,9 +337,9 @@ class Lexicon:
         # English word's own stem, so "узел" is matched as "node" wherever a tool says node
         tagged = [("@" + concept, forms) for concept, forms in concepts.items()]
         for english, languages in (glossary or {}).items():
-            stems = analyze(english)
-            if len(stems) == 1:
-                tagged.append((stems[0], " ".join(languages.values())))
+            # a two-word entry ("air quality") reads its forms (Luftqualität) as both words
+            for stem_ in analyze(english):
+                tagged.append((stem_, " ".join(languages.values())))
         for tag, forms in tagged:
             for form in forms.split():
                 folded = fold(form)

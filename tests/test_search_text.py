@@ -294,7 +294,10 @@ def test_a_glossary_word_in_another_language_finds_the_tool_that_says_it_in_engl
         {"name": "get_current_weather", "description": "Current weather conditions for a city."},
     ]
     idx.put_server("weather", None, weather)
-    assert idx.search("Wie ist die Luftqualität in München gerade?", 1)[0].key == ("weather", "get_air_quality")
+    assert idx.search("Wie ist die Luftqualität in München gerade?", 1)[0].key == (
+        "weather",
+        "get_air_quality",
+    )
     # "memory" has no entry: RAM in other languages, and the name of a knowledge-graph server
     assert "memori" not in LEXICON.tags("что съедает память")
 

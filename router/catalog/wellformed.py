@@ -96,14 +96,18 @@ class _Repairs:
         self.dropped.extend(path + key for key in bad)
         return {key: value for key, value in item.items() if key not in bad}
 
+    def drop(self, item: dict[str, Any], key: str) -> dict[str, Any]:
+        """`item` without its field `key`, noted as dropped."""
+        self.dropped.append(key)
+        return {k: v for k, v in item.items() if k != key}
+
     def nested(self, item: dict[str, Any], key: str, checks: dict[str, Check]) -> dict[str, Any]:
         """`item` with its object field `key` repaired by `checks` (dropped if not an object)."""
         if key not in item:
             return item
         value = item[key]
         if not isinstance(value, dict):
-            self.dropped.append(key)
-            return {k: v for k, v in item.items() if k != key}
+            return self.drop(item, key)
         repaired = self.fields(value, checks, key + ".")
         return item if repaired is value else {**item, key: repaired}
 
@@ -114,8 +118,7 @@ class _Repairs:
             return item
         value = item[key]
         if not isinstance(value, list):
-            self.dropped.append(key)
-            return {k: v for k, v in item.items() if k != key}
+            return self.drop(item, key)
         kept = [
             self.fields(entry, checks, f"{key}[{n}].")
             for n, entry in enumerate(value)
@@ -134,9 +137,9 @@ def _schema(repairs: _Repairs, tool: dict[str, Any], key: str, required: bool) -
     if schema is None and not required:
         return tool
     if not isinstance(schema, dict):
-        repairs.dropped.append(key)
         if not required:
-            return {k: v for k, v in tool.items() if k != key}
+            return repairs.drop(tool, key)
+        repairs.dropped.append(key)
         return {**tool, key: {"type": "object"}}
     repaired = repairs.fields(schema, {"properties": _object, "required": _strings}, key + ".")
     return tool if repaired is schema else {**tool, key: repaired}

@@ -2,15 +2,16 @@
 
 A client validates the lists it receives: the official SDKs parse `tools/list` into typed
 models, and one tool whose `annotations` is a string makes the whole list fail there, so one
-careless backend would cost every agent every tool. The router is the place to stop that,
-once per listing rather than at each of the places that read a definition: an item that lacks
-what a reader cannot go without (a tool's `name`, a resource's `uri` and `name`) is left out; an optional field of the
-wrong type is dropped and the rest of the item kept, as a lenient reader would. Each repair is
-logged with the server and the item, so an operator can tell the backend's author.
+careless backend would cost every agent every tool. The router is the place to stop that, once
+per listing rather than at each of the places that read a definition: an item that lacks what a
+reader cannot go without (a tool's `name`, a resource's `uri` and `name`) is left out; an
+optional field of the wrong type is dropped and the rest of the item kept, as a lenient reader
+would. Each repair is logged with the server and the item, so an operator can tell the backend's
+author.
 
 The check is on what would break a typed reader (types, and the few values the spec enumerates
-or bounds: a priority from 0 to 1, an audience of user and assistant), not on meaning: a tool's schema
-that refers to itself is valid JSON Schema and passes; tool search bounds its own walk.
+or bounds: a priority from 0 to 1, an audience of user and assistant), not on meaning: a tool's
+schema that refers to itself is valid JSON Schema and passes; tool search bounds its own walk.
 """
 
 from __future__ import annotations

@@ -68,24 +68,13 @@ def _nothing(value: str) -> str:
     return ""
 
 
-def _reddit(value: str) -> str:
-    return "reddit"
+def _saying(words: str) -> Callable[[str], str]:
+    """What the word ranker keeps of a value that stands for `words`, whatever it spells."""
+    return lambda value: words
 
 
 def _prefix(value: str) -> str:
     return value.partition("_")[0]
-
-
-def _sql(value: str) -> str:
-    return "sql query"
-
-
-def _emoji(value: str) -> str:
-    return "emoji"
-
-
-def _coordinates(value: str) -> str:
-    return "coordinates"
 
 
 # An SQL statement in a task ("run SELECT count(*) FROM orders on the neon db") says "run an SQL
@@ -110,7 +99,7 @@ class _Literal(NamedTuple):
 
 
 _LITERALS: tuple[_Literal, ...] = (
-    _Literal(_SQL, "@database", "sql query", _sql),
+    _Literal(_SQL, "@database", "sql query", _saying("sql query")),
     _Literal(re.compile(r"\b(?:https?|ftp)://\S+|\bwww\.\S+", re.I), "@web", "web page", site_of),
     _Literal(_SHORT_HOST, "@web", "web page", site_of),
     _Literal(
@@ -126,7 +115,10 @@ _LITERALS: tuple[_Literal, ...] = (
     # Reddit's own notation for a subreddit or a user names the service (before paths: r/korea is
     # not the path /korea)
     _Literal(
-        re.compile(r"(?<![\w/.~-])(?:r|u)/[A-Za-z0-9_]{2,21}(?![A-Za-z0-9_/])"), "", "subreddit", _reddit
+        re.compile(r"(?<![\w/.~-])(?:r|u)/[A-Za-z0-9_]{2,21}(?![A-Za-z0-9_/])"),
+        "",
+        "subreddit",
+        _saying("reddit"),
     ),
     # an emoji, as a shortcode (:eyes:, :white_check_mark:, :+1:) or itself: a reaction or a
     # message's decoration, not the words its name spells
@@ -136,7 +128,7 @@ _LITERALS: tuple[_Literal, ...] = (
         ),
         "",
         "emoji",
-        _emoji,
+        _saying("emoji"),
     ),
     _Literal(re.compile(r"(?:~|\.{1,2})?(?:/[\w.@-]+)+/?"), "@file", "path"),
     _Literal(re.compile(rf"(?<![\w/])[\w-]+(?:\.[\w-]+)*\.(?:{_EXTENSIONS})\b", re.I), "@file", "file"),
@@ -180,7 +172,7 @@ _LITERALS: tuple[_Literal, ...] = (
         re.compile(r"(?<![\w.-])-?\d{1,2}\.\d{2,}\s*,\s*-?\d{1,3}\.\d{2,}\b"),
         "@location",
         "coordinates",
-        _coordinates,
+        _saying("coordinates"),
         needs_digit=True,
     ),
     _Literal(re.compile(r"(?<!\w)#\d+\b"), "", None, needs_digit=True, one=True),

@@ -31,11 +31,14 @@ def refusal(method: str, problem: str) -> Message:
     return {"error": {"code": METHOD_NOT_FOUND, "message": f"{method} refused by the router: {problem}"}}
 
 
+def as_object(value: Any) -> dict[str, Any]:
+    """`value` if it is a JSON object, else an empty one: a peer may send anything there."""
+    return value if isinstance(value, dict) else {}
+
+
 def error_of(reply: Message) -> dict[str, Any]:
-    """A backend reply's error object; empty when there is none or the backend put something
-    other than an object there (it may send anything)."""
-    error = reply.get("error")
-    return error if isinstance(error, dict) else {}
+    """A backend reply's error object; empty when there is none or it is not an object."""
+    return as_object(reply.get("error"))
 
 
 # Handed to a request's `on_message` when the backend closed the request's stream early (SSE

@@ -44,7 +44,7 @@ from router.errors import (
     BackendUnreachable,
     SessionExpired,
 )
-from router.upstream.base import Channel, Message, MessageHandler, error_of
+from router.upstream.base import Channel, Message, MessageHandler, as_object, error_of
 from router.upstream.deadlines import deadlines
 
 log = logging.getLogger("toolmesh.upstream")
@@ -120,8 +120,8 @@ class UpstreamSession:
         if not isinstance(result, dict) or not speaks_modern(result):
             return False
         self.era, self.protocol_version = MODERN, MODERN_VERSION
-        self.capabilities = _object(result.get("capabilities"))
-        self.server_info = _object(_object(result.get("_meta")).get(SERVER_INFO_KEY))
+        self.capabilities = as_object(result.get("capabilities"))
+        self.server_info = as_object(as_object(result.get("_meta")).get(SERVER_INFO_KEY))
         self.instructions = result.get("instructions")
         return True
 
@@ -146,8 +146,8 @@ class UpstreamSession:
                 self.server, f"it answered with unsupported protocol version {version!r}"
             )
         self.era, self.protocol_version = LEGACY, version
-        self.capabilities = _object(result.get("capabilities"))
-        self.server_info = _object(result.get("serverInfo"))
+        self.capabilities = as_object(result.get("capabilities"))
+        self.server_info = as_object(result.get("serverInfo"))
         self.instructions = result.get("instructions")
         self.session_id = getattr(self.channel, "issued_session_id", None)
         self._legacy_headers = session_headers(version, self.session_id)
@@ -284,10 +284,5 @@ def _with_traceparent(params: Mapping[str, Any] | None, traceparent: str) -> Map
     meta = (params or {}).get("_meta")
     return {
         **(params or {}),
-        "_meta": {**(meta if isinstance(meta, dict) else {}), "traceparent": traceparent},
+        "_meta": {**as_object(meta), "traceparent": traceparent},
     }
-
-
-def _object(value: Any) -> dict[str, Any]:
-    """`value` if a backend sent an object there, else an empty one (it may send anything)."""
-    return value if isinstance(value, dict) else {}

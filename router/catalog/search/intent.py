@@ -64,8 +64,5 @@ def starts_with_a_change(
     """Whether a tool's name starts with a verb that changes something (create, update, send...):
     its first word that is not its server's name, by its capability tags, is the verb in the usual
     verb_object names. `name_units`: the name's words, each with the word and its tags."""
-    for word, alts in name_units:
-        if word in server_terms:
-            continue
-        return not alts.isdisjoint(_CHANGES) and alts.isdisjoint(_READS)
-    return False
+    alts = _first_verb(name_units, server_terms)
+    return not alts.isdisjoint(_CHANGES) and alts.isdisjoint(_READS)

@@ -98,6 +98,13 @@ class _Literal(NamedTuple):
     one: bool = False  # an identifier: the task is about one item (`names_one_item`)
 
 
+def _identifier(
+    pattern: str, read_as: str | None = "id", leaves: Callable[[str], str] = _nothing
+) -> _Literal:
+    """An opaque identifier (case-insensitive, with a digit): it names one item."""
+    return _Literal(re.compile(pattern, re.I), "", read_as, leaves, needs_digit=True, one=True)
+
+
 _LITERALS: tuple[_Literal, ...] = (
     _Literal(_SQL, "@database", "sql query", _saying("sql query")),
     _Literal(re.compile(r"\b(?:https?|ftp)://\S+|\bwww\.\S+", re.I), "@web", "web page", site_of),
@@ -142,31 +149,10 @@ _LITERALS: tuple[_Literal, ...] = (
         one=True,
     ),
     # opaque identifiers: their characters are noise, a prefix names the kind (txn_01h..., cus_9Tx...)
-    _Literal(
-        re.compile(r"\b[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\b", re.I),
-        "",
-        "id",
-        needs_digit=True,
-        one=True,
-    ),
-    _Literal(
-        re.compile(r"\b[a-z]{2,6}_(?:\d[a-z0-9]{3,}|(?=[a-z]*\d)[a-z0-9]{8,})\b", re.I),
-        "",
-        None,
-        _prefix,
-        needs_digit=True,
-        one=True,
-    ),
-    _Literal(
-        re.compile(r"\b(?=[a-f]*\d)(?=\d*[a-f])[0-9a-f]{7,40}\b", re.I), "", "id", needs_digit=True, one=True
-    ),
-    _Literal(
-        re.compile(r"\b(?=[a-z]*\d[a-z]*\d)(?=\d*[a-z])[a-z0-9]{8,}\b", re.I),
-        "",
-        "id",
-        needs_digit=True,
-        one=True,
-    ),
+    _identifier(r"\b[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\b"),  # a UUID
+    _identifier(r"\b[a-z]{2,6}_(?:\d[a-z0-9]{3,}|(?=[a-z]*\d)[a-z0-9]{8,})\b", None, _prefix),
+    _identifier(r"\b(?=[a-f]*\d)(?=\d*[a-f])[0-9a-f]{7,40}\b"),  # a commit hash
+    _identifier(r"\b(?=[a-z]*\d[a-z]*\d)(?=\d*[a-z])[a-z0-9]{8,}\b"),  # a ULID, a record ID
     # a latitude and longitude (40.7484,-73.9857): a place given by its coordinates
     _Literal(
         re.compile(r"(?<![\w.-])-?\d{1,2}\.\d{2,}\s*,\s*-?\d{1,3}\.\d{2,}\b"),

@@ -360,6 +360,16 @@ def test_an_emoji_is_an_emoji_and_coordinates_are_a_place() -> None:
     assert strip_patterns("bump it from 1.2 to 1.3")[1] == []  # version numbers: no place
 
 
+def test_a_chat_channel_is_where_a_message_goes_not_what_it_is_about() -> None:
+    for task in ("post 'deploy done' in #releases", "what's new in #bug-reports?", "#Incidents: any news"):
+        text, _ = strip_patterns(task)
+        assert "channel" in text.split() and "release" not in text and "incident" not in text.lower(), task
+    # a note's tag, an issue number and a heading are not channels
+    assert "recipe" in strip_patterns("every note I tagged #recipe")[0]
+    assert "channel" not in strip_patterns("close #301 and read # Title, tags #project/alpha")[0]
+    assert plain_literals("summarise #incidents today") == "summarise channel today"
+
+
 def test_a_schema_that_refers_to_itself_through_variants_is_indexed() -> None:
     # A is oneOf B and B is allOf A: followed without a bound, the walk never ends
     schema = {

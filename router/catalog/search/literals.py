@@ -137,6 +137,14 @@ _LITERALS: tuple[_Literal, ...] = (
         "emoji",
         _saying("emoji"),
     ),
+    # a chat channel (#releases, #bug-reports): where a message goes, not what it is about; after
+    # "tag", "tagged" or "tags" it is a note's tag (#recipe), which stays a word
+    _Literal(
+        re.compile(r"(?<![\w&#/])(?<!tag )(?<!tags )(?<!tagged )#[A-Za-z][\w-]*(?![\w/])", re.I),
+        "",
+        "channel",
+        _saying("channel"),
+    ),
     _Literal(re.compile(r"(?:~|\.{1,2})?(?:/[\w.@-]+)+/?"), "@file", "path"),
     _Literal(re.compile(rf"(?<![\w/])[\w-]+(?:\.[\w-]+)*\.(?:{_EXTENSIONS})\b", re.I), "@file", "file"),
     # an issue key (PROJ-123), or a Sentry short ID (CHECKOUT-1A2): capitals, a dash, then digits

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from router.catalog.search import SearchIndex
-from router.catalog.search.intent import is_question
+from router.catalog.search.intent import dictated, is_question
 from router.catalog.search.literals import names_one_item
 from router.catalog.search.weights import Weights
 
@@ -84,3 +84,22 @@ def test_a_task_that_names_one_item_by_its_identifier_wants_no_listing() -> None
     plain = _index(Weights(one_item_list=0.0)).search(query, 1)[0].key
     assert plain == ("github", "list_issues")
     assert _index(Weights()).search(query, 1)[0].key == ("github", "update_issue")
+
+
+def test_what_a_task_dictates_is_set_apart() -> None:
+    assert dictated("post in the eng channel saying the deploy is done") == (
+        "post in the eng channel ",
+        " the deploy is done",
+    )
+    asked, said = dictated('commit with the message "fix the login issue" please')
+    assert "commit" in asked and "login" not in asked and "login" in said
+    asked, said = dictated("Crée une page « Compte rendu de réunion » sous Projets")
+    assert "Compte" in said and "Projets" in asked
+    assert dictated("what did the last deploy say?") == ("what did the last deploy say?", "")
+
+
+def test_a_message_s_words_do_not_choose_the_tool() -> None:
+    # real catalogs: a Slack message about issues and merges found the tools its text names
+    query = "tell the team in slack that the jira migration finished, saying all issues were moved"
+    assert _index(Weights(dictated=1.0)).search(query, 1)[0].key != ("slack", "slack_post_message")
+    assert _index(Weights()).search(query, 1)[0].key == ("slack", "slack_post_message")

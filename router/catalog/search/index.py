@@ -29,7 +29,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .intent import is_question, starts_with_a_change, starts_with_a_listing
+from .intent import dictated, is_question, starts_with_a_change, starts_with_a_listing
 from .lexicon import LEXICON, Lexicon
 from .literals import names_one_item, spelled_names, strip_patterns
 from .neighbours import Neighbours, default_neighbours
@@ -314,22 +314,11 @@ class SearchIndex:
         text, pattern_tags = strip_patterns(query)
         for tag in pattern_tags:
             weights[tag] = weights.get(tag, 0.0) + self.weights.pattern_tag
-        for t in analyze(text):
-            weights[t] = weights.get(t, 0.0) + 1.0
-        for t in self.lexicon.expand(text):
-            weights[t] = weights.get(t, 0.0) + self.weights.expansion
-        for tag in set(self.lexicon.tags(text)):
-            weights[tag] = weights.get(tag, 0.0) + self.weights.query_tag
-        if self.weights.neighbour:
-            # a neighbour counts once, by its closest source word, and never adds to a term the
-            # query already has
-            for word in words(text):
-                for other, similarity in self.neighbours.get(word):
-                    x = self.weights.neighbour * similarity
-                    for t in analyze(other):
-                        if t not in weights and x > near.get(t, 0.0):
-                            near[t] = x
-            weights.update(near)
+        instruction, content = dictated(text)
+        self._add_terms(instruction, 1.0, weights, near)
+        if content:
+            self._add_terms(content, self.weights.dictated, weights, near)
+        weights.update((t, x) for t, x in near.items() if t not in weights)
         typos = tuple(
             (word, stem(word))
             for word in typo_candidates(text)
@@ -353,6 +342,25 @@ class SearchIndex:
         if len(self._query_cache) > 4096:
             self._query_cache.popitem(last=False)
         return result
+
+    def _add_terms(self, text: str, scale: float, weights: dict[str, float], near: dict[str, float]) -> None:
+        """Add the weighted terms of one part of a task: its stems, abbreviation expansions,
+        inferred tags and its words' neighbours in meaning, each times `scale`."""
+        for t in analyze(text):
+            weights[t] = weights.get(t, 0.0) + scale
+        for t in self.lexicon.expand(text):
+            weights[t] = weights.get(t, 0.0) + self.weights.expansion * scale
+        for tag in set(self.lexicon.tags(text)):
+            weights[tag] = weights.get(tag, 0.0) + self.weights.query_tag * scale
+        if self.weights.neighbour:
+            # a neighbour counts once, by its closest source word, and never adds to a term the
+            # query already has
+            for word in words(text):
+                for other, similarity in self.neighbours.get(word):
+                    x = self.weights.neighbour * similarity * scale
+                    for t in analyze(other):
+                        if t not in weights and x > near.get(t, 0.0):
+                            near[t] = x
 
     def _proper_names(self, text: str) -> frozenset[str]:
         """Stems of the words of a task that read as names: capitalised inside a sentence

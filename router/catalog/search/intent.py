@@ -15,6 +15,11 @@ Likewise a task that names one item by its identifier ("close issue #301", "orde
 recXy12AbCdEf9", "PROJ-1432") is about that item: a tool whose name starts with a verb that lists
 scores a little less (`Weights.one_item_list`), so `update_issue` or `get_record` is not ranked
 behind `list_issues` or `list_records` for sharing the task's words.
+
+And a task may dictate text: "post in #eng saying the checkout issue is fixed" asks for a message
+to be posted; "the checkout issue is fixed" is the message, and its words (issue, fix) would find
+the tools they name. Quoted text and what follows "saying", "that says", "with the message"...
+counts for less (`Weights.dictated`), and the sentence model does not read it (`dictated`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["is_question", "starts_with_a_change", "starts_with_a_listing"]
+__all__ = ["dictated", "is_question", "starts_with_a_change", "starts_with_a_listing"]
 
 _QUESTION = re.compile(
     r"\s*(?:what|what's|whats|which|who|who's|whose|when|where|why|is|are|was|were|does|do|did|"
@@ -66,3 +71,27 @@ def starts_with_a_change(
     verb_object names. `name_units`: the name's words, each with the word and its tags."""
     alts = _first_verb(name_units, server_terms)
     return not alts.isdisjoint(_CHANGES) and alts.isdisjoint(_READS)
+
+
+_QUOTED = re.compile(r'"[^"]{3,}"|“[^”]{3,}”|«[^»]{3,}»|「[^」]+」|『[^』]+』')
+_DICTATION = re.compile(
+    r"\b(?:saying|that says|which says|that reads|telling (?:\w+ )?(?:that )?|"
+    r"with the (?:message|text|note|body|caption)|to say|"
+    r"mit der nachricht|mit dem text|en disant|disant|avec le message|diciendo|con el mensaje|"
+    r"dizendo|com a mensagem|dicendo|con il messaggio|с сообщением|с текстом|со словами)\b",
+    re.I,
+)
+
+
+def dictated(task: str) -> tuple[str, str]:
+    """Split a task into what it asks and what it dictates: "post in #eng saying the deploy is
+    done" asks to post a message; "the deploy is done" is the message, and its words say nothing
+    about which tool posts it. Quoted text and what follows "saying", "that says", "telling her
+    that"... is dictated. Returns (the rest, the dictated text)."""
+    parts = [m.group() for m in _QUOTED.finditer(task)]
+    rest = _QUOTED.sub(" ", task)
+    m = _DICTATION.search(rest)
+    if m is not None:
+        parts.append(rest[m.end() :])
+        rest = rest[: m.start()]
+    return rest, " ".join(parts)

@@ -39,6 +39,7 @@ import numpy.typing as npt
 from tokenizers import Tokenizer
 
 from .index import DocKey
+from .intent import dictated
 from .literals import plain_literals
 
 __all__ = ["Meanings", "MiniLM", "ModelUnavailable", "tool_text"]
@@ -321,8 +322,12 @@ class Meanings:
     def embed(self, query: str) -> Vectors:
         """The query's vector (cached; ~7 ms of CPU the first time: call it off the event loop).
         The model reads the query with its literal values named by kind (`plain_literals`: a URL
-        is "web page", `OPS-12` "ticket"), as the word ranker reads their tags."""
+        is "web page", `OPS-12` "ticket"), as the word ranker reads their tags, and without the
+        text it dictates (`intent.dictated`: a message's words say nothing of the tool)."""
         text = plain_literals(query)
+        asked = dictated(text)[0]
+        if asked.strip():
+            text = asked
         cached = self._queries.get(text)
         if cached is None:
             cached = self.model.encode([text])[0]

@@ -15,6 +15,7 @@ network service. Usage::
     python collect.py install --unseen          # the same for the UNSEEN servers ...
     python collect.py collect --unseen [NAME..] # ... frozen into ./unseen instead of ./evalset
     python collect.py install|collect --unseen2 # the second unseen set, into ./unseen2
+    python collect.py install|collect --unseen3 # the third unseen set, into ./unseen3
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,6 +50,7 @@ class Server:
     env: dict[str, str] = field(default_factory=dict)
     bin: str | None = None  # executable name when it differs from the package's (first) bin
     pins: tuple[str, ...] = ()  # extra requirements installed after the package (PyPI only)
+    python: str | None = None  # e.g. "3.12": the interpreter for the PyPI folder, when it needs a newer one
 
 
 DUMMY = "dummy-token-0000000000000000"
@@ -301,6 +304,90 @@ UNSEEN2: list[Server] = [
 ]
 
 
+# A third set of unseen servers, frozen by ``--unseen3`` into ./unseen3 (2026-12-04); their queries
+# (unseen3.jsonl) were written from these listings alone, without looking at the ranker.
+UNSEEN3: list[Server] = [
+    Server(
+        "xero",
+        "@xeroapi/xero-mcp-server",
+        "npm",
+        env={"XERO_CLIENT_ID": DUMMY, "XERO_CLIENT_SECRET": DUMMY},
+    ),
+    Server(
+        "contentful",
+        "@ivotoby/contentful-management-mcp-server",
+        "npm",
+        env={
+            "CONTENTFUL_MANAGEMENT_ACCESS_TOKEN": "CFPAT-" + DUMMY,
+            "SPACE_ID": "space0",
+            "ENVIRONMENT_ID": "master",
+        },
+    ),
+    Server("webflow", "webflow-mcp-server", "npm", env={"WEBFLOW_TOKEN": DUMMY}),
+    Server("deepl", "deepl-mcp-server", "npm", env={"DEEPL_API_KEY": DUMMY + ":fx"}),
+    Server(
+        "bitbucket",
+        "bitbucket-mcp",
+        "npm",
+        env={
+            "BITBUCKET_URL": "https://api.bitbucket.org/2.0",
+            "BITBUCKET_USERNAME": "user",
+            "BITBUCKET_PASSWORD": DUMMY,
+            "BITBUCKET_WORKSPACE": "workspace",
+        },
+    ),
+    Server("postman", "@postman/postman-mcp-server", "npm", env={"POSTMAN_API_KEY": "PMAK-" + DUMMY}),
+    Server("wikipedia", "wikipedia-mcp", "pypi"),
+    Server("elevenlabs", "elevenlabs-mcp", "pypi", env={"ELEVENLABS_API_KEY": DUMMY}),
+    Server("blender", "blender-mcp", "pypi"),
+    Server("pagerduty", "pagerduty-mcp", "pypi", env={"PAGERDUTY_USER_API_KEY": DUMMY}, python="3.12"),
+    Server(
+        "jenkins",
+        "mcp-jenkins",
+        "pypi",
+        args=(
+            "--jenkins-url",
+            "http://127.0.0.1:9",
+            "--jenkins-username",
+            "user",
+            "--jenkins-password",
+            DUMMY,
+        ),
+    ),
+    Server("prometheus", "prometheus-mcp-server", "pypi", env={"PROMETHEUS_URL": "http://127.0.0.1:9"}),
+    Server(
+        "proxmox",
+        "mcp-proxmox",
+        "pypi",
+        env={
+            "PROXMOX_HOST": "127.0.0.1",
+            "PROXMOX_USER": "root@pam",
+            "PROXMOX_TOKEN_NAME": "t",
+            "PROXMOX_TOKEN_VALUE": DUMMY,
+        },
+    ),
+    # Tried and left out: @railway/mcp-server 0.1.12 only prints how to install the Railway CLI and
+    # exits; kafka-mcp 2.4.4 fails to import fastmcp, a dependency it does not declare; semgrep-mcp
+    # 0.9.0 fails to import its SDK under the pydantic it resolves; zotero-mcp 0.3.1 has too few
+    # tools (3).
+]
+
+
+def _python(server: Server) -> str:
+    """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
+    PATH or among pyenv's installed versions."""
+    if not server.python:
+        return sys.executable
+    name = f"python{server.python}"
+    found = shutil.which(name)
+    if found and subprocess.run([found, "--version"], capture_output=True, check=False).returncode == 0:
+        return found
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    for candidate in sorted(root.glob(f"{server.python}*/bin/{name}"), reverse=True):
+        return str(candidate)
+    return name
+
+
 def install(servers: list[Server]) -> None:
     env = dict(os.environ, PUPPETEER_SKIP_DOWNLOAD="1", PUPPETEER_SKIP_CHROMIUM_DOWNLOAD="1")
     for server in servers:
@@ -311,7 +398,7 @@ def install(servers: list[Server]) -> None:
             ok = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, check=False).returncode == 0
         else:
             ok = subprocess.run(
-                [sys.executable, "-m", "venv", str(folder)], check=False
+                [_python(server), "-m", "venv", str(folder)], check=False
             ).returncode == 0 and (
                 subprocess.run(
                     [str(folder / "bin" / "pip"), "install", "-q", server.package], check=False
@@ -534,7 +621,11 @@ def collect(servers: list[Server], timeout: float = 60.0, out_dir: Path = OUT_DI
 def main(argv: list[str]) -> None:
     if not argv or argv[0] not in ("install", "collect"):
         sys.exit(__doc__)
-    flags = {"--unseen": (UNSEEN, UNSEEN_DIR), "--unseen2": (UNSEEN2, HERE / "unseen2")}
+    flags = {
+        "--unseen": (UNSEEN, UNSEEN_DIR),
+        "--unseen2": (UNSEEN2, HERE / "unseen2"),
+        "--unseen3": (UNSEEN3, HERE / "unseen3"),
+    }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():
         if flag in argv[1:]:

@@ -90,5 +90,5 @@ async def _list_everything(session: UpstreamSession, timeout: float) -> dict[str
     lists: dict[str, Any] = {}
     for method, (capability, key, _) in LISTS.items():
         if capability in session.capabilities:
-            lists[KEYS[method]] = await list_all(session, method, key, timeout)
+            lists[KEYS[method]] = (await list_all(session, method, key, timeout)).items
     return lists

@@ -181,6 +181,10 @@ class Changes(Service):
                     audience = self._hears_tools(old, new, audience)
                 self.endpoint.broadcast({"jsonrpc": "2.0", "method": notification}, audience)
         self.metrics.catalog_conflicts.set(len(new.conflicts))
+        self.metrics.definition_repairs.clear()  # a server that left, or mended its lists, shows none
+        for server, defs in new.servers.items():
+            for listed, count in defs.repairs.items():
+                self.metrics.definition_repairs.labels(server, listed).set(count)
         self.metrics.catalog_servers.set(len(new.servers))
         self.sync_subscriptions()  # a backend that (re)connected needs its subscriptions again
         for (server, instance), backend in self.pool.backends.items():

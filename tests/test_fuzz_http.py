@@ -17,6 +17,7 @@ import http.client
 import json
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -322,6 +323,12 @@ def test_a_tool_whose_definition_has_odd_shapes_is_listed_searched_and_called(ro
     assert set(junk_tools) == {"junk__junk", "junk__odd"}
     assert junk_tools["junk__odd"].annotations is None
     assert "properties" not in junk_tools["junk__odd"].input_schema
+    # ... and the operator sees that junk's list needed repair: `odd` repaired, two left out
+    with urllib.request.urlopen(f"{router.base_url}/metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    assert 'toolmesh_definition_repairs{list="tools",server="junk"} 3.0' in metrics or (
+        'toolmesh_definition_repairs{server="junk",list="tools"} 3.0' in metrics
+    ), [line for line in metrics.splitlines() if "repairs" in line]
     plain = {"accept": "application/json"}
     for path in ("/v1/tools", "/v1/tools?format=openai", "/v1/tools?format=anthropic", "/v1/openapi.json"):
         status, _, data, _ = _send(router, path, b"", plain, method="GET")

@@ -173,7 +173,7 @@ def test_an_override_on_a_tool_with_odd_shapes_from_its_backend_still_presents_i
     )
     assert applied is not None
     odd = {"name": "t", "annotations": "fast", "inputSchema": {"type": "object", "properties": [1, 2]}}
-    (listed,) = wellformed("s", "tools", [odd])
+    (listed,) = wellformed("s", "tools", [odd]).items
     shown = applied.present(listed)
     assert shown["annotations"] == {"readOnlyHint": True}
     assert shown["inputSchema"]["properties"] == {}

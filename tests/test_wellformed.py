@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from router.catalog.wellformed import wellformed
 from router.errors import BackendUnavailable
+from router.observe.status import render
 from router.upstream.base import Channel, error_of
 from router.upstream.session import UpstreamSession
 
@@ -58,8 +59,8 @@ VALID: dict[str, dict[str, Any]] = {
 
 @pytest.mark.parametrize("kind", list(VALID))
 def test_a_valid_item_passes_unchanged(kind: str) -> None:
-    (kept,) = wellformed("s", kind, [VALID[kind]])
-    assert kept == VALID[kind]
+    (kept,), repaired = wellformed("s", kind, [VALID[kind]])
+    assert kept == VALID[kind] and repaired == 0
     READERS[kind].model_validate(kept)
 
 
@@ -76,7 +77,8 @@ def test_a_tool_keeps_what_is_readable_and_loses_only_the_fields_of_the_wrong_ty
         "_meta": 3,
     }
     with caplog.at_level(logging.WARNING, logger="toolmesh.catalog"):
-        (kept,) = wellformed("junk", "tools", [odd])
+        (kept,), repaired = wellformed("junk", "tools", [odd])
+    assert repaired == 1
     assert kept == {
         "name": "odd",
         "annotations": {"destructiveHint": False},
@@ -93,8 +95,9 @@ def test_a_tool_keeps_what_is_readable_and_loses_only_the_fields_of_the_wrong_ty
 
 
 def test_a_tool_without_a_usable_schema_reads_as_taking_no_described_arguments() -> None:
-    tools = wellformed("s", "tools", [{"name": "a"}, {"name": "b", "inputSchema": "none"}])
+    tools, repaired = wellformed("s", "tools", [{"name": "a"}, {"name": "b", "inputSchema": "none"}])
     assert [tool["inputSchema"] for tool in tools] == [{"type": "object"}, {"type": "object"}]
+    assert repaired == 2
 
 
 def test_items_without_what_identifies_them_are_left_out_and_logged(caplog: pytest.LogCaptureFixture) -> None:
@@ -105,7 +108,7 @@ def test_items_without_what_identifies_them_are_left_out_and_logged(caplog: pyte
         resources = wellformed(
             "s", "resources", [{"uri": "file:///x"}, {"name": "no uri"}, VALID["resources"]]
         )
-    assert tools == (VALID["tools"],) and resources == (VALID["resources"],)
+    assert tools == ((VALID["tools"],), 5) and resources == ((VALID["resources"],), 2)
     assert len(caplog.records) == 7
     assert "no string uri" in caplog.records[-1].getMessage()
 
@@ -156,7 +159,7 @@ SHAPED = st.fixed_dictionaries(
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(kind=st.sampled_from(list(READERS)), items=st.lists(ITEMS | SHAPED, max_size=4))
 def test_whatever_a_backend_lists_what_is_kept_is_readable(kind: str, items: list[Any]) -> None:
-    for item in wellformed("s", kind, items):
+    for item in wellformed("s", kind, items).items:
         READERS[kind].model_validate(item)
 
 
@@ -175,3 +178,9 @@ async def test_a_reply_whose_error_is_no_object_is_a_backend_error_not_a_crash()
     with pytest.raises(BackendUnavailable, match="initialize failed: no result"):
         await session.connect()
     assert error_of({"error": "boom"}) == {} and error_of({"error": {"code": 1}}) == {"code": 1}
+
+
+def test_an_operator_reads_which_servers_lists_needed_repair() -> None:
+    shown = render({"catalog": {"repairs": {"junk": {"tools": 3, "prompts": 1}}}})
+    assert "repaired:  junk: 3 tools, 1 prompts" in shown
+    assert "repaired" not in render({"catalog": {"repairs": {}}})

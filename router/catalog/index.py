@@ -26,8 +26,9 @@ LIST_KINDS: tuple[ListKind, ...] = ("tools", "prompts", "resources", "resourceTe
 
 @dataclass(frozen=True, slots=True)
 class Definitions:
-    """What one server offers, as its raw JSON list items, plus its capabilities and the
-    `instructions` its `initialize` answered (tool search indexes them)."""
+    """What one server offers, as its raw JSON list items, plus its capabilities, the
+    `instructions` its `initialize` answered (tool search indexes them) and what the router
+    repaired in its lists."""
 
     tools: tuple[dict[str, Any], ...] = ()
     prompts: tuple[dict[str, Any], ...] = ()
@@ -35,6 +36,9 @@ class Definitions:
     resource_templates: tuple[dict[str, Any], ...] = ()
     capabilities: Mapping[str, Any] = field(default_factory=dict)
     instructions: str | None = None
+    # per list (its result key), the items the router had to repair or leave out
+    # (router/catalog/wellformed.py); lists that needed none are absent
+    repairs: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,9 @@ careless backend would cost every agent every tool. The router is the place to s
 per listing rather than at each of the places that read a definition: an item that lacks what a
 reader cannot go without (a tool's `name`, a resource's `uri` and `name`) is left out; an
 optional field of the wrong type is dropped and the rest of the item kept, as a lenient reader
-would. Each repair is logged with the server and the item, so an operator can tell the backend's
-author.
+would. Each repair is logged with the server and the item, and the number of items repaired or
+left out is kept with the server's definitions (`toolmesh_definition_repairs`, the console and
+`toolmesh status`), so an operator sees that a backend needs its author's attention.
 
 The check is on what would break a typed reader (types, and the few values the spec enumerates
 or bounds: a priority from 0 to 1, an audience of user and assistant), not on meaning: a tool's
@@ -18,11 +19,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 log = logging.getLogger("toolmesh.catalog")
 
 Check = Callable[[Any], bool]
+
+
+class Checked(NamedTuple):
+    """One list's items as a typed client can read them, and how many needed the router's hand."""
+
+    items: tuple[dict[str, Any], ...]
+    repaired: int  # items repaired (fields dropped, a schema supplied) or left out
 
 
 def _string(value: Any) -> bool:
@@ -176,11 +184,12 @@ _KINDS: dict[str, tuple[tuple[str, ...], Callable[[_Repairs, dict[str, Any]], di
 }
 
 
-def wellformed(server: str, kind: str, items: Iterable[Any]) -> tuple[dict[str, Any], ...]:
+def wellformed(server: str, kind: str, items: Iterable[Any]) -> Checked:
     """The items of one of `server`'s lists (`kind` is its result key: tools, prompts,
     resources, resourceTemplates) that a typed client can read, repaired where a field can go."""
     needed, repair = _KINDS[kind]
     kept: list[dict[str, Any]] = []
+    repaired = 0
     for n, item in enumerate(items):
         missing = [
             f for f in needed if not isinstance(item, dict) or not isinstance(item.get(f), str) or not item[f]
@@ -191,14 +200,16 @@ def wellformed(server: str, kind: str, items: Iterable[Any]) -> tuple[dict[str, 
                 " or ".join(missing),
                 extra={"server": server, "list": kind, "position": n},
             )
+            repaired += 1
             continue
         key = item[needed[0]]
         repairs = _Repairs()
-        repaired = repair(repairs, item)
+        fixed = repair(repairs, item)
         if repairs.dropped:
+            repaired += 1
             log.warning(
                 "backend list item repaired: fields of the wrong type dropped",
                 extra={"server": server, "list": kind, "item": key[:200], "dropped": repairs.dropped[:20]},
             )
-        kept.append(repaired)
-    return tuple(kept)
+        kept.append(fixed)
+    return Checked(tuple(kept), repaired)

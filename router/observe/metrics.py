@@ -68,6 +68,13 @@ class Metrics:
             "toolmesh_backend_up", "1 if the backend instance is connected and ready.", ["server", "instance"],
             registry=r,
         )  # fmt: skip
+        self.definition_repairs = Gauge(
+            "toolmesh_definition_repairs",
+            "Items of a server's list the router repaired (fields of the wrong type dropped) or left "
+            "out (no name) at its last listing, so that typed clients can read the list.",
+            ["server", "list"],
+            registry=r,
+        )
         self.catalog_conflicts = Gauge(
             "toolmesh_catalog_conflicts", "Names withheld because two servers offer them.", registry=r
         )

@@ -75,6 +75,11 @@ def render(document: dict[str, Any]) -> str:
         lines.append(
             f"conflict:  {conflict['kind']} {conflict['name']} offered by {', '.join(conflict['servers'])}"
         )
+    for server, repairs in (catalog.get("repairs") or {}).items():
+        counts = ", ".join(f"{count} {kind}" for kind, count in repairs.items())
+        lines.append(
+            f"repaired:  {server}: {counts} (fields of the wrong type dropped or items left out; see the log)"
+        )
     lines += ["", f"{'SERVER':<20}{'INSTANCE':<20}{'STATE':<14}{'BREAKER':<11}{'ERAS':<24}ADDRESS"]
     for instance in document.get("instances", []):
         lines.append(

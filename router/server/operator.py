@@ -102,6 +102,9 @@ def admin_document(router: Replica) -> dict[str, Any]:
             "servers": sorted(index.servers),
             "items": {kind: len(index.items(kind)) for kind in LIST_KINDS},
             "conflicts": _conflicts(router),
+            "repairs": {
+                name: dict(defs.repairs) for name, defs in sorted(index.servers.items()) if defs.repairs
+            },
             "sources": _sources(router),
         },
         "instances": [

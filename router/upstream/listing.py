@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 
 from router.catalog.index import Definitions
-from router.catalog.wellformed import wellformed
+from router.catalog.wellformed import Checked, wellformed
 from router.errors import BackendError, BackendUnavailable
 from router.upstream.base import error_of
 from router.upstream.session import UpstreamSession
@@ -98,19 +98,23 @@ class Listing:
             "resources": current.resources,
             "resource_templates": current.resource_templates,
         }
+        repairs = dict(current.repairs)
         for method in methods:
             capability, key, field = LISTS[method]
             if capability in session.capabilities:
-                fields[field] = await list_all(session, method, key, self.timeout)
+                fields[field], repairs[key] = await list_all(session, method, key, self.timeout)
         instructions = session.instructions if isinstance(session.instructions, str) else None
-        return Definitions(capabilities=session.capabilities, instructions=instructions, **fields)
+        return Definitions(
+            capabilities=session.capabilities,
+            instructions=instructions,
+            repairs={key: n for key, n in repairs.items() if n},
+            **fields,
+        )
 
 
-async def list_all(
-    session: UpstreamSession, method: str, key: str, timeout: float
-) -> tuple[dict[str, Any], ...]:
+async def list_all(session: UpstreamSession, method: str, key: str, timeout: float) -> Checked:
     """Every item of one list, following the backend's cursors (bounded by MAX_PAGES), as a
-    typed client can read it (`wellformed`)."""
+    typed client can read it (`wellformed`), and how many items needed repair."""
     items: list[Any] = []
     cursor: str | None = None
     for _ in range(MAX_PAGES):
@@ -118,7 +122,7 @@ async def list_all(
         result = reply.get("result")
         if not isinstance(result, dict):
             if error_of(reply).get("code") == -32601:
-                return ()  # advertised but not implemented: treat as empty
+                return Checked((), 0)  # advertised but not implemented: treat as empty
             raise BackendUnavailable(session.server, f"{method} failed: {reply.get('error')}")
         listed = result.get(key)
         if isinstance(listed, list):

@@ -157,12 +157,21 @@ def _instances(replica: Replica) -> str:
             if backend.state != "ready" and backend.last_error
             else ""
         )
+        defs = backend.definitions
+        repaired = (
+            '<div class="muted">repaired: '
+            + _e(", ".join(f"{count} {kind}" for kind, count in defs.repairs.items()))
+            + "</div>"
+            if defs is not None and defs.repairs
+            else ""
+        )
         rows.append(
             f'<tr data-server="{_e(server)}" data-instance="{_e(instance)}">'
             f"<td>{_e(server)}</td><td>{_e(instance if instance != server else '')}</td>"
             f"<td>{_e(record.transport)}</td><td class=health>{_cls(backend.state)}{error}</td>"
             f"<td>{_e(era)}</td><td>{_cls(breaker)}</td>"
-            f"<td>{_cls(record.definitions_state)}{' (registry: failing)' if guard is not None and guard.critical else ''}</td></tr>"
+            f"<td>{_cls(record.definitions_state)}{' (registry: failing)' if guard is not None and guard.critical else ''}"
+            f"{repaired}</td></tr>"
         )
     for record in replica.pool.withheld:
         rows.append(

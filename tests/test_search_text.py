@@ -302,6 +302,24 @@ def test_a_glossary_word_in_another_language_finds_the_tool_that_says_it_in_engl
     assert "memori" not in LEXICON.tags("что съедает память")
 
 
+def test_a_german_compound_is_read_by_the_glossary_words_inside_it() -> None:
+    # German writes "sales tax rates" and "customer invoices" as one word each
+    assert "tax" in LEXICON.compound_parts("umsatzsteuersatze")
+    assert {"custom", "invoic"} <= set(LEXICON.compound_parts("kundenrechnungen"))
+    tools = [
+        {"name": "list_tax_rates", "description": "List the tax rates of the organisation."},
+        {"name": "list_invoices", "description": "List invoices, filtered by contact or status."},
+        {"name": "list_accounts", "description": "List the chart of accounts."},
+    ]
+    idx = SearchIndex()
+    idx.put_server("books", None, tools)
+    assert idx.search("Welche Umsatzsteuersätze sind hinterlegt?", 1)[0].key == ("books", "list_tax_rates")
+    assert idx.search("Zeig mir die Kundenrechnungen", 1)[0].key == ("books", "list_invoices")
+    # a long English word is not taken apart: "mathematics" holds German "thema" (topic)
+    assert "topic" in LEXICON.compound_parts("mathematics")
+    assert "topic" not in dict(idx.query_terms("mathematics homework"))
+
+
 def test_no_glossary_form_reads_as_a_common_english_word() -> None:
     # a form spelled like an English word once folded and stemmed would be read as English
     table = gzip.decompress(NEIGHBOURS_FILE.read_bytes()).decode()

@@ -350,6 +350,15 @@ class SearchIndex:
             weights[t] = weights.get(t, 0.0) + scale
         for t in self.lexicon.expand(text):
             weights[t] = weights.get(t, 0.0) + self.weights.expansion * scale
+        for word in words(text):
+            if (
+                len(word) >= 10
+                and word.isalpha()
+                and not self.neighbours.knows(word)
+                and not self.lexicon.tags(word)
+            ):
+                for t in self.lexicon.compound_parts(word):
+                    weights[t] = weights.get(t, 0.0) + self.weights.expansion * scale
         for tag in set(self.lexicon.tags(text)):
             weights[tag] = weights.get(tag, 0.0) + self.weights.query_tag * scale
         if self.weights.neighbour:

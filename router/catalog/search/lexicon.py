@@ -356,6 +356,14 @@ class Lexicon:
                 else:
                     # first two words of a phrase are enough to recognise it
                     phrases.setdefault((parts[0], parts[1]), []).append(tag)
+        # German writes compounds as one word (Umsatzsteuersätze: sales tax rates): a glossary
+        # form of five letters or more found inside a long word the lexicon does not know
+        self.compound_forms: dict[str, tuple[str, ...]] = {}
+        for english, languages in (glossary or {}).items():
+            for form in languages.get("de", "").split():
+                folded = fold(form)
+                if "+" not in form and len(folded) >= 5 and folded.isalpha():
+                    self.compound_forms[folded] = tuple(analyze(english))
         self.single = {k: tuple(sorted(set(v))) for k, v in single.items()}
         self.phrases = {k: tuple(sorted(set(v))) for k, v in phrases.items()}
         self.cjk.sort()
@@ -363,6 +371,21 @@ class Lexicon:
         self._cjk_by_first: dict[str, list[tuple[str, str]]] = {}
         for form, tag in self.cjk:
             self._cjk_by_first.setdefault(form[0], []).append((form, tag))
+
+    def compound_parts(self, word: str) -> list[str]:
+        """The English stems of the German glossary forms inside a long compound ``word``
+        (folded), longest forms first and not overlapping: "umsatzsteuersatze" -> tax."""
+        found: list[tuple[int, int, tuple[str, ...]]] = []
+        for form, english in self.compound_forms.items():
+            at = word.find(form)
+            if at >= 0 and form != word:
+                found.append((at, at + len(form), english))
+        found.sort(key=lambda span: span[0] - span[1])
+        kept: list[tuple[int, int, tuple[str, ...]]] = []
+        for start, end, english in found:
+            if all(end <= s or start >= e for s, e, _ in kept):
+                kept.append((start, end, english))
+        return [t for _, _, english in sorted(kept) for t in english]
 
     def expand(self, text: str) -> list[str]:
         """Stems of the words that the abbreviations in ``text`` stand for."""

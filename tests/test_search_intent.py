@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from router.catalog.search import SearchIndex
-from router.catalog.search.intent import dictated, is_question
+from router.catalog.search.intent import dictated, is_question, leading_change
+from router.catalog.search.lexicon import LEXICON
 from router.catalog.search.literals import names_one_item
 from router.catalog.search.weights import Weights
 
@@ -81,9 +82,9 @@ def test_a_task_that_names_one_item_by_its_identifier_wants_no_listing() -> None
     assert not names_one_item("bump the version to 1.2.3")
     # real catalogs: github's `list_issues` came before `update_issue`, which closes it
     query = "close github issue #301 in acme/web, it's fixed"
-    plain = _index(Weights(one_item_list=0.0)).search(query, 1)[0].key
+    plain = _index(Weights(one_item_list=0.0, change_read=0.0)).search(query, 1)[0].key
     assert plain == ("github", "list_issues")
-    assert _index(Weights()).search(query, 1)[0].key == ("github", "update_issue")
+    assert _index(Weights(change_read=0.0)).search(query, 1)[0].key == ("github", "update_issue")
 
 
 def test_what_a_task_dictates_is_set_apart() -> None:
@@ -103,3 +104,15 @@ def test_a_message_s_words_do_not_choose_the_tool() -> None:
     query = "tell the team in slack that the jira migration finished, saying all issues were moved"
     assert _index(Weights(dictated=1.0)).search(query, 1)[0].key != ("slack", "slack_post_message")
     assert _index(Weights()).search(query, 1)[0].key == ("slack", "slack_post_message")
+
+
+def test_a_request_that_starts_by_changing_something_wants_a_tool_that_writes() -> None:
+    for task in ("update prices in the products table", "please close issue 4", "open a PR for it",
+                 "can you delete the branch", "spin up a vm"):  # fmt: skip
+        assert leading_change(task, LEXICON), task
+    for task in ("show me the logs", "open the page", "list all repos", "find the ticket", "what changed"):
+        assert not leading_change(task, LEXICON), task
+    # real catalogs: sentry's `search_issues` shares the task's nouns and came first
+    query = "resolve sentry issue MOBILE-4XZ, fixed in 1.8.2"
+    assert _index(Weights(change_read=0.0)).search(query, 1)[0].key == ("sentry", "search_issues")
+    assert _index(Weights()).search(query, 1)[0].key == ("sentry", "update_issue")

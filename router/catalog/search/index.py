@@ -29,7 +29,14 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .intent import dictated, is_question, starts_with_a_change, starts_with_a_listing
+from .intent import (
+    dictated,
+    is_question,
+    leading_change,
+    starts_with_a_change,
+    starts_with_a_listing,
+    starts_with_a_read,
+)
 from .lexicon import LEXICON, Lexicon
 from .literals import names_one_item, spelled_names, strip_patterns
 from .neighbours import Neighbours, default_neighbours
@@ -61,6 +68,7 @@ class _Query(NamedTuple):
     question: bool  # asked as a question (`intent.is_question`)
     proper: frozenset[str]  # stems of its words that read as names (`_proper_names`)
     one: bool  # it names one item by an identifier (`literals.names_one_item`)
+    change: bool  # it starts with a verb that changes something (`intent.leading_change`)
 
 
 _RAW_TOKEN = re.compile(r"[^\W\d_]+|[.!?:]")
@@ -337,6 +345,7 @@ class SearchIndex:
             is_question(query),
             self._proper_names(text),
             names_one_item(query),
+            not is_question(query) and leading_change(instruction, self.lexicon),
         )
         self._query_cache[query] = result
         if len(self._query_cache) > 4096:
@@ -533,6 +542,8 @@ class SearchIndex:
                     factor *= 1.0 + (w.proper_mention if proper else mention)
                 if asking and starts_with_a_change(doc.name_units, doc.server_terms):
                     factor *= 1.0 - w.question_write
+                if parsed.change and w.change_read and starts_with_a_read(doc.name_units, doc.server_terms):
+                    factor *= 1.0 - w.change_read
                 if parsed.one and w.one_item_list and starts_with_a_listing(doc.name_units, doc.server_terms):
                     factor *= 1.0 - w.one_item_list
                 rescored[d] = sc * factor

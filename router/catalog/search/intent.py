@@ -16,6 +16,12 @@ recXy12AbCdEf9", "PROJ-1432") is about that item: a tool whose name starts with 
 scores a little less (`Weights.one_item_list`), so `update_issue` or `get_record` is not ranked
 behind `list_issues` or `list_records` for sharing the task's words.
 
+The other way round, a request that starts with a verb that changes something ("update the
+prices in the products table", "resolve sentry issue MOBILE-4XZ", "open a PR") wants a tool that
+writes: a tool whose name starts with a verb that reads (get, list, search) scores a little less
+(`Weights.change_read`), so `list_tables` or `search_issues` does not come before `write_query`
+or `update_issue` for sharing the task's nouns.
+
 And a task may dictate text: "post in #eng saying the checkout issue is fixed" asks for a message
 to be posted; "the checkout issue is fixed" is the message, and its words (issue, fix) would find
 the tools they name. Quoted text and what follows "saying", "that says", "with the message"...
@@ -26,6 +32,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from .text import stem, words
+
+if TYPE_CHECKING:
+    from .lexicon import Lexicon
 
 __all__ = ["dictated", "is_question", "starts_with_a_change", "starts_with_a_listing"]
 
@@ -39,6 +51,7 @@ _CHANGES = frozenset(
      "@deploy", "@install", "@assign", "@complete", "@copy", "@scale"}
 )  # fmt: skip
 _READS = frozenset({"@read", "@list", "@search", "@count", "@status", "@compare", "@summarize"})
+_ACTIONS = _CHANGES | _READS
 
 
 def is_question(task: str) -> bool:
@@ -95,3 +108,30 @@ def dictated(task: str) -> tuple[str, str]:
         parts.append(rest[m.end() :])
         rest = rest[: m.start()]
     return rest, " ".join(parts)
+
+
+_POLITE = re.compile(
+    r"\s*(?:(?:please|pls|plz|kindly|can you|could you|would you|will you|i need to|i want to|"
+    r"i'd like to|i would like to|help me|let's|lets|go ahead and|quickly|just|now)\b[\s,]*)*",
+    re.I,
+)
+
+
+def leading_change(task: str, lexicon: Lexicon) -> bool:
+    """Whether an English task starts with a verb that changes something ("update the prices",
+    "please close issue 4", "open a PR"): it wants a tool that writes, not one that reads."""
+    match = _POLITE.match(task)
+    first = [stem(w) for w in words(task[match.end() if match else 0 :])[:2]]
+    if not first:
+        return False
+    phrase = lexicon.phrases.get((first[0], first[1]), ()) if len(first) == 2 else ()
+    alts = frozenset(phrase if not _ACTIONS.isdisjoint(phrase) else lexicon.single.get(first[0], ()))
+    return not alts.isdisjoint(_CHANGES) and alts.isdisjoint(_READS)
+
+
+def starts_with_a_read(
+    name_units: Iterable[tuple[str, frozenset[str]]], server_terms: frozenset[str]
+) -> bool:
+    """Whether a tool's name starts with a verb that reads (get, list, search, show)."""
+    alts = _first_verb(name_units, server_terms)
+    return not alts.isdisjoint(_READS) and alts.isdisjoint(_CHANGES)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from router.catalog.search import SearchIndex
-from router.catalog.search.intent import dictated, is_question, leading_change
+from router.catalog.search.intent import dictated, is_question, leading_change, leading_verb
 from router.catalog.search.lexicon import LEXICON
 from router.catalog.search.literals import names_one_item
 from router.catalog.search.weights import Weights
@@ -109,9 +109,9 @@ def test_a_message_s_words_do_not_choose_the_tool() -> None:
 def test_a_request_that_starts_by_changing_something_wants_a_tool_that_writes() -> None:
     for task in ("update prices in the products table", "please close issue 4", "open a PR for it",
                  "can you delete the branch", "spin up a vm"):  # fmt: skip
-        assert leading_change(task, LEXICON), task
+        assert leading_change(leading_verb(task, LEXICON)), task
     for task in ("show me the logs", "open the page", "list all repos", "find the ticket", "what changed"):
-        assert not leading_change(task, LEXICON), task
+        assert not leading_change(leading_verb(task, LEXICON)), task
     # real catalogs: sentry's `search_issues` shares the task's nouns and came first
     query = "resolve sentry issue MOBILE-4XZ, fixed in 1.8.2"
     assert _index(Weights(change_read=0.0)).search(query, 1)[0].key == ("sentry", "search_issues")

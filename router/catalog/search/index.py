@@ -33,6 +33,7 @@ from .intent import (
     dictated,
     is_question,
     leading_change,
+    leading_verb,
     starts_with_a_change,
     starts_with_a_listing,
     starts_with_a_read,
@@ -323,6 +324,8 @@ class SearchIndex:
         for tag in pattern_tags:
             weights[tag] = weights.get(tag, 0.0) + self.weights.pattern_tag
         instruction, content = dictated(text)
+        question = is_question(query)
+        lead = frozenset() if question else leading_verb(instruction, self.lexicon)
         self._add_terms(instruction, 1.0, weights, near)
         if content:
             self._add_terms(content, self.weights.dictated, weights, near)
@@ -342,10 +345,10 @@ class SearchIndex:
             frozenset(near),
             typos,
             spelled_names(query),
-            is_question(query),
+            question,
             self._proper_names(text),
             names_one_item(query),
-            not is_question(query) and leading_change(instruction, self.lexicon),
+            leading_change(lead),
         )
         self._query_cache[query] = result
         if len(self._query_cache) > 4096:

@@ -39,7 +39,15 @@ from .text import stem, words
 if TYPE_CHECKING:
     from .lexicon import Lexicon
 
-__all__ = ["dictated", "is_question", "starts_with_a_change", "starts_with_a_listing"]
+__all__ = [
+    "dictated",
+    "is_question",
+    "leading_change",
+    "leading_verb",
+    "starts_with_a_change",
+    "starts_with_a_listing",
+    "starts_with_a_read",
+]
 
 _QUESTION = re.compile(
     r"\s*(?:what|what's|whats|which|who|who's|whose|when|where|why|is|are|was|were|does|do|did|"
@@ -117,16 +125,23 @@ _POLITE = re.compile(
 )
 
 
-def leading_change(task: str, lexicon: Lexicon) -> bool:
-    """Whether an English task starts with a verb that changes something ("update the prices",
-    "please close issue 4", "open a PR"): it wants a tool that writes, not one that reads."""
+def leading_verb(task: str, lexicon: Lexicon) -> frozenset[str]:
+    """The action tags of the verb an English request starts with, after "please", "can you" and
+    the like ("open a PR" -> @create; "show me" -> @read); empty if its first word is no verb
+    the lexicon knows."""
     match = _POLITE.match(task)
     first = [stem(w) for w in words(task[match.end() if match else 0 :])[:2]]
     if not first:
-        return False
+        return frozenset()
     phrase = lexicon.phrases.get((first[0], first[1]), ()) if len(first) == 2 else ()
-    alts = frozenset(phrase if not _ACTIONS.isdisjoint(phrase) else lexicon.single.get(first[0], ()))
-    return not alts.isdisjoint(_CHANGES) and alts.isdisjoint(_READS)
+    alts = phrase if not _ACTIONS.isdisjoint(phrase) else lexicon.single.get(first[0], ())
+    return _ACTIONS.intersection(alts)
+
+
+def leading_change(lead: frozenset[str]) -> bool:
+    """Whether a request's leading verb (`leading_verb`) changes something ("update the prices",
+    "please close issue 4", "open a PR"): it wants a tool that writes, not one that reads."""
+    return not lead.isdisjoint(_CHANGES) and lead.isdisjoint(_READS)
 
 
 def starts_with_a_read(

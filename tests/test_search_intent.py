@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from router.catalog.search import SearchIndex
-from router.catalog.search.intent import dictated, is_question, leading_change, leading_verb
+from router.catalog.search.intent import dictated, is_question, leading_change, leading_verb, nouns_by_number
 from router.catalog.search.lexicon import LEXICON
 from router.catalog.search.literals import names_one_item
 from router.catalog.search.weights import Weights
@@ -82,9 +82,12 @@ def test_a_task_that_names_one_item_by_its_identifier_wants_no_listing() -> None
     assert not names_one_item("bump the version to 1.2.3")
     # real catalogs: github's `list_issues` came before `update_issue`, which closes it
     query = "close github issue #301 in acme/web, it's fixed"
-    plain = _index(Weights(one_item_list=0.0, change_read=0.0)).search(query, 1)[0].key
+    plain = _index(Weights(one_item_list=0.0, change_read=0.0, number_agree=0.0)).search(query, 1)[0].key
     assert plain == ("github", "list_issues")
-    assert _index(Weights(change_read=0.0)).search(query, 1)[0].key == ("github", "update_issue")
+    assert _index(Weights(change_read=0.0, number_agree=0.0)).search(query, 1)[0].key == (
+        "github",
+        "update_issue",
+    )
 
 
 def test_what_a_task_dictates_is_set_apart() -> None:
@@ -116,3 +119,23 @@ def test_a_request_that_starts_by_changing_something_wants_a_tool_that_writes() 
     query = "resolve sentry issue MOBILE-4XZ, fixed in 1.8.2"
     assert _index(Weights(change_read=0.0)).search(query, 1)[0].key == ("sentry", "search_issues")
     assert _index(Weights()).search(query, 1)[0].key == ("sentry", "update_issue")
+
+
+def test_a_tool_whose_name_differs_in_number_from_the_task_scores_less() -> None:
+    assert nouns_by_number("read the latest messages in general") == (
+        frozenset({"messag"}),
+        frozenset({"read", "latest", "general"}),
+    )
+    assert nouns_by_number("get_issue list issues status access") == (
+        frozenset({"issu"}),
+        frozenset({"status", "access", "list"}),
+    )
+    # real catalogs: one paper is read (`read_paper`), not searched among papers; messages are
+    # read from a channel's history, not posted as one message
+    plain, agreeing = _index(Weights(number_agree=0.0)), _index(Weights())
+    for query, tool in {
+        "read the methods section of that arxiv paper": ("firecrawl", "firecrawl_research_read_paper"),
+        "read the latest messages in #general": ("slack", "slack_get_channel_history"),
+    }.items():
+        assert plain.search(query, 1)[0].key != tool, query
+        assert agreeing.search(query, 1)[0].key == tool, query

@@ -34,6 +34,7 @@ from .intent import (
     is_question,
     leading_change,
     leading_verb,
+    nouns_by_number,
     starts_with_a_change,
     starts_with_a_listing,
     starts_with_a_read,
@@ -43,7 +44,7 @@ from .literals import names_one_item, spelled_names, strip_patterns
 from .neighbours import Neighbours, default_neighbours
 from .schema import schema_params
 from .spelling import corrections, cyrillic_candidates, loan_spellings, typo_candidates
-from .text import analyze, stem, words
+from .text import analyze, split_identifier, stem, words
 from .weights import Weights
 
 __all__ = ["DocKey", "Hit", "SearchIndex", "Visibility", "Weights"]
@@ -69,6 +70,7 @@ class _Query(NamedTuple):
     question: bool  # asked as a question (`intent.is_question`)
     proper: frozenset[str]  # stems of its words that read as names (`_proper_names`)
     one: bool  # it names one item by an identifier (`literals.names_one_item`)
+    number: tuple[frozenset[str], frozenset[str]]  # its (plural, singular) noun stems
     change: bool  # it starts with a verb that changes something (`intent.leading_change`)
 
 
@@ -96,6 +98,10 @@ class _Doc:
     source: Mapping[str, Any] | None = None
     name_units: tuple[tuple[str, frozenset[str]], ...] = ()
     head_terms: frozenset[str] = frozenset()
+    number: tuple[frozenset[str], frozenset[str]] = (
+        frozenset(),
+        frozenset(),
+    )  # name's (plural, singular) stems
 
 
 @dataclass(slots=True)
@@ -303,6 +309,7 @@ class SearchIndex:
         spaced = name.replace("_", " ").replace("-", " ")
         summary = " ".join([spaced, title, *first.split()[: self.weights.summary_words]])
         doc.name_units = tuple(units)
+        doc.number = nouns_by_number(split_identifier(name).replace("_", " ").replace("-", " "))
         doc.head_terms = frozenset(
             [*analyze(summary), *self.lexicon.expand(summary), *self.lexicon.tags(summary)]
         )
@@ -348,6 +355,7 @@ class SearchIndex:
             question,
             self._proper_names(text),
             names_one_item(query),
+            nouns_by_number(instruction),
             leading_change(lead),
         )
         self._query_cache[query] = result
@@ -547,6 +555,13 @@ class SearchIndex:
                     factor *= 1.0 - w.question_write
                 if parsed.change and w.change_read and starts_with_a_read(doc.name_units, doc.server_terms):
                     factor *= 1.0 - w.change_read
+                if w.number_agree:
+                    plural, singular = doc.number
+                    qp, qs = parsed.number
+                    agree = bool((plural & qp) or (singular & qs))
+                    clash = bool((plural & qs) or (singular & qp))
+                    if clash and not agree:
+                        factor *= 1.0 - w.number_agree
                 if parsed.one and w.one_item_list and starts_with_a_listing(doc.name_units, doc.server_terms):
                     factor *= 1.0 - w.one_item_list
                 rescored[d] = sc * factor

@@ -22,6 +22,9 @@ writes: a tool whose name starts with a verb that reads (get, list, search) scor
 (`Weights.change_read`), so `list_tables` or `search_issues` does not come before `write_query`
 or `update_issue` for sharing the task's nouns.
 
+A task's nouns say one or many as tool names do: "read that paper" is `read_paper`, "the latest
+messages" a channel's history, not `post_message` (`nouns_by_number`, `Weights.number_agree`).
+
 And a task may dictate text: "post in #eng saying the checkout issue is fixed" asks for a message
 to be posted; "the checkout issue is fixed" is the message, and its words (issue, fix) would find
 the tools they name. Quoted text and what follows "saying", "that says", "with the message"...
@@ -44,6 +47,7 @@ __all__ = [
     "is_question",
     "leading_change",
     "leading_verb",
+    "nouns_by_number",
     "starts_with_a_change",
     "starts_with_a_listing",
     "starts_with_a_read",
@@ -150,3 +154,23 @@ def starts_with_a_read(
     """Whether a tool's name starts with a verb that reads (get, list, search, show)."""
     alts = _first_verb(name_units, server_terms)
     return not alts.isdisjoint(_READS) and alts.isdisjoint(_CHANGES)
+
+
+def nouns_by_number(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The stems of an English text's plural words ("issues", "files") and of its other words.
+
+    A tool named in the plural (`list_issues`, `get_channel_history`'s messages) acts on many, one
+    in the singular (`get_issue`, `read_paper`) on one; a task says which it wants the same way.
+    Stemming folds the two together, so re-scoring compares them here (`Weights.number_agree`)."""
+    plural: set[str] = set()
+    singular: set[str] = set()
+    for raw in text.lower().split():
+        word = raw.strip(".,;:!?()[]'\"")
+        if not word.isascii() or not word.isalpha() or len(word) < 4:
+            continue
+        s = stem(word)
+        if word.endswith("s") and not word.endswith(("ss", "us", "is")) and s != word:
+            plural.add(s)
+        else:
+            singular.add(s)
+    return frozenset(plural), frozenset(singular - plural)

@@ -496,7 +496,8 @@ def main() -> None:
                 f"{name:10} {rname:10} {m['recall@1']:9.3f} {m['recall@5']:9.3f} {m['mrr']:7.3f}"
                 f"  (n={m['queries']})"
             )
-    everything = [*servers, *load_servers(HERE / "unseen"), *load_servers(HERE / "unseen2")]
+    frozen = sorted(d for d in HERE.glob("unseen*") if d.is_dir())  # every catalog frozen beside the set
+    everything = [*servers, *(s for folder in frozen for s in load_servers(folder))]
     nm = names(everything)
     report["names"] = nm
     print(

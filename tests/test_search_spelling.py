@@ -34,7 +34,7 @@ def _first(idx: SearchIndex, query: str, **kw: Any) -> Hit:
         ("confluence_get_page", ("atlassian", "confluence_get_page")),
         ("read_text_file", ("filesystem", "read_text_file")),
         ("firecrawl_interact", ("firecrawl", "firecrawl_interact")),
-        ("API-get-users", ("notion", "API-get-users")),
+        ("slack_get_users", ("slack", "slack_get_users")),
         ("call `browser_network_request` for me", ("playwright", "browser_network_request")),
     ],
 )
@@ -46,6 +46,12 @@ def test_a_spelled_name_goes_first(evalset: SearchIndex, query: str, tool: DocKe
     assert best.key == tool and best.named
 
 
+def test_a_name_with_inner_dashes_is_a_name(evalset: SearchIndex) -> None:
+    assert ("", "api-get-users") in spelled_names("call API-get-users")
+    best = _first(evalset, "call API-get-users")
+    assert best.key == ("notion", "API-get-users") and best.named
+
+
 def test_the_exposed_name_with_its_server_picks_that_servers_tool(evalset: SearchIndex) -> None:
     # github and gitlab both have create_issue; the router exposes them as <server>__<tool>
     for server in ("github", "gitlab"):
@@ -54,6 +60,23 @@ def test_the_exposed_name_with_its_server_picks_that_servers_tool(evalset: Searc
         assert not any(h.named for h in hits[1:])
     both = {h.key for h in evalset.search("create_issue", 5) if h.named}
     assert both == {("github", "create_issue"), ("gitlab", "create_issue")}
+
+
+def test_a_name_as_spelled_goes_before_its_reading_as_server_and_name() -> None:
+    # the real Wikipedia server lists each tool twice: `get_summary` and `wikipedia_get_summary`
+    # (same description). Spelled whole, the second is meant; read as "wikipedia" + "get_summary"
+    # it also names the first, which scores higher and came first
+    summary = {"description": "Get a summary of a Wikipedia article.", "inputSchema": {"type": "object"}}
+    idx = SearchIndex()
+    idx.put_server(
+        "wikipedia",
+        None,
+        [{"name": "get_summary", **summary}, {"name": "wikipedia_get_summary", **summary}],
+    )
+    hits = idx.search("wikipedia_get_summary", 2)
+    assert [h.key[1] for h in hits] == ["wikipedia_get_summary", "get_summary"]
+    assert all(h.named for h in hits) and hits[0].score >= hits[1].score
+    assert idx.search("get_summary", 1)[0].key[1] == "get_summary"
 
 
 def test_a_plain_word_in_a_sentence_is_a_word_not_a_name(evalset: SearchIndex) -> None:

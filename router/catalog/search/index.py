@@ -98,10 +98,8 @@ class _Doc:
     source: Mapping[str, Any] | None = None
     name_units: tuple[tuple[str, frozenset[str]], ...] = ()
     head_terms: frozenset[str] = frozenset()
-    number: tuple[frozenset[str], frozenset[str]] = (
-        frozenset(),
-        frozenset(),
-    )  # name's (plural, singular) stems
+    # the stems of the name's plural words and of its other words (`intent.nouns_by_number`)
+    number: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
 
 
 @dataclass(slots=True)
@@ -511,7 +509,7 @@ class SearchIndex:
                 for d, s in plist.items():
                     if d in ids:
                         acc[d] = get(d, 0.0) + wq * s
-        named = self._spelled(parsed.spelled, ids, server, names) if parsed.spelled else set()
+        named = self._spelled(parsed.spelled, ids, server, names) if parsed.spelled else {}
         if not acc and not named:
             return []
         docs = self._docs
@@ -567,17 +565,28 @@ class SearchIndex:
                 rescored[d] = sc * factor
             best = top(rescored, k)
             if k > len(best):
-                # below the pool, raw order (every re-scored hit scores at least its raw score, and
-                # every raw score here is at most the pool's lowest raw score)
+                # below the pool, raw order, each scored at most the pool's lowest: a re-scored
+                # hit the intent rules lowered may score under its raw score, and under the raw
+                # score of a tool outside the pool, which still comes after it
+                floor = min(rescored.values(), default=math.inf)
                 rest = {d: sc for d, sc in acc.items() if d not in rescored}
-                best += top(rest, k - len(best))
+                best += [(d, min(sc, floor)) for d, sc in top(rest, k - len(best))]
         else:
             rescored = {}
             best = top(acc, k)
         if named:
-            # ahead of every other hit, in their own order; scores stay in the order of the page
+            # ahead of every other hit: the name as spelled before a reading of it as server and
+            # name (`wikipedia_get_summary` is that tool before wikipedia's `get_summary`), then
+            # by score; scores stay in the order of the page
             lead = max((sc for d, sc in best if d not in named), default=0.0)
-            first = sorted(((d, lead + rescored.get(d, acc.get(d, 0.0))) for d in named), key=order)
+            raw = {d: lead + rescored.get(d, acc.get(d, 0.0)) for d in named}
+            ranked = sorted(named, key=lambda d: (named[d], -raw[d], docs[d].key))
+            first: list[tuple[int, float]] = []
+            floor = lead
+            for d in reversed(ranked):
+                floor = max(floor, raw[d])
+                first.append((d, floor))
+            first.reverse()
             best = [*first, *(kv for kv in best if kv[0] not in named)]
         return [Hit(docs[d].key, s, d in named) for d, s in best[:limit]]
 
@@ -608,17 +617,18 @@ class SearchIndex:
         ids: set[int] | None,
         server: str | None,
         names: Mapping[str, DocKey] | None,
-    ) -> set[int]:
+    ) -> dict[int, int]:
         """The visible tools among the names a query spells out (`spelled_names`): a tool's own
-        name, the router's exposed name, or a name the caller sees it under (``names``)."""
-        found: set[int] = set()
+        name, the router's exposed name, or a name the caller sees it under (``names``); each
+        with the place of the first reading that found it (the whole token reads first)."""
+        found: dict[int, int] = {}
         by_name, docs = self._by_name, self._docs
-        for spelled_server, name in spelled:
+        for place, (spelled_server, name) in enumerate(spelled):
             key = names.get(name) if names and not spelled_server else None
             if key is not None and (server is None or key[0] == server):
                 d = self._ids.get(key)
                 if d is not None and (ids is None or d in ids):
-                    found.add(d)
+                    found.setdefault(d, place)
             for d in by_name.get(name, ()):
                 key = docs[d].key
                 if (
@@ -626,7 +636,7 @@ class SearchIndex:
                     and (server is None or key[0] == server)
                     and (ids is None or d in ids)
                 ):
-                    found.add(d)
+                    found.setdefault(d, place)
         return found
 
     def _name_coverage(self, doc: _Doc, qset: frozenset[str], view: _View) -> float:

@@ -159,8 +159,8 @@ def starts_with_a_read(
 def nouns_by_number(text: str) -> tuple[frozenset[str], frozenset[str]]:
     """The stems of an English text's plural words ("issues", "files") and of its other words.
 
-    A tool named in the plural (`list_issues`, `get_channel_history`'s messages) acts on many, one
-    in the singular (`get_issue`, `read_paper`) on one; a task says which it wants the same way.
+    A tool named in the plural (`list_issues`, `search_papers`) acts on many, one in the singular
+    (`get_issue`, `read_paper`) on one; a task says which it wants the same way.
     Stemming folds the two together, so re-scoring compares them here (`Weights.number_agree`)."""
     plural: set[str] = set()
     singular: set[str] = set()

@@ -34,7 +34,7 @@ def _first(idx: SearchIndex, query: str, **kw: Any) -> Hit:
         ("confluence_get_page", ("atlassian", "confluence_get_page")),
         ("read_text_file", ("filesystem", "read_text_file")),
         ("firecrawl_interact", ("firecrawl", "firecrawl_interact")),
-        ("slack_get_users", ("slack", "slack_get_users")),
+        ("read_query", ("sqlite", "read_query")),
         ("call `browser_network_request` for me", ("playwright", "browser_network_request")),
     ],
 )
@@ -77,6 +77,9 @@ def test_a_name_as_spelled_goes_before_its_reading_as_server_and_name() -> None:
     assert [h.key[1] for h in hits] == ["wikipedia_get_summary", "get_summary"]
     assert all(h.named for h in hits) and hits[0].score >= hits[1].score
     assert idx.search("get_summary", 1)[0].key[1] == "get_summary"
+    # and with meaning mixed in, the word ranking's order of named tools holds, whatever the cosines
+    fused = fuse(hits, [], {h.key: 0.9 if h.key[1] == "get_summary" else 0.1 for h in hits})
+    assert [h.key[1] for h in fused] == ["wikipedia_get_summary", "get_summary"]
 
 
 def test_a_plain_word_in_a_sentence_is_a_word_not_a_name(evalset: SearchIndex) -> None:

@@ -315,9 +315,12 @@ def test_a_german_compound_is_read_by_the_glossary_words_inside_it() -> None:
     idx.put_server("books", None, tools)
     assert idx.search("Welche Umsatzsteuersätze sind hinterlegt?", 1)[0].key == ("books", "list_tax_rates")
     assert idx.search("Zeig mir die Kundenrechnungen", 1)[0].key == ("books", "list_invoices")
-    # a long English word is not taken apart: "mathematics" holds German "thema" (topic)
-    assert "topic" in LEXICON.compound_parts("mathematics")
-    assert "topic" not in dict(idx.query_terms("mathematics homework"))
+    # German forms that make up less than half a word do not read it: "regeneration" holds Regen
+    # (rain), "mathematics" Thema (topic)
+    assert LEXICON.compound_parts("regeneration") == [] and LEXICON.compound_parts("mathematics") == []
+    assert "rain" not in dict(idx.query_terms("regenerate the API key"))
+    # a form with several English words keeps them all: Antwort is answer and reply
+    assert {"answer", "repli"} <= set(LEXICON.compound_forms.get("antwort", ()))
 
 
 def test_no_glossary_form_reads_as_a_common_english_word() -> None:

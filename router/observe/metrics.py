@@ -70,8 +70,9 @@ class Metrics:
         )  # fmt: skip
         self.definition_repairs = Gauge(
             "toolmesh_definition_repairs",
-            "Items of a server's list the router repaired (fields of the wrong type dropped) or left "
-            "out (no name) at its last listing, so that typed clients can read the list.",
+            "Items of a server's list the router repaired (fields of the wrong type dropped, a "
+            "missing inputSchema supplied) or left out (no name, uri or uriTemplate) at its last "
+            "listing, so that typed clients can read the list.",
             ["server", "list"],
             registry=r,
         )

@@ -78,7 +78,7 @@ def render(document: dict[str, Any]) -> str:
     for server, repairs in (catalog.get("repairs") or {}).items():
         counts = ", ".join(f"{count} {kind}" for kind, count in repairs.items())
         lines.append(
-            f"repaired:  {server}: {counts} (fields of the wrong type dropped or items left out; see the log)"
+            f"repaired:  {server}: {counts} (items repaired or left out so clients can read them; see the log)"
         )
     lines += ["", f"{'SERVER':<20}{'INSTANCE':<20}{'STATE':<14}{'BREAKER':<11}{'ERAS':<24}ADDRESS"]
     for instance in document.get("instances", []):

@@ -99,10 +99,12 @@ class Listing:
             "resource_templates": current.resource_templates,
         }
         repairs = dict(current.repairs)
-        for method in methods:
+        for method in sorted(methods):  # in one order: the repair counts are shown in it
             capability, key, field = LISTS[method]
             if capability in session.capabilities:
                 fields[field], repairs[key] = await list_all(session, method, key, self.timeout)
+            else:
+                repairs.pop(key, None)  # no such list now: nothing of it to repair
         instructions = session.instructions if isinstance(session.instructions, str) else None
         return Definitions(
             capabilities=session.capabilities,

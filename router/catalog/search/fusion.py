@@ -50,18 +50,19 @@ def fuse(
     """One ranking from the word ranking's hits (`words`, best first) and the closest tools in
     meaning (`near`): each candidate scores its word score over the best one, plus WEIGHT times its
     cosine above FLOOR (`cosine` holds every candidate's). Ties by key. A tool the query named
-    (`Hit.named`) stays ahead of the others, as in the word ranking.
+    (`Hit.named`) stays ahead of the others, in the word ranking's order (a name as spelled before
+    its reading as server and name).
 
     Normalising by the best word score keeps the mix independent of a query's length and of the
     corpus statistics, which differ between views; the cosine is a function of the tool and the
     query alone."""
     top = words[0].score if words and words[0].score > 0.0 else 1.0
     lexical = {hit.key: hit.score / top for hit in words}
-    named = {hit.key for hit in words if hit.named}
+    named = {hit.key: place for place, hit in enumerate(h for h in words if h.named)}
     candidates = set(lexical) | {key for key, _ in near}
     scored = [
         Hit(key, lexical.get(key, 0.0) + WEIGHT * max(0.0, cosine.get(key, 0.0) - FLOOR), key in named)
         for key in candidates
     ]
-    scored.sort(key=lambda hit: (not hit.named, -hit.score, hit.key))
+    scored.sort(key=lambda hit: (named.get(hit.key, len(named)), -hit.score, hit.key))
     return scored

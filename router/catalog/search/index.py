@@ -307,7 +307,10 @@ class SearchIndex:
         spaced = name.replace("_", " ").replace("-", " ")
         summary = " ".join([spaced, title, *first.split()[: self.weights.summary_words]])
         doc.name_units = tuple(units)
-        doc.number = nouns_by_number(split_identifier(name).replace("_", " ").replace("-", " "))
+        # the name's nouns: without its server's name and its verb, which say nothing of number
+        plural, singular = nouns_by_number(split_identifier(spaced))
+        verb = next((w for w, _ in units if w not in doc.server_terms), None)
+        doc.number = (plural - doc.server_terms, singular - doc.server_terms - {verb})
         doc.head_terms = frozenset(
             [*analyze(summary), *self.lexicon.expand(summary), *self.lexicon.tags(summary)]
         )
@@ -315,8 +318,9 @@ class SearchIndex:
     # ---- queries --------------------------------------------------------------------------------
 
     def query_terms(self, query: str) -> tuple[tuple[str, float], ...]:
-        """The weighted terms a query is matched with: its stems, abbreviation expansions, inferred
-        tags and its words' neighbours in meaning, sorted by term."""
+        """The weighted terms a query is matched with: its stems, abbreviation expansions, the
+        English words inside its German compounds, inferred tags and its words' neighbours in
+        meaning (what it dictates weighing less), sorted by term."""
         return self._query(query).terms
 
     def _query(self, query: str) -> _Query:
@@ -329,12 +333,16 @@ class SearchIndex:
         for tag in pattern_tags:
             weights[tag] = weights.get(tag, 0.0) + self.weights.pattern_tag
         instruction, content = dictated(text)
+        if not words(instruction):  # all of it quoted: what it quotes is what it asks
+            instruction, content = text, ""
         question = is_question(query)
-        lead = frozenset() if question else leading_verb(instruction, self.lexicon)
+        verb = frozenset() if question else leading_verb(instruction, self.lexicon)
         self._add_terms(instruction, 1.0, weights, near)
         if content:
             self._add_terms(content, self.weights.dictated, weights, near)
-        weights.update((t, x) for t, x in near.items() if t not in weights)
+        # a term only a neighbour brought (one part's neighbour may be the other part's own word)
+        near = {t: x for t, x in near.items() if t not in weights}
+        weights.update(near)
         typos = tuple(
             (word, stem(word))
             for word in typo_candidates(text)
@@ -354,7 +362,7 @@ class SearchIndex:
             self._proper_names(text),
             names_one_item(query),
             nouns_by_number(instruction),
-            leading_change(lead),
+            leading_change(verb),
         )
         self._query_cache[query] = result
         if len(self._query_cache) > 4096:
@@ -362,8 +370,9 @@ class SearchIndex:
         return result
 
     def _add_terms(self, text: str, scale: float, weights: dict[str, float], near: dict[str, float]) -> None:
-        """Add the weighted terms of one part of a task: its stems, abbreviation expansions,
-        inferred tags and its words' neighbours in meaning, each times `scale`."""
+        """Add the weighted terms of one part of a task: its stems, abbreviation expansions, the
+        English words inside its German compounds, inferred tags and its words' neighbours in
+        meaning, each times `scale`."""
         for t in analyze(text):
             weights[t] = weights.get(t, 0.0) + scale
         for t in self.lexicon.expand(text):
@@ -575,17 +584,18 @@ class SearchIndex:
             rescored = {}
             best = top(acc, k)
         if named:
-            # ahead of every other hit: the name as spelled before a reading of it as server and
-            # name (`wikipedia_get_summary` is that tool before wikipedia's `get_summary`), then
-            # by score; scores stay in the order of the page
+            # ahead of every other hit, by the place of the reading that found each (`_spelled`:
+            # a token whole before its reading as server and name, so `wikipedia_get_summary` is
+            # that tool before wikipedia's `get_summary`), then by score; scores stay in the order
+            # of the page
             lead = max((sc for d, sc in best if d not in named), default=0.0)
-            raw = {d: lead + rescored.get(d, acc.get(d, 0.0)) for d in named}
-            ranked = sorted(named, key=lambda d: (named[d], -raw[d], docs[d].key))
+            boosted = {d: lead + rescored.get(d, acc.get(d, 0.0)) for d in named}
+            ranked = sorted(named, key=lambda d: (named[d], -boosted[d], docs[d].key))
             first: list[tuple[int, float]] = []
-            floor = lead
+            at_least = lead  # from the last named hit up: each scores at least the one after it
             for d in reversed(ranked):
-                floor = max(floor, raw[d])
-                first.append((d, floor))
+                at_least = max(at_least, boosted[d])
+                first.append((d, at_least))
             first.reverse()
             best = [*first, *(kv for kv in best if kv[0] not in named)]
         return [Hit(docs[d].key, s, d in named) for d, s in best[:limit]]

@@ -66,6 +66,16 @@ _READS = frozenset({"@read", "@list", "@search", "@count", "@status", "@compare"
 _ACTIONS = _CHANGES | _READS
 
 
+def _changes(alts: frozenset[str] | set[str]) -> bool:
+    """Whether a word's tags say it changes something, and not that it reads."""
+    return not alts.isdisjoint(_CHANGES) and alts.isdisjoint(_READS)
+
+
+def _reads(alts: frozenset[str] | set[str]) -> bool:
+    """Whether a word's tags say it reads, and not that it changes something."""
+    return not alts.isdisjoint(_READS) and alts.isdisjoint(_CHANGES)
+
+
 def is_question(task: str) -> bool:
     """Whether an English task is asked as a question (what, which, who, how many, is, did...)."""
     return _QUESTION.match(task) is not None
@@ -94,8 +104,7 @@ def starts_with_a_change(
     """Whether a tool's name starts with a verb that changes something (create, update, send...):
     its first word that is not its server's name, by its capability tags, is the verb in the usual
     verb_object names. `name_units`: the name's words, each with the word and its tags."""
-    alts = _first_verb(name_units, server_terms)
-    return not alts.isdisjoint(_CHANGES) and alts.isdisjoint(_READS)
+    return _changes(_first_verb(name_units, server_terms))
 
 
 _QUOTED = re.compile(r'"[^"]{3,}"|“[^”]{3,}”|«[^»]{3,}»|「[^」]+」|『[^』]+』')
@@ -130,30 +139,35 @@ _POLITE = re.compile(
 
 
 def leading_verb(task: str, lexicon: Lexicon) -> frozenset[str]:
-    """The action tags of the verb an English request starts with, after "please", "can you" and
-    the like ("open a PR" -> @create; "show me" -> @read); empty if its first word is no verb
-    the lexicon knows."""
+    """The action tags of the verb a request starts with, after "please", "can you" and the like
+    ("open a PR" -> @create; "show me" -> @read); empty if its first word is no verb the lexicon
+    knows, or reads as a noun: a keyword-style search ("deployment status", "updates from the
+    team", "created issues", "run history of ci", "copy of the invoice") starts with no request."""
     match = _POLITE.match(task)
-    first = [stem(w) for w in words(task[match.end() if match else 0 :])[:2]]
-    if not first:
+    raw = words(task[match.end() if match else 0 :])[:3]
+    if not raw or raw[0].endswith(_NOUN_ENDINGS) or "of" in raw[1:3]:
         return frozenset()
+    first = [stem(w) for w in raw[:2]]
     phrase = lexicon.phrases.get((first[0], first[1]), ()) if len(first) == 2 else ()
     alts = phrase if not _ACTIONS.isdisjoint(phrase) else lexicon.single.get(first[0], ())
     return _ACTIONS.intersection(alts)
 
 
+# the endings of a noun, a participle or a third person made of a verb: not an imperative
+_NOUN_ENDINGS = ("ment", "ments", "tion", "tions", "sion", "sions", "ed", "ing", "ings", "es", "ers")
+
+
 def leading_change(lead: frozenset[str]) -> bool:
     """Whether a request's leading verb (`leading_verb`) changes something ("update the prices",
     "please close issue 4", "open a PR"): it wants a tool that writes, not one that reads."""
-    return not lead.isdisjoint(_CHANGES) and lead.isdisjoint(_READS)
+    return _changes(lead)
 
 
 def starts_with_a_read(
     name_units: Iterable[tuple[str, frozenset[str]]], server_terms: frozenset[str]
 ) -> bool:
     """Whether a tool's name starts with a verb that reads (get, list, search, show)."""
-    alts = _first_verb(name_units, server_terms)
-    return not alts.isdisjoint(_READS) and alts.isdisjoint(_CHANGES)
+    return _reads(_first_verb(name_units, server_terms))
 
 
 def nouns_by_number(text: str) -> tuple[frozenset[str], frozenset[str]]:

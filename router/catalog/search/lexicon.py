@@ -358,12 +358,13 @@ class Lexicon:
                     phrases.setdefault((parts[0], parts[1]), []).append(tag)
         # German writes compounds as one word (Umsatzsteuersätze: sales tax rates): a glossary
         # form of five letters or more found inside a long word the lexicon does not know
-        self.compound_forms: dict[str, tuple[str, ...]] = {}
+        compound: dict[str, list[str]] = {}
         for english, languages in (glossary or {}).items():
             for form in languages.get("de", "").split():
                 folded = fold(form)
                 if "+" not in form and len(folded) >= 5 and folded.isalpha():
-                    self.compound_forms[folded] = tuple(analyze(english))
+                    compound.setdefault(folded, []).extend(analyze(english))  # Antwort: answer, reply
+        self.compound_forms = {k: tuple(dict.fromkeys(v)) for k, v in compound.items()}
         self.single = {k: tuple(sorted(set(v))) for k, v in single.items()}
         self.phrases = {k: tuple(sorted(set(v))) for k, v in phrases.items()}
         self.cjk.sort()
@@ -374,7 +375,9 @@ class Lexicon:
 
     def compound_parts(self, word: str) -> list[str]:
         """The English stems of the German glossary forms inside a long compound ``word``
-        (folded), longest forms first and not overlapping: "umsatzsteuersatze" -> tax."""
+        (folded), longest forms first and not overlapping, if together they make up more than
+        half of it: "umsatzsteuersatze" -> revenue, sales, tax; "regeneration" (Regen, rain: 5
+        of 12 letters) -> nothing."""
         found: list[tuple[int, int, tuple[str, ...]]] = []
         for form, english in self.compound_forms.items():
             at = word.find(form)
@@ -385,6 +388,8 @@ class Lexicon:
         for start, end, english in found:
             if all(end <= s or start >= e for s, e, _ in kept):
                 kept.append((start, end, english))
+        if 2 * sum(end - start for start, end, _ in kept) <= len(word):
+            return []
         return [t for _, _, english in sorted(kept) for t in english]
 
     def expand(self, text: str) -> list[str]:

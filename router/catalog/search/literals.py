@@ -138,9 +138,14 @@ _LITERALS: tuple[_Literal, ...] = (
         _saying("emoji"),
     ),
     # a chat channel (#releases, #bug-reports): where a message goes, not what it is about; after
-    # "tag", "tagged" or "tags" it is a note's tag (#recipe), which stays a word
+    # "tag", "tagged", "tags" or "hashtag" it is a note's or a post's tag (#recipe), which stays a
+    # word, and a colour (#ff5733, #fff) is no channel
     _Literal(
-        re.compile(r"(?<![\w&#/])(?<!tag )(?<!tags )(?<!tagged )#[A-Za-z][\w-]*(?![\w/])", re.I),
+        re.compile(
+            r"(?<![\w&#/])(?<!tag )(?<!tags )(?<!tags: )(?<!tagged )(?<!hashtag )"
+            r"#(?![0-9a-f]{3}(?:[0-9a-f]{3}(?:[0-9a-f]{2})?)?\b)[A-Za-z][\w-]*(?![\w/])",
+            re.I,
+        ),
         "",
         "channel",
         _saying("channel"),

@@ -100,6 +100,7 @@ def test_what_a_task_dictates_is_set_apart() -> None:
     asked, said = dictated("Crée une page « Compte rendu de réunion » sous Projets")
     assert "Compte" in said and "Projets" in asked
     assert dictated("what did the last deploy say?") == ("what did the last deploy say?", "")
+    assert dictated('"fix the login bug"') == ('"fix the login bug"', "")  # all quotes: as it is
 
 
 def test_a_message_s_words_do_not_choose_the_tool() -> None:

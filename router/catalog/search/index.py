@@ -333,8 +333,6 @@ class SearchIndex:
         for tag in pattern_tags:
             weights[tag] = weights.get(tag, 0.0) + self.weights.pattern_tag
         instruction, content = dictated(text)
-        if not words(instruction):  # all of it quoted: what it quotes is what it asks
-            instruction, content = text, ""
         question = is_question(query)
         verb = frozenset() if question else leading_verb(instruction, self.lexicon)
         self._add_terms(instruction, 1.0, weights, near)

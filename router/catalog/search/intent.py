@@ -121,13 +121,16 @@ def dictated(task: str) -> tuple[str, str]:
     """Split a task into what it asks and what it dictates: "post in #eng saying the deploy is
     done" asks to post a message; "the deploy is done" is the message, and its words say nothing
     about which tool posts it. Quoted text and what follows "saying", "that says", "telling her
-    that"... is dictated. Returns (the rest, the dictated text)."""
+    that"... is dictated. Returns (the rest, the dictated text); a task that is all quotes is
+    returned as it is, for what it quotes is what it asks."""
     parts = [m.group() for m in _QUOTED.finditer(task)]
     rest = _QUOTED.sub(" ", task)
     m = _DICTATION.search(rest)
     if m is not None:
         parts.append(rest[m.end() :])
         rest = rest[: m.start()]
+    if not words(rest):
+        return task, ""
     return rest, " ".join(parts)
 
 

@@ -324,10 +324,7 @@ class Meanings:
         The model reads the query with its literal values named by kind (`plain_literals`: a URL
         is "web page", `OPS-12` "ticket"), as the word ranker reads their tags, and without the
         text it dictates (`intent.dictated`: a message's words say nothing of the tool)."""
-        text = plain_literals(query)
-        asked = dictated(text)[0]
-        if asked.strip():
-            text = asked
+        text = dictated(plain_literals(query))[0]
         cached = self._queries.get(text)
         if cached is None:
             cached = self.model.encode([text])[0]

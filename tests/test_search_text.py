@@ -11,6 +11,7 @@ from router.catalog.search.glossary import GLOSSARY
 from router.catalog.search.lexicon import LEXICON
 from router.catalog.search.literals import plain_literals, site_of, strip_patterns
 from router.catalog.search.text import fold, is_cjk, split_identifier, stem, words
+from router.catalog.search.weights import Weights
 from tests.support.search_data import SMALL
 
 # the common English words (with their neighbours in meaning) the router ships
@@ -96,6 +97,39 @@ def test_russian_words_are_stemmed_as_russian() -> None:
     # the inflected forms of one verb meet in one stem, so the lexicon needs to list only one
     assert len({analyze(w)[0] for w in ("создай", "создайте", "создать")}) == 1
     assert analyze("файлы") == analyze("файла") == ["файл"]
+
+
+def test_one_words_inflections_share_one_stem() -> None:
+    # the English stemmer alone splits these (queued -> queu, aliases -> alias, embed -> emb)
+    for forms in (
+        ("queue", "queues", "queued", "queuing"),
+        ("alias", "aliases", "aliased"),
+        ("embed", "embeds", "embedded", "embedding"),
+        ("diff", "diffs", "diffed"),
+        ("reference", "references", "referenced", "referencing"),
+        ("staff", "staffed"),
+    ):
+        assert len({stem(w) for w in forms}) == 1, forms
+    # and leaves different words apart
+    assert stem("star") != stem("stared")
+    assert stem("past") != stem("pasted")
+
+
+def test_a_task_in_another_inflection_finds_the_tool() -> None:
+    # without neighbours in meaning, which would find "refer" near "referenced" by themselves
+    idx = SearchIndex(weights=Weights(neighbour=0.0))
+    idx.put_server(
+        "code",
+        None,
+        [
+            {"name": "find_references", "description": "Find every place that uses a symbol."},
+            {"name": "find_definition", "description": "Find the place that defines a symbol."},
+            {"name": "list_staff", "description": "List the people of a team."},
+            {"name": "list_shifts", "description": "List a team's shifts by person."},
+        ],
+    )
+    assert idx.search("where is parse_config referenced", 1)[0].key == ("code", "find_references")
+    assert idx.search("which people are staffed on the team", 1)[0].key == ("code", "list_staff")
 
 
 def test_arabic_and_hindi_words_are_stemmed_in_their_scripts() -> None:

@@ -10,6 +10,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from functools import lru_cache
+from pathlib import Path
 
 import snowballstemmer
 from opencc import OpenCC
@@ -358,6 +359,9 @@ _ARABIC = re.compile("[\u0600-\u06ff]+")
 _hindi = snowballstemmer.stemmer("hindi")
 _DEVANAGARI = re.compile("[\u0900-\u097f]+")
 _SCRIPT_STEMMERS = ((_CYRILLIC, _russian), (_ARABIC, _arabic), (_DEVANAGARI, _hindi))
+# The stemmer splits a few words' inflections ("queue" -> queue, "queued" -> queu; "alias" ->
+# alia, "aliases" -> alias): ``stems.txt`` joins them again (made by bench/toolsearch/stems.py).
+_MERGES = dict(line.split() for line in Path(__file__).with_name("stems.txt").read_text().splitlines())
 
 
 @lru_cache(maxsize=65536)
@@ -374,14 +378,16 @@ def stem(token: str) -> str:
     if len(token) <= 3 or token.isdigit():
         return token
     result: str = _stemmer.stemWord(token)
-    return result
+    return _MERGES.get(result, result)
 
 
 def stem_words(tokens: list[str]) -> list[str]:
     """`stem` of many lower-case ASCII words at once, without memoising them: one-off words (a
     typo's edits, a loanword's spellings) would push out of `stem`'s cache the words it keeps."""
     stems: list[str] = _stemmer.stemWords(tokens)
-    return [t if len(t) <= 3 or t.isdigit() else s for t, s in zip(tokens, stems, strict=True)]
+    return [
+        t if len(t) <= 3 or t.isdigit() else _MERGES.get(s, s) for t, s in zip(tokens, stems, strict=True)
+    ]
 
 
 _HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")

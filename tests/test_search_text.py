@@ -204,6 +204,18 @@ def test_an_identifiers_fragments_are_not_query_terms() -> None:
     assert not terms & {"01", "hv", "01hv8k2m3n"}, terms
 
 
+def test_a_things_own_name_is_read_as_dictated_text() -> None:
+    # "logs-app-2024.06" names an index: its words are not what the task asks for
+    assert strip_patterns("settings of logs-app-2024.06")[0].split() == ["settings", "of", '"logs', 'app"']
+    assert strip_patterns("is linux-build-03 online")[0].split() == ["is", '"linux', 'build"', "online"]
+    assert strip_patterns("a 30-day trial")[0].split() == ["a", "-day", "trial"]  # no name
+    idx = SearchIndex()
+    idx.put_server("search", None, [{"name": "get_index", "description": "Get an index's field mappings."}])
+    idx.put_server("git", None, [{"name": "git_log", "description": "Show the commit logs of a repository."}])
+    idx.put_server("apps", None, [{"name": "list_apps", "description": "List the apps of the account."}])
+    assert idx.search("show me the field mappings of logs-app-2024.06", 1)[0].key == ("search", "get_index")
+
+
 def test_done_means_complete() -> None:
     idx = SearchIndex()
     idx.put_server(

@@ -89,6 +89,24 @@ _SQL = re.compile(
 )
 
 
+# a token of words and a number joined by dashes, underscores or dots: one part a number (with a
+# letter at most on either side: 03, v7, 7x, 2024) and one a word of three letters or more
+_NAMED = re.compile(
+    r"(?<![\w/.-])(?=[\w.-]*\d)(?=[\w.-]*[A-Za-z]{3})[A-Za-z][A-Za-z0-9]*(?:[-_.][A-Za-z0-9]+)+(?![\w/-])"
+)
+_NAME_PART = re.compile(r"[-_.]")
+_NAME_NUMBER = re.compile(r"[A-Za-z]?\d+[A-Za-z]?")
+_NAME_WORD = re.compile(r"[A-Za-z]{3,}")
+
+
+def _as_quoted(value: str) -> str:
+    """A name's words in quotes, which `intent.dictated` reads as dictated text; a token with no
+    number part (get_file2, a tool's name) is left as it is."""
+    if not any(_NAME_NUMBER.fullmatch(part) for part in _NAME_PART.split(value)):
+        return value
+    return '"' + " ".join(_NAME_WORD.findall(value)) + '"'
+
+
 class _Literal(NamedTuple):
     pattern: re.Pattern[str]
     tag: str  # the capability tag the value implies for the word ranker ("" for none)
@@ -174,6 +192,10 @@ _LITERALS: tuple[_Literal, ...] = (
         _saying("coordinates"),
         needs_digit=True,
     ),
+    # the name a task gives its own thing, words joined with a number (logs-app-2024.06,
+    # products_v7, linux-build-03): it says which index, branch or host, not what to do with it;
+    # its words are read as dictated text, weighed as a quote is
+    _Literal(_NAMED, "", None, _as_quoted, needs_digit=True),
     _Literal(re.compile(r"(?<!\w)#\d+\b"), "", None, needs_digit=True, one=True),
     _Literal(re.compile(r"\b\d+(?:[.:]\d+)*\b"), "", None, needs_digit=True),
 )

@@ -216,6 +216,31 @@ def test_a_things_own_name_is_read_as_dictated_text() -> None:
     assert idx.search("show me the field mappings of logs-app-2024.06", 1)[0].key == ("search", "get_index")
 
 
+def test_a_tickets_state_is_its_status() -> None:
+    # "In Progress" and "Done" name the state a ticket moves to, not a job's progress
+    assert strip_patterns("flip it to Done")[0].split() == ["flip", "it", "to", "status"]
+    assert strip_patterns("what is left to do")[0] == "what is left to do"  # no state
+    idx = SearchIndex()
+    idx.put_server(
+        "tracker",
+        None,
+        [
+            {"name": "transition_issue", "description": "Change the status of an issue."},
+            {"name": "get_issue", "description": "Read an issue."},
+        ],
+    )
+    idx.put_server(
+        "jobs",
+        None,
+        [
+            {"name": "get_progress", "description": "Show the progress of a running job."},
+            {"name": "mark_job_done", "description": "Mark a job as done."},
+        ],
+    )
+    for task in ("PROJ-88 is in review now, move it to In Progress", "flip INFRA-77 to Done"):
+        assert idx.search(task, 1)[0].key == ("tracker", "transition_issue"), task
+
+
 def test_done_means_complete() -> None:
     idx = SearchIndex()
     idx.put_server(

@@ -107,6 +107,19 @@ def _as_quoted(value: str) -> str:
     return '"' + " ".join(_NAME_WORD.findall(value)) + '"'
 
 
+# the states of a ticket or a card as trackers (Jira, Linear, Trello, Asana) name them, capitalised
+# as the board shows them, after a preposition that moves or files the item there
+_STATE = re.compile(
+    r"\b(to|into|as|in|в|a|à|auf|zu|para|em)\s+[\"'“]?(?:Done|In Progress|In Review|To ?Do|Blocked|Closed|"
+    r"Resolved|Backlog|Stuck|Ready for [A-Z]?\w+|Won't Do|Canceled|Cancelled|Triage)\b[\"'”]?"
+)
+
+
+def _state_of(value: str) -> str:
+    """ "to In Progress" -> "to status"."""
+    return _STATE.sub(r"\1 status", value)
+
+
 class _Literal(NamedTuple):
     pattern: re.Pattern[str]
     tag: str  # the capability tag the value implies for the word ranker ("" for none)
@@ -196,6 +209,9 @@ _LITERALS: tuple[_Literal, ...] = (
     # products_v7, linux-build-03): it says which index, branch or host, not what to do with it;
     # its words are read as dictated text, weighed as a quote is
     _Literal(_NAMED, "", None, _as_quoted, needs_digit=True),
+    # a workflow state ("move PROJ-88 to In Progress", "flip it to Done"): the item's status,
+    # not the words progress or done
+    _Literal(_STATE, "", "to status", _state_of),
     _Literal(re.compile(r"(?<!\w)#\d+\b"), "", None, needs_digit=True, one=True),
     _Literal(re.compile(r"\b\d+(?:[.:]\d+)*\b"), "", None, needs_digit=True),
 )

@@ -62,12 +62,12 @@ def _index(weights: Weights) -> SearchIndex:
 
 
 def test_a_server_named_by_a_name_weighs_more_than_one_named_by_a_common_word() -> None:
-    # real catalogs: "Notion" and "hubspot" name their servers; notion's tools say little in
-    # their own words, so context7's `query-docs` ("doc") and git's `git_log` ("log") came first
+    # real catalogs: "sentry" and "postgres" name their servers; read like any other word, git's
+    # `git_checkout` ("checkout") and desktop-commander's `get_file_info` ("read-only") came first
     strong, weak = _index(Weights()), _index(Weights(proper_mention=Weights().server_mention))
     cases = {
-        "where's the Notion doc called 'Incident postmortem template'?": "notion",
-        "log a note on hubspot deal 1234: client wants a Q3 start date": "hubspot",
+        "what are the top unresolved errors in the checkout-api project in sentry this week": "sentry",
+        "quick read-only check on the prod postgres: count of sessions created in the last hour": "postgres",
     }
     for query, server in cases.items():
         assert weak.search(query, 1)[0].key[0] != server, query  # a mention like any other: not enough

@@ -32,8 +32,8 @@ def _first(idx: SearchIndex, query: str, **kw: Any) -> Hit:
     [
         # each loses to a sibling whose words score higher when the name is read as words
         ("confluence_get_page", ("atlassian", "confluence_get_page")),
-        ("read_text_file", ("filesystem", "read_text_file")),
-        ("firecrawl_interact", ("firecrawl", "firecrawl_interact")),
+        ("jira_get_issue_development_info", ("atlassian", "jira_get_issue_development_info")),
+        ("confluence_upload_attachment", ("atlassian", "confluence_upload_attachment")),
         ("read_query", ("sqlite", "read_query")),
         ("call `browser_network_request` for me", ("playwright", "browser_network_request")),
     ],

@@ -216,6 +216,29 @@ def test_a_things_own_name_is_read_as_dictated_text() -> None:
     assert idx.search("show me the field mappings of logs-app-2024.06", 1)[0].key == ("search", "get_index")
 
 
+def test_a_condition_on_the_items_asks_for_a_filter() -> None:
+    assert strip_patterns("rows where Status = Blocked")[0].split() == ["rows", "filter"]
+    assert strip_patterns("deals over $50k")[0].split() == ["deals", "filter"]
+    assert strip_patterns("amount > 50k")[0].split() == ["amount", "filter"]
+    assert "Status=Done" in strip_patterns("set Status=Done on it")[0]  # a value to set, no filter
+    idx = SearchIndex()
+    idx.put_server(
+        "crm",
+        None,
+        [
+            {"name": "search_objects", "description": "Search records with filters on their properties."},
+            {"name": "get_deal", "description": "Read one deal."},
+            {"name": "update_deal", "description": "Change a deal's amount or stage."},
+        ],
+    )
+    idx.put_server("tracker", None, [{"name": "list_rows", "description": "List the rows of a table."}])
+    for task, tool in {
+        "deals over $50k closing this month": "search_objects",
+        "rows where Status = Blocked": "search_objects",
+    }.items():
+        assert idx.search(task, 1)[0].key == ("crm", tool), task
+
+
 def test_a_tickets_state_is_its_status() -> None:
     # "In Progress" and "Done" name the state a ticket moves to, not a job's progress
     assert strip_patterns("flip it to Done")[0].split() == ["flip", "it", "to", "status"]

@@ -120,6 +120,15 @@ def _state_of(value: str) -> str:
     return _STATE.sub(r"\1 status", value)
 
 
+_CONDITION = re.compile(
+    r"\b(?:where|whose|with|have|has)\s+[\w.]+\s*(?:==?|!=|>=|<=|>|<)\s*[^\s,;?!]+"
+    r"|(?<![-=])(?:>=|<=|>|<)\s*[$€£]?\d[\d,.]*[kKmM]?\b"
+    r"|\b(?:over|above|more than|greater than|less than|under|below|at least|at most)\s+[$€£]\d[\d,.]*[kKmM]?\b"
+    r"|\b(?:over|above|more than|greater than|at least)\s+\d[\d,.]*[kKmM]\b",
+    re.I,
+)
+
+
 class _Literal(NamedTuple):
     pattern: re.Pattern[str]
     tag: str  # the capability tag the value implies for the word ranker ("" for none)
@@ -208,6 +217,9 @@ _LITERALS: tuple[_Literal, ...] = (
     # the name a task gives its own thing, words joined with a number (logs-app-2024.06,
     # products_v7, linux-build-03): it says which index, branch or host, not what to do with it;
     # its words are read as dictated text, weighed as a quote is
+    # a condition on the items a task wants ("rows where Status = Blocked", "deals over 50k",
+    # "amount > 50k"): it asks for a filtered search; the field and value are data
+    _Literal(_CONDITION, "", "filter", _saying("filter")),
     _Literal(_NAMED, "", None, _as_quoted, needs_digit=True),
     # a workflow state ("move PROJ-88 to In Progress", "flip it to Done"): the item's status,
     # not the words progress or done

@@ -368,6 +368,11 @@ def test_phrasal_verbs_carry_their_intent() -> None:
     assert "@stop" in LEXICON.tags("spin down the preview environment")
     assert "@status" in LEXICON.tags("move PROJ-1423 to In Review")
     assert "@type" in LEXICON.tags("press Escape to close that modal")
+    # the particle may follow the object, a few words later
+    assert "@assign" in LEXICON.tags("hand the Jira bug over to Alice")
+    assert "@link" in LEXICON.tags("wire that dependency up in asana")
+    assert "@deploy" in LEXICON.tags("roll CT 210 back to its snapshot")
+    assert "@assign" not in LEXICON.tags("hand me the report from over a year ago")  # too far
 
 
 def test_a_glossary_word_in_another_language_finds_the_tool_that_says_it_in_english() -> None:

@@ -20,6 +20,9 @@ from .text import analyze, fold, has_cjk, stem, words
 
 __all__ = ["ABBREVIATIONS", "CONCEPTS", "LEXICON", "Lexicon"]
 
+_PARTICLES = frozenset({"up", "down", "off", "over", "back", "out", "away"})
+_SEPARABLE_GAP = 3  # words between a phrasal verb and its particle ("hand the Jira bug over")
+
 # concept -> whitespace-separated surface forms; "a+b" is a two-word phrase.
 CONCEPTS: dict[str, str] = {
     # ---- intents -------------------------------------------------------------------------------
@@ -367,6 +370,12 @@ class Lexicon:
         self.compound_forms = {k: tuple(dict.fromkeys(v)) for k, v in compound.items()}
         self.single = {k: tuple(sorted(set(v))) for k, v in single.items()}
         self.phrases = {k: tuple(sorted(set(v))) for k, v in phrases.items()}
+        # phrasal verbs whose particle may follow the object ("hand the bug over", "roll the
+        # deploy back"): verb stem -> {particle stem: tags}
+        self.separable: dict[str, dict[str, tuple[str, ...]]] = {}
+        for (first, second), found in self.phrases.items():
+            if second in _PARTICLES:
+                self.separable.setdefault(first, {})[second] = found
         self.cjk.sort()
         # forms by their first character: a task is read in one pass, not once per form
         self._cjk_by_first: dict[str, list[tuple[str, str]]] = {}
@@ -409,6 +418,12 @@ class Lexicon:
             found.extend(self.single.get(s, ()))
             if i + 1 < len(stems):
                 found.extend(self.phrases.get((s, stems[i + 1]), ()))
+                particles = self.separable.get(s)
+                if particles:
+                    for later in stems[i + 2 : i + 2 + _SEPARABLE_GAP]:
+                        if later in particles:
+                            found.extend(particles[later])
+                            break
         if not text.isascii():
             found.extend(self._cjk_tags(fold(text)))
         return found

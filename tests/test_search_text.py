@@ -239,6 +239,23 @@ def test_a_condition_on_the_items_asks_for_a_filter() -> None:
         assert idx.search(task, 1)[0].key == ("crm", tool), task
 
 
+def test_time_to_book_is_a_worklog() -> None:
+    assert strip_patterns("log 2h 30m on it")[0].split() == ["add", "worklog", "on", "it"]
+    assert "@worklog" in LEXICON.tags("submit my timesheet")
+    idx = SearchIndex()
+    idx.put_server(
+        "tracker",
+        None,
+        [
+            {"name": "add_worklog", "description": "Add a worklog entry to an issue."},
+            {"name": "get_worklog", "description": "Read the worklog of an issue."},
+        ],
+    )
+    idx.put_server("git", None, [{"name": "git_log", "description": "Show the commit logs."}])
+    for task in ("log 3h on OPS-88 for yesterday's debugging", "log 2 hours of work on ticket ABC-42"):
+        assert idx.search(task, 1)[0].key == ("tracker", "add_worklog"), task
+
+
 def test_a_tickets_state_is_its_status() -> None:
     # "In Progress" and "Done" name the state a ticket moves to, not a job's progress
     assert strip_patterns("flip it to Done")[0].split() == ["flip", "it", "to", "status"]

@@ -257,6 +257,13 @@ CONCEPTS: dict[str, str] = {
         冲刺 看板 迭代 스프린트 보드 спринт доска""",
     "wiki": """wiki confluence space knowledge+base article articles ウィキ
         维基 知识库 위키 вики""",
+    # time booked against a ticket or a project (Jira's worklogs, timesheets, time tracking)
+    "worklog": """worklog worklogs timesheet timesheets time+entry time+entries time+tracking
+        time+spent log+time logged+time hours+worked work+log
+        arbeitszeit zeiterfassung zeitbuchung stundenzettel temps+passé feuille+de+temps
+        horas+trabajadas parte+de+horas horas+trabalhadas apontamento ore+lavorate
+        трудозатраты списать+время учёт+времени 作業時間 工数 稼働時間 工时 记工时 工作时间
+        작업시간 근무시간""",
 }
 
 

@@ -129,6 +129,12 @@ _CONDITION = re.compile(
 )
 
 
+_DURATION = r"\d+(?:\.\d+)?\s?(?:h|hrs?|hours?|m|mins?|minutes?)\b(?:\s*\d+\s?(?:m|mins?|minutes?)\b)?"
+_WORK_TIME = re.compile(
+    rf"\b(?:log|logged|book|booked|record|track)\s+{_DURATION}|\b{_DURATION}\s+of\s+work\b", re.I
+)
+
+
 class _Literal(NamedTuple):
     pattern: re.Pattern[str]
     tag: str  # the capability tag the value implies for the word ranker ("" for none)
@@ -221,6 +227,8 @@ _LITERALS: tuple[_Literal, ...] = (
     # "amount > 50k"): it asks for a filtered search; the field and value are data
     _Literal(_CONDITION, "", "filter", _saying("filter")),
     _Literal(_NAMED, "", None, _as_quoted, needs_digit=True),
+    # time to book ("log 3h on OPS-88", "log 2 hours of work"): a worklog
+    _Literal(_WORK_TIME, "", "log work time", _saying("add worklog"), needs_digit=True),
     # a workflow state ("move PROJ-88 to In Progress", "flip it to Done"): the item's status,
     # not the words progress or done
     _Literal(_STATE, "", "to status", _state_of),

@@ -298,6 +298,8 @@ def test_done_means_complete() -> None:
 
 def test_env_vars_are_environment_variables() -> None:
     assert {"environ", "variabl"} <= set(LEXICON.expand("manage-env-vars"))
+    # a browser's XHR calls are its network requests
+    assert {"network", "request"} <= set(LEXICON.expand("which XHR calls did the page make"))
     idx = SearchIndex()
     idx.put_server(
         "hosting",

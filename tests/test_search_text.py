@@ -256,6 +256,16 @@ def test_time_to_book_is_a_worklog() -> None:
         assert idx.search(task, 1)[0].key == ("tracker", "add_worklog"), task
 
 
+def test_one_slash_between_words_is_no_path() -> None:
+    # a path is absolute, or has two folders or a file's extension; its first folder is kept
+    assert strip_patterns("list /var/app files") == ("list    files", ["@file"])
+    assert strip_patterns("open src/auth/session.py") == ("open  src ", ["@file"])
+    assert strip_patterns("read book-notes/dune.md") == ("read  book-notes ", ["@file"])
+    # lat/long, Yes/No, an owner/repo or a branch are words and names, not files
+    for text in ("lat/long of Kilimanjaro", "a Yes/No dropdown", "PR 12 in acme/web-app", "feature/login"):
+        assert strip_patterns(text)[1] == [], text
+
+
 def test_a_tickets_state_is_its_status() -> None:
     # "In Progress" and "Done" name the state a ticket moves to, not a job's progress
     assert strip_patterns("flip it to Done")[0].split() == ["flip", "it", "to", "status"]

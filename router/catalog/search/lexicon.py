@@ -162,7 +162,7 @@ CONCEPTS: dict[str, str] = {
         履歴
         提交 历史 커밋 이력 히스토리 коммит коммиты история""",
     "file": """file files document documents path content contents text pdf markdown datei dateien
-        dokument fichier fichiers archivo archivos documento ファイル 文書
+        readme dockerfile makefile dokument fichier fichiers archivo archivos documento ファイル 文書
         arquivo arquivos
         文件 文档 内容 파일 문서 내용 файл файлы документ содержимое""",
     "directory": """directory directories folder folders dir tree ordner verzeichnis dossier répertoire

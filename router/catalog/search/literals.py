@@ -135,6 +135,20 @@ _WORK_TIME = re.compile(
 )
 
 
+_PATH = re.compile(
+    r"(?<![\w/.~-])(?:~|\.{1,2})?(?:/[\w.@-]+)+/?"
+    r"|(?<![\w/.~-])[\w.@-]+(?:/[\w.@-]+){2,}/?"
+    rf"|(?<![\w/.~-])[\w.@-]+/[\w.@-]*\.(?:{_EXTENSIONS})\b",
+    re.I,
+)
+_PAIR = re.compile(r"(?<![\w/.~-])[\w.@-]+/[\w.@-]+(?![\w/])")
+
+
+def _first_folder(value: str) -> str:
+    """What a relative path or a pair keeps: its first part ("" for an absolute path)."""
+    return value.partition("/")[0].strip("~.")
+
+
 class _Literal(NamedTuple):
     pattern: re.Pattern[str]
     tag: str  # the capability tag the value implies for the word ranker ("" for none)
@@ -196,7 +210,12 @@ _LITERALS: tuple[_Literal, ...] = (
         "channel",
         _saying("channel"),
     ),
-    _Literal(re.compile(r"(?:~|\.{1,2})?(?:/[\w.@-]+)+/?"), "@file", "path"),
+    # a path: absolute (/var/app, ~/datasets, ./src), or relative with two folders or a file's
+    # extension (src/auth/session.py, book-notes/dune.md), whose first folder is kept as words
+    _Literal(_PATH, "@file", "path", _first_folder),
+    # one slash between two words is no path (lat/long, Yes/No, acme/web-app, feature/login):
+    # the first is kept, the second is mostly a name
+    _Literal(_PAIR, "", None, _first_folder),
     _Literal(re.compile(rf"(?<![\w/])[\w-]+(?:\.[\w-]+)*\.(?:{_EXTENSIONS})\b", re.I), "@file", "file"),
     # an issue key (PROJ-123), or a Sentry short ID (CHECKOUT-1A2): capitals, a dash, then digits
     # and capitals with at least one digit

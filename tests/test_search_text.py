@@ -108,6 +108,8 @@ def test_one_words_inflections_share_one_stem() -> None:
         ("diff", "diffs", "diffed"),
         ("reference", "references", "referenced", "referencing"),
         ("staff", "staffed"),
+        ("watch", "watching", "watcher", "watchers"),  # a role noun, as reviewer is to review
+        ("assign", "assigned", "assignee"),
     ):
         assert len({stem(w) for w in forms}) == 1, forms
     # and leaves different words apart

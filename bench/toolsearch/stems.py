@@ -13,6 +13,10 @@ A pair is kept only when it is unambiguous:
 - every word of the list with the split stem is that base or one of its inflections;
 - the split stem goes to one base stem only.
 
+Then a short list of role nouns the stemmer leaves whole, joined to their verb as it joins
+"reviewer" to review: a watcher watches, an assignee is assigned ("who is watching this issue"
+is `get_issue_watchers`).
+
 Nothing here reads the evaluation queries or the tool listings.
 
     python bench/toolsearch/stems.py [/usr/share/dict/words]   # Debian's wamerican list
@@ -29,6 +33,16 @@ import snowballstemmer
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "router" / "catalog" / "search" / "stems.txt"
 _STEMMER = snowballstemmer.stemmer("english")
+
+
+ROLES = {
+    "watcher": "watch",
+    "assignee": "assign",
+    "attendee": "attend",
+    "invitee": "invite",
+    "contributor": "contribute",
+}
+"""Role nouns the stemmer keeps apart from their verb (it joins reviewer, follower, approver...)."""
 
 
 def raw_stem(word: str) -> str:
@@ -80,6 +94,7 @@ def main() -> None:
         }
     )
     table = merges(words)
+    table.update({raw_stem(role): raw_stem(verb) for role, verb in ROLES.items()})
     OUT.write_text("".join(f"{split} {base}\n" for split, base in table.items()))
     print(f"{len(table)} stems from {len(words)} words -> {OUT.relative_to(ROOT)}")
 

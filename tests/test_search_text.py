@@ -268,6 +268,18 @@ def test_one_slash_between_words_is_no_path() -> None:
         assert strip_patterns(text)[1] == [], text
 
 
+def test_a_clock_time_is_noise_and_a_zone_is_a_time_zone() -> None:
+    assert strip_patterns("3pm PST is what in Berlin?")[0].split() == [
+        "time",
+        "zone",
+        "is",
+        "what",
+        "in",
+        "Berlin?",
+    ]
+    assert strip_patterns("move the 9:30am sync")[0].split() == ["move", "the", "sync"]
+
+
 def test_a_tickets_state_is_its_status() -> None:
     # "In Progress" and "Done" name the state a ticket moves to, not a job's progress
     assert strip_patterns("flip it to Done")[0].split() == ["flip", "it", "to", "status"]

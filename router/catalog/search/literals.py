@@ -149,6 +149,10 @@ def _first_folder(value: str) -> str:
     return value.partition("/")[0].strip("~.")
 
 
+_CLOCK = re.compile(r"\b\d{1,2}(?::\d{2})?\s?(?:am|pm|a\.m\.|p\.m\.)(?!\w)|\b\d{1,2}:\d{2}\b", re.I)
+_ZONE = re.compile(r"\b(?:PST|PDT|EST|EDT|CST|CDT|MST|MDT|UTC|GMT|CET|CEST|BST|IST|JST|KST|AEST|AEDT)\b")
+
+
 class _Literal(NamedTuple):
     pattern: re.Pattern[str]
     tag: str  # the capability tag the value implies for the word ranker ("" for none)
@@ -246,6 +250,10 @@ _LITERALS: tuple[_Literal, ...] = (
     # "amount > 50k"): it asks for a filtered search; the field and value are data
     _Literal(_CONDITION, "", "filter", _saying("filter")),
     _Literal(_NAMED, "", None, _as_quoted, needs_digit=True),
+    # a clock time (3pm, 9:30am, 14:05): its characters are noise; a time zone's abbreviation
+    # (PST, CET, UTC) says a zone
+    _Literal(_CLOCK, "", None, _nothing, needs_digit=True),
+    _Literal(_ZONE, "", None, _saying("time zone")),
     # time to book ("log 3h on OPS-88", "log 2 hours of work"): a worklog
     _Literal(_WORK_TIME, "", "log work time", _saying("add worklog"), needs_digit=True),
     # a workflow state ("move PROJ-88 to In Progress", "flip it to Done"): the item's status,

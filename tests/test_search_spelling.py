@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from router.catalog.search import DocKey, SearchIndex
-from router.catalog.search.fusion import fuse
+from router.catalog.search.fusion import WEIGHT, fuse, meaning_weight
 from router.catalog.search.index import Hit
 from router.catalog.search.literals import spelled_names
 from tests.support.search_data import load_evalset
@@ -240,3 +240,15 @@ def test_a_cyrillic_loanword_reads_as_the_english_word() -> None:
 
     assert "deploy" in loan_spellings("деплоймент") and "commit" in loan_spellings("коммиты")
     assert cyrillic_candidates("roll back the deployment") == ()
+
+
+def test_meaning_counts_by_the_share_of_the_task_in_the_latin_script() -> None:
+    # the sentence model read English: a task in another script is ranked by its words
+    assert meaning_weight("crée une page Confluence") == WEIGHT  # Latin, diacritics folded
+    assert meaning_weight("создай задачу") == 0.0
+    assert 0.0 < meaning_weight("Jira 上的 PROJ-142 记一下工时") < WEIGHT
+    assert meaning_weight("42") == WEIGHT
+    hits = [Hit(("a", "x"), 1.0), Hit(("a", "y"), 0.9)]
+    cosine = {("a", "x"): 0.2, ("a", "y"): 0.6}
+    assert fuse(hits, [], cosine)[0].key == ("a", "y")  # meaning decides at the full weight
+    assert fuse(hits, [], cosine, meaning_weight("покажи задачи"))[0].key == ("a", "x")

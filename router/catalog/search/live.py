@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from router.catalog.index import Definitions, Index, Target
-from router.catalog.search.fusion import NEAREST, WORDS, MeaningIndex, fuse
+from router.catalog.search.fusion import NEAREST, WORDS, MeaningIndex, fuse, meaning_weight
 from router.catalog.search.index import DocKey, SearchIndex
 
 log = logging.getLogger("toolmesh.search")
@@ -156,7 +156,7 @@ class LiveSearch:
             near = meanings.nearest(meaning, admit, NEAREST)
             if near is not None:
                 cosine = meanings.cosines(meaning, [*(hit.key for hit in hits), *(key for key, _ in near)])
-                hits = fuse(hits, near, cosine)
+                hits = fuse(hits, near, cosine, meaning_weight(query))
             hits = hits[:limit]
         found = []
         for hit in hits:

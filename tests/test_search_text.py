@@ -280,6 +280,26 @@ def test_a_clock_time_is_noise_and_a_zone_is_a_time_zone() -> None:
     assert strip_patterns("move the 9:30am sync")[0].split() == ["move", "the", "sync"]
 
 
+def test_how_big_is_a_size() -> None:
+    for task in ("how big is each file", "biggest first", "wie groß ist der Ordner", "ファイルのサイズ"):
+        assert "@size" in LEXICON.tags(task), task
+    idx = SearchIndex()
+    idx.put_server(
+        "fs",
+        None,
+        [
+            {"name": "list_directory", "description": "List the entries of a directory."},
+            {
+                "name": "list_directory_with_sizes",
+                "description": "List a directory's entries with their sizes.",
+            },
+            {"name": "read_file", "description": "Read a file."},
+        ],
+    )
+    best = idx.search("which folders under ~/datasets take the most disk? biggest first", 1)[0]
+    assert best.key == ("fs", "list_directory_with_sizes")
+
+
 def test_a_tickets_state_is_its_status() -> None:
     # "In Progress" and "Done" name the state a ticket moves to, not a job's progress
     assert strip_patterns("flip it to Done")[0].split() == ["flip", "it", "to", "status"]

@@ -257,6 +257,11 @@ CONCEPTS: dict[str, str] = {
         冲刺 看板 迭代 스프린트 보드 спринт доска""",
     "wiki": """wiki confluence space knowledge+base article articles ウィキ
         维基 知识库 위키 вики""",
+    # how big something is: files, folders, collections, disks
+    "size": """size sizes big bigger biggest large larger largest huge small smaller smallest
+        bytes disk+usage disk+space storage+size how+big how+large taking+up
+        größe groesse speicherplatz taille tamaño tamano tamanho dimensione dimensioni grandezza
+        размер размеры サイズ 容量 大小 体积 占用 크기 용량""",
     # time booked against a ticket or a project (Jira's worklogs, timesheets, time tracking)
     "worklog": """worklog worklogs timesheet timesheets time+entry time+entries time+tracking
         time+spent log+time logged+time hours+worked work+log

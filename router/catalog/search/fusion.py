@@ -65,10 +65,10 @@ def fuse(
     weight: float = WEIGHT,
 ) -> list[Hit]:
     """One ranking from the word ranking's hits (`words`, best first) and the closest tools in
-    meaning (`near`): each candidate scores its word score over the best one, plus `weight` (WEIGHT,
-    or `meaning_weight`) times its cosine above FLOOR (`cosine` holds every candidate's). Ties by key. A tool the query named
-    (`Hit.named`) stays ahead of the others, in the word ranking's order (a name as spelled before
-    its reading as server and name).
+    meaning (`near`): each candidate scores its word score over the best one, plus `weight`
+    (WEIGHT, or `meaning_weight` of the query) times its cosine above FLOOR (`cosine` holds every
+    candidate's). Ties by key. A tool the query named (`Hit.named`) stays ahead of the others, in
+    the word ranking's order (a name as spelled before its reading as server and name).
 
     Normalising by the best word score keeps the mix independent of a query's length and of the
     corpus statistics, which differ between views; the cosine is a function of the tool and the

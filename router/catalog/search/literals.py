@@ -116,7 +116,7 @@ _STATE = re.compile(
 
 
 def _state_of(value: str) -> str:
-    """ "to In Progress" -> "to status"."""
+    """Rewrite a state as the word status: "to In Progress" -> "to status"."""
     return _STATE.sub(r"\1 status", value)
 
 
@@ -243,12 +243,12 @@ _LITERALS: tuple[_Literal, ...] = (
         _saying("coordinates"),
         needs_digit=True,
     ),
-    # the name a task gives its own thing, words joined with a number (logs-app-2024.06,
-    # products_v7, linux-build-03): it says which index, branch or host, not what to do with it;
-    # its words are read as dictated text, weighed as a quote is
     # a condition on the items a task wants ("rows where Status = Blocked", "deals over 50k",
     # "amount > 50k"): it asks for a filtered search; the field and value are data
     _Literal(_CONDITION, "", "filter", _saying("filter")),
+    # the name a task gives its own thing, words joined with a number (logs-app-2024.06,
+    # products_v7, linux-build-03): it says which index, branch or host, not what to do with it;
+    # its words are read as dictated text, weighed as a quote is
     _Literal(_NAMED, "", None, _as_quoted, needs_digit=True),
     # a clock time (3pm, 9:30am, 14:05): its characters are noise; a time zone's abbreviation
     # (PST, CET, UTC) says a zone

@@ -7,11 +7,11 @@ through `MeaningIndex`, so nothing imports numpy unless `tools_semantic` is on.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from .index import DocKey, Hit
-from .text import fold
 
 __all__ = ["FLOOR", "NEAREST", "WEIGHT", "WORDS", "MeaningIndex", "fuse", "meaning_weight"]
 
@@ -52,10 +52,11 @@ def meaning_weight(query: str) -> float:
     cosines that say little, and the words ranker, with its lexicon in those scripts, should
     decide; a task in the Latin script keeps the whole weight. Measured over the 20 sets with
     meaning (2026-12-04): 5 more tasks first and 2 more in the first five."""
-    letters = [ch for ch in fold(query) if ch.isalpha()]
+    letters = [ch for ch in query if ch.isalpha()]
     if not letters:
         return WEIGHT
-    return WEIGHT * sum(ch.isascii() for ch in letters) / len(letters)
+    latin = sum(ch.isascii() or unicodedata.normalize("NFD", ch)[0].isascii() for ch in letters)
+    return WEIGHT * latin / len(letters)
 
 
 def fuse(

@@ -242,6 +242,35 @@ def test_a_cyrillic_loanword_reads_as_the_english_word() -> None:
     assert cyrillic_candidates("roll back the deployment") == ()
 
 
+def test_a_word_of_another_language_reads_as_the_english_stems_it_begins_with() -> None:
+    # "automatisations" and "configurées" are in neither the lexicon nor the glossary; the stems
+    # of the tools' words they begin with (autom[ation], automat[ic], configur[e]) are found
+    from router.catalog.search.spelling import cognate_candidates, cognate_stems
+    from router.catalog.search.weights import Weights
+
+    tools = {
+        "home": [
+            {"name": "list_automations", "description": "List the automations configured in the home."},
+            {"name": "list_scenes", "description": "List the scenes of the home."},
+        ],
+        "crm": [{"name": "list_projects", "description": "List the projects of the workspace."}],
+    }
+
+    def ranked(query: str, cognate: float) -> DocKey:
+        idx = SearchIndex(weights=Weights(cognate=cognate))
+        for server, listing in tools.items():
+            idx.put_server(server, None, listing)
+        return idx.search(query, 1)[0].key
+
+    task = "liste toutes les automatisations configurées"
+    assert ranked(task, 0.0) != ("home", "list_automations")
+    assert ranked(task, 1.0) == ("home", "list_automations")
+    assert cognate_candidates(task) == ("automatisations", "configurees")
+    assert cognate_stems("configurees")[-1] == "confi" and cognate_stems("configurees")[0] == "configurees"
+    # an English task has none: its words are read as typed (and as typos)
+    assert cognate_candidates("list all the automations configured in the house") == ()
+
+
 def test_meaning_counts_by_the_share_of_the_task_in_the_latin_script() -> None:
     # the sentence model read English: a task in another script is ranked by its words
     assert meaning_weight("crée une page Confluence") == WEIGHT  # Latin, diacritics folded

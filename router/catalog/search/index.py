@@ -43,7 +43,14 @@ from .lexicon import LEXICON, Lexicon
 from .literals import names_one_item, spelled_names, strip_patterns
 from .neighbours import Neighbours, default_neighbours
 from .schema import schema_params
-from .spelling import corrections, cyrillic_candidates, loan_spellings, typo_candidates
+from .spelling import (
+    cognate_candidates,
+    cognate_stems,
+    corrections,
+    cyrillic_candidates,
+    loan_spellings,
+    typo_candidates,
+)
 from .text import analyze, split_identifier, stem, words
 from .weights import Weights
 
@@ -72,6 +79,7 @@ class _Query(NamedTuple):
     one: bool  # it names one item by an identifier (`literals.names_one_item`)
     number: tuple[frozenset[str], frozenset[str]]  # its (plural, singular) noun stems
     change: bool  # it starts with a verb that changes something (`intent.leading_change`)
+    cognates: tuple[tuple[str, str], ...]  # words of another language that may begin with an English stem
 
 
 _RAW_TOKEN = re.compile(r"[^\W\d_]+|[.!?:]")
@@ -361,6 +369,11 @@ class SearchIndex:
             names_one_item(query),
             nouns_by_number(instruction),
             leading_change(verb),
+            tuple(
+                (word, stem(word))
+                for word in cognate_candidates(text)
+                if not self.lexicon.tags(word) and not self.lexicon.expand(word)
+            )[:MAX_LOANWORDS],
         )
         self._query_cache[query] = result
         if len(self._query_cache) > 4096:
@@ -484,6 +497,12 @@ class SearchIndex:
                 terms.append((term in near, df, term, qw))
         fixed = self._fix_typos(typos, view, query_terms) if typos and w.typo else ()
         terms.extend((False, df, term, w.typo) for term, df in fixed)
+        if parsed.cognates and w.cognate:
+            have = {t for t, _ in query_terms}.union(t for t, _ in fixed)
+            terms.extend(
+                (False, df, term, w.cognate * share)
+                for term, df, share in self._fix_cognates(parsed.cognates, view, have)
+            )
         # the query's own terms first (rarest first), then its neighbours'; past min_candidates a
         # common term or a neighbour only re-scores (a neighbour must not take a candidate's place
         # from the query's own words)
@@ -617,6 +636,26 @@ class SearchIndex:
             if best is not None and best[1] not in have:
                 have.add(best[1])
                 fixed.append((best[1], best[0]))
+        return fixed
+
+    def _fix_cognates(
+        self, cognates: tuple[tuple[str, str], ...], view: _View, have: set[str]
+    ) -> list[tuple[str, int, float]]:
+        """For each word of another language no visible tool has, the visible indexed stems it
+        begins with (configurées: configur, config), each with its count of visible tools and an
+        equal share of the word's weight: which English word it shares its stem with
+        (automatisations: automation or automatic) is not known, so each counts a little."""
+        fixed: list[tuple[str, int, float]] = []
+        for word, own in cognates:
+            if self._df(own, view):
+                continue
+            found: list[tuple[str, int]] = []
+            for prefix in cognate_stems(word):
+                df = self._df(prefix, view) if prefix in self._postings and prefix not in have else 0
+                if df:
+                    found.append((prefix, df))
+            have.update(prefix for prefix, _ in found)
+            fixed.extend((prefix, df, 1.0 / len(found)) for prefix, df in found)
         return fixed
 
     def _spelled(

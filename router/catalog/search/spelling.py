@@ -1,5 +1,5 @@
-"""Words no visible tool has, read as words some tool has: typos in English tasks, and English
-loanwords written in Cyrillic.
+"""Words no visible tool has, read as words some tool has: typos in English tasks, English
+loanwords written in Cyrillic, and cognates of English words in other languages.
 
 People type "calender", "idnex" and "coment"; an agent passes the user's words on. The ranker
 reads such a word as the indexed word one edit away (a letter deleted, inserted, replaced, or two
@@ -15,6 +15,11 @@ Russian IT speech writes English words in Cyrillic letters: деплоймент
 loanwords (with and without its case ending) and stemmed, meets the tools' English words; the
 glossary and the lexicon cover the common ones, this catches the rest (product names above all).
 
+French, Spanish, Portuguese and Italian share many stems with English: automatisations,
+configurées, connectée, resolvido. Such a word of a task in another language, when no visible tool
+has it, reads as each indexed stem it begins with (five letters or more), its weight shared among
+them: which English word it shares its stem with (automation, automatic) is not known.
+
 Which words count as known depends on what the caller may see, so the ranker makes the choice per
 view (`SearchIndex.search`); this module only proposes.
 """
@@ -25,15 +30,25 @@ import itertools
 import re
 from functools import lru_cache
 
-from .text import STOP_WORDS, stem, stem_words
+from .text import STOP_WORDS, fold, stem, stem_words
 
-__all__ = ["corrections", "cyrillic_candidates", "loan_spellings", "looks_english", "typo_candidates"]
+__all__ = [
+    "cognate_candidates",
+    "cognate_stems",
+    "corrections",
+    "cyrillic_candidates",
+    "loan_spellings",
+    "looks_english",
+    "typo_candidates",
+]
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 _MIN_LENGTH = 5
 _MAX_LENGTH = 20  # a longer word is rarely a typo, and its edits cost ~50 per letter to stem
 _RAW_WORD = re.compile(r"[A-Za-z]+|[^\sA-Za-z]+")
 _ALPHA = re.compile(r"[a-z]+")
+_COGNATE_WORD = 7
+_COGNATE_STEM = 5
 
 
 # Function words: a task is read as English when it has more of the first than of the second
@@ -83,6 +98,33 @@ def typo_candidates(text: str) -> tuple[str, ...]:
         ):
             found.setdefault(token, None)
     return tuple(found)
+
+
+def looks_foreign(text: str) -> bool:
+    """Whether a task in Latin letters reads as another language: more of the other languages'
+    function words than English ones, or letters with diacritics."""
+    if text.isascii():
+        tokens = text.lower().split()
+        return sum(t in _OTHER for t in tokens) > sum(t in _ENGLISH for t in tokens)
+    return any(ch.isalpha() and not ch.isascii() and fold(ch).isascii() for ch in text)
+
+
+def cognate_candidates(text: str) -> tuple[str, ...]:
+    """The words of a task in another language written in Latin letters that may begin with an
+    English word's stem (automatisations, configurées, connectée): folded, letters only, seven
+    letters or more."""
+    if not looks_foreign(text):
+        return ()
+    found: dict[str, None] = {}
+    for token in _RAW_WORD.findall(fold(text)):
+        if len(token) >= _COGNATE_WORD and _ALPHA.fullmatch(token) and token not in STOP_WORDS:
+            found.setdefault(token, None)
+    return tuple(found)
+
+
+def cognate_stems(word: str) -> tuple[str, ...]:
+    """The stems a cognate may begin with: its prefixes, longest first, of five letters or more."""
+    return tuple(word[:n] for n in range(len(word), _COGNATE_STEM - 1, -1))
 
 
 @lru_cache(maxsize=4096)

@@ -170,6 +170,26 @@ def test_a_web_address_names_its_site() -> None:
     assert text.split() == ["summarize", "youtube", "for", "me"] and tags == ["@web"]
 
 
+def test_an_email_address_is_a_person_to_reach_not_a_web_page() -> None:
+    # before, acme.io read as a web address: the tag @web and the site name "acme"
+    text, tags = strip_patterns("is jane.doe@acme.io already in our audience?")
+    assert text.split() == ["is", '"email"', "already", "in", "our", "audience?"] and tags == []
+    idx = SearchIndex()
+    idx.put_server(
+        "mail",
+        None,
+        [
+            {"name": "search_contacts_by_emails", "description": "Find contacts by their email addresses."},
+            {"name": "get_contact", "description": "Get a contact by its ID."},
+        ],
+    )
+    idx.put_server("fetch", None, [{"name": "fetch", "description": "Fetch a web page from the internet."}])
+    assert idx.search("look up jane.doe@acme.io", 1)[0].key == (
+        "mail",
+        "search_contacts_by_emails",
+    )
+
+
 def test_a_tasks_web_address_finds_the_service_it_points_to() -> None:
     idx = SearchIndex()
     idx.put_server(

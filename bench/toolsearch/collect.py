@@ -17,6 +17,7 @@ network service. Usage::
     python collect.py install|collect --unseen2 # the second unseen set, into ./unseen2
     python collect.py install|collect --unseen3 # the third unseen set, into ./unseen3
     python collect.py install|collect --unseen4 # the fourth unseen set, into ./unseen4
+    python collect.py install|collect --unseen5 # the fifth unseen set, into ./unseen5
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -434,6 +435,54 @@ UNSEEN4: list[Server] = [
 ]
 
 
+# A fifth set of unseen servers, frozen by ``--unseen5`` into ./unseen5 (2026-12-04); their queries
+# (unseen5.jsonl) were written from these listings alone, before any ranker ran on them.
+UNSEEN5: list[Server] = [
+    Server("shortcut", "@shortcut/mcp", "npm", env={"SHORTCUT_API_TOKEN": DUMMY}),
+    Server(
+        "n8n",
+        "n8n-mcp",
+        "npm",
+        env={
+            "MCP_MODE": "stdio",
+            "N8N_API_URL": "http://127.0.0.1:9",
+            "N8N_API_KEY": DUMMY,
+            "LOG_LEVEL": "error",
+            "DISABLE_CONSOLE_OUTPUT": "true",
+        },
+    ),
+    Server("rollbar", "@rollbar/mcp-server", "npm", env={"ROLLBAR_ACCESS_TOKEN": DUMMY}),
+    Server(
+        "browserstack",
+        "@browserstack/mcp-server",
+        "npm",
+        env={"BROWSERSTACK_USERNAME": "user", "BROWSERSTACK_ACCESS_KEY": DUMMY},
+    ),
+    Server("bitwarden", "@bitwarden/mcp-server", "npm", env={"BW_SESSION": DUMMY}),
+    Server(
+        "quickbooks",
+        "quickbooks-mcp",
+        "npm",
+        env={
+            "QUICKBOOKS_CLIENT_ID": DUMMY,
+            "QUICKBOOKS_CLIENT_SECRET": DUMMY,
+            "QUICKBOOKS_REFRESH_TOKEN": DUMMY,
+            "QUICKBOOKS_REALM_ID": "123",
+            "QUICKBOOKS_ENVIRONMENT": "sandbox",
+        },
+    ),
+    Server(
+        "cloudinary",
+        "@cloudinary/asset-management-mcp",
+        "npm",
+        args=("start",),
+        env={"CLOUDINARY_URL": "cloudinary://123:abc@demo"},
+    ),
+    Server("rabbitmq", "amq-mcp-server-rabbitmq", "pypi"),
+    Server("gitea", "gitea-mcp", "pypi", env={"GITEA_URL": "http://127.0.0.1:9", "GITEA_TOKEN": DUMMY}),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -687,6 +736,7 @@ def main(argv: list[str]) -> None:
         "--unseen2": (UNSEEN2, HERE / "unseen2"),
         "--unseen3": (UNSEEN3, HERE / "unseen3"),
         "--unseen4": (UNSEEN4, HERE / "unseen4"),
+        "--unseen5": (UNSEEN5, HERE / "unseen5"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

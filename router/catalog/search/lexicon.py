@@ -253,7 +253,7 @@ CONCEPTS: dict[str, str] = {
         subscription follow
         follower following notify notification beobachten abonnieren suivre seguir 監視 購読
         监控 关注 모니터링 감시 мониторинг следить подписаться""",
-    "sprint": """sprint sprints board boards backlog scrum kanban agile スプリント
+    "sprint": """sprint sprints iteration iterations board boards backlog scrum kanban agile スプリント
         冲刺 看板 迭代 스프린트 보드 спринт доска""",
     "wiki": """wiki confluence space knowledge+base article articles ウィキ
         维基 知识库 위키 вики""",

@@ -74,6 +74,35 @@ def test_a_server_named_by_a_name_weighs_more_than_one_named_by_a_common_word() 
         assert strong.search(query, 1)[0].key[0] == server, query
 
 
+def test_a_server_named_inside_quotes_or_dictated_text_is_no_server_the_task_means() -> None:
+    idx = SearchIndex()
+    idx.put_server(
+        "slack", None, [{"name": "post_message", "description": "Post a message to a Slack channel."}]
+    )
+    idx.put_server(
+        "automation",
+        None,
+        [
+            {
+                "name": "update_workflow",
+                "description": "Update a workflow: rename it, activate or deactivate it.",
+            }
+        ],
+    )
+
+    def scores(query: str) -> dict[tuple[str, str], float]:
+        return {h.key: h.score for h in idx.search(query, 5)}
+
+    named = scores("deactivate the deploy alerts workflow in Slack")
+    quoted = scores("deactivate the 'Deploy alerts to Slack' workflow")
+    dictated = scores('deactivate the workflow "Deploy alerts to Slack"')
+    post, update = ("slack", "post_message"), ("automation", "update_workflow")
+    # "in Slack" names the server: its tool counts double; a workflow's name that says Slack does not
+    assert named[post] > 1.9 * quoted[post]
+    assert quoted[update] == named[update]
+    assert post not in dictated or dictated[post] < quoted[post]
+
+
 def test_a_task_that_names_one_item_by_its_identifier_wants_no_listing() -> None:
     assert names_one_item("close github issue #301 in acme/web")
     assert names_one_item("pull up order recXy12AbCdEf9 from the Orders table")

@@ -80,9 +80,13 @@ class _Query(NamedTuple):
     number: tuple[frozenset[str], frozenset[str]]  # its (plural, singular) noun stems
     change: bool  # it starts with a verb that changes something (`intent.leading_change`)
     cognates: tuple[tuple[str, str], ...]  # words of another language that may begin with an English stem
+    mentioned: frozenset[str]  # stems that may name a server: outside what it dictates or quotes
 
 
 _RAW_TOKEN = re.compile(r"[^\W\d_]+|[.!?:]")
+# a name in single quotes ("the 'Stripe refunds -> Slack' workflow"): an apostrophe inside a word
+# ("it's") opens none
+_SINGLE_QUOTED = re.compile(r"(?<!\w)'[^'\n]{2,}?'(?!\w)")
 _FIRST_SENTENCE = re.compile(r"(?<=[.!?])\s|\n\s*\n")
 
 
@@ -374,11 +378,24 @@ class SearchIndex:
                 for word in cognate_candidates(text)
                 if not self.lexicon.tags(word) and not self.lexicon.expand(word)
             )[:MAX_LOANWORDS],
+            self._mentioned(instruction, content, weights),
         )
         self._query_cache[query] = result
         if len(self._query_cache) > 4096:
             self._query_cache.popitem(last=False)
         return result
+
+    def _mentioned(self, instruction: str, content: str, terms: Mapping[str, float]) -> frozenset[str]:
+        """The terms that may name a server: those of what a task asks, without what it dictates
+        or names in single quotes ("rename the 'Stripe refunds -> Slack' workflow" names no
+        Slack); the task's own terms if it has neither."""
+        unquoted = _SINGLE_QUOTED.sub(" ", instruction)
+        if not content and unquoted == instruction:
+            return frozenset(terms)
+        weights: dict[str, float] = {}
+        near: dict[str, float] = {}
+        self._add_terms(unquoted, 1.0, weights, near)
+        return frozenset([*weights, *near])
 
     def _add_terms(self, text: str, scale: float, weights: dict[str, float], near: dict[str, float]) -> None:
         """Add the weighted terms of one part of a task: its stems, abbreviation expansions, the
@@ -559,6 +576,8 @@ class SearchIndex:
         summary = w.summary_cover
         if cover or mention or summary:
             qset = frozenset([*(t for t, _ in query_terms), *(t for t, _ in fixed)])
+            # a server named only inside a quote or dictated text is no server the task means
+            mentioned = parsed.mentioned.union(t for t, _ in fixed)
             qidf = [(term, qw * math.log(1.0 + (n - df + 0.5) / (df + 0.5))) for _, df, term, qw in terms]
             qmass = math.fsum(x for _, x in qidf)
             rescored: dict[int, float] = {}
@@ -572,7 +591,7 @@ class SearchIndex:
                 if summary and qmass > 0.0:
                     head = doc.head_terms
                     factor *= 1.0 + summary * math.fsum(x for t, x in qidf if t in head) / qmass
-                if mention and not doc.server_terms.isdisjoint(qset):
+                if mention and not doc.server_terms.isdisjoint(mentioned):
                     proper = not doc.server_terms.isdisjoint(parsed.proper)
                     factor *= 1.0 + (w.proper_mention if proper else mention)
                 if asking and starts_with_a_change(doc.name_units, doc.server_terms):

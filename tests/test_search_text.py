@@ -190,6 +190,23 @@ def test_an_email_address_is_a_person_to_reach_not_a_web_page() -> None:
     )
 
 
+def test_a_profit_and_loss_statement_is_read_as_its_words() -> None:
+    # "P&L" split into the letters p and l, which are no words; a finance server's report is found
+    assert strip_patterns("P&L for Q3 broken out by location")[0].split()[:3] == ["profit", "and", "loss"]
+    assert strip_patterns("the p/l report")[0].split() == ["the", "profit", "and", "loss", "report"]
+    idx = SearchIndex()
+    idx.put_server(
+        "books",
+        None,
+        [
+            {"name": "get_profit_loss", "description": "Get the profit and loss report for a period."},
+            {"name": "get_balance_sheet", "description": "Get the balance sheet at a date."},
+        ],
+    )
+    hits = idx.search("P&L for Q3", 1)
+    assert hits and hits[0].key == ("books", "get_profit_loss")
+
+
 def test_a_tasks_web_address_finds_the_service_it_points_to() -> None:
     idx = SearchIndex()
     idx.put_server(

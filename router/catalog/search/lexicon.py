@@ -355,6 +355,8 @@ ABBREVIATIONS: dict[str, str] = {
     "geo": "location",
     "mem": "memory",
     "dns": "domain name",
+    "ytd": "year to date",
+    "cogs": "cost of goods sold",
 }
 
 

@@ -174,6 +174,8 @@ def _identifier(
 
 _LITERALS: tuple[_Literal, ...] = (
     _Literal(_SQL, "@database", "sql query", _saying("sql query")),
+    # a profit-and-loss statement as accountants write it (P&L, P/L): its letters are no words
+    _Literal(re.compile(r"\bP\s?[&/]\s?L\b", re.I), "", "profit and loss", _saying("profit and loss")),
     # an email address (jane.doe@acme.io): a person to reach, invite or look up, not a web page
     # (its domain is no site the task is about); the word ranker reads the word email, weighed
     # as dictated text, and a sentence model the address as written

@@ -473,6 +473,11 @@ def test_phrasal_verbs_carry_their_intent() -> None:
     assert "@link" in LEXICON.tags("wire that dependency up in asana")
     assert "@deploy" in LEXICON.tags("roll CT 210 back to its snapshot")
     assert "@assign" not in LEXICON.tags("hand me the report from over a year ago")  # too far
+    # a phrase's meaning replaces its words': "get rid of" deletes and reads nothing, "pull up"
+    # reads and downloads nothing, and a phrase's tag counts once
+    assert LEXICON.tags("get rid of these branches").count("@read") == 0
+    assert "@download" not in LEXICON.tags("pull up yesterday's report")
+    assert LEXICON.tags("tear down the staging cluster").count("@delete") == 1
 
 
 def test_a_glossary_word_in_another_language_finds_the_tool_that_says_it_in_english() -> None:

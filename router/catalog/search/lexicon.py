@@ -456,10 +456,15 @@ class Lexicon:
         """Concept tags found in ``text`` (in order of appearance, repeats kept)."""
         found: list[str] = []
         stems = [stem(w) for w in words(text)]
+        inside = -1  # the last word of a phrase found: its words' own tags do not count
         for i, s in enumerate(stems):
-            found.extend(self.single.get(s, ()))
+            phrase = self.phrases.get((s, stems[i + 1]), ()) if i + 1 < len(stems) else ()
+            if phrase:
+                inside = i + 1
+            elif i > inside:
+                found.extend(self.single.get(s, ()))
             if i + 1 < len(stems):
-                found.extend(self.phrases.get((s, stems[i + 1]), ()))
+                found.extend(phrase)
                 particles = self.separable.get(s)
                 if particles:
                     for later in stems[i + 2 : i + 2 + _SEPARABLE_GAP]:

@@ -41,6 +41,16 @@ def test_neighbours_are_light_and_never_add_to_a_word_the_query_has() -> None:
     assert idx.weights.neighbour < 0.5
 
 
+def test_a_name_inside_a_sentence_brings_no_neighbours() -> None:
+    # "in Sanity" names a product (a CMS): sane and insane are no part of the task; lower-case, or
+    # first in the sentence, the word may be the word
+    near = Neighbours.parse("sanity sane:0.80 insane:0.70\n")
+    idx = index(near)
+    assert stem("insane") not in dict(idx.query_terms("find the posts about pricing in Sanity"))
+    assert stem("insane") in dict(idx.query_terms("find the posts about pricing in sanity"))
+    assert stem("insane") in dict(idx.query_terms("Sanity checks for the pricing posts"))
+
+
 def test_the_shipped_table() -> None:
     table = default_neighbours()
     assert len(table) > 10_000

@@ -84,8 +84,22 @@ class _Query(NamedTuple):
 
 
 _RAW_TOKEN = re.compile(r"[^\W\d_]+|[.!?:]")
+
+
 # a name in single quotes ("the 'Stripe refunds -> Slack' workflow"): an apostrophe inside a word
 # ("it's") opens none
+def _capitalised(text: str) -> frozenset[str]:
+    """The words of a task, lower-cased, written with a capital inside a sentence ("in Sanity",
+    "the Budget column"): names, whose neighbours in meaning are no part of it."""
+    found: set[str] = set()
+    previous = "."
+    for raw in _RAW_TOKEN.findall(text):
+        if raw[0].isupper() and previous[-1] not in ".!?:":
+            found.add(raw.lower())
+        previous = raw
+    return frozenset(found)
+
+
 _SINGLE_QUOTED = re.compile(r"(?<!\w)'[^'\n]{2,}?'(?!\w)")
 _FIRST_SENTENCE = re.compile(r"(?<=[.!?])\s|\n\s*\n")
 
@@ -347,9 +361,10 @@ class SearchIndex:
         instruction, content = dictated(text)
         question = is_question(query)
         verb = frozenset() if question else leading_verb(instruction, self.lexicon)
-        self._add_terms(instruction, 1.0, weights, near)
+        names = _capitalised(text)
+        self._add_terms(instruction, 1.0, weights, near, names)
         if content:
-            self._add_terms(content, self.weights.dictated, weights, near)
+            self._add_terms(content, self.weights.dictated, weights, near, names)
         # a term only a neighbour brought (one part's neighbour may be the other part's own word)
         near = {t: x for t, x in near.items() if t not in weights}
         weights.update(near)
@@ -397,7 +412,14 @@ class SearchIndex:
         self._add_terms(unquoted, 1.0, weights, near)
         return frozenset([*weights, *near])
 
-    def _add_terms(self, text: str, scale: float, weights: dict[str, float], near: dict[str, float]) -> None:
+    def _add_terms(
+        self,
+        text: str,
+        scale: float,
+        weights: dict[str, float],
+        near: dict[str, float],
+        names: frozenset[str] = frozenset(),
+    ) -> None:
         """Add the weighted terms of one part of a task: its stems, abbreviation expansions, the
         English words inside its German compounds, inferred tags and its words' neighbours in
         meaning, each times `scale`."""
@@ -420,6 +442,8 @@ class SearchIndex:
             # a neighbour counts once, by its closest source word, and never adds to a term the
             # query already has
             for word in words(text):
+                if word in names:
+                    continue  # "in Sanity" is the product, no neighbour of sane or insane
                 for other, similarity in self.neighbours.get(word):
                     x = self.weights.neighbour * similarity * scale
                     for t in analyze(other):

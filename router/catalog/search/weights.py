@@ -14,7 +14,7 @@ class Weights:
 
     name: float = 6.0  # what a tool does is said first in its name (with k1 low, the field counts less)
     title: float = 2.0
-    description: float = 1.0
+    description: float = 0.6  # 1.0 until 2026-12-04 (night): the name and title say it first
     description_tail: float = 0.35  # description words past ``head_words``
     head_words: int = 40
     max_description_words: int = 300  # longer descriptions are cut (they are manuals, not summaries)
@@ -28,10 +28,10 @@ class Weights:
     tag_description: float = 0.5  # ... from the head of the description
     query_tag: float = 0.7  # weight of a query's inferred tags relative to its words
     pattern_tag: float = 1.0  # weight of a tag implied by a literal (a URL -> @web, a file name -> @file)
-    expansion: float = 0.7  # weight of the words an abbreviation stands for (pr -> pull request)
+    expansion: float = 0.5  # weight of the words an abbreviation stands for (pr -> pull request)
     question_write: float = 0.2  # score *= 1 - this for a tool that changes things, if the task is a question
     number_agree: float = 0.1  # score *= 1 - this when the name's nouns differ in number from the task's
-    change_read: float = 0.2  # score *= 1 - this for a tool that reads, if the task starts with a change
+    change_read: float = 0.3  # score *= 1 - this for a tool that reads, if the task starts with a change
     one_item_list: float = 0.2  # score *= 1 - this for a tool that lists, if the task names one item
     dictated: float = 0.3  # weight of the words a task dictates (a message's text, a quoted title)
     cognate: float = 1.0  # weight of the indexed stem a word of another language begins with

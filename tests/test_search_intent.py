@@ -9,6 +9,8 @@ from router.catalog.search import SearchIndex
 from router.catalog.search.intent import dictated, is_question, leading_change, leading_verb, nouns_by_number
 from router.catalog.search.lexicon import LEXICON
 from router.catalog.search.literals import names_one_item
+from router.catalog.search.neighbours import default_neighbours
+from router.catalog.search.query import QueryReader
 from router.catalog.search.weights import Weights
 
 SLACK = [
@@ -47,8 +49,8 @@ EVALSET = Path(__file__).resolve().parents[1] / "bench" / "toolsearch" / "evalse
 
 
 def test_words_that_read_as_names() -> None:
-    idx = SearchIndex()
-    proper = idx._proper_names("Find the hiring plan in Notion, then ask hubspot. Email is fine")
+    reader = QueryReader(Weights(), LEXICON, default_neighbours())
+    proper = reader.proper_names("Find the hiring plan in Notion, then ask hubspot. Email is fine")
     # capitalised inside a sentence, or no common English word; not a sentence's first word
     assert {"notion", "hubspot"} <= proper and not {"find", "hire", "email", "ask"} & proper
 

@@ -9,7 +9,11 @@ import pytest
 from router.catalog.search import DocKey, SearchIndex
 from router.catalog.search.fusion import WEIGHT, fuse, meaning_weight
 from router.catalog.search.index import Hit
+from router.catalog.search.lexicon import LEXICON
 from router.catalog.search.literals import spelled_names
+from router.catalog.search.neighbours import default_neighbours
+from router.catalog.search.query import QueryReader
+from router.catalog.search.weights import Weights
 from tests.support.search_data import load_evalset
 
 
@@ -135,7 +139,6 @@ TYPO_TOOLS: dict[str, list[dict[str, Any]]] = {
 
 
 def _typo_index(**weights: float) -> SearchIndex:
-    from router.catalog.search.weights import Weights
 
     idx = SearchIndex(weights=Weights(**weights))
     for server, tools in TYPO_TOOLS.items():
@@ -170,8 +173,8 @@ def test_words_of_other_languages_names_and_english_words_are_not_typos() -> Non
     assert "priya" not in typo_candidates("set up a call with Priya on my calender")
     assert "calender" in typo_candidates("set up a call with Priya on my calender")
     # a common English word one edit from an indexed one is that word: "contract" is not "contact"
-    idx = _typo_index()
-    typos = idx._query("attach the signed contract to the record").typos
+    reader = QueryReader(Weights(), LEXICON, default_neighbours())
+    typos = reader.read("attach the signed contract to the record").typos
     assert "contract" not in {word for word, _ in typos}
 
 
@@ -226,7 +229,6 @@ def test_a_cyrillic_loanword_reads_as_the_english_word() -> None:
     }
 
     def ranked(query: str, typo: float) -> DocKey:
-        from router.catalog.search.weights import Weights
 
         idx = SearchIndex(weights=Weights(typo=typo))
         for server, listing in tools.items():
@@ -246,7 +248,6 @@ def test_a_word_of_another_language_reads_as_the_english_stems_it_begins_with() 
     # "automatisations" and "configurées" are in neither the lexicon nor the glossary; the stems
     # of the tools' words they begin with (autom[ation], automat[ic], configur[e]) are found
     from router.catalog.search.spelling import cognate_candidates, cognate_stems
-    from router.catalog.search.weights import Weights
 
     tools = {
         "home": [

@@ -27,31 +27,15 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
-from .intent import (
-    dictated,
-    is_question,
-    leading_change,
-    leading_verb,
-    nouns_by_number,
-    starts_with_a_change,
-    starts_with_a_listing,
-    starts_with_a_read,
-)
+from .intent import nouns_by_number, starts_with_a_change, starts_with_a_listing, starts_with_a_read
 from .lexicon import LEXICON, Lexicon
-from .literals import names_one_item, spelled_names, strip_patterns
 from .neighbours import Neighbours, default_neighbours
+from .query import QueryReader
 from .schema import schema_params
-from .spelling import (
-    cognate_candidates,
-    cognate_stems,
-    corrections,
-    cyrillic_candidates,
-    loan_spellings,
-    typo_candidates,
-)
-from .text import analyze, split_identifier, stem, words
+from .spelling import cognate_stems, corrections, loan_spellings
+from .text import analyze, split_identifier
 from .weights import Weights
 
 __all__ = ["DocKey", "Hit", "SearchIndex", "Visibility", "Weights"]
@@ -61,46 +45,6 @@ DocKey = tuple[str, str]
 
 Visibility = frozenset[DocKey] | Callable[[DocKey], bool] | None
 
-MAX_LOANWORDS = 4
-"""A task's Cyrillic words read as English loanwords at most (spelling.py)."""
-MAX_TYPOS = 2
-"""A task's words looked up as typos at most (each new one costs ~1 ms once; see spelling.py)."""
-
-
-class _Query(NamedTuple):
-    """What a query says, whatever the view (made once per query text, then cached)."""
-
-    terms: tuple[tuple[str, float], ...]  # its weighted terms, sorted by term
-    near: frozenset[str]  # the terms only a neighbour in meaning brought
-    typos: tuple[tuple[str, str], ...]  # words that may be typos or loanwords, with their stems
-    spelled: tuple[tuple[str, str], ...]  # tool names it spells out (`spelled_names`)
-    question: bool  # asked as a question (`intent.is_question`)
-    proper: frozenset[str]  # stems of its words that read as names (`_proper_names`)
-    one: bool  # it names one item by an identifier (`literals.names_one_item`)
-    number: tuple[frozenset[str], frozenset[str]]  # its (plural, singular) noun stems
-    change: bool  # it starts with a verb that changes something (`intent.leading_change`)
-    cognates: tuple[tuple[str, str], ...]  # words of another language that may begin with an English stem
-    mentioned: frozenset[str]  # stems that may name a server: outside what it dictates or quotes
-
-
-_RAW_TOKEN = re.compile(r"[^\W\d_]+|[.!?:]")
-
-
-# a name in single quotes ("the 'Stripe refunds -> Slack' workflow"): an apostrophe inside a word
-# ("it's") opens none
-def _capitalised(text: str) -> frozenset[str]:
-    """The words of a task, lower-cased, written with a capital inside a sentence ("in Sanity",
-    "the Budget column"): names, whose neighbours in meaning are no part of it."""
-    found: set[str] = set()
-    previous = "."
-    for raw in _RAW_TOKEN.findall(text):
-        if raw[0].isupper() and previous[-1] not in ".!?:":
-            found.add(raw.lower())
-        previous = raw
-    return frozenset(found)
-
-
-_SINGLE_QUOTED = re.compile(r"(?<!\w)'[^'\n]{2,}?'(?!\w)")
 _FIRST_SENTENCE = re.compile(r"(?<=[.!?])\s|\n\s*\n")
 
 
@@ -172,7 +116,7 @@ class SearchIndex:
         self._all = _View(ids=None, predicate=None, keys=None, n=0)
         self._views: OrderedDict[Hashable, _View] = OrderedDict()
         self._view_cache_size = view_cache_size
-        self._query_cache: OrderedDict[str, _Query] = OrderedDict()
+        self._reader = QueryReader(self.weights, self.lexicon, self.neighbours)
 
     # ---- catalogue ------------------------------------------------------------------------------
 
@@ -347,124 +291,7 @@ class SearchIndex:
         """The weighted terms a query is matched with: its stems, abbreviation expansions, the
         English words inside its German compounds, inferred tags and its words' neighbours in
         meaning (what it dictates weighing less), sorted by term."""
-        return self._query(query).terms
-
-    def _query(self, query: str) -> _Query:
-        cached = self._query_cache.get(query)
-        if cached is not None:
-            return cached
-        near: dict[str, float] = {}
-        weights: dict[str, float] = {}
-        text, pattern_tags = strip_patterns(query)
-        for tag in pattern_tags:
-            weights[tag] = weights.get(tag, 0.0) + self.weights.pattern_tag
-        instruction, content = dictated(text)
-        question = is_question(query)
-        verb = frozenset() if question else leading_verb(instruction, self.lexicon)
-        names = _capitalised(text)
-        self._add_terms(instruction, 1.0, weights, near, names)
-        if content:
-            self._add_terms(content, self.weights.dictated, weights, near, names)
-        # a term only a neighbour brought (one part's neighbour may be the other part's own word)
-        near = {t: x for t, x in near.items() if t not in weights}
-        weights.update(near)
-        typos = tuple(
-            (word, stem(word))
-            for word in typo_candidates(text)
-            if not self.neighbours.knows(word)
-            and not self.lexicon.tags(word)
-            and not self.lexicon.expand(word)
-        )[:MAX_TYPOS]
-        typos += tuple(
-            (word, stem(word)) for word in cyrillic_candidates(text) if not self.lexicon.tags(word)
-        )[:MAX_LOANWORDS]
-        result = _Query(
-            tuple(sorted(weights.items())),
-            frozenset(near),
-            typos,
-            spelled_names(query),
-            question,
-            self._proper_names(text),
-            names_one_item(query),
-            nouns_by_number(instruction),
-            leading_change(verb),
-            tuple(
-                (word, stem(word))
-                for word in cognate_candidates(text)
-                if not self.lexicon.tags(word) and not self.lexicon.expand(word)
-            )[:MAX_LOANWORDS],
-            self._mentioned(instruction, content, weights),
-        )
-        self._query_cache[query] = result
-        if len(self._query_cache) > 4096:
-            self._query_cache.popitem(last=False)
-        return result
-
-    def _mentioned(self, instruction: str, content: str, terms: Mapping[str, float]) -> frozenset[str]:
-        """The terms that may name a server: those of what a task asks, without what it dictates
-        or names in single quotes ("rename the 'Stripe refunds -> Slack' workflow" names no
-        Slack); the task's own terms if it has neither."""
-        unquoted = _SINGLE_QUOTED.sub(" ", instruction)
-        if not content and unquoted == instruction:
-            return frozenset(terms)
-        weights: dict[str, float] = {}
-        near: dict[str, float] = {}
-        self._add_terms(unquoted, 1.0, weights, near)
-        return frozenset([*weights, *near])
-
-    def _add_terms(
-        self,
-        text: str,
-        scale: float,
-        weights: dict[str, float],
-        near: dict[str, float],
-        names: frozenset[str] = frozenset(),
-    ) -> None:
-        """Add the weighted terms of one part of a task: its stems, abbreviation expansions, the
-        English words inside its German compounds, inferred tags and its words' neighbours in
-        meaning, each times `scale`."""
-        for t in analyze(text):
-            weights[t] = weights.get(t, 0.0) + scale
-        for t in self.lexicon.expand(text):
-            weights[t] = weights.get(t, 0.0) + self.weights.expansion * scale
-        for word in words(text):
-            if (
-                len(word) >= 10
-                and word.isalpha()
-                and not self.neighbours.knows(word)
-                and not self.lexicon.tags(word)
-            ):
-                for t in self.lexicon.compound_parts(word):
-                    weights[t] = weights.get(t, 0.0) + self.weights.expansion * scale
-        for tag in set(self.lexicon.tags(text)):
-            weights[tag] = weights.get(tag, 0.0) + self.weights.query_tag * scale
-        if self.weights.neighbour:
-            # a neighbour counts once, by its closest source word, and never adds to a term the
-            # query already has
-            for word in words(text):
-                if word in names:
-                    continue  # "in Sanity" is the product, no neighbour of sane or insane
-                for other, similarity in self.neighbours.get(word):
-                    x = self.weights.neighbour * similarity * scale
-                    for t in analyze(other):
-                        if t not in weights and x > near.get(t, 0.0):
-                            near[t] = x
-
-    def _proper_names(self, text: str) -> frozenset[str]:
-        """Stems of the words of a task that read as names: capitalised inside a sentence
-        ("in Notion"), or no common English word ("hubspot", "clickhouse"). A server named by
-        such a word is meant; one whose name is a common word ("email", "time", "monday") may be
-        named in passing."""
-        found: set[str] = set()
-        previous = "."
-        for raw in _RAW_TOKEN.findall(text):
-            word = raw.lower()
-            if word.isalpha() and (
-                (raw[0].isupper() and previous[-1] not in ".!?:") or not self.neighbours.knows(word)
-            ):
-                found.update(analyze(word))
-            previous = raw
-        return frozenset(found)
+        return self._reader.read(query).terms
 
     def _view(self, visible: Visibility, token: Hashable | None) -> _View:
         if visible is None:
@@ -530,7 +357,7 @@ class SearchIndex:
         ids = view.ids
         w = self.weights
         terms = []
-        parsed = self._query(query)
+        parsed = self._reader.read(query)
         query_terms, near, typos = parsed.terms, parsed.near, parsed.typos
         for term, qw in query_terms:
             df = self._df(term, view)
@@ -601,7 +428,7 @@ class SearchIndex:
         if cover or mention or summary:
             qset = frozenset([*(t for t, _ in query_terms), *(t for t, _ in fixed)])
             # a server named only inside a quote or dictated text is no server the task means
-            mentioned = parsed.mentioned.union(t for t, _ in fixed)
+            mentioned = parsed.mentioned.union(t for t, _ in fixed) if fixed else parsed.mentioned
             qidf = [(term, qw * math.log(1.0 + (n - df + 0.5) / (df + 0.5))) for _, df, term, qw in terms]
             qmass = math.fsum(x for _, x in qidf)
             rescored: dict[int, float] = {}

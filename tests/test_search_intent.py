@@ -12,6 +12,7 @@ from router.catalog.search.literals import names_one_item
 from router.catalog.search.neighbours import default_neighbours
 from router.catalog.search.query import QueryReader
 from router.catalog.search.weights import Weights
+from tests.support.search_data import index_of
 
 SLACK = [
     {"name": "slack_reply_to_thread", "description": "Reply to a specific message thread in Slack."},
@@ -77,19 +78,16 @@ def test_a_server_named_by_a_name_weighs_more_than_one_named_by_a_common_word() 
 
 
 def test_a_server_named_inside_quotes_or_dictated_text_is_no_server_the_task_means() -> None:
-    idx = SearchIndex()
-    idx.put_server(
-        "slack", None, [{"name": "post_message", "description": "Post a message to a Slack channel."}]
-    )
-    idx.put_server(
-        "automation",
-        None,
-        [
-            {
-                "name": "update_workflow",
-                "description": "Update a workflow: rename it, activate or deactivate it.",
-            }
-        ],
+    idx = index_of(
+        {
+            "slack": [{"name": "post_message", "description": "Post a message to a Slack channel."}],
+            "automation": [
+                {
+                    "name": "update_workflow",
+                    "description": "Update a workflow: rename it, activate or deactivate it.",
+                }
+            ],
+        }
     )
 
     def scores(query: str) -> dict[tuple[str, str], float]:

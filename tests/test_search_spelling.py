@@ -14,7 +14,7 @@ from router.catalog.search.literals import spelled_names
 from router.catalog.search.neighbours import default_neighbours
 from router.catalog.search.query import QueryReader
 from router.catalog.search.weights import Weights
-from tests.support.search_data import load_evalset
+from tests.support.search_data import index_of, load_evalset
 
 
 @pytest.fixture(scope="module")
@@ -139,11 +139,7 @@ TYPO_TOOLS: dict[str, list[dict[str, Any]]] = {
 
 
 def _typo_index(**weights: float) -> SearchIndex:
-
-    idx = SearchIndex(weights=Weights(**weights))
-    for server, tools in TYPO_TOOLS.items():
-        idx.put_server(server, None, tools)
-    return idx
+    return index_of(TYPO_TOOLS, **weights)
 
 
 @pytest.mark.parametrize(
@@ -228,16 +224,9 @@ def test_a_cyrillic_loanword_reads_as_the_english_word() -> None:
         "kubernetes": [{"name": "rollout_undo", "description": "Roll back a deployment to a revision."}],
     }
 
-    def ranked(query: str, typo: float) -> DocKey:
-
-        idx = SearchIndex(weights=Weights(typo=typo))
-        for server, listing in tools.items():
-            idx.put_server(server, None, listing)
-        return idx.search(query, 1)[0].key
-
     note = "допиши пару строк в конец заметки в обсидиане"
-    assert ranked(note, 0.0) == ("notion", "append_content")  # a tie, broken by key
-    assert ranked(note, 0.8) == ("obsidian", "append_content")
+    assert _first(index_of(tools, typo=0.0), note).key == ("notion", "append_content")  # a tie, by key
+    assert _first(index_of(tools, typo=0.8), note).key == ("obsidian", "append_content")
     from router.catalog.search.spelling import cyrillic_candidates, loan_spellings
 
     assert "deploy" in loan_spellings("деплоймент") and "commit" in loan_spellings("коммиты")
@@ -257,15 +246,9 @@ def test_a_word_of_another_language_reads_as_the_english_stems_it_begins_with() 
         "crm": [{"name": "list_projects", "description": "List the projects of the workspace."}],
     }
 
-    def ranked(query: str, cognate: float) -> DocKey:
-        idx = SearchIndex(weights=Weights(cognate=cognate))
-        for server, listing in tools.items():
-            idx.put_server(server, None, listing)
-        return idx.search(query, 1)[0].key
-
     task = "liste toutes les automatisations configurées"
-    assert ranked(task, 0.0) != ("home", "list_automations")
-    assert ranked(task, 1.0) == ("home", "list_automations")
+    assert _first(index_of(tools, cognate=0.0), task).key != ("home", "list_automations")
+    assert _first(index_of(tools, cognate=1.0), task).key == ("home", "list_automations")
     assert cognate_candidates(task) == ("automatisations", "configurees")
     assert cognate_stems("configurees")[-1] == "confi" and cognate_stems("configurees")[0] == "configurees"
     # an English task has none: its words are read as typed (and as typos)

@@ -12,7 +12,7 @@ from router.catalog.search.lexicon import LEXICON
 from router.catalog.search.literals import plain_literals, site_of, strip_patterns
 from router.catalog.search.text import fold, is_cjk, split_identifier, stem, words
 from router.catalog.search.weights import Weights
-from tests.support.search_data import SMALL
+from tests.support.search_data import SMALL, index_of
 
 # the common English words (with their neighbours in meaning) the router ships
 NEIGHBOURS_FILE = Path(search_package.__file__).with_name("neighbours.txt.gz")
@@ -174,34 +174,32 @@ def test_an_email_address_is_a_person_to_reach_not_a_web_page() -> None:
     # before, acme.io read as a web address: the tag @web and the site name "acme"
     text, tags = strip_patterns("is jane.doe@acme.io already in our audience?")
     assert text.split() == ["is", '"email"', "already", "in", "our", "audience?"] and tags == []
-    idx = SearchIndex()
-    idx.put_server(
-        "mail",
-        None,
-        [
-            {"name": "search_contacts_by_emails", "description": "Find contacts by their email addresses."},
-            {"name": "get_contact", "description": "Get a contact by its ID."},
-        ],
+    idx = index_of(
+        {
+            "mail": [
+                {
+                    "name": "search_contacts_by_emails",
+                    "description": "Find contacts by their email addresses.",
+                },
+                {"name": "get_contact", "description": "Get a contact by its ID."},
+            ],
+            "fetch": [{"name": "fetch", "description": "Fetch a web page from the internet."}],
+        }
     )
-    idx.put_server("fetch", None, [{"name": "fetch", "description": "Fetch a web page from the internet."}])
-    assert idx.search("look up jane.doe@acme.io", 1)[0].key == (
-        "mail",
-        "search_contacts_by_emails",
-    )
+    assert idx.search("look up jane.doe@acme.io", 1)[0].key == ("mail", "search_contacts_by_emails")
 
 
 def test_a_profit_and_loss_statement_is_read_as_its_words() -> None:
     # "P&L" split into the letters p and l, which are no words; a finance server's report is found
     assert strip_patterns("P&L for Q3 broken out by location")[0].split()[:3] == ["profit", "and", "loss"]
     assert strip_patterns("the p/l report")[0].split() == ["the", "profit", "and", "loss", "report"]
-    idx = SearchIndex()
-    idx.put_server(
-        "books",
-        None,
-        [
-            {"name": "get_profit_loss", "description": "Get the profit and loss report for a period."},
-            {"name": "get_balance_sheet", "description": "Get the balance sheet at a date."},
-        ],
+    idx = index_of(
+        {
+            "books": [
+                {"name": "get_profit_loss", "description": "Get the profit and loss report for a period."},
+                {"name": "get_balance_sheet", "description": "Get the balance sheet at a date."},
+            ]
+        }
     )
     hits = idx.search("P&L for Q3", 1)
     assert hits and hits[0].key == ("books", "get_profit_loss")
@@ -281,16 +279,15 @@ def test_a_condition_on_the_items_asks_for_a_filter() -> None:
 def test_time_to_book_is_a_worklog() -> None:
     assert strip_patterns("log 2h 30m on it")[0].split() == ["add", "worklog", "on", "it"]
     assert "@worklog" in LEXICON.tags("submit my timesheet")
-    idx = SearchIndex()
-    idx.put_server(
-        "tracker",
-        None,
-        [
-            {"name": "add_worklog", "description": "Add a worklog entry to an issue."},
-            {"name": "get_worklog", "description": "Read the worklog of an issue."},
-        ],
+    idx = index_of(
+        {
+            "tracker": [
+                {"name": "add_worklog", "description": "Add a worklog entry to an issue."},
+                {"name": "get_worklog", "description": "Read the worklog of an issue."},
+            ],
+            "git": [{"name": "git_log", "description": "Show the commit logs."}],
+        }
     )
-    idx.put_server("git", None, [{"name": "git_log", "description": "Show the commit logs."}])
     for task in ("log 3h on OPS-88 for yesterday's debugging", "log 2 hours of work on ticket ABC-42"):
         assert idx.search(task, 1)[0].key == ("tracker", "add_worklog"), task
 
@@ -381,6 +378,9 @@ def test_env_vars_are_environment_variables() -> None:
     assert {"environ", "variabl"} <= set(LEXICON.expand("manage-env-vars"))
     # a browser's XHR calls are its network requests
     assert {"network", "request"} <= set(LEXICON.expand("which XHR calls did the page make"))
+    # accounting's short forms, and a sprint by the name Shortcut and GitLab give it
+    assert {"year", "date"} <= set(LEXICON.expand("revenue ytd")) and "sold" in LEXICON.expand("cogs")
+    assert "@sprint" in LEXICON.tags("plan the next iteration for the platform team")
     idx = SearchIndex()
     idx.put_server(
         "hosting",

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from router.catalog.search import SearchIndex, Weights
 
 EVALSET = Path(__file__).resolve().parents[2] / "bench" / "toolsearch" / "evalset"
 
@@ -46,3 +49,12 @@ def load_evalset() -> dict[str, dict[str, Any]]:
     if not EVALSET.is_dir():
         pytest.skip("evaluation set not present")
     return {p.stem: json.loads(p.read_text()) for p in sorted(EVALSET.glob("*.json"))}
+
+
+def index_of(catalog: Mapping[str, Sequence[Mapping[str, Any]]], **weights: Any) -> SearchIndex:
+    """An index of ``catalog`` (server -> tool definitions), with ``weights`` changed from the
+    defaults (``typo=0.0``: the rule off)."""
+    idx = SearchIndex(weights=Weights(**weights))
+    for server, tools in catalog.items():
+        idx.put_server(server, None, tools)
+    return idx

@@ -461,10 +461,10 @@ class Lexicon:
             phrase = self.phrases.get((s, stems[i + 1]), ()) if i + 1 < len(stems) else ()
             if phrase:
                 inside = i + 1
+                found.extend(phrase)
             elif i > inside:
                 found.extend(self.single.get(s, ()))
             if i + 1 < len(stems):
-                found.extend(phrase)
                 particles = self.separable.get(s)
                 if particles:
                     for later in stems[i + 2 : i + 2 + _SEPARABLE_GAP]:

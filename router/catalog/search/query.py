@@ -22,12 +22,14 @@ from .spelling import cognate_candidates, cyrillic_candidates, typo_candidates
 from .text import analyze, stem, words
 from .weights import Weights
 
-__all__ = ["MAX_LOANWORDS", "MAX_TYPOS", "Query", "QueryReader"]
+__all__ = ["MAX_COGNATES", "MAX_LOANWORDS", "MAX_TYPOS", "Query", "QueryReader"]
 
 MAX_LOANWORDS = 4
 """A task's Cyrillic words read as English loanwords at most (spelling.py)."""
 MAX_TYPOS = 2
 """A task's words looked up as typos at most (each new one costs ~1 ms once; see spelling.py)."""
+MAX_COGNATES = 4
+"""A task's words of another language read as English stems they begin with, at most."""
 
 
 class Query(NamedTuple):
@@ -116,7 +118,7 @@ class QueryReader:
             typos,
             spelled_names(query),
             question,
-            self.proper_names(text),
+            self.proper_names(text, names),
             names_one_item(query),
             nouns_by_number(instruction),
             leading_change(verb),
@@ -124,7 +126,7 @@ class QueryReader:
                 (word, stem(word))
                 for word in cognate_candidates(text)
                 if not self.lexicon.tags(word) and not self.lexicon.expand(word)
-            )[:MAX_LOANWORDS],
+            )[:MAX_COGNATES],
             self._mentioned(instruction, content, weights),
         )
         self._cache[query] = result
@@ -182,18 +184,16 @@ class QueryReader:
                         if t not in weights and x > near.get(t, 0.0):
                             near[t] = x
 
-    def proper_names(self, text: str) -> frozenset[str]:
+    def proper_names(self, text: str, capitalised: frozenset[str] | None = None) -> frozenset[str]:
         """Stems of the words of a task that read as names: capitalised inside a sentence
-        ("in Notion"), or no common English word ("hubspot", "clickhouse"). A server named by
-        such a word is meant; one whose name is a common word ("email", "time", "monday") may be
-        named in passing."""
+        ("in Notion"; `_capitalised`, passed in if already found), or no common English word
+        ("hubspot", "clickhouse"). A server named by such a word is meant; one whose name is a
+        common word ("email", "time", "monday") may be named in passing."""
+        if capitalised is None:
+            capitalised = _capitalised(text)
         found: set[str] = set()
-        previous = "."
         for raw in _RAW_TOKEN.findall(text):
             word = raw.lower()
-            if word.isalpha() and (
-                (raw[0].isupper() and previous[-1] not in ".!?:") or not self.neighbours.knows(word)
-            ):
+            if word.isalpha() and (word in capitalised or not self.neighbours.knows(word)):
                 found.update(analyze(word))
-            previous = raw
         return frozenset(found)

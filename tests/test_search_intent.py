@@ -46,6 +46,18 @@ def test_what_counts_as_a_question() -> None:
         assert not is_question(request), request
 
 
+def test_a_question_in_another_language_or_ending_in_a_question_mark() -> None:
+    for question in ("Welche Umsatzsteuersätze sind hinterlegt", "¿Qué builds se están ejecutando?",
+                     "quais processos estão comendo mais memória", "Сколько писем открыли",
+                     "明天上海会下雨吗\uff1f", "sqlite events table columns?"):  # fmt: skip
+        assert is_question(question), question
+    # a request put politely as a question is still a request
+    for request in ("We wrapped up the audit. Can you bill them for 10 hours?", "¿Puedes borrar el archivo?",
+                    "Kannst du den Pod neu starten?", "BrowserStackで開いてもらえますか\uff1f",
+                    "Crée une page Notion", "Cierra el ticket 7710"):  # fmt: skip
+        assert not is_question(request), request
+
+
 EVALSET = Path(__file__).resolve().parents[1] / "bench" / "toolsearch" / "evalset"
 
 

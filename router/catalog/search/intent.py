@@ -6,7 +6,9 @@ orders are pending" is `count`, not `delete_many`; "which versions have we relea
 versions, it does not create one. Words alone rank such siblings by the words they share with the
 task, so the one that writes often comes first. In the re-scoring of the best candidates
 (`SearchIndex.search`), a tool whose name starts with a verb that changes something scores a
-little less (`Weights.question_write`) when the task is an English question.
+little less (`Weights.question_write`) when the task is a question: by its first word in English,
+by its question word in another language (welche, ¿qué, сколько) or by a question mark at its end,
+unless it is a request put politely ("can you ...?", "¿puedes ...?", "...もらえますか").
 
 A task that asks how to do something ("how do I create a branch") is not a question in this
 sense: the user wants the doing.
@@ -76,9 +78,32 @@ def _reads(alts: frozenset[str] | set[str]) -> bool:
     return not alts.isdisjoint(_READS) and alts.isdisjoint(_CHANGES)
 
 
+# a question in another language: its question word first, or a question mark at its end
+_FOREIGN_QUESTION = re.compile(
+    r"\s*(?:¿|qu[eé]|cu[aá]l(?:es)?|cu[aá]nt[oa]s?|qui[eé]n(?:es)?|d[oó]nde|cu[aá]ndo|"
+    r"quel(?:le)?s?|combien|o[uù]|quand|welche[rsmn]?|wie viele|wieviele|wer|wo|wann|was|"
+    r"quais|qual|quant[oa]s?|quem|onde|quando|quali|quale|quant[ie]|chi|dove|"
+    r"как(?:ие|ой|ая|ое)|сколько|кто|где|когда|что|ile|jakie|który|czy)(?=\s|$)",
+    re.I,
+)
+# a request asked politely as a question: "can you ...?", "¿puedes ...?", "...もらえますか"
+_ASKS_TO_DO = re.compile(
+    r"\b(?:can|could|would|will) (?:you|we|u)\b|^\s*mind\b|\b(?:kannst|könntest|können sie|könnten sie|"
+    r"peux-tu|pourrais-tu|pouvez-vous|pourriez-vous|puedes|podrías|podrias|puede|podes|pode|"
+    r"poderia|puoi|potresti|можешь|можете|могли бы)\b|(?:もらえ|くれ|いただけ)ますか|ください|"
+    r"能不能|可以.*吗|请|해\s*줄래|해\s*주세요",
+    re.I,
+)
+
+
 def is_question(task: str) -> bool:
-    """Whether an English task is asked as a question (what, which, who, how many, is, did...)."""
-    return _QUESTION.match(task) is not None
+    """Whether a task is asked as a question (what, which, who, how many, is, did...; in another
+    language its question word, or a question mark that ends it), not a request put politely."""
+    if _QUESTION.match(task) is not None:
+        return True
+    if _ASKS_TO_DO.search(task):
+        return False
+    return _FOREIGN_QUESTION.match(task) is not None or task.rstrip().endswith(("?", "？"))
 
 
 def _first_verb(

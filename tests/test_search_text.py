@@ -334,6 +334,24 @@ def test_how_big_is_a_size() -> None:
     assert best.key == ("fs", "list_directory_with_sizes")
 
 
+def test_a_row_is_a_record() -> None:
+    # a table's row, record or entry is one item of it, whatever the tool calls it
+    for task in ("add a row to the Leads table", "insert a new entry", "Datensatz anlegen", "añade una fila"):
+        assert "@record" in LEXICON.tags(task), task
+    idx = SearchIndex()
+    idx.put_server(
+        "airtable",
+        None,
+        [
+            {"name": "create_table", "description": "Create a new table in a base"},
+            {"name": "create_record", "description": "Create a new record in a table"},
+            {"name": "list_tables", "description": "List all tables in a base"},
+        ],
+    )
+    best = idx.search("add a row to the Leads table in airtable: Jane Doe, jane@acme.io", 1)[0]
+    assert best.key == ("airtable", "create_record")
+
+
 def test_a_tickets_state_is_its_status() -> None:
     # "In Progress" and "Done" name the state a ticket moves to, not a job's progress
     assert strip_patterns("flip it to Done")[0].split() == ["flip", "it", "to", "status"]

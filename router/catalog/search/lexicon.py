@@ -243,6 +243,9 @@ CONCEPTS: dict[str, str] = {
         权限 권한 права разрешения""",
     "attachment": """attachment attachments attach anhang pièce+jointe adjunto 添付
         附件 첨부 вложение вложения""",
+    "record": """row rows records entry entries datensatz datensätze eintrag einträge zeile
+        enregistrement enregistrements fila filas registro registros linha linhas riga righe
+        レコード 记录 레코드 запись записи строку строки""",
     "field": """field fields column columns property properties attribute attributes spalte feld colonne
         champ columna campo 列 項目 フィールド
         字段 属性 필드 속성 컬럼 поле поля атрибут колонка""",

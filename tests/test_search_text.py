@@ -10,6 +10,8 @@ from router.catalog.search import SearchIndex, analyze
 from router.catalog.search.glossary import GLOSSARY
 from router.catalog.search.lexicon import LEXICON
 from router.catalog.search.literals import plain_literals, site_of, strip_patterns
+from router.catalog.search.neighbours import default_neighbours
+from router.catalog.search.query import QueryReader
 from router.catalog.search.text import fold, is_cjk, split_identifier, stem, words
 from router.catalog.search.weights import Weights
 from tests.support.search_data import SMALL, index_of
@@ -496,6 +498,22 @@ def test_phrasal_verbs_carry_their_intent() -> None:
     assert LEXICON.tags("get rid of these branches").count("@read") == 0
     assert "@download" not in LEXICON.tags("pull up yesterday's report")
     assert LEXICON.tags("tear down the staging cluster").count("@delete") == 1
+
+
+def test_a_german_separable_verb_is_read_whole() -> None:
+    # the prefix ends the clause: "Leg ... an" is anlegen (create), "brich ihn ab" abbrechen
+    rejoin = LEXICON.rejoin_separable
+    assert rejoin("Leg im Repo acme/api ein Issue an: Login kaputt").startswith(
+        "anlegen im Repo acme/api ein Issue:"
+    )
+    assert rejoin("der Build hängt, brich ihn ab") == "der Build hängt, abbrechen ihn"
+    assert rejoin("Lege bitte ein Ticket an.") == "anlegen bitte ein Ticket."
+    for text in ("show me a plan", "what time is it in Japan", "log me in", "die Seite an"):
+        assert rejoin(text) == text, text  # no verb the lexicon knows: left as written
+    # so the task asks to make something, and a tool that reads ranks lower (intent.py)
+    reader = QueryReader(Weights(), LEXICON, default_neighbours())
+    task = reader.read("Leg im Repo acme/api auf GitHub ein Issue an: „Timeout beim Login“")
+    assert task.change and ("@create", Weights().query_tag) in task.terms
 
 
 def test_a_glossary_word_in_another_language_finds_the_tool_that_says_it_in_english() -> None:

@@ -14,6 +14,8 @@ forms match as substrings of the query's CJK text, the longest at each place.
 
 from __future__ import annotations
 
+import re
+
 from .glossary import GLOSSARY
 from .languages import FORMS
 from .text import analyze, fold, has_cjk, stem, words
@@ -22,6 +24,15 @@ __all__ = ["ABBREVIATIONS", "CONCEPTS", "LEXICON", "Lexicon"]
 
 _PARTICLES = frozenset({"up", "down", "off", "over", "back", "out", "away"})
 _SEPARABLE_GAP = 3  # words between a phrasal verb and its particle ("hand the Jira bug over")
+# German separable verbs put their prefix at the end of the clause ("Leg ... ein Issue an" is
+# anlegen, "brich ihn ab" abbrechen); a clause ends at a sentence mark, a colon or a quote
+_GERMAN_PARTICLES = frozenset(
+    {"an", "ab", "auf", "aus", "ein", "hoch", "herunter", "hinzu", "zurück", "fest", "um", "vor",
+     "zu", "weg", "los", "durch", "mit", "nach", "her", "hin", "weiter", "fort", "zusammen",
+     "hinein", "heraus", "rein", "raus", "runter", "rauf"}
+)  # fmt: skip
+_CLAUSE_END = re.compile(r"[,;:!?]|\.(?=\s|$)|[„“”\"«»]")
+_BEFORE_VERB = frozenset({"bitte", "und", "dann", "jetzt", "mal", "noch", "doch"})
 
 # concept -> whitespace-separated surface forms; "a+b" is a two-word phrase.
 CONCEPTS: dict[str, str] = {
@@ -445,6 +456,38 @@ class Lexicon:
         if 2 * sum(end - start for start, end, _ in kept) <= len(word):
             return []
         return [t for _, _, english in sorted(kept) for t in english]
+
+    def rejoin_separable(self, text: str) -> str:
+        """``text`` with each German clause that starts with a separable verb's imperative and
+        ends with its prefix written as the verb it makes: "Leg im Repo ein Issue an: ..." ->
+        "anlegen im Repo ein Issue : ...", "brich ihn ab" -> "abbrechen ihn". Only verbs the
+        lexicon knows are rejoined, so an English clause that ends in "an" stays as it is."""
+        out: list[str] = []
+        start = 0
+        for end in [m.start() for m in _CLAUSE_END.finditer(text)] + [len(text)]:
+            clause = text[start:end]
+            joined = self._rejoined(clause)
+            if joined is not None:
+                clause = clause[: len(clause) - len(clause.lstrip())] + joined
+            out.append(clause + text[end : end + 1])
+            start = end + 1
+        return "".join(out)
+
+    def _rejoined(self, clause: str) -> str | None:
+        raw = clause.split()
+        first = 0
+        while first < len(raw) and raw[first].lower() in _BEFORE_VERB:
+            first += 1
+        if len(raw) - first < 2 or raw[-1].lower() not in _GERMAN_PARTICLES:
+            return None
+        verb, prefix = raw[first].lower(), raw[-1].lower()
+        base = verb[:-1] if verb.endswith("e") else verb
+        # the imperative's stem, or its vowel changed back (brich -> brechen, gib -> geben)
+        for stem_ in (base, base[::-1].replace("i", "e", 1)[::-1]):
+            joined = prefix + stem_ + "en"
+            if self.single.get(stem(fold(joined))):
+                return " ".join([*raw[:first], joined, *raw[first + 1 : -1]])
+        return None
 
     def expand(self, text: str) -> list[str]:
         """Stems of the words that the abbreviations in ``text`` stand for."""

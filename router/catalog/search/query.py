@@ -93,6 +93,7 @@ class QueryReader:
         for tag in pattern_tags:
             weights[tag] = weights.get(tag, 0.0) + self.weights.pattern_tag
         instruction, content = dictated(text)
+        instruction = self.lexicon.rejoin_separable(instruction)
         question = is_question(query)
         verb = frozenset() if question else leading_verb(instruction, self.lexicon)
         names = _capitalised(text)

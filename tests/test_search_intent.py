@@ -157,6 +157,11 @@ def test_a_request_that_starts_by_changing_something_wants_a_tool_that_writes() 
         assert leading_change(leading_verb(task, LEXICON)), task
     for task in ("show me the logs", "open the page", "list all repos", "find the ticket", "what changed"):
         assert not leading_change(leading_verb(task, LEXICON)), task
+    # Japanese and Korean put the verb last
+    for task in ("GitHubでプルリクエストを作成して", "Neon에 새 프로젝트 하나 만들어줘"):
+        assert leading_change(leading_verb(task, LEXICON)), task
+    for task in ("作成したプルリクエストを表示して", "새로 만든 이슈들 보여줘"):
+        assert not leading_change(leading_verb(task, LEXICON)), task
     # real catalogs: sentry's `search_issues` shares the task's nouns and came first
     query = "resolve sentry issue MOBILE-4XZ, fixed in 1.8.2"
     assert _index(Weights(change_read=0.0)).search(query, 1)[0].key == ("sentry", "search_issues")

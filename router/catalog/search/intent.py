@@ -166,11 +166,19 @@ _POLITE = re.compile(
 )
 
 
+_VERB_LAST = re.compile("[\u3040-\u30ff\uac00-\ud7af]")  # kana or Hangul
+
+
 def leading_verb(task: str, lexicon: Lexicon) -> frozenset[str]:
     """The action tags of the verb a request starts with, after "please", "can you" and the like
-    ("open a PR" -> @create; "show me" -> @read); empty if its first word is no verb the lexicon
+    ("open a PR" -> @create; "show me" -> @read), or in Japanese and Korean, which put the verb
+    last, of the last action it names; empty if its first word is no verb the lexicon
     knows, or reads as a noun: a keyword-style search ("deployment status", "updates from the
     team", "created issues", "run history of ci", "copy of the invoice") starts with no request."""
+    if _VERB_LAST.search(task):
+        # Japanese and Korean put the verb last: the last action the task names is its request
+        actions = [t for t in lexicon.tags(task) if t in _ACTIONS]
+        return frozenset(actions[-1:])
     match = _POLITE.match(task)
     raw = words(task[match.end() if match else 0 :])[:3]
     if not raw or raw[0].endswith(_NOUN_ENDINGS) or "of" in raw[1:3]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import router.catalog.search as search_package
 from router.catalog.search import SearchIndex, analyze
 from router.catalog.search.glossary import GLOSSARY
+from router.catalog.search.intent import leading_change, leading_verb
 from router.catalog.search.lexicon import LEXICON
 from router.catalog.search.literals import plain_literals, site_of, strip_patterns
 from router.catalog.search.neighbours import default_neighbours
@@ -454,6 +455,15 @@ def test_parameters_inside_unions_and_references_are_searched() -> None:
     idx.put_server("api", None, [pydantic_style, zod_style])
     assert idx.search("which currency", 1)[0].key == ("api", "run")
     assert idx.search("rotate credentials", 1)[0].key == ("api", "services_updater")
+
+
+def test_marking_an_item_in_another_language_changes_it() -> None:
+    # "mark it as resolved" is an update; English "mark" is left out (mark X as blocked by Y
+    # links two issues), the other languages' forms say the update
+    for task in ("Marca esse erro no Sentry como resolvido", "пометь ошибку как решённую",
+                 "markiere den Fehler als erledigt", "segna il ticket come risolto"):  # fmt: skip
+        assert leading_change(leading_verb(task, LEXICON)), task
+    assert "@stop" in LEXICON.tags("cierra el ticket de soporte 7710")
 
 
 def test_tasks_in_languages_beyond_the_first_nine_find_tools() -> None:

@@ -87,7 +87,7 @@ CONCEPTS: dict[str, str] = {
         运行 执行 跑一下 启动 触发 调用 실행 돌려 구동 트리거 запустить запусти выполнить выполни исполнить""",
     "stop": """stop kill terminate cancel abort halt end close quit shutdown stoppen beenden arreter shut+down turn+off switch+off shut+off
         spin+down
-        arrêter terminer detener parar cerrar 停止 終了 閉
+        arrêter terminer detener parar cerrar cierra cierre 停止 終了 閉
         encerrar encerre fechar feche ferma fermare termina chiudi chiudere
         停止 终止 取消 关闭 结束 停掉 杀掉 중지 중단 종료 닫아 취소 멈춰 остановить останови прервать прерви закрыть закрой
         отменить отмени завершить заверши""",

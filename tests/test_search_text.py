@@ -341,6 +341,8 @@ def test_a_row_is_a_record() -> None:
     # a table's row, record or entry is one item of it, whatever the tool calls it
     for task in ("add a row to the Leads table", "insert a new entry", "Datensatz anlegen", "añade una fila"):
         assert "@record" in LEXICON.tags(task), task
+    # "record that ..." writes a fact down: the verb, not a row
+    assert "@record" not in LEXICON.tags("record that she moved to the Berlin office")
     idx = SearchIndex()
     idx.put_server(
         "airtable",

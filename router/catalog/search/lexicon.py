@@ -72,7 +72,7 @@ CONCEPTS: dict[str, str] = {
         alle lister tous toutes listar todos todas 一覧 リスト 全
         elenca elencare elenco tutti tutte
         列出 列表 所有 全部 清单 목록 모든 전체 나열 список перечисли перечислить все всех""",
-    "write": """write save store persist record put append overwrite dump schreiben schreibe speichern jot+down note+down
+    "write": """write save store persist record record+that put append overwrite dump schreiben schreibe speichern jot+down note+down
         speichere ecrire écrire enregistrer sauvegarder escribir guardar 書 保存 記録
         escrever escreva salvar salve gravar scrivi scrivere salva salvare
         写入 写到 保存 存储 存到 记录 저장 작성 기록 записать запиши сохранить сохрани написать напиши""",

@@ -4,7 +4,7 @@ A tool's name and description are mapped to capability tags (``@read``, ``@issue
 query; the tags are matched as extra terms, which lets "retrieve a ticket" meet ``get_issue``.
 Entries are general-purpose vocabulary (with the most common German, French, Spanish,
 Portuguese, Italian, Japanese, Chinese, Korean and Russian forms of the same words; more of
-those, and Polish, Turkish, Vietnamese, Indonesian, Arabic and Hindi, are in ``languages.py``),
+those, and Polish, Turkish, Vietnamese, Indonesian, Arabic and Hindi, are in ``languages.txt``),
 not the wording of any evaluation query.
 
 Surface forms are analysed with the same pipeline as documents, so inflections that stem alike

@@ -261,6 +261,10 @@ def test_a_condition_on_the_items_asks_for_a_filter() -> None:
     assert strip_patterns("deals over $50k")[0].split() == ["deals", "filter"]
     assert strip_patterns("amount > 50k")[0].split() == ["amount", "filter"]
     assert "Status=Done" in strip_patterns("set Status=Done on it")[0]  # a value to set, no filter
+    # the same condition in other languages
+    for task in ("todo lo que tenga Status = Blocked", "документы, где level = debug",
+                 "alle Zeilen mit Status = Offen", "les lignes où statut = bloqué"):  # fmt: skip
+        assert "filter" in strip_patterns(task)[0].split(), task
     idx = SearchIndex()
     idx.put_server(
         "crm",

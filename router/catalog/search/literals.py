@@ -121,7 +121,9 @@ def _state_of(value: str) -> str:
 
 
 _CONDITION = re.compile(
-    r"\b(?:where|whose|with|have|has)\s+[\w.]+\s*(?:==?|!=|>=|<=|>|<)\s*[^\s,;?!]+"
+    r"\b(?:where|whose|with|have|has|donde|cuyo|cuya|tenga|tengan|tiene|tienen|con|onde|cujo|cuja|"
+    r"tenha|tenham|tem|com|où|dont|avec|ont|wo|mit|deren|dessen|hat|haben|dove|hanno|ha|где|\u0441|\u0443)"
+    r"\s+[\w.]+\s*(?:==?|!=|>=|<=|>|<)\s*[^\s,;?!]+"
     r"|(?<![-=])(?:>=|<=|>|<)\s*[$€£]?\d[\d,.]*[kKmM]?\b"
     r"|\b(?:over|above|more than|greater than|less than|under|below|at least|at most)\s+[$€£]\d[\d,.]*[kKmM]?\b"
     r"|\b(?:over|above|more than|greater than|at least)\s+\d[\d,.]*[kKmM]\b",

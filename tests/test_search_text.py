@@ -625,6 +625,21 @@ def test_an_sql_statement_is_an_sql_query_not_its_tables_and_columns() -> None:
     assert plain_literals("run DELETE FROM sessions WHERE expired") == "run sql query"
 
 
+def test_a_javascript_expression_asks_to_run_javascript() -> None:
+    # "document" would find document tools, and "title" or "querySelectorAll" are no task words
+    assert strip_patterns("run document.title in the page")[0].split() == [
+        "run",
+        "javascript",
+        "in",
+        "the",
+        "page",
+    ]
+    text = strip_patterns("run document.querySelectorAll('a[href^=\"http\"]').length in the current tab")[0]
+    assert text.split() == ["run", "javascript", "in", "the", "current", "tab"]
+    assert plain_literals("read window.localStorage.getItem('token')") == "read javascript code"
+    assert "javascript" not in strip_patterns("attach document.pdf to the ticket")[0]  # a file
+
+
 def test_an_emoji_is_an_emoji_and_coordinates_are_a_place() -> None:
     # a shortcode's name ("eyes", "white check mark") is not what the task is about
     for task in ("drop an :eyes: on Priya's message", "react with :+1: to it", "put a 👍 on the post"):

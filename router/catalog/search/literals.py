@@ -89,6 +89,16 @@ _SQL = re.compile(
 )
 
 
+# A browser-side JavaScript expression ("run document.title in the page", "window.scrollY",
+# "document.querySelectorAll('a').length") asks to run JavaScript; its properties and methods
+# (title, querySelectorAll) are no words of the task, and "document" would find document tools.
+_JAVASCRIPT = re.compile(
+    r"\b(?:document|window|navigator|localStorage|sessionStorage)"
+    r"\.(?!(?:pdf|docx?|txt|md|csv|json|xlsx?|pptx?|html?|xml|ya?ml|png|jpe?g|gif|zip|log)\b)[\w$]+"
+    r"(?:\.[\w$]+|\((?:[^()]|\([^()]*\))*\)|\[[^\]]*\])*"
+)
+
+
 # a token of words and a number joined by dashes, underscores or dots: one part a number (with a
 # letter at most on either side: 03, v7, 7x, 2024) and one a word of three letters or more
 _NAMED = re.compile(
@@ -176,6 +186,7 @@ def _identifier(
 
 _LITERALS: tuple[_Literal, ...] = (
     _Literal(_SQL, "@database", "sql query", _saying("sql query")),
+    _Literal(_JAVASCRIPT, "", "javascript code", _saying("javascript")),
     # a profit-and-loss statement as accountants write it (P&L, P/L): its letters are no words
     _Literal(re.compile(r"\bP\s?[&/]\s?L\b", re.I), "", "profit and loss", _saying("profit and loss")),
     # an email address (jane.doe@acme.io): a person to reach, invite or look up, not a web page

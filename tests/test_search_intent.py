@@ -142,6 +142,13 @@ def test_what_a_task_dictates_is_set_apart() -> None:
     assert "Compte" in said and "Projets" in asked
     assert dictated("what did the last deploy say?") == ("what did the last deploy say?", "")
     assert dictated('"fix the login bug"') == ('"fix the login bug"', "")  # all quotes: as it is
+    # the name a task gives a thing is dictated, up to a preposition; "called" says "title"
+    asked, said = dictated("find the notion page called hiring plan")
+    assert asked.split() == ["find", "the", "notion", "page", "title"] and said == "hiring plan"
+    asked, said = dictated("add a toggle called beta-search to the web project in LaunchDarkly")
+    assert said == "beta-search" and "LaunchDarkly" in asked
+    asked, said = dictated("where's the notion doc titled 'Incident postmortem template'?")
+    assert "Incident" in said and "Incident" not in asked
 
 
 def test_a_message_s_words_do_not_choose_the_tool() -> None:

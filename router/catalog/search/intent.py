@@ -142,13 +142,34 @@ _DICTATION = re.compile(
 )
 
 
+_NAME_ENDS = r"(?:in|on|to|into|for|from|with|and|under|at|so|that|which|as|by)\b"
+# the name a task gives a thing ("a folder called build", "the page titled 'Q3 OKRs'"): the name
+# (quoted, or up to four words before a preposition or a mark) is dictated, and the word that
+# introduces it says that the thing is found or made by its title
+_NAMED_AS = re.compile(
+    r"\b(?:called|named|titled|entitled)\s+((?:'[^']+'|\"[^\"]+\"|“[^”]+”|(?!"
+    + _NAME_ENDS
+    + r")[^\s,;:.!?]+)"
+    r"(?:\s+(?!" + _NAME_ENDS + r")[^\s,;:.!?'\"]+){0,3})",
+    re.I,
+)
+
+
 def dictated(task: str) -> tuple[str, str]:
     """Split a task into what it asks and what it dictates: "post in #eng saying the deploy is
     done" asks to post a message; "the deploy is done" is the message, and its words say nothing
-    about which tool posts it. Quoted text and what follows "saying", "that says", "telling her
-    that"... is dictated. Returns (the rest, the dictated text); a task that is all quotes is
+    about which tool posts it. Quoted text, what follows "saying", "that says", "telling her
+    that"..., and the name after "called", "named" or "titled" (read as the word title) are
+    dictated. Returns (the rest, the dictated text); a task that is all quotes is
     returned as it is, for what it quotes is what it asks."""
-    parts = [m.group() for m in _QUOTED.finditer(task)]
+    parts: list[str] = []
+
+    def title(match: re.Match[str]) -> str:
+        parts.append(match.group(1))
+        return " title "
+
+    task = _NAMED_AS.sub(title, task)
+    parts += [m.group() for m in _QUOTED.finditer(task)]
     rest = _QUOTED.sub(" ", task)
     m = _DICTATION.search(rest)
     if m is not None:

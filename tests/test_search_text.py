@@ -502,6 +502,8 @@ def test_phrasal_verbs_carry_their_intent() -> None:
     assert "@create" not in LEXICON.tags("open the file and show me line 3")
     assert "@complete" in LEXICON.tags("cross off the first item")
     assert "@create" in LEXICON.tags("log a call note on contact 48213")  # not the logs
+    assert "@update" in LEXICON.tags("swap in the new Q3 numbers on the chart")
+    assert "@write" in LEXICON.tags("tack on a paragraph about the offsite")
     assert "@stop" in LEXICON.tags("spin down the preview environment")
     assert "@status" in LEXICON.tags("move PROJ-1423 to In Review")
     assert "@type" in LEXICON.tags("press Escape to close that modal")

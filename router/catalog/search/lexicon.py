@@ -51,7 +51,7 @@ CONCEPTS: dict[str, str] = {
         criar crie cria adicionar adicione novo nova gerar creare aggiungi aggiungere nuovo nuova genera
         创建 新建 建立 添加 新增 生成 建一个 开一个 생성 만들 추가 새로운 등록 создать создай создайте создание добавить добавь
         новый новую новое новая сгенерировать сгенерируй завести заведи""",
-    "update": """update edit modify change set patch alter amend rename replace adjust revise andern bump
+    "update": """update edit modify change set patch alter amend rename replace adjust revise andern bump swap
         ändern ändere bearbeiten aktualisieren modifier changer mettre+a+jour actualizar modificar
         cambiar editar 更新 編集 変更 修正
         atualizar atualize atualiza edite alterar altere mudar mude modifique aggiorna aggiornare modifica cambia cambiare
@@ -72,7 +72,7 @@ CONCEPTS: dict[str, str] = {
         alle lister tous toutes listar todos todas 一覧 リスト 全
         elenca elencare elenco tutti tutte
         列出 列表 所有 全部 清单 목록 모든 전체 나열 список перечисли перечислить все всех""",
-    "write": """write save store persist record record+that put append overwrite dump schreiben schreibe speichern jot+down note+down
+    "write": """write save store persist record record+that put append tack+on tack+onto overwrite dump schreiben schreibe speichern jot+down note+down
         speichere ecrire écrire enregistrer sauvegarder escribir guardar 書 保存 記録
         escrever escreva salvar salve gravar scrivi scrivere salva salvare
         写入 写到 保存 存储 存到 记录 저장 작성 기록 записать запиши сохранить сохрани написать напиши""",

@@ -500,6 +500,8 @@ def test_phrasal_verbs_carry_their_intent() -> None:
     for task in ("open a PR from feature/x into main", "open an issue about the crash", "open a new tab"):
         assert "@create" in LEXICON.tags(task), task
     assert "@create" not in LEXICON.tags("open the file and show me line 3")
+    for task in ("Ouvre une issue sur GitHub", "abre una incidencia", "abre um chamado", "apri un ticket"):
+        assert "@create" in LEXICON.tags(task), task
     assert "@complete" in LEXICON.tags("cross off the first item")
     assert "@create" in LEXICON.tags("log a call note on contact 48213")  # not the logs
     assert "@update" in LEXICON.tags("swap in the new Q3 numbers on the chart")

@@ -46,6 +46,7 @@ CONCEPTS: dict[str, str] = {
         показать открой открыть получить получи посмотреть посмотри выведи вывести""",
     "create": """create add new make insert generate build register start+new compose erstellen erstelle spin+up
         open+a open+an open+new sign+up file+a raise+a cut+a put+together write+up log+a log+an
+        ouvre+une ouvre+un abre+un abre+una abre+um abre+uma apri+un apri+una apri+uno
         anlegen hinzufugen hinzufügen neu neue neuen creer crée créer ajouter ajoute nouveau nouvelle
         crear crea añadir agregar nuevo nueva 作成 追加 新規 作
         criar crie cria adicionar adicione novo nova gerar creare aggiungi aggiungere nuovo nuova genera

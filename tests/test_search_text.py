@@ -500,6 +500,7 @@ def test_phrasal_verbs_carry_their_intent() -> None:
     for task in ("open a PR from feature/x into main", "open an issue about the crash", "open a new tab"):
         assert "@create" in LEXICON.tags(task), task
     assert "@create" not in LEXICON.tags("open the file and show me line 3")
+    assert "@create" in LEXICON.tags("file an issue in the gitlab project")
     for task in ("Ouvre une issue sur GitHub", "abre una incidencia", "abre um chamado", "apri un ticket"):
         assert "@create" in LEXICON.tags(task), task
     assert "@complete" in LEXICON.tags("cross off the first item")

@@ -45,7 +45,7 @@ CONCEPTS: dict[str, str] = {
         读 读取 查看 获取 显示 打开 看看 看一下 给我看 읽 조회 보여 확인 가져와 열어 прочитать прочитай прочти читать покажи
         показать открой открыть получить получи посмотреть посмотри выведи вывести""",
     "create": """create add new make insert generate build register start+new compose erstellen erstelle spin+up
-        open+a open+an open+new sign+up file+a raise+a cut+a put+together write+up log+a log+an
+        open+a open+an open+new sign+up file+a file+an raise+a raise+an cut+a put+together write+up log+a log+an
         ouvre+une ouvre+un abre+un abre+una abre+um abre+uma apri+un apri+una apri+uno
         anlegen hinzufugen hinzufügen neu neue neuen creer crée créer ajouter ajoute nouveau nouvelle
         crear crea añadir agregar nuevo nueva 作成 追加 新規 作

@@ -295,8 +295,10 @@ def test_time_to_book_is_a_worklog() -> None:
             "git": [{"name": "git_log", "description": "Show the commit logs."}],
         }
     )
-    for task in ("log 3h on OPS-88 for yesterday's debugging", "log 2 hours of work on ticket ABC-42"):
+    for task in ("log 3h on OPS-88 for yesterday's debugging", "log 2 hours of work on ticket ABC-42",
+                 "Jira 티켓 ABC-321에 오늘 작업한 3시간 기록해줘", "OPS-88に3時間を記録して"):  # fmt: skip
         assert idx.search(task, 1)[0].key == ("tracker", "add_worklog"), task
+    assert "worklog" not in strip_patterns("过去24小时还没解决的报错")[0]  # hours, nothing recorded
 
 
 def test_one_slash_between_words_is_no_path() -> None:

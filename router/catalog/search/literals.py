@@ -145,6 +145,11 @@ _DURATION = r"\d+(?:\.\d+)?\s?(?:h|hrs?|hours?|m|mins?|minutes?)\b(?:\s*\d+\s?(?
 _WORK_TIME = re.compile(
     rf"\b(?:log|logged|book|booked|record|track)\s+{_DURATION}|\b{_DURATION}\s+of\s+work\b", re.I
 )
+# the same in Korean, Japanese and Chinese: hours, then a verb that records them ("3시간 기록해줘",
+# "3時間を記録して", "花了三个小时再记一下")
+_WORK_TIME_CJK = re.compile(
+    r"(?:\d+(?:\.\d+)?|[一二三四五六七八九十两半]+)\s*(?:시간|時間|个?小时|個?小時)(?=.*(?:기록|記録|登録|记|記))"
+)
 
 
 _PATH = re.compile(
@@ -278,6 +283,7 @@ _LITERALS: tuple[_Literal, ...] = (
     _Literal(_ZONE, "", None, _saying("time zone")),
     # time to book ("log 3h on OPS-88", "log 2 hours of work"): a worklog
     _Literal(_WORK_TIME, "", "log work time", _saying("add worklog"), needs_digit=True),
+    _Literal(_WORK_TIME_CJK, "", "log work time", _saying("add worklog")),
     # a workflow state ("move PROJ-88 to In Progress", "flip it to Done"): the item's status,
     # not the words progress or done
     _Literal(_STATE, "", "to status", _state_of),

@@ -256,6 +256,14 @@ def test_a_things_own_name_is_read_as_dictated_text() -> None:
     assert idx.search("show me the field mappings of logs-app-2024.06", 1)[0].key == ("search", "get_index")
 
 
+def test_a_state_after_as_is_a_status() -> None:
+    for task in ("close this error in Sentry as fixed", "mark item 48213 as resolved",
+                 "Закрой эту ошибку в Sentry как исправленную", "marca o erro como resolvido"):  # fmt: skip
+        assert "status" in strip_patterns(task)[0].split(), task
+    for task in ("mark the task as done", "save it as fixed.md", "as well as fixed costs"):
+        assert "status" not in strip_patterns(task)[0].split(), task
+
+
 def test_a_condition_on_the_items_asks_for_a_filter() -> None:
     assert strip_patterns("rows where Status = Blocked")[0].split() == ["rows", "filter"]
     assert strip_patterns("deals over $50k")[0].split() == ["deals", "filter"]

@@ -125,6 +125,28 @@ _STATE = re.compile(
 )
 
 
+# a state written in lower case after "as", in any of the languages ("close it as fixed", "mark
+# as resolved", "als behoben", "как исправленную"): the item's status too; "as done" and "as
+# completed" keep their words, which say the complete concept
+_AS_STATE = re.compile(
+    r"\b(as|als|comme|como|come|как)\s+(?:fixed|resolved|duplicate|closed|"
+    r"won't fix|wontfix|invalid|read|unread|spam|behoben|gelöst|geschlossen|résolue?s?|"
+    r"corrigée?s?|fermée?s?|resuelt[oa]s?|arreglad[oa]s?|cerrad[oa]s?|resolvid[oa]s?|"
+    r"corrigid[oa]s?|fechad[oa]s?|risolt[oa]|chius[oa]|исправленн\w*|решённ\w*|решенн\w*|"
+    r"закрыт\w*|выполненн\w*)(?![\w.])"
+    # where the clause ends: not "as well as fixed costs"
+    r"(?=\s*(?:$|[,;:!?)]|\.(?:\s|$)|(?:in|on|and|with|for|by|at|please|pls|y|e|et|und|и|в|no|na|en|dans|im|"
+    r"bitte|por favor|per favore|s'il)\b))",
+    re.I,
+)
+
+
+def _status_as(value: str) -> str:
+    """Keep the word before a state and read the state as the word status: "as fixed" -> "as
+    status"."""
+    return value.split(maxsplit=1)[0] + " status"
+
+
 def _state_of(value: str) -> str:
     """Rewrite a state as the word status: "to In Progress" -> "to status"."""
     return _STATE.sub(r"\1 status", value)
@@ -287,6 +309,7 @@ _LITERALS: tuple[_Literal, ...] = (
     # a workflow state ("move PROJ-88 to In Progress", "flip it to Done"): the item's status,
     # not the words progress or done
     _Literal(_STATE, "", "to status", _state_of),
+    _Literal(_AS_STATE, "", None, _status_as),
     _Literal(re.compile(r"(?<!\w)#\d+\b"), "", None, needs_digit=True, one=True),
     _Literal(re.compile(r"\b\d+(?:[.:]\d+)*\b"), "", None, needs_digit=True),
 )

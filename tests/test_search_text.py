@@ -558,6 +558,8 @@ def test_a_glossary_word_in_another_language_finds_the_tool_that_says_it_in_engl
     idx.put_server("ops", None, tools)
     for query in ("покажи все узлы", "ノードの一覧", "Zeig mir alle Knoten", "列出所有节点"):
         assert idx.search(query, 1)[0].key == ("ops", "list_nodes"), query
+    for task in ("이 페이지를 다크 모드로 바꿔줘", "ページをダークモードで表示", "en modo oscuro"):
+        assert {"dark", "mode"} <= set(LEXICON.tags(task)), task
     assert idx.search("прогноз погоды на завтра", 1)[0].key == ("ops", "get_forecast")
     # a two-word entry: one German word is both English words
     assert {"air", "qualiti"} <= set(LEXICON.tags("Wie ist die Luftqualität in München?"))

@@ -658,6 +658,22 @@ def test_a_javascript_expression_asks_to_run_javascript() -> None:
     assert "javascript" not in strip_patterns("attach document.pdf to the ticket")[0]  # a file
 
 
+def test_a_metric_name_is_a_metric_and_promql_a_promql_query() -> None:
+    assert strip_patterns("is node_memory_MemAvailable_bytes a gauge?")[0].split() == [
+        "is",
+        "metric",
+        "a",
+        "gauge?",
+    ]
+    text = strip_patterns(
+        "p99? histogram_quantile(0.99, sum(rate(http_request_duration_seconds_bucket[5m])) by (le))"
+    )[0]
+    assert text.split() == ["p99?", "promql", "query"]
+    # a Terraform resource or a tool's name is no metric; "rate" alone is a word
+    for text in ("args for aws_s3_bucket", "call get_file_info", "rate limit the api"):
+        assert "metric" not in strip_patterns(text)[0] and "promql" not in strip_patterns(text)[0], text
+
+
 def test_an_emoji_is_an_emoji_and_coordinates_are_a_place() -> None:
     # a shortcode's name ("eyes", "white check mark") is not what the task is about
     for task in ("drop an :eyes: on Priya's message", "react with :+1: to it", "put a 👍 on the post"):

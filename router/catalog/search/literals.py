@@ -99,6 +99,19 @@ _JAVASCRIPT = re.compile(
 )
 
 
+# A Prometheus-style metric name, its unit last (node_memory_MemAvailable_bytes,
+# http_requests_total), is a metric; a PromQL expression (histogram_quantile(0.99, sum(rate(...))))
+# is a PromQL query. Their words (memory, available, request) are data.
+_METRIC = re.compile(
+    r"\b[a-z][a-z0-9]*(?:_[A-Za-z0-9]+)+_(?:bytes|seconds|total|ratio|celsius|percent|milliseconds)"
+    r"(?:_(?:bucket|sum|count))?\b"
+)
+_PROMQL = re.compile(
+    r"\b(?:histogram_quantile|rate|irate|increase|(?:avg|sum|min|max|count)_over_time|topk|bottomk|"
+    r"predict_linear|deriv|delta|absent)\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\)?"
+)
+
+
 # a token of words and a number joined by dashes, underscores or dots: one part a number (with a
 # letter at most on either side: 03, v7, 7x, 2024) and one a word of three letters or more
 _NAMED = re.compile(
@@ -214,6 +227,8 @@ def _identifier(
 _LITERALS: tuple[_Literal, ...] = (
     _Literal(_SQL, "@database", "sql query", _saying("sql query")),
     _Literal(_JAVASCRIPT, "", "javascript code", _saying("javascript")),
+    _Literal(_PROMQL, "", "promql query", _saying("promql query")),
+    _Literal(_METRIC, "", "metric", _saying("metric")),
     # a profit-and-loss statement as accountants write it (P&L, P/L): its letters are no words
     _Literal(re.compile(r"\bP\s?[&/]\s?L\b", re.I), "", "profit and loss", _saying("profit and loss")),
     # an email address (jane.doe@acme.io): a person to reach, invite or look up, not a web page

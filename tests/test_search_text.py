@@ -516,6 +516,7 @@ def test_phrasal_verbs_carry_their_intent() -> None:
     assert "@complete" in LEXICON.tags("cross off the first item")
     assert "@create" in LEXICON.tags("log a call note on contact 48213")  # not the logs
     assert "@update" in LEXICON.tags("swap in the new Q3 numbers on the chart")
+    assert "@summarize" in LEXICON.tags("give me a quick overview of the Treaty of Westphalia")
     assert "@write" in LEXICON.tags("tack on a paragraph about the offsite")
     assert "@stop" in LEXICON.tags("spin down the preview environment")
     assert "@status" in LEXICON.tags("move PROJ-1423 to In Review")

@@ -134,7 +134,7 @@ CONCEPTS: dict[str, str] = {
         输入 填写 填入 表单 입력 채워 ввести введи заполнить заполни форма форму""",
     "wait": """wait sleep pause until warten attendre esperar 待
         等待 等到 기다 대기 подождать подожди ждать""",
-    "summarize": """summarize summary analyze analyse analysis explain reason think zusammenfassen dig+into break+down
+    "summarize": """summarize summary overview gist tldr recap analyze analyse analysis explain reason think zusammenfassen dig+into break+down
         résumer resumir 要約 分析
         resuma riassumi riassumere
         总结 摘要 概括 分析 요약 분석 резюме кратко проанализировать проанализируй анализ""",

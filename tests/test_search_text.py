@@ -517,6 +517,9 @@ def test_phrasal_verbs_carry_their_intent() -> None:
     assert "@create" in LEXICON.tags("log a call note on contact 48213")  # not the logs
     assert "@update" in LEXICON.tags("swap in the new Q3 numbers on the chart")
     assert "@summarize" in LEXICON.tags("give me a quick overview of the Treaty of Westphalia")
+    for task in ("I trashed the login by accident, can you bring it back?", "can we roll that back",
+                 "revert the budget sheet to yesterday", "восстанови удалённую заметку"):  # fmt: skip
+        assert "@restore" in LEXICON.tags(task), task
     assert "@write" in LEXICON.tags("tack on a paragraph about the offsite")
     assert "@stop" in LEXICON.tags("spin down the preview environment")
     assert "@status" in LEXICON.tags("move PROJ-1423 to In Review")

@@ -255,6 +255,8 @@ CONCEPTS: dict[str, str] = {
         权限 권한 права разрешения""",
     "attachment": """attachment attachments attach anhang pièce+jointe adjunto 添付
         附件 첨부 вложение вложения""",
+    "restore": """restore revert undo undelete untrash recover roll+back rollback put+back bring+back
+        wiederherstellen restaurer restaurar ripristina ripristinare восстановить восстанови 復元 恢复 还原 복원""",
     "record": """row rows records entry entries datensatz datensätze eintrag einträge zeile
         enregistrement enregistrements fila filas registro registros linha linhas riga righe
         レコード 记录 레코드 запись записи строку строки""",

@@ -51,6 +51,15 @@ def test_a_name_inside_a_sentence_brings_no_neighbours() -> None:
     assert stem("insane") in dict(idx.query_terms("Sanity checks for the pricing posts"))
 
 
+def test_a_word_of_another_language_brings_its_english_words_neighbours() -> None:
+    # the glossary reads 下雨 (and lluvia, pluie...) as rain, whose neighbours come with it
+    near = Neighbours.parse("rain rainfall:0.86 precipitation:0.70\n")
+    idx = index(near)
+    for task in ("明天上海会下雨吗？", "¿habrá lluvia mañana en Sevilla?"):
+        terms = dict(idx.query_terms(task))
+        assert abs(terms[stem("precipitation")] - idx.weights.neighbour * 0.70) < 1e-9, task
+
+
 def test_the_shipped_table() -> None:
     table = default_neighbours()
     assert len(table) > 10_000

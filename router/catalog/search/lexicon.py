@@ -398,10 +398,16 @@ class Lexicon:
         # a concept's forms give its tag; a glossary word's forms in other languages give the
         # English word's own stem, so "узел" is matched as "node" wherever a tool says node
         tagged = [("@" + concept, forms) for concept, forms in concepts.items()]
+        # a glossary word's stem -> the English words it stands for (their neighbours in meaning
+        # are a foreign form's too)
+        self.english: dict[str, tuple[str, ...]] = {}
         for english, languages in (glossary or {}).items():
             # a two-word entry ("air quality") reads its forms (Luftqualität) as both words
             for stem_ in analyze(english):
                 tagged.append((stem_, " ".join(languages.values())))
+            for word in english.split():
+                for stem_ in analyze(word):
+                    self.english[stem_] = (*self.english.get(stem_, ()), word)
         for tag, forms in tagged:
             for form in forms.split():
                 folded = fold(form)

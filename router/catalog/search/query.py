@@ -171,14 +171,16 @@ class QueryReader:
             ):
                 for t in self.lexicon.compound_parts(word):
                     weights[t] = weights.get(t, 0.0) + self.weights.expansion * scale
-        for tag in set(self.lexicon.tags(text)):
+        tags = set(self.lexicon.tags(text))
+        for tag in tags:
             weights[tag] = weights.get(tag, 0.0) + self.weights.query_tag * scale
         if self.weights.neighbour:
             # a neighbour counts once, by its closest source word, and never adds to a term the
-            # query already has
-            for word in words(text):
-                if word in names:
-                    continue  # "in Sanity" is the product, no neighbour of sane or insane
+            # query already has; a word of another language the glossary reads as English
+            # ("明天会下雨吗": rain) brings that word's neighbours (rainfall, precipitation)
+            sources = [w for w in words(text) if w not in names]  # "in Sanity": no sane, insane
+            sources += sorted({w for tag in tags for w in self.lexicon.english.get(tag, ())})
+            for word in sources:
                 for other, similarity in self.neighbours.get(word):
                     x = self.weights.neighbour * similarity * scale
                     for t in analyze(other):

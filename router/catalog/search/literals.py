@@ -183,7 +183,8 @@ _WORK_TIME = re.compile(
 # the same in Korean, Japanese and Chinese: hours, then a verb that records them ("3시간 기록해줘",
 # "3時間を記録して", "花了三个小时再记一下")
 _WORK_TIME_CJK = re.compile(
-    r"(?:\d+(?:\.\d+)?|[一二三四五六七八九十两半]+)\s*(?:시간|時間|个?小时|個?小時)(?=.*(?:기록|記録|登録|记|記))"
+    r"(?<![\d.一二三四五六七八九十两半])(?:\d++(?:\.\d++)?|[一二三四五六七八九十两半]++)\s*(?:시간|時間|个?小时|個?小時)"
+    r"(?=.*(?:기록|記録|登録|记|記))"
 )
 
 

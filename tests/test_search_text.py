@@ -662,6 +662,17 @@ def test_a_javascript_expression_asks_to_run_javascript() -> None:
     assert "javascript" not in strip_patterns("attach document.pdf to the ticket")[0]  # a file
 
 
+def test_a_glob_is_a_file_pattern() -> None:
+    for task in (
+        "find all *.env.example files in the checkout",
+        "list **/*.ts under src",
+        "grep TODO in *.py",
+    ):
+        text, tags = strip_patterns(task)
+        assert "pattern" in text.split() and "env" not in text and tags == ["@file"], task
+    assert strip_patterns("5 * 3.5 = ?")[1] == []  # arithmetic
+
+
 def test_a_metric_name_is_a_metric_and_promql_a_promql_query() -> None:
     assert strip_patterns("is node_memory_MemAvailable_bytes a gauge?")[0].split() == [
         "is",

@@ -112,6 +112,10 @@ _PROMQL = re.compile(
 )
 
 
+# A glob (*.env.example, **/*.ts, src/**/*.py): files matching a pattern, not its words
+_GLOB = re.compile(r"(?<![\w/*])(?:[\w.-]+/)*(?:\*\*/)*[\w-]*\*[\w*-]*(?:\.[\w-]+)+(?![\w/])")
+
+
 # a token of words and a number joined by dashes, underscores or dots: one part a number (with a
 # letter at most on either side: 03, v7, 7x, 2024) and one a word of three letters or more
 _NAMED = re.compile(
@@ -281,6 +285,7 @@ _LITERALS: tuple[_Literal, ...] = (
     ),
     # a path: absolute (/var/app, ~/datasets, ./src), or relative with two folders or a file's
     # extension (src/auth/session.py, book-notes/dune.md), whose first folder is kept as words
+    _Literal(_GLOB, "@file", "file pattern", _saying("file pattern")),
     _Literal(_PATH, "@file", "path", _first_folder),
     # one slash between two words is no path (lat/long, Yes/No, acme/web-app, feature/login):
     # the first is kept, the second is mostly a name

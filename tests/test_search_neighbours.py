@@ -55,7 +55,7 @@ def test_a_word_of_another_language_brings_its_english_words_neighbours() -> Non
     # the glossary reads 下雨 (and lluvia, pluie...) as rain, whose neighbours come with it
     near = Neighbours.parse("rain rainfall:0.86 precipitation:0.70\n")
     idx = index(near)
-    for task in ("明天上海会下雨吗？", "¿habrá lluvia mañana en Sevilla?"):
+    for task in ("明天上海会下雨吗", "¿habrá lluvia mañana en Sevilla?"):
         terms = dict(idx.query_terms(task))
         assert abs(terms[stem("precipitation")] - idx.weights.neighbour * 0.70) < 1e-9, task
 

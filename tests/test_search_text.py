@@ -8,7 +8,7 @@ from pathlib import Path
 import router.catalog.search as search_package
 from router.catalog.search import SearchIndex, analyze
 from router.catalog.search.glossary import GLOSSARY
-from router.catalog.search.intent import leading_change, leading_verb
+from router.catalog.search.intent import dictated, leading_change, leading_verb
 from router.catalog.search.lexicon import LEXICON
 from router.catalog.search.literals import plain_literals, site_of, strip_patterns
 from router.catalog.search.neighbours import default_neighbours
@@ -660,6 +660,20 @@ def test_a_javascript_expression_asks_to_run_javascript() -> None:
     assert text.split() == ["run", "javascript", "in", "the", "current", "tab"]
     assert plain_literals("read window.localStorage.getItem('token')") == "read javascript code"
     assert "javascript" not in strip_patterns("attach document.pdf to the ticket")[0]  # a file
+
+
+def test_a_code_name_in_camel_case_is_dictated() -> None:
+    # a name in the user's code is data: its words weigh as dictated text
+    assert strip_patterns("replace oldApiUrl with newApiUrl")[0].split() == [
+        "replace",
+        '"oldApiUrl"',
+        "with",
+        '"newApiUrl"',
+    ]
+    for brand in ("test it on an iPhone", "arXiv 2310.06770", "macOS and iOS"):
+        assert '"' not in strip_patterns(brand)[0], brand
+    asked, said = dictated(strip_patterns("how does useMutation work")[0])
+    assert "useMutation" in said and "useMutation" not in asked
 
 
 def test_a_glob_is_a_file_pattern() -> None:

@@ -116,6 +116,15 @@ _PROMQL = re.compile(
 _GLOB = re.compile(r"(?<![\w/*])(?:[\w.-]+/)*(?:\*\*/)*[\w-]*\*[\w*-]*(?:\.[\w-]+)+(?![\w/])")
 
 
+# A code identifier in camelCase (oldApiUrl, useMutation, legacyAuth): a name in the user's code,
+# which the task mentions as data; read as dictated text (a spelled tool name is found apart)
+_CODE_NAME = re.compile(r"(?<![\w.$/-])[a-z]{3,}(?:[A-Z][a-z0-9]+)+(?![\w$/-])")
+
+
+def _dictating(value: str) -> str:
+    return f'"{value}"'
+
+
 # a token of words and a number joined by dashes, underscores or dots: one part a number (with a
 # letter at most on either side: 03, v7, 7x, 2024) and one a word of three letters or more
 _NAMED = re.compile(
@@ -286,6 +295,7 @@ _LITERALS: tuple[_Literal, ...] = (
     # a path: absolute (/var/app, ~/datasets, ./src), or relative with two folders or a file's
     # extension (src/auth/session.py, book-notes/dune.md), whose first folder is kept as words
     _Literal(_GLOB, "@file", "file pattern", _saying("file pattern")),
+    _Literal(_CODE_NAME, "", None, _dictating),
     _Literal(_PATH, "@file", "path", _first_folder),
     # one slash between two words is no path (lat/long, Yes/No, acme/web-app, feature/login):
     # the first is kept, the second is mostly a name

@@ -18,6 +18,7 @@ network service. Usage::
     python collect.py install|collect --unseen3 # the third unseen set, into ./unseen3
     python collect.py install|collect --unseen4 # the fourth unseen set, into ./unseen4
     python collect.py install|collect --unseen5 # the fifth unseen set, into ./unseen5
+    python collect.py install|collect --unseen6 # the sixth unseen set, into ./unseen6
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -483,6 +484,64 @@ UNSEEN5: list[Server] = [
 ]
 
 
+# A sixth set of unseen servers, frozen by ``--unseen6`` into ./unseen6 (2026-12-04); their queries
+# (unseen6.jsonl) were written from these listings alone, before any ranker ran on them.
+UNSEEN6: list[Server] = [
+    Server(
+        "argocd",
+        "argocd-mcp",
+        "npm",
+        args=("stdio",),
+        env={"ARGOCD_BASE_URL": "http://127.0.0.1:9", "ARGOCD_API_TOKEN": DUMMY},
+    ),
+    Server(
+        "metabase",
+        "@cognitionai/metabase-mcp-server",
+        "npm",
+        env={"METABASE_URL": "http://127.0.0.1:9", "METABASE_API_KEY": DUMMY},
+    ),
+    Server(
+        "karakeep",
+        "@karakeep/mcp",
+        "npm",
+        env={"KARAKEEP_API_ADDR": "http://127.0.0.1:9", "KARAKEEP_API_KEY": DUMMY},
+    ),
+    Server(
+        "strava",
+        "@r-huijts/strava-mcp-server",
+        "npm",
+        env={
+            "STRAVA_CLIENT_ID": "1",
+            "STRAVA_CLIENT_SECRET": DUMMY,
+            "STRAVA_ACCESS_TOKEN": DUMMY,
+            "STRAVA_REFRESH_TOKEN": DUMMY,
+        },
+    ),
+    Server("airflow", "astro-airflow-mcp", "pypi", env={"AIRFLOW_API_URL": "http://127.0.0.1:9"}),
+    Server("coda", "mcp-coda", "pypi", env={"CODA_API_TOKEN": DUMMY}),
+    Server("anki", "anki-mcp-server", "pypi"),
+    Server(
+        "portainer",
+        "portainer-mcp",
+        "pypi",
+        env={"PORTAINER_URL": "http://127.0.0.1:9", "PORTAINER_API_KEY": DUMMY},
+    ),
+    Server("yahoo-finance", "mcp-yahoo-finance", "pypi"),
+    # calendly-mcp 0.1.1 uses the 1.x SDK's low-level Server API: its folder gets `pip install "mcp<2"`.
+    Server("calendly", "calendly-mcp", "pypi", env={"CALENDLY_ACCESS_TOKEN": DUMMY}, pins=("mcp<2",)),
+    # Tried and left out: @whop/mcp 0.0.6 fails to install (a dependency is a tarball outside the
+    # registry); @dopplerhq/mcp-server 1.0.5 exits asking for its own login; @gannonh/firebase-mcp
+    # 1.4.9 waits for a service-account file and never answers; mcp-server-for-splunk 0.6.13 writes log
+    # lines to stdout and closes before listing; mailchimp-mcp 1.2.0 (227 tools, needs "mcp<2") and
+    # creem 1.13.0 (79) have too many tools. They list fine but were dropped to keep the domains
+    # varied: @masonator/coolify-mcp (45, a second container platform beside Portainer), hevy-mcp (22,
+    # a second fitness tracker beside Strava), @makeplane/plane-mcp-server (47) and
+    # @tiberriver256/mcp-server-azure-devops (49) (trackers and repositories the catalog has several
+    # of), @iterable/mcp (31), @chatwork/mcp-server (31), mfa-servicenow-mcp (32, needs
+    # bin="servicenow-mcp") and @llmindset/hf-mcp-server (4).
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -737,6 +796,7 @@ def main(argv: list[str]) -> None:
         "--unseen3": (UNSEEN3, HERE / "unseen3"),
         "--unseen4": (UNSEEN4, HERE / "unseen4"),
         "--unseen5": (UNSEEN5, HERE / "unseen5"),
+        "--unseen6": (UNSEEN6, HERE / "unseen6"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

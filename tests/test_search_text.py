@@ -663,17 +663,25 @@ def test_a_javascript_expression_asks_to_run_javascript() -> None:
 
 
 def test_a_code_name_in_camel_case_is_dictated() -> None:
-    # a name in the user's code is data: its words weigh as dictated text
+    # a name in the user's code is data: its words weigh as dictated text; the name whole stays
+    # a word, which a parameter of that name meets (requestId)
     assert strip_patterns("replace oldApiUrl with newApiUrl")[0].split() == [
-        "replace",
-        '"oldApiUrl"',
-        "with",
-        '"newApiUrl"',
-    ]
+        "replace", "oldapiurl", '"oldApiUrl"', "with", "newapiurl", '"newApiUrl"',
+    ]  # fmt: skip
     for brand in ("test it on an iPhone", "arXiv 2310.06770", "macOS and iOS"):
         assert '"' not in strip_patterns(brand)[0], brand
     asked, said = dictated(strip_patterns("how does useMutation work")[0])
-    assert "useMutation" in said and "useMutation" not in asked
+    assert "useMutation" in said and "usemutation" in asked.split()
+    idx = index_of(
+        {
+            "docs": [
+                {"name": "get_status", "description": "Status of a request.", "inputSchema": {
+                    "type": "object", "properties": {"requestId": {"type": "string"}}}},
+                {"name": "insert_rows", "description": "Insert rows and get a request back."},
+            ]
+        }
+    )  # fmt: skip
+    assert idx.search("got requestId 9f8e7d, has it landed?", 1)[0].key == ("docs", "get_status")
 
 
 def test_a_glob_is_a_file_pattern() -> None:

@@ -117,12 +117,14 @@ _GLOB = re.compile(r"(?<![\w/*])(?:[\w.-]+/)*(?:\*\*/)*[\w-]*\*[\w*-]*(?:\.[\w-]
 
 
 # A code identifier in camelCase (oldApiUrl, useMutation, legacyAuth): a name in the user's code,
-# which the task mentions as data; read as dictated text (a spelled tool name is found apart)
+# which the task mentions as data; its words read as dictated text (a spelled tool name is found
+# apart), the name whole as one word, which a tool's parameter of that name has (requestId)
 _CODE_NAME = re.compile(r"(?<![\w.$/-])[a-z]{3,}(?:[A-Z][a-z0-9]+)+(?![\w$/-])")
 
 
 def _dictating(value: str) -> str:
-    return f'"{value}"'
+    """The name whole as one word (a parameter of that name meets it), and its words dictated."""
+    return f'{value.lower()} "{value}"'
 
 
 # a token of words and a number joined by dashes, underscores or dots: one part a number (with a

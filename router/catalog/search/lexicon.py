@@ -469,7 +469,7 @@ class Lexicon:
     def rejoin_separable(self, text: str) -> str:
         """``text`` with each German clause that starts with a separable verb's imperative and
         ends with its prefix written as the verb it makes: "Leg im Repo ein Issue an: ..." ->
-        "anlegen im Repo ein Issue : ...", "brich ihn ab" -> "abbrechen ihn". Only verbs the
+        "anlegen im Repo ein Issue: ...", "brich ihn ab" -> "abbrechen ihn". Only verbs the
         lexicon knows are rejoined, so an English clause that ends in "an" stays as it is."""
         out: list[str] = []
         start = 0

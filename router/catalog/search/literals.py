@@ -294,10 +294,12 @@ _LITERALS: tuple[_Literal, ...] = (
         "channel",
         _saying("channel"),
     ),
-    # a path: absolute (/var/app, ~/datasets, ./src), or relative with two folders or a file's
-    # extension (src/auth/session.py, book-notes/dune.md), whose first folder is kept as words
+    # a glob, before a path takes its folders; a camelCase name in the user's code, before a path
+    # or a file name takes it
     _Literal(_GLOB, "@file", "file pattern", _saying("file pattern")),
     _Literal(_CODE_NAME, "", None, _dictating),
+    # a path: absolute (/var/app, ~/datasets, ./src), or relative with two folders or a file's
+    # extension (src/auth/session.py, book-notes/dune.md), whose first folder is kept as words
     _Literal(_PATH, "@file", "path", _first_folder),
     # one slash between two words is no path (lat/long, Yes/No, acme/web-app, feature/login):
     # the first is kept, the second is mostly a name

@@ -684,6 +684,18 @@ def test_a_code_name_in_camel_case_is_dictated() -> None:
     assert idx.search("got requestId 9f8e7d, has it landed?", 1)[0].key == ("docs", "get_status")
 
 
+def test_an_http_call_is_an_api_request() -> None:
+    assert strip_patterns("run GET _cat/shards?v against ES")[0].split() == [
+        "run",
+        "api",
+        "request",
+        "against",
+        "ES",
+    ]
+    assert strip_patterns("POST https://api.x.io/v1/orders with it")[0].split()[:2] == ["api", "request"]
+    assert "api" not in strip_patterns("get /tmp/x please")[0]  # the method in capitals only
+
+
 def test_a_glob_is_a_file_pattern() -> None:
     for task in (
         "find all *.env.example files in the checkout",

@@ -112,6 +112,13 @@ _PROMQL = re.compile(
 )
 
 
+# An HTTP call as developers write it ("GET _cat/shards?v", "POST /v1/orders"), the method in
+# capitals: an API request; its path's words are data ("cat" would read a file)
+_HTTP_CALL = re.compile(
+    r"\b(?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS)\s+(?:https?://\S+|[/{_\w][\w{}./:?=&%-]*)"
+)
+
+
 # A glob (*.env.example, **/*.ts, src/**/*.py): files matching a pattern, not its words
 _GLOB = re.compile(r"(?<![\w/*])(?:[\w.-]+/)*(?:\*\*/)*[\w-]*\*[\w*-]*(?:\.[\w-]+)+(?![\w/])")
 
@@ -243,6 +250,7 @@ def _identifier(
 _LITERALS: tuple[_Literal, ...] = (
     _Literal(_SQL, "@database", "sql query", _saying("sql query")),
     _Literal(_JAVASCRIPT, "", "javascript code", _saying("javascript")),
+    _Literal(_HTTP_CALL, "", "api request", _saying("api request")),
     _Literal(_PROMQL, "", "promql query", _saying("promql query")),
     _Literal(_METRIC, "", "metric", _saying("metric")),
     # a profit-and-loss statement as accountants write it (P&L, P/L): its letters are no words

@@ -101,9 +101,8 @@ def is_question(task: str) -> bool:
     language its question word, or a question mark that ends it), not a request put politely."""
     if _QUESTION.match(task) is not None:
         return True
-    if _ASKS_TO_DO.search(task):
-        return False
-    return _FOREIGN_QUESTION.match(task) is not None or task.rstrip().endswith(("?", "？"))
+    asked = _FOREIGN_QUESTION.match(task) is not None or task.rstrip().endswith(("?", "？"))
+    return asked and _ASKS_TO_DO.search(task) is None
 
 
 def _first_verb(

@@ -237,6 +237,7 @@ class _Literal(NamedTuple):
     read_as: str | None  # what a sentence model reads instead (None: as written; numbers read well)
     leaves: Callable[[str], str] = _nothing  # what the word ranker keeps of the value
     needs_digit: bool = False  # never matches text without a digit (most tasks): not even tried
+    needs: str = ""  # never matches text without one of these characters: not even tried
     one: bool = False  # an identifier: the task is about one item (`names_one_item`)
 
 
@@ -249,10 +250,10 @@ def _identifier(
 
 _LITERALS: tuple[_Literal, ...] = (
     _Literal(_SQL, "@database", "sql query", _saying("sql query")),
-    _Literal(_JAVASCRIPT, "", "javascript code", _saying("javascript")),
+    _Literal(_JAVASCRIPT, "", "javascript code", _saying("javascript"), needs="."),
     _Literal(_HTTP_CALL, "", "api request", _saying("api request")),
-    _Literal(_PROMQL, "", "promql query", _saying("promql query")),
-    _Literal(_METRIC, "", "metric", _saying("metric")),
+    _Literal(_PROMQL, "", "promql query", _saying("promql query"), needs="("),
+    _Literal(_METRIC, "", "metric", _saying("metric"), needs="_"),
     # a profit-and-loss statement as accountants write it (P&L, P/L): its letters are no words
     _Literal(re.compile(r"\bP\s?[&/]\s?L\b", re.I), "", "profit and loss", _saying("profit and loss")),
     # an email address (jane.doe@acme.io): a person to reach, invite or look up, not a web page
@@ -304,7 +305,7 @@ _LITERALS: tuple[_Literal, ...] = (
     ),
     # a glob, before a path takes its folders; a camelCase name in the user's code, before a path
     # or a file name takes it
-    _Literal(_GLOB, "@file", "file pattern", _saying("file pattern")),
+    _Literal(_GLOB, "@file", "file pattern", _saying("file pattern"), needs="*"),
     _Literal(_CODE_NAME, "", None, _dictating),
     # a path: absolute (/var/app, ~/datasets, ./src), or relative with two folders or a file's
     # extension (src/auth/session.py, book-notes/dune.md), whose first folder is kept as words
@@ -337,7 +338,7 @@ _LITERALS: tuple[_Literal, ...] = (
     ),
     # a condition on the items a task wants ("rows where Status = Blocked", "deals over 50k",
     # "amount > 50k"): it asks for a filtered search; the field and value are data
-    _Literal(_CONDITION, "", "filter", _saying("filter")),
+    _Literal(_CONDITION, "", "filter", _saying("filter"), needs="=<>0123456789"),
     # the name a task gives its own thing, words joined with a number (logs-app-2024.06,
     # products_v7, linux-build-03): it says which index, branch or host, not what to do with it;
     # its words are read as dictated text, weighed as a quote is
@@ -348,7 +349,7 @@ _LITERALS: tuple[_Literal, ...] = (
     _Literal(_ZONE, "", None, _saying("time zone")),
     # time to book ("log 3h on OPS-88", "log 2 hours of work"): a worklog
     _Literal(_WORK_TIME, "", "log work time", _saying("add worklog"), needs_digit=True),
-    _Literal(_WORK_TIME_CJK, "", "log work time", _saying("add worklog")),
+    _Literal(_WORK_TIME_CJK, "", "log work time", _saying("add worklog"), needs="시時时"),
     # a workflow state ("move PROJ-88 to In Progress", "flip it to Done"): the item's status,
     # not the words progress or done
     _Literal(_STATE, "", "to status", _state_of),
@@ -368,7 +369,11 @@ def strip_patterns(text: str) -> tuple[str, list[str]]:
     tags: list[str] = []
     digits = _DIGIT.search(text) is not None
     for literal in _LITERALS:
-        if (digits or not literal.needs_digit) and literal.pattern.search(text):
+        if (
+            (digits or not literal.needs_digit)
+            and (not literal.needs or any(c in text for c in literal.needs))
+            and literal.pattern.search(text)
+        ):
             if literal.tag:
                 tags.extend(literal.tag for _ in literal.pattern.findall(text))
             text = literal.pattern.sub(functools.partial(_leave, keep=literal.leaves), text)

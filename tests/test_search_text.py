@@ -357,15 +357,14 @@ def test_a_row_is_a_record() -> None:
         assert "@record" in LEXICON.tags(task), task
     # "record that ..." writes a fact down: the verb, not a row
     assert "@record" not in LEXICON.tags("record that she moved to the Berlin office")
-    idx = SearchIndex()
-    idx.put_server(
-        "airtable",
-        None,
-        [
-            {"name": "create_table", "description": "Create a new table in a base"},
-            {"name": "create_record", "description": "Create a new record in a table"},
-            {"name": "list_tables", "description": "List all tables in a base"},
-        ],
+    idx = index_of(
+        {
+            "airtable": [
+                {"name": "create_table", "description": "Create a new table in a base"},
+                {"name": "create_record", "description": "Create a new record in a table"},
+                {"name": "list_tables", "description": "List all tables in a base"},
+            ]
+        }
     )
     best = idx.search("add a row to the Leads table in airtable: Jane Doe, jane@acme.io", 1)[0]
     assert best.key == ("airtable", "create_record")

@@ -539,7 +539,8 @@ UNSEEN6: list[Server] = [
     # a second fitness tracker beside Strava), @makeplane/plane-mcp-server (47) and
     # @tiberriver256/mcp-server-azure-devops (49) (trackers and repositories the catalog has several
     # of), @iterable/mcp (31), @chatwork/mcp-server (31), mfa-servicenow-mcp (32, needs
-    # bin="servicenow-mcp") and @llmindset/hf-mcp-server (4).
+    # bin="servicenow-mcp") and @llmindset/hf-mcp-server (4). Coolify, Hevy, Iterable and ServiceNow
+    # went into the seventh set (UNSEEN7).
 ]
 
 

@@ -130,3 +130,16 @@ def test_toolmesh_up_serves_a_tool_and_leaves_nothing_after_sigint(tmp_path: Pat
         assert not left, f"still running after Ctrl-C: {left}"
     finally:
         up.stop()
+
+
+def test_a_free_port_is_one_no_outgoing_connection_can_take() -> None:
+    """Ports are drawn below the range the OS gives client sockets, so a router's or a test's
+    outgoing connection cannot take one before its owner (Envoy's admin, a replica) binds it."""
+    ranges = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    if not ranges.exists():
+        pytest.skip("the ephemeral range is read from Linux's /proc")
+    low = int(ranges.read_text().split()[0])
+    ports = {free_port() for _ in range(20)}
+    assert all(max(1024, low - 10_000) <= p < low for p in ports), ports
+    with socket.socket() as sock:  # and it is free: bindable now
+        sock.bind(("127.0.0.1", ports.pop()))

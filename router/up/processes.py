@@ -18,6 +18,7 @@ import contextlib
 import http.client
 import io
 import os
+import random
 import re
 import signal
 import socket
@@ -47,12 +48,28 @@ class ProcessError(ClusterError):
     which, with the last lines of its log."""
 
 
+_EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free on `host` a moment ago (the OS picks it; a rare race shows up as
-    a start failure of whoever binds it next)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A TCP port that was free on `host` a moment ago. It is drawn from the 10,000 ports below the
+    range the OS hands out to outgoing connections (Linux), so that no client socket opened in the
+    meantime (a router's, a test's) takes it before its owner binds it, as a port the OS picked
+    could be: Envoy once failed to bind its admin port so. Elsewhere, or if none of 50 draws is
+    free, the OS picks one."""
+    try:
+        low = int(_EPHEMERAL.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 0
+    draws = [random.randrange(max(1024, low - 10_000), low) for _ in range(50)] if low > 2048 else []
+    for port in [*draws, 0]:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise OSError(f"no free TCP port on {host}")
 
 
 def _children_of() -> dict[int, list[int]]:

@@ -515,6 +515,10 @@ def test_phrasal_verbs_carry_their_intent() -> None:
     assert "@complete" in LEXICON.tags("cross off the first item")
     assert "@create" in LEXICON.tags("log a call note on contact 48213")  # not the logs
     assert "@update" in LEXICON.tags("swap in the new Q3 numbers on the chart")
+    # "make it" something changes a thing that exists; "make a" one creates it
+    tags = LEXICON.tags("rename the tag tax2024 and make it red")
+    assert "@update" in tags and "@create" not in tags
+    assert "@create" in LEXICON.tags("make a new label called urgent")
     assert "@summarize" in LEXICON.tags("give me a quick overview of the Treaty of Westphalia")
     for task in ("I trashed the login by accident, can you bring it back?", "can we roll that back",
                  "revert the budget sheet to yesterday", "восстанови удалённую заметку"):  # fmt: skip

@@ -52,7 +52,7 @@ CONCEPTS: dict[str, str] = {
         criar crie cria adicionar adicione novo nova gerar creare aggiungi aggiungere nuovo nuova genera
         创建 新建 建立 添加 新增 生成 建一个 开一个 생성 만들 추가 새로운 등록 создать создай создайте создание добавить добавь
         новый новую новое новая сгенерировать сгенерируй завести заведи""",
-    "update": """update edit modify change set patch alter amend rename replace adjust revise andern bump swap
+    "update": """update edit modify change set patch alter amend rename replace adjust revise andern bump swap make+it make+them
         ändern ändere bearbeiten aktualisieren modifier changer mettre+a+jour actualizar modificar
         cambiar editar 更新 編集 変更 修正
         atualizar atualize atualiza edite alterar altere mudar mude modifique aggiorna aggiornare modifica cambia cambiare

@@ -20,6 +20,7 @@ network service. Usage::
     python collect.py install|collect --unseen5 # the fifth unseen set, into ./unseen5
     python collect.py install|collect --unseen6 # the sixth unseen set, into ./unseen6
     python collect.py install|collect --unseen7 # the seventh unseen set, into ./unseen7
+    python collect.py install|collect --unseen8 # the eighth unseen set, into ./unseen8
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -598,6 +599,70 @@ UNSEEN7: list[Server] = [
 ]
 
 
+# An eighth set of unseen servers, frozen by ``--unseen8`` into ./unseen8 (2026-12-05); their queries
+# (unseen8.jsonl) were written from these listings alone, before any ranker ran on them.
+# Tried and left out: figma-console-mcp 1.40.4 (121 tools) and ebay-mcp 1.15.0 (299) have too many
+# tools; @mapbox/mcp-server (8), vercel-mcp 0.0.7 (7, needs args=("VERCEL_API_KEY=...",)),
+# @niyogi/render-mcp 1.0.1 (8, needs args=("start",)) and jellyfin-mcp 1.0.1 (3) too few;
+# ghostfolio-mcp 1.8.1 (39) lists fine but was dropped as a second portfolio/trading server beside
+# Alpaca; @smartbear/mcp 0.41.0 fails at start-up under Node 20 (needs node:module's
+# enableCompileCache); mcp-hetzner 0.3.0 and clockify-mcp 0.3.2 import FastMCP from the 1.x SDK
+# (not retried with pins=("mcp<2",)); klaviyo-mcp-server needs Python >= 3.13; immich-mcp 0.5.7
+# installs no command of its own name. dbt-mcp lists its dbt CLI tools only with DBT_PROJECT_DIR and
+# DBT_PATH set (here to a scratch folder and /bin/true); its Cloud tools list without credentials.
+UNSEEN8: list[Server] = [
+    Server("resend", "resend-mcp", "npm", env={"RESEND_API_KEY": "re_" + DUMMY}),
+    Server("attio", "attio-mcp", "npm", env={"ATTIO_API_KEY": DUMMY}),
+    Server("ashby", "ashby-mcp", "npm", env={"ASHBY_API_KEY": DUMMY}),
+    Server(
+        "woocommerce",
+        "@lockon0927/woocommerce-mcp",
+        "npm",
+        env={
+            "WORDPRESS_SITE_URL": "http://127.0.0.1:9",
+            "WOOCOMMERCE_CONSUMER_KEY": "ck_" + DUMMY,
+            "WOOCOMMERCE_CONSUMER_SECRET": "cs_" + DUMMY,
+        },
+    ),
+    Server(
+        "gsheets",
+        "mcp-gsheets",
+        "npm",
+        env={"GOOGLE_PROJECT_ID": "p", "GOOGLE_APPLICATION_CREDENTIALS": "{scratch}/gcp-oauth.keys.json"},
+    ),
+    Server("alpaca", "alpaca-mcp-server", "pypi", env={"ALPACA_API_KEY": DUMMY, "ALPACA_SECRET_KEY": DUMMY}),
+    Server(
+        "outline",
+        "mcp-outline",
+        "pypi",
+        env={"OUTLINE_API_KEY": DUMMY, "OUTLINE_API_URL": "http://127.0.0.1:9/api"},
+    ),
+    Server(
+        "keycloak",
+        "keycloak-mcp",
+        "pypi",
+        env={"KEYCLOAK_URL": "http://127.0.0.1:9", "KEYCLOAK_USERNAME": "admin", "KEYCLOAK_PASSWORD": DUMMY},
+    ),
+    Server(
+        "logseq",
+        "mcp-logseq",
+        "pypi",
+        env={"LOGSEQ_API_TOKEN": DUMMY, "LOGSEQ_API_URL": "http://127.0.0.1:9"},
+    ),
+    Server(
+        "dbt",
+        "dbt-mcp",
+        "pypi",
+        python="3.12",
+        env={
+            "DBT_PROJECT_DIR": "{scratch}/fs",
+            "DBT_PATH": "/bin/true",
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        },
+    ),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -854,6 +919,7 @@ def main(argv: list[str]) -> None:
         "--unseen5": (UNSEEN5, HERE / "unseen5"),
         "--unseen6": (UNSEEN6, HERE / "unseen6"),
         "--unseen7": (UNSEEN7, HERE / "unseen7"),
+        "--unseen8": (UNSEEN8, HERE / "unseen8"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

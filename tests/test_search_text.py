@@ -15,7 +15,7 @@ from router.catalog.search.neighbours import default_neighbours
 from router.catalog.search.query import QueryReader
 from router.catalog.search.text import fold, is_cjk, split_identifier, stem, words
 from router.catalog.search.weights import Weights
-from tests.support.search_data import SMALL, index_of
+from tests.support.search_data import SMALL, index_of, load_evalset
 
 # the common English words (with their neighbours in meaning) the router ships
 NEIGHBOURS_FILE = Path(search_package.__file__).with_name("neighbours.txt.gz")
@@ -732,10 +732,20 @@ def test_an_emoji_is_an_emoji_and_coordinates_are_a_place() -> None:
         text, _ = strip_patterns(task)
         assert "emoji" in text.split() and "eyes" not in text, task
     assert strip_patterns("swap port: 8080 for port: 9090")[0].split() == ["swap", "port:", "for", "port:"]
-    text, tags = strip_patterns("what street address is at 40.7484,-73.9857")
-    assert text.split()[-1] == "coordinates" and tags == ["@location"]
+    # given coordinates, a task wants what they are: a geocoder's reverse lookup
+    text, tags = strip_patterns("what street address is at 40.7484,-73.9857.")
+    assert text.split()[-3:] == ["coordinates", "reverse", "."] and tags == ["@location"]
+    assert strip_patterns("좌표 37.5665, 126.9780이 어느 주소인지")[0].split()[:3] == ["좌표", "coordinates", "reverse"]
     assert plain_literals("what is at 52.5163, 13.3777?") == "what is at coordinates ?"
     assert strip_patterns("bump it from 1.2 to 1.3")[1] == []  # version numbers: no place
+
+
+def test_coordinates_find_the_reverse_geocoder_first() -> None:
+    evalset = load_evalset()
+    idx = index_of({name: server["tools"] for name, server in evalset.items()})
+    for task in ("what street address is at 48.8584, 2.2945", "좌표 37.5665, 126.9780이 어느 주소인지 알려줘"):
+        assert idx.search(task, 1)[0].key == ("google-maps", "maps_reverse_geocode"), task
+    assert idx.search("geocode 1600 Amphitheatre Parkway, Mountain View", 1)[0].key == ("google-maps", "maps_geocode")
 
 
 def test_a_chat_channel_is_where_a_message_goes_not_what_it_is_about() -> None:

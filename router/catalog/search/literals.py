@@ -330,10 +330,10 @@ _LITERALS: tuple[_Literal, ...] = (
     _identifier(r"\b(?=[a-z]*\d[a-z]*\d)(?=\d*[a-z])[a-z0-9]{8,}\b"),  # a ULID, a record ID
     # a latitude and longitude (40.7484,-73.9857): a place given by its coordinates
     _Literal(
-        re.compile(r"(?<![\w.-])-?\d{1,2}\.\d{2,}\s*,\s*-?\d{1,3}\.\d{2,}\b"),
+        re.compile(r"(?<![\w.-])-?\d{1,2}\.\d{2,}\s*,\s*-?\d{1,3}\.\d{2,}(?!\.?\d)"),
         "@location",
         "coordinates",
-        _saying("coordinates"),
+        _saying("coordinates reverse"),
         needs_digit=True,
     ),
     # a condition on the items a task wants ("rows where Status = Blocked", "deals over 50k",

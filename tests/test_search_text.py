@@ -735,7 +735,11 @@ def test_an_emoji_is_an_emoji_and_coordinates_are_a_place() -> None:
     # given coordinates, a task wants what they are: a geocoder's reverse lookup
     text, tags = strip_patterns("what street address is at 40.7484,-73.9857.")
     assert text.split()[-3:] == ["coordinates", "reverse", "."] and tags == ["@location"]
-    assert strip_patterns("좌표 37.5665, 126.9780이 어느 주소인지")[0].split()[:3] == ["좌표", "coordinates", "reverse"]
+    assert strip_patterns("좌표 37.5665, 126.9780이 어느 주소인지")[0].split()[:3] == [
+        "좌표",
+        "coordinates",
+        "reverse",
+    ]
     assert plain_literals("what is at 52.5163, 13.3777?") == "what is at coordinates ?"
     assert strip_patterns("bump it from 1.2 to 1.3")[1] == []  # version numbers: no place
 
@@ -743,9 +747,15 @@ def test_an_emoji_is_an_emoji_and_coordinates_are_a_place() -> None:
 def test_coordinates_find_the_reverse_geocoder_first() -> None:
     evalset = load_evalset()
     idx = index_of({name: server["tools"] for name, server in evalset.items()})
-    for task in ("what street address is at 48.8584, 2.2945", "좌표 37.5665, 126.9780이 어느 주소인지 알려줘"):
+    for task in (
+        "what street address is at 48.8584, 2.2945",
+        "좌표 37.5665, 126.9780이 어느 주소인지 알려줘",
+    ):
         assert idx.search(task, 1)[0].key == ("google-maps", "maps_reverse_geocode"), task
-    assert idx.search("geocode 1600 Amphitheatre Parkway, Mountain View", 1)[0].key == ("google-maps", "maps_geocode")
+    assert idx.search("geocode 1600 Amphitheatre Parkway, Mountain View", 1)[0].key == (
+        "google-maps",
+        "maps_geocode",
+    )
 
 
 def test_a_chat_channel_is_where_a_message_goes_not_what_it_is_about() -> None:

@@ -780,3 +780,40 @@ def test_a_schema_that_refers_to_itself_through_variants_is_indexed() -> None:
     idx = SearchIndex()
     idx.put_server("s", None, [{"name": "spell", "description": "Spell a word.", "inputSchema": schema}])
     assert idx.search("the first letter", 1)[0].key == ("s", "spell")
+
+
+def test_a_product_name_in_pascal_case_is_one_name_before_its_parts() -> None:
+    # "WordPress" split into word + press met a browser's press_key as strongly as the shop's
+    # tools; in a task the whole name is what is meant, its parts count for less
+    terms = dict(SearchIndex().query_terms("a 20% VAT rate for France on the WordPress shop"))
+    assert terms["wordpress"] == 1.0
+    assert 0 < terms["press"] < 0.5 and 0 < terms["word"] < 0.5
+    idx = index_of(
+        {
+            "browser": [{"name": "browser_press_key", "description": "Press a key on the keyboard."}],
+            "shop": [{"name": "tax_rates_create", "description": "Create a tax rate for a WordPress shop."}],
+        }
+    )
+    assert idx.search("we need a 20% standard VAT rate for France on the WordPress shop", 1)[0].key == (
+        "shop",
+        "tax_rates_create",
+    )
+    # an identifier that starts lower case (a tool or field name) is no product name: its parts
+    # keep the weight they had (that of dictated text)
+    code = dict(SearchIndex().query_terms("call getPullRequestFiles"))
+    assert code["pull"] == code["request"] == code["file"] == 0.3
+
+
+def test_common_business_abbreviations_read_as_their_words() -> None:
+    terms = dict(SearchIndex().query_terms("read me the CV this candidate uploaded"))
+    assert "resum" in terms  # cv -> resume
+    assert {"one", "time", "password"} <= set(dict(SearchIndex().query_terms("has bob set up OTP?")))
+    idx = index_of(
+        {
+            "ats": [
+                {"name": "get_resume", "description": "Get the resume a candidate uploaded."},
+                {"name": "get_candidate", "description": "Get a candidate's profile."},
+            ]
+        }
+    )
+    assert idx.search("read me the CV this candidate uploaded", 1)[0].key == ("ats", "get_resume")

@@ -817,3 +817,24 @@ def test_common_business_abbreviations_read_as_their_words() -> None:
         }
     )
     assert idx.search("read me the CV this candidate uploaded", 1)[0].key == ("ats", "get_resume")
+
+
+def test_a_wiki_link_is_a_link_to_a_page_not_the_pages_subject() -> None:
+    text, tags = strip_patterns("which of my notes reference [[Kubernetes]]?")
+    assert "@link" in tags and 'page link "Kubernetes"' in text
+    idx = index_of(
+        {
+            "notes": [
+                {"name": "get_page_backlinks", "description": "Get the pages that link to a page."},
+                {"name": "get_page", "description": "Get a page of the graph by its name."},
+            ],
+            "kubernetes": [
+                {"name": "kubectl_get", "description": "Get Kubernetes resources."},
+                {"name": "kubectl_describe", "description": "Describe a Kubernetes resource."},
+            ],
+        }
+    )
+    assert idx.search("which of my notes reference [[Kubernetes]]?", 1)[0].key == (
+        "notes",
+        "get_page_backlinks",
+    )

@@ -134,6 +134,12 @@ def _dictating(value: str) -> str:
     return f'{value.lower()} "{value}"'
 
 
+def _wiki_link(value: str) -> str:
+    """A link to a page, and the page's name dictated ("[[links]]" alone names no page)."""
+    name = value[2:-2].strip()
+    return "page link" if name.lower() in {"link", "links", "page", "pages"} else f'page link "{name}"'
+
+
 # a token of words and a number joined by dashes, underscores or dots: one part a number (with a
 # letter at most on either side: 03, v7, 7x, 2024) and one a word of three letters or more
 _NAMED = re.compile(
@@ -290,6 +296,9 @@ _LITERALS: tuple[_Literal, ...] = (
         "emoji",
         _saying("emoji"),
     ),
+    # a wiki link ([[Kubernetes]], [[Project Atlas]]) as Logseq, Obsidian and other note apps
+    # write one: a link to a page; the page's name is what the task quotes, not what it asks
+    _Literal(re.compile(r"\[\[([^\[\]\n]{1,200})\]\]"), "@link", "page link", _wiki_link, needs="["),
     # a chat channel (#releases, #bug-reports): where a message goes, not what it is about; after
     # "tag", "tagged", "tags" or "hashtag" it is a note's or a post's tag (#recipe), which stays a
     # word, and a colour (#ff5733, #fff) is no channel

@@ -838,3 +838,20 @@ def test_a_wiki_link_is_a_link_to_a_page_not_the_pages_subject() -> None:
         "notes",
         "get_page_backlinks",
     )
+
+
+def test_a1_notation_is_a_cell_range_not_words() -> None:
+    assert strip_patterns("pull A1:D20 from Summary")[0].split() == [
+        "pull",
+        "cell",
+        "range",
+        "from",
+        "Summary",
+    ]
+    assert "cell range" in strip_patterns("sum Sheet1!B2:B200 please")[0]
+    assert "cell range" in strip_patterns("chart columns A:B")[0]
+    # a clock time, a ratio or a word pair is no range
+    for text in ("meet at 10:30", "a 3:2 ratio", "TODO:DONE"):
+        assert "cell range" not in strip_patterns(text)[0]
+    terms = dict(SearchIndex().query_terms("make A1:D1 bold"))
+    assert "a1" not in terms and "d1" not in terms and "cell" in terms

@@ -134,6 +134,9 @@ def _dictating(value: str) -> str:
     return f'{value.lower()} "{value}"'
 
 
+_CELL_RANGE = re.compile(r"(?<![\w:!])(?:\w+!)?\$?[A-Z]{1,3}\$?\d{0,7}:\$?[A-Z]{1,3}\$?\d{0,7}(?![\w:])")
+
+
 def _wiki_link(value: str) -> str:
     """A link to a page, and the page's name dictated ("[[links]]" alone names no page)."""
     name = value[2:-2].strip()
@@ -296,6 +299,9 @@ _LITERALS: tuple[_Literal, ...] = (
         "emoji",
         _saying("emoji"),
     ),
+    # a spreadsheet range in A1 notation (A1:D20, B:B, Sheet1!A2:E2000): cells of a sheet; its
+    # letters and numbers are no words (a1, d20)
+    _Literal(_CELL_RANGE, "", "cell range", _saying("cell range"), needs=":"),
     # a wiki link ([[Kubernetes]], [[Project Atlas]]) as Logseq, Obsidian and other note apps
     # write one: a link to a page; the page's name is what the task quotes, not what it asks
     _Literal(re.compile(r"\[\[([^\[\]\n]{1,200})\]\]"), "@link", "page link", _wiki_link, needs="["),

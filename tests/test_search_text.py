@@ -648,6 +648,15 @@ def test_an_sql_statement_is_an_sql_query_not_its_tables_and_columns() -> None:
     for prose in ("select the ten newest orders from the sqlite db", "please SELECT the best option"):
         assert strip_patterns(prose) == (prose, [])
     assert plain_literals("run DELETE FROM sessions WHERE expired") == "run sql query"
+    # in lower case, when the select list is no sentence's
+    for sql in (
+        "select count(*) from analytics.fct_orders",
+        "select * from orders",
+        "select id, email from users",
+    ):
+        assert strip_patterns(f"check: {sql} where x = 1")[0].split() == ["check:", "sql", "query"]
+    for prose in ("select all rows from the sheet", "select one from these options"):
+        assert strip_patterns(prose) == (prose, [])
 
 
 def test_a_javascript_expression_asks_to_run_javascript() -> None:

@@ -80,11 +80,14 @@ def _prefix(value: str) -> str:
 # An SQL statement in a task ("run SELECT count(*) FROM orders on the neon db") says "run an SQL
 # query"; its tables, columns and functions (orders, event_date, today()) are data, which would
 # pull toward tools about orders, events or dates. Keywords in capitals, as SQL is written in
-# prose ("select the ten newest orders" is English); it ends at a semicolon, the end of the
-# sentence, or a lower-case word that takes the prose back ("on the prod db", "and tell me").
+# prose ("select the ten newest orders" is English), or in lower case with a select list no
+# sentence has ("select *", "select count(*)", "select id, email from"); it ends at a semicolon,
+# the end of the sentence, or a lower-case word that takes the prose back ("on the prod db",
+# "and tell me").
 _SQL = re.compile(
     r"\b(?:SELECT\s.+?\sFROM|INSERT\s+INTO|UPDATE\s+\S+\s+SET|DELETE\s+FROM|"
-    r"(?:CREATE|ALTER|DROP)\s+(?:TABLE|INDEX|VIEW)|WITH\s+\w+\s+AS\s*\()\b.*?"
+    r"(?:CREATE|ALTER|DROP)\s+(?:TABLE|INDEX|VIEW)|WITH\s+\w+\s+AS\s*\(|"
+    r"select\s+(?:\*|count\s*\(\s*\*\s*\)|[\w.]+(?:\s*,\s*[\w.]+)+)\s+from)\b.*?"
     r"(?=\s*;|\s*$|[.?!](?:\s|$)|\s+(?:on|in|against|using|via|for|and|then|to|from|into)\s+(?=[a-z]))"
 )
 

@@ -4,14 +4,15 @@ Vietnamese, Indonesian, Arabic and Hindi, as tasks are typed ("узел", "ノ�
 
 ``lexicon.py`` reads a form found in a task as the English word itself (its stem, as a query term),
 so a task in another language meets a tool that says "node", "dashboard" or "invoice" in its own
-words, beyond the 64 concepts. The English words (397) are nouns and verbs of the tool catalogs'
-domains (clusters, monitoring, calendars, mail, documents, spreadsheets, CRM, billing, chat,
-notes, papers); the forms are general usage, written without reading any evaluation query. A
-two-word entry ("air quality") reads its forms ("Luftqualität") as both words. "memory" has no
-entry: in other languages it mostly means a computer's memory (память, memória), and as the
-English word it would name the knowledge-graph server called memory. A
-form spelled like a common English word once folded and stemmed (Spanish "cliente", French
-"marché") is left out: it would be read as English (``tests/test_search_text.py`` checks it).
+words, beyond the 64 concepts. The English words (493) are nouns and verbs of the tool catalogs'
+domains (clusters, monitoring, calendars, mail, documents, spreadsheets, CRM, billing, chat, notes,
+papers, recruiting, shops, trading, data pipelines, identity); the forms are general usage, written
+without reading any evaluation query. A two-word entry ("air quality") reads its forms
+("Luftqualität") as both words. "memory" has no entry: in other languages it mostly means a
+computer's memory (память, memória), and as the English word it would name the knowledge-graph
+server called memory. A form spelled like a common English word once folded and stemmed (Spanish
+"cliente", French "marché") is left out: it would be read as English (``tests/test_search_text.py``
+checks it).
 
 ``glossary.txt``: a ``# word`` line, then a ``lang forms...`` line per language ("a+b" is a
 two-word phrase).

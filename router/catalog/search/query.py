@@ -50,10 +50,9 @@ class Query(NamedTuple):
 
 
 # a product name written in PascalCase ("WordPress", "HubSpot", "YouTube"): a task means the whole
-# name, so its parts (word, press) weigh `_PART` less than a word of their own; an identifier that
-# starts lower case (getPullRequestFiles) is no product name
+# name, so its parts (word, press) weigh `Weights.brand_part` of a word of their own; an identifier
+# that starts lower case (getPullRequestFiles) is no product name
 _PASCAL = re.compile(r"(?<![\w-])[A-Z][a-z]+(?:[A-Z][a-z]+)+(?![\w-])")
-_PART = 0.6
 
 _RAW_TOKEN = re.compile(r"[^\W\d_]+|[.!?:]")
 
@@ -169,7 +168,7 @@ class QueryReader:
         for brand in _PASCAL.findall(text):
             whole = set(analyze(brand.lower()))
             for t in set(analyze(brand)) - whole:
-                weights[t] = weights.get(t, 0.0) - _PART * scale
+                weights[t] = weights.get(t, 0.0) - (1.0 - self.weights.brand_part) * scale
         for t in self.lexicon.expand(text):
             weights[t] = weights.get(t, 0.0) + self.weights.expansion * scale
         for word in words(text):

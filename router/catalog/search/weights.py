@@ -34,6 +34,7 @@ class Weights:
     change_read: float = 0.3  # score *= 1 - this for a tool that reads, if the task starts with a change
     one_item_list: float = 0.2  # score *= 1 - this for a tool that lists, if the task names one item
     dictated: float = 0.3  # weight of the words a task dictates (a message's text, a quoted title)
+    brand_part: float = 0.4  # weight of a PascalCase product name's parts (WordPress: word, press)
     cognate: float = 1.0  # weight of the indexed stem a word of another language begins with
     typo: float = 0.8  # weight of the indexed word one edit from a query word no visible tool has
     neighbour: float = 0.3  # x similarity: weight of a query word's neighbour in meaning (0: none)

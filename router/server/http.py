@@ -25,6 +25,7 @@ from router import eras
 from router.errors import INVALID_PARAMS, PARSE_ERROR, RPCError
 from router.guard.guard import Guard
 from router.guard.identity import Authenticator
+from router.nesting import nesting_error, too_deep
 from router.observe.metrics import Metrics
 from router.relay.dispatch import Dispatcher
 from router.relay.meta_tools import tools_mode_of
@@ -137,7 +138,7 @@ class McpEndpoint:
         except orjson.JSONDecodeError as exc:
             await send_error(send, None, RPCError(PARSE_ERROR, f"Parse error: {exc}"), 400)
             return
-        problem = eras.jsonrpc_problem(message)
+        problem = eras.jsonrpc_problem(message) or (nesting_error() if too_deep(body, message) else None)
         if problem is not None:
             await send_error(send, message.get("id") if isinstance(message, dict) else None, problem, 400)
             return

@@ -13,9 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
 from router.guard.agent import Agent
+from router.nesting import client_json
 from router.server.streams import drain, send_body, serve_sse
 from router.state.listeners import Interest, ListenStreams, Message
 
@@ -30,7 +29,8 @@ def _tagged(message: Message, meta: dict[str, Any]) -> Message:
 
 
 def _frame(message: Message) -> bytes:
-    return b"event: message\ndata: " + orjson.dumps(message) + b"\n\n"
+    data = client_json(message)
+    return b"event: message\ndata: " + data + b"\n\n" if data is not None else b""
 
 
 async def serve_listen(

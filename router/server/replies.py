@@ -12,6 +12,7 @@ import anyio
 import orjson
 
 from router.errors import INVALID_REQUEST, RPCError
+from router.nesting import Unencodable
 
 if TYPE_CHECKING:
     from router.relay.context import Result
@@ -35,7 +36,10 @@ def response_bytes(request_id: Any, result: Result, modern: bool = False, encode
         if not encoded:
             if modern and "resultType" not in result:
                 result = {**result, "resultType": "complete"}
-            payload = orjson.dumps(result)
+            try:
+                payload = orjson.dumps(result)
+            except orjson.JSONEncodeError as exc:
+                return error_bytes(request_id, Unencodable("the result", str(exc)))
         elif modern and "resultType" not in result:  # the same bytes as the dict with it added last
             if not result:
                 payload = b'{"resultType":"complete"}'

@@ -25,7 +25,14 @@ from router.server.admission import Admitted
 from router.server.calls import Calls
 from router.server.replies import JSON_HEADERS, Send, response_bytes, send_error, send_plain, send_reply
 from router.state.bus import ClientBus
-from router.state.sessions import LocalSession, SessionRecord, SessionStore, SessionUnavailable
+from router.state.sessions import (
+    LocalSession,
+    SessionRecord,
+    SessionStore,
+    SessionUnavailable,
+    capabilities_problem,
+    kept_client_info,
+)
 from router.upstream.deadlines import cancel_scope
 
 SESSION_NOT_FOUND = -32001
@@ -152,13 +159,18 @@ class SessionEra:
             )
             await send_error(send, message["id"], error, 503, [(b"retry-after", b"5")])
             return
+        capabilities = params.get("capabilities") or {}
+        problem = capabilities_problem(capabilities)
+        if problem is not None:
+            await send_error(send, message["id"], RPCError(INVALID_PARAMS, problem), 400)
+            return
         requested = params.get("protocolVersion")
         version = requested if is_legacy_version(requested) else LATEST_LEGACY_VERSION
         record = SessionRecord(
             id=self.sessions.ids.new(),
             protocol_version=version,
-            client_info=params.get("clientInfo") or {},
-            client_capabilities=params.get("capabilities") or {},
+            client_info=kept_client_info(params.get("clientInfo")),
+            client_capabilities=capabilities,
             identity=identity_of(admitted),
             tools_mode=tools_mode,
         )

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from router.errors import INVALID_REQUEST, RPCError
+from router.nesting import client_json
 from router.server.admission import Admitted
 from router.server.events import EventStore, RemoteEvents, ResumeRefused
 from router.server.replies import Receive, Send, send_error
@@ -54,7 +53,8 @@ class SessionStreams:
 
         def frame(event: dict[str, Any]) -> bytes:
             session.next_event += 1
-            return sse(orjson.dumps(event), str(session.next_event))
+            data = client_json(event)
+            return sse(data, str(session.next_event)) if data is not None else b""
 
         async def deliver() -> None:
             await drain(send, inbox, frame, KEEPALIVE_SECONDS)

@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
-import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from router.nesting import client_json
 from router.server.events import EventLog, EventStore
 from router.server.replies import Receive, Send, cancel_on_disconnect
 from router.upstream.base import STREAM_PAUSED
@@ -153,7 +153,9 @@ class ReplyStream:
         if message.get("method") == STREAM_PAUSED:
             await self._pause()
             return
-        data = orjson.dumps(message)
+        data = client_json(message)
+        if data is None:
+            return
         log = self._opened_log()
         event_id = self.events.append(log, data) if log is not None and self.events else None
         if self.live:

@@ -59,6 +59,7 @@ from router.errors import (
     RateLimited,
     RPCError,
 )
+from router.nesting import nesting_error, too_deep
 from router.relay.attempts import REQUEST_ID_HEADER, attempt_key
 from router.relay.context import CallContext, Result
 from router.relay.meta_tools import MAX_LIMIT, MAX_QUERY_CHARS, ToolSearch, too_long, tools_mode_of
@@ -255,6 +256,9 @@ class ToolsEndpoint:
             return
         if not isinstance(arguments, dict):
             await send_problem(send, 400, "body must be a JSON object: the tool's arguments by name")
+            return
+        if too_deep(body, arguments):
+            await send_problem(send, 400, nesting_error("the body").message)
             return
         params = {"name": name, "arguments": arguments}
         started = time.perf_counter()

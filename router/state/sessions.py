@@ -17,9 +17,42 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import anyio
+import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 OUTBOX_SIZE = 256
+# What a session keeps of its client, so a session costs about a kilobyte however large the
+# client's `initialize` was (a body may be 4 MB): the capabilities it declared, up to this size
+# (real clients declare a few hundred bytes; a larger set is refused, not cut, since the router
+# passes them on to backends), and of `clientInfo` only the short fields that name the client.
+MAX_CAPABILITIES_BYTES = 8 * 1024
+CLIENT_INFO_FIELDS = ("name", "title", "version")
+CLIENT_INFO_CHARS = 256
+
+
+def capabilities_problem(capabilities: Any) -> str | None:
+    """Why an `initialize`'s `capabilities` cannot be kept for its session (None: they can)."""
+    if not isinstance(capabilities, dict):
+        return "Invalid params: `capabilities` must be an object"
+    size = len(orjson.dumps(capabilities))
+    if size > MAX_CAPABILITIES_BYTES:
+        return (
+            f"Invalid params: `capabilities` is {size} bytes, over the {MAX_CAPABILITIES_BYTES} a "
+            "session keeps; declare only the capabilities the client has"
+        )
+    return None
+
+
+def kept_client_info(client_info: Any) -> dict[str, str]:
+    """The fields of a client's `clientInfo` a session keeps: its name, title and version, each
+    cut to 256 characters (icons and anything else are not kept)."""
+    if not isinstance(client_info, dict):
+        return {}
+    return {
+        key: value[:CLIENT_INFO_CHARS]
+        for key in CLIENT_INFO_FIELDS
+        if isinstance(value := client_info.get(key), str)
+    }
 
 
 @dataclass(slots=True)

@@ -27,6 +27,7 @@ import anyio
 import pybreaker
 
 from router.errors import BackendBusy, CircuitOpen
+from router.nesting import Unencodable
 
 log = logging.getLogger("toolmesh.upstream")
 
@@ -131,7 +132,7 @@ class InstanceBreaker:
         self._breaker = pybreaker.CircuitBreaker(
             fail_max=fail_max,
             reset_timeout=reset_timeout,
-            exclude=[anyio.get_cancelled_exc_class(), BackendBusy],
+            exclude=[anyio.get_cancelled_exc_class(), BackendBusy, Unencodable],
             listeners=[_Listener(self)],
             throw_new_error_on_trip=False,
             name=f"{server}/{instance}",

@@ -28,6 +28,7 @@ import orjson
 from anyio.abc import TaskGroup, TaskStatus
 
 from router.errors import BackendUnavailable, BackendUnreachable
+from router.nesting import encoded
 from router.upstream.base import Message, MessageHandler
 from router.upstream.demux import Demux
 from router.upstream.sse import parse_events
@@ -107,7 +108,7 @@ class SseChannel:
         if messages is None or self.ended.is_set():
             raise BackendUnreachable(self.server, "its event stream is closed")
         try:
-            async with messages.request("POST", headers or {}, orjson.dumps(message)) as response:
+            async with messages.request("POST", headers or {}, encoded(message)) as response:
                 body = await response.read()
         except ConnectFailed as exc:
             raise BackendUnreachable(self.server, f"cannot connect ({exc})") from None

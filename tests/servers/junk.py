@@ -2,7 +2,8 @@
 
 It initializes and lists a tool, `junk`, like any server (and `odd`, whose definition has shapes
 no SDK would send, and two items that are no tool at all); a `tools/call` answers the way its `mode` argument asks: garbage bytes, half a body, an endless stream, a huge result, the wrong
-id, an error status, HTML, nothing, a response without a result, or (`ok`) properly; `bad-retry`
+id, an error status, HTML, nothing, a response without a result, a result nested 400 levels
+deep (`deep`), a log message that deep before a proper result (`deep-log`), or (`ok`) properly; `bad-retry`
 answers properly in an SSE event whose `retry` field is `²` (no number: to be ignored). And one
 mode answers properly but the 2025-11-25 polling way: `polled` sends `before` log messages on
 its response stream and closes it; the client's GET with `Last-Event-ID` gets the `after` log
@@ -24,8 +25,19 @@ from typing import Any
 LEGACY = "2025-11-25"
 MODES = [
     "ok", "garbage", "half", "endless", "huge", "wrong-id", "status-500", "html", "empty", "no-result",
-    "sse-garbage", "sse-scalar", "sse-wrong-id", "bad-retry",
+    "sse-garbage", "sse-scalar", "sse-wrong-id", "bad-retry", "deep", "deep-log",
 ]  # fmt: skip
+DEEP = 400  # levels of the `deep` modes' JSON: parsed by orjson (1024), past what it encodes (255)
+
+
+def nested(levels: int) -> Any:
+    """`levels` arrays inside each other, around a 0."""
+    value: Any = 0
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
 POLLED = "polled"
 
 
@@ -179,6 +191,15 @@ class Junk(BaseHTTPRequestHandler):
                 "sse-wrong-id": json.dumps({"jsonrpc": "2.0", "id": "not-yours", "result": text}).encode(),
             }[mode]
             self._reply(200, b"data: " + data + b"\n\n", "text/event-stream")
+        elif mode == "deep":  # a result nested past what the router can encode
+            deep = {**text, "structuredContent": {"value": nested(DEEP)}}
+            self._reply(200, json.dumps({"jsonrpc": "2.0", "id": request_id, "result": deep}).encode())
+        elif mode == "deep-log":  # a log message nested too deep, then a proper response
+            log = {"jsonrpc": "2.0", "method": "notifications/message",
+                   "params": {"level": "info", "logger": "junk", "data": nested(DEEP)}}  # fmt: skip
+            response = json.dumps({"jsonrpc": "2.0", "id": request_id, "result": text}).encode()
+            events = b"data: " + json.dumps(log).encode() + b"\n\ndata: " + response + b"\n\n"
+            self._reply(200, events, "text/event-stream")
         elif mode == "bad-retry":  # a proper response whose event's retry field is no number
             response = json.dumps({"jsonrpc": "2.0", "id": request_id, "result": text}).encode()
             self._reply(200, "retry: \u00b2\ndata: ".encode() + response + b"\n\n", "text/event-stream")

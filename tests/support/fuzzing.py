@@ -163,7 +163,7 @@ def footprint(router: Router) -> Footprint:
     with urllib.request.urlopen(f"{router.base_url}/metrics", timeout=10) as response:
         found = _SESSIONS.search(response.read())
     assert found is not None, "no toolmesh_sessions in /metrics"
-    return Footprint(int(float(found.group(1))), connections, _rss_kib(pid))
+    return Footprint(int(float(found.group(1))), connections, rss_kib(pid))
 
 
 def baseline(router: Router) -> Footprint:
@@ -202,7 +202,7 @@ def settle(router: Router, baseline: Footprint, module: str, within: float) -> F
     return now
 
 
-def _rss_kib(pid: int) -> int:
+def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])

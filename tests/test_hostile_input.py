@@ -1,0 +1,161 @@
+"""Hostile input a client or a backend can send on purpose, and what the router does with it:
+a clear error for the sender, and nothing that harms another client (no breaker opened for
+everyone, no memory kept without bound, no connection held forever).
+
+Each test here was a reproduction of a defect first (docs/known-defects.md had the list).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import RouterHandle, run_router
+from tests.servers.junk import nested
+from tests.support.fuzzing import rss_kib, running_junk
+from tests.support.mcp_http import call_tool, envelope, modern_headers, tool_names
+from tests.support.procs import sample_server_stdio_entry
+from tests.support.waits import wait_until
+
+LEGACY = "2025-11-25"
+JSON = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+TOO_DEEP = 300  # past the router's cap (128) and past what orjson encodes (255)
+DEEP_CALLS = 8  # more than the breaker's failures to open (5)
+
+
+@pytest.fixture(scope="module")
+def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RouterHandle]:
+    tmp = tmp_path_factory.mktemp("hostile")
+    with running_junk(tmp) as junk:
+        servers = {"alpha": sample_server_stdio_entry("alpha"), "junk": {"url": junk}}
+        with run_router(tmp, servers) as handle:
+            wait_until(
+                lambda: {"alpha__echo", "junk__junk"} <= tool_names(handle.mcp_url), 30, "both servers listed"
+            )
+            yield handle
+
+
+def send(
+    url: str, body: bytes, headers: dict[str, str], method: str = "POST"
+) -> tuple[int, dict[str, str], str]:
+    request = urllib.request.Request(url, body, headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status, dict(response.headers), response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read().decode()
+
+
+def reply_of(text: str) -> dict[str, Any]:
+    """The JSON-RPC response in a JSON or SSE body."""
+    if text.startswith(("event:", "data:", "id:")):
+        text = [line[5:].strip() for line in text.splitlines() if line.startswith("data:")][-1]
+    reply: dict[str, Any] = json.loads(text)
+    return reply
+
+
+def legacy_session(router: RouterHandle, capabilities: Any = None) -> tuple[int, str, str | None]:
+    params = {
+        "protocolVersion": LEGACY,
+        "capabilities": capabilities or {},
+        "clientInfo": {"name": "t", "version": "1"},
+    }
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}).encode()
+    status, headers, text = send(router.mcp_url, body, JSON)
+    return status, text, {k.lower(): v for k, v in headers.items()}.get("mcp-session-id")
+
+
+def legacy_call(router: RouterHandle, session: str, name: str, arguments: Any) -> tuple[int, dict[str, Any]]:
+    message = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "tools/call",
+        "params": {"name": name, "arguments": arguments},
+    }
+    headers = {**JSON, "mcp-session-id": session, "mcp-protocol-version": LEGACY}
+    status, _, text = send(router.mcp_url, json.dumps(message).encode(), headers)
+    return status, reply_of(text)
+
+
+# -- nesting ------------------------------------------------------------------------------------
+
+
+def test_deep_arguments_are_refused_and_do_not_open_the_backends_breaker(router: RouterHandle) -> None:
+    status, _, session = legacy_session(router)
+    assert status == 200 and session
+    for _ in range(DEEP_CALLS):
+        status, reply = legacy_call(router, session, "alpha__echo", {"text": "x", "deep": nested(TOO_DEEP)})
+        assert status == 400, reply
+        assert reply["error"]["code"] == -32602
+        assert "deeper than 128 levels" in reply["error"]["message"]
+    # Nesting under the cap still passes, and the backend was never counted as failing.
+    status, reply = legacy_call(router, session, "alpha__echo", {"text": "ok", "deep": nested(100)})
+    assert status == 200 and reply["result"]["content"][0]["text"] == "alpha:ok", reply
+
+
+def test_deep_arguments_are_refused_in_the_stateless_era_and_over_plain_http(router: RouterHandle) -> None:
+    params = {
+        "name": "alpha__echo",
+        "arguments": {"text": "x", "deep": nested(TOO_DEEP)},
+        "_meta": envelope(),
+    }
+    message = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": params}
+    status, _, text = send(
+        router.mcp_url, json.dumps(message).encode(), modern_headers("tools/call", "alpha__echo")
+    )
+    assert status == 400 and reply_of(text)["error"]["code"] == -32602, text
+
+    url = f"{router.base_url}/v1/tools/alpha__echo/call"
+    body = json.dumps({"text": "x", "deep": nested(TOO_DEEP)}).encode()
+    status, _, text = send(url, body, {"content-type": "application/json"})
+    assert status == 400 and "deeper than 128 levels" in text, text
+
+
+def test_an_initialize_with_deep_capabilities_is_refused(router: RouterHandle) -> None:
+    status, text, session = legacy_session(router, {"experimental": {"x": nested(TOO_DEEP)}})
+    assert status == 400 and session is None
+    assert reply_of(text)["error"]["code"] == -32602, text
+
+
+def test_a_backends_result_too_deep_to_encode_is_an_error_for_that_call_only(router: RouterHandle) -> None:
+    for _ in range(DEEP_CALLS):
+        reply = call_tool(router.mcp_url, "junk__junk", {"mode": "deep"})
+        assert reply["error"]["code"] == -32603, reply
+        assert "could not be encoded" in reply["error"]["message"]
+    # The router's own encoding failure is not the backend failing: its breaker stays closed.
+    reply = call_tool(router.mcp_url, "junk__junk", {"mode": "ok"})
+    assert reply["result"]["content"][0]["text"] == "fine", reply
+    # A log message too deep to pass on is dropped; the result it came before still arrives.
+    reply = call_tool(router.mcp_url, "junk__junk", {"mode": "deep-log"})
+    assert reply["result"]["content"][0]["text"] == "fine", reply
+
+
+# -- what a session keeps -----------------------------------------------------------------------
+
+
+def test_a_session_keeps_a_small_part_of_a_huge_initialize(router: RouterHandle) -> None:
+    """clientInfo of megabytes (icons as data URIs, or junk) is not kept for the session's life."""
+    before = rss_kib(router.process.pid)
+    icon = "data:image/png;base64," + "A" * (3 * 1024 * 1024)
+    info = {"name": "n" * 1000, "version": "1", "icons": [{"src": icon}], "junk": ["x" * 100] * 1000}
+    for _ in range(30):  # before: ~3 MB each, kept: 90 MB more resident
+        params = {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": info}
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}).encode()
+        status, _, text = send(router.mcp_url, body, JSON)
+        assert status == 200, text
+    grown_mib = (rss_kib(router.process.pid) - before) / 1024
+    assert grown_mib < 40, f"the router grew {grown_mib:.0f} MiB for 30 sessions"
+
+
+def test_capabilities_too_large_to_keep_are_refused_naming_the_limit(router: RouterHandle) -> None:
+    status, text, session = legacy_session(router, {"experimental": {"blob": "x" * 100_000}})
+    assert status == 400 and session is None
+    error = reply_of(text)["error"]
+    assert error["code"] == -32602 and "over the 8192 a session keeps" in error["message"], error
+    status, text, session = legacy_session(router, {"roots": {"listChanged": True}, "sampling": {}})
+    assert status == 200 and session, text

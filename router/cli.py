@@ -165,7 +165,7 @@ def run_router(overrides: dict[str, Any]) -> int:
         host=settings.host,
         port=settings.port,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http=HttpProtocol,
+        http=HttpProtocol.reading_within(settings.read_timeout),
         lifespan="on",
         access_log=False,
         log_config=None,

@@ -93,6 +93,12 @@ class RouterSettings(BaseSettings):
         description="Origins accepted besides loopback ones (e.g. `https://app.example.com`); `*` accepts any.",
     )
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
+    read_timeout: float = Field(
+        15.0,
+        gt=0,
+        description="Seconds a client has to send a request's head, and the longest pause while its "
+        "body arrives; past it the connection is closed (408 when nothing was answered yet).",
+    )
     max_result_bytes: int = Field(
         256 * 1024,
         ge=0,

@@ -8,6 +8,9 @@ Each test here was a reproduction of a defect first (docs/known-defects.md had t
 from __future__ import annotations
 
 import json
+import select
+import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -17,7 +20,7 @@ import pytest
 
 from tests.conftest import RouterHandle, run_router
 from tests.servers.junk import nested
-from tests.support.fuzzing import rss_kib, running_junk
+from tests.support.fuzzing import port_of, rss_kib, running_junk
 from tests.support.mcp_http import call_tool, envelope, modern_headers, tool_names
 from tests.support.procs import sample_server_stdio_entry
 from tests.support.waits import wait_until
@@ -26,6 +29,7 @@ LEGACY = "2025-11-25"
 JSON = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
 TOO_DEEP = 300  # past the router's cap (128) and past what orjson encodes (255)
 DEEP_CALLS = 8  # more than the breaker's failures to open (5)
+READ_TIMEOUT = 2.0  # the router's read_timeout here; its sweep adds up to 2 s
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +37,7 @@ def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RouterHandle]:
     tmp = tmp_path_factory.mktemp("hostile")
     with running_junk(tmp) as junk:
         servers = {"alpha": sample_server_stdio_entry("alpha"), "junk": {"url": junk}}
-        with run_router(tmp, servers) as handle:
+        with run_router(tmp, servers, env={"TOOLMESH_READ_TIMEOUT": str(READ_TIMEOUT)}) as handle:
             wait_until(
                 lambda: {"alpha__echo", "junk__junk"} <= tool_names(handle.mcp_url), 30, "both servers listed"
             )
@@ -159,3 +163,56 @@ def test_capabilities_too_large_to_keep_are_refused_naming_the_limit(router: Rou
     assert error["code"] == -32602 and "over the 8192 a session keeps" in error["message"], error
     status, text, session = legacy_session(router, {"roots": {"listChanged": True}, "sampling": {}})
     assert status == 200 and session, text
+
+
+# -- requests that arrive slowly --------------------------------------------------------------
+
+
+def _head(length: int) -> bytes:
+    return (
+        b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Accept: application/json, text/event-stream\r\nContent-Length: %d\r\n\r\n" % length
+    )
+
+
+def _read_until_closed(sock: socket.socket, within: float) -> tuple[bytes, float]:
+    """What the router sends until it closes the connection, and when it closed it."""
+    started = time.monotonic()
+    seen = b""
+    sock.settimeout(within)
+    while chunk := sock.recv(65536):
+        seen += chunk
+    return seen, time.monotonic() - started
+
+
+def test_a_request_head_sent_a_byte_at_a_time_is_cut_off_with_408(router: RouterHandle) -> None:
+    """Slowloris: a header line now and then used to hold the connection for ever."""
+    with socket.create_connection(("127.0.0.1", port_of(router)), timeout=10) as sock:
+        sock.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        started = time.monotonic()
+        for n in range(40):  # 20 s of trickle, unless the router answers first
+            if select.select([sock], [], [], 0.5)[0]:
+                break
+            sock.sendall(b"X-Slow-%d: y\r\n" % n)
+        seen, _ = _read_until_closed(sock, 10)
+        took = time.monotonic() - started
+    assert seen.startswith(b"HTTP/1.1 408 "), seen[:200]
+    assert b"request head did not arrive in time" in seen
+    assert took < READ_TIMEOUT + 4, took
+
+
+def test_a_body_that_stops_arriving_is_cut_off_but_a_slow_steady_one_is_not(router: RouterHandle) -> None:
+    with socket.create_connection(("127.0.0.1", port_of(router)), timeout=10) as sock:
+        sock.sendall(_head(1000) + b'{"jsonrpc":')
+        seen, took = _read_until_closed(sock, 10)
+    assert took < READ_TIMEOUT + 4 and b"HTTP/1.1 200" not in seen, (took, seen[:200])
+
+    params = {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "slow " + "x" * 200}}
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}).encode()
+    with socket.create_connection(("127.0.0.1", port_of(router)), timeout=10) as sock:
+        sock.sendall(_head(len(body)))
+        for start in range(0, len(body), len(body) // 8 + 1):  # ~4 s in all, 0.5 s pauses
+            time.sleep(0.5)
+            sock.sendall(body[start : start + len(body) // 8 + 1])
+        reply = sock.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 200 "), reply[:300]

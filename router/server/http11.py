@@ -11,7 +11,11 @@ needs and drops the rest:
   request), so every endpoint works unchanged
   and uvicorn still runs the process (lifespan, signals, sockets, graceful shutdown);
 - a response's head leaves with its first body bytes, a complete response in one write;
-- idle keep-alive connections are closed by one sweep per second, not a timer per request;
+- idle keep-alive connections are closed by one sweep per second, not a timer per request; the
+  same sweep ends a request that arrives too slowly (a head not complete within `read_timeout`
+  of its first byte, or a body that pauses longer than that): 408, or a close once the app has
+  its request. Without it a client could hold a connection forever by sending a header byte
+  now and then (slowloris); whole heads, the usual case, pay nothing for it;
 - the request body streams to `receive()` with flow control; pipelined requests wait their turn;
 - no WebSocket upgrades, no access log (the router logs and audits requests itself);
 - X-Forwarded-For/-Proto from a trusted proxy are applied here, with the rule and settings of
@@ -86,6 +90,13 @@ def _forwarded(scope: dict[str, Any], headers: list[tuple[bytes, bytes]], proxie
 class HttpProtocol(asyncio.Protocol):
     """One client connection. uvicorn creates it (`Config(http=HttpProtocol)`) and shuts it down."""
 
+    READ_TIMEOUT = 15.0  # the `read_timeout` setting; `reading_within` makes a class with another
+
+    @classmethod
+    def reading_within(cls, seconds: float) -> type[HttpProtocol]:
+        """This protocol with another `read_timeout` (uvicorn takes a class, not an instance)."""
+        return type(cls.__name__, (cls,), {"READ_TIMEOUT": seconds})
+
     def __init__(
         self,
         config: Config,
@@ -104,6 +115,7 @@ class HttpProtocol(asyncio.Protocol):
         self.from_proxy = False  # the peer is a trusted proxy: its X-Forwarded-* headers count
         self.loop = _loop or asyncio.get_event_loop()
         self.keep_alive_timeout = config.timeout_keep_alive
+        self.read_timeout = self.READ_TIMEOUT
         self.root_path = config.root_path  # app_state (lifespan state) is not used by the router
         self.server_state = server_state
         self.parser = httptools.HttpRequestParser(self)
@@ -126,6 +138,12 @@ class HttpProtocol(asyncio.Protocol):
         self._headers: list[tuple[bytes, bytes]] = []
         self._in_head = False  # between the first byte of a request and the end of its headers
         self._head_bytes = 0  # bytes received while the head was incomplete (an upper bound)
+        # What the sweep saw of a request arriving slowly: which request (`_begun`) or how many
+        # reads (`_reads`) it saw last, and since when nothing changed (see _IdleSweeper).
+        self._begun = 0
+        self._reads = 0
+        self._slow_mark = -1
+        self._slow_since = 0.0
         self._parsing: Exchange | None = None
         self._active: Exchange | None = None
         self._queue: deque[Exchange] = deque()
@@ -176,6 +194,7 @@ class HttpProtocol(asyncio.Protocol):
                 self.transport.close()
             return
         self.idle_since = None
+        self._reads += 1
         try:
             self.parser.feed_data(data)
             if self._in_head:  # only while a head arrives in pieces: a whole one costs nothing
@@ -213,6 +232,7 @@ class HttpProtocol(asyncio.Protocol):
         self._headers = []
         self._in_head = True
         self._head_bytes = 0
+        self._begun += 1
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -337,6 +357,24 @@ class HttpProtocol(asyncio.Protocol):
         else:
             self._active.keep_alive = False
 
+    def check_arrival(self, now: float) -> None:
+        """The sweep's look at a request still arriving: a head must be complete within
+        `read_timeout` of the sweep first seeing it, and a body may not pause longer than that
+        (unless the router paused reading it). Granularity: the sweep's second."""
+        if self._in_head:
+            mark = self._begun  # the same head as last time: its age counts
+        elif self._parsing is not None and not self.read_paused:
+            mark = -2 - self._reads  # no new bytes since last time: the pause counts
+        else:
+            self._slow_mark = -1
+            return
+        if mark != self._slow_mark:
+            self._slow_mark, self._slow_since = mark, now
+        elif now - self._slow_since > self.read_timeout:
+            log.info("closing a connection whose request arrives too slowly", extra={"client": self.client})
+            what = b"head" if self._in_head else b"body"
+            self._reject(408, b"Request Timeout: the request %s did not arrive in time" % what)
+
     def _pause_reading(self) -> None:
         if not self.read_paused and not self.closing:
             self.read_paused = True
@@ -385,7 +423,8 @@ class HttpProtocol(asyncio.Protocol):
 
 
 class _IdleSweeper:
-    """Closes keep-alive connections idle for longer than their timeout, once a second."""
+    """Closes keep-alive connections idle for longer than their timeout, and requests that arrive
+    too slowly (`HttpProtocol.check_arrival`), once a second."""
 
     def __init__(self) -> None:
         self._conns: set[HttpProtocol] = set()
@@ -409,10 +448,13 @@ class _IdleSweeper:
         now = time.monotonic()
         for conn in list(self._conns):
             idle_since = conn.idle_since
-            if idle_since is not None and now - idle_since > conn.keep_alive_timeout:
-                conn.closing = True
-                conn.transport.close()
-                self._conns.discard(conn)
+            if idle_since is not None:
+                if now - idle_since > conn.keep_alive_timeout:
+                    conn.closing = True
+                    conn.transport.close()
+                    self._conns.discard(conn)
+            elif not conn.closing:
+                conn.check_arrival(now)
         loop = self._loop
         if self._conns and loop is not None and not loop.is_closed():
             self._timer = loop.call_later(SWEEP_EVERY, self._sweep)

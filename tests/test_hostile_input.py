@@ -216,3 +216,61 @@ def test_a_body_that_stops_arriving_is_cut_off_but_a_slow_steady_one_is_not(rout
             sock.sendall(body[start : start + len(body) // 8 + 1])
         reply = sock.recv(65536)
     assert reply.startswith(b"HTTP/1.1 200 "), reply[:300]
+
+
+# -- arguments of the wrong shape ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arguments", [["text", "x"], "text=x", 5, True])
+def test_tool_arguments_that_are_no_object_are_refused_in_both_eras(
+    router: RouterHandle, arguments: Any
+) -> None:
+    status, _, session = legacy_session(router)
+    assert session
+    _, reply = legacy_call(router, session, "alpha__echo", arguments)  # a JSON-RPC error, in a 200
+    assert reply["error"]["code"] == -32602, reply
+    assert "`arguments` must be an object" in reply["error"]["message"]
+    params = {"name": "alpha__echo", "arguments": arguments, "_meta": envelope()}
+    message = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": params}
+    status, _, text = send(
+        router.mcp_url, json.dumps(message).encode(), modern_headers("tools/call", "alpha__echo")
+    )
+    assert status == 400 and "`arguments` must be an object" in reply_of(text)["error"]["message"], text
+
+
+def test_prompt_arguments_must_map_names_to_strings(router: RouterHandle) -> None:
+    def get(arguments: Any) -> dict[str, Any]:
+        params = {"name": "alpha__greet", "arguments": arguments, "_meta": envelope()}
+        message = {"jsonrpc": "2.0", "id": 4, "method": "prompts/get", "params": params}
+        _, _, text = send(
+            router.mcp_url, json.dumps(message).encode(), modern_headers("prompts/get", "alpha__greet")
+        )
+        return reply_of(text)
+
+    for bad in ({"who": {"nested": True}}, ["who"]):  # refused by the router, naming the rule
+        error = get(bad)["error"]
+        assert error["code"] == -32602 and "must map names to strings" in error["message"], error
+    assert "result" in get({"who": "Ada"})
+
+
+@pytest.mark.parametrize(
+    ("meta", "complaint"),
+    [
+        ({"io.modelcontextprotocol/logLevel": "loud"}, "logLevel'] must be one of debug, info"),
+        ({"io.modelcontextprotocol/logLevel": 3}, "logLevel'] must be one of debug, info"),
+        (
+            {"io.modelcontextprotocol/clientCapabilities": ["sampling"]},
+            "clientCapabilities'] must be an object",
+        ),
+    ],
+)
+def test_a_2026_envelope_with_a_bad_log_level_or_capabilities_is_refused(
+    router: RouterHandle, meta: dict[str, Any], complaint: str
+) -> None:
+    params = {"name": "alpha__echo", "arguments": {"text": "x"}, "_meta": {**envelope(), **meta}}
+    message = {"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": params}
+    status, _, text = send(
+        router.mcp_url, json.dumps(message).encode(), modern_headers("tools/call", "alpha__echo")
+    )
+    error = reply_of(text)["error"]
+    assert status == 400 and error["code"] == -32602 and complaint in error["message"], text

@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from router.eras import is_modern
+from router.eras import LOG_LEVELS, is_modern
 from router.errors import INTERNAL_ERROR
 from router.relay.asking import Asker, untied
 from router.relay.context import CallContext
@@ -25,7 +25,6 @@ from router.upstream.leases import Lease
 
 log = logging.getLogger("toolmesh.relay")
 
-LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 # Notifications a backend may send on a call's stream that concern every interested client.
 FANOUT = frozenset({
     "notifications/tools/list_changed", "notifications/prompts/list_changed",

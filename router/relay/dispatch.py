@@ -19,6 +19,7 @@ from anyio.abc import TaskGroup
 from router import __version__
 from router.catalog.index import Index, ListKind, Target
 from router.eras import (
+    LOG_LEVELS,
     MODERN_VERSION,
     SERVER_INFO_KEY,
     is_modern,
@@ -43,7 +44,6 @@ from router.lifecycle import Service
 from router.relay import output_limit, rewrite
 from router.relay.asking import Asker
 from router.relay.attempts import CallRecords
-from router.relay.call_relay import LOG_LEVELS
 from router.relay.capabilities import Capabilities
 from router.relay.context import CallContext, Result
 from router.relay.cursors import CursorCodec
@@ -253,6 +253,11 @@ class Dispatcher(Service):
 
     async def _call_tool(self, ctx: CallContext, params: dict[str, Any]) -> Result:
         name = params.get("name")
+        arguments = params.get("arguments")
+        if arguments is not None and not isinstance(arguments, dict):  # else forwarded, or made {}
+            raise RPCError(
+                INVALID_PARAMS, "Invalid params: `arguments` must be an object, the tool's arguments by name"
+            )
         if self.tool_search is not None and isinstance(name, str) and name in META_NAMES:
             index = self.index
             if self.tool_search.searching(ctx.tools_mode, ctx.view, index):
@@ -274,7 +279,6 @@ class Dispatcher(Service):
             await self._check_conditions(ctx, target, params)
         call = {**params, "name": target.name}
         if not ctx.view.open:  # overrides may fix or default arguments (guard/views.py)
-            arguments = params.get("arguments")
             completed = ctx.view.arguments(self.index, str(name), arguments)
             if completed is not arguments:
                 call["arguments"] = completed
@@ -344,6 +348,13 @@ class Dispatcher(Service):
         return {}
 
     async def _get_prompt(self, ctx: CallContext, params: dict[str, Any]) -> Result:
+        arguments = params.get("arguments")
+        if arguments is not None and (
+            not isinstance(arguments, dict) or not all(isinstance(v, str) for v in arguments.values())
+        ):
+            raise RPCError(
+                INVALID_PARAMS, "Invalid params: `arguments` of prompts/get must map names to strings"
+            )
         target = self._named(ctx, "prompts", params.get("name"))
         result = await self.forwarder.forward(ctx, target, "prompts/get", {**params, "name": target.name})
         result = rewrite.rewrite_prompt_result(self.index.naming, target.server, result)

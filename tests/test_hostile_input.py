@@ -274,3 +274,39 @@ def test_a_2026_envelope_with_a_bad_log_level_or_capabilities_is_refused(
     )
     error = reply_of(text)["error"]
     assert status == 400 and error["code"] == -32602 and complaint in error["message"], text
+
+
+# -- HTTP/1.1 the router does not speak ---------------------------------------------------------
+
+
+def _exchange(router: RouterHandle, raw: bytes) -> bytes:
+    """Send `raw` on a new connection; everything the router answers until it closes."""
+    with socket.create_connection(("127.0.0.1", port_of(router)), timeout=10) as sock:
+        sock.sendall(raw)
+        seen, _ = _read_until_closed(sock, 10)
+    return seen
+
+
+@pytest.mark.parametrize(
+    "upgrade",
+    [b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n",
+     b"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+     b"Sec-WebSocket-Version: 13\r\n"],
+)  # fmt: skip
+def test_an_upgrade_is_ignored_or_refused_with_a_reason(router: RouterHandle, upgrade: bytes) -> None:
+    seen = _exchange(router, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n" + upgrade + b"\r\n")
+    assert seen.startswith(b"HTTP/1.1 200 "), seen[:300]
+    params = {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}).encode()
+    head = _head(len(body)).replace(b"Host: 127.0.0.1\r\n", b"Host: 127.0.0.1\r\n" + upgrade)
+    seen = _exchange(router, head + body)  # the parser reads no body after an upgrade's head
+    assert seen.startswith(b"HTTP/1.1 400 ") and b"cannot carry a body" in seen, seen[:300]
+
+
+@pytest.mark.parametrize(
+    "chunks", [b"zz\r\nhello\r\n0\r\n\r\n", b"5\r\nhello world\r\n0\r\n\r\n", b"-1\r\n\r\n"]
+)
+def test_a_malformed_chunked_body_gets_a_400_with_a_reason(router: RouterHandle, chunks: bytes) -> None:
+    head = _head(0).replace(b"Content-Length: 0\r\n", b"Transfer-Encoding: chunked\r\n")
+    seen = _exchange(router, head + chunks)
+    assert seen.startswith(b"HTTP/1.1 400 ") and b"malformed HTTP/1.1" in seen, seen[:300]

@@ -64,6 +64,7 @@ LINGER_BYTES = 64 * 1024 * 1024  # ... or until this many bytes were dropped
 # header limit is 60 KiB and nginx's 32 KiB: nothing a proxy passes is refused here.
 MAX_URL = 16 * 1024
 MAX_HEAD = 64 * 1024
+UPGRADE_WITH_BODY = b"Bad Request: a request with Upgrade cannot carry a body; send it without Upgrade"
 
 
 def _forwarded(scope: dict[str, Any], headers: list[tuple[bytes, bytes]], proxies: Any) -> None:
@@ -202,10 +203,11 @@ class HttpProtocol(asyncio.Protocol):
                 if self._head_bytes > MAX_HEAD and not self.closing:
                     self._reject(431, b"Request Header Fields Too Large: the request head is over 64 KiB")
         except httptools.HttpParserUpgrade:
-            self._reject(400, b"Upgrades are not supported")
+            self._ignore_upgrade()
         except httptools.HttpParserError as exc:
             log.debug("malformed HTTP request", extra={"reason": str(exc)})
-            self._reject(400, b"Invalid HTTP request")
+            if not self.closing:
+                self._reject(400, b"Bad Request: malformed HTTP/1.1 (%s)" % str(exc).encode()[:200])
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -380,14 +382,40 @@ class HttpProtocol(asyncio.Protocol):
             self.read_paused = True
             self.transport.pause_reading()
 
-    def _reject(self, status: int, reason: bytes) -> None:
-        if self._active is None:
-            head = status_line(status) + b"content-type: text/plain\r\ncontent-length: %d\r\n" % len(reason)
-            self.transport.write(head + b"connection: close\r\n\r\n" + reason)
-            self._linger()
-        else:
+    def _ignore_upgrade(self) -> None:
+        """`Upgrade: h2c` or `websocket`: the parser stops after that request's head, which is
+        then answered as plain HTTP/1.1 (a server may ignore Upgrade, RFC 9110 7.8) and the
+        connection closed after it, since what the client sends next may be the other protocol.
+        The parser ends the request at an upgrade's head, so a request with a body is refused."""
+        exchange = self._queue[-1] if self._queue else self._active
+        if exchange is None or self.closing:  # nothing to answer (a refused request): just close
             self.closing = True
             self.transport.close()
+            return
+        exchange.keep_alive = False
+        named = dict(exchange.scope["headers"])
+        if named.get(b"content-length", b"0").strip() not in (b"0", b"") or b"transfer-encoding" in named:
+            if exchange is self._active:
+                self._reject(400, UPGRADE_WITH_BODY)
+            else:
+                self.closing = True
+                self.transport.close()
+
+    def _reject(self, status: int, reason: bytes) -> None:
+        """Answer `status` with `reason` as a plain-text body, and close (lingering). A request
+        the app is answering already is taken from it first (the app hears the client left), unless
+        its response has begun: then all that is left is to close."""
+        active = self._active
+        if active is not None:
+            if active.started:
+                self.closing = True
+                self.transport.close()
+                return
+            active.lost()
+            self._active = None
+        head = status_line(status) + b"content-type: text/plain\r\ncontent-length: %d\r\n" % len(reason)
+        self.transport.write(head + b"connection: close\r\n\r\n" + reason)
+        self._linger()
 
     def _linger(self) -> None:
         """Close once the client has stopped sending (nginx's lingering close): shut the write

@@ -310,3 +310,29 @@ def test_a_malformed_chunked_body_gets_a_400_with_a_reason(router: RouterHandle,
     head = _head(0).replace(b"Content-Length: 0\r\n", b"Transfer-Encoding: chunked\r\n")
     seen = _exchange(router, head + chunks)
     assert seen.startswith(b"HTTP/1.1 400 ") and b"malformed HTTP/1.1" in seen, seen[:300]
+
+
+# -- media types ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content_type", "accept", "status"),
+    [
+        ("Application/JSON; charset=UTF-8", "application/json, text/event-stream", 200),  # no case in types
+        ("application/json", "Application/Json, Text/Event-Stream", 200),
+        ("application/json", "application/*, text/*;q=0.5", 200),
+        ("application/json", "*/*", 200),
+        ("application/jsonx", "application/json, text/event-stream", 415),  # no prefix match
+        ("application/json-seq", "application/json, text/event-stream", 415),
+        ("application/json", "application/json, text/event-stream;q=0", 406),  # q=0 refuses
+        ("application/json", "application/json;q=0, */*", 406),  # the most specific range decides
+        ("application/json", "application/jsonx, text/event-stream", 406),
+    ],
+)
+def test_media_types_are_compared_as_rfc_9110_says(
+    router: RouterHandle, content_type: str, accept: str, status: int
+) -> None:
+    params = {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}).encode()
+    got, _, text = send(router.mcp_url, body, {"content-type": content_type, "accept": accept})
+    assert got == status, text

@@ -10,6 +10,7 @@ endpoints answer in their own words.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -92,15 +93,13 @@ class Admission:
 
 def accepts_json_and_sse(headers: dict[str, str]) -> bool:
     """Does the request's Accept take both reply forms of an MCP POST (JSON and SSE)?"""
-    accept = headers.get("accept", "")
-    wildcard = "*/*" in accept
-    return (wildcard or "application/json" in accept) and (wildcard or "text/event-stream" in accept)
+    json, sse = _accepted(headers.get("accept", ""))
+    return json and sse
 
 
 def accepts_sse(headers: dict[str, str]) -> bool:
     """Does the request's Accept take an SSE stream (a GET stream)?"""
-    accept = headers.get("accept", "")
-    return "text/event-stream" in accept or "*/*" in accept
+    return _accepted(headers.get("accept", ""))[1]
 
 
 def sends_json(headers: dict[str, str], *, unlabelled_ok: bool = False) -> bool:
@@ -108,4 +107,38 @@ def sends_json(headers: dict[str, str], *, unlabelled_ok: bool = False) -> bool:
     content_type = headers.get("content-type")
     if content_type is None:
         return unlabelled_ok
-    return content_type.startswith("application/json")
+    return _media_type(content_type) == "application/json"
+
+
+@functools.lru_cache(maxsize=256)
+def _media_type(content_type: str) -> str:
+    """`type/subtype` of a Content-Type, parameters dropped, in lower case (RFC 9110 8.3.1)."""
+    return content_type.partition(";")[0].strip().lower()
+
+
+@functools.lru_cache(maxsize=256)
+def _accepted(accept: str) -> tuple[bool, bool]:
+    """Does `accept` take application/json, and text/event-stream? Each is decided by the most
+    specific media range that matches it (exact, then `type/*`, then `*/*`), and a range with
+    `q=0` refuses (RFC 9110 12.5.1). Few distinct Accept values exist: the answer is cached."""
+    best: dict[str, tuple[int, float]] = {}  # wanted type -> (specificity, q) of its best range
+    for item in accept.split(","):
+        media, _, parameters = item.partition(";")
+        media = media.strip().lower()
+        q = 1.0
+        for parameter in parameters.split(";"):
+            key, _, value = parameter.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value.strip())
+                except ValueError:
+                    q = 0.0
+        for wanted in ("application/json", "text/event-stream"):
+            kind = wanted.partition("/")[0]
+            specificity = 2 if media == wanted else 1 if media == f"{kind}/*" else 0 if media == "*/*" else -1
+            if specificity >= 0 and specificity >= best.get(wanted, (-1, 0.0))[0]:
+                best[wanted] = (specificity, q)
+    return (
+        best.get("application/json", (-1, 0.0))[1] > 0,
+        best.get("text/event-stream", (-1, 0.0))[1] > 0,
+    )

@@ -23,6 +23,9 @@ from router.server.tools_http import ToolsEndpoint
 from router.server.usage_http import UsageEndpoint
 from router.settings import RouterSettings
 
+# Paths that only report: any method but GET and HEAD is a 405 (a POST to /metrics is no scrape).
+READ_ONLY = frozenset({"/healthz", "/readyz", "/metrics"})  # and /.well-known/*
+
 NAMESPACES = "/v1/namespaces/"
 Asgi = Callable[[Scope, Receive, Send], Awaitable[None]]
 Lifespan = Callable[[Receive, Send], Awaitable[None]]
@@ -90,6 +93,11 @@ class Routes:
                 await self.mcp(scope, receive, send)
             elif path.startswith("/mcp/") and "/" not in path[5:].rstrip("/"):
                 await self.mcp(scope, receive, send, namespace=path[5:].rstrip("/"))
+            elif (path in READ_ONLY or path.startswith("/.well-known/")) and scope["method"] not in {
+                "GET",
+                "HEAD",
+            }:
+                await send_problem(send, 405, f"{path} answers GET and HEAD only", [(b"allow", b"GET, HEAD")])
             elif path == "/healthz":
                 await send_json(send, 200, {"status": "ok"})
             elif path == "/readyz":
@@ -99,7 +107,11 @@ class Routes:
                 await self.metrics(scope, receive, send)
             elif path.startswith("/.well-known/oauth-protected-resource"):
                 headers = decoded_headers(scope)
-                await send_json(send, 200, self.auth.protected_resource_metadata(headers))
+                if not self.mcp.admission.origins.host_ok(headers.get("host")):
+                    # its `resource` is built from Host: only a Host /mcp itself takes is echoed
+                    await send_problem(send, 421, "Invalid Host header")
+                else:
+                    await send_json(send, 200, self.auth.protected_resource_metadata(headers))
             elif path == "/.well-known/jwks.json" and self.signer is not None:
                 await send_json(send, 200, self.signer.jwks())  # keys of the tokens backends get
             elif path == "/v1/usage" and self.usage is not None:

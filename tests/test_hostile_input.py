@@ -45,7 +45,7 @@ def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RouterHandle]:
 
 
 def send(
-    url: str, body: bytes, headers: dict[str, str], method: str = "POST"
+    url: str, body: bytes | None, headers: dict[str, str], method: str = "POST"
 ) -> tuple[int, dict[str, str], str]:
     request = urllib.request.Request(url, body, headers, method=method)
     try:
@@ -336,3 +336,51 @@ def test_media_types_are_compared_as_rfc_9110_says(
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}).encode()
     got, _, text = send(router.mcp_url, body, {"content-type": content_type, "accept": accept})
     assert got == status, text
+
+
+# -- Host and friends -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("head", "complaint"),
+    [
+        (b"GET /healthz HTTP/1.1\r\n\r\n", b"needs a Host header"),
+        (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n\r\n", b"Host header appears more"),
+        (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://127.0.0.1\r\n"
+         b"Origin: http://evil.example\r\n\r\n", b"Origin header appears more"),
+        (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer a\r\n"
+         b"Authorization: Bearer b\r\n\r\n", b"Authorization header appears more"),
+    ],
+)  # fmt: skip
+def test_a_missing_or_repeated_host_or_credential_is_a_400(
+    router: RouterHandle, head: bytes, complaint: bytes
+) -> None:
+    seen = _exchange(router, head)
+    assert seen.startswith(b"HTTP/1.1 400 ") and complaint in seen, seen[:300]
+
+
+def test_other_repeated_headers_and_http_1_0_without_host_are_still_served(router: RouterHandle) -> None:
+    seen = _exchange(router, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: a/b\r\nAccept: */*\r\n"
+                     b"Connection: close\r\n\r\n")  # fmt: skip
+    assert seen.startswith(b"HTTP/1.1 200 "), seen[:300]
+    assert _exchange(router, b"GET /healthz HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 200 ")
+
+
+def test_the_resource_metadata_echoes_only_a_host_the_router_takes(router: RouterHandle) -> None:
+    url = f"{router.base_url}/.well-known/oauth-protected-resource"
+    status, _, text = send(url, None, {"host": "evil.example"}, method="GET")
+    assert status == 421 and "evil.example" not in text, text
+    status, _, text = send(url, None, {}, method="GET")
+    assert status == 200 and json.loads(text)["resource"] == f"{router.base_url}/mcp", text
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/.well-known/oauth-protected-resource"])
+@pytest.mark.parametrize("method", ["POST", "DELETE", "PUT"])
+def test_read_only_endpoints_answer_other_methods_with_405(
+    router: RouterHandle, path: str, method: str
+) -> None:
+    status, headers, text = send(
+        f"{router.base_url}{path}", b"{}", {"content-type": "application/json"}, method
+    )
+    assert status == 405 and "GET and HEAD only" in text, (status, text)
+    assert {k.lower(): v for k, v in headers.items()}["allow"] == "GET, HEAD"

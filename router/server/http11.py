@@ -207,7 +207,8 @@ class HttpProtocol(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             log.debug("malformed HTTP request", extra={"reason": str(exc)})
             if not self.closing:
-                self._reject(400, b"Bad Request: malformed HTTP/1.1 (%s)" % str(exc).encode()[:200])
+                reason = b"Bad Request: malformed HTTP/1.1 (%s)" % str(exc).encode()[:200]
+                self._reject(400, reason, take=self._parsing)
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -266,6 +267,11 @@ class HttpProtocol(asyncio.Protocol):
             "client": self.client,
         }
         named = dict(headers)
+        if len(named) != len(headers) or b"host" not in named:  # rare: only then is it looked into
+            problem = _head_problem(headers, named, scope["http_version"])
+            if problem is not None:
+                self._reject(400, problem)
+                return
         if self.from_proxy and (b"x-forwarded-for" in named or b"x-forwarded-proto" in named):
             _forwarded(scope, headers, self.proxies)
         expect = named.get(b"expect")
@@ -375,7 +381,9 @@ class HttpProtocol(asyncio.Protocol):
         elif now - self._slow_since > self.read_timeout:
             log.info("closing a connection whose request arrives too slowly", extra={"client": self.client})
             what = b"head" if self._in_head else b"body"
-            self._reject(408, b"Request Timeout: the request %s did not arrive in time" % what)
+            self._reject(
+                408, b"Request Timeout: the request %s did not arrive in time" % what, take=self._parsing
+            )
 
     def _pause_reading(self) -> None:
         if not self.read_paused and not self.closing:
@@ -396,18 +404,19 @@ class HttpProtocol(asyncio.Protocol):
         named = dict(exchange.scope["headers"])
         if named.get(b"content-length", b"0").strip() not in (b"0", b"") or b"transfer-encoding" in named:
             if exchange is self._active:
-                self._reject(400, UPGRADE_WITH_BODY)
+                self._reject(400, UPGRADE_WITH_BODY, take=exchange)
             else:
                 self.closing = True
                 self.transport.close()
 
-    def _reject(self, status: int, reason: bytes) -> None:
-        """Answer `status` with `reason` as a plain-text body, and close (lingering). A request
-        the app is answering already is taken from it first (the app hears the client left), unless
-        its response has begun: then all that is left is to close."""
+    def _reject(self, status: int, reason: bytes, take: Exchange | None = None) -> None:
+        """Answer `status` with `reason` as a plain-text body, and close (lingering). `take`: the
+        refused request is the one the app is answering already; it is taken from the app first
+        (the app hears the client left), unless its response has begun. While the app answers
+        another request (pipelined before the refused one), all that is left is to close."""
         active = self._active
         if active is not None:
-            if active.started:
+            if take is not active or active.started:
                 self.closing = True
                 self.transport.close()
                 return
@@ -489,6 +498,23 @@ class _IdleSweeper:
 
 
 _idle = _IdleSweeper()
+
+
+# Headers a request may carry once: two Hosts (or Origins, credentials, session ids) would let
+# whatever reads the first and whatever reads the last (a proxy, this router) disagree.
+SINGLE_HEADERS = (b"host", b"origin", b"authorization", b"mcp-session-id")
+
+
+def _head_problem(
+    headers: list[tuple[bytes, bytes]], named: dict[bytes, bytes], version: str
+) -> bytes | None:
+    """Why a request head with a repeated header or no Host is refused (None: it is not)."""
+    if b"host" not in named and version == "1.1":
+        return b"Bad Request: an HTTP/1.1 request needs a Host header (RFC 9112 3.2)"
+    for name in SINGLE_HEADERS:
+        if sum(1 for key, _ in headers if key == name) > 1:
+            return b"Bad Request: the %s header appears more than once" % name.title()
+    return None
 
 
 def _address(value: Any) -> tuple[str, int] | None:

@@ -27,7 +27,16 @@ class AnnouncingServer(uvicorn.Server):
     """uvicorn's server, printing `listening_line` once start-up has finished."""
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
+        try:
+            await super().startup(sockets=sockets)
+        except SystemExit:  # uvicorn could not bind; it logged the reason (address in use, ...)
+            where = f"{self.config.host}:{self.config.port}"
+            print(
+                f"toolmesh: cannot listen on {where} (the reason is logged above); choose another "
+                "--host or --port (TOOLMESH_HOST, TOOLMESH_PORT)",
+                file=sys.stderr,
+            )
+            raise
         if not self.started:
             return
         bound = [sock for server in self.servers for sock in (server.sockets or ())]

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import os
 import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -124,6 +125,8 @@ def load_settings(overrides: dict[str, Any], model: type[S] = RouterSettings) ->
     settings_file = overrides.pop("settings", None)
     if settings_file is not None:
         os.environ[SETTINGS_FILE_ENV] = str(settings_file)
+    if os.environ.get(SETTINGS_FILE_ENV):
+        check_settings_file(Path(os.environ[SETTINGS_FILE_ENV]))
     try:
         return model(**overrides)
     except ValidationError as exc:
@@ -132,8 +135,33 @@ def load_settings(overrides: dict[str, Any], model: type[S] = RouterSettings) ->
         if not field:  # a rule across fields: its message says which options to give
             raise ConfigError("options", first["msg"].removeprefix("Value error, "), "") from None
         env = f"TOOLMESH_{field.upper()}"
+        # Where the value came from: an option (only then is there a flag to name), else the
+        # environment or the settings file.
+        file = os.environ.get(SETTINGS_FILE_ENV) or "the settings file"
+        where = f"--{field.replace('_', '-')}" if field in overrides else f"{env} or `{field}` in {file}"
+        raise ConfigError(f"setting '{field}'", first["msg"], f"check {where}") from None
+
+
+def check_settings_file(path: Path) -> None:
+    """A settings file that is missing, unreadable, not UTF-8 or not TOML stops the command
+    with a line naming the file and the problem (pydantic-settings would skip a missing file,
+    and a broken one ends in a traceback)."""
+    fix = f"pass --settings FILE or set {SETTINGS_FILE_ENV} to a TOML file"
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"settings file {path}", "does not exist", fix) from None
+    except OSError as exc:
+        raise ConfigError(f"settings file {path}", f"cannot be read: {exc.strerror}", fix) from None
+    except UnicodeDecodeError as exc:
         raise ConfigError(
-            f"setting '{field}'", first["msg"], f"check --{field.replace('_', '-')} or {env}"
+            f"settings file {path}", f"is not UTF-8 text (byte {exc.start})", "save it as UTF-8"
+        ) from None
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"settings file {path}", f"is not valid TOML: {exc}", "fix the line it names"
         ) from None
 
 

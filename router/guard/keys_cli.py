@@ -37,6 +37,17 @@ def run_keys(args: dict[str, Any]) -> int:
     store = KeyStore(path)
     try:
         if args["action"] == "create":
+            for option, value in [
+                ("--agent", args["agent"]),
+                *(("--group", group) for group in args["group"]),
+            ]:
+                if not value.strip() or value != value.strip() or not value.isprintable():
+                    print(
+                        f"toolmesh: keys: {option} {value!r} is not a name: give one without spaces "
+                        "around it or control characters, e.g. --agent ci-bot",
+                        file=sys.stderr,
+                    )
+                    return 2
             entry, key = store.create(args["agent"], args["group"])
             print(key)
             groups = ",".join(entry.groups) or "-"
@@ -45,8 +56,9 @@ def run_keys(args: dict[str, Any]) -> int:
                 file=sys.stderr,
             )
         elif args["action"] == "list":
+            entries = store.entries()  # read first: a file that cannot be read prints no table
             print(f"{'ID':<14}{'AGENT':<24}{'GROUPS':<24}{'CREATED':<27}REVOKED")
-            for entry in store.entries():
+            for entry in entries:
                 groups = ",".join(entry.groups) or "-"
                 print(f"{entry.id:<14}{entry.agent:<24}{groups:<24}{entry.created:<27}{entry.revoked or '-'}")
         else:
@@ -54,5 +66,11 @@ def run_keys(args: dict[str, Any]) -> int:
             print(f"revoked key {entry.id} of agent {entry.agent}")
     except ConfigError as exc:
         print(f"toolmesh: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a directory, no permission, a missing parent directory
+        print(
+            f"toolmesh: keys: cannot use {path} as the keys file: {exc.strerror} (pass --file FILE)",
+            file=sys.stderr,
+        )
         return 2
     return 0

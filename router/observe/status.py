@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import urllib.error
-import urllib.request
 from typing import Any
 
-TOKEN_ENV = "TOOLMESH_TOKEN"
+from router.observe.router_client import TOKEN_ENV, RouterRequestFailed, get_json
 
 
 def add_status_parser(commands: Any) -> None:
@@ -20,19 +17,10 @@ def add_status_parser(commands: Any) -> None:
 
 
 def run_status(args: dict[str, Any]) -> int:
-    token = args.get("token") or os.environ.get(TOKEN_ENV)
-    url = args["router"].rstrip("/") + "/admin/"
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # a CLI: blocking is fine here
-            document = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")
-        hint = f" (pass --token or set {TOKEN_ENV})" if exc.code == 401 else ""
-        print(f"toolmesh: status: {url} answered {exc.code}: {detail}{hint}", file=sys.stderr)
-        return 1
-    except (urllib.error.URLError, OSError) as exc:
-        print(f"toolmesh: status: cannot reach {url}: {exc}", file=sys.stderr)
+        document = get_json(args["router"], "/admin/", args.get("token"))
+    except RouterRequestFailed as exc:
+        print(f"toolmesh: status: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(document, indent=2) if args.get("json") else render(document))
     return 0

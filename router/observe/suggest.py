@@ -9,14 +9,11 @@ Suggestions only: nothing is applied; an operator copies what fits into the poli
 from __future__ import annotations
 
 import json
-import os
 import sys
-import urllib.error
-import urllib.request
 from typing import Any
 
 from router.catalog.capabilities import suggest
-from router.observe.status import TOKEN_ENV
+from router.observe.router_client import TOKEN_ENV, RouterRequestFailed, get_json
 
 
 def add_capabilities_parser(commands: Any) -> None:
@@ -39,18 +36,14 @@ def add_capabilities_parser(commands: Any) -> None:
 
 
 def run_capabilities(args: dict[str, Any]) -> int:
-    token = args.get("token") or os.environ.get(TOKEN_ENV)
-    url = args["router"].rstrip("/") + "/v1/tools"
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # a CLI: blocking is fine here
-            tools = json.loads(response.read())["tools"]
-    except urllib.error.HTTPError as exc:
-        hint = f" (pass --token or set {TOKEN_ENV})" if exc.code == 401 else ""
-        print(f"toolmesh: capabilities: {url} answered {exc.code}{hint}", file=sys.stderr)
+        document = get_json(args["router"], "/v1/tools", args.get("token"))
+        tools = document["tools"]
+    except RouterRequestFailed as exc:
+        print(f"toolmesh: capabilities: {exc}", file=sys.stderr)
         return 1
-    except (urllib.error.URLError, OSError, KeyError, ValueError) as exc:
-        print(f"toolmesh: capabilities: cannot read the tools at {url}: {exc}", file=sys.stderr)
+    except (KeyError, TypeError):
+        print(f"toolmesh: capabilities: {args['router']}/v1/tools holds no tool list", file=sys.stderr)
         return 1
     groups = suggest(tools, args["separator"], args["threshold"])
     if args.get("json"):

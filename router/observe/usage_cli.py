@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import os
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
 
-from router.observe.status import TOKEN_ENV
+from router.observe.router_client import TOKEN_ENV, RouterRequestFailed, get_json
 from router.observe.usage import TOTAL_FIELDS
 
 
@@ -31,22 +29,14 @@ def add_usage_parser(commands: Any) -> None:
 
 
 def run_usage(args: dict[str, Any]) -> int:
-    token = args.get("token") or os.environ.get(TOKEN_ENV)
     query = {"by": args["by"], "period": args["period"]}
     for key, name in (("agent", "agent"), ("since", "from"), ("until", "to")):
         if args.get(key):
             query[name] = args[key]
-    url = args["router"].rstrip("/") + "/v1/usage?" + urllib.parse.urlencode(query)
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # a CLI: blocking is fine here
-            document = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")
-        print(f"toolmesh: usage: {url} answered {exc.code}: {detail}", file=sys.stderr)
-        return 1
-    except (urllib.error.URLError, OSError) as exc:
-        print(f"toolmesh: usage: cannot reach {url}: {exc}", file=sys.stderr)
+        document = get_json(args["router"], "/v1/usage?" + urllib.parse.urlencode(query), args.get("token"))
+    except RouterRequestFailed as exc:
+        print(f"toolmesh: usage: {exc}", file=sys.stderr)
         return 1
     rows: list[dict[str, Any]] = document["rows"]
     columns = ["start", *[d.strip() for d in args["by"].split(",") if d.strip()], *TOTAL_FIELDS]

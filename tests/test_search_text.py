@@ -861,3 +861,69 @@ def test_a1_notation_is_a_cell_range_not_words() -> None:
         assert "cell range" not in strip_patterns(text)[0]
     terms = dict(SearchIndex().query_terms("make A1:D1 bold"))
     assert "a1" not in terms and "d1" not in terms and "cell" in terms
+
+
+def test_consumer_app_words_meet_the_tools_that_use_other_words() -> None:
+    """Feeds, players and exchanges name their tools in their own jargon (reblog, queue, OHLCV):
+    a task in everyday words (boost, lined up, candles) still finds them."""
+    idx = index_of(
+        {
+            "social": [
+                {"name": "status_reblog", "description": "Reblog a status."},
+                {"name": "status_favourite", "description": "Favourite a status."},
+                {"name": "account_mute", "description": "Mute an account."},
+                {"name": "account_follow", "description": "Follow an account."},
+                {"name": "status_context", "description": "Get the ancestors and descendants of a status."},
+            ],
+            "player": [
+                {"name": "get_queue", "description": "Get the user's queue."},
+                {"name": "set_repeat", "description": "Set the repeat mode."},
+                {"name": "play", "description": "Start or resume playback."},
+                {"name": "get_recently_played", "description": "Get recently played tracks."},
+            ],
+            "exchange": [
+                {"name": "get-ohlcv", "description": "Get OHLCV data for a symbol."},
+                {"name": "get-ticker", "description": "Get the ticker of a symbol."},
+                {"name": "get-trades", "description": "Get recent trades of a symbol."},
+            ],
+        }
+    )
+    for task, tool in [
+        ("boost that post, it deserves more eyes", ("social", "status_reblog")),
+        ("I don't want to see posts from this account for a while, silence them", ("social", "account_mute")),
+        ("show me what's lined up after this song", ("player", "get_queue")),
+        ("which songs are up next?", ("player", "get_queue")),
+        ("put this song on loop", ("player", "set_repeat")),
+        ("Pon la canción en bucle", ("player", "set_repeat")),
+        ("daily candles for BTC/USDT over the last month", ("exchange", "get-ohlcv")),
+    ]:
+        assert idx.search(task, 1)[0].key == tool, task
+
+
+def test_everyday_words_for_weather_parcels_bookmarks_reminders_and_baskets() -> None:
+    idx = index_of(
+        {
+            "weather": [
+                {"name": "get_forecast", "description": "Get the forecast for a location."},
+                {"name": "get_alerts", "description": "Get alerts for a US state."},
+            ],
+            "shop": [
+                {"name": "track_shipment", "description": "Track a shipment by its number."},
+                {"name": "get_cart", "description": "Get the cart."},
+                {"name": "list_orders", "description": "List orders."},
+            ],
+            "reader": [
+                {"name": "add_bookmark", "description": "Add a bookmark."},
+                {"name": "archive_item", "description": "Archive an item."},
+                {"name": "create_reminder", "description": "Create a reminder."},
+            ],
+        }
+    )
+    for task, tool in [
+        ("will it rain in Lyon tomorrow?", "get_forecast"),
+        ("Wird es morgen in Köln regnen?", "get_forecast"),
+        ("save this article to read later", "add_bookmark"),
+        ("nudge me at 5pm to call mom", "create_reminder"),
+        ("what's in my basket right now", "get_cart"),
+    ]:
+        assert idx.search(task, 1)[0].key[1] == tool, task

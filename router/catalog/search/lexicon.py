@@ -286,6 +286,60 @@ CONCEPTS: dict[str, str] = {
         horas+trabajadas parte+de+horas horas+trabalhadas apontamento ore+lavorate
         трудозатраты списать+время учёт+времени 作業時間 工数 稼働時間 工时 记工时 工作时间
         작업시간 근무시간""",
+    # ---- consumer apps: social feeds, playback, market data ------------------------------------
+    "repost": """repost reposts reposted reblog reblogs reblogged boost boosts boosted retweet retweets
+        retweeted reshare reshared retuitear republicar rebloguer
+        リブースト ブースト リツイート リポスト 转发 转推 리트윗 부스트 репост ретвит""",
+    "queue": """queue queues queued enqueue dequeue up+next next+up lined+up upcoming+tracks play+next
+        warteschlange als+nächstes file+d'attente à+suivre cola+de+reproducción a+continuación
+        fila+de+reprodução coda+di+riproduzione キュー 次に再生 再生待ち 队列 待播 대기열 재생목록+다음
+        очередь очередь+воспроизведения""",
+    "repeat": """repeat repeating repeated loop looping on+repeat replay wiederholen wiederholung
+        endlosschleife répéter en+boucle boucle repetir repetición en+bucle bucle em+loop repetição
+        ripeti ripetere in+loop ripetizione リピート 繰り返し ループ 循环 重复播放 单曲循环 반복 무한반복
+        повтор повторить по+кругу""",
+    "mute": """mute mutes muted muting unmute silence silenced snooze snoozed stummschalten
+        stumm ausblenden mettre+en+sourdine sourdine masquer silenciar silencia silenciado
+        ocultar silenziare silenzia ミュート 消音 静音 屏蔽 免打扰 뮤트 음소거 заглушить
+        игнорировать скрыть""",
+    "favorite": """favorite favorites favourite favourites fav favs faved starred liked+songs liked+tracks
+        liked+posts favorisieren favoriten favori favoris favorito favoritos
+        お気に入り 收藏夹 喜欢的 즐겨찾기 избранное""",
+    "bookmark": """bookmark bookmarks bookmarked save+for+later read+later lesezeichen marque-page
+        marque-pages marcador marcadores segnalibro segnalibri ブックマーク 书签 북마크 закладка закладки""",
+    "archive": """archive archives archived archiving unarchive archivieren archiviert archiver archivé
+        archivar archivado arquivar arquivado archiviare archiviato アーカイブ 归档 存档 보관 архив
+        архивировать заархивировать""",
+    "pin": """pin pins pinned pinning unpin anheften angeheftet épingler épinglé fijar fijado fixar
+        fixado fissare ピン留め 置顶 고정 закрепить закреплённые""",
+    "invite": """invite invites invited invitation invitations einladen einladung lade+ein inviter
+        invitation invitar invitación convidar convite invitare invito 招待 邀请 초대 пригласить
+        приглашение пригласи""",
+    "reminder": """reminder reminders remind remind+me nudge+me erinnerung erinnere+mich rappel rappelle-moi
+        recordatorio recuérdame lembrete lembre-me promemoria ricordami リマインダー リマインド 提醒
+        리마인더 напоминание напомни""",
+    "cart": """cart carts basket shopping+cart shopping+bag warenkorb panier carrito carrinho carrello
+        カート 购物车 장바구니 корзина""",
+    "weather": """weather forecast forecasts temperature rain raining snow wind humidity wetter
+        wettervorhersage regen regnen regnet météo prévisions pluie clima tiempo+hace pronóstico lluvia previsão
+        chuva meteo previsioni pioggia 天気 天気予報 天气 预报 下雨 날씨 일기예보 погода прогноз+погоды
+        дождь""",
+    "podcast": """podcast podcasts episode episodes folge folgen épisode épisodes episodio episodios
+        episódio episódios puntata puntate ポッドキャスト エピソード 播客 单集 팟캐스트 에피소드 подкаст
+        выпуск эпизод""",
+    "playlist": """playlist playlists mixtape wiedergabeliste liste+de+lecture lista+de+reproducción
+        lista+de+reprodução プレイリスト 播放列表 歌单 플레이리스트 плейлист""",
+    "balance": """balance balances available+funds funds+available kontostand guthaben solde saldo
+        残高 余额 잔액 баланс остаток+на+счёте""",
+    "shipment": """shipment shipments shipping tracking+number parcel parcels delivery deliveries
+        versand sendung lieferung paket expédition colis livraison envío envio entrega spedizione
+        pacco consegna 配送 出荷 荷物 发货 快递 物流 배송 택배 доставка посылка отправление""",
+    "transcribe": """transcribe transcribes transcribed transcription speech+to+text dictation
+        transkribieren transkription transcrire transcription transcribir transcripción transcrever
+        transcrição trascrivere trascrizione 文字起こし 书写转录 转录 转写 받아쓰기 расшифровать
+        транскрипция""",
+    "ohlc": """ohlc ohlcv candle candles candlestick candlesticks kline klines price+bars
+        kerzen kerzenchart bougies velas candele ローソク足 k线 蜡烛图 캔들 свечи свечной""",
 }
 
 

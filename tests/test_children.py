@@ -131,3 +131,22 @@ async def test_a_roots_client_gets_children_of_its_own() -> None:
         with anyio.fail_after(10):
             await made[0].exited.wait()
         assert len(children) == 1
+
+
+async def test_clients_that_differ_only_in_data_no_server_tailors_to_share_one_child() -> None:
+    """A client that changes its experimental capabilities (or adds keys the spec does not
+    define) on every request used to start a process per request, evicting other clients'
+    idle children; the child declares only what a server tailors its offer to."""
+    made: list[StdioChannel] = []
+    async with pool(SAMPLE, made, limit=2) as children:
+        async with children.lease(ELICITING) as other:
+            assert other is not None
+        for n in range(6):
+            capabilities = {"sampling": {"tools": {"n": n}, f"x{n}": {}}, "experimental": {"nonce": n}}
+            async with children.lease(ChildSpec(f"client-{n}", capabilities)) as child:
+                assert child is not None
+                assert child.client_capabilities == {"sampling": {"tools": {}}}
+        assert len(made) == 2  # one child for all six, and the other group's idle child kept
+        async with children.lease(ELICITING) as again:
+            assert again is other
+    assert not any(channel.alive for channel in made)

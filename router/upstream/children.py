@@ -4,8 +4,8 @@ A stdio child has one session, and a legacy server decides what to offer (and wh
 from the capabilities that session declared: server-everything registers its sampling tool only
 for a client that can sample. The backend's main child declares everything the router can relay
 and keeps serving the catalog and clients that declared none of those capabilities. A client that
-did declare some gets a child started with exactly its capabilities (a variant), so the server
-sees that client as it is.
+did declare some gets a child started with those capabilities (a variant; `declared` keeps the
+ones a server tailors to, with the flags the spec defines), so the server sees that client as it is.
 
 Variants are grouped by capability set, so clients that declared the same share children; a
 client that declared `roots` gets children of its own (a server keeps a client's roots and asks
@@ -45,6 +45,31 @@ from router.upstream.stdio import StdioChannel
 
 log = logging.getLogger("toolmesh.upstream")
 
+# What a child declares of its clients' capabilities: the ones a legacy server tailors its offer
+# to, each with only the flags the spec defines (their values reduced to `true`/`{}`). Anything
+# else (experimental data, unknown keys) is left out, so clients that differ only in it share
+# children: otherwise a client changing such data on every request started a process per
+# request and pushed other clients' idle children out.
+DECLARED: Mapping[str, frozenset[str]] = {
+    "sampling": frozenset({"context", "tools"}),
+    "elicitation": frozenset({"form", "url"}),
+    "roots": frozenset({"listChanged"}),
+}
+
+
+def declared(capabilities: Mapping[str, Any]) -> dict[str, Any]:
+    """The capabilities a child declares for a client that declared `capabilities`."""
+    kept: dict[str, Any] = {}
+    for name, flags in DECLARED.items():
+        value = capabilities.get(name)
+        if isinstance(value, dict):
+            kept[name] = {
+                flag: (True if isinstance(setting, bool) else {})
+                for flag, setting in value.items()
+                if flag in flags and setting is not False and isinstance(setting, (bool, dict))
+            }
+    return kept
+
 
 @dataclass(frozen=True, slots=True)
 class ChildSpec:
@@ -62,7 +87,7 @@ class ChildSpec:
     @property
     def group(self) -> tuple[bytes, str | None]:
         """Children of one group declare the same capabilities and may serve any of its clients."""
-        return orjson.dumps(dict(self.capabilities), option=orjson.OPT_SORT_KEYS), self.owner
+        return orjson.dumps(declared(self.capabilities), option=orjson.OPT_SORT_KEYS), self.owner
 
 
 @dataclass(eq=False)
@@ -147,7 +172,7 @@ class Children:
         if idle:
             return max(idle, key=lambda c: c.last_used)
         if time.monotonic() >= self._retry_at and self._make_room(evict=not mine):
-            child = Child(group, dict(spec.capabilities), self.make_channel())
+            child = Child(group, declared(spec.capabilities), self.make_channel())
             child.channel.on_unsolicited = lambda message: self._hand_over(child, message)
             self.children.append(child)
             return child

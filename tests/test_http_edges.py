@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -313,11 +314,18 @@ def test_malformed_catalog_is_rejected_naming_server_field_and_fix(tmp_path: Pat
     [("--port", "99999", "TOOLMESH_PORT"), ("--separator", "/", "TOOLMESH_SEPARATOR")],
 )
 def test_bad_setting_names_the_field(tmp_path: Path, option: str, value: str, variable: str) -> None:
-    """A port out of range, or a separator no tool name may hold: refused, naming the setting."""
+    """A port out of range, or a separator no tool name may hold: refused, naming the setting and
+    where the value came from (the option given, else the variable)."""
     path = write_catalog(tmp_path, {})
     result = subprocess.run(
         [sys.executable, "-m", "router", "router", "--config", str(path), option, value],
         check=False, capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert result.returncode == 2
-    assert option.removeprefix("--") in result.stderr and variable in result.stderr, result.stderr
+    assert f"(check {option})" in result.stderr, result.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "router", "router", "--config", str(path)],
+        check=False, capture_output=True, text=True, timeout=30, env={**os.environ, variable: value},
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert f"(check {variable} or" in result.stderr and option not in result.stderr, result.stderr

@@ -927,3 +927,23 @@ def test_everyday_words_for_weather_parcels_bookmarks_reminders_and_baskets() ->
         ("what's in my basket right now", "get_cart"),
     ]:
         assert idx.search(task, 1)[0].key[1] == tool, task
+
+
+def test_versus_compares_and_german_lager_is_a_warehouse() -> None:
+    idx = index_of(
+        {
+            "erp": [
+                {"name": "warehouse_list", "description": "List warehouses."},
+                {"name": "item_list", "description": "List items."},
+            ],
+            "seo": [
+                {"name": "analytics_query", "description": "Query search analytics for a site."},
+                {
+                    "name": "analytics_compare",
+                    "description": "Compare search analytics between two date ranges.",
+                },
+            ],
+        }
+    )
+    assert idx.search("clicks in October vs September", 1)[0].key[1] == "analytics_compare"
+    assert idx.search("Zeig mir alle Lagerorte der Firma", 1)[0].key[1] == "warehouse_list"

@@ -114,7 +114,7 @@ CONCEPTS: dict[str, str] = {
     "copy": """copy duplicate clone fork kopieren copier copiar コピー 複製
         copie duplicar copia copiare
         复制 克隆 拷贝 복사 복제 포크 скопировать скопируй копировать копию клонировать клонируй форкнуть""",
-    "compare": """compare diff difference differences changes changed vergleichen comparer comparar 比較
+    "compare": """compare diff difference differences changes changed versus vs vs. vergleichen comparer comparar 比較
         差分
         confronta confrontare
         比较 对比 差异 区别 비교 차이 сравнить сравни разница различия""",

@@ -33,8 +33,9 @@ class Unencodable(RPCError):
         super().__init__(INTERNAL_ERROR, f"{what} could not be encoded as JSON: {reason}")
 
 
-def encoded(message: Any, what: str = "the request") -> bytes:
-    """`message` as JSON for a backend, or Unencodable (the request never left the router)."""
+def to_json(message: Any, what: str = "the request") -> bytes:
+    """`message` as JSON, or Unencodable naming `what` (for a request to a backend: it never
+    left the router)."""
     try:
         return orjson.dumps(message)
     except orjson.JSONEncodeError as exc:

@@ -309,9 +309,7 @@ class ToolSearch:
     ) -> Result:
         """A tools/call of a meta-tool (the caller checked the request is in search mode)."""
         name = params["name"]
-        arguments = params.get("arguments") or {}
-        if not isinstance(arguments, dict):
-            raise RPCError(INVALID_PARAMS, f"`arguments` of {name} must be an object")
+        arguments = params.get("arguments") or {}  # an object or absent: dispatch checked it
         if name == CALL:
             real = arguments.get("name")
             if real in META_NAMES or not isinstance(real, str):

@@ -30,7 +30,7 @@ import orjson
 
 from router.catalog.server_rules import Cost, OverLimit, ServerPolicy
 from router.errors import ResultTooLarge
-from router.nesting import Unencodable
+from router.nesting import to_json
 
 BYTES_PER_TOKEN = 4
 MARKER_RESERVE = 400  # bytes kept free for the marker item when a result is cut
@@ -108,10 +108,7 @@ def enforce(result: dict[str, Any], limit: Limit, server: str, tool: str) -> tup
     """The result as it may be sent, and its JSON (`orjson.dumps`, what the reply sends: the
     reply reuses it instead of encoding the result again); raises ResultTooLarge to refuse, or
     Unencodable for a result nested past what the router can encode."""
-    try:
-        encoded = orjson.dumps(result)
-    except orjson.JSONEncodeError as exc:
-        raise Unencodable(f"the result of tool '{tool}' on server '{server}'", str(exc)) from None
+    encoded = to_json(result, f"the result of tool '{tool}' on server '{server}'")
     size = len(encoded)
     if limit.bytes <= 0 or size <= limit.bytes:
         return result, encoded

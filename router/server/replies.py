@@ -12,7 +12,7 @@ import anyio
 import orjson
 
 from router.errors import INVALID_REQUEST, RPCError
-from router.nesting import Unencodable
+from router.nesting import Unencodable, to_json
 
 if TYPE_CHECKING:
     from router.relay.context import Result
@@ -37,9 +37,9 @@ def response_bytes(request_id: Any, result: Result, modern: bool = False, encode
             if modern and "resultType" not in result:
                 result = {**result, "resultType": "complete"}
             try:
-                payload = orjson.dumps(result)
-            except orjson.JSONEncodeError as exc:
-                return error_bytes(request_id, Unencodable("the result", str(exc)))
+                payload = to_json(result, "the result")
+            except Unencodable as exc:
+                return error_bytes(request_id, exc)
         elif modern and "resultType" not in result:  # the same bytes as the dict with it added last
             if not result:
                 payload = b'{"resultType":"complete"}'

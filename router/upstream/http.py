@@ -17,7 +17,7 @@ import orjson
 from anyio.abc import TaskGroup
 
 from router.errors import BackendUnavailable, BackendUnreachable, SessionExpired
-from router.nesting import encoded
+from router.nesting import to_json
 from router.upstream.base import STREAM_PAUSED, Message, MessageHandler
 from router.upstream.sse import parse_events
 from router.upstream.wire import ConnectFailed, ConnectionClosed, Response, WireClient
@@ -79,7 +79,7 @@ class HttpChannel:
     async def request(
         self, message: Message, headers: Mapping[str, str], on_message: MessageHandler | None = None
     ) -> Message:
-        body = encoded(message)
+        body = to_json(message)
         try:
             async with self._http().request("POST", self._signed(headers), body) as response:
                 return await self._read_reply(response, message["id"], headers, on_message)
@@ -88,7 +88,7 @@ class HttpChannel:
 
     async def notify(self, message: Message, headers: Mapping[str, str]) -> None:
         try:
-            async with self._http().request("POST", self._signed(headers), encoded(message)) as response:
+            async with self._http().request("POST", self._signed(headers), to_json(message)) as response:
                 if response.status == 404 and "mcp-session-id" in headers:
                     raise SessionExpired(self.server)
                 await response.read()

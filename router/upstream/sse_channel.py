@@ -28,7 +28,7 @@ import orjson
 from anyio.abc import TaskGroup, TaskStatus
 
 from router.errors import BackendUnavailable, BackendUnreachable
-from router.nesting import encoded
+from router.nesting import to_json
 from router.upstream.base import Message, MessageHandler
 from router.upstream.demux import Demux
 from router.upstream.sse import parse_events
@@ -108,7 +108,7 @@ class SseChannel:
         if messages is None or self.ended.is_set():
             raise BackendUnreachable(self.server, "its event stream is closed")
         try:
-            async with messages.request("POST", headers or {}, encoded(message)) as response:
+            async with messages.request("POST", headers or {}, to_json(message)) as response:
                 body = await response.read()
         except ConnectFailed as exc:
             raise BackendUnreachable(self.server, f"cannot connect ({exc})") from None

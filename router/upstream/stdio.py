@@ -22,7 +22,7 @@ from anyio.abc import Process, TaskGroup
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from router.errors import BackendUnavailable, BackendUnreachable
-from router.nesting import encoded
+from router.nesting import to_json
 from router.upstream.base import Message, MessageHandler
 from router.upstream.demux import Demux
 
@@ -108,7 +108,7 @@ class StdioChannel:
             raise BackendUnreachable(self.server, self._exit_reason)
         try:
             async with self._write_lock:
-                await process.stdin.send(encoded(message) + b"\n")
+                await process.stdin.send(to_json(message) + b"\n")
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             raise BackendUnreachable(self.server, "its stdin is closed") from None
 

@@ -111,7 +111,9 @@ class Routes:
                     # its `resource` is built from Host: only a Host /mcp itself takes is echoed
                     await send_problem(send, 421, "Invalid Host header")
                 else:
-                    await send_json(send, 200, self.auth.protected_resource_metadata(headers))
+                    await send_json(
+                        send, 200, self.auth.protected_resource_metadata(scope.get("scheme", "http"), headers)
+                    )
             elif path == "/.well-known/jwks.json" and self.signer is not None:
                 await send_json(send, 200, self.signer.jwks())  # keys of the tokens backends get
             elif path == "/v1/usage" and self.usage is not None:

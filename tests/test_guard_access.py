@@ -284,3 +284,53 @@ async def test_requests_without_valid_credentials_get_401_with_resource_metadata
             metadata = await response.json()
         assert metadata["resource"] == router.mcp_url
         assert metadata["bearer_methods_supported"] == ["header"]
+
+
+async def test_only_a_trusted_proxy_sets_the_scheme_the_challenge_names(tmp_path: Path) -> None:
+    """X-Forwarded-Proto is a trusted proxy's word (FORWARDED_ALLOW_IPS), not any client's: from a
+    client outside that list, the challenge and the resource metadata keep the connection's scheme,
+    so a stranger cannot make a 401 point the client at a URL of its choosing."""
+    import aiohttp
+
+    make_keys(tmp_path / "keys.json", {"ops": ["ops"]})
+    env = {
+        "TOOLMESH_AUTH_ANONYMOUS": "never",
+        "TOOLMESH_AUTH_KEYS_FILE": str(tmp_path / "keys.json"),
+        "FORWARDED_ALLOW_IPS": "192.0.2.1",  # the test client (127.0.0.1) is not a trusted proxy
+    }
+    base = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    with run_router(tmp_path, {"alpha": sample_server_stdio_entry("alpha")}, env=env) as router:
+        origin = router.mcp_url.removesuffix("/mcp")
+        async with aiohttp.ClientSession() as http:
+            spoofed = {**base, "X-Forwarded-Proto": "https"}
+            async with http.post(router.mcp_url, json=ping, headers=spoofed) as response:
+                assert response.status == 401
+                challenge = response.headers["WWW-Authenticate"]
+            assert f'resource_metadata="{origin}/.well-known/oauth-protected-resource"' in challenge
+            assert origin.startswith("http://")
+            metadata_url = f"{origin}/.well-known/oauth-protected-resource"
+            async with http.get(metadata_url, headers={"X-Forwarded-Proto": "https"}) as response:
+                assert (await response.json())["resource"] == router.mcp_url
+
+
+async def test_a_trusted_proxy_sets_the_scheme_the_challenge_names(
+    guarded: tuple[RouterHandle, dict[str, str]],
+) -> None:
+    """From a trusted proxy (loopback, uvicorn's default), X-Forwarded-Proto is the scheme the
+    client used, and the challenge and metadata name it."""
+    import aiohttp
+
+    router, _ = guarded
+    https_origin = "https://" + router.mcp_url.removeprefix("http://").removesuffix("/mcp")
+    base = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    async with aiohttp.ClientSession() as http:
+        headers = {**base, "X-Forwarded-Proto": "https"}
+        ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+        async with http.post(router.mcp_url, json=ping, headers=headers) as response:
+            assert response.status == 401
+            challenge = response.headers["WWW-Authenticate"]
+        assert f'resource_metadata="{https_origin}/.well-known/oauth-protected-resource"' in challenge
+        metadata_url = router.mcp_url.removesuffix("/mcp") + "/.well-known/oauth-protected-resource"
+        async with http.get(metadata_url, headers={"X-Forwarded-Proto": "https"}) as response:
+            assert (await response.json())["resource"] == f"{https_origin}/mcp"

@@ -195,21 +195,22 @@ class Authenticator:
             raise AuthError("invalid_token", "bearer tokens are not enabled on this router")
         return await self.jwt.verify(token)
 
-    def metadata_url(self, headers: Mapping[str, str]) -> str:
-        return f"{_origin(headers)}/.well-known/oauth-protected-resource"
+    def metadata_url(self, scheme: str, headers: Mapping[str, str]) -> str:
+        return f"{_origin(scheme, headers)}/.well-known/oauth-protected-resource"
 
-    def challenge(self, headers: Mapping[str, str], error: AuthError) -> bytes:
-        """The `WWW-Authenticate` value for a 401 (RFC 6750 + RFC 9728)."""
-        parts = [f'resource_metadata="{self.metadata_url(headers)}"']
+    def challenge(self, scheme: str, headers: Mapping[str, str], error: AuthError) -> bytes:
+        """The `WWW-Authenticate` value for a 401 (RFC 6750 + RFC 9728); `scheme` is the request
+        scope's, which only a trusted proxy's X-Forwarded-Proto can change."""
+        parts = [f'resource_metadata="{self.metadata_url(scheme, headers)}"']
         if error.reason != "missing":
             description = error.description.replace('"', "'")
             parts.append(f'error="invalid_token", error_description="{description}"')
         return ("Bearer " + ", ".join(parts)).encode("latin-1", "replace")
 
-    def protected_resource_metadata(self, headers: Mapping[str, str]) -> dict[str, Any]:
+    def protected_resource_metadata(self, scheme: str, headers: Mapping[str, str]) -> dict[str, Any]:
         """RFC 9728 metadata: which resource this is and who issues tokens for it."""
         metadata: dict[str, Any] = {
-            "resource": self.resource_url or f"{_origin(headers)}/mcp",
+            "resource": self.resource_url or f"{_origin(scheme, headers)}/mcp",
             "bearer_methods_supported": ["header"],
             "resource_name": "toolmesh",
         }
@@ -245,6 +246,8 @@ def _is_loopback_host(host: str) -> bool:
         return False
 
 
-def _origin(headers: Mapping[str, str]) -> str:
-    scheme = headers.get("x-forwarded-proto", "http")
+def _origin(scheme: str, headers: Mapping[str, str]) -> str:
+    """This router's origin as the client reached it. The scheme is the connection's (or a trusted
+    proxy's X-Forwarded-Proto, applied to the scope by the HTTP layer), never a header any client
+    can send: a stranger must not make the challenge point at a URL of its choosing."""
     return f"{scheme}://{headers.get('host', 'localhost')}"

@@ -78,7 +78,9 @@ class Admission:
                 agent = await self.auth.authenticate(headers, scope.get("client"))
             except AuthError as exc:
                 self.metrics.auth_failures.labels(exc.reason).inc()
-                challenge = [(b"www-authenticate", self.auth.challenge(headers, exc))]
+                challenge = [
+                    (b"www-authenticate", self.auth.challenge(scope.get("scheme", "http"), headers, exc))
+                ]
                 return Refusal(401, exc.description, challenge)
         if namespace is not None:
             inside = self.guard.namespace_view(agent, namespace) if self.guard is not None else None

@@ -44,7 +44,7 @@ class UsageEndpoint:
                 send,
                 401,
                 exc.description,
-                [(b"www-authenticate", self.auth.challenge(headers, exc))],
+                [(b"www-authenticate", self.auth.challenge(scope.get("scheme", "http"), headers, exc))],
             )
             return
         query = {key: values[-1] for key, values in parse_qs(scope.get("query_string", b"").decode()).items()}

@@ -194,6 +194,7 @@ def run_router(overrides: dict[str, Any]) -> int:
         port=settings.port,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
         http=HttpProtocol.reading_within(settings.read_timeout),
+        limit_concurrency=settings.max_connections,
         lifespan="on",
         access_log=False,
         log_config=None,

@@ -99,6 +99,13 @@ class RouterSettings(BaseSettings):
         description="Seconds a client has to send a request's head, and the longest pause while its "
         "body arrives; past it the connection is closed (408 when nothing was answered yet).",
     )
+    max_connections: int = Field(
+        4096,
+        ge=1,
+        description="Client connections a replica serves at once; a request on a connection past "
+        "this gets 503 and the connection is closed, so a flood of connections cannot exhaust the "
+        "replica's file descriptors or memory while the ones it holds are served.",
+    )
     max_result_bytes: int = Field(
         256 * 1024,
         ge=0,

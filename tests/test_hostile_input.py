@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -384,3 +385,51 @@ def test_read_only_endpoints_answer_other_methods_with_405(
     )
     assert status == 405 and "GET and HEAD only" in text, (status, text)
     assert {k.lower(): v for k, v in headers.items()}["allow"] == "GET, HEAD"
+
+
+# -- a flood of connections ---------------------------------------------------------------------
+
+HEALTH = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+def _served(sock: socket.socket) -> bytes:
+    """One keep-alive /healthz on `sock`: the response (the connection stays open)."""
+    sock.sendall(HEALTH)
+    seen = b""
+    while b"\r\n\r\n" not in seen or not seen.endswith(b"}"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        seen += chunk
+    return seen
+
+
+def test_connections_past_max_connections_get_503_and_the_held_ones_are_served(tmp_path: Path) -> None:
+    """Connections are bounded (`max_connections`): one accepted past the bound has its request
+    answered 503 and is closed, while those within it go on being served; once one closes, a
+    new connection is served again."""
+    limit = 3
+    servers = {"alpha": sample_server_stdio_entry("alpha")}
+    with run_router(tmp_path, servers, env={"TOOLMESH_MAX_CONNECTIONS": str(limit)}) as handle:
+        address = ("127.0.0.1", port_of(handle))
+        time.sleep(0.5)  # the readiness probes' connections are gone
+        held = [socket.create_connection(address, timeout=10) for _ in range(limit)]
+        try:
+            for sock in held:
+                assert _served(sock).startswith(b"HTTP/1.1 200 ")
+            with socket.create_connection(address, timeout=10) as extra:
+                extra.sendall(HEALTH)
+                seen, _ = _read_until_closed(extra, 10)
+            assert seen.startswith(b"HTTP/1.1 503 ") and b"max_connections" in seen, seen[:300]
+            for sock in held:
+                assert _served(sock).startswith(b"HTTP/1.1 200 ")
+            held.pop().close()
+
+            def a_new_one_is_served() -> bool:
+                with socket.create_connection(address, timeout=10) as sock:
+                    return _served(sock).startswith(b"HTTP/1.1 200 ")
+
+            wait_until(a_new_one_is_served, 10, "a connection served once one of the held ones closed")
+        finally:
+            for sock in held:
+                sock.close()

@@ -17,6 +17,9 @@ needs and drops the rest:
   its request. Without it a client could hold a connection forever by sending a header byte
   now and then (slowloris); whole heads, the usual case, pay nothing for it;
 - the request body streams to `receive()` with flow control; pipelined requests wait their turn;
+- a connection accepted past `max_connections` (uvicorn's `limit_concurrency`) has each request
+  answered 503 and is closed: decided once, when it is accepted, so the connections within the
+  limit keep being served while a flood of new ones is turned away;
 - no WebSocket upgrades, no access log (the router logs and audits requests itself);
 - X-Forwarded-For/-Proto from a trusted proxy are applied here, with the rule and settings of
   uvicorn's ProxyHeadersMiddleware (`forwarded_allow_ips`), which the protocol takes off the app:
@@ -64,6 +67,7 @@ LINGER_BYTES = 64 * 1024 * 1024  # ... or until this many bytes were dropped
 # header limit is 60 KiB and nginx's 32 KiB: nothing a proxy passes is refused here.
 MAX_URL = 16 * 1024
 MAX_HEAD = 64 * 1024
+OVER_LIMIT = b"Service Unavailable: this replica holds max_connections connections already; retry later or on another replica"
 UPGRADE_WITH_BODY = b"Bad Request: a request with Upgrade cannot carry a body; send it without Upgrade"
 
 
@@ -117,6 +121,8 @@ class HttpProtocol(asyncio.Protocol):
         self.loop = _loop or asyncio.get_event_loop()
         self.keep_alive_timeout = config.timeout_keep_alive
         self.read_timeout = self.READ_TIMEOUT
+        self.max_connections: int | None = config.limit_concurrency  # the `max_connections` setting
+        self.over_limit = False  # accepted past max_connections: its requests get 503
         self.root_path = config.root_path  # app_state (lifespan state) is not used by the router
         self.server_state = server_state
         self.parser = httptools.HttpRequestParser(self)
@@ -161,7 +167,10 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.server_state.connections.add(self)  # type: ignore[arg-type]
+        connections = self.server_state.connections
+        connections.add(self)  # type: ignore[arg-type]
+        if self.max_connections is not None and len(connections) > self.max_connections:
+            self.over_limit = True  # decided once: the connections within the limit keep working
         self.server = _address(transport.get_extra_info("sockname"))
         self.client = _address(transport.get_extra_info("peername"))
         if self.proxies is not None:
@@ -274,6 +283,9 @@ class HttpProtocol(asyncio.Protocol):
                 return
         if self.from_proxy and (b"x-forwarded-for" in named or b"x-forwarded-proto" in named):
             _forwarded(scope, headers, self.proxies)
+        if self.over_limit:
+            self._reject(503, OVER_LIMIT)
+            return
         expect = named.get(b"expect")
         if expect is not None and expect.lower() != b"100-continue":
             self._reject(417, b"Expectation Failed: only 100-continue is supported")

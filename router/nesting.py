@@ -14,6 +14,8 @@ leaves the router room below 255 to wrap a message (a parked call, a relayed req
 from __future__ import annotations
 
 import logging
+import math
+import time
 from typing import Any, Final
 
 import orjson
@@ -23,6 +25,12 @@ from router.errors import INTERNAL_ERROR, INVALID_PARAMS, RPCError
 MAX_NESTING: Final = 128
 
 log = logging.getLogger("toolmesh.nesting")
+
+DROP_LOG_EVERY: Final = 60.0
+"""Seconds between warnings about dropped messages: a backend that sends a deep notification
+with every progress tick must not turn the log into its echo."""
+_drops = 0  # messages dropped since the last warning
+_warned_at = -math.inf
 
 
 class Unencodable(RPCError):
@@ -80,10 +88,20 @@ def client_json(message: dict[str, Any]) -> bytes | None:
         return orjson.dumps(message)
     except orjson.JSONEncodeError as exc:
         if "id" not in message or "method" in message:
-            log.warning(
-                "dropped a message a client could not be sent",
-                extra={"method": message.get("method"), "reason": str(exc)},
-            )
+            _dropped(message.get("method"), str(exc))
             return None
         error = Unencodable("the reply", str(exc)).to_error()
         return orjson.dumps({"jsonrpc": "2.0", "id": message["id"], "error": error})
+
+
+def _dropped(method: Any, reason: str) -> None:
+    """Count a dropped message; warn at most once per DROP_LOG_EVERY, with how many since."""
+    global _drops, _warned_at  # noqa: PLW0603 - one counter per process, like a metric
+    _drops += 1
+    now = time.monotonic()
+    if now - _warned_at >= DROP_LOG_EVERY:
+        log.warning(
+            "dropped messages a client could not be sent",
+            extra={"method": method, "reason": reason, "dropped": _drops},
+        )
+        _drops, _warned_at = 0, now

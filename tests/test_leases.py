@@ -80,6 +80,24 @@ async def test_a_legacy_http_backend_lends_a_sampling_client_its_own_session(tmp
                 assert after.session is not first.session  # a fresh one once the old one is gone
 
 
+async def test_a_clients_own_http_session_declares_only_what_a_server_tailors_to(tmp_path: Any) -> None:
+    """A variant session declares the spec's flags of sampling, elicitation and roots, not the
+    client's experimental data or unknown keys: those are the client's own business, and a
+    backend the router opens a session to is not told them."""
+    noisy = {
+        "sampling": {"tools": {}, "bogus": 1},
+        "experimental": {"private": "x" * 1000},
+        "made-up": {"flag": True},
+    }
+    with sample_server_http("s", era="legacy", log_dir=tmp_path) as (url, _):
+        record = BackendRecord(server="s", instance_id="s", transport="http", url=url)
+        client = Client("legacy", noisy, "client-1", nobody_outside)
+        async with running(record) as backend, backend.lease_for(client) as own:
+            assert own.kind == "variant"
+            assert own.session.client_capabilities == {"sampling": {"tools": {}}}
+            assert "result" in await own.request("tools/list", None, 10, None)
+
+
 async def test_a_stdio_backend_lends_a_child_declaring_the_clients_capabilities() -> None:
     """On a stdio backend a sampling client's call goes to a child started with its capabilities;
     a client that declared nothing stays on the main child, and a call through `Backend.call` is

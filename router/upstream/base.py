@@ -25,6 +25,34 @@ MessageHandler = Callable[[Message], Awaitable[None]]
 Outside = Callable[[Message], Awaitable[Message | None]]
 
 
+# What a client's own backend session (a stdio child, an HTTP variant) declares of its capabilities: the ones a legacy server tailors its offer
+# to, each with only the flags the spec defines (their values reduced to `true`/`{}`). Anything
+# else (experimental data, unknown keys) is left out, so clients that differ only in it share
+# children (otherwise a client changing such data on every request started a process per
+# request and pushed other clients' idle children out), and no client's private data reaches a
+# backend in a session the router opens.
+DECLARED: Mapping[str, frozenset[str]] = {
+    "sampling": frozenset({"context", "tools"}),
+    "elicitation": frozenset({"form", "url"}),
+    "roots": frozenset({"listChanged"}),
+}
+
+
+def declared(capabilities: Mapping[str, Any]) -> dict[str, Any]:
+    """The capabilities a client's own backend session declares for a client that declared
+    `capabilities`."""
+    kept: dict[str, Any] = {}
+    for name, flags in DECLARED.items():
+        value = capabilities.get(name)
+        if isinstance(value, dict):
+            kept[name] = {
+                flag: (True if isinstance(setting, bool) else {})
+                for flag, setting in value.items()
+                if flag in flags and setting is not False and isinstance(setting, (bool, dict))
+            }
+    return kept
+
+
 def refusal(method: str, problem: str) -> Message:
     """The answer the router gives, in the client's stead, to a backend's request no client can
     or may answer."""

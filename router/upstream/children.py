@@ -39,36 +39,11 @@ from anyio.abc import TaskGroup
 
 from router.catalog.record import UpstreamProtocol
 from router.errors import BackendError, SessionExpired
-from router.upstream.base import Message, Outside, refusal
+from router.upstream.base import Message, Outside, declared, refusal
 from router.upstream.session import UpstreamSession
 from router.upstream.stdio import StdioChannel
 
 log = logging.getLogger("toolmesh.upstream")
-
-# What a child declares of its clients' capabilities: the ones a legacy server tailors its offer
-# to, each with only the flags the spec defines (their values reduced to `true`/`{}`). Anything
-# else (experimental data, unknown keys) is left out, so clients that differ only in it share
-# children: otherwise a client changing such data on every request started a process per
-# request and pushed other clients' idle children out.
-DECLARED: Mapping[str, frozenset[str]] = {
-    "sampling": frozenset({"context", "tools"}),
-    "elicitation": frozenset({"form", "url"}),
-    "roots": frozenset({"listChanged"}),
-}
-
-
-def declared(capabilities: Mapping[str, Any]) -> dict[str, Any]:
-    """The capabilities a child declares for a client that declared `capabilities`."""
-    kept: dict[str, Any] = {}
-    for name, flags in DECLARED.items():
-        value = capabilities.get(name)
-        if isinstance(value, dict):
-            kept[name] = {
-                flag: (True if isinstance(setting, bool) else {})
-                for flag, setting in value.items()
-                if flag in flags and setting is not False and isinstance(setting, (bool, dict))
-            }
-    return kept
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,10 +5,11 @@ The backend's main session is shared by every client and declares what the route
 Some legacy backends need more: they decide what to offer from the capabilities the session
 declared, and they ask their client things outside any call (roots `list` after a
 `roots/list_changed`, say), which only makes sense if "their client" is one client. For such a
-client the router opens a session of its own (a variant) that declares exactly that client's
-capabilities and whose stray messages go to a handler for that client. Variants live as long as
-the backend's connection, or until `drop(key)`; they are keyed by an opaque string (`leases.py`
-uses the client's session id), so this layer knows nothing of clients.
+client the router opens a session of its own (a variant) that declares that client's
+capabilities (those a server tailors to, as `base.declared` keeps them: no experimental data)
+and whose stray messages go to a handler for that client. Variants live as long as the backend's
+connection, or until `drop(key)`; they are keyed by an opaque string (`leases.py` uses the
+client's session id), so this layer knows nothing of clients.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from router.errors import BackendError, SessionExpired
-from router.upstream.base import Channel, Message, Outside
+from router.upstream.base import Channel, Message, Outside, declared
 from router.upstream.session import UpstreamSession
 
 log = logging.getLogger("toolmesh.upstream")
@@ -75,7 +76,7 @@ class Variants:
             self.server,
             channel,
             protocol="legacy",
-            capabilities=capabilities,
+            capabilities=declared(capabilities),
             connect_timeout=self.connect_timeout,
         )
 

@@ -632,6 +632,14 @@ def test_a_sentry_short_id_is_an_issue_key_not_words() -> None:
     assert strip_patterns("send the X-AUTH header")[1] == []  # no digit: a word
 
 
+
+def test_an_item_code_is_no_issue_key() -> None:
+    # a part of a longer code (a bill of materials, a SKU) or a zero-padded number is an item's
+    # code: read as a ticket it pulled a service desk's queue ahead of the work order asked for
+    for task in ("schedule a production run off BOM-DESK-0003", "restock SKU-2024-RED", "count ITEM-00042"):
+        assert "@issue" not in strip_patterns(task)[1], task
+    assert strip_patterns("is OPS-88 (the outage) still open?")[1] == ["@issue"]
+
 def test_an_sql_statement_is_an_sql_query_not_its_tables_and_columns() -> None:
     # its words are data: "events", "count", "date" pulled toward calendar and metrics tools
     text, tags = strip_patterns("clickhouse: SELECT count() FROM events WHERE event_date = today()")

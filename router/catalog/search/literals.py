@@ -333,9 +333,10 @@ _LITERALS: tuple[_Literal, ...] = (
     _Literal(_PAIR, "", None, _first_folder),
     _Literal(re.compile(rf"(?<![\w/])[\w-]+(?:\.[\w-]+)*\.(?:{_EXTENSIONS})\b", re.I), "@file", "file"),
     # an issue key (PROJ-123), or a Sentry short ID (CHECKOUT-1A2): capitals, a dash, then digits
-    # and capitals with at least one digit
+    # and capitals with at least one digit, not starting with 0 (neither tracker pads its numbers);
+    # a part of a longer code (BOM-DESK-0003, SKU-2024-RED) is an item's code, not a ticket
     _Literal(
-        re.compile(r"\b[A-Z][A-Z0-9]{1,9}-(?=[A-Z]*\d)[A-Z0-9]+\b"),
+        re.compile(r"(?<![\w-])[A-Z][A-Z0-9]{1,9}-(?!0)(?=[A-Z]*\d)[A-Z0-9]+(?![\w-])"),
         "@issue",
         "ticket",
         needs_digit=True,

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import time
 from pathlib import Path
+
+import pytest
 
 import router.catalog.search as search_package
 from router.catalog.search import SearchIndex, analyze
@@ -632,13 +635,13 @@ def test_a_sentry_short_id_is_an_issue_key_not_words() -> None:
     assert strip_patterns("send the X-AUTH header")[1] == []  # no digit: a word
 
 
-
 def test_an_item_code_is_no_issue_key() -> None:
     # a part of a longer code (a bill of materials, a SKU) or a zero-padded number is an item's
     # code: read as a ticket it pulled a service desk's queue ahead of the work order asked for
     for task in ("schedule a production run off BOM-DESK-0003", "restock SKU-2024-RED", "count ITEM-00042"):
         assert "@issue" not in strip_patterns(task)[1], task
     assert strip_patterns("is OPS-88 (the outage) still open?")[1] == ["@issue"]
+
 
 def test_an_sql_statement_is_an_sql_query_not_its_tables_and_columns() -> None:
     # its words are data: "events", "count", "date" pulled toward calendar and metrics tools
@@ -955,3 +958,21 @@ def test_versus_compares_and_german_lager_is_a_warehouse() -> None:
     )
     assert idx.search("clicks in October vs September", 1)[0].key[1] == "analytics_compare"
     assert idx.search("Zeig mir alle Lagerorte der Firma", 1)[0].key[1] == "warehouse_list"
+
+
+@pytest.mark.parametrize("unit", ["a.", "1.", "-_.", "@@", "a@", "*-", "a-1", "x/"])
+def test_reading_a_hostile_query_grows_linearly_with_its_length(unit: str) -> None:
+    # a pattern that may start inside a run it can match (a file name at every "a." of
+    # "a.a.a.a...") rescans the run from each start: 1,000 characters took 50 ms, four times as
+    # long sixteen times as long. Now each pattern starts only where a token does.
+    def best_ms(length: int) -> float:
+        text = (unit * length)[:length]
+        runs = []
+        for _ in range(5):
+            started = time.perf_counter()
+            strip_patterns(text)
+            runs.append(time.perf_counter() - started)
+        return min(runs) * 1000
+
+    short, long = best_ms(250), best_ms(1000)
+    assert long < max(6 * short, 2.0), (short, long)  # quadratic: ~16 times; linear: ~4

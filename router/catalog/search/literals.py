@@ -123,7 +123,7 @@ _HTTP_CALL = re.compile(
 
 
 # A glob (*.env.example, **/*.ts, src/**/*.py): files matching a pattern, not its words
-_GLOB = re.compile(r"(?<![\w/*])(?:[\w.-]+/)*(?:\*\*/)*[\w-]*\*[\w*-]*(?:\.[\w-]+)+(?![\w/])")
+_GLOB = re.compile(r"(?<![\w/*.-])(?:[\w.-]+/)*(?:\*\*/)*[\w-]*\*[\w*-]*(?:\.[\w-]+)+(?![\w/])")
 
 
 # A code identifier in camelCase (oldApiUrl, useMutation, legacyAuth): a name in the user's code,
@@ -223,12 +223,12 @@ _WORK_TIME_CJK = re.compile(
 
 
 _PATH = re.compile(
-    r"(?<![\w/.~-])(?:~|\.{1,2})?(?:/[\w.@-]+)+/?"
-    r"|(?<![\w/.~-])[\w.@-]+(?:/[\w.@-]+){2,}/?"
-    rf"|(?<![\w/.~-])[\w.@-]+/[\w.@-]*\.(?:{_EXTENSIONS})\b",
+    r"(?<![\w/.~@-])(?:~|\.{1,2})?(?:/[\w.@-]+)+/?"
+    r"|(?<![\w/.~@-])[\w.@-]+(?:/[\w.@-]+){2,}/?"
+    rf"|(?<![\w/.~@-])[\w.@-]+/[\w.@-]*\.(?:{_EXTENSIONS})\b",
     re.I,
 )
-_PAIR = re.compile(r"(?<![\w/.~-])[\w.@-]+/[\w.@-]+(?![\w/])")
+_PAIR = re.compile(r"(?<![\w/.~@-])[\w.@-]+/[\w.@-]+(?![\w/])")
 
 
 def _first_folder(value: str) -> str:
@@ -276,7 +276,7 @@ _LITERALS: tuple[_Literal, ...] = (
     _Literal(_SHORT_HOST, "@web", "web page", site_of),
     _Literal(
         re.compile(
-            r"(?<![\w.])[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|io|dev|ai|app|co|de|fr|es|jp)\b"
+            r"(?<![\w.-])[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|io|dev|ai|app|co|de|fr|es|jp)\b"
             r"(?:/\S*)?",
             re.I,
         ),
@@ -331,7 +331,7 @@ _LITERALS: tuple[_Literal, ...] = (
     # one slash between two words is no path (lat/long, Yes/No, acme/web-app, feature/login):
     # the first is kept, the second is mostly a name
     _Literal(_PAIR, "", None, _first_folder),
-    _Literal(re.compile(rf"(?<![\w/])[\w-]+(?:\.[\w-]+)*\.(?:{_EXTENSIONS})\b", re.I), "@file", "file"),
+    _Literal(re.compile(rf"(?<![\w/.-])[\w-]+(?:\.[\w-]+)*\.(?:{_EXTENSIONS})\b", re.I), "@file", "file"),
     # an issue key (PROJ-123), or a Sentry short ID (CHECKOUT-1A2): capitals, a dash, then digits
     # and capitals with at least one digit, not starting with 0 (neither tracker pads its numbers);
     # a part of a longer code (BOM-DESK-0003, SKU-2024-RED) is an item's code, not a ticket

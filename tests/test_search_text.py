@@ -762,6 +762,13 @@ def test_an_emoji_is_an_emoji_and_coordinates_are_a_place() -> None:
     ]
     assert plain_literals("what is at 52.5163, 13.3777?") == "what is at coordinates ?"
     assert strip_patterns("bump it from 1.2 to 1.3")[1] == []  # version numbers: no place
+    # a point to search around or between, or one a place's name is given with, is not asked
+    # to be named: "reverse" would pull every such task to the reverse geocoder
+    for task in ("fast chargers near 51.5072,-0.1276", "schools within 1 km of 47.3769, 8.5417",
+                 "meet between Kreuzberg (52.4986,13.4030) and Mitte (52.5200,13.4050)",
+                 "渋谷駅\uff0835.6580, 139.7016\uff09の近くの駐車場"):  # fmt: skip
+        text, tags = strip_patterns(task)
+        assert "coordinates" in text.split() and "reverse" not in text.split() and "@location" in tags, task
 
 
 def test_coordinates_find_the_reverse_geocoder_first() -> None:

@@ -983,3 +983,36 @@ def test_reading_a_hostile_query_grows_linearly_with_its_length(unit: str) -> No
 
     short, long = best_ms(250), best_ms(1000)
     assert long < max(6 * short, 2.0), (short, long)  # quadratic: ~16 times; linear: ~4
+
+
+def test_kitchen_words_meet_pantry_and_recipe_tools() -> None:
+    """A kitchen's words (instead of, past its date, running low, grocery list) reach tools
+    that say substitution, expiring, minimum stock and shopping list."""
+    idx = index_of(
+        {
+            "recipes": [
+                {"name": "recipe_get", "description": "Get a recipe by its id."},
+                {
+                    "name": "recipe_substitute",
+                    "description": "Ingredient substitutions with adjusted amounts.",
+                },
+                {"name": "recipe_scale", "description": "Scale a recipe to a number of servings."},
+            ],
+            "pantry": [
+                {"name": "stock_list", "description": "List the products in stock."},
+                {"name": "stock_expiring", "description": "List products expiring soon or expired."},
+                {
+                    "name": "shopping_list_add_missing",
+                    "description": "Add products below their minimum stock level.",
+                },
+                {"name": "shopping_list_get", "description": "Get the shopping list."},
+            ],
+        }
+    )
+    for task, tool in [
+        ("out of buttermilk for pancakes, what can I use instead?", ("recipes", "recipe_substitute")),
+        ("what in the fridge is past its date?", ("pantry", "stock_expiring")),
+        ("put whatever we're running low on in the basket", ("pantry", "shopping_list_add_missing")),
+        ("what's on the grocery list?", ("pantry", "shopping_list_get")),
+    ]:
+        assert idx.search(task, 1)[0].key == tool, task

@@ -338,6 +338,19 @@ CONCEPTS: dict[str, str] = {
         transkribieren transkription transcrire transcription transcribir transcripción transcrever
         transcrição trascrivere trascrizione 文字起こし 书写转录 转录 转写 받아쓰기 расшифровать
         транскрипция""",
+    "substitute": """substitute substitutes substitution substitutions substitute+for instead+of use+instead
+        ersatz ersatzprodukt substitut substitution sustituto sustitutos sustitución substituto substitutos
+        substituição sostituto sostituti sostituzione 代用 代用品 代替品 替代品 代替 대체품 대용 заменитель замена+продукта""",
+    "expire": """expire expires expired expiring expiry expiration out+of+date past+its+date past+their+date
+        best+before use+by abgelaufen ablaufen verfallen mindesthaltbarkeit périmé périmés
+        périmée caducado caducados caducidad vencido vencidos caducar scaduto scaduti scadenza
+        期限切れ 賞味期限 消費期限 过期 保质期 유통기한 만료 просрочен просроченные срок+годности""",
+    "low_stock": """running+low low+on low+stock below+minimum minimum+stock min+stock reorder+level reorder+point
+        restock restocking short+on running+short fast+leer knapp presque+épuisé bajo+stock poco+stock
+        estoque+baixo scorte+basse 在庫切れ寸前 在庫不足 库存不足 재고+부족 заканчивается мало+осталось""",
+    "shopping_list": """shopping+list shopping+lists grocery+list grocery+lists groceries+list einkaufsliste
+        einkaufszettel liste+de+courses lista+de+la+compra lista+de+compras lista+della+spesa 買い物リスト
+        购物清单 购物单 장보기+목록 장보기 список+покупок""",
     "ohlc": """ohlc ohlcv candle candles candlestick candlesticks kline klines price+bars
         kerzen kerzenchart bougies velas candele ローソク足 k线 蜡烛图 캔들 свечи свечной""",
 }

@@ -1016,3 +1016,11 @@ def test_kitchen_words_meet_pantry_and_recipe_tools() -> None:
         ("what's on the grocery list?", ("pantry", "shopping_list_get")),
     ]:
         assert idx.search(task, 1)[0].key == tool, task
+
+
+def test_go_navigates_only_to_or_back() -> None:
+    # "go ahead and buy the label", "about to go off": no browser's back button
+    assert "@navigate" not in LEXICON.tags("go ahead and buy the label for that rate")
+    assert "@navigate" not in LEXICON.tags("what in the fridge is about to go off")
+    assert "@navigate" in LEXICON.tags("go to the pricing page")
+    assert "@navigate" in LEXICON.tags("go back one page")

@@ -97,7 +97,7 @@ CONCEPTS: dict[str, str] = {
         check+off resolve resolved erledigen erledigt abschliessen abschließen fertig achever terminé
         completar completado hecho terminado concluir concluido concluído feito completare completato
         fatto 完了 済み 完成 已完成 做完 搞定 완료 끝냈 끝났 выполнено сделано готово""",
-    "navigate": """navigate go goto visit browse open+url load+page aufrufen besuchen naviguer visiter
+    "navigate": """navigate go+to go+back goto visit browse open+url load+page aufrufen besuchen naviguer visiter
         navegar visitar 移動 開
         访问 跳转 前往 导航到 이동 접속 방문 перейти перейди зайти зайди""",
     "download": """download export pull save+as herunterladen telecharger télécharger descargar

@@ -584,6 +584,10 @@ def test_a_glossary_word_in_another_language_finds_the_tool_that_says_it_in_engl
     )
     # "memory" has no entry: RAM in other languages, and the name of a knowledge-graph server
     assert "memori" not in LEXICON.tags("что съедает память")
+    # a kitchen's words: a recipe and its ingredients
+    for task in ("fammi una tabella di marcia per la ricetta 52772", "Rezept für Lasagne", "レシピを探して"):
+        assert "recip" in LEXICON.tags(task), task
+    assert "ingredi" in LEXICON.tags("was kann ich mit diesen Zutaten kochen")
 
 
 def test_a_german_compound_is_read_by_the_glossary_words_inside_it() -> None:

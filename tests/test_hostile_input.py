@@ -406,8 +406,9 @@ def _served(sock: socket.socket) -> bytes:
 
 def test_connections_past_max_connections_get_503_and_the_held_ones_are_served(tmp_path: Path) -> None:
     """Connections are bounded (`max_connections`): one accepted past the bound has its request
-    answered 503 and is closed, while those within it go on being served; once one closes, a
-    new connection is served again."""
+    answered 503 and is closed (one that sends nothing within a second is closed too), while those
+    within it go on being served; once one closes, a new connection is served again, however many
+    turned-away connections are still open."""
     limit = 3
     servers = {"alpha": sample_server_stdio_entry("alpha")}
     with run_router(tmp_path, servers, env={"TOOLMESH_MAX_CONNECTIONS": str(limit)}) as handle:
@@ -423,13 +424,27 @@ def test_connections_past_max_connections_get_503_and_the_held_ones_are_served(t
             assert seen.startswith(b"HTTP/1.1 503 ") and b"max_connections" in seen, seen[:300]
             for sock in held:
                 assert _served(sock).startswith(b"HTTP/1.1 200 ")
-            held.pop().close()
+            # connections turned away hold no place, and one that sends nothing is soon closed
+            silent = [socket.create_connection(address, timeout=10) for _ in range(3)]
+            opened = time.monotonic()
+            try:
+                # the last one's 503 says the router has accepted all three (in order), so
+                # closing a held one now cannot let one of them in
+                silent[-1].sendall(HEALTH)
+                assert _read_until_closed(silent[-1], 10)[0].startswith(b"HTTP/1.1 503 ")
+                held.pop().close()
 
-            def a_new_one_is_served() -> bool:
-                with socket.create_connection(address, timeout=10) as sock:
-                    return _served(sock).startswith(b"HTTP/1.1 200 ")
+                def a_new_one_is_served() -> bool:
+                    with socket.create_connection(address, timeout=10) as sock:
+                        return _served(sock).startswith(b"HTTP/1.1 200 ")
 
-            wait_until(a_new_one_is_served, 10, "a connection served once one of the held ones closed")
+                wait_until(a_new_one_is_served, 10, "a connection served once one of the held ones closed")
+                assert time.monotonic() - opened < 1.0  # while the turned-away ones were still open
+                seen, _ = _read_until_closed(silent[0], 10)
+                assert seen == b"" and time.monotonic() - opened < 4
+            finally:
+                for sock in silent:
+                    sock.close()
         finally:
             for sock in held:
                 sock.close()

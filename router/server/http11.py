@@ -17,8 +17,9 @@ needs and drops the rest:
   its request. Without it a client could hold a connection forever by sending a header byte
   now and then (slowloris); whole heads, the usual case, pay nothing for it;
 - the request body streams to `receive()` with flow control; pipelined requests wait their turn;
-- a connection accepted past `max_connections` (uvicorn's `limit_concurrency`) has each request
-  answered 503 and is closed: decided once, when it is accepted, so the connections within the
+- a connection accepted past `max_connections` (uvicorn's `limit_concurrency`) has its request
+  answered 503 and is closed, or is closed after OVER_LIMIT_WAIT if it sends none: decided once,
+  when it is accepted, and counted apart from the admitted ones, so the connections within the
   limit keep being served while a flood of new ones is turned away;
 - no WebSocket upgrades, no access log (the router logs and audits requests itself);
 - X-Forwarded-For/-Proto from a trusted proxy are applied here, with the rule and settings of
@@ -41,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -67,6 +69,7 @@ LINGER_BYTES = 64 * 1024 * 1024  # ... or until this many bytes were dropped
 # header limit is 60 KiB and nginx's 32 KiB: nothing a proxy passes is refused here.
 MAX_URL = 16 * 1024
 MAX_HEAD = 64 * 1024
+OVER_LIMIT_WAIT = 1.0  # seconds a connection past max_connections may take to send its request
 OVER_LIMIT = b"Service Unavailable: this replica holds max_connections connections already; retry later or on another replica"
 UPGRADE_WITH_BODY = b"Bad Request: a request with Upgrade cannot carry a body; send it without Upgrade"
 
@@ -119,10 +122,11 @@ class HttpProtocol(asyncio.Protocol):
         self.app = app
         self.from_proxy = False  # the peer is a trusted proxy: its X-Forwarded-* headers count
         self.loop = _loop or asyncio.get_event_loop()
-        self.keep_alive_timeout = config.timeout_keep_alive
+        self.keep_alive_timeout: float = config.timeout_keep_alive
         self.read_timeout = self.READ_TIMEOUT
         self.max_connections: int | None = config.limit_concurrency  # the `max_connections` setting
         self.over_limit = False  # accepted past max_connections: its requests get 503
+        self.admitted = False  # counted among the max_connections (until connection_lost)
         self.root_path = config.root_path  # app_state (lifespan state) is not used by the router
         self.server_state = server_state
         self.parser = httptools.HttpRequestParser(self)
@@ -167,10 +171,17 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        connections = self.server_state.connections
-        connections.add(self)  # type: ignore[arg-type]
-        if self.max_connections is not None and len(connections) > self.max_connections:
-            self.over_limit = True  # decided once: the connections within the limit keep working
+        self.server_state.connections.add(self)  # type: ignore[arg-type]
+        if self.max_connections is not None:
+            # decided once: the connections within the limit keep working; one past it has its
+            # request answered 503, and is closed after OVER_LIMIT_WAIT if it sends none
+            admitted = _admitted.get(self.server_state, 0)
+            if admitted < self.max_connections:
+                _admitted[self.server_state] = admitted + 1
+                self.admitted = True
+            else:
+                self.over_limit = True
+                self.keep_alive_timeout = self.read_timeout = OVER_LIMIT_WAIT
         self.server = _address(transport.get_extra_info("sockname"))
         self.client = _address(transport.get_extra_info("peername"))
         if self.proxies is not None:
@@ -180,6 +191,9 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server_state.connections.discard(self)
+        if self.admitted:
+            self.admitted = False
+            _admitted[self.server_state] -= 1
         self.closing = True
         self.extensions.clear()  # the one reference cycle a connection has (self -> dict -> method)
         _idle.forget(self)
@@ -515,6 +529,11 @@ _idle = _IdleSweeper()
 # Headers a request may carry once: two Hosts (or Origins, credentials, session ids) would let
 # whatever reads the first and whatever reads the last (a proxy, this router) disagree.
 SINGLE_HEADERS = (b"host", b"origin", b"authorization", b"mcp-session-id")
+
+
+# Connections admitted within max_connections, per server (uvicorn's ServerState): a count, not
+# the server's set of connections, which also holds the ones turned away until they close.
+_admitted: weakref.WeakKeyDictionary[ServerState, int] = weakref.WeakKeyDictionary()
 
 
 def _head_problem(

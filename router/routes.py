@@ -105,15 +105,17 @@ class Routes:
                 await send_json(send, 200 if ready else 503, detail)
             elif path == "/metrics":
                 await self.metrics(scope, receive, send)
+            elif path.startswith(("/.well-known/oauth-protected-resource", "/v1/usage", "/admin")) and (
+                not self.mcp.admission.origins.host_ok(decoded_headers(scope).get("host"))
+            ):
+                # the metadata and a 401's challenge are built from Host: only a Host /mcp itself
+                # takes is echoed (/v1/tools and /mcp check it in their admission)
+                await send_problem(send, 421, "Invalid Host header")
             elif path.startswith("/.well-known/oauth-protected-resource"):
-                headers = decoded_headers(scope)
-                if not self.mcp.admission.origins.host_ok(headers.get("host")):
-                    # its `resource` is built from Host: only a Host /mcp itself takes is echoed
-                    await send_problem(send, 421, "Invalid Host header")
-                else:
-                    await send_json(
-                        send, 200, self.auth.protected_resource_metadata(scope.get("scheme", "http"), headers)
-                    )
+                scheme = scope.get("scheme", "http")
+                await send_json(
+                    send, 200, self.auth.protected_resource_metadata(scheme, decoded_headers(scope))
+                )
             elif path == "/.well-known/jwks.json" and self.signer is not None:
                 await send_json(send, 200, self.signer.jwks())  # keys of the tokens backends get
             elif path == "/v1/usage" and self.usage is not None:

@@ -334,3 +334,35 @@ async def test_a_trusted_proxy_sets_the_scheme_the_challenge_names(
         metadata_url = router.mcp_url.removesuffix("/mcp") + "/.well-known/oauth-protected-resource"
         async with http.get(metadata_url, headers={"X-Forwarded-Proto": "https"}) as response:
             assert (await response.json())["resource"] == f"{https_origin}/mcp"
+
+
+async def test_the_challenge_follows_the_configured_resource_and_no_foreign_host(tmp_path: Path) -> None:
+    """With `auth_resource_url`, a 401 points at that resource's metadata (RFC 9728's form), not
+    at whatever Host the request named; and /admin and /v1/usage, whose challenges are built from
+    Host otherwise, refuse a Host /mcp would refuse (421), as the metadata itself does."""
+    import aiohttp
+
+    make_keys(tmp_path / "keys.json", {"ops": ["ops"]})
+    env = {
+        "TOOLMESH_AUTH_ANONYMOUS": "never",
+        "TOOLMESH_AUTH_KEYS_FILE": str(tmp_path / "keys.json"),
+        "TOOLMESH_AUTH_RESOURCE_URL": "https://mcp.example.com/mcp",
+    }
+    base = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    with run_router(tmp_path, {"alpha": sample_server_stdio_entry("alpha")}, env=env) as router:
+        origin = router.mcp_url.removesuffix("/mcp")
+        async with aiohttp.ClientSession() as http:
+            async with http.post(router.mcp_url, json=ping, headers=base) as response:
+                assert response.status == 401
+                challenge = response.headers["WWW-Authenticate"]
+            expected = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+            assert f'resource_metadata="{expected}"' in challenge
+            async with http.get(f"{origin}/.well-known/oauth-protected-resource/mcp") as response:
+                assert (await response.json())["resource"] == "https://mcp.example.com/mcp"
+            for path in ("/admin", "/v1/usage", "/.well-known/oauth-protected-resource"):
+                async with http.get(f"{origin}{path}", headers={"Host": "evil.example"}) as response:
+                    assert response.status == 421, path
+                    assert "evil.example" not in await response.text()
+            async with http.get(f"{origin}/admin") as response:
+                assert response.status == 401  # the router's own Host: authentication decides

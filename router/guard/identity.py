@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 import anyio
 import orjson
@@ -196,6 +197,12 @@ class Authenticator:
         return await self.jwt.verify(token)
 
     def metadata_url(self, scheme: str, headers: Mapping[str, str]) -> str:
+        """Where the resource metadata is: from `auth_resource_url` when it is set (RFC 9728's
+        form: the well-known path between its host and its path), else from the request."""
+        if self.resource_url:
+            resource = urlsplit(self.resource_url)
+            suffix = resource.path.rstrip("/")
+            return f"{resource.scheme}://{resource.netloc}/.well-known/oauth-protected-resource{suffix}"
         return f"{_origin(scheme, headers)}/.well-known/oauth-protected-resource"
 
     def challenge(self, scheme: str, headers: Mapping[str, str], error: AuthError) -> bytes:

@@ -645,6 +645,15 @@ def test_an_item_code_is_no_issue_key() -> None:
     for task in ("schedule a production run off BOM-DESK-0003", "restock SKU-2024-RED", "count ITEM-00042"):
         assert "@issue" not in strip_patterns(task)[1], task
     assert strip_patterns("is OPS-88 (the outage) still open?")[1] == ["@issue"]
+    # a Sentry project's name may have dashes of its own
+    assert strip_patterns("resolve JAVASCRIPT-REACT-3F in sentry")[1] == ["@issue"]
+
+
+def test_a_dotfile_is_a_file_name() -> None:
+    for task in ("fix the indentation in .gitlab-ci.yml", "add a rule to .eslintrc.json"):
+        text, tags = strip_patterns(task)
+        assert tags == ["@file"] and "gitlab" not in text and "eslintrc" not in text, task
+    assert strip_patterns("delete every .*.swp under src")[1] == ["@file"]
 
 
 def test_an_sql_statement_is_an_sql_query_not_its_tables_and_columns() -> None:

@@ -123,7 +123,7 @@ _HTTP_CALL = re.compile(
 
 
 # A glob (*.env.example, **/*.ts, src/**/*.py): files matching a pattern, not its words
-_GLOB = re.compile(r"(?<![\w/*.-])(?:[\w.-]+/)*(?:\*\*/)*[\w-]*\*[\w*-]*(?:\.[\w-]+)+(?![\w/])")
+_GLOB = re.compile(r"(?<![\w/*.-])\.?(?:[\w.-]+/)*(?:\*\*/)*[\w-]*\*[\w*-]*(?:\.[\w-]+)+(?![\w/])")
 
 
 # A code identifier in camelCase (oldApiUrl, useMutation, legacyAuth): a name in the user's code,
@@ -340,12 +340,13 @@ _LITERALS: tuple[_Literal, ...] = (
     # one slash between two words is no path (lat/long, Yes/No, acme/web-app, feature/login):
     # the first is kept, the second is mostly a name
     _Literal(_PAIR, "", None, _first_folder),
-    _Literal(re.compile(rf"(?<![\w/.-])[\w-]+(?:\.[\w-]+)*\.(?:{_EXTENSIONS})\b", re.I), "@file", "file"),
+    _Literal(re.compile(rf"(?<![\w/.-])\.?[\w-]+(?:\.[\w-]+)*\.(?:{_EXTENSIONS})\b", re.I), "@file", "file"),
     # an issue key (PROJ-123), or a Sentry short ID (CHECKOUT-1A2): capitals, a dash, then digits
     # and capitals with at least one digit, not starting with 0 (neither tracker pads its numbers);
-    # a part of a longer code (BOM-DESK-0003, SKU-2024-RED) is an item's code, not a ticket
+    # a Sentry project's name may have dashes itself (JAVASCRIPT-REACT-3F); a code that goes on
+    # past the number (SKU-2024-RED) or ends in a padded one (BOM-DESK-0003) is an item's code
     _Literal(
-        re.compile(r"(?<![\w-])[A-Z][A-Z0-9]{1,9}-(?!0)(?=[A-Z]*\d)[A-Z0-9]+(?![\w-])"),
+        re.compile(r"(?<![\w-])[A-Z][A-Z0-9]{1,9}(?:-[A-Z][A-Z0-9]*)*-(?!0)(?=[A-Z]*\d)[A-Z0-9]+(?![\w-])"),
         "@issue",
         "ticket",
         needs_digit=True,

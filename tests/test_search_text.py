@@ -782,6 +782,10 @@ def test_an_emoji_is_an_emoji_and_coordinates_are_a_place() -> None:
                  "渋谷駅\uff0835.6580, 139.7016\uff09の近くの駐車場"):  # fmt: skip
         text, tags = strip_patterns(task)
         assert "coordinates" in text.split() and "reverse" not in text.split() and "@location" in tags, task
+    # ... but an address asked of a point, in parentheses or after "of" or "to", is a reverse lookup
+    for task in ("what address is at (40.7484, -73.9857)?", "what is the address of 40.7484,-73.9857",
+                 "nearest street address to 40.7484,-73.9857"):  # fmt: skip
+        assert "reverse" in strip_patterns(task)[0].split(), task
 
 
 def test_coordinates_find_the_reverse_geocoder_first() -> None:

@@ -245,9 +245,14 @@ _ZONE = re.compile(r"\b(?:PST|PDT|EST|EDT|CST|CDT|MST|MDT|UTC|GMT|CET|CEST|BST|I
 
 _COORDINATES = r"-?\d{1,2}\.\d{2,}\s*,\s*-?\d{1,3}\.\d{2,}(?!\.?\d)"
 _AROUND_POINT = re.compile(
+    # in parentheses after a name ("Kreuzberg (52.49,13.40)", "渋谷駅" and a full-width one), not after a
+    # preposition or a verb ("what address is at (40.74, -73.98)?" asks for the address)
+    r"(?:(?<=\w )|(?<=\w))(?<!\bat )(?<!\bis )(?<!\bof )(?<!\bto )(?<!\bin )(?<!\bon )(?<!\bfor )"
     r"[(\uff08]\s*" + _COORDINATES + r"\s*[)\uff09]"
-    r"|(?:(?<=\bnear )|(?<=\baround )|(?<=\bof )|(?<=\bfrom )|(?<=\bto )|(?<=\bbetween )|(?<=\band )"
-    r"|(?<=\bbox ))" + _COORDINATES,
+    # after a word that makes it a point to search around or from ("near ...", "within 1 km of ...")
+    r"|(?:(?<=\bnear )|(?<=\baround )|(?<=\bfrom )|(?<=\bbetween )|(?<=\band )|(?<=\bbox )"
+    r"|(?<=\bkm of )|(?<=\bm of )|(?<=\bmi of )|(?<=\bmiles of )|(?<=\bmeters of )|(?<=\bmetres of ))"
+    + _COORDINATES,
     re.I,
 )
 
@@ -357,9 +362,9 @@ _LITERALS: tuple[_Literal, ...] = (
     _identifier(r"\b[a-z]{2,6}_(?:\d[a-z0-9]{3,}|(?=[a-z]*\d)[a-z0-9]{8,})\b", None, _prefix),
     _identifier(r"\b(?=[a-f]*\d)(?=\d*[a-f])[0-9a-f]{7,40}\b"),  # a commit hash
     _identifier(r"\b(?=[a-z]*\d[a-z]*\d)(?=\d*[a-z])[a-z0-9]{8,}\b"),  # a ULID, a record ID
-    # a latitude and longitude as a point to search around or between ("near 51.50,-0.12",
-    # "within 1 km of ...", "from home (45.46, 9.19) to ..."; in parentheses after a place's
-    # name): the task asks about what is there, not for the point's address
+    # a latitude and longitude as a point to search around or from ("near 51.50,-0.12", "within
+    # 1 km of ...", "from 45.46, 9.19"; in parentheses after a place's name): the task asks about
+    # what is there, not for the point's address
     _Literal(_AROUND_POINT, "@location", "coordinates", _saying("coordinates"), needs_digit=True),
     # a latitude and longitude on their own ("what street address is at 40.7484,-73.9857"): a
     # place given by its coordinates, most often to be named (reverse geocoding)

@@ -1041,3 +1041,7 @@ def test_go_navigates_only_to_or_back() -> None:
     assert "@navigate" not in LEXICON.tags("what in the fridge is about to go off")
     assert "@navigate" in LEXICON.tags("go to the pricing page")
     assert "@navigate" in LEXICON.tags("go back one page")
+    assert "@navigate" in LEXICON.tags("go forward again") and "@navigate" in LEXICON.tags("go home")
+    # and the kitchen's words stay in the kitchen
+    assert "@expire" not in LEXICON.tags("which process is in use by port 8080")
+    assert "@low_stock" not in LEXICON.tags("low on memory alerts for the db hosts")

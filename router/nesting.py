@@ -28,7 +28,9 @@ log = logging.getLogger("toolmesh.nesting")
 
 DROP_LOG_EVERY: Final = 60.0
 """Seconds between warnings about dropped messages: a backend that sends a deep notification
-with every progress tick must not turn the log into its echo."""
+with every progress tick must not turn the log into its echo. The first drop is logged at once;
+the ones after it are counted, and the count reaches the log with the first drop a minute or more
+later (drops that then stop for good are not reported again: the first warning named them)."""
 _drops = 0  # messages dropped since the last warning
 _warned_at = -math.inf
 

@@ -70,7 +70,10 @@ LINGER_BYTES = 64 * 1024 * 1024  # ... or until this many bytes were dropped
 MAX_URL = 16 * 1024
 MAX_HEAD = 64 * 1024
 OVER_LIMIT_WAIT = 1.0  # seconds a connection past max_connections may take to send its request
-OVER_LIMIT = b"Service Unavailable: this replica holds max_connections connections already; retry later or on another replica"
+OVER_LIMIT = (
+    b"Service Unavailable: this replica holds max_connections connections already; "
+    b"retry later or on another replica"
+)
 UPGRADE_WITH_BODY = b"Bad Request: a request with Upgrade cannot carry a body; send it without Upgrade"
 
 

@@ -28,9 +28,9 @@ Outside = Callable[[Message], Awaitable[Message | None]]
 # What a client's own backend session (a stdio child, an HTTP variant) declares of its
 # capabilities: the ones a legacy server tailors its offer to, each with only the flags the spec
 # defines (their values reduced to `true`/`{}`). Anything else (experimental data, unknown keys)
-# is left out, so clients that differ only in it share children (otherwise a client changing such data on every request started a process per
-# request and pushed other clients' idle children out), and no client's private data reaches a
-# backend in a session the router opens.
+# is left out, so clients that differ only in it share children (otherwise a client changing
+# such data on every request started a process per request and pushed other clients' idle
+# children out), and no client's private data reaches a backend in a session the router opens.
 DECLARED: Mapping[str, frozenset[str]] = {
     "sampling": frozenset({"context", "tools"}),
     "elicitation": frozenset({"form", "url"}),

@@ -103,8 +103,8 @@ class RouterSettings(BaseSettings):
         4096,
         ge=1,
         description="Client connections a replica serves at once; a request on a connection past "
-        "this gets 503 and the connection is closed, so a flood of connections cannot exhaust the "
-        "replica's file descriptors or memory while the ones it holds are served.",
+        "this gets 503 and the connection is closed (after 1 s if it sends none), so a flood of new "
+        "connections cannot take the places of the ones the replica serves.",
     )
     max_result_bytes: int = Field(
         256 * 1024,

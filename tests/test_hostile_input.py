@@ -422,6 +422,11 @@ def test_connections_past_max_connections_get_503_and_the_held_ones_are_served(t
                 extra.sendall(HEALTH)
                 seen, _ = _read_until_closed(extra, 10)
             assert seen.startswith(b"HTTP/1.1 503 ") and b"max_connections" in seen, seen[:300]
+            assert b"\r\nretry-after: 1\r\n" in seen.lower()
+            with socket.create_connection(address, timeout=10) as extra:
+                extra.sendall(HEALTH.replace(b"GET ", b"HEAD ", 1))
+                seen, _ = _read_until_closed(extra, 10)
+            assert seen.startswith(b"HTTP/1.1 503 ") and seen.endswith(b"\r\n\r\n"), seen  # no body
             for sock in held:
                 assert _served(sock).startswith(b"HTTP/1.1 200 ")
             # connections turned away hold no place, and one that sends nothing is soon closed

@@ -301,7 +301,7 @@ class HttpProtocol(asyncio.Protocol):
         if self.from_proxy and (b"x-forwarded-for" in named or b"x-forwarded-proto" in named):
             _forwarded(scope, headers, self.proxies)
         if self.over_limit:
-            self._reject(503, OVER_LIMIT)
+            self._reject(503, OVER_LIMIT, extra=b"retry-after: 1\r\n", head_only=method == "HEAD")
             return
         expect = named.get(b"expect")
         if expect is not None and expect.lower() != b"100-continue":
@@ -438,11 +438,19 @@ class HttpProtocol(asyncio.Protocol):
                 self.closing = True
                 self.transport.close()
 
-    def _reject(self, status: int, reason: bytes, take: Exchange | None = None) -> None:
+    def _reject(
+        self,
+        status: int,
+        reason: bytes,
+        take: Exchange | None = None,
+        extra: bytes = b"",
+        head_only: bool = False,
+    ) -> None:
         """Answer `status` with `reason` as a plain-text body, and close (lingering). `take`: the
         refused request is the one the app is answering already; it is taken from the app first
         (the app hears the client left), unless its response has begun. While the app answers
-        another request (pipelined before the refused one), all that is left is to close."""
+        another request (pipelined before the refused one), all that is left is to close.
+        `extra`: more header lines; `head_only`: the refused request is a HEAD (no body sent)."""
         active = self._active
         if active is not None:
             if take is not active or active.started:
@@ -452,7 +460,7 @@ class HttpProtocol(asyncio.Protocol):
             active.lost()
             self._active = None
         head = status_line(status) + b"content-type: text/plain\r\ncontent-length: %d\r\n" % len(reason)
-        self.transport.write(head + b"connection: close\r\n\r\n" + reason)
+        self.transport.write(head + extra + b"connection: close\r\n\r\n" + (b"" if head_only else reason))
         self._linger()
 
     def _linger(self) -> None:

@@ -588,6 +588,15 @@ def test_a_glossary_word_in_another_language_finds_the_tool_that_says_it_in_engl
     for task in ("fammi una tabella di marcia per la ricetta 52772", "Rezept für Lasagne", "レシピを探して"):
         assert "recip" in LEXICON.tags(task), task
     assert "ingredi" in LEXICON.tags("was kann ich mit diesen Zutaten kochen")
+    # rain as a verb, a free slot and a route, as people ask for them
+    for task in (
+        "¿Va a llover mañana en Sevilla?",
+        "Vai chover amanhã em Lisboa?",
+        "Est-ce qu'il pleut à Lyon ?",
+    ):
+        assert "@weather" in LEXICON.tags(task), task
+    assert "avail" in LEXICON.tags("我下周四下午有没有空档可以约个会")
+    assert "rout" in LEXICON.tags("ルートも知りたい")
 
 
 def test_a_german_compound_is_read_by_the_glossary_words_inside_it() -> None:

@@ -321,7 +321,8 @@ CONCEPTS: dict[str, str] = {
     "cart": """cart carts basket shopping+cart shopping+bag warenkorb panier carrito carrinho carrello
         カート 购物车 장바구니 корзина""",
     "weather": """weather forecast forecasts temperature rain raining snow wind humidity wetter
-        wettervorhersage regen regnen regnet météo prévisions pluie clima tiempo+hace pronóstico lluvia previsão
+        wettervorhersage regen regnen regnet météo prévisions pluie pleuvoir pleut pleuvra clima tiempo+hace
+        pronóstico lluvia llover llueve lloverá previsão chover chove choverá piovere piove pioverà
         chuva meteo previsioni pioggia 天気 天気予報 天气 预报 下雨 날씨 일기예보 погода прогноз+погоды
         дождь""",
     "podcast": """podcast podcasts episode episodes folge folgen épisode épisodes episodio episodios

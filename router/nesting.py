@@ -31,6 +31,7 @@ DROP_LOG_EVERY: Final = 60.0
 with every progress tick must not turn the log into its echo. The first drop is logged at once;
 the ones after it are counted, and the count reaches the log with the first drop a minute or more
 later (drops that then stop for good are not reported again: the first warning named them)."""
+_clock = time.monotonic  # the warnings' clock (a test moves its own)
 _drops = 0  # messages dropped since the last warning
 _warned_at = -math.inf
 
@@ -100,7 +101,7 @@ def _dropped(method: Any, reason: str) -> None:
     """Count a dropped message; warn at most once per DROP_LOG_EVERY, with how many since."""
     global _drops, _warned_at  # noqa: PLW0603 - one counter per process, like a metric
     _drops += 1
-    now = time.monotonic()
+    now = _clock()
     if now - _warned_at >= DROP_LOG_EVERY:
         log.warning(
             "dropped messages a client could not be sent",

@@ -37,7 +37,7 @@ def test_dropped_notifications_are_counted_and_warned_of_once_a_minute(
     """A backend sending a deep notification with every progress tick gets one warning a minute
     (with how many were dropped), not one per message."""
     clock = [1000.0]
-    monkeypatch.setattr(nesting.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(nesting, "_clock", lambda: clock[0])
     monkeypatch.setattr(nesting, "_warned_at", -float("inf"))
     monkeypatch.setattr(nesting, "_drops", 0)
     deep = {"jsonrpc": "2.0", "method": "notifications/progress", "params": {"x": nested(TOO_DEEP)}}

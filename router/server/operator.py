@@ -229,20 +229,16 @@ def _ratelimit_detail(router: Replica) -> dict[str, Any]:
 async def serve_admin(router: Replica, scope: Scope, send: Send) -> None:
     """Admin credentials: an authenticated agent in one of `admin_groups`; never anonymous."""
     headers = decoded_headers(scope)
+    scheme = scope.get("scheme", "http")
     try:
         agent: Agent = await router.auth.authenticate(headers, scope.get("client"))
     except AuthError as exc:
         router.metrics.auth_failures.labels(exc.reason).inc()
-        challenge = [(b"www-authenticate", router.auth.challenge(scope.get("scheme", "http"), headers, exc))]
+        challenge = [(b"www-authenticate", router.auth.challenge(scheme, headers, exc))]
         await send_problem(send, 401, exc.description, challenge)
         return
     if agent.anonymous:
-        challenge = [
-            (
-                b"www-authenticate",
-                router.auth.challenge(scope.get("scheme", "http"), headers, AuthError("missing", "")),
-            )
-        ]
+        challenge = [(b"www-authenticate", router.auth.challenge(scheme, headers, AuthError("missing", "")))]
         await send_problem(send, 401, "admin credentials required", challenge)
         return
     if agent.groups.isdisjoint(router.admin_groups):

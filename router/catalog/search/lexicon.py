@@ -97,8 +97,8 @@ CONCEPTS: dict[str, str] = {
         check+off resolve resolved erledigen erledigt abschliessen abschließen fertig achever terminé
         completar completado hecho terminado concluir concluido concluído feito completare completato
         fatto 完了 済み 完成 已完成 做完 搞定 완료 끝냈 끝났 выполнено сделано готово""",
-    "navigate": """navigate go+to go+back go+forward go+home goto visit browse open+url load+page aufrufen besuchen naviguer visiter
-        navegar visitar 移動 開
+    "navigate": """navigate go+to go+back go+forward go+home goto visit browse open+url load+page
+        aufrufen besuchen naviguer visiter navegar visitar 移動 開
         访问 跳转 前往 导航到 이동 접속 방문 перейти перейди зайти зайди""",
     "download": """download export pull save+as herunterladen telecharger télécharger descargar
         ダウンロード
@@ -340,14 +340,14 @@ CONCEPTS: dict[str, str] = {
         transcrição trascrivere trascrizione 文字起こし 书写转录 转录 转写 받아쓰기 расшифровать
         транскрипция""",
     "substitute": """substitute substitutes substitution substitutions substitute+for instead+of use+instead
-        ersatz ersatzprodukt substitut substitution sustituto sustitutos sustitución substituto substitutos
+        ersatz ersatzprodukt substitut sustituto sustitutos sustitución substituto substitutos
         substituição sostituto sostituti sostituzione 代用 代用品 代替品 替代品 代替 대체품 대용 заменитель замена+продукта""",
     "expire": """expire expires expired expiring expiry expiration out+of+date past+its+date past+their+date
         best+before abgelaufen ablaufen verfallen mindesthaltbarkeit périmé périmés
         périmée caducado caducados caducidad vencido vencidos caducar scaduto scaduti scadenza
         期限切れ 賞味期限 消費期限 过期 保质期 유통기한 만료 просрочен просроченные срок+годности""",
     "low_stock": """running+low low+stock below+minimum minimum+stock min+stock reorder+level reorder+point
-        restock restocking short+on running+short fast+leer knapp presque+épuisé bajo+stock poco+stock
+        restock restocking fast+leer presque+épuisé bajo+stock poco+stock
         estoque+baixo scorte+basse 在庫切れ寸前 在庫不足 库存不足 재고+부족 заканчивается мало+осталось""",
     "shopping_list": """shopping+list shopping+lists grocery+list grocery+lists groceries+list einkaufsliste
         einkaufszettel liste+de+courses lista+de+la+compra lista+de+compras lista+della+spesa 買い物リスト

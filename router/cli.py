@@ -193,7 +193,7 @@ def run_router(overrides: dict[str, Any]) -> int:
         host=settings.host,
         port=settings.port,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http=HttpProtocol.reading_within(settings.read_timeout),
+        http=HttpProtocol.configured(settings.read_timeout, router.metrics.connections_refused.inc),
         limit_concurrency=settings.max_connections,
         lifespan="on",
         access_log=False,

@@ -404,11 +404,29 @@ def _served(sock: socket.socket) -> bytes:
     return seen
 
 
+def _response(sock: socket.socket) -> bytes:
+    """One whole response with a content-length on `sock` (the connection stays open)."""
+    seen = b""
+    while b"\r\n\r\n" not in seen:
+        seen += sock.recv(65536)
+    head, _, body = seen.partition(b"\r\n\r\n")
+    length = int(
+        next(
+            v
+            for k, _, v in (h.partition(b": ") for h in head.split(b"\r\n"))
+            if k.lower() == b"content-length"
+        )
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return body
+
+
 def test_connections_past_max_connections_get_503_and_the_held_ones_are_served(tmp_path: Path) -> None:
     """Connections are bounded (`max_connections`): one accepted past the bound has its request
     answered 503 and is closed (one that sends nothing within a second is closed too), while those
     within it go on being served; once one closes, a new connection is served again, however many
-    turned-away connections are still open."""
+    turned-away connections are still open. Each one turned away is counted in a metric."""
     limit = 3
     servers = {"alpha": sample_server_stdio_entry("alpha")}
     with run_router(tmp_path, servers, env={"TOOLMESH_MAX_CONNECTIONS": str(limit)}) as handle:
@@ -437,6 +455,9 @@ def test_connections_past_max_connections_get_503_and_the_held_ones_are_served(t
                 # closing a held one now cannot let one of them in
                 silent[-1].sendall(HEALTH)
                 assert _read_until_closed(silent[-1], 10)[0].startswith(b"HTTP/1.1 503 ")
+                # every connection turned away so far is counted: the two answered, the three silent
+                held[0].sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                assert b"\ntoolmesh_connections_refused_total 5.0\n" in _response(held[0])
                 held.pop().close()
 
                 def a_new_one_is_served() -> bool:

@@ -126,6 +126,11 @@ class Metrics:
             "toolmesh_budget_warnings", "Budgets that reached their warning fraction (once per window).",
             ["budget"], registry=self.registry,
         )  # fmt: skip
+        self.connections_refused = Counter(
+            "toolmesh_connections_refused",
+            "Connections accepted past max_connections, answered 503 and closed.",
+            registry=self.registry,
+        )
         self.source_up = Gauge(
             "toolmesh_catalog_source_up",
             "1 while the catalog source (file, consul, etcd) is reachable; 0 means the last catalog is served.",

@@ -101,12 +101,18 @@ def _forwarded(scope: dict[str, Any], headers: list[tuple[bytes, bytes]], proxie
 class HttpProtocol(asyncio.Protocol):
     """One client connection. uvicorn creates it (`Config(http=HttpProtocol)`) and shuts it down."""
 
-    READ_TIMEOUT = 15.0  # the `read_timeout` setting; `reading_within` makes a class with another
+    READ_TIMEOUT = 15.0  # the `read_timeout` setting; `configured` makes a class with another
+    # called once per connection accepted past max_connections (the router counts them in a metric)
+    ON_OVER_LIMIT: Callable[[], None] | None = None
 
     @classmethod
-    def reading_within(cls, seconds: float) -> type[HttpProtocol]:
-        """This protocol with another `read_timeout` (uvicorn takes a class, not an instance)."""
-        return type(cls.__name__, (cls,), {"READ_TIMEOUT": seconds})
+    def configured(
+        cls, read_timeout: float, on_over_limit: Callable[[], None] | None = None
+    ) -> type[HttpProtocol]:
+        """This protocol with another `read_timeout`, and a callback for each connection turned
+        away past `max_connections` (uvicorn takes a class, not an instance)."""
+        callback = None if on_over_limit is None else staticmethod(on_over_limit)  # not bound to self
+        return type(cls.__name__, (cls,), {"READ_TIMEOUT": read_timeout, "ON_OVER_LIMIT": callback})
 
     def __init__(
         self,
@@ -185,6 +191,8 @@ class HttpProtocol(asyncio.Protocol):
             else:
                 self.over_limit = True
                 self.keep_alive_timeout = self.read_timeout = OVER_LIMIT_WAIT
+                if self.ON_OVER_LIMIT is not None:
+                    self.ON_OVER_LIMIT()
         self.server = _address(transport.get_extra_info("sockname"))
         self.client = _address(transport.get_extra_info("peername"))
         if self.proxies is not None:

@@ -121,6 +121,27 @@ def test_one_words_inflections_share_one_stem() -> None:
     # and leaves different words apart
     assert stem("star") != stem("stared")
     assert stem("past") != stem("pasted")
+    # and a filing (a form filed with a registry) apart from a file of data
+    assert stem("filed") == stem("filing") == stem("filings") != stem("file") == stem("files")
+
+
+def test_a_filing_is_not_a_file() -> None:
+    idx = SearchIndex()
+    idx.put_server("disk", None, [{"name": "read_text_file", "description": "Read a text file from disk."}])
+    idx.put_server(
+        "registry",
+        None,
+        [
+            {
+                "name": "get_recent_filings",
+                "description": "The latest forms a company submitted to the regulator.",
+            }
+        ],
+    )
+    assert idx.search("anything filed by Ford this quarter?", 1)[0].key == (
+        "registry",
+        "get_recent_filings",
+    )
 
 
 def test_a_task_in_another_inflection_finds_the_tool() -> None:

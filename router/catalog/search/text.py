@@ -362,6 +362,9 @@ _SCRIPT_STEMMERS = ((_CYRILLIC, _russian), (_ARABIC, _arabic), (_DEVANAGARI, _hi
 # The stemmer splits a few words' inflections ("queue" -> queue, "queued" -> queu; "alias" ->
 # alia, "aliases" -> alias): ``stems.txt`` joins them again (made by bench/toolsearch/stems.py).
 _MERGES = dict(line.split() for line in Path(__file__).with_name("stems.txt").read_text().splitlines())
+# ... and joins a few words of another sense: a form filed with a registry, or a filing, is no
+# file of data ("reports filed by Ford" asks for SEC filings, not a file reader)
+_SENSES = {"filed": "filing", "filing": "filing", "filings": "filing"}
 
 
 @lru_cache(maxsize=65536)
@@ -377,6 +380,9 @@ def stem(token: str) -> str:
         return token
     if len(token) <= 3 or token.isdigit():
         return token
+    sense = _SENSES.get(token)
+    if sense is not None:
+        return sense
     result: str = _stemmer.stemWord(token)
     return _MERGES.get(result, result)
 
@@ -386,7 +392,8 @@ def stem_words(tokens: list[str]) -> list[str]:
     typo's edits, a loanword's spellings) would push out of `stem`'s cache the words it keeps."""
     stems: list[str] = _stemmer.stemWords(tokens)
     return [
-        t if len(t) <= 3 or t.isdigit() else _MERGES.get(s, s) for t, s in zip(tokens, stems, strict=True)
+        t if len(t) <= 3 or t.isdigit() else _SENSES.get(t) or _MERGES.get(s, s)
+        for t, s in zip(tokens, stems, strict=True)
     ]
 
 

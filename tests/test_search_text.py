@@ -278,6 +278,21 @@ def test_a_things_own_name_is_read_as_dictated_text() -> None:
     idx.put_server("git", None, [{"name": "git_log", "description": "Show the commit logs of a repository."}])
     idx.put_server("apps", None, [{"name": "list_apps", "description": "List the apps of the account."}])
     assert idx.search("show me the field mappings of logs-app-2024.06", 1)[0].key == ("search", "get_index")
+    # words joined to a word naming a running thing (checkout-api, pg-main) name a service
+    assert strip_patterns("did checkout-api throw errors")[0].split() == [
+        "did",
+        '"checkout',
+        'api"',
+        "throw",
+        "errors",
+    ]
+    assert strip_patterns("restart pg-main")[0].split() == ["restart", '"main"']
+    assert strip_patterns("a follow-up on the e-mail")[0].split() == ["a", "follow-up", "on", "the", "e-mail"]
+    idx.put_server("vcs", None, [{"name": "checkout", "description": "Switch to another branch."}])
+    idx.put_server(
+        "errors", None, [{"name": "search_events", "description": "Count and list the events of a project."}]
+    )
+    assert idx.search("how many events did checkout-api throw today", 1)[0].key == ("errors", "search_events")
 
 
 def test_a_state_after_as_is_a_status() -> None:

@@ -151,6 +151,12 @@ def _wiki_link(value: str) -> str:
 _NAMED = re.compile(
     r"(?<![\w/.-])(?=[\w.-]*\d)(?=[\w.-]*[A-Za-z]{3})[A-Za-z][A-Za-z0-9]*(?:[-_.][A-Za-z0-9]+)+(?![\w/-])"
 )
+# ... or words joined by hyphens to a word that says what kind of running thing it names
+# (checkout-api, payments-service, web-frontend, pg-main): a service's, app's or host's name
+_ROLE_NAMED = re.compile(
+    r"(?<![\w/.@'-])[a-z][a-z0-9]*(?:-[a-z0-9]+)*-(?:api|svc|service|app|web|frontend|backend|worker"
+    r"|server|site|prod|staging|dev|main|primary|db|cache|proxy|bot)(?![\w/.@-])"
+)
 _NAME_PART = re.compile(r"[-_.]")
 _NAME_NUMBER = re.compile(r"[A-Za-z]?\d+[A-Za-z]?")
 _NAME_WORD = re.compile(r"[A-Za-z]{3,}")
@@ -161,6 +167,11 @@ def _as_quoted(value: str) -> str:
     number part (get_file2, a tool's name) is left as it is."""
     if not any(_NAME_NUMBER.fullmatch(part) for part in _NAME_PART.split(value)):
         return value
+    return _quoted_words(value)
+
+
+def _quoted_words(value: str) -> str:
+    """A name's words in quotes, read as dictated text."""
     return '"' + " ".join(_NAME_WORD.findall(value)) + '"'
 
 
@@ -382,6 +393,7 @@ _LITERALS: tuple[_Literal, ...] = (
     # products_v7, linux-build-03): it says which index, branch or host, not what to do with it;
     # its words are read as dictated text, weighed as a quote is
     _Literal(_NAMED, "", None, _as_quoted, needs_digit=True),
+    _Literal(_ROLE_NAMED, "", None, _quoted_words, needs="-"),
     # a clock time (3pm, 9:30am, 14:05): its characters are noise; a time zone's abbreviation
     # (PST, CET, UTC) says a zone
     _Literal(_CLOCK, "", None, _nothing, needs_digit=True),

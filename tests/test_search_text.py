@@ -123,6 +123,8 @@ def test_one_words_inflections_share_one_stem() -> None:
     assert stem("past") != stem("pasted")
     # and a filing (a form filed with a registry) apart from a file of data
     assert stem("filed") == stem("filing") == stem("filings") != stem("file") == stem("files")
+    # and a workflow's transition apart from transit
+    assert stem("transitions") == stem("transitioned") == stem("transition") != stem("transit")
 
 
 def test_a_filing_is_not_a_file() -> None:

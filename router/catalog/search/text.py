@@ -364,7 +364,13 @@ _SCRIPT_STEMMERS = ((_CYRILLIC, _russian), (_ARABIC, _arabic), (_DEVANAGARI, _hi
 _MERGES = dict(line.split() for line in Path(__file__).with_name("stems.txt").read_text().splitlines())
 # ... and joins a few words of another sense: a form filed with a registry, or a filing, is no
 # file of data ("reports filed by Ford" asks for SEC filings, not a file reader)
-_SENSES = {"filed": "filing", "filing": "filing", "filings": "filing"}
+_SENSES = {
+    **dict.fromkeys(("filed", "filing", "filings"), "filing"),
+    # a workflow's transition is no transit (public transport, a warehouse type)
+    **dict.fromkeys(
+        ("transition", "transitions", "transitioned", "transitioning", "transitional"), "transition"
+    ),
+}
 
 
 @lru_cache(maxsize=65536)

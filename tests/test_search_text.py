@@ -1092,3 +1092,25 @@ def test_go_navigates_only_to_or_back() -> None:
     # and the kitchen's words stay in the kitchen
     assert "@expire" not in LEXICON.tags("which process is in use by port 8080")
     assert "@low_stock" not in LEXICON.tags("low on memory alerts for the db hosts")
+
+
+def test_now_says_when_not_what() -> None:
+    # "right now" asks for the current state; a tool titled "Run monitor now" is no better for it
+    idx = SearchIndex()
+    idx.put_server(
+        "crawler",
+        None,
+        [
+            {
+                "name": "monitor_run",
+                "title": "Run monitor now",
+                "description": "Trigger a monitor check immediately.",
+            }
+        ],
+    )
+    idx.put_server(
+        "paging", None, [{"name": "get_current_oncall_users", "description": "Users on call in a schedule."}]
+    )
+    assert idx.search("who is on call right now for the payments rotation", 1)[0].key[0] == "paging"
+    assert "now" not in {term for term, _ in idx.query_terms("what time is it now")}
+    assert "@time" in {term for term, _ in idx.query_terms("what time is it now")}

@@ -85,6 +85,7 @@ def has_cjk(text: str) -> bool:
 _STOP = frozenset(
     [
         "everything",
+        "now",
         "anything",
         "something",
         "nothing",

@@ -355,8 +355,8 @@ def test_one_slash_between_words_is_no_path() -> None:
     assert strip_patterns("list /var/app files") == ("list    files", ["@file"])
     assert strip_patterns("open src/auth/session.py") == ("open  src ", ["@file"])
     assert strip_patterns("read book-notes/dune.md") == ("read  book-notes ", ["@file"])
-    # lat/long, Yes/No, an owner/repo or a branch are words and names, not files
-    for text in ("lat/long of Kilimanjaro", "a Yes/No dropdown", "PR 12 in acme/web-app", "feature/login"):
+    # read/write, Yes/No, an owner/repo or a branch are words and names, not files
+    for text in ("a read/write volume", "a Yes/No dropdown", "PR 12 in acme/web-app", "feature/login"):
         assert strip_patterns(text)[1] == [], text
 
 
@@ -847,6 +847,10 @@ def test_coordinates_find_the_reverse_geocoder_first() -> None:
         "google-maps",
         "maps_geocode",
     )
+    # a place's lat/long asked for: coordinates to be found (a pair would keep only "lat")
+    assert strip_patterns("lat/lng of Paris")[0].split() == ["coordinates", "of", "Paris"]
+    for task in ("lat/long for 10 Downing Street", "latitude and longitude of the Louvre, Paris"):
+        assert idx.search(task, 1)[0].key == ("google-maps", "maps_geocode"), task
 
 
 def test_a_chat_channel_is_where_a_message_goes_not_what_it_is_about() -> None:

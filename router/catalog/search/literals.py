@@ -239,6 +239,7 @@ _PATH = re.compile(
     rf"|(?<![\w/.~@-])[\w.@-]+/[\w.@-]*\.(?:{_EXTENSIONS})\b",
     re.I,
 )
+_LAT_LONG = re.compile(r"\blat(?:itude)?\s*(?:/|&|,|and)\s*(?:long|lng|lon)(?:gitude)?s?\b", re.I)
 _PAIR = re.compile(r"(?<![\w/.~@-])[\w.@-]+/[\w.@-]+(?![\w/])")
 
 
@@ -348,6 +349,9 @@ _LITERALS: tuple[_Literal, ...] = (
     ),
     # a glob, before a path takes its folders; a camelCase name in the user's code, before a path
     # or a file name takes it
+    # "lat/long", "lat & lng", "latitude and longitude": a place's coordinates, read before a pair
+    # keeps only "lat" (the sentence model reads them as they are)
+    _Literal(_LAT_LONG, "@location", None, _saying("coordinates"), needs="lL"),
     _Literal(_GLOB, "@file", "file pattern", _saying("file pattern"), needs="*"),
     _Literal(_CODE_NAME, "", None, _dictating),
     # a path: absolute (/var/app, ~/datasets, ./src), or relative with two folders or a file's

@@ -1118,3 +1118,33 @@ def test_now_says_when_not_what() -> None:
     assert idx.search("who is on call right now for the payments rotation", 1)[0].key[0] == "paging"
     assert "now" not in {term for term, _ in idx.query_terms("what time is it now")}
     assert "@time" in {term for term, _ in idx.query_terms("what time is it now")}
+
+
+def test_an_ip_address_names_a_host_and_a_port_with_its_protocol_a_port() -> None:
+    assert strip_patterns("what is wrong with the box at 10.0.4.12?")[0].split() == [
+        "what", "is", "wrong", "with", "the", "box", "at", "ip", "address", "?",
+    ]  # fmt: skip
+    assert strip_patterns("open 5432/tcp for 10.0.20.0/24")[0].split() == [
+        "open",
+        "port",
+        "for",
+        "ip",
+        "address",
+    ]
+    assert "ip" not in strip_patterns("upgrade to v1.2.3.4 or 1.2.3.4.5")[0]
+    idx = SearchIndex()
+    idx.put_server(
+        "hosting",
+        None,
+        [
+            {"name": "diagnose_server", "description": "Find what is wrong with a server by its IP address."},
+            {"name": "list_projects", "description": "List the projects of the account."},
+        ],
+    )
+    idx.put_server(
+        "tracker", None, [{"name": "get_issue", "description": "What is wrong: an issue and its box."}]
+    )
+    assert idx.search("something is off with the box at 10.0.4.12", 1)[0].key == (
+        "hosting",
+        "diagnose_server",
+    )

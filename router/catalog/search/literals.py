@@ -239,6 +239,8 @@ _PATH = re.compile(
     rf"|(?<![\w/.~@-])[\w.@-]+/[\w.@-]*\.(?:{_EXTENSIONS})\b",
     re.I,
 )
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?:/\d{1,2})?(?!\w|\.\d|/\d)")
+_PORT = re.compile(r"(?<![\w/.])\d{1,5}/(?:tcp|udp)\b", re.I)
 _LAT_LONG = re.compile(r"\blat(?:itude)?\s*(?:/|&|,|and)\s*(?:long|lng|lon)(?:gitude)?s?\b", re.I)
 _PAIR = re.compile(r"(?<![\w/.~@-])[\w.@-]+/[\w.@-]+(?![\w/])")
 
@@ -349,6 +351,10 @@ _LITERALS: tuple[_Literal, ...] = (
     ),
     # a glob, before a path takes its folders; a camelCase name in the user's code, before a path
     # or a file name takes it
+    # an IPv4 address or range (10.0.4.12, 10.0.20.0/24) says a host or a network by its address,
+    # and a port with its protocol (5432/tcp) a port, before a path or a pair takes their slash
+    _Literal(_IPV4, "", None, _saying("ip address"), needs_digit=True),
+    _Literal(_PORT, "", None, _saying("port"), needs_digit=True),
     # "lat/long", "lat & lng", "latitude and longitude": a place's coordinates, read before a pair
     # keeps only "lat" (the sentence model reads them as they are)
     _Literal(_LAT_LONG, "@location", None, _saying("coordinates"), needs="lL"),

@@ -24,6 +24,7 @@ network service. Usage::
     python collect.py install|collect --unseen9 # the ninth unseen set, into ./unseen9
     python collect.py install|collect --unseen10 # the tenth unseen set, into ./unseen10
     python collect.py install|collect --unseen11 # the eleventh unseen set, into ./unseen11
+    python collect.py install|collect --unseen12 # the twelfth unseen set, into ./unseen12
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -845,6 +846,81 @@ UNSEEN11: list[Server] = [
 ]
 
 
+# A twelfth set of unseen servers, frozen by ``--unseen12`` into ./unseen12 (2026-12-05); their queries
+# (unseen12.jsonl) were written from these listings alone, before any ranker ran on them.
+# Tried and left out: caldav-mcp 0.10.0, signoz-mcp-server 1.2.2 and openhab-mcp-server 1.1.1 exit
+# when they cannot reach their service at start-up; @discourse/mcp 0.3.1 validates its --site at
+# start-up and exits; @falkordb/mcpserver 1.3.0 never answers the listing without its database;
+# @connorbritain/mssql-mcp-server 0.7.0 fails to install (a dependency is missing from the registry)
+# and discogs-mcp-server 0.5.7 too (a dependency is a git repository). Too few tools: twenty-mcp 1.0.1
+# (6, needs pins=("fastmcp",)), biomcp-cli 0.9.3 (7, bin="biomcp", args=("mcp",)), mcp-redmine 2026.10.15 (6)
+# and @geobio/mcp-open-library 0.1.6 (6). They list fine but were dropped to keep the domains varied
+# and the set near 300 tools: backlog-mcp-server 0.20.4 (63, a tracker beside the several the
+# catalog has), glpi-mcp-server 0.1.0 (45, a second helpdesk beside Zammad), geoservercloud-mcp 1.0.0
+# (76), joplin-mcp 0.10.0 (19, notes beside Obsidian and Logseq), motionmcp 2.9.0 (10 tools, one per
+# resource with an action parameter) and freee-mcp 0.35.2 (15, mostly generic freee_api_get/post/...
+# verbs). The AMap server's descriptions are in Chinese, as the package ships them.
+UNSEEN12: list[Server] = [
+    Server(
+        "strapi", "strapi-mcp", "npm", env={"STRAPI_URL": "http://127.0.0.1:9", "STRAPI_API_TOKEN": DUMMY}
+    ),
+    Server("amap", "@amap/amap-maps-mcp-server", "npm", env={"AMAP_MAPS_API_KEY": DUMMY}),
+    Server(
+        "checkpoint",
+        "@chkp/quantum-management-mcp",
+        "npm",
+        env={
+            "MANAGEMENT_HOST": "127.0.0.1",
+            "MANAGEMENT_PORT": "9",
+            "API_KEY": DUMMY,
+            "TELEMETRY_DISABLED": "true",
+        },
+    ),
+    # mcp-freshbooks 0.2.0 and lastfm-mcp 0.1.1 import FastMCP from the 1.x SDK: their folders get
+    # `pip install "mcp<2"`.
+    Server(
+        "freshbooks",
+        "mcp-freshbooks",
+        "pypi",
+        env={"FRESHBOOKS_CLIENT_ID": DUMMY, "FRESHBOOKS_CLIENT_SECRET": DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server("lastfm", "lastfm-mcp", "pypi", env={"LASTFM_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server("hibob", "hibob-public-mcp", "pypi", env={"HIBOB_API_TOKEN": DUMMY}),
+    # woodpecker-ci-mcp 0.5.2 needs Python >= 3.13 and serves over HTTP unless told stdio.
+    Server(
+        "woodpecker",
+        "woodpecker-ci-mcp",
+        "pypi",
+        python="3.13",
+        env={
+            "WOODPECKER_SERVER": "http://127.0.0.1:9",
+            "WOODPECKER_TOKEN": DUMMY,
+            "WOODPECKER_MCP_TRANSPORT": "stdio",
+        },
+    ),
+    Server(
+        "zammad",
+        "zammad-mcp-server",
+        "pypi",
+        env={"ZAMMAD_URL": "http://127.0.0.1:9/api/v1", "ZAMMAD_HTTP_TOKEN": DUMMY},
+    ),
+    # Its default core tool set (20 tools); the package also has an extended mode, not collected.
+    Server(
+        "zulip",
+        "zulipchat-mcp",
+        "pypi",
+        env={"ZULIP_SITE": "http://127.0.0.1:9", "ZULIP_EMAIL": "bot@example.com", "ZULIP_API_KEY": DUMMY},
+    ),
+    Server(
+        "domoticz",
+        "domoticz-mcp",
+        "pypi",
+        env={"DOMOTICZ_URL": "http://127.0.0.1:9", "DOMOTICZ_USERNAME": "admin", "DOMOTICZ_PASSWORD": DUMMY},
+    ),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -1105,6 +1181,7 @@ def main(argv: list[str]) -> None:
         "--unseen9": (UNSEEN9, HERE / "unseen9"),
         "--unseen10": (UNSEEN10, HERE / "unseen10"),
         "--unseen11": (UNSEEN11, HERE / "unseen11"),
+        "--unseen12": (UNSEEN12, HERE / "unseen12"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -847,6 +847,12 @@ def test_coordinates_find_the_reverse_geocoder_first() -> None:
         "google-maps",
         "maps_geocode",
     )
+    # longitude first, as GeoJSON and AMap write them; two prices are no point
+    assert strip_patterns("the street address at 116.481488,39.990464")[0].split()[-2:] == [
+        "coordinates",
+        "reverse",
+    ]
+    assert "coordinates" not in strip_patterns("costs 100.50, 200.75 and 300.25")[0]
     # a place's lat/long asked for: coordinates to be found (a pair would keep only "lat")
     assert strip_patterns("lat/lng of Paris")[0].split() == ["coordinates", "of", "Paris"]
     for task in ("lat/long for 10 Downing Street", "latitude and longitude of the Louvre, Paris"):

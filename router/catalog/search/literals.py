@@ -257,7 +257,10 @@ _CLOCK = re.compile(r"\b\d{1,2}(?::\d{2})?\s?(?:am|pm|a\.m\.|p\.m\.)(?!\w)|\b\d{
 _ZONE = re.compile(r"\b(?:PST|PDT|EST|EDT|CST|CDT|MST|MDT|UTC|GMT|CET|CEST|BST|IST|JST|KST|AEST|AEDT)\b")
 
 
-_COORDINATES = r"-?\d{1,2}\.\d{2,}\s*,\s*-?\d{1,3}\.\d{2,}(?!\.?\d)"
+# latitude first, or a longitude past 100 first as GeoJSON, Mapbox and AMap write them (116.48,39.99)
+_COORDINATES = (
+    r"(?:-?\d{1,2}\.\d{2,}\s*,\s*-?\d{1,3}\.\d{2,}|-?1[0-7]\d\.\d{2,}\s*,\s*-?\d{1,2}\.\d{2,})(?!\.?\d)"
+)
 _AROUND_POINT = re.compile(
     # in parentheses after a name ("Kreuzberg (52.49,13.40)", "渋谷駅" and a full-width one), not after a
     # preposition or a verb ("what address is at (40.74, -73.98)?" asks for the address)

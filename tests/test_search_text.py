@@ -1154,3 +1154,36 @@ def test_an_ip_address_names_a_host_and_a_port_with_its_protocol_a_port() -> Non
         "hosting",
         "diagnose_server",
     )
+
+
+def test_a_tool_that_takes_nothing_cannot_be_given_the_tasks_value() -> None:
+    # "close 4512" gives a ticket's number: a browser's close, which takes no input, cannot act on it
+    idx = SearchIndex()
+    idx.put_server("browser", None, [{"name": "browser_close", "description": "Close the page."}])
+    idx.put_server(
+        "helpdesk",
+        None,
+        [
+            {
+                "name": "update_ticket",
+                "description": "Update a ticket: close or reopen it, or change its owner.",
+                "inputSchema": {"type": "object", "properties": {"ticket_id": {"type": "integer"}}},
+            }
+        ],
+    )
+    assert idx.search("close 4512", 1)[0].key == ("helpdesk", "update_ticket")
+    assert idx.search("close the page", 1)[0].key == ("browser", "browser_close")
+    without = SearchIndex(weights=Weights(no_input=0.0))
+    without.put_server("browser", None, [{"name": "browser_close", "description": "Close the page."}])
+    without.put_server(
+        "helpdesk",
+        None,
+        [
+            {
+                "name": "update_ticket",
+                "description": "Update a ticket: close or reopen it, or change its owner.",
+                "inputSchema": {"type": "object", "properties": {"ticket_id": {"type": "integer"}}},
+            }
+        ],
+    )
+    assert without.search("close 4512", 1)[0].key == ("browser", "browser_close")  # the rule is what decides

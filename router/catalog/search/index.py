@@ -70,6 +70,7 @@ class _Doc:
     head_terms: frozenset[str] = frozenset()
     # the stems of the name's plural words and of its other words (`intent.nouns_by_number`)
     number: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
+    takes_nothing: bool = False  # its input schema has no properties: it cannot be given a value
 
 
 @dataclass(slots=True)
@@ -86,6 +87,10 @@ class _View:
         if self.keys is not None:
             return key in self.keys
         return self.predicate is None or self.predicate(key)
+
+
+# a task with a digit gives a value (an ID, a number, a date) some tool must take
+_GIVES_A_VALUE = re.compile(r"\d")
 
 
 class SearchIndex:
@@ -277,6 +282,9 @@ class SearchIndex:
         spaced = name.replace("_", " ").replace("-", " ")
         summary = " ".join([spaced, title, *first.split()[: self.weights.summary_words]])
         doc.name_units = tuple(units)
+        schema = tool.get("inputSchema")
+        properties = schema.get("properties") if isinstance(schema, Mapping) else None
+        doc.takes_nothing = not properties
         # the name's nouns: without its server's name and its verb, which say nothing of number
         plural, singular = nouns_by_number(split_identifier(spaced))
         verb = next((w for w, _ in units if w not in doc.server_terms), None)
@@ -433,6 +441,7 @@ class SearchIndex:
             qmass = math.fsum(x for _, x in qidf)
             rescored: dict[int, float] = {}
             asking = w.question_write > 0.0 and parsed.question
+            gives_a_value = _GIVES_A_VALUE.search(query) is not None
             # a fixed pool, whatever the limit: the first k hits do not depend on the limit asked
             for d, sc in top(acc, w.rerank):
                 doc = docs[d]
@@ -456,6 +465,8 @@ class SearchIndex:
                     clash = bool((plural & qs) or (singular & qp))
                     if clash and not agree:
                         factor *= 1.0 - w.number_agree
+                if w.no_input and doc.takes_nothing and gives_a_value:
+                    factor *= 1.0 - w.no_input
                 if parsed.one and w.one_item_list and starts_with_a_listing(doc.name_units, doc.server_terms):
                     factor *= 1.0 - w.one_item_list
                 rescored[d] = sc * factor

@@ -32,6 +32,7 @@ class Weights:
     question_write: float = 0.35  # score *= 1 - this for a writing tool, if the task is a question
     number_agree: float = 0.1  # score *= 1 - this when the name's nouns differ in number from the task's
     change_read: float = 0.35  # score *= 1 - this for a tool that reads, if the task starts with a change
+    no_input: float = 0.4  # score *= 1 - this for a tool that takes no input, if the task gives a value
     one_item_list: float = 0.2  # score *= 1 - this for a tool that lists, if the task names one item
     dictated: float = 0.3  # weight of the words a task dictates (a message's text, a quoted title)
     brand_part: float = 0.4  # weight of a PascalCase product name's parts (WordPress: word, press)

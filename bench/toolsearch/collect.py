@@ -25,6 +25,7 @@ network service. Usage::
     python collect.py install|collect --unseen10 # the tenth unseen set, into ./unseen10
     python collect.py install|collect --unseen11 # the eleventh unseen set, into ./unseen11
     python collect.py install|collect --unseen12 # the twelfth unseen set, into ./unseen12
+    python collect.py install|collect --unseen13 # the thirteenth unseen set, into ./unseen13
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -921,6 +922,31 @@ UNSEEN12: list[Server] = [
 ]
 
 
+# A thirteenth set of unseen servers, frozen by ``--unseen13`` into ./unseen13; their queries
+# (unseen13.jsonl) were written from these listings alone, before any ranker ran on them.
+UNSEEN13: list[Server] = [
+    Server("moodle", "moodle-mcp", "pypi"),
+    Server("pterodactyl", "pteropilot", "pypi"),
+    Server("gramps", "gramps-mcp", "pypi"),
+    Server("audiobookshelf", "audiobookshelf-mcp", "pypi"),
+    Server("wikijs", "wiki-js-mcp-server", "pypi"),
+    Server("tailscale", "tailscale-blade-mcp", "pypi"),
+    Server("espn", "mcp-server-espn", "pypi"),
+    Server("listmonk", "listmonk-mcp-bridge", "pypi"),
+    Server("apisix", "mcp-apisix", "pypi"),
+    Server("kobo", "kobo-mcp", "pypi"),
+    Server("bambuddy", "bambuddy-mcp", "pypi"),
+    Server("datahub", "mcp-server-datahub", "pypi"),
+    Server("kanboard", "kanboard-mcp", "pypi"),
+    Server("qase", "@qase/mcp-server", "npm"),
+    Server("codacy", "@codacy/codacy-mcp", "npm"),
+    Server("serpstat", "@serpstat/serpstat-mcp-server", "npm"),
+    Server("slope", "@slope-dev/mcp-tools", "npm"),
+    Server("didit", "@didit-protocol/mcp-server", "npm"),
+    Server("work-order", "@dotzero.ai/work-order-mcp", "npm"),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -1182,6 +1208,7 @@ def main(argv: list[str]) -> None:
         "--unseen10": (UNSEEN10, HERE / "unseen10"),
         "--unseen11": (UNSEEN11, HERE / "unseen11"),
         "--unseen12": (UNSEEN12, HERE / "unseen12"),
+        "--unseen13": (UNSEEN13, HERE / "unseen13"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -81,7 +81,7 @@ def test_a_server_named_by_a_name_weighs_more_than_one_named_by_a_common_word() 
     # `git_checkout` ("checkout") and desktop-commander's `get_file_info` ("read-only") came first
     strong, weak = _index(Weights()), _index(Weights(proper_mention=Weights().server_mention))
     cases = {
-        "what are the top unresolved errors in the checkout project in sentry this week": "sentry",
+        "top unresolved errors in the checkout project in sentry this week": "sentry",
         "quick read-only check on the prod postgres: count of sessions created in the last hour": "postgres",
     }
     for query, server in cases.items():

@@ -1187,3 +1187,40 @@ def test_a_tool_that_takes_nothing_cannot_be_given_the_tasks_value() -> None:
         ],
     )
     assert without.search("close 4512", 1)[0].key == ("browser", "browser_close")  # the rule is what decides
+
+
+def test_a_tools_read_only_hint_says_whether_it_writes_when_its_name_does_not() -> None:
+    # neither name starts with a verb: the annotations tell a question's tool from a change's
+    def scores(hinted: bool, task: str) -> dict[str, float]:
+        idx = SearchIndex()
+        idx.put_server(
+            "billing",
+            None,
+            [
+                {
+                    "name": "subscription_plan_change",
+                    "description": "The plan of a subscription: moves it to another plan.",
+                    "annotations": {"readOnlyHint": False} if hinted else {},
+                },
+                {
+                    "name": "subscription_plan_details",
+                    "description": "The plan of a subscription and its price.",
+                    "annotations": {"readOnlyHint": True} if hinted else {},
+                },
+            ],
+        )
+        return {hit.key[1]: hit.score for hit in idx.search(task, 2)}
+
+    w = Weights()
+    question, change = "which plan is subscription 88 on?", "move subscription 88 to the annual plan"
+    plain, hinted = scores(False, question), scores(True, question)
+    assert hinted["subscription_plan_change"] == pytest.approx(
+        plain["subscription_plan_change"] * (1 - w.question_write)
+    )
+    assert hinted["subscription_plan_details"] == pytest.approx(plain["subscription_plan_details"])
+    assert max(hinted, key=hinted.__getitem__) == "subscription_plan_details"
+    plain, hinted = scores(False, change), scores(True, change)
+    assert hinted["subscription_plan_details"] == pytest.approx(
+        plain["subscription_plan_details"] * (1 - w.change_read)
+    )
+    assert hinted["subscription_plan_change"] == pytest.approx(plain["subscription_plan_change"])

@@ -71,6 +71,7 @@ class _Doc:
     # the stems of the name's plural words and of its other words (`intent.nouns_by_number`)
     number: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
     takes_nothing: bool = False  # its input schema has no properties: it cannot be given a value
+    read_only: bool | None = None  # its annotations' readOnlyHint, if it has one
 
 
 @dataclass(slots=True)
@@ -285,6 +286,9 @@ class SearchIndex:
         schema = tool.get("inputSchema")
         properties = schema.get("properties") if isinstance(schema, Mapping) else None
         doc.takes_nothing = not properties
+        notes = tool.get("annotations")
+        hint = notes.get("readOnlyHint") if isinstance(notes, Mapping) else None
+        doc.read_only = hint if isinstance(hint, bool) else None
         # the name's nouns: without its server's name and its verb, which say nothing of number
         plural, singular = nouns_by_number(split_identifier(spaced))
         verb = next((w for w, _ in units if w not in doc.server_terms), None)
@@ -454,9 +458,16 @@ class SearchIndex:
                 if mention and not doc.server_terms.isdisjoint(mentioned):
                     proper = not doc.server_terms.isdisjoint(parsed.proper)
                     factor *= 1.0 + (w.proper_mention if proper else mention)
-                if asking and starts_with_a_change(doc.name_units, doc.server_terms):
+                # a tool writes or reads by its name's verb, or else by its annotations' hint
+                if asking and (
+                    doc.read_only is False or starts_with_a_change(doc.name_units, doc.server_terms)
+                ):
                     factor *= 1.0 - w.question_write
-                if parsed.change and w.change_read and starts_with_a_read(doc.name_units, doc.server_terms):
+                if (
+                    parsed.change
+                    and w.change_read
+                    and (doc.read_only is True or starts_with_a_read(doc.name_units, doc.server_terms))
+                ):
                     factor *= 1.0 - w.change_read
                 if w.number_agree:
                     plural, singular = doc.number

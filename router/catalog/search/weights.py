@@ -29,9 +29,9 @@ class Weights:
     query_tag: float = 0.7  # weight of a query's inferred tags relative to its words
     pattern_tag: float = 1.0  # weight of a tag implied by a literal (a URL -> @web, a file name -> @file)
     expansion: float = 0.5  # weight of the words an abbreviation stands for (pr -> pull request)
-    question_write: float = 0.35  # score *= 1 - this for a writing tool, if the task is a question
+    question_write: float = 0.35  # score *= 1 - this for a writing tool (by name or hint), if the task asks
     number_agree: float = 0.1  # score *= 1 - this when the name's nouns differ in number from the task's
-    change_read: float = 0.35  # score *= 1 - this for a tool that reads, if the task starts with a change
+    change_read: float = 0.35  # score *= 1 - this for a reading tool (name or hint) if the task changes
     no_input: float = 0.4  # score *= 1 - this for a tool that takes no input, if the task gives a value
     one_item_list: float = 0.2  # score *= 1 - this for a tool that lists, if the task names one item
     dictated: float = 0.3  # weight of the words a task dictates (a message's text, a quoted title)

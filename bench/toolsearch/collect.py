@@ -925,25 +925,80 @@ UNSEEN12: list[Server] = [
 # A thirteenth set of unseen servers, frozen by ``--unseen13`` into ./unseen13; their queries
 # (unseen13.jsonl) were written from these listings alone, before any ranker ran on them.
 UNSEEN13: list[Server] = [
-    Server("moodle", "moodle-mcp", "pypi"),
-    Server("pterodactyl", "pteropilot", "pypi"),
-    Server("gramps", "gramps-mcp", "pypi"),
-    Server("audiobookshelf", "audiobookshelf-mcp", "pypi"),
-    Server("wikijs", "wiki-js-mcp-server", "pypi"),
-    Server("tailscale", "tailscale-blade-mcp", "pypi"),
+    Server("moodle", "moodle-mcp", "pypi", pins=("mcp<2",), env={"MOODLE_URL": "http://127.0.0.1:9", "MOODLE_TOKEN": DUMMY}),
+    Server(
+        "pterodactyl",
+        "pteropilot",
+        "pypi",
+        python="3.12",
+        env={"PANEL_URL": "http://127.0.0.1:9", "PANEL_API_KEY": "ptlc_" + DUMMY},
+    ),
+    Server(
+        "gramps",
+        "gramps-mcp",
+        "pypi",
+        pins=("fastmcp",),
+        env={"GRAMPS_URL": "http://127.0.0.1:9", "GRAMPS_USERNAME": "owner", "GRAMPS_PASSWORD": DUMMY},
+    ),
+    Server(
+        "audiobookshelf",
+        "audiobookshelf-mcp",
+        "pypi",
+        pins=("fastmcp",),
+        env={"AUDIOBOOKSHELF_URL": "http://127.0.0.1:9", "AUDIOBOOKSHELF_TOKEN": DUMMY},
+    ),
+    Server(
+        "wikijs",
+        "wiki-js-mcp-server",
+        "pypi",
+        env={"WIKIJS_URL": "http://127.0.0.1:9", "WIKIJS_API_KEY": DUMMY, "MCP_TRANSPORT": "stdio"},
+    ),
+    Server(
+        "tailscale",
+        "tailscale-blade-mcp",
+        "pypi",
+        python="3.12",
+        env={"TAILSCALE_API_KEY": "tskey-api-" + DUMMY, "TAILSCALE_TAILNET": "example.com"},
+    ),
     Server("espn", "mcp-server-espn", "pypi"),
-    Server("listmonk", "listmonk-mcp-bridge", "pypi"),
-    Server("apisix", "mcp-apisix", "pypi"),
-    Server("kobo", "kobo-mcp", "pypi"),
-    Server("bambuddy", "bambuddy-mcp", "pypi"),
-    Server("datahub", "mcp-server-datahub", "pypi"),
-    Server("kanboard", "kanboard-mcp", "pypi"),
-    Server("qase", "@qase/mcp-server", "npm"),
-    Server("codacy", "@codacy/codacy-mcp", "npm"),
-    Server("serpstat", "@serpstat/serpstat-mcp-server", "npm"),
+    Server(
+        "listmonk",
+        "listmonk-mcp-bridge",
+        "pypi",
+        env={
+            "LISTMONK_MCP_URL": "http://127.0.0.1:9",
+            "LISTMONK_MCP_USERNAME": "api",
+            "LISTMONK_MCP_PASSWORD": DUMMY,
+        },
+    ),
+    Server(
+        "apisix",
+        "mcp-apisix",
+        "pypi",
+        env={"APISIX_BASE_URL": "http://127.0.0.1:9", "APISIX_ADMIN_KEY": DUMMY, "MCP_TRANSPORT": "stdio"},
+    ),
+    Server("kobo", "kobo-mcp", "pypi", pins=("mcp<2",), env={"KOBO_SERVER": "http://127.0.0.1:9", "KOBO_API_TOKEN": DUMMY}),
+    Server(
+        "bambuddy", "bambuddy-mcp", "pypi", env={"BAMBUDDY_URL": "http://127.0.0.1:9", "BAMBUDDY_API_KEY": DUMMY}
+    ),
+    Server(
+        "datahub",
+        "mcp-server-datahub",
+        "pypi",
+        env={"DATAHUB_GMS_URL": "http://127.0.0.1:9", "DATAHUB_GMS_TOKEN": DUMMY},
+    ),
+    Server(
+        "kanboard",
+        "kanboard-mcp",
+        "pypi",
+        pins=("mcp<2",),
+        env={"KANBOARD_URL": "http://127.0.0.1:9/jsonrpc.php", "KANBOARD_USERNAME": "jsonrpc", "KANBOARD_API_TOKEN": DUMMY},
+    ),
+    Server("qase", "@qase/mcp-server", "npm", env={"QASE_API_TOKEN": DUMMY}),
+    Server("codacy", "@codacy/codacy-mcp", "npm", env={"CODACY_ACCOUNT_TOKEN": DUMMY}),
+    Server("serpstat", "@serpstat/serpstat-mcp-server", "npm", env={"SERPSTAT_API_TOKEN": DUMMY}),
     Server("slope", "@slope-dev/mcp-tools", "npm"),
-    Server("didit", "@didit-protocol/mcp-server", "npm"),
-    Server("work-order", "@dotzero.ai/work-order-mcp", "npm"),
+    Server("didit", "@didit-protocol/mcp-server", "npm", env={"DIDIT_API_KEY": DUMMY}),
 ]
 
 

@@ -999,6 +999,10 @@ UNSEEN13: list[Server] = [
     Server("serpstat", "@serpstat/serpstat-mcp-server", "npm", env={"SERPSTAT_API_TOKEN": DUMMY}),
     Server("slope", "@slope-dev/mcp-tools", "npm"),
     Server("didit", "@didit-protocol/mcp-server", "npm", env={"DIDIT_API_KEY": DUMMY}),
+    Server("gramps-full", "gramps-mcp-full", "pypi"),
+    Server("qidi", "qidi-printer-mcp", "pypi"),
+    Server("dld", "dld-mcp", "pypi"),
+    Server("listmonk2", "listmonk-mcp", "pypi"),
 ]
 
 

@@ -352,8 +352,6 @@ _LITERALS: tuple[_Literal, ...] = (
         "channel",
         _saying("channel"),
     ),
-    # a glob, before a path takes its folders; a camelCase name in the user's code, before a path
-    # or a file name takes it
     # an IPv4 address or range (10.0.4.12, 10.0.20.0/24) says a host or a network by its address,
     # and a port with its protocol (5432/tcp) a port, before a path or a pair takes their slash
     _Literal(_IPV4, "", None, _saying("ip address"), needs_digit=True),
@@ -361,6 +359,8 @@ _LITERALS: tuple[_Literal, ...] = (
     # "lat/long", "lat & lng", "latitude and longitude": a place's coordinates, read before a pair
     # keeps only "lat" (the sentence model reads them as they are)
     _Literal(_LAT_LONG, "@location", None, _saying("coordinates"), needs="lL"),
+    # a glob, before a path takes its folders; a camelCase name in the user's code, before a path
+    # or a file name takes it
     _Literal(_GLOB, "@file", "file pattern", _saying("file pattern"), needs="*"),
     _Literal(_CODE_NAME, "", None, _dictating),
     # a path: absolute (/var/app, ~/datasets, ./src), or relative with two folders or a file's

@@ -4,8 +4,11 @@ Scoring is BM25F: a document's terms carry a weighted term frequency summed over
 title, description, parameter names and descriptions, server name and instructions, and capability
 tags inferred from the name and description), saturated once per term with a length normalisation
 against a fixed pivot length. The query adds capability tags and abbreviation expansions of its own
-(``LEXICON``), and its words' neighbours in meaning as light extra terms (``neighbours.py``). The best candidates are then re-scored by how much of the tool's *name* the query
-covers and whether the query names the tool's server.
+(``LEXICON``), and its words' neighbours in meaning as light extra terms (``neighbours.py``). The
+best candidates are then re-scored by how much of the tool's *name* the query covers, whether the
+query names the tool's server, and whether the tool fits what the task does: reads for a question,
+writes for a change (by its name's verb or its readOnlyHint), takes an input when the task gives a
+value, and names one item or many as the task does.
 
 No leaks: the only corpus statistics in a score are the number of visible documents and the
 document frequencies of terms among them; both are counted over the visible documents only (the

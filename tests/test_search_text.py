@@ -1187,6 +1187,18 @@ def test_a_tool_that_takes_nothing_cannot_be_given_the_tasks_value() -> None:
         ],
     )
     assert without.search("close 4512", 1)[0].key == ("browser", "browser_close")  # the rule is what decides
+    # parameters behind a $ref (a pydantic model) are parameters: such a tool takes a value
+    behind = {
+        "$ref": "#/$defs/Args",
+        "$defs": {"Args": {"type": "object", "properties": {"id": {"type": "integer"}}}},
+    }
+    both = SearchIndex()
+    both.put_server(
+        "a", None, [{"name": "close_ticket", "description": "Close a ticket.", "inputSchema": behind}]
+    )
+    both.put_server("b", None, [{"name": "close_ticket", "description": "Close a ticket."}])
+    hits = both.search("close ticket 4512", 2)
+    assert hits[0].key[0] == "a" and hits[1].score == pytest.approx(hits[0].score * (1 - Weights().no_input))
 
 
 def test_a_tools_read_only_hint_says_whether_it_writes_when_its_name_does_not() -> None:

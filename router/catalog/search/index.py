@@ -286,9 +286,8 @@ class SearchIndex:
         spaced = name.replace("_", " ").replace("-", " ")
         summary = " ".join([spaced, title, *first.split()[: self.weights.summary_words]])
         doc.name_units = tuple(units)
-        schema = tool.get("inputSchema")
-        properties = schema.get("properties") if isinstance(schema, Mapping) else None
-        doc.takes_nothing = not properties
+        # parameters behind a $ref or in anyOf variants count: only a schema without any takes nothing
+        doc.takes_nothing = not schema_params(tool.get("inputSchema"))
         notes = tool.get("annotations")
         hint = notes.get("readOnlyHint") if isinstance(notes, Mapping) else None
         doc.read_only = hint if isinstance(hint, bool) else None

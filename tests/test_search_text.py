@@ -125,6 +125,7 @@ def test_one_words_inflections_share_one_stem() -> None:
     assert stem("filed") == stem("filing") == stem("filings") != stem("file") == stem("files")
     # and a workflow's transition apart from transit
     assert stem("transitions") == stem("transitioned") == stem("transition") != stem("transit")
+    assert stem("assignments") == stem("assignment") != stem("assign") == stem("assigned")
 
 
 def test_a_filing_is_not_a_file() -> None:

@@ -367,6 +367,8 @@ _MERGES = dict(line.split() for line in Path(__file__).with_name("stems.txt").re
 # file of data ("reports filed by Ford" asks for SEC filings, not a file reader)
 _SENSES = {
     **dict.fromkeys(("filed", "filing", "filings"), "filing"),
+    # a course's assignment is no assigning of an issue to someone
+    **dict.fromkeys(("assignment", "assignments"), "assignment"),
     # a workflow's transition is no transit (public transport, a warehouse type)
     **dict.fromkeys(
         ("transition", "transitions", "transitioned", "transitioning", "transitional"), "transition"

@@ -23,8 +23,10 @@ from mcp import Client
 
 from router.up.processes import ManagedProcess
 from tests.conftest import RouterHandle, run_router
+from tests.support.mcp_http import rpc, tool_names
 from tests.support.mcpcall import call_tool, text_of
-from tests.support.procs import sample_server_http
+from tests.support.procs import sample_server_http, sample_server_stdio_entry
+from tests.support.waits import wait_until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -267,3 +269,31 @@ async def test_a_legacy_session_keeps_its_instance_on_every_replica(tmp_path: Pa
                 for _ in range(3):
                     reply = await session.request(second, "tools/call", {"name": "svc__whoami"})
                     assert reply.result["content"][0]["text"] == pid
+
+
+async def test_a_list_the_backend_refuses_is_left_out_not_the_backend(tmp_path: Path) -> None:
+    """A server whose resources/list fails (it cannot reach the service its resources live in)
+    while its tools list fine: the router serves its tools, lists no resources of it, warns, and
+    asks again until the list comes back. Before, the whole server was unavailable."""
+    down = tmp_path / "cms-is-down"
+    down.write_text("")
+    cms = sample_server_stdio_entry("cms")
+    cms["args"] = [*cms["args"], "--refuse-resources-while", str(down)]
+    with run_router(tmp_path, {"cms": cms}) as router:
+        assert any(
+            name.endswith("echo") for name in wait_until(lambda: tool_names(router.mcp_url), 10, "tools")
+        )
+        reply = rpc(router.mcp_url, "resources/list")
+        assert reply["result"]["resources"] == [], reply
+        assert "a list the backend refused is left out" in router.process.log_text()
+        echo = next(name for name in tool_names(router.mcp_url) if name.endswith("echo"))
+        called = rpc(router.mcp_url, "tools/call", {"name": echo, "arguments": {"text": "hi"}}, name=echo)
+        assert not called["result"].get("isError"), called
+        down.unlink()  # the service is back: the refused list is asked again (after 2 s, then 4 s ...)
+
+        def resources() -> list[str]:
+            return [r["uri"] for r in rpc(router.mcp_url, "resources/list")["result"]["resources"]]
+
+        listed = wait_until(resources, 15, "the resources listed again")
+        assert any(uri.endswith("mem://cms/hello") for uri in listed), listed
+        assert "a refused list is served again" in router.process.log_text()

@@ -3,6 +3,12 @@
 The lists are fetched once per connection (following the backend's cursors) and again when the
 backend announces a change (`notifications/*/list_changed`) or another replica heard one
 (`refresh`). Bursts of announcements coalesce into one refetch per list.
+
+A list the backend answers with an error (a CMS server whose `resources/list` needs the CMS it
+cannot reach, while its tools list fine) is left out, not the backend: its other lists are
+served, the refused one keeps what it last listed (nothing, at first) and is asked again after
+REFUSED_RETRY seconds, doubling up to REFUSED_RETRY_MAX. Only a backend that refuses every list it
+offers on connecting is unavailable.
 """
 
 from __future__ import annotations
@@ -34,6 +40,12 @@ CHANGED: dict[str, tuple[str, ...]] = {
     "notifications/resources/list_changed": ("resources/list", "resources/templates/list"),
 }
 MAX_PAGES = 1000
+REFUSED_RETRY = 2.0  # seconds before a refused list is asked again; doubles each time it is refused
+REFUSED_RETRY_MAX = 60.0
+
+
+class ListRefused(BackendUnavailable):
+    """The backend answered a list request with an error (other than "method not found")."""
 
 
 class Listing:
@@ -47,11 +59,19 @@ class Listing:
         self._dirty: set[str] = set()
         self._announced: set[str] = set()
         self._wanted = anyio.Event()
+        self._refused: set[str] = set()  # lists the backend last answered with an error
+        self._retry_in = REFUSED_RETRY
 
     async def fetch_all(self, session: UpstreamSession) -> Definitions:
-        """Every list, on a fresh connection."""
-        self.definitions = await self._fetch(session, set(LISTS))
-        return self.definitions
+        """Every list, on a fresh connection; BackendUnavailable if the backend refuses them all."""
+        self._refused.clear()
+        self._retry_in = REFUSED_RETRY
+        offered = {m for m, (capability, _, _) in LISTS.items() if capability in session.capabilities}
+        definitions, refused = await self._fetch(session, set(LISTS))
+        if refused and len(refused) == len(offered):
+            raise refused[0]
+        self.definitions = definitions
+        return definitions
 
     def heard(self, method: str) -> bool:
         """A list_changed from the backend: refetch soon. False for any other message."""
@@ -78,19 +98,34 @@ class Listing:
         """Coalesce bursts of list_changed into one refetch per list (a one-slot wake-up), for as
         long as the connection lasts."""
         while True:
-            await self._wanted.wait()
+            if self._refused:
+                with anyio.move_on_after(self._retry_in):
+                    await self._wanted.wait()
+                if not self._wanted.is_set():  # time to ask for the refused lists again
+                    self._dirty |= self._refused
+                    self._retry_in = min(self._retry_in * 2, REFUSED_RETRY_MAX)
+            else:
+                await self._wanted.wait()
             self._wanted = anyio.Event()
             methods, self._dirty = self._dirty, set()
+            if not methods:
+                continue
             try:
-                self.definitions = await self._fetch(session, methods)
+                self.definitions, refused = await self._fetch(session, methods)
             except BackendError as exc:
                 log.warning(
                     "refreshing definitions failed", extra={"server": self.server, "reason": exc.message}
                 )
                 continue
-            self.on_refetched()
+            offered = [m for m in methods if LISTS[m][0] in session.capabilities]
+            if not offered or len(refused) < len(offered):  # a list came, or one went away
+                self.on_refetched()
 
-    async def _fetch(self, session: UpstreamSession, methods: set[str]) -> Definitions:
+    async def _fetch(
+        self, session: UpstreamSession, methods: set[str]
+    ) -> tuple[Definitions, list[ListRefused]]:
+        """The definitions with `methods` fetched again, and the lists among them the backend
+        refused (each keeps its last items)."""
         current = self.definitions or Definitions()
         fields: dict[str, Any] = {
             "tools": current.tools,
@@ -99,19 +134,36 @@ class Listing:
             "resource_templates": current.resource_templates,
         }
         repairs = dict(current.repairs)
+        refused: list[ListRefused] = []
         for method in sorted(methods):  # in one order: the repair counts are shown in it
             capability, key, field = LISTS[method]
-            if capability in session.capabilities:
-                fields[field], repairs[key] = await list_all(session, method, key, self.timeout)
-            else:
+            if capability not in session.capabilities:
                 repairs.pop(key, None)  # no such list now: nothing of it to repair
+                continue
+            try:
+                fields[field], repairs[key] = await list_all(session, method, key, self.timeout)
+            except ListRefused as exc:
+                refused.append(exc)
+                if method not in self._refused:
+                    self._refused.add(method)
+                    log.warning(
+                        "a list the backend refused is left out, and asked for again later",
+                        extra={"server": self.server, "method": method, "reason": exc.message},
+                    )
+                continue
+            if method in self._refused:
+                self._refused.discard(method)
+                log.info("a refused list is served again", extra={"server": self.server, "method": method})
+            if not self._refused:
+                self._retry_in = REFUSED_RETRY
         instructions = session.instructions if isinstance(session.instructions, str) else None
-        return Definitions(
+        definitions = Definitions(
             capabilities=session.capabilities,
             instructions=instructions,
             repairs={key: n for key, n in repairs.items() if n},
             **fields,
         )
+        return definitions, refused
 
 
 async def list_all(session: UpstreamSession, method: str, key: str, timeout: float) -> Checked:
@@ -125,7 +177,7 @@ async def list_all(session: UpstreamSession, method: str, key: str, timeout: flo
         if not isinstance(result, dict):
             if error_of(reply).get("code") == -32601:
                 return Checked((), 0)  # advertised but not implemented: treat as empty
-            raise BackendUnavailable(session.server, f"{method} failed: {reply.get('error')}")
+            raise ListRefused(session.server, f"{method} failed: {reply.get('error')}")
         listed = result.get(key)
         if isinstance(listed, list):
             items.extend(listed)

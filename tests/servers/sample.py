@@ -76,6 +76,9 @@ class SampleBackend:
     page_size: int = 0
     extra_tools: int = 0
     log_level: types.LoggingLevel = "debug"
+    # resources/list answers an error while this file exists (a server whose resources need a
+    # service it cannot reach, while its tools list fine)
+    refuse_resources_while: str | None = None
     subscribed: set[str] = field(default_factory=set)
     bus: InMemorySubscriptionBus = field(default_factory=InMemorySubscriptionBus)
 
@@ -291,6 +294,10 @@ class SampleBackend:
     async def list_resources(
         self, ctx: Ctx, params: types.PaginatedRequestParams | None
     ) -> types.ListResourcesResult:
+        if self.refuse_resources_while is not None and await anyio.Path(self.refuse_resources_while).exists():
+            raise MCPError(
+                types.INTERNAL_ERROR, f"{self.name}: cannot reach the service the resources live in"
+            )
         resources, cursor = self._page("resources", self._resources(), params)
         return types.ListResourcesResult(resources=resources, next_cursor=cursor)
 
@@ -858,12 +865,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--issuer", default="toolmesh", help="with --verify-jwks: the `iss` required")
     parser.add_argument("--claims-log", help="with --verify-jwks: append each verified token's claims here")
     parser.add_argument("--auth-log", help="HTTP: append each POST's Authorization and body here")
+    parser.add_argument("--refuse-resources-while", help="resources/list fails while this file exists")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    server = SampleBackend(args.name, page_size=args.page_size).build()
+    server = SampleBackend(
+        args.name, page_size=args.page_size, refuse_resources_while=args.refuse_resources_while
+    ).build()
     if args.transport == "stdio":
         anyio.run(serve_stdio, server, args.era)
     else:

@@ -69,7 +69,8 @@ class Listing:
         offered = {m for m, (capability, _, _) in LISTS.items() if capability in session.capabilities}
         definitions, refused = await self._fetch(session, set(LISTS))
         if refused and len(refused) == len(offered):
-            raise refused[0]
+            raise next(iter(refused.values()))
+        self._note(offered, refused)
         self.definitions = definitions
         return definitions
 
@@ -117,13 +118,31 @@ class Listing:
                     "refreshing definitions failed", extra={"server": self.server, "reason": exc.message}
                 )
                 continue
-            offered = [m for m in methods if LISTS[m][0] in session.capabilities]
+            offered = {m for m in methods if LISTS[m][0] in session.capabilities}
+            self._note(offered, refused)
             if not offered or len(refused) < len(offered):  # a list came, or one went away
                 self.on_refetched()
 
+    def _note(self, asked: set[str], refused: dict[str, ListRefused]) -> None:
+        """Remember which of the lists `asked` for were refused: warn when one is first refused,
+        say when one is served again, and start the retry delay over once none is refused."""
+        for method in sorted(asked):
+            exc = refused.get(method)
+            if exc is not None and method not in self._refused:
+                self._refused.add(method)
+                log.warning(
+                    "a list the backend refused is left out, and asked for again later",
+                    extra={"server": self.server, "method": method, "reason": exc.message},
+                )
+            elif exc is None and method in self._refused:
+                self._refused.discard(method)
+                log.info("a refused list is served again", extra={"server": self.server, "method": method})
+        if not self._refused:
+            self._retry_in = REFUSED_RETRY
+
     async def _fetch(
         self, session: UpstreamSession, methods: set[str]
-    ) -> tuple[Definitions, list[ListRefused]]:
+    ) -> tuple[Definitions, dict[str, ListRefused]]:
         """The definitions with `methods` fetched again, and the lists among them the backend
         refused (each keeps its last items)."""
         current = self.definitions or Definitions()
@@ -134,7 +153,7 @@ class Listing:
             "resource_templates": current.resource_templates,
         }
         repairs = dict(current.repairs)
-        refused: list[ListRefused] = []
+        refused: dict[str, ListRefused] = {}
         for method in sorted(methods):  # in one order: the repair counts are shown in it
             capability, key, field = LISTS[method]
             if capability not in session.capabilities:
@@ -143,19 +162,7 @@ class Listing:
             try:
                 fields[field], repairs[key] = await list_all(session, method, key, self.timeout)
             except ListRefused as exc:
-                refused.append(exc)
-                if method not in self._refused:
-                    self._refused.add(method)
-                    log.warning(
-                        "a list the backend refused is left out, and asked for again later",
-                        extra={"server": self.server, "method": method, "reason": exc.message},
-                    )
-                continue
-            if method in self._refused:
-                self._refused.discard(method)
-                log.info("a refused list is served again", extra={"server": self.server, "method": method})
-            if not self._refused:
-                self._retry_in = REFUSED_RETRY
+                refused[method] = exc
         instructions = session.instructions if isinstance(session.instructions, str) else None
         definitions = Definitions(
             capabilities=session.capabilities,

@@ -20,6 +20,7 @@ from router.catalog.wellformed import wellformed
 from router.errors import BackendUnavailable
 from router.observe.status import render
 from router.upstream.base import Channel, error_of
+from router.upstream.listing import Listing
 from router.upstream.session import UpstreamSession
 
 READERS: dict[str, type[BaseModel]] = {
@@ -184,3 +185,49 @@ def test_an_operator_reads_which_servers_lists_needed_repair() -> None:
     shown = render({"catalog": {"repairs": {"junk": {"tools": 3, "prompts": 1}}}})
     assert "repaired:  junk: 3 tools, 1 prompts" in shown
     assert "repaired" not in render({"catalog": {"repairs": {}}})
+
+
+class _Lister:
+    """A channel whose backend offers tools and resources, and answers the lists named in
+    `refusing` with an error (a service behind them is down)."""
+
+    on_unsolicited = None
+
+    def __init__(self, refusing: set[str]) -> None:
+        self.refusing = refusing
+
+    async def notify(self, message: dict[str, Any], headers: Any) -> None:
+        return None
+
+    async def request(self, message: dict[str, Any], headers: Any, on_message: Any = None) -> dict[str, Any]:
+        method, reply = message["method"], {"jsonrpc": "2.0", "id": message["id"]}
+        if method == "initialize":
+            capabilities = {"tools": {}, "resources": {}}
+            return {**reply, "result": {"protocolVersion": "2025-11-25", "capabilities": capabilities}}
+        if method in self.refusing:
+            return {**reply, "error": {"code": -32603, "message": "cannot reach the service"}}
+        key = {
+            "tools/list": "tools",
+            "resources/list": "resources",
+            "resources/templates/list": "resourceTemplates",
+        }
+        items = {"tools": [VALID["tools"]], "resources": [VALID["resources"]]}.get(key[method], [])
+        return {**reply, "result": {key[method]: items}}
+
+
+@pytest.mark.anyio
+async def test_a_refused_list_is_left_out_and_a_backend_refusing_every_list_is_unavailable(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    session = UpstreamSession("cms", cast(Channel, _Lister({"resources/list"})), protocol="legacy")
+    await session.connect()
+    listing = Listing("cms", 5.0, lambda: None)
+    with caplog.at_level(logging.WARNING, logger="toolmesh.upstream"):
+        definitions = await listing.fetch_all(session)
+    assert [tool["name"] for tool in definitions.tools] == ["search"] and definitions.resources == ()
+    assert "a list the backend refused is left out" in caplog.text
+    everything = {"tools/list", "resources/list", "resources/templates/list"}
+    session = UpstreamSession("cms", cast(Channel, _Lister(everything)), protocol="legacy")
+    await session.connect()
+    with pytest.raises(BackendUnavailable, match="failed"):
+        await Listing("cms", 5.0, lambda: None).fetch_all(session)

@@ -7,8 +7,9 @@ The servers of the named sets (`bench/toolsearch/collect.py`, their dummy creden
 URLs included) become one stdio catalog; `toolmesh router` serves it on a free port. After
 /readyz and `--settle` seconds (thirty children start at once on two cores), the script lists the
 tools over `GET /v1/tools` (and in the OpenAI and Anthropic formats), asks
-`GET /v1/tools/search` one task, and calls each server's first tool with no arguments over `POST
-/v1/tools/{name}/call`. The servers cannot reach their services, so most calls are tool errors or
+`GET /v1/tools/search` one task, calls each server's first tool with no arguments over `POST
+/v1/tools/{name}/call`, and in search mode (`/mcp?tools=search`) lists the meta-tools, searches
+and calls the first hit through `call_tool`. The servers cannot reach their services, so most calls are tool errors or
 argument errors; what counts is that every server is served, every call gets an answer (HTTP 200
 with a result, or a clear 4xx), and the router stays ready. Exit status 1 if a server is missing
 or a call went unanswered. The report goes to stdout; the router's log to
@@ -137,9 +138,65 @@ def report(base: str, servers: dict[str, Any], settle: float, router: subprocess
         else:
             outcome, unanswered = "UNANSWERED", unanswered + 1
         print(f"  {server:14} {answered} {outcome:10} {took:5.1f} s  {text[:70]!r}")
+    unanswered += search_mode(base)
     ready = get_status(base + "/readyz")
     print(f"readyz after the calls: {ready}")
     return 1 if missing or unanswered or ready != 200 else 0
+
+
+def rpc(url: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """One 2026-07-28 JSON-RPC request (no session); its response, or {} if none came."""
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    body = json.dumps(
+        {"jsonrpc": "2.0", "id": 1, "method": method, "params": {**params, "_meta": meta}}
+    ).encode()
+    headers = {
+        "content-type": "application/json",
+        "accept": "application/json, text/event-stream",
+        "mcp-protocol-version": "2026-07-28",
+        "mcp-method": method,
+        **({"mcp-name": params["name"]} if "name" in params else {}),
+    }
+    request = urllib.request.Request(url, body, headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=90) as response:
+            text = response.read().decode()
+    except urllib.error.HTTPError as exc:
+        text = exc.read().decode()
+    except OSError:
+        return {}
+    if text.startswith(("event:", "data:", "id:")):  # an SSE reply: its last data line
+        text = [line[5:].strip() for line in text.splitlines() if line.startswith("data:")][-1]
+    reply: dict[str, Any] = json.loads(text)
+    return reply
+
+
+def search_mode(base: str) -> int:
+    """The meta-tools over the real catalog (`/mcp?tools=search`): the list, a search, a call
+    through `call_tool`; how many went unanswered."""
+    url = base + "/mcp?tools=search"
+    listed = [tool["name"] for tool in rpc(url, "tools/list", {}).get("result", {}).get("tools", [])]
+    print("search mode lists:", listed)
+    found = rpc(
+        url, "tools/call", {"name": "search_tools", "arguments": {"query": "pause the 3d print", "limit": 3}}
+    )
+    hits = found.get("result", {}).get("structuredContent", {}).get("tools", [])
+    print("search_tools 'pause the 3d print':", [hit["name"] for hit in hits])
+    if not hits:
+        return 1
+    called = rpc(
+        url, "tools/call", {"name": "call_tool", "arguments": {"name": hits[0]["name"], "arguments": {}}}
+    )
+    outcome = (
+        "tool error"
+        if called.get("result", {}).get("isError")
+        else ("result" if "result" in called else called.get("error"))
+    )
+    print(f"call_tool {hits[0]['name']}: {outcome}")
+    return 0 if called else 1
 
 
 def _is_error(text: str) -> bool:

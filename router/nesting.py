@@ -13,6 +13,7 @@ leaves the router room below 255 to wrap a message (a parked call, a relayed req
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -29,11 +30,12 @@ log = logging.getLogger("toolmesh.nesting")
 DROP_LOG_EVERY: Final = 60.0
 """Seconds between warnings about dropped messages: a backend that sends a deep notification
 with every progress tick must not turn the log into its echo. The first drop is logged at once;
-the ones after it are counted, and the count reaches the log with the first drop a minute or more
-later (drops that then stop for good are not reported again: the first warning named them)."""
+the ones after it are counted, and the count reaches the log when the minute is over (on the
+event loop's timer; outside a loop, with the first drop a minute or more later)."""
 _clock = time.monotonic  # the warnings' clock (a test moves its own)
 _drops = 0  # messages dropped since the last warning
 _warned_at = -math.inf
+_flush: asyncio.TimerHandle | None = None  # the pending count's warning, when the minute is over
 
 
 class Unencodable(RPCError):
@@ -99,12 +101,35 @@ def client_json(message: dict[str, Any]) -> bytes | None:
 
 def _dropped(method: Any, reason: str) -> None:
     """Count a dropped message; warn at most once per DROP_LOG_EVERY, with how many since."""
-    global _drops, _warned_at  # noqa: PLW0603 - one counter per process, like a metric
+    global _drops, _flush  # noqa: PLW0603 - one counter per process, like a metric
     _drops += 1
     now = _clock()
     if now - _warned_at >= DROP_LOG_EVERY:
-        log.warning(
-            "dropped messages a client could not be sent",
-            extra={"method": method, "reason": reason, "dropped": _drops},
-        )
-        _drops, _warned_at = 0, now
+        _warn(method, reason, now)
+        return
+    if _flush is None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop: the count waits for the next drop
+            return
+        _flush = loop.call_later(_warned_at + DROP_LOG_EVERY - now, _flush_count, method, reason)
+
+
+def _warn(method: Any, reason: str, now: float) -> None:
+    global _drops, _warned_at, _flush  # noqa: PLW0603
+    log.warning(
+        "dropped messages a client could not be sent",
+        extra={"method": method, "reason": reason, "dropped": _drops},
+    )
+    _drops, _warned_at = 0, now
+    if _flush is not None:
+        _flush.cancel()
+        _flush = None
+
+
+def _flush_count(method: Any, reason: str) -> None:
+    """The minute is over: the drops counted since the last warning reach the log."""
+    global _flush  # noqa: PLW0603
+    _flush = None
+    if _drops:
+        _warn(method, reason, _clock())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+import anyio
 import orjson
 import pytest
 
@@ -50,3 +51,26 @@ def test_dropped_notifications_are_counted_and_warned_of_once_a_minute(
     assert client_json(deep) is None
     warnings = [r for r in caplog.records if r.name == "toolmesh.nesting"]
     assert len(warnings) == 2 and warnings[1].__dict__["dropped"] == 50  # 49 held back, and this one
+
+
+@pytest.mark.anyio
+async def test_drops_held_back_reach_the_log_when_the_minute_is_over(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Drops that stop after the first warning are not lost: their count is logged once the
+    minute is over, without waiting for a later drop."""
+    clock = [1000.0]
+    monkeypatch.setattr(nesting, "_clock", lambda: clock[0])
+    monkeypatch.setattr(nesting, "_warned_at", -float("inf"))
+    monkeypatch.setattr(nesting, "_drops", 0)
+    monkeypatch.setattr(nesting, "_flush", None)
+    deep = {"jsonrpc": "2.0", "method": "notifications/progress", "params": {"x": nested(TOO_DEEP)}}
+    caplog.set_level(logging.WARNING, logger="toolmesh.nesting")
+    assert client_json(deep) is None  # warned at once
+    clock[0] += nesting.DROP_LOG_EVERY - 0.05  # the minute is all but over
+    for _ in range(3):
+        assert client_json(deep) is None
+    assert len([r for r in caplog.records if r.name == "toolmesh.nesting"]) == 1
+    await anyio.sleep(0.3)  # the timer fires: no further drop needed
+    warnings = [r for r in caplog.records if r.name == "toolmesh.nesting"]
+    assert len(warnings) == 2 and warnings[1].__dict__["dropped"] == 3

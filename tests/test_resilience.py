@@ -297,3 +297,17 @@ async def test_a_list_the_backend_refuses_is_left_out_not_the_backend(tmp_path: 
         listed = wait_until(resources, 15, "the resources listed again")
         assert any(uri.endswith("mem://cms/hello") for uri in listed), listed
         assert "a refused list is served again" in router.process.log_text()
+
+
+async def test_a_stdio_server_slower_to_start_than_the_connect_timeout_comes_up(tmp_path: Path) -> None:
+    """A child that needs longer than `connect_timeout` to answer its handshake (many children
+    starting at once on a small machine) is given twice as long on each try, up to eight
+    times, instead of being restarted at the same deadline forever."""
+    slow = sample_server_stdio_entry("slow")
+    slow["args"] = [*slow["args"], "--start-delay", "2.5"]
+    env = {"TOOLMESH_CONNECT_TIMEOUT": "1", "TOOLMESH_RECONNECT_MIN": "0.1"}
+    with run_router(tmp_path, {"slow": slow}, env=env) as router:
+        names = wait_until(lambda: tool_names(router.mcp_url), 30, "the slow server's tools")
+        assert any(name.endswith("echo") for name in names)
+        log = router.process.log_text()
+        assert "no answer within the connect timeout" in log  # it did outlast the first wait

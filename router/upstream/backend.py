@@ -52,6 +52,15 @@ RELAY_CAPABILITIES: dict[str, Any] = {"sampling": {}, "elicitation": {"form": {}
 HandlerFor = Callable[[Lease], MessageHandler | None]
 
 
+STARTING_MAX = 8  # a stdio child's handshake wait grows to at most this many connect timeouts
+
+
+def _timed_out(group: BaseExceptionGroup[Any]) -> bool:
+    """Whether a failed connect ran out of time (the child was still starting), rather than
+    being refused or the child exiting."""
+    return isinstance(group.exceptions[0], TimeoutError)
+
+
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, BackendError):
         return exc.message
@@ -83,6 +92,12 @@ class Backend:
         self.server = record.server
         self.timeout = record.timeout or request_timeout
         self.connect_timeout = connect_timeout
+        # A stdio child's time to start and answer its handshake: connect_timeout, doubled after
+        # each attempt the child was still starting when it ran out (up to STARTING_MAX times),
+        # and back to connect_timeout once it answers. Forty children started at once on two
+        # cores take longer than any one does alone; a restart at a fixed deadline threw their
+        # start away each time, and the slowest never came up.
+        self.handshake_timeout = connect_timeout
         self.reconnect_min, self.reconnect_max = reconnect_min, reconnect_max
         self.protocol = record.protocol or protocol
         # What a stdio child told us of its era when asked `auto` (see `_learn_era`).
@@ -153,6 +168,8 @@ class Backend:
                 await self._lost.wait()
                 tg.cancel_scope.cancel()
         except* (BackendError, SessionExpired, TimeoutError, OSError) as group:
+            if self.session is None and isinstance(channel, StdioChannel) and _timed_out(group):
+                self.handshake_timeout = min(self.handshake_timeout * 2, self.connect_timeout * STARTING_MAX)
             if self._retry_at_once:
                 log.info(
                     "backend speaks 2026-07-28 only; asking a fresh child", extra={"server": self.server}
@@ -186,13 +203,14 @@ class Backend:
         # the first message the fresh process gets, so it has the connect timeout to start and
         # answer, as `initialize` has (under load a Python server's start alone outlasted the
         # 3 s probe, and the backend went down instead of connecting).
-        probe = {"probe_timeout": self.connect_timeout} if stdio and protocol == MODERN_VERSION else {}
+        wait = self.handshake_timeout if stdio else self.connect_timeout
+        probe = {"probe_timeout": wait} if stdio and protocol == MODERN_VERSION else {}
         session = UpstreamSession(
             self.server,
             channel,
             protocol=protocol,
             capabilities=RELAY_CAPABILITIES,
-            connect_timeout=self.connect_timeout,
+            connect_timeout=wait,
             prefer_legacy=stdio,
             **probe,
         )
@@ -202,6 +220,7 @@ class Backend:
             self._learn_era(session)
             raise
         self.session = session
+        self.handshake_timeout = self.connect_timeout
         await self.listing.fetch_all(session)
         self.other_era.start(session, tg, self._other_era_channel(session))
         self._set_state("ready", None)

@@ -24,6 +24,7 @@ import binascii
 import os
 import re
 import sys
+import time
 import warnings
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -866,11 +867,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--claims-log", help="with --verify-jwks: append each verified token's claims here")
     parser.add_argument("--auth-log", help="HTTP: append each POST's Authorization and body here")
     parser.add_argument("--refuse-resources-while", help="resources/list fails while this file exists")
+    parser.add_argument(
+        "--start-delay", type=float, default=0.0, help="seconds to wait before serving (a slow start)"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    time.sleep(args.start_delay)  # a server whose imports and set-up take a while
     server = SampleBackend(
         args.name, page_size=args.page_size, refuse_resources_while=args.refuse_resources_while
     ).build()

@@ -286,6 +286,7 @@ async def test_a_list_the_backend_refuses_is_left_out_not_the_backend(tmp_path: 
         reply = rpc(router.mcp_url, "resources/list")
         assert reply["result"]["resources"] == [], reply
         assert "a list the backend refused is left out" in router.process.log_text()
+        assert readyz(router)["backends"]["cms"]["refused"] == ["resources/list"]  # an operator sees it
         echo = next(name for name in tool_names(router.mcp_url) if name.endswith("echo"))
         called = rpc(router.mcp_url, "tools/call", {"name": echo, "arguments": {"text": "hi"}}, name=echo)
         assert not called["result"].get("isError"), called
@@ -297,6 +298,7 @@ async def test_a_list_the_backend_refuses_is_left_out_not_the_backend(tmp_path: 
         listed = wait_until(resources, 15, "the resources listed again")
         assert any(uri.endswith("mem://cms/hello") for uri in listed), listed
         assert "a refused list is served again" in router.process.log_text()
+        assert "refused" not in readyz(router)["backends"]["cms"]
 
 
 async def test_a_stdio_server_slower_to_start_than_the_connect_timeout_comes_up(tmp_path: Path) -> None:

@@ -185,6 +185,11 @@ def test_an_operator_reads_which_servers_lists_needed_repair() -> None:
     shown = render({"catalog": {"repairs": {"junk": {"tools": 3, "prompts": 1}}}})
     assert "repaired:  junk: 3 tools, 1 prompts" in shown
     assert "repaired" not in render({"catalog": {"repairs": {}}})
+    instance = {"server": "cms", "instance": "cms", "state": "ready", "address": "stdio: node cms.js"}
+    assert "(lists refused: resources/list)" in render(
+        {"instances": [{**instance, "refused": ["resources/list"]}]}
+    )
+    assert "refused" not in render({"instances": [{**instance, "refused": []}]})
 
 
 class _Lister:

@@ -74,6 +74,7 @@ def render(document: dict[str, Any]) -> str:
             f"{instance['server']:<20}{instance['instance']:<20}{instance['state']:<14}"
             f"{instance.get('breaker') or '-':<11}{_eras(instance.get('eras') or {}):<24}{instance['address']}"
             + (f"  ({instance['error']})" if instance.get("error") else "")
+            + (f"  (lists refused: {', '.join(instance['refused'])})" if instance.get("refused") else "")
         )
     known = {"catalog", "instances", "health", "sessions", "policy", "budgets"}
     for name, section in document.items():

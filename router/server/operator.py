@@ -66,6 +66,7 @@ def readiness(router: Replica) -> tuple[bool, dict[str, Any]]:
         f"{server}/{instance}" if server != instance else server: {
             "state": backend.state,
             **({"error": backend.last_error} if backend.last_error and backend.state != "ready" else {}),
+            **({"refused": list(refused)} if (refused := backend.listing.refused) else {}),
             **({"eras": eras} if (eras := backend.eras_in_use()) else {}),
             **_breaker_detail(router, server, instance),
         }
@@ -181,6 +182,7 @@ def _instance(router: Replica, server: str, instance: str) -> dict[str, Any]:
         "address": backend.record.describe(),
         "state": backend.state,
         "error": backend.last_error if backend.state != "ready" else None,
+        "refused": list(backend.listing.refused),  # lists left out: the backend answered them with errors
         "breaker": guard.breaker.state,
         "critical": guard.critical,
         "eras": backend.eras_in_use(),

@@ -74,6 +74,11 @@ class Listing:
         self.definitions = definitions
         return definitions
 
+    @property
+    def refused(self) -> tuple[str, ...]:
+        """The lists the backend last refused (left out until it serves them again)."""
+        return tuple(sorted(self._refused))
+
     def heard(self, method: str) -> bool:
         """A list_changed from the backend: refetch soon. False for any other message."""
         if method not in CHANGED:

@@ -22,13 +22,10 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +33,10 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
+from harness import get_status, http_request, response_message  # noqa: E402
 from toolsearch import collect  # noqa: E402
+
+from router.up.processes import free_port  # noqa: E402
 
 
 def catalog(sets: list[str]) -> dict[str, Any]:
@@ -55,30 +55,18 @@ def catalog(sets: list[str]) -> dict[str, Any]:
     return servers
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+def get(port: int, path: str) -> Any:
+    """GET `path`; its JSON."""
+    return json.loads(http_request(port, "GET", path)[2])
 
 
-def get(url: str) -> tuple[int, Any]:
+def post(port: int, path: str, body: bytes) -> tuple[int | str, str]:
+    """POST `path`; the status and body, or the error's name and text if no answer came."""
     try:
-        with urllib.request.urlopen(url, timeout=60) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode(errors="replace")
-
-
-def post(url: str, body: bytes) -> tuple[int | str, str]:
-    request = urllib.request.Request(url, body, {"content-type": "application/json"}, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=90) as response:
-            return response.status, response.read().decode(errors="replace")
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode(errors="replace")
+        status, _, raw = http_request(port, "POST", path, body, {"content-type": "application/json"})
     except OSError as exc:
         return type(exc).__name__, str(exc)
+    return status, raw.decode(errors="replace")
 
 
 def main() -> int:
@@ -94,57 +82,54 @@ def main() -> int:
         path = Path(tmp) / "catalog.json"
         path.write_text(json.dumps({"mcpServers": servers}))
         port = free_port()
-        base = f"http://127.0.0.1:{port}"
         with (logs / "real_servers.log").open("w") as log:
             router = subprocess.Popen(
                 [sys.executable, "-m", "router", "router", "--config", str(path), "--port", str(port)],
                 cwd=ROOT, stdout=log, stderr=log, start_new_session=True,
             )  # fmt: skip
             try:
-                return report(base, servers, args.settle, router)
+                return report(port, servers, args.settle, router)
             finally:
                 os.killpg(router.pid, signal.SIGTERM)
                 router.wait(30)
 
 
-def report(base: str, servers: dict[str, Any], settle: float, router: subprocess.Popen[bytes]) -> int:
+def report(port: int, servers: dict[str, Any], settle: float, router: subprocess.Popen[bytes]) -> int:
     started = time.monotonic()
-    while get_status(base + "/readyz") != 200:
+    while _status(port, "/readyz") != 200:
         if router.poll() is not None or time.monotonic() - started > 120:
             print("the router never became ready")
             return 1
         time.sleep(0.5)
     print(f"{len(servers)} servers; router ready in {time.monotonic() - started:.1f} s")
     time.sleep(settle)
-    _, listing = get(base + "/v1/tools")
-    names = [tool["name"] for tool in listing["tools"]]
+    names = [tool["name"] for tool in get(port, "/v1/tools")["tools"]]
     first: dict[str, str] = {}
     for name in names:
         first.setdefault(name.split("__")[0], name)
     missing = sorted(set(servers) - set(first))
     print(f"tools {len(names)} from {len(first)} servers; missing: {', '.join(missing) or 'none'}")
     for fmt in ("openai", "anthropic"):
-        status, body = get(f"{base}/v1/tools?format={fmt}")
-        print(f"format {fmt}: {status}, {len(body['tools']) if isinstance(body, dict) else body[:80]}")
-    _, found = get(base + "/v1/tools/search?q=restart+the+game+server&limit=3")
+        print(f"format {fmt}: {len(get(port, f'/v1/tools?format={fmt}')['tools'])} tools")
+    found = get(port, "/v1/tools/search?q=restart+the+game+server&limit=3")
     print("search 'restart the game server':", [hit["name"] for hit in found["tools"]])
     unanswered = 0
     for server, name in sorted(first.items()):
         began = time.monotonic()
-        answered, text = post(f"{base}/v1/tools/{name}/call", b"{}")
+        answered, text = post(port, f"/v1/tools/{name}/call", b"{}")
         took = time.monotonic() - began
         if isinstance(answered, int) and answered < 500:
             outcome = "refused" if answered != 200 else "tool error" if _is_error(text) else "result"
         else:
             outcome, unanswered = "UNANSWERED", unanswered + 1
         print(f"  {server:14} {answered} {outcome:10} {took:5.1f} s  {text[:70]!r}")
-    unanswered += search_mode(base)
-    ready = get_status(base + "/readyz")
+    unanswered += search_mode(port)
+    ready = _status(port, "/readyz")
     print(f"readyz after the calls: {ready}")
     return 1 if missing or unanswered or ready != 200 else 0
 
 
-def rpc(url: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
+def rpc(port: int, path: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
     """One 2026-07-28 JSON-RPC request (no session); its response, or {} if none came."""
     meta = {
         "io.modelcontextprotocol/protocolVersion": "2026-07-28",
@@ -160,41 +145,33 @@ def rpc(url: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
         "mcp-method": method,
         **({"mcp-name": params["name"]} if "name" in params else {}),
     }
-    request = urllib.request.Request(url, body, headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=90) as response:
-            text = response.read().decode()
-    except urllib.error.HTTPError as exc:
-        text = exc.read().decode()
+        _, reply_headers, raw = http_request(port, "POST", path, body, headers)
     except OSError:
         return {}
-    if text.startswith(("event:", "data:", "id:")):  # an SSE reply: its last data line
-        text = [line[5:].strip() for line in text.splitlines() if line.startswith("data:")][-1]
-    reply: dict[str, Any] = json.loads(text)
-    return reply
+    return response_message(raw, reply_headers.get("content-type", ""), 1) or {}
 
 
-def search_mode(base: str) -> int:
+def search_mode(port: int) -> int:
     """The meta-tools over the real catalog (`/mcp?tools=search`): the list, a search, a call
     through `call_tool`; how many went unanswered."""
-    url = base + "/mcp?tools=search"
-    listed = [tool["name"] for tool in rpc(url, "tools/list", {}).get("result", {}).get("tools", [])]
+    path = "/mcp?tools=search"
+    listed = [tool["name"] for tool in rpc(port, path, "tools/list", {}).get("result", {}).get("tools", [])]
     print("search mode lists:", listed)
-    found = rpc(
-        url, "tools/call", {"name": "search_tools", "arguments": {"query": "pause the 3d print", "limit": 3}}
-    )
+    arguments = {"query": "pause the 3d print", "limit": 3}
+    found = rpc(port, path, "tools/call", {"name": "search_tools", "arguments": arguments})
     hits = found.get("result", {}).get("structuredContent", {}).get("tools", [])
     print("search_tools 'pause the 3d print':", [hit["name"] for hit in hits])
     if not hits:
         return 1
     called = rpc(
-        url, "tools/call", {"name": "call_tool", "arguments": {"name": hits[0]["name"], "arguments": {}}}
+        port,
+        path,
+        "tools/call",
+        {"name": "call_tool", "arguments": {"name": hits[0]["name"], "arguments": {}}},
     )
-    outcome = (
-        "tool error"
-        if called.get("result", {}).get("isError")
-        else ("result" if "result" in called else called.get("error"))
-    )
+    result = called.get("result")
+    outcome = called.get("error") if result is None else "tool error" if result.get("isError") else "result"
     print(f"call_tool {hits[0]['name']}: {outcome}")
     return 0 if called else 1
 
@@ -206,12 +183,10 @@ def _is_error(text: str) -> bool:
         return False
 
 
-def get_status(url: str) -> int:
+def _status(port: int, path: str) -> int:
+    """The status of GET `path`, or 0 while nothing answers."""
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
+        return get_status(port, path)
     except OSError:
         return 0
 

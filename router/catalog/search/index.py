@@ -241,7 +241,9 @@ class SearchIndex:
         add(desc_terms[: w.head_words], w.description)
         add(self.lexicon.expand(" ".join(description.split()[: w.head_words])), w.description * w.expansion)
         add(desc_terms[w.head_words :], w.description_tail)
-        for pname, pdesc in schema_params(tool.get("inputSchema")):
+        # parameters behind a $ref or in anyOf variants count: only a schema without any takes nothing
+        params = schema_params(tool.get("inputSchema"))
+        for pname, pdesc in params:
             add(analyze(pname), w.param_name)
             add(analyze(" ".join(pdesc.split()[: w.max_param_words])), w.param_description)
         # A tool naming its own server says nothing that tells it apart from its siblings: the
@@ -258,7 +260,12 @@ class SearchIndex:
         add(sorted(name_tags), w.tag_name, counts=False)
         add(sorted(desc_tags), w.tag_description, counts=False)
         return _Doc(
-            key=("", ""), length=length, terms=terms, server_terms=frozenset(server_terms), source=tool
+            key=("", ""),
+            length=length,
+            terms=terms,
+            server_terms=frozenset(server_terms),
+            source=tool,
+            takes_nothing=not params,
         )
 
     def _texts(self, tool: Mapping[str, Any]) -> tuple[str, str]:
@@ -286,8 +293,6 @@ class SearchIndex:
         spaced = name.replace("_", " ").replace("-", " ")
         summary = " ".join([spaced, title, *first.split()[: self.weights.summary_words]])
         doc.name_units = tuple(units)
-        # parameters behind a $ref or in anyOf variants count: only a schema without any takes nothing
-        doc.takes_nothing = not schema_params(tool.get("inputSchema"))
         notes = tool.get("annotations")
         hint = notes.get("readOnlyHint") if isinstance(notes, Mapping) else None
         doc.read_only = hint if isinstance(hint, bool) else None

@@ -23,6 +23,7 @@ from mcp import Client
 
 from router.up.processes import ManagedProcess
 from tests.conftest import RouterHandle, run_router
+from tests.guard_support import guarded_env
 from tests.support.mcp_http import rpc, tool_names
 from tests.support.mcpcall import call_tool, text_of
 from tests.support.procs import sample_server_http, sample_server_stdio_entry
@@ -299,6 +300,30 @@ async def test_a_list_the_backend_refuses_is_left_out_not_the_backend(tmp_path: 
         assert any(uri.endswith("mem://cms/hello") for uri in listed), listed
         assert "a refused list is served again" in router.process.log_text()
         assert "refused" not in readyz(router)["backends"]["cms"]
+
+
+def test_the_console_shows_an_instance_s_refused_lists(tmp_path: Path) -> None:
+    """The operator's console marks the instance whose resources/list is refused, under its
+    health, as /readyz and `toolmesh status` do; the mark goes once the list is served again."""
+    down = tmp_path / "cms-is-down"
+    down.write_text("")
+    cms = sample_server_stdio_entry("cms")
+    cms["args"] = [*cms["args"], "--refuse-resources-while", str(down)]
+    keys, env = guarded_env(tmp_path, {"ops": ["admin"]}, {"default": "allow"})
+    with run_router(tmp_path, {"cms": cms}, env=env) as router:
+
+        def live() -> str:
+            request = urllib.request.Request(
+                f"{router.base_url}/console/live", headers={"Authorization": f"Bearer {keys['ops']}"}
+            )
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return str(response.read().decode())
+
+        shown = wait_until(lambda: "lists refused" in live() and live(), 10, "the refused list shown")
+        row = next(r for r in shown.split("<tr") if 'data-server="cms"' in r)
+        assert "lists refused: resources/list" in row, row
+        down.unlink()
+        wait_until(lambda: "lists refused" not in live(), 15, "the mark gone once the list is served")
 
 
 async def test_a_stdio_server_slower_to_start_than_the_connect_timeout_comes_up(tmp_path: Path) -> None:

@@ -157,6 +157,9 @@ def _instances(replica: Replica) -> str:
             if backend.state != "ready" and backend.last_error
             else ""
         )
+        refused = backend.listing.refused  # lists the backend answers with errors: left out, retried
+        if refused:
+            error += f'<div class="muted refused">lists refused: {_e(", ".join(refused))}</div>'
         defs = backend.definitions
         repaired = (
             '<div class="muted">repaired: '

@@ -1237,3 +1237,45 @@ def test_a_tools_read_only_hint_says_whether_it_writes_when_its_name_does_not() 
         plain["subscription_plan_details"] * (1 - w.change_read)
     )
     assert hinted["subscription_plan_change"] == pytest.approx(plain["subscription_plan_change"])
+
+
+def test_music_home_leave_and_rerun_words_meet_the_tools_that_use_other_words() -> None:
+    """A band is an artist and a song a track, "sounds like" asks for similar, "most popular" for
+    the top; a lamp is dimmed by a light's brightness, heating is a thermostat's setpoint; a
+    vacation is time off; to rerun is to restart."""
+    idx = index_of(
+        {
+            "music": [
+                {"name": "artist_similar", "description": "Get artists similar to an artist."},
+                {"name": "artist_top_tracks", "description": "Top tracks of an artist by listeners."},
+                {"name": "artist_info", "description": "Biography and tags of an artist."},
+                {"name": "track_search", "description": "Search tracks by title."},
+                {"name": "user_recent", "description": "Recently scrobbled tracks of a user."},
+            ],
+            "home": [
+                {"name": "set_level", "description": "Set the brightness level of a dimmable light."},
+                {"name": "set_setpoint", "description": "Set a thermostat's target temperature."},
+                {"name": "toggle_switch", "description": "Turn a switch device on or off."},
+                {"name": "get_devices", "description": "List devices and their state."},
+            ],
+            "people": [
+                {"name": "timeoff_requests", "description": "List time off requests of an employee."},
+                {"name": "employee_search", "description": "Search employees by name or department."},
+                {"name": "list_goals", "description": "List goals of an employee."},
+            ],
+            "ci": [
+                {"name": "restart_build", "description": "Restart a build of a repository."},
+                {"name": "get_build", "description": "Get a build of a repository."},
+                {"name": "cancel_build", "description": "Cancel a running build."},
+            ],
+        }
+    )
+    for task, tool in [
+        ("any bands like Portishead?", "artist_similar"),
+        ("which songs by Björk are played most", "artist_top_tracks"),
+        ("dim the hallway lamp to 40%", "set_level"),
+        ("the heating in the office should be at 21", "set_setpoint"),
+        ("has Dana booked any vacation in March?", "timeoff_requests"),
+        ("rerun build 88 of the api repo", "restart_build"),
+    ]:
+        assert idx.search(task, 1)[0].key[1] == tool, task

@@ -354,6 +354,33 @@ CONCEPTS: dict[str, str] = {
         购物清单 购物单 장보기+목록 장보기 список+покупок""",
     "ohlc": """ohlc ohlcv candle candles candlestick candlesticks kline klines price+bars
         kerzen kerzenchart bougies velas candele ローソク足 k线 蜡烛图 캔들 свечи свечной""",
+    # music apps (a band is an artist, a song a track), and what a listener asks of them
+    "music": """music song songs track tracks tune tunes artist artists singer singers band bands
+        musician musicians album albums lyrics discography bands+like artists+like songs+like
+        tracks+like albums+like musik lied lieder chanson chansons musique canción canciones música
+        canzone canzoni musica 音楽 アルバム 音乐 歌曲 专辑 歌手 음악 노래 앨범 가수 музыка песня песни альбом""",
+    "similar": """similar similarity alike lookalike resembling resembles sounds+like sound+like
+        more+like bands+like artists+like songs+like tracks+like albums+like ähnlich ähnliche
+        semblable similaire similares parecido parecidos simili 似た 類似 相似 类似 비슷한 유사 похожие
+        похожий""",
+    "popular": """popular popularity most+popular trending top+rated hottest most+played most+listened
+        most+streamed bestseller bestsellers best+selling beliebt beliebteste populaire populares
+        popolari 人気 热门 流行 인기 популярные""",
+    # a smart home's lights and heating; a person's time away from work
+    "lamp": """lamp lamps light lights lighting bulb bulbs dimmer dimmers dim dimmed brightness lampe
+        licht leuchte lumière ampoule luz lámpara bombilla luce lampada 照明 灯光 电灯 조명 전등 свет
+        лампа""",
+    "thermostat": """thermostat thermostats heating heater heaters setpoint set+point hvac radiator
+        radiators boiler air+conditioning heizung chauffage calefacción termostato riscaldamento
+        暖房 エアコン 暖气 空调 난방 에어컨 отопление термостат""",
+    "absence": """absence absences time+off vacation vacations holiday holidays sick+leave sick+day
+        sick+days parental+leave annual+leave maternity paternity day+off days+off leave+request
+        leave+requests leave+balance leave+type leave+types urlaub abwesenheit congé congés vacances
+        vacaciones ausencia férias ferie assenza 休暇 有給 休假 请假 年假 휴가 연차 отпуск больничный""",
+    "restart": """restart restarts restarted rerun reruns re+run retry retries retried reboot rebooted
+        retrigger run+again try+again neustarten neu+starten redémarrer relancer reiniciar
+        reintentar riavvia riavviare 再起動 再実行 重启 重新运行 重试 재시작 재실행 перезапустить
+        перезапусти""",
 }
 
 

@@ -22,19 +22,32 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["GLOSSARY", "load"]
+__all__ = ["GLOSSARY", "load", "sections"]
 
 _FILE = Path(__file__).with_name("glossary.txt")
 
 
-def load(path: Path = _FILE) -> dict[str, dict[str, str]]:
-    """English word -> language -> whitespace-separated forms."""
-    glossary: dict[str, dict[str, str]] = {}
-    forms: dict[str, str] | None = None
+def sections(path: Path) -> dict[str, list[str]]:
+    """A word list's sections: a ``# name`` line, then the section's lines (``##`` lines are
+    comments). The glossary, ``languages.txt`` and ``concepts.txt`` are all written so."""
+    found: dict[str, list[str]] = {}
+    lines: list[str] | None = None
     for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("##"):
+            continue
         if line.startswith("# "):
-            forms = glossary.setdefault(line[2:].strip(), {})
-        elif line.strip() and forms is not None:
+            lines = found.setdefault(line[2:].strip(), [])
+        elif line.strip() and lines is not None:
+            lines.append(line.strip())
+    return found
+
+
+def load(path: Path = _FILE) -> dict[str, dict[str, str]]:
+    """English word -> language -> whitespace-separated forms (a ``lang forms...`` line each)."""
+    glossary: dict[str, dict[str, str]] = {}
+    for word, lines in sections(path).items():
+        forms = glossary[word] = {}
+        for line in lines:
             lang, _, text = line.partition(" ")
             forms[lang] = text.strip()
     return glossary

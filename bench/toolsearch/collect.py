@@ -26,6 +26,7 @@ network service. Usage::
     python collect.py install|collect --unseen11 # the eleventh unseen set, into ./unseen11
     python collect.py install|collect --unseen12 # the twelfth unseen set, into ./unseen12
     python collect.py install|collect --unseen13 # the thirteenth unseen set, into ./unseen13
+    python collect.py install|collect --unseen14 # the fourteenth unseen set, into ./unseen14
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -994,6 +995,97 @@ UNSEEN13: list[Server] = [
 ]
 
 
+# A fourteenth set of unseen servers, frozen by ``--unseen14`` into ./unseen14 (2026-12-05); their queries
+# (unseen14.jsonl) were written from these listings alone, before any ranker ran on them.
+# Tried and left out: mcp-finnhub 1.1.1 downloads a tiktoken encoding at start-up and exits without
+# it. Too many tools: mcp-server-openmetadata 0.2.4 (186, needs "mcp<2"), open-greenhouse-mcp 0.5.0
+# (187; 128 with GREENHOUSE_TOOL_PROFILE=recruiter, 104 with read-only) and firefly-iii-mcp 2.3.5
+# (230, Python 3.12). Too few: calcom-mcp-for-customers 1.7.0 (5, needs args=("stdio",); it prints
+# its API key to stdout before serving) and colleag-mcp-ups 0.1.0 (3). They list fine but were dropped
+# to keep the domains varied and the set near 350 tools: freshservice-mcp 1.0.0 (59, Python 3.13 and
+# "mcp<2"; IT service desk beside ServiceNow), moneybird-mcp 0.8.3 (61, bookkeeping beside Xero,
+# QuickBooks and FreshBooks), gobox-mcp 0.1.6 (59, a Vietnamese fulfilment warehouse), pymedplum 0.6.0
+# (24, bin="pymedplum-mcp", pins=("pymedplum[mcp]", "mcp<2"); a second healthcare server beside
+# OpenEMR) and rmc-vikunja-mcp 0.4.6 (33, tasks beside Todoist, Asana and Trello). OpenCTI is listed in
+# its default read-only mode (45 tools); OPENCTI_READ_ONLY=false adds update/delete tools per type.
+UNSEEN14: list[Server] = [
+    # openemr-mcp 0.1.0, everything-civi 0.1.0, mcp-activecampaign 0.2.0, harvest-forecast-mcp 0.1.1
+    # and mcp-server-zwave-js-ui 0.4.0 import FastMCP from the 1.x SDK: their folders get
+    # `pip install "mcp<2"`.
+    Server(
+        "openemr", "openemr-mcp", "pypi", pins=("mcp<2",), env={"OPENEMR_API_BASE_URL": "http://127.0.0.1:9"}
+    ),
+    # mcp-defectdojo 3.3.2 needs Python >= 3.12 and imports fastmcp.server.auth.authorization, which the
+    # fastmcp 4.x it resolves lacks: its folder gets `pip install "fastmcp<4"`.
+    Server(
+        "defectdojo",
+        "mcp-defectdojo",
+        "pypi",
+        python="3.12",
+        pins=("fastmcp<4",),
+        env={
+            "DEFECTDOJO_URL": "http://127.0.0.1:9",
+            "DEFECTDOJO_API_KEY": DUMMY,
+            "ALLOW_INSECURE_HTTP": "true",
+        },
+    ),
+    Server(
+        "opencti", "opencti-mcp", "pypi", env={"OPENCTI_URL": "http://127.0.0.1:9", "OPENCTI_TOKEN": DUMMY}
+    ),
+    # Its start-up permission probes reach Clover's API; they fail, are logged and skipped.
+    Server(
+        "clover",
+        "clover-mcp",
+        "pypi",
+        env={"CLOVER_ACCESS_TOKEN": DUMMY, "CLOVER_MERCHANT_ID": "M0000000000", "CLOVER_SANDBOX": "true"},
+    ),
+    Server("easyship", "easyship-mcp", "pypi", env={"EASYSHIP_API_ACCESS_TOKEN": DUMMY}),
+    # frappe-crm-mcp 0.0.6 imports httpx without declaring it: installed as a pin.
+    Server(
+        "frappe-crm",
+        "frappe-crm-mcp",
+        "pypi",
+        pins=("httpx",),
+        env={"FRAPPE_URL": "http://127.0.0.1:9", "FRAPPE_API_KEY": DUMMY, "FRAPPE_API_SECRET": DUMMY},
+    ),
+    Server(
+        "activecampaign",
+        "mcp-activecampaign",
+        "pypi",
+        pins=("mcp<2",),
+        env={"ACTIVECAMPAIGN_URL": "http://127.0.0.1:9", "ACTIVECAMPAIGN_API_KEY": DUMMY},
+    ),
+    Server(
+        "civicrm",
+        "everything-civi",
+        "pypi",
+        pins=("mcp<2",),
+        env={"CIVICRM_BASE_URL": "http://127.0.0.1:9", "CIVICRM_API_KEY": DUMMY},
+    ),
+    Server(
+        "harvest",
+        "harvest-forecast-mcp",
+        "pypi",
+        python="3.12",
+        pins=("mcp<2",),
+        env={
+            "HARVEST_ACCESS_TOKEN": DUMMY,
+            "HARVEST_ACCOUNT_ID": "1",
+            "FORECAST_ACCESS_TOKEN": DUMMY,
+            "FORECAST_ACCOUNT_ID": "1",
+        },
+    ),
+    Server(
+        "zwave",
+        "mcp-server-zwave-js-ui",
+        "pypi",
+        python="3.12",
+        pins=("mcp<2",),
+        env={"ZWAVE_JS_URL": "ws://127.0.0.1:9"},
+    ),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -1256,6 +1348,7 @@ def main(argv: list[str]) -> None:
         "--unseen11": (UNSEEN11, HERE / "unseen11"),
         "--unseen12": (UNSEEN12, HERE / "unseen12"),
         "--unseen13": (UNSEEN13, HERE / "unseen13"),
+        "--unseen14": (UNSEEN14, HERE / "unseen14"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -1279,3 +1279,24 @@ def test_music_home_leave_and_rerun_words_meet_the_tools_that_use_other_words() 
         ("rerun build 88 of the api repo", "restart_build"),
     ]:
         assert idx.search(task, 1)[0].key[1] == tool, task
+
+
+def test_a_sum_of_money_asks_about_a_price_or_an_amount() -> None:
+    """$5.50, €89,90 and 200 USD are read as a price or an amount, whatever their digits; a
+    comparison with a sum ("over $500") stays a filter."""
+    for task in ["the latte goes from $5.25 to $5.50", "I paid €89,90 for it", "send 200 USD to Ann"]:
+        kept = strip_patterns(task)[0].split()
+        assert "price" in kept and "amount" in kept, (task, kept)
+        assert not any(ch.isdigit() for ch in "".join(kept)), kept
+    assert "price" not in strip_patterns("orders over $500")[0]
+    assert "price" not in strip_patterns("version 2.5 of the app")[0]
+    idx = index_of(
+        {
+            "shop": [
+                {"name": "update_item", "description": "Change an item's price in cents."},
+                {"name": "get_item", "description": "Get an item by its id."},
+                {"name": "rename_item", "description": "Change an item's name."},
+            ]
+        }
+    )
+    assert idx.search("oat latte (item 7741) is $5.50 from today", 1)[0].key[1] == "update_item"

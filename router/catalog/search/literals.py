@@ -221,6 +221,13 @@ _CONDITION = re.compile(
 )
 
 
+_MONEY = re.compile(
+    r"(?<![\w.])[$€£¥]\s?\d[\d,.]*+(?:\s?[kKmM]\b)?"
+    r"|(?<![\w,.])\d[\d,.]*+\s?(?:€|£|(?:usd|eur|gbp|chf|dollars?|euros?|bucks)\b)",
+    re.I,
+)
+
+
 _DURATION = r"\d+(?:\.\d+)?\s?(?:h|hrs?|hours?|m|mins?|minutes?)\b(?:\s*\d+\s?(?:m|mins?|minutes?)\b)?"
 _WORK_TIME = re.compile(
     rf"\b(?:log|logged|book|booked|record|track)\s+{_DURATION}|\b{_DURATION}\s+of\s+work\b", re.I
@@ -402,6 +409,8 @@ _LITERALS: tuple[_Literal, ...] = (
     # a condition on the items a task wants ("rows where Status = Blocked", "deals over 50k",
     # "amount > 50k"): it asks for a filtered search; the field and value are data
     _Literal(_CONDITION, "", "filter", _saying("filter"), needs="=<>0123456789"),
+    # a sum of money ($5.50, €89,90, 200 USD) asks about a price or an amount, whatever its digits
+    _Literal(_MONEY, "", None, _saying("price amount"), needs_digit=True),
     # the name a task gives its own thing, words joined with a number (logs-app-2024.06,
     # products_v7, linux-build-03): it says which index, branch or host, not what to do with it;
     # its words are read as dictated text, weighed as a quote is

@@ -1300,3 +1300,37 @@ def test_a_sum_of_money_asks_about_a_price_or_an_amount() -> None:
         }
     )
     assert idx.search("oat latte (item 7741) is $5.50 from today", 1)[0].key[1] == "update_item"
+
+
+def test_scrap_turn_into_run_out_a_carrier_and_security_short_forms() -> None:
+    """To scrap is to delete, to turn a lead into a deal converts it, what is running out is low
+    stock, DHL names a shipment; vuln and pentest are a vulnerability and a penetration test."""
+    idx = index_of(
+        {
+            "crm": [
+                {"name": "convert_lead", "description": "Convert a lead to a deal."},
+                {"name": "get_lead", "description": "Get a lead."},
+                {"name": "delete_task", "description": "Delete a task."},
+                {"name": "update_task", "description": "Update a task."},
+            ],
+            "store": [
+                {"name": "low_stock_items", "description": "Items whose stock is below the minimum."},
+                {"name": "list_items", "description": "List the items for sale."},
+                {"name": "book_pickup", "description": "Book a courier to pick up shipments."},
+            ],
+            "appsec": [
+                {"name": "list_vulnerabilities", "description": "List vulnerabilities of a product."},
+                {"name": "create_engagement", "description": "Plan a penetration test of a product."},
+                {"name": "list_products", "description": "List products."},
+            ],
+        }
+    )
+    for task, tool in [
+        ("scrap task 1182, the client cancelled", "delete_task"),
+        ("lead 8812 signed, turn them into a deal", "convert_lead"),
+        ("which items will run out soon?", "low_stock_items"),
+        ("have DHL come by for the two boxes tomorrow", "book_pickup"),
+        ("open vulns on product 31", "list_vulnerabilities"),
+        ("set up a pentest for product 31 in January", "create_engagement"),
+    ]:
+        assert idx.search(task, 1)[0].key[1] == tool, task

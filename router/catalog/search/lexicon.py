@@ -170,6 +170,10 @@ ABBREVIATIONS: dict[str, str] = {
     "ltv": "lifetime value",
     "aov": "average order value",
     "dau": "daily active users",
+    "vuln": "vulnerability",
+    "vulns": "vulnerabilities",
+    "pentest": "penetration test",
+    "pentests": "penetration tests",
     "mau": "monthly active users",
 }
 

@@ -221,6 +221,18 @@ _CONDITION = re.compile(
 )
 
 
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|(?-i:May)|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+)
+_DATE = re.compile(
+    r"(?<![\w./-])\d{4}-\d{2}-\d{2}(?:[T ]\d{1,2}:\d{2}(?::\d{2})?(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?)?(?![\w/-]|\.\w)"
+    r"|(?<![\w./-])\d{1,2}([/.])\d{1,2}\1\d{2,4}(?![\w/.-]\w)"
+    rf"|\b{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?(?:\s*[-\u2013]\s*\d{{1,2}}(?:st|nd|rd|th)?)?(?:,?\s+\d{{4}})?\b"
+    rf"|\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}(?:,?\s+\d{{4}})?\b"
+    rf"|\b{_MONTH}\s+\d{{4}}\b",
+    re.I,
+)
 _MONEY = re.compile(
     r"(?<![\w.])[$€£¥]\s?\d[\d,.]*+(?:\s?[kKmM]\b)?"
     r"|(?<![\w,.])\d[\d,.]*+\s?(?:€|£|(?:usd|eur|gbp|chf|dollars?|euros?|bucks)\b)",
@@ -361,6 +373,10 @@ _LITERALS: tuple[_Literal, ...] = (
     ),
     # an IPv4 address or range (10.0.4.12, 10.0.20.0/24) says a host or a network by its address,
     # and a port with its protocol (5432/tcp) a port, before a path or a pair takes their slash
+    # a date (2026-12-04, 27.11.2026, 12/03/2026, Jan 5, Dec 8-12, 3rd of May 2027) says when,
+    # not a month's name: "Jan 15 2024" in git_log's parameter help drew every task with a January
+    # date; a month alone ("in March") stays a word
+    _Literal(_DATE, "", None, _saying("date"), needs_digit=True),
     _Literal(_IPV4, "", None, _saying("ip address"), needs_digit=True),
     _Literal(_PORT, "", None, _saying("port"), needs_digit=True),
     # "lat/long", "lat & lng", "latitude and longitude": a place's coordinates, read before a pair

@@ -1306,7 +1306,8 @@ def test_a_sum_of_money_asks_about_a_price_or_an_amount() -> None:
 
 def test_scrap_turn_into_run_out_a_carrier_and_security_short_forms() -> None:
     """To scrap is to delete, to turn a lead into a deal converts it, what is running out is low
-    stock, DHL names a shipment; vuln and pentest are a vulnerability and a penetration test."""
+    stock, DHL names a shipment, who is clocked in is on a shift; vuln and pentest are a
+    vulnerability and a penetration test."""
     idx = index_of(
         {
             "crm": [
@@ -1319,6 +1320,9 @@ def test_scrap_turn_into_run_out_a_carrier_and_security_short_forms() -> None:
                 {"name": "low_stock_items", "description": "Items whose stock is below the minimum."},
                 {"name": "list_items", "description": "List the items for sale."},
                 {"name": "book_pickup", "description": "Book a courier to pick up shipments."},
+                {"name": "active_shifts", "description": "Shifts of employees now open."},
+                {"name": "register_attendee", "description": "Register a person for an event."},
+                {"name": "get_register", "description": "Get a cash register (a device at the counter)."},
             ],
             "appsec": [
                 {"name": "list_vulnerabilities", "description": "List vulnerabilities of a product."},
@@ -1334,6 +1338,7 @@ def test_scrap_turn_into_run_out_a_carrier_and_security_short_forms() -> None:
         ("have DHL come by for the two boxes tomorrow", "book_pickup"),
         ("open vulns on product 31", "list_vulnerabilities"),
         ("set up a pentest for product 31 in January", "create_engagement"),
+        ("who has clocked in at the register today?", "active_shifts"),
     ]:
         assert idx.search(task, 1)[0].key[1] == tool, task
 

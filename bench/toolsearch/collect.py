@@ -27,6 +27,7 @@ network service. Usage::
     python collect.py install|collect --unseen12 # the twelfth unseen set, into ./unseen12
     python collect.py install|collect --unseen13 # the thirteenth unseen set, into ./unseen13
     python collect.py install|collect --unseen14 # the fourteenth unseen set, into ./unseen14
+    python collect.py install|collect --unseen15 # the fifteenth unseen set, into ./unseen15
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -1085,6 +1086,116 @@ UNSEEN14: list[Server] = [
     ),
 ]
 
+# A fifteenth set of unseen servers, frozen by ``--unseen15`` into ./unseen15 (2026-12-05); their queries
+# (unseen15.jsonl) were written from these listings alone, before any ranker ran on them.
+# Tried and left out: mcp-server-gelato 0.1.0 (print on demand) and lodgify-mcp-server 0.2.2 (vacation
+# rentals, 7 tools) test their API at start-up and exit without it. Too many tools by their source:
+# mcparmory-posthog 1.0.5 (~618), accelo-mcp 0.5.0 (~219), mcparmory-ramp 1.0.2 (~186) and
+# filevine-mcp 0.3.0 (~147), none collected. Too few: orita-mcp 0.2.0 (9, needs "mcp<2"; one
+# booking flow), synxis-pms-mcp 0.4.0 (6 by its source) and mcp-server-beehiiv 0.1.1 (2). Not
+# servers: openedx-mcp 0.1.9 is a Django app with no MCP command, acumatica-mcp 0.9.0 installs no
+# command. They list fine but were dropped to keep the domains varied and the set near 300 tools:
+# fleet-mcp 1.1.3 (76, args=("run",), needs pins=("pydantic-settings", "mcp<2"); device management),
+# mcp-duplicati 0.2.0 (67, Python 3.12 and "mcp<2"; a second Duplicati server beside the one below),
+# mcparmory-netlicensing 1.0.2 (40, software licensing) and elementfm-mcp-server 0.4.0 (18, podcast
+# hosting; Python 3.13, bin="elementfm_mcp_server", "mcp<2"). Two e-signature servers (eSignatures.com
+# and SignNow) and both app stores (Google Play and App Store Connect) are kept on purpose: their
+# tools share vocabulary, so some tasks have relevant tools on two servers.
+UNSEEN15: list[Server] = [
+    Server("esignatures", "mcp-server-esignatures", "pypi", env={"ESIGNATURES_SECRET_TOKEN": DUMMY}),
+    Server(
+        "signnow",
+        "signnow-mcp-server",
+        "pypi",
+        bin="sn-mcp",
+        args=("serve",),
+        env={
+            "SIGNNOW_USER_EMAIL": "u@example.com",
+            "SIGNNOW_PASSWORD": DUMMY,
+            "SIGNNOW_API_BASIC_TOKEN": DUMMY,
+            "SIGNNOW_API_BASE": "http://127.0.0.1:9",
+        },
+    ),
+    # duplicati-mcp 1.1.1, tolgee-mcp 0.1.0, google-play-mcp 0.6.0 and app-store-connect-mcp 0.3.0
+    # import FastMCP from the 1.x SDK: their folders get `pip install "mcp<2"`.
+    Server(
+        "duplicati",
+        "duplicati-mcp",
+        "pypi",
+        pins=("mcp<2",),
+        env={"DUPLICATI_URL": "http://127.0.0.1:9", "DUPLICATI_PASSWORD": DUMMY, "MCP_TRANSPORT": "stdio"},
+    ),
+    Server(
+        "tolgee",
+        "tolgee-mcp",
+        "pypi",
+        pins=("mcp<2",),
+        env={"TOLGEE_API_KEY": "tgpak_" + DUMMY, "TOLGEE_API_URL": "http://127.0.0.1:9"},
+    ),
+    Server(
+        "porkbun",
+        "porkbun-mcp-server",
+        "pypi",
+        bin="porkbun-mcp",
+        env={
+            "PORKBUN_API_KEY": "pk1_" + DUMMY,
+            "PORKBUN_SECRET_API_KEY": "sk1_" + DUMMY,
+            "PORKBUN_BASE_URL": "http://127.0.0.1:9",
+            "PORKBUN_MCP_AUDIT_ENABLED": "false",
+        },
+    ),
+    Server(
+        "mixpanel",
+        "mcparmory-mixpanel",
+        "pypi",
+        env={"BASIC_AUTH_USERNAME": "sa", "BASIC_AUTH_PASSWORD": DUMMY, "BASE_URL": "http://127.0.0.1:9"},
+    ),
+    # connectwise-mcp 0.1.0 serves over HTTP unless told stdio.
+    Server(
+        "connectwise",
+        "connectwise-mcp",
+        "pypi",
+        env={
+            "CW_BASE_URL": "http://127.0.0.1:9",
+            "CW_COMPANY_ID": "acme",
+            "CW_PUBLIC_KEY": DUMMY,
+            "CW_PRIVATE_KEY": DUMMY,
+            "CW_CLIENT_ID": DUMMY,
+            "MCP_TRANSPORT": "stdio",
+        },
+    ),
+    Server(
+        "stocktrim",
+        "stocktrim-mcp-server",
+        "pypi",
+        env={
+            "STOCKTRIM_API_AUTH_ID": DUMMY,
+            "STOCKTRIM_API_AUTH_SIGNATURE": DUMMY,
+            "STOCKTRIM_BASE_URL": "http://127.0.0.1:9",
+        },
+    ),
+    Server(
+        "google-play",
+        "google-play-mcp",
+        "pypi",
+        pins=("mcp<2",),
+        env={"GOOGLE_APPLICATION_CREDENTIALS": "{scratch}/gcp-oauth.keys.json"},
+    ),
+    Server(
+        "app-store-connect",
+        "app-store-connect-mcp",
+        "pypi",
+        python="3.12",
+        pins=("mcp<2",),
+        env={
+            "APP_STORE_KEY_ID": "ABC123",
+            "APP_STORE_ISSUER_ID": "00000000-0000-0000-0000-000000000000",
+            "APP_STORE_PRIVATE_KEY_PATH": "{scratch}/AuthKey.p8",
+            "APP_STORE_APP_ID": "1",
+        },
+    ),
+]
+
 
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
@@ -1349,6 +1460,7 @@ def main(argv: list[str]) -> None:
         "--unseen12": (UNSEEN12, HERE / "unseen12"),
         "--unseen13": (UNSEEN13, HERE / "unseen13"),
         "--unseen14": (UNSEEN14, HERE / "unseen14"),
+        "--unseen15": (UNSEEN15, HERE / "unseen15"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

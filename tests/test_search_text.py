@@ -1379,3 +1379,28 @@ def test_a_date_says_when_not_a_month_s_name() -> None:
         }
     )
     assert idx.search("put person 55 on project 880 from Jan 5 to Jan 16", 1)[0].key[1] == "create_assignment"
+
+
+def test_a_bare_domain_is_a_domain_and_an_address_with_a_path_a_page() -> None:
+    """acmerobotics.dev alone is a domain to register, renew or point somewhere; a page's address
+    (docs.python.org/3/library, https://acme.io/pricing) is no domain."""
+    assert strip_patterns("can we still grab acmerobotics.dev?")[0].split() == [
+        "can", "we", "still", "grab", "acmerobotics", "domain", "?",
+    ]  # fmt: skip
+    assert "domain" not in strip_patterns("scrape docs.python.org/3/library")[0]
+    assert "domain" not in strip_patterns("summarize https://acme.io/pricing")[0]
+    idx = index_of(
+        {
+            "registrar": [
+                {"name": "check_availability", "description": "Check whether a domain can be registered."},
+                {"name": "list_records", "description": "List the DNS records of a domain."},
+                {"name": "get_pricing", "description": "Prices of top-level domains."},
+            ],
+            "crawler": [
+                {"name": "scrape", "description": "Scrape a page and return its text."},
+                {"name": "map_site", "description": "List the pages of a site."},
+                {"name": "search", "description": "Search the web."},
+            ],
+        }
+    )
+    assert idx.search("what would brightlane.io cost us?", 1)[0].key[1] == "get_pricing"

@@ -64,6 +64,14 @@ def site_of(address: str) -> str:
     return "" if name in _PLACEHOLDERS else name
 
 
+def _bare_site(address: str) -> str:
+    """`site_of` a web address written without a scheme, and the word domain when it has no
+    path either: "can we still grab acmerobotics.dev", "point shop.acme.com at ..." are about the
+    domain itself (its DNS, registration, renewal), which a page's address never is."""
+    site = site_of(address)
+    return f"{site} domain".strip() if "/" not in address else site
+
+
 def _nothing(value: str) -> str:
     return ""
 
@@ -332,7 +340,7 @@ _LITERALS: tuple[_Literal, ...] = (
         ),
         "@web",
         "web page",
-        site_of,
+        _bare_site,
     ),
     # Reddit's own notation for a subreddit or a user names the service (before paths: r/korea is
     # not the path /korea)

@@ -1404,3 +1404,20 @@ def test_a_bare_domain_is_a_domain_and_an_address_with_a_path_a_page() -> None:
         }
     )
     assert idx.search("what would brightlane.io cost us?", 1)[0].key[1] == "get_pricing"
+
+
+def test_a_locale_is_a_language() -> None:
+    """pt-BR, en_US and zh-Hans name a language; a region in lower case (us-east-1) does not."""
+    for task in ["add pt-BR to project 42", "export en_US strings", "is zh-Hans done?"]:
+        kept = strip_patterns(task)[0].split()
+        assert "language" in kept and not {"pt", "br", "en", "us", "zh", "hans"} & set(kept), kept
+    assert "language" not in strip_patterns("deploy to us-east-1")[0]
+    idx = index_of(
+        {
+            "l10n": [
+                {"name": "add_language", "description": "Add a target language to a project."},
+                {"name": "update_project", "description": "Update a project's settings."},
+            ]
+        }
+    )
+    assert idx.search("project 42 needs pt-BR too", 1)[0].key[1] == "add_language"

@@ -145,6 +145,7 @@ def _dictating(value: str) -> str:
     return f'{value.lower()} "{value}"'
 
 
+_LOCALE = re.compile(r"(?<![\w-])[a-z]{2,3}[-_](?:[A-Z]{2}|Hans|Hant|Latn|Cyrl)(?![\w-])")
 _CELL_RANGE = re.compile(r"(?<![\w:!])(?:\w+!)?\$?[A-Z]{1,3}\$?\d{0,7}:\$?[A-Z]{1,3}\$?\d{0,7}(?![\w:])")
 
 
@@ -394,6 +395,9 @@ _LITERALS: tuple[_Literal, ...] = (
     # or a file name takes it
     _Literal(_GLOB, "@file", "file pattern", _saying("file pattern"), needs="*"),
     _Literal(_CODE_NAME, "", None, _dictating),
+    # a locale (pt-BR, en_US, zh-Hans): a language to add, translate into or export; its letters
+    # are no words ("pt", "br")
+    _Literal(_LOCALE, "", None, _saying("language"), needs="-_"),
     # a path: absolute (/var/app, ~/datasets, ./src), or relative with two folders or a file's
     # extension (src/auth/session.py, book-notes/dune.md), whose first folder is kept as words
     _Literal(_PATH, "@file", "path", _first_folder),

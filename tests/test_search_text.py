@@ -1306,12 +1306,18 @@ def test_a_sum_of_money_asks_about_a_price_or_an_amount() -> None:
 
 def test_scrap_turn_into_run_out_a_carrier_and_security_short_forms() -> None:
     """To scrap is to delete, to turn a lead into a deal converts it, what is running out is low
-    stock, DHL names a shipment, who is clocked in is on a shift; vuln and pentest are a
-    vulnerability and a penetration test."""
+    stock, DHL names a shipment, who is clocked in is on a shift, to pull back what was sent
+    withdraws it, users who came back are retained; vuln and pentest are a vulnerability and a
+    penetration test."""
     idx = index_of(
         {
             "crm": [
                 {"name": "convert_lead", "description": "Convert a lead to a deal."},
+                {"name": "withdraw_offer", "description": "Withdraw an offer sent to a candidate."},
+                {"name": "send_offer", "description": "Send an offer to a candidate."},
+                {"name": "update_offer", "description": "Update an offer's terms."},
+                {"name": "retention_report", "description": "Retention of users by signup cohort."},
+                {"name": "signup_report", "description": "Users who signed up, by week."},
                 {"name": "get_lead", "description": "Get a lead."},
                 {"name": "delete_task", "description": "Delete a task."},
                 {"name": "update_task", "description": "Update a task."},
@@ -1339,6 +1345,8 @@ def test_scrap_turn_into_run_out_a_carrier_and_security_short_forms() -> None:
         ("open vulns on product 31", "list_vulnerabilities"),
         ("set up a pentest for product 31 in January", "create_engagement"),
         ("who has clocked in at the register today?", "active_shifts"),
+        ("pull back the offer we sent Marco, the salary changed", "withdraw_offer"),
+        ("how many of the people who joined in May came back in their second week?", "retention_report"),
     ]:
         assert idx.search(task, 1)[0].key[1] == tool, task
 

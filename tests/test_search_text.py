@@ -1429,3 +1429,23 @@ def test_a_locale_is_a_language() -> None:
         }
     )
     assert idx.search("project 42 needs pt-BR too", 1)[0].key[1] == "add_language"
+
+
+def test_how_far_along_asks_for_progress_and_a_russian_zayavka_is_a_ticket() -> None:
+    """A job is "how far along" by its progress (not a distance); a service desk's заявка is a ticket."""
+    idx = index_of(
+        {
+            "backup": [
+                {"name": "get_progress", "description": "Progress of the running backup."},
+                {"name": "list_backups", "description": "List the configured backups."},
+                {"name": "run_backup", "description": "Start a backup now."},
+            ],
+            "desk": [
+                {"name": "get_open_tickets", "description": "Open tickets assigned to a technician."},
+                {"name": "list_companies", "description": "List client companies."},
+                {"name": "list_contacts", "description": "List contacts of a company."},
+            ],
+        }
+    )
+    assert idx.search("how far along is the current backup?", 1)[0].key[1] == "get_progress"
+    assert idx.search("покажи все заявки компании Globex", 1)[0].key[1] == "get_open_tickets"

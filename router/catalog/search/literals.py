@@ -146,6 +146,7 @@ def _dictating(value: str) -> str:
 
 
 _LOCALE = re.compile(r"(?<![\w-])[a-z]{2,3}[-_](?:[A-Z]{2}|Hans|Hant|Latn|Cyrl)(?![\w-])")
+
 _CELL_RANGE = re.compile(r"(?<![\w:!])(?:\w+!)?\$?[A-Z]{1,3}\$?\d{0,7}:\$?[A-Z]{1,3}\$?\d{0,7}(?![\w:])")
 
 
@@ -380,12 +381,12 @@ _LITERALS: tuple[_Literal, ...] = (
         "channel",
         _saying("channel"),
     ),
-    # an IPv4 address or range (10.0.4.12, 10.0.20.0/24) says a host or a network by its address,
-    # and a port with its protocol (5432/tcp) a port, before a path or a pair takes their slash
     # a date (2026-12-04, 27.11.2026, 12/03/2026, Jan 5, Dec 8-12, 3rd of May 2027) says when,
     # not a month's name: "Jan 15 2024" in git_log's parameter help drew every task with a January
     # date; a month alone ("in March") stays a word
     _Literal(_DATE, "", None, _saying("date"), needs_digit=True),
+    # an IPv4 address or range (10.0.4.12, 10.0.20.0/24) says a host or a network by its address,
+    # and a port with its protocol (5432/tcp) a port, before a path or a pair takes their slash
     _Literal(_IPV4, "", None, _saying("ip address"), needs_digit=True),
     _Literal(_PORT, "", None, _saying("port"), needs_digit=True),
     # "lat/long", "lat & lng", "latitude and longitude": a place's coordinates, read before a pair

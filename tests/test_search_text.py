@@ -1339,7 +1339,7 @@ def test_scrap_turn_into_run_out_a_carrier_and_security_short_forms() -> None:
     )
     for task, tool in [
         ("scrap task 1182, the client cancelled", "delete_task"),
-        ("lead 8812 signed, turn them into a deal", "convert_lead"),
+        ("turn lead 8812 into an opportunity", "convert_lead"),
         ("which items will run out soon?", "low_stock_items"),
         ("have DHL come by for the two boxes tomorrow", "book_pickup"),
         ("open vulns on product 31", "list_vulnerabilities"),

@@ -14,7 +14,7 @@ offers on connecting is unavailable.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import anyio
@@ -48,6 +48,11 @@ class ListRefused(BackendUnavailable):
     """The backend answered a list request with an error (other than "method not found")."""
 
 
+def _offered(session: UpstreamSession, methods: Iterable[str]) -> set[str]:
+    """The list `methods` whose capability the backend declared."""
+    return {method for method in methods if LISTS[method][0] in session.capabilities}
+
+
 class Listing:
     """The current definitions of one backend instance and what is due to be refetched."""
 
@@ -66,7 +71,7 @@ class Listing:
         """Every list, on a fresh connection; BackendUnavailable if the backend refuses them all."""
         self._refused.clear()
         self._retry_in = REFUSED_RETRY
-        offered = {m for m, (capability, _, _) in LISTS.items() if capability in session.capabilities}
+        offered = _offered(session, LISTS)
         definitions, refused = await self._fetch(session, set(LISTS))
         if refused and len(refused) == len(offered):
             raise next(iter(refused.values()))
@@ -123,7 +128,7 @@ class Listing:
                     "refreshing definitions failed", extra={"server": self.server, "reason": exc.message}
                 )
                 continue
-            offered = {m for m in methods if LISTS[m][0] in session.capabilities}
+            offered = _offered(session, methods)
             self._note(offered, refused)
             if not offered or len(refused) < len(offered):  # a list came, or one went away
                 self.on_refetched()

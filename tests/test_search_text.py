@@ -200,6 +200,32 @@ def test_a_web_address_names_its_site() -> None:
     assert text.split() == ["summarize", "youtube", "for", "me"] and tags == ["@web"]
 
 
+def test_a_file_is_read_as_a_file_whatever_its_kind() -> None:
+    # config, audio, slides and app bundles are files too: before, "server.properties" read as
+    # the words server and properties and found a catalog's property tools
+    for task in (
+        "show me what's in server.properties on 7f3e9a2b",
+        "transcribe interview.m4a",
+        "put the logo on slide 3 of deck.pptx",
+        "upload app-release.aab to the internal track",
+        "which lines in LoginViewModel.swift have no tests",
+    ):
+        assert strip_patterns(task)[1] == ["@file"], task
+    idx = index_of(
+        {
+            "panel": [
+                {"name": "read_file", "description": "Read the contents of a file on a game server."},
+                {"name": "list_servers", "description": "List the game servers."},
+            ],
+            "crm": [
+                {"name": "get_property", "description": "Get one property of a contact by its name."},
+                {"name": "list_properties", "description": "List the properties defined for contacts."},
+            ],
+        }
+    )
+    assert idx.search("show me what's in server.properties on 7f3e9a2b", 1)[0].key == ("panel", "read_file")
+
+
 def test_an_email_address_is_a_person_to_reach_not_a_web_page() -> None:
     # before, acme.io read as a web address: the tag @web and the site name "acme"
     text, tags = strip_patterns("is jane.doe@acme.io already in our audience?")

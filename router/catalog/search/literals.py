@@ -18,7 +18,8 @@ __all__ = ["names_one_item", "plain_literals", "site_of", "spelled_names", "stri
 
 _EXTENSIONS = (
     r"txt|md|json|ya?ml|toml|ini|cfg|conf|csv|log|py|js|ts|tsx|go|rs|java|rb|sh|html|css|xml|pdf|png|"
-    r"jpe?g|gif|svg|docx?|xlsx?|sql|db|zip|gz|tar"
+    r"jpe?g|gif|svg|docx?|xlsx?|sql|db|zip|gz|tar|properties|env|lock|tf|tfvars|hcl|ipynb|php|kt|swift|"
+    r"mp3|mp4|wav|m4a|flac|ogg|mov|mkv|webp|heic|pptx?|epub|parquet|apk|aab|ipa|bak|odt|ods|rtf|pem|crt|vue"
 )
 
 

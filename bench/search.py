@@ -452,6 +452,24 @@ def semantic(  # noqa: PLR0915
     return out
 
 
+def together(everything: Sequence[Server], sets: dict[str, list[Query]]) -> dict[str, Any]:
+    """Every set's tasks against one catalog of every frozen server, as a router sees them when
+    all of them register at once: each task competes with thousands of tools of servers it was
+    not written for, and another server's tool that would serve it equally counts as a miss
+    (the sets name the tools of their own catalog only), so this is a floor."""
+    index, bm25 = build(everything), BM25Index()
+    for s in everything:
+        bm25.put_server(s["server"], s.get("instructions"), s["tools"])
+    queries = [q for qs in sets.values() for q in qs]
+    out: dict[str, Any] = {"servers": len(everything), "tools": sum(len(s["tools"]) for s in everything)}
+    print(f"together: {out['servers']} servers, {out['tools']} tools, {len(queries)} tasks")
+    for rname, fn in (("toolsearch", index.search), ("bm25", bm25.search)):
+        m = quality(fn, queries)
+        out[rname] = m
+        print(f"{'together':10} {rname:10} {m['recall@1']:9.3f} {m['recall@5']:9.3f} {m['mrr']:7.3f}")
+    return out
+
+
 def names(servers: Sequence[Server]) -> dict[str, float]:
     """Searching for a tool by its name: the share of tools found first by their own name (or a
     tool of another server with the same name: either is right) and by the router's exposed name
@@ -473,7 +491,7 @@ def names(servers: Sequence[Server]) -> dict[str, float]:
     return report
 
 
-def main() -> None:
+def main() -> None:  # noqa: PLR0915
     ap = argparse.ArgumentParser()
     ap.add_argument("--misses", action="store_true")
     ap.add_argument("--no-scale", action="store_true")
@@ -482,6 +500,11 @@ def main() -> None:
         "--sets",
         default="queries,heldout,heldout2,heldout3,heldout4,heldout5,heldout6",
         help="query sets (bench/toolsearch/NAME.jsonl)",
+    )
+    ap.add_argument(
+        "--together",
+        action="store_true",
+        help="also every set against one catalog of every frozen server (as when all register at once)",
     )
     ap.add_argument("--json", type=Path, default=BENCH / "results" / "search.json")
     args = ap.parse_args()
@@ -509,6 +532,8 @@ def main() -> None:
             )
     frozen = sorted(d for d in HERE.glob("unseen*") if d.is_dir())  # every catalog frozen beside the set
     everything = [*servers, *(s for folder in frozen for s in load_servers(folder))]
+    if args.together:
+        report["together"] = together(everything, sets)
     nm = names(everything)
     report["names"] = nm
     print(

@@ -1379,9 +1379,9 @@ def test_scrap_turn_into_run_out_a_carrier_and_security_short_forms() -> None:
 
 def test_a_concept_s_form_does_not_stem_into_another_concept_s_word() -> None:
     # German "Lied" (song) stems as "lie", as "Lies" (read!) does, "returning" as "return" and
-    # French "carte" (map) as "cart":
-    # both put a wrong concept on tasks that never meant it (seen with every frozen server in
-    # one catalog, where "Lies die Datei README.md" found ElevenLabs' music tools first)
+    # French "carte" (map) as "cart": each put a wrong concept on tasks that never meant it (seen
+    # with every frozen server in one catalog, where "Lies die Datei README.md" found ElevenLabs'
+    # music tools first)
     assert "@music" not in LEXICON.tags("Lies die Datei README.md")
     assert "@retention" not in LEXICON.tags("return the last 5 orders")
     assert "@location" not in LEXICON.tags("add the blue mug to my cart")  # French carte: a map

@@ -1386,6 +1386,10 @@ def test_a_concept_s_form_does_not_stem_into_another_concept_s_word() -> None:
     assert "@retention" not in LEXICON.tags("return the last 5 orders")
     assert "@location" not in LEXICON.tags("add the blue mug to my cart")  # French carte: a map
     assert "@music" in LEXICON.tags("spiel die Lieder von Adele")
+    # French restaurer, solde and vacances stem as restaurant, sold and vacancy do
+    assert "@restore" not in LEXICON.tags("best restaurants near the office")
+    assert "@balance" not in LEXICON.tags("units sold last week")
+    assert "@absence" not in LEXICON.tags("post the nurse vacancy on the job board")
 
 
 def test_a_date_says_when_not_a_month_s_name() -> None:

@@ -1390,6 +1390,9 @@ def test_a_concept_s_form_does_not_stem_into_another_concept_s_word() -> None:
     assert "@restore" not in LEXICON.tags("best restaurants near the office")
     assert "@balance" not in LEXICON.tags("units sold last week")
     assert "@absence" not in LEXICON.tags("post the nurse vacancy on the job board")
+    # ... and French attends (wait) and maintenant (now) as attendees and maintenance
+    assert "@wait" not in LEXICON.tags("list the attendees of the standup")
+    assert "@time" not in LEXICON.tags("schedule a maintenance window")
 
 
 def test_a_date_says_when_not_a_month_s_name() -> None:

@@ -1393,6 +1393,8 @@ def test_a_concept_s_form_does_not_stem_into_another_concept_s_word() -> None:
     # ... and French attends (wait) and maintenant (now) as attendees and maintenance
     assert "@wait" not in LEXICON.tags("list the attendees of the standup")
     assert "@time" not in LEXICON.tags("schedule a maintenance window")
+    # Polish cena (price) is Portuguese for a scene and Spanish and Italian for dinner
+    assert "price" not in LEXICON.tags("Adiciona um Rigidbody ao objeto Jogador na cena")
 
 
 def test_a_date_says_when_not_a_month_s_name() -> None:

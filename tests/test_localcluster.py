@@ -39,6 +39,31 @@ def test_envoy_sends_every_request_of_a_session_to_one_replica(tmp_path: Path) -
         assert_session_affinity(plan.mcp_url, [plan.router_url(i) for i in range(2)])
 
 
+def test_a_plan_never_hands_one_port_to_two_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Draws of a free port may repeat, as nothing binds a port until its part starts: once a
+    router drew the port Envoy was told to listen on, and Envoy could not start. The draws here
+    repeat on purpose, and include the port asked for."""
+    asked = 20_000
+    draws = iter([asked, asked, *(p for p in range(20_001, 20_030) for _ in range(2))])
+    monkeypatch.setattr("router.up.processes.free_port", lambda host="127.0.0.1": next(draws))
+    monkeypatch.setattr("router.up.plan.free_port", lambda host="127.0.0.1": next(draws))
+    plan = Plan.make(3, asked)
+    ports = [
+        plan.port,
+        plan.nats_port,
+        plan.nats_monitor_port,
+        plan.etcd_port,
+        plan.etcd_peer_port,
+        plan.envoy_admin_port,
+        plan.prometheus_port,
+        plan.notes_port,
+        plan.units_port,
+        *plan.router_ports,
+    ]
+    assert plan.port == asked and len(plan.router_ports) == 3
+    assert len(set(ports)) == len(ports) == 12, ports
+
+
 def test_a_part_that_cannot_start_stops_everything(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from router.envoy import envoy_bootstrap
-from router.up.processes import free_port
+from router.up.processes import free_port, free_ports
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,22 @@ class Plan:
 
     @classmethod
     def make(cls, routers: int, port: int) -> Plan:
-        return cls(routers, port or free_port(), router_ports=tuple(free_port() for _ in range(routers)))
+        """A plan whose every port differs from the others and from `port` (0: one is chosen)."""
+        drawn = free_ports(8 + routers + (0 if port else 1), taken=(port,) if port else ())
+        nats, monitor, etcd, peer, admin, prometheus, notes, units = drawn[:8]
+        return cls(
+            routers,
+            port or drawn[-1],
+            nats_port=nats,
+            nats_monitor_port=monitor,
+            etcd_port=etcd,
+            etcd_peer_port=peer,
+            envoy_admin_port=admin,
+            prometheus_port=prometheus,
+            notes_port=notes,
+            units_port=units,
+            router_ports=tuple(drawn[8 : 8 + routers]),
+        )
 
     @property
     def nats_url(self) -> str:

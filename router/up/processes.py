@@ -6,7 +6,7 @@
   (noted from /proc while it ran) is killed by PID too. Never by name.
 - `Supervisor`: the children of one run, stopped newest first.
 - `wait_until`: poll a readiness check, optionally watching a process.
-- `free_port`: a port that was free a moment ago.
+- `free_port`: a port that was free a moment ago; `free_ports`: several, all different.
 
 Processes still running when the interpreter exits are stopped by an atexit hook.
 """
@@ -26,7 +26,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -70,6 +70,20 @@ def free_port(host: str = "127.0.0.1") -> int:
                 continue
             return int(sock.getsockname()[1])
     raise OSError(f"no free TCP port on {host}")
+
+
+def free_ports(count: int, host: str = "127.0.0.1", taken: Iterable[int] = ()) -> list[int]:
+    """`count` distinct ports that were free a moment ago, none of them in `taken`: draws of
+    `free_port` may repeat (none is bound until its owner starts), and a cluster whose Envoy and
+    one of its routers were handed the same port fails to start."""
+    seen = set(taken)
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port(host)
+        if port not in seen:
+            seen.add(port)
+            ports.append(port)
+    return ports
 
 
 def _children_of() -> dict[int, list[int]]:

@@ -64,6 +64,14 @@ def test_a_plan_never_hands_one_port_to_two_parts(monkeypatch: pytest.MonkeyPatc
     assert len(set(ports)) == len(ports) == 12, ports
 
 
+def test_a_free_port_is_not_handed_out_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests and `toolmesh up` draw one port after another for parts that start later; a draw
+    that repeats a port this process handed out before is skipped."""
+    monkeypatch.setattr("router.up.processes.random.randrange", lambda low, high: 21_000)
+    first, second = free_port(), free_port()
+    assert first != second, first
+
+
 def test_a_part_that_cannot_start_stops_everything(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

@@ -14,6 +14,7 @@ Processes still running when the interpreter exits are stopped by an atexit hook
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import http.client
 import io
@@ -63,13 +64,22 @@ def free_port(host: str = "127.0.0.1") -> int:
         low = 0
     draws = [random.randrange(max(1024, low - 10_000), low) for _ in range(50)] if low > 2048 else []
     for port in [*draws, 0]:
+        if port in _HANDED_OUT:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind((host, port))
             except OSError:
                 continue
-            return int(sock.getsockname()[1])
+            found = int(sock.getsockname()[1])
+            _HANDED_OUT.append(found)
+            return found
     raise OSError(f"no free TCP port on {host}")
+
+
+# the ports this process handed out last: not handed out again while their owners may still be
+# starting (a test's server and the router in front of it draw one after the other)
+_HANDED_OUT: collections.deque[int] = collections.deque(maxlen=256)
 
 
 def free_ports(count: int, host: str = "127.0.0.1", taken: Iterable[int] = ()) -> list[int]:

@@ -28,6 +28,7 @@ network service. Usage::
     python collect.py install|collect --unseen13 # the thirteenth unseen set, into ./unseen13
     python collect.py install|collect --unseen14 # the fourteenth unseen set, into ./unseen14
     python collect.py install|collect --unseen15 # the fifteenth unseen set, into ./unseen15
+    python collect.py install|collect --unseen16 # the sixteenth unseen set, into ./unseen16
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -1197,6 +1198,97 @@ UNSEEN15: list[Server] = [
 ]
 
 
+# A sixteenth set of unseen servers, frozen by ``--unseen16`` into ./unseen16 (2026-12-06); their queries
+# (unseen16.jsonl) were written from these listings alone, before any ranker ran on them.
+# Tried and left out: cliniko-mcp-server 0.1.1 (41 tools by its source, needs "mcp<2"; allied-health
+# clinics) checks a paid licence key against Gumroad's API at start-up and exits without it;
+# inventree-mcp 0.4.1 installs no command of its own (not retried). Too many tools by their source:
+# mcparmory-bamboohr 1.0.6 (~147) and actionstep-mcp 0.2.0 (~144), neither collected. Too few by their
+# source: resy-mcp 0.1.0 (1), lokalise-mcp 0.2.0 (3), classroom-mcp 0.2.0 (3), godaddy-mcp 0.1.0 (4),
+# cellartracker-mcp 0.1.0 (6) and eg4-mcp-server 0.1.5 (9). Not collected, as one Zotero server is
+# enough: zotero-mcp-server 0.15.1 (~59 by its source) and zotero-mcp-plus 0.10.1 (~79). Listed fine
+# but dropped to keep the domains varied and the set near 330 tools: odoo-mcp 1.3.0 (41, an ERP beside
+# ERPNext and Frappe CRM). Two reference managers (Zotero and Mendeley) are kept on purpose: their
+# tools share vocabulary, so some tasks have relevant tools on two servers.
+UNSEEN16: list[Server] = [
+    Server(
+        "zotero",
+        "zotero-library-mcp",
+        "pypi",
+        bin="zotero-mcp",
+        env={
+            "ZOTERO_API_KEY": DUMMY,
+            "ZOTERO_LIBRARY_ID": "1234567",
+            "ZOTERO_LIBRARY_TYPE": "user",
+            "ZOTERO_MCP_TRANSPORT": "stdio",
+        },
+    ),
+    Server(
+        "mendeley",
+        "mendeley-mcp",
+        "pypi",
+        env={
+            "MENDELEY_CLIENT_ID": "1234",
+            "MENDELEY_CLIENT_SECRET": DUMMY,
+            "MENDELEY_ACCESS_TOKEN": DUMMY,
+            "MENDELEY_REFRESH_TOKEN": DUMMY,
+        },
+    ),
+    Server("bill4time", "bill4time-mcp", "pypi", env={"BILL4TIME_API_KEY": DUMMY}),
+    Server("recruit-crm", "recruit-crm-mcp", "pypi", env={"RECRUIT_CRM_API_KEY": DUMMY}),
+    # Its write tools (claim a shift, clock in/out, unavailability) list only with DEPUTY_ALLOW_WRITES.
+    Server(
+        "deputy",
+        "deputy-mcp",
+        "pypi",
+        env={
+            "DEPUTY_API_TOKEN": DUMMY,
+            "DEPUTY_BASE_URL": "http://127.0.0.1:9",
+            "DEPUTY_ALLOW_CUSTOM_HOST": "true",
+            "DEPUTY_ALLOW_WRITES": "true",
+            "DEPUTY_TOKEN_STORE": "{scratch}/deputy-token.json",
+        },
+    ),
+    # keila-mcp 0.1.5, newrelic-mcp-server 1.3.1 and fpl-mcp 0.1.7 import FastMCP from the 1.x SDK: their
+    # folders get `pip install "mcp<2"`.
+    Server(
+        "keila",
+        "keila-mcp",
+        "pypi",
+        pins=("mcp<2",),
+        env={"KEILA_URL": "http://127.0.0.1:9", "KEILA_API_KEY": DUMMY},
+    ),
+    Server(
+        "newrelic",
+        "newrelic-mcp-server",
+        "pypi",
+        pins=("mcp<2",),
+        env={"NEWRELIC_API_KEY": "NRAK-" + DUMMY, "NEWRELIC_ACCOUNT_ID": "1234567", "NEWRELIC_REGION": "US"},
+    ),
+    Server("fpl", "fpl-mcp", "pypi", pins=("mcp<2",), env={"FPL_CACHE_DIR": "{scratch}/fpl"}),
+    Server(
+        "shelly",
+        "shelly-mcp",
+        "pypi",
+        env={
+            "SHELLY_CLOUD_AUTH_KEY": DUMMY,
+            "SHELLY_CLOUD_SERVER": "http://127.0.0.1:9",
+            "XDG_CONFIG_HOME": "{scratch}/home/.config",
+            "XDG_STATE_HOME": "{scratch}/home/.state",
+        },
+    ),
+    # cf-mcp 0.1.1 is a Cloudflare CLI whose `cf mcp` command serves MCP on stdio.
+    Server(
+        "cloudflare",
+        "cf-mcp",
+        "pypi",
+        bin="cf",
+        args=("mcp",),
+        env={"CF_API_TOKEN": DUMMY, "CF_ACCOUNT_ID": "0" * 32},
+    ),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -1461,6 +1553,7 @@ def main(argv: list[str]) -> None:
         "--unseen13": (UNSEEN13, HERE / "unseen13"),
         "--unseen14": (UNSEEN14, HERE / "unseen14"),
         "--unseen15": (UNSEEN15, HERE / "unseen15"),
+        "--unseen16": (UNSEEN16, HERE / "unseen16"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

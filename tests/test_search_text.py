@@ -1377,6 +1377,22 @@ def test_scrap_turn_into_run_out_a_carrier_and_security_short_forms() -> None:
         assert idx.search(task, 1)[0].key[1] == tool, task
 
 
+def test_a_name_s_code_boilerplate_says_nothing() -> None:
+    # FastMCP servers whose functions end in _tool or _tool_wrapper, APIs versioned in the name:
+    # the suffix is the code's, and its rare words diluted how much of the name a task covers
+    same = {"description": "Update the custom data of a contact."}
+    idx = index_of(
+        {
+            "mailer": [{"name": "update_contact_data_tool_wrapper", **same}],
+            "crm": [{"name": "update_contact_data", **same}],
+            "api": [{"name": "update-contact-data-v2", **same}],
+        }
+    )
+    hits = idx.search("update the custom data of contact c_81Zq", 3)
+    assert len(hits) == 3
+    assert max(h.score for h in hits) - min(h.score for h in hits) < 1e-9, hits
+
+
 def test_a_concept_s_form_does_not_stem_into_another_concept_s_word() -> None:
     # German "Lied" (song) stems as "lie", as "Lies" (read!) does, "returning" as "return" and
     # French "carte" (map) as "cart": each put a wrong concept on tasks that never meant it (seen

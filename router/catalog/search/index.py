@@ -49,6 +49,16 @@ DocKey = tuple[str, str]
 Visibility = frozenset[DocKey] | Callable[[DocKey], bool] | None
 
 _FIRST_SENTENCE = re.compile(r"(?<=[.!?])\s|\n\s*\n")
+# what a server's code, not its tool, put in a name: a function's suffix (`stock_overview_tool`,
+# `create_campaign_tool_wrapper`) or an API version (`VPS_getDataCenterListV1`)
+_NAME_BOILERPLATE = re.compile(
+    r"(?<=[A-Za-z0-9])(?:[_-](?:[Tt]ool(?:[_-][Ww]rapper)?|[Ww]rapper|[vV]\d+)|(?<=[a-z])V\d+)$"
+)
+
+
+def _core_name(name: str) -> str:
+    """A tool's name without the boilerplate of the code that defines it (`_NAME_BOILERPLATE`)."""
+    return _NAME_BOILERPLATE.sub("", name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +244,7 @@ class SearchIndex:
                     length += weight
 
         desc_terms = analyze(description)
+        name = _core_name(name)
         name_terms = analyze(name)
         add(name_terms, w.name)
         add(self.lexicon.expand(name), w.name * w.expansion)
@@ -284,7 +295,7 @@ class SearchIndex:
         tool, doc.source = doc.source, None
         if tool is None:
             return
-        name = doc.key[1]
+        name = _core_name(doc.key[1])
         title, description = self._texts(tool)
         units = []
         for word in analyze(name):

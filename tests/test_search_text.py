@@ -1393,6 +1393,24 @@ def test_a_name_s_code_boilerplate_says_nothing() -> None:
     assert max(h.score for h in hits) - min(h.score for h in hits) < 1e-9, hits
 
 
+def test_an_email_or_ip_address_is_no_place() -> None:
+    # "address" alone is a place (a street, a map's geocode); an e-mail or IP address and the
+    # address mail is sent from are not: "which from-addresses can I send from?" found maps first
+    assert "@location" not in LEXICON.tags("what is the email address of Sam")
+    assert "@location" not in LEXICON.tags("block IP address 10.0.0.1")
+    assert "@location" in LEXICON.tags("update her home address to 5 Main St")
+    idx = index_of(
+        {
+            "maps": [{"name": "maps_geocode", "description": "Convert an address into coordinates."}],
+            "newsletter": [
+                {"name": "list_senders", "description": "List the senders newsletters can be sent from."},
+                {"name": "list_campaigns", "description": "List the newsletter campaigns."},
+            ],
+        }
+    )
+    assert idx.search("which from-addresses can I send newsletters from?", 1)[0].key[1] == "list_senders"
+
+
 def test_a_concept_s_form_does_not_stem_into_another_concept_s_word() -> None:
     # German "Lied" (song) stems as "lie", as "Lies" (read!) does, "returning" as "return" and
     # French "carte" (map) as "cart": each put a wrong concept on tasks that never meant it (seen

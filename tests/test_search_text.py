@@ -1393,6 +1393,41 @@ def test_a_name_s_code_boilerplate_says_nothing() -> None:
     assert max(h.score for h in hits) - min(h.score for h in hits) < 1e-9, hits
 
 
+def test_a_time_that_comes_back_is_a_schedule() -> None:
+    relay = index_of(
+        {
+            "relay": [
+                {
+                    "name": "schedule_create",
+                    "description": "Create a schedule that runs an action at set times.",
+                },
+                {"name": "switch_set", "description": "Turn a switch output on or off."},
+                {"name": "switch_toggle", "description": "Toggle a switch output."},
+            ]
+        }
+    )
+    assert relay.search("every weekday at sunset switch on the porch relay", 1)[0].key[1] == "schedule_create"
+    assert relay.search("turn on the porch relay every morning at 7", 1)[0].key[1] == "schedule_create"
+    assert relay.search("switch on the porch relay", 1)[0].key[1] == "switch_set"
+    idx = index_of(
+        {
+            "library": [
+                {"name": "list_trash", "description": "List the items in the trash."},
+                {"name": "get_item", "description": "Get one item of the library."},
+            ],
+            "billing": [
+                {"name": "list_time_entries_for_user", "description": "Time entries of one user."},
+                {"name": "get_user", "description": "Get one user."},
+            ],
+        }
+    )
+    for task, tool in [
+        ("I binned the attention paper last week, where is it now?", "list_trash"),
+        ("pull every hour logged by associate user 212", "list_time_entries_for_user"),
+    ]:
+        assert idx.search(task, 1)[0].key[1] == tool, task
+
+
 def test_an_email_or_ip_address_is_no_place() -> None:
     # "address" alone is a place (a street, a map's geocode); an e-mail or IP address and the
     # address mail is sent from are not: "which from-addresses can I send from?" found maps first

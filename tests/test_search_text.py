@@ -1434,6 +1434,7 @@ def test_an_email_or_ip_address_is_no_place() -> None:
     assert "@location" not in LEXICON.tags("what is the email address of Sam")
     assert "@location" not in LEXICON.tags("block IP address 10.0.0.1")
     assert "@location" in LEXICON.tags("update her home address to 5 Main St")
+    assert "@sender" not in LEXICON.tags("reply to the thread")  # a reply-to address would be
     idx = index_of(
         {
             "maps": [{"name": "maps_geocode", "description": "Convert an address into coordinates."}],

@@ -337,7 +337,8 @@ _LITERALS: tuple[_Literal, ...] = (
     _Literal(_SHORT_HOST, "@web", "web page", site_of),
     _Literal(
         re.compile(
-            r"(?<![\w.-])[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|io|dev|ai|app|co|de|fr|es|jp)\b"
+            r"(?<![\w.-])[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|io|dev|ai|app|co|de|fr|es|jp|uk|ru|nl|br|au|ca|ch|"
+            r"pl|se|eu|cn|kr|info|biz|xyz|tech|shop|store|online|site|cloud)\b"
             r"(?:/\S*)?",
             re.I,
         ),

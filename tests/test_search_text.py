@@ -1428,6 +1428,25 @@ def test_a_time_that_comes_back_is_a_schedule() -> None:
         assert idx.search(task, 1)[0].key[1] == tool, task
 
 
+def test_shutters_and_blinds_are_what_a_smart_home_calls_a_cover() -> None:
+    idx = index_of(
+        {
+            "home": [
+                {"name": "cover_move", "description": "Move a cover to a position (0-100)."},
+                {"name": "light_set", "description": "Set a light on or off, with its brightness."},
+                {"name": "switch_set", "description": "Turn a switch on or off."},
+            ],
+            "browser": [{"name": "browser_close", "description": "Close the page."}],
+        }
+    )
+    for task in [
+        "lower the living room shutters to 50%",
+        "the bedroom blinds should be half open",
+        "Rollläden im Wohnzimmer auf 50 %",
+    ]:
+        assert idx.search(task, 1)[0].key[1] == "cover_move", task
+
+
 def test_an_email_or_ip_address_is_no_place() -> None:
     # "address" alone is a place (a street, a map's geocode); an e-mail or IP address and the
     # address mail is sent from are not: "which from-addresses can I send from?" found maps first

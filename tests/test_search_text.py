@@ -1445,6 +1445,17 @@ def test_shutters_and_blinds_are_what_a_smart_home_calls_a_cover() -> None:
         "Rollläden im Wohnzimmer auf 50 %",
     ]:
         assert idx.search(task, 1)[0].key[1] == "cover_move", task
+    # and a gadget or an appliance is a device
+    home = index_of(
+        {
+            "home": [
+                {"name": "discover", "description": "Find new devices on the local network."},
+                {"name": "get_config", "description": "Get the configuration."},
+                {"name": "list_network_interfaces", "description": "List the network interfaces."},
+            ]
+        }
+    )
+    assert home.search("which appliances are on the network", 1)[0].key[1] == "discover"
 
 
 def test_an_email_or_ip_address_is_no_place() -> None:

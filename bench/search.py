@@ -174,6 +174,14 @@ def build(servers: Sequence[Server]) -> SearchIndex:
     return index
 
 
+def build_bm25(servers: Sequence[Server]) -> BM25Index:
+    """The baseline over the same servers, as `build` makes the ranker's index."""
+    bm25 = BM25Index()
+    for s in servers:
+        bm25.put_server(s["server"], s.get("instructions"), s["tools"])
+    return bm25
+
+
 def pct(values: Sequence[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
@@ -457,9 +465,7 @@ def together(everything: Sequence[Server], sets: dict[str, list[Query]]) -> dict
     all of them register at once: each task competes with thousands of tools of servers it was
     not written for, and another server's tool that would serve it equally counts as a miss
     (the sets name the tools of their own catalog only), so this is a floor."""
-    index, bm25 = build(everything), BM25Index()
-    for s in everything:
-        bm25.put_server(s["server"], s.get("instructions"), s["tools"])
+    index, bm25 = build(everything), build_bm25(everything)
     queries = [q for qs in sets.values() for q in qs]
     out: dict[str, Any] = {"servers": len(everything), "tools": sum(len(s["tools"]) for s in everything)}
     print(f"together: {out['servers']} servers, {out['tools']} tools, {len(queries)} tasks")
@@ -474,9 +480,7 @@ def names(servers: Sequence[Server]) -> dict[str, float]:
     """Searching for a tool by its name: the share of tools found first by their own name (or a
     tool of another server with the same name: either is right) and by the router's exposed name
     `<server>__<name>` (that tool only), over every catalog in bench/toolsearch/."""
-    index, bm25 = build(servers), BM25Index()
-    for s in servers:
-        bm25.put_server(s["server"], s.get("instructions"), s["tools"])
+    index, bm25 = build(servers), build_bm25(servers)
     report: dict[str, float] = {"tools": float(sum(len(s["tools"]) for s in servers))}
     for rname, search in (("toolsearch", index.search), ("bm25", bm25.search)):
         by_name = exposed = 0
@@ -518,9 +522,7 @@ def main() -> None:  # noqa: PLR0915
     for name, qs in sets.items():
         catalog = catalog_for(servers, name)
         ranker = index if catalog is servers else build(catalog)
-        bm25 = BM25Index()
-        for s in catalog:
-            bm25.put_server(s["server"], s.get("instructions"), s["tools"])
+        bm25 = build_bm25(catalog)
         if catalog is not servers:
             print(f"{name}: {len(catalog)} servers, {sum(len(s['tools']) for s in catalog)} tools")
         for rname, fn in (("toolsearch", ranker.search), ("bm25", bm25.search)):

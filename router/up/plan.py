@@ -3,11 +3,11 @@ and the Envoy and Prometheus configs that follow from it. `cluster.py` starts th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from router.envoy import envoy_bootstrap
-from router.up.processes import free_port, free_ports
+from router.up.processes import free_ports
 
 
 @dataclass(frozen=True)
@@ -16,14 +16,14 @@ class Plan:
 
     routers: int
     port: int
-    nats_port: int = field(default_factory=free_port)
-    nats_monitor_port: int = field(default_factory=free_port)
-    etcd_port: int = field(default_factory=free_port)
-    etcd_peer_port: int = field(default_factory=free_port)
-    envoy_admin_port: int = field(default_factory=free_port)
-    prometheus_port: int = field(default_factory=free_port)
-    notes_port: int = field(default_factory=free_port)
-    units_port: int = field(default_factory=free_port)
+    nats_port: int
+    nats_monitor_port: int
+    etcd_port: int
+    etcd_peer_port: int
+    envoy_admin_port: int
+    prometheus_port: int
+    notes_port: int
+    units_port: int
     router_ports: tuple[int, ...] = ()
 
     @classmethod

@@ -52,6 +52,11 @@ class ProcessError(ClusterError):
 _EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
 
+# the ports this process handed out last: not handed out again while their owners may still be
+# starting (a test's server and the router in front of it draw one after the other)
+_HANDED_OUT: collections.deque[int] = collections.deque(maxlen=256)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that was free on `host` a moment ago. It is drawn from the 10,000 ports below the
     range the OS hands out to outgoing connections (Linux), so that no client socket opened in the
@@ -75,11 +80,6 @@ def free_port(host: str = "127.0.0.1") -> int:
             _HANDED_OUT.append(found)
             return found
     raise OSError(f"no free TCP port on {host}")
-
-
-# the ports this process handed out last: not handed out again while their owners may still be
-# starting (a test's server and the router in front of it draw one after the other)
-_HANDED_OUT: collections.deque[int] = collections.deque(maxlen=256)
 
 
 def free_ports(count: int, host: str = "127.0.0.1", taken: Iterable[int] = ()) -> list[int]:

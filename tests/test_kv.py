@@ -4,6 +4,7 @@ both stores: the Consul double and a real etcd. Same contract, so a difference s
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -118,6 +119,29 @@ async def test_an_unreachable_store_raises_store_unavailable_naming_it(kind: str
         with pytest.raises(StoreUnavailable, match=url):
             async with aclosing(kv.watch_key("toolmesh-test/kv/nothing")) as values:
                 await values.__anext__()
+
+
+@pytest.fixture
+def silent_store() -> Iterator[str]:
+    """The address of a store that accepts connections and never answers (a hung etcd)."""
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as listener:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+async def test_a_hung_etcd_call_ends_in_the_callers_own_scope(silent_store: str) -> None:
+    """gRPC answers a cancelled call with a CancelledError of its own, which anyio does not take
+    for its scope's: a deadline around a hung request killed the caller (a registry watch died,
+    CI saw it) instead of ending in the scope that set it."""
+    async with EtcdKV(silent_store, request_timeout=30) as kv:
+        for _ in range(3):
+            with anyio.move_on_after(0.3) as scope:
+                await kv.get("toolmesh-test/kv/nothing")
+            assert scope.cancelled_caught
+    async with EtcdKV(silent_store, request_timeout=0.3) as kv:
+        with anyio.fail_after(5):
+            for _ in range(3):
+                with pytest.raises(StoreUnavailable, match=silent_store):
+                    await kv.get("toolmesh-test/kv/nothing")
 
 
 def test_children_spawned_beside_an_etcd_client_live(running: RunningRegistry) -> None:

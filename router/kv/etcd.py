@@ -7,6 +7,7 @@ together: each batch the caller sees is one burst.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import AsyncGenerator, Awaitable
@@ -48,7 +49,9 @@ class EtcdKV:
         os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
         import aetcd
 
-        self.client = aetcd.Client(host=self.host, port=self.port, timeout=round(self.request_timeout))
+        # gRPC's own deadline too (float: rounded, a timeout under half a second was 0, and every
+        # watch failed at once); the scope in `call` is what callers see time out.
+        self.client = aetcd.Client(host=self.host, port=self.port, timeout=self.request_timeout)
         self._tasks = anyio.create_task_group()
         await self._tasks.__aenter__()
         return self
@@ -60,7 +63,7 @@ class EtcdKV:
             self._tasks = None
         if self.client is not None:
             with anyio.CancelScope(shield=True), anyio.move_on_after(2):
-                await self.client.close()
+                await _scope_cancellable(self.client.close())
             self.client = None
 
     async def call(self, what: str, call: Awaitable[T]) -> T:
@@ -69,7 +72,7 @@ class EtcdKV:
 
         try:
             with anyio.fail_after(self.request_timeout):
-                return await call
+                return await _scope_cancellable(call)
         except TimeoutError:
             raise StoreUnavailable(f"etcd at {self.url}: no answer to {what}") from None
         except (aetcd.exceptions.ClientError, OSError) as exc:
@@ -116,7 +119,7 @@ class EtcdKV:
             raise StoreUnavailable(f"etcd at {self.url}: the watch ended") from None
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(1):
-                await watch.cancel()
+                await _scope_cancellable(watch.cancel())
 
     async def _pump(self, watch: Any, send: anyio.abc.ObjectSendStream[Any]) -> None:
         """Move events from the client's watch into our stream; a failure goes in as a value.
@@ -135,3 +138,27 @@ class EtcdKV:
         async with contextlib.aclosing(self.changes(key)) as changes:
             async for batch in changes:
                 yield batch[-1][1] if batch else None
+
+
+async def _scope_cancellable(call: Awaitable[T]) -> T:
+    """Await gRPC work so that a cancel scope that times it out recognises the cancellation.
+
+    grpc.aio answers a cancelled call by raising a fresh CancelledError that carries no cancel
+    scope's message, so anyio takes it for someone else's and lets it through the scope that
+    asked: a `fail_after` around a hung request killed its caller instead of raising TimeoutError
+    (and so StoreUnavailable), and a registry watch died rather than retrying. Awaited through
+    `asyncio.shield`, the cancellation this task sees is the scope's own; the call, in a task of
+    its own, is cancelled behind it and its outcome collected so that nothing is logged.
+    """
+    task = asyncio.ensure_future(call)
+    try:
+        return await asyncio.shield(task)
+    except BaseException:
+        task.cancel()
+        task.add_done_callback(_collect)
+        raise
+
+
+def _collect(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()

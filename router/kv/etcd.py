@@ -148,17 +148,17 @@ async def _scope_cancellable(call: Awaitable[T]) -> T:
     asked: a `fail_after` around a hung request killed its caller instead of raising TimeoutError
     (and so StoreUnavailable), and a registry watch died rather than retrying. Awaited through
     `asyncio.shield`, the cancellation this task sees is the scope's own; the call, in a task of
-    its own, is cancelled behind it and its outcome collected so that nothing is logged.
+    its own, is cancelled behind it, and waited for (a cancelled call ends at once), so that no
+    gRPC work outlives its caller: left running, one finished on the poller thread after its
+    event loop had closed, and that loop's "Event loop is closed" failed whatever ran next.
     """
     task = asyncio.ensure_future(call)
     try:
         return await asyncio.shield(task)
     except BaseException:
         task.cancel()
-        task.add_done_callback(_collect)
+        with anyio.CancelScope(shield=True), anyio.move_on_after(1):
+            await asyncio.wait({task})
+        if task.done() and not task.cancelled():
+            task.exception()  # collected: the caller's own exception is the one that matters
         raise
-
-
-def _collect(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()

@@ -233,6 +233,58 @@ def test_a_cyrillic_loanword_reads_as_the_english_word() -> None:
     assert cyrillic_candidates("roll back the deployment") == ()
 
 
+@pytest.mark.parametrize(
+    ("katakana", "english"),
+    [
+        ("バッテリー", "battery"), ("マルウェア", "malware"), ("ナレーション", "narration"),
+        ("ホスティング", "hosting"), ("サーバー", "server"), ("ドキュメント", "document"),
+        ("バージョン", "version"), ("キャンペーン", "campaign"), ("インボイス", "invoice"),
+        ("カーソル", "cursor"), ("ウェブサイト", "website"), ("ダッシュボード", "dashboard"),
+        ("ワークフロー", "workflow"), ("テキスト", "text"), ("シドニー", "sydney"),
+    ],
+)  # fmt: skip
+def test_a_katakana_loanword_meets_its_english_stem(katakana: str, english: str) -> None:
+    from router.catalog.search.katakana import english_skeletons, katakana_reading, katakana_skeletons
+    from router.catalog.search.text import stem
+
+    english_stem = stem(english)
+    forms = [
+        romaji
+        for skeleton, romaji in katakana_skeletons(katakana)
+        if skeleton in english_skeletons(english_stem)
+    ]
+    assert forms, (katakana, katakana_skeletons(katakana), english_skeletons(english_stem))
+    assert katakana_reading(forms[0], [english_stem]) == english_stem
+
+
+def test_a_katakana_loanword_reads_as_the_closest_english_word() -> None:
+    # ルート shares its consonants with route, root and rate; it sounds like route
+    from router.catalog.search.katakana import katakana_candidates, katakana_reading, romanize
+
+    assert katakana_reading(romanize("ルート"), ["rate", "root", "rout"]) == "rout"
+    assert katakana_candidates("ルートとバッテリーのペン、ファイル") == ("ルート", "バッテリー", "ファイル")
+
+    tools = {
+        "car": [
+            {"name": "battery_health", "description": "How much capacity the battery has lost."},
+            {"name": "charge_history", "description": "Past charging sessions, with where and how long."},
+        ],
+        "maps": [
+            {"name": "get_route", "description": "Directions between two places."},
+            {"name": "list_roots", "description": "The root folders of a drive."},
+        ],
+    }
+    # "How far has the battery degraded?" and "tell me the route": the katakana word is all that
+    # names the tool (the rest is Japanese the tools do not have)
+    battery = "バッテリーの劣化はどのくらい進んでる"
+    route = "ルートを教えて"
+    assert not index_of(tools, typo=0.0).search(battery, 5)
+    assert _first(index_of(tools, typo=0.8), battery).key == ("car", "battery_health")
+    assert _first(index_of(tools, typo=0.8), route).key == ("maps", "get_route")
+    penguin = "ペンギンについて教えて"  # no tool has it: the same answer as with the rule off
+    assert index_of(tools, typo=0.8).search(penguin, 5) == index_of(tools, typo=0.0).search(penguin, 5)
+
+
 def test_a_word_of_another_language_reads_as_the_english_stems_it_begins_with() -> None:
     # "automatisations" and "configurées" are in neither the lexicon nor the glossary; the stems
     # of the tools' words they begin with (autom[ation], automat[ic], configur[e]) are found

@@ -119,9 +119,10 @@ def test_cached_views_follow_registrations() -> None:
 # ---- any task, hostile or not (hypothesis) --------------------------------------------------------
 
 # Hidden tools built to be found by every path a task can take: their names spelled out, words
-# one edit from a typo, English words a Cyrillic loanword is read as.
+# one edit from a typo, English words a Cyrillic or katakana loanword is read as.
 _BAIT = [
     {"name": "calendar_sync", "description": "Calendar index namespace dashboard deployment obsidian."},
+    {"name": "battery_route", "description": "Battery route server malware narration campaign."},
     {"name": "read_text_file", "description": "Read files from the vault: notes, logs, commits."},
     {"name": "API-get-users", "description": "Users, customers, contacts and their email addresses."},
     # the typos themselves: a hidden tool that has the word must not stop its correction
@@ -132,6 +133,7 @@ _WORD_LINES = (
     "calender idnex namepsace dashbaord custmer flakey whcih",  # typos of bait words
     "reposiotry direcotry serach contnets craete isssue",  # typos of visible words
     "деплоймент обсидиане коммиты постгреса заметку сделай",  # loanwords and Russian
+    "バッテリー ルート サーバー マルウェア ナレーション キャンペーン",  # loanwords in katakana
     "read_text_file github__create_issue calendar_sync API-get-users zz-hidden__read_text_file",
     "Priya ファイルを読む Datei lesen https://youtu.be/abc r/korea PROJ-12 CHECKOUT-1A2",
 )
@@ -143,6 +145,7 @@ _WORDS = [word for line in _WORD_LINES for word in line.split()]
 @example(["craete", "an", "isssue", "on", "the", "reposiotry"])
 @example(["open", "the", "calender", "and", "read_text_file"])
 @example(["допиши", "в", "обсидиане", "деплоймент"])
+@example(["バッテリーの", "ルートを", "サーバー"])
 @given(st.lists(st.one_of(st.sampled_from(_WORDS), st.text(min_size=1, max_size=12)), min_size=1, max_size=8))
 def test_no_task_finds_or_feels_a_hidden_tool(parts: list[str]) -> None:
     query = " ".join(parts)

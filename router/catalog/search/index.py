@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .intent import nouns_by_number, starts_with_a_change, starts_with_a_listing, starts_with_a_read
+from .katakana import english_skeletons, katakana_reading, katakana_skeletons
 from .lexicon import LEXICON, Lexicon
 from .neighbours import Neighbours, default_neighbours
 from .query import QueryReader
@@ -48,6 +49,8 @@ DocKey = tuple[str, str]
 
 Visibility = frozenset[DocKey] | Callable[[DocKey], bool] | None
 
+_ENGLISH_STEM = re.compile(r"[a-z]{3,}")  # a term a katakana loanword may read as
+_KATAKANA = re.compile("[ァ-ヴ]")
 _FIRST_SENTENCE = re.compile(r"(?<=[.!?])\s|\n\s*\n")
 # what a server's code, not its tool, put in a name: a function's suffix (`stock_overview_tool`,
 # `create_campaign_tool_wrapper`) or an API version (`VPS_getDataCenterListV1`)
@@ -131,6 +134,8 @@ class SearchIndex:
         self._by_name: dict[str, list[int]] = {}  # a tool's name folded to lower case -> its docs
         # term -> {doc id: saturated, length-normalised weighted term frequency}
         self._postings: dict[str, dict[int, float]] = {}
+        # consonant skeleton -> the English stems that have it, for loanwords written in katakana
+        self._skeletons: dict[str, set[str]] = {}
         self._next_id = 0
         self._all = _View(ids=None, predicate=None, keys=None, n=0)
         self._views: OrderedDict[Hashable, _View] = OrderedDict()
@@ -183,6 +188,9 @@ class SearchIndex:
                 plist = self._postings.get(term)
                 if plist is None:
                     self._postings[term] = {doc_id: sat}
+                    if _ENGLISH_STEM.fullmatch(term):
+                        for skeleton in english_skeletons(term):
+                            self._skeletons.setdefault(skeleton, set()).add(term)
                 else:
                     plist[doc_id] = sat
             for view in self._all_views():
@@ -217,6 +225,12 @@ class SearchIndex:
                 del plist[doc_id]
                 if not plist:
                     del self._postings[term]
+                    if _ENGLISH_STEM.fullmatch(term):
+                        for skeleton in english_skeletons(term):
+                            stems = self._skeletons[skeleton]
+                            stems.discard(term)
+                            if not stems:
+                                del self._skeletons[skeleton]
             for view in self._all_views():
                 if view.ids is None or doc_id in view.ids:
                     if view.ids is not None:
@@ -537,6 +551,12 @@ class SearchIndex:
         for word, own in typos:
             if self._df(own, view):
                 continue
+            if _KATAKANA.match(word):
+                read = self._read_katakana(word, view)
+                if read is not None and read not in have:
+                    have.add(read)
+                    fixed.append((read, self._df(read, view)))
+                continue
             best: tuple[int, str] | None = None
             for candidate in corrections(word) if word.isascii() else loan_spellings(word):
                 if candidate in self._postings:
@@ -547,6 +567,15 @@ class SearchIndex:
                 have.add(best[1])
                 fixed.append((best[1], best[0]))
         return fixed
+
+    def _read_katakana(self, word: str, view: _View) -> str | None:
+        """The visible English stem a katakana loanword reads as (`katakana.py`), if any."""
+        for skeleton, romaji in katakana_skeletons(word):
+            stems = [t for t in self._skeletons.get(skeleton, ()) if self._df(t, view)]
+            read = katakana_reading(romaji, stems) if stems else None
+            if read is not None:
+                return read
+        return None
 
     def _fix_cognates(
         self, cognates: tuple[tuple[str, str], ...], view: _View, have: set[str]

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 from .intent import dictated, is_question, leading_change, leading_verb, nouns_by_number
+from .katakana import katakana_candidates
 from .lexicon import Lexicon
 from .literals import names_one_item, spelled_names, strip_patterns
 from .neighbours import Neighbours
@@ -25,7 +26,8 @@ from .weights import Weights
 __all__ = ["MAX_COGNATES", "MAX_LOANWORDS", "MAX_TYPOS", "Query", "QueryReader"]
 
 MAX_LOANWORDS = 4
-"""A task's Cyrillic words read as English loanwords at most (spelling.py)."""
+"""A task's Cyrillic words, and apart its katakana words, read as English loanwords at most
+(spelling.py, katakana.py)."""
 MAX_TYPOS = 2
 """A task's words looked up as typos at most (each new one costs ~1 ms once; see spelling.py)."""
 MAX_COGNATES = 4
@@ -117,6 +119,11 @@ class QueryReader:
         )[:MAX_TYPOS]
         typos += tuple(
             (word, stem(word)) for word in cyrillic_candidates(text) if not self.lexicon.tags(word)
+        )[:MAX_LOANWORDS]
+        typos += tuple(
+            (word, word)
+            for word in katakana_candidates(text)
+            if not self.lexicon.tags(word) and not self.lexicon.expand(word)
         )[:MAX_LOANWORDS]
         result = Query(
             tuple(sorted(weights.items())),

@@ -265,21 +265,21 @@ def test_a_katakana_loanword_reads_as_the_closest_english_word() -> None:
     assert katakana_candidates("ルートとバッテリーのペン、ファイル") == ("ルート", "バッテリー", "ファイル")
 
     tools = {
-        "car": [
-            {"name": "battery_health", "description": "How much capacity the battery has lost."},
-            {"name": "charge_history", "description": "Past charging sessions, with where and how long."},
+        "security": [
+            {"name": "malware_family", "description": "What is known about a malware family."},
+            {"name": "domain_reputation", "description": "How trusted a domain is."},
         ],
         "maps": [
             {"name": "get_route", "description": "Directions between two places."},
             {"name": "list_roots", "description": "The root folders of a drive."},
         ],
     }
-    # "How far has the battery degraded?" and "tell me the route": the katakana word is all that
-    # names the tool (the rest is Japanese the tools do not have)
-    battery = "バッテリーの劣化はどのくらい進んでる"
+    # "about the malware called Emotet" and "tell me the route": the katakana word is all that
+    # names the tool (the rest is Japanese the tools do not have, and the glossary has neither)
+    malware = "エモテットというマルウェアについて"
     route = "ルートを教えて"
-    assert not index_of(tools, typo=0.0).search(battery, 5)
-    assert _first(index_of(tools, typo=0.8), battery).key == ("car", "battery_health")
+    assert not index_of(tools, typo=0.0).search(malware, 5)
+    assert _first(index_of(tools, typo=0.8), malware).key == ("security", "malware_family")
     assert _first(index_of(tools, typo=0.8), route).key == ("maps", "get_route")
     penguin = "ペンギンについて教えて"  # no tool has it: the same answer as with the rule off
     assert index_of(tools, typo=0.8).search(penguin, 5) == index_of(tools, typo=0.0).search(penguin, 5)

@@ -664,6 +664,39 @@ def test_a_glossary_word_in_another_language_finds_the_tool_that_says_it_in_engl
     assert "rout" in LEXICON.tags("ルートも知りたい")
 
 
+def test_everyday_words_in_other_languages_meet_the_tools_of_families_schools_and_landlords() -> None:
+    tools = {
+        "school": [
+            {"name": "get_lunch_menu", "description": "The school lunch menu for a day."},
+            {"name": "list_homework", "description": "Homework set for a class, with due dates."},
+            {"name": "list_grades", "description": "A student's grades by subject."},
+        ],
+        "landlord": [
+            {"name": "rent_roll", "description": "Rent due and paid per unit."},
+            {"name": "list_tenants", "description": "Tenants and their contact details."},
+        ],
+        "garage": [{"name": "battery_status", "description": "The car battery's charge and health."}],
+    }
+    idx = SearchIndex()
+    for server, listing in tools.items():
+        idx.put_server(server, None, listing)
+    for query, tool in [
+        ("Was gibt es morgen zum Mittagessen?", ("school", "get_lunch_menu")),
+        ("明日の給食は何？", ("school", "get_lunch_menu")),  # noqa: RUF001 - a Japanese question mark
+        ("¿Qué deberes tiene mi hijo para el viernes?", ("school", "list_homework")),
+        ("Jakie oceny ma Zosia z matematyki?", ("school", "list_grades")),
+        ("Quem ainda não pagou o aluguel deste mês?", ("landlord", "rent_roll")),
+        ("Dammi il numero di telefono di tutti gli inquilini", ("landlord", "list_tenants")),
+        ("Сколько осталось заряда в аккумуляторе?", ("garage", "battery_status")),
+    ]:
+        assert idx.search(query, 1)[0].key == tool, query
+    # a form that is another everyday word elsewhere is left out: Spanish and Portuguese "nota" is
+    # a note, Turkish "not" English, Russian "машина" a (virtual) machine, Spanish "hasta" until
+    assert "grade" not in LEXICON.tags("todas las notas que etiqueté")
+    assert "grade" not in LEXICON.tags("what did I not commit")
+    assert "car" not in LEXICON.tags("перезапусти виртуальную машину")
+
+
 def test_a_german_compound_is_read_by_the_glossary_words_inside_it() -> None:
     # German writes "sales tax rates" and "customer invoices" as one word each
     assert "tax" in LEXICON.compound_parts("umsatzsteuersatze")

@@ -270,7 +270,12 @@ def scale(  # noqa: PLR0915
         return list(out.values())[:k]
 
     real = {s["server"] for s in servers}
-    at_scale = {name: quality(base_search, qs) for name, qs in query_sets.items()}
+    # only sets about the catalog's own servers: an unseen set's tools are not in it (all would miss)
+    at_scale = {
+        name: quality(base_search, qs)
+        for name, qs in query_sets.items()
+        if all(server in real for q in qs for server, _ in q["relevant"])
+    }
 
     first_ms: list[float] = []
     for _ in range(30):

@@ -7,7 +7,7 @@ import json
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,25 @@ from router.up.processes import ManagedProcess, free_port
 from tests.support.procs import write_catalog
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+async def one_event_loop_for_the_session() -> AsyncIterator[None]:
+    """Held by every anyio test (below): anyio keeps its test runner, and so its event loop, while
+    a fixture holds it, so all of them run on one loop, as the router and the registrar do."""
+    yield
+
+
+@pytest.fixture(autouse=True)
+def async_tests_share_one_event_loop(request: pytest.FixtureRequest) -> None:
+    """With a loop per test, gRPC (the etcd client) sometimes finished an operation of an earlier
+    test after that test's loop had closed, and "Event loop is closed" failed whichever test ran
+    then."""
+    if request.node.get_closest_marker("anyio") is not None:
+        request.getfixturevalue("one_event_loop_for_the_session")
 
 
 @dataclass

@@ -51,11 +51,6 @@ SAMPLE_TOOLS = {
 }
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def alpha() -> Iterator[tuple[str, ManagedProcess]]:
     """One shared sample server over HTTP, lists paged by 2; tests on it must not change its state."""

@@ -11,7 +11,8 @@ tools over `GET /v1/tools` (and in the OpenAI and Anthropic formats), asks
 /v1/tools/{name}/call`, and in search mode (`/mcp?tools=search`) lists the meta-tools, searches
 and calls the first hit through `call_tool`. The servers cannot reach their services, so most calls are tool errors or
 argument errors; what counts is that every server is served, every call gets an answer (HTTP 200
-with a result, or a clear 4xx), and the router stays ready. Exit status 1 if a server is missing
+with a result, or a clear 4xx), and the router stays ready (its request timeout is 8 s, under the client's 10 s, so a tool that waits
+for a person is answered by the router's timeout). Exit status 1 if a server is missing
 or a call went unanswered. The report goes to stdout; the router's log to
 bench/results/logs/real_servers.log.
 """
@@ -84,7 +85,10 @@ def main() -> int:
         port = free_port()
         with (logs / "real_servers.log").open("w") as log:
             router = subprocess.Popen(
-                [sys.executable, "-m", "router", "router", "--config", str(path), "--port", str(port)],
+                # the router's own timeout under the client's 10 s: a tool that waits for a person
+                # (lr_login waits five minutes for a browser sign-in) gets the router's answer
+                [sys.executable, "-m", "router", "router", "--config", str(path), "--port", str(port),
+                 "--request-timeout", "8"],
                 cwd=ROOT, stdout=log, stderr=log, start_new_session=True,
             )  # fmt: skip
             try:
@@ -120,6 +124,8 @@ def report(port: int, servers: dict[str, Any], settle: float, router: subprocess
         took = time.monotonic() - began
         if isinstance(answered, int) and answered < 500:
             outcome = "refused" if answered != 200 else "tool error" if _is_error(text) else "result"
+        elif answered == 504 and '"code":-32002' in text:  # the router's timeout: an answer too
+            outcome = "timed out"
         else:
             outcome, unanswered = "UNANSWERED", unanswered + 1
         print(f"  {server:14} {answered} {outcome:10} {took:5.1f} s  {text[:70]!r}")

@@ -129,7 +129,10 @@ def _classes(letters: str) -> str:
     return "".join(out)
 
 
+@lru_cache(maxsize=8192)
 def _english_letters(stem: str) -> str:
+    """A stem spelled as Japanese hears it (`_ENGLISH_RULES`); cached, since a search compares
+    the same stems of a skeleton again for each task that reads a loanword."""
     for pattern, repl in _ENGLISH_RULES:
         stem = pattern.sub(repl, stem)
     return stem

@@ -241,6 +241,9 @@ def test_a_cyrillic_loanword_reads_as_the_english_word() -> None:
         ("バージョン", "version"), ("キャンペーン", "campaign"), ("インボイス", "invoice"),
         ("カーソル", "cursor"), ("ウェブサイト", "website"), ("ダッシュボード", "dashboard"),
         ("ワークフロー", "workflow"), ("テキスト", "text"), ("シドニー", "sydney"),
+        # ジ for a voiced s, フ for an h
+        ("ミュージック", "music"), ("リポジトリ", "repository"), ("ウェブフック", "webhook"),
+        ("デジタル", "digital"),
     ],
 )  # fmt: skip
 def test_a_katakana_loanword_meets_its_english_stem(katakana: str, english: str) -> None:

@@ -8,8 +8,9 @@ written in Cyrillic.
 A katakana word and an English word are compared by their consonants, the part Japanese keeps:
 each side is reduced to a *skeleton* of consonant classes (r and l are one class, b and v, s, z and
 soft c, j and g), English vowels, silent letters and the r that Japanese leaves unsaid (server is
-サーバー, "s-b") dropped. The English side is the index's stems, so the katakana side also drops
-what the stemmer drops (-ing, a plural s, -tion as t). Of the stems with the same skeleton, the
+サーバー, "s-b") dropped; a kana of two sounds is read both ways (ジ as j or a voiced s,
+ミュージック music; フ as f or h, ウェブフック webhook). The English side is the index's stems, so
+the katakana side also drops what the stemmer drops (-ing, a plural s, -tion as t). Of the stems with the same skeleton, the
 one whose letters are closest to the katakana's romanisation is the reading, if it is close enough:
 an unrelated word that happens to share the consonants (root for ルート) is farther from it.
 
@@ -158,15 +159,31 @@ def _kana_letters(romaji: str) -> str:
 _STRIPPED = (("ingu", ""), ("ngu", ""), ("shon", "t"), ("zu", ""), ("su", ""), ("do", ""), ("ru", ""))
 
 
+# kana that stand for two English sounds: ジ for j and soft g (ジム gym) but also for a voiced s
+# (ミュージック music, リポジトリ repository); フ for f and also for h (ウェブフック webhook)
+_TWO_SOUNDS = (("ji", "zi"), ("fu", "hu"))
+
+
+def _sound_variants(romaji: str) -> list[str]:
+    """`romaji` and its spellings with each kana of two sounds read the other way (all its
+    occurrences at once: a word rarely mixes them)."""
+    variants = [romaji]
+    for kana, other in _TWO_SOUNDS:
+        if kana in romaji:
+            variants += [variant.replace(kana, other) for variant in variants]
+    return variants
+
+
 @lru_cache(maxsize=4096)
 def katakana_skeletons(word: str) -> tuple[tuple[str, str], ...]:
     """The skeletons an English stem of `word` may have, each with the romanisation it was read
     from: the word's own, and the word without what the stemmer strips from English words."""
-    romaji = romanize(word)
-    forms = [romaji]
-    for suffix, repl in _STRIPPED:
-        if romaji.endswith(suffix) and len(romaji) > len(suffix) + 2:
-            forms.append(romaji[: -len(suffix)] + repl)
+    forms: list[str] = []
+    for romaji in _sound_variants(romanize(word)):
+        forms.append(romaji)
+        for suffix, repl in _STRIPPED:
+            if romaji.endswith(suffix) and len(romaji) > len(suffix) + 2:
+                forms.append(romaji[: -len(suffix)] + repl)
     out: dict[str, str] = {}
     for form in forms:
         skeleton = _classes(_kana_letters(form))

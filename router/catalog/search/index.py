@@ -33,13 +33,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .intent import nouns_by_number, starts_with_a_change, starts_with_a_listing, starts_with_a_read
-from .katakana import english_skeletons, katakana_reading, katakana_skeletons
 from .lexicon import LEXICON, Lexicon
 from .neighbours import Neighbours, default_neighbours
 from .query import QueryReader
 from .schema import schema_params
-from .spelling import cognate_stems, corrections, loan_spellings
 from .text import analyze, split_identifier
+from .unknown_words import UnknownWords
 from .weights import Weights
 
 __all__ = ["DocKey", "Hit", "SearchIndex", "Visibility", "Weights"]
@@ -49,8 +48,6 @@ DocKey = tuple[str, str]
 
 Visibility = frozenset[DocKey] | Callable[[DocKey], bool] | None
 
-_ENGLISH_STEM = re.compile(r"[a-z]{3,}")  # a term a katakana loanword may read as
-_KATAKANA = re.compile("[ァ-ヴ]")
 _FIRST_SENTENCE = re.compile(r"(?<=[.!?])\s|\n\s*\n")
 # what a server's code, not its tool, put in a name: a function's suffix (`stock_overview_tool`,
 # `create_campaign_tool_wrapper`) or an API version (`VPS_getDataCenterListV1`)
@@ -134,8 +131,8 @@ class SearchIndex:
         self._by_name: dict[str, list[int]] = {}  # a tool's name folded to lower case -> its docs
         # term -> {doc id: saturated, length-normalised weighted term frequency}
         self._postings: dict[str, dict[int, float]] = {}
-        # consonant skeleton -> the English stems that have it, for loanwords written in katakana
-        self._skeletons: dict[str, set[str]] = {}
+        # typos, katakana loanwords and cognates, read against the terms
+        self._unknown = UnknownWords()
         self._next_id = 0
         self._all = _View(ids=None, predicate=None, keys=None, n=0)
         self._views: OrderedDict[Hashable, _View] = OrderedDict()
@@ -188,9 +185,7 @@ class SearchIndex:
                 plist = self._postings.get(term)
                 if plist is None:
                     self._postings[term] = {doc_id: sat}
-                    if _ENGLISH_STEM.fullmatch(term):
-                        for skeleton in english_skeletons(term):
-                            self._skeletons.setdefault(skeleton, set()).add(term)
+                    self._unknown.term_added(term)
                 else:
                     plist[doc_id] = sat
             for view in self._all_views():
@@ -225,12 +220,7 @@ class SearchIndex:
                 del plist[doc_id]
                 if not plist:
                     del self._postings[term]
-                    if _ENGLISH_STEM.fullmatch(term):
-                        for skeleton in english_skeletons(term):
-                            stems = self._skeletons[skeleton]
-                            stems.discard(term)
-                            if not stems:
-                                del self._skeletons[skeleton]
+                    self._unknown.term_removed(term)
             for view in self._all_views():
                 if view.ids is None or doc_id in view.ids:
                     if view.ids is not None:
@@ -407,14 +397,19 @@ class SearchIndex:
             df = self._df(term, view)
             if df:
                 terms.append((term in near, df, term, qw))
-        fixed = self._fix_typos(typos, view, query_terms) if typos and w.typo else ()
-        terms.extend((False, df, term, w.typo) for term, df in fixed)
-        if parsed.cognates and w.cognate:
-            have = {t for t, _ in query_terms}.union(t for t, _ in fixed)
-            terms.extend(
-                (False, df, term, w.cognate * share)
-                for term, df, share in self._fix_cognates(parsed.cognates, view, have)
-            )
+        fixed: list[tuple[str, int]] = []
+        if (typos and w.typo) or (parsed.cognates and w.cognate):
+            # words no visible tool has, read as words some have (`unknown_words.py`)
+            def visible_df(term: str) -> int:
+                return self._df(term, view)
+
+            have = {t for t, _ in query_terms}
+            if typos and w.typo:
+                fixed = self._unknown.typos(typos, visible_df, have)
+                terms.extend((False, df, term, w.typo) for term, df in fixed)
+            if parsed.cognates and w.cognate:
+                cognates = self._unknown.cognates(parsed.cognates, visible_df, have)
+                terms.extend((False, df, term, w.cognate * share) for term, df, share in cognates)
         # the query's own terms first (rarest first), then its neighbours'; past min_candidates a
         # common term or a neighbour only re-scores (a neighbour must not take a candidate's place
         # from the query's own words)
@@ -540,62 +535,6 @@ class SearchIndex:
             first.reverse()
             best = [*first, *(kv for kv in best if kv[0] not in named)]
         return [Hit(docs[d].key, s, d in named) for d, s in best[:limit]]
-
-    def _fix_typos(
-        self, typos: tuple[tuple[str, str], ...], view: _View, query_terms: tuple[tuple[str, float], ...]
-    ) -> list[tuple[str, int]]:
-        """For each query word no visible tool has, the visible indexed stem one edit away that
-        the most visible tools have (ties by term), with that count; `spelling.py`."""
-        have = {t for t, _ in query_terms}
-        fixed: list[tuple[str, int]] = []
-        for word, own in typos:
-            if self._df(own, view):
-                continue
-            if _KATAKANA.match(word):
-                read = self._read_katakana(word, view)
-                if read is not None and read not in have:
-                    have.add(read)
-                    fixed.append((read, self._df(read, view)))
-                continue
-            best: tuple[int, str] | None = None
-            for candidate in corrections(word) if word.isascii() else loan_spellings(word):
-                if candidate in self._postings:
-                    df = self._df(candidate, view)
-                    if df and (best is None or (-df, candidate) < (-best[0], best[1])):
-                        best = (df, candidate)
-            if best is not None and best[1] not in have:
-                have.add(best[1])
-                fixed.append((best[1], best[0]))
-        return fixed
-
-    def _read_katakana(self, word: str, view: _View) -> str | None:
-        """The visible English stem a katakana loanword reads as (`katakana.py`), if any."""
-        for skeleton, romaji in katakana_skeletons(word):
-            stems = [t for t in self._skeletons.get(skeleton, ()) if self._df(t, view)]
-            read = katakana_reading(romaji, stems) if stems else None
-            if read is not None:
-                return read
-        return None
-
-    def _fix_cognates(
-        self, cognates: tuple[tuple[str, str], ...], view: _View, have: set[str]
-    ) -> list[tuple[str, int, float]]:
-        """For each word of another language no visible tool has, the visible indexed stems it
-        begins with (configurées: configur, config), each with its count of visible tools and an
-        equal share of the word's weight: which English word it shares its stem with
-        (automatisations: automation or automatic) is not known, so each counts a little."""
-        fixed: list[tuple[str, int, float]] = []
-        for word, own in cognates:
-            if self._df(own, view):
-                continue
-            found: list[tuple[str, int]] = []
-            for prefix in cognate_stems(word):
-                df = self._df(prefix, view) if prefix in self._postings and prefix not in have else 0
-                if df:
-                    found.append((prefix, df))
-            have.update(prefix for prefix, _ in found)
-            fixed.extend((prefix, df, 1.0 / len(found)) for prefix, df in found)
-        return fixed
 
     def _spelled(
         self,

@@ -31,6 +31,7 @@ network service. Usage::
     python collect.py install|collect --unseen16 # the sixteenth unseen set, into ./unseen16
     python collect.py install|collect --unseen17 # the seventeenth unseen set, into ./unseen17
     python collect.py install|collect --unseen18 # the eighteenth unseen set, into ./unseen18
+    python collect.py install|collect --unseen19 # the nineteenth unseen set, into ./unseen19
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -1476,6 +1477,93 @@ UNSEEN18: list[Server] = [
 ]
 
 
+# A nineteenth set of unseen servers, frozen by ``--unseen19`` into ./unseen19 (2026-12-06); their queries
+# (unseen19.jsonl) were written from these listings alone, before any ranker ran on them.
+# Not tried, by their source: cosmolex-mcp 0.3.0 (~86, law-firm trust accounting), smokeball-mcp 0.2.0
+# (~189), intervals-icu-mcp 5.7.1 (~69) and calibremcp 3.0.0 (~71) have too many tools; qrz-mcp 0.5.0 (6),
+# lotw-mcp 0.5.0 (6), clublog-mcp 0.1.2 (6), sota-mcp 0.3.0 (5), mcrepeaterbook (4), synxis-crs-mcp 0.3.0
+# (4), windy-mcp-server 0.2.2 (3), fuel-prices-mcp 0.1.0 (4) and alltrails-mcp 0.1.6 (3) too few;
+# familysearch-mcp 1.4.0 (~28, genealogy beside Gramps) and katana-mcp-server 0.122.0 (~44, manufacturing
+# beside ERPNext) not collected, to keep the domains new. They list fine but were dropped to keep the set
+# near 260 tools: hamqth-mcp 0.6.0 (8, a second amateur-radio server beside POTA) and uber-mcp 0.4.1 (13,
+# Python 3.12; ride hailing). sportalliance-mcp lists 87 tools with all three of its tiers (read, pii,
+# write); its read and write tiers (54) are collected. Two NOAA tide servers (CO-OPS and mcnoaa-tides) are
+# kept on purpose, and Cronometer's biometrics overlap Withings' body measurements: some tasks have
+# relevant tools on two servers. The Sienge and Zam Hesap descriptions are in Portuguese and Turkish, as
+# the packages ship them.
+UNSEEN19: list[Server] = [
+    Server(
+        "cronometer",
+        "cronometer-mcp",
+        "pypi",
+        env={
+            "CRONOMETER_USERNAME": "user@example.com",
+            "CRONOMETER_PASSWORD": DUMMY,
+            "CRONOMETER_DATA_DIR": "{scratch}/cronometer",
+        },
+    ),
+    # withings-mcp 0.8.0 needs Python >= 3.13.
+    Server(
+        "withings",
+        "withings-mcp",
+        "pypi",
+        python="3.13",
+        env={"WITHINGS_MCP_CONFIG_DIR": "{scratch}/withings"},
+    ),
+    # mcp-server-brewfather 0.3.0 and mcnoaa-tides 2026.2.22 need Python >= 3.12; mcnoaa-tides imports httpx
+    # without declaring it (installed as a pin) and its start-up station prefetch fails, is caught and skipped.
+    Server(
+        "brewfather",
+        "mcp-server-brewfather",
+        "pypi",
+        python="3.12",
+        env={"BREWFATHER_USER_ID": "user0", "BREWFATHER_API_KEY": DUMMY},
+    ),
+    Server("coops", "coops-mcp", "pypi"),
+    Server("noaa-tides", "mcnoaa-tides", "pypi", python="3.12", pins=("httpx",)),
+    # Magicline (gym and studio management) through sportalliance-mcp; its start-up identity check fails,
+    # is logged and skipped.
+    Server(
+        "magicline",
+        "sportalliance-mcp",
+        "pypi",
+        env={
+            "SPORTALLIANCE_PLATFORM": "magicline",
+            "SPORTALLIANCE_TENANT": "demo",
+            "SPORTALLIANCE_API_KEY": DUMMY,
+            "SPORTALLIANCE_TOOLS": "read,write",
+        },
+    ),
+    # Sienge (a Brazilian construction ERP) prints a banner line to stdout before serving; the client skips it.
+    Server(
+        "sienge",
+        "sienge-ecbiesek-mcp",
+        "pypi",
+        env={"SIENGE_BASE_URL": "http://127.0.0.1:9", "SIENGE_SUBDOMAIN": "example", "SIENGE_API_KEY": DUMMY},
+    ),
+    # mk-liquor 0.1.0 (Korona Cloud POS) uses the 1.x SDK's low-level Server API and mythic-index-mcp 0.1.2
+    # imports FastMCP from it: their folders get `pip install "mcp<2"`.
+    Server(
+        "korona",
+        "mk-liquor",
+        "pypi",
+        bin="mk-liquor-server",
+        pins=("mcp<2",),
+        env={
+            "KORONA_HOST": "http://127.0.0.1:9",
+            "KORONA_ACCOUNT_ID": "00000000-0000-0000-0000-000000000000",
+            "KORONA_USERNAME": "user",
+            "KORONA_PASSWORD": DUMMY,
+        },
+    ),
+    Server("zam-hesap", "zam-hesap-mcp", "pypi"),
+    Server("mythic-index", "mythic-index-mcp", "pypi", pins=("mcp<2",), env={"MYTHIC_INDEX_API_KEY": DUMMY}),
+    Server("pota", "pota-mcp", "pypi"),
+    # RoastPilot: its default roaster driver is a mock, so it serves without a roaster attached.
+    Server("coffee-roaster", "coffee-roaster-mcp", "pypi", args=("serve",)),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -1743,6 +1831,7 @@ def main(argv: list[str]) -> None:
         "--unseen16": (UNSEEN16, HERE / "unseen16"),
         "--unseen17": (UNSEEN17, HERE / "unseen17"),
         "--unseen18": (UNSEEN18, HERE / "unseen18"),
+        "--unseen19": (UNSEEN19, HERE / "unseen19"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -698,6 +698,35 @@ def test_everyday_words_in_other_languages_meet_the_tools_of_families_schools_an
     assert "car" not in LEXICON.tags("перезапусти виртуальную машину")
 
 
+def test_words_of_money_health_home_and_post_in_other_languages_meet_their_tools() -> None:
+    tools = {
+        "bank": [
+            {"name": "list_transfers", "description": "Outgoing and incoming transfers of an account."},
+            {"name": "list_cards", "description": "Payment cards of an account."},
+        ],
+        "pharmacy": [
+            {"name": "renew_prescription", "description": "Ask the doctor to renew a prescription."},
+            {"name": "find_store", "description": "The nearest store and its opening hours."},
+        ],
+        "home": [
+            {"name": "set_thermostat", "description": "Set the thermostat's target temperature."},
+            {"name": "sleep_summary", "description": "Last night's sleep: duration and phases."},
+        ],
+        "post": [{"name": "track_parcel", "description": "Where a parcel is, by its tracking number."}],
+    }
+    idx = SearchIndex()
+    for server, listing in tools.items():
+        idx.put_server(server, None, listing)
+    for query, tool in [
+        ("Montre-moi les virements de la semaine dernière", ("bank", "list_transfers")),
+        ("処方箋をもう一度出してもらえますか", ("pharmacy", "renew_prescription")),
+        ("Где сейчас моя посылка RB123456789CN?", ("post", "track_parcel")),
+        ("Stell den Thermostat im Wohnzimmer auf 21 Grad", ("home", "set_thermostat")),
+        ("¿Cuántas horas de sueño tuve anoche?", ("home", "sleep_summary")),
+    ]:
+        assert idx.search(query, 1)[0].key == tool, query
+
+
 def test_a_german_compound_is_read_by_the_glossary_words_inside_it() -> None:
     # German writes "sales tax rates" and "customer invoices" as one word each
     assert "tax" in LEXICON.compound_parts("umsatzsteuersatze")

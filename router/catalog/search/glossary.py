@@ -4,11 +4,11 @@ Vietnamese, Indonesian, Arabic and Hindi, as tasks are typed ("узел", "ノ�
 
 ``lexicon.py`` reads a form found in a task as the English word itself (its stem, as a query term),
 so a task in another language meets a tool that says "node", "dashboard" or "invoice" in its own
-words, beyond the 64 concepts. The English words (515) are nouns and verbs of the tool catalogs'
+words, beyond the 64 concepts. The English words (610) are nouns and verbs of the tool catalogs'
 domains (clusters, monitoring, calendars, mail, documents, spreadsheets, CRM, billing, chat, notes,
 papers, recruiting, shops, trading, data pipelines, identity) and everyday ones (meals, school, rent,
-a car, travel, health); the forms are general usage, written
-without reading any evaluation query. A two-word entry ("air quality") reads its forms
+a car, travel, health, money transfers, parcels, a smart home, sports, law, fitness); the forms
+are general usage, written without reading any evaluation query. A two-word entry ("air quality") reads its forms
 ("Luftqualität") as both words. "memory" has no entry: in other languages it mostly means a
 computer's memory (память, memória), and as the English word it would name the knowledge-graph
 server called memory. A form spelled like a common English word once folded and stemmed (Spanish

@@ -43,6 +43,8 @@ def read_safetensors(path: Path) -> dict[str, Any]:
     header.pop("__metadata__", None)
     out = {}
     for name, meta in header.items():
+        if name.endswith("position_ids"):
+            continue  # an integer buffer some exports carry: positions are 0..n here
         start, end = meta["data_offsets"]
         assert meta["dtype"] == "F32", (name, meta["dtype"])
         array = np.frombuffer(raw[8 + size + start : 8 + size + end], dtype=np.float32)

@@ -35,7 +35,7 @@ from typing import Any
 from .intent import nouns_by_number, starts_with_a_change, starts_with_a_listing, starts_with_a_read
 from .lexicon import LEXICON, Lexicon
 from .neighbours import Neighbours, default_neighbours
-from .query import QueryReader
+from .query import Query, QueryReader
 from .schema import schema_params
 from .text import analyze, split_identifier
 from .unknown_words import UnknownWords
@@ -364,7 +364,7 @@ class SearchIndex:
             view.df[term] = df
         return df
 
-    def search(  # noqa: PLR0915
+    def search(
         self,
         query: str,
         limit: int = 5,
@@ -410,10 +410,40 @@ class SearchIndex:
             if parsed.cognates and w.cognate:
                 cognates = self._unknown.cognates(parsed.cognates, visible_df, have)
                 terms.extend((False, df, term, w.cognate * share) for term, df, share in cognates)
-        # the query's own terms first (rarest first), then its neighbours'; past min_candidates a
-        # common term or a neighbour only re-scores (a neighbour must not take a candidate's place
-        # from the query's own words)
+        # the query's own terms first (rarest first), then its neighbours'
         terms.sort()
+        acc = self._accumulate(terms, n, ids)
+        named = self._spelled(parsed.spelled, ids, server, names) if parsed.spelled else {}
+        if not acc and not named:
+            return []
+        docs = self._docs
+        if server is not None:
+            acc = {d: s for d, s in acc.items() if docs[d].key[0] == server}
+        k = limit + len(named)  # named tools go first; the others fill the page
+        if w.name_cover or w.server_mention or w.summary_cover:
+            rescored = self._rescore(acc, query, parsed, terms, fixed, view)
+            best = self._top(rescored, k)
+            if k > len(best):
+                # below the pool, raw order, each scored at most the pool's lowest: a re-scored
+                # hit the intent rules lowered may score under its raw score, and under the raw
+                # score of a tool outside the pool, which still comes after it
+                floor = min(rescored.values(), default=math.inf)
+                rest = {d: sc for d, sc in acc.items() if d not in rescored}
+                best += [(d, min(sc, floor)) for d, sc in self._top(rest, k - len(best))]
+        else:
+            rescored = {}
+            best = self._top(acc, k)
+        if named:
+            best = self._named_first(best, named, rescored, acc)
+        return [Hit(docs[d].key, s, d in named) for d, s in best[:limit]]
+
+    def _accumulate(
+        self, terms: list[tuple[bool, int, str, float]], n: int, ids: set[int] | None
+    ) -> dict[int, float]:
+        """BM25F over the visible documents: each term's postings weighted by its idf, in the order
+        given. Past `min_candidates` a common term or a neighbour only re-scores the candidates
+        found so far (a neighbour must not take a candidate's place from the query's own words)."""
+        w = self.weights
         acc: dict[int, float] = {}
         get = acc.get
         common = w.common * n
@@ -421,7 +451,6 @@ class SearchIndex:
             plist = self._postings[term]
             wq = qw * math.log(1.0 + (n - df + 0.5) / (df + 0.5))
             if (is_near or df > common) and len(acc) >= w.min_candidates:
-                # a common term or a neighbour: only re-score the candidates found so far
                 if len(acc) <= len(plist):
                     for d in acc:
                         s = plist.get(d)
@@ -442,99 +471,101 @@ class SearchIndex:
                 for d, s in plist.items():
                     if d in ids:
                         acc[d] = get(d, 0.0) + wq * s
-        named = self._spelled(parsed.spelled, ids, server, names) if parsed.spelled else {}
-        if not acc and not named:
-            return []
+        return acc
+
+    def _top(self, items: dict[int, float], k: int) -> list[tuple[int, float]]:
+        """The k best by score, then every item tied with the k-th, ordered by (score, key): the
+        result does not depend on the dict's insertion order."""
         docs = self._docs
-        if server is not None:
-            acc = {d: s for d, s in acc.items() if docs[d].key[0] == server}
-        k = limit + len(named)  # named tools go first; the others fill the page
 
         def order(kv: tuple[int, float]) -> tuple[float, DocKey]:
             return (-kv[1], docs[kv[0]].key)
 
-        def top(items: dict[int, float], k: int) -> list[tuple[int, float]]:
-            # the k best by score, then every item tied with the k-th, ordered by (score, key): the
-            # result does not depend on the dict's insertion order
-            if len(items) > k:
-                floor = heapq.nlargest(k, items.values())[-1]
-                return sorted([kv for kv in items.items() if kv[1] >= floor], key=order)[:k]
-            return sorted(items.items(), key=order)
+        if len(items) > k:
+            floor = heapq.nlargest(k, items.values())[-1]
+            return sorted([kv for kv in items.items() if kv[1] >= floor], key=order)[:k]
+        return sorted(items.items(), key=order)
 
-        cover = w.name_cover
-        mention = w.server_mention
-        summary = w.summary_cover
-        if cover or mention or summary:
-            qset = frozenset([*(t for t, _ in query_terms), *(t for t, _ in fixed)])
-            # a server named only inside a quote or dictated text is no server the task means
-            mentioned = parsed.mentioned.union(t for t, _ in fixed) if fixed else parsed.mentioned
-            qidf = [(term, qw * math.log(1.0 + (n - df + 0.5) / (df + 0.5))) for _, df, term, qw in terms]
-            qmass = math.fsum(x for _, x in qidf)
-            rescored: dict[int, float] = {}
-            asking = w.question_write > 0.0 and parsed.question
-            gives_a_value = _GIVES_A_VALUE.search(query) is not None
-            # a fixed pool, whatever the limit: the first k hits do not depend on the limit asked
-            for d, sc in top(acc, w.rerank):
-                doc = docs[d]
-                if doc.source is not None:
-                    self._summarise(doc)
-                factor = 1.0 + cover * self._name_coverage(doc, qset, view)
-                if summary and qmass > 0.0:
-                    head = doc.head_terms
-                    factor *= 1.0 + summary * math.fsum(x for t, x in qidf if t in head) / qmass
-                if mention and not doc.server_terms.isdisjoint(mentioned):
-                    proper = not doc.server_terms.isdisjoint(parsed.proper)
-                    factor *= 1.0 + (w.proper_mention if proper else mention)
-                # a tool writes or reads by its name's verb, or else by its annotations' hint
-                if asking and (
-                    doc.read_only is False or starts_with_a_change(doc.name_units, doc.server_terms)
-                ):
-                    factor *= 1.0 - w.question_write
-                if (
-                    parsed.change
-                    and w.change_read
-                    and (doc.read_only is True or starts_with_a_read(doc.name_units, doc.server_terms))
-                ):
-                    factor *= 1.0 - w.change_read
-                if w.number_agree:
-                    plural, singular = doc.number
-                    qp, qs = parsed.number
-                    agree = bool((plural & qp) or (singular & qs))
-                    clash = bool((plural & qs) or (singular & qp))
-                    if clash and not agree:
-                        factor *= 1.0 - w.number_agree
-                if w.no_input and doc.takes_nothing and gives_a_value:
-                    factor *= 1.0 - w.no_input
-                if parsed.one and w.one_item_list and starts_with_a_listing(doc.name_units, doc.server_terms):
-                    factor *= 1.0 - w.one_item_list
-                rescored[d] = sc * factor
-            best = top(rescored, k)
-            if k > len(best):
-                # below the pool, raw order, each scored at most the pool's lowest: a re-scored
-                # hit the intent rules lowered may score under its raw score, and under the raw
-                # score of a tool outside the pool, which still comes after it
-                floor = min(rescored.values(), default=math.inf)
-                rest = {d: sc for d, sc in acc.items() if d not in rescored}
-                best += [(d, min(sc, floor)) for d, sc in top(rest, k - len(best))]
-        else:
-            rescored = {}
-            best = top(acc, k)
-        if named:
-            # ahead of every other hit, by the place of the reading that found each (`_spelled`:
-            # a token whole before its reading as server and name, so `wikipedia_get_summary` is
-            # that tool before wikipedia's `get_summary`), then by score; scores stay in the order
-            # of the page
-            lead = max((sc for d, sc in best if d not in named), default=0.0)
-            boosted = {d: lead + rescored.get(d, acc.get(d, 0.0)) for d in named}
-            ranked = sorted(named, key=lambda d: (named[d], -boosted[d], docs[d].key))
-            first: list[tuple[int, float]] = []
-            at_least = lead  # from the last named hit up: each scores at least the one after it
-            for d in reversed(ranked):
-                at_least = max(at_least, boosted[d])
-                first.append((d, at_least))
-            first.reverse()
-            best = [*first, *(kv for kv in best if kv[0] not in named)]
-        return [Hit(docs[d].key, s, d in named) for d, s in best[:limit]]
+    def _rescore(
+        self,
+        acc: dict[int, float],
+        query: str,
+        parsed: Query,
+        terms: list[tuple[bool, int, str, float]],
+        fixed: list[tuple[str, int]],
+        view: _View,
+    ) -> dict[int, float]:
+        """The best `rerank` candidates (a fixed pool, whatever the limit: the first k hits do not
+        depend on the limit asked), each score times how much of the tool's name and summary the
+        query covers, whether it names the tool's server, and the intent rules."""
+        w = self.weights
+        n = view.n
+        cover, mention, summary = w.name_cover, w.server_mention, w.summary_cover
+        qset = frozenset([*(t for t, _ in parsed.terms), *(t for t, _ in fixed)])
+        # a server named only inside a quote or dictated text is no server the task means
+        mentioned = parsed.mentioned.union(t for t, _ in fixed) if fixed else parsed.mentioned
+        qidf = [(term, qw * math.log(1.0 + (n - df + 0.5) / (df + 0.5))) for _, df, term, qw in terms]
+        qmass = math.fsum(x for _, x in qidf)
+        rescored: dict[int, float] = {}
+        asking = w.question_write > 0.0 and parsed.question
+        gives_a_value = _GIVES_A_VALUE.search(query) is not None
+        docs = self._docs
+        for d, sc in self._top(acc, w.rerank):
+            doc = docs[d]
+            if doc.source is not None:
+                self._summarise(doc)
+            factor = 1.0 + cover * self._name_coverage(doc, qset, view)
+            if summary and qmass > 0.0:
+                head = doc.head_terms
+                factor *= 1.0 + summary * math.fsum(x for t, x in qidf if t in head) / qmass
+            if mention and not doc.server_terms.isdisjoint(mentioned):
+                proper = not doc.server_terms.isdisjoint(parsed.proper)
+                factor *= 1.0 + (w.proper_mention if proper else mention)
+            # a tool writes or reads by its name's verb, or else by its annotations' hint
+            if asking and (doc.read_only is False or starts_with_a_change(doc.name_units, doc.server_terms)):
+                factor *= 1.0 - w.question_write
+            if (
+                parsed.change
+                and w.change_read
+                and (doc.read_only is True or starts_with_a_read(doc.name_units, doc.server_terms))
+            ):
+                factor *= 1.0 - w.change_read
+            if w.number_agree:
+                plural, singular = doc.number
+                qp, qs = parsed.number
+                agree = bool((plural & qp) or (singular & qs))
+                clash = bool((plural & qs) or (singular & qp))
+                if clash and not agree:
+                    factor *= 1.0 - w.number_agree
+            if w.no_input and doc.takes_nothing and gives_a_value:
+                factor *= 1.0 - w.no_input
+            if parsed.one and w.one_item_list and starts_with_a_listing(doc.name_units, doc.server_terms):
+                factor *= 1.0 - w.one_item_list
+            rescored[d] = sc * factor
+        return rescored
+
+    def _named_first(
+        self,
+        best: list[tuple[int, float]],
+        named: dict[int, int],
+        rescored: dict[int, float],
+        raw: dict[int, float],
+    ) -> list[tuple[int, float]]:
+        """The tools the query named ahead of every other hit, by the place of the reading that
+        found each (`_spelled`: a token whole before its reading as server and name, so
+        `wikipedia_get_summary` is that tool before wikipedia's `get_summary`), then by score
+        (re-scored, or raw outside the re-scored pool); scores stay in the page's order."""
+        docs = self._docs
+        lead = max((sc for d, sc in best if d not in named), default=0.0)
+        boosted = {d: lead + rescored.get(d, raw.get(d, 0.0)) for d in named}
+        ranked = sorted(named, key=lambda d: (named[d], -boosted[d], docs[d].key))
+        first: list[tuple[int, float]] = []
+        at_least = lead  # from the last named hit up: each scores at least the one after it
+        for d in reversed(ranked):
+            at_least = max(at_least, boosted[d])
+            first.append((d, at_least))
+        first.reverse()
+        return [*first, *(kv for kv in best if kv[0] not in named)]
 
     def _spelled(
         self,

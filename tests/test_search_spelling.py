@@ -288,6 +288,33 @@ def test_a_katakana_loanword_reads_as_the_closest_english_word() -> None:
     assert index_of(tools, typo=0.8).search(penguin, 5) == index_of(tools, typo=0.0).search(penguin, 5)
 
 
+def test_unknown_words_read_only_as_terms_the_index_has_and_the_caller_sees() -> None:
+    from router.catalog.search.unknown_words import UnknownWords
+
+    unknown = UnknownWords()
+    for term in ("batteri", "rout", "root", "deploy"):
+        unknown.term_added(term)
+    counts = {"batteri": 2, "rout": 1, "root": 1, "deploy": 3}
+
+    def df(term: str) -> int:
+        return counts.get(term, 0)
+
+    # a typo one edit away and a katakana loanword; the query's own terms are not repeated
+    assert unknown.typos((("deploi", "deploi"), ("バッテリー", "バッテリー")), df, set()) == [
+        ("deploy", 3),
+        ("batteri", 2),
+    ]
+    assert unknown.typos((("バッテリー", "バッテリー"),), df, {"batteri"}) == []
+    # a stem no visible tool has is no reading, though the index has it
+    counts["batteri"] = 0
+    assert unknown.typos((("バッテリー", "バッテリー"),), df, set()) == []
+    # nor one the index no longer has: its skeleton is gone with it
+    counts["batteri"] = 2
+    unknown.term_removed("batteri")
+    assert unknown.typos((("バッテリー", "バッテリー"),), df, set()) == []
+    assert unknown.typos((("ルート", "ルート"),), df, set()) == [("rout", 1)]
+
+
 def test_a_word_of_another_language_reads_as_the_english_stems_it_begins_with() -> None:
     # "automatisations" and "configurées" are in neither the lexicon nor the glossary; the stems
     # of the tools' words they begin with (autom[ation], automat[ic], configur[e]) are found

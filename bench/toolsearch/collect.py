@@ -32,6 +32,7 @@ network service. Usage::
     python collect.py install|collect --unseen17 # the seventeenth unseen set, into ./unseen17
     python collect.py install|collect --unseen18 # the eighteenth unseen set, into ./unseen18
     python collect.py install|collect --unseen19 # the nineteenth unseen set, into ./unseen19
+    python collect.py install|collect --unseen20 # the twentieth unseen set, into ./unseen20
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -1564,6 +1565,91 @@ UNSEEN19: list[Server] = [
 ]
 
 
+# A twentieth set of unseen servers, frozen by ``--unseen20`` into ./unseen20 (2026-12-06); their queries
+# (unseen20.jsonl) were written from these listings alone, before any ranker ran on them. Tried and left out:
+# uk-property-mcp 1.0.8 (13 tools, UK property data) serves only over HTTP (it binds port 8080 at start-up);
+# openinsurance-wiki-mcp 0.2.0 (10, insurance products; needs "mcp<2") refuses to start without a clone of its
+# dataset repository; oremi-kansa 1.0.0b11 (10, podcast discovery; Python 3.12 and "mcp<2") reads a
+# pyproject.toml it does not ship and exits. Not tried, by their source: too many tools in ventilatepro-cli
+# 0.8.1 (~118, HVAC engineering), bartram-companies-house 0.3.5 (~80) and league-analysis-mcp-server 0.3.1
+# (~60, Yahoo fantasy sports); too few in haulage-uk-compliance-mcp 1.0.8 (5), grabhire-ai-mcp 1.0.1 (5),
+# policynumbers-mcp 0.1.2 (5), pawgo-mcp 1.1.1 (5), esolat-mcp 1.0.5 (4), pitstop-cli 1.3.0 (6),
+# elternportal-mcp 2.1.0 (6), restaurant-reservation-assistant 0.1.0 (3) and mcp-server-salesforce-npsp 0.1.1
+# (2). Not collected (counts by their source), to keep the domains varied and the set near 230 tools:
+# hubstaff-mcp 0.1.3 (15, time tracking beside Keanan, Toggl and Harvest), gadgethumans-hr-mcp 1.0.0 (8),
+# zurich-opendata-mcp 0.8.0 (~25, a third Swiss or German public-data server), nnsay-qweather-mcp 1.0.0 (21,
+# Python 3.12; a second Chinese-language weather server beside CWA), mcp-universalec-e-invoice 0.1.0 (27,
+# Taiwanese e-invoicing), amc-mcp-fastmcp 0.1.1 (7) and fapi-mcp 0.1.0 (7). fantasy-football-manager ships two
+# MCP commands, both collected: its analysis server over imported or demo league snapshots (fantasy-football)
+# and its live ESPN companion (fantasy-espn); its portfolio command (5) is not. The CWA (Taiwan's weather
+# bureau) descriptions are in Chinese and the Germany server's in German, as the packages ship them;
+# nhvr-tools sends its tools without descriptions (names alone, like shopify-mcp). Overlaps kept on purpose:
+# weather warnings (CWA and the Germany server's DWD tools), EV chargers (Germany's Autobahn and the Swiss
+# road server), train trips (DB Fahrplan and the Swiss multimodal planner) and the two fantasy-football
+# commands, so some tasks have relevant tools on two servers.
+UNSEEN20: list[Server] = [
+    Server(
+        "fantasy-football",
+        "fantasy-football-manager",
+        "pypi",
+        env={"FFM_DATA_DIR": "{scratch}/ffm"},
+    ),
+    Server(
+        "fantasy-espn",
+        "fantasy-football-manager",
+        "pypi",
+        bin="fantasy-football-espn",
+        env={"FFM_DATA_DIR": "{scratch}/ffm"},
+    ),
+    # cookidoo-mcp-server 1.0.1 needs Python >= 3.12; it logs in only when a tool runs.
+    Server(
+        "cookidoo",
+        "cookidoo-mcp-server",
+        "pypi",
+        python="3.12",
+        env={"COOKIDOO_EMAIL": "user@example.com", "COOKIDOO_PASSWORD": DUMMY, "COOKIDOO_COUNTRY": "de"},
+    ),
+    # mcp-cwa 0.1.0, germany-mcp-server 0.2.0 and woning-mcp 0.1.1 import FastMCP from the 1.x SDK: their
+    # folders get `pip install "mcp<2"`.
+    Server("cwa", "mcp-cwa", "pypi", pins=("mcp<2",), env={"CWA_API_KEY": "CWA-" + DUMMY}),
+    Server(
+        "keanan",
+        "keanan-mcp",
+        "pypi",
+        env={"KEANAN_API_KEY": DUMMY, "KEANAN_URL": "http://127.0.0.1:9", "KEANAN_MCP_TRANSPORT": "stdio"},
+    ),
+    Server("loyaltydog", "loyaltydog-mcp", "pypi", env={"LOYALTYDOG_API_KEY": DUMMY}),
+    Server("germany", "germany-mcp-server", "pypi", bin="germany-server", pins=("mcp<2",)),
+    Server("cinelens", "cinelens-mcp", "pypi", env={"TMDB_API_KEY": DUMMY, "WATCHMODE_API_KEY": DUMMY}),
+    Server(
+        "swiss-mobility",
+        "swiss-road-mobility-mcp",
+        "pypi",
+        env={"MCP_TRANSPORT": "stdio", "MCP_TRACING_ENABLED": "false"},
+    ),
+    Server(
+        "trackman",
+        "trackman-mcp",
+        "pypi",
+        env={"TRACKMAN_TOKEN": DUMMY, "TRACKMAN_CACHE_DIR": "{scratch}/trackman"},
+    ),
+    # nhvr-tools 0.3.0 installs no MCP command: its server module is run with the folder's python, and its
+    # "mcp" extra (fastmcp) is installed as a pin.
+    Server(
+        "nhvr",
+        "nhvr-tools",
+        "pypi",
+        bin="python",
+        args=("-m", "nhvr_mcp.server"),
+        pins=("fastmcp",),
+        env={"NHVR_MCP_TRANSPORT": "stdio"},
+    ),
+    # pyfunda, which woning-mcp imports, needs a name that tls_client 2.0 renamed: tls_client < 2 is pinned.
+    Server("woning", "woning-mcp", "pypi", pins=("mcp<2", "tls_client<2")),
+    Server("db-fahrplan", "db-fahrplan-mcp", "pypi"),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -1832,6 +1918,7 @@ def main(argv: list[str]) -> None:
         "--unseen17": (UNSEEN17, HERE / "unseen17"),
         "--unseen18": (UNSEEN18, HERE / "unseen18"),
         "--unseen19": (UNSEEN19, HERE / "unseen19"),
+        "--unseen20": (UNSEEN20, HERE / "unseen20"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

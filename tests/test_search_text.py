@@ -117,6 +117,10 @@ def test_one_words_inflections_share_one_stem() -> None:
         ("staff", "staffed"),
         ("watch", "watching", "watcher", "watchers"),  # a role noun, as reviewer is to review
         ("assign", "assigned", "assignee"),
+        # an adjective or noun of a base the stemmer keeps apart (it joins national and nation)
+        ("tide", "tides", "tidal"),
+        ("coast", "coastal"),
+        ("rent", "rents", "rental", "rentals"),
     ):
         assert len({stem(w) for w in forms}) == 1, forms
     # and leaves different words apart

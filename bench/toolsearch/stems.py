@@ -15,7 +15,8 @@ A pair is kept only when it is unambiguous:
 
 Then a short list of role nouns the stemmer leaves whole, joined to their verb as it joins
 "reviewer" to review: a watcher watches, an assignee is assigned ("who is watching this issue"
-is `get_issue_watchers`).
+is `get_issue_watchers`), and a few adjectives and nouns it keeps apart from their base (it joins
+national and nation, seasonal and season, but not tidal and tide, rental and rent).
 
 Nothing here reads the evaluation queries or the tool listings.
 
@@ -43,6 +44,13 @@ ROLES = {
     "contributor": "contribute",
 }
 """Role nouns the stemmer keeps apart from their verb (it joins reviewer, follower, approver...)."""
+
+BASES = {
+    "tidal": "tide",
+    "coastal": "coast",
+    "rental": "rent",
+}
+"""Adjectives and nouns the stemmer keeps apart from their base (it joins national and nation)."""
 
 
 def raw_stem(word: str) -> str:
@@ -95,6 +103,7 @@ def main() -> None:
     )
     table = merges(words)
     table.update({raw_stem(role): raw_stem(verb) for role, verb in ROLES.items()})
+    table.update({raw_stem(word): raw_stem(base) for word, base in BASES.items()})
     OUT.write_text("".join(f"{split} {base}\n" for split, base in table.items()))
     print(f"{len(table)} stems from {len(words)} words -> {OUT.relative_to(ROOT)}")
 

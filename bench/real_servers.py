@@ -9,11 +9,12 @@ URLs included) become one stdio catalog; `toolmesh router` serves it on a free p
 tools over `GET /v1/tools` (and in the OpenAI and Anthropic formats), asks
 `GET /v1/tools/search` one task, calls each server's first tool with no arguments over `POST
 /v1/tools/{name}/call`, and in search mode (`/mcp?tools=search`) lists the meta-tools, searches
-and calls the first hit through `call_tool`. The servers cannot reach their services, so most calls are tool errors or
-argument errors; what counts is that every server is served, every call gets an answer (HTTP 200
-with a result, or a clear 4xx), and the router stays ready (its request timeout is 8 s, under the client's 10 s, so a tool that waits
-for a person is answered by the router's timeout). Exit status 1 if a server is missing
-or a call went unanswered. The report goes to stdout; the router's log to
+and calls the first hit through `call_tool`. The servers cannot reach their services, so most
+calls are tool errors or argument errors; what counts is that every server is served, every call
+gets an answer (HTTP 200 with a result, a clear 4xx, or the router's own 504 timeout: its request
+timeout is 8 s, under the client's 10 s, so a tool that waits for a person is answered by the
+router), and the router stays ready. Exit status 1 if a server is missing or a call went
+unanswered. The report goes to stdout; the router's log to
 bench/results/logs/real_servers.log.
 """
 

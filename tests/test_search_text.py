@@ -682,9 +682,7 @@ def test_everyday_words_in_other_languages_meet_the_tools_of_families_schools_an
         ],
         "garage": [{"name": "battery_status", "description": "The car battery's charge and health."}],
     }
-    idx = SearchIndex()
-    for server, listing in tools.items():
-        idx.put_server(server, None, listing)
+    idx = index_of(tools)
     for query, tool in [
         ("Was gibt es morgen zum Mittagessen?", ("school", "get_lunch_menu")),
         ("明日の給食は何？", ("school", "get_lunch_menu")),  # noqa: RUF001 - a Japanese question mark
@@ -718,9 +716,7 @@ def test_words_of_money_health_home_and_post_in_other_languages_meet_their_tools
         ],
         "post": [{"name": "track_parcel", "description": "Where a parcel is, by its tracking number."}],
     }
-    idx = SearchIndex()
-    for server, listing in tools.items():
-        idx.put_server(server, None, listing)
+    idx = index_of(tools)
     for query, tool in [
         ("Montre-moi les virements de la semaine dernière", ("bank", "list_transfers")),
         ("処方箋をもう一度出してもらえますか", ("pharmacy", "renew_prescription")),

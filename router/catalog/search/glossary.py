@@ -8,8 +8,8 @@ words, beyond the 64 concepts. The English words (610) are nouns and verbs of th
 domains (clusters, monitoring, calendars, mail, documents, spreadsheets, CRM, billing, chat, notes,
 papers, recruiting, shops, trading, data pipelines, identity) and everyday ones (meals, school, rent,
 a car, travel, health, money transfers, parcels, a smart home, sports, law, fitness); the forms
-are general usage, written without reading any evaluation query. A two-word entry ("air quality") reads its forms
-("Luftqualität") as both words. "memory" has no entry: in other languages it mostly means a
+are general usage, written without reading any evaluation query. A two-word entry ("air
+quality") reads its forms ("Luftqualität") as both words. "memory" has no entry: in other languages it mostly means a
 computer's memory (память, memória), and as the English word it would name the knowledge-graph
 server called memory. A form spelled like a common English word once folded and stemmed (Spanish
 "cliente", French "marché") is left out: it would be read as English (``tests/test_search_text.py``

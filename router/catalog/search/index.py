@@ -103,6 +103,11 @@ class _View:
         return self.predicate is None or self.predicate(key)
 
 
+def _idf(n: int, df: int) -> float:
+    """BM25's inverse document frequency of a term `df` of `n` visible documents have."""
+    return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+
+
 # a task with a digit gives a value (an ID, a number, a date) some tool must take
 _GIVES_A_VALUE = re.compile(r"\d")
 
@@ -449,7 +454,7 @@ class SearchIndex:
         common = w.common * n
         for is_near, df, term, qw in terms:
             plist = self._postings[term]
-            wq = qw * math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+            wq = qw * _idf(n, df)
             if (is_near or df > common) and len(acc) >= w.min_candidates:
                 if len(acc) <= len(plist):
                     for d in acc:
@@ -504,7 +509,7 @@ class SearchIndex:
         qset = frozenset([*(t for t, _ in parsed.terms), *(t for t, _ in fixed)])
         # a server named only inside a quote or dictated text is no server the task means
         mentioned = parsed.mentioned.union(t for t, _ in fixed) if fixed else parsed.mentioned
-        qidf = [(term, qw * math.log(1.0 + (n - df + 0.5) / (df + 0.5))) for _, df, term, qw in terms]
+        qidf = [(term, qw * _idf(n, df)) for _, df, term, qw in terms]
         qmass = math.fsum(x for _, x in qidf)
         rescored: dict[int, float] = {}
         asking = w.question_write > 0.0 and parsed.question
@@ -603,7 +608,7 @@ class SearchIndex:
         n = view.n
         for word, alts in doc.name_units:
             df = self._df(word, view)
-            w = math.log(1.0 + (n - df + 0.5) / (df + 0.5)) ** flat
+            w = _idf(n, df) ** flat
             total += w
             if not alts.isdisjoint(qset):
                 hit += w

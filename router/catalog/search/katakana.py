@@ -10,9 +10,10 @@ each side is reduced to a *skeleton* of consonant classes (r and l are one class
 soft c, j and g), English vowels, silent letters and the r that Japanese leaves unsaid (server is
 サーバー, "s-b") dropped; a kana of two sounds is read both ways (ジ as j or a voiced s,
 ミュージック music; フ as f or h, ウェブフック webhook). The English side is the index's stems, so
-the katakana side also drops what the stemmer drops (-ing, a plural s, -tion as t). Of the stems with the same skeleton, the
-one whose letters are closest to the katakana's romanisation is the reading, if it is close enough:
-an unrelated word that happens to share the consonants (root for ルート) is farther from it.
+the katakana side also drops what the stemmer drops (-ing, a plural s, -tion as t). Of the stems
+with the same skeleton, the one whose letters are closest to the katakana's romanisation is the
+reading, if it is close enough: an unrelated word that happens to share the consonants (root for
+ルート) is farther from it.
 
 Which stems exist and which the caller may see is the index's question (`SearchIndex`); this module
 only reduces words and measures distances.

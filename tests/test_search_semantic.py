@@ -31,7 +31,7 @@ FIVE = ("filesystem", "github", "kubernetes", "notion", "slack")
 # tasks whose words rank another tool first, and whose meaning finds the right one
 TASKS = {
     "make a new folder called reports": "filesystem__create_directory",
-    "put a tada emoji on the announcement message in Slack": "slack__slack_add_reaction",
+    "who is in our Slack workspace": "slack__slack_get_users",
 }
 
 

@@ -35,7 +35,7 @@ from typing import Any
 from .intent import nouns_by_number, starts_with_a_change, starts_with_a_listing, starts_with_a_read
 from .lexicon import LEXICON, Lexicon
 from .neighbours import Neighbours, default_neighbours
-from .query import Query, QueryReader
+from .query import Query, QueryReader, pairs
 from .schema import schema_params
 from .text import analyze, split_identifier
 from .unknown_words import UnknownWords
@@ -81,6 +81,8 @@ class _Doc:
     source: Mapping[str, Any] | None = None
     name_units: tuple[tuple[str, frozenset[str]], ...] = ()
     head_terms: frozenset[str] = frozenset()
+    # pairs of words near each other in its name, title and the head of its description (`pairs`)
+    head_pairs: frozenset[frozenset[str]] = frozenset()
     # the stems of the name's plural words and of its other words (`intent.nouns_by_number`)
     number: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
     takes_nothing: bool = False  # its input schema has no properties: it cannot be given a value
@@ -320,9 +322,10 @@ class SearchIndex:
         plural, singular = nouns_by_number(split_identifier(spaced))
         verb = next((w for w, _ in units if w not in doc.server_terms), None)
         doc.number = (plural - doc.server_terms, singular - doc.server_terms - {verb})
-        doc.head_terms = frozenset(
-            [*analyze(summary), *self.lexicon.expand(summary), *self.lexicon.tags(summary)]
-        )
+        stems = analyze(summary)
+        doc.head_terms = frozenset([*stems, *self.lexicon.expand(summary), *self.lexicon.tags(summary)])
+        near = " ".join([spaced, title, *description.split()[: self.weights.phrase_words]])
+        doc.head_pairs = pairs(analyze(near), self.weights.phrase_window)
 
     # ---- queries --------------------------------------------------------------------------------
 
@@ -523,6 +526,11 @@ class SearchIndex:
             if summary and qmass > 0.0:
                 head = doc.head_terms
                 factor *= 1.0 + summary * math.fsum(x for t, x in qidf if t in head) / qmass
+            if w.phrase and parsed.pairs:
+                # words of the task that stand together in the tool's text too ("credit notes")
+                together = len(parsed.pairs & doc.head_pairs)
+                if together:
+                    factor *= 1.0 + w.phrase * min(together, w.phrase_pairs)
             if mention and not doc.server_terms.isdisjoint(mentioned):
                 proper = not doc.server_terms.isdisjoint(parsed.proper)
                 factor *= 1.0 + (w.proper_mention if proper else mention)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from .intent import dictated, is_question, leading_change, leading_verb, nouns_by_number
@@ -23,7 +23,7 @@ from .spelling import cognate_candidates, cyrillic_candidates, typo_candidates
 from .text import analyze, stem, words
 from .weights import Weights
 
-__all__ = ["MAX_COGNATES", "MAX_LOANWORDS", "MAX_TYPOS", "Query", "QueryReader"]
+__all__ = ["MAX_COGNATES", "MAX_LOANWORDS", "MAX_TYPOS", "Query", "QueryReader", "pairs"]
 
 MAX_LOANWORDS = 4
 """A task's Cyrillic words, and apart its katakana words, read as English loanwords at most
@@ -49,6 +49,7 @@ class Query(NamedTuple):
     change: bool  # it starts with a verb that changes something (`intent.leading_change`)
     cognates: tuple[tuple[str, str], ...]  # words of another language that may begin with an English stem
     mentioned: frozenset[str]  # stems that may name a server: outside what it dictates or quotes
+    pairs: frozenset[frozenset[str]]  # its near pairs of words (`pairs`)
 
 
 # a product name written in PascalCase ("WordPress", "HubSpot", "YouTube"): a task means the whole
@@ -74,6 +75,16 @@ def _capitalised(text: str) -> frozenset[str]:
 # a name in single quotes ("the 'Stripe refunds -> Slack' workflow"): an apostrophe inside a word
 # ("it's") opens none
 _SINGLE_QUOTED = re.compile(r"(?<!\w)'[^'\n]{2,}?'(?!\w)")
+
+
+def pairs(stems: Sequence[str], window: int) -> frozenset[frozenset[str]]:
+    """The unordered pairs of distinct stems at most `window` places apart (stop words left out):
+    "credit notes" and "notes of credit" both make {credit, note}. Words that stand together in
+    a task and in a tool's text say more than the same words scattered (a phrase, the usual
+    sequential-dependence idea in retrieval)."""
+    return frozenset(
+        frozenset((a, b)) for i, a in enumerate(stems) for b in stems[i + 1 : i + 1 + window] if a != b
+    )
 
 
 class QueryReader:
@@ -141,6 +152,7 @@ class QueryReader:
                 if not self.lexicon.tags(word) and not self.lexicon.expand(word)
             )[:MAX_COGNATES],
             self._mentioned(instruction, content, weights),
+            pairs(analyze(instruction), self.weights.phrase_window),
         )
         self._cache[query] = result
         if len(self._cache) > self._cache_size:

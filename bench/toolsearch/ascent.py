@@ -5,7 +5,7 @@ parameter in turn is tried at 0.6x and 1.5x its value (an integer rounded, a zer
 and a step is kept when both folds put at least one more task first-or-in-the-first-five, or
 neither loses and the two together gain at least three. A step that only one fold likes is noise
 or one set's taste. The score of a fold is its tasks found first plus its tasks in the first
-five. Each evaluation rebuilds every set's index (about 10-20 s for 47 sets on this machine).
+five. Each evaluation rebuilds every set's index (about 10-20 s for 43 sets on this machine).
 
     python bench/toolsearch/ascent.py SET[,SET...] [--skip NAME,...] > ascent.log
 

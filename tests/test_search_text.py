@@ -1666,3 +1666,18 @@ def test_how_far_along_asks_for_progress_and_a_russian_zayavka_is_a_ticket() -> 
     )
     assert idx.search("how far along is the current backup?", 1)[0].key[1] == "get_progress"
     assert idx.search("покажи все заявки компании Globex", 1)[0].key[1] == "get_open_tickets"
+
+
+def test_comment_is_a_word_in_english_and_how_in_french() -> None:
+    assert "comment" in analyze("comment on the jira ticket")
+    assert "comment" in analyze("add_issue_comment")
+    for task in ("Comment créer un ticket dans Jira ?", "comment je peux voir mes tâches"):
+        assert "comment" not in analyze(task), task
+    # real catalogs: "comment" counted only as the tag its concept gives, and other tools came first
+    evalset = load_evalset()
+    idx = index_of({name: server["tools"] for name, server in evalset.items()})
+    for task, tool in {
+        "comment on the jira ticket that the fix is deployed": "jira_add_comment",
+        "leave a comment on the notion design doc saying LGTM, ship it": "API-create-a-comment",
+    }.items():
+        assert idx.search(task, 1)[0].key[1] == tool, task

@@ -315,7 +315,6 @@ _STOP = frozenset(
         "qui",
         "que",
         "quoi",
-        "comment",
         "stp",
         "svp",
         "el",
@@ -346,6 +345,40 @@ _STOP = frozenset(
 )
 STOP_WORDS = _STOP
 """Words too common to say anything about a task (English, and the other languages' most common)."""
+
+# French "comment" (how) is a stop word only in French: in English it names what `add_comment`
+# adds. A text reads as French by the French function words it has besides.
+_FRENCH = frozenset(
+    [
+        "le",
+        "la",
+        "les",
+        "une",
+        "des",
+        "du",
+        "est",
+        "sont",
+        "je",
+        "nous",
+        "vous",
+        "pour",
+        "dans",
+        "avec",
+        "sur",
+        "mon",
+        "ma",
+        "mes",
+        "ce",
+        "cette",
+        "qui",
+        "que",
+        "quoi",
+        "faire",
+        "peut",
+        "puis",
+    ]
+)
+_STOP_IN = {"comment": _FRENCH}
 
 _stemmer = snowballstemmer.stemmer("english")
 # Russian is the one other script whose words are inflected and written with spaces that the
@@ -529,8 +562,12 @@ def analyze(text: str) -> list[str]:
 def _analyze(text: str) -> tuple[str, ...]:
     # cached: a re-registration (drift, a restart, another replica's echo) repeats most texts
     result: list[str] = []
-    for w in _words(text):
+    found = _words(text)
+    for w in found:
         if w in _STOP:
+            continue
+        markers = _STOP_IN.get(w)
+        if markers is not None and not markers.isdisjoint(found):
             continue
         if len(w) == 1 and w.isascii():
             continue

@@ -25,7 +25,7 @@ class Weights:
     param_description: float = 0.3
     server: float = 0.9  # 1.5 until 2026-12-06
     instructions: float = 0.1
-    instructions_words: int = 120  # 200 until 2026-12-06
+    instructions_words: int = 72  # 200 until 2026-12-06 (120 after the first pass, 72 after a third)
     tag_name: float = 2.0  # capability tags inferred from the name and title
     tag_description: float = 0.5  # ... from the head of the description
     query_tag: float = 0.7  # weight of a query's inferred tags relative to its words

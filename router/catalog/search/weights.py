@@ -14,7 +14,7 @@ class Weights:
 
     name: float = 6.0  # what a tool does is said first in its name (with k1 low, the field counts less)
     # The ones marked 2026-12-06 were moved by coordinate ascent over 43 query sets in two folds of
-    # sets (two passes), a step kept only when neither fold lost (docs/tool-search.md).
+    # sets (three passes), a step kept only when neither fold lost (docs/tool-search.md).
     title: float = 3.0  # 2.0 until 2026-12-06
     description: float = 0.6  # 1.0 until 2026-12-04 (night): the name and title say it first
     description_tail: float = 0.525  # description words past ``head_words`` (0.35 until 2026-12-06)

@@ -13,6 +13,7 @@ from router.catalog.search.lexicon import LEXICON
 from router.catalog.search.literals import spelled_names
 from router.catalog.search.neighbours import default_neighbours
 from router.catalog.search.query import QueryReader
+from router.catalog.search.unknown_words import UnknownWords
 from router.catalog.search.weights import Weights
 from tests.support.search_data import index_of, load_evalset
 
@@ -289,8 +290,6 @@ def test_a_katakana_loanword_reads_as_the_closest_english_word() -> None:
 
 
 def test_unknown_words_read_only_as_terms_the_index_has_and_the_caller_sees() -> None:
-    from router.catalog.search.unknown_words import UnknownWords
-
     unknown = UnknownWords()
     for term in ("batteri", "rout", "root", "deploy"):
         unknown.term_added(term)

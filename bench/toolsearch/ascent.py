@@ -3,11 +3,12 @@
 Offline only. The query sets are split into two folds (every other set, in the order given); each
 parameter in turn is tried at 0.6x and 1.5x its value (an integer rounded, a zero at 0.1 and 0.3),
 and a step is kept when both folds put at least one more task first-or-in-the-first-five, or
-neither loses and the two together gain at least three. A step that only one fold likes is noise
+neither loses and the two together gain at least three (with ``--both N``: only when each fold
+gains at least N, as the third pass of 2026-12-06 did with 2). A step that only one fold likes is noise
 or one set's taste. The score of a fold is its tasks found first plus its tasks in the first
 five. Each evaluation rebuilds every set's index (about 10-20 s for 43 sets on this machine).
 
-    python bench/toolsearch/ascent.py SET[,SET...] [--skip NAME,...] > ascent.log
+    python bench/toolsearch/ascent.py SET[,SET...] [--skip NAME,...] [--both N] > ascent.log
 
 It prints every trial and the weights it ends with; the defaults in weights.py are changed by
 hand from that, and a step that breaks a test of a real example is left out (docs/tool-search.md).
@@ -57,7 +58,9 @@ def steps(value: float | int) -> list[float | int]:
     return [value * 0.6, value * 1.5]
 
 
-def kept(deltas: list[int]) -> bool:
+def kept(deltas: list[int], both: int | None) -> bool:
+    if both is not None:
+        return all(d >= both for d in deltas)
     return all(d >= 1 for d in deltas) or (min(deltas) >= 0 and sum(deltas) >= 3)
 
 
@@ -65,6 +68,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sets", help="query sets, comma-separated (bench/toolsearch/NAME.jsonl)")
     ap.add_argument("--skip", default="", help="parameters not to move, comma-separated")
+    ap.add_argument("--both", type=int, default=None, help="keep a step only if each fold gains this much")
     args = ap.parse_args()
     servers = bench.load_servers()
     data = [
@@ -88,7 +92,7 @@ def main() -> None:
             deltas = [sum(s) - sum(b) for s, b in zip(scores, base, strict=True)]
             took = time.monotonic() - started
             print(f"{field.name} {value} -> {candidate} {scores} delta {deltas} {took:.0f}s", flush=True)
-            if kept(deltas):
+            if kept(deltas, args.both):
                 weights, base = trial, scores
                 print("KEEP", field.name, candidate, flush=True)
                 break

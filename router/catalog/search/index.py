@@ -322,8 +322,9 @@ class SearchIndex:
         plural, singular = nouns_by_number(split_identifier(spaced))
         verb = next((w for w, _ in units if w not in doc.server_terms), None)
         doc.number = (plural - doc.server_terms, singular - doc.server_terms - {verb})
-        stems = analyze(summary)
-        doc.head_terms = frozenset([*stems, *self.lexicon.expand(summary), *self.lexicon.tags(summary)])
+        doc.head_terms = frozenset(
+            [*analyze(summary), *self.lexicon.expand(summary), *self.lexicon.tags(summary)]
+        )
         near = " ".join([spaced, title, *description.split()[: self.weights.phrase_words]])
         doc.head_pairs = pairs(analyze(near), self.weights.phrase_window)
 

@@ -82,6 +82,47 @@ def has_cjk(text: str) -> bool:
 
 # Short, general stop lists (English plus the function words of German, French, Spanish that
 # dominate task phrasing). They only remove words that carry no intent.
+# French function words: stop words, and the sign that a text is French (`_STOP_IN`)
+_FRENCH = (
+    "le",
+    "la",
+    "les",
+    "un",
+    "une",
+    "des",
+    "du",
+    "de",
+    "et",
+    "ou",
+    "avec",
+    "pour",
+    "dans",
+    "sur",
+    "par",
+    "au",
+    "aux",
+    "est",
+    "sont",
+    "moi",
+    "mon",
+    "ma",
+    "mes",
+    "je",
+    "tu",
+    "nous",
+    "vous",
+    "il",
+    "elle",
+    "ce",
+    "cette",
+    "ces",
+    "qui",
+    "que",
+    "quoi",
+    "stp",
+    "svp",
+)
+
 _STOP = frozenset(
     [
         "everything",
@@ -280,43 +321,7 @@ _STOP = frozenset(
         "kann",
         "konnen",
         "können",
-        "le",
-        "la",
-        "les",
-        "un",
-        "une",
-        "des",
-        "du",
-        "de",
-        "et",
-        "ou",
-        "avec",
-        "pour",
-        "dans",
-        "sur",
-        "par",
-        "au",
-        "aux",
-        "est",
-        "sont",
-        "moi",
-        "mon",
-        "ma",
-        "mes",
-        "je",
-        "tu",
-        "nous",
-        "vous",
-        "il",
-        "elle",
-        "ce",
-        "cette",
-        "ces",
-        "qui",
-        "que",
-        "quoi",
-        "stp",
-        "svp",
+        *_FRENCH,
         "el",
         "los",
         "las",
@@ -346,39 +351,9 @@ _STOP = frozenset(
 STOP_WORDS = _STOP
 """Words too common to say anything about a task (English, and the other languages' most common)."""
 
-# French "comment" (how) is a stop word only in French: in English it names what `add_comment`
-# adds. A text reads as French by the French function words it has besides.
-_FRENCH = frozenset(
-    [
-        "le",
-        "la",
-        "les",
-        "une",
-        "des",
-        "du",
-        "est",
-        "sont",
-        "je",
-        "nous",
-        "vous",
-        "pour",
-        "dans",
-        "avec",
-        "sur",
-        "mon",
-        "ma",
-        "mes",
-        "ce",
-        "cette",
-        "qui",
-        "que",
-        "quoi",
-        "faire",
-        "peut",
-        "puis",
-    ]
-)
-_STOP_IN = {"comment": _FRENCH}
+# French "comment" (how) is a stop word only in French text: in English it names what
+# `add_comment` adds. A text is French for this by the French function words it has besides.
+_STOP_IN = {"comment": frozenset(_FRENCH)}
 
 _stemmer = snowballstemmer.stemmer("english")
 # Russian is the one other script whose words are inflected and written with spaces that the

@@ -1522,6 +1522,56 @@ def test_shutters_and_blinds_are_what_a_smart_home_calls_a_cover() -> None:
     assert home.search("which appliances are on the network", 1)[0].key[1] == "discover"
 
 
+def test_kelvin_heating_routines_and_calling_off_read_as_a_smart_home_means_them() -> None:
+    """2700K is a light's colour temperature (10K is no kelvin); a thermostat is a climate
+    control's target temperature; a routine is what a smart home calls a scene; a raffstore is a cover; to call a thing off or
+    void it cancels it; side by side compares; a Russian task for somewhere cheap to fly to meets
+    a tool that lists cheap destinations."""
+    assert strip_patterns("bedside lamp to a cozy 2700K")[0].split()[-2:] == ["color", "temperature"]
+    assert "temperature" not in strip_patterns("a 10K run on Sunday")[0]
+    idx = index_of(
+        {
+            "home": [
+                {"name": "set_color_temp", "description": "Set white color temperature on a light."},
+                {"name": "set_brightness", "description": "Set a lamp's brightness."},
+                {"name": "set_cover_position", "description": "Set the position of a cover."},
+                {"name": "trigger_scene", "description": "Trigger a scene."},
+                {"name": "run_program", "description": "Run a program on the controller."},
+                {"name": "set_thermostat", "description": "Set the target temperature of a climate control."},
+            ],
+            "post": [
+                {"name": "cancel_action", "description": "Cancel a pending request on a letter."},
+                {"name": "request_action", "description": "Request a letter to be scanned or shredded."},
+            ],
+            "art": [
+                {
+                    "name": "compare_museums",
+                    "description": "Search both museums and put the results together.",
+                },
+                {"name": "search_museum", "description": "Search one museum's collection."},
+            ],
+            "fares": [
+                {
+                    "name": "get_city_directions",
+                    "description": "List the cheapest destinations from a city. Use when the user "
+                    "wants somewhere cheap to fly without naming a destination.",
+                },
+                {"name": "search_flights", "description": "Search flights between two cities on a date."},
+            ],
+        }
+    )
+    for task, tool in [
+        ("bedside lamp to a cozy 2700K", "set_color_temp"),
+        ("heating in the office to 21.5", "set_thermostat"),
+        ("kick off the 'Movie night' routine", "trigger_scene"),
+        ("Fahr die Raffstores im Schlafzimmer auf halbe Höhe", "set_cover_position"),
+        ("void my request for that letter", "cancel_action"),
+        ("the Met or Chicago: who has more woodblock prints? side by side", "compare_museums"),
+        ("Куда можно недорого улететь из Москвы? Направление не важно.", "get_city_directions"),
+    ]:
+        assert idx.search(task, 1)[0].key[1] == tool, task
+
+
 def test_an_email_or_ip_address_is_no_place() -> None:
     # "address" alone is a place (a street, a map's geocode); an e-mail or IP address and the
     # address mail is sent from are not: "which from-addresses can I send from?" found maps first

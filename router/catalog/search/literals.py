@@ -284,6 +284,7 @@ _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.I)
 
 
 _CLOCK = re.compile(r"\b\d{1,2}(?::\d{2})?\s?(?:am|pm|a\.m\.|p\.m\.)(?!\w)|\b\d{1,2}:\d{2}\b", re.I)
+_KELVIN = re.compile(r"(?<![\w.,])\d{4,5}\s?K\b")
 _ZONE = re.compile(r"\b(?:PST|PDT|EST|EDT|CST|CDT|MST|MDT|UTC|GMT|CET|CEST|BST|IST|JST|KST|AEST|AEDT)\b")
 
 
@@ -447,6 +448,9 @@ _LITERALS: tuple[_Literal, ...] = (
     # its words are read as dictated text, weighed as a quote is
     _Literal(_NAMED, "", None, _as_quoted, needs_digit=True),
     _Literal(_ROLE_NAMED, "", None, _quoted_words, needs="-"),
+    # a light's colour temperature in kelvin (2700K, 6500 K; a capital K after four or five
+    # digits, where 10k would be a thousand): what the value sets
+    _Literal(_KELVIN, "", None, _saying("color temperature"), needs="K"),
     # a clock time (3pm, 9:30am, 14:05): its characters are noise; a time zone's abbreviation
     # (PST, CET, UTC) says a zone
     _Literal(_CLOCK, "", None, _nothing, needs_digit=True),

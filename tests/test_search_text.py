@@ -169,6 +169,36 @@ def test_a_task_in_another_inflection_finds_the_tool() -> None:
     assert idx.search("which people are staffed on the team", 1)[0].key == ("code", "list_staff")
 
 
+def test_british_spellings_meet_the_american_ones_tools_are_written_in() -> None:
+    for forms in (
+        ("colour", "colours", "color", "colors"),
+        ("organisation", "organisations", "organization", "organizations"),
+        ("organise", "organised", "organize", "organized"),
+        ("neighbourhood", "neighborhood"),
+        ("optimise", "optimising", "optimize", "optimizing"),
+        ("centre", "center"),
+        ("licence", "license"),
+        ("programme", "program"),
+        ("catalogue", "catalog"),
+        ("analyse", "analyze"),
+        ("favourite", "favorite"),
+    ):
+        assert len({stem(w) for w in forms}) == 1, forms
+    # French localisation is a place, not English localization
+    assert stem("localisation") != stem("localization")
+    idx = index_of(
+        {
+            "crm": [
+                {"name": "list_organizations", "description": "List the organizations in the account."},
+                {"name": "list_contacts", "description": "List contacts."},
+            ],
+            "home": [{"name": "set_light_color", "description": "Set a light's color."}],
+        }
+    )
+    assert idx.search("show me every organisation we have", 1)[0].key[1] == "list_organizations"
+    assert idx.search("make the lamp's colour warmer", 1)[0].key[1] == "set_light_color"
+
+
 def test_arabic_and_hindi_words_are_stemmed_in_their_scripts() -> None:
     # Arabic joins "and" and "the" to the word; Hindi inflects; the lexicon lists one form of each
     assert analyze("وأرسل") == analyze("أرسل")

@@ -18,9 +18,18 @@ Then a short list of role nouns the stemmer leaves whole, joined to their verb a
 is `get_issue_watchers`), and a few adjectives and nouns it keeps apart from their base (it joins
 national and nation, seasonal and season, but not tidal and tide, rental and rent).
 
+Last, British spellings joined to the American ones most tools are written in (colour and color,
+organisation and organization, neighbourhood, optimise, centre, licence, programme): the stemmer
+keeps them apart ("organis", "organiz"). A word of the British list that the American list lacks
+is rewritten by the usual spelling rules (-ise -ize, -our -or, -tre -ter, -ogue -og, -ence -ense,
+-lled -led, ae and oe as e, -mme -m); where exactly one rewriting is an American word, its stem is
+joined to that word's, unless an American word already stems like it. A few variants that
+Debian's American list also holds (licence, programme, catalogue, dialogue) are listed by hand.
+
 Nothing here reads the evaluation queries or the tool listings.
 
-    python bench/toolsearch/stems.py [/usr/share/dict/words]   # Debian's wamerican list
+    python bench/toolsearch/stems.py [AMERICAN [BRITISH]]
+    # Debian's wamerican and wbritish: /usr/share/dict/american-english, british-english
 """
 
 from __future__ import annotations
@@ -51,6 +60,55 @@ BASES = {
     "rental": "rent",
 }
 """Adjectives and nouns the stemmer keeps apart from their base (it joins national and nation)."""
+
+
+# British -> American spelling rules, tried at every place a word has the British part
+SPELLING_RULES = (
+    ("isation", "ization"),
+    ("ise", "ize"),
+    ("ised", "ized"),
+    ("ises", "izes"),
+    ("ising", "izing"),
+    ("iser", "izer"),
+    ("isers", "izers"),
+    ("yse", "yze"),
+    ("ysed", "yzed"),
+    ("ysing", "yzing"),
+    ("our", "or"),
+    ("tre", "ter"),
+    ("tres", "ters"),
+    ("ogue", "og"),
+    ("ogues", "ogs"),
+    ("ence", "ense"),
+    ("ences", "enses"),
+    ("lled", "led"),
+    ("lling", "ling"),
+    ("ller", "ler"),
+    ("llers", "lers"),
+    ("aem", "em"),
+    ("aed", "ed"),
+    ("oes", "es"),
+    ("oed", "ed"),
+    ("mme", "m"),
+    ("mmes", "ms"),
+    ("yre", "ire"),
+    ("yres", "ires"),
+    ("que", "ck"),
+)
+
+VARIANTS = {
+    "licence": "license",
+    "programme": "program",
+    "catalogue": "catalog",
+    "dialogue": "dialog",
+    "analyse": "analyze",
+}
+"""British spellings the American list holds as well (so the rules above never see them)."""
+
+KEPT_APART = {"localisation", "utilisation"}
+"""British spellings left as they are, for a French word spelled alike that the lexicon reads
+otherwise: localisation is a place (English localization translates an app), utilisation is
+usage (joined, it would stem as utility)."""
 
 
 def raw_stem(word: str) -> str:
@@ -92,18 +150,48 @@ def merges(words: list[str]) -> dict[str, str]:
     return {split: targets.pop() for split, targets in sorted(found.items()) if len(targets) == 1}
 
 
-def main() -> None:
-    source = Path(sys.argv[1] if len(sys.argv) > 1 else "/usr/share/dict/words")
-    words = sorted(
+def american(american_words: list[str], british_words: list[str]) -> dict[str, str]:
+    """British stem -> American stem, for the spellings `SPELLING_RULES` rewrite unambiguously."""
+    known = set(american_words)
+    american_stems = {raw_stem(w) for w in american_words}
+    found: dict[str, set[str]] = {}
+    for word in sorted(set(british_words) - known):
+        for british, us in SPELLING_RULES:
+            at = word.find(british)
+            while at >= 0:
+                other = word[:at] + us + word[at + len(british) :]
+                if other in known and raw_stem(word) != raw_stem(other):
+                    found.setdefault(raw_stem(word), set()).add(raw_stem(other))
+                at = word.find(british, at + 1)
+    table = {
+        split: targets.pop()
+        for split, targets in sorted(found.items())
+        if len(targets) == 1 and split not in american_stems
+    }
+    for word in KEPT_APART:
+        table.pop(raw_stem(word), None)
+    table.update({raw_stem(b): raw_stem(a) for b, a in VARIANTS.items()})
+    return table
+
+
+def read_words(source: Path) -> list[str]:
+    return sorted(
         {
             w.strip()
             for w in source.read_text(errors="replace").splitlines()
             if re.fullmatch(r"[a-z]+", w.strip())
         }
     )
+
+
+def main() -> None:
+    words = read_words(Path(sys.argv[1] if len(sys.argv) > 1 else "/usr/share/dict/american-english"))
+    british = read_words(Path(sys.argv[2] if len(sys.argv) > 2 else "/usr/share/dict/british-english"))
     table = merges(words)
     table.update({raw_stem(role): raw_stem(verb) for role, verb in ROLES.items()})
     table.update({raw_stem(word): raw_stem(base) for word, base in BASES.items()})
+    # an inflection's merged stem is never rewritten again: the British table maps to raw stems
+    table.update({b: table.get(a, a) for b, a in american(words, british).items() if b not in table})
     OUT.write_text("".join(f"{split} {base}\n" for split, base in table.items()))
     print(f"{len(table)} stems from {len(words)} words -> {OUT.relative_to(ROOT)}")
 

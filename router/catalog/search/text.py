@@ -370,8 +370,9 @@ _DEVANAGARI = re.compile("[\u0900-\u097f]+")
 _SCRIPT_STEMMERS = ((_CYRILLIC, _russian), (_ARABIC, _arabic), (_DEVANAGARI, _hindi))
 # The stemmer splits a few words' inflections ("queue" -> queue, "queued" -> queu; "alias" ->
 # alia, "aliases" -> alias): ``stems.txt`` joins them again (made by bench/toolsearch/stems.py; its
-# last lines: a role noun and its verb, watcher and watch, and an adjective or noun the stemmer
-# keeps apart from its base, tidal and tide, though it joins national and nation).
+# later lines: a role noun and its verb, watcher and watch, an adjective or noun the stemmer
+# keeps apart from its base, tidal and tide, though it joins national and nation, and British
+# spellings joined to the American ones most tools are written in, colour and color).
 _MERGES = dict(line.split() for line in Path(__file__).with_name("stems.txt").read_text().splitlines())
 # ... and joins a few words of another sense: a form filed with a registry, or a filing, is no
 # file of data ("reports filed by Ford" asks for SEC filings, not a file reader)

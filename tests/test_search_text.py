@@ -1602,6 +1602,30 @@ def test_kelvin_heating_routines_and_calling_off_read_as_a_smart_home_means_them
         assert idx.search(task, 1)[0].key[1] == tool, task
 
 
+def test_keeping_an_eye_on_a_thing_or_asking_to_be_pinged_watches_it() -> None:
+    for task in [
+        "keep an eye on competitor.com/pricing",
+        "ping me whenever the changelog changes",
+        "fica de olho nessa página e me avisa",
+        "avísame cuando cambie el precio",
+    ]:
+        assert "@watch" in LEXICON.tags(task), task
+    assert "@watch" not in LEXICON.tags("ping the database host")
+    idx = index_of(
+        {
+            "crawler": [
+                {
+                    "name": "monitor_create",
+                    "description": "Create a monitor that checks a page on a schedule.",
+                },
+                {"name": "scrape", "description": "Scrape a page's content."},
+                {"name": "map_site", "description": "List the pages of a site."},
+            ]
+        }
+    )
+    assert idx.search("keep an eye on competitor.com/pricing for me", 1)[0].key[1] == "monitor_create"
+
+
 def test_an_email_or_ip_address_is_no_place() -> None:
     # "address" alone is a place (a street, a map's geocode); an e-mail or IP address and the
     # address mail is sent from are not: "which from-addresses can I send from?" found maps first

@@ -34,6 +34,7 @@ network service. Usage::
     python collect.py install|collect --unseen19 # the nineteenth unseen set, into ./unseen19
     python collect.py install|collect --unseen20 # the twentieth unseen set, into ./unseen20
     python collect.py install|collect --unseen21 # the twenty-first unseen set, into ./unseen21
+    python collect.py install|collect --unseen22 # the twenty-second unseen set, into ./unseen22
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -1725,6 +1726,73 @@ UNSEEN21: list[Server] = [
 ]
 
 
+# A twenty-second set of unseen servers, frozen by ``--unseen22`` into ./unseen22 (2026-12-06); their queries
+# (unseen22.jsonl) were written from these listings alone, before any ranker ran on them. Not tried, by their
+# source: too many tools in patent-mcp-server 1.8.1 (~65, USPTO), wger-mcp 2.7.0 (~88), cellarbrain 0.3.10
+# (~49, wine cellar), build123d-mcp 0.3.91 (~50, CAD), circuit-tracks-tools 0.3.0 (~48, a MIDI synth) and
+# divineapi-horoscope-numerology-mcp 1.4.2 (~63); too few in seismic-mcp 0.1.0 (7), mcp-stargazing 0.1.6 (6),
+# meddata-mcp 0.2.1 (7), jp-business-calendar-mcp 0.1.0 (6), oremi-rediyo 1.0.0b5 (7), cadquery-mcp 0.1.0 (4)
+# and hooktheory-mcp 0.2.3 (2); rachio-mcp needs Python >= 3.14. They list fine but were dropped to keep three
+# non-English servers and the set near 250 tools: permisapi-mcp 0.5.11 (18, French building permits, French
+# descriptions; needs "mcp<2"), denon-mcp 0.3.2 (10, an AV receiver, French descriptions), space-mcp-server
+# 0.1.0 (11, NASA open data, German descriptions; bin="space-mcp" and "mcp<2"), mcp-server-sdlxliff 1.1.0 (7,
+# Trados translation files; "mcp<2") and goodreads-mcp-ai 2026.10.0 (12). mcp-aemps 0.5.0 and mcp-kipris 0.1.3
+# import the 1.x SDK (FastMCP, or the low-level server's decorators): their folders get `pip install "mcp<2"`.
+# chemdraw-mcp lists 7 tools in its default "mvp" profile and 23 with CHEMDRAW_PROFILE=full; speedrun-mcp adds
+# its account tools with SPEEDRUN_API_KEY and its run submission and moderation tools with
+# SPEEDRUN_ENABLE_WRITES=1 (23 with both); mavlink-mcp talks to an in-memory drone with --backend fake (no
+# simulator) and lists its flight tools only with --enable-actuation; nux-mg30-mcp lists without the MIDI
+# device (MG30_DEBUG_TOOLS, not set, would add five raw-MIDI tools). The AEMPS server's tool names and
+# descriptions are in Spanish, swiss-ip's descriptions in German and china-festival's in Chinese, as the
+# packages ship them; KIPRIS describes its tools in English and their parameters in Korean. Overlaps kept on
+# purpose: the Chinese calendar (lunar and china-festival: lunar/solar date conversion, BaZi, zodiac year,
+# festival dates), patents and trademarks (swiss-ip and KIPRIS) and auspicious timing and compatibility
+# (lunar's date selection and zodiac/BaZi matching, and astro-chart's electional windows and synastry), so
+# some tasks have relevant tools on two servers.
+UNSEEN22: list[Server] = [
+    # mcp-aemps 0.5.0 serves stdio with its "stdio" command; MCP_AEMPS_SKIP_UPDATE_CHECK skips a version
+    # check against PyPI.
+    Server(
+        "aemps",
+        "mcp-aemps",
+        "pypi",
+        args=("stdio",),
+        pins=("mcp<2",),
+        env={"MCP_AEMPS_SKIP_UPDATE_CHECK": "1"},
+    ),
+    Server("china-festival", "china-festival-mcp", "pypi"),
+    Server("lunar", "lunar-mcp-server", "pypi"),
+    Server("swiss-ip", "swiss-ip-mcp", "pypi"),
+    # mcp-kipris 0.1.3 refuses to start without KIPRIS_API_KEY.
+    Server("kipris", "mcp-kipris", "pypi", pins=("mcp<2",), env={"KIPRIS_API_KEY": DUMMY}),
+    Server(
+        "speedrun", "speedrun-mcp", "pypi", env={"SPEEDRUN_API_KEY": DUMMY, "SPEEDRUN_ENABLE_WRITES": "1"}
+    ),
+    # peykan 0.2.1 serves SSE unless PEYKAN_MCP_TRANSPORT says stdio; its CAN bus defaults to a virtual one.
+    Server("peykan", "peykan", "pypi", args=("server",), env={"PEYKAN_MCP_TRANSPORT": "stdio"}),
+    Server(
+        "boardgame-rules",
+        "boardgame-rules-mcp",
+        "pypi",
+        args=("serve",),
+        env={"BGRULES_HOME": "{scratch}/bgrules"},
+    ),
+    # bosch-flow-mcp 0.7.0 needs Python >= 3.13; its config folder defaults to one inside the package.
+    Server(
+        "bosch-ebike",
+        "bosch-flow-mcp",
+        "pypi",
+        python="3.13",
+        env={"BOSCH_FLOW_MCP_CONFIG_DIR": "{scratch}/bosch"},
+    ),
+    Server("astro-checker", "astro-checker", "pypi"),
+    Server("chemdraw", "chemdraw-mcp", "pypi", env={"CHEMDRAW_PROFILE": "full"}),
+    Server("astro-chart", "w8s-astro-mcp", "pypi"),
+    Server("mavlink", "mavlink-mcp", "pypi", args=("--backend", "fake", "--enable-actuation")),
+    Server("nux-mg30", "nux-mg30-mcp", "pypi", env={"MG30_DATA_DIR": "{scratch}/mg30"}),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -1995,6 +2063,7 @@ def main(argv: list[str]) -> None:
         "--unseen19": (UNSEEN19, HERE / "unseen19"),
         "--unseen20": (UNSEEN20, HERE / "unseen20"),
         "--unseen21": (UNSEEN21, HERE / "unseen21"),
+        "--unseen22": (UNSEEN22, HERE / "unseen22"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -1626,6 +1626,53 @@ def test_keeping_an_eye_on_a_thing_or_asking_to_be_pinged_watches_it() -> None:
     assert idx.search("keep an eye on competitor.com/pricing for me", 1)[0].key[1] == "monitor_create"
 
 
+def test_everyday_words_for_what_apis_call_volume_fans_refunds_secrets_and_leads() -> None:
+    """A user's word for what a tool calls by its API's name: a speaker turned down is its
+    volume, an extractor a fan, money back a refund, stored credentials secrets, a new prospect a
+    lead, signing off approving, pay slips payroll."""
+    idx = index_of(
+        {
+            "home": [
+                {"name": "set_volume", "description": "Set media player volume."},
+                {"name": "set_fan_speed", "description": "Set the speed of ventilation controls."},
+                {"name": "set_switch", "description": "Turn a switch on or off."},
+                {"name": "set_dimmer", "description": "Set a light dimmer's level."},
+            ],
+            "shop": [
+                {"name": "create_refund", "description": "Create a refund for a transaction."},
+                {"name": "get_transaction", "description": "Get a transaction by id."},
+            ],
+            "ci": [
+                {"name": "list_org_secrets", "description": "List the secrets of an organization."},
+                {"name": "list_org_members", "description": "List the members of an organization."},
+            ],
+            "crm": [
+                {"name": "leads_create", "description": "Create a lead."},
+                {"name": "contacts_create", "description": "Create a contact person."},
+            ],
+            "hr": [
+                {"name": "approve_timesheet", "description": "Approve a submitted timesheet."},
+                {"name": "get_timesheet", "description": "Get a timesheet."},
+                {"name": "get_payroll_run", "description": "Get a payroll run with its payments."},
+                {"name": "get_employee", "description": "Get an employee's record."},
+            ],
+        }
+    )
+    for task, tool in [
+        ("Turn the kitchen speaker down to 25.", "set_volume"),
+        ("Bathroom extractor to full blast.", "set_fan_speed"),
+        (
+            "we never used the label we bought in transaction 3c1d2e4f, we want our money back",
+            "create_refund",
+        ),
+        ("which credentials are stored at the org level for org 3?", "list_org_secrets"),
+        ("new prospect from the webinar: Priya Natarajan, VP Ops at Halvorsen", "leads_create"),
+        ("sign off Sam's timesheet for last week", "approve_timesheet"),
+        ("show me Ana's payslips for November", "get_payroll_run"),
+    ]:
+        assert idx.search(task, 1)[0].key[1] == tool, task
+
+
 def test_an_email_or_ip_address_is_no_place() -> None:
     # "address" alone is a place (a street, a map's geocode); an e-mail or IP address and the
     # address mail is sent from are not: "which from-addresses can I send from?" found maps first

@@ -1673,6 +1673,56 @@ def test_everyday_words_for_what_apis_call_volume_fans_refunds_secrets_and_leads
         assert idx.search(task, 1)[0].key[1] == tool, task
 
 
+def test_patent_classes_destinations_festivals_and_a_good_match() -> None:
+    """An IPC class (H01M 10/0562) asks for patents by class, not for a path; coordinates after
+    "fly to" or "a la posición" are where to go, not an address to look up; a fiesta or festa is a
+    festival; a good match is compatibility; Spanish cambios are changes."""
+    assert strip_patterns("Korean filings under H01M 10/0562")[0].split()[-3:] == [
+        "patent",
+        "classification",
+        "ipc",
+    ]
+    assert "reverse" not in strip_patterns("fly to 47.39,8.54 at 30 m")[0]
+    assert "reverse" not in strip_patterns("Lleva el dron a la posición 40.4168, -3.7038")[0]
+    assert "reverse" in strip_patterns("what is at 40.4168, -3.7038?")[0]
+    idx = index_of(
+        {
+            "patents": [
+                {"name": "ipc_search", "description": "Search patents by IPC classification code."},
+                {"name": "free_search", "description": "Search patents by keywords."},
+                {"name": "file_search", "description": "Search files by path."},
+            ],
+            "drone": [
+                {"name": "goto", "description": "Fly the drone to a latitude and longitude at an altitude."},
+                {"name": "land", "description": "Land the drone."},
+            ],
+            "maps": [
+                {"name": "reverse_geocode", "description": "Find the address of a latitude and longitude."},
+            ],
+            "calendar": [
+                {
+                    "name": "get_next_festival",
+                    "description": "Get the next traditional festival and days until it.",
+                },
+                {"name": "solar_to_lunar", "description": "Convert a solar date to a lunar date."},
+                {"name": "check_compatibility", "description": "Check the compatibility of two birth dates."},
+            ],
+            "registry": [
+                {"name": "registro_cambios", "description": "Registro de cambios del nomenclátor."},
+                {"name": "buscar_medicamentos", "description": "Buscar medicamentos."},
+            ],
+        }
+    )
+    for task, tool in [
+        ("Korean filings classified under H01M 10/0562?", "ipc_search"),
+        ("Lleva el dron a la posición 40.4168, -3.7038 a 60 metros de altura.", "goto"),
+        ("Qual é a próxima festa tradicional chinesa depois de 10 de dezembro?", "get_next_festival"),
+        ("born 1991-05-03 and 1993-10-30: are we a good match?", "check_compatibility"),
+        ("what has changed in the register lately?", "registro_cambios"),
+    ]:
+        assert idx.search(task, 1)[0].key[1] == tool, task
+
+
 def test_an_email_or_ip_address_is_no_place() -> None:
     # "address" alone is a place (a street, a map's geocode); an e-mail or IP address and the
     # address mail is sent from are not: "which from-addresses can I send from?" found maps first

@@ -284,6 +284,7 @@ _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.I)
 
 
 _CLOCK = re.compile(r"\b\d{1,2}(?::\d{2})?\s?(?:am|pm|a\.m\.|p\.m\.)(?!\w)|\b\d{1,2}:\d{2}\b", re.I)
+_PATENT_CLASS = re.compile(r"\b[A-H]\d{2}[A-Z]\s?\d{1,4}/\d{2,6}\b")
 _KELVIN = re.compile(r"(?<![\w.,])\d{4,5}\s?K\b")
 _ZONE = re.compile(r"\b(?:PST|PDT|EST|EDT|CST|CDT|MST|MDT|UTC|GMT|CET|CEST|BST|IST|JST|KST|AEST|AEDT)\b")
 
@@ -299,8 +300,10 @@ _AROUND_POINT = re.compile(
     r"[(\uff08]\s*" + _COORDINATES + r"\s*[)\uff09]"
     # after a word that makes it a point to search around or from ("near ...", "within 1 km of ...")
     r"|(?:(?<=\bnear )|(?<=\baround )|(?<=\bfrom )|(?<=\bbetween )|(?<=\band )|(?<=\bbox )"
-    r"|(?<=\bkm of )|(?<=\bm of )|(?<=\bmi of )|(?<=\bmiles of )|(?<=\bmeters of )|(?<=\bmetres of ))"
-    + _COORDINATES,
+    r"|(?<=\bkm of )|(?<=\bm of )|(?<=\bmi of )|(?<=\bmiles of )|(?<=\bmeters of )|(?<=\bmetres of )"
+    # or a destination to move to ("fly to ...", "go to position ...", "a la posición ...")
+    r"|(?<=\bposition )|(?<=\bposición )|(?<=\bposição )|(?<=\bposizione )|(?<=\bwaypoint )"
+    r"|(?<=\bfly to )|(?<=\bgo to )|(?<=\bhead to )|(?<=\bmove to )|(?<=\bdestination ))" + _COORDINATES,
     re.I,
 )
 
@@ -388,6 +391,9 @@ _LITERALS: tuple[_Literal, ...] = (
     # not a month's name: "Jan 15 2024" in git_log's parameter help drew every task with a January
     # date; a month alone ("in March") stays a word
     _Literal(_DATE, "", None, _saying("date"), needs_digit=True),
+    # a patent classification (IPC or CPC: H01M 10/0562, G06F 16/00): its characters are no
+    # path and no words; it asks for patents by their class
+    _Literal(_PATENT_CLASS, "", "patent classification", _saying("patent classification ipc"), needs="/"),
     # an IPv4 address or range (10.0.4.12, 10.0.20.0/24) says a host or a network by its address,
     # and a port with its protocol (5432/tcp) a port, before a path or a pair takes their slash
     _Literal(_IPV4, "", None, _saying("ip address"), needs_digit=True),

@@ -35,6 +35,7 @@ network service. Usage::
     python collect.py install|collect --unseen20 # the twentieth unseen set, into ./unseen20
     python collect.py install|collect --unseen21 # the twenty-first unseen set, into ./unseen21
     python collect.py install|collect --unseen22 # the twenty-second unseen set, into ./unseen22
+    python collect.py install|collect --unseen23 # the twenty-third unseen set, into ./unseen23
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -1793,6 +1794,65 @@ UNSEEN22: list[Server] = [
 ]
 
 
+# A twenty-third set of unseen servers, frozen by ``--unseen23`` into ./unseen23 (2026-12-06); their queries
+# (unseen23.jsonl) were written from these listings alone, before any ranker ran on them. Tried and left out:
+# echa-cli 1.2.1 (European Chemicals Agency data; its echa-mcp command, with "mcp<2", did not answer the
+# initialize request within 60 s). They list fine but were dropped to keep three non-English servers, three
+# overlaps and the set near 250 tools: bioinformatics-mcp-server 0.1.0 (10, NCBI/UniProt, German descriptions;
+# bin="bioinformatics-server" and "mcp<2"; genes beside KEGG), matchbook-mcp 0.1.0 (11, a betting exchange; a
+# third odds server), spacetrack-mcp 0.1.0 (13, the satellite catalogue beside SatNOGS), swiss-courts-mcp
+# 0.5.0 (8, Swiss court decisions, German descriptions; a second legal server) and datajud-mcp 1.0.0 (11,
+# Brazilian lawsuits, Portuguese descriptions). Not tried, by their source: too many tools in cura-mcp 0.5.0
+# (~49), orcaslicer-mcp 0.1.17 (~53) and compras-mcp 0.4.0 (~103); too few in bailii-mcp 1.0.2 (3),
+# legal-court-mcp-server 0.1.0 (6), rapidoddsapi-mcp 0.4.0 (6), mcp-nmap 0.1.0 (4), cisa-kev-mcp 1.0.8 (5),
+# cve-info-mcp 0.1.1 (5), drug-interaction-mcp 0.1.0 (5) and parking-mcp-server 0.1.0 (4). orca-mcp 0.1.0,
+# datadocked-mcp 1.2.0, mcp-shipxy-api 0.1.0, ugs-mcp 0.1.1 and gnuradio-mcp-server 0.1.1 import the 1.x SDK
+# (FastMCP, or the low-level server's decorators): their folders get `pip install "mcp<2"`. gesetze-mcp lists
+# its five Austrian (RIS) tools only when GESETZE_MCP_LAENDER names AT. gesetze's tool names and descriptions
+# are in German, action1's in Portuguese and shipxy's descriptions in Chinese, as the packages ship them;
+# doctoreto describes its tools in English with Persian examples. Overlaps kept on purpose: ship tracking
+# (shipxy and DataDocked: positions, tracks, port calls, ships in an area, marine weather), sports betting
+# odds (PuntersEdge's sports odds and SportAPI's matches with their odds) and slicing with OrcaSlicer
+# (printmcp and orca-mcp: presets and slicing), so some tasks have relevant tools on two servers.
+UNSEEN23: list[Server] = [
+    Server("gesetze", "gesetze-mcp", "pypi", env={"GESETZE_MCP_LAENDER": "DE,AT"}),
+    # action1-mcp-server 1.0.0 reads its API client from the environment and authenticates when a tool runs.
+    Server(
+        "action1",
+        "action1-mcp-server",
+        "pypi",
+        env={"ACTION1_CLIENT_ID": DUMMY, "ACTION1_CLIENT_SECRET": DUMMY, "ACTION1_ORG_ID": "org-1"},
+    ),
+    # mcp-shipxy-api 0.1.0 needs Python >= 3.12; its command serves stdio with "mcp start".
+    Server(
+        "shipxy",
+        "mcp-shipxy-api",
+        "pypi",
+        python="3.12",
+        args=("mcp", "start"),
+        pins=("mcp<2",),
+        env={"SHIPXY_API_KEY": DUMMY},
+    ),
+    Server("datadocked", "datadocked-mcp", "pypi", pins=("mcp<2",), env={"DATADOCKED_API_KEY": DUMMY}),
+    Server("puntersedge", "puntersedge-mcp", "pypi", env={"PUNTERSEDGE_API_KEY": DUMMY}),
+    Server("sportapi", "sportapi-mcp", "pypi"),
+    Server(
+        "printmcp",
+        "printmcp",
+        "pypi",
+        env={"OCTOPRINT_URL": "http://127.0.0.1:9", "OCTOPRINT_API_KEY": DUMMY, "THINGIVERSE_TOKEN": DUMMY},
+    ),
+    Server("orca", "orca-mcp", "pypi", pins=("mcp<2",)),
+    Server("kegg", "kegg-mcp-server", "pypi"),
+    Server("satnogs", "satnogs-mcp", "pypi", env={"SATNOGS_DB_API_KEY": DUMMY}),
+    # labmcp-ika 0.1.1 lists without an instrument attached (it has a simulator of its own).
+    Server("ika", "labmcp-ika", "pypi"),
+    Server("ugs", "ugs-mcp", "pypi", pins=("mcp<2",), env={"UGS_HOST": "127.0.0.1", "UGS_PORT": "9"}),
+    Server("doctoreto", "doctoreto-mcp", "pypi"),
+    Server("gnuradio", "gnuradio-mcp-server", "pypi", bin="gnuradio-mcp", pins=("mcp<2",)),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -2064,6 +2124,7 @@ def main(argv: list[str]) -> None:
         "--unseen20": (UNSEEN20, HERE / "unseen20"),
         "--unseen21": (UNSEEN21, HERE / "unseen21"),
         "--unseen22": (UNSEEN22, HERE / "unseen22"),
+        "--unseen23": (UNSEEN23, HERE / "unseen23"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

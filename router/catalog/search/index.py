@@ -32,12 +32,13 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .intent import nouns_by_number, starts_with_a_change, starts_with_a_listing, starts_with_a_read
+from .acronyms import name_terms as acronym_terms
+from .intent import ACTIONS, nouns_by_number, starts_with_a_change, starts_with_a_listing, starts_with_a_read
 from .lexicon import LEXICON, Lexicon
 from .neighbours import Neighbours, default_neighbours
 from .query import Query, QueryReader, pairs
 from .schema import schema_params
-from .text import analyze, split_identifier
+from .text import analyze, split_identifier, stem
 from .unknown_words import UnknownWords
 from .weights import Weights
 
@@ -259,6 +260,13 @@ class SearchIndex:
         name_terms = analyze(name)
         add(name_terms, w.name)
         add(self.lexicon.expand(name), w.name * w.expansion)
+        skip = set(server_terms)
+        acronyms = acronym_terms(
+            name,
+            f"{title} {description}",
+            lambda word: stem(word) in skip or bool(set(self.lexicon.tags(word)) & ACTIONS),
+        )
+        add(sorted(acronyms), w.acronym, counts=False)
         add(analyze(title), w.title)
         add(desc_terms[: w.head_words], w.description)
         add(self.lexicon.expand(" ".join(description.split()[: w.head_words])), w.description * w.expansion)

@@ -65,7 +65,8 @@ _CHANGES = frozenset(
      "@deploy", "@install", "@assign", "@complete", "@copy", "@scale"}
 )  # fmt: skip
 _READS = frozenset({"@read", "@list", "@search", "@count", "@status", "@compare", "@summarize"})
-_ACTIONS = _CHANGES | _READS
+ACTIONS = _CHANGES | _READS
+"""The tags of a verb that names what a tool does (a name's first word, mostly)."""
 
 
 def _changes(alts: frozenset[str] | set[str]) -> bool:
@@ -197,7 +198,7 @@ def leading_verb(task: str, lexicon: Lexicon) -> frozenset[str]:
     team", "created issues", "run history of ci", "copy of the invoice") starts with no request."""
     if _VERB_LAST.search(task):
         # Japanese and Korean put the verb last: the last action the task names is its request
-        actions = [t for t in lexicon.tags(task) if t in _ACTIONS]
+        actions = [t for t in lexicon.tags(task) if t in ACTIONS]
         return frozenset(actions[-1:])
     match = _POLITE.match(task)
     raw = words(task[match.end() if match else 0 :])[:3]
@@ -205,8 +206,8 @@ def leading_verb(task: str, lexicon: Lexicon) -> frozenset[str]:
         return frozenset()
     first = [stem(w) for w in raw[:2]]
     phrase = lexicon.phrases.get((first[0], first[1]), ()) if len(first) == 2 else ()
-    alts = phrase if not _ACTIONS.isdisjoint(phrase) else lexicon.single.get(first[0], ())
-    return _ACTIONS.intersection(alts)
+    alts = phrase if not ACTIONS.isdisjoint(phrase) else lexicon.single.get(first[0], ())
+    return ACTIONS.intersection(alts)
 
 
 # the endings of a noun, a participle or a third person made of a verb: not an imperative

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
+from .acronyms import task_terms as acronym_terms
 from .intent import dictated, is_question, leading_change, leading_verb, nouns_by_number
 from .katakana import katakana_candidates
 from .lexicon import Lexicon
@@ -116,6 +117,8 @@ class QueryReader:
         verb = frozenset() if question else leading_verb(instruction, self.lexicon)
         names = _capitalised(text)
         self._add_terms(instruction, 1.0, weights, near, names)
+        for t in acronym_terms(instruction, self._expands):
+            weights[t] = weights.get(t, 0.0) + 1.0
         if content:
             self._add_terms(content, self.weights.dictated, weights, near, names)
         # a term only a neighbour brought (one part's neighbour may be the other part's own word)
@@ -158,6 +161,10 @@ class QueryReader:
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return result
+
+    def _expands(self, word: str) -> bool:
+        """Whether the lexicon reads ``word`` as a short form already (pr, kpi, k8s)."""
+        return word in self.lexicon.abbreviations
 
     def _mentioned(self, instruction: str, content: str, terms: Mapping[str, float]) -> frozenset[str]:
         """The terms that may name a server: those of what a task asks, without what it dictates

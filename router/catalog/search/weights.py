@@ -31,6 +31,7 @@ class Weights:
     query_tag: float = 0.7  # weight of a query's inferred tags relative to its words
     pattern_tag: float = 1.0  # weight of a tag implied by a literal (a URL -> @web, a file name -> @file)
     expansion: float = 0.5  # weight of the words an abbreviation stands for (pr -> pull request)
+    acronym: float = 3.0  # an acronym on one side, its words on the other (`acronyms.py`), as a field
     question_write: float = 0.35  # score *= 1 - this for a writing tool (by name or hint), if the task asks
     # score *= 1 - this when the name's nouns differ in number from the task's (0.1 until 2026-12-06)
     number_agree: float = 0.15

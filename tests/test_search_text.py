@@ -1723,6 +1723,13 @@ def test_patent_classes_destinations_festivals_and_a_good_match() -> None:
         assert idx.search(task, 1)[0].key[1] == tool, task
 
 
+def test_a_data_bus_is_no_public_transport() -> None:
+    assert "@public_transit" in LEXICON.tags("when is the next bus to the airport")
+    assert "@public_transit" in LEXICON.tags("which bus routes stop at the station")
+    assert "@public_transit" not in LEXICON.tags("whatever the CAN bus reported most recently")
+    assert "@public_transit" not in LEXICON.tags("publish the event on the service bus")
+
+
 def test_an_email_or_ip_address_is_no_place() -> None:
     # "address" alone is a place (a street, a map's geocode); an e-mail or IP address and the
     # address mail is sent from are not: "which from-addresses can I send from?" found maps first

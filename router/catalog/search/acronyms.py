@@ -7,10 +7,11 @@ for "real user monitoring"). Neither shares a word with the other, and the lexic
 (pr, k8s, kpi ...) cover only the common ones.
 
 Both directions become extra terms that only each other can match, so they never meet a word:
-- `^tb`: the initials of two to four consecutive words of a tool's name, and a task's word in
-  capitals of two to five letters (a plural's "s" after it: "PBs");
-- `~spc`: a word of a tool's name of three to five letters that is no common English word, and
-  the initials of three to five consecutive words of a task (stop words left out).
+- `^tb`: the initials of a tool name's object (its words after a verb and its server's name),
+  and a task's word in capitals of two to five letters (a plural's "s" after it: "PBs");
+- `~spc`: a word of three to five letters in a tool's name that its description writes in
+  capitals, and the initials of three to five consecutive words of an English task (stop words
+  left out).
 """
 
 from __future__ import annotations
@@ -47,9 +48,9 @@ def _ascii_words(text: str) -> list[str]:
 def name_terms(name: str, text: str, skip: Callable[[str], bool]) -> frozenset[str]:
     """The acronym terms of a tool's ``name`` (its core name, as written) and ``text`` (its title
     and description). Its object's words, after a verb and its server's name (``skip``), give
-    their initials: `^tb` for get_trial_balance, of runs of three or more words anywhere, of two
-    only when they are the whole object (`^us` is no "usage" in get_user_settings_usage). A word
-    of three to five letters that the text writes in capitals is an acronym (`~spc` for
+    their initials: of any run of three or four of them, and of two only when they are the whole
+    object (`^tb` for get_trial_balance; two letters are too many coincidences otherwise). A
+    word of three to five letters that the text writes in capitals is an acronym (`~spc` for
     swiss_ip_search_spc, whose description says SPC)."""
     parts = _ascii_words(split_identifier(name).replace("_", " ").replace("-", " "))
     while parts and skip(parts[0]):

@@ -150,7 +150,7 @@ def merges(words: list[str]) -> dict[str, str]:
     return {split: targets.pop() for split, targets in sorted(found.items()) if len(targets) == 1}
 
 
-def american(american_words: list[str], british_words: list[str]) -> dict[str, str]:
+def british_merges(american_words: list[str], british_words: list[str]) -> dict[str, str]:
     """British stem -> American stem, for the spellings `SPELLING_RULES` rewrite unambiguously."""
     known = set(american_words)
     american_stems = {raw_stem(w) for w in american_words}
@@ -190,8 +190,8 @@ def main() -> None:
     table = merges(words)
     table.update({raw_stem(role): raw_stem(verb) for role, verb in ROLES.items()})
     table.update({raw_stem(word): raw_stem(base) for word, base in BASES.items()})
-    # an inflection's merged stem is never rewritten again: the British table maps to raw stems
-    table.update({b: table.get(a, a) for b, a in american(words, british).items() if b not in table})
+    # a British stem joins the American stem where that one is joined itself (queu -> queue)
+    table.update({b: table.get(a, a) for b, a in british_merges(words, british).items() if b not in table})
     OUT.write_text("".join(f"{split} {base}\n" for split, base in table.items()))
     print(f"{len(table)} stems from {len(words)} words -> {OUT.relative_to(ROOT)}")
 

@@ -1889,3 +1889,19 @@ def test_comment_is_a_word_in_english_and_how_in_french() -> None:
         "leave a comment on the notion design doc saying LGTM, ship it": "API-create-a-comment",
     }.items():
         assert idx.search(task, 1)[0].key[1] == tool, task
+
+
+def test_powering_off_or_an_emergency_stop_stops_a_device() -> None:
+    # a phrase is known by its first two words, so "cut the heat" cannot be one ("cut the video")
+    assert "@stop" in LEXICON.tags("power off the CNC before changing the bit")
+    assert "@stop" in LEXICON.tags("hit the emergency stop on the mill")
+    assert "@stop" not in LEXICON.tags("cut the video at 2:30")
+    idx = index_of(
+        {
+            "hotplate": [
+                {"name": "start_heating", "description": "Start heating the hotplate to its set temperature."},
+                {"name": "stop_all", "description": "Halt heating and stirring at once."},
+            ]
+        }
+    )
+    assert idx.search("power down the hotplate's heating", 1)[0].key[1] == "stop_all"

@@ -1905,3 +1905,27 @@ def test_powering_off_or_an_emergency_stop_stops_a_device() -> None:
         }
     )
     assert idx.search("power down the hotplate's heating", 1)[0].key[1] == "stop_all"
+
+
+def test_everyday_words_for_what_apis_call_round_two() -> None:
+    # the second round of helper-written concepts: a user's words meet the API's
+    assert "@drug_interaction" in LEXICON.tags("is there a contraindication for warfarin with ibuprofen?")
+    assert "@drug_interaction" in LEXICON.tags("Wechselwirkungen von Ibuprofen und Warfarin")
+    assert "@chargeback" in LEXICON.tags("a customer opened a card dispute with their bank")
+    assert "@headcount" in LEXICON.tags("what is our staff count in Berlin")
+    assert "@on_call" in LEXICON.tags("Кто сейчас дежурит?")
+    assert "@blood_pressure" in LEXICON.tags("log my systolic and diastolic readings")
+    idx = index_of(
+        {
+            "pharma": [
+                {"name": "check_interactions", "description": "Check drug interactions between medicines."},
+                {"name": "get_drug_label", "description": "Get a drug's label and dosage."},
+            ],
+            "payments": [
+                {"name": "list_chargebacks", "description": "List chargebacks on the account."},
+                {"name": "list_charges", "description": "List card charges on the account."},
+            ],
+        }
+    )
+    assert idx.search("any contraindication for aspirin with ibuprofen?", 1)[0].key[1] == "check_interactions"
+    assert idx.search("which disputed payments came in this week", 1)[0].key[1] == "list_chargebacks"

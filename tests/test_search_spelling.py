@@ -315,25 +315,26 @@ def test_unknown_words_read_only_as_terms_the_index_has_and_the_caller_sees() ->
 
 
 def test_a_word_of_another_language_reads_as_the_english_stems_it_begins_with() -> None:
-    # "automatisations" and "configurées" are in neither the lexicon nor the glossary; the stems
-    # of the tools' words they begin with (autom[ation], automat[ic], configur[e]) are found
+    # "orchestrazioni" (Italian, in a French task) and "configurées" are in neither the lexicon
+    # nor the glossary; the stems of the tools' words they begin with (orchestr[ation],
+    # configur[e]) are found ("automatisations" was the example until the glossary learnt it)
     from router.catalog.search.spelling import cognate_candidates, cognate_stems
 
     tools = {
         "home": [
-            {"name": "list_automations", "description": "List the automations configured in the home."},
+            {"name": "list_orchestrations", "description": "List the orchestrations configured in the home."},
             {"name": "list_scenes", "description": "List the scenes of the home."},
         ],
         "crm": [{"name": "list_projects", "description": "List the projects of the workspace."}],
     }
 
-    task = "liste toutes les automatisations configurées"
-    assert _first(index_of(tools, cognate=0.0), task).key != ("home", "list_automations")
-    assert _first(index_of(tools, cognate=1.0), task).key == ("home", "list_automations")
-    assert cognate_candidates(task) == ("automatisations", "configurees")
+    task = "liste toutes les orchestrazioni configurées"
+    assert _first(index_of(tools, cognate=0.0), task).key != ("home", "list_orchestrations")
+    assert _first(index_of(tools, cognate=1.0), task).key == ("home", "list_orchestrations")
+    assert cognate_candidates(task) == ("orchestrazioni", "configurees")
     assert cognate_stems("configurees")[-1] == "confi" and cognate_stems("configurees")[0] == "configurees"
     # an English task has none: its words are read as typed (and as typos)
-    assert cognate_candidates("list all the automations configured in the house") == ()
+    assert cognate_candidates("list all the orchestrations configured in the house") == ()
 
 
 def test_meaning_counts_by_the_share_of_the_task_in_the_latin_script() -> None:

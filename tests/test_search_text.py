@@ -1899,7 +1899,10 @@ def test_powering_off_or_an_emergency_stop_stops_a_device() -> None:
     idx = index_of(
         {
             "hotplate": [
-                {"name": "start_heating", "description": "Start heating the hotplate to its set temperature."},
+                {
+                    "name": "start_heating",
+                    "description": "Start heating the hotplate to its set temperature.",
+                },
                 {"name": "stop_all", "description": "Halt heating and stirring at once."},
             ]
         }
@@ -1929,3 +1932,41 @@ def test_everyday_words_for_what_apis_call_round_two() -> None:
     )
     assert idx.search("any contraindication for aspirin with ibuprofen?", 1)[0].key[1] == "check_interactions"
     assert idx.search("which disputed payments came in this week", 1)[0].key[1] == "list_chargebacks"
+
+
+def test_the_glossary_knows_the_catalogs_domain_words() -> None:
+    # 2026-12-06: ~280 more English words of the tool catalogs (frequency, threshold, dataset ...)
+    idx = index_of(
+        {
+            "radio": [
+                {"name": "set_center_frequency", "description": "Set the center frequency of the receiver."},
+                {"name": "set_gain", "description": "Set the receiver's gain in dB."},
+            ],
+            "alerts": [
+                {"name": "set_threshold", "description": "Set the threshold an alert fires at."},
+                {"name": "list_alerts", "description": "List the alerts that fired."},
+            ],
+        }
+    )
+    for task in ("Stell die Frequenz auf 433,92 MHz", "把频率调到433.92", "поставь частоту 433.92"):
+        assert idx.search(task, 1)[0].key == ("radio", "set_center_frequency"), task
+    for task in ("baja el umbral a 80", "abaisse le seuil à 80", "閾値を80に下げて"):
+        assert idx.search(task, 1)[0].key == ("alerts", "set_threshold"), task
+    # a form that stems as another English word is left out: German Branche (industry) read
+    # "feature branch" as an industry, French durée "during", Polish lat (years) latitude
+    assert "industri" not in LEXICON.tags("open a PR from my feature branch into main")
+    assert "durat" not in LEXICON.tags("what happened during the outage")
+    assert "year" not in LEXICON.tags("lat 52.1 lon 4.3")
+
+
+def test_no_glossary_form_is_its_own_english_word() -> None:
+    # French "modèle" folds and stems as model: the task's English reading finds it already, and
+    # as a form it would give every English task that says "model" the word's weight twice
+    doubled = [
+        (word, lang, form)
+        for word, languages in GLOSSARY.items()
+        for lang, forms in languages.items()
+        for form in forms.split()
+        if "+" not in form and set(analyze(form)) & set(analyze(word))
+    ]
+    assert not doubled

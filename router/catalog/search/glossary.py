@@ -4,7 +4,7 @@ Vietnamese, Indonesian, Arabic and Hindi, as tasks are typed ("узел", "ノ�
 
 ``lexicon.py`` reads a form found in a task as the English word itself (its stem, as a query term),
 so a task in another language meets a tool that says "node", "dashboard" or "invoice" in its own
-words, beyond the 64 concepts. The English words (610) are nouns and verbs of the tool catalogs'
+words, beyond the concepts. The English words (902) are nouns and verbs of the tool catalogs'
 domains (clusters, monitoring, calendars, mail, documents, spreadsheets, CRM, billing, chat, notes,
 papers, recruiting, shops, trading, data pipelines, identity) and everyday ones (meals, school, rent,
 a car, travel, health, money transfers, parcels, a smart home, sports, law, fitness); the forms
@@ -13,7 +13,9 @@ quality") reads its forms ("Luftqualität") as both words. "memory" has no entry
 computer's memory (память, memória), and as the English word it would name the knowledge-graph
 server called memory. A form spelled like a common English word once folded and stemmed (Spanish
 "cliente", French "marché") is left out: it would be read as English (``tests/test_search_text.py``
-checks it).
+checks it); so is one that folds and stems as its own English word (French "intégration"): the
+task's English reading already finds it, and as a form it would add the word's weight twice to
+every English task that says it.
 
 ``glossary.txt``: a ``# word`` line, then a ``lang forms...`` line per language ("a+b" is a
 two-word phrase).

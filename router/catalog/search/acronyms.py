@@ -58,8 +58,12 @@ def name_terms(name: str, text: str, skip: Callable[[str], bool]) -> frozenset[s
     found = {SPELLED_OUT + a for a in _initials(parts, 3, 4)}
     if len(parts) == 2:
         found.add(SPELLED_OUT + parts[0][0] + parts[1][0])
-    capitals = set(_WRITTEN_IN_CAPITALS.findall(text))
-    found.update(INITIALS + w for w in parts if 3 <= len(w) <= 5 and w.upper() in capitals)
+    # most names have no such word in capitals in their text: a substring test first, and the
+    # text scanned only for the one that is there (a registration analyses every tool)
+    written = [w for w in parts if 3 <= len(w) <= 5 and w.upper() in text]
+    if written:
+        capitals = set(_WRITTEN_IN_CAPITALS.findall(text))
+        found.update(INITIALS + w for w in written if w.upper() in capitals)
     return frozenset(found)
 
 

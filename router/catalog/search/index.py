@@ -146,6 +146,7 @@ class SearchIndex:
         self._views: OrderedDict[Hashable, _View] = OrderedDict()
         self._view_cache_size = view_cache_size
         self._reader = QueryReader(self.weights, self.lexicon, self.neighbours)
+        self._actions: dict[str, bool] = {}  # a name's word -> whether it is a verb (`_is_action`)
 
     # ---- catalogue ------------------------------------------------------------------------------
 
@@ -262,9 +263,7 @@ class SearchIndex:
         add(self.lexicon.expand(name), w.name * w.expansion)
         skip = set(server_terms)
         acronyms = acronym_terms(
-            name,
-            f"{title} {description}",
-            lambda word: stem(word) in skip or bool(set(self.lexicon.tags(word)) & ACTIONS),
+            name, f"{title} {description}", lambda word: stem(word) in skip or self._is_action(word)
         )
         add(sorted(acronyms), w.acronym, counts=False)
         add(analyze(title), w.title)
@@ -297,6 +296,14 @@ class SearchIndex:
             source=tool,
             takes_nothing=not params,
         )
+
+    def _is_action(self, word: str) -> bool:
+        """Whether a word of a tool's name is a verb the lexicon knows (remembered: a catalog's
+        names repeat a few verbs, and a registration analyses every tool)."""
+        known = self._actions.get(word)
+        if known is None:
+            known = self._actions[word] = bool(set(self.lexicon.tags(word)) & ACTIONS)
+        return known
 
     def _texts(self, tool: Mapping[str, Any]) -> tuple[str, str]:
         """A definition's title and description (cut at ``max_description_words``)."""

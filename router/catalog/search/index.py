@@ -111,6 +111,9 @@ def _idf(n: int, df: int) -> float:
     return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
 
 
+# how many words of tools' names `SearchIndex._is_action` remembers before it starts over
+_ACTIONS_REMEMBERED = 65536
+
 # a task with a digit gives a value (an ID, a number, a date) some tool must take
 _GIVES_A_VALUE = re.compile(r"\d")
 
@@ -302,6 +305,8 @@ class SearchIndex:
         names repeat a few verbs, and a registration analyses every tool)."""
         known = self._actions.get(word)
         if known is None:
+            if len(self._actions) >= _ACTIONS_REMEMBERED:  # catalogs come and go: stay bounded
+                self._actions.clear()
             known = self._actions[word] = bool(set(self.lexicon.tags(word)) & ACTIONS)
         return known
 

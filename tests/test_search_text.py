@@ -1934,6 +1934,30 @@ def test_everyday_words_for_what_apis_call_round_two() -> None:
     assert idx.search("which disputed payments came in this week", 1)[0].key[1] == "list_chargebacks"
 
 
+def test_everyday_words_for_instruments_and_statistics_round_three() -> None:
+    # the third round of helper-written concepts: a lab's, a machine's and a statistician's words
+    assert "@tare" in LEXICON.tags("tare the balance with the beaker on it")
+    assert "@calibrate" in LEXICON.tags("recalibrate the pH probe")
+    assert "@acknowledge" in LEXICON.tags("ack the alarm on line 3")
+    assert "@proportion" in LEXICON.tags("what share of households rent?")
+    assert "@per_capita" in LEXICON.tags("per capita GDP of Chile")
+    assert "@shipment" in LEXICON.tags("Sendungsverfolgung für mein Paket")
+    idx = index_of(
+        {
+            "scada": [
+                {"name": "confirm_event", "description": "Acknowledge an active alarm so it stops flashing."},
+                {"name": "list_events", "description": "List active and past alarms."},
+            ],
+            "housing": [
+                {"name": "rent_ratio", "description": "Deposit as a proportion of the sale price, by month."},
+                {"name": "sale_prices", "description": "Apartment sale prices by month."},
+            ],
+        }
+    )
+    assert idx.search("ack the alarm on line 3", 1)[0].key[1] == "confirm_event"
+    assert idx.search("what share of the price is the deposit?", 1)[0].key[1] == "rent_ratio"
+
+
 def test_the_glossary_knows_the_catalogs_domain_words() -> None:
     # 2026-12-06: ~280 more English words of the tool catalogs (frequency, threshold, dataset ...)
     idx = index_of(

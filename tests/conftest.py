@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import sys
 import time
@@ -35,7 +36,10 @@ def async_tests_share_one_event_loop(request: pytest.FixtureRequest) -> None:
     """With a loop per test, gRPC (the etcd client) sometimes finished an operation of an earlier
     test after that test's loop had closed, and "Event loop is closed" failed whichever test ran
     then."""
-    if request.node.get_closest_marker("anyio") is not None:
+    # a module marked anyio may hold plain functions too: only a coroutine runs on anyio's runner,
+    # and a plain test that asked first for the (async) fixture would fail to set it up
+    test = getattr(request.node, "function", None)
+    if request.node.get_closest_marker("anyio") is not None and inspect.iscoroutinefunction(test):
         request.getfixturevalue("one_event_loop_for_the_session")
 
 

@@ -792,6 +792,28 @@ def test_no_glossary_form_reads_as_a_common_english_word() -> None:
     assert not clashes
 
 
+def test_no_glossary_form_reads_as_another_word_the_catalogs_use() -> None:
+    # Italian "pagine" stemmed as "pagin" (pagination, in hundreds of tools) and Polish "modeli" as
+    # "mode": a form read as an English word of the tool texts must mean that word
+    same_meaning = {("priority", "priorit"), ("chunk", "fragment")}
+    used: dict[str, int] = {}
+    for server in load_evalset().values():
+        for tool in server["tools"]:
+            text = f"{tool['name']} {tool.get('description') or ''}".lower()
+            for s in {stem(w) for w in words(text) if w.isascii() and w.isalpha()}:
+                used[s] = used.get(s, 0) + 1
+    clashes = []
+    for word, languages in GLOSSARY.items():
+        for lang, forms in languages.items():
+            for form in forms.split():
+                parts = [stem(w) for w in words(form.replace("+", " "))]
+                if len(parts) != 1 or is_cjk(form[0]) or parts[0] == stem(word):
+                    continue
+                if used.get(parts[0], 0) >= 2 and (word, parts[0]) not in same_meaning:
+                    clashes.append((word, lang, form, parts[0]))
+    assert not clashes
+
+
 def test_rain_is_not_waiting_in_russian() -> None:
     # "дождись" (wait for it) stemmed like "дождь" (rain): the form was dropped from @wait
     assert "@wait" not in LEXICON.tags("будет ли завтра дождь в Москве")

@@ -1574,6 +1574,28 @@ def test_shutters_and_blinds_are_what_a_smart_home_calls_a_cover() -> None:
     assert home.search("which appliances are on the network", 1)[0].key[1] == "discover"
 
 
+def test_a_line_of_g_code_reads_as_g_code_not_as_its_letters() -> None:
+    # "G21 G90 G0 Z5 M3 S12000" is a program for a machine; one code alone may be a name (G7)
+    assert strip_patterns("explain G21 G90 G0 Z5 M3 S12000 G1 X50 F800")[0].split() == ["explain", "gcode"]
+    assert strip_patterns("home it: G28 X Y")[0].split() == ["home", "it:", "gcode"]
+    assert strip_patterns("who hosts the G7 summit")[0] == "who hosts the G7 summit"
+    idx = index_of(
+        {
+            "cnc": [
+                {"name": "gcode_translate", "description": "Explain each line of a G-code program."},
+                {"name": "get_status", "description": "Get the machine's state and position."},
+            ],
+            "shell": [
+                {"name": "start_process", "description": "Start a process and run a command line by line."},
+            ],
+        }
+    )
+    assert (
+        idx.search("what does this do, line by line? G21 G90 G0 Z5 M3 S12000", 1)[0].key[1]
+        == "gcode_translate"
+    )
+
+
 def test_kelvin_heating_routines_and_calling_off_read_as_a_smart_home_means_them() -> None:
     """2700K is a light's colour temperature (10K is no kelvin); a thermostat is a climate
     control's target temperature; a routine is what a smart home calls a scene; a raffstore is a cover; to call a thing off or

@@ -285,6 +285,13 @@ _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.I)
 
 _CLOCK = re.compile(r"\b\d{1,2}(?::\d{2})?\s?(?:am|pm|a\.m\.|p\.m\.)(?!\w)|\b\d{1,2}:\d{2}\b", re.I)
 _PATENT_CLASS = re.compile(r"\b[A-H]\d{2}[A-Z]\s?\d{1,4}/\d{2,6}\b")
+# G-code as a CNC machine or a 3D printer runs it (G28, G1 X50 F800, M104 S200): a code, then
+# an axis or a parameter with its value, or another code; one code alone (G7, M25) is too often a
+# summit's or a road's name
+_GCODE_WORD = r"[GM]\d{1,3}(?:\.\d)?"
+_GCODE = re.compile(
+    rf"(?<![\w.-]){_GCODE_WORD}(?:\s+(?:[XYZABCEFIJKPRSTH]-?\d+(?:\.\d+)?|[XYZ]|{_GCODE_WORD})(?![\w.-]))+",
+)
 _KELVIN = re.compile(r"(?<![\w.,])\d{4,5}\s?K\b")
 _ZONE = re.compile(r"\b(?:PST|PDT|EST|EDT|CST|CDT|MST|MDT|UTC|GMT|CET|CEST|BST|IST|JST|KST|AEST|AEDT)\b")
 
@@ -457,6 +464,8 @@ _LITERALS: tuple[_Literal, ...] = (
     # a light's colour temperature in kelvin (2700K, 6500 K; a capital K after four or five
     # digits, where 10k would be a thousand): what the value sets
     _Literal(_KELVIN, "", None, _saying("color temperature"), needs="K"),
+    # G-code lines: commands for a machine, whose letters and numbers are no words (`_GCODE`)
+    _Literal(_GCODE, "", "g-code", _saying("gcode"), needs="GM"),
     # a clock time (3pm, 9:30am, 14:05): its characters are noise; a time zone's abbreviation
     # (PST, CET, UTC) says a zone
     _Literal(_CLOCK, "", None, _nothing, needs_digit=True),

@@ -441,7 +441,8 @@ _LITERALS: tuple[_Literal, ...] = (
     # a latitude and longitude as a point to search around or from ("near 51.50,-0.12", "within
     # 1 km of ...", "from 45.46, 9.19"; in parentheses after a place's name): the task asks about
     # what is there, not for the point's address
-    _Literal(_AROUND_POINT, "@location", "coordinates", _saying("coordinates"), needs_digit=True),
+    # (both need a decimal point: most tasks with a digit are not even tried, bench/literal_cost.py)
+    _Literal(_AROUND_POINT, "@location", "coordinates", _saying("coordinates"), needs_digit=True, needs="."),
     # a latitude and longitude on their own ("what street address is at 40.7484,-73.9857"): a
     # place given by its coordinates, most often to be named (reverse geocoding)
     _Literal(
@@ -450,6 +451,7 @@ _LITERALS: tuple[_Literal, ...] = (
         "coordinates",
         _saying("coordinates reverse"),
         needs_digit=True,
+        needs=".",
     ),
     # a condition on the items a task wants ("rows where Status = Blocked", "deals over 50k",
     # "amount > 50k"): it asks for a filtered search; the field and value are data
@@ -465,7 +467,7 @@ _LITERALS: tuple[_Literal, ...] = (
     # digits, where 10k would be a thousand): what the value sets
     _Literal(_KELVIN, "", None, _saying("color temperature"), needs="K"),
     # G-code lines: commands for a machine, whose letters and numbers are no words (`_GCODE`)
-    _Literal(_GCODE, "", "g-code", _saying("gcode"), needs="GM"),
+    _Literal(_GCODE, "", "g-code", _saying("gcode"), needs_digit=True, needs="GM"),
     # a clock time (3pm, 9:30am, 14:05): its characters are noise; a time zone's abbreviation
     # (PST, CET, UTC) says a zone
     _Literal(_CLOCK, "", None, _nothing, needs_digit=True),

@@ -1190,8 +1190,10 @@ def test_reading_a_hostile_query_grows_linearly_with_its_length(unit: str) -> No
     # a pattern that may start inside a run it can match (a file name at every "a." of
     # "a.a.a.a...") rescans the run from each start: 1,000 characters took 50 ms, four times as
     # long sixteen times as long. Now each pattern starts only where a token does.
-    # the best of nine runs of each, interleaved, so that a busy machine slows both alike
-    texts = [(unit * length)[:length] for length in (250, 1000)]
+    # the best of nine runs of each, interleaved, so that a busy machine slows both alike; sixteen
+    # times the length keeps the two far apart (linear ~16 times, quadratic ~256) when load from
+    # the other test worker slows one run more than the other
+    texts = [(unit * length)[:length] for length in (250, 4000)]
     best = [math.inf, math.inf]
     for _ in range(9):
         for i, text in enumerate(texts):
@@ -1199,7 +1201,7 @@ def test_reading_a_hostile_query_grows_linearly_with_its_length(unit: str) -> No
             strip_patterns(text)
             best[i] = min(best[i], (time.perf_counter() - started) * 1000)
     short, long = best
-    assert long < max(8 * short, 3.0), (short, long)  # quadratic: ~16 times; linear: ~4
+    assert long < max(48 * short, 12.0), (short, long)
 
 
 def test_kitchen_words_meet_pantry_and_recipe_tools() -> None:
@@ -1596,6 +1598,54 @@ def test_a_line_of_g_code_reads_as_g_code_not_as_its_letters() -> None:
     )
 
 
+def test_a_certificates_file_reads_as_a_certificate_not_as_a_file_to_open() -> None:
+    # "does key.pem belong to cert.crt?" asks about a key and a certificate; a file reader's
+    # "read a file" would otherwise take the task
+    read = " ".join(strip_patterns("does key.pem belong to cert.crt?")[0].split())
+    assert read == "does key pem certificate belong to cert crt certificate ?"
+    idx = index_of(
+        {
+            "files": [
+                {"name": "read_text_file", "description": "Read a text file from disk."},
+                {"name": "move_file", "description": "Move or rename a file."},
+            ],
+            "tls": [
+                {
+                    "name": "verify_key_match",
+                    "description": "Verify that a private key matches a certificate.",
+                },
+                {"name": "check_expiry", "description": "Check when a TLS certificate expires."},
+            ],
+        }
+    )
+    assert (
+        idx.search("Does key.pem belong to cert.crt? nginx will not reload", 1)[0].key[1]
+        == "verify_key_match"
+    )
+
+
+def test_words_the_stemmer_and_the_glossary_join_to_the_tools_own() -> None:
+    # allergy, allergic and allergen stem apart; German Gemeinde and Kommune are municipalities
+    assert stem("allergy") == stem("allergens") == stem("allergic")
+    idx = index_of(
+        {
+            "food": [
+                {"name": "check_allergens", "description": "List the allergens a product contains."},
+                {"name": "get_product", "description": "Get a product by its barcode."},
+            ],
+            "archive": [
+                {
+                    "name": "municipalities",
+                    "description": "Look up historical municipalities and their numbers.",
+                },
+                {"name": "parishes", "description": "Look up church parishes."},
+            ],
+        }
+    )
+    assert idx.search("my son has a nut allergy, is this granola ok?", 1)[0].key[1] == "check_allergens"
+    assert idx.search("Welche Nummer hatte die Kommune Nedstrand?", 1)[0].key[1] == "municipalities"
+
+
 def test_kelvin_heating_routines_and_calling_off_read_as_a_smart_home_means_them() -> None:
     """2700K is a light's colour temperature (10K is no kelvin); a thermostat is a climate
     control's target temperature; a routine is what a smart home calls a scene; a raffstore is a cover; to call a thing off or
@@ -1970,6 +2020,9 @@ _ROUND_CONCEPT_TAGS = [
     ("what share of households rent?", "@proportion"),
     ("per capita GDP of Chile", "@per_capita"),
     ("Sendungsverfolgung für mein Paket", "@shipment"),
+    # round four: an address's code and a field bus's words
+    ("which postcode is Via Roma 1 in?", "@postal_code"),
+    ("scan the RS-485 bus for slave ids", "@plc"),
 ]
 _ROUND_CONCEPT_CATALOG = {
     "pharma": [
@@ -1988,12 +2041,22 @@ _ROUND_CONCEPT_CATALOG = {
         {"name": "rent_ratio", "description": "Deposit as a proportion of the sale price, by month."},
         {"name": "sale_prices", "description": "Apartment sale prices by month."},
     ],
+    "towns": [
+        {"name": "get_by_cap", "description": "Find the towns that share a postal code (CAP)."},
+        {"name": "get_by_name", "description": "Find a town by its name."},
+    ],
+    "modbus": [
+        {"name": "scan_units", "description": "Probe Modbus unit ids and report which respond."},
+        {"name": "read_holding", "description": "Read a range of registers."},
+    ],
 }
 _ROUND_CONCEPT_TASKS = [
     ("any contraindication for aspirin with ibuprofen?", "check_interactions"),
     ("which disputed payments came in this week", "list_chargebacks"),
     ("ack the alarm on line 3", "confirm_event"),
     ("what share of the price is the deposit?", "rent_ratio"),
+    ("which towns have the postcode 00118?", "get_by_cap"),
+    ("which slave ids answer on the RS-485 line?", "scan_units"),
 ]
 
 

@@ -16,7 +16,8 @@ A pair is kept only when it is unambiguous:
 Then a short list of role nouns the stemmer leaves whole, joined to their verb as it joins
 "reviewer" to review: a watcher watches, an assignee is assigned ("who is watching this issue"
 is `get_issue_watchers`), and a few adjectives and nouns it keeps apart from their base (it joins
-national and nation, seasonal and season, but not tidal and tide, rental and rent).
+national and nation, seasonal and season, but not tidal and tide, rental and rent, allergen or
+allergic and allergy).
 
 Last, British spellings joined to the American ones most tools are written in (colour and color,
 organisation and organization, neighbourhood, optimise, centre, licence, programme): the stemmer
@@ -58,6 +59,8 @@ BASES = {
     "tidal": "tide",
     "coastal": "coast",
     "rental": "rent",
+    "allergic": "allergy",
+    "allergen": "allergy",
 }
 """Adjectives and nouns the stemmer keeps apart from their base (it joins national and nation)."""
 

@@ -23,6 +23,15 @@ _EXTENSIONS = (
 )
 
 
+_CERTIFICATE_FILE = re.compile(
+    r"(?<![\w/.-])[\w-]+(?:\.[\w-]+)*\.(?:pem|crt|cer|csr|key|p12|pfx|jks)\b", re.I
+)
+
+
+def _certificate_file(value: str) -> str:
+    return f"{value.replace('.', ' ')} certificate"
+
+
 _HOST = re.compile(r"(?:[a-z][\w+.-]*://)?(?:www\.)?([\w.-]+)", re.I)
 _SECOND_LEVEL = frozenset({"co", "com", "org", "net", "ac", "gov", "edu"})  # bbc.co.uk
 _PLACEHOLDERS = frozenset({"example", "localhost"})  # RFC 2606 names say nothing
@@ -421,6 +430,9 @@ _LITERALS: tuple[_Literal, ...] = (
     # one slash between two words is no path (lat/long, Yes/No, acme/web-app, feature/login):
     # the first is kept, the second is mostly a name
     _Literal(_PAIR, "", None, _first_folder),
+    # a certificate's or a key's file (cert.crt, key.pem, req.csr, store.p12): the task is about a
+    # certificate, not about reading or moving a file; its name and extension stay as words
+    _Literal(_CERTIFICATE_FILE, "", "certificate file", _certificate_file, needs="."),
     _Literal(re.compile(rf"(?<![\w/.-])\.?[\w-]+(?:\.[\w-]+)*\.(?:{_EXTENSIONS})\b", re.I), "@file", "file"),
     # an issue key (PROJ-123), or a Sentry short ID (CHECKOUT-1A2): capitals, a dash, then digits
     # and capitals with at least one digit, not starting with 0 (neither tracker pads its numbers);

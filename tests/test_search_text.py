@@ -1624,6 +1624,38 @@ def test_a_certificates_file_reads_as_a_certificate_not_as_a_file_to_open() -> N
     )
 
 
+def test_a_files_extension_says_what_it_holds_when_it_is_more_than_a_file() -> None:
+    # /jobs/sign.nc is a G-code program for a CNC router, memory.tmx a translation memory
+    assert strip_patterns("how long will /jobs/sign.nc take?")[0].split() == [
+        "how",
+        "long",
+        "will",
+        "nc",
+        "gcode",
+        "take?",
+    ]
+    assert strip_patterns("is memory.tmx well-formed?")[0].split() == [
+        "is",
+        "tmx",
+        "translation",
+        "memory",
+        "well-formed?",
+    ]
+    assert strip_patterns("read notes.txt")[0].split() == ["read"]
+    idx = index_of(
+        {
+            "cnc": [
+                {"name": "gcode_estimate_time", "description": "Estimate how long a G-code program runs."},
+                {"name": "jog", "description": "Move the spindle by a distance."},
+            ],
+            "jobs": [
+                {"name": "job_status", "description": "How long a job has been running, and its state."},
+            ],
+        }
+    )
+    assert idx.search("how long will /jobs/sign.nc take to mill?", 1)[0].key[1] == "gcode_estimate_time"
+
+
 def test_words_the_stemmer_and_the_glossary_join_to_the_tools_own() -> None:
     # allergy, allergic and allergen stem apart; German Gemeinde and Kommune are municipalities
     assert stem("allergy") == stem("allergens") == stem("allergic")

@@ -19,10 +19,30 @@ __all__ = ["names_one_item", "plain_literals", "site_of", "spelled_names", "stri
 _EXTENSIONS = (
     r"txt|md|json|ya?ml|toml|ini|cfg|conf|csv|log|py|js|ts|tsx|go|rs|java|rb|sh|html|css|xml|pdf|png|"
     r"jpe?g|gif|svg|docx?|xlsx?|sql|db|zip|gz|tar|properties|env|lock|tf|tfvars|hcl|ipynb|php|kt|swift|"
-    r"mp3|mp4|wav|m4a|flac|ogg|mov|mkv|webp|heic|pptx?|epub|parquet|apk|aab|ipa|bak|odt|ods|rtf|pem|crt|vue"
+    r"mp3|mp4|wav|m4a|flac|ogg|mov|mkv|webp|heic|pptx?|epub|parquet|apk|aab|ipa|bak|odt|ods|rtf|pem|crt|vue|"
+    r"cer|csr|key|p12|pfx|jks|xliff|xlf|po|pot|tmx|gcode|nc|ngc|gpx|kml|kmz|ics|srt|vtt|eml|mbox|"
+    r"mobi|pcap"
 )
 
 
+# What a file's extension says it holds, when that is more than "a file": a task about
+# /jobs/sign.nc or memory.tmx is about a G-code program or a translation memory, not about reading
+# a file (a 3D model's or an app's file, tried, only pulled toward other tools about models or apps)
+_FILE_KINDS: dict[str, str] = {
+    **dict.fromkeys(("xliff", "xlf", "po", "pot"), "translation"),
+    "tmx": "translation memory",
+    **dict.fromkeys(("gcode", "nc", "ngc"), "gcode"),
+    **dict.fromkeys(("gpx", "kml", "kmz"), "gps track"),
+    "ics": "calendar",
+    **dict.fromkeys(("srt", "vtt"), "subtitles"),
+    **dict.fromkeys(("eml", "mbox"), "email"),
+    **dict.fromkeys(("epub", "mobi"), "ebook"),
+    "pcap": "packet capture",
+}
+
+
+# A certificate's or a key's file (key.pem, cert.crt, req.csr, store.p12): the task is about a
+# certificate; unlike most files' names, these name what the file holds (key, cert, chain, ca)
 _CERTIFICATE_FILE = re.compile(
     r"(?<![\w/.-])[\w-]+(?:\.[\w-]+)*\.(?:pem|crt|cer|csr|key|p12|pfx|jks)\b", re.I
 )
@@ -30,6 +50,13 @@ _CERTIFICATE_FILE = re.compile(
 
 def _certificate_file(value: str) -> str:
     return f"{value.replace('.', ' ')} certificate"
+
+
+def _kind_of_file(value: str) -> str:
+    """A file's extension and the words it stands for ("" for a plain file)."""
+    extension = value.rpartition(".")[2].lower()
+    kind = _FILE_KINDS.get(extension)
+    return f"{extension} {kind}" if kind else ""
 
 
 _HOST = re.compile(r"(?:[a-z][\w+.-]*://)?(?:www\.)?([\w.-]+)", re.I)
@@ -289,6 +316,11 @@ def _first_folder(value: str) -> str:
     return value.partition("/")[0].strip("~.")
 
 
+def _folder_and_kind(value: str) -> str:
+    """What a path keeps: its first folder, and what its file's extension says it holds."""
+    return " ".join(part for part in (_first_folder(value), _kind_of_file(value)) if part)
+
+
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.I)
 
 
@@ -426,14 +458,17 @@ _LITERALS: tuple[_Literal, ...] = (
     _Literal(_LOCALE, "", None, _saying("language"), needs="-_"),
     # a path: absolute (/var/app, ~/datasets, ./src), or relative with two folders or a file's
     # extension (src/auth/session.py, book-notes/dune.md), whose first folder is kept as words
-    _Literal(_PATH, "@file", "path", _first_folder),
+    _Literal(_PATH, "@file", "path", _folder_and_kind),
     # one slash between two words is no path (lat/long, Yes/No, acme/web-app, feature/login):
     # the first is kept, the second is mostly a name
     _Literal(_PAIR, "", None, _first_folder),
-    # a certificate's or a key's file (cert.crt, key.pem, req.csr, store.p12): the task is about a
-    # certificate, not about reading or moving a file; its name and extension stay as words
     _Literal(_CERTIFICATE_FILE, "", "certificate file", _certificate_file, needs="."),
-    _Literal(re.compile(rf"(?<![\w/.-])\.?[\w-]+(?:\.[\w-]+)*\.(?:{_EXTENSIONS})\b", re.I), "@file", "file"),
+    _Literal(
+        re.compile(rf"(?<![\w/.-])\.?[\w-]+(?:\.[\w-]+)*\.(?:{_EXTENSIONS})\b", re.I),
+        "@file",
+        "file",
+        _kind_of_file,
+    ),
     # an issue key (PROJ-123), or a Sentry short ID (CHECKOUT-1A2): capitals, a dash, then digits
     # and capitals with at least one digit, not starting with 0 (neither tracker pads its numbers);
     # a Sentry project's name may have dashes itself (JAVASCRIPT-REACT-3F); a code that goes on

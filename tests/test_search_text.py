@@ -1656,6 +1656,35 @@ def test_a_files_extension_says_what_it_holds_when_it_is_more_than_a_file() -> N
     assert idx.search("how long will /jobs/sign.nc take to mill?", 1)[0].key[1] == "gcode_estimate_time"
 
 
+def test_a_matrix_and_a_function_of_x_read_as_what_they_are() -> None:
+    # their digits and operators are no words; "invert" and "inverse" stem alike
+    assert strip_patterns("invert [[4,7],[2,6]]")[0].split() == ["invert", "matrix"]
+    assert strip_patterns("det of [1 2; 3 4]")[0].split() == ["det", "of", "matrix"]
+    assert strip_patterns("plot y = 2x + 1 and f(x) = sin(x)*x")[0].split() == [
+        "plot",
+        "mathematical",
+        "function",
+        "and",
+        "mathematical",
+        "function",
+    ]
+    assert strip_patterns("set y = 5 in the config")[0].split()[:3] == ["set", "y", "="]
+    assert stem("invert") == stem("inverse") == stem("inversion")
+    idx = index_of(
+        {
+            "math": [
+                {"name": "matrix_inverse", "description": "Calculate the inverse of a square matrix."},
+                {"name": "matrix_transpose", "description": "Transpose a matrix."},
+                {"name": "plot_function", "description": "Generate mathematical function plots."},
+                {"name": "plot_line_chart", "description": "Create a line chart from data points."},
+            ],
+            "images": [{"name": "draw_line", "description": "Draw a line on an image."}],
+        }
+    )
+    assert idx.search("invert [[4,7],[2,6]]", 1)[0].key[1] == "matrix_inverse"
+    assert idx.search("draw the curve y = x**2 - 3*x + 2 for x from -2 to 5", 1)[0].key[1] == "plot_function"
+
+
 def test_words_the_stemmer_and_the_glossary_join_to_the_tools_own() -> None:
     # allergy, allergic and allergen stem apart; German Gemeinde and Kommune are municipalities
     assert stem("allergy") == stem("allergens") == stem("allergic")
@@ -2055,6 +2084,10 @@ _ROUND_CONCEPT_TAGS = [
     # round four: an address's code and a field bus's words
     ("which postcode is Via Roma 1 in?", "@postal_code"),
     ("scan the RS-485 bus for slave ids", "@plc"),
+    ("what does the square barcode on the poster say", "@qr_code"),
+    ("take a still from the laptop camera", "@webcam"),
+    ("outline the silhouette of the part", "@edge_detection"),
+    ("Bitte das Bildrauschen reduzieren", "@noise_reduction"),
 ]
 _ROUND_CONCEPT_CATALOG = {
     "pharma": [
@@ -2077,6 +2110,14 @@ _ROUND_CONCEPT_CATALOG = {
         {"name": "get_by_cap", "description": "Find the towns that share a postal code (CAP)."},
         {"name": "get_by_name", "description": "Find a town by its name."},
     ],
+    "vision": [
+        {"name": "detect_qrcode", "description": "Detect and decode QR codes."},
+        {"name": "detect_faces", "description": "Detect faces in an image."},
+        {"name": "edges_canny", "description": "Canny edge detector."},
+        {"name": "denoise", "description": "Non-local means denoising for color images."},
+        {"name": "webcam_save", "description": "Capture a webcam frame and save it to disk."},
+        {"name": "image_show", "description": "Load an image from disk and show it."},
+    ],
     "modbus": [
         {"name": "scan_units", "description": "Probe Modbus unit ids and report which respond."},
         {"name": "read_holding", "description": "Read a range of registers."},
@@ -2089,6 +2130,9 @@ _ROUND_CONCEPT_TASKS = [
     ("what share of the price is the deposit?", "rent_ratio"),
     ("which towns have the postcode 00118?", "get_by_cap"),
     ("which slave ids answer on the RS-485 line?", "scan_units"),
+    ("what does the square barcode on poster.jpg say", "detect_qrcode"),
+    ("take a still from the laptop camera and keep it as desk.png", "webcam_save"),
+    ("the photo is grainy, clean it up", "denoise"),
 ]
 
 

@@ -17,7 +17,7 @@ Then a short list of role nouns the stemmer leaves whole, joined to their verb a
 "reviewer" to review: a watcher watches, an assignee is assigned ("who is watching this issue"
 is `get_issue_watchers`), and a few adjectives and nouns it keeps apart from their base (it joins
 national and nation, seasonal and season, but not tidal and tide, rental and rent, allergen or
-allergic and allergy).
+allergic and allergy, inverse and invert).
 
 Last, British spellings joined to the American ones most tools are written in (colour and color,
 organisation and organization, neighbourhood, optimise, centre, licence, programme): the stemmer
@@ -61,6 +61,7 @@ BASES = {
     "rental": "rent",
     "allergic": "allergy",
     "allergen": "allergy",
+    "inverse": "invert",
 }
 """Adjectives and nouns the stemmer keeps apart from their base (it joins national and nation)."""
 

@@ -324,6 +324,19 @@ def _folder_and_kind(value: str) -> str:
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.I)
 
 
+_NUMBER_ROW = r"\[\s*-?\d[\d\s.,-]*\]"
+_MATRIX = re.compile(
+    rf"\[\s*{_NUMBER_ROW}(?:\s*,?\s*{_NUMBER_ROW})+\s*\]"  # [[4,7],[2,6]]
+    r"|\[\s*-?\d[\d\s.,-]*(?:;[\d\s.,-]+)+\]"  # [1 2; 3 4]
+)
+_MATH = r"(?:[\d+\-*/^().\s]|sin|cos|tan|exp|log|ln|sqrt|abs|pi)"
+_X = r"(?<![a-z])x(?![a-z])"  # the variable, also in 2x
+_FUNCTION_OF_X = re.compile(
+    rf"(?<!\w)(?:y|f\s*\(\s*x\s*\))\s*=\s*(?=\S){_MATH}*{_X}(?:{_MATH}|{_X})*",
+    re.I,
+)
+
+
 _CLOCK = re.compile(r"\b\d{1,2}(?::\d{2})?\s?(?:am|pm|a\.m\.|p\.m\.)(?!\w)|\b\d{1,2}:\d{2}\b", re.I)
 _PATENT_CLASS = re.compile(r"\b[A-H]\d{2}[A-Z]\s?\d{1,4}/\d{2,6}\b")
 # G-code as a CNC machine or a 3D printer runs it (G28, G1 X50 F800, M104 S200): a code, then
@@ -379,6 +392,10 @@ _LITERALS: tuple[_Literal, ...] = (
     _Literal(_HTTP_CALL, "", "api request", _saying("api request")),
     _Literal(_PROMQL, "", "promql query", _saying("promql query"), needs="("),
     _Literal(_METRIC, "", "metric", _saying("metric"), needs="_"),
+    # rows of numbers in brackets ([[4,7],[2,6]], [1 2; 3 4]) are a matrix; an expression in x
+    # set equal to y or f(x) (y = x**2 - 3*x + 2) a mathematical function to plot or solve
+    _Literal(_MATRIX, "", "matrix", _saying("matrix"), needs_digit=True, needs="["),
+    _Literal(_FUNCTION_OF_X, "", "mathematical function", _saying("mathematical function"), needs="="),
     # a profit-and-loss statement as accountants write it (P&L, P/L): its letters are no words
     _Literal(re.compile(r"\bP\s?[&/]\s?L\b", re.I), "", "profit and loss", _saying("profit and loss")),
     # an email address (jane.doe@acme.io): a person to reach, invite or look up, not a web page

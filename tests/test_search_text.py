@@ -1705,6 +1705,18 @@ def test_words_the_stemmer_and_the_glossary_join_to_the_tools_own() -> None:
     )
     assert idx.search("my son has a nut allergy, is this granola ok?", 1)[0].key[1] == "check_allergens"
     assert idx.search("Welche Nummer hatte die Kommune Nedstrand?", 1)[0].key[1] == "municipalities"
+    # a Chinese server's words for counties, prefectures and the divisions under one
+    divisions = index_of(
+        {
+            "quhua": [
+                {"name": "list_children", "description": "列出某个行政区划的下级区划。地级返回县级。"},
+                {"name": "lookup_code", "description": "按代码查询对应的区划路径。"},
+            ],
+            "maps": [{"name": "geocode", "description": "Find the coordinates of a place."}],
+        }
+    )
+    task = "Which counties and districts come under Jinhua prefecture?"
+    assert divisions.search(task, 1)[0].key[1] == "list_children"
 
 
 def test_kelvin_heating_routines_and_calling_off_read_as_a_smart_home_means_them() -> None:
@@ -2088,6 +2100,7 @@ _ROUND_CONCEPT_TAGS = [
     ("take a still from the laptop camera", "@webcam"),
     ("outline the silhouette of the part", "@edge_detection"),
     ("Bitte das Bildrauschen reduzieren", "@noise_reduction"),
+    ("straighten it by turning it 3° clockwise", "@rotate_by_angle"),
 ]
 _ROUND_CONCEPT_CATALOG = {
     "pharma": [

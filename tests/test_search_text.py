@@ -2101,6 +2101,13 @@ _ROUND_CONCEPT_TAGS = [
     ("outline the silhouette of the part", "@edge_detection"),
     ("Bitte das Bildrauschen reduzieren", "@noise_reduction"),
     ("straighten it by turning it 3° clockwise", "@rotate_by_angle"),
+    # round four: specialised servers' words (flights, 3D printers, statistics, genes, security)
+    ("how far is it as the crow flies", "@great_circle_distance"),
+    ("show my recent prints on the Voron", "@three_d_printer"),
+    ("what share of children live below the poverty line", "@poverty_rate"),
+    ("which GO terms are over-represented in my gene list", "@enrichment_analysis"),
+    ("is there a CVE for this version of openssl", "@security_vulnerability"),
+    ("what is the jobless rate in Ohio", "@unemployment"),
 ]
 _ROUND_CONCEPT_CATALOG = {
     "pharma": [

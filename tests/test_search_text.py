@@ -1685,6 +1685,44 @@ def test_a_matrix_and_a_function_of_x_read_as_what_they_are() -> None:
     assert idx.search("draw the curve y = x**2 - 3*x + 2 for x from -2 to 5", 1)[0].key[1] == "plot_function"
 
 
+def test_a_smiles_string_and_a_cas_number_read_as_chemistry() -> None:
+    # CC(=O)Oc1ccccc1C(=O)O is aspirin, 64-17-5 ethanol's registry number; a protein's accession
+    # (P04637), a channel's id (C07INC142) and a phone number are neither
+    assert strip_patterns("who is CC(=O)Oc1ccccc1C(=O)O?")[0].split() == [
+        "who",
+        "is",
+        "smiles",
+        "chemical",
+        "structure",
+        "?",
+    ]
+    assert strip_patterns("boiling point of 64-17-5")[0].split() == [
+        "boiling",
+        "point",
+        "of",
+        "cas",
+        "number",
+    ]
+    for text in ("what does P04637 do", "read channel C07INC142", "call 555-1234", "CCO"):
+        assert "smiles" not in strip_patterns(text)[0] and "cas" not in strip_patterns(text)[0], text
+    idx = index_of(
+        {
+            "chem": [
+                {"name": "search_compound_by_smiles", "description": "Find a compound from its SMILES."},
+                {
+                    "name": "get_properties_by_casrn",
+                    "description": "Measured properties of a substance by CAS number.",
+                },
+            ],
+            "files": [{"name": "read_text_file", "description": "Read a text file from disk."}],
+        }
+    )
+    assert idx.search("I was sent CC(=O)Oc1ccccc1C(=O)O without a name, what is it?", 1)[0].key[1] == (
+        "search_compound_by_smiles"
+    )
+    assert idx.search("density of 64-17-5, with its sources", 1)[0].key[1] == "get_properties_by_casrn"
+
+
 def test_words_the_stemmer_and_the_glossary_join_to_the_tools_own() -> None:
     # allergy, allergic and allergen stem apart; German Gemeinde and Kommune are municipalities
     assert stem("allergy") == stem("allergens") == stem("allergic")

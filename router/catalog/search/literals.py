@@ -337,6 +337,17 @@ _FUNCTION_OF_X = re.compile(
 )
 
 
+_SMILES_PART = r"(?:Cl|Br|[BCNOPSFIbcnops]|[\d@+\-\[\]()=#/\\%])"
+_SMILES_ATOM = r"(?:Cl|Br|[BCNOPSFIcnos])"
+# an atom or a bracket first; a bond (=, #), an aromatic ring's closure (c1) or a branch that
+# holds an atom somewhere (so P04637, C07INC142 and SOS(1) are none); six characters or more
+_SMILES = re.compile(
+    rf"(?<![\w\-/.#|])(?={_SMILES_ATOM}|\[)(?={_SMILES_PART}*?(?:[=#]|[cnos]\d|\({_SMILES_ATOM}))"
+    rf"{_SMILES_PART}{{6,}}(?![\w/])"
+)
+_CAS_NUMBER = re.compile(r"(?<![\w.\-/])\d{2,7}-\d{2}-\d(?![\w.\-/])")
+
+
 _CLOCK = re.compile(r"\b\d{1,2}(?::\d{2})?\s?(?:am|pm|a\.m\.|p\.m\.)(?!\w)|\b\d{1,2}:\d{2}\b", re.I)
 _PATENT_CLASS = re.compile(r"\b[A-H]\d{2}[A-Z]\s?\d{1,4}/\d{2,6}\b")
 # G-code as a CNC machine or a 3D printer runs it (G28, G1 X50 F800, M104 S200): a code, then
@@ -396,6 +407,10 @@ _LITERALS: tuple[_Literal, ...] = (
     # set equal to y or f(x) (y = x**2 - 3*x + 2) a mathematical function to plot or solve
     _Literal(_MATRIX, "", "matrix", _saying("matrix"), needs_digit=True, needs="["),
     _Literal(_FUNCTION_OF_X, "", "mathematical function", _saying("mathematical function"), needs="="),
+    # a molecule written in SMILES (CC(=O)Oc1ccccc1C(=O)O) and a CAS registry number (64-17-5):
+    # chemistry's identifiers, whose letters and digits are no words
+    _Literal(_SMILES, "", "chemical structure", _saying("smiles chemical structure"), needs="=#(123456789"),
+    _Literal(_CAS_NUMBER, "", "cas registry number", _saying("cas number"), needs_digit=True, needs="-"),
     # a profit-and-loss statement as accountants write it (P&L, P/L): its letters are no words
     _Literal(re.compile(r"\bP\s?[&/]\s?L\b", re.I), "", "profit and loss", _saying("profit and loss")),
     # an email address (jane.doe@acme.io): a person to reach, invite or look up, not a web page

@@ -2146,6 +2146,7 @@ _ROUND_CONCEPT_TAGS = [
     ("which GO terms are over-represented in my gene list", "@enrichment_analysis"),
     ("is there a CVE for this version of openssl", "@security_vulnerability"),
     ("what is the jobless rate in Ohio", "@unemployment"),
+    ("amenities and house rules of rental 53896781", "@accommodation"),
 ]
 _ROUND_CONCEPT_CATALOG = {
     "pharma": [

@@ -1184,7 +1184,25 @@ def test_versus_compares_and_german_lager_is_a_warehouse() -> None:
 
 
 @pytest.mark.parametrize(
-    "unit", ["a.", "1.", "-_.", "@@", "a@", "*-", "a-1", "x/", "1/", "1,", "Jan 1 ", "1-", "$1."]
+    "unit",
+    [
+        "a.",
+        "1.",
+        "-_.",
+        "@@",
+        "a@",
+        "*-",
+        "a-1",
+        "x/",
+        "1/",
+        "1,",
+        "Jan 1 ",
+        "1-",
+        "$1.",
+        "* ",
+        "C(=",
+        "1-2-",
+    ],
 )
 def test_reading_a_hostile_query_grows_linearly_with_its_length(unit: str) -> None:
     # a pattern that may start inside a run it can match (a file name at every "a." of
@@ -1721,6 +1739,28 @@ def test_a_smiles_string_and_a_cas_number_read_as_chemistry() -> None:
         "search_compound_by_smiles"
     )
     assert idx.search("density of 64-17-5, with its sources", 1)[0].key[1] == "get_properties_by_casrn"
+
+
+def test_a_cron_expression_and_a_tz_database_zone_read_as_a_schedule_and_a_zone() -> None:
+    # "*/15" was a glob's file pattern and "Europe/Berlin" a path's first folder
+    read = " ".join(strip_patterns("when does */15 9-17 * * 1-5 fire next in Europe/Berlin?")[0].split())
+    assert read == "when does cron schedule fire next in time zone ?"
+    assert " ".join(strip_patterns("run it at 0 3 * * MON-FRI")[0].split()) == "run it at cron schedule"
+    for text in ("the * and the end of one two three four", "find *.py files", "card 76 3000 6000 0112"):
+        assert "cron" not in strip_patterns(text)[0], text
+    assert "time zone" not in strip_patterns("open Europe/Berlin.md")[0]
+    idx = index_of(
+        {
+            "calc": [
+                {"name": "cron_parse", "description": "Parse a cron expression and list its next run times."},
+                {"name": "date", "description": "Add to a date or count the days between two dates."},
+            ],
+            "files": [{"name": "search_files", "description": "Find files matching a glob pattern."}],
+        }
+    )
+    assert idx.search("When does */15 9-17 * * 1-5 fire next? Next five times in Europe/Berlin.", 1)[0].key[
+        1
+    ] == ("cron_parse")
 
 
 def test_words_the_stemmer_and_the_glossary_join_to_the_tools_own() -> None:

@@ -337,6 +337,15 @@ _FUNCTION_OF_X = re.compile(
 )
 
 
+# a cron expression (*/15 9-17 * * 1-5, 0 3 * * MON): five or six fields of numbers, names,
+# ranges, steps and stars, at least one a star; before a glob takes "*/15" for a file pattern
+_CRON_NAME = r"(?:MON|TUE|WED|THU|FRI|SAT|SUN|JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)"
+_CRON_VALUE = rf"(?:\*|\d{{1,2}}|{_CRON_NAME})"
+_CRON_FIELD = rf"(?:{_CRON_VALUE}|\?)(?:[-/,]{_CRON_VALUE})*"
+_CRON = re.compile(
+    rf"(?<![\w*/,-])(?=(?:\S+[ \t]+){{0,5}}\S*\*){_CRON_FIELD}(?:[ \t]+{_CRON_FIELD}){{4,5}}(?![\w*/,-])",
+    re.I,
+)
 _SMILES_PART = r"(?:Cl|Br|[BCNOPSFIbcnops]|[\d@+\-\[\]()=#/\\%])"
 _SMILES_ATOM = r"(?:Cl|Br|[BCNOPSFIcnos])"
 # an atom or a bracket first; a bond (=, #), an aromatic ring's closure (c1) or a branch that
@@ -359,6 +368,11 @@ _GCODE = re.compile(
 )
 _KELVIN = re.compile(r"(?<![\w.,])\d{4,5}\s?K\b")
 _ZONE = re.compile(r"\b(?:PST|PDT|EST|EDT|CST|CDT|MST|MDT|UTC|GMT|CET|CEST|BST|IST|JST|KST|AEST|AEDT)\b")
+# a time zone as the tz database names it (Europe/Berlin, America/Argentina/Buenos_Aires)
+_TZ_NAME = re.compile(
+    r"(?<![\w/.-])(?:Europe|America|Asia|Africa|Australia|Pacific|Atlantic|Indian|Antarctica)"
+    r"(?:/[A-Z][A-Za-z_-]+){1,2}(?![\w/-]|\.\w)"
+)
 
 
 # latitude first, or a longitude past 100 first as GeoJSON, Mapbox and AMap write them (116.48,39.99)
@@ -483,10 +497,12 @@ _LITERALS: tuple[_Literal, ...] = (
     _Literal(_LAT_LONG, "@location", None, _saying("coordinates"), needs="lL"),
     # a glob, before a path takes its folders; a camelCase name in the user's code, before a path
     # or a file name takes it
+    _Literal(_CRON, "", "cron expression", _saying("cron schedule"), needs="*"),
     _Literal(_GLOB, "@file", "file pattern", _saying("file pattern"), needs="*"),
     _Literal(_CODE_NAME, "", None, _dictating),
     # a locale (pt-BR, en_US, zh-Hans): a language to add, translate into or export; its letters
     # are no words ("pt", "br")
+    _Literal(_TZ_NAME, "", "time zone", _saying("time zone"), needs="/"),
     _Literal(_LOCALE, "", None, _saying("language"), needs="-_"),
     # a path: absolute (/var/app, ~/datasets, ./src), or relative with two folders or a file's
     # extension (src/auth/session.py, book-notes/dune.md), whose first folder is kept as words

@@ -1763,6 +1763,26 @@ def test_a_cron_expression_and_a_tz_database_zone_read_as_a_schedule_and_a_zone(
     ] == ("cron_parse")
 
 
+def test_degrees_celsius_or_fahrenheit_read_as_a_temperature() -> None:
+    # "350 °F" kept only "°F"; an angle (3°) is no temperature
+    assert strip_patterns("convert 350 °F to celsius")[0].split() == [
+        "convert",
+        "temperature",
+        "fahrenheit",
+        "to",
+        "celsius",
+    ]
+    assert strip_patterns("preheat the bed to 60°C")[0].split() == [
+        "preheat",
+        "the",
+        "bed",
+        "to",
+        "temperature",
+        "celsius",
+    ]
+    assert "temperature" not in strip_patterns("rotate it 3° clockwise")[0]
+
+
 def test_words_the_stemmer_and_the_glossary_join_to_the_tools_own() -> None:
     # allergy, allergic and allergen stem apart; German Gemeinde and Kommune are municipalities
     assert stem("allergy") == stem("allergens") == stem("allergic")

@@ -366,6 +366,15 @@ _GCODE_WORD = r"[GM]\d{1,3}(?:\.\d)?"
 _GCODE = re.compile(
     rf"(?<![\w.-]){_GCODE_WORD}(?:\s+(?:[XYZABCEFIJKPRSTH]-?\d+(?:\.\d+)?|[XYZ]|{_GCODE_WORD})(?![\w.-]))+",
 )
+# a temperature in degrees Celsius or Fahrenheit (350 °F, -4°C, 21,5 °C): the unit says what the
+# number is; its digits are no words
+_DEGREES = re.compile(r"(?<![\w.,])-?\d+(?:[.,]\d+)?\s?°\s?[CF](?![A-Za-z])")
+
+
+def _degrees(value: str) -> str:
+    return "temperature fahrenheit" if value.rstrip().endswith("F") else "temperature celsius"
+
+
 _KELVIN = re.compile(r"(?<![\w.,])\d{4,5}\s?K\b")
 _ZONE = re.compile(r"\b(?:PST|PDT|EST|EDT|CST|CDT|MST|MDT|UTC|GMT|CET|CEST|BST|IST|JST|KST|AEST|AEDT)\b")
 # a time zone as the tz database names it (Europe/Berlin, America/Argentina/Buenos_Aires)
@@ -561,6 +570,7 @@ _LITERALS: tuple[_Literal, ...] = (
     # a light's colour temperature in kelvin (2700K, 6500 K; a capital K after four or five
     # digits, where 10k would be a thousand): what the value sets
     _Literal(_KELVIN, "", None, _saying("color temperature"), needs="K"),
+    _Literal(_DEGREES, "", "temperature", _degrees, needs="°"),
     # G-code lines: commands for a machine, whose letters and numbers are no words (`_GCODE`)
     _Literal(_GCODE, "", "g-code", _saying("gcode"), needs_digit=True, needs="GM"),
     # a clock time (3pm, 9:30am, 14:05): its characters are noise; a time zone's abbreviation

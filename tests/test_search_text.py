@@ -1815,6 +1815,24 @@ def test_words_the_stemmer_and_the_glossary_join_to_the_tools_own() -> None:
     )
     task = "Which counties and districts come under Jinhua prefecture?"
     assert divisions.search(task, 1)[0].key[1] == "list_children"
+    # a Swiss server's German for health insurance, and French "remboursé"
+    insurance = index_of(
+        {
+            "epl": [
+                {
+                    "name": "sl_suche",
+                    "description": "Medikamente, die die Krankenpflegeversicherung vergütet.",
+                },
+                {"name": "server_info", "description": "Serverstatus anzeigen."},
+            ],
+            "shop": [{"name": "find_product", "description": "Find a product by its name."}],
+        }
+    )
+    for task in (
+        "Does basic health insurance pay for Ozempic?",
+        "L'Ozempic est-il remboursé par l'assurance maladie ?",
+    ):
+        assert insurance.search(task, 1)[0].key[1] == "sl_suche", task
 
 
 def test_kelvin_heating_routines_and_calling_off_read_as_a_smart_home_means_them() -> None:

@@ -504,13 +504,13 @@ _LITERALS: tuple[_Literal, ...] = (
     # "lat/long", "lat & lng", "latitude and longitude": a place's coordinates, read before a pair
     # keeps only "lat" (the sentence model reads them as they are)
     _Literal(_LAT_LONG, "@location", None, _saying("coordinates"), needs="lL"),
-    # a glob, before a path takes its folders; a camelCase name in the user's code, before a path
-    # or a file name takes it
+    # a cron expression, before a glob takes "*/15"; a glob, before a path takes its folders; a
+    # camelCase name in the user's code, before a path or a file name takes it
     _Literal(_CRON, "", "cron expression", _saying("cron schedule"), needs="*"),
     _Literal(_GLOB, "@file", "file pattern", _saying("file pattern"), needs="*"),
     _Literal(_CODE_NAME, "", None, _dictating),
-    # a locale (pt-BR, en_US, zh-Hans): a language to add, translate into or export; its letters
-    # are no words ("pt", "br")
+    # a tz database zone (Europe/Berlin), before a pair or a path takes "Europe"; a locale (pt-BR,
+    # en_US, zh-Hans): a language to add, translate into or export; its letters are no words
     _Literal(_TZ_NAME, "", "time zone", _saying("time zone"), needs="/"),
     _Literal(_LOCALE, "", None, _saying("language"), needs="-_"),
     # a path: absolute (/var/app, ~/datasets, ./src), or relative with two folders or a file's
@@ -519,6 +519,7 @@ _LITERALS: tuple[_Literal, ...] = (
     # one slash between two words is no path (lat/long, Yes/No, acme/web-app, feature/login):
     # the first is kept, the second is mostly a name
     _Literal(_PAIR, "", None, _first_folder),
+    # a certificate's or key's file, then any file with its kind (`_FILE_KINDS`)
     _Literal(_CERTIFICATE_FILE, "", "certificate file", _certificate_file, needs="."),
     _Literal(
         re.compile(rf"(?<![\w/.-])\.?[\w-]+(?:\.[\w-]+)*\.(?:{_EXTENSIONS})\b", re.I),
@@ -570,6 +571,7 @@ _LITERALS: tuple[_Literal, ...] = (
     # a light's colour temperature in kelvin (2700K, 6500 K; a capital K after four or five
     # digits, where 10k would be a thousand): what the value sets
     _Literal(_KELVIN, "", None, _saying("color temperature"), needs="K"),
+    # degrees Celsius or Fahrenheit (350 °F, 60°C): a temperature, in that unit
     _Literal(_DEGREES, "", "temperature", _degrees, needs="°"),
     # G-code lines: commands for a machine, whose letters and numbers are no words (`_GCODE`)
     _Literal(_GCODE, "", "g-code", _saying("gcode"), needs_digit=True, needs="GM"),

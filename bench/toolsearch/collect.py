@@ -41,6 +41,7 @@ network service. Usage::
     python collect.py install|collect --unseen26 # the twenty-sixth unseen set, into ./unseen26
     python collect.py install|collect --unseen27 # the twenty-seventh unseen set, into ./unseen27
     python collect.py install|collect --unseen28 # the twenty-eighth unseen set, into ./unseen28
+    python collect.py install|collect --unseen29 # the twenty-ninth unseen set, into ./unseen29
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -2072,6 +2073,47 @@ UNSEEN28: list[Server] = [
 ]
 
 
+# A twenty-ninth set of unseen servers, frozen by ``--unseen29`` into ./unseen29 (2026-12-06); their queries
+# (unseen29.jsonl) were written from these listings alone, before any ranker ran on them. Three of the PyPI
+# servers import FastMCP from the 1.x SDK and get pins=("mcp<2",). They list fine but were dropped for too few
+# tools or to keep the set near 200 tools: @modelcontextprotocol/server-sheet-music 2.0.3 (1),
+# @slope-dev/mcp-tools 1.4.0 (2), @accesslint/mcp 0.11.1 (4), @gongrzhe/server-travelplanner-mcp 0.1.2 (5),
+# dictionary-mcp-server 0.1.0 (15, German), hamqth-mcp 0.6.0 (8), mcp-chainladder 1.2.3 (14, "mcp<2"),
+# seismic-mcp 0.1.0 (7), korea-realestate-mcp 0.1.0 (7, Korean, "mcp<2") and matricula-mcp 0.1.0 (7). All
+# eighteen list without any setting but dummy keys for VariFlight and Baidu Maps and
+# SKYFIELD_AUTO_DOWNLOAD=false for the sky server; the FreeCAD server lists without a running FreeCAD.
+# howtocook's, stock-sdk's and baidu-map's descriptions are in Chinese, jp-calendar's in Japanese, inegi's in
+# Spanish, datajud's in Portuguese, and rhein-ruhr's and bioinformatics' in German, as the packages ship them.
+# Overlaps kept on purpose: weather (open-meteo's models, baidu-map's city weather and variflight's airport
+# forecast), the sea (open-meteo's marine forecast and ndbc's buoys), places and coordinates (open-meteo's
+# geocoding, baidu-map's geocoding and playhub's place lookup), trips (rhein-ruhr's connections and
+# baidu-map's routes), calendars (jp-calendar's Japanese business days, stock-sdk's trading days and
+# celestial's seasons) and business counts (inegi's DENUE), so some tasks have relevant tools on two servers
+# and others a similar-sounding tool on another server that is the wrong pick.
+UNSEEN29: list[Server] = [
+    Server("howtocook", "howtocook-mcp", "npm"),
+    Server("open-library", "@geobio/mcp-open-library", "npm"),
+    Server("open-meteo", "open-meteo-mcp-server", "npm"),
+    Server("variflight", "@variflight-ai/variflight-mcp", "npm", env={"VARIFLIGHT_API_KEY": DUMMY}),
+    Server("playhub", "unofficial-ravensburger-playhub-mcp", "npm"),
+    Server("stock-sdk", "stock-sdk", "npm", args=("mcp",)),
+    Server("baidu-map", "@baidumap/mcp-server-baidu-map", "npm", env={"BAIDU_MAP_API_KEY": DUMMY}),
+    Server("celestial", "chuk-mcp-celestial", "pypi", env={"SKYFIELD_AUTO_DOWNLOAD": "false"}),
+    Server("kilimo", "kilimo-mcp", "pypi"),
+    Server("jp-calendar", "jp-business-calendar-mcp", "pypi", pins=("mcp<2",)),
+    Server("inegi", "mcp-inegi", "pypi"),
+    Server("datajud", "datajud-mcp", "pypi"),
+    Server("rhein-ruhr", "rhein-ruhr-fahrplan-mcp", "pypi"),
+    Server(
+        "bioinformatics", "bioinformatics-mcp-server", "pypi", bin="bioinformatics-server", pins=("mcp<2",)
+    ),
+    Server("ndbc", "ndbc-mcp", "pypi"),
+    Server("chess", "chess-esca-mcp", "pypi", python="3.12"),
+    Server("hr", "gadgethumans-hr-mcp", "pypi", pins=("mcp<2",)),
+    Server("freecad", "freecad-mcp", "pypi", python="3.12"),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -2349,6 +2391,7 @@ def main(argv: list[str]) -> None:
         "--unseen26": (UNSEEN26, HERE / "unseen26"),
         "--unseen27": (UNSEEN27, HERE / "unseen27"),
         "--unseen28": (UNSEEN28, HERE / "unseen28"),
+        "--unseen29": (UNSEEN29, HERE / "unseen29"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -1621,6 +1621,9 @@ _VALUE_READINGS = [
     # "350 °F" kept only "°F"
     ("convert 350 °F to celsius", "convert temperature fahrenheit to celsius"),
     ("preheat the bed to 60°C", "preheat the bed to temperature celsius"),
+    # a book's ISBN, with or without the word, with or without hyphens
+    ("publisher of ISBN 0-261-10357-3", "publisher of isbn book"),
+    ("page count of 978-0-261-10357-3", "page count of isbn book"),
 ]
 # ... and look-alikes that are none of them: a task's text -> a word its reading must not hold
 _NOT_VALUES = [
@@ -1635,6 +1638,8 @@ _NOT_VALUES = [
     ("card 76 3000 6000 0112", "cron"),
     ("open Europe/Berlin.md", "zone"),
     ("rotate it 3° clockwise", "temperature"),
+    ("call 9781234567", "isbn"),  # ten digits, and 978 begins only a 13-digit ISBN
+    ("order 97812345678901", "isbn"),
 ]
 _VALUE_CATALOG = {
     "cnc": [
@@ -1664,6 +1669,9 @@ _VALUE_CATALOG = {
         {"name": "date", "description": "Add to a date or count the days between two dates."},
     ],
     "images": [{"name": "draw_line", "description": "Draw a line on an image."}],
+    "library": [
+        {"name": "get_book_by_id", "description": "Get a book by its ISBN, LCCN or OLID."},
+    ],
     "chem": [
         {"name": "search_compound_by_smiles", "description": "Find a compound from its SMILES."},
         {
@@ -1681,6 +1689,7 @@ _VALUE_TASKS = [
     ("I was sent CC(=O)Oc1ccccc1C(=O)O without a name, what is it?", "search_compound_by_smiles"),
     ("density of 64-17-5, with its sources", "get_properties_by_casrn"),
     ("When does */15 9-17 * * 1-5 fire?", "cron_parse"),
+    ("get 9780261103573", "get_book_by_id"),
 ]
 
 
@@ -2143,6 +2152,17 @@ _ROUND_CONCEPT_TAGS = [
     ("is there a CVE for this version of openssl", "@security_vulnerability"),
     ("what is the jobless rate in Ohio", "@unemployment"),
     ("amenities and house rules of rental 53896781", "@accommodation"),
+    # 2026-12-07: counts by a period, comparisons, and the words of a blind set's servers
+    ("how many final rules per month in 2025", "@aggregate"),
+    ("wages in Denver, Austin and Raleigh: how do they stack up?", "@compare"),
+    ("hourly fine-particle levels in Delhi", "@air_quality"),
+    ("any construction detours at Gelsenkirchen Hbf?", "@transit_delay"),
+    ("Störungen an der Haltestelle", "@transit_delay"),
+    ("its phylum and genus", "@taxonomy"),
+    ("is Monday a trading day in Shanghai", "@trading_day"),
+    ("the NAICS code of a gym", "@industry_classification"),
+    ("put together a meal plan for the week", "@meal_plan"),
+    ("what is buoy 46026 reporting", "@buoy"),
 ]
 _ROUND_CONCEPT_CATALOG = {
     "pharma": [
@@ -2177,6 +2197,14 @@ _ROUND_CONCEPT_CATALOG = {
         {"name": "scan_units", "description": "Probe Modbus unit ids and report which respond."},
         {"name": "read_holding", "description": "Read a range of registers."},
     ],
+    "ndbc": [
+        {"name": "latest_observation", "description": "Get the latest observation from an NDBC station."},
+        {"name": "latest_alerts", "description": "Get the latest alerts of a stock."},
+    ],
+    "inegi": [
+        {"name": "buscar_actividad", "description": "Busca el código SCIAN de una actividad económica."},
+        {"name": "buscar_negocios", "description": "Busca negocios en el directorio por nombre."},
+    ],
 }
 _ROUND_CONCEPT_TASKS = [
     ("any contraindication for aspirin with ibuprofen?", "check_interactions"),
@@ -2188,6 +2216,8 @@ _ROUND_CONCEPT_TASKS = [
     ("what does the square barcode on poster.jpg say", "detect_qrcode"),
     ("take a still from the laptop camera and keep it as desk.png", "webcam_save"),
     ("the photo is grainy, clean it up", "denoise"),
+    ("latest from buoy 46026 off San Francisco", "latest_observation"),
+    ("which NAICS category are gyms in?", "buscar_actividad"),
 ]
 
 
@@ -2224,6 +2254,13 @@ def test_the_glossary_knows_the_catalogs_domain_words() -> None:
     assert "industri" not in LEXICON.tags("open a PR from my feature branch into main")
     assert "durat" not in LEXICON.tags("what happened during the outage")
     assert "year" not in LEXICON.tags("lat 52.1 lon 4.3")
+    # 2026-12-07: a Chinese exchange's sectors and their stocks, an eclipse, a soup, a day off
+    assert {"sector", "constitu"} <= set(LEXICON.tags("半导体板块的成分股"))
+    assert "eclips" in LEXICON.tags("L'eclissi del 12 agosto")
+    assert "soup" in LEXICON.tags("汤类菜谱")
+    assert "holiday" in LEXICON.tags("2027年5月6日って休みの日")
+    assert "court" in LEXICON.tags("Qual tribunal julgou o processo?")
+    assert "station" in LEXICON.expand("any delays at Essen Hbf?")  # German railways' short form
 
 
 def test_no_glossary_form_is_its_own_english_word() -> None:

@@ -65,6 +65,7 @@ ABBREVIATIONS: dict[str, str] = {
     "info": "information",
     "msg": "message",
     "k8s": "kubernetes",
+    "hbf": "hauptbahnhof main station",  # German railways write a main station so: Essen Hbf
     "img": "image",
     "pic": "picture",
     "docs": "documentation",

@@ -42,6 +42,7 @@ network service. Usage::
     python collect.py install|collect --unseen27 # the twenty-seventh unseen set, into ./unseen27
     python collect.py install|collect --unseen28 # the twenty-eighth unseen set, into ./unseen28
     python collect.py install|collect --unseen29 # the twenty-ninth unseen set, into ./unseen29
+    python collect.py install|collect --unseen30 # the thirtieth unseen set, into ./unseen30
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -2114,6 +2115,70 @@ UNSEEN29: list[Server] = [
 ]
 
 
+# A thirtieth set of unseen servers, frozen by ``--unseen30`` into ./unseen30 (2026-12-07); their queries
+# (unseen30.jsonl) were written from these listings alone, before any ranker ran on them. Six of the PyPI
+# servers import FastMCP or the low-level server from the 1.x SDK and get pins=("mcp<2",). Tried and left out:
+# anilist-mcp 1.4.0 and discogs-mcp-server 0.5.7 did not install (a missing dependency and a git one);
+# @coingecko/coingecko-mcp did not install; cve-mcp-server needs Python >= 3.12 and elections-canada-mcp-server
+# installs no executable under its name;
+# astronomy-mcp-server imports a FastMCP that no SDK exports; freee-mcp and caldav-mcp exit without their
+# settings; energy-grid-mcp-server, geospatial-mcp-server and garmin-workouts-mcp did not start. They list
+# fine but were dropped for too few tools or to keep the set near 260 tools: flightradar-mcp-server 0.1.2 (3),
+# evchargers-mcp 0.2.4 (3), foodcalorie-mcp 0.1.0 (4, Python >= 3.12), cwa-mcp-server 0.1.1 (4), gnomon-mcp 0.1.2 (4), fiscogpt-mcp 0.1.0 (4),
+# hojokin-mcp 0.1.0 (4), mcp-arr-server 1.7.3 (44), tradingview-mcp-server 0.7.1 (12),
+# youtube-data-mcp-server 1.0.16 (9) and @chatwork/mcp-server 0.0.4 (31, Japanese). All eighteen list with
+# dummy keys at most. sports-rules' descriptions are in Korean, egov-law's in Japanese, contai's in
+# Portuguese, ce3x's in Spanish and earthquake's in German, as the packages ship them. Overlaps kept on purpose: maps and places
+# (google-map and mapbox; ce3x's cadastre lookup; familysearch's place gazetteer), history and archives
+# (familysearch's records and dpla's digitised items), medicines (drug-interaction and contai's health
+# calculators), energy (fronius' solar inverter and ce3x's building energy rating), Brazilian and Spanish money
+# (contai's payroll and taxes) and charts (echarts and aicoin's market data), so some tasks have relevant tools
+# on two servers and others a similar-sounding tool on another server that is the wrong pick.
+UNSEEN30: list[Server] = [
+    Server(
+        "google-map", "@cablate/mcp-google-map", "npm", args=("--stdio",), env={"GOOGLE_MAPS_API_KEY": DUMMY}
+    ),
+    Server("mapbox", "@mapbox/mcp-server", "npm", env={"MAPBOX_ACCESS_TOKEN": "pk." + DUMMY}),
+    Server(
+        "cookunity",
+        "cookunity-mcp-server",
+        "npm",
+        env={"COOKUNITY_EMAIL": "a@b.c", "COOKUNITY_PASSWORD": DUMMY},
+    ),
+    Server(
+        "lara",
+        "@translated/lara-mcp",
+        "npm",
+        env={"LARA_ACCESS_KEY_ID": DUMMY, "LARA_ACCESS_KEY_SECRET": DUMMY},
+    ),
+    Server(
+        "aicoin",
+        "@aicoin/opendata-mcp",
+        "npm",
+        env={"AICOIN_ACCESS_KEY_ID": DUMMY, "AICOIN_ACCESS_SECRET": DUMMY},
+    ),
+    Server("echarts", "mcp-echarts", "npm"),
+    Server("familysearch", "familysearch-mcp", "pypi"),
+    Server("getbible", "getbible-mcp", "pypi"),
+    Server("earthquake", "earthquake-mcp-server", "pypi"),
+    Server("dpla", "dpla-catalog-mcp", "pypi", env={"DPLA_API_KEY": DUMMY}),
+    Server("drug-interaction", "drug-interaction-mcp", "pypi"),
+    Server(
+        "cellartracker",
+        "cellartracker-mcp",
+        "pypi",
+        env={"CELLARTRACKER_USERNAME": "u", "CELLARTRACKER_PASSWORD": DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server("fronius", "fronius-mcp", "pypi", env={"FRONIUS_HOST": "127.0.0.1"}, pins=("mcp<2",)),
+    Server("f1", "f1-mcp-server", "pypi", pins=("mcp<2",)),
+    Server("sports-rules", "sports-rules-mcp", "pypi", pins=("mcp<2",)),
+    Server("egov-law", "egov-law-mcp", "pypi", pins=("mcp<2",)),
+    Server("contai", "contai-mcp", "pypi", env={"CONTAI_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server("ce3x", "ce3x-mcp-server", "pypi"),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -2392,6 +2457,7 @@ def main(argv: list[str]) -> None:
         "--unseen27": (UNSEEN27, HERE / "unseen27"),
         "--unseen28": (UNSEEN28, HERE / "unseen28"),
         "--unseen29": (UNSEEN29, HERE / "unseen29"),
+        "--unseen30": (UNSEEN30, HERE / "unseen30"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

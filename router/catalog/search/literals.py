@@ -359,10 +359,7 @@ _CAS_NUMBER = re.compile(r"(?<![\w.\-/])\d{2,7}-\d{2}-\d(?![\w.\-/])")
 
 # an ISBN: after the word ISBN (10 or 13 digits, with hyphens or spaces), or 13 digits alone that
 # start as ISBN-13s do (978, 979)
-_ISBN = re.compile(
-    r"\bISBN(?:-1[03])?:?\s*(?=[\d -]{9,16}[\dX]\b)\d[\d -]{8,15}[\dX]\b|(?<![\w.-])97[89](?:-?\d){10}(?![\w.-])",
-    re.I,
-)
+_ISBN = r"\bISBN(?:-1[03])?:?\s*\d[\d -]{8,15}[\dX]\b|(?<![\w.-])97[89](?:-?\d){10}(?![\w.-])"
 _CLOCK = re.compile(r"\b\d{1,2}(?::\d{2})?\s?(?:am|pm|a\.m\.|p\.m\.)(?!\w)|\b\d{1,2}:\d{2}\b", re.I)
 _PATENT_CLASS = re.compile(r"\b[A-H]\d{2}[A-Z]\s?\d{1,4}/\d{2,6}\b")
 # G-code as a CNC machine or a 3D printer runs it (G28, G1 X50 F800, M104 S200): a code, then
@@ -546,7 +543,7 @@ _LITERALS: tuple[_Literal, ...] = (
     ),
     # a book's ISBN (ISBN 0-261-10357-3, 978-0261103573, 9780261103573): one edition of a book,
     # whose digits are no words
-    _Literal(_ISBN, "", "isbn book", _saying("isbn book"), needs_digit=True, one=True),
+    _identifier(_ISBN, "isbn book", _saying("isbn book")),
     # opaque identifiers: their characters are noise, a prefix names the kind (txn_01h..., cus_9Tx...)
     _identifier(r"\b[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\b"),  # a UUID
     _identifier(r"\b[a-z]{2,6}_(?:\d[a-z0-9]{3,}|(?=[a-z]*\d)[a-z0-9]{8,})\b", None, _prefix),

@@ -220,3 +220,30 @@ def test_words_that_stand_together_in_the_task_and_the_tool_count_more() -> None
     }.items():
         assert plain.search(query, 1)[0].key[1] != tool, query
         assert near.search(query, 1)[0].key[1] == tool, query
+
+
+def test_a_name_that_puts_its_verb_after_its_object_still_says_whether_it_writes() -> None:
+    # dns_create writes and dns_list reads, though their first word names no action
+    dns = {
+        "cloudflare": [
+            {"name": "dns_create", "description": "Add a DNS record to a domain."},
+            {"name": "dns_list", "description": "List DNS records."},
+        ]
+    }
+    query = "which DNS records does the example.org domain have?"
+    assert index_of(dns, question_write=0.0).search(query, 1)[0].key[1] == "dns_create"
+    assert index_of(dns).search(query, 1)[0].key[1] == "dns_list"
+    # real catalog: jira_get_project_versions ("jira" is no verb, "get" is) came fourth
+    assert _index(Weights()).search("which versions have we released for the project in Jira", 1)[0].key[1] == (
+        "jira_get_project_versions"
+    )
+    # a noun after a linking word is no verb: subscribe_contact_to_list does not list
+    lists = {
+        "crm": [
+            {"name": "subscribe_contact_to_list", "description": "Subscribe a contact to a mailing list."},
+            {"name": "tag_contact", "description": "Tag a contact on a mailing list."},
+        ]
+    }
+    assert index_of(lists).search("put contact 3391 on the newsletter list 14", 1)[0].key[1] == (
+        "subscribe_contact_to_list"
+    )

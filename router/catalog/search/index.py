@@ -50,6 +50,8 @@ DocKey = tuple[str, str]
 Visibility = frozenset[DocKey] | Callable[[DocKey], bool] | None
 
 _FIRST_SENTENCE = re.compile(r"(?<=[.!?])\s|\n\s*\n")
+# a word that links a tool name's verb phrase to what follows it (subscribe_contact_to_list)
+_NAME_LINK = re.compile(r"[\s_-](?:to|from|by|for|in|on|with|of|at|into|as|and)(?=$|[\s_-])", re.I)
 # what a server's code, not its tool, put in a name: a function's suffix (`stock_overview_tool`,
 # `create_campaign_tool_wrapper`) or an API version (`VPS_getDataCenterListV1`)
 _NAME_BOILERPLATE = re.compile(
@@ -81,6 +83,9 @@ class _Doc:
     # description (the summary). `source` is the definition they are made from, until then.
     source: Mapping[str, Any] | None = None
     name_units: tuple[tuple[str, frozenset[str]], ...] = ()
+    # the name's units before a word that links its verb phrase to what follows: in
+    # subscribe_contact_to_list, "list" is no verb of the name's (`intent.starts_with_a_change`)
+    verb_units: tuple[tuple[str, frozenset[str]], ...] = ()
     head_terms: frozenset[str] = frozenset()
     # pairs of words near each other in its name, title and the head of its description (`pairs`)
     head_pairs: frozenset[frozenset[str]] = frozenset()
@@ -335,6 +340,9 @@ class SearchIndex:
         spaced = name.replace("_", " ").replace("-", " ")
         summary = " ".join([spaced, title, *first.split()[: self.weights.summary_words]])
         doc.name_units = tuple(units)
+        split = split_identifier(name)
+        linked = _NAME_LINK.search(split, 1)
+        doc.verb_units = doc.name_units[: len(analyze(split[: linked.start()]))] if linked else doc.name_units
         notes = tool.get("annotations")
         hint = notes.get("readOnlyHint") if isinstance(notes, Mapping) else None
         doc.read_only = hint if isinstance(hint, bool) else None
@@ -556,12 +564,12 @@ class SearchIndex:
                 proper = not doc.server_terms.isdisjoint(parsed.proper)
                 factor *= 1.0 + (w.proper_mention if proper else mention)
             # a tool writes or reads by its name's verb, or else by its annotations' hint
-            if asking and (doc.read_only is False or starts_with_a_change(doc.name_units, doc.server_terms)):
+            if asking and (doc.read_only is False or starts_with_a_change(doc.verb_units, doc.server_terms)):
                 factor *= 1.0 - w.question_write
             if (
                 parsed.change
                 and w.change_read
-                and (doc.read_only is True or starts_with_a_read(doc.name_units, doc.server_terms))
+                and (doc.read_only is True or starts_with_a_read(doc.verb_units, doc.server_terms))
             ):
                 factor *= 1.0 - w.change_read
             if w.number_agree:
@@ -573,7 +581,7 @@ class SearchIndex:
                     factor *= 1.0 - w.number_agree
             if w.no_input and doc.takes_nothing and gives_a_value:
                 factor *= 1.0 - w.no_input
-            if parsed.one and w.one_item_list and starts_with_a_listing(doc.name_units, doc.server_terms):
+            if parsed.one and w.one_item_list and starts_with_a_listing(doc.verb_units, doc.server_terms):
                 factor *= 1.0 - w.one_item_list
             rescored[d] = sc * factor
         return rescored

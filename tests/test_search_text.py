@@ -1202,6 +1202,13 @@ def test_versus_compares_and_german_lager_is_a_warehouse() -> None:
         "* ",
         "C(=",
         "1-2-",
+        "978",
+        "p/",
+        "USD/",
+        "EURUSD",
+        ".ai ",
+        "1% ",
+        "1.1%",
     ],
 )
 def test_reading_a_hostile_query_grows_linearly_with_its_length(unit: str) -> None:
@@ -1624,6 +1631,12 @@ _VALUE_READINGS = [
     # a book's ISBN, with or without the word, with or without hyphens
     ("publisher of ISBN 0-261-10357-3", "publisher of isbn book"),
     ("page count of 978-0-261-10357-3", "page count of isbn book"),
+    # a currency pair is an exchange rate; a top-level domain alone a kind of domain; "15% off"
+    # a discount
+    ("the USD/MXN FIX rate", "the USD MXN exchange rate currency FIX rate"),
+    ("EURUSD at the close", "EUR USD exchange rate currency at the close"),
+    ("is .ai pricey?", "is tld domain pricey?"),
+    ("make a 15% off code", "make a discount code"),
 ]
 # ... and look-alikes that are none of them: a task's text -> a word its reading must not hold
 _NOT_VALUES = [
@@ -1640,6 +1653,10 @@ _NOT_VALUES = [
     ("rotate it 3° clockwise", "temperature"),
     ("call 9781234567", "isbn"),  # ten digits, and 978 begins only a 13-digit ISBN
     ("order 97812345678901", "isbn"),
+    ("PHP/MySQL stack", "exchange"),  # PHP is a peso, but only between two codes
+    ("usd to eur", "exchange"),  # words in lower case are read as words
+    ("open example.com", "tld"),  # a site, not a top-level domain
+    ("CPU at 95% often", "discount"),
 ]
 _VALUE_CATALOG = {
     "cnc": [
@@ -1672,6 +1689,18 @@ _VALUE_CATALOG = {
     "library": [
         {"name": "get_book_by_id", "description": "Get a book by its ISBN, LCCN or OLID."},
     ],
+    "domains": [
+        {"name": "tld_info", "description": "Rules, typical use and price range of a top-level domain."},
+        {"name": "search_domain", "description": "Check whether a domain name is available."},
+    ],
+    "fx": [
+        {"name": "get_rate", "description": "The official exchange rate of a currency on a day."},
+        {"name": "get_series", "description": "A statistical series of the central bank by its code."},
+    ],
+    "shop": [
+        {"name": "create_discount", "description": "Create a discount code for the store."},
+        {"name": "update_store", "description": "Update the store's name, currency and settings."},
+    ],
     "chem": [
         {"name": "search_compound_by_smiles", "description": "Find a compound from its SMILES."},
         {
@@ -1690,6 +1719,9 @@ _VALUE_TASKS = [
     ("density of 64-17-5, with its sources", "get_properties_by_casrn"),
     ("When does */15 9-17 * * 1-5 fire?", "cron_parse"),
     ("get 9780261103573", "get_book_by_id"),
+    ("what are .dev names usually used for?", "tld_info"),
+    ("GBP/JPY every day in May", "get_rate"),
+    ("Set up a 15% off code SUMMER15 for the store, valid in June", "create_discount"),
 ]
 
 
@@ -2163,6 +2195,12 @@ _ROUND_CONCEPT_TAGS = [
     ("the NAICS code of a gym", "@industry_classification"),
     ("put together a meal plan for the week", "@meal_plan"),
     ("what is buoy 46026 reporting", "@buoy"),
+    # round four: rates, alerts
+    ("how has the Selic rate moved", "@interest_rate"),
+    ("taxa de juros do Banco Central", "@interest_rate"),
+    ("Create a price alert on a contract", "@notify_me"),  # what "ping me when" asks for
+    ("let me know when the build is green", "@notify_me"),
+    ("cotações de câmbio do dólar", "@exchange_rate"),
 ]
 _ROUND_CONCEPT_CATALOG = {
     "pharma": [
@@ -2258,6 +2296,10 @@ def test_the_glossary_knows_the_catalogs_domain_words() -> None:
     assert {"sector", "constitu"} <= set(LEXICON.tags("半导体板块的成分股"))
     assert "eclips" in LEXICON.tags("L'eclissi del 12 agosto")
     assert "soup" in LEXICON.tags("汤类菜谱")
+    # Brazil's GDP and senate, a curriculum's skills, a problem's solutions
+    assert {"gdp", "senat"} <= set(LEXICON.tags("PIB do Brasil e votações do Senado"))
+    assert {"curriculum", "skill"} <= set(LEXICON.tags("habilidades do currículo"))
+    assert "solut" in LEXICON.tags("这道题的题解")
     assert "holiday" in LEXICON.tags("2027年5月6日って休みの日")
     assert "court" in LEXICON.tags("Qual tribunal julgou o processo?")
     assert "station" in LEXICON.expand("any delays at Essen Hbf?")  # German railways' short form

@@ -360,6 +360,22 @@ _CAS_NUMBER = re.compile(r"(?<![\w.\-/])\d{2,7}-\d{2}-\d(?![\w.\-/])")
 # an ISBN: after the word ISBN (10 or 13 digits, with hyphens or spaces), or 13 digits alone that
 # start as ISBN-13s do (978, 979)
 _ISBN = r"\bISBN(?:-1[03])?:?\s*\d[\d -]{8,15}[\dX]\b|(?<![\w.-])97[89](?:-?\d){10}(?![\w.-])"
+# a currency pair as traders and central banks write it (USD/MXN, EUR-USD, EURUSD): an exchange
+# rate between two currencies, both ISO 4217 codes in capitals; the codes stay as words
+_CURRENCIES = (
+    "USD|EUR|GBP|JPY|CHF|CAD|AUD|NZD|CNY|CNH|HKD|SGD|SEK|NOK|DKK|PLN|CZK|HUF|RON|MXN|BRL|ARS|CLP|COP|"
+    "PEN|UYU|INR|KRW|TWD|THB|IDR|MYR|PHP|VND|ZAR|TRY|RUB|UAH|ILS|AED|SAR|EGP|NGN|KES|BTC|ETH"
+)
+_CURRENCY_PAIR = re.compile(  # (the lookahead first: most places fail it at once)
+    rf"\b(?=[A-Z]{{3}}(?:\s?[/-]\s?)?[A-Z]{{3}}(?![\w/.-]))(?<![\w/.-])(?:{_CURRENCIES})(?:\s?[/-]\s?|)(?:{_CURRENCIES})"
+)
+# a top-level domain on its own (".com", ".ai", "a .dev address"): a kind of domain name to
+# register or look up, not a site
+_TLD = re.compile(
+    r"(?<![\w.-])\.(?:com|org|net|io|dev|ai|app|co|de|fr|es|jp|uk|ru|nl|br|au|ca|ch|pl|se|eu|cn|kr|in|us|"
+    r"me|tv|gg|sh|so|xyz|tech|shop|store|online|site|cloud|info|biz)(?![\w.-])",
+    re.I,
+)
 _CLOCK = re.compile(r"\b\d{1,2}(?::\d{2})?\s?(?:am|pm|a\.m\.|p\.m\.)(?!\w)|\b\d{1,2}:\d{2}\b", re.I)
 _PATENT_CLASS = re.compile(r"\b[A-H]\d{2}[A-Z]\s?\d{1,4}/\d{2,6}\b")
 # G-code as a CNC machine or a 3D printer runs it (G28, G1 X50 F800, M104 S200): a code, then
@@ -416,6 +432,12 @@ class _Literal(NamedTuple):
     one: bool = False  # an identifier: the task is about one item (`names_one_item`)
 
 
+def _currency_pair(value: str) -> str:
+    """What the word ranker keeps of a currency pair: both codes, and what a pair is quoted for."""
+    letters = "".join(ch for ch in value if ch.isalpha())
+    return f"{letters[:3]} {letters[3:]} exchange rate currency"
+
+
 def _identifier(
     pattern: str, read_as: str | None = "id", leaves: Callable[[str], str] = _nothing
 ) -> _Literal:
@@ -456,6 +478,7 @@ _LITERALS: tuple[_Literal, ...] = (
         "web page",
         _bare_site,
     ),
+    _Literal(_TLD, "", "top-level domain", _saying("tld domain"), needs="."),
     # Reddit's own notation for a subreddit or a user names the service (before paths: r/korea is
     # not the path /korea)
     _Literal(
@@ -512,6 +535,7 @@ _LITERALS: tuple[_Literal, ...] = (
     _Literal(_CRON, "", "cron expression", _saying("cron schedule"), needs="*"),
     _Literal(_GLOB, "@file", "file pattern", _saying("file pattern"), needs="*"),
     _Literal(_CODE_NAME, "", None, _dictating),
+    _Literal(_CURRENCY_PAIR, "", "exchange rate", _currency_pair),
     # a tz database zone (Europe/Berlin), before a pair or a path takes "Europe"; a locale (pt-BR,
     # en_US, zh-Hans): a language to add, translate into or export; its letters are no words
     _Literal(_TZ_NAME, "", "time zone", _saying("time zone"), needs="/"),
@@ -567,6 +591,15 @@ _LITERALS: tuple[_Literal, ...] = (
     # a condition on the items a task wants ("rows where Status = Blocked", "deals over 50k",
     # "amount > 50k"): it asks for a filtered search; the field and value are data
     _Literal(_CONDITION, "", "filter", _saying("filter"), needs="=<>0123456789"),
+    # a share off a price ("15% off", "20 % off the order"): a discount, whatever its digits
+    _Literal(
+        re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)?\s?%\s?off\b", re.I),
+        "",
+        "discount",
+        _saying("discount"),
+        needs_digit=True,
+        needs="%",
+    ),
     # a sum of money ($5.50, €89,90, 200 USD) asks about a price or an amount, whatever its digits
     _Literal(_MONEY, "", None, _saying("price amount"), needs_digit=True),
     # the name a task gives its own thing, words joined with a number (logs-app-2024.06,

@@ -2200,7 +2200,18 @@ _ROUND_CONCEPT_TAGS = [
     ("taxa de juros do Banco Central", "@interest_rate"),
     ("Create a price alert on a contract", "@notify_me"),  # what "ping me when" asks for
     ("let me know when the build is green", "@notify_me"),
-    ("cotações de câmbio do dólar", "@exchange_rate"),
+    # round five: fires, bathing water, a debugger's words, a column's values, sights
+    ("how likely are forest fires in Ticino right now", "@wildfire"),
+    ("Ruft den aktuellen Waldbrandgefahren-Index ab", "@wildfire"),
+    ("can I swim at Mythenquai?", "@bathing_water"),
+    ("Step over the next instruction", "@debug_step"),
+    ("break whenever it calls CreateFileW", "@breakpoint"),
+    ("which Go version was it compiled with", "@build_info"),
+    ("which distinct values does orders.status hold", "@distinct_values"),
+    ("获取指定列的所有唯一值", "@distinct_values"),
+    ("バルセロナで見ておくべき名所", "@sightseeing"),
+    ("Which Taiwanese statutes mention personal data?", "@statute"),
+    ("tipo_cambio_usd del Banco de México", "@exchange_rate"),
 ]
 _ROUND_CONCEPT_CATALOG = {
     "pharma": [
@@ -2300,6 +2311,16 @@ def test_the_glossary_knows_the_catalogs_domain_words() -> None:
     assert {"gdp", "senat"} <= set(LEXICON.tags("PIB do Brasil e votações do Senado"))
     assert {"curriculum", "skill"} <= set(LEXICON.tags("habilidades do currículo"))
     assert "solut" in LEXICON.tags("这道题的题解")
+    # closing prices, personal data (Traditional 資料 folds to 数据, whose 人数 is no count)
+    assert {"close", "price", "daili"} <= set(LEXICON.tags("le chiusure giornaliere di Tesla"))
+    assert {"person", "data"} <= set(LEXICON.tags("個人資料保護法"))
+    assert "channel" in LEXICON.tags("Hent programoversigt for en kanal")  # Danish
+    assert LEXICON.expand("plan itin-8842") == ["itinerari"]
+    # a phrase is known by its first two words, so none of these starts with "to do", "break at"
+    # or "tipo de"
+    for text, tag in (("ask the students what to do", "@todo"), ("lunch break at noon", "@breakpoint"),
+                      ("tipo de documento", "@exchange_rate")):  # fmt: skip
+        assert tag not in LEXICON.tags(text), text
     assert "holiday" in LEXICON.tags("2027年5月6日って休みの日")
     assert "court" in LEXICON.tags("Qual tribunal julgou o processo?")
     assert "station" in LEXICON.expand("any delays at Essen Hbf?")  # German railways' short form

@@ -118,6 +118,7 @@ ABBREVIATIONS: dict[str, str] = {
     "tmpl": "template",
     "mtg": "meeting",
     "appt": "appointment",
+    "itin": "itinerary",
     "convo": "conversation",
     "vid": "video",
     "ppt": "presentation",

@@ -45,6 +45,7 @@ network service. Usage::
     python collect.py install|collect --unseen30 # the thirtieth unseen set, into ./unseen30
     python collect.py install|collect --unseen31 # the thirty-first unseen set, into ./unseen31
     python collect.py install|collect --unseen32 # the thirty-second unseen set, into ./unseen32
+    python collect.py install|collect --unseen33 # the thirty-third unseen set, into ./unseen33
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -2271,6 +2272,68 @@ UNSEEN32: list[Server] = [
 ]
 
 
+# A thirty-third set of unseen servers, frozen by ``--unseen33`` into ./unseen33 (2026-12-07); their queries
+# (unseen33.jsonl) were written from these listings alone, before any ranker ran on them. btcpay-mcp, checko-mcp,
+# flightaware-mcp and clinicaltrials-mcp import the 1.x SDK without pinning it and get pins=("mcp<2",);
+# audiobookshelf-mcp imports fastmcp without declaring it; clinicaltrials-mcp needs Python >= 3.12; edinet-mcp and
+# coros-training-mcp start their servers with a sub-command. Tried and left out: anilist-mcp and discogs-mcp-server
+# did not install (a dependency is missing from the registry); caldav-mcp connects to its server at start-up,
+# @tosspayments/integration-guide-mcp fetches its docs at start-up, cliniko-mcp-server verifies a licence over the
+# network, @gannonh/firebase-mcp needs a real service-account file, @dynatrace-oss/dynatrace-managed-mcp-server
+# exits without its configuration, home-assistant-blade-mcp and @coingecko/coingecko-mcp did not install. They list
+# fine but were dropped for too few tools or to keep the set near 300 tools: dld-mcp 0.4.1 (1), bailii-mcp 1.0.2
+# (3), classroom-mcp 0.2.0 (3), flightaware-mcp 0.0.2 (2, with hishel<2), @microsoft/clarity-mcp-server 2.0.1 (3),
+# addgene-mcp 0.1.3 (4) and @ahdev/dokploy-mcp 1.6.0 (67). All eighteen list with dummy keys at most. freee's
+# descriptions are in Japanese, checko's in Russian and dataprem's in Spanish, as the packages ship them; the rest
+# are in English (edinet's with Japanese examples). Overlaps kept on purpose: invoices and bookkeeping (btcpay,
+# fakturownia, countbean, freee), company registries and filings (checko, dataprem, edinet), calendars and to-dos
+# (icloud, gtasks, coros's training calendar) and papers (latest-science, clinicaltrials).
+UNSEEN33: list[Server] = [
+    Server("bullmq", "@adamhancock/bullmq-mcp", "npm"),
+    Server(
+        "freee",
+        "freee-mcp",
+        "npm",
+        env={"FREEE_CLIENT_ID": DUMMY, "FREEE_CLIENT_SECRET": DUMMY, "FREEE_COMPANY_ID": "1"},
+    ),
+    Server("gtasks", "@alvincrave/gtasks-mcp", "npm"),
+    Server("icloud", "icloud-mcp", "npm", env={"IMAP_USER": "user@icloud.com", "IMAP_PASSWORD": DUMMY}),
+    Server(
+        "dataiku", "dataiku-mcp", "npm", env={"DATAIKU_URL": "http://127.0.0.1:9", "DATAIKU_API_KEY": DUMMY}
+    ),
+    Server("codacy", "@codacy/codacy-mcp", "npm", env={"CODACY_ACCOUNT_TOKEN": DUMMY}),
+    Server("ios-simulator", "ios-simulator-mcp", "npm"),
+    Server("latest-science", "@futurelab-studio/latest-science-mcp", "npm"),
+    Server(
+        "btcpay",
+        "btcpay-mcp",
+        "pypi",
+        env={"BTCPAY_URL": "http://127.0.0.1:9", "BTCPAY_API_KEY": DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server("edinet", "edinet-mcp", "pypi", args=("serve",), env={"EDINET_API_KEY": DUMMY}),
+    Server("countbean", "countbean-mcp", "pypi"),
+    Server("dataprem", "dataprem-mcp", "pypi"),
+    Server(
+        "fakturownia",
+        "fakturownia-mcp",
+        "pypi",
+        env={"FAKTUROWNIA_API_TOKEN": DUMMY, "FAKTUROWNIA_DOMAIN": "example"},
+    ),
+    Server("gsa-perdiem", "gsa-perdiem-mcp", "pypi", env={"GSA_API_KEY": DUMMY}),
+    Server("clinicaltrials", "clinicaltrials-mcp", "pypi", python="3.12", pins=("mcp<2",)),
+    Server(
+        "audiobookshelf",
+        "audiobookshelf-mcp",
+        "pypi",
+        env={"ABS_URL": "http://127.0.0.1:9", "ABS_TOKEN": DUMMY},
+        pins=("fastmcp",),
+    ),
+    Server("checko", "checko-mcp", "pypi", env={"CHECKO_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server("coros", "coros-training-mcp", "pypi", args=("serve",), bin="coros-mcp"),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -2552,6 +2615,7 @@ def main(argv: list[str]) -> None:
         "--unseen30": (UNSEEN30, HERE / "unseen30"),
         "--unseen31": (UNSEEN31, HERE / "unseen31"),
         "--unseen32": (UNSEEN32, HERE / "unseen32"),
+        "--unseen33": (UNSEEN33, HERE / "unseen33"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -2211,6 +2211,10 @@ _ROUND_CONCEPT_TAGS = [
     ("获取指定列的所有唯一值", "@distinct_values"),
     ("バルセロナで見ておくべき名所", "@sightseeing"),
     ("Which Taiwanese statutes mention personal data?", "@statute"),
+    # round six: signing in, test coverage
+    ("is my login still good or do I have to sign in again?", "@login"),
+    ("認証状態を確認", "@login"),
+    ("how well is refund.ts exercised by tests", "@test_coverage"),
     ("tipo_cambio_usd del Banco de México", "@exchange_rate"),
 ]
 _ROUND_CONCEPT_CATALOG = {
@@ -2315,6 +2319,9 @@ def test_the_glossary_knows_the_catalogs_domain_words() -> None:
     assert {"close", "price", "daili"} <= set(LEXICON.tags("le chiusure giornaliere di Tesla"))
     assert {"person", "data"} <= set(LEXICON.tags("個人資料保護法"))
     assert "channel" in LEXICON.tags("Hent programoversigt for en kanal")  # Danish
+    assert "activ" in LEXICON.tags("le attività registrate sull'orologio")
+    # a login page or button in a bug report is no request to sign in
+    assert "@login" not in LEXICON.tags("file a bug: the login button does nothing; 登录页白屏")
     assert LEXICON.expand("plan itin-8842") == ["itinerari"]
     # a phrase is known by its first two words, so none of these starts with "to do", "break at"
     # or "tipo de"

@@ -1631,10 +1631,12 @@ _VALUE_READINGS = [
     # a book's ISBN, with or without the word, with or without hyphens
     ("publisher of ISBN 0-261-10357-3", "publisher of isbn book"),
     ("page count of 978-0-261-10357-3", "page count of isbn book"),
-    # a currency pair is an exchange rate; a top-level domain alone a kind of domain; "15% off"
-    # a discount
-    ("the USD/MXN FIX rate", "the USD MXN exchange rate currency FIX rate"),
-    ("EURUSD at the close", "EUR USD exchange rate currency at the close"),
+    # a currency pair keeps both its codes; a top-level domain alone is a kind of domain; "15%
+    # off" a discount
+    ("the USD/MXN FIX rate", "the USD MXN FIX rate"),
+    ("EURUSD at the close", "EUR USD at the close"),
+    ("PHP/MySQL stack", "PHP stack"),  # PHP is a peso's code too, but MySQL is none
+    ("usd to eur", "usd to eur"),  # lower case: words
     ("is .ai pricey?", "is tld domain pricey?"),
     ("make a 15% off code", "make a discount code"),
 ]
@@ -1653,8 +1655,6 @@ _NOT_VALUES = [
     ("rotate it 3° clockwise", "temperature"),
     ("call 9781234567", "isbn"),  # ten digits, and 978 begins only a 13-digit ISBN
     ("order 97812345678901", "isbn"),
-    ("PHP/MySQL stack", "exchange"),  # PHP is a peso, but only between two codes
-    ("usd to eur", "exchange"),  # words in lower case are read as words
     ("open example.com", "tld"),  # a site, not a top-level domain
     ("CPU at 95% often", "discount"),
 ]
@@ -1693,10 +1693,6 @@ _VALUE_CATALOG = {
         {"name": "tld_info", "description": "Rules, typical use and price range of a top-level domain."},
         {"name": "search_domain", "description": "Check whether a domain name is available."},
     ],
-    "fx": [
-        {"name": "get_rate", "description": "The official exchange rate of a currency on a day."},
-        {"name": "get_series", "description": "A statistical series of the central bank by its code."},
-    ],
     "shop": [
         {"name": "create_discount", "description": "Create a discount code for the store."},
         {"name": "update_store", "description": "Update the store's name, currency and settings."},
@@ -1720,7 +1716,6 @@ _VALUE_TASKS = [
     ("When does */15 9-17 * * 1-5 fire?", "cron_parse"),
     ("get 9780261103573", "get_book_by_id"),
     ("what are .dev names usually used for?", "tld_info"),
-    ("GBP/JPY every day in May", "get_rate"),
     ("Set up a 15% off code SUMMER15 for the store, valid in June", "create_discount"),
 ]
 

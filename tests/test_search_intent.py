@@ -234,9 +234,8 @@ def test_a_name_that_puts_its_verb_after_its_object_still_says_whether_it_writes
     assert index_of(dns, question_write=0.0).search(query, 1)[0].key[1] == "dns_create"
     assert index_of(dns).search(query, 1)[0].key[1] == "dns_list"
     # real catalog: jira_get_project_versions ("jira" is no verb, "get" is) came fourth
-    assert _index(Weights()).search("which versions have we released for the project in Jira", 1)[0].key[1] == (
-        "jira_get_project_versions"
-    )
+    first = _index(Weights()).search("which versions have we released for the project in Jira", 1)[0]
+    assert first.key[1] == "jira_get_project_versions"
     # a noun after a linking word is no verb: subscribe_contact_to_list does not list
     lists = {
         "crm": [

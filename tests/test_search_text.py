@@ -2205,6 +2205,7 @@ _ROUND_CONCEPT_TAGS = [
     ("which distinct values does orders.status hold", "@distinct_values"),
     ("获取指定列的所有唯一值", "@distinct_values"),
     ("バルセロナで見ておくべき名所", "@sightseeing"),
+    ("put it on my todo list", "@todo"),
     ("Which Taiwanese statutes mention personal data?", "@statute"),
     # round six: signing in, test coverage
     ("is my login still good or do I have to sign in again?", "@login"),

@@ -5,7 +5,8 @@ changes something.
 orders are pending" is `count`, not `delete_many`; "which versions have we released" lists
 versions, it does not create one. Words alone rank such siblings by the words they share with the
 task, so the one that writes often comes first. In the re-scoring of the best candidates
-(`SearchIndex.search`), a tool whose name starts with a verb that changes something scores a
+(`SearchIndex.search`), a tool whose name's verb changes something (its first word, or a later
+one when the first names no action: `dns_create`; see `name_verb`) scores a
 little less (`Weights.question_write`) when the task is a question: by its first word in English,
 by its question word in another language (welche, ¿qué, сколько) or by a question mark at its end,
 unless it is a request put politely ("can you ...?", "¿puedes ...?", "...もらえますか").

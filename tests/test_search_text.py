@@ -2212,6 +2212,11 @@ _ROUND_CONCEPT_TAGS = [
     ("認証状態を確認", "@login"),
     ("how well is refund.ts exercised by tests", "@test_coverage"),
     ("tipo_cambio_usd del Banco de México", "@exchange_rate"),
+    # round seven (2026-12-07 morning): mail not yet read or answered, who may access what
+    ("¿Tengo correos sin leer de Hetzner?", "@unread"),
+    ("未読のメールはある？", "@unread"),
+    ("which mails from Anna have I still not answered", "@unanswered"),
+    ("show the IAM policy of the payroll bucket", "@permission"),
 ]
 _ROUND_CONCEPT_CATALOG = {
     "pharma": [
@@ -2250,6 +2255,11 @@ _ROUND_CONCEPT_CATALOG = {
         {"name": "latest_observation", "description": "Get the latest observation from an NDBC station."},
         {"name": "latest_alerts", "description": "Get the latest alerts of a stock."},
     ],
+    "mailbox": [
+        {"name": "search_unread_from_sender", "description": "Find unread emails from a given sender."},
+        {"name": "search_unreplied_from_sender", "description": "Find unreplied emails from a given sender."},
+        {"name": "search_by_sender", "description": "Find emails from a given sender."},
+    ],
     "inegi": [
         {"name": "buscar_actividad", "description": "Busca el código SCIAN de una actividad económica."},
         {"name": "buscar_negocios", "description": "Busca negocios en el directorio por nombre."},
@@ -2267,6 +2277,8 @@ _ROUND_CONCEPT_TASKS = [
     ("the photo is grainy, clean it up", "denoise"),
     ("latest from buoy 46026 off San Francisco", "latest_observation"),
     ("which NAICS category are gyms in?", "buscar_actividad"),
+    ("¿Tengo correos sin leer de facturacion@hetzner.com?", "search_unread_from_sender"),
+    ("which emails from anna.k@studio-berlin.de have I still not answered?", "search_unreplied_from_sender"),
 ]
 
 

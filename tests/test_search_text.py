@@ -2217,6 +2217,9 @@ _ROUND_CONCEPT_TAGS = [
     ("未読のメールはある？", "@unread"),
     ("which mails from Anna have I still not answered", "@unanswered"),
     ("show the IAM policy of the payroll bucket", "@permission"),
+    ("what homework is due this week", "@coursework"),
+    ("宿題の締め切りはいつ？", "@coursework"),
+    ("I need a throwaway address to sign up with", "@email_alias"),
 ]
 _ROUND_CONCEPT_CATALOG = {
     "pharma": [
@@ -2260,6 +2263,14 @@ _ROUND_CONCEPT_CATALOG = {
         {"name": "search_unreplied_from_sender", "description": "Find unreplied emails from a given sender."},
         {"name": "search_by_sender", "description": "Find emails from a given sender."},
     ],
+    "campus": [
+        {"name": "list_assignments", "description": "List the course assignments that are due."},
+        {"name": "list_notices", "description": "List the notices on the portal."},
+    ],
+    "mailhost": [
+        {"name": "masked_create", "description": "Create a new masked email address."},
+        {"name": "calendar_create", "description": "Create a calendar event."},
+    ],
     "inegi": [
         {"name": "buscar_actividad", "description": "Busca el código SCIAN de una actividad económica."},
         {"name": "buscar_negocios", "description": "Busca negocios en el directorio por nombre."},
@@ -2279,6 +2290,8 @@ _ROUND_CONCEPT_TASKS = [
     ("which NAICS category are gyms in?", "buscar_actividad"),
     ("¿Tengo correos sin leer de facturacion@hetzner.com?", "search_unread_from_sender"),
     ("which emails from anna.k@studio-berlin.de have I still not answered?", "search_unreplied_from_sender"),
+    ("What homework do I still have to hand in this week?", "list_assignments"),
+    ("I need a throwaway address to sign up on shop.example.com", "masked_create"),
 ]
 
 

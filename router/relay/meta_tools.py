@@ -55,8 +55,11 @@ META_TOOLS: tuple[dict[str, Any], ...] = (
     {
         "name": SEARCH,
         "description": (
-            "Find tools by what you want to do, in plain words. Returns the best matches, best "
-            "first, with the name to pass to call_tool; the first ones include their input schema."
+            "Find tools by what you want to do. Say it in a few words: the action, the thing it acts "
+            "on, and the product if the user named one ('create calendar event', 'Jira issue "
+            "comments', 'convert currency'); ids, values and message text are not needed. Returns "
+            "the best matches, best first, with the name to pass to call_tool; the first ones "
+            "include their input schema."
         ),
         "inputSchema": {
             "type": "object",
@@ -64,7 +67,7 @@ META_TOOLS: tuple[dict[str, Any], ...] = (
                 "query": {
                     "type": "string",
                     "maxLength": MAX_QUERY_CHARS,
-                    "description": "The task, in plain words.",
+                    "description": "What the tool should do, in a few words (any language).",
                 },
                 "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 5},
                 "server": {"type": "string", "description": "Only tools of this server."},

@@ -49,6 +49,7 @@ network service. Usage::
     python collect.py install|collect --unseen34 # the thirty-fourth unseen set, into ./unseen34
     python collect.py install|collect --unseen35 # the thirty-fifth unseen set, into ./unseen35
     python collect.py install|collect --unseen36 # the thirty-sixth unseen set, into ./unseen36
+    python collect.py install|collect --unseen37 # the thirty-seventh unseen set, into ./unseen37
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -2563,6 +2564,74 @@ UNSEEN36: list[Server] = [
     Server("organizze", "mcp-organizze", "pypi"),
 ]
 
+# A thirty-seventh set of unseen servers, frozen by ``--unseen37`` into ./unseen37; their queries
+# (unseen37.jsonl) were written from these listings alone, before any ranker ran on them. Every package name
+# (less an npm scope) starts with a letter from a to l. agile-mcp-server, aitestlist-mcp, archery-mcp-server,
+# bolsai-mcp, bigkinds-mcp and chronos-mcp import FastMCP from the 1.x SDK without pinning it, and
+# anycubic-cloud-mcp and apollo-mcp-server the 1.x low-level decorators: they get pins=("mcp<2",). avanza-mcp,
+# bigkinds-mcp and brreg-mcp need Python 3.12. agile-mcp-server is a CLI whose "start" runs the server,
+# chronos-mcp's "--mcp-stdio" the embedded stdio server; appstore-connect-mcp-server only checks that its key
+# file's path is set (it reads it on the first call). Tried and left out: billit-mcp (its mcp and pydantic
+# clash), agent-jmap-mcp (an import error in the package), iflow-mcp-mcp-bibliotheque-nationale-de-france
+# (misses its own module), datos-gob-es-mcp (passes FastMCP an argument no 1.x release takes),
+# fattureincloud-mcp (never awaits its main), ciqual-mcp (downloads its database at start), apt-info-mcp
+# (wants Supabase credentials before listing), cls-mcp-server (stops without Tencent Cloud keys),
+# @moralisweb3/api-mcp-server (fetches its OpenAPI spec), apifox-mcp-server (wants a project id or a spec
+# file), better-todo-mcp (HTTP only), benethos-lexware-office-mcp (offers no tools until a tool policy is
+# chosen in its set-up UI) and @commercetools/commerce-mcp (did not install); attio-mcp-server (stops without
+# its key) and glpi-mcp were left out as services already covered, and caldav, Canvas, Home Assistant and Jira
+# packages were not tried. They list fine but were dropped for too few tools, too many, or to keep the set
+# near 300 tools: chuanglan-mcp 1.1.0 (2), @gleanwork/local-mcp-server 0.7.6 (3), dataforseo-mcp-server 3.0.1
+# (4), argile-mcp 0.3.0 (5), estat-mcp-server 0.1.3 (5), book-metadata-mcp 0.2.0 (6), labor-market-mcp-server
+# 0.1.0 (7), excalidraw-mcp 1.0.0 (11), arduino-mcp 0.1.2 (15), datagvat-mcp 1.1.0 (18), brasil-mcp-essentials
+# 0.3.0 (22) and agent-toolkit-mcp-server 0.4.0 (62). All eighteen list with dummy keys at most. apollo's and
+# archery's descriptions are in Chinese, humanagent's in Chinese too, bigkinds' in Korean, egrul's in Russian,
+# afip's in Spanish and aitestlist's in French, as the packages ship them. Overlaps kept on purpose: paying
+# people for work (humanagent's bounties and loopuman's tasks, and each one's balance), messages (chronos'
+# email threads and humanagent's conversations), tasks and tests (agile's tasks, aitestlist's test tasks,
+# loopuman's posted tasks), apps, users and releases (apollo's config apps, users of archery and App Store
+# Connect, apollo's published config and App Store versions), SQL (archery's queries and chronos' raw SQL on
+# its mail store), company registers (brreg for Norway, the UK and Sweden, egrul for Russia, dutch-gov's KVK
+# look-up), stock quotes and dividends (avanza's Nordic market, bolsai's Brazilian one), categories
+# (aitestlist's and bigkinds') and medicines (afya's price list, biothings' chemical compounds), so some tasks
+# have relevant tools on two servers and others a similar-sounding tool on another server that is the wrong
+# pick.
+UNSEEN37: list[Server] = [
+    Server("chronos", "chronos-mcp", "pypi", bin="chronos", args=("--mcp-stdio",), pins=("mcp<2",)),
+    Server("agile", "agile-mcp-server", "pypi", args=("start",), pins=("mcp<2",)),
+    Server("aitestlist", "aitestlist-mcp", "pypi", pins=("mcp<2",)),
+    Server("afip", "facturador-afip-mcp", "pypi"),
+    Server(
+        "apollo",
+        "apollo-mcp-server",
+        "pypi",
+        args=("--url", "http://127.0.0.1:9", "--token", DUMMY),
+        pins=("mcp<2",),
+    ),
+    Server("archery", "archery-mcp-server", "pypi", bin="archery-mcp", pins=("mcp<2",)),
+    Server(
+        "appstore",
+        "appstore-connect-mcp-server",
+        "npm",
+        env={
+            "APP_STORE_CONNECT_KEY_ID": DUMMY,
+            "APP_STORE_CONNECT_ISSUER_ID": DUMMY,
+            "APP_STORE_CONNECT_P8_PATH": "{scratch}/gdrive-creds.json",
+        },
+    ),
+    Server("biothings", "biothings-mcp", "pypi"),
+    Server("afya", "afya-mcp", "pypi"),
+    Server("avanza", "avanza-mcp", "pypi", python="3.12"),
+    Server("bolsai", "bolsai-mcp", "pypi", pins=("mcp<2",)),
+    Server("bigkinds", "bigkinds-mcp", "pypi", python="3.12", pins=("mcp<2",)),
+    Server("egrul", "atomno-mcp-egrul", "pypi"),
+    Server("brreg", "brreg-mcp", "pypi", python="3.12"),
+    Server("dutch-gov", "dutch-gov-mcp", "pypi"),
+    Server("anycubic", "anycubic-cloud-mcp", "pypi", pins=("mcp<2",)),
+    Server("humanagent", "humanagent-mcp", "npm"),
+    Server("loopuman", "loopuman-mcp", "npm"),
+]
+
 
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
@@ -2849,6 +2918,7 @@ def main(argv: list[str]) -> None:
         "--unseen34": (UNSEEN34, HERE / "unseen34"),
         "--unseen35": (UNSEEN35, HERE / "unseen35"),
         "--unseen36": (UNSEEN36, HERE / "unseen36"),
+        "--unseen37": (UNSEEN37, HERE / "unseen37"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -50,6 +50,7 @@ network service. Usage::
     python collect.py install|collect --unseen35 # the thirty-fifth unseen set, into ./unseen35
     python collect.py install|collect --unseen36 # the thirty-sixth unseen set, into ./unseen36
     python collect.py install|collect --unseen37 # the thirty-seventh unseen set, into ./unseen37
+    python collect.py install|collect --unseen38 # the thirty-eighth unseen set, into ./unseen38
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -2633,6 +2634,65 @@ UNSEEN37: list[Server] = [
 ]
 
 
+# A thirty-eighth set of unseen servers, frozen by ``--unseen38`` into ./unseen38; their queries
+# (unseen38.jsonl) were written from these listings alone, before any ranker ran on them. Every package name
+# (less its npm scope) starts with a letter from m to z. openkrx-mcp and mcp-ticketer import FastMCP from the
+# 1.x SDK without pinning it, and timeverse-3dprinter-mcp (Python 3.12) too: they get pins=("mcp<2",);
+# mcp-ticketer serves with its `mcp serve` sub-command. Tried and left out: todo-mcp-server 2.1.4 health-checks
+# its API at start-up, mcp-server-tuya 0.1.2 fetches a token at start-up, swagmanager-mcp 6.3.0 lists no tool
+# without its Supabase project, @umbraco-cms/mcp-dev wants an OAuth client and a server (not pursued),
+# mcp-arduino-server 0.1.5 passes FastMCP an argument no current 1.x SDK takes, and mcp-nb starts on
+# streamable HTTP only (not pursued). They list fine but were dropped for too few tools, too many, or to keep
+# the set near 300 tools: mcp-romm 1.2.1 (40), mcp-server-tochka-bank 0.6.2 (44), mcp-tcmb-exchange 0.1.8
+# (4), mcp-clinical-reasoner 1.0.0 (4, Python 3.12 and mcp<2), mcp-library-search 0.5.0 (3, Python 3.12),
+# nara-mcp-server 1.3.3 (3) and morningboss-mcp 1.0.2 (1). All eighteen list with dummy keys and localhost
+# URLs at most. nutstore's, siyuan's, waterlog's and printer3d's descriptions are in Chinese, krx's and
+# velog's in Korean, samotpravil's, textabra's and yandex360's in Russian, as the packages ship them.
+# Overlaps kept on purpose: files (nutstore's and mybox's cloud drives, siyuan's workspace files, printer3d's
+# G-code files on the printer), tickets (ticketer's and servicenex's tickets, comments, attachments and
+# workflows), mail (aruba's mailbox and bounces, samotpravil's delivery statuses, non-delivery report and test
+# letter), pages and notes (yandex360's wiki, siyuan's documents, velog's blog posts, textabra's checked
+# pages), alerts (alertmanager's alerts and silences, waterlog's water-level warnings, nta's service alerts),
+# departures and stops (nta in Ireland, public-transport in CH/BE/NO/Berlin/Portugal), sessions (genelab's
+# analysis sessions, ticketer's work sessions) and analytics (google-analytics' traffic reports, textabra's
+# page scores), so some tasks have relevant tools on two servers and others a similar-sounding tool on
+# another server that is the wrong pick.
+UNSEEN38: list[Server] = [
+    Server("alertmanager", "mcp-alertmanager", "npm", args=("--url", "http://127.0.0.1:9")),
+    Server(
+        "google-analytics",
+        "mcp-server-google-analytics",
+        "npm",
+        env={
+            "GOOGLE_CLIENT_EMAIL": "bot@example.iam.gserviceaccount.com",
+            "GOOGLE_PRIVATE_KEY": DUMMY,
+            "GA_PROPERTY_ID": "1",
+        },
+    ),
+    Server("nutstore", "nutstore-mcp", "pypi"),
+    Server("mybox", "naver-mybox-mcp", "pypi"),
+    Server("yandex360", "yandex360-mcp", "pypi", env={"WIKI_TOKEN": DUMMY, "WIKI_ORG_ID": "1"}),
+    Server("samotpravil", "mailganer-samotpravil-mcp", "pypi"),
+    Server("velog", "velog-mcp", "pypi"),
+    Server("krx", "openkrx-mcp", "pypi", env={"KRX_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server("nta", "mcp-nta", "pypi", env={"NTA_API_KEY": DUMMY}),
+    Server("public-transport", "mcp-server-public-transport", "pypi"),
+    Server("genelab", "mcp-genelab", "pypi"),
+    Server(
+        "servicenex",
+        "mcp-servicenex-v2",
+        "pypi",
+        env={"SERVICENEX_API_BASE": "http://127.0.0.1:9", "SERVICENEX_API_KEY": DUMMY},
+    ),
+    Server("ticketer", "mcp-ticketer", "pypi", args=("mcp", "serve"), pins=("mcp<2",)),
+    Server("aruba", "mcp-aruba", "pypi"),
+    Server("printer3d", "timeverse-3dprinter-mcp", "pypi", pins=("mcp<2",), python="3.12"),
+    Server("waterlog", "waterlog-mcp", "pypi"),
+    Server("siyuan", "siyuan-mcp-server", "pypi"),
+    Server("textabra", "textabra-mcp", "pypi"),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -2919,6 +2979,7 @@ def main(argv: list[str]) -> None:
         "--unseen35": (UNSEEN35, HERE / "unseen35"),
         "--unseen36": (UNSEEN36, HERE / "unseen36"),
         "--unseen37": (UNSEEN37, HERE / "unseen37"),
+        "--unseen38": (UNSEEN38, HERE / "unseen38"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -238,6 +238,7 @@ class Lexicon:
         self.compound_forms = {k: tuple(dict.fromkeys(v)) for k, v in compound.items()}
         self.single = {k: tuple(sorted(set(v))) for k, v in single.items()}
         self.phrases = {k: tuple(sorted(set(v))) for k, v in phrases.items()}
+        self._phrase_firsts = frozenset(first for first, _ in self.phrases)  # most words start none
         # phrasal verbs whose particle may follow the object ("hand the bug over", "roll the
         # deploy back"): verb stem -> {particle stem: tags}
         self.separable: dict[str, dict[str, tuple[str, ...]]] = {}
@@ -314,16 +315,20 @@ class Lexicon:
         """Concept tags found in ``text`` (in order of appearance, repeats kept)."""
         found: list[str] = []
         stems = [stem(w) for w in words(text)]
+        last = len(stems) - 1
+        firsts, phrases, single, separable = self._phrase_firsts, self.phrases, self.single, self.separable
         inside = -1  # the last word of a phrase found: its words' own tags do not count
         for i, s in enumerate(stems):
-            phrase = self.phrases.get((s, stems[i + 1]), ()) if i + 1 < len(stems) else ()
+            phrase = phrases.get((s, stems[i + 1]), ()) if i < last and s in firsts else ()
             if phrase:
                 inside = i + 1
                 found.extend(phrase)
             elif i > inside:
-                found.extend(self.single.get(s, ()))
-            if i + 1 < len(stems):
-                particles = self.separable.get(s)
+                own = single.get(s)
+                if own:
+                    found.extend(own)
+            if i < last and s in separable:
+                particles = separable[s]
                 if particles:
                     for later in stems[i + 2 : i + 2 + _SEPARABLE_GAP]:
                         if later in particles:

@@ -489,10 +489,14 @@ def _words(text: str) -> tuple[str, ...]:
     else:
         chunks = _CHUNK.findall(unicodedata.normalize("NFKC", text))
     for chunk in chunks:
-        if chunk.isalpha() and chunk.islower() and chunk.isascii():
-            out.append(chunk)  # the common case: nothing to split or fold
-        else:
-            out.extend(_chunk_words(chunk))
+        if chunk.isalpha() and chunk.isascii():
+            if chunk.islower():
+                out.append(chunk)  # the common case: nothing to split or fold
+                continue
+            if chunk[0].isupper() and (len(chunk) == 1 or chunk[1:].islower()):
+                out.append(chunk.lower())  # a capitalised word ("Create"): no camel case to split
+                continue
+        out.extend(_chunk_words(chunk))
     return tuple(out)
 
 

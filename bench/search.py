@@ -10,6 +10,9 @@ were; heldout2.jsonl was written later, before the ranker's round-6 changes, wit
 heldout.jsonl). The ranker is router/catalog/search/; the baseline is search_baseline.py. Results go to
 bench/results/search.json; docs/benchmarks.md reports them.
 
+A set named `unseenN-agent` asks `unseenN`'s tasks as an agent would, with the short query it
+writes from the user's request ("block phone number on Fritzbox"), on the same catalog.
+
 Quality metrics, per query set:
   recall@k  share of queries with at least one acceptable tool in the top k (the acceptable tools
             of a query are alternatives: any one of them does the task);

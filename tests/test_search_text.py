@@ -2214,11 +2214,11 @@ _ROUND_CONCEPT_TAGS = [
     ("tipo_cambio_usd del Banco de México", "@exchange_rate"),
     # round seven (2026-12-07 morning): mail not yet read or answered, who may access what
     ("¿Tengo correos sin leer de Hetzner?", "@unread"),
-    ("未読のメールはある？", "@unread"),
+    ("未読のメールはある", "@unread"),
     ("which mails from Anna have I still not answered", "@unanswered"),
     ("show the IAM policy of the payroll bucket", "@permission"),
     ("what homework is due this week", "@coursework"),
-    ("宿題の締め切りはいつ？", "@coursework"),
+    ("宿題の締め切りはいつ", "@coursework"),
     ("I need a throwaway address to sign up with", "@email_alias"),
 ]
 _ROUND_CONCEPT_CATALOG = {

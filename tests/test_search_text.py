@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import router.catalog.search as search_package
 from router.catalog.search import SearchIndex, analyze
@@ -17,7 +19,7 @@ from router.catalog.search.lexicon import LEXICON
 from router.catalog.search.literals import plain_literals, site_of, strip_patterns
 from router.catalog.search.neighbours import default_neighbours
 from router.catalog.search.query import QueryReader
-from router.catalog.search.text import fold, is_cjk, split_identifier, stem, words
+from router.catalog.search.text import _chunk_words, fold, is_cjk, split_identifier, stem, words
 from router.catalog.search.weights import Weights
 from tests.support.search_data import SMALL, index_of, load_evalset
 
@@ -32,6 +34,13 @@ def test_camel_case_and_separators() -> None:
     assert analyze("read_text_file") == ["read", "text", "file"]
     assert analyze("API-post-search") == ["api", "post", "search"]
     assert "hubspot" in analyze("HubSpot")  # the joined form meets the lower-case spelling
+
+
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=14))
+def test_a_plain_or_capitalised_word_reads_as_the_identifier_splitter_reads_it(word: str) -> None:
+    # `words` skips the splitter for a word in lower case or with only its first letter a capital
+    # (a registration reads every word of every tool); what it gives must not differ
+    assert words(word) == list(_chunk_words(word))
 
 
 def test_camel_case_tool_is_found_by_words() -> None:
@@ -2270,6 +2279,8 @@ _ROUND_CONCEPT_CATALOG = {
     "mailhost": [
         {"name": "masked_create", "description": "Create a new masked email address."},
         {"name": "calendar_create", "description": "Create a calendar event."},
+        # without the concept a throwaway *address* is this one's
+        {"name": "address_create", "description": "Create a new postal address in the address book."},
     ],
     "inegi": [
         {"name": "buscar_actividad", "description": "Busca el código SCIAN de una actividad económica."},

@@ -329,11 +329,10 @@ class Lexicon:
                     found.extend(own)
             if i < last and s in separable:
                 particles = separable[s]
-                if particles:
-                    for later in stems[i + 2 : i + 2 + _SEPARABLE_GAP]:
-                        if later in particles:
-                            found.extend(particles[later])
-                            break
+                for later in stems[i + 2 : i + 2 + _SEPARABLE_GAP]:
+                    if later in particles:
+                        found.extend(particles[later])
+                        break
         if not text.isascii():
             found.extend(self._cjk_tags(fold(text)))
         return found

@@ -51,6 +51,7 @@ network service. Usage::
     python collect.py install|collect --unseen36 # the thirty-sixth unseen set, into ./unseen36
     python collect.py install|collect --unseen37 # the thirty-seventh unseen set, into ./unseen37
     python collect.py install|collect --unseen38 # the thirty-eighth unseen set, into ./unseen38
+    python collect.py install|collect --unseen41 # the forty-first unseen set, into ./unseen41
     python collect.py install|collect --unseen42 # the forty-second unseen set, into ./unseen42
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
@@ -2694,6 +2695,60 @@ UNSEEN38: list[Server] = [
 ]
 
 
+# A forty-first set of unseen servers, frozen by ``--unseen41`` into ./unseen41; their queries
+# (unseen41.jsonl) were written from these listings alone, before any ranker ran on them. Every package name
+# (less its npm scope) starts with a letter from m to r. miot-mcp, naver-stock-mcp, pykrx-mcp, mataroa-mcp,
+# rappi-mcp and nasa-ads-mcp import FastMCP or the low-level Server API from the 1.x SDK without pinning it:
+# they get pins=("mcp<2",); nasa-ads-mcp serves streamable HTTP unless NASA_ADS_MCP_TRANSPORT=stdio, and
+# mataroa-mcp and pingcode-mcp stop without a (dummy) key. Tried and left out: open-alio-mcp 0.1.6 downloads
+# its data snapshot at start-up, netease-mail-mcp 1.0.3 stops without a config.yaml holding a mailbox
+# account, and questions-mcp-server 1.1.2 stops without an embedding API key (and prints to stdout). They list
+# fine but were dropped for too few tools or to keep the set at eighteen: nhsuk-mcp 1.0.6 (5) and
+# @currents/mcp 2.1.1 (8). All eighteen list with dummy keys and localhost URLs at most. nacos' descriptions
+# are in Chinese, naver-stock's and process-gpt's in Korean, meteoswiss' in German, as the packages ship them
+# (mevzuat's are English with Turkish legal terms, mlit's English with Japanese ones). Overlaps kept on
+# purpose: Korean stocks (naver-stock and pykrx both give OHLCV charts, investor flows, PER/PBR, market cap
+# and ticker look-ups), tasks (taskmanager's requests and planmanager's plans for an agent's own work, pingcode's
+# work items for a team; process-gpt's to-do list of process steps), servers and clusters (ssh-manager's
+# remote hosts, services, logs and databases, microk8s' nodes, pods and logs, nacos' registered service
+# instances and configs), members and organisations (pingcode's project members, process-gpt's org chart),
+# weather and hazards (meteoswiss' warnings and forecasts, mlit's flood and tsunami risks) and shopping
+# (rappi's grocery cart, marktplaats' second-hand listings), so some tasks have relevant tools on two servers
+# and others a similar-sounding tool on another server that is the wrong pick.
+UNSEEN41: list[Server] = [
+    Server("miot", "miot-mcp", "pypi", pins=("mcp<2",)),
+    Server("nacos", "nacos-mcp", "pypi", env={"NACOS_HOST": "127.0.0.1", "NACOS_PORT": "9"}),
+    Server("naver-stock", "naver-stock-mcp", "pypi", bin="stock-mcp-server", pins=("mcp<2",)),
+    Server("pykrx", "pykrx-mcp", "pypi", pins=("mcp<2",)),
+    Server("process-gpt", "process-gpt-mcp", "pypi"),
+    Server("planmanager", "mcplanmanager", "pypi"),
+    Server("marktplaats", "marktplaats-mcp", "pypi"),
+    Server("mataroa", "mataroa-mcp", "pypi", env={"MATAROA_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server("mevzuat", "mevzuat-mcp", "pypi"),
+    Server("microk8s", "microk8s-mcp", "pypi"),
+    Server("mlit", "mlit-mcp", "pypi", env={"HUDOUSAN_API_KEY": DUMMY}),
+    Server(
+        "nasa-ads",
+        "nasa-ads-mcp",
+        "pypi",
+        env={"ADS_API_TOKEN": DUMMY, "NASA_ADS_MCP_TRANSPORT": "stdio"},
+        pins=("mcp<2",),
+    ),
+    Server("nba", "nba-stats-mcp", "pypi"),
+    Server(
+        "pingcode",
+        "pingcode-mcp",
+        "pypi",
+        bin="pingcode-mcp-server",
+        env={"PINGCODE_CLIENT_ID": DUMMY, "PINGCODE_CLIENT_SECRET": DUMMY},
+    ),
+    Server("rappi", "rappi-mcp", "pypi", pins=("mcp<2",)),
+    Server("meteoswiss", "meteoswiss-mcp", "pypi"),
+    Server("taskmanager", "@kazuph/mcp-taskmanager", "npm"),
+    Server("ssh-manager", "mcp-ssh-manager", "npm"),
+]
+
+
 # A forty-second set of unseen servers, frozen by ``--unseen42`` into ./unseen42; their queries
 # (unseen42.jsonl) were written from these listings alone, before any ranker ran on them. Every package name
 # (less its npm scope) starts with a letter from s to z; all eighteen come from PyPI (the npm MCP packages
@@ -3041,6 +3096,7 @@ def main(argv: list[str]) -> None:
         "--unseen36": (UNSEEN36, HERE / "unseen36"),
         "--unseen37": (UNSEEN37, HERE / "unseen37"),
         "--unseen38": (UNSEEN38, HERE / "unseen38"),
+        "--unseen41": (UNSEEN41, HERE / "unseen41"),
         "--unseen42": (UNSEEN42, HERE / "unseen42"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR

@@ -51,6 +51,7 @@ network service. Usage::
     python collect.py install|collect --unseen36 # the thirty-sixth unseen set, into ./unseen36
     python collect.py install|collect --unseen37 # the thirty-seventh unseen set, into ./unseen37
     python collect.py install|collect --unseen38 # the thirty-eighth unseen set, into ./unseen38
+    python collect.py install|collect --unseen39 # the thirty-ninth unseen set, into ./unseen39
     python collect.py install|collect --unseen41 # the forty-first unseen set, into ./unseen41
     python collect.py install|collect --unseen42 # the forty-second unseen set, into ./unseen42
 
@@ -2695,6 +2696,81 @@ UNSEEN38: list[Server] = [
 ]
 
 
+# A thirty-ninth set of unseen servers, frozen by ``--unseen39`` into ./unseen39; their queries
+# (unseen39.jsonl) were written from these listings alone, before any ranker ran on them. Every package name
+# (less its npm scope) starts with a letter from a to e. aemet-mcp, basecamp-mcp, brasil-mcp-essentials,
+# cartorio-certidao-mcp, cls-mcp-server and dicom-tools-mcp import the 1.x SDK's FastMCP or low-level server
+# API without pinning it: they get pins=("mcp<2",). aiseg2-mcp and amulen-mcp-server need Python >= 3.12;
+# aemet-mcp serves as `aemet_mcp`, argonaut-mcp-server as `argonaut`. cls-mcp-server lists its read-only tools
+# (write and dangerous tools stay off, as by default). Tried and left out: banxico-cep-mcp 1.0.7 fetches from
+# its bank at start-up, @moralisweb3/api-mcp-server 1.8.2 fetches its tool definitions, academy-mcp 0.1.0
+# reaches its backend, apple-health-mcp 0.1.1 wants a real Health export, awx-mcp-server 1.2.0 serves HTTP
+# only, ansible-tower-mcp 3.3.5 imports a fastmcp it does not install, @us-legal-tools/courtlistener-sdk ships
+# no executable; dingtalk-alert-mcp 0.1.0 (wants a JSON group configuration), cheongyak-rag-mcp (pulls torch)
+# and datier-mcp-server were not pursued; bayernwerk-mcp and atengk-mcp-server-rabbitmq fail to install, and
+# amazing-splitwise-mcp, aviationstack-mcp (Python >= 3.13), billit-mcp, arythmatic-lms-mcp, adalm2000-mcp and
+# aussiebb-mcp (Python >= 3.12) were not retried with a newer Python. They list fine but were dropped for too
+# few tools, too many, generic API-catalog tools, or to keep the set near 300 tools: diadoc-mcp-ru and
+# chestny-znak-mcp-ru 0.3.0 (18 generic catalog/cabinet tools each), data-go-mcp-pps-narajangteo 0.1.1 (4,
+# mcp<2), biaochengcheng-mcp 1.0.7 (1), chuanglan-mcp 1.1.0 (2), activecollab-mcp 1.23.0 (1 without a token),
+# bibliocommons-mcp-testrail 1.0.1 (2), acumulus-mcp 0.1.0 (4), apt-info-mcp 0.1.0 (3, mcp<2 and Supabase
+# variables), beancount-mcp 0.1.1 (5, mcp<2, `--transport stdio` and a ledger path), dataforseo-mcp-server
+# 3.0.1 (4), @pnp/cli-microsoft365-mcp-server 0.1.24 (4), electron-mcp-server 1.5.1 (4), ao3-mcp 0.1.2 (5),
+# anndata-mcp 0.2.11 (3), amtsblatt-mcp 0.23.0 (6), aladhan-mcp 0.1.1 (11, mcp<2), bakom-mcp 3.0.2 (12),
+# asuswrt-mcp 0.1.1 (47), beget-mcp 0.2.0 (73), abraflexi-mcp-server 1.2.4 (65), da-mcp-server 1.0.1 (119),
+# all-abt-ntu-mcp 0.1.0b3 (138) and alphakey-mcp-server 2.1.2 (130). enabiz-mcp (47) is kept above 40 for its
+# Turkish health records. All eighteen list with dummy keys and localhost URLs at most. enabiz's descriptions
+# are in Turkish, cls's, cuqu's, bilibili-live's and dicom's in Chinese, argonaut's, brasil's and cartorio's in
+# Portuguese, as the packages ship them. Overlaps kept on purpose: tasks and projects (marvin's tasks and
+# projects, amulen's boards, tasks and checklists, basecamp's to-dos and projects, benchling's projects and
+# folders), comments (basecamp's to-do comments, amulen's task comments), messages (bale's bot chats,
+# basecamp's message board, argonaut's queue messages, brasil's WhatsApp link), weather (aemet in Spain,
+# au-weather in Australia), medical images and records (enabiz's radiology reports, image links and
+# documents, dicom's DICOM folders), schedules and bookings (basecamp's schedule entries, enabiz's
+# appointments, brasil's holidays and working days, cuqu's activities and sign-ups), money (bahi's funds, EMI
+# and deposits, brasil's PIX codes, boletos and exchange rates, cuqu's WeChat payments, cartorio's costs and
+# payment methods), alerts and logs (cls's alarms and logs, argonaut's dead-letter queues), share links
+# (cuqu's WeChat link, brasil's WhatsApp link) and time tracking (marvin's timers), so some tasks have
+# relevant tools on two servers and others a similar-sounding tool on another server that is the wrong pick.
+UNSEEN39: list[Server] = [
+    Server("enabiz", "enabiz-mcp", "pypi"),
+    Server("dicom", "dicom-tools-mcp", "pypi", pins=("mcp<2",)),
+    Server(
+        "cls",
+        "cls-mcp-server",
+        "pypi",
+        env={"CLS_SECRET_ID": DUMMY, "CLS_SECRET_KEY": DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server("argonaut", "argonaut-mcp-server", "pypi", bin="argonaut"),
+    Server("basecamp", "basecamp-mcp", "pypi", pins=("mcp<2",)),
+    Server("marvin", "amazing-marvin-mcp", "pypi"),
+    Server("amulen", "amulen-mcp-server", "pypi", python="3.12"),
+    Server("bale", "bale-mcp", "pypi"),
+    Server("cuqu", "cuqu-mcp", "pypi"),
+    Server("bilibili-live", "bilibili-live-mcp", "pypi"),
+    Server("aemet", "aemet-mcp", "pypi", bin="aemet_mcp", pins=("mcp<2",)),
+    Server("au-weather", "au-weather-mcp", "pypi"),
+    Server("bahi", "bahi-mcp", "pypi"),
+    Server("brasil", "brasil-mcp-essentials", "pypi", pins=("mcp<2",)),
+    Server(
+        "benchling",
+        "benchling-mcp",
+        "pypi",
+        env={"BENCHLING_API_KEY": DUMMY, "BENCHLING_DOMAIN": "127.0.0.1:9"},
+    ),
+    Server("cartorio", "cartorio-certidao-mcp", "pypi", pins=("mcp<2",)),
+    Server("excalidraw", "excalidraw-mcp", "npm"),
+    Server(
+        "aiseg2",
+        "aiseg2-mcp",
+        "pypi",
+        env={"AISEG_URL": "http://127.0.0.1:9", "AISEG_USER": "aiseg", "AISEG_PASSWORD": DUMMY},
+        python="3.12",
+    ),
+]
+
+
 # A forty-first set of unseen servers, frozen by ``--unseen41`` into ./unseen41; their queries
 # (unseen41.jsonl) were written from these listings alone, before any ranker ran on them. Every package name
 # (less its npm scope) starts with a letter from m to r. miot-mcp, naver-stock-mcp, pykrx-mcp, mataroa-mcp,
@@ -3096,6 +3172,7 @@ def main(argv: list[str]) -> None:
         "--unseen36": (UNSEEN36, HERE / "unseen36"),
         "--unseen37": (UNSEEN37, HERE / "unseen37"),
         "--unseen38": (UNSEEN38, HERE / "unseen38"),
+        "--unseen39": (UNSEEN39, HERE / "unseen39"),
         "--unseen41": (UNSEEN41, HERE / "unseen41"),
         "--unseen42": (UNSEEN42, HERE / "unseen42"),
     }

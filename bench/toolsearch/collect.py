@@ -52,6 +52,7 @@ network service. Usage::
     python collect.py install|collect --unseen37 # the thirty-seventh unseen set, into ./unseen37
     python collect.py install|collect --unseen38 # the thirty-eighth unseen set, into ./unseen38
     python collect.py install|collect --unseen39 # the thirty-ninth unseen set, into ./unseen39
+    python collect.py install|collect --unseen40 # the fortieth unseen set, into ./unseen40
     python collect.py install|collect --unseen41 # the forty-first unseen set, into ./unseen41
     python collect.py install|collect --unseen42 # the forty-second unseen set, into ./unseen42
 
@@ -2771,6 +2772,80 @@ UNSEEN39: list[Server] = [
 ]
 
 
+# A fortieth set of unseen servers, frozen by ``--unseen40`` into ./unseen40; their queries (unseen40.jsonl)
+# were written from these listings alone, before any ranker ran on them. Every package name (less its npm
+# scope) starts with a letter from f to l. ff-mcp-jira, goodday-mcp, kapsarc-mcp-server and gevety-mcp import
+# FastMCP (or the 1.x low-level decorators) without pinning the SDK: they get pins=("mcp<2",); fantastical-mcp
+# needs Python 3.12. gget-mcp serves with its `stdio` sub-command, fujixcam-mcp has no script and runs as
+# `python -m fujixcam_mcp`, lark-mcp with `mcp -l zh` (its Chinese descriptions) and a dummy app id and
+# secret; kingdee-k3cloud-mcp and the two Jira servers only check that their URL and keys are set. Tried and
+# left out: korean-stat-mcp 0.1.4 (misses pydantic_settings), hefeng-weather-mcp 0.3.0 (signs a JWT with its
+# private key at start-up), healthcare-mcp 0.2.1 (wants a session file and agent ids), hs-mcp 0.1.0 (no stdio
+# server, only a school log-in CLI), gnucash-mcp and hardcover-mcp (no release this Python takes), and
+# fangcloud-mcp, knit-mcp, jlcpcb-search-mcp and kipris-trademark-mcp (not pursued after a first failure).
+# They list fine but were dropped for too few tools, too many, or to keep the set near 300 tools: graph-mcp
+# 0.5.1 (44), fizko-mcp 0.1.0 (60), hanary-mcp 0.40.0 (78), favro-mcp 0.8.0 (28, Python 3.12), kap-mcp-server
+# 0.2.0 (25), hptsu-mcp 0.4.4 (21), japan-corporate-mcp 0.1.0 (8, mcp<2), kylas-crm-mcp 1.0.1 (8), kstock-mcp
+# 0.1.0 (7), irm-kmi-mcp 1.1.2 (6), frankfurtermcp 0.5.0 (6, Python 3.12), jp-verify-mcp 0.1.0 (4),
+# icost-app-mcp-server 0.2.1 (4), loom-mcp 1.0.0 (4, mcp<2), kiwix-mcp 1.5.2 (3), gcal-mcp 0.1.4 (3) and
+# flomo-mcp-server 0.1.1 (1, mcp<2). All eighteen list with dummy keys and localhost URLs at most. lark's,
+# kingdee's and kdniao's descriptions are in Chinese, jenkins-toolkit's (tool names too) in Portuguese and
+# inn-check's in Russian (with an English gloss), lobbywatch's tool names half German, as the packages ship
+# them. Overlaps kept on purpose: Jira twice (jira's one tool per action, jira-cloud's few "manage" tools),
+# tasks, comments, sprints and projects (the two Jiras, goodday's tasks and sprints, planner's Microsoft
+# Planner tasks), documents and messages (lark's chats, docs and wiki, goodday's task messages and project
+# documents, gevety's health documents), calendars and events (fantastical's calendar, jabama's stay calendar
+# and its concerts and shows), records and tables (lark's Bitable records, kingdee's ERP bills, kapsarc's
+# data-set records), companies (inn-check's Russian counterparties, kingdee's customers and suppliers),
+# archives and data sets (german-archives, kapsarc), traces and builds (jaeger, jenkins-toolkit) and images
+# (fujixcam's photos, german-archives' register pages, gget's protein structures), so some tasks have relevant
+# tools on two servers and others a similar-sounding tool on another server that is the wrong pick.
+UNSEEN40: list[Server] = [
+    Server(
+        "jira",
+        "ff-mcp-jira",
+        "pypi",
+        env={"JIRA_BASE_URL": "http://127.0.0.1:9", "JIRA_EMAIL": "bot@example.com", "JIRA_API_TOKEN": DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server(
+        "jira-cloud",
+        "@aaronsb/jira-cloud-mcp",
+        "npm",
+        env={"JIRA_HOST": "http://127.0.0.1:9", "JIRA_EMAIL": "bot@example.com", "JIRA_API_TOKEN": DUMMY},
+    ),
+    Server("goodday", "goodday-mcp", "pypi", pins=("mcp<2",)),
+    Server("planner", "kairos-mcp", "pypi"),
+    Server("fantastical", "fantastical-mcp", "pypi", python="3.12"),
+    Server(
+        "lark", "@larksuiteoapi/lark-mcp", "npm", args=("mcp", "-a", "cli_dummy", "-s", DUMMY, "-l", "zh")
+    ),
+    Server(
+        "kingdee",
+        "kingdee-k3cloud-mcp",
+        "pypi",
+        env={
+            "KD_SERVER_URL": "http://127.0.0.1:9",
+            "KD_ACCT_ID": "1",
+            "KD_USERNAME": "bot",
+            "KD_APP_ID": DUMMY,
+            "KD_APP_SEC": DUMMY,
+        },
+    ),
+    Server("kdniao", "kdnmcp", "pypi"),
+    Server("jenkins-toolkit", "jenkins-mcp-toolkit", "pypi"),
+    Server("jaeger", "jaeger-mcp", "pypi"),
+    Server("gget", "gget-mcp", "pypi", args=("stdio",)),
+    Server("kapsarc", "kapsarc-mcp-server", "pypi", pins=("mcp<2",)),
+    Server("german-archives", "german-archives-mcp", "pypi"),
+    Server("lobbywatch", "lobbywatch-mcp", "pypi"),
+    Server("gevety", "gevety-mcp", "pypi", env={"GEVETY_API_TOKEN": DUMMY}, pins=("mcp<2",)),
+    Server("fujixcam", "fujixcam-mcp", "pypi", bin="python", args=("-m", "fujixcam_mcp")),
+    Server("jabama", "jabama-mcp", "pypi"),
+    Server("inn-check", "inn-check-ru-mcp", "pypi"),
+]
+
+
 # A forty-first set of unseen servers, frozen by ``--unseen41`` into ./unseen41; their queries
 # (unseen41.jsonl) were written from these listings alone, before any ranker ran on them. Every package name
 # (less its npm scope) starts with a letter from m to r. miot-mcp, naver-stock-mcp, pykrx-mcp, mataroa-mcp,
@@ -3173,6 +3248,7 @@ def main(argv: list[str]) -> None:
         "--unseen37": (UNSEEN37, HERE / "unseen37"),
         "--unseen38": (UNSEEN38, HERE / "unseen38"),
         "--unseen39": (UNSEEN39, HERE / "unseen39"),
+        "--unseen40": (UNSEEN40, HERE / "unseen40"),
         "--unseen41": (UNSEEN41, HERE / "unseen41"),
         "--unseen42": (UNSEEN42, HERE / "unseen42"),
     }

@@ -406,6 +406,9 @@ def test_a_condition_on_the_items_asks_for_a_filter() -> None:
 def test_time_to_book_is_a_worklog() -> None:
     assert strip_patterns("log 2h 30m on it")[0].split() == ["add", "worklog", "on", "it"]
     assert "@worklog" in LEXICON.tags("submit my timesheet")
+    # a number inside a phrase leaves it a phrase; a phrase that has one keeps it
+    assert "@worklog" in LEXICON.tags("Log 2.5 hours on task 8812 for yesterday")
+    assert "@escalate" in LEXICON.tags("tier 2 support")
     idx = index_of(
         {
             "tracker": [
@@ -659,6 +662,7 @@ def test_a_german_separable_verb_is_read_whole() -> None:
     )
     assert rejoin("der Build hängt, brich ihn ab") == "der Build hängt, abbrechen ihn"
     assert rejoin("Lege bitte ein Ticket an.") == "anlegen bitte ein Ticket."
+    assert "@stop" in LEXICON.tags(rejoin("Schalte bitte das Licht im Büro aus"))
     for text in ("show me a plan", "what time is it in Japan", "log me in", "die Seite an"):
         assert rejoin(text) == text, text  # no verb the lexicon knows: left as written
     # so the task asks to make something, and a tool that reads ranks lower (intent.py)
@@ -2376,3 +2380,12 @@ def test_no_glossary_form_is_its_own_english_word() -> None:
         if "+" not in form and set(analyze(form)) & set(analyze(word))
     ]
     assert not doubled
+
+
+def test_switching_off_sleeping_and_done_in_other_languages() -> None:
+    for text in ("Éteins la lumière du salon", "spegni la luce", "выключить свет", "关灯"):
+        assert "@stop" in LEXICON.tags(text), text
+    assert "@sleep_tracking" in LEXICON.tags("Comment j'ai dormi cette nuit ?")
+    # marked as done in Russian; the execution of a query (выполнение) stays a run
+    assert "@complete" in LEXICON.tags("Отметь задачу 5531 как выполненную")
+    assert "@complete" not in LEXICON.tags("выполнение запроса")

@@ -312,16 +312,24 @@ class Lexicon:
         return out
 
     def tags(self, text: str) -> list[str]:
-        """Concept tags found in ``text`` (in order of appearance, repeats kept)."""
+        """Concept tags found in ``text`` (in order of appearance, repeats kept). A phrase's
+        words may have a number between them ("log 2.5 hours" is "log hours")."""
         found: list[str] = []
         stems = [stem(w) for w in words(text)]
         last = len(stems) - 1
         firsts, phrases, single, separable = self._phrase_firsts, self.phrases, self.single, self.separable
         inside = -1  # the last word of a phrase found: its words' own tags do not count
         for i, s in enumerate(stems):
-            phrase = phrases.get((s, stems[i + 1]), ()) if i < last and s in firsts else ()
+            phrase: tuple[str, ...] = ()
+            end = i + 1
+            if i < last and s in firsts:
+                phrase = phrases.get((s, stems[end]), ())
+                if not phrase and stems[end].isdigit():
+                    # a number inside a phrase ("log 2.5 hours"): the words around it make it
+                    end = next((j for j in range(i + 2, min(i + 4, last + 1)) if not stems[j].isdigit()), i)
+                    phrase = phrases.get((s, stems[end]), ()) if end > i else ()
             if phrase:
-                inside = i + 1
+                inside = end
                 found.extend(phrase)
             elif i > inside:
                 own = single.get(s)

@@ -15,6 +15,7 @@ forms match as substrings of the query's CJK text, the longest at each place.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from .glossary import GLOSSARY, sections
@@ -320,16 +321,13 @@ class Lexicon:
         firsts, phrases, single, separable = self._phrase_firsts, self.phrases, self.single, self.separable
         inside = -1  # the last word of a phrase found: its words' own tags do not count
         for i, s in enumerate(stems):
-            phrase: tuple[str, ...] = ()
-            end = i + 1
-            if i < last and s in firsts:
-                phrase = phrases.get((s, stems[end]), ())
-                if not phrase and stems[end].isdigit():
-                    # a number inside a phrase ("log 2.5 hours"): the words around it make it
-                    end = next((j for j in range(i + 2, min(i + 4, last + 1)) if not stems[j].isdigit()), i)
-                    phrase = phrases.get((s, stems[end]), ()) if end > i else ()
+            first = i < last and s in firsts
+            phrase = phrases.get((s, stems[i + 1]), ()) if first else ()
             if phrase:
-                inside = end
+                inside = i + 1
+                found.extend(phrase)
+            elif first and stems[i + 1].isdigit() and (across := _across_number(phrases, stems, i)):
+                inside, phrase = across
                 found.extend(phrase)
             elif i > inside:
                 own = single.get(s)
@@ -363,6 +361,18 @@ class Lexicon:
             if not any(s <= start and end <= e and (end - start) < (e - s) for s, e, _ in kept):
                 kept.append((start, end, tag))
         return [tag for _, _, tag in sorted(kept)]
+
+
+def _across_number(
+    phrases: Mapping[tuple[str, str], tuple[str, ...]], stems: list[str], i: int
+) -> tuple[int, tuple[str, ...]] | None:
+    """The phrase that ``stems[i]`` starts with a number after it ("log 2.5 hours" is "log
+    hours"), and the place of its last word; ``None`` if there is none."""
+    for j in range(i + 2, min(i + 4, len(stems))):
+        if not stems[j].isdigit():
+            phrase = phrases.get((stems[i], stems[j]))
+            return (j, phrase) if phrase else None
+    return None
 
 
 def with_languages(concepts: dict[str, str], more: dict[str, dict[str, str]]) -> dict[str, str]:

@@ -2389,3 +2389,24 @@ def test_switching_off_sleeping_and_done_in_other_languages() -> None:
     # marked as done in Russian; the execution of a query (выполнение) stays a run
     assert "@complete" in LEXICON.tags("Отметь задачу 5531 как выполненную")
     assert "@complete" not in LEXICON.tags("выполнение запроса")
+
+
+def test_business_days_tenders_and_certificates_in_another_language_meet_english_tasks() -> None:
+    # a Brazilian server names its tools in Portuguese; an agent asks in English, and the other way
+    idx = SearchIndex()
+    idx.put_server(
+        "brasil",
+        None,
+        [
+            {"name": "contar_dias_uteis", "description": "Conta os dias úteis entre duas datas."},
+            {"name": "contar_dias_corridos", "description": "Conta os dias corridos entre duas datas."},
+            {"name": "buscar_licitacoes", "description": "Busca licitações e pregões abertos."},
+            {"name": "buscar_empresas", "description": "Busca empresas pelo nome."},
+            {"name": "solicitar_certidao", "description": "Solicita uma certidão ao cartório."},
+            {"name": "solicitar_reembolso", "description": "Solicita um reembolso."},
+        ],
+    )
+    assert idx.search("count business days between two dates", 1)[0].key == ("brasil", "contar_dias_uteis")
+    assert idx.search("search public procurement tenders", 1)[0].key == ("brasil", "buscar_licitacoes")
+    assert idx.search("request a birth certificate", 1)[0].key == ("brasil", "solicitar_certidao")
+    assert {"busi", "day"} <= set(LEXICON.tags("Wie viele Werktage hat der März?"))

@@ -55,6 +55,7 @@ network service. Usage::
     python collect.py install|collect --unseen40 # the fortieth unseen set, into ./unseen40
     python collect.py install|collect --unseen41 # the forty-first unseen set, into ./unseen41
     python collect.py install|collect --unseen42 # the forty-second unseen set, into ./unseen42
+    python collect.py install|collect --unseen43 # the forty-third unseen set, into ./unseen43
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -2959,6 +2960,50 @@ UNSEEN42: list[Server] = [
     ),
 ]
 
+# A forty-third set of unseen servers, frozen by ``--unseen43`` into ./unseen43; their queries (unseen43.jsonl)
+# were written from these listings alone, before any ranker ran on them. Every package name (less its npm
+# scope) starts with a letter from a to l; all eighteen come from PyPI. Pins: akfund-mcp, bach-lunar-mcp,
+# agent-toolkit-mcp-server, geo-mcp, hangul-mcp, helix-mcp, french-tax-mcp and heimanhome-mcp import the 1.x
+# SDK's FastMCP (or low-level Server.list_tools) without pinning it: pins=("mcp<2",); hdhomerun-mcp imports
+# fastmcp without requiring it; bach-lunar-mcp and heimanhome-mcp need Python 3.12. Tried and left out:
+# ciqual-mcp (downloads its food database at start-up), datos-gob-es-mcp 0.1.0 (passes a ``description``
+# keyword FastMCP no longer takes), goaly-mcp and govuk-mcp (start an HTTP server, not stdio),
+# grafana-oncall-mcp (checks the Grafana plug-in at start-up); they list fine but were left out for too few
+# tools or too many: argile-mcp 0.3.0 (5: only login and upload), basedosdados-mcp (3), granola-mcp (3),
+# data-go-mcp-apartment-trade (2), hacker-news-mcp-py (4) and gramps-evidence-mcp 2.3.0 (97). Services
+# already in earlier sets were avoided (e-Stat, QWeather, Airflow, Grafana, Garmin, CDISC, Anki, Google
+# Tasks). All eighteen list with dummy keys at most. heiman's descriptions are in Chinese, china-context's
+# in Chinese, hangul's in Korean, akfund's and bach-lunar's in English and Chinese side by side, as the
+# packages ship them. Overlaps kept on purpose: mail (allinkl-mail, aol and apple's Mail: list, search,
+# read, send, reply, move, delete), notes (hedgedoc's and agent-toolkit's notes), to-dos and reminders
+# (agent-toolkit's todos and timers, apple's reminders), calendars and dates (apple's calendar, bach-lunar's
+# lunar calendar and almanac, china-context's holidays), French law (fr-eli's Legifrance search and
+# french-tax's tax-law articles), money (akfund's market quotes and FX, cbr-rates' rouble rates), property
+# and companies (rosreestr's cadastre, cnpj's company register), devices (heiman's smart home, hdhomerun's
+# tuners), documents and files (hangul's HWP files, apple's iCloud Drive) and research (helix's PubMed and
+# trials, geo's expression data), so some tasks have relevant tools on two servers and others a
+# similar-sounding tool on another server that is the wrong pick.
+UNSEEN43: list[Server] = [
+    Server("agent-toolkit", "agent-toolkit-mcp-server", "pypi", pins=("mcp<2",)),
+    Server("akfund", "akfund-mcp", "pypi", pins=("mcp<2",)),
+    Server("allinkl-mail", "allinkl-mail-mcp", "pypi"),
+    Server("aol", "aol-mcp", "pypi", env={"AOL_EMAIL": "user@example.com", "AOL_APP_PASSWORD": DUMMY}),
+    Server("apple", "apple-ecosystem-mcp", "pypi"),
+    Server("cbr-rates", "atomno-mcp-cbr-rates", "pypi"),
+    Server("rosreestr", "atomno-mcp-rosreestr", "pypi"),
+    Server("bach-lunar", "bach-lunar-mcp", "pypi", pins=("mcp<2",), python="3.12"),
+    Server("china-context", "china-context-mcp", "pypi"),
+    Server("cnpj", "cnpj-mcp", "pypi"),
+    Server("fr-eli", "fr-eli-mcp", "pypi"),
+    Server("french-tax", "french-tax-mcp", "pypi", pins=("mcp<2",)),
+    Server("geo", "geo-mcp", "pypi", pins=("mcp<2",)),
+    Server("hangul", "hangul-mcp", "pypi", pins=("mcp<2",)),
+    Server("hdhomerun", "hdhomerun-mcp", "pypi", pins=("fastmcp",)),
+    Server("hedgedoc", "hedgedoc-mcp", "pypi"),
+    Server("heiman", "heimanhome-mcp", "pypi", bin="heiman-mcp", pins=("mcp<2",), python="3.12"),
+    Server("helix", "helix-mcp", "pypi", bin="helix", pins=("mcp<2",)),
+]
+
 
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
@@ -3251,6 +3296,7 @@ def main(argv: list[str]) -> None:
         "--unseen40": (UNSEEN40, HERE / "unseen40"),
         "--unseen41": (UNSEEN41, HERE / "unseen41"),
         "--unseen42": (UNSEEN42, HERE / "unseen42"),
+        "--unseen43": (UNSEEN43, HERE / "unseen43"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -56,6 +56,7 @@ network service. Usage::
     python collect.py install|collect --unseen41 # the forty-first unseen set, into ./unseen41
     python collect.py install|collect --unseen42 # the forty-second unseen set, into ./unseen42
     python collect.py install|collect --unseen43 # the forty-third unseen set, into ./unseen43
+    python collect.py install|collect --unseen44 # the forty-fourth unseen set, into ./unseen44
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -3005,6 +3006,85 @@ UNSEEN43: list[Server] = [
 ]
 
 
+# A forty-fourth set of unseen servers, frozen by ``--unseen44`` into ./unseen44; their queries
+# (unseen44.jsonl) were written from these listings alone, before any ranker ran on them. Every package name
+# (less its npm scope) starts with a letter from m to z; all eighteen come from PyPI (the npm MCP packages in
+# that range on the package lists mostly serve services already used). Pins: weibo-mcp-server (bin
+# weibo_mcp_server), sonarr-mcp, radarr-mcp, python-docker-mcp, wechat-oa-mcp and
+# unoff-qweather-mcp import the 1.x SDK without pinning it and get pins=("mcp<2",); python-docker-mcp also
+# needs setuptools<81 (pkg_resources) and unoff-qweather-mcp python-dotenv, which it imports undeclared.
+# sonarr-mcp, radarr-mcp and protonmail-mcp need Python 3.13; sonarr and radarr take --url/--api-token.
+# Tried and left out: tushare-mcp (needs Python 3.12, then imports undeclared modules one after another),
+# tradestation-mcp (hangs on start-up trying to refresh its OAuth token), universal-mcp-braze (its console
+# script imports a main that the package lacks), orange-biomart-mcp and xiaohongshu-mcp-server (no console
+# script), superproductivity-mcp (spawns a superproductivity-mcp-bridge program it does not ship),
+# scheduler-mcp and plex-mcp-server (serve HTTP on a port instead of stdio), tplink-deco-mcp-server (needs
+# Python 3.14) and qq-email-mcp (needs exactly Python 3.10). pykiwoom-mcp-server (86 tools) is kept as the
+# one large catalogue; weibo (3), docker and wiktionary-de (4 each) are small. All eighteen list with dummy
+# keys and localhost URLs at most. pykiwoom's descriptions are in Korean, yuque's and wechat-oa's in Chinese,
+# half of swiss-transport's in German, as the packages ship them. Overlaps kept on purpose: tasks and issues
+# (yandex-tracker's issues and checklists, rocketlane's customer-project tasks), people (rocketlane's team
+# members, yandex-tracker's users, prismhr's employees), media libraries (sonarr's series and radarr's movies,
+# each with quality profiles, interactive release searches and deletes), US federal procurement and
+# rulemaking (sam-gov's entities, awards and FAR checks, regulationsgov's FAR cases and dockets), open data
+# (spain-open-data's datos.gob.es search, swiss-transport's transport datasets), Chinese content (yuque's
+# docs, wechat-oa's drafts, weibo's trending topics), so some tasks have relevant tools on two servers and
+# others a similar-sounding tool on another server that is the wrong pick.
+UNSEEN44: list[Server] = [
+    Server(
+        "yandex-tracker",
+        "yandex-tracker-mcp",
+        "pypi",
+        env={"TRACKER_TOKEN": DUMMY, "TRACKER_ORG_ID": "12345"},
+    ),
+    Server("yuque", "yuque-mcp", "pypi", env={"YUQUE_TOKEN": DUMMY}),
+    Server("weibo", "weibo-mcp-server", "pypi", bin="weibo_mcp_server", pins=("mcp<2",)),
+    Server("wiktionary-de", "wiktionary-de-mcp", "pypi"),
+    Server("tribunus", "tribunus-brasil-mcp", "pypi"),
+    Server(
+        "sonarr",
+        "sonarr-mcp",
+        "pypi",
+        args=("--url", "http://127.0.0.1:9", "--api-token", DUMMY),
+        pins=("mcp<2",),
+        python="3.13",
+    ),
+    Server(
+        "radarr",
+        "radarr-mcp",
+        "pypi",
+        args=("--url", "http://127.0.0.1:9", "--api-token", DUMMY),
+        pins=("mcp<2",),
+        python="3.13",
+    ),
+    Server("sam-gov", "sam-gov-mcp", "pypi", env={"SAM_GOV_API_KEY": DUMMY, "SAM_API_KEY": DUMMY}),
+    Server("regulationsgov", "regulationsgov-mcp", "pypi", env={"REGULATIONS_GOV_API_KEY": DUMMY}),
+    Server("rocketlane", "rocketlane-mcp", "pypi", env={"ROCKETLANE_API_KEY": DUMMY}),
+    Server(
+        "prismhr", "prismhr-mcp", "pypi", env={"PRISMHR_MCP_USERNAME": "user", "PRISMHR_MCP_PASSWORD": DUMMY}
+    ),
+    Server("protonmail", "protonmail-mcp", "pypi", python="3.13"),
+    Server("spain-open-data", "spain-open-data-mcp", "pypi"),
+    Server("pykiwoom", "pykiwoom-mcp-server", "pypi"),
+    Server("docker", "python-docker-mcp", "pypi", pins=("setuptools<81", "mcp<2")),
+    Server(
+        "wechat-oa",
+        "wechat-oa-mcp",
+        "pypi",
+        env={"WECHAT_APP_ID": DUMMY, "WECHAT_APP_SECRET": DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server("swiss-transport", "swiss-transport-mcp", "pypi"),
+    Server(
+        "qweather-unoff",
+        "unoff-qweather-mcp",
+        "pypi",
+        env={"QWEATHER_API_KEY": DUMMY, "QWEATHER_API_HOST": "http://127.0.0.1:9"},
+        pins=("python-dotenv", "mcp<2"),
+    ),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -3297,6 +3377,7 @@ def main(argv: list[str]) -> None:
         "--unseen41": (UNSEEN41, HERE / "unseen41"),
         "--unseen42": (UNSEEN42, HERE / "unseen42"),
         "--unseen43": (UNSEEN43, HERE / "unseen43"),
+        "--unseen44": (UNSEEN44, HERE / "unseen44"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -2383,7 +2383,7 @@ def test_no_glossary_form_is_its_own_english_word() -> None:
 
 
 def test_switching_off_sleeping_and_done_in_other_languages() -> None:
-    for text in ("Éteins la lumière du salon", "spegni la luce", "выключить свет", "关灯"):
+    for text in ("Éteins la lumière du salon", "spegni la luce", "关灯"):
         assert "@stop" in LEXICON.tags(text), text
     assert "@sleep_tracking" in LEXICON.tags("Comment j'ai dormi cette nuit ?")
     # marked as done in Russian; the execution of a query (выполнение) stays a run
@@ -2392,19 +2392,19 @@ def test_switching_off_sleeping_and_done_in_other_languages() -> None:
 
 
 def test_business_days_tenders_and_certificates_in_another_language_meet_english_tasks() -> None:
-    # a Brazilian server names its tools in Portuguese; an agent asks in English, and the other way
-    idx = SearchIndex()
-    idx.put_server(
-        "brasil",
-        None,
-        [
-            {"name": "contar_dias_uteis", "description": "Conta os dias úteis entre duas datas."},
-            {"name": "contar_dias_corridos", "description": "Conta os dias corridos entre duas datas."},
-            {"name": "buscar_licitacoes", "description": "Busca licitações e pregões abertos."},
-            {"name": "buscar_empresas", "description": "Busca empresas pelo nome."},
-            {"name": "solicitar_certidao", "description": "Solicita uma certidão ao cartório."},
-            {"name": "solicitar_reembolso", "description": "Solicita um reembolso."},
-        ],
+    # a Brazilian server names its tools in Portuguese and an agent asks in English; a German
+    # task's Werktage are business days too
+    idx = index_of(
+        {
+            "brasil": [
+                {"name": "contar_dias_uteis", "description": "Conta os dias úteis entre duas datas."},
+                {"name": "contar_dias_corridos", "description": "Conta os dias corridos entre duas datas."},
+                {"name": "buscar_licitacoes", "description": "Busca licitações e pregões abertos."},
+                {"name": "buscar_empresas", "description": "Busca empresas pelo nome."},
+                {"name": "solicitar_certidao", "description": "Solicita uma certidão ao cartório."},
+                {"name": "solicitar_reembolso", "description": "Solicita um reembolso."},
+            ]
+        }
     )
     assert idx.search("count business days between two dates", 1)[0].key == ("brasil", "contar_dias_uteis")
     assert idx.search("search public procurement tenders", 1)[0].key == ("brasil", "buscar_licitacoes")

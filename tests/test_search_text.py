@@ -654,6 +654,59 @@ def test_phrasal_verbs_carry_their_intent() -> None:
     assert LEXICON.tags("tear down the staging cluster").count("@delete") == 1
 
 
+def test_to_do_is_one_word() -> None:
+    # both halves are stop words: read apart, "to-do list" would say no more than "list"
+    assert analyze("Add 'buy printer toner' to my to-do list") == [
+        "add",
+        "buy",
+        "printer",
+        "toner",
+        "todo",
+        "list",
+    ]
+    assert analyze("open To-Dos assigned to me") == analyze("open todos assigned to me")
+    assert analyze("go-down to-doer") == ["go", "down", "doer"]
+
+
+def test_offline_subtasks_draining_and_still_running() -> None:
+    # "offline" may follow the object, as a particle does
+    assert "@unpublish" in LEXICON.tags("take the pricing page offline")
+    assert "@unpublish" in LEXICON.tags("unpublish that post")
+    assert "@subtask" in LEXICON.tags("open a sub-ticket under INC-0042")
+    assert "@subtask" in LEXICON.tags("add child issues to the epic")
+    assert "@node_maintenance" in LEXICON.tags("drain worker-2 so I can patch it")
+    assert "@node_maintenance" in LEXICON.tags("cordon the node")
+    for task in (
+        "is the robot vacuum still running?",
+        "is the coffee maker plug still on",
+        "did the nightly build go green?",
+    ):
+        assert "@status" in LEXICON.tags(task), task
+    assert "@worklog" in LEXICON.tags("which task is my timer running on right now")
+    idx = index_of(
+        {
+            "blog": [
+                {"name": "delete_post", "description": "Delete a post permanently."},
+                {"name": "publish_post", "description": "Publish a draft post."},
+                {"name": "unpublish_post", "description": "Unpublish a post: it goes back to draft."},
+                {"name": "get_post", "description": "Get a post."},
+            ],
+            "tickets": [
+                {"name": "create_ticket", "description": "Create a ticket."},
+                {
+                    "name": "create_child_ticket",
+                    "description": "Create a child ticket under a parent ticket.",
+                },
+            ],
+        }
+    )
+    assert idx.search("take my old post offline for now", 1)[0].key == ("blog", "unpublish_post")
+    assert idx.search("open a sub-ticket under INC-0042 for the network team", 1)[0].key == (
+        "tickets",
+        "create_child_ticket",
+    )
+
+
 def test_a_german_separable_verb_is_read_whole() -> None:
     # the prefix ends the clause: "Leg ... an" is anlegen (create), "brich ihn ab" abbrechen
     rejoin = LEXICON.rejoin_separable

@@ -24,7 +24,7 @@ from .text import analyze, fold, has_cjk, stem, words
 
 __all__ = ["ABBREVIATIONS", "CONCEPTS", "LEXICON", "Lexicon"]
 
-_PARTICLES = frozenset({"up", "down", "off", "over", "back", "out", "away", "into"})
+_PARTICLES = frozenset({"up", "down", "off", "over", "back", "out", "away", "into", "offlin", "onlin"})
 _SEPARABLE_GAP = 3  # words between a phrasal verb and its particle ("hand the Jira bug over")
 # German separable verbs put their prefix at the end of the clause ("Leg ... ein Issue an" is
 # anlegen, "brich ihn ab" abbrechen); a clause ends at a sentence mark, a colon or a quote

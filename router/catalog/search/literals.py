@@ -355,6 +355,7 @@ _SMILES = re.compile(
     rf"{_SMILES_PART}{{6,}}(?![\w/])"
 )
 _CAS_NUMBER = re.compile(r"(?<![\w.\-/])\d{2,7}-\d{2}-\d(?![\w.\-/])")
+_PARTICULATES = re.compile(r"\bPM\s?(?:2[.,]5|10)\b", re.I)
 
 
 # an ISBN: after the word ISBN (10 or 13 digits, with hyphens or spaces), or 13 digits alone that
@@ -461,6 +462,11 @@ _LITERALS: tuple[_Literal, ...] = (
     # chemistry's identifiers, whose letters and digits are no words
     _Literal(_SMILES, "", "chemical structure", _saying("smiles chemical structure"), needs="=#(123456789"),
     _Literal(_CAS_NUMBER, "", "cas registry number", _saying("cas number"), needs_digit=True, needs="-"),
+    # fine particulate matter by its size (PM2.5, PM10): air quality; "pm2" alone is a process
+    # manager, so the size must be whole
+    _Literal(
+        _PARTICULATES, "@air_quality", "fine particulate matter", _saying("fine particles"), needs_digit=True
+    ),
     # a profit-and-loss statement as accountants write it (P&L, P/L): its letters are no words
     _Literal(re.compile(r"\bP\s?[&/]\s?L\b", re.I), "", "profit and loss", _saying("profit and loss")),
     # an email address (jane.doe@acme.io): a person to reach, invite or look up, not a web page

@@ -61,6 +61,7 @@ network service. Usage::
     python collect.py install|collect --unseen45 # the forty-fifth unseen set, into ./unseen45
     python collect.py install|collect --unseen46 # the forty-sixth unseen set, into ./unseen46
     python collect.py install|collect --unseen48 # the forty-eighth unseen set, into ./unseen48
+    python collect.py install|collect --unseen49 # the forty-ninth unseen set, into ./unseen49
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -3385,6 +3386,51 @@ UNSEEN48: list[Server] = [
 ]
 
 
+# A forty-ninth set of unseen servers, frozen by ``--unseen49`` into ./unseen49; their queries
+# (unseen49.jsonl) were written from these listings alone, before any ranker ran on them. Every package name
+# (without an npm scope) starts with a letter from a to l; 12 come from PyPI and 4 from npm. Only sixteen
+# listed in the time given, not eighteen. Pins: every PyPI server here gets pins=("mcp<2",) (most import
+# mcp.server.fastmcp or the 1.x client API). All list with dummy keys and localhost URLs at most.
+# Tried and left out: au-shopping-mcp and caddie-mcp (fail to install), banksync-mcp (reaches its API before
+# listing), bionexo-mcp (1 tool), iflow-mcp-pylegifrance-mcp-server-legifrance (exits at start-up with dummy
+# settings, not debugged); akamai-cloud-mcp, apra-mcp, atomno-mcp-fssp, atomno-mcp-sudact, bing-flights-mcp,
+# cb-strategy-mcp, checkpoint-harmony-mcp, china-travel-mcp, cisco-sdwan-mcp and hectofinancial-mcp-server
+# (installs did not finish in time). Services already covered (canvas, odoo, caldav, weibo, bilibili,
+# freshdesk, coolify ...) were avoided. Languages: juejin's and toutiao's descriptions are in Chinese,
+# kcsc's (Korean construction standards) in Korean, glowroot's in Portuguese; cosy-slide is a German SaaS
+# with English descriptions. Overlaps kept on purpose: web reading and search (hyperbrowser, jina, and the
+# article-detail tools of juejin and toutiao), Chinese content platforms with identical tool names (juejin,
+# toutiao), to-dos versus support tickets (adversaria's meeting action items, arythmatic's tickets), search
+# (adversaria's meetings, arythmatic's community content, greptile's code, basalam's products), scheduling
+# (agentdraft's booking slots, cosy-slide's scheduled deliveries), health data (dietly's foods, epitaxy's
+# FDA drug shortages), so some tasks have relevant tools on two servers and others a similar-sounding tool
+# on another server that is the wrong pick.
+UNSEEN49: list[Server] = [
+    Server("toutiao", "astron-toutiao-mcp", "pypi", pins=("mcp<2",)),
+    Server("juejin", "astron-juejin-mcp", "pypi", pins=("mcp<2",)),
+    Server("cosy-slide", "cosy-slide-mcp", "pypi", pins=("mcp<2",)),
+    Server("glowroot", "glowroot-mcp-server", "pypi", bin="glowroot-mcp", pins=("mcp<2",)),
+    Server("agentdraft", "agentdraft-mcp", "pypi", pins=("mcp<2",)),
+    Server("adversaria", "adversaria-mcp", "pypi", pins=("mcp<2",)),
+    Server("basalam", "basalam-mcp", "pypi", pins=("mcp<2",)),
+    Server("kcsc", "kcsc-design-mcp", "pypi", pins=("mcp<2",)),
+    Server("dietly", "dietly-mcp", "pypi", pins=("mcp<2",)),
+    Server("epitaxy", "epitaxy-mcp", "pypi", pins=("mcp<2",)),
+    Server("modbus", "industriagents-modbus-mcp", "pypi", bin="modbus-mcp", pins=("mcp<2",)),
+    Server(
+        "arythmatic",
+        "arythmatic-connect-mcp",
+        "pypi",
+        env={"ARYTHMATIC_API_BASE_URL": "http://127.0.0.1:9", "ARYTHMATIC_API_KEY": DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server("godot", "@coding-solo/godot-mcp", "npm", env={"GODOT_PATH": "/usr/bin/true"}),
+    Server("jina", "jina-mcp-tools", "npm", env={"JINA_API_KEY": DUMMY}),
+    Server("hyperbrowser", "hyperbrowser-mcp", "npm", env={"HYPERBROWSER_API_KEY": DUMMY}),
+    Server("greptile", "greptile-mcp-server", "npm", env={"GREPTILE_API_KEY": DUMMY, "GITHUB_TOKEN": DUMMY}),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -3682,6 +3728,7 @@ def main(argv: list[str]) -> None:
         "--unseen45": (UNSEEN45, HERE / "unseen45"),
         "--unseen46": (UNSEEN46, HERE / "unseen46"),
         "--unseen48": (UNSEEN48, HERE / "unseen48"),
+        "--unseen49": (UNSEEN49, HERE / "unseen49"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -62,6 +62,7 @@ network service. Usage::
     python collect.py install|collect --unseen46 # the forty-sixth unseen set, into ./unseen46
     python collect.py install|collect --unseen48 # the forty-eighth unseen set, into ./unseen48
     python collect.py install|collect --unseen49 # the forty-ninth unseen set, into ./unseen49
+    python collect.py install|collect --unseen50 # the fiftieth unseen set, into ./unseen50
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -3431,6 +3432,43 @@ UNSEEN49: list[Server] = [
 ]
 
 
+# The fiftieth unseen set, frozen by ``--unseen50`` into ./unseen50 (blind set, 18 servers, all PyPI):
+# package names (npm scope ignored) start with m-z, none in the earlier lists nor, as far as known,
+# for a service already covered. Languages of the tool descriptions: Chinese (global-travel,
+# worklog, tianditu, threatbook), Korean (portone), Portuguese (shopee), Czech (mapy), Indonesian
+# (jadwal-dokter); the rest English. Deliberate overlaps: to-dos in Things 3 vs Microsoft To Do /
+# Planner (things, ms-tasks); invoices and payments (tochka, invoicenow, manager-io, newebpay,
+# shopee payouts); exchange rates (fxmacro, mexico FIX, global-travel); geocoding and routes
+# (mapy, tianditu); daily work notes (worklog) vs to-dos. Pins: mcp<2 for servers still importing
+# FastMCP from mcp.server; portone-mcp-server needs Python >= 3.12. Tried and left out: mcp-1c
+# (no entry point, its module does not answer over stdio in time), mcp-voice-salute (pyaudio does
+# not build), mcp-outlook-personal (exits before listing even with a dummy client id), mcp-bill-track
+# (exits before the handshake), mcp-bcrp
+# and mcp-tw-judgment (list fine, 4 tools each; dropped to keep 18 servers and about 300 tools).
+UNSEEN50: list[Server] = [
+    Server("portone", "portone-mcp-server", "pypi", pins=("mcp<2",), python="3.12"),
+    Server("newebpay", "mcp-newebpay", "pypi", pins=("mcp<2",)),
+    Server("shopee", "mcp-shopee-seller", "pypi", pins=("mcp<2",)),
+    Server("mapy", "mapy-cz-mcp-server-unofficial", "pypi"),
+    Server("mexico", "mcp-mexico", "pypi"),
+    Server("worklog", "mcp-worklog", "pypi", args=("--storage-path", "{scratch}/worklog"), pins=("mcp<2",)),
+    Server("global-travel", "mcp-global-travel", "pypi"),
+    Server("matchawards", "matchawards-mcp", "pypi"),
+    Server("nagios", "mcp-nagios-crunchtools", "pypi"),
+    Server("tochka", "mcp-server-tochka-bank", "pypi", pins=("mcp<2",)),
+    Server("invoicenow", "mcp-invoicenow-sg", "pypi"),
+    Server("manager-io", "mcp-manager-io", "pypi", bin="manager-mcp"),
+    Server(
+        "ms-tasks", "mcp-server-microsoft-tasks", "pypi", env={"TASKS_ALLOW_WRITES": "true"}, pins=("mcp<2",)
+    ),
+    Server("things", "mcp-server-things", "pypi"),
+    Server("jadwal-dokter", "mcp-jadwal-dokter", "pypi"),
+    Server("tianditu", "mcp-server-tianditu", "pypi", pins=("mcp<2",)),
+    Server("threatbook", "mcp-tip", "pypi", bin="mcp_threatbook", pins=("mcp<2",)),
+    Server("fxmacro", "mcp-server-fxmacrodata", "pypi"),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -3729,6 +3767,7 @@ def main(argv: list[str]) -> None:
         "--unseen46": (UNSEEN46, HERE / "unseen46"),
         "--unseen48": (UNSEEN48, HERE / "unseen48"),
         "--unseen49": (UNSEEN49, HERE / "unseen49"),
+        "--unseen50": (UNSEEN50, HERE / "unseen50"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -718,7 +718,6 @@ def test_currencies_fine_particles_strikes_goals_and_changing_trains() -> None:
         "create a goal for Q3": "@goal",
         "Create a new Lattice objective.": "@goal",
         "US average hourly earnings": "@pay_level",
-        "Durchschnittliche Stundenlöhne": "@pay_level",
         "Залогируй 2,5 часа на задачу за вчера": "@worklog",
     }.items():
         assert tag in LEXICON.tags(task), task
@@ -729,19 +728,17 @@ def test_currencies_fine_particles_strikes_goals_and_changing_trains() -> None:
     # short forms inside other words and another sense are left out: リスト is a list, Ziel a destination
     assert "@strike" not in LEXICON.tags("リストを表示して")
     assert "@goal" not in LEXICON.tags("Start und Ziel der Reise")
+    # a task about goals finds what the tools call objectives (nothing at all without the concept)
     idx = index_of(
         {
             "okr": [
-                {"name": "create_objective", "description": "Create a new objective."},
-                {"name": "create_key_result", "description": "Add a key result to an objective."},
+                {"name": "create_objective", "description": "Create an objective."},
+                {"name": "list_objectives", "description": "List objectives."},
             ],
-            "tracker": [
-                {"name": "create_sprint", "description": "Create a sprint on a board."},
-                {"name": "create_monitor", "description": "Create an uptime monitor."},
-            ],
+            "fitness": [{"name": "set_daily_target", "description": "Set the daily step target."}],
         }
     )
-    assert idx.search("create goal", 1)[0].key == ("okr", "create_objective")
+    assert idx.search("what are my goals this quarter", 1)[0].key == ("okr", "list_objectives")
 
 
 def test_a_german_separable_verb_is_read_whole() -> None:

@@ -1313,6 +1313,9 @@ def test_versus_compares_and_german_lager_is_a_warehouse() -> None:
         ".ai ",
         "1% ",
         "1.1%",
+        "1 000 ",
+        "5 USD in ",
+        "per 100 g ",
     ],
 )
 def test_reading_a_hostile_query_grows_linearly_with_its_length(unit: str) -> None:
@@ -2501,3 +2504,64 @@ def test_business_days_tenders_and_certificates_in_another_language_meet_english
     assert idx.search("search public procurement tenders", 1)[0].key == ("brasil", "buscar_licitacoes")
     assert idx.search("request a birth certificate", 1)[0].key == ("brasil", "solicitar_certidao")
     assert {"busi", "day"} <= set(LEXICON.tags("Wie viele Werktage hat der März?"))
+
+
+def test_a_sum_changed_into_another_currency_is_an_exchange_rate() -> None:
+    for task in (
+        "how many baht is 1200 USD today",
+        "how many euros is 50,000 yen",
+        "convert 250,000 ARS to dollars",
+        "What is 100 dollars in euros?",
+        "1200美元换成泰铢",
+    ):
+        text, tags = strip_patterns(task)
+        assert tags == ["@exchange_rate"], task
+        assert "exchange rate" in text, task
+    # the currencies stay: a service may serve only some
+    assert "ARS dollars" in strip_patterns("convert 250,000 ARS to dollars")[0]
+    # one currency, the same symbol twice, a crypto trade or a code that is a word: no conversion
+    for task in (
+        "oat milk latte goes from $5.25 to $5.50 starting today",
+        "I paid 84.50 EUR for dinner on Saturday",
+        "Hotels in Lisbon prices in EUR",
+        "Place a limit buy for 0.01 BTC at 9,500,000 yen on Zaif",
+        "try all of them in order",
+    ):
+        assert "@exchange_rate" not in strip_patterns(task)[1], task
+    idx = index_of(
+        {
+            "fx": [{"name": "latest_rates", "description": "Latest exchange rates between currencies."}],
+            "billing": [
+                {"name": "create_invoice", "description": "Create an invoice for an amount in USD."},
+                {"name": "refund_payment", "description": "Refund a payment amount."},
+            ],
+        }
+    )
+    assert idx.search("how many baht is 1200 USD today", 1)[0].key == ("fx", "latest_rates")
+
+
+def test_nutrients_shortages_street_views_and_rescheduling() -> None:
+    for task, tag in {
+        "Is amoxicillin oral suspension still in short supply in the US?": "@shortage",
+        "Lieferengpass bei Ibuprofen?": "@shortage",
+        "¿Cuántas calorías tiene la avena?": "@nutrition",
+        "what does the street look like outside Vinohradská 12": "@street_view",
+        "street view image of address": "@street_view",
+        "reschedule my dentist appointment": "@reschedule",
+        "rebook the 3pm slot": "@reschedule",
+    }.items():
+        assert tag in LEXICON.tags(task), task
+    # an amount per 100 grams is what food labels give: nutrients, in any language
+    for task in ("How much protein per 100 g in Skyr?", "燕麦每100克含多少蛋白质", "на 100 граммов"):
+        assert strip_patterns(task)[1] == ["@nutrition"], task
+    assert strip_patterns("send 100 g of coffee")[1] == []
+    # 日报 is a daily report (a work log's day), not the word "day" alone
+    idx = index_of(
+        {
+            "worklog": [
+                {"name": "append_entry", "description": "追加工作记录到当天日报"},
+                {"name": "collect_sessions", "description": "采集当天 AI 工具会话记录"},
+            ]
+        }
+    )
+    assert idx.search("add entry to daily report", 1)[0].key == ("worklog", "append_entry")

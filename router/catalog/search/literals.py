@@ -370,6 +370,49 @@ _CURRENCIES = (
 _CURRENCY_PAIR = re.compile(  # (the lookahead first: most places fail it at once)
     rf"\b(?=[A-Z]{{3}}(?:\s?[/-]\s?)?[A-Z]{{3}}(?![\w/.-]))(?<![\w/.-])(?:{_CURRENCIES})(?:\s?[/-]\s?|)(?:{_CURRENCIES})"
 )
+# a sum or a currency to be changed into another ("how many baht is 1200 USD", "50,000 yen in
+# euros", "convert 250,000 ARS to dollars", "Brazilian real to Argentine peso", "1200美元换成泰铢"):
+# two currencies joined by "to", "in" or "how many": an exchange rate, whatever the sums. A code
+# counts in capitals only (TRY, ALL and CUP are words too), a name in any case; "won", "real" and
+# "rand" only with their country's adjective, as they are words too. Crypto coins are left out:
+# "0.01 BTC at 9,500,000 yen" is a trade, not a conversion
+_CURRENCY_CODE = r"(?-i:USD|EUR|GBP|JPY|CHF|CAD|AUD|NZD|CNY|RMB|HKD|SGD|SEK|NOK|DKK|PLN|CZK|HUF|RON|MXN|BRL|ARS|CLP|COP|PEN|UYU|INR|KRW|TWD|THB|IDR|MYR|VND|ZAR|TRY|RUB|UAH|ILS|AED|SAR|EGP|NGN|KES)"
+_CURRENCY_ADJECTIVE = (
+    r"(?:US|U\.S\.|American|Canadian|Australian|Hong\s+Kong|Singapore|New\s+Zealand|Mexican|Argentine|"
+    r"Argentinian|Chilean|Colombian|Uruguayan|Swiss|Japanese|Chinese|Taiwan(?:ese)?|Indian|Thai|Turkish|"
+    r"Russian|Ukrainian|Polish|Swedish|Norwegian|Danish|Czech|Hungarian|Israeli|Egyptian|Philippine|"
+    r"Indonesian|Malaysian|Vietnamese|Nigerian|Kenyan)\s+"
+)
+_CURRENCY_NAME = (
+    r"(?:(?:South\s+)?Korean\s+won|Brazilian\s+reals?|South\s+African\s+rand|"
+    rf"(?:{_CURRENCY_ADJECTIVE})?(?:dollars?|euros?|yen|pounds?(?:\s+sterling)?|sterling|francs?|rupees?|"
+    r"pesos?|reais|yuan|renminbi|baht|ringgit|rupiah|dong|lira|liras|lire|zlotys?|złoty|forints?|"
+    r"korun[ay]?|kronor|krona|kron[ue]r|krone|kroner|shekels?|dirhams?|riyals?|rubles?|roubles?|"
+    r"hryvnias?|soles|bolivianos)"
+    r"|dólar(?:es)?|yenes|libras?|reales|Franken|Pfund|рубл(?:ь|я|ей|и)|доллар(?:а|ов|ы)?|евро|юан(?:ь|я|ей)|иен"  # noqa: RUF001
+    r"|美元|美金|日元|日圆|欧元|人民币|英镑|港币|港元|韩元|泰铢|卢布|円|ドル|ユーロ|ウォン|ポンド|달러|유로|엔화|위안)"
+)
+_CURRENCY_WORD = rf"(?:{_CURRENCY_CODE}|{_CURRENCY_NAME})"
+_CURRENCY = rf"(?:{_CURRENCY_WORD}|[$€£¥₹₩₽฿])"
+_SUM = r"(?<![\w,.])\d[\d,.]*+(?:\s\d{3}(?!\d))*+(?:\s?(?:[kKmM]\b|万|千|億|亿|만|천))?"
+_CURRENCY_CHANGE = re.compile(
+    rf"(?<!\w)(?:how\s+(?:many|much)\s+{_CURRENCY}(?!\w).{{0,30}}?(?<!\w){_CURRENCY}(?!\w)"
+    rf"|(?:{_SUM}\s?)?{_CURRENCY}\s?(?:{_SUM}\s?)?"
+    r"(?:\s(?:to|into|in|for|vs\.?|versus|against|en|a|para|em|zu|nach|in)\s|\s?(?:→|->|=>|=|换成|换|兑换?|对|转)\s?|\s?(?:から|を)\s?)"
+    rf"(?:{_SUM}\s?)?{_CURRENCY_WORD}(?![A-Za-z]))",
+    re.I,
+)
+
+
+# an amount per 100 grams as food labels give it ("protein per 100 g", "por 100 gramos", "每100克",
+# "100gあたり"): a food's nutrients, whatever the food
+_PER_100_GRAMS = re.compile(
+    r"(?:\b(?:per|por|pro|pour|para|je|ogni|на)\s+|/\s?|每)100\s?(?:g|gr|grams?|gramos|gramas|gramm|grammes?|grammi|г|грамм(?:ов|а)?|克)(?![A-Za-zа-яё])"  # noqa: RUF001
+    r"|100\s?(?:g|グラム)\s?(?:あたり|当たり)",
+    re.I,
+)
+
+
 # a top-level domain on its own (".com", ".ai", "a .dev address"): a kind of domain name to
 # register or look up, not a site
 _TLD = re.compile(
@@ -433,6 +476,18 @@ class _Literal(NamedTuple):
     one: bool = False  # an identifier: the task is about one item (`names_one_item`)
 
 
+_NOT_CURRENCY = re.compile(
+    r"\d[\d,.\s]*(?:[kKmM]\b|万|千|億|亿|만|천)?|\b(?:how\s+(?:many|much)|is|are|to|into|in|for|vs|versus|against)\b|[^\w\s]",
+    re.I,
+)
+
+
+def _currencies_changed(value: str) -> str:
+    """What the word ranker keeps of a sum changed into another currency: the currencies' names
+    (a service may serve only some) and the words "exchange rate"."""
+    return "exchange rate " + " ".join(_NOT_CURRENCY.sub(" ", value).split())
+
+
 def _currency_pair(value: str) -> str:
     """What the word ranker keeps of a currency pair: both codes (a pair or a path would keep
     only the first). Not the words "exchange rate": a pair is as often a symbol to chart or trade,
@@ -467,6 +522,7 @@ _LITERALS: tuple[_Literal, ...] = (
     _Literal(
         _PARTICULATES, "@air_quality", "fine particulate matter", _saying("fine particles"), needs_digit=True
     ),
+    _Literal(_PER_100_GRAMS, "@nutrition", "nutrition per 100 grams", _saying("nutrition"), needs_digit=True),
     # a profit-and-loss statement as accountants write it (P&L, P/L): its letters are no words
     _Literal(re.compile(r"\bP\s?[&/]\s?L\b", re.I), "", "profit and loss", _saying("profit and loss")),
     # an email address (jane.doe@acme.io): a person to reach, invite or look up, not a web page
@@ -544,6 +600,7 @@ _LITERALS: tuple[_Literal, ...] = (
     _Literal(_GLOB, "@file", "file pattern", _saying("file pattern"), needs="*"),
     _Literal(_CODE_NAME, "", None, _dictating),
     _Literal(_CURRENCY_PAIR, "", "exchange rate", _currency_pair),
+    _Literal(_CURRENCY_CHANGE, "@exchange_rate", "currency exchange rate", _currencies_changed),
     # a tz database zone (Europe/Berlin), before a pair or a path takes "Europe"; a locale (pt-BR,
     # en_US, zh-Hans): a language to add, translate into or export; its letters are no words
     _Literal(_TZ_NAME, "", "time zone", _saying("time zone"), needs="/"),

@@ -64,6 +64,7 @@ network service. Usage::
     python collect.py install|collect --unseen49 # the forty-ninth unseen set, into ./unseen49
     python collect.py install|collect --unseen50 # the fiftieth unseen set, into ./unseen50
     python collect.py install|collect --unseen52 # the fifty-second unseen set, into ./unseen52
+    python collect.py install|collect --unseen51 # the fifty-first unseen set, into ./unseen51
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -3512,6 +3513,55 @@ UNSEEN52: list[Server] = [
 ]
 
 
+# The fifty-first unseen set, frozen by ``--unseen51`` into ./unseen51 (blind set, 18 servers: 17 PyPI,
+# 1 npm, 269 tools): package names (npm scope ignored) start with a-e, none in the earlier lists nor, as
+# far as known, for a service already covered. Languages of the tool descriptions: Chinese (tieba, coupon,
+# a-stock), Russian (sanctions), Turkish mixed with English (airquality-tr), Czech with English glosses
+# (ares), Korean with English (datagokr), Portuguese (abnt; econews in Portuguese and English), Spanish
+# (arco); the rest English. Deliberate overlaps: calendars (apple's calendar tools vs apple-calendar),
+# messages (apple's iMessage/SMS vs agentline's SMS and email), tasks (tms's project tasks vs aitasker's
+# outsourced tasks vs apple's reminders), finance (a-stock's A-share data vs econews's B3 news and
+# earnings calendar vs bharatpay's mutual-fund NAV), public registries and compliance (ares's Czech
+# company register vs sanctions's Russian watchlists vs bharatpay's PAN/GSTIN checks), legal drafting
+# (arco's Mexican data-rights requests vs abnt's academic formatting), search of public content (tieba
+# posts, datagokr datasets, abnt papers). Pins: mcp<2 for servers importing FastMCP from mcp.server;
+# none for those built on fastmcp 3/4 (a-stock, airquality-tr, bharatpay, abnt, aitasker), which need
+# mcp>=2; agentsyun-coupon-mcp-server needs Python >= 3.12 and APP_KEY/APP_SECRET set (dummy).
+# Tried and left out: as-mcp-server, azure-iot-hub-mcp-server, academia-mcp, delta-exchange-mcp and
+# @mcp-consultant-tools/azure-data-factory (fail to install), aippt-mcp and esimturkei-mcp (exit before
+# listing: FastMCP API mismatch), astron-douyin-mcp, casdon-recipe-mcp, boot-doctor-mcp, biggo-mcp-server,
+# data-go-mcp-presidential-speeches and cl-eli-mcp (1-3 tools each), divineapi-indian-astrology-mcp
+# (128 tools), bosch-smart-home-camera-mcp (71), autonomath-mcp (261), abs-mcp and drawio-mcp (list
+# fine, 7 and 6 tools; dropped to keep 18 servers).
+UNSEEN51: list[Server] = [
+    Server("tieba", "astron-tieba-mcp", "pypi", pins=("mcp<2",)),
+    Server(
+        "coupon",
+        "agentsyun-coupon-mcp-server",
+        "pypi",
+        env={"APP_KEY": DUMMY, "APP_SECRET": DUMMY},
+        pins=("mcp<2",),
+        python="3.12",
+    ),
+    Server("a-stock", "a-stock-mcp", "pypi"),
+    Server("datagokr", "datagokr-mcp", "pypi", pins=("mcp<2",)),
+    Server("airquality-tr", "airquality-tr-mcp", "pypi"),
+    Server("ares", "ares-mcp-server", "pypi", pins=("mcp<2",)),
+    Server("bharatpay", "bharatpay-mcp", "pypi"),
+    Server("apple", "apple-mcp", "pypi", pins=("mcp<2",)),
+    Server("apple-calendar", "apple-calendar-mcp", "pypi"),
+    Server("agentline", "agentline-mcp", "pypi", env={"AGENTLINE_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server("econews", "econewsapi-mcp", "pypi", env={"ECONEWSAPI_KEY": DUMMY}, pins=("mcp<2",)),
+    Server("sanctions", "atomno-mcp-sanctions", "pypi", pins=("mcp<2",)),
+    Server("aitasker", "aitasker-mcp-server", "pypi", env={"AITASKER_API_KEY": DUMMY}, bin="aitasker-mcp"),
+    Server("tms", "1wlf-tms-mcp", "pypi", bin="tms-mcp", pins=("mcp<2",)),
+    Server("abnt", "abnt-mcp", "pypi"),
+    Server("arco", "arco-rights-mcp", "pypi", bin="arco-mcp"),
+    Server("ble", "ble-mcp-server", "pypi", bin="ble_mcp"),
+    Server("autotel", "autotel-mcp", "npm"),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -3812,6 +3862,7 @@ def main(argv: list[str]) -> None:
         "--unseen49": (UNSEEN49, HERE / "unseen49"),
         "--unseen50": (UNSEEN50, HERE / "unseen50"),
         "--unseen52": (UNSEEN52, HERE / "unseen52"),
+        "--unseen51": (UNSEEN51, HERE / "unseen51"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

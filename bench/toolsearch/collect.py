@@ -65,6 +65,7 @@ network service. Usage::
     python collect.py install|collect --unseen50 # the fiftieth unseen set, into ./unseen50
     python collect.py install|collect --unseen52 # the fifty-second unseen set, into ./unseen52
     python collect.py install|collect --unseen51 # the fifty-first unseen set, into ./unseen51
+    python collect.py install|collect --unseen53 # the fifty-third unseen set, into ./unseen53
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -3562,6 +3563,87 @@ UNSEEN51: list[Server] = [
 ]
 
 
+# The fifty-third unseen set, frozen by ``--unseen53`` into ./unseen53 (blind set, 17 servers: 16 PyPI,
+# 1 npm, 328 tools); its queries (unseen53.jsonl) were written from these listings alone, before any ranker
+# ran on them. Package names (npm scope ignored) start with m-r or a digit; none is in the earlier lists nor,
+# as far as known, for a service already covered. Only seventeen listed in the time given, not eighteen.
+# Languages of the tool descriptions: Chinese (tuniu, beijing-universal, exchange-master, mcu-debug,
+# moviepilot), Portuguese (fiscal-brasil, trello-pt), Spanish (noterp, rhodecode); the rest English.
+# Deliberate overlaps: tasks in three trackers (1wlf-tms, tasker's git-tracked tasks, Trello cards);
+# exchange rates (exchange-master vs the BCB PTAX of fiscal-brasil); attraction tickets (tuniu's ticket
+# search vs Universal Beijing's own ticket tool); invoices and sales (noterp's CFDI vs jd's orders); pull
+# requests and commits (rhodecode) vs task reviews. Pins: mcp<2 for servers still importing FastMCP from
+# mcp.server (1wlf-tms, exchange-master, clinical-reasoner, mlb, ...); tuniu and noterp need mcp 2.x;
+# rhodecode needs fastmcp; moviepilot and clinical-reasoner need Python >= 3.12.
+# Tried and left out: mcp-cn-doudian (its code calls Server.tool(), fails with either mcp), meiwe-queue-mcp
+# (serves HTTP only), mcp-nutrimaster (wheel holds no module), mcp-server-aact (exits before listing),
+# mcp-kandinsky, @remotion/mcp and mcp-deepwiki (1 tool each), mcp-radiation (no entry point),
+# mcp-library-search (pydantic error at start-up), mcp-server-invoicepilot and mcp-naver (FastMCP argument
+# errors), netdisk-mcp-server (its entry point imports a missing module), mcp-server-solotodo,
+# mcp-giga-checker and mcp-markets (fail to install).
+UNSEEN53: list[Server] = [
+    Server("tuniu", "mcp-tuniu-travel", "pypi"),
+    Server("beijing-universal", "mcp-beijing-universal", "pypi", pins=("mcp<2",)),
+    Server("jd", "mcp-cn-jd", "pypi", pins=("mcp<2",)),
+    Server("exchange-master", "mcp-exchange-master", "pypi", pins=("mcp<2",)),
+    Server("mcu-debug", "mcu-debug-mcp", "pypi"),
+    Server(
+        "moviepilot",
+        "moviepilot-mcp",
+        "pypi",
+        env={
+            "MOVIEPILOT_BASE_URL": "http://127.0.0.1:9",
+            "MOVIEPILOT_USERNAME": "admin",
+            "MOVIEPILOT_PASSWORD": DUMMY,
+        },
+        python="3.12",
+    ),
+    Server("tw-ly", "mcp-tw-ly", "pypi", pins=("mcp<2",)),
+    Server("fiscal-brasil", "mcp-fiscal-brasil", "pypi"),
+    Server(
+        "trello-pt",
+        "pack-mcp-trello",
+        "pypi",
+        env={"TRELLO_API_KEY": DUMMY, "TRELLO_TOKEN": DUMMY, "TRELLO_API_TOKEN": DUMMY},
+    ),
+    Server(
+        "noterp",
+        "noterp-mcp",
+        "pypi",
+        env={
+            "BASE_URL": "http://127.0.0.1:9",
+            "TOKEN": DUMMY,
+            "SUBSCRIPTION_URL": "http://127.0.0.1:9",
+            "SUBSCRIPTION_TOKEN": DUMMY,
+        },
+    ),
+    Server(
+        "rhodecode",
+        "rhodecode-mcp-server",
+        "pypi",
+        env={"RC_API_URL": "http://127.0.0.1:9/_admin/api", "RC_API_TOKEN": DUMMY},
+        pins=("fastmcp",),
+    ),
+    Server("1wlf-tms", "1wlf-tms-mcp", "pypi", bin="tms-mcp", pins=("mcp<2",)),
+    Server("tasker", "mcp-tasker", "pypi", bin="tasker", args=("mcp",)),
+    Server(
+        "romm",
+        "mcp-romm",
+        "pypi",
+        bin="romm-mcp",
+        env={
+            "ROMM_BASE_URL": "http://127.0.0.1:9",
+            "ROMM_URL": "http://127.0.0.1:9",
+            "ROMM_USERNAME": "admin",
+            "ROMM_PASSWORD": DUMMY,
+        },
+    ),
+    Server("clinical-reasoner", "mcp-clinical-reasoner", "pypi", pins=("mcp<2",), python="3.12"),
+    Server("mlb", "mcp-mlb-statsapi", "pypi", bin="mcp_mlb_statsapi", pins=("mcp<2",)),
+    Server("mobile", "@mobilenext/mobile-mcp", "npm"),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -3863,6 +3945,7 @@ def main(argv: list[str]) -> None:
         "--unseen50": (UNSEEN50, HERE / "unseen50"),
         "--unseen52": (UNSEEN52, HERE / "unseen52"),
         "--unseen51": (UNSEEN51, HERE / "unseen51"),
+        "--unseen53": (UNSEEN53, HERE / "unseen53"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

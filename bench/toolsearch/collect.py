@@ -66,6 +66,7 @@ network service. Usage::
     python collect.py install|collect --unseen52 # the fifty-second unseen set, into ./unseen52
     python collect.py install|collect --unseen51 # the fifty-first unseen set, into ./unseen51
     python collect.py install|collect --unseen53 # the fifty-third unseen set, into ./unseen53
+    python collect.py install|collect --unseen54 # the fifty-fourth unseen set, into ./unseen54
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -3644,6 +3645,86 @@ UNSEEN53: list[Server] = [
 ]
 
 
+# The fifty-fourth unseen set, frozen by ``--unseen54`` into ./unseen54 (blind set, 18 servers: 15 PyPI,
+# 3 npm, 252 tools); their queries (unseen54.jsonl) were written from these listings alone, before any
+# ranker ran on them. Package names (npm scope ignored) start with s-z; none is in the earlier lists, and
+# no service here was covered before as far as known. Languages of the tool descriptions: Korean
+# (naver-marketing), Chinese (shell-ops), German (srgssr), Turkish (ticimax); the rest English.
+# Pins: mcp<2 for servers that import FastMCP from mcp.server; mcp>=2 for those that import MCPServer
+# or the newer fastmcp (stpt, tmailor, ticimax, shell-ops, srgssr, toyota, te-calendar). All list with
+# dummy keys and localhost URLs at most. Deliberate overlaps: web fetching (spider's scrape/crawl vs
+# tryll's parse_url into a RAG dataset), MySQL and service state (xampp vs shell-ops), campaigns and
+# scheduled posts (sendflo's email campaigns vs naver-marketing's social posts), mail (sendflo sends,
+# tmailor only receives), calendars (te-calendar's economic events vs tradealmanac's dividend calendar
+# and calendar effects vs timepiece's working-hour calendars), weather/TV (srgssr) and car data (toyota).
+# Tried and left out: statlab-mcp, ssh-agent-mcp, task-trellis-mcp (no version installs on Python 3.11),
+# sunw-mcp-seniverse-weather (its entry point imports a module it does not ship), sqlserver-mcp-tools
+# (pyodbc needs libodbc), taskchampion-mcp (needs the Taskwarrior binary), stravacz-mcp (exits before
+# listing), scb-opendata-mcp (no answer in time), tabby-mcp-server (no bin), scrumdo-mcp (117 tools),
+# tilt-mcp (2 tools), se-eli-mcp (4 tools); time-series-forecast-mcp and sharepoint-mcp did not install
+# in the time given.
+UNSEEN54: list[Server] = [
+    Server(
+        "ticimax",
+        "ticimax-mcp",
+        "pypi",
+        env={"TICIMAX_API_KEY": DUMMY, "TICIMAX_DOMAIN": "http://127.0.0.1:9", "TICIMAX_UYE_KODU": DUMMY},
+        pins=("mcp>=2",),
+    ),
+    Server("naver-marketing", "smb-marketing-naver-mcp", "pypi", pins=("mcp<2",)),
+    Server("shell-ops", "shell-ops-mcp", "pypi", pins=("mcp>=2",)),
+    Server("stpt", "stpt-mcp", "pypi", pins=("mcp>=2",)),
+    Server("sendflo", "sendflo-mcp", "pypi", env={"SENDFLO_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server(
+        "scopus",
+        "scopus-mcp-server",
+        "pypi",
+        env={"SCOPUS_API_KEY": DUMMY, "ELSEVIER_API_KEY": DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server(
+        "srgssr",
+        "srgssr-mcp",
+        "pypi",
+        env={"SRGSSR_CONSUMER_KEY": DUMMY, "SRGSSR_CONSUMER_SECRET": DUMMY},
+        pins=("mcp>=2",),
+    ),
+    Server("sigrok", "sigrok-logicanalyzer-mcp", "pypi", pins=("mcp<2",)),
+    Server(
+        "sleepon",
+        "sleepon-mcp",
+        "pypi",
+        env={"SLEEPON_API_KEY": DUMMY, "SLEEPON_TOKEN": DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server("tmailor", "tmailor-mcp", "pypi", env={"TMAILOR_API_KEY": DUMMY}, pins=("mcp>=2",)),
+    Server(
+        "threatcluster", "threatcluster-mcp", "pypi", env={"THREATCLUSTER_API_KEY": DUMMY}, pins=("mcp<2",)
+    ),
+    Server("tradealmanac", "tradealmanac-mcp", "pypi", env={"TRADEALMANAC_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server(
+        "timepiece",
+        "timepiece-mcp",
+        "pypi",
+        env={"TIMEPIECE_API_TOKEN": DUMMY, "TIMEPIECE_TOKEN": DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server(
+        "toyota",
+        "toyota-mcp",
+        "pypi",
+        env={"TOYOTA_USERNAME": "dummy@example.com", "TOYOTA_PASSWORD": DUMMY},
+        pins=("mcp>=2",),
+    ),
+    Server(
+        "te-calendar", "trading-economics-calendar-mcp", "pypi", bin="trading-economics-mcp", pins=("mcp>=2",)
+    ),
+    Server("spider", "spider-cloud-mcp", "npm", env={"SPIDER_API_KEY": DUMMY}),
+    Server("tryll", "tryll-dataset-builder-mcp", "npm"),
+    Server("xampp", "xampp-mcp", "npm"),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -3946,6 +4027,7 @@ def main(argv: list[str]) -> None:
         "--unseen52": (UNSEEN52, HERE / "unseen52"),
         "--unseen51": (UNSEEN51, HERE / "unseen51"),
         "--unseen53": (UNSEEN53, HERE / "unseen53"),
+        "--unseen54": (UNSEEN54, HERE / "unseen54"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

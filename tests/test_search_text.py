@@ -2565,3 +2565,24 @@ def test_nutrients_shortages_street_views_and_rescheduling() -> None:
         }
     )
     assert idx.search("add entry to daily report", 1)[0].key == ("worklog", "append_entry")
+
+
+def test_dns_records_screen_orientation_the_last_lines_and_space_taken() -> None:
+    for task, tag in {
+        "Which Turkish provinces have the most polluted air right now?": "@air_quality",
+        "When does Petrobras report its Q4 results?": "@earnings_report",
+        "テスト端末の画面を横向きにして": "@orientation",
+        "rotate the screen to landscape": "@orientation",
+        "show me the last 100 lines of the worker log": "@tail_lines",
+        "How much space is /var/lib/docker eating?": "@size",
+    }.items():
+        assert tag in LEXICON.tags(strip_patterns(task)[0]), task
+    # a DNS record's type is no word (A is an article); "a record of sales" stays a record
+    assert "dns record" in strip_patterns("Resolve the A record for mail.acme.io")[0]
+    assert "dns record" in strip_patterns("MX records of acme.io")[0]
+    assert strip_patterns("keep a record of sales") == ("keep a record of sales", [])
+    # a sum changed into another currency, in Korean, or a conversion into one named currency
+    assert strip_patterns("지금 100달러면 위안화로 얼마예요?")[1] == ["@exchange_rate"]
+    assert strip_patterns("is now a good time to convert to RMB?")[1] == ["@exchange_rate"]
+    assert strip_patterns("convert it to PDF")[1] == []
+    assert strip_patterns("USD BRL exchange rate on date")[1] == []  # two codes side by side: words

@@ -390,15 +390,17 @@ _CURRENCY_NAME = (
     r"korun[ay]?|kronor|krona|kron[ue]r|krone|kroner|shekels?|dirhams?|riyals?|rubles?|roubles?|"
     r"hryvnias?|soles|bolivianos)"
     r"|dólar(?:es)?|yenes|libras?|reales|Franken|Pfund|рубл(?:ь|я|ей|и)|доллар(?:а|ов|ы)?|евро|юан(?:ь|я|ей)|иен"  # noqa: RUF001
-    r"|美元|美金|日元|日圆|欧元|人民币|英镑|港币|港元|韩元|泰铢|卢布|円|ドル|ユーロ|ウォン|ポンド|달러|유로|엔화|위안)"
+    r"|美元|美金|日元|日圆|欧元|人民币|英镑|港币|港元|韩元|泰铢|卢布|円|ドル|ユーロ|ウォン|ポンド|달러|유로|엔화|위안|원화)"
 )
 _CURRENCY_WORD = rf"(?:{_CURRENCY_CODE}|{_CURRENCY_NAME})"
 _CURRENCY = rf"(?:{_CURRENCY_WORD}|[$€£¥₹₩₽฿])"
 _SUM = r"(?<![\w,.])\d[\d,.]*+(?:\s\d{3}(?!\d))*+(?:\s?(?:[kKmM]\b|万|千|億|亿|만|천))?"
 _CURRENCY_CHANGE = re.compile(
     rf"(?<!\w)(?:how\s+(?:many|much)\s+{_CURRENCY}(?!\w).{{0,30}}?(?<!\w){_CURRENCY}(?!\w)"
+    rf"|\b(?:convert|converting|exchange|exchanging)\s+(?:it\s+|them\s+)?(?:to|into)\s+{_CURRENCY_WORD}(?![A-Za-z])"
     rf"|(?:{_SUM}\s?)?{_CURRENCY}\s?(?:{_SUM}\s?)?"
-    r"(?:\s(?:to|into|in|for|vs\.?|versus|against|en|a|para|em|zu|nach|in)\s|\s?(?:→|->|=>|=|换成|换|兑换?|对|转)\s?|\s?(?:から|を)\s?)"
+    r"(?:\s(?:to|into|in|for|vs\.?|versus|against|en|a|para|em|zu|nach|in)\s|\s?(?:→|->|=>|=|换成|换|兑换?|对|转)\s?"
+    r"|\s?(?:から|を)\s?|(?:면|는|을|를|이|가)\s)"
     rf"(?:{_SUM}\s?)?{_CURRENCY_WORD}(?![A-Za-z]))",
     re.I,
 )
@@ -411,6 +413,11 @@ _PER_100_GRAMS = re.compile(
     r"|100\s?(?:g|グラム)\s?(?:あたり|当たり)",
     re.I,
 )
+
+
+# a DNS record by its type (an A record, MX records, the CNAME record): a name to resolve; the type's
+# letters are no words (A is an article, NS and TXT say nothing)
+_DNS_RECORD = re.compile(r"\b(?:A|AAAA|MX|CNAME|TXT|NS|SOA|PTR|SRV|CAA)\s+records?\b")
 
 
 # a top-level domain on its own (".com", ".ai", "a .dev address"): a kind of domain name to
@@ -523,6 +530,7 @@ _LITERALS: tuple[_Literal, ...] = (
         _PARTICULATES, "@air_quality", "fine particulate matter", _saying("fine particles"), needs_digit=True
     ),
     _Literal(_PER_100_GRAMS, "@nutrition", "nutrition per 100 grams", _saying("nutrition"), needs_digit=True),
+    _Literal(_DNS_RECORD, "", "dns record", _saying("dns record"), needs="AMCTNSP"),
     # a profit-and-loss statement as accountants write it (P&L, P/L): its letters are no words
     _Literal(re.compile(r"\bP\s?[&/]\s?L\b", re.I), "", "profit and loss", _saying("profit and loss")),
     # an email address (jane.doe@acme.io): a person to reach, invite or look up, not a web page

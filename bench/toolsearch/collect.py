@@ -67,6 +67,7 @@ network service. Usage::
     python collect.py install|collect --unseen51 # the fifty-first unseen set, into ./unseen51
     python collect.py install|collect --unseen53 # the fifty-third unseen set, into ./unseen53
     python collect.py install|collect --unseen54 # the fifty-fourth unseen set, into ./unseen54
+    python collect.py install|collect --unseen55 # the fifty-fifth unseen set, into ./unseen55
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -3725,6 +3726,80 @@ UNSEEN54: list[Server] = [
 ]
 
 
+# The fifty-fifth unseen set, frozen by ``--unseen55`` into ./unseen55 (blind set, 18 servers, all PyPI,
+# 235 tools); their queries (unseen55.jsonl) were written from these listings alone, before any ranker
+# ran on them. Package names (npm scope ignored) start with a-l or a digit; none is in the earlier lists,
+# and no service here was covered before as far as known (gitea was, but only with English descriptions).
+# Languages of the tool descriptions: Chinese (gitea-cn, career-data, ak-endfield), Italian (gazzetta),
+# Russian (fssp), Spanish (almanac), Korean (hangeul); the rest English.
+# Pins: mcp<2 for servers that import FastMCP from mcp.server (homebridge, almanac, hangeul, ak-endfield
+# and the four MEOK AI Labs servers calendar-ai, agent-delegation, clinical-trials-ai, accounting-ai);
+# the others list with whatever their own requirements bring. All list with dummy keys and localhost URLs.
+# Deliberate overlaps: tasks (ai-task-board's project board vs agent-delegation's delegated tasks vs
+# gitea-cn's issues vs ak-endfield's in-game "daily tasks"), calendars and dates (calendar-ai's events and
+# durations vs business-day's working-day arithmetic), law (cz-eli's Czech acts vs gazzetta's Italian
+# Official Gazette), financial statistics (apra's Australian bank data vs almanac's Argentine data),
+# documents (hangeul's HWP forms vs ai-task-board's docs), money (accounting-ai vs fssp's debts), Docker
+# and service health (homelab-infra vs homebridge's restart/logs), CI (gitea-cn's Actions).
+# Tried and left out: @atlassian-dc-mcp/confluence (a dependency is missing from the registry),
+# iflow-mcp-mcp-server-legifrance (its entry point imports a module it does not ship),
+# iflow-mcp-harimkang-mcp-korea-tourism-api and findgoods-mcp-server (no server entry point),
+# banksync-mcp (reaches its service before listing), clickup-rest-mcp (90 tools), feishu-calendar-mcp and
+# clickup-mcp-server (need Python 3.12/3.13), finanzen-zero-mcp, castai-mcp-server, atomno-mcp-sudact and
+# iflow-mcp-kryzo-mcp-bibliotheque-nationale-de-france and akshare-mcp-service (did not install in the time
+# given). Kept despite only 4-5 tools, to reach 18: cardossier, fssp, career-data, cz-eli, ak-endfield and
+# the MEOK servers.
+UNSEEN55: list[Server] = [
+    Server(
+        "gitea-cn",
+        "gitea-toolkit-mcp",
+        "pypi",
+        env={"GITEA_SERVER_URL": "http://127.0.0.1:9", "GITEA_TOKEN": DUMMY},
+    ),
+    Server(
+        "homebridge",
+        "homebridge-mcp",
+        "pypi",
+        env={
+            "HOMEBRIDGE_URL": "http://127.0.0.1:9",
+            "HOMEBRIDGE_USERNAME": "admin",
+            "HOMEBRIDGE_PASSWORD": DUMMY,
+        },
+        pins=("mcp<2",),
+    ),
+    Server("cardossier", "cardossier-mcp-server", "pypi", env={"CARDOSSIER_API_KEY": DUMMY}),
+    Server("gazzetta", "gazzetta-mcp", "pypi"),
+    Server("fssp", "atomno-mcp-fssp", "pypi", env={"FSSP_API_KEY": DUMMY}),
+    Server("career-data", "a02-career-data-mcp", "pypi", bin="career-data-mcp"),
+    Server(
+        "homelab-infra",
+        "homelab-infra-mcp",
+        "pypi",
+        bin="homelab-infra",
+        env={
+            "NPM_URL": "http://127.0.0.1:9",
+            "NPM_EMAIL": "admin@example.com",
+            "NPM_PASSWORD": DUMMY,
+            "CLOUDFLARE_API_TOKEN": DUMMY,
+            "DOCKER_HOST": "tcp://127.0.0.1:9",
+        },
+    ),
+    Server("almanac", "almanac-mcp", "pypi", env={"ALMANAC_API_KEY": "alm_" + DUMMY}, pins=("mcp<2",)),
+    Server("ai-task-board", "ai-task-board-mcp", "pypi", env={"AI_TASK_BOARD_URL": "http://127.0.0.1:9"}),
+    Server("business-day", "business-day-mcp", "pypi"),
+    Server("apra", "apra-mcp", "pypi"),
+    Server("calendar-ai", "calendar-ai-mcp", "pypi", bin="calendar_ai_mcp", pins=("mcp<2",)),
+    Server("agent-delegation", "agent-delegation-mcp", "pypi", bin="agent_delegation_mcp", pins=("mcp<2",)),
+    Server(
+        "clinical-trials-ai", "clinical-trials-ai-mcp", "pypi", bin="clinical_trials_ai_mcp", pins=("mcp<2",)
+    ),
+    Server("accounting-ai", "accounting-ai-mcp", "pypi", bin="accounting_ai_mcp", pins=("mcp<2",)),
+    Server("cz-eli", "cz-eli-mcp", "pypi"),
+    Server("ak-endfield", "ak-endfield-mcp", "pypi", pins=("mcp<2",)),
+    Server("hangeul", "hangeul-mcp", "pypi", pins=("mcp<2",)),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -4028,6 +4103,7 @@ def main(argv: list[str]) -> None:
         "--unseen51": (UNSEEN51, HERE / "unseen51"),
         "--unseen53": (UNSEEN53, HERE / "unseen53"),
         "--unseen54": (UNSEEN54, HERE / "unseen54"),
+        "--unseen55": (UNSEEN55, HERE / "unseen55"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

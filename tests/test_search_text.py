@@ -16,7 +16,7 @@ from router.catalog.search import SearchIndex, analyze
 from router.catalog.search.glossary import GLOSSARY
 from router.catalog.search.intent import dictated, leading_change, leading_verb
 from router.catalog.search.lexicon import LEXICON
-from router.catalog.search.literals import plain_literals, site_of, strip_patterns
+from router.catalog.search.literals import names_one_item, plain_literals, site_of, strip_patterns
 from router.catalog.search.neighbours import default_neighbours
 from router.catalog.search.query import QueryReader
 from router.catalog.search.text import _chunk_words, fold, is_cjk, split_identifier, stem, words
@@ -2586,3 +2586,18 @@ def test_dns_records_screen_orientation_the_last_lines_and_space_taken() -> None
     assert strip_patterns("is now a good time to convert to RMB?")[1] == ["@exchange_rate"]
     assert strip_patterns("convert it to PDF")[1] == []
     assert strip_patterns("USD BRL exchange rate on date")[1] == []  # two codes side by side: words
+
+
+def test_personal_data_eligibility_and_a_trials_registry_number() -> None:
+    for task, tag in {
+        "check contract.hwpx for resident registration numbers before I send it": "@pii",
+        "HWPX detect personal information": "@pii",
+        "개인정보가 들어 있는지 확인해줘": "@pii",
+        "Would a 67-year-old with CKD qualify for the study?": "@eligibility",
+        "am I eligible for the grant": "@eligibility",
+    }.items():
+        assert tag in LEXICON.tags(task), task
+    # a ClinicalTrials.gov number names one trial: tagged, its characters no words
+    text, tags = strip_patterns("What's the primary endpoint of NCT03548935?")
+    assert tags == ["@clinical_trial"] and "nct" not in text.lower()
+    assert names_one_item("What's the primary endpoint of NCT03548935?")

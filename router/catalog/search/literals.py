@@ -568,6 +568,16 @@ _LITERALS: tuple[_Literal, ...] = (
     ),
     _Literal(_PER_100_GRAMS, "@nutrition", "nutrition per 100 grams", _saying("nutrition"), needs_digit=True),
     _Literal(_DNS_RECORD, "", "dns record", _saying("dns record"), needs="AMCTNSP"),
+    # a trial's registry number at ClinicalTrials.gov (NCT05123456): one clinical trial, tagged so
+    # (its letters and digits are no words; the words "clinical trial" drew every tool of a trials
+    # server alike and put a task about one trial's endpoints from first to third)
+    _Literal(
+        re.compile(r"\bNCT\d{8}\b", re.I),
+        "@clinical_trial",
+        "clinical trial",
+        needs_digit=True,
+        one=True,
+    ),
     # a profit-and-loss statement as accountants write it (P&L, P/L): its letters are no words
     _Literal(re.compile(r"\bP\s?[&/]\s?L\b", re.I), "", "profit and loss", _saying("profit and loss")),
     # an email address (jane.doe@acme.io): a person to reach, invite or look up, not a web page

@@ -68,6 +68,7 @@ network service. Usage::
     python collect.py install|collect --unseen53 # the fifty-third unseen set, into ./unseen53
     python collect.py install|collect --unseen54 # the fifty-fourth unseen set, into ./unseen54
     python collect.py install|collect --unseen55 # the fifty-fifth unseen set, into ./unseen55
+    python collect.py install|collect --unseen56 # the fifty-sixth unseen set, into ./unseen56
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -3800,6 +3801,56 @@ UNSEEN55: list[Server] = [
 ]
 
 
+# The fifty-sixth unseen set, frozen by ``--unseen56`` into ./unseen56 (blind set, 17 servers, all PyPI,
+# 151 tools); its queries (unseen56.jsonl) were written from these listings alone, before any ranker ran
+# on them. Package names start with m-z; none is in the earlier lists, and no service here was covered
+# before as far as known. Languages of the tool descriptions: Spanish (tupase, verifactu), Portuguese
+# (quickerspot), German (medical-data), Chinese (xmind, tw-judgment, wecom-crm, yop, water-alarm,
+# plant-decision; taiwan-fda mixes English and Chinese); the rest English. Pins: mcp<2 for servers that
+# import FastMCP from mcp.server or use the low-level Server decorators; mcp>=2 for xmind (MCPServer);
+# fastmcp for rs485 (imported but not declared); python 3.12 / 3.13 where the package requires it.
+# Deliberate overlaps: drug look-ups (taiwan-fda's Taiwan licences vs medical-data's FDA/WHO data),
+# holidays and dates (swiss-school vs tupase's weekly activity search), public statistics by area
+# (census ZIPs vs sinim municipalities), payments/invoices (verifactu's AEAT invoices vs yop's payment
+# platform docs), bookings and notifications (tupase) vs customer messaging (wecom-crm), media (tautulli's
+# Plex stats vs quickerspot's audio spots), and serial/industrial hardware (rs485 vs water-alarm vessels).
+# Tried and left out: mcp-1c (no answer in time: it reaches its OData service first), totvs-moda-mcp
+# (213 tools), rayonne-mcp (129 tools), mcp-bill-track, puhuo-mcp-server, station-profit-mcp (1-2 tools),
+# withsecure-elements-mcp, zhenwei-mcp-server, xy-erp-mcp, mcp-bcrp (exit before listing), nagoya-bus-mcp
+# (downloads data before listing), meiwe-queue-mcp, mcp-tiago-dados-abertos, wago-plc-mcp-server (no
+# answer in time), mcp-cn-doudian (process died), mcp-voice-salute, mcp-garmin (do not install here).
+UNSEEN56: list[Server] = [
+    Server("tupase", "tupase-mcp", "pypi", pins=("mcp<2",)),
+    Server("xmind", "xmind-mcp", "pypi", pins=("mcp>=2",)),
+    Server("quickerspot", "quickerspot-mcp", "pypi", env={"QUICKERSPOT_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server("census", "mcpwright-census", "pypi", pins=("mcp<2",), python="3.12"),
+    Server("openbusdata", "openbusdata-mcp", "pypi", env={"BODS_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server("swiss-school", "swiss-school-calendar-mcp", "pypi", pins=("mcp<2",)),
+    Server("taiwan-fda", "taiwan-fda-mcp", "pypi", python="3.13"),
+    Server("medical-data", "medical-data-mcp-server", "pypi", bin="health-server", pins=("mcp<2",)),
+    Server("tw-judgment", "mcp-tw-judgment", "pypi", pins=("mcp<2",), python="3.12"),
+    Server("verifactu", "verifactu-mcp", "pypi", env={"VERIFACTU_API_TOKEN": DUMMY}, pins=("mcp<2",)),
+    Server(
+        "wecom-crm",
+        "wecom-crm-mcp",
+        "pypi",
+        env={"WECOM_CORPID": "ww0000000000000000", "WECOM_CORPSECRET": DUMMY, "WECOM_AGENTID": "1000002"},
+        pins=("mcp<2",),
+    ),
+    Server(
+        "tautulli",
+        "mcp-tautulli",
+        "pypi",
+        env={"TAUTULLI_URL": "http://127.0.0.1:9", "TAUTULLI_API_KEY": DUMMY},
+    ),
+    Server("rs485", "mcp-rs485", "pypi", pins=("fastmcp",)),
+    Server("yop", "yop-mcp", "pypi", pins=("mcp<2",), python="3.12"),
+    Server("sinim", "mcp-sinim", "pypi", python="3.12"),
+    Server("water-alarm", "water-alarm-mcp", "pypi", pins=("mcp<2",), python="3.12"),
+    Server("plant-decision", "plant-decision-mcp", "pypi", python="3.12"),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -4104,6 +4155,7 @@ def main(argv: list[str]) -> None:
         "--unseen53": (UNSEEN53, HERE / "unseen53"),
         "--unseen54": (UNSEEN54, HERE / "unseen54"),
         "--unseen55": (UNSEEN55, HERE / "unseen55"),
+        "--unseen56": (UNSEEN56, HERE / "unseen56"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

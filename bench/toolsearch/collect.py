@@ -63,8 +63,8 @@ network service. Usage::
     python collect.py install|collect --unseen48 # the forty-eighth unseen set, into ./unseen48
     python collect.py install|collect --unseen49 # the forty-ninth unseen set, into ./unseen49
     python collect.py install|collect --unseen50 # the fiftieth unseen set, into ./unseen50
-    python collect.py install|collect --unseen52 # the fifty-second unseen set, into ./unseen52
     python collect.py install|collect --unseen51 # the fifty-first unseen set, into ./unseen51
+    python collect.py install|collect --unseen52 # the fifty-second unseen set, into ./unseen52
     python collect.py install|collect --unseen53 # the fifty-third unseen set, into ./unseen53
     python collect.py install|collect --unseen54 # the fifty-fourth unseen set, into ./unseen54
     python collect.py install|collect --unseen55 # the fifty-fifth unseen set, into ./unseen55
@@ -3475,48 +3475,6 @@ UNSEEN50: list[Server] = [
 ]
 
 
-# The fifty-second unseen set, frozen by ``--unseen52`` into ./unseen52 (blind set, 16 servers, 15
-# PyPI and 1 npm): package names (npm scope ignored) start with f-l, none in the earlier lists nor,
-# as far as known, for a service already covered. Languages of the tool descriptions: Chinese
-# (finmind, Traditional; kuaidi100, Simplified), Korean (hwp); google-keep's tools have no
-# descriptions; the rest English. Deliberate overlaps: laws of two countries (jp-eli, fi-eli, with
-# the same tool shapes); Japanese company filings (kessan) vs Taiwanese stock data (finmind); notes
-# and wiki pages (google-keep, growi); messages (gchat) vs notes; cloud costs and registries (gcp,
-# harbor); documents to read or fill (hwp, fatturapa invoices); books (jp-books) vs laws. Pins: mcp<2
-# for every PyPI server (most still import FastMCP from mcp.server). Only 16 servers (about 160
-# tools) in the time given. Tried and left out: hermes-kanban-mcp-vn and google-cloud-support-mcp
-# (need Python >= 3.12 / 3.14), firmata-client-mcp (install fails), fastmcp-email-server (no entry
-# point), @piotr-agier/google-drive-mcp (120 tools, too many), grep-mcp (2 tools), lucide-icons-mcp and
-# google-tasks-mcp (no answer in time), growi/hwp first failed on mcp 2 (hence the pins),
-# freebox-mcp, jweather-mcp-server, klaren-mcp, finn-mcp, green-whatsapp-mcp-server and
-# @coolver/home-assistant-mcp (exit before the handshake), fatebook-mcp (install fails), fatsecret-mcp,
-# gazzetta-mcp and the Korea tourism server (not installed in time or no entry point).
-UNSEEN52: list[Server] = [
-    Server("fatturapa", "fatturapa-mcp-server", "pypi", pins=("mcp<2",)),
-    Server("finmind", "finmind-mcp", "pypi", pins=("mcp<2",)),
-    Server("fiware", "fiware-orion-mcp", "pypi", pins=("mcp<2",)),
-    Server("gcp", "gcp-mcp", "npm"),
-    Server("google-keep", "google-keep-notes-mcp", "pypi", bin="google-keep-mcp", pins=("mcp<2",)),
-    Server("govcon", "govconapi-mcp", "pypi", pins=("mcp<2",)),
-    Server("growi", "growi-mcp", "pypi", pins=("mcp<2",)),
-    Server("hwp", "hwp-mcp", "pypi", pins=("mcp<2",)),
-    Server("jp-books", "jp-books-mcp", "pypi", pins=("mcp<2",)),
-    Server("jp-eli", "jp-eli-mcp", "pypi", pins=("mcp<2",)),
-    Server("kessan", "kessan-mcp", "pypi", pins=("mcp<2",)),
-    Server("kuaidi100", "kuaidi100-mcp", "pypi", pins=("mcp<2",)),
-    Server("gchat", "gchat-mcp", "pypi", pins=("mcp<2",)),
-    Server("fi-eli", "fi-eli-mcp", "pypi", pins=("mcp<2",)),
-    Server("luz", "luz-mcp", "pypi", pins=("mcp<2",)),
-    Server(
-        "harbor",
-        "harbor-registry-mcp",
-        "pypi",
-        env={"HARBOR_URL": "http://127.0.0.1:9", "HARBOR_USERNAME": "admin", "HARBOR_PASSWORD": DUMMY},
-        pins=("mcp<2",),
-    ),
-]
-
-
 # The fifty-first unseen set, frozen by ``--unseen51`` into ./unseen51 (blind set, 18 servers: 17 PyPI,
 # 1 npm, 269 tools): package names (npm scope ignored) start with a-e, none in the earlier lists nor, as
 # far as known, for a service already covered. Languages of the tool descriptions: Chinese (tieba, coupon,
@@ -3563,6 +3521,48 @@ UNSEEN51: list[Server] = [
     Server("arco", "arco-rights-mcp", "pypi", bin="arco-mcp"),
     Server("ble", "ble-mcp-server", "pypi", bin="ble_mcp"),
     Server("autotel", "autotel-mcp", "npm"),
+]
+
+
+# The fifty-second unseen set, frozen by ``--unseen52`` into ./unseen52 (blind set, 16 servers, 15
+# PyPI and 1 npm): package names (npm scope ignored) start with f-l, none in the earlier lists nor,
+# as far as known, for a service already covered. Languages of the tool descriptions: Chinese
+# (finmind, Traditional; kuaidi100, Simplified), Korean (hwp); google-keep's tools have no
+# descriptions; the rest English. Deliberate overlaps: laws of two countries (jp-eli, fi-eli, with
+# the same tool shapes); Japanese company filings (kessan) vs Taiwanese stock data (finmind); notes
+# and wiki pages (google-keep, growi); messages (gchat) vs notes; cloud costs and registries (gcp,
+# harbor); documents to read or fill (hwp, fatturapa invoices); books (jp-books) vs laws. Pins: mcp<2
+# for every PyPI server (most still import FastMCP from mcp.server). Only 16 servers (about 160
+# tools) in the time given. Tried and left out: hermes-kanban-mcp-vn and google-cloud-support-mcp
+# (need Python >= 3.12 / 3.14), firmata-client-mcp (install fails), fastmcp-email-server (no entry
+# point), @piotr-agier/google-drive-mcp (120 tools, too many), grep-mcp (2 tools), lucide-icons-mcp and
+# google-tasks-mcp (no answer in time), growi/hwp first failed on mcp 2 (hence the pins),
+# freebox-mcp, jweather-mcp-server, klaren-mcp, finn-mcp, green-whatsapp-mcp-server and
+# @coolver/home-assistant-mcp (exit before the handshake), fatebook-mcp (install fails), fatsecret-mcp,
+# gazzetta-mcp and the Korea tourism server (not installed in time or no entry point).
+UNSEEN52: list[Server] = [
+    Server("fatturapa", "fatturapa-mcp-server", "pypi", pins=("mcp<2",)),
+    Server("finmind", "finmind-mcp", "pypi", pins=("mcp<2",)),
+    Server("fiware", "fiware-orion-mcp", "pypi", pins=("mcp<2",)),
+    Server("gcp", "gcp-mcp", "npm"),
+    Server("google-keep", "google-keep-notes-mcp", "pypi", bin="google-keep-mcp", pins=("mcp<2",)),
+    Server("govcon", "govconapi-mcp", "pypi", pins=("mcp<2",)),
+    Server("growi", "growi-mcp", "pypi", pins=("mcp<2",)),
+    Server("hwp", "hwp-mcp", "pypi", pins=("mcp<2",)),
+    Server("jp-books", "jp-books-mcp", "pypi", pins=("mcp<2",)),
+    Server("jp-eli", "jp-eli-mcp", "pypi", pins=("mcp<2",)),
+    Server("kessan", "kessan-mcp", "pypi", pins=("mcp<2",)),
+    Server("kuaidi100", "kuaidi100-mcp", "pypi", pins=("mcp<2",)),
+    Server("gchat", "gchat-mcp", "pypi", pins=("mcp<2",)),
+    Server("fi-eli", "fi-eli-mcp", "pypi", pins=("mcp<2",)),
+    Server("luz", "luz-mcp", "pypi", pins=("mcp<2",)),
+    Server(
+        "harbor",
+        "harbor-registry-mcp",
+        "pypi",
+        env={"HARBOR_URL": "http://127.0.0.1:9", "HARBOR_USERNAME": "admin", "HARBOR_PASSWORD": DUMMY},
+        pins=("mcp<2",),
+    ),
 ]
 
 
@@ -4150,8 +4150,8 @@ def main(argv: list[str]) -> None:
         "--unseen48": (UNSEEN48, HERE / "unseen48"),
         "--unseen49": (UNSEEN49, HERE / "unseen49"),
         "--unseen50": (UNSEEN50, HERE / "unseen50"),
-        "--unseen52": (UNSEEN52, HERE / "unseen52"),
         "--unseen51": (UNSEEN51, HERE / "unseen51"),
+        "--unseen52": (UNSEEN52, HERE / "unseen52"),
         "--unseen53": (UNSEEN53, HERE / "unseen53"),
         "--unseen54": (UNSEEN54, HERE / "unseen54"),
         "--unseen55": (UNSEEN55, HERE / "unseen55"),

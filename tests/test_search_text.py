@@ -2601,3 +2601,26 @@ def test_personal_data_eligibility_and_a_trials_registry_number() -> None:
     text, tags = strip_patterns("What's the primary endpoint of NCT03548935?")
     assert tags == ["@clinical_trial"] and "nct" not in text.lower()
     assert names_one_item("What's the primary endpoint of NCT03548935?")
+
+
+def test_a_standards_name_is_no_issue_key_and_school_holidays_in_german() -> None:
+    # RS-485, USB-C, COVID-19 look like issue keys; they name a bus, a plug and a disease
+    for task in ("the energy meter on the RS-485 line", "charge it over USB-C", "COVID-19 cases in Bern"):
+        assert "@issue" not in strip_patterns(task)[1], task
+    assert strip_patterns("move OPS-1142 to done")[1] == ["@issue"]
+    idx = index_of(
+        {
+            "swiss-school": [
+                {
+                    "name": "get_school_holidays",
+                    "description": "Return school holiday periods for one canton.",
+                },
+                {"name": "list_cantons", "description": "List the 26 Swiss cantons."},
+            ],
+            "hr": [{"name": "request_leave", "description": "Request paid time off."}],
+        }
+    )
+    assert idx.search("Sind im Kanton Bern gerade Schulferien?", 1)[0].key == (
+        "swiss-school",
+        "get_school_holidays",
+    )

@@ -683,9 +683,13 @@ _LITERALS: tuple[_Literal, ...] = (
     # an issue key (PROJ-123), or a Sentry short ID (CHECKOUT-1A2): capitals, a dash, then digits
     # and capitals with at least one digit, not starting with 0 (neither tracker pads its numbers);
     # a Sentry project's name may have dashes itself (JAVASCRIPT-REACT-3F); a code that goes on
-    # past the number (SKU-2024-RED) or ends in a padded one (BOM-DESK-0003) is an item's code
+    # past the number (SKU-2024-RED) or ends in a padded one (BOM-DESK-0003) is an item's code; a
+    # standard's or a product's name written so (RS-485, USB-C, COVID-19, UTF-8) is none
     _Literal(
-        re.compile(r"(?<![\w-])[A-Z][A-Z0-9]{1,9}(?:-[A-Z][A-Z0-9]*)*-(?!0)(?=[A-Z]*\d)[A-Z0-9]+(?![\w-])"),
+        re.compile(
+            r"(?<![\w-])(?!(?:RS|USB|UTF|COVID|IEC|IEEE|ISO|MIL|SHA|DDR|LTE|HDMI|MPEG|PCIE|SARS|IPV|AES)-)"
+            r"[A-Z][A-Z0-9]{1,9}(?:-[A-Z][A-Z0-9]*)*-(?!0)(?=[A-Z]*\d)[A-Z0-9]+(?![\w-])"
+        ),
         "@issue",
         "ticket",
         needs_digit=True,

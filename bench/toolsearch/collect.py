@@ -69,6 +69,7 @@ network service. Usage::
     python collect.py install|collect --unseen54 # the fifty-fourth unseen set, into ./unseen54
     python collect.py install|collect --unseen55 # the fifty-fifth unseen set, into ./unseen55
     python collect.py install|collect --unseen56 # the fifty-sixth unseen set, into ./unseen56
+    python collect.py install|collect --unseen57 # the fifty-seventh unseen set, into ./unseen57
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -3851,6 +3852,74 @@ UNSEEN56: list[Server] = [
 ]
 
 
+# The fifty-seventh unseen set, frozen by ``--unseen57`` into ./unseen57 (blind set, 14 servers, all PyPI,
+# 235 tools); its queries (unseen57.jsonl) were written from these listings alone, before any ranker ran
+# on them. Package names start with a-l; none is in the earlier lists. Fewer than 18 servers: the time
+# budget ran out. Languages of the tool descriptions: Chinese (crm, erp, dameng, cn-shop), Korean with an
+# English gloss (fsc-finance); the rest English (diadoc and sbis are Russian services, English text).
+# Pins: mcp<2 for servers that import FastMCP from mcp.server or use the low-level Server; mcp>=2 for
+# datasignals and cn-shop (MCPServer); fastmcp for e-invoice (imported but not declared); python 3.12 for
+# airflow-mcp and cn-shop-mcp. diadoc and sbis are two bins of one package (business-mcp-ru).
+# Deliberate overlaps: tasks (google-tasks vs kanban board vs crm's TMS tasks), customers/receivables and
+# invoices (crm vs erp vs e-invoice), company financial statements (fsc-finance's Korean filings vs erp's
+# own reports vs datasignals' US filing events), electronic documents (diadoc vs sbis), SQL/data access
+# (dameng vs abs statistics), scheduled runs (airflow DAG runs vs notable protocol runs).
+# Tried and left out: amazing-clickup-mcp (166 tools), bionexo-mcp (1 tool), atomno-mcp-sudact (2 tools),
+# auxilab-mcp-finance-recon (broken entry point), ensmcp, bookingkoala-api-mcp (exit before listing),
+# au-shopping-mcp (process died), @atlassian-dc-mcp/confluence, @mcp-consultant-tools/azure-data-factory
+# (npm install failed), feishu-calendar-mcp, astron-bilibili-mcp, atengk-mcp-server-redis,
+# batch-rename-mcp, clickup-rest-mcp, atlas-mcp (not installed in time); vk-mcp-ru (a third bin of
+# business-mcp-ru, same generic tools).
+UNSEEN57: list[Server] = [
+    Server("notable", "able-mcp-notable", "pypi", pins=("mcp<2",)),
+    Server(
+        "fsc-finance",
+        "data-go-mcp-fsc-financial-info",
+        "pypi",
+        bin="data-go-mcp.fsc-financial-info",
+        env={"API_KEY": DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server("dameng", "dameng-mcp-server", "pypi", pins=("mcp<2",)),
+    Server(
+        "google-tasks",
+        "barie-google-tasks-mcp",
+        "pypi",
+        env={
+            "BARIE_GTASKS_ACCESS_TOKEN": DUMMY,
+            "BARIE_GTASKS_REFRESH_TOKEN": DUMMY,
+            "BARIE_GTASKS_CLIENT_ID": DUMMY,
+            "BARIE_GTASKS_CLIENT_SECRET": DUMMY,
+        },
+        pins=("mcp<2",),
+    ),
+    Server("kanban", "dsh-kanban-mcp", "pypi", bin="kanban-mcp", args=("{scratch}/fs",), pins=("mcp<2",)),
+    Server(
+        "airflow",
+        "airflow-mcp",
+        "pypi",
+        env={
+            "AIRFLOW_BASE_URL": "http://127.0.0.1:9",
+            "AIRFLOW_API_URL": "http://127.0.0.1:9/api/v1",
+            "AIRFLOW_USERNAME": "admin",
+            "AIRFLOW_PASSWORD": DUMMY,
+        },
+        pins=("mcp<2",),
+        python="3.12",
+    ),
+    Server("crm", "crm-mcp", "pypi", pins=("mcp<2",)),
+    Server("erp", "erp-mcp", "pypi", pins=("mcp<2",)),
+    Server("abs", "abs-mcp", "pypi", pins=("mcp<2",)),
+    Server(
+        "datasignals", "datasignals-lab-events-mcp", "pypi", env={"DATASIGNALS_API_KEY": DUMMY}, pins=("mcp>=2",)
+    ),
+    Server("e-invoice", "e-invoice-mcp", "pypi", env={"FINTOM8_API_KEY": DUMMY}, pins=("fastmcp",)),
+    Server("diadoc", "business-mcp-ru", "pypi", bin="diadoc-mcp-ru", pins=("mcp<2",)),
+    Server("sbis", "business-mcp-ru", "pypi", bin="sbis-mcp-ru", pins=("mcp<2",)),
+    Server("cn-shop", "cn-shop-mcp", "pypi", pins=("mcp>=2",), python="3.12"),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -4156,6 +4225,7 @@ def main(argv: list[str]) -> None:
         "--unseen54": (UNSEEN54, HERE / "unseen54"),
         "--unseen55": (UNSEEN55, HERE / "unseen55"),
         "--unseen56": (UNSEEN56, HERE / "unseen56"),
+        "--unseen57": (UNSEEN57, HERE / "unseen57"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

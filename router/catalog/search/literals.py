@@ -372,16 +372,17 @@ _CURRENCY_PAIR = re.compile(  # (the lookahead first: most places fail it at onc
 )
 
 
+def _listed(text: str) -> tuple[str, ...]:
+    """A word list written as one string."""
+    return tuple(text.split())
+
+
 # a sum or a currency to be changed into another ("how many baht is 1200 USD", "50,000 yen in
 # euros", "convert 250,000 ARS to dollars", "Brazilian real to Argentine peso", "1200美元换成泰铢"):
 # two currencies joined by "to", "in" or "how many": an exchange rate, whatever the sums. A code
 # counts in capitals only (TRY, ALL and CUP are words too), a name in any case; "won", "real" and
 # "rand" only with their country's adjective, as they are words too. Crypto coins are left out:
 # "0.01 BTC at 9,500,000 yen" is a trade, not a conversion
-def _listed(text: str) -> tuple[str, ...]:
-    return tuple(text.split())
-
-
 _CURRENCY_CODES = _listed(
     "USD EUR GBP JPY CHF CAD AUD NZD CNY RMB HKD SGD SEK NOK DKK PLN CZK HUF RON MXN BRL ARS CLP COP PEN "
     "UYU INR KRW TWD THB IDR MYR VND ZAR TRY RUB UAH ILS AED SAR EGP NGN KES"
@@ -417,7 +418,7 @@ _CURRENCY_CHANGE = re.compile(
     rf"(?<!\w)(?:how\s+(?:many|much)\s+{_CURRENCY}(?!\w).{{0,30}}?(?<!\w){_CURRENCY}(?!\w)"
     rf"|\b(?:convert|converting|exchange|exchanging)\s+(?:it\s+|them\s+)?(?:to|into)\s+{_CURRENCY_WORD}(?![A-Za-z])"
     rf"|(?:{_SUM}\s?)?{_CURRENCY}\s?(?:{_SUM}\s?)?"
-    r"(?:\s(?:to|into|in|for|vs\.?|versus|against|en|a|para|em|zu|nach|in)\s|\s?(?:→|->|=>|=|换成|换|兑换?|对|转)\s?"
+    r"(?:\s(?:to|into|in|for|vs\.?|versus|against|en|a|para|em|zu|nach)\s|\s?(?:→|->|=>|=|换成|换|兑换?|对|转)\s?"
     r"|\s?(?:から|を)\s?|(?:면|는|을|를|이|가)\s)"
     rf"(?:{_SUM}\s?)?{_CURRENCY_WORD}(?![A-Za-z]))",
     re.I,

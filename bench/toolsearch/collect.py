@@ -3911,7 +3911,11 @@ UNSEEN57: list[Server] = [
     Server("erp", "erp-mcp", "pypi", pins=("mcp<2",)),
     Server("abs", "abs-mcp", "pypi", pins=("mcp<2",)),
     Server(
-        "datasignals", "datasignals-lab-events-mcp", "pypi", env={"DATASIGNALS_API_KEY": DUMMY}, pins=("mcp>=2",)
+        "datasignals",
+        "datasignals-lab-events-mcp",
+        "pypi",
+        env={"DATASIGNALS_API_KEY": DUMMY},
+        pins=("mcp>=2",),
     ),
     Server("e-invoice", "e-invoice-mcp", "pypi", env={"FINTOM8_API_KEY": DUMMY}, pins=("fastmcp",)),
     Server("diadoc", "business-mcp-ru", "pypi", bin="diadoc-mcp-ru", pins=("mcp<2",)),

@@ -2604,8 +2604,8 @@ def test_personal_data_eligibility_and_a_trials_registry_number() -> None:
 
 
 def test_a_standards_name_is_no_issue_key_and_school_holidays_in_german() -> None:
-    # RS-485, USB-C, COVID-19 look like issue keys; they name a bus, a plug and a disease
-    for task in ("the energy meter on the RS-485 line", "charge it over USB-C", "COVID-19 cases in Bern"):
+    # RS-485, USB-3, COVID-19 look like issue keys; they name a bus, a port and a disease
+    for task in ("the energy meter on the RS-485 line", "a USB-3 port", "COVID-19 cases in Bern"):
         assert "@issue" not in strip_patterns(task)[1], task
     assert strip_patterns("move OPS-1142 to done")[1] == ["@issue"]
     idx = index_of(

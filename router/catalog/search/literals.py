@@ -361,20 +361,25 @@ _PARTICULATES = re.compile(r"\bPM\s?(?:2[.,]5|10)\b", re.I)
 # an ISBN: after the word ISBN (10 or 13 digits, with hyphens or spaces), or 13 digits alone that
 # start as ISBN-13s do (978, 979)
 _ISBN = r"\bISBN(?:-1[03])?:?\s*\d[\d -]{8,15}[\dX]\b|(?<![\w.-])97[89](?:-?\d){10}(?![\w.-])"
-# a currency pair as traders and central banks write it (USD/MXN, EUR-USD, EURUSD): two ISO 4217
-# codes in capitals, both kept as words; a sentence model reads "exchange rate"
-_CURRENCIES = (
-    "USD|EUR|GBP|JPY|CHF|CAD|AUD|NZD|CNY|CNH|HKD|SGD|SEK|NOK|DKK|PLN|CZK|HUF|RON|MXN|BRL|ARS|CLP|COP|"
-    "PEN|UYU|INR|KRW|TWD|THB|IDR|MYR|PHP|VND|ZAR|TRY|RUB|UAH|ILS|AED|SAR|EGP|NGN|KES|BTC|ETH"
-)
-_CURRENCY_PAIR = re.compile(  # (the lookahead first: most places fail it at once)
-    rf"\b(?=[A-Z]{{3}}(?:\s?[/-]\s?)?[A-Z]{{3}}(?![\w/.-]))(?<![\w/.-])(?:{_CURRENCIES})(?:\s?[/-]\s?|)(?:{_CURRENCIES})"
-)
 
 
 def _listed(text: str) -> tuple[str, ...]:
     """A word list written as one string."""
     return tuple(text.split())
+
+
+# ISO 4217 codes of the currencies tasks name most (without PHP, which is as often the language)
+_CURRENCY_CODES = _listed(
+    "USD EUR GBP JPY CHF CAD AUD NZD CNY HKD SGD SEK NOK DKK PLN CZK HUF RON MXN BRL ARS CLP COP PEN UYU "
+    "INR KRW TWD THB IDR MYR VND ZAR TRY RUB UAH ILS AED SAR EGP NGN KES"
+)
+# a currency pair as traders and central banks write it (USD/MXN, EUR-USD, EURUSD): two codes in
+# capitals (also the offshore yuan, the peso and two coins, which trade in pairs), both kept as
+# words; a sentence model reads "exchange rate"
+_CURRENCIES = "|".join([*_CURRENCY_CODES, "CNH", "PHP", "BTC", "ETH"])
+_CURRENCY_PAIR = re.compile(  # (the lookahead first: most places fail it at once)
+    rf"\b(?=[A-Z]{{3}}(?:\s?[/-]\s?)?[A-Z]{{3}}(?![\w/.-]))(?<![\w/.-])(?:{_CURRENCIES})(?:\s?[/-]\s?|)(?:{_CURRENCIES})"
+)
 
 
 # a sum or a currency to be changed into another ("how many baht is 1200 USD", "50,000 yen in
@@ -383,10 +388,6 @@ def _listed(text: str) -> tuple[str, ...]:
 # counts in capitals only (TRY, ALL and CUP are words too), a name in any case; "won", "real" and
 # "rand" only with their country's adjective, as they are words too. Crypto coins are left out:
 # "0.01 BTC at 9,500,000 yen" is a trade, not a conversion
-_CURRENCY_CODES = _listed(
-    "USD EUR GBP JPY CHF CAD AUD NZD CNY RMB HKD SGD SEK NOK DKK PLN CZK HUF RON MXN BRL ARS CLP COP PEN "
-    "UYU INR KRW TWD THB IDR MYR VND ZAR TRY RUB UAH ILS AED SAR EGP NGN KES"
-)
 _CURRENCY_NAMES = _listed(
     "dollars dollar euros euro yen pounds pound sterling francs franc rupees rupee pesos peso reais yuan "
     "renminbi baht ringgit rupiah dong liras lira lire zlotys zloty złoty forints forint koruny koruna "
@@ -394,6 +395,7 @@ _CURRENCY_NAMES = _listed(
     "roubles rouble hryvnias hryvnia soles bolivianos dólares dólar yenes libras libra reales franken "
     "pfund"
 )
+_CONVERTED_CODES = (*_CURRENCY_CODES, "RMB")  # and the renminbi as Chinese tasks write it
 # names that are words too ("won", "real", "rand"): a currency only after their country's name
 _COUNTRY_CURRENCIES = r"(?:South\s+)?Korean\s+won|Brazilian\s+reals?|South\s+African\s+rand"
 # names in other scripts, matched inside words (Russian inflects them; CJK has no spaces)
@@ -408,7 +410,7 @@ _CURRENCY_ADJECTIVE = (
     r"Indonesian|Malaysian|Vietnamese|Nigerian|Kenyan)\s+"
 )
 _CURRENCY_WORD = (
-    rf"(?:(?-i:{'|'.join(_CURRENCY_CODES)})|{_COUNTRY_CURRENCIES}"
+    rf"(?:(?-i:{'|'.join(_CONVERTED_CODES)})|{_COUNTRY_CURRENCIES}"
     rf"|(?:{_CURRENCY_ADJECTIVE})?(?:{'|'.join(_CURRENCY_NAMES)})"
     rf"|(?:{'|'.join(_CURRENCY_STEMS)})\w*?)"
 )
@@ -425,7 +427,7 @@ _CURRENCY_CHANGE = re.compile(
 )
 
 
-_CODE_SET = frozenset(_CURRENCY_CODES)
+_CODE_SET = frozenset(_CONVERTED_CODES)
 _NAME_SET = frozenset([*_CURRENCY_NAMES, "won", "real", "reals", "rand"])
 _STEM = re.compile("|".join(_CURRENCY_STEMS))
 _LETTERS = re.compile(r"[^\W\d_]+")
@@ -685,7 +687,7 @@ _LITERALS: tuple[_Literal, ...] = (
     # and capitals with at least one digit, not starting with 0 (neither tracker pads its numbers);
     # a Sentry project's name may have dashes itself (JAVASCRIPT-REACT-3F); a code that goes on
     # past the number (SKU-2024-RED) or ends in a padded one (BOM-DESK-0003) is an item's code; a
-    # standard's or a product's name written so (RS-485, USB-C, COVID-19, UTF-8) is none
+    # standard's or a product's name written so (RS-485, USB-3, COVID-19, UTF-8) is none
     _Literal(
         re.compile(
             r"(?<![\w-])(?!(?:RS|USB|UTF|COVID|IEC|IEEE|ISO|MIL|SHA|DDR|LTE|HDMI|MPEG|PCIE|SARS|IPV|AES)-)"

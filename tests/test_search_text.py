@@ -2624,3 +2624,31 @@ def test_a_standards_name_is_no_issue_key_and_school_holidays_in_german() -> Non
         "swiss-school",
         "get_school_holidays",
     )
+
+
+def test_free_time_switching_back_on_and_receivables() -> None:
+    for task, tag in {
+        "Here are my busy blocks for Tuesday, where can I fit a call?": "@free_time",
+        "find a free slot for a 30 minute meeting": "@free_time",
+        "Wann habe ich freie Zeit am Freitag?": "@free_time",
+        "The export DAG is paused, turn it back on": "@reenable",
+        "unpause the nightly job": "@reenable",
+        "who owes us money right now?": "@receivables",
+        "contas a receber vencidas": "@receivables",
+    }.items():
+        assert tag in LEXICON.tags(task), task
+    idx = index_of(
+        {
+            "dags": [
+                {"name": "pause_dag", "description": "Pause a DAG so that no new runs are scheduled"},
+                {"name": "enable_dag", "description": "Enable a DAG"},
+                {"name": "list_dags", "description": "List the DAGs"},
+            ],
+            "books": [
+                {"name": "list_invoices", "description": "List invoices with their status"},
+                {"name": "aged_receivables", "description": "Customer balances by age: accounts receivable"},
+            ],
+        }
+    )
+    assert idx.search("the nightly DAG is off, turn it back on", 1)[0].key == ("dags", "enable_dag")
+    assert idx.search("who owes us money right now?", 1)[0].key == ("books", "aged_receivables")

@@ -70,6 +70,7 @@ network service. Usage::
     python collect.py install|collect --unseen55 # the fifty-fifth unseen set, into ./unseen55
     python collect.py install|collect --unseen56 # the fifty-sixth unseen set, into ./unseen56
     python collect.py install|collect --unseen57 # the fifty-seventh unseen set, into ./unseen57
+    python collect.py install|collect --unseen58 # the fifty-eighth unseen set, into ./unseen58
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -3924,6 +3925,63 @@ UNSEEN57: list[Server] = [
 ]
 
 
+# The fifty-eighth unseen set, frozen by ``--unseen58`` into ./unseen58 (blind set, 15 servers: 2 npm / 13
+# PyPI, 228 tools); its queries (unseen58.jsonl) were written from these listings alone, before any ranker
+# ran on them. Package names start with m-z; none is in the earlier lists. Languages of the tool
+# descriptions: Spanish (bcra, search-citation), Russian (nova-data, one English tool), French passages in
+# vicsia-gmail; the rest English. Pins: mcp<2 for servers that import FastMCP from mcp.server; none for
+# mazingira (its fastmcp needs the newest mcp); mcp<1.10 and pydantic<2.12 for korea-tourism (FastMCP
+# with description=, no console script: run as a module); tls-client<2 for makelaar (pyfunda imports a
+# name tls-client 2 dropped); python 3.12 / 3.13 where the package requires it.
+# Deliberate overlaps: academic papers (s2 vs search-citation: search, related papers, BibTeX, resolving
+# an identifier), market and macro data (oxford-ledge's US filings, FRED and Treasury data vs bcra's
+# Argentine central-bank series and bank rates), loans and mortgages (makelaar's Dutch mortgage sums vs
+# bcra's mortgage and personal-loan rates), climate (mazingira's Kenyan climate sources vs weather-bailian
+# forecasts), risk screening (rug-munch token scams vs bcra debtors and bounced cheques), automation and
+# code hosting (n8n workflows vs bitbucket pull requests), office files and mail (m365-mgmt vs vicsia-gmail).
+# Tried and left out: mcp-gouv-fr (needs Python 3.14), mcp-brasil (no console script), mcp-hs-code-query,
+# mcp-health (not installed in time), mcp-ksef-pl, mcp-nfe-br, mcp-fattura-elettronica-it (one e-invoicing
+# core whose fastmcp import broke with every mcp/fastmcp pair tried; mcp-cfdi-mx, on the same core, not
+# tried), mcp-server-moegirl-wiki (2 tools), mcp-lunar-solar (exit before listing), mcp-google-sheets
+# (exits without credentials).
+UNSEEN58: list[Server] = [
+    Server("makelaar", "makelaar-mcp", "pypi", pins=("mcp<2", "tls-client<2")),
+    Server("bcra", "mcp-bcra", "pypi", pins=("mcp<2",), python="3.13"),
+    Server(
+        "korea-tourism",
+        "mcp-korea-tourism-api",
+        "pypi",
+        bin="python",
+        args=("-m", "mcp_tourism.server"),
+        env={"KOREA_TOURISM_API_KEY": DUMMY},
+        pins=("mcp<1.10", "pydantic<2.12"),
+        python="3.12",
+    ),
+    Server("weather-bailian", "mcp-weather-bailian", "pypi", bin="mcp-weather", pins=("mcp<2",)),
+    Server("s2", "s2-mcp-server", "pypi", pins=("mcp<2",)),
+    Server("search-citation", "search-citation-mcp", "pypi", pins=("mcp<2",)),
+    Server("sports-betting", "sports-betting-mcp", "pypi", pins=("mcp<2",)),
+    Server("oxford-ledge", "oxford-ledge-mcp", "pypi", pins=("mcp<2",)),
+    Server("m365-mgmt", "mcp-m365-mgmt", "pypi", bin="m365-mgmt", pins=("mcp<2",)),
+    Server("rug-munch", "rug-munch-mcp", "pypi", pins=("mcp<2",)),
+    Server("mazingira", "mazingira-mcp", "pypi"),
+    Server("vicsia-gmail", "vicsia-gmail-mcp", "pypi", pins=("mcp<2",)),
+    Server("nova-data", "nova-data-mcp", "pypi", pins=("mcp<2",)),
+    Server(
+        "n8n-management",
+        "@node2flow/n8n-management-mcp",
+        "npm",
+        env={"N8N_URL": "http://127.0.0.1:9", "N8N_API_KEY": DUMMY},
+    ),
+    Server(
+        "bitbucket",
+        "@nexus2520/bitbucket-mcp-server",
+        "npm",
+        env={"BITBUCKET_USERNAME": "user", "BITBUCKET_APP_PASSWORD": DUMMY},
+    ),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -4230,6 +4288,7 @@ def main(argv: list[str]) -> None:
         "--unseen55": (UNSEEN55, HERE / "unseen55"),
         "--unseen56": (UNSEEN56, HERE / "unseen56"),
         "--unseen57": (UNSEEN57, HERE / "unseen57"),
+        "--unseen58": (UNSEEN58, HERE / "unseen58"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -2538,6 +2538,12 @@ def test_a_sum_changed_into_another_currency_is_an_exchange_rate() -> None:
         }
     )
     assert idx.search("how many baht is 1200 USD today", 1)[0].key == ("fx", "latest_rates")
+    # how one currency moved against another is its rate over time: no file or issue to move
+    moved = "chart how the Brazilian real moved against the Argentine peso in 2024"
+    assert strip_patterns(moved)[1] == ["@exchange_rate"]
+    assert "mov" not in strip_patterns(moved)[0]
+    assert "Brazilian real Argentine peso" in strip_patterns(moved)[0]
+    assert "@exchange_rate" not in strip_patterns("move 100 dollars to savings")[1]
 
 
 def test_nutrients_shortages_street_views_and_rescheduling() -> None:

@@ -71,6 +71,7 @@ network service. Usage::
     python collect.py install|collect --unseen56 # the fifty-sixth unseen set, into ./unseen56
     python collect.py install|collect --unseen57 # the fifty-seventh unseen set, into ./unseen57
     python collect.py install|collect --unseen58 # the fifty-eighth unseen set, into ./unseen58
+    python collect.py install|collect --unseen59 # the fifty-ninth unseen set, into ./unseen59
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -3982,6 +3983,79 @@ UNSEEN58: list[Server] = [
 ]
 
 
+# The fifty-ninth unseen set, frozen by ``--unseen59`` into ./unseen59 (blind set, 17 servers, all PyPI,
+# 207 tools); its queries (unseen59.jsonl) were written from these listings alone, before any ranker ran
+# on them. Package names start with a-l; none is in the earlier lists. Languages of the tool descriptions:
+# Polish (deweloperuch, kio), German (eu-company), Chinese (job104; erpnext's stock and item tools in part),
+# Swedish terms in English text (efn), Persian names and prices in English text (fidibo, flytoday); the
+# rest English. Pins: mcp<2 for servers that import FastMCP from mcp.server; python 3.12 for efn-mcp and
+# cookidoo-mcp. football-api-mcp has no console script: it runs as ``python -m football_api_mcp``.
+# Deliberate overlaps: flights (flytoday vs duffel-flights), shopping lists and kitchen stock (cookidoo vs
+# grocy), customers, invoices and stock (erpnext vs quickbooks), league tables and players (football vs
+# espn-fantasy), company and market figures (eu-company's Eurostat vs deweloperuch's GUS/NBP series), court
+# rulings and statutes (kio vs korean-law), financial news (efn).
+# Tried and left out: edupage-mcp (logs in to EduPage at start), juricode-mcp (3 tools, needs a data
+# snapshot), docker-hub-mcp (4 tools), jobspy-mcp (2 tools), hkopenai-hk-transportation-mcp-server (3 tools),
+# jenkins-mcp (3 tools), datasaudi-mcp (3 tools), freshdesk-mcp-ro (59 tools), aeso-mcp (57 tools),
+# freshbooks-mcp (exit before listing), jquants-mcp-server (exit before listing, also with mcp<2),
+# food-hygiene-mcp (needs Python 3.14).
+UNSEEN59: list[Server] = [
+    Server("fidibo", "fidibo-mcp", "pypi"),
+    Server("flytoday", "flytoday-mcp", "pypi"),
+    Server("duffel-flights", "flights-mcp", "pypi", env={"DUFFEL_API_KEY_LIVE": DUMMY}, pins=("mcp<2",)),
+    Server("quickbooks", "karellen-qbo-mcp", "pypi"),
+    Server(
+        "erpnext",
+        "erpnext-mcp",
+        "pypi",
+        env={"ERPNEXT_URL": "http://127.0.0.1:9", "ERPNEXT_API_KEY": DUMMY, "ERPNEXT_API_SECRET": DUMMY},
+    ),
+    Server("eu-company", "eu-company-mcp-server", "pypi", bin="eu-company-server", pins=("mcp<2",)),
+    Server(
+        "espn-fantasy",
+        "espn-fantasy-mcp",
+        "pypi",
+        env={
+            "ESPN_LEAGUE_ID": "123456",
+            "ESPN_S2": DUMMY,
+            "ESPN_SWID": "{00000000-0000-0000-0000-000000000000}",
+            "ESPN_SEASON_YEAR": "2025",
+        },
+    ),
+    Server(
+        "football",
+        "football-api-mcp",
+        "pypi",
+        bin="python",
+        args=("-m", "football_api_mcp"),
+        env={"FOOTBALL_DATA_API_KEY": DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server("eia-grid", "eia-mcp-gridsense", "pypi", env={"EIA_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server("deweloperuch", "deweloperuch-mcp", "pypi"),
+    Server(
+        "grocy",
+        "hermes-grocy-mcp",
+        "pypi",
+        bin="grocy-mcp",
+        env={"GROCY_BASE_URL": "http://127.0.0.1:9", "GROCY_API_KEY": DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server("job104", "job104-mcp", "pypi"),
+    Server("korean-law", "korean-law-mcp", "pypi", env={"OPEN_LAW_ID": "dummy"}, pins=("mcp<2",)),
+    Server("kio", "kio-orzeczenia-mcp", "pypi"),
+    Server("kilter", "kilter-mcp", "pypi", env={"KILTER_USERNAME": "dummy", "KILTER_PASSWORD": DUMMY}),
+    Server("efn", "efn-mcp", "pypi", python="3.12"),
+    Server(
+        "cookidoo",
+        "cookidoo-mcp",
+        "pypi",
+        env={"COOKIDOO_EMAIL": "dummy@example.com", "COOKIDOO_PASSWORD": DUMMY},
+        python="3.12",
+    ),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -4289,6 +4363,7 @@ def main(argv: list[str]) -> None:
         "--unseen56": (UNSEEN56, HERE / "unseen56"),
         "--unseen57": (UNSEEN57, HERE / "unseen57"),
         "--unseen58": (UNSEEN58, HERE / "unseen58"),
+        "--unseen59": (UNSEEN59, HERE / "unseen59"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -2641,6 +2641,11 @@ def test_free_time_switching_back_on_and_receivables() -> None:
         "unpause the nightly job": "@reenable",
         "who owes us money right now?": "@receivables",
         "contas a receber vencidas": "@receivables",
+        "Is there an insolvency proceeding against Müller GmbH?": "@insolvency",
+        "Insolvenzverfahren gegen die Firma?": "@insolvency",
+        "Who's leading the Bundesliga scoring charts?": "@top_scorers",
+        "Who are the real owners behind Baltic Trade OÜ?": "@shareholder",
+        "new-build flats in Kraków": "@real_estate",
     }.items():
         assert tag in LEXICON.tags(task), task
     idx = index_of(

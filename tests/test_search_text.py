@@ -2663,3 +2663,33 @@ def test_free_time_switching_back_on_and_receivables() -> None:
     )
     assert idx.search("the nightly DAG is off, turn it back on", 1)[0].key == ("dags", "enable_dag")
     assert idx.search("who owes us money right now?", 1)[0].key == ("books", "aged_receivables")
+
+
+def test_a_task_in_persian_meets_tools_described_in_english() -> None:
+    idx = index_of(
+        {
+            "rail": [
+                {
+                    "name": "search_trains",
+                    "description": "Search train tickets between two stations with prices",
+                },
+                {"name": "find_station", "description": "Find a station by name"},
+            ],
+            "bot": [
+                {"name": "search_messages", "description": "Search the bot's saved messages for a word"},
+                {"name": "send_message", "description": "Send a message to a chat"},
+            ],
+        }
+    )
+    # "how much is a train ticket from Tehran to Mashhad next Thursday?"
+    assert idx.search("قیمت بلیط قطار تهران به مشهد برای پنجشنبه هفته بعد چقدر است؟", 1)[0].key == (
+        "rail",
+        "search_trains",
+    )
+    # "find every saved message with the word 'invoice'" (the plural written with a zero-width non-joiner)
+    assert idx.search("همه پیام‌های ذخیره‌شده که کلمه «فاکتور» دارند را پیدا کن", 1)[0].key == (
+        "bot",
+        "search_messages",
+    )
+    # each concept of languages.txt has its Persian forms, as it has Arabic ones
+    assert "@search" in LEXICON.tags("پیدا کن")

@@ -1,6 +1,6 @@
 """More surface forms of the lexicon's concepts, by language: everyday and IT-slang words a task
 is typed with in Russian, Japanese, Chinese, Korean and the Latin-script languages beyond the
-lexicon's own forms, and Polish, Turkish, Vietnamese, Indonesian, Arabic and Hindi (Devanagari and
+lexicon's own forms, and Polish, Turkish, Vietnamese, Indonesian, Arabic, Persian and Hindi (Devanagari and
 romanised), which it had none of.
 
 General vocabulary, written from each language's usage without reading any evaluation query, then

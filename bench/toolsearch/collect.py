@@ -73,6 +73,7 @@ network service. Usage::
     python collect.py install|collect --unseen58 # the fifty-eighth unseen set, into ./unseen58
     python collect.py install|collect --unseen59 # the fifty-ninth unseen set, into ./unseen59
     python collect.py install|collect --unseen60 # the sixtieth unseen set, into ./unseen60
+    python collect.py install|collect --unseen61 # the sixty-first unseen set, into ./unseen61
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -4124,6 +4125,61 @@ UNSEEN60: list[Server] = [
 ]
 
 
+# The sixty-first unseen set, frozen by ``--unseen61`` into ./unseen61 (blind set, 17 servers: 3 npm, 14 PyPI,
+# 228 tools); its queries (unseen61.jsonl) were written from these listings alone, before any ranker ran on
+# them. Package names start with a-l; none is in the earlier lists. Languages of the tool descriptions:
+# Chinese (cnipa), German terms in English text (comdirect: Girokonto, Tagesgeld, Depot; basisdata's HGB
+# Bilanz and GuV), Czech shops and CZK prices in English text (cz-mtg), Indian tax terms (eco-policy); the
+# rest English. Pins: mcp<2 for servers that import FastMCP from mcp.server; selectolax<1 for cz-mtg (its
+# parser uses the Modest backend); python 3.12 for comdirect-mcp. hkopenai's and c3fst's console scripts
+# are missing or broken: c3fst was run as ``python -m c3fst_mcp.server`` (and left out for its 2 tools).
+# Deliberate overlaps: patents (cnipa's CNIPA lookups vs deeparchi-patent's global search), issue and work
+# tracking (linear vs azure-devops work items), company financials and market quotes (basisdata's SEC/HGB
+# statements vs eco-policy's NSE quotes vs comdirect's depot instruments), tax figures (ato's Australian
+# statistics vs eco-policy's Indian income-tax and GST calculators), monitoring and build failures (datadog
+# vs azure-devops), data lakes queried by dataset (electiondata-my vs ato), nutrition and medicines (food vs
+# finerx).
+# Tried and left out: garmin-connect-mcp-server (78 tools), futureweb-intervals-mcp (52 tools),
+# divineapi-western-astrology-mcp (57 tools), c3fst-mcp-server (2 tools), geo-explorer-mcp (3 tools),
+# data-go-mcp-nps-business-enrollment (3 tools), homeassistant-mcp (connects to Home Assistant at start),
+# icloud-mcp-server (needs a public https URL: an HTTP server), hkopenai-hk-climate-mcp-server (fastmcp
+# server import broken, also with mcp<2), fastmcp-odoo-accounting (BearerAuthProvider import broken, also
+# with fastmcp<2.11), calcfi-mcp (runs a global npm install at start), chess-mcp (did not install),
+# @atlassian-dc-mcp/jira (did not install), @ashwinighuge/jenkins-mcp-server (needs Python 3.12 on PATH at
+# start).
+UNSEEN61: list[Server] = [
+    Server("ato", "ato-mcp", "pypi"),
+    Server("open-meteo", "chuk-mcp-open-meteo", "pypi"),
+    Server("cldf", "cldf-mcp", "pypi"),
+    Server("food", "food-mcp", "pypi"),
+    Server("fpl", "fpl-context-mcp", "pypi"),
+    Server(
+        "hubspot",
+        "hubspot-mcp",
+        "pypi",
+        bin="hubspot-mcp-server",
+        env={"HUBSPOT_MCP_ACCESS_TOKEN": DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server("electiondata-my", "electiondata-my-mcp", "pypi"),
+    Server("cnipa", "cnipa-mcp", "pypi"),
+    Server("deeparchi-patent", "deeparchi-patent-mcp", "pypi"),
+    Server("eco-policy", "eco-policy-mcp", "pypi"),
+    Server("finerx", "finerx-mcp", "pypi"),
+    Server("basisdata", "basisdata-mcp", "pypi", env={"BASISDATA_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server("comdirect", "comdirect-mcp", "pypi", python="3.12"),
+    Server("cz-mtg", "cz-mtg-compare-mcp", "pypi", pins=("mcp<2", "selectolax<1")),
+    Server("linear", "@mseep/linear-mcp", "npm", env={"LINEAR_API_KEY": DUMMY}),
+    Server("datadog", "datadog-mcp", "npm", env={"DD_API_KEY": DUMMY, "DD_APP_KEY": DUMMY}),
+    Server(
+        "azure-devops",
+        "azure-devops-mcp",
+        "npm",
+        env={"AZURE_DEVOPS_URL": "http://127.0.0.1:9", "AZURE_DEVOPS_PAT": DUMMY},
+    ),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -4433,6 +4489,7 @@ def main(argv: list[str]) -> None:
         "--unseen58": (UNSEEN58, HERE / "unseen58"),
         "--unseen59": (UNSEEN59, HERE / "unseen59"),
         "--unseen60": (UNSEEN60, HERE / "unseen60"),
+        "--unseen61": (UNSEEN61, HERE / "unseen61"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -754,6 +754,10 @@ def test_a_german_separable_verb_is_read_whole() -> None:
     assert rejoin("der Build hängt, brich ihn ab") == "der Build hängt, abbrechen ihn"
     assert rejoin("Lege bitte ein Ticket an.") == "anlegen bitte ein Ticket."
     assert "@stop" in LEXICON.tags(rejoin("Schalte bitte das Licht im Büro aus"))
+    # a question puts the conjugated verb after its question word: "fährt ... ab" is abfahren
+    assert "@departures" in LEXICON.tags(rejoin("Was fährt in den nächsten Minuten ab Winterthur ab?"))
+    assert "@departures" in LEXICON.tags(rejoin("Wann fährt der nächste Bus ab?"))
+    assert rejoin("was ist das an") == "was ist das an"
     for text in ("show me a plan", "what time is it in Japan", "log me in", "die Seite an"):
         assert rejoin(text) == text, text  # no verb the lexicon knows: left as written
     # so the task asks to make something, and a tool that reads ranks lower (intent.py)

@@ -36,6 +36,13 @@ _GERMAN_PARTICLES = frozenset(
 )  # fmt: skip
 _CLAUSE_END = re.compile(r"[,;:!?]|\.(?=\s|$)|[„“”\"«»]|\s(?=(?:und|oder)\s)")
 _BEFORE_VERB = frozenset({"bitte", "und", "dann", "jetzt", "mal", "noch", "doch"})
+# a question puts the conjugated verb after its question word ("Was fährt ab Winterthur ab?",
+# "Wann kommt der Zug an?"): the verb's stem, its umlaut or its vowel changed back, makes the verb
+_QUESTION_WORDS = frozenset(
+    {"was", "wer", "wann", "wo", "wie", "welche", "welcher", "welches", "welchen", "wohin", "woher"}
+)
+_PERSON_ENDINGS = ("est", "et", "st", "t", "e")
+_UMLAUTS = str.maketrans("äöü", "aou")
 
 # concept -> whitespace-separated surface forms ("a+b" is a two-word phrase), kept as data in
 # concepts.txt with the reason for each group of concepts
@@ -295,10 +302,19 @@ class Lexicon:
             first += 1
         if len(raw) - first < 2 or raw[-1].lower() not in _GERMAN_PARTICLES:
             return None
-        verb, prefix = raw[first].lower(), raw[-1].lower()
-        base = verb[:-1] if verb.endswith("e") else verb
-        # the imperative's stem, or its vowel changed back (brich -> brechen, gib -> geben)
-        for stem_ in (base, base[::-1].replace("i", "e", 1)[::-1]):
+        prefix = raw[-1].lower()
+        if raw[first].lower() in _QUESTION_WORDS and len(raw) - first >= 3:
+            first += 1  # the verb follows the question word
+            verb = raw[first].lower()
+            ending = next((e for e in _PERSON_ENDINGS if verb.endswith(e) and len(verb) > len(e) + 1), "")
+            base = verb[: len(verb) - len(ending)]
+            bases: tuple[str, ...] = (base, base.translate(_UMLAUTS), base[::-1].replace("i", "e", 1)[::-1])
+        else:
+            verb = raw[first].lower()
+            base = verb[:-1] if verb.endswith("e") else verb
+            # the imperative's stem, or its vowel changed back (brich -> brechen, gib -> geben)
+            bases = (base, base[::-1].replace("i", "e", 1)[::-1])
+        for stem_ in bases:
             joined = prefix + stem_ + "en"
             if self.single.get(stem(fold(joined))):
                 return " ".join([*raw[:first], joined, *raw[first + 1 : -1]])

@@ -2697,3 +2697,24 @@ def test_a_task_in_persian_meets_tools_described_in_english() -> None:
     )
     # each concept of languages.txt has its Persian forms, as it has Arabic ones
     assert "@search" in LEXICON.tags("پیدا کن")
+
+
+def test_sunshine_hours_and_election_seats_in_other_words() -> None:
+    idx = index_of(
+        {
+            "meteo": [
+                {
+                    "name": "forecast_sunshine",
+                    "description": "Get the sunshine hours for a place over a period.",
+                },
+                {"name": "forecast_rain", "description": "Get when and how much it may rain at a place."},
+                {"name": "forecast_daily", "description": "Get the whole-day forecast for a place."},
+            ]
+        }
+    )
+    for task in (
+        "Quante ore di sole sono previste a Lugano questo fine settimana?",
+        "Sonnenstunden in Davos morgen",
+    ):
+        assert idx.search(task, 1)[0].key == ("meteo", "forecast_sunshine"), task
+    assert "@election" in LEXICON.tags("Who won the Bangi parliamentary seat, and by what majority?")

@@ -2718,3 +2718,24 @@ def test_sunshine_hours_and_election_seats_in_other_words() -> None:
     ):
         assert idx.search(task, 1)[0].key == ("meteo", "forecast_sunshine"), task
     assert "@election" in LEXICON.tags("Who won the Bangi parliamentary seat, and by what majority?")
+
+
+def test_a_country_named_in_another_language_meets_the_tools_that_name_it_in_english() -> None:
+    idx = index_of(
+        {
+            "rates": [
+                {
+                    "name": "rba_cash_rate",
+                    "description": "The Reserve Bank of Australia's cash rate, month by month.",
+                },
+                {"name": "norges_key_rate", "description": "Norges Bank's key policy rate for Norway."},
+                {"name": "snb_policy_rate", "description": "The Swiss National Bank's policy rate."},
+            ]
+        }
+    )
+    for task, tool in {
+        "호주 중앙은행 금리 추이": "rba_cash_rate",
+        "Leitzins der Norwegischen Zentralbank": "norges_key_rate",
+        "ставка центробанка Швейцарии": "snb_policy_rate",
+    }.items():
+        assert idx.search(task, 1)[0].key == ("rates", tool), task

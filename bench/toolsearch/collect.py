@@ -74,6 +74,7 @@ network service. Usage::
     python collect.py install|collect --unseen59 # the fifty-ninth unseen set, into ./unseen59
     python collect.py install|collect --unseen60 # the sixtieth unseen set, into ./unseen60
     python collect.py install|collect --unseen61 # the sixty-first unseen set, into ./unseen61
+    python collect.py install|collect --unseen63 # the sixty-third unseen set, into ./unseen63
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -4180,6 +4181,72 @@ UNSEEN61: list[Server] = [
 ]
 
 
+# The sixty-third unseen set, frozen by ``--unseen63`` into ./unseen63 (blind set, 18 servers: 1 npm, 17 PyPI,
+# 288 tools); its queries (unseen63.jsonl) were written from these listings alone, before any ranker ran on
+# them. Package names start with a-l; none is in the earlier lists. Languages of the tool descriptions:
+# Korean with English first lines (budongsan-tax's real-estate tax rules), Chinese (qweather), Russian
+# (fns-check's counterparty checks), Czech school terms in English text (bakalari: Komens, class book); the
+# rest English. Pins: mcp<2 for servers that import FastMCP from mcp.server (dart, hkexnews, qweather,
+# tabelog); python 3.12 for gurume and dse-mcp. Deliberate overlaps: stock-exchange filings searched inside
+# (dart's Korean DART reports vs hkexnews' HKEX announcements), CI builds and their logs (gitlab-ci's
+# pipelines and jobs vs jenkins' builds), school grades and homework (bakalari's Czech school system vs
+# canvas' Canvas LMS), and within servers: contractor status (fns-check), predicted averages (bakalari),
+# rate benchmarks (gsa-calc), stock indicators (dse).
+# Tried and left out: dndkit (63 tools), callrail-mcp (57 tools), be-eli-mcp
+# (4 tools), govql-mcp-server (3 tools), diaspora-mcp and @felixallistar/coolify-mcp (listed; left out to keep
+# 18), chinese-history-mcp (needs its corpus database at start), ciqual-mcp-fastmcp (downloads the Ciqual
+# data from ANSES at start), echa-cli (its MCP server is HTTP only), freshbooks-mcp-server (console script's
+# module missing), groupoffice-mcp-server, @answerai/jira-mcp and @quadslab.io/discord-mcp (did not list
+# with dummy settings), dane-gov-pl-mcp, ceph-mcp and govuk-search-mcp (did not install),
+# @us-legal-tools/courtlistener-sdk (no bin).
+UNSEEN63: list[Server] = [
+    Server("dart", "agentladle-mcp-dart", "pypi", pins=("mcp<2",)),
+    Server("hkexnews", "agentladle-mcp-hkexnews", "pypi", pins=("mcp<2",)),
+    Server("fns-check", "atomno-mcp-fns-check", "pypi"),
+    Server("bakalari", "bakalari", "pypi", bin="bakalari-mcp"),
+    Server("budongsan-tax", "budongsan-tax", "pypi"),
+    Server("bedrok", "bedrok", "pypi", args=("serve",)),
+    Server("fooddb-jp", "fooddb-jp", "pypi"),
+    Server(
+        "qweather",
+        "hefeng-qweather-mcp",
+        "pypi",
+        args=("stdio",),
+        env={"HEFENG_API_KEY": DUMMY, "HEFENG_API_HOST": "127.0.0.1:9"},
+        pins=("mcp<2",),
+    ),
+    Server("gsa-calc", "gsa-calc-mcp", "pypi"),
+    Server("drosophila-stocks", "drosophila-stocks-mcp", "pypi"),
+    Server(
+        "canvas",
+        "canvas-local-mcp",
+        "pypi",
+        env={"CANVAS_TOKEN": DUMMY, "CANVAS_BASE_URL": "http://127.0.0.1:9"},
+    ),
+    Server("esportsodds", "esportsodds", "pypi", bin="esportsodds-mcp"),
+    Server("eea-climate", "eea-climate-data-mcp", "pypi"),
+    Server(
+        "gitlab-ci",
+        "gitlab-ci-mcp",
+        "pypi",
+        env={
+            "GITLAB_URL": "http://127.0.0.1:9",
+            "GITLAB_TOKEN": DUMMY,
+            "GITLAB_PROJECT_PATH": "group/project",
+        },
+    ),
+    Server(
+        "jenkins",
+        "@mister-good-deal/host-mcp-jenkins",
+        "npm",
+        env={"JENKINS_URL": "http://127.0.0.1:9", "JENKINS_USER": "dummy", "JENKINS_API_TOKEN": DUMMY},
+    ),
+    Server("tabelog", "gurume", "pypi", args=("mcp",), pins=("mcp<2",), python="3.12"),
+    Server("dse", "dse-mcp", "pypi", python="3.12"),
+    Server("holiplan", "holiplan", "pypi"),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -4490,6 +4557,7 @@ def main(argv: list[str]) -> None:
         "--unseen59": (UNSEEN59, HERE / "unseen59"),
         "--unseen60": (UNSEEN60, HERE / "unseen60"),
         "--unseen61": (UNSEEN61, HERE / "unseen61"),
+        "--unseen63": (UNSEEN63, HERE / "unseen63"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -2739,3 +2739,32 @@ def test_a_country_named_in_another_language_meets_the_tools_that_name_it_in_eng
         "ставка центробанка Швейцарии": "snb_policy_rate",
     }.items():
         assert idx.search(task, 1)[0].key == ("rates", tool), task
+
+
+def test_typhoons_restaurants_odds_and_head_to_head_records() -> None:
+    idx = index_of(
+        {
+            "weather": [
+                {"name": "get_storm_list", "description": "获取指定流域和年份的台风列表"},
+                {"name": "get_forecast", "description": "获取城市天气预报"},
+            ],
+            "esports": [
+                {"name": "teams_h2h", "description": "The completed-match record between two teams."},
+                {"name": "teams_form", "description": "A team's recent results."},
+            ],
+            "food": [
+                {"name": "search_restaurants", "description": "Search restaurants by area and cuisine."},
+                {"name": "list_areas", "description": "List the areas of a city."},
+            ],
+        }
+    )
+    assert idx.search("Which typhoons were there in the northwest Pacific this year?", 1)[0].key == (
+        "weather",
+        "get_storm_list",
+    )
+    assert idx.search("¿Cómo van los enfrentamientos directos entre Vitality y G2?", 1)[0].key == (
+        "esports",
+        "teams_h2h",
+    )
+    assert idx.search("渋谷駅の近くで評価の高い焼肉屋を探して", 1)[0].key == ("food", "search_restaurants")
+    assert "@betting_odds" in LEXICON.tags("What are bookmakers offering for the match?")

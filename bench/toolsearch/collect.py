@@ -75,6 +75,7 @@ network service. Usage::
     python collect.py install|collect --unseen60 # the sixtieth unseen set, into ./unseen60
     python collect.py install|collect --unseen61 # the sixty-first unseen set, into ./unseen61
     python collect.py install|collect --unseen63 # the sixty-third unseen set, into ./unseen63
+    python collect.py install|collect --unseen62 # the sixty-second unseen set, into ./unseen62
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -4247,6 +4248,81 @@ UNSEEN63: list[Server] = [
 ]
 
 
+# The sixty-second unseen set, frozen by ``--unseen62`` into ./unseen62 (blind set, 16 servers: 2 npm, 14 PyPI,
+# 232 tools); its queries (unseen62.jsonl) were written from these listings alone, before any ranker ran on
+# them. Package names start with m-z; none is in the earlier lists. Languages of the tool descriptions:
+# Russian (cdek's delivery API, y360's Yandex Tracker and Wiki, ruts' text statistics), Portuguese
+# (brazil-marketplaces: OLX and Mercado Livre), Chinese (rollinggo-flight), Czech terms in English text (csu),
+# Polish archive names in English text (polish-archives), Nepali share terms (meroshare: kitta, BOID); the
+# rest English. cdek has 49 tools, above the usual 40, kept for its Russian descriptions. Pins: mcp<2
+# for servers that import FastMCP from mcp.server; python 3.12 for y360-mcp.
+# mcp-einvoicing-in has no console script and is run as ``python -m mcp_einvoicing_in.server``.
+# Deliberate overlaps: issue tracking (jira vs y360's Yandex Tracker: finding someone's open tickets, closing
+# and reassigning one); within servers, marketplace search (OLX vs Mercado Livre), devices on the network
+# (DHCP leases vs ARP table), tariffs (cdek's tariff list vs tariffs with services). Neighbouring domains
+# without shared tasks: national statistics (csu's Czech datasets vs nbb's Belgian SDMX series), payments vs
+# GST invoices (paystack vs einvoicing-in), to-dos vs tickets (todoist vs jira and y360), Russian books vs
+# Russian text statistics (book-lover vs ruts).
+# Tried and left out: @shinzolabs/gmail-mcp (64 tools), mcp-server-ns-bridge (3 tools, run as
+# ``python -m ns_bridge.server`` with mcp<2), obsidian-mcp (needs an Obsidian vault with .obsidian at start),
+# malt-mcp (installs a Chromium browser at start), manna-mcp (timed out while listing), marlo-mcp and
+# mh-fin-mcp (closed stdout at start; not looked into further), mcp-tw-company (needs Python 3.14),
+# mcp-server-gdpr-decisions and pinboard-bookmarks-mcp-server (no console script of that name), tuvi-mcp
+# (did not install).
+UNSEEN62: list[Server] = [
+    Server("polish-archives", "polish-archives-mcp", "pypi"),
+    Server("csu", "mcp-csu", "pypi", pins=("mcp<2",)),
+    Server("nbb", "mcp-nbb", "pypi", pins=("mcp<2",)),
+    Server("rtofs", "rtofs-mcp", "pypi"),
+    Server(
+        "y360",
+        "y360-mcp",
+        "pypi",
+        env={"YANDEX_OAUTH_TOKEN": DUMMY, "YANDEX_ORG_ID": "0", "YANDEX_CLOUD_ORG_ID": "0"},
+        python="3.12",
+    ),
+    Server(
+        "cdek", "mcp-server-cdek", "pypi", env={"CDEK_CLIENT": DUMMY, "CDEK_SECRET": DUMMY}, pins=("mcp<2",)
+    ),
+    Server("meroshare", "mcp-meroshare", "pypi", pins=("mcp<2",)),
+    Server(
+        "paystack",
+        "mcp-server-paystack",
+        "pypi",
+        env={"PAYSTACK_SECRET_KEY": "sk_test_" + DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server(
+        "pfsense",
+        "mcp-pfsense",
+        "pypi",
+        env={"PFSENSE_HOST": "127.0.0.1", "PFSENSE_PORT": "9", "PFSENSE_PASSWORD": DUMMY},
+    ),
+    Server("brazil-marketplaces", "mcp-brazil-marketplaces", "pypi"),
+    Server(
+        "einvoicing-in",
+        "mcp-einvoicing-in",
+        "pypi",
+        args=("-m", "mcp_einvoicing_in.server"),
+        bin="python",
+    ),
+    Server("book-lover", "mcp-book-lover", "pypi", env={"FLIBUSTA_BASE_URL": "http://127.0.0.1:9"}),
+    Server("rollinggo-flight", "mcp-rollinggo-flight", "pypi"),
+    Server("ruts", "ruts-mcp", "pypi"),
+    Server("todoist", "todoist-mcp", "npm", env={"API_KEY": DUMMY}),
+    Server(
+        "jira",
+        "@nexus2520/jira-mcp-server",
+        "npm",
+        env={
+            "JIRA_EMAIL": "dummy@example.com",
+            "JIRA_API_TOKEN": DUMMY,
+            "JIRA_BASE_URL": "http://127.0.0.1:9",
+        },
+    ),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -4558,6 +4634,7 @@ def main(argv: list[str]) -> None:
         "--unseen60": (UNSEEN60, HERE / "unseen60"),
         "--unseen61": (UNSEEN61, HERE / "unseen61"),
         "--unseen63": (UNSEEN63, HERE / "unseen63"),
+        "--unseen62": (UNSEEN62, HERE / "unseen62"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -2768,3 +2768,21 @@ def test_typhoons_restaurants_odds_and_head_to_head_records() -> None:
     )
     assert idx.search("渋谷駅の近くで評価の高い焼肉屋を探して", 1)[0].key == ("food", "search_restaurants")
     assert "@betting_odds" in LEXICON.tags("What are bookmakers offering for the match?")
+
+
+def test_a_to_do_is_a_task() -> None:
+    idx = index_of(
+        {
+            "tasks": [
+                {"name": "add_task", "description": "Add a task to a project"},
+                {"name": "list_projects", "description": "List the projects"},
+            ],
+            "notes": [
+                {"name": "add_note", "description": "Add a note to a notebook"},
+                {"name": "add_item", "description": "Add an item to a list"},
+            ],
+        }
+    )
+    assert idx.search("new to-do: call the plumber", 1)[0].key == ("tasks", "add_task")
+    # Spanish and Portuguese "todos" is "all", no tasks
+    assert "task" not in dict(idx.query_terms("apaga todos os documentos com status expired"))

@@ -55,6 +55,7 @@ CONCEPTS: dict[str, str] = {
 # are added as (slightly down-weighted) terms on both sides, documents and queries.
 ABBREVIATIONS: dict[str, str] = {
     "repo": "repository",
+    "todo": "task",
     "repos": "repositories",
     "pr": "pull request",
     "prs": "pull requests",

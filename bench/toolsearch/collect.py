@@ -77,6 +77,7 @@ network service. Usage::
     python collect.py install|collect --unseen63 # the sixty-third unseen set, into ./unseen63
     python collect.py install|collect --unseen62 # the sixty-second unseen set, into ./unseen62
     python collect.py install|collect --unseen65 # the sixty-fifth unseen set, into ./unseen65
+    python collect.py install|collect --unseen64 # the sixty-fourth unseen set, into ./unseen64
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -4377,6 +4378,50 @@ UNSEEN65: list[Server] = [
 ]
 
 
+# The sixty-fourth unseen set, frozen by ``--unseen64`` into ./unseen64 (blind set, 16 servers: 2 npm, 14 PyPI,
+# 192 tools); its queries (unseen64.jsonl) were written from these listings alone, before any ranker ran on
+# them. Package names start with m-z; none is in the earlier lists. Languages of the tool descriptions:
+# Chinese (cpbl's Taiwanese baseball statistics, part of maimai's arcade rhythm-game tools), German
+# (news-monitor's WorldNewsAPI tools, usda-nutrition's FoodData Central tools), Swiss German register terms
+# in English text (zefix), Danish register terms (nummeropslag), Swahili programme names (nyumba), French
+# e-invoicing terms (facture-fr: SIREN, SIRET, annuaire, Flux 10); the rest English. Pins: mcp<2 for servers
+# that import FastMCP from mcp.server (maimai also needs greenlet); python 3.12 for mcp-canada and
+# mcp-cpbl-statistics. mcp-au-nsw serves one API per argument (fuel, transport, roads, licences): only
+# ``transport`` is frozen here. mcp-canada exposes meta tools (plan, discover, call) over its modules.
+# Deliberate overlaps: news search (news-monitor's full-text search vs searxng's web search), within servers
+# a player's best scores (maimai's b50 vs player overview), plate progress (plate vs plate_status), costs
+# (spotinst's cost breakdown vs savings summary), next trains (nsw's departures vs trip planner), a caller's
+# number (nummeropslag's spam check vs full record), versions (maven-deps' latest release vs version list),
+# Canadian data (mcp-canada's planner vs tool discovery). Neighbouring domains without shared tasks: company
+# registers (zefix's Swiss Zefix, nummeropslag's Danish CVR, facture-fr's French PPF Annuaire), market data (nifty's
+# NIFTY 50 candles vs news), network devices (netmiko) vs cloud clusters (spotinst).
+# Tried and left out: nsekit-mcp (124 tools), mcp-server-smartsheet-rm (104 tools), mbbank-mcp (logs in to
+# MBBank at start), mseep-tibber-mcp (no console script of that name), mcp-nbim (timed out while listing),
+# nutritionix-mcp-server (fails at start under mcp<2: CallToolResult in a Union), mcp-server-tempest and
+# mcp-parigp (did not install), mseep-rdkit-mcp-server, novomcp-lite and @microsoft/fabric-mcp (installs
+# stopped for time), mcp-hl7-master kept with 3 tools, mcp-maven-deps with 3.
+UNSEEN64: list[Server] = [
+    Server("zefix", "mcp-server-zefix", "pypi"),
+    Server("nummeropslag", "nummeropslag-mcp", "pypi"),
+    Server("nyumba", "nyumba-mcp", "pypi"),
+    Server("nsw", "mcp-au-nsw", "pypi", args=("transport",)),
+    Server("canada", "mcp-canada", "pypi", python="3.12"),
+    Server("cpbl", "mcp-cpbl-statistics", "pypi", python="3.12"),
+    Server("nifty", "nifty-mcp", "pypi", args=("serve",), pins=("mcp<2",)),
+    Server("spotinst", "mcp-server-spotinst", "pypi", pins=("mcp<2",)),
+    Server(
+        "maimai", "maimai-mcp", "pypi", env={"STATIC_PATH": "{scratch}/maimai"}, pins=("mcp<2", "greenlet")
+    ),
+    Server("hl7", "mcp-hl7-master", "pypi", bin="hl7-master", pins=("mcp<2",)),
+    Server("netmiko", "netmiko-mcp", "pypi", pins=("mcp<2",)),
+    Server("facture-fr", "mcp-facture-electronique-fr", "pypi"),
+    Server("news-monitor", "news-monitor-mcp", "pypi"),
+    Server("usda-nutrition", "nutrition-mcp-server", "pypi", pins=("mcp<2",)),
+    Server("searxng", "mcp-searxng", "npm", env={"SEARXNG_URL": "http://127.0.0.1:9"}),
+    Server("maven-deps", "mcp-maven-deps", "npm"),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -4690,6 +4735,7 @@ def main(argv: list[str]) -> None:
         "--unseen63": (UNSEEN63, HERE / "unseen63"),
         "--unseen62": (UNSEEN62, HERE / "unseen62"),
         "--unseen65": (UNSEEN65, HERE / "unseen65"),
+        "--unseen64": (UNSEEN64, HERE / "unseen64"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

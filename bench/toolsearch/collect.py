@@ -78,6 +78,7 @@ network service. Usage::
     python collect.py install|collect --unseen62 # the sixty-second unseen set, into ./unseen62
     python collect.py install|collect --unseen65 # the sixty-fifth unseen set, into ./unseen65
     python collect.py install|collect --unseen64 # the sixty-fourth unseen set, into ./unseen64
+    python collect.py install|collect --unseen66 # the sixty-sixth unseen set, into ./unseen66
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -4422,6 +4423,48 @@ UNSEEN64: list[Server] = [
 ]
 
 
+# The sixty-sixth unseen set, frozen by ``--unseen66`` into ./unseen66 (blind set, 12 servers: all PyPI, 274
+# tools); its queries (unseen66.jsonl) were written from these listings alone, before any ranker ran on them.
+# Package names start with m-o; none is in the earlier lists. Languages of the tool descriptions: Chinese
+# (mc-wiki's Chinese Minecraft wiki, meituan-hotel's Meituan chain-hotel deals); the rest English. maximo (95)
+# and pymol (121) are well above the usual 40; meituan-hotel has 1 tool and opencollective 3. Pins: mcp<2 for
+# servers that import FastMCP from mcp.server; maximo (fastmcp), ena (fastmcp, run as
+# ``nucleotide_archive_mcp``) and omr (needs mcp 2's Server(on_list_tools=...)) take the SDK they resolve.
+# Deliberate overlaps, all within servers: a VIN's specs or recalls (nhtsa: decode or recalls vs full
+# report), ETFs holding a stock (etf-holdings: reverse look-up vs exposure summary), RNA-seq studies
+# (ena: structured vs keyword search vs custom query; publications vs study details), credits used
+# (northdata: remote billing vs local log), model specs (ofs: one model vs the list), agency ids (netfile:
+# look-up vs list), a wiki page (mc-wiki: search vs fetch), GraphQL arguments (opencollective: schema vs
+# docs), sheet music (omr: inline vs to file; capabilities vs deprecated formats), asset history (maximo:
+# history vs work-order list), binding sites and superposition (pymol), saving an image (pymol: render vs
+# png). No task is shared across servers: the neighbouring domains (northdata's company register vs
+# etf-holdings' tickers; ena's sequencing data vs pymol's structures) do not serve the same requests.
+# Tried and left out: mcpwright-soi and mcp-caiyun-weather (need Python 3.12; not installed again for
+# time), mcp-game-info, newsdata-mcp, nepa-mcp and nexusfeed-mcp (did not install), mercury-multiorg-mcp
+# (needs an entities file at start), nsip-mcp-server (downloads a tiktoken file at start), nwb-mcp-server
+# (its fastmcp needs a newer mcp than the one it runs with under mcp<2), nfl-mcp (closed stdout), nfl-data-mcp,
+# mftool-mcp and ndi-mcp-server (installs stopped for time).
+UNSEEN66: list[Server] = [
+    Server("nhtsa", "nhtsa-mcp-connector", "pypi", pins=("mcp<2",)),
+    Server("ena", "nucleotide-archive-mcp", "pypi", bin="nucleotide_archive_mcp"),
+    Server("netfile", "netfile-mcp", "pypi", pins=("mcp<2",)),
+    Server("meituan-hotel", "meituan-hotel-mcp", "pypi", pins=("mcp<2",)),
+    Server("etf-holdings", "mcp-etf-holdings", "pypi", pins=("mcp<2",)),
+    Server("opencollective", "mcp-for-ocp-graphql", "pypi", pins=("mcp<2",)),
+    Server(
+        "maximo",
+        "maximo-enterprise-mcp",
+        "pypi",
+        env={"MAXIMO_URL": "http://127.0.0.1:9", "MAXIMO_USERNAME": DUMMY, "MAXIMO_PASSWORD": DUMMY},
+    ),
+    Server("mc-wiki", "mc-wiki-fetch-mcp", "pypi", pins=("mcp<2",)),
+    Server("pymol", "mcpymol", "pypi", pins=("mcp<2",)),
+    Server("northdata", "northdata-mcp", "pypi", env={"NORTHDATA_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server("ofs", "ofs-mcp", "pypi", pins=("mcp<2",)),
+    Server("omr", "omr-mcp", "pypi"),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -4736,6 +4779,7 @@ def main(argv: list[str]) -> None:
         "--unseen62": (UNSEEN62, HERE / "unseen62"),
         "--unseen65": (UNSEEN65, HERE / "unseen65"),
         "--unseen64": (UNSEEN64, HERE / "unseen64"),
+        "--unseen66": (UNSEEN66, HERE / "unseen66"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

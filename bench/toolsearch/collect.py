@@ -79,6 +79,7 @@ network service. Usage::
     python collect.py install|collect --unseen65 # the sixty-fifth unseen set, into ./unseen65
     python collect.py install|collect --unseen64 # the sixty-fourth unseen set, into ./unseen64
     python collect.py install|collect --unseen66 # the sixty-sixth unseen set, into ./unseen66
+    python collect.py install|collect --unseen67 # the sixty-seventh unseen set, into ./unseen67
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -4465,6 +4466,52 @@ UNSEEN66: list[Server] = [
 ]
 
 
+# The sixty-seventh unseen set, frozen by ``--unseen67`` into ./unseen67 (blind set, 18 servers: 0 npm, 18 PyPI,
+# 219 tools); its queries (unseen67.jsonl) were written from these listings alone, before any ranker ran on
+# them. Package names start with a-l; none is in the earlier lists. Languages of the tool descriptions:
+# Chinese (china-stock's AKShare tools, factorhub's A-share factor tools), Korean with English summaries
+# (korean-tax), Spanish (citador-ar's Argentine Supreme Court citator), Persian terms in English text
+# (iran-tax), Portuguese terms (govbr); the rest English. Pins: mcp<2 for servers that import FastMCP from
+# mcp.server or use the old low-level decorators (korea-stock, factorhub, cricket); python 3.12 for cablegram,
+# china-stock and korean-tax. cablegram runs as ``cablegram-mcp serve``.
+# Deliberate overlaps (shared tasks): whether a ruling is still good law (caselegis' California cases vs
+# citador-ar's Argentine Fallos, where a task names no court), A-share valuation, trading days and company
+# basics (china-stock vs factorhub); within servers, a doctrine's later history (citador-ar's trace vs citing
+# rulings), rulings on an article (korean-tax by article vs keyword search), treaty dividend rates (rate table
+# vs treaty text), residency (check vs report), VAT registration (check vs rules), conversions (latam-data's
+# converter vs rate table), arming problems (inav's arming decoder vs full diagnosis), RTH altitude (set_nav vs
+# raw CLI), instrument identity and settings (scpi's identify vs query, write vs batch), Arabic translation
+# (fanar's translator vs chat), margins and loans (finance-calc's tools vs its calculator), rankings (cricket's
+# ICC rankings vs web search). Neighbouring domains without shared tasks: Brazilian data (latam-data vs govbr's
+# API catalogue), listed companies' filings (korea-stock's DART vs china-stock's statements), tax (lk-tax,
+# iran-tax, korean-tax, finance-calc's US estimates), holdings (edgar13f's 13F vs china-stock's shareholders),
+# news (cablegram's wires vs cricket news).
+# Tried and left out: flight-recon-mcp (ships a ``flights-mcp`` console script: an earlier package), catapult-mcp
+# (1 tool), dog-geroscience-mcp (reaches its API at start), flight-tracker-mcp (needs opensky-api, not on the
+# index), iflow-mcp-yokatlas-mcp (did not install), gst-einvoice-mcp (3 tools), darija-mcp (install stopped
+# for time).
+UNSEEN67: list[Server] = [
+    Server("cablegram", "cablegram-mcp", "pypi", args=("serve",), python="3.12"),
+    Server("caselegis", "caselegis-mcp", "pypi", env={"CASELEGIS_API_KEY": DUMMY}),
+    Server("china-stock", "china-stock-mcp", "pypi", python="3.12"),
+    Server("citador-ar", "citador-ar-mcp", "pypi"),
+    Server("commander", "commander-workshop-mcp", "pypi"),
+    Server("cricket", "iflow-mcp-cricket-mcp-server", "pypi", bin="cricket-mcp-server", pins=("mcp<2",)),
+    Server("edgar13f", "edgar13f-mcp", "pypi"),
+    Server("factorhub", "factorhub-mcp", "pypi", pins=("mcp<2",)),
+    Server("fanar", "fanar-mcp", "pypi", env={"FANAR_API_KEY": DUMMY}),
+    Server("finance-calc", "finance-calc-mcp", "pypi"),
+    Server("govbr", "govbr-apis-mcp", "pypi"),
+    Server("inav", "inav-mcp", "pypi"),
+    Server("iran-tax", "iran-tax-mcp", "pypi"),
+    Server("korea-stock", "korea-stock-insight-mcp", "pypi", pins=("mcp<2",)),
+    Server("korean-tax", "korean-tax-mcp", "pypi", python="3.12"),
+    Server("latam-data", "latam-data-mcp", "pypi"),
+    Server("lk-tax", "lk-tax-mcp", "pypi"),
+    Server("scpi", "labmcp-scpi", "pypi"),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -4780,6 +4827,7 @@ def main(argv: list[str]) -> None:
         "--unseen65": (UNSEEN65, HERE / "unseen65"),
         "--unseen64": (UNSEEN64, HERE / "unseen64"),
         "--unseen66": (UNSEEN66, HERE / "unseen66"),
+        "--unseen67": (UNSEEN67, HERE / "unseen67"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -2786,3 +2786,15 @@ def test_a_to_do_is_a_task() -> None:
     assert idx.search("new to-do: call the plumber", 1)[0].key == ("tasks", "add_task")
     # Spanish and Portuguese "todos" is "all", no tasks
     assert "task" not in dict(idx.query_terms("apaga todos os documentos com status expired"))
+
+
+def test_a_debtor_in_other_words() -> None:
+    idx = index_of(
+        {
+            "bank": [
+                {"name": "consulta_deudores", "description": "Consulta la situación de deudores por CUIT"},
+                {"name": "cheques_rechazados", "description": "Consulta los cheques rechazados por CUIT"},
+            ]
+        }
+    )
+    assert idx.search("Argentina debtor status by CUIT", 1)[0].key == ("bank", "consulta_deudores")

@@ -128,35 +128,38 @@ class Cluster:
         """A new replica, on `port` if given (a killed replica restarted where the balancer knows it).
         A port chosen here was free when chosen; another test's process may take it before the
         replica binds it, so a replica that could not listen is started again on another port."""
-        for attempt in range(PORT_ATTEMPTS):
-            chosen = port or free_port()
-            argv = [
-                sys.executable, "-m", "router", "router", "--config", str(self.catalog), "--port", str(chosen),
-                "--log-format", "text", "--log-level", "debug", "--nats", self.nats.url,
-            ]  # fmt: skip
-            environment = {
-                "TOOLMESH_CATALOG_POLL_INTERVAL": "0.2",
-                "TOOLMESH_RECONNECT_MAX": "1",
-                "TOOLMESH_CLUSTER_KEY": CLUSTER_KEY,
-                **(env or {}),
-            }
-            process = ManagedProcess(
-                argv, name=f"replica-{len(self.replicas)}", env=environment, log_dir=self.directory
-            )
-            process.start()
-            replica = Replica(chosen, process)
-            self.replicas.append(replica)
+        for _ in range(PORT_ATTEMPTS - 1 if port is None else 0):
+            replica = self._launch(free_port(), env)
             try:
                 wait_ready(replica)
+                return replica
             except AssertionError:
-                taken = "address already in use" in process.log_tail()
-                if port is not None or not taken or attempt == PORT_ATTEMPTS - 1:
+                if "address already in use" not in replica.process.log_tail():
                     raise
-                process.stop()
+                replica.process.stop()
                 self.replicas.remove(replica)
-                continue
-            return replica
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        replica = self._launch(port or free_port(), env)
+        wait_ready(replica)
+        return replica
+
+    def _launch(self, port: int, env: dict[str, str] | None) -> Replica:
+        argv = [
+            sys.executable, "-m", "router", "router", "--config", str(self.catalog), "--port", str(port),
+            "--log-format", "text", "--log-level", "debug", "--nats", self.nats.url,
+        ]  # fmt: skip
+        environment = {
+            "TOOLMESH_CATALOG_POLL_INTERVAL": "0.2",
+            "TOOLMESH_RECONNECT_MAX": "1",
+            "TOOLMESH_CLUSTER_KEY": CLUSTER_KEY,
+            **(env or {}),
+        }
+        process = ManagedProcess(
+            argv, name=f"replica-{len(self.replicas)}", env=environment, log_dir=self.directory
+        )
+        process.start()
+        replica = Replica(port, process)
+        self.replicas.append(replica)
+        return replica
 
     def stop(self) -> None:
         for replica in self.replicas:

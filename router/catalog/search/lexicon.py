@@ -55,8 +55,8 @@ CONCEPTS: dict[str, str] = {
 # are added as (slightly down-weighted) terms on both sides, documents and queries.
 ABBREVIATIONS: dict[str, str] = {
     "repo": "repository",
-    "todo": "task",
     "repos": "repositories",
+    "todo": "task",
     "pr": "pull request",
     "prs": "pull requests",
     "mr": "merge request",
@@ -304,14 +304,14 @@ class Lexicon:
         if len(raw) - first < 2 or raw[-1].lower() not in _GERMAN_PARTICLES:
             return None
         prefix = raw[-1].lower()
-        if raw[first].lower() in _QUESTION_WORDS and len(raw) - first >= 3:
-            first += 1  # the verb follows the question word
-            verb = raw[first].lower()
+        question = raw[first].lower() in _QUESTION_WORDS and len(raw) - first >= 3
+        first += question  # a question's verb follows its question word
+        verb = raw[first].lower()
+        if question:
             ending = next((e for e in _PERSON_ENDINGS if verb.endswith(e) and len(verb) > len(e) + 1), "")
             base = verb[: len(verb) - len(ending)]
             bases: tuple[str, ...] = (base, base.translate(_UMLAUTS), base[::-1].replace("i", "e", 1)[::-1])
         else:
-            verb = raw[first].lower()
             base = verb[:-1] if verb.endswith("e") else verb
             # the imperative's stem, or its vowel changed back (brich -> brechen, gib -> geben)
             bases = (base, base[::-1].replace("i", "e", 1)[::-1])

@@ -418,7 +418,8 @@ _CURRENCY = rf"(?:{_CURRENCY_WORD}|[$€£¥₹₩₽฿])"
 _SUM = r"(?<![\w,.])\d[\d,.]*+(?:\s\d{3}(?!\d))*+(?:\s?(?:[kKmM]\b|万|千|億|亿|만|천))?"
 # how one currency moved against another ("the real moved against the peso", "how the yen has
 # fared against the dollar"): its rate over time, not a move
-_MOVED = r"(?:\s(?:has\s|have\s)?(?:moved|moving|move|rose|risen|fell|fallen|traded|trading|fared|performed|done))?"
+_MOVEMENT = "moved|moving|move|rose|risen|fell|fallen|traded|trading|fared|performed|done"
+_MOVED = rf"(?:\s(?:has\s|have\s)?(?:{_MOVEMENT}))?"
 _CURRENCY_CHANGE = re.compile(
     rf"(?<!\w)(?:how\s+(?:many|much)\s+{_CURRENCY}(?!\w).{{0,30}}?(?<!\w){_CURRENCY}(?!\w)"
     rf"|\b(?:convert|converting|exchange|exchanging)\s+(?:it\s+|them\s+)?(?:to|into)\s+{_CURRENCY_WORD}(?![A-Za-z])"
@@ -527,8 +528,8 @@ class _Literal(NamedTuple):
 
 
 _NOT_CURRENCY = re.compile(
-    r"\d[\d,.\s]*(?:[kKmM]\b|万|千|億|亿|만|천)?|\b(?:how\s+(?:many|much)|is|are|to|into|in|for|vs|versus|against|the|has|have|moved|moving|move|rose"
-    r"|risen|fell|fallen|traded|trading|fared|performed|done)\b|[^\w\s]",
+    r"\d[\d,.\s]*(?:[kKmM]\b|万|千|億|亿|만|천)?"
+    rf"|\b(?:how\s+(?:many|much)|is|are|to|into|in|for|vs|versus|against|the|has|have|{_MOVEMENT})\b|[^\w\s]",
     re.I,
 )
 

@@ -80,6 +80,7 @@ network service. Usage::
     python collect.py install|collect --unseen64 # the sixty-fourth unseen set, into ./unseen64
     python collect.py install|collect --unseen66 # the sixty-sixth unseen set, into ./unseen66
     python collect.py install|collect --unseen67 # the sixty-seventh unseen set, into ./unseen67
+    python collect.py install|collect --unseen68 # the sixty-eighth unseen set, into ./unseen68
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -4512,6 +4513,74 @@ UNSEEN67: list[Server] = [
 ]
 
 
+# The sixty-eighth unseen set, frozen by ``--unseen68`` into ./unseen68 (blind set, 18 servers: 0 npm, 18 PyPI,
+# 232 tools); its queries (unseen68.jsonl) were written from these listings alone, before any ranker ran on
+# them. Package names start with m-z; none is in the earlier lists. Languages of the tool descriptions:
+# Portuguese (bitrix24's CRM tools, mozaia's Mozambican legislation), Chinese (qq-music, ncbi's E-utilities,
+# three of mauve's tools), German terms in English text (ris, cookidoo's week plan), Romanian terms (romania),
+# Toman amounts (payping); the rest English. Pins: mcp<2 for servers that import FastMCP from mcp.server or
+# McpError from mcp (bitrix24, psx, ncbi, qq-music, open-meteo, rwasis); python 3.12 for cookidoo and hubspot.
+# quickbooks runs as ``mcp-quickbooks stdio``.
+# Deliberate overlaps (shared tasks): deals and pipelines (hubspot vs bitrix24, where a task names no CRM),
+# customers and invoices (quickbooks vs payping), weather and air quality in a Philippine city (open-meteo vs
+# ph-civic); within servers, earthquakes (ph-civic's PHIVOLCS vs USGS lists), area statistics (profile vs
+# single indicators), company status and accounts (romania's lookup, financials vs report), dividends (psx's
+# upcoming list vs buy deadline), Indian fundamentals (screener's overview, financials vs full analysis),
+# one song's link (qq-music's single vs batch), meals (mensa's day vs week), Mozambican articles (mozaia's
+# article vs citation resolver), records by id (ncbi's summary vs fetch), rates (sl-economy's snapshot vs
+# rate). Neighbouring domains without shared tasks: stock exchanges (psx's Karachi vs screener's NSE/BSE),
+# law (mozaia vs ris), court cases (romania's Portal Just vs ris), exchange rates (romania's BNR vs
+# sl-economy's CBSL), NCBI (ncbi's E-utilities vs mauve's BLAST and genome downloads), food (cookidoo vs
+# mensa).
+# Tried and left out: sira-weather-mcp (1 tool), saudi-open-data-mcp (needs Python <3.13,>=3.12; not
+# installed again for time), sdmx-data-mcp, meshtastic-mcp, serbian-data-mcp, sk-eli-mcp,
+# msrashed-prometheus-mcp-server and rancher-mcp (installs stopped for time).
+UNSEEN68: list[Server] = [
+    Server(
+        "bitrix24",
+        "mcp-bitrix24",
+        "pypi",
+        env={"BITRIX24_WEBHOOK_URL": "http://127.0.0.1:9/rest/1/" + DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server(
+        "cookidoo",
+        "mcp-cookidoo",
+        "pypi",
+        env={"COOKIDOO_EMAIL": "dummy@example.com", "COOKIDOO_PASSWORD": DUMMY},
+        python="3.12",
+    ),
+    Server(
+        "hubspot",
+        "mcp-hubspot",
+        "pypi",
+        env={"HUBSPOT_PRIVATE_APP_TOKEN": "pat-" + DUMMY, "HUBSPOT_API_BASE": "http://127.0.0.1:9"},
+        python="3.12",
+    ),
+    Server(
+        "quickbooks",
+        "mcp-quickbooks",
+        "pypi",
+        args=("stdio",),
+        env={"QBO_CLIENT_ID": DUMMY, "QBO_CLIENT_SECRET": DUMMY, "QBO_REALM_ID": "1234567890"},
+    ),
+    Server("mauve", "mauve-mcp-server", "pypi"),
+    Server("mensa", "mensa-stw-vp-mcp", "pypi"),
+    Server("mozaia", "mozaia-laws-mcp", "pypi"),
+    Server("ncbi", "ncbi-mcp", "pypi", pins=("mcp<2",)),
+    Server("open-meteo", "open-meteo-mcp", "pypi", bin="open_meteo_mcp", pins=("mcp<2",)),
+    Server("payping", "payping-mcp", "pypi", env={"PAYPING_TOKEN": DUMMY}),
+    Server("ph-civic", "ph-civic-data-mcp", "pypi"),
+    Server("psx", "psx-mcp", "pypi", pins=("mcp<2",)),
+    Server("qq-music", "qq-music-mcp", "pypi", pins=("mcp<2",)),
+    Server("ris", "ris-mcp", "pypi"),
+    Server("romania", "romania-mcp-server", "pypi"),
+    Server("rwasis", "rwasis-mcp", "pypi", pins=("mcp<2",)),
+    Server("screener", "screener-mcp", "pypi"),
+    Server("sl-economy", "sl-economy-mcp", "pypi"),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -4828,6 +4897,7 @@ def main(argv: list[str]) -> None:
         "--unseen64": (UNSEEN64, HERE / "unseen64"),
         "--unseen66": (UNSEEN66, HERE / "unseen66"),
         "--unseen67": (UNSEEN67, HERE / "unseen67"),
+        "--unseen68": (UNSEEN68, HERE / "unseen68"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

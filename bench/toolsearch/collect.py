@@ -81,6 +81,7 @@ network service. Usage::
     python collect.py install|collect --unseen66 # the sixty-sixth unseen set, into ./unseen66
     python collect.py install|collect --unseen67 # the sixty-seventh unseen set, into ./unseen67
     python collect.py install|collect --unseen68 # the sixty-eighth unseen set, into ./unseen68
+    python collect.py install|collect --unseen69 # the sixty-ninth unseen set, into ./unseen69
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -4581,6 +4582,102 @@ UNSEEN68: list[Server] = [
 ]
 
 
+# The sixty-ninth unseen set, frozen by ``--unseen69`` into ./unseen69 (blind set, 16 servers: 2 npm, 14 PyPI,
+# 188 tools); its queries (unseen69.jsonl) were written from these listings alone, before any ranker ran on
+# them. Package names start with a-l; none is in the earlier lists. Languages of the tool descriptions: Russian
+# (amocrm's CRM tools), Portuguese (brlaw's STF/STJ/TST precedents), Chinese (qweather-hz), Korean (ko-weather);
+# the rest English. energyscope (65) is above the usual 40; ko-weather and lighthouse have 2 tools, brlaw and
+# census 3. Pins: mcp<2 for servers that import FastMCP from mcp.server or use the old low-level decorators;
+# httpx for cfbd, which imports it undeclared; python 3.12 for carbon-intensity, climatiq and brlaw (brlaw
+# runs as ``serve``).
+# Deliberate overlaps (shared tasks): current weather in Korean cities (ko-weather's KMA nowcast vs
+# qweather-hz's current weather), emission factors per fuel (carbon-intensity's factors vs climatiq's factor
+# search), court precedents where a task allows Brazil or India (brlaw vs indian-kanoon); within servers,
+# deal totals (amocrm: count-and-sum vs lead list), player basics (transfermarkt: profile vs by id), game scores
+# (cfbd: games vs team box scores), a past half hour or day (carbon-intensity: datetime, period, date, range),
+# a region now (carbon-intensity: Scotland vs all regions vs region id), statistics (plain vs blocks), latest
+# values (energyscope: latest vs get_data), forecasts (energyscope's six forecasters), correlation screens
+# (what_correlates vs correlate_all), transactions and accounts (ledger: register vs print, accounts vs
+# balance), performance scores (lighthouse: score vs full audit), a judgment's text (indian-kanoon: text vs
+# original copy). Neighbouring domains without shared tasks: carbon (climatiq's activity emissions vs the UK
+# grid), energy (energyscope's oil and gas markets vs carbon-intensity's generation mix), US data (census vs
+# zillow's housing), observability (datadog vs lighthouse).
+# Tried and left out: iflow-mcp-agoda-travel (ships only a remote gateway), iflow-mcp-ayunis-legal-mcp and
+# k8s-explorer-mcp (their fastmcp needs a newer mcp than the one it runs with), grafana-loki-mcp (fastmcp
+# version clash), iflow-mcp-drdroidlab-grafana-mcp-server (imports a missing ``src`` package),
+# iflow-mcp-sleeper-scraper-mcp (answers initialize with "method not found"), iflow-mcp-nexonco-mcp (1 tool),
+# icici-mcp (reaches the network at start), iflow-mcp-k-yenko-rowan-mcp (stjames import error), linear-mcp
+# (npm package without a bin), aviationstack-mcp-server and iflow-mcp-terraform-cloud-mcp (did not install),
+# docker-mcp-server and cronometer-api-mcp (need Python 3.14).
+UNSEEN69: list[Server] = [
+    Server(
+        "amocrm",
+        "catgirl3d-amocrm-mcp",
+        "pypi",
+        bin="amocrm-mcp",
+        env={"AMOCRM_SUBDOMAIN": "dummy", "AMOCRM_ACCESS_TOKEN": DUMMY},
+    ),
+    Server("brlaw", "iflow-mcp-brlaw-mcp-server", "pypi", bin="serve", python="3.12", pins=("mcp<2",)),
+    Server("carbon-intensity", "carbon-intensity-mcp", "pypi", python="3.12", pins=("mcp<2",)),
+    Server(
+        "census",
+        "iflow-mcp-brockwebb-census-mcp-server",
+        "pypi",
+        bin="census-mcp",
+        env={"CENSUS_API_KEY": DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server(
+        "cfbd",
+        "iflow-mcp-cfbd-mcp-server",
+        "pypi",
+        bin="cfbd-mcp-server",
+        env={"CFB_API_KEY": DUMMY},
+        pins=("mcp<2", "httpx"),
+    ),
+    Server(
+        "climatiq",
+        "iflow-mcp-climatiq-mcp-server",
+        "pypi",
+        bin="climatiq-mcp-server",
+        env={"CLIMATIQ_API_KEY": DUMMY},
+        python="3.12",
+        pins=("mcp<2",),
+    ),
+    Server("datadog", "datadog-mcp-server", "npm", env={"DD_API_KEY": DUMMY, "DD_APP_KEY": DUMMY}),
+    Server("energyscope", "energyscope-mcp", "pypi", env={"ENERGYSCOPE_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server("erddap", "iflow-mcp-robertdcurrier-erddap2mcp", "pypi", bin="erddap2mcp", pins=("mcp<2",)),
+    Server(
+        "indian-kanoon", "indian-kanoon-mcp", "pypi", env={"INDIANKANOON_API_TOKEN": DUMMY}, pins=("mcp<2",)
+    ),
+    Server(
+        "ko-weather",
+        "iflow-mcp-jikime-py-mcp-ko-weather",
+        "pypi",
+        env={"KOREA_WEATHER_API_KEY": DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server("ledger", "iflow-mcp-mcp-server-ledger", "pypi", bin="mcp-server-ledger", pins=("mcp<2",)),
+    Server("lighthouse", "lighthouse-mcp", "npm"),
+    Server(
+        "qweather-hz",
+        "haizhixin-qweather-mcp",
+        "pypi",
+        bin="qweather-mcp",
+        env={"QWEATHER_API_KEY": DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server("transfermarkt", "iflow-mcp-emreclsr-transfermarkt-mcp", "pypi", bin="transfermarkt-mcp"),
+    Server(
+        "zillow",
+        "iflow-mcp-sap156-zillow-mcp-server",
+        "pypi",
+        bin="zillow-mcp-server",
+        env={"ZILLOW_API_KEY": DUMMY},
+    ),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -4898,6 +4995,7 @@ def main(argv: list[str]) -> None:
         "--unseen66": (UNSEEN66, HERE / "unseen66"),
         "--unseen67": (UNSEEN67, HERE / "unseen67"),
         "--unseen68": (UNSEEN68, HERE / "unseen68"),
+        "--unseen69": (UNSEEN69, HERE / "unseen69"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

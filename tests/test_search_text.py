@@ -2798,3 +2798,39 @@ def test_a_debtor_in_other_words() -> None:
         }
     )
     assert idx.search("Argentina debtor status by CUIT", 1)[0].key == ("bank", "consulta_deudores")
+
+
+def test_all_in_one_go_injuries_football_transfers_and_emissions() -> None:
+    assert "@batch" in LEXICON.tags("Get all 240 leads into the CRM in one shot")
+    assert "@batch" in LEXICON.tags("put weekly 1:1s with my 5 reports on the calendar in one go")
+    assert "@emissions" in LEXICON.tags("Quelle est l'empreinte carbone d'un aller-retour en train ?")
+    assert "@emissions" in LEXICON.tags("Get carbon intensity data for the current half hour.")
+    idx = index_of(
+        {
+            "football": [
+                {"name": "get_player_injuries", "description": "Get injury history of a player."},
+                {"name": "get_player_transfers", "description": "Get transfer history of a player."},
+                {"name": "get_player_stats", "description": "Get season statistics of a player."},
+            ],
+        }
+    )
+    assert idx.search(
+        "Wie oft war der Torwart in seiner Karriere verletzt? Die Verletzungshistorie bitte.", 1
+    )[0].key == ("football", "get_player_injuries")
+    assert idx.search("Lista de todos los fichajes del delantero, con fechas y clubes.", 1)[0].key == (
+        "football",
+        "get_player_transfers",
+    )
+    crm = index_of(
+        {
+            "crm": [
+                {"name": "create_contact", "description": "Create one contact."},
+                {"name": "batch_create_contacts", "description": "Create many contacts in bulk."},
+                {"name": "get_contact", "description": "Get one contact."},
+            ]
+        }
+    )
+    assert crm.search("Add these 240 trade-show leads as contacts in one go", 1)[0].key == (
+        "crm",
+        "batch_create_contacts",
+    )

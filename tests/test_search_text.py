@@ -2805,6 +2805,9 @@ def test_all_in_one_go_injuries_football_transfers_and_emissions() -> None:
     assert "@batch" in LEXICON.tags("put weekly 1:1s with my 5 reports on the calendar in one go")
     assert "@emissions" in LEXICON.tags("Quelle est l'empreinte carbone d'un aller-retour en train ?")
     assert "@emissions" in LEXICON.tags("Get carbon intensity data for the current half hour.")
+    # a student canteen in other words (the server lists canteens; the task says cafeteria)
+    assert "@canteen" in LEXICON.tags("list the cafeterias of the Studierendenwerk")
+    assert "@canteen" in LEXICON.tags("今日の学食のメニューは？")
     idx = index_of(
         {
             "football": [

@@ -2837,3 +2837,36 @@ def test_all_in_one_go_injuries_football_transfers_and_emissions() -> None:
         "crm",
         "batch_create_contacts",
     )
+
+
+def test_a_task_in_dutch_czech_or_swedish_meets_tools_described_in_english() -> None:
+    idx = index_of(
+        {
+            "school": [
+                {"name": "get_absences", "description": "Get a pupil's missed lessons per subject"},
+                {"name": "get_grades", "description": "Get a pupil's marks per subject"},
+            ],
+            "stats": [
+                {"name": "find_table", "description": "Find a statistics table about wages or prices"},
+                {"name": "get_population", "description": "Get the population of a municipality"},
+            ],
+            "shop": [
+                {"name": "add_to_shopping_list", "description": "Add items to the shopping list"},
+                {"name": "list_orders", "description": "List the orders of a customer"},
+            ],
+        }
+    )
+    # Czech: "show the list of orders of the customer Novák"; "the pupil's marks in maths"
+    assert idx.search("Zobraz seznam objednávek zákazníka Novák", 1)[0].key == ("shop", "list_orders")
+    assert idx.search("Jaké známky má žák z matematiky?", 1)[0].key == ("school", "get_grades")
+    # Dutch: "find a table with the average gross wage"
+    assert idx.search("Zoek een tabel met het gemiddelde brutoloon", 1)[0].key == ("stats", "find_table")
+    # Swedish: "put milk and coffee on my shopping list"
+    assert idx.search("Lägg till mjölk och kaffe på min inköpslista", 1)[0].key == (
+        "shop",
+        "add_to_shopping_list",
+    )
+    # each concept of languages.txt has its Dutch, Czech and Swedish forms
+    assert "@search" in LEXICON.tags("najdi")
+    assert "@search" in LEXICON.tags("zoek")
+    assert "@create" in LEXICON.tags("skapa")

@@ -1,6 +1,6 @@
 """A glossary of IT and business words in other languages: each English word's forms in Russian,
 Japanese, Chinese, Korean, Spanish, Portuguese, French, German, Italian, Polish, Turkish,
-Vietnamese, Indonesian, Arabic, Persian and Hindi, as tasks are typed ("узел", "ノード", "Knoten" for node).
+Vietnamese, Indonesian, Arabic, Persian, Hindi, Dutch, Czech and Swedish, as tasks are typed ("узел", "ノード", "Knoten" for node).
 
 ``lexicon.py`` reads a form found in a task as the English word itself (its stem, as a query term),
 so a task in another language meets a tool that says "node", "dashboard" or "invoice" in its own

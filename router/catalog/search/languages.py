@@ -1,7 +1,7 @@
 """More surface forms of the lexicon's concepts, by language: everyday and IT-slang words a task
 is typed with in Russian, Japanese, Chinese, Korean and the Latin-script languages beyond the
-lexicon's own forms, and Polish, Turkish, Vietnamese, Indonesian, Arabic, Persian and Hindi (Devanagari and
-romanised), which it had none of.
+lexicon's own forms, and Polish, Turkish, Vietnamese, Indonesian, Arabic, Persian, Hindi (Devanagari and
+romanised), Dutch, Czech and Swedish, which it had none of.
 
 General vocabulary, written from each language's usage without reading any evaluation query, then
 pruned of forms that fold or stem into an English word of another meaning (Polish "nowe" -> "now")

@@ -2870,3 +2870,21 @@ def test_a_task_in_dutch_czech_or_swedish_meets_tools_described_in_english() -> 
     assert "@search" in LEXICON.tags("najdi")
     assert "@search" in LEXICON.tags("zoek")
     assert "@create" in LEXICON.tags("skapa")
+
+
+def test_a_league_named_is_a_competition() -> None:
+    idx = index_of(
+        {
+            "football": [
+                {"name": "get_competition_clubs", "description": "Get all clubs in a specific competition."},
+                {"name": "get_club_players", "description": "Get the players of a club in a season."},
+            ]
+        }
+    )
+    assert idx.search("List every club playing in the Eredivisie this season.", 1)[0].key == (
+        "football",
+        "get_competition_clubs",
+    )
+    assert "@league" in LEXICON.tags("¿Cómo va la clasificación de LaLiga esta temporada?")
+    # a card game's tournaments near a city are events, no league
+    assert "@league" not in LEXICON.tags("Any Lorcana tournaments near Portland next month?")

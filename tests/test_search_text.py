@@ -2888,3 +2888,27 @@ def test_a_league_named_is_a_competition() -> None:
     assert "@league" in LEXICON.tags("¿Cómo va la clasificación de LaLiga esta temporada?")
     # a card game's tournaments near a city are events, no league
     assert "@league" not in LEXICON.tags("Any Lorcana tournaments near Portland next month?")
+
+
+def test_a_stock_index_by_name_and_a_share_price_in_chinese() -> None:
+    assert "@stock_index" in LEXICON.tags("How is the KSE-100 doing today?")
+    assert "@stock_index" in LEXICON.tags("Get current values for major PSX indices: KSE100, KSE30")
+    assert "@stock_index" in LEXICON.tags("2025년 3월 14일 코스피 지수 종가 알려줘")
+    # the Moscow exchange's index is a phrase of its own words: "индекс" keeps its reading
+    assert "@stock_index" not in LEXICON.tags("индекс Мосбиржи в январе")
+    idx = index_of(
+        {
+            "a-stock": [
+                {"name": "get_realtime_price", "description": "获取A股实时价格"},
+                {"name": "get_financial_data", "description": "获取财务数据"},
+            ],
+            "shop": [
+                {"name": "get_price", "description": "Get the price of a product"},
+                {"name": "count_items", "description": "Count the items in the cart"},
+            ],
+        }
+    )
+    # "how much is one share of Kweichow Moutai now?": a share's price, not a shop's
+    hits = [hit.key for hit in idx.search("贵州茅台600519现在多少钱一股？", 2)]
+    assert ("a-stock", "get_realtime_price") in hits
+    assert ("shop", "get_price") not in hits

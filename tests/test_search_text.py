@@ -2807,7 +2807,7 @@ def test_all_in_one_go_injuries_football_transfers_and_emissions() -> None:
     assert "@emissions" in LEXICON.tags("Get carbon intensity data for the current half hour.")
     # a student canteen in other words (the server lists canteens; the task says cafeteria)
     assert "@canteen" in LEXICON.tags("list the cafeterias of the Studierendenwerk")
-    assert "@canteen" in LEXICON.tags("今日の学食のメニューは？")
+    assert "@canteen" in LEXICON.tags("今日の学食のメニューは？")  # noqa: RUF001 - a Japanese question mark
     idx = index_of(
         {
             "football": [
@@ -2909,6 +2909,6 @@ def test_a_stock_index_by_name_and_a_share_price_in_chinese() -> None:
         }
     )
     # "how much is one share of Kweichow Moutai now?": a share's price, not a shop's
-    hits = [hit.key for hit in idx.search("贵州茅台600519现在多少钱一股？", 2)]
+    hits = [hit.key for hit in idx.search("贵州茅台600519现在多少钱一股？", 2)]  # noqa: RUF001 - a Chinese question mark
     assert ("a-stock", "get_realtime_price") in hits
     assert ("shop", "get_price") not in hits

@@ -84,6 +84,7 @@ network service. Usage::
     python collect.py install|collect --unseen69 # the sixty-ninth unseen set, into ./unseen69
     python collect.py install|collect --unseen70 # the seventieth unseen set, into ./unseen70
     python collect.py install|collect --unseen71 # the seventy-first unseen set, into ./unseen71
+    python collect.py install|collect --unseen72 # the seventy-second unseen set, into ./unseen72
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -4746,6 +4747,63 @@ UNSEEN71: list[Server] = [
 ]
 
 
+# The seventy-second unseen set, frozen by ``--unseen72`` into ./unseen72 (blind set, 16 servers: 2 npm, 14 PyPI,
+# 297 tools); its queries (unseen72.jsonl) were written from these listings alone, before any ranker ran on
+# them. Package names start with m-z; none is in the earlier lists. Languages of the tool descriptions: Korean
+# (maplestory, Nexon's MapleStory OpenAPI), Chinese (train-ticket-cn and fliggy-travel, Tuniu/Amap travel
+# search), Spanish (facturacion-es: VERI*FACTU, Facturae/FACe, SII), Portuguese (elk: Kibana logs and saved
+# searches), German (openlex: Canton Zurich legislation); the rest English. einvoicing-be (50) is above the usual
+# 40 (half of it code-list look-ups); fda-safety and nl-eli have 6 tools. Pins: mcp<2 for yandex-market and
+# fda-safety (they import FastMCP from mcp.server); python 3.13 for maplestory.
+# Deliberate overlaps (shared tasks): Chinese travel search (train-ticket-cn vs fliggy-travel: trains, flights,
+# hotels, tickets, Marriott hotels, food, city transport), EN 16931 e-invoices (einvoicing-be's Belgian UBL vs
+# facturacion-es's Crea y Crece B2B invoice); within servers, valuations and sales (attom: AVM detail vs ATTOM AVM
+# vs snapshot, sale detail vs snapshot), job failures (beaker: status vs watch), related pulses (otx: two tools),
+# price and stock updates (yandex-market: typed tools vs the generic action runner). Neighbouring domains
+# without shared tasks: law (nl-eli's Dutch acts and rulings vs openlex's Zurich laws), design (figma vs
+# tailwindcss), security data (otx) vs staking operations (obol), logs (elk) vs test labs (beaker).
+# Tried and left out: mcp-server-aact-fastmcp (connects to its database at start), open-data-mcp (reads a
+# settings file that is missing), mcp-tour (fastmcp/mcp/pydantic clash whatever the pins), mcp-plex-server
+# (needs Python 3.14), mcp-jobspy (2 tools), oe-sonar-mcp (1 tool), mcp-nps-business-enrollment (3 tools),
+# odoo-crm-mcp (61 tools), opengenes-mcp (downloads its database at start), openfisca-japan-mcp (install not
+# finished in time), mcp-server-threatbook (no installable release).
+UNSEEN72: list[Server] = [
+    Server(
+        "maplestory",
+        "maplestory-mcp-server",
+        "pypi",
+        python="3.13",
+        env={"NEXON_API_KEY": DUMMY, "MAPLESTORY_API_KEY": DUMMY},
+    ),
+    Server(
+        "yandex-market",
+        "mcp-server-yandex-market-seller",
+        "pypi",
+        env={"YANDEX_MARKET_API_KEY": DUMMY, "YANDEX_MARKET_TOKEN": DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server("einvoicing-be", "mcp-einvoicing-be", "pypi"),
+    Server("facturacion-es", "mcp-facturacion-electronica-es", "pypi"),
+    Server("fda-safety", "openfda-mcp-server", "pypi", env={"OPENFDA_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server("beaker", "mcp-beaker", "pypi", env={"BEAKER_URL": "http://127.0.0.1:9"}),
+    Server("nl-eli", "nl-eli-mcp", "pypi"),
+    Server("openlex", "openlex-mcp", "pypi"),
+    Server("otx", "otx-mcp", "pypi", env={"OTX_API_KEY": DUMMY}),
+    Server("attom", "mcp-server-attom", "pypi", env={"ATTOM_API_KEY": DUMMY}),
+    Server(
+        "elk",
+        "mcp-elk",
+        "pypi",
+        env={"ELASTICSEARCH_URL": "http://127.0.0.1:9", "KIBANA_URL": "http://127.0.0.1:9"},
+    ),
+    Server("obol", "obol-mcp", "pypi"),
+    Server("train-ticket-cn", "mcp-train-ticket", "pypi"),
+    Server("fliggy-travel", "mcp-fliggy-travel", "pypi"),
+    Server("figma", "mcp-figma", "npm", env={"FIGMA_API_KEY": DUMMY}),
+    Server("tailwindcss", "tailwindcss-mcp-server", "npm"),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -5167,6 +5225,7 @@ def main(argv: list[str]) -> None:
         "--unseen69": (UNSEEN69, HERE / "unseen69"),
         "--unseen70": (UNSEEN70, HERE / "unseen70"),
         "--unseen71": (UNSEEN71, HERE / "unseen71"),
+        "--unseen72": (UNSEEN72, HERE / "unseen72"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

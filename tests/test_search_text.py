@@ -2912,3 +2912,10 @@ def test_a_stock_index_by_name_and_a_share_price_in_chinese() -> None:
     hits = [hit.key for hit in idx.search("贵州茅台600519现在多少钱一股？", 2)]  # noqa: RUF001 - a Chinese question mark
     assert ("a-stock", "get_realtime_price") in hits
     assert ("shop", "get_price") not in hits
+
+
+def test_a_sites_attendance_in_russian_is_its_traffic() -> None:
+    # "посещаемость сайта" is a website's traffic, day by day ("по дням") a daily series
+    tags = LEXICON.tags("Покажи посещаемость сайта по дням за март")
+    assert "traffic" in tags
+    assert "daili" in tags

@@ -2919,3 +2919,7 @@ def test_a_sites_attendance_in_russian_is_its_traffic() -> None:
     tags = LEXICON.tags("Покажи посещаемость сайта по дням за март")
     assert "traffic" in tags
     assert "daili" in tags
+
+
+def test_side_effects_are_adverse_events() -> None:
+    assert "@adverse_event" in LEXICON.tags("What side effects do people report with this drug?")

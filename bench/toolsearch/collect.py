@@ -85,6 +85,7 @@ network service. Usage::
     python collect.py install|collect --unseen70 # the seventieth unseen set, into ./unseen70
     python collect.py install|collect --unseen71 # the seventy-first unseen set, into ./unseen71
     python collect.py install|collect --unseen72 # the seventy-second unseen set, into ./unseen72
+    python collect.py install|collect --unseen73 # the seventy-third unseen set, into ./unseen73
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -1573,7 +1574,7 @@ UNSEEN19: list[Server] = [
         env={"BREWFATHER_USER_ID": "user0", "BREWFATHER_API_KEY": DUMMY},
     ),
     Server("coops", "coops-mcp", "pypi"),
-    Server("noaa-tides", "mcnoaa-tides", "pypi", python="3.12", pins=("httpx",)),
+    Server("noaa-tides", "mcnoaa-tides", "pypi", python="3.12", pins=("httpx", "mcp<2")),
     # Magicline (gym and studio management) through sportalliance-mcp; its start-up identity check fails,
     # is logged and skipped.
     Server(
@@ -4804,6 +4805,85 @@ UNSEEN72: list[Server] = [
 ]
 
 
+# The seventy-third unseen set, frozen by ``--unseen73`` into ./unseen73 (blind set, 16 servers: 3 npm, 13 PyPI,
+# 246 tools); its queries (unseen73.jsonl) were written from these listings alone, before any ranker ran on them.
+# Package names start with a-l; none is in the earlier lists. Languages of the tool descriptions: Chinese (lymcp's
+# Taiwanese Legislative Yuan bills, laws, gazettes, interpellations and votes), Korean names beside English
+# (korean-data's Naver, Melon, Daangn, Bunjang and Musinsa tools); the rest English. shopify-ro (43) and lymcp (42)
+# are a little above the usual 40; activitywatch and google-flights have 5. Pins: mcp<2 for servers that import
+# FastMCP from mcp.server or use the old low-level decorators (kite, clockify, genomemcp, capital-advantage);
+# fast-flights<3 for google-flights (it imports FlightData); python 3.12 for alertmanager. genomemcp's console
+# script is its CLI, so it runs as ``python -m src.main``; google-flights needs ``serve`` (it prints a banner on
+# stdout, which the SDK client skips); shopify-ro takes its token and shop domain as arguments.
+# Deliberate overlaps (shared tasks): Indian markets (kite's Zerodha account vs capital-advantage's market data: a
+# live NSE quote, a company's trading symbol, the MCX gold price); within servers, an ATOMICA structure's files
+# (get_structure vs get_structure_files) and a UniProt id's structures (search vs get_structures), cheapest
+# flights (cheapest vs search), a pull-request update (bb_put vs bb_patch), pings and service restarts (ansible's
+# own tools vs an ad-hoc task), one silence (get vs list), a Jira mention (comment vs update), a new case (insert
+# case vs DML), a Shopify customer by phone (identifier vs list), a user's weekly hours (summary vs entries),
+# second-hand listings (Bunjang vs Daangn), a legislator's bills, a gazette issue's contents, a law's versions and
+# articles (lymcp's get vs list tools). Neighbouring domains without shared tasks: genes (genomemcp's ClinVar vs
+# atomica's structures), devops (ansible, alertmanager, jira, bitbucket), commerce and CRM (shopify-ro vs
+# salesforce vs korean-data's marketplaces), time (clockify's team timesheets vs activitywatch's own computer use),
+# news (iran-news' Persian feeds vs korean-data's Naver news).
+# Tried and left out: iflow-mcp-dogeplusplus-protein-data-bank-mcp and iflow-mcp-simovilab-transit (their module
+# is missing from the wheel), iflow-mcp-msr2903-mercari-mcp (dependency conflict), earthdata-mcp-server,
+# korean-news-mcp and the weather servers iflow-mcp-rossshannon-weekly-weather-mcp and
+# iflow-mcp-helpfreedom-openweathermap-mcp (2-3 tools each), iflow-mcp-renewator-wygiwyh (75 tools),
+# finstack-mcp (95), bitbucket-server-mcp (57), @bnb-chain/mcp (45), kubernetes-mcp-server (needs a kubeconfig
+# context at start), korea-weather-mcp (python 3.13, still failing to start); fantasy-nba-israel-mcp,
+# iflow-mcp-i-dot-ai-parliament-mcp and hwp-metadata-mcp installed too late to be listed in time.
+UNSEEN73: list[Server] = [
+    Server("activitywatch", "activitywatch-mcp-server-py", "pypi"),
+    Server(
+        "alertmanager",
+        "alertmanager-mcp-server",
+        "pypi",
+        python="3.12",
+        env={"ALERTMANAGER_URL": "http://127.0.0.1:9"},
+    ),
+    Server("ansible", "ansible-mcp-server", "pypi"),
+    Server("atomica", "atomica-mcp", "pypi"),
+    Server(
+        "bitbucket",
+        "@aashari/mcp-server-atlassian-bitbucket",
+        "npm",
+        env={"ATLASSIAN_BITBUCKET_USERNAME": "u", "ATLASSIAN_BITBUCKET_APP_PASSWORD": DUMMY},
+    ),
+    Server("capital-advantage", "capital-advantage-mcp", "pypi", env={"CA_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server("clockify", "clockify-mcp-server", "pypi", env={"CLOCKIFY_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server(
+        "genomemcp",
+        "iflow-mcp-eldergenix-genomemcp",
+        "pypi",
+        bin="python",
+        args=("-m", "src.main"),
+        pins=("mcp<2",),
+    ),
+    Server("google-flights", "google-flights-mcp", "pypi", args=("serve",), pins=("fast-flights<3",)),
+    Server("iran-news", "iran-news-mcp", "pypi"),
+    Server(
+        "jira",
+        "atlassian-jira-mcp-server",
+        "pypi",
+        bin="jira-mcp-server",
+        env={"JIRA_URL": "http://127.0.0.1:9", "JIRA_EMAIL": "u@example.com", "JIRA_API_TOKEN": DUMMY},
+    ),
+    Server(
+        "kite", "kite-mcp", "pypi", env={"KITE_API_KEY": DUMMY, "KITE_API_SECRET": DUMMY}, pins=("mcp<2",)
+    ),
+    Server("korean-data", "korean-data-mcp", "pypi", env={"APIFY_TOKEN": DUMMY}),
+    Server("lymcp", "lymcp", "pypi"),
+    Server("salesforce", "@answerai/salesforce-mcp", "npm"),
+    Server(
+        "shopify-ro",
+        "@junis/shopify-mcp",
+        "npm",
+        args=("--accessToken=" + DUMMY, "--domain=example.myshopify.com"),
+    ),
+]
+
+
 def _python(server: Server) -> str:
     """The interpreter that makes a PyPI server's folder: this one, or ``python<version>`` found on
     PATH or among pyenv's installed versions."""
@@ -5226,6 +5306,7 @@ def main(argv: list[str]) -> None:
         "--unseen70": (UNSEEN70, HERE / "unseen70"),
         "--unseen71": (UNSEEN71, HERE / "unseen71"),
         "--unseen72": (UNSEEN72, HERE / "unseen72"),
+        "--unseen73": (UNSEEN73, HERE / "unseen73"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -2923,3 +2923,9 @@ def test_a_sites_attendance_in_russian_is_its_traffic() -> None:
 
 def test_side_effects_are_adverse_events() -> None:
     assert "@adverse_event" in LEXICON.tags("What side effects do people report with this drug?")
+
+
+def test_an_order_to_buy_shares_and_starting_the_clock() -> None:
+    assert "@trade_order" in LEXICON.tags("Buy 10 shares of TCS at market on NSE")
+    assert "@trade_order" in LEXICON.tags("Place a buy or sell order.")
+    assert "@worklog" in LEXICON.tags("Start the clock on 'Sprint planning' for project Hermes.")

@@ -86,6 +86,7 @@ network service. Usage::
     python collect.py install|collect --unseen71 # the seventy-first unseen set, into ./unseen71
     python collect.py install|collect --unseen72 # the seventy-second unseen set, into ./unseen72
     python collect.py install|collect --unseen73 # the seventy-third unseen set, into ./unseen73
+    python collect.py install|collect --unseen74 # the seventy-fourth unseen set, into ./unseen74
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -5000,6 +5001,48 @@ UNSEEN70: list[Server] = [
 ]
 
 
+# The seventy-fourth unseen set, frozen by ``--unseen74`` into ./unseen74 (blind set, 15 servers: 2 npm, 13 PyPI,
+# 220 tools); its queries (unseen74.jsonl) were written from these listings alone, before any ranker ran on
+# them. Package names start with m-z; none is in the earlier lists. Languages of the tool descriptions: all
+# English, though masterkala (an Iranian gadget shop, prices in Toman, Tehran courier) and milligold (Iranian
+# 18k gold by the milligram, prices in Rial) serve Persian-language sites and moneymoney reads a German banking
+# app. mouser, nrswa, properties and ossinsight have 5-6 tools. Pins: mcp<2 for servers that import FastMCP
+# from mcp.server(.fastmcp) (mouser, nrswa, openreview, opnsense); none needs a newer Python. ons (onspy) runs
+# as ``onspy mcp``; properties (open-properties) through its property-mcp script.
+# Deliberate overlaps (shared tasks): remote hosts (ssh's read-only/arbitrary commands and SFTP vs opnsense's
+# allowlisted shell, config-file reader and log reader on the firewall box); within servers, product search
+# (masterkala: search vs cheapest vs browse), deals and reviews, memo search vs filtered listing (memos), show
+# lookups (mixcloud: get_show vs get_object, user_shows vs list_connection), spending (moneymoney: transactions
+# vs search vs category totals), Mouser keyword search with and without a manufacturer, ONS dimension values
+# (plain vs detailed vs search), gas in place (petropt: volumetric vs P/Z), agent and workflow runs (pencil).
+# Neighbouring domains without shared tasks: money (moneymoney's accounts vs milligold's gold trades), research
+# (openreview's reviews vs ossinsight's GitHub analytics vs ons's statistics), UK regulation (nrswa street works)
+# vs UK statistics (ons), electronics (mouser's parts vs masterkala's gadgets).
+# Tried and left out: mtg-mcp-server (69 tools), nc-mcp-server (222 tools), mikrotik-rest-mcp (130 tools),
+# mmex-mcp (68 tools), obs-studio-mcp (62 tools), parts-mcp (127 tools), paper-search-mcp (57 tools),
+# mcp-domestic-flight (1 tool), niche-google-trends-mcp (4 tools), otc-pricing-mcp (its module exits before
+# listing), obsidian-mcp-server (exits at start without a reachable Obsidian REST API), mcp-qweather (its
+# script imports a missing module), newsblur-cli (HTTP-only server needing Redis), odata1c-gate and
+# mailgun-mcp (no release for this Python: 3.12+/3.13+).
+UNSEEN74: list[Server] = [
+    Server("masterkala", "masterkala-mcp", "pypi"),
+    Server("memos", "memos-fastmcp", "pypi"),
+    Server("milligold", "milligold-mcp", "pypi"),
+    Server("mixcloud", "mixcloud-mcp-server", "pypi"),
+    Server("moneymoney", "moneymoney-mcp", "pypi"),
+    Server("mouser", "mouser-search-mcp", "pypi", env={"MOUSER_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server("nrswa", "nrswa-ai-mcp", "pypi", pins=("mcp<2",)),
+    Server("ons", "onspy", "pypi", args=("mcp",)),
+    Server("openreview", "openreview-mcp", "pypi", pins=("mcp<2",)),
+    Server("opnsense", "opnsense-admin-mcp", "pypi", pins=("mcp<2",)),
+    Server("ossinsight", "ossinsight-mcp", "pypi"),
+    Server("petropt", "petropt-mcp", "pypi"),
+    Server("properties", "open-properties", "pypi", bin="property-mcp"),
+    Server("pencil", "pencil-mcp", "npm"),
+    Server("ssh", "ssh-mcp", "npm"),
+]
+
+
 def install(servers: list[Server]) -> None:
     env = dict(os.environ, PUPPETEER_SKIP_DOWNLOAD="1", PUPPETEER_SKIP_CHROMIUM_DOWNLOAD="1")
     for server in servers:
@@ -5307,6 +5350,7 @@ def main(argv: list[str]) -> None:
         "--unseen71": (UNSEEN71, HERE / "unseen71"),
         "--unseen72": (UNSEEN72, HERE / "unseen72"),
         "--unseen73": (UNSEEN73, HERE / "unseen73"),
+        "--unseen74": (UNSEEN74, HERE / "unseen74"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

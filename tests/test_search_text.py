@@ -2929,3 +2929,16 @@ def test_an_order_to_buy_shares_and_starting_the_clock() -> None:
     assert "@trade_order" in LEXICON.tags("Buy 10 shares of TCS at market on NSE")
     assert "@trade_order" in LEXICON.tags("Place a buy or sell order.")
     assert "@worklog" in LEXICON.tags("Start the clock on 'Sprint planning' for project Hermes.")
+
+
+def test_a_memo_is_a_note() -> None:
+    idx = index_of(
+        {
+            "memos": [
+                {"name": "search_memos", "description": "Search memos by content or tags."},
+                {"name": "list_tags", "description": "List all tags with their usage counts."},
+            ],
+            "maps": [{"name": "search_places", "description": "Search for places near a location"}],
+        }
+    )
+    assert idx.search("search notes", 1)[0].key == ("memos", "search_memos")

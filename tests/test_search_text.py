@@ -2889,6 +2889,8 @@ def test_a_league_named_is_a_competition() -> None:
     # a card game's tournaments near a city are events, no league
     assert "@league" not in LEXICON.tags("Any Lorcana tournaments near Portland next month?")
     assert "@league" not in LEXICON.tags("¿Hay torneos de Lorcana en Madrid este mes?")
+    # MLS is also a real-estate listing service: the league is spelled out
+    assert "@league" not in LEXICON.tags("Find MLS listings for 3-bed homes in Austin")
 
 
 def test_a_stock_index_by_name_and_a_share_price_in_chinese() -> None:

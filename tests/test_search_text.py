@@ -2951,3 +2951,30 @@ def test_waves_and_swell_are_marine_weather_and_checklist_items_are_subtasks() -
     assert "@marine_weather" in LEXICON.tags("What are wave heights and swell direction looking like?")
     assert "@marine_weather" in LEXICON.tags("Marine- und Ozean-Wetter: Wellenhöhe, Wellenrichtung")
     assert "@subtask" in LEXICON.tags("Show me the checklist items under card 88120.")
+
+
+def test_a_product_called_by_a_longer_name_than_its_server() -> None:
+    # "Sberbank" begins with the server's name "sber", whose tools say nothing else of the bank
+    catalog = {
+        "sber": [
+            {"name": "sber_products", "description": ""},
+            {"name": "sber_operations", "description": ""},
+        ],
+        "ledger": [
+            {"name": "list_accounts", "description": "List the chart of accounts of a general ledger."},
+            {"name": "list_cards", "description": "List a board's cards."},
+        ],
+        "time": [{"name": "get_current_time", "description": "Current time in a time zone."}],
+        "news": [{"name": "timeline", "description": "A story's events in order."}],
+    }
+    task = "Which accounts and cards do I have at Sberbank?"
+    idx = index_of(catalog)
+    assert ("sber", "sber_products") in {h.key for h in idx.search(task, 4)}
+    assert all(h.key[0] != "sber" for h in index_of(catalog, server_prefix=0.0).search(task, 10))
+    # a hidden server's name reads nothing into the task
+    shown = frozenset(key for key in idx.keys() if key[0] != "sber")  # noqa: SIM118 (a method)
+    without = index_of({k: v for k, v in catalog.items() if k != "sber"})
+    assert idx.search(task, 5, visible=shown) == without.search(task, 5)
+    # a common word that begins with a server's name does not name that server
+    for common in ("Show me the Timeline of the story", "Open the Timekeeping report"):
+        assert idx.search(common, 5) == index_of(catalog, server_prefix=0.0).search(common, 5)

@@ -119,6 +119,8 @@ def _idf(n: int, df: int) -> float:
 # how many words of tools' names `SearchIndex._is_action` remembers before it starts over
 _ACTIONS_REMEMBERED = 65536
 
+_SERVER_PREFIX = 4  # the shortest server name a longer name of a product is read as
+
 # a task with a digit gives a value (an ID, a number, a date) some tool must take
 _GIVES_A_VALUE = re.compile(r"\d")
 
@@ -144,6 +146,7 @@ class SearchIndex:
         self._docs: dict[int, _Doc] = {}
         self._ids: dict[DocKey, int] = {}
         self._by_server: dict[str, list[int]] = {}
+        self._server_terms: dict[str, set[str]] = {}  # a word of servers' names -> those servers
         self._by_name: dict[str, list[int]] = {}  # a tool's name folded to lower case -> its docs
         # term -> {doc id: saturated, length-normalised weighted term frequency}
         self._postings: dict[str, dict[int, float]] = {}
@@ -216,6 +219,8 @@ class SearchIndex:
                             df[term] += 1
         if ids:
             self._by_server[server] = ids
+            for term in set(server_terms):
+                self._server_terms.setdefault(term, set()).add(server)
 
     def remove_server(self, server: str) -> None:
         self._drop(server)
@@ -225,6 +230,12 @@ class SearchIndex:
         yield from self._views.values()
 
     def _drop(self, server: str) -> None:
+        if server in self._by_server:
+            for term in set(analyze(server)):
+                named = self._server_terms[term]
+                named.discard(server)
+                if not named:
+                    del self._server_terms[term]
         for doc_id in self._by_server.pop(server, ()):
             doc = self._docs.pop(doc_id)
             del self._ids[doc.key]
@@ -448,6 +459,10 @@ class SearchIndex:
             if parsed.cognates and w.cognate:
                 cognates = self._unknown.cognates(parsed.cognates, visible_df, have)
                 terms.extend((False, df, term, w.cognate * share) for term, df, share in cognates)
+        if parsed.proper and w.server_prefix:
+            found = self._server_prefixes(parsed.proper, view, {t for _, _, t, _ in terms})
+            fixed.extend(found)
+            terms.extend((False, df, term, w.server_prefix) for term, df in found)
         # the query's own terms first (rarest first), then its neighbours'
         terms.sort()
         acc = self._accumulate(terms, n, ids)
@@ -474,6 +489,29 @@ class SearchIndex:
         if named:
             best = self._named_first(best, named, rescored, acc)
         return [Hit(docs[d].key, s, d in named) for d, s in best[:limit]]
+
+    def _server_prefixes(self, proper: frozenset[str], view: _View, have: set[str]) -> list[tuple[str, int]]:
+        """The visible servers' names that a name of the task no visible tool has begins with
+        ("Sberbank": sber, "Garminconnect": garmin), each with its count of visible tools: a
+        product is often called by a longer name than its server's. Neither the name nor the
+        server's may be a common English word: "Timekeeping" names no server "time"."""
+        found: list[tuple[str, int]] = []
+        ids = view.ids
+        for word in sorted(proper):
+            if len(word) < _SERVER_PREFIX + 2 or not word.isalpha() or self._df(word, view):
+                continue
+            if self.neighbours.knows(word):
+                continue
+            for end in range(len(word) - 2, _SERVER_PREFIX - 1, -1):
+                prefix = word[:end]
+                servers = self._server_terms.get(prefix)
+                if not servers or prefix in have or self.neighbours.knows(prefix):
+                    continue
+                if ids is None or any(d in ids for s in servers for d in self._by_server[s]):
+                    have.add(prefix)
+                    found.append((prefix, self._df(prefix, view)))
+                    break
+        return found
 
     def _accumulate(
         self, terms: list[tuple[bool, int, str, float]], n: int, ids: set[int] | None

@@ -41,6 +41,7 @@ class Weights:
     dictated: float = 0.3  # weight of the words a task dictates (a message's text, a quoted title)
     brand_part: float = 0.4  # weight of a PascalCase product name's parts (WordPress: word, press)
     cognate: float = 1.0  # weight of the indexed stem a word of another language begins with
+    server_prefix: float = 1.0  # weight of a server's name a longer name in the task begins with
     typo: float = 0.8  # weight of the indexed word one edit from a query word no visible tool has
     neighbour: float = 0.3  # x similarity: weight of a query word's neighbour in meaning (0: none)
     # score *= 1 + name_cover * (idf share of the name's words the query covers); 1.0 until 2026-12-06

@@ -89,6 +89,7 @@ network service. Usage::
     python collect.py install|collect --unseen74 # the seventy-fourth unseen set, into ./unseen74
     python collect.py install|collect --unseen75 # the seventy-fifth unseen set, into ./unseen75
     python collect.py install|collect --unseen76 # the seventy-sixth unseen set, into ./unseen76
+    python collect.py install|collect --unseen78 # the seventy-eighth unseen set, into ./unseen78
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -5228,6 +5229,105 @@ UNSEEN76: list[Server] = [
 ]
 
 
+# The seventy-eighth unseen set, frozen by ``--unseen78`` into ./unseen78 (blind set, 18 servers: 1 npm, 17 PyPI,
+# 210 tools); its queries (unseen78.jsonl) were written from these listings alone, before any ranker ran on
+# them. Package names start with i-q; none is in the earlier lists. Languages of the tool descriptions: Portuguese
+# (pack-mcp-jira), Chinese (mcp-aktools' A-share/HK/crypto tools, patent-mcp-server-shunjian's Baiten patent
+# API, mcp-variflight-tracker and mcp-smart-flight-buy); the rest English, though lt-eli-mcp serves Lithuanian
+# statutes, kazi-mcp Kenyan labour data, mcp-tekna a Norwegian engineers' union and kospi-kosdaq Korean stocks.
+# lt-eli-mcp, odoo-mcp-uvx, mcp-tekna and mcp-variflight-tracker have 4 tools, mcp-smart-flight-buy 3 (kept for
+# its overlap with variflight). Pins: mcp<2 for servers that import FastMCP from mcp.server.fastmcp
+# (variflight, kospi-kosdaq, mcp-tekna, overtone-news, mcp-stockscreen); none needs a newer Python.
+# Deliberate overlaps (shared tasks): flights on a Chinese route (variflight's route board vs smart-flight-buy's
+# search), BIC checks (pacs008's verify_bic_online vs pain001's validate_identifier), news on one US stock
+# (mcp-aktools vs mcp-stockscreen); within servers, emission lines and coincidences (nucl-parquet), schema and
+# field coverage (klaxon), issue updates by id or by name (pack-mcp-jira), raw vs extracted patent data, address
+# validation vs repair (pacs008), required fields vs input schema (pain001), documents vs SQL and container
+# definitions (mcpcosmosdb), best lines vs command center and +EV finders (parlayapi).
+# Neighbouring domains without shared tasks: payments (pain001's customer initiation vs pacs008's interbank
+# messages), markets (kospi-kosdaq, mcp-aktools, mcp-stockscreen, parlayapi's betting odds), business systems
+# (odoo-mcp-uvx, pack-mcp-jira, mcpcosmosdb), law (lt-eli-mcp vs kazi-mcp's Kenyan labour rights).
+# Tried and left out: legal-text-mcp-de (not installable), openstreetmap-mcp (imports a missing module),
+# mcpfirestoredb (reaches Google metadata at start), mcp-mongo-server (needs a live MongoDB to start),
+# jira-mcp-server-hopcos (pydantic error at start), open-stocks-mcp and ntropy-mcp (exit at start, not debugged in
+# time), mcp-simple-pubmed (2 tools), pdd-selection-mcp and mcp-hotel-smart-book (3 tools each); oura-mcp,
+# mcp-server-odoo, idfkit-mcp, mcp-gaode-taxi, mcp-server-servicenow, oq-mcp and mcp-trendpulse installed but were
+# not listed in time.
+UNSEEN78: list[Server] = [
+    Server("lt-eli-mcp", "lt-eli-mcp", "pypi"),
+    Server("kazi-mcp", "kazi-mcp", "pypi"),
+    Server(
+        "kospi-kosdaq-stock-server-fastmcp",
+        "kospi-kosdaq-stock-server-fastmcp",
+        "pypi",
+        bin="kospi_kosdaq_stock_server",
+        pins=("mcp<2",),
+    ),
+    Server(
+        "mcp-aktools",
+        "mcp-aktools",
+        "pypi",
+        env={
+            "BINANCE_BASE_URL": "http://127.0.0.1:9",
+            "OKX_BASE_URL": "http://127.0.0.1:9",
+            "NEWSNOW_BASE_URL": "http://127.0.0.1:9",
+        },
+    ),
+    Server(
+        "odoo-mcp-uvx",
+        "odoo-mcp-uvx",
+        "pypi",
+        env={
+            "ODOO_URL": "http://127.0.0.1:9",
+            "ODOO_DB": "dummy",
+            "ODOO_USER": "dummy",
+            "ODOO_PASSWORD": DUMMY,
+            "ODOO_API_KEY": DUMMY,
+        },
+    ),
+    Server("mcp-variflight-tracker", "mcp-variflight-tracker", "pypi", pins=("mcp<2",)),
+    Server("mcp-smart-flight-buy", "mcp-smart-flight-buy", "pypi"),
+    Server("klaxon-mcp", "klaxon-mcp", "pypi"),
+    Server(
+        "pack-mcp-jira",
+        "pack-mcp-jira",
+        "pypi",
+        env={
+            "JIRA_URL": "http://127.0.0.1:9",
+            "JIRA_TOKEN": DUMMY,
+            "JIRA_USER": "dummy",
+            "JIRA_EMAIL": "dummy@example.com",
+        },
+    ),
+    Server("nucl-parquet-mcp", "nucl-parquet-mcp", "pypi"),
+    Server(
+        "patent-mcp-server-shunjian",
+        "patent-mcp-server-shunjian",
+        "pypi",
+        bin="patent-mcp-server",
+        env={"PATENT_DB_APPKEY": DUMMY, "PATENT_DB_SECRET": DUMMY, "PATENT_DB_BASEURL": "http://127.0.0.1:9"},
+    ),
+    Server(
+        "overtone-news-mcp",
+        "overtone-news-mcp",
+        "pypi",
+        env={"OVERTONE_NEWS_API_KEY": DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server(
+        "parlayapi-mcp",
+        "parlayapi-mcp",
+        "pypi",
+        env={"PARLAYAPI_KEY": DUMMY, "PARLAYAPI_BASE_URL": "http://127.0.0.1:9"},
+    ),
+    Server("pain001-mcp", "pain001-mcp", "pypi"),
+    Server("pacs008-mcp", "pacs008-mcp", "pypi"),
+    Server("mcp-tekna", "mcp-tekna", "pypi", pins=("mcp<2",)),
+    Server("mcp-stockscreen", "mcp-stockscreen", "pypi", bin="stockscreen", pins=("mcp<2",)),
+    Server("mcpcosmosdb", "mcpcosmosdb", "npm"),
+]
+
+
 def install(servers: list[Server]) -> None:
     env = dict(os.environ, PUPPETEER_SKIP_DOWNLOAD="1", PUPPETEER_SKIP_CHROMIUM_DOWNLOAD="1")
     for server in servers:
@@ -5538,6 +5638,7 @@ def main(argv: list[str]) -> None:
         "--unseen74": (UNSEEN74, HERE / "unseen74"),
         "--unseen75": (UNSEEN75, HERE / "unseen75"),
         "--unseen76": (UNSEEN76, HERE / "unseen76"),
+        "--unseen78": (UNSEEN78, HERE / "unseen78"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

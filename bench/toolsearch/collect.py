@@ -90,6 +90,7 @@ network service. Usage::
     python collect.py install|collect --unseen75 # the seventy-fifth unseen set, into ./unseen75
     python collect.py install|collect --unseen76 # the seventy-sixth unseen set, into ./unseen76
     python collect.py install|collect --unseen78 # the seventy-eighth unseen set, into ./unseen78
+    python collect.py install|collect --unseen77 # the seventy-seventh unseen set, into ./unseen77
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -5328,6 +5329,81 @@ UNSEEN78: list[Server] = [
 ]
 
 
+# The seventy-seventh unseen set, frozen by ``--unseen77`` into ./unseen77 (blind set, 16 servers: 0 npm, 16 PyPI,
+# 225 tools); its queries (unseen77.jsonl) were written from these listings alone, before any ranker ran on
+# them. Package names start with a-h; none is in the earlier lists. Languages of the tool descriptions: English,
+# with Portuguese terms throughout br-eli (Brazilian bills, normas by URN Lex, DataJud dockets, STJ/TST/TCU/CARF
+# rulings) and German ones in bht (Biblia Hebraica transcripta: Wurzel, Stamm, Satzfügungsebene); bunduk serves
+# Chinese historical people, books and places (CBDB, CHGIS), faida Kenyan capital markets, daleads Australian
+# development applications and property screening, building-code the Canadian building codes. daleads (36) is
+# the largest; bible-mcp has only 3 tools and faida 6. Pins: mcp<2 for servers that import FastMCP from
+# mcp.server.fastmcp or use the old low-level decorators (bht, bible, building-code, bunduk, calendar, dicom-hl7,
+# dropmail, dspace, finviz); python 3.12 for bellwether. dspace exits without a base URL and dropmail without a
+# token, so both get dummy ones.
+# Deliberate overlaps (shared tasks): crypto prices and today's movers (bellwether's CoinMarketCap quotes and
+# listings vs finviz's crypto performance), the next Fed decision (bellwether's FOMC records vs finviz's economic
+# calendar), the week ahead (calendar events vs canvas planner items); within servers, DA searches (daleads:
+# filtered search vs SQL), property hazards (flood/noise screening vs the property profiles), clause analysis
+# (bht: phrase tree vs sentence analysis), people, places and books (bunduk: CBDB vs person search, place lookup
+# vs disambiguation, text search vs book resolution), today's agenda (calendar: today vs events), coming
+# assignments (canvas: assignments vs planner), DICOM tags (lookup vs explanation), mail (dropmail: wait vs
+# inbox), stock details (finviz: snapshot vs fundamentals and ratings, screener vs tickers), tuning and receive
+# text (fldigi: frequency vs rig, RX text vs signal browser).
+# Neighbouring domains without shared tasks: law (br-eli's Brazilian sources vs building-code's Canadian codes),
+# money (finviz's US markets vs faida's Kenyan guides vs bellwether's macro series), texts and archives (bht's
+# Hebrew Bible grammar vs bible-mcp's translations vs dspace repositories vs bunduk's Chinese history), radio
+# (fldigi) vs retro hardware (gbdocs), health IT (dicom-hl7).
+# Tried and left out: ca-eli-mcp (3 tools), freshfilings-mcp (4 tools), doorvault-mcp (its script imports a
+# module the wheel lacks), hasdata-booking-mcp (calls its API at start), fhir-mcp-server (python 3.12 and an old
+# mcp; timed out listing), google-maps-keyless-mcp (python 3.12; exits at start), elog-mcp (exits at start, wants
+# an ELOG URL), gamedai-nfl-mcp and fujitsu-sdt-mcp (no install for Python 3.11; not retried in time),
+# eclipse-ditto-mcp-server (installed, never listed: left out for time).
+UNSEEN77: list[Server] = [
+    Server("bellwether", "bellwether-mcp", "pypi", python="3.12"),
+    Server("bht", "bht-mcp", "pypi", pins=("mcp<2",)),
+    Server("bible", "bible-mcp", "pypi", pins=("mcp<2",)),
+    Server(
+        "br-eli",
+        "br-eli-mcp",
+        "pypi",
+        env={
+            "BR_ELI_DATAJUD_KEY": DUMMY,
+            "BR_ELI_CACHE_DIR": "{scratch}/br-eli",
+            "BR_ELI_AUDIT_DIR": "{scratch}/br-eli",
+        },
+    ),
+    Server("building-code", "building-code-mcp", "pypi", pins=("mcp<2",)),
+    Server("bunduk", "bunduk-mcp", "pypi", env={"BUNDUK_MCP_DATA_DIR": "{scratch}/bunduk"}, pins=("mcp<2",)),
+    Server(
+        "calendar",
+        "calendar-mcp",
+        "pypi",
+        env={
+            "CALENDAR_MCP_URL": "http://127.0.0.1:9/dav",
+            "CALENDAR_MCP_USERNAME": "dummy",
+            "CALENDAR_MCP_PASSWORD": DUMMY,
+        },
+        pins=("mcp<2",),
+    ),
+    Server(
+        "canvas",
+        "canvas-lms-mcp",
+        "pypi",
+        env={"CANVAS_API_TOKEN": DUMMY, "CANVAS_BASE_URL": "http://127.0.0.1:9"},
+    ),
+    Server("daleads", "daleads-mcp", "pypi", env={"DALEADS_API_KEY": DUMMY}),
+    Server("dicom-hl7", "dicom-hl7-mcp", "pypi", pins=("mcp<2",)),
+    Server("dropmail", "dropmail-mcp", "pypi", env={"DROPMAIL_TOKEN": DUMMY}, pins=("mcp<2",)),
+    Server(
+        "dspace", "dspace-mcp", "pypi", env={"DSPACE_BASE_URL": "http://127.0.0.1:9/server"}, pins=("mcp<2",)
+    ),
+    Server("faida", "faida-mcp", "pypi"),
+    Server("finviz", "finviz-market-mcp", "pypi", pins=("mcp<2",)),
+    Server("fldigi", "fldigi-mcp", "pypi", env={"FLDIGI_HOST": "127.0.0.1", "FLDIGI_PORT": "9"}),
+    Server("gbdocs", "gbdocs-mcp", "pypi", env={"GBDOCS_CACHE": "{scratch}/gbdocs"}),
+]
+
+
 def install(servers: list[Server]) -> None:
     env = dict(os.environ, PUPPETEER_SKIP_DOWNLOAD="1", PUPPETEER_SKIP_CHROMIUM_DOWNLOAD="1")
     for server in servers:
@@ -5639,6 +5715,7 @@ def main(argv: list[str]) -> None:
         "--unseen75": (UNSEEN75, HERE / "unseen75"),
         "--unseen76": (UNSEEN76, HERE / "unseen76"),
         "--unseen78": (UNSEEN78, HERE / "unseen78"),
+        "--unseen77": (UNSEEN77, HERE / "unseen77"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -91,6 +91,7 @@ network service. Usage::
     python collect.py install|collect --unseen76 # the seventy-sixth unseen set, into ./unseen76
     python collect.py install|collect --unseen78 # the seventy-eighth unseen set, into ./unseen78
     python collect.py install|collect --unseen77 # the seventy-seventh unseen set, into ./unseen77
+    python collect.py install|collect --unseen79 # the seventy-ninth unseen set, into ./unseen79
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -5404,6 +5405,63 @@ UNSEEN77: list[Server] = [
 ]
 
 
+# The seventy-ninth unseen set, frozen by ``--unseen79`` into ./unseen79 (blind set, 15 servers: 1 npm, 14 PyPI,
+# 216 tools); its queries (unseen79.jsonl) were written from these listings alone, before any ranker ran on
+# them. Package names start with r-z; none is in the earlier lists. Languages of the tool descriptions: German
+# (swiss-democracy's Swissvotes/BFS/Polis ballots and elections, swisstopo's geocoding, heights, zoning and
+# OEREB land restrictions); the rest English, though taaghche serves a Persian ebook and audiobook store (Toman
+# prices) and veritr Turkish public statistics (TUIK, TCMB, Istanbul municipality). swiss-pt and unpaywall have 4
+# tools, uniprot 5; rtm (Remember The Milk) has 36 and replicate 35. Pins: mcp<2 for servers that import FastMCP
+# from mcp.server(.fastmcp) (scryfall, swiss-pt, unpaywall, uniprot); python 3.12 for scryfall, swiss-pt,
+# veritr, wheel-size and zotero-api. zotero-api runs as ``zotero-api-mcp serve``.
+# Deliberate overlaps (shared tasks): Swiss geodata (swiss-geodata vs swisstopo: terrain height, elevation
+# profiles, building zones, municipality and BFS number at a point, WGS84/LV95 conversion, layer search, layer
+# fields and features vs swisstopo's map_query), protein function (uniprot's entry vs string-db's annotations);
+# within servers, model discovery (replicate: search vs collections), postponing (rtm: postpone vs due date),
+# cantonal results and ballot dates (swiss-democracy: Swissvotes vs BFS), interaction partners vs network edges
+# (string-db), indicator vs raw dataset search (veritr), free books and author lists (taaghche: free list vs
+# browse, author vs search), vehicles for a rim or a tire size (wheel-size: direct vs classified search),
+# current problems (zapi: problems vs daily brief).
+# Neighbouring domains without shared tasks: references (zotero-api's library vs unpaywall's open-access
+# lookups), Swiss travel (swiss-pt) vs Swiss maps, bioinformatics (uniprot, string-db), games (scryfall's Magic
+# cards), cars (wheel-size), monitoring (zapi), to-dos (rtm), ML hosting (replicate).
+# Tried and left out: strava-mcp-server (its console script imports a missing module), ya-tracker-mcp (135
+# tools, and prints to stdout), zentao-mcp-v1 (times out at start), redmine-mcp, valorant-mcp and
+# xero-mcp-server (fail at start even with their Python and mcp<2; not debugged in time), usaspending-mcp-server
+# (missing module), ynab-mcp-tools (reaches the network at start), world-bank-mcp-server (1 tool), swemo-mcp
+# (FastMCP(title=...) fails even with mcp<2), supabase-mcp (npm; needs a real Supabase URL; not retried).
+UNSEEN79: list[Server] = [
+    Server("replicate", "replicate-mcp", "npm", env={"REPLICATE_API_TOKEN": DUMMY}),
+    Server("rtm", "rtm-mcp", "pypi"),
+    Server("scryfall", "scryfall-mcp", "pypi", pins=("mcp<2",), python="3.12"),
+    Server("string-db", "string-mcp", "pypi"),
+    Server("swiss-democracy", "swiss-democracy-mcp", "pypi"),
+    Server("swiss-geodata", "swiss-geodata-mcp", "pypi"),
+    Server("swiss-pt", "swiss-public-transport-mcp", "pypi", pins=("mcp<2",), python="3.12"),
+    Server("swisstopo", "swisstopo-mcp", "pypi"),
+    Server("taaghche", "taaghche-mcp", "pypi"),
+    Server("uniprot", "uniprot-mcp", "pypi", pins=("mcp<2",)),
+    Server(
+        "unpaywall",
+        "unpaywall-mcp-server",
+        "pypi",
+        env={"UNPAYWALL_EMAIL": "dummy@example.org"},
+        pins=("mcp<2",),
+    ),
+    Server("veritr", "veritr-mcp", "pypi", python="3.12"),
+    Server("wheel-size", "wheel-size-mcp", "pypi", env={"WHEELSIZE_API_KEY": DUMMY}, python="3.12"),
+    Server("zapi", "zapi-mcp", "pypi", env={"ZABBIX_URL": "http://127.0.0.1:9", "ZABBIX_API_TOKEN": DUMMY}),
+    Server(
+        "zotero-api",
+        "zotero-api-mcp",
+        "pypi",
+        args=("serve",),
+        env={"ZOTERO_API_KEY": DUMMY, "ZOTERO_LIBRARY_ID": "123456", "ZOTERO_LIBRARY_TYPE": "user"},
+        python="3.12",
+    ),
+]
+
+
 def install(servers: list[Server]) -> None:
     env = dict(os.environ, PUPPETEER_SKIP_DOWNLOAD="1", PUPPETEER_SKIP_CHROMIUM_DOWNLOAD="1")
     for server in servers:
@@ -5716,6 +5774,7 @@ def main(argv: list[str]) -> None:
         "--unseen76": (UNSEEN76, HERE / "unseen76"),
         "--unseen78": (UNSEEN78, HERE / "unseen78"),
         "--unseen77": (UNSEEN77, HERE / "unseen77"),
+        "--unseen79": (UNSEEN79, HERE / "unseen79"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

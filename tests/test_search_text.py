@@ -2978,3 +2978,9 @@ def test_a_product_called_by_a_longer_name_than_its_server() -> None:
     # a common word that begins with a server's name does not name that server
     for common in ("Show me the Timeline of the story", "Open the Timekeeping report"):
         assert idx.search(common, 5) == index_of(catalog, server_prefix=0.0).search(common, 5)
+
+
+def test_a_lecture_in_korean_is_a_course() -> None:
+    # 강의 (a lecture, a class one takes) and 수강 (taking one) are courses, as 강좌 is
+    assert "cours" in LEXICON.tags("이번 학기에 수강 중인 강의 목록 좀 보여줘.")
+    assert "cours" in LEXICON.tags("강의 목록")

@@ -2984,3 +2984,11 @@ def test_a_lecture_in_korean_is_a_course() -> None:
     # 강의 (a lecture, a class one takes) and 수강 (taking one) are courses, as 강좌 is
     assert "cours" in LEXICON.tags("이번 학기에 수강 중인 강의 목록 좀 보여줘.")
     assert "cours" in LEXICON.tags("강의 목록")
+
+
+def test_protein_words_and_analysts_ratings_in_other_languages() -> None:
+    # 서열 is a (protein's) sequence, 蛋白 a protein, 同源 homology; 格上げ/格下げ an analyst's
+    # upgrade and downgrade
+    assert {"protein", "sequenc"} <= set(LEXICON.tags("P69905 단백질의 서열 길이"))
+    assert {"protein", "homolog"} <= set(LEXICON.tags("小鼠中与人类 TP53 最相似的同源蛋白"))
+    assert {"analyst", "upgrad", "downgrad"} <= set(LEXICON.tags("アナリストによる格上げ・格下げの履歴"))

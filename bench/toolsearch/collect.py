@@ -92,6 +92,7 @@ network service. Usage::
     python collect.py install|collect --unseen78 # the seventy-eighth unseen set, into ./unseen78
     python collect.py install|collect --unseen77 # the seventy-seventh unseen set, into ./unseen77
     python collect.py install|collect --unseen79 # the seventy-ninth unseen set, into ./unseen79
+    python collect.py install|collect --unseen80 # the eightieth unseen set, into ./unseen80
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -5462,6 +5463,64 @@ UNSEEN79: list[Server] = [
 ]
 
 
+# The eightieth unseen set, frozen by ``--unseen80`` into ./unseen80 (blind set, 16 servers: 0 npm, 16 PyPI,
+# 293 tools); its queries (unseen80.jsonl) were written from these listings alone, before any ranker ran on
+# them. Package names start with i-q; none is in the earlier lists. Languages of the tool descriptions: Korean
+# (kisti-mcp's ScienceON, NTIS and DataON tools), Spanish (ine-mcp, Spain's statistics institute), German
+# (political-finance-mcp-server, on US campaign finance); the rest English, though otaghak-mcp serves an Iranian
+# holiday-rental site, lws-mcp a French host and registrar, i14y-mcp Switzerland's metadata catalogue and
+# pustaka-mcp Indonesian university theses. podman-mcp (60) is above the usual 40; lore-mcp-server and
+# pustaka-mcp have 4 tools. Pins: mcp<2 for servers that import FastMCP from mcp.server.fastmcp (podman,
+# political-finance, imdb-mcp-server); mcp<1.10 with pydantic<2.11 for ine-mcp (FastMCP(description=...));
+# python 3.12 for kaitencloud-mcp. ine-mcp and pustaka-mcp have console scripts named ine_mcp and pustaka.
+# Deliberate overlaps (shared tasks): domains (lws-mcp's availability, owner/lock, expiry and DNS propagation
+# checks vs kiprio-mcp's WHOIS and DNS look-ups); within servers, ScienceON vs NTIS searches (papers, R&D
+# reports, researchers, NTIS's integrated search), ratings vs full title details (imdb), variable values with or
+# without an operation (ine), inventory vs device stats (juniper-mist), processes, ports, restarts and pruning
+# (podman), top queries vs free SQL and service lists vs label values (pmm), search with or without PDF analysis
+# (pustaka). Neighbouring domains without shared tasks: public statistics and catalogues (ine, i14y), research
+# (kisti, protocols-io-mcp, pustaka, lore), operations (podman, pmm, juniper-mist, kaitencloud-mcp).
+# Tried and left out: pse-edge-mcp and opendart-fss-mcp (need Python 3.14), porkbun-domain-mcp (HTTP transport
+# only), populus-mcp (exits without a built snapshot), qweather-mcp-server (console script never awaits its main),
+# mcp-seniverse-weather-server (not installable), plane-project-mcp (87 tools), proxmox-mcp-server (286 tools),
+# iran-gold-mcp (3 tools), mcp-oeis (3), nas-mcp-server (2), postal-lookup-mcp (1).
+UNSEEN80: list[Server] = [
+    Server("i14y-mcp", "i14y-mcp", "pypi"),
+    Server("imdb-mcp-server", "imdb-mcp-server", "pypi", pins=("mcp<2",)),
+    Server("ine-mcp", "ine-mcp", "pypi", bin="ine_mcp", pins=("mcp<1.10", "pydantic<2.11")),
+    Server("juniper-mist-mcp", "juniper-mist-mcp", "pypi"),
+    Server("kaitencloud-mcp", "kaitencloud-mcp", "pypi", python="3.12"),
+    Server("kiprio-mcp", "kiprio-mcp", "pypi"),
+    Server(
+        "kisti-mcp",
+        "kisti-mcp",
+        "pypi",
+        env={
+            "SCIENCEON_API_KEY": DUMMY,
+            "SCIENCEON_CLIENT_ID": "dummy",
+            "SCIENCEON_MAC_ADDRESS": "00-00-00-00-00-00",
+            "NTIS_API_KEY": DUMMY,
+            "DataON_ResearchData_API_KEY": DUMMY,
+            "DataON_ResearchDataMetadata_API_KEY": DUMMY,
+        },
+    ),
+    Server("lore-mcp-server", "lore-mcp-server", "pypi"),
+    Server(
+        "lws-mcp",
+        "lws-mcp",
+        "pypi",
+        env={"LWS_LOGIN": "dummy", "LWS_API_KEY": DUMMY, "LWS_BASE_URL": "http://127.0.0.1:9"},
+    ),
+    Server("otaghak-mcp", "otaghak-mcp", "pypi"),
+    Server("pmm-mcp", "pmm-mcp", "pypi"),
+    Server("podman-mcp", "podman-mcp", "pypi", pins=("mcp<2",)),
+    Server("political-finance-mcp-server", "political-finance-mcp-server", "pypi", pins=("mcp<2",)),
+    Server("protocols-io-mcp", "protocols-io-mcp", "pypi", env={"PROTOCOLS_IO_CLIENT_ACCESS_TOKEN": DUMMY}),
+    Server("pustaka-mcp", "pustaka-mcp", "pypi", bin="pustaka"),
+    Server("pwpush-mcp", "pwpush-mcp", "pypi"),
+]
+
+
 def install(servers: list[Server]) -> None:
     env = dict(os.environ, PUPPETEER_SKIP_DOWNLOAD="1", PUPPETEER_SKIP_CHROMIUM_DOWNLOAD="1")
     for server in servers:
@@ -5775,6 +5834,7 @@ def main(argv: list[str]) -> None:
         "--unseen78": (UNSEEN78, HERE / "unseen78"),
         "--unseen77": (UNSEEN77, HERE / "unseen77"),
         "--unseen79": (UNSEEN79, HERE / "unseen79"),
+        "--unseen80": (UNSEEN80, HERE / "unseen80"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -2992,3 +2992,9 @@ def test_protein_words_and_analysts_ratings_in_other_languages() -> None:
     assert {"protein", "sequenc"} <= set(LEXICON.tags("P69905 단백질의 서열 길이"))
     assert {"protein", "homolog"} <= set(LEXICON.tags("小鼠中与人类 TP53 最相似的同源蛋白"))
     assert {"analyst", "upgrad", "downgrad"} <= set(LEXICON.tags("アナリストによる格上げ・格下げの履歴"))
+
+
+def test_a_thesis_in_other_languages() -> None:
+    # Indonesian skripsi (an undergraduate thesis), Spanish tesis, Portuguese tese
+    for task in ("Carikan skripsi tentang kopi Gayo", "busca tesis sobre energía solar", "teses sobre café"):
+        assert "thesi" in LEXICON.tags(task), task

@@ -93,6 +93,7 @@ network service. Usage::
     python collect.py install|collect --unseen77 # the seventy-seventh unseen set, into ./unseen77
     python collect.py install|collect --unseen79 # the seventy-ninth unseen set, into ./unseen79
     python collect.py install|collect --unseen80 # the eightieth unseen set, into ./unseen80
+    python collect.py install|collect --unseen81 # the eighty-first unseen set, into ./unseen81
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -5521,6 +5522,85 @@ UNSEEN80: list[Server] = [
 ]
 
 
+# The eighty-first unseen set, frozen by ``--unseen81`` into ./unseen81 (blind set, 17 servers: 0 npm, 17 PyPI,
+# 237 tools); its queries (unseen81.jsonl) were written from these listings alone, before any ranker ran on
+# them. Package names start with a-h; none is in the earlier lists. Languages of the tool descriptions: Chinese
+# (agushuju's A-share quotes, money flow, limit-up lists and trading calendar; weibo's hot list, feed, search and
+# authors), Spanish (boe's BOE/BORME gazettes and consolidated laws); the rest English, though cbrt serves the
+# Turkish central bank's EVDS series and degiro a Dutch broker. faceit has 64 tools, well above the usual 40 (the
+# whole FACEIT Data API v4); au-eli has 3 tools, acsearch, freshdesk and pubmed 4. Pins: mcp<2 for servers that
+# import FastMCP from mcp.server.fastmcp (cdisc, weibo, faceit, freshdesk, pubmed); boe needs mcp 1.9.4 with
+# pydantic<2.11 (it passes FastMCP(description=...)). acsearch serves HTTP unless given ``--transport stdio``.
+# Deliberate overlaps (shared tasks): official macro series for Turkey (cbrt's EVDS vs fred: which series code for
+# Turkish CPI, the lira per dollar rate), looking a listed company up (degiro's product search vs agushuju's stock
+# basics, for BYD); within servers, player lookup vs player search and match history vs per-match stats (faceit),
+# one server vs the list vs the project overview (hetzner), one release's dates vs all release dates and regional
+# data by series vs by group (fred), topic starter sets vs suggestions and availability vs metadata vs briefs
+# (cbrt), SDTMIG vs SDTM model datasets and codelist vs term (cdisc), group vs free query and technique vs free
+# query (attack), account summary vs portfolio cash (degiro), VAT check vs company by VAT (eurovalidate), mode
+# enumerations vs the spec resource (adif), hot list vs feed (weibo), price history vs comparables (acsearch),
+# smart vs plain PubMed search. Neighbouring domains without shared tasks: law (boe's Spanish gazette vs au-eli's
+# Commonwealth Acts), hosting (hetzner's cloud vs portainer's containers), markets (agushuju, degiro, fred),
+# clinical research (cdisc's standards vs pubmed's literature), EU business checks (eurovalidate).
+# Tried and left out: amap-api-mcp-goki and gotify-mcp (install failed), companies-house-mcp (needs Python 3.13;
+# not retried in time), @i524/datadog-mcp-server and @0xshariq/docker-mcp-server (npm; not listed: the docker one
+# closed stdout at start, the datadog one not run in time), debsecan-mcp (downloads Debian's tracker data at
+# start), hasdata-yelp-mcp (a proxy to a hosted server), article-mcp and cn-stock-mcp (closed stdout at start,
+# even with mcp<2 for article-mcp), akshare-stock-mcp (86 tools), data-gouv-fr-mcp-server (1 tool).
+UNSEEN81: list[Server] = [
+    Server(
+        "acsearch",
+        "acsearch-mcp",
+        "pypi",
+        args=("--transport", "stdio"),
+        env={"ACSEARCH_USERNAME": "dummy", "ACSEARCH_PASSWORD": DUMMY},
+    ),
+    Server("adif", "adif-mcp", "pypi"),
+    Server(
+        "agushuju",
+        "agushuju-mcp",
+        "pypi",
+        env={"AGUSHUJU_TOKEN": DUMMY, "AGUSHUJU_API_BASE": "http://127.0.0.1:9"},
+    ),
+    Server("cdisc", "allensrj-cdisc-library-mcp", "pypi", env={"CDISC_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server("weibo", "astron-weibo-mcp", "pypi", pins=("mcp<2",)),
+    Server("attack", "attack-query-mcp", "pypi"),
+    Server("au-eli", "au-eli-mcp", "pypi", env={"AU_ELI_CACHE_DIR": "{scratch}/au-eli"}),
+    Server("pubmed", "autocleaneeg-pubmedmcp", "pypi", env={"NCBI_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server("hetzner", "barie-hetzner-mcp", "pypi", env={"HETZNER_API_TOKEN": DUMMY}),
+    Server("boe", "boe-mcp", "pypi", bin="boe_mcp", pins=("mcp==1.9.4", "pydantic<2.11")),
+    Server("cbrt", "cbrt-mcp", "pypi", env={"EVDS_TOKEN": DUMMY, "CBRT_MCP_DATA_DIR": "{scratch}/cbrt"}),
+    Server(
+        "portainer",
+        "clr-portainer-mcp",
+        "pypi",
+        env={"PORTAINER_URL": "http://127.0.0.1:9", "PORTAINER_API_KEY": DUMMY},
+    ),
+    Server("degiro", "degiro-mcp", "pypi"),
+    Server(
+        "eurovalidate",
+        "eurovalidate-mcp",
+        "pypi",
+        env={"EUROVALIDATE_API_KEY": DUMMY, "EUROVALIDATE_BASE_URL": "http://127.0.0.1:9"},
+    ),
+    Server(
+        "faceit",
+        "faceit-mcp",
+        "pypi",
+        env={"FACEIT_API_KEY": DUMMY, "FACEIT_API_BASE_URL": "http://127.0.0.1:9"},
+        pins=("mcp<2",),
+    ),
+    Server("fred", "fred-mcp-server", "pypi", env={"FRED_API_KEY": DUMMY}),
+    Server(
+        "freshdesk",
+        "freshdesk-mcp-support",
+        "pypi",
+        env={"FRESHDESK_API_KEY": DUMMY, "FRESHDESK_DOMAIN": "example.freshdesk.com"},
+        pins=("mcp<2",),
+    ),
+]
+
+
 def install(servers: list[Server]) -> None:
     env = dict(os.environ, PUPPETEER_SKIP_DOWNLOAD="1", PUPPETEER_SKIP_CHROMIUM_DOWNLOAD="1")
     for server in servers:
@@ -5835,6 +5915,7 @@ def main(argv: list[str]) -> None:
         "--unseen77": (UNSEEN77, HERE / "unseen77"),
         "--unseen79": (UNSEEN79, HERE / "unseen79"),
         "--unseen80": (UNSEEN80, HERE / "unseen80"),
+        "--unseen81": (UNSEEN81, HERE / "unseen81"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

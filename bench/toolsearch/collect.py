@@ -96,6 +96,7 @@ network service. Usage::
     python collect.py install|collect --unseen81 # the eighty-first unseen set, into ./unseen81
     python collect.py install|collect --unseen82 # the eighty-second unseen set, into ./unseen82
     python collect.py install|collect --unseen84 # the eighty-fourth unseen set, into ./unseen84
+    python collect.py install|collect --unseen83 # the eighty-third unseen set, into ./unseen83
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -5733,6 +5734,96 @@ UNSEEN84: list[Server] = [
 ]
 
 
+# The eighty-third unseen set, frozen by ``--unseen83`` into ./unseen83 (blind set, 18 servers: 2 npm, 16 PyPI,
+# 324 tools); its queries (unseen83.jsonl) were written from these listings alone, before any ranker ran on them.
+# Package names start with i-q; none is in the earlier lists. Languages of the tool descriptions: French (grist),
+# Chinese (kingdee's Kingdee Cosmic sales and manufacturing orders, yearning's SQL audit platform), Chinese terms
+# beside English (tdcc, Taiwan Depository & Clearing), Persian names beside English (khanoumi); the rest English,
+# though the services are from Hong Kong (open-data-hk: data.gov.hk), Luxembourg (luxembourg: data.public.lu,
+# Geoportail, MeteoLux, STATEC, Legilux, CFL ...), Iran (iran-crypto: Nobitex, Wallex, Bitpin ...; khanoumi, a
+# cosmetics shop priced in Toman) and Taiwan (tdcc). grist has 54 tools, railway and luxembourg 38; entrez-bio 4 and
+# jenkins-community 5. Pins: mcp<2 for servers that import FastMCP from mcp.server (jenkins-community, kingdee,
+# entrez-bio, tdcc) or request_ctx from the old low-level server (unifi); pyyaml for kalshi, which imports yaml
+# without declaring it. entrez-bio's script is ``mcp-entrez``.
+# Deliberate overlaps (shared tasks): prediction-market odds, order books and event lists (polymarket vs kalshi),
+# PubMed search, paper metadata and full-text links (entrez-bio vs keyless-research); within servers, keyword
+# search vs cheapest-first (khanoumi), search vs market snapshot (polymarket), forecast vs airport observations
+# (luxembourg), plain vs validated record adds and filter vs raw SQL (grist), incident list vs the generic GET
+# (allquiet), plain vs faceted dataset search (open-data-hk), one vs many variables (railway), exchange compare vs
+# one ticker (iran-crypto), events vs system logs (unifi), order detail vs timeline (yearning).
+# Neighbouring domains without shared tasks: open-data portals (open-data-hk vs luxembourg), workflow and CI
+# automation (n8n vs jenkins-community vs railway deployments), lab automation (opentrons), on-call incidents
+# (allquiet), Wi-Fi networks (unifi), spreadsheets-as-databases (grist) vs SQL review (yearning), ERP (kingdee),
+# crypto prices in Toman (iran-crypto) vs Taiwanese securities custody (tdcc).
+# Tried and left out: mcp-12306 (prints a banner on stdout before the protocol starts), labmcp-epics (lists 10 tools;
+# left out to stay at 18, a second labmcp server beside opentrons), mcp-bus-ticket-query, mcp-server-ozon-seller,
+# mcp-server-wildberries and ie-eli-mcp (3 tools each), kafka-dataops-mcp (4), mcp-server-google-patents (2),
+# mcp-deadmansnitch and korea-eo-osint-mcp (1), legal-peripherals-mcp (needs fastmcp, not among its requirements),
+# lineshopping-api-mcp, librus-mcp and mcp-librenms (fail at start; not debugged in time), mcp-redis-monitor (needs
+# Python >= 3.12), mcp-odoo-jsonrpc (no installable version), mcp-jenkins-pipeline, mcp-gs-robot,
+# literature-discovery-mcp, mcp-coupang-server, mcp-airflow-api-fastmcp, league-mcp-server and
+# @jerichosequitin/metabase-mcp (installs failed).
+UNSEEN83: list[Server] = [
+    Server("open-data-hk", "mcp-open-data-hk", "pypi"),
+    Server("luxembourg", "luxembourg-mcp", "pypi"),
+    Server("iran-crypto", "iran-crypto-mcp", "pypi"),
+    Server("khanoumi", "khanoumi-mcp", "pypi"),
+    Server("tdcc", "mcp-tdcc", "pypi", pins=("mcp<2",)),
+    Server("kingdee", "kingdee-mcp-ierp", "pypi", pins=("mcp<2",)),
+    Server(
+        "yearning",
+        "mcp-yearning",
+        "pypi",
+        env={"YEARNING_URL": "http://127.0.0.1:9", "YEARNING_TOKEN": DUMMY},
+    ),
+    Server(
+        "grist",
+        "mcp-server-grist",
+        "pypi",
+        env={"GRIST_API_KEY": DUMMY, "GRIST_API_HOST": "http://127.0.0.1:9/api"},
+    ),
+    Server(
+        "jenkins-community",
+        "jenkins-mcp-community",
+        "pypi",
+        env={"JENKINS_URL": "http://127.0.0.1:9", "JENKINS_USERNAME": "dummy", "JENKINS_TOKEN": DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server(
+        "n8n",
+        "@illuminaresolutions/n8n-mcp-server",
+        "npm",
+        env={"N8N_HOST": "http://127.0.0.1:9", "N8N_API_KEY": DUMMY},
+    ),
+    Server("railway", "@jasontanswe/railway-mcp", "npm", env={"RAILWAY_API_TOKEN": DUMMY}),
+    Server("allquiet", "mcp-allquiet", "pypi", env={"ALLQUIET_API_KEY": DUMMY}),
+    Server(
+        "unifi",
+        "mcp-server-unifi",
+        "pypi",
+        env={
+            "UNIFI_HOST": "127.0.0.1",
+            "UNIFI_PORT": "9",
+            "UNIFI_USERNAME": "dummy",
+            "UNIFI_PASSWORD": DUMMY,
+        },
+        pins=("mcp<2",),
+    ),
+    Server("opentrons", "labmcp-opentrons", "pypi"),
+    Server("polymarket", "mcp-polymarket", "pypi"),
+    Server("kalshi", "kalshi-degen-mcp", "pypi", env={"KALSHI_API_KEY_ID": DUMMY}, pins=("pyyaml",)),
+    Server("keyless-research", "keyless-research-mcp", "pypi"),
+    Server(
+        "entrez-bio",
+        "mcp-entrez-bio",
+        "pypi",
+        bin="mcp-entrez",
+        env={"NCBI_EMAIL": "dummy@example.com", "NCBI_API_KEY": DUMMY},
+        pins=("mcp<2",),
+    ),
+]
+
+
 def install(servers: list[Server]) -> None:
     env = dict(os.environ, PUPPETEER_SKIP_DOWNLOAD="1", PUPPETEER_SKIP_CHROMIUM_DOWNLOAD="1")
     for server in servers:
@@ -6050,6 +6141,7 @@ def main(argv: list[str]) -> None:
         "--unseen81": (UNSEEN81, HERE / "unseen81"),
         "--unseen82": (UNSEEN82, HERE / "unseen82"),
         "--unseen84": (UNSEEN84, HERE / "unseen84"),
+        "--unseen83": (UNSEEN83, HERE / "unseen83"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -497,15 +497,19 @@ class SearchIndex:
         server's may be a common English word: "Timekeeping" names no server "time"."""
         found: list[tuple[str, int]] = []
         ids = view.ids
+        names = self._server_terms
         for word in sorted(proper):
-            if len(word) < _SERVER_PREFIX + 2 or not word.isalpha() or self._df(word, view):
+            if len(word) < _SERVER_PREFIX + 2 or not word.isalpha():
                 continue
-            if self.neighbours.knows(word):
-                continue
+            # the dictionary first: most names begin with no server's name, and then nothing is stemmed
             for end in range(len(word) - 2, _SERVER_PREFIX - 1, -1):
+                servers = names.get(word[:end])
+                if not servers:
+                    continue
                 prefix = word[:end]
-                servers = self._server_terms.get(prefix)
-                if not servers or prefix in have or self.neighbours.knows(prefix):
+                if self._df(word, view) or self.neighbours.knows(word):
+                    break
+                if prefix in have or self.neighbours.knows(prefix):
                     continue
                 if ids is None or any(d in ids for s in servers for d in self._by_server[s]):
                     have.add(prefix)

@@ -511,9 +511,10 @@ class SearchIndex:
                     break
                 if prefix in have or self.neighbours.knows(prefix):
                     continue
-                if ids is None or any(d in ids for s in servers for d in self._by_server[s]):
+                df = self._df(prefix, view)  # 0 if no visible tool has it (a server field weighed 0)
+                if df and (ids is None or any(d in ids for s in servers for d in self._by_server[s])):
                     have.add(prefix)
-                    found.append((prefix, self._df(prefix, view)))
+                    found.append((prefix, df))
                     break
         return found
 

@@ -2963,6 +2963,7 @@ def test_a_product_called_by_a_longer_name_than_its_server() -> None:
         "ledger": [
             {"name": "list_accounts", "description": "List the chart of accounts of a general ledger."},
             {"name": "list_cards", "description": "List a board's cards."},
+            {"name": "import_statement", "description": "Import a bank statement exported from Sber."},
         ],
         "time": [{"name": "get_current_time", "description": "Current time in a time zone."}],
         "news": [{"name": "timeline", "description": "A story's events in order."}],
@@ -2971,7 +2972,7 @@ def test_a_product_called_by_a_longer_name_than_its_server() -> None:
     idx = index_of(catalog)
     assert ("sber", "sber_products") in {h.key for h in idx.search(task, 4)}
     assert all(h.key[0] != "sber" for h in index_of(catalog, server_prefix=0.0).search(task, 10))
-    # a hidden server's name reads nothing into the task
+    # a hidden server's name reads nothing into the task, though a visible tool says "Sber"
     shown = frozenset(key for key in idx.keys() if key[0] != "sber")  # noqa: SIM118 (a method)
     without = index_of({k: v for k, v in catalog.items() if k != "sber"})
     assert idx.search(task, 5, visible=shown) == without.search(task, 5)

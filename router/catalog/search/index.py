@@ -219,7 +219,7 @@ class SearchIndex:
                             df[term] += 1
         if ids:
             self._by_server[server] = ids
-            for term in set(server_terms):
+            for term in docs[0].server_terms:
                 self._server_terms.setdefault(term, set()).add(server)
 
     def remove_server(self, server: str) -> None:
@@ -230,8 +230,9 @@ class SearchIndex:
         yield from self._views.values()
 
     def _drop(self, server: str) -> None:
-        if server in self._by_server:
-            for term in set(analyze(server)):
+        ids = self._by_server.get(server)
+        if ids:
+            for term in self._docs[ids[0]].server_terms:
                 named = self._server_terms[term]
                 named.discard(server)
                 if not named:

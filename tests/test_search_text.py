@@ -2999,3 +2999,15 @@ def test_a_thesis_in_other_languages() -> None:
     # Indonesian skripsi (an undergraduate thesis), Spanish tesis, Portuguese tese
     for task in ("Carikan skripsi tentang kopi Gayo", "busca tesis sobre energía solar", "teses sobre café"):
         assert "thesi" in LEXICON.tags(task), task
+
+
+def test_a_trend_and_a_month_in_other_languages() -> None:
+    # a trend (tendência, тенденция, 趋势) and a month (mês, месяц, Monat) as the English words
+    for task, english in (
+        ("Mostra a tendência do meu peso", "trend"),
+        ("покажи тенденцию продаж", "trend"),
+        ("Ventas del último mes", "month"),
+        ("Umsatz im letzten Monat", "month"),
+        ("расходы за месяц", "month"),
+    ):
+        assert english in LEXICON.tags(task), task

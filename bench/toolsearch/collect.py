@@ -97,6 +97,7 @@ network service. Usage::
     python collect.py install|collect --unseen82 # the eighty-second unseen set, into ./unseen82
     python collect.py install|collect --unseen84 # the eighty-fourth unseen set, into ./unseen84
     python collect.py install|collect --unseen83 # the eighty-third unseen set, into ./unseen83
+    python collect.py install|collect --unseen85 # the eighty-fifth unseen set, into ./unseen85
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -5824,6 +5825,85 @@ UNSEEN83: list[Server] = [
 ]
 
 
+# The eighty-fifth unseen set, frozen by ``--unseen85`` into ./unseen85 (blind set, 18 servers: 2 npm, 16 PyPI, 253
+# tools); its queries (unseen85.jsonl) were written from these listings alone, before any ranker ran on them.
+# Package names start with a-h; none is in the earlier lists. Languages of the tool descriptions: Korean (dart-kor,
+# the Korean DART disclosure system: filings, XBRL statements, business reports), Chinese (fanfou, the Fanfou
+# microblog), Turkish (emko, EMKO Elektronik PLC/HMI products, manuals and YouTube videos), Portuguese (cnpj,
+# Brazilian company registry look-ups), Chinese terms beside English (bilibili-data: danmaku, 高能 moments); the
+# rest English, though hktvmall is a Hong Kong grocery marketplace taking Chinese searches. bitbucket-py has 32
+# tools, fred 31, bugzilla 28; cnpj 4, dart-kor and emko 5 each.
+# Pins: mcp<2 for servers that import FastMCP from mcp.server or use the old low-level list_tools decorator
+# (bitbucket-cloud, bitbucket-py, hn, fred-data, dart-kor, bilibili-data, emko, cnpj, ghost-cms, fpl); python 3.12
+# for bitbucket-py, hktvmall and bugzilla, 3.13 for fpl. bugzilla runs with --allow-writes so its write tools list.
+# Deliberate overlaps (shared tasks): Hacker News (hn, the Algolia search API, vs hackernews-cli, the Firebase API:
+# front page, user profiles, comment threads), FRED economic data (fred vs fred-data: series search, metadata,
+# observations, categories, releases, sources), Bitbucket Cloud pull requests (bitbucket-cloud vs bitbucket-py:
+# listing, creating, approving, commenting, diffs); within servers, relevance vs date vs metric vs time-range search
+# (hn), one vs many bugs, quicksearch vs structured search, attachment read vs download (bugzilla), squad by team id
+# vs by league and name (fpl), repository list vs search and file vs contents (bitbucket-py), timer vs manual entry
+# and estimate by id vs by number (harvest), public vs detailed CNPJ look-ups (cnpj), filings vs XBRL vs JSON
+# statements (dart-kor), danmaku vs its hotwords (bilibili-data).
+# Neighbouring domains without shared tasks: publishing (ghost-cms's blog vs confluence-answerai's wiki vs fanfou's
+# microblog), issue tracking (bugzilla) vs code review (the two Bitbucket servers), search infrastructure
+# (elasticsearch-awesome), company data of three countries (dart-kor's Korea, cnpj's Brazil) vs US macro series
+# (fred), video platforms (bilibili-data vs emko's YouTube channel), shopping (hktvmall), fantasy football (fpl),
+# time tracking and estimates (harvest).
+# Tried and left out: freshdesk-mcp-iplweb (78 tools), garmin-training-mcp (5 tools; left out to stay at 18),
+# github-mcp (2 tools, one of them adds two numbers) and @trueclicks/google-ads-mcp-js (2 tools).
+UNSEEN85: list[Server] = [
+    Server("hn", "hn-mcp-server", "pypi", args=("-m", "hn_mcp_server"), bin="python", pins=("mcp<2",)),
+    Server("hackernews-cli", "hackernews-mcp-cli", "pypi", bin="hn-mcp"),
+    Server("fred", "fred-mcp", "pypi", env={"FRED_API_KEY": DUMMY}),
+    Server("fred-data", "fred-data-mcp", "pypi", env={"FRED_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server("bitbucket-cloud", "bitbucket-mcp-cloud", "pypi", bin="bitbucket-mcp-server", pins=("mcp<2",)),
+    Server("bitbucket-py", "bitbucket-python-mcp", "pypi", python="3.12", pins=("mcp<2",)),
+    Server("dart-kor", "dart-mcp-kor", "pypi", bin="dart-mcp", env={"DART_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server("bilibili-data", "bilibili-data-mcp", "pypi", pins=("mcp<2",)),
+    Server("fanfou", "fanfou-mcp", "pypi"),
+    Server("emko", "emko-mcp", "pypi", pins=("mcp<2",)),
+    Server("cnpj", "cnpj-mcp-server", "pypi", pins=("mcp<2",)),
+    Server("hktvmall", "hktvmall-mcp", "pypi", python="3.12"),
+    Server("fpl", "fpl-mcp-server", "pypi", python="3.13", pins=("mcp<2",)),
+    Server(
+        "ghost-cms",
+        "ghost-cms-mcp",
+        "pypi",
+        env={
+            "GHOST_URL": "http://127.0.0.1:9",
+            "GHOST_ADMIN_KEY": "0123456789abcdef01234567:" + "ab" * 32,
+            "GHOST_PRESET": "all",
+        },
+        pins=("mcp<2",),
+    ),
+    Server("harvest", "harvest-mcp", "pypi", args=("--account-id", "1234567", "--api-key", DUMMY)),
+    Server(
+        "bugzilla",
+        "bugzilla-mcp",
+        "pypi",
+        args=("--allow-writes",),
+        env={"BUGZILLA_URL": "http://127.0.0.1:9", "BUGZILLA_API_KEY": DUMMY},
+        python="3.12",
+    ),
+    Server(
+        "confluence-answerai",
+        "@answerai/confluence-mcp",
+        "npm",
+        env={
+            "CONFLUENCE_API_TOKEN": DUMMY,
+            "CONFLUENCE_USER_EMAIL": "dummy@example.com",
+            "CONFLUENCE_BASE_URL": "http://127.0.0.1:9",
+        },
+    ),
+    Server(
+        "elasticsearch-awesome",
+        "@awesome-ai/elasticsearch-mcp",
+        "npm",
+        env={"ES_HOST": "http://127.0.0.1:9", "ES_API_KEY": DUMMY},
+    ),
+]
+
+
 def install(servers: list[Server]) -> None:
     env = dict(os.environ, PUPPETEER_SKIP_DOWNLOAD="1", PUPPETEER_SKIP_CHROMIUM_DOWNLOAD="1")
     for server in servers:
@@ -6142,6 +6222,7 @@ def main(argv: list[str]) -> None:
         "--unseen82": (UNSEEN82, HERE / "unseen82"),
         "--unseen84": (UNSEEN84, HERE / "unseen84"),
         "--unseen83": (UNSEEN83, HERE / "unseen83"),
+        "--unseen85": (UNSEEN85, HERE / "unseen85"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

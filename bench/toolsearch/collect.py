@@ -98,6 +98,7 @@ network service. Usage::
     python collect.py install|collect --unseen84 # the eighty-fourth unseen set, into ./unseen84
     python collect.py install|collect --unseen83 # the eighty-third unseen set, into ./unseen83
     python collect.py install|collect --unseen85 # the eighty-fifth unseen set, into ./unseen85
+    python collect.py install|collect --unseen87 # the eighty-seventh unseen set, into ./unseen87
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -5904,6 +5905,77 @@ UNSEEN85: list[Server] = [
 ]
 
 
+# The eighty-seventh unseen set, frozen by ``--unseen87`` into ./unseen87 (blind set, 18 servers: 2 npm, 16 PyPI,
+# 224 tools); its queries (unseen87.jsonl) were written from these listings alone, before any ranker ran on them.
+# Package names (without scope) start with r-z; none is in the earlier lists. Languages of the tool descriptions:
+# Italian (viaggiatreno: ViaggiaTreno, live Italian rail departures, train status and infomobility notices),
+# Turkish (turk-ictihat: Yargitay, Danistay and AYM decisions), Chinese (tw-jobs: Taiwan job boards 104 and
+# Yourator), German terms beside English (swiss-electricity: ElCom tariffs, BFE Energiedashboard); the rest English,
+# though the services are Dutch (wefact invoicing, topdesk service desk), Russian (yadisk: Yandex Disk), Iranian
+# (tgju: gold, coin and currency prices in Rial and Toman) and Romanian (ro-eli: Portal Legislativ). topdesk has 30
+# tools, zendesk 29, yadisk 22, viaggiatreno 21; turk-ictihat 2, svgmaker and rebrandly 3, ro-eli 4.
+# Pins: mcp<2 for splitwise-voice, rebrandly, wefact and vendus (they import FastMCP from mcp.server); python 3.12
+# for viaggiatreno and rtings, 3.13 for rebrandly. splitwise-mcp-server's script is ``splitwise-mcp`` and
+# turk-hukuku-ictihat-mcp's ``turk-hukuku-ictihat``; zendesk-mcp-ro wants ZENDESK_TOKEN.
+# Deliberate overlaps (shared tasks): Splitwise (splitwise vs splitwise-voice, whose text_command runs an
+# expense, friend list or deletion from a sentence: add an expense, list friends, delete an expense), Zendesk
+# (zendesk vs the read-only zendesk-ro: one ticket, its comments, ticket search, user search); within servers,
+# blocking vs background upload and one job vs all jobs (yadisk), actions vs progress trail vs the full overview
+# (topdesk), status vs the general update (zendesk), every WeFact task vs the generic wefact_request (wefact),
+# station autocomplete vs station search and notices vs their headlines (viaggiatreno), one-call summary vs chosen
+# prices and symbol search vs the market tree (tgju), funnel summary vs breakdown (vendus).
+# Neighbouring domains without shared tasks: help desks (zendesk vs topdesk incidents), money between people and
+# firms (splitwise vs wefact invoices vs vendus sales leads), law of two countries (turk-ictihat, ro-eli), prices
+# and tariffs (tgju's Tehran market vs swiss-electricity), product tests (rtings), agent trust scores (trust).
+# Tried and left out: @gongrzhe/server-redis-mcp (connects to Redis before serving and exits without one),
+# whatdotheyknow-mcp (serves only streamable HTTP on port 8080), ticktick-mcp-v2 (exits unless a login saved by
+# its ``auth`` command exists).
+UNSEEN87: list[Server] = [
+    Server("svgmaker", "@genwave/svgmaker-mcp", "npm", env={"SVGMAKER_API_KEY": DUMMY}),
+    Server("trust", "@trustthenverify/trust-mcp", "npm", env={"TRUST_REGISTRY_URL": "http://127.0.0.1:9"}),
+    Server("turk-ictihat", "turk-hukuku-ictihat-mcp", "pypi", bin="turk-hukuku-ictihat"),
+    Server("viaggiatreno", "viaggiatreno-mcp", "pypi", python="3.12"),
+    Server("yadisk", "yadisk-mcp", "pypi", env={"YANDEX_DISK_TOKEN": DUMMY}),
+    Server("tgju", "tgju-mcp", "pypi"),
+    Server(
+        "splitwise", "splitwise-mcp-server", "pypi", bin="splitwise-mcp", env={"SPLITWISE_API_KEY": DUMMY}
+    ),
+    Server("splitwise-voice", "splitwise-mcp", "pypi", env={"SPLITWISE_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server(
+        "zendesk",
+        "zendesk-mcp",
+        "pypi",
+        env={"ZENDESK_SUBDOMAIN": "example", "ZENDESK_EMAIL": "a@example.com", "ZENDESK_API_TOKEN": DUMMY},
+    ),
+    Server(
+        "zendesk-ro",
+        "zendesk-mcp-ro",
+        "pypi",
+        env={
+            "ZENDESK_SUBDOMAIN": "example",
+            "ZENDESK_EMAIL": "a@example.com",
+            "ZENDESK_API_TOKEN": DUMMY,
+            "ZENDESK_TOKEN": DUMMY,
+        },
+    ),
+    Server(
+        "rebrandly", "rebrandly-mcp", "pypi", env={"REBRANDLY_API_KEY": DUMMY}, python="3.13", pins=("mcp<2",)
+    ),
+    Server(
+        "topdesk",
+        "topdesk-mcp",
+        "pypi",
+        env={"TOPDESK_URL": "http://127.0.0.1:9", "TOPDESK_USERNAME": "dummy", "TOPDESK_PASSWORD": DUMMY},
+    ),
+    Server("swiss-electricity", "swiss-electricity-mcp", "pypi"),
+    Server("wefact", "wefact-mcp", "pypi", env={"WEFACT_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server("rtings", "rtings-mcp", "pypi", python="3.12"),
+    Server("vendus", "vendus-mcp", "pypi", env={"VENDUS_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server("ro-eli", "ro-eli-mcp", "pypi"),
+    Server("tw-jobs", "tw-jobs-mcp", "pypi"),
+]
+
+
 def install(servers: list[Server]) -> None:
     env = dict(os.environ, PUPPETEER_SKIP_DOWNLOAD="1", PUPPETEER_SKIP_CHROMIUM_DOWNLOAD="1")
     for server in servers:
@@ -6223,6 +6295,7 @@ def main(argv: list[str]) -> None:
         "--unseen84": (UNSEEN84, HERE / "unseen84"),
         "--unseen83": (UNSEEN83, HERE / "unseen83"),
         "--unseen85": (UNSEEN85, HERE / "unseen85"),
+        "--unseen87": (UNSEEN87, HERE / "unseen87"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -99,6 +99,7 @@ network service. Usage::
     python collect.py install|collect --unseen83 # the eighty-third unseen set, into ./unseen83
     python collect.py install|collect --unseen85 # the eighty-fifth unseen set, into ./unseen85
     python collect.py install|collect --unseen87 # the eighty-seventh unseen set, into ./unseen87
+    python collect.py install|collect --unseen86 # the eighty-sixth unseen set, into ./unseen86
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -5825,6 +5826,118 @@ UNSEEN83: list[Server] = [
     ),
 ]
 
+# The eighty-sixth unseen set, frozen by ``--unseen86`` into ./unseen86 (blind set, 18 servers: 3 npm, 15 PyPI,
+# 313 tools); its queries (unseen86.jsonl) were written from these listings alone, before any ranker ran on them.
+# Package names (without scope) start with i-q; none is in the earlier lists. Languages of the tool descriptions:
+# French (appium: driving a phone app through Appium), Chinese (bilibili), Portuguese (confluence-pack,
+# grafana-pack), Korean (naramarket: Korean public procurement bids), Polish (oai-pmh); the rest English.
+# paperless-pv has 50 tools, office365-blade 38, fastmail 36; naramarket 4 and jira-aashari 5 (generic REST
+# get/post/put/patch/delete). Pins: mcp<2 for servers that import FastMCP from mcp.server or use the old low-level
+# decorators (pnd-jira, naramarket, oai-pmh, fastmail, datawrapper); Python 3.12 for junos and office365-blade,
+# 3.13 for bilibili and pagerduty. paperless-pv runs as ``paperless-mcp serve``; datawrapper's script is
+# ``datawrapper-mcp``.
+# Deliberate overlaps (shared tasks): Jira issues, comments, labels, transitions and JQL search (pnd-jira's own
+# tools vs jira-aashari's generic REST calls), replying to mail (fastmail vs office365-blade); within servers, pin
+# vs keyword labels and query vs list of contacts (fastmail), today vs a date range and move vs bulk (office365-
+# blade), single vs bulk document edits and task lookup vs waiting (paperless-pv), one vs several show commands
+# and synchronous vs background jobs (junos), dedicated panels vs raw PromQL (grafana-pack), on-call entries vs
+# users on call (pagerduty), homework vs the daily summary (pronote), title lookup vs CQL (confluence-pack),
+# one page vs a full harvest (oai-pmh), screenshot vs page source (appium).
+# Neighbouring domains without shared tasks: to-do lists (todoist-plugvan vs Microsoft To Do in office365-blade),
+# logs (grafana-pack's Loki vs checkpoint-logs' firewall logs), documents (paperless-pv vs confluence-pack),
+# charts (datawrapper vs metabase-nao), operations (pagerduty, junos, grafana-pack).
+# Tried and left out: paperless-ngx-mcp (2 catch-all tools, and it needs fastmcp without declaring it),
+# iflow-mcp-galaxyxieyu-didatodolist (its script imports a module the wheel does not ship), oura-ring-python-mcp
+# (wants an OAuth token file from a sign-in before it starts), openstack-mcp-server (Streamable HTTP only),
+# iflow-mcp-ree-mcp (passes FastMCP a removed argument; pinning fastmcp<2.14 clashes with fastmcp-slim's files),
+# nacos-mcp-py (4 tools, lists with mcp<2; left out as a small second Chinese server), mcp-server-mteam and
+# querido-diario-mcp-server (3 tools each), onlineafspraken-slots-mcp (1).
+UNSEEN86: list[Server] = [
+    Server(
+        "jira-aashari",
+        "@aashari/mcp-server-atlassian-jira",
+        "npm",
+        env={
+            "ATLASSIAN_SITE_NAME": "example",
+            "ATLASSIAN_USER_EMAIL": "dummy@example.com",
+            "ATLASSIAN_API_TOKEN": DUMMY,
+        },
+    ),
+    Server(
+        "metabase-nao",
+        "@getnao/metabase-mcp-server",
+        "npm",
+        env={"METABASE_URL": "http://127.0.0.1:9", "METABASE_API_KEY": DUMMY},
+    ),
+    Server(
+        "checkpoint-logs",
+        "@chkp/management-logs-mcp",
+        "npm",
+        env={"MANAGEMENT_HOST": "127.0.0.1", "MANAGEMENT_PORT": "9", "API_KEY": DUMMY},
+    ),
+    Server(
+        "pnd-jira",
+        "pnd-jira-mcp",
+        "pypi",
+        env={
+            "JIRA_BASE_URL": "http://127.0.0.1:9",
+            "JIRA_EMAIL": "dummy@example.com",
+            "JIRA_API_TOKEN": DUMMY,
+        },
+        pins=("mcp<2",),
+    ),
+    Server(
+        "paperless-pv",
+        "pvliesdonk-paperless-mcp",
+        "pypi",
+        bin="paperless-mcp",
+        args=("serve",),
+        env={"PAPERLESS_MCP_PAPERLESS_URL": "http://127.0.0.1:9", "PAPERLESS_MCP_API_TOKEN": DUMMY},
+    ),
+    Server("naramarket", "naramarket-mcp", "pypi", env={"SERVICE_KEY": DUMMY}, pins=("mcp<2",)),
+    Server("pronote", "pronote-mcp", "pypi"),
+    Server("oai-pmh", "oai-pmh-mcp", "pypi", pins=("mcp<2",)),
+    Server("pagerduty", "pagerduty-mcp-server", "pypi", env={"PAGERDUTY_USER_API_KEY": DUMMY}, python="3.13"),
+    Server("todoist-plugvan", "plugvan-mcp", "pypi", args=("todoist",), env={"TODOIST_API_TOKEN": DUMMY}),
+    Server(
+        "fastmail",
+        "pyfastmail-mcp",
+        "pypi",
+        env={"FASTMAIL_API_TOKEN": DUMMY, "FASTMAIL_USERNAME": "dummy@example.com"},
+        pins=("mcp<2",),
+    ),
+    Server("junos", "junos-mcp", "pypi", python="3.12"),
+    Server("bilibili", "polylens-bilibili-mcp", "pypi", python="3.13"),
+    Server("appium", "mcp-appium", "pypi"),
+    Server(
+        "grafana-pack",
+        "pack-mcp-grafana",
+        "pypi",
+        env={"GRAFANA_URL": "http://127.0.0.1:9", "GRAFANA_SA_TOKEN": DUMMY},
+    ),
+    Server(
+        "office365-blade",
+        "office365-blade-mcp",
+        "pypi",
+        env={"MS_CLIENT_ID": DUMMY, "MS_TENANT_ID": DUMMY, "MS_CLIENT_SECRET": DUMMY},
+        python="3.12",
+    ),
+    Server(
+        "datawrapper",
+        "iflow-mcp-palewire-datawrapper-mcp",
+        "pypi",
+        bin="datawrapper-mcp",
+        env={"DATAWRAPPER_ACCESS_TOKEN": DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server(
+        "confluence-pack",
+        "pack-mcp-confluence",
+        "pypi",
+        env={"CONFLUENCE_URL": "http://127.0.0.1:9", "CONFLUENCE_TOKEN": DUMMY},
+    ),
+]
+
 
 # The eighty-fifth unseen set, frozen by ``--unseen85`` into ./unseen85 (blind set, 18 servers: 2 npm, 16 PyPI, 253
 # tools); its queries (unseen85.jsonl) were written from these listings alone, before any ranker ran on them.
@@ -6296,6 +6409,7 @@ def main(argv: list[str]) -> None:
         "--unseen83": (UNSEEN83, HERE / "unseen83"),
         "--unseen85": (UNSEEN85, HERE / "unseen85"),
         "--unseen87": (UNSEEN87, HERE / "unseen87"),
+        "--unseen86": (UNSEEN86, HERE / "unseen86"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

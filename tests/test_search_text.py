@@ -3011,3 +3011,11 @@ def test_a_trend_and_a_month_in_other_languages() -> None:
         ("расходы за месяц", "month"),
     ):
         assert english in LEXICON.tags(task), task
+
+
+def test_what_is_left_of_a_contraction_is_no_term() -> None:
+    # "we're" splits into "we" and "re": "re" would match every tool that says "re-run" or "Re:"
+    assert analyze("we're waiting on the DB folks, they've said you'll hear back") == analyze(
+        "waiting on the DB folks said hear back"
+    )
+    assert "don" in analyze("don't send it yet")  # a negation says something (a draft)

@@ -346,6 +346,11 @@ _STOP = frozenset(
         "donde",
         "porfavor",
         "favor",
+        # what is left of an English contraction once its apostrophe splits it ("we're", "I've",
+        # "you'll"); a negation's ("don't") is kept: "don't send it yet" asks for a draft
+        "re",
+        "ve",
+        "ll",
     ]
 )
 STOP_WORDS = _STOP

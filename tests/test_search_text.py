@@ -3019,3 +3019,10 @@ def test_what_is_left_of_a_contraction_is_no_term() -> None:
         "waiting on the DB folks said hear back"
     )
     assert "don" in analyze("don't send it yet")  # a negation says something (a draft)
+
+
+def test_vietnamese_lich_is_a_calendar_but_not_inside_history_or_travel() -> None:
+    # "lịch" alone is a calendar ("lịch Outlook"); "lịch sử" is history and "du lịch" travel
+    assert "calendar" in LEXICON.tags("Tạo cuộc họp trên lịch Outlook ngày 15/01")
+    assert "calendar" not in LEXICON.tags("xem lịch sử giao dịch")
+    assert "calendar" not in LEXICON.tags("du lịch Đà Nẵng") and "travel" in LEXICON.tags("du lịch Đà Nẵng")

@@ -3026,3 +3026,17 @@ def test_vietnamese_lich_is_a_calendar_but_not_inside_history_or_travel() -> Non
     assert "calendar" in LEXICON.tags("Tạo cuộc họp trên lịch Outlook ngày 15/01")
     assert "calendar" not in LEXICON.tags("xem lịch sử giao dịch")
     assert "calendar" not in LEXICON.tags("du lịch Đà Nẵng") and "travel" in LEXICON.tags("du lịch Đà Nẵng")
+
+
+def test_outlook_is_a_microsoft_365_product() -> None:
+    # no tool says "Outlook": the server named for Office 365 is the one that serves it
+    idx = index_of(
+        {
+            "office365": [{"name": "cal_create", "description": "Create a calendar event."}],
+            "fastmail": [{"name": "calendar_create_event", "description": "Create a calendar event."}],
+        }
+    )
+    assert idx.search("put a meeting on my Outlook calendar for Friday 3pm", 1)[0].key == (
+        "office365",
+        "cal_create",
+    )

@@ -187,6 +187,13 @@ ABBREVIATIONS: dict[str, str] = {
     "pentest": "penetration test",
     "pentests": "penetration tests",
     "mau": "monthly active users",
+    # Microsoft's products by their own names: a server named for Office 365, Microsoft 365 or
+    # Microsoft Graph serves them
+    "outlook": "microsoft office 365 mail calendar",
+    "onedrive": "microsoft office 365 drive files",
+    "sharepoint": "microsoft office 365 site documents",
+    "o365": "microsoft office 365",
+    "m365": "microsoft office 365",
 }
 
 

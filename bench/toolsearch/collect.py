@@ -100,6 +100,7 @@ network service. Usage::
     python collect.py install|collect --unseen85 # the eighty-fifth unseen set, into ./unseen85
     python collect.py install|collect --unseen87 # the eighty-seventh unseen set, into ./unseen87
     python collect.py install|collect --unseen86 # the eighty-sixth unseen set, into ./unseen86
+    python collect.py install|collect --unseen88 # the eighty-eighth unseen set, into ./unseen88
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -6089,6 +6090,124 @@ UNSEEN87: list[Server] = [
 ]
 
 
+# The eighty-eighth unseen set, frozen by ``--unseen88`` into ./unseen88 (blind set, 18 servers, all PyPI, 407
+# tools); its queries (unseen88.jsonl) were written from these listings alone, before any ranker ran on them.
+# Package names start with a-h; none is in the earlier lists. Languages of the tool descriptions: Korean
+# (dart-risk: DART disclosures screened for stock-manipulation signals), Chinese (ghdata: A-share financials,
+# money flow, margin trading and lock-up expiries; fjud: Taiwan Judicial Yuan judgments, traditional script),
+# Chinese terms beside English (futu-opend: Futu OpenD quotes and research), Norwegian terms beside English
+# (firmaradar: BRREG companies, roles, owners, AML), Persian examples (digikala, divar); the rest English, though
+# the services are Iranian (digikala e-commerce and gold prices, divar classifieds, both priced in Toman), Czech
+# (golemio: Prague transit, parking, bike counters), Hungarian (hu-eli: Nemzeti Jogszabalytar) and Turkish
+# (ataturk: Ataturk's speeches and the Nutuk). futu-opend has 53 tools, capitalcom 42, chirpstack 40; geekbot and
+# hu-eli 6, fjud 8. Pins: mcp<2 for golemio, capital-com, docmost, ghdata and geekbot (they import FastMCP from
+# mcp.server or the old low-level server API), httpx for geekbot, which imports it without declaring it; python
+# 3.12 for golemio. futu-opend is kept above 40 tools for its overlap with ghdata.
+# Deliberate overlaps (shared tasks): Capital.com CFD trading (capital-com vs capitalcom: close or amend a
+# position, client sentiment, historical candles, demo top-up, transaction history), Chinese A-shares (ghdata vs
+# futu-opend: daily main-force money flow, dividend history, a live quote); within servers, price history vs the
+# re-priced shortlist (digikala), saved watch vs new-since (divar), quick vs full judgment search and snippets vs
+# snippet-mode search (fjud), holders vs institutional holdings vs the shareholder overview (futu-opend), codec vs
+# profile update (chirpstack), status vs the full message and one chat vs recent messages vs message search
+# (evolution-api), labels vs the event record (gracedb), company profile vs financials, announcements, recent
+# changes and ownership (firmaradar), speech search vs Nutuk search vs topic lists (ataturk).
+# Neighbouring domains without shared tasks: law of two countries (fjud's Taiwan rulings, hu-eli's Hungarian
+# statutes), company registers and filings (firmaradar's Norway vs dart-risk's Korea), markets (Capital.com CFDs,
+# Futu's HK/US quotes, A-shares), Iranian shopping (digikala's shop vs divar's classifieds), team tools (docmost
+# wiki, geekbot standups, evolution-api WhatsApp), physics data (gracedb's gravitational waves, hepdata's
+# collider tables), IoT networks (chirpstack's LoRaWAN), city open data (golemio).
+# Tried and left out: ecuador-mcp (83 tools; it also needs ``--transport stdio``), hotmart-mcp, deluge-mcp,
+# house-search-mcp and hardverapro-mcp (2 tools each), bilibili-api-mcp-server (lists 9 tools, but Bilibili is
+# in earlier sets), futu-stock-mcp-server (hangs at start-up trying to reach Futu OpenD), honeybadger-mcp-server
+# and goatcounter-mcp-server (pass FastMCP keyword arguments that current fastmcp rejects; older fastmcp pins
+# clash with current mcp and pydantic), globkurier-api-mcp (imports fastmcp.prompts.prompt, gone from current
+# fastmcp; an older fastmcp clashes with current mcp).
+UNSEEN88: list[Server] = [
+    Server("digikala", "digikala-mcp", "pypi"),
+    Server("divar", "divar-mcp", "pypi"),
+    Server(
+        "golemio",
+        "golemio-mcp",
+        "pypi",
+        env={"GOLEMIO_API_KEY": DUMMY, "GOLEMIO_API_TOKEN": DUMMY},
+        python="3.12",
+        pins=("mcp<2",),
+    ),
+    Server("fjud", "fjud-mcp", "pypi"),
+    Server("hu-eli", "hu-eli-mcp", "pypi", env={"HU_ELI_CACHE_DIR": "{scratch}/hu-eli"}),
+    Server(
+        "capital-com",
+        "capital-com-mcp-server",
+        "pypi",
+        env={
+            "CAPITAL_API_KEY": DUMMY,
+            "CAPITAL_IDENTIFIER": "a@example.com",
+            "CAPITAL_PASSWORD": DUMMY,
+            "CAPITAL_BASE_URL": "http://127.0.0.1:9",
+        },
+        pins=("mcp<2",),
+    ),
+    Server(
+        "capitalcom",
+        "capitalcom-mcp",
+        "pypi",
+        env={"CAP_API_KEY": DUMMY, "CAP_IDENTIFIER": "a@example.com", "CAP_PASSWORD": DUMMY},
+    ),
+    Server(
+        "futu-opend", "futu-opend-mcp", "pypi", env={"FUTU_OPEND_HOST": "127.0.0.1", "FUTU_OPEND_PORT": "9"}
+    ),
+    Server(
+        "chirpstack",
+        "chirpstack-mcp-server",
+        "pypi",
+        env={"CHIRPSTACK_SERVER": "127.0.0.1:9", "CHIRPSTACK_API_KEY": DUMMY},
+    ),
+    Server(
+        "evolution-api",
+        "evolution-api-mcp",
+        "pypi",
+        env={
+            "EVOLUTION_API_URL": "http://127.0.0.1:9",
+            "EVOLUTION_INSTANCE_TOKEN": DUMMY,
+            "EVOLUTION_MCP_DATA_DIR": "{scratch}/evolution",
+        },
+    ),
+    Server(
+        "gracedb",
+        "gracedb-mcp",
+        "pypi",
+        env={
+            "GRACEDB_SERVICE_URL": "http://127.0.0.1:9/api/",
+            "GRACEDB_FORCE_NOAUTH": "1",
+            "GRACEDB_MCP_DATA_DIR": "{scratch}/gracedb",
+        },
+    ),
+    Server("hepdata", "hepdata-mcp", "pypi"),
+    Server(
+        "docmost",
+        "docmost-mcp",
+        "pypi",
+        env={
+            "DOCMOST_BASE_URL": "http://127.0.0.1:9",
+            "DOCMOST_API_TOKEN": DUMMY,
+            "DOCMOST_EMAIL": "a@example.com",
+            "DOCMOST_PASSWORD": DUMMY,
+        },
+        pins=("mcp<2",),
+    ),
+    Server("geekbot", "geekbot-mcp", "pypi", env={"GB_API_KEY": DUMMY}, pins=("httpx", "mcp<2")),
+    Server(
+        "firmaradar",
+        "firmaradar-mcp",
+        "pypi",
+        env={"FIRMARADAR_API_KEY": DUMMY, "FIRMARADAR_API_BASE_URL": "http://127.0.0.1:9"},
+    ),
+    Server("ghdata", "ghdata-mcp", "pypi", env={"GHDATA_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server("dart-risk", "dart-risk-mcp", "pypi", env={"DART_API_KEY": DUMMY}),
+    Server("ataturk", "ataturk-mcp", "pypi"),
+]
+
+
 def install(servers: list[Server]) -> None:
     env = dict(os.environ, PUPPETEER_SKIP_DOWNLOAD="1", PUPPETEER_SKIP_CHROMIUM_DOWNLOAD="1")
     for server in servers:
@@ -6410,6 +6529,7 @@ def main(argv: list[str]) -> None:
         "--unseen85": (UNSEEN85, HERE / "unseen85"),
         "--unseen87": (UNSEEN87, HERE / "unseen87"),
         "--unseen86": (UNSEEN86, HERE / "unseen86"),
+        "--unseen88": (UNSEEN88, HERE / "unseen88"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -101,6 +101,7 @@ network service. Usage::
     python collect.py install|collect --unseen87 # the eighty-seventh unseen set, into ./unseen87
     python collect.py install|collect --unseen86 # the eighty-sixth unseen set, into ./unseen86
     python collect.py install|collect --unseen88 # the eighty-eighth unseen set, into ./unseen88
+    python collect.py install|collect --unseen89 # the eighty-ninth unseen set, into ./unseen89
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -6208,6 +6209,115 @@ UNSEEN88: list[Server] = [
 ]
 
 
+# The eighty-ninth unseen set, frozen by ``--unseen89`` into ./unseen89 (blind set, 18 servers, all PyPI, 278
+# tools); its queries (unseen89.jsonl) were written from these listings alone, before any ranker ran on them.
+# Package names start with r-z; none is in the earlier lists. Languages of the tool descriptions: Chinese (snowball:
+# Xueqiu quotes, F10 data, funds and portfolios; tushare: A-share bars, money flow, funds, bonds and macro series),
+# Korean (scienceon: KISTI ScienceON papers, patents, R&D reports, researchers, science news), Indonesian (sinta:
+# SINTA lecturers, journals and articles); English with Persian examples (technolife, an Iranian electronics shop
+# priced in Toman), Vietnamese terms (tuvi: Tu Vi charts, lunar calendar, auspicious days), Russian fiscal terms
+# (robokassa: 54-FZ receipts) and Portuguese rules (saft: SAF-T PT audit files); the rest English, though the
+# services are Swiss (termdat: the Federal Administration's term bank), Indian (truckaurbus: commercial vehicles,
+# PIN codes) and global trade policy (sgept-gta: Global Trade Alert). tushare has 48 tools, snowball 43,
+# webhook-site 31; tuvi 4, sinta and sgept-gta 5. Queries: 80, 19 with several right tools, 7 across two servers,
+# 15 in other languages (Russian, Portuguese, Korean, Indonesian, French, Chinese x2, German, Persian, Italian,
+# Hindi, Vietnamese, Spanish, Japanese, Dutch).
+# Pins: mcp<2 for saft, scottylabs, upwork and tushare (FastMCP from mcp.server, or the old low-level
+# list_tools decorator); six for tushare (its tushare import needs it). sinta and saft run as ``python -m``;
+# tushare-mcp-server's script is ``tushare-mcp``, tuvi-mcp-server's ``tuvi-mcp``; t212 reads T212_DEMO_API_KEY and
+# T212_DEMO_API_SECRET (else the keychain).
+# Deliberate overlaps (shared tasks): Chinese stocks and funds (snowball vs tushare: real-time quote, daily bars,
+# balance sheet, CSI 300 weights, fund NAV history, daily money flow), scholarly article search (sinta vs
+# scienceon); within servers, result vs success signature checks (robokassa), anomaly checks vs rule validation
+# (saft), trend topics vs trend articles (scienceon), course detail vs schedules (scottylabs), one intervention vs
+# the search tool (sgept-gta), quote vs quote detail (snowball), pending order vs order history (t212), cheapest vs
+# sorted search vs category pages and FAQ vs info pages (technolife), translate vs search (termdat), waiting for an
+# email vs extracting its links and listing vs searching vs exporting requests (webhook-site).
+# Neighbouring domains without shared tasks: investing (t212's Trading 212 account vs the Chinese market data),
+# payments (robokassa) vs Portuguese invoicing audit (saft), work and study (upwork, scottylabs), infrastructure
+# (vastai GPU rentals, webhook-site), voice agents (ultravox), social media (sprout-social).
+# Tried and left out: santafe-mcp (serves only streamable HTTP on port 9001), uk-due-diligence-mcp (downloads
+# sanctions lists at start and refuses to serve without them), and four that listed tools but were dropped to stay
+# at 18: vikey-mcp-server (5 thin reservation tools), tenzir-mcp (7, mostly instructions to the agent),
+# rxresume-mcp (8, needs MCP_TRANSPORT=stdio) and wgea-mcp (6, Australian data beside earlier Australian sets);
+# socialchamp-mcp (a client of a hosted server) not tried; tafsir-mcp, siigo-mcp, tiller-mcp-server, tuma250-mcp and
+# ukvet-mcp (no version installable here, even for Python 3.13), unifi-protect-mcp and wolfram-alpha-mcp-server (none
+# for Python 3.11; not tried further); no npm package was added.
+UNSEEN89: list[Server] = [
+    Server(
+        "robokassa",
+        "robokassa-mcp",
+        "pypi",
+        env={
+            "ROBOKASSA_LOGIN": "demo",
+            "ROBOKASSA_PASSWORD1": DUMMY,
+            "ROBOKASSA_PASSWORD2": DUMMY,
+            "ROBOKASSA_PASSWORD3": DUMMY,
+        },
+    ),
+    Server("snowball", "snowball-mcp", "pypi", env={"XUEQIU_TOKEN": DUMMY}),
+    Server(
+        "tushare",
+        "tushare-mcp-server",
+        "pypi",
+        bin="tushare-mcp",
+        env={"TUSHARE_TOKEN": DUMMY},
+        pins=("six", "mcp<2"),
+    ),
+    Server("sinta", "sinta-mcp-server", "pypi", args=("-m", "sinta_mcp_server.server"), bin="python"),
+    Server("saft", "saft-mcp", "pypi", args=("-m", "saft_mcp"), bin="python", pins=("mcp<2",)),
+    Server("technolife", "technolife-mcp", "pypi"),
+    Server("termdat", "termdat-mcp", "pypi"),
+    Server(
+        "t212",
+        "t212-mcp",
+        "pypi",
+        env={"T212_ENV": "demo", "T212_DEMO_API_KEY": DUMMY, "T212_DEMO_API_SECRET": DUMMY},
+    ),
+    Server(
+        "scienceon",
+        "scienceon-mcp",
+        "pypi",
+        env={
+            "SCIENCEON_API_KEY": "0123456789abcdef0123456789abcdef",
+            "SCIENCEON_CLIENT_ID": DUMMY,
+            "SCIENCEON_MAC_ADDRESS": "00-00-00-00-00-00",
+        },
+    ),
+    Server("vastai", "vastai-mcp", "pypi", env={"VAST_API_KEY": DUMMY}),
+    Server("webhook-site", "webhook-mcp-server", "pypi", env={"WEBHOOK_SITE_API_KEY": DUMMY}),
+    Server(
+        "upwork",
+        "upwork-mcp",
+        "pypi",
+        env={"UPWORK_CLIENT_ID": DUMMY, "UPWORK_CLIENT_SECRET": DUMMY, "UPWORK_ACCESS_TOKEN": DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server("ultravox", "ultravox-mcp", "pypi", env={"ULTRAVOX_API_KEY": DUMMY}),
+    Server(
+        "sprout-social",
+        "sprout-social-mcp",
+        "pypi",
+        env={"SPROUT_API_TOKEN": DUMMY, "SPROUT_CUSTOMER_ID": "1234567"},
+    ),
+    Server(
+        "scottylabs",
+        "scottylabs-mcp",
+        "pypi",
+        env={"SCOTTYLABS_API_BASE": "http://127.0.0.1:9", "SCOTTYLABS_AUTH_TOKEN": DUMMY},
+        pins=("mcp<2",),
+    ),
+    Server("tuvi", "tuvi-mcp-server", "pypi", bin="tuvi-mcp", env={"TUVI_DB_PATH": "{scratch}/tuvi.db"}),
+    Server("sgept-gta", "sgept-gta-mcp", "pypi", env={"GTA_API_KEY": DUMMY}),
+    Server(
+        "truckaurbus",
+        "truckaurbus-mcp",
+        "pypi",
+        env={"TRUCKAURBUS_API_KEY": DUMMY, "TRUCKAURBUS_API_URL": "http://127.0.0.1:9"},
+    ),
+]
+
+
 def install(servers: list[Server]) -> None:
     env = dict(os.environ, PUPPETEER_SKIP_DOWNLOAD="1", PUPPETEER_SKIP_CHROMIUM_DOWNLOAD="1")
     for server in servers:
@@ -6530,6 +6640,7 @@ def main(argv: list[str]) -> None:
         "--unseen87": (UNSEEN87, HERE / "unseen87"),
         "--unseen86": (UNSEEN86, HERE / "unseen86"),
         "--unseen88": (UNSEEN88, HERE / "unseen88"),
+        "--unseen89": (UNSEEN89, HERE / "unseen89"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -3041,3 +3041,9 @@ def test_outlook_is_a_microsoft_365_product() -> None:
         "office365",
         "cal_create",
     )
+
+
+def test_market_quotes_in_chinese_korean_and_japanese_are_quotes() -> None:
+    # 行情 (a stock's market quotation), 호가 and 気配値 (bid/ask quotes) are quotes
+    for text in ("获取股票实时行情", "삼성전자 호가 보여줘", "トヨタの気配値"):
+        assert "quot" in LEXICON.tags(text), text

@@ -3047,3 +3047,9 @@ def test_market_quotes_in_chinese_korean_and_japanese_are_quotes() -> None:
     # 行情 (a stock's market quotation), 호가 and 気配値 (bid/ask quotes) are quotes
     for text in ("获取股票实时行情", "삼성전자 호가 보여줘", "トヨタの気配値"):
         assert "quot" in LEXICON.tags(text), text
+
+
+def test_departures_in_czech_polish_dutch_and_swedish() -> None:
+    for text in ("Kdy jede nejbližší spoj? Odjezdy ze zastávky Anděl", "rozkład jazdy z Dworca Centralnego",
+                 "vertrektijden Utrecht Centraal", "nästa avgång från Slussen"):  # fmt: skip
+        assert "@departures" in LEXICON.tags(text), text

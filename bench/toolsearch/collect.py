@@ -102,6 +102,7 @@ network service. Usage::
     python collect.py install|collect --unseen86 # the eighty-sixth unseen set, into ./unseen86
     python collect.py install|collect --unseen88 # the eighty-eighth unseen set, into ./unseen88
     python collect.py install|collect --unseen89 # the eighty-ninth unseen set, into ./unseen89
+    python collect.py install|collect --unseen91 # the ninety-first unseen set, into ./unseen91
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -6318,6 +6319,104 @@ UNSEEN89: list[Server] = [
 ]
 
 
+# The ninety-first unseen set, frozen by ``--unseen91`` into ./unseen91 (blind set, 18 servers: 3 npm, 15 PyPI, 189
+# tools); its queries (unseen91.jsonl) were written from these listings alone, before any ranker ran on them. Package
+# names start with a-h; none is in the earlier lists. Languages of the tool descriptions: German (fega-schmitt, the
+# FEGA & Schmitt electrical wholesaler's prices, cable drums, deals and orders), Vietnamese (heroseo: Google Analytics
+# 4 and Search Console), Turkish with English glosses (geoproje: soil-investigation extraction and TBDY 2018 seismic
+# spectra), Korean (hotpaper: HotPaper.ai paper briefings; arxiv-paper), Chinese (flight-ticket: flight routes,
+# transfers, live positions and weather); the rest English: apple-docs (Apple developer docs and WWDC), autoeq
+# (headphone EQ database), cellosaurus (cell lines), ckan (open-data portals), coderabbit (CodeRabbit PR reviews),
+# comtrade (UN Comtrade), core-web-vitals and crux (Chrome UX Report, PageSpeed), deepseek (DeepSeek API), dtrack
+# (Dependency-Track), evaboot (LinkedIn Sales Navigator extraction, email finding), gg-opensearch (OpenSearch).
+# geoproje has 19 tools, apple-docs 18; crux 3 and arxiv-paper 4. Pins: mcp<2 for the servers that import FastMCP
+# from mcp.server or use the old low-level Server decorators (autoeq, ckan, comtrade, dtrack, evaboot, heroseo,
+# gg-opensearch, arxiv-paper); aiohttp for ckan and requests for comtrade, imported without being declared.
+# Deliberate overlaps (shared tasks): a site's current Core Web Vitals and their weekly history (crux vs
+# core-web-vitals), an arXiv paper's details and keyword paper search (arxiv-paper vs hotpaper); within servers,
+# platform availability vs page content and similar vs related APIs (apple-docs), recommend vs search vs ranking
+# (autoeq), disease and tissue finders vs Solr search (cellosaurus), organisation vs dataset search (ckan), comment
+# vs conversation resolution (coderabbit), three ways to a country code (comtrade), INP playbook list vs read
+# (core-web-vitals), chat vs Responses API (deepseek), plain vs alias-grouped findings (dtrack), flight status vs
+# info and airport vs bounding-box traffic (flight-ticket), job status vs job list (geoproje), count vs search
+# (gg-opensearch), sitemap list vs detail (heroseo).
+# Tried and left out: authentik-mcp (connects to its server at start-up and exits), domainr-mcp-server (lists 3
+# tools; dropped to stay at 18), accessflow-mcp-server (2 tools, needs MongoDB), caldera-mcp, dbschenker-mcp-server,
+# eansearch-mcp-server, appflowy-mcp, aqicn-mcp-server, appstore-mcp, appstore-mcp-server, hsbc-tradetrack-mcp and
+# gaode-mcp-server (no version installable here), evernote-mcp (52 tools) and ghl-pro-mcp (about 170), not tried.
+UNSEEN91: list[Server] = [
+    Server("autoeq", "autoeq-mcp", "pypi", env={"AUTOEQ_DATA_DIR": "{scratch}/autoeq"}, pins=("mcp<2",)),
+    Server("cellosaurus", "cellosaurus-mcp", "pypi", bin="cellosaurus_mcp"),
+    Server(
+        "ckan",
+        "ckan-mcp-server",
+        "pypi",
+        args=("-m", "mcp_ckan_server"),
+        env={"CKAN_URL": "http://127.0.0.1:9", "CKAN_API_KEY": DUMMY},
+        bin="python",
+        pins=("aiohttp", "mcp<2"),
+    ),
+    Server(
+        "comtrade",
+        "comtrade-mcp-server",
+        "pypi",
+        env={"COMTRADE_SUBSCRIPTION_KEY": DUMMY},
+        pins=("requests", "mcp<2"),
+    ),
+    Server("core-web-vitals", "core-web-vitals-mcp", "pypi"),
+    Server("crux", "crux-mcp", "pypi", env={"CRUX_API_KEY": DUMMY}),
+    Server(
+        "dtrack",
+        "dtrack-mcp",
+        "pypi",
+        env={"DTRACK_URL": "http://127.0.0.1:9", "DTRACK_API_KEY": DUMMY, "DTRACK_SKIP_VERSION_CHECK": "1"},
+        pins=("mcp<2",),
+    ),
+    Server("evaboot", "evaboot-mcp", "pypi", env={"EVABOOT_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server(
+        "fega-schmitt",
+        "fega-schmitt-mcp",
+        "pypi",
+        env={
+            "FEGA_CUSTOMER_NUMBER": "123456",
+            "FEGA_SHOP_PASSWORD": DUMMY,
+            "FEGA_ENDPOINT": "http://127.0.0.1:9",
+            "FEGA_SHOP_BASE_URL": "http://127.0.0.1:9",
+        },
+    ),
+    Server(
+        "heroseo",
+        "heroseo-mcp",
+        "pypi",
+        env={"HEROSEO_MCP_HOME": "{scratch}/heroseo", "HEROSEO_MCP_NO_BROWSER": "1"},
+        pins=("mcp<2",),
+    ),
+    Server(
+        "geoproje",
+        "geoproje-mcp",
+        "pypi",
+        env={"GEOPROJE_API_KEY": DUMMY, "GEOPROJE_API_BASE": "http://127.0.0.1:9"},
+    ),
+    Server("hotpaper", "hotpaper-mcp", "pypi", env={"HOTPAPER_API": "http://127.0.0.1:9"}),
+    Server("flight-ticket", "flight-ticket-mcp-server", "pypi", env={"MCP_TRANSPORT": "stdio"}),
+    Server(
+        "gg-opensearch",
+        "gg-mcp-os",
+        "pypi",
+        env={
+            "OPENSEARCH_URL": "http://127.0.0.1:9",
+            "OPENSEARCH_USERNAME": "admin",
+            "OPENSEARCH_PASSWORD": DUMMY,
+        },
+        pins=("mcp<2",),
+    ),
+    Server("arxiv-paper", "arxiv-paper-mcp", "pypi", pins=("mcp<2",)),
+    Server("coderabbit", "coderabbitai-mcp", "npm", env={"GITHUB_PAT": "ghp_" + DUMMY}),
+    Server("apple-docs", "@kimsungwhee/apple-docs-mcp", "npm"),
+    Server("deepseek", "deepseek-mcp-server", "npm", env={"DEEPSEEK_API_KEY": "sk-" + DUMMY}),
+]
+
+
 def install(servers: list[Server]) -> None:
     env = dict(os.environ, PUPPETEER_SKIP_DOWNLOAD="1", PUPPETEER_SKIP_CHROMIUM_DOWNLOAD="1")
     for server in servers:
@@ -6641,6 +6740,7 @@ def main(argv: list[str]) -> None:
         "--unseen86": (UNSEEN86, HERE / "unseen86"),
         "--unseen88": (UNSEEN88, HERE / "unseen88"),
         "--unseen89": (UNSEEN89, HERE / "unseen89"),
+        "--unseen91": (UNSEEN91, HERE / "unseen91"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

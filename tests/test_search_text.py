@@ -3053,3 +3053,13 @@ def test_departures_in_czech_polish_dutch_and_swedish() -> None:
     for text in ("Kdy jede nejbližší spoj? Odjezdy ze zastávky Anděl", "rozkład jazdy z Dworca Centralnego",
                  "vertrektijden Utrecht Centraal", "nästa avgång från Slussen"):  # fmt: skip
         assert "@departures" in LEXICON.tags(text), text
+
+
+def test_an_airplane_in_other_languages_reaches_flight_tools() -> None:
+    # 飞机, 飛行機, avión ... read as "airplane", whose neighbours in meaning include flight
+    for text in (
+        "CA1831 这班飞机现在飞到哪儿了？",
+        "¿Dónde está el avión IB3166 ahora?",
+        "Wo ist das Flugzeug LH400?",
+    ):
+        assert "airplan" in dict(SearchIndex().query_terms(text)), text

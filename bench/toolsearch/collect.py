@@ -104,6 +104,7 @@ network service. Usage::
     python collect.py install|collect --unseen89 # the eighty-ninth unseen set, into ./unseen89
     python collect.py install|collect --unseen91 # the ninety-first unseen set, into ./unseen91
     python collect.py install|collect --unseen90 # the ninetieth unseen set, into ./unseen90
+    python collect.py install|collect --unseen92 # the ninety-second unseen set, into ./unseen92
 
 The collector needs the ``mcp`` SDK (>=2.3,<3) in the interpreter that runs it.
 """
@@ -6530,6 +6531,67 @@ UNSEEN90: list[Server] = [
 ]
 
 
+# The ninety-second unseen set, frozen by ``--unseen92`` into ./unseen92 (blind set, 18 servers, all PyPI, 195
+# tools); its queries (unseen92.jsonl) were written from these listings alone, before any ranker ran on them.
+# Package names start with r-z; none is in the earlier lists. Services: Sri Lankan business reviews (reviewguru),
+# Irish death notices (rip-ie), India's RTI Online portal (rti), RuStore app publishing, payments and reviews
+# (ru-store), Ukrainian IT salaries from Djinni and DOU (salary), Swiss labour market and occupational accidents
+# (seco-labor), Swiss federal finances (swiss-efv), Swiss Federal Statistical Office tables and communes
+# (swiss-statistics), Simplenote notes, Bible study with Greek/Hebrew lexicons (studybible), Foursquare Swarm
+# check-ins (swarm), Kenyan civic terms in Swahili, Kikuyu and Dholuo (tafsiri), Indian income tax (taxbrainai),
+# US macro indicators (us-macro), a USDA-style food and macro database (usda), the useSend email platform
+# (usesend), Latin American tax-id validation (validalatam) and a one-tool IMAP/SMTP dispatcher (simple-email).
+# Languages of the tool descriptions: German (seco-labor, most of it), German terms in English text (swiss-efv,
+# swiss-statistics), Swahili/Kikuyu/Dholuo subjects (tafsiri); the rest English. ru-store has 34 tools, usesend
+# 33, studybible 18; simple-email 1, rip-ie 3.
+# Pins: mcp<2 for reviewguru, taxbrainai, studybible, us-macro and ru-store (FastMCP from mcp.server, the old
+# low-level list_tools decorator, or taxbrainai's missing [mcp] extra); Python 3.13 for usesend. ru-store-mcp's
+# script is ``rustore-mcp``; simplenote needs SIMPLENOTE_EMAIL and SIMPLENOTE_PASSWORD.
+# Deliberate overlaps (shared tasks): sending one email (usesend vs simple-email's dispatcher) and finding Swiss
+# labour-market data (seco-labor's opendata.swiss search and youth-unemployment tool vs swiss-statistics' STAT-TAB
+# table search); within servers, date-range vs recent vs filtered check-ins (swarm), search vs list (rti),
+# genealogy vs connection, place vs name lookup, ANE context vs study notes (studybible), indicator vs snapshot
+# (us-macro), diet filter vs list (usda), list vs search and reviews vs business detail (reviewguru), civic terms
+# vs glossary (tafsiri), single vs batch validation (validalatam), products vs subscriptions (ru-store), job
+# seekers vs unemployed (seco-labor), and the generic STAT-TAB query beside the population, construction, canton
+# comparison and education tools (swiss-statistics). Queries: 80, 22 with several right tools, 5 across two
+# servers, 15 in other languages (Russian, German x3, Spanish x2, Portuguese, Hindi, Japanese, French, Italian,
+# Korean, Turkish, Ukrainian, Swahili).
+# Neighbouring domains without shared tasks: Swiss public data of three kinds (seco-labor, swiss-efv,
+# swiss-statistics), money and jobs (salary, taxbrainai, us-macro), reviews (reviewguru's businesses vs
+# ru-store's app reviews vs swarm's venues).
+# Tried and left out: tbank-mcp (90 tools), tick-mcp (TickTick, 71, needs Python 3.12 and mcp<2) and thesma-mcp
+# (60, Python 3.12, THESMA_API_KEY), dropped for size; veridex-mcp (3), translink-mcp (3, run as ``python -m
+# mcp_server_translink`` with mcp<2), urban-dictionary-mcp (2, needs mcp<2 and hishel<2) and sokgi-mcp (3), which
+# listed tools but were dropped as thin; trsdn-paperless-mcp (serves only HTTP, wants PAPERLESS_URL and tokens).
+# No npm package was added: the npm names with MCP in r-z were mostly SDKs, UI kits or services earlier sets cover.
+UNSEEN92: list[Server] = [
+    Server(
+        "simplenote",
+        "simplenote-mcp-server",
+        "pypi",
+        env={"SIMPLENOTE_EMAIL": "bench@example.com", "SIMPLENOTE_PASSWORD": DUMMY},
+    ),
+    Server("ru-store", "ru-store-mcp", "pypi", bin="rustore-mcp", pins=("mcp<2",)),
+    Server("salary", "salary-mcp", "pypi"),
+    Server("reviewguru", "reviewguru-mcp", "pypi", pins=("mcp<2",)),
+    Server("swiss-efv", "swiss-efv-mcp", "pypi"),
+    Server("tafsiri", "tafsiri-mcp", "pypi"),
+    Server("usesend", "usesend-mcp", "pypi", python="3.13"),
+    Server("validalatam", "validalatam-mcp", "pypi"),
+    Server("rip-ie", "rip-ie-mcp", "pypi"),
+    Server("rti", "rti-mcp", "pypi"),
+    Server("taxbrainai", "taxbrainai-mcp", "pypi", pins=("mcp<2",)),
+    Server("swarm", "swarm-mcp", "pypi"),
+    Server("studybible", "studybible-mcp", "pypi", pins=("mcp<2",)),
+    Server("us-macro", "us-macro-mcp", "pypi", pins=("mcp<2",)),
+    Server("seco-labor", "seco-labor-mcp", "pypi"),
+    Server("swiss-statistics", "swiss-statistics-mcp", "pypi"),
+    Server("usda", "usda-mcp", "pypi"),
+    Server("simple-email", "simple-email-mcp", "pypi"),
+]
+
+
 def install(servers: list[Server]) -> None:
     env = dict(os.environ, PUPPETEER_SKIP_DOWNLOAD="1", PUPPETEER_SKIP_CHROMIUM_DOWNLOAD="1")
     for server in servers:
@@ -6855,6 +6917,7 @@ def main(argv: list[str]) -> None:
         "--unseen89": (UNSEEN89, HERE / "unseen89"),
         "--unseen91": (UNSEEN91, HERE / "unseen91"),
         "--unseen90": (UNSEEN90, HERE / "unseen90"),
+        "--unseen92": (UNSEEN92, HERE / "unseen92"),
     }
     chosen_list, out_dir = SERVERS, OUT_DIR
     for flag, (servers, folder) in flags.items():

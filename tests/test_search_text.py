@@ -3058,7 +3058,7 @@ def test_departures_in_czech_polish_dutch_and_swedish() -> None:
 def test_an_airplane_in_other_languages_reaches_flight_tools() -> None:
     # 飞机, 飛行機, avión ... read as "airplane", whose neighbours in meaning include flight
     for text in (
-        "CA1831 这班飞机现在飞到哪儿了？",
+        "CA1831 这班飞机现在飞到哪儿了?",
         "¿Dónde está el avión IB3166 ahora?",
         "Wo ist das Flugzeug LH400?",
     ):
@@ -3070,3 +3070,12 @@ def test_glucose_pinning_and_archiving_in_other_languages() -> None:
     assert "glucos" in LEXICON.tags("Jaki był mój średni poziom glukozy przez ostatnie 24 godziny?")
     assert "pin" in LEXICON.tags("「パスポート更新」のメモ、一番上に固定しておいて。")
     assert "archiv" in LEXICON.tags("Arquiva aquela nota antiga, não quero apagar")
+
+
+def test_e_mail_is_email_and_a_german_tag_is_a_day() -> None:
+    # "E-Mail" is the word email (not a letter and "mail"); "Tag für Tag" in German text is day
+    # by day, no tag, while an English "tag" stays one
+    assert "email" in analyze("Wie viele E-Mails haben wir verschickt?")
+    assert "email" in analyze("envoyer un e-mail au client")
+    assert "tag" not in analyze("Ich brauche den Verlauf Tag für Tag")
+    assert "tag" in analyze("add the tag urgent to the issue")

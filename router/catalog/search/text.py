@@ -358,7 +358,11 @@ STOP_WORDS = _STOP
 
 # French "comment" (how) is a stop word only in French text: in English it names what
 # `add_comment` adds. A text is French for this by the French function words it has besides.
-_STOP_IN = {"comment": frozenset(_FRENCH)}
+_STOP_IN = {
+    "comment": frozenset(_FRENCH),
+    # German "Tag" (a day: "in den letzten 7 Tagen", "Tag für Tag") is no tag in German text
+    "tag": frozenset({"der", "das", "den", "dem", "des", "und", "ist", "für", "fur", "jeden", "letzten"}),
+}
 
 _stemmer = snowballstemmer.stemmer("english")
 # Russian is the one other script whose words are inflected and written with spaces that the
@@ -484,6 +488,8 @@ def words(text: str) -> list[str]:
 
 # "to-do" is one word whose parts are both stop words: it is read as "todo", as tool names write it
 _TO_DO = re.compile(r"\bto-do(?=s?\b)", re.I)
+# "e-mail" (as German, French and many others write it) is the word "email", not a letter and "mail"
+_E_MAIL = re.compile(r"\b([eE])-([mM][aA][iI][lL])")
 
 
 @lru_cache(maxsize=512)  # recent texts only: one registration analyses a text several ways
@@ -495,6 +501,8 @@ def _words(text: str) -> tuple[str, ...]:
     out: list[str] = []
     if "-do" in text or "-Do" in text or "-DO" in text:
         text = _TO_DO.sub("todo", text)
+    if "-mail" in text or "-Mail" in text or "-MAIL" in text:
+        text = _E_MAIL.sub(r"\1\2", text)
     if text.isascii():
         chunks = _ASCII_CHUNK.findall(text)
     else:

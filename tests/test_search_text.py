@@ -3079,3 +3079,4 @@ def test_e_mail_is_email_and_a_german_tag_is_a_day() -> None:
     assert "email" in analyze("envoyer un e-mail au client")
     assert "tag" not in analyze("Ich brauche den Verlauf Tag für Tag")
     assert "tag" in analyze("add the tag urgent to the issue")
+    assert "tag" in analyze("ajoute le tag urgent aux tickets des clients")  # French: a tag

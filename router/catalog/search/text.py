@@ -360,8 +360,9 @@ STOP_WORDS = _STOP
 # `add_comment` adds. A text is French for this by the French function words it has besides.
 _STOP_IN = {
     "comment": frozenset(_FRENCH),
-    # German "Tag" (a day: "in den letzten 7 Tagen", "Tag für Tag") is no tag in German text
-    "tag": frozenset({"der", "das", "den", "dem", "des", "und", "ist", "für", "fur", "jeden", "letzten"}),
+    # German "Tag" (a day: "in den letzten 7 Tagen", "Tag für Tag") is no tag in German text; the
+    # markers are German only ("des" is French too, where a tag is a tag)
+    "tag": frozenset({"der", "das", "den", "dem", "und", "ist", "für", "fur", "jeden", "letzten"}),
 }
 
 _stemmer = snowballstemmer.stemmer("english")
